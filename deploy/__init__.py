@@ -1,0 +1,1 @@
+"""deploy: serial protocol, host side and firmware targets (host pty, Cortex-M4)."""

@@ -1,0 +1,3 @@
+from edgetp.cli import main
+
+raise SystemExit(main())

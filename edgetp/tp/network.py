@@ -1,0 +1,224 @@
+"""Float TP: pure step functions over explicit state (spec sections 2-5).
+
+``train_step(params, state, x, labels, cfg, opt)`` runs one time step: the forward
+pass of the data and target streams, every layer's local gradient, then one
+optimizer step (weights change in place; the returned state is new).
+
+Target sets (spec 5): ``"batch"`` runs the target stream on each sample's label (the
+paper; needs B >= 2 to learn in hidden layers); ``"classes"`` runs it on every class
+once and contrasts each sample against all class prototypes (works at B = 1).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edgetp.errors import EdgetpError
+from edgetp.tp import kernels as K
+from edgetp.tp.config import NetConfig, Params
+
+TARGETS = ("batch", "classes")
+
+
+@dataclass
+class TPState:
+    """Neuron state of one sample batch; all zero at the start of a sample.
+
+    v/s/tr: data-stream membrane, last spikes and traces per hidden layer (B, H_l);
+    vt/st/trt: the same for the target stream (Bt, H_l); trt0: label trace (Bt, O);
+    u: readout (B, O); t: steps taken since the reset.
+    """
+
+    v: list
+    s: list
+    tr: list
+    vt: list
+    st: list
+    trt: list
+    trt0: np.ndarray
+    u: np.ndarray
+    t: int = 0
+
+
+def init_state(cfg: NetConfig, batch: int, n_targets: int, dtype=np.float64) -> TPState:
+    z = lambda n, h: np.zeros((n, h), dtype=dtype)
+    return TPState(
+        v=[z(batch, h) for h in cfg.hidden], s=[z(batch, h) for h in cfg.hidden],
+        tr=[z(batch, h) for h in cfg.hidden],
+        vt=[z(n_targets, h) for h in cfg.hidden], st=[z(n_targets, h) for h in cfg.hidden],
+        trt=[z(n_targets, h) for h in cfg.hidden],
+        trt0=z(n_targets, cfg.n_out), u=z(batch, cfg.n_out))
+
+
+def _flat(a: np.ndarray) -> np.ndarray:
+    """A flat view (never a copy: the kernels update weights in place)."""
+    if not a.flags.c_contiguous:
+        raise ValueError("optimizer arrays must be C-contiguous")
+    return a.reshape(-1)
+
+
+@dataclass
+class Optimizer:
+    """SGD or Adam (PyTorch semantics). ``lr`` may be changed between steps (schedules)."""
+
+    kind: str = "adam"
+    lr: float = 1e-4
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    step: int = 0
+    m: list = field(default_factory=list)
+    v: list = field(default_factory=list)
+
+    def __post_init__(self):
+        if self.kind not in ("sgd", "adam"):
+            raise EdgetpError(f"optimizer must be 'sgd' or 'adam', got {self.kind!r}")
+        if not self.lr >= 0:
+            raise EdgetpError(f"learning rate must be >= 0, got {self.lr}")
+
+    def apply(self, weights: list, grads: list) -> None:
+        if self.kind == "sgd":
+            for w, g in zip(weights, grads):
+                if g is not None:
+                    K.sgd_update(_flat(w), _flat(g), w.dtype.type(self.lr))
+            return
+        if not self.m:
+            self.m = [np.zeros_like(w) for w in weights]
+            self.v = [np.zeros_like(w) for w in weights]
+        self.step += 1
+        for w, g, m, v in zip(weights, grads, self.m, self.v):
+            if g is not None:
+                K.adam_update(_flat(w), _flat(g), _flat(m), _flat(v), self.lr, self.beta1, self.beta2, self.eps, self.step)
+
+
+def _layer_forward(cfg, W_in, R, v, s_prev, x, dtype):
+    """Input current and LIF step for one stream of one hidden layer."""
+    cur = x @ W_in.T
+    if R is not None:
+        cur += s_prev @ R.T
+    return K.lif_step(v, cur, dtype(cfg.leak_m), dtype(cfg.vth), cfg.reset == "hard")
+
+
+def forward(params: Params, state: TPState, x: np.ndarray, target_in: np.ndarray | None,
+            cfg: NetConfig) -> tuple[TPState, dict]:
+    """Forward pass of one step (spec 2). ``target_in`` is the one-hot target of each
+    target-stream row (None = inference: data stream only). Returns the new state and
+    the per-layer quantities learning needs (``vpre``, ``vpre_t``, inputs)."""
+    dt = np.dtype(x.dtype).type
+    lam = dt(cfg.leak_t)
+    v, s, tr = [a.copy() for a in state.v], list(state.s), list(state.tr)
+    vt, st, trt = [a.copy() for a in state.vt], list(state.st), list(state.trt)
+    aux = {"vpre": [], "vpre_t": [], "in": [], "in_t": [], "s_prev": list(state.s), "st_prev": list(state.st)}
+    inp = x
+    inp_t = target_in
+    for l in range(cfg.layers):
+        R = params.R[l] if cfg.recurrent else None
+        aux["in"].append(inp)
+        vpre, s[l] = _layer_forward(cfg, params.W[l], R, v[l], state.s[l], inp, dt)
+        tr[l] = lam * state.tr[l] + s[l]
+        aux["vpre"].append(vpre)
+        inp = s[l]
+        if target_in is not None:
+            if l == 0:
+                Win_t, R_t = params.S, (params.S_rec if cfg.recurrent else None)
+            else:
+                Win_t, R_t = params.W[l], R
+            aux["in_t"].append(inp_t)
+            vpre_t, st[l] = _layer_forward(cfg, Win_t, R_t, vt[l], state.st[l], inp_t, dt)
+            trt[l] = lam * state.trt[l] + st[l]
+            aux["vpre_t"].append(vpre_t)
+            inp_t = st[l]
+    u = dt(cfg.leak_out) * state.u + s[-1] @ params.W[-1].T
+    trt0 = lam * state.trt0 + target_in if target_in is not None else state.trt0
+    return TPState(v, s, tr, vt, st, trt, trt0, u, state.t + 1), aux
+
+
+def gradients(params: Params, new: TPState, aux: dict, labels: np.ndarray, cfg: NetConfig,
+              targets: str, train: str = "all") -> dict:
+    """Every layer's local gradient at this step (spec 3, 5). Keys ``W0..WL``, ``R0..``.
+
+    ``train="readout"`` computes only the readout's gradient.
+    """
+    dt = np.dtype(new.u.dtype).type
+    B = new.u.shape[0]
+    grads = {}
+    if train == "all":
+        for l in range(cfg.layers):
+            p = new.trt0 if l == 0 else new.trt[l - 1]
+            p_rows = p if targets == "batch" else p[labels]
+            y = K.soft_targets(p_rows, p)
+            dh, dg, _ = K.contrastive_grads(new.tr[l], new.trt[l], y)
+            delta = dh * K.surrogate(aux["vpre"][l], dt(cfg.vth), dt(cfg.gamma))
+            gW = delta.T @ aux["in"][l]
+            gR = delta.T @ aux["s_prev"][l] if cfg.recurrent else None
+            if l >= 1:
+                delta_t = dg * K.surrogate(aux["vpre_t"][l], dt(cfg.vth), dt(cfg.gamma))
+                gW += delta_t.T @ aux["in_t"][l]
+                if cfg.recurrent:
+                    gR += delta_t.T @ aux["st_prev"][l]
+            grads[f"W{l}"] = gW
+            if cfg.recurrent:
+                grads[f"R{l}"] = gR
+    e = K.softmax_rows(new.u)
+    e[np.arange(B), labels] -= 1.0
+    grads[f"W{cfg.layers}"] = e.T @ new.tr[-1] / dt(B)
+    return grads
+
+
+def target_inputs(cfg: NetConfig, labels: np.ndarray, targets: str, dtype) -> np.ndarray:
+    if targets == "batch":
+        return np.eye(cfg.n_out, dtype=dtype)[labels]
+    if targets == "classes":
+        return np.eye(cfg.n_out, dtype=dtype)
+    raise EdgetpError(f"targets must be one of {TARGETS}, got {targets!r}")
+
+
+def train_step(params: Params, state: TPState, x: np.ndarray, labels: np.ndarray, cfg: NetConfig,
+               opt: Optimizer, targets: str = "batch", train: str = "all",
+               target_in: np.ndarray | None = None) -> tuple[TPState, dict]:
+    """One time step of TP learning: forward, local gradients, one optimizer step.
+
+    Returns ``(new_state, grads)``; ``params`` are updated in place.
+    """
+    if target_in is None:
+        target_in = target_inputs(cfg, labels, targets, x.dtype)
+    new, aux = forward(params, state, x, target_in, cfg)
+    grads = gradients(params, new, aux, labels, cfg, targets, train)
+    names = [f"W{i}" for i in range(cfg.layers + 1)] + ([f"R{i}" for i in range(cfg.layers)] if cfg.recurrent else [])
+    opt.apply(params.trainable(), [grads.get(n) for n in names])
+    return new, grads
+
+
+def infer_step(params: Params, state: TPState, x: np.ndarray, cfg: NetConfig) -> TPState:
+    """Data stream only (spec 4)."""
+    return forward(params, state, x, None, cfg)[0]
+
+
+def train_sequence(params: Params, xs: np.ndarray, labels: np.ndarray, cfg: NetConfig, opt: Optimizer,
+                   targets: str = "batch", train: str = "all") -> TPState:
+    """Train on a batch of sequences ``xs`` (B, T, N0) from a zero state, one update per step."""
+    xs = np.asarray(xs)
+    labels = np.asarray(labels, dtype=np.int64)
+    B = xs.shape[0]
+    n_t = B if targets == "batch" else cfg.n_out
+    state = init_state(cfg, B, n_t, xs.dtype)
+    tin = target_inputs(cfg, labels, targets, xs.dtype)
+    for t in range(xs.shape[1]):
+        state, _ = train_step(params, state, np.ascontiguousarray(xs[:, t]), labels, cfg, opt, targets, train, tin)
+    return state
+
+
+def infer_sequence(params: Params, xs: np.ndarray, cfg: NetConfig) -> np.ndarray:
+    """Readout after the last step, (B, O), from a zero state."""
+    xs = np.asarray(xs)
+    state = init_state(cfg, xs.shape[0], 0, xs.dtype)
+    for t in range(xs.shape[1]):
+        state = infer_step(params, state, np.ascontiguousarray(xs[:, t]), cfg)
+    return state.u
+
+
+def predict(params: Params, xs: np.ndarray, cfg: NetConfig, batch: int = 256) -> np.ndarray:
+    """argmax of the readout at the last step (spec 4)."""
+    out = [infer_sequence(params, xs[i:i + batch], cfg).argmax(1) for i in range(0, len(xs), batch)]
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)

@@ -1,0 +1,1 @@
+"""firmware_gen: integer edgetp model -> C arrays and C learning routines."""
