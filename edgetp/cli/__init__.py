@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import pkgutil
 import sys
 
 from edgetp import __version__
 from edgetp.errors import EdgetpError
 
-# Order is the order of `edgetp --help`. A module missing here is a bug, not an option.
-COMMAND_MODULES = [
-    "conformance",
-    "bench",
-]
+# Every module of this package with a ``register`` function is a sub-command; this
+# list only fixes the order of `edgetp --help` (others follow alphabetically).
+ORDER = ["finetune", "pretrain", "data", "conformance", "bench", "export", "verify_c", "hil"]
+
+
+def command_modules() -> list[str]:
+    found = {m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")}
+    return [n for n in ORDER if n in found] + sorted(found - set(ORDER))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,8 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"edgetp {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        importlib.import_module(f"edgetp.cli.{name}").register(sub)
+    for name in command_modules():
+        mod = importlib.import_module(f"edgetp.cli.{name}")
+        if hasattr(mod, "register"):
+            mod.register(sub)
     return parser
 
 
