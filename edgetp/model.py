@@ -101,6 +101,8 @@ def resolve_model_path(name_or_path: str) -> Path:
 def load_model(name_or_path: str | Path) -> Model:
     """Load and validate a model file; every defect is an EdgetpError naming the file."""
     path = resolve_model_path(str(name_or_path))
+    if not zipfile.is_zipfile(path):
+        raise EdgetpError(f"{path}: not an edgetp model file (not an .npz archive)")
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}

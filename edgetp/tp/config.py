@@ -106,7 +106,7 @@ class Params:
         return [*self.W, *(self.R or [])]
 
     def astype(self, dtype) -> "Params":
-        cv = lambda a: None if a is None else np.ascontiguousarray(a, dtype=dtype)
+        cv = lambda a: None if a is None else np.array(a, dtype=dtype, order="C", copy=True)
         return Params([cv(w) for w in self.W], None if self.R is None else [cv(r) for r in self.R],
                       cv(self.S), cv(self.S_rec), dict(self.extra))
 

@@ -107,3 +107,41 @@ def adam_update(w, grad, m, v, lr, beta1, beta2, eps, step):
         m[i] = mi
         v[i] = vi
         w[i] -= step_size * mi / (math.sqrt(vi) / bc2s + eps)
+
+
+@njit(cache=True, parallel=True)
+def outer_update(w, d1, p1, d2, p2, scale, adam, m, v, lr, beta1, beta2, eps, step, gout):
+    """Fused gradient + optimizer step for one weight matrix (in place).
+
+    grad = scale * (d1^T p1 + d2^T p2) (rank-B outer products, never stored unless
+    ``gout`` has w's shape); then SGD (``adam`` False) or PyTorch Adam as in
+    :func:`adam_update`. Rows whose factors are all zero cost no multiply (SGD).
+    Used for small batches, where forming the gradient matrix costs more than the update.
+    """
+    n_out, n_in = w.shape
+    record = gout.shape[0] == n_out
+    bc1 = 1.0 - beta1 ** step
+    bc2s = math.sqrt(1.0 - beta2 ** step) if adam else 1.0
+    step_size = lr / bc1 if adam else lr
+    for i in prange(n_out):
+        g = np.zeros(n_in, dtype=w.dtype)
+        for b in range(d1.shape[0]):
+            c = d1[b, i] * scale
+            if c != 0.0:
+                g += c * p1[b]
+        for b in range(d2.shape[0]):
+            c = d2[b, i] * scale
+            if c != 0.0:
+                g += c * p2[b]
+        if record:
+            gout[i] = g
+        if adam:
+            for j in range(n_in):
+                mi = beta1 * m[i, j] + (1.0 - beta1) * g[j]
+                vi = beta2 * v[i, j] + (1.0 - beta2) * g[j] * g[j]
+                m[i, j] = mi
+                v[i, j] = vi
+                w[i, j] -= step_size * mi / (math.sqrt(vi) / bc2s + eps)
+        else:
+            for j in range(n_in):
+                w[i, j] -= lr * g[j]

@@ -13,12 +13,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from edgetp.errors import EdgetpError
 from edgetp.tp import kernels as K
 from edgetp.tp.config import NetConfig, Params
 
 TARGETS = ("batch", "classes")
+
+# numba's threads do the parallel work; a multi-threaded BLAS spinning beside them on
+# 2 cores made training 8-30x slower (measured), so BLAS runs single-threaded here.
+# numba's np.dot calls scipy's own OpenBLAS: load it first so the limit covers it too.
+import scipy.linalg.cython_blas  # noqa: E402,F401
+
+_BLAS_LIMIT = threadpool_limits(1, user_api="blas")
 
 
 @dataclass
@@ -51,11 +59,23 @@ def init_state(cfg: NetConfig, batch: int, n_targets: int, dtype=np.float64) -> 
         trt0=z(n_targets, cfg.n_out), u=z(batch, cfg.n_out))
 
 
-def _flat(a: np.ndarray) -> np.ndarray:
-    """A flat view (never a copy: the kernels update weights in place)."""
-    if not a.flags.c_contiguous:
-        raise ValueError("optimizer arrays must be C-contiguous")
-    return a.reshape(-1)
+@dataclass
+class Grad:
+    """A weight gradient in factored form: ``scale * sum_k d_k^T p_k`` (rank-B terms).
+
+    Kept factored because at small batch the fused kernel never forms the matrix.
+    """
+
+    terms: list
+    scale: float = 1.0
+
+    def dense(self) -> np.ndarray:
+        g = sum(d.T @ p for d, p in self.terms)
+        return g * g.dtype.type(self.scale) if self.scale != 1.0 else g
+
+
+# Below this batch size the fused outer-product kernel beats BLAS + an elementwise pass.
+FUSED_MAX_BATCH = 8
 
 
 @dataclass
@@ -77,19 +97,40 @@ class Optimizer:
         if not self.lr >= 0:
             raise EdgetpError(f"learning rate must be >= 0, got {self.lr}")
 
-    def apply(self, weights: list, grads: list) -> None:
-        if self.kind == "sgd":
-            for w, g in zip(weights, grads):
-                if g is not None:
-                    K.sgd_update(_flat(w), _flat(g), w.dtype.type(self.lr))
-            return
-        if not self.m:
+    def apply(self, weights: list, grads: list, record: list | None = None) -> None:
+        """One step over ``weights`` with factored ``grads`` (None = frozen this step).
+
+        ``record``, if given, receives each dense gradient (None where not computed).
+        """
+        adam = self.kind == "adam"
+        if adam and not self.m:
             self.m = [np.zeros_like(w) for w in weights]
             self.v = [np.zeros_like(w) for w in weights]
         self.step += 1
-        for w, g, m, v in zip(weights, grads, self.m, self.v):
-            if g is not None:
-                K.adam_update(_flat(w), _flat(g), _flat(m), _flat(v), self.lr, self.beta1, self.beta2, self.eps, self.step)
+        for i, (w, g) in enumerate(zip(weights, grads)):
+            if g is None:
+                if record is not None:
+                    record.append(None)
+                continue
+            m, v = (self.m[i], self.v[i]) if adam else (_EMPTY2[w.dtype], _EMPTY2[w.dtype])
+            if max(d.shape[0] for d, _ in g.terms) <= FUSED_MAX_BATCH:
+                d1, p1 = g.terms[0]
+                d2, p2 = g.terms[1] if len(g.terms) > 1 else (_EMPTY2[w.dtype], _EMPTY2[w.dtype])
+                gout = np.empty_like(w) if record is not None else _EMPTY2[w.dtype]
+                K.outer_update(w, d1, p1, d2, p2, w.dtype.type(g.scale), adam, m, v, self.lr, self.beta1,
+                               self.beta2, self.eps, self.step, gout)
+            else:
+                gout = g.dense()
+                if adam:
+                    K.adam_update(w.reshape(-1), gout.reshape(-1), m.reshape(-1), v.reshape(-1), self.lr,
+                                  self.beta1, self.beta2, self.eps, self.step)
+                else:
+                    K.sgd_update(w.reshape(-1), gout.reshape(-1), w.dtype.type(self.lr))
+            if record is not None:
+                record.append(gout)
+
+
+_EMPTY2 = {np.dtype(t): np.zeros((0, 0), dtype=t) for t in (np.float32, np.float64)}
 
 
 def _layer_forward(cfg, W_in, R, v, s_prev, x, dtype):
@@ -135,8 +176,8 @@ def forward(params: Params, state: TPState, x: np.ndarray, target_in: np.ndarray
 
 
 def gradients(params: Params, new: TPState, aux: dict, labels: np.ndarray, cfg: NetConfig,
-              targets: str, train: str = "all") -> dict:
-    """Every layer's local gradient at this step (spec 3, 5). Keys ``W0..WL``, ``R0..``.
+              targets: str, train: str = "all") -> dict[str, Grad]:
+    """Every layer's local gradient at this step (spec 3, 5), factored; keys ``W0..WL``, ``R0..``.
 
     ``train="readout"`` computes only the readout's gradient.
     """
@@ -150,20 +191,23 @@ def gradients(params: Params, new: TPState, aux: dict, labels: np.ndarray, cfg: 
             y = K.soft_targets(p_rows, p)
             dh, dg, _ = K.contrastive_grads(new.tr[l], new.trt[l], y)
             delta = dh * K.surrogate(aux["vpre"][l], dt(cfg.vth), dt(cfg.gamma))
-            gW = delta.T @ aux["in"][l]
-            gR = delta.T @ aux["s_prev"][l] if cfg.recurrent else None
-            if l >= 1:
+            gW, gR = [(delta, aux["in"][l])], [(delta, aux["s_prev"][l])]
+            if l >= 1:  # layer 1's target stream comes from the frozen propagator
                 delta_t = dg * K.surrogate(aux["vpre_t"][l], dt(cfg.vth), dt(cfg.gamma))
-                gW += delta_t.T @ aux["in_t"][l]
-                if cfg.recurrent:
-                    gR += delta_t.T @ aux["st_prev"][l]
-            grads[f"W{l}"] = gW
+                gW.append((delta_t, aux["in_t"][l]))
+                gR.append((delta_t, aux["st_prev"][l]))
+            grads[f"W{l}"] = Grad(gW)
             if cfg.recurrent:
-                grads[f"R{l}"] = gR
+                grads[f"R{l}"] = Grad(gR)
     e = K.softmax_rows(new.u)
     e[np.arange(B), labels] -= 1.0
-    grads[f"W{cfg.layers}"] = e.T @ new.tr[-1] / dt(B)
+    grads[f"W{cfg.layers}"] = Grad([(e, new.tr[-1])], 1.0 / B)
     return grads
+
+
+def param_names(cfg: NetConfig) -> list[str]:
+    """Names of the trainable matrices in the order of ``Params.trainable()``."""
+    return [f"W{i}" for i in range(cfg.layers + 1)] + ([f"R{i}" for i in range(cfg.layers)] if cfg.recurrent else [])
 
 
 def target_inputs(cfg: NetConfig, labels: np.ndarray, targets: str, dtype) -> np.ndarray:
@@ -176,18 +220,20 @@ def target_inputs(cfg: NetConfig, labels: np.ndarray, targets: str, dtype) -> np
 
 def train_step(params: Params, state: TPState, x: np.ndarray, labels: np.ndarray, cfg: NetConfig,
                opt: Optimizer, targets: str = "batch", train: str = "all",
-               target_in: np.ndarray | None = None) -> tuple[TPState, dict]:
+               target_in: np.ndarray | None = None, record: bool = False) -> tuple[TPState, dict]:
     """One time step of TP learning: forward, local gradients, one optimizer step.
 
-    Returns ``(new_state, grads)``; ``params`` are updated in place.
+    Returns ``(new_state, grads)``; ``params`` are updated in place. ``grads`` holds the
+    dense gradient of every trained matrix when ``record`` is set, else it is empty.
     """
     if target_in is None:
         target_in = target_inputs(cfg, labels, targets, x.dtype)
     new, aux = forward(params, state, x, target_in, cfg)
-    grads = gradients(params, new, aux, labels, cfg, targets, train)
-    names = [f"W{i}" for i in range(cfg.layers + 1)] + ([f"R{i}" for i in range(cfg.layers)] if cfg.recurrent else [])
-    opt.apply(params.trainable(), [grads.get(n) for n in names])
-    return new, grads
+    factored = gradients(params, new, aux, labels, cfg, targets, train)
+    names = param_names(cfg)
+    dense = [] if record else None
+    opt.apply(params.trainable(), [factored.get(n) for n in names], dense)
+    return new, ({n: g for n, g in zip(names, dense) if g is not None} if record else {})
 
 
 def infer_step(params: Params, state: TPState, x: np.ndarray, cfg: NetConfig) -> TPState:
