@@ -26,7 +26,18 @@ from edgetp.tp.config import NetConfig, Params
 
 FORMAT = "edgetp-model"
 VERSION = 1
-MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+
+def _models_dir() -> Path:
+    """Shipped models: the package ``edgetp.models`` (the repository's ``models/``)."""
+    try:
+        import edgetp.models as m  # installed wheel, or editable install
+
+        return Path(m.__file__).resolve().parent
+    except ImportError:
+        return Path(__file__).resolve().parent.parent / "models"
+
+
+MODELS_DIR = _models_dir()
 
 
 @dataclass

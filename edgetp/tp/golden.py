@@ -15,6 +15,7 @@ import numpy as np
 from edgetp.errors import EdgetpError
 from edgetp.tp.config import NetConfig, Params
 from edgetp.tp.network import Optimizer, init_state, train_step
+from edgetp.tp.propagator import get_cache
 
 TOLERANCE = 1e-9
 _CONFIG_KEYS = {"hidden": list, "recurrent": bool, "batch": int, "steps": int, "n_in": int, "n_out": int,
@@ -74,6 +75,8 @@ def load_golden(path: str | Path) -> Golden:
     labels = config["labels"]
     if len(labels) != B or not all(isinstance(c, int) and 0 <= c < cfg.n_out for c in labels):
         _fail(path, f"config labels must be {B} class indices in [0, {cfg.n_out})")
+    if "labels" in arrays and arrays["labels"].tolist() != labels:
+        _fail(path, f"array 'labels' {arrays['labels'].tolist()} disagrees with config labels {labels}")
     sizes = cfg.sizes()
     want = {"x": (B, T, cfg.n_in), "h0": (T, B, cfg.n_in), "ht0": (T, B, cfg.n_out), "tr0": (T, B, cfg.n_in),
             "trt0": (T, B, cfg.n_out), "out": (T, B, cfg.n_out), "S": (cfg.hidden[0], cfg.n_out)}
@@ -115,9 +118,11 @@ def replay(g: Golden) -> dict[str, tuple[float, int]]:
     x = f64("x")
     B = x.shape[0]
     state = init_state(cfg, B, B, np.float64)
+    prop = get_cache(None, params, cfg, np.float64)
     worst: dict[str, tuple[float, int]] = {}
     for t in range(c["steps"]):
-        state, grads = train_step(params, state, np.ascontiguousarray(x[:, t]), labels, cfg, opt, "batch", record=True)
+        state, grads = train_step(params, state, np.ascontiguousarray(x[:, t]), labels, cfg, opt, "batch", record=True,
+                                   prop=prop)
         mine = {"h0": x[:, t], "ht0": np.eye(cfg.n_out)[labels], "trt0": state.trt0, "out": state.u}
         for l in range(L):
             mine.update({f"h{l + 1}": state.s[l], f"ht{l + 1}": state.st[l], f"tr{l + 1}": state.tr[l],

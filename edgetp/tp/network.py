@@ -18,6 +18,7 @@ from threadpoolctl import threadpool_limits
 from edgetp.errors import EdgetpError
 from edgetp.tp import kernels as K
 from edgetp.tp.config import NetConfig, Params
+from edgetp.tp.propagator import PropagatorCache, get_cache
 
 TARGETS = ("batch", "classes")
 
@@ -142,10 +143,14 @@ def _layer_forward(cfg, W_in, R, v, s_prev, x, dtype):
 
 
 def forward(params: Params, state: TPState, x: np.ndarray, target_in: np.ndarray | None,
-            cfg: NetConfig) -> tuple[TPState, dict]:
+            cfg: NetConfig, prop: PropagatorCache | None = None, rows: np.ndarray | None = None
+            ) -> tuple[TPState, dict]:
     """Forward pass of one step (spec 2). ``target_in`` is the one-hot target of each
     target-stream row (None = inference: data stream only). Returns the new state and
-    the per-layer quantities learning needs (``vpre``, ``vpre_t``, inputs)."""
+    the per-layer quantities learning needs (``vpre``, ``vpre_t``, inputs).
+
+    With ``prop``, layer 1's target stream is read from the per-class cache (rows
+    ``rows`` of it, or all classes when None) instead of being recomputed."""
     dt = np.dtype(x.dtype).type
     lam = dt(cfg.leak_t)
     v, s, tr = [a.copy() for a in state.v], list(state.s), list(state.tr)
@@ -166,8 +171,11 @@ def forward(params: Params, state: TPState, x: np.ndarray, target_in: np.ndarray
             else:
                 Win_t, R_t = params.W[l], R
             aux["in_t"].append(inp_t)
-            vpre_t, st[l] = _layer_forward(cfg, Win_t, R_t, vt[l], state.st[l], inp_t, dt)
-            trt[l] = lam * state.trt[l] + st[l]
+            if l == 0 and prop is not None:
+                vpre_t, st[0], vt[0], trt[0] = prop.at(state.t, rows)
+            else:
+                vpre_t, st[l] = _layer_forward(cfg, Win_t, R_t, vt[l], state.st[l], inp_t, dt)
+                trt[l] = lam * state.trt[l] + st[l]
             aux["vpre_t"].append(vpre_t)
             inp_t = st[l]
     u = dt(cfg.leak_out) * state.u + s[-1] @ params.W[-1].T
@@ -220,15 +228,18 @@ def target_inputs(cfg: NetConfig, labels: np.ndarray, targets: str, dtype) -> np
 
 def train_step(params: Params, state: TPState, x: np.ndarray, labels: np.ndarray, cfg: NetConfig,
                opt: Optimizer, targets: str = "batch", train: str = "all",
-               target_in: np.ndarray | None = None, record: bool = False) -> tuple[TPState, dict]:
+               target_in: np.ndarray | None = None, record: bool = False,
+               prop: PropagatorCache | None = None) -> tuple[TPState, dict]:
     """One time step of TP learning: forward, local gradients, one optimizer step.
 
     Returns ``(new_state, grads)``; ``params`` are updated in place. ``grads`` holds the
     dense gradient of every trained matrix when ``record`` is set, else it is empty.
+    ``prop`` (see :mod:`edgetp.tp.propagator`) supplies layer 1's target stream.
     """
     if target_in is None:
         target_in = target_inputs(cfg, labels, targets, x.dtype)
-    new, aux = forward(params, state, x, target_in, cfg)
+    rows = labels if targets == "batch" else None
+    new, aux = forward(params, state, x, target_in, cfg, prop, rows)
     factored = gradients(params, new, aux, labels, cfg, targets, train)
     names = param_names(cfg)
     dense = [] if record else None
@@ -242,16 +253,22 @@ def infer_step(params: Params, state: TPState, x: np.ndarray, cfg: NetConfig) ->
 
 
 def train_sequence(params: Params, xs: np.ndarray, labels: np.ndarray, cfg: NetConfig, opt: Optimizer,
-                   targets: str = "batch", train: str = "all") -> TPState:
-    """Train on a batch of sequences ``xs`` (B, T, N0) from a zero state, one update per step."""
+                   targets: str = "batch", train: str = "all", prop: PropagatorCache | None = None) -> TPState:
+    """Train on a batch of sequences ``xs`` (B, T, N0) from a zero state, one update per step.
+
+    Pass the same ``prop`` (or one from :func:`edgetp.tp.propagator.get_cache`) across
+    calls to compute the frozen propagator's trajectory only once.
+    """
     xs = np.asarray(xs)
     labels = np.asarray(labels, dtype=np.int64)
     B = xs.shape[0]
     n_t = B if targets == "batch" else cfg.n_out
     state = init_state(cfg, B, n_t, xs.dtype)
     tin = target_inputs(cfg, labels, targets, xs.dtype)
+    prop = get_cache(prop, params, cfg, xs.dtype)
     for t in range(xs.shape[1]):
-        state, _ = train_step(params, state, np.ascontiguousarray(xs[:, t]), labels, cfg, opt, targets, train, tin)
+        state, _ = train_step(params, state, np.ascontiguousarray(xs[:, t]), labels, cfg, opt, targets, train, tin,
+                              prop=prop)
     return state
 
 

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# edgetp set-up for a fresh Debian/Ubuntu machine (or any machine with Python >= 3.10).
+#
+#   ./setup.sh            install system packages + edgetp, prepare the default data
+#   ./setup.sh --no-data  skip the default data
+#
+# System packages (apt, needs root or sudo): espeak-ng + sox (the offline speech
+# corpus), gcc-arm-none-eabi + libnewlib-arm-none-eabi (Cortex-M4 firmware),
+# qemu-system-arm (the emulated board), clang (libFuzzer). Python packages: edgetp
+# with its test, interop, neuromorphic, deploy and plot extras (torchaudio is left out:
+# it costs several GB; `pip install -e '.[torch]'` adds it).
+set -euo pipefail
+cd "$(dirname "$0")"
+WANT_DATA=1
+for a in "$@"; do
+  case "$a" in
+    --no-data) WANT_DATA=0 ;;
+    *) echo "setup.sh: unknown option $a" >&2; exit 2 ;;
+  esac
+done
+
+APT_PKGS="espeak-ng sox gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm clang"
+missing=""
+for p in $APT_PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+if [ -n "$missing" ]; then
+  if command -v apt-get >/dev/null 2>&1; then
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    echo "setup: installing system packages:$missing"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+  else
+    echo "setup: warning: no apt-get; install these yourself:$missing" >&2
+  fi
+fi
+
+PY=${PYTHON:-python3}
+echo "setup: installing edgetp (pip, editable) with extras test,interop,neuromorphic,deploy,plot"
+$PY -m pip install -q --disable-pip-version-check -e ".[test,interop,neuromorphic,deploy,plot]"
+
+if [ "$WANT_DATA" = 1 ] && [ -f edgetp/data/synth.py ]; then
+  $PY -m edgetp data prepare-default
+fi
+echo "setup: done. Try: edgetp --help"
