@@ -34,11 +34,16 @@ _PCM, _FLOAT, _EXTENSIBLE = 1, 3, 0xFFFE
 
 
 class WavError(EdgetpError):
-    """A WAV file that edgetp will not read; ``reason`` is a short phrase for reports."""
+    """A WAV file that edgetp will not read.
 
-    def __init__(self, path, reason: str):
+    ``kind`` is one word for counting (open, not-wav, truncated, encoding, empty, channels,
+    rate, unreadable); ``reason`` is a short phrase for reports.
+    """
+
+    def __init__(self, path, kind: str, reason: str):
         super().__init__(f"{path}: {reason}")
         self.path = str(path)
+        self.kind = kind
         self.reason = reason
 
 
@@ -73,11 +78,11 @@ def probe(path) -> WavInfo:
         file_size = os.path.getsize(path)
         f = open(path, "rb")
     except OSError as exc:
-        raise WavError(path, f"cannot open ({exc.strerror or exc})") from None
+        raise WavError(path, "open", f"cannot open ({exc.strerror or exc})") from None
     with f:
         head = f.read(12)
         if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-            raise WavError(path, "not a WAV file (no RIFF/WAVE header)")
+            raise WavError(path, "not-wav", "not a WAV file (no RIFF/WAVE header)")
         fmt = None
         data = None
         for cid, off, size in _chunks(f, file_size):
@@ -91,27 +96,27 @@ def probe(path) -> WavInfo:
                 data = (off, size)
                 break
     if fmt is None:
-        raise WavError(path, "truncated or damaged WAV (no format chunk)")
+        raise WavError(path, "truncated", "truncated or damaged WAV (no format chunk)")
     tag, channels, sr, _, block, bits = fmt
     if tag not in (_PCM, _FLOAT) or (tag == _PCM and bits not in (8, 16, 24, 32)) \
             or (tag == _FLOAT and bits not in (32, 64)):
-        raise WavError(path, f"unsupported WAV encoding (format tag {tag}, {bits} bits)")
+        raise WavError(path, "encoding", f"unsupported WAV encoding (format tag {tag}, {bits} bits)")
     if data is None:
-        raise WavError(path, "truncated WAV (no data chunk)")
+        raise WavError(path, "truncated", "truncated WAV (no data chunk)")
     off, size = data
     if size == 0xFFFFFFFF:  # written by a stream that never came back to fill in the size
         size = file_size - off
     if off + size > file_size or block == 0 or size % block:
-        raise WavError(path, f"truncated WAV (header promises {size} bytes of samples, "
+        raise WavError(path, "truncated", f"truncated WAV (header promises {size} bytes of samples, "
                              f"file holds {max(0, file_size - off)})")
     frames = size // block
     if frames == 0:
-        raise WavError(path, "empty WAV (no samples)")
+        raise WavError(path, "empty", "empty WAV (no samples)")
     if channels != 1:
-        raise WavError(path, f"{channels} channels; edgetp reads mono only "
+        raise WavError(path, "channels", f"{channels} channels; edgetp reads mono only "
                              f"(downmix with: sox '{path}' -c 1 out.wav)")
     if not MIN_SR <= sr <= MAX_SR:
-        raise WavError(path, f"sample rate {sr} Hz outside {MIN_SR}..{MAX_SR} Hz")
+        raise WavError(path, "rate", f"sample rate {sr} Hz outside {MIN_SR}..{MAX_SR} Hz")
     return WavInfo(str(path), int(sr), int(channels), int(frames), int(bits), tag == _FLOAT)
 
 
@@ -137,7 +142,7 @@ def read_wave(path, start: int = 0, frames: int | None = None, info: WavInfo | N
     try:
         y, sr = sf.read(path, start=start, stop=stop, dtype="float32", always_2d=False)
     except (RuntimeError, sf.LibsndfileError) as exc:
-        raise WavError(path, f"unreadable WAV ({exc})") from None
+        raise WavError(path, "unreadable", f"unreadable WAV ({exc})") from None
     return np.ascontiguousarray(y, dtype=np.float32), int(sr)
 
 

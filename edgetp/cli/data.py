@@ -1,0 +1,156 @@
+"""`edgetp data`: make the offline corpus, inspect a GSC-layout corpus, compute features.
+
+    edgetp data synth-kws OUT [--speakers N --reps N --distinct N --distinct-reps N --seed S --jobs J --force]
+    edgetp data prepare-default [--jobs J]   (the default corpus + its feature cache; setup.sh runs it)
+    edgetp data info --data-root DIR [--labels paper|12] [--json PATH]
+    edgetp data speakers --data-root DIR [--split train|validation|testing|all] [--top N]
+    edgetp data features IN.wav ... --out F.npz
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from edgetp.data import default_corpus_dir
+from edgetp.data.labels import PAPER_WORDS
+from edgetp.errors import EdgetpError
+
+
+def _synth(args) -> int:
+    from edgetp.data.synth import synth_kws
+
+    info = synth_kws(args.out, speakers=args.speakers, reps=args.reps, seed=args.seed,
+                     distinct=args.distinct, distinct_reps=args.distinct_reps,
+                     words=args.words.split(",") if args.words else PAPER_WORDS,
+                     jobs=args.jobs, force=args.force)
+    spk = info["speakers"]
+    took = f" in {info['seconds']} s" if "seconds" in info else " (already there, unchanged)"
+    print(f"{args.out}: {info['utterances']} utterances, {len(spk)} speakers, "
+          f"{len(info['params']['words'])} words{took}")
+    if info.get("default_speaker"):
+        print(f"default held-out speaker: {info['default_speaker']}")
+    return 0
+
+
+def _prepare_default(args) -> int:
+    from edgetp.data import default_cache_dir, default_corpus_dir
+    from edgetp.data.cache import split_features
+    from edgetp.data.gsc import load_corpus
+    from edgetp.data.labels import SPLITS
+    from edgetp.data.synth import synth_kws
+
+    out = default_corpus_dir()
+    info = synth_kws(out, jobs=args.jobs)
+    took = f"made in {info['seconds']} s" if "seconds" in info else "already there"
+    print(f"default corpus {out}: {info['utterances']} utterances, {len(info['speakers'])} speakers ({took}); "
+          f"default held-out speaker {info['default_speaker']}")
+    corpus = load_corpus(out)
+    for split in SPLITS:
+        split_features(corpus, split, default_cache_dir())
+    print(f"feature cache {default_cache_dir()}: ready")
+    return 0
+
+
+def _corpus(args):
+    from edgetp.data.gsc import load_corpus
+
+    return load_corpus(args.data_root, labels=args.labels)
+
+
+def _info(args) -> int:
+    corpus = _corpus(args)
+    s = corpus.summary()
+    print(f"corpus {s['root']}  (labels: {s['labels']}, {len(s['label_names'])} classes)")
+    print(f"utterances: {s['utterances']}  " + "  ".join(f"{k}: {v}" for k, v in s["splits"].items()))
+    print("words: " + ", ".join(f"{w} {n}" for w, n in s["words"].items()))
+    print(f"speakers: {len(s['speakers'])}")
+    for sp in s["speakers"]:
+        print(f"  {sp['id']}  {sp['utterances']:5d}  (train {sp['train']}, validation {sp['validation']}, "
+              f"testing {sp['testing']})")
+    print(f"background noise files: {len(s['background_noise'])}")
+    print(f"skipped: {s['skipped']['count']}" + "".join(f"  {k}: {v}" for k, v in s["skipped"]["by_kind"].items()))
+    for f in s["skipped"]["files"]:
+        print(f"  {f['path']}: {f['reason']}")
+    for note in s["notes"]:
+        print(f"note: {note}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(s, indent=1))
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _speakers(args) -> int:
+    from edgetp.data.splits import speakers_by_count
+
+    corpus = _corpus(args)
+    split = None if args.split == "all" else args.split
+    rows = speakers_by_count(corpus, split)
+    print(f"{'speaker':>10}  {'utterances':>10}  {'words':>5}  {'min/word':>8}   ({args.split} split)")
+    for sid, n in rows[: args.top or None]:
+        per_word: dict[str, int] = {}
+        for u in corpus.utterances:
+            if u.speaker == sid and (split is None or u.split == split):
+                per_word[u.word] = per_word.get(u.word, 0) + 1
+        print(f"{sid:>10}  {n:>10}  {len(per_word):>5}  {min(per_word.values()):>8}")
+    if not rows:
+        print(f"no speaker has utterances in the {args.split} split")
+    return 0
+
+
+def _features(args) -> int:
+    from edgetp.audio import frontend, wav
+
+    out = Path(args.out)
+    if out.suffix != ".npz":
+        raise EdgetpError(f"--out must name a .npz file, not {out}")
+    feats = frontend.features_batch([wav.load_16k(f) for f in args.inputs])
+    np.savez(out, features=feats, files=np.array([str(f) for f in args.inputs]),
+             frontend=np.array(json.dumps(frontend.CONFIG.to_dict())))
+    print(f"wrote {out}: features {feats.shape} (files, frames, features), before normalisation")
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("data", help="keyword data: offline corpus, corpus summary, features",
+                              description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+
+    from edgetp.data.synth import DEFAULTS
+
+    s = sub.add_parser("synth-kws", help="write an espeak-ng keyword corpus in GSC v2 layout")
+    s.add_argument("out", help="output folder (new or empty; rerunning with the same settings is a no-op)")
+    s.add_argument("--speakers", type=int, default=DEFAULTS["speakers"], help="regular speakers (%(default)s)")
+    s.add_argument("--reps", type=int, default=DEFAULTS["reps"], help="repetitions per word of a regular speaker")
+    s.add_argument("--distinct", type=int, default=DEFAULTS["distinct"],
+                   help="held-out-able speakers with voices no other speaker has (%(default)s)")
+    s.add_argument("--distinct-reps", type=int, default=DEFAULTS["distinct_reps"],
+                   help="repetitions per word of a distinct speaker (%(default)s)")
+    s.add_argument("--words", help="comma-separated words (default: GSC v2's 35)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--jobs", type=int, default=2, help="worker processes (%(default)s)")
+    s.add_argument("--force", action="store_true", help="remake a synthetic corpus made with other settings")
+    s.set_defaults(func=_synth)
+
+    d = sub.add_parser("prepare-default", help="make the default offline corpus and its feature cache")
+    d.add_argument("--jobs", type=int, default=2, help="worker processes (%(default)s)")
+    d.set_defaults(func=_prepare_default)
+
+    for name, fn, text in (("info", _info, "summarise a GSC-layout corpus"),
+                           ("speakers", _speakers, "list speakers by number of utterances")):
+        q = sub.add_parser(name, help=text)
+        q.add_argument("--data-root", default=str(default_corpus_dir()),
+                       help="corpus folder in GSC v2 layout (default: %(default)s)")
+        q.add_argument("--labels", default="paper", choices=["paper", "12"])
+        if name == "info":
+            q.add_argument("--json", help="also write the summary as JSON to this file")
+        else:
+            q.add_argument("--split", default="train", choices=["train", "validation", "testing", "all"])
+            q.add_argument("--top", type=int, default=0, help="show only the first N")
+        q.set_defaults(func=fn)
+
+    f = sub.add_parser("features", help="frontend features of WAV files, saved as .npz")
+    f.add_argument("inputs", nargs="+", metavar="IN.wav")
+    f.add_argument("--out", required=True, help="output .npz (arrays: features (files, 101, 120), files)")
+    f.set_defaults(func=_features)

@@ -1,0 +1,77 @@
+"""`edgetp data info | speakers | features | synth-kws` as a user runs them."""
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+sys.path.insert(0, str(Path(__file__).parent / "data"))
+from tone_corpus import make_corpus  # noqa: E402
+
+from edgetp.audio import frontend  # noqa: E402
+from edgetp.cli import main  # noqa: E402
+
+REAL = Path(__file__).parent / "data" / "real"
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    r = tmp_path_factory.mktemp("tones")
+    make_corpus(r, words=("yes", "no"))
+    (r / "no" / "99999999_nohash_0.wav").write_text("broken")
+    return r
+
+
+def test_info(root, tmp_path, capsys):
+    assert main(["data", "info", "--data-root", str(root), "--json", str(tmp_path / "i.json")]) == 0
+    out = capsys.readouterr().out
+    assert "utterances: 40  train: 32  validation: 4  testing: 4" in out
+    assert "0a1b2c3d     20  (train 20, validation 0, testing 0)" in out
+    assert "skipped: 1  not-wav: 1" in out and "no/99999999_nohash_0.wav: not a WAV file" in out
+    s = json.loads((tmp_path / "i.json").read_text())
+    assert s["utterances"] == 40 and s["words"] == {"no": 20, "yes": 20}
+    assert [sp["id"] for sp in s["speakers"]][:1] == ["0a1b2c3d"] and len(s["speakers"]) == 5
+    assert s["skipped"]["files"] == [{"path": "no/99999999_nohash_0.wav",
+                                      "reason": "not a WAV file (no RIFF/WAVE header)"}]
+
+
+def test_speakers(root, capsys):
+    assert main(["data", "speakers", "--data-root", str(root)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split() == ["0a1b2c3d", "20", "2", "10"]
+    assert [ln.split()[0] for ln in lines[2:]] == ["11111111", "22222222"]
+    assert main(["data", "speakers", "--data-root", str(root), "--split", "all", "--top", "1"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2
+
+
+def test_features(tmp_path, capsys):
+    files = [REAL / "felix_yes.wav", REAL / "tflm_no_1000ms.wav"]
+    out = tmp_path / "f.npz"
+    assert main(["data", "features", *map(str, files), "--out", str(out)]) == 0
+    with np.load(out) as z:
+        assert z["features"].shape == (2, 101, 120) and z["features"].dtype == np.float32
+        assert list(z["files"]) == [str(f) for f in files]
+        for k, f in enumerate(files):
+            y, _ = sf.read(f, dtype="int16")
+            np.testing.assert_array_equal(z["features"][k], frontend.features(y))
+
+
+def test_features_bad_input_is_one_line(tmp_path, capsys):
+    bad = tmp_path / "stereo.wav"
+    sf.write(bad, np.zeros((100, 2), np.int16), 16000)
+    assert main(["data", "features", str(REAL / "felix_yes.wav"), str(bad), "--out", str(tmp_path / "f.npz")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "stereo.wav: 2 channels" in err
+    assert not (tmp_path / "f.npz").exists()
+    assert main(["data", "features", str(REAL / "felix_yes.wav"), "--out", str(tmp_path / "f.txt")]) == 2
+
+
+def test_user_errors_are_one_line(tmp_path, monkeypatch, capsys):
+    assert main(["data", "info", "--data-root", str(tmp_path / "none")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert main(["data", "synth-kws", str(tmp_path / "kws")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("edgetp data: error: espeak-ng is not installed") and "apt-get install espeak-ng" in err
