@@ -72,6 +72,11 @@ def test_rerun_is_a_no_op_and_settings_are_protected(small, tmp_path):
     assert "seconds" not in same and _digest(root) == before
     with pytest.raises(EdgetpError, match="other settings"):
         synth.synth_kws(root, seed=7, jobs=1, progress=False, **SMALL)
+    tiny = dict(speakers=1, reps=1, distinct=0, words=("go",), jobs=1, progress=False)
+    synth.synth_kws(tmp_path / "t", seed=1, **tiny)
+    assert "seconds" not in synth.synth_kws(tmp_path / "t", seed=1, force=True, **tiny)  # same: kept
+    remade = synth.synth_kws(tmp_path / "t", seed=2, force=True, **tiny)
+    assert remade["params"]["seed"] == 2 and "seconds" in remade
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "thesis.tex").write_text("x")

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -35,14 +36,14 @@ def _synth(args) -> int:
 
 
 def _prepare_default(args) -> int:
-    from edgetp.data import default_cache_dir, default_corpus_dir
+    from edgetp.data import default_cache_dir
     from edgetp.data.cache import split_features
     from edgetp.data.gsc import load_corpus
     from edgetp.data.labels import SPLITS
     from edgetp.data.synth import synth_kws
 
     out = default_corpus_dir()
-    info = synth_kws(out, jobs=args.jobs)
+    info = synth_kws(out, jobs=args.jobs, force=True)
     took = f"made in {info['seconds']} s" if "seconds" in info else "already there"
     print(f"default corpus {out}: {info['utterances']} utterances, {len(info['speakers'])} speakers ({took}); "
           f"default held-out speaker {info['default_speaker']}")
@@ -87,13 +88,13 @@ def _speakers(args) -> int:
     corpus = _corpus(args)
     split = None if args.split == "all" else args.split
     rows = speakers_by_count(corpus, split)
+    per_word: dict[str, Counter] = {}
+    for u in corpus.utterances:
+        if u.speaker and (split is None or u.split == split):
+            per_word.setdefault(u.speaker, Counter())[u.word] += 1
     print(f"{'speaker':>10}  {'utterances':>10}  {'words':>5}  {'min/word':>8}   ({args.split} split)")
     for sid, n in rows[: args.top or None]:
-        per_word: dict[str, int] = {}
-        for u in corpus.utterances:
-            if u.speaker == sid and (split is None or u.split == split):
-                per_word[u.word] = per_word.get(u.word, 0) + 1
-        print(f"{sid:>10}  {n:>10}  {len(per_word):>5}  {min(per_word.values()):>8}")
+        print(f"{sid:>10}  {n:>10}  {len(per_word[sid]):>5}  {min(per_word[sid].values()):>8}")
     if not rows:
         print(f"no speaker has utterances in the {args.split} split")
     return 0

@@ -7,33 +7,26 @@
 - ``cache``: memory-mapped feature cache (``cached_features``);
 - ``neuromorphic``: SHD and N-MNIST through tonic, local files only.
 
-Generated data lives under :func:`data_home` (``$EDGETP_DATA``, a checkout's ``data/``,
-or ``~/.cache/edgetp``): the default corpus in ``kws-synth/``, features in ``feature-cache/``.
+Generated data lives under :func:`data_home` (``$EDGETP_HOME``, default ``~/.cache/edgetp``,
+the same folders as ``edgetp.paths``): the default corpus in ``kws-synth/`` (written by
+``edgetp data prepare-default``, which ``setup.sh`` runs), features in ``features/``.
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-ENV = "EDGETP_DATA"
-
 
 def data_home() -> Path:
-    """Where edgetp keeps generated data: ``$EDGETP_DATA`` if set; in a source checkout
-    its ``data/`` folder (git-ignored); else ``~/.cache/edgetp``."""
-    if os.environ.get(ENV):
-        return Path(os.environ[ENV]).expanduser()
-    checkout = Path(__file__).resolve().parents[2]
-    if (checkout / "pyproject.toml").is_file() and (checkout / "edgetp").is_dir():
-        return checkout / "data"
-    return Path.home() / ".cache" / "edgetp"
+    """``$EDGETP_HOME`` or ``~/.cache/edgetp``."""
+    return Path(os.environ.get("EDGETP_HOME", Path.home() / ".cache" / "edgetp")).expanduser()
 
 
 def default_corpus_dir() -> Path:
-    """The default offline corpus (``edgetp data prepare-default`` writes it)."""
+    """The default offline corpus."""
     return data_home() / "kws-synth"
 
 
 def default_cache_dir() -> Path:
     """The default feature cache."""
-    return data_home() / "feature-cache"
+    return data_home() / "features"

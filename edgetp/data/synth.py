@@ -50,6 +50,7 @@ PUNCT_P = (0.4, 0.3, 0.2, 0.1)
 CLIP = 16000
 MAX_WORD = 15000
 INFO = "synth_info.json"
+GENERATOR_VERSION = 1  # bump when the same settings would give other audio
 
 
 @dataclass(frozen=True)
@@ -149,7 +150,7 @@ def _prepare_out(out: Path, params: dict, force: bool) -> dict | None:
     info_path = out / INFO
     if info_path.is_file():
         old = json.loads(info_path.read_text())
-        if old.get("complete") and old.get("params") == params and not force:
+        if old.get("complete") and old.get("params") == params:
             return old
         if not force:
             raise EdgetpError(f"{out} holds a synthetic corpus made with other settings"
@@ -166,7 +167,8 @@ def synth_kws(out_dir, speakers: int = DEFAULTS["speakers"], reps: int = DEFAULT
               words=PAPER_WORDS, jobs: int = 2, force: bool = False, progress: bool | None = None) -> dict:
     """Write the corpus to ``out_dir`` and return its description (also in ``synth_info.json``).
 
-    Re-running with the same settings on a complete corpus does nothing.
+    Re-running with the same settings on a complete corpus does nothing; ``force`` remakes a
+    synthetic corpus made with other settings (never a folder holding anything else).
     """
     from tqdm import tqdm
 
@@ -178,7 +180,7 @@ def synth_kws(out_dir, speakers: int = DEFAULTS["speakers"], reps: int = DEFAULT
         raise EdgetpError(f"words must be distinct, plain words (got {bad or words})")
     espeak.binary()
     out = Path(out_dir).expanduser()
-    params = {"words": words, "speakers": speakers, "reps": reps, "distinct": distinct,
+    params = {"generator_version": GENERATOR_VERSION, "words": words, "speakers": speakers, "reps": reps, "distinct": distinct,
               "distinct_reps": distinct_reps, "seed": seed, "espeak_ng": espeak.version()}
     done = _prepare_out(out, params, force)
     if done is not None:
