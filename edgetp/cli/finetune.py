@@ -1,0 +1,122 @@
+"""`edgetp finetune --kws`: the paper's speaker adaptation with TP (float, or --fixed)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from edgetp.errors import EdgetpError
+
+DEFAULT_MODEL = "kws-mcu"
+
+
+def _shots(text: str):
+    if text == "all":
+        return "all"
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise EdgetpError(f"--shots must be a positive integer or 'all', got {text!r}")
+    return n
+
+
+def register(sub):
+    p = sub.add_parser("finetune", help="personalise a pretrained keyword spotter to one speaker with TP",
+                       description="Loads a pretrained model, holds out --speaker, fine-tunes on --shots "
+                                   "utterances per word with TP and reports query accuracy before/after, a "
+                                   "from-scratch baseline and the other speakers' accuracy before/after.")
+    p.add_argument("--kws", action="store_true", required=True, help="keyword spotting (the only task so far)")
+    p.add_argument("--model", default=DEFAULT_MODEL, help=f"shipped model name or model file (default {DEFAULT_MODEL})")
+    p.add_argument("--data-root", help="GSC-layout corpus (default: the offline corpus set-up generated)")
+    p.add_argument("--speaker", help="held-out speaker id (default: the one the model was pretrained without)")
+    p.add_argument("--shots", default="5", help="1, 5, ... or all (default 5)")
+    p.add_argument("--seeds", type=int, default=3, help="repeats with a resampled support set (default 3)")
+    p.add_argument("--epochs", type=int, default=None, help="default: the model's recipe, else 3")
+    p.add_argument("--lr", type=float, default=None, help="default: the model's recipe, else 1e-4")
+    p.add_argument("--optimizer", choices=("adam", "sgd"), default=None)
+    p.add_argument("--batch", type=int, default=None, help="default 1")
+    p.add_argument("--targets", choices=("batch", "classes"), default=None, help="default classes")
+    p.add_argument("--train", choices=("all", "readout"), default=None, help="layers that learn (default all)")
+    p.add_argument("--fixed", action="store_true", help="use the integer-only TP rule (what the device runs)")
+    p.add_argument("--test-limit", type=int, default=2000,
+                   help="at most this many other-speaker test utterances (seeded subsample; 0 = all)")
+    p.add_argument("--no-baseline", action="store_true", help="skip the from-scratch baseline")
+    p.add_argument("--save", metavar="PATH", help="save the fine-tuned model of the first seed")
+    p.add_argument("--json", metavar="PATH", help="write the figures as JSON")
+    p.add_argument("--plot", metavar="PATH", help="write a figure (accuracy per epoch, before/after, confusion)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def recipe_from(args, model):
+    from edgetp.kws.train import Recipe
+
+    ft = dict(model.recipe.get("finetune", {}))
+    pick = lambda k, dflt: getattr(args, k) if getattr(args, k) is not None else ft.get(k, dflt)
+    r = Recipe(epochs=pick("epochs", 3), lr=pick("lr", 1e-4), optimizer=pick("optimizer", "adam"),
+               batch=pick("batch", 1), targets=pick("targets", "classes"), train=pick("train", "all"))
+    r.check()
+    return r
+
+
+def run(args) -> int:
+    from edgetp.kws.data import open_corpus
+    from edgetp.kws.protocol import finetune_seed, summarize
+    from edgetp.model import load_model, save_model
+
+    shots = _shots(args.shots)
+    if args.seeds < 1:
+        raise EdgetpError("--seeds must be >= 1")
+    model = load_model(args.model)
+    recipe = recipe_from(args, model)
+    corpus = open_corpus(args.data_root, model.frontend.get("label_set", "paper"))
+    if list(corpus.label_names) != list(model.labels):
+        raise EdgetpError(f"the corpus' labels ({len(corpus.label_names)}) differ from the model's ({len(model.labels)})")
+    speaker = args.speaker or model.recipe.get("held_out_speaker")
+    if not speaker:
+        raise EdgetpError("give --speaker (list them with: edgetp data speakers --data-root DIR)")
+    limit = args.test_limit or None
+    runner = finetune_seed
+    if args.fixed:
+        from edgetp.kws.fixed_protocol import finetune_seed_fixed as runner
+    per_seed = []
+    for seed in range(args.seeds):
+        r = runner(model, corpus, speaker, shots, seed, recipe, test_limit=limit, baseline=not args.no_baseline,
+                   progress=not args.quiet)
+        per_seed.append(r)
+        print(f"seed {seed}: query {r['query_acc_before']:.1f} -> {r['query_acc_after']:.1f} %  "
+              f"others {r['test_acc_before']:.1f} -> {r['test_acc_after']:.1f} %"
+              + (f"  from scratch {r['finetune_only_acc']:.1f} %" if "finetune_only_acc" in r else "")
+              + f"  ({r['support']} support, {r['query']} query, {r['seconds']:.1f} s)", flush=True)
+    out = summarize(per_seed, speaker, shots, recipe, args.model)
+    out["fixed"] = bool(args.fixed)
+    _table(out)
+    if args.save:
+        first = per_seed[0]["params"]
+        if args.fixed:
+            raise EdgetpError("--save with --fixed: save the integer model with edgetp export (not a float model)")
+        from dataclasses import replace
+        tuned = replace(model, params=first, recipe=dict(model.recipe, finetuned_on=speaker, finetune=recipe.to_dict()))
+        save_model(tuned, args.save)
+        print(f"saved the fine-tuned model (seed 0) to {args.save}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=1))
+    if args.plot:
+        from edgetp.kws.report import plot_finetune
+        plot_finetune(out, model.labels, args.plot)
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def _table(out: dict) -> None:
+    pm = lambda k: f"{out[k]:6.2f} ± {out[k + '_std']:.2f}" if k in out else "   n/a"
+    r = out["recipe"]
+    print(f"\nspeaker {out['speaker']}, {out['shots']} shots, {out['seeds']} seeds, "
+          f"{r['optimizer']} lr {r['lr']:g}, batch {r['batch']}, targets {r['targets']}, train {r['train']}, "
+          f"{r['epochs']} epochs{' (integer rule)' if out.get('fixed') else ''}")
+    print(f"  {'':28s}{'before':>16s}{'after':>16s}")
+    print(f"  {'query (held-out speaker) %':28s}{pm('query_acc_before'):>16s}{pm('query_acc_after'):>16s}")
+    print(f"  {'test (other speakers) %':28s}{pm('test_acc_before'):>16s}{pm('test_acc_after'):>16s}")
+    if "finetune_only_acc" in out:
+        print(f"  {'from scratch on support %':28s}{'':>16s}{pm('finetune_only_acc'):>16s}")

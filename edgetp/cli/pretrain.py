@@ -1,0 +1,96 @@
+"""`edgetp pretrain --kws`: train a TP keyword spotter on a corpus' pretrain split."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edgetp.errors import EdgetpError
+
+
+def register(sub):
+    p = sub.add_parser("pretrain", help="pretrain a TP keyword spotter (float) and save a model file",
+                       description="Trains on the train split of a GSC-layout corpus without the held-out "
+                                   "speaker, with TP (one update per time step), and saves a model file.")
+    p.add_argument("--kws", action="store_true", required=True, help="keyword spotting (the only task so far)")
+    p.add_argument("--data-root", help="GSC-layout corpus (default: the offline corpus set-up generated)")
+    p.add_argument("--labels", choices=("paper", "12"), default="paper", help="label set (paper: 35 words + unknown)")
+    p.add_argument("--net", default="120-128r-36", help="inputs-hidden[r]-classes (default 120-128r-36)")
+    p.add_argument("--reset", choices=("hard", "soft"), default="hard")
+    p.add_argument("--hold-out", metavar="SPEAKER", help="speaker excluded from pretraining (default: the "
+                   "offline corpus' default speaker when present)")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--targets", choices=("batch", "classes"), default="batch")
+    p.add_argument("--per-utterance-norm", action="store_true",
+                   help="apply the paper's per-utterance std normalisation before the fixed constants")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ft-lr", type=float, default=None, help="fine-tuning lr to record as this model's default")
+    p.add_argument("--out", required=True, help="model file to write (.npz)")
+    p.add_argument("--json", metavar="PATH", help="write the training figures as JSON")
+    p.set_defaults(func=run)
+
+
+def pretrain_indices(corpus, hold: str | None):
+    """Train and validation utterances of everyone but the held-out speaker."""
+    pick = lambda split: np.array([i for i in corpus.select(split=split) if corpus.utterances[i].speaker != hold],
+                                  dtype=np.int64)
+    return pick("train"), pick("validation")
+
+
+def run(args) -> int:
+    from edgetp.audio.frontend import NormConstants
+    from edgetp.kws.data import features, open_corpus
+    from edgetp.kws.train import Recipe, accuracy, fit
+    from edgetp.model import Model, save_model
+    from edgetp.tp import init_params, parse_net
+
+    corpus = open_corpus(args.data_root, args.labels)
+    cfg = parse_net(args.net, reset=args.reset)
+    if cfg.n_out != len(corpus.label_names) or cfg.n_in != 120:
+        raise EdgetpError(f"--net {args.net}: needs 120 inputs and {len(corpus.label_names)} classes for "
+                          f"label set {args.labels}")
+    hold = args.hold_out
+    if hold is None:
+        from edgetp.data.synth import DEFAULT_SPEAKER
+        hold = DEFAULT_SPEAKER if DEFAULT_SPEAKER in corpus.speaker_counts() else None
+    pre, val = pretrain_indices(corpus, hold)
+    if len(pre) == 0:
+        raise EdgetpError("the pretrain split is empty")
+    t0 = time.perf_counter()
+    raw = np.asarray(features(corpus, pre))
+    norm = NormConstants.fit(raw, per_utterance=args.per_utterance_norm)
+    xs, ys = norm.apply(raw), corpus.labels[pre]
+    xv, yv = (norm.apply(np.asarray(features(corpus, val))), corpus.labels[val]) if len(val) else (xs[:0], ys[:0])
+    params = init_params(cfg, args.seed, np.float32)
+    recipe = Recipe(args.epochs, args.lr, args.optimizer, args.batch, args.targets, "all", "cosine", args.seed)
+
+    def on_epoch(e, p):
+        acc = accuracy(p, cfg, xv, yv)
+        print(f"epoch {e + 1}/{args.epochs}: validation accuracy {acc:.2f} %", flush=True)
+        return acc
+
+    hist = fit(params, cfg, xs, ys, recipe, on_epoch=on_epoch, desc="pretrain")
+    metrics = {"train_acc": accuracy(params, cfg, xs, ys), "validation_acc": hist.metric[-1] if hist.metric else None,
+               "validation_per_epoch": hist.metric, "pretrain_utterances": int(len(pre)),
+               "seconds": time.perf_counter() - t0}
+    rec = recipe.to_dict()
+    rec.update(data=str(corpus.root), labels=args.labels, held_out_speaker=hold, net=args.net,
+               command="edgetp pretrain --kws " + " ".join(
+                   f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
+                   if k in ("net", "reset", "epochs", "lr", "optimizer", "batch", "targets", "seed") and v is not None))
+    if args.ft_lr is not None:
+        rec["finetune"] = {"lr": args.ft_lr}
+    model = Model(cfg, params, list(corpus.label_names),
+                  {"kind": "logmel40+d+dd", "label_set": args.labels, "per_utterance": norm.per_utterance},
+                  rec, metrics, norm.scale)
+    digest = save_model(model, args.out)
+    print(f"saved {args.out} ({model.n_params()} trainable parameters, hash {digest[:12]}); "
+          f"train {metrics['train_acc']:.2f} %, validation {metrics['validation_acc']} %")
+    if args.json:
+        Path(args.json).write_text(json.dumps(metrics, indent=1))
+    return 0

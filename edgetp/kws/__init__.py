@@ -1,0 +1,1 @@
+"""Keyword-spotting protocols: pretraining and the paper's speaker adaptation."""

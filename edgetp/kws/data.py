@@ -1,0 +1,57 @@
+"""Features for the KWS protocols: corpus + split -> normalised (N, 101, 120) arrays."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgetp import paths
+from edgetp.errors import EdgetpError
+
+
+@dataclass
+class SplitData:
+    """Normalised features and labels of one speaker-adaptation split."""
+
+    split: object  # edgetp.data.splits.SpeakerSplit
+    support: tuple
+    query: tuple
+    test: tuple
+
+
+def open_corpus(data_root, labels: str = "paper"):
+    from edgetp.data.gsc import load_corpus
+
+    root = Path(data_root) if data_root else paths.default_data_root()
+    if not root.is_dir():
+        hint = ("generate the offline corpus with: edgetp data synth-kws " + str(root)
+                if not data_root else "give the folder of a GSC-layout corpus")
+        raise EdgetpError(f"data root {root} does not exist; {hint}")
+    return load_corpus(root, labels=labels)
+
+
+def features(corpus, indices, cache=None) -> np.ndarray:
+    from edgetp.data.cache import cached_features
+
+    return cached_features(corpus, indices, cache or paths.cache_dir())
+
+
+def labelled(corpus, indices, norm, cache=None, limit: int | None = None, seed: int = 0):
+    """(x, y) with x normalised by the model's constants; ``limit`` subsamples (seeded)."""
+    indices = np.asarray(indices, dtype=np.int64)
+    if limit is not None and len(indices) > limit:
+        indices = np.sort(np.random.default_rng(seed).choice(indices, limit, replace=False))
+    x = norm.apply(np.asarray(features(corpus, indices, cache)))
+    y = np.array([corpus.utterances[i].label for i in indices], dtype=np.int64)
+    return x, y
+
+
+def speaker_data(corpus, speaker: str, shots, seed: int, norm, cache=None, test_limit: int | None = None) -> SplitData:
+    from edgetp.data.splits import speaker_split
+
+    sp = speaker_split(corpus, speaker, shots, seed)
+    if len(sp.support) == 0:
+        raise EdgetpError(f"speaker {speaker}: no class has {shots} utterances in its support pool")
+    return SplitData(sp, labelled(corpus, sp.support, norm, cache), labelled(corpus, sp.query, norm, cache),
+                     labelled(corpus, sp.test, norm, cache, limit=test_limit, seed=0))

@@ -1,0 +1,72 @@
+"""The paper's speaker-adaptation protocol (spec section 6) and pretraining.
+
+Per seed: split the held-out speaker's train-split utterances (support / query, the
+support resampled per seed), measure query and global-test accuracy, fine-tune a copy
+of the pretrained model on the support set with TP, measure again, and train the same
+architecture from scratch on the support set alone (the fine-tune-only baseline).
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import replace
+
+import numpy as np
+
+from edgetp.errors import EdgetpError
+from edgetp.kws.data import speaker_data
+from edgetp.kws.train import Recipe, accuracy, confusion, fit
+from edgetp.model import Model
+from edgetp.tp import init_params
+
+
+def model_norm(model: Model):
+    from edgetp.audio.frontend import NormConstants
+
+    if model.norm_scale is None:
+        raise EdgetpError("model has no normalisation constants (norm_scale); it cannot read features")
+    return NormConstants(model.norm_scale.astype(np.float32), bool(model.frontend.get("per_utterance", False)))
+
+
+def finetune_seed(model: Model, corpus, speaker: str, shots, seed: int, recipe: Recipe, cache=None,
+                  test_limit: int | None = None, baseline: bool = True, progress: bool = True) -> dict:
+    """One seed of the protocol; returns the per-seed figures (accuracies in %)."""
+    t0 = time.perf_counter()
+    cfg = model.cfg
+    d = speaker_data(corpus, speaker, shots, seed, model_norm(model), cache, test_limit)
+    xs, ys = d.support
+    xq, yq = d.query
+    xt, yt = d.test
+    params = model.params.copy()
+    res = {"seed": seed, "support": int(len(ys)), "query": int(len(yq)), "test": int(len(yt)),
+           "dropped_classes": list(d.split.dropped),
+           "query_acc_before": accuracy(params, cfg, xq, yq), "test_acc_before": accuracy(params, cfg, xt, yt)}
+    hist = fit(params, cfg, xs, ys, replace(recipe, seed=seed),
+               on_epoch=lambda e, p: accuracy(p, cfg, xq, yq), progress=progress, desc=f"fine-tune seed {seed}")
+    res["query_acc_after"] = accuracy(params, cfg, xq, yq)
+    res["test_acc_after"] = accuracy(params, cfg, xt, yt)
+    res["query_acc_per_epoch"] = [res["query_acc_before"], *hist.metric]
+    res["confusion_after"] = confusion(params, cfg, xq, yq, cfg.n_out).tolist()
+    if baseline:
+        scratch = init_params(cfg, seed, params.S.dtype)
+        scratch.S, scratch.S_rec = model.params.S.copy(), None if model.params.S_rec is None else model.params.S_rec.copy()
+        fit(scratch, cfg, xs, ys, replace(recipe, seed=seed), progress=progress, desc=f"from scratch seed {seed}")
+        res["finetune_only_acc"] = accuracy(scratch, cfg, xq, yq)
+    res["seconds"] = time.perf_counter() - t0
+    res["params"] = params
+    return res
+
+
+def summarize(per_seed: list[dict], speaker: str, shots, recipe: Recipe, model_name: str) -> dict:
+    """The JSON contract: means over seeds (in %), their std, and the per-seed figures."""
+    keys = ["query_acc_before", "query_acc_after", "test_acc_before", "test_acc_after", "finetune_only_acc"]
+    out = {"speaker": speaker, "shots": shots, "seeds": len(per_seed), "model": model_name,
+           "recipe": recipe.to_dict()}
+    for k in keys:
+        vals = [r[k] for r in per_seed if k in r]
+        if vals:
+            out[k] = statistics.fmean(vals)
+            out[k + "_std"] = statistics.pstdev(vals) if len(vals) > 1 else 0.0
+    out["forgetting"] = out["test_acc_before"] - out["test_acc_after"]
+    out["per_seed"] = [{k: v for k, v in r.items() if k != "params"} for r in per_seed]
+    return out

@@ -1,0 +1,103 @@
+"""Training loops over feature arrays: epochs, shuffling, cosine schedule, evaluation.
+
+The TP rule itself is in :mod:`edgetp.tp`; this module only decides which samples go
+into which batch and at what learning rate.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from edgetp.errors import EdgetpError
+from edgetp.tp import NetConfig, Optimizer, Params, predict, train_sequence
+from edgetp.tp.propagator import get_cache
+
+LR_FLOOR = 0.25  # the paper anneals to 0.25 * lr
+
+
+def cosine_lr(lr: float, epoch: int, epochs: int, floor: float = LR_FLOOR) -> float:
+    """PyTorch CosineAnnealingLR stepped per epoch, T_max = epochs, eta_min = floor*lr."""
+    eta_min = floor * lr
+    return eta_min + (lr - eta_min) * (1 + math.cos(math.pi * epoch / max(1, epochs))) / 2
+
+
+@dataclass
+class Recipe:
+    """How to train: everything `pretrain`/`finetune` expose, recorded in model files."""
+
+    epochs: int = 3
+    lr: float = 1e-4
+    optimizer: str = "adam"
+    batch: int = 1
+    targets: str = "classes"
+    train: str = "all"
+    schedule: str = "cosine"
+    seed: int = 0
+
+    def check(self) -> None:
+        if self.epochs < 0 or self.batch < 1:
+            raise EdgetpError("epochs must be >= 0 and batch >= 1")
+        if self.targets not in ("batch", "classes"):
+            raise EdgetpError(f"targets must be batch or classes, got {self.targets!r}")
+        if self.train not in ("all", "readout"):
+            raise EdgetpError(f"train must be all or readout, got {self.train!r}")
+        if self.schedule not in ("cosine", "constant"):
+            raise EdgetpError(f"schedule must be cosine or constant, got {self.schedule!r}")
+        Optimizer(self.optimizer, self.lr)
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class History:
+    lr: list = field(default_factory=list)
+    metric: list = field(default_factory=list)
+
+
+def fit(params: Params, cfg: NetConfig, xs: np.ndarray, ys: np.ndarray, recipe: Recipe,
+        on_epoch=None, progress: bool = True, desc: str = "train") -> History:
+    """Train ``params`` in place on (N, T, F) features with TP, one update per time step.
+
+    ``on_epoch(epoch, params) -> float | None`` is called after each epoch (e.g. to
+    measure accuracy); its values are returned in ``History.metric``.
+    """
+    recipe.check()
+    if len(xs) == 0:
+        raise EdgetpError("no training samples")
+    ys = np.asarray(ys, dtype=np.int64)
+    rng = np.random.default_rng(recipe.seed)
+    opt = Optimizer(recipe.optimizer, recipe.lr)
+    prop = get_cache(None, params, cfg, xs.dtype)
+    hist = History()
+    n_batches = math.ceil(len(xs) / recipe.batch)
+    bar = tqdm(total=recipe.epochs * n_batches, desc=desc, unit="batch", disable=not progress, leave=False)
+    for epoch in range(recipe.epochs):
+        opt.lr = cosine_lr(recipe.lr, epoch, recipe.epochs) if recipe.schedule == "cosine" else recipe.lr
+        hist.lr.append(opt.lr)
+        order = rng.permutation(len(xs))
+        for b in range(n_batches):
+            idx = np.sort(order[b * recipe.batch:(b + 1) * recipe.batch])
+            train_sequence(params, np.ascontiguousarray(xs[idx]), ys[idx], cfg, opt, recipe.targets, recipe.train,
+                           prop=prop)
+            bar.update(1)
+        if on_epoch is not None:
+            hist.metric.append(on_epoch(epoch, params))
+    bar.close()
+    return hist
+
+
+def accuracy(params: Params, cfg: NetConfig, xs: np.ndarray, ys: np.ndarray) -> float:
+    """Top-1 accuracy in % (argmax of the readout at the last step)."""
+    if len(xs) == 0:
+        return float("nan")
+    return float(100.0 * np.mean(predict(params, xs, cfg) == np.asarray(ys)))
+
+
+def confusion(params: Params, cfg: NetConfig, xs: np.ndarray, ys: np.ndarray, n: int) -> np.ndarray:
+    m = np.zeros((n, n), dtype=np.int64)
+    np.add.at(m, (np.asarray(ys), predict(params, xs, cfg)), 1)
+    return m

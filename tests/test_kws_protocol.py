@@ -1,0 +1,123 @@
+"""pretrain + finetune --kws end to end on a small corpus the test generates."""
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent / "data"))
+from tone_corpus import make_corpus  # noqa: E402
+
+from edgetp.kws.train import cosine_lr  # noqa: E402
+
+HELD = "0a1b2c3d"
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tones")
+    make_corpus(root)
+    home = tmp_path_factory.mktemp("home")
+    return root, home
+
+
+@pytest.fixture(scope="module")
+def pretrained(setup):
+    from conftest import run_cli
+    root, home = setup
+    model = home / "m.npz"
+    r = run_cli("pretrain", "--kws", "--data-root", root, "--net", "120-24r-36", "--epochs", "2", "--batch", "4",
+                "--hold-out", HELD, "--out", model, "--json", home / "pre.json", env={"EDGETP_HOME": str(home)})
+    assert r.returncode == 0, r.stderr
+    return model
+
+
+def test_cosine_schedule_anneals_to_a_quarter():
+    assert cosine_lr(1e-3, 0, 10) == 1e-3
+    assert cosine_lr(1e-3, 10, 10) == pytest.approx(0.25e-3)
+    assert cosine_lr(1e-3, 5, 10) == pytest.approx((1e-3 + 0.25e-3) / 2)
+
+
+def test_held_out_speaker_absent_from_pretraining(setup, pretrained):
+    from edgetp.cli.pretrain import pretrain_indices
+    from edgetp.data.gsc import load_corpus
+    from edgetp.model import load_model
+    root, _ = setup
+    c = load_corpus(root)
+    pre, val = pretrain_indices(c, HELD)
+    assert len(pre) > 0
+    assert all(c.utterances[i].speaker != HELD for i in np.concatenate([pre, val]))
+    assert any(u.speaker == HELD for u in c.utterances)
+    m = load_model(pretrained)
+    assert m.recipe["held_out_speaker"] == HELD and m.metrics["pretrain_utterances"] == len(pre)
+    assert m.norm_scale.shape == (120,)
+
+
+def test_support_and_query_never_overlap(setup):
+    from edgetp.data.gsc import load_corpus
+    from edgetp.data.splits import speaker_split
+    root, _ = setup
+    c = load_corpus(root)
+    for seed in range(3):
+        for shots in (1, 5, "all"):
+            sp = speaker_split(c, HELD, shots, seed)
+            assert not set(sp.support) & set(sp.query)
+            assert all(c.utterances[i].speaker == HELD for i in np.concatenate([sp.support, sp.query]))
+            assert all(c.utterances[i].speaker != HELD for i in sp.test)
+    a, b = speaker_split(c, HELD, 1, 0), speaker_split(c, HELD, 1, 1)
+    assert not np.array_equal(a.support, b.support)  # seeds resample the support set
+
+
+def test_finetune_cli_json_contract_and_plot(setup, pretrained, cli):
+    root, home = setup
+    out, plot, saved = home / "ft.json", home / "ft.png", home / "tuned.npz"
+    r = cli("finetune", "--kws", "--model", pretrained, "--data-root", root, "--shots", "5", "--seeds", "2",
+            "--epochs", "1", "--lr", "1e-3", "--json", out, "--plot", plot, "--save", saved, "--quiet",
+            env={"EDGETP_HOME": str(home)})
+    assert r.returncode == 0, r.stderr
+    d = json.loads(out.read_text())
+    for k in ("speaker", "shots", "seeds", "query_acc_before", "query_acc_after", "query_acc_before_std",
+              "query_acc_after_std", "finetune_only_acc", "test_acc_before", "test_acc_after", "per_seed"):
+        assert k in d, k
+    assert d["speaker"] == HELD and d["shots"] == 5 and d["seeds"] == 2 and len(d["per_seed"]) == 2
+    for s in d["per_seed"]:
+        for k in ("query_acc_before", "query_acc_after", "finetune_only_acc", "test_acc_before", "test_acc_after"):
+            assert 0 <= s[k] <= 100
+        assert s["support"] == 4 * 5 and s["query"] == 4 * 2
+    assert d["per_seed"][0]["query_acc_after"] != d["per_seed"][0]["query_acc_before"] or \
+        d["per_seed"][1]["query_acc_after"] != d["per_seed"][1]["query_acc_before"]
+    assert plot.stat().st_size > 10_000
+    from edgetp.model import load_model
+    m = load_model(saved)
+    assert m.recipe["finetuned_on"] == HELD
+    assert "query" in r.stdout and "before" in r.stdout
+
+
+@pytest.mark.parametrize("flags", [["--targets", "batch", "--batch", "4"], ["--train", "readout"],
+                                   ["--optimizer", "sgd", "--lr", "0.01"]])
+def test_finetune_options(setup, pretrained, cli, flags):
+    root, home = setup
+    r = cli("finetune", "--kws", "--model", pretrained, "--data-root", root, "--shots", "1", "--seeds", "1",
+            "--epochs", "1", "--no-baseline", "--quiet", *flags, env={"EDGETP_HOME": str(home)})
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("flags,expect", [
+    (["--shots", "zero"], "--shots"),
+    (["--speaker", "deadbeef"], "deadbeef"),
+    (["--model", "no-such-model"], "no model named"),
+    (["--seeds", "0"], "--seeds"),
+])
+def test_finetune_user_errors(setup, pretrained, cli, flags, expect):
+    root, home = setup
+    args = ["finetune", "--kws", "--data-root", root, "--quiet"]
+    if "--model" not in flags:
+        args += ["--model", pretrained]
+    r = cli(*args, *flags, env={"EDGETP_HOME": str(home)})
+    assert r.returncode == 2 and "Traceback" not in r.stderr and expect in r.stderr, r.stderr
+
+
+def test_finetune_missing_data_root_says_how_to_make_it(cli, tmp_path, pretrained):
+    r = cli("finetune", "--kws", "--model", pretrained, env={"EDGETP_HOME": str(tmp_path)})
+    assert r.returncode == 2 and "synth-kws" in r.stderr
