@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgetp.data import default_corpus_dir
+from edgetp import paths
 from edgetp.data.labels import PAPER_WORDS
 from edgetp.errors import EdgetpError
 
@@ -36,21 +36,20 @@ def _synth(args) -> int:
 
 
 def _prepare_default(args) -> int:
-    from edgetp.data import default_cache_dir
     from edgetp.data.cache import split_features
     from edgetp.data.gsc import load_corpus
     from edgetp.data.labels import SPLITS
     from edgetp.data.synth import synth_kws
 
-    out = default_corpus_dir()
+    out = paths.default_data_root()
     info = synth_kws(out, jobs=args.jobs, force=True)
     took = f"made in {info['seconds']} s" if "seconds" in info else "already there"
     print(f"default corpus {out}: {info['utterances']} utterances, {len(info['speakers'])} speakers ({took}); "
           f"default held-out speaker {info['default_speaker']}")
     corpus = load_corpus(out)
     for split in SPLITS:
-        split_features(corpus, split, default_cache_dir())
-    print(f"feature cache {default_cache_dir()}: ready")
+        split_features(corpus, split, paths.cache_dir())
+    print(f"feature cache {paths.cache_dir()}: ready")
     return 0
 
 
@@ -141,7 +140,7 @@ def register(subparsers) -> None:
     for name, fn, text in (("info", _info, "summarise a GSC-layout corpus"),
                            ("speakers", _speakers, "list speakers by number of utterances")):
         q = sub.add_parser(name, help=text)
-        q.add_argument("--data-root", default=str(default_corpus_dir()),
+        q.add_argument("--data-root", default=str(paths.default_data_root()),
                        help="corpus folder in GSC v2 layout (default: %(default)s)")
         q.add_argument("--labels", default="paper", choices=["paper", "12"])
         if name == "info":
