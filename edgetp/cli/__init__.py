@@ -17,7 +17,7 @@ from edgetp.errors import EdgetpError
 
 # Every module of this package with a ``register`` function is a sub-command; this
 # list only fixes the order of `edgetp --help` (others follow alphabetically).
-ORDER = ["finetune", "pretrain", "data", "conformance", "bench", "export", "verify_c", "hil"]
+ORDER = ["finetune", "pretrain", "data", "conformance", "bench", "export", "import_model", "verify_c", "hil"]
 
 
 def command_modules() -> list[str]:
