@@ -1,0 +1,136 @@
+"""Build the firmware for a target from an exported model folder.
+
+A model folder holds the generated model API (``etp_model.h`` and its ``*.c``; see
+firmware_gen). The firmware is that plus ``deploy/firmware`` (main loop, link, server)
+plus one port:
+
+- ``host``: native ``cc``; serves the protocol on a pseudo-terminal (tests, fast checks);
+- ``qemu``: ``arm-none-eabi-gcc`` for the Cortex-M4 of QEMU's ``mps2-an386`` (startup,
+  linker script, CMSDK UART; instructions counted under ``-icount``);
+- ``board``: the same Cortex-M4 image with the DWT cycle counter instead (a real MPS2
+  AN386, or a starting point for another board: docs/deploy.md).
+
+``locked=True`` defines ``ETP_PROTO_LOCKED=1`` (no commands that dump or write state).
+Builds are cached by a hash of every input, under ``$EDGETP_HOME/deploy-build``.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from deploy.gen_proto import write_header
+from edgetp.errors import EdgetpError
+
+FIRMWARE = Path(__file__).resolve().parent / "firmware"
+TARGETS = ("host", "qemu", "board")
+ICOUNT_SHIFT = 3          # -icount shift: 8 ns per instruction -> one 40 ns SysTick tick = 5 instructions
+ARM_CC = "arm-none-eabi-gcc"
+ARM_SIZE = "arm-none-eabi-size"
+ARM_FLAGS = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=soft", "-ffunction-sections", "-fdata-sections",
+             "-fno-common"]
+WARN = ["-std=c99", "-Wall", "-Wextra", "-Wno-unused-parameter"]
+
+
+@dataclass
+class Image:
+    """A built firmware: ``path`` (executable or ELF) and, for the Cortex-M4, its sizes."""
+
+    target: str
+    path: Path
+    locked: bool
+    sizes: dict = field(default_factory=dict)   # text, data, bss, flash, ram (bytes)
+    icount_shift: int = ICOUNT_SHIFT
+
+
+def have_arm() -> bool:
+    return shutil.which(ARM_CC) is not None and shutil.which(ARM_SIZE) is not None
+
+
+def _run(cmd: list[str], what: str) -> str:
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True)
+    except FileNotFoundError:
+        raise EdgetpError(f"{what}: {cmd[0]} is not installed (./setup.sh installs the toolchain)") from None
+    if p.returncode != 0:
+        raise EdgetpError(f"{what} failed:\n{' '.join(cmd)}\n{p.stderr.strip()[-4000:]}")
+    return p.stdout
+
+
+def model_sources(model_dir: Path) -> list[Path]:
+    model_dir = Path(model_dir)
+    if not (model_dir / "etp_model.h").is_file():
+        raise EdgetpError(f"{model_dir}: no etp_model.h (export the model's C first)")
+    return sorted(model_dir.glob("*.c"))
+
+
+def _key(parts: list) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        if isinstance(p, Path):
+            h.update(str(p.name).encode() + p.read_bytes())
+        else:
+            h.update(str(p).encode())
+    return h.hexdigest()[:16]
+
+
+def build(model_dir, target: str = "host", out_root=None, locked: bool = False, opt: str = "-O2",
+          stack_size: int = 8192, extra_cflags=(), force: bool = False) -> Image:
+    """Compile the firmware for ``target``; returns the :class:`Image` (cached by content)."""
+    if target not in TARGETS:
+        raise EdgetpError(f"build target must be one of {TARGETS}, got {target!r}")
+    from edgetp import paths
+
+    model_dir = Path(model_dir).resolve()
+    msrc = model_sources(model_dir)
+    common = [FIRMWARE / "main.c", FIRMWARE / "etp_link.c", FIRMWARE / "etp_server.c"]
+    if target == "host":
+        port = [FIRMWARE / "host" / "port_host.c"]
+    else:
+        port = [FIRMWARE / "mps2_an386" / "startup.c", FIRMWARE / "mps2_an386" / "port_mps2.c"]
+    headers = sorted(FIRMWARE.glob("*.h")) + sorted(model_dir.glob("*.h"))
+    defs = [f"-DETP_PROTO_LOCKED={int(locked)}"]
+    if any("etp_set_lr(" in h.read_text(errors="replace") for h in headers if h.parent == model_dir):
+        defs.append("-DETP_HAS_SET_LR=1")      # the full generated API (firmware_gen's etp_api.h)
+    if target == "qemu":
+        defs += ["-DETP_COUNTER_SRC=1", f"-DETP_ICOUNT_SHIFT={ICOUNT_SHIFT}"]
+    elif target == "board":
+        defs += ["-DETP_COUNTER_SRC=2"]
+    flags = [opt, *WARN, *defs, *extra_cflags]
+    ld = FIRMWARE / "mps2_an386" / "mps2_an386.ld"
+    from deploy.gen_proto import header_text
+    key = _key([target, *flags, stack_size, header_text(), *common, *port, *msrc, *headers]
+               + ([ld] if target != "host" else []))
+    out = Path(out_root) if out_root else paths.home() / "deploy-build"
+    out = out / f"{target}-{key}"
+    exe = out / ("etp_fw" if target == "host" else "etp_fw.elf")
+    if exe.is_file() and not force:
+        return Image(target, exe, locked, _sizes(exe) if target != "host" else {})
+    out.mkdir(parents=True, exist_ok=True)
+    gen = write_header(out / "gen")
+    inc = [f"-I{FIRMWARE}", f"-I{gen.parent}", f"-I{model_dir}"]
+    srcs = [str(s) for s in (*common, *port, *msrc)]
+    if target == "host":
+        cc = shutil.which("cc") or shutil.which("gcc") or "cc"
+        _run([cc, *flags, *inc, *srcs, "-o", str(exe)], "host firmware build")
+        return Image(target, exe, locked)
+    _run([ARM_CC, *ARM_FLAGS, *flags, *inc, *srcs, "-nostartfiles", "--specs=nano.specs",
+          f"-T{ld}", f"-Wl,--defsym=__stack_size={stack_size}", "-Wl,--gc-sections",
+          f"-Wl,-Map={out / 'etp_fw.map'}", "-o", str(exe), "-lgcc"], f"{target} firmware build")
+    return Image(target, exe, locked, _sizes(exe))
+
+
+def _sizes(elf: Path) -> dict:
+    """Berkeley sizes of the ELF: flash = text + data, RAM = data + bss (bss includes the stack)."""
+    out = _run([ARM_SIZE, "-B", str(elf)], "arm-none-eabi-size")
+    line = out.strip().splitlines()[-1].split()
+    text, data, bss = (int(v) for v in line[:3])
+    stack = 0
+    m = (elf.parent / "etp_fw.map")
+    if m.is_file():
+        mm = re.search(r"^\.stack\s+0x[0-9a-f]+\s+0x([0-9a-f]+)", m.read_text(), re.M)
+        stack = int(mm.group(1), 16) if mm else 0
+    return {"text": text, "data": data, "bss": bss, "flash": text + data, "ram": data + bss, "stack": stack}

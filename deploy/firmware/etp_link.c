@@ -1,0 +1,98 @@
+/* etp_link.c -- frame parser with resynchronisation and frame encoder.
+ * The rules are those of deploy/protocol.py (FrameParser): a bad header (HCRC or
+ * LEN > ETP_MAX_PAYLOAD) or a bad frame CRC drops the SYNC byte it started at and the
+ * search for SYNC resumes at the next byte, so a damaged frame never hides the next. */
+#include <string.h>
+#include "etp_link.h"
+
+uint32_t etp_crc32(uint32_t crc, const uint8_t *p, uint32_t n) {
+    crc = ~crc;
+    while (n--) {
+        crc ^= *p++;
+        crc = (crc >> 4) ^ etp_crc32_nibble[crc & 15u];
+        crc = (crc >> 4) ^ etp_crc32_nibble[crc & 15u];
+    }
+    return ~crc;
+}
+
+uint8_t etp_crc8(const uint8_t *p, uint32_t n) {
+    uint8_t crc = 0;
+    while (n--) {
+        crc ^= *p++;
+        for (int k = 0; k < 8; k++) crc = (uint8_t)((crc & 0x80u) ? (uint32_t)(crc << 1) ^ 0x07u : (uint32_t)(crc << 1));
+    }
+    return crc;
+}
+
+void etp_link_init(etp_link_t *l) { memset(l, 0, sizeof *l); }
+
+/* Drop k bytes, then everything up to the next possible SYNC0. */
+static void drop(etp_link_t *l, uint16_t k) {
+    while (k < l->n && l->buf[k] != ETP_SYNC0) k++;
+    if (k > l->n) k = l->n;
+    l->skipped += k;
+    memmove(l->buf, l->buf + k, (size_t)(l->n - k));
+    l->n = (uint16_t)(l->n - k);
+}
+
+static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+static uint32_t rd32(const uint8_t *p) {
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+
+void etp_link_feed(etp_link_t *l, uint8_t byte, etp_frame_cb cb, void *ctx) {
+    if (l->n >= ETP_MAX_FRAME) drop(l, 1);          /* cannot happen: frames are bounded */
+    l->buf[l->n++] = byte;
+    for (;;) {
+        if (l->n == 0) return;
+        if (l->buf[0] != ETP_SYNC0) { drop(l, 1); continue; }
+        if (l->n < 2) return;
+        if (l->buf[1] != ETP_SYNC1) { drop(l, 1); continue; }
+        if (l->n < ETP_HEADER_SIZE) return;
+        uint16_t len = rd16(l->buf + 2);
+        if (len > ETP_MAX_PAYLOAD || etp_crc8(l->buf + 2, 5) != l->buf[7]) {
+            l->hdr_errors++;
+            drop(l, 1);
+            continue;
+        }
+        uint16_t total = (uint16_t)(ETP_HEADER_SIZE + len + ETP_CRC_SIZE);
+        if (l->n < total) return;
+        uint32_t crc = rd32(l->buf + ETP_HEADER_SIZE + len);
+        if (etp_crc32(0, l->buf + 2, (uint32_t)(ETP_HEADER_SIZE - 2 + len)) != crc) {
+            l->crc_errors++;
+            drop(l, 1);
+            continue;
+        }
+        etp_frame_t f;
+        f.type = l->buf[4];
+        f.seq = rd16(l->buf + 5);
+        f.len = len;
+        f.crc = crc;
+        f.payload = l->buf + ETP_HEADER_SIZE;
+        l->frames++;
+        cb(ctx, &f);
+        /* total == l->n here: a frame is only complete when its last byte arrives */
+        memmove(l->buf, l->buf + total, (size_t)(l->n - total));
+        l->n = (uint16_t)(l->n - total);
+    }
+}
+
+uint16_t etp_link_encode(uint8_t *out, uint8_t type, uint16_t seq, const uint8_t *payload, uint16_t len) {
+    if (len > ETP_MAX_PAYLOAD) return 0;
+    out[0] = ETP_SYNC0;
+    out[1] = ETP_SYNC1;
+    out[2] = (uint8_t)len;
+    out[3] = (uint8_t)(len >> 8);
+    out[4] = type;
+    out[5] = (uint8_t)seq;
+    out[6] = (uint8_t)(seq >> 8);
+    out[7] = etp_crc8(out + 2, 5);
+    if (len && payload != out + ETP_HEADER_SIZE) memmove(out + ETP_HEADER_SIZE, payload, len);
+    uint32_t crc = etp_crc32(0, out + 2, (uint32_t)(ETP_HEADER_SIZE - 2 + len));
+    uint8_t *c = out + ETP_HEADER_SIZE + len;
+    c[0] = (uint8_t)crc;
+    c[1] = (uint8_t)(crc >> 8);
+    c[2] = (uint8_t)(crc >> 16);
+    c[3] = (uint8_t)(crc >> 24);
+    return (uint16_t)(ETP_HEADER_SIZE + len + ETP_CRC_SIZE);
+}

@@ -1,0 +1,24 @@
+/* etp_port.h -- the port layer: everything board-specific the firmware needs.
+ *
+ * A port (host/port_host.c, mps2_an386/port_mps2.c, or your board's) implements these
+ * few functions; main.c, etp_link.c and etp_server.c are the same on every target.
+ */
+#ifndef ETP_PORT_H
+#define ETP_PORT_H
+#include <stdint.h>
+
+void port_init(int argc, char **argv);
+/* Next received byte (0..255), waiting for it; -1 when the wait was interrupted. */
+int port_getc(void);
+/* Send n bytes (returns when they are queued or sent). */
+void port_write(const uint8_t *p, uint32_t n);
+/* Free-running cost counter in the unit of port_counter_kind() (ETP_COUNTER_*),
+ * 1 count = port_counter_res() of that unit; differences are taken modulo 2^32. */
+uint32_t port_counter_now(void);
+uint8_t port_counter_kind(void);
+uint16_t port_counter_res(void);
+/* RAM: static data + bss (without the stack), the stack reserved, the stack used so far. */
+void port_ram(uint32_t *static_bytes, uint32_t *stack_size, uint32_t *stack_used);
+/* A short board name sent in HELLO. */
+const char *port_board(void);
+#endif

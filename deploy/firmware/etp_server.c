@@ -1,0 +1,331 @@
+/* etp_server.c -- executes protocol commands against the generated model API.
+ *
+ * Sequence rule (deploy/protocol.py): HELLO opens a session at any SEQ; then a command
+ * runs only if SEQ == last + 1; a repeat of the last command (same SEQ and CRC) gets
+ * the cached response and is NOT run again; anything else gets ETP_ST_SEQ. Without a
+ * session every command but HELLO gets ETP_ST_NO_SESSION. */
+#include <string.h>
+#include "etp_model.h"
+#include "etp_port.h"
+#include "etp_server.h"
+
+#define XB ((uint32_t)sizeof(etp_x_t))
+#define X_BYTES ((uint32_t)ETP_N_IN * XB)
+
+/* INFER/TRAIN may carry the whole input frame when it fits one payload; otherwise
+ * the host loads it with LOAD_X chunks first. */
+#define ETP_INLINE_X (X_BYTES + ETP_REQ_TRAIN_SIZE <= ETP_MAX_PAYLOAD)
+
+static etp_x_t xbuf[ETP_N_IN];
+
+static void wr16(uint8_t *p, uint32_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
+static void wr32(uint8_t *p, uint32_t v) { wr16(p, v); wr16(p + 2, v >> 16); }
+static void wr64(uint8_t *p, uint64_t v) { wr32(p, (uint32_t)v); wr32(p + 4, (uint32_t)(v >> 32)); }
+static uint32_t rd16(const uint8_t *p) { return (uint32_t)p[0] | ((uint32_t)p[1] << 8); }
+static uint32_t rd32(const uint8_t *p) { return rd16(p) | (rd16(p + 2) << 16); }
+
+/* etp_tensor_t.dtype: 0 i8, 1 u8, 2 i16, 3 u16, 4 i32, 5 u32, 6 i64 */
+#define ETP_DTYPE_MAX 6u
+static uint32_t dtype_size(uint8_t dt) { return dt <= 1 ? 1u : dt <= 3 ? 2u : dt <= 5 ? 4u : 8u; }
+
+/* Element e of a tensor as raw bits, and its inverse. */
+static uint64_t elem_get(const etp_tensor_t *t, uint32_t e) {
+    switch (dtype_size(t->dtype)) {
+    case 1: return ((const uint8_t *)t->data)[e];
+    case 2: return ((const uint16_t *)t->data)[e];
+    case 4: return ((const uint32_t *)t->data)[e];
+    default: return ((const uint64_t *)t->data)[e];
+    }
+}
+/* Byte i (little-endian element order, whatever the target's byte order) of a tensor. */
+static uint8_t tensor_byte(const etp_tensor_t *t, uint32_t i) {
+    uint32_t sz = dtype_size(t->dtype);
+    return (uint8_t)(elem_get(t, i / sz) >> (8 * (i % sz)));
+}
+#if !ETP_PROTO_LOCKED
+static void tensor_set_byte(const etp_tensor_t *t, uint32_t i, uint8_t byte) {
+    uint32_t sz = dtype_size(t->dtype), e = i / sz, sh = 8 * (i % sz);
+    uint64_t v = (elem_get(t, e) & ~((uint64_t)0xFFu << sh)) | ((uint64_t)byte << sh);
+    switch (sz) {
+    case 1: ((uint8_t *)t->data)[e] = (uint8_t)v; break;
+    case 2: ((uint16_t *)t->data)[e] = (uint16_t)v; break;
+    case 4: ((uint32_t *)t->data)[e] = (uint32_t)v; break;
+    default: ((uint64_t *)t->data)[e] = v; break;
+    }
+}
+#endif
+
+static void load_x(const uint8_t *p, uint32_t first, uint32_t count) {
+    for (uint32_t k = 0; k < count; k++, p += XB)
+        xbuf[first + k] = (etp_x_t)(XB == 1 ? (int8_t)p[0] : (int16_t)rd16(p));
+}
+
+static void cost_clear(etp_cost_t *c) { memset(c, 0, sizeof *c); c->min = 0xFFFFFFFFu; }
+static void cost_add(etp_cost_t *c, uint32_t v) {
+    c->n++; c->last = v; c->sum += v;
+    if (v < c->min) c->min = v;
+    if (v > c->max) c->max = v;
+}
+static uint32_t cost_since(const etp_server_t *s, uint32_t t0) {
+    uint32_t d = port_counter_now() - t0;
+    return d > s->cost_overhead ? d - s->cost_overhead : 0;
+}
+
+void etp_server_init(etp_server_t *s) {
+    memset(s, 0, sizeof *s);
+    etp_link_init(&s->link);
+    cost_clear(&s->infer);
+    cost_clear(&s->train);
+    etp_init(0);
+    uint32_t t0 = port_counter_now();
+    s->cost_overhead = port_counter_now() - t0;
+}
+
+static uint16_t err(etp_server_t *s, uint8_t st, uint32_t detail) {
+    s->pl[ETP_RSP_ERR_STATUS_OFF] = st;
+    wr32(s->pl + ETP_RSP_ERR_DETAIL_OFF, detail);
+    return ETP_RSP_ERR_SIZE;
+}
+
+static uint16_t put_str(uint8_t *p, const char *str) {
+    uint16_t n = 0;
+    while (str[n] && n < ETP_MAX_NAME) n++;
+    p[0] = (uint8_t)n;
+    memcpy(p + 1, str, n);
+    return (uint16_t)(n + 1);
+}
+
+static uint16_t cmd_hello(etp_server_t *s) {
+    uint8_t *p = s->pl;
+    uint8_t flags = 0;
+#if !ETP_PROTO_LOCKED
+    flags |= ETP_FLAG_DEBUG_CMDS;
+#endif
+#ifdef ETP_HAS_SET_LR
+    flags |= ETP_FLAG_SET_LR;
+#endif
+    p[ETP_RSP_HELLO_STATUS_OFF] = ETP_ST_OK;
+    p[ETP_RSP_HELLO_VERSION_OFF] = ETP_PROTO_VERSION;
+    p[ETP_RSP_HELLO_FLAGS_OFF] = flags;
+    p[ETP_RSP_HELLO_COUNTER_OFF] = port_counter_kind();
+    p[ETP_RSP_HELLO_X_BYTES_OFF] = (uint8_t)XB;
+    wr16(p + ETP_RSP_HELLO_N_IN_OFF, ETP_N_IN);
+    wr16(p + ETP_RSP_HELLO_N_OUT_OFF, ETP_N_OUT);
+    wr16(p + ETP_RSP_HELLO_MAX_PAYLOAD_OFF, ETP_MAX_PAYLOAD);
+    wr16(p + ETP_RSP_HELLO_N_TENSORS_OFF, etp_tensor_count());
+    wr32(p + ETP_RSP_HELLO_PROTO_HASH_OFF, ETP_PROTO_HASH);
+    wr16(p + ETP_RSP_HELLO_COUNTER_RES_OFF, port_counter_res());
+    uint16_t n = ETP_RSP_HELLO_SIZE;
+    n += put_str(p + n, ETP_GEN_VERSION);
+    /* the model hash may be long: send at most 64 hex digits */
+    const char *h = ETP_MODEL_HASH;
+    uint16_t hl = 0;
+    while (h[hl] && hl < 64) hl++;
+    p[n] = (uint8_t)hl;
+    memcpy(p + n + 1, h, hl);
+    n += hl + 1;
+    n += put_str(p + n, port_board());
+    return n;
+}
+
+static uint16_t step_rsp(etp_server_t *s, etp_status_t st, uint32_t cost, uint32_t steps) {
+    if (st != ETP_OK) return err(s, ETP_ST_MODEL, (uint32_t)st);
+    s->pl[ETP_RSP_STEP_STATUS_OFF] = ETP_ST_OK;
+    wr16(s->pl + ETP_RSP_STEP_PRED_OFF, etp_predict());
+    wr32(s->pl + ETP_RSP_STEP_COST_OFF, cost);
+    wr32(s->pl + ETP_RSP_STEP_STEPS_OFF, steps);
+    return ETP_RSP_STEP_SIZE;
+}
+
+static uint16_t cmd_counters(etp_server_t *s, int clear) {
+    uint8_t *p = s->pl;
+    uint32_t ram, stack, used;
+    port_ram(&ram, &stack, &used);
+    p[ETP_RSP_COUNTERS_STATUS_OFF] = ETP_ST_OK;
+    p[ETP_RSP_COUNTERS_COUNTER_OFF] = port_counter_kind();
+    wr16(p + ETP_RSP_COUNTERS_COUNTER_RES_OFF, port_counter_res());
+    const etp_cost_t *c[2] = {&s->infer, &s->train};
+    const uint32_t off[2] = {ETP_RSP_COUNTERS_INFER_N_OFF, ETP_RSP_COUNTERS_TRAIN_N_OFF};
+    for (int k = 0; k < 2; k++) {   /* n, last, min, max (u32) then sum (u64), same order for both */
+        wr32(p + off[k], c[k]->n);
+        wr32(p + off[k] + 4, c[k]->last);
+        wr32(p + off[k] + 8, c[k]->n ? c[k]->min : 0);
+        wr32(p + off[k] + 12, c[k]->max);
+        wr64(p + off[k] + 16, c[k]->sum);
+    }
+    wr32(p + ETP_RSP_COUNTERS_RAM_STATIC_OFF, ram);
+    wr32(p + ETP_RSP_COUNTERS_STACK_SIZE_OFF, stack);
+    wr32(p + ETP_RSP_COUNTERS_STACK_USED_OFF, used);
+    wr32(p + ETP_RSP_COUNTERS_FRAMES_OK_OFF, s->link.frames);
+    wr32(p + ETP_RSP_COUNTERS_HDR_ERRORS_OFF, s->link.hdr_errors);
+    wr32(p + ETP_RSP_COUNTERS_CRC_ERRORS_OFF, s->link.crc_errors);
+    wr32(p + ETP_RSP_COUNTERS_SEQ_ERRORS_OFF, s->seq_errors);
+    wr32(p + ETP_RSP_COUNTERS_REPEATS_OFF, s->repeats);
+    wr32(p + ETP_RSP_COUNTERS_BAD_CMDS_OFF, s->bad_cmds);
+    if (clear) {
+        cost_clear(&s->infer);
+        cost_clear(&s->train);
+    }
+    return ETP_RSP_COUNTERS_SIZE;
+}
+
+#if !ETP_PROTO_LOCKED
+static uint16_t cmd_tensor(etp_server_t *s, uint8_t cmd, const uint8_t *q, uint16_t len) {
+    uint32_t fixed = cmd == ETP_CMD_TENSOR_INFO ? ETP_REQ_TENSOR_INFO_SIZE
+                   : cmd == ETP_CMD_READ_TENSOR ? ETP_REQ_READ_TENSOR_SIZE : ETP_REQ_WRITE_TENSOR_SIZE;
+    if (len < fixed || (cmd != ETP_CMD_WRITE_TENSOR && len != fixed)) return err(s, ETP_ST_BAD_LEN, len);
+    uint32_t idx = rd16(q); /* the index is the first field of all three layouts */
+    if (idx >= etp_tensor_count()) return err(s, ETP_ST_BAD_ARG, idx);
+    const etp_tensor_t *t = etp_tensor(idx);
+    if (!t || t->dtype > ETP_DTYPE_MAX || !t->data) return err(s, ETP_ST_BAD_ARG, idx);
+    uint32_t sz = dtype_size(t->dtype);
+    if (t->count > 0xFFFFFFFFu / sz) return err(s, ETP_ST_BAD_ARG, idx);
+    uint32_t bytes = t->count * sz;
+    if (cmd == ETP_CMD_TENSOR_INFO) {
+        s->pl[ETP_RSP_TENSOR_INFO_STATUS_OFF] = ETP_ST_OK;
+        s->pl[ETP_RSP_TENSOR_INFO_DTYPE_OFF] = t->dtype;
+        s->pl[ETP_RSP_TENSOR_INFO_WRITABLE_OFF] = t->writable;
+        wr32(s->pl + ETP_RSP_TENSOR_INFO_COUNT_OFF, t->count);
+        return (uint16_t)(ETP_RSP_TENSOR_INFO_SIZE + put_str(s->pl + ETP_RSP_TENSOR_INFO_SIZE, t->name ? t->name : ""));
+    }
+    if (cmd == ETP_CMD_READ_TENSOR) {
+        uint32_t off = rd32(q + ETP_REQ_READ_TENSOR_OFFSET_OFF), n = rd16(q + ETP_REQ_READ_TENSOR_LENGTH_OFF);
+        if (n > ETP_MAX_PAYLOAD - ETP_RSP_READ_TENSOR_SIZE || off > bytes || n > bytes - off)
+            return err(s, ETP_ST_BAD_ARG, off);
+        s->pl[ETP_RSP_READ_TENSOR_STATUS_OFF] = ETP_ST_OK;
+        for (uint32_t i = 0; i < n; i++) s->pl[ETP_RSP_READ_TENSOR_SIZE + i] = tensor_byte(t, off + i);
+        return (uint16_t)(ETP_RSP_READ_TENSOR_SIZE + n);
+    }
+    uint32_t off = rd32(q + ETP_REQ_WRITE_TENSOR_OFFSET_OFF), n = len - fixed;
+    if (!t->writable) return err(s, ETP_ST_READONLY, idx);
+    if (off > bytes || n > bytes - off) return err(s, ETP_ST_BAD_ARG, off);
+    for (uint32_t i = 0; i < n; i++) tensor_set_byte(t, off + i, q[fixed + i]);
+    s->pl[0] = ETP_ST_OK;
+    return ETP_RSP_OK_SIZE;
+}
+#endif
+
+/* Execute one in-sequence command; returns the response payload length. */
+static uint16_t execute(etp_server_t *s, uint8_t cmd, const uint8_t *q, uint16_t len) {
+    uint32_t t0;
+    etp_status_t st;
+    switch (cmd) {
+    case ETP_CMD_HELLO:
+        return cmd_hello(s);
+    case ETP_CMD_INIT:
+        if (len != ETP_REQ_INIT_SIZE) return err(s, ETP_ST_BAD_LEN, len);
+        st = etp_init(rd32(q + ETP_REQ_INIT_SEED_OFF));
+        cost_clear(&s->infer);
+        cost_clear(&s->train);
+        s->train_steps = s->infer_steps = 0;
+        if (st != ETP_OK) return err(s, ETP_ST_MODEL, (uint32_t)st);
+        s->pl[0] = ETP_ST_OK;
+        return ETP_RSP_OK_SIZE;
+    case ETP_CMD_RESET:
+        if (len != 0) return err(s, ETP_ST_BAD_LEN, len);
+        etp_reset_state();
+        s->pl[0] = ETP_ST_OK;
+        return ETP_RSP_OK_SIZE;
+    case ETP_CMD_LOAD_X: {
+        if (len < ETP_REQ_LOAD_X_SIZE || (len - ETP_REQ_LOAD_X_SIZE) % XB) return err(s, ETP_ST_BAD_LEN, len);
+        uint32_t first = rd16(q + ETP_REQ_LOAD_X_OFFSET_OFF), count = (len - ETP_REQ_LOAD_X_SIZE) / XB;
+        if (first > ETP_N_IN || count > ETP_N_IN - first) return err(s, ETP_ST_BAD_ARG, first);
+        load_x(q + ETP_REQ_LOAD_X_SIZE, first, count);
+        s->pl[0] = ETP_ST_OK;
+        return ETP_RSP_OK_SIZE;
+    }
+    case ETP_CMD_INFER:
+        if (len != ETP_REQ_INFER_SIZE && !(ETP_INLINE_X && len == ETP_REQ_INFER_SIZE + X_BYTES))
+            return err(s, ETP_ST_BAD_LEN, len);
+        if (len > ETP_REQ_INFER_SIZE) load_x(q + ETP_REQ_INFER_SIZE, 0, ETP_N_IN);
+        t0 = port_counter_now();
+        st = etp_infer_step(xbuf);
+        cost_add(&s->infer, cost_since(s, t0));
+        if (st == ETP_OK) s->infer_steps++;
+        return step_rsp(s, st, s->infer.last, s->infer_steps);
+    case ETP_CMD_TRAIN: {
+        if (len != ETP_REQ_TRAIN_SIZE && !(ETP_INLINE_X && len == ETP_REQ_TRAIN_SIZE + X_BYTES))
+            return err(s, ETP_ST_BAD_LEN, len);
+        uint32_t label = rd16(q + ETP_REQ_TRAIN_LABEL_OFF);
+        if (label >= ETP_N_OUT) return err(s, ETP_ST_BAD_ARG, label);
+        if (len > ETP_REQ_TRAIN_SIZE) load_x(q + ETP_REQ_TRAIN_SIZE, 0, ETP_N_IN);
+        t0 = port_counter_now();
+        st = etp_train_step(xbuf, (uint16_t)label);
+        cost_add(&s->train, cost_since(s, t0));
+        if (st == ETP_OK) s->train_steps++;
+        return step_rsp(s, st, s->train.last, s->train_steps);
+    }
+    case ETP_CMD_PREDICT:
+        if (len != 0) return err(s, ETP_ST_BAD_LEN, len);
+        s->pl[ETP_RSP_PREDICT_STATUS_OFF] = ETP_ST_OK;
+        wr16(s->pl + ETP_RSP_PREDICT_PRED_OFF, etp_predict());
+        return ETP_RSP_PREDICT_SIZE;
+    case ETP_CMD_DIGEST:
+        if (len != 0) return err(s, ETP_ST_BAD_LEN, len);
+        s->pl[ETP_RSP_DIGEST_STATUS_OFF] = ETP_ST_OK;
+        wr32(s->pl + ETP_RSP_DIGEST_DIGEST_OFF, etp_state_digest());
+        wr32(s->pl + ETP_RSP_DIGEST_TRAIN_STEPS_OFF, s->train_steps);
+        wr32(s->pl + ETP_RSP_DIGEST_INFER_STEPS_OFF, s->infer_steps);
+        return ETP_RSP_DIGEST_SIZE;
+    case ETP_CMD_COUNTERS:
+        if (len != ETP_REQ_COUNTERS_SIZE) return err(s, ETP_ST_BAD_LEN, len);
+        return cmd_counters(s, q[ETP_REQ_COUNTERS_CLEAR_OFF] != 0);
+    case ETP_CMD_SET_LR:
+        if (len != ETP_REQ_SET_LR_SIZE) return err(s, ETP_ST_BAD_LEN, len);
+#ifdef ETP_HAS_SET_LR
+        {
+        uint32_t m = rd16(q + ETP_REQ_SET_LR_M_OFF);
+        int16_t e = (int16_t)rd16(q + ETP_REQ_SET_LR_E_OFF);
+        if (m > 255u) return err(s, ETP_ST_BAD_ARG, m);
+        st = etp_set_lr((uint8_t)m, e);
+        }
+        if (st != ETP_OK) return err(s, ETP_ST_MODEL, (uint32_t)st);
+        s->pl[0] = ETP_ST_OK;
+        return ETP_RSP_OK_SIZE;
+#else
+        return err(s, ETP_ST_UNSUPPORTED, cmd);
+#endif
+#if !ETP_PROTO_LOCKED
+    case ETP_CMD_TENSOR_INFO:
+    case ETP_CMD_READ_TENSOR:
+    case ETP_CMD_WRITE_TENSOR:
+        return cmd_tensor(s, cmd, q, len);
+#endif
+    default:
+        s->bad_cmds++;
+        return err(s, ETP_ST_UNKNOWN, cmd);
+    }
+}
+
+static void send(etp_server_t *s, uint16_t seq, uint8_t cmd, uint16_t n, int cache) {
+    uint8_t tmp[ETP_MAX_FRAME];
+    uint8_t *out = cache ? s->rsp : tmp;
+    uint16_t total = etp_link_encode(out, (uint8_t)(cmd | ETP_RESPONSE_BIT), seq, s->pl, n);
+    if (cache) s->rsp_len = total;
+    port_write(out, total);
+}
+
+static void on_frame(void *ctx, const etp_frame_t *f) {
+    etp_server_t *s = (etp_server_t *)ctx;
+    if (f->type & ETP_RESPONSE_BIT) { s->bad_cmds++; return; }   /* not for us: ignore */
+    if (f->type == ETP_CMD_HELLO) {
+        s->session = 1;
+    } else if (!s->session) {
+        send(s, f->seq, f->type, err(s, ETP_ST_NO_SESSION, 0), 0);
+        return;
+    } else if (f->seq == s->last_seq && f->crc == s->last_crc && s->rsp_len) {
+        s->repeats++;                       /* a retry: answer again, do not run again */
+        port_write(s->rsp, s->rsp_len);
+        return;
+    } else if (f->seq != (uint16_t)(s->last_seq + 1u)) {
+        s->seq_errors++;
+        send(s, f->seq, f->type, err(s, ETP_ST_SEQ, (uint16_t)(s->last_seq + 1u)), 0);
+        return;
+    }
+    uint16_t n = execute(s, f->type, f->payload, f->len);
+    s->last_seq = f->seq;
+    s->last_crc = f->crc;
+    send(s, f->seq, f->type, n, 1);
+}
+
+void etp_server_feed(etp_server_t *s, uint8_t byte) { etp_link_feed(&s->link, byte, on_frame, s); }

@@ -1,0 +1,45 @@
+/* startup.c -- Cortex-M4 reset and vector table for mps2-an386 (any Cortex-M works
+ * with the same code): copy .data from flash, zero .bss, paint the stack (for the
+ * high-water mark the port reports), call main. */
+#include <stdint.h>
+
+extern uint32_t __etext, __data_start__, __data_end__, __bss_start__, __bss_end__;
+extern uint32_t __stack_bottom__, __stack_top__;
+extern int main(int argc, char **argv);
+void Reset_Handler(void);
+void SysTick_Handler(void);
+void UART0_RX_Handler(void);
+
+#define STACK_PAINT 0xC0FFEE11u
+
+static void Default_Handler(void) {
+    for (;;) { }   /* a fault: the host sees a device that stops answering */
+}
+
+__attribute__((section(".isr_vector"), used))
+const void *const etp_vectors[16 + 32] = {
+    &__stack_top__, (void *)Reset_Handler,
+    (void *)Default_Handler, (void *)Default_Handler,   /* NMI, HardFault */
+    (void *)Default_Handler, (void *)Default_Handler,   /* MemManage, BusFault */
+    (void *)Default_Handler, 0, 0, 0, 0,                /* UsageFault, reserved */
+    (void *)Default_Handler, (void *)Default_Handler,   /* SVC, DebugMon */
+    0, (void *)Default_Handler, (void *)SysTick_Handler, /* reserved, PendSV, SysTick */
+    (void *)UART0_RX_Handler,                           /* IRQ 0: UART 0 RX */
+};
+
+__attribute__((noreturn)) void Reset_Handler(void) {
+    uint32_t *src = &__etext, *dst = &__data_start__;
+    while (dst < &__data_end__) *dst++ = *src++;
+    for (dst = &__bss_start__; dst < &__bss_end__; dst++) *dst = 0;
+    /* paint the stack below the current frame */
+    uint32_t here;
+    for (dst = &__stack_bottom__; dst < &here - 16; dst++) *dst = STACK_PAINT;
+    main(0, 0);
+    for (;;) { }
+}
+
+uint32_t etp_stack_used(void) {
+    uint32_t *p = &__stack_bottom__;
+    while (p < &__stack_top__ && *p == STACK_PAINT) p++;
+    return (uint32_t)((uintptr_t)&__stack_top__ - (uintptr_t)p);
+}

@@ -1,0 +1,278 @@
+"""Host-in-the-loop session: fine-tune on the device, check every sample against Python.
+
+``run_session(dev, ref, support, query, ...)`` drives a :class:`deploy.host.Device` and
+a reference (anything with the methods of :class:`Reference`; the integer TP
+reference is :class:`deploy.reference.IntReference`):
+
+1. HELLO, INIT(seed) on both; the initial state digests must agree;
+2. the query set is evaluated on the device (RESET, one INFER per frame, PREDICT);
+3. ``epochs`` passes over the support set in a seeded order (the order of
+   ``edgetp.fixed.finetune.finetune_fixed``), each sample RESET + one TRAIN per frame;
+4. the query set again.
+
+After *every* sample the device's state digest is compared with the reference's and
+its step counter with the steps sent (a retried step applied twice would show there).
+On a difference the tensors are fetched (debug builds) and the first differing one is
+named; the session stops. When the device is reset mid-sample (``DeviceReset``), the
+session restores it - writing the reference's state at the last verified sample with
+WRITE_TENSOR, or, on a locked build, replaying every applied sample from INIT - and
+redoes the interrupted sample; with ``recover=False`` it stops with an error naming
+what was lost.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from deploy import protocol as P
+from deploy.host import Device, DeviceReset
+from edgetp.errors import EdgetpError
+
+MAX_RECOVERIES = 20
+
+
+class Reference(Protocol):
+    n_in: int
+    n_out: int
+    model_hash: str | None
+
+    def init(self, seed: int) -> None: ...
+    def set_lr(self, m: int, e: int) -> None: ...
+    def train_sample(self, xs: np.ndarray, label: int) -> None: ...
+    def infer_sample(self, xs: np.ndarray) -> int: ...
+    def digest(self) -> int: ...
+    def tensors(self) -> list: ...
+
+
+class HilError(EdgetpError):
+    """The session could not complete; ``result`` holds what was measured so far."""
+
+    def __init__(self, msg: str, result: dict | None = None):
+        super().__init__(msg)
+        self.result = result or {}
+
+
+@dataclass
+class _Costs:
+    values: list = field(default_factory=list)
+
+    def summary(self, res: int) -> dict:
+        if not self.values:
+            return {}
+        v = np.asarray(self.values, dtype=np.float64) * res
+        return {"mean": float(v.mean()), "max": float(v.max()), "min": float(v.min()), "n": int(v.size)}
+
+
+def first_difference(dev: Device, ref: Reference) -> str:
+    """Fetch the device's tensors and name the first that differs from the reference."""
+    if not dev.info.debug:
+        return "the firmware is locked (ETP_PROTO_LOCKED): its tensors cannot be read to find the first difference"
+    theirs = ref.tensors()
+    mine = dev.tensors()
+    if [t.name for t in mine] != [n for n, _ in theirs]:
+        return (f"the device's tensor table {[t.name for t in mine]} differs from the reference's "
+                f"{[n for n, _ in theirs]}")
+    for t, (name, arr) in zip(mine, theirs):
+        d = dev.read_tensor(t.index)
+        r = np.asarray(arr).ravel()
+        if d.size != r.size or np.any(d.astype(np.int64) != r.astype(np.int64)):
+            if d.size != r.size:
+                return f"first differing tensor: {name} (device {d.size} elements, reference {r.size})"
+            bad = np.flatnonzero(d.astype(np.int64) != r.astype(np.int64))
+            i = int(bad[0])
+            idx = np.unravel_index(i, np.shape(arr)) if np.ndim(arr) > 1 else (i,)
+            return (f"first differing tensor: {name} (#{t.index}), {bad.size} of {r.size} elements differ, "
+                    f"first at {list(map(int, idx))}: device {int(d[i])}, reference {int(r[i])}")
+    return "every tensor is equal, yet the digests differ (the digest function itself differs)"
+
+
+class Session:
+    def __init__(self, dev: Device, ref: Reference, seed: int = 0, recover: bool = True, progress=None):
+        self.dev, self.ref, self.seed, self.recover_ok = dev, ref, seed, recover
+        self.progress = progress or (lambda msg: None)
+        self.res: dict = {"samples": 0, "mismatches": 0, "lost": 0, "double_applied": 0, "query_samples": 0,
+                          "resets": 0, "recoveries": []}
+        self.infer_costs, self.train_costs = _Costs(), _Costs()
+        self.applied: list = []            # (lr code, xs, label) applied since INIT, for a replay
+        self.dev_steps = 0                 # TRAIN steps the device should have counted since INIT
+        self.lr = None
+
+    # ----------------------------------------------------------------- device side
+    def _device_sample(self, xs, label) -> tuple[dict, int]:
+        dev = self.dev
+        dev.reset_state()
+        costs = []
+        r = None
+        for x in xs:
+            r = dev.infer(x) if label is None else dev.train(x, label)
+            costs.append(r["cost"])
+        d = dev.digest()
+        (self.infer_costs if label is None else self.train_costs).values.extend(costs)
+        return d, (r["pred"] if r is not None else dev.predict())
+
+    def _open(self) -> None:
+        info = self.dev.hello()
+        ref = self.ref
+        if (info.n_in, info.n_out) != (ref.n_in, ref.n_out):
+            raise HilError(f"the device's model has {info.n_in} inputs and {info.n_out} outputs, the reference "
+                           f"{ref.n_in} and {ref.n_out}: flash the firmware built from this model")
+        if ref.model_hash and info.model_hash and not (ref.model_hash.startswith(info.model_hash)
+                                                       or info.model_hash.startswith(ref.model_hash)):
+            raise HilError(f"the device runs model {info.model_hash[:16]}, the reference is {ref.model_hash[:16]}")
+        self.dev.init(self.seed)
+        self.dev_steps = 0
+
+    def _set_lr(self, code) -> None:
+        self.lr = code
+        if code is None:
+            return
+        self.ref.set_lr(*code)
+        self._device_lr(code)
+
+    def _device_lr(self, code) -> None:
+        if code is not None and self.dev.info.flags & P.Flag.SET_LR:
+            self.dev.set_lr(*code)
+
+    # ----------------------------------------------------------------- recovery
+    def _recover(self, where: str) -> None:
+        self.res["resets"] += 1
+        n_applied = len(self.applied)
+        if not self.recover_ok:
+            self.res["lost"] = n_applied
+            raise HilError(f"the device was reset during {where}: its state since boot is lost - the "
+                           f"{n_applied} training sample(s) applied and verified before it and the partial "
+                           f"sample (no sample was applied twice; every digest matched up to the reset)",
+                           self.result())
+        if len(self.res["recoveries"]) >= MAX_RECOVERIES:
+            raise HilError(f"the device was reset {MAX_RECOVERIES} times; giving up during {where}", self.result())
+        t0 = time.perf_counter()
+        while True:
+            try:
+                self._open()
+                writable = self.dev.info.debug and all(t.writable for t in self.dev.tensors())
+                if writable:
+                    how = "restored the reference's state (WRITE_TENSOR)"
+                    for t, (_, arr) in zip(self.dev.tensors(), self.ref.tensors()):
+                        self.dev.write_tensor(t.index, np.asarray(arr).ravel())
+                    if self.dev.digest()["digest"] != self.ref.digest():
+                        raise HilError(f"after restoring the device's state following a reset during {where}, "
+                                       f"its digest still differs: {first_difference(self.dev, self.ref)}",
+                                       self.result())
+                else:
+                    how = f"replayed {n_applied} sample(s) from INIT"
+                    lr = None
+                    for code, xs, label in self.applied:
+                        if code != lr:
+                            self._device_lr(code)
+                            lr = code
+                        self.dev.reset_state()
+                        for x in xs:
+                            self.dev.train(x, label)
+                        self.dev_steps += len(xs)
+                self._device_lr(self.lr)
+                break
+            except DeviceReset:
+                self.res["resets"] += 1
+                if len(self.res["recoveries"]) + self.res["resets"] > 4 * MAX_RECOVERIES:
+                    raise HilError(f"the device keeps resetting (during recovery from {where})", self.result())
+        self.res["recoveries"].append({"during": where, "how": how, "seconds": round(time.perf_counter() - t0, 3)})
+        self.progress(f"device reset during {where}: {how}")
+
+    # ----------------------------------------------------------------- one sample
+    def sample(self, xs, label, where: str):
+        """Run one sample (``label`` None: inference) on the device and the reference and compare."""
+        while True:
+            try:
+                before = self.dev_steps
+                d, pred = self._device_sample(xs, label)
+                break
+            except DeviceReset:
+                self._recover(where)
+        ref = self.ref
+        if label is None:
+            ref_pred = ref.infer_sample(xs)
+        else:
+            ref.train_sample(xs, label)
+            self.dev_steps = before + len(xs)
+        got_steps = d["train_steps"]
+        if label is not None and got_steps != self.dev_steps:
+            self.res["double_applied"] += 1
+            raise HilError(f"{where}: the device counted {got_steps} training steps, {self.dev_steps} were sent "
+                           f"(a step was applied {'twice' if got_steps > self.dev_steps else 'not at all'})",
+                           self.result())
+        want = ref.digest()
+        if d["digest"] != want:
+            self.res["mismatches"] += 1
+            why = first_difference(self.dev, ref)
+            self.res["first_mismatch"] = {"sample": where, "device_digest": f"{d['digest']:08x}",
+                                          "reference_digest": f"{want:08x}", "detail": why}
+            raise HilError(f"{where}: state digest {d['digest']:08x} on the device, {want:08x} in the reference; "
+                           f"{why}", self.result())
+        if label is None and pred != ref_pred:
+            self.res["mismatches"] += 1
+            raise HilError(f"{where}: the device predicts {pred}, the reference {ref_pred}", self.result())
+        if label is not None:
+            self.applied.append((self.lr, xs, label))
+            self.res["samples"] += 1
+        else:
+            self.res["query_samples"] += 1
+        return pred
+
+    def evaluate(self, query, tag: str) -> float | None:
+        if not len(query[1]):
+            return None
+        hits = 0
+        for i, (xs, y) in enumerate(zip(*query)):
+            hits += int(self.sample(xs, None, f"query sample {i} ({tag})") == int(y))
+        self.progress(f"query accuracy {tag}: {100.0 * hits / len(query[1]):.2f} %")
+        return 100.0 * hits / len(query[1])
+
+    def result(self) -> dict:
+        info = self.dev.info
+        res = self.res
+        out = {"samples": res["samples"], "mismatches": res["mismatches"]}
+        out.update({k: v for k, v in res.items() if k not in out})
+        unit = info.counter_name if info else "none"
+        r = info.counter_res if info else 1
+        out["counter"] = unit
+        out["train_step"] = self.train_costs.summary(r)
+        out["infer_step"] = self.infer_costs.summary(r)
+        out["link"] = dict(self.dev.stats.__dict__)
+        return out
+
+
+def run_session(dev: Device, ref: Reference, support, query, epochs: int = 1, lr_codes=None, seed: int = 0,
+                recover: bool = True, progress=None) -> dict:
+    """The whole HIL session (module docstring); returns the result dict (``samples``,
+    ``mismatches`` first). ``support``/``query``: (xs (N, T, n_in) int, ys). ``lr_codes``:
+    one (m, e) per epoch, or None (the model's built-in rate)."""
+    s = Session(dev, ref, seed, recover, progress)
+    t0 = time.perf_counter()
+    while True:
+        try:
+            s._open()
+            break
+        except DeviceReset:
+            s.res["resets"] += 1
+    ref.init(seed)
+    d = dev.digest()["digest"]
+    if d != ref.digest():
+        s.res["mismatches"] += 1
+        raise HilError(f"after INIT the device's digest is {d:08x}, the reference's {ref.digest():08x}: "
+                       f"{first_difference(dev, ref)}", s.result())
+    s.res["query_acc_before"] = s.evaluate(query, "before")
+    xs, ys = support
+    rng = np.random.default_rng(seed)
+    for ep in range(epochs):
+        s._set_lr(lr_codes[ep] if lr_codes else None)
+        order = rng.permutation(len(ys))
+        for k, i in enumerate(order):
+            s.sample(xs[i], int(ys[i]), f"training sample {k + 1}/{len(ys)} of epoch {ep + 1} (support #{i})")
+        s.progress(f"epoch {ep + 1}/{epochs}: {len(ys)} samples, digests equal")
+    s.res["query_acc_after"] = s.evaluate(query, "after")
+    s.res["counters"] = dev.counters()
+    s.res["seconds"] = round(time.perf_counter() - t0, 2)
+    return s.result()

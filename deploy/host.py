@@ -1,0 +1,245 @@
+"""The host side of the protocol: one :class:`Device` per serial connection.
+
+The port is anything pyserial's ``serial_for_url`` opens (a board's ``/dev/ttyACM0``,
+QEMU's or the host firmware's pty, ``socket://``, ``loop://``) or any object with
+``read(n)``, ``write(b)`` and ``in_waiting`` (the fault relay wraps one).
+
+Every request gets a sequence number; on a timeout the *same bytes* are sent again, up
+to ``retries`` times. The device runs a command once and answers a repeat from its
+cache, so a retried training step is never applied twice; responses for an older
+sequence number (answers to duplicates) are skipped. ``Status.NO_SESSION`` means the
+device was reset: :class:`DeviceReset` is raised and the caller decides how to recover.
+"""
+from __future__ import annotations
+
+import random
+import struct
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from deploy import protocol as P
+from edgetp.errors import EdgetpError
+
+
+class LinkError(EdgetpError):
+    """The device did not answer (after every retry)."""
+
+
+class DeviceReset(LinkError):
+    """The device answered NO_SESSION: it was reset and lost its state."""
+
+
+class DeviceError(EdgetpError):
+    """The device answered a command with an error status."""
+
+    def __init__(self, cmd, status: int, detail: int):
+        self.cmd, self.status, self.detail = cmd, status, detail
+        name = P.Status(status).name if status in P.Status._value2member_map_ else str(status)
+        super().__init__(f"device answered {cmd_name(cmd)} with {name} (detail {detail})")
+
+
+def cmd_name(cmd: int) -> str:
+    return P.Cmd(cmd).name if cmd in P.Cmd._value2member_map_ else f"command 0x{int(cmd):02x}"
+
+
+@dataclass
+class Hello:
+    version: int
+    flags: int
+    counter: int
+    x_bytes: int
+    n_in: int
+    n_out: int
+    max_payload: int
+    n_tensors: int
+    proto_hash: int
+    counter_res: int
+    gen_version: str
+    model_hash: str
+    board: str
+
+    @property
+    def debug(self) -> bool:
+        return bool(self.flags & P.Flag.DEBUG_CMDS)
+
+    @property
+    def counter_name(self) -> str:
+        return P.Counter(self.counter).name.lower()
+
+
+@dataclass
+class TensorInfo:
+    index: int
+    name: str
+    dtype: int
+    writable: bool
+    count: int
+
+    @property
+    def np_dtype(self) -> np.dtype:
+        return np.dtype(P.DTYPES[self.dtype])
+
+
+@dataclass
+class LinkStats:
+    requests: int = 0
+    retries: int = 0
+    stale: int = 0          # responses skipped (answers to duplicates or to older commands)
+    resets: int = 0
+
+
+class Device:
+    """A session with one device. ``timeout``: seconds to wait for an answer before resending."""
+
+    def __init__(self, port, timeout: float = 1.0, retries: int = 10, seed: int | None = None):
+        self.port = port
+        self.timeout = timeout
+        self.retries = retries
+        self.parser = P.FrameParser()
+        self.seq = random.Random(seed).randrange(P.SEQ_MOD)
+        self.info: Hello | None = None
+        self.stats = LinkStats()
+        self._tensors: list[TensorInfo] | None = None
+
+    @classmethod
+    def open(cls, url: str, baudrate: int = 115200, **kw) -> "Device":
+        import serial
+
+        try:
+            port = serial.serial_for_url(url, baudrate=baudrate, timeout=0.02)
+        except (serial.SerialException, ValueError) as exc:
+            raise EdgetpError(f"cannot open serial port {url}: {exc}") from None
+        return cls(port, **kw)
+
+    def close(self) -> None:
+        try:
+            self.port.close()
+        except Exception:  # noqa: BLE001 - closing a dead port is not an error
+            pass
+
+    # ------------------------------------------------------------------ transport
+    def _read_some(self) -> bytes:
+        n = getattr(self.port, "in_waiting", 0) or 1
+        return self.port.read(n)
+
+    def request(self, cmd: P.Cmd, payload: bytes = b"", timeout: float | None = None) -> bytes:
+        """Send ``cmd`` and return the OK response's payload (after its status byte)."""
+        seq = self.seq if cmd == P.Cmd.HELLO else (self.seq + 1) % P.SEQ_MOD
+        frame = P.encode(int(cmd), seq, payload)
+        want = int(cmd) | P.RESPONSE_BIT
+        wait = self.timeout if timeout is None else timeout
+        self.stats.requests += 1
+        for attempt in range(self.retries + 1):
+            if attempt:
+                self.stats.retries += 1
+            self.port.write(frame)
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline:
+                for fr in self.parser.feed(self._read_some()):
+                    if fr.type != want or fr.seq != seq or not fr.payload:
+                        self.stats.stale += 1
+                        continue
+                    status = fr.payload[0]
+                    if status == P.Status.NO_SESSION:
+                        self.stats.resets += 1
+                        raise DeviceReset(f"the device was reset (it answered {cmd_name(cmd)} with NO_SESSION)")
+                    self.seq = seq
+                    if status != P.Status.OK:
+                        detail = struct.unpack_from("<I", fr.payload, 1)[0] if len(fr.payload) >= 5 else 0
+                        raise DeviceError(cmd, status, detail)
+                    return fr.payload
+        raise LinkError(f"no answer to {cmd_name(cmd)} (seq {seq}) after {self.retries + 1} tries "
+                        f"of {wait:g} s each")
+
+    # ------------------------------------------------------------------ commands
+    def hello(self) -> Hello:
+        self.seq = random.randrange(P.SEQ_MOD)
+        pl = self.request(P.Cmd.HELLO)
+        f, rest = P.unpack("RSP_HELLO", pl)
+        gen, mh, board = P.read_lp_strings(rest, 3)
+        f.pop("status")
+        self.info = Hello(**f, gen_version=gen, model_hash=mh, board=board)
+        if self.info.proto_hash != P.spec_hash():
+            raise EdgetpError(f"the firmware speaks protocol {self.info.version} (hash 0x{self.info.proto_hash:08x}), "
+                              f"this host 0x{P.spec_hash():08x}: rebuild the firmware")
+        self._tensors = None
+        return self.info
+
+    def init(self, seed: int) -> None:
+        self.request(P.Cmd.INIT, P.pack("REQ_INIT", seed=seed & 0xFFFFFFFF))
+
+    def reset_state(self) -> None:
+        self.request(P.Cmd.RESET)
+
+    def _x_bytes(self, x) -> bytes:
+        info = self.info
+        dt = "<i2" if info.x_bytes == 2 else "i1"
+        x = np.asarray(x)
+        if x.shape != (info.n_in,):
+            raise EdgetpError(f"input frame must have {info.n_in} features, got shape {x.shape}")
+        return x.astype(dt).tobytes()
+
+    def load_x(self, x) -> None:
+        data = self._x_bytes(x)
+        xb = self.info.x_bytes
+        chunk = (P.MAX_PAYLOAD - P.layout_struct("REQ_LOAD_X").size) // xb * xb
+        for off in range(0, len(data), chunk):
+            self.request(P.Cmd.LOAD_X, P.pack("REQ_LOAD_X", offset=off // xb) + data[off:off + chunk])
+
+    def _step(self, cmd: P.Cmd, head: bytes, x, timeout) -> dict:
+        data = self._x_bytes(x) if x is not None else b""
+        if data and len(head) + len(data) > P.MAX_PAYLOAD:
+            self.load_x(x)
+            data = b""
+        f, _ = P.unpack("RSP_STEP", self.request(cmd, head + data, timeout))
+        return f
+
+    def infer(self, x=None, timeout=None) -> dict:
+        """One inference step (on ``x``, or on the loaded frame); returns pred, cost, steps."""
+        return self._step(P.Cmd.INFER, b"", x, timeout)
+
+    def train(self, x, label: int, timeout=None) -> dict:
+        """One training step with ``label``; returns pred, cost (port units), steps."""
+        return self._step(P.Cmd.TRAIN, P.pack("REQ_TRAIN", label=int(label)), x, timeout)
+
+    def predict(self) -> int:
+        return P.unpack("RSP_PREDICT", self.request(P.Cmd.PREDICT))[0]["pred"]
+
+    def digest(self) -> dict:
+        return P.unpack("RSP_DIGEST", self.request(P.Cmd.DIGEST))[0]
+
+    def counters(self, clear: bool = False) -> dict:
+        return P.unpack("RSP_COUNTERS", self.request(P.Cmd.COUNTERS, P.pack("REQ_COUNTERS", clear=int(clear))))[0]
+
+    def set_lr(self, m: int, e: int) -> None:
+        self.request(P.Cmd.SET_LR, P.pack("REQ_SET_LR", m=m, e=e))
+
+    def tensors(self) -> list[TensorInfo]:
+        if self._tensors is None:
+            out = []
+            for i in range(self.info.n_tensors):
+                f, rest = P.unpack("RSP_TENSOR_INFO", self.request(P.Cmd.TENSOR_INFO, P.pack("REQ_TENSOR_INFO", index=i)))
+                out.append(TensorInfo(i, P.read_lp_strings(rest, 1)[0], f["dtype"], bool(f["writable"]), f["count"]))
+            self._tensors = out
+        return self._tensors
+
+    def read_tensor(self, i: int) -> np.ndarray:
+        t = self.tensors()[i]
+        total = t.count * t.np_dtype.itemsize
+        chunk = P.MAX_PAYLOAD - P.layout_struct("RSP_READ_TENSOR").size
+        buf = bytearray()
+        while len(buf) < total:
+            n = min(chunk, total - len(buf))
+            buf += self.request(P.Cmd.READ_TENSOR, P.pack("REQ_READ_TENSOR", index=i, offset=len(buf), length=n))[1:]
+        return np.frombuffer(bytes(buf), dtype=t.np_dtype).copy()
+
+    def write_tensor(self, i: int, values) -> None:
+        t = self.tensors()[i]
+        data = np.ascontiguousarray(values).astype(t.np_dtype).tobytes()
+        if len(data) != t.count * t.np_dtype.itemsize:
+            raise EdgetpError(f"tensor {t.name} has {t.count} elements, got {np.size(values)}")
+        chunk = P.MAX_PAYLOAD - P.layout_struct("REQ_WRITE_TENSOR").size
+        for off in range(0, len(data), chunk):
+            self.request(P.Cmd.WRITE_TENSOR, P.pack("REQ_WRITE_TENSOR", index=i, offset=off) + data[off:off + chunk])

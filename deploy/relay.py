@@ -1,0 +1,138 @@
+"""A fault-injecting relay between the host and a device (tests, ``edgetp hil --faults``).
+
+:class:`FaultyLink` wraps the host's port (a pyserial object) and is used by
+:class:`deploy.host.Device` in its place. In both directions it drops, corrupts
+(flips one bit of), duplicates and truncates bytes, seeded and counted; it can also
+reset the device (through the target's reset: SIGUSR1 for the host build, QEMU's
+``system_reset``) when the host writes its N-th frame, i.e. in the middle of a sample.
+
+Fault rates (``FaultPlan``): ``drop``/``corrupt`` per byte, ``dup``/``truncate`` per
+write (the host writes one frame per call; the device's bytes arrive in chunks).
+A plan as text: ``drop=0.002,corrupt=0.002,dup=0.05,truncate=0.02,reset=300+2000,seed=1``.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field, fields
+
+from edgetp.errors import EdgetpError
+
+
+@dataclass
+class FaultPlan:
+    drop: float = 0.0
+    corrupt: float = 0.0
+    dup: float = 0.0
+    truncate: float = 0.0
+    reset: tuple = ()          # reset the device before the host's N-th write (1-based)
+    seed: int = 0
+    to_device: bool = True     # inject on host -> device bytes
+    to_host: bool = True       # inject on device -> host bytes
+
+    @classmethod
+    def parse(cls, text: str) -> "FaultPlan":
+        """``key=value`` pairs separated by commas; ``reset`` takes write numbers joined by '+'."""
+        kw: dict = {}
+        names = {f.name for f in fields(cls)}
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            k, _, v = part.partition("=")
+            if k not in names or not v:
+                raise EdgetpError(f"bad fault spec {part!r}; keys: {', '.join(sorted(names))}")
+            try:
+                if k == "reset":
+                    kw[k] = tuple(int(n) for n in v.split("+"))
+                elif k == "seed":
+                    kw[k] = int(v)
+                elif k in ("to_device", "to_host"):
+                    kw[k] = v.lower() in ("1", "true", "yes")
+                else:
+                    kw[k] = float(v)
+            except ValueError:
+                raise EdgetpError(f"bad fault spec {part!r}") from None
+        for k in ("drop", "corrupt", "dup", "truncate"):
+            if not 0 <= kw.get(k, 0) < 1:
+                raise EdgetpError(f"fault rate {k} must be in [0, 1)")
+        return cls(**kw)
+
+
+@dataclass
+class FaultStats:
+    writes: int = 0
+    dropped: int = 0
+    corrupted: int = 0
+    duplicated: int = 0
+    truncated: int = 0
+    resets: int = 0
+    bytes_to_device: int = 0
+    bytes_to_host: int = 0
+
+    def total(self) -> int:
+        return self.dropped + self.corrupted + self.duplicated + self.truncated + self.resets
+
+
+class FaultyLink:
+    """The relay: a port-like object around ``port``; ``reset()`` resets the device."""
+
+    def __init__(self, port, plan: FaultPlan, reset=None):
+        self.port = port
+        self.plan = plan
+        self.reset_device = reset
+        self.rng = random.Random(plan.seed)
+        self.stats = FaultStats()
+        self._pending = bytearray()      # device bytes already mangled, not yet handed out
+        self.enabled = True
+
+    def _mangle(self, data: bytes) -> bytes:
+        p, r, s = self.plan, self.rng, self.stats
+        out = bytearray()
+        for b in data:
+            if p.drop and r.random() < p.drop:
+                s.dropped += 1
+                continue
+            if p.corrupt and r.random() < p.corrupt:
+                b ^= 1 << r.randrange(8)
+                s.corrupted += 1
+            out.append(b)
+        if p.truncate and len(out) > 1 and r.random() < p.truncate:
+            del out[r.randrange(1, len(out)):]
+            s.truncated += 1
+        if p.dup and out and r.random() < p.dup:
+            out = out + bytes(out)
+            s.duplicated += 1
+        return bytes(out)
+
+    # --------------------------------------------------------------- port interface
+    def write(self, data: bytes) -> int:
+        self.stats.writes += 1
+        if self.enabled and self.stats.writes in self.plan.reset and self.reset_device is not None:
+            self.stats.resets += 1
+            self.reset_device()
+        self.stats.bytes_to_device += len(data)
+        self.port.write(self._mangle(data) if self.enabled and self.plan.to_device else data)
+        return len(data)
+
+    @property
+    def in_waiting(self) -> int:
+        return len(self._pending) + (self.port.in_waiting or 0)
+
+    def read(self, n: int = 1) -> bytes:
+        if not self._pending:
+            data = self.port.read(max(1, self.port.in_waiting or 0, n))
+            self.stats.bytes_to_host += len(data)
+            self._pending += self._mangle(data) if self.enabled and self.plan.to_host and data else data
+        out = bytes(self._pending[:n])
+        del self._pending[:n]
+        return out
+
+    def close(self) -> None:
+        self.port.close()
+
+    def reset_input_buffer(self) -> None:
+        self._pending.clear()
+        self.port.reset_input_buffer()
+
+
+@dataclass
+class RelayReport:
+    plan: FaultPlan
+    stats: FaultStats = field(default_factory=FaultStats)

@@ -1,0 +1,160 @@
+"""Start a built firmware and give back where to connect: the host pty or QEMU's pty.
+
+- :class:`HostTarget` runs the native build; it prints its pty. Reset: SIGUSR1 (the
+  process re-executes itself on the same pty, so all its RAM state is new).
+- :class:`QemuTarget` runs ``qemu-system-arm -M mps2-an386 -serial pty`` with
+  ``-icount shift=S`` (instruction counting, deploy/build.py) and an HMP monitor on a
+  UNIX socket. Reset: ``system_reset`` (the whole board, as a reset button would).
+- :class:`PortTarget` is an already running device behind a serial URL (a board);
+  it cannot be reset from here.
+
+Each is a context manager; ``close()`` ends only the process it started.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from deploy.build import Image
+from edgetp.errors import EdgetpError
+
+QEMU = "qemu-system-arm"
+
+
+def have_qemu() -> bool:
+    return shutil.which(QEMU) is not None
+
+
+class Target:
+    url: str = ""
+    name: str = "device"
+
+    def reset(self) -> None:
+        raise EdgetpError(f"{self.name}: cannot reset this target from the host")
+
+    @property
+    def can_reset(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class _Proc(Target):
+    """A child process that announces its pty on stdout or stderr."""
+
+    pattern = re.compile(r"(/dev/pts/\d+)")
+
+    def _start(self, cmd: list[str], what: str, wait: float = 20.0) -> None:
+        self.log: list[str] = []
+        try:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                         stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        except FileNotFoundError:
+            raise EdgetpError(f"{what}: {cmd[0]} is not installed (./setup.sh installs it)") from None
+        found = threading.Event()
+
+        def pump():
+            for line in self.proc.stdout:
+                self.log.append(line.rstrip())
+                m = self.pattern.search(line)
+                if m and not found.is_set():
+                    self.url = m.group(1)
+                    found.set()
+            found.set()
+
+        threading.Thread(target=pump, daemon=True).start()
+        if not found.wait(wait) or not self.url:
+            self.close()
+            raise EdgetpError(f"{what} did not announce its serial port:\n" + "\n".join(self.log[-20:]))
+
+    @property
+    def can_reset(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        p = getattr(self, "proc", None)
+        if p is not None and p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
+
+
+class HostTarget(_Proc):
+    name = "host firmware"
+
+    def __init__(self, image: Image):
+        self.image = image
+        self._start([str(image.path)], "the host firmware", 10.0)
+
+    def reset(self) -> None:
+        self.proc.send_signal(signal.SIGUSR1)
+
+
+class QemuTarget(_Proc):
+    name = "QEMU mps2-an386"
+
+    def __init__(self, image: Image):
+        self.image = image
+        self._dir = tempfile.mkdtemp(prefix="etp-qemu-")
+        self.monitor = os.path.join(self._dir, "mon.sock")
+        cmd = [QEMU, "-M", "mps2-an386", "-display", "none", "-nodefaults", "-serial", "pty",
+               "-monitor", f"unix:{self.monitor},server=on,wait=off",
+               "-icount", f"shift={image.icount_shift},align=off,sleep=off", "-kernel", str(image.path)]
+        self.cmd = cmd
+        self._start(cmd, "qemu-system-arm")
+
+    def hmp(self, command: str) -> str:
+        """One human-monitor command (e.g. ``system_reset``)."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(5)
+            s.connect(self.monitor)
+            time.sleep(0.05)
+            s.recv(4096)                     # banner
+            s.sendall(command.encode() + b"\n")
+            time.sleep(0.1)
+            try:
+                return s.recv(4096).decode(errors="replace")
+            except socket.timeout:
+                return ""
+
+    def reset(self) -> None:
+        self.hmp("system_reset")
+
+    def close(self) -> None:
+        super().close()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+class PortTarget(Target):
+    def __init__(self, url: str):
+        self.url = url
+        self.name = f"device at {url}"
+
+
+def start(target: str, image: Image | None = None) -> Target:
+    """``host``/``qemu`` start ``image``; anything else is a serial URL or port name."""
+    if target == "host":
+        return HostTarget(image)
+    if target == "qemu":
+        return QemuTarget(image)
+    if not target or (not re.match(r"^[a-z]+://", target) and not Path(target).exists()):
+        raise EdgetpError(f"--target must be host, qemu, a serial port or a pyserial URL; {target!r} is none")
+    return PortTarget(target)

@@ -1,0 +1,46 @@
+"""Shared set-up of the deploy tests: the test-double model, started targets, data."""
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from fake_model import FakeReference  # noqa: E402
+
+from deploy.build import build  # noqa: E402
+from deploy.host import Device  # noqa: E402
+from deploy.relay import FaultPlan, FaultyLink  # noqa: E402
+from deploy.targets import start  # noqa: E402
+
+FAKE_DIR = HERE
+
+
+def fake_data(n_support=6, n_query=3, T=20, seed=0):
+    rng = np.random.default_rng(seed)
+    sx = rng.integers(-3000, 3000, (n_support, T, 8)).astype(np.int16)
+    qx = rng.integers(-3000, 3000, (n_query, T, 8)).astype(np.int16)
+    return (sx, np.arange(n_support) % 3), (qx, np.arange(n_query) % 3)
+
+
+@contextmanager
+def device(target="host", locked=False, faults: str | None = None, timeout=None, model_dir=FAKE_DIR):
+    """(target, Device) on a freshly started firmware; ``faults`` puts the relay in between."""
+    import serial
+
+    image = build(model_dir, target, locked=locked)
+    with start(target, image) as t:
+        port = serial.serial_for_url(t.url, timeout=0.01)
+        link = FaultyLink(port, FaultPlan.parse(faults), reset=t.reset) if faults is not None else port
+        dev = Device(link, timeout=timeout or (0.05 if target == "host" else 1.0), retries=40)
+        try:
+            yield t, dev
+        finally:
+            dev.close()
+
+
+__all__ = ["FakeReference", "device", "fake_data", "FAKE_DIR"]

@@ -1,0 +1,70 @@
+"""Fault injection between host and device: the session completes with zero lost or
+double-applied samples and zero mismatches, or stops saying what was lost."""
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "deploy_fake"))
+from helpers import FakeReference, device, fake_data  # noqa: E402
+
+from deploy.build import have_arm  # noqa: E402
+from deploy.hil import HilError, run_session  # noqa: E402
+from deploy.targets import have_qemu  # noqa: E402
+
+pytestmark = pytest.mark.skipif(not (shutil.which("cc") or shutil.which("gcc")), reason="no C compiler")
+NOISE = "drop=0.003,corrupt=0.003,dup=0.05,truncate=0.03"
+
+
+def _check_clean(res, samples):
+    assert res["samples"] == samples
+    assert res["mismatches"] == 0 and res["lost"] == 0 and res["double_applied"] == 0
+
+
+def test_noisy_link_with_resets_mid_sample_recovers_by_restoring_state():
+    sup, qry = fake_data()
+    with device(faults=f"{NOISE},reset=120+400,seed=1") as (_, dev):
+        res = run_session(dev, FakeReference(), sup, qry, epochs=2, seed=1)
+        stats = dev.port.stats
+    _check_clean(res, 12)
+    assert stats.resets == 2 and stats.dropped and stats.corrupted and stats.duplicated and stats.truncated
+    assert res["resets"] >= 2 and all("restored" in r["how"] for r in res["recoveries"])
+    assert any("training sample" in r["during"] for r in res["recoveries"])
+    assert res["link"]["retries"] > 0
+
+
+def test_locked_firmware_recovers_by_replaying_the_applied_samples():
+    sup, qry = fake_data()
+    with device(locked=True, faults=f"{NOISE},reset=300,seed=2") as (_, dev):
+        res = run_session(dev, FakeReference(), sup, qry, epochs=2, seed=2)
+    _check_clean(res, 12)
+    assert res["recoveries"] and "replayed" in res["recoveries"][0]["how"]
+
+
+def test_duplicated_frames_are_never_applied_twice():
+    sup, qry = fake_data()
+    with device(faults="dup=0.5,to_host=0,seed=3") as (_, dev):
+        res = run_session(dev, FakeReference(), sup, qry, epochs=1)
+        repeats = dev.counters()["repeats"]
+    _check_clean(res, 6)
+    assert repeats > 50                    # the device answered repeats from its cache
+
+
+def test_without_recovery_a_reset_stops_with_what_was_lost():
+    sup, qry = fake_data()
+    # writes: HELLO, INIT, DIGEST, 3 query samples x 22, then 22 per training sample: 125 is in the 3rd
+    with device(faults="reset=125,seed=4") as (_, dev):
+        with pytest.raises(HilError, match=r"reset during training sample 3/6 .*lost.* 2 training sample\(s\)") as e:
+            run_session(dev, FakeReference(), sup, qry, epochs=1, recover=False)
+    assert e.value.result["lost"] == 2 and e.value.result["mismatches"] == 0
+
+
+@pytest.mark.skipif(not (have_arm() and have_qemu()), reason="needs arm-none-eabi-gcc and qemu-system-arm")
+def test_qemu_target_with_faults_and_a_board_reset():
+    sup, qry = fake_data(n_support=3, n_query=1, T=10)
+    with device("qemu", faults="drop=0.002,corrupt=0.002,dup=0.05,truncate=0.02,reset=45,seed=5",
+                timeout=0.5) as (_, dev):
+        res = run_session(dev, FakeReference(), sup, qry, epochs=1)
+    _check_clean(res, 3)
+    assert res["resets"] >= 1 and res["counter"] == "instructions"

@@ -1,0 +1,152 @@
+"""The serial protocol's one definition: the generated C header, frames, the Python
+parser (hypothesis) and the C parser (the same bytes give the same frames)."""
+import shutil
+import struct
+import subprocess
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from deploy import protocol as P
+from deploy.build import FIRMWARE
+from deploy.gen_proto import DEFAULT_OUT, header_text, write_header
+from deploy.relay import FaultPlan
+from edgetp.errors import EdgetpError
+
+frames = st.tuples(st.integers(0, 255), st.integers(0, P.SEQ_MOD - 1), st.binary(max_size=P.MAX_PAYLOAD))
+
+
+def test_committed_header_is_generated_from_protocol_py():
+    assert (DEFAULT_OUT / "etp_proto.h").read_text() == header_text(), \
+        "deploy/generated/etp_proto.h is stale: run python -m deploy.gen_proto"
+
+
+def test_header_names_every_command_status_and_layout():
+    h = header_text()
+    for c in P.Cmd:
+        assert f"#define ETP_CMD_{c.name} " in h
+    for s in P.Status:
+        assert f"#define ETP_ST_{s.name} " in h
+    assert f"ETP_PROTO_HASH 0x{P.spec_hash():08x}u" in h
+    assert f"#define ETP_RSP_COUNTERS_SIZE {P.layout_struct('RSP_COUNTERS').size}u" in h
+    assert f"#define ETP_REQ_READ_TENSOR_LENGTH_OFF 6u" in h
+
+
+def test_crc_table_matches_zlib():
+    tab = P.crc32_nibble_table()
+
+    def crc(data):
+        c = 0xFFFFFFFF
+        for b in data:
+            c ^= b
+            c = (c >> 4) ^ tab[c & 15]
+            c = (c >> 4) ^ tab[c & 15]
+        return c ^ 0xFFFFFFFF
+
+    data = bytes(range(256)) * 3
+    assert crc(data) == P.crc32(data)
+    assert P.crc8(b"123456789") == 0xF4          # CRC-8/SMBUS check value
+
+
+@given(frames)
+def test_encode_parse_round_trip(fr):
+    t, seq, pl = fr
+    raw = P.encode(t, seq, pl)
+    assert len(raw) == P.HEADER_SIZE + len(pl) + P.CRC_SIZE
+    got = P.FrameParser().feed(raw)
+    assert got == [P.Frame(t, seq, pl)]
+
+
+@given(st.lists(st.tuples(st.binary(max_size=40), frames), max_size=6), st.binary(max_size=40))
+def test_frames_survive_garbage_between_them(items, tail):
+    stream, want = b"", []
+    for garbage, (t, seq, pl) in items:
+        stream += garbage + P.encode(t, seq, pl)
+        want.append(P.Frame(t, seq, pl))
+    parser = P.FrameParser()
+    got = []
+    for i in range(0, len(stream + tail), 7):        # arbitrary chunking
+        got += parser.feed((stream + tail)[i:i + 7])
+    # garbage could by chance hold a valid frame (2^-40); the real frames all arrive, in order
+    it = iter(got)
+    assert all(any(g == w for g in it) for w in want)
+
+
+@given(frames, st.data())
+def test_a_damaged_byte_never_yields_a_wrong_frame(fr, data):
+    raw = bytearray(P.encode(*fr))
+    i = data.draw(st.integers(0, len(raw) - 1))
+    raw[i] ^= data.draw(st.integers(1, 255))
+    after = P.encode(1, 2, b"next")
+    got = P.FrameParser().feed(bytes(raw) + after)
+    assert got[-1] == P.Frame(1, 2, b"next")
+    assert all(g == P.Frame(*fr) or g == P.Frame(1, 2, b"next") for g in got)
+    assert P.Frame(*fr) not in got
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=600))
+def test_parser_never_fails_on_noise(noise):
+    p = P.FrameParser()
+    p.feed(noise)
+    assert len(p.buf) < P.MAX_FRAME
+
+
+def test_too_long_payload_rejected():
+    with pytest.raises(ValueError):
+        P.encode(1, 0, bytes(P.MAX_PAYLOAD + 1))
+    head = struct.pack("<HBH", P.MAX_PAYLOAD + 1, 1, 0)
+    bad = P.SYNC + head + bytes([P.crc8(head)]) + bytes(P.MAX_PAYLOAD + 1) + b"\0\0\0\0"
+    p = P.FrameParser()
+    assert p.feed(bad + P.encode(2, 3)) == [P.Frame(2, 3)]
+    assert p.hdr_errors == 1
+
+
+def test_layouts_pack_and_unpack():
+    raw = P.pack("REQ_READ_TENSOR", index=3, offset=70000, length=200)
+    assert len(raw) == 8
+    f, rest = P.unpack("REQ_READ_TENSOR", raw + b"xy")
+    assert f == {"index": 3, "offset": 70000, "length": 200} and rest == b"xy"
+    with pytest.raises(ValueError):
+        P.unpack("RSP_DIGEST", b"\0")
+
+
+def test_fault_plan_parse():
+    p = FaultPlan.parse("drop=0.01,dup=0.1,reset=5+9,seed=3")
+    assert p.drop == 0.01 and p.dup == 0.1 and p.reset == (5, 9) and p.seed == 3
+    for bad in ("drop=2", "nope=1", "reset=a"):
+        with pytest.raises(EdgetpError):
+            FaultPlan.parse(bad)
+
+
+# ------------------------------------------------------------------ C parser twin
+@pytest.fixture(scope="module")
+def link_dump(tmp_path_factory):
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if not cc:
+        pytest.skip("no C compiler")
+    d = tmp_path_factory.mktemp("link")
+    gen = write_header(d / "gen").parent
+    exe = d / "link_dump"
+    subprocess.run([cc, "-O1", "-std=c99", "-Wall", "-Werror", f"-I{FIRMWARE}", f"-I{gen}",
+                    str(FIRMWARE.parent / "fuzz" / "link_dump.c"), str(FIRMWARE / "etp_link.c"), "-o", str(exe)],
+                   check=True)
+    return exe
+
+
+def _python_dump(stream: bytes) -> str:
+    p = P.FrameParser()
+    lines = [f"F {f.type} {f.seq} {len(f.payload)}" + "".join(f" {b}" for b in f.payload) for f in p.feed(stream)]
+    return "\n".join(lines + [f"E {p.hdr_errors} {p.crc_errors}"]) + "\n"
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.one_of(frames.map(lambda f: P.encode(*f)), st.binary(max_size=30),
+                          frames.map(lambda f: P.encode(*f)[:-3])), max_size=8), st.integers(0, 2**32 - 1))
+def test_c_and_python_parsers_agree(link_dump, parts, flip):
+    stream = bytearray(b"".join(parts))
+    if stream and flip % 3 == 0:
+        stream[flip % len(stream)] ^= 1 << (flip % 8)
+    out = subprocess.run([str(link_dump)], input=bytes(stream), capture_output=True, check=True).stdout.decode()
+    assert out == _python_dump(bytes(stream))
