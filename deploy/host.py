@@ -31,6 +31,24 @@ class DeviceReset(LinkError):
     """The device answered NO_SESSION: it was reset and lost its state."""
 
 
+class ProtocolError(LinkError):
+    """The device's answer is malformed (a firmware bug or a foreign device)."""
+
+
+def _unpack(name: str, payload: bytes):
+    try:
+        return P.unpack(name, payload)
+    except ValueError as exc:
+        raise ProtocolError(f"malformed answer from the device: {exc}") from None
+
+
+def _strings(data: bytes, n: int) -> list[str]:
+    try:
+        return P.read_lp_strings(data, n)
+    except ValueError as exc:
+        raise ProtocolError(f"malformed answer from the device: {exc}") from None
+
+
 class DeviceError(EdgetpError):
     """The device answered a command with an error status."""
 
@@ -157,8 +175,8 @@ class Device:
     def hello(self) -> Hello:
         self.seq = random.randrange(P.SEQ_MOD)
         pl = self.request(P.Cmd.HELLO)
-        f, rest = P.unpack("RSP_HELLO", pl)
-        gen, mh, board = P.read_lp_strings(rest, 3)
+        f, rest = _unpack("RSP_HELLO", pl)
+        gen, mh, board = _strings(rest, 3)
         f.pop("status")
         self.info = Hello(**f, gen_version=gen, model_hash=mh, board=board)
         if self.info.proto_hash != P.spec_hash():
@@ -193,7 +211,7 @@ class Device:
         if data and len(head) + len(data) > P.MAX_PAYLOAD:
             self.load_x(x)
             data = b""
-        f, _ = P.unpack("RSP_STEP", self.request(cmd, head + data, timeout))
+        f, _ = _unpack("RSP_STEP", self.request(cmd, head + data, timeout))
         return f
 
     def infer(self, x=None, timeout=None) -> dict:
@@ -205,13 +223,13 @@ class Device:
         return self._step(P.Cmd.TRAIN, P.pack("REQ_TRAIN", label=int(label)), x, timeout)
 
     def predict(self) -> int:
-        return P.unpack("RSP_PREDICT", self.request(P.Cmd.PREDICT))[0]["pred"]
+        return _unpack("RSP_PREDICT", self.request(P.Cmd.PREDICT))[0]["pred"]
 
     def digest(self) -> dict:
-        return P.unpack("RSP_DIGEST", self.request(P.Cmd.DIGEST))[0]
+        return _unpack("RSP_DIGEST", self.request(P.Cmd.DIGEST))[0]
 
     def counters(self, clear: bool = False) -> dict:
-        return P.unpack("RSP_COUNTERS", self.request(P.Cmd.COUNTERS, P.pack("REQ_COUNTERS", clear=int(clear))))[0]
+        return _unpack("RSP_COUNTERS", self.request(P.Cmd.COUNTERS, P.pack("REQ_COUNTERS", clear=int(clear))))[0]
 
     def set_lr(self, m: int, e: int) -> None:
         self.request(P.Cmd.SET_LR, P.pack("REQ_SET_LR", m=m, e=e))
@@ -220,8 +238,10 @@ class Device:
         if self._tensors is None:
             out = []
             for i in range(self.info.n_tensors):
-                f, rest = P.unpack("RSP_TENSOR_INFO", self.request(P.Cmd.TENSOR_INFO, P.pack("REQ_TENSOR_INFO", index=i)))
-                out.append(TensorInfo(i, P.read_lp_strings(rest, 1)[0], f["dtype"], bool(f["writable"]), f["count"]))
+                f, rest = _unpack("RSP_TENSOR_INFO", self.request(P.Cmd.TENSOR_INFO, P.pack("REQ_TENSOR_INFO", index=i)))
+                if f["dtype"] not in P.DTYPES:
+                    raise ProtocolError(f"tensor {i}: unknown dtype code {f['dtype']}")
+                out.append(TensorInfo(i, _strings(rest, 1)[0], f["dtype"], bool(f["writable"]), f["count"]))
             self._tensors = out
         return self._tensors
 

@@ -1,0 +1,198 @@
+"""`edgetp hil`: fine-tune on a device over serial and check every state bit against Python.
+
+Builds and starts the firmware (``--target host`` or ``qemu``) or opens a serial port
+(a board), streams one speaker's support set for on-device TP fine-tuning, evaluates
+the query set on the device before and after, and after every sample compares the
+device's state digest with the integer reference (docs/deploy.md).
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from edgetp.errors import EdgetpError
+
+DEFAULT_MODEL = "kws-mcu"
+BUDGETS = {"train_step": 800_000, "infer_step": 200_000, "ram": 64 * 1024, "flash": 128 * 1024}
+
+
+def register(sub):
+    p = sub.add_parser("hil", help="host-in-the-loop: fine-tune on a device (host pty, QEMU Cortex-M4 or a board) "
+                                   "and verify it bit for bit",
+                       description="Builds the firmware for --model, starts it (host, qemu) or opens a serial "
+                                   "port, fine-tunes it on one speaker's support set over the serial protocol, "
+                                   "evaluates the query set on the device and compares the device's state digest "
+                                   "with the Python integer reference after every sample.")
+    p.add_argument("--target", required=True, metavar="host|qemu|PORT",
+                   help="host (native build on a pty), qemu (mps2-an386 Cortex-M4), or a serial port / pyserial URL")
+    p.add_argument("--model", default=DEFAULT_MODEL, help=f"shipped model name or model file (default {DEFAULT_MODEL})")
+    p.add_argument("--data-root", help="GSC-layout corpus (default: the offline corpus set-up generated)")
+    p.add_argument("--speaker", help="held-out speaker id (default: the one the model was pretrained without)")
+    p.add_argument("--shots", default="1", help="utterances per word in the support set: 1, 5, ... or all (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="support-set draw, training order and device PRNG seed")
+    p.add_argument("--epochs", type=int, default=None, help="default: the model's recipe, else 1")
+    p.add_argument("--lr", type=float, default=None, help="default: the model's recipe, else 1e-4")
+    p.add_argument("--optimizer", choices=("factored", "sgd"), default=None,
+                   help="integer optimizer (default factored, the stand-in for Adam)")
+    p.add_argument("--targets", choices=("classes", "batch"), default="classes")
+    p.add_argument("--query-limit", type=int, default=0, help="evaluate at most this many query utterances (0 = all)")
+    p.add_argument("--support-limit", type=int, default=0, help="train on at most this many support utterances")
+    p.add_argument("--wbits", type=int, choices=(8, 16), default=None, help="weight width (default: model recipe, else 16)")
+    p.add_argument("--locked", action="store_true",
+                   help="build without the commands that dump or write state (a deployed device's firmware)")
+    p.add_argument("--faults", metavar="SPEC",
+                   help="put the fault relay in between, e.g. drop=0.001,dup=0.01,reset=500 (docs/deploy.md)")
+    p.add_argument("--no-recover", action="store_true", help="stop (saying what was lost) when the device resets")
+    p.add_argument("--timeout", type=float, default=None, help="seconds to wait for an answer before resending")
+    p.add_argument("--baud", type=int, default=115200, help="baud rate of a serial port (default 115200)")
+    p.add_argument("--opt", default="-O2", help="C optimisation flag of the firmware (default -O2)")
+    p.add_argument("--stack", type=int, default=8192, help="stack bytes reserved on the Cortex-M4 (default 8192)")
+    p.add_argument("--build-dir", help="keep the exported C and the build here (default: a cache folder)")
+    p.add_argument("--json", metavar="PATH", help="write the figures as JSON (keys samples, mismatches, then the rest)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=run)
+
+
+def _shots(text):
+    from edgetp.cli.finetune import _shots as parse
+
+    return parse(text)
+
+
+def prepare(args):
+    """(qm, device config, lr codes, support, query, speaker, notes) from the model and the data options."""
+    import numpy as np
+
+    from deploy.reference import int_features
+    from edgetp.fixed.finetune import epoch_lrs
+    from edgetp.fixed.update_q import lr_code
+    from edgetp.kws.data import open_corpus, speaker_data
+    from edgetp.kws.protocol import model_norm
+    from edgetp.model import load_model
+    from firmware_gen.qmodel import qmodel_for
+    from firmware_gen.tensors import DeviceConfig
+
+    model = load_model(args.model)
+    ft = dict(model.recipe.get("finetune", {}))
+    epochs = args.epochs if args.epochs is not None else int(ft.get("epochs", 1))
+    lr = args.lr if args.lr is not None else float(ft.get("lr", 1e-4))
+    opt = args.optimizer or ("sgd" if ft.get("optimizer") == "sgd" else "factored")
+    if epochs < 1:
+        raise EdgetpError("--epochs must be >= 1")
+    corpus = open_corpus(args.data_root, model.frontend.get("label_set", "paper"))
+    if list(corpus.label_names) != list(model.labels):
+        raise EdgetpError(f"the corpus' labels ({len(corpus.label_names)}) differ from the model's ({len(model.labels)})")
+    speaker = args.speaker or model.recipe.get("held_out_speaker")
+    if not speaker:
+        raise EdgetpError("give --speaker (list them with: edgetp data speakers --data-root DIR)")
+    d = speaker_data(corpus, speaker, _shots(args.shots), args.seed, model_norm(model))
+    qm, notes = qmodel_for(model, wbits=args.wbits)
+    (sx, sy), (qx, qy) = d.support, d.query
+    if args.support_limit:
+        keep = np.sort(np.random.default_rng(args.seed).permutation(len(sy))[:args.support_limit])
+        sx, sy = sx[keep], sy[keep]
+    if args.query_limit:
+        qx, qy = qx[:args.query_limit], qy[:args.query_limit]
+    support = (int_features(qm, sx), np.asarray(sy))
+    query = (int_features(qm, qx), np.asarray(qy))
+    cfg = DeviceConfig(targets=args.targets, optimizer=opt, lr=lr)
+    codes = [lr_code(x) for x in epoch_lrs(lr, epochs)]
+    return model, qm, cfg, codes, support, query, speaker, notes
+
+
+def run(args) -> int:
+    from deploy.build import build
+    from deploy.hil import HilError, run_session
+    from deploy.host import Device
+    from deploy.reference import IntReference, export_c
+    from deploy.relay import FaultPlan, FaultyLink
+    from deploy.targets import start
+
+    t0 = time.perf_counter()
+    say = (lambda m: None) if args.quiet else (lambda m: print(m, flush=True))
+    plan = FaultPlan.parse(args.faults) if args.faults else None
+    model, qm, cfg, codes, support, query, speaker, notes = prepare(args)
+    for n in notes:
+        say(f"note: {n}")
+    say(f"model {args.model} ({qm.cfg.net_string()}, int{qm.wbits} weights), speaker {speaker}: "
+        f"{len(support[1])} support and {len(query[1])} query utterances, {len(codes)} epoch(s)")
+    image = None
+    if args.target in ("host", "qemu"):
+        root = Path(args.build_dir) if args.build_dir else Path(tempfile.mkdtemp(prefix="etp-hil-"))
+        cdir = export_c(qm, root / "model", cfg)
+        image = build(cdir, args.target, root / "build" if args.build_dir else None, locked=args.locked,
+                      opt=args.opt, stack_size=args.stack)
+        say(f"built {image.path}" + (f" (flash {image.sizes['flash']} B, RAM {image.sizes['ram']} B)"
+                                     if image.sizes else ""))
+    timeout = args.timeout or (0.5 if args.target == "host" else 5.0)
+    ref = IntReference(qm, cfg)
+    with start(args.target, image) as target:
+        import serial
+
+        try:
+            port = serial.serial_for_url(target.url, baudrate=args.baud, timeout=0.02)
+        except (serial.SerialException, ValueError) as exc:
+            raise EdgetpError(f"cannot open {target.url}: {exc}") from None
+        link = FaultyLink(port, plan, reset=target.reset if target.can_reset else None) if plan else port
+        dev = Device(link, timeout=timeout)
+        try:
+            res = run_session(dev, ref, support, query, epochs=len(codes), lr_codes=codes, seed=args.seed,
+                              recover=not args.no_recover, progress=say)
+            err = None
+        except HilError as exc:
+            res, err = exc.result, str(exc)
+        finally:
+            dev.close()
+        info = dev.info
+    out = {"samples": res.get("samples", 0), "mismatches": res.get("mismatches", 0)}
+    out.update({"target": args.target, "board": info.board if info else None, "model": args.model,
+                "model_hash": ref.model_hash, "net": qm.cfg.net_string(), "wbits": qm.wbits, "speaker": speaker,
+                "shots": args.shots, "epochs": len(codes), "lr": cfg.lr, "optimizer": cfg.optimizer,
+                "support": int(len(support[1])), "query": int(len(query[1]))})
+    out.update({k: v for k, v in res.items() if k not in out})
+    if image is not None and image.sizes:
+        out["image"] = dict(image.sizes)
+        c = res.get("counters") or {}
+        out["image"]["stack_used"] = c.get("stack_used")
+    if plan is not None:
+        out["faults"] = {"plan": args.faults, **link.stats.__dict__}
+    out["error"] = err
+    out["seconds"] = round(time.perf_counter() - t0, 1)
+    _print(out, say)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(out, indent=1, default=str))
+    if err:
+        raise EdgetpError(err)
+    return 0 if out["mismatches"] == 0 else 1
+
+
+def _fmt(v) -> str:
+    return f"{v:,.0f}" if isinstance(v, (int, float)) else "n/a"
+
+
+def _print(out: dict, say) -> None:
+    pct = lambda k: f"{out[k]:.2f} %" if out.get(k) is not None else "n/a"
+    print(f"\nHIL on {out.get('board')}: {out['samples']} training samples, {out['mismatches']} mismatches, "
+          f"{out.get('lost', 0)} lost, {out.get('double_applied', 0)} applied twice, "
+          f"{out.get('query_samples', 0)} query samples, {out.get('resets', 0)} device resets")
+    print(f"  query accuracy on the device: before {pct('query_acc_before')}, after {pct('query_acc_after')}")
+    unit = out.get("counter", "none")
+    tr, inf = out.get("train_step") or {}, out.get("infer_step") or {}
+    print(f"  per 10 ms frame ({unit}): training mean {_fmt(tr.get('mean'))} (max {_fmt(tr.get('max'))}), "
+          f"inference mean {_fmt(inf.get('mean'))} (max {_fmt(inf.get('max'))})")
+    img = out.get("image")
+    if img:
+        print(f"  image: flash {_fmt(img['flash'])} B (text {_fmt(img['text'])} + data {_fmt(img['data'])}), "
+              f"RAM {_fmt(img['ram'])} B (data + bss incl. a {_fmt(img['stack'])} B stack, "
+              f"{_fmt(img.get('stack_used'))} B of it used)")
+    if unit == "instructions" and img:
+        checks = [("training step", tr.get("max"), BUDGETS["train_step"]), ("inference step", inf.get("max"),
+                  BUDGETS["infer_step"]), ("RAM", img["ram"], BUDGETS["ram"]), ("flash", img["flash"], BUDGETS["flash"])]
+        print("  budgets: " + "; ".join(
+            f"{n} {_fmt(v)} {'<=' if v is not None and v <= b else '>'} {_fmt(b)}"
+            + ("" if v is None or v <= b else f" (over by {100 * (v - b) / b:.0f} %)") for n, v, b in checks))
+    if out.get("error"):
+        print(f"  stopped: {out['error']}")

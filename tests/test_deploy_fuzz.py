@@ -1,0 +1,80 @@
+"""Fuzzing: the C parser and command server under libFuzzer (Debian's clang), the
+Python host under hypothesis (whatever comes back, only the documented errors)."""
+import shutil
+import subprocess
+import sys
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from deploy import protocol as P
+from deploy.host import Device, DeviceError, LinkError
+from edgetp.errors import EdgetpError
+
+
+def _libfuzzer_works() -> bool:
+    if not shutil.which("clang"):
+        return False
+    r = subprocess.run(["clang", "-fsanitize=fuzzer", "-x", "c", "-", "-o", "/dev/null"],
+                       input="int LLVMFuzzerTestOneInput(const char *d, long n){return 0;}", text=True,
+                       capture_output=True)
+    return r.returncode == 0
+
+
+@pytest.mark.skipif(not _libfuzzer_works(), reason="clang with libFuzzer is not installed")
+def test_libfuzzer_finds_no_crash_in_the_c_parser_and_server(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "deploy.fuzz", "--runs", "40000", "--seconds", "60",
+                        "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Done 40000 runs" in r.stdout or "DONE" in r.stdout
+
+
+class _Port:
+    """A port that answers every write with canned (fuzzed) bytes."""
+
+    def __init__(self, replies):
+        self.replies = list(replies)
+        self.buf = b""
+
+    def write(self, data):
+        if self.replies:
+            self.buf += self.replies.pop(0)
+
+    @property
+    def in_waiting(self):
+        return len(self.buf)
+
+    def read(self, n=1):
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def close(self):
+        pass
+
+
+reply = st.one_of(st.binary(max_size=64),
+                  st.builds(lambda t, s, pl: P.encode(t, s, pl), st.sampled_from([0x81, 0x88, 0x89, 0x86, 0x91]),
+                            st.integers(0, 3), st.binary(max_size=80)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(reply, max_size=4), st.sampled_from(["hello", "digest", "train", "counters", "read"]))
+def test_host_survives_any_reply(replies, what):
+    dev = Device(_Port(replies), timeout=0.001, retries=2, seed=0)
+    dev.seq = 0
+    dev.info = type("I", (), {"x_bytes": 2, "n_in": 4, "n_out": 2, "n_tensors": 1})()
+    try:
+        if what == "hello":
+            dev.hello()
+        elif what == "digest":
+            dev.digest()
+        elif what == "train":
+            dev.train([1, 2, 3, 4], 1)
+        elif what == "counters":
+            dev.counters()
+        else:
+            dev._tensors = None
+            dev.tensors()
+    except (LinkError, DeviceError, EdgetpError):
+        pass

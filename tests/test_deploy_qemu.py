@@ -1,0 +1,52 @@
+"""The Cortex-M4 firmware under QEMU (mps2-an386): the instruction counter is exact,
+the image's sizes are reported, and the protocol behaves as on the host build."""
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "deploy_fake"))
+from helpers import FAKE_DIR, device  # noqa: E402
+
+from deploy.build import build, have_arm  # noqa: E402
+from deploy.targets import have_qemu  # noqa: E402
+
+pytestmark = pytest.mark.skipif(not (have_arm() and have_qemu()),
+                                reason="needs arm-none-eabi-gcc and qemu-system-arm (./setup.sh installs them)")
+
+
+def test_instruction_counter_is_exact_to_its_resolution():
+    with device("qemu", model_dir=FAKE_DIR / "calib") as (_, dev):
+        info = dev.hello()
+        assert info.counter_name == "instructions" and info.counter_res == 5
+        dev.init(0)
+        cost = {}
+        for n in (0, 1000, 5000, 30000):
+            x = np.zeros(8, dtype=np.int16)
+            x[0] = n
+            got = {dev.train(x, 0)["cost"] * info.counter_res for _ in range(3)}
+            assert len(got) == 1                 # deterministic
+            cost[n] = got.pop()
+        for n in (1000, 5000, 30000):            # a loop of 2 instructions, n times
+            assert cost[n] - cost[1000 if n > 1000 else 0] == 2 * (n - (1000 if n > 1000 else 0))
+
+
+def test_image_sizes_and_ram_report():
+    image = build(FAKE_DIR, "qemu")
+    s = image.sizes
+    assert s["flash"] == s["text"] + s["data"] and s["ram"] == s["data"] + s["bss"]
+    assert s["stack"] == 8192 and s["bss"] >= s["stack"] and 0 < s["text"] < 64 * 1024
+    with device("qemu") as (_, dev):
+        dev.hello()
+        dev.init(1)
+        dev.train(np.arange(8), 1)
+        c = dev.counters()
+        assert 0 < c["stack_used"] < c["stack_size"] == 8192
+        assert c["ram_static"] == s["ram"] - s["stack"]
+        assert c["train_n"] == 1 and c["train_last"] > 0
+
+
+def test_locked_build_links_for_the_board_counter():
+    image = build(FAKE_DIR, "board", locked=True)
+    assert image.path.is_file() and image.sizes["flash"] > 0
