@@ -149,12 +149,18 @@ class PortTarget(Target):
         self.name = f"device at {url}"
 
 
+def check_target(target: str) -> None:
+    if target in ("host", "qemu"):
+        return
+    if not target or (not re.match(r"^[a-z]+://", target) and not Path(target).exists()):
+        raise EdgetpError(f"--target must be host, qemu, a serial port or a pyserial URL; {target!r} is none")
+
+
 def start(target: str, image: Image | None = None) -> Target:
     """``host``/``qemu`` start ``image``; anything else is a serial URL or port name."""
+    check_target(target)
     if target == "host":
         return HostTarget(image)
     if target == "qemu":
         return QemuTarget(image)
-    if not target or (not re.match(r"^[a-z]+://", target) and not Path(target).exists()):
-        raise EdgetpError(f"--target must be host, qemu, a serial port or a pyserial URL; {target!r} is none")
     return PortTarget(target)

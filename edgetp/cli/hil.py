@@ -108,8 +108,9 @@ def run(args) -> int:
     from deploy.host import Device
     from deploy.reference import IntReference, export_c
     from deploy.relay import FaultPlan, FaultyLink
-    from deploy.targets import start
+    from deploy.targets import check_target, start
 
+    check_target(args.target)
     t0 = time.perf_counter()
     say = (lambda m: None) if args.quiet else (lambda m: print(m, flush=True))
     plan = FaultPlan.parse(args.faults) if args.faults else None

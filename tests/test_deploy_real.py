@@ -1,0 +1,114 @@
+"""HIL with the real generated C (firmware_gen) and the real integer reference: bit for
+bit on the host pty and on the emulated Cortex-M4, also under faults; `edgetp hil`
+end to end on a corpus the test generates."""
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import serial
+
+sys.path.insert(0, str(Path(__file__).parent / "data"))
+from tone_corpus import make_corpus  # noqa: E402
+
+from deploy.build import build, have_arm  # noqa: E402
+from deploy.hil import run_session  # noqa: E402
+from deploy.host import Device  # noqa: E402
+from deploy.reference import IntReference, export_c, int_features, tiny_qmodel  # noqa: E402
+from deploy.relay import FaultPlan, FaultyLink  # noqa: E402
+from deploy.targets import have_qemu, start  # noqa: E402
+
+HAVE_CC = bool(shutil.which("cc") or shutil.which("gcc"))
+HAVE_QEMU = have_arm() and have_qemu()
+HELD = "0a1b2c3d"
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    qm = tiny_qmodel(n_in=12, hidden=(10,), n_out=4)
+    cdir = export_c(qm, tmp_path_factory.mktemp("tiny") / "model")
+    rng = np.random.default_rng(1)
+    sup = (int_features(qm, 1.5 * rng.standard_normal((4, 15, 12))), np.array([0, 1, 2, 3]))
+    qry = (int_features(qm, 1.5 * rng.standard_normal((2, 15, 12))), np.array([1, 2]))
+    return qm, cdir, sup, qry
+
+
+def _session(target, qm, cdir, sup, qry, faults=None, locked=False, epochs=1):
+    image = build(cdir, target, locked=locked)
+    with start(target, image) as t:
+        port = serial.serial_for_url(t.url, timeout=0.01)
+        link = FaultyLink(port, FaultPlan.parse(faults), reset=t.reset) if faults else port
+        dev = Device(link, timeout=0.1 if target == "host" else 2.0, retries=30)
+        try:
+            return run_session(dev, IntReference(qm), sup, qry, epochs=epochs, lr_codes=[(200, 12)] * epochs,
+                               seed=7), image
+        finally:
+            dev.close()
+
+
+@pytest.mark.skipif(not HAVE_CC, reason="no C compiler")
+def test_generated_c_on_the_host_target_is_bit_exact_under_faults(tiny):
+    qm, cdir, sup, qry = tiny
+    res, _ = _session("host", qm, cdir, sup, qry, faults="drop=0.002,corrupt=0.002,dup=0.05,truncate=0.02,"
+                                                         "reset=40+90,seed=3", epochs=2)
+    assert (res["samples"], res["mismatches"], res["lost"], res["double_applied"]) == (8, 0, 0, 0)
+    assert res["resets"] >= 2 and res["recoveries"]
+
+
+@pytest.mark.skipif(not HAVE_QEMU, reason="needs arm-none-eabi-gcc and qemu-system-arm")
+def test_generated_c_on_the_emulated_cortex_m4_is_bit_exact(tiny):
+    qm, cdir, sup, qry = tiny
+    res, image = _session("qemu", qm, cdir, sup, qry)
+    assert (res["samples"], res["mismatches"], res["query_samples"]) == (4, 0, 4)
+    assert res["counter"] == "instructions"
+    assert 0 < res["infer_step"]["mean"] < res["train_step"]["mean"]
+    assert image.sizes["flash"] > 0 and image.sizes["ram"] > image.sizes["stack"]
+
+
+@pytest.fixture(scope="module")
+def corpus_and_model(tmp_path_factory):
+    from edgetp.data.gsc import load_corpus
+    from edgetp.model import Model, save_model
+    from edgetp.tp.config import NetConfig, init_params
+
+    root = tmp_path_factory.mktemp("tones")
+    make_corpus(root)
+    labels = list(load_corpus(root).label_names)
+    cfg = NetConfig(120, (8,), len(labels), recurrent=True)
+    path = root.parent / "m.npz"
+    save_model(Model(cfg, init_params(cfg, 0), labels, recipe={"held_out_speaker": HELD},
+                     norm_scale=np.ones(120, np.float32)), path)
+    return root, path
+
+
+@pytest.mark.parametrize("target", ["host", pytest.param("qemu", marks=pytest.mark.skipif(
+    not HAVE_QEMU, reason="needs arm-none-eabi-gcc and qemu-system-arm"))])
+@pytest.mark.skipif(not HAVE_CC, reason="no C compiler")
+def test_edgetp_hil_end_to_end(corpus_and_model, tmp_path, target):
+    from conftest import run_cli
+
+    root, model = corpus_and_model
+    out = tmp_path / "hil.json"
+    r = run_cli("hil", "--target", target, "--model", model, "--data-root", root, "--shots", "1",
+                "--support-limit", "2", "--query-limit", "2", "--epochs", "1", "--json", out, "--quiet",
+                env={"EDGETP_HOME": str(tmp_path / "home")})
+    assert r.returncode == 0, r.stdout + r.stderr
+    res = json.loads(out.read_text())
+    assert list(res)[:2] == ["samples", "mismatches"]
+    assert res["samples"] == 2 and res["mismatches"] == 0 and res["speaker"] == HELD
+    assert "0 mismatches" in r.stdout and "query accuracy on the device" in r.stdout
+    if target == "qemu":
+        assert res["counter"] == "instructions" and res["image"]["flash"] > 0
+        assert "budgets:" in r.stdout
+
+
+@pytest.mark.skipif(not HAVE_CC, reason="no C compiler")
+def test_edgetp_hil_reports_a_bad_target(corpus_and_model, tmp_path):
+    from conftest import run_cli
+
+    root, model = corpus_and_model
+    r = run_cli("hil", "--target", "nonsense", "--model", model, "--data-root", root,
+                env={"EDGETP_HOME": str(tmp_path)})
+    assert r.returncode == 2 and "--target must be" in r.stderr and "Traceback" not in r.stderr
