@@ -46,14 +46,14 @@ class _Gen:
 
     def speaker(self):
         r = self.rng
-        return dict(shift=r.uniform(-4, 4), stretch=r.uniform(0.8, 1.25), gain=r.uniform(0.7, 1.3),
-                    tilt=_smooth(r, (1, self.n_mel), (1, 9))[0] * 0.8, mix=r.uniform(0.4, 0.8),
+        return dict(shift=r.uniform(-2.5, 2.5), stretch=r.uniform(0.9, 1.1), gain=r.uniform(0.7, 1.3),
+                    tilt=_smooth(r, (1, self.n_mel), (1, 9))[0] * 0.8, mix=r.uniform(0.2, 0.4),
                     own=[_smooth(r, (self.T, self.n_mel), (9, 5)) for _ in range(len(self.proto))])
 
     def utterance(self, spk, c):
         r, T, M = self.rng, self.T, self.n_mel
         base = (1 - spk["mix"]) * self.proto[c] + spk["mix"] * spk["own"][c]
-        tt = (np.arange(T) - T / 2) / spk["stretch"] + T / 2 + r.uniform(-8, 8)
+        tt = (np.arange(T) - T / 2) / spk["stretch"] + T / 2 + r.uniform(-4, 4)
         ff = np.arange(M) - spk["shift"]
         ti = np.clip(np.round(tt).astype(int), 0, T - 1)
         fi = np.clip(ff, 0, M - 1)
@@ -62,7 +62,7 @@ class _Gen:
         w = fi - f0
         b = base[ti]
         mel = spk["gain"] * ((1 - w) * b[:, f0] + w * b[:, f1]) + spk["tilt"]
-        mel = mel + 0.6 * r.standard_normal((T, M))
+        mel = mel + 0.4 * r.standard_normal((T, M))
         d = _delta(mel)
         return np.concatenate([mel, d, _delta(d)], axis=1)
 
@@ -75,7 +75,7 @@ class _Gen:
         return np.stack(xs), np.array(ys, dtype=np.int64)
 
 
-def make_task(n_classes=36, T=101, n_speakers=12, pre_per_class=4, shots=5, query_per_class=3,
+def make_task(n_classes=36, T=101, n_speakers=16, pre_per_class=3, shots=5, query_per_class=3,
               seed=0) -> SynthTask:
     """Pretraining set from ``n_speakers`` speakers, support/query from one unseen speaker."""
     g = _Gen(n_classes, T, 40, seed)

@@ -1,0 +1,107 @@
+"""Entry points for the CLI: integer fine-tuning, evaluation and training speed.
+
+``finetune_fixed`` runs the fine-tuning protocol of the float path with the integer
+rule: quantize (unless given a QModel), then ``epochs`` passes over the support set in a
+seeded random order, ``batch`` samples per sequence, one integer update per time step,
+learning rate cosine-annealed per epoch to ``lr_min_ratio * lr``. The per-epoch learning
+rates are turned into integer codes (8-bit mantissa, power-of-two exponent) before
+training starts; nothing on the training path reads a float.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from edgetp.errors import EdgetpError
+from edgetp.fixed.network_q import TARGETS, predict_q, train_sequence_q
+from edgetp.fixed.qconfig import QModel, from_float
+from edgetp.fixed.quantize import quantize_inputs, quantize_model
+from edgetp.fixed.update_q import KINDS, QOpt, lr_code
+from edgetp.kws.train import LR_FLOOR, cosine_lr
+
+
+def epoch_lrs(lr: float, epochs: int, lr_min_ratio: float = LR_FLOOR, schedule: str = "cosine") -> list[float]:
+    """Learning rate of each epoch: the float loop's cosine annealing to lr_min_ratio * lr, or constant."""
+    if schedule not in ("cosine", "constant"):
+        raise EdgetpError(f"schedule must be 'cosine' or 'constant', got {schedule!r}")
+    if schedule == "constant":
+        return [lr] * epochs
+    return [cosine_lr(lr, e, epochs, lr_min_ratio) for e in range(epochs)]
+
+
+def as_qmodel(model, calib_x=None, wbits: int = 16, xbits: int = 16) -> QModel:
+    """A copy of ``model`` if it is already integer, else ``model`` quantized on ``calib_x``."""
+    if isinstance(model, QModel):
+        return model.copy()
+    if calib_x is None:
+        raise EdgetpError("quantizing a float model needs calibration features")
+    return quantize_model(model, calib_x, wbits=wbits, xbits=xbits)
+
+
+def to_int_inputs(qm: QModel, xs) -> np.ndarray:
+    """Float features are quantized to the model's input format; integer ones pass through."""
+    xs = np.asarray(xs)
+    if xs.dtype.kind == "f":
+        return quantize_inputs(xs, qm.fx, qm.xbits)
+    return xs.astype(qm.xdtype, copy=False)
+
+
+def finetune_fixed(model, support_x, support_y, epochs: int = 3, lr: float = 1e-4, optimizer: str = "factored",
+                   targets: str = "classes", batch: int = 1, seed: int = 0, wbits: int = 16,
+                   lr_min_ratio: float = LR_FLOOR, schedule: str = "cosine", beta_shift: int = 10,
+                   train: str = "all", calib_x=None, opt: QOpt | None = None, on_epoch=None) -> QModel:
+    """Fine-tune ``model`` (float :class:`edgetp.model.Model` or :class:`QModel`) on the support
+    set with the integer rule; returns the fine-tuned integer model (``model`` is not changed).
+
+    Batches and their order are those of the float loop (``edgetp.kws.train.fit``): per epoch
+    a permutation from ``np.random.default_rng(seed)``, each batch's indices sorted.
+    ``on_epoch(epoch, qmodel)`` is called after each epoch."""
+    if optimizer not in KINDS or targets not in TARGETS:
+        raise EdgetpError(f"optimizer must be one of {KINDS} and targets one of {TARGETS}")
+    if batch < 1 or epochs < 0:
+        raise EdgetpError(f"batch must be >= 1 and epochs >= 0, got {batch}, {epochs}")
+    qm = as_qmodel(model, support_x if calib_x is None else calib_x, wbits)
+    xs = to_int_inputs(qm, support_x)
+    ys = np.asarray(support_y, dtype=np.int64)
+    if len(xs) != len(ys) or len(xs) == 0:
+        raise EdgetpError(f"support set has {len(xs)} sequences and {len(ys)} labels")
+    opt = opt or QOpt.make(optimizer, lr, seed, beta_shift)
+    codes = [lr_code(x) for x in epoch_lrs(lr, epochs, lr_min_ratio, schedule)]
+    rng = np.random.default_rng(seed)
+    for ep in range(epochs):
+        opt.lr_m, opt.lr_e = codes[ep]
+        perm = rng.permutation(len(ys))
+        for i in range(0, len(perm), batch):
+            idx = np.sort(perm[i:i + batch])
+            train_sequence_q(qm, xs[idx], ys[idx], opt, targets, train)
+        if on_epoch is not None:
+            on_epoch(ep, qm)
+    return qm
+
+
+def evaluate_fixed(qm: QModel, xs, ys) -> float:
+    """Integer inference accuracy on ``xs`` (float features are quantized first)."""
+    ys = np.asarray(ys)
+    if len(ys) == 0:
+        raise EdgetpError("nothing to evaluate")
+    return float(np.mean(predict_q(qm, to_int_inputs(qm, xs)) == ys))
+
+
+def bench_fixed(cfg, steps: int = 101, samples: int = 8, targets: str = "classes", batch: int = 1,
+                wbits: int = 16, optimizer: str = "factored", seed: int = 0) -> float:
+    """Integer training speed in samples/s for a random network of shape ``cfg`` (NetConfig)
+    on random inputs of ``steps`` time steps (after one warm-up sample that compiles)."""
+    from edgetp.tp.config import init_params
+    rng = np.random.default_rng(seed)
+    qm = from_float(cfg, init_params(cfg, seed), 12, wbits)
+    xs = quantize_inputs(rng.standard_normal((samples + 1, steps, cfg.n_in)), 12)
+    ys = rng.integers(0, cfg.n_out, samples + 1)
+    opt = QOpt.make(optimizer, 1e-4, seed)
+    train_sequence_q(qm, xs[:batch], ys[:batch], opt, targets)
+    t0 = time.perf_counter()
+    n = 0
+    for i in range(1, samples + 1, batch):
+        train_sequence_q(qm, xs[i:i + batch], ys[i:i + batch], opt, targets)
+        n += len(ys[i:i + batch])
+    return n / (time.perf_counter() - t0)

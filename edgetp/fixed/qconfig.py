@@ -1,0 +1,144 @@
+"""The integer model: int weights, their Q-formats and the integer neuron constants.
+
+A :class:`QModel` is everything the integer rule (and the C twin) needs; no float is
+read once it exists. Scales are powers of two: a tensor with ``f`` fractional bits
+stores ``round(value * 2^f)``. Formats (docs/fixed-point.md, section 2):
+
+- inputs x: int16 (or int8, ``xbits``), ``fx`` fractional bits (chosen from calibration data);
+- weights W_l, R_l (train) and S, S_rec (frozen): int8 or int16 (``wbits``), per-tensor
+  fractional bits ``fw[name]``;
+- membrane: int32 Q.FV (FV = 12), threshold ``vth_q``; leaks alpha, lambda, beta: Q0.15;
+- spikes: int8 0/1; traces: int16 Q.``ft`` (largest ft with 2^ft / (1 - lambda) < 2^15);
+- readout u: int32 in the readout weights' format ``fw["W<L>"]``;
+- surrogate: ``gamma_q`` = gamma in Q.SURR_F; sigma' computed with one integer division
+  (kernels_q.surrogate_q), int32 Q.SURR_F.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edgetp.errors import EdgetpError
+from edgetp.tp.config import NetConfig
+
+FV = 12            # membrane fractional bits (int32 Q19.12)
+Q15 = 15           # leaks, probabilities, soft targets, dZ, readout error
+SURR_F = 20        # surrogate derivative: int32 Q.20 (gamma < 2^11)
+DELTA_F = 32       # delta = dh * surrogate: int64 Q.32
+WBITS = (8, 16)
+
+
+def frac_bits(max_abs: float, bits: int, headroom: float = 1.0) -> int:
+    """Largest f with ``headroom * max_abs * 2^f <= 2^(bits-1) - 1`` (f in [0, 24])."""
+    qmax = (1 << (bits - 1)) - 1
+    if not max_abs > 0:
+        return 24 if bits > 8 else 12
+    return int(min(24, max(0, math.floor(math.log2(qmax / (headroom * max_abs))))))
+
+
+def quantize_array(a: np.ndarray, f: int, bits: int) -> np.ndarray:
+    """round-half-up(a * 2^f) saturated to signed ``bits``; the one float->int conversion."""
+    qmax = (1 << (bits - 1)) - 1
+    q = np.floor(np.asarray(a, dtype=np.float64) * (2.0 ** f) + 0.5)
+    return np.clip(q, -qmax - 1, qmax).astype(np.int8 if bits == 8 else np.int16)
+
+
+def gamma_bits(gamma: float) -> int:
+    """gamma in Q.SURR_F (round half up); it must fit int32."""
+    q = int(math.floor(gamma * (1 << SURR_F) + 0.5))
+    if not 0 < q < (1 << 31):
+        raise EdgetpError(f"surrogate scale gamma {gamma} must lie in (0, {2 ** (31 - SURR_F)})")
+    return q
+
+
+def q15(x: float) -> int:
+    return int(math.floor(x * (1 << Q15) + 0.5))
+
+
+def trace_bits(leak_t: float) -> int:
+    """Largest ft such that a neuron spiking at every step, 2^ft / (1 - lambda), fits int16."""
+    steady = 1.0 / max(1.0 - leak_t, 1.0 / 32768)
+    return int(max(0, min(14, math.floor(math.log2(32767 / steady)))))
+
+
+@dataclass
+class QModel:
+    """Integer TP network. ``weights`` maps W0..WL, R0..R{L-1}, S, S_rec to int arrays
+    (the trainable ones are updated in place); ``fw`` their fractional bits."""
+
+    cfg: NetConfig
+    wbits: int
+    fx: int
+    weights: dict
+    fw: dict
+    xbits: int = 16
+    labels: list = field(default_factory=list)
+    report: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.wbits not in WBITS or self.xbits not in WBITS:
+            raise EdgetpError(f"weight and input bits must be one of {WBITS}, got {self.wbits}, {self.xbits}")
+        c = self.cfg
+        self.vth_q = int(math.floor(c.vth * (1 << FV) + 0.5))
+        self.alpha_q, self.lam_q, self.beta_q = q15(c.leak_m), q15(c.leak_t), q15(c.leak_out)
+        self.ft = trace_bits(c.leak_t)
+        self.gamma_q = gamma_bits(c.gamma)
+        self.hard = c.reset == "hard"
+
+    @property
+    def trainable_names(self) -> list[str]:
+        L = self.cfg.layers
+        return [f"W{i}" for i in range(L + 1)] + ([f"R{i}" for i in range(L)] if self.cfg.recurrent else [])
+
+    def named_arrays(self) -> list[tuple[str, np.ndarray]]:
+        """Every weight array in a fixed order: trainable first, then S, S_rec."""
+        names = self.trainable_names + ["S"] + (["S_rec"] if self.cfg.recurrent else [])
+        return [(n, self.weights[n]) for n in names]
+
+    def in_shift(self, layer: int, target: bool = False) -> int:
+        """Right shift bringing layer ``layer``'s input sum (W x) to the membrane format."""
+        if target and layer == 0:
+            return self.fw["S"] - FV
+        return self.fw[f"W{layer}"] + (self.fx if layer == 0 else 0) - FV
+
+    def rec_shift(self, layer: int, target: bool = False) -> int:
+        return self.fw["S_rec" if target and layer == 0 else f"R{layer}"] - FV
+
+    def copy(self) -> "QModel":
+        return QModel(self.cfg, self.wbits, self.fx, {k: v.copy() for k, v in self.weights.items()},
+                      dict(self.fw), self.xbits, list(self.labels), dict(self.report))
+
+    @property
+    def xdtype(self):
+        return np.int8 if self.xbits == 8 else np.int16
+
+    def memory_bytes(self, targets: str = "classes", batch: int = 1) -> dict:
+        """RAM of the training state on the device (bytes), by group."""
+        c, wb = self.cfg, self.wbits // 8
+        n_t = c.n_out if targets == "classes" else batch
+        train = sum(self.weights[n].size for n in self.trainable_names) * wb
+        frozen = (self.weights["S"].size + (self.weights["S_rec"].size if c.recurrent else 0)) * wb
+        per = lambda rows: sum(rows * h * (4 + 1 + 2) for h in c.hidden)  # v int32, s int8, trace int16
+        return {"trainable_weights": train, "frozen_weights": frozen,
+                "data_state": per(batch) + batch * c.n_out * 4,
+                "target_state": per(n_t) + n_t * c.n_out * 2}
+
+
+def from_float(cfg: NetConfig, params, fx: int, wbits: int = 8, headroom: float = 1.0,
+               labels=None, xbits: int = 16) -> QModel:
+    """Quantize float ``params`` with per-tensor power-of-two scales (``headroom`` >= 1
+    leaves room for fine-tuning to grow the weights)."""
+    if wbits not in WBITS:
+        raise EdgetpError(f"weight bits must be one of {WBITS}, got {wbits}")
+    named = {f"W{i}": w for i, w in enumerate(params.W)}
+    if cfg.recurrent:
+        named.update({f"R{i}": r for i, r in enumerate(params.R)})
+        named["S_rec"] = params.S_rec
+    named["S"] = params.S
+    fw, weights = {}, {}
+    for n, a in named.items():
+        fw[n] = frac_bits(float(np.abs(a).max()), wbits, headroom if n[0] in "WR" else 1.0)
+        weights[n] = quantize_array(a, fw[n], wbits)
+    return QModel(cfg, wbits, int(fx), weights, fw, xbits, list(labels or []))

@@ -1,0 +1,159 @@
+"""Integer TP over time: resets, saturation (clamp, never wrap), silent layers, target sets,
+integer-only state, and the same results with numba's JIT disabled."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from edgetp.fixed.network_q import (forward_q, grad_formats, gradients_q, infer_sequence_q, init_state_q, predict_q,
+                                    target_inputs_q, train_sequence_q, train_step_q)
+from edgetp.fixed.primitives import INT16_MAX, INT32_MAX, INT32_MIN
+from edgetp.fixed.qconfig import from_float
+from edgetp.fixed.quantize import quantize_inputs
+from edgetp.fixed.update_q import QOpt
+from edgetp.tp.config import NetConfig, init_params
+
+
+def small(hidden=(12,), recurrent=True, wbits=16, n_in=10, n_out=4, seed=0):
+    cfg = NetConfig(n_in, hidden, n_out, recurrent=recurrent)
+    return from_float(cfg, init_params(cfg, seed), 12, wbits)
+
+
+def inputs(n, T, n_in, seed=1, scale=1.5):
+    return quantize_inputs(np.random.default_rng(seed).standard_normal((n, T, n_in)) * scale, 12)
+
+
+def all_arrays(qm, state, opt):
+    return qm.named_arrays() + state.named_arrays() + opt.named_arrays()
+
+
+@pytest.mark.parametrize("hidden,recurrent,targets", [((12,), True, "classes"), ((12, 8), False, "classes"),
+                                                      ((12, 8), True, "batch"), ((9,), False, "batch")])
+@pytest.mark.parametrize("kind", ["factored", "sgd"])
+def test_state_is_integer_and_training_is_repeatable(hidden, recurrent, targets, kind):
+    qm0 = small(hidden, recurrent)
+    xs, ys = inputs(2, 30, 10), np.array([1, 3])
+    runs = []
+    for _ in range(2):
+        qm, opt = qm0.copy(), QOpt.make(kind, 1e-3, seed=7)
+        st = train_sequence_q(qm, xs, ys, opt, targets)
+        st = train_sequence_q(qm, xs, ys, opt, targets)
+        arrays = all_arrays(qm, st, opt)
+        assert all(a.dtype.kind in "iu" for _, a in arrays), [(n, a.dtype) for n, a in arrays]
+        runs.append(arrays)
+    assert [n for n, _ in runs[0]] == [n for n, _ in runs[1]]
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(*runs))
+    assert any(not np.array_equal(qm.weights[n], qm0.weights[n]) for n in qm0.trainable_names)
+
+
+def test_inference_from_reset_is_deterministic():
+    qm = small()
+    xs = inputs(3, 40, 10)
+    u1 = predict_q(qm, xs)
+    u2 = predict_q(qm, np.concatenate([xs, xs]))
+    assert np.array_equal(np.concatenate([u1, u1]), u2)
+
+
+def test_class_targets_equal_batch_targets_with_each_class_once():
+    qm = small(hidden=(12, 8))
+    x = inputs(4, 1, 10)[:, 0]
+    labels = np.arange(4)
+    out = []
+    for targets in ("batch", "classes"):
+        st = init_state_q(qm, 4, 4)
+        for _ in range(6):
+            new, aux = forward_q(qm, st, x, target_inputs_q(qm, labels, targets))
+            g = gradients_q(qm, st, new, aux, labels, targets)
+            st = new
+        out.append(g)
+    assert all(np.array_equal(out[0][k], out[1][k]) for k in out[0])
+
+
+def test_zero_input_leaves_hidden_weights_unchanged():
+    qm = small(hidden=(12, 8))
+    before = {k: v.copy() for k, v in qm.weights.items()}
+    st = train_sequence_q(qm, np.zeros((1, 50, 10), np.int16), np.array([2]), QOpt.make("factored", 1e-2), "classes")
+    for s in st.s + st.tr:
+        assert not s.any()
+    for n in ("W0", "R0", "W1", "R1", "W2", "S", "S_rec"):
+        assert np.array_equal(qm.weights[n], before[n]), n
+
+
+def _saturating_model(sign):
+    qm = small(hidden=(64,), wbits=16)
+    for n in ("W0", "R0", "W1", "S", "S_rec"):
+        qm.weights[n][...] = 32767 if sign > 0 or n in ("S", "S_rec") else -32768
+        qm.fw[n] = 0          # weights of 32767 units: every sum runs into the int32 limits
+    qm.fx = 0
+    return qm
+
+
+@pytest.mark.parametrize("sign", [1, -1])
+@pytest.mark.parametrize("kind", ["factored", "sgd"])
+def test_saturation_clamps_never_wraps(sign, kind):
+    qm = _saturating_model(sign)
+    T = 1100                  # the readout passes INT32_MAX after 1024 steps of 64 spikes x 32767
+    xs = np.full((1, T, 10), 32767, np.int16)
+    u = infer_sequence_q(qm, xs)
+    assert np.all(u == (INT32_MAX if sign > 0 else 0))   # clamped at the top, not wrapped
+    opt = QOpt.make(kind, 0.5, seed=3)
+    st = init_state_q(qm, 1, 4)
+    tin = target_inputs_q(qm, np.array([0]), "classes")
+    for t in range(T):
+        prev = st
+        new, aux = forward_q(qm, st, xs[:, t], tin)
+        g = gradients_q(qm, st, new, aux, np.array([0]), "classes")
+        for k, a in g.items():
+            assert np.abs(a).max() <= 2 ** 47, k
+        st = train_step_q(qm, prev, xs[:, t], np.array([0]), opt, "classes", tin=tin)
+        for v in st.v + st.vt:
+            assert v.dtype == np.int32
+        if t > 0 and sign > 0:
+            assert st.u.min() >= prev.u.min() or prev.u.max() == INT32_MAX
+    assert np.all(st.trt[0] <= INT16_MAX) and np.all(st.trt[0] >= 0)
+    if sign > 0:
+        assert np.all(st.s[0] == 1) and np.all(st.tr[0] > 20000)
+    else:
+        assert not st.s[0].any() and np.all(st.vt[0] <= INT32_MAX)
+        assert st.v[0].min() == INT32_MIN   # membrane pinned at the bottom
+    moved = 0
+    for n in qm.trainable_names:
+        w = qm.weights[n].astype(np.int64)
+        assert w.min() >= -32768 and w.max() <= 32767
+        moved += int(np.sum((w == -32768) | (w == 32767)))
+    assert moved > 0
+
+
+def test_gradient_formats_and_keys():
+    qm = small(hidden=(12, 8))
+    assert set(grad_formats(qm)) == set(qm.trainable_names)
+
+
+_JIT_SCRIPT = """
+import json, numpy as np, sys
+sys.path.insert(0, {root!r})
+from tests.test_fixed_network import small, inputs
+from edgetp.fixed.network_q import train_sequence_q
+from edgetp.fixed.update_q import QOpt
+qm = small(hidden=(6, 5), wbits=8, n_in=7)
+opt = QOpt.make("factored", 3e-3, seed=5)
+st = train_sequence_q(qm, inputs(1, 12, 7), np.array([2]), opt, "classes")
+arrs = qm.named_arrays() + st.named_arrays() + opt.named_arrays()
+print(json.dumps({{n: a.astype(np.int64).ravel().tolist() for n, a in arrs}}))
+"""
+
+
+def test_jit_and_pure_python_agree():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    script = _JIT_SCRIPT.format(root=root)
+    outs = []
+    for disable in ("0", "1"):
+        env = dict(os.environ, NUMBA_DISABLE_JIT=disable)
+        r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300,
+                           cwd=root)
+        assert r.returncode == 0, r.stderr[-2000:]
+        outs.append(json.loads(r.stdout.strip().splitlines()[-1]))
+    assert outs[0] == outs[1]
