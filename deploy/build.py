@@ -32,6 +32,7 @@ ARM_CC = "arm-none-eabi-gcc"
 ARM_SIZE = "arm-none-eabi-size"
 ARM_FLAGS = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=soft", "-ffunction-sections", "-fdata-sections",
              "-fno-common"]
+NOT_FIRMWARE = ("etp_harness.c",)   # firmware_gen's stdin/stdout test main, if an export carries it
 WARN = ["-std=c99", "-Wall", "-Wextra", "-Wno-unused-parameter"]
 
 
@@ -64,7 +65,7 @@ def model_sources(model_dir: Path) -> list[Path]:
     model_dir = Path(model_dir)
     if not (model_dir / "etp_model.h").is_file():
         raise EdgetpError(f"{model_dir}: no etp_model.h (export the model's C first)")
-    return sorted(model_dir.glob("*.c"))
+    return sorted(p for p in model_dir.glob("*.c") if p.name not in NOT_FIRMWARE)
 
 
 def _key(parts: list) -> str:
@@ -134,3 +135,33 @@ def _sizes(elf: Path) -> dict:
         mm = re.search(r"^\.stack\s+0x[0-9a-f]+\s+0x([0-9a-f]+)", m.read_text(), re.M)
         stack = int(mm.group(1), 16) if mm else 0
     return {"text": text, "data": data, "bss": bss, "flash": text + data, "ram": data + bss, "stack": stack}
+
+
+def main(argv=None) -> int:
+    """``python -m deploy.build EXPORT_DIR --target board [--locked]``: build and print the image."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m deploy.build", description="Build the edgetp firmware for a target "
+                                 "from a folder written by `edgetp export --c` (firmware_gen).")
+    ap.add_argument("model_dir", help="exported model folder (etp_model.h, *.c)")
+    ap.add_argument("--target", choices=TARGETS, default="board")
+    ap.add_argument("--locked", action="store_true", help="leave out TENSOR_INFO/READ_TENSOR/WRITE_TENSOR")
+    ap.add_argument("--out", help="build folder (default: a cache folder)")
+    ap.add_argument("--opt", default="-O2")
+    ap.add_argument("--stack", type=int, default=8192)
+    a = ap.parse_args(argv)
+    try:
+        im = build(a.model_dir, a.target, a.out, a.locked, a.opt, a.stack)
+    except EdgetpError as exc:
+        print(f"deploy.build: error: {exc}")
+        return 2
+    print(im.path)
+    if im.sizes:
+        s = im.sizes
+        print(f"flash {s['flash']} B (text {s['text']} + data {s['data']}), RAM {s['ram']} B "
+              f"(data {s['data']} + bss {s['bss']}, of which stack {s['stack']})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

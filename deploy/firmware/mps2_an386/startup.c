@@ -31,9 +31,10 @@ __attribute__((noreturn)) void Reset_Handler(void) {
     uint32_t *src = &__etext, *dst = &__data_start__;
     while (dst < &__data_end__) *dst++ = *src++;
     for (dst = &__bss_start__; dst < &__bss_end__; dst++) *dst = 0;
-    /* paint the stack below the current frame */
-    uint32_t here;
-    for (dst = &__stack_bottom__; dst < &here - 16; dst++) *dst = STACK_PAINT;
+    /* paint the stack below the current frame (and a 64-byte margin) */
+    uintptr_t sp;
+    __asm volatile("mov %0, sp" : "=r"(sp));
+    for (dst = &__stack_bottom__; (uintptr_t)(dst + 16) < sp; dst++) *dst = STACK_PAINT;
     main(0, 0);
     for (;;) { }
 }
