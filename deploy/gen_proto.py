@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from deploy import protocol as P
+from firmware_gen.layout import crc32_nibble_table   # the same CRC-32 as etp_state_digest's
 
 GENERATOR_VERSION = "1"
 HERE = Path(__file__).resolve().parent
@@ -67,7 +68,7 @@ def header_text() -> str:
             L.append(f"#define ETP_{name}_{f.upper()}_OFF {off}u")
             off += struct.calcsize("<" + code)
         L.append(f"#define ETP_{name}_SIZE {off}u")
-    tab = ", ".join(f"0x{v:08x}u" for v in P.crc32_nibble_table())
+    tab = ", ".join(f"0x{int(v):08x}u" for v in crc32_nibble_table())
     L += [
         "",
         "/* reflected CRC-32 (poly 0xEDB88320), 4 bits per lookup */",

@@ -166,17 +166,6 @@ def crc32(data: bytes, crc: int = 0) -> int:
     return zlib.crc32(data, crc)
 
 
-def crc32_nibble_table() -> list[int]:
-    """16-entry table of the reflected CRC-32 (poly 0xEDB88320), 4 bits at a time (C side)."""
-    out = []
-    for n in range(16):
-        c = n
-        for _ in range(4):
-            c = (c >> 1) ^ 0xEDB88320 if c & 1 else c >> 1
-        out.append(c)
-    return out
-
-
 # ----------------------------------------------------------------------------- frames
 @dataclass(frozen=True)
 class Frame:
