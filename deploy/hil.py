@@ -152,26 +152,7 @@ class Session:
         while True:
             try:
                 self._open()
-                writable = self.dev.info.debug and all(t.writable for t in self.dev.tensors())
-                if writable:
-                    how = "restored the reference's state (WRITE_TENSOR)"
-                    for t, (_, arr) in zip(self.dev.tensors(), self.ref.tensors()):
-                        self.dev.write_tensor(t.index, np.asarray(arr).ravel())
-                    if self.dev.digest()["digest"] != self.ref.digest():
-                        raise HilError(f"after restoring the device's state following a reset during {where}, "
-                                       f"its digest still differs: {first_difference(self.dev, self.ref)}",
-                                       self.result())
-                else:
-                    how = f"replayed {n_applied} sample(s) from INIT"
-                    lr = None
-                    for code, xs, label in self.applied:
-                        if code != lr:
-                            self._device_lr(code)
-                            lr = code
-                        self.dev.reset_state()
-                        for x in xs:
-                            self.dev.train(x, label)
-                        self.dev_steps += len(xs)
+                how = self._restore() or self._replay()
                 self._device_lr(self.lr)
                 break
             except DeviceReset:
@@ -180,6 +161,37 @@ class Session:
                     raise HilError(f"the device keeps resetting (during recovery from {where})", self.result())
         self.res["recoveries"].append({"during": where, "how": how, "seconds": round(time.perf_counter() - t0, 3)})
         self.progress(f"device reset during {where}: {how}")
+
+    def _restore(self) -> str | None:
+        """Write the reference's writable tensors (debug builds); the read-only ones (frozen
+        weights in flash) are the image's. Returns how, or None if it cannot or did not work."""
+        if not self.dev.info.debug:
+            return None
+        mine = self.dev.tensors()
+        theirs = self.ref.tensors()
+        if [t.name for t in mine] != [n for n, _ in theirs]:
+            return None
+        for t, (_, arr) in zip(mine, theirs):
+            if t.writable:
+                self.dev.write_tensor(t.index, np.asarray(arr).ravel())
+        if self.dev.digest()["digest"] != self.ref.digest():
+            self.progress("restoring the state did not reproduce the digest; replaying instead")
+            self.dev.init(self.seed)
+            return None
+        return "restored the reference's state (WRITE_TENSOR)"
+
+    def _replay(self) -> str:
+        """INIT, then every applied training sample again, in order (a locked build)."""
+        lr = None
+        for code, xs, label in self.applied:
+            if code != lr:
+                self._device_lr(code)
+                lr = code
+            self.dev.reset_state()
+            for x in xs:
+                self.dev.train(x, label)
+            self.dev_steps += len(xs)
+        return f"replayed {len(self.applied)} sample(s) from INIT"
 
     # ----------------------------------------------------------------- one sample
     def sample(self, xs, label, where: str):
