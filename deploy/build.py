@@ -109,7 +109,7 @@ def build(model_dir, target: str = "host", out_root=None, locked: bool = False, 
     out = out / f"{target}-{key}"
     exe = out / ("etp_fw" if target == "host" else "etp_fw.elf")
     if exe.is_file() and not force:
-        return Image(target, exe, locked, _sizes(exe) if target != "host" else {})
+        return Image(target, exe, locked, elf_sizes(exe) if target != "host" else {})
     out.mkdir(parents=True, exist_ok=True)
     gen = write_header(out / "gen")
     inc = [f"-I{FIRMWARE}", f"-I{gen.parent}", f"-I{model_dir}"]
@@ -121,16 +121,18 @@ def build(model_dir, target: str = "host", out_root=None, locked: bool = False, 
     _run([ARM_CC, *ARM_FLAGS, *flags, *inc, *srcs, "-nostartfiles", "--specs=nano.specs",
           f"-T{ld}", f"-Wl,--defsym=__stack_size={stack_size}", "-Wl,--gc-sections",
           f"-Wl,-Map={out / 'etp_fw.map'}", "-o", str(exe), "-lgcc"], f"{target} firmware build")
-    return Image(target, exe, locked, _sizes(exe))
+    return Image(target, exe, locked, elf_sizes(exe))
 
 
-def _sizes(elf: Path) -> dict:
+def elf_sizes(elf: Path) -> dict:
     """Berkeley sizes of the ELF: flash = text + data, RAM = data + bss (bss includes the stack)."""
     out = _run([ARM_SIZE, "-B", str(elf)], "arm-none-eabi-size")
     line = out.strip().splitlines()[-1].split()
     text, data, bss = (int(v) for v in line[:3])
     stack = 0
-    m = (elf.parent / "etp_fw.map")
+    if not elf.is_file():
+        raise EdgetpError(f"no such ELF file: {elf}")
+    m = elf.with_suffix(".map")
     if m.is_file():
         mm = re.search(r"^\.stack\s+0x[0-9a-f]+\s+0x([0-9a-f]+)", m.read_text(), re.M)
         stack = int(mm.group(1), 16) if mm else 0

@@ -113,3 +113,22 @@ def test_edgetp_hil_reports_a_bad_target(corpus_and_model, tmp_path):
     r = run_cli("hil", "--target", "nonsense", "--model", model, "--data-root", root,
                 env={"EDGETP_HOME": str(tmp_path)})
     assert r.returncode == 2 and "--target must be" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.skipif(not HAVE_CC, reason="no C compiler")
+def test_edgetp_hil_on_a_serial_port(corpus_and_model, tmp_path):
+    """--target PORT: a device someone else started (here the host build on its pty)."""
+    from conftest import run_cli
+    from edgetp.model import load_model
+    from firmware_gen.qmodel import qmodel_for
+
+    root, model = corpus_and_model
+    qm, _ = qmodel_for(load_model(model))
+    image = build(export_c(qm, tmp_path / "model"), "host", tmp_path / "build", locked=True)
+    with start("host", image) as t:
+        out = tmp_path / "hil.json"
+        r = run_cli("hil", "--target", t.url, "--model", model, "--data-root", root, "--support-limit", "2",
+                    "--query-limit", "1", "--epochs", "1", "--json", out, env={"EDGETP_HOME": str(tmp_path / "h")})
+    assert r.returncode == 0, r.stdout + r.stderr
+    res = json.loads(out.read_text())
+    assert (res["samples"], res["mismatches"], res["board"]) == (2, 0, "host-pty")

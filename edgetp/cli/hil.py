@@ -49,6 +49,7 @@ def register(sub):
     p.add_argument("--baud", type=int, default=115200, help="baud rate of a serial port (default 115200)")
     p.add_argument("--opt", default="-O2", help="C optimisation flag of the firmware (default -O2)")
     p.add_argument("--stack", type=int, default=8192, help="stack bytes reserved on the Cortex-M4 (default 8192)")
+    p.add_argument("--elf", help="with a serial-port target: the ELF flashed on the board, for its flash/RAM figures")
     p.add_argument("--build-dir", help="keep the exported C and the build here (default: a cache folder)")
     p.add_argument("--json", metavar="PATH", help="write the figures as JSON (keys samples, mismatches, then the rest)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -127,6 +128,9 @@ def run(args) -> int:
                       opt=args.opt, stack_size=args.stack)
         say(f"built {image.path}" + (f" (flash {image.sizes['flash']} B, RAM {image.sizes['ram']} B)"
                                      if image.sizes else ""))
+    elif args.elf:
+        from deploy.build import Image, elf_sizes
+        image = Image("board", Path(args.elf), args.locked, elf_sizes(Path(args.elf)))
     timeout = args.timeout or (0.5 if args.target == "host" else 5.0)
     ref = IntReference(qm, cfg)
     with start(args.target, image) as target:
