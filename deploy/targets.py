@@ -3,8 +3,10 @@
 - :class:`HostTarget` runs the native build; it prints its pty. Reset: SIGUSR1 (the
   process re-executes itself on the same pty, so all its RAM state is new).
 - :class:`QemuTarget` runs ``qemu-system-arm -M mps2-an386 -serial pty`` with
-  ``-icount shift=S`` (instruction counting, deploy/build.py) and an HMP monitor on a
-  UNIX socket. Reset: ``system_reset`` (the whole board, as a reset button would).
+  ``-icount shift=S,sleep=on`` (instruction counting, deploy/build.py; while the core
+  sleeps in WFI virtual time follows real time, which is twice as fast on the link as
+  sleep=off) and an HMP monitor on a UNIX socket. Reset: ``system_reset`` (the whole
+  board, as a reset button would).
 - :class:`PortTarget` is an already running device behind a serial URL (a board);
   it cannot be reset from here.
 
@@ -117,7 +119,7 @@ class QemuTarget(_Proc):
         self.monitor = os.path.join(self._dir, "mon.sock")
         cmd = [QEMU, "-M", "mps2-an386", "-display", "none", "-nodefaults", "-serial", "pty",
                "-monitor", f"unix:{self.monitor},server=on,wait=off",
-               "-icount", f"shift={image.icount_shift},align=off,sleep=off", "-kernel", str(image.path)]
+               "-icount", f"shift={image.icount_shift},align=off,sleep=on", "-kernel", str(image.path)]
         self.cmd = cmd
         self._start(cmd, "qemu-system-arm")
 

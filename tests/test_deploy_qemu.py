@@ -17,6 +17,8 @@ pytestmark = pytest.mark.skipif(not (have_arm() and have_qemu()),
 
 
 def test_instruction_counter_is_exact_to_its_resolution():
+    """A step that is a loop of exactly 2 instructions run n times reads 2 n + a constant,
+    to one SysTick tick (5 instructions): where a step starts within a tick varies."""
     with device("qemu", model_dir=FAKE_DIR / "calib") as (_, dev):
         info = dev.hello()
         assert info.counter_name == "instructions" and info.counter_res == 5
@@ -25,11 +27,12 @@ def test_instruction_counter_is_exact_to_its_resolution():
         for n in (0, 1000, 5000, 30000):
             x = np.zeros(8, dtype=np.int16)
             x[0] = n
-            got = {dev.train(x, 0)["cost"] * info.counter_res for _ in range(3)}
-            assert len(got) == 1                 # deterministic
-            cost[n] = got.pop()
-        for n in (1000, 5000, 30000):            # a loop of 2 instructions, n times
-            assert cost[n] - cost[1000 if n > 1000 else 0] == 2 * (n - (1000 if n > 1000 else 0))
+            got = [dev.train(x, 0)["cost"] * info.counter_res for _ in range(5)]
+            assert max(got) - min(got) <= 5
+            cost[n] = got
+        base = min(cost[0])
+        for n in (1000, 5000, 30000):
+            assert all(abs(c - base - 2 * n) <= 5 for c in cost[n]), (n, cost[n], base)
 
 
 def test_image_sizes_and_ram_report():
