@@ -13,7 +13,7 @@ A plan as text: ``drop=0.002,corrupt=0.002,dup=0.05,truncate=0.02,reset=300+2000
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 
 from edgetp.errors import EdgetpError
 
@@ -131,8 +131,3 @@ class FaultyLink:
         self._pending.clear()
         self.port.reset_input_buffer()
 
-
-@dataclass
-class RelayReport:
-    plan: FaultPlan
-    stats: FaultStats = field(default_factory=FaultStats)

@@ -56,6 +56,16 @@ class Target:
         self.close()
 
 
+def _die_with_parent() -> None:
+    """Linux: the child gets SIGTERM when the process that started it dies (no orphans)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 class _Proc(Target):
     """A child process that announces its pty on stdout or stderr."""
 
@@ -65,7 +75,8 @@ class _Proc(Target):
         self.log: list[str] = []
         try:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                         stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                                         stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                                         preexec_fn=_die_with_parent)
         except FileNotFoundError:
             raise EdgetpError(f"{what}: {cmd[0]} is not installed (./setup.sh installs it)") from None
         found = threading.Event()
