@@ -121,3 +121,28 @@ def test_finetune_user_errors(setup, pretrained, cli, flags, expect):
 def test_finetune_missing_data_root_says_how_to_make_it(cli, tmp_path, pretrained):
     r = cli("finetune", "--kws", "--model", pretrained, env={"EDGETP_HOME": str(tmp_path)})
     assert r.returncode == 2 and "synth-kws" in r.stderr
+
+
+def test_finetune_fixed_runs_the_same_protocol(setup, pretrained, cli, tmp_path):
+    root, home = setup
+    out = tmp_path / "fx.json"
+    r = cli("finetune", "--kws", "--fixed", "--model", pretrained, "--data-root", root, "--shots", "1", "--seeds", "1",
+            "--epochs", "1", "--quiet", "--json", out, env={"EDGETP_HOME": str(home)})
+    assert r.returncode == 0, r.stderr
+    d = json.loads(out.read_text())
+    assert d["fixed"] is True and d["per_seed"][0]["wbits"] == 16
+    assert "integer rule" in r.stdout
+
+
+def test_augment_shifts_with_zero_fill_and_keeps_shape():
+    from edgetp.kws.train import augment
+    x = np.arange(1, 4 * 6 + 1, dtype=np.float32).reshape(4, 6, 1)
+    y = augment(x, np.random.default_rng(5), 2, 0.0)
+    assert y.shape == x.shape
+    for a, b in zip(x[..., 0], y[..., 0]):
+        nz = b[b != 0]
+        assert len(nz) >= 4 and np.all(np.diff(nz) == 1)        # a contiguous run of the original
+        assert set(nz) <= set(a)
+    assert not np.array_equal(y, x)
+    z = augment(x, np.random.default_rng(0), 0, 0.5)
+    assert 0.2 < np.std(z - x) < 0.8

@@ -28,6 +28,8 @@ def register(sub):
     p.add_argument("--targets", choices=("batch", "classes"), default="batch")
     p.add_argument("--per-utterance-norm", action="store_true",
                    help="apply the paper's per-utterance std normalisation before the fixed constants")
+    p.add_argument("--shift", type=int, default=0, help="augmentation: random time shift up to +-N frames")
+    p.add_argument("--noise", type=float, default=0.0, help="augmentation: feature noise std")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--ft-lr", type=float, default=None, help="fine-tuning lr to record as this model's default")
     p.add_argument("--out", required=True, help="model file to write (.npz)")
@@ -67,7 +69,8 @@ def run(args) -> int:
     xs, ys = norm.apply(raw), corpus.labels[pre]
     xv, yv = (norm.apply(np.asarray(features(corpus, val))), corpus.labels[val]) if len(val) else (xs[:0], ys[:0])
     params = init_params(cfg, args.seed, np.float32)
-    recipe = Recipe(args.epochs, args.lr, args.optimizer, args.batch, args.targets, "all", "cosine", args.seed)
+    recipe = Recipe(args.epochs, args.lr, args.optimizer, args.batch, args.targets, "all", "cosine", args.seed,
+                    args.shift, args.noise)
 
     def on_epoch(e, p):
         acc = accuracy(p, cfg, xv, yv)
@@ -82,7 +85,8 @@ def run(args) -> int:
     rec.update(data=str(corpus.root), labels=args.labels, held_out_speaker=hold, net=args.net,
                command="edgetp pretrain --kws " + " ".join(
                    f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
-                   if k in ("net", "reset", "epochs", "lr", "optimizer", "batch", "targets", "seed") and v is not None))
+                   if k in ("net", "reset", "epochs", "lr", "optimizer", "batch", "targets", "seed", "shift", "noise")
+                   and v is not None))
     if args.ft_lr is not None:
         rec["finetune"] = {"lr": args.ft_lr}
     model = Model(cfg, params, list(corpus.label_names),

@@ -36,6 +36,8 @@ class Recipe:
     train: str = "all"
     schedule: str = "cosine"
     seed: int = 0
+    shift: int = 0        # augmentation: random time shift of up to +-shift frames (zero-filled)
+    noise: float = 0.0    # augmentation: Gaussian noise of this std added to the (normalised) features
 
     def check(self) -> None:
         if self.epochs < 0 or self.batch < 1:
@@ -56,6 +58,20 @@ class Recipe:
 class History:
     lr: list = field(default_factory=list)
     metric: list = field(default_factory=list)
+
+
+def augment(xs: np.ndarray, rng, shift: int, noise: float) -> np.ndarray:
+    """Shift each sequence in time (zero-filled) and add feature noise; a new array."""
+    out = np.zeros_like(xs)
+    T = xs.shape[1]
+    for i, k in enumerate(rng.integers(-shift, shift + 1, len(xs)) if shift else np.zeros(len(xs), int)):
+        if k >= 0:
+            out[i, k:] = xs[i, :T - k]
+        else:
+            out[i, :T + k] = xs[i, -k:]
+    if noise:
+        out += rng.normal(0.0, noise, out.shape).astype(out.dtype)
+    return out
 
 
 def fit(params: Params, cfg: NetConfig, xs: np.ndarray, ys: np.ndarray, recipe: Recipe,
@@ -81,8 +97,10 @@ def fit(params: Params, cfg: NetConfig, xs: np.ndarray, ys: np.ndarray, recipe: 
         order = rng.permutation(len(xs))
         for b in range(n_batches):
             idx = np.sort(order[b * recipe.batch:(b + 1) * recipe.batch])
-            train_sequence(params, np.ascontiguousarray(xs[idx]), ys[idx], cfg, opt, recipe.targets, recipe.train,
-                           prop=prop)
+            xb = np.ascontiguousarray(xs[idx])
+            if recipe.shift or recipe.noise:
+                xb = augment(xb, rng, recipe.shift, recipe.noise)
+            train_sequence(params, xb, ys[idx], cfg, opt, recipe.targets, recipe.train, prop=prop)
             bar.update(1)
         if on_epoch is not None:
             hist.metric.append(on_epoch(epoch, params))

@@ -1,0 +1,44 @@
+"""Model cards: `models/<name>/README.md` from the model file and measured figures."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from edgetp.model import Model
+
+
+def _row(label: str, r: dict) -> str:
+    f = lambda k: f"{r[k]:.1f} ± {r.get(k + '_std', 0):.1f}" if k in r else "n/a"
+    return (f"| {label} | {r['shots']} | {f('query_acc_before')} | {f('query_acc_after')} | "
+            f"{f('test_acc_before')} | {f('test_acc_after')} | {f('finetune_only_acc')} |")
+
+
+def write_card(name: str, model: Model, results: list[tuple[str, dict]], path: Path, purpose: str,
+               rebuild: list[str], notes: list[str], memory: str = "") -> None:
+    rec, met, cfg = model.recipe, model.metrics, model.cfg
+    lines = [
+        f"# {name}", "", purpose, "",
+        "| | |", "|---|---|",
+        f"| network | {cfg.net_string()} ({'recurrent' if cfg.recurrent else 'feed-forward'} LIF, {cfg.reset} reset, "
+        f"V_th {cfg.vth}, α {cfg.leak_m}, λ {cfg.leak_t}, γ {cfg.gamma}) |",
+        f"| trainable parameters | {model.n_params()} (+ frozen target propagator {model.params.S.size + (model.params.S_rec.size if model.params.S_rec is not None else 0)}) |",
+        f"| labels | {len(model.labels)}: the paper's 35 words + `_unknown_` |",
+        f"| data | offline espeak-ng corpus (`edgetp data prepare-default`), pretrain split without held-out speaker `{rec.get('held_out_speaker')}` ({met.get('pretrain_utterances')} utterances) |",
+        f"| pretraining recipe | {rec.get('epochs')} epochs, {rec.get('optimizer')} lr {rec.get('lr')} cosine → 0.25·lr, batch {rec.get('batch')}, targets {rec.get('targets')}, augmentation shift ±{rec.get('shift', 0)} frames, noise {rec.get('noise', 0)} |",
+        f"| accuracy after pretraining | train {met.get('train_acc', float('nan')):.1f} %, validation (other speakers) {met.get('validation_acc') or float('nan'):.1f} % |",
+        f"| default fine-tuning | {json.dumps(rec.get('finetune', {}))} |",
+        f"| model hash | `{model.hash()}` |",
+    ]
+    if memory:
+        lines += ["", "## On a device", "", memory]
+    lines += ["", "## Speaker adaptation (the paper's protocol)", "",
+              "Query = the held-out speaker's 20 %; test = other speakers' testing split (does personalisation hurt "
+              "them?); from scratch = the same architecture trained on the support set alone. Accuracies in %, "
+              "mean ± std over seeds (the support set is resampled per seed).", "",
+              "| setting | shots | query before | query after | others before | others after | from scratch |",
+              "|---|---|---|---|---|---|---|"]
+    lines += [_row(label, r) for label, r in results]
+    lines += ["", "## Rebuild", "", "```bash", *rebuild, "```", ""]
+    if notes:
+        lines += ["## Notes", "", *[f"- {n}" for n in notes], ""]
+    path.write_text("\n".join(lines))

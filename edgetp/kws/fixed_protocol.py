@@ -1,0 +1,62 @@
+"""The speaker-adaptation protocol with the integer-only rule (`finetune --kws --fixed`).
+
+Same split, seeds, support order and schedule as :mod:`edgetp.kws.protocol`; the model
+is quantized once (calibration: pretraining utterances, never the held-out speaker),
+then fine-tuned and evaluated with integer arithmetic only. Adam maps to the integer
+rule's ``factored`` update (docs/fixed-point.md), SGD to ``sgd``.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from edgetp.kws.data import labelled, speaker_data
+from edgetp.kws.protocol import model_norm
+from edgetp.kws.train import Recipe
+from edgetp.model import Model
+
+CALIBRATION = 256  # pretraining utterances used to choose the input format
+WBITS = 16
+
+
+def calibration(model: Model, corpus, speaker: str, cache=None) -> np.ndarray:
+    pool = np.array([i for i in corpus.select(split="train") if corpus.utterances[i].speaker != speaker])
+    return labelled(corpus, pool, model_norm(model), cache, limit=CALIBRATION, seed=0)[0]
+
+
+def finetune_seed_fixed(model: Model, corpus, speaker: str, shots, seed: int, recipe: Recipe, cache=None,
+                        test_limit: int | None = None, baseline: bool = True, progress: bool = True) -> dict:
+    from edgetp.fixed.finetune import evaluate_fixed, finetune_fixed
+    from edgetp.fixed.quantize import quantize_model
+    from edgetp.tp import init_params
+
+    t0 = time.perf_counter()
+    d = speaker_data(corpus, speaker, shots, seed, model_norm(model), cache, test_limit)
+    (xs, ys), (xq, yq), (xt, yt) = d.support, d.query, d.test
+    calib = calibration(model, corpus, speaker, cache)
+    qm = quantize_model(model, calib, wbits=WBITS)
+    acc = lambda q, x, y: 100.0 * evaluate_fixed(q, x, y) if len(y) else float("nan")
+    kind = "factored" if recipe.optimizer == "adam" else "sgd"
+    per_epoch = [acc(qm, xq, yq)]
+    res = {"seed": seed, "support": int(len(ys)), "query": int(len(yq)), "test": int(len(yt)),
+           "dropped_classes": list(d.split.dropped), "query_acc_before": per_epoch[0],
+           "test_acc_before": acc(qm, xt, yt), "wbits": WBITS, "int_optimizer": kind}
+    tuned = finetune_fixed(qm, xs, ys, recipe.epochs, recipe.lr, kind, recipe.targets, recipe.batch, seed, WBITS,
+                           train=recipe.train, on_epoch=lambda e, q: per_epoch.append(acc(q, xq, yq)))
+    res.update(query_acc_after=acc(tuned, xq, yq), test_acc_after=acc(tuned, xt, yt), query_acc_per_epoch=per_epoch)
+    from edgetp.fixed.network_q import predict_q
+    from edgetp.fixed.finetune import to_int_inputs
+    cm = np.zeros((model.cfg.n_out,) * 2, dtype=np.int64)
+    np.add.at(cm, (yq, predict_q(tuned, to_int_inputs(tuned, xq))), 1)
+    res["confusion_after"] = cm.tolist()
+    if baseline:
+        scratch = Model(model.cfg, init_params(model.cfg, seed, np.float32), model.labels, model.frontend,
+                        norm_scale=model.norm_scale)
+        scratch.params.S, scratch.params.S_rec = model.params.S, model.params.S_rec
+        q0 = quantize_model(scratch, calib, wbits=WBITS)
+        res["finetune_only_acc"] = acc(finetune_fixed(q0, xs, ys, recipe.epochs, recipe.lr, kind, recipe.targets,
+                                                      recipe.batch, seed, WBITS, train=recipe.train), xq, yq)
+    res["seconds"] = time.perf_counter() - t0
+    res["params"] = tuned
+    return res
