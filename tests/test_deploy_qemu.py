@@ -53,3 +53,14 @@ def test_image_sizes_and_ram_report():
 def test_locked_build_links_for_the_board_counter():
     image = build(FAKE_DIR, "board", locked=True)
     assert image.path.is_file() and image.sizes["flash"] > 0
+
+
+def test_profile_names_the_functions_of_a_training_step():
+    from deploy.profile import build_profile, run_profile
+
+    import tempfile
+    res = run_profile(build_profile(FAKE_DIR, Path(tempfile.mkdtemp()), steps=10), timeout=60)
+    names = {f["name"]: f for f in res["functions"]}
+    assert names["etp_train_step"]["calls"] == 10 and names["forward"]["calls"] == 10
+    assert names["etp_train_step"]["inclusive"] >= names["forward"]["inclusive"] > 0
+    assert 0 < res["totals"]["hook_h"] < 1000

@@ -1,0 +1,113 @@
+"""Where a training step's instructions go on the emulated Cortex-M4, per function.
+
+    python -m deploy.profile EXPORT_DIR [--steps 101] [--top 15]
+
+Builds ``firmware/profile/profile_main.c`` with the model's C compiled with
+``-finstrument-functions`` (the port, startup and main are not instrumented), runs
+it once under ``qemu-system-arm -M mps2-an386 -icount`` with the UART on stdout, and
+prints each function's self and inclusive instructions per training step (names from
+``arm-none-eabi-nm``). The hooks add tens of instructions per call, counted in the
+caller; that cost is measured and removed at start-up; the split is still approximate
+(instrumenting changes inlining); the HIL's per-step figures are the exact ones.
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+from deploy.build import ARM_CC, ARM_FLAGS, FIRMWARE, ICOUNT_SHIFT, WARN, model_sources
+from deploy.gen_proto import write_header
+from deploy.targets import QEMU
+from edgetp.errors import EdgetpError
+
+
+# static inline helpers (instrumenting them would stop their inlining and swamp the profile)
+HEADERS = "etp_primitives.h,etp_kernels.h,etp_internal.h"
+
+
+def build_profile(model_dir: Path, out: Path, steps: int, opt: str = "-O2") -> Path:
+    model_dir = Path(model_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    gen = write_header(out / "gen").parent
+    inc = [f"-I{FIRMWARE}", f"-I{gen}", f"-I{model_dir}"]
+    defs = ["-DETP_COUNTER_SRC=1", f"-DETP_ICOUNT_SHIFT={ICOUNT_SHIFT}", f"-DETP_PROF_STEPS={steps}"]
+    base = [ARM_CC, *ARM_FLAGS, opt, *WARN, *defs, *inc]
+    objs = []
+    for src in model_sources(model_dir):
+        obj = out / (src.stem + ".o")
+        subprocess.run([*base, "-finstrument-functions", f"-finstrument-functions-exclude-file-list={HEADERS}", "-c", str(src), "-o", str(obj)], check=True)
+        objs.append(str(obj))
+    elf = out / "profile.elf"
+    port = [FIRMWARE / "profile" / "profile_main.c", FIRMWARE / "mps2_an386" / "startup.c",
+            FIRMWARE / "mps2_an386" / "port_mps2.c"]
+    subprocess.run([*base, *map(str, port), *objs, "-nostartfiles", "--specs=nano.specs",
+                    f"-T{FIRMWARE / 'mps2_an386' / 'mps2_an386.ld'}", "-Wl,--gc-sections", "-o", str(elf), "-lgcc"],
+                   check=True)
+    return elf
+
+
+def run_profile(elf: Path, timeout: float = 600) -> dict:
+    p = subprocess.Popen([QEMU, "-M", "mps2-an386", "-display", "none", "-nodefaults", "-serial", "stdio",
+                          "-icount", f"shift={ICOUNT_SHIFT},align=off,sleep=on", "-kernel", str(elf)],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True)
+    rows, totals = [], {}
+    import threading
+    watchdog = threading.Timer(timeout, p.kill)
+    watchdog.start()
+    try:
+        for line in p.stdout:
+            f = line.split()
+            if f[:1] == ["END"]:
+                break
+            if f[:1] == ["T"]:
+                totals[f[1]] = int(f[2])
+            elif f[:1] == ["P"]:
+                rows.append((int(f[1], 16), int(f[2]), int(f[3]), int(f[4])))
+    finally:
+        watchdog.cancel()
+        p.terminate()
+        p.wait(10)
+    if "train" not in totals:
+        raise EdgetpError(f"the profiling firmware printed no result within {timeout:g} s")
+    names = {}
+    nm = subprocess.run(["arm-none-eabi-nm", str(elf)], capture_output=True, text=True).stdout
+    for line in nm.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[1] in "tT":
+            names[int(parts[0], 16) & ~1] = parts[2]
+    return {"totals": totals, "functions": [
+        {"name": names.get(a & ~1, hex(a)), "calls": c, "self": s, "inclusive": i} for a, c, s, i in rows]}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m deploy.profile", description=__doc__.split("\n\n")[0])
+    ap.add_argument("model_dir", help="exported model folder (etp_model.h, *.c)")
+    ap.add_argument("--steps", type=int, default=101, help="training steps (frames) to profile")
+    ap.add_argument("--top", type=int, default=15)
+    ap.add_argument("--out", default=None, help="build folder (default: a temporary one)")
+    a = ap.parse_args(argv)
+    import tempfile
+
+    out = Path(a.out) if a.out else Path(tempfile.mkdtemp(prefix="etp-prof-"))
+    try:
+        res = run_profile(build_profile(Path(a.model_dir), out, a.steps))
+    except (subprocess.CalledProcessError, FileNotFoundError, EdgetpError) as exc:
+        print(f"deploy.profile: error: {exc}")
+        return 2
+    n = a.steps
+    t = res["totals"]
+    calls = sum(f["calls"] for f in res["functions"]) / n
+    tot = t.get("train", 0) - calls * (t.get("hook_h", 0) + t.get("hook_e0", 0))
+    print(f"training step: {tot:,.0f} instructions ({t.get('train', 0):,} instrumented, less {calls:,.0f} calls x "
+          f"{t.get('hook_h', 0) + t.get('hook_e0', 0)} of hooks); per function, per step:")
+    print(f"  {'function':34s}{'calls':>9s}{'self':>12s}{'incl.':>12s}{'self %':>8s}")
+    for f in sorted(res["functions"], key=lambda f: -f["self"])[:a.top]:
+        print(f"  {f['name'][:34]:34s}{f['calls'] / n:9.1f}{f['self'] / n:12,.0f}{f['inclusive'] / n:12,.0f}"
+              f"{100 * f['self'] / n / max(tot, 1):8.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
