@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "deploy_fake"))
-from helpers import FakeReference, device, fake_data  # noqa: E402
+from deploy_helpers import FakeReference, device, fake_data  # noqa: E402
 
 from deploy.build import have_arm  # noqa: E402
 from deploy.hil import HilError, run_session  # noqa: E402

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "deploy_fake"))
-from helpers import FakeReference, device, fake_data  # noqa: E402
+from deploy_helpers import FakeReference, device, fake_data  # noqa: E402
 
 from deploy import protocol as P  # noqa: E402
 from deploy.hil import HilError, run_session  # noqa: E402

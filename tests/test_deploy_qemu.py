@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "deploy_fake"))
-from helpers import FAKE_DIR, device  # noqa: E402
+from deploy_helpers import FAKE_DIR, device  # noqa: E402
 
 from deploy.build import build, have_arm  # noqa: E402
 from deploy.targets import have_qemu  # noqa: E402
