@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edgetp.fixed.network_q import (forward_q, grad_formats, gradients_q, infer_sequence_q, init_state_q, predict_q,
-                                    target_inputs_q, train_sequence_q, train_step_q)
+                                    state_arrays, target_inputs_q, train_sequence_q, train_step_q)
 from edgetp.fixed.primitives import INT16_MAX, INT32_MAX, INT32_MIN
 from edgetp.fixed.qconfig import from_float
 from edgetp.fixed.quantize import quantize_inputs
@@ -26,10 +26,6 @@ def inputs(n, T, n_in, seed=1, scale=1.5):
     return quantize_inputs(np.random.default_rng(seed).standard_normal((n, T, n_in)) * scale, 12)
 
 
-def all_arrays(qm, state, opt):
-    return qm.named_arrays() + state.named_arrays() + opt.named_arrays()
-
-
 @pytest.mark.parametrize("hidden,recurrent,targets", [((12,), True, "classes"), ((12, 8), False, "classes"),
                                                       ((12, 8), True, "batch"), ((9,), False, "batch")])
 @pytest.mark.parametrize("kind", ["factored", "sgd"])
@@ -41,7 +37,7 @@ def test_state_is_integer_and_training_is_repeatable(hidden, recurrent, targets,
         qm, opt = qm0.copy(), QOpt.make(kind, 1e-3, seed=7)
         st = train_sequence_q(qm, xs, ys, opt, targets)
         st = train_sequence_q(qm, xs, ys, opt, targets)
-        arrays = all_arrays(qm, st, opt)
+        arrays = state_arrays(qm, st, opt)
         assert all(a.dtype.kind in "iu" for _, a in arrays), [(n, a.dtype) for n, a in arrays]
         runs.append(arrays)
     assert [n for n, _ in runs[0]] == [n for n, _ in runs[1]]
@@ -136,12 +132,12 @@ _JIT_SCRIPT = """
 import json, numpy as np, sys
 sys.path.insert(0, {root!r})
 from tests.test_fixed_network import small, inputs
-from edgetp.fixed.network_q import train_sequence_q
+from edgetp.fixed.network_q import state_arrays, train_sequence_q
 from edgetp.fixed.update_q import QOpt
 qm = small(hidden=(6, 5), wbits=8, n_in=7)
 opt = QOpt.make("factored", 3e-3, seed=5)
 st = train_sequence_q(qm, inputs(1, 12, 7), np.array([2]), opt, "classes")
-arrs = qm.named_arrays() + st.named_arrays() + opt.named_arrays()
+arrs = state_arrays(qm, st, opt)
 print(json.dumps({{n: a.astype(np.int64).ravel().tolist() for n, a in arrs}}))
 """
 

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from edgetp.errors import EdgetpError
-from edgetp.fixed.finetune import bench_fixed, epoch_lrs, evaluate_fixed, finetune_fixed
+from edgetp.fixed.bench import bench_fixed
+from edgetp.fixed.finetune import epoch_lrs, evaluate_fixed, finetune_fixed
 from edgetp.fixed.network_q import forward_q, gradients_q, init_state_q, target_inputs_q
 from edgetp.fixed.qconfig import FV, from_float, quantize_array, trace_bits
 from edgetp.fixed.quantize import format_report, input_bits, quantize_inputs, quantize_model
@@ -104,4 +105,5 @@ def test_finetune_fixed_learns_and_leaves_model_alone():
 
 
 def test_bench_fixed_reports_rate():
-    assert bench_fixed(NetConfig(16, (8,), 3), steps=10, samples=2) > 0
+    r = bench_fixed(NetConfig(16, (8,), 3), steps=10, repeats=2)
+    assert r["samples_per_s"] > 0 and len(r["times_s"]) == 2 and r["net"] == "16-8r-3"

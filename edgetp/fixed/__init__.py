@@ -2,7 +2,8 @@
 
 Formats, rounding and the update rule: docs/fixed-point.md.
 """
-from edgetp.fixed.finetune import bench_fixed, evaluate_fixed, finetune_fixed
+from edgetp.fixed.bench import bench_fixed
+from edgetp.fixed.finetune import evaluate_fixed, finetune_fixed
 from edgetp.fixed.network_q import (QState, infer_step_q, init_state_q, predict_q, train_sequence_q,
                                     train_step_q)
 from edgetp.fixed.qconfig import QModel, from_float

@@ -1,4 +1,4 @@
-"""Entry points for the CLI: integer fine-tuning, evaluation and training speed.
+"""Entry points for the CLI: integer fine-tuning and evaluation (speed: edgetp.fixed.bench).
 
 ``finetune_fixed`` runs the fine-tuning protocol of the float path with the integer
 rule: quantize (unless given a QModel), then ``epochs`` passes over the support set in a
@@ -9,13 +9,11 @@ training starts; nothing on the training path reads a float.
 """
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
 from edgetp.errors import EdgetpError
 from edgetp.fixed.network_q import TARGETS, predict_q, train_sequence_q
-from edgetp.fixed.qconfig import QModel, from_float
+from edgetp.fixed.qconfig import QModel
 from edgetp.fixed.quantize import quantize_inputs, quantize_model
 from edgetp.fixed.update_q import KINDS, QOpt, lr_code
 from edgetp.kws.train import LR_FLOOR, cosine_lr
@@ -86,22 +84,3 @@ def evaluate_fixed(qm: QModel, xs, ys) -> float:
     if len(ys) == 0:
         raise EdgetpError("nothing to evaluate")
     return float(np.mean(predict_q(qm, to_int_inputs(qm, xs)) == ys))
-
-
-def bench_fixed(cfg, steps: int = 101, samples: int = 8, targets: str = "classes", batch: int = 1,
-                wbits: int = 16, optimizer: str = "factored", seed: int = 0) -> float:
-    """Integer training speed in samples/s for a random network of shape ``cfg`` (NetConfig)
-    on random inputs of ``steps`` time steps (after one warm-up sample that compiles)."""
-    from edgetp.tp.config import init_params
-    rng = np.random.default_rng(seed)
-    qm = from_float(cfg, init_params(cfg, seed), 12, wbits)
-    xs = quantize_inputs(rng.standard_normal((samples + 1, steps, cfg.n_in)), 12)
-    ys = rng.integers(0, cfg.n_out, samples + 1)
-    opt = QOpt.make(optimizer, 1e-4, seed)
-    train_sequence_q(qm, xs[:batch], ys[:batch], opt, targets)
-    t0 = time.perf_counter()
-    n = 0
-    for i in range(1, samples + 1, batch):
-        train_sequence_q(qm, xs[i:i + batch], ys[i:i + batch], opt, targets)
-        n += len(ys[i:i + batch])
-    return n / (time.perf_counter() - t0)

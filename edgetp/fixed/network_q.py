@@ -8,8 +8,6 @@ Nothing on this path reads a float. Formats and rounding: docs/fixed-point.md.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from edgetp.errors import EdgetpError
@@ -17,29 +15,16 @@ from edgetp.fixed.kernels_q import (contrastive_grads_q, delta_q, lif_step_q, ou
                                     readout_step_q, soft_targets_q, surrogate_q, trace_step_q)
 from edgetp.fixed.qconfig import DELTA_F, Q15, SURR_F, QModel
 from edgetp.fixed.update_q import QOpt, update_q
+from edgetp.tp.network import TPState
 
 TARGETS = ("batch", "classes")
 _EMPTY8 = np.zeros((0, 0), dtype=np.int8)
 
 
-@dataclass
-class QState:
-    """Neuron state of one batch, all zero at the start of a sample.
-
-    v/s/tr: data membrane int32 Q.FV, spikes int8, traces int16 Q.ft per hidden layer (B, H_l);
-    vt/st/trt: the same for the target stream (K, H_l); trt0: label trace int16 (K, O);
-    u: readout int32 (B, O); t: steps since the reset.
-    """
-
-    v: list
-    s: list
-    tr: list
-    vt: list
-    st: list
-    trt: list
-    trt0: np.ndarray
-    u: np.ndarray
-    t: int = 0
+class QState(TPState):
+    """The float state's fields (:class:`edgetp.tp.network.TPState`), all integer: v int32 Q.FV,
+    s int8, tr int16 Q.ft per hidden layer (B, H_l); vt/st/trt the same for the target stream
+    (K, H_l); trt0 int16 Q.ft (K, O); u int32 (B, O); t steps since the reset (zero state)."""
 
     def named_arrays(self) -> list[tuple[str, np.ndarray]]:
         """Every state array in a fixed order (the C state struct's order)."""
@@ -48,6 +33,11 @@ class QState:
             for l in range(len(self.v)):
                 out += [(f"v{stream}{l}", arrs[0][l]), (f"s{stream}{l}", arrs[1][l]), (f"tr{stream}{l}", arrs[2][l])]
         return out + [("trt0", self.trt0), ("u", self.u)]
+
+
+def state_arrays(qm: QModel, state: QState, opt: QOpt) -> list[tuple[str, np.ndarray]]:
+    """Every array of a training run in one fixed order: weights, neuron state, optimizer."""
+    return qm.named_arrays() + state.named_arrays() + opt.named_arrays()
 
 
 def init_state_q(qm: QModel, batch: int, n_targets: int) -> QState:

@@ -86,11 +86,13 @@ class QModel:
         self.ft = trace_bits(c.leak_t)
         self.gamma_q = gamma_bits(c.gamma)
         self.hard = c.reset == "hard"
+        L = c.layers
+        self._trainable = [f"W{i}" for i in range(L + 1)] + ([f"R{i}" for i in range(L)] if c.recurrent else [])
 
     @property
     def trainable_names(self) -> list[str]:
-        L = self.cfg.layers
-        return [f"W{i}" for i in range(L + 1)] + ([f"R{i}" for i in range(L)] if self.cfg.recurrent else [])
+        """W0..WL, then R0..R{L-1} (recurrent nets): the update and PRNG draw order."""
+        return self._trainable
 
     def named_arrays(self) -> list[tuple[str, np.ndarray]]:
         """Every weight array in a fixed order: trainable first, then S, S_rec."""
@@ -114,8 +116,8 @@ class QModel:
     def xdtype(self):
         return np.int8 if self.xbits == 8 else np.int16
 
-    def memory_bytes(self, targets: str = "classes", batch: int = 1) -> dict:
-        """RAM of the training state on the device (bytes), by group."""
+    def memory_bytes(self, targets: str = "classes", batch: int = 1, optimizer: str = "factored") -> dict:
+        """RAM of the training state on the device (bytes), by group (frozen weights may live in flash)."""
         c, wb = self.cfg, self.wbits // 8
         n_t = c.n_out if targets == "classes" else batch
         train = sum(self.weights[n].size for n in self.trainable_names) * wb
@@ -123,7 +125,9 @@ class QModel:
         per = lambda rows: sum(rows * h * (4 + 1 + 2) for h in c.hidden)  # v int32, s int8, trace int16
         return {"trainable_weights": train, "frozen_weights": frozen,
                 "data_state": per(batch) + batch * c.n_out * 4,
-                "target_state": per(n_t) + n_t * c.n_out * 2}
+                "target_state": per(n_t) + n_t * c.n_out * 2,
+                "optimizer": 4 + (8 * sum(sum(self.weights[n].shape) for n in self.trainable_names)
+                                  if optimizer == "factored" else 0)}
 
 
 def from_float(cfg: NetConfig, params, fx: int, wbits: int = 8, headroom: float = 1.0,

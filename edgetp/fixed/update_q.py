@@ -7,8 +7,9 @@ xorshift32 draw per element (row-major, tensors in ``QModel.trainable_names`` or
 - ``factored`` (default): an integer Adafactor without momentum, the measured stand-in for
   Adam at batch 1 (docs/fixed-point.md, section 6). Each tensor keeps an EMA of the mean
   square of every row (rr_i) and column (cc_j) of its gradient (decay 2^-beta_shift, started from the
-  first nonzero gradient); Delta W_ij = lr * g_ij / sqrt(rr_i cc_j / mean_i rr_i), which for a
-  rank-1 gradient g = d x^T equals Adam's per-element second moment.
+  first nonzero gradient); Delta W_ij = lr * g_ij / sqrt(rr_i cc_j / mean_i rr_i). For a
+  rank-1 gradient g = d x^T (batch 1) rr_i cc_j / mean rr equals g_ij^2 at every step, so the
+  factored EMA stands in for Adam's per-element one at (H + N) instead of H * N memory.
 """
 from __future__ import annotations
 
