@@ -42,3 +42,45 @@ def write_card(name: str, model: Model, results: list[tuple[str, dict]], path: P
     if notes:
         lines += ["## Notes", "", *[f"- {n}" for n in notes], ""]
     path.write_text("\n".join(lines))
+
+
+PURPOSE = {
+    "kws-mcu": "The on-device default: the network `edgetp finetune --kws` uses unless told otherwise, sized so "
+               "that integer TP fine-tuning (int16 weights, class-prototype targets, batch 1) fits in 64 KB of "
+               "RAM on a Cortex-M4 (docs/fixed-point.md, section 7).",
+    "kws-paper": "The paper's network: 120 → 450 recurrent LIF → 36, hard reset (the published speech run's "
+                 "reset in effect, spec section 6). Too large for a microcontroller's RAM; the float reference.",
+}
+LABELS = {"tp-classes-b1": "TP, all layers, class targets, batch 1, Adam 1e-4, 3 ep.",
+          "readout-b1": "readout only, batch 1, Adam 3e-4, 3 ep.",
+          "tp-batchrule-b8": "TP, all layers, batch rule, batch 8, Adam 1e-4, 3 ep.",
+          "tp-classes-b1-lr3e-5x6": "TP, all layers, class targets, batch 1, Adam 3e-5, 6 ep.",
+          "tp-classes-b1-fixed": "integer TP (`--fixed`), all layers, class targets, batch 1, lr 1e-4, 3 ep."}
+
+
+def main(dirs: list[str]) -> None:
+    from edgetp.model import load_model
+
+    order = {"1": 0, "5": 1, "all": 2}
+    for d in map(Path, dirs):
+        model = load_model(d / "model.npz")
+        rows = []
+        for f in sorted((d / "results").glob("*.json"), key=lambda p: (p.stem.rsplit("-", 1)[0],
+                                                                        order.get(p.stem.rsplit("-", 1)[1], 9))):
+            tag = f.stem.rsplit("-", 1)[0]
+            rows.append((LABELS.get(tag, tag), json.loads(f.read_text())))
+        rebuild = ["./setup.sh   # makes the offline corpus",
+                   model.recipe.get("command", "") + f" --out {d}/model.npz",
+                   f"models/rebuild.sh eval-{'mcu' if 'mcu' in d.name else 'paper'}   # the table above"]
+        write_card(d.name, model, rows, d / "README.md", PURPOSE.get(d.name, ""), rebuild, NOTES.get(d.name, []),
+                   MEMORY.get(d.name, ""))
+        print(f"wrote {d / 'README.md'} ({len(rows)} result rows)")
+
+
+NOTES: dict = {}
+MEMORY: dict = {}
+
+if __name__ == "__main__":
+    import sys
+
+    main(sys.argv[1:])

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Rebuild the shipped models and their measured model cards (offline corpus made by
+# `edgetp data prepare-default`). Pretraining: kws-mcu ~5 min, kws-paper ~8 min on 2
+# cores; the evaluation runs below take longer (kws-paper at batch 1 especially).
+#   models/rebuild.sh [pretrain] [eval-mcu] [eval-paper]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+want() { [ $# -eq 0 ] || [[ " $ARGS " == *" $1 "* ]]; }
+ARGS="${*:-pretrain eval-mcu eval-paper}"
+
+if want pretrain; then
+  edgetp pretrain --kws --net 120-64r-36 --reset hard --epochs 30 --lr 1e-3 --batch 32 --targets batch \
+    --shift 8 --noise 0.1 --seed 0 --out models/kws-mcu/model.npz
+  edgetp pretrain --kws --net 120-450r-36 --reset hard --epochs 12 --lr 1e-3 --batch 64 --targets batch \
+    --shift 8 --noise 0.1 --seed 0 --out models/kws-paper/model.npz
+fi
+
+ft() {  # model tag shots seeds args...
+  local m=$1 tag=$2 shots=$3 seeds=$4; shift 4
+  mkdir -p "models/$m/results"
+  edgetp finetune --kws --model "$m" --shots "$shots" --seeds "$seeds" --quiet --json "models/$m/results/$tag-$shots.json" "$@"
+}
+if want eval-mcu; then
+  for k in 1 5 all; do
+    ft kws-mcu tp-classes-b1 $k 3 --train all --targets classes --batch 1 --lr 1e-4
+    ft kws-mcu readout-b1 $k 3 --train readout --targets classes --batch 1 --lr 3e-4 --no-baseline
+  done
+  ft kws-mcu tp-batchrule-b8 5 3 --train all --targets batch --batch 8 --lr 1e-4 --no-baseline
+  ft kws-mcu tp-classes-b1-lr3e-5x6 5 3 --train all --lr 3e-5 --epochs 6 --no-baseline
+  ft kws-mcu tp-classes-b1-fixed 5 3 --train all --lr 1e-4 --fixed --no-baseline
+fi
+if want eval-paper; then
+  ft kws-paper tp-classes-b1 5 2 --train all --targets classes --batch 1 --lr 1e-4 --no-baseline
+  ft kws-paper readout-b1 5 2 --train readout --targets classes --batch 1 --lr 3e-4 --no-baseline
+fi
+python3 -m edgetp.kws.card models/kws-mcu models/kws-paper

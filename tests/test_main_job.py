@@ -1,0 +1,29 @@
+"""The README's main job on the default corpus that ./setup.sh prepares (CI runs setup first)."""
+import json
+
+import pytest
+
+from edgetp import paths
+
+
+@pytest.mark.skipif(not (paths.default_data_root() / "synth_info.json").is_file(),
+                    reason="default corpus not prepared (run ./setup.sh or edgetp data prepare-default)")
+def test_default_finetune_on_shipped_kws_mcu(cli, tmp_path):
+    out = tmp_path / "ft.json"
+    r = cli("finetune", "--kws", "--seeds", "1", "--epochs", "1", "--no-baseline", "--quiet", "--json", out)
+    assert r.returncode == 0, r.stderr
+    d = json.loads(out.read_text())
+    from edgetp.data.synth import DEFAULT_SPEAKER
+    assert d["speaker"] == DEFAULT_SPEAKER and d["model"] == "kws-mcu" and d["shots"] == 5
+    s = d["per_seed"][0]
+    assert s["support"] == 175 and s["query"] == 70
+    # the shipped model was pretrained without this speaker and fine-tuning changes its answers
+    assert s["query_acc_after"] != s["query_acc_before"]
+
+
+def test_shipped_models_load_and_match_their_cards():
+    from edgetp.model import load_model
+    for name, net in (("kws-mcu", "120-64r-36"), ("kws-paper", "120-450r-36")):
+        m = load_model(name)
+        assert m.cfg.net_string() == net and m.cfg.reset == "hard" and len(m.labels) == 36
+        assert m.norm_scale is not None and m.recipe["held_out_speaker"]
