@@ -1,1 +1,14 @@
-"""firmware_gen: integer edgetp model -> C arrays and C learning routines."""
+"""firmware_gen: integer edgetp model -> C arrays and C learning routines.
+
+- :func:`firmware_gen.generate.render` writes the C99 export (``edgetp export --c``);
+- :func:`firmware_gen.tensors.state_tensors` / :func:`~firmware_gen.tensors.state_digest`
+  are the Python twins of the device's tensor table and digest; :class:`~firmware_gen.tensors.RefDevice`
+  is the integer reference driven like the C API;
+- :mod:`firmware_gen.harness` compiles an export and proves it bit-exact against the
+  integer reference (``edgetp verify-c``).
+
+See docs/firmware-gen.md and docs/firmware-api.md.
+"""
+
+# Bump when the generated C changes (the stamp of every generated file carries it).
+__version__ = "1.0.0"

@@ -59,7 +59,22 @@ def _nir_run(model, args) -> list[str]:
     return lines
 
 
-EXPORTERS = [("onnx", _onnx_arguments, _onnx_run), ("nir", _nir_arguments, _nir_run)]
+def _c_arguments(p: argparse.ArgumentParser) -> None:
+    from firmware_gen.options import add_device_options
+    g = p.add_argument_group("C (firmware_gen; docs/firmware-gen.md)")
+    g.add_argument("--c", metavar="OUT_DIR", help="write C99 sources (arrays, learning routines, API) for a "
+                   "microcontroller, and print the memory plan")
+    g.add_argument("--ram-budget", metavar="BYTES", help="fail if the RAM plan exceeds this (e.g. 96K)")
+    g.add_argument("--flash-budget", metavar="BYTES", help="fail if the flash plan exceeds this (e.g. 512K)")
+    add_device_options(g)
+
+
+def _c_run(model, args) -> list[str]:
+    from firmware_gen.export import export_c
+    return export_c(model, args.c, args, args.ram_budget, args.flash_budget)
+
+
+EXPORTERS = [("onnx", _onnx_arguments, _onnx_run), ("nir", _nir_arguments, _nir_run), ("c", _c_arguments, _c_run)]
 
 
 def register(subparsers) -> None:

@@ -1,0 +1,158 @@
+"""Random verification cases: a model, device settings and a script of steps.
+
+A :class:`CaseSpec` holds every choice (shapes, neuron constants, widths, formats,
+value styles, target set, optimizer, script shape); :func:`build_case` turns it into an
+integer model and a script, deterministically from ``spec.seed``. ``edgetp verify-c
+--random-models`` draws specs with :func:`random_spec`; the tests draw them with
+hypothesis (tests/test_firmware_harness.py), so failures shrink.
+
+Value styles push the integer rule to its edges: weights at the limits of their type,
+inputs at the limits of theirs, all-zero rows, dense or sparse inputs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edgetp.fixed.qconfig import QModel
+from edgetp.fixed.update_q import KINDS, lr_code
+from edgetp.tp.config import NetConfig
+
+from firmware_gen.harness import Script
+from firmware_gen.tensors import DeviceConfig
+
+WEIGHT_STYLES = ("uniform", "small", "extreme", "sparse")
+INPUT_STYLES = ("normal", "extreme", "sparse", "zero")
+
+
+@dataclass
+class CaseSpec:
+    n_in: int = 4
+    hidden: tuple = (5,)
+    n_out: int = 3
+    recurrent: bool = True
+    reset: str = "hard"
+    vth: float = 0.66
+    leak_m: float = 0.77
+    leak_t: float = 0.977
+    leak_out: float = 1.0
+    gamma: float = 10.0
+    wbits: int = 16
+    xbits: int = 16
+    fx: int = 12
+    fw: dict = field(default_factory=dict)        # per tensor; missing ones: 12 (wbits 16) or 6 (wbits 8)
+    weight_style: str = "uniform"
+    input_style: str = "normal"
+    targets: str = "classes"
+    optimizer: str = "factored"
+    lr: float = 1e-3
+    beta_shift: int = 10
+    train: str = "all"
+    samples: int = 2
+    steps: int = 6
+    infer_every: int = 0          # every n-th step is inference (0: never)
+    switch: bool = False          # change learning rate / optimizer between samples
+    seed: int = 0
+
+    def describe(self) -> str:
+        r = "r" if self.recurrent else ""
+        net = "-".join([str(self.n_in), *(f"{h}{r}" for h in self.hidden), str(self.n_out)])
+        return (f"{net} {self.reset} w{self.wbits} x{self.xbits} fx {self.fx} {self.weight_style}/{self.input_style} "
+                f"{self.targets} {self.optimizer} lr {self.lr:g} beta {self.beta_shift} train {self.train} "
+                f"seed {self.seed}")
+
+
+def _weights(rng, shape, bits, style) -> np.ndarray:
+    hi = (1 << (bits - 1)) - 1
+    if style == "extreme":
+        a = rng.choice([-hi - 1, -hi, -1, 0, 1, hi], size=shape)
+    elif style == "small":
+        a = rng.integers(-4, 5, size=shape)
+    elif style == "sparse":
+        a = rng.integers(-hi - 1, hi + 1, size=shape) * (rng.random(shape) < 0.2)
+    else:
+        a = rng.integers(-hi // 2, hi // 2 + 1, size=shape)
+    return a.astype(np.int8 if bits == 8 else np.int16)
+
+
+def build_model(spec: CaseSpec) -> QModel:
+    cfg = NetConfig(spec.n_in, tuple(spec.hidden), spec.n_out, spec.recurrent, spec.vth, spec.leak_m, spec.leak_t,
+                    spec.leak_out, spec.gamma, spec.reset)
+    rng = np.random.default_rng(spec.seed)
+    sizes = cfg.sizes()
+    shapes = {f"W{i}": (sizes[i + 1], sizes[i]) for i in range(cfg.layers + 1)}
+    if cfg.recurrent:
+        shapes.update({f"R{i}": (h, h) for i, h in enumerate(cfg.hidden)})
+        shapes["S_rec"] = (cfg.hidden[0], cfg.hidden[0])
+    shapes["S"] = (cfg.hidden[0], cfg.n_out)
+    default = 12 if spec.wbits == 16 else 6
+    weights = {n: _weights(rng, s, spec.wbits, spec.weight_style) for n, s in shapes.items()}
+    fw = {n: int(spec.fw.get(n, default)) for n in shapes}
+    return QModel(cfg, spec.wbits, spec.fx, weights, fw, spec.xbits, [f"c{k}" for k in range(cfg.n_out)])
+
+
+def _inputs(rng, n, spec: CaseSpec) -> np.ndarray:
+    hi = (1 << (spec.xbits - 1)) - 1
+    if spec.input_style == "extreme":
+        x = rng.choice([-hi - 1, -hi, 0, 1, hi], size=n)
+    elif spec.input_style == "sparse":
+        x = rng.integers(-hi - 1, hi + 1, size=n) * (rng.random(n) < 0.15)
+    elif spec.input_style == "zero":
+        x = np.zeros(n, dtype=np.int64)
+    else:
+        x = np.clip(np.round(rng.standard_normal(n) * 2.0 ** min(spec.fx, spec.xbits - 2)), -hi - 1, hi)
+    return x.astype(np.int8 if spec.xbits == 8 else np.int16)
+
+
+def build_script(spec: CaseSpec) -> Script:
+    rng = np.random.default_rng(spec.seed + 1)
+    ops = [("init", int(rng.integers(0, 2 ** 32)))]
+    first = None
+    for smp in range(spec.samples):
+        ops.append(("reset",))
+        label = int(rng.integers(0, spec.n_out))
+        xs = [_inputs(rng, spec.n_in, spec) for _ in range(spec.steps)]
+        if smp == 1 and first is not None:
+            xs, label = first          # the same sample twice: state over time is what breaks
+        first = first or (xs, label)
+        for t, x in enumerate(xs):
+            if spec.infer_every and t % spec.infer_every == spec.infer_every - 1:
+                ops.append(("infer", x))
+            else:
+                ops.append(("train", x, label))
+        ops.append(("end_sample",))
+        if spec.switch and smp % 2 == 0:
+            m, e = lr_code(spec.lr * float(rng.choice([0.0, 0.25, 4.0])))
+            other = KINDS[(KINDS.index(spec.optimizer) + 1) % len(KINDS)]
+            ops += [("lr", m, e), ("opt", other, int(rng.integers(0, 16)), spec.train)]
+    if spec.switch:
+        ops += [("init", int(rng.integers(0, 2 ** 32))), ("reset",),
+                ("train", _inputs(rng, spec.n_in, spec), 0), ("end_sample",)]
+    return Script(ops)
+
+
+def device_config(spec: CaseSpec) -> DeviceConfig:
+    return DeviceConfig(spec.targets, spec.optimizer, spec.lr, spec.beta_shift, spec.train)
+
+
+def random_spec(rng: np.random.Generator) -> CaseSpec:
+    """A spec drawn with NumPy (edgetp verify-c --random-models)."""
+    L = int(rng.integers(1, 4))
+    wbits, xbits = int(rng.choice([8, 16])), int(rng.choice([8, 16]))
+    tensors = [f"W{i}" for i in range(L + 1)] + [f"R{i}" for i in range(L)] + ["S", "S_rec"]
+    wf = (0, 16) if wbits == 16 else (0, 8)
+    return CaseSpec(
+        n_in=int(rng.integers(1, 13)), hidden=tuple(int(h) for h in rng.integers(1, 11, size=L)),
+        n_out=int(rng.integers(2, 7)), recurrent=bool(rng.random() < 0.6), reset=str(rng.choice(["hard", "soft"])),
+        vth=float(rng.choice([0.05, 0.66, 1.0, 3.0])), leak_m=float(rng.choice([0.0, 0.5, 0.77, 0.95, 1.0])),
+        leak_t=float(rng.choice([0.8, 0.9, 0.977, 0.99])), leak_out=float(rng.choice([0.9, 1.0])),
+        gamma=float(rng.choice([0.5, 1.0, 10.0, 15.9])), wbits=wbits, xbits=xbits,
+        fx=int(rng.integers(0, 13 if xbits == 16 else 7)),
+        fw={n: int(rng.integers(*wf)) for n in tensors},
+        weight_style=str(rng.choice(WEIGHT_STYLES)), input_style=str(rng.choice(INPUT_STYLES, p=[.55, .2, .2, .05])),
+        targets=str(rng.choice(["classes", "batch"])), optimizer=str(rng.choice(KINDS)),
+        lr=float(rng.choice([0.0, 1e-4, 1e-3, 1e-2, 0.1])), beta_shift=int(rng.integers(0, 16)),
+        train=str(rng.choice(["all", "readout"], p=[.85, .15])), samples=int(rng.integers(1, 4)),
+        steps=int(rng.integers(1, 9)), infer_every=int(rng.choice([0, 0, 2, 3])), switch=bool(rng.random() < 0.3),
+        seed=int(rng.integers(0, 2 ** 31)))

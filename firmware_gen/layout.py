@@ -1,0 +1,225 @@
+"""The device layout: every array the C twin holds, described once.
+
+The generator writes these arrays into ``etp_model.c``, the memory plan sums them, the
+tensor table (``etp_tensor()``) lists the ``table`` ones in this order, and
+:func:`firmware_gen.tensors.state_tensors` returns the Python twin of that table. One
+list, three uses: nothing can drift between them.
+
+Order of the tensor table (docs/firmware-api.md):
+
+1. trainable weights ``W0..WL, R0..R{L-1}`` (RAM, writable), in ``QModel.trainable_names`` order;
+2. frozen weights ``S`` (and ``S_rec``) (flash, read-only);
+3. neuron state of the data stream ``v{l} s{l} tr{l}`` for every layer, then of the target
+   set ``vt{l} st{l} trt{l}``, the label trace ``trl``, the readout ``u``, the step count
+   ``steps`` (steps since the last reset);
+4. optimizer: ``rng`` (xorshift32 state), ``opt_steps``, ``opt_cfg`` (kind, lr_m, lr_e,
+   beta_shift, train_all) and the factored statistics ``rr_<name>``, ``cc_<name>``.
+"""
+from __future__ import annotations
+
+import keyword
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgetp.errors import EdgetpError
+from edgetp.fixed import primitives as P
+from edgetp.fixed.qconfig import QModel
+from edgetp.fixed.network_q import TARGETS
+
+# dtype code (the contract's ``etp_tensor_t.dtype``), C type, NumPy type
+DTYPES = {
+    "i8": (0, "int8_t", np.int8), "u8": (1, "uint8_t", np.uint8),
+    "i16": (2, "int16_t", np.int16), "u16": (3, "uint16_t", np.uint16),
+    "i32": (4, "int32_t", np.int32), "u32": (5, "uint32_t", np.uint32),
+    "i64": (6, "int64_t", np.int64),
+}
+OPT_CFG_FIELDS = ("kind", "lr_m", "lr_e", "beta_shift", "train_all")
+
+RAM_GROUPS = ("trainable weights", "data state", "target set", "optimizer", "scratch")
+FLASH_GROUPS = ("frozen weights", "initial weights", "tables")
+TENSOR_ENTRY_BYTES = 16     # sizeof(etp_tensor_t) on a 32-bit target (4 + 1 + 1 + pad 2 + 4 + 4)
+
+C_KEYWORDS = frozenset("""auto break case char const continue default do double else enum extern float for goto
+if inline int long register restrict return short signed sizeof static struct switch typedef union unsigned
+void volatile while _Bool _Complex _Imaginary""".split())
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass
+class Item:
+    """One array on the device."""
+
+    name: str                  # tensor name; the C array is ``etp_<name>``
+    dtype: str                 # key of DTYPES, or "w" for the model's weight type
+    shape: tuple
+    section: str               # "ram" or "flash"
+    group: str                 # memory-plan group
+    table: bool = False        # listed in the tensor table
+    init: np.ndarray | None = None   # contents (flash arrays)
+    note: str = ""
+
+    @property
+    def cname(self) -> str:
+        return f"etp_{self.name}"
+
+    @property
+    def count(self) -> int:
+        return int(np.prod(self.shape)) if self.shape else 1
+
+    @property
+    def writable(self) -> bool:
+        return self.section == "ram"
+
+
+@dataclass
+class Layout:
+    qm: QModel
+    targets: str
+    items: list
+    dims: dict                 # sizes the runtime needs (K, widths, ...)
+
+    def item(self, name: str) -> Item:
+        for it in self.items:
+            if it.name == name:
+                return it
+        raise KeyError(name)
+
+    def table(self) -> list:
+        return [it for it in self.items if it.table]
+
+    def dtype_of(self, it: Item) -> str:
+        """Resolve the model-dependent weight type "w" (int8 or int16)."""
+        if it.dtype == "w":
+            return "i8" if self.qm.wbits == 8 else "i16"
+        return it.dtype
+
+    def nbytes(self, it: Item) -> int:
+        return it.count * np.dtype(DTYPES[self.dtype_of(it)][2]).itemsize
+
+    def ctype(self, it: Item) -> str:
+        return "etp_w_t" if it.dtype == "w" else DTYPES[it.dtype][1]
+
+
+def n_targets(qm: QModel, targets: str) -> int:
+    """Rows of the target set on the device (batch size 1): O for "classes", 1 for "batch"."""
+    if targets not in TARGETS:
+        raise EdgetpError(f"targets must be one of {TARGETS}, got {targets!r}")
+    return qm.cfg.n_out if targets == "classes" else 1
+
+
+def device_layout(qm: QModel, targets: str = "classes") -> Layout:
+    """Every array of the C twin of ``qm`` (batch 1, the given target set)."""
+    c = qm.cfg
+    L, H, O, N0, rec = c.layers, list(c.hidden), c.n_out, c.n_in, c.recurrent
+    K = n_targets(qm, targets)
+    items: list[Item] = []
+    add = items.append
+    for n in qm.trainable_names:
+        add(Item(n, "w", qm.weights[n].shape, "ram", "trainable weights", True))
+    for n in ["S"] + (["S_rec"] if rec else []):
+        add(Item(n, "w", qm.weights[n].shape, "flash", "frozen weights", True, qm.weights[n]))
+    for l in range(L):
+        add(Item(f"v{l}", "i32", (H[l],), "ram", "data state", True))
+        add(Item(f"s{l}", "i8", (H[l],), "ram", "data state", True))
+        add(Item(f"tr{l}", "i16", (H[l],), "ram", "data state", True))
+    for l in range(L):
+        add(Item(f"vt{l}", "i32", (K, H[l]), "ram", "target set", True))
+        add(Item(f"st{l}", "i8", (K, H[l]), "ram", "target set", True))
+        add(Item(f"trt{l}", "i16", (K, H[l]), "ram", "target set", True))
+    add(Item("trl", "i16", (K, O), "ram", "target set", True, note="label trace"))
+    add(Item("u", "i32", (O,), "ram", "data state", True, note="readout"))
+    add(Item("steps", "u32", (1,), "ram", "data state", True, note="steps since the reset"))
+    add(Item("rng", "u32", (1,), "ram", "optimizer", True, note="xorshift32 state"))
+    add(Item("opt_steps", "u32", (1,), "ram", "optimizer", True))
+    add(Item("opt_cfg", "i32", (len(OPT_CFG_FIELDS),), "ram", "optimizer", True, note=", ".join(OPT_CFG_FIELDS)))
+    for n in qm.trainable_names:
+        rows, cols = qm.weights[n].shape
+        add(Item(f"rr_{n}", "i64", (rows,), "ram", "optimizer", True, note="row mean-square EMA"))
+        add(Item(f"cc_{n}", "i64", (cols,), "ram", "optimizer", True, note="column mean-square EMA"))
+    # initial values of the trainable weights (etp_init copies them to RAM)
+    for n in qm.trainable_names:
+        add(Item(f"{n}_init", "w", qm.weights[n].shape, "flash", "initial weights", False, qm.weights[n]))
+    # scratch: one step's intermediate values
+    widths = [N0, *H, O]
+    wmax, hmax = max(widths), max(H)
+    rows_max = max(qm.weights[n].shape[0] for n in qm.trainable_names)
+    cols_max = max(qm.weights[n].shape[1] for n in qm.trainable_names)
+    for l in range(L):
+        if rec:
+            add(Item(f"s_prev{l}", "i8", (H[l],), "ram", "scratch", note="spikes of the previous step"))
+            add(Item(f"st_prev{l}", "i8", (K, H[l]), "ram", "scratch"))
+        add(Item(f"vpre{l}", "i32", (H[l],), "ram", "scratch", note="membrane before spike/reset"))
+        add(Item(f"delta{l}", "i64", (H[l],), "ram", "scratch", note="Q.DELTA_F"))
+        if l >= 1:
+            add(Item(f"vpre_t{l}", "i32", (K, H[l]), "ram", "scratch"))
+            add(Item(f"delta_t{l}", "i64", (K, H[l]), "ram", "scratch"))
+    km = max(K, O)
+    add(Item("err", "i32", (O,), "ram", "scratch", note="readout error Q0.15"))
+    add(Item("dz", "i32", (K,), "ram", "scratch", note="contrastive dZ Q0.15"))
+    add(Item("ysoft", "i32", (K,), "ram", "scratch", note="soft targets Q0.15"))
+    add(Item("sm_in", "i64", (km,), "ram", "scratch", note="softmax input"))
+    add(Item("sm_out", "i64", (km,), "ram", "scratch", note="softmax output"))
+    add(Item("onehot", "i8", (O,), "ram", "scratch", note="target-stream input"))
+    add(Item("nz_idx_a", "u16", (wmax,), "ram", "scratch", note="nonzero inputs"))
+    add(Item("nz_val_a", "i16", (wmax,), "ram", "scratch"))
+    add(Item("nz_idx_b", "u16", (hmax,), "ram", "scratch", note="nonzero recurrent inputs"))
+    add(Item("nz_val_b", "i16", (hmax,), "ram", "scratch"))
+    add(Item("grow", "i64", (cols_max,), "ram", "scratch", note="one gradient row"))
+    add(Item("colsum", "i64", (cols_max,), "ram", "scratch", note="column sums of squares"))
+    add(Item("row_m", "i32", (rows_max,), "ram", "scratch", note="row multipliers"))
+    add(Item("row_s", "i32", (rows_max,), "ram", "scratch"))
+    add(Item("col_m", "i32", (cols_max,), "ram", "scratch", note="column multipliers"))
+    add(Item("col_s", "i32", (cols_max,), "ram", "scratch"))
+    # tables
+    add(Item("exp2_lut", "i32", (len(P.EXP2_LUT),), "flash", "tables", False, P.EXP2_LUT, "2^(-i/256) Q2.30"))
+    add(Item("crc_nibble", "u32", (16,), "flash", "tables", False, crc32_nibble_table(), "CRC-32 nibble table"))
+    dims = {"K": K, "width_max": wmax, "hidden_max": hmax, "rows_max": rows_max, "cols_max": cols_max,
+            "sm_max": km}
+    lay = Layout(qm, targets, items, dims)
+    validate_layout(lay)
+    return lay
+
+
+def crc32_nibble_table() -> np.ndarray:
+    """CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320) for 4 bits at a time."""
+    out = []
+    for n in range(16):
+        c = n
+        for _ in range(4):
+            c = (c >> 1) ^ 0xEDB88320 if c & 1 else c >> 1
+        out.append(c)
+    return np.array(out, dtype=np.uint32)
+
+
+def check_identifier(name: str, what: str = "identifier") -> str:
+    """A valid, non-reserved C99 identifier (also not a Python keyword), or EdgetpError."""
+    if not isinstance(name, str) or not _IDENT.match(name):
+        raise EdgetpError(f"invalid C {what} {name!r}: use letters, digits and '_', not starting with a digit")
+    if name in C_KEYWORDS or keyword.iskeyword(name):
+        raise EdgetpError(f"invalid C {what} {name!r}: a reserved word")
+    if name.startswith("__") or (name[0] == "_" and name[1:2].isupper()):
+        raise EdgetpError(f"invalid C {what} {name!r}: names starting with '__' or '_' + capital are reserved")
+    if len(name) > 63:
+        raise EdgetpError(f"invalid C {what} {name!r}: longer than 63 characters (C99's portable limit)")
+    return name
+
+
+def validate_layout(lay: Layout) -> None:
+    """Every array name is a valid identifier, unique, with a known type and a sane size."""
+    seen = set()
+    for it in lay.items:
+        check_identifier(it.cname, "array name")
+        if it.name in seen:
+            raise EdgetpError(f"two device arrays are named {it.name!r}")
+        seen.add(it.name)
+        if it.dtype not in DTYPES and it.dtype != "w":
+            raise EdgetpError(f"array {it.name}: unknown dtype {it.dtype!r}")
+        if it.section not in ("ram", "flash"):
+            raise EdgetpError(f"array {it.name}: unknown section {it.section!r}")
+        if it.count < 1 or it.count >= 1 << 31:
+            raise EdgetpError(f"array {it.name}: {it.count} elements is out of range")
+    c = lay.qm.cfg
+    if max([c.n_in, *c.hidden, c.n_out]) > 0xFFFF:
+        raise EdgetpError("layer widths above 65535 are not supported by the C runtime (uint16 indices)")

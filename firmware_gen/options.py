@@ -1,0 +1,41 @@
+"""Command-line options shared by `edgetp export --c` and `edgetp verify-c --model`, so that
+both turn a model file into the same integer model and device settings.
+
+Importing this module stays cheap (no numba): it runs whenever the CLI builds its parser;
+the optimizer and train choices are checked by DeviceConfig when a command runs.
+"""
+from __future__ import annotations
+
+import argparse
+
+DEFAULTS = {"wbits": 16, "xbits": 16, "fx": 12, "headroom": 1.0}
+
+
+def add_device_options(g) -> None:
+    """Quantization and device settings (an argparse group or parser)."""
+    g.add_argument("--wbits", type=int, choices=(8, 16), default=None,
+                   help=f"weight width (default: the model's recipe, else {DEFAULTS['wbits']})")
+    g.add_argument("--xbits", type=int, choices=(8, 16), default=None,
+                   help=f"feature width (default: the model's recipe, else {DEFAULTS['xbits']})")
+    g.add_argument("--fx", type=int, default=None, metavar="BITS",
+                   help=f"fractional bits of the features (default: the model's recipe, else {DEFAULTS['fx']})")
+    g.add_argument("--headroom", type=float, default=None, help="weight headroom >= 1 for fine-tuning growth")
+    g.add_argument("--targets", choices=("classes", "batch"), default=None,
+                   help="target set on the device (default: the model's recipe, else classes)")
+    g.add_argument("--optimizer", default="factored", metavar="KIND",
+                   help="optimizer after etp_init: factored (default) or sgd")
+    g.add_argument("--lr", type=float, default=1e-4, help="learning rate after etp_init (default 1e-4)")
+    g.add_argument("--beta-shift", type=int, default=10, help="factored optimizer EMA decay 2^-N (default 10)")
+    g.add_argument("--train", default="all", metavar="WHICH", help="layers that learn: all (default) or readout")
+
+
+def device_from_args(model, args: argparse.Namespace):
+    """(QModel, DeviceConfig, notes) for ``model`` (edgetp.model.Model) under the options."""
+    from firmware_gen.qmodel import qmodel_for
+    from firmware_gen.tensors import DeviceConfig
+
+    qm, notes = qmodel_for(model, wbits=args.wbits, xbits=args.xbits, fx=args.fx, headroom=args.headroom)
+    targets = args.targets or (getattr(model, "recipe", None) or {}).get("targets")
+    targets = targets if targets in ("classes", "batch") else "classes"
+    dev = DeviceConfig(targets, args.optimizer, args.lr, args.beta_shift, args.train)
+    return qm, dev, notes

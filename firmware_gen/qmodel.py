@@ -1,0 +1,66 @@
+"""Which integer model an export runs, and its hash.
+
+``edgetp export --c`` and ``edgetp verify-c --model`` start from a float model file and
+quantize it the same way (so what verify-c proves is what export writes): weight and
+input widths, input fractional bits ``fx`` and weight headroom come from the options,
+else from the model's ``recipe["fixed"]`` entry, else from ``options.DEFAULTS``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+
+from edgetp.errors import EdgetpError
+from edgetp.fixed.qconfig import WBITS, QModel, from_float
+
+from firmware_gen.options import DEFAULTS
+
+
+def quant_settings(model, **given) -> tuple[dict, list[str]]:
+    """Resolve wbits, xbits, fx, headroom: given (not None) > model.recipe["fixed"] > DEFAULTS.
+    Returns the settings and notes naming where each came from when not given."""
+    stored = (getattr(model, "recipe", None) or {}).get("fixed") or {}
+    out, notes = {}, []
+    for key, default in DEFAULTS.items():
+        if given.get(key) is not None:
+            out[key] = given[key]
+        elif key in stored:
+            out[key] = stored[key]
+            notes.append(f"{key} {stored[key]} from the model's recipe")
+        else:
+            out[key] = default
+            if key == "fx":
+                notes.append(f"inputs Q.{default} (default for unit-std features; the model records no fx, "
+                             f"pass --fx to choose)")
+    out["wbits"], out["xbits"], out["fx"] = int(out["wbits"]), int(out["xbits"]), int(out["fx"])
+    out["headroom"] = float(out["headroom"])
+    if out["wbits"] not in WBITS or out["xbits"] not in WBITS:
+        raise EdgetpError(f"weight and input widths must be one of {WBITS}")
+    if not 0 <= out["fx"] <= 24 or not out["headroom"] >= 1.0:
+        raise EdgetpError(f"fx must be in 0..24 and headroom >= 1, got {out['fx']}, {out['headroom']}")
+    return out, notes
+
+
+def qmodel_for(model, **given) -> tuple[QModel, list[str]]:
+    """The integer model of float ``model`` (edgetp.model.Model) under the resolved settings."""
+    s, notes = quant_settings(model, **given)
+    qm = from_float(model.cfg, model.params, s["fx"], s["wbits"], s["headroom"], list(model.labels), s["xbits"])
+    return qm, notes
+
+
+def qmodel_hash(qm: QModel) -> str:
+    """sha256 of everything that defines the integer model: network, widths, formats, weights."""
+    meta = {"net": qm.cfg.to_dict(), "wbits": qm.wbits, "xbits": qm.xbits, "fx": qm.fx,
+            "fw": {k: int(v) for k, v in sorted(qm.fw.items())}, "labels": list(qm.labels)}
+    h = hashlib.sha256(json.dumps(meta, sort_keys=True).encode())
+    for name, a in qm.named_arrays():
+        a = np.ascontiguousarray(a)
+        h.update(name.encode() + str(a.dtype).encode() + str(a.shape).encode() + a.tobytes())
+    return h.hexdigest()
+
+
+def labels_of(qm: QModel) -> list[str]:
+    labels = [str(x) for x in qm.labels]
+    return labels if len(labels) == qm.cfg.n_out else [str(k) for k in range(qm.cfg.n_out)]

@@ -1,0 +1,135 @@
+/*
+ * etp_api.c - initialisation, state reset, settings, digest and the tensor table
+ * (docs/firmware-api.md). The steps themselves are in etp_network.c.
+ */
+#include <stddef.h>
+
+#include "etp_primitives.h"
+
+#define NET (&etp_net)
+
+static const uint8_t dtype_size[] = ETP_DTYPE_SIZES;
+
+static void zero_tensor(const etp_tensor_t *t)
+{
+    uint8_t *b = (uint8_t *)t->data;
+    uint32_t i, n = t->count * dtype_size[t->dtype];
+    for (i = 0; i < n; i++) {
+        b[i] = 0;
+    }
+}
+
+void etp_reset_state(void)
+{
+    uint16_t i;
+    for (i = 0; i < ETP_N_STATE_TENSORS; i++) {
+        zero_tensor(&NET->tensors[etp_state_tensors[i]]);
+    }
+}
+
+etp_status_t etp_init(uint32_t seed)
+{
+    uint16_t n;
+    uint32_t i, x;
+    for (n = 0; n < ETP_N_PARAMS; n++) {
+        const etp_param_t *p = &NET->params[n];
+        for (i = 0; i < (uint32_t)p->rows * p->cols; i++) {
+            p->w[i] = p->w_init[i];
+        }
+        for (i = 0; i < p->rows; i++) {
+            p->rr[i] = 0;
+        }
+        for (i = 0; i < p->cols; i++) {
+            p->cc[i] = 0;
+        }
+    }
+    x = seed ^ ETP_PRNG_SEED_XOR;            /* primitives.prng_seed */
+    *NET->rng = x != 0 ? x : ETP_PRNG_SEED_XOR;
+    *NET->opt_steps = 0;
+    NET->opt_cfg[0] = ETP_OPT_KIND_DEFAULT;
+    NET->opt_cfg[1] = ETP_LR_M_DEFAULT;
+    NET->opt_cfg[2] = ETP_LR_E_DEFAULT;
+    NET->opt_cfg[3] = ETP_BETA_SHIFT_DEFAULT;
+    NET->opt_cfg[4] = ETP_TRAIN_ALL_DEFAULT;
+    etp_reset_state();
+    return ETP_OK;
+}
+
+etp_status_t etp_set_lr(uint8_t lr_m, int16_t lr_e)
+{
+    if (lr_e < -64 || lr_e > 127) {
+        return ETP_EBADARG;
+    }
+    NET->opt_cfg[1] = lr_m;
+    NET->opt_cfg[2] = lr_e;
+    return ETP_OK;
+}
+
+etp_status_t etp_set_optimizer(uint8_t kind, uint8_t beta_shift, uint8_t train_all)
+{
+    if ((kind != ETP_OPT_FACTORED && kind != ETP_OPT_SGD) || beta_shift > 62 || train_all > 1) {
+        return ETP_EBADARG;
+    }
+    NET->opt_cfg[0] = kind;
+    NET->opt_cfg[3] = beta_shift;
+    NET->opt_cfg[4] = train_all;
+    return ETP_OK;
+}
+
+static uint32_t crc_byte(uint32_t c, uint32_t byte)
+{
+    c ^= byte & 0xFFu;
+    c = (c >> 4) ^ etp_crc_nibble[c & 15u];
+    return (c >> 4) ^ etp_crc_nibble[c & 15u];
+}
+
+/* Element k of a tensor as an unsigned value of its width (two's complement bits). */
+static uint64_t element_bits(const etp_tensor_t *t, uint32_t k)
+{
+    switch (t->dtype) {
+    case ETP_I8:
+    case ETP_U8:
+        return ((const uint8_t *)t->data)[k];
+    case ETP_I16:
+        return (uint16_t)((const int16_t *)t->data)[k];
+    case ETP_U16:
+        return ((const uint16_t *)t->data)[k];
+    case ETP_I32:
+        return (uint32_t)((const int32_t *)t->data)[k];
+    case ETP_U32:
+        return ((const uint32_t *)t->data)[k];
+    default:
+        return (uint64_t)((const int64_t *)t->data)[k];
+    }
+}
+
+uint32_t etp_state_digest(void)
+{
+    uint32_t c = 0xFFFFFFFFu, t, k;
+    for (t = 0; t < NET->n_tensors; t++) {
+        const etp_tensor_t *e = &NET->tensors[t];
+        for (k = 0; k < e->count; k++) {
+            uint64_t v = element_bits(e, k);
+            uint8_t b;
+            for (b = 0; b < dtype_size[e->dtype]; b++) {
+                c = crc_byte(c, (uint32_t)(v >> (8u * b)));
+            }
+        }
+    }
+    return c ^ 0xFFFFFFFFu;
+}
+
+uint32_t etp_tensor_count(void)
+{
+    return NET->n_tensors;
+}
+
+const etp_tensor_t *etp_tensor(uint32_t i)
+{
+    return i < NET->n_tensors ? &NET->tensors[i] : NULL;
+}
+
+const char *etp_label(uint16_t k)
+{
+    return k < ETP_N_OUT ? NET->labels[k] : "";
+}

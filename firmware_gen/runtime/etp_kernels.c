@@ -1,0 +1,195 @@
+/*
+ * etp_kernels.c - C twins of edgetp/fixed/kernels_q.py (see etp_kernels.h).
+ */
+#include "etp_kernels.h"
+
+#include <stddef.h>
+
+#include "etp_primitives.h"
+
+static int64_t vec_at(const etp_vec_t *x, uint16_t j)
+{
+    return x->bits == 8 ? ((const int8_t *)x->p)[j] : ((const int16_t *)x->p)[j];
+}
+
+uint16_t etp_nonzero(const etp_vec_t *x, uint16_t *idx, int16_t *val)
+{
+    uint16_t j, n = 0;
+    for (j = 0; j < x->n; j++) {
+        int64_t a = vec_at(x, j);
+        if (a != 0) {
+            idx[n] = j;
+            val[n] = (int16_t)a;
+            n++;
+        }
+    }
+    return n;
+}
+
+static int64_t dot_nonzero(const etp_w_t *row, const uint16_t *idx, const int16_t *val, uint16_t n)
+{
+    int64_t acc = 0;
+    uint16_t t;
+    for (t = 0; t < n; t++) {
+        acc += (int64_t)row[idx[t]] * val[t];
+    }
+    return acc;
+}
+
+void etp_lif_step_q(int32_t *v, int8_t *s, int32_t *vpre, uint16_t n,
+                    const etp_vec_t *x, const etp_w_t *W, int sh_x,
+                    const etp_vec_t *s_prev, const etp_w_t *R, int sh_r,
+                    int32_t alpha_q, int32_t vth_q, int hard,
+                    uint16_t *idx_x, int16_t *val_x, uint16_t *idx_r, int16_t *val_r)
+{
+    uint16_t nx = etp_nonzero(x, idx_x, val_x);
+    uint16_t nr = R != NULL ? etp_nonzero(s_prev, idx_r, val_r) : 0;
+    uint16_t i;
+    for (i = 0; i < n; i++) {
+        int64_t cur = etp_round_shift(dot_nonzero(W + (uint32_t)i * x->n, idx_x, val_x, nx), sh_x);
+        int64_t vp;
+        if (R != NULL) {
+            cur += etp_round_shift(dot_nonzero(R + (uint32_t)i * n, idx_r, val_r, nr), sh_r);
+        }
+        vp = etp_sat(etp_round_shift((int64_t)alpha_q * v[i], 15) + cur, INT32_MIN, INT32_MAX);
+        if (vpre != NULL) {
+            vpre[i] = (int32_t)vp;
+        }
+        if (vp >= vth_q) {
+            s[i] = 1;
+            v[i] = hard ? 0 : (int32_t)(vp - vth_q);
+        } else {
+            s[i] = 0;
+            v[i] = (int32_t)vp;
+        }
+    }
+}
+
+void etp_trace_step_q(int16_t *tr, const int8_t *s, uint16_t n, int32_t lam_q, int ft)
+{
+    uint16_t i;
+    for (i = 0; i < n; i++) {
+        int64_t a = etp_round_shift((int64_t)lam_q * tr[i], 15) + (int64_t)s[i] * ((int64_t)1 << ft);
+        tr[i] = (int16_t)etp_sat(a, INT16_MIN, INT16_MAX);
+    }
+}
+
+void etp_readout_step_q(int32_t *u, const int8_t *s, const etp_w_t *W, uint16_t n_out, uint16_t h,
+                        int32_t beta_q, uint16_t *idx, int16_t *val)
+{
+    etp_vec_t sv;
+    uint16_t k, ns;
+    sv.p = s;
+    sv.n = h;
+    sv.bits = 8;
+    ns = etp_nonzero(&sv, idx, val);
+    for (k = 0; k < n_out; k++) {
+        int64_t acc = dot_nonzero(W + (uint32_t)k * h, idx, val, ns);
+        u[k] = (int32_t)etp_sat(etp_round_shift((int64_t)beta_q * u[k], 15) + acc, INT32_MIN, INT32_MAX);
+    }
+}
+
+int64_t etp_surrogate_q(int32_t vpre, int32_t vth_q, int64_t gamma_q)
+{
+    int64_t d = (int64_t)vpre - vth_q, pd, den;
+    d = d < 0 ? -d : d;
+    d = d < ETP_SURR_D_MAX ? d : ETP_SURR_D_MAX;
+    pd = etp_round_shift(ETP_PI_Q16 * d, 16);
+    den = ((int64_t)1 << 24) + pd * pd;
+    return (gamma_q * ((int64_t)1 << 24) + (den >> 1)) / den;     /* all >= 0: '/' is floor */
+}
+
+void etp_soft_targets_q(const int16_t *p_row, const int16_t *p_cols, uint16_t K, uint16_t P, int ft,
+                        int64_t *negd, int64_t *sm, int32_t *y)
+{
+    uint16_t k, j;
+    for (k = 0; k < K; k++) {
+        int64_t acc = 0;
+        const int16_t *col = p_cols + (uint32_t)k * P;
+        for (j = 0; j < P; j++) {
+            int64_t q = (int64_t)p_row[j] - col[j];
+            acc += q * q;
+        }
+        negd[k] = -etp_isqrt(acc);
+    }
+    etp_softmax_q(negd, K, ft, sm);
+    for (k = 0; k < K; k++) {
+        y[k] = (int32_t)sm[k];
+    }
+}
+
+int64_t etp_delta_q(int64_t d, int64_t sig, int shift)
+{
+    return etp_sat(etp_round_shift(d * sig, shift), -ETP_DELTA_LIMIT, ETP_DELTA_LIMIT);
+}
+
+void etp_contrastive_grads_q(const int16_t *h, const int16_t *g, const int32_t *y, uint16_t K, uint16_t H,
+                             int ft, int64_t bdiv, const int32_t *vpre, const int32_t *vpre_t, int32_t vth_q,
+                             int64_t *z, int64_t *p, int32_t *dz, int64_t *delta, int64_t *delta_t)
+{
+    uint16_t k, i;
+    for (k = 0; k < K; k++) {
+        int64_t acc = 0;
+        const int16_t *gk = g + (uint32_t)k * H;
+        for (i = 0; i < H; i++) {
+            acc += (int64_t)h[i] * gk[i];
+        }
+        z[k] = acc;
+    }
+    etp_softmax_q(z, K, 2 * ft, p);
+    for (k = 0; k < K; k++) {
+        dz[k] = (int32_t)etp_div_round(p[k] - y[k], bdiv);
+    }
+    for (i = 0; i < H; i++) {
+        int64_t dh = 0;
+        for (k = 0; k < K; k++) {
+            dh += (int64_t)dz[k] * g[(uint32_t)k * H + i];
+        }
+        delta[i] = etp_delta_q(dh, etp_surrogate_q(vpre[i], vth_q, ETP_GAMMA_Q), ETP_DELTA_SHIFT);
+    }
+    if (delta_t != NULL) {
+        for (k = 0; k < K; k++) {
+            for (i = 0; i < H; i++) {
+                uint32_t ki = (uint32_t)k * H + i;
+                delta_t[ki] = etp_delta_q((int64_t)dz[k] * h[i], etp_surrogate_q(vpre_t[ki], vth_q, ETP_GAMMA_Q),
+                                          ETP_DELTA_SHIFT);
+            }
+        }
+    }
+}
+
+void etp_outer_acc_q(int64_t *g, int64_t d, const etp_vec_t *x)
+{
+    uint16_t j;
+    if (d == 0) {
+        return;
+    }
+    if (x->bits == 8) {
+        const int8_t *x8 = (const int8_t *)x->p;
+        for (j = 0; j < x->n; j++) {
+            if (x8[j] != 0) {
+                g[j] = etp_sat(g[j] + d * x8[j], -ETP_GRAD_LIMIT, ETP_GRAD_LIMIT);
+            }
+        }
+    } else {
+        const int16_t *x16 = (const int16_t *)x->p;
+        for (j = 0; j < x->n; j++) {
+            if (x16[j] != 0) {
+                g[j] = etp_sat(g[j] + d * x16[j], -ETP_GRAD_LIMIT, ETP_GRAD_LIMIT);
+            }
+        }
+    }
+}
+
+void etp_readout_error_q(const int32_t *u, uint16_t n_out, uint16_t label, int fo, int64_t bdiv,
+                         int64_t *z, int64_t *p, int32_t *e)
+{
+    uint16_t k;
+    for (k = 0; k < n_out; k++) {
+        z[k] = u[k];
+    }
+    etp_softmax_q(z, n_out, fo, p);
+    for (k = 0; k < n_out; k++) {
+        e[k] = (int32_t)etp_div_round(p[k] - (k == label ? ETP_Q15_ONE : 0), bdiv);
+    }
+}

@@ -1,0 +1,165 @@
+"""Python twins of the device's tensor table and digest, and the reference device.
+
+``state_tensors(qm, state, opt)`` lists, in the order of the C tensor table, every array
+the device holds (weights, neuron state, target set, readout, optimizer state) as the
+integer reference has them; ``state_digest`` is the CRC-32 ``etp_state_digest()``
+computes over the same bytes. :class:`RefDevice` is the integer reference driven
+exactly like the C API (batch 1, one frame per call), so a host can replay what it
+sends to a device and compare tensors or digests after every call.
+
+If the integer reference grows a state array that the C twin does not know,
+:func:`state_tensors` raises instead of silently leaving it out.
+"""
+from __future__ import annotations
+
+import dataclasses
+import zlib
+
+import numpy as np
+
+from edgetp.errors import EdgetpError
+from edgetp.fixed.network_q import QState, infer_step_q, init_state_q, train_step_q
+from edgetp.fixed.primitives import prng_seed
+from edgetp.fixed.qconfig import QModel
+from edgetp.fixed.update_q import KINDS, QOpt, lr_code
+
+from firmware_gen.layout import DTYPES, device_layout, n_targets
+
+# The fields of the reference's state objects that the C twin mirrors. A new field in
+# edgetp.fixed is a new state array: the generator must learn it before it can be exported.
+QSTATE_FIELDS = {"v", "s", "tr", "vt", "st", "trt", "trt0", "u", "t"}
+QOPT_FIELDS = {"kind", "lr_m", "lr_e", "beta_shift", "rng", "stats", "step"}
+TRAIN_MODES = ("all", "readout")
+
+
+class DriftError(EdgetpError):
+    """The integer reference has state the C twin does not mirror."""
+
+
+def check_reference_fields() -> None:
+    got = {f.name for f in dataclasses.fields(QState)}, {f.name for f in dataclasses.fields(QOpt)}
+    for have, want, what in ((got[0], QSTATE_FIELDS, "QState"), (got[1], QOPT_FIELDS, "QOpt")):
+        if have != want:
+            raise DriftError(f"edgetp.fixed {what} has fields {sorted(have)}, the C twin mirrors {sorted(want)}: "
+                             f"update firmware_gen (layout, runtime) for {sorted(have ^ want)}")
+
+
+def opt_cfg(opt: QOpt, train: str = "all") -> np.ndarray:
+    """The ``opt_cfg`` tensor: kind (index in update_q.KINDS), lr_m, lr_e, beta_shift, train_all."""
+    if train not in TRAIN_MODES:
+        raise EdgetpError(f"train must be one of {TRAIN_MODES}, got {train!r}")
+    return np.array([KINDS.index(opt.kind), opt.lr_m, opt.lr_e, opt.beta_shift, int(train == "all")],
+                    dtype=np.int32)
+
+
+def state_tensors(qm: QModel, state: QState, opt: QOpt, targets: str = "classes",
+                  train: str = "all") -> list[tuple[str, np.ndarray]]:
+    """Every tensor of the device's table, in table order, as flat arrays of the C dtypes."""
+    check_reference_fields()
+    lay = device_layout(qm, targets)
+    L = qm.cfg.layers
+    src = {n: qm.weights[n] for n, _a in qm.named_arrays()}
+    for l in range(L):
+        src.update({f"v{l}": state.v[l], f"s{l}": state.s[l], f"tr{l}": state.tr[l],
+                    f"vt{l}": state.vt[l], f"st{l}": state.st[l], f"trt{l}": state.trt[l]})
+    src.update({"trl": state.trt0, "u": state.u, "steps": np.array([state.t]), "rng": opt.rng,
+                "opt_steps": np.array([opt.step]), "opt_cfg": opt_cfg(opt, train)})
+    for n in qm.trainable_names:
+        rows, cols = qm.weights[n].shape
+        rr, cc = opt.stats.get(n, (np.zeros(rows, np.int64), np.zeros(cols, np.int64)))
+        src[f"rr_{n}"], src[f"cc_{n}"] = rr, cc
+    out = []
+    for it in lay.table():
+        a = np.asarray(src[it.name])
+        want = DTYPES[lay.dtype_of(it)][2]
+        if a.size != it.count:
+            raise DriftError(f"reference tensor {it.name} has {a.size} elements, the device {it.count}")
+        if a.dtype != want and not (a.dtype.kind in "iu" and np.array_equal(a.astype(want), a)):
+            raise DriftError(f"reference tensor {it.name} is {a.dtype}, the device stores {np.dtype(want).name}")
+        out.append((it.name, np.ascontiguousarray(a.reshape(-1)).astype(want, copy=False)))
+    return out
+
+
+def tensor_bytes(tensors) -> bytes:
+    """Little-endian bytes of every element, tensors concatenated in order."""
+    return b"".join(a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes() for _n, a in tensors)
+
+
+def state_digest(qm: QModel, state: QState, opt: QOpt, targets: str = "classes", train: str = "all") -> int:
+    """``etp_state_digest()``'s twin: CRC-32 (zlib's, IEEE 802.3) over every table tensor."""
+    return zlib.crc32(tensor_bytes(state_tensors(qm, state, opt, targets, train))) & 0xFFFFFFFF
+
+
+@dataclasses.dataclass
+class DeviceConfig:
+    """What the device is exported with besides the model: target set and optimizer defaults."""
+
+    targets: str = "classes"
+    optimizer: str = "factored"
+    lr: float = 1e-4
+    beta_shift: int = 10
+    train: str = "all"
+
+    def __post_init__(self):
+        n_targets_ok = self.targets in ("batch", "classes")
+        if not n_targets_ok or self.optimizer not in KINDS or self.train not in TRAIN_MODES:
+            raise EdgetpError(f"targets must be batch|classes, optimizer one of {KINDS}, train one of {TRAIN_MODES}")
+        if not 0 <= int(self.beta_shift) <= 62:
+            raise EdgetpError(f"beta shift must be in 0..62, got {self.beta_shift}")
+        lr_code(self.lr)
+
+    @property
+    def lr_code(self) -> tuple[int, int]:
+        return lr_code(self.lr)
+
+
+class RefDevice:
+    """The integer reference behind the C API: ``init``, ``reset``, ``infer``, ``train``,
+    ``predict``, ``digest``, ``tensors`` (batch 1, the device's target set)."""
+
+    def __init__(self, qm: QModel, cfg: DeviceConfig | None = None):
+        self.cfg = cfg or DeviceConfig()
+        self.qm0 = qm.copy()
+        self.K = n_targets(qm, self.cfg.targets)
+        self.init(0)
+
+    def init(self, seed: int) -> None:
+        self.qm = self.qm0.copy()
+        m, e = self.cfg.lr_code
+        self.opt = QOpt(self.cfg.optimizer, m, e, int(self.cfg.beta_shift),
+                        np.array([prng_seed(seed)], dtype=np.uint32))
+        self.train_mode = self.cfg.train
+        self.reset()
+
+    def reset(self) -> None:
+        self.state = init_state_q(self.qm, 1, self.K)
+
+    def _x(self, x) -> np.ndarray:
+        x = np.asarray(x)
+        if x.shape != (self.qm.cfg.n_in,):
+            raise EdgetpError(f"one frame has {self.qm.cfg.n_in} features, got shape {x.shape}")
+        return np.ascontiguousarray(x.astype(self.qm.xdtype)[None])
+
+    def infer(self, x) -> None:
+        self.state = infer_step_q(self.qm, self.state, self._x(x))
+
+    def train(self, x, label: int) -> None:
+        if not 0 <= int(label) < self.qm.cfg.n_out:
+            raise EdgetpError(f"label {label} out of range")
+        self.state = train_step_q(self.qm, self.state, self._x(x), np.array([int(label)], dtype=np.int64), self.opt,
+                                  self.cfg.targets, self.train_mode)
+
+    def set_lr(self, lr_m: int, lr_e: int) -> None:
+        self.opt.lr_m, self.opt.lr_e = int(lr_m), int(lr_e)
+
+    def set_optimizer(self, kind: str, beta_shift: int, train: str) -> None:
+        self.opt.kind, self.opt.beta_shift, self.train_mode = kind, int(beta_shift), train
+
+    def predict(self) -> int:
+        return int(np.argmax(self.state.u[0]))
+
+    def tensors(self) -> list[tuple[str, np.ndarray]]:
+        return state_tensors(self.qm, self.state, self.opt, self.cfg.targets, self.train_mode)
+
+    def digest(self) -> int:
+        return zlib.crc32(tensor_bytes(self.tensors())) & 0xFFFFFFFF

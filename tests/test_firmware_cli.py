@@ -1,0 +1,85 @@
+"""`edgetp export --c` (memory plan, budgets, Cortex-M4 build) and `edgetp verify-c` as a user runs them."""
+import json
+
+import pytest
+
+from edgetp.data.labels import label_names
+from edgetp.model import MODELS_DIR, Model, save_model
+from edgetp.tp.config import NetConfig, init_params
+from firmware_gen.harness import build_arm, have
+
+pytestmark = pytest.mark.skipif(not have("gcc"), reason="needs gcc")
+
+
+def model_file(tmp_path, net=(10, (8,), 4), name="m.npz"):
+    cfg = NetConfig(net[0], net[1], net[2], True)
+    labels = label_names("paper") if net[2] == 36 else [f"w{k}" for k in range(net[2])]
+    path = tmp_path / name
+    save_model(Model(cfg, init_params(cfg, 0), labels), path)
+    return path
+
+
+def kws_model(tmp_path):
+    """The shipped kws-mcu when it exists, else a 120-64r-36 model of the same shape."""
+    shipped = MODELS_DIR / "kws-mcu" / "model.npz"
+    return shipped if shipped.is_file() else model_file(tmp_path, (120, (64,), 36), "kws.npz")
+
+
+def test_export_c_prints_the_plan_and_builds_for_cortex_m4(cli, tmp_path):
+    out = tmp_path / "c"
+    r = cli("export", "--model", kws_model(tmp_path), "--c", out, "--ram-budget", "192K", "--flash-budget", "1M")
+    assert r.returncode == 0, r.stderr
+    for want in ("memory plan", "trainable weights", "target set", "scratch", "frozen weights", "total RAM",
+                 "total FLASH", "fits: RAM"):
+        assert want in r.stdout
+    assert (out / "etp_model.h").is_file() and (out / "etp_manifest.json").is_file()
+    man = json.loads((out / "etp_manifest.json").read_text())
+    assert man["memory"]["totals"]["ram"] > 0 and man["tensors"][0]["name"] == "W0"
+    if have("arm-none-eabi-gcc"):
+        sizes = build_arm(out)
+        assert sizes["etp_model.o"][2] == man["memory"]["totals"]["ram"]
+
+
+def test_export_c_over_budget_fails_clearly_and_writes_nothing(cli, tmp_path):
+    out = tmp_path / "c"
+    r = cli("export", "--model", model_file(tmp_path), "--c", out, "--ram-budget", "1K")
+    assert r.returncode == 2
+    assert "does not fit" in r.stderr and "--ram-budget" in r.stderr and "Traceback" not in r.stderr
+    assert not out.exists()
+
+
+def test_export_c_options_reach_the_header(cli, tmp_path):
+    out = tmp_path / "c"
+    r = cli("export", "--model", model_file(tmp_path), "--c", out, "--wbits", "8", "--xbits", "8", "--fx", "5",
+            "--targets", "batch", "--optimizer", "sgd", "--lr", "0.01")
+    assert r.returncode == 0, r.stderr
+    h = (out / "etp_model.h").read_text()
+    for want in ("typedef int8_t etp_x_t;", "typedef int8_t etp_w_t;", "#define ETP_X_FRAC 5", "#define ETP_N_TARGETS 1",
+                 "#define ETP_OPT_KIND_DEFAULT ETP_OPT_SGD"):
+        assert want in h
+    r = cli("export", "--model", model_file(tmp_path), "--c", tmp_path / "d", "--optimizer", "adam")
+    assert r.returncode == 2 and "optimizer" in r.stderr
+
+
+def test_verify_c_random_models_json(cli, tmp_path):
+    path = tmp_path / "v.json"
+    r = cli("verify-c", "--random-models", "3", "--seed", "11", "--steps", "4", "--json", path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = json.loads(path.read_text())
+    assert out["cases"] == 3 and out["steps"] >= 3 * 4 and out["mismatches"] == 0 and out["errors"] == 0
+    assert all(isinstance(out[k], int) for k in ("cases", "steps", "mismatches"))
+    assert "3 cases" in r.stdout and "0 mismatches" in r.stdout
+
+
+def test_verify_c_model_run(cli, tmp_path):
+    r = cli("verify-c", "--model", model_file(tmp_path), "--steps", "12", "--epochs", "2", "--samples", "3",
+            "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = json.loads(r.stdout)
+    assert out["cases"] == 1 and out["steps"] == (2 + 1) * 3 * 12 and out["mismatches"] == 0
+    assert "finetune_fixed" in out["protocol"]
+
+
+def test_verify_c_needs_a_subject(cli):
+    r = cli("verify-c")
+    assert r.returncode == 2 and "--model" in r.stderr

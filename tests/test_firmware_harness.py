@@ -1,0 +1,176 @@
+"""The exported C against the integer reference, bit for bit, after every step.
+
+Hypothesis draws whole models (1-3 hidden layers, recurrent or not, both target sets,
+int8/int16 weights and inputs, formats, edge values, both optimizers, settings changed
+between samples); each is generated, compiled with -std=c99 -Wall -Wextra -Werror
+-pedantic and played against edgetp.fixed. The same under ASan+UBSan, a fine-tuning run
+on real speech features, and the harness itself is checked to catch wrong C and UB.
+"""
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from firmware_gen.cases import INPUT_STYLES, WEIGHT_STYLES, CaseSpec, build_model, build_script, device_config
+from firmware_gen.generate import render
+from firmware_gen.harness import CDevice, build_arm, build_host, have, verify_export
+from firmware_gen.tensors import RefDevice, state_digest
+
+pytestmark = pytest.mark.skipif(not have("gcc"), reason="needs gcc")
+SLOW = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
+
+
+@st.composite
+def case_specs(draw):
+    L = draw(st.integers(1, 3))
+    wbits, xbits = draw(st.sampled_from([8, 16])), draw(st.sampled_from([8, 16]))
+    names = [f"W{i}" for i in range(L + 1)] + [f"R{i}" for i in range(L)] + ["S", "S_rec"]
+    fw_hi = 16 if wbits == 16 else 8
+    return CaseSpec(
+        n_in=draw(st.integers(1, 10)), hidden=tuple(draw(st.lists(st.integers(1, 9), min_size=L, max_size=L))),
+        n_out=draw(st.integers(2, 5)), recurrent=draw(st.booleans()), reset=draw(st.sampled_from(["hard", "soft"])),
+        vth=draw(st.sampled_from([0.05, 0.3, 0.66, 2.0])), leak_m=draw(st.sampled_from([0.0, 0.5, 0.77, 1.0])),
+        leak_t=draw(st.sampled_from([0.8, 0.9, 0.977, 0.99])), leak_out=draw(st.sampled_from([0.9, 1.0])),
+        gamma=draw(st.sampled_from([0.5, 1.0, 10.0, 15.9])), wbits=wbits, xbits=xbits,
+        fx=draw(st.integers(0, 12 if xbits == 16 else 6)),
+        fw={n: draw(st.integers(0, fw_hi)) for n in names},
+        weight_style=draw(st.sampled_from(WEIGHT_STYLES)), input_style=draw(st.sampled_from(INPUT_STYLES)),
+        targets=draw(st.sampled_from(["classes", "batch"])), optimizer=draw(st.sampled_from(["factored", "sgd"])),
+        lr=draw(st.sampled_from([0.0, 1e-4, 1e-3, 1e-2, 0.1])), beta_shift=draw(st.integers(0, 15)),
+        train=draw(st.sampled_from(["all", "all", "readout"])), samples=draw(st.integers(1, 3)),
+        steps=draw(st.integers(1, 8)), infer_every=draw(st.sampled_from([0, 2, 3])), switch=draw(st.booleans()),
+        seed=draw(st.integers(0, 2 ** 31 - 1)))
+
+
+def check(spec: CaseSpec, sanitize=False, tmp_path=None):
+    qm, dev = build_model(spec), device_config(spec)
+    steps, mm = verify_export(render(qm, dev), RefDevice(qm, dev), build_script(spec), 0, sanitize, tmp_path)
+    assert mm is None, f"{spec.describe()}\n{mm}"
+    return steps
+
+
+@settings(max_examples=30, **SLOW)
+@given(case_specs())
+def test_random_models_bit_exact(spec):
+    check(spec)
+
+
+@settings(max_examples=10, **SLOW)
+@given(case_specs())
+def test_random_models_under_sanitizers(spec):
+    check(spec, sanitize=True)
+
+
+def test_default_case_every_tensor_and_digest(tmp_path):
+    """The tensor table and digest of the C equal state_tensors / state_digest (zlib's CRC-32)."""
+    spec = CaseSpec(hidden=(6, 5), recurrent=True, steps=5)
+    qm, dev = build_model(spec), device_config(spec)
+    ex = render(qm, dev)
+    ex.write(tmp_path)
+    c = CDevice(build_host(tmp_path), qm.cfg.n_in, qm.xbits)
+    ref = RefDevice(qm, dev)
+    assert [(n, d.itemsize, k) for n, d, _w, k in c.meta] == [(n, a.dtype.itemsize, a.size) for n, a in ref.tensors()]
+    writable = {n: w for n, _d, w, _k in c.meta}
+    assert not writable["S"] and not writable["S_rec"] and writable["W0"] and writable["opt_cfg"]
+    assert c.init(7) == 0
+    ref.init(7)
+    x = np.arange(spec.n_in, dtype=np.int16) * 301 - 500
+    for t in range(5):
+        assert c.train(x, t % spec.n_out) == 0
+        ref.train(x, t % spec.n_out)
+        assert c.digest() == ref.digest() == state_digest(ref.qm, ref.state, ref.opt, dev.targets, dev.train)
+    assert c.predict() == ref.predict()
+    assert c.train(x, spec.n_out) == 1                     # ETP_EBADARG: label out of range
+    assert c.set_optimizer("sgd", 63, "all") == 1          # beta shift out of range
+    assert c.set_lr(200, 300) == 1
+    cfg_index = [n for n, *_ in c.meta].index("opt_cfg")
+    assert c.write(cfg_index, np.array([9, 0, 0, 0, 1], "<i4").tobytes()) == 0
+    assert c.train(x, 0) == 1                              # an invalid opt_cfg refuses to train
+    assert c.write([n for n, *_ in c.meta].index("S"), bytes(2 * qm.weights["S"].size)) == 1   # flash: read-only
+    c.init(7)
+    ref.init(7)
+    assert c.digest() == ref.digest()                      # init restores the weights and the optimizer
+    c.close()
+
+
+def test_same_sample_twice_after_reset(tmp_path):
+    """TFLM's stateful check: the same input twice, reset, again: the neuron state repeats."""
+    spec = CaseSpec(steps=4, samples=1)
+    qm, dev = build_model(spec), device_config(spec)
+    render(qm, dev).write(tmp_path)
+    c = CDevice(build_host(tmp_path), qm.cfg.n_in, qm.xbits)
+    c.init(1)
+    xs = np.random.default_rng(3).integers(-4000, 4000, (4, spec.n_in)).astype(np.int16)
+    runs = []
+    for _ in range(2):
+        c.reset()
+        for x in xs:
+            c.infer(x)
+        runs.append({n: a.copy() for n, a in c.tensors()})
+    assert all(np.array_equal(runs[0][n], runs[1][n]) for n in runs[0])
+    assert runs[0]["steps"][0] == 4
+    c.close()
+
+
+def _mutated(spec, file, old, new, tmp_path, sanitize=False):
+    qm, dev = build_model(spec), device_config(spec)
+    ex = render(qm, dev)
+    assert old in ex.files[file]
+    ex.files[file] = ex.files[file].replace(old, new, 1)
+    return verify_export(ex, RefDevice(qm, dev), build_script(spec), 0, sanitize, tmp_path)[1]
+
+
+def test_harness_reports_first_difference(tmp_path):
+    """A one-LSB change in the trace kernel's rounding is found, with its step, tensor and index."""
+    spec = CaseSpec(steps=6, samples=1)
+    mm = _mutated(spec, "etp_kernels.c", "etp_round_shift((int64_t)lam_q * tr[i], 15)",
+                  "etp_floor_shift((int64_t)lam_q * tr[i], 15)", tmp_path)
+    assert mm is not None and mm.step >= 2 and mm.index >= 0     # traces differ from the second step on
+    assert "tr0" in mm.differing and mm.tensor == mm.differing[0]
+    assert "first difference after step" in str(mm) and "tr0" in str(mm)
+
+
+def test_sanitizer_reports_are_errors(tmp_path):
+    """A left shift of a negative value (undefined in C) is caught by UBSan and fails the case."""
+    spec = CaseSpec(fx=0, fw={"W0": 2}, steps=3, samples=1, input_style="extreme")   # input shift < 0
+    mm = _mutated(spec, "etp_primitives.h", "return a * ((int64_t)1 << -k);", "return a << -k;", tmp_path,
+                  sanitize=True)
+    assert mm is not None and mm.op in ("run", "exit") and "shift" in mm.detail
+
+
+def test_real_features_finetuning_run(tmp_path):
+    """A 120-64r-36 model, quantized on real speech, fine-tuned for two epochs on the device and
+    the reference: every state equal after every step, and the weights equal finetune_fixed's."""
+    from edgetp.data.labels import label_names
+    from edgetp.fixed.quantize import quantize_model
+    from edgetp.model import Model
+    from edgetp.tp.config import NetConfig, init_params
+    from firmware_gen.kws import REPO_WAVS, features_of, int_features, wav_files, word_labels
+    from firmware_gen.tensors import DeviceConfig
+    from firmware_gen.verify import verify_model
+
+    cfg = NetConfig(120, (64,), 36, True)
+    labels = label_names("paper")
+    files = wav_files(REPO_WAVS)
+    xf = features_of(files)
+    ys = word_labels(files, labels)
+    assert sorted(labels[k] for k in ys) == ["no", "stop", "yes"]
+    qm = quantize_model(Model(cfg, init_params(cfg, 0), labels), xf, ys, wbits=16)
+    s = verify_model(qm, DeviceConfig(), int_features(qm, xf), ys, epochs=2, lr=1e-4, seed=3, keep=tmp_path,
+                     arm=have("arm-none-eabi-gcc"))
+    assert s.ok and s.steps == (2 + 1) * 3 * 101, s.lines()      # two epochs, then inference
+    if have("arm-none-eabi-gcc"):
+        from firmware_gen.memplan import totals
+        assert s.extra["arm_size"]["etp_model.o"]["bss"] == totals(render(qm).plan)["ram"]
+
+
+@pytest.mark.skipif(not have("arm-none-eabi-gcc"), reason="needs arm-none-eabi-gcc")
+def test_cortex_m4_objects_match_the_memory_plan(tmp_path):
+    from firmware_gen.memplan import totals
+    spec = CaseSpec(hidden=(7, 4), recurrent=True, wbits=8)
+    ex = render(build_model(spec), device_config(spec))
+    ex.write(tmp_path)
+    sizes = build_arm(tmp_path)
+    assert set(sizes) == {"etp_model.o", "etp_kernels.o", "etp_update.o", "etp_network.o", "etp_api.o"}
+    assert sizes["etp_model.o"][2] == totals(ex.plan)["ram"]          # .bss is exactly the RAM plan
+    assert all(d == 0 for _t, d, _b in sizes.values())                # nothing initialised in RAM

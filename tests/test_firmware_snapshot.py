@@ -1,0 +1,54 @@
+"""The generated C of a tiny fixed model is checked in; any change to it must be intended.
+
+After an intended change (generator, runtime or a constant of edgetp.fixed), regenerate
+with ``python -m firmware_gen.snapshot tests/snapshots/firmware_tiny`` and review the diff.
+"""
+import difflib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from firmware_gen.harness import CDevice, Script, build_host, have, run_script
+from firmware_gen.snapshot import tiny_export, tiny_model
+from firmware_gen.tensors import DeviceConfig, RefDevice
+
+SNAP = Path(__file__).resolve().parent / "snapshots" / "firmware_tiny"
+HINT = "regenerate with `python -m firmware_gen.snapshot tests/snapshots/firmware_tiny` if the change is intended"
+
+
+def test_generated_c_matches_the_snapshot():
+    ex = tiny_export()
+    assert sorted(p.name for p in SNAP.iterdir()) == sorted(ex.files), f"files differ from the snapshot; {HINT}"
+    for name, text in ex.files.items():
+        old = (SNAP / name).read_text()
+        if old != text:
+            diff = "".join(list(difflib.unified_diff(old.splitlines(True), text.splitlines(True), f"snapshot/{name}",
+                                                     f"generated/{name}"))[:80])
+            pytest.fail(f"the generated {name} changed:\n{diff}\n{HINT}")
+
+
+def test_every_file_is_stamped():
+    ex = tiny_export()
+    for name, text in ex.files.items():
+        if name.endswith((".c", ".h")):
+            head = text[:1200]
+            assert "edgetp-firmware-gen" in head and ex.model_hash in head and "Q-formats:" in head, name
+    assert f'#define ETP_MODEL_HASH "{ex.model_hash}"' in ex.files["etp_model.h"]
+    assert '"no \\"quoted\\""' in ex.files["etp_model.c"]          # labels are escaped C strings
+
+
+@pytest.mark.skipif(not have("gcc"), reason="needs gcc")
+def test_the_snapshot_itself_is_bit_exact(tmp_path):
+    """The checked-in C compiles with the strict flags and equals the reference step by step."""
+    dev = RefDevice(tiny_model(), DeviceConfig("classes", "factored", 1e-3, 8))
+    c = CDevice(build_host(SNAP, tmp_path / "harness"), 3, 16)
+    rng = np.random.default_rng(0)
+    ops = [("init", 5)]
+    for label in (0, 1, 1, 0):
+        ops.append(("reset",))
+        ops += [("train", rng.integers(-3000, 3000, 3).astype(np.int16), label) for _ in range(6)]
+        ops.append(("end_sample",))
+    steps, mm = run_script(c, dev, Script(ops))
+    c.close()
+    assert mm is None and steps == 24, str(mm)
