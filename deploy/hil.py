@@ -269,6 +269,8 @@ def run_session(dev: Device, ref: Reference, support, query, epochs: int = 1, lr
             break
         except DeviceReset:
             s.res["resets"] += 1
+            if s.res["resets"] > MAX_RECOVERIES:
+                raise HilError("the device keeps resetting while the session opens", s.result()) from None
     ref.init(seed)
     d = dev.digest()["digest"]
     if d != ref.digest():
