@@ -21,7 +21,7 @@ from edgetp.fixed.network_q import grad_formats
 from edgetp.fixed.qconfig import QModel
 
 from firmware_gen import __version__
-from firmware_gen.layout import DTYPES, OPT_CFG_FIELDS, Layout, device_layout
+from firmware_gen.layout import DTYPES, OPT_CFG_FIELDS, shared_scratch, Layout, device_layout
 from firmware_gen.memplan import memory_plan, plan_json
 from firmware_gen.qmodel import labels_of, qmodel_hash
 from firmware_gen.runtime import HEADERS, RUNTIME_DIR, SOURCES
@@ -255,12 +255,8 @@ def _source(qm: QModel, lay: Layout, labels: list[str], stamp_text: str) -> str:
     out += [f"    {c_string(s)}," for s in labels]
     out.append("};")
     out.append("")
-    net = {"layers": "etp_layers", "params": "etp_params", "trl": "etp_trl", "u": "etp_u", "steps": "etp_steps",
-           "rng": "etp_rng", "opt_steps": "etp_opt_steps", "opt_cfg": "etp_opt_cfg", "err": "etp_err",
-           "dz": "etp_dz", "ysoft": "etp_ysoft", "sm_in": "etp_sm_in", "sm_out": "etp_sm_out",
-           "onehot": "etp_onehot", "nz_idx_a": "etp_nz_idx_a", "nz_idx_b": "etp_nz_idx_b",
-           "nz_val_a": "etp_nz_val_a", "nz_val_b": "etp_nz_val_b", "grow": "etp_grow", "colsum": "etp_colsum",
-           "row_m": "etp_row_m", "row_s": "etp_row_s", "col_m": "etp_col_m", "col_s": "etp_col_s",
+    shared = ["trl", "u", "steps", "rng", "opt_steps", "opt_cfg"] + [s[0] for s in shared_scratch(*[1] * 7)]
+    net = {"layers": "etp_layers", "params": "etp_params", **{f: f"etp_{f}" for f in shared},
            "tensors": "etp_tensor_table", "n_tensors": "ETP_N_TENSORS", "labels": "etp_label_names"}
     out.append("const etp_net_t etp_net = {")
     out += [f"    .{k} = {v}," for k, v in net.items()]

@@ -23,7 +23,7 @@ from edgetp.fixed.qconfig import QModel
 from edgetp.fixed.quantize import quantize_inputs
 from edgetp.fixed.update_q import lr_code
 
-from firmware_gen.harness import Script
+from firmware_gen.harness import Script, play
 from firmware_gen.tensors import DeviceConfig, RefDevice
 
 REPO_WAVS = Path(__file__).resolve().parent.parent / "tests" / "data" / "real"
@@ -89,8 +89,7 @@ def check_protocol(qm: QModel, dev: DeviceConfig, script: Script, xs, ys, epochs
     ref = RefDevice(qm, dev)
     for op in script.ops:
         if op[0] != "end_sample":
-            {"init": ref.init, "reset": ref.reset, "train": ref.train, "infer": ref.infer, "lr": ref.set_lr}[op[0]](
-                *op[1:])
+            play(ref, op)
     xs = xs[:, :frames] if frames else xs
     lib = finetune_fixed(qm, xs, ys, epochs=epochs, lr=lr, optimizer=dev.optimizer, targets=dev.targets, seed=seed,
                          schedule=schedule, beta_shift=dev.beta_shift, train=dev.train)

@@ -156,22 +156,8 @@ def device_layout(qm: QModel, targets: str = "classes") -> Layout:
             add(Item(f"vpre_t{l}", "i32", (K, H[l]), "ram", "scratch"))
             add(Item(f"delta_t{l}", "i64", (K, H[l]), "ram", "scratch"))
     km = max(K, O)
-    add(Item("err", "i32", (O,), "ram", "scratch", note="readout error Q0.15"))
-    add(Item("dz", "i32", (K,), "ram", "scratch", note="contrastive dZ Q0.15"))
-    add(Item("ysoft", "i32", (K,), "ram", "scratch", note="soft targets Q0.15"))
-    add(Item("sm_in", "i64", (km,), "ram", "scratch", note="softmax input"))
-    add(Item("sm_out", "i64", (km,), "ram", "scratch", note="softmax output"))
-    add(Item("onehot", "i8", (O,), "ram", "scratch", note="target-stream input"))
-    add(Item("nz_idx_a", "u16", (wmax,), "ram", "scratch", note="nonzero inputs"))
-    add(Item("nz_val_a", "i16", (wmax,), "ram", "scratch"))
-    add(Item("nz_idx_b", "u16", (hmax,), "ram", "scratch", note="nonzero recurrent inputs"))
-    add(Item("nz_val_b", "i16", (hmax,), "ram", "scratch"))
-    add(Item("grow", "i64", (cols_max,), "ram", "scratch", note="one gradient row"))
-    add(Item("colsum", "i64", (cols_max,), "ram", "scratch", note="column sums of squares"))
-    add(Item("row_m", "i32", (rows_max,), "ram", "scratch", note="row multipliers"))
-    add(Item("row_s", "i32", (rows_max,), "ram", "scratch"))
-    add(Item("col_m", "i32", (cols_max,), "ram", "scratch", note="column multipliers"))
-    add(Item("col_s", "i32", (cols_max,), "ram", "scratch"))
+    for name, dt, n, note in shared_scratch(O, K, km, wmax, hmax, rows_max, cols_max):
+        add(Item(name, dt, (n,), "ram", "scratch", note=note))
     # tables
     add(Item("exp2_lut", "i32", (len(P.EXP2_LUT),), "flash", "tables", False, P.EXP2_LUT, "2^(-i/256) Q2.30"))
     add(Item("crc_nibble", "u32", (16,), "flash", "tables", False, crc32_nibble_table(), "CRC-32 nibble table"))
@@ -180,6 +166,18 @@ def device_layout(qm: QModel, targets: str = "classes") -> Layout:
     lay = Layout(qm, targets, items, dims)
     validate_layout(lay)
     return lay
+
+
+def shared_scratch(O, K, km, wmax, hmax, rows_max, cols_max) -> list:
+    """The step's scratch vectors shared by all layers (etp_net_t's fields of the same names)."""
+    return [("err", "i32", O, "readout error Q0.15"), ("dz", "i32", K, "contrastive dZ Q0.15"),
+            ("ysoft", "i32", K, "soft targets Q0.15"), ("sm_in", "i64", km, "softmax input"),
+            ("sm_out", "i64", km, "softmax output"), ("onehot", "i8", O, "target-stream input"),
+            ("nz_idx_a", "u16", wmax, "nonzero inputs"), ("nz_val_a", "i16", wmax, ""),
+            ("nz_idx_b", "u16", hmax, "nonzero recurrent inputs"), ("nz_val_b", "i16", hmax, ""),
+            ("grow", "i64", cols_max, "one gradient row"), ("colsum", "i64", cols_max, "column sums of squares"),
+            ("row_m", "i32", rows_max, "row multipliers"), ("row_s", "i32", rows_max, ""),
+            ("col_m", "i32", cols_max, "column multipliers"), ("col_s", "i32", cols_max, "")]
 
 
 def crc32_nibble_table() -> np.ndarray:

@@ -21,7 +21,7 @@ def add_device_options(g) -> None:
                    help=f"fractional bits of the features (default: the model's recipe, else {DEFAULTS['fx']})")
     g.add_argument("--headroom", type=float, default=None, help="weight headroom >= 1 for fine-tuning growth")
     g.add_argument("--targets", choices=("classes", "batch"), default=None,
-                   help="target set on the device (default: the model's recipe, else classes)")
+                   help='target set on the device (default: the model\'s recipe["fixed"], else classes)')
     g.add_argument("--optimizer", default="factored", metavar="KIND",
                    help="optimizer after etp_init: factored (default) or sgd")
     g.add_argument("--lr", type=float, default=1e-4, help="learning rate after etp_init (default 1e-4)")
@@ -35,7 +35,8 @@ def device_from_args(model, args: argparse.Namespace):
     from firmware_gen.tensors import DeviceConfig
 
     qm, notes = qmodel_for(model, wbits=args.wbits, xbits=args.xbits, fx=args.fx, headroom=args.headroom)
-    targets = args.targets or (getattr(model, "recipe", None) or {}).get("targets")
+    # recipe["targets"] is the pretraining's (batches of many); the device's is recipe["fixed"]["targets"]
+    targets = args.targets or ((getattr(model, "recipe", None) or {}).get("fixed") or {}).get("targets")
     targets = targets if targets in ("classes", "batch") else "classes"
     dev = DeviceConfig(targets, args.optimizer, args.lr, args.beta_shift, args.train)
     return qm, dev, notes

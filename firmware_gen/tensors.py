@@ -18,7 +18,7 @@ import zlib
 import numpy as np
 
 from edgetp.errors import EdgetpError
-from edgetp.fixed.network_q import QState, infer_step_q, init_state_q, train_step_q
+from edgetp.fixed.network_q import QState, infer_step_q, init_state_q, state_arrays, train_step_q
 from edgetp.fixed.primitives import prng_seed
 from edgetp.fixed.qconfig import QModel
 from edgetp.fixed.update_q import KINDS, QOpt, lr_code
@@ -68,6 +68,11 @@ def state_tensors(qm: QModel, state: QState, opt: QOpt, targets: str = "classes"
         rows, cols = qm.weights[n].shape
         rr, cc = opt.stats.get(n, (np.zeros(rows, np.int64), np.zeros(cols, np.int64)))
         src[f"rr_{n}"], src[f"cc_{n}"] = rr, cc
+    covered = {id(a) for a in src.values()}
+    for name, a in state_arrays(qm, state, opt):     # the reference's own list of its arrays
+        if id(a) not in covered:
+            raise DriftError(f"edgetp.fixed lists the array {name!r} ({a.dtype} {a.shape}), which the C twin does not "
+                             "hold: update firmware_gen (layout, runtime)")
     out = []
     for it in lay.table():
         a = np.asarray(src[it.name])

@@ -15,7 +15,8 @@ from edgetp.errors import EdgetpError
 
 from firmware_gen.cases import build_model, build_script, device_config, random_spec
 from firmware_gen.generate import render
-from firmware_gen.harness import ERROR_OPS, Mismatch, Script, build_arm, have, verify_export
+from firmware_gen.build import build_arm, have
+from firmware_gen.harness import ERROR_OPS, Mismatch, Script, verify_export
 from firmware_gen.tensors import DeviceConfig, RefDevice
 
 

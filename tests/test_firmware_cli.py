@@ -6,7 +6,7 @@ import pytest
 from edgetp.data.labels import label_names
 from edgetp.model import MODELS_DIR, Model, save_model
 from edgetp.tp.config import NetConfig, init_params
-from firmware_gen.harness import build_arm, have
+from firmware_gen.build import build_arm, have
 
 pytestmark = pytest.mark.skipif(not have("gcc"), reason="needs gcc")
 

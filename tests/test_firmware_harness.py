@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 
 from firmware_gen.cases import INPUT_STYLES, WEIGHT_STYLES, CaseSpec, build_model, build_script, device_config
 from firmware_gen.generate import render
-from firmware_gen.harness import CDevice, build_arm, build_host, have, verify_export
+from firmware_gen.build import build_arm, build_host, have
+from firmware_gen.cdevice import CDevice
+from firmware_gen.harness import verify_export
 from firmware_gen.tensors import RefDevice, state_digest
 
 pytestmark = pytest.mark.skipif(not have("gcc"), reason="needs gcc")

@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from firmware_gen.harness import CDevice, Script, build_host, have, run_script
+from firmware_gen.build import build_host, have
+from firmware_gen.cdevice import CDevice
+from firmware_gen.harness import Script, run_script
 from firmware_gen.snapshot import tiny_export, tiny_model
 from firmware_gen.tensors import DeviceConfig, RefDevice
 

@@ -39,7 +39,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from firmware_gen.harness import have
+    from firmware_gen.build import have
     if not have(args.cc):
         raise EdgetpError(f"no C compiler {args.cc!r} on PATH (apt-get install gcc, or ./setup.sh)")
     if args.random_models is not None:

@@ -1,0 +1,67 @@
+"""Compile an export: on the host (strict C99, optionally ASan+UBSan) with the harness
+main, and for Cortex-M4 (objects and their sizes)."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+from edgetp.errors import EdgetpError
+
+from firmware_gen.runtime import HARNESS, RUNTIME_DIR, SOURCES
+
+STRICT = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-Wshadow", "-Wstrict-prototypes",
+          "-Wmissing-prototypes"]
+SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-g"]
+ARM = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16", "-ffunction-sections",
+       "-fdata-sections"]
+SAN_ENV = {"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:exitcode=86",
+           "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1:exitcode=87"}
+
+
+def have(tool: str) -> bool:
+    return shutil.which(tool) is not None
+
+
+def _run(cmd, cwd=None) -> None:
+    r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise EdgetpError(f"compiling failed: {' '.join(map(str, cmd))}\n{r.stderr.strip()}")
+
+
+def sources(export_dir: Path) -> list[Path]:
+    return [export_dir / "etp_model.c", *(export_dir / s for s in SOURCES)]
+
+
+def build_host(export_dir, out: Path | None = None, sanitize: bool = False, cc: str = "gcc",
+               opt: str = "-O2") -> Path:
+    """Compile the export plus the harness main; returns the executable."""
+    export_dir = Path(export_dir)
+    if not have(cc):
+        raise EdgetpError(f"no C compiler {cc!r} on PATH (apt-get install gcc)")
+    out = Path(out or export_dir / ("harness_san" if sanitize else "harness"))
+    flags = STRICT + (SANITIZE + ["-O1"] if sanitize else [opt])
+    _run([cc, *flags, "-I", str(export_dir), *map(str, sources(export_dir)), str(RUNTIME_DIR / HARNESS),
+          "-o", str(out)])
+    return out
+
+
+def build_arm(export_dir, cc: str = "arm-none-eabi-gcc", opt: str = "-O2") -> dict:
+    """Compile every source for Cortex-M4 (objects only) and return {object: (text, data, bss)}."""
+    export_dir = Path(export_dir)
+    if not have(cc):
+        raise EdgetpError(f"no {cc} on PATH (apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi)")
+    objdir = export_dir / "arm"
+    objdir.mkdir(exist_ok=True)
+    objs = []
+    for src in sources(export_dir):
+        obj = objdir / (src.stem + ".o")
+        _run([cc, *STRICT, *ARM, opt, "-I", str(export_dir), "-c", str(src), "-o", str(obj)])
+        objs.append(obj)
+    size = cc.replace("gcc", "size")
+    r = subprocess.run([size, *map(str, objs)], capture_output=True, text=True, check=True)
+    out = {}
+    for line in r.stdout.splitlines()[1:]:
+        f = line.split()
+        out[Path(f[5]).name] = (int(f[0]), int(f[1]), int(f[2]))
+    return out
