@@ -28,11 +28,11 @@ from edgetp.errors import EdgetpError
 FIRMWARE = Path(__file__).resolve().parent / "firmware"
 TARGETS = ("host", "qemu", "board")
 ICOUNT_SHIFT = 3          # -icount shift: 8 ns per instruction -> one 40 ns SysTick tick = 5 instructions
+STACK_SIZE = 2048        # Cortex-M4 stack; the firmware reports its high-water mark (~0.6 KB measured)
 ARM_CC = "arm-none-eabi-gcc"
 ARM_SIZE = "arm-none-eabi-size"
 ARM_FLAGS = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=soft", "-ffunction-sections", "-fdata-sections",
              "-fno-common"]
-NOT_FIRMWARE = ("etp_harness.c",)   # firmware_gen's stdin/stdout test main, if an export carries it
 WARN = ["-std=c99", "-Wall", "-Wextra", "-Wno-unused-parameter"]
 
 
@@ -62,10 +62,15 @@ def _run(cmd: list[str], what: str) -> str:
 
 
 def model_sources(model_dir: Path) -> list[Path]:
+    """The model's C: a firmware_gen export's sources (it has a manifest), else every .c."""
     model_dir = Path(model_dir)
     if not (model_dir / "etp_model.h").is_file():
-        raise EdgetpError(f"{model_dir}: no etp_model.h (export the model's C first)")
-    return sorted(p for p in model_dir.glob("*.c") if p.name not in NOT_FIRMWARE)
+        raise EdgetpError(f"{model_dir}: no etp_model.h (export the model's C first: edgetp export --c DIR)")
+    if (model_dir / "etp_manifest.json").is_file():
+        from firmware_gen.build import sources
+
+        return sources(model_dir)
+    return sorted(model_dir.glob("*.c"))
 
 
 def _key(parts: list) -> str:
@@ -79,7 +84,7 @@ def _key(parts: list) -> str:
 
 
 def build(model_dir, target: str = "host", out_root=None, locked: bool = False, opt: str = "-O2",
-          stack_size: int = 8192, extra_cflags=(), force: bool = False) -> Image:
+          stack_size: int = STACK_SIZE, extra_cflags=(), force: bool = False) -> Image:
     """Compile the firmware for ``target``; returns the :class:`Image` (cached by content)."""
     if target not in TARGETS:
         raise EdgetpError(f"build target must be one of {TARGETS}, got {target!r}")
@@ -150,7 +155,7 @@ def main(argv=None) -> int:
     ap.add_argument("--locked", action="store_true", help="leave out TENSOR_INFO/READ_TENSOR/WRITE_TENSOR")
     ap.add_argument("--out", help="build folder (default: a cache folder)")
     ap.add_argument("--opt", default="-O2")
-    ap.add_argument("--stack", type=int, default=8192)
+    ap.add_argument("--stack", type=int, default=STACK_SIZE)
     a = ap.parse_args(argv)
     try:
         im = build(a.model_dir, a.target, a.out, a.locked, a.opt, a.stack)

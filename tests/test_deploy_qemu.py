@@ -39,13 +39,13 @@ def test_image_sizes_and_ram_report():
     image = build(FAKE_DIR, "qemu")
     s = image.sizes
     assert s["flash"] == s["text"] + s["data"] and s["ram"] == s["data"] + s["bss"]
-    assert s["stack"] == 8192 and s["bss"] >= s["stack"] and 0 < s["text"] < 64 * 1024
+    assert s["stack"] == 2048 and s["bss"] >= s["stack"] and 0 < s["text"] < 64 * 1024
     with device("qemu") as (_, dev):
         dev.hello()
         dev.init(1)
         dev.train(np.arange(8), 1)
         c = dev.counters()
-        assert 0 < c["stack_used"] < c["stack_size"] == 8192
+        assert 0 < c["stack_used"] < c["stack_size"] == 2048
         assert c["ram_static"] == s["ram"] - s["stack"]
         assert c["train_n"] == 1 and c["train_last"] > 0
 

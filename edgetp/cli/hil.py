@@ -32,14 +32,10 @@ def register(sub):
     p.add_argument("--speaker", help="held-out speaker id (default: the one the model was pretrained without)")
     p.add_argument("--shots", default="1", help="utterances per word in the support set: 1, 5, ... or all (default 1)")
     p.add_argument("--seed", type=int, default=0, help="support-set draw, training order and device PRNG seed")
-    p.add_argument("--epochs", type=int, default=None, help="default: the model's recipe, else 1")
-    p.add_argument("--lr", type=float, default=None, help="default: the model's recipe, else 1e-4")
-    p.add_argument("--optimizer", choices=("factored", "sgd"), default=None,
-                   help="integer optimizer (default factored, the stand-in for Adam)")
-    p.add_argument("--targets", choices=("classes", "batch"), default="classes")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="passes over the support set, lr cosine-annealed per epoch (default: the model's recipe, else 1)")
     p.add_argument("--query-limit", type=int, default=0, help="evaluate at most this many query utterances (0 = all)")
     p.add_argument("--support-limit", type=int, default=0, help="train on at most this many support utterances")
-    p.add_argument("--wbits", type=int, choices=(8, 16), default=None, help="weight width (default: model recipe, else 16)")
     p.add_argument("--locked", action="store_true",
                    help="build without the commands that dump or write state (a deployed device's firmware)")
     p.add_argument("--faults", metavar="SPEC",
@@ -48,11 +44,14 @@ def register(sub):
     p.add_argument("--timeout", type=float, default=None, help="seconds to wait for an answer before resending")
     p.add_argument("--baud", type=int, default=115200, help="baud rate of a serial port (default 115200)")
     p.add_argument("--opt", default="-O2", help="C optimisation flag of the firmware (default -O2)")
-    p.add_argument("--stack", type=int, default=8192, help="stack bytes reserved on the Cortex-M4 (default 8192)")
+    p.add_argument("--stack", type=int, default=None, help="stack bytes reserved on the Cortex-M4 (default 2048)")
     p.add_argument("--elf", help="with a serial-port target: the ELF flashed on the board, for its flash/RAM figures")
     p.add_argument("--build-dir", help="keep the exported C and the build here (default: a cache folder)")
     p.add_argument("--json", metavar="PATH", help="write the figures as JSON (keys samples, mismatches, then the rest)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    from firmware_gen.options import add_device_options
+
+    add_device_options(p.add_argument_group("quantization and device (as edgetp export --c)"))
     p.set_defaults(func=run)
 
 
@@ -72,14 +71,11 @@ def prepare(args):
     from edgetp.kws.data import open_corpus, speaker_data
     from edgetp.kws.protocol import model_norm
     from edgetp.model import load_model
-    from firmware_gen.qmodel import qmodel_for
-    from firmware_gen.tensors import DeviceConfig
+    from firmware_gen.options import device_from_args
 
     model = load_model(args.model)
     ft = dict(model.recipe.get("finetune", {}))
     epochs = args.epochs if args.epochs is not None else int(ft.get("epochs", 1))
-    lr = args.lr if args.lr is not None else float(ft.get("lr", 1e-4))
-    opt = args.optimizer or ("sgd" if ft.get("optimizer") == "sgd" else "factored")
     if epochs < 1:
         raise EdgetpError("--epochs must be >= 1")
     corpus = open_corpus(args.data_root, model.frontend.get("label_set", "paper"))
@@ -89,7 +85,7 @@ def prepare(args):
     if not speaker:
         raise EdgetpError("give --speaker (list them with: edgetp data speakers --data-root DIR)")
     d = speaker_data(corpus, speaker, _shots(args.shots), args.seed, model_norm(model))
-    qm, notes = qmodel_for(model, wbits=args.wbits)
+    qm, cfg, notes = device_from_args(model, args)
     (sx, sy), (qx, qy) = d.support, d.query
     if args.support_limit:
         keep = np.sort(np.random.default_rng(args.seed).permutation(len(sy))[:args.support_limit])
@@ -98,13 +94,12 @@ def prepare(args):
         qx, qy = qx[:args.query_limit], qy[:args.query_limit]
     support = (int_features(qm, sx), np.asarray(sy))
     query = (int_features(qm, qx), np.asarray(qy))
-    cfg = DeviceConfig(targets=args.targets, optimizer=opt, lr=lr)
-    codes = [lr_code(x) for x in epoch_lrs(lr, epochs)]
+    codes = [lr_code(x) for x in epoch_lrs(cfg.lr, epochs)]
     return model, qm, cfg, codes, support, query, speaker, notes
 
 
 def run(args) -> int:
-    from deploy.build import build
+    from deploy.build import STACK_SIZE, build
     from deploy.hil import HilError, run_session
     from deploy.host import Device
     from deploy.reference import IntReference, export_c
@@ -125,7 +120,7 @@ def run(args) -> int:
         root = Path(args.build_dir) if args.build_dir else Path(tempfile.mkdtemp(prefix="etp-hil-"))
         cdir = export_c(qm, root / "model", cfg)
         image = build(cdir, args.target, root / "build" if args.build_dir else None, locked=args.locked,
-                      opt=args.opt, stack_size=args.stack)
+                      opt=args.opt, stack_size=args.stack or STACK_SIZE)
         say(f"built {image.path}" + (f" (flash {image.sizes['flash']} B, RAM {image.sizes['ram']} B)"
                                      if image.sizes else ""))
     elif args.elf:
@@ -193,6 +188,8 @@ def _print(out: dict, say) -> None:
         print(f"  image: flash {_fmt(img['flash'])} B (text {_fmt(img['text'])} + data {_fmt(img['data'])}), "
               f"RAM {_fmt(img['ram'])} B (data + bss incl. a {_fmt(img['stack'])} B stack, "
               f"{_fmt(img.get('stack_used'))} B of it used)")
+    if img and img.get("stack_used") and img["stack_used"] > 0.75 * img["stack"]:
+        print(f"  warning: {img['stack_used']} B of the {img['stack']} B stack used; give more with --stack")
     if unit == "instructions" and img:
         checks = [("training step", tr.get("max"), BUDGETS["train_step"]), ("inference step", inf.get("max"),
                   BUDGETS["infer_step"]), ("RAM", img["ram"], BUDGETS["ram"]), ("flash", img["flash"], BUDGETS["flash"])]
