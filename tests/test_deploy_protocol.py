@@ -152,3 +152,20 @@ def test_c_and_python_parsers_agree(link_dump, parts, flip):
         stream[flip % len(stream)] ^= 1 << (flip % 8)
     out = subprocess.run([str(link_dump)], input=bytes(stream), capture_output=True, check=True).stdout.decode()
     assert out == _python_dump(bytes(stream))
+
+
+def test_wheel_carries_the_firmware_sources(tmp_path):
+    import sys
+    import zipfile
+
+    from conftest import ROOT
+
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    (whl,) = tmp_path.glob("edgetp-*.whl")
+    names = set(zipfile.ZipFile(whl).namelist())
+    for f in ("main.c", "etp_link.c", "etp_server.c", "etp_port.h", "host/port_host.c", "mps2_an386/startup.c",
+              "mps2_an386/port_mps2.c", "mps2_an386/mps2_an386.ld", "profile/profile_main.c"):
+        assert f"deploy/firmware/{f}" in names, f
+    assert "deploy/generated/etp_proto.h" in names and "deploy/fuzz/fuzz_server.c" in names
