@@ -33,7 +33,7 @@ ARM_CC = "arm-none-eabi-gcc"
 ARM_SIZE = "arm-none-eabi-size"
 ARM_FLAGS = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=soft", "-ffunction-sections", "-fdata-sections",
              "-fno-common"]
-WARN = ["-std=c99", "-Wall", "-Wextra", "-Wno-unused-parameter"]
+WARN = ["-std=c99", "-Wall", "-Wextra", "-pedantic", "-Wshadow", "-Wstrict-prototypes", "-Wmissing-prototypes"]
 
 
 @dataclass

@@ -116,15 +116,15 @@ static uint16_t cmd_hello(etp_server_t *s) {
     wr32(p + ETP_RSP_HELLO_PROTO_HASH_OFF, ETP_PROTO_HASH);
     wr16(p + ETP_RSP_HELLO_COUNTER_RES_OFF, port_counter_res());
     uint16_t n = ETP_RSP_HELLO_SIZE;
-    n += put_str(p + n, ETP_GEN_VERSION);
+    n = (uint16_t)(n + put_str(p + n, ETP_GEN_VERSION));
     /* the model hash may be long: send at most 64 hex digits */
     const char *h = ETP_MODEL_HASH;
     uint16_t hl = 0;
     while (h[hl] && hl < 64) hl++;
     p[n] = (uint8_t)hl;
     memcpy(p + n + 1, h, hl);
-    n += hl + 1;
-    n += put_str(p + n, port_board());
+    n = (uint16_t)(n + hl + 1);
+    n = (uint16_t)(n + put_str(p + n, port_board()));
     return n;
 }
 

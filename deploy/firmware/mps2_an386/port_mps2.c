@@ -41,6 +41,8 @@
 
 extern uint32_t __data_start__, __bss_end__, __stack_bottom__, __stack_top__;
 uint32_t etp_stack_used(void);
+void SysTick_Handler(void);
+void UART0_RX_Handler(void);
 
 static volatile uint32_t systick_wraps;
 void SysTick_Handler(void) { systick_wraps++; }

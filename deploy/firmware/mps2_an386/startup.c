@@ -9,6 +9,7 @@ extern int main(int argc, char **argv);
 void Reset_Handler(void);
 void SysTick_Handler(void);
 void UART0_RX_Handler(void);
+uint32_t etp_stack_used(void);
 
 #define STACK_PAINT 0xC0FFEE11u
 
@@ -16,15 +17,18 @@ static void Default_Handler(void) {
     for (;;) { }   /* a fault: the host sees a device that stops answering */
 }
 
+/* An entry of the vector table: the initial stack pointer, then handlers. */
+typedef union { void (*fn)(void); uint32_t *sp; } etp_vector_t;
+
 __attribute__((section(".isr_vector"), used))
-const void *const etp_vectors[16 + 32] = {
-    &__stack_top__, (void *)Reset_Handler,
-    (void *)Default_Handler, (void *)Default_Handler,   /* NMI, HardFault */
-    (void *)Default_Handler, (void *)Default_Handler,   /* MemManage, BusFault */
-    (void *)Default_Handler, 0, 0, 0, 0,                /* UsageFault, reserved */
-    (void *)Default_Handler, (void *)Default_Handler,   /* SVC, DebugMon */
-    0, (void *)Default_Handler, (void *)SysTick_Handler, /* reserved, PendSV, SysTick */
-    (void *)UART0_RX_Handler,                           /* IRQ 0: UART 0 RX */
+const etp_vector_t etp_vectors[16 + 1] = {
+    {.sp = &__stack_top__}, {.fn = Reset_Handler},
+    {.fn = Default_Handler}, {.fn = Default_Handler},   /* NMI, HardFault */
+    {.fn = Default_Handler}, {.fn = Default_Handler},   /* MemManage, BusFault */
+    {.fn = Default_Handler}, {0}, {0}, {0}, {0},        /* UsageFault, reserved */
+    {.fn = Default_Handler}, {.fn = Default_Handler},   /* SVC, DebugMon */
+    {0}, {.fn = Default_Handler}, {.fn = SysTick_Handler}, /* reserved, PendSV, SysTick */
+    {.fn = UART0_RX_Handler},                           /* IRQ 0: UART 0 RX */
 };
 
 __attribute__((noreturn)) void Reset_Handler(void) {
