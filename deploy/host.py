@@ -163,7 +163,8 @@ class Device:
                     if status == P.Status.NO_SESSION:
                         self.stats.resets += 1
                         raise DeviceReset(f"the device was reset (it answered {cmd_name(cmd)} with NO_SESSION)")
-                    self.seq = seq
+                    if status != P.Status.SEQ:      # the device ran (or cached) this SEQ
+                        self.seq = seq
                     if status != P.Status.OK:
                         detail = struct.unpack_from("<I", fr.payload, 1)[0] if len(fr.payload) >= 5 else 0
                         raise DeviceError(cmd, status, detail)
