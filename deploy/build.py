@@ -84,8 +84,10 @@ def _key(parts: list) -> str:
 
 
 def build(model_dir, target: str = "host", out_root=None, locked: bool = False, opt: str = "-O2",
-          stack_size: int = STACK_SIZE, extra_cflags=(), force: bool = False) -> Image:
-    """Compile the firmware for ``target``; returns the :class:`Image` (cached by content)."""
+          stack_size: int = STACK_SIZE, extra_cflags=(), force: bool = False, port_dir=None) -> Image:
+    """Compile the firmware for ``target``; returns the :class:`Image` (cached by content).
+    ``port_dir`` (Cortex-M targets): another board's port - its ``*.c`` (startup and the
+    functions of etp_port.h) and one ``*.ld`` - instead of mps2_an386/."""
     if target not in TARGETS:
         raise EdgetpError(f"build target must be one of {TARGETS}, got {target!r}")
     from edgetp import paths
@@ -93,8 +95,15 @@ def build(model_dir, target: str = "host", out_root=None, locked: bool = False, 
     model_dir = Path(model_dir).resolve()
     msrc = model_sources(model_dir)
     common = [FIRMWARE / "main.c", FIRMWARE / "etp_link.c", FIRMWARE / "etp_server.c"]
+    ld = FIRMWARE / "mps2_an386" / "mps2_an386.ld"
     if target == "host":
         port = [FIRMWARE / "host" / "port_host.c"]
+    elif port_dir is not None:
+        port_dir = Path(port_dir).resolve()
+        port, lds = sorted(port_dir.glob("*.c")), sorted(port_dir.glob("*.ld"))
+        if not port or len(lds) != 1:
+            raise EdgetpError(f"{port_dir}: a port folder holds C sources and exactly one linker script (*.ld)")
+        ld = lds[0]
     else:
         port = [FIRMWARE / "mps2_an386" / "startup.c", FIRMWARE / "mps2_an386" / "port_mps2.c"]
     headers = sorted(FIRMWARE.glob("*.h")) + sorted(model_dir.glob("*.h"))
@@ -106,7 +115,6 @@ def build(model_dir, target: str = "host", out_root=None, locked: bool = False, 
     elif target == "board":
         defs += ["-DETP_COUNTER_SRC=2"]
     flags = [opt, *WARN, *defs, *extra_cflags]
-    ld = FIRMWARE / "mps2_an386" / "mps2_an386.ld"
     from deploy.gen_proto import header_text
     key = _key([target, *flags, stack_size, header_text(), *common, *port, *msrc, *headers]
                + ([ld] if target != "host" else []))
@@ -156,9 +164,10 @@ def main(argv=None) -> int:
     ap.add_argument("--out", help="build folder (default: a cache folder)")
     ap.add_argument("--opt", default="-O2")
     ap.add_argument("--stack", type=int, default=STACK_SIZE)
+    ap.add_argument("--port", help="another board's port folder (its *.c and one *.ld) instead of mps2_an386/")
     a = ap.parse_args(argv)
     try:
-        im = build(a.model_dir, a.target, a.out, a.locked, a.opt, a.stack)
+        im = build(a.model_dir, a.target, a.out, a.locked, a.opt, a.stack, port_dir=a.port)
     except EdgetpError as exc:
         print(f"deploy.build: error: {exc}")
         return 2

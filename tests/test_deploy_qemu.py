@@ -64,3 +64,18 @@ def test_profile_names_the_functions_of_a_training_step():
     assert names["etp_train_step"]["calls"] == 10 and names["forward"]["calls"] == 10
     assert names["etp_train_step"]["inclusive"] >= names["forward"]["inclusive"] > 0
     assert 0 < res["totals"]["hook_h"] < 1000
+
+
+def test_another_boards_port_folder_builds(tmp_path):
+    import shutil
+
+    from deploy.build import FIRMWARE
+    from edgetp.errors import EdgetpError
+
+    for f in ("startup.c", "port_mps2.c", "mps2_an386.ld"):
+        shutil.copy(FIRMWARE / "mps2_an386" / f, tmp_path / f.replace("mps2", "myboard"))
+    image = build(FAKE_DIR, "board", tmp_path / "out", port_dir=tmp_path)
+    assert image.sizes["flash"] > 0
+    (tmp_path / "second.ld").write_text("")
+    with pytest.raises(EdgetpError, match="exactly one linker script"):
+        build(FAKE_DIR, "board", tmp_path / "out", port_dir=tmp_path)
