@@ -1,6 +1,8 @@
 """Numba kernels of the float TP reference: one equation each, explicit state.
 
-Every kernel also runs as plain Python under ``NUMBA_DISABLE_JIT=1``.
+Every kernel also runs as plain Python under ``NUMBA_DISABLE_JIT=1``. ``error_model="numpy"``
+drops Python's division-by-zero checks, which otherwise keep LLVM from vectorising the
+update loops (measured 2x on the Adam update); IEEE results are unchanged.
 Equations refer to docs/tp-algorithm.md (spec) sections 2-3.
 """
 from __future__ import annotations
@@ -11,7 +13,7 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def lif_step(v, current, alpha, vth, hard):
     """One LIF step in place (spec 2). Returns ``(v_pre, s)``; ``v`` becomes v^t.
 
@@ -27,14 +29,14 @@ def lif_step(v, current, alpha, vth, hard):
     return vpre, s
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def surrogate(vpre, vth, gamma):
     """Type-1 surrogate derivative: gamma / (1 + (pi*(v_pre - vth))^2) (no 1/pi)."""
     z = math.pi * (vpre - vth)
     return gamma / (1.0 + z * z)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def softmax_rows(z):
     out = np.empty_like(z)
     for i in range(z.shape[0]):
@@ -44,7 +46,7 @@ def softmax_rows(z):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def soft_targets(p_rows, p_cols):
     """Y[b, k] = softmax_k(-D), D[b, k] = sqrt(sum_j (p_rows[b,j] - p_cols[k,j] + 1e-9)^2).
 
@@ -63,7 +65,7 @@ def soft_targets(p_rows, p_cols):
     return softmax_rows(d)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def contrastive_grads(h, g, y):
     """Layer-wise contrastive loss (spec 3): returns (dh, dg, loss).
 
@@ -83,16 +85,33 @@ def contrastive_grads(h, g, y):
     return dz @ g, dz.T @ h, loss / B
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def _adam_row(w, g, m, v, step_size, beta1, beta2, eps, bc2s):
+    """One row of the Adam update on 1-D views (a loop LLVM vectorises)."""
+    for j in range(w.size):
+        mj = beta1 * m[j] + (1.0 - beta1) * g[j]
+        vj = beta2 * v[j] + (1.0 - beta2) * g[j] * g[j]
+        m[j] = mj
+        v[j] = vj
+        w[j] -= step_size * mj / (math.sqrt(vj) / bc2s + eps)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _sgd_row(w, g, lr):
+    for j in range(w.size):
+        w[j] -= lr * g[j]
+
+
 # The update kernels are serial: on 2 cores a parallel region stalls whenever another
 # process holds a core (measured 25x slower under load), for at most 1.3x when idle.
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def sgd_update(w, grad, lr):
     """W <- W - lr * grad (in place, on flat views: ``w.reshape(-1)``)."""
     for i in range(w.size):
         w[i] -= lr * grad[i]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def adam_update(w, grad, m, v, lr, beta1, beta2, eps, step):
     """PyTorch Adam (no weight decay, no amsgrad), in place; ``step`` starts at 1.
 
@@ -111,7 +130,7 @@ def adam_update(w, grad, m, v, lr, beta1, beta2, eps, step):
         w[i] -= step_size * mi / (math.sqrt(vi) / bc2s + eps)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def outer_update(w, d1, p1, d2, p2, scale, adam, m, v, lr, beta1, beta2, eps, step, gout):
     """Fused gradient + optimizer step for one weight matrix (in place).
 
@@ -131,20 +150,16 @@ def outer_update(w, d1, p1, d2, p2, scale, adam, m, v, lr, beta1, beta2, eps, st
         for b in range(d1.shape[0]):
             c = d1[b, i] * scale
             if c != 0.0:
-                g += c * p1[b]
+                for j in range(n_in):
+                    g[j] += c * p1[b, j]
         for b in range(d2.shape[0]):
             c = d2[b, i] * scale
             if c != 0.0:
-                g += c * p2[b]
+                for j in range(n_in):
+                    g[j] += c * p2[b, j]
         if record:
             gout[i] = g
         if adam:
-            for j in range(n_in):
-                mi = beta1 * m[i, j] + (1.0 - beta1) * g[j]
-                vi = beta2 * v[i, j] + (1.0 - beta2) * g[j] * g[j]
-                m[i, j] = mi
-                v[i, j] = vi
-                w[i, j] -= step_size * mi / (math.sqrt(vi) / bc2s + eps)
+            _adam_row(w[i], g, m[i], v[i], step_size, beta1, beta2, eps, bc2s)
         else:
-            for j in range(n_in):
-                w[i, j] -= lr * g[j]
+            _sgd_row(w[i], g, lr)
