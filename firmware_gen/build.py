@@ -23,6 +23,11 @@ def have(tool: str) -> bool:
     return shutil.which(tool) is not None
 
 
+def default_cc() -> str | None:
+    """The host compiler the harness uses: gcc, else clang, else cc (None if there is none)."""
+    return next((cc for cc in ("gcc", "clang", "cc") if have(cc)), None)
+
+
 def _run(cmd, cwd=None) -> None:
     r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
     if r.returncode != 0:
@@ -33,12 +38,13 @@ def sources(export_dir: Path) -> list[Path]:
     return [export_dir / "etp_model.c", *(export_dir / s for s in SOURCES)]
 
 
-def build_host(export_dir, out: Path | None = None, sanitize: bool = False, cc: str = "gcc",
+def build_host(export_dir, out: Path | None = None, sanitize: bool = False, cc: str | None = None,
                opt: str = "-O2") -> Path:
     """Compile the export plus the harness main; returns the executable."""
     export_dir = Path(export_dir)
-    if not have(cc):
-        raise EdgetpError(f"no C compiler {cc!r} on PATH (apt-get install gcc)")
+    cc = cc or default_cc()
+    if cc is None or not have(cc):
+        raise EdgetpError(f"no C compiler {cc or 'gcc/clang'} on PATH (apt-get install gcc)")
     out = Path(out or export_dir / ("harness_san" if sanitize else "harness"))
     flags = STRICT + (SANITIZE + ["-O1"] if sanitize else [opt])
     _run([cc, *flags, "-I", str(export_dir), *map(str, sources(export_dir)), str(RUNTIME_DIR / HARNESS),

@@ -49,6 +49,7 @@ class CaseSpec:
     lr: float = 1e-3
     beta_shift: int = 10
     train: str = "all"
+    clip: int = -1                # factored move limit 2^clip * lr (-1: none)
     samples: int = 2
     steps: int = 6
     infer_every: int = 0          # every n-th step is inference (0: never)
@@ -59,7 +60,7 @@ class CaseSpec:
         r = "r" if self.recurrent else ""
         net = "-".join([str(self.n_in), *(f"{h}{r}" for h in self.hidden), str(self.n_out)])
         return (f"{net} {self.reset} w{self.wbits} x{self.xbits} fx {self.fx} {self.weight_style}/{self.input_style} "
-                f"{self.targets} {self.optimizer} lr {self.lr:g} beta {self.beta_shift} train {self.train} "
+                f"{self.targets} {self.optimizer} lr {self.lr:g} beta {self.beta_shift} train {self.train} clip {self.clip} "
                 f"seed {self.seed}")
 
 
@@ -125,7 +126,7 @@ def build_script(spec: CaseSpec) -> Script:
         if spec.switch and smp % 2 == 0:
             m, e = lr_code(spec.lr * float(rng.choice([0.0, 0.25, 4.0])))
             other = KINDS[(KINDS.index(spec.optimizer) + 1) % len(KINDS)]
-            ops += [("lr", m, e), ("opt", other, int(rng.integers(0, 16)), spec.train)]
+            ops += [("lr", m, e), ("opt", other, int(rng.integers(0, 16)), spec.train, int(rng.integers(-1, 3)))]
     if spec.switch:
         ops += [("init", int(rng.integers(0, 2 ** 32))), ("reset",),
                 ("train", _inputs(rng, spec.n_in, spec), 0), ("end_sample",)]
@@ -133,7 +134,7 @@ def build_script(spec: CaseSpec) -> Script:
 
 
 def device_config(spec: CaseSpec) -> DeviceConfig:
-    return DeviceConfig(spec.targets, spec.optimizer, spec.lr, spec.beta_shift, spec.train)
+    return DeviceConfig(spec.targets, spec.optimizer, spec.lr, spec.beta_shift, spec.train, spec.clip)
 
 
 def random_spec(rng: np.random.Generator) -> CaseSpec:
@@ -153,6 +154,7 @@ def random_spec(rng: np.random.Generator) -> CaseSpec:
         weight_style=str(rng.choice(WEIGHT_STYLES)), input_style=str(rng.choice(INPUT_STYLES, p=[.55, .2, .2, .05])),
         targets=str(rng.choice(["classes", "batch"])), optimizer=str(rng.choice(KINDS)),
         lr=float(rng.choice([0.0, 1e-4, 1e-3, 1e-2, 0.1])), beta_shift=int(rng.integers(0, 16)),
-        train=str(rng.choice(["all", "readout"], p=[.85, .15])), samples=int(rng.integers(1, 4)),
+        train=str(rng.choice(["all", "readout"], p=[.85, .15])), clip=int(rng.choice([-1, -1, 0, 1, 3])),
+        samples=int(rng.integers(1, 4)),
         steps=int(rng.integers(1, 9)), infer_every=int(rng.choice([0, 0, 2, 3])), switch=bool(rng.random() < 0.3),
         seed=int(rng.integers(0, 2 ** 31)))

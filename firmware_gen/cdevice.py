@@ -104,8 +104,8 @@ class CDevice:
     def set_lr(self, m: int, e: int) -> int:
         return self._status(b"L" + struct.pack("<Bh", m, e))
 
-    def set_optimizer(self, kind: str, beta: int, train: str) -> int:
-        return self._status(b"O" + bytes([KINDS.index(kind), beta, int(train == "all")]))
+    def set_optimizer(self, kind: str, beta: int, train: str, clip: int = -1) -> int:
+        return self._status(b"O" + bytes([KINDS.index(kind), beta, int(train == "all")]) + struct.pack("<b", clip))
 
     def write(self, index: int, data: bytes) -> int:
         return self._status(b"W" + struct.pack("<I", index) + data)

@@ -71,7 +71,7 @@ def stamp(file: str, qm: QModel, model_hash: str, dev: DeviceConfig, what: str, 
     cut = q.index("membrane")
     lines += [f"Q-formats: {q[:cut].strip()}", f"  {q[cut:]}",
               f"Device: targets {dev.targets}, optimizer {dev.optimizer} (lr {dev.lr:g} = {m} * 2^-{e}), "
-              f"beta shift {dev.beta_shift}, train {dev.train}"]
+              f"beta shift {dev.beta_shift}, train {dev.train}, clip {dev.clip}"]
     for ln in lines:
         if "*/" in ln:
             raise EdgetpError(f"cannot stamp {file}: '*/' in {ln!r}")
@@ -176,6 +176,7 @@ def _header(qm: QModel, lay: Layout, dev: DeviceConfig, model_hash: str, stamp_t
              D("ETP_OPT_KIND_DEFAULT", f"ETP_OPT_{dev.optimizer.upper()}"),
              D("ETP_LR_M_DEFAULT", m, f"lr {dev.lr:g} ~= lr_m * 2^-lr_e"), D("ETP_LR_E_DEFAULT", e),
              D("ETP_BETA_SHIFT_DEFAULT", dev.beta_shift), D("ETP_TRAIN_ALL_DEFAULT", int(dev.train == "all")),
+             D("ETP_CLIP_DEFAULT", dev.clip, "factored: |move| <= 2^clip lr; -1 no limit"),
              "", '#include "etp_api.h"', "", "#endif /* ETP_MODEL_H */", ""]
     return "\n".join(lines)
 
@@ -293,7 +294,7 @@ def manifest(qm, lay, dev, h, source_hash, plan) -> dict:
     return {"generator": GEN_VERSION, "model_hash": h, "source_model_hash": source_hash,
             "net": qm.cfg.net_string(), "qformats": qformats(qm),
             "device": {"targets": dev.targets, "optimizer": dev.optimizer, "lr": dev.lr, "lr_code": list(dev.lr_code),
-                       "beta_shift": dev.beta_shift, "train": dev.train},
+                       "beta_shift": dev.beta_shift, "train": dev.train, "clip": dev.clip},
             "tensors": [{"name": it.name, "dtype": lay.dtype_of(it), "shape": list(it.shape),
                          "writable": it.writable} for it in lay.table()],
             "memory": plan_json(plan)}

@@ -65,7 +65,7 @@ def first_difference(meta, ref, blob: bytes):
 @dataclass
 class Script:
     """What to do on both devices: ``ops`` of ("init", seed), ("reset",), ("train", x, label),
-    ("infer", x), ("lr", m, e), ("opt", kind, beta_shift, train), ("end_sample",)."""
+    ("infer", x), ("lr", m, e), ("opt", kind, beta_shift, train, clip), ("end_sample",)."""
 
     ops: list = field(default_factory=list)
 
@@ -122,7 +122,7 @@ def run_script(cdev: CDevice, ref: RefDevice, script: Script, case: int = 0, sha
 
 
 def verify_export(export: Export, ref: RefDevice, script: Script, case: int = 0, sanitize: bool = False,
-                  workdir: Path | None = None, cc: str = "gcc"):
+                  workdir: Path | None = None, cc: str | None = None):
     """Write ``export``, compile it, play ``script``; returns (steps, Mismatch or None)."""
     tmp = None
     if workdir is None:

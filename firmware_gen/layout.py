@@ -13,7 +13,7 @@ Order of the tensor table (docs/firmware-api.md):
    set ``vt{l} st{l} trt{l}``, the label trace ``trl``, the readout ``u``, the step count
    ``steps`` (steps since the last reset);
 4. optimizer: ``rng`` (xorshift32 state), ``opt_steps``, ``opt_cfg`` (kind, lr_m, lr_e,
-   beta_shift, train_all) and the factored statistics ``rr_<name>``, ``cc_<name>``.
+   beta_shift, train_all, clip) and the factored statistics ``rr_<name>``, ``cc_<name>``.
 """
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ DTYPES = {
     "i32": (4, "int32_t", np.int32), "u32": (5, "uint32_t", np.uint32),
     "i64": (6, "int64_t", np.int64),
 }
-OPT_CFG_FIELDS = ("kind", "lr_m", "lr_e", "beta_shift", "train_all")
+OPT_CFG_FIELDS = ("kind", "lr_m", "lr_e", "beta_shift", "train_all", "clip")
 
 RAM_GROUPS = ("trainable weights", "data state", "target set", "optimizer", "scratch")
 FLASH_GROUPS = ("frozen weights", "initial weights", "tables")

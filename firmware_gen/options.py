@@ -27,6 +27,8 @@ def add_device_options(g) -> None:
     g.add_argument("--lr", type=float, default=1e-4, help="learning rate after etp_init (default 1e-4)")
     g.add_argument("--beta-shift", type=int, default=10, help="factored optimizer EMA decay 2^-N (default 10)")
     g.add_argument("--train", default="all", metavar="WHICH", help="layers that learn: all (default) or readout")
+    g.add_argument("--clip", type=int, default=-1, help="factored: limit each weight's move to 2^CLIP * lr "
+                   "(default -1: no limit)")
 
 
 def device_from_args(model, args: argparse.Namespace):
@@ -38,5 +40,5 @@ def device_from_args(model, args: argparse.Namespace):
     # recipe["targets"] is the pretraining's (batches of many); the device's is recipe["fixed"]["targets"]
     targets = args.targets or ((getattr(model, "recipe", None) or {}).get("fixed") or {}).get("targets")
     targets = targets if targets in ("classes", "batch") else "classes"
-    dev = DeviceConfig(targets, args.optimizer, args.lr, args.beta_shift, args.train)
+    dev = DeviceConfig(targets, args.optimizer, args.lr, args.beta_shift, args.train, args.clip)
     return qm, dev, notes

@@ -28,7 +28,7 @@ from firmware_gen.layout import DTYPES, device_layout, n_targets
 # The fields of the reference's state objects that the C twin mirrors. A new field in
 # edgetp.fixed is a new state array: the generator must learn it before it can be exported.
 QSTATE_FIELDS = {"v", "s", "tr", "vt", "st", "trt", "trt0", "u", "t"}
-QOPT_FIELDS = {"kind", "lr_m", "lr_e", "beta_shift", "rng", "stats", "step"}
+QOPT_FIELDS = {"kind", "lr_m", "lr_e", "beta_shift", "rng", "stats", "step", "clip"}
 TRAIN_MODES = ("all", "readout")
 
 
@@ -45,10 +45,10 @@ def check_reference_fields() -> None:
 
 
 def opt_cfg(opt: QOpt, train: str = "all") -> np.ndarray:
-    """The ``opt_cfg`` tensor: kind (index in update_q.KINDS), lr_m, lr_e, beta_shift, train_all."""
+    """The ``opt_cfg`` tensor: kind (index in update_q.KINDS), lr_m, lr_e, beta_shift, train_all, clip."""
     if train not in TRAIN_MODES:
         raise EdgetpError(f"train must be one of {TRAIN_MODES}, got {train!r}")
-    return np.array([KINDS.index(opt.kind), opt.lr_m, opt.lr_e, opt.beta_shift, int(train == "all")],
+    return np.array([KINDS.index(opt.kind), opt.lr_m, opt.lr_e, opt.beta_shift, int(train == "all"), opt.clip],
                     dtype=np.int32)
 
 
@@ -104,6 +104,7 @@ class DeviceConfig:
     lr: float = 1e-4
     beta_shift: int = 10
     train: str = "all"
+    clip: int = -1            # factored: |move| <= 2^clip * lr per weight; -1: no limit
 
     def __post_init__(self):
         n_targets_ok = self.targets in ("batch", "classes")
@@ -111,6 +112,8 @@ class DeviceConfig:
             raise EdgetpError(f"targets must be batch|classes, optimizer one of {KINDS}, train one of {TRAIN_MODES}")
         if not 0 <= int(self.beta_shift) <= 62:
             raise EdgetpError(f"beta shift must be in 0..62, got {self.beta_shift}")
+        if not -1 <= int(self.clip) <= 62:
+            raise EdgetpError(f"clip must be -1 (no limit) or 0..62, got {self.clip}")
         lr_code(self.lr)
 
     @property
@@ -132,7 +135,7 @@ class RefDevice:
         self.qm = self.qm0.copy()
         m, e = self.cfg.lr_code
         self.opt = QOpt(self.cfg.optimizer, m, e, int(self.cfg.beta_shift),
-                        np.array([prng_seed(seed)], dtype=np.uint32))
+                        np.array([prng_seed(seed)], dtype=np.uint32), clip=int(self.cfg.clip))
         self.train_mode = self.cfg.train
         self.reset()
 
@@ -157,8 +160,8 @@ class RefDevice:
     def set_lr(self, lr_m: int, lr_e: int) -> None:
         self.opt.lr_m, self.opt.lr_e = int(lr_m), int(lr_e)
 
-    def set_optimizer(self, kind: str, beta_shift: int, train: str) -> None:
-        self.opt.kind, self.opt.beta_shift, self.train_mode = kind, int(beta_shift), train
+    def set_optimizer(self, kind: str, beta_shift: int, train: str, clip: int = -1) -> None:
+        self.opt.kind, self.opt.beta_shift, self.train_mode, self.opt.clip = kind, int(beta_shift), train, int(clip)
 
     def predict(self) -> int:
         return int(np.argmax(self.state.u[0]))

@@ -60,7 +60,7 @@ class Summary:
         return out
 
 
-def _case(i: int, spec, sanitize: bool, workroot: Path | None, cc: str):
+def _case(i: int, spec, sanitize: bool, workroot: Path | None, cc: str | None):
     qm, dev = build_model(spec), device_config(spec)
     workdir = None
     if workroot is not None:
@@ -70,7 +70,7 @@ def _case(i: int, spec, sanitize: bool, workroot: Path | None, cc: str):
 
 
 def verify_random(n: int, seed: int = 0, steps: int | None = None, sanitize: bool = False, jobs: int | None = None,
-                  keep: Path | None = None, cc: str = "gcc", specs=None) -> Summary:
+                  keep: Path | None = None, cc: str | None = None, specs=None) -> Summary:
     """``n`` random models (firmware_gen.cases.random_spec, from ``seed``), each compiled and
     played against the reference; ``steps`` fixes the steps per sample."""
     rng = np.random.default_rng(seed)
@@ -112,7 +112,7 @@ def model_inputs(qm, norm_scale=None, wav_dir=None, samples: int | None = None, 
 
 
 def verify_model(qm, dev: DeviceConfig, xs, ys, epochs: int = 3, lr: float = 1e-4, seed: int = 0,
-                 frames: int | None = None, sanitize: bool = False, keep: Path | None = None, cc: str = "gcc",
+                 frames: int | None = None, sanitize: bool = False, keep: Path | None = None, cc: str | None = None,
                  arm: bool = False, what: str = "") -> Summary:
     """One fine-tuning run of ``qm`` on (xs, ys) on the device and the reference, every state
     compared after every step; the script is first checked to be finetune_fixed's protocol."""
@@ -121,7 +121,7 @@ def verify_model(qm, dev: DeviceConfig, xs, ys, epochs: int = 3, lr: float = 1e-
     summary = Summary("model", sanitize=sanitize)
     t0 = time.perf_counter()
     script: Script = finetune_script(xs, ys, epochs, lr, seed, frames=frames)
-    dev = DeviceConfig(dev.targets, dev.optimizer, lr, dev.beta_shift, dev.train)
+    dev = DeviceConfig(dev.targets, dev.optimizer, lr, dev.beta_shift, dev.train, dev.clip)
     check_protocol(qm, dev, script, xs, ys, epochs, lr, seed, frames=frames)
     summary.extra["protocol"] = "the script's weights equal edgetp.fixed.finetune.finetune_fixed's"
     export = render(qm, dev)

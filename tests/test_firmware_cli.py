@@ -6,9 +6,9 @@ import pytest
 from edgetp.data.labels import label_names
 from edgetp.model import MODELS_DIR, Model, save_model
 from edgetp.tp.config import NetConfig, init_params
-from firmware_gen.build import build_arm, have
+from firmware_gen.build import build_arm, default_cc, have
 
-pytestmark = pytest.mark.skipif(not have("gcc"), reason="needs gcc")
+pytestmark = pytest.mark.skipif(default_cc() is None, reason="needs a C compiler (gcc or clang)")
 
 
 def model_file(tmp_path, net=(10, (8,), 4), name="m.npz"):

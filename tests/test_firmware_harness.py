@@ -13,12 +13,12 @@ from hypothesis import strategies as st
 
 from firmware_gen.cases import INPUT_STYLES, WEIGHT_STYLES, CaseSpec, build_model, build_script, device_config
 from firmware_gen.generate import render
-from firmware_gen.build import build_arm, build_host, have
+from firmware_gen.build import build_arm, build_host, default_cc, have
 from firmware_gen.cdevice import CDevice
 from firmware_gen.harness import verify_export
 from firmware_gen.tensors import RefDevice, state_digest
 
-pytestmark = pytest.mark.skipif(not have("gcc"), reason="needs gcc")
+pytestmark = pytest.mark.skipif(default_cc() is None, reason="needs a C compiler (gcc or clang)")
 SLOW = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
 
 
@@ -38,6 +38,7 @@ def case_specs(draw):
         fw={n: draw(st.integers(0, fw_hi)) for n in names},
         weight_style=draw(st.sampled_from(WEIGHT_STYLES)), input_style=draw(st.sampled_from(INPUT_STYLES)),
         targets=draw(st.sampled_from(["classes", "batch"])), optimizer=draw(st.sampled_from(["factored", "sgd"])),
+        clip=draw(st.sampled_from([-1, -1, 0, 1, 4])),
         lr=draw(st.sampled_from([0.0, 1e-4, 1e-3, 1e-2, 0.1])), beta_shift=draw(st.integers(0, 15)),
         train=draw(st.sampled_from(["all", "all", "readout"])), samples=draw(st.integers(1, 3)),
         steps=draw(st.integers(1, 8)), infer_every=draw(st.sampled_from([0, 2, 3])), switch=draw(st.booleans()),
@@ -84,9 +85,10 @@ def test_default_case_every_tensor_and_digest(tmp_path):
     assert c.predict() == ref.predict()
     assert c.train(x, spec.n_out) == 1                     # ETP_EBADARG: label out of range
     assert c.set_optimizer("sgd", 63, "all") == 1          # beta shift out of range
+    assert c.set_optimizer("factored", 10, "all", -2) == 1  # clip out of range
     assert c.set_lr(200, 300) == 1
     cfg_index = [n for n, *_ in c.meta].index("opt_cfg")
-    assert c.write(cfg_index, np.array([9, 0, 0, 0, 1], "<i4").tobytes()) == 0
+    assert c.write(cfg_index, np.array([9, 0, 0, 0, 1, -1], "<i4").tobytes()) == 0
     assert c.train(x, 0) == 1                              # an invalid opt_cfg refuses to train
     assert c.write([n for n, *_ in c.meta].index("S"), bytes(2 * qm.weights["S"].size)) == 1   # flash: read-only
     c.init(7)
@@ -140,27 +142,31 @@ def test_sanitizer_reports_are_errors(tmp_path):
     assert mm is not None and mm.op in ("run", "exit") and "shift" in mm.detail
 
 
-def test_real_features_finetuning_run(tmp_path):
-    """A 120-64r-36 model, quantized on real speech, fine-tuned for two epochs on the device and
-    the reference: every state equal after every step, and the weights equal finetune_fixed's."""
+def test_kws_mcu_finetuning_run_on_real_features(tmp_path):
+    """The shipped kws-mcu (else a 120-64r-36 model), quantized on real speech as
+    `edgetp finetune --kws --fixed` does, fine-tuned for three epochs on the device and the
+    reference: every state equal after every step, and the weights equal finetune_fixed's."""
     from edgetp.data.labels import label_names
     from edgetp.fixed.quantize import quantize_model
-    from edgetp.model import Model
+    from edgetp.model import MODELS_DIR, Model, load_model
     from edgetp.tp.config import NetConfig, init_params
     from firmware_gen.kws import REPO_WAVS, features_of, int_features, wav_files, word_labels
     from firmware_gen.tensors import DeviceConfig
     from firmware_gen.verify import verify_model
 
-    cfg = NetConfig(120, (64,), 36, True)
-    labels = label_names("paper")
+    if (MODELS_DIR / "kws-mcu" / "model.npz").is_file():
+        model = load_model("kws-mcu")
+    else:
+        cfg = NetConfig(120, (64,), 36, True)
+        model = Model(cfg, init_params(cfg, 0), label_names("paper"))
     files = wav_files(REPO_WAVS)
-    xf = features_of(files)
-    ys = word_labels(files, labels)
-    assert sorted(labels[k] for k in ys) == ["no", "stop", "yes"]
-    qm = quantize_model(Model(cfg, init_params(cfg, 0), labels), xf, ys, wbits=16)
-    s = verify_model(qm, DeviceConfig(), int_features(qm, xf), ys, epochs=2, lr=1e-4, seed=3, keep=tmp_path,
+    xf = features_of(files, model.norm_scale)
+    ys = word_labels(files, model.labels)
+    assert sorted(model.labels[k] for k in ys) == ["no", "stop", "yes"]
+    qm = quantize_model(model, xf, ys, wbits=16)
+    s = verify_model(qm, DeviceConfig(), int_features(qm, xf), ys, epochs=3, lr=1e-4, seed=3, keep=tmp_path,
                      arm=have("arm-none-eabi-gcc"))
-    assert s.ok and s.steps == (2 + 1) * 3 * 101, s.lines()      # two epochs, then inference
+    assert s.ok and s.steps == (3 + 1) * 3 * 101, s.lines()      # three epochs, then inference
     if have("arm-none-eabi-gcc"):
         from firmware_gen.memplan import totals
         assert s.extra["arm_size"]["etp_model.o"]["bss"] == totals(render(qm).plan)["ram"]
@@ -176,3 +182,11 @@ def test_cortex_m4_objects_match_the_memory_plan(tmp_path):
     assert set(sizes) == {"etp_model.o", "etp_kernels.o", "etp_update.o", "etp_network.o", "etp_api.o"}
     assert sizes["etp_model.o"][2] == totals(ex.plan)["ram"]          # .bss is exactly the RAM plan
     assert all(d == 0 for _t, d, _b in sizes.values())                # nothing initialised in RAM
+
+
+@pytest.mark.skipif(not have("clang"), reason="needs clang")
+def test_clang_build_with_its_sanitizers(tmp_path):
+    spec = CaseSpec(hidden=(4, 3), recurrent=True, targets="batch", optimizer="sgd", samples=2, steps=5)
+    qm, dev = build_model(spec), device_config(spec)
+    steps, mm = verify_export(render(qm, dev), RefDevice(qm, dev), build_script(spec), 0, True, tmp_path, "clang")
+    assert mm is None and steps == 10, str(mm)

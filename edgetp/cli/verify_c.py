@@ -26,7 +26,7 @@ def register(subparsers) -> None:
     p.add_argument("--sanitize", action="store_true", help="run the C built with ASan and UBSan (-O1 -g)")
     p.add_argument("--arm", action="store_true", help="also compile for Cortex-M4 and print the object sizes (--model)")
     p.add_argument("--jobs", type=int, default=None, help="parallel cases (default: CPU count)")
-    p.add_argument("--cc", default="gcc", help="host C compiler (default gcc; clang works too)")
+    p.add_argument("--cc", default=None, help="host C compiler (default gcc, else clang)")
     p.add_argument("--keep", metavar="DIR", help="keep the generated sources and binaries here")
     p.add_argument("--json", nargs="?", const="-", metavar="PATH",
                    help="write the summary as JSON to PATH (or to stdout without PATH)")
@@ -39,9 +39,10 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from firmware_gen.build import have
-    if not have(args.cc):
-        raise EdgetpError(f"no C compiler {args.cc!r} on PATH (apt-get install gcc, or ./setup.sh)")
+    from firmware_gen.build import default_cc, have
+    args.cc = args.cc or default_cc()
+    if args.cc is None or not have(args.cc):
+        raise EdgetpError(f"no C compiler {args.cc or '(gcc or clang)'} on PATH (apt-get install gcc, or ./setup.sh)")
     if args.random_models is not None:
         from firmware_gen.verify import verify_random
         if args.random_models < 1:

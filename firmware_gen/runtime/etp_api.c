@@ -51,6 +51,7 @@ etp_status_t etp_init(uint32_t seed)
     NET->opt_cfg[2] = ETP_LR_E_DEFAULT;
     NET->opt_cfg[3] = ETP_BETA_SHIFT_DEFAULT;
     NET->opt_cfg[4] = ETP_TRAIN_ALL_DEFAULT;
+    NET->opt_cfg[5] = ETP_CLIP_DEFAULT;
     etp_reset_state();
     return ETP_OK;
 }
@@ -65,14 +66,16 @@ etp_status_t etp_set_lr(uint8_t lr_m, int16_t lr_e)
     return ETP_OK;
 }
 
-etp_status_t etp_set_optimizer(uint8_t kind, uint8_t beta_shift, uint8_t train_all)
+etp_status_t etp_set_optimizer(uint8_t kind, uint8_t beta_shift, uint8_t train_all, int8_t clip)
 {
-    if ((kind != ETP_OPT_FACTORED && kind != ETP_OPT_SGD) || beta_shift > 62 || train_all > 1) {
+    if ((kind != ETP_OPT_FACTORED && kind != ETP_OPT_SGD) || beta_shift > 62 || train_all > 1 || clip < -1 ||
+        clip > 62) {
         return ETP_EBADARG;
     }
     NET->opt_cfg[0] = kind;
     NET->opt_cfg[3] = beta_shift;
     NET->opt_cfg[4] = train_all;
+    NET->opt_cfg[5] = clip;
     return ETP_OK;
 }
 

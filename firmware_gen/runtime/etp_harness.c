@@ -14,7 +14,7 @@
  *   'D'                 -> etp_state_digest: u32
  *   'A'                 -> every tensor's bytes, in table order
  *   'L' lr_m u8 lr_e i16          -> etp_set_lr
- *   'O' kind u8 beta u8 train u8  -> etp_set_optimizer
+ *   'O' kind u8 beta u8 train u8 clip i8 -> etp_set_optimizer
  *   'W' index u32 bytes           -> overwrite a writable tensor (EBADARG if read-only)
  *   'Q'                 -> exit
  * The host is little-endian (x86-64, AArch64), so tensor bytes are sent as stored.
@@ -132,8 +132,10 @@ int main(void)
         }
         case 'O': {
             uint8_t a[3];
+            int8_t clip;
             get(a, 3);
-            status(etp_set_optimizer(a[0], a[1], a[2]));
+            get(&clip, 1);
+            status(etp_set_optimizer(a[0], a[1], a[2], clip));
             break;
         }
         case 'W': {

@@ -55,7 +55,7 @@ typedef struct {
     int16_t *trl;                /* (K, ETP_N_OUT) label trace */
     int32_t *u;                  /* (ETP_N_OUT) readout, in the format of W_L */
     uint32_t *steps, *rng, *opt_steps;
-    int32_t *opt_cfg;            /* kind, lr_m, lr_e, beta_shift, train_all */
+    int32_t *opt_cfg;            /* kind, lr_m, lr_e, beta_shift, train_all, clip */
     /* scratch of one step */
     int32_t *err, *dz, *ysoft;   /* readout error (O), contrastive dZ and soft targets (K): Q0.15 */
     int64_t *sm_in, *sm_out;     /* softmax in/out, max(K, O) */

@@ -18,8 +18,8 @@ static uint32_t skip_draws(uint32_t x, uint16_t n)
 }
 
 void etp_apply_update_q(const etp_param_t *p, const etp_grad_t *grad, int eb, const int32_t *row_m,
-                        const int32_t *row_s, const int32_t *col_m, const int32_t *col_s, uint32_t *rng,
-                        int64_t *g)
+                        const int32_t *row_s, const int32_t *col_m, const int32_t *col_s, int64_t bound,
+                        uint32_t *rng, int64_t *g)
 {
     uint32_t x = *rng;
     uint16_t i, j;
@@ -35,6 +35,10 @@ void etp_apply_update_q(const etp_param_t *p, const etp_grad_t *grad, int eb, co
             int s = row_s[i] + col_s[j];
             x = etp_xorshift32(x);
             q = etp_sat(etp_floor_shift(g[j], eb) * row_m[i] * col_m[j], -ETP_P_LIMIT, ETP_P_LIMIT);
+            if (bound >= 0) {
+                int64_t lim = s >= 16 ? etp_shl_sat(bound, s - 16, ETP_P_LIMIT) : etp_floor_shift(bound, 16 - s);
+                q = etp_sat(q, -lim, lim);
+            }
             if (s > 62) {
                 d = 0;
             } else if (s >= 0) {
@@ -80,6 +84,15 @@ static void ms_ema(const etp_param_t *p, const etp_grad_t *grad, int eb, int bet
         int64_t ms = to_stat(colsum[j] / p->rows, sh);
         p->cc[j] = first ? ms : p->cc[j] + etp_round_shift(ms - p->cc[j], beta_shift);
     }
+}
+
+int64_t etp_move_bound(int32_t lr_m, int32_t lr_e, int32_t clip, int fw)
+{
+    int e = fw + 16 + clip - lr_e;
+    if (clip < 0) {
+        return -1;
+    }
+    return e >= 0 ? etp_shl_sat(lr_m, e, ETP_P_LIMIT) : etp_floor_shift(lr_m, -e);
 }
 
 int64_t etp_grad_abs_max_rows(const etp_param_t *p, int (*row)(const etp_param_t *, uint16_t, int64_t *), int64_t *g)
@@ -170,13 +183,14 @@ void etp_update_q(const etp_param_t *p, const etp_grad_t *grad, const int32_t *o
             SCR->col_m[j] = 1;
             SCR->col_s[j] = 0;
         }
-        etp_apply_update_q(p, grad, eb, SCR->row_m, SCR->row_s, SCR->col_m, SCR->col_s, rng, SCR->grow);
+        etp_apply_update_q(p, grad, eb, SCR->row_m, SCR->row_s, SCR->col_m, SCR->col_s, -1, rng, SCR->grow);
     } else {
         int eb = etp_factored_scales(p, grad, opt_cfg[3], lr_m, SCR->row_m, SCR->row_s, SCR->col_m,
                                      SCR->col_s, SCR->grow, SCR->colsum);
         for (i = 0; i < p->rows; i++) {
             SCR->row_s[i] += lr_e - p->fw - eb + p->gfrac - ETP_STAT_F / 2;
         }
-        etp_apply_update_q(p, grad, eb, SCR->row_m, SCR->row_s, SCR->col_m, SCR->col_s, rng, SCR->grow);
+        etp_apply_update_q(p, grad, eb, SCR->row_m, SCR->row_s, SCR->col_m, SCR->col_s,
+                           etp_move_bound(lr_m, lr_e, opt_cfg[5], p->fw), rng, SCR->grow);
     }
 }

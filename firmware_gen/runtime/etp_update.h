@@ -30,10 +30,15 @@ int64_t etp_grad_abs_max_rows(const etp_param_t *p, int (*row)(const etp_param_t
 
 /* apply_update_q: w[i,j] = sat(w - d), d = sround_shift(p, s, r), p = sat((g[i,j] >> eb) row_m[i] col_m[j],
  * +-ETP_P_LIMIT), s = row_s[i] + col_s[j], r = the next xorshift32 draw (one per element whatever s is);
- * s > 62 gives d = 0, s < 0 gives d = sat(p, +-2^20). */
+ * s > 62 gives d = 0, s < 0 gives d = sat(p, +-2^20). bound >= 0 (a move limit in Q.16 weight LSB)
+ * first clamps p to +-lim, lim = shl_sat(bound, s - 16, ETP_P_LIMIT) (s >= 16) or bound >> (16 - s). */
 void etp_apply_update_q(const etp_param_t *p, const etp_grad_t *grad, int eb, const int32_t *row_m,
-                        const int32_t *row_s, const int32_t *col_m, const int32_t *col_s, uint32_t *rng,
-                        int64_t *g);
+                        const int32_t *row_s, const int32_t *col_m, const int32_t *col_s, int64_t bound,
+                        uint32_t *rng, int64_t *g);
+
+/* move_bound: the factored rule's move limit 2^clip lr in Q.16 LSB of a Q.fw weight,
+ * floor(lr_m 2^(fw + 16 + clip - lr_e)) (saturating at ETP_P_LIMIT); -1 (no limit) when clip < 0. */
+int64_t etp_move_bound(int32_t lr_m, int32_t lr_e, int32_t clip, int fw);
 
 /* factored_scales (with _ms_ema; g's format is p->gfrac): update p's row/column mean-square EMAs (Q.ETP_STAT_F) and write the
  * multipliers row_m/col_m and shifts row_s/col_s; returns eb. */

@@ -4,7 +4,7 @@
  * Model 3-4r-2 (hard reset), hash d60efaf5ee99fa52df131e24babd214b7a0488c25d7eb77aab6863b5465ff0ce
  * Q-formats: x int16 Q.10; weights int8 W0 Q.7 W1 Q.6 R0 Q.8 S Q.7 S_rec Q.8;
  *   membrane int32 Q.12; leaks Q0.15; traces int16 Q.11; readout int32 Q.6; surrogate int32 Q.20; delta int64 Q.32
- * Device: targets classes, optimizer factored (lr 0.001 = 131 * 2^-17), beta shift 8, train all
+ * Device: targets classes, optimizer factored (lr 0.001 = 131 * 2^-17), beta shift 8, train all, clip -1
  */
 /*
  * etp_api.c - initialisation, state reset, settings, digest and the tensor table
@@ -59,6 +59,7 @@ etp_status_t etp_init(uint32_t seed)
     NET->opt_cfg[2] = ETP_LR_E_DEFAULT;
     NET->opt_cfg[3] = ETP_BETA_SHIFT_DEFAULT;
     NET->opt_cfg[4] = ETP_TRAIN_ALL_DEFAULT;
+    NET->opt_cfg[5] = ETP_CLIP_DEFAULT;
     etp_reset_state();
     return ETP_OK;
 }
@@ -73,14 +74,16 @@ etp_status_t etp_set_lr(uint8_t lr_m, int16_t lr_e)
     return ETP_OK;
 }
 
-etp_status_t etp_set_optimizer(uint8_t kind, uint8_t beta_shift, uint8_t train_all)
+etp_status_t etp_set_optimizer(uint8_t kind, uint8_t beta_shift, uint8_t train_all, int8_t clip)
 {
-    if ((kind != ETP_OPT_FACTORED && kind != ETP_OPT_SGD) || beta_shift > 62 || train_all > 1) {
+    if ((kind != ETP_OPT_FACTORED && kind != ETP_OPT_SGD) || beta_shift > 62 || train_all > 1 || clip < -1 ||
+        clip > 62) {
         return ETP_EBADARG;
     }
     NET->opt_cfg[0] = kind;
     NET->opt_cfg[3] = beta_shift;
     NET->opt_cfg[4] = train_all;
+    NET->opt_cfg[5] = clip;
     return ETP_OK;
 }
 

@@ -4,7 +4,7 @@
  * Model 3-4r-2 (hard reset), hash d60efaf5ee99fa52df131e24babd214b7a0488c25d7eb77aab6863b5465ff0ce
  * Q-formats: x int16 Q.10; weights int8 W0 Q.7 W1 Q.6 R0 Q.8 S Q.7 S_rec Q.8;
  *   membrane int32 Q.12; leaks Q0.15; traces int16 Q.11; readout int32 Q.6; surrogate int32 Q.20; delta int64 Q.32
- * Device: targets classes, optimizer factored (lr 0.001 = 131 * 2^-17), beta shift 8, train all
+ * Device: targets classes, optimizer factored (lr 0.001 = 131 * 2^-17), beta shift 8, train all, clip -1
  */
 /*
  * etp_api.h - the public API of an exported edgetp model (docs/firmware-api.md).
@@ -73,11 +73,12 @@ uint32_t etp_tensor_count(void);
 const etp_tensor_t *etp_tensor(uint32_t i);   /* NULL if i >= etp_tensor_count() */
 
 /* Extensions (optional for a host): the optimizer settings also live in the writable
- * tensor "opt_cfg" = {kind, lr_m, lr_e, beta_shift, train_all}.
+ * tensor "opt_cfg" = {kind, lr_m, lr_e, beta_shift, train_all, clip}.
  * Learning rate lr ~= lr_m * 2^-lr_e (edgetp.fixed.update_q.lr_code); lr_e in -64..127. */
 etp_status_t etp_set_lr(uint8_t lr_m, int16_t lr_e);
-/* kind ETP_OPT_FACTORED or ETP_OPT_SGD, beta_shift 0..62, train_all 1 (every layer) or 0 (readout only). */
-etp_status_t etp_set_optimizer(uint8_t kind, uint8_t beta_shift, uint8_t train_all);
+/* kind ETP_OPT_FACTORED or ETP_OPT_SGD, beta_shift 0..62, train_all 1 (every layer) or 0 (readout
+ * only), clip -1 (no limit) or 0..62 (factored: each weight moves at most 2^clip * lr per step). */
+etp_status_t etp_set_optimizer(uint8_t kind, uint8_t beta_shift, uint8_t train_all, int8_t clip);
 /* Class name k ("" if k >= ETP_N_OUT). */
 const char *etp_label(uint16_t k);
 

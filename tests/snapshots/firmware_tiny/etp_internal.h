@@ -4,7 +4,7 @@
  * Model 3-4r-2 (hard reset), hash d60efaf5ee99fa52df131e24babd214b7a0488c25d7eb77aab6863b5465ff0ce
  * Q-formats: x int16 Q.10; weights int8 W0 Q.7 W1 Q.6 R0 Q.8 S Q.7 S_rec Q.8;
  *   membrane int32 Q.12; leaks Q0.15; traces int16 Q.11; readout int32 Q.6; surrogate int32 Q.20; delta int64 Q.32
- * Device: targets classes, optimizer factored (lr 0.001 = 131 * 2^-17), beta shift 8, train all
+ * Device: targets classes, optimizer factored (lr 0.001 = 131 * 2^-17), beta shift 8, train all, clip -1
  */
 /*
  * etp_internal.h - how the runtime sees an exported model (not part of the public API).
@@ -63,7 +63,7 @@ typedef struct {
     int16_t *trl;                /* (K, ETP_N_OUT) label trace */
     int32_t *u;                  /* (ETP_N_OUT) readout, in the format of W_L */
     uint32_t *steps, *rng, *opt_steps;
-    int32_t *opt_cfg;            /* kind, lr_m, lr_e, beta_shift, train_all */
+    int32_t *opt_cfg;            /* kind, lr_m, lr_e, beta_shift, train_all, clip */
     /* scratch of one step */
     int32_t *err, *dz, *ysoft;   /* readout error (O), contrastive dZ and soft targets (K): Q0.15 */
     int64_t *sm_in, *sm_out;     /* softmax in/out, max(K, O) */

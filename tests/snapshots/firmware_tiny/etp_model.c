@@ -4,7 +4,7 @@
  * Model 3-4r-2 (hard reset), hash d60efaf5ee99fa52df131e24babd214b7a0488c25d7eb77aab6863b5465ff0ce
  * Q-formats: x int16 Q.10; weights int8 W0 Q.7 W1 Q.6 R0 Q.8 S Q.7 S_rec Q.8;
  *   membrane int32 Q.12; leaks Q0.15; traces int16 Q.11; readout int32 Q.6; surrogate int32 Q.20; delta int64 Q.32
- * Device: targets classes, optimizer factored (lr 0.001 = 131 * 2^-17), beta shift 8, train all
+ * Device: targets classes, optimizer factored (lr 0.001 = 131 * 2^-17), beta shift 8, train all, clip -1
  */
 
 #include <stddef.h>
@@ -101,7 +101,7 @@ static int16_t etp_trl[2 * 2]; /* 2x2: label trace */
 /* ---- optimizer (ram) ---- */
 static uint32_t etp_rng[1]; /* 1: xorshift32 state */
 static uint32_t etp_opt_steps[1]; /* 1 */
-static int32_t etp_opt_cfg[5]; /* 5: kind, lr_m, lr_e, beta_shift, train_all */
+static int32_t etp_opt_cfg[6]; /* 6: kind, lr_m, lr_e, beta_shift, train_all, clip */
 static int64_t etp_rr_W0[4]; /* 4: row mean-square EMA */
 static int64_t etp_cc_W0[3]; /* 3: column mean-square EMA */
 static int64_t etp_rr_W1[2]; /* 2: row mean-square EMA */
@@ -180,7 +180,7 @@ static const etp_tensor_t etp_tensor_table[ETP_N_TENSORS] = {
     {"steps", ETP_U32, 1, 1u, etp_steps},
     {"rng", ETP_U32, 1, 1u, etp_rng},
     {"opt_steps", ETP_U32, 1, 1u, etp_opt_steps},
-    {"opt_cfg", ETP_I32, 1, 5u, etp_opt_cfg},
+    {"opt_cfg", ETP_I32, 1, 6u, etp_opt_cfg},
     {"rr_W0", ETP_I64, 1, 4u, etp_rr_W0},
     {"cc_W0", ETP_I64, 1, 3u, etp_cc_W0},
     {"rr_W1", ETP_I64, 1, 2u, etp_rr_W1},
