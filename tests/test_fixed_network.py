@@ -134,11 +134,13 @@ sys.path.insert(0, {root!r})
 from tests.test_fixed_network import small, inputs
 from edgetp.fixed.network_q import state_arrays, train_sequence_q
 from edgetp.fixed.update_q import QOpt
-qm = small(hidden=(6, 5), wbits=8, n_in=7)
-opt = QOpt.make("factored", 3e-3, seed=5)
-st = train_sequence_q(qm, inputs(1, 12, 7), np.array([2]), opt, "classes")
-arrs = state_arrays(qm, st, opt)
-print(json.dumps({{n: a.astype(np.int64).ravel().tolist() for n, a in arrs}}))
+out = {{}}
+for kind, targets, wbits in (("factored", "classes", 8), ("sgd", "batch", 16)):
+    qm = small(hidden=(6, 5), wbits=wbits, n_in=7)
+    opt = QOpt.make(kind, 3e-3, seed=5)
+    st = train_sequence_q(qm, inputs(2, 12, 7), np.array([2, 0]), opt, targets)
+    out.update({{kind + n: a.astype(np.int64).ravel().tolist() for n, a in state_arrays(qm, st, opt)}})
+print(json.dumps(out))
 """
 
 
@@ -153,3 +155,18 @@ def test_jit_and_pure_python_agree():
         assert r.returncode == 0, r.stderr[-2000:]
         outs.append(json.loads(r.stdout.strip().splitlines()[-1]))
     assert outs[0] == outs[1]
+
+
+@pytest.mark.parametrize("clip", [0, 1, 3])
+def test_factored_move_limit(clip):
+    qm = small(hidden=(12,), wbits=16)
+    opt = QOpt.make("factored", 3e-3, seed=2, clip=clip)
+    xs, ys = inputs(1, 40, 10), np.array([1])
+    st = init_state_q(qm, 1, 4)
+    tin = target_inputs_q(qm, ys, "classes")
+    for t in range(40):
+        before = {n: qm.weights[n].astype(np.int64) for n in qm.trainable_names}
+        st = train_step_q(qm, st, xs[:, t], ys, opt, "classes", tin=tin)
+        for n in qm.trainable_names:
+            limit = 2 ** clip * 3e-3 * 2 ** qm.fw[n] * (1 + 1 / 128)    # lr code rounds to 8 bits
+            assert np.abs(qm.weights[n] - before[n]).max() <= np.floor(limit) + 1, (t, n)

@@ -47,7 +47,7 @@ def to_int_inputs(qm: QModel, xs) -> np.ndarray:
 
 def finetune_fixed(model, support_x, support_y, epochs: int = 3, lr: float = 1e-4, optimizer: str = "factored",
                    targets: str = "classes", batch: int = 1, seed: int = 0, wbits: int = 16,
-                   lr_min_ratio: float = LR_FLOOR, schedule: str = "cosine", beta_shift: int = 10,
+                   lr_min_ratio: float = LR_FLOOR, schedule: str = "cosine", beta_shift: int = 10, clip: int = -1,
                    train: str = "all", calib_x=None, opt: QOpt | None = None, on_epoch=None) -> QModel:
     """Fine-tune ``model`` (float :class:`edgetp.model.Model` or :class:`QModel`) on the support
     set with the integer rule; returns the fine-tuned integer model (``model`` is not changed).
@@ -64,7 +64,7 @@ def finetune_fixed(model, support_x, support_y, epochs: int = 3, lr: float = 1e-
     ys = np.asarray(support_y, dtype=np.int64)
     if len(xs) != len(ys) or len(xs) == 0:
         raise EdgetpError(f"support set has {len(xs)} sequences and {len(ys)} labels")
-    opt = opt or QOpt.make(optimizer, lr, seed, beta_shift)
+    opt = opt or QOpt.make(optimizer, lr, seed, beta_shift, clip)
     codes = [lr_code(x) for x in epoch_lrs(lr, epochs, lr_min_ratio, schedule)]
     rng = np.random.default_rng(seed)
     for ep in range(epochs):

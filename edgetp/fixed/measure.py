@@ -37,14 +37,14 @@ def pretrain_synthetic(task, hidden: int, epochs: int = 12, lr: float = 3e-4, se
 
 def compare(model, data, calib, seeds: int, runs: list[tuple], epochs: int = 3) -> dict:
     """``data(seed) -> (support, query)``, each an (x, y) pair; ``runs``: (name, kind, optimizer,
-    lr, wbits) with kind 'float' or 'int'."""
+    lr, wbits, clip) with kind 'float' or 'int'."""
     out = {"quantized": {}, "runs": {}}
-    for wb in sorted({r[4] for r in runs if r[1] == "int"}):
+    for wb in sorted({r[4] for r in runs if r[1] == "int"}):   # the quantizer's report per width
         qm = quantize_model(model, *calib, wbits=wb)
         out["quantized"][wb] = {k: v for k, v in qm.report.items() if k != "weights"}
         print(format_report(qm.report), flush=True)
     out["float_before"] = [accuracy(model.params, model.cfg, *data(seed)[1]) for seed in range(seeds)]
-    for name, kind, optimizer, lr, wb in runs:
+    for name, kind, optimizer, lr, wb, clip in runs:
         accs, secs = [], []
         for seed in range(seeds):
             support, query = data(seed)
@@ -55,7 +55,7 @@ def compare(model, data, calib, seeds: int, runs: list[tuple], epochs: int = 3) 
                 accs.append(accuracy(p, model.cfg, *query))
             else:
                 qm = finetune_fixed(model, *support, epochs=epochs, lr=lr, optimizer=optimizer, seed=seed, wbits=wb,
-                                    calib_x=calib[0])
+                                    calib_x=calib[0], clip=clip)
                 accs.append(100.0 * evaluate_fixed(qm, *query))
             secs.append(time.perf_counter() - t0)
         r = {"mean": statistics.fmean(accs), "std": statistics.pstdev(accs), "per_seed": accs,
@@ -67,9 +67,10 @@ def compare(model, data, calib, seeds: int, runs: list[tuple], epochs: int = 3) 
 
 
 RUNS = {
-    "float adam": ("float", "adam", 1e-4, None), "float sgd": ("float", "sgd", 1e-3, None),
-    "int16 factored": ("int", "factored", 1e-4, 16), "int16 sgd": ("int", "sgd", 1e-3, 16),
-    "int8 factored": ("int", "factored", 1e-4, 8),
+    "float adam": ("float", "adam", 1e-4, None, None), "float sgd": ("float", "sgd", 1e-3, None, None),
+    "int16 factored": ("int", "factored", 1e-4, 16, -1), "int16 sgd": ("int", "sgd", 1e-3, 16, -1),
+    "int8 factored": ("int", "factored", 1e-4, 8, -1),
+    "int16 factored clip1": ("int", "factored", 1e-4, 16, 1), "int16 factored 2e-4": ("int", "factored", 2e-4, 16, -1),
 }
 
 

@@ -54,15 +54,16 @@ class QOpt:
     rng: np.ndarray = field(default_factory=lambda: np.array([prng_seed(0)], dtype=np.uint32))
     stats: dict = field(default_factory=dict)
     step: int = 0
+    clip: int = -1          # factored: |move| <= 2^clip * lr per element; -1: no limit
 
     def __post_init__(self):
         if self.kind not in KINDS:
             raise EdgetpError(f"integer optimizer must be one of {KINDS}, got {self.kind!r}")
 
     @classmethod
-    def make(cls, kind: str, lr: float, seed: int = 0, beta_shift: int = 10) -> "QOpt":
+    def make(cls, kind: str, lr: float, seed: int = 0, beta_shift: int = 10, clip: int = -1) -> "QOpt":
         m, e = lr_code(lr)
-        return cls(kind, m, e, beta_shift, np.array([prng_seed(seed)], dtype=np.uint32))
+        return cls(kind, m, e, beta_shift, np.array([prng_seed(seed)], dtype=np.uint32), clip=clip)
 
     def set_lr(self, lr: float) -> None:
         self.lr_m, self.lr_e = lr_code(lr)
@@ -75,17 +76,22 @@ class QOpt:
 
 
 @njit(cache=True)
-def apply_update_q(w, g, row_m, row_s, col_m, col_s, eb, rng, wmin, wmax):
+def apply_update_q(w, g, row_m, row_s, col_m, col_s, eb, rng, wmin, wmax, bound):
     """w[i,j] = sat(w - d), d = sround_shift(p, s, r) with p = sat((g[i,j] >> eb) row_m[i] col_m[j],
     +-2^61), s = row_s[i] + col_s[j] and r the next xorshift32 draw (one per element, drawn
     whatever s is); s > 62 gives d = 0, s < 0 gives d = sat(p, +-2^20) (moves that large only
-    saturate the weight). Callers keep |g >> eb| * row_m * col_m < 2^62."""
+    saturate the weight). With ``bound`` >= 0 (a move limit in Q.16 weight LSB), p is first
+    clamped to +-lim, lim = shl_sat(bound, s - 16, 2^61) (s >= 16) or bound >> (16 - s), so
+    |p 2^-s| <= bound 2^-16. Callers keep |g >> eb| * row_m * col_m < 2^62."""
     x = np.int64(rng[0])
     for i in range(w.shape[0]):
         for j in range(w.shape[1]):
             x = xorshift32(x)
             p = sat((g[i, j] >> eb) * row_m[i] * col_m[j], -P_LIMIT, P_LIMIT)
             s = row_s[i] + col_s[j]
+            if bound >= 0:
+                lim = shl_sat(bound, s - 16, P_LIMIT) if s >= 16 else bound >> (16 - s)
+                p = sat(p, -lim, lim)
             if s > 62:
                 d = np.int64(0)
             elif s >= 0:
@@ -168,6 +174,15 @@ def factored_scales(g, gf, rr, cc, beta_shift, lr_m):
     return eb, row_m, row_s, col_m, col_s
 
 
+def move_bound(opt: QOpt, fw: int) -> int:
+    """The factored rule's move limit 2^clip * lr (weight units) in Q.16 LSB of a Q.fw weight,
+    lr_m * 2^(fw + 16 + clip - lr_e) (floor); -1 (no limit) when clip < 0."""
+    if opt.clip < 0:
+        return -1
+    e = fw + 16 + opt.clip - opt.lr_e
+    return int(shl_sat(opt.lr_m, e, P_LIMIT)) if e >= 0 else opt.lr_m >> (-e)
+
+
 def update_q(qm, opt: QOpt, grads: dict, formats: dict) -> None:
     """One optimizer step over every tensor with a gradient (in ``trainable_names`` order)."""
     wmax = (1 << (qm.wbits - 1)) - 1
@@ -180,7 +195,7 @@ def update_q(qm, opt: QOpt, grads: dict, formats: dict) -> None:
         if opt.kind == "sgd":      # Delta W_int = lr_m (g >> eb) 2^-(G + lr_e - FW - eb)
             eb = max(0, int(bitlen(np.abs(g).max())) - 54)
             apply_update_q(w, g, np.full(H, opt.lr_m, np.int64), np.full(H, formats[name] + opt.lr_e - qm.fw[name] - eb,
-                           np.int64), np.ones(N, np.int64), np.zeros(N, np.int64), eb, opt.rng, -wmax - 1, wmax)
+                           np.int64), np.ones(N, np.int64), np.zeros(N, np.int64), eb, opt.rng, -wmax - 1, wmax, -1)
             continue
         if name not in opt.stats:
             opt.stats[name] = (np.zeros(H, np.int64), np.zeros(N, np.int64))
@@ -190,5 +205,5 @@ def update_q(qm, opt: QOpt, grads: dict, formats: dict) -> None:
         # Delta W_int = lr 2^FW (g 2^-G) (sqrt(T2) 2^-24) / ((sqrt(rr_i) 2^-24) (sqrt(cc_j) 2^-24)),
         # with g >> eb:
         row_s = row_s + opt.lr_e - qm.fw[name] - eb + G - STAT_F // 2
-        apply_update_q(w, g, row_m, row_s, col_m, col_s, eb, opt.rng, -wmax - 1, wmax)
+        apply_update_q(w, g, row_m, row_s, col_m, col_s, eb, opt.rng, -wmax - 1, wmax, move_bound(opt, qm.fw[name]))
     opt.step += 1
