@@ -22,7 +22,6 @@ from firmware_gen.cdevice import CDevice, CDeviceError, split_dump
 from firmware_gen.generate import Export
 from firmware_gen.tensors import RefDevice, tensor_bytes
 
-
 ERROR_OPS = ("compile", "run", "exit")   # the C program failed, rather than computed something else
 
 
