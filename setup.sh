@@ -4,7 +4,7 @@
 #   ./setup.sh            install system packages + edgetp, prepare the default data
 #   ./setup.sh --no-data  skip the default data
 #
-# System packages (apt, needs root or sudo): espeak-ng + sox (the offline speech
+# System packages (apt, needs root or sudo): gcc (host builds of the generated C), espeak-ng + sox (the offline speech
 # corpus), gcc-arm-none-eabi + libnewlib-arm-none-eabi (Cortex-M4 firmware),
 # qemu-system-arm (the emulated board), clang (libFuzzer). Python packages: edgetp
 # with its test, interop, neuromorphic, deploy and plot extras (torchaudio is left out:
@@ -19,7 +19,7 @@ for a in "$@"; do
   esac
 done
 
-APT_PKGS="espeak-ng sox gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm clang"
+APT_PKGS="gcc libc6-dev espeak-ng sox gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm clang"
 missing=""
 for p in $APT_PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then

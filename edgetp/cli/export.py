@@ -78,7 +78,7 @@ EXPORTERS = [("onnx", _onnx_arguments, _onnx_run), ("nir", _nir_arguments, _nir_
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("export", help="export a model (ONNX, NIR)",
+    p = subparsers.add_parser("export", help="export a model (ONNX, NIR, C for a microcontroller)",
                               description="Write a model's inference network in other formats (docs/interop.md).")
     p.add_argument("--model", required=True, metavar="NAME|PATH", help="shipped model name or model file (.npz)")
     for _dest, add_arguments, _run in EXPORTERS:

@@ -25,17 +25,32 @@ def calibration(model: Model, corpus, speaker: str, cache=None) -> np.ndarray:
     return labelled(corpus, pool, model_norm(model), cache, limit=CALIBRATION, seed=0)[0]
 
 
+def device_qmodel(model: Model, corpus, speaker: str, cache=None):
+    """The integer model the device runs: the model's recorded ``recipe["fixed"]`` settings
+    (the same quantization `export --c` / `hil` use), else calibrated on pretraining data."""
+    if (model.recipe or {}).get("fixed"):
+        from firmware_gen.qmodel import qmodel_for
+        return qmodel_for(model)[0]
+    from edgetp.fixed.quantize import quantize_model
+    return quantize_model(model, calibration(model, corpus, speaker, cache), wbits=WBITS)
+
+
+def fixed_settings(model: Model, corpus, speaker: str, cache=None) -> dict:
+    """The ``recipe["fixed"]`` entry to record in a model file (calibrated input format)."""
+    from edgetp.fixed.quantize import input_bits
+    return {"fx": int(input_bits(calibration(model, corpus, speaker, cache), xbits=16)), "wbits": WBITS,
+            "xbits": 16, "headroom": 1.0, "targets": "classes"}
+
+
 def finetune_seed_fixed(model: Model, corpus, speaker: str, shots, seed: int, recipe: Recipe, cache=None,
                         test_limit: int | None = None, baseline: bool = True, progress: bool = True) -> dict:
     from edgetp.fixed.finetune import evaluate_fixed, finetune_fixed
-    from edgetp.fixed.quantize import quantize_model
     from edgetp.tp import init_params
 
     t0 = time.perf_counter()
     d = speaker_data(corpus, speaker, shots, seed, model_norm(model), cache, test_limit)
     (xs, ys), (xq, yq), (xt, yt) = d.support, d.query, d.test
-    calib = calibration(model, corpus, speaker, cache)
-    qm = quantize_model(model, calib, wbits=WBITS)
+    qm = device_qmodel(model, corpus, speaker, cache)
     acc = lambda q, x, y: 100.0 * evaluate_fixed(q, x, y) if len(y) else float("nan")
     kind = "factored" if recipe.optimizer == "adam" else "sgd"
     per_epoch = [acc(qm, xq, yq)]
@@ -51,10 +66,10 @@ def finetune_seed_fixed(model: Model, corpus, speaker: str, shots, seed: int, re
     np.add.at(cm, (yq, predict_q(tuned, to_int_inputs(tuned, xq))), 1)
     res["confusion_after"] = cm.tolist()
     if baseline:
-        scratch = Model(model.cfg, init_params(model.cfg, seed, np.float32), model.labels, model.frontend,
-                        norm_scale=model.norm_scale)
-        scratch.params.S, scratch.params.S_rec = model.params.S, model.params.S_rec
-        q0 = quantize_model(scratch, calib, wbits=WBITS)
+        from edgetp.fixed.qconfig import from_float
+        scratch = init_params(model.cfg, seed, np.float32)
+        scratch.S, scratch.S_rec = model.params.S, model.params.S_rec
+        q0 = from_float(model.cfg, scratch, qm.fx, qm.wbits, 1.0, list(model.labels), qm.xbits)
         res["finetune_only_acc"] = acc(finetune_fixed(q0, xs, ys, recipe.epochs, recipe.lr, kind, recipe.targets,
                                                       recipe.batch, seed, WBITS, train=recipe.train), xq, yq)
     res["seconds"] = time.perf_counter() - t0
