@@ -130,19 +130,24 @@ class QModel:
                                   if optimizer == "factored" else 0)}
 
 
+def float_tensors(params) -> dict:
+    """The float weights by the integer model's names: W0..WL, R0.., S_rec (recurrent), S."""
+    named = {f"W{i}": w for i, w in enumerate(params.W)}
+    if params.R is not None:
+        named.update({f"R{i}": r for i, r in enumerate(params.R)})
+        named["S_rec"] = params.S_rec
+    named["S"] = params.S
+    return named
+
+
 def from_float(cfg: NetConfig, params, fx: int, wbits: int = 8, headroom: float = 1.0,
                labels=None, xbits: int = 16) -> QModel:
     """Quantize float ``params`` with per-tensor power-of-two scales (``headroom`` >= 1
     leaves room for fine-tuning to grow the weights)."""
     if wbits not in WBITS:
         raise EdgetpError(f"weight bits must be one of {WBITS}, got {wbits}")
-    named = {f"W{i}": w for i, w in enumerate(params.W)}
-    if cfg.recurrent:
-        named.update({f"R{i}": r for i, r in enumerate(params.R)})
-        named["S_rec"] = params.S_rec
-    named["S"] = params.S
     fw, weights = {}, {}
-    for n, a in named.items():
+    for n, a in float_tensors(params).items():
         fw[n] = frac_bits(float(np.abs(a).max()), wbits, headroom if n[0] in "WR" else 1.0)
         weights[n] = quantize_array(a, fw[n], wbits)
     return QModel(cfg, wbits, int(fx), weights, fw, xbits, list(labels or []))

@@ -18,7 +18,7 @@ import numpy as np
 
 from edgetp.errors import EdgetpError
 from edgetp.fixed.network_q import predict_q
-from edgetp.fixed.qconfig import QModel, frac_bits, from_float
+from edgetp.fixed.qconfig import QModel, float_tensors, frac_bits, from_float
 from edgetp.tp.network import predict
 
 
@@ -52,14 +52,9 @@ def quantize_model(model, calib_x: np.ndarray, calib_y: np.ndarray | None = None
 
 def weight_errors(params, qm: QModel) -> dict:
     """Per tensor: relative RMS error of the dequantized weights and the saturated fraction."""
-    named = {f"W{i}": w for i, w in enumerate(params.W)}
-    if params.R is not None:
-        named.update({f"R{i}": r for i, r in enumerate(params.R)})
-        named["S_rec"] = params.S_rec
-    named["S"] = params.S
     out = {}
     qmax = (1 << (qm.wbits - 1)) - 1
-    for n, w in named.items():
+    for n, w in float_tensors(params).items():
         q = qm.weights[n].astype(np.float64)
         deq = q / 2.0 ** qm.fw[n]
         rms = float(np.sqrt(np.mean(np.asarray(w, np.float64) ** 2))) or 1.0
