@@ -101,9 +101,9 @@ MEMORY: dict = {
     "kws-mcu": "Integer TP (int16 weights, class targets, batch 1), from `edgetp export --model kws-mcu --c DIR`: "
                "RAM 59,112 B (trainable weights 28,160, data state 596, target set 18,720, optimizer 3,328, "
                "scratch 8,308), flash 42,882 B (frozen propagator 12,800, initial weights 28,160, tables 1,922). "
-               "Whole firmware image on QEMU mps2-an386 (`edgetp hil --target qemu`): RAM 62,308 B with a 2 KB "
-               "stack, flash 58,280 B; one training step (10 ms frame) 2.64 M instructions (target 800 k: missed, "
-               "the optimizer is ~73 %), one inference step 38.6 k instructions (docs/deploy.md).",
+               "Whole firmware image on QEMU mps2-an386 (`edgetp hil --target qemu`): RAM 62,312 B with a 2 KB "
+               "stack, flash 58,780 B; one training step (10 ms frame) 2.73 M instructions (target 800 k: missed, "
+               "the optimizer is ~73 %), one inference step 34.2 k instructions (docs/deploy.md).",
     "kws-paper": "Float only: 272,700 trainable parameters (1.1 MB as float32) do not fit a microcontroller's RAM.",
 }
 
