@@ -61,7 +61,7 @@ def recipe_from(args, model):
 
 
 def run(args) -> int:
-    from edgetp.kws.data import open_corpus
+    from edgetp.kws.data import model_corpus
     from edgetp.kws.protocol import finetune_seed, summarize
     from edgetp.model import load_model, save_model
 
@@ -70,12 +70,7 @@ def run(args) -> int:
         raise EdgetpError("--seeds must be >= 1")
     model = load_model(args.model)
     recipe = recipe_from(args, model)
-    corpus = open_corpus(args.data_root, model.frontend.get("label_set", "paper"))
-    if list(corpus.label_names) != list(model.labels):
-        raise EdgetpError(f"the corpus' labels ({len(corpus.label_names)}) differ from the model's ({len(model.labels)})")
-    speaker = args.speaker or model.recipe.get("held_out_speaker")
-    if not speaker:
-        raise EdgetpError("give --speaker (list them with: edgetp data speakers --data-root DIR)")
+    corpus, speaker = model_corpus(model, args.data_root, args.speaker)
     limit = args.test_limit or None
     runner = finetune_seed
     if args.fixed:

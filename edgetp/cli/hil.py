@@ -68,7 +68,7 @@ def prepare(args):
     from deploy.reference import int_features
     from edgetp.fixed.finetune import epoch_lrs
     from edgetp.fixed.update_q import lr_code
-    from edgetp.kws.data import open_corpus, speaker_data
+    from edgetp.kws.data import model_corpus, speaker_data
     from edgetp.kws.protocol import model_norm
     from edgetp.model import load_model
     from firmware_gen.options import device_from_args
@@ -78,12 +78,7 @@ def prepare(args):
     epochs = args.epochs if args.epochs is not None else int(ft.get("epochs", 1))
     if epochs < 1:
         raise EdgetpError("--epochs must be >= 1")
-    corpus = open_corpus(args.data_root, model.frontend.get("label_set", "paper"))
-    if list(corpus.label_names) != list(model.labels):
-        raise EdgetpError(f"the corpus' labels ({len(corpus.label_names)}) differ from the model's ({len(model.labels)})")
-    speaker = args.speaker or model.recipe.get("held_out_speaker")
-    if not speaker:
-        raise EdgetpError("give --speaker (list them with: edgetp data speakers --data-root DIR)")
+    corpus, speaker = model_corpus(model, args.data_root, args.speaker)
     d = speaker_data(corpus, speaker, _shots(args.shots), args.seed, model_norm(model))
     qm, cfg, notes = device_from_args(model, args)
     (sx, sy), (qx, qy) = d.support, d.query

@@ -31,6 +31,18 @@ def open_corpus(data_root, labels: str = "paper"):
     return load_corpus(root, labels=labels)
 
 
+def model_corpus(model, data_root, speaker: str | None):
+    """The corpus a model reads (its label set, checked) and the held-out speaker to use:
+    ``speaker``, else the one the model was pretrained without."""
+    corpus = open_corpus(data_root, model.frontend.get("label_set", "paper"))
+    if list(corpus.label_names) != list(model.labels):
+        raise EdgetpError(f"the corpus' labels ({len(corpus.label_names)}) differ from the model's ({len(model.labels)})")
+    speaker = speaker or model.recipe.get("held_out_speaker")
+    if not speaker:
+        raise EdgetpError("give --speaker (list them with: edgetp data speakers --data-root DIR)")
+    return corpus, speaker
+
+
 def features(corpus, indices, cache=None) -> np.ndarray:
     from edgetp.data.cache import cached_features
 
