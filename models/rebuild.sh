@@ -23,14 +23,24 @@ ft() {  # model tag shots seeds args...
 if want eval-mcu; then
   for k in 1 5 all; do
     ft kws-mcu tp-classes-b1 $k 3 --train all --targets classes --batch 1 --lr 1e-4
+    ft kws-mcu tp-classes-b1-rownorm $k 3 --train all --targets classes --batch 1 --lr 1e-4 --optimizer rownorm --no-baseline
+    ft kws-mcu tp-classes-b1-fixed $k 3 --train all --targets classes --batch 1 --lr 1e-4 --fixed --no-baseline
     ft kws-mcu readout-b1 $k 3 --train readout --targets classes --batch 1 --lr 3e-4 --no-baseline
+    ft kws-mcu tp-batchrule-b8 $k 3 --train all --targets batch --batch 8 --lr 1e-4 --no-baseline
   done
-  ft kws-mcu tp-batchrule-b8 5 3 --train all --targets batch --batch 8 --lr 1e-4 --no-baseline
   ft kws-mcu tp-classes-b1-lr3e-5x6 5 3 --train all --lr 3e-5 --epochs 6 --no-baseline
-  ft kws-mcu tp-classes-b1-fixed 5 3 --train all --lr 1e-4 --fixed --no-baseline
+  ft kws-mcu tp-classes-b8-reh3 5 3 --train all --targets classes --batch 8 --lr 3e-4 --epochs 6 --rehearsal 3 --no-baseline
+  ft kws-mcu readout-b8-reh3 5 3 --train readout --targets classes --batch 8 --lr 3e-4 --epochs 6 --rehearsal 3 --no-baseline
 fi
 if want eval-paper; then
   ft kws-paper tp-classes-b1 5 2 --train all --targets classes --batch 1 --lr 1e-4 --no-baseline
   ft kws-paper readout-b1 5 2 --train readout --targets classes --batch 1 --lr 3e-4 --no-baseline
+  for k in 1 5; do
+    ft kws-paper tp-classes-b8-reh3 $k 3 --train all --targets classes --batch 8 --lr 3e-4 --epochs 6 --rehearsal 3 --no-baseline
+    ft kws-paper readout-b8-reh3 $k 3 --train readout --targets classes --batch 8 --lr 3e-4 --epochs 6 --rehearsal 3 --no-baseline
+    ft kws-paper tp-batchrule-b8-reh3 $k 3 --train all --targets batch --batch 8 --lr 3e-4 --epochs 6 --rehearsal 3 --no-baseline
+  done
+  ft kws-paper tp-classes-b8-reh3 all 2 --train all --targets classes --batch 8 --lr 3e-4 --epochs 6 --rehearsal 3 --no-baseline
+  ft kws-paper readout-b8-reh3 all 2 --train readout --targets classes --batch 8 --lr 3e-4 --epochs 6 --rehearsal 3 --no-baseline
 fi
 python3 -m edgetp.kws.card models/kws-mcu models/kws-paper

@@ -28,7 +28,7 @@ def inputs(n, T, n_in, seed=1, scale=1.5):
 
 @pytest.mark.parametrize("hidden,recurrent,targets", [((12,), True, "classes"), ((12, 8), False, "classes"),
                                                       ((12, 8), True, "batch"), ((9,), False, "batch")])
-@pytest.mark.parametrize("kind", ["factored", "sgd"])
+@pytest.mark.parametrize("kind", ["rownorm", "factored", "sgd"])
 def test_state_is_integer_and_training_is_repeatable(hidden, recurrent, targets, kind):
     qm0 = small(hidden, recurrent)
     xs, ys = inputs(2, 30, 10), np.array([1, 3])
@@ -88,7 +88,7 @@ def _saturating_model(sign):
 
 
 @pytest.mark.parametrize("sign", [1, -1])
-@pytest.mark.parametrize("kind", ["factored", "sgd"])
+@pytest.mark.parametrize("kind", ["rownorm", "factored", "sgd"])
 def test_saturation_clamps_never_wraps(sign, kind):
     qm = _saturating_model(sign)
     T = 1100                  # the readout passes INT32_MAX after 1024 steps of 64 spikes x 32767
@@ -135,7 +135,7 @@ from tests.test_fixed_network import small, inputs
 from edgetp.fixed.network_q import state_arrays, train_sequence_q
 from edgetp.fixed.update_q import QOpt
 out = {{}}
-for kind, targets, wbits in (("factored", "classes", 8), ("sgd", "batch", 16)):
+for kind, targets, wbits in (("factored", "classes", 8), ("sgd", "batch", 16), ("rownorm", "classes", 16)):
     qm = small(hidden=(6, 5), wbits=wbits, n_in=7)
     opt = QOpt.make(kind, 3e-3, seed=5)
     st = train_sequence_q(qm, inputs(2, 12, 7), np.array([2, 0]), opt, targets)
@@ -158,9 +158,10 @@ def test_jit_and_pure_python_agree():
 
 
 @pytest.mark.parametrize("clip", [0, 1, 3])
-def test_factored_move_limit(clip):
+@pytest.mark.parametrize("kind", ["factored", "rownorm"])
+def test_move_limit(clip, kind):
     qm = small(hidden=(12,), wbits=16)
-    opt = QOpt.make("factored", 3e-3, seed=2, clip=clip)
+    opt = QOpt.make(kind, 3e-3, seed=2, clip=clip)
     xs, ys = inputs(1, 40, 10), np.array([1])
     st = init_state_q(qm, 1, 4)
     tin = target_inputs_q(qm, ys, "classes")
@@ -170,3 +171,48 @@ def test_factored_move_limit(clip):
         for n in qm.trainable_names:
             limit = 2 ** clip * 3e-3 * 2 ** qm.fw[n] * (1 + 1 / 128)    # lr code rounds to 8 bits
             assert np.abs(qm.weights[n] - before[n]).max() <= np.floor(limit) + 1, (t, n)
+
+
+def test_rownorm_moves_each_row_by_lr_over_its_rms():
+    """One rownorm step from fresh statistics: Delta W_ij = lr g_ij / sqrt(mean_j g_ij^2) (in
+    weight units), up to the 8-bit lr code, the isqrt truncations and stochastic rounding; a
+    row whose gradient is zero does not move. The EMA then follows the mean squares."""
+    from edgetp.fixed.update_q import update_q
+    rng = np.random.default_rng(4)
+    qm = small(hidden=(12,), wbits=16)
+    name, G, lr = "W0", 20, 2e-3
+    w0 = qm.weights[name].astype(np.int64)
+    g = (rng.standard_normal(w0.shape) * rng.choice([1e2, 1e4, 1e6], (w0.shape[0], 1))).astype(np.int64)
+    g[3] = 0
+    opt = QOpt.make("rownorm", lr, seed=1)
+    update_q(qm, opt, {name: g}, {name: G})
+    moved = w0 - qm.weights[name].astype(np.int64)
+    gf = g / 2.0 ** G
+    rms = np.sqrt(np.mean(gf ** 2, axis=1, keepdims=True))
+    want = np.divide(lr * gf, rms, out=np.zeros_like(gf), where=rms > 0) * 2.0 ** qm.fw[name]
+    assert not moved[3].any()
+    assert np.all(np.abs(moved - want) <= 1 + 0.02 * np.abs(want))
+    assert abs(np.mean(moved - want)) < 0.1            # stochastic rounding: unbiased on average
+    # row-only: rows with gradients 100x apart move by the same amount (not so under factored)
+    big = np.argmax(np.abs(g).max(axis=1))
+    assert np.abs(moved[big]).max() < 4 * np.abs(want).max() + 2
+
+
+def test_float_rownorm_twin_moves_like_the_integer_rule():
+    """The float reference's rownorm (edgetp.tp.network.Optimizer) and the integer rule
+    take the same step on the same gradient (to the integer rounding)."""
+    from edgetp.fixed.update_q import update_q
+    from edgetp.tp.network import Grad, Optimizer
+    rng = np.random.default_rng(8)
+    qm = small(hidden=(12,), wbits=16)
+    name, G, lr, fw = "W0", 24, 1e-3, qm.fw["W0"]
+    opt_q, opt_f = QOpt.make("rownorm", lr, seed=3), Optimizer("rownorm", lr)
+    w_f = qm.weights[name].astype(np.float64) / 2 ** fw
+    for step in range(30):
+        g = (rng.standard_normal(qm.weights[name].shape) * 1e5).astype(np.int64)
+        update_q(qm, opt_q, {name: g}, {name: G})
+        d = (g / 2.0 ** G)
+        opt_f.apply([w_f], [Grad([(d.T.copy(), np.eye(d.shape[1]))])])
+    # the two drift apart only by the accumulated rounding (lr code, isqrt, stochastic rounding)
+    diff = np.abs(qm.weights[name] / 2 ** fw - w_f)
+    assert diff.max() < 30 * lr * 0.05 + 8 / 2 ** fw, diff.max()

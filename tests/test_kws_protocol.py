@@ -69,6 +69,28 @@ def test_support_and_query_never_overlap(setup):
     assert not np.array_equal(a.support, b.support)  # seeds resample the support set
 
 
+def test_rehearsal_draws_other_speakers_pretraining_utterances(setup):
+    from edgetp.audio.frontend import NormConstants
+    from edgetp.data.gsc import load_corpus
+    from edgetp.kws.data import speaker_data, training_set
+    root, home = setup
+    c = load_corpus(root)
+    norm = NormConstants(np.ones(120, np.float32))
+    d0 = speaker_data(c, HELD, 1, 0, norm, home / "cache", rehearsal=0)
+    assert d0.rehearsal is None and training_set(d0) is d0.support
+    a = speaker_data(c, HELD, 1, 0, norm, home / "cache", rehearsal=2)
+    b = speaker_data(c, HELD, 1, 1, norm, home / "cache", rehearsal=2)
+    n = len(a.support[1])
+    assert len(a.rehearsal[1]) == 2 * n
+    xs, ys = training_set(a)
+    assert len(ys) == 3 * n and np.array_equal(xs[:n], a.support[0]) and np.array_equal(xs[n:], a.rehearsal[0])
+    # the draw comes from the pretrain split (never the held-out speaker) and differs per seed
+    assert set(a.rehearsal_idx) <= set(a.split.pretrain) and len(set(a.rehearsal_idx)) == 2 * n
+    assert all(c.utterances[i].speaker != HELD for i in a.rehearsal_idx)
+    assert np.array_equal(a.rehearsal[1], c.labels[a.rehearsal_idx])
+    assert not np.array_equal(a.rehearsal_idx, b.rehearsal_idx)
+
+
 def test_finetune_cli_json_contract_and_plot(setup, pretrained, cli):
     root, home = setup
     out, plot, saved = home / "ft.json", home / "ft.png", home / "tuned.npz"
@@ -95,12 +117,19 @@ def test_finetune_cli_json_contract_and_plot(setup, pretrained, cli):
 
 
 @pytest.mark.parametrize("flags", [["--targets", "batch", "--batch", "4"], ["--train", "readout"],
-                                   ["--optimizer", "sgd", "--lr", "0.01"]])
+                                   ["--optimizer", "sgd", "--lr", "0.01"], ["--rehearsal", "2", "--fixed"],
+                                   ["--rehearsal", "1.5", "--batch", "2", "--json", "{home}/reh.json"]])
 def test_finetune_options(setup, pretrained, cli, flags):
     root, home = setup
+    flags = [f.format(home=home) for f in flags]
     r = cli("finetune", "--kws", "--model", pretrained, "--data-root", root, "--shots", "1", "--seeds", "1",
             "--epochs", "1", "--no-baseline", "--quiet", *flags, env={"EDGETP_HOME": str(home)})
     assert r.returncode == 0, r.stderr
+    if "--rehearsal" in flags:
+        assert "rehearsal" in r.stdout
+    if "--json" in flags:
+        d = json.loads((home / "reh.json").read_text())
+        assert d["recipe"]["rehearsal"] == 1.5 and d["per_seed"][0]["rehearsal"] == round(1.5 * 4)
 
 
 @pytest.mark.parametrize("flags,expect", [
@@ -108,6 +137,8 @@ def test_finetune_options(setup, pretrained, cli, flags):
     (["--speaker", "deadbeef"], "deadbeef"),
     (["--model", "no-such-model"], "no model named"),
     (["--seeds", "0"], "--seeds"),
+    (["--rehearsal", "-1"], "rehearsal"),
+    (["--rehearsal", "nan"], "rehearsal"),
 ])
 def test_finetune_user_errors(setup, pretrained, cli, flags, expect):
     root, home = setup
@@ -131,6 +162,7 @@ def test_finetune_fixed_runs_the_same_protocol(setup, pretrained, cli, tmp_path)
     assert r.returncode == 0, r.stderr
     d = json.loads(out.read_text())
     assert d["fixed"] is True and d["per_seed"][0]["wbits"] == 16
+    assert d["int_optimizer"] == "rownorm" and "integer rownorm" in r.stdout
     assert "integer rule" in r.stdout
 
 

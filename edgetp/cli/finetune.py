@@ -34,10 +34,15 @@ def register(sub):
     p.add_argument("--seeds", type=int, default=3, help="repeats with a resampled support set (default 3)")
     p.add_argument("--epochs", type=int, default=None, help="default: the model's recipe, else 3")
     p.add_argument("--lr", type=float, default=None, help="default: the model's recipe, else 1e-4")
-    p.add_argument("--optimizer", choices=("adam", "sgd"), default=None)
+    p.add_argument("--optimizer", choices=("adam", "sgd", "rownorm"), default=None,
+                   help="adam (default), sgd, or rownorm (per-neuron RMS normalisation, the integer rule's "
+                        "default; --fixed maps adam to it)")
     p.add_argument("--batch", type=int, default=None, help="default 1")
     p.add_argument("--targets", choices=("batch", "classes"), default=None, help="default classes")
     p.add_argument("--train", choices=("all", "readout"), default=None, help="layers that learn (default all)")
+    p.add_argument("--rehearsal", type=float, default=None, metavar="R",
+                   help="mix R other-speaker pretraining utterances per support utterance into fine-tuning, "
+                        "against forgetting (default 0)")
     p.add_argument("--fixed", action="store_true", help="use the integer-only TP rule (what the device runs)")
     p.add_argument("--test-limit", type=int, default=2000,
                    help="at most this many other-speaker test utterances (seeded subsample; 0 = all)")
@@ -55,7 +60,8 @@ def recipe_from(args, model):
     ft = dict(model.recipe.get("finetune", {}))
     pick = lambda k, dflt: getattr(args, k) if getattr(args, k) is not None else ft.get(k, dflt)
     r = Recipe(epochs=pick("epochs", 3), lr=pick("lr", 1e-4), optimizer=pick("optimizer", "adam"),
-               batch=pick("batch", 1), targets=pick("targets", "classes"), train=pick("train", "all"))
+               batch=pick("batch", 1), targets=pick("targets", "classes"), train=pick("train", "all"),
+               rehearsal=pick("rehearsal", 0.0))
     r.check()
     return r
 
@@ -83,9 +89,12 @@ def run(args) -> int:
         print(f"seed {seed}: query {r['query_acc_before']:.1f} -> {r['query_acc_after']:.1f} %  "
               f"others {r['test_acc_before']:.1f} -> {r['test_acc_after']:.1f} %"
               + (f"  from scratch {r['finetune_only_acc']:.1f} %" if "finetune_only_acc" in r else "")
-              + f"  ({r['support']} support, {r['query']} query, {r['seconds']:.1f} s)", flush=True)
+              + f"  ({r['support']} support" + (f" + {r['rehearsal']} rehearsal" if r.get("rehearsal") else "")
+              + f", {r['query']} query, {r['seconds']:.1f} s)", flush=True)
     out = summarize(per_seed, speaker, shots, recipe, args.model)
     out["fixed"] = bool(args.fixed)
+    if args.fixed:
+        out["int_optimizer"] = per_seed[0]["int_optimizer"]
     _table(out)
     if args.save:
         first = per_seed[0]["params"]
@@ -107,9 +116,11 @@ def run(args) -> int:
 def _table(out: dict) -> None:
     pm = lambda k: f"{out[k]:6.2f} ± {out[k + '_std']:.2f}" if k in out else "   n/a"
     r = out["recipe"]
+    opt = f"integer {out['int_optimizer']}" if out.get("fixed") else r["optimizer"]
     print(f"\nspeaker {out['speaker']}, {out['shots']} shots, {out['seeds']} seeds, "
-          f"{r['optimizer']} lr {r['lr']:g}, batch {r['batch']}, targets {r['targets']}, train {r['train']}, "
-          f"{r['epochs']} epochs{' (integer rule)' if out.get('fixed') else ''}")
+          f"{opt} lr {r['lr']:g}, batch {r['batch']}, targets {r['targets']}, train {r['train']}, "
+          f"{r['epochs']} epochs" + (f", rehearsal {r['rehearsal']:g}" if r.get("rehearsal") else "")
+          + (" (integer rule)" if out.get("fixed") else ""))
     print(f"  {'':28s}{'before':>16s}{'after':>16s}")
     print(f"  {'query (held-out speaker) %':28s}{pm('query_acc_before'):>16s}{pm('query_acc_after'):>16s}")
     print(f"  {'test (other speakers) %':28s}{pm('test_acc_before'):>16s}{pm('test_acc_after'):>16s}")

@@ -116,7 +116,7 @@ class QModel:
     def xdtype(self):
         return np.int8 if self.xbits == 8 else np.int16
 
-    def memory_bytes(self, targets: str = "classes", batch: int = 1, optimizer: str = "factored") -> dict:
+    def memory_bytes(self, targets: str = "classes", batch: int = 1, optimizer: str = "rownorm") -> dict:
         """RAM of the training state on the device (bytes), by group (frozen weights may live in flash)."""
         c, wb = self.cfg, self.wbits // 8
         n_t = c.n_out if targets == "classes" else batch
@@ -127,7 +127,7 @@ class QModel:
                 "data_state": per(batch) + batch * c.n_out * 4,
                 "target_state": per(n_t) + n_t * c.n_out * 2,
                 "optimizer": 4 + (8 * sum(sum(self.weights[n].shape) for n in self.trainable_names)
-                                  if optimizer == "factored" else 0)}
+                                  if optimizer != "sgd" else 0)}
 
 
 def float_tensors(params) -> dict:

@@ -1,15 +1,21 @@
-"""Integer weight updates with stochastic rounding: plain SGD and factored RMS normalisation.
+"""Integer weight updates with stochastic rounding: plain SGD and RMS normalisation.
 
 Both end in :func:`apply_update_q`: ``w <- sat(w - sround(g * m_i * n_j, s_i + s_j))`` with one
 xorshift32 draw per element (row-major, tensors in ``QModel.trainable_names`` order).
 
 - ``sgd``: Delta W = lr * g (the float rule).
-- ``factored`` (default): an integer Adafactor without momentum, the measured stand-in for
-  Adam at batch 1 (docs/fixed-point.md, section 6). Each tensor keeps an EMA of the mean
+- ``rownorm`` (default): Delta W_ij = lr * g_ij / sqrt(rr_i), each row (neuron) normalised by
+  the EMA of its own gradient mean square: the measured stand-in for Adam at batch 1
+  (docs/fixed-point.md, section 6). It is the ``factored`` rule below with every column
+  statistic cc_j replaced by the tensor's mean T2, so both share one code path.
+- ``factored``: an integer Adafactor without momentum. Each tensor keeps an EMA of the mean
   square of every row (rr_i) and column (cc_j) of its gradient (decay 2^-beta_shift, started from the
   first nonzero gradient); Delta W_ij = lr * g_ij / sqrt(rr_i cc_j / mean_i rr_i). For a
   rank-1 gradient g = d x^T (batch 1) rr_i cc_j / mean rr equals g_ij^2 at every step, so the
   factored EMA stands in for Adam's per-element one at (H + N) instead of H * N memory.
+  Over time it does not: rows and columns with small mean squares get the product of two
+  large factors, and at batch 1 the hidden layers drift (the other speakers' accuracy
+  collapses; measured in docs/fixed-point.md), which is why ``rownorm`` replaced it.
 """
 from __future__ import annotations
 
@@ -23,7 +29,7 @@ from edgetp.errors import EdgetpError
 from edgetp.fixed.primitives import (bitlen, isqrt, norm15, prng_seed, round_shift, sat, shl_sat, sround_shift,
                                      xorshift32)
 
-KINDS = ("factored", "sgd")
+KINDS = ("factored", "sgd", "rownorm")  # codes ETP_OPT_* are the indices: append only
 STAT_F = 48                    # row/column mean squares: int64 Q.48 (their square roots Q.24)
 STAT_MAX = np.int64(1) << 62   # ... saturating here (RMS 128)
 P_LIMIT = np.int64(1) << 61    # a weight move before its final shift
@@ -47,7 +53,7 @@ class QOpt:
     """Optimizer state: kind, learning-rate code, EMA decay shift, PRNG state and the
     factored statistics (``stats[name] = (rr, cc)``: row and column mean-square EMAs, int64 Q.48)."""
 
-    kind: str = "factored"
+    kind: str = "rownorm"
     lr_m: int = 0
     lr_e: int = 0
     beta_shift: int = 10
@@ -62,6 +68,8 @@ class QOpt:
 
     @classmethod
     def make(cls, kind: str, lr: float, seed: int = 0, beta_shift: int = 10, clip: int = -1) -> "QOpt":
+        if kind not in KINDS:
+            raise EdgetpError(f"integer optimizer must be one of {KINDS}, got {kind!r}")
         m, e = lr_code(lr)
         return cls(kind, m, e, beta_shift, np.array([prng_seed(seed)], dtype=np.uint32), clip=clip)
 
@@ -129,11 +137,12 @@ def _ms_ema(g, eb, gf, rr, cc, beta_shift, first):
 
 
 @njit(cache=True)
-def factored_scales(g, gf, rr, cc, beta_shift, lr_m):
+def factored_scales(g, gf, rr, cc, beta_shift, lr_m, row_only):
     """Update the row/column mean-square EMAs ``rr``/``cc`` (Q.48) of ``g`` (Q.gf) and return
-    (eb, row_m, row_s, col_m, col_s) with lr_m * sqrt(T2) / (sqrt(rr_i) sqrt(cc_j)) ~=
-    row_m[i] col_m[j] 2^-(row_s[i] + col_s[j]), T2 = sum_i floor(rr_i / H) (all square roots
-    by isqrt, so every factor is in Q.24); ``g >> eb`` keeps the squares in int64.
+    (eb, row_m, row_s, col_m, col_s) with lr_m * sqrt(T2) / (sqrt(rr_i) sqrt(c_j)) ~=
+    row_m[i] col_m[j] 2^-(row_s[i] + col_s[j]), T2 = sum_i floor(rr_i / H), c_j = cc_j, or
+    T2 for every column when ``row_only`` (rownorm: lr_m / sqrt(rr_i)); all square roots by
+    isqrt, so every factor is in Q.24; ``g >> eb`` keeps the squares in int64.
     The EMAs start from the first step whose gradient is not all zero. Rows or columns with
     EMA 0 get multiplier 0."""
     H, N = g.shape
@@ -167,7 +176,7 @@ def factored_scales(g, gf, rr, cc, beta_shift, lr_m):
             am, ae = norm15(((tm << 16) // rm) * lr_m)         # lr_m * sqrt(T2) / sqrt(rr_i)
             row_m[i], row_s[i] = am, 16 - ae - te + re
     for j in range(N):
-        c = isqrt(cc[j])
+        c = ts if row_only else isqrt(cc[j])
         if c > 0:
             cm, ce = norm15(c)
             col_m[j], col_s[j] = (np.int64(1) << 30) // cm, ce + 30   # 1 / sqrt(cc_j)
@@ -175,7 +184,7 @@ def factored_scales(g, gf, rr, cc, beta_shift, lr_m):
 
 
 def move_bound(opt: QOpt, fw: int) -> int:
-    """The factored rule's move limit 2^clip * lr (weight units) in Q.16 LSB of a Q.fw weight,
+    """The factored/rownorm rules' move limit 2^clip * lr (weight units) in Q.16 LSB of a Q.fw weight,
     lr_m * 2^(fw + 16 + clip - lr_e) (floor); -1 (no limit) when clip < 0."""
     if opt.clip < 0:
         return -1
@@ -201,7 +210,7 @@ def update_q(qm, opt: QOpt, grads: dict, formats: dict) -> None:
             opt.stats[name] = (np.zeros(H, np.int64), np.zeros(N, np.int64))
         rr, cc = opt.stats[name]
         G = formats[name]
-        eb, row_m, row_s, col_m, col_s = factored_scales(g, G, rr, cc, opt.beta_shift, opt.lr_m)
+        eb, row_m, row_s, col_m, col_s = factored_scales(g, G, rr, cc, opt.beta_shift, opt.lr_m, opt.kind == "rownorm")
         # Delta W_int = lr 2^FW (g 2^-G) (sqrt(T2) 2^-24) / ((sqrt(rr_i) 2^-24) (sqrt(cc_j) 2^-24)),
         # with g >> eb:
         row_s = row_s + opt.lr_e - qm.fw[name] - eb + G - STAT_F // 2

@@ -10,6 +10,9 @@ from edgetp import paths
 from edgetp.errors import EdgetpError
 
 
+REHEARSAL_SEED = 1000  # + the protocol seed: the rehearsal draw differs per seed, like the support set
+
+
 @dataclass
 class SplitData:
     """Normalised features and labels of one speaker-adaptation split."""
@@ -18,6 +21,8 @@ class SplitData:
     support: tuple
     query: tuple
     test: tuple
+    rehearsal: tuple | None = None   # other speakers' pretraining utterances mixed into fine-tuning
+    rehearsal_idx: np.ndarray | None = None
 
 
 def open_corpus(data_root, labels: str = "paper"):
@@ -59,11 +64,26 @@ def labelled(corpus, indices, norm, cache=None, limit: int | None = None, seed: 
     return x, y
 
 
-def speaker_data(corpus, speaker: str, shots, seed: int, norm, cache=None, test_limit: int | None = None) -> SplitData:
+def speaker_data(corpus, speaker: str, shots, seed: int, norm, cache=None, test_limit: int | None = None,
+                 rehearsal: float = 0.0) -> SplitData:
+    """The split's normalised features; ``rehearsal`` > 0 adds round(rehearsal * |support|)
+    utterances drawn (seeded per seed) from the pretrain split, which never holds ``speaker``."""
     from edgetp.data.splits import speaker_split
 
     sp = speaker_split(corpus, speaker, shots, seed)
     if len(sp.support) == 0:
         raise EdgetpError(f"speaker {speaker}: no class has {shots} utterances in its support pool")
+    reh = idx = None
+    if rehearsal > 0:
+        n = min(len(sp.pretrain), max(1, round(rehearsal * len(sp.support))))
+        idx = np.sort(np.random.default_rng(REHEARSAL_SEED + seed).choice(sp.pretrain, n, replace=False))
+        reh = labelled(corpus, idx, norm, cache)
     return SplitData(sp, labelled(corpus, sp.support, norm, cache), labelled(corpus, sp.query, norm, cache),
-                     labelled(corpus, sp.test, norm, cache, limit=test_limit, seed=0))
+                     labelled(corpus, sp.test, norm, cache, limit=test_limit, seed=0), reh, idx)
+
+
+def training_set(d: SplitData) -> tuple:
+    """What fine-tuning trains on: the support set, plus the rehearsal utterances if any."""
+    if d.rehearsal is None:
+        return d.support
+    return (np.concatenate([d.support[0], d.rehearsal[0]]), np.concatenate([d.support[1], d.rehearsal[1]]))

@@ -2,8 +2,8 @@
 
 Same split, seeds, support order and schedule as :mod:`edgetp.kws.protocol`; the model
 is quantized once (calibration: pretraining utterances, never the held-out speaker),
-then fine-tuned and evaluated with integer arithmetic only. Adam maps to the integer
-rule's ``factored`` update (docs/fixed-point.md), SGD to ``sgd``.
+then fine-tuned and evaluated with integer arithmetic only. Adam and rownorm map to the
+integer rule's ``rownorm`` update (docs/fixed-point.md, section 6), SGD to ``sgd``.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from edgetp.kws.data import labelled, speaker_data
+from edgetp.kws.data import labelled, speaker_data, training_set
 from edgetp.kws.protocol import model_norm
 from edgetp.kws.train import Recipe
 from edgetp.model import Model
@@ -48,16 +48,17 @@ def finetune_seed_fixed(model: Model, corpus, speaker: str, shots, seed: int, re
     from edgetp.tp import init_params
 
     t0 = time.perf_counter()
-    d = speaker_data(corpus, speaker, shots, seed, model_norm(model), cache, test_limit)
+    d = speaker_data(corpus, speaker, shots, seed, model_norm(model), cache, test_limit, recipe.rehearsal)
     (xs, ys), (xq, yq), (xt, yt) = d.support, d.query, d.test
     qm = device_qmodel(model, corpus, speaker, cache)
     acc = lambda q, x, y: 100.0 * evaluate_fixed(q, x, y) if len(y) else float("nan")
-    kind = "factored" if recipe.optimizer == "adam" else "sgd"
+    kind = "sgd" if recipe.optimizer == "sgd" else "rownorm"
     per_epoch = [acc(qm, xq, yq)]
     res = {"seed": seed, "support": int(len(ys)), "query": int(len(yq)), "test": int(len(yt)),
+           "rehearsal": 0 if d.rehearsal is None else int(len(d.rehearsal[1])),
            "dropped_classes": list(d.split.dropped), "query_acc_before": per_epoch[0],
            "test_acc_before": acc(qm, xt, yt), "wbits": WBITS, "int_optimizer": kind}
-    tuned = finetune_fixed(qm, xs, ys, recipe.epochs, recipe.lr, kind, recipe.targets, recipe.batch, seed, WBITS,
+    tuned = finetune_fixed(qm, *training_set(d), recipe.epochs, recipe.lr, kind, recipe.targets, recipe.batch, seed, WBITS,
                            train=recipe.train, on_epoch=lambda e, q: per_epoch.append(acc(q, xq, yq)))
     res.update(query_acc_after=acc(tuned, xq, yq), test_acc_after=acc(tuned, xt, yt), query_acc_per_epoch=per_epoch)
     from edgetp.fixed.network_q import predict_q

@@ -2,8 +2,9 @@
 
 Per seed: split the held-out speaker's train-split utterances (support / query, the
 support resampled per seed), measure query and global-test accuracy, fine-tune a copy
-of the pretrained model on the support set with TP, measure again, and train the same
-architecture from scratch on the support set alone (the fine-tune-only baseline).
+of the pretrained model on the support set with TP (plus, with ``recipe.rehearsal`` > 0,
+other speakers' pretraining utterances against forgetting), measure again, and train
+the same architecture from scratch on the support set alone (the fine-tune-only baseline).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from dataclasses import replace
 import numpy as np
 
 from edgetp.errors import EdgetpError
-from edgetp.kws.data import speaker_data
+from edgetp.kws.data import speaker_data, training_set
 from edgetp.kws.train import Recipe, accuracy, confusion, fit
 from edgetp.model import Model
 from edgetp.tp import init_params
@@ -33,15 +34,16 @@ def finetune_seed(model: Model, corpus, speaker: str, shots, seed: int, recipe: 
     """One seed of the protocol; returns the per-seed figures (accuracies in %)."""
     t0 = time.perf_counter()
     cfg = model.cfg
-    d = speaker_data(corpus, speaker, shots, seed, model_norm(model), cache, test_limit)
+    d = speaker_data(corpus, speaker, shots, seed, model_norm(model), cache, test_limit, recipe.rehearsal)
     xs, ys = d.support
     xq, yq = d.query
     xt, yt = d.test
     params = model.params.copy()
     res = {"seed": seed, "support": int(len(ys)), "query": int(len(yq)), "test": int(len(yt)),
+           "rehearsal": 0 if d.rehearsal is None else int(len(d.rehearsal[1])),
            "dropped_classes": list(d.split.dropped),
            "query_acc_before": accuracy(params, cfg, xq, yq), "test_acc_before": accuracy(params, cfg, xt, yt)}
-    hist = fit(params, cfg, xs, ys, replace(recipe, seed=seed),
+    hist = fit(params, cfg, *training_set(d), replace(recipe, seed=seed),
                on_epoch=lambda e, p: accuracy(p, cfg, xq, yq), progress=progress, desc=f"fine-tune seed {seed}")
     res["query_acc_after"] = accuracy(params, cfg, xq, yq)
     res["test_acc_after"] = accuracy(params, cfg, xt, yt)
@@ -50,6 +52,7 @@ def finetune_seed(model: Model, corpus, speaker: str, shots, seed: int, recipe: 
     if baseline:
         scratch = init_params(cfg, seed, params.S.dtype)
         scratch.S, scratch.S_rec = model.params.S.copy(), None if model.params.S_rec is None else model.params.S_rec.copy()
+        # the fine-tune-only baseline learns from the support set alone (no rehearsal)
         fit(scratch, cfg, xs, ys, replace(recipe, seed=seed), progress=progress, desc=f"from scratch seed {seed}")
         res["finetune_only_acc"] = accuracy(scratch, cfg, xq, yq)
     res["seconds"] = time.perf_counter() - t0

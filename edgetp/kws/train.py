@@ -38,6 +38,7 @@ class Recipe:
     seed: int = 0
     shift: int = 0        # augmentation: random time shift of up to +-shift frames (zero-filled)
     noise: float = 0.0    # augmentation: Gaussian noise of this std added to the (normalised) features
+    rehearsal: float = 0.0  # fine-tuning: mix in this many other-speaker utterances per support utterance
 
     def check(self) -> None:
         if self.epochs < 0 or self.batch < 1:
@@ -46,6 +47,8 @@ class Recipe:
             raise EdgetpError(f"targets must be batch or classes, got {self.targets!r}")
         if self.train not in ("all", "readout"):
             raise EdgetpError(f"train must be all or readout, got {self.train!r}")
+        if not (math.isfinite(self.rehearsal) and self.rehearsal >= 0):
+            raise EdgetpError(f"rehearsal must be a number >= 0, got {self.rehearsal}")
         if self.schedule not in ("cosine", "constant"):
             raise EdgetpError(f"schedule must be cosine or constant, got {self.schedule!r}")
         Optimizer(self.optimizer, self.lr)

@@ -79,9 +79,21 @@ class Grad:
 FUSED_MAX_BATCH = 8
 
 
+ROWNORM_DECAY = 2.0 ** -10   # rownorm's EMA decay: the integer rule's default beta_shift 10
+
+OPTIMIZERS = ("adam", "sgd", "rownorm")
+
+
 @dataclass
 class Optimizer:
-    """SGD or Adam (PyTorch semantics). ``lr`` may be changed between steps (schedules)."""
+    """SGD, Adam (PyTorch semantics) or rownorm. ``lr`` may be changed between steps (schedules).
+
+    ``rownorm`` is the float twin of the integer rule's default update
+    (edgetp.fixed.update_q): Delta W_ij = lr g_ij / sqrt(rr_i), rr_i an EMA (decay 2^-10,
+    set from the first nonzero gradient) of row i's mean square gradient; rows with rr_i = 0
+    stay. Per-neuron normalisation, no momentum: at batch 1 it learns like Adam and forgets
+    less (docs/fixed-point.md, section 6).
+    """
 
     kind: str = "adam"
     lr: float = 1e-4
@@ -93,8 +105,8 @@ class Optimizer:
     v: list = field(default_factory=list)
 
     def __post_init__(self):
-        if self.kind not in ("sgd", "adam"):
-            raise EdgetpError(f"optimizer must be 'sgd' or 'adam', got {self.kind!r}")
+        if self.kind not in OPTIMIZERS:
+            raise EdgetpError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.kind!r}")
         if not self.lr >= 0:
             raise EdgetpError(f"learning rate must be >= 0, got {self.lr}")
 
@@ -103,6 +115,8 @@ class Optimizer:
 
         ``record``, if given, receives each dense gradient (None where not computed).
         """
+        if self.kind == "rownorm":
+            return self._rownorm(weights, grads, record)
         adam = self.kind == "adam"
         if adam and not self.m:
             # Moments in float64 whatever the weights: float32 moments of tiny gradients go
@@ -131,6 +145,28 @@ class Optimizer:
                     K.sgd_update(w.reshape(-1), gout.reshape(-1), w.dtype.type(self.lr))
             if record is not None:
                 record.append(gout)
+
+
+    def _rownorm(self, weights: list, grads: list, record: list | None) -> None:
+        if not self.v:
+            self.v = [None] * len(weights)
+        self.step += 1
+        for i, (w, g) in enumerate(zip(weights, grads)):
+            gout = None if g is None else g.dense()
+            if record is not None:
+                record.append(gout)
+            if gout is None:
+                continue
+            ms = np.mean(np.square(gout, dtype=np.float64), axis=1)
+            if self.v[i] is None:
+                if not ms.any():
+                    continue
+                self.v[i] = ms
+            else:
+                self.v[i] += (ms - self.v[i]) * ROWNORM_DECAY
+            rr = self.v[i]
+            scale = np.divide(self.lr, np.sqrt(rr), out=np.zeros_like(rr), where=rr > 0)
+            w -= (gout * scale[:, None]).astype(w.dtype)
 
 
 _EMPTY2 = {np.dtype(t): np.zeros((0, 0), dtype=t) for t in (np.float32, np.float64)}

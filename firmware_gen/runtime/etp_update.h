@@ -36,14 +36,14 @@ void etp_apply_update_q(const etp_param_t *p, const etp_grad_t *grad, int eb, co
                         const int32_t *row_s, const int32_t *col_m, const int32_t *col_s, int64_t bound,
                         uint32_t *rng, int64_t *g);
 
-/* move_bound: the factored rule's move limit 2^clip lr in Q.16 LSB of a Q.fw weight,
+/* move_bound: the factored/rownorm rules' move limit 2^clip lr in Q.16 LSB of a Q.fw weight,
  * floor(lr_m 2^(fw + 16 + clip - lr_e)) (saturating at ETP_P_LIMIT); -1 (no limit) when clip < 0. */
 int64_t etp_move_bound(int32_t lr_m, int32_t lr_e, int32_t clip, int fw);
 
 /* factored_scales (with _ms_ema; g's format is p->gfrac): update p's row/column mean-square EMAs (Q.ETP_STAT_F) and write the
- * multipliers row_m/col_m and shifts row_s/col_s; returns eb. */
+ * multipliers row_m/col_m and shifts row_s/col_s (row_only: every column uses T2, the rownorm rule); returns eb. */
 int etp_factored_scales(const etp_param_t *p, const etp_grad_t *grad, int beta_shift, int32_t lr_m,
-                        int32_t *row_m, int32_t *row_s, int32_t *col_m, int32_t *col_s, int64_t *g,
+                        int row_only, int32_t *row_m, int32_t *row_s, int32_t *col_m, int32_t *col_s, int64_t *g,
                         int64_t *colsum);
 
 /* update_q for one tensor: opt_cfg = {kind, lr_m, lr_e, beta_shift, train_all}. */

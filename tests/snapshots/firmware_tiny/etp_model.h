@@ -80,6 +80,7 @@ typedef int8_t etp_w_t;
 #define ETP_DTYPE_SIZES {1, 1, 2, 2, 4, 4, 8}
 #define ETP_OPT_FACTORED 0
 #define ETP_OPT_SGD 1
+#define ETP_OPT_ROWNORM 2
 
 /* optimizer settings after etp_init (opt_cfg = {kind, lr_m, lr_e, beta_shift, train_all, clip}) */
 #define ETP_OPT_KIND_DEFAULT ETP_OPT_FACTORED

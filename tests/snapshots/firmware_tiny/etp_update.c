@@ -119,7 +119,7 @@ int64_t etp_grad_abs_max_rows(const etp_param_t *p, int (*row)(const etp_param_t
 }
 
 int etp_factored_scales(const etp_param_t *p, const etp_grad_t *grad, int beta_shift, int32_t lr_m,
-                        int32_t *row_m, int32_t *row_s, int32_t *col_m, int32_t *col_s, int64_t *g,
+                        int row_only, int32_t *row_m, int32_t *row_s, int32_t *col_m, int32_t *col_s, int64_t *g,
                         int64_t *colsum)
 {
     int64_t gmax, t2 = 0, ts, tm;
@@ -163,7 +163,7 @@ int etp_factored_scales(const etp_param_t *p, const etp_grad_t *grad, int beta_s
         }
     }
     for (j = 0; j < p->cols; j++) {
-        int64_t c = etp_isqrt(p->cc[j]);
+        int64_t c = row_only ? ts : etp_isqrt(p->cc[j]);
         if (c > 0) {
             int64_t cm;
             int ce;
@@ -193,7 +193,7 @@ void etp_update_q(const etp_param_t *p, const etp_grad_t *grad, const int32_t *o
         }
         etp_apply_update_q(p, grad, eb, SCR->row_m, SCR->row_s, SCR->col_m, SCR->col_s, -1, rng, SCR->grow);
     } else {
-        int eb = etp_factored_scales(p, grad, opt_cfg[3], lr_m, SCR->row_m, SCR->row_s, SCR->col_m,
+        int eb = etp_factored_scales(p, grad, opt_cfg[3], lr_m, opt_cfg[0] == ETP_OPT_ROWNORM, SCR->row_m, SCR->row_s, SCR->col_m,
                                      SCR->col_s, SCR->grow, SCR->colsum);
         for (i = 0; i < p->rows; i++) {
             SCR->row_s[i] += lr_e - p->fw - eb + p->gfrac - ETP_STAT_F / 2;
