@@ -45,7 +45,7 @@ class CaseSpec:
     weight_style: str = "uniform"
     input_style: str = "normal"
     targets: str = "classes"
-    optimizer: str = "rownorm"
+    optimizer: str = "colnorm"
     lr: float = 1e-3
     beta_shift: int = 10
     train: str = "all"

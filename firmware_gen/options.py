@@ -22,12 +22,12 @@ def add_device_options(g) -> None:
     g.add_argument("--headroom", type=float, default=None, help="weight headroom >= 1 for fine-tuning growth")
     g.add_argument("--targets", choices=("classes", "batch"), default=None,
                    help='target set on the device (default: the model\'s recipe["fixed"], else classes)')
-    g.add_argument("--optimizer", default="rownorm", metavar="KIND",
-                   help="optimizer after etp_init: rownorm (default), factored or sgd")
+    g.add_argument("--optimizer", default="colnorm", metavar="KIND",
+                   help="optimizer after etp_init: colnorm (default), rownorm, factored or sgd")
     g.add_argument("--lr", type=float, default=1e-4, help="learning rate after etp_init (default 1e-4)")
-    g.add_argument("--beta-shift", type=int, default=10, help="rownorm/factored EMA decay 2^-N (default 10)")
+    g.add_argument("--beta-shift", type=int, default=10, help="colnorm/rownorm/factored EMA decay 2^-N (default 10)")
     g.add_argument("--train", default="all", metavar="WHICH", help="layers that learn: all (default) or readout")
-    g.add_argument("--clip", type=int, default=-1, help="rownorm/factored: limit each weight's move to 2^CLIP * lr "
+    g.add_argument("--clip", type=int, default=-1, help="normalised rules: limit each weight's move to 2^CLIP * lr "
                    "(default -1: no limit)")
 
 

@@ -100,7 +100,7 @@ class DeviceConfig:
     """What the device is exported with besides the model: target set and optimizer defaults."""
 
     targets: str = "classes"
-    optimizer: str = "rownorm"
+    optimizer: str = "colnorm"
     lr: float = 1e-4
     beta_shift: int = 10
     train: str = "all"

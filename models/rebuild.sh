@@ -23,7 +23,7 @@ ft() {  # model tag shots seeds args...
 if want eval-mcu; then
   for k in 1 5 all; do
     ft kws-mcu tp-classes-b1 $k 3 --train all --targets classes --batch 1 --lr 1e-4
-    ft kws-mcu tp-classes-b1-rownorm $k 3 --train all --targets classes --batch 1 --lr 1e-4 --optimizer rownorm --no-baseline
+    ft kws-mcu tp-classes-b1-colnorm $k 3 --train all --targets classes --batch 1 --lr 1e-4 --optimizer colnorm --no-baseline
     ft kws-mcu tp-classes-b1-fixed $k 3 --train all --targets classes --batch 1 --lr 1e-4 --fixed --no-baseline
     ft kws-mcu readout-b1 $k 3 --train readout --targets classes --batch 1 --lr 3e-4 --no-baseline
     ft kws-mcu tp-batchrule-b8 $k 3 --train all --targets batch --batch 8 --lr 1e-4 --no-baseline

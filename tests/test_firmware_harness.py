@@ -37,7 +37,7 @@ def case_specs(draw):
         fx=draw(st.integers(0, 12 if xbits == 16 else 6)),
         fw={n: draw(st.integers(0, fw_hi)) for n in names},
         weight_style=draw(st.sampled_from(WEIGHT_STYLES)), input_style=draw(st.sampled_from(INPUT_STYLES)),
-        targets=draw(st.sampled_from(["classes", "batch"])), optimizer=draw(st.sampled_from(["rownorm", "factored", "sgd"])),
+        targets=draw(st.sampled_from(["classes", "batch"])), optimizer=draw(st.sampled_from(["rownorm", "colnorm", "factored", "sgd"])),
         clip=draw(st.sampled_from([-1, -1, 0, 1, 4])),
         lr=draw(st.sampled_from([0.0, 1e-4, 1e-3, 1e-2, 0.1])), beta_shift=draw(st.integers(0, 15)),
         train=draw(st.sampled_from(["all", "all", "readout"])), samples=draw(st.integers(1, 3)),

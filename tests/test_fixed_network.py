@@ -28,7 +28,7 @@ def inputs(n, T, n_in, seed=1, scale=1.5):
 
 @pytest.mark.parametrize("hidden,recurrent,targets", [((12,), True, "classes"), ((12, 8), False, "classes"),
                                                       ((12, 8), True, "batch"), ((9,), False, "batch")])
-@pytest.mark.parametrize("kind", ["rownorm", "factored", "sgd"])
+@pytest.mark.parametrize("kind", ["rownorm", "colnorm", "factored", "sgd"])
 def test_state_is_integer_and_training_is_repeatable(hidden, recurrent, targets, kind):
     qm0 = small(hidden, recurrent)
     xs, ys = inputs(2, 30, 10), np.array([1, 3])
@@ -88,7 +88,7 @@ def _saturating_model(sign):
 
 
 @pytest.mark.parametrize("sign", [1, -1])
-@pytest.mark.parametrize("kind", ["rownorm", "factored", "sgd"])
+@pytest.mark.parametrize("kind", ["rownorm", "colnorm", "factored", "sgd"])
 def test_saturation_clamps_never_wraps(sign, kind):
     qm = _saturating_model(sign)
     T = 1100                  # the readout passes INT32_MAX after 1024 steps of 64 spikes x 32767
@@ -135,7 +135,7 @@ from tests.test_fixed_network import small, inputs
 from edgetp.fixed.network_q import state_arrays, train_sequence_q
 from edgetp.fixed.update_q import QOpt
 out = {{}}
-for kind, targets, wbits in (("factored", "classes", 8), ("sgd", "batch", 16), ("rownorm", "classes", 16)):
+for kind, targets, wbits in (("factored", "classes", 8), ("sgd", "batch", 16), ("rownorm", "classes", 16), ("colnorm", "batch", 16)):
     qm = small(hidden=(6, 5), wbits=wbits, n_in=7)
     opt = QOpt.make(kind, 3e-3, seed=5)
     st = train_sequence_q(qm, inputs(2, 12, 7), np.array([2, 0]), opt, targets)
@@ -158,7 +158,7 @@ def test_jit_and_pure_python_agree():
 
 
 @pytest.mark.parametrize("clip", [0, 1, 3])
-@pytest.mark.parametrize("kind", ["factored", "rownorm"])
+@pytest.mark.parametrize("kind", ["factored", "rownorm", "colnorm"])
 def test_move_limit(clip, kind):
     qm = small(hidden=(12,), wbits=16)
     opt = QOpt.make(kind, 3e-3, seed=2, clip=clip)
@@ -198,18 +198,20 @@ def test_rownorm_moves_each_row_by_lr_over_its_rms():
     assert np.abs(moved[big]).max() < 4 * np.abs(want).max() + 2
 
 
-def test_float_rownorm_twin_moves_like_the_integer_rule():
-    """The float reference's rownorm (edgetp.tp.network.Optimizer) and the integer rule
-    take the same step on the same gradient (to the integer rounding)."""
+@pytest.mark.parametrize("kind", ["rownorm", "colnorm"])
+def test_float_twin_moves_like_the_integer_rule(kind):
+    """The float reference's rownorm/colnorm (edgetp.tp.network.Optimizer) and the integer
+    rule take the same steps on the same gradients (to the integer rounding)."""
     from edgetp.fixed.update_q import update_q
     from edgetp.tp.network import Grad, Optimizer
     rng = np.random.default_rng(8)
     qm = small(hidden=(12,), wbits=16)
     name, G, lr, fw = "W0", 24, 1e-3, qm.fw["W0"]
-    opt_q, opt_f = QOpt.make("rownorm", lr, seed=3), Optimizer("rownorm", lr)
+    opt_q, opt_f = QOpt.make(kind, lr, seed=3), Optimizer(kind, lr)
     w_f = qm.weights[name].astype(np.float64) / 2 ** fw
     for step in range(30):
-        g = (rng.standard_normal(qm.weights[name].shape) * 1e5).astype(np.int64)
+        g = (rng.standard_normal(qm.weights[name].shape) * rng.choice([1e3, 1e5], qm.weights[name].shape[1])
+             ).astype(np.int64)
         update_q(qm, opt_q, {name: g}, {name: G})
         d = (g / 2.0 ** G)
         opt_f.apply([w_f], [Grad([(d.T.copy(), np.eye(d.shape[1]))])])

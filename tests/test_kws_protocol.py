@@ -162,7 +162,7 @@ def test_finetune_fixed_runs_the_same_protocol(setup, pretrained, cli, tmp_path)
     assert r.returncode == 0, r.stderr
     d = json.loads(out.read_text())
     assert d["fixed"] is True and d["per_seed"][0]["wbits"] == 16
-    assert d["int_optimizer"] == "rownorm" and "integer rownorm" in r.stdout
+    assert d["int_optimizer"] == "colnorm" and "integer colnorm" in r.stdout
     assert "integer rule" in r.stdout
 
 

@@ -34,9 +34,9 @@ def register(sub):
     p.add_argument("--seeds", type=int, default=3, help="repeats with a resampled support set (default 3)")
     p.add_argument("--epochs", type=int, default=None, help="default: the model's recipe, else 3")
     p.add_argument("--lr", type=float, default=None, help="default: the model's recipe, else 1e-4")
-    p.add_argument("--optimizer", choices=("adam", "sgd", "rownorm"), default=None,
-                   help="adam (default), sgd, or rownorm (per-neuron RMS normalisation, the integer rule's "
-                        "default; --fixed maps adam to it)")
+    p.add_argument("--optimizer", choices=("adam", "sgd", "rownorm", "colnorm"), default=None,
+                   help="adam (default), sgd, rownorm or colnorm (per-neuron / per-input RMS normalisation: "
+                        "the float twins of the integer rule's updates; --fixed maps adam to colnorm)")
     p.add_argument("--batch", type=int, default=None, help="default 1")
     p.add_argument("--targets", choices=("batch", "classes"), default=None, help="default classes")
     p.add_argument("--train", choices=("all", "readout"), default=None, help="layers that learn (default all)")

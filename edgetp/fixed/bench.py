@@ -14,7 +14,7 @@ from edgetp.tp.config import NetConfig, init_params
 
 
 def bench_fixed(cfg: NetConfig, steps: int = 101, batch: int = 1, targets: str = "classes", repeats: int = 5,
-                wbits: int = 16, optimizer: str = "rownorm", seed: int = 0) -> dict:
+                wbits: int = 16, optimizer: str = "colnorm", seed: int = 0) -> dict:
     """Samples/s of integer training (one sequence of ``batch`` samples per run, median of
     ``repeats`` runs after one that compiles) on a random network of shape ``cfg`` with the
     float benchmark's inputs (uniform in [0, 2), here int16 Q.12)."""

@@ -45,7 +45,7 @@ def to_int_inputs(qm: QModel, xs) -> np.ndarray:
     return xs.astype(qm.xdtype, copy=False)
 
 
-def finetune_fixed(model, support_x, support_y, epochs: int = 3, lr: float = 1e-4, optimizer: str = "rownorm",
+def finetune_fixed(model, support_x, support_y, epochs: int = 3, lr: float = 1e-4, optimizer: str = "colnorm",
                    targets: str = "classes", batch: int = 1, seed: int = 0, wbits: int = 16,
                    lr_min_ratio: float = LR_FLOOR, schedule: str = "cosine", beta_shift: int = 10, clip: int = -1,
                    train: str = "all", calib_x=None, opt: QOpt | None = None, on_epoch=None) -> QModel:

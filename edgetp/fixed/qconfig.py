@@ -116,7 +116,7 @@ class QModel:
     def xdtype(self):
         return np.int8 if self.xbits == 8 else np.int16
 
-    def memory_bytes(self, targets: str = "classes", batch: int = 1, optimizer: str = "rownorm") -> dict:
+    def memory_bytes(self, targets: str = "classes", batch: int = 1, optimizer: str = "colnorm") -> dict:
         """RAM of the training state on the device (bytes), by group (frozen weights may live in flash)."""
         c, wb = self.cfg, self.wbits // 8
         n_t = c.n_out if targets == "classes" else batch

@@ -4,10 +4,11 @@ Both end in :func:`apply_update_q`: ``w <- sat(w - sround(g * m_i * n_j, s_i + s
 xorshift32 draw per element (row-major, tensors in ``QModel.trainable_names`` order).
 
 - ``sgd``: Delta W = lr * g (the float rule).
-- ``rownorm`` (default): Delta W_ij = lr * g_ij / sqrt(rr_i), each row (neuron) normalised by
-  the EMA of its own gradient mean square: the measured stand-in for Adam at batch 1
-  (docs/fixed-point.md, section 6). It is the ``factored`` rule below with every column
-  statistic cc_j replaced by the tensor's mean T2, so both share one code path.
+- ``colnorm`` (default): Delta W_ij = lr * g_ij / sqrt(cc_j), each column (input) normalised
+  by the EMA of its gradient mean square: the measured stand-in for Adam at batch 1
+  (docs/fixed-point.md, section 6.3). It is the ``factored`` rule below with every row
+  statistic rr_i replaced by the tensor's mean T2, so all three share one code path.
+- ``rownorm``: Delta W_ij = lr * g_ij / sqrt(rr_i), each row (neuron) normalised instead.
 - ``factored``: an integer Adafactor without momentum. Each tensor keeps an EMA of the mean
   square of every row (rr_i) and column (cc_j) of its gradient (decay 2^-beta_shift, started from the
   first nonzero gradient); Delta W_ij = lr * g_ij / sqrt(rr_i cc_j / mean_i rr_i). For a
@@ -15,7 +16,7 @@ xorshift32 draw per element (row-major, tensors in ``QModel.trainable_names`` or
   factored EMA stands in for Adam's per-element one at (H + N) instead of H * N memory.
   Over time it does not: rows and columns with small mean squares get the product of two
   large factors, and at batch 1 the hidden layers drift (the other speakers' accuracy
-  collapses; measured in docs/fixed-point.md), which is why ``rownorm`` replaced it.
+  collapses; measured in docs/fixed-point.md), which is why ``colnorm`` replaced it.
 """
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ from edgetp.errors import EdgetpError
 from edgetp.fixed.primitives import (bitlen, isqrt, norm15, prng_seed, round_shift, sat, shl_sat, sround_shift,
                                      xorshift32)
 
-KINDS = ("factored", "sgd", "rownorm")  # codes ETP_OPT_* are the indices: append only
+KINDS = ("factored", "sgd", "rownorm", "colnorm")  # codes ETP_OPT_* are the indices: append only
+NORM_MODE = {"factored": 0, "rownorm": 1, "colnorm": 2}   # factored_scales' ``mode``
 STAT_F = 48                    # row/column mean squares: int64 Q.48 (their square roots Q.24)
 STAT_MAX = np.int64(1) << 62   # ... saturating here (RMS 128)
 P_LIMIT = np.int64(1) << 61    # a weight move before its final shift
@@ -53,7 +55,7 @@ class QOpt:
     """Optimizer state: kind, learning-rate code, EMA decay shift, PRNG state and the
     factored statistics (``stats[name] = (rr, cc)``: row and column mean-square EMAs, int64 Q.48)."""
 
-    kind: str = "rownorm"
+    kind: str = "colnorm"
     lr_m: int = 0
     lr_e: int = 0
     beta_shift: int = 10
@@ -137,12 +139,13 @@ def _ms_ema(g, eb, gf, rr, cc, beta_shift, first):
 
 
 @njit(cache=True)
-def factored_scales(g, gf, rr, cc, beta_shift, lr_m, row_only):
+def factored_scales(g, gf, rr, cc, beta_shift, lr_m, mode):
     """Update the row/column mean-square EMAs ``rr``/``cc`` (Q.48) of ``g`` (Q.gf) and return
-    (eb, row_m, row_s, col_m, col_s) with lr_m * sqrt(T2) / (sqrt(rr_i) sqrt(c_j)) ~=
-    row_m[i] col_m[j] 2^-(row_s[i] + col_s[j]), T2 = sum_i floor(rr_i / H), c_j = cc_j, or
-    T2 for every column when ``row_only`` (rownorm: lr_m / sqrt(rr_i)); all square roots by
-    isqrt, so every factor is in Q.24; ``g >> eb`` keeps the squares in int64.
+    (eb, row_m, row_s, col_m, col_s) with lr_m * sqrt(T2) / (sqrt(r_i) sqrt(c_j)) ~=
+    row_m[i] col_m[j] 2^-(row_s[i] + col_s[j]), T2 = sum_i floor(rr_i / H), r_i = rr_i and
+    c_j = cc_j (``mode`` 0, factored), or T2 in place of every c_j (1, rownorm: lr_m / sqrt(rr_i))
+    or of every r_i (2, colnorm: lr_m / sqrt(cc_j)); all square roots by isqrt, so every
+    factor is in Q.24; ``g >> eb`` keeps the squares in int64.
     The EMAs start from the first step whose gradient is not all zero. Rows or columns with
     EMA 0 get multiplier 0."""
     H, N = g.shape
@@ -170,13 +173,13 @@ def factored_scales(g, gf, rr, cc, beta_shift, lr_m, row_only):
         return eb, row_m, row_s, col_m, col_s
     tm, te = norm15(ts)
     for i in range(H):
-        r = isqrt(rr[i])
+        r = ts if mode == 2 else isqrt(rr[i])
         if r > 0:
             rm, re = norm15(r)
             am, ae = norm15(((tm << 16) // rm) * lr_m)         # lr_m * sqrt(T2) / sqrt(rr_i)
             row_m[i], row_s[i] = am, 16 - ae - te + re
     for j in range(N):
-        c = ts if row_only else isqrt(cc[j])
+        c = ts if mode == 1 else isqrt(cc[j])
         if c > 0:
             cm, ce = norm15(c)
             col_m[j], col_s[j] = (np.int64(1) << 30) // cm, ce + 30   # 1 / sqrt(cc_j)
@@ -210,7 +213,7 @@ def update_q(qm, opt: QOpt, grads: dict, formats: dict) -> None:
             opt.stats[name] = (np.zeros(H, np.int64), np.zeros(N, np.int64))
         rr, cc = opt.stats[name]
         G = formats[name]
-        eb, row_m, row_s, col_m, col_s = factored_scales(g, G, rr, cc, opt.beta_shift, opt.lr_m, opt.kind == "rownorm")
+        eb, row_m, row_s, col_m, col_s = factored_scales(g, G, rr, cc, opt.beta_shift, opt.lr_m, NORM_MODE[opt.kind])
         # Delta W_int = lr 2^FW (g 2^-G) (sqrt(T2) 2^-24) / ((sqrt(rr_i) 2^-24) (sqrt(cc_j) 2^-24)),
         # with g >> eb:
         row_s = row_s + opt.lr_e - qm.fw[name] - eb + G - STAT_F // 2

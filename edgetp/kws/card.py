@@ -51,11 +51,17 @@ PURPOSE = {
     "kws-paper": "The paper's network: 120 → 450 recurrent LIF → 36, hard reset (the published speech run's "
                  "reset in effect, spec section 6). Too large for a microcontroller's RAM; the float reference.",
 }
-LABELS = {"tp-classes-b1": "TP, all layers, class targets, batch 1, Adam 1e-4, 3 ep.",
-          "readout-b1": "readout only, batch 1, Adam 3e-4, 3 ep.",
-          "tp-batchrule-b8": "TP, all layers, batch rule, batch 8, Adam 1e-4, 3 ep.",
-          "tp-classes-b1-lr3e-5x6": "TP, all layers, class targets, batch 1, Adam 3e-5, 6 ep.",
-          "tp-classes-b1-fixed": "integer TP (`--fixed`), all layers, class targets, batch 1, lr 1e-4, 3 ep."}
+def label(r: dict) -> str:
+    """A result row's setting, from the recipe its JSON recorded."""
+    rec = r["recipe"]
+    who = "readout only" if rec["train"] == "readout" else "TP, all layers"
+    if r.get("fixed"):
+        who = f"integer {who} (`--fixed`, int16, {r.get('int_optimizer', 'colnorm')})"
+    parts = [who, "class targets" if rec["targets"] == "classes" else "batch rule", f"batch {rec['batch']}",
+             f"{'' if r.get('fixed') else rec['optimizer'] + ' '}lr {rec['lr']:g}", f"{rec['epochs']} ep."]
+    if rec.get("rehearsal"):
+        parts.append(f"rehearsal {rec['rehearsal']:g}")
+    return ", ".join(parts)
 
 
 def main(dirs: list[str]) -> None:
@@ -67,8 +73,7 @@ def main(dirs: list[str]) -> None:
         rows = []
         for f in sorted((d / "results").glob("*.json"), key=lambda p: (p.stem.rsplit("-", 1)[0],
                                                                         order.get(p.stem.rsplit("-", 1)[1], 9))):
-            tag = f.stem.rsplit("-", 1)[0]
-            rows.append((LABELS.get(tag, tag), json.loads(f.read_text())))
+            rows.append((label(r := json.loads(f.read_text())), r))
         rebuild = ["./setup.sh   # makes the offline corpus",
                    model.recipe.get("command", "") + f" --out {d}/model.npz",
                    f"models/rebuild.sh eval-{'mcu' if 'mcu' in d.name else 'paper'}   # the table above"]

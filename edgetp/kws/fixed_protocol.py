@@ -2,8 +2,9 @@
 
 Same split, seeds, support order and schedule as :mod:`edgetp.kws.protocol`; the model
 is quantized once (calibration: pretraining utterances, never the held-out speaker),
-then fine-tuned and evaluated with integer arithmetic only. Adam and rownorm map to the
-integer rule's ``rownorm`` update (docs/fixed-point.md, section 6), SGD to ``sgd``.
+then fine-tuned and evaluated with integer arithmetic only. Adam maps to the integer
+rule's default ``colnorm`` update (docs/fixed-point.md, section 6.3); sgd, rownorm and
+colnorm map to themselves.
 """
 from __future__ import annotations
 
@@ -52,7 +53,7 @@ def finetune_seed_fixed(model: Model, corpus, speaker: str, shots, seed: int, re
     (xs, ys), (xq, yq), (xt, yt) = d.support, d.query, d.test
     qm = device_qmodel(model, corpus, speaker, cache)
     acc = lambda q, x, y: 100.0 * evaluate_fixed(q, x, y) if len(y) else float("nan")
-    kind = "sgd" if recipe.optimizer == "sgd" else "rownorm"
+    kind = "colnorm" if recipe.optimizer == "adam" else recipe.optimizer
     per_epoch = [acc(qm, xq, yq)]
     res = {"seed": seed, "support": int(len(ys)), "query": int(len(yq)), "test": int(len(yt)),
            "rehearsal": 0 if d.rehearsal is None else int(len(d.rehearsal[1])),

@@ -81,18 +81,18 @@ FUSED_MAX_BATCH = 8
 
 ROWNORM_DECAY = 2.0 ** -10   # rownorm's EMA decay: the integer rule's default beta_shift 10
 
-OPTIMIZERS = ("adam", "sgd", "rownorm")
+OPTIMIZERS = ("adam", "sgd", "rownorm", "colnorm")
 
 
 @dataclass
 class Optimizer:
-    """SGD, Adam (PyTorch semantics) or rownorm. ``lr`` may be changed between steps (schedules).
+    """SGD, Adam (PyTorch semantics), rownorm or colnorm. ``lr`` may change between steps.
 
-    ``rownorm`` is the float twin of the integer rule's default update
-    (edgetp.fixed.update_q): Delta W_ij = lr g_ij / sqrt(rr_i), rr_i an EMA (decay 2^-10,
-    set from the first nonzero gradient) of row i's mean square gradient; rows with rr_i = 0
-    stay. Per-neuron normalisation, no momentum: at batch 1 it learns like Adam and forgets
-    less (docs/fixed-point.md, section 6).
+    ``rownorm`` / ``colnorm`` are the float twins of the integer rule's normalised updates
+    (edgetp.fixed.update_q): Delta W_ij = lr g_ij / sqrt(rr_i) (per neuron) or
+    lr g_ij / sqrt(cc_j) (per input), rr_i / cc_j an EMA (decay 2^-10, set from the first
+    nonzero gradient) of row i's / column j's mean square gradient; rows or columns whose
+    EMA is 0 stay. No momentum (docs/fixed-point.md, section 6.3).
     """
 
     kind: str = "adam"
@@ -115,8 +115,8 @@ class Optimizer:
 
         ``record``, if given, receives each dense gradient (None where not computed).
         """
-        if self.kind == "rownorm":
-            return self._rownorm(weights, grads, record)
+        if self.kind in ("rownorm", "colnorm"):
+            return self._normed(weights, grads, record, 1 if self.kind == "rownorm" else 0)
         adam = self.kind == "adam"
         if adam and not self.m:
             # Moments in float64 whatever the weights: float32 moments of tiny gradients go
@@ -147,7 +147,7 @@ class Optimizer:
                 record.append(gout)
 
 
-    def _rownorm(self, weights: list, grads: list, record: list | None) -> None:
+    def _normed(self, weights: list, grads: list, record: list | None, axis: int) -> None:
         if not self.v:
             self.v = [None] * len(weights)
         self.step += 1
@@ -157,16 +157,16 @@ class Optimizer:
                 record.append(gout)
             if gout is None:
                 continue
-            ms = np.mean(np.square(gout, dtype=np.float64), axis=1)
+            ms = np.mean(np.square(gout, dtype=np.float64), axis=axis)
             if self.v[i] is None:
                 if not ms.any():
                     continue
                 self.v[i] = ms
             else:
                 self.v[i] += (ms - self.v[i]) * ROWNORM_DECAY
-            rr = self.v[i]
-            scale = np.divide(self.lr, np.sqrt(rr), out=np.zeros_like(rr), where=rr > 0)
-            w -= (gout * scale[:, None]).astype(w.dtype)
+            v = self.v[i]
+            scale = np.divide(self.lr, np.sqrt(v), out=np.zeros_like(v), where=v > 0)
+            w -= (gout * (scale[:, None] if axis == 1 else scale[None, :])).astype(w.dtype)
 
 
 _EMPTY2 = {np.dtype(t): np.zeros((0, 0), dtype=t) for t in (np.float32, np.float64)}

@@ -68,8 +68,7 @@ etp_status_t etp_set_lr(uint8_t lr_m, int16_t lr_e)
 
 etp_status_t etp_set_optimizer(uint8_t kind, uint8_t beta_shift, uint8_t train_all, int8_t clip)
 {
-    if ((kind != ETP_OPT_FACTORED && kind != ETP_OPT_SGD && kind != ETP_OPT_ROWNORM) || beta_shift > 62 ||
-        train_all > 1 || clip < -1 || clip > 62) {
+    if (kind >= ETP_OPT_COUNT || beta_shift > 62 || train_all > 1 || clip < -1 || clip > 62) {
         return ETP_EBADARG;
     }
     NET->opt_cfg[0] = kind;

@@ -41,9 +41,10 @@ void etp_apply_update_q(const etp_param_t *p, const etp_grad_t *grad, int eb, co
 int64_t etp_move_bound(int32_t lr_m, int32_t lr_e, int32_t clip, int fw);
 
 /* factored_scales (with _ms_ema; g's format is p->gfrac): update p's row/column mean-square EMAs (Q.ETP_STAT_F) and write the
- * multipliers row_m/col_m and shifts row_s/col_s (row_only: every column uses T2, the rownorm rule); returns eb. */
+ * multipliers row_m/col_m and shifts row_s/col_s (mode 0 factored; 1 rownorm: every column uses T2; 2 colnorm:
+ * every row uses T2); returns eb. */
 int etp_factored_scales(const etp_param_t *p, const etp_grad_t *grad, int beta_shift, int32_t lr_m,
-                        int row_only, int32_t *row_m, int32_t *row_s, int32_t *col_m, int32_t *col_s, int64_t *g,
+                        int mode, int32_t *row_m, int32_t *row_s, int32_t *col_m, int32_t *col_s, int64_t *g,
                         int64_t *colsum);
 
 /* update_q for one tensor: opt_cfg = {kind, lr_m, lr_e, beta_shift, train_all}. */

@@ -31,9 +31,9 @@ extern "C" {
 
 typedef enum { ETP_OK = 0, ETP_EBADARG = 1 } etp_status_t;
 
-/* The dtype codes ETP_I8 .. ETP_I64 of etp_tensor_t and the optimizer kinds
- * ETP_OPT_FACTORED, ETP_OPT_SGD, ETP_OPT_ROWNORM are generated into etp_model.h from their Python
- * definitions (firmware_gen.layout.DTYPES, edgetp.fixed.update_q.KINDS). */
+/* The dtype codes ETP_I8 .. ETP_I64 of etp_tensor_t and the optimizer kinds ETP_OPT_FACTORED,
+ * ETP_OPT_SGD, ETP_OPT_ROWNORM, ETP_OPT_COLNORM (0 .. ETP_OPT_COUNT - 1) are generated into
+ * etp_model.h from their Python definitions (firmware_gen.layout.DTYPES, edgetp.fixed.update_q.KINDS). */
 
 typedef struct {
     const char *name;   /* "W0", "v0", "rng", ... (docs/firmware-api.md lists them) */
@@ -76,8 +76,8 @@ const etp_tensor_t *etp_tensor(uint32_t i);   /* NULL if i >= etp_tensor_count()
  * tensor "opt_cfg" = {kind, lr_m, lr_e, beta_shift, train_all, clip}.
  * Learning rate lr ~= lr_m * 2^-lr_e (edgetp.fixed.update_q.lr_code); lr_e in -64..127. */
 etp_status_t etp_set_lr(uint8_t lr_m, int16_t lr_e);
-/* kind ETP_OPT_ROWNORM, ETP_OPT_FACTORED or ETP_OPT_SGD, beta_shift 0..62, train_all 1 (every layer)
- * or 0 (readout only), clip -1 (no limit) or 0..62 (rownorm/factored: each weight moves at most
+/* kind ETP_OPT_ROWNORM, ETP_OPT_COLNORM, ETP_OPT_FACTORED or ETP_OPT_SGD, beta_shift 0..62, train_all 1 (every layer)
+ * or 0 (readout only), clip -1 (no limit) or 0..62 (rownorm/colnorm/factored: each weight moves at most
  * 2^clip * lr per step). */
 etp_status_t etp_set_optimizer(uint8_t kind, uint8_t beta_shift, uint8_t train_all, int8_t clip);
 /* Class name k ("" if k >= ETP_N_OUT). */

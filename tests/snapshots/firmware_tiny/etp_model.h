@@ -81,6 +81,8 @@ typedef int8_t etp_w_t;
 #define ETP_OPT_FACTORED 0
 #define ETP_OPT_SGD 1
 #define ETP_OPT_ROWNORM 2
+#define ETP_OPT_COLNORM 3
+#define ETP_OPT_COUNT 4   /* optimizer kinds are 0 .. ETP_OPT_COUNT - 1 */
 
 /* optimizer settings after etp_init (opt_cfg = {kind, lr_m, lr_e, beta_shift, train_all, clip}) */
 #define ETP_OPT_KIND_DEFAULT ETP_OPT_FACTORED

@@ -222,8 +222,7 @@ static const etp_grad_t gradient = {grad_row, grad_abs_max};
 
 static int opt_cfg_valid(const int32_t *c)
 {
-    return (c[0] == ETP_OPT_FACTORED || c[0] == ETP_OPT_SGD || c[0] == ETP_OPT_ROWNORM) && c[1] >= 0 &&
-           c[1] <= 255 && c[2] >= -64 &&
+    return c[0] >= 0 && c[0] < ETP_OPT_COUNT && c[1] >= 0 && c[1] <= 255 && c[2] >= -64 &&
            c[2] <= 127 && c[3] >= 0 && c[3] <= 62 && (c[4] == 0 || c[4] == 1) && c[5] >= -1 && c[5] <= 62;
 }
 

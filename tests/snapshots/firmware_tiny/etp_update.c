@@ -119,7 +119,7 @@ int64_t etp_grad_abs_max_rows(const etp_param_t *p, int (*row)(const etp_param_t
 }
 
 int etp_factored_scales(const etp_param_t *p, const etp_grad_t *grad, int beta_shift, int32_t lr_m,
-                        int row_only, int32_t *row_m, int32_t *row_s, int32_t *col_m, int32_t *col_s, int64_t *g,
+                        int mode, int32_t *row_m, int32_t *row_s, int32_t *col_m, int32_t *col_s, int64_t *g,
                         int64_t *colsum)
 {
     int64_t gmax, t2 = 0, ts, tm;
@@ -152,7 +152,7 @@ int etp_factored_scales(const etp_param_t *p, const etp_grad_t *grad, int beta_s
     }
     etp_norm15(ts, &tm, &te);
     for (i = 0; i < p->rows; i++) {
-        int64_t r = etp_isqrt(p->rr[i]);
+        int64_t r = mode == 2 ? ts : etp_isqrt(p->rr[i]);
         if (r > 0) {
             int64_t rm, am;
             int re, ae;
@@ -163,7 +163,7 @@ int etp_factored_scales(const etp_param_t *p, const etp_grad_t *grad, int beta_s
         }
     }
     for (j = 0; j < p->cols; j++) {
-        int64_t c = row_only ? ts : etp_isqrt(p->cc[j]);
+        int64_t c = mode == 1 ? ts : etp_isqrt(p->cc[j]);
         if (c > 0) {
             int64_t cm;
             int ce;
@@ -173,6 +173,12 @@ int etp_factored_scales(const etp_param_t *p, const etp_grad_t *grad, int beta_s
         }
     }
     return eb;
+}
+
+/* factored_scales' mode of an optimizer kind (update_q.NORM_MODE): 0 factored, 1 rownorm, 2 colnorm */
+static int norm_mode(int32_t kind)
+{
+    return kind == ETP_OPT_ROWNORM ? 1 : kind == ETP_OPT_COLNORM ? 2 : 0;
 }
 
 void etp_update_q(const etp_param_t *p, const etp_grad_t *grad, const int32_t *opt_cfg, uint32_t *rng)
@@ -193,7 +199,7 @@ void etp_update_q(const etp_param_t *p, const etp_grad_t *grad, const int32_t *o
         }
         etp_apply_update_q(p, grad, eb, SCR->row_m, SCR->row_s, SCR->col_m, SCR->col_s, -1, rng, SCR->grow);
     } else {
-        int eb = etp_factored_scales(p, grad, opt_cfg[3], lr_m, opt_cfg[0] == ETP_OPT_ROWNORM, SCR->row_m, SCR->row_s, SCR->col_m,
+        int eb = etp_factored_scales(p, grad, opt_cfg[3], lr_m, norm_mode(opt_cfg[0]), SCR->row_m, SCR->row_s, SCR->col_m,
                                      SCR->col_s, SCR->grow, SCR->colsum);
         for (i = 0; i < p->rows; i++) {
             SCR->row_s[i] += lr_e - p->fw - eb + p->gfrac - ETP_STAT_F / 2;
