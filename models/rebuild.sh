@@ -29,6 +29,7 @@ if want eval-mcu; then
     ft kws-mcu tp-batchrule-b8 $k 3 --train all --targets batch --batch 8 --lr 1e-4 --no-baseline
   done
   ft kws-mcu tp-classes-b1-lr3e-5x6 5 3 --train all --lr 3e-5 --epochs 6 --no-baseline
+  ft kws-mcu tp-classes-b1-colnorm-lr3e-5x6 5 3 --train all --lr 3e-5 --epochs 6 --optimizer colnorm --no-baseline
   ft kws-mcu tp-classes-b8-reh3 5 3 --train all --targets classes --batch 8 --lr 3e-4 --epochs 6 --rehearsal 3 --no-baseline
   ft kws-mcu readout-b8-reh3 5 3 --train readout --targets classes --batch 8 --lr 3e-4 --epochs 6 --rehearsal 3 --no-baseline
 fi
