@@ -178,3 +178,31 @@ def test_augment_shifts_with_zero_fill_and_keeps_shape():
     assert not np.array_equal(y, x)
     z = augment(x, np.random.default_rng(0), 0, 0.5)
     assert 0.2 < np.std(z - x) < 0.8
+
+
+def test_pretrain_records_finetune_defaults_that_finetune_uses(setup, cli, tmp_path):
+    root, home = setup
+    env = {"EDGETP_HOME": str(home)}
+    model = tmp_path / "ft.npz"
+    r = cli("pretrain", "--kws", "--data-root", root, "--net", "120-8r-36", "--epochs", "1", "--batch", "8",
+            "--hold-out", HELD, "--ft", "batch=2", "--ft", "rehearsal=1.5", "--ft", "epochs=1", "--out", model, env=env)
+    assert r.returncode == 0, r.stderr
+    from edgetp.model import load_model
+    m = load_model(model)
+    assert m.recipe["finetune"] == {"batch": 2, "rehearsal": 1.5, "epochs": 1}
+    assert "--ft batch=2 --ft rehearsal=1.5 --ft epochs=1" in m.recipe["command"]
+    out = tmp_path / "ft.json"
+    r = cli("finetune", "--kws", "--model", model, "--data-root", root, "--shots", "1", "--seeds", "1",
+            "--no-baseline", "--quiet", "--batch", "1", "--json", out, env=env)
+    assert r.returncode == 0, r.stderr
+    rec = json.loads(out.read_text())["recipe"]
+    assert (rec["batch"], rec["rehearsal"], rec["epochs"]) == (1, 1.5, 1)   # the flag wins, the rest is the model's
+
+
+@pytest.mark.parametrize("item", ["batch", "colour=red", "batch=two", "rehearsal=-1", "optimizer=lion"])
+def test_pretrain_rejects_bad_finetune_defaults_before_training(setup, cli, tmp_path, item):
+    root, home = setup
+    r = cli("pretrain", "--kws", "--data-root", root, "--hold-out", HELD, "--ft", item, "--out", tmp_path / "x.npz",
+            env={"EDGETP_HOME": str(home)})
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "--ft" in r.stderr, r.stderr
+    assert not (tmp_path / "x.npz").exists()

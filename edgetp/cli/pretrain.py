@@ -32,6 +32,9 @@ def register(sub):
     p.add_argument("--noise", type=float, default=0.0, help="augmentation: feature noise std")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--ft-lr", type=float, default=None, help="fine-tuning lr to record as this model's default")
+    p.add_argument("--ft", action="append", default=[], metavar="KEY=VALUE",
+                   help="a fine-tuning default to record in the model (repeatable): epochs, lr, optimizer, batch, "
+                        "targets, train, rehearsal; `edgetp finetune` uses them unless told otherwise")
     p.add_argument("--out", required=True, help="model file to write (.npz)")
     p.add_argument("--json", metavar="PATH", help="write the training figures as JSON")
     p.set_defaults(func=run)
@@ -44,6 +47,30 @@ def pretrain_indices(corpus, hold: str | None):
     return pick("train"), pick("validation")
 
 
+FT_KEYS = {"epochs": int, "lr": float, "optimizer": str, "batch": int, "targets": str, "train": str,
+           "rehearsal": float}
+
+
+def finetune_defaults(items: list[str], lr: float | None = None) -> dict:
+    """``--ft KEY=VALUE`` items (and ``--ft-lr``) -> the model's recipe["finetune"], checked."""
+    from edgetp.kws.train import Recipe
+
+    out = {} if lr is None else {"lr": lr}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key not in FT_KEYS:
+            raise EdgetpError(f"--ft {item!r}: expected KEY=VALUE with KEY one of {', '.join(FT_KEYS)}")
+        try:
+            out[key] = FT_KEYS[key](value)
+        except ValueError:
+            raise EdgetpError(f"--ft {item!r}: {value!r} is not a valid {FT_KEYS[key].__name__}") from None
+    try:
+        Recipe(**out).check()
+    except EdgetpError as e:
+        raise EdgetpError(f"--ft: {e}") from None
+    return out
+
+
 def run(args) -> int:
     from edgetp.audio.frontend import NormConstants
     from edgetp.kws.data import features, open_corpus
@@ -51,6 +78,7 @@ def run(args) -> int:
     from edgetp.model import Model, save_model
     from edgetp.tp import init_params, parse_net
 
+    ft = finetune_defaults(args.ft, args.ft_lr)   # checked before hours of training, not after
     corpus = open_corpus(args.data_root, args.labels)
     cfg = parse_net(args.net, reset=args.reset)
     if cfg.n_out != len(corpus.label_names) or cfg.n_in != 120:
@@ -86,9 +114,9 @@ def run(args) -> int:
                command="edgetp pretrain --kws " + " ".join(
                    f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
                    if k in ("net", "reset", "epochs", "lr", "optimizer", "batch", "targets", "seed", "shift", "noise")
-                   and v is not None))
-    if args.ft_lr is not None:
-        rec["finetune"] = {"lr": args.ft_lr}
+                   and v is not None) + "".join(f" --ft {k}={v}" for k, v in ft.items()))
+    if ft:
+        rec["finetune"] = ft
     model = Model(cfg, params, list(corpus.label_names),
                   {"kind": "logmel40+d+dd", "label_set": args.labels, "per_utterance": norm.per_utterance},
                   rec, metrics, norm.scale)
