@@ -10,9 +10,10 @@ ARGS="${*:-pretrain eval-mcu eval-paper}"
 
 if want pretrain; then
   edgetp pretrain --kws --net 120-64r-36 --reset hard --epochs 30 --lr 1e-3 --batch 32 --targets batch \
-    --shift 8 --noise 0.1 --seed 0 --out models/kws-mcu/model.npz
-  edgetp pretrain --kws --net 120-450r-36 --reset hard --epochs 12 --lr 1e-3 --batch 64 --targets batch \
-    --shift 8 --noise 0.1 --seed 0 --out models/kws-paper/model.npz
+    --shift 8 --noise 0.1 --seed 0 --ft optimizer=colnorm --out models/kws-mcu/model.npz
+  edgetp pretrain --kws --net 120-450r-36 --reset hard --epochs 12 --lr 1e-3 --batch 64 --targets classes \
+    --shift 8 --noise 0.1 --seed 0 --ft targets=classes --ft batch=8 --ft lr=2e-4 --ft epochs=6 --ft rehearsal=4 \
+    --out models/kws-paper/model.npz
 fi
 
 ft() {  # model tag shots seeds args...
@@ -22,26 +23,29 @@ ft() {  # model tag shots seeds args...
 }
 if want eval-mcu; then
   for k in 1 5 all; do
-    ft kws-mcu tp-classes-b1 $k 3 --train all --targets classes --batch 1 --lr 1e-4
+    ft kws-mcu tp-classes-b1 $k 3 --train all --targets classes --batch 1 --lr 1e-4 --optimizer adam
     ft kws-mcu tp-classes-b1-colnorm $k 3 --train all --targets classes --batch 1 --lr 1e-4 --optimizer colnorm --no-baseline
     ft kws-mcu tp-classes-b1-fixed $k 3 --train all --targets classes --batch 1 --lr 1e-4 --fixed --no-baseline
-    ft kws-mcu readout-b1 $k 3 --train readout --targets classes --batch 1 --lr 3e-4 --no-baseline
-    ft kws-mcu tp-batchrule-b8 $k 3 --train all --targets batch --batch 8 --lr 1e-4 --no-baseline
+    ft kws-mcu readout-b1 $k 3 --train readout --targets classes --batch 1 --lr 3e-4 --optimizer adam --no-baseline
+    ft kws-mcu tp-batchrule-b8 $k 3 --train all --targets batch --batch 8 --lr 1e-4 --optimizer adam --no-baseline
   done
-  ft kws-mcu tp-classes-b1-lr3e-5x6 5 3 --train all --lr 3e-5 --epochs 6 --no-baseline
+  ft kws-mcu tp-classes-b1-lr3e-5x6 5 3 --train all --lr 3e-5 --epochs 6 --optimizer adam --no-baseline
   ft kws-mcu tp-classes-b1-colnorm-lr3e-5x6 5 3 --train all --lr 3e-5 --epochs 6 --optimizer colnorm --no-baseline
-  ft kws-mcu tp-classes-b8-reh3 5 3 --train all --targets classes --batch 8 --lr 3e-4 --epochs 6 --rehearsal 3 --no-baseline
-  ft kws-mcu readout-b8-reh3 5 3 --train readout --targets classes --batch 8 --lr 3e-4 --epochs 6 --rehearsal 3 --no-baseline
+  ft kws-mcu tp-classes-b8-reh3 5 3 --train all --targets classes --batch 8 --lr 3e-4 --epochs 6 --rehearsal 3 --optimizer adam --no-baseline
+  ft kws-mcu readout-b8-reh3 5 3 --train readout --targets classes --batch 8 --lr 3e-4 --epochs 6 --rehearsal 3 --optimizer adam --no-baseline
 fi
-if want eval-paper; then
-  ft kws-paper tp-classes-b1 5 2 --train all --targets classes --batch 1 --lr 1e-4 --no-baseline
-  ft kws-paper readout-b1 5 2 --train readout --targets classes --batch 1 --lr 3e-4 --no-baseline
-  for k in 1 5; do
-    ft kws-paper tp-classes-b8-reh3 $k 3 --train all --targets classes --batch 8 --lr 3e-4 --epochs 6 --rehearsal 3 --no-baseline
-    ft kws-paper readout-b8-reh3 $k 3 --train readout --targets classes --batch 8 --lr 3e-4 --epochs 6 --rehearsal 3 --no-baseline
-    ft kws-paper tp-batchrule-b8-reh3 $k 3 --train all --targets batch --batch 8 --lr 3e-4 --epochs 6 --rehearsal 3 --no-baseline
-  done
-  ft kws-paper tp-classes-b8-reh3 all 2 --train all --targets classes --batch 8 --lr 3e-4 --epochs 6 --rehearsal 3 --no-baseline
-  ft kws-paper readout-b8-reh3 all 2 --train readout --targets classes --batch 8 --lr 3e-4 --epochs 6 --rehearsal 3 --no-baseline
+if want eval-paper; then   # kws-paper's recorded defaults: classes, batch 8, Adam 2e-4, 6 epochs, rehearsal 4
+  P="--train all --targets classes --batch 8 --lr 2e-4 --epochs 6 --rehearsal 4"
+  R="--train readout --targets classes --batch 8 --lr 2e-4 --epochs 6 --rehearsal 4"
+  ft kws-paper tp-classes-b8-reh4 5 3 $P --no-baseline
+  ft kws-paper readout-b8-reh4 5 3 $R --no-baseline
+  ft kws-paper tp-classes-b8-reh4 1 3 $P --no-baseline
+  ft kws-paper readout-b8-reh4 1 3 $R --no-baseline
+  ft kws-paper tp-batchrule-b8-reh4 5 3 --train all --targets batch --batch 8 --lr 2e-4 --epochs 6 --rehearsal 4 --no-baseline
+  ft kws-paper tp-classes-b8-reh4 all 2 $P --no-baseline
+  ft kws-paper readout-b8-reh4 all 2 $R --no-baseline
+  # batch 1 without rehearsal (the on-device regime, Adam as the authors)
+  ft kws-paper tp-classes-b1 5 2 --train all --targets classes --batch 1 --lr 1e-4 --epochs 3 --rehearsal 0 --no-baseline
+  ft kws-paper readout-b1 5 2 --train readout --targets classes --batch 1 --lr 3e-4 --epochs 3 --rehearsal 0 --no-baseline
 fi
 python3 -m edgetp.kws.card models/kws-mcu models/kws-paper

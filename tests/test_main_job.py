@@ -27,3 +27,7 @@ def test_shipped_models_load_and_match_their_cards():
         m = load_model(name)
         assert m.cfg.net_string() == net and m.cfg.reset == "hard" and len(m.labels) == 36
         assert m.norm_scale is not None and m.recipe["held_out_speaker"]
+    # the recorded fine-tuning defaults the cards' headline rows use
+    assert load_model("kws-mcu").recipe["finetune"] == {"optimizer": "colnorm"}
+    assert load_model("kws-paper").recipe["finetune"] == {"targets": "classes", "batch": 8, "lr": 2e-4, "epochs": 6,
+                                                          "rehearsal": 4.0}

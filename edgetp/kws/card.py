@@ -49,7 +49,10 @@ PURPOSE = {
                "that integer TP fine-tuning (int16 weights, class-prototype targets, batch 1) fits in 64 KB of "
                "RAM on a Cortex-M4 (docs/fixed-point.md, section 7).",
     "kws-paper": "The paper's network: 120 → 450 recurrent LIF → 36, hard reset (the published speech run's "
-                 "reset in effect, spec section 6). Too large for a microcontroller's RAM; the float reference.",
+                 "reset in effect, spec section 6), pretrained with the class target set that fine-tuning uses. "
+                 "Too large for a microcontroller's RAM; the float reference. Its recorded fine-tuning defaults "
+                 "(class targets, batch 8, Adam 2e-4, 6 epochs, rehearsal 4) are the setting that meets the "
+                 "issue's target.",
 }
 def label(r: dict) -> str:
     """A result row's setting, from the recipe its JSON recorded."""
@@ -109,11 +112,24 @@ NOTES: dict = {
         "model (see kws-paper for the closest result).",
     ],
     "kws-paper": [
-        "At 5 shots TP on all layers (class targets, batch 1, Adam 1e-4) reaches 91 % on the held-out voice "
-        "(from 31 %), above readout-only (89 %), but forgets more: the other speakers fall from 84 % to 61 % "
-        "(readout-only: 74 %).",
-        "Fine-tuning at batch 1 runs at a few samples/s here (450 recurrent neurons, 101 steps, an Adam step per "
-        "time step); the full table is `models/rebuild.sh eval-paper`.",
+        "**Target met**: with its recorded defaults (`edgetp finetune --kws --model kws-paper`: TP on all "
+        "layers, class targets, batch 8, Adam 2e-4, 6 epochs, 4 other-speaker rehearsal utterances per support "
+        "utterance) 5 shots lift the held-out voice from 36.2 % to 96.2 ± 0.7 % (3 seeds: 97.1, 95.7, 95.7) "
+        "while the other speakers go from 84.8 % to 77.5 % (7.3 pp; the target is >= 95 % with <= 10 pp).",
+        "TP against readout-only, plainly: at the same setting readout-only reaches 88.6 % and forgets only "
+        "2.0 pp; TP on every layer buys +7.6 pp on the new voice for 5.3 pp more forgetting, and only TP "
+        "reaches 95 %. At batch 1 without rehearsal (the device's regime) TP reaches 93.6 % but the others "
+        "fall by 20.1 pp; readout-only 90.0 % at 10.2 pp.",
+        "What it took (exploration with 1-3 seeds, `edgetp finetune` settings on this corpus): class-target "
+        "pretraining (the batch-rule-pretrained network, validation 75.0 % instead of 68.6 %, adapted worse: "
+        "93.3 ± 1.8 % at 7.9 pp with batch 8, Adam 3e-4, rehearsal 3); batch 8 (at batch 1 every variant forgot "
+        "20 pp or more); rehearsal (on the batch-rule network, 1 seed: batch 8 without it 94.3 % but 39.6 pp "
+        "forgetting; rehearsal 2 for 10 epochs 95.7 % at 17.9 pp; rehearsal 5 for 10 epochs 88.6 % at 7.2 pp); "
+        "Adam 2e-4 rather than 3e-4 (on this network, rehearsal 4 at 3e-4: 95.2 % at 10.5 pp, 3 seeds). Fine-tuning augmentation (shift 8, noise 0.1) cost "
+        "3-4 pp of query accuracy; colnorm instead of Adam changed nothing measurable here (92.4 % at 7.7 pp "
+        "on the previous network).",
+        "Rehearsal is a host-side recipe: a device would have to store the other speakers' utterances "
+        "(features in flash) and run several sequences per step.",
     ],
 }
 MEMORY: dict = {
