@@ -187,7 +187,7 @@ def factored_scales(g, gf, rr, cc, beta_shift, lr_m, mode):
 
 
 def move_bound(opt: QOpt, fw: int) -> int:
-    """The factored/rownorm rules' move limit 2^clip * lr (weight units) in Q.16 LSB of a Q.fw weight,
+    """The normalised rules' move limit 2^clip * lr (weight units) in Q.16 LSB of a Q.fw weight,
     lr_m * 2^(fw + 16 + clip - lr_e) (floor); -1 (no limit) when clip < 0."""
     if opt.clip < 0:
         return -1

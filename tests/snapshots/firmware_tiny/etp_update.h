@@ -44,7 +44,7 @@ void etp_apply_update_q(const etp_param_t *p, const etp_grad_t *grad, int eb, co
                         const int32_t *row_s, const int32_t *col_m, const int32_t *col_s, int64_t bound,
                         uint32_t *rng, int64_t *g);
 
-/* move_bound: the factored/rownorm rules' move limit 2^clip lr in Q.16 LSB of a Q.fw weight,
+/* move_bound: the normalised rules' move limit 2^clip lr in Q.16 LSB of a Q.fw weight,
  * floor(lr_m 2^(fw + 16 + clip - lr_e)) (saturating at ETP_P_LIMIT); -1 (no limit) when clip < 0. */
 int64_t etp_move_bound(int32_t lr_m, int32_t lr_e, int32_t clip, int fw);
 
