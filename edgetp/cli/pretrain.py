@@ -47,8 +47,7 @@ def pretrain_indices(corpus, hold: str | None):
     return pick("train"), pick("validation")
 
 
-FT_KEYS = {"epochs": int, "lr": float, "optimizer": str, "batch": int, "targets": str, "train": str,
-           "rehearsal": float}
+FT_KEYS = ("epochs", "lr", "optimizer", "batch", "targets", "train", "rehearsal")   # Recipe fields
 
 
 def finetune_defaults(items: list[str], lr: float | None = None) -> dict:
@@ -60,10 +59,11 @@ def finetune_defaults(items: list[str], lr: float | None = None) -> dict:
         key, sep, value = item.partition("=")
         if not sep or key not in FT_KEYS:
             raise EdgetpError(f"--ft {item!r}: expected KEY=VALUE with KEY one of {', '.join(FT_KEYS)}")
+        kind = type(getattr(Recipe, key))   # the type of the field's default
         try:
-            out[key] = FT_KEYS[key](value)
+            out[key] = kind(value)
         except ValueError:
-            raise EdgetpError(f"--ft {item!r}: {value!r} is not a valid {FT_KEYS[key].__name__}") from None
+            raise EdgetpError(f"--ft {item!r}: {value!r} is not a valid {kind.__name__}") from None
     try:
         Recipe(**out).check()
     except EdgetpError as e:

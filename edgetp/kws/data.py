@@ -24,6 +24,10 @@ class SplitData:
     rehearsal: tuple | None = None   # other speakers' pretraining utterances mixed into fine-tuning
     rehearsal_idx: np.ndarray | None = None
 
+    @property
+    def n_rehearsal(self) -> int:
+        return 0 if self.rehearsal_idx is None else int(len(self.rehearsal_idx))
+
 
 def open_corpus(data_root, labels: str = "paper"):
     from edgetp.data.gsc import load_corpus

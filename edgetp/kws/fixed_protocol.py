@@ -56,7 +56,7 @@ def finetune_seed_fixed(model: Model, corpus, speaker: str, shots, seed: int, re
     kind = "colnorm" if recipe.optimizer == "adam" else recipe.optimizer
     per_epoch = [acc(qm, xq, yq)]
     res = {"seed": seed, "support": int(len(ys)), "query": int(len(yq)), "test": int(len(yt)),
-           "rehearsal": 0 if d.rehearsal is None else int(len(d.rehearsal[1])),
+           "rehearsal": d.n_rehearsal,
            "dropped_classes": list(d.split.dropped), "query_acc_before": per_epoch[0],
            "test_acc_before": acc(qm, xt, yt), "wbits": WBITS, "int_optimizer": kind}
     tuned = finetune_fixed(qm, *training_set(d), recipe.epochs, recipe.lr, kind, recipe.targets, recipe.batch, seed, WBITS,

@@ -40,7 +40,7 @@ def finetune_seed(model: Model, corpus, speaker: str, shots, seed: int, recipe: 
     xt, yt = d.test
     params = model.params.copy()
     res = {"seed": seed, "support": int(len(ys)), "query": int(len(yq)), "test": int(len(yt)),
-           "rehearsal": 0 if d.rehearsal is None else int(len(d.rehearsal[1])),
+           "rehearsal": d.n_rehearsal,
            "dropped_classes": list(d.split.dropped),
            "query_acc_before": accuracy(params, cfg, xq, yq), "test_acc_before": accuracy(params, cfg, xt, yt)}
     hist = fit(params, cfg, *training_set(d), replace(recipe, seed=seed),
