@@ -75,14 +75,17 @@ class Euler:
         return inp  # Output
 
 
-def simulate(g, xs, dt, soft=False):
+def simulate(g, xs, dt, soft=False, readout=None):
+    """The graph's Output at every step, or with ``readout`` the membrane of that node."""
     sim = Euler(g, dt, soft)
-    return np.stack([sim.step(xs[:, t]) for t in range(xs.shape[1])], axis=1)
+    outs = [sim.step(xs[:, t]) for t in range(xs.shape[1])] if readout is None else \
+        [(sim.step(xs[:, t]), sim.v[readout])[1] for t in range(xs.shape[1])]
+    return np.stack(outs, axis=1)
 
 
 def test_mapping_is_written_into_the_graph(tmp_path):
     model = make_model(tmp_path, recurrent=True, reset="soft", hidden=(16, 8), leak_out=0.9)
-    g = to_nir(model)
+    g = to_nir(model, dialect="plain")
     lif, ro = g.nodes["lif1"], g.nodes["readout"]
     assert isinstance(lif, nir.LIF) and isinstance(ro, nir.LI) and isinstance(g.nodes["R0"], nir.Linear)
     assert np.allclose(lif.tau, DT / (1 - 0.77)) and np.allclose(lif.r, 1 / (1 - 0.77))
@@ -90,23 +93,50 @@ def test_mapping_is_written_into_the_graph(tmp_path):
     assert lif.metadata["reset"] == "soft" and g.metadata["dt"] == DT
     assert np.allclose(ro.tau, DT / 0.1) and np.allclose(ro.r, 10.0)
     assert {("lif0", "R0"), ("R0", "lif0"), ("lif1", "R1"), ("R1", "lif1")} <= set(g.edges)
-    assert isinstance(to_nir(make_model(tmp_path, recurrent=False)).nodes["readout"], nir.I)
+    assert isinstance(to_nir(make_model(tmp_path, recurrent=False), dialect="plain").nodes["readout"], nir.I)
 
 
+def test_torch_dialect_is_written_into_the_graph(tmp_path):
+    """Norse's and snnTorch's conventions (nir_io docstring): CubaLIF with tau_syn = dt,
+    w_in = 1, r = tau/dt; recurrent Linear then an identity Linear; a never-firing readout."""
+    model = make_model(tmp_path, recurrent=True, reset="hard", hidden=(16, 8), leak_out=1.0)
+    g = to_nir(model)
+    lif, ro = g.nodes["lif1"], g.nodes["readout"]
+    assert isinstance(lif, nir.CubaLIF) and isinstance(ro, nir.CubaLIF) and g.metadata["dt"] == DT
+    assert np.all(lif.tau_syn == DT) and np.all(lif.w_in == 1) and np.allclose(lif.tau_mem, DT / (1 - 0.77))
+    assert np.allclose(lif.r * DT / lif.tau_mem, 1.0) and np.all(lif.v_threshold == 0.5) and np.all(lif.v_reset == 0)
+    assert np.all(ro.v_threshold == np.finfo(np.float32).max) and np.all(1.0 - DT / ro.tau_mem == 1.0)
+    assert np.allclose(ro.r * DT / ro.tau_mem, 1.0) and np.all(ro.tau_syn == DT)
+    assert {("lif0", "R0"), ("R0", "R0_identity"), ("R0_identity", "lif0")} <= set(g.edges)
+    assert np.array_equal(g.nodes["R0_identity"].weight, np.eye(16)) and np.array_equal(g.nodes["R0"].weight,
+                                                                                         model.params.R[0])
+    soft = make_model(tmp_path, reset="soft", leak_out=0.9)
+    assert g.nodes["lif0"].metadata["reset"] == "hard" and to_nir(soft).nodes["lif0"].metadata["reset"] == "soft"
+    assert np.allclose(to_nir(soft).nodes["readout"].tau_mem, DT / 0.1)
+    with pytest.raises(EdgetpError, match="NIR dialect 'norse'"):
+        to_nir(model, dialect="norse")
+
+
+@pytest.mark.parametrize("dialect", ["plain", "torch"])
 @pytest.mark.parametrize("rec,reset,hidden", NETS)
-def test_euler_simulation_of_export_matches_reference(tmp_path, rec, reset, hidden):
+def test_euler_simulation_of_export_matches_reference(tmp_path, rec, reset, hidden, dialect):
     leak_out = 0.9 if len(hidden) == 2 else 1.0
     model = make_model(tmp_path, recurrent=rec, reset=reset, hidden=hidden, leak_out=leak_out)
     xs = utterances(12)
     ref = reference_readout(model, xs)
     assert ref.std() > 0.1
-    assert np.abs(simulate(to_nir(model, dt=1e-3), xs, 1e-3, reset == "soft") - ref).max() <= 1e-9
+    g = to_nir(model, dt=1e-3, dialect=dialect)
+    sim = simulate(g, xs, 1e-3, reset == "soft", readout=None if dialect == "plain" else "readout")
+    assert np.abs(sim - ref).max() <= 1e-9
+    if dialect == "torch":  # what the graph's Output carries: the never-firing readout's spikes
+        assert not simulate(g, xs, 1e-3, reset == "soft").any()
 
 
+@pytest.mark.parametrize("dialect", ["plain", "torch"])
 @pytest.mark.parametrize("rec,reset,hidden", NETS)
-def test_round_trip_is_lossless(tmp_path, rec, reset, hidden):
-    model = make_model(tmp_path, recurrent=rec, reset=reset, hidden=hidden, leak_out=0.95)
-    back = import_nir(export_nir(model, tmp_path / "m.nir"))
+def test_round_trip_is_lossless(tmp_path, rec, reset, hidden, dialect):
+    model = make_model(tmp_path, recurrent=rec, reset=reset, hidden=hidden, leak_out=0.95 if hidden[1:] else 1.0)
+    back = import_nir(export_nir(model, tmp_path / "m.nir", dialect=dialect))
     save_model(back, tmp_path / "back.npz")
     back = load_model(tmp_path / "back.npz")
     assert back.hash() == model.hash()

@@ -19,8 +19,8 @@ def _onnx_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--onnx-form", choices=("step", "scan"), default="step",
                    help="step: one time step with explicit state in/out (default); scan: whole utterances")
     g.add_argument("--check", action="store_true",
-                   help="run the ONNX file with onnxruntime on random utterances and report its deviation "
-                        "from the float reference")
+                   help="run the ONNX file with onnxruntime (and a torch-dialect NIR file with Norse and snnTorch, "
+                        "if installed) on random utterances and report its deviation from the float reference")
 
 
 def _onnx_run(model, args) -> list[str]:
@@ -46,16 +46,24 @@ def _nir_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--nir", metavar="OUT.nir", help="write the inference network as a NIR graph (HDF5)")
     g.add_argument("--nir-dt", type=float, default=None, metavar="SECONDS",
                    help="time step of the continuous-time mapping tau = dt/(1-alpha) (default 1e-4, as snnTorch)")
+    g.add_argument("--nir-dialect", choices=("torch", "plain"), default="torch",
+                   help="torch: CubaLIF nodes and a never-firing readout, run as edgetp does by Norse (from_nir) and "
+                        "snnTorch (import_from_nir) (default); plain: LIF nodes and an LI|I readout node "
+                        "(docs/interop.md)")
 
 
 def _nir_run(model, args) -> list[str]:
-    from edgetp.interop.nir_io import DT, export_nir
+    from edgetp.interop.nir_io import DT, dialect_caveats, export_nir
     dt = DT if args.nir_dt is None else args.nir_dt
-    path = export_nir(model, args.nir, dt)
-    lines = [f"wrote {path} (NIR, dt {dt:g} s, {model.cfg.net_string()}, {model.cfg.reset} reset)"]
-    if model.cfg.reset == "soft":
-        lines.append("note: NIR has no subtractive reset; the LIF nodes carry metadata reset='soft', which tools "
-                     "other than edgetp may ignore (they then simulate a reset to 0)")
+    path = export_nir(model, args.nir, dt, args.nir_dialect)
+    lines = [f"wrote {path} (NIR, dialect {args.nir_dialect}, dt {dt:g} s, {model.cfg.net_string()}, "
+             f"{model.cfg.reset} reset)"]
+    if args.nir_dialect == "torch" and dt != DT:
+        lines.append(f"warning: snnTorch's importer assumes dt = {DT:g} s; with dt {dt:g} it runs other leaks")
+    lines += [f"{level}: {text}" for level, text in dialect_caveats(model, args.nir_dialect)]
+    if args.check:
+        from edgetp.interop.nir_clients import check_lines
+        lines += check_lines(model, path)
     return lines
 
 

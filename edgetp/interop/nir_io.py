@@ -14,9 +14,22 @@ beta = 1 (a pure integrator, ``dv/dt = r I``), ``nir.I`` with r = 1/dt. NIR rese
 ``metadata["reset"]`` ("soft"/"hard") and the graph carries ``dt``, the edgetp model
 (``edgetp.model``, JSON) and the propagator arrays (``edgetp.S``, ...).
 
+Two dialects (``DIALECTS``) write that same discrete network. ``"plain"``: the mapping above
+(LIF, LI|I; the graph's Output is the readout). ``"torch"`` (default): what Norse
+(``norse.torch.from_nir``) and snnTorch (``snntorch.import_nir.import_from_nir``) run as
+edgetp does (docs/interop.md, "NIR in Norse and snnTorch"): every neuron is a CubaLIF with
+``tau_syn = dt``, ``w_in = 1`` (Euler: the current is this step's input, no synaptic filter)
+and ``r = tau_mem/dt`` (both honour r there; Norse's LIF ignores it); a recurrent Linear is
+followed by an identity Linear (snnTorch 1.0 rewires a two-node LIF <-> Linear loop as
+``W_rec(input + s)``); the readout is a CubaLIF that never fires (``v_threshold = NEVER``)
+whose membrane is the readout, because neither maps LI or I (beta = 1: ``tau_mem = dt *
+2**60``, for which ``1 - dt/tau`` is 1.0 in float64).
+
 Import accepts Linear / Affine (zero bias), LIF, CubaLIF with tau_syn = dt and w_in = 1
 (its current then is this step's input), LI, I, nested NIRGraphs (as snnTorch writes
-recurrent layers) and Identity; a gain ``r*dt/tau != 1`` is folded into the weights.
+recurrent layers) and Identity; a gain ``r*dt/tau != 1`` is folded into the weights; a
+recurrent loop may be a chain of Linears (their product); a LIF/CubaLIF with
+``v_threshold >= NEVER`` straight into the Output is a non-spiking readout.
 """
 from __future__ import annotations
 
@@ -36,12 +49,43 @@ except ImportError:  # pragma: no cover - depends on the environment
     raise EdgetpError("NIR interop needs the optional extra: pip install 'edgetp[interop]'") from None
 
 DT = 1e-4  # snnTorch's convention; any dt > 0 gives the same discrete network
+DIALECTS = ("torch", "plain")  # see the module docstring; "torch" is the default
+NEVER = float(np.finfo(np.float32).max)  # a threshold no finite float32 membrane crosses: a neuron that never fires
+INTEGRATOR_TAU = 2.0 ** 60  # tau_mem / dt of a beta = 1 readout: 1 - dt/tau rounds to 1.0 in float64
+READOUT = "readout"  # node name of the readout (its Output in "plain", its membrane in "torch")
 
 
-def to_nir(model: Model, dt: float = DT) -> "nir.NIRGraph":
-    """The inference network as a NIRGraph (flat: Input, Linear, LIF, ..., LI|I, Output)."""
+def dialect_caveats(model: Model, dialect: str) -> list[tuple[str, str]]:
+    """``(level, text)``: what a consumer of the ``dialect`` graph must know or cannot run exactly
+    ("warning": it runs a different network); printed by ``edgetp export``."""
+    if dialect == "plain":
+        return [("note", "NIR has no subtractive reset; the LIF nodes carry metadata reset='soft', which tools other "
+                 "than edgetp may ignore (they then simulate a reset to 0)")] if model.cfg.reset == "soft" else []
+    notes = [("note", f"the readout is the membrane of node {READOUT!r} (a CubaLIF that never fires; the graph's "
+              "Output carries its spikes, always 0); Norse: from_nir(graph, dt=graph.metadata['dt'])")]
+    if model.cfg.reset == "soft":
+        notes.append(("warning", "soft reset: snnTorch's importer always resets to zero, so snnTorch runs a "
+                      "different (hard-reset) network; Norse runs it only with from_nir(..., reset_method="
+                      "norse.torch.functional.reset.reset_subtract); the CubaLIF nodes carry metadata reset='soft'"))
+    return notes
+
+
+def _cuba(n: int, tau: float, dt: float, vth: float, meta: dict) -> "nir.CubaLIF":
+    """A CubaLIF that is edgetp's LIF under Euler with ``dt``: tau_syn = dt, w_in = 1 (I = this
+    step's input), r = tau/dt (gain r*dt/tau = 1), v_leak = v_reset = 0."""
+    full = lambda v: np.full(n, v, dtype=np.float64)
+    return nir.CubaLIF(tau_syn=full(dt), tau_mem=full(tau), r=full(tau / dt), v_leak=full(0.0),
+                       v_threshold=full(vth), v_reset=full(0.0), w_in=full(1.0), metadata=meta)
+
+
+def to_nir(model: Model, dt: float = DT, dialect: str = "torch") -> "nir.NIRGraph":
+    """The inference network as a NIRGraph (flat: Input, Linear, LIF|CubaLIF, ..., readout, Output)."""
     if not dt > 0:
         raise EdgetpError(f"dt must be > 0, got {dt}")
+    if dialect not in DIALECTS:
+        raise EdgetpError(f"NIR dialect {dialect!r}: expected one of {', '.join(DIALECTS)}")
+    if dialect == "torch":
+        return _to_nir_torch(model, dt)
     cfg, p = model.cfg, model.params
     full = lambda n, v: np.full(n, v, dtype=np.float64)
     nodes, edges, prev = {"input": nir.Input(input_type=np.array([cfg.n_in]))}, [], "input"
@@ -64,15 +108,42 @@ def to_nir(model: Model, dt: float = DT) -> "nir.NIRGraph":
         nodes["readout"] = nir.LI(tau=full(o, tau), r=full(o, tau / dt), v_leak=full(o, 0.0))
     nodes["output"] = nir.Output(output_type=np.array([o]))
     edges += [(prev, f"W{L}"), (f"W{L}", "readout"), ("readout", "output")]
-    meta = {"dt": float(dt), META_KEY: json.dumps(model_meta(model, dt=dt))}
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=_graph_meta(model, dt, "plain"))
+
+
+def _to_nir_torch(model: Model, dt: float) -> "nir.NIRGraph":
+    cfg, p = model.cfg, model.params
+    nodes, edges, prev = {"input": nir.Input(input_type=np.array([cfg.n_in]))}, [], "input"
+    for l, h in enumerate(cfg.hidden):
+        nodes[f"W{l}"] = nir.Linear(weight=np.asarray(p.W[l]))
+        nodes[f"lif{l}"] = _cuba(h, dt / (1.0 - cfg.leak_m), dt, cfg.vth, {"reset": cfg.reset})
+        edges += [(prev, f"W{l}"), (f"W{l}", f"lif{l}")]
+        if cfg.recurrent:
+            R = np.asarray(p.R[l])
+            nodes[f"R{l}"] = nir.Linear(weight=R)
+            nodes[f"R{l}_identity"] = nir.Linear(weight=np.eye(h, dtype=R.dtype))
+            edges += [(f"lif{l}", f"R{l}"), (f"R{l}", f"R{l}_identity"), (f"R{l}_identity", f"lif{l}")]
+        prev = f"lif{l}"
+    o, L = cfg.n_out, cfg.layers
+    nodes[f"W{L}"] = nir.Linear(weight=np.asarray(p.W[L]))
+    tau = dt * INTEGRATOR_TAU if cfg.leak_out == 1.0 else dt / (1.0 - cfg.leak_out)
+    nodes[READOUT] = _cuba(o, tau, dt, NEVER, {"role": "readout: the membrane is u; never fires"})
+    nodes["output"] = nir.Output(output_type=np.array([o]))
+    edges += [(prev, f"W{L}"), (f"W{L}", READOUT), (READOUT, "output")]
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=_graph_meta(model, dt, "torch"))
+
+
+def _graph_meta(model: Model, dt: float, dialect: str) -> dict:
+    meta = {"dt": float(dt), "edgetp.nir_dialect": dialect, META_KEY: json.dumps(model_meta(model, dt=dt))}
     meta.update({f"edgetp.{k}": a for k, a in carried_arrays(model).items()})
-    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta)
+    return meta
 
 
-def export_nir(model: Model, path, dt: float = DT) -> Path:
+def export_nir(model: Model, path, dt: float = DT, dialect: str = "torch") -> Path:
     path = Path(path)
+    graph = to_nir(model, dt, dialect)
     path.parent.mkdir(parents=True, exist_ok=True)
-    nir.write(str(path), to_nir(model, dt))
+    nir.write(str(path), graph)
     return path
 
 
@@ -141,8 +212,21 @@ def _weight(name, node, gain):
     return w if abs(gain - 1.0) <= 1e-9 else (w * gain).astype(w.dtype)
 
 
+def _chain_weight(names, nodes, gain):
+    """The weight of a chain of Linears ``names[0] -> names[1] -> ...`` (their product; an
+    identity matrix in the chain, as the "torch" dialect writes, is skipped), times ``gain``."""
+    ws = [_weight(n, nodes[n], 1.0) for n in names]
+    eye = lambda w: w.ndim == 2 and w.shape[0] == w.shape[1] and np.array_equal(w, np.eye(w.shape[0]))
+    ws = [w for w in ws if not eye(w)] or ws[:1]
+    w = ws[0]
+    for nxt in ws[1:]:
+        w = nxt @ w
+    return w if abs(gain - 1.0) <= 1e-9 else (w * gain).astype(w.dtype)
+
+
 def recognise(g: "nir.NIRGraph", dt: float) -> Found:
-    """The edgetp network in a NIR graph: Input -> (Linear -> LIF [<-> Linear])+ -> Linear -> LI|I -> Output."""
+    """The edgetp network in a NIR graph: Input -> (Linear -> LIF|CubaLIF [<-> Linear(s)])+ -> Linear ->
+    LI|I|never-firing LIF/CubaLIF -> Output."""
     nodes, edges = _contract(*_flatten(g))
     for name, node in nodes.items():
         if not isinstance(node, (nir.Input, nir.Output, nir.Linear, nir.Affine, nir.LIF, nir.CubaLIF, nir.LI, nir.I)):
@@ -153,9 +237,20 @@ def recognise(g: "nir.NIRGraph", dt: float) -> Found:
     starts = [n for n, v in nodes.items() if isinstance(v, nir.Input)]
     if len(starts) != 1:
         raise EdgetpError(f"the graph must have one Input, found {len(starts)}: {', '.join(starts)}")
+
+    def loop(start, n):  # the chain of Linears n -> ... -> start that closes a recurrent loop of start, else None
+        chain = [n]
+        while isinstance(nodes[chain[-1]], (nir.Linear, nir.Affine)) and len(chain) <= len(nodes):
+            if len(pred(chain[-1])) != 1 or len(succ(chain[-1])) != 1:
+                return None
+            if succ(chain[-1])[0] == start:
+                return chain
+            chain.append(succ(chain[-1])[0])
+        return None
+
     cur, hidden, readout, seen = starts[0], [], None, set(starts)
     while readout is None:
-        loops = [b for b in succ(cur) if succ(b) == [cur]] if hidden else []
+        loops = [b for b in succ(cur) if loop(cur, b)] if hidden else []
         fwd = [b for b in succ(cur) if b not in loops]
         if len(fwd) != 1 or len(loops) > 1:
             raise EdgetpError(f"node {cur!r}: expected one feed-forward successor (and at most one recurrent "
@@ -163,7 +258,8 @@ def recognise(g: "nir.NIRGraph", dt: float) -> Found:
         w = fwd[0]
         if isinstance(nodes[w], nir.Output):
             raise EdgetpError(f"node {cur!r} ({type(nodes[cur]).__name__}) feeds the Output: edgetp's readout is a "
-                              "Linear followed by a non-spiking LI or I")
+                              "Linear followed by a non-spiking LI or I (or a LIF/CubaLIF with v_threshold >= "
+                              f"{NEVER:.7g}, which never fires)")
         if len(pred(w)) != 1 or len(succ(w)) != 1 or succ(w)[0] in seen:
             raise EdgetpError(f"node {w!r}: expected one input edge and one output edge in a chain")
         tgt = succ(w)[0]
@@ -172,17 +268,19 @@ def recognise(g: "nir.NIRGraph", dt: float) -> Found:
             readout = (0.0, _weight(w, nodes[w], 1.0))
             break
         alpha, gain, vth, reset = _neuron(tgt, nodes[tgt], dt)
-        if vth is None:  # LI or I: the readout
+        if vth is None or vth >= NEVER:  # LI, I or a neuron that never fires: the readout
             if pred(tgt) != [w] or len(succ(tgt)) != 1 or not isinstance(nodes[succ(tgt)[0]], nir.Output):
                 raise EdgetpError(f"node {tgt!r} ({type(nodes[tgt]).__name__}): the readout must go from one "
                                   "Linear straight to the Output")
             readout = (alpha, _weight(w, nodes[w], gain))
             break
         rec = [a for a in pred(tgt) if a != w]
-        if len(rec) > 1 or rec and pred(rec[0]) != [tgt]:
-            raise EdgetpError(f"node {tgt!r}: inputs {pred(tgt)} are not one feed-forward and one recurrent Linear")
+        chains = [c for c in (loop(tgt, b) for b in succ(tgt)) if c]
+        if len(rec) > 1 or len(chains) > 1 or rec != [c[-1] for c in chains]:
+            raise EdgetpError(f"node {tgt!r}: inputs {pred(tgt)} are not one feed-forward and one recurrent Linear "
+                              "(or chain of Linears)")
         hidden.append({"name": tgt, "alpha": alpha, "vth": vth, "reset": reset, "W": _weight(w, nodes[w], gain),
-                       "R": _weight(rec[0], nodes[rec[0]], gain) if rec else None})
+                       "R": _chain_weight(chains[0], nodes, gain) if chains else None})
         cur = tgt
     if not hidden:
         raise EdgetpError("no LIF layer between the Input and the readout")
