@@ -182,7 +182,16 @@ def _contract(nodes, edges, through):
 
 
 def _neuron(name, node, dt):
-    """``(alpha, gain, vth or None, reset)`` of a LIF/CubaLIF/LI/I node under Euler with ``dt``."""
+    """``(alpha, gain, vth or None, reset)`` of a LIF/CubaLIF/LI/I node under Euler with ``dt``.
+    A gain within a few roundings of 1 in the precision of ``r`` (a float32 ``r = tau/dt``, as
+    snnTorch writes) is 1."""
+    alpha, gain, vth, reset = _neuron_raw(name, node, dt)
+    r = np.asarray(node.r)
+    eps = np.finfo(r.dtype).eps if np.issubdtype(r.dtype, np.floating) else 0.0
+    return alpha, 1.0 if abs(gain - 1.0) <= 8 * eps else gain, vth, reset
+
+
+def _neuron_raw(name, node, dt):
     if isinstance(node, nir.I):
         return 1.0, uniform(node.r, f"{name}: r") * dt, None, None
     tau = node.tau_mem if isinstance(node, nir.CubaLIF) else node.tau
