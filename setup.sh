@@ -36,6 +36,11 @@ fi
 PY=${PYTHON:-python3}
 echo "setup: installing edgetp (pip, editable) with extras test,interop,neuromorphic,deploy,plot"
 $PY -m pip install -q --disable-pip-version-check -e ".[test,interop,neuromorphic,deploy,plot]"
+# NIR clients (Norse, snnTorch): one install with torch pinned to 2.13.0 (a CPU build here; a plain
+# `torch` would pull a CUDA build), then norse without its torchvision requirement.
+echo "setup: installing the nir-clients extra (torch 2.13.0 CPU, snnTorch, nirtorch) and norse (--no-deps)"
+$PY -m pip install -q --disable-pip-version-check -e ".[nir-clients]"
+$PY -m pip install -q --disable-pip-version-check --no-deps "norse>=1.1"
 
 if [ "$WANT_DATA" = 1 ] && [ -f edgetp/data/synth.py ]; then
   $PY -m edgetp data prepare-default

@@ -176,3 +176,20 @@ def test_norse_network_imports_finetunes_and_exports_back(tmp_path):
     ours = reference_readout(model, xs)
     assert np.abs(theirs).max() > 0.5 and np.abs(ours - theirs).max() <= 1e-5 * np.abs(theirs).max()
     finetune_and_export_back(model, xs, tmp_path, "norse")
+
+
+def test_cli_export_check_runs_both_clients(tmp_path, capsys):
+    from edgetp.cli import main
+    from edgetp.model import save_model
+    from edgetp.tp.config import NetConfig, init_params
+    cfg = NetConfig(12, (16,), 5, recurrent=True, reset="soft", vth=0.5)
+    save_model(Model(cfg, init_params(cfg, seed=4), list("abcde")), tmp_path / "m.npz")
+    assert main(["export", "--model", str(tmp_path / "m.npz"), "--nir", str(tmp_path / "m.nir"), "--check"]) == 0
+    out = capsys.readouterr().out
+    assert "dialect torch" in out and "warning: soft reset: snnTorch's importer always resets to zero" in out
+    norse_line = next(ln for ln in out.splitlines() if ln.startswith("checked with norse"))
+    assert "argmax agrees on 4/4" in norse_line and " 0 of " in norse_line
+    assert "checked with snntorch" in out
+    assert main(["export", "--model", str(tmp_path / "m.npz"), "--nir", str(tmp_path / "p.nir"),
+                 "--nir-dialect", "plain", "--check"]) == 0
+    assert "not checked: Norse and snnTorch run the torch dialect" in capsys.readouterr().out

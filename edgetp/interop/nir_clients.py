@@ -126,5 +126,5 @@ def check_lines(model, path: Path, batch: int = 4, steps: int = 50) -> list[str]
         c = compare(u, s, u_ref, s_ref)
         lines.append(f"checked with {client}: readout after the last step off by {c['rel_dev']:.2g} of its largest "
                      f"magnitude, argmax agrees on {c['argmax_agree']}/{c['n']}, {c['spikes_differ']} of "
-                     f"{c['spikes']} hidden spikes differ ({batch} x {steps} random steps, float32)")
+                     f"{c['spikes']} hidden neuron-steps differ in spiking ({batch} x {steps} random steps, float32)")
     return lines
