@@ -205,3 +205,16 @@ def test_corrupt_file(tmp_path):
     (tmp_path / "bad.nir").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 40)
     with pytest.raises(EdgetpError, match="not a readable NIR graph"):
         import_nir(tmp_path / "bad.nir")
+
+
+@pytest.mark.parametrize("dialect", ["plain", "torch"])
+def test_no_leak_round_trips_and_simulates(tmp_path, dialect):
+    """leak_m = leak_out = 1 (no leak): tau = dt * 2**60, for which 1 - dt/tau is 1.0."""
+    cfg = NetConfig(12, (16,), 5, recurrent=True, vth=2.0, leak_m=1.0, leak_out=1.0)
+    save_model(Model(cfg, init_params(cfg, seed=3, dtype=np.float64), list("abcde")), tmp_path / "m.npz")
+    model = load_model(tmp_path / "m.npz")
+    back = import_nir(export_nir(model, tmp_path / "m.nir", dialect=dialect))
+    assert back.cfg.leak_m == 1.0 and back.hash() == model.hash()
+    xs = utterances(12)
+    sim = simulate(to_nir(model, dialect=dialect), xs, DT, readout=None if dialect == "plain" else "readout")
+    assert np.abs(sim - reference_readout(model, xs)).max() <= 1e-9

@@ -12,6 +12,7 @@ import pytest
 
 nir = pytest.importorskip("nir")
 
+from edgetp.errors import EdgetpError  # noqa: E402
 from edgetp.interop.common import reference_readout  # noqa: E402
 from edgetp.interop.nir_io import dialect_caveats, export_nir, import_nir  # noqa: E402
 from edgetp.model import Model, load_model  # noqa: E402
@@ -27,7 +28,8 @@ def clients():
         except ImportError:
             missing.append(name)
     if missing:
-        msg = f"{', '.join(missing)} not installed (pip install torch==2.13.0 'edgetp[nir-clients]')"
+        msg = (f"{', '.join(missing)} not installed (pip install torch==2.13.0 'edgetp[nir-clients]' && "
+               "pip install --no-deps norse; setup.sh does this)")
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(msg)
         pytest.skip(msg)
@@ -74,8 +76,11 @@ def test_comparison_catches_a_slightly_different_network(kws):
     other = Model(dataclasses.replace(model.cfg, leak_m=model.cfg.leak_m + 1e-3), model.params, model.labels)
     c = compare(*norse_run(path, xs), *reference_run(other, xs))
     assert c["spikes_differ"] > 0 and c["rel_dev"] > 1e-3
-    nan = compare(np.full((8, 101, 36), np.nan), [], *reference_run(model, xs[:, :101]))
-    assert not nan["finite"]
+    u_ref, s_ref = reference_run(model, xs)
+    nan = compare(np.where(np.arange(101)[None, :, None] == 50, np.nan, u_ref), s_ref, u_ref, s_ref)
+    assert not nan["finite"]  # a NaN in any step, even where the last step is fine
+    with pytest.raises(EdgetpError, match="cannot compare"):  # a hidden layer it did not read
+        compare(u_ref, s_ref[:-1] + [s_ref[-1][:, :50]], u_ref, s_ref)
 
 
 def test_soft_reset_runs_in_norse_and_is_flagged_for_snntorch(kws):

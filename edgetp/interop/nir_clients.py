@@ -27,7 +27,7 @@ def _imports(client: str):
         mod = __import__({"norse": "norse.torch", "snntorch": "snntorch.import_nir"}[client], fromlist=["_"])
     except ImportError as exc:
         raise EdgetpError(f"running NIR in {client} needs the optional extra: pip install torch==2.13.0 "
-                          f"'edgetp[nir-clients]' ({exc})") from None
+                          f"'edgetp[nir-clients]' && pip install --no-deps norse ({exc})") from None
     return nir, torch, mod
 
 
@@ -86,6 +86,9 @@ def snntorch_run(path, xs: np.ndarray):
 def compare(u: np.ndarray, spikes: list, u_ref: np.ndarray, spikes_ref: list) -> dict:
     """Deviation of a framework's run from edgetp's: readout after the last step relative to its
     largest magnitude, argmax agreement, and hidden spikes that differ (count, first step)."""
+    if u.shape != u_ref.shape or [s.shape for s in spikes] != [s.shape for s in spikes_ref]:
+        raise EdgetpError(f"cannot compare: readout {u.shape} and spikes {[s.shape for s in spikes]} against "
+                          f"{u_ref.shape} and {[s.shape for s in spikes_ref]}")
     last, ref = u[:, -1].astype(np.float64), u_ref[:, -1].astype(np.float64)
     scale = float(np.abs(ref).max())
     flips = [np.argwhere(a != b) for a, b in zip(spikes, spikes_ref)]

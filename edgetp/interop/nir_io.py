@@ -70,6 +70,12 @@ def dialect_caveats(model: Model, dialect: str) -> list[tuple[str, str]]:
     return notes
 
 
+def _tau(leak: float, dt: float) -> float:
+    """The membrane time constant whose Euler step with ``dt`` leaks by ``leak`` (``1 - dt/tau``);
+    ``leak = 1`` (no leak): ``dt * INTEGRATOR_TAU``, for which ``1 - dt/tau`` is 1.0 in float64."""
+    return dt * INTEGRATOR_TAU if leak == 1.0 else dt / (1.0 - leak)
+
+
 def _cuba(n: int, tau: float, dt: float, vth: float, meta: dict) -> "nir.CubaLIF":
     """A CubaLIF that is edgetp's LIF under Euler with ``dt``: tau_syn = dt, w_in = 1 (I = this
     step's input), r = tau/dt (gain r*dt/tau = 1), v_leak = v_reset = 0."""
@@ -90,7 +96,7 @@ def to_nir(model: Model, dt: float = DT, dialect: str = "torch") -> "nir.NIRGrap
     full = lambda n, v: np.full(n, v, dtype=np.float64)
     nodes, edges, prev = {"input": nir.Input(input_type=np.array([cfg.n_in]))}, [], "input"
     for l, h in enumerate(cfg.hidden):
-        tau = dt / (1.0 - cfg.leak_m)
+        tau = _tau(cfg.leak_m, dt)
         nodes[f"W{l}"] = nir.Linear(weight=np.asarray(p.W[l]))
         nodes[f"lif{l}"] = nir.LIF(tau=full(h, tau), r=full(h, tau / dt), v_leak=full(h, 0.0),
                                    v_threshold=full(h, cfg.vth), v_reset=full(h, 0.0), metadata={"reset": cfg.reset})
@@ -116,7 +122,7 @@ def _to_nir_torch(model: Model, dt: float) -> "nir.NIRGraph":
     nodes, edges, prev = {"input": nir.Input(input_type=np.array([cfg.n_in]))}, [], "input"
     for l, h in enumerate(cfg.hidden):
         nodes[f"W{l}"] = nir.Linear(weight=np.asarray(p.W[l]))
-        nodes[f"lif{l}"] = _cuba(h, dt / (1.0 - cfg.leak_m), dt, cfg.vth, {"reset": cfg.reset})
+        nodes[f"lif{l}"] = _cuba(h, _tau(cfg.leak_m, dt), dt, cfg.vth, {"reset": cfg.reset})
         edges += [(prev, f"W{l}"), (f"W{l}", f"lif{l}")]
         if cfg.recurrent:
             R = np.asarray(p.R[l])
@@ -126,8 +132,7 @@ def _to_nir_torch(model: Model, dt: float) -> "nir.NIRGraph":
         prev = f"lif{l}"
     o, L = cfg.n_out, cfg.layers
     nodes[f"W{L}"] = nir.Linear(weight=np.asarray(p.W[L]))
-    tau = dt * INTEGRATOR_TAU if cfg.leak_out == 1.0 else dt / (1.0 - cfg.leak_out)
-    nodes[READOUT] = _cuba(o, tau, dt, NEVER, {"role": "readout: the membrane is u; never fires"})
+    nodes[READOUT] = _cuba(o, _tau(cfg.leak_out, dt), dt, NEVER, {"role": "readout: the membrane is u; never fires"})
     nodes["output"] = nir.Output(output_type=np.array([o]))
     edges += [(prev, f"W{L}"), (f"W{L}", READOUT), (READOUT, "output")]
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=_graph_meta(model, dt, "torch"))
