@@ -12,6 +12,7 @@ from edgetp.interop.nir_io import DT, export_nir, import_nir, to_nir  # noqa: E4
 from edgetp.model import Model, load_model, save_model  # noqa: E402
 from edgetp.tp.config import NetConfig, init_params  # noqa: E402
 
+pytestmark = pytest.mark.filterwarnings("ignore::edgetp.interop.nir_io.NIRDialectWarning")  # soft reset, torch dialect
 NETS = [(rec, reset, hidden) for rec in (False, True) for reset in ("soft", "hard") for hidden in ((16,), (16, 8))]
 
 

@@ -14,7 +14,7 @@ nir = pytest.importorskip("nir")
 
 from edgetp.errors import EdgetpError  # noqa: E402
 from edgetp.interop.common import reference_readout  # noqa: E402
-from edgetp.interop.nir_io import dialect_caveats, export_nir, import_nir  # noqa: E402
+from edgetp.interop.nir_io import NIRDialectWarning, dialect_caveats, export_nir, import_nir  # noqa: E402
 from edgetp.model import Model, load_model  # noqa: E402
 from edgetp.tp.network import Optimizer, train_sequence  # noqa: E402
 
@@ -87,7 +87,8 @@ def test_soft_reset_runs_in_norse_and_is_flagged_for_snntorch(kws):
     from edgetp.interop.nir_clients import compare, norse_run, reference_run, snntorch_run
     model, xs, tmp = kws
     soft = Model(dataclasses.replace(model.cfg, reset="soft"), model.params, model.labels)
-    path = export_nir(soft, tmp / "soft.nir")
+    with pytest.warns(NIRDialectWarning, match="snnTorch runs a different"):
+        path = export_nir(soft, tmp / "soft.nir")
     ref = reference_run(soft, xs)
     check_agrees(compare(*norse_run(path, xs, soft_reset=True), *ref))
     hard_in_snntorch = compare(*snntorch_run(path, xs), *ref)

@@ -53,9 +53,13 @@ def _nir_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _nir_run(model, args) -> list[str]:
-    from edgetp.interop.nir_io import DT, dialect_caveats, export_nir
+    import warnings
+
+    from edgetp.interop.nir_io import DT, NIRDialectWarning, dialect_caveats, export_nir
     dt = DT if args.nir_dt is None else args.nir_dt
-    path = export_nir(model, args.nir, dt, args.nir_dialect)
+    with warnings.catch_warnings():  # printed below as "warning:" lines
+        warnings.simplefilter("ignore", NIRDialectWarning)
+        path = export_nir(model, args.nir, dt, args.nir_dialect)
     lines = [f"wrote {path} (NIR, dialect {args.nir_dialect}, dt {dt:g} s, {model.cfg.net_string()}, "
              f"{model.cfg.reset} reset)"]
     if args.nir_dialect == "torch" and dt != DT:

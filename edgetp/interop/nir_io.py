@@ -34,6 +34,7 @@ recurrent loop may be a chain of Linears (their product); a LIF/CubaLIF with
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -144,9 +145,17 @@ def _graph_meta(model: Model, dt: float, dialect: str) -> dict:
     return meta
 
 
+class NIRDialectWarning(UserWarning):
+    """A consumer of the written dialect runs a different network (``dialect_caveats``)."""
+
+
 def export_nir(model: Model, path, dt: float = DT, dialect: str = "torch") -> Path:
+    """Write ``to_nir(model, dt, dialect)``; warns (NIRDialectWarning) what a consumer cannot run exactly."""
     path = Path(path)
     graph = to_nir(model, dt, dialect)
+    for level, text in dialect_caveats(model, dialect):
+        if level == "warning":
+            warnings.warn(f"{path.name}: {text}", NIRDialectWarning, stacklevel=2)
     path.parent.mkdir(parents=True, exist_ok=True)
     nir.write(str(path), graph)
     return path
