@@ -50,7 +50,7 @@ def kws(tmp_path_factory):
 def check_agrees(c):
     assert c["finite"] and c["argmax_agree"] == c["n"]
     assert c["rel_dev"] <= 1e-3
-    assert c["spikes_differ"] <= 1e-3 * c["spikes"]
+    assert c["spikes_differ"] <= 1e-3 * c["neuron_steps"]
 
 
 @pytest.mark.parametrize("client", ["norse", "snntorch"])
@@ -194,7 +194,7 @@ def test_cli_export_check_runs_both_clients(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "dialect torch" in out and "warning: soft reset: snnTorch's importer always resets to zero" in out
     norse_line = next(ln for ln in out.splitlines() if ln.startswith("checked with norse"))
-    assert "argmax agrees on 4/4" in norse_line and " 0 of " in norse_line
+    assert "argmax agrees on 8/8" in norse_line and " 0 of 12928 " in norse_line
     assert "checked with snntorch" in out
     assert main(["export", "--model", str(tmp_path / "m.npz"), "--nir", str(tmp_path / "p.nir"),
                  "--nir-dialect", "plain", "--check"]) == 0

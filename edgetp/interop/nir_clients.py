@@ -95,7 +95,7 @@ def compare(u: np.ndarray, spikes: list, u_ref: np.ndarray, spikes_ref: list) ->
     first = min((int(f[:, 1].min()) for f in flips if len(f)), default=None)
     return {"rel_dev": float(np.abs(last - ref).max()) / scale if scale > 0 else float("inf"),
             "argmax_agree": int((last.argmax(1) == ref.argmax(1)).sum()), "n": int(ref.shape[0]),
-            "spikes_differ": int(sum(len(f) for f in flips)), "spikes": int(sum(a.size for a in spikes_ref)),
+            "spikes_differ": int(sum(len(f) for f in flips)), "neuron_steps": int(sum(a.size for a in spikes_ref)),
             "first_differing_step": first, "finite": bool(np.isfinite(u).all())}
 
 
@@ -112,8 +112,10 @@ def reference_run(model, xs: np.ndarray):
     return np.stack(us, axis=1), [np.stack([s[l] for s in spikes], axis=1) for l in range(model.cfg.layers)]
 
 
-def check_lines(model, path: Path, batch: int = 4, steps: int = 50) -> list[str]:
-    """``edgetp export --nir F --check``: run F in each installed client on random utterances."""
+def check_lines(model, path: Path, batch: int = 8, steps: int = 101) -> list[str]:
+    """``edgetp export --nir F --check``: run F in each installed client on ``batch`` random
+    N(0, 1) float32 utterances of ``steps`` frames (seed 0) against the float reference (a
+    soft-reset model: Norse with ``reset_subtract``, snnTorch as its importer runs it)."""
     import nir
     if nir.read(str(path)).metadata.get("edgetp.nir_dialect") != "torch":
         return ["not checked: Norse and snnTorch run the torch dialect (--nir-dialect torch)"]
@@ -129,5 +131,6 @@ def check_lines(model, path: Path, batch: int = 4, steps: int = 50) -> list[str]
         c = compare(u, s, u_ref, s_ref)
         lines.append(f"checked with {client}: readout after the last step off by {c['rel_dev']:.2g} of its largest "
                      f"magnitude, argmax agrees on {c['argmax_agree']}/{c['n']}, {c['spikes_differ']} of "
-                     f"{c['spikes']} hidden neuron-steps differ in spiking ({batch} x {steps} random steps, float32)")
+                     f"{c['neuron_steps']} hidden neuron-steps differ in spiking ({batch} x {steps} random steps, "
+                     f"float32; every step: max |u - u_ref| = {float(np.abs(u - u_ref).max()):.2g})")
     return lines
