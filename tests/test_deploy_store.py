@@ -1,6 +1,7 @@
 """The power-safe weight store: its Python twin, the firmware's SAVE / FACTORY_RESET / boot
 report, the power-cut sweep on the host build (every operation of a save, both cut modes)
 and sampled on QEMU, and the sweep finding planted store bugs (the tester tested)."""
+import json
 import os
 import shutil
 import subprocess
@@ -233,3 +234,44 @@ def test_power_cut_sweep_sampled_on_qemu(tiny, tmp_path):
     assert (res["corrupt"], res["misplaced"], res["not_cut"]) == (0, 0, 0), res["failures"]
     assert res["restored_new"] == 1 and res["restored_old"] == res["cuts"] - 1
     assert res["resume"]["mismatches"] == 0
+
+
+# ----------------------------------------------------------------------------- the CLI
+@pytest.fixture(scope="module")
+def tone_model(tmp_path_factory):
+    sys.path.insert(0, str(Path(__file__).parent / "data"))
+    from tone_corpus import make_corpus
+
+    from edgetp.data.gsc import load_corpus
+    from edgetp.model import Model, save_model
+    from edgetp.tp.config import NetConfig, init_params
+
+    root = tmp_path_factory.mktemp("tones")
+    make_corpus(root)
+    labels = list(load_corpus(root).label_names)
+    cfg = NetConfig(120, (8,), len(labels), recurrent=True)
+    path = root.parent / "m.npz"
+    save_model(Model(cfg, init_params(cfg, 0), labels, recipe={"held_out_speaker": "0a1b2c3d"},
+                     norm_scale=np.ones(120, np.float32)), path)
+    return root, path
+
+
+def test_edgetp_hil_power_cut_sweep_cli(tone_model, tmp_path):
+    from conftest import run_cli
+
+    need(bool(shutil.which("cc") or shutil.which("gcc")), "a C compiler")
+    root, model = tone_model
+    out = tmp_path / "sweep.json"
+    r = run_cli("hil", "--target", "host", "--model", model, "--data-root", root, "--power-cut-sweep",
+                "--cut-sample", "4", "--flash-page", "1024", "--json", out, "--quiet",
+                env={"EDGETP_HOME": str(tmp_path / "home")})
+    assert r.returncode == 0, r.stdout + r.stderr
+    res = json.loads(out.read_text())
+    assert list(res)[:4] == ["cuts", "restored_old", "restored_new", "corrupt"]
+    assert res["corrupt"] == 0 and res["restored_new"] == 1 and res["restored_old"] == res["cuts"] - 1 >= 8
+    assert res["store"]["page"] == 1024 and res["ops_per_save"]["total"] == (res["store"]["erases_per_save"]
+                                                                             + res["store"]["programs_per_save"])
+    assert "0 corrupt" in r.stdout and "went on learning with 0 mismatches" in r.stdout
+    bad = run_cli("hil", "--target", "/dev/null", "--model", model, "--data-root", root, "--power-cut-sweep",
+                  env={"EDGETP_HOME": str(tmp_path / "home")})
+    assert bad.returncode == 2 and "needs --target host or qemu" in bad.stderr and "Traceback" not in bad.stderr
