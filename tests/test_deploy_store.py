@@ -203,22 +203,36 @@ PLANTED = {
     "save over the newest slot": [("uint32_t target = info.slot == 0u ? 1u : 0u",
                                    "uint32_t target = info.slot == 1u ? 1u : 0u")],
 }
+NO_CRC = PLANTED["header first, no CRC check"][1:]
+
+
+def _planted_sweep(edits, tiny, tmp_path):
+    qm, cdir, samples, root = tiny
+    bad = tmp_path / "model"
+    shutil.copytree(cdir, bad)
+    text = (bad / "etp_store.c").read_text()
+    for old, new in edits:
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    (bad / "etp_store.c").write_text(text)
+    image = build(bad, "host", flash_page=PAGE, flash_prog=PROG)
+    return power_cut_sweep("host", image, IntReference(qm), samples, tmp_path / "w", timeout=0.3, sample=16)
 
 
 @pytest.mark.parametrize("bug", list(PLANTED))
 def test_the_sweep_finds_a_planted_store_bug(bug, tiny, tmp_path):
     need(bool(shutil.which("cc") or shutil.which("gcc")), "a C compiler")
-    qm, cdir, samples, root = tiny
-    bad = tmp_path / "model"
-    shutil.copytree(cdir, bad)
-    text = (bad / "etp_store.c").read_text()
-    for old, new in PLANTED[bug]:
-        assert old in text, old
-        text = text.replace(old, new, 1)
-    (bad / "etp_store.c").write_text(text)
-    image = build(bad, "host", flash_page=PAGE, flash_prog=PROG)
-    res = power_cut_sweep("host", image, IntReference(qm), samples, tmp_path / "w", timeout=0.3, sample=16)
+    res = _planted_sweep(PLANTED[bug], tiny, tmp_path)
     assert res["corrupt"] > 0, res
+
+
+def test_without_the_crc_check_a_slot_turns_valid_before_its_header_is_whole(tiny, tmp_path):
+    """The header-last order alone keeps cuts from booting a mix, but the new state then boots
+    at cuts before the CRC unit was programmed: the sweep reports it as misplaced."""
+    need(bool(shutil.which("cc") or shutil.which("gcc")), "a C compiler")
+    res = _planted_sweep(NO_CRC, tiny, tmp_path)
+    assert res["corrupt"] == 0 and res["misplaced"] > 0, res
+    assert all(f["outcome"] == "new" and f["cut"] >= res["ops_per_save"]["total"] - 2 for f in res["failures"])
 
 
 def test_cut_indices_cover_the_ends_of_a_save():
