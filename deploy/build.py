@@ -212,6 +212,11 @@ def main(argv=None) -> int:
         s = im.sizes
         print(f"flash {s['flash']} B (text {s['text']} + data {s['data']}), RAM {s['ram']} B "
               f"(data {s['data']} + bss {s['bss']}, of which stack {s['stack']})")
+    from firmware_gen.store import DEFAULT_PAGE, DEFAULT_PROG, wear_lines
+
+    geo = store_geometry(Path(a.model_dir), a.flash_page or DEFAULT_PAGE, a.flash_prog or DEFAULT_PROG)
+    for line in wear_lines(geo) if geo else []:
+        print(line.strip())
     return 0
 
 

@@ -154,7 +154,7 @@ static void flash_open(void) {
     if (mode && strcmp(mode, "after") == 0) cut_torn = 0;
     cut_rng = (seed && *seed ? strtoull(seed, NULL, 0) : (uint64_t)cut_at) * 0x9E3779B97F4A7C15ull + 1u;
     if (!path || !*path) return;
-    flash_fd = open(path, O_RDWR | O_CREAT, 0644);
+    flash_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (flash_fd < 0) die("flash: open $ETP_FLASH_FILE");
     ssize_t got = pread(flash_fd, flash, ETP_FLASH_SIZE, 0);
     if (got < 0) die("flash: read $ETP_FLASH_FILE");

@@ -166,7 +166,7 @@ static int flash_fd = -2;              /* -2: not opened yet, -1: no file */
 static int32_t cut_at = -1, flash_ops;
 static int cut_torn = 1;
 static uint32_t cut_rng;
-static char cmdline[160];
+static char cmdline[512];
 
 static const char *arg_value(const char *key) {
     for (char *p = cmdline; *p; p++) {
@@ -199,9 +199,10 @@ static void flash_open(void) {
     cmdline[cl[1] < sizeof cmdline ? cl[1] : sizeof cmdline - 1] = 0;
     const char *path = arg_value("flash="), *cut = arg_value("cut="), *mode = arg_value("mode=");
     if (!path) return;
-    static char name[128];
+    static char name[448];
     uint32_t n = 0;
     while (path[n] && path[n] != ' ' && n < sizeof name - 1) { name[n] = path[n]; n++; }
+    if (path[n] && path[n] != ' ') return;      /* too long: no flash rather than another file */
     name[n] = 0;
     if (cut) cut_at = parse_int(cut);
     if (mode && mode[0] == 'a') cut_torn = 0;
