@@ -142,8 +142,8 @@ class QemuTarget(_Proc):
         self.monitor = os.path.join(self._dir, "mon.sock")
         semi = "enable=on,target=native,arg=etp_fw"      # the port's flash file and power cut (port_mps2.c)
         if flash is not None:
-            if any(c in str(flash) for c in " ,") or len(str(flash)) > 440:
-                raise EdgetpError(f"the QEMU flash file's path may not hold spaces or commas, nor exceed 440 "
+            if any(c in str(flash) for c in " ,") or len(str(flash)) > 200:
+                raise EdgetpError(f"the QEMU flash file's path may not hold spaces or commas, nor exceed 200 "
                                   f"characters: {flash}")
             semi += f",arg=flash={flash}"
         if cut is not None:

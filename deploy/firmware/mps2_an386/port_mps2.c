@@ -154,6 +154,7 @@ const char *port_board(void) {
 #define SYS_GET_CMDLINE 0x15
 #define SYS_EXIT 0x18
 #define ADP_STOPPED_APPLICATION_EXIT 0x20026
+#define ETP_SEMIHOST_CMDLINE 256            /* the flash path must fit (deploy/targets.py checks) */
 
 static int semihost(int op, void *arg) {
     register int r0 __asm("r0") = op;
@@ -166,12 +167,13 @@ static int flash_fd = -2;              /* -2: not opened yet, -1: no file */
 static int32_t cut_at = -1, flash_ops;
 static int cut_torn = 1;
 static uint32_t cut_rng;
-static char cmdline[512];
 
-static const char *arg_value(const char *key) {
-    for (char *p = cmdline; *p; p++) {
-        if (p != cmdline && p[-1] != ' ') continue;
-        const char *k = key, *q = p;
+/* The value of "key" in the semihosting command line, NUL-terminated in place (or 0). */
+static char *arg_value(char *cmd, const char *key) {
+    for (char *p = cmd; *p; p++) {
+        if (p != cmd && p[-1] != ' ') continue;
+        const char *k = key;
+        char *q = p;
         while (*k && *q == *k) { q++; k++; }
         if (!*k) return q;
     }
@@ -191,23 +193,25 @@ static int sh_rw(int op, uint32_t off, void *buf, uint32_t n) {
     return semihost(op, rw) == 0 ? 0 : -1;     /* both return the bytes NOT transferred */
 }
 
+/* Once, at the first flash access (the boot): open the file the command line names. Its
+ * buffers are on the stack (no static RAM for the simulation: the RAM figures stay the
+ * product's). */
 static void flash_open(void) {
     if (flash_fd != -2) return;
     flash_fd = -1;
-    uint32_t cl[2] = {(uint32_t)(uintptr_t)cmdline, sizeof cmdline - 1};
+    char cmd[ETP_SEMIHOST_CMDLINE];
+    uint32_t cl[2] = {(uint32_t)(uintptr_t)cmd, sizeof cmd - 1};
     if (semihost(SYS_GET_CMDLINE, cl) != 0) return;
-    cmdline[cl[1] < sizeof cmdline ? cl[1] : sizeof cmdline - 1] = 0;
-    const char *path = arg_value("flash="), *cut = arg_value("cut="), *mode = arg_value("mode=");
+    cmd[cl[1] < sizeof cmd ? cl[1] : sizeof cmd - 1] = 0;
+    char *path = arg_value(cmd, "flash="), *cut = arg_value(cmd, "cut="), *mode = arg_value(cmd, "mode=");
     if (!path) return;
-    static char name[448];
-    uint32_t n = 0;
-    while (path[n] && path[n] != ' ' && n < sizeof name - 1) { name[n] = path[n]; n++; }
-    if (path[n] && path[n] != ' ') return;      /* too long: no flash rather than another file */
-    name[n] = 0;
     if (cut) cut_at = parse_int(cut);
     if (mode && mode[0] == 'a') cut_torn = 0;
+    uint32_t n = 0;
+    while (path[n] && path[n] != ' ') n++;
+    path[n] = 0;                                   /* after reading cut= and mode= */
     cut_rng = 0x9E3779B9u ^ (uint32_t)cut_at;
-    uint32_t op[3] = {(uint32_t)(uintptr_t)name, 3 /* "r+b" */, n};
+    uint32_t op[3] = {(uint32_t)(uintptr_t)path, 3 /* "r+b" */, n};
     int fd = semihost(SYS_OPEN, op);
     if (fd < 0) {
         op[1] = 7;                                 /* "w+b": a new, erased flash */
@@ -217,7 +221,7 @@ static void flash_open(void) {
     flash_fd = fd;
     uint32_t fl[1] = {(uint32_t)fd};
     int len = semihost(SYS_FLEN, fl);
-    static uint8_t ff[256];
+    uint8_t ff[64];
     for (uint32_t i = 0; i < sizeof ff; i++) ff[i] = 0xFFu;
     for (uint32_t off = len > 0 ? (uint32_t)len : 0u; off < ETP_FLASH_SIZE; off += sizeof ff) {
         uint32_t k = ETP_FLASH_SIZE - off < sizeof ff ? ETP_FLASH_SIZE - off : sizeof ff;
