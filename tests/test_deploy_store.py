@@ -289,3 +289,65 @@ def test_edgetp_hil_power_cut_sweep_cli(tone_model, tmp_path):
     bad = run_cli("hil", "--target", "/dev/null", "--model", model, "--data-root", root, "--power-cut-sweep",
                   env={"EDGETP_HOME": str(tmp_path / "home")})
     assert bad.returncode == 2 and "needs --target host or qemu" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_the_firmware_boots_the_slot_the_python_twin_selects(tiny, tmp_path):
+    """Flash images written by firmware_gen.store (valid, older, damaged, another model's,
+    erased): the C boot must pick the slot boot_select picks, and load its state."""
+    import serial
+
+    from deploy.host import Device
+    from deploy.targets import start
+
+    need(bool(shutil.which("cc") or shutil.which("gcc")), "a C compiler")
+    qm, cdir, samples, _ = tiny
+    image = build(cdir, "host", flash_page=PAGE, flash_prog=PROG)
+    lay, geo, ref = device_layout(qm), store_geometry(cdir, PAGE, PROG), IntReference(qm)
+    states = []
+    for k in range(2):                                   # two different learned states
+        ref.init(k)
+        ref.train_sample(samples[k][0], samples[k][1])
+        states.append((store.payload_of(lay, ref.tensors()), copy_boot_digest(ref)))
+    rng = np.random.default_rng(0)
+    blank = b"\xff" * geo.slot_bytes
+
+    def damaged(slot: bytes) -> bytes:
+        b = bytearray(slot)
+        b[int(rng.integers(0, store.HEADER_SIZE + geo.payload))] ^= 1 << int(rng.integers(0, 8))
+        return bytes(b)
+
+    def slot(k, gen, model=ref.model_hash):
+        return store.encode_slot(geo, states[k][0], gen, model)
+
+    cases = [(blank, blank), (slot(0, 1), blank), (blank, slot(1, 5)), (slot(0, 4), slot(1, 3)),
+             (slot(0, 4), slot(1, 9)), (damaged(slot(0, 7)), slot(1, 2)), (slot(0, 7), damaged(slot(1, 8))),
+             (damaged(slot(0, 2)), damaged(slot(1, 3))), (slot(0, 3, "cd" * 32), slot(1, 1)),
+             (slot(0, 1), slot(1, 2, "ef" * 32)), (slot(0, 1)[:-geo.page] + blank[:geo.page], slot(1, 6))]
+    for i, (a, b) in enumerate(cases):
+        img = a + b
+        flash = tmp_path / f"f{i}.bin"
+        flash.write_bytes(img)
+        want = store.boot_select(geo, img, ref.model_hash)
+        with start("host", image, flash=flash) as t:
+            dev = Device(serial.serial_for_url(t.url, timeout=0.01), timeout=0.3)
+            st, d = dev.hello().store, dev.digest()["digest"]
+            dev.close()
+        if want is None:
+            ref.init(0)
+            assert (st["boot"], st["slot"]) == (store.STATUS.index("EMPTY"), store.NO_SLOT), (i, st)
+            assert d == ref.digest(), i
+        else:
+            k = 0 if want.payload == states[0][0] else 1
+            assert (st["boot"], st["slot"], st["generation"]) == (0, want.index, want.generation), (i, st)
+            assert d == states[k][1], i
+        valid = sum(1 << s for s in range(2) if store.decode_slot(geo, img[s * geo.slot_bytes:], s,
+                                                                  ref.model_hash).valid)
+        assert st["valid"] == valid, (i, st)
+
+
+def copy_boot_digest(ref) -> int:
+    import copy
+
+    r = copy.deepcopy(ref)
+    r.dev.reset()
+    return r.digest()
