@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from deploy import protocol as P
-from deploy.host import Device, LinkError
+from deploy.host import Device
 from edgetp.errors import EdgetpError
 
 MODES = ("torn", "after")
@@ -136,7 +136,8 @@ class Sweep:
                     ref.train_sample(xs, y)
                     d = dev.digest()["digest"]
                     if d != ref.digest():
-                        raise SweepError(f"training sample {k + 1}: device digest {d:08x}, reference {ref.digest():08x}")
+                        raise SweepError(f"training sample {k + 1}: device digest {d:08x}, "
+                                         f"reference {ref.digest():08x}")
                     saves.append(dev.save())
                 self.new_trained = ref.digest()
                 self.new = _boot_state(ref)

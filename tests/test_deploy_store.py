@@ -133,7 +133,6 @@ def test_locked_build_saves_and_factory_resets(tiny, tmp_path):
     flash = tmp_path / "flash.bin"
     ref = IntReference(qm)
     ref.init(5)
-    shipped = ref.digest()
 
     def session():
         t = start("host", image, flash=flash)

@@ -38,7 +38,8 @@ def run_sweep(args) -> int:
     from firmware_gen.store import DEFAULT_PAGE, DEFAULT_PROG, ENDURANCE
 
     if args.target not in ("host", "qemu"):
-        raise EdgetpError(f"--power-cut-sweep needs --target host or qemu (it restarts the device), not {args.target!r}")
+        raise EdgetpError(f"--power-cut-sweep needs --target host or qemu (it restarts the device), "
+                          f"not {args.target!r}")
     if args.cut_sample is not None and args.cut_sample < 1:
         raise EdgetpError("--cut-sample must be >= 1")
     modes = tuple(m.strip() for m in args.cut_modes.split(",") if m.strip())
