@@ -154,6 +154,7 @@ def run(args) -> int:
                 "shots": args.shots, "epochs": len(codes), "lr": cfg.lr, "optimizer": cfg.optimizer,
                 "support": int(len(support[1])), "query": int(len(query[1]))})
     out.update({k: v for k, v in res.items() if k not in out})
+    out["store_boot"] = info.store if info else None        # HELLO's weight-store report (docs/deploy.md)
     if image is not None and image.sizes:
         out["image"] = dict(image.sizes)
         c = res.get("counters") or {}
