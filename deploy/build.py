@@ -11,6 +11,9 @@ plus one port:
   AN386, or a starting point for another board: docs/deploy.md).
 
 ``locked=True`` defines ``ETP_PROTO_LOCKED=1`` (no commands that dump or write state).
+An export with the weight store (``etp_store_cfg.h``) is built with it (``ETP_HAS_STORE``) and
+the flash parameters ``flash_page``/``flash_prog`` (``ETP_FLASH_PAGE``/``ETP_FLASH_PROG``);
+the host and QEMU ports then simulate a NOR flash of the two slots' size (``ETP_FLASH_SIZE``).
 Builds are cached by a hash of every input, under ``$EDGETP_HOME/deploy-build``.
 """
 from __future__ import annotations
@@ -69,8 +72,31 @@ def model_sources(model_dir: Path) -> list[Path]:
     if (model_dir / "etp_manifest.json").is_file():
         from firmware_gen.build import sources
 
-        return sources(model_dir)
+        store = [model_dir / "etp_store.c"] if store_payload(model_dir) is not None else []
+        return sources(model_dir) + store
     return sorted(model_dir.glob("*.c"))
+
+
+def store_payload(model_dir: Path) -> int | None:
+    """Bytes the export's weight store saves (ETP_STORE_PAYLOAD), or None without a store."""
+    cfg = Path(model_dir) / "etp_store_cfg.h"
+    if not cfg.is_file() or not (Path(model_dir) / "etp_store.c").is_file():
+        return None
+    m = re.search(r"^#define ETP_STORE_PAYLOAD (\d+)u", cfg.read_text(), re.M)
+    if not m:
+        raise EdgetpError(f"{cfg}: no ETP_STORE_PAYLOAD (a damaged export; export the model again)")
+    return int(m.group(1))
+
+
+def store_geometry(model_dir: Path, flash_page: int, flash_prog: int):
+    """The weight store's :class:`firmware_gen.store.Geometry` in this build, or None."""
+    from firmware_gen.store import Geometry, check_params
+
+    n = store_payload(model_dir)
+    if n is None:
+        return None
+    check_params(flash_page, flash_prog)
+    return Geometry(n, flash_page, flash_prog)
 
 
 def _key(parts: list) -> str:
@@ -84,7 +110,8 @@ def _key(parts: list) -> str:
 
 
 def build(model_dir, target: str = "host", out_root=None, locked: bool = False, opt: str = "-O2",
-          stack_size: int = STACK_SIZE, extra_cflags=(), force: bool = False, port_dir=None) -> Image:
+          stack_size: int = STACK_SIZE, extra_cflags=(), force: bool = False, port_dir=None,
+          flash_page: int | None = None, flash_prog: int | None = None) -> Image:
     """Compile the firmware for ``target``; returns the :class:`Image` (cached by content).
     ``port_dir`` (Cortex-M targets): another board's port - its ``*.c`` (startup and the
     functions of etp_port.h) and one ``*.ld`` - instead of mps2_an386/."""
@@ -110,8 +137,14 @@ def build(model_dir, target: str = "host", out_root=None, locked: bool = False, 
     defs = [f"-DETP_PROTO_LOCKED={int(locked)}"]
     if any("etp_set_lr(" in h.read_text(errors="replace") for h in headers if h.parent == model_dir):
         defs.append("-DETP_HAS_SET_LR=1")      # the full generated API (firmware_gen's etp_api.h)
+    from firmware_gen.store import DEFAULT_PAGE, DEFAULT_PROG
+
+    geo = store_geometry(model_dir, flash_page or DEFAULT_PAGE, flash_prog or DEFAULT_PROG)
+    if geo is not None:
+        defs += ["-DETP_HAS_STORE=1", f"-DETP_FLASH_PAGE={geo.page}u", f"-DETP_FLASH_PROG={geo.prog}u",
+                 f"-DETP_FLASH_SIZE={geo.flash_bytes}u"]
     if target == "qemu":
-        defs += ["-DETP_COUNTER_SRC=1", f"-DETP_ICOUNT_SHIFT={ICOUNT_SHIFT}"]
+        defs += ["-DETP_COUNTER_SRC=1", f"-DETP_ICOUNT_SHIFT={ICOUNT_SHIFT}", "-DETP_FLASH_SEMIHOST=1"]
     elif target == "board":
         defs += ["-DETP_COUNTER_SRC=2"]
     flags = [opt, *WARN, *defs, *extra_cflags]
@@ -165,9 +198,12 @@ def main(argv=None) -> int:
     ap.add_argument("--opt", default="-O2")
     ap.add_argument("--stack", type=int, default=STACK_SIZE)
     ap.add_argument("--port", help="another board's port folder (its *.c and one *.ld) instead of mps2_an386/")
+    ap.add_argument("--flash-page", type=int, help="weight store: flash erase unit in bytes (default 4096)")
+    ap.add_argument("--flash-prog", type=int, help="weight store: flash program unit in bytes (default 16)")
     a = ap.parse_args(argv)
     try:
-        im = build(a.model_dir, a.target, a.out, a.locked, a.opt, a.stack, port_dir=a.port)
+        im = build(a.model_dir, a.target, a.out, a.locked, a.opt, a.stack, port_dir=a.port,
+                   flash_page=a.flash_page, flash_prog=a.flash_prog)
     except EdgetpError as exc:
         print(f"deploy.build: error: {exc}")
         return 2
@@ -176,6 +212,11 @@ def main(argv=None) -> int:
         s = im.sizes
         print(f"flash {s['flash']} B (text {s['text']} + data {s['data']}), RAM {s['ram']} B "
               f"(data {s['data']} + bss {s['bss']}, of which stack {s['stack']})")
+    from firmware_gen.store import DEFAULT_PAGE, DEFAULT_PROG, wear_lines
+
+    geo = store_geometry(Path(a.model_dir), a.flash_page or DEFAULT_PAGE, a.flash_prog or DEFAULT_PROG)
+    for line in wear_lines(geo) if geo else []:
+        print(line.strip())
     return 0
 
 

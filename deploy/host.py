@@ -77,6 +77,7 @@ class Hello:
     gen_version: str
     model_hash: str
     board: str
+    store: dict | None = None     # RSP_HELLO_STORE: has_store, boot, slot, valid, generation (None: not sent)
 
     @property
     def debug(self) -> bool:
@@ -179,7 +180,12 @@ class Device:
         f, rest = _unpack("RSP_HELLO", pl)
         gen, mh, board = _strings(rest, 3)
         f.pop("status")
-        self.info = Hello(**f, gen_version=gen, model_hash=mh, board=board)
+        end = 0
+        for _ in range(3):                      # the strings are intact (_strings read them)
+            end += 1 + rest[end]
+        tail = rest[end:]
+        store = P.unpack("RSP_HELLO_STORE", tail)[0] if len(tail) >= P.layout_struct("RSP_HELLO_STORE").size else None
+        self.info = Hello(**f, gen_version=gen, model_hash=mh, board=board, store=store)
         if self.info.proto_hash != P.spec_hash():
             raise EdgetpError(f"the firmware speaks protocol {self.info.version} (hash 0x{self.info.proto_hash:08x}), "
                               f"this host 0x{P.spec_hash():08x}: rebuild the firmware")
@@ -234,6 +240,14 @@ class Device:
 
     def set_lr(self, m: int, e: int) -> None:
         self.request(P.Cmd.SET_LR, P.pack("REQ_SET_LR", m=m, e=e))
+
+    def save(self, timeout=None) -> dict:
+        """SAVE: the persistent state into the weight store; slot, generation, erases, programs."""
+        return _unpack("RSP_SAVE", self.request(P.Cmd.SAVE, timeout=timeout))[0]
+
+    def factory_reset(self, timeout=None) -> dict:
+        """FACTORY_RESET: both slots erased, the shipped weights (etp_init(0))."""
+        return _unpack("RSP_SAVE", self.request(P.Cmd.FACTORY_RESET, timeout=timeout))[0]
 
     def tensors(self) -> list[TensorInfo]:
         if self._tensors is None:

@@ -61,6 +61,8 @@ class Cmd(enum.IntEnum):
     TENSOR_INFO = 0x10    # debug: name, dtype, writable, count of state tensor i
     READ_TENSOR = 0x11    # debug: bytes of a state tensor
     WRITE_TENSOR = 0x12   # debug: overwrite bytes of a writable state tensor
+    SAVE = 0x20           # weight store: save the persistent state to flash (kept in the locked build)
+    FACTORY_RESET = 0x21  # weight store: erase both slots, etp_init(0): the shipped weights again
 
 
 DEBUG_CMDS = (Cmd.TENSOR_INFO, Cmd.READ_TENSOR, Cmd.WRITE_TENSOR)
@@ -76,6 +78,7 @@ class Status(enum.IntEnum):
     MODEL = 6             # the model API returned an error; detail = its etp_status_t
     READONLY = 7          # tensor not writable
     UNSUPPORTED = 8       # the model's API lacks this (e.g. SET_LR)
+    STORE = 0x10          # the weight store failed; detail = its status (firmware_gen.store.STATUS)
 
 
 class Counter(enum.IntEnum):
@@ -125,6 +128,10 @@ LAYOUTS: dict[str, list[tuple[str, str]]] = {
                      ("repeats", "I"), ("bad_cmds", "I")],
     "RSP_TENSOR_INFO": [("status", "B"), ("dtype", "B"), ("writable", "B"), ("count", "I")],  # + name (u8 len + bytes)
     "RSP_READ_TENSOR": [("status", "B")],                 # + bytes
+    # HELLO's weight-store report, after its 3 strings: has_store 0/1; boot status (firmware_gen.store.STATUS);
+    # slot loaded at boot or by the last save (0, 1, 0xFF none); bit k of valid: slot k valid at boot
+    "RSP_HELLO_STORE": [("has_store", "B"), ("boot", "B"), ("slot", "B"), ("valid", "B"), ("generation", "I")],
+    "RSP_SAVE": [("status", "B"), ("slot", "B"), ("generation", "I"), ("erases", "I"), ("programs", "I")],
 }
 
 

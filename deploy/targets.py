@@ -11,6 +11,11 @@
   it cannot be reset from here.
 
 Each is a context manager; ``close()`` ends only the process it started.
+
+Flash (the weight store, firmware_gen/store.py): ``flash=PATH`` backs the simulated NOR
+with a file, so a saved state survives the process (the host port reads
+``$ETP_FLASH_FILE``, the QEMU port reaches the file by semihosting); ``cut=N``,
+``cut_mode="torn"|"after"`` cut the power at the N-th flash operation (the power-cut sweep).
 """
 from __future__ import annotations
 
@@ -71,12 +76,12 @@ class _Proc(Target):
 
     pattern = re.compile(r"(/dev/pts/\d+)")
 
-    def _start(self, cmd: list[str], what: str, wait: float = 20.0) -> None:
+    def _start(self, cmd: list[str], what: str, wait: float = 20.0, env: dict | None = None) -> None:
         self.log: list[str] = []
         try:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                          stderr=subprocess.STDOUT, text=True, start_new_session=True,
-                                         preexec_fn=_die_with_parent)
+                                         preexec_fn=_die_with_parent, env=env)
         except FileNotFoundError:
             raise EdgetpError(f"{what}: {cmd[0]} is not installed (./setup.sh installs it)") from None
         found = threading.Event()
@@ -113,9 +118,16 @@ class _Proc(Target):
 class HostTarget(_Proc):
     name = "host firmware"
 
-    def __init__(self, image: Image):
+    def __init__(self, image: Image, flash=None, cut: int | None = None, cut_mode: str = "torn"):
         self.image = image
-        self._start([str(image.path)], "the host firmware", 10.0)
+        env = dict(os.environ)
+        for k in ("ETP_FLASH_FILE", "ETP_FLASH_CUT", "ETP_FLASH_CUT_MODE"):
+            env.pop(k, None)
+        if flash is not None:
+            env["ETP_FLASH_FILE"] = str(flash)
+        if cut is not None:
+            env.update(ETP_FLASH_CUT=str(int(cut)), ETP_FLASH_CUT_MODE=cut_mode)
+        self._start([str(image.path)], "the host firmware", 10.0, env)
 
     def reset(self) -> None:
         self.proc.send_signal(signal.SIGUSR1)
@@ -124,12 +136,20 @@ class HostTarget(_Proc):
 class QemuTarget(_Proc):
     name = "QEMU mps2-an386"
 
-    def __init__(self, image: Image):
+    def __init__(self, image: Image, flash=None, cut: int | None = None, cut_mode: str = "torn"):
         self.image = image
         self._dir = tempfile.mkdtemp(prefix="etp-qemu-")
         self.monitor = os.path.join(self._dir, "mon.sock")
+        semi = "enable=on,target=native,arg=etp_fw"      # the port's flash file and power cut (port_mps2.c)
+        if flash is not None:
+            if any(c in str(flash) for c in " ,") or len(str(flash)) > 200:
+                raise EdgetpError(f"the QEMU flash file's path may not hold spaces or commas, nor exceed 200 "
+                                  f"characters: {flash}")
+            semi += f",arg=flash={flash}"
+        if cut is not None:
+            semi += f",arg=cut={int(cut)},arg=mode={cut_mode}"
         cmd = [QEMU, "-M", "mps2-an386", "-display", "none", "-nodefaults", "-serial", "pty",
-               "-monitor", f"unix:{self.monitor},server=on,wait=off",
+               "-monitor", f"unix:{self.monitor},server=on,wait=off", "-semihosting-config", semi,
                "-icount", f"shift={image.icount_shift},align=off,sleep=on", "-kernel", str(image.path)]
         self.cmd = cmd
         self._start(cmd, "qemu-system-arm")
@@ -169,11 +189,12 @@ def check_target(target: str) -> None:
         raise EdgetpError(f"--target must be host, qemu, a serial port or a pyserial URL; {target!r} is none")
 
 
-def start(target: str, image: Image | None = None) -> Target:
-    """``host``/``qemu`` start ``image``; anything else is a serial URL or port name."""
+def start(target: str, image: Image | None = None, **flash) -> Target:
+    """``host``/``qemu`` start ``image`` (``flash``: ``flash=PATH``, ``cut=N``, ``cut_mode``);
+    anything else is a serial URL or port name."""
     check_target(target)
     if target == "host":
-        return HostTarget(image)
+        return HostTarget(image, **flash)
     if target == "qemu":
-        return QemuTarget(image)
+        return QemuTarget(image, **flash)
     return PortTarget(target)

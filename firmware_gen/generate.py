@@ -24,11 +24,12 @@ from firmware_gen import __version__
 from firmware_gen.layout import DTYPES, OPT_CFG_FIELDS, shared_scratch, Layout, device_layout
 from firmware_gen.memplan import memory_plan, plan_json
 from firmware_gen.qmodel import labels_of, qmodel_hash
-from firmware_gen.runtime import HEADERS, RUNTIME_DIR, SOURCES
+from firmware_gen.runtime import HEADERS, RUNTIME_DIR, SOURCES, STORE
+from firmware_gen.store import cfg_header
 from firmware_gen.tensors import DeviceConfig, check_reference_fields
 
 GEN_VERSION = f"edgetp-firmware-gen {__version__}"
-GENERATED = ("etp_model.h", "etp_model.c")
+GENERATED = ("etp_model.h", "etp_model.c", "etp_store_cfg.h")
 MANIFEST = "etp_manifest.json"
 
 
@@ -268,7 +269,7 @@ def _source(qm: QModel, lay: Layout, labels: list[str], stamp_text: str) -> str:
 
 
 def runtime_files() -> list[str]:
-    return [*HEADERS, *SOURCES]
+    return [*HEADERS, *SOURCES, *STORE]
 
 
 def render(qm: QModel, dev: DeviceConfig | None = None, source_hash: str | None = None) -> Export:
@@ -282,7 +283,8 @@ def render(qm: QModel, dev: DeviceConfig | None = None, source_hash: str | None 
     labels = labels_of(qm)
     st = lambda name, what: stamp(name, qm, h, dev, what, source_hash)
     files = {"etp_model.h": _header(qm, lay, dev, h, st("etp_model.h", "sizes, formats and constants of the model")),
-             "etp_model.c": _source(qm, lay, labels, st("etp_model.c", "the model's arrays and descriptors"))}
+             "etp_model.c": _source(qm, lay, labels, st("etp_model.c", "the model's arrays and descriptors")),
+             "etp_store_cfg.h": cfg_header(lay, st("etp_store_cfg.h", "the weight store's flash layout"), h)}
     for name in runtime_files():
         text = (RUNTIME_DIR / name).read_text()
         files[name] = st(name, f"copied from firmware_gen/runtime/{name}") + text

@@ -39,6 +39,10 @@ OPT_CFG_FIELDS = ("kind", "lr_m", "lr_e", "beta_shift", "train_all", "clip")
 
 RAM_GROUPS = ("trainable weights", "data state", "target set", "optimizer", "scratch")
 FLASH_GROUPS = ("frozen weights", "initial weights", "tables")
+STORE_GROUPS = ("weight store",)     # flash outside the image: firmware_gen/store.py
+# What a device saves to go on learning exactly as before (firmware_gen/store.py): the
+# trainable weights and the whole optimizer group (PRNG, step count, settings, statistics).
+PERSIST_GROUPS = ("trainable weights", "optimizer")
 TENSOR_ENTRY_BYTES = 16     # sizeof(etp_tensor_t) on a 32-bit target (4 + 1 + 1 + pad 2 + 4 + 4)
 
 C_KEYWORDS = frozenset("""auto break case char const continue default do double else enum extern float for goto
@@ -100,6 +104,11 @@ class Layout:
 
     def ctype(self, it: Item) -> str:
         return "etp_w_t" if it.dtype == "w" else DTYPES[it.dtype][1]
+
+
+def persistent(lay: Layout) -> list:
+    """The table tensors the weight store saves, in table order (groups PERSIST_GROUPS)."""
+    return [it for it in lay.table() if it.group in PERSIST_GROUPS]
 
 
 def n_targets(qm: QModel, targets: str) -> int:

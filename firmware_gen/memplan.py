@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from edgetp.errors import EdgetpError
 
-from firmware_gen.layout import FLASH_GROUPS, RAM_GROUPS, TENSOR_ENTRY_BYTES, Layout
+from firmware_gen.layout import FLASH_GROUPS, RAM_GROUPS, STORE_GROUPS, TENSOR_ENTRY_BYTES, Layout
 
 
 @dataclass
@@ -36,11 +36,14 @@ def memory_plan(lay: Layout, labels: list[str]) -> list[Row]:
                     len(table) * TENSOR_ENTRY_BYTES + names + 2 * n_state))
     rows.append(Row("flash", "tables", "labels", f"{len(labels)} strings",
                     4 * len(labels) + sum(len(s.encode()) + 1 for s in labels)))
+    from firmware_gen.store import plan_rows   # the weight store's two slots, outside the image
+
+    rows += plan_rows(lay)
     return rows
 
 
 def totals(rows: list[Row]) -> dict:
-    out = {"ram": 0, "flash": 0}
+    out = {"ram": 0, "flash": 0, "store": 0}
     for r in rows:
         out[r.section] += r.nbytes
     return out
@@ -57,7 +60,7 @@ def format_plan(rows: list[Row], title: str = "") -> list[str]:
     """Lines: every item, each group's subtotal, the RAM and flash totals."""
     lines = [f"memory plan{' for ' + title if title else ''} (bytes; code and stack not included)"]
     gt, tot = group_totals(rows), totals(rows)
-    for section, groups in (("ram", RAM_GROUPS), ("flash", FLASH_GROUPS)):
+    for section, groups in (("ram", RAM_GROUPS), ("flash", FLASH_GROUPS), ("store", STORE_GROUPS)):
         lines.append(f"  {section.upper()}")
         for g in groups:
             items = [r for r in rows if r.section == section and r.group == g]

@@ -21,4 +21,16 @@ uint16_t port_counter_res(void);
 void port_ram(uint32_t *static_bytes, uint32_t *stack_size, uint32_t *stack_used);
 /* A short board name sent in HELLO. */
 const char *port_board(void);
+
+/* Flash for the weight store (firmware_gen's etp_store.h declares the same four): offsets
+ * relative to the store's area of port_flash_size() bytes; each returns 0 on success.
+ * erase: the ETP_FLASH_PAGE bytes at a page-aligned offset become 0xFF; program:
+ * ETP_FLASH_PROG bytes at a multiple of ETP_FLASH_PROG, which (NOR) can only clear bits.
+ * Page and program unit are build parameters (deploy/build.py: -DETP_FLASH_PAGE/PROG).
+ * host: a file-backed simulated NOR; qemu: the same over semihosting; a board: its flash
+ * controller (docs/deploy.md). A port without flash returns 0 from port_flash_size(). */
+int port_flash_read(uint32_t off, uint8_t *dst, uint32_t n);
+int port_flash_erase(uint32_t off);
+int port_flash_program(uint32_t off, const uint8_t *src, uint32_t n);
+uint32_t port_flash_size(void);
 #endif

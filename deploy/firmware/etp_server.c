@@ -8,6 +8,9 @@
 #include "etp_model.h"
 #include "etp_port.h"
 #include "etp_server.h"
+#ifdef ETP_HAS_STORE
+#include "etp_store.h"
+#endif
 
 #define XB ((uint32_t)sizeof(etp_x_t))
 #define X_BYTES ((uint32_t)ETP_N_IN * XB)
@@ -77,6 +80,9 @@ void etp_server_init(etp_server_t *s) {
     cost_clear(&s->infer);
     cost_clear(&s->train);
     etp_init(0);
+#ifdef ETP_HAS_STORE
+    etp_store_boot();                 /* the newest saved state, if any (HELLO reports it) */
+#endif
     uint32_t t0 = port_counter_now();
     s->cost_overhead = port_counter_now() - t0;
 }
@@ -93,6 +99,44 @@ static uint16_t put_str(uint8_t *p, const char *str) {
     p[0] = (uint8_t)n;
     memcpy(p + 1, str, n);
     return (uint16_t)(n + 1);
+}
+
+/* HELLO's weight-store report (RSP_HELLO_STORE, after the strings). */
+static uint16_t hello_store(uint8_t *p) {
+#ifdef ETP_HAS_STORE
+    const etp_store_info_t *i = etp_store_info();
+    p[ETP_RSP_HELLO_STORE_HAS_STORE_OFF] = 1;
+    p[ETP_RSP_HELLO_STORE_BOOT_OFF] = i->boot_status;
+    p[ETP_RSP_HELLO_STORE_SLOT_OFF] = i->slot;
+    p[ETP_RSP_HELLO_STORE_VALID_OFF] = i->valid;
+    wr32(p + ETP_RSP_HELLO_STORE_GENERATION_OFF, i->generation);
+#else
+    memset(p, 0, ETP_RSP_HELLO_STORE_SIZE);
+#endif
+    return ETP_RSP_HELLO_STORE_SIZE;
+}
+
+/* SAVE and FACTORY_RESET: kept in the locked build (a product saves after learning). */
+static uint16_t cmd_store(etp_server_t *s, uint8_t cmd, uint16_t len) {
+    if (len != 0) return err(s, ETP_ST_BAD_LEN, len);
+#ifdef ETP_HAS_STORE
+    int st = cmd == ETP_CMD_SAVE ? etp_store_save() : etp_store_factory_reset();
+    if (st != ETP_STORE_OK) return err(s, ETP_ST_STORE, (uint32_t)st);
+    if (cmd == ETP_CMD_FACTORY_RESET) {
+        cost_clear(&s->infer);
+        cost_clear(&s->train);
+        s->train_steps = s->infer_steps = 0;
+    }
+    const etp_store_info_t *i = etp_store_info();
+    s->pl[ETP_RSP_SAVE_STATUS_OFF] = ETP_ST_OK;
+    s->pl[ETP_RSP_SAVE_SLOT_OFF] = i->slot;
+    wr32(s->pl + ETP_RSP_SAVE_GENERATION_OFF, i->generation);
+    wr32(s->pl + ETP_RSP_SAVE_ERASES_OFF, i->erases);
+    wr32(s->pl + ETP_RSP_SAVE_PROGRAMS_OFF, i->programs);
+    return ETP_RSP_SAVE_SIZE;
+#else
+    return err(s, ETP_ST_UNSUPPORTED, cmd);
+#endif
 }
 
 static uint16_t cmd_hello(etp_server_t *s) {
@@ -125,7 +169,7 @@ static uint16_t cmd_hello(etp_server_t *s) {
     memcpy(p + n + 1, h, hl);
     n = (uint16_t)(n + hl + 1);
     n = (uint16_t)(n + put_str(p + n, port_board()));
-    return n;
+    return (uint16_t)(n + hello_store(p + n));
 }
 
 static uint16_t step_rsp(etp_server_t *s, etp_status_t st, uint32_t cost, uint32_t steps) {
@@ -285,6 +329,9 @@ static uint16_t execute(etp_server_t *s, uint8_t cmd, const uint8_t *q, uint16_t
 #else
         return err(s, ETP_ST_UNSUPPORTED, cmd);
 #endif
+    case ETP_CMD_SAVE:
+    case ETP_CMD_FACTORY_RESET:
+        return cmd_store(s, cmd, len);
 #if !ETP_PROTO_LOCKED
     case ETP_CMD_TENSOR_INFO:
     case ETP_CMD_READ_TENSOR:

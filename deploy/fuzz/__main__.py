@@ -36,7 +36,13 @@ def build_fuzzer(model_dir: Path, out: Path) -> Path:
     gen = write_header(out / "gen").parent
     exe = out / "fuzz_server"
     srcs = [HERE / "fuzz_server.c", FIRMWARE / "etp_link.c", FIRMWARE / "etp_server.c", *sorted(Path(model_dir).glob("*.c"))]
-    cmd = [CLANG, "-g", "-O1", "-fsanitize=fuzzer,address,undefined", "-fno-sanitize-recover=undefined",
+    from deploy.build import store_geometry
+    from firmware_gen.store import DEFAULT_PAGE, DEFAULT_PROG
+
+    geo = store_geometry(model_dir, DEFAULT_PAGE, DEFAULT_PROG)     # SAVE / FACTORY_RESET on a RAM flash
+    store = [] if geo is None else ["-DETP_HAS_STORE=1", f"-DETP_FLASH_SIZE={geo.flash_bytes}u",
+                                    f"-DETP_FLASH_PAGE={geo.page}u", f"-DETP_FLASH_PROG={geo.prog}u"]
+    cmd = [CLANG, "-g", "-O1", "-fsanitize=fuzzer,address,undefined", "-fno-sanitize-recover=undefined", *store,
            f"-I{FIRMWARE}", f"-I{gen}", f"-I{model_dir}", *map(str, srcs), "-o", str(exe)]
     subprocess.run(cmd, check=True)
     return exe
@@ -62,6 +68,9 @@ def seed_corpus(d: Path) -> None:
                     (P.Cmd.WRITE_TENSOR, 1, P.pack("REQ_WRITE_TENSOR", index=1, offset=1) + b"\x05\x06"),
                     (P.Cmd.LOAD_X, 1, P.pack("REQ_LOAD_X", offset=2) + b"\x01\x00\x02\x00"),
                     (P.Cmd.INFER, 1, b""), (P.Cmd.PREDICT, 1, b""), (P.Cmd.SET_LR, 1, P.pack("REQ_SET_LR", m=200, e=20))],
+        "store": [(P.Cmd.HELLO, 0, b""), (P.Cmd.INIT, 1, P.pack("REQ_INIT", seed=2)), (P.Cmd.SAVE, 1, b""),
+                  (P.Cmd.TRAIN, 1, P.pack("REQ_TRAIN", label=1) + x), (P.Cmd.SAVE, 1, b""), (P.Cmd.SAVE, 0, b""),
+                  (P.Cmd.FACTORY_RESET, 1, b""), (P.Cmd.HELLO, 1, b"")],
     }
     for name, cmds in sessions.items():
         (d / f"seed-{name}").write_bytes(structured(cmds))

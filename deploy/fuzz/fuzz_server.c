@@ -36,6 +36,31 @@ uint8_t port_counter_kind(void) { return ETP_COUNTER_NONE; }
 uint16_t port_counter_res(void) { return 1; }
 void port_ram(uint32_t *a, uint32_t *b, uint32_t *c) { *a = *b = *c = 0; }
 const char *port_board(void) { return "fuzz"; }
+/* the weight store's flash (a model with etp_store.c): RAM, NOR semantics, erased at start */
+#ifndef ETP_FLASH_SIZE
+#define ETP_FLASH_SIZE 0u
+#define ETP_FLASH_PAGE 1u
+#define ETP_FLASH_PROG 1u
+#endif
+static uint8_t flash[ETP_FLASH_SIZE + 1u];
+static int flash_ready;
+uint32_t port_flash_size(void) { return ETP_FLASH_SIZE; }
+int port_flash_read(uint32_t off, uint8_t *dst, uint32_t n) {
+    if (!flash_ready) { memset(flash, 0xFF, sizeof flash); flash_ready = 1; }
+    if (off > ETP_FLASH_SIZE || n > ETP_FLASH_SIZE - off) abort();      /* the store never asks that */
+    memcpy(dst, flash + off, n);
+    return 0;
+}
+int port_flash_erase(uint32_t off) {
+    if (off % ETP_FLASH_PAGE || off + ETP_FLASH_PAGE > ETP_FLASH_SIZE) abort();
+    memset(flash + off, 0xFF, ETP_FLASH_PAGE);
+    return 0;
+}
+int port_flash_program(uint32_t off, const uint8_t *src, uint32_t n) {
+    if (n != ETP_FLASH_PROG || off % n || off + n > ETP_FLASH_SIZE) abort();
+    for (uint32_t i = 0; i < n; i++) flash[off + i] &= src[i];
+    return 0;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     etp_server_init(&server);

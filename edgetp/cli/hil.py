@@ -52,6 +52,9 @@ def register(sub):
     from firmware_gen.options import add_device_options
 
     add_device_options(p.add_argument_group("quantization and device (as edgetp export --c)"))
+    from edgetp.cli.hil_store import add_arguments
+
+    add_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -102,6 +105,10 @@ def run(args) -> int:
     from deploy.targets import check_target, start
 
     check_target(args.target)
+    if args.power_cut_sweep:
+        from edgetp.cli.hil_store import run_sweep
+
+        return run_sweep(args)
     t0 = time.perf_counter()
     say = (lambda m: None) if args.quiet else (lambda m: print(m, flush=True))
     plan = FaultPlan.parse(args.faults) if args.faults else None
@@ -147,6 +154,7 @@ def run(args) -> int:
                 "shots": args.shots, "epochs": len(codes), "lr": cfg.lr, "optimizer": cfg.optimizer,
                 "support": int(len(support[1])), "query": int(len(query[1]))})
     out.update({k: v for k, v in res.items() if k not in out})
+    out["store_boot"] = info.store if info else None        # HELLO's weight-store report (docs/deploy.md)
     if image is not None and image.sizes:
         out["image"] = dict(image.sizes)
         c = res.get("counters") or {}

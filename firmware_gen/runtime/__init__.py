@@ -7,3 +7,6 @@ RUNTIME_DIR = Path(__file__).resolve().parent
 SOURCES = ("etp_kernels.c", "etp_update.c", "etp_network.c", "etp_api.c")
 HEADERS = ("etp_api.h", "etp_internal.h", "etp_primitives.h", "etp_kernels.h", "etp_update.h")
 HARNESS = "etp_harness.c"
+# The weight store (firmware_gen/store.py): compiled into a firmware whose port has a flash
+# driver (deploy/firmware/etp_port.h), not into the harness.
+STORE = ("etp_store.h", "etp_store.c")

@@ -1,0 +1,98 @@
+"""`edgetp hil --power-cut-sweep`: prove the weight store by cutting the power at every
+flash operation of a save (deploy/powercut.py; docs/deploy.md, "The weight store")."""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from edgetp.errors import EdgetpError
+
+QEMU_SAMPLE = 24          # operation indices a QEMU sweep cuts at by default (each run restarts QEMU)
+
+
+def add_arguments(p) -> None:
+    g = p.add_argument_group("weight store (--power-cut-sweep)")
+    g.add_argument("--power-cut-sweep", action="store_true",
+                   help="fine-tune 3 samples with 3 saves, then cut the power at every erase and program of the "
+                        "last save (torn and just after), restart and check that the old or the new state booted")
+    g.add_argument("--cut-sample", type=int, default=None, metavar="N",
+                   help=f"cut at N operation indices spread over the save instead of at every one "
+                        f"(default: every one on host, {QEMU_SAMPLE} on qemu)")
+    g.add_argument("--cut-modes", default="torn,after",
+                   help="torn (the operation's bytes end up random), after (it completes, then the power goes)")
+    g.add_argument("--flash-page", type=int, default=None, help="flash erase unit in bytes (default 4096)")
+    g.add_argument("--flash-prog", type=int, default=None, help="flash program unit in bytes (default 16)")
+
+
+def run_sweep(args) -> int:
+    import numpy as np
+
+    from deploy.build import STACK_SIZE, build, store_geometry
+    from deploy.powercut import N_SAMPLES, power_cut_sweep
+    from deploy.reference import IntReference, export_c
+    from edgetp.cli.hil import prepare
+    from firmware_gen.layout import device_layout
+    from firmware_gen.store import DEFAULT_PAGE, DEFAULT_PROG, ENDURANCE
+
+    if args.target not in ("host", "qemu"):
+        raise EdgetpError(f"--power-cut-sweep needs --target host or qemu (it restarts the device), "
+                          f"not {args.target!r}")
+    if args.cut_sample is not None and args.cut_sample < 1:
+        raise EdgetpError("--cut-sample must be >= 1")
+    modes = tuple(m.strip() for m in args.cut_modes.split(",") if m.strip())
+    t0 = time.perf_counter()
+    say = (lambda m: None) if args.quiet else (lambda m: print(m, flush=True))
+    model, qm, cfg, codes, support, query, speaker, notes = prepare(args)
+    for n in notes:
+        say(f"note: {n}")
+    xs, ys = support
+    if len(ys) < N_SAMPLES:
+        raise EdgetpError(f"--power-cut-sweep needs {N_SAMPLES} support utterances, the support set has {len(ys)}")
+    order = np.random.default_rng(args.seed).permutation(len(ys))[:N_SAMPLES]
+    samples = [(xs[i], int(ys[i])) for i in order]
+    page, prog = args.flash_page or DEFAULT_PAGE, args.flash_prog or DEFAULT_PROG
+    tmp = None if args.build_dir else Path(tempfile.mkdtemp(prefix="etp-sweep-"))
+    root = Path(args.build_dir) if args.build_dir else tmp
+    try:
+        cdir = export_c(qm, root / "model", cfg)
+        geo = store_geometry(cdir, page, prog)
+        image = build(cdir, args.target, root / "build" if args.build_dir else None, locked=args.locked, opt=args.opt,
+                      stack_size=args.stack or STACK_SIZE, flash_page=page, flash_prog=prog)
+        say(f"model {args.model} ({qm.cfg.net_string()}), speaker {speaker}: weight store of {geo.payload:,d} B in "
+            f"2 slots of {geo.slot_bytes:,d} B (pages of {page} B, program unit {prog} B)")
+        sample = args.cut_sample if args.cut_sample is not None else (0 if args.target == "host" else QEMU_SAMPLE)
+        timeout = args.timeout or (0.5 if args.target == "host" else 5.0)
+        res = power_cut_sweep(args.target, image, IntReference(qm, cfg), samples, root / "flash", geo=geo,
+                              lay=device_layout(qm, cfg.targets), seed=args.seed, sample=sample, modes=modes,
+                              timeout=timeout, progress=say)
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    out = {k: res[k] for k in ("cuts", "restored_old", "restored_new", "corrupt")}
+    out.update({"model": args.model, "model_hash": IntReference(qm, cfg).model_hash, "net": qm.cfg.net_string(),
+                "speaker": speaker,
+                "store": {"payload": geo.payload, "slot_bytes": geo.slot_bytes, "flash_bytes": geo.flash_bytes,
+                          "page": page, "prog": prog, "erases_per_save": geo.erases,
+                          "programs_per_save": geo.programs, "endurance_cycles": ENDURANCE,
+                          "saves_until_worn": geo.saves_per_endurance}})
+    out.update({k: v for k, v in res.items() if k not in out})
+    out["seconds"] = round(time.perf_counter() - t0, 1)
+    ok = not (out["corrupt"] or out["misplaced"] or out["not_cut"] or out["resume"]["mismatches"])
+    print(f"\npower-cut sweep on {args.target}: {out['cuts']} cuts ({out['indices']} of the save's "
+          f"{out['ops_per_save']['total']} operations x {'/'.join(out['modes'])}): {out['restored_old']} restored "
+          f"the old state, {out['restored_new']} the new, {out['corrupt']} corrupt, {out['misplaced']} misplaced, "
+          f"{out['not_cut']} not cut")
+    print(f"  restart after a complete save: generation {out['resume']['boot']['generation']}, went on learning with "
+          f"{out['resume']['mismatches']} mismatches")
+    s = out["store"]
+    print(f"  flash {s['flash_bytes']:,d} B; per save {s['erases_per_save']} erases + {s['programs_per_save']:,d} "
+          f"programs; {ENDURANCE:,d}-cycle flash: {s['saves_until_worn']:,d} saves")
+    for f in out["failures"][:5]:
+        print(f"  failure: {f}")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(out, indent=1, default=str))
+    return 0 if ok else 1
