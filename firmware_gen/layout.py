@@ -26,7 +26,7 @@ import numpy as np
 from edgetp.errors import EdgetpError
 from edgetp.fixed import primitives as P
 from edgetp.fixed.qconfig import QModel
-from edgetp.fixed.network_q import TARGETS
+from edgetp.tp.config import TARGETS
 
 # dtype code (the contract's ``etp_tensor_t.dtype``), C type, NumPy type
 DTYPES = {

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from edgetp.errors import EdgetpError
+from edgetp.tp.config import TARGETS
 
 
 def register(sub):
@@ -25,7 +26,7 @@ def register(sub):
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
     p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--targets", choices=("batch", "classes"), default="batch")
+    p.add_argument("--targets", choices=TARGETS, default="batch")
     p.add_argument("--per-utterance-norm", action="store_true",
                    help="apply the paper's per-utterance std normalisation before the fixed constants")
     p.add_argument("--shift", type=int, default=0, help="augmentation: random time shift up to +-N frames")

@@ -13,21 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from edgetp.errors import EdgetpError
 from edgetp.tp import kernels as K
-from edgetp.tp.config import NetConfig, Params
+from edgetp.tp.config import TARGETS, NetConfig, Params, trainable_names
 from edgetp.tp.propagator import PropagatorCache, get_cache
 
-TARGETS = ("batch", "classes")
-
-# numba's threads do the parallel work; a multi-threaded BLAS spinning beside them on
-# 2 cores made training 8-30x slower (measured), so BLAS runs single-threaded here.
-# numba's np.dot calls scipy's own OpenBLAS: load it first so the limit covers it too.
-import scipy.linalg.cython_blas  # noqa: E402,F401
-
-_BLAS_LIMIT = threadpool_limits(1, user_api="blas")
+# BLAS threads: a multi-threaded BLAS beside numba's threads slows training down; the
+# commands limit it where they start (edgetp.threads), importing this module changes nothing.
 
 
 @dataclass
@@ -251,11 +244,6 @@ def gradients(params: Params, new: TPState, aux: dict, labels: np.ndarray, cfg: 
     return grads
 
 
-def param_names(cfg: NetConfig) -> list[str]:
-    """Names of the trainable matrices in the order of ``Params.trainable()``."""
-    return [f"W{i}" for i in range(cfg.layers + 1)] + ([f"R{i}" for i in range(cfg.layers)] if cfg.recurrent else [])
-
-
 def target_inputs(cfg: NetConfig, labels: np.ndarray, targets: str, dtype) -> np.ndarray:
     if targets == "batch":
         return np.eye(cfg.n_out, dtype=dtype)[labels]
@@ -279,7 +267,7 @@ def train_step(params: Params, state: TPState, x: np.ndarray, labels: np.ndarray
     rows = labels if targets == "batch" else None
     new, aux = forward(params, state, x, target_in, cfg, prop, rows)
     factored = gradients(params, new, aux, labels, cfg, targets, train)
-    names = param_names(cfg)
+    names = trainable_names(cfg)
     dense = [] if record else None
     opt.apply(params.trainable(), [factored.get(n) for n in names], dense)
     return new, ({n: g for n, g in zip(names, dense) if g is not None} if record else {})
