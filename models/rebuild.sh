@@ -10,7 +10,7 @@ ARGS="${*:-pretrain eval-mcu eval-paper}"
 
 if want pretrain; then
   edgetp pretrain --kws --net 120-64r-36 --reset hard --epochs 30 --lr 1e-3 --batch 32 --targets batch \
-    --shift 8 --noise 0.1 --seed 0 --ft optimizer=colnorm --out models/kws-mcu/model.npz
+    --shift 8 --noise 0.1 --seed 0 --ft optimizer=colnorm --record-fixed --out models/kws-mcu/model.npz
   edgetp pretrain --kws --net 120-450r-36 --reset hard --epochs 12 --lr 1e-3 --batch 64 --targets classes \
     --shift 8 --noise 0.1 --seed 0 --ft targets=classes --ft batch=8 --ft lr=2e-4 --ft epochs=6 --ft rehearsal=4 \
     --out models/kws-paper/model.npz
