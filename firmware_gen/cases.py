@@ -49,7 +49,7 @@ class CaseSpec:
     lr: float = 1e-3
     beta_shift: int = 10
     train: str = "all"
-    clip: int = -1                # factored move limit 2^clip * lr (-1: none)
+    clip: int = -1                # normalised rules' move limit 2^clip * lr (-1: none)
     samples: int = 2
     steps: int = 6
     infer_every: int = 0          # every n-th step is inference (0: never)

@@ -55,9 +55,10 @@ def init_state(cfg: NetConfig, batch: int, n_targets: int, dtype=np.float64) -> 
 
 @dataclass
 class Grad:
-    """A weight gradient in factored form: ``scale * sum_k d_k^T p_k`` (rank-B terms).
+    """A weight gradient as a sum of outer products: ``scale * sum_k d_k^T p_k`` (rank-B terms).
 
-    Kept factored because at small batch the fused kernel never forms the matrix.
+    Kept as outer products because at small batch the fused kernel never forms the matrix
+    (not to be confused with the ``factored`` optimizer of the integer rule).
     """
 
     terms: list
@@ -104,7 +105,7 @@ class Optimizer:
             raise EdgetpError(f"learning rate must be >= 0, got {self.lr}")
 
     def apply(self, weights: list, grads: list, record: list | None = None) -> None:
-        """One step over ``weights`` with factored ``grads`` (None = frozen this step).
+        """One step over ``weights`` with outer-product ``grads`` (None = frozen this step).
 
         ``record``, if given, receives each dense gradient (None where not computed).
         """
@@ -216,7 +217,7 @@ def forward(params: Params, state: TPState, x: np.ndarray, target_in: np.ndarray
 
 def gradients(params: Params, new: TPState, aux: dict, labels: np.ndarray, cfg: NetConfig,
               targets: str, train: str = "all") -> dict[str, Grad]:
-    """Every layer's local gradient at this step (spec 3, 5), factored; keys ``W0..WL``, ``R0..``.
+    """Every layer's local gradient at this step (spec 3, 5), as outer products; keys ``W0..WL``, ``R0..``.
 
     ``train="readout"`` computes only the readout's gradient.
     """
@@ -266,10 +267,10 @@ def train_step(params: Params, state: TPState, x: np.ndarray, labels: np.ndarray
         target_in = target_inputs(cfg, labels, targets, x.dtype)
     rows = labels if targets == "batch" else None
     new, aux = forward(params, state, x, target_in, cfg, prop, rows)
-    factored = gradients(params, new, aux, labels, cfg, targets, train)
+    outer = gradients(params, new, aux, labels, cfg, targets, train)
     names = trainable_names(cfg)
     dense = [] if record else None
-    opt.apply(params.trainable(), [factored.get(n) for n in names], dense)
+    opt.apply(params.trainable(), [outer.get(n) for n in names], dense)
     return new, ({n: g for n, g in zip(names, dense) if g is not None} if record else {})
 
 
