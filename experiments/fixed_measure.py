@@ -16,9 +16,6 @@ import argparse
 import json
 import statistics
 import time
-from dataclasses import replace
-
-import numpy as np
 
 from edgetp.fixed.finetune import evaluate_fixed, finetune_fixed
 from edgetp.fixed.quantize import format_report, quantize_model
