@@ -27,16 +27,15 @@ from pathlib import Path
 
 from deploy.gen_proto import write_header
 from edgetp.errors import EdgetpError
+from firmware_gen.build import CORTEX_M4, WARN
 
 FIRMWARE = Path(__file__).resolve().parent / "firmware"
-TARGETS = ("host", "qemu", "board")
+PLATFORMS = ("host", "qemu", "board")   # what a firmware is built for (not a TP target set)
 ICOUNT_SHIFT = 3          # -icount shift: 8 ns per instruction -> one 40 ns SysTick tick = 5 instructions
 STACK_SIZE = 2048        # Cortex-M4 stack; the firmware reports its high-water mark (~0.6 KB measured)
 ARM_CC = "arm-none-eabi-gcc"
 ARM_SIZE = "arm-none-eabi-size"
-ARM_FLAGS = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=soft", "-ffunction-sections", "-fdata-sections",
-             "-fno-common"]
-WARN = ["-std=c99", "-Wall", "-Wextra", "-pedantic", "-Wshadow", "-Wstrict-prototypes", "-Wmissing-prototypes"]
+ARM_FLAGS = CORTEX_M4     # one definition of the flags, firmware_gen/build.py's
 
 
 @dataclass
@@ -115,8 +114,8 @@ def build(model_dir, target: str = "host", out_root=None, locked: bool = False, 
     """Compile the firmware for ``target``; returns the :class:`Image` (cached by content).
     ``port_dir`` (Cortex-M targets): another board's port - its ``*.c`` (startup and the
     functions of etp_port.h) and one ``*.ld`` - instead of mps2_an386/."""
-    if target not in TARGETS:
-        raise EdgetpError(f"build target must be one of {TARGETS}, got {target!r}")
+    if target not in PLATFORMS:
+        raise EdgetpError(f"build target must be one of {PLATFORMS}, got {target!r}")
     from edgetp import paths
 
     model_dir = Path(model_dir).resolve()
@@ -192,7 +191,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m deploy.build", description="Build the edgetp firmware for a target "
                                  "from a folder written by `edgetp export --c` (firmware_gen).")
     ap.add_argument("model_dir", help="exported model folder (etp_model.h, *.c)")
-    ap.add_argument("--target", choices=TARGETS, default="board")
+    ap.add_argument("--target", choices=PLATFORMS, default="board")
     ap.add_argument("--locked", action="store_true", help="leave out TENSOR_INFO/READ_TENSOR/WRITE_TENSOR")
     ap.add_argument("--out", help="build folder (default: a cache folder)")
     ap.add_argument("--opt", default="-O2")

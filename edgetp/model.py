@@ -51,12 +51,7 @@ class Model:
     norm_scale: np.ndarray | None = None
 
     def arrays(self) -> dict[str, np.ndarray]:
-        p = self.params
-        out = {f"W{i}": p.W[i] for i in range(len(p.W))}
-        if p.R is not None:
-            out.update({f"R{i}": r for i, r in enumerate(p.R)})
-            out["S_rec"] = p.S_rec
-        out["S"] = p.S
+        out = self.params.named()
         if self.norm_scale is not None:
             out["norm_scale"] = self.norm_scale
         return out

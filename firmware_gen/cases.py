@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edgetp.fixed.qconfig import QModel
+from edgetp.fixed.qconfig import QModel, int_type
 from edgetp.fixed.update_q import KINDS, lr_code
 from edgetp.tp.config import NetConfig
 
@@ -49,7 +49,7 @@ class CaseSpec:
     lr: float = 1e-3
     beta_shift: int = 10
     train: str = "all"
-    clip: int = -1                # factored move limit 2^clip * lr (-1: none)
+    clip: int = -1                # normalised rules' move limit 2^clip * lr (-1: none)
     samples: int = 2
     steps: int = 6
     infer_every: int = 0          # every n-th step is inference (0: never)
@@ -74,7 +74,7 @@ def _weights(rng, shape, bits, style) -> np.ndarray:
         a = rng.integers(-hi - 1, hi + 1, size=shape) * (rng.random(shape) < 0.2)
     else:
         a = rng.integers(-hi // 2, hi // 2 + 1, size=shape)
-    return a.astype(np.int8 if bits == 8 else np.int16)
+    return a.astype(int_type(bits))
 
 
 def build_model(spec: CaseSpec) -> QModel:
@@ -103,7 +103,7 @@ def _inputs(rng, n, spec: CaseSpec) -> np.ndarray:
         x = np.zeros(n, dtype=np.int64)
     else:
         x = np.clip(np.round(rng.standard_normal(n) * 2.0 ** min(spec.fx, spec.xbits - 2)), -hi - 1, hi)
-    return x.astype(np.int8 if spec.xbits == 8 else np.int16)
+    return x.astype(int_type(spec.xbits))
 
 
 def build_script(spec: CaseSpec) -> Script:

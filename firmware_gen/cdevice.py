@@ -9,6 +9,7 @@ import subprocess
 import numpy as np
 
 from edgetp.errors import EdgetpError
+from edgetp.fixed.qconfig import int_type
 from edgetp.fixed.update_q import KINDS
 
 from firmware_gen.layout import DTYPES
@@ -24,7 +25,7 @@ class CDevice:
     """The compiled export behind etp_harness.c, with RefDevice's methods."""
 
     def __init__(self, exe, n_in: int, xbits: int, env: dict | None = None):
-        self.n_in, self.xdtype = n_in, np.dtype(np.int8 if xbits == 8 else np.int16).newbyteorder("<")
+        self.n_in, self.xdtype = n_in, np.dtype(int_type(xbits)).newbyteorder("<")
         self.p = subprocess.Popen([str(exe)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   env=dict(os.environ, **(env or {})))
         self.meta = self._meta()

@@ -13,7 +13,8 @@ Order of the tensor table (docs/firmware-api.md):
    set ``vt{l} st{l} trt{l}``, the label trace ``trl``, the readout ``u``, the step count
    ``steps`` (steps since the last reset);
 4. optimizer: ``rng`` (xorshift32 state), ``opt_steps``, ``opt_cfg`` (kind, lr_m, lr_e,
-   beta_shift, train_all, clip) and the factored statistics ``rr_<name>``, ``cc_<name>``.
+   beta_shift, train_all, clip) and the normalised rules' row and column statistics ``rr_<name>``,
+   ``cc_<name>``.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ import numpy as np
 from edgetp.errors import EdgetpError
 from edgetp.fixed import primitives as P
 from edgetp.fixed.qconfig import QModel
-from edgetp.fixed.network_q import TARGETS
+from edgetp.tp.config import TARGETS
 
 # dtype code (the contract's ``etp_tensor_t.dtype``), C type, NumPy type
 DTYPES = {

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-DEFAULTS = {"wbits": 16, "xbits": 16, "fx": 12, "headroom": 1.0}
+from edgetp.tp.config import TARGETS
+from firmware_gen.defaults import DEFAULTS
 
 
 def add_device_options(g) -> None:
@@ -20,7 +21,7 @@ def add_device_options(g) -> None:
     g.add_argument("--fx", type=int, default=None, metavar="BITS",
                    help=f"fractional bits of the features (default: the model's recipe, else {DEFAULTS['fx']})")
     g.add_argument("--headroom", type=float, default=None, help="weight headroom >= 1 for fine-tuning growth")
-    g.add_argument("--targets", choices=("classes", "batch"), default=None,
+    g.add_argument("--targets", choices=TARGETS, default=None,
                    help='target set on the device (default: the model\'s recipe["fixed"], else classes)')
     g.add_argument("--optimizer", default="colnorm", metavar="KIND",
                    help="optimizer after etp_init: colnorm (default), rownorm, factored or sgd")
@@ -39,6 +40,6 @@ def device_from_args(model, args: argparse.Namespace):
     qm, notes = qmodel_for(model, wbits=args.wbits, xbits=args.xbits, fx=args.fx, headroom=args.headroom)
     # recipe["targets"] is the pretraining's (batches of many); the device's is recipe["fixed"]["targets"]
     targets = args.targets or ((getattr(model, "recipe", None) or {}).get("fixed") or {}).get("targets")
-    targets = targets if targets in ("classes", "batch") else "classes"
+    targets = targets if targets in TARGETS else "classes"
     dev = DeviceConfig(targets, args.optimizer, args.lr, args.beta_shift, args.train, args.clip)
     return qm, dev, notes

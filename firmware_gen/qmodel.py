@@ -3,7 +3,7 @@
 ``edgetp export --c`` and ``edgetp verify-c --model`` start from a float model file and
 quantize it the same way (so what verify-c proves is what export writes): weight and
 input widths, input fractional bits ``fx`` and weight headroom come from the options,
-else from the model's ``recipe["fixed"]`` entry, else from ``options.DEFAULTS``.
+else from the model's ``recipe["fixed"]`` entry, else from ``defaults.DEFAULTS``.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import numpy as np
 from edgetp.errors import EdgetpError
 from edgetp.fixed.qconfig import WBITS, QModel, from_float
 
-from firmware_gen.options import DEFAULTS
+from firmware_gen.defaults import DEFAULTS
 
 
 def quant_settings(model, **given) -> tuple[dict, list[str]]:

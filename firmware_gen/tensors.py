@@ -22,6 +22,7 @@ from edgetp.fixed.network_q import QState, infer_step_q, init_state_q, state_arr
 from edgetp.fixed.primitives import prng_seed
 from edgetp.fixed.qconfig import QModel
 from edgetp.fixed.update_q import KINDS, QOpt, lr_code
+from edgetp.tp.config import TARGETS
 
 from firmware_gen.layout import DTYPES, device_layout, n_targets
 
@@ -104,10 +105,10 @@ class DeviceConfig:
     lr: float = 1e-4
     beta_shift: int = 10
     train: str = "all"
-    clip: int = -1            # factored: |move| <= 2^clip * lr per weight; -1: no limit
+    clip: int = -1            # normalised rules: |move| <= 2^clip * lr per weight; -1: no limit
 
     def __post_init__(self):
-        n_targets_ok = self.targets in ("batch", "classes")
+        n_targets_ok = self.targets in TARGETS
         if not n_targets_ok or self.optimizer not in KINDS or self.train not in TRAIN_MODES:
             raise EdgetpError(f"targets must be batch|classes, optimizer one of {KINDS}, train one of {TRAIN_MODES}")
         if not 0 <= int(self.beta_shift) <= 62:

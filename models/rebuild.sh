@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # Rebuild the shipped models and their measured model cards (offline corpus made by
 # `edgetp data prepare-default`). Pretraining: kws-mcu ~5 min, kws-paper ~8 min on 2
-# cores; the evaluation runs below take longer (kws-paper at batch 1 especially).
-#   models/rebuild.sh [pretrain] [eval-mcu] [eval-paper]
+# cores; the evaluation runs below take longer (kws-paper at batch 1 especially); device-mcu
+# measures the whole firmware on QEMU (a few minutes). The cards are rendered from what this writes.
+#   models/rebuild.sh [pretrain] [eval-mcu] [eval-paper] [device-mcu]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want() { [ $# -eq 0 ] || [[ " $ARGS " == *" $1 "* ]]; }
-ARGS="${*:-pretrain eval-mcu eval-paper}"
+ARGS="${*:-pretrain eval-mcu eval-paper device-mcu}"
 
 if want pretrain; then
   edgetp pretrain --kws --net 120-64r-36 --reset hard --epochs 30 --lr 1e-3 --batch 32 --targets batch \
-    --shift 8 --noise 0.1 --seed 0 --ft optimizer=colnorm --out models/kws-mcu/model.npz
+    --shift 8 --noise 0.1 --seed 0 --ft optimizer=colnorm --record-fixed --out models/kws-mcu/model.npz
   edgetp pretrain --kws --net 120-450r-36 --reset hard --epochs 12 --lr 1e-3 --batch 64 --targets classes \
     --shift 8 --noise 0.1 --seed 0 --ft targets=classes --ft batch=8 --ft lr=2e-4 --ft epochs=6 --ft rehearsal=4 \
     --out models/kws-paper/model.npz
@@ -47,5 +48,9 @@ if want eval-paper; then   # kws-paper's recorded defaults: classes, batch 8, Ad
   # batch 1 without rehearsal (the on-device regime, Adam as the authors)
   ft kws-paper tp-classes-b1 5 2 --train all --targets classes --batch 1 --lr 1e-4 --epochs 3 --rehearsal 0 --no-baseline
   ft kws-paper readout-b1 5 2 --train readout --targets classes --batch 1 --lr 3e-4 --epochs 3 --rehearsal 0 --no-baseline
+fi
+if want device-mcu; then   # whole-firmware figures of the card's "On a device" (edgetp hil --json)
+  mkdir -p models/kws-mcu/device
+  edgetp hil --target qemu --model kws-mcu --shots 1 --quiet --json models/kws-mcu/device/hil-qemu.json
 fi
 python3 -m edgetp.kws.card models/kws-mcu models/kws-paper

@@ -20,3 +20,12 @@ def run_cli(*args, env=None, timeout=600):
 @pytest.fixture
 def cli():
     return run_cli
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _single_threaded_blas():
+    """The tests run like the commands: BLAS single-threaded (no module sets it at import)."""
+    from edgetp.threads import single_threaded_blas
+
+    with single_threaded_blas():
+        yield

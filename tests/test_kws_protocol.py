@@ -54,6 +54,26 @@ def test_held_out_speaker_absent_from_pretraining(setup, pretrained):
     assert m.norm_scale.shape == (120,)
 
 
+def test_pretrain_records_the_device_quantization(setup, cli, tmp_path):
+    """`pretrain --record-fixed` writes recipe["fixed"] (what export --c / hil / finetune --fixed use),
+    calibrated on pretraining utterances; models/rebuild.sh passes it for kws-mcu."""
+    from edgetp.data.gsc import load_corpus
+    from edgetp.kws.fixed_protocol import fixed_settings
+    from edgetp.model import load_model
+    from firmware_gen.defaults import DEFAULTS
+    root, home = setup
+    r = cli("pretrain", "--kws", "--data-root", root, "--net", "120-8r-36", "--epochs", "0", "--hold-out", HELD,
+            "--record-fixed", "--out", tmp_path / "m.npz", env={"EDGETP_HOME": str(home)})
+    assert r.returncode == 0, r.stderr
+    m = load_model(tmp_path / "m.npz")
+    fixed = m.recipe["fixed"]
+    assert fixed == fixed_settings(m, load_corpus(root), HELD)
+    assert {k: fixed[k] for k in ("wbits", "xbits", "headroom")} == {k: DEFAULTS[k] for k in ("wbits", "xbits", "headroom")}
+    assert 0 <= fixed["fx"] <= 24 and fixed["targets"] == "classes"
+    assert m.recipe["command"].endswith("--record-fixed")
+    assert "--record-fixed" in (Path(__file__).parent.parent / "models" / "rebuild.sh").read_text()
+
+
 def test_support_and_query_never_overlap(setup):
     from edgetp.data.gsc import load_corpus
     from edgetp.data.splits import speaker_split

@@ -17,5 +17,6 @@ def test_wheel_contents(tmp_path):
         assert must in names, must
     assert any(n.startswith("firmware_gen/") and n.endswith(".c") for n in names)
     assert not any(n.startswith("tests/") for n in names)
+    assert not any(n.startswith("experiments/") or n.startswith("edgetp/fixed/measure") for n in names)
     meta = next(n for n in names if n.endswith("entry_points.txt"))
     assert "edgetp = edgetp.cli:main" in zipfile.ZipFile(whl).read(meta).decode()

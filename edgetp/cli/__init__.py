@@ -45,8 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from edgetp.threads import single_threaded_blas
+
     try:
-        return int(args.func(args) or 0)
+        with single_threaded_blas():   # the command's thread settings, where it starts
+            return int(args.func(args) or 0)
     except EdgetpError as exc:
         print(f"edgetp {args.command}: error: {exc}", file=sys.stderr)
         return 2

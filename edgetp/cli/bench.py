@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from edgetp.errors import EdgetpError
+from edgetp.tp.config import TARGETS
 
 
 def register(sub):
@@ -22,7 +23,7 @@ def register(sub):
     t.add_argument("--net", default="120-450r-36", help="inputs-hidden[r]-...-classes (default 120-450r-36)")
     t.add_argument("--steps", type=int, default=101, help="time steps per sample (default 101)")
     t.add_argument("--batch", type=int, default=1)
-    t.add_argument("--targets", choices=("batch", "classes"), default=None,
+    t.add_argument("--targets", choices=TARGETS, default=None,
                    help="target set (default: classes at batch 1, batch otherwise)")
     t.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     t.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")

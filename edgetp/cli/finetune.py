@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 from edgetp.errors import EdgetpError
+from edgetp.tp.config import TARGETS
 
 DEFAULT_MODEL = "kws-mcu"
 
@@ -38,7 +39,7 @@ def register(sub):
                    help="adam (default), sgd, rownorm or colnorm (per-neuron / per-input RMS normalisation: "
                         "the float twins of the integer rule's updates; --fixed maps adam to colnorm)")
     p.add_argument("--batch", type=int, default=None, help="default 1")
-    p.add_argument("--targets", choices=("batch", "classes"), default=None, help="default classes")
+    p.add_argument("--targets", choices=TARGETS, default=None, help="default classes")
     p.add_argument("--train", choices=("all", "readout"), default=None, help="layers that learn (default all)")
     p.add_argument("--rehearsal", type=float, default=None, metavar="R",
                    help="mix R other-speaker pretraining utterances per support utterance into fine-tuning, "

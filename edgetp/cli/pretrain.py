@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from edgetp.errors import EdgetpError
+from edgetp.tp.config import TARGETS
 
 
 def register(sub):
@@ -25,7 +26,7 @@ def register(sub):
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
     p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--targets", choices=("batch", "classes"), default="batch")
+    p.add_argument("--targets", choices=TARGETS, default="batch")
     p.add_argument("--per-utterance-norm", action="store_true",
                    help="apply the paper's per-utterance std normalisation before the fixed constants")
     p.add_argument("--shift", type=int, default=0, help="augmentation: random time shift up to +-N frames")
@@ -35,6 +36,10 @@ def register(sub):
     p.add_argument("--ft", action="append", default=[], metavar="KEY=VALUE",
                    help="a fine-tuning default to record in the model (repeatable): epochs, lr, optimizer, batch, "
                         "targets, train, rehearsal; `edgetp finetune` uses them unless told otherwise")
+    p.add_argument("--record-fixed", action="store_true",
+                   help='record the device quantization in the model (recipe["fixed"]: int16, input format '
+                        "calibrated on pretraining utterances), which export --c, verify-c, hil and "
+                        "finetune --fixed then use")
     p.add_argument("--out", required=True, help="model file to write (.npz)")
     p.add_argument("--json", metavar="PATH", help="write the training figures as JSON")
     p.set_defaults(func=run)
@@ -114,12 +119,17 @@ def run(args) -> int:
                command="edgetp pretrain --kws " + " ".join(
                    f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
                    if k in ("net", "reset", "epochs", "lr", "optimizer", "batch", "targets", "seed", "shift", "noise")
-                   and v is not None) + "".join(f" --ft {k}={v}" for k, v in ft.items()))
+                   and v is not None) + "".join(f" --ft {k}={v}" for k, v in ft.items())
+               + (" --record-fixed" if args.record_fixed else ""))
     if ft:
         rec["finetune"] = ft
     model = Model(cfg, params, list(corpus.label_names),
                   {"kind": "logmel40+d+dd", "label_set": args.labels, "per_utterance": norm.per_utterance},
                   rec, metrics, norm.scale)
+    if args.record_fixed:
+        from edgetp.kws.fixed_protocol import fixed_settings
+        model.recipe["fixed"] = fixed_settings(model, corpus, hold)
+        print(f'recorded the device quantization: recipe["fixed"] = {model.recipe["fixed"]}')
     digest = save_model(model, args.out)
     print(f"saved {args.out} ({model.n_params()} trainable parameters, hash {digest[:12]}); "
           f"train {metrics['train_acc']:.2f} %, validation {metrics['validation_acc']} %")

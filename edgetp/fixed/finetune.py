@@ -16,16 +16,7 @@ from edgetp.fixed.network_q import TARGETS, predict_q, train_sequence_q
 from edgetp.fixed.qconfig import QModel
 from edgetp.fixed.quantize import quantize_inputs, quantize_model
 from edgetp.fixed.update_q import KINDS, QOpt, lr_code
-from edgetp.kws.train import LR_FLOOR, cosine_lr
-
-
-def epoch_lrs(lr: float, epochs: int, lr_min_ratio: float = LR_FLOOR, schedule: str = "cosine") -> list[float]:
-    """Learning rate of each epoch: the float loop's cosine annealing to lr_min_ratio * lr, or constant."""
-    if schedule not in ("cosine", "constant"):
-        raise EdgetpError(f"schedule must be 'cosine' or 'constant', got {schedule!r}")
-    if schedule == "constant":
-        return [lr] * epochs
-    return [cosine_lr(lr, e, epochs, lr_min_ratio) for e in range(epochs)]
+from edgetp.tp.schedule import LR_FLOOR, epoch_lrs
 
 
 def as_qmodel(model, calib_x=None, wbits: int = 16, xbits: int = 16) -> QModel:

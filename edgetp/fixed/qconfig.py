@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edgetp.errors import EdgetpError
-from edgetp.tp.config import NetConfig
+from edgetp.tp.config import NetConfig, trainable_names
 
 FV = 12            # membrane fractional bits (int32 Q19.12)
 Q15 = 15           # leaks, probabilities, soft targets, dZ, readout error
@@ -38,11 +38,17 @@ def frac_bits(max_abs: float, bits: int, headroom: float = 1.0) -> int:
     return int(min(24, max(0, math.floor(math.log2(qmax / (headroom * max_abs))))))
 
 
+def int_type(bits: int):
+    """The NumPy type of a signed ``bits``-wide weight or input (8 or 16)."""
+    return np.int8 if bits == 8 else np.int16
+
+
 def quantize_array(a: np.ndarray, f: int, bits: int) -> np.ndarray:
-    """round-half-up(a * 2^f) saturated to signed ``bits``; the one float->int conversion."""
+    """round-half-up(a * 2^f) saturated to signed ``bits``; the one float->int conversion
+    (weights, and the inputs through ``quantize.quantize_inputs``)."""
     qmax = (1 << (bits - 1)) - 1
     q = np.floor(np.asarray(a, dtype=np.float64) * (2.0 ** f) + 0.5)
-    return np.clip(q, -qmax - 1, qmax).astype(np.int8 if bits == 8 else np.int16)
+    return np.clip(q, -qmax - 1, qmax).astype(int_type(bits))
 
 
 def gamma_bits(gamma: float) -> int:
@@ -86,8 +92,7 @@ class QModel:
         self.ft = trace_bits(c.leak_t)
         self.gamma_q = gamma_bits(c.gamma)
         self.hard = c.reset == "hard"
-        L = c.layers
-        self._trainable = [f"W{i}" for i in range(L + 1)] + ([f"R{i}" for i in range(L)] if c.recurrent else [])
+        self._trainable = trainable_names(c)
 
     @property
     def trainable_names(self) -> list[str]:
@@ -114,30 +119,12 @@ class QModel:
 
     @property
     def xdtype(self):
-        return np.int8 if self.xbits == 8 else np.int16
-
-    def memory_bytes(self, targets: str = "classes", batch: int = 1, optimizer: str = "colnorm") -> dict:
-        """RAM of the training state on the device (bytes), by group (frozen weights may live in flash)."""
-        c, wb = self.cfg, self.wbits // 8
-        n_t = c.n_out if targets == "classes" else batch
-        train = sum(self.weights[n].size for n in self.trainable_names) * wb
-        frozen = (self.weights["S"].size + (self.weights["S_rec"].size if c.recurrent else 0)) * wb
-        per = lambda rows: sum(rows * h * (4 + 1 + 2) for h in c.hidden)  # v int32, s int8, trace int16
-        return {"trainable_weights": train, "frozen_weights": frozen,
-                "data_state": per(batch) + batch * c.n_out * 4,
-                "target_state": per(n_t) + n_t * c.n_out * 2,
-                "optimizer": 4 + (8 * sum(sum(self.weights[n].shape) for n in self.trainable_names)
-                                  if optimizer != "sgd" else 0)}
+        return int_type(self.xbits)
 
 
 def float_tensors(params) -> dict:
     """The float weights by the integer model's names: W0..WL, R0.., S_rec (recurrent), S."""
-    named = {f"W{i}": w for i, w in enumerate(params.W)}
-    if params.R is not None:
-        named.update({f"R{i}": r for i, r in enumerate(params.R)})
-        named["S_rec"] = params.S_rec
-    named["S"] = params.S
-    return named
+    return params.named()
 
 
 def from_float(cfg: NetConfig, params, fx: int, wbits: int = 8, headroom: float = 1.0,

@@ -18,7 +18,7 @@ import numpy as np
 
 from edgetp.errors import EdgetpError
 from edgetp.fixed.network_q import predict_q
-from edgetp.fixed.qconfig import QModel, float_tensors, frac_bits, from_float
+from edgetp.fixed.qconfig import QModel, float_tensors, frac_bits, from_float, quantize_array
 from edgetp.tp.network import predict
 
 
@@ -31,10 +31,9 @@ def input_bits(xs: np.ndarray, pct: float = 99.99, xbits: int = 16) -> int:
 
 
 def quantize_inputs(xs: np.ndarray, fx: int, xbits: int = 16) -> np.ndarray:
-    """round-half-up(x * 2^fx) saturated to int8/int16: the frontend's float -> int boundary."""
-    q = np.floor(np.asarray(xs, dtype=np.float64) * (2.0 ** fx) + 0.5)
-    lim = (1 << (xbits - 1)) - 1
-    return np.clip(q, -lim - 1, lim).astype(np.int8 if xbits == 8 else np.int16)
+    """round-half-up(x * 2^fx) saturated to int8/int16: the frontend's float -> int boundary
+    (``qconfig.quantize_array``, the one float -> int conversion)."""
+    return quantize_array(xs, fx, xbits)
 
 
 def quantize_model(model, calib_x: np.ndarray, calib_y: np.ndarray | None = None, wbits: int = 8,

@@ -17,8 +17,10 @@ from edgetp.kws.protocol import model_norm
 from edgetp.kws.train import Recipe
 from edgetp.model import Model
 
+from firmware_gen.defaults import DEFAULTS
+
 CALIBRATION = 256  # pretraining utterances used to choose the input format
-WBITS = 16
+WBITS = DEFAULTS["wbits"]
 
 
 def calibration(model: Model, corpus, speaker: str, cache=None) -> np.ndarray:
@@ -37,10 +39,11 @@ def device_qmodel(model: Model, corpus, speaker: str, cache=None):
 
 
 def fixed_settings(model: Model, corpus, speaker: str, cache=None) -> dict:
-    """The ``recipe["fixed"]`` entry to record in a model file (calibrated input format)."""
+    """The ``recipe["fixed"]`` entry to record in a model file (`edgetp pretrain --record-fixed`):
+    the device defaults with the input format calibrated on pretraining utterances."""
     from edgetp.fixed.quantize import input_bits
-    return {"fx": int(input_bits(calibration(model, corpus, speaker, cache), xbits=16)), "wbits": WBITS,
-            "xbits": 16, "headroom": 1.0, "targets": "classes"}
+    fx = input_bits(calibration(model, corpus, speaker, cache), xbits=DEFAULTS["xbits"])
+    return {**DEFAULTS, "fx": int(fx), "targets": "classes"}
 
 
 def finetune_seed_fixed(model: Model, corpus, speaker: str, shots, seed: int, recipe: Recipe, cache=None,

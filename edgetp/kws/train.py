@@ -12,16 +12,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from edgetp.errors import EdgetpError
+from edgetp.threads import blas_single_threaded
 from edgetp.tp import NetConfig, Optimizer, Params, predict, train_sequence
 from edgetp.tp.propagator import get_cache
-
-LR_FLOOR = 0.25  # the paper anneals to 0.25 * lr
-
-
-def cosine_lr(lr: float, epoch: int, epochs: int, floor: float = LR_FLOOR) -> float:
-    """PyTorch CosineAnnealingLR stepped per epoch, T_max = epochs, eta_min = floor*lr."""
-    eta_min = floor * lr
-    return eta_min + (lr - eta_min) * (1 + math.cos(math.pi * epoch / max(1, epochs))) / 2
+from edgetp.tp.config import TARGETS
+from edgetp.tp.schedule import SCHEDULES, cosine_lr
 
 
 @dataclass
@@ -43,13 +38,13 @@ class Recipe:
     def check(self) -> None:
         if self.epochs < 0 or self.batch < 1:
             raise EdgetpError("epochs must be >= 0 and batch >= 1")
-        if self.targets not in ("batch", "classes"):
+        if self.targets not in TARGETS:
             raise EdgetpError(f"targets must be batch or classes, got {self.targets!r}")
         if self.train not in ("all", "readout"):
             raise EdgetpError(f"train must be all or readout, got {self.train!r}")
         if not (math.isfinite(self.rehearsal) and self.rehearsal >= 0):
             raise EdgetpError(f"rehearsal must be a number >= 0, got {self.rehearsal}")
-        if self.schedule not in ("cosine", "constant"):
+        if self.schedule not in SCHEDULES:
             raise EdgetpError(f"schedule must be cosine or constant, got {self.schedule!r}")
         Optimizer(self.optimizer, self.lr)
 
@@ -77,6 +72,7 @@ def augment(xs: np.ndarray, rng, shift: int, noise: float) -> np.ndarray:
     return out
 
 
+@blas_single_threaded
 def fit(params: Params, cfg: NetConfig, xs: np.ndarray, ys: np.ndarray, recipe: Recipe,
         on_epoch=None, progress: bool = True, desc: str = "train") -> History:
     """Train ``params`` in place on (N, T, F) features with TP, one update per time step.

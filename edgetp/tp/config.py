@@ -15,6 +15,7 @@ import numpy as np
 from edgetp.errors import EdgetpError
 
 RESETS = ("soft", "hard")
+TARGETS = ("batch", "classes")  # target sets (spec 5): each sample's label, or every class once
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,17 @@ class Params:
     extra: dict = field(default_factory=dict)
 
     def trainable(self) -> list[np.ndarray]:
+        """The trainable matrices in ``trainable_names`` order."""
         return [*self.W, *(self.R or [])]
+
+    def named(self) -> dict[str, np.ndarray]:
+        """Every matrix by name: W0..WL, R0..R{L-1}, S_rec (recurrent nets), then S."""
+        out = {f"W{i}": w for i, w in enumerate(self.W)}
+        if self.R is not None:
+            out.update({f"R{i}": r for i, r in enumerate(self.R)})
+            out["S_rec"] = self.S_rec
+        out["S"] = self.S
+        return out
 
     def astype(self, dtype) -> "Params":
         cv = lambda a: None if a is None else np.array(a, dtype=dtype, order="C", copy=True)
@@ -133,6 +144,12 @@ class Params:
                 raise EdgetpError(f"{name} has shape {tuple(arr.shape)}, expected {shape}")
             if not np.all(np.isfinite(arr)):
                 raise EdgetpError(f"{name} contains NaN or infinity")
+
+
+def trainable_names(cfg: NetConfig) -> list[str]:
+    """W0..WL, then R0..R{L-1} (recurrent nets): the names of ``Params.trainable()`` in order,
+    and the order of the integer update and of its PRNG draws."""
+    return [f"W{i}" for i in range(cfg.layers + 1)] + ([f"R{i}" for i in range(cfg.layers)] if cfg.recurrent else [])
 
 
 def _linear_init(rng, n_out, n_in, dtype):

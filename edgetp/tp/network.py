@@ -13,21 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from edgetp.errors import EdgetpError
 from edgetp.tp import kernels as K
-from edgetp.tp.config import NetConfig, Params
+from edgetp.tp.config import TARGETS, NetConfig, Params, trainable_names
 from edgetp.tp.propagator import PropagatorCache, get_cache
 
-TARGETS = ("batch", "classes")
-
-# numba's threads do the parallel work; a multi-threaded BLAS spinning beside them on
-# 2 cores made training 8-30x slower (measured), so BLAS runs single-threaded here.
-# numba's np.dot calls scipy's own OpenBLAS: load it first so the limit covers it too.
-import scipy.linalg.cython_blas  # noqa: E402,F401
-
-_BLAS_LIMIT = threadpool_limits(1, user_api="blas")
+# BLAS threads: a multi-threaded BLAS beside numba's threads slows training down; the
+# commands limit it where they start (edgetp.threads), importing this module changes nothing.
 
 
 @dataclass
@@ -62,9 +55,10 @@ def init_state(cfg: NetConfig, batch: int, n_targets: int, dtype=np.float64) -> 
 
 @dataclass
 class Grad:
-    """A weight gradient in factored form: ``scale * sum_k d_k^T p_k`` (rank-B terms).
+    """A weight gradient as a sum of outer products: ``scale * sum_k d_k^T p_k`` (rank-B terms).
 
-    Kept factored because at small batch the fused kernel never forms the matrix.
+    Kept as outer products because at small batch the fused kernel never forms the matrix
+    (not to be confused with the ``factored`` optimizer of the integer rule).
     """
 
     terms: list
@@ -111,7 +105,7 @@ class Optimizer:
             raise EdgetpError(f"learning rate must be >= 0, got {self.lr}")
 
     def apply(self, weights: list, grads: list, record: list | None = None) -> None:
-        """One step over ``weights`` with factored ``grads`` (None = frozen this step).
+        """One step over ``weights`` with outer-product ``grads`` (None = frozen this step).
 
         ``record``, if given, receives each dense gradient (None where not computed).
         """
@@ -223,7 +217,7 @@ def forward(params: Params, state: TPState, x: np.ndarray, target_in: np.ndarray
 
 def gradients(params: Params, new: TPState, aux: dict, labels: np.ndarray, cfg: NetConfig,
               targets: str, train: str = "all") -> dict[str, Grad]:
-    """Every layer's local gradient at this step (spec 3, 5), factored; keys ``W0..WL``, ``R0..``.
+    """Every layer's local gradient at this step (spec 3, 5), as outer products; keys ``W0..WL``, ``R0..``.
 
     ``train="readout"`` computes only the readout's gradient.
     """
@@ -251,11 +245,6 @@ def gradients(params: Params, new: TPState, aux: dict, labels: np.ndarray, cfg: 
     return grads
 
 
-def param_names(cfg: NetConfig) -> list[str]:
-    """Names of the trainable matrices in the order of ``Params.trainable()``."""
-    return [f"W{i}" for i in range(cfg.layers + 1)] + ([f"R{i}" for i in range(cfg.layers)] if cfg.recurrent else [])
-
-
 def target_inputs(cfg: NetConfig, labels: np.ndarray, targets: str, dtype) -> np.ndarray:
     if targets == "batch":
         return np.eye(cfg.n_out, dtype=dtype)[labels]
@@ -278,10 +267,10 @@ def train_step(params: Params, state: TPState, x: np.ndarray, labels: np.ndarray
         target_in = target_inputs(cfg, labels, targets, x.dtype)
     rows = labels if targets == "batch" else None
     new, aux = forward(params, state, x, target_in, cfg, prop, rows)
-    factored = gradients(params, new, aux, labels, cfg, targets, train)
-    names = param_names(cfg)
+    outer = gradients(params, new, aux, labels, cfg, targets, train)
+    names = trainable_names(cfg)
     dense = [] if record else None
-    opt.apply(params.trainable(), [factored.get(n) for n in names], dense)
+    opt.apply(params.trainable(), [outer.get(n) for n in names], dense)
     return new, ({n: g for n, g in zip(names, dense) if g is not None} if record else {})
 
 

@@ -1,7 +1,9 @@
 """Float TP vs integer TP on a speaker-adaptation task: the figures of docs/fixed-point.md.
 
-    python -m edgetp.fixed.measure synthetic --hidden 128 --seeds 8
-    python -m edgetp.fixed.measure kws --model kws-mcu --seeds 3
+An experiment, not part of the installed package (run from the repository root):
+
+    python3 experiments/fixed_measure.py synthetic --hidden 128 --seeds 8
+    python3 experiments/fixed_measure.py kws --model kws-mcu --seeds 3
 
 Per seed, the same pretrained model, support set, order and seed are fine-tuned by the
 float reference (``edgetp.kws.train.fit``) and by the integer rule (``finetune_fixed``);
@@ -14,13 +16,11 @@ import argparse
 import json
 import statistics
 import time
-from dataclasses import replace
-
-import numpy as np
 
 from edgetp.fixed.finetune import evaluate_fixed, finetune_fixed
 from edgetp.fixed.quantize import format_report, quantize_model
 from edgetp.kws.train import Recipe, accuracy, fit
+from edgetp.threads import single_threaded_blas
 
 
 def pretrain_synthetic(task, hidden: int, epochs: int = 12, lr: float = 3e-4, seed: int = 1):
@@ -89,7 +89,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     runs = [(n, *RUNS[n.strip()]) for n in a.runs.split(",")]
     if a.task == "synthetic":
-        from edgetp.fixed.synth import make_task
+        from synthetic_task import make_task   # experiments/synthetic_task.py, beside this script
 
         task = make_task()
         model = pretrain_synthetic(task, a.hidden)
@@ -110,7 +110,8 @@ def main(argv=None) -> int:
                 splits[seed] = speaker_data(corpus, speaker, a.shots, seed, model_norm(model), None, 2000)
             return splits[seed].support, splits[seed].query
         calib = speaker_data(corpus, speaker, a.shots, 0, model_norm(model), None, 2000).test
-    out = compare(model, data, calib, a.seeds, runs)
+    with single_threaded_blas():
+        out = compare(model, data, calib, a.seeds, runs)
     if a.json:
         with open(a.json, "w") as f:
             json.dump(out, f, indent=1)

@@ -1,6 +1,7 @@
 """Synthetic speaker-adaptation task in the shape of the KWS features (N, T, 120).
 
-Used to develop and measure the integer rule while the real corpus is not available.
+Used by experiments/fixed_measure.py to develop and measure the integer rule without the
+speech corpus (not to be confused with ``edgetp.data.synth``, the espeak-ng speech corpus).
 Each class has a smooth random "log-mel" pattern (T x 40); a speaker warps it along
 frequency and time, adds a spectral tilt and a gain; an utterance adds a random onset
 and noise. Features are [40 mel, 40 delta, 40 delta-delta] like the real frontend and

@@ -1,0 +1,68 @@
+"""The model cards are rendered from the model folders (model file, results JSON, the memory
+plan, device measurements, purpose/notes text): the committed cards are what the renderer
+writes today, and a new or changed file shows up in the card."""
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+from edgetp.kws.card import render
+
+MODEL_DIRS = sorted(p.parent for p in (ROOT / "models").glob("*/model.npz"))
+
+
+@pytest.mark.parametrize("d", MODEL_DIRS, ids=lambda p: p.name)
+def test_committed_card_is_the_rendered_one(d):
+    text = render(d)
+    assert (d / "README.md").read_text() == text, (
+        f"{d.name}/README.md is stale: python3 -m edgetp.kws.card models/{d.name}")
+    assert "nan" not in text.replace("finetune", "")
+
+
+def test_cards_follow_their_files(tmp_path):
+    src = ROOT / "models" / "kws-mcu"
+    d = tmp_path / "kws-mcu"
+    shutil.copytree(src, d, ignore=shutil.ignore_patterns("README.md"))
+    before = render(d)
+    assert "RAM 59,112 B" not in (ROOT / "edgetp" / "kws" / "card.py").read_text()
+    # a new results file is a new row, in its place (setting, then 1 / 5 / all shots)
+    r = json.loads((d / "results" / "tp-classes-b1-5.json").read_text())
+    r["query_acc_after"], r["recipe"]["lr"] = 12.345, 7e-7
+    (d / "results" / "zz-new-5.json").write_text(json.dumps(r))
+    after = render(d)
+    new = [x for x in after.splitlines() if x not in before.splitlines()]
+    assert new == ["| TP, all layers, class targets, batch 1, adam lr 7e-07, 3 ep. | 5 | 21.9 ± 1.8 | 12.3 ± 2.3 | "
+                   "65.5 ± 0.0 | 34.8 ± 0.2 | 51.9 ± 2.9 |"]
+    # notes and purpose are the folder's text
+    (d / "notes.md").write_text("- a planted note\n")
+    (d / "purpose.md").write_text("A planted purpose.\n")
+    text = render(d)
+    assert "\n## Notes\n\n- a planted note\n" in text and "\nA planted purpose.\n" in text
+    # device figures: one sentence per hil JSON, flagged when measured on another integer model
+    dev = sorted((d / "device").glob("*.json")) if (d / "device").is_dir() else []
+    if dev:
+        r = json.loads(dev[0].read_text())
+        assert f"RAM {r['image']['ram']:,} B" in text and "re-measure" not in text
+        r["model_hash"] = "0" * 64
+        dev[0].write_text(json.dumps(r))
+        assert "(measured on another integer model: re-measure)" in render(d)
+    # without a recorded device quantization the card says so and gives the would-be plan
+    from edgetp.model import load_model, save_model
+    m = load_model(d / "model.npz")
+    m.recipe.pop("fixed")
+    save_model(m, d / "model.npz")
+    assert "Float only (the model records no device quantization" in render(d)
+
+
+def test_check_mode_names_a_stale_card(tmp_path):
+    d = tmp_path / "kws-paper"
+    shutil.copytree(ROOT / "models" / "kws-paper", d)
+    run = lambda: subprocess.run([sys.executable, "-m", "edgetp.kws.card", "--check", str(d)], capture_output=True,
+                                 text=True, cwd=ROOT, timeout=300)
+    assert run().returncode == 0
+    (d / "README.md").write_text((d / "README.md").read_text().replace("96.2", "99.9"))
+    r = run()
+    assert r.returncode == 1 and "README.md" in r.stderr

@@ -1,0 +1,67 @@
+"""Things defined once and used everywhere: compiler flags, the device's quantization
+defaults, the trainable matrices' names, the float -> int conversion, the target sets."""
+import re
+
+import numpy as np
+
+from conftest import ROOT
+
+PACKAGES = ("edgetp", "firmware_gen", "deploy")
+
+
+def _sources():
+    for pkg in PACKAGES:
+        for f in sorted((ROOT / pkg).rglob("*.py")):
+            if "models" not in f.relative_to(ROOT).parts:
+                yield f
+
+
+def _defining(pattern: str) -> list[str]:
+    rx = re.compile(pattern, re.M)
+    return [str(f.relative_to(ROOT)) for f in _sources() if rx.search(f.read_text())]
+
+
+def test_compiler_flags_are_written_once():
+    import deploy.build as fw
+    import firmware_gen.build as gen
+    assert fw.ARM_FLAGS is gen.CORTEX_M4 and fw.WARN is gen.WARN
+    assert gen.STRICT[:len(gen.WARN)] == gen.WARN
+    assert _defining(r'"-mcpu=cortex-m4"') == ["firmware_gen/build.py"]
+    assert _defining(r'"-mfloat-abi=') == ["firmware_gen/build.py"]
+    assert _defining(r'"-Wstrict-prototypes"') == ["firmware_gen/build.py"]
+
+
+def test_quantization_defaults_are_written_once():
+    import firmware_gen.defaults as d
+    import firmware_gen.options as o
+    import firmware_gen.qmodel as q
+    assert o.DEFAULTS is d.DEFAULTS and q.DEFAULTS is d.DEFAULTS
+    assert _defining(r'^DEFAULTS = \{"wbits"') == ["firmware_gen/defaults.py"]
+
+
+def test_trainable_names_and_the_one_conversion():
+    from edgetp.fixed.qconfig import from_float, quantize_array
+    from edgetp.fixed.quantize import quantize_inputs
+    from edgetp.model import Model
+    from edgetp.tp.config import init_params, parse_net, trainable_names
+    for net in ("6-5r-4r-3", "6-5-3"):
+        cfg = parse_net(net)
+        p = init_params(cfg, 0)
+        qm = from_float(cfg, p, 8, 16)
+        names = trainable_names(cfg)
+        assert qm.trainable_names == names == list(p.named())[:len(names)]
+        assert [n for n, _a in qm.named_arrays()] == names + ["S"] + (["S_rec"] if cfg.recurrent else [])
+        assert all(a is b for a, b in zip(p.trainable(), [p.named()[n] for n in names]))
+        assert list(Model(cfg, p, ["a", "b", "c"]).arrays()) == list(p.named())
+    x = np.random.default_rng(0).standard_normal((3, 4, 5)) * 1e3
+    for bits in (8, 16):
+        np.testing.assert_array_equal(quantize_inputs(x, 7, bits), quantize_array(x, 7, bits))
+
+
+def test_target_sets_come_from_one_place():
+    from edgetp.tp import config
+    assert config.TARGETS == ("batch", "classes")
+    # the literal tuple is written once outside the integer reference (edgetp/fixed/network_q.py
+    # keeps its own until its owner imports config.TARGETS)
+    assert [f for f in _defining(r'\("batch", "classes"\)|\("classes", "batch"\)')
+            if f != "edgetp/fixed/network_q.py"] == ["edgetp/tp/config.py"]
