@@ -38,7 +38,7 @@ def memory_plan(lay: Layout, labels: list[str]) -> list[Row]:
                     4 * len(labels) + sum(len(s.encode()) + 1 for s in labels)))
     from firmware_gen.store import plan_rows   # the weight store's two slots, outside the image
 
-    rows += plan_rows(lay)
+    rows += [Row("store", "weight store", name, what, nbytes) for name, what, nbytes in plan_rows(lay)]
     return rows
 
 

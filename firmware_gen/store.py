@@ -216,13 +216,11 @@ def cfg_header(lay: Layout, stamp_text: str, model_hash: str) -> str:
     return "\n".join(L)
 
 
-def plan_rows(lay: Layout, page: int = DEFAULT_PAGE, prog: int = DEFAULT_PROG) -> list:
-    """Memory-plan rows (section "store") of the two slots."""
-    from firmware_gen.memplan import Row
-
+def plan_rows(lay: Layout, page: int = DEFAULT_PAGE, prog: int = DEFAULT_PROG) -> list[tuple[str, str, int]]:
+    """The two slots as (name, what, bytes), for the memory plan's "store" section."""
     geo = geometry(lay, page, prog)
     what = f"{geo.erases} x {page} B pages"
-    return [Row("store", "weight store", f"slot_{n}", what, geo.slot_bytes) for n in "AB"]
+    return [(f"slot_{n}", what, geo.slot_bytes) for n in "AB"]
 
 
 def wear_lines(geo: Geometry) -> list[str]:

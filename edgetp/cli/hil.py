@@ -108,7 +108,7 @@ def run(args) -> int:
     if args.power_cut_sweep:
         from edgetp.cli.hil_store import run_sweep
 
-        return run_sweep(args)
+        return run_sweep(args, prepare)  # prepare is passed in: hil_store must not import hil (a cycle)
     t0 = time.perf_counter()
     say = (lambda m: None) if args.quiet else (lambda m: print(m, flush=True))
     plan = FaultPlan.parse(args.faults) if args.faults else None

@@ -27,13 +27,12 @@ def add_arguments(p) -> None:
     g.add_argument("--flash-prog", type=int, default=None, help="flash program unit in bytes (default 16)")
 
 
-def run_sweep(args) -> int:
+def run_sweep(args, prepare) -> int:
     import numpy as np
 
     from deploy.build import STACK_SIZE, build, store_geometry
     from deploy.powercut import N_SAMPLES, power_cut_sweep
     from deploy.reference import IntReference, export_c
-    from edgetp.cli.hil import prepare
     from firmware_gen.layout import device_layout
     from firmware_gen.store import DEFAULT_PAGE, DEFAULT_PROG, ENDURANCE
 
