@@ -420,13 +420,36 @@ def pcm16(wave, sr: int = F.SR) -> np.ndarray:
         if sr != F.SR:
             from edgetp.audio.wav import resample
             x = resample(x, sr, F.SR).astype(np.float64)
-        x = np.clip(np.floor(x * 32768.0 + 0.5), -32768, 32767).astype(np.int16)
+        x = pcm16_samples(x)
     n = x.size
     if n >= N_SAMPLES:
         st = (n - N_SAMPLES) // 2
         return np.ascontiguousarray(x[st:st + N_SAMPLES])
     before = (N_SAMPLES - n) // 2
     return np.pad(x, (before, N_SAMPLES - n - before)).astype(np.int16)
+
+
+def load_pcm16(path) -> np.ndarray:
+    """A WAV file as int16 samples at 16 kHz, checked by ``edgetp.audio.wav.probe``: 16-bit PCM
+    at 16 kHz is read as stored; anything else is loaded as float at 16 kHz (resampled) and
+    rounded to int16 (clipped), as a 16-bit microphone would have delivered it."""
+    from edgetp.audio import wav
+
+    info = wav.probe(path)
+    if info.sr == F.SR and info.bits == 16 and not info.is_float:
+        import soundfile as sf
+
+        try:
+            y, _sr = sf.read(str(path), dtype="int16", always_2d=False)
+        except (RuntimeError, sf.LibsndfileError) as exc:
+            raise wav.WavError(path, "unreadable", f"unreadable WAV ({exc})") from None
+        return np.ascontiguousarray(y, dtype=np.int16)
+    return pcm16_samples(wav.load_16k(path, info=info))
+
+
+def pcm16_samples(x) -> np.ndarray:
+    """Float samples in [-1, 1] -> int16 (round half up of x * 32768, clipped)."""
+    return np.clip(np.floor(np.asarray(x, np.float64) * 32768.0 + 0.5), -32768, 32767).astype(np.int16)
 
 
 @dataclass

@@ -7,3 +7,7 @@ RUNTIME_DIR = Path(__file__).resolve().parent
 SOURCES = ("etp_kernels.c", "etp_update.c", "etp_network.c", "etp_api.c")
 HEADERS = ("etp_api.h", "etp_internal.h", "etp_primitives.h", "etp_kernels.h", "etp_update.h")
 HARNESS = "etp_harness.c"
+# The integer audio frontend (edgetp/audio/frontend_q.py's twin): copied and compiled only
+# into exports that carry it (render(..., frontend=...)), with the generated etp_frontend_cfg.c.
+FRONTEND_SOURCES = ("etp_frontend.c",)
+FRONTEND_HEADERS = ("etp_frontend.h",)
