@@ -112,3 +112,20 @@ def test_pcm16_centres_like_the_float_pipeline():
     p = fq.pcm16(x)
     assert p.shape == (16000,) and p[7950] == 1 and p[8049] == 100
     assert np.array_equal(fq.pcm16(np.arange(17000).astype(np.int16))[:3], [500, 501, 502])
+
+
+def test_cli_features_fixed_reaches_30_db(tmp_path):
+    """`edgetp data features --frontend fixed` writes dequantised integer features
+    (keys features, files) >= 30 dB per block against librosa on the shipped recordings."""
+    from edgetp.cli import main
+    from tests.test_frontend import librosa_pipeline
+
+    out = tmp_path / "fixed.npz"
+    assert main(["data", "features", *map(str, REAL), "--frontend", "fixed", "--out", str(out)]) == 0
+    with np.load(out) as z:
+        assert {"features", "files"} <= set(z.files)
+        assert z["features"].shape == (len(REAL), 101, 120) and z["features"].dtype == np.float32
+        for f, got in zip(z["files"], z["features"]):
+            y, sr = sf.read(str(f), dtype="int16")
+            snr = fq.block_snr(librosa_pipeline(fq.pcm16(y, sr) / 32768.0), got)
+            assert min(snr.values()) >= MIN_SNR_DB, (f, snr)
