@@ -110,6 +110,8 @@ def build(model_dir, target: str = "host", out_root=None, locked: bool = False, 
     defs = [f"-DETP_PROTO_LOCKED={int(locked)}"]
     if any("etp_set_lr(" in h.read_text(errors="replace") for h in headers if h.parent == model_dir):
         defs.append("-DETP_HAS_SET_LR=1")      # the full generated API (firmware_gen's etp_api.h)
+    if (model_dir / "etp_frontend_cfg.h").is_file():
+        defs.append("-DETP_HAS_FRONTEND=1")    # the export carries the audio frontend (AUDIO_PCM / AUDIO_RUN)
     if target == "qemu":
         defs += ["-DETP_COUNTER_SRC=1", f"-DETP_ICOUNT_SHIFT={ICOUNT_SHIFT}"]
     elif target == "board":

@@ -61,6 +61,8 @@ class Cmd(enum.IntEnum):
     TENSOR_INFO = 0x10    # debug: name, dtype, writable, count of state tensor i
     READ_TENSOR = 0x11    # debug: bytes of a state tensor
     WRITE_TENSOR = 0x12   # debug: overwrite bytes of a writable state tensor
+    AUDIO_PCM = 0x20      # append int16 PCM samples to the device's audio frontend (start=1: a new utterance)
+    AUDIO_RUN = 0x21      # finish the utterance, run its frames through the network (label, or AUDIO_NO_LABEL: infer)
 
 
 DEBUG_CMDS = (Cmd.TENSOR_INFO, Cmd.READ_TENSOR, Cmd.WRITE_TENSOR)
@@ -125,7 +127,16 @@ LAYOUTS: dict[str, list[tuple[str, str]]] = {
                      ("repeats", "I"), ("bad_cmds", "I")],
     "RSP_TENSOR_INFO": [("status", "B"), ("dtype", "B"), ("writable", "B"), ("count", "I")],  # + name (u8 len + bytes)
     "RSP_READ_TENSOR": [("status", "B")],                 # + bytes
+    "REQ_AUDIO_PCM": [("start", "B")],                    # + int16 samples (at most AUDIO_CHUNK)
+    "RSP_AUDIO_PCM": [("status", "B"), ("frames", "H"), ("cost", "I")],   # frames computed so far, this chunk's cost
+    "REQ_AUDIO_RUN": [("label", "H")],
+    "RSP_AUDIO_RUN": [("status", "B"), ("pred", "H"), ("steps", "I"), ("fe_finish", "I"), ("fe_frames", "I"),
+                      ("net_sum", "I"), ("net_max", "I"), ("x_crc", "I")],
+    # fe_finish: the end of the utterance (last frames, maximum, L); fe_frames: delta and input scaling of
+    # every frame; net_sum/net_max: the network steps; x_crc: CRC-32 of the network's inputs (int16 LE)
 }
+AUDIO_NO_LABEL = 0xFFFF
+AUDIO_CHUNK = (MAX_PAYLOAD - 1) // 2       # samples per AUDIO_PCM frame
 
 
 def layout_struct(name: str) -> struct.Struct:
