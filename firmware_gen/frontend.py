@@ -54,6 +54,8 @@ def _dims(name: str, a: np.ndarray) -> str:
 def check(norm, xbits: int) -> None:
     if max(FQ.FFT_FACTORS) > MAX_RADIX:
         raise EdgetpError(f"FFT radix above {MAX_RADIX}")
+    if FQ.TW_COS[0] != 1 << FQ.TW_F or FQ.TW_SIN[0] != 0:     # etp_fe_fft skips the q = 0 product
+        raise EdgetpError("the FFT twiddle W^0 must be exactly 2^TW_F")
     if norm.xbits != xbits:
         raise EdgetpError(f"the frontend's input width {norm.xbits} differs from the model's {xbits}")
 

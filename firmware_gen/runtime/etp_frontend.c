@@ -38,25 +38,32 @@ static int64_t etp_fe_log2_q(int64_t s)
 
 /* fft240_q: in-place mixed-radix DIT FFT of ETP_FE_HALF complex values already in
  * digit-reversed order; out[k + m size] = round_shift(sum_q W^(q (k + m size) step) Y_q[k], 30). */
-static void etp_fe_fft(int32_t *re, int32_t *im)
+void etp_fe_fft(int32_t *re, int32_t *im)
 {
+    const int32_t *tc = etp_fe_tw_cos, *ts = etp_fe_tw_sin;
     int32_t size = 1;
     int fi;
     for (fi = ETP_FE_N_FACTORS - 1; fi >= 0; fi--) {
         int32_t r = etp_fe_factors[fi], nw = size * r, step = ETP_FE_HALF / nw, blk, k, m, q;
         for (blk = 0; blk < ETP_FE_HALF; blk += nw) {
             for (k = 0; k < size; k++) {
-                int32_t yr[ETP_FE_MAX_RADIX], yi[ETP_FE_MAX_RADIX];
+                int32_t yr[ETP_FE_MAX_RADIX], yi[ETP_FE_MAX_RADIX], nyi[ETP_FE_MAX_RADIX];
                 for (q = 0; q < r; q++) {
                     yr[q] = re[blk + q * size + k];
                     yi[q] = im[blk + q * size + k];
+                    nyi[q] = -yi[q];                  /* |yi| < 2^29: no overflow */
                 }
                 for (m = 0; m < r; m++) {
-                    int32_t j = k + m * size, dt = (j * step) % ETP_FE_HALF, t = 0;
-                    int64_t ar = 0, ai = 0;
-                    for (q = 0; q < r; q++) {
-                        ar += (int64_t)yr[q] * etp_fe_tw_cos[t] - (int64_t)yi[q] * etp_fe_tw_sin[t];
-                        ai += (int64_t)yr[q] * etp_fe_tw_sin[t] + (int64_t)yi[q] * etp_fe_tw_cos[t];
+                    int32_t j = k + m * size, dt = (j * step) % ETP_FE_HALF, t = dt;
+                    /* q = 0: W^0 = 2^30 exactly (tw_cos[0] = 2^30, tw_sin[0] = 0) */
+                    int64_t ar = (int64_t)yr[0] * ((int64_t)1 << ETP_FE_TW_F);
+                    int64_t ai = (int64_t)yi[0] * ((int64_t)1 << ETP_FE_TW_F);
+                    for (q = 1; q < r; q++) {
+                        int32_t c = tc[t], sn = ts[t];
+                        ar += (int64_t)yr[q] * c;
+                        ar += (int64_t)nyi[q] * sn;
+                        ai += (int64_t)yr[q] * sn;
+                        ai += (int64_t)yi[q] * c;
                         t += dt;
                         if (t >= ETP_FE_HALF) t -= ETP_FE_HALF;
                     }

@@ -57,6 +57,8 @@ etp_status_t etp_fe_finish(etp_fe_t *fe);
 etp_status_t etp_fe_features(const etp_fe_t *fe, uint16_t t, int32_t feats[ETP_FE_FEATURES]);
 /* The model's input for frame t (the features through the model's fixed divisors, Q.ETP_X_FRAC). */
 etp_status_t etp_fe_input(const etp_fe_t *fe, uint16_t t, etp_x_t x[ETP_FE_FEATURES]);
+/* The FFT of one frame: ETP_FE_HALF complex values in digit-reversed order (etp_fe_perm), in place. */
+void etp_fe_fft(int32_t *re, int32_t *im);
 /* One frame: 480 samples -> power, mel, log-mel (Q.ETP_FE_LOG_F); returns the block exponent. */
 int32_t etp_fe_frame(etp_fe_t *fe, const int16_t *win, int16_t *logmel);
 
