@@ -112,3 +112,68 @@ def test_firmware_without_the_frontend_answers_unsupported():
         with pytest.raises(DeviceError) as e:
             dev.request(P.Cmd.AUDIO_PCM, P.pack("REQ_AUDIO_PCM", start=1))
         assert e.value.status == P.Status.UNSUPPORTED
+
+
+@pytest.fixture(scope="module")
+def tone_model(tmp_path_factory):
+    sys.path.insert(0, str(Path(__file__).parent / "data"))
+    from tone_corpus import make_corpus
+
+    from edgetp.data.gsc import load_corpus
+    from edgetp.model import Model, save_model
+    from edgetp.tp.config import NetConfig, init_params
+
+    root = tmp_path_factory.mktemp("tones")
+    make_corpus(root)
+    labels = list(load_corpus(root).label_names)
+    cfg = NetConfig(120, (8,), len(labels), recurrent=True)
+    path = root.parent / "m.npz"
+    save_model(Model(cfg, init_params(cfg, 0), labels, recipe={"held_out_speaker": "0a1b2c3d"},
+                     norm_scale=np.full(120, 0.01, np.float32)), path)
+    return root, path
+
+
+def _have_qemu():
+    from deploy.build import have_arm
+    from deploy.targets import have_qemu
+    return have_arm() and have_qemu()
+
+
+@pytest.mark.parametrize("target", ["host", "qemu"])
+def test_edgetp_hil_audio_end_to_end(tone_model, tmp_path, target):
+    import json
+
+    from conftest import run_cli
+
+    _need_cc()
+    if target == "qemu" and not _have_qemu():
+        import os
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("CI=true and arm-none-eabi-gcc / qemu-system-arm are missing")
+        pytest.skip("needs arm-none-eabi-gcc and qemu-system-arm")
+    root, model = tone_model
+    out = tmp_path / "hil.json"
+    r = run_cli("hil", "--target", target, "--model", model, "--data-root", root, "--shots", "1", "--audio",
+                "--support-limit", "2", "--query-limit", "1", "--epochs", "1", "--json", out, "--quiet",
+                env={"EDGETP_HOME": str(tmp_path / "home")})
+    assert r.returncode == 0, r.stdout + r.stderr
+    res = json.loads(out.read_text())
+    assert res["samples"] == 2 and res["mismatches"] == 0 and res["audio"] is True
+    assert res["frontend"]["utterances"] == 4 and "audio frontend on the device" in r.stdout
+    if target == "qemu":
+        assert res["frontend"]["counter"] == "instructions" and "frontend budget" in r.stdout
+
+
+def test_frontend_profile_prints_its_figures():
+    """`python -m deploy.fe_profile` runs on the emulated Cortex-M4 (figures printed, not asserted)."""
+    import os
+    import subprocess
+
+    if not _have_qemu():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("CI=true and arm-none-eabi-gcc / qemu-system-arm are missing")
+        pytest.skip("needs arm-none-eabi-gcc and qemu-system-arm")
+    r = subprocess.run([sys.executable, "-m", "deploy.fe_profile", "--utterances", "1"], capture_output=True,
+                       text=True, timeout=600, cwd=Path(__file__).resolve().parent.parent)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "10 ms hop" in r.stdout and "FFT" in r.stdout and "end of the utterance" in r.stdout
