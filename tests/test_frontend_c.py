@@ -113,3 +113,16 @@ def test_export_compiles_for_cortex_m4_without_float(setup, tmp_path):
     nm = subprocess.run(["arm-none-eabi-nm", "-u", str(tmp_path / "arm" / "etp_frontend.o")],
                         capture_output=True, text=True).stdout
     assert "malloc" not in nm and not any(s in nm for s in ("__aeabi_f", "__aeabi_d")), nm
+
+
+def test_generated_tables_match_the_snapshot():
+    """The frontend's generated C (fixed input stage) equals tests/snapshots/frontend; after an
+    intended change: python -m firmware_gen.frontend tests/snapshots/frontend."""
+    import difflib
+
+    from firmware_gen.frontend import snapshot_files
+
+    snap = Path(__file__).parent / "snapshots" / "frontend"
+    for name, text in snapshot_files().items():
+        old = (snap / name).read_text()
+        assert old == text, "".join(difflib.unified_diff(old.splitlines(True), text.splitlines(True), name, name))
