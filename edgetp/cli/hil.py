@@ -3,7 +3,8 @@
 Builds and starts the firmware (``--target host`` or ``qemu``) or opens a serial port
 (a board), streams one speaker's support set for on-device TP fine-tuning, evaluates
 the query set on the device before and after, and after every sample compares the
-device's state digest with the integer reference (docs/deploy.md).
+device's state digest with the integer reference (docs/deploy.md). ``--audio`` sends raw
+PCM instead of features: the device runs the integer audio frontend (deploy/hil_audio.py).
 """
 from __future__ import annotations
 

@@ -3,6 +3,8 @@
 Compiles the export on the host (gcc, C99 with every warning an error; ``--sanitize``:
 with AddressSanitizer and UndefinedBehaviorSanitizer), plays the same steps on it and on
 edgetp.fixed, and compares every state tensor after every step (docs/firmware-gen.md).
+``--frontend WAV…`` does the same for the integer audio frontend: every intermediate of
+every frame against edgetp.audio.frontend_q (firmware_gen/frontend_verify.py).
 """
 from __future__ import annotations
 
