@@ -142,6 +142,8 @@ def build(model_dir, target: str = "host", out_root=None, locked: bool = False, 
     if geo is not None:
         defs += ["-DETP_HAS_STORE=1", f"-DETP_FLASH_PAGE={geo.page}u", f"-DETP_FLASH_PROG={geo.prog}u",
                  f"-DETP_FLASH_SIZE={geo.flash_bytes}u"]
+    if (model_dir / "etp_frontend_cfg.h").is_file():
+        defs.append("-DETP_HAS_FRONTEND=1")    # the export carries the audio frontend (AUDIO_PCM / AUDIO_RUN)
     if target == "qemu":
         defs += ["-DETP_COUNTER_SRC=1", f"-DETP_ICOUNT_SHIFT={ICOUNT_SHIFT}", "-DETP_FLASH_SEMIHOST=1"]
     elif target == "board":

@@ -46,6 +46,8 @@ def header_text() -> str:
         f"#define ETP_RESPONSE_BIT 0x{P.RESPONSE_BIT:02x}u",
         f"#define ETP_SEQ_MOD {P.SEQ_MOD}u",
         f"#define ETP_MAX_NAME {P.MAX_NAME}u",
+        f"#define ETP_AUDIO_NO_LABEL 0x{P.AUDIO_NO_LABEL:04x}u",
+        f"#define ETP_AUDIO_CHUNK {P.AUDIO_CHUNK}u",
         "",
         "/* commands */",
         *_enum("ETP_CMD_", P.Cmd),

@@ -257,11 +257,11 @@ class Session:
 
 
 def run_session(dev: Device, ref: Reference, support, query, epochs: int = 1, lr_codes=None, seed: int = 0,
-                recover: bool = True, progress=None) -> dict:
+                recover: bool = True, progress=None, session_cls=None) -> dict:
     """The whole HIL session (module docstring); returns the result dict (``samples``,
     ``mismatches`` first). ``support``/``query``: (xs (N, T, n_in) int, ys). ``lr_codes``:
     one (m, e) per epoch, or None (the model's built-in rate)."""
-    s = Session(dev, ref, seed, recover, progress)
+    s = (session_cls or Session)(dev, ref, seed, recover, progress)
     t0 = time.perf_counter()
     while True:
         try:
@@ -289,4 +289,6 @@ def run_session(dev: Device, ref: Reference, support, query, epochs: int = 1, lr
     s.res["query_acc_after"] = s.evaluate(query, "after")
     s.res["counters"] = dev.counters()
     s.res["seconds"] = round(time.perf_counter() - t0, 2)
+    if hasattr(s, "frontend_costs"):
+        s.res["frontend"] = s.frontend_costs()
     return s.result()

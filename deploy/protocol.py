@@ -63,6 +63,8 @@ class Cmd(enum.IntEnum):
     WRITE_TENSOR = 0x12   # debug: overwrite bytes of a writable state tensor
     SAVE = 0x20           # weight store: save the persistent state to flash (kept in the locked build)
     FACTORY_RESET = 0x21  # weight store: erase both slots, etp_init(0): the shipped weights again
+    AUDIO_PCM = 0x22      # append int16 PCM samples to the device's audio frontend (start=1: a new utterance)
+    AUDIO_RUN = 0x23      # finish the utterance, run its frames through the network (label, or AUDIO_NO_LABEL: infer)
 
 
 DEBUG_CMDS = (Cmd.TENSOR_INFO, Cmd.READ_TENSOR, Cmd.WRITE_TENSOR)
@@ -132,7 +134,16 @@ LAYOUTS: dict[str, list[tuple[str, str]]] = {
     # slot loaded at boot or by the last save (0, 1, 0xFF none); bit k of valid: slot k valid at boot
     "RSP_HELLO_STORE": [("has_store", "B"), ("boot", "B"), ("slot", "B"), ("valid", "B"), ("generation", "I")],
     "RSP_SAVE": [("status", "B"), ("slot", "B"), ("generation", "I"), ("erases", "I"), ("programs", "I")],
+    "REQ_AUDIO_PCM": [("start", "B")],                    # + int16 samples (at most AUDIO_CHUNK)
+    "RSP_AUDIO_PCM": [("status", "B"), ("frames", "H"), ("cost", "I")],   # frames computed so far, this chunk's cost
+    "REQ_AUDIO_RUN": [("label", "H")],
+    "RSP_AUDIO_RUN": [("status", "B"), ("pred", "H"), ("steps", "I"), ("fe_finish", "I"), ("fe_frames", "I"),
+                      ("net_sum", "I"), ("net_max", "I"), ("x_crc", "I")],
+    # fe_finish: the end of the utterance (last frames, maximum, L); fe_frames: delta and input scaling of
+    # every frame; net_sum/net_max: the network steps; x_crc: CRC-32 of the network's inputs (int16 LE)
 }
+AUDIO_NO_LABEL = 0xFFFF
+AUDIO_CHUNK = (MAX_PAYLOAD - 1) // 2       # samples per AUDIO_PCM frame
 
 
 def layout_struct(name: str) -> struct.Struct:

@@ -50,13 +50,14 @@ class IntReference:
         return self.dev.tensors()
 
 
-def export_c(qm, out_dir, dev_cfg=None) -> Path:
-    """Write the generated C of ``qm`` (firmware_gen) into ``out_dir``; returns it."""
+def export_c(qm, out_dir, dev_cfg=None, frontend=None) -> Path:
+    """Write the generated C of ``qm`` (firmware_gen) into ``out_dir``; returns it. ``frontend``
+    (an edgetp.audio.frontend_q.InputNorm) adds the integer audio frontend."""
     from firmware_gen.generate import render
     from firmware_gen.tensors import DeviceConfig
 
     out = Path(out_dir)
-    render(qm, dev_cfg or DeviceConfig()).write(out)
+    render(qm, dev_cfg or DeviceConfig(), frontend=frontend).write(out)
     if not (out / "etp_model.h").is_file():
         raise EdgetpError(f"the C export into {out} wrote no etp_model.h")
     return out

@@ -38,7 +38,13 @@ def _run(cmd, cwd=None) -> None:
 
 
 def sources(export_dir: Path) -> list[Path]:
-    return [export_dir / "etp_model.c", *(export_dir / s for s in SOURCES)]
+    """The export's C sources (with the audio frontend's when the export carries it)."""
+    from firmware_gen.runtime import FRONTEND_SOURCES
+
+    out = [export_dir / "etp_model.c", *(export_dir / s for s in SOURCES)]
+    if (export_dir / "etp_frontend_cfg.c").is_file():
+        out += [export_dir / "etp_frontend_cfg.c", *(export_dir / s for s in FRONTEND_SOURCES)]
+    return out
 
 
 def build_host(export_dir, out: Path | None = None, sanitize: bool = False, cc: str | None = None,

@@ -272,8 +272,9 @@ def runtime_files() -> list[str]:
     return [*HEADERS, *SOURCES, *STORE]
 
 
-def render(qm: QModel, dev: DeviceConfig | None = None, source_hash: str | None = None) -> Export:
-    """Every file of the export (generated, runtime copies, manifest), in memory."""
+def render(qm: QModel, dev: DeviceConfig | None = None, source_hash: str | None = None, frontend=None) -> Export:
+    """Every file of the export (generated, runtime copies, manifest), in memory. ``frontend``
+    (an ``edgetp.audio.frontend_q.InputNorm``) adds the integer audio frontend (firmware_gen.frontend)."""
     check_reference_fields()
     dev = dev or DeviceConfig()
     lay = device_layout(qm, dev.targets)
@@ -288,6 +289,13 @@ def render(qm: QModel, dev: DeviceConfig | None = None, source_hash: str | None 
     for name in runtime_files():
         text = (RUNTIME_DIR / name).read_text()
         files[name] = st(name, f"copied from firmware_gen/runtime/{name}") + text
+    if frontend is not None:
+        from firmware_gen.frontend import CFG_H, frontend_files
+        from firmware_gen.runtime import FRONTEND_HEADERS, FRONTEND_SOURCES
+
+        files.update(frontend_files(frontend, st(CFG_H, "the integer audio frontend's tables"), qm.xbits))
+        for name in (*FRONTEND_HEADERS, *FRONTEND_SOURCES):
+            files[name] = st(name, f"copied from firmware_gen/runtime/{name}") + (RUNTIME_DIR / name).read_text()
     plan = memory_plan(lay, labels)
     files[MANIFEST] = json.dumps(manifest(qm, lay, dev, h, source_hash, plan), indent=1) + "\n"
     return Export(files, lay, plan, h, labels)

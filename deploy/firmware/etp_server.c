@@ -249,6 +249,87 @@ static uint16_t cmd_tensor(etp_server_t *s, uint8_t cmd, const uint8_t *q, uint1
 }
 #endif
 
+/* AUDIO_PCM / AUDIO_RUN: raw audio through the integer frontend (etp_frontend.h, exported
+ * with the model when it carries the frontend; deploy/build.py defines ETP_HAS_FRONTEND). */
+#ifdef ETP_HAS_FRONTEND
+#include "etp_frontend.h"
+#if ETP_N_IN != ETP_FE_FEATURES
+#error "the audio frontend produces ETP_FE_FEATURES inputs per frame; the model takes ETP_N_IN"
+#endif
+static etp_fe_t audio_fe;
+static uint8_t audio_open;            /* an utterance was started (AUDIO_PCM with start=1) */
+
+static uint16_t cmd_audio(etp_server_t *s, uint8_t cmd, const uint8_t *q, uint16_t len) {
+    uint8_t *p = s->pl;
+    if (cmd == ETP_CMD_AUDIO_PCM) {
+        if (len < ETP_REQ_AUDIO_PCM_SIZE || (len - ETP_REQ_AUDIO_PCM_SIZE) % 2u ||
+            (len - ETP_REQ_AUDIO_PCM_SIZE) / 2u > ETP_AUDIO_CHUNK) return err(s, ETP_ST_BAD_LEN, len);
+        uint32_t n = (len - ETP_REQ_AUDIO_PCM_SIZE) / 2u, t0 = port_counter_now();
+        int16_t pcm[ETP_AUDIO_CHUNK];
+        if (q[ETP_REQ_AUDIO_PCM_START_OFF]) {
+            etp_fe_reset(&audio_fe);
+            audio_open = 1;
+        } else if (!audio_open) {
+            return err(s, ETP_ST_BAD_ARG, 0);
+        }
+        for (uint32_t i = 0; i < n; i++) pcm[i] = (int16_t)rd16(q + ETP_REQ_AUDIO_PCM_SIZE + 2 * i);
+        etp_status_t st = etp_fe_push(&audio_fe, pcm, n);
+        uint32_t cost = cost_since(s, t0);
+        if (st != ETP_OK) return err(s, ETP_ST_BAD_ARG, audio_fe.samples);
+        p[ETP_RSP_AUDIO_PCM_STATUS_OFF] = ETP_ST_OK;
+        wr16(p + ETP_RSP_AUDIO_PCM_FRAMES_OFF, audio_fe.frames);
+        wr32(p + ETP_RSP_AUDIO_PCM_COST_OFF, cost);
+        return ETP_RSP_AUDIO_PCM_SIZE;
+    }
+    if (len != ETP_REQ_AUDIO_RUN_SIZE) return err(s, ETP_ST_BAD_LEN, len);
+    uint32_t label = rd16(q + ETP_REQ_AUDIO_RUN_LABEL_OFF), t0 = port_counter_now();
+    if (label >= ETP_N_OUT && label != ETP_AUDIO_NO_LABEL) return err(s, ETP_ST_BAD_ARG, label);
+    if (!audio_open || etp_fe_finish(&audio_fe) != ETP_OK) return err(s, ETP_ST_BAD_ARG, audio_fe.frames);
+    audio_open = 0;
+    uint32_t fe_finish = cost_since(s, t0), fe_frames = 0, net_sum = 0, net_max = 0, crc = 0;
+    etp_status_t st = ETP_OK;
+    for (uint16_t t = 0; t < ETP_FE_FRAMES && st == ETP_OK; t++) {
+        uint8_t xb[ETP_FE_FEATURES * XB];
+        t0 = port_counter_now();
+        etp_fe_input(&audio_fe, t, xbuf);
+        fe_frames += cost_since(s, t0);
+        t0 = port_counter_now();
+        if (label == ETP_AUDIO_NO_LABEL) {
+            st = etp_infer_step(xbuf);
+            cost_add(&s->infer, cost_since(s, t0));
+            if (st == ETP_OK) s->infer_steps++;
+        } else {
+            st = etp_train_step(xbuf, (uint16_t)label);
+            cost_add(&s->train, cost_since(s, t0));
+            if (st == ETP_OK) s->train_steps++;
+        }
+        uint32_t c = label == ETP_AUDIO_NO_LABEL ? s->infer.last : s->train.last;
+        net_sum += c;
+        if (c > net_max) net_max = c;
+        for (uint32_t j = 0; j < ETP_FE_FEATURES; j++) {   /* little-endian, as the host packs them */
+            uint16_t v = (uint16_t)(int16_t)xbuf[j];
+            for (uint32_t k = 0; k < XB; k++) xb[XB * j + k] = (uint8_t)(v >> (8 * k));
+        }
+        crc = etp_crc32(crc, xb, ETP_FE_FEATURES * XB);
+    }
+    if (st != ETP_OK) return err(s, ETP_ST_MODEL, (uint32_t)st);
+    p[ETP_RSP_AUDIO_RUN_STATUS_OFF] = ETP_ST_OK;
+    wr16(p + ETP_RSP_AUDIO_RUN_PRED_OFF, etp_predict());
+    wr32(p + ETP_RSP_AUDIO_RUN_STEPS_OFF, label == ETP_AUDIO_NO_LABEL ? s->infer_steps : s->train_steps);
+    wr32(p + ETP_RSP_AUDIO_RUN_FE_FINISH_OFF, fe_finish);
+    wr32(p + ETP_RSP_AUDIO_RUN_FE_FRAMES_OFF, fe_frames);
+    wr32(p + ETP_RSP_AUDIO_RUN_NET_SUM_OFF, net_sum);
+    wr32(p + ETP_RSP_AUDIO_RUN_NET_MAX_OFF, net_max);
+    wr32(p + ETP_RSP_AUDIO_RUN_X_CRC_OFF, crc);
+    return ETP_RSP_AUDIO_RUN_SIZE;
+}
+#else
+static uint16_t cmd_audio(etp_server_t *s, uint8_t cmd, const uint8_t *q, uint16_t len) {
+    (void)q; (void)len;
+    return err(s, ETP_ST_UNSUPPORTED, cmd);
+}
+#endif
+
 /* Execute one in-sequence command; returns the response payload length. */
 static uint16_t execute(etp_server_t *s, uint8_t cmd, const uint8_t *q, uint16_t len) {
     uint32_t t0;
@@ -332,6 +413,9 @@ static uint16_t execute(etp_server_t *s, uint8_t cmd, const uint8_t *q, uint16_t
     case ETP_CMD_SAVE:
     case ETP_CMD_FACTORY_RESET:
         return cmd_store(s, cmd, len);
+    case ETP_CMD_AUDIO_PCM:
+    case ETP_CMD_AUDIO_RUN:
+        return cmd_audio(s, cmd, q, len);
 #if !ETP_PROTO_LOCKED
     case ETP_CMD_TENSOR_INFO:
     case ETP_CMD_READ_TENSOR:

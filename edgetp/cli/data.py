@@ -4,7 +4,7 @@
     edgetp data prepare-default [--jobs J]   (the default corpus + its feature cache; setup.sh runs it)
     edgetp data info --data-root DIR [--labels paper|12] [--json PATH]
     edgetp data speakers --data-root DIR [--split train|validation|testing|all] [--top N]
-    edgetp data features IN.wav ... --out F.npz
+    edgetp data features IN.wav ... --out F.npz [--frontend float|fixed]
 """
 from __future__ import annotations
 
@@ -105,10 +105,17 @@ def _features(args) -> int:
     out = Path(args.out)
     if out.suffix != ".npz":
         raise EdgetpError(f"--out must name a .npz file, not {out}")
-    feats = frontend.features_batch([wav.load_16k(f) for f in args.inputs])
-    np.savez(out, features=feats, files=np.array([str(f) for f in args.inputs]),
-             frontend=np.array(json.dumps(frontend.CONFIG.to_dict())))
-    print(f"wrote {out}: features {feats.shape} (files, frames, features), before normalisation")
+    if args.frontend == "fixed":
+        from edgetp.audio import frontend_q
+
+        feats = np.stack([frontend_q.features_q(frontend_q.load_pcm16(f)) for f in args.inputs])
+        conf = dict(frontend.CONFIG.to_dict(), arithmetic="integer (edgetp.audio.frontend_q), dequantised")
+    else:
+        feats = frontend.features_batch([wav.load_16k(f) for f in args.inputs])
+        conf = frontend.CONFIG.to_dict()
+    np.savez(out, features=feats, files=np.array([str(f) for f in args.inputs]), frontend=np.array(json.dumps(conf)))
+    print(f"wrote {out}: features {feats.shape} (files, frames, features), {args.frontend} frontend, "
+          f"before normalisation")
     return 0
 
 
@@ -153,4 +160,7 @@ def register(subparsers) -> None:
     f = sub.add_parser("features", help="frontend features of WAV files, saved as .npz")
     f.add_argument("inputs", nargs="+", metavar="IN.wav")
     f.add_argument("--out", required=True, help="output .npz (arrays: features (files, 101, 120), files)")
+    f.add_argument("--frontend", choices=("float", "fixed"), default="float",
+                   help="float: the librosa-equal float pipeline (default); fixed: the device's integer twin "
+                        "(edgetp.audio.frontend_q), dequantised to the same scale")
     f.set_defaults(func=_features)

@@ -3,7 +3,8 @@
 Builds and starts the firmware (``--target host`` or ``qemu``) or opens a serial port
 (a board), streams one speaker's support set for on-device TP fine-tuning, evaluates
 the query set on the device before and after, and after every sample compares the
-device's state digest with the integer reference (docs/deploy.md).
+device's state digest with the integer reference (docs/deploy.md). ``--audio`` sends raw
+PCM instead of features: the device runs the integer audio frontend (deploy/hil_audio.py).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from edgetp.errors import EdgetpError
 
 DEFAULT_MODEL = "kws-mcu"
 BUDGETS = {"train_step": 800_000, "infer_step": 200_000, "ram": 64 * 1024, "flash": 128 * 1024}
+BUDGETS["frontend_hop"] = 150_000       # the audio frontend per 10 ms hop (--audio), instructions
 
 
 def register(sub):
@@ -49,6 +51,8 @@ def register(sub):
     p.add_argument("--build-dir", help="keep the exported C and the build here (default: a cache folder)")
     p.add_argument("--json", metavar="PATH", help="write the figures as JSON (keys samples, mismatches, then the rest)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--audio", action="store_true",
+                   help="send raw 16 kHz PCM: the device runs the integer audio frontend, then TP (AUDIO_PCM/AUDIO_RUN)")
     from firmware_gen.options import add_device_options
 
     add_device_options(p.add_argument_group("quantization and device (as edgetp export --c)"))
@@ -90,8 +94,15 @@ def prepare(args):
         sx, sy = sx[keep], sy[keep]
     if args.query_limit:
         qx, qy = qx[:args.query_limit], qy[:args.query_limit]
-    support = (int_features(qm, sx), np.asarray(sy))
-    query = (int_features(qm, qx), np.asarray(qy))
+    if getattr(args, "audio", False):
+        from deploy.hil_audio import audio_sets
+        from edgetp.audio.frontend_q import InputNorm
+
+        support, query = audio_sets(corpus, d.split, InputNorm.for_model(model, qm), qm, args.support_limit,
+                                    args.query_limit, args.seed)
+    else:
+        support = (int_features(qm, sx), np.asarray(sy))
+        query = (int_features(qm, qx), np.asarray(qy))
     codes = [lr_code(x) for x in epoch_lrs(cfg.lr, epochs)]
     return model, qm, cfg, codes, support, query, speaker, notes
 
@@ -120,7 +131,11 @@ def run(args) -> int:
     image = None
     if args.target in ("host", "qemu"):
         root = Path(args.build_dir) if args.build_dir else Path(tempfile.mkdtemp(prefix="etp-hil-"))
-        cdir = export_c(qm, root / "model", cfg)
+        norm = None
+        if args.audio:
+            from edgetp.audio.frontend_q import InputNorm
+            norm = InputNorm.for_model(model, qm)
+        cdir = export_c(qm, root / "model", cfg, frontend=norm)
         image = build(cdir, args.target, root / "build" if args.build_dir else None, locked=args.locked,
                       opt=args.opt, stack_size=args.stack or STACK_SIZE)
         say(f"built {image.path}" + (f" (flash {image.sizes['flash']} B, RAM {image.sizes['ram']} B)"
@@ -140,8 +155,12 @@ def run(args) -> int:
         link = FaultyLink(port, plan, reset=target.reset if target.can_reset else None) if plan else port
         dev = Device(link, timeout=timeout)
         try:
+            session_cls = None
+            if args.audio:
+                from deploy.hil_audio import AudioSession
+                session_cls = AudioSession
             res = run_session(dev, ref, support, query, epochs=len(codes), lr_codes=codes, seed=args.seed,
-                              recover=not args.no_recover, progress=say)
+                              recover=not args.no_recover, progress=say, session_cls=session_cls)
             err = None
         except HilError as exc:
             res, err = exc.result, str(exc)
@@ -161,6 +180,14 @@ def run(args) -> int:
         out["image"]["stack_used"] = c.get("stack_used")
     if plan is not None:
         out["faults"] = {"plan": args.faults, **link.stats.__dict__}
+    if args.audio:
+        out["audio"] = True
+        c = res.get("counters") or {}
+        r = (info.counter_res if info else 1) or 1
+        for k in ("train", "infer"):      # per-step costs of AUDIO_RUN's network steps, from the device's COUNTERS
+            if c.get(f"{k}_n"):
+                out[f"{k}_step"] = {"mean": c[f"{k}_sum"] / c[f"{k}_n"] * r, "max": c[f"{k}_max"] * r,
+                                    "min": c[f"{k}_min"] * r, "n": c[f"{k}_n"]}
     out["error"] = err
     out["seconds"] = round(time.perf_counter() - t0, 1)
     _print(out, say)
@@ -199,5 +226,15 @@ def _print(out: dict, say) -> None:
         print("  budgets: " + "; ".join(
             f"{n} {_fmt(v)} {'<=' if v is not None and v <= b else '>'} {_fmt(b)}"
             + ("" if v is None or v <= b else f" (over by {100 * (v - b) / b:.0f} %)") for n, v, b in checks))
+    fe = out.get("frontend")
+    if fe:
+        print(f"  audio frontend on the device ({fe['counter']}): per 10 ms hop {_fmt(fe['per_hop_mean'])} mean, "
+              f"{_fmt(fe['per_hop_max'])} max (streamed frame {_fmt(fe['hop_mean'])} + delta/scaling "
+              f"{_fmt(fe['features_per_frame_mean'])}); end of utterance {_fmt(fe['finish_mean'])}; "
+              f"per utterance {_fmt(fe['per_utterance_mean'])}")
+        if unit == "instructions":
+            b = BUDGETS["frontend_hop"]
+            v = fe["per_hop_max"]
+            print(f"  frontend budget: per hop {_fmt(v)} {'<=' if v <= b else '>'} {_fmt(b)}")
     if out.get("error"):
         print(f"  stopped: {out['error']}")

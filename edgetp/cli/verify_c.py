@@ -3,6 +3,8 @@
 Compiles the export on the host (gcc, C99 with every warning an error; ``--sanitize``:
 with AddressSanitizer and UndefinedBehaviorSanitizer), plays the same steps on it and on
 edgetp.fixed, and compares every state tensor after every step (docs/firmware-gen.md).
+``--frontend WAV…`` does the same for the integer audio frontend: every intermediate of
+every frame against edgetp.audio.frontend_q (firmware_gen/frontend_verify.py).
 """
 from __future__ import annotations
 
@@ -20,6 +22,9 @@ def register(subparsers) -> None:
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--model", metavar="NAME|PATH", help="a model: its fine-tuning run on real features")
     what.add_argument("--random-models", type=int, metavar="N", help="N random models (shapes, formats, edge values)")
+    what.add_argument("--frontend", nargs="*", metavar="WAV",
+                      help="the integer audio frontend's C against its Python twin on these WAV files (or folders) "
+                           "and --random-pcm signals: every intermediate of every frame")
     p.add_argument("--seed", type=int, default=0, help="seed of the random models / of the fine-tuning run")
     p.add_argument("--steps", type=int, default=None, metavar="T",
                    help="time steps per sample (default: random 1-8 for random models, every frame for a model)")
@@ -30,6 +35,11 @@ def register(subparsers) -> None:
     p.add_argument("--keep", metavar="DIR", help="keep the generated sources and binaries here")
     p.add_argument("--json", nargs="?", const="-", metavar="PATH",
                    help="write the summary as JSON to PATH (or to stdout without PATH)")
+    fg = p.add_argument_group("audio frontend (--frontend)")
+    fg.add_argument("--random-pcm", type=int, default=0, metavar="N",
+                    help="also N random signals (silence, full-scale squares, clipping, DC, noise, short inputs)")
+    fg.add_argument("--norm-model", default="kws-mcu", metavar="NAME|PATH",
+                    help="the model whose input stage (norm_scale, fx) ends the frontend (default kws-mcu)")
     g = p.add_argument_group("fine-tuning run (--model)")
     g.add_argument("--wav", metavar="DIR", help="WAV files for the features (default: the repository's tests/data/real)")
     g.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs (default 3)")
@@ -43,6 +53,8 @@ def run(args) -> int:
     args.cc = args.cc or default_cc()
     if args.cc is None or not have(args.cc):
         raise EdgetpError(f"no C compiler {args.cc or '(gcc or clang)'} on PATH (apt-get install gcc, or ./setup.sh)")
+    if args.frontend is not None:
+        return _frontend(args)
     if args.random_models is not None:
         from firmware_gen.verify import verify_random
         if args.random_models < 1:
@@ -73,3 +85,64 @@ def run(args) -> int:
                 json.dump(summary.to_json(), f, indent=1)
     sys.stdout.flush()
     return 0 if summary.ok else 1
+
+
+def _frontend_inputs(args):
+    from pathlib import Path
+
+    import numpy as np
+
+    from edgetp.audio import frontend_q
+
+    files = []
+    for a in args.frontend:
+        p = Path(a)
+        if p.is_dir():
+            found = sorted(p.rglob("*.wav"))
+            if not found:
+                raise EdgetpError(f"no .wav files under {p}")
+            files += found
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise EdgetpError(f"no such WAV file or folder: {p}")
+    if not files and args.random_pcm < 1:
+        raise EdgetpError("give WAV files or --random-pcm N")
+    if args.random_pcm < 0:
+        raise EdgetpError("--random-pcm must be >= 0")
+    out = [(str(f), frontend_q.pcm16(frontend_q.load_pcm16(f))) for f in files]
+    from firmware_gen.frontend_verify import random_pcm
+    rng = np.random.default_rng(args.seed)
+    for i in range(args.random_pcm):
+        kind, x = random_pcm(rng)
+        out.append((f"random #{i} ({kind}, {x.size} samples)", x))
+    return out
+
+
+def _frontend(args) -> int:
+    from edgetp.audio.frontend_q import InputNorm
+    from edgetp.model import load_model
+    from firmware_gen.frontend_verify import verify_frontend
+    from firmware_gen.options import device_from_args
+
+    inputs = _frontend_inputs(args)
+    model = load_model(args.norm_model)
+    qm, _dev, notes = device_from_args(model, args)
+    norm = InputNorm.for_model(model, qm)
+    s = verify_frontend(qm, norm, inputs, args.sanitize, args.cc, args.seed, args.keep)
+    out = s.to_json()
+    out["inputs"] = len(inputs)
+    out["norm_model"] = args.norm_model
+    if args.json == "-":
+        print(json.dumps(out, indent=1))
+    else:
+        build = "ASan+UBSan build" if args.sanitize else "optimised build"
+        print(f"verify-c (audio frontend, {build}): {s.utterances} utterances, {s.frames} frames, "
+              f"{s.mismatches} mismatches, {s.errors} errors in {s.seconds:.1f} s")
+        for d in s.details[:20]:
+            print(f"  {d['input']}: {d['message']}")
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(out, f, indent=1)
+    sys.stdout.flush()
+    return 0 if s.ok else 1

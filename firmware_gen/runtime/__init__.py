@@ -10,3 +10,7 @@ HARNESS = "etp_harness.c"
 # The weight store (firmware_gen/store.py): compiled into a firmware whose port has a flash
 # driver (deploy/firmware/etp_port.h), not into the harness.
 STORE = ("etp_store.h", "etp_store.c")
+# The integer audio frontend (edgetp/audio/frontend_q.py's twin): copied and compiled only
+# into exports that carry it (render(..., frontend=...)), with the generated etp_frontend_cfg.c.
+FRONTEND_SOURCES = ("etp_frontend.c",)
+FRONTEND_HEADERS = ("etp_frontend.h",)

@@ -1,0 +1,96 @@
+"""Where the audio frontend's instructions go on the emulated Cortex-M4.
+
+    python -m deploy.fe_profile [--model kws-mcu] [--utterances 2]
+
+Exports the model with the integer frontend, builds ``firmware/profile/fe_profile_main.c``
+with it for QEMU's ``mps2-an386`` (the HIL's flags, ``-O2``), runs it under ``-icount``
+and prints the instructions of a 10 ms hop (the frame's window, FFT, power, mel and log),
+of the FFT alone, of the end of an utterance (last frames, maximum, L) and of one frame's
+Δ/ΔΔ and input scaling (docs/fixed-point.md §9). Figures for docs, never asserted.
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+from deploy.build import ARM_CC, ARM_FLAGS, FIRMWARE, ICOUNT_SHIFT, WARN, model_sources
+from deploy.gen_proto import write_header
+from deploy.targets import QEMU
+from edgetp.errors import EdgetpError
+
+
+def build(model_dir: Path, out: Path, utterances: int, opt: str = "-O2") -> Path:
+    gen = write_header(out / "gen").parent
+    defs = ["-DETP_COUNTER_SRC=1", f"-DETP_ICOUNT_SHIFT={ICOUNT_SHIFT}", f"-DETP_FE_PROF_UTTS={utterances}"]
+    elf = out / "fe_profile.elf"
+    srcs = [FIRMWARE / "profile" / "fe_profile_main.c", FIRMWARE / "mps2_an386" / "startup.c",
+            FIRMWARE / "mps2_an386" / "port_mps2.c", *model_sources(model_dir)]
+    r = subprocess.run([ARM_CC, *ARM_FLAGS, opt, *WARN, *defs, f"-I{FIRMWARE}", f"-I{gen}", f"-I{model_dir}",
+                        *map(str, srcs), "-nostartfiles", "--specs=nano.specs",
+                        f"-T{FIRMWARE / 'mps2_an386' / 'mps2_an386.ld'}", "-Wl,--gc-sections", "-o", str(elf), "-lgcc"],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        raise EdgetpError(f"building the frontend profile failed:\n{r.stderr[-3000:]}")
+    return elf
+
+
+def run(elf: Path, timeout: float = 600) -> dict:
+    p = subprocess.Popen([QEMU, "-M", "mps2-an386", "-display", "none", "-nodefaults", "-serial", "stdio",
+                          "-icount", f"shift={ICOUNT_SHIFT},align=off,sleep=on", "-kernel", str(elf)],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True)
+    out = {}
+    watchdog = threading.Timer(timeout, p.kill)
+    watchdog.start()
+    try:
+        for line in p.stdout:
+            f = line.split()
+            if f[:1] == ["END"]:
+                break
+            if f[:1] == ["T"] and len(f) == 3:
+                out[f[1]] = int(f[2])
+    finally:
+        watchdog.cancel()
+        p.terminate()
+        p.wait(10)
+    if "hop" not in out:
+        raise EdgetpError(f"the frontend profile printed no result within {timeout:g} s")
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m deploy.fe_profile", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default="kws-mcu")
+    ap.add_argument("--utterances", type=int, default=2)
+    a = ap.parse_args(argv)
+    try:
+        from deploy.reference import export_c
+        from edgetp.audio.frontend_q import InputNorm
+        from edgetp.model import load_model
+        from firmware_gen.qmodel import qmodel_for
+
+        model = load_model(a.model)
+        qm, _ = qmodel_for(model)
+        with tempfile.TemporaryDirectory(prefix="etp-feprof-") as tmp:
+            d = export_c(qm, Path(tmp) / "model", frontend=InputNorm.for_model(model, qm))
+            res = run(build(d, Path(tmp), a.utterances))
+    except (EdgetpError, FileNotFoundError) as exc:
+        print(f"deploy.fe_profile: error: {exc}")
+        return 2
+    hop, fft = res["hop"], res["fft"]
+    print(f"audio frontend on the Cortex-M4 (QEMU -icount, instructions), {a.model}'s input stage:")
+    print(f"  10 ms hop (window, block exponent, FFT, split, power, mel, log): mean {hop:,}, max {res['hop_max']:,}")
+    print(f"    of which the 240-point FFT: {fft:,} ({100 * fft / hop:.0f} %)")
+    print(f"  per frame when the network reads it (delta, delta-delta, input scaling): mean {res['features']:,}, "
+          f"max {res['features_max']:,}")
+    print(f"  per hop in all: {hop + res['features']:,} (target <= 150,000)")
+    print(f"  end of the utterance (2 last frames, maximum, L): {res['finish']:,}")
+    print(f"  RAM of etp_fe_t: {res['frame_bytes']:,} B")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+/* fe_profile_main.c -- where the audio frontend's instructions go on the Cortex-M4.
+ *
+ * Built by deploy/fe_profile.py instead of main.c (the model's export with the frontend,
+ * QEMU mps2-an386 under -icount). Streams ETP_FE_PROF_UTTS utterances of a xorshift-noise
+ * signal with a loud burst through etp_fe_push in 160-sample hops, then etp_fe_finish and
+ * etp_fe_input for every frame, and measures, in counter units: a hop (the frame's whole
+ * work), one frame's FFT alone (etp_fe_fft on the same data), the end of the utterance,
+ * and one frame's delta + input scaling. Prints "T name value" lines (value x resolution,
+ * per call, averaged; "max" lines for the largest) and "END". */
+#include <stdint.h>
+#include "etp_model.h"
+#include "etp_frontend.h"
+#include "etp_port.h"
+
+#ifndef ETP_FE_PROF_UTTS
+#define ETP_FE_PROF_UTTS 2
+#endif
+
+static etp_fe_t fe;
+
+static void out(const char *s) { while (*s) port_write((const uint8_t *)s++, 1); }
+static void outu(uint64_t v) {
+    char b[24]; int i = 23; b[i] = 0;
+    do { b[--i] = (char)('0' + v % 10); v /= 10; } while (v);
+    out(b + i);
+}
+static void line(const char *name, uint64_t v) { out("T "); out(name); out(" "); outu(v); out("\n"); }
+
+int main(int argc, char **argv) {
+    uint32_t r = 12345, t0, c;
+    uint64_t hop = 0, hop_max = 0, fft = 0, fin = 0, feat = 0, feat_max = 0, overhead;
+    uint32_t nhop = 0, nfft = 0;
+    int16_t pcm[ETP_FE_HOP];
+    etp_x_t x[ETP_FE_FEATURES];
+    port_init(argc, argv);
+    t0 = port_counter_now();
+    overhead = port_counter_now() - t0;
+    for (int u = 0; u < ETP_FE_PROF_UTTS; u++) {
+        etp_fe_reset(&fe);
+        for (int h = 0; h < ETP_FE_SAMPLES / ETP_FE_HOP; h++) {
+            for (int i = 0; i < ETP_FE_HOP; i++) {
+                r ^= r << 13; r ^= r >> 17; r ^= r << 5;
+                int32_t amp = (h > 30 && h < 70) ? 20000 : 300;
+                pcm[i] = (int16_t)((int32_t)(r % 2001u) - 1000) * amp / 1000;
+            }
+            uint16_t before = fe.frames;
+            t0 = port_counter_now();
+            etp_fe_push(&fe, pcm, ETP_FE_HOP);
+            c = port_counter_now() - t0 - (uint32_t)overhead;
+            if (fe.frames != before) {
+                hop += c; nhop++;
+                if (c > hop_max) hop_max = c;
+                /* the FFT alone, on this frame's (already transformed) scratch: same work */
+                t0 = port_counter_now();
+                etp_fe_fft(fe.re, fe.im);
+                fft += port_counter_now() - t0 - (uint32_t)overhead; nfft++;
+            }
+        }
+        t0 = port_counter_now();
+        etp_fe_finish(&fe);
+        fin += port_counter_now() - t0 - (uint32_t)overhead;
+        for (uint16_t t = 0; t < ETP_FE_FRAMES; t++) {
+            t0 = port_counter_now();
+            etp_fe_input(&fe, t, x);
+            c = port_counter_now() - t0 - (uint32_t)overhead;
+            feat += c;
+            if (c > feat_max) feat_max = c;
+        }
+    }
+    uint32_t res = port_counter_res();
+    line("hop", hop * res / nhop);
+    line("hop_max", hop_max * res);
+    line("fft", fft * res / nfft);
+    line("finish", fin * res / ETP_FE_PROF_UTTS);
+    line("features", feat * res / (ETP_FE_PROF_UTTS * ETP_FE_FRAMES));
+    line("features_max", feat_max * res);
+    line("frame_bytes", sizeof fe);
+    out("END\n");
+    for (;;) { }
+}

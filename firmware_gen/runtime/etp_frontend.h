@@ -1,0 +1,69 @@
+/*
+ * etp_frontend.h - the integer audio frontend: 16 kHz int16 PCM -> the model's input frames
+ * (101 x [40 log-mel, 40 delta, 40 delta-delta]), the C twin of edgetp/audio/frontend_q.py
+ * (docs/fixed-point.md, section 9). No floating point, no allocation; one etp_fe_t holds
+ * everything (its size is the frontend's RAM).
+ *
+ * Streaming use:
+ *     etp_fe_reset(&fe);                       start of an utterance
+ *     etp_fe_push(&fe, pcm, n);                any chunks, 16000 samples in all; every complete
+ *                                              10 ms hop computes one frame's log-mel at once
+ *     etp_fe_finish(&fe);                      the last frames (zero padding), the utterance
+ *                                              maximum, L = log1p(S / max S) in place
+ *     for t in 0..100: etp_fe_input(&fe, t, x);  then etp_train_step(x, label) / etp_infer_step(x)
+ * The maximum and the delta filters' four frames of look-ahead need the whole utterance:
+ * that is why the 101 x 40 log-mel values are kept (ETP_FE_FRAMES * ETP_FE_MELS int16).
+ */
+#ifndef ETP_FRONTEND_H
+#define ETP_FRONTEND_H
+
+#include <stdint.h>
+
+#include "etp_model.h"
+#include "etp_frontend_cfg.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct etp_fe;
+/* Called after every frame with its index (verification builds; NULL on a device). */
+typedef void (*etp_fe_hook_t)(void *ctx, const struct etp_fe *fe, uint16_t t);
+
+typedef struct etp_fe {
+    int16_t win[ETP_FE_N_FFT];                    /* the current 480-sample window */
+    int16_t lm[ETP_FE_FRAMES][ETP_FE_MELS];       /* log-mel Q.ETP_FE_LOG_F; after finish: L Q.ETP_FE_L_F */
+    int32_t re[ETP_FE_HALF], im[ETP_FE_HALF];     /* FFT scratch */
+    int64_t power[ETP_FE_N_BINS];                 /* last frame: |2 X[k]|^2 */
+    int64_t mel[ETP_FE_MELS];                     /* last frame: mel energies */
+    int32_t shift;                                /* last frame: block exponent s */
+    int32_t lmax;                                 /* after finish: max log-mel (LOG_ZERO if all zero) */
+    uint32_t samples;                             /* samples pushed */
+    uint16_t fill;                                /* samples in win */
+    uint16_t frames;                              /* frames computed */
+    uint8_t done;                                 /* etp_fe_finish ran */
+    etp_fe_hook_t hook;
+    void *hook_ctx;
+} etp_fe_t;
+
+/* Start an utterance (keeps the hook). */
+void etp_fe_reset(etp_fe_t *fe);
+/* Append n samples; ETP_EBADARG (nothing taken) if the utterance would exceed ETP_FE_SAMPLES
+ * samples, after etp_fe_finish, or if pcm is NULL with n > 0. */
+etp_status_t etp_fe_push(etp_fe_t *fe, const int16_t *pcm, uint32_t n);
+/* Zero-pad to ETP_FE_SAMPLES, compute the remaining frames, the maximum and L. ETP_EBADARG if done. */
+etp_status_t etp_fe_finish(etp_fe_t *fe);
+/* Features of frame t, Q.ETP_FE_FEAT_F: [L, delta, delta-delta]. ETP_EBADARG before finish or t >= 101. */
+etp_status_t etp_fe_features(const etp_fe_t *fe, uint16_t t, int32_t feats[ETP_FE_FEATURES]);
+/* The model's input for frame t (the features through the model's fixed divisors, Q.ETP_X_FRAC). */
+etp_status_t etp_fe_input(const etp_fe_t *fe, uint16_t t, etp_x_t x[ETP_FE_FEATURES]);
+/* The FFT of one frame: ETP_FE_HALF complex values in digit-reversed order (etp_fe_perm), in place. */
+void etp_fe_fft(int32_t *re, int32_t *im);
+/* One frame: 480 samples -> power, mel, log-mel (Q.ETP_FE_LOG_F); returns the block exponent. */
+int32_t etp_fe_frame(etp_fe_t *fe, const int16_t *win, int16_t *logmel);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ETP_FRONTEND_H */

@@ -1,0 +1,128 @@
+"""The integer frontend's C twin is bit-exact with edgetp.audio.frontend_q (every frame,
+every intermediate), under ASan/UBSan too; a planted one-LSB bug is found."""
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgetp.audio import frontend_q as fq
+from firmware_gen.build import default_cc, have
+
+REAL = sorted((Path(__file__).parent / "data" / "real").glob("*.wav"))
+
+
+def need(ok: bool, what: str) -> None:
+    """Skip without the tool, but fail under CI=true (a CI machine must have it)."""
+    if not ok:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true and {what} is missing")
+        pytest.skip(f"needs {what}")
+
+
+@pytest.fixture(scope="module")
+def setup():
+    need(default_cc() is not None, "a C compiler (gcc or clang)")
+    from edgetp.model import load_model
+    from firmware_gen.qmodel import qmodel_for
+
+    model = load_model("kws-mcu")
+    qm, _notes = qmodel_for(model)
+    return qm, fq.InputNorm.for_model(model, qm)
+
+
+def _inputs(n_random, seed=0):
+    from firmware_gen.frontend_verify import random_pcm
+
+    out = [(p.name, fq.pcm16(fq.load_pcm16(p))) for p in REAL]
+    rng = np.random.default_rng(seed)
+    return out + [random_pcm(rng) for _ in range(n_random)]
+
+
+def test_bit_exact_on_real_speech_and_random_signals(setup):
+    from firmware_gen.frontend_verify import verify_frontend
+
+    qm, norm = setup
+    s = verify_frontend(qm, norm, _inputs(12), seed=1)
+    assert s.ok, s.details
+    assert s.utterances == len(REAL) + 12 and s.frames == 101 * s.utterances
+
+
+def test_random_signals_cover_the_edge_cases():
+    from firmware_gen.frontend_verify import random_pcm
+
+    rng = np.random.default_rng(0)
+    kinds = {random_pcm(rng)[0] for _ in range(200)}
+    assert {"silence", "square", "clipped", "dc", "short"} <= kinds
+
+
+def test_bit_exact_under_sanitizers(setup):
+    from firmware_gen.frontend_verify import verify_frontend
+
+    qm, norm = setup
+    s = verify_frontend(qm, norm, _inputs(6, seed=5)[-8:], sanitize=True, seed=2)
+    assert s.ok, s.details
+
+
+@pytest.mark.parametrize("old,new,where", [
+    ("re[blk + j] = (int32_t)etp_round_shift(ar, ETP_FE_TW_F);",
+     "re[blk + j] = (int32_t)etp_round_shift(ar, ETP_FE_TW_F) + (j == 5);", "power"),
+    ("fe->mel[b] = acc;", "fe->mel[b] = acc + (b == 39);", "mel"),
+    ("+ (int64_t)etp_fe_g_lut[i + 1] * f, ETP_FE_G_SHIFT);",
+     "+ (int64_t)etp_fe_g_lut[i + 1] * f, ETP_FE_G_SHIFT) + (t == 50 && b == 3);", "L["),
+    ("feats[2 * ETP_FE_MELS + b] = (int32_t)etp_round_shift(a2, ETP_FE_DELTA_SHIFT);",
+     "feats[2 * ETP_FE_MELS + b] = (int32_t)etp_round_shift(a2, ETP_FE_DELTA_SHIFT) + (t == 99);", "features["),
+])
+def test_a_planted_one_lsb_bug_is_found(setup, old, new, where):
+    """Test the tester: a one-LSB change in the C is reported, naming the intermediate."""
+    from firmware_gen.frontend_verify import verify_frontend
+
+    qm, norm = setup
+
+    def mutate(files):
+        assert old in files["etp_frontend.c"]
+        return {"etp_frontend.c": files["etp_frontend.c"].replace(old, new, 1)}
+
+    s = verify_frontend(qm, norm, _inputs(0), export_files=mutate)
+    assert not s.ok and s.mismatches > 0 and s.errors == 0
+    assert where in s.details[0]["message"], s.details[0]
+
+
+def test_cli_json(tmp_path, cli):
+    need(default_cc() is not None, "a C compiler (gcc or clang)")
+    out = tmp_path / "v.json"
+    r = cli("verify-c", "--frontend", REAL[0], "--random-pcm", "2", "--json", out)
+    assert r.returncode == 0, r.stderr
+    js = json.loads(out.read_text())
+    assert list(js)[:2] == ["frames", "mismatches"] and js["frames"] == 3 * 101 and js["mismatches"] == 0
+    r = cli("verify-c", "--frontend", tmp_path / "missing.wav")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "error" in r.stderr
+
+
+def test_export_compiles_for_cortex_m4_without_float(setup, tmp_path):
+    need(have("arm-none-eabi-gcc"), "arm-none-eabi-gcc")
+    from firmware_gen.build import build_arm
+    from firmware_gen.generate import render
+
+    qm, norm = setup
+    render(qm, None, frontend=norm).write(tmp_path)
+    sizes = build_arm(tmp_path)
+    assert "etp_frontend.o" in sizes and "etp_frontend_cfg.o" in sizes
+    import subprocess
+    nm = subprocess.run(["arm-none-eabi-nm", "-u", str(tmp_path / "arm" / "etp_frontend.o")],
+                        capture_output=True, text=True).stdout
+    assert "malloc" not in nm and not any(s in nm for s in ("__aeabi_f", "__aeabi_d")), nm
+
+
+def test_generated_tables_match_the_snapshot():
+    """The frontend's generated C (fixed input stage) equals tests/snapshots/frontend; after an
+    intended change: python -m firmware_gen.frontend tests/snapshots/frontend."""
+    import difflib
+
+    from firmware_gen.frontend import snapshot_files
+
+    snap = Path(__file__).parent / "snapshots" / "frontend"
+    for name, text in snapshot_files().items():
+        old = (snap / name).read_text()
+        assert old == text, "".join(difflib.unified_diff(old.splitlines(True), text.splitlines(True), name, name))

@@ -1,0 +1,179 @@
+"""Raw audio on the device (host target): AUDIO_PCM / AUDIO_RUN run the integer frontend and
+TP on the firmware; the session checks the digest and the CRC of the network's inputs."""
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "deploy_fake"))
+from deploy_helpers import device  # noqa: E402
+
+from deploy import protocol as P  # noqa: E402
+from deploy.hil import HilError, run_session  # noqa: E402
+from deploy.host import DeviceError  # noqa: E402
+
+REAL = sorted((Path(__file__).parent / "data" / "real").glob("*.wav"))
+
+
+def _need_cc():
+    import os
+    if not (shutil.which("cc") or shutil.which("gcc")):
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("CI=true and no C compiler")
+        pytest.skip("no C compiler")
+
+
+@pytest.fixture(scope="module")
+def kws(tmp_path_factory):
+    _need_cc()
+    from deploy.reference import IntReference, export_c
+    from edgetp.audio import frontend_q as fq
+    from edgetp.model import load_model
+    from firmware_gen.qmodel import qmodel_for
+    from firmware_gen.tensors import DeviceConfig
+
+    model = load_model("kws-mcu")
+    qm, _ = qmodel_for(model)
+    norm = fq.InputNorm.for_model(model, qm)
+    cfg = DeviceConfig()
+    d = export_c(qm, tmp_path_factory.mktemp("kws") / "model", cfg, frontend=norm)
+    return d, qm, cfg, norm, model
+
+
+def _sets(qm, norm, model):
+    from deploy.hil_audio import with_pcm
+    from edgetp.audio import frontend_q as fq
+    from firmware_gen.kws import word_labels
+
+    pcms = [fq.pcm16(fq.load_pcm16(p)) for p in REAL]
+    xs = [with_pcm(fq.utterance_q(p, norm).x, p) for p in pcms]
+    ys = word_labels(REAL, model.labels)
+    return (xs, ys), (xs[:2], ys[:2])
+
+
+def test_session_from_raw_audio_is_bit_exact(kws):
+    from deploy.hil_audio import AudioSession
+    from deploy.reference import IntReference
+
+    d, qm, cfg, norm, model = kws
+    sup, qry = _sets(qm, norm, model)
+    with device(model_dir=d, timeout=2.0) as (_, dev):
+        res = run_session(dev, IntReference(qm, cfg), sup, qry, epochs=2, seed=1, session_cls=AudioSession)
+    assert res["samples"] == 2 * len(REAL) and res["mismatches"] == 0 and res["query_samples"] == 4
+    fe = res["frontend"]
+    assert fe["utterances"] == 2 * len(REAL) + 4 and fe["hop_mean"] > 0 and fe["finish_mean"] > 0
+    assert res["counters"]["train_n"] == 2 * len(REAL) * 101
+
+
+def test_a_frontend_difference_is_named(kws):
+    """Test the tester: the reference fed one input value off by one LSB -> the CRC check fails."""
+    from deploy.hil_audio import AudioSession, with_pcm
+    from deploy.reference import IntReference
+
+    d, qm, cfg, norm, model = kws
+    (xs, ys), _ = _sets(qm, norm, model)
+    bad = np.array(xs[0])
+    bad[40, 7] += 1
+    xs = [with_pcm(bad, xs[0].pcm)] + xs[1:]
+    with device(model_dir=d, timeout=2.0) as (_, dev):
+        with pytest.raises(HilError, match="frontend"):
+            run_session(dev, IntReference(qm, cfg), (xs, ys), ([], []), epochs=1, session_cls=AudioSession)
+
+
+def test_audio_commands_check_their_arguments(kws):
+    from deploy.hil_audio import send_audio
+
+    d, *_ = kws
+    with device(model_dir=d, timeout=2.0) as (_, dev):
+        dev.hello()
+        with pytest.raises(DeviceError) as e:                    # no utterance started
+            dev.request(P.Cmd.AUDIO_RUN, P.pack("REQ_AUDIO_RUN", label=0))
+        assert e.value.status == P.Status.BAD_ARG
+        with pytest.raises(DeviceError) as e:                    # continuing an utterance never started
+            dev.request(P.Cmd.AUDIO_PCM, P.pack("REQ_AUDIO_PCM", start=0) + b"\0\0")
+        assert e.value.status == P.Status.BAD_ARG
+        with pytest.raises(DeviceError) as e:                    # more than 16000 samples
+            send_audio(dev, np.zeros(16001, np.int16), None)
+        assert e.value.status == P.Status.BAD_ARG
+        with pytest.raises(DeviceError) as e:                    # label out of range
+            dev.request(P.Cmd.AUDIO_PCM, P.pack("REQ_AUDIO_PCM", start=1))
+            dev.request(P.Cmd.AUDIO_RUN, P.pack("REQ_AUDIO_RUN", label=999))
+        assert e.value.status == P.Status.BAD_ARG
+        r = send_audio(dev, np.zeros(100, np.int16), None)         # short input: zero-padded by the device
+        assert r["steps"] == 101
+
+
+def test_firmware_without_the_frontend_answers_unsupported():
+    _need_cc()
+    with device() as (_, dev):                                   # the test-double model has no frontend
+        dev.hello()
+        with pytest.raises(DeviceError) as e:
+            dev.request(P.Cmd.AUDIO_PCM, P.pack("REQ_AUDIO_PCM", start=1))
+        assert e.value.status == P.Status.UNSUPPORTED
+
+
+@pytest.fixture(scope="module")
+def tone_model(tmp_path_factory):
+    sys.path.insert(0, str(Path(__file__).parent / "data"))
+    from tone_corpus import make_corpus
+
+    from edgetp.data.gsc import load_corpus
+    from edgetp.model import Model, save_model
+    from edgetp.tp.config import NetConfig, init_params
+
+    root = tmp_path_factory.mktemp("tones")
+    make_corpus(root)
+    labels = list(load_corpus(root).label_names)
+    cfg = NetConfig(120, (8,), len(labels), recurrent=True)
+    path = root.parent / "m.npz"
+    save_model(Model(cfg, init_params(cfg, 0), labels, recipe={"held_out_speaker": "0a1b2c3d"},
+                     norm_scale=np.full(120, 0.01, np.float32)), path)
+    return root, path
+
+
+def _have_qemu():
+    from deploy.build import have_arm
+    from deploy.targets import have_qemu
+    return have_arm() and have_qemu()
+
+
+@pytest.mark.parametrize("target", ["host", "qemu"])
+def test_edgetp_hil_audio_end_to_end(tone_model, tmp_path, target):
+    import json
+
+    from conftest import run_cli
+
+    _need_cc()
+    if target == "qemu" and not _have_qemu():
+        import os
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("CI=true and arm-none-eabi-gcc / qemu-system-arm are missing")
+        pytest.skip("needs arm-none-eabi-gcc and qemu-system-arm")
+    root, model = tone_model
+    out = tmp_path / "hil.json"
+    r = run_cli("hil", "--target", target, "--model", model, "--data-root", root, "--shots", "1", "--audio",
+                "--support-limit", "2", "--query-limit", "1", "--epochs", "1", "--json", out, "--quiet",
+                env={"EDGETP_HOME": str(tmp_path / "home")})
+    assert r.returncode == 0, r.stdout + r.stderr
+    res = json.loads(out.read_text())
+    assert res["samples"] == 2 and res["mismatches"] == 0 and res["audio"] is True
+    assert res["frontend"]["utterances"] == 4 and "audio frontend on the device" in r.stdout
+    if target == "qemu":
+        assert res["frontend"]["counter"] == "instructions" and "frontend budget" in r.stdout
+
+
+def test_frontend_profile_prints_its_figures():
+    """`python -m deploy.fe_profile` runs on the emulated Cortex-M4 (figures printed, not asserted)."""
+    import os
+    import subprocess
+
+    if not _have_qemu():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("CI=true and arm-none-eabi-gcc / qemu-system-arm are missing")
+        pytest.skip("needs arm-none-eabi-gcc and qemu-system-arm")
+    r = subprocess.run([sys.executable, "-m", "deploy.fe_profile", "--utterances", "1"], capture_output=True,
+                       text=True, timeout=600, cwd=Path(__file__).resolve().parent.parent)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "10 ms hop" in r.stdout and "FFT" in r.stdout and "end of the utterance" in r.stdout
