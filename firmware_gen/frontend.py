@@ -18,7 +18,7 @@ MAX_RADIX = 8
 
 
 def _values(a, ctype: str, per_line: int = 12) -> str:
-    from firmware_gen.generate import c_values
+    from firmware_gen.c_text import c_values
 
     return c_values(np.asarray(a), ctype, per_line)
 

@@ -27,6 +27,7 @@ from firmware_gen.qmodel import labels_of, qmodel_hash
 from firmware_gen.runtime import HEADERS, RUNTIME_DIR, SOURCES, STORE
 from firmware_gen.store import cfg_header
 from firmware_gen.tensors import DeviceConfig, check_reference_fields
+from firmware_gen.c_text import c_int, c_values  # noqa: F401 (c_int: part of this module's API)
 
 GEN_VERSION = f"edgetp-firmware-gen {__version__}"
 GENERATED = ("etp_model.h", "etp_model.c", "etp_store_cfg.h")
@@ -91,24 +92,6 @@ def c_string(s: str) -> str:
         else:
             out.append(f"\\{b:03o}")
     return '"' + "".join(out) + '"'
-
-
-def c_int(v: int, ctype: str) -> str:
-    v = int(v)
-    if ctype == "int64_t":
-        return f"INT64_C({v})"
-    if ctype in ("uint32_t", "uint16_t", "uint8_t"):
-        return f"{v}u"
-    if ctype == "int32_t" and v == -(1 << 31):
-        return "(-2147483647 - 1)"
-    return str(v)
-
-
-def c_values(a: np.ndarray, ctype: str, per_line: int = 12) -> str:
-    flat = [c_int(v, ctype) for v in np.asarray(a).reshape(-1)]
-    width = max(len(s) for s in flat)
-    rows = [", ".join(s.rjust(width) for s in flat[i:i + per_line]) for i in range(0, len(flat), per_line)]
-    return "{\n    " + ",\n    ".join(rows) + ",\n}"
 
 
 def _dims(shape) -> str:

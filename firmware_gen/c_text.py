@@ -1,0 +1,25 @@
+"""Integers as C literals: one spelling for every generated table (model arrays, the frontend's tables).
+
+A leaf module, so that every generator can use it without importing another generator.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def c_int(v: int, ctype: str) -> str:
+    v = int(v)
+    if ctype == "int64_t":
+        return f"INT64_C({v})"
+    if ctype in ("uint32_t", "uint16_t", "uint8_t"):
+        return f"{v}u"
+    if ctype == "int32_t" and v == -(1 << 31):
+        return "(-2147483647 - 1)"
+    return str(v)
+
+
+def c_values(a: np.ndarray, ctype: str, per_line: int = 12) -> str:
+    flat = [c_int(v, ctype) for v in np.asarray(a).reshape(-1)]
+    width = max(len(s) for s in flat)
+    rows = [", ".join(s.rjust(width) for s in flat[i:i + per_line]) for i in range(0, len(flat), per_line)]
+    return "{\n    " + ",\n    ".join(rows) + ",\n}"
