@@ -107,8 +107,8 @@ def test_store_source_is_strict_c99_on_host_and_cortex_m4(tiny, tmp_path):
         subprocess.run([cc, *STRICT, "-O2", f"-DETP_FLASH_PAGE={page}u", f"-DETP_FLASH_PROG={prog}u", "-I", str(cdir),
                         "-c", str(src), "-o", str(tmp_path / "s.o")], check=True)
     need(have_arm(), "arm-none-eabi-gcc")
-    from firmware_gen.build import ARM
-    subprocess.run(["arm-none-eabi-gcc", *STRICT, *ARM, "-O2", "-I", str(cdir), "-c", str(src), "-o",
+    from firmware_gen.build import CORTEX_M4
+    subprocess.run(["arm-none-eabi-gcc", *STRICT, *CORTEX_M4, "-O2", "-I", str(cdir), "-c", str(src), "-o",
                     str(tmp_path / "a.o")], check=True)
 
 
