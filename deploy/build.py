@@ -73,6 +73,14 @@ def model_sources(model_dir: Path) -> list[Path]:
     return sorted(model_dir.glob("*.c"))
 
 
+def api_defines(model_dir) -> list[str]:
+    """Compiler defines for the optional parts of the model API the export has."""
+    heads = sorted(Path(model_dir).glob("*.h"))
+    if any("etp_set_lr(" in h.read_text(errors="replace") for h in heads):
+        return ["-DETP_HAS_SET_LR=1"]      # the full generated API (firmware_gen's etp_api.h)
+    return []
+
+
 def _key(parts: list) -> str:
     h = hashlib.sha256()
     for p in parts:
@@ -107,9 +115,7 @@ def build(model_dir, target: str = "host", out_root=None, locked: bool = False, 
     else:
         port = [FIRMWARE / "mps2_an386" / "startup.c", FIRMWARE / "mps2_an386" / "port_mps2.c"]
     headers = sorted(FIRMWARE.glob("*.h")) + sorted(model_dir.glob("*.h"))
-    defs = [f"-DETP_PROTO_LOCKED={int(locked)}"]
-    if any("etp_set_lr(" in h.read_text(errors="replace") for h in headers if h.parent == model_dir):
-        defs.append("-DETP_HAS_SET_LR=1")      # the full generated API (firmware_gen's etp_api.h)
+    defs = [f"-DETP_PROTO_LOCKED={int(locked)}", *api_defines(model_dir)]
     if target == "qemu":
         defs += ["-DETP_COUNTER_SRC=1", f"-DETP_ICOUNT_SHIFT={ICOUNT_SHIFT}"]
     elif target == "board":

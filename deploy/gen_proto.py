@@ -46,6 +46,7 @@ def header_text() -> str:
         f"#define ETP_RESPONSE_BIT 0x{P.RESPONSE_BIT:02x}u",
         f"#define ETP_SEQ_MOD {P.SEQ_MOD}u",
         f"#define ETP_MAX_NAME {P.MAX_NAME}u",
+        f"#define ETP_IDLE_TIMEOUT_MS {P.IDLE_TIMEOUT_MS}u   /* a pause this long inside a frame ends it */",
         "",
         "/* commands */",
         *_enum("ETP_CMD_", P.Cmd),
