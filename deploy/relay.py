@@ -16,7 +16,7 @@ A plan as text: ``drop=0.002,corrupt=0.002,dup=0.05,truncate=0.02,reset=300+2000
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 from edgetp.errors import EdgetpError
 
@@ -68,6 +68,7 @@ class FaultStats:
     truncated: int = 0
     resets: int = 0
     reconnects: int = 0
+    cut: list = field(default_factory=list)     # per reconnect: the command byte of the frame cut
     bytes_to_device: int = 0
     bytes_to_host: int = 0
 
@@ -119,6 +120,7 @@ class FaultyLink:
             self.reset_device()
         if self.enabled and self.stats.writes in self.plan.reconnect and self.reopen_port is not None:
             self.stats.reconnects += 1
+            self.stats.cut.append(data[4] if len(data) > 4 else None)
             self.port.write(data[:self.rng.randrange(len(data) + 1)])
             self.down = True
             raise OSError("the connection was cut (fault relay)")
