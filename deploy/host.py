@@ -174,13 +174,15 @@ class Device:
         """Send ``cmd`` and return the OK response's payload (after its status byte)."""
         seq = self.seq if cmd == P.Cmd.HELLO else (self.seq + 1) % P.SEQ_MOD
         frame = P.encode(int(cmd), seq, payload)
-        want = int(cmd) | P.RESPONSE_BIT
         wait = self.timeout if timeout is None else timeout
         self.stats.requests += 1
         for attempt in range(self.retries + 1):
             if attempt:
+                # we waited in silence: a partial answer will not complete (its frames may hide ours)
+                answer = self._answer(cmd, seq, self.parser.idle())
+                if answer is not None:
+                    return answer
                 self.stats.retries += 1
-                self.parser.idle()          # we waited in silence: a partial answer will not complete
             deadline = time.monotonic() + wait
             try:
                 self.port.write(frame)
@@ -193,22 +195,31 @@ class Device:
                 except OSError as exc:
                     self._reconnect(cmd, seq, exc)
                     break
-                for fr in got:
-                    if fr.type != want or fr.seq != seq or not fr.payload:
-                        self.stats.stale += 1
-                        continue
-                    status = fr.payload[0]
-                    if status == P.Status.NO_SESSION:
-                        self.stats.resets += 1
-                        raise DeviceReset(f"the device was reset (it answered {cmd_name(cmd)} with NO_SESSION)")
-                    if status != P.Status.SEQ:      # the device ran (or cached) this SEQ
-                        self.seq = seq
-                    if status != P.Status.OK:
-                        detail = struct.unpack_from("<I", fr.payload, 1)[0] if len(fr.payload) >= 5 else 0
-                        raise DeviceError(cmd, status, detail)
-                    return fr.payload
+                answer = self._answer(cmd, seq, got)
+                if answer is not None:
+                    return answer
         raise LinkError(f"no answer to {cmd_name(cmd)} (seq {seq}) after {self.retries + 1} tries "
                         f"of {wait:g} s each")
+
+    def _answer(self, cmd, seq: int, frames: list) -> bytes | None:
+        """The OK payload of the answer to ``cmd`` at ``seq`` among ``frames`` (None if absent);
+        raises on an error status."""
+        want = int(cmd) | P.RESPONSE_BIT
+        for fr in frames:
+            if fr.type != want or fr.seq != seq or not fr.payload:
+                self.stats.stale += 1
+                continue
+            status = fr.payload[0]
+            if status == P.Status.NO_SESSION:
+                self.stats.resets += 1
+                raise DeviceReset(f"the device was reset (it answered {cmd_name(cmd)} with NO_SESSION)")
+            if status != P.Status.SEQ:      # the device ran (or cached) this SEQ
+                self.seq = seq
+            if status != P.Status.OK:
+                detail = struct.unpack_from("<I", fr.payload, 1)[0] if len(fr.payload) >= 5 else 0
+                raise DeviceError(cmd, status, detail)
+            return fr.payload
+        return None
 
     def _reconnect(self, cmd, seq: int, exc: OSError) -> None:
         """The port failed while ``cmd`` (SEQ ``seq``) waited for its answer: open a new port,

@@ -140,6 +140,27 @@ def test_a_second_host_joins_the_open_session_and_continues(locked):
             other.close()
 
 
+def test_a_reconnect_after_a_reset_says_the_session_is_lost():
+    """The port fails and meanwhile the device was reset: the reconnect's HELLO opens a new
+    session, so whether the unanswered frame ran is unknown - SessionLost (a DeviceReset:
+    the HIL restores the state as after a reset)."""
+    from deploy.host import DeviceReset, SessionLost
+
+    with device(faults="reconnect=5,seed=1") as (t, dev):
+        dev.hello()
+        dev.init(1)
+        dev.train(np.arange(8), 1)                     # writes 1..3
+        dev.digest()                                   # write 4
+        t.reset()
+        time.sleep(0.2)
+        with pytest.raises(SessionLost, match="a new session: it was reset") as e:
+            dev.train(np.arange(8), 1)                 # write 5: cut; the reconnect's HELLO opens a session
+        assert isinstance(e.value, DeviceReset) and dev.stats.reconnects == 1
+        dev.hello()                                    # joins the session that HELLO opened
+        dev.init(1)
+        assert dev.digest()["train_steps"] == 0
+
+
 # ------------------------------------------------------------------ 2. learning-rate range
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
@@ -239,6 +260,49 @@ def test_a_truncated_frame_does_not_hide_the_frames_after_it(target, locked):
         assert time.monotonic() - t0 < dev.timeout
         c = dev.counters()
         assert c["idle_drops"] == 1 and c["crc_errors"] == 0
+
+
+class _OnePort:
+    """A port whose device answers the first write with ``reply`` (and nothing else)."""
+
+    def __init__(self, reply: bytes):
+        self.reply, self.buf, self.writes = reply, b"", 0
+
+    def write(self, data):
+        self.writes += 1
+        if self.writes == 1:
+            self.buf += self.reply
+
+    @property
+    def in_waiting(self):
+        return len(self.buf)
+
+    def read(self, n=1):
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+
+def test_the_host_is_not_blinded_by_a_truncated_answer():
+    """The host's parser: a lone response header, then the real answer: after one wait in
+    silence the partial frame is dropped and the answer taken - without a resend."""
+    from deploy.host import Device
+
+    answer = P.encode(P.Cmd.DIGEST | P.RESPONSE_BIT, 6, P.pack("RSP_DIGEST", status=0, digest=7, train_steps=1,
+                                                                  infer_steps=2))
+    lone = P.encode(P.Cmd.DIGEST | P.RESPONSE_BIT, 6, bytes(P.MAX_PAYLOAD))[:P.HEADER_SIZE]
+    port = _OnePort(lone + answer)
+    dev = Device(port, timeout=0.05, retries=2)
+    dev.seq = 5
+    assert dev.digest() == {"status": 0, "digest": 7, "train_steps": 1, "infer_steps": 2}
+    assert port.writes == 1 and dev.stats.retries == 0 and dev.parser.idle_drops == 1
+
+
+def test_the_answer_timeout_exceeds_the_idle_timeout():
+    from deploy.host import Device
+    from edgetp.errors import EdgetpError
+
+    with pytest.raises(EdgetpError, match="idle timeout"):
+        Device(_OnePort(b""), timeout=2 * P.IDLE_TIMEOUT_MS / 1000)
 
 
 # ------------------------------------------------------------------ 4. the smaller gaps

@@ -115,8 +115,8 @@ def test_layouts_pack_and_unpack():
 
 
 def test_fault_plan_parse():
-    p = FaultPlan.parse("drop=0.01,dup=0.1,reset=5+9,seed=3")
-    assert p.drop == 0.01 and p.dup == 0.1 and p.reset == (5, 9) and p.seed == 3
+    p = FaultPlan.parse("drop=0.01,dup=0.1,reset=5+9,reconnect=7,seed=3")
+    assert p.drop == 0.01 and p.dup == 0.1 and p.reset == (5, 9) and p.reconnect == (7,) and p.seed == 3
     for bad in ("drop=2", "nope=1", "reset=a"):
         with pytest.raises(EdgetpError):
             FaultPlan.parse(bad)
