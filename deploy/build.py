@@ -98,6 +98,14 @@ def store_geometry(model_dir: Path, flash_page: int, flash_prog: int):
     return Geometry(n, flash_page, flash_prog)
 
 
+def api_defines(model_dir) -> list[str]:
+    """Compiler defines for the optional parts of the model API the export has."""
+    heads = sorted(Path(model_dir).glob("*.h"))
+    if any("etp_set_lr(" in h.read_text(errors="replace") for h in heads):
+        return ["-DETP_HAS_SET_LR=1"]      # the full generated API (firmware_gen's etp_api.h)
+    return []
+
+
 def _key(parts: list) -> str:
     h = hashlib.sha256()
     for p in parts:
@@ -133,9 +141,7 @@ def build(model_dir, target: str = "host", out_root=None, locked: bool = False, 
     else:
         port = [FIRMWARE / "mps2_an386" / "startup.c", FIRMWARE / "mps2_an386" / "port_mps2.c"]
     headers = sorted(FIRMWARE.glob("*.h")) + sorted(model_dir.glob("*.h"))
-    defs = [f"-DETP_PROTO_LOCKED={int(locked)}"]
-    if any("etp_set_lr(" in h.read_text(errors="replace") for h in headers if h.parent == model_dir):
-        defs.append("-DETP_HAS_SET_LR=1")      # the full generated API (firmware_gen's etp_api.h)
+    defs = [f"-DETP_PROTO_LOCKED={int(locked)}", *api_defines(model_dir)]
     from firmware_gen.store import DEFAULT_PAGE, DEFAULT_PROG
 
     geo = store_geometry(model_dir, flash_page or DEFAULT_PAGE, flash_prog or DEFAULT_PROG)

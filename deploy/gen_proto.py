@@ -48,6 +48,7 @@ def header_text() -> str:
         f"#define ETP_MAX_NAME {P.MAX_NAME}u",
         f"#define ETP_AUDIO_NO_LABEL 0x{P.AUDIO_NO_LABEL:04x}u",
         f"#define ETP_AUDIO_CHUNK {P.AUDIO_CHUNK}u",
+        f"#define ETP_IDLE_TIMEOUT_MS {P.IDLE_TIMEOUT_MS}u   /* a pause this long inside a frame ends it */",
         "",
         "/* commands */",
         *_enum("ETP_CMD_", P.Cmd),

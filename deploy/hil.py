@@ -17,7 +17,9 @@ named; the session stops. When the device is reset mid-sample (``DeviceReset``),
 session restores it - writing the reference's state at the last verified sample with
 WRITE_TENSOR, or, on a locked build, replaying every applied sample from INIT - and
 redoes the interrupted sample; with ``recover=False`` it stops with an error naming
-what was lost.
+what was lost. A lost connection needs none of this: the Device reconnects, joins the
+open session and resends its unanswered frame (deploy/host.py); only when the session
+is not where it left it (``SessionLost``, a ``DeviceReset``) is the state restored.
 """
 from __future__ import annotations
 

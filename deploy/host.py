@@ -9,6 +9,17 @@ to ``retries`` times. The device runs a command once and answers a repeat from i
 cache, so a retried training step is never applied twice; responses for an older
 sequence number (answers to duplicates) are skipped. ``Status.NO_SESSION`` means the
 device was reset: :class:`DeviceReset` is raised and the caller decides how to recover.
+
+The timeout is longer than the device's inter-byte idle timeout (protocol.IDLE_TIMEOUT_MS),
+so the silence while the host waits always ends a truncated frame on the device, and the
+frame sent after it is answered in the same wait; before resending, the host's own
+parser drops what is left of a truncated answer the same way.
+
+When the port fails (``OSError``, e.g. a USB adapter unplugged, or the fault relay's
+``reconnect``) and ``reopen`` is given, the Device reconnects: a new port, HELLO (which
+joins the device's open session and reports its last SEQ), and the unanswered frame is
+sent again unchanged - the device answers it from its cache if it already ran it - so a
+reconnect mid-sample loses and doubles nothing.
 """
 from __future__ import annotations
 
@@ -23,6 +34,16 @@ from deploy import protocol as P
 from edgetp.errors import EdgetpError
 
 
+def open_port(url: str, baudrate: int = 115200):
+    """A pyserial port for ``url`` (a device, a pty, or any pyserial URL)."""
+    import serial
+
+    try:
+        return serial.serial_for_url(url, baudrate=baudrate, timeout=0.02)
+    except (serial.SerialException, ValueError) as exc:
+        raise EdgetpError(f"cannot open serial port {url}: {exc}") from None
+
+
 class LinkError(EdgetpError):
     """The device did not answer (after every retry)."""
 
@@ -33,6 +54,11 @@ class DeviceReset(LinkError):
 
 class ProtocolError(LinkError):
     """The device's answer is malformed (a firmware bug or a foreign device)."""
+
+
+class SessionLost(DeviceReset):
+    """After a reconnect the device's session is not where this host left it (the device
+    was reset, or another host used it): what the unanswered frame did is unknown."""
 
 
 def _unpack(name: str, payload: bytes):
@@ -74,6 +100,8 @@ class Hello:
     n_tensors: int
     proto_hash: int
     counter_res: int
+    joined: int
+    last_seq: int
     gen_version: str
     model_hash: str
     board: str
@@ -107,13 +135,18 @@ class LinkStats:
     retries: int = 0
     stale: int = 0          # responses skipped (answers to duplicates or to older commands)
     resets: int = 0
+    reconnects: int = 0     # the port failed and was opened again
 
 
 class Device:
     """A session with one device. ``timeout``: seconds to wait for an answer before resending."""
 
-    def __init__(self, port, timeout: float = 1.0, retries: int = 10, seed: int | None = None):
+    def __init__(self, port, timeout: float = 1.0, retries: int = 10, seed: int | None = None, reopen=None):
+        if not timeout > 2 * P.IDLE_TIMEOUT_MS / 1000:
+            raise EdgetpError(f"the answer timeout ({timeout:g} s) must exceed twice the device's inter-byte idle "
+                              f"timeout ({P.IDLE_TIMEOUT_MS} ms), or a truncated frame could hide the next one")
         self.port = port
+        self.reopen = reopen        # () -> a new port after the old one failed (None: a failure is an error)
         self.timeout = timeout
         self.retries = retries
         self.parser = P.FrameParser()
@@ -124,13 +157,8 @@ class Device:
 
     @classmethod
     def open(cls, url: str, baudrate: int = 115200, **kw) -> "Device":
-        import serial
-
-        try:
-            port = serial.serial_for_url(url, baudrate=baudrate, timeout=0.02)
-        except (serial.SerialException, ValueError) as exc:
-            raise EdgetpError(f"cannot open serial port {url}: {exc}") from None
-        return cls(port, **kw)
+        kw.setdefault("reopen", lambda: open_port(url, baudrate))
+        return cls(open_port(url, baudrate), **kw)
 
     def close(self) -> None:
         try:
@@ -147,35 +175,79 @@ class Device:
         """Send ``cmd`` and return the OK response's payload (after its status byte)."""
         seq = self.seq if cmd == P.Cmd.HELLO else (self.seq + 1) % P.SEQ_MOD
         frame = P.encode(int(cmd), seq, payload)
-        want = int(cmd) | P.RESPONSE_BIT
         wait = self.timeout if timeout is None else timeout
         self.stats.requests += 1
         for attempt in range(self.retries + 1):
             if attempt:
+                # we waited in silence: a partial answer will not complete (its frames may hide ours)
+                answer = self._answer(cmd, seq, self.parser.idle())
+                if answer is not None:
+                    return answer
                 self.stats.retries += 1
-            self.port.write(frame)
             deadline = time.monotonic() + wait
+            try:
+                self.port.write(frame)
+            except OSError as exc:
+                self._reconnect(cmd, seq, exc)
+                continue
             while time.monotonic() < deadline:
-                for fr in self.parser.feed(self._read_some()):
-                    if fr.type != want or fr.seq != seq or not fr.payload:
-                        self.stats.stale += 1
-                        continue
-                    status = fr.payload[0]
-                    if status == P.Status.NO_SESSION:
-                        self.stats.resets += 1
-                        raise DeviceReset(f"the device was reset (it answered {cmd_name(cmd)} with NO_SESSION)")
-                    if status != P.Status.SEQ:      # the device ran (or cached) this SEQ
-                        self.seq = seq
-                    if status != P.Status.OK:
-                        detail = struct.unpack_from("<I", fr.payload, 1)[0] if len(fr.payload) >= 5 else 0
-                        raise DeviceError(cmd, status, detail)
-                    return fr.payload
+                try:
+                    got = self.parser.feed(self._read_some())
+                except OSError as exc:
+                    self._reconnect(cmd, seq, exc)
+                    break
+                answer = self._answer(cmd, seq, got)
+                if answer is not None:
+                    return answer
         raise LinkError(f"no answer to {cmd_name(cmd)} (seq {seq}) after {self.retries + 1} tries "
                         f"of {wait:g} s each")
 
+    def _answer(self, cmd, seq: int, frames: list) -> bytes | None:
+        """The OK payload of the answer to ``cmd`` at ``seq`` among ``frames`` (None if absent);
+        raises on an error status."""
+        want = int(cmd) | P.RESPONSE_BIT
+        for fr in frames:
+            if fr.type != want or fr.seq != seq or not fr.payload:
+                self.stats.stale += 1
+                continue
+            status = fr.payload[0]
+            if status == P.Status.NO_SESSION:
+                self.stats.resets += 1
+                raise DeviceReset(f"the device was reset (it answered {cmd_name(cmd)} with NO_SESSION)")
+            if status != P.Status.SEQ:      # the device ran (or cached) this SEQ
+                self.seq = seq
+            if status != P.Status.OK:
+                detail = struct.unpack_from("<I", fr.payload, 1)[0] if len(fr.payload) >= 5 else 0
+                raise DeviceError(cmd, status, detail)
+            return fr.payload
+        return None
+
+    def _reconnect(self, cmd, seq: int, exc: OSError) -> None:
+        """The port failed while ``cmd`` (SEQ ``seq``) waited for its answer: open a new port,
+        HELLO (joining the open session), check that the session is where we left it."""
+        if self.reopen is None:
+            raise LinkError(f"the serial port failed during {cmd_name(cmd)}: {exc}") from None
+        self.stats.reconnects += 1
+        self.close()
+        self.port = self.reopen()
+        self.parser = P.FrameParser()
+        if cmd == P.Cmd.HELLO:
+            return                          # resending the HELLO is all there is to do
+        before = self.seq
+        info = self.hello(join=True)
+        if not info.joined or info.last_seq not in (before, seq):
+            raise SessionLost(f"after reconnecting, the device's session is at SEQ {info.last_seq}"
+                              f"{'' if info.joined else ' (a new session: it was reset)'}, this host's at {before}: "
+                              f"whether {cmd_name(cmd)} ran is unknown")
+        self.seq = before                   # resend the unanswered frame unchanged
+
     # ------------------------------------------------------------------ commands
-    def hello(self) -> Hello:
-        self.seq = random.randrange(P.SEQ_MOD)
+    def hello(self, join: bool = False) -> Hello:
+        """Identify the device. Without a session HELLO opens one at a random SEQ; in an
+        open session it changes nothing and the host continues at the session's last SEQ
+        (``join``: leave ``self.seq`` to the caller, who resends an unanswered frame)."""
+        if not join:
+            self.seq = random.randrange(P.SEQ_MOD)
         pl = self.request(P.Cmd.HELLO)
         f, rest = _unpack("RSP_HELLO", pl)
         gen, mh, board = _strings(rest, 3)
@@ -189,6 +261,7 @@ class Device:
         if self.info.proto_hash != P.spec_hash():
             raise EdgetpError(f"the firmware speaks protocol {self.info.version} (hash 0x{self.info.proto_hash:08x}), "
                               f"this host 0x{P.spec_hash():08x}: rebuild the firmware")
+        self.seq = self.info.last_seq       # the next command carries last_seq + 1
         self._tensors = None
         return self.info
 

@@ -17,10 +17,17 @@ Frame (all integers little-endian)::
 The header CRC lets a receiver drop a corrupted header at once (and so never wait for
 a payload whose length was corrupted); the frame CRC covers everything after the sync.
 A receiver that finds a bad header or frame CRC resumes its search for SYNC at the byte
-after the rejected SYNC, so one damaged frame never hides the next one.
+after the rejected SYNC, so one damaged frame never hides the next one. A frame's bytes
+follow each other without a pause longer than ``IDLE_TIMEOUT_MS``: after such a silence
+a receiver drops the partial frame it holds (``FrameParser.idle``: the frames complete
+in its buffer are still taken, the rest is dropped), so a truncated frame never hides
+a complete one that follows.
 
-Sequence numbers (``docs/deploy.md``): HELLO opens a session at any SEQ; afterwards the
-device executes a command only if its SEQ is the last one + 1 (mod 2^16), answers a
+Sequence numbers (``docs/deploy.md``): HELLO opens a session at its SEQ when none is
+open (after boot); inside an open session HELLO is answered (``joined`` = 1 and the
+session's ``last_seq``) and changes nothing, so a replayed frame stays a repeat or out
+of sequence whatever HELLOs come in between, and a host that reconnects resends its
+unanswered frame unchanged. In a session the device executes a command only if its SEQ is the last one + 1 (mod 2^16), answers a
 repeat of the last command (same SEQ and CRC) with the cached response *without*
 executing it again (so a retried training step is never applied twice), and rejects
 anything else with ``Status.SEQ``. Before a session exists every command but HELLO is
@@ -43,6 +50,7 @@ MAX_FRAME = HEADER_SIZE + MAX_PAYLOAD + CRC_SIZE
 RESPONSE_BIT = 0x80
 SEQ_MOD = 1 << 16
 MAX_NAME = 32             # longest tensor name / id string sent
+IDLE_TIMEOUT_MS = 20      # a pause this long inside a frame ends it (the receiver drops the partial frame)
 
 
 class Cmd(enum.IntEnum):
@@ -117,7 +125,9 @@ LAYOUTS: dict[str, list[tuple[str, str]]] = {
     "RSP_ERR": [("status", "B"), ("detail", "I")],
     "RSP_HELLO": [("status", "B"), ("version", "B"), ("flags", "B"), ("counter", "B"), ("x_bytes", "B"),
                   ("n_in", "H"), ("n_out", "H"), ("max_payload", "H"), ("n_tensors", "H"),
-                  ("proto_hash", "I"), ("counter_res", "H")],  # + 3 strings (u8 length + bytes): gen version, model hash, board
+                  ("proto_hash", "I"), ("counter_res", "H"),
+                  ("joined", "B"), ("last_seq", "H")],  # joined: 1 = a session was open (HELLO changed nothing)
+                  # + 3 strings (u8 length + bytes): gen version, model hash, board
     "RSP_OK": [("status", "B")],
     "RSP_STEP": [("status", "B"), ("pred", "H"), ("cost", "I"), ("steps", "I")],
     "RSP_PREDICT": [("status", "B"), ("pred", "H")],
@@ -127,7 +137,7 @@ LAYOUTS: dict[str, list[tuple[str, str]]] = {
                      ("train_n", "I"), ("train_last", "I"), ("train_min", "I"), ("train_max", "I"), ("train_sum", "Q"),
                      ("ram_static", "I"), ("stack_size", "I"), ("stack_used", "I"),
                      ("frames_ok", "I"), ("hdr_errors", "I"), ("crc_errors", "I"), ("seq_errors", "I"),
-                     ("repeats", "I"), ("bad_cmds", "I")],
+                     ("repeats", "I"), ("bad_cmds", "I"), ("idle_drops", "I")],
     "RSP_TENSOR_INFO": [("status", "B"), ("dtype", "B"), ("writable", "B"), ("count", "I")],  # + name (u8 len + bytes)
     "RSP_READ_TENSOR": [("status", "B")],                 # + bytes
     # HELLO's weight-store report, after its 3 strings: has_store 0/1; boot status (firmware_gen.store.STATUS);
@@ -165,7 +175,7 @@ def unpack(name: str, payload: bytes) -> tuple[dict, bytes]:
 
 def spec_hash() -> int:
     """CRC-32 of the canonical definition: a firmware generated from another protocol.py differs."""
-    spec = {"v": PROTOCOL_VERSION, "sync": SYNC.hex(), "max": MAX_PAYLOAD, "cmd": {c.name: int(c) for c in Cmd},
+    spec = {"v": PROTOCOL_VERSION, "sync": SYNC.hex(), "max": MAX_PAYLOAD, "idle_ms": IDLE_TIMEOUT_MS, "cmd": {c.name: int(c) for c in Cmd},
             "status": {s.name: int(s) for s in Status}, "layouts": LAYOUTS}
     return zlib.crc32(json.dumps(spec, sort_keys=True).encode())
 
@@ -224,7 +234,7 @@ class FrameParser:
     def __init__(self, max_payload: int = MAX_PAYLOAD):
         self.max_payload = max_payload
         self.buf = bytearray()
-        self.hdr_errors = self.crc_errors = self.skipped = self.frames = 0
+        self.hdr_errors = self.crc_errors = self.skipped = self.frames = self.idle_drops = 0
 
     def feed(self, data: bytes) -> list[Frame]:
         self.buf += data
@@ -234,6 +244,17 @@ class FrameParser:
             if fr is None:
                 return out
             out.append(fr)
+
+    def idle(self) -> list[Frame]:
+        """The line was silent for IDLE_TIMEOUT_MS: no partial frame will be completed.
+        Returns the frames complete in the buffer; every byte that is not part of one is
+        dropped (a partial frame is counted in ``idle_drops``)."""
+        out = []
+        while self.buf:
+            self.idle_drops += 1
+            self._drop(1)
+            out += self.feed(b"")
+        return out
 
     def _drop(self, n: int) -> None:
         self.skipped += n

@@ -134,7 +134,8 @@ def build_script(spec: CaseSpec) -> Script:
 
 
 def device_config(spec: CaseSpec) -> DeviceConfig:
-    return DeviceConfig(spec.targets, spec.optimizer, spec.lr, spec.beta_shift, spec.train, spec.clip)
+    return DeviceConfig(spec.targets, spec.optimizer, spec.lr, spec.beta_shift, spec.train, spec.clip,
+                        lr_max=4.0 * spec.lr)     # the scripts switch to up to 4 lr
 
 
 def random_spec(rng: np.random.Generator) -> CaseSpec:

@@ -19,6 +19,7 @@ from edgetp.errors import EdgetpError
 from edgetp.fixed import kernels_q, primitives, qconfig, update_q
 from edgetp.fixed.network_q import grad_formats
 from edgetp.fixed.qconfig import QModel
+from edgetp.fixed.update_q import lr_code
 
 from firmware_gen import __version__
 from firmware_gen.layout import DTYPES, OPT_CFG_FIELDS, shared_scratch, Layout, device_layout
@@ -162,6 +163,9 @@ def _header(qm: QModel, lay: Layout, dev: DeviceConfig, model_hash: str, stamp_t
              D("ETP_LR_M_DEFAULT", m, f"lr {dev.lr:g} ~= lr_m * 2^-lr_e"), D("ETP_LR_E_DEFAULT", e),
              D("ETP_BETA_SHIFT_DEFAULT", dev.beta_shift), D("ETP_TRAIN_ALL_DEFAULT", int(dev.train == "all")),
              D("ETP_CLIP_DEFAULT", dev.clip, "factored: |move| <= 2^clip lr; -1 no limit"),
+             f"/* etp_set_lr accepts lr_m * 2^-lr_e in [{dev.lr_min:g}, {dev.lr_max:g}] only (DeviceConfig.lr_min/lr_max) */",
+             D("ETP_LR_MIN_M", lr_code(dev.lr_min)[0]), D("ETP_LR_MIN_E", lr_code(dev.lr_min)[1]),
+             D("ETP_LR_MAX_M", lr_code(dev.lr_max)[0]), D("ETP_LR_MAX_E", lr_code(dev.lr_max)[1]),
              "", '#include "etp_api.h"', "", "#endif /* ETP_MODEL_H */", ""]
     return "\n".join(lines)
 
@@ -288,6 +292,7 @@ def manifest(qm, lay, dev, h, source_hash, plan) -> dict:
     return {"generator": GEN_VERSION, "model_hash": h, "source_model_hash": source_hash,
             "net": qm.cfg.net_string(), "qformats": qformats(qm),
             "device": {"targets": dev.targets, "optimizer": dev.optimizer, "lr": dev.lr, "lr_code": list(dev.lr_code),
+                       "lr_min": dev.lr_min, "lr_max": dev.lr_max,
                        "beta_shift": dev.beta_shift, "train": dev.train, "clip": dev.clip},
             "tensors": [{"name": it.name, "dtype": lay.dtype_of(it), "shape": list(it.shape),
                          "writable": it.writable} for it in lay.table()],

@@ -26,6 +26,11 @@ def add_device_options(g) -> None:
     g.add_argument("--optimizer", default="colnorm", metavar="KIND",
                    help="optimizer after etp_init: colnorm (default), rownorm, factored or sgd")
     g.add_argument("--lr", type=float, default=1e-4, help="learning rate after etp_init (default 1e-4)")
+    g.add_argument("--lr-min", type=float, default=0.0,
+                   help="lowest learning rate the device accepts later (SET_LR / etp_set_lr; default 0)")
+    g.add_argument("--lr-max", type=float, default=None,
+                   help="highest learning rate the device accepts later (default: --lr); a locked product "
+                        "keeps learning only within [--lr-min, --lr-max]")
     g.add_argument("--beta-shift", type=int, default=10, help="colnorm/rownorm/factored EMA decay 2^-N (default 10)")
     g.add_argument("--train", default="all", metavar="WHICH", help="layers that learn: all (default) or readout")
     g.add_argument("--clip", type=int, default=-1, help="normalised rules: limit each weight's move to 2^CLIP * lr "
@@ -41,5 +46,6 @@ def device_from_args(model, args: argparse.Namespace):
     # recipe["targets"] is the pretraining's (batches of many); the device's is recipe["fixed"]["targets"]
     targets = args.targets or ((getattr(model, "recipe", None) or {}).get("fixed") or {}).get("targets")
     targets = targets if targets in TARGETS else "classes"
-    dev = DeviceConfig(targets, args.optimizer, args.lr, args.beta_shift, args.train, args.clip)
+    dev = DeviceConfig(targets, args.optimizer, args.lr, args.beta_shift, args.train, args.clip,
+                       lr_min=getattr(args, "lr_min", 0.0), lr_max=getattr(args, "lr_max", None))
     return qm, dev, notes

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import zlib
+from fractions import Fraction
 
 import numpy as np
 
@@ -106,8 +107,16 @@ class DeviceConfig:
     beta_shift: int = 10
     train: str = "all"
     clip: int = -1            # normalised rules: |move| <= 2^clip * lr per weight; -1: no limit
+    lr_min: float = 0.0       # etp_set_lr (SET_LR) accepts lr_min <= lr <= lr_max only (ETP_LR_MIN/MAX_*)
+    lr_max: float | None = None   # None: the export's lr
 
     def __post_init__(self):
+        if self.lr_max is None:
+            self.lr_max = self.lr
+        lo, hi = lr_code(self.lr_min), lr_code(self.lr_max)
+        if not lr_le(*lo, *self.lr_code) or not lr_le(*self.lr_code, *hi):
+            raise EdgetpError(f"the learning rate {self.lr:g} must lie in [lr_min, lr_max] = "
+                              f"[{self.lr_min:g}, {self.lr_max:g}]")
         n_targets_ok = self.targets in TARGETS
         if not n_targets_ok or self.optimizer not in KINDS or self.train not in TRAIN_MODES:
             raise EdgetpError(f"targets must be batch|classes, optimizer one of {KINDS}, train one of {TRAIN_MODES}")
@@ -120,6 +129,18 @@ class DeviceConfig:
     @property
     def lr_code(self) -> tuple[int, int]:
         return lr_code(self.lr)
+
+    def lr_in_range(self, lr_m: int, lr_e: int) -> bool:
+        """Whether etp_set_lr accepts the code (lr_m, lr_e): lr_e in -64..127 and
+        lr_code(lr_min) <= lr_m * 2^-lr_e <= lr_code(lr_max), compared exactly (its C twin:
+        lr_in_range in etp_api.c, over ETP_LR_MIN_M/E and ETP_LR_MAX_M/E)."""
+        return (0 <= int(lr_m) <= 255 and -64 <= int(lr_e) <= 127 and lr_le(*lr_code(self.lr_min), lr_m, lr_e)
+                and lr_le(lr_m, lr_e, *lr_code(self.lr_max)))
+
+
+def lr_le(m: int, e: int, m2: int, e2: int) -> bool:
+    """m * 2^-e <= m2 * 2^-e2, exactly (learning-rate codes, m and m2 in 0..255)."""
+    return Fraction(int(m)) / Fraction(2) ** int(e) <= Fraction(int(m2)) / Fraction(2) ** int(e2)
 
 
 class RefDevice:
@@ -159,6 +180,9 @@ class RefDevice:
                                   self.cfg.targets, self.train_mode)
 
     def set_lr(self, lr_m: int, lr_e: int) -> None:
+        if not self.cfg.lr_in_range(lr_m, lr_e):        # etp_set_lr answers ETP_EBADARG
+            raise EdgetpError(f"learning-rate code ({lr_m}, {lr_e}) = {int(lr_m) * 2.0 ** -int(lr_e):g} is outside "
+                              f"the export's range [{self.cfg.lr_min:g}, {self.cfg.lr_max:g}]")
         self.opt.lr_m, self.opt.lr_e = int(lr_m), int(lr_e)
 
     def set_optimizer(self, kind: str, beta_shift: int, train: str, clip: int = -1) -> None:

@@ -115,8 +115,8 @@ def test_layouts_pack_and_unpack():
 
 
 def test_fault_plan_parse():
-    p = FaultPlan.parse("drop=0.01,dup=0.1,reset=5+9,seed=3")
-    assert p.drop == 0.01 and p.dup == 0.1 and p.reset == (5, 9) and p.seed == 3
+    p = FaultPlan.parse("drop=0.01,dup=0.1,reset=5+9,reconnect=7,seed=3")
+    assert p.drop == 0.01 and p.dup == 0.1 and p.reset == (5, 9) and p.reconnect == (7,) and p.seed == 3
     for bad in ("drop=2", "nope=1", "reset=a"):
         with pytest.raises(EdgetpError):
             FaultPlan.parse(bad)
@@ -137,21 +137,55 @@ def link_dump(tmp_path_factory):
     return exe
 
 
-def _python_dump(stream: bytes) -> str:
+IDLE = None     # an idle timeout between two parts of a stream
+
+
+def _python_dump(parts: list) -> str:
     p = P.FrameParser()
-    lines = [f"F {f.type} {f.seq} {len(f.payload)}" + "".join(f" {b}" for b in f.payload) for f in p.feed(stream)]
-    return "\n".join(lines + [f"E {p.hdr_errors} {p.crc_errors}"]) + "\n"
+    got = []
+    for part in parts:
+        got += p.idle() if part is IDLE else p.feed(part)
+    lines = [f"F {f.type} {f.seq} {len(f.payload)}" + "".join(f" {b}" for b in f.payload) for f in got]
+    return "\n".join(lines + [f"E {p.hdr_errors} {p.crc_errors} {p.idle_drops}"]) + "\n"
+
+
+def _c_input(parts: list) -> bytes:
+    """link_dump's escaped input: 0xFF 0x00 is the byte 0xFF, 0xFF 0x01 an idle timeout."""
+    return b"".join(b"\xff\x01" if part is IDLE else part.replace(b"\xff", b"\xff\x00") for part in parts)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.one_of(frames.map(lambda f: P.encode(*f)), st.binary(max_size=30),
-                          frames.map(lambda f: P.encode(*f)[:-3])), max_size=8), st.integers(0, 2**32 - 1))
+                          frames.map(lambda f: P.encode(*f)[:-3]), st.just(IDLE),
+                          frames.map(lambda f: P.encode(*f)[:P.HEADER_SIZE + 2])), max_size=8),
+       st.integers(0, 2**32 - 1))
 def test_c_and_python_parsers_agree(link_dump, parts, flip):
-    stream = bytearray(b"".join(parts))
-    if stream and flip % 3 == 0:
-        stream[flip % len(stream)] ^= 1 << (flip % 8)
-    out = subprocess.run([str(link_dump)], input=bytes(stream), capture_output=True, check=True).stdout.decode()
-    assert out == _python_dump(bytes(stream))
+    parts = [bytearray(p) if p is not IDLE else IDLE for p in parts]
+    data = [p for p in parts if p]
+    if data and flip % 3 == 0:
+        part = data[flip % len(data)]
+        part[flip % len(part)] ^= 1 << (flip % 8)
+    parts = [bytes(p) if p is not IDLE else IDLE for p in parts]
+    out = subprocess.run([str(link_dump)], input=_c_input(parts), capture_output=True, check=True).stdout.decode()
+    assert out == _python_dump(parts)
+
+
+def test_an_idle_timeout_ends_a_truncated_frame():
+    """A lone header announcing 256 bytes, then complete frames: before the idle timeout
+    they are held as its payload; after it they are taken, the partial frame is dropped."""
+    lone = P.encode(P.Cmd.DIGEST, 1, bytes(P.MAX_PAYLOAD))[:P.HEADER_SIZE]
+    follow = P.encode(P.Cmd.DIGEST, 2) + P.encode(P.Cmd.PREDICT, 3)
+    p = P.FrameParser()
+    assert p.feed(lone + follow) == []
+    assert p.idle() == [P.Frame(P.Cmd.DIGEST, 2), P.Frame(P.Cmd.PREDICT, 3)]
+    assert p.idle_drops == 1 and p.buf == bytearray() and p.idle() == []
+
+
+def test_c_parser_idle_timeout(link_dump):
+    lone = P.encode(P.Cmd.DIGEST, 1, bytes(P.MAX_PAYLOAD))[:P.HEADER_SIZE]
+    parts = [lone, P.encode(P.Cmd.DIGEST, 2), IDLE, P.encode(P.Cmd.PREDICT, 3)[:5], IDLE]
+    out = subprocess.run([str(link_dump)], input=_c_input(parts), capture_output=True, check=True).stdout.decode()
+    assert out == _python_dump(parts) == "F 8 2 0\nE 0 0 2\n"
 
 
 def test_wheel_carries_the_firmware_sources(tmp_path):

@@ -19,16 +19,18 @@ from deploy.host import Device  # noqa: E402
 from deploy.reference import IntReference, export_c, int_features, tiny_qmodel  # noqa: E402
 from deploy.relay import FaultPlan, FaultyLink  # noqa: E402
 from deploy.targets import have_qemu, start  # noqa: E402
+from firmware_gen.tensors import DeviceConfig  # noqa: E402
 
 HAVE_CC = bool(shutil.which("cc") or shutil.which("gcc"))
 HAVE_QEMU = have_arm() and have_qemu()
 HELD = "0a1b2c3d"
+CFG = DeviceConfig(lr_max=0.05)          # the sessions below set lr 200 * 2^-12 ~= 0.049
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     qm = tiny_qmodel(n_in=12, hidden=(10,), n_out=4)
-    cdir = export_c(qm, tmp_path_factory.mktemp("tiny") / "model")
+    cdir = export_c(qm, tmp_path_factory.mktemp("tiny") / "model", CFG)
     rng = np.random.default_rng(1)
     sup = (int_features(qm, 1.5 * rng.standard_normal((4, 15, 12))), np.array([0, 1, 2, 3]))
     qry = (int_features(qm, 1.5 * rng.standard_normal((2, 15, 12))), np.array([1, 2]))
@@ -39,10 +41,11 @@ def _session(target, qm, cdir, sup, qry, faults=None, locked=False, epochs=1):
     image = build(cdir, target, locked=locked)
     with start(target, image) as t:
         port = serial.serial_for_url(t.url, timeout=0.01)
-        link = FaultyLink(port, FaultPlan.parse(faults), reset=t.reset) if faults else port
-        dev = Device(link, timeout=0.1 if target == "host" else 2.0, retries=30)
+        reopen = lambda: serial.serial_for_url(t.url, timeout=0.01)   # noqa: E731
+        link = FaultyLink(port, FaultPlan.parse(faults), reset=t.reset, reopen_port=reopen) if faults else port
+        dev = Device(link, timeout=0.1 if target == "host" else 2.0, retries=30, reopen=link.reopen if faults else None)
         try:
-            return run_session(dev, IntReference(qm), sup, qry, epochs=epochs, lr_codes=[(200, 12)] * epochs,
+            return run_session(dev, IntReference(qm, CFG), sup, qry, epochs=epochs, lr_codes=[(200, 12)] * epochs,
                                seed=7), image
         finally:
             dev.close()
@@ -52,9 +55,9 @@ def _session(target, qm, cdir, sup, qry, faults=None, locked=False, epochs=1):
 def test_generated_c_on_the_host_target_is_bit_exact_under_faults(tiny):
     qm, cdir, sup, qry = tiny
     res, _ = _session("host", qm, cdir, sup, qry, faults="drop=0.002,corrupt=0.002,dup=0.05,truncate=0.02,"
-                                                         "reset=40+90,seed=3", epochs=2)
+                                                         "reset=40+90,reconnect=60,seed=3", epochs=2)
     assert (res["samples"], res["mismatches"], res["lost"], res["double_applied"]) == (8, 0, 0, 0)
-    assert res["resets"] >= 2 and res["recoveries"]
+    assert res["resets"] >= 2 and res["recoveries"] and res["link"]["reconnects"] == 1
     assert all("restored" in r["how"] for r in res["recoveries"])     # S stays in flash: written are the RAM tensors
 
 

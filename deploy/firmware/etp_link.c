@@ -1,7 +1,10 @@
 /* etp_link.c -- frame parser with resynchronisation and frame encoder.
  * The rules are those of deploy/protocol.py (FrameParser): a bad header (HCRC or
  * LEN > ETP_MAX_PAYLOAD) or a bad frame CRC drops the SYNC byte it started at and the
- * search for SYNC resumes at the next byte, so a damaged frame never hides the next. */
+ * search for SYNC resumes at the next byte, so a damaged frame never hides the next.
+ * After ETP_IDLE_TIMEOUT_MS of silence (etp_link_idle) no partial frame can complete:
+ * the frames complete in the buffer are taken and the rest is dropped, so a truncated
+ * frame never hides a complete one that follows. */
 #include <string.h>
 #include "etp_link.h"
 
@@ -40,9 +43,8 @@ static uint32_t rd32(const uint8_t *p) {
     return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
 
-void etp_link_feed(etp_link_t *l, uint8_t byte, etp_frame_cb cb, void *ctx) {
-    if (l->n >= ETP_MAX_FRAME) drop(l, 1);          /* cannot happen: frames are bounded */
-    l->buf[l->n++] = byte;
+/* Take every complete frame at the start of the buffer; stop at a partial one. */
+static void parse(etp_link_t *l, etp_frame_cb cb, void *ctx) {
     for (;;) {
         if (l->n == 0) return;
         if (l->buf[0] != ETP_SYNC0) { drop(l, 1); continue; }
@@ -71,9 +73,22 @@ void etp_link_feed(etp_link_t *l, uint8_t byte, etp_frame_cb cb, void *ctx) {
         f.payload = l->buf + ETP_HEADER_SIZE;
         l->frames++;
         cb(ctx, &f);
-        /* total == l->n here: a frame is only complete when its last byte arrives */
         memmove(l->buf, l->buf + total, (size_t)(l->n - total));
         l->n = (uint16_t)(l->n - total);
+    }
+}
+
+void etp_link_feed(etp_link_t *l, uint8_t byte, etp_frame_cb cb, void *ctx) {
+    if (l->n >= ETP_MAX_FRAME) drop(l, 1);          /* cannot happen: frames are bounded */
+    l->buf[l->n++] = byte;
+    parse(l, cb, ctx);
+}
+
+void etp_link_idle(etp_link_t *l, etp_frame_cb cb, void *ctx) {
+    while (l->n) {
+        l->idle_drops++;
+        drop(l, 1);
+        parse(l, cb, ctx);
     }
 }
 

@@ -8,8 +8,10 @@
 #include <stdint.h>
 
 void port_init(int argc, char **argv);
-/* Next received byte (0..255), waiting for it; -1 when the wait was interrupted. */
-int port_getc(void);
+/* Next received byte (0..255). idle_ms = 0: wait for it; otherwise wait at most idle_ms
+ * milliseconds (the inter-byte idle timeout, ETP_IDLE_TIMEOUT_MS) and return -1 if none
+ * came. -1 also when the wait was interrupted. */
+int port_getc(uint32_t idle_ms);
 /* Send n bytes (returns when they are queued or sent). */
 void port_write(const uint8_t *p, uint32_t n);
 /* Free-running cost counter in the unit of port_counter_kind() (ETP_COUNTER_*),

@@ -1,9 +1,11 @@
 /* etp_server.c -- executes protocol commands against the generated model API.
  *
- * Sequence rule (deploy/protocol.py): HELLO opens a session at any SEQ; then a command
- * runs only if SEQ == last + 1; a repeat of the last command (same SEQ and CRC) gets
- * the cached response and is NOT run again; anything else gets ETP_ST_SEQ. Without a
- * session every command but HELLO gets ETP_ST_NO_SESSION. */
+ * Sequence rule (deploy/protocol.py): HELLO opens a session at its SEQ when none is
+ * open; inside a session HELLO is answered (joined, last SEQ) and changes nothing, so no
+ * HELLO can make an executed frame run again. In a session a command runs only if
+ * SEQ == last + 1; a repeat of the last command (same SEQ and CRC) gets the cached
+ * response and is NOT run again; anything else gets ETP_ST_SEQ. Without a session every
+ * command but HELLO gets ETP_ST_NO_SESSION. */
 #include <string.h>
 #include "etp_model.h"
 #include "etp_port.h"
@@ -159,6 +161,8 @@ static uint16_t cmd_hello(etp_server_t *s) {
     wr16(p + ETP_RSP_HELLO_N_TENSORS_OFF, etp_tensor_count());
     wr32(p + ETP_RSP_HELLO_PROTO_HASH_OFF, ETP_PROTO_HASH);
     wr16(p + ETP_RSP_HELLO_COUNTER_RES_OFF, port_counter_res());
+    p[ETP_RSP_HELLO_JOINED_OFF] = s->session;
+    wr16(p + ETP_RSP_HELLO_LAST_SEQ_OFF, s->last_seq);
     uint16_t n = ETP_RSP_HELLO_SIZE;
     n = (uint16_t)(n + put_str(p + n, ETP_GEN_VERSION));
     /* the model hash may be long: send at most 64 hex digits */
@@ -206,6 +210,7 @@ static uint16_t cmd_counters(etp_server_t *s, int clear) {
     wr32(p + ETP_RSP_COUNTERS_SEQ_ERRORS_OFF, s->seq_errors);
     wr32(p + ETP_RSP_COUNTERS_REPEATS_OFF, s->repeats);
     wr32(p + ETP_RSP_COUNTERS_BAD_CMDS_OFF, s->bad_cmds);
+    wr32(p + ETP_RSP_COUNTERS_IDLE_DROPS_OFF, s->link.idle_drops);
     if (clear) {
         cost_clear(&s->infer);
         cost_clear(&s->train);
@@ -336,6 +341,7 @@ static uint16_t execute(etp_server_t *s, uint8_t cmd, const uint8_t *q, uint16_t
     etp_status_t st;
     switch (cmd) {
     case ETP_CMD_HELLO:
+        if (len != 0) return err(s, ETP_ST_BAD_LEN, len);
         return cmd_hello(s);
     case ETP_CMD_INIT:
         if (len != ETP_REQ_INIT_SIZE) return err(s, ETP_ST_BAD_LEN, len);
@@ -402,9 +408,9 @@ static uint16_t execute(etp_server_t *s, uint8_t cmd, const uint8_t *q, uint16_t
         uint32_t m = rd16(q + ETP_REQ_SET_LR_M_OFF);
         int16_t e = (int16_t)rd16(q + ETP_REQ_SET_LR_E_OFF);
         if (m > 255u) return err(s, ETP_ST_BAD_ARG, m);
-        st = etp_set_lr((uint8_t)m, e);
+        st = etp_set_lr((uint8_t)m, e);   /* ETP_EBADARG: outside the export's range (ETP_LR_MIN/MAX) */
         }
-        if (st != ETP_OK) return err(s, ETP_ST_MODEL, (uint32_t)st);
+        if (st != ETP_OK) return err(s, st == ETP_EBADARG ? ETP_ST_BAD_ARG : ETP_ST_MODEL, (uint32_t)st);
         s->pl[0] = ETP_ST_OK;
         return ETP_RSP_OK_SIZE;
 #else
@@ -439,9 +445,21 @@ static void send(etp_server_t *s, uint16_t seq, uint8_t cmd, uint16_t n, int cac
 static void on_frame(void *ctx, const etp_frame_t *f) {
     etp_server_t *s = (etp_server_t *)ctx;
     if (f->type & ETP_RESPONSE_BIT) { s->bad_cmds++; return; }   /* not for us: ignore */
+    if (f->type == ETP_CMD_HELLO && s->session) {   /* identify only: the session is unchanged */
+        send(s, f->seq, f->type, execute(s, f->type, f->payload, f->len), 0);
+        return;
+    }
     if (f->type == ETP_CMD_HELLO) {
-        s->session = 1;
-    } else if (!s->session) {
+        uint16_t n = execute(s, f->type, f->payload, f->len);
+        if (s->pl[0] != ETP_ST_OK) { send(s, f->seq, f->type, n, 0); return; }   /* BAD_LEN opens nothing */
+        s->session = 1;                     /* the session starts at this SEQ (joined = 0) */
+        s->last_seq = f->seq;
+        s->last_crc = f->crc;
+        wr16(s->pl + ETP_RSP_HELLO_LAST_SEQ_OFF, f->seq);
+        send(s, f->seq, f->type, n, 1);
+        return;
+    }
+    if (!s->session) {
         send(s, f->seq, f->type, err(s, ETP_ST_NO_SESSION, 0), 0);
         return;
     } else if (f->seq == s->last_seq && f->crc == s->last_crc && s->rsp_len) {
@@ -460,3 +478,5 @@ static void on_frame(void *ctx, const etp_frame_t *f) {
 }
 
 void etp_server_feed(etp_server_t *s, uint8_t byte) { etp_link_feed(&s->link, byte, on_frame, s); }
+void etp_server_idle(etp_server_t *s) { etp_link_idle(&s->link, on_frame, s); }
+int etp_server_pending(const etp_server_t *s) { return s->link.n != 0; }

@@ -34,4 +34,8 @@ typedef struct {
 
 void etp_server_init(etp_server_t *s);
 void etp_server_feed(etp_server_t *s, uint8_t byte);
+/* No byte came for ETP_IDLE_TIMEOUT_MS: the partial frame held is dropped. */
+void etp_server_idle(etp_server_t *s);
+/* 1 while the parser holds part of a frame (the port then waits at most ETP_IDLE_TIMEOUT_MS). */
+int etp_server_pending(const etp_server_t *s);
 #endif

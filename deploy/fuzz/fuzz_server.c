@@ -5,11 +5,17 @@
  *
  * Input byte 0 chooses the mode:
  *   even: the rest is a raw byte stream from the UART (finds parser bugs);
- *   odd:  the rest is a list of commands [type, seq step, len, payload...] that the
+ *         (a byte 0xFF followed by 0x01 is an idle timeout: etp_server_idle);
+ *   odd:  the rest is a list of commands [type, step, len, payload...] that the
  *         harness frames with valid CRCs, so the fuzzer reaches every command handler
  *         with arbitrary payloads and sequence numbers (a random CRC would never pass).
+ *         step bits 0-1: SEQ increment (0 = a repeat .. 3 = a gap); bit 2: send only the
+ *         first (step >> 3) bytes of the frame, then an idle timeout (a truncated frame).
+ * Build variants (python -m deploy.fuzz --locked): ETP_PROTO_LOCKED 0 and 1, with SET_LR
+ * whenever the model's API has etp_set_lr (the default model does).
  * Every byte the firmware sends back must parse as valid response frames. */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "etp_link.h"
@@ -27,7 +33,7 @@ static void on_out(void *ctx, const etp_frame_t *f) {
 }
 
 void port_init(int argc, char **argv) { (void)argc; (void)argv; }
-int port_getc(void) { return -1; }
+int port_getc(uint32_t idle_ms) { (void)idle_ms; return -1; }
 void port_write(const uint8_t *p, uint32_t n) {
     for (uint32_t i = 0; i < n; i++) etp_link_feed(&check, p[i], on_out, 0);
 }
@@ -62,28 +68,50 @@ int port_flash_program(uint32_t off, const uint8_t *src, uint32_t n) {
     return 0;
 }
 
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+    (void)argc; (void)argv;
+#ifdef ETP_HAS_SET_LR
+    const int set_lr = 1;
+#else
+    const int set_lr = 0;
+#endif
+    fprintf(stderr, "fuzz_server: build locked=%d set_lr=%d\n", ETP_PROTO_LOCKED, set_lr);
+    return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     etp_server_init(&server);
     etp_link_init(&check);
     out_frames = 0;
     if (size == 0) return 0;
     if (!(data[0] & 1)) {
-        for (size_t i = 1; i < size; i++) etp_server_feed(&server, data[i]);
+        for (size_t i = 1; i < size; i++) {
+            if (data[i] == 0xFFu && i + 1 < size && data[i + 1] == 1u) {
+                etp_server_idle(&server);
+                i++;
+            } else {
+                etp_server_feed(&server, data[i]);
+            }
+        }
     } else {
         uint8_t frame[ETP_MAX_FRAME];
         uint16_t seq = 0;
         size_t i = 1;
         while (i + 3 <= size) {
-            uint8_t type = data[i];
-            seq = (uint16_t)(seq + (data[i + 1] & 3u));   /* mostly 0 (repeat) .. 3 (gap) */
+            uint8_t type = data[i], step = data[i + 1];
+            seq = (uint16_t)(seq + (step & 3u));
             uint16_t len = data[i + 2];
             i += 3;
             if (len > size - i) len = (uint16_t)(size - i);
             uint16_t n = etp_link_encode(frame, type, seq, data + i, len);
             i += len;
+            if (step & 4u) n = (uint16_t)(n < (step >> 3) ? n : (step >> 3));
             for (uint16_t k = 0; k < n; k++) etp_server_feed(&server, frame[k]);
+            if (step & 4u) etp_server_idle(&server);
         }
     }
+    etp_server_idle(&server);    /* the line falls silent: whatever is complete is answered */
     if (check.n != 0) abort();   /* a partial or invalid response frame */
     return 0;
 }

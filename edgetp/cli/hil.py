@@ -110,7 +110,7 @@ def prepare(args):
 def run(args) -> int:
     from deploy.build import STACK_SIZE, build
     from deploy.hil import HilError, run_session
-    from deploy.host import Device
+    from deploy.host import Device, open_port
     from deploy.reference import IntReference, export_c
     from deploy.relay import FaultPlan, FaultyLink
     from deploy.targets import check_target, start
@@ -146,14 +146,11 @@ def run(args) -> int:
     timeout = args.timeout or (0.5 if args.target == "host" else 5.0)
     ref = IntReference(qm, cfg)
     with start(args.target, image) as target:
-        import serial
-
-        try:
-            port = serial.serial_for_url(target.url, baudrate=args.baud, timeout=0.02)
-        except (serial.SerialException, ValueError) as exc:
-            raise EdgetpError(f"cannot open {target.url}: {exc}") from None
-        link = FaultyLink(port, plan, reset=target.reset if target.can_reset else None) if plan else port
-        dev = Device(link, timeout=timeout)
+        reopen = lambda: open_port(target.url, args.baud)     # noqa: E731 - also after a lost connection
+        port = reopen()
+        link = FaultyLink(port, plan, reset=target.reset if target.can_reset else None,
+                          reopen_port=reopen) if plan else port
+        dev = Device(link, timeout=timeout, reopen=link.reopen if plan else reopen)
         try:
             session_cls = None
             if args.audio:

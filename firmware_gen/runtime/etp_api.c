@@ -56,9 +56,32 @@ etp_status_t etp_init(uint32_t seed)
     return ETP_OK;
 }
 
+/* m * 2^-e <= m2 * 2^-e2, exactly (m, m2 in 0..255; the Python twin: tensors.lr_le). */
+static int lr_le(int32_t m, int32_t e, int32_t m2, int32_t e2)
+{
+    int32_t d = e2 - e;
+    if (m == 0) {
+        return 1;
+    }
+    if (m2 == 0 || d >= 8) {
+        return 0;                  /* m * 2^d >= 256 > m2 */
+    }
+    if (d <= -8) {
+        return 1;                  /* m * 2^d < 1 <= m2 */
+    }
+    return d >= 0 ? (m << d) <= m2 : m <= (m2 << -d);
+}
+
+/* lr_e in -64..127 and the export's range holds lr (DeviceConfig.lr_in_range). */
+static int lr_in_range(int32_t lr_m, int32_t lr_e)
+{
+    return lr_e >= -64 && lr_e <= 127 && lr_le(ETP_LR_MIN_M, ETP_LR_MIN_E, lr_m, lr_e) &&
+           lr_le(lr_m, lr_e, ETP_LR_MAX_M, ETP_LR_MAX_E);
+}
+
 etp_status_t etp_set_lr(uint8_t lr_m, int16_t lr_e)
 {
-    if (lr_e < -64 || lr_e > 127) {
+    if (!lr_in_range(lr_m, lr_e)) {
         return ETP_EBADARG;
     }
     NET->opt_cfg[1] = lr_m;

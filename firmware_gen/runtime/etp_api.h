@@ -49,8 +49,9 @@ void etp_reset_state(void);
 etp_status_t etp_infer_step(const etp_x_t *x);
 
 /* One frame with learning (forward pass of both streams, local gradients, one
- * optimizer step). ETP_EBADARG if x is NULL, label >= ETP_N_OUT or opt_cfg holds an
- * invalid setting; nothing changes then. */
+ * optimizer step). ETP_EBADARG if x is NULL, label >= ETP_N_OUT, opt_cfg holds an
+ * invalid setting or a factored statistic lies outside [0, ETP_STAT_MAX]; nothing
+ * changes then. */
 etp_status_t etp_train_step(const etp_x_t *x, uint16_t label);
 
 /* argmax of the readout u (lowest index on ties, as NumPy's argmax). */
@@ -66,7 +67,9 @@ const etp_tensor_t *etp_tensor(uint32_t i);   /* NULL if i >= etp_tensor_count()
 
 /* Extensions (optional for a host): the optimizer settings also live in the writable
  * tensor "opt_cfg" = {kind, lr_m, lr_e, beta_shift, train_all, clip}.
- * Learning rate lr ~= lr_m * 2^-lr_e (edgetp.fixed.update_q.lr_code); lr_e in -64..127. */
+ * Learning rate lr ~= lr_m * 2^-lr_e (edgetp.fixed.update_q.lr_code); lr_e in -64..127 and lr within
+ * the range fixed at export (ETP_LR_MIN_M * 2^-ETP_LR_MIN_E .. ETP_LR_MAX_M * 2^-ETP_LR_MAX_E), else
+ * ETP_EBADARG and nothing changes. */
 etp_status_t etp_set_lr(uint8_t lr_m, int16_t lr_e);
 /* kind ETP_OPT_ROWNORM, ETP_OPT_COLNORM, ETP_OPT_FACTORED or ETP_OPT_SGD, beta_shift 0..62, train_all 1 (every layer)
  * or 0 (readout only), clip -1 (no limit) or 0..62 (rownorm/colnorm/factored: each weight moves at most

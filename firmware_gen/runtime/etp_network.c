@@ -218,11 +218,32 @@ static int opt_cfg_valid(const int32_t *c)
            c[2] <= 127 && c[3] >= 0 && c[3] <= 62 && (c[4] == 0 || c[4] == 1) && c[5] >= -1 && c[5] <= 62;
 }
 
+/* The factored statistics stay in [0, ETP_STAT_MAX] (update_q saturates them there); others,
+ * written by a host (WRITE_TENSOR), would overflow in ms_ema: refused like an invalid opt_cfg. */
+static int stats_valid(void)
+{
+    uint16_t n, k;
+    for (n = 0; n < ETP_N_PARAMS; n++) {
+        const etp_param_t *p = &NET->params[n];
+        for (k = 0; k < p->rows; k++) {
+            if (p->rr[k] < 0 || p->rr[k] > ETP_STAT_MAX) {
+                return 0;
+            }
+        }
+        for (k = 0; k < p->cols; k++) {
+            if (p->cc[k] < 0 || p->cc[k] > ETP_STAT_MAX) {
+                return 0;
+            }
+        }
+    }
+    return 1;
+}
+
 etp_status_t etp_train_step(const etp_x_t *x, uint16_t label)
 {
     uint16_t n;
     int train_all;
-    if (x == NULL || label >= ETP_N_OUT || !opt_cfg_valid(NET->opt_cfg)) {
+    if (x == NULL || label >= ETP_N_OUT || !opt_cfg_valid(NET->opt_cfg) || !stats_valid()) {
         return ETP_EBADARG;
     }
     train_all = NET->opt_cfg[4];

@@ -4,6 +4,7 @@
  * The slave side is opened here too and set raw, so the line discipline never
  * rewrites bytes whoever connects first. SIGUSR1 emulates a device reset: the process
  * re-executes itself (all RAM state is new, as after a real reset) on the same pty.
+ * port_getc waits with poll(), at most the idle timeout while a frame is partial.
  * Cost counter: CLOCK_MONOTONIC nanoseconds.
  *
  * Flash (the weight store's): a simulated NOR of ETP_FLASH_SIZE bytes - erase sets a page of
@@ -18,6 +19,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,9 +86,15 @@ void port_init(int argc, char **argv) {
     sigaction(SIGUSR1, &sa, NULL);
 }
 
-int port_getc(void) {
+int port_getc(uint32_t idle_ms) {
     if (reset_requested) reexec();
     if (rx_i < rx_n) return rx[rx_i++];
+    struct pollfd pfd = {master, POLLIN, 0};
+    int r = poll(&pfd, 1, idle_ms ? (int)idle_ms : -1);
+    if (r <= 0) {
+        if (r < 0 && errno != EINTR) die("poll");
+        return -1;                     /* the idle timeout (or a signal) */
+    }
     ssize_t n = read(master, rx, sizeof rx);
     if (n <= 0) {
         if (n < 0 && errno != EINTR && errno != EAGAIN) die("read");

@@ -75,8 +75,17 @@ void port_init(int argc, char **argv) {
 #endif
 }
 
-int port_getc(void) {
-    while (!(UART_STATE & 2u)) __asm volatile("wfi");   /* sleep until a byte arrives */
+/* idle_ms = 0: sleep (WFI) until a byte arrives. Otherwise poll the UART until a byte
+ * arrives or idle_ms have passed on the 25 MHz core clock (SysTick or DWT, whichever
+ * port_counter_now reads). */
+int port_getc(uint32_t idle_ms) {
+    if (!idle_ms) {
+        while (!(UART_STATE & 2u)) __asm volatile("wfi");
+        return (int)(UART_DATA & 0xFFu);
+    }
+    uint32_t t0 = port_counter_now(), ticks = idle_ms * (SYSCLK_HZ / 1000u);
+    while (!(UART_STATE & 2u))
+        if (port_counter_now() - t0 >= ticks) return -1;
     return (int)(UART_DATA & 0xFFu);
 }
 
