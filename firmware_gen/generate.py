@@ -163,10 +163,14 @@ def _header(qm: QModel, lay: Layout, dev: DeviceConfig, model_hash: str, stamp_t
              D("ETP_DELTA_LIMIT", c_int(kernels_q.DELTA_LIMIT, "int64_t"), "delta saturates here"),
              D("ETP_DELTA_SHIFT", qconfig.Q15 + qm.ft + qconfig.SURR_F - qconfig.DELTA_F,
                "Q.(15+FT) x Q.SURR_F -> Q.DELTA_F"),
-             D("ETP_GRAD_LIMIT", c_int(kernels_q.GRAD_LIMIT, "int64_t"), "raw gradients saturate here"),
-             D("ETP_STAT_F", update_q.STAT_F, "factored statistics Q.STAT_F"),
-             D("ETP_P_LIMIT", c_int(update_q.P_LIMIT, "int64_t"), "a weight move before its final shift"),
-             D("ETP_STAT_MAX", c_int(update_q.STAT_MAX, "int64_t"), "factored statistics saturate here"),
+             D("ETP_STAT_F", update_q.STAT_F, "optimizer statistics Q.STAT_F"),
+             D("ETP_P_LIMIT", c_int(update_q.P_LIMIT, "int64_t"), "bound of the move limit"),
+             D("ETP_STAT_MAX", c_int(update_q.STAT_MAX, "int64_t"), "optimizer statistics saturate here"),
+             D("ETP_DQ_BITS", update_q.DQ_BITS, "gradient row factors are rounded to these bits"),
+             D("ETP_XQ_BITS", update_q.XQ_BITS, "gradient column factors (less the bits of the term count)"),
+             D("ETP_M_MAX", c_int(update_q.M_MAX, "int64_t"), "Q.32 move multipliers saturate here"),
+             *[D(f"ETP_MODE_{k.upper()}", v) for k, v in update_q.NORM_MODE.items()],
+             *[D(f"ETP_CFG_{k.upper()}", i) for i, k in enumerate(OPT_CFG_FIELDS)],
              D("ETP_PRNG_SEED_XOR", f"0x{seed_xor:08X}u", "prng_seed(seed) = seed ^ this (0 -> this)"), "",
              "/* codes of the API (firmware_gen.layout.DTYPES, edgetp.fixed.update_q.KINDS) */",
              *[D(f"ETP_{k.upper()}", v[0]) for k, v in DTYPES.items()],
@@ -224,7 +228,7 @@ def _source(qm: QModel, lay: Layout, labels: list[str], stamp_text: str) -> str:
              "R": ref(f"R{l}"), "S": tgt("etp_S", "NULL"), "S_rec": tgt(ref("S_rec"), "NULL"),
              "sh_x": qm.in_shift(l), "sh_r": qm.rec_shift(l) if c.recurrent else 0,
              "sh_xt": qm.in_shift(l, True), "sh_rt": qm.rec_shift(l, True) if c.recurrent else 0,
-             "v": f"etp_v{l}", "s": f"etp_s{l}", "tr": f"etp_tr{l}", "vt": f"etp_vt{l}", "st": f"etp_st{l}",
+             "v": f"etp_v{l}", "s": f"etp_s{l}", "tr": f"etp_tr{l}", "vt": ref(f"vt{l}"), "st": f"etp_st{l}",
              "trt": f"etp_trt{l}", "s_prev": ref(f"s_prev{l}"), "st_prev": ref(f"st_prev{l}"),
              "vpre": f"etp_vpre{l}", "vpre_t": ref(f"vpre_t{l}"), "delta": f"etp_delta{l}",
              "delta_t": ref(f"delta_t{l}")}
@@ -259,6 +263,7 @@ def _source(qm: QModel, lay: Layout, labels: list[str], stamp_text: str) -> str:
     out.append("")
     shared = ["trl", "u", "steps", "rng", "opt_steps", "opt_cfg"] + [s[0] for s in shared_scratch(*[1] * 7)]
     net = {"layers": "etp_layers", "params": "etp_params", **{f: f"etp_{f}" for f in shared},
+           **{f: ref(f) for f in ("tstream", "tstream_off", "tstream_pre", "tstream_per", "tsteps")},
            "tensors": "etp_tensor_table", "n_tensors": "ETP_N_TENSORS", "labels": "etp_label_names"}
     out.append("const etp_net_t etp_net = {")
     out += [f"    .{k} = {v}," for k, v in net.items()]

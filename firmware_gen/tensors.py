@@ -27,7 +27,7 @@ from firmware_gen.layout import DTYPES, device_layout, n_targets
 
 # The fields of the reference's state objects that the C twin mirrors. A new field in
 # edgetp.fixed is a new state array: the generator must learn it before it can be exported.
-QSTATE_FIELDS = {"v", "s", "tr", "vt", "st", "trt", "trt0", "u", "t"}
+QSTATE_FIELDS = {"v", "s", "tr", "vt", "st", "trt", "trt0", "u", "t", "tt"}
 QOPT_FIELDS = {"kind", "lr_m", "lr_e", "beta_shift", "rng", "stats", "step", "clip"}
 TRAIN_MODES = ("all", "readout")
 
@@ -62,7 +62,8 @@ def state_tensors(qm: QModel, state: QState, opt: QOpt, targets: str = "classes"
     for l in range(L):
         src.update({f"v{l}": state.v[l], f"s{l}": state.s[l], f"tr{l}": state.tr[l],
                     f"vt{l}": state.vt[l], f"st{l}": state.st[l], f"trt{l}": state.trt[l]})
-    src.update({"trl": state.trt0, "u": state.u, "steps": np.array([state.t]), "rng": opt.rng,
+    src.update({"trl": state.trt0, "u": state.u, "steps": np.array([state.t]), "tsteps": np.array([state.tt]),
+                "rng": opt.rng,
                 "opt_steps": np.array([opt.step]), "opt_cfg": opt_cfg(opt, train)})
     for n in qm.trainable_names:
         rows, cols = qm.weights[n].shape

@@ -158,29 +158,6 @@ void etp_contrastive_grads_q(const int16_t *h, const int16_t *g, const int32_t *
     }
 }
 
-void etp_outer_acc_q(int64_t *g, int64_t d, const etp_vec_t *x)
-{
-    uint16_t j;
-    if (d == 0) {
-        return;
-    }
-    if (x->bits == 8) {
-        const int8_t *x8 = (const int8_t *)x->p;
-        for (j = 0; j < x->n; j++) {
-            if (x8[j] != 0) {
-                g[j] = etp_sat(g[j] + d * x8[j], -ETP_GRAD_LIMIT, ETP_GRAD_LIMIT);
-            }
-        }
-    } else {
-        const int16_t *x16 = (const int16_t *)x->p;
-        for (j = 0; j < x->n; j++) {
-            if (x16[j] != 0) {
-                g[j] = etp_sat(g[j] + d * x16[j], -ETP_GRAD_LIMIT, ETP_GRAD_LIMIT);
-            }
-        }
-    }
-}
-
 void etp_readout_error_q(const int32_t *u, uint16_t n_out, uint16_t label, int fo, int64_t bdiv,
                          int64_t *z, int64_t *p, int32_t *e)
 {

@@ -147,12 +147,16 @@ static inline int64_t etp_sround_shift(int64_t a, int k, uint32_t r)
 /* bitlen: bits of x >= 0 (0 for 0). */
 static inline int etp_bitlen(int64_t x)
 {
+#if defined(__GNUC__)
+    return x > 0 ? 64 - __builtin_clzll((unsigned long long)x) : 0;   /* CLZ; the same value */
+#else
     int n = 0;
     while (x > 0) {
         x >>= 1;
         n++;
     }
     return n;
+#endif
 }
 
 /* norm15: (m, e) with m * 2^e = x truncated to 15 significant bits (x > 0; x = 0 gives m = 0). */
