@@ -68,9 +68,12 @@ void etp_lif_step_q(int32_t *v, int8_t *s, int32_t *vpre, uint16_t n,
 void etp_trace_step_q(int16_t *tr, const int8_t *s, uint16_t n, int32_t lam_q, int ft)
 {
     uint16_t i;
+    /* in 32 bits: |lam_q tr| < 2^15 2^15 and 0 <= ft <= 15, so every term fits; floor(a / 2^15)
+     * through a nonnegative offset (no right shift of a negative value) */
     for (i = 0; i < n; i++) {
-        int64_t a = etp_round_shift((int64_t)lam_q * tr[i], 15) + (int64_t)s[i] * ((int64_t)1 << ft);
-        tr[i] = (int16_t)etp_sat(a, INT16_MIN, INT16_MAX);
+        int32_t a = (int32_t)(((uint32_t)(lam_q * tr[i] + (1 << 14)) + 0x80000000u) >> 15) - (1 << 16) +
+                    s[i] * (1 << ft);
+        tr[i] = (int16_t)(a < INT16_MIN ? INT16_MIN : (a > INT16_MAX ? INT16_MAX : a));
     }
 }
 

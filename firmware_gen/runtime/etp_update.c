@@ -71,13 +71,28 @@ static void q_row(const etp_param_t *p, const etp_grad_t *grad, uint16_t T, uint
     }
 }
 
+/* floor(a / n) for 0 <= a < 2^63, 0 < n < 2^16, by four 32-bit divisions of 16-bit digits (exact;
+ * a Cortex-M4 has no 64-bit divide). */
+static int64_t div64_16(int64_t a, uint16_t n)
+{
+    uint64_t u = (uint64_t)a, q = 0;
+    uint32_t rem = 0;
+    int k;
+    for (k = 48; k >= 0; k -= 16) {
+        uint32_t cur = (rem << 16) | (uint32_t)((u >> k) & 0xFFFFu);
+        q = (q << 16) | (cur / n);
+        rem = cur % n;
+    }
+    return (int64_t)q;
+}
+
 int64_t etp_mean_stat(int64_t sq, uint16_t n, int sh)
 {
     int a = 62 - etp_bitlen(sq), rest;
     int64_t ms;
     a = a < sh ? a : sh;
     a = a > 0 ? a : 0;
-    ms = (sq << a) / n;                       /* sq << a < 2^62, both >= 0: '/' is floor */
+    ms = div64_16(sq << a, n);                /* sq << a < 2^62, both >= 0 */
     rest = sh - a;
     return rest >= 0 ? etp_shl_sat(ms, rest, ETP_STAT_MAX) : etp_floor_shift(ms, -rest);
 }
@@ -118,7 +133,7 @@ void etp_rms_scales(const etp_param_t *p, const int64_t *rowsq, const int64_t *c
         p->cc[j] = first ? ms : p->cc[j] + etp_round_shift(ms - p->cc[j], beta_shift);
     }
     for (i = 0; i < p->rows; i++) {
-        t2 += etp_div_floor(p->rr[i], p->rows);
+        t2 += div64_16(p->rr[i], p->rows);      /* rr >= 0 */
     }
     ts = etp_isqrt(t2);
     if (ts == 0) {
@@ -127,11 +142,16 @@ void etp_rms_scales(const etp_param_t *p, const int64_t *rowsq, const int64_t *c
     etp_norm15(ts, &tm, &te);
     for (i = 0; i < p->rows; i++) {
         int64_t r = mode == ETP_MODE_COLNORM ? ts : etp_isqrt(p->rr[i]);
+        if (mode == ETP_MODE_COLNORM && i > 0) {      /* every row has r = ts: row 0's values */
+            row_m[i] = row_m[0];
+            row_s[i] = row_s[0];
+            continue;
+        }
         if (r > 0) {
             int64_t rm, am;
             int re, ae;
             etp_norm15(r, &rm, &re);
-            etp_norm15(((tm << 16) / rm) * lr_m, &am, &ae);      /* lr_m * sqrt(T2) / sqrt(rr_i) */
+            etp_norm15((int64_t)(((uint32_t)tm << 16) / (uint32_t)rm) * lr_m, &am, &ae);   /* lr_m sqrt(T2) / sqrt(rr_i); tm, rm < 2^15 */
             row_m[i] = (int32_t)am;
             row_s[i] = 16 - ae - te + re;
         }
@@ -142,7 +162,7 @@ void etp_rms_scales(const etp_param_t *p, const int64_t *rowsq, const int64_t *c
             int64_t cm;
             int ce;
             etp_norm15(c, &cm, &ce);
-            col_m[j] = (int32_t)(((int64_t)1 << 30) / cm);                /* 1 / sqrt(cc_j) */
+            col_m[j] = (int32_t)((1u << 30) / (uint32_t)cm);              /* 1 / sqrt(cc_j); cm < 2^15 */
             col_s[j] = ce + 30;
         }
     }
