@@ -28,14 +28,7 @@ from edgetp.fixed import primitives as P
 from edgetp.fixed.qconfig import QModel
 from edgetp.fixed.network_q import TARGETS
 
-# dtype code (the contract's ``etp_tensor_t.dtype``), C type, NumPy type
-DTYPES = {
-    "i8": (0, "int8_t", np.int8), "u8": (1, "uint8_t", np.uint8),
-    "i16": (2, "int16_t", np.int16), "u16": (3, "uint16_t", np.uint16),
-    "i32": (4, "int32_t", np.int32), "u32": (5, "uint32_t", np.uint32),
-    "i64": (6, "int64_t", np.int64),
-}
-OPT_CFG_FIELDS = ("kind", "lr_m", "lr_e", "beta_shift", "train_all", "clip")
+from edgetp.fixed.contract import DTYPES, OPT_CFG_FIELDS   # noqa: F401  (re-exported: one dtype table)
 
 RAM_GROUPS = ("trainable weights", "data state", "target set", "optimizer", "scratch")
 FLASH_GROUPS = ("frozen weights", "initial weights", "tables")

@@ -18,6 +18,7 @@ import zlib
 import numpy as np
 
 from edgetp.errors import EdgetpError
+from edgetp.fixed.contract import OPT_CFG_RANGES
 from edgetp.fixed.network_q import QState, infer_step_q, init_state_q, state_arrays, train_step_q
 from edgetp.fixed.primitives import prng_seed
 from edgetp.fixed.qconfig import QModel
@@ -111,10 +112,11 @@ class DeviceConfig:
         n_targets_ok = self.targets in ("batch", "classes")
         if not n_targets_ok or self.optimizer not in KINDS or self.train not in TRAIN_MODES:
             raise EdgetpError(f"targets must be batch|classes, optimizer one of {KINDS}, train one of {TRAIN_MODES}")
-        if not 0 <= int(self.beta_shift) <= 62:
-            raise EdgetpError(f"beta shift must be in 0..62, got {self.beta_shift}")
-        if not -1 <= int(self.clip) <= 62:
-            raise EdgetpError(f"clip must be -1 (no limit) or 0..62, got {self.clip}")
+        for name, v in (("beta_shift", self.beta_shift), ("clip", self.clip)):   # the C checks the same ranges
+            lo, hi = OPT_CFG_RANGES[name]
+            if not lo <= int(v) <= hi:
+                raise EdgetpError(f"{name.replace('_', ' ')} must be in {lo}..{hi}{' (-1: no limit)' if name == 'clip' else ''}"
+                                  f", got {v}")
         lr_code(self.lr)
 
     @property

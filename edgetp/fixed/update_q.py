@@ -27,18 +27,18 @@ import numpy as np
 from numba import njit
 
 from edgetp.errors import EdgetpError
-from edgetp.fixed.primitives import (bitlen, isqrt, norm15, prng_seed, round_shift, sat, shl_sat, sround_shift,
-                                     xorshift32)
+from edgetp.fixed import contract as C
+from edgetp.fixed.primitives import bitlen, isqrt, norm15, prng_seed, round_shift, sat, shl_sat, xorshift32
 
-KINDS = ("factored", "sgd", "rownorm", "colnorm")  # codes ETP_OPT_* are the indices: append only
-NORM_MODE = {"factored": 0, "rownorm": 1, "colnorm": 2}   # rms_scales' ``mode``
-STAT_F = 48                    # row/column mean squares: int64 Q.48 (their square roots Q.24)
-STAT_MAX = np.int64(1) << 62   # ... saturating here (RMS 128)
-P_LIMIT = np.int64(1) << 61    # bounds of the move limit (Q.16 and Q.32 weight LSB)
-DQ_BITS = 11                   # gradient row factors are rounded to this many bits (quant_exps)
-XQ_BITS = 10                   # ... column factors to this many, less the bits of the term count
-Q_LIMIT = np.int64(1) << (DQ_BITS + XQ_BITS + 1)   # |q| < Q_LIMIT (proof: docs/fixed-point.md, 5)
-M_MAX = (np.int64(1) << 40) - 1   # a Q.32 move multiplier (q32) saturates here: |q| M_MAX < 2^62
+KINDS = C.OPT_KINDS             # codes ETP_OPT_* are the indices: append only
+NORM_MODE = C.RMS_MODES         # rms_scales' ``mode``
+STAT_F = C.STAT_F               # row/column mean squares: int64 Q.48 (their square roots Q.24)
+STAT_MAX = np.int64(C.STAT_MAX)  # ... saturating here (RMS 128)
+P_LIMIT = np.int64(C.P_LIMIT)   # bounds of the move limit (Q.16 and Q.32 weight LSB)
+DQ_BITS = C.DQ_BITS             # gradient row factors are rounded to this many bits (quant_exps)
+XQ_BITS = C.XQ_BITS             # ... column factors to this many, less the bits of the term count
+Q_LIMIT = np.int64(C.Q_LIMIT)   # |q| < Q_LIMIT (proof: docs/fixed-point.md, 5)
+M_MAX = np.int64(C.M_MAX)       # a Q.32 move multiplier (q32) saturates here: |q| M_MAX < 2^62
 
 
 def lr_code(lr: float) -> tuple[int, int]:
@@ -168,7 +168,7 @@ def mean_stat(sq, n, sh):
     a = max(np.int64(0), min(np.int64(sh), 62 - bitlen(sq)))
     ms = (sq << a) // n
     rest = sh - a
-    return shl_sat(ms, rest, STAT_MAX) if rest >= 0 else ms >> (-rest)
+    return shl_sat(ms, rest, STAT_MAX) if rest >= 0 else ms >> min(-rest, 63)   # 0 <= ms < 2^62
 
 
 @njit(cache=True)

@@ -58,7 +58,7 @@ etp_status_t etp_init(uint32_t seed)
 
 etp_status_t etp_set_lr(uint8_t lr_m, int16_t lr_e)
 {
-    if (lr_e < -64 || lr_e > 127) {
+    if (lr_e < ETP_CFG_LR_E_MIN || lr_e > ETP_CFG_LR_E_MAX) {
         return ETP_EBADARG;
     }
     NET->opt_cfg[ETP_CFG_LR_M] = lr_m;
@@ -68,7 +68,8 @@ etp_status_t etp_set_lr(uint8_t lr_m, int16_t lr_e)
 
 etp_status_t etp_set_optimizer(uint8_t kind, uint8_t beta_shift, uint8_t train_all, int8_t clip)
 {
-    if (kind >= ETP_OPT_COUNT || beta_shift > 62 || train_all > 1 || clip < -1 || clip > 62) {
+    if (kind > ETP_CFG_KIND_MAX || beta_shift > ETP_CFG_BETA_SHIFT_MAX || train_all > ETP_CFG_TRAIN_ALL_MAX ||
+        clip < ETP_CFG_CLIP_MIN || clip > ETP_CFG_CLIP_MAX) {
         return ETP_EBADARG;
     }
     NET->opt_cfg[ETP_CFG_KIND] = kind;

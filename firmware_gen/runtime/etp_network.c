@@ -175,12 +175,20 @@ static void grad_term(const etp_param_t *p, uint16_t t, etp_term_t *out)
 
 static const etp_grad_t gradient = {grad_count, grad_term};
 
+/* Every opt_cfg field within its range (edgetp.fixed.contract.OPT_CFG_RANGES). */
 static int opt_cfg_valid(const int32_t *c)
 {
-    return c[ETP_CFG_KIND] >= 0 && c[ETP_CFG_KIND] < ETP_OPT_COUNT && c[ETP_CFG_LR_M] >= 0 && c[ETP_CFG_LR_M] <= 255 &&
-           c[ETP_CFG_LR_E] >= -64 && c[ETP_CFG_LR_E] <= 127 && c[ETP_CFG_BETA_SHIFT] >= 0 &&
-           c[ETP_CFG_BETA_SHIFT] <= 62 && (c[ETP_CFG_TRAIN_ALL] == 0 || c[ETP_CFG_TRAIN_ALL] == 1) &&
-           c[ETP_CFG_CLIP] >= -1 && c[ETP_CFG_CLIP] <= 62;
+    static const int32_t lo[ETP_CFG_COUNT] = {ETP_CFG_KIND_MIN, ETP_CFG_LR_M_MIN, ETP_CFG_LR_E_MIN,
+                                              ETP_CFG_BETA_SHIFT_MIN, ETP_CFG_TRAIN_ALL_MIN, ETP_CFG_CLIP_MIN};
+    static const int32_t hi[ETP_CFG_COUNT] = {ETP_CFG_KIND_MAX, ETP_CFG_LR_M_MAX, ETP_CFG_LR_E_MAX,
+                                              ETP_CFG_BETA_SHIFT_MAX, ETP_CFG_TRAIN_ALL_MAX, ETP_CFG_CLIP_MAX};
+    int f;
+    for (f = 0; f < ETP_CFG_COUNT; f++) {
+        if (c[f] < lo[f] || c[f] > hi[f]) {
+            return 0;
+        }
+    }
+    return 1;
 }
 
 etp_status_t etp_train_step(const etp_x_t *x, uint16_t label)

@@ -54,35 +54,36 @@ etp_status_t etp_init(uint32_t seed)
     x = seed ^ ETP_PRNG_SEED_XOR;            /* primitives.prng_seed */
     *NET->rng = x != 0 ? x : ETP_PRNG_SEED_XOR;
     *NET->opt_steps = 0;
-    NET->opt_cfg[0] = ETP_OPT_KIND_DEFAULT;
-    NET->opt_cfg[1] = ETP_LR_M_DEFAULT;
-    NET->opt_cfg[2] = ETP_LR_E_DEFAULT;
-    NET->opt_cfg[3] = ETP_BETA_SHIFT_DEFAULT;
-    NET->opt_cfg[4] = ETP_TRAIN_ALL_DEFAULT;
-    NET->opt_cfg[5] = ETP_CLIP_DEFAULT;
+    NET->opt_cfg[ETP_CFG_KIND] = ETP_OPT_KIND_DEFAULT;
+    NET->opt_cfg[ETP_CFG_LR_M] = ETP_LR_M_DEFAULT;
+    NET->opt_cfg[ETP_CFG_LR_E] = ETP_LR_E_DEFAULT;
+    NET->opt_cfg[ETP_CFG_BETA_SHIFT] = ETP_BETA_SHIFT_DEFAULT;
+    NET->opt_cfg[ETP_CFG_TRAIN_ALL] = ETP_TRAIN_ALL_DEFAULT;
+    NET->opt_cfg[ETP_CFG_CLIP] = ETP_CLIP_DEFAULT;
     etp_reset_state();
     return ETP_OK;
 }
 
 etp_status_t etp_set_lr(uint8_t lr_m, int16_t lr_e)
 {
-    if (lr_e < -64 || lr_e > 127) {
+    if (lr_e < ETP_CFG_LR_E_MIN || lr_e > ETP_CFG_LR_E_MAX) {
         return ETP_EBADARG;
     }
-    NET->opt_cfg[1] = lr_m;
-    NET->opt_cfg[2] = lr_e;
+    NET->opt_cfg[ETP_CFG_LR_M] = lr_m;
+    NET->opt_cfg[ETP_CFG_LR_E] = lr_e;
     return ETP_OK;
 }
 
 etp_status_t etp_set_optimizer(uint8_t kind, uint8_t beta_shift, uint8_t train_all, int8_t clip)
 {
-    if (kind >= ETP_OPT_COUNT || beta_shift > 62 || train_all > 1 || clip < -1 || clip > 62) {
+    if (kind > ETP_CFG_KIND_MAX || beta_shift > ETP_CFG_BETA_SHIFT_MAX || train_all > ETP_CFG_TRAIN_ALL_MAX ||
+        clip < ETP_CFG_CLIP_MIN || clip > ETP_CFG_CLIP_MAX) {
         return ETP_EBADARG;
     }
-    NET->opt_cfg[0] = kind;
-    NET->opt_cfg[3] = beta_shift;
-    NET->opt_cfg[4] = train_all;
-    NET->opt_cfg[5] = clip;
+    NET->opt_cfg[ETP_CFG_KIND] = kind;
+    NET->opt_cfg[ETP_CFG_BETA_SHIFT] = beta_shift;
+    NET->opt_cfg[ETP_CFG_TRAIN_ALL] = train_all;
+    NET->opt_cfg[ETP_CFG_CLIP] = clip;
     return ETP_OK;
 }
 

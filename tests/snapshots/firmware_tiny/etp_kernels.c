@@ -76,9 +76,12 @@ void etp_lif_step_q(int32_t *v, int8_t *s, int32_t *vpre, uint16_t n,
 void etp_trace_step_q(int16_t *tr, const int8_t *s, uint16_t n, int32_t lam_q, int ft)
 {
     uint16_t i;
+    /* in 32 bits: |lam_q tr| < 2^15 2^15 and 0 <= ft <= 15, so every term fits; floor(a / 2^15)
+     * through a nonnegative offset (no right shift of a negative value) */
     for (i = 0; i < n; i++) {
-        int64_t a = etp_round_shift((int64_t)lam_q * tr[i], 15) + (int64_t)s[i] * ((int64_t)1 << ft);
-        tr[i] = (int16_t)etp_sat(a, INT16_MIN, INT16_MAX);
+        int32_t a = (int32_t)(((uint32_t)(lam_q * tr[i] + (1 << 14)) + 0x80000000u) >> 15) - (1 << 16) +
+                    s[i] * (1 << ft);
+        tr[i] = (int16_t)(a < INT16_MIN ? INT16_MIN : (a > INT16_MAX ? INT16_MAX : a));
     }
 }
 
@@ -161,29 +164,6 @@ void etp_contrastive_grads_q(const int16_t *h, const int16_t *g, const int32_t *
                 uint32_t ki = (uint32_t)k * H + i;
                 delta_t[ki] = etp_delta_q((int64_t)dz[k] * h[i], etp_surrogate_q(vpre_t[ki], vth_q, ETP_GAMMA_Q),
                                           ETP_DELTA_SHIFT);
-            }
-        }
-    }
-}
-
-void etp_outer_acc_q(int64_t *g, int64_t d, const etp_vec_t *x)
-{
-    uint16_t j;
-    if (d == 0) {
-        return;
-    }
-    if (x->bits == 8) {
-        const int8_t *x8 = (const int8_t *)x->p;
-        for (j = 0; j < x->n; j++) {
-            if (x8[j] != 0) {
-                g[j] = etp_sat(g[j] + d * x8[j], -ETP_GRAD_LIMIT, ETP_GRAD_LIMIT);
-            }
-        }
-    } else {
-        const int16_t *x16 = (const int16_t *)x->p;
-        for (j = 0; j < x->n; j++) {
-            if (x16[j] != 0) {
-                g[j] = etp_sat(g[j] + d * x16[j], -ETP_GRAD_LIMIT, ETP_GRAD_LIMIT);
             }
         }
     }
