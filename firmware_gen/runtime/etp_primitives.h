@@ -85,6 +85,19 @@ static inline int64_t etp_isqrt(int64_t n)
     if (n <= 0) {
         return 0;
     }
+    if (n < ((int64_t)1 << 32)) {                      /* the same digits in 32 bits */
+        uint32_t r32 = 0, n32 = (uint32_t)n, b32 = (uint32_t)1 << ((etp_bitlen(n) - 1) & ~1);
+        while (b32 != 0) {
+            if (n32 >= r32 + b32) {
+                n32 -= r32 + b32;
+                r32 = (r32 >> 1) + b32;
+            } else {
+                r32 >>= 1;
+            }
+            b32 >>= 2;
+        }
+        return r32;
+    }
     bit = (int64_t)1 << ((etp_bitlen(n) - 1) & ~1);   /* the highest power of 4 <= n */
     while (bit != 0) {
         if (n >= res + bit) {

@@ -71,19 +71,18 @@ static void q_row(const etp_param_t *p, const etp_grad_t *grad, uint16_t T, uint
     }
 }
 
-/* floor(a / n) for 0 <= a < 2^63, 0 < n < 2^16, by four 32-bit divisions of 16-bit digits (exact;
- * a Cortex-M4 has no 64-bit divide). */
+/* floor(a / n) for 0 <= a < 2^63, 0 < n < 2^16, by three 32-bit divisions (the high word, then two
+ * 16-bit digits; exact: a Cortex-M4 has no 64-bit divide). */
 static int64_t div64_16(int64_t a, uint16_t n)
 {
-    uint64_t u = (uint64_t)a, q = 0;
-    uint32_t rem = 0;
-    int k;
-    for (k = 48; k >= 0; k -= 16) {
-        uint32_t cur = (rem << 16) | (uint32_t)((u >> k) & 0xFFFFu);
-        q = (q << 16) | (cur / n);
-        rem = cur % n;
-    }
-    return (int64_t)q;
+    uint64_t u = (uint64_t)a;
+    uint32_t hi = (uint32_t)(u >> 32), lo = (uint32_t)u, q1, q2, q3, r;
+    q1 = hi / n;                              /* each partial dividend is below n 2^16 <= 2^32 */
+    r = hi - q1 * n;
+    q2 = ((r << 16) | (lo >> 16)) / n;
+    r = ((r << 16) | (lo >> 16)) - q2 * n;
+    q3 = ((r << 16) | (lo & 0xFFFFu)) / n;
+    return (int64_t)(((uint64_t)q1 << 32) | ((uint64_t)q2 << 16)) + q3;
 }
 
 int64_t etp_mean_stat(int64_t sq, uint16_t n, int sh)
@@ -97,6 +96,21 @@ int64_t etp_mean_stat(int64_t sq, uint16_t n, int sh)
     return rest >= 0 ? etp_shl_sat(ms, rest, ETP_STAT_MAX) : etp_floor_shift(ms, -rest);
 }
 
+/* norm15(isqrt(n)) for n > 0, from the top bits of n only: isqrt(n) has r = ceil(bitlen(n) / 2) bits,
+ * so e = r - 15 and, for e > 0, floor(isqrt(n) / 2^e) = floor(sqrt(n / 4^e)) = isqrt(n >> 2e) with
+ * n >> 2e < 2^30 (floor(sqrt(floor(x))) = floor(sqrt(x))); for e <= 0, n < 2^30 already. Returns 0
+ * (m, e untouched) when n <= 0, where isqrt(n) = 0. */
+static int isqrt_norm15(int64_t n, int64_t *m, int *e)
+{
+    int b = etp_bitlen(n);
+    if (n <= 0) {
+        return 0;
+    }
+    *e = (b + 1) / 2 - 15;
+    *m = *e > 0 ? etp_isqrt(n >> (2 * *e)) : etp_isqrt(n) << -*e;   /* etp_isqrt: 32-bit digits here */
+    return 1;
+}
+
 int64_t etp_q32(int64_t m, int s)
 {
     if (s <= 32) {
@@ -108,7 +122,7 @@ int64_t etp_q32(int64_t m, int s)
 void etp_rms_scales(const etp_param_t *p, const int64_t *rowsq, const int64_t *colsq, int sh, int beta_shift,
                     int32_t lr_m, int mode, int32_t *row_m, int32_t *row_s, int32_t *col_m, int32_t *col_s)
 {
-    int64_t t2 = 0, ts, tm;
+    int64_t t2 = 0, tm;
     int first = 1, zero = 1, te;
     uint16_t i, j;
     for (i = 0; i < p->rows; i++) {
@@ -135,33 +149,27 @@ void etp_rms_scales(const etp_param_t *p, const int64_t *rowsq, const int64_t *c
     for (i = 0; i < p->rows; i++) {
         t2 += div64_16(p->rr[i], p->rows);      /* rr >= 0 */
     }
-    ts = etp_isqrt(t2);
-    if (ts == 0) {
+    if (!isqrt_norm15(t2, &tm, &te)) {           /* norm15(isqrt(T2)); isqrt(T2) = 0: no move */
         return;
     }
-    etp_norm15(ts, &tm, &te);
     for (i = 0; i < p->rows; i++) {
-        int64_t r = mode == ETP_MODE_COLNORM ? ts : etp_isqrt(p->rr[i]);
-        if (mode == ETP_MODE_COLNORM && i > 0) {      /* every row has r = ts: row 0's values */
+        int64_t rm, am;
+        int re, ae;
+        if (mode == ETP_MODE_COLNORM && i > 0) {      /* every row has r = T2: row 0's values */
             row_m[i] = row_m[0];
             row_s[i] = row_s[0];
             continue;
         }
-        if (r > 0) {
-            int64_t rm, am;
-            int re, ae;
-            etp_norm15(r, &rm, &re);
-            etp_norm15((int64_t)(((uint32_t)tm << 16) / (uint32_t)rm) * lr_m, &am, &ae);   /* lr_m sqrt(T2) / sqrt(rr_i); tm, rm < 2^15 */
+        if (mode == ETP_MODE_COLNORM ? (rm = tm, re = te, 1) : isqrt_norm15(p->rr[i], &rm, &re)) {
+            etp_norm15((int64_t)(((uint32_t)tm << 16) / (uint32_t)rm) * lr_m, &am, &ae);   /* lr_m sqrt(T2) / sqrt(rr_i) */
             row_m[i] = (int32_t)am;
             row_s[i] = 16 - ae - te + re;
         }
     }
     for (j = 0; j < p->cols; j++) {
-        int64_t c = mode == ETP_MODE_ROWNORM ? ts : etp_isqrt(p->cc[j]);
-        if (c > 0) {
-            int64_t cm;
-            int ce;
-            etp_norm15(c, &cm, &ce);
+        int64_t cm;
+        int ce;
+        if (mode == ETP_MODE_ROWNORM ? (cm = tm, ce = te, 1) : isqrt_norm15(p->cc[j], &cm, &ce)) {
             col_m[j] = (int32_t)((1u << 30) / (uint32_t)cm);              /* 1 / sqrt(cc_j); cm < 2^15 */
             col_s[j] = ce + 30;
         }

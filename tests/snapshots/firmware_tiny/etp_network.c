@@ -37,10 +37,10 @@ static etp_vec_t vec(const void *p, uint16_t n, uint8_t bits)
 /* Row k of the target set's one-hot input (target_inputs_q): class k for "classes", the label for "batch". */
 static const int8_t *onehot(uint16_t k, uint16_t label)
 {
-    uint16_t c;
-    for (c = 0; c < ETP_N_OUT; c++) {
-        NET->onehot[c] = (int8_t)(c == (ETP_TARGETS_CLASSES ? k : label));
-    }
+    static uint16_t hot = 0;                  /* the one nonzero entry of NET->onehot (or none) */
+    NET->onehot[hot] = 0;
+    hot = ETP_TARGETS_CLASSES ? k : label;
+    NET->onehot[hot] = 1;
     return NET->onehot;
 }
 
