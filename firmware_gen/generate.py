@@ -169,7 +169,7 @@ def _header(qm: QModel, lay: Layout, dev: DeviceConfig, model_hash: str, stamp_t
              D("ETP_OPT_KIND_DEFAULT", f"ETP_OPT_{dev.optimizer.upper()}"),
              D("ETP_LR_M_DEFAULT", m, f"lr {dev.lr:g} ~= lr_m * 2^-lr_e"), D("ETP_LR_E_DEFAULT", e),
              D("ETP_BETA_SHIFT_DEFAULT", dev.beta_shift), D("ETP_TRAIN_ALL_DEFAULT", int(dev.train == "all")),
-             D("ETP_CLIP_DEFAULT", dev.clip, "factored: |move| <= 2^clip lr; -1 no limit"),
+             D("ETP_CLIP_DEFAULT", dev.clip, "normalised rules: |move| <= 2^clip lr; -1 no limit"),
              "", '#include "etp_api.h"', "", "#endif /* ETP_MODEL_H */", ""]
     return "\n".join(lines)
 

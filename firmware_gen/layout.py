@@ -13,7 +13,7 @@ Order of the tensor table (docs/firmware-api.md):
    set ``vt{l} st{l} trt{l}``, the label trace ``trl``, the readout ``u``, the step count
    ``steps`` (steps since the last reset);
 4. optimizer: ``rng`` (xorshift32 state), ``opt_steps``, ``opt_cfg`` (kind, lr_m, lr_e,
-   beta_shift, train_all, clip) and the factored statistics ``rr_<name>``, ``cc_<name>``.
+   beta_shift, train_all, clip) and the normalised rules' statistics ``rr_<name>``, ``cc_<name>``.
 """
 from __future__ import annotations
 

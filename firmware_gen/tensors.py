@@ -106,7 +106,7 @@ class DeviceConfig:
     lr: float = 1e-4
     beta_shift: int = 10
     train: str = "all"
-    clip: int = -1            # factored: |move| <= 2^clip * lr per weight; -1: no limit
+    clip: int = -1            # normalised rules: |move| <= 2^clip * lr per weight; -1: no limit
 
     def __post_init__(self):
         n_targets_ok = self.targets in ("batch", "classes")

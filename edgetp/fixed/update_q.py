@@ -1,7 +1,10 @@
 """Integer weight updates with stochastic rounding: plain SGD and RMS normalisation.
 
-Both end in :func:`apply_update_q`: ``w <- sat(w - sround(g * m_i * n_j, s_i + s_j))`` with one
-xorshift32 draw per element (row-major, tensors in ``QModel.trainable_names`` order).
+A gradient arrives as its factors g = sum_t D[t] X[t]^T (``network_q.gradients_q``); the rule
+rounds them (:func:`quant_exps`, :func:`grad_q`: q, |q| < 2^22, format G - ed - ex) and every kind
+ends in :func:`apply_update_q`: ``w <- sat(w - floor((q * M_ij + r) / 2^32))``, M_ij the move per
+unit of q in Q.32 weight LSB and r one xorshift32 draw per element with q != 0 (row-major,
+tensors in ``QModel.trainable_names`` order). Proofs of the bounds: docs/fixed-point.md, section 5.
 
 - ``sgd``: Delta W = lr * g (the float rule).
 - ``colnorm`` (default): Delta W_ij = lr * g_ij / sqrt(cc_j), each column (input) normalised
@@ -57,7 +60,7 @@ def lr_code(lr: float) -> tuple[int, int]:
 @dataclass
 class QOpt:
     """Optimizer state: kind, learning-rate code, EMA decay shift, PRNG state and the
-    factored statistics (``stats[name] = (rr, cc)``: row and column mean-square EMAs, int64 Q.48)."""
+    normalised rules' statistics (``stats[name] = (rr, cc)``: row and column mean-square EMAs, int64 Q.48)."""
 
     kind: str = "colnorm"
     lr_m: int = 0
@@ -66,7 +69,7 @@ class QOpt:
     rng: np.ndarray = field(default_factory=lambda: np.array([prng_seed(0)], dtype=np.uint32))
     stats: dict = field(default_factory=dict)
     step: int = 0
-    clip: int = -1          # factored: |move| <= 2^clip * lr per element; -1: no limit
+    clip: int = -1          # normalised rules: |move| <= 2^clip * lr per element; -1: no limit
 
     def __post_init__(self):
         if self.kind not in KINDS:

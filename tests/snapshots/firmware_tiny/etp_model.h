@@ -75,7 +75,7 @@ typedef int8_t etp_w_t;
 #define ETP_LR_E_DEFAULT 17
 #define ETP_BETA_SHIFT_DEFAULT 8
 #define ETP_TRAIN_ALL_DEFAULT 1
-#define ETP_CLIP_DEFAULT -1   /* factored: |move| <= 2^clip lr; -1 no limit */
+#define ETP_CLIP_DEFAULT -1   /* normalised rules: |move| <= 2^clip lr; -1 no limit */
 
 #include "etp_api.h"
 
