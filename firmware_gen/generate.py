@@ -127,7 +127,8 @@ def _header(qm: QModel, lay: Layout, dev: DeviceConfig, model_hash: str, stamp_t
         if primitives.prng_seed(s) != ((s ^ seed_xor) or seed_xor):
             raise EdgetpError("edgetp.fixed.primitives.prng_seed is no longer an xor: update etp_api.c")
     D = lambda name, val, note="": f"#define {name} {val}" + (f"   /* {note} */" if note else "")
-    lines = [stamp_text, "#ifndef ETP_MODEL_H", "#define ETP_MODEL_H", "", "#include <stdint.h>", "", '#include "etp_contract.h"', "",
+    lines = [stamp_text, "#ifndef ETP_MODEL_H", "#define ETP_MODEL_H", "", "#include <stdint.h>", "",
+             '#include "etp_contract.h"', "",
              D("ETP_GEN_VERSION", c_string(GEN_VERSION)), D("ETP_MODEL_HASH", c_string(model_hash)),
              D("ETP_NET", c_string(c.net_string())), "",
              "/* sizes */",

@@ -161,7 +161,8 @@ def device_layout(qm: QModel, targets: str = "classes") -> Layout:
     add(Item("crc_nibble", "u32", (16,), "flash", "tables", False, crc32_nibble_table(), "CRC-32 nibble table"))
     if tab is not None:
         bits, off, pre, per = tab
-        add(Item("tstream", "u8", bits.shape, "flash", "tables", False, bits, "layer-0 class target spikes, 1 bit each"))
+        add(Item("tstream", "u8", bits.shape, "flash", "tables", False, bits,
+                 "layer-0 class target spikes, 1 bit each"))
         add(Item("tstream_off", "u32", (K,), "flash", "tables", False, off, "first frame of each class"))
         add(Item("tstream_pre", "u16", (K,), "flash", "tables", False, pre, "frames before the cycle"))
         add(Item("tstream_per", "u16", (K,), "flash", "tables", False, per, "frames of the cycle"))

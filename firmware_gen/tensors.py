@@ -115,8 +115,8 @@ class DeviceConfig:
         for name, v in (("beta_shift", self.beta_shift), ("clip", self.clip)):   # the C checks the same ranges
             lo, hi = OPT_CFG_RANGES[name]
             if not lo <= int(v) <= hi:
-                raise EdgetpError(f"{name.replace('_', ' ')} must be in {lo}..{hi}{' (-1: no limit)' if name == 'clip' else ''}"
-                                  f", got {v}")
+                note = " (-1: no limit)" if name == "clip" else ""
+                raise EdgetpError(f"{name.replace('_', ' ')} must be in {lo}..{hi}{note}, got {v}")
         lr_code(self.lr)
 
     @property

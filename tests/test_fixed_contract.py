@@ -97,7 +97,8 @@ void t_trace(int16_t *tr, const int8_t *s, uint16_t n, int32_t lam, int ft) { et
                             ("t_norm15", i64, [i64, ctypes.POINTER(i32)]), ("t_xorshift32", u32, [u32]),
                             ("t_exp_neg_q", i64, [i64, i32]), ("etp_mean_stat", i64, [i64, ctypes.c_uint16, i32]),
                             ("etp_q32", i64, [i64, i32]),
-                            ("t_trace", None, [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint16, ctypes.c_int32, i32])):
+                            ("t_trace", None, [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint16, ctypes.c_int32,
+                                               i32])):
         getattr(L, name).restype = res
         getattr(L, name).argtypes = args
     return L

@@ -74,8 +74,9 @@ void etp_lif_step_q(int32_t *v, int8_t *s, int32_t *vpre, uint16_t n,
     int dense = ETP_W_BITS == 16 && x->bits == 16 && 4u * nx >= 3u * x->n;
     for (i = 0; i < n; i++) {
         const etp_w_t *wr = W + (uint32_t)i * x->n;
-        int64_t cur = etp_round_shift(dense ? dot_dense16((const int16_t *)(const void *)wr, (const int16_t *)x->p, x->n)
-                                            : dot_nonzero(wr, idx_x, val_x, nx), sh_x);
+        int64_t dot = dense ? dot_dense16((const int16_t *)(const void *)wr, (const int16_t *)x->p, x->n)
+                            : dot_nonzero(wr, idx_x, val_x, nx);
+        int64_t cur = etp_round_shift(dot, sh_x);
         int64_t vp;
         if (R != NULL) {
             cur += etp_round_shift(dot_nonzero(R + (uint32_t)i * n, idx_r, val_r, nr), sh_r);

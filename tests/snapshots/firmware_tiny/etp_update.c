@@ -169,7 +169,8 @@ void etp_rms_scales(const etp_param_t *p, const int64_t *rowsq, const int64_t *c
             continue;
         }
         if (mode == ETP_MODE_COLNORM ? (rm = tm, re = te, 1) : isqrt_norm15(p->rr[i], &rm, &re)) {
-            etp_norm15((int64_t)(((uint32_t)tm << 16) / (uint32_t)rm) * lr_m, &am, &ae);   /* lr_m sqrt(T2) / sqrt(rr_i) */
+            /* lr_m sqrt(T2) / sqrt(rr_i); tm, rm < 2^15 */
+            etp_norm15((int64_t)(((uint32_t)tm << 16) / (uint32_t)rm) * lr_m, &am, &ae);
             row_m[i] = (int32_t)am;
             row_s[i] = 16 - ae - te + re;
         }
