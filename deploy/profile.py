@@ -1,6 +1,7 @@
 """Where a training step's instructions go on the emulated Cortex-M4, per function.
 
     python -m deploy.profile EXPORT_DIR [--steps 101] [--top 15]
+    python -m deploy.profile --net 120-64r-36 [--seed 0] [--exact]
 
 Builds ``firmware/profile/profile_main.c`` with the model's C compiled with
 ``-finstrument-functions`` (the port, startup and main are not instrumented), runs
@@ -9,6 +10,10 @@ prints each function's self and inclusive instructions per training step (names 
 ``arm-none-eabi-nm``). The hooks add tens of instructions per call, counted in the
 caller; that cost is measured and removed at start-up; the split is still approximate
 (instrumenting changes inlining); the HIL's per-step figures are the exact ones.
+``--exact`` builds the same program without the hooks and prints only the exact mean and
+maximum instructions of a training and an inference step (the same random features).
+``--net`` exports a freshly initialised, quantized network of that shape (int16 weights,
+class targets, the default colnorm optimizer) instead of reading EXPORT_DIR.
 """
 from __future__ import annotations
 
@@ -27,7 +32,20 @@ from edgetp.errors import EdgetpError
 HEADERS = "etp_primitives.h,etp_kernels.h,etp_internal.h"
 
 
-def build_profile(model_dir: Path, out: Path, steps: int, opt: str = "-O2") -> Path:
+def random_export(net: str, out: Path, seed: int = 0) -> Path:
+    """Export a freshly initialised ``net`` (edgetp.tp.config.init_params, quantized to int16
+    weights, Q.12 features) with the default device settings into ``out``; returns ``out``."""
+    from edgetp.fixed.qconfig import from_float
+    from edgetp.tp.config import init_params, parse_net
+    from firmware_gen.generate import render
+
+    cfg = parse_net(net)
+    qm = from_float(cfg, init_params(cfg, seed), 12, 16)
+    render(qm).write(out)
+    return out
+
+
+def build_profile(model_dir: Path, out: Path, steps: int, opt: str = "-O2", instrument: bool = True) -> Path:
     model_dir = Path(model_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     gen = write_header(out / "gen").parent
@@ -37,7 +55,8 @@ def build_profile(model_dir: Path, out: Path, steps: int, opt: str = "-O2") -> P
     objs = []
     for src in model_sources(model_dir):
         obj = out / (src.stem + ".o")
-        subprocess.run([*base, "-finstrument-functions", f"-finstrument-functions-exclude-file-list={HEADERS}", "-c", str(src), "-o", str(obj)], check=True)
+        prof = ["-finstrument-functions", f"-finstrument-functions-exclude-file-list={HEADERS}"] if instrument else []
+        subprocess.run([*base, *prof, "-c", str(src), "-o", str(obj)], check=True)
         objs.append(str(obj))
     elf = out / "profile.elf"
     port = [FIRMWARE / "profile" / "profile_main.c", FIRMWARE / "mps2_an386" / "startup.c",
@@ -83,7 +102,10 @@ def run_profile(elf: Path, timeout: float = 600) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m deploy.profile", description=__doc__.split("\n\n")[0])
-    ap.add_argument("model_dir", help="exported model folder (etp_model.h, *.c)")
+    ap.add_argument("model_dir", nargs="?", help="exported model folder (etp_model.h, *.c)")
+    ap.add_argument("--net", default=None, help="profile a freshly initialised network of this shape instead")
+    ap.add_argument("--seed", type=int, default=0, help="initialisation seed of --net")
+    ap.add_argument("--exact", action="store_true", help="no hooks: exact mean/max per step only")
     ap.add_argument("--steps", type=int, default=101, help="training steps (frames) to profile")
     ap.add_argument("--top", type=int, default=15)
     ap.add_argument("--out", default=None, help="build folder (default: a temporary one)")
@@ -91,13 +113,21 @@ def main(argv=None) -> int:
     import tempfile
 
     out = Path(a.out) if a.out else Path(tempfile.mkdtemp(prefix="etp-prof-"))
+    if (a.net is None) == (a.model_dir is None):
+        print("ERROR deploy.profile: give an export folder or --net (one of them)")
+        return 2
     try:
-        res = run_profile(build_profile(Path(a.model_dir), out, a.steps))
+        model_dir = random_export(a.net, out / "model", a.seed) if a.net else Path(a.model_dir)
+        res = run_profile(build_profile(model_dir, out, a.steps, instrument=not a.exact))
     except (subprocess.CalledProcessError, FileNotFoundError, EdgetpError) as exc:
-        print(f"deploy.profile: error: {exc}")
+        print(f"ERROR deploy.profile: {exc}")
         return 2
     n = a.steps
     t = res["totals"]
+    if a.exact:
+        print(f"{a.net or a.model_dir}: training step mean {t['train']:,} max {t['train_max']:,}, inference step mean "
+              f"{t['infer']:,} max {t['infer_max']:,} instructions ({n} random frames each, exact)")
+        return 0
     calls = sum(f["calls"] for f in res["functions"]) / n
     tot = t.get("train", 0) - calls * (t.get("hook_h", 0) + t.get("hook_e0", 0))
     print(f"training step: {tot:,.0f} instructions ({t.get('train', 0):,} instrumented, less {calls:,.0f} calls x "

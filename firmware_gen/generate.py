@@ -113,6 +113,7 @@ def _header(qm: QModel, lay: Layout, dev: DeviceConfig, model_hash: str, stamp_t
             raise EdgetpError("edgetp.fixed.primitives.prng_seed is no longer an xor: update etp_api.c")
     D = lambda name, val, note="": f"#define {name} {val}" + (f"   /* {note} */" if note else "")
     lines = [stamp_text, "#ifndef ETP_MODEL_H", "#define ETP_MODEL_H", "", "#include <stdint.h>", "",
+             '#include "etp_contract.h"', "",
              D("ETP_GEN_VERSION", c_string(GEN_VERSION)), D("ETP_MODEL_HASH", c_string(model_hash)),
              D("ETP_NET", c_string(c.net_string())), "",
              "/* sizes */",
@@ -148,21 +149,13 @@ def _header(qm: QModel, lay: Layout, dev: DeviceConfig, model_hash: str, stamp_t
              D("ETP_DELTA_LIMIT", c_int(kernels_q.DELTA_LIMIT, "int64_t"), "delta saturates here"),
              D("ETP_DELTA_SHIFT", qconfig.Q15 + qm.ft + qconfig.SURR_F - qconfig.DELTA_F,
                "Q.(15+FT) x Q.SURR_F -> Q.DELTA_F"),
-             D("ETP_GRAD_LIMIT", c_int(kernels_q.GRAD_LIMIT, "int64_t"), "raw gradients saturate here"),
-             D("ETP_STAT_F", update_q.STAT_F, "factored statistics Q.STAT_F"),
-             D("ETP_P_LIMIT", c_int(update_q.P_LIMIT, "int64_t"), "a weight move before its final shift"),
-             D("ETP_STAT_MAX", c_int(update_q.STAT_MAX, "int64_t"), "factored statistics saturate here"),
              D("ETP_PRNG_SEED_XOR", f"0x{seed_xor:08X}u", "prng_seed(seed) = seed ^ this (0 -> this)"), "",
-             "/* codes of the API (firmware_gen.layout.DTYPES, edgetp.fixed.update_q.KINDS) */",
-             *[D(f"ETP_{k.upper()}", v[0]) for k, v in DTYPES.items()],
-             D("ETP_DTYPE_SIZES", "{" + ", ".join(str(np.dtype(v[2]).itemsize) for v in DTYPES.values()) + "}"),
-             *[D(f"ETP_OPT_{k.upper()}", i) for i, k in enumerate(update_q.KINDS)],
-             D("ETP_OPT_COUNT", len(update_q.KINDS), "optimizer kinds are 0 .. ETP_OPT_COUNT - 1"), "",
+             "/* dtype codes, optimizer kinds, opt_cfg indices and the update's limits: etp_contract.h */", "",
              f"/* optimizer settings after etp_init (opt_cfg = {{{', '.join(OPT_CFG_FIELDS)}}}) */",
              D("ETP_OPT_KIND_DEFAULT", f"ETP_OPT_{dev.optimizer.upper()}"),
              D("ETP_LR_M_DEFAULT", m, f"lr {dev.lr:g} ~= lr_m * 2^-lr_e"), D("ETP_LR_E_DEFAULT", e),
              D("ETP_BETA_SHIFT_DEFAULT", dev.beta_shift), D("ETP_TRAIN_ALL_DEFAULT", int(dev.train == "all")),
-             D("ETP_CLIP_DEFAULT", dev.clip, "factored: |move| <= 2^clip lr; -1 no limit"),
+             D("ETP_CLIP_DEFAULT", dev.clip, "normalised rules: |move| <= 2^clip lr; -1 no limit"),
              f"/* etp_set_lr accepts lr_m * 2^-lr_e in [{dev.lr_min:g}, {dev.lr_max:g}] only (DeviceConfig.lr_min/lr_max) */",
              D("ETP_LR_MIN_M", lr_code(dev.lr_min)[0]), D("ETP_LR_MIN_E", lr_code(dev.lr_min)[1]),
              D("ETP_LR_MAX_M", lr_code(dev.lr_max)[0]), D("ETP_LR_MAX_E", lr_code(dev.lr_max)[1]),
@@ -212,7 +205,7 @@ def _source(qm: QModel, lay: Layout, labels: list[str], stamp_text: str) -> str:
              "R": ref(f"R{l}"), "S": tgt("etp_S", "NULL"), "S_rec": tgt(ref("S_rec"), "NULL"),
              "sh_x": qm.in_shift(l), "sh_r": qm.rec_shift(l) if c.recurrent else 0,
              "sh_xt": qm.in_shift(l, True), "sh_rt": qm.rec_shift(l, True) if c.recurrent else 0,
-             "v": f"etp_v{l}", "s": f"etp_s{l}", "tr": f"etp_tr{l}", "vt": f"etp_vt{l}", "st": f"etp_st{l}",
+             "v": f"etp_v{l}", "s": f"etp_s{l}", "tr": f"etp_tr{l}", "vt": ref(f"vt{l}"), "st": f"etp_st{l}",
              "trt": f"etp_trt{l}", "s_prev": ref(f"s_prev{l}"), "st_prev": ref(f"st_prev{l}"),
              "vpre": f"etp_vpre{l}", "vpre_t": ref(f"vpre_t{l}"), "delta": f"etp_delta{l}",
              "delta_t": ref(f"delta_t{l}")}
@@ -247,6 +240,7 @@ def _source(qm: QModel, lay: Layout, labels: list[str], stamp_text: str) -> str:
     out.append("")
     shared = ["trl", "u", "steps", "rng", "opt_steps", "opt_cfg"] + [s[0] for s in shared_scratch(*[1] * 7)]
     net = {"layers": "etp_layers", "params": "etp_params", **{f: f"etp_{f}" for f in shared},
+           **{f: ref(f) for f in ("tstream", "tstream_off", "tstream_pre", "tstream_per", "tsteps")},
            "tensors": "etp_tensor_table", "n_tensors": "ETP_N_TENSORS", "labels": "etp_label_names"}
     out.append("const etp_net_t etp_net = {")
     out += [f"    .{k} = {v}," for k, v in net.items()]

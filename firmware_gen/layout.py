@@ -13,8 +13,7 @@ Order of the tensor table (docs/firmware-api.md):
    set ``vt{l} st{l} trt{l}``, the label trace ``trl``, the readout ``u``, the step count
    ``steps`` (steps since the last reset);
 4. optimizer: ``rng`` (xorshift32 state), ``opt_steps``, ``opt_cfg`` (kind, lr_m, lr_e,
-   beta_shift, train_all, clip) and the normalised rules' row and column statistics ``rr_<name>``,
-   ``cc_<name>``.
+   beta_shift, train_all, clip) and the normalised rules' statistics ``rr_<name>``, ``cc_<name>``.
 """
 from __future__ import annotations
 
@@ -29,14 +28,7 @@ from edgetp.fixed import primitives as P
 from edgetp.fixed.qconfig import QModel
 from edgetp.tp.config import TARGETS
 
-# dtype code (the contract's ``etp_tensor_t.dtype``), C type, NumPy type
-DTYPES = {
-    "i8": (0, "int8_t", np.int8), "u8": (1, "uint8_t", np.uint8),
-    "i16": (2, "int16_t", np.int16), "u16": (3, "uint16_t", np.uint16),
-    "i32": (4, "int32_t", np.int32), "u32": (5, "uint32_t", np.uint32),
-    "i64": (6, "int64_t", np.int64),
-}
-OPT_CFG_FIELDS = ("kind", "lr_m", "lr_e", "beta_shift", "train_all", "clip")
+from edgetp.fixed.contract import DTYPES, OPT_CFG_FIELDS   # noqa: F401  (re-exported: one dtype table)
 
 RAM_GROUPS = ("trainable weights", "data state", "target set", "optimizer", "scratch")
 FLASH_GROUPS = ("frozen weights", "initial weights", "tables")
@@ -134,13 +126,17 @@ def device_layout(qm: QModel, targets: str = "classes") -> Layout:
         add(Item(f"v{l}", "i32", (H[l],), "ram", "data state", True))
         add(Item(f"s{l}", "i8", (H[l],), "ram", "data state", True))
         add(Item(f"tr{l}", "i16", (H[l],), "ram", "data state", True))
+    tab = target_stream_table(qm, targets)
     for l in range(L):
-        add(Item(f"vt{l}", "i32", (K, H[l]), "ram", "target set", True))
+        if not (l == 0 and tab is not None):      # a tabulated stream keeps no membrane
+            add(Item(f"vt{l}", "i32", (K, H[l]), "ram", "target set", True))
         add(Item(f"st{l}", "i8", (K, H[l]), "ram", "target set", True))
         add(Item(f"trt{l}", "i16", (K, H[l]), "ram", "target set", True))
     add(Item("trl", "i16", (K, O), "ram", "target set", True, note="label trace"))
     add(Item("u", "i32", (O,), "ram", "data state", True, note="readout"))
     add(Item("steps", "u32", (1,), "ram", "data state", True, note="steps since the reset"))
+    if tab is not None:
+        add(Item("tsteps", "u32", (1,), "ram", "target set", True, note="training steps since the reset"))
     add(Item("rng", "u32", (1,), "ram", "optimizer", True, note="xorshift32 state"))
     add(Item("opt_steps", "u32", (1,), "ram", "optimizer", True))
     add(Item("opt_cfg", "i32", (len(OPT_CFG_FIELDS),), "ram", "optimizer", True, note=", ".join(OPT_CFG_FIELDS)))
@@ -159,7 +155,8 @@ def device_layout(qm: QModel, targets: str = "classes") -> Layout:
     for l in range(L):
         if rec:
             add(Item(f"s_prev{l}", "i8", (H[l],), "ram", "scratch", note="spikes of the previous step"))
-            add(Item(f"st_prev{l}", "i8", (K, H[l]), "ram", "scratch"))
+            if l >= 1:                            # only the target terms of layers >= 1 read it
+                add(Item(f"st_prev{l}", "i8", (K, H[l]), "ram", "scratch"))
         add(Item(f"vpre{l}", "i32", (H[l],), "ram", "scratch", note="membrane before spike/reset"))
         add(Item(f"delta{l}", "i64", (H[l],), "ram", "scratch", note="Q.DELTA_F"))
         if l >= 1:
@@ -171,11 +168,72 @@ def device_layout(qm: QModel, targets: str = "classes") -> Layout:
     # tables
     add(Item("exp2_lut", "i32", (len(P.EXP2_LUT),), "flash", "tables", False, P.EXP2_LUT, "2^(-i/256) Q2.30"))
     add(Item("crc_nibble", "u32", (16,), "flash", "tables", False, crc32_nibble_table(), "CRC-32 nibble table"))
+    if tab is not None:
+        bits, off, pre, per = tab
+        add(Item("tstream", "u8", bits.shape, "flash", "tables", False, bits,
+                 "layer-0 class target spikes, 1 bit each"))
+        add(Item("tstream_off", "u32", (K,), "flash", "tables", False, off, "first frame of each class"))
+        add(Item("tstream_pre", "u16", (K,), "flash", "tables", False, pre, "frames before the cycle"))
+        add(Item("tstream_per", "u16", (K,), "flash", "tables", False, per, "frames of the cycle"))
     dims = {"K": K, "width_max": wmax, "hidden_max": hmax, "rows_max": rows_max, "cols_max": cols_max,
             "sm_max": km}
     lay = Layout(qm, targets, items, dims)
     validate_layout(lay)
     return lay
+
+
+TSTREAM_MAX_FRAMES = 1024     # a class row's stream must repeat within this many steps to be tabulated
+_TSTREAM_CACHE: dict = {}
+
+
+def target_stream_table(qm: QModel, targets: str):
+    """The first hidden layer's class target stream as a constant (docs/fixed-point.md, 8).
+
+    With class targets, row k of layer 0's target stream has the constant input one-hot(k) and
+    frozen weights (S, S_rec): from the reset it is a fixed sequence of states. It is run here with
+    the reference's own ``network_q._layer``; as soon as row k's state (membrane and spikes) before
+    step tau equals its state before an earlier step tau0, every later step repeats with period
+    tau - tau0 (the step is a function of that state alone). So the spikes of step tau are those of
+    frame tau (tau < P + Q) or P + (tau - P) mod Q, with P = tau0 and Q = tau - tau0, exactly.
+    Returns (bits (frames, ceil(H/8)) uint8, off, P, Q per row) or None (batch targets, or a row
+    that does not repeat within TSTREAM_MAX_FRAMES: the device then runs the stream)."""
+    if targets != "classes":
+        return None
+    from edgetp.fixed.network_q import _layer
+    w = qm.weights
+    key = (w["S"].tobytes(), w["S_rec"].tobytes() if qm.cfg.recurrent else b"", qm.in_shift(0, True),
+           qm.rec_shift(0, True) if qm.cfg.recurrent else 0, qm.alpha_q, qm.vth_q, qm.hard, qm.cfg.recurrent)
+    if key in _TSTREAM_CACHE:
+        return _TSTREAM_CACHE[key]
+    K, H = qm.cfg.n_out, qm.cfg.hidden[0]
+    v, s = np.zeros((K, H), np.int32), np.zeros((K, H), np.int8)
+    eye = np.eye(K, dtype=np.int8)
+    seen: list[dict] = [{} for _ in range(K)]
+    cyc: list = [None] * K
+    frames = []
+    for t in range(TSTREAM_MAX_FRAMES + 1):
+        for k in range(K):
+            if cyc[k] is None:
+                st = v[k].tobytes() + s[k].tobytes()
+                if st in seen[k]:
+                    cyc[k] = (seen[k][st], t - seen[k][st])
+                else:
+                    seen[k][st] = t
+        if all(c is not None for c in cyc):
+            break
+        v, s, _ = _layer(qm, 0, v, s, eye, True)
+        frames.append(s.copy())
+    out = None
+    if all(c is not None for c in cyc):
+        rows, off, n = [], [], 0
+        for k, (p, q) in enumerate(cyc):
+            off.append(n)
+            rows += [np.packbits(frames[t][k].astype(np.uint8), bitorder="little") for t in range(p + q)]
+            n += p + q
+        out = (np.array(rows, dtype=np.uint8), np.array(off, dtype=np.uint32),
+               np.array([c[0] for c in cyc], dtype=np.uint16), np.array([c[1] for c in cyc], dtype=np.uint16))
+    _TSTREAM_CACHE[key] = out
+    return out
 
 
 def shared_scratch(O, K, km, wmax, hmax, rows_max, cols_max) -> list:
@@ -185,7 +243,9 @@ def shared_scratch(O, K, km, wmax, hmax, rows_max, cols_max) -> list:
             ("sm_out", "i64", km, "softmax output"), ("onehot", "i8", O, "target-stream input"),
             ("nz_idx_a", "u16", wmax, "nonzero inputs"), ("nz_val_a", "i16", wmax, ""),
             ("nz_idx_b", "u16", hmax, "nonzero recurrent inputs"), ("nz_val_b", "i16", hmax, ""),
-            ("grow", "i64", cols_max, "one gradient row"), ("colsum", "i64", cols_max, "column sums of squares"),
+            ("dq", "i32", max(rows_max, K + 1), "gradient row factors"), ("xq", "i32", cols_max, "column factors"),
+            ("qrow", "i32", cols_max, "one row of q"), ("rowsq", "i64", rows_max, "row sums of q^2"),
+            ("colsq", "i64", cols_max, "column sums of q^2"), ("mcol", "i64", cols_max, "Q.32 column multipliers"),
             ("row_m", "i32", rows_max, "row multipliers"), ("row_s", "i32", rows_max, ""),
             ("col_m", "i32", cols_max, "column multipliers"), ("col_s", "i32", cols_max, "")]
 

@@ -19,6 +19,7 @@ from fractions import Fraction
 import numpy as np
 
 from edgetp.errors import EdgetpError
+from edgetp.fixed.contract import OPT_CFG_RANGES
 from edgetp.fixed.network_q import QState, infer_step_q, init_state_q, state_arrays, train_step_q
 from edgetp.fixed.primitives import prng_seed
 from edgetp.fixed.qconfig import QModel
@@ -29,7 +30,7 @@ from firmware_gen.layout import DTYPES, device_layout, n_targets
 
 # The fields of the reference's state objects that the C twin mirrors. A new field in
 # edgetp.fixed is a new state array: the generator must learn it before it can be exported.
-QSTATE_FIELDS = {"v", "s", "tr", "vt", "st", "trt", "trt0", "u", "t"}
+QSTATE_FIELDS = {"v", "s", "tr", "vt", "st", "trt", "trt0", "u", "t", "tt"}
 QOPT_FIELDS = {"kind", "lr_m", "lr_e", "beta_shift", "rng", "stats", "step", "clip"}
 TRAIN_MODES = ("all", "readout")
 
@@ -64,7 +65,8 @@ def state_tensors(qm: QModel, state: QState, opt: QOpt, targets: str = "classes"
     for l in range(L):
         src.update({f"v{l}": state.v[l], f"s{l}": state.s[l], f"tr{l}": state.tr[l],
                     f"vt{l}": state.vt[l], f"st{l}": state.st[l], f"trt{l}": state.trt[l]})
-    src.update({"trl": state.trt0, "u": state.u, "steps": np.array([state.t]), "rng": opt.rng,
+    src.update({"trl": state.trt0, "u": state.u, "steps": np.array([state.t]), "tsteps": np.array([state.tt]),
+                "rng": opt.rng,
                 "opt_steps": np.array([opt.step]), "opt_cfg": opt_cfg(opt, train)})
     for n in qm.trainable_names:
         rows, cols = qm.weights[n].shape
@@ -120,10 +122,11 @@ class DeviceConfig:
         n_targets_ok = self.targets in TARGETS
         if not n_targets_ok or self.optimizer not in KINDS or self.train not in TRAIN_MODES:
             raise EdgetpError(f"targets must be batch|classes, optimizer one of {KINDS}, train one of {TRAIN_MODES}")
-        if not 0 <= int(self.beta_shift) <= 62:
-            raise EdgetpError(f"beta shift must be in 0..62, got {self.beta_shift}")
-        if not -1 <= int(self.clip) <= 62:
-            raise EdgetpError(f"clip must be -1 (no limit) or 0..62, got {self.clip}")
+        for name, v in (("beta_shift", self.beta_shift), ("clip", self.clip)):   # the C checks the same ranges
+            lo, hi = OPT_CFG_RANGES[name]
+            if not lo <= int(v) <= hi:
+                note = " (-1: no limit)" if name == "clip" else ""
+                raise EdgetpError(f"{name.replace('_', ' ')} must be in {lo}..{hi}{note}, got {v}")
         lr_code(self.lr)
 
     @property
@@ -131,10 +134,11 @@ class DeviceConfig:
         return lr_code(self.lr)
 
     def lr_in_range(self, lr_m: int, lr_e: int) -> bool:
-        """Whether etp_set_lr accepts the code (lr_m, lr_e): lr_e in -64..127 and
+        """Whether etp_set_lr accepts the code (lr_m, lr_e): lr_m, lr_e in the contract's ranges and
         lr_code(lr_min) <= lr_m * 2^-lr_e <= lr_code(lr_max), compared exactly (its C twin:
         lr_in_range in etp_api.c, over ETP_LR_MIN_M/E and ETP_LR_MAX_M/E)."""
-        return (0 <= int(lr_m) <= 255 and -64 <= int(lr_e) <= 127 and lr_le(*lr_code(self.lr_min), lr_m, lr_e)
+        return (OPT_CFG_RANGES["lr_m"][0] <= int(lr_m) <= OPT_CFG_RANGES["lr_m"][1]
+                and OPT_CFG_RANGES["lr_e"][0] <= int(lr_e) <= OPT_CFG_RANGES["lr_e"][1] and lr_le(*lr_code(self.lr_min), lr_m, lr_e)
                 and lr_le(lr_m, lr_e, *lr_code(self.lr_max)))
 
 

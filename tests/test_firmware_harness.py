@@ -127,8 +127,8 @@ def _mutated(spec, file, old, new, tmp_path, sanitize=False):
 def test_harness_reports_first_difference(tmp_path):
     """A one-LSB change in the trace kernel's rounding is found, with its step, tensor and index."""
     spec = CaseSpec(steps=6, samples=1)
-    mm = _mutated(spec, "etp_kernels.c", "etp_round_shift((int64_t)lam_q * tr[i], 15)",
-                  "etp_floor_shift((int64_t)lam_q * tr[i], 15)", tmp_path)
+    mm = _mutated(spec, "etp_kernels.c", "(uint32_t)(lam_q * tr[i] + (1 << 14))",
+                  "(uint32_t)(lam_q * tr[i] + (1 << 13))", tmp_path)
     assert mm is not None and mm.step >= 2 and mm.index >= 0     # traces differ from the second step on
     assert "tr0" in mm.differing and mm.tensor == mm.differing[0]
     assert "first difference after step" in str(mm) and "tr0" in str(mm)

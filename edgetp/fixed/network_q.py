@@ -8,23 +8,30 @@ Nothing on this path reads a float. Formats and rounding: docs/fixed-point.md.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from edgetp.errors import EdgetpError
+from edgetp.fixed.contract import TARGET_KINDS
 from edgetp.fixed.kernels_q import (contrastive_grads_q, delta_q, lif_step_q, outer_acc_q, readout_error_q,
                                     readout_step_q, soft_targets_q, surrogate_q, trace_step_q)
 from edgetp.fixed.qconfig import DELTA_F, Q15, SURR_F, QModel
 from edgetp.fixed.update_q import QOpt, update_q
 from edgetp.tp.network import TPState
 
-TARGETS = ("batch", "classes")
+TARGETS = TARGET_KINDS
 _EMPTY8 = np.zeros((0, 0), dtype=np.int8)
 
 
+@dataclass
 class QState(TPState):
     """The float state's fields (:class:`edgetp.tp.network.TPState`), all integer: v int32 Q.FV,
     s int8, tr int16 Q.ft per hidden layer (B, H_l); vt/st/trt the same for the target stream
-    (K, H_l); trt0 int16 Q.ft (K, O); u int32 (B, O); t steps since the reset (zero state)."""
+    (K, H_l); trt0 int16 Q.ft (K, O); u int32 (B, O); t steps since the reset (zero state);
+    tt the training steps (steps of the target stream) since the reset."""
+
+    tt: int = 0
 
     def named_arrays(self) -> list[tuple[str, np.ndarray]]:
         """Every state array in a fixed order (the C state struct's order)."""
@@ -90,7 +97,7 @@ def forward_q(qm: QModel, state: QState, x: np.ndarray, tin: np.ndarray | None) 
     else:
         trt0 = trace_step_q(state.trt0, tin, qm.lam_q, qm.ft)
     u = readout_step_q(state.u, s[-1], qm.weights[f"W{L}"], qm.beta_q)
-    return QState(v, s, tr, vt, st, trt, trt0, u, state.t + 1), aux
+    return QState(v, s, tr, vt, st, trt, trt0, u, state.t + 1, state.tt + (tin is not None)), aux
 
 
 def grad_formats(qm: QModel) -> dict:
@@ -102,9 +109,25 @@ def grad_formats(qm: QModel) -> dict:
     return out
 
 
+def _terms(ds: list, xs: list) -> tuple:
+    """A gradient sum_t d_t x_t^T as its factors (D, X), int64 (update_q.as_terms)."""
+    return (np.ascontiguousarray(np.concatenate([np.asarray(d, np.int64) for d in ds])),
+            np.ascontiguousarray(np.concatenate([np.asarray(x, np.int64) for x in xs])))
+
+
+def dense_grad(terms: tuple, shape: tuple) -> np.ndarray:
+    """The int64 gradient sum_t D[t] X[t]^T of a tensor given by its factors, each element
+    accumulated with outer_acc_q's saturation to +-2^58 (for checks; the update reads the factors)."""
+    D, X = terms
+    g = np.zeros(shape, dtype=np.int64)
+    outer_acc_q(g, D, X)
+    return g
+
+
 def gradients_q(qm: QModel, prev: QState, new: QState, aux: dict, labels: np.ndarray, targets: str,
                 train: str = "all") -> dict:
-    """Every layer's int64 gradient at this step (spec 3, 5), in the formats of grad_formats."""
+    """Every layer's gradient at this step (spec 3, 5), in the formats of grad_formats, as its
+    factors (D, X): g = sum_t D[t] X[t]^T, one term per data row and (from layer 1 on) per target row."""
     L, B, rec = qm.cfg.layers, new.u.shape[0], qm.cfg.recurrent
     sh = Q15 + qm.ft + SURR_F - DELTA_F
     grads = {}
@@ -114,24 +137,15 @@ def gradients_q(qm: QModel, prev: QState, new: QState, aux: dict, labels: np.nda
             y = soft_targets_q(p if targets == "batch" else p[labels], p, qm.ft)
             dh, dg = contrastive_grads_q(new.tr[l], new.trt[l], y, qm.ft, B)
             d = delta_q(dh, surrogate_q(aux["vpre"][l], qm.vth_q, qm.gamma_q), sh)
-            gW = np.zeros(qm.weights[f"W{l}"].shape, dtype=np.int64)
-            outer_acc_q(gW, d, aux["in"][l])
-            gR = None
-            if rec:
-                gR = np.zeros(qm.weights[f"R{l}"].shape, dtype=np.int64)
-                outer_acc_q(gR, d, prev.s[l])
+            dW, xW, dR, xR = [d], [aux["in"][l]], [d], [prev.s[l]]
             if l >= 1:
                 dt = delta_q(dg, surrogate_q(aux["vpre_t"][l], qm.vth_q, qm.gamma_q), sh)
-                outer_acc_q(gW, dt, aux["in_t"][l])
-                if rec:
-                    outer_acc_q(gR, dt, prev.st[l])
-            grads[f"W{l}"] = gW
+                dW.append(dt), xW.append(aux["in_t"][l]), dR.append(dt), xR.append(prev.st[l])
+            grads[f"W{l}"] = _terms(dW, xW)
             if rec:
-                grads[f"R{l}"] = gR
+                grads[f"R{l}"] = _terms(dR, xR)
     e = readout_error_q(new.u, labels, qm.fw[f"W{L}"], B)
-    gO = np.zeros(qm.weights[f"W{L}"].shape, dtype=np.int64)
-    outer_acc_q(gO, e, new.tr[-1])
-    grads[f"W{L}"] = gO
+    grads[f"W{L}"] = _terms([e], [new.tr[-1]])
     return grads
 
 

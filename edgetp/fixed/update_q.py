@@ -1,7 +1,10 @@
 """Integer weight updates with stochastic rounding: plain SGD and RMS normalisation.
 
-Both end in :func:`apply_update_q`: ``w <- sat(w - sround(g * m_i * n_j, s_i + s_j))`` with one
-xorshift32 draw per element (row-major, tensors in ``QModel.trainable_names`` order).
+A gradient arrives as its factors g = sum_t D[t] X[t]^T (``network_q.gradients_q``); the rule
+rounds them (:func:`quant_exps`, :func:`grad_q`: q, |q| < 2^22, format G - ed - ex) and every kind
+ends in :func:`apply_update_q`: ``w <- sat(w - floor((q * M_ij + r) / 2^32))``, M_ij the move per
+unit of q in Q.32 weight LSB and r one xorshift32 draw per element with q != 0 (row-major,
+tensors in ``QModel.trainable_names`` order). Proofs of the bounds: docs/fixed-point.md, section 5.
 
 - ``sgd``: Delta W = lr * g (the float rule).
 - ``colnorm`` (default): Delta W_ij = lr * g_ij / sqrt(cc_j), each column (input) normalised
@@ -27,14 +30,18 @@ import numpy as np
 from numba import njit
 
 from edgetp.errors import EdgetpError
-from edgetp.fixed.primitives import (bitlen, isqrt, norm15, prng_seed, round_shift, sat, shl_sat, sround_shift,
-                                     xorshift32)
+from edgetp.fixed import contract as C
+from edgetp.fixed.primitives import bitlen, isqrt, norm15, prng_seed, round_shift, sat, shl_sat, xorshift32
 
-KINDS = ("factored", "sgd", "rownorm", "colnorm")  # codes ETP_OPT_* are the indices: append only
-NORM_MODE = {"factored": 0, "rownorm": 1, "colnorm": 2}   # factored_scales' ``mode``
-STAT_F = 48                    # row/column mean squares: int64 Q.48 (their square roots Q.24)
-STAT_MAX = np.int64(1) << 62   # ... saturating here (RMS 128)
-P_LIMIT = np.int64(1) << 61    # a weight move before its final shift
+KINDS = C.OPT_KINDS             # codes ETP_OPT_* are the indices: append only
+NORM_MODE = C.RMS_MODES         # rms_scales' ``mode``
+STAT_F = C.STAT_F               # row/column mean squares: int64 Q.48 (their square roots Q.24)
+STAT_MAX = np.int64(C.STAT_MAX)  # ... saturating here (RMS 128)
+P_LIMIT = np.int64(C.P_LIMIT)   # bounds of the move limit (Q.16 and Q.32 weight LSB)
+DQ_BITS = C.DQ_BITS             # gradient row factors are rounded to this many bits (quant_exps)
+XQ_BITS = C.XQ_BITS             # ... column factors to this many, less the bits of the term count
+Q_LIMIT = np.int64(C.Q_LIMIT)   # |q| < Q_LIMIT (proof: docs/fixed-point.md, 5)
+M_MAX = np.int64(C.M_MAX)       # a Q.32 move multiplier (q32) saturates here: |q| M_MAX < 2^62
 
 
 def lr_code(lr: float) -> tuple[int, int]:
@@ -53,7 +60,7 @@ def lr_code(lr: float) -> tuple[int, int]:
 @dataclass
 class QOpt:
     """Optimizer state: kind, learning-rate code, EMA decay shift, PRNG state and the
-    factored statistics (``stats[name] = (rr, cc)``: row and column mean-square EMAs, int64 Q.48)."""
+    normalised rules' statistics (``stats[name] = (rr, cc)``: row and column mean-square EMAs, int64 Q.48)."""
 
     kind: str = "colnorm"
     lr_m: int = 0
@@ -62,7 +69,7 @@ class QOpt:
     rng: np.ndarray = field(default_factory=lambda: np.array([prng_seed(0)], dtype=np.uint32))
     stats: dict = field(default_factory=dict)
     step: int = 0
-    clip: int = -1          # factored: |move| <= 2^clip * lr per element; -1: no limit
+    clip: int = -1          # normalised rules: |move| <= 2^clip * lr per element; -1: no limit
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -86,91 +93,138 @@ class QOpt:
 
 
 @njit(cache=True)
-def apply_update_q(w, g, row_m, row_s, col_m, col_s, eb, rng, wmin, wmax, bound):
-    """w[i,j] = sat(w - d), d = sround_shift(p, s, r) with p = sat((g[i,j] >> eb) row_m[i] col_m[j],
-    +-2^61), s = row_s[i] + col_s[j] and r the next xorshift32 draw (one per element, drawn
-    whatever s is); s > 62 gives d = 0, s < 0 gives d = sat(p, +-2^20) (moves that large only
-    saturate the weight). With ``bound`` >= 0 (a move limit in Q.16 weight LSB), p is first
-    clamped to +-lim, lim = shl_sat(bound, s - 16, 2^61) (s >= 16) or bound >> (16 - s), so
-    |p 2^-s| <= bound 2^-16. Callers keep |g >> eb| * row_m * col_m < 2^62."""
+def quant_exps(D, X):
+    """(ed, ex): the shifts that bring a gradient's row factors ``D`` (T, H) to DQ_BITS and its
+    column factors ``X`` (T, N) to XQ_BITS less the bits the sum of T terms needs:
+    ed = max(0, bitlen(max|D|) - DQ_BITS), ex = max(0, bitlen(max|X|) + bitlen(T) - 1 - XQ_BITS).
+    Then |round_shift(D, ed)| <= 2^DQ_BITS, |round_shift(X, ex)| <= 2^(XQ_BITS + 1 - bitlen(T)) and
+    every element of ``grad_q`` is below Q_LIMIT = 2^(DQ_BITS + XQ_BITS + 1) (docs/fixed-point.md 5)."""
+    dmax = np.int64(0)
+    for t in range(D.shape[0]):
+        for i in range(D.shape[1]):
+            a = D[t, i]
+            dmax = max(dmax, a if a >= 0 else -a)
+    xmax = np.int64(0)
+    for t in range(X.shape[0]):
+        for j in range(X.shape[1]):
+            a = np.int64(X[t, j])
+            xmax = max(xmax, a if a >= 0 else -a)
+    ed = max(np.int64(0), bitlen(dmax) - DQ_BITS)
+    ex = max(np.int64(0), bitlen(xmax) + bitlen(np.int64(D.shape[0])) - 1 - XQ_BITS)
+    return ed, ex
+
+
+@njit(cache=True)
+def grad_q(D, X, ed, ex):
+    """q[i,j] = sum_t round_shift(D[t,i], ed) round_shift(X[t,j], ex): the gradient sum_t D_t X_t^T
+    at 2^-(ed + ex) of its scale, in int64 (|q| < Q_LIMIT: no saturation needed)."""
+    T, H = D.shape
+    N = X.shape[1]
+    q = np.zeros((H, N), dtype=np.int64)
+    xq = np.empty(N, dtype=np.int64)
+    for t in range(T):
+        for j in range(N):
+            xq[j] = round_shift(np.int64(X[t, j]), ex)
+        for i in range(H):
+            dq = round_shift(D[t, i], ed)
+            if dq != 0:
+                for j in range(N):
+                    q[i, j] += dq * xq[j]
+    return q
+
+
+@njit(cache=True)
+def q32(m, s):
+    """The multiplier m 2^-s (m >= 0) in Q.32: floor(m 2^(32 - s)), saturated to [0, M_MAX]."""
+    if s <= 32:
+        return shl_sat(m, 32 - s, M_MAX)
+    if s - 32 > 62:
+        return np.int64(0)
+    return m >> (s - 32)
+
+
+@njit(cache=True)
+def apply_update_q(w, q, row_m, row_s, col_m, col_s, rng, wmin, wmax, lim):
+    """For every element with q[i,j] != 0, in row-major order: r = the next xorshift32 draw,
+    p = q[i,j] * q32(row_m[i] col_m[j], row_s[i] + col_s[j]) (a move in Q.32 weight LSB,
+    |p| < 2^62), clamped to +-lim when lim >= 0, and w[i,j] = sat(w - floor((p + r) / 2^32)):
+    stochastic rounding with the whole 32-bit draw (unbiased: E = p 2^-32). Elements with
+    q = 0 neither move nor draw."""
     x = np.int64(rng[0])
-    for i in range(w.shape[0]):
-        for j in range(w.shape[1]):
+    for i in range(q.shape[0]):
+        for j in range(q.shape[1]):
+            if q[i, j] == 0:
+                continue
             x = xorshift32(x)
-            p = sat((g[i, j] >> eb) * row_m[i] * col_m[j], -P_LIMIT, P_LIMIT)
-            s = row_s[i] + col_s[j]
-            if bound >= 0:
-                lim = shl_sat(bound, s - 16, P_LIMIT) if s >= 16 else bound >> (16 - s)
+            p = q[i, j] * q32(row_m[i] * col_m[j], row_s[i] + col_s[j])
+            if lim >= 0:
                 p = sat(p, -lim, lim)
-            if s > 62:
-                d = np.int64(0)
-            elif s >= 0:
-                d = sround_shift(p, s, x)
-            else:
-                d = sat(p, -(1 << 20), 1 << 20)
-            w[i, j] = sat(np.int64(w[i, j]) - d, wmin, wmax)
+            w[i, j] = sat(np.int64(w[i, j]) - ((p + x) >> 32), wmin, wmax)
     rng[0] = x
 
 
 @njit(cache=True)
-def _to_stat(ms, sh):
-    """A mean square of (g >> eb) into Q.STAT_F: times 2^sh (saturating) or floor-divided by 2^-sh."""
-    return shl_sat(ms, sh, STAT_MAX) if sh >= 0 else ms >> (-sh)
+def mean_stat(sq, n, sh):
+    """The mean square sq / n (sq a sum of n squares of q, 0 <= sq < 2^62) in Q.STAT_F, i.e. times
+    2^sh: the sum is first shifted left by a = max(0, min(sh, 62 - bitlen(sq))) bits (exactly),
+    divided (floor) by n, then shifted by the rest sh - a (saturating at STAT_MAX, or floor)."""
+    a = max(np.int64(0), min(np.int64(sh), 62 - bitlen(sq)))
+    ms = (sq << a) // n
+    rest = sh - a
+    return shl_sat(ms, rest, STAT_MAX) if rest >= 0 else ms >> min(-rest, 63)   # 0 <= ms < 2^62
 
 
 @njit(cache=True)
-def _ms_ema(g, eb, gf, rr, cc, beta_shift, first):
-    """rr_i += round_shift(ms_i - rr_i, beta_shift), ms_i = the mean square of row i of ``g``
-    (format Q.gf) in Q.STAT_F: _to_stat(floor(sum_j (g_ij >> eb)^2 / N), 2 eb + STAT_F - 2 gf);
-    cc_j the same over columns (sums over H). ``first``: the EMAs are set to the mean squares."""
-    H, N = g.shape
-    col = np.zeros(N, dtype=np.int64)
+def sq_sums(q):
+    """(row sums, column sums) of q[i,j]^2 (int64; |q| < 2^22 keeps a sum over 2^16 terms < 2^60)."""
+    H, N = q.shape
+    rows = np.zeros(H, dtype=np.int64)
+    cols = np.zeros(N, dtype=np.int64)
     for i in range(H):
-        acc = np.int64(0)
         for j in range(N):
-            q = g[i, j] >> eb
-            acc += q * q
-            col[j] += q * q
-        ms = _to_stat(acc // N, 2 * eb + STAT_F - 2 * gf)
-        rr[i] = ms if first else rr[i] + round_shift(ms - rr[i], beta_shift)
-    for j in range(N):
-        ms = _to_stat(col[j] // H, 2 * eb + STAT_F - 2 * gf)
-        cc[j] = ms if first else cc[j] + round_shift(ms - cc[j], beta_shift)
+            a = q[i, j] * q[i, j]
+            rows[i] += a
+            cols[j] += a
+    return rows, cols
 
 
 @njit(cache=True)
-def factored_scales(g, gf, rr, cc, beta_shift, lr_m, mode):
-    """Update the row/column mean-square EMAs ``rr``/``cc`` (Q.48) of ``g`` (Q.gf) and return
-    (eb, row_m, row_s, col_m, col_s) with lr_m * sqrt(T2) / (sqrt(r_i) sqrt(c_j)) ~=
-    row_m[i] col_m[j] 2^-(row_s[i] + col_s[j]), T2 = sum_i floor(rr_i / H), r_i = rr_i and
-    c_j = cc_j (``mode`` 0, factored), or T2 in place of every c_j (1, rownorm: lr_m / sqrt(rr_i))
-    or of every r_i (2, colnorm: lr_m / sqrt(cc_j)); all square roots by isqrt, so every
-    factor is in Q.24; ``g >> eb`` keeps the squares in int64.
-    The EMAs start from the first step whose gradient is not all zero. Rows or columns with
-    EMA 0 get multiplier 0."""
-    H, N = g.shape
-    gmax = np.int64(0)
-    for i in range(H):
-        for j in range(N):
-            gmax = max(gmax, g[i, j] if g[i, j] >= 0 else -g[i, j])
-    eb = max(np.int64(0), bitlen(gmax) - (62 - bitlen(max(H, N))) // 2)
-    first = True
-    for i in range(H):
-        if rr[i] != 0:
-            first = False
-    if first and gmax == 0:
-        return eb, np.zeros(H, np.int64), np.zeros(H, np.int64), np.zeros(N, np.int64), np.zeros(N, np.int64)
-    _ms_ema(g, eb, gf, rr, cc, beta_shift, first)
-    t2 = np.int64(0)
-    for i in range(H):
-        t2 += rr[i] // H
+def rms_scales(rowsq, colsq, sh, rr, cc, beta_shift, lr_m, mode):
+    """The normalised rules' statistics and scales from the row/column sums of q^2 (``sq_sums``;
+    ``sh`` = 2e + STAT_F - 2G brings a mean square of q, format G - e, to Q.STAT_F).
+
+    Updates the EMAs rr_i += round_shift(ms_i - rr_i, beta_shift), ms_i = mean_stat(rowsq_i, N, sh)
+    (cc_j the same over columns; the first step whose gradient is not all zero sets them), and returns
+    (row_m, row_s, col_m, col_s) with lr_m sqrt(T2) / (sqrt(r_i) sqrt(c_j)) ~= row_m[i] col_m[j]
+    2^-(row_s[i] + col_s[j]), T2 = sum_i floor(rr_i / H); ``mode`` (NORM_MODE) 2 colnorm: r_i = T2
+    (lr_m / sqrt(cc_j)); 1 rownorm: c_j = T2; 0 factored: r_i = rr_i, c_j = cc_j. Square roots by isqrt
+    (every factor in Q.24); rows or columns whose root is 0 get multiplier 0."""
+    H, N = rowsq.shape[0], colsq.shape[0]
     row_m = np.zeros(H, dtype=np.int64)
     row_s = np.zeros(H, dtype=np.int64)
     col_m = np.zeros(N, dtype=np.int64)
     col_s = np.zeros(N, dtype=np.int64)
+    first = True
+    zero = True
+    for i in range(H):
+        if rr[i] != 0:
+            first = False
+        if rowsq[i] != 0:
+            zero = False
+    if first and zero:
+        return row_m, row_s, col_m, col_s
+    for i in range(H):
+        ms = mean_stat(rowsq[i], N, sh)
+        rr[i] = ms if first else rr[i] + round_shift(ms - rr[i], beta_shift)
+    for j in range(N):
+        ms = mean_stat(colsq[j], H, sh)
+        cc[j] = ms if first else cc[j] + round_shift(ms - cc[j], beta_shift)
+    t2 = np.int64(0)
+    for i in range(H):
+        t2 += rr[i] // H
     ts = isqrt(t2)
     if ts == 0:
-        return eb, row_m, row_s, col_m, col_s
+        return row_m, row_s, col_m, col_s
     tm, te = norm15(ts)
     for i in range(H):
         r = ts if mode == 2 else isqrt(rr[i])
@@ -183,7 +237,7 @@ def factored_scales(g, gf, rr, cc, beta_shift, lr_m, mode):
         if c > 0:
             cm, ce = norm15(c)
             col_m[j], col_s[j] = (np.int64(1) << 30) // cm, ce + 30   # 1 / sqrt(cc_j)
-    return eb, row_m, row_s, col_m, col_s
+    return row_m, row_s, col_m, col_s
 
 
 def move_bound(opt: QOpt, fw: int) -> int:
@@ -195,8 +249,21 @@ def move_bound(opt: QOpt, fw: int) -> int:
     return int(shl_sat(opt.lr_m, e, P_LIMIT)) if e >= 0 else opt.lr_m >> (-e)
 
 
+def as_terms(g):
+    """A tensor's gradient as (D, X) int64 factors, g = sum_t D[t] X[t]^T: a (D, X) pair as given,
+    or a dense (H, N) array as its N columns (D = g^T, X = the identity)."""
+    if isinstance(g, tuple):
+        D, X = g
+        return np.ascontiguousarray(D, dtype=np.int64), np.ascontiguousarray(X, dtype=np.int64)
+    g = np.asarray(g, dtype=np.int64)
+    return np.ascontiguousarray(g.T), np.eye(g.shape[1], dtype=np.int64)
+
+
 def update_q(qm, opt: QOpt, grads: dict, formats: dict) -> None:
-    """One optimizer step over every tensor with a gradient (in ``trainable_names`` order)."""
+    """One optimizer step over every tensor with a gradient (in ``trainable_names`` order).
+
+    A gradient is given by its factors (``as_terms``); it enters the rule as q = grad_q(D, X, ed, ex)
+    in format G - e, e = ed + ex (G = ``formats[name]``). Delta W_int = lr 2^FW (q 2^-(G-e)) / scale."""
     wmax = (1 << (qm.wbits - 1)) - 1
     for name in qm.trainable_names:
         g = grads.get(name)
@@ -204,18 +271,23 @@ def update_q(qm, opt: QOpt, grads: dict, formats: dict) -> None:
             continue
         w = qm.weights[name]
         H, N = w.shape
-        if opt.kind == "sgd":      # Delta W_int = lr_m (g >> eb) 2^-(G + lr_e - FW - eb)
-            eb = max(0, int(bitlen(np.abs(g).max())) - 54)
-            apply_update_q(w, g, np.full(H, opt.lr_m, np.int64), np.full(H, formats[name] + opt.lr_e - qm.fw[name] - eb,
-                           np.int64), np.ones(N, np.int64), np.zeros(N, np.int64), eb, opt.rng, -wmax - 1, wmax, -1)
+        D, X = as_terms(g)
+        ed, ex = quant_exps(D, X)
+        q = grad_q(D, X, ed, ex)
+        e, G, fw = int(ed + ex), formats[name], qm.fw[name]
+        if opt.kind == "sgd":      # Delta W_int = lr_m q 2^-(G - e + lr_e - FW)
+            apply_update_q(w, q, np.full(H, opt.lr_m, np.int64), np.full(H, G - e + opt.lr_e - fw, np.int64),
+                           np.ones(N, np.int64), np.zeros(N, np.int64), opt.rng, -wmax - 1, wmax, -1)
             continue
         if name not in opt.stats:
             opt.stats[name] = (np.zeros(H, np.int64), np.zeros(N, np.int64))
         rr, cc = opt.stats[name]
-        G = formats[name]
-        eb, row_m, row_s, col_m, col_s = factored_scales(g, G, rr, cc, opt.beta_shift, opt.lr_m, NORM_MODE[opt.kind])
-        # Delta W_int = lr 2^FW (g 2^-G) (sqrt(T2) 2^-24) / ((sqrt(rr_i) 2^-24) (sqrt(cc_j) 2^-24)),
-        # with g >> eb:
-        row_s = row_s + opt.lr_e - qm.fw[name] - eb + G - STAT_F // 2
-        apply_update_q(w, g, row_m, row_s, col_m, col_s, eb, opt.rng, -wmax - 1, wmax, move_bound(opt, qm.fw[name]))
+        rowsq, colsq = sq_sums(q)
+        row_m, row_s, col_m, col_s = rms_scales(rowsq, colsq, 2 * e + STAT_F - 2 * G, rr, cc, opt.beta_shift,
+                                                opt.lr_m, NORM_MODE[opt.kind])
+        # Delta W_int = lr 2^FW (q 2^-(G-e)) (sqrt(T2) 2^-24) / ((sqrt(rr_i) 2^-24) (sqrt(cc_j) 2^-24))
+        row_s = row_s + opt.lr_e - fw - e + G - STAT_F // 2
+        bound = move_bound(opt, fw)
+        apply_update_q(w, q, row_m, row_s, col_m, col_s, opt.rng, -wmax - 1, wmax,
+                       int(shl_sat(bound, 16, P_LIMIT)) if bound >= 0 else -1)
     opt.step += 1

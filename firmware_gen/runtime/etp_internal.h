@@ -24,7 +24,7 @@ typedef struct {
     int32_t *v;                  /* (n) membrane Q.ETP_FV */
     int8_t *s;                   /* (n) spikes 0/1 */
     int16_t *tr;                 /* (n) traces Q.ETP_FT */
-    int32_t *vt;                 /* (K, n) target set */
+    int32_t *vt;                 /* (K, n) target set; NULL on layer 0 when its stream is tabulated */
     int8_t *st;                  /* (K, n) */
     int16_t *trt;                /* (K, n) */
     int8_t *s_prev, *st_prev;    /* spikes of the previous step (recurrent nets; else NULL) */
@@ -46,7 +46,7 @@ typedef struct {
     int8_t gfrac;                /* fractional bits of its raw gradient (network_q.grad_formats) */
     uint8_t kind;                /* ETP_PARAM_* */
     uint8_t layer;               /* hidden layer it belongs to (ETP_PARAM_OUT: ETP_N_LAYERS) */
-    int64_t *rr, *cc;            /* factored statistics: row / column mean-square EMAs */
+    int64_t *rr, *cc;            /* optimizer statistics: row / column mean-square EMAs */
 } etp_param_t;
 
 typedef struct {
@@ -55,15 +55,22 @@ typedef struct {
     int16_t *trl;                /* (K, ETP_N_OUT) label trace */
     int32_t *u;                  /* (ETP_N_OUT) readout, in the format of W_L */
     uint32_t *steps, *rng, *opt_steps;
-    int32_t *opt_cfg;            /* kind, lr_m, lr_e, beta_shift, train_all, clip */
+    int32_t *opt_cfg;            /* indexed by ETP_CFG_* (kind, lr_m, lr_e, beta_shift, train_all, clip) */
     /* scratch of one step */
     int32_t *err, *dz, *ysoft;   /* readout error (O), contrastive dZ and soft targets (K): Q0.15 */
     int64_t *sm_in, *sm_out;     /* softmax in/out, max(K, O) */
     int8_t *onehot;              /* (O) target-stream input */
     uint16_t *nz_idx_a, *nz_idx_b;   /* nonzero entries of an input vector (etp_nonzero) */
     int16_t *nz_val_a, *nz_val_b;
-    int64_t *grow, *colsum;      /* one gradient row; column sums of squares (cols_max) */
+    int32_t *dq, *xq, *qrow;     /* gradient factors (rows_max / K + 1; cols_max), one row of q (cols_max) */
+    int64_t *rowsq, *colsq;      /* sums of q^2 over each row / column */
+    int64_t *mcol;               /* Q.32 multipliers of the columns (cols_max) */
     int32_t *row_m, *row_s, *col_m, *col_s;   /* update multipliers and shifts */
+    /* layer 0's class target stream as a constant (layout.target_stream_table), or all NULL */
+    const uint8_t *tstream;      /* spikes, one bit each, ceil(H_0 / 8) bytes per frame */
+    const uint32_t *tstream_off; /* (K) first frame of row k */
+    const uint16_t *tstream_pre, *tstream_per;   /* (K) frames before its cycle, frames of the cycle */
+    uint32_t *tsteps;            /* training steps since the reset */
     const etp_tensor_t *tensors;
     uint32_t n_tensors;
     const char *const *labels;   /* ETP_N_OUT class names */

@@ -3,7 +3,8 @@
  * Built by deploy/profile.py instead of main.c: the model's C is compiled with
  * -finstrument-functions, so every function entry/exit calls the hooks below, which
  * keep a call stack of counter readings and add each call's self and inclusive cost
- * (port units) to a table by function address. main runs etp_init, ETP_PROF_STEPS
+ * (port units) to a table by function address (built without -finstrument-functions, the
+ * hooks are never called and the totals are exact). main runs etp_init, ETP_PROF_STEPS
  * training steps and as many inference steps on xorshift inputs and prints the table
  * ("P addr calls self inclusive" per function) on the UART. The hooks' own cost is
  * measured first (a frame with K empty child calls) and taken out: each call adds h
@@ -92,6 +93,7 @@ NOPROF static void outx(uintptr_t v) {
     out(b + i);
 }
 
+static uint32_t cost_max;
 NOPROF static void run(int train, uint32_t *r, uint64_t *cost) {
     etp_x_t x[ETP_N_IN];
     etp_reset_state();
@@ -102,7 +104,9 @@ NOPROF static void run(int train, uint32_t *r, uint64_t *cost) {
         }
         uint32_t t0 = port_counter_now();
         if (train) etp_train_step(x, (uint16_t)(t % ETP_N_OUT)); else etp_infer_step(x);
-        *cost += port_counter_now() - t0;
+        uint32_t c = port_counter_now() - t0;
+        *cost += c;
+        cost_max = c > cost_max ? c : cost_max;
     }
 }
 
@@ -114,6 +118,8 @@ NOPROF int main(int argc, char **argv) {
     etp_init(1);
     run(1, &r, &train);
     out("T train "); outu(train * port_counter_res() / ETP_PROF_STEPS); out("\n");
+    out("T train_max "); outu((uint64_t)cost_max * port_counter_res()); out("\n");
+    cost_max = 0;
     out("T hook_h "); outu((hook_h * port_counter_res()) >> 16); out("\n");
     out("T hook_e0 "); outu((hook_e0 * port_counter_res()) >> 16); out("\n");
     for (int k = 0; k < SLOTS; k++) if (slots[k].fn) {
@@ -124,6 +130,7 @@ NOPROF int main(int argc, char **argv) {
         outu(self * port_counter_res()); out(" "); outu(incl * port_counter_res()); out("\n");
     }
     run(0, &r, &infer);
-    out("T infer "); outu(infer * port_counter_res() / ETP_PROF_STEPS); out("\nEND\n");
+    out("T infer "); outu(infer * port_counter_res() / ETP_PROF_STEPS); out("\n");
+    out("T infer_max "); outu((uint64_t)cost_max * port_counter_res()); out("\nEND\n");
     for (;;) { }
 }

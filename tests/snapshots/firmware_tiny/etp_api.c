@@ -54,12 +54,12 @@ etp_status_t etp_init(uint32_t seed)
     x = seed ^ ETP_PRNG_SEED_XOR;            /* primitives.prng_seed */
     *NET->rng = x != 0 ? x : ETP_PRNG_SEED_XOR;
     *NET->opt_steps = 0;
-    NET->opt_cfg[0] = ETP_OPT_KIND_DEFAULT;
-    NET->opt_cfg[1] = ETP_LR_M_DEFAULT;
-    NET->opt_cfg[2] = ETP_LR_E_DEFAULT;
-    NET->opt_cfg[3] = ETP_BETA_SHIFT_DEFAULT;
-    NET->opt_cfg[4] = ETP_TRAIN_ALL_DEFAULT;
-    NET->opt_cfg[5] = ETP_CLIP_DEFAULT;
+    NET->opt_cfg[ETP_CFG_KIND] = ETP_OPT_KIND_DEFAULT;
+    NET->opt_cfg[ETP_CFG_LR_M] = ETP_LR_M_DEFAULT;
+    NET->opt_cfg[ETP_CFG_LR_E] = ETP_LR_E_DEFAULT;
+    NET->opt_cfg[ETP_CFG_BETA_SHIFT] = ETP_BETA_SHIFT_DEFAULT;
+    NET->opt_cfg[ETP_CFG_TRAIN_ALL] = ETP_TRAIN_ALL_DEFAULT;
+    NET->opt_cfg[ETP_CFG_CLIP] = ETP_CLIP_DEFAULT;
     etp_reset_state();
     return ETP_OK;
 }
@@ -80,10 +80,10 @@ static int lr_le(int32_t m, int32_t e, int32_t m2, int32_t e2)
     return d >= 0 ? (m << d) <= m2 : m <= (m2 << -d);
 }
 
-/* lr_e in -64..127 and the export's range holds lr (DeviceConfig.lr_in_range). */
+/* lr_e in the contract's range and the export's range holds lr (DeviceConfig.lr_in_range). */
 static int lr_in_range(int32_t lr_m, int32_t lr_e)
 {
-    return lr_e >= -64 && lr_e <= 127 && lr_le(ETP_LR_MIN_M, ETP_LR_MIN_E, lr_m, lr_e) &&
+    return lr_e >= ETP_CFG_LR_E_MIN && lr_e <= ETP_CFG_LR_E_MAX && lr_le(ETP_LR_MIN_M, ETP_LR_MIN_E, lr_m, lr_e) &&
            lr_le(lr_m, lr_e, ETP_LR_MAX_M, ETP_LR_MAX_E);
 }
 
@@ -92,20 +92,21 @@ etp_status_t etp_set_lr(uint8_t lr_m, int16_t lr_e)
     if (!lr_in_range(lr_m, lr_e)) {
         return ETP_EBADARG;
     }
-    NET->opt_cfg[1] = lr_m;
-    NET->opt_cfg[2] = lr_e;
+    NET->opt_cfg[ETP_CFG_LR_M] = lr_m;
+    NET->opt_cfg[ETP_CFG_LR_E] = lr_e;
     return ETP_OK;
 }
 
 etp_status_t etp_set_optimizer(uint8_t kind, uint8_t beta_shift, uint8_t train_all, int8_t clip)
 {
-    if (kind >= ETP_OPT_COUNT || beta_shift > 62 || train_all > 1 || clip < -1 || clip > 62) {
+    if (kind > ETP_CFG_KIND_MAX || beta_shift > ETP_CFG_BETA_SHIFT_MAX || train_all > ETP_CFG_TRAIN_ALL_MAX ||
+        clip < ETP_CFG_CLIP_MIN || clip > ETP_CFG_CLIP_MAX) {
         return ETP_EBADARG;
     }
-    NET->opt_cfg[0] = kind;
-    NET->opt_cfg[3] = beta_shift;
-    NET->opt_cfg[4] = train_all;
-    NET->opt_cfg[5] = clip;
+    NET->opt_cfg[ETP_CFG_KIND] = kind;
+    NET->opt_cfg[ETP_CFG_BETA_SHIFT] = beta_shift;
+    NET->opt_cfg[ETP_CFG_TRAIN_ALL] = train_all;
+    NET->opt_cfg[ETP_CFG_CLIP] = clip;
     return ETP_OK;
 }
 

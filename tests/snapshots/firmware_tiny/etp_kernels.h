@@ -72,9 +72,6 @@ void etp_contrastive_grads_q(const int16_t *h, const int16_t *g, const int32_t *
 /* delta_q, one element: sat(round_shift(d * sig, shift), +-ETP_DELTA_LIMIT). */
 int64_t etp_delta_q(int64_t d, int64_t sig, int shift);
 
-/* outer_acc_q, one row i and one term: g[j] = sat(g[j] + d x[j], +-ETP_GRAD_LIMIT) for x[j] != 0. */
-void etp_outer_acc_q(int64_t *g, int64_t d, const etp_vec_t *x);
-
 /* readout_error_q, one row: e[k] = div_round(softmax_q(u, fo)[k] - 2^15 [k == label], bdiv). */
 void etp_readout_error_q(const int32_t *u, uint16_t n_out, uint16_t label, int fo, int64_t bdiv,
                          int64_t *z, int64_t *p, int32_t *e);

@@ -53,6 +53,28 @@ const uint32_t etp_crc_nibble[16] = {
              0u,  498536548u,  997073096u,  651767980u, 1994146192u, 1802195444u, 1303535960u, 1342533948u,
     3988292384u, 4027552580u, 3604390888u, 3412177804u, 2607071920u, 2262029012u, 2685067896u, 3183342108u,
 };
+/* 75x1: layer-0 class target spikes, 1 bit each */
+static const uint8_t etp_tstream[75 * 1] = {
+    0u, 2u, 0u, 0u, 2u, 0u, 0u, 2u, 0u, 0u, 2u, 0u,
+    0u, 2u, 0u, 0u, 2u, 0u, 0u, 2u, 0u, 0u, 2u, 0u,
+    0u, 2u, 0u, 0u, 2u, 0u, 0u, 2u, 0u, 0u, 2u, 0u,
+    0u, 2u, 0u, 4u, 0u, 0u, 4u, 0u, 0u, 4u, 0u, 0u,
+    4u, 0u, 0u, 4u, 0u, 0u, 4u, 0u, 0u, 4u, 0u, 0u,
+    4u, 0u, 0u, 4u, 0u, 0u, 4u, 0u, 0u, 4u, 0u, 0u,
+    4u, 0u, 0u,
+};
+/* 2: first frame of each class */
+static const uint32_t etp_tstream_off[2] = {
+     0u, 38u,
+};
+/* 2: frames before the cycle */
+static const uint16_t etp_tstream_pre[2] = {
+    35u, 34u,
+};
+/* 2: frames of the cycle */
+static const uint16_t etp_tstream_per[2] = {
+    3u, 3u,
+};
 
 /* ---- frozen weights (flash) ---- */
 /* 4x2: Q.7 */
@@ -93,10 +115,10 @@ static int32_t etp_u[2]; /* 2: readout */
 static uint32_t etp_steps[1]; /* 1: steps since the reset */
 
 /* ---- target set (ram) ---- */
-static int32_t etp_vt0[2 * 4]; /* 2x4: membrane Q.FV */
 static int8_t etp_st0[2 * 4]; /* 2x4: spikes */
 static int16_t etp_trt0[2 * 4]; /* 2x4: traces Q.FT */
 static int16_t etp_trl[2 * 2]; /* 2x2: label trace */
+static uint32_t etp_tsteps[1]; /* 1: training steps since the reset */
 
 /* ---- optimizer (ram) ---- */
 static uint32_t etp_rng[1]; /* 1: xorshift32 state */
@@ -111,7 +133,6 @@ static int64_t etp_cc_R0[4]; /* 4: column mean-square EMA */
 
 /* ---- scratch (ram) ---- */
 static int8_t etp_s_prev0[4]; /* 4: spikes of the previous step */
-static int8_t etp_st_prev0[2 * 4]; /* 2x4 */
 static int32_t etp_vpre0[4]; /* 4: membrane before spike/reset */
 static int64_t etp_delta0[4]; /* 4: Q.DELTA_F */
 static int32_t etp_err[2]; /* 2: readout error Q0.15 */
@@ -124,8 +145,12 @@ static uint16_t etp_nz_idx_a[4]; /* 4: nonzero inputs */
 static int16_t etp_nz_val_a[4]; /* 4 */
 static uint16_t etp_nz_idx_b[4]; /* 4: nonzero recurrent inputs */
 static int16_t etp_nz_val_b[4]; /* 4 */
-static int64_t etp_grow[4]; /* 4: one gradient row */
-static int64_t etp_colsum[4]; /* 4: column sums of squares */
+static int32_t etp_dq[4]; /* 4: gradient row factors */
+static int32_t etp_xq[4]; /* 4: column factors */
+static int32_t etp_qrow[4]; /* 4: one row of q */
+static int64_t etp_rowsq[4]; /* 4: row sums of q^2 */
+static int64_t etp_colsq[4]; /* 4: column sums of q^2 */
+static int64_t etp_mcol[4]; /* 4: Q.32 column multipliers */
 static int32_t etp_row_m[4]; /* 4: row multipliers */
 static int32_t etp_row_s[4]; /* 4 */
 static int32_t etp_col_m[4]; /* 4: column multipliers */
@@ -147,11 +172,11 @@ static const etp_layer_t etp_layers[ETP_N_LAYERS] = {
         .v = etp_v0,
         .s = etp_s0,
         .tr = etp_tr0,
-        .vt = etp_vt0,
+        .vt = NULL,
         .st = etp_st0,
         .trt = etp_trt0,
         .s_prev = etp_s_prev0,
-        .st_prev = etp_st_prev0,
+        .st_prev = NULL,
         .vpre = etp_vpre0,
         .vpre_t = NULL,
         .delta = etp_delta0,
@@ -172,12 +197,12 @@ static const etp_tensor_t etp_tensor_table[ETP_N_TENSORS] = {
     {"v0", ETP_I32, 1, 4u, etp_v0},
     {"s0", ETP_I8, 1, 4u, etp_s0},
     {"tr0", ETP_I16, 1, 4u, etp_tr0},
-    {"vt0", ETP_I32, 1, 8u, etp_vt0},
     {"st0", ETP_I8, 1, 8u, etp_st0},
     {"trt0", ETP_I16, 1, 8u, etp_trt0},
     {"trl", ETP_I16, 1, 4u, etp_trl},
     {"u", ETP_I32, 1, 2u, etp_u},
     {"steps", ETP_U32, 1, 1u, etp_steps},
+    {"tsteps", ETP_U32, 1, 1u, etp_tsteps},
     {"rng", ETP_U32, 1, 1u, etp_rng},
     {"opt_steps", ETP_U32, 1, 1u, etp_opt_steps},
     {"opt_cfg", ETP_I32, 1, 6u, etp_opt_cfg},
@@ -213,12 +238,21 @@ const etp_net_t etp_net = {
     .nz_val_a = etp_nz_val_a,
     .nz_idx_b = etp_nz_idx_b,
     .nz_val_b = etp_nz_val_b,
-    .grow = etp_grow,
-    .colsum = etp_colsum,
+    .dq = etp_dq,
+    .xq = etp_xq,
+    .qrow = etp_qrow,
+    .rowsq = etp_rowsq,
+    .colsq = etp_colsq,
+    .mcol = etp_mcol,
     .row_m = etp_row_m,
     .row_s = etp_row_s,
     .col_m = etp_col_m,
     .col_s = etp_col_s,
+    .tstream = etp_tstream,
+    .tstream_off = etp_tstream_off,
+    .tstream_pre = etp_tstream_pre,
+    .tstream_per = etp_tstream_per,
+    .tsteps = etp_tsteps,
     .tensors = etp_tensor_table,
     .n_tensors = ETP_N_TENSORS,
     .labels = etp_label_names,

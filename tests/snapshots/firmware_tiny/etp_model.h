@@ -12,6 +12,8 @@
 
 #include <stdint.h>
 
+#include "etp_contract.h"
+
 #define ETP_GEN_VERSION "edgetp-firmware-gen 1.0.0"
 #define ETP_MODEL_HASH "d60efaf5ee99fa52df131e24babd214b7a0488c25d7eb77aab6863b5465ff0ce"
 #define ETP_NET "3-4r-2"
@@ -63,26 +65,9 @@ typedef int8_t etp_w_t;
 #define ETP_DELTA_F 32   /* delta int64 Q.DELTA_F */
 #define ETP_DELTA_LIMIT INT64_C(140737488355328)   /* delta saturates here */
 #define ETP_DELTA_SHIFT 14   /* Q.(15+FT) x Q.SURR_F -> Q.DELTA_F */
-#define ETP_GRAD_LIMIT INT64_C(288230376151711744)   /* raw gradients saturate here */
-#define ETP_STAT_F 48   /* factored statistics Q.STAT_F */
-#define ETP_P_LIMIT INT64_C(2305843009213693952)   /* a weight move before its final shift */
-#define ETP_STAT_MAX INT64_C(4611686018427387904)   /* factored statistics saturate here */
 #define ETP_PRNG_SEED_XOR 0x9E3779B9u   /* prng_seed(seed) = seed ^ this (0 -> this) */
 
-/* codes of the API (firmware_gen.layout.DTYPES, edgetp.fixed.update_q.KINDS) */
-#define ETP_I8 0
-#define ETP_U8 1
-#define ETP_I16 2
-#define ETP_U16 3
-#define ETP_I32 4
-#define ETP_U32 5
-#define ETP_I64 6
-#define ETP_DTYPE_SIZES {1, 1, 2, 2, 4, 4, 8}
-#define ETP_OPT_FACTORED 0
-#define ETP_OPT_SGD 1
-#define ETP_OPT_ROWNORM 2
-#define ETP_OPT_COLNORM 3
-#define ETP_OPT_COUNT 4   /* optimizer kinds are 0 .. ETP_OPT_COUNT - 1 */
+/* dtype codes, optimizer kinds, opt_cfg indices and the update's limits: etp_contract.h */
 
 /* optimizer settings after etp_init (opt_cfg = {kind, lr_m, lr_e, beta_shift, train_all, clip}) */
 #define ETP_OPT_KIND_DEFAULT ETP_OPT_FACTORED
@@ -90,7 +75,7 @@ typedef int8_t etp_w_t;
 #define ETP_LR_E_DEFAULT 17
 #define ETP_BETA_SHIFT_DEFAULT 8
 #define ETP_TRAIN_ALL_DEFAULT 1
-#define ETP_CLIP_DEFAULT -1   /* factored: |move| <= 2^clip lr; -1 no limit */
+#define ETP_CLIP_DEFAULT -1   /* normalised rules: |move| <= 2^clip lr; -1 no limit */
 /* etp_set_lr accepts lr_m * 2^-lr_e in [0, 0.001] only (DeviceConfig.lr_min/lr_max) */
 #define ETP_LR_MIN_M 0
 #define ETP_LR_MIN_E 0

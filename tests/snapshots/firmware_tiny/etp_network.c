@@ -37,10 +37,10 @@ static etp_vec_t vec(const void *p, uint16_t n, uint8_t bits)
 /* Row k of the target set's one-hot input (target_inputs_q): class k for "classes", the label for "batch". */
 static const int8_t *onehot(uint16_t k, uint16_t label)
 {
-    uint16_t c;
-    for (c = 0; c < ETP_N_OUT; c++) {
-        NET->onehot[c] = (int8_t)(c == (ETP_TARGETS_CLASSES ? k : label));
-    }
+    static uint16_t hot = 0;                  /* the one nonzero entry of NET->onehot (or none) */
+    NET->onehot[hot] = 0;
+    hot = ETP_TARGETS_CLASSES ? k : label;
+    NET->onehot[hot] = 1;
     return NET->onehot;
 }
 
@@ -53,6 +53,25 @@ static void layer_row(const etp_layer_t *ly, int target, int32_t *v, int8_t *s, 
     etp_lif_step_q(v, s, vpre, ly->n, in, prop ? ly->S : ly->W, target ? ly->sh_xt : ly->sh_x, &sp,
                    prop ? ly->S_rec : ly->R, target ? ly->sh_rt : ly->sh_r, ETP_ALPHA_Q, ETP_VTH_Q, ETP_HARD_RESET,
                    NET->nz_idx_a, NET->nz_val_a, NET->nz_idx_b, NET->nz_val_b);
+}
+
+/* Layer 0's class target stream at training step tau = *tsteps since the reset, read from flash:
+ * row k's spikes are those of frame tau, or of P + (tau - P) mod Q past its first cycle (P + Q
+ * frames; layout.target_stream_table), unpacked into st; the traces follow as in trace_step_q. */
+static void tabulated_stream(const etp_layer_t *ly)
+{
+    uint32_t tau = *NET->tsteps, nb = ((uint32_t)ly->n + 7u) / 8u;
+    uint16_t k, i;
+    for (k = 0; k < K; k++) {
+        uint32_t pre = NET->tstream_pre[k], end = pre + NET->tstream_per[k];
+        uint32_t f = tau < end ? tau : pre + (tau - pre) % NET->tstream_per[k];
+        const uint8_t *bits = NET->tstream + ((uint32_t)NET->tstream_off[k] + f) * nb;
+        int8_t *s = ly->st + (uint32_t)k * ly->n;
+        for (i = 0; i < ly->n; i++) {
+            s[i] = (int8_t)((bits[i >> 3] >> (i & 7u)) & 1u);
+        }
+        etp_trace_step_q(ly->trt + (uint32_t)k * ly->n, s, ly->n, ETP_LAMBDA_Q, ETP_FT);
+    }
 }
 
 /* forward_q: the data stream, and the target set when with_targets. The previous spikes
@@ -79,6 +98,10 @@ static void forward(const etp_x_t *x, int with_targets, uint16_t label)
                 ly->st_prev[i] = ly->st[i];
             }
         }
+        if (l == 0 && NET->tstream != NULL) {
+            tabulated_stream(ly);
+            continue;
+        }
         for (k = 0; k < K; k++) {
             uint32_t o = (uint32_t)k * ly->n;
             etp_vec_t tin = l == 0 ? vec(onehot(k, label), ETP_N_OUT, 8)
@@ -88,6 +111,9 @@ static void forward(const etp_x_t *x, int with_targets, uint16_t label)
         }
     }
     if (with_targets) {
+        if (NET->tsteps != NULL) {
+            *NET->tsteps += 1;
+        }
         for (k = 0; k < K; k++) {
             etp_trace_step_q(NET->trl + (uint32_t)k * ETP_N_OUT, onehot(k, label), ETP_N_OUT, ETP_LAMBDA_Q, ETP_FT);
         }
@@ -129,101 +155,48 @@ static etp_vec_t term_input(const etp_param_t *p, const etp_layer_t *ly, int k)
                  : vec(NET->layers[p->layer - 1].st + (uint32_t)k * ly->n_in, ly->n_in, 8);
 }
 
-/* Row i of a tensor's raw gradient (gradients_q): the data term, then (layer >= 1) the
- * target rows in order, accumulated with outer_acc_q's saturation. */
-static int grad_row(const etp_param_t *p, uint16_t i, int64_t *g)
+/* gradients_q's factors of a tensor: the readout's one term err tr^T; a hidden tensor's data
+ * term delta in^T (W) or delta s_prev^T (R), then (layer >= 1) one term per target row. */
+static uint16_t grad_count(const etp_param_t *p)
+{
+    if (p->kind == ETP_PARAM_OUT) {
+        return 1;
+    }
+    return NET->layers[p->layer].delta_t != NULL ? (uint16_t)(1 + K) : 1;
+}
+
+static void grad_term(const etp_param_t *p, uint16_t t, etp_term_t *out)
 {
     const etp_layer_t *ly;
-    int any, k;
-    uint16_t j;
-    etp_vec_t in;
-    for (j = 0; j < p->cols; j++) {
-        g[j] = 0;
-    }
     if (p->kind == ETP_PARAM_OUT) {
         const etp_layer_t *last = &NET->layers[ETP_N_LAYERS - 1];
-        in = vec(last->tr, last->n, 16);
-        etp_outer_acc_q(g, NET->err[i], &in);
-        return NET->err[i] != 0;
+        out->d = NET->err;
+        out->dbits = 32;
+        out->x = vec(last->tr, last->n, 16);
+        return;
     }
     ly = &NET->layers[p->layer];
-    in = term_input(p, ly, -1);
-    etp_outer_acc_q(g, ly->delta[i], &in);
-    any = ly->delta[i] != 0;
-    if (ly->delta_t != NULL) {
-        for (k = 0; k < K; k++) {
-            int64_t d = ly->delta_t[(uint32_t)k * ly->n + i];
-            in = term_input(p, ly, k);
-            etp_outer_acc_q(g, d, &in);
-            any |= d != 0;
-        }
-    }
-    return any;
+    out->dbits = 64;
+    out->d = t == 0 ? ly->delta : ly->delta_t + (uint32_t)(t - 1) * ly->n;
+    out->x = term_input(p, ly, (int)t - 1);
 }
 
-static int64_t abs_max_i64(const int64_t *a, uint32_t n)
-{
-    int64_t m = 0;
-    uint32_t i;
-    for (i = 0; i < n; i++) {
-        int64_t v = a[i] >= 0 ? a[i] : -a[i];
-        m = v > m ? v : m;
-    }
-    return m;
-}
+static const etp_grad_t gradient = {grad_count, grad_term};
 
-static int64_t abs_max_vec32(const int32_t *a, uint16_t n)
-{
-    int64_t m = 0;
-    uint16_t i;
-    for (i = 0; i < n; i++) {
-        int64_t v = a[i] >= 0 ? (int64_t)a[i] : -(int64_t)a[i];
-        m = v > m ? v : m;
-    }
-    return m;
-}
-
-static int64_t abs_max_vec(const etp_vec_t *x)
-{
-    int64_t m = 0;
-    uint16_t j;
-    for (j = 0; j < x->n; j++) {
-        int64_t v = x->bits == 8 ? ((const int8_t *)x->p)[j] : ((const int16_t *)x->p)[j];
-        v = v >= 0 ? v : -v;
-        m = v > m ? v : m;
-    }
-    return m;
-}
-
-/* max |g| of a tensor. When its gradient is one outer product d x^T (the readout, and
- * layer 0, whose target stream does not learn), |g_ij| = min(|d_i| |x_j|, ETP_GRAD_LIMIT),
- * so the maximum is min(max |d| max |x|, ETP_GRAD_LIMIT) (|d| <= 2^47, |x| < 2^16: no
- * overflow); otherwise every row is read. */
-static int64_t grad_abs_max(const etp_param_t *p, int64_t *g)
-{
-    int64_t dmax, m;
-    etp_vec_t in;
-    if (p->kind == ETP_PARAM_OUT) {
-        const etp_layer_t *last = &NET->layers[ETP_N_LAYERS - 1];
-        in = vec(last->tr, last->n, 16);
-        dmax = abs_max_vec32(NET->err, ETP_N_OUT);
-    } else if (NET->layers[p->layer].delta_t == NULL) {
-        const etp_layer_t *ly = &NET->layers[p->layer];
-        in = term_input(p, ly, -1);
-        dmax = abs_max_i64(ly->delta, ly->n);
-    } else {
-        return etp_grad_abs_max_rows(p, grad_row, g);
-    }
-    m = dmax * abs_max_vec(&in);
-    return m < ETP_GRAD_LIMIT ? m : ETP_GRAD_LIMIT;
-}
-
-static const etp_grad_t gradient = {grad_row, grad_abs_max};
-
+/* Every opt_cfg field within its range (edgetp.fixed.contract.OPT_CFG_RANGES). */
 static int opt_cfg_valid(const int32_t *c)
 {
-    return c[0] >= 0 && c[0] < ETP_OPT_COUNT && c[1] >= 0 && c[1] <= 255 && c[2] >= -64 &&
-           c[2] <= 127 && c[3] >= 0 && c[3] <= 62 && (c[4] == 0 || c[4] == 1) && c[5] >= -1 && c[5] <= 62;
+    static const int32_t lo[ETP_CFG_COUNT] = {ETP_CFG_KIND_MIN, ETP_CFG_LR_M_MIN, ETP_CFG_LR_E_MIN,
+                                              ETP_CFG_BETA_SHIFT_MIN, ETP_CFG_TRAIN_ALL_MIN, ETP_CFG_CLIP_MIN};
+    static const int32_t hi[ETP_CFG_COUNT] = {ETP_CFG_KIND_MAX, ETP_CFG_LR_M_MAX, ETP_CFG_LR_E_MAX,
+                                              ETP_CFG_BETA_SHIFT_MAX, ETP_CFG_TRAIN_ALL_MAX, ETP_CFG_CLIP_MAX};
+    int f;
+    for (f = 0; f < ETP_CFG_COUNT; f++) {
+        if (c[f] < lo[f] || c[f] > hi[f]) {
+            return 0;
+        }
+    }
+    return 1;
 }
 
 /* The factored statistics stay in [0, ETP_STAT_MAX] (update_q saturates them there); others,
@@ -254,7 +227,7 @@ etp_status_t etp_train_step(const etp_x_t *x, uint16_t label)
     if (x == NULL || label >= ETP_N_OUT || !opt_cfg_valid(NET->opt_cfg) || !stats_valid()) {
         return ETP_EBADARG;
     }
-    train_all = NET->opt_cfg[4];
+    train_all = NET->opt_cfg[ETP_CFG_TRAIN_ALL];
     frame = x;
     forward(x, 1, label);
     local_errors(label, train_all);

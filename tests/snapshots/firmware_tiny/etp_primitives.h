@@ -70,17 +70,43 @@ static inline int64_t etp_div_round(int64_t a, int64_t b)
     return etp_div_floor(2 * a + b, 2 * b);
 }
 
+/* bitlen: bits of x >= 0 (0 for 0). */
+static inline int etp_bitlen(int64_t x)
+{
+#if defined(__GNUC__)
+    return x > 0 ? 64 - __builtin_clzll((unsigned long long)x) : 0;   /* CLZ; the same value */
+#else
+    int n = 0;
+    while (x > 0) {
+        x >>= 1;
+        n++;
+    }
+    return n;
+#endif
+}
+
 /* isqrt: floor(sqrt(n)) for 0 <= n < 2^62 (digit by digit); n <= 0 gives 0. */
 static inline int64_t etp_isqrt(int64_t n)
 {
     int64_t res = 0;
-    int64_t bit = (int64_t)1 << 62;
+    int64_t bit;
     if (n <= 0) {
         return 0;
     }
-    while (bit > n) {
-        bit >>= 2;
+    if (n < ((int64_t)1 << 32)) {                      /* the same digits in 32 bits */
+        uint32_t r32 = 0, n32 = (uint32_t)n, b32 = (uint32_t)1 << ((etp_bitlen(n) - 1) & ~1);
+        while (b32 != 0) {
+            if (n32 >= r32 + b32) {
+                n32 -= r32 + b32;
+                r32 = (r32 >> 1) + b32;
+            } else {
+                r32 >>= 1;
+            }
+            b32 >>= 2;
+        }
+        return r32;
     }
+    bit = (int64_t)1 << ((etp_bitlen(n) - 1) & ~1);   /* the highest power of 4 <= n */
     while (bit != 0) {
         if (n >= res + bit) {
             n -= res + bit;
@@ -150,17 +176,6 @@ static inline int64_t etp_sround_shift(int64_t a, int k, uint32_t r)
         return etp_floor_shift(a + (int64_t)(r >> (32 - k)), k);
     }
     return etp_floor_shift(etp_floor_shift(a, k - 32) + (int64_t)r, 32);
-}
-
-/* bitlen: bits of x >= 0 (0 for 0). */
-static inline int etp_bitlen(int64_t x)
-{
-    int n = 0;
-    while (x > 0) {
-        x >>= 1;
-        n++;
-    }
-    return n;
 }
 
 /* norm15: (m, e) with m * 2^e = x truncated to 15 significant bits (x > 0; x = 0 gives m = 0). */

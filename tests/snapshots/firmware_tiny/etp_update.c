@@ -11,86 +11,177 @@
  */
 #include "etp_update.h"
 
+#include <stddef.h>
+
 #include "etp_primitives.h"
 
 /* Scratch of the update, reached through the model descriptor. */
 #define SCR (&etp_net)
 
-static uint32_t skip_draws(uint32_t x, uint16_t n)
+static int64_t term_d(const etp_term_t *t, uint16_t i)
 {
-    uint16_t j;
-    for (j = 0; j < n; j++) {
-        x = etp_xorshift32(x);
-    }
-    return x;
+    return t->dbits == 32 ? (int64_t)((const int32_t *)t->d)[i] : ((const int64_t *)t->d)[i];
 }
 
-void etp_apply_update_q(const etp_param_t *p, const etp_grad_t *grad, int eb, const int32_t *row_m,
-                        const int32_t *row_s, const int32_t *col_m, const int32_t *col_s, int64_t bound,
-                        uint32_t *rng, int64_t *g)
+static int64_t term_x(const etp_term_t *t, uint16_t j)
 {
-    uint32_t x = *rng;
-    uint16_t i, j;
-    for (i = 0; i < p->rows; i++) {
-        etp_w_t *w = p->w + (uint32_t)i * p->cols;
-        /* a zero row or a zero multiplier moves nothing (sround_shift(0, s, r) = 0); only the draws remain */
-        if (row_m[i] == 0 || !grad->row(p, i, g)) {
-            x = skip_draws(x, p->cols);
+    return t->x.bits == 8 ? (int64_t)((const int8_t *)t->x.p)[j] : (int64_t)((const int16_t *)t->x.p)[j];
+}
+
+static int64_t abs64(int64_t a)
+{
+    return a >= 0 ? a : -a;
+}
+
+/* quant_exps over every term of the tensor's gradient. */
+static void quant_exps(const etp_param_t *p, const etp_grad_t *grad, uint16_t T, int *ed, int *ex)
+{
+    int64_t dmax = 0, xmax = 0;
+    etp_term_t t;
+    uint16_t k, i;
+    for (k = 0; k < T; k++) {
+        grad->term(p, k, &t);
+        for (i = 0; i < p->rows; i++) {
+            int64_t a = abs64(term_d(&t, i));
+            dmax = a > dmax ? a : dmax;
+        }
+        for (i = 0; i < p->cols; i++) {
+            int64_t a = abs64(term_x(&t, i));
+            xmax = a > xmax ? a : xmax;
+        }
+    }
+    *ed = etp_bitlen(dmax) - ETP_DQ_BITS;
+    *ed = *ed > 0 ? *ed : 0;
+    *ex = etp_bitlen(xmax) + etp_bitlen(T) - 1 - ETP_XQ_BITS;
+    *ex = *ex > 0 ? *ex : 0;
+}
+
+/* Row i of grad_q (T > 1 terms) into q: sum_t round_shift(d_t[i], ed) round_shift(x_t, ex). The partial
+ * sums are bounded by the sum of the terms' magnitudes, < ETP_Q_LIMIT: int32 holds them. */
+static void q_row(const etp_param_t *p, const etp_grad_t *grad, uint16_t T, uint16_t i, int ed, int ex, int32_t *q)
+{
+    etp_term_t t;
+    uint16_t k, j;
+    for (j = 0; j < p->cols; j++) {
+        q[j] = 0;
+    }
+    for (k = 0; k < T; k++) {
+        int32_t dq;
+        grad->term(p, k, &t);
+        dq = (int32_t)etp_round_shift(term_d(&t, i), ed);
+        if (dq == 0) {
             continue;
         }
         for (j = 0; j < p->cols; j++) {
-            int64_t q, d;
-            int s = row_s[i] + col_s[j];
-            x = etp_xorshift32(x);
-            q = etp_sat(etp_floor_shift(g[j], eb) * row_m[i] * col_m[j], -ETP_P_LIMIT, ETP_P_LIMIT);
-            if (bound >= 0) {
-                int64_t lim = s >= 16 ? etp_shl_sat(bound, s - 16, ETP_P_LIMIT) : etp_floor_shift(bound, 16 - s);
-                q = etp_sat(q, -lim, lim);
-            }
-            if (s > 62) {
-                d = 0;
-            } else if (s >= 0) {
-                d = etp_sround_shift(q, s, x);
-            } else {
-                d = etp_sat(q, -((int64_t)1 << 20), (int64_t)1 << 20);
-            }
-            w[j] = (etp_w_t)etp_sat((int64_t)w[j] - d, ETP_W_MIN, ETP_W_MAX);
+            int32_t xq = ex == 0 ? (int32_t)term_x(&t, j) : (int32_t)etp_round_shift(term_x(&t, j), ex);
+            q[j] += dq * xq;
         }
     }
-    *rng = x;
 }
 
-/* _to_stat: a mean square of (g >> eb) into Q.ETP_STAT_F: times 2^sh (saturating) or floor-divided by 2^-sh. */
-static int64_t to_stat(int64_t ms, int sh)
+/* floor(a / n) for 0 <= a < 2^63, 0 < n < 2^16, by three 32-bit divisions (the high word, then two
+ * 16-bit digits; exact: a Cortex-M4 has no 64-bit divide). */
+static int64_t div64_16(int64_t a, uint16_t n)
 {
-    return sh >= 0 ? etp_shl_sat(ms, sh, ETP_STAT_MAX) : etp_floor_shift(ms, -sh);
+    uint64_t u = (uint64_t)a;
+    uint32_t hi = (uint32_t)(u >> 32), lo = (uint32_t)u, q1, q2, q3, r;
+    q1 = hi / n;                              /* each partial dividend is below n 2^16 <= 2^32 */
+    r = hi - q1 * n;
+    q2 = ((r << 16) | (lo >> 16)) / n;
+    r = ((r << 16) | (lo >> 16)) - q2 * n;
+    q3 = ((r << 16) | (lo & 0xFFFFu)) / n;
+    return (int64_t)(((uint64_t)q1 << 32) | ((uint64_t)q2 << 16)) + q3;
 }
 
-/* _ms_ema: rr_i, cc_j <- EMAs (decay 2^-beta_shift) of the mean squares of g >> eb's rows/columns
- * (g in Q.gfrac), in Q.ETP_STAT_F; first: set them to the mean squares. */
-static void ms_ema(const etp_param_t *p, const etp_grad_t *grad, int eb, int beta_shift, int first,
-                   int64_t *g, int64_t *colsum)
+int64_t etp_mean_stat(int64_t sq, uint16_t n, int sh)
 {
-    int sh = 2 * eb + ETP_STAT_F - 2 * p->gfrac;
+    int a = 62 - etp_bitlen(sq), rest;
+    int64_t ms;
+    a = a < sh ? a : sh;
+    a = a > 0 ? a : 0;
+    ms = div64_16(sq << a, n);                /* sq << a < 2^62, both >= 0 */
+    rest = sh - a;
+    return rest >= 0 ? etp_shl_sat(ms, rest, ETP_STAT_MAX) : etp_floor_shift(ms, -rest);
+}
+
+/* norm15(isqrt(n)) for n > 0, from the top bits of n only: isqrt(n) has r = ceil(bitlen(n) / 2) bits,
+ * so e = r - 15 and, for e > 0, floor(isqrt(n) / 2^e) = floor(sqrt(n / 4^e)) = isqrt(n >> 2e) with
+ * n >> 2e < 2^30 (floor(sqrt(floor(x))) = floor(sqrt(x))); for e <= 0, n < 2^30 already. Returns 0
+ * (m, e untouched) when n <= 0, where isqrt(n) = 0. */
+static int isqrt_norm15(int64_t n, int64_t *m, int *e)
+{
+    int b = etp_bitlen(n);
+    if (n <= 0) {
+        return 0;
+    }
+    *e = (b + 1) / 2 - 15;
+    *m = *e > 0 ? etp_isqrt(n >> (2 * *e)) : etp_isqrt(n) << -*e;   /* etp_isqrt: 32-bit digits here */
+    return 1;
+}
+
+int64_t etp_q32(int64_t m, int s)
+{
+    if (s <= 32) {
+        return etp_shl_sat(m, 32 - s, ETP_M_MAX);
+    }
+    return s - 32 > 62 ? 0 : etp_floor_shift(m, s - 32);
+}
+
+void etp_rms_scales(const etp_param_t *p, const int64_t *rowsq, const int64_t *colsq, int sh, int beta_shift,
+                    int32_t lr_m, int mode, int32_t *row_m, int32_t *row_s, int32_t *col_m, int32_t *col_s)
+{
+    int64_t t2 = 0, tm;
+    int first = 1, zero = 1, te;
     uint16_t i, j;
+    for (i = 0; i < p->rows; i++) {
+        row_m[i] = 0;
+        row_s[i] = 0;
+        first &= p->rr[i] == 0;
+        zero &= rowsq[i] == 0;
+    }
     for (j = 0; j < p->cols; j++) {
-        colsum[j] = 0;
+        col_m[j] = 0;
+        col_s[j] = 0;
+    }
+    if (first && zero) {
+        return;
     }
     for (i = 0; i < p->rows; i++) {
-        int64_t acc = 0, ms;
-        if (grad->row(p, i, g)) {
-            for (j = 0; j < p->cols; j++) {
-                int64_t q = etp_floor_shift(g[j], eb);
-                acc += q * q;
-                colsum[j] += q * q;
-            }
-        }
-        ms = to_stat(acc / p->cols, sh);
+        int64_t ms = etp_mean_stat(rowsq[i], p->cols, sh);
         p->rr[i] = first ? ms : p->rr[i] + etp_round_shift(ms - p->rr[i], beta_shift);
     }
     for (j = 0; j < p->cols; j++) {
-        int64_t ms = to_stat(colsum[j] / p->rows, sh);
+        int64_t ms = etp_mean_stat(colsq[j], p->rows, sh);
         p->cc[j] = first ? ms : p->cc[j] + etp_round_shift(ms - p->cc[j], beta_shift);
+    }
+    for (i = 0; i < p->rows; i++) {
+        t2 += div64_16(p->rr[i], p->rows);      /* rr >= 0 */
+    }
+    if (!isqrt_norm15(t2, &tm, &te)) {           /* norm15(isqrt(T2)); isqrt(T2) = 0: no move */
+        return;
+    }
+    for (i = 0; i < p->rows; i++) {
+        int64_t rm, am;
+        int re, ae;
+        if (mode == ETP_MODE_COLNORM && i > 0) {      /* every row has r = T2: row 0's values */
+            row_m[i] = row_m[0];
+            row_s[i] = row_s[0];
+            continue;
+        }
+        if (mode == ETP_MODE_COLNORM ? (rm = tm, re = te, 1) : isqrt_norm15(p->rr[i], &rm, &re)) {
+            /* lr_m sqrt(T2) / sqrt(rr_i); tm, rm < 2^15 */
+            etp_norm15((int64_t)(((uint32_t)tm << 16) / (uint32_t)rm) * lr_m, &am, &ae);
+            row_m[i] = (int32_t)am;
+            row_s[i] = 16 - ae - te + re;
+        }
+    }
+    for (j = 0; j < p->cols; j++) {
+        int64_t cm;
+        int ce;
+        if (mode == ETP_MODE_ROWNORM ? (cm = tm, ce = te, 1) : isqrt_norm15(p->cc[j], &cm, &ce)) {
+            col_m[j] = (int32_t)((1u << 30) / (uint32_t)cm);              /* 1 / sqrt(cc_j); cm < 2^15 */
+            col_s[j] = ce + 30;
+        }
     }
 }
 
@@ -103,108 +194,176 @@ int64_t etp_move_bound(int32_t lr_m, int32_t lr_e, int32_t clip, int fw)
     return e >= 0 ? etp_shl_sat(lr_m, e, ETP_P_LIMIT) : etp_floor_shift(lr_m, -e);
 }
 
-int64_t etp_grad_abs_max_rows(const etp_param_t *p, int (*row)(const etp_param_t *, uint16_t, int64_t *), int64_t *g)
+/* floor((p + r) / 2^32) for |p| < 2^62: shifted through an unsigned offset, so no right shift of a
+ * negative value. */
+static int32_t sround32(int64_t p, uint32_t r)
 {
-    int64_t gmax = 0;
+    uint64_t u = (uint64_t)(p + (int64_t)r) + ((uint64_t)1 << 63);
+    return (int32_t)((int64_t)(u >> 32) - ((int64_t)1 << 31));
+}
+
+static etp_w_t move(etp_w_t w, int32_t d)
+{
+    int32_t v = (int32_t)w - d;
+    return (etp_w_t)(v < ETP_W_MIN ? ETP_W_MIN : (v > ETP_W_MAX ? ETP_W_MAX : v));
+}
+
+/* apply_update_q. One term: q[i,j] = dq[i] xq[j]; else the rows are rebuilt by q_row. mcol: the
+ * Q.32 multipliers when every row has the same (row_m, row_s) (colnorm, sgd), else NULL. */
+static void apply(const etp_param_t *p, const etp_grad_t *grad, uint16_t T, int ed, int ex, const int32_t *row_m,
+                  const int32_t *row_s, const int32_t *col_m, const int32_t *col_s, int64_t *mcol, int64_t lim,
+                  uint32_t *rng)
+{
+    uint32_t x = *rng;
     uint16_t i, j;
-    for (i = 0; i < p->rows; i++) {
-        if (row(p, i, g)) {
-            for (j = 0; j < p->cols; j++) {
-                int64_t a = g[j] >= 0 ? g[j] : -g[j];
-                gmax = a > gmax ? a : gmax;
+    if (T == 1 && mcol != NULL) {
+        /* the elements with q != 0 are rows with dq != 0 times columns with xq != 0 */
+        int32_t *xq = SCR->xq;
+        uint16_t *idx = SCR->nz_idx_a, n = 0, t;
+        for (j = 0; j < p->cols; j++) {
+            if (xq[j] != 0) {
+                idx[n] = j;
+                xq[n] = xq[j];
+                mcol[n] = mcol[j];
+                n++;
             }
         }
+        for (i = 0; i < p->rows; i++) {
+            int32_t a = SCR->dq[i];
+            etp_w_t *w = p->w + (uint32_t)i * p->cols;
+            if (a == 0) {
+                continue;
+            }
+            if (lim < 0) {
+                for (t = 0; t < n; t++) {
+                    x = etp_xorshift32(x);
+                    w[idx[t]] = move(w[idx[t]], sround32((int64_t)(a * xq[t]) * mcol[t], x));
+                }
+            } else {
+                for (t = 0; t < n; t++) {
+                    x = etp_xorshift32(x);
+                    w[idx[t]] = move(w[idx[t]], sround32(etp_sat((int64_t)(a * xq[t]) * mcol[t], -lim, lim), x));
+                }
+            }
+        }
+        *rng = x;
+        return;
     }
-    return gmax;
+    for (i = 0; i < p->rows; i++) {
+        etp_w_t *w = p->w + (uint32_t)i * p->cols;
+        int32_t *q = SCR->qrow;
+        if (T == 1) {
+            if (SCR->dq[i] == 0) {
+                continue;
+            }
+            for (j = 0; j < p->cols; j++) {
+                q[j] = SCR->dq[i] * SCR->xq[j];
+            }
+        } else {
+            q_row(p, grad, T, i, ed, ex, q);
+        }
+        for (j = 0; j < p->cols; j++) {
+            int64_t m, v;
+            if (q[j] == 0) {
+                continue;
+            }
+            x = etp_xorshift32(x);
+            m = mcol != NULL ? mcol[j] : etp_q32((int64_t)row_m[i] * col_m[j], row_s[i] + col_s[j]);
+            v = (int64_t)q[j] * m;
+            if (lim >= 0) {
+                v = etp_sat(v, -lim, lim);
+            }
+            w[j] = move(w[j], sround32(v, x));
+        }
+    }
+    *rng = x;
 }
 
-int etp_factored_scales(const etp_param_t *p, const etp_grad_t *grad, int beta_shift, int32_t lr_m,
-                        int mode, int32_t *row_m, int32_t *row_s, int32_t *col_m, int32_t *col_s, int64_t *g,
-                        int64_t *colsum)
+/* The sums of q^2 over rows (rowsq) and columns (colsq). One term: dq_i^2 sum_j xq_j^2 and
+ * xq_j^2 sum_i dq_i^2 (exact: each < 2^58). Also leaves dq/xq (one term) in the scratch. */
+static void sq_sums(const etp_param_t *p, const etp_grad_t *grad, uint16_t T, int ed, int ex, int64_t *rowsq,
+                    int64_t *colsq)
 {
-    int64_t gmax, t2 = 0, ts, tm;
-    int eb, first = 1, te;
     uint16_t i, j;
-    gmax = grad->abs_max(p, g);
-    for (i = 0; i < p->rows; i++) {
-        row_m[i] = 0;
-        row_s[i] = 0;
-        if (p->rr[i] != 0) {
-            first = 0;
+    if (T == 1) {
+        etp_term_t t;
+        int64_t D = 0, X = 0;
+        grad->term(p, 0, &t);
+        for (i = 0; i < p->rows; i++) {
+            int32_t a = (int32_t)etp_round_shift(term_d(&t, i), ed);
+            SCR->dq[i] = a;
+            D += (int64_t)a * a;
         }
+        for (j = 0; j < p->cols; j++) {
+            int32_t a = (int32_t)etp_round_shift(term_x(&t, j), ex);
+            SCR->xq[j] = a;
+            X += (int64_t)a * a;
+        }
+        for (i = 0; i < p->rows; i++) {
+            rowsq[i] = (int64_t)SCR->dq[i] * SCR->dq[i] * X;
+        }
+        for (j = 0; j < p->cols; j++) {
+            colsq[j] = (int64_t)SCR->xq[j] * SCR->xq[j] * D;
+        }
+        return;
     }
     for (j = 0; j < p->cols; j++) {
-        col_m[j] = 0;
-        col_s[j] = 0;
+        colsq[j] = 0;
     }
-    eb = etp_bitlen(gmax) - (62 - etp_bitlen(p->rows > p->cols ? p->rows : p->cols)) / 2;
-    eb = eb > 0 ? eb : 0;
-    if (first && gmax == 0) {
-        return eb;
-    }
-    ms_ema(p, grad, eb, beta_shift, first, g, colsum);
     for (i = 0; i < p->rows; i++) {
-        t2 += etp_div_floor(p->rr[i], p->rows);
-    }
-    ts = etp_isqrt(t2);
-    if (ts == 0) {
-        return eb;
-    }
-    etp_norm15(ts, &tm, &te);
-    for (i = 0; i < p->rows; i++) {
-        int64_t r = mode == 2 ? ts : etp_isqrt(p->rr[i]);
-        if (r > 0) {
-            int64_t rm, am;
-            int re, ae;
-            etp_norm15(r, &rm, &re);
-            etp_norm15(((tm << 16) / rm) * lr_m, &am, &ae);      /* lr_m * sqrt(T2) / sqrt(rr_i) */
-            row_m[i] = (int32_t)am;
-            row_s[i] = 16 - ae - te + re;
+        int64_t acc = 0;
+        q_row(p, grad, T, i, ed, ex, SCR->qrow);
+        for (j = 0; j < p->cols; j++) {
+            int64_t a = (int64_t)SCR->qrow[j] * SCR->qrow[j];
+            acc += a;
+            colsq[j] += a;
         }
+        rowsq[i] = acc;
     }
-    for (j = 0; j < p->cols; j++) {
-        int64_t c = mode == 1 ? ts : etp_isqrt(p->cc[j]);
-        if (c > 0) {
-            int64_t cm;
-            int ce;
-            etp_norm15(c, &cm, &ce);
-            col_m[j] = (int32_t)(((int64_t)1 << 30) / cm);                /* 1 / sqrt(cc_j) */
-            col_s[j] = ce + 30;
-        }
-    }
-    return eb;
 }
 
-/* factored_scales' mode of an optimizer kind (update_q.NORM_MODE): 0 factored, 1 rownorm, 2 colnorm */
+/* norm_mode: rms_scales' mode of an optimizer kind (update_q.NORM_MODE). */
 static int norm_mode(int32_t kind)
 {
-    return kind == ETP_OPT_ROWNORM ? 1 : kind == ETP_OPT_COLNORM ? 2 : 0;
+    return kind == ETP_OPT_ROWNORM ? ETP_MODE_ROWNORM : kind == ETP_OPT_COLNORM ? ETP_MODE_COLNORM
+                                                                              : ETP_MODE_FACTORED;
 }
 
 void etp_update_q(const etp_param_t *p, const etp_grad_t *grad, const int32_t *opt_cfg, uint32_t *rng)
 {
-    int32_t lr_m = opt_cfg[1], lr_e = opt_cfg[2];
-    uint16_t i, j;
-    if (opt_cfg[0] == ETP_OPT_SGD) {
-        /* Delta W_int = lr_m (g >> eb) 2^-(G + lr_e - FW - eb): rows scaled by lr_m, columns by 1 */
-        int eb = etp_bitlen(grad->abs_max(p, SCR->grow)) - 54;
-        eb = eb > 0 ? eb : 0;
+    int32_t lr_m = opt_cfg[ETP_CFG_LR_M], lr_e = opt_cfg[ETP_CFG_LR_E];
+    uint16_t T = grad->count(p), i, j;
+    int ed, ex, e, uniform = 1;
+    int64_t lim = -1, bound;
+    quant_exps(p, grad, T, &ed, &ex);
+    e = ed + ex;
+    sq_sums(p, grad, T, ed, ex, SCR->rowsq, SCR->colsq);
+    if (opt_cfg[ETP_CFG_KIND] == ETP_OPT_SGD) {
+        /* Delta W_int = lr_m q 2^-(G - e + lr_e - FW) */
         for (i = 0; i < p->rows; i++) {
             SCR->row_m[i] = lr_m;
-            SCR->row_s[i] = p->gfrac + lr_e - p->fw - eb;
+            SCR->row_s[i] = p->gfrac - e + lr_e - p->fw;
         }
         for (j = 0; j < p->cols; j++) {
             SCR->col_m[j] = 1;
             SCR->col_s[j] = 0;
         }
-        etp_apply_update_q(p, grad, eb, SCR->row_m, SCR->row_s, SCR->col_m, SCR->col_s, -1, rng, SCR->grow);
     } else {
-        int eb = etp_factored_scales(p, grad, opt_cfg[3], lr_m, norm_mode(opt_cfg[0]), SCR->row_m, SCR->row_s, SCR->col_m,
-                                     SCR->col_s, SCR->grow, SCR->colsum);
+        etp_rms_scales(p, SCR->rowsq, SCR->colsq, 2 * e + ETP_STAT_F - 2 * p->gfrac, opt_cfg[ETP_CFG_BETA_SHIFT],
+                       lr_m, norm_mode(opt_cfg[ETP_CFG_KIND]), SCR->row_m, SCR->row_s, SCR->col_m, SCR->col_s);
         for (i = 0; i < p->rows; i++) {
-            SCR->row_s[i] += lr_e - p->fw - eb + p->gfrac - ETP_STAT_F / 2;
+            SCR->row_s[i] += lr_e - p->fw - e + p->gfrac - ETP_STAT_F / 2;
         }
-        etp_apply_update_q(p, grad, eb, SCR->row_m, SCR->row_s, SCR->col_m, SCR->col_s,
-                           etp_move_bound(lr_m, lr_e, opt_cfg[5], p->fw), rng, SCR->grow);
+        bound = etp_move_bound(lr_m, lr_e, opt_cfg[ETP_CFG_CLIP], p->fw);
+        lim = bound >= 0 ? etp_shl_sat(bound, 16, ETP_P_LIMIT) : -1;
     }
+    for (i = 1; i < p->rows; i++) {
+        uniform &= SCR->row_m[i] == SCR->row_m[0] && SCR->row_s[i] == SCR->row_s[0];
+    }
+    if (uniform) {
+        for (j = 0; j < p->cols; j++) {
+            SCR->mcol[j] = etp_q32((int64_t)SCR->row_m[0] * SCR->col_m[j], SCR->row_s[0] + SCR->col_s[j]);
+        }
+    }
+    apply(p, grad, T, ed, ex, SCR->row_m, SCR->row_s, SCR->col_m, SCR->col_s, uniform ? SCR->mcol : NULL, lim, rng);
 }
