@@ -1,7 +1,7 @@
 """The contract between the integer reference and its C twin: every C-visible name, code,
 index, limit and shift that both sides use, declared once.
 
-Nothing here computes; it sits at the bottom of the stack (imports NumPy only) so that
+Nothing here computes; it sits at the bottom of the stack (imports NumPy and the float reference's config only) so that
 ``edgetp.fixed`` (the reference), ``firmware_gen`` (the generator) and ``deploy`` read the
 same values. ``python -m firmware_gen.gen_contract`` writes them into
 ``firmware_gen/runtime/etp_contract.h`` (stamped; ``tests/test_fixed_contract.py`` fails
@@ -11,6 +11,8 @@ index (``opt_cfg[ETP_CFG_LR_E]``) and checks every range against the same bounds
 from __future__ import annotations
 
 import numpy as np
+
+from edgetp.tp.config import TARGETS
 
 # ---- optimizer kinds (ETP_OPT_<KIND> = index; append only: the codes are on the wire) ----
 OPT_KINDS = ("factored", "sgd", "rownorm", "colnorm")
@@ -28,8 +30,8 @@ OPT_CFG_RANGES = {                          # inclusive (ETP_CFG_<FIELD>_MIN / _
     "clip": (-1, 62),                       # move limit 2^clip lr per weight; -1: none
 }
 
-# ---- target sets (ETP_TARGETS_<KIND> = index) ----
-TARGET_KINDS = ("batch", "classes")
+# ---- target sets (ETP_TARGETS_<KIND> = index): the float reference's one definition ----
+TARGET_KINDS = TARGETS
 
 # ---- dtype codes of the tensor table (etp_tensor_t.dtype): name -> (code, C type, NumPy type) ----
 DTYPES = {

@@ -13,14 +13,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgetp.errors import EdgetpError
-from edgetp.fixed.contract import TARGET_KINDS
+from edgetp.tp.config import TARGETS
 from edgetp.fixed.kernels_q import (contrastive_grads_q, delta_q, lif_step_q, outer_acc_q, readout_error_q,
                                     readout_step_q, soft_targets_q, surrogate_q, trace_step_q)
 from edgetp.fixed.qconfig import DELTA_F, Q15, SURR_F, QModel
 from edgetp.fixed.update_q import QOpt, update_q
 from edgetp.tp.network import TPState
 
-TARGETS = TARGET_KINDS
 _EMPTY8 = np.zeros((0, 0), dtype=np.int8)
 
 
