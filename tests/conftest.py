@@ -75,6 +75,8 @@ TOOLS = {  # name: (check, what it is, how to get it)
     "nir": (_importable("nir"), "the Python package nir (extra 'interop')", SETUP),
     "tonic": (_importable("tonic"), "the Python package tonic (extra 'neuromorphic')", SETUP),
     "h5py": (_importable("h5py"), "the Python package h5py (extra 'neuromorphic')", SETUP),
+    "shared-golden": (lambda: SHARED_GOLDEN.is_dir(), "the authors' golden files (shared/golden beside the checkout)",
+                      "CI places shared/ beside the clone"),
     "default-corpus": (_default_corpus, "the default corpus", "./setup.sh or `edgetp data prepare-default` makes it"),
 }
 OPTIONAL = {  # documented optional extras: skipped everywhere, CI included
