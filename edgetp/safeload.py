@@ -272,14 +272,15 @@ def open_npy_memmap(path, dtype, shape: tuple, what: str) -> np.memmap:
         return np.memmap(path, dtype=want, mode="r", offset=e.offset, shape=tuple(shape))
 
 
-def check_hdf5(path, limit: int | None = None, max_depth: int = MAX_JSON_DEPTH, max_objects: int = 100_000) -> None:
+def check_hdf5(path, what: str = "not a readable HDF5 file", limit: int | None = None, max_depth: int = MAX_JSON_DEPTH,
+               max_objects: int = 100_000) -> None:
     """Walk an HDF5 file's groups, datasets and attributes *without reading data*: declared sizes
     under the load limit, plain dtypes, bounded nesting. An EdgetpError says what is wrong."""
     import h5py
 
     path = Path(path)
     limit = load_limit() if limit is None else limit
-    with guarded(path, "not a readable HDF5 file"):
+    with guarded(path, what):
         if path.stat().st_size > limit:
             raise EdgetpError(f"{path.stat().st_size} bytes, more than the load limit ({limit} bytes; "
                               f"{LIMIT_ENV} raises it)")
