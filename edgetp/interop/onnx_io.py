@@ -167,16 +167,16 @@ def check_tensors(m: "onnx.ModelProto", limit: int) -> None:
             raise EdgetpError(f"tensor {name!r} has negative dimensions {list(t.dims)}")
         n = math.prod(t.dims)
         dtype = np.dtype(helper.tensor_dtype_to_np_dtype(t.data_type))
-        total += n * dtype.itemsize
-        if total > limit:
-            raise EdgetpError(f"its tensors declare more than the load limit ({limit} bytes; "
-                              f"{safeload.LIMIT_ENV} raises it)")
         if t.HasField("raw_data"):
             held = len(t.raw_data) / dtype.itemsize
         else:
             held = len(getattr(t, helper.tensor_dtype_to_field(t.data_type))) / (2 if dtype.kind == "c" else 1)
         if held != n:
             raise EdgetpError(f"tensor {name!r} declares {n} elements ({list(t.dims)}) but holds {held:g}")
+        total += n * dtype.itemsize
+        if total > limit:
+            raise EdgetpError(f"its tensors declare more than the load limit ({limit} bytes; "
+                              f"{safeload.LIMIT_ENV} raises it)")
 
 
 def read_onnx(path) -> "onnx.ModelProto":
