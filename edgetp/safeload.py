@@ -22,6 +22,7 @@ import json
 import math
 import os
 import struct
+import tokenize
 import zipfile
 import zlib
 from contextlib import contextmanager
@@ -43,7 +44,7 @@ NUMERIC_KINDS = "biuf"
 # Everything a malformed file can make a decoder raise (RecursionError and MemoryError included).
 DECODE_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, ValueError, TypeError, KeyError, IndexError,
                  AttributeError, OSError, EOFError, struct.error, UnicodeError, NotImplementedError, OverflowError,
-                 RecursionError, MemoryError, AssertionError)
+                 RecursionError, MemoryError, AssertionError, SyntaxError, tokenize.TokenError)
 
 
 def load_limit() -> int:
@@ -141,7 +142,7 @@ def read_npy_header(f, size: int, what: str) -> Entry:
             raise EdgetpError(f"{what}: .npy format version {version} is not supported")
     except EdgetpError:
         raise
-    except DECODE_ERRORS as exc:
+    except Exception as exc:  # numpy parses the header text with ast/tokenize: SyntaxError, TokenError, ...
         raise EdgetpError(f"{what}: bad .npy header ({_why(exc)})") from None
     dtype = np.dtype(dtype)
     if dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None or dtype.kind not in NUMERIC_KINDS + "U":

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from conftest import GOLDEN_DIR, ROOT, require
@@ -467,7 +467,7 @@ def test_mutated_model_files_give_one_line_or_the_same_model(tmp_path, data):
     m = data.draw(mutations(len(raw)))
     path = tmp_path / "mutant.npz"
     path.write_bytes(mutate(raw, tmp_path, m))
-    _check_mutant(load_model, _same_model, path)
+    event(_check_mutant(load_model, _same_model, path))
 
 
 @PROPERTY
@@ -477,7 +477,7 @@ def test_mutated_golden_files_give_one_line_or_the_same_file(tmp_path, data):
     m = data.draw(mutations(len(raw)))
     path = tmp_path / "mutant.npz"
     path.write_bytes(mutate(raw, tmp_path, m))
-    _check_mutant(load_golden, _same_golden, path)
+    event(_check_mutant(load_golden, _same_golden, path))
 
 
 def test_a_few_mutants_through_the_cli(tmp_path, cli):
