@@ -1,4 +1,4 @@
-"""Bounded reading of files edgetp did not write itself (docs/model-format.md, "Loading untrusted files").
+"""Bounded reading of files edgetp did not write itself (docs/checks.md, "Loading files edgetp did not write").
 
 Model files, golden files, feature caches and ONNX/NIR imports all read through here:
 
