@@ -183,11 +183,15 @@ class Npz:
         if not self.path.is_file():
             raise EdgetpError(f"{self.path}: no such file")
         self.zf = None
-        with guarded(self.path, "not a readable .npz archive"):
-            if not zipfile.is_zipfile(self.path):
-                raise EdgetpError("not an .npz archive (not a zip file)")
-            self.zf = zipfile.ZipFile(self.path)
-            self.entries, self._info = self._scan()
+        try:
+            with guarded(self.path, "not a readable .npz archive"):
+                if not zipfile.is_zipfile(self.path):
+                    raise EdgetpError("not an .npz archive (not a zip file)")
+                self.zf = zipfile.ZipFile(self.path)
+                self.entries, self._info = self._scan()
+        except EdgetpError:
+            self.close()
+            raise
 
     def _scan(self):
         infos = self.zf.infolist()
