@@ -103,6 +103,11 @@ def test_a_regenerated_corpus_of_the_same_name_counts_as_the_models(setup, tmp_p
     with pytest.raises(EdgetpError, match="pretraining set"):
         check_speaker(moved, corpus, "22222222")
     assert check_speaker(moved, corpus, HELD) == {"seen_speaker": False, "allow_seen_speaker": False}
+    # a group of speakers (ids): refused when any of them was heard, named
+    with pytest.raises(EdgetpError, match="speaker 11111111, 22222222 are in"):
+        check_speaker(moved, corpus, [HELD, "11111111", "22222222"])
+    assert check_speaker(moved, corpus, [HELD, "22222222"], True) == {
+        "seen_speaker": True, "allow_seen_speaker": True, "seen_speakers": ["22222222"]}
 
 
 def test_hil_refuses_a_seen_speaker(setup):
