@@ -6,7 +6,8 @@
 #
 # System packages (apt, needs root or sudo): gcc (host builds of the generated C), espeak-ng + sox (the offline speech
 # corpus), gcc-arm-none-eabi + libnewlib-arm-none-eabi (Cortex-M4 firmware),
-# qemu-system-arm (the emulated board), clang (libFuzzer). Python packages: edgetp
+# qemu-system-arm (the emulated board), clang + its runtime libclang-rt-N-dev (ASan, UBSan,
+# libFuzzer). Python packages: edgetp
 # with its test, interop, neuromorphic, deploy and plot extras (torchaudio is left out:
 # it costs several GB; `pip install -e '.[torch]'` adds it).
 set -euo pipefail
@@ -31,6 +32,29 @@ if [ -n "$missing" ]; then
   else
     echo "setup: warning: no apt-get; install these yourself:$missing" >&2
   fi
+fi
+
+# clang alone (--no-install-recommends) lacks the compiler runtime that ASan, UBSan and libFuzzer link
+# against (libclang_rt.*.a). Debian 12 / Ubuntu >= 23.04 ship it as libclang-rt-N-dev for clang N;
+# older releases inside libclang-common-N-dev. N comes from the installed clang.
+if command -v clang >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  CLANG_MAJOR=$(clang -dumpversion 2>/dev/null | cut -d. -f1)
+  RT=""
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  for attempt in 1 2; do
+    for cand in "libclang-rt-$CLANG_MAJOR-dev" "libclang-common-$CLANG_MAJOR-dev"; do
+      if apt-cache show "$cand" >/dev/null 2>&1; then RT=$cand; break 2; fi
+    done
+    if [ "$attempt" = 1 ]; then $SUDO apt-get update -qq || true; fi
+  done
+  if [ -n "$CLANG_MAJOR" ] && [ -n "$RT" ] && ! dpkg -s "$RT" >/dev/null 2>&1; then
+    echo "setup: installing clang $CLANG_MAJOR's sanitizer/libFuzzer runtime: $RT"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$RT" >/dev/null
+  fi
+fi
+if command -v clang >/dev/null 2>&1 && ! echo 'int LLVMFuzzerTestOneInput(const char *d, long n){return 0;}' \
+    | clang -fsanitize=fuzzer,address,undefined -x c - -o /dev/null 2>/dev/null; then
+  echo "setup: warning: clang cannot link ASan/UBSan/libFuzzer; install clang's runtime (Debian: libclang-rt-N-dev)" >&2
 fi
 
 PY=${PYTHON:-python3}

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,42 +103,71 @@ def resolve_model_path(name_or_path: str) -> Path:
     raise EdgetpError(f"no model named {name_or_path!r} (shipped: {', '.join(names) or 'none'}) and no such file")
 
 
+def expected_arrays(cfg: NetConfig) -> dict[str, tuple]:
+    """Every array a model file of network ``cfg`` holds, with its shape (``norm_scale`` is optional)."""
+    sizes = cfg.sizes()
+    want = {f"W{i}": (sizes[i + 1], sizes[i]) for i in range(cfg.layers + 1)}
+    if cfg.recurrent:
+        want.update({f"R{i}": (h, h) for i, h in enumerate(cfg.hidden)})
+        want["S_rec"] = (cfg.hidden[0], cfg.hidden[0])
+    want["S"] = (cfg.hidden[0], cfg.n_out)
+    want["norm_scale"] = (cfg.n_in,)
+    return want
+
+
 def load_model(name_or_path: str | Path) -> Model:
-    """Load and validate a model file; every defect is an EdgetpError naming the file."""
+    """Load and validate a model file; every defect is an EdgetpError naming the file.
+
+    Bounded (edgetp.safeload): each entry's header is checked against the shapes the
+    model's ``net`` implies before anything is allocated; metadata is size- and depth-limited.
+    """
+    from edgetp import safeload
+
     path = resolve_model_path(str(name_or_path))
-    if not zipfile.is_zipfile(path):
-        raise EdgetpError(f"{path}: not an edgetp model file (not an .npz archive)")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
-        raise EdgetpError(f"{path}: not a readable edgetp model file ({exc.__class__.__name__}: {exc})") from None
-    if "meta" not in arrays:
-        raise EdgetpError(f"{path}: not an edgetp model file (no 'meta')")
-    try:
-        meta = json.loads(arrays.pop("meta").tobytes().decode())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise EdgetpError(f"{path}: corrupt model metadata ({exc})") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise EdgetpError(f"{path}: not an edgetp model file (format {meta.get('format') if isinstance(meta, dict) else None!r})")
-    if meta.get("version") != VERSION:
-        raise EdgetpError(f"{path}: model format version {meta.get('version')} is not supported (this edgetp reads {VERSION})")
-    try:
+    with safeload.Npz(path) as z, safeload.guarded(path, "not a readable edgetp model file"):
+        if "meta" not in z.entries:
+            raise EdgetpError("not an edgetp model file (no 'meta')")
+        e = z.entries["meta"]
+        safeload.check_entry(e, "meta", kinds="u")
+        if e.dtype.itemsize != 1 or len(e.shape) != 1:
+            raise EdgetpError(f"'meta' must be a 1-D uint8 array, not {e.describe()}")
+        meta = safeload.parse_json(z.read("meta").tobytes(), "model metadata 'meta'")
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise EdgetpError(f"not an edgetp model file (format "
+                              f"{meta.get('format') if isinstance(meta, dict) else None!r})")
+        if meta.get("version") != VERSION:
+            raise EdgetpError(f"model format version {meta.get('version')} is not supported "
+                              f"(this edgetp reads {VERSION})")
+        if not isinstance(meta.get("net"), dict):
+            raise EdgetpError("model file lacks 'net'")
         cfg = NetConfig.from_dict(meta["net"])
+        labels = meta.get("labels")
+        if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+            raise EdgetpError("'labels' must be a list of class names")
+        for key in ("frontend", "recipe", "metrics"):
+            if not isinstance(meta.get(key, {}), dict):
+                raise EdgetpError(f"{key!r} must be a JSON object")
+        want = expected_arrays(cfg)
+        unknown = sorted(set(z.entries) - set(want) - {"meta"})
+        if unknown:
+            raise EdgetpError(f"array {unknown[0]!r} is not part of a {cfg.net_string()} model")
+        for name, shape in want.items():
+            if name not in z.entries:
+                if name == "norm_scale":
+                    continue
+                raise EdgetpError(f"model file lacks '{name}'")
+            safeload.check_entry(z.entries[name], name, shape)
+        arrays = {k: z.read(k) for k in want if k in z.entries}
         L = cfg.layers
-        W = [arrays[f"W{i}"] for i in range(L + 1)]
-        R = [arrays[f"R{i}"] for i in range(L)] if cfg.recurrent else None
-        params = Params(W, R, arrays["S"], arrays.get("S_rec") if cfg.recurrent else None)
-        model = Model(cfg, params, list(meta["labels"]), meta.get("frontend", {}), meta.get("recipe", {}),
+        params = Params([arrays[f"W{i}"] for i in range(L + 1)],
+                        [arrays[f"R{i}"] for i in range(L)] if cfg.recurrent else None,
+                        arrays["S"], arrays.get("S_rec"))
+        params.check(cfg)
+        model = Model(cfg, params, labels, meta.get("frontend", {}), meta.get("recipe", {}),
                       meta.get("metrics", {}), arrays.get("norm_scale"))
-    except KeyError as exc:
-        raise EdgetpError(f"{path}: model file lacks {exc}") from None
-    except EdgetpError as exc:
-        raise EdgetpError(f"{path}: {exc}") from None
-    params.check(cfg)
-    if any(a.dtype.kind != "f" for a in model.arrays().values()):
-        raise EdgetpError(f"{path}: weights must be floating point")
-    stored = meta.get("hash")
-    if stored != model.hash():
-        raise EdgetpError(f"{path}: hash mismatch (file corrupt or edited): stored {str(stored)[:12]}…, computed {model.hash()[:12]}…")
+        stored = meta.get("hash")
+        computed = model.hash()
+        if stored != computed:
+            raise EdgetpError(f"hash mismatch (file corrupt or edited): stored {str(stored)[:12]}…, "
+                              f"computed {computed[:12]}…")
     return model

@@ -1,6 +1,9 @@
+import importlib
 import os
+import shutil
 import subprocess
 import sys
+from functools import lru_cache
 from pathlib import Path
 
 import pytest
@@ -29,3 +32,117 @@ def _single_threaded_blas():
 
     with single_threaded_blas():
         yield
+
+
+# ------------------------------------------------------------------ tools a test needs
+# One helper decides what a missing tool means: on a developer machine the test is
+# skipped (saying what to install); with CI=true it FAILS, because CI runs ./setup.sh,
+# which installs every tool below; a skip there would hide a broken set-up.
+# Only OPTIONAL extras (documented as such, e.g. torchaudio) skip everywhere.
+# EDGETP_TEST_HIDE_TOOLS=a,b pretends tools a and b are missing (tests/test_conftest_tools.py).
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def _compiles(cmd, source) -> bool:
+    if not shutil.which(cmd[0]):
+        return False
+    try:
+        r = subprocess.run([*cmd, "-x", "c", "-", "-o", os.devnull], input=source, text=True, capture_output=True,
+                           timeout=120)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return r.returncode == 0
+
+
+def _importable(name):
+    return lambda: importlib.util.find_spec(name) is not None
+
+
+def _default_corpus():
+    from edgetp import paths
+    return (paths.default_data_root() / "synth_info.json").is_file()
+
+
+SETUP = "./setup.sh installs it"
+TOOLS = {  # name: (check, what it is, how to get it)
+    "cc": (lambda: any(shutil.which(c) for c in ("gcc", "clang", "cc")), "a C compiler (gcc or clang)", SETUP),
+    "arm-none-eabi-gcc": (lambda: all(shutil.which(t) for t in ("arm-none-eabi-gcc", "arm-none-eabi-size")),
+                          "arm-none-eabi-gcc (Cortex-M4 builds)", SETUP),
+    "qemu-system-arm": (lambda: shutil.which("qemu-system-arm") is not None, "qemu-system-arm", SETUP),
+    "clang": (lambda: shutil.which("clang") is not None, "clang", SETUP),
+    "clang-sanitizers": (lambda: _compiles(["clang", "-fsanitize=address,undefined"], "int main(void){return 0;}"),
+                         "clang with its ASan/UBSan runtime (Debian: libclang-rt-N-dev)", SETUP),
+    "libfuzzer": (lambda: _compiles(["clang", "-fsanitize=fuzzer"],
+                                    "int LLVMFuzzerTestOneInput(const char *d, long n){return 0;}"),
+                  "clang with libFuzzer (Debian: libclang-rt-N-dev)", SETUP),
+    "espeak-ng": (lambda: shutil.which("espeak-ng") is not None, "espeak-ng", SETUP),
+    "sox": (lambda: shutil.which("sox") is not None, "sox", SETUP),
+    "onnx": (_importable("onnx"), "the Python package onnx (extra 'interop')", SETUP),
+    "onnxruntime": (_importable("onnxruntime"), "the Python package onnxruntime (extra 'interop')", SETUP),
+    "nir": (_importable("nir"), "the Python package nir (extra 'interop')", SETUP),
+    "tonic": (_importable("tonic"), "the Python package tonic (extra 'neuromorphic')", SETUP),
+    "h5py": (_importable("h5py"), "the Python package h5py (extra 'neuromorphic')", SETUP),
+    "nir-clients": (lambda: all(importlib.util.find_spec(m) is not None for m in ("torch", "norse", "snntorch", "nirtorch")),
+                    "torch, norse, snntorch and nirtorch (extra 'nir-clients' + norse --no-deps)", SETUP),
+    "shared-golden": (lambda: SHARED_GOLDEN.is_dir(), "the authors' golden files (shared/golden beside the checkout)",
+                      "CI places shared/ beside the clone"),
+    "default-corpus": (_default_corpus, "the default corpus", "./setup.sh or `edgetp data prepare-default` makes it"),
+}
+OPTIONAL = {  # documented optional extras: skipped everywhere, CI included
+    "torchaudio": (_importable("torchaudio"), "torchaudio (optional extra 'torch', documented as not installed "
+                                              "by ./setup.sh or CI)"),
+}
+
+
+@lru_cache(maxsize=None)
+def have(tool: str) -> bool:
+    """Whether ``tool`` (a key of TOOLS or OPTIONAL) is available."""
+    if tool in {t.strip() for t in os.environ.get("EDGETP_TEST_HIDE_TOOLS", "").split(",")}:
+        return False
+    if tool not in TOOLS and tool not in OPTIONAL:
+        raise KeyError(f"unknown tool {tool!r}; add it to TOOLS in tests/conftest.py")
+    return bool((TOOLS.get(tool) or OPTIONAL[tool])[0]())
+
+
+def require(*tools: str, module_level: bool = False) -> None:
+    """Skip (developer machine) or fail (CI=true) unless every one of ``tools`` is there.
+
+    An OPTIONAL tool always skips, saying it is an optional extra."""
+    for tool in tools:
+        if have(tool):
+            continue
+        if tool in OPTIONAL:
+            pytest.skip(f"optional: {OPTIONAL[tool][1]} is not installed", allow_module_level=module_level)
+        _check, what, how = TOOLS[tool]
+        if in_ci():
+            pytest.fail(f"CI=true and {what} is missing ({how}); CI must not skip this test", pytrace=False)
+        pytest.skip(f"{what} is missing ({how})", allow_module_level=module_level)
+
+
+def can(tool: str) -> bool:
+    """For one part of a test that needs ``tool``: True when it is there, False on a developer
+    machine without it (that part is left out); with CI=true a missing tool fails the test."""
+    if have(tool):
+        return True
+    if in_ci():
+        require(tool)
+    return False
+
+
+def require_module(name: str):
+    """``import name`` for a test module, through :func:`require` (module level)."""
+    require(name, module_level=True)
+    return importlib.import_module(name)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "needs(*tools): the test needs these tools (tests/conftest.py TOOLS); "
+                                       "skipped when missing, FAILED when missing and CI=true")
+
+
+def pytest_runtest_setup(item):
+    """``@pytest.mark.needs(...)`` is checked before any fixture (module fixtures included) is set up."""
+    for mark in item.iter_markers("needs"):
+        require(*mark.args)

@@ -4,8 +4,10 @@ import pytest
 
 from edgetp.errors import EdgetpError
 
-pytest.importorskip("tonic")
-h5py = pytest.importorskip("h5py")
+from conftest import require_module  # noqa: E402
+
+require_module("tonic")
+h5py = require_module("h5py")
 
 from edgetp.data import neuromorphic as nm  # noqa: E402
 

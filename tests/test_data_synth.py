@@ -1,6 +1,5 @@
 """The espeak-ng corpus: GSC layout, deterministic for a seed, usable by the protocol."""
 import hashlib
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +11,7 @@ from edgetp.data.labels import PAPER_WORDS, which_set
 from edgetp.data.splits import speaker_split, speakers_by_count
 from edgetp.errors import EdgetpError
 
-needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
+needs_espeak = pytest.mark.needs("espeak-ng")
 SMALL = dict(speakers=3, reps=2, distinct=2, distinct_reps=7, words=("yes", "no", "up"))
 
 

@@ -22,15 +22,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "deploy_fake"))
 from deploy_helpers import device  # noqa: E402
 
 from deploy import protocol as P  # noqa: E402
-from deploy.build import have_arm  # noqa: E402
 from deploy.host import LinkError  # noqa: E402
 from deploy.reference import IntReference, export_c, int_features, tiny_qmodel  # noqa: E402
-from deploy.targets import have_qemu  # noqa: E402
 from firmware_gen.tensors import DeviceConfig  # noqa: E402
 
-HAVE_CC = bool(shutil.which("cc") or shutil.which("gcc"))
-QEMU = pytest.mark.skipif(not (have_arm() and have_qemu()), reason="needs arm-none-eabi-gcc and qemu-system-arm")
-pytestmark = pytest.mark.skipif(not HAVE_CC, reason="no C compiler")
+QEMU = pytest.mark.needs("arm-none-eabi-gcc", "qemu-system-arm")   # tests/conftest.py: fails when missing with CI=true
+pytestmark = pytest.mark.needs("cc")
 BUILDS = [("host", False), ("host", True), pytest.param("qemu", False, marks=QEMU),
           pytest.param("qemu", True, marks=QEMU)]
 IDS = ["host", "host-locked", "qemu", "qemu-locked"]

@@ -1,6 +1,5 @@
 """Fault injection between host and device: the session completes with zero lost or
 double-applied samples and zero mismatches, or stops saying what was lost."""
-import shutil
 import sys
 from pathlib import Path
 
@@ -10,11 +9,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "deploy_fake"))
 from deploy_helpers import FakeReference, device, fake_data  # noqa: E402
 
 from deploy import protocol as P  # noqa: E402
-from deploy.build import have_arm  # noqa: E402
 from deploy.hil import HilError, run_session  # noqa: E402
-from deploy.targets import have_qemu  # noqa: E402
 
-pytestmark = pytest.mark.skipif(not (shutil.which("cc") or shutil.which("gcc")), reason="no C compiler")
+pytestmark = pytest.mark.needs("cc")
 NOISE = "drop=0.003,corrupt=0.003,dup=0.05,truncate=0.03"
 
 
@@ -88,7 +85,7 @@ def test_a_reconnect_on_a_noisy_link_with_a_reset():
     assert stats.reconnects == 2 and stats.resets == 1 and res["resets"] >= 1
 
 
-@pytest.mark.skipif(not (have_arm() and have_qemu()), reason="needs arm-none-eabi-gcc and qemu-system-arm")
+@pytest.mark.needs("arm-none-eabi-gcc", "qemu-system-arm")
 @pytest.mark.parametrize("locked", [False, True], ids=["normal", "locked"])
 def test_qemu_target_with_a_reconnect_mid_sample(locked):
     sup, qry = fake_data(n_support=3, n_query=1, T=10)
@@ -99,7 +96,7 @@ def test_qemu_target_with_a_reconnect_mid_sample(locked):
     assert res["link"]["reconnects"] == 1 and res["resets"] == 0 and dev.port.stats.cut == [P.Cmd.TRAIN]
 
 
-@pytest.mark.skipif(not (have_arm() and have_qemu()), reason="needs arm-none-eabi-gcc and qemu-system-arm")
+@pytest.mark.needs("arm-none-eabi-gcc", "qemu-system-arm")
 def test_qemu_target_with_faults_and_a_board_reset():
     sup, qry = fake_data(n_support=3, n_query=1, T=10)
     with device("qemu", faults="drop=0.002,corrupt=0.002,dup=0.05,truncate=0.02,reset=45,seed=5",

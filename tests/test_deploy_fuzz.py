@@ -1,6 +1,5 @@
 """Fuzzing: the C parser and command server under libFuzzer (Debian's clang), the
 Python host under hypothesis (whatever comes back, only the documented errors)."""
-import shutil
 import subprocess
 import sys
 
@@ -13,16 +12,7 @@ from deploy.host import Device, DeviceError, LinkError
 from edgetp.errors import EdgetpError
 
 
-def _libfuzzer_works() -> bool:
-    if not shutil.which("clang"):
-        return False
-    r = subprocess.run(["clang", "-fsanitize=fuzzer", "-x", "c", "-", "-o", "/dev/null"],
-                       input="int LLVMFuzzerTestOneInput(const char *d, long n){return 0;}", text=True,
-                       capture_output=True)
-    return r.returncode == 0
-
-
-@pytest.mark.skipif(not _libfuzzer_works(), reason="clang with libFuzzer is not installed")
+@pytest.mark.needs("libfuzzer")
 @pytest.mark.parametrize("variant", [[], ["--locked"]], ids=["normal", "locked"])
 def test_libfuzzer_finds_no_crash_in_the_c_parser_and_server(tmp_path, variant):
     """Both builds, over a real export whose API has SET_LR (compiled in: ETP_HAS_SET_LR)."""

@@ -1,7 +1,6 @@
 """The firmware's protocol server on the host (pty) target, with the test-double model:
 sessions, sequence numbers and idempotence, malformed frames, the locked build, a HIL
 session and its mismatch diagnosis."""
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -16,7 +15,7 @@ from deploy import protocol as P  # noqa: E402
 from deploy.hil import HilError, run_session  # noqa: E402
 from deploy.host import DeviceError, DeviceReset  # noqa: E402
 
-pytestmark = pytest.mark.skipif(not (shutil.which("cc") or shutil.which("gcc")), reason="no C compiler")
+pytestmark = pytest.mark.needs("cc")
 
 
 def raw_exchange(dev, frame: bytes, wait=0.3) -> list:

@@ -125,9 +125,9 @@ def test_fault_plan_parse():
 # ------------------------------------------------------------------ C parser twin
 @pytest.fixture(scope="module")
 def link_dump(tmp_path_factory):
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if not cc:
-        pytest.skip("no C compiler")
+    from conftest import require
+    require("cc")
+    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
     d = tmp_path_factory.mktemp("link")
     gen = write_header(d / "gen").parent
     exe = d / "link_dump"

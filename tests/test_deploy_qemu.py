@@ -9,11 +9,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent / "deploy_fake"))
 from deploy_helpers import FAKE_DIR, device  # noqa: E402
 
-from deploy.build import build, have_arm  # noqa: E402
-from deploy.targets import have_qemu  # noqa: E402
+from deploy.build import build  # noqa: E402
 
-pytestmark = pytest.mark.skipif(not (have_arm() and have_qemu()),
-                                reason="needs arm-none-eabi-gcc and qemu-system-arm (./setup.sh installs them)")
+pytestmark = pytest.mark.needs("arm-none-eabi-gcc", "qemu-system-arm")
 
 
 def test_instruction_counter_is_exact_to_its_resolution():

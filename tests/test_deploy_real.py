@@ -2,7 +2,6 @@
 bit on the host pty and on the emulated Cortex-M4, also under faults; `edgetp hil`
 end to end on a corpus the test generates."""
 import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -13,16 +12,14 @@ import serial
 sys.path.insert(0, str(Path(__file__).parent / "data"))
 from tone_corpus import make_corpus  # noqa: E402
 
-from deploy.build import build, have_arm  # noqa: E402
+from deploy.build import build  # noqa: E402
 from deploy.hil import run_session  # noqa: E402
 from deploy.host import Device  # noqa: E402
 from deploy.reference import IntReference, export_c, int_features, tiny_qmodel  # noqa: E402
 from deploy.relay import FaultPlan, FaultyLink  # noqa: E402
-from deploy.targets import have_qemu, start  # noqa: E402
+from deploy.targets import start  # noqa: E402
 from firmware_gen.tensors import DeviceConfig  # noqa: E402
 
-HAVE_CC = bool(shutil.which("cc") or shutil.which("gcc"))
-HAVE_QEMU = have_arm() and have_qemu()
 HELD = "0a1b2c3d"
 CFG = DeviceConfig(lr_max=0.05)          # the sessions below set lr 200 * 2^-12 ~= 0.049
 
@@ -51,7 +48,7 @@ def _session(target, qm, cdir, sup, qry, faults=None, locked=False, epochs=1):
             dev.close()
 
 
-@pytest.mark.skipif(not HAVE_CC, reason="no C compiler")
+@pytest.mark.needs("cc")
 def test_generated_c_on_the_host_target_is_bit_exact_under_faults(tiny):
     qm, cdir, sup, qry = tiny
     res, _ = _session("host", qm, cdir, sup, qry, faults="drop=0.002,corrupt=0.002,dup=0.05,truncate=0.02,"
@@ -61,7 +58,7 @@ def test_generated_c_on_the_host_target_is_bit_exact_under_faults(tiny):
     assert all("restored" in r["how"] for r in res["recoveries"])     # S stays in flash: written are the RAM tensors
 
 
-@pytest.mark.skipif(not HAVE_QEMU, reason="needs arm-none-eabi-gcc and qemu-system-arm")
+@pytest.mark.needs("arm-none-eabi-gcc", "qemu-system-arm")
 def test_generated_c_on_the_emulated_cortex_m4_is_bit_exact(tiny):
     qm, cdir, sup, qry = tiny
     res, image = _session("qemu", qm, cdir, sup, qry)
@@ -87,9 +84,9 @@ def corpus_and_model(tmp_path_factory):
     return root, path
 
 
-@pytest.mark.parametrize("target", ["host", pytest.param("qemu", marks=pytest.mark.skipif(
-    not HAVE_QEMU, reason="needs arm-none-eabi-gcc and qemu-system-arm"))])
-@pytest.mark.skipif(not HAVE_CC, reason="no C compiler")
+@pytest.mark.parametrize("target", ["host", pytest.param("qemu", marks=pytest.mark.needs(
+    "arm-none-eabi-gcc", "qemu-system-arm"))])
+@pytest.mark.needs("cc")
 def test_edgetp_hil_end_to_end(corpus_and_model, tmp_path, target):
     from conftest import run_cli
 
@@ -108,7 +105,7 @@ def test_edgetp_hil_end_to_end(corpus_and_model, tmp_path, target):
         assert "budgets:" in r.stdout
 
 
-@pytest.mark.skipif(not HAVE_CC, reason="no C compiler")
+@pytest.mark.needs("cc")
 def test_edgetp_hil_reports_a_bad_target(corpus_and_model, tmp_path):
     from conftest import run_cli
 
@@ -118,7 +115,7 @@ def test_edgetp_hil_reports_a_bad_target(corpus_and_model, tmp_path):
     assert r.returncode == 2 and "--target must be" in r.stderr and "Traceback" not in r.stderr
 
 
-@pytest.mark.skipif(not HAVE_CC, reason="no C compiler")
+@pytest.mark.needs("cc")
 def test_edgetp_hil_on_a_serial_port(corpus_and_model, tmp_path):
     """--target PORT: a device someone else started (here the host build on its pty)."""
     from conftest import run_cli

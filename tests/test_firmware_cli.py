@@ -6,9 +6,10 @@ import pytest
 from edgetp.data.labels import label_names
 from edgetp.model import MODELS_DIR, Model, save_model
 from edgetp.tp.config import NetConfig, init_params
-from firmware_gen.build import build_arm, default_cc, have
+from conftest import can
+from firmware_gen.build import build_arm
 
-pytestmark = pytest.mark.skipif(default_cc() is None, reason="needs a C compiler (gcc or clang)")
+pytestmark = pytest.mark.needs("cc")
 
 
 def model_file(tmp_path, net=(10, (8,), 4), name="m.npz"):
@@ -35,7 +36,7 @@ def test_export_c_prints_the_plan_and_builds_for_cortex_m4(cli, tmp_path):
     assert (out / "etp_model.h").is_file() and (out / "etp_manifest.json").is_file()
     man = json.loads((out / "etp_manifest.json").read_text())
     assert man["memory"]["totals"]["ram"] > 0 and man["tensors"][0]["name"] == "W0"
-    if have("arm-none-eabi-gcc"):
+    if can("arm-none-eabi-gcc"):
         sizes = build_arm(out)
         assert sizes["etp_model.o"][2] == man["memory"]["totals"]["ram"]
 

@@ -13,12 +13,13 @@ from hypothesis import strategies as st
 
 from firmware_gen.cases import INPUT_STYLES, WEIGHT_STYLES, CaseSpec, build_model, build_script, device_config
 from firmware_gen.generate import render
-from firmware_gen.build import build_arm, build_host, default_cc, have
+from conftest import can
+from firmware_gen.build import build_arm, build_host
 from firmware_gen.cdevice import CDevice
 from firmware_gen.harness import verify_export
 from firmware_gen.tensors import RefDevice, state_digest
 
-pytestmark = pytest.mark.skipif(default_cc() is None, reason="needs a C compiler (gcc or clang)")
+pytestmark = pytest.mark.needs("cc")
 SLOW = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
 
 
@@ -165,14 +166,14 @@ def test_kws_mcu_finetuning_run_on_real_features(tmp_path):
     assert sorted(model.labels[k] for k in ys) == ["no", "stop", "yes"]
     qm = quantize_model(model, xf, ys, wbits=16)
     s = verify_model(qm, DeviceConfig(), int_features(qm, xf), ys, epochs=3, lr=1e-4, seed=3, keep=tmp_path,
-                     arm=have("arm-none-eabi-gcc"))
+                     arm=can("arm-none-eabi-gcc"))
     assert s.ok and s.steps == (3 + 1) * 3 * 101, s.lines()      # three epochs, then inference
-    if have("arm-none-eabi-gcc"):
+    if can("arm-none-eabi-gcc"):
         from firmware_gen.memplan import totals
         assert s.extra["arm_size"]["etp_model.o"]["bss"] == totals(render(qm).plan)["ram"]
 
 
-@pytest.mark.skipif(not have("arm-none-eabi-gcc"), reason="needs arm-none-eabi-gcc")
+@pytest.mark.needs("arm-none-eabi-gcc")
 def test_cortex_m4_objects_match_the_memory_plan(tmp_path):
     from firmware_gen.memplan import totals
     spec = CaseSpec(hidden=(7, 4), recurrent=True, wbits=8)
@@ -184,7 +185,7 @@ def test_cortex_m4_objects_match_the_memory_plan(tmp_path):
     assert all(d == 0 for _t, d, _b in sizes.values())                # nothing initialised in RAM
 
 
-@pytest.mark.skipif(not have("clang"), reason="needs clang")
+@pytest.mark.needs("clang-sanitizers")
 def test_clang_build_with_its_sanitizers(tmp_path):
     spec = CaseSpec(hidden=(4, 3), recurrent=True, targets="batch", optimizer="sgd", samples=2, steps=5)
     qm, dev = build_model(spec), device_config(spec)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from firmware_gen.build import build_host, default_cc
+from firmware_gen.build import build_host
 from firmware_gen.cdevice import CDevice
 from firmware_gen.harness import Script, run_script
 from firmware_gen.snapshot import tiny_export, tiny_model
@@ -40,7 +40,7 @@ def test_every_file_is_stamped():
     assert '"no \\"quoted\\""' in ex.files["etp_model.c"]          # labels are escaped C strings
 
 
-@pytest.mark.skipif(default_cc() is None, reason="needs a C compiler (gcc or clang)")
+@pytest.mark.needs("cc")
 def test_the_snapshot_itself_is_bit_exact(tmp_path):
     """The checked-in C compiles with the strict flags and equals the reference step by step."""
     dev = RefDevice(tiny_model(), DeviceConfig("classes", "factored", 1e-3, 8))

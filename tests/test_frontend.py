@@ -118,7 +118,9 @@ def test_norm_constants_fixed_and_stored(tmp_path):
 
 def test_torchaudio_cross_check():
     """Optional: torchaudio (extra `torch`, not installed in CI) gives the same log-mel."""
-    torchaudio = pytest.importorskip("torchaudio")
+    from conftest import require
+    require("torchaudio")   # an optional extra: skips (saying so) even in CI
+    import torchaudio
     import torch
 
     rng = np.random.default_rng(4)

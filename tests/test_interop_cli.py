@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-pytest.importorskip("onnx")
-pytest.importorskip("onnxruntime")
-pytest.importorskip("nir")
+from conftest import require  # noqa: E402
+
+require("onnx", "onnxruntime", "nir", module_level=True)
 
 from edgetp.cli import main  # noqa: E402
 from edgetp.model import Model, load_model, save_model  # noqa: E402

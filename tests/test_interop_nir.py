@@ -4,7 +4,9 @@ equations with forward Euler, lossless round trips, a graph built with NIR's own
 import numpy as np
 import pytest
 
-nir = pytest.importorskip("nir")
+from conftest import require_module  # noqa: E402
+
+nir = require_module("nir")
 
 from edgetp.errors import EdgetpError  # noqa: E402
 from edgetp.interop.common import reference_readout  # noqa: E402

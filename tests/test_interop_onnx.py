@@ -3,8 +3,10 @@ of foreign graphs, and the errors for files edgetp cannot read."""
 import numpy as np
 import pytest
 
-onnx = pytest.importorskip("onnx")
-pytest.importorskip("onnxruntime")
+from conftest import require, require_module  # noqa: E402
+
+onnx = require_module("onnx")
+require("onnxruntime", module_level=True)
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 from edgetp.errors import EdgetpError  # noqa: E402

@@ -127,8 +127,10 @@ def test_finetune_cli_json_contract_and_plot(setup, pretrained, cli):
         for k in ("query_acc_before", "query_acc_after", "finetune_only_acc", "test_acc_before", "test_acc_after"):
             assert 0 <= s[k] <= 100
         assert s["support"] == 4 * 5 and s["query"] == 4 * 2
-    assert d["per_seed"][0]["query_acc_after"] != d["per_seed"][0]["query_acc_before"] or \
-        d["per_seed"][1]["query_acc_after"] != d["per_seed"][1]["query_acc_before"]
+    # fine-tuning helps the held-out speaker: the 2-seed mean gains >= 10 pp. Measured (tone corpus,
+    # this pretraining with --seed 0/1/2, fine-tuning seeds 0-5, 1 epoch, lr 1e-3): the 2-seed mean gain
+    # is 12.5 / 50 / 37.5 pp, before is 25 % throughout; a query set is 8 utterances (12.5 pp steps).
+    assert d["query_acc_after"] >= d["query_acc_before"] + 10, d
     assert plot.stat().st_size > 10_000
     from edgetp.model import load_model
     m = load_model(saved)

@@ -3,11 +3,9 @@ import json
 
 import pytest
 
-from edgetp import paths
 
 
-@pytest.mark.skipif(not (paths.default_data_root() / "synth_info.json").is_file(),
-                    reason="default corpus not prepared (run ./setup.sh or edgetp data prepare-default)")
+@pytest.mark.needs("default-corpus")
 def test_default_finetune_on_shipped_kws_mcu(cli, tmp_path):
     out = tmp_path / "ft.json"
     r = cli("finetune", "--kws", "--seeds", "1", "--epochs", "1", "--no-baseline", "--quiet", "--json", out)
@@ -17,8 +15,11 @@ def test_default_finetune_on_shipped_kws_mcu(cli, tmp_path):
     assert d["speaker"] == DEFAULT_SPEAKER and d["model"] == "kws-mcu" and d["shots"] == 5
     s = d["per_seed"][0]
     assert s["support"] == 175 and s["query"] == 70
-    # the shipped model was pretrained without this speaker and fine-tuning changes its answers
-    assert s["query_acc_after"] != s["query_acc_before"]
+    # the shipped model was pretrained without this speaker and fine-tuning (one epoch) teaches it >= 15 pp.
+    # Measured on kws-mcu (hash 9446e9b8b469), `edgetp finetune --kws --seeds 6 --epochs 1
+    # --no-baseline`: query 23.1 +- 1.9 % -> 48.6 +- 3.0 %, gain per seed 21.4 .. 32.9 pp (seed 0: 22.9 pp);
+    # 15 pp leaves room for a rebuilt model. Chance is 1/36 = 2.8 %.
+    assert s["query_acc_after"] >= s["query_acc_before"] + 15, s
 
 
 def test_shipped_models_load_and_match_their_cards():

@@ -45,7 +45,7 @@ def test_errors(model, tmp_path):
     np.savez(tmp_path / "noW1.npz", **{k: v for k, v in arrays.items() if k != "W1"})
     np.savez(tmp_path / "pickled.npz", meta=np.array([object()], dtype=object))
     cases = {"trunc": "not a", "text": "not an .npz", "edited": "hash mismatch", "future": "version 99",
-             "nometa": "no 'meta'", "noW1": "lacks 'W1'", "pickled": "not a readable"}
+             "nometa": "no 'meta'", "noW1": "lacks 'W1'", "pickled": "not a plain numeric array"}
     for name, expect in cases.items():
         with pytest.raises(EdgetpError, match=expect):
             load_model(tmp_path / f"{name}.npz")

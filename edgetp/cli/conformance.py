@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from edgetp.errors import EdgetpError
@@ -11,6 +12,8 @@ def register(sub):
     p = sub.add_parser("conformance", help="replay golden TP trajectories (float64) and report deviations",
                        description="Replays each golden file from its initial weights, inputs and labels and "
                                    "reports the largest deviation max|mine-golden|/max(1,max|golden|) per file. "
+                                   "A NaN or infinity on either side fails, naming array, step and index; a file "
+                                   "holding an array that is not understood is refused. "
                                    "Exit status 1 if any file exceeds the tolerance, 2 on an unreadable file.")
     p.add_argument("files", nargs="+", type=Path, help="golden .npz files (or folders holding them)")
     p.add_argument("--json", nargs="?", const="-", metavar="PATH",
@@ -32,29 +35,49 @@ def _expand(paths):
     return out
 
 
+def _where(d) -> str:
+    where = f"at step {d.step}" + (f", index {d.index}" if d.index else "")
+    return where + (f": {d.note}" if d.note else "")
+
+
 def run(args) -> int:
-    from edgetp.tp.golden import TOLERANCE, load_golden, replay
+    from edgetp.tp.golden import TOLERANCE, load_golden, not_compared, replay
 
     tol = TOLERANCE if args.tol is None else args.tol
+    if not math.isfinite(tol) or tol < 0:
+        raise EdgetpError(f"--tol {tol}: must be a finite number >= 0")
     report, failed, broken = [], 0, 0
     for path in _expand(args.files):
         try:
-            worst = replay(load_golden(path))
+            g = load_golden(path)
+            worst = replay(g)
+            left = not_compared(g, worst)
+            if left:
+                raise EdgetpError(f"{path}: array {left[0]!r} is not understood (it would not be compared)")
         except EdgetpError as exc:
             broken += 1
-            report.append({"file": str(path), "error": str(exc)})
+            msg = " ".join(str(exc).split())
+            report.append({"file": str(path), "error": msg})
             if args.json != "-":
-                print(f"ERROR {exc}")
+                print(f"ERROR {msg}")
             continue
-        key = max(worst, key=lambda k: worst[k][0])
-        dev, step = worst[key]
-        ok = dev <= tol
+        bad = sorted(k for k, d in worst.items() if not d.dev <= tol)   # NaN deviations fail too
+        # the news is the first non-finite value: in an input of the replay, else the earliest step, the
+        # file's side first; without one, the largest deviation
+        key = min((k for k in worst if worst[k].note), default=None, key=lambda k: (
+            "an input" not in worst[k].note, worst[k].step, "in golden" not in worst[k].note, k)) or \
+            max(worst, key=lambda k: worst[k].dev)
+        d = worst[key]
+        ok = not bad
         failed += not ok
-        report.append({"file": str(path), "max_deviation": dev, "array": key, "step": step, "pass": ok,
-                       "arrays": {k: v[0] for k, v in sorted(worst.items())}})
+        report.append({"file": str(path), "max_deviation": d.dev, "array": key, "step": d.step,
+                       "index": list(d.index), "note": d.note, "pass": ok,
+                       "failing": bad, "nonfinite": sorted(k for k in worst if worst[k].note),
+                       "arrays": {k: v.dev for k, v in sorted(worst.items())}})
         if args.json != "-":
-            print(f"{'PASS' if ok else 'FAIL'} {path.name}: max deviation {dev:.3e} in {key} at step {step} "
-                  f"({len(worst)} arrays, tolerance {tol:g})")
+            what = f"max deviation {d.dev:.3e}" if not d.note else "non-finite value"
+            print(f"{'PASS' if ok else 'FAIL'} {path.name}: {what} in {key} {_where(d)} "
+                  f"({len(worst)} arrays, {len(bad)} failing, tolerance {tol:g})")
     summary = {"files": report, "tolerance": tol, "passed": sum(r.get("pass", False) for r in report),
                "failed": failed, "errors": broken}
     if args.json == "-":

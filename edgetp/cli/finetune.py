@@ -31,6 +31,9 @@ def register(sub):
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"shipped model name or model file (default {DEFAULT_MODEL})")
     p.add_argument("--data-root", help="GSC-layout corpus (default: the offline corpus set-up generated)")
     p.add_argument("--speaker", help="held-out speaker id (default: the one the model was pretrained without)")
+    p.add_argument("--allow-seen-speaker", action="store_true",
+                   help="fine-tune on a speaker the model was pretrained on (refused by default: not held out); "
+                        "the report then says so")
     p.add_argument("--shots", default="5", help="1, 5, ... or all (default 5)")
     p.add_argument("--seeds", type=int, default=3, help="repeats with a resampled support set (default 3)")
     p.add_argument("--epochs", type=int, default=None, help="default: the model's recipe, else 3")
@@ -68,7 +71,7 @@ def recipe_from(args, model):
 
 
 def run(args) -> int:
-    from edgetp.kws.data import model_corpus
+    from edgetp.kws.data import check_speaker, model_corpus, seen_note
     from edgetp.kws.protocol import finetune_seed, summarize
     from edgetp.model import load_model, save_model
 
@@ -78,6 +81,10 @@ def run(args) -> int:
     model = load_model(args.model)
     recipe = recipe_from(args, model)
     corpus, speaker = model_corpus(model, args.data_root, args.speaker)
+    seen = check_speaker(model, corpus, speaker, args.allow_seen_speaker, args.model)
+    note = seen_note(seen, speaker)
+    if note:
+        print(f"warning: {note}", flush=True)
     limit = args.test_limit or None
     runner = finetune_seed
     if args.fixed:
@@ -94,9 +101,14 @@ def run(args) -> int:
               + f", {r['query']} query, {r['seconds']:.1f} s)", flush=True)
     out = summarize(per_seed, speaker, shots, recipe, args.model)
     out["fixed"] = bool(args.fixed)
+    out.update(seen)
+    if note:
+        out["note"] = note
     if args.fixed:
         out["int_optimizer"] = per_seed[0]["int_optimizer"]
     _table(out)
+    if note:
+        print(f"note: {note}")
     if args.save:
         first = per_seed[0]["params"]
         if args.fixed:

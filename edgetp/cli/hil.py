@@ -32,6 +32,9 @@ def register(sub):
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"shipped model name or model file (default {DEFAULT_MODEL})")
     p.add_argument("--data-root", help="GSC-layout corpus (default: the offline corpus set-up generated)")
     p.add_argument("--speaker", help="held-out speaker id (default: the one the model was pretrained without)")
+    p.add_argument("--allow-seen-speaker", action="store_true",
+                   help="use a speaker the model was pretrained on (refused by default: not held out); "
+                        "the report then says so")
     p.add_argument("--shots", default="1", help="utterances per word in the support set: 1, 5, ... or all (default 1)")
     p.add_argument("--seed", type=int, default=0, help="support-set draw, training order and device PRNG seed")
     p.add_argument("--epochs", type=int, default=None,
@@ -75,7 +78,7 @@ def prepare(args):
     from deploy.reference import int_features
     from edgetp.fixed.finetune import epoch_lrs
     from edgetp.fixed.update_q import lr_code
-    from edgetp.kws.data import model_corpus, speaker_data
+    from edgetp.kws.data import check_speaker, model_corpus, seen_note, speaker_data
     from edgetp.kws.protocol import model_norm
     from edgetp.model import load_model
     from firmware_gen.options import device_from_args
@@ -86,6 +89,11 @@ def prepare(args):
     if epochs < 1:
         raise EdgetpError("--epochs must be >= 1")
     corpus, speaker = model_corpus(model, args.data_root, args.speaker)
+    args.seen = check_speaker(model, corpus, speaker, args.allow_seen_speaker, args.model)
+    note = seen_note(args.seen, speaker)
+    if note:
+        args.seen["note"] = note
+        print(f"warning: {note}", flush=True)
     d = speaker_data(corpus, speaker, _shots(args.shots), args.seed, model_norm(model))
     qm, cfg, notes = device_from_args(model, args)
     (sx, sy), (qx, qy) = d.support, d.query
@@ -171,6 +179,7 @@ def run(args) -> int:
                 "support": int(len(support[1])), "query": int(len(query[1]))})
     out.update({k: v for k, v in res.items() if k not in out})
     out["store_boot"] = info.store if info else None        # HELLO's weight-store report (docs/deploy.md)
+    out.update(args.seen)
     if image is not None and image.sizes:
         out["image"] = dict(image.sizes)
         c = res.get("counters") or {}
@@ -188,6 +197,8 @@ def run(args) -> int:
     out["error"] = err
     out["seconds"] = round(time.perf_counter() - t0, 1)
     _print(out, say)
+    if out.get("note"):
+        print(f"note: {out['note']}")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(out, indent=1, default=str))

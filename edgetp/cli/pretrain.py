@@ -116,6 +116,7 @@ def run(args) -> int:
                "seconds": time.perf_counter() - t0}
     rec = recipe.to_dict()
     rec.update(data=str(corpus.root), labels=args.labels, held_out_speaker=hold, net=args.net,
+               pretrain_speakers=sorted({corpus.utterances[i].speaker for i in pre}),
                command="edgetp pretrain --kws " + " ".join(
                    f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
                    if k in ("net", "reset", "epochs", "lr", "optimizer", "batch", "targets", "seed", "shift", "noise")

@@ -71,7 +71,19 @@ def split_features(corpus, split: str, cache_dir, progress: bool | None = None) 
         disable = None if progress is None else not progress
         _write_atomic(path, (len(rows), frontend.N_FRAMES, frontend.N_FEATURES),
                       lambda out: _compute(corpus, rows, out, f"features {split}", disable))
-    return np.load(path, mmap_mode="r")
+    return _open(path, (len(rows), frontend.N_FRAMES, frontend.N_FEATURES))
+
+
+def _open(path: Path, shape) -> np.memmap:
+    """Memory-map a cache file; its header must declare exactly float32 ``shape`` and the file hold
+    exactly that many bytes (edgetp.safeload), else an EdgetpError saying how to recompute it."""
+    from edgetp.errors import EdgetpError
+    from edgetp.safeload import open_npy_memmap
+
+    try:
+        return open_npy_memmap(path, np.float32, shape, "feature cache")
+    except EdgetpError as exc:
+        raise EdgetpError(f"{exc}; delete the file and the features are recomputed") from None
 
 
 def cached_features(corpus, indices, cache_dir, progress: bool | None = None) -> np.ndarray:
@@ -108,4 +120,4 @@ def cached_features(corpus, indices, cache_dir, progress: bool | None = None) ->
     path = _corpus_dir(corpus, cache_dir) / f"sel-{corpus.fingerprint(indices)[:16]}.npy"
     if not path.exists():
         _write_atomic(path, shape, gather)
-    return np.load(path, mmap_mode="r")
+    return _open(path, shape)

@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgetp import safeload
 from edgetp.errors import EdgetpError
 from edgetp.interop.common import (META_KEY, Found, build_model, carried_arrays, model_meta, recurrent_weights,
                                    tidy, uniform)
@@ -319,7 +320,10 @@ def recognise(g: "nir.NIRGraph", dt: float) -> Found:
 def import_nir(path, dt: float | None = None, **opts) -> Model:
     """An edgetp Model from a NIR file; ``dt`` defaults to the graph's ``metadata["dt"]``, else DT."""
     try:
+        safeload.check_hdf5(path, "not a readable NIR graph")   # sizes, dtypes and nesting checked before nir reads any data
         g = nir.read(str(path), type_check=False)
+    except EdgetpError:
+        raise
     except FileNotFoundError:
         raise EdgetpError(f"{path}: no such file") from None
     except Exception as exc:  # h5py OSError, KeyError, nir's ValueError/AssertionError, ...
@@ -330,11 +334,10 @@ def import_nir(path, dt: float | None = None, **opts) -> Model:
     except Exception as exc:  # nir raises ValueError/AssertionError/KeyError on shapes that do not fit
         raise EdgetpError(f"{path}: the graph's shapes do not fit ({str(exc)[:200]})") from None
     meta = g.metadata if isinstance(g.metadata, dict) else {}
-    dt = float(dt if dt is not None else meta.get("dt", DT))
-    try:
+    with safeload.guarded(path, "not a network edgetp can import"):
+        dt = float(dt if dt is not None else meta.get("dt", DT))
         found = recognise(g, dt)
-        stored = json.loads(meta.get(META_KEY, "{}"))
-    except (EdgetpError, ValueError) as exc:
-        raise EdgetpError(f"{path}: {exc}") from None
-    arrays = {k[len("edgetp."):]: np.asarray(v) for k, v in meta.items() if k.startswith("edgetp.") and k != META_KEY}
-    return build_model(found, stored, arrays, Path(path).name, **opts)
+        stored = safeload.parse_json(meta.get(META_KEY, "{}"), f"metadata {META_KEY!r}")
+        arrays = {k[len("edgetp."):]: np.asarray(v) for k, v in meta.items()
+                  if k.startswith("edgetp.") and k != META_KEY}
+        return build_model(found, stored, arrays, Path(path).name, **opts)

@@ -21,11 +21,12 @@ from __future__ import annotations
 import base64
 import io
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 
-from edgetp import __version__
+from edgetp import __version__, safeload
 from edgetp.errors import EdgetpError
 from edgetp.interop.common import META_KEY, build_model, carried_arrays, model_meta
 from edgetp.interop.onnx_graph import Evaluator, Lin, analyse
@@ -141,14 +142,61 @@ def _attrs(node) -> dict:
     return out
 
 
+def _tensors(m: "onnx.ModelProto"):
+    """Every TensorProto of the model: initializers and node attributes, subgraphs included (no recursion)."""
+    graphs = [m.graph]
+    while graphs:
+        g = graphs.pop()
+        yield from g.initializer
+        for node in g.node:
+            for a in node.attribute:
+                yield from ([a.t] if a.HasField("t") else []) + list(a.tensors)
+                graphs += ([a.g] if a.HasField("g") else []) + list(a.graphs)
+
+
+def check_tensors(m: "onnx.ModelProto", limit: int) -> None:
+    """Refuse external data, and tensors whose declared shape exceeds the load limit or
+    disagrees with the data they hold, before numpy_helper allocates anything."""
+    total = 0
+    for t in _tensors(m):
+        name = t.name or "(unnamed)"
+        if t.data_location == onnx.TensorProto.EXTERNAL or t.external_data:
+            raise EdgetpError(f"tensor {name!r} keeps its data in an external file; only self-contained models "
+                              "are read")
+        if any(d < 0 for d in t.dims):
+            raise EdgetpError(f"tensor {name!r} has negative dimensions {list(t.dims)}")
+        n = math.prod(t.dims)
+        dtype = np.dtype(helper.tensor_dtype_to_np_dtype(t.data_type))
+        if t.HasField("raw_data"):
+            held = len(t.raw_data) / dtype.itemsize
+        else:
+            held = len(getattr(t, helper.tensor_dtype_to_field(t.data_type))) / (2 if dtype.kind == "c" else 1)
+        if held != n:
+            raise EdgetpError(f"tensor {name!r} declares {n} elements ({list(t.dims)}) but holds {held:g}")
+        total += n * dtype.itemsize
+        if total > limit:
+            raise EdgetpError(f"its tensors declare more than the load limit ({limit} bytes; "
+                              f"{safeload.LIMIT_ENV} raises it)")
+
+
 def read_onnx(path) -> "onnx.ModelProto":
+    """Read an ONNX file, bounded: its size and every tensor's declared size under the load limit
+    (edgetp.safeload), no external data; any decoding error is one EdgetpError."""
+    limit = safeload.load_limit()
     try:
-        m = onnx.load(str(path))
+        size = Path(path).stat().st_size
+        if size > limit:
+            raise EdgetpError(f"{size} bytes, more than the load limit ({limit} bytes; {safeload.LIMIT_ENV} "
+                              "raises it)")
+        m = onnx.load(str(path), load_external_data=False)
+        check_tensors(m, limit)
         onnx.checker.check_model(m)
     except FileNotFoundError:
         raise EdgetpError(f"{path}: no such file") from None
-    except Exception as exc:  # protobuf DecodeError, ValidationError, ...
-        why = f"{exc.__class__.__name__}: {str(exc).strip()[:200]}"
+    except EdgetpError as exc:
+        raise EdgetpError(f"{path}: not a valid ONNX model ({exc})") from None
+    except Exception as exc:  # protobuf DecodeError, ValidationError, RecursionError, MemoryError, ...
+        why = f"{exc.__class__.__name__}: {' '.join(str(exc).split())[:200]}"
         raise EdgetpError(f"{path}: not a valid ONNX model ({why})") from None
     return m
 
@@ -193,18 +241,15 @@ def import_onnx(path, **opts) -> Model:
     ``opts`` go to :func:`edgetp.interop.common.build_model` (labels, seed, leak_t, gamma).
     """
     m = read_onnx(path)
-    try:
+    with safeload.guarded(path, "not a network edgetp can import"):
         found, _, _ = recognise(m)
-    except EdgetpError as exc:
-        raise EdgetpError(f"{path}: {exc}") from None
     props = {p.key: p.value for p in m.metadata_props}
-    try:
-        meta = json.loads(props.get(META_KEY, "{}"))
-        arrays = {k[len("edgetp."):]: np.load(io.BytesIO(base64.b64decode(v)), allow_pickle=False)
+    with safeload.guarded(path, "corrupt edgetp metadata"):
+        meta = safeload.parse_json(props.get(META_KEY, "{}"), f"metadata {META_KEY!r}")
+        arrays = {k[len("edgetp."):]: safeload.npy_from_bytes(base64.b64decode(v, validate=True), f"metadata {k!r}")
                   for k, v in props.items() if k.startswith("edgetp.") and k != META_KEY}
-    except (ValueError, OSError, EOFError) as exc:
-        raise EdgetpError(f"{path}: corrupt edgetp metadata ({exc})") from None
-    return build_model(found, meta, arrays, Path(path).name, **opts)
+    with safeload.guarded(path, "not a network edgetp can import"):
+        return build_model(found, meta, arrays, Path(path).name, **opts)
 
 
 def onnx_readout(path_or_model, xs: np.ndarray) -> np.ndarray:

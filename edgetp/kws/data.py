@@ -52,6 +52,76 @@ def model_corpus(model, data_root, speaker: str | None):
     return corpus, speaker
 
 
+def pretrain_speakers(model, corpus) -> set[str] | None:
+    """The speakers whose utterances pretrained ``model``, or None when that cannot be told.
+
+    ``recipe["pretrain_speakers"]`` when the model records it (``edgetp pretrain`` does);
+    else recomputed the way ``edgetp pretrain`` split its corpus (every train-split
+    speaker but ``held_out_speaker``), from the corpus its ``recipe["data"]`` names: that
+    folder, or the corpus at hand when it is that folder or a corpus of the same name
+    (the offline corpus, regenerated under another EDGETP_HOME).
+    """
+    rec = model.recipe
+    if "pretrain_speakers" in rec:
+        sp = rec["pretrain_speakers"]
+        if not isinstance(sp, list) or not all(isinstance(x, str) for x in sp):
+            raise EdgetpError("the model's recipe 'pretrain_speakers' is not a list of speaker ids")
+        return set(sp)
+    data = rec.get("data")
+    if not isinstance(data, str) or not data:
+        return None
+    src, here = Path(data).expanduser(), Path(corpus.root)
+    if src.resolve() != here.resolve():
+        if src.is_dir():
+            from edgetp.data.gsc import load_corpus
+            try:
+                corpus = load_corpus(src, labels=model.frontend.get("label_set", "paper"))
+            except EdgetpError:
+                return None
+        elif src.name != here.name:
+            return None
+    held = rec.get("held_out_speaker")
+    return {sid for sid, n in corpus.speaker_counts("train").items() if n and sid != held}
+
+
+def check_speaker(model, corpus, speaker, allow_seen: bool = False, model_name: str = "the model") -> dict:
+    """Refuse (EdgetpError) a ``speaker`` (an id, or a list of ids) that pretrained ``model``: its
+    accuracy would not be a held-out result. ``allow_seen`` overrides; the returned dict says what was
+    found, for the report: ``{"seen_speaker": True/False/None (unknown), "allow_seen_speaker": bool}``
+    (plus ``"seen_speakers"``, the ids that were seen or could not be checked, when there are any)."""
+    speakers = [speaker] if isinstance(speaker, str) else list(speaker)
+    seen = pretrain_speakers(model, corpus)
+    held = model.recipe.get("held_out_speaker")
+    if seen is None:
+        unknown = [s for s in speakers if not (held and s == held)]   # the recipe names `held` as held out
+        if unknown and not allow_seen:
+            raise EdgetpError(f"cannot tell which speakers {model_name} was pretrained on (its recipe records no "
+                              f"pretrain_speakers and its corpus {model.recipe.get('data')!r} is not available), so "
+                              f"speaker {', '.join(unknown)} may not be held out; pass --allow-seen-speaker to go on "
+                              "anyway")
+        out = {"seen_speaker": None if unknown else False, "allow_seen_speaker": bool(allow_seen)}
+        return dict(out, seen_speakers=unknown) if unknown else out
+    hit = [s for s in speakers if s in seen]
+    if hit and not allow_seen:
+        hint = f" (the model's held-out speaker is {held})" if held else ""
+        raise EdgetpError(f"speaker {', '.join(hit)} {'is' if len(hit) == 1 else 'are'} in {model_name}'s pretraining "
+                          f"set ({len(seen)} speakers): its accuracy would not be a held-out result; choose a speaker "
+                          f"the model has not heard{hint}, or pass --allow-seen-speaker")
+    out = {"seen_speaker": bool(hit), "allow_seen_speaker": bool(allow_seen)}
+    return dict(out, seen_speakers=hit) if hit else out
+
+
+def seen_note(info: dict, speaker=None) -> str | None:
+    """The report's line when a speaker is not a checked held-out speaker (else None)."""
+    who = ", ".join(info.get("seen_speakers") or ([speaker] if isinstance(speaker, str) else speaker or []))
+    if info.get("seen_speaker") is True:
+        return (f"speaker {who} was in the model's pretraining set (--allow-seen-speaker): "
+                "these are NOT held-out results")
+    if info.get("seen_speaker") is None:
+        return f"speaker {who} could not be checked against the model's pretraining set (--allow-seen-speaker)"
+    return None
+
+
 def features(corpus, indices, cache=None) -> np.ndarray:
     from edgetp.data.cache import cached_features
 
