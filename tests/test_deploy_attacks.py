@@ -9,7 +9,6 @@ an older firmware) on the normal and the locked build, on the host pty and on QE
    locked build's exposed commands (DIGEST stays: the HIL verifies locked devices by it).
 """
 import json
-import shutil
 import struct
 import sys
 import time
