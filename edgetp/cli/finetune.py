@@ -34,7 +34,9 @@ def register(sub):
                         "one and the corpus has it (mean ± std over speakers × seeds), else the speaker it was "
                         "pretrained without")
     p.add_argument("--shots", default="5", help="1, 5, ... or all (default 5)")
-    p.add_argument("--seeds", type=int, default=3, help="repeats with a resampled support set (default 3)")
+    p.add_argument("--seeds", type=int, default=None,
+                   help="repeats with a resampled support set (default 3 for one speaker, 1 per speaker for a "
+                        "voice group, to keep the default run short)")
     p.add_argument("--epochs", type=int, default=None, help="default: the model's recipe, else 3")
     p.add_argument("--lr", type=float, default=None, help="default: the model's recipe, else 1e-4")
     p.add_argument("--optimizer", choices=("adam", "sgd", "rownorm", "colnorm"), default=None,
@@ -75,13 +77,15 @@ def run(args) -> int:
     from edgetp.model import load_model, save_model
 
     shots = _shots(args.shots)
-    if args.seeds < 1:
+    if args.seeds is not None and args.seeds < 1:
         raise EdgetpError("--seeds must be >= 1")
     model = load_model(args.model)
     recipe = recipe_from(args, model)
     corpus = corpus_for(model, args.data_root)
     from edgetp.kws.speakers import resolve
     speakers = resolve(model, corpus, args.speaker)
+    if args.seeds is None:
+        args.seeds = 3 if len(speakers) == 1 else 1
     limit = args.test_limit or None
     runner = finetune_seed
     if args.fixed:

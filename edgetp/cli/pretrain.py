@@ -43,6 +43,9 @@ def register(sub):
     p.add_argument("--ft", action="append", default=[], metavar="KEY=VALUE",
                    help="a fine-tuning default to record in the model (repeatable): epochs, lr, optimizer, batch, "
                         "targets, train, rehearsal; `edgetp finetune` uses them unless told otherwise")
+    p.add_argument("--record-fixed", action="store_true",
+                   help="record the device's quantization (recipe['fixed']: input format calibrated on pretraining "
+                        "utterances) so that finetune --fixed, export --c and hil use one integer model")
     p.add_argument("--out", required=True, help="model file to write (.npz)")
     p.add_argument("--json", metavar="PATH", help="write the training figures as JSON")
     p.set_defaults(func=run)
@@ -145,6 +148,10 @@ def run(args) -> int:
                   {"kind": "logmel40+d+dd", "label_set": args.labels, "per_utterance": norm.per_utterance,
                    **({"log_gain": args.log_gain} if args.log_gain != 1.0 else {})},
                   rec, metrics, norm.scale)
+    if args.record_fixed:
+        from edgetp.kws.fixed_protocol import fixed_settings
+        model.recipe["fixed"] = fixed_settings(model, corpus, hold or "")
+        model.recipe["command"] += " --record-fixed"
     digest = save_model(model, args.out)
     print(f"saved {args.out} ({model.n_params()} trainable parameters, hash {digest[:12]}); "
           f"train {metrics['train_acc']:.2f} %, validation {metrics['validation_acc']} %")
