@@ -51,7 +51,11 @@ def register(sub):
     p.add_argument("--fixed", action="store_true", help="use the integer-only TP rule (what the device runs)")
     p.add_argument("--test-limit", type=int, default=2000,
                    help="at most this many other-speaker test utterances (seeded subsample; 0 = all)")
-    p.add_argument("--no-baseline", action="store_true", help="skip the from-scratch baseline")
+    p.add_argument("--no-baseline", dest="baseline", action="store_false", default=None,
+                   help="skip the from-scratch baseline")
+    p.add_argument("--baseline", dest="baseline", action="store_true",
+                   help="train the from-scratch baseline (default for one speaker; off for a voice group, to keep "
+                        "the default run short)")
     p.add_argument("--save", metavar="PATH", help="save the fine-tuned model of the first speaker's first seed")
     p.add_argument("--json", metavar="PATH", help="write the figures as JSON")
     p.add_argument("--plot", metavar="PATH", help="write a figure (accuracy per epoch, before/after, confusion)")
@@ -86,13 +90,15 @@ def run(args) -> int:
     speakers = resolve(model, corpus, args.speaker)
     if args.seeds is None:
         args.seeds = 3 if len(speakers) == 1 else 1
+    if args.baseline is None:
+        args.baseline = len(speakers) == 1
     limit = args.test_limit or None
     runner = finetune_seed
     if args.fixed:
         from edgetp.kws.fixed_protocol import finetune_seed_fixed as runner
     per_seed = []
     for speaker, seed in ((s, k) for s in speakers for k in range(args.seeds)):
-        r = runner(model, corpus, speaker, shots, seed, recipe, test_limit=limit, baseline=not args.no_baseline,
+        r = runner(model, corpus, speaker, shots, seed, recipe, test_limit=limit, baseline=args.baseline,
                    progress=not args.quiet)
         per_seed.append(r)
         print(f"{speaker + ' ' if len(speakers) > 1 else ''}seed {seed}: query {r['query_acc_before']:.1f} -> {r['query_acc_after']:.1f} %  "
