@@ -4,7 +4,6 @@ import json
 import pytest
 
 
-
 @pytest.mark.needs("default-corpus")
 def test_default_finetune_on_shipped_kws_mcu(cli, tmp_path):
     out = tmp_path / "ft.json"
@@ -24,11 +23,22 @@ def test_default_finetune_on_shipped_kws_mcu(cli, tmp_path):
 
 def test_shipped_models_load_and_match_their_cards():
     from edgetp.model import load_model
-    for name, net in (("kws-mcu", "120-64r-36"), ("kws-paper", "120-450r-36")):
+    from edgetp.kws.speakers import dev_group, test_group
+    for name, net in (("kws-mcu-160k", "120-128r-36"), ("kws-mcu-64k", "120-64r-36"), ("kws-paper", "120-450r-36")):
         m = load_model(name)
         assert m.cfg.net_string() == net and m.cfg.reset == "hard" and len(m.labels) == 36
         assert m.norm_scale is not None and m.recipe["held_out_speaker"]
+        # the honest protocol: neither voice group was heard in pretraining
+        pre = m.recipe["pretrain_speakers"]
+        assert pre == sorted(pre) and len(pre) >= 30 and not set(pre) & set(dev_group() + test_group())
+        assert m.recipe["test_speakers"] == test_group() and m.recipe["dev_speakers"] == dev_group()
+    # kws-mcu, the device default, keeps the earlier recipe: one held-out speaker, no protocol record
+    # (its pretraining speakers are derived from its recipe: tests/test_seen_speaker.py)
+    m = load_model("kws-mcu")
+    assert m.cfg.net_string() == "120-64r-36" and "pretrain_speakers" not in m.recipe
+    assert m.recipe["held_out_speaker"] == "6210c7b0" and m.recipe["fixed"]["wbits"] == 16
     # the recorded fine-tuning defaults the cards' headline rows use
-    assert load_model("kws-mcu").recipe["finetune"] == {"optimizer": "colnorm"}
+    for name in ("kws-mcu", "kws-mcu-160k", "kws-mcu-64k"):
+        assert load_model(name).recipe["finetune"]["optimizer"] == "colnorm"
     assert load_model("kws-paper").recipe["finetune"] == {"targets": "classes", "batch": 8, "lr": 2e-4, "epochs": 6,
                                                           "rehearsal": 4.0}

@@ -398,6 +398,10 @@ class InputNorm:
         if (model.frontend or {}).get("per_utterance"):
             raise EdgetpError("the model normalises each utterance by its own std; the integer frontend "
                               "implements fixed per-feature divisors (norm_scale) only")
+        gain = float((model.frontend or {}).get("log_gain", 1.0))
+        if gain != 1.0:
+            raise EdgetpError(f"the model's features use log1p({gain:g} * S / max S) (frontend log_gain); the integer "
+                              "frontend implements the paper's log1p(S / max S) only")
         return cls.from_scale(model.norm_scale, qm.fx, qm.xbits)
 
     @property

@@ -30,12 +30,17 @@ def register(sub):
     p.add_argument("--kws", action="store_true", required=True, help="keyword spotting (the only task so far)")
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"shipped model name or model file (default {DEFAULT_MODEL})")
     p.add_argument("--data-root", help="GSC-layout corpus (default: the offline corpus set-up generated)")
-    p.add_argument("--speaker", help="held-out speaker id (default: the one the model was pretrained without)")
+    p.add_argument("--speaker", help="held-out speaker(s): an id, ids joined by commas, 'test' or 'dev' (the "
+                        "model's test / development voice group). Default: the model's test group when it records "
+                        "one and the corpus has it (mean ± std over speakers × seeds), else the speaker it was "
+                        "pretrained without")
     p.add_argument("--allow-seen-speaker", action="store_true",
                    help="fine-tune on a speaker the model was pretrained on (refused by default: not held out); "
                         "the report then says so")
     p.add_argument("--shots", default="5", help="1, 5, ... or all (default 5)")
-    p.add_argument("--seeds", type=int, default=3, help="repeats with a resampled support set (default 3)")
+    p.add_argument("--seeds", type=int, default=None,
+                   help="repeats with a resampled support set (default 3 for one speaker, 1 per speaker for a "
+                        "voice group, to keep the default run short)")
     p.add_argument("--epochs", type=int, default=None, help="default: the model's recipe, else 3")
     p.add_argument("--lr", type=float, default=None, help="default: the model's recipe, else 1e-4")
     p.add_argument("--optimizer", choices=("adam", "sgd", "rownorm", "colnorm"), default=None,
@@ -50,8 +55,12 @@ def register(sub):
     p.add_argument("--fixed", action="store_true", help="use the integer-only TP rule (what the device runs)")
     p.add_argument("--test-limit", type=int, default=2000,
                    help="at most this many other-speaker test utterances (seeded subsample; 0 = all)")
-    p.add_argument("--no-baseline", action="store_true", help="skip the from-scratch baseline")
-    p.add_argument("--save", metavar="PATH", help="save the fine-tuned model of the first seed")
+    p.add_argument("--no-baseline", dest="baseline", action="store_false", default=None,
+                   help="skip the from-scratch baseline")
+    p.add_argument("--baseline", dest="baseline", action="store_true",
+                   help="train the from-scratch baseline (default for one speaker; off for a voice group, to keep "
+                        "the default run short)")
+    p.add_argument("--save", metavar="PATH", help="save the fine-tuned model of the first speaker's first seed")
     p.add_argument("--json", metavar="PATH", help="write the figures as JSON")
     p.add_argument("--plot", metavar="PATH", help="write a figure (accuracy per epoch, before/after, confusion)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -71,18 +80,24 @@ def recipe_from(args, model):
 
 
 def run(args) -> int:
-    from edgetp.kws.data import check_speaker, model_corpus, seen_note
+    from edgetp.kws.data import check_speaker, corpus_for, seen_note
     from edgetp.kws.protocol import finetune_seed, summarize
     from edgetp.model import load_model, save_model
 
     shots = _shots(args.shots)
-    if args.seeds < 1:
+    if args.seeds is not None and args.seeds < 1:
         raise EdgetpError("--seeds must be >= 1")
     model = load_model(args.model)
     recipe = recipe_from(args, model)
-    corpus, speaker = model_corpus(model, args.data_root, args.speaker)
-    seen = check_speaker(model, corpus, speaker, args.allow_seen_speaker, args.model)
-    note = seen_note(seen, speaker)
+    corpus = corpus_for(model, args.data_root)
+    from edgetp.kws.speakers import resolve
+    speakers = resolve(model, corpus, args.speaker)
+    if args.seeds is None:
+        args.seeds = 3 if len(speakers) == 1 else 1
+    if args.baseline is None:
+        args.baseline = len(speakers) == 1
+    seen = check_speaker(model, corpus, speakers, args.allow_seen_speaker, args.model)
+    note = seen_note(seen, speakers)
     if note:
         print(f"warning: {note}", flush=True)
     limit = args.test_limit or None
@@ -90,16 +105,16 @@ def run(args) -> int:
     if args.fixed:
         from edgetp.kws.fixed_protocol import finetune_seed_fixed as runner
     per_seed = []
-    for seed in range(args.seeds):
-        r = runner(model, corpus, speaker, shots, seed, recipe, test_limit=limit, baseline=not args.no_baseline,
+    for speaker, seed in ((s, k) for s in speakers for k in range(args.seeds)):
+        r = runner(model, corpus, speaker, shots, seed, recipe, test_limit=limit, baseline=args.baseline,
                    progress=not args.quiet)
         per_seed.append(r)
-        print(f"seed {seed}: query {r['query_acc_before']:.1f} -> {r['query_acc_after']:.1f} %  "
+        print(f"{speaker + ' ' if len(speakers) > 1 else ''}seed {seed}: query {r['query_acc_before']:.1f} -> {r['query_acc_after']:.1f} %  "
               f"others {r['test_acc_before']:.1f} -> {r['test_acc_after']:.1f} %"
               + (f"  from scratch {r['finetune_only_acc']:.1f} %" if "finetune_only_acc" in r else "")
               + f"  ({r['support']} support" + (f" + {r['rehearsal']} rehearsal" if r.get("rehearsal") else "")
               + f", {r['query']} query, {r['seconds']:.1f} s)", flush=True)
-    out = summarize(per_seed, speaker, shots, recipe, args.model)
+    out = summarize(per_seed, speakers, shots, recipe, args.model)
     out["fixed"] = bool(args.fixed)
     out.update(seen)
     if note:
@@ -114,7 +129,7 @@ def run(args) -> int:
         if args.fixed:
             raise EdgetpError("--save with --fixed: save the integer model with edgetp export (not a float model)")
         from dataclasses import replace
-        tuned = replace(model, params=first, recipe=dict(model.recipe, finetuned_on=speaker, finetune=recipe.to_dict()))
+        tuned = replace(model, params=first, recipe=dict(model.recipe, finetuned_on=speakers[0], finetune=recipe.to_dict()))
         save_model(tuned, args.save)
         print(f"saved the fine-tuned model (seed 0) to {args.save}")
     if args.json:
@@ -130,12 +145,14 @@ def _table(out: dict) -> None:
     pm = lambda k: f"{out[k]:6.2f} ± {out[k + '_std']:.2f}" if k in out else "   n/a"
     r = out["recipe"]
     opt = f"integer {out['int_optimizer']}" if out.get("fixed") else r["optimizer"]
-    print(f"\nspeaker {out['speaker']}, {out['shots']} shots, {out['seeds']} seeds, "
+    who = f"speaker {out['speaker']}" if len(out["speakers"]) == 1 else \
+        f"{len(out['speakers'])} speakers ({out['speaker']}; mean ± std over speakers × seeds)"
+    print(f"\n{who}, {out['shots']} shots, {out['seeds']} seeds, "
           f"{opt} lr {r['lr']:g}, batch {r['batch']}, targets {r['targets']}, train {r['train']}, "
           f"{r['epochs']} epochs" + (f", rehearsal {r['rehearsal']:g}" if r.get("rehearsal") else "")
           + (" (integer rule)" if out.get("fixed") else ""))
     print(f"  {'':28s}{'before':>16s}{'after':>16s}")
-    print(f"  {'query (held-out speaker) %':28s}{pm('query_acc_before'):>16s}{pm('query_acc_after'):>16s}")
+    print(f"  {'query (held-out speakers) %' if len(out['speakers']) > 1 else 'query (held-out speaker) %':28s}{pm('query_acc_before'):>16s}{pm('query_acc_after'):>16s}")
     print(f"  {'test (other speakers) %':28s}{pm('test_acc_before'):>16s}{pm('test_acc_after'):>16s}")
     if "finetune_only_acc" in out:
         print(f"  {'from scratch on support %':28s}{'':>16s}{pm('finetune_only_acc'):>16s}")

@@ -22,6 +22,9 @@ def register(sub):
     p.add_argument("--reset", choices=("hard", "soft"), default="hard")
     p.add_argument("--hold-out", metavar="SPEAKER", help="speaker excluded from pretraining (default: the "
                    "offline corpus' default speaker when present)")
+    p.add_argument("--protocol", action="store_true",
+                   help="the honest speaker protocol (docs/data.md): pretrain on the regular train speakers only, "
+                        "holding out both voice groups (development and test); recorded in the model")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
@@ -29,6 +32,11 @@ def register(sub):
     p.add_argument("--targets", choices=TARGETS, default="batch")
     p.add_argument("--per-utterance-norm", action="store_true",
                    help="apply the paper's per-utterance std normalisation before the fixed constants")
+    p.add_argument("--log-gain", type=float, default=1.0, metavar="G",
+                   help="features log1p(G * S / max S) instead of the paper's log1p(S / max S) (default 1: the "
+                        "paper; 1000 compresses about 30 dB, recorded in the model's frontend)")
+    p.add_argument("--warp", type=float, default=0.0,
+                   help="augmentation: mel-axis (vocal-tract-length) warp by a random factor in 1 +- W")
     p.add_argument("--shift", type=int, default=0, help="augmentation: random time shift up to +-N frames")
     p.add_argument("--noise", type=float, default=0.0, help="augmentation: feature noise std")
     p.add_argument("--seed", type=int, default=0)
@@ -78,7 +86,7 @@ def finetune_defaults(items: list[str], lr: float | None = None) -> dict:
 
 def run(args) -> int:
     from edgetp.audio.frontend import NormConstants
-    from edgetp.kws.data import features, open_corpus
+    from edgetp.kws.data import ModelInputs, features, open_corpus, recompress
     from edgetp.kws.train import Recipe, accuracy, fit
     from edgetp.model import Model, save_model
     from edgetp.tp import init_params, parse_net
@@ -94,16 +102,26 @@ def run(args) -> int:
         from edgetp.data.synth import DEFAULT_SPEAKER
         hold = DEFAULT_SPEAKER if DEFAULT_SPEAKER in corpus.speaker_counts() else None
     pre, val = pretrain_indices(corpus, hold)
+    roles = None
+    if args.protocol:
+        from edgetp.kws import speakers as sp
+        roles = sp.roles(corpus)
+        pre = sp.pretrain_indices(corpus, roles.pretrain)
     if len(pre) == 0:
         raise EdgetpError("the pretrain split is empty")
     t0 = time.perf_counter()
-    raw = np.asarray(features(corpus, pre))
-    norm = NormConstants.fit(raw, per_utterance=args.per_utterance_norm)
-    xs, ys = norm.apply(raw), corpus.labels[pre]
+    if not (np.isfinite(args.log_gain) and args.log_gain >= 1.0):
+        raise EdgetpError(f"--log-gain must be >= 1, got {args.log_gain}")
+    if not 0.0 <= args.warp < 0.5:
+        raise EdgetpError(f"--warp must be in [0, 0.5), got {args.warp}")
+    raw = recompress(np.asarray(features(corpus, pre)), args.log_gain)
+    norm = ModelInputs(NormConstants.fit(raw, per_utterance=args.per_utterance_norm), args.log_gain)
+    xs, ys = norm.norm.apply(raw), corpus.labels[pre]
+    del raw
     xv, yv = (norm.apply(np.asarray(features(corpus, val))), corpus.labels[val]) if len(val) else (xs[:0], ys[:0])
     params = init_params(cfg, args.seed, np.float32)
     recipe = Recipe(args.epochs, args.lr, args.optimizer, args.batch, args.targets, "all", "cosine", args.seed,
-                    args.shift, args.noise)
+                    args.shift, args.noise, warp=args.warp)
 
     def on_epoch(e, p):
         acc = accuracy(p, cfg, xv, yv)
@@ -116,20 +134,26 @@ def run(args) -> int:
                "seconds": time.perf_counter() - t0}
     rec = recipe.to_dict()
     rec.update(data=str(corpus.root), labels=args.labels, held_out_speaker=hold, net=args.net,
-               pretrain_speakers=sorted({corpus.utterances[i].speaker for i in pre}),
                command="edgetp pretrain --kws " + " ".join(
                    f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
-                   if k in ("net", "reset", "epochs", "lr", "optimizer", "batch", "targets", "seed", "shift", "noise")
-                   and v is not None) + "".join(f" --ft {k}={v}" for k, v in ft.items())
-               + (" --record-fixed" if args.record_fixed else ""))
+                   if k in ("net", "reset", "epochs", "lr", "optimizer", "batch", "targets", "seed", "shift", "noise",
+                            "log_gain", "warp")
+                   and v is not None and not (k == "log_gain" and v == 1.0) and not (k == "warp" and v == 0.0))
+               + (" --per-utterance-norm" if args.per_utterance_norm else "") + "".join(f" --ft {k}={v}" for k, v in ft.items()))
+    rec["pretrain_speakers"] = sorted({corpus.utterances[i].speaker for i in pre} - {""})
+    if roles is not None:
+        rec.update(roles.to_recipe(), protocol=True)
+        rec["command"] += " --protocol"
     if ft:
         rec["finetune"] = ft
     model = Model(cfg, params, list(corpus.label_names),
-                  {"kind": "logmel40+d+dd", "label_set": args.labels, "per_utterance": norm.per_utterance},
+                  {"kind": "logmel40+d+dd", "label_set": args.labels, "per_utterance": norm.per_utterance,
+                   **({"log_gain": args.log_gain} if args.log_gain != 1.0 else {})},
                   rec, metrics, norm.scale)
     if args.record_fixed:
         from edgetp.kws.fixed_protocol import fixed_settings
-        model.recipe["fixed"] = fixed_settings(model, corpus, hold)
+        model.recipe["fixed"] = fixed_settings(model, corpus, hold or "")
+        model.recipe["command"] += " --record-fixed"
         print(f'recorded the device quantization: recipe["fixed"] = {model.recipe["fixed"]}')
     digest = save_model(model, args.out)
     print(f"saved {args.out} ({model.n_params()} trainable parameters, hash {digest[:12]}); "

@@ -40,9 +40,15 @@ REGULAR_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", 
                     "quincy", "rob", "robert", "steph", "travis", "victor", "zac")
 # (accent, variant, pitch, speed): used by no regular speaker (accents, variants and,
 # for most, pitches outside 25..75), so a held-out one is an unseen kind of voice.
+# The first 4 are the default corpus' distinct speakers: the protocol's TEST voice group
+# (edgetp.kws.speakers); the next 6 (``--distinct 10``) its DEVELOPMENT voice group.
 DISTINCT_VOICES = (("en-gb-scotland", "grandma", 88, 150), ("en-us-nyc", "croak", 12, 185),
                    ("en-gb-scotland", "klatt3", 62, 165), ("en-us-nyc", "f5", 94, 140),
-                   ("en-gb-scotland", "whisperf", 50, 160), ("en-us-nyc", "Storm", 35, 172))
+                   ("en-gb-scotland", "whisperf", 50, 160), ("en-us-nyc", "Storm", 35, 172),
+                   ("en-us-nyc", "grandpa", 20, 150), ("en-gb-scotland", "klatt4", 80, 180),
+                   ("en-us-nyc", "m8", 8, 160), ("en-gb-scotland", "norbert", 70, 145))
+N_TEST_GROUP = 4   # DISTINCT_VOICES[:4]: in every corpus with the default settings
+PROTOCOL_DISTINCT = len(DISTINCT_VOICES)  # `edgetp data synth-kws OUT --distinct 10`: both voice groups
 DEFAULT_SPEAKER = "6210c7b0"  # DISTINCT_VOICES[0]; checked by tests/test_data_synth.py
 DEFAULTS = {"speakers": 48, "reps": 3, "distinct": 4, "distinct_reps": 10}
 PUNCT = ("", ".", "!", "?")

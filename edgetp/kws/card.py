@@ -47,7 +47,15 @@ def label(r: dict) -> str:
 def result_rows(d: Path) -> list[tuple[str, dict]]:
     """(label, result) per ``results/*.json``, by setting, then 1 / 5 / all shots."""
     key = lambda p: (p.stem.rsplit("-", 1)[0], SHOTS_ORDER.get(p.stem.rsplit("-", 1)[-1], 9), p.stem)
-    return [(label(r), r) for r in (json.loads(f.read_text()) for f in sorted((d / "results").glob("*.json"), key=key))]
+    files = sorted((d / "results").glob("*.json"), key=key)
+    return [(_split(f) + label(r), r) for f, r in ((f, json.loads(f.read_text())) for f in files)]
+
+
+def _split(f: Path) -> str:
+    """Which speakers a results file reports (the honest protocol's file names: ``dev-*`` were
+    used for choosing, ``test-*`` never were); empty for a single held-out speaker's file."""
+    tag = f.stem.split("-", 1)[0]
+    return {"dev": "**dev** speakers (used for choosing): ", "test": "**test** speakers (never used for choosing): "}.get(tag, "")
 
 
 def _b(n) -> str:

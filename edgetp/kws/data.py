@@ -13,6 +13,40 @@ from edgetp.errors import EdgetpError
 REHEARSAL_SEED = 1000  # + the protocol seed: the rehearsal draw differs per seed, like the support set
 
 
+def recompress(x: np.ndarray, gain: float) -> np.ndarray:
+    """The paper frontend's features with a stronger log: ``log1p(gain * S / max S)`` instead of
+    ``log1p(S / max S)`` (computed from the log-mel block, ``expm1`` undoes the paper's log1p),
+    and the Δ / ΔΔ of that. ``gain`` 1 returns ``x`` unchanged. With ``gain`` 1000 the features
+    span about 30 dB below the utterance's peak instead of being nearly linear in power.
+    Frames x features (…, 101, 120) in, the same shape out (float32)."""
+    if gain == 1.0:
+        return x
+    from edgetp.audio.frontend import DELTA1, DELTA2, N_MELS
+
+    L = np.log1p(gain * np.expm1(np.asarray(x[..., :N_MELS], dtype=np.float64)))
+    return np.concatenate([L, np.matmul(DELTA1.T, L), np.matmul(DELTA2.T, L)], axis=-1).astype(np.float32)
+
+
+@dataclass
+class ModelInputs:
+    """What a model does to the paper frontend's (N, 101, 120) features: ``recompress`` with
+    its ``log_gain`` (``frontend["log_gain"]``, default 1), then its normalisation."""
+
+    norm: object          # edgetp.audio.frontend.NormConstants
+    log_gain: float = 1.0
+
+    @property
+    def per_utterance(self) -> bool:
+        return self.norm.per_utterance
+
+    @property
+    def scale(self) -> np.ndarray:
+        return self.norm.scale
+
+    def apply(self, batch: np.ndarray) -> np.ndarray:
+        return self.norm.apply(recompress(np.asarray(batch), self.log_gain))
+
+
 @dataclass
 class SplitData:
     """Normalised features and labels of one speaker-adaptation split."""
@@ -40,12 +74,18 @@ def open_corpus(data_root, labels: str = "paper"):
     return load_corpus(root, labels=labels)
 
 
-def model_corpus(model, data_root, speaker: str | None):
-    """The corpus a model reads (its label set, checked) and the held-out speaker to use:
-    ``speaker``, else the one the model was pretrained without."""
+def corpus_for(model, data_root):
+    """The corpus a model reads (its label set, checked)."""
     corpus = open_corpus(data_root, model.frontend.get("label_set", "paper"))
     if list(corpus.label_names) != list(model.labels):
         raise EdgetpError(f"the corpus' labels ({len(corpus.label_names)}) differ from the model's ({len(model.labels)})")
+    return corpus
+
+
+def model_corpus(model, data_root, speaker: str | None):
+    """The corpus a model reads (its label set, checked) and the held-out speaker to use:
+    ``speaker``, else the one the model was pretrained without."""
+    corpus = corpus_for(model, data_root)
     speaker = speaker or model.recipe.get("held_out_speaker")
     if not speaker:
         raise EdgetpError("give --speaker (list them with: edgetp data speakers --data-root DIR)")
@@ -138,10 +178,20 @@ def labelled(corpus, indices, norm, cache=None, limit: int | None = None, seed: 
     return x, y
 
 
+def pretrain_pool(corpus, indices, speakers=None) -> np.ndarray:
+    """``indices`` restricted to ``speakers`` (a model's ``recipe["pretrain_speakers"]``) and
+    silence clips; all of ``indices`` when ``speakers`` is None (a model without the record)."""
+    if not speakers:
+        return np.asarray(indices, dtype=np.int64)
+    keep = set(speakers) | {""}
+    return np.array([i for i in indices if corpus.utterances[i].speaker in keep], dtype=np.int64)
+
+
 def speaker_data(corpus, speaker: str, shots, seed: int, norm, cache=None, test_limit: int | None = None,
-                 rehearsal: float = 0.0) -> SplitData:
+                 rehearsal: float = 0.0, pretrain_speakers=None) -> SplitData:
     """The split's normalised features; ``rehearsal`` > 0 adds round(rehearsal * |support|)
-    utterances drawn (seeded per seed) from the pretrain split, which never holds ``speaker``."""
+    utterances drawn (seeded per seed) from the pretrain split, which never holds ``speaker``
+    (only ``pretrain_speakers``' utterances when given: never another held-out voice)."""
     from edgetp.data.splits import speaker_split
 
     sp = speaker_split(corpus, speaker, shots, seed)
@@ -149,8 +199,9 @@ def speaker_data(corpus, speaker: str, shots, seed: int, norm, cache=None, test_
         raise EdgetpError(f"speaker {speaker}: no class has {shots} utterances in its support pool")
     reh = idx = None
     if rehearsal > 0:
-        n = min(len(sp.pretrain), max(1, round(rehearsal * len(sp.support))))
-        idx = np.sort(np.random.default_rng(REHEARSAL_SEED + seed).choice(sp.pretrain, n, replace=False))
+        pool = pretrain_pool(corpus, sp.pretrain, pretrain_speakers)
+        n = min(len(pool), max(1, round(rehearsal * len(sp.support))))
+        idx = np.sort(np.random.default_rng(REHEARSAL_SEED + seed).choice(pool, n, replace=False))
         reh = labelled(corpus, idx, norm, cache)
     return SplitData(sp, labelled(corpus, sp.support, norm, cache), labelled(corpus, sp.query, norm, cache),
                      labelled(corpus, sp.test, norm, cache, limit=test_limit, seed=0), reh, idx)

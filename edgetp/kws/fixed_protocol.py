@@ -24,7 +24,9 @@ WBITS = DEFAULTS["wbits"]
 
 
 def calibration(model: Model, corpus, speaker: str, cache=None) -> np.ndarray:
+    from edgetp.kws.data import pretrain_pool
     pool = np.array([i for i in corpus.select(split="train") if corpus.utterances[i].speaker != speaker])
+    pool = pretrain_pool(corpus, pool, (model.recipe or {}).get("pretrain_speakers"))
     return labelled(corpus, pool, model_norm(model), cache, limit=CALIBRATION, seed=0)[0]
 
 
@@ -52,13 +54,14 @@ def finetune_seed_fixed(model: Model, corpus, speaker: str, shots, seed: int, re
     from edgetp.tp import init_params
 
     t0 = time.perf_counter()
-    d = speaker_data(corpus, speaker, shots, seed, model_norm(model), cache, test_limit, recipe.rehearsal)
+    d = speaker_data(corpus, speaker, shots, seed, model_norm(model), cache, test_limit, recipe.rehearsal,
+                     model.recipe.get("pretrain_speakers"))
     (xs, ys), (xq, yq), (xt, yt) = d.support, d.query, d.test
     qm = device_qmodel(model, corpus, speaker, cache)
     acc = lambda q, x, y: 100.0 * evaluate_fixed(q, x, y) if len(y) else float("nan")
     kind = "colnorm" if recipe.optimizer == "adam" else recipe.optimizer
     per_epoch = [acc(qm, xq, yq)]
-    res = {"seed": seed, "support": int(len(ys)), "query": int(len(yq)), "test": int(len(yt)),
+    res = {"speaker": speaker, "seed": seed, "support": int(len(ys)), "query": int(len(yq)), "test": int(len(yt)),
            "rehearsal": d.n_rehearsal,
            "dropped_classes": list(d.split.dropped), "query_acc_before": per_epoch[0],
            "test_acc_before": acc(qm, xt, yt), "wbits": WBITS, "int_optimizer": kind}

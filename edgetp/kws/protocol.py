@@ -22,11 +22,17 @@ from edgetp.tp import init_params
 
 
 def model_norm(model: Model):
+    """The model's input transform (``apply(features)``): its log gain, then its normalisation."""
     from edgetp.audio.frontend import NormConstants
+    from edgetp.kws.data import ModelInputs
 
     if model.norm_scale is None:
         raise EdgetpError("model has no normalisation constants (norm_scale); it cannot read features")
-    return NormConstants(model.norm_scale.astype(np.float32), bool(model.frontend.get("per_utterance", False)))
+    gain = float(model.frontend.get("log_gain", 1.0))
+    if not (np.isfinite(gain) and gain >= 1.0):
+        raise EdgetpError(f"model frontend log_gain must be a number >= 1, got {gain}")
+    norm = NormConstants(model.norm_scale.astype(np.float32), bool(model.frontend.get("per_utterance", False)))
+    return ModelInputs(norm, gain)
 
 
 def finetune_seed(model: Model, corpus, speaker: str, shots, seed: int, recipe: Recipe, cache=None,
@@ -34,12 +40,13 @@ def finetune_seed(model: Model, corpus, speaker: str, shots, seed: int, recipe: 
     """One seed of the protocol; returns the per-seed figures (accuracies in %)."""
     t0 = time.perf_counter()
     cfg = model.cfg
-    d = speaker_data(corpus, speaker, shots, seed, model_norm(model), cache, test_limit, recipe.rehearsal)
+    d = speaker_data(corpus, speaker, shots, seed, model_norm(model), cache, test_limit, recipe.rehearsal,
+                     model.recipe.get("pretrain_speakers"))
     xs, ys = d.support
     xq, yq = d.query
     xt, yt = d.test
     params = model.params.copy()
-    res = {"seed": seed, "support": int(len(ys)), "query": int(len(yq)), "test": int(len(yt)),
+    res = {"speaker": speaker, "seed": seed, "support": int(len(ys)), "query": int(len(yq)), "test": int(len(yt)),
            "rehearsal": d.n_rehearsal,
            "dropped_classes": list(d.split.dropped),
            "query_acc_before": accuracy(params, cfg, xq, yq), "test_acc_before": accuracy(params, cfg, xt, yt)}
@@ -60,10 +67,14 @@ def finetune_seed(model: Model, corpus, speaker: str, shots, seed: int, recipe: 
     return res
 
 
-def summarize(per_seed: list[dict], speaker: str, shots, recipe: Recipe, model_name: str) -> dict:
-    """The JSON contract: means over seeds (in %), their std, and the per-seed figures."""
+def summarize(per_seed: list[dict], speaker, shots, recipe: Recipe, model_name: str) -> dict:
+    """The JSON contract: means (in %) and population std over every (speaker, seed) run, the
+    per-speaker means and the per-run figures. ``speaker`` is one id or a list of ids;
+    ``speaker`` in the JSON is the id, or the ids joined by commas."""
+    speakers = [speaker] if isinstance(speaker, str) else list(speaker)
     keys = ["query_acc_before", "query_acc_after", "test_acc_before", "test_acc_after", "finetune_only_acc"]
-    out = {"speaker": speaker, "shots": shots, "seeds": len(per_seed), "model": model_name,
+    out = {"speaker": ",".join(speakers), "speakers": speakers, "shots": shots,
+           "seeds": len({r["seed"] for r in per_seed}), "runs": len(per_seed), "model": model_name,
            "recipe": recipe.to_dict()}
     for k in keys:
         vals = [r[k] for r in per_seed if k in r]
@@ -71,5 +82,8 @@ def summarize(per_seed: list[dict], speaker: str, shots, recipe: Recipe, model_n
             out[k] = statistics.fmean(vals)
             out[k + "_std"] = statistics.pstdev(vals) if len(vals) > 1 else 0.0
     out["forgetting"] = out["test_acc_before"] - out["test_acc_after"]
+    if len(speakers) > 1:
+        out["per_speaker"] = {s: {k: statistics.fmean(r[k] for r in per_seed if r.get("speaker", s) == s and k in r)
+                                  for k in keys if any(k in r for r in per_seed)} for s in speakers}
     out["per_seed"] = [{k: v for k, v in r.items() if k != "params"} for r in per_seed]
     return out

@@ -34,6 +34,7 @@ class Recipe:
     shift: int = 0        # augmentation: random time shift of up to +-shift frames (zero-filled)
     noise: float = 0.0    # augmentation: Gaussian noise of this std added to the (normalised) features
     rehearsal: float = 0.0  # fine-tuning: mix in this many other-speaker utterances per support utterance
+    warp: float = 0.0     # augmentation: mel-axis (vocal-tract-length) warp by a factor in 1 +- warp
 
     def check(self) -> None:
         if self.epochs < 0 or self.batch < 1:
@@ -58,8 +59,27 @@ class History:
     metric: list = field(default_factory=list)
 
 
-def augment(xs: np.ndarray, rng, shift: int, noise: float) -> np.ndarray:
-    """Shift each sequence in time (zero-filled) and add feature noise; a new array."""
+def mel_warp(xs: np.ndarray, factors, bands: int = 40) -> np.ndarray:
+    """Vocal-tract-length perturbation on features: band ``b`` of each ``bands``-wide block
+    ([log-mel, Δ, ΔΔ]) takes the value at band ``b * factor`` (linear interpolation, clamped).
+    Deltas are linear over time, so warping them equals the deltas of the warped log-mel."""
+    out = np.empty_like(xs)
+    pos = np.arange(bands, dtype=np.float64)
+    for i, f in enumerate(factors):
+        src = np.clip(pos * f, 0, bands - 1)
+        lo = np.floor(src).astype(int)
+        hi = np.minimum(lo + 1, bands - 1)
+        w = (src - lo).astype(xs.dtype)
+        for k in range(0, xs.shape[-1], bands):
+            blk = xs[i, :, k:k + bands]
+            out[i, :, k:k + bands] = blk[:, lo] * (1 - w) + blk[:, hi] * w
+    return out
+
+
+def augment(xs: np.ndarray, rng, shift: int, noise: float, warp: float = 0.0) -> np.ndarray:
+    """Shift each sequence in time (zero-filled), warp its mel axis and add feature noise; a new array."""
+    if warp:
+        xs = mel_warp(xs, rng.uniform(1 - warp, 1 + warp, len(xs)))
     out = np.zeros_like(xs)
     T = xs.shape[1]
     for i, k in enumerate(rng.integers(-shift, shift + 1, len(xs)) if shift else np.zeros(len(xs), int)):
@@ -97,8 +117,8 @@ def fit(params: Params, cfg: NetConfig, xs: np.ndarray, ys: np.ndarray, recipe: 
         for b in range(n_batches):
             idx = np.sort(order[b * recipe.batch:(b + 1) * recipe.batch])
             xb = np.ascontiguousarray(xs[idx])
-            if recipe.shift or recipe.noise:
-                xb = augment(xb, rng, recipe.shift, recipe.noise)
+            if recipe.shift or recipe.noise or recipe.warp:
+                xb = augment(xb, rng, recipe.shift, recipe.noise, recipe.warp)
             train_sequence(params, xb, ys[idx], cfg, opt, recipe.targets, recipe.train, prop=prop)
             bar.update(1)
         if on_epoch is not None:
