@@ -41,6 +41,10 @@ import struct
 import zlib
 from dataclasses import dataclass
 
+import numpy as np
+
+from edgetp.fixed import contract as _contract
+
 PROTOCOL_VERSION = 1
 SYNC = b"\xa5\x5a"
 HEADER_SIZE = 8           # sync, len, type, seq, hcrc
@@ -108,7 +112,8 @@ class Flag(enum.IntFlag):
     RESET_CMD = 4         # reserved
 
 
-DTYPES = {0: "i1", 1: "u1", 2: "<i2", 3: "<u2", 4: "<i4", 5: "<u4", 6: "<i8"}   # etp_tensor_t.dtype -> numpy
+# etp_tensor_t.dtype -> the little-endian NumPy type, from the contract's one dtype table
+DTYPES = {code: np.dtype(nt).newbyteorder("<").str for code, _ctype, nt in _contract.DTYPES.values()}
 
 # Payload layouts: (field, struct code). A trailing variable part (data, strings) is
 # described in the comment; the C side gets <LAYOUT>_<FIELD>_OFF and <LAYOUT>_SIZE.

@@ -63,6 +63,8 @@ def test_check_mode_names_a_stale_card(tmp_path):
     run = lambda: subprocess.run([sys.executable, "-m", "edgetp.kws.card", "--check", str(d)], capture_output=True,
                                  text=True, cwd=ROOT, timeout=300)
     assert run().returncode == 0
-    (d / "README.md").write_text((d / "README.md").read_text().replace("96.2", "99.9"))
+    card = (d / "README.md").read_text()
+    assert "| network |" in card
+    (d / "README.md").write_text(card.replace("| network |", "| network (edited) |", 1))   # one planted change
     r = run()
     assert r.returncode == 1 and "README.md" in r.stderr

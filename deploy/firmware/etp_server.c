@@ -30,8 +30,8 @@ static uint32_t rd16(const uint8_t *p) { return (uint32_t)p[0] | ((uint32_t)p[1]
 static uint32_t rd32(const uint8_t *p) { return rd16(p) | (rd16(p + 2) << 16); }
 
 /* etp_tensor_t.dtype: 0 i8, 1 u8, 2 i16, 3 u16, 4 i32, 5 u32, 6 i64 */
-#define ETP_DTYPE_MAX 6u
-static uint32_t dtype_size(uint8_t dt) { return dt <= 1 ? 1u : dt <= 3 ? 2u : dt <= 5 ? 4u : 8u; }
+static const uint8_t DTYPE_SIZES[ETP_DTYPE_COUNT] = ETP_DTYPE_SIZES;   /* the contract's dtype table */
+static uint32_t dtype_size(uint8_t dt) { return dt < ETP_DTYPE_COUNT ? DTYPE_SIZES[dt] : 8u; }
 
 /* Element e of a tensor as raw bits, and its inverse. */
 static uint64_t elem_get(const etp_tensor_t *t, uint32_t e) {
@@ -226,7 +226,7 @@ static uint16_t cmd_tensor(etp_server_t *s, uint8_t cmd, const uint8_t *q, uint1
     uint32_t idx = rd16(q); /* the index is the first field of all three layouts */
     if (idx >= etp_tensor_count()) return err(s, ETP_ST_BAD_ARG, idx);
     const etp_tensor_t *t = etp_tensor(idx);
-    if (!t || t->dtype > ETP_DTYPE_MAX || !t->data) return err(s, ETP_ST_BAD_ARG, idx);
+    if (!t || t->dtype >= ETP_DTYPE_COUNT || !t->data) return err(s, ETP_ST_BAD_ARG, idx);
     uint32_t sz = dtype_size(t->dtype);
     if (t->count > 0xFFFFFFFFu / sz) return err(s, ETP_ST_BAD_ARG, idx);
     uint32_t bytes = t->count * sz;

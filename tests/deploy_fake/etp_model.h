@@ -13,5 +13,6 @@
 #define ETP_X_FRAC 8
 typedef int16_t etp_x_t;
 
+#include "../../firmware_gen/runtime/etp_contract.h"   /* dtype codes (ETP_DTYPE_COUNT) */
 #include "../../firmware_gen/runtime/etp_api.h"
 #endif
