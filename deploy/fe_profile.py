@@ -14,12 +14,10 @@ import argparse
 import subprocess
 import sys
 import tempfile
-import threading
 from pathlib import Path
 
 from deploy.build import ARM_CC, ARM_FLAGS, FIRMWARE, ICOUNT_SHIFT, WARN, model_sources
 from deploy.gen_proto import write_header
-from deploy.targets import QEMU
 from edgetp.errors import EdgetpError
 
 
@@ -39,23 +37,12 @@ def build(model_dir: Path, out: Path, utterances: int, opt: str = "-O2") -> Path
 
 
 def run(elf: Path, timeout: float = 600) -> dict:
-    p = subprocess.Popen([QEMU, "-M", "mps2-an386", "-display", "none", "-nodefaults", "-serial", "stdio",
-                          "-icount", f"shift={ICOUNT_SHIFT},align=off,sleep=on", "-kernel", str(elf)],
-                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True)
+    from deploy.profile import qemu_records
+
     out = {}
-    watchdog = threading.Timer(timeout, p.kill)
-    watchdog.start()
-    try:
-        for line in p.stdout:
-            f = line.split()
-            if f[:1] == ["END"]:
-                break
-            if f[:1] == ["T"] and len(f) == 3:
-                out[f[1]] = int(f[2])
-    finally:
-        watchdog.cancel()
-        p.terminate()
-        p.wait(10)
+    for f in qemu_records(elf, timeout):
+        if f[:1] == ["T"] and len(f) == 3:
+            out[f[1]] = int(f[2])
     if "hop" not in out:
         raise EdgetpError(f"the frontend profile printed no result within {timeout:g} s")
     return out

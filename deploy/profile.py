@@ -67,27 +67,35 @@ def build_profile(model_dir: Path, out: Path, steps: int, opt: str = "-O2", inst
     return elf
 
 
-def run_profile(elf: Path, timeout: float = 600) -> dict:
+def qemu_records(elf: Path, timeout: float = 600):
+    """The whitespace-split lines a profiling firmware prints on the emulated Cortex-M4 (mps2-an386,
+    ``-icount``), up to its ``END`` line; QEMU is killed after ``timeout`` seconds and stopped on exit."""
+    import threading
+
     p = subprocess.Popen([QEMU, "-M", "mps2-an386", "-display", "none", "-nodefaults", "-serial", "stdio",
                           "-icount", f"shift={ICOUNT_SHIFT},align=off,sleep=on", "-kernel", str(elf)],
                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True)
-    rows, totals = [], {}
-    import threading
     watchdog = threading.Timer(timeout, p.kill)
     watchdog.start()
     try:
         for line in p.stdout:
             f = line.split()
             if f[:1] == ["END"]:
-                break
-            if f[:1] == ["T"]:
-                totals[f[1]] = int(f[2])
-            elif f[:1] == ["P"]:
-                rows.append((int(f[1], 16), int(f[2]), int(f[3]), int(f[4])))
+                return
+            yield f
     finally:
         watchdog.cancel()
         p.terminate()
         p.wait(10)
+
+
+def run_profile(elf: Path, timeout: float = 600) -> dict:
+    rows, totals = [], {}
+    for f in qemu_records(elf, timeout):
+        if f[:1] == ["T"]:
+            totals[f[1]] = int(f[2])
+        elif f[:1] == ["P"]:
+            rows.append((int(f[1], 16), int(f[2]), int(f[3]), int(f[4])))
     if "train" not in totals:
         raise EdgetpError(f"the profiling firmware printed no result within {timeout:g} s")
     names = {}
