@@ -2,7 +2,6 @@
 report, the power-cut sweep on the host build (every operation of a save, both cut modes)
 and sampled on QEMU, and the sweep finding planted store bugs (the tester tested)."""
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -11,16 +10,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import require
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "deploy_fake"))
 from deploy_helpers import device  # noqa: E402
 
 from deploy import protocol as P  # noqa: E402
-from deploy.build import build, have_arm, store_geometry  # noqa: E402
+from deploy.build import build, store_geometry  # noqa: E402
 from deploy.host import DeviceError  # noqa: E402
 from deploy.powercut import cut_indices, power_cut_sweep  # noqa: E402
 from deploy.reference import IntReference, export_c, int_features, tiny_qmodel  # noqa: E402
-from deploy.targets import have_qemu  # noqa: E402
 from edgetp.errors import EdgetpError  # noqa: E402
 from firmware_gen import store  # noqa: E402
 from firmware_gen.build import STRICT  # noqa: E402
@@ -28,13 +27,7 @@ from firmware_gen.generate import render  # noqa: E402
 from firmware_gen.layout import device_layout, persistent  # noqa: E402
 from firmware_gen.tensors import RefDevice  # noqa: E402
 
-CI = os.environ.get("CI") == "true"
 PAGE, PROG = 256, 16          # small pages: a tiny model's save spans several, so erases are swept too
-
-
-def need(ok: bool, what: str):
-    if not ok:
-        (pytest.fail if CI else pytest.skip)(f"needs {what}")
 
 
 @pytest.fixture(scope="module")
@@ -100,13 +93,13 @@ def test_memory_plan_reports_the_store_beside_ram_and_flash():
 
 def test_store_source_is_strict_c99_on_host_and_cortex_m4(tiny, tmp_path):
     cc = shutil.which("gcc") or shutil.which("cc")
-    need(cc is not None, "a C compiler")
+    require("cc")
     _, cdir, _, _ = tiny
     src = cdir / "etp_store.c"
     for page, prog in ((4096, 16), (256, 8), (1024, 256)):
         subprocess.run([cc, *STRICT, "-O2", f"-DETP_FLASH_PAGE={page}u", f"-DETP_FLASH_PROG={prog}u", "-I", str(cdir),
                         "-c", str(src), "-o", str(tmp_path / "s.o")], check=True)
-    need(have_arm(), "arm-none-eabi-gcc")
+    require("arm-none-eabi-gcc")
     from firmware_gen.build import CORTEX_M4
     subprocess.run(["arm-none-eabi-gcc", *STRICT, *CORTEX_M4, "-O2", "-I", str(cdir), "-c", str(src), "-o",
                     str(tmp_path / "a.o")], check=True)
@@ -114,7 +107,7 @@ def test_store_source_is_strict_c99_on_host_and_cortex_m4(tiny, tmp_path):
 
 # ----------------------------------------------------------------------------- firmware
 def test_a_firmware_without_a_store_says_so():
-    need(bool(shutil.which("cc") or shutil.which("gcc")), "a C compiler")
+    require("cc")
     with device() as (_, dev):
         assert dev.hello().store == {"has_store": 0, "boot": 0, "slot": 0, "valid": 0, "generation": 0}
         with pytest.raises(DeviceError, match="UNSUPPORTED"):
@@ -127,7 +120,7 @@ def test_locked_build_saves_and_factory_resets(tiny, tmp_path):
     from deploy.host import Device
     from deploy.targets import start
 
-    need(bool(shutil.which("cc") or shutil.which("gcc")), "a C compiler")
+    require("cc")
     qm, cdir, samples, _ = tiny
     image = build(cdir, "host", locked=True, flash_page=PAGE, flash_prog=PROG)
     flash = tmp_path / "flash.bin"
@@ -180,7 +173,7 @@ def _sweep(target, tiny, tmp_path, image=None, **kw):
 
 
 def test_power_cut_sweep_every_operation_on_the_host(tiny, tmp_path):
-    need(bool(shutil.which("cc") or shutil.which("gcc")), "a C compiler")
+    require("cc")
     res = _sweep("host", tiny, tmp_path)
     geo = store_geometry(tiny[1], PAGE, PROG)
     n = geo.erases + geo.programs
@@ -220,7 +213,7 @@ def _planted_sweep(edits, tiny, tmp_path):
 
 @pytest.mark.parametrize("bug", list(PLANTED))
 def test_the_sweep_finds_a_planted_store_bug(bug, tiny, tmp_path):
-    need(bool(shutil.which("cc") or shutil.which("gcc")), "a C compiler")
+    require("cc")
     res = _planted_sweep(PLANTED[bug], tiny, tmp_path)
     assert res["corrupt"] > 0, res
 
@@ -228,7 +221,7 @@ def test_the_sweep_finds_a_planted_store_bug(bug, tiny, tmp_path):
 def test_without_the_crc_check_a_slot_turns_valid_before_its_header_is_whole(tiny, tmp_path):
     """The header-last order alone keeps cuts from booting a mix, but the new state then boots
     at cuts before the CRC unit was programmed: the sweep reports it as misplaced."""
-    need(bool(shutil.which("cc") or shutil.which("gcc")), "a C compiler")
+    require("cc")
     res = _planted_sweep(NO_CRC, tiny, tmp_path)
     assert res["corrupt"] == 0 and res["misplaced"] > 0, res
     assert all(f["outcome"] == "new" and f["cut"] >= res["ops_per_save"]["total"] - 2 for f in res["failures"])
@@ -241,7 +234,7 @@ def test_cut_indices_cover_the_ends_of_a_save():
 
 
 def test_power_cut_sweep_sampled_on_qemu(tiny, tmp_path):
-    need(have_arm() and have_qemu(), "arm-none-eabi-gcc and qemu-system-arm")
+    require("arm-none-eabi-gcc", "qemu-system-arm")
     res = _sweep("qemu", tiny, tmp_path, sample=6, modes=("torn", "after"))
     assert res["sampled"] and res["cuts"] >= 12
     assert (res["corrupt"], res["misplaced"], res["not_cut"]) == (0, 0, 0), res["failures"]
@@ -272,7 +265,7 @@ def tone_model(tmp_path_factory):
 def test_edgetp_hil_power_cut_sweep_cli(tone_model, tmp_path):
     from conftest import run_cli
 
-    need(bool(shutil.which("cc") or shutil.which("gcc")), "a C compiler")
+    require("cc")
     root, model = tone_model
     out = tmp_path / "sweep.json"
     r = run_cli("hil", "--target", "host", "--model", model, "--data-root", root, "--power-cut-sweep",
@@ -298,7 +291,7 @@ def test_the_firmware_boots_the_slot_the_python_twin_selects(tiny, tmp_path):
     from deploy.host import Device
     from deploy.targets import start
 
-    need(bool(shutil.which("cc") or shutil.which("gcc")), "a C compiler")
+    require("cc")
     qm, cdir, samples, _ = tiny
     image = build(cdir, "host", flash_page=PAGE, flash_prog=PROG)
     lay, geo, ref = device_layout(qm), store_geometry(cdir, PAGE, PROG), IntReference(qm)

@@ -2,13 +2,12 @@
 target_stream_table; docs/fixed-point.md section 8): the table reproduces the reference's
 stream at every step, also past the stored frames, and the device that reads it agrees with
 the reference step by step (a planted indexing bug is found)."""
-import os
 
 import numpy as np
 import pytest
+from conftest import require
 
 from edgetp.fixed.network_q import _layer
-from firmware_gen.build import default_cc
 from firmware_gen.cases import CaseSpec, build_model, build_script, device_config
 from firmware_gen.generate import render
 from firmware_gen.harness import verify_export
@@ -46,10 +45,7 @@ def test_layout_keeps_no_membrane_for_a_tabulated_stream():
 
 
 def _run(spec, tmp_path, old=None, new=None):
-    if default_cc() is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI: needs a C compiler (gcc or clang)")
-        pytest.skip("needs a C compiler (gcc or clang)")
+    require("cc")
     qm, dev = build_model(spec), device_config(spec)
     ex = render(qm, dev)
     if old is not None:

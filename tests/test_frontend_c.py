@@ -1,29 +1,20 @@
 """The integer frontend's C twin is bit-exact with edgetp.audio.frontend_q (every frame,
 every intermediate), under ASan/UBSan too; a planted one-LSB bug is found."""
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import require
 
 from edgetp.audio import frontend_q as fq
-from firmware_gen.build import default_cc, have
 
 REAL = sorted((Path(__file__).parent / "data" / "real").glob("*.wav"))
 
 
-def need(ok: bool, what: str) -> None:
-    """Skip without the tool, but fail under CI=true (a CI machine must have it)."""
-    if not ok:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI=true and {what} is missing")
-        pytest.skip(f"needs {what}")
-
-
 @pytest.fixture(scope="module")
 def setup():
-    need(default_cc() is not None, "a C compiler (gcc or clang)")
+    require("cc")
     from edgetp.model import load_model
     from firmware_gen.qmodel import qmodel_for
 
@@ -90,7 +81,7 @@ def test_a_planted_one_lsb_bug_is_found(setup, old, new, where):
 
 
 def test_cli_json(tmp_path, cli):
-    need(default_cc() is not None, "a C compiler (gcc or clang)")
+    require("cc")
     out = tmp_path / "v.json"
     r = cli("verify-c", "--frontend", REAL[0], "--random-pcm", "2", "--json", out)
     assert r.returncode == 0, r.stderr
@@ -101,7 +92,7 @@ def test_cli_json(tmp_path, cli):
 
 
 def test_export_compiles_for_cortex_m4_without_float(setup, tmp_path):
-    need(have("arm-none-eabi-gcc"), "arm-none-eabi-gcc")
+    require("arm-none-eabi-gcc")
     from firmware_gen.build import build_arm
     from firmware_gen.generate import render
 

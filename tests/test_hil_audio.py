@@ -1,11 +1,11 @@
 """Raw audio on the device (host target): AUDIO_PCM / AUDIO_RUN run the integer frontend and
 TP on the firmware; the session checks the digest and the CRC of the network's inputs."""
-import shutil
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import require
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "deploy_fake"))
 from deploy_helpers import device  # noqa: E402
@@ -17,17 +17,11 @@ from deploy.host import DeviceError  # noqa: E402
 REAL = sorted((Path(__file__).parent / "data" / "real").glob("*.wav"))
 
 
-def _need_cc():
-    import os
-    if not (shutil.which("cc") or shutil.which("gcc")):
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("CI=true and no C compiler")
-        pytest.skip("no C compiler")
 
 
 @pytest.fixture(scope="module")
 def kws(tmp_path_factory):
-    _need_cc()
+    require("cc")
     from deploy.reference import IntReference, export_c
     from edgetp.audio import frontend_q as fq
     from edgetp.model import load_model
@@ -106,7 +100,7 @@ def test_audio_commands_check_their_arguments(kws):
 
 
 def test_firmware_without_the_frontend_answers_unsupported():
-    _need_cc()
+    require("cc")
     with device() as (_, dev):                                   # the test-double model has no frontend
         dev.hello()
         with pytest.raises(DeviceError) as e:
@@ -133,24 +127,15 @@ def tone_model(tmp_path_factory):
     return root, path
 
 
-def _have_qemu():
-    from deploy.build import have_arm
-    from deploy.targets import have_qemu
-    return have_arm() and have_qemu()
-
-
 @pytest.mark.parametrize("target", ["host", "qemu"])
 def test_edgetp_hil_audio_end_to_end(tone_model, tmp_path, target):
     import json
 
     from conftest import run_cli
 
-    _need_cc()
-    if target == "qemu" and not _have_qemu():
-        import os
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("CI=true and arm-none-eabi-gcc / qemu-system-arm are missing")
-        pytest.skip("needs arm-none-eabi-gcc and qemu-system-arm")
+    require("cc")
+    if target == "qemu":
+        require("arm-none-eabi-gcc", "qemu-system-arm")
     root, model = tone_model
     out = tmp_path / "hil.json"
     r = run_cli("hil", "--target", target, "--model", model, "--data-root", root, "--shots", "1", "--audio",
@@ -166,13 +151,9 @@ def test_edgetp_hil_audio_end_to_end(tone_model, tmp_path, target):
 
 def test_frontend_profile_prints_its_figures():
     """`python -m deploy.fe_profile` runs on the emulated Cortex-M4 (figures printed, not asserted)."""
-    import os
     import subprocess
 
-    if not _have_qemu():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("CI=true and arm-none-eabi-gcc / qemu-system-arm are missing")
-        pytest.skip("needs arm-none-eabi-gcc and qemu-system-arm")
+    require("arm-none-eabi-gcc", "qemu-system-arm")
     r = subprocess.run([sys.executable, "-m", "deploy.fe_profile", "--utterances", "1"], capture_output=True,
                        text=True, timeout=600, cwd=Path(__file__).resolve().parent.parent)
     assert r.returncode == 0, r.stdout + r.stderr
