@@ -97,6 +97,23 @@ def test_plan():
     assert synth.plan_speakers(48, 3, 4, 10, seed=1)[:4] == plan[:4]
 
 
+def test_wide_speakers_leave_the_rest_alone_and_the_groups_unheard():
+    base = synth.plan_speakers(48, 3, 10, 10, seed=0)
+    plan = synth.plan_speakers(48, 3, 10, 10, seed=0, wide=120)
+    assert plan[:len(base)] == base                      # every other utterance stays byte-identical
+    wide = plan[len(base):]
+    assert len(wide) == 120 and len({s.id for s in plan}) == len(plan)
+    assert all(s.split == "train" and which_set(s.id) == "train" and not s.distinct for s in wide)
+    group = [s for s in plan if s.distinct]
+    assert {s.voice.split("+")[0] for s in group}.isdisjoint({s.voice.split("+")[0] for s in wide})
+    group_vars = {s.voice.split("+")[1] for s in group}
+    assert group_vars.isdisjoint(synth.WIDE_VARIANTS)
+    families = ("klatt", "whisper", "grand", "croak", "storm", "norbert")
+    assert not [v for v in synth.WIDE_VARIANTS if v.lower().startswith(families) or v in ("f5", "m8")]
+    pitches = [s.pitch for s in wide]
+    assert min(pitches) < 15 and max(pitches) > 85      # the pitch range the regular speakers lack
+
+
 def test_babble_holds_no_keyword():
     words = {w for text in noise.BABBLE_TEXT for w in text.split()}
     assert words.isdisjoint(PAPER_WORDS)

@@ -1,6 +1,6 @@
 """`edgetp data`: make the offline corpus, inspect a GSC-layout corpus, compute features.
 
-    edgetp data synth-kws OUT [--speakers N --reps N --distinct N --distinct-reps N --seed S --jobs J --force]
+    edgetp data synth-kws OUT [--speakers N --reps N --distinct N --distinct-reps N --wide N --seed S --jobs J --force]
     edgetp data prepare-default [--jobs J]   (the default corpus + its feature cache; setup.sh runs it)
     edgetp data info --data-root DIR [--labels paper|12] [--json PATH]
     edgetp data speakers --data-root DIR [--split train|validation|testing|all] [--top N]
@@ -23,7 +23,7 @@ def _synth(args) -> int:
     from edgetp.data.synth import synth_kws
 
     info = synth_kws(args.out, speakers=args.speakers, reps=args.reps, seed=args.seed,
-                     distinct=args.distinct, distinct_reps=args.distinct_reps,
+                     distinct=args.distinct, distinct_reps=args.distinct_reps, wide=args.wide,
                      words=args.words.split(",") if args.words else PAPER_WORDS,
                      jobs=args.jobs, force=args.force)
     spk = info["speakers"]
@@ -134,6 +134,9 @@ def register(subparsers) -> None:
                    help="held-out-able speakers with voices no other speaker has (%(default)s)")
     s.add_argument("--distinct-reps", type=int, default=DEFAULTS["distinct_reps"],
                    help="repetitions per word of a distinct speaker (%(default)s)")
+    s.add_argument("--wide", type=int, default=0,
+                   help="extra pretraining speakers (train split only) with more variants, pitch 0..99, speed "
+                        "110..230, stronger microphone tilt and noise; the other utterances stay byte-identical")
     s.add_argument("--words", help="comma-separated words (default: GSC v2's 35)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--jobs", type=int, default=2, help="worker processes (%(default)s)")

@@ -11,6 +11,10 @@ Two kinds of speakers:
 - ``speakers`` regular ones (accents and variants of ``REGULAR_*``, pitch 25..75),
   ``reps`` repetitions per word, spread over train/validation/testing (10 % each for
   the last two) with ids drawn so that GSC's hash rule agrees with the lists;
+- ``wide`` extra pretraining ones (train split only; more variants, pitch 0..99, speed
+  110..230, microphone tilt +-0.8, SNR 5..35 dB): voice variety for pretraining, drawn from
+  their own random stream so the corpus's other utterances are byte-identical with or
+  without them;
 - ``distinct`` held-out-able ones, whose accent, variant and pitch no other speaker
   has, ``distinct_reps`` repetitions per word, all in train (the adaptation protocol
   uses a speaker's train-split utterances). Their ids do not depend on the seed; the
@@ -38,6 +42,14 @@ REGULAR_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", 
                     "Alicia", "Andrea", "Andy", "Annie", "adam", "anika", "belinda", "boris",
                     "caleb", "david", "ed", "edward", "john", "linda", "max", "michel", "paul",
                     "quincy", "rob", "robert", "steph", "travis", "victor", "zac")
+# Variants of the ``wide`` pretraining speakers besides REGULAR_VARIANTS: every installed human-like one
+# except the voice groups' variants and their families (grandma/grandpa, croak, klatt*, f5, whisper*,
+# Storm, m8, norbert), so the held-out groups stay voices of a kind never heard in pretraining.
+WIDE_VARIANTS = REGULAR_VARIANTS + (
+    "AnxiousAndy", "Denis", "Diogo", "Gene", "Gene2", "Henrique", "Hugo", "Jacky", "Lee", "Marco", "Mario",
+    "Michael", "Mike", "Mr", "Nguyen", "RicishayMax", "RicishayMax2", "RicishayMax3", "Tweaky", "antonio",
+    "aunty", "benjamin", "edward2", "gustave", "iven", "iven2", "iven3", "iven4", "marcelo", "miguel", "pablo",
+    "pedro", "sandro", "shelby", "steph2", "steph3")
 # (accent, variant, pitch, speed): used by no regular speaker (accents, variants and,
 # for most, pitches outside 25..75), so a held-out one is an unseen kind of voice.
 # The first 4 are the default corpus' distinct speakers: the protocol's TEST voice group
@@ -82,8 +94,9 @@ def _speaker_id(spec: str, split: str) -> str:
     raise AssertionError("unreachable: 10 % splits are hit within a few hundred tries")
 
 
-def plan_speakers(speakers: int, reps: int, distinct: int, distinct_reps: int, seed: int) -> list[Speaker]:
-    """The corpus's speakers (distinct ones first), fully determined by the arguments."""
+def plan_speakers(speakers: int, reps: int, distinct: int, distinct_reps: int, seed: int,
+                  wide: int = 0) -> list[Speaker]:
+    """The corpus's speakers (distinct ones first, wide ones last), fully determined by the arguments."""
     if distinct > len(DISTINCT_VOICES):
         raise EdgetpError(f"at most {len(DISTINCT_VOICES)} distinct speakers")
     langs, variants = espeak.available() if shutil.which("espeak-ng") else (None, None)
@@ -109,6 +122,15 @@ def plan_speakers(speakers: int, reps: int, distinct: int, distinct_reps: int, s
         out.append(Speaker(sid, voice, pitch, speed, round(float(rng.uniform(-0.5, 0.5)), 3),
                            names[int(rng.integers(len(names)))], round(float(rng.uniform(12, 35)), 1),
                            splits[i], reps, False))
+    wrng = np.random.default_rng([seed, 7919])     # its own stream: the speakers above do not depend on ``wide``
+    wvars = [v for v in WIDE_VARIANTS if variants is None or v in variants]
+    for i in range(wide):
+        voice = f"{accents[int(wrng.integers(len(accents)))]}+{wvars[int(wrng.integers(len(wvars)))]}"
+        pitch, speed = int(wrng.integers(0, 100)), int(wrng.integers(110, 231))
+        sid = _speaker_id(f"wide:{seed}:{i}:{voice}:{pitch}:{speed}", "train")
+        out.append(Speaker(sid, voice, pitch, speed, round(float(wrng.uniform(-0.8, 0.8)), 3),
+                           names[int(wrng.integers(len(names)))], round(float(wrng.uniform(5, 35)), 1),
+                           "train", reps, False))
     return out
 
 
@@ -170,7 +192,7 @@ def _prepare_out(out: Path, params: dict, force: bool) -> dict | None:
 
 def synth_kws(out_dir, speakers: int = DEFAULTS["speakers"], reps: int = DEFAULTS["reps"], seed: int = 0,
               *, distinct: int = DEFAULTS["distinct"], distinct_reps: int = DEFAULTS["distinct_reps"],
-              words=PAPER_WORDS, jobs: int = 2, force: bool = False, progress: bool | None = None) -> dict:
+              wide: int = 0, words=PAPER_WORDS, jobs: int = 2, force: bool = False, progress: bool | None = None) -> dict:
     """Write the corpus to ``out_dir`` and return its description (also in ``synth_info.json``).
 
     Re-running with the same settings on a complete corpus does nothing; ``force`` remakes a
@@ -178,7 +200,7 @@ def synth_kws(out_dir, speakers: int = DEFAULTS["speakers"], reps: int = DEFAULT
     """
     from tqdm import tqdm
 
-    if min(speakers, reps, distinct_reps) < 0 or distinct < 0 or speakers + distinct == 0 or reps < 1:
+    if min(speakers, reps, distinct_reps, wide) < 0 or distinct < 0 or speakers + distinct == 0 or reps < 1:
         raise EdgetpError("need at least one speaker and one repetition")
     words = [str(w) for w in words]
     bad = [w for w in words if not w or not all(c.isalnum() or c == "-" for c in w)]
@@ -187,13 +209,14 @@ def synth_kws(out_dir, speakers: int = DEFAULTS["speakers"], reps: int = DEFAULT
     espeak.binary()
     out = Path(out_dir).expanduser()
     params = {"generator_version": GENERATOR_VERSION, "words": words, "speakers": speakers, "reps": reps, "distinct": distinct,
-              "distinct_reps": distinct_reps, "seed": seed, "espeak_ng": espeak.version()}
+              "distinct_reps": distinct_reps, "seed": seed, "espeak_ng": espeak.version(),
+              **({"wide": wide} if wide else {})}     # absent when 0: older corpora keep their params
     done = _prepare_out(out, params, force)
     if done is not None:
         return done
     t0 = time.time()
     (out / INFO).write_text(json.dumps({"complete": False, "params": params}))
-    plan = plan_speakers(speakers, reps, distinct, distinct_reps, seed)
+    plan = plan_speakers(speakers, reps, distinct, distinct_reps, seed, wide)
     background = noise.make_background(seed)
     (out / BACKGROUND).mkdir()
     for name, y in background.items():
