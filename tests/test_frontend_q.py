@@ -212,9 +212,15 @@ def test_model_input_of_a_log_gain_model_against_its_float_inputs():
         assert min(snr.values()) >= MIN_SNR_DB, (path.name, snr)
 
 
-@pytest.mark.parametrize("gain", [0.5, 0.0, -3.0, float("nan"), float("inf"), fq.LOG_GAIN_MAX * 2.0])
+@pytest.mark.parametrize("gain", [0.5, 0.0, -3.0, float("nan"), float("inf"), fq.LOG_GAIN_MAX * 2.0, "loud", None])
 def test_a_log_gain_out_of_range_is_refused(gain):
+    from types import SimpleNamespace
+
     with pytest.raises(EdgetpError, match="log gain"):
         fq.InputNorm.from_scale(None, 10, log_gain=gain)
+    if gain is not None:                                 # features_q(log_gain=None): the default, 1
+        with pytest.raises(EdgetpError, match="log gain"):
+            fq.features_q(np.zeros(100, np.int16), log_gain=gain)
+    model = SimpleNamespace(frontend={"log_gain": gain}, norm_scale=np.ones(120))
     with pytest.raises(EdgetpError, match="log gain"):
-        fq.features_q(np.zeros(100, np.int16), log_gain=gain)
+        fq.InputNorm.for_model(model, SimpleNamespace(fx=10, xbits=16))

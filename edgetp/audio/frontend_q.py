@@ -394,7 +394,10 @@ def normalise_q(feats, norm_m, norm_s, lo, hi, out):
 # ----------------------------------------------------------------------------- the log gain
 def check_log_gain(gain) -> float:
     """The model's log gain g as a float, or an EdgetpError if the integer frontend cannot take it."""
-    g = float(gain)
+    try:
+        g = float(gain)
+    except (TypeError, ValueError):
+        raise EdgetpError(f"the integer frontend's log gain must be a number, got {gain!r}") from None
     if not (math.isfinite(g) and 1.0 <= g <= LOG_GAIN_MAX):
         raise EdgetpError(f"the integer frontend takes a log gain 1 <= g <= {LOG_GAIN_MAX}, got {gain}")
     return g
@@ -471,12 +474,7 @@ class InputNorm:
         if (model.frontend or {}).get("per_utterance"):
             raise EdgetpError("the model normalises each utterance by its own std; the integer frontend "
                               "implements fixed per-feature divisors (norm_scale) only")
-        gain = (model.frontend or {}).get("log_gain", 1.0)
-        try:
-            gain = check_log_gain(gain)
-        except (TypeError, ValueError):
-            raise EdgetpError(f"the model's frontend log_gain {gain!r} is not a number") from None
-        return cls.from_scale(model.norm_scale, qm.fx, qm.xbits, gain)
+        return cls.from_scale(model.norm_scale, qm.fx, qm.xbits, (model.frontend or {}).get("log_gain", 1.0))
 
     @property
     def limits(self) -> tuple[int, int]:
