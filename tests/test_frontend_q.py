@@ -180,6 +180,23 @@ def test_log_gain_one_is_the_paper_frontend():
     assert a.L.max() == round(np.log(2) * 2 ** 15)
 
 
+def test_log_gain_one_is_the_step_before_the_gain_existed():
+    """With offset 0 and Q.15, L is exactly the pre-gain step: u = M - l, 0 for LOG_ZERO or
+    u >= 17 * 256, else round_shift(G[u >> 3] (8 - f) + G[(u >> 3) + 1] f, 3) (written out here)."""
+    rng = np.random.default_rng(7)
+    lm = rng.integers(-9000, 20000, (101, 40))
+    lm[rng.random(lm.shape) < 0.05] = fq.LOG_ZERO
+    lm[3, 4] = lm.max() - 17 * 256                      # the range edge
+    out = np.zeros_like(lm)
+    m = fq.logmel_to_l(lm, fq.G_LUT, 0, 15, out)
+    u = m - lm
+    i = np.minimum(u >> 3, len(fq.G_LUT) - 2)
+    f = u & 7
+    want = (fq.G_LUT[i] * (8 - f) + fq.G_LUT[i + 1] * f + 4) >> 3
+    want[(lm == fq.LOG_ZERO) | (u >= 17 * 256)] = 0
+    assert m == lm.max() and np.array_equal(out, want) and out.any()
+
+
 def test_a_wrong_log_offset_is_caught(monkeypatch):
     """Test the tester: an offset of ln g instead of log2 g (or in the wrong Q-format) falls
     below the 30 dB bar against recompress."""
