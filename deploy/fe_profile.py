@@ -5,8 +5,9 @@
 Exports the model with the integer frontend, builds ``firmware/profile/fe_profile_main.c``
 with it for QEMU's ``mps2-an386`` (the HIL's flags, ``-O2``), runs it under ``-icount``
 and prints the instructions of a 10 ms hop (the frame's window, FFT, power, mel and log),
-of the FFT alone, of the end of an utterance (last frames, maximum, L) and of one frame's
-Δ/ΔΔ and input scaling (docs/fixed-point.md §9). Figures for docs, never asserted.
+of the FFT alone, of the end of an utterance (last frames, maximum, L with the model's log
+gain) and of one frame's Δ/ΔΔ and input scaling, and their sum per utterance
+(docs/fixed-point.md §9). Figures for docs, never asserted.
 """
 from __future__ import annotations
 
@@ -55,14 +56,16 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     try:
         from deploy.reference import export_c
+        from edgetp.audio import frontend_q as FQ
         from edgetp.audio.frontend_q import InputNorm
         from edgetp.model import load_model
         from firmware_gen.qmodel import qmodel_for
 
         model = load_model(a.model)
         qm, _ = qmodel_for(model)
+        norm = InputNorm.for_model(model, qm)
         with tempfile.TemporaryDirectory(prefix="etp-feprof-") as tmp:
-            d = export_c(qm, Path(tmp) / "model", frontend=InputNorm.for_model(model, qm))
+            d = export_c(qm, Path(tmp) / "model", frontend=norm)
             res = run(build(d, Path(tmp), a.utterances))
     except (EdgetpError, FileNotFoundError) as exc:
         print(f"deploy.fe_profile: error: {exc}")
@@ -75,6 +78,10 @@ def main(argv=None) -> int:
           f"max {res['features_max']:,}")
     print(f"  per hop in all: {hop + res['features']:,} (target <= 150,000)")
     print(f"  end of the utterance (2 last frames, maximum, L): {res['finish']:,}")
+    pushed = (FQ.N_SAMPLES + FQ.HALF - FQ.N_FFT) // FQ.HOP + 1        # frames computed while the samples arrive
+    per_utt = pushed * hop + res["finish"] + FQ.N_FRAMES * res["features"]
+    print(f"  per utterance ({pushed} hops + end + {FQ.N_FRAMES} frames read): {per_utt:,} "
+          f"(log gain {norm.log_gain:g}: L Q.{norm.l_frac}, offset {norm.log_offset})")
     print(f"  RAM of etp_fe_t: {res['frame_bytes']:,} B")
     return 0
 

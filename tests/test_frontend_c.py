@@ -12,15 +12,31 @@ from edgetp.audio import frontend_q as fq
 REAL = sorted((Path(__file__).parent / "data" / "real").glob("*.wav"))
 
 
-@pytest.fixture(scope="module")
-def setup():
-    require("cc")
+def _model_stage(name):
     from edgetp.model import load_model
     from firmware_gen.qmodel import qmodel_for
 
-    model = load_model("kws-mcu")
+    model = load_model(name)
     qm, _notes = qmodel_for(model)
     return qm, fq.InputNorm.for_model(model, qm)
+
+
+# kws-mcu: the paper's log1p(S / max S); kws-mcu-64k: log gain 1000 (L Q.12, e > 0 near the maximum)
+MODELS = ["kws-mcu", "kws-mcu-64k"]
+
+
+@pytest.fixture(scope="module", params=MODELS)
+def setup(request):
+    require("cc")
+    qm, norm = _model_stage(request.param)
+    assert norm.log_gain == (1.0 if request.param == "kws-mcu" else 1000.0)
+    return qm, norm
+
+
+@pytest.fixture(scope="module")
+def gain_setup():
+    require("cc")
+    return _model_stage("kws-mcu-64k")
 
 
 def _inputs(n_random, seed=0):
@@ -60,8 +76,8 @@ def test_bit_exact_under_sanitizers(setup):
     ("re[blk + j] = (int32_t)etp_round_shift(ar, ETP_FE_TW_F);",
      "re[blk + j] = (int32_t)etp_round_shift(ar, ETP_FE_TW_F) + (j == 5);", "power"),
     ("fe->mel[b] = acc;", "fe->mel[b] = acc + (b == 39);", "mel"),
-    ("+ (int64_t)etp_fe_g_lut[i + 1] * f, ETP_FE_G_SHIFT);",
-     "+ (int64_t)etp_fe_g_lut[i + 1] * f, ETP_FE_G_SHIFT) + (t == 50 && b == 3);", "L["),
+    ("(int16_t)etp_round_shift(g, ETP_FE_G_F + ETP_FE_G_SHIFT - ETP_FE_L_F);",
+     "(int16_t)etp_round_shift(g, ETP_FE_G_F + ETP_FE_G_SHIFT - ETP_FE_L_F) + (t == 50 && b == 3);", "L["),
     ("feats[2 * ETP_FE_MELS + b] = (int32_t)etp_round_shift(a2, ETP_FE_DELTA_SHIFT);",
      "feats[2 * ETP_FE_MELS + b] = (int32_t)etp_round_shift(a2, ETP_FE_DELTA_SHIFT) + (t == 99);", "features["),
 ])
@@ -78,6 +94,38 @@ def test_a_planted_one_lsb_bug_is_found(setup, old, new, where):
     s = verify_frontend(qm, norm, _inputs(0), export_files=mutate)
     assert not s.ok and s.mismatches > 0 and s.errors == 0
     assert where in s.details[0]["message"], s.details[0]
+
+
+@pytest.mark.parametrize("old,new", [
+    ("e = v - m + ETP_FE_LOG_OFFSET;", "e = v - m + ETP_FE_LOG_OFFSET + 1;"),         # the gain's offset
+    ("+ (int64_t)e * ETP_FE_LN2_Q, ETP_FE_L_ACC_F", "+ (int64_t)(e - 1) * ETP_FE_LN2_Q, ETP_FE_L_ACC_F"),  # e > 0
+    ("if (e <= 0)", "if (e <= 64)"),                                                   # branch: e ln 2 dropped
+])
+def test_a_planted_log_gain_bug_is_found(gain_setup, old, new):
+    """Test the tester, log gain 1000: a wrong offset or a wrong e > 0 branch differs in L."""
+    from firmware_gen.frontend_verify import verify_frontend
+
+    qm, norm = gain_setup
+
+    def mutate(files):
+        assert old in files["etp_frontend.c"]
+        return {"etp_frontend.c": files["etp_frontend.c"].replace(old, new, 1)}
+
+    s = verify_frontend(qm, norm, _inputs(0), export_files=mutate)
+    assert not s.ok and s.mismatches > 0 and s.errors == 0
+    assert "L[" in s.details[0]["message"], s.details[0]
+
+
+def test_the_log_gain_reaches_the_c_through_the_generated_header(gain_setup):
+    """The model's g travels like its divisors: generated into etp_frontend_cfg.h from InputNorm."""
+    from firmware_gen.generate import render
+
+    qm, norm = gain_setup
+    h = render(qm, None, frontend=norm).files["etp_frontend_cfg.h"]
+    assert "#define ETP_FE_LOG_OFFSET 2551 " in h and "#define ETP_FE_L_F 12 " in h
+    assert "#define ETP_FE_DELTA_SHIFT 18 " in h and "log gain g = 1000" in h
+    assert "#define ETP_FE_LOG_OFFSET" not in (Path(fq.__file__).parents[2] / "firmware_gen" / "runtime"
+                                               / "etp_frontend.c").read_text()
 
 
 def test_cli_json(tmp_path, cli):

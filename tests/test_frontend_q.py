@@ -129,3 +129,115 @@ def test_cli_features_fixed_reaches_30_db(tmp_path):
             y, sr = sf.read(str(f), dtype="int16")
             snr = fq.block_snr(librosa_pipeline(fq.pcm16(y, sr) / 32768.0), got)
             assert min(snr.values()) >= MIN_SNR_DB, (f, snr)
+
+
+# ----------------------------------------------------------------------------- the model's log gain
+GAINS = (1000.0, 10000.0)
+
+
+@pytest.mark.parametrize("gain", GAINS)
+@pytest.mark.parametrize("path", REAL, ids=[p.name for p in REAL])
+def test_snr_per_block_with_a_log_gain(path, gain):
+    """log1p(g S / max S) and its Δ, ΔΔ (edgetp.kws.data.recompress of librosa's features) are
+    matched >= 30 dB per block by the integer frontend with the same gain."""
+    from edgetp.kws.data import recompress
+    from tests.test_frontend import librosa_pipeline
+
+    y, sr = sf.read(path, dtype="int16")
+    got = fq.features_q(y, sr, log_gain=gain)
+    ref = recompress(librosa_pipeline(fq.pcm16(y, sr) / 32768.0), gain)
+    snr = fq.block_snr(ref, got)
+    for k, v in snr.items():
+        assert np.isfinite(v) and v >= MIN_SNR_DB, (k, v)
+    assert got[:, :40].max() > 4.0                       # ln(1 + 1000) = 6.9: not the paper's <= ln 2
+
+
+@pytest.mark.parametrize("gain", [1.0, 1.5, 1.8, 10.0, 1000.0, 10000.0, float(fq.LOG_GAIN_MAX)])
+def test_l_is_ln_1_plus_2_to_the_e_for_every_e(gain):
+    """L(e) = ln(1 + 2^e) within 1.25 LSB of its Q-format for every Q.8 e from the largest
+    (e = C, the utterance maximum) down to 120 below it: both branches (e > 0 adds e ln 2)."""
+    c, lf = fq.log_offset(gain), fq.l_frac(gain)
+    k = np.arange(0, 120 * 256)
+    out = np.zeros((1, k.size), np.int64)
+    fq.logmel_to_l((-k).reshape(1, -1).astype(np.int64), fq.G_LUT, c, lf, out)
+    e = c - k
+    err = out[0] - np.log1p(2.0 ** (e / 256.0)) * 2.0 ** lf
+    assert np.all(np.isfinite(err)) and np.max(np.abs(err)) <= 1.25, np.max(np.abs(err))
+    assert np.all(np.diff(out[0]) <= 0) and out[0, 0] <= 32767 - 8 and abs(c / 256.0 - np.log2(gain)) <= 1 / 512
+    if lf < fq.L_F_MAX:                                  # the finest Q-format: one more bit would not fit
+        finer = np.zeros((1, 1), np.int64)
+        fq.logmel_to_l(np.zeros((1, 1), np.int64), fq.G_LUT, c, lf + 1, finer)
+        assert finer[0, 0] > 32767 - 8
+    assert (lf == 15) == (gain <= 1.716) and (e > 0).any() == (gain >= 1.5)
+
+
+def test_log_gain_one_is_the_paper_frontend():
+    """g = 1: offset 0, L Q.15, the same features as without a gain (the paper's, bit for bit)."""
+    y, sr = sf.read(REAL[0], dtype="int16")
+    a = fq.utterance_q(fq.pcm16(y, sr))
+    b = fq.utterance_q(fq.pcm16(y, sr), fq.InputNorm.from_scale(None, 10, log_gain=1.0))
+    assert fq.log_offset(1) == 0 and fq.l_frac(1) == 15 and np.array_equal(a.feats, b.feats)
+    assert a.L.max() == round(np.log(2) * 2 ** 15)
+
+
+def test_log_gain_one_is_the_step_before_the_gain_existed():
+    """With offset 0 and Q.15, L is exactly the pre-gain step: u = M - l, 0 for LOG_ZERO or
+    u >= 17 * 256, else round_shift(G[u >> 3] (8 - f) + G[(u >> 3) + 1] f, 3) (written out here)."""
+    rng = np.random.default_rng(7)
+    lm = rng.integers(-9000, 20000, (101, 40))
+    lm[rng.random(lm.shape) < 0.05] = fq.LOG_ZERO
+    lm[3, 4] = lm.max() - 17 * 256                      # the range edge
+    out = np.zeros_like(lm)
+    m = fq.logmel_to_l(lm, fq.G_LUT, 0, 15, out)
+    u = m - lm
+    i = np.minimum(u >> 3, len(fq.G_LUT) - 2)
+    f = u & 7
+    want = (fq.G_LUT[i] * (8 - f) + fq.G_LUT[i + 1] * f + 4) >> 3
+    want[(lm == fq.LOG_ZERO) | (u >= 17 * 256)] = 0
+    assert m == lm.max() and np.array_equal(out, want) and out.any()
+
+
+def test_a_wrong_log_offset_is_caught(monkeypatch):
+    """Test the tester: an offset of ln g instead of log2 g (or in the wrong Q-format) falls
+    below the 30 dB bar against recompress."""
+    from edgetp.kws.data import recompress
+
+    y, sr = sf.read(REAL[0], dtype="int16")
+    ref = recompress(fe.features(fq.pcm16(y, sr)), 1000.0)
+    assert min(fq.block_snr(ref, fq.features_q(y, sr, log_gain=1000.0)).values()) >= MIN_SNR_DB
+    for wrong in (lambda g: round(np.log(g) * 256), lambda g: round(np.log2(g)), lambda g: fq.LOG_F * 0):
+        monkeypatch.setattr(fq, "log_offset", wrong)
+        assert min(fq.block_snr(ref, fq.features_q(y, sr, log_gain=1000.0)).values()) < MIN_SNR_DB
+
+
+def test_model_input_of_a_log_gain_model_against_its_float_inputs():
+    """kws-mcu-64k (log gain 1000): the integer model input x / 2^fx against the float
+    pipeline's ModelInputs (recompress, then the model's divisors) >= 30 dB per block."""
+    from edgetp.kws.protocol import model_norm
+    from edgetp.model import load_model
+    from firmware_gen.qmodel import qmodel_for
+
+    model = load_model("kws-mcu-64k")
+    qm, _ = qmodel_for(model)
+    norm = fq.InputNorm.for_model(model, qm)
+    assert norm.log_gain == 1000.0 and norm.l_frac == 12 and norm.log_offset == 2551
+    for path in REAL:
+        pcm = fq.pcm16(fq.load_pcm16(path))
+        x = fq.utterance_q(pcm, norm).x
+        ref = model_norm(model).apply(fe.features(pcm)[None])[0]
+        snr = fq.block_snr(ref, x / 2.0 ** qm.fx)
+        assert min(snr.values()) >= MIN_SNR_DB, (path.name, snr)
+
+
+@pytest.mark.parametrize("gain", [0.5, 0.0, -3.0, float("nan"), float("inf"), fq.LOG_GAIN_MAX * 2.0, "loud", None])
+def test_a_log_gain_out_of_range_is_refused(gain):
+    from types import SimpleNamespace
+
+    with pytest.raises(EdgetpError, match="log gain"):
+        fq.InputNorm.from_scale(None, 10, log_gain=gain)
+    if gain is not None:                                 # features_q(log_gain=None): the default, 1
+        with pytest.raises(EdgetpError, match="log gain"):
+            fq.features_q(np.zeros(100, np.int16), log_gain=gain)
+    model = SimpleNamespace(frontend={"log_gain": gain}, norm_scale=np.ones(120))
+    with pytest.raises(EdgetpError, match="log gain"):
+        fq.InputNorm.for_model(model, SimpleNamespace(fx=10, xbits=16))

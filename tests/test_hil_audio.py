@@ -19,21 +19,31 @@ REAL = sorted((Path(__file__).parent / "data" / "real").glob("*.wav"))
 
 
 
-@pytest.fixture(scope="module")
-def kws(tmp_path_factory):
+def _export(name, tmp_path_factory):
     require("cc")
-    from deploy.reference import IntReference, export_c
+    from deploy.reference import export_c
     from edgetp.audio import frontend_q as fq
     from edgetp.model import load_model
     from firmware_gen.qmodel import qmodel_for
     from firmware_gen.tensors import DeviceConfig
 
-    model = load_model("kws-mcu")
+    model = load_model(name)
     qm, _ = qmodel_for(model)
     norm = fq.InputNorm.for_model(model, qm)
     cfg = DeviceConfig()
-    d = export_c(qm, tmp_path_factory.mktemp("kws") / "model", cfg, frontend=norm)
+    d = export_c(qm, tmp_path_factory.mktemp(name) / "model", cfg, frontend=norm)
     return d, qm, cfg, norm, model
+
+
+@pytest.fixture(scope="module")
+def kws(tmp_path_factory):
+    return _export("kws-mcu", tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def kws_gain(tmp_path_factory):
+    """kws-mcu-64k: an honest-protocol model whose features are log1p(1000 S / max S)."""
+    return _export("kws-mcu-64k", tmp_path_factory)
 
 
 def _sets(qm, norm, model):
@@ -59,6 +69,36 @@ def test_session_from_raw_audio_is_bit_exact(kws):
     fe = res["frontend"]
     assert fe["utterances"] == 2 * len(REAL) + 4 and fe["hop_mean"] > 0 and fe["finish_mean"] > 0
     assert res["counters"]["train_n"] == 2 * len(REAL) * 101
+
+
+def test_session_from_raw_audio_with_a_log_gain_model_is_bit_exact(kws_gain):
+    """The device's frontend applies the model's log gain 1000 (generated into its tables):
+    digest and input CRC equal the integer reference's after every sample, 0 mismatches."""
+    from deploy.hil_audio import AudioSession
+    from deploy.reference import IntReference
+
+    d, qm, cfg, norm, model = kws_gain
+    assert norm.log_gain == 1000.0 and norm.l_frac == 12
+    sup, qry = _sets(qm, norm, model)
+    with device(model_dir=d, timeout=2.0) as (_, dev):
+        res = run_session(dev, IntReference(qm, cfg), sup, qry, epochs=1, seed=1, session_cls=AudioSession)
+    assert res["samples"] == len(REAL) and res["mismatches"] == 0 and res["query_samples"] == 4
+    assert res["frontend"]["utterances"] == len(REAL) + 4
+
+
+def test_a_log_gain_model_fed_the_paper_features_is_caught(kws_gain):
+    """Test the tester: a reference that ignores the model's gain (g = 1 inputs through the same
+    divisors) differs from what the device's frontend computes -> the input CRC check fails."""
+    from dataclasses import replace
+
+    from deploy.hil_audio import AudioSession
+    from deploy.reference import IntReference
+
+    d, qm, cfg, norm, model = kws_gain
+    (xs, ys), _ = _sets(qm, replace(norm, log_gain=1.0), model)
+    with device(model_dir=d, timeout=2.0) as (_, dev):
+        with pytest.raises(HilError, match="frontend"):
+            run_session(dev, IntReference(qm, cfg), (xs[:1], ys[:1]), ([], []), epochs=1, session_cls=AudioSession)
 
 
 def test_a_frontend_difference_is_named(kws):
@@ -124,11 +164,17 @@ def tone_model(tmp_path_factory):
     path = root.parent / "m.npz"
     save_model(Model(cfg, init_params(cfg, 0), labels, recipe={"held_out_speaker": "0a1b2c3d"},
                      norm_scale=np.full(120, 0.01, np.float32)), path)
-    return root, path
+    gain = root.parent / "m_gain.npz"      # the same net reading log1p(1000 S / max S)
+    save_model(Model(cfg, init_params(cfg, 0), labels, frontend={"log_gain": 1000.0},
+                     recipe={"held_out_speaker": "0a1b2c3d"}, norm_scale=np.full(120, 1.0, np.float32)), gain)
+    per_utt = root.parent / "m_per_utt.npz"   # divides each utterance by its own std: not on the device
+    save_model(Model(cfg, init_params(cfg, 0), labels, frontend={"log_gain": 1000.0, "per_utterance": True},
+                     recipe={"held_out_speaker": "0a1b2c3d"}, norm_scale=np.full(120, 1.0, np.float32)), per_utt)
+    return root, {"paper": path, "log_gain": gain, "per_utterance": per_utt}
 
 
-@pytest.mark.parametrize("target", ["host", "qemu"])
-def test_edgetp_hil_audio_end_to_end(tone_model, tmp_path, target):
+@pytest.mark.parametrize("target,kind", [("host", "paper"), ("host", "log_gain"), ("qemu", "log_gain")])
+def test_edgetp_hil_audio_end_to_end(tone_model, tmp_path, target, kind):
     import json
 
     from conftest import run_cli
@@ -136,7 +182,8 @@ def test_edgetp_hil_audio_end_to_end(tone_model, tmp_path, target):
     require("cc")
     if target == "qemu":
         require("arm-none-eabi-gcc", "qemu-system-arm")
-    root, model = tone_model
+    root, models = tone_model
+    model = models[kind]
     out = tmp_path / "hil.json"
     r = run_cli("hil", "--target", target, "--model", model, "--data-root", root, "--shots", "1", "--audio",
                 "--support-limit", "2", "--query-limit", "1", "--epochs", "1", "--json", out, "--quiet",
@@ -158,3 +205,16 @@ def test_frontend_profile_prints_its_figures():
                        text=True, timeout=600, cwd=Path(__file__).resolve().parent.parent)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "10 ms hop" in r.stdout and "FFT" in r.stdout and "end of the utterance" in r.stdout
+
+
+def test_per_utterance_normalisation_is_refused_in_one_line(tone_model, tmp_path):
+    """What the integer frontend still cannot do (each utterance divided by its own std) is a
+    one-line error, exit 2, before anything is built."""
+    from conftest import run_cli
+
+    root, models = tone_model
+    r = run_cli("hil", "--target", "host", "--model", models["per_utterance"], "--data-root", root, "--shots", "1",
+                "--audio", "--support-limit", "1", "--query-limit", "1", "--epochs", "1", "--quiet",
+                env={"EDGETP_HOME": str(tmp_path / "home")})
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stdout + r.stderr
+    assert "own std" in r.stderr and "Traceback" not in r.stderr

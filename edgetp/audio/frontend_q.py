@@ -17,11 +17,16 @@ bit. docs/fixed-point.md §9 documents each Q-format and rounding; in short, per
 and per utterance (the whole-utterance part: the maximum and Δ's look-ahead)::
 
     m      = max l                                    (all LOG_ZERO: every L = 0)
-    L      = ln(1 + 2^(l - m))                        int16 Q.15, table G_LUT (step 1/32) + linear interpolation
-    F      = [L << 3, round_shift(D1 . L, 21), round_shift(D2 . L, 21)]     int32 Q.FEAT_F (18)
+    e      = l - m + C,   C = round(log2(g) * 2^8)    the model's log gain g as an offset (Q.8, like l)
+    L      = ln(1 + 2^e) = ln(1 + g S / max S)        int16 Q.L_F(g): G_LUT = ln(1 + 2^-d) (step 1/32,
+                                                      linear interpolation) at d = |e|, + e ln 2 when e > 0
+    F      = [L << (18 - L_F), round_shift(D1 . L, 6 + L_F), round_shift(D2 . L, 6 + L_F)]   int32 Q.FEAT_F (18)
     x      = sat(round_shift(F * NORM_M[j], NORM_S[j]))                     the model's input (int16 Q.fx)
 
-``l`` is scale-free in the input (S / max S is), so the float pipeline's peak
+``g`` is the model's ``frontend["log_gain"]`` (1, the paper's log1p(S / max S), unless the
+model records another; ``edgetp.kws.data.recompress``); L's Q-format is the finest that holds
+ln(1 + g) in an int16 (Q.15 for g = 1, so g = 1 is the paper's frontend bit for bit; Q.12 for
+g = 1000). ``l`` is scale-free in the input (S / max S is), so the float pipeline's peak
 normalisation is not needed; the per-frame exponent ``s`` keeps quiet frames at full
 precision. Frames are centred like librosa's: frame t covers samples 160 t - 240 ..
 160 t + 239 of the 16000-sample utterance (zeros outside). Everything is a function of
@@ -34,6 +39,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, localcontext
+from functools import lru_cache
 
 import numpy as np
 from numba import njit
@@ -55,10 +61,14 @@ LOG_F = 8                         # log2 of the mel energy: int16 Q.8
 LOG_LUT_BITS = 8                  # log2(1 + i/256), i = 0..256, Q.16
 LOG_LUT_F = 16
 LOG_ZERO = -32768                 # l of an all-zero mel band
-L_F = 15                          # L = log1p(S / max S) int16 Q.15
+G_F = 15                          # G_LUT Q.15
+L_F_MAX = 15                      # L = log1p(g S / max S) int16 Q.l_frac(g) <= 15 (15 for g = 1)
 G_STEP_BITS = 5                   # G_LUT: ln(1 + 2^-d) at d = i / 32
-G_RANGE = 17                      # d >= 17 (2^-17 < 1 LSB of Q.15 after ln 2): L = 0
+G_RANGE = 17                      # d >= 17 (2^-17 < 1 LSB of Q.15 after ln 2): ln(1 + 2^-d) = 0
 G_SHIFT = 8 - G_STEP_BITS         # LOG_F - G_STEP_BITS: Q.8 log-mel units per G_LUT step (2^3)
+L_ACC_F = 34                      # L before its one rounding: Q.34 (G_LUT's interpolation Q.18 << 16)
+G_ACC_SHIFT = L_ACC_F - G_F - G_SHIFT                # 16: the interpolated G_LUT value -> Q.L_ACC_F
+LOG_GAIN_MAX = 1 << 16            # the log gains the frontend takes: 1 <= g <= 2^16
 DELTA_F = 24                      # Δ / ΔΔ coefficients Q.24
 FEAT_F = 18                       # features int32 Q.18 (L, Δ, ΔΔ)
 NORM_M_BITS = 15                  # NORM_M[j] in [2^14, 2^15)
@@ -125,8 +135,15 @@ def _g_lut() -> np.ndarray:
         ctx.prec = 40
         ln2 = Decimal(2).ln()
         n = G_RANGE << G_STEP_BITS
-        return np.array([_decimal_round((1 + (-(Decimal(i) / (1 << G_STEP_BITS)) * ln2).exp()).ln() * (1 << L_F))
+        return np.array([_decimal_round((1 + (-(Decimal(i) / (1 << G_STEP_BITS)) * ln2).exp()).ln() * (1 << G_F))
                          for i in range(n + 1)], dtype=np.int64)
+
+
+def _ln2_q() -> int:
+    """round(ln 2 * 2^(L_ACC_F - LOG_F)): e (Q.LOG_F) * LN2_Q is e ln 2 in Q.L_ACC_F."""
+    with localcontext() as ctx:
+        ctx.prec = 40
+        return _decimal_round(Decimal(2).ln() * (1 << (L_ACC_F - LOG_F)))
 
 
 def delta_start(t: int) -> int:
@@ -168,8 +185,8 @@ MEL_Q, MEL_START, MEL_LEN, N_BINS = _mel_q()
 RT_COS, RT_SIN = RT_COS_ALL[:N_BINS].copy(), RT_SIN_ALL[:N_BINS].copy()
 LOG2_LUT = _log2_lut()
 G_LUT = _g_lut()
+LN2_Q = _ln2_q()
 DELTA1_Q, DELTA2_Q = _delta_q()
-DELTA_SHIFT = DELTA_F + L_F - FEAT_F       # Σ c L: Q.(24 + 15) -> Q.18
 DELTA_START = np.array([delta_start(t) for t in range(N_FRAMES)], np.int64)
 DELTA_ROW = np.array([delta_row(t) for t in range(N_FRAMES)], np.int64)
 FACTORS = np.array(FFT_FACTORS, np.int64)
@@ -313,8 +330,10 @@ def _frames(pcm, window, perm, factors, twc, tws, rtc, rts, mel_q, mel_start, me
 
 
 @njit(cache=True)
-def logmel_to_l(logmel, g_lut, out):
-    """L = ln(1 + 2^(l - max l)) Q.15 for every frame and band (0 where l is LOG_ZERO)."""
+def logmel_to_l(logmel, g_lut, offset, l_frac, out):
+    """L = ln(1 + 2^e), e = l - max l + offset (Q.8; offset = log2 of the model's log gain), in
+    Q.l_frac for every frame and band (0 where l is LOG_ZERO): ln(1 + 2^-|e|) from G_LUT
+    (interpolated), plus e ln 2 when e > 0, summed in Q.L_ACC_F and rounded once."""
     m = np.int64(LOG_ZERO)
     for t in range(logmel.shape[0]):
         for b in range(logmel.shape[1]):
@@ -325,20 +344,29 @@ def logmel_to_l(logmel, g_lut, out):
     for t in range(logmel.shape[0]):
         for b in range(logmel.shape[1]):
             v = logmel[t, b]
-            u = m - v
-            if v == LOG_ZERO or u >= lim:
+            if v == LOG_ZERO:
                 out[t, b] = 0
+                continue
+            e = v - m + offset
+            d = -e if e < 0 else e
+            g = np.int64(0)                     # ln(1 + 2^-d), Q.(G_F + G_SHIFT)
+            if d < lim:
+                i = d >> G_SHIFT
+                f = d & (one - 1)
+                g = g_lut[i] * (one - f) + g_lut[i + 1] * f
+            if e <= 0:                          # = round_shift(g << G_ACC_SHIFT, L_ACC_F - l_frac)
+                out[t, b] = round_shift(g, G_F + G_SHIFT - l_frac)
             else:
-                i = u >> G_SHIFT
-                f = u & (one - 1)
-                out[t, b] = round_shift(g_lut[i] * (one - f) + g_lut[i + 1] * f, G_SHIFT)
+                out[t, b] = round_shift((g << G_ACC_SHIFT) + e * LN2_Q, L_ACC_F - l_frac)
     return m
 
 
 @njit(cache=True)
-def features_from_l(L, d1, d2, dstart, drow, shift, out):
-    """F[t] = [L << 3, round_shift(D1 . L, 21), round_shift(D2 . L, 21)] Q.18 int32."""
+def features_from_l(L, d1, d2, dstart, drow, l_frac, out):
+    """F[t] = [L << (18 - l_frac), round_shift(D1 . L, 6 + l_frac), round_shift(D2 . L, 6 + l_frac)]
+    Q.18 int32 (L in Q.l_frac, D1 and D2 Q.24)."""
     T, B = L.shape
+    shift = DELTA_F + l_frac - FEAT_F
     w = d1.shape[1]
     for t in range(T):
         st = dstart[t]
@@ -349,7 +377,7 @@ def features_from_l(L, d1, d2, dstart, drow, shift, out):
             for j in range(w):
                 a1 += d1[r, j] * L[st + j, b]
                 a2 += d2[r, j] * L[st + j, b]
-            out[t, b] = L[t, b] << (FEAT_F - L_F)
+            out[t, b] = L[t, b] << (FEAT_F - l_frac)
             out[t, B + b] = round_shift(a1, shift)
             out[t, 2 * B + b] = round_shift(a2, shift)
 
@@ -363,19 +391,67 @@ def normalise_q(feats, norm_m, norm_s, lo, hi, out):
             out[t, j] = lo if v < lo else (hi if v > hi else v)
 
 
+# ----------------------------------------------------------------------------- the log gain
+def check_log_gain(gain) -> float:
+    """The model's log gain g as a float, or an EdgetpError if the integer frontend cannot take it."""
+    try:
+        g = float(gain)
+    except (TypeError, ValueError):
+        raise EdgetpError(f"the integer frontend's log gain must be a number, got {gain!r}") from None
+    if not (math.isfinite(g) and 1.0 <= g <= LOG_GAIN_MAX):
+        raise EdgetpError(f"the integer frontend takes a log gain 1 <= g <= {LOG_GAIN_MAX}, got {gain}")
+    return g
+
+
+def log_offset(gain) -> int:
+    """C = round(log2(g) * 2^LOG_F): the log gain as an offset of the log-mel (Q.LOG_F).
+    Its rounding (<= 2^-9 in log2) scales g by at most 2^(1/512) (0.14 %)."""
+    return int(math.floor(math.log2(check_log_gain(gain)) * (1 << LOG_F) + 0.5))
+
+
+def l_frac(gain) -> int:
+    """L's Q-format for log gain g: the finest (<= L_F_MAX) in which L = ln(1 + g) (the
+    largest, at e = C), computed with the integer step itself, fits an int16 with 8 LSB to spare."""
+    return _l_frac(check_log_gain(gain))
+
+
+@lru_cache(maxsize=None)
+def _l_frac(gain: float) -> int:
+    c = log_offset(gain)
+    one = np.zeros((1, 1), np.int64)
+    for f in range(L_F_MAX, -1, -1):
+        out = np.zeros((1, 1), np.int64)
+        logmel_to_l(one, G_LUT, c, f, out)
+        if out[0, 0] <= 32767 - 8:
+            return f
+    raise EdgetpError(f"no int16 Q-format holds ln(1 + {gain:g})")
+
+
 # ----------------------------------------------------------------------------- API
 @dataclass(frozen=True)
 class InputNorm:
-    """The model's input stage in integers: x = sat(round_shift(F * m[j], s[j])), the twin of
+    """The model's input stage in integers: its log gain g (L = ln(1 + g S / max S), the twin of
+    ``edgetp.kws.data.recompress``), then x = sat(round_shift(F * m[j], s[j])), the twin of
     ``quantize_inputs(F_float / norm_scale, fx, xbits)``."""
 
     m: np.ndarray        # (120,) int64, in [2^14, 2^15)
     s: np.ndarray        # (120,) int64, >= 1
     fx: int
     xbits: int
+    log_gain: float = 1.0
+
+    @property
+    def log_offset(self) -> int:
+        """C = round(log2(g) * 2^LOG_F), the offset added to l - max l."""
+        return log_offset(self.log_gain)
+
+    @property
+    def l_frac(self) -> int:
+        """L's Q-format (15 for g = 1)."""
+        return l_frac(self.log_gain)
 
     @classmethod
-    def from_scale(cls, scale, fx: int, xbits: int = 16) -> "InputNorm":
+    def from_scale(cls, scale, fx: int, xbits: int = 16, log_gain: float = 1.0) -> "InputNorm":
         scale = np.ones(N_FEATURES) if scale is None else np.asarray(scale, dtype=np.float64)
         if scale.shape != (N_FEATURES,) or not np.all(np.isfinite(scale)) or np.any(scale <= 0):
             raise EdgetpError(f"the input normalisation must be {N_FEATURES} positive divisors")
@@ -390,7 +466,7 @@ class InputNorm:
                 raise EdgetpError(f"input divisor {d:g} with fx {fx} is out of the integer frontend's range")
             ms.append(m)
             ss.append(s)
-        return cls(np.array(ms, np.int64), np.array(ss, np.int64), int(fx), int(xbits))
+        return cls(np.array(ms, np.int64), np.array(ss, np.int64), int(fx), int(xbits), check_log_gain(log_gain))
 
     @classmethod
     def for_model(cls, model, qm) -> "InputNorm":
@@ -398,11 +474,7 @@ class InputNorm:
         if (model.frontend or {}).get("per_utterance"):
             raise EdgetpError("the model normalises each utterance by its own std; the integer frontend "
                               "implements fixed per-feature divisors (norm_scale) only")
-        gain = float((model.frontend or {}).get("log_gain", 1.0))
-        if gain != 1.0:
-            raise EdgetpError(f"the model's features use log1p({gain:g} * S / max S) (frontend log_gain); the integer "
-                              "frontend implements the paper's log1p(S / max S) only")
-        return cls.from_scale(model.norm_scale, qm.fx, qm.xbits)
+        return cls.from_scale(model.norm_scale, qm.fx, qm.xbits, (model.frontend or {}).get("log_gain", 1.0))
 
     @property
     def limits(self) -> tuple[int, int]:
@@ -465,7 +537,7 @@ class Intermediates:
     mel: np.ndarray        # (101, 40) int64
     logmel: np.ndarray     # (101, 40) Q.8 (int16 range)
     lmax: int
-    L: np.ndarray          # (101, 40) Q.15
+    L: np.ndarray          # (101, 40) Q.l_frac(log gain) (Q.15 for gain 1)
     feats: np.ndarray      # (101, 120) Q.18 int32
     x: np.ndarray | None   # (101, 120) model input (int16/int8), when a norm is given
 
@@ -485,13 +557,18 @@ def frames_q(pcm: np.ndarray):
     return shifts, power, mel, logmel
 
 
-def utterance_q(pcm: np.ndarray, norm: InputNorm | None = None) -> Intermediates:
-    """Every intermediate of one utterance (16000 int16 samples)."""
+def utterance_q(pcm: np.ndarray, norm: InputNorm | None = None, log_gain: float | None = None) -> Intermediates:
+    """Every intermediate of one utterance (16000 int16 samples). The log gain is ``norm``'s
+    (the model's); without ``norm``, ``log_gain`` (default 1, the paper's features)."""
+    if norm is not None and log_gain is not None and check_log_gain(log_gain) != norm.log_gain:
+        raise EdgetpError(f"log gain {log_gain:g} differs from the input stage's {norm.log_gain:g}")
+    gain = norm.log_gain if norm is not None else (1.0 if log_gain is None else log_gain)
+    lf = l_frac(gain)
     shifts, power, mel, logmel = frames_q(pcm)
     L = np.zeros((N_FRAMES, N_MELS), np.int64)
-    lmax = logmel_to_l(logmel, G_LUT, L)
+    lmax = logmel_to_l(logmel, G_LUT, log_offset(gain), lf, L)
     feats = np.zeros((N_FRAMES, N_FEATURES), np.int64)
-    features_from_l(L, DELTA1_Q, DELTA2_Q, DELTA_START, DELTA_ROW, DELTA_SHIFT, feats)
+    features_from_l(L, DELTA1_Q, DELTA2_Q, DELTA_START, DELTA_ROW, lf, feats)
     x = None
     if norm is not None:
         x = np.zeros((N_FRAMES, N_FEATURES), np.int64)
@@ -502,10 +579,11 @@ def utterance_q(pcm: np.ndarray, norm: InputNorm | None = None) -> Intermediates
                          feats.astype(np.int32), x)
 
 
-def features_q(wave, sr: int = F.SR) -> np.ndarray:
+def features_q(wave, sr: int = F.SR, log_gain: float = 1.0) -> np.ndarray:
     """The integer features dequantised to the float pipeline's scale: (101, 120) float32
-    comparable with ``edgetp.audio.frontend.features``."""
-    it = utterance_q(pcm16(wave, sr))
+    comparable with ``edgetp.audio.frontend.features`` (log gain 1) or
+    ``edgetp.kws.data.recompress(features, log_gain)``."""
+    it = utterance_q(pcm16(wave, sr), log_gain=log_gain)
     return (it.feats.astype(np.float64) / (1 << FEAT_F)).astype(np.float32)
 
 

@@ -1,10 +1,11 @@
 /*
  * etp_frontend.c - C twin of edgetp/audio/frontend_q.py (same step names, prefix etp_fe_):
  * windowing, per-frame block exponent, the mixed-radix FFT of 240 complex points, the real
- * split, power, mel, log2; at the end of the utterance the maximum, L = ln(1 + 2^(l - max))
- * and, per frame on demand, delta / delta-delta and the model's input scaling. Tables and
- * Q-formats come from the generated etp_frontend_cfg.h/.c. Rounding is etp_round_shift
- * (round half up), as in the Python twin; docs/fixed-point.md section 9.
+ * split, power, mel, log2; at the end of the utterance the maximum, L = ln(1 + 2^(l - max + C))
+ * (C = log2 of the model's log gain, ETP_FE_LOG_OFFSET) and, per frame on demand, delta /
+ * delta-delta and the model's input scaling. Tables and Q-formats come from the generated
+ * etp_frontend_cfg.h/.c. Rounding is etp_round_shift (round half up), as in the Python twin;
+ * docs/fixed-point.md section 9.
  */
 #include <stddef.h>
 #include <string.h>
@@ -168,15 +169,24 @@ etp_status_t etp_fe_finish(etp_fe_t *fe)
             if (fe->lm[t][b] > m) m = fe->lm[t][b];
     fe->lmax = m;
     for (t = 0; t < ETP_FE_FRAMES; t++) {
-        for (b = 0; b < ETP_FE_MELS; b++) {        /* L = ln(1 + 2^(l - m)), in place */
-            int32_t v = fe->lm[t][b], u = m - v;
-            if (v == ETP_FE_LOG_ZERO || u >= ETP_FE_G_LIMIT) {
+        for (b = 0; b < ETP_FE_MELS; b++) {        /* L = ln(1 + 2^e), e = l - m + C, in place */
+            int32_t v = fe->lm[t][b], e, d;
+            int64_t g = 0;                         /* ln(1 + 2^-|e|), Q.(G_F + G_SHIFT) */
+            if (v == ETP_FE_LOG_ZERO) {
                 fe->lm[t][b] = 0;
-            } else {
-                int32_t i = u >> ETP_FE_G_SHIFT, f = u & ((1 << ETP_FE_G_SHIFT) - 1);
-                fe->lm[t][b] = (int16_t)etp_round_shift((int64_t)etp_fe_g_lut[i] * ((1 << ETP_FE_G_SHIFT) - f)
-                                                        + (int64_t)etp_fe_g_lut[i + 1] * f, ETP_FE_G_SHIFT);
+                continue;
             }
+            e = v - m + ETP_FE_LOG_OFFSET;
+            d = e < 0 ? -e : e;
+            if (d < ETP_FE_G_LIMIT) {
+                int32_t i = d >> ETP_FE_G_SHIFT, f = d & ((1 << ETP_FE_G_SHIFT) - 1);
+                g = (int64_t)etp_fe_g_lut[i] * ((1 << ETP_FE_G_SHIFT) - f) + (int64_t)etp_fe_g_lut[i + 1] * f;
+            }
+            if (e <= 0)                            /* = round_shift(g << G_ACC_SHIFT, L_ACC_F - L_F) */
+                fe->lm[t][b] = (int16_t)etp_round_shift(g, ETP_FE_G_F + ETP_FE_G_SHIFT - ETP_FE_L_F);
+            else                                   /* ln(1 + 2^e) = e ln 2 + ln(1 + 2^-e) */
+                fe->lm[t][b] = (int16_t)etp_round_shift(g * ((int64_t)1 << ETP_FE_G_ACC_SHIFT)
+                                                        + (int64_t)e * ETP_FE_LN2_Q, ETP_FE_L_ACC_F - ETP_FE_L_F);
         }
     }
     fe->done = 1;

@@ -9,7 +9,8 @@
  *     etp_fe_push(&fe, pcm, n);                any chunks, 16000 samples in all; every complete
  *                                              10 ms hop computes one frame's log-mel at once
  *     etp_fe_finish(&fe);                      the last frames (zero padding), the utterance
- *                                              maximum, L = log1p(S / max S) in place
+ *                                              maximum, L = log1p(g S / max S) in place
+ *                                              (g: the model's log gain, 1 for the paper's)
  *     for t in 0..100: etp_fe_input(&fe, t, x);  then etp_train_step(x, label) / etp_infer_step(x)
  * The maximum and the delta filters' four frames of look-ahead need the whole utterance:
  * that is why the 101 x 40 log-mel values are kept (ETP_FE_FRAMES * ETP_FE_MELS int16).

@@ -27,11 +27,18 @@
 #define ETP_FE_P_SHIFT 20   /* power >> P_SHIFT before the mel weights */
 #define ETP_FE_LOG_F 8   /* log-mel int16 Q.LOG_F */
 #define ETP_FE_LOG_ZERO (-32768)   /* log-mel of a zero band */
-#define ETP_FE_L_F 15   /* L int16 Q.L_F */
+#define ETP_FE_G_F 15   /* G_LUT Q.G_F */
 #define ETP_FE_G_SHIFT 3   /* log-mel units per G_LUT step: 2^G_SHIFT */
-#define ETP_FE_G_LIMIT 4352   /* max - l at and beyond which L = 0 */
+#define ETP_FE_G_LIMIT 4352   /* |e| at and beyond which ln(1 + 2^-|e|) = 0 */
+#define ETP_FE_L_ACC_F 34   /* L before its rounding, when e > 0 */
+#define ETP_FE_G_ACC_SHIFT 16   /* interpolated G_LUT -> Q.L_ACC_F */
+#define ETP_FE_LN2_Q 46516320   /* ln 2 in Q.(L_ACC_F - LOG_F): e * LN2_Q is e ln 2 in Q.L_ACC_F */
 #define ETP_FE_FEAT_F 18   /* features int32 Q.FEAT_F */
-#define ETP_FE_DELTA_SHIFT 21   /* Q.(24 + 15) -> Q.FEAT_F */
+
+/* the model's log gain g = 1: L = ln(1 + g S / max S) = ln(1 + 2^e), e = l - max l + C */
+#define ETP_FE_LOG_OFFSET 0   /* C = round(log2(g) * 2^LOG_F) */
+#define ETP_FE_L_F 15   /* L int16 Q.L_F (the finest that holds ln(1 + g)) */
+#define ETP_FE_DELTA_SHIFT 21   /* delta sums Q.(24 + L_F) -> Q.FEAT_F */
 
 extern const int16_t etp_fe_window[480];
 extern const uint16_t etp_fe_perm[240];
