@@ -55,20 +55,46 @@ static void layer_row(const etp_layer_t *ly, int target, int32_t *v, int8_t *s, 
                    NET->nz_idx_a, NET->nz_val_a, NET->nz_idx_b, NET->nz_val_b);
 }
 
-/* Layer 0's class target stream at training step tau = *tsteps since the reset, read from flash:
- * row k's spikes are those of frame tau, or of P + (tau - P) mod Q past its first cycle (P + Q
- * frames; layout.target_stream_table), unpacked into st; the traces follow as in trace_step_q. */
+/* Row k's spikes of frame f of layer 0's class target stream (one bit each in flash), into s. */
+static void stream_frame(const etp_layer_t *ly, uint16_t k, uint32_t f, int8_t *s)
+{
+    const uint8_t *bits = NET->tstream + ((uint32_t)NET->tstream_off[k] + f) * (((uint32_t)ly->n + 7u) / 8u);
+    uint16_t i;
+    for (i = 0; i < ly->n; i++) {
+        s[i] = (int8_t)((bits[i >> 3] >> (i & 7u)) & 1u);
+    }
+}
+
+/* Layer 0's class target stream at training step tau = *tsteps since the reset, read from flash
+ * (layout.target_stream_table): row k's spikes are those of frame tau, or of P + (tau - P) mod Q
+ * past its first cycle (P + Q frames). A row that does not repeat (Q = 0) has its first P frames
+ * stored and, in tstream_v, its membrane after them: the step that reads frame P - 1 loads that
+ * membrane into vt0_resume, and from step P on the row runs here (network_q._layer's twin, as the
+ * untabulated stream does) from the reference's own state. The traces follow as in trace_step_q. */
 static void tabulated_stream(const etp_layer_t *ly)
 {
-    uint32_t tau = *NET->tsteps, nb = ((uint32_t)ly->n + 7u) / 8u;
-    uint16_t k, i;
+    uint32_t tau = *NET->tsteps, i;
+    uint16_t k, r = 0;           /* r: rows that do not repeat before row k */
     for (k = 0; k < K; k++) {
         uint32_t pre = NET->tstream_pre[k], end = pre + NET->tstream_per[k];
-        uint32_t f = tau < end ? tau : pre + (tau - pre) % NET->tstream_per[k];
-        const uint8_t *bits = NET->tstream + ((uint32_t)NET->tstream_off[k] + f) * nb;
         int8_t *s = ly->st + (uint32_t)k * ly->n;
-        for (i = 0; i < ly->n; i++) {
-            s[i] = (int8_t)((bits[i >> 3] >> (i & 7u)) & 1u);
+        if (NET->tstream_per[k] != 0u) {
+            stream_frame(ly, k, tau < end ? tau : pre + (tau - pre) % NET->tstream_per[k], s);
+        } else {
+            int32_t *v = NET->vt0_resume + (uint32_t)r * ly->n;
+            if (tau < pre) {
+                stream_frame(ly, k, tau, s);
+                if (tau + 1u == pre) {
+                    const int32_t *v_at = NET->tstream_v + (uint32_t)r * ly->n;
+                    for (i = 0; i < ly->n; i++) {
+                        v[i] = v_at[i];
+                    }
+                }
+            } else {
+                etp_vec_t in = vec(onehot(k, 0), ETP_N_OUT, 8);
+                layer_row(ly, 1, v, s, s, NULL, &in);
+            }
+            r++;
         }
         etp_trace_step_q(ly->trt + (uint32_t)k * ly->n, s, ly->n, ETP_LAMBDA_Q, ETP_FT);
     }
