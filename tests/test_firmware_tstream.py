@@ -125,6 +125,17 @@ def test_device_runs_the_rows_past_their_prefix(spec, tmp_path):
     assert _run(spec, tmp_path) is None
 
 
+def _after_training_step(spec, n):
+    """The harness's step count (training and inference steps) when the n-th training step is done."""
+    steps = trains = 0
+    for op in build_script(spec).ops:
+        steps += op[0] in ("train", "infer")
+        trains += op[0] == "train"
+        if trains == n:
+            return steps
+    raise AssertionError(f"fewer than {n} training steps")
+
+
 def _planted(spec, tmp_path, monkeypatch, change):
     """The device exported from a changed table (the reference keeps the true one)."""
     real = generate.device_layout
@@ -146,13 +157,14 @@ def test_a_flipped_bit_in_the_table_is_found(tmp_path, monkeypatch):
         bits[int(lay.item("tstream_off").init[3]) + 100, 0] ^= 1 << 4       # row 3, frame 100, neuron 4
     mm = _planted(MIXED, tmp_path, monkeypatch, flip)
     assert mm is not None and mm.tensor == "st0" and mm.index == 3 * 6 + 4, mm
+    assert mm.step == _after_training_step(MIXED, 101)
 
 
 def test_a_wrong_switch_frame_is_found(tmp_path, monkeypatch):
     def early(lay):
         lay.item("tstream_pre").init[1] = F - 1      # row 1 switches one step early (frames are all there)
     mm = _planted(MIXED, tmp_path, monkeypatch, early)
-    assert mm is not None and mm.tensor in ("vt0_resume", "st0", "trt0"), mm
+    assert mm is not None and mm.tensor == "vt0_resume" and mm.step == _after_training_step(MIXED, F - 1), mm
 
 
 def test_a_wrong_membrane_after_the_prefix_is_found(tmp_path, monkeypatch):
@@ -160,8 +172,9 @@ def test_a_wrong_membrane_after_the_prefix_is_found(tmp_path, monkeypatch):
         lay.item("tstream_v").init[1, 2] += 1
     mm = _planted(MIXED, tmp_path, monkeypatch, off_by_one)
     assert mm is not None and mm.tensor == "vt0_resume" and mm.index == 6 + 2, mm
+    assert mm.step == _after_training_step(MIXED, F)
 
 
 def test_a_switch_that_never_loads_is_found(tmp_path):
     mm = _run(MIXED, tmp_path, "tau + 1u == pre) {", "tau + 1u == pre + 1u) {")
-    assert mm is not None and mm.tensor in ("vt0_resume", "st0", "trt0"), mm
+    assert mm is not None and mm.tensor == "vt0_resume" and mm.step == _after_training_step(MIXED, F), mm
