@@ -240,7 +240,7 @@ def _source(qm: QModel, lay: Layout, labels: list[str], stamp_text: str) -> str:
     out.append("")
     shared = ["trl", "u", "steps", "rng", "opt_steps", "opt_cfg"] + [s[0] for s in shared_scratch(*[1] * 7)]
     net = {"layers": "etp_layers", "params": "etp_params", **{f: f"etp_{f}" for f in shared},
-           **{f: ref(f) for f in ("tstream", "tstream_off", "tstream_pre", "tstream_per", "tsteps")},
+           **{f: ref(f) for f in ("tstream", "tstream_off", "tstream_pre", "tstream_per", "tstream_v", "vt0_resume", "tsteps")},
            "tensors": "etp_tensor_table", "n_tensors": "ETP_N_TENSORS", "labels": "etp_label_names"}
     out.append("const etp_net_t etp_net = {")
     out += [f"    .{k} = {v}," for k, v in net.items()]

@@ -128,8 +128,11 @@ def device_layout(qm: QModel, targets: str = "classes") -> Layout:
         add(Item(f"tr{l}", "i16", (H[l],), "ram", "data state", True))
     tab = target_stream_table(qm, targets)
     for l in range(L):
-        if not (l == 0 and tab is not None):      # a tabulated stream keeps no membrane
+        if not (l == 0 and tab is not None):      # a tabulated stream keeps no membrane ...
             add(Item(f"vt{l}", "i32", (K, H[l]), "ram", "target set", True))
+        elif len(tab.v_resume):                   # ... but for the rows that resume on the device
+            add(Item("vt0_resume", "i32", tab.v_resume.shape, "ram", "target set", True,
+                     note="membrane of each row that does not repeat, zero before its switch"))
         add(Item(f"st{l}", "i8", (K, H[l]), "ram", "target set", True))
         add(Item(f"trt{l}", "i16", (K, H[l]), "ram", "target set", True))
     add(Item("trl", "i16", (K, O), "ram", "target set", True, note="label trace"))
@@ -169,12 +172,15 @@ def device_layout(qm: QModel, targets: str = "classes") -> Layout:
     add(Item("exp2_lut", "i32", (len(P.EXP2_LUT),), "flash", "tables", False, P.EXP2_LUT, "2^(-i/256) Q2.30"))
     add(Item("crc_nibble", "u32", (16,), "flash", "tables", False, crc32_nibble_table(), "CRC-32 nibble table"))
     if tab is not None:
-        bits, off, pre, per = tab
-        add(Item("tstream", "u8", bits.shape, "flash", "tables", False, bits,
+        add(Item("tstream", "u8", tab.bits.shape, "flash", "tables", False, tab.bits,
                  "layer-0 class target spikes, 1 bit each"))
-        add(Item("tstream_off", "u32", (K,), "flash", "tables", False, off, "first frame of each class"))
-        add(Item("tstream_pre", "u16", (K,), "flash", "tables", False, pre, "frames before the cycle"))
-        add(Item("tstream_per", "u16", (K,), "flash", "tables", False, per, "frames of the cycle"))
+        add(Item("tstream_off", "u32", (K,), "flash", "tables", False, tab.off, "first frame of each class"))
+        add(Item("tstream_pre", "u16", (K,), "flash", "tables", False, tab.pre,
+                 "frames before the cycle (Q = 0: frames stored)"))
+        add(Item("tstream_per", "u16", (K,), "flash", "tables", False, tab.per, "frames of the cycle, 0: none"))
+        if len(tab.v_resume):
+            add(Item("tstream_v", "i32", tab.v_resume.shape, "flash", "tables", False, tab.v_resume,
+                     "membrane after the stored frames of each row that does not repeat"))
     dims = {"K": K, "width_max": wmax, "hidden_max": hmax, "rows_max": rows_max, "cols_max": cols_max,
             "sm_max": km}
     lay = Layout(qm, targets, items, dims)
@@ -182,11 +188,35 @@ def device_layout(qm: QModel, targets: str = "classes") -> Layout:
     return lay
 
 
-TSTREAM_MAX_FRAMES = 1024     # a class row's stream must repeat within this many steps to be tabulated
+TSTREAM_MAX_FRAMES = 1024     # a class row's stream that repeats within this many steps is stored as its cycle
+# A row that does not repeat is stored for its first TSTREAM_PREFIX_FRAMES steps, and the device runs it
+# from the membrane after them: at least one KWS utterance (edgetp.audio.frontend.N_FRAMES = 101 frames,
+# 1 s; samples are trained from the reset), plus 27 frames of margin for longer samples.
+TSTREAM_PREFIX_FRAMES = 128
 _TSTREAM_CACHE: dict = {}
 
 
-def target_stream_table(qm: QModel, targets: str):
+@dataclass
+class TargetStream:
+    """Layer 0's class target stream in flash (:func:`target_stream_table`), row k = class k:
+    ``bits`` (frames, ceil(H/8)) uint8, the spikes of row k's frames from ``off[k]`` on, and per row
+    ``pre`` (P) and ``per`` (Q); Q > 0: P + Q frames, then the cycle; Q = 0 (the row does not repeat):
+    P = TSTREAM_PREFIX_FRAMES frames, and ``v_resume`` (R, H) int32 holds the membrane after them of
+    each such row, in row order (R rows: none when every row repeats)."""
+
+    bits: np.ndarray
+    off: np.ndarray
+    pre: np.ndarray
+    per: np.ndarray
+    v_resume: np.ndarray
+
+    @property
+    def resumed(self) -> np.ndarray:
+        """Rows that do not repeat (resume on the device after their stored frames), in order."""
+        return np.flatnonzero(self.per == 0)
+
+
+def target_stream_table(qm: QModel, targets: str) -> TargetStream | None:
     """The first hidden layer's class target stream as a constant (docs/fixed-point.md, 8).
 
     With class targets, row k of layer 0's target stream has the constant input one-hot(k) and
@@ -195,14 +225,17 @@ def target_stream_table(qm: QModel, targets: str):
     step tau equals its state before an earlier step tau0, every later step repeats with period
     tau - tau0 (the step is a function of that state alone). So the spikes of step tau are those of
     frame tau (tau < P + Q) or P + (tau - P) mod Q, with P = tau0 and Q = tau - tau0, exactly.
-    Returns (bits (frames, ceil(H/8)) uint8, off, P, Q per row) or None (batch targets, or a row
-    that does not repeat within TSTREAM_MAX_FRAMES: the device then runs the stream)."""
+    A row that does not repeat within TSTREAM_MAX_FRAMES keeps its first P = TSTREAM_PREFIX_FRAMES
+    frames (Q = 0) and its state after them: the membrane (``v_resume``) and the spikes (frame P - 1);
+    the device runs it from there on, step for step the reference's sequence. None for batch targets."""
     if targets != "classes":
         return None
     from edgetp.fixed.network_q import _layer
     w = qm.weights
+    F = TSTREAM_PREFIX_FRAMES
     key = (w["S"].tobytes(), w["S_rec"].tobytes() if qm.cfg.recurrent else b"", qm.in_shift(0, True),
-           qm.rec_shift(0, True) if qm.cfg.recurrent else 0, qm.alpha_q, qm.vth_q, qm.hard, qm.cfg.recurrent)
+           qm.rec_shift(0, True) if qm.cfg.recurrent else 0, qm.alpha_q, qm.vth_q, qm.hard, qm.cfg.recurrent,
+           TSTREAM_MAX_FRAMES, F)
     if key in _TSTREAM_CACHE:
         return _TSTREAM_CACHE[key]
     K, H = qm.cfg.n_out, qm.cfg.hidden[0]
@@ -210,8 +243,10 @@ def target_stream_table(qm: QModel, targets: str):
     eye = np.eye(K, dtype=np.int8)
     seen: list[dict] = [{} for _ in range(K)]
     cyc: list = [None] * K
-    frames = []
+    frames, v_at_f = [], None
     for t in range(TSTREAM_MAX_FRAMES + 1):
+        if t == F:
+            v_at_f = v.copy()
         for k in range(K):
             if cyc[k] is None:
                 st = v[k].tobytes() + s[k].tobytes()
@@ -223,17 +258,28 @@ def target_stream_table(qm: QModel, targets: str):
             break
         v, s, _ = _layer(qm, 0, v, s, eye, True)
         frames.append(s.copy())
-    out = None
-    if all(c is not None for c in cyc):
-        rows, off, n = [], [], 0
-        for k, (p, q) in enumerate(cyc):
-            off.append(n)
-            rows += [np.packbits(frames[t][k].astype(np.uint8), bitorder="little") for t in range(p + q)]
-            n += p + q
-        out = (np.array(rows, dtype=np.uint8), np.array(off, dtype=np.uint32),
-               np.array([c[0] for c in cyc], dtype=np.uint16), np.array([c[1] for c in cyc], dtype=np.uint16))
+    cyc = [c if c is not None else (F, 0) for c in cyc]
+    rows, off, n = [], [], 0
+    for k, (p, q) in enumerate(cyc):
+        off.append(n)
+        rows += [np.packbits(frames[t][k].astype(np.uint8), bitorder="little") for t in range(p + q)]
+        n += p + q
+    resumed = [k for k, c in enumerate(cyc) if c[1] == 0]
+    v_resume = v_at_f[resumed] if resumed else np.zeros((0, H), np.int32)
+    out = TargetStream(np.array(rows, dtype=np.uint8).reshape(n, (H + 7) // 8), np.array(off, dtype=np.uint32),
+                       np.array([c[0] for c in cyc], dtype=np.uint16), np.array([c[1] for c in cyc], dtype=np.uint16),
+                       np.ascontiguousarray(v_resume, dtype=np.int32))
     _TSTREAM_CACHE[key] = out
     return out
+
+
+def resumed_membranes(tab: TargetStream, vt0: np.ndarray, tt: int) -> np.ndarray:
+    """The device's ``vt0_resume`` (R, H) given the reference's layer-0 target membranes ``vt0``
+    (K, H) after ``tt`` training steps since the reset: zero until the step that reads a resumed
+    row's last stored frame loads its membrane (tt >= P), the reference's from then on."""
+    rows = tab.resumed
+    live = (tt >= tab.pre[rows].astype(np.int64))[:, None]
+    return np.where(live, vt0[rows], 0).astype(np.int32)
 
 
 def shared_scratch(O, K, km, wmax, hmax, rows_max, cols_max) -> list:

@@ -26,7 +26,7 @@ from edgetp.fixed.qconfig import QModel
 from edgetp.fixed.update_q import KINDS, QOpt, lr_code
 from edgetp.tp.config import TARGETS
 
-from firmware_gen.layout import DTYPES, device_layout, n_targets
+from firmware_gen.layout import DTYPES, device_layout, n_targets, resumed_membranes, target_stream_table
 
 # The fields of the reference's state objects that the C twin mirrors. A new field in
 # edgetp.fixed is a new state array: the generator must learn it before it can be exported.
@@ -68,6 +68,9 @@ def state_tensors(qm: QModel, state: QState, opt: QOpt, targets: str = "classes"
     src.update({"trl": state.trt0, "u": state.u, "steps": np.array([state.t]), "tsteps": np.array([state.tt]),
                 "rng": opt.rng,
                 "opt_steps": np.array([opt.step]), "opt_cfg": opt_cfg(opt, train)})
+    tab = target_stream_table(qm, targets)
+    if tab is not None and len(tab.resumed):
+        src["vt0_resume"] = resumed_membranes(tab, state.vt[0], state.tt)
     for n in qm.trainable_names:
         rows, cols = qm.weights[n].shape
         rr, cc = opt.stats.get(n, (np.zeros(rows, np.int64), np.zeros(cols, np.int64)))

@@ -1,6 +1,7 @@
 """The Python/C contract (edgetp/fixed/contract.py -> firmware_gen/runtime/etp_contract.h) and
 single C primitives against their Python twins, through ctypes (not only whole-model runs)."""
 import ctypes
+import math
 import os
 import re
 import subprocess
@@ -136,6 +137,14 @@ def test_isqrt_bitlen_norm15(clib, n):
         m = clib.t_norm15(n, ctypes.byref(e))
         pm, pe = P.norm15(np.int64(n))
         assert (m, e.value) == (int(pm), int(pe))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.integers(0, 2 ** 32 - 1), st.integers(1, 2 ** 16).map(lambda r: r * r - 1),
+                 st.integers(1, 2 ** 16 - 1).map(lambda r: r * r)))
+def test_isqrt_below_2_to_32(clib, n):
+    """etp_isqrt's 32-bit route (Newton's iteration from above), near squares too."""
+    assert clib.t_isqrt(n) == int(P.isqrt(np.int64(n))) == math.isqrt(n)
 
 
 @settings(max_examples=200, deadline=None)

@@ -69,7 +69,9 @@ typedef struct {
     /* layer 0's class target stream as a constant (layout.target_stream_table), or all NULL */
     const uint8_t *tstream;      /* spikes, one bit each, ceil(H_0 / 8) bytes per frame */
     const uint32_t *tstream_off; /* (K) first frame of row k */
-    const uint16_t *tstream_pre, *tstream_per;   /* (K) frames before its cycle, frames of the cycle */
+    const uint16_t *tstream_pre, *tstream_per;   /* (K) frames before its cycle, frames of the cycle (0: none) */
+    const int32_t *tstream_v;    /* (R, H_0) membrane after the stored frames of each row that does not repeat */
+    int32_t *vt0_resume;         /* (R, H_0) their membranes on the device (from the last stored frame on) */
     uint32_t *tsteps;            /* training steps since the reset */
     const etp_tensor_t *tensors;
     uint32_t n_tensors;

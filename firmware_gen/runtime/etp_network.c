@@ -47,21 +47,49 @@ static void layer_row(const etp_layer_t *ly, int target, int32_t *v, int8_t *s, 
                    NET->nz_idx_a, NET->nz_val_a, NET->nz_idx_b, NET->nz_val_b);
 }
 
-/* Layer 0's class target stream at training step tau = *tsteps since the reset, read from flash:
- * row k's spikes are those of frame tau, or of P + (tau - P) mod Q past its first cycle (P + Q
- * frames; layout.target_stream_table), unpacked into st; the traces follow as in trace_step_q. */
+/* Layer 0's class target stream at training step tau = *tsteps since the reset, read from flash
+ * (layout.target_stream_table): row k's spikes are those of frame tau, or of P + (tau - P) mod Q
+ * past its first cycle (P + Q frames), unpacked into st (one bit each, a byte at a time). A row
+ * that does not repeat (Q = 0) has its first P frames stored and, in tstream_v, its membrane after
+ * them: the step that reads frame P - 1 loads that membrane into vt0_resume, and from step P on
+ * the row runs here (network_q._layer's twin, as an untabulated stream does) from the reference's
+ * own state. The traces follow as in trace_step_q. */
 static void tabulated_stream(const etp_layer_t *ly)
 {
-    uint32_t tau = *NET->tsteps, nb = ((uint32_t)ly->n + 7u) / 8u;
-    uint16_t k, i;
+    uint32_t tau = *NET->tsteps, nb = ((uint32_t)ly->n + 7u) / 8u, i, b;
+    uint16_t k, r = 0;           /* r: rows that do not repeat before row k */
     for (k = 0; k < K; k++) {
-        uint32_t pre = NET->tstream_pre[k], end = pre + NET->tstream_per[k];
-        uint32_t f = tau < end ? tau : pre + (tau - pre) % NET->tstream_per[k];
-        const uint8_t *bits = NET->tstream + ((uint32_t)NET->tstream_off[k] + f) * nb;
+        uint32_t pre = NET->tstream_pre[k], per = NET->tstream_per[k];
         int8_t *s = ly->st + (uint32_t)k * ly->n;
-        for (i = 0; i < ly->n; i++) {
-            s[i] = (int8_t)((bits[i >> 3] >> (i & 7u)) & 1u);
+        if (per == 0u && tau >= pre) {
+            etp_vec_t in = vec(onehot(k, 0), ETP_N_OUT, 8);
+            layer_row(ly, 1, NET->vt0_resume + (uint32_t)r * ly->n, s, s, NULL, &in);
+        } else {
+            uint32_t f = tau < pre + per ? tau : pre + (tau - pre) % per;
+            const uint8_t *bits = NET->tstream + (NET->tstream_off[k] + f) * nb;
+            for (i = 0; i + 8u <= ly->n; i += 8u) {
+                b = *bits++;
+                s[i] = (int8_t)(b & 1u);
+                s[i + 1u] = (int8_t)((b >> 1) & 1u);
+                s[i + 2u] = (int8_t)((b >> 2) & 1u);
+                s[i + 3u] = (int8_t)((b >> 3) & 1u);
+                s[i + 4u] = (int8_t)((b >> 4) & 1u);
+                s[i + 5u] = (int8_t)((b >> 5) & 1u);
+                s[i + 6u] = (int8_t)((b >> 6) & 1u);
+                s[i + 7u] = (int8_t)(b >> 7);
+            }
+            for (b = i < ly->n ? *bits : 0u; i < ly->n; i++, b >>= 1) {
+                s[i] = (int8_t)(b & 1u);
+            }
+            if (per == 0u && tau + 1u == pre) {
+                const int32_t *v_at = NET->tstream_v + (uint32_t)r * ly->n;
+                int32_t *v = NET->vt0_resume + (uint32_t)r * ly->n;
+                for (i = 0; i < ly->n; i++) {
+                    v[i] = v_at[i];
+                }
+            }
         }
+        r += per == 0u;
         etp_trace_step_q(ly->trt + (uint32_t)k * ly->n, s, ly->n, ETP_LAMBDA_Q, ETP_FT);
     }
 }

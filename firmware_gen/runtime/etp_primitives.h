@@ -77,7 +77,9 @@ static inline int etp_bitlen(int64_t x)
 #endif
 }
 
-/* isqrt: floor(sqrt(n)) for 0 <= n < 2^62 (digit by digit); n <= 0 gives 0. */
+/* isqrt: floor(sqrt(n)) for 0 <= n < 2^62 (digit by digit); n <= 0 gives 0. Below 2^32 by Newton's
+ * iteration x <- floor((x + floor(n / x)) / 2) from x = 2^ceil(bitlen(n) / 2) >= sqrt(n): it decreases
+ * to floor(sqrt(n)) and stops there (the next x is not smaller), the same value in ~5 divisions. */
 static inline int64_t etp_isqrt(int64_t n)
 {
     int64_t res = 0;
@@ -85,18 +87,15 @@ static inline int64_t etp_isqrt(int64_t n)
     if (n <= 0) {
         return 0;
     }
-    if (n < ((int64_t)1 << 32)) {                      /* the same digits in 32 bits */
-        uint32_t r32 = 0, n32 = (uint32_t)n, b32 = (uint32_t)1 << ((etp_bitlen(n) - 1) & ~1);
-        while (b32 != 0) {
-            if (n32 >= r32 + b32) {
-                n32 -= r32 + b32;
-                r32 = (r32 >> 1) + b32;
-            } else {
-                r32 >>= 1;
+    if (n < ((int64_t)1 << 32)) {                      /* x <= 2^16 and n / x <= 2^16: no overflow */
+        uint32_t n32 = (uint32_t)n, x = (uint32_t)1 << ((etp_bitlen(n) + 1) / 2), y;
+        for (;;) {
+            y = (x + n32 / x) >> 1;
+            if (y >= x) {
+                return x;
             }
-            b32 >>= 2;
+            x = y;
         }
-        return r32;
     }
     bit = (int64_t)1 << ((etp_bitlen(n) - 1) & ~1);   /* the highest power of 4 <= n */
     while (bit != 0) {

@@ -48,7 +48,7 @@ static int64_t dot_nonzero(const etp_w_t *row, const uint16_t *idx, const int16_
     return acc;
 }
 
-/* sum_j row[j] x[j] over all n entries of int16 weights and int16 inputs, in int64: two products
+/* sum_j row[j] x[j] over all n entries of two int16 vectors (weights and inputs, or traces), in int64: two products
  * per SMLALD (ACLE __smlald) on a Cortex-M4, or the plain loop; integer sums do not depend on the
  * order, so both give dot_nonzero's value. */
 static int64_t dot_dense16(const int16_t *row, const int16_t *x, uint16_t n)
@@ -174,12 +174,7 @@ void etp_contrastive_grads_q(const int16_t *h, const int16_t *g, const int32_t *
 {
     uint16_t k, i;
     for (k = 0; k < K; k++) {
-        int64_t acc = 0;
-        const int16_t *gk = g + (uint32_t)k * H;
-        for (i = 0; i < H; i++) {
-            acc += (int64_t)h[i] * gk[i];
-        }
-        z[k] = acc;
+        z[k] = dot_dense16(g + (uint32_t)k * H, h, H);   /* sum_i h[i] g[k, i] */
     }
     etp_softmax_q(z, K, 2 * ft, p);
     for (k = 0; k < K; k++) {

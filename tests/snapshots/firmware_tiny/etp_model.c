@@ -67,11 +67,11 @@ static const uint8_t etp_tstream[75 * 1] = {
 static const uint32_t etp_tstream_off[2] = {
      0u, 38u,
 };
-/* 2: frames before the cycle */
+/* 2: frames before the cycle (Q = 0: frames stored) */
 static const uint16_t etp_tstream_pre[2] = {
     35u, 34u,
 };
-/* 2: frames of the cycle */
+/* 2: frames of the cycle, 0: none */
 static const uint16_t etp_tstream_per[2] = {
     3u, 3u,
 };
@@ -252,6 +252,8 @@ const etp_net_t etp_net = {
     .tstream_off = etp_tstream_off,
     .tstream_pre = etp_tstream_pre,
     .tstream_per = etp_tstream_per,
+    .tstream_v = NULL,
+    .vt0_resume = NULL,
     .tsteps = etp_tsteps,
     .tensors = etp_tensor_table,
     .n_tensors = ETP_N_TENSORS,

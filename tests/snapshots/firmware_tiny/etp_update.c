@@ -12,6 +12,9 @@
 #include "etp_update.h"
 
 #include <stddef.h>
+#if defined(__ARM_FEATURE_SAT)
+#include <arm_acle.h>
+#endif
 
 #include "etp_primitives.h"
 
@@ -205,7 +208,11 @@ static int32_t sround32(int64_t p, uint32_t r)
 static etp_w_t move(etp_w_t w, int32_t d)
 {
     int32_t v = (int32_t)w - d;
+#if defined(__ARM_FEATURE_SAT)
+    return (etp_w_t)__ssat(v, ETP_W_BITS);      /* SSAT: the same clamp to [ETP_W_MIN, ETP_W_MAX] */
+#else
     return (etp_w_t)(v < ETP_W_MIN ? ETP_W_MIN : (v > ETP_W_MAX ? ETP_W_MAX : v));
+#endif
 }
 
 /* apply_update_q. One term: q[i,j] = dq[i] xq[j]; else the rows are rebuilt by q_row. mcol: the
@@ -220,11 +227,13 @@ static void apply(const etp_param_t *p, const etp_grad_t *grad, uint16_t T, int 
         /* the elements with q != 0 are rows with dq != 0 times columns with xq != 0 */
         int32_t *xq = SCR->xq;
         uint16_t *idx = SCR->nz_idx_a, n = 0, t;
+        int narrow = 1;          /* every multiplier below 2^31: a 32 x 32-bit product (SMULL), the same value */
         for (j = 0; j < p->cols; j++) {
             if (xq[j] != 0) {
                 idx[n] = j;
                 xq[n] = xq[j];
                 mcol[n] = mcol[j];
+                narrow &= mcol[j] <= INT32_MAX;
                 n++;
             }
         }
@@ -234,7 +243,12 @@ static void apply(const etp_param_t *p, const etp_grad_t *grad, uint16_t T, int 
             if (a == 0) {
                 continue;
             }
-            if (lim < 0) {
+            if (lim < 0 && narrow) {
+                for (t = 0; t < n; t++) {
+                    x = etp_xorshift32(x);
+                    w[idx[t]] = move(w[idx[t]], sround32((int64_t)(a * xq[t]) * (int32_t)mcol[t], x));
+                }
+            } else if (lim < 0) {
                 for (t = 0; t < n; t++) {
                     x = etp_xorshift32(x);
                     w[idx[t]] = move(w[idx[t]], sround32((int64_t)(a * xq[t]) * mcol[t], x));
