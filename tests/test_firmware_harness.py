@@ -144,7 +144,7 @@ def test_sanitizer_reports_are_errors(tmp_path):
 
 
 def test_kws_mcu_finetuning_run_on_real_features(tmp_path):
-    """The shipped kws-mcu (else a 120-64r-36 model), on its own inputs (log gain, normalisation), quantized on real speech as
+    """The shipped kws-mcu (else a 120-128r-36 model), on its own inputs (log gain, normalisation), quantized on real speech as
     `edgetp finetune --kws --fixed` does, fine-tuned for three epochs on the device and the
     reference: every state equal after every step, and the weights equal finetune_fixed's."""
     from edgetp.data.labels import label_names
@@ -158,7 +158,7 @@ def test_kws_mcu_finetuning_run_on_real_features(tmp_path):
     if (MODELS_DIR / "kws-mcu" / "model.npz").is_file():
         model = load_model("kws-mcu")
     else:
-        cfg = NetConfig(120, (64,), 36, True)
+        cfg = NetConfig(120, (128,), 36, True)
         model = Model(cfg, init_params(cfg, 0), label_names("paper"))
     files = wav_files(REPO_WAVS)
     xf = features_of(files, model.norm_scale, model.frontend.get("log_gain", 1.0))   # what the model reads
