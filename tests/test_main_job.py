@@ -22,7 +22,7 @@ def test_default_finetune_on_shipped_kws_mcu(cli, tmp_path):
             "--quiet", "--json", out)
     assert r.returncode == 0, r.stderr
     d = json.loads(out.read_text())
-    assert d["speaker"] == speaker and d["model"] == "kws-mcu" and d["shots"] == 5
+    assert d["speaker"] == speaker and d["model"] == "kws-mcu" and d["shots"] == 5 and d["model_hash"] == model.hash()
     s = d["per_seed"][0]
     assert s["support"] == 175 and s["query"] == 70
     # the printed report names both figures: zero-shot (query before) and adapted (query after)

@@ -46,6 +46,12 @@ def test_cards_follow_their_files(tmp_path):
     (d / "results" / "test-zz-5.json").write_text(json.dumps(r))
     assert "| **test** speakers (never used for choosing): TP, all layers" in render(d)
     (d / "results" / "test-zz-5.json").unlink()
+    # a row measured on another model file is flagged, one on this model is not
+    from edgetp.model import load_model
+    for h, flagged in ((load_model(d / "model.npz").hash(), False), ("0" * 64, True)):
+        (d / "results" / "zz-new-5.json").write_text(json.dumps(dict(r, model_hash=h)))
+        assert ("adam lr 7e-07, 3 ep. (measured on another model: re-run) | 5 | 21.9" in render(d)) is flagged
+    (d / "results" / "zz-new-5.json").write_text(json.dumps(r))
     # notes and purpose are the folder's text
     (d / "notes.md").write_text("- a planted note\n")
     (d / "purpose.md").write_text("A planted purpose.\n")

@@ -115,6 +115,7 @@ def run(args) -> int:
               + f"  ({r['support']} support" + (f" + {r['rehearsal']} rehearsal" if r.get("rehearsal") else "")
               + f", {r['query']} query, {r['seconds']:.1f} s)", flush=True)
     out = summarize(per_seed, speakers, shots, recipe, args.model)
+    out["model_hash"] = model.hash()   # the model cards flag rows measured on another model file
     out["fixed"] = bool(args.fixed)
     out.update(seen)
     if note:

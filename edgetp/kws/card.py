@@ -44,11 +44,14 @@ def label(r: dict) -> str:
     return ", ".join(parts)
 
 
-def result_rows(d: Path) -> list[tuple[str, dict]]:
-    """(label, result) per ``results/*.json``, by setting, then 1 / 5 / all shots."""
+def result_rows(d: Path, model_hash: str | None = None) -> list[tuple[str, dict]]:
+    """(label, result) per ``results/*.json``, by setting, then 1 / 5 / all shots; a row whose file
+    records another ``model_hash`` than the card's model is flagged."""
     key = lambda p: (p.stem.rsplit("-", 1)[0], SHOTS_ORDER.get(p.stem.rsplit("-", 1)[-1], 9), p.stem)
     files = sorted((d / "results").glob("*.json"), key=key)
-    return [(_split(f) + label(r), r) for f, r in ((f, json.loads(f.read_text())) for f in files)]
+    stale = lambda r: (" (measured on another model: re-run)"
+                       if model_hash and r.get("model_hash") not in (None, model_hash) else "")
+    return [(_split(f) + label(r) + stale(r), r) for f, r in ((f, json.loads(f.read_text())) for f in files)]
 
 
 def _split(f: Path) -> str:
@@ -155,10 +158,10 @@ def render(d: Path, model: Model | None = None) -> str:
         "", "## Speaker adaptation (the paper's protocol)", "",
         "Query = the held-out speaker's 20 %; test = other speakers' testing split (does personalisation hurt "
         "them?); from scratch = the same architecture trained on the support set alone. Accuracies in %, "
-        "mean ± std over seeds (the support set is resampled per seed).", "",
+        "mean ± std over seeds (the support set is resampled per seed), over speakers × seeds for the dev / test rows.", "",
         "| setting | shots | query before | query after | others before | others after | from scratch |",
         "|---|---|---|---|---|---|---|",
-        *[_row(lab, r) for lab, r in result_rows(d)],
+        *[_row(lab, r) for lab, r in result_rows(d, model.hash())],
         "", "## Rebuild", "", "```bash",
         "./setup.sh   # makes the offline corpus",
         f"{command} --out models/{d.name}/model.npz",
