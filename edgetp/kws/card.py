@@ -107,7 +107,7 @@ def device_texts(d: Path, qhash: str) -> list[str]:
             f"flash {_b(img.get('flash'))} B; one training step (10 ms frame) mean {_b(tr.get('mean'))}, max "
             f"{_b(tr.get('max'))} {unit}; one inference step mean {_b(inf.get('mean'))} {unit}; "
             + ("" if fe is None else
-               f"from raw 16 kHz audio, the integer frontend on the device: mean {_b(fe.get('hop_mean'))} {unit} per "
+               f"from raw 16 kHz audio, the integer frontend on the device: mean {_b(fe.get('per_hop_mean'))} {unit} per "
                f"10 ms hop, {_b(fe.get('per_utterance_mean'))} per 1 s utterance; ")
             + f"{r.get('samples')} samples, {r.get('mismatches')} mismatches against the integer reference.")
     return out
