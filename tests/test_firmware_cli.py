@@ -21,9 +21,9 @@ def model_file(tmp_path, net=(10, (8,), 4), name="m.npz"):
 
 
 def kws_model(tmp_path):
-    """The shipped kws-mcu when it exists, else a 120-64r-36 model of the same shape."""
+    """The shipped kws-mcu when it exists, else a 120-128r-36 model of the same shape."""
     shipped = MODELS_DIR / "kws-mcu" / "model.npz"
-    return shipped if shipped.is_file() else model_file(tmp_path, (120, (64,), 36), "kws.npz")
+    return shipped if shipped.is_file() else model_file(tmp_path, (120, (128,), 36), "kws.npz")
 
 
 def test_export_c_prints_the_plan_and_builds_for_cortex_m4(cli, tmp_path):

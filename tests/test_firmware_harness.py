@@ -144,7 +144,7 @@ def test_sanitizer_reports_are_errors(tmp_path):
 
 
 def test_kws_mcu_finetuning_run_on_real_features(tmp_path):
-    """The shipped kws-mcu (else a 120-64r-36 model), quantized on real speech as
+    """The shipped kws-mcu (else a 120-128r-36 model), on its own inputs (log gain, normalisation), quantized on real speech as
     `edgetp finetune --kws --fixed` does, fine-tuned for three epochs on the device and the
     reference: every state equal after every step, and the weights equal finetune_fixed's."""
     from edgetp.data.labels import label_names
@@ -158,10 +158,10 @@ def test_kws_mcu_finetuning_run_on_real_features(tmp_path):
     if (MODELS_DIR / "kws-mcu" / "model.npz").is_file():
         model = load_model("kws-mcu")
     else:
-        cfg = NetConfig(120, (64,), 36, True)
+        cfg = NetConfig(120, (128,), 36, True)
         model = Model(cfg, init_params(cfg, 0), label_names("paper"))
     files = wav_files(REPO_WAVS)
-    xf = features_of(files, model.norm_scale)
+    xf = features_of(files, model.norm_scale, model.frontend.get("log_gain", 1.0))   # what the model reads
     ys = word_labels(files, model.labels)
     assert sorted(model.labels[k] for k in ys) == ["no", "stop", "yes"]
     qm = quantize_model(model, xf, ys, wbits=16)
@@ -171,6 +171,25 @@ def test_kws_mcu_finetuning_run_on_real_features(tmp_path):
     if can("arm-none-eabi-gcc"):
         from firmware_gen.memplan import totals
         assert s.extra["arm_size"]["etp_model.o"]["bss"] == totals(render(qm).plan)["ram"]
+
+
+def test_real_features_are_what_the_model_reads():
+    """verify-c --wav and the kws run above feed the model's own inputs: its log gain, then its
+    normalisation (edgetp.kws.data.ModelInputs), not the paper's log1p(S / max S)."""
+    from edgetp.audio.frontend import NormConstants
+    from edgetp.kws.data import ModelInputs
+    from edgetp.model import load_model
+    from firmware_gen.kws import REPO_WAVS, features_of, wav_files
+
+    model = load_model("kws-mcu")
+    g = model.frontend.get("log_gain", 1.0)
+    files = wav_files(REPO_WAVS)
+    raw = features_of(files, np.ones(120, np.float32))
+    want = ModelInputs(NormConstants(np.asarray(model.norm_scale, np.float32)), g).apply(raw)
+    got = features_of(files, model.norm_scale, g)
+    assert np.isfinite(got).all() and np.allclose(got, want, rtol=1e-5, atol=1e-6)
+    if g != 1.0:
+        assert not np.allclose(got, features_of(files, model.norm_scale), atol=1e-3)
 
 
 @pytest.mark.needs("arm-none-eabi-gcc")

@@ -2,6 +2,7 @@
 plan, device measurements, purpose/notes text): the committed cards are what the renderer
 writes today, and a new or changed file shows up in the card."""
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -27,15 +28,30 @@ def test_cards_follow_their_files(tmp_path):
     d = tmp_path / "kws-mcu"
     shutil.copytree(src, d, ignore=shutil.ignore_patterns("README.md"))
     before = render(d)
-    assert "RAM 59,112 B" not in (ROOT / "edgetp" / "kws" / "card.py").read_text()
-    # a new results file is a new row, in its place (setting, then 1 / 5 / all shots)
-    r = json.loads((d / "results" / "tp-classes-b1-5.json").read_text())
-    r["query_acc_after"], r["recipe"]["lr"] = 12.345, 7e-7
+    ram = re.search(r"RAM [\d,]+ B", before).group(0)   # the memory plan's figure, computed, not written in
+    assert ram not in (ROOT / "edgetp" / "kws" / "card.py").read_text()
+    # a new results file is a new row, in its place (setting, then 1 / 5 / all shots); planted figures,
+    # so that the expected row does not depend on the shipped model's results
+    rec = {"epochs": 3, "lr": 7e-7, "optimizer": "adam", "batch": 1, "targets": "classes", "train": "all"}
+    r = {"shots": 5, "recipe": rec, "query_acc_before": 21.94, "query_acc_before_std": 1.75, "query_acc_after": 12.345,
+         "query_acc_after_std": 2.3, "test_acc_before": 65.5, "test_acc_before_std": 0.0, "test_acc_after": 34.8,
+         "test_acc_after_std": 0.24, "finetune_only_acc": 51.9, "finetune_only_acc_std": 2.9}
+    (d / "results").mkdir(exist_ok=True)
     (d / "results" / "zz-new-5.json").write_text(json.dumps(r))
     after = render(d)
     new = [x for x in after.splitlines() if x not in before.splitlines()]
     assert new == ["| TP, all layers, class targets, batch 1, adam lr 7e-07, 3 ep. | 5 | 21.9 ± 1.8 | 12.3 ± 2.3 | "
                    "65.5 ± 0.0 | 34.8 ± 0.2 | 51.9 ± 2.9 |"]
+    # a test-group file is marked as such
+    (d / "results" / "test-zz-5.json").write_text(json.dumps(r))
+    assert "| **test** speakers (never used for choosing): TP, all layers" in render(d)
+    (d / "results" / "test-zz-5.json").unlink()
+    # a row measured on another model file is flagged, one on this model is not
+    from edgetp.model import load_model
+    for h, flagged in ((load_model(d / "model.npz").hash(), False), ("0" * 64, True)):
+        (d / "results" / "zz-new-5.json").write_text(json.dumps(dict(r, model_hash=h)))
+        assert ("adam lr 7e-07, 3 ep. (measured on another model: re-run) | 5 | 21.9" in render(d)) is flagged
+    (d / "results" / "zz-new-5.json").write_text(json.dumps(r))
     # notes and purpose are the folder's text
     (d / "notes.md").write_text("- a planted note\n")
     (d / "purpose.md").write_text("A planted purpose.\n")

@@ -119,14 +119,23 @@ def test_hil_refuses_a_seen_speaker(setup):
 
 
 @pytest.mark.needs("default-corpus")
-def test_shipped_model_holds_out_only_its_recorded_speaker():
-    """The shipped models record no pretrain_speakers: recomputed from their recipe on the default corpus."""
+def test_shipped_model_holds_out_its_voice_groups():
+    """The shipped kws-mcu records its pretraining speakers (the honest protocol): neither voice group
+    is among them, so its test group is accepted and a pretraining speaker is refused. Without the
+    record, the recipe's split (every train speaker but the held-out one) is recomputed, and it would
+    have heard the other three test speakers: the record, not the recipe, says who was heard."""
     from edgetp.kws.data import check_speaker, model_corpus, pretrain_speakers
+    from edgetp.kws.speakers import dev_group, test_group
     from edgetp.model import load_model
     model = load_model("kws-mcu")
     corpus, speaker = model_corpus(model, None, None)
     seen = pretrain_speakers(model, corpus)
-    assert speaker == model.recipe["held_out_speaker"] and speaker not in seen and len(seen) >= 10
-    assert check_speaker(model, corpus, speaker)["seen_speaker"] is False
+    assert seen == set(model.recipe["pretrain_speakers"]) and len(seen) >= 10
+    assert speaker == model.recipe["held_out_speaker"] and speaker in test_group()
+    assert not seen & set(test_group() + dev_group())
+    assert check_speaker(model, corpus, test_group())["seen_speaker"] is False
     with pytest.raises(EdgetpError, match="pretraining set"):
         check_speaker(model, corpus, sorted(seen)[0])
+    model.recipe.pop("pretrain_speakers")
+    recomputed = pretrain_speakers(model, corpus)
+    assert speaker not in recomputed and set(test_group()) - {speaker} <= recomputed - seen

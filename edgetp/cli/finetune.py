@@ -109,12 +109,13 @@ def run(args) -> int:
         r = runner(model, corpus, speaker, shots, seed, recipe, test_limit=limit, baseline=args.baseline,
                    progress=not args.quiet)
         per_seed.append(r)
-        print(f"{speaker + ' ' if len(speakers) > 1 else ''}seed {seed}: query {r['query_acc_before']:.1f} -> {r['query_acc_after']:.1f} %  "
+        print(f"{speaker + ' ' if len(speakers) > 1 else ''}seed {seed}: query zero-shot {r['query_acc_before']:.1f} -> adapted {r['query_acc_after']:.1f} %  "
               f"others {r['test_acc_before']:.1f} -> {r['test_acc_after']:.1f} %"
               + (f"  from scratch {r['finetune_only_acc']:.1f} %" if "finetune_only_acc" in r else "")
               + f"  ({r['support']} support" + (f" + {r['rehearsal']} rehearsal" if r.get("rehearsal") else "")
               + f", {r['query']} query, {r['seconds']:.1f} s)", flush=True)
     out = summarize(per_seed, speakers, shots, recipe, args.model)
+    out["model_hash"] = model.hash()   # the model cards flag rows measured on another model file
     out["fixed"] = bool(args.fixed)
     out.update(seen)
     if note:
@@ -151,8 +152,10 @@ def _table(out: dict) -> None:
           f"{opt} lr {r['lr']:g}, batch {r['batch']}, targets {r['targets']}, train {r['train']}, "
           f"{r['epochs']} epochs" + (f", rehearsal {r['rehearsal']:g}" if r.get("rehearsal") else "")
           + (" (integer rule)" if out.get("fixed") else ""))
-    print(f"  {'':28s}{'before':>16s}{'after':>16s}")
+    print(f"  {'':28s}{'before':>16s}{'after':>16s}")   # query before = zero-shot, query after = adapted
     print(f"  {'query (held-out speakers) %' if len(out['speakers']) > 1 else 'query (held-out speaker) %':28s}{pm('query_acc_before'):>16s}{pm('query_acc_after'):>16s}")
+    print(f"  zero-shot (query before fine-tuning) {pm('query_acc_before').strip()} %, "
+          f"adapted (query after) {pm('query_acc_after').strip()} %")
     print(f"  {'test (other speakers) %':28s}{pm('test_acc_before'):>16s}{pm('test_acc_after'):>16s}")
     if "finetune_only_acc" in out:
         print(f"  {'from scratch on support %':28s}{'':>16s}{pm('finetune_only_acc'):>16s}")

@@ -44,11 +44,14 @@ def label(r: dict) -> str:
     return ", ".join(parts)
 
 
-def result_rows(d: Path) -> list[tuple[str, dict]]:
-    """(label, result) per ``results/*.json``, by setting, then 1 / 5 / all shots."""
+def result_rows(d: Path, model_hash: str | None = None) -> list[tuple[str, dict]]:
+    """(label, result) per ``results/*.json``, by setting, then 1 / 5 / all shots; a row whose file
+    records another ``model_hash`` than the card's model is flagged."""
     key = lambda p: (p.stem.rsplit("-", 1)[0], SHOTS_ORDER.get(p.stem.rsplit("-", 1)[-1], 9), p.stem)
     files = sorted((d / "results").glob("*.json"), key=key)
-    return [(_split(f) + label(r), r) for f, r in ((f, json.loads(f.read_text())) for f in files)]
+    stale = lambda r: (" (measured on another model: re-run)"
+                       if model_hash and r.get("model_hash") not in (None, model_hash) else "")
+    return [(_split(f) + label(r) + stale(r), r) for f, r in ((f, json.loads(f.read_text())) for f in files)]
 
 
 def _split(f: Path) -> str:
@@ -96,14 +99,30 @@ def device_texts(d: Path, qhash: str) -> list[str]:
         img, tr, inf = r.get("image") or {}, r.get("train_step") or {}, r.get("infer_step") or {}
         stale = "" if r.get("model_hash") == qhash else " (measured on another integer model: re-measure)"
         unit = r.get("counter", "counts")
+        audio, fe = (" --audio", r.get("frontend") or {}) if r.get("audio") else ("", None)
         out.append(
             f"Whole firmware on {r.get('board') or r.get('target')}, measured by `edgetp hil --target {r.get('target')} "
-            f"--model {r.get('model')} --shots {r.get('shots')}` (`device/{f.name}`){stale}: "
+            f"--model {r.get('model')} --shots {r.get('shots')}{audio}` (`device/{f.name}`){stale}: "
             f"RAM {_b(img.get('ram'))} B with a {_b(img.get('stack'))} B stack ({_b(img.get('stack_used'))} B used), "
             f"flash {_b(img.get('flash'))} B; one training step (10 ms frame) mean {_b(tr.get('mean'))}, max "
             f"{_b(tr.get('max'))} {unit}; one inference step mean {_b(inf.get('mean'))} {unit}; "
-            f"{r.get('samples')} samples, {r.get('mismatches')} mismatches against the integer reference.")
+            + ("" if fe is None else
+               f"from raw 16 kHz audio, the integer frontend on the device: mean {_b(fe.get('per_hop_mean'))} {unit} per "
+               f"10 ms hop, {_b(fe.get('per_utterance_mean'))} per 1 s utterance; ")
+            + f"{r.get('samples')} samples, {r.get('mismatches')} mismatches against the integer reference.")
     return out
+
+
+def _data_row(rec: dict, met: dict) -> str:
+    """The card's data row: the honest protocol's recorded speakers, else the one held-out speaker."""
+    corpus = "offline espeak-ng corpus (`edgetp data prepare-default`)"
+    pre = rec.get("pretrain_speakers")
+    if not pre:
+        return (f"| data | {corpus}, pretrain split without held-out speaker `{rec.get('held_out_speaker')}` "
+                f"({met.get('pretrain_utterances')} utterances) |")
+    return (f"| data | {corpus}, honest speaker protocol (docs/data.md, \"Speaker protocol\"): pretrained on "
+            f"{len(pre)} speakers ({met.get('pretrain_utterances')} utterances), none of the "
+            f"{len(rec.get('dev_speakers') or [])} development or {len(rec.get('test_speakers') or [])} test speakers |")
 
 
 def render(d: Path, model: Model | None = None) -> str:
@@ -127,8 +146,7 @@ def render(d: Path, model: Model | None = None) -> str:
         f"V_th {cfg.vth}, α {cfg.leak_m}, λ {cfg.leak_t}, γ {cfg.gamma}) |",
         f"| trainable parameters | {model.n_params()} (+ frozen target propagator {frozen}) |",
         f"| labels | {len(model.labels)}: {words} |",
-        f"| data | offline espeak-ng corpus (`edgetp data prepare-default`), pretrain split without held-out speaker "
-        f"`{rec.get('held_out_speaker')}` ({met.get('pretrain_utterances')} utterances) |",
+        _data_row(rec, met),
         f"| pretraining recipe | {rec.get('epochs')} epochs, {rec.get('optimizer')} lr {rec.get('lr')} cosine → 0.25·lr, "
         f"batch {rec.get('batch')}, targets {rec.get('targets')}, augmentation shift ±{rec.get('shift', 0)} frames, "
         f"noise {rec.get('noise', 0)} |",
@@ -140,13 +158,14 @@ def render(d: Path, model: Model | None = None) -> str:
         "", "## Speaker adaptation (the paper's protocol)", "",
         "Query = the held-out speaker's 20 %; test = other speakers' testing split (does personalisation hurt "
         "them?); from scratch = the same architecture trained on the support set alone. Accuracies in %, "
-        "mean ± std over seeds (the support set is resampled per seed).", "",
+        "mean ± std over seeds (the support set is resampled per seed), over speakers × seeds for the dev / test rows.", "",
         "| setting | shots | query before | query after | others before | others after | from scratch |",
         "|---|---|---|---|---|---|---|",
-        *[_row(lab, r) for lab, r in result_rows(d)],
+        *[_row(lab, r) for lab, r in result_rows(d, model.hash())],
         "", "## Rebuild", "", "```bash",
         "./setup.sh   # makes the offline corpus",
         f"{command} --out models/{d.name}/model.npz",
+        "models/rebuild.sh dev test   # the table above" if rec.get("protocol") else
         f"models/rebuild.sh eval-{'mcu' if 'mcu' in d.name else 'paper'}   # the table above",
         *([f"models/rebuild.sh device-{'mcu' if 'mcu' in d.name else 'paper'}   # the whole-firmware figures"]
           if (d / "device").is_dir() and any((d / "device").glob("*.json")) else []),
