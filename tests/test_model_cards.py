@@ -84,3 +84,28 @@ def test_check_mode_names_a_stale_card(tmp_path):
     (d / "README.md").write_text(card.replace("| network |", "| network (edited) |", 1))   # one planted change
     r = run()
     assert r.returncode == 1 and "README.md" in r.stderr
+
+
+def test_the_card_names_the_corpus_a_model_was_pretrained_on(tmp_path):
+    """A model pretrained on a synthetic corpus other than the offline one records its settings
+    (recipe["corpus"], from synth_info.json) and its card gives the command that makes it."""
+    from edgetp.cli.pretrain import corpus_params
+    from edgetp.kws.card import corpus_command
+
+    (tmp_path / "synth_info.json").write_text(json.dumps(
+        {"complete": True, "params": {"speakers": 48, "reps": 3, "distinct": 10, "distinct_reps": 10, "wide": 200,
+                                      "seed": 0, "words": ["yes"], "espeak_ng": "x"}}))
+    rec = {"corpus": corpus_params(tmp_path)}
+    assert rec["corpus"] == {"speakers": 48, "reps": 3, "distinct": 10, "distinct_reps": 10, "wide": 200, "seed": 0}
+    assert corpus_command(rec) == "edgetp data synth-kws CORPUS --distinct 10 --wide 200"
+    # the offline corpus (the defaults), another corpus, or a broken info file: no command
+    assert corpus_command({"corpus": {"speakers": 48, "reps": 3, "distinct": 4, "distinct_reps": 10, "seed": 0}}) is None
+    assert corpus_params(tmp_path / "missing") is None
+    (tmp_path / "synth_info.json").write_text("{not json")
+    assert corpus_params(tmp_path) is None
+    # the shipped on-device default records the wide protocol corpus, and its card says how to make it
+    from edgetp.model import load_model
+    m = load_model("kws-mcu")
+    assert m.recipe["corpus"]["wide"] > 0 and m.recipe["corpus"]["distinct"] == 10
+    card = (ROOT / "models" / "kws-mcu" / "README.md").read_text()
+    assert "edgetp data synth-kws CORPUS --distinct 10 --wide 200" in card and "--data-root CORPUS" in card

@@ -84,6 +84,19 @@ def finetune_defaults(items: list[str], lr: float | None = None) -> dict:
     return out
 
 
+def corpus_params(root) -> dict | None:
+    """The settings of a synthetic corpus (``edgetp data synth-kws``'s ``synth_info.json``) that a model
+    records, so that its card says which corpus to make; None for another corpus."""
+    from edgetp.data.synth import INFO
+
+    try:
+        params = json.loads((Path(root) / INFO).read_text()).get("params", {})
+    except (OSError, ValueError, AttributeError):
+        return None
+    keys = ("speakers", "reps", "distinct", "distinct_reps", "wide", "seed")
+    return {k: params[k] for k in keys if isinstance(params.get(k), int)} or None
+
+
 def run(args) -> int:
     from edgetp.audio.frontend import NormConstants
     from edgetp.kws.data import ModelInputs, features, open_corpus, recompress
@@ -141,6 +154,9 @@ def run(args) -> int:
                    and v is not None and not (k == "log_gain" and v == 1.0) and not (k == "warp" and v == 0.0))
                + (" --per-utterance-norm" if args.per_utterance_norm else "") + "".join(f" --ft {k}={v}" for k, v in ft.items()))
     rec["pretrain_speakers"] = sorted({corpus.utterances[i].speaker for i in pre} - {""})
+    synth = corpus_params(corpus.root)
+    if synth:
+        rec["corpus"] = synth
     if roles is not None:
         rec.update(roles.to_recipe(), protocol=True)
         rec["command"] += " --protocol"

@@ -113,9 +113,22 @@ def device_texts(d: Path, qhash: str) -> list[str]:
     return out
 
 
+def corpus_command(rec: dict) -> str | None:
+    """The command that makes the pretraining corpus a model records (``recipe["corpus"]``) when it
+    is not the offline corpus ``./setup.sh`` makes; None for the offline corpus."""
+    from edgetp.data.synth import DEFAULTS
+
+    c = rec.get("corpus") or {}
+    extra = [f"--{k.replace('_', '-')} {c[k]}" for k in ("speakers", "reps", "distinct", "distinct_reps", "wide", "seed")
+             if k in c and c[k] != {**DEFAULTS, "wide": 0, "seed": 0}[k]]
+    return f"edgetp data synth-kws CORPUS {' '.join(extra)}" if extra else None
+
+
 def _data_row(rec: dict, met: dict) -> str:
     """The card's data row: the honest protocol's recorded speakers, else the one held-out speaker."""
-    corpus = "offline espeak-ng corpus (`edgetp data prepare-default`)"
+    made = corpus_command(rec)
+    corpus = (f"espeak-ng corpus `{made}` (the offline corpus byte for byte, plus its extra speakers)" if made
+              else "offline espeak-ng corpus (`edgetp data prepare-default`)")
     pre = rec.get("pretrain_speakers")
     if not pre:
         return (f"| data | {corpus}, pretrain split without held-out speaker `{rec.get('held_out_speaker')}` "
@@ -164,7 +177,8 @@ def render(d: Path, model: Model | None = None) -> str:
         *[_row(lab, r) for lab, r in result_rows(d, model.hash())],
         "", "## Rebuild", "", "```bash",
         "./setup.sh   # makes the offline corpus",
-        f"{command} --out models/{d.name}/model.npz",
+        *([f"{corpus_command(rec)}   # the pretraining corpus"] if corpus_command(rec) else []),
+        f"{command}{' --data-root CORPUS' if corpus_command(rec) else ''} --out models/{d.name}/model.npz",
         "models/rebuild.sh dev test   # the table above" if rec.get("protocol") else
         f"models/rebuild.sh eval-{'mcu' if 'mcu' in d.name else 'paper'}   # the table above",
         *([f"models/rebuild.sh device-{'mcu' if 'mcu' in d.name else 'paper'}   # the whole-firmware figures"]
