@@ -17,6 +17,7 @@ import numpy as np
 
 from edgetp.fixed.qconfig import QModel, int_type
 from edgetp.fixed.update_q import KINDS, lr_code
+from edgetp.model import expected_arrays
 from edgetp.tp.config import NetConfig
 
 from firmware_gen.harness import Script
@@ -81,12 +82,7 @@ def build_model(spec: CaseSpec) -> QModel:
     cfg = NetConfig(spec.n_in, tuple(spec.hidden), spec.n_out, spec.recurrent, spec.vth, spec.leak_m, spec.leak_t,
                     spec.leak_out, spec.gamma, spec.reset)
     rng = np.random.default_rng(spec.seed)
-    sizes = cfg.sizes()
-    shapes = {f"W{i}": (sizes[i + 1], sizes[i]) for i in range(cfg.layers + 1)}
-    if cfg.recurrent:
-        shapes.update({f"R{i}": (h, h) for i, h in enumerate(cfg.hidden)})
-        shapes["S_rec"] = (cfg.hidden[0], cfg.hidden[0])
-    shapes["S"] = (cfg.hidden[0], cfg.n_out)
+    shapes = {n: s for n, s in expected_arrays(cfg).items() if n != "norm_scale"}   # weights only
     default = 12 if spec.wbits == 16 else 6
     weights = {n: _weights(rng, s, spec.wbits, spec.weight_style) for n, s in shapes.items()}
     fw = {n: int(spec.fw.get(n, default)) for n in shapes}

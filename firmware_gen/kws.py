@@ -36,22 +36,20 @@ def wav_files(folder) -> list[Path]:
     return files
 
 
-def features_of(files, norm_scale=None, log_gain: float = 1.0) -> np.ndarray:
-    """(N, 101, 120) float32 features of WAV files as a model with ``log_gain`` reads them
-    (``edgetp.kws.data.recompress``), normalised per feature."""
+def features_of(files, inputs=None) -> np.ndarray:
+    """(N, 101, 120) float32 features of WAV files as a model reads them: ``inputs`` is the model's
+    input transform (``edgetp.kws.protocol.model_norm``: its log gain, then its normalisation);
+    None normalises the paper's features per feature with constants fitted on these files."""
     import soundfile as sf
 
     from edgetp.audio.frontend import NormConstants, features
-    from edgetp.kws.data import recompress
 
     feats = []
     for f in files:
         wave, sr = sf.read(str(f), dtype="int16", always_2d=True)
         feats.append(features(wave[:, 0], sr))
-    xs = recompress(np.stack(feats), float(log_gain))
-    if norm_scale is None:
-        return NormConstants.fit(xs).apply(xs)
-    return (xs / np.asarray(norm_scale, dtype=np.float32)).astype(np.float32)
+    xs = np.stack(feats)
+    return np.asarray((inputs or NormConstants.fit(xs)).apply(xs), dtype=np.float32)
 
 
 def word_labels(files, labels: list[str]) -> np.ndarray:

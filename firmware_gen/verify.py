@@ -92,18 +92,17 @@ def verify_random(n: int, seed: int = 0, steps: int | None = None, sanitize: boo
     return summary
 
 
-def model_inputs(qm, norm_scale=None, wav_dir=None, samples: int | None = None, seed: int = 0,
-                 log_gain: float = 1.0):
+def model_inputs(qm, inputs=None, wav_dir=None, samples: int | None = None, seed: int = 0):
     """(int features (N, T, F), labels, description): real features from WAV files for a
-    120-feature model (``wav_dir``, else the repository's tests/data/real; with the model's
-    ``log_gain`` and ``norm_scale``), else seeded Gaussian inputs."""
+    120-feature model (``wav_dir``, else the repository's tests/data/real; through the model's
+    input transform ``inputs``, see ``kws.features_of``), else seeded Gaussian inputs."""
     from firmware_gen.kws import REPO_WAVS, features_of, int_features, wav_files, word_labels
     from firmware_gen.qmodel import labels_of
 
     c = qm.cfg
     if c.n_in == 120 and (wav_dir or REPO_WAVS.is_dir()):
         files = wav_files(wav_dir or REPO_WAVS)[:samples]
-        xs = int_features(qm, features_of(files, norm_scale, log_gain))
+        xs = int_features(qm, features_of(files, inputs))
         return xs, word_labels(files, labels_of(qm)), f"{len(files)} utterances from {wav_dir or REPO_WAVS}"
     rng = np.random.default_rng(seed)
     n = samples or 4

@@ -161,7 +161,8 @@ def test_kws_mcu_finetuning_run_on_real_features(tmp_path):
         cfg = NetConfig(120, (128,), 36, True)
         model = Model(cfg, init_params(cfg, 0), label_names("paper"))
     files = wav_files(REPO_WAVS)
-    xf = features_of(files, model.norm_scale, model.frontend.get("log_gain", 1.0))   # what the model reads
+    from edgetp.kws.protocol import model_norm
+    xf = features_of(files, model_norm(model) if model.norm_scale is not None else None)   # what the model reads
     ys = word_labels(files, model.labels)
     assert sorted(model.labels[k] for k in ys) == ["no", "stop", "yes"]
     qm = quantize_model(model, xf, ys, wbits=16)
@@ -178,18 +179,20 @@ def test_real_features_are_what_the_model_reads():
     normalisation (edgetp.kws.data.ModelInputs), not the paper's log1p(S / max S)."""
     from edgetp.audio.frontend import NormConstants
     from edgetp.kws.data import ModelInputs
+    from edgetp.kws.protocol import model_norm
     from edgetp.model import load_model
     from firmware_gen.kws import REPO_WAVS, features_of, wav_files
 
     model = load_model("kws-mcu")
     g = model.frontend.get("log_gain", 1.0)
+    scale = NormConstants(np.asarray(model.norm_scale, np.float32))
     files = wav_files(REPO_WAVS)
-    raw = features_of(files, np.ones(120, np.float32))
-    want = ModelInputs(NormConstants(np.asarray(model.norm_scale, np.float32)), g).apply(raw)
-    got = features_of(files, model.norm_scale, g)
+    raw = features_of(files, ModelInputs(NormConstants(np.ones(120, np.float32))))
+    want = ModelInputs(scale, g).apply(raw)
+    got = features_of(files, model_norm(model))
     assert np.isfinite(got).all() and np.allclose(got, want, rtol=1e-5, atol=1e-6)
     if g != 1.0:
-        assert not np.allclose(got, features_of(files, model.norm_scale), atol=1e-3)
+        assert not np.allclose(got, features_of(files, ModelInputs(scale)), atol=1e-3)
 
 
 @pytest.mark.needs("arm-none-eabi-gcc")

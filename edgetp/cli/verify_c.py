@@ -68,8 +68,9 @@ def run(args) -> int:
         from firmware_gen.verify import model_inputs, verify_model
         model = load_model(args.model)
         qm, dev, notes = device_from_args(model, args)
-        xs, ys, source = model_inputs(qm, model.norm_scale, args.wav, args.samples, args.seed,
-                                       model.frontend.get("log_gain", 1.0))
+        from edgetp.kws.protocol import model_norm
+        inputs = model_norm(model) if model.norm_scale is not None else None
+        xs, ys, source = model_inputs(qm, inputs, args.wav, args.samples, args.seed)
         summary = verify_model(qm, dev, xs, ys, args.epochs, args.lr, args.seed, args.steps, args.sanitize, args.keep,
                                args.cc, args.arm, f"{args.model} ({qm.cfg.net_string()})")
         summary.extra["inputs"] = source
