@@ -94,7 +94,7 @@ def resolve_model_path(name_or_path: str) -> Path:
     p = Path(name_or_path)
     if p.suffix == ".npz" or p.exists():
         if not p.is_file():
-            raise EdgetpError(f"model file not found: {p}")
+            raise EdgetpError(f"{p}: model file not found")
         return p
     shipped = MODELS_DIR / name_or_path / "model.npz"
     if shipped.is_file():

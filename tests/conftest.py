@@ -146,3 +146,39 @@ def pytest_runtest_setup(item):
     """``@pytest.mark.needs(...)`` is checked before any fixture (module fixtures included) is set up."""
     for mark in item.iter_markers("needs"):
         require(*mark.args)
+
+
+# ------------------------------------------------------------------ the tone corpus and models that read it
+TONE_HELD = "0a1b2c3d"        # tests/data/tone_corpus.py's speaker with the most utterances
+
+
+@pytest.fixture(scope="module")
+def tone_models(tmp_path_factory):
+    """The chirp corpus of tests/data/tone_corpus.py and untrained 120-8r-N models of its labels
+    (seed 0, held-out speaker ``TONE_HELD``), as ``(root, {kind: model file})``:
+
+    - ``unit``: divisors 1, the paper's features log1p(S / max S);
+    - ``paper``: the same with divisors 0.01;
+    - ``log_gain``: divisors 1, log1p(1000 S / max S);
+    - ``per_utterance``: log gain 1000, each utterance divided by its own std (not on the device)."""
+    sys.path.insert(0, str(ROOT / "tests" / "data"))
+    import numpy as np
+    from tone_corpus import make_corpus
+
+    from edgetp.data.gsc import load_corpus
+    from edgetp.model import Model, save_model
+    from edgetp.tp.config import NetConfig, init_params
+
+    root = tmp_path_factory.mktemp("tones")
+    make_corpus(root)
+    labels = list(load_corpus(root).label_names)
+    cfg = NetConfig(120, (8,), len(labels), recurrent=True)
+    kinds = {"unit": (1.0, {}), "paper": (0.01, {}), "log_gain": (1.0, {"log_gain": 1000.0}),
+             "per_utterance": (1.0, {"log_gain": 1000.0, "per_utterance": True})}
+    models = {}
+    for kind, (divisor, frontend) in kinds.items():
+        models[kind] = root.parent / f"m_{kind}.npz"
+        save_model(Model(cfg, init_params(cfg, 0), labels, frontend=dict(frontend),
+                         recipe={"held_out_speaker": TONE_HELD}, norm_scale=np.full(120, divisor, np.float32)),
+                   models[kind])
+    return root, models

@@ -30,3 +30,37 @@ def test_unknown_command_and_missing_args(cli):
     assert r.returncode == 2 and "Traceback" not in r.stderr
     r = cli("conformance")
     assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_a_bad_file_is_one_line_naming_it_in_every_command(tmp_path, capsys):
+    """A file the command cannot read ends in one line ``ERROR <file>: <why>``, exit 2, whichever
+    command reads it (the form `predict` and `conformance` print per file)."""
+    import pytest
+
+    from edgetp.cli import main
+
+    junk = {ext: tmp_path / f"junk.{ext}" for ext in ("npz", "wav", "onnx")}
+    for p in junk.values():
+        p.write_bytes(b"\x00 not this format")
+    missing, empty = tmp_path / "missing.npz", tmp_path / "empty"
+    empty.mkdir()
+    cases = [(["export", "--model", junk["npz"], "--onnx", tmp_path / "x.onnx"], junk["npz"]),
+             (["export", "--model", missing, "--onnx", tmp_path / "x.onnx"], missing),
+             (["predict", "--model", junk["npz"], junk["wav"]], junk["npz"]),
+             (["conformance", junk["npz"]], junk["npz"]),
+             (["import-model", junk["onnx"], "--out", tmp_path / "x.npz"], junk["onnx"]),
+             (["data", "features", junk["wav"], "--out", tmp_path / "f.npz"], junk["wav"]),
+             (["verify-c", "--frontend", junk["wav"]], junk["wav"]),
+             (["verify-c", "--frontend", tmp_path / "missing.wav"], tmp_path / "missing.wav"),
+             (["verify-c", "--frontend", empty], empty)]
+    for argv, path in cases:
+        code = main([str(a) for a in argv])
+        r = capsys.readouterr()
+        lines = (r.out + r.err).strip().splitlines()
+        assert code == 2 and len(lines) == 1 and lines[0].startswith(f"ERROR {path}: "), (argv, code, lines)
+    # a mistake in the command line itself stays argparse's: usage, then its error line, exit 2
+    with pytest.raises(SystemExit) as e:
+        main(["data", "features", "--out", str(tmp_path / "f.npz")])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.startswith("usage: edgetp data features")
+    assert "edgetp data features: error: the following arguments are required: IN.wav" in err

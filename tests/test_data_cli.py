@@ -58,12 +58,60 @@ def test_features(tmp_path, capsys):
             np.testing.assert_array_equal(z["features"][k], frontend.features(y))
 
 
+@pytest.mark.parametrize("kind", ["fixed", "float"])
+def test_features_with_a_models_log_gain(tmp_path, kind):
+    """`--log-gain G` with kws-mcu's own gain (1000) writes what the model path computes before
+    the model's divisors: fixed, the integer frontend's features of `InputNorm.for_model` (as
+    `verify-c --wav` and firmware_gen feed them); float, what `model_norm(model).apply` divides."""
+    from edgetp.audio import frontend_q as fq
+    from edgetp.kws.protocol import model_norm
+    from edgetp.model import load_model
+
+    model = load_model("kws-mcu")
+    gain = model.frontend["log_gain"]
+    assert gain == 1000.0
+    files = [REAL / "felix_yes.wav", REAL / "tflm_no_1000ms.wav"]
+    out = tmp_path / "f.npz"
+    assert main(["data", "features", *map(str, files), "--frontend", kind, "--log-gain", f"{gain:g}",
+                 "--out", str(out)]) == 0
+    with np.load(out) as z:
+        got, conf = z["features"], json.loads(str(z["frontend"]))
+    assert conf["log_gain"] == gain and got.shape == (2, 101, 120) and got.dtype == np.float32
+    assert got[:, :, :40].max() > 4.0                        # ln(1 + 1000) = 6.9, not the paper's <= ln 2
+    inputs = model_norm(model)
+    for k, f in enumerate(files):
+        pcm = fq.load_pcm16(f)
+        if kind == "fixed":
+            from firmware_gen.qmodel import qmodel_for
+
+            qm, _ = qmodel_for(model)
+            want = fq.utterance_q(fq.pcm16(pcm), fq.InputNorm.for_model(model, qm)).feats / 2.0 ** fq.FEAT_F
+            np.testing.assert_array_equal(got[k], want.astype(np.float32))
+        else:
+            np.testing.assert_array_equal(inputs.norm.apply(got[k][None]), inputs.apply(frontend.features(pcm)[None]))
+
+
+@pytest.mark.parametrize("kind", ["fixed", "float"])
+@pytest.mark.parametrize("gain", ["0", "-3", "0.5", "nan", "inf", "1e6"])
+def test_features_bad_log_gain_is_one_line(tmp_path, capsys, kind, gain):
+    """A log gain below 1, not finite, or (fixed) above the integer frontend's range: exit 2, one line."""
+    out = tmp_path / "f.npz"
+    code = main(["data", "features", str(REAL / "felix_yes.wav"), "--frontend", kind, "--log-gain", gain,
+                 "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    if kind == "float" and gain == "1e6":                   # the float frontend takes any gain >= 1
+        assert code == 0 and out.exists() and not err, err
+        return
+    assert code == 2 and not out.exists()
+    assert len(err.splitlines()) == 1 and "--log-gain" in err and "Traceback" not in err, err
+
+
 def test_features_bad_input_is_one_line(tmp_path, capsys):
     bad = tmp_path / "stereo.wav"
     sf.write(bad, np.zeros((100, 2), np.int16), 16000)
     assert main(["data", "features", str(REAL / "felix_yes.wav"), str(bad), "--out", str(tmp_path / "f.npz")]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "stereo.wav: 2 channels" in err
+    assert len(err.splitlines()) == 1 and err.startswith(f"ERROR {bad}: 2 channels"), err
     assert not (tmp_path / "f.npz").exists()
     assert main(["data", "features", str(REAL / "felix_yes.wav"), "--out", str(tmp_path / "f.txt")]) == 2
 
@@ -74,4 +122,4 @@ def test_user_errors_are_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("PATH", str(tmp_path))
     assert main(["data", "synth-kws", str(tmp_path / "kws")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("edgetp data: error: espeak-ng is not installed") and "apt-get install espeak-ng" in err
+    assert err.startswith("ERROR espeak-ng is not installed") and "apt-get install espeak-ng" in err

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "deploy_fake"))
-from deploy_helpers import device  # noqa: E402
+from deploy_helpers import ScriptedPort, device  # noqa: E402
 
 from deploy import protocol as P  # noqa: E402
 from deploy.host import LinkError  # noqa: E402
@@ -258,26 +258,6 @@ def test_a_truncated_frame_does_not_hide_the_frames_after_it(target, locked):
         assert c["idle_drops"] == 1 and c["crc_errors"] == 0
 
 
-class _OnePort:
-    """A port whose device answers the first write with ``reply`` (and nothing else)."""
-
-    def __init__(self, reply: bytes):
-        self.reply, self.buf, self.writes = reply, b"", 0
-
-    def write(self, data):
-        self.writes += 1
-        if self.writes == 1:
-            self.buf += self.reply
-
-    @property
-    def in_waiting(self):
-        return len(self.buf)
-
-    def read(self, n=1):
-        out, self.buf = self.buf[:n], self.buf[n:]
-        return out
-
-
 def test_the_host_is_not_blinded_by_a_truncated_answer():
     """The host's parser: a lone response header, then the real answer: after one wait in
     silence the partial frame is dropped and the answer taken - without a resend."""
@@ -286,7 +266,7 @@ def test_the_host_is_not_blinded_by_a_truncated_answer():
     answer = P.encode(P.Cmd.DIGEST | P.RESPONSE_BIT, 6, P.pack("RSP_DIGEST", status=0, digest=7, train_steps=1,
                                                                   infer_steps=2))
     lone = P.encode(P.Cmd.DIGEST | P.RESPONSE_BIT, 6, bytes(P.MAX_PAYLOAD))[:P.HEADER_SIZE]
-    port = _OnePort(lone + answer)
+    port = ScriptedPort([lone + answer])   # the first write answered, the others not
     dev = Device(port, timeout=0.05, retries=2)
     dev.seq = 5
     assert dev.digest() == {"status": 0, "digest": 7, "train_steps": 1, "infer_steps": 2}
@@ -298,7 +278,7 @@ def test_the_answer_timeout_exceeds_the_idle_timeout():
     from edgetp.errors import EdgetpError
 
     with pytest.raises(EdgetpError, match="idle timeout"):
-        Device(_OnePort(b""), timeout=2 * P.IDLE_TIMEOUT_MS / 1000)
+        Device(ScriptedPort([]), timeout=2 * P.IDLE_TIMEOUT_MS / 1000)
 
 
 # ------------------------------------------------------------------ 4. the smaller gaps

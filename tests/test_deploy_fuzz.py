@@ -2,6 +2,7 @@
 Python host under hypothesis (whatever comes back, only the documented errors)."""
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -10,6 +11,9 @@ from hypothesis import strategies as st
 from deploy import protocol as P
 from deploy.host import Device, DeviceError, LinkError
 from edgetp.errors import EdgetpError
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "deploy_fake"))
+from deploy_helpers import ScriptedPort  # noqa: E402
 
 
 @pytest.mark.needs("libfuzzer")
@@ -23,29 +27,6 @@ def test_libfuzzer_finds_no_crash_in_the_c_parser_and_server(tmp_path, variant):
     assert f"fuzz_server: build locked={int(bool(variant))} set_lr=1" in r.stdout
 
 
-class _Port:
-    """A port that answers every write with canned (fuzzed) bytes."""
-
-    def __init__(self, replies):
-        self.replies = list(replies)
-        self.buf = b""
-
-    def write(self, data):
-        if self.replies:
-            self.buf += self.replies.pop(0)
-
-    @property
-    def in_waiting(self):
-        return len(self.buf)
-
-    def read(self, n=1):
-        out, self.buf = self.buf[:n], self.buf[n:]
-        return out
-
-    def close(self):
-        pass
-
-
 reply = st.one_of(st.binary(max_size=64),
                   st.builds(lambda t, s, pl: P.encode(t, s, pl), st.sampled_from([0x81, 0x88, 0x89, 0x86, 0x91]),
                             st.integers(0, 3), st.binary(max_size=80)))
@@ -54,7 +35,7 @@ reply = st.one_of(st.binary(max_size=64),
 @settings(max_examples=300, deadline=None)
 @given(st.lists(reply, max_size=4), st.sampled_from(["hello", "digest", "train", "counters", "read"]))
 def test_host_survives_any_reply(replies, what):
-    dev = Device(_Port(replies), timeout=0.05, retries=2, seed=0)
+    dev = Device(ScriptedPort(replies), timeout=0.05, retries=2, seed=0)
     dev.timeout = 0.001                   # canned replies: nothing to wait for (no device idle timeout)
     dev.seq = 0
     dev.info = type("I", (), {"x_bytes": 2, "n_in": 4, "n_out": 2, "n_tensors": 1})()

@@ -2,25 +2,21 @@
 bit on the host pty and on the emulated Cortex-M4, also under faults; `edgetp hil`
 end to end on a corpus the test generates."""
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import serial
+from conftest import TONE_HELD
 
-sys.path.insert(0, str(Path(__file__).parent / "data"))
-from tone_corpus import make_corpus  # noqa: E402
+from deploy.build import build
+from deploy.hil import run_session
+from deploy.host import Device
+from deploy.reference import IntReference, export_c, int_features, tiny_qmodel
+from deploy.relay import FaultPlan, FaultyLink
+from deploy.targets import start
+from firmware_gen.tensors import DeviceConfig
 
-from deploy.build import build  # noqa: E402
-from deploy.hil import run_session  # noqa: E402
-from deploy.host import Device  # noqa: E402
-from deploy.reference import IntReference, export_c, int_features, tiny_qmodel  # noqa: E402
-from deploy.relay import FaultPlan, FaultyLink  # noqa: E402
-from deploy.targets import start  # noqa: E402
-from firmware_gen.tensors import DeviceConfig  # noqa: E402
-
-HELD = "0a1b2c3d"
+HELD = TONE_HELD                          # the tone_models fixture's held-out speaker
 CFG = DeviceConfig(lr_max=0.05)          # the sessions below set lr 200 * 2^-12 ~= 0.049
 
 
@@ -68,29 +64,14 @@ def test_generated_c_on_the_emulated_cortex_m4_is_bit_exact(tiny):
     assert image.sizes["flash"] > 0 and image.sizes["ram"] > image.sizes["stack"]
 
 
-@pytest.fixture(scope="module")
-def corpus_and_model(tmp_path_factory):
-    from edgetp.data.gsc import load_corpus
-    from edgetp.model import Model, save_model
-    from edgetp.tp.config import NetConfig, init_params
-
-    root = tmp_path_factory.mktemp("tones")
-    make_corpus(root)
-    labels = list(load_corpus(root).label_names)
-    cfg = NetConfig(120, (8,), len(labels), recurrent=True)
-    path = root.parent / "m.npz"
-    save_model(Model(cfg, init_params(cfg, 0), labels, recipe={"held_out_speaker": HELD},
-                     norm_scale=np.ones(120, np.float32)), path)
-    return root, path
-
-
 @pytest.mark.parametrize("target", ["host", pytest.param("qemu", marks=pytest.mark.needs(
     "arm-none-eabi-gcc", "qemu-system-arm"))])
 @pytest.mark.needs("cc")
-def test_edgetp_hil_end_to_end(corpus_and_model, tmp_path, target):
+def test_edgetp_hil_end_to_end(tone_models, tmp_path, target):
     from conftest import run_cli
 
-    root, model = corpus_and_model
+    root, models = tone_models
+    model = models["unit"]
     out = tmp_path / "hil.json"
     r = run_cli("hil", "--target", target, "--model", model, "--data-root", root, "--shots", "1",
                 "--support-limit", "2", "--query-limit", "2", "--epochs", "1", "--json", out, "--quiet",
@@ -106,23 +87,25 @@ def test_edgetp_hil_end_to_end(corpus_and_model, tmp_path, target):
 
 
 @pytest.mark.needs("cc")
-def test_edgetp_hil_reports_a_bad_target(corpus_and_model, tmp_path):
+def test_edgetp_hil_reports_a_bad_target(tone_models, tmp_path):
     from conftest import run_cli
 
-    root, model = corpus_and_model
+    root, models = tone_models
+    model = models["unit"]
     r = run_cli("hil", "--target", "nonsense", "--model", model, "--data-root", root,
                 env={"EDGETP_HOME": str(tmp_path)})
     assert r.returncode == 2 and "--target must be" in r.stderr and "Traceback" not in r.stderr
 
 
 @pytest.mark.needs("cc")
-def test_edgetp_hil_on_a_serial_port(corpus_and_model, tmp_path):
+def test_edgetp_hil_on_a_serial_port(tone_models, tmp_path):
     """--target PORT: a device someone else started (here the host build on its pty)."""
     from conftest import run_cli
     from edgetp.model import load_model
     from firmware_gen.qmodel import qmodel_for
 
-    root, model = corpus_and_model
+    root, models = tone_models
+    model = models["unit"]
     qm, _ = qmodel_for(load_model(model))
     image = build(export_c(qm, tmp_path / "model"), "host", tmp_path / "build", locked=True)
     with start("host", image) as t:

@@ -243,30 +243,12 @@ def test_power_cut_sweep_sampled_on_qemu(tiny, tmp_path):
 
 
 # ----------------------------------------------------------------------------- the CLI
-@pytest.fixture(scope="module")
-def tone_model(tmp_path_factory):
-    sys.path.insert(0, str(Path(__file__).parent / "data"))
-    from tone_corpus import make_corpus
-
-    from edgetp.data.gsc import load_corpus
-    from edgetp.model import Model, save_model
-    from edgetp.tp.config import NetConfig, init_params
-
-    root = tmp_path_factory.mktemp("tones")
-    make_corpus(root)
-    labels = list(load_corpus(root).label_names)
-    cfg = NetConfig(120, (8,), len(labels), recurrent=True)
-    path = root.parent / "m.npz"
-    save_model(Model(cfg, init_params(cfg, 0), labels, recipe={"held_out_speaker": "0a1b2c3d"},
-                     norm_scale=np.ones(120, np.float32)), path)
-    return root, path
-
-
-def test_edgetp_hil_power_cut_sweep_cli(tone_model, tmp_path):
+def test_edgetp_hil_power_cut_sweep_cli(tone_models, tmp_path):
     from conftest import run_cli
 
     require("cc")
-    root, model = tone_model
+    root, models = tone_models
+    model = models["unit"]
     out = tmp_path / "sweep.json"
     r = run_cli("hil", "--target", "host", "--model", model, "--data-root", root, "--power-cut-sweep",
                 "--cut-sample", "4", "--flash-page", "1024", "--json", out, "--quiet",

@@ -148,33 +148,8 @@ def test_firmware_without_the_frontend_answers_unsupported():
         assert e.value.status == P.Status.UNSUPPORTED
 
 
-@pytest.fixture(scope="module")
-def tone_model(tmp_path_factory):
-    sys.path.insert(0, str(Path(__file__).parent / "data"))
-    from tone_corpus import make_corpus
-
-    from edgetp.data.gsc import load_corpus
-    from edgetp.model import Model, save_model
-    from edgetp.tp.config import NetConfig, init_params
-
-    root = tmp_path_factory.mktemp("tones")
-    make_corpus(root)
-    labels = list(load_corpus(root).label_names)
-    cfg = NetConfig(120, (8,), len(labels), recurrent=True)
-    path = root.parent / "m.npz"
-    save_model(Model(cfg, init_params(cfg, 0), labels, recipe={"held_out_speaker": "0a1b2c3d"},
-                     norm_scale=np.full(120, 0.01, np.float32)), path)
-    gain = root.parent / "m_gain.npz"      # the same net reading log1p(1000 S / max S)
-    save_model(Model(cfg, init_params(cfg, 0), labels, frontend={"log_gain": 1000.0},
-                     recipe={"held_out_speaker": "0a1b2c3d"}, norm_scale=np.full(120, 1.0, np.float32)), gain)
-    per_utt = root.parent / "m_per_utt.npz"   # divides each utterance by its own std: not on the device
-    save_model(Model(cfg, init_params(cfg, 0), labels, frontend={"log_gain": 1000.0, "per_utterance": True},
-                     recipe={"held_out_speaker": "0a1b2c3d"}, norm_scale=np.full(120, 1.0, np.float32)), per_utt)
-    return root, {"paper": path, "log_gain": gain, "per_utterance": per_utt}
-
-
 @pytest.mark.parametrize("target,kind", [("host", "paper"), ("host", "log_gain"), ("qemu", "log_gain")])
-def test_edgetp_hil_audio_end_to_end(tone_model, tmp_path, target, kind):
+def test_edgetp_hil_audio_end_to_end(tone_models, tmp_path, target, kind):
     import json
 
     from conftest import run_cli
@@ -182,7 +157,7 @@ def test_edgetp_hil_audio_end_to_end(tone_model, tmp_path, target, kind):
     require("cc")
     if target == "qemu":
         require("arm-none-eabi-gcc", "qemu-system-arm")
-    root, models = tone_model
+    root, models = tone_models
     model = models[kind]
     out = tmp_path / "hil.json"
     r = run_cli("hil", "--target", target, "--model", model, "--data-root", root, "--shots", "1", "--audio",
@@ -207,12 +182,12 @@ def test_frontend_profile_prints_its_figures():
     assert "10 ms hop" in r.stdout and "FFT" in r.stdout and "end of the utterance" in r.stdout
 
 
-def test_per_utterance_normalisation_is_refused_in_one_line(tone_model, tmp_path):
+def test_per_utterance_normalisation_is_refused_in_one_line(tone_models, tmp_path):
     """What the integer frontend still cannot do (each utterance divided by its own std) is a
     one-line error, exit 2, before anything is built."""
     from conftest import run_cli
 
-    root, models = tone_model
+    root, models = tone_models
     r = run_cli("hil", "--target", "host", "--model", models["per_utterance"], "--data-root", root, "--shots", "1",
                 "--audio", "--support-limit", "1", "--query-limit", "1", "--epochs", "1", "--quiet",
                 env={"EDGETP_HOME": str(tmp_path / "home")})

@@ -4,6 +4,10 @@ Each sub-command lives in its own module of this package and exposes
 ``register(subparsers)``, which adds its parser and sets ``func`` to a callable
 ``func(args) -> int``. A user mistake raises :class:`edgetp.errors.EdgetpError` and
 is printed as one line (exit status 2); nothing the user can cause ends in a traceback.
+The line is ``ERROR <message>``; a bad file's message is ``<file>: <why>``, so the line is
+``ERROR <file>: <why>``, as `predict` and `conformance` print for each file they refuse.
+Mistakes in the command line itself (unknown option, missing argument, a value of the
+wrong type) are argparse's: usage, then ``edgetp …: error: …``, exit status 2.
 """
 from __future__ import annotations
 
@@ -51,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         with single_threaded_blas():   # the command's thread settings, where it starts
             return int(args.func(args) or 0)
     except EdgetpError as exc:
-        print(f"edgetp {args.command}: error: {exc}", file=sys.stderr)
+        print(f"ERROR {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("edgetp: interrupted", file=sys.stderr)

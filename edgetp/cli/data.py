@@ -4,7 +4,7 @@
     edgetp data prepare-default [--jobs J]   (the default corpus + its feature cache; setup.sh runs it)
     edgetp data info --data-root DIR [--labels paper|12] [--json PATH]
     edgetp data speakers --data-root DIR [--split train|validation|testing|all] [--top N]
-    edgetp data features IN.wav ... --out F.npz [--frontend float|fixed]
+    edgetp data features IN.wav ... --out F.npz [--frontend float|fixed] [--log-gain G]
 """
 from __future__ import annotations
 
@@ -105,17 +105,27 @@ def _features(args) -> int:
     out = Path(args.out)
     if out.suffix != ".npz":
         raise EdgetpError(f"--out must name a .npz file, not {out}")
+    gain = args.log_gain
+    if not (np.isfinite(gain) and gain >= 1.0):        # the rule of edgetp pretrain --log-gain and model_norm
+        raise EdgetpError(f"--log-gain {gain:g}: must be a number >= 1 (1: the paper's log1p(S / max S))")
     if args.frontend == "fixed":
         from edgetp.audio import frontend_q
 
-        feats = np.stack([frontend_q.features_q(frontend_q.load_pcm16(f)) for f in args.inputs])
+        try:
+            frontend_q.check_log_gain(gain)
+        except EdgetpError as exc:
+            raise EdgetpError(f"--log-gain {gain:g}: {exc}") from None
+        feats = np.stack([frontend_q.features_q(frontend_q.load_pcm16(f), log_gain=gain) for f in args.inputs])
         conf = dict(frontend.CONFIG.to_dict(), arithmetic="integer (edgetp.audio.frontend_q), dequantised")
     else:
-        feats = frontend.features_batch([wav.load_16k(f) for f in args.inputs])
+        from edgetp.kws.data import recompress
+
+        feats = recompress(frontend.features_batch([wav.load_16k(f) for f in args.inputs]), gain)
         conf = frontend.CONFIG.to_dict()
+    conf["log_gain"] = gain
     np.savez(out, features=feats, files=np.array([str(f) for f in args.inputs]), frontend=np.array(json.dumps(conf)))
     print(f"wrote {out}: features {feats.shape} (files, frames, features), {args.frontend} frontend, "
-          f"before normalisation")
+          f"log gain {gain:g}, before normalisation")
     return 0
 
 
@@ -166,4 +176,7 @@ def register(subparsers) -> None:
     f.add_argument("--frontend", choices=("float", "fixed"), default="float",
                    help="float: the librosa-equal float pipeline (default); fixed: the device's integer twin "
                         "(edgetp.audio.frontend_q), dequantised to the same scale")
+    f.add_argument("--log-gain", type=float, default=1.0, metavar="G",
+                   help="L = log1p(G S / max S), a model's frontend log_gain (kws-mcu: 1000); "
+                        "1 (default) is the paper's features; G >= 1 (fixed: up to frontend_q.LOG_GAIN_MAX)")
     f.set_defaults(func=_features)

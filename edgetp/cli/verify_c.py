@@ -102,12 +102,12 @@ def _frontend_inputs(args):
         if p.is_dir():
             found = sorted(p.rglob("*.wav"))
             if not found:
-                raise EdgetpError(f"no .wav files under {p}")
+                raise EdgetpError(f"{p}: folder holds no .wav files")
             files += found
         elif p.is_file():
             files.append(p)
         else:
-            raise EdgetpError(f"no such WAV file or folder: {p}")
+            raise EdgetpError(f"{p}: no such WAV file or folder")
     if not files and args.random_pcm < 1:
         raise EdgetpError("give WAV files or --random-pcm N")
     if args.random_pcm < 0:

@@ -27,6 +27,31 @@ def fake_data(n_support=6, n_query=3, T=20, seed=0):
     return (sx, np.arange(n_support) % 3), (qx, np.arange(n_query) % 3)
 
 
+class ScriptedPort:
+    """A serial-port double for the host side (``deploy.host.Device``): the k-th write is answered
+    with ``replies[k]`` (raw bytes, possibly not a frame), writes beyond the list with nothing;
+    ``writes`` counts the writes."""
+
+    def __init__(self, replies):
+        self.replies, self.buf, self.writes = list(replies), b"", 0
+
+    def write(self, data):
+        self.writes += 1
+        if self.replies:
+            self.buf += self.replies.pop(0)
+
+    @property
+    def in_waiting(self):
+        return len(self.buf)
+
+    def read(self, n=1):
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def close(self):
+        pass
+
+
 @contextmanager
 def device(target="host", locked=False, faults: str | None = None, timeout=None, model_dir=FAKE_DIR):
     """(target, Device) on a freshly started firmware; ``faults`` puts the relay in between."""
@@ -45,4 +70,4 @@ def device(target="host", locked=False, faults: str | None = None, timeout=None,
             dev.close()
 
 
-__all__ = ["FakeReference", "device", "fake_data", "FAKE_DIR"]
+__all__ = ["FakeReference", "ScriptedPort", "device", "fake_data", "FAKE_DIR"]
