@@ -89,6 +89,8 @@ def verify_random(n: int, seed: int = 0, steps: int | None = None, sanitize: boo
             summary.add(i, st, mm, spec.describe())
     summary.seconds = time.perf_counter() - t0
     summary.extra["seed"] = seed
+    summary.extra["update_every"] = {str(k): sum(s.update_every == k for s in specs)
+                                     for k in sorted({s.update_every for s in specs})}
     return summary
 
 
@@ -121,7 +123,8 @@ def verify_model(qm, dev: DeviceConfig, xs, ys, epochs: int = 3, lr: float = 1e-
     summary = Summary("model", sanitize=sanitize)
     t0 = time.perf_counter()
     script: Script = finetune_script(xs, ys, epochs, lr, seed, frames=frames)
-    dev = DeviceConfig(dev.targets, dev.optimizer, lr, dev.beta_shift, dev.train, dev.clip)
+    dev = DeviceConfig(dev.targets, dev.optimizer, lr, dev.beta_shift, dev.train, dev.clip,
+                       update_every=dev.update_every)
     check_protocol(qm, dev, script, xs, ys, epochs, lr, seed, frames=frames)
     summary.extra["protocol"] = "the script's weights equal edgetp.fixed.finetune.finetune_fixed's"
     export = render(qm, dev)
@@ -135,5 +138,5 @@ def verify_model(qm, dev: DeviceConfig, xs, ys, epochs: int = 3, lr: float = 1e-
             summary.extra["arm_size"] = {k: {"text": t, "data": d, "bss": b} for k, (t, d, b) in build_arm(work).items()}
     summary.seconds = time.perf_counter() - t0
     summary.extra.update({"model_hash": export.model_hash, "epochs": epochs, "lr": lr, "seed": seed,
-                          "samples": int(len(ys))})
+                          "samples": int(len(ys)), "update_every": dev.update_every})
     return summary
