@@ -56,6 +56,11 @@ class Summary:
         build = "ASan+UBSan build" if self.sanitize else "optimised build"
         out = [f"verify-c ({self.mode}, {build}): {self.cases} cases, {self.steps} steps, "
                f"{self.mismatches} mismatches, {self.errors} errors in {self.seconds:.1f} s"]
+        every = self.extra.get("update_every")
+        if isinstance(every, dict):
+            out.append("  cases learning every k steps: " + ", ".join(f"k = {k}: {n}" for k, n in every.items()))
+        elif every is not None:
+            out.append(f"  the device learns every {every} steps")
         out += [f"  {d['what']}: {d['message']}" for d in self.details[:20]]
         return out
 
