@@ -76,13 +76,15 @@ class _Costs:
         self.starts.append(len(self.values))
         self.values.extend(costs)
 
-    def summary(self, res: int, window: int = 1) -> dict:
+    def summary(self, res: int, window: int | None = None) -> dict:
         """mean / max / min / n per frame; ``window`` k: the worst mean over k consecutive frames
         in the order sent (across sample boundaries) and within one sample."""
         if not self.values:
             return {}
         v = np.asarray(self.values, dtype=np.float64) * res
         out = {"mean": float(v.mean()), "max": float(v.max()), "min": float(v.min()), "n": int(v.size)}
+        if window is None:
+            return out
         ends = self.starts[1:] + [len(v)]
         inside = [worst_window_mean(v[a:b], window) for a, b in zip(self.starts, ends)]
         inside = [x for x in inside if x is not None]
