@@ -34,6 +34,7 @@ from firmware_gen.layout import DTYPES, device_layout, n_targets, resumed_membra
 QSTATE_FIELDS = {"v", "s", "tr", "vt", "st", "trt", "trt0", "u", "t", "tt"}
 QOPT_FIELDS = {"kind", "lr_m", "lr_e", "beta_shift", "rng", "stats", "step", "clip"}
 TRAIN_MODES = ("all", "readout")
+STEPS_MAX = 2 ** 32 - 1       # the device's step counters (steps, tsteps, opt_steps) are uint32
 
 
 class DriftError(EdgetpError):
@@ -120,6 +121,8 @@ class DeviceConfig:
 
     def __post_init__(self):
         self.update_every = check_update_every(self.update_every)
+        if self.update_every > STEPS_MAX:                 # the device counts steps in a uint32
+            raise EdgetpError(f"update every must be at most {STEPS_MAX} on the device, got {self.update_every}")
         if self.lr_max is None:
             self.lr_max = self.lr
         lo, hi = lr_code(self.lr_min), lr_code(self.lr_max)

@@ -230,6 +230,15 @@ def test_update_every_k_bit_exact_and_skips_learning(k, tmp_path):
     assert ref.opt.step == 3 * len(range(0, 5, k))
 
 
+def test_update_every_out_of_range_is_refused():
+    from edgetp.errors import EdgetpError
+    from firmware_gen.tensors import DeviceConfig
+    for bad in (0, -2, 2 ** 32, 1.5):
+        with pytest.raises(EdgetpError, match="update every"):
+            DeviceConfig(update_every=bad)
+    assert DeviceConfig(update_every=2 ** 32 - 1).update_every == 2 ** 32 - 1
+
+
 @pytest.mark.parametrize("old,new", [
     ("learn = *NET->steps % ETP_UPDATE_EVERY == 0u;", "learn = *NET->steps % ETP_UPDATE_EVERY == 1u;"),
     # a counter of training steps that etp_reset_state does not reset
