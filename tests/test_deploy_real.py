@@ -112,6 +112,29 @@ def test_edgetp_hil_end_to_end(tone_models, tmp_path, target):
 
 
 @pytest.mark.needs("cc")
+def test_edgetp_hil_learns_every_k_frames_as_the_recipe_says(tone_models, tmp_path):
+    """A model whose recipe["finetune"] says update_every 2: hil exports ETP_UPDATE_EVERY 2 and its
+    reference learns every second frame (0 mismatches); --update-every overrides it."""
+    from dataclasses import replace
+    from conftest import run_cli
+    from edgetp.model import load_model, save_model
+
+    root, models = tone_models
+    m = load_model(models["unit"])
+    path = tmp_path / "k2.npz"
+    save_model(replace(m, recipe=dict(m.recipe, finetune=dict(m.recipe.get("finetune", {}), update_every=2))), path)
+    for extra, k in (([], 2), (["--update-every", "3"], 3)):
+        out = tmp_path / f"hil{k}.json"
+        r = run_cli("hil", "--target", "host", "--model", path, "--data-root", root, "--shots", "1",
+                    "--support-limit", "2", "--query-limit", "1", "--epochs", "1", "--json", out, *extra,
+                    env={"EDGETP_HOME": str(tmp_path / "home")})
+        assert r.returncode == 0, r.stdout + r.stderr
+        res = json.loads(out.read_text())
+        assert res["mismatches"] == 0 and res["samples"] == 2 and res["update_every"] == k
+        assert res["train_step"]["window"] == k and f"worst mean over {k} consecutive frames" in r.stdout
+
+
+@pytest.mark.needs("cc")
 def test_edgetp_hil_reports_a_bad_target(tone_models, tmp_path):
     from conftest import run_cli
 
