@@ -3,9 +3,10 @@
 ``finetune_fixed`` runs the fine-tuning protocol of the float path with the integer
 rule: quantize (unless given a QModel), then ``epochs`` passes over the support set in a
 seeded random order, ``batch`` samples per sequence, one integer update per time step
-(or per ``update_every`` steps: the steps t % update_every == 0 of each sample), learning rate cosine-annealed per epoch to ``lr_min_ratio * lr``. The per-epoch learning
-rates are turned into integer codes (8-bit mantissa, power-of-two exponent) before
-training starts; nothing on the training path reads a float.
+(or per ``update_every`` steps: the steps t % update_every == 0 of each sample), learning
+rate cosine-annealed per epoch to ``lr_min_ratio * lr``. The per-epoch learning rates are
+turned into integer codes (8-bit mantissa, power-of-two exponent) before training starts;
+nothing on the training path reads a float.
 """
 from __future__ import annotations
 

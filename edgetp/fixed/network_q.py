@@ -5,8 +5,8 @@ rule: forward pass of the data and target streams, every layer's local gradient,
 optimizer step (the trainable weights of ``qm`` and the optimizer state ``opt`` change
 in place; the returned neuron state is new). With ``update_every`` k > 1 the gradients
 and the optimizer step are taken only on the steps t with t % k == 0 (t: steps since the
-reset, ``state.t``); the other steps run the same forward pass of both streams. Inputs ``x`` are int16 (or int8) features in Q.fx.
-Nothing on this path reads a float. Formats and rounding: docs/fixed-point.md.
+reset, ``state.t``); the other steps run the same forward pass of both streams. Inputs
+``x`` are int16 (or int8) features in Q.fx. Nothing on this path reads a float. Formats and rounding: docs/fixed-point.md.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgetp.errors import EdgetpError
-from edgetp.tp.config import TARGETS
+from edgetp.tp.config import TARGETS, check_update_every
 from edgetp.fixed.kernels_q import (contrastive_grads_q, delta_q, lif_step_q, outer_acc_q, readout_error_q,
                                     readout_step_q, soft_targets_q, surrogate_q, trace_step_q)
 from edgetp.fixed.qconfig import DELTA_F, Q15, SURR_F, QModel
@@ -148,13 +148,6 @@ def gradients_q(qm: QModel, prev: QState, new: QState, aux: dict, labels: np.nda
     e = readout_error_q(new.u, labels, qm.fw[f"W{L}"], B)
     grads[f"W{L}"] = _terms([e], [new.tr[-1]])
     return grads
-
-
-def check_update_every(update_every) -> int:
-    """``update_every`` as an int >= 1, else EdgetpError."""
-    if isinstance(update_every, bool) or not isinstance(update_every, (int, np.integer)) or update_every < 1:
-        raise EdgetpError(f"update every must be an integer >= 1, got {update_every!r}")
-    return int(update_every)
 
 
 def train_step_q(qm: QModel, state: QState, x: np.ndarray, labels: np.ndarray, opt: QOpt,

@@ -15,7 +15,7 @@ from edgetp.errors import EdgetpError
 from edgetp.threads import blas_single_threaded
 from edgetp.tp import NetConfig, Optimizer, Params, predict, train_sequence
 from edgetp.tp.propagator import get_cache
-from edgetp.tp.config import TARGETS
+from edgetp.tp.config import TARGETS, check_update_every
 from edgetp.tp.schedule import SCHEDULES, cosine_lr
 
 
@@ -48,8 +48,7 @@ class Recipe:
             raise EdgetpError(f"rehearsal must be a number >= 0, got {self.rehearsal}")
         if self.schedule not in SCHEDULES:
             raise EdgetpError(f"schedule must be cosine or constant, got {self.schedule!r}")
-        if isinstance(self.update_every, bool) or not isinstance(self.update_every, int) or self.update_every < 1:
-            raise EdgetpError(f"update every must be an integer >= 1, got {self.update_every!r}")
+        check_update_every(self.update_every)
         Optimizer(self.optimizer, self.lr)
 
     def to_dict(self) -> dict:

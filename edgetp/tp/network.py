@@ -19,7 +19,7 @@ import numpy as np
 
 from edgetp.errors import EdgetpError
 from edgetp.tp import kernels as K
-from edgetp.tp.config import TARGETS, NetConfig, Params, trainable_names
+from edgetp.tp.config import TARGETS, NetConfig, Params, check_update_every, trainable_names
 from edgetp.tp.propagator import PropagatorCache, get_cache
 
 # BLAS threads: a multi-threaded BLAS beside numba's threads slows training down; the
@@ -296,8 +296,7 @@ def train_sequence(params: Params, xs: np.ndarray, labels: np.ndarray, cfg: NetC
     Pass the same ``prop`` (or one from :func:`edgetp.tp.propagator.get_cache`) across
     calls to compute the frozen propagator's trajectory only once.
     """
-    if isinstance(update_every, bool) or not isinstance(update_every, (int, np.integer)) or update_every < 1:
-        raise EdgetpError(f"update every must be an integer >= 1, got {update_every!r}")
+    update_every = check_update_every(update_every)
     xs = np.asarray(xs)
     labels = np.asarray(labels, dtype=np.int64)
     B = xs.shape[0]
@@ -307,7 +306,7 @@ def train_sequence(params: Params, xs: np.ndarray, labels: np.ndarray, cfg: NetC
     prop = get_cache(prop, params, cfg, xs.dtype)
     for t in range(xs.shape[1]):
         state, _ = train_step(params, state, np.ascontiguousarray(xs[:, t]), labels, cfg, opt, targets, train, tin,
-                              prop=prop, update_every=int(update_every))
+                              prop=prop, update_every=update_every)
     return state
 
 
