@@ -57,15 +57,40 @@ class HilError(EdgetpError):
         self.result = result or {}
 
 
+def worst_window_mean(values, k: int) -> float | None:
+    """The largest mean over any ``k`` consecutive values (None if fewer than ``k``): what a
+    device that buffers ``k`` frames must sustain per frame when it learns every ``k`` frames."""
+    v = np.asarray(values, dtype=np.float64)
+    if k < 1 or v.size < k:
+        return None
+    c = np.concatenate([[0.0], np.cumsum(v)])
+    return float((c[k:] - c[:-k]).max() / k)
+
+
 @dataclass
 class _Costs:
     values: list = field(default_factory=list)
+    starts: list = field(default_factory=list)   # where each sample's frames begin in values
 
-    def summary(self, res: int) -> dict:
+    def add(self, costs: list) -> None:
+        self.starts.append(len(self.values))
+        self.values.extend(costs)
+
+    def summary(self, res: int, window: int | None = None) -> dict:
+        """mean / max / min / n per frame; ``window`` k: the worst mean over k consecutive frames
+        in the order sent (across sample boundaries) and within one sample."""
         if not self.values:
             return {}
         v = np.asarray(self.values, dtype=np.float64) * res
-        return {"mean": float(v.mean()), "max": float(v.max()), "min": float(v.min()), "n": int(v.size)}
+        out = {"mean": float(v.mean()), "max": float(v.max()), "min": float(v.min()), "n": int(v.size)}
+        if window is None:
+            return out
+        ends = self.starts[1:] + [len(v)]
+        inside = [worst_window_mean(v[a:b], window) for a, b in zip(self.starts, ends)]
+        inside = [x for x in inside if x is not None]
+        out.update({"window": window, "worst_window_mean": worst_window_mean(v, window),
+                    "worst_window_mean_in_sample": max(inside) if inside else None})
+        return out
 
 
 def first_difference(dev: Device, ref: Reference) -> str:
@@ -112,7 +137,7 @@ class Session:
             r = dev.infer(x) if label is None else dev.train(x, label)
             costs.append(r["cost"])
         d = dev.digest()
-        (self.infer_costs if label is None else self.train_costs).values.extend(costs)
+        (self.infer_costs if label is None else self.train_costs).add(costs)
         return d, (r["pred"] if r is not None else dev.predict())
 
     def _open(self) -> None:
@@ -252,7 +277,8 @@ class Session:
         unit = info.counter_name if info else "none"
         r = info.counter_res if info else 1
         out["counter"] = unit
-        out["train_step"] = self.train_costs.summary(r)
+        every = getattr(getattr(self.ref, "cfg", None), "update_every", 1)   # the device learns every k frames
+        out["train_step"] = self.train_costs.summary(r, every)
         out["infer_step"] = self.infer_costs.summary(r)
         out["link"] = dict(self.dev.stats.__dict__)
         return out

@@ -51,6 +51,7 @@ class CaseSpec:
     beta_shift: int = 10
     train: str = "all"
     clip: int = -1                # normalised rules' move limit 2^clip * lr (-1: none)
+    update_every: int = 1         # the device learns on the steps t % update_every == 0 since the reset
     samples: int = 2
     steps: int = 6
     infer_every: int = 0          # every n-th step is inference (0: never)
@@ -62,7 +63,7 @@ class CaseSpec:
         net = "-".join([str(self.n_in), *(f"{h}{r}" for h in self.hidden), str(self.n_out)])
         return (f"{net} {self.reset} w{self.wbits} x{self.xbits} fx {self.fx} {self.weight_style}/{self.input_style} "
                 f"{self.targets} {self.optimizer} lr {self.lr:g} beta {self.beta_shift} train {self.train} clip {self.clip} "
-                f"seed {self.seed}")
+                f"every {self.update_every} seed {self.seed}")
 
 
 def _weights(rng, shape, bits, style) -> np.ndarray:
@@ -131,7 +132,7 @@ def build_script(spec: CaseSpec) -> Script:
 
 def device_config(spec: CaseSpec) -> DeviceConfig:
     return DeviceConfig(spec.targets, spec.optimizer, spec.lr, spec.beta_shift, spec.train, spec.clip,
-                        lr_max=4.0 * spec.lr)     # the scripts switch to up to 4 lr
+                        lr_max=4.0 * spec.lr, update_every=spec.update_every)   # the scripts switch to up to 4 lr
 
 
 def random_spec(rng: np.random.Generator) -> CaseSpec:
@@ -154,4 +155,4 @@ def random_spec(rng: np.random.Generator) -> CaseSpec:
         train=str(rng.choice(["all", "readout"], p=[.85, .15])), clip=int(rng.choice([-1, -1, 0, 1, 3])),
         samples=int(rng.integers(1, 4)),
         steps=int(rng.integers(1, 9)), infer_every=int(rng.choice([0, 0, 2, 3])), switch=bool(rng.random() < 0.3),
-        seed=int(rng.integers(0, 2 ** 31)))
+        seed=int(rng.integers(0, 2 ** 31)), update_every=int(rng.choice([1, 2, 3])))

@@ -74,7 +74,8 @@ def stamp(file: str, qm: QModel, model_hash: str, dev: DeviceConfig, what: str, 
     cut = q.index("membrane")
     lines += [f"Q-formats: {q[:cut].strip()}", f"  {q[cut:]}",
               f"Device: targets {dev.targets}, optimizer {dev.optimizer} (lr {dev.lr:g} = {m} * 2^-{e}), "
-              f"beta shift {dev.beta_shift}, train {dev.train}, clip {dev.clip}"]
+              f"beta shift {dev.beta_shift}, train {dev.train}, clip {dev.clip}"
+              + (f", learns every {dev.update_every} steps" if dev.update_every != 1 else "")]
     for ln in lines:
         if "*/" in ln:
             raise EdgetpError(f"cannot stamp {file}: '*/' in {ln!r}")
@@ -156,6 +157,8 @@ def _header(qm: QModel, lay: Layout, dev: DeviceConfig, model_hash: str, stamp_t
              D("ETP_LR_M_DEFAULT", m, f"lr {dev.lr:g} ~= lr_m * 2^-lr_e"), D("ETP_LR_E_DEFAULT", e),
              D("ETP_BETA_SHIFT_DEFAULT", dev.beta_shift), D("ETP_TRAIN_ALL_DEFAULT", int(dev.train == "all")),
              D("ETP_CLIP_DEFAULT", dev.clip, "normalised rules: |move| <= 2^clip lr; -1 no limit"),
+             D("ETP_UPDATE_EVERY", f"{dev.update_every}u",
+               "etp_train_step learns on the steps t % this == 0 since the reset (DeviceConfig.update_every)"),
              f"/* etp_set_lr accepts lr_m * 2^-lr_e in [{dev.lr_min:g}, {dev.lr_max:g}] only (DeviceConfig.lr_min/lr_max) */",
              D("ETP_LR_MIN_M", lr_code(dev.lr_min)[0]), D("ETP_LR_MIN_E", lr_code(dev.lr_min)[1]),
              D("ETP_LR_MAX_M", lr_code(dev.lr_max)[0]), D("ETP_LR_MAX_E", lr_code(dev.lr_max)[1]),
@@ -287,7 +290,8 @@ def manifest(qm, lay, dev, h, source_hash, plan) -> dict:
             "net": qm.cfg.net_string(), "qformats": qformats(qm),
             "device": {"targets": dev.targets, "optimizer": dev.optimizer, "lr": dev.lr, "lr_code": list(dev.lr_code),
                        "lr_min": dev.lr_min, "lr_max": dev.lr_max,
-                       "beta_shift": dev.beta_shift, "train": dev.train, "clip": dev.clip},
+                       "beta_shift": dev.beta_shift, "train": dev.train, "clip": dev.clip,
+                       "update_every": dev.update_every},
             "tensors": [{"name": it.name, "dtype": lay.dtype_of(it), "shape": list(it.shape),
                          "writable": it.writable} for it in lay.table()],
             "memory": plan_json(plan)}

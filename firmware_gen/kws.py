@@ -92,7 +92,8 @@ def check_protocol(qm: QModel, dev: DeviceConfig, script: Script, xs, ys, epochs
             play(ref, op)
     xs = xs[:, :frames] if frames else xs
     lib = finetune_fixed(qm, xs, ys, epochs=epochs, lr=lr, optimizer=dev.optimizer, targets=dev.targets, seed=seed,
-                         schedule=schedule, beta_shift=dev.beta_shift, train=dev.train, clip=dev.clip)
+                         schedule=schedule, beta_shift=dev.beta_shift, train=dev.train, clip=dev.clip,
+                         update_every=dev.update_every)
     for n in qm.trainable_names:
         if not np.array_equal(lib.weights[n], ref.qm.weights[n]):
             raise EdgetpError(f"the device script is not finetune_fixed's protocol: {n} differs")

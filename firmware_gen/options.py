@@ -35,6 +35,9 @@ def add_device_options(g) -> None:
     g.add_argument("--train", default="all", metavar="WHICH", help="layers that learn: all (default) or readout")
     g.add_argument("--clip", type=int, default=-1, help="normalised rules: limit each weight's move to 2^CLIP * lr "
                    "(default -1: no limit)")
+    g.add_argument("--update-every", type=int, default=None, metavar="K",
+                   help="etp_train_step learns on the frames t %% K == 0 of a sample only (ETP_UPDATE_EVERY; "
+                        'default: the model\'s recipe["finetune"]["update_every"], else 1)')
 
 
 def device_from_args(model, args: argparse.Namespace):
@@ -46,6 +49,11 @@ def device_from_args(model, args: argparse.Namespace):
     # recipe["targets"] is the pretraining's (batches of many); the device's is recipe["fixed"]["targets"]
     targets = args.targets or ((getattr(model, "recipe", None) or {}).get("fixed") or {}).get("targets")
     targets = targets if targets in TARGETS else "classes"
+    every = getattr(args, "update_every", None)
+    if every is None:
+        every = ((getattr(model, "recipe", None) or {}).get("finetune") or {}).get("update_every", 1)
+        if every != 1:
+            notes.append(f"learns every {every} frames (update_every from the model's recipe)")
     dev = DeviceConfig(targets, args.optimizer, args.lr, args.beta_shift, args.train, args.clip,
-                       lr_min=getattr(args, "lr_min", 0.0), lr_max=getattr(args, "lr_max", None))
+                       lr_min=getattr(args, "lr_min", 0.0), lr_max=getattr(args, "lr_max", None), update_every=every)
     return qm, dev, notes

@@ -20,7 +20,8 @@ import numpy as np
 
 from edgetp.errors import EdgetpError
 from edgetp.fixed.contract import OPT_CFG_RANGES
-from edgetp.fixed.network_q import QState, infer_step_q, init_state_q, state_arrays, train_step_q
+from edgetp.fixed.network_q import (QState, check_update_every, infer_step_q, init_state_q, state_arrays,
+                                    train_step_q)
 from edgetp.fixed.primitives import prng_seed
 from edgetp.fixed.qconfig import QModel
 from edgetp.fixed.update_q import KINDS, QOpt, lr_code
@@ -33,6 +34,7 @@ from firmware_gen.layout import DTYPES, device_layout, n_targets, resumed_membra
 QSTATE_FIELDS = {"v", "s", "tr", "vt", "st", "trt", "trt0", "u", "t", "tt"}
 QOPT_FIELDS = {"kind", "lr_m", "lr_e", "beta_shift", "rng", "stats", "step", "clip"}
 TRAIN_MODES = ("all", "readout")
+STEPS_MAX = 2 ** 32 - 1       # the device's step counters (steps, tsteps, opt_steps) are uint32
 
 
 class DriftError(EdgetpError):
@@ -104,7 +106,8 @@ def state_digest(qm: QModel, state: QState, opt: QOpt, targets: str = "classes",
 
 @dataclasses.dataclass
 class DeviceConfig:
-    """What the device is exported with besides the model: target set and optimizer defaults."""
+    """What the device is exported with besides the model: target set, optimizer defaults and
+    ``update_every`` (ETP_UPDATE_EVERY: etp_train_step learns on the steps t % k == 0 since the reset)."""
 
     targets: str = "classes"
     optimizer: str = "colnorm"
@@ -114,8 +117,12 @@ class DeviceConfig:
     clip: int = -1            # normalised rules: |move| <= 2^clip * lr per weight; -1: no limit
     lr_min: float = 0.0       # etp_set_lr (SET_LR) accepts lr_min <= lr <= lr_max only (ETP_LR_MIN/MAX_*)
     lr_max: float | None = None   # None: the export's lr
+    update_every: int = 1     # a compile-time constant of the export (the model's recipe["finetune"])
 
     def __post_init__(self):
+        self.update_every = check_update_every(self.update_every)
+        if self.update_every > STEPS_MAX:                 # the device counts steps in a uint32
+            raise EdgetpError(f"update every must be at most {STEPS_MAX} on the device, got {self.update_every}")
         if self.lr_max is None:
             self.lr_max = self.lr
         lo, hi = lr_code(self.lr_min), lr_code(self.lr_max)
@@ -184,7 +191,7 @@ class RefDevice:
         if not 0 <= int(label) < self.qm.cfg.n_out:
             raise EdgetpError(f"label {label} out of range")
         self.state = train_step_q(self.qm, self.state, self._x(x), np.array([int(label)], dtype=np.int64), self.opt,
-                                  self.cfg.targets, self.train_mode)
+                                  self.cfg.targets, self.train_mode, update_every=self.cfg.update_every)
 
     def set_lr(self, lr_m: int, lr_e: int) -> None:
         if not self.cfg.lr_in_range(lr_m, lr_e):        # etp_set_lr answers ETP_EBADARG

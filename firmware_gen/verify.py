@@ -56,6 +56,11 @@ class Summary:
         build = "ASan+UBSan build" if self.sanitize else "optimised build"
         out = [f"verify-c ({self.mode}, {build}): {self.cases} cases, {self.steps} steps, "
                f"{self.mismatches} mismatches, {self.errors} errors in {self.seconds:.1f} s"]
+        every = self.extra.get("update_every")
+        if isinstance(every, dict):
+            out.append("  cases learning every k steps: " + ", ".join(f"k = {k}: {n}" for k, n in every.items()))
+        elif every is not None:
+            out.append(f"  the device learns every {every} steps")
         out += [f"  {d['what']}: {d['message']}" for d in self.details[:20]]
         return out
 
@@ -89,6 +94,8 @@ def verify_random(n: int, seed: int = 0, steps: int | None = None, sanitize: boo
             summary.add(i, st, mm, spec.describe())
     summary.seconds = time.perf_counter() - t0
     summary.extra["seed"] = seed
+    summary.extra["update_every"] = {str(k): sum(s.update_every == k for s in specs)
+                                     for k in sorted({s.update_every for s in specs})}
     return summary
 
 
@@ -121,7 +128,8 @@ def verify_model(qm, dev: DeviceConfig, xs, ys, epochs: int = 3, lr: float = 1e-
     summary = Summary("model", sanitize=sanitize)
     t0 = time.perf_counter()
     script: Script = finetune_script(xs, ys, epochs, lr, seed, frames=frames)
-    dev = DeviceConfig(dev.targets, dev.optimizer, lr, dev.beta_shift, dev.train, dev.clip)
+    dev = DeviceConfig(dev.targets, dev.optimizer, lr, dev.beta_shift, dev.train, dev.clip,
+                       update_every=dev.update_every)
     check_protocol(qm, dev, script, xs, ys, epochs, lr, seed, frames=frames)
     summary.extra["protocol"] = "the script's weights equal edgetp.fixed.finetune.finetune_fixed's"
     export = render(qm, dev)
@@ -135,5 +143,5 @@ def verify_model(qm, dev: DeviceConfig, xs, ys, epochs: int = 3, lr: float = 1e-
             summary.extra["arm_size"] = {k: {"text": t, "data": d, "bss": b} for k, (t, d, b) in build_arm(work).items()}
     summary.seconds = time.perf_counter() - t0
     summary.extra.update({"model_hash": export.model_hash, "epochs": epochs, "lr": lr, "seed": seed,
-                          "samples": int(len(ys))})
+                          "samples": int(len(ys)), "update_every": dev.update_every})
     return summary

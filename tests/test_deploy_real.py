@@ -9,7 +9,7 @@ import serial
 from conftest import TONE_HELD
 
 from deploy.build import build
-from deploy.hil import run_session
+from deploy.hil import HilError, run_session
 from deploy.host import Device
 from deploy.reference import IntReference, export_c, int_features, tiny_qmodel
 from deploy.relay import FaultPlan, FaultyLink
@@ -30,7 +30,7 @@ def tiny(tmp_path_factory):
     return qm, cdir, sup, qry
 
 
-def _session(target, qm, cdir, sup, qry, faults=None, locked=False, epochs=1):
+def _session(target, qm, cdir, sup, qry, faults=None, locked=False, epochs=1, cfg=CFG):
     image = build(cdir, target, locked=locked)
     with start(target, image) as t:
         port = serial.serial_for_url(t.url, timeout=0.01)
@@ -38,7 +38,7 @@ def _session(target, qm, cdir, sup, qry, faults=None, locked=False, epochs=1):
         link = FaultyLink(port, FaultPlan.parse(faults), reset=t.reset, reopen_port=reopen) if faults else port
         dev = Device(link, timeout=0.1 if target == "host" else 2.0, retries=30, reopen=link.reopen if faults else None)
         try:
-            return run_session(dev, IntReference(qm, CFG), sup, qry, epochs=epochs, lr_codes=[(200, 12)] * epochs,
+            return run_session(dev, IntReference(qm, cfg), sup, qry, epochs=epochs, lr_codes=[(200, 12)] * epochs,
                                seed=7), image
         finally:
             dev.close()
@@ -64,6 +64,31 @@ def test_generated_c_on_the_emulated_cortex_m4_is_bit_exact(tiny):
     assert image.sizes["flash"] > 0 and image.sizes["ram"] > image.sizes["stack"]
 
 
+def test_worst_window_mean():
+    from deploy.hil import worst_window_mean
+    assert worst_window_mean([1, 5, 1, 5, 1], 2) == 3.0 and worst_window_mean([1, 5, 5, 1], 2) == 5.0
+    assert worst_window_mean([4, 2, 9], 1) == 9.0 and worst_window_mean([4, 2, 9], 3) == 5.0
+    assert worst_window_mean([7], 2) is None
+
+
+@pytest.mark.needs("arm-none-eabi-gcc", "qemu-system-arm")
+def test_learning_every_second_frame_on_the_emulated_cortex_m4(tiny, tmp_path):
+    """ETP_UPDATE_EVERY 2 on the Cortex-M4: bit for bit with the reference (15-frame samples, so the
+    phase restarts at each reset), the frames that do not learn cost less, and the report's worst
+    2-frame mean lies between the mean and the max of the frames."""
+    qm, _cdir, sup, qry = tiny
+    cfg = DeviceConfig(lr_max=0.05, update_every=2)
+    cdir = export_c(qm, tmp_path / "model", cfg)
+    res, _ = _session("qemu", qm, cdir, sup, qry, cfg=cfg)
+    assert (res["samples"], res["mismatches"], res["query_samples"]) == (4, 0, 4)
+    tr = res["train_step"]
+    assert tr["window"] == 2 and tr["n"] == 4 * 15
+    assert tr["mean"] < tr["worst_window_mean_in_sample"] <= tr["worst_window_mean"] < tr["max"]
+    assert tr["min"] < 0.8 * tr["max"]
+    with pytest.raises(HilError, match="first differing tensor"):          # a reference that learns every frame
+        _session("qemu", qm, cdir, sup, qry, cfg=DeviceConfig(lr_max=0.05))
+
+
 @pytest.mark.parametrize("target", ["host", pytest.param("qemu", marks=pytest.mark.needs(
     "arm-none-eabi-gcc", "qemu-system-arm"))])
 @pytest.mark.needs("cc")
@@ -84,6 +109,29 @@ def test_edgetp_hil_end_to_end(tone_models, tmp_path, target):
     if target == "qemu":
         assert res["counter"] == "instructions" and res["image"]["flash"] > 0
         assert "budgets:" in r.stdout
+
+
+@pytest.mark.needs("cc")
+def test_edgetp_hil_learns_every_k_frames_as_the_recipe_says(tone_models, tmp_path):
+    """A model whose recipe["finetune"] says update_every 2: hil exports ETP_UPDATE_EVERY 2 and its
+    reference learns every second frame (0 mismatches); --update-every overrides it."""
+    from dataclasses import replace
+    from conftest import run_cli
+    from edgetp.model import load_model, save_model
+
+    root, models = tone_models
+    m = load_model(models["unit"])
+    path = tmp_path / "k2.npz"
+    save_model(replace(m, recipe=dict(m.recipe, finetune=dict(m.recipe.get("finetune", {}), update_every=2))), path)
+    for extra, k in (([], 2), (["--update-every", "3"], 3)):
+        out = tmp_path / f"hil{k}.json"
+        r = run_cli("hil", "--target", "host", "--model", path, "--data-root", root, "--shots", "1",
+                    "--support-limit", "2", "--query-limit", "1", "--epochs", "1", "--json", out, *extra,
+                    env={"EDGETP_HOME": str(tmp_path / "home")})
+        assert r.returncode == 0, r.stdout + r.stderr
+        res = json.loads(out.read_text())
+        assert res["mismatches"] == 0 and res["samples"] == 2 and res["update_every"] == k
+        assert res["train_step"]["window"] == k and f"worst mean over {k} consecutive frames" in r.stdout
 
 
 @pytest.mark.needs("cc")

@@ -62,6 +62,30 @@ def test_export_c_options_reach_the_header(cli, tmp_path):
     assert r.returncode == 2 and "optimizer" in r.stderr
 
 
+def test_update_every_from_the_recipe_or_the_option(cli, tmp_path):
+    """export --c / verify-c take ETP_UPDATE_EVERY from the model's recipe["finetune"]["update_every"]
+    unless --update-every says otherwise; K < 1 is one line, exit 2."""
+    from dataclasses import replace
+    from edgetp.model import load_model
+    path = tmp_path / "k2.npz"
+    m = load_model(model_file(tmp_path))
+    save_model(replace(m, recipe={"finetune": {"update_every": 2, "lr": 2e-4}}), path)
+    r = cli("export", "--model", path, "--c", tmp_path / "a")
+    assert r.returncode == 0, r.stderr
+    assert "#define ETP_UPDATE_EVERY 2u" in (tmp_path / "a" / "etp_model.h").read_text()
+    assert json.loads((tmp_path / "a" / "etp_manifest.json").read_text())["device"]["update_every"] == 2
+    r = cli("export", "--model", path, "--c", tmp_path / "b", "--update-every", "3")
+    assert r.returncode == 0 and "#define ETP_UPDATE_EVERY 3u" in (tmp_path / "b" / "etp_model.h").read_text()
+    r = cli("export", "--model", model_file(tmp_path), "--c", tmp_path / "c")
+    assert r.returncode == 0 and "#define ETP_UPDATE_EVERY 1u" in (tmp_path / "c" / "etp_model.h").read_text()
+    r = cli("export", "--model", path, "--c", tmp_path / "d", "--update-every", "0")
+    assert r.returncode == 2 and r.stderr.startswith("ERROR") and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    r = cli("verify-c", "--model", path, "--steps", "5", "--epochs", "1", "--samples", "2", "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = json.loads(r.stdout)
+    assert out["update_every"] == 2 and out["mismatches"] == 0 and out["steps"] == 2 * 2 * 5
+
+
 def test_verify_c_random_models_json(cli, tmp_path):
     path = tmp_path / "v.json"
     r = cli("verify-c", "--random-models", "3", "--seed", "11", "--steps", "4", "--json", path)

@@ -43,7 +43,7 @@ def case_specs(draw):
         lr=draw(st.sampled_from([0.0, 1e-4, 1e-3, 1e-2, 0.1])), beta_shift=draw(st.integers(0, 15)),
         train=draw(st.sampled_from(["all", "all", "readout"])), samples=draw(st.integers(1, 3)),
         steps=draw(st.integers(1, 8)), infer_every=draw(st.sampled_from([0, 2, 3])), switch=draw(st.booleans()),
-        seed=draw(st.integers(0, 2 ** 31 - 1)))
+        seed=draw(st.integers(0, 2 ** 31 - 1)), update_every=draw(st.sampled_from([1, 2, 3])))
 
 
 def check(spec: CaseSpec, sanitize=False, tmp_path=None):
@@ -213,3 +213,39 @@ def test_clang_build_with_its_sanitizers(tmp_path):
     qm, dev = build_model(spec), device_config(spec)
     steps, mm = verify_export(render(qm, dev), RefDevice(qm, dev), build_script(spec), 0, True, tmp_path, "clang")
     assert mm is None and steps == 10, str(mm)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_update_every_k_bit_exact_and_skips_learning(k, tmp_path):
+    """ETP_UPDATE_EVERY = k: every tensor equals the reference after every step, and the device took
+    one optimizer step per training step t % k == 0 of each sample (samples of 5 steps, so that the
+    phase of a counter that is not reset per sample would differ)."""
+    spec = CaseSpec(hidden=(6, 4), steps=5, samples=3, update_every=k)
+    qm, dev = build_model(spec), device_config(spec)
+    ex = render(qm, dev)
+    assert f"#define ETP_UPDATE_EVERY {k}u" in ex.files["etp_model.h"]
+    ref = RefDevice(qm, dev)
+    steps, mm = verify_export(ex, ref, build_script(spec), 0, False, tmp_path)
+    assert mm is None and steps == 15, mm
+    assert ref.opt.step == 3 * len(range(0, 5, k))
+
+
+def test_update_every_out_of_range_is_refused():
+    from edgetp.errors import EdgetpError
+    from firmware_gen.tensors import DeviceConfig
+    for bad in (0, -2, 2 ** 32, 1.5):
+        with pytest.raises(EdgetpError, match="update every"):
+            DeviceConfig(update_every=bad)
+    assert DeviceConfig(update_every=2 ** 32 - 1).update_every == 2 ** 32 - 1
+
+
+@pytest.mark.parametrize("old,new", [
+    ("learn = *NET->steps % ETP_UPDATE_EVERY == 0u;", "learn = *NET->steps % ETP_UPDATE_EVERY == 1u;"),
+    # a counter of training steps that etp_reset_state does not reset
+    ("learn = *NET->steps % ETP_UPDATE_EVERY == 0u;",
+     "static uint32_t n_train = 0; learn = n_train++ % ETP_UPDATE_EVERY == 0u;")])
+def test_harness_catches_a_wrong_update_schedule(old, new, tmp_path):
+    """Test the tester: a C that learns on t % k == 1, or counts its steps across samples, is caught."""
+    spec = CaseSpec(hidden=(6,), steps=5, samples=2, update_every=2)
+    mm = _mutated(spec, "etp_network.c", old, new, tmp_path)
+    assert mm is not None and mm.tensor and mm.op.startswith("train"), mm

@@ -224,3 +224,50 @@ def test_float_twin_moves_like_the_integer_rule(kind):
     # the two drift apart only by the accumulated rounding (lr code, isqrt, stochastic rounding)
     diff = np.abs(qm.weights[name] / 2 ** fw - w_f)
     assert diff.max() < 30 * lr * 0.05 + 8 / 2 ** fw, diff.max()
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_update_every_learns_on_t_mod_k_and_runs_the_same_forward(k):
+    """train_sequence_q(update_every=k) is: at step t (from 0), train_step_q when t % k == 0, else
+    forward_q of both streams; the weights move on those steps only; the float twin the same."""
+    from edgetp.errors import EdgetpError
+    from edgetp.fixed.finetune import finetune_fixed
+    from edgetp.tp.network import Optimizer, init_state, target_inputs, forward, train_sequence, train_step
+    qm, xs, labels = small(hidden=(12, 8)), inputs(2, 7, 10), np.array([1, 3])
+    a, b = qm.copy(), qm.copy()
+    oa, ob = QOpt.make("colnorm", 1e-2, seed=3), QOpt.make("colnorm", 1e-2, seed=3)
+    sa = train_sequence_q(a, xs, labels, oa, "classes", update_every=k)
+    tin = target_inputs_q(qm, labels, "classes")
+    sb = init_state_q(qm, 2, tin.shape[0])
+    moves = []
+    for t in range(7):
+        w0 = {n: b.weights[n].copy() for n in b.trainable_names}
+        x = np.ascontiguousarray(xs[:, t])
+        sb = train_step_q(b, sb, x, labels, ob, "classes", "all", tin) if t % k == 0 else forward_q(b, sb, x, tin)[0]
+        moves.append(any(not np.array_equal(w0[n], b.weights[n]) for n in w0))
+    assert not any(m for t, m in enumerate(moves) if t % k) and any(moves)
+    assert oa.step == ob.step == len(range(0, 7, k)) and sa.t == 7
+    assert all(np.array_equal(x, y) for (_n, x), (_m, y) in zip(state_arrays(a, sa, oa), state_arrays(b, sb, ob)))
+    # the float twin: the same steps learn (Optimizer.step counts updates), the state advances on every step
+    cfg = qm.cfg
+    p = init_params(cfg, 0).astype(np.float64)
+    xf = np.random.default_rng(1).standard_normal((2, 7, 10))
+    fo = Optimizer("colnorm", 1e-2)
+    sf = train_sequence(p, xf, labels, cfg, fo, "classes", update_every=k)
+    assert fo.step == len(range(0, 7, k)) and sf.t == 7
+    st = init_state(cfg, 2, cfg.n_out)
+    st, g = train_step(p, st, xf[:, 0], labels, cfg, fo, "classes", target_in=target_inputs(cfg, labels, "classes", xf.dtype),
+                       record=True, update_every=k)
+    assert g and fo.step == len(range(0, 7, k)) + 1
+    w = [x.copy() for x in p.trainable()]
+    st2, g = train_step(p, st, xf[:, 1], labels, cfg, fo, "classes", record=True, update_every=k)   # t = 1: no update
+    assert g == {} and all(np.array_equal(x, y) for x, y in zip(w, p.trainable()))
+    fw = forward(p, st, xf[:, 1], target_inputs(cfg, labels, "classes", xf.dtype), cfg)[0]
+    assert all(np.array_equal(x, y) for x, y in zip(fw.v + fw.tr + fw.vt, st2.v + st2.tr + st2.vt))
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(EdgetpError, match="update every"):
+            train_sequence_q(qm.copy(), xs, labels, QOpt.make("colnorm", 1e-2), update_every=bad)
+        with pytest.raises(EdgetpError, match="update every"):
+            train_sequence(p, xf, labels, cfg, fo, "classes", update_every=bad)
+    with pytest.raises(EdgetpError, match="update every"):
+        finetune_fixed(qm, xs, labels, epochs=1, update_every=0)

@@ -108,3 +108,39 @@ def test_finetune_fixed_learns_and_leaves_model_alone():
 def test_bench_fixed_reports_rate():
     r = bench_fixed(NetConfig(16, (8,), 3), steps=10, repeats=2)
     assert r["samples_per_s"] > 0 and len(r["times_s"]) == 2 and r["net"] == "16-8r-3"
+
+
+def _train_both(k_float: int, k_int: int):
+    """Float (colnorm, float64) and integer rule on the same 4 sequences of 9 steps; returns
+    (float optimizer steps, integer optimizer steps, {name: ||dW_int - dW_float|| / ||dW_float||})."""
+    from edgetp.fixed.network_q import train_sequence_q
+    from edgetp.tp.config import trainable_names
+    from edgetp.tp.network import Optimizer, train_sequence
+    m = _model(hidden=(24,))
+    x = _features(4, 9).astype(np.float64)
+    labels = np.arange(4)
+    qm = from_float(m.cfg, m.params, 12, 16)
+    p64 = m.params.astype(np.float64)
+    w0f = [w.copy() for w in p64.trainable()]
+    w0q = {n: qm.weights[n].astype(np.int64) for n in qm.trainable_names}
+    fo, qo = Optimizer("colnorm", 1e-4), QOpt.make("colnorm", 1e-4, seed=0)
+    train_sequence(p64, x, labels, m.cfg, fo, "classes", update_every=k_float)
+    train_sequence_q(qm, quantize_inputs(x, 12), labels, qo, "classes", update_every=k_int)
+    rel = {}
+    for n, a, w in zip(trainable_names(m.cfg), w0f, p64.trainable()):
+        df = w - a
+        dq = (qm.weights[n].astype(np.int64) - w0q[n]) / 2.0 ** qm.fw[n]
+        assert np.isfinite(df).all() and np.abs(df).max() > 0, n
+        rel[n] = float(np.linalg.norm(dq - df) / np.linalg.norm(df))
+    return fo.step, qo.step, rel
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_update_every_float_and_integer_learn_alike(k):
+    """update_every k means the same in both twins: the same number of updates (steps t % k == 0),
+    and weight changes within 10 % of each other (measured: <= 6 % at k = 1 and k = 2)."""
+    fs, qs, rel = _train_both(k, k)
+    assert fs == qs == len(range(0, 9, k))
+    assert max(rel.values()) < 0.1, rel
+    _, _, off = _train_both(3 - k, k)           # the bound tells k = 1 from k = 2 apart
+    assert max(off.values()) > 0.3, off

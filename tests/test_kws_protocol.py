@@ -140,7 +140,8 @@ def test_finetune_cli_json_contract_and_plot(setup, pretrained, cli):
 
 @pytest.mark.parametrize("flags", [["--targets", "batch", "--batch", "4"], ["--train", "readout"],
                                    ["--optimizer", "sgd", "--lr", "0.01"], ["--rehearsal", "2", "--fixed"],
-                                   ["--rehearsal", "1.5", "--batch", "2", "--json", "{home}/reh.json"]])
+                                   ["--rehearsal", "1.5", "--batch", "2", "--json", "{home}/reh.json"],
+                                   ["--update-every", "2", "--fixed"], ["--update-every", "3"]])
 def test_finetune_options(setup, pretrained, cli, flags):
     root, home = setup
     flags = [f.format(home=home) for f in flags]
@@ -152,6 +153,8 @@ def test_finetune_options(setup, pretrained, cli, flags):
     if "--json" in flags:
         d = json.loads((home / "reh.json").read_text())
         assert d["recipe"]["rehearsal"] == 1.5 and d["per_seed"][0]["rehearsal"] == round(1.5 * 4)
+    if "--update-every" in flags:
+        assert f"update every {flags[1]} frames" in r.stdout
 
 
 @pytest.mark.parametrize("flags,expect", [
@@ -161,6 +164,7 @@ def test_finetune_options(setup, pretrained, cli, flags):
     (["--seeds", "0"], "--seeds"),
     (["--rehearsal", "-1"], "rehearsal"),
     (["--rehearsal", "nan"], "rehearsal"),
+    (["--update-every", "0"], "--update-every"),
 ])
 def test_finetune_user_errors(setup, pretrained, cli, flags, expect):
     root, home = setup
@@ -207,21 +211,22 @@ def test_pretrain_records_finetune_defaults_that_finetune_uses(setup, cli, tmp_p
     env = {"EDGETP_HOME": str(home)}
     model = tmp_path / "ft.npz"
     r = cli("pretrain", "--kws", "--data-root", root, "--net", "120-8r-36", "--epochs", "1", "--batch", "8",
-            "--hold-out", HELD, "--ft", "batch=2", "--ft", "rehearsal=1.5", "--ft", "epochs=1", "--out", model, env=env)
+            "--hold-out", HELD, "--ft", "batch=2", "--ft", "rehearsal=1.5", "--ft", "epochs=1", "--ft", "update_every=2",
+            "--out", model, env=env)
     assert r.returncode == 0, r.stderr
     from edgetp.model import load_model
     m = load_model(model)
-    assert m.recipe["finetune"] == {"batch": 2, "rehearsal": 1.5, "epochs": 1}
-    assert "--ft batch=2 --ft rehearsal=1.5 --ft epochs=1" in m.recipe["command"]
+    assert m.recipe["finetune"] == {"batch": 2, "rehearsal": 1.5, "epochs": 1, "update_every": 2}
+    assert "--ft batch=2 --ft rehearsal=1.5 --ft epochs=1 --ft update_every=2" in m.recipe["command"]
     out = tmp_path / "ft.json"
     r = cli("finetune", "--kws", "--model", model, "--data-root", root, "--shots", "1", "--seeds", "1",
             "--no-baseline", "--quiet", "--batch", "1", "--json", out, env=env)
     assert r.returncode == 0, r.stderr
     rec = json.loads(out.read_text())["recipe"]
-    assert (rec["batch"], rec["rehearsal"], rec["epochs"]) == (1, 1.5, 1)   # the flag wins, the rest is the model's
+    assert (rec["batch"], rec["rehearsal"], rec["epochs"], rec["update_every"]) == (1, 1.5, 1, 2)   # the flag wins, the rest is the model's
 
 
-@pytest.mark.parametrize("item", ["batch", "colour=red", "batch=two", "rehearsal=-1", "optimizer=lion"])
+@pytest.mark.parametrize("item", ["batch", "colour=red", "batch=two", "rehearsal=-1", "optimizer=lion", "update_every=0"])
 def test_pretrain_rejects_bad_finetune_defaults_before_training(setup, cli, tmp_path, item):
     root, home = setup
     r = cli("pretrain", "--kws", "--data-root", root, "--hold-out", HELD, "--ft", item, "--out", tmp_path / "x.npz",

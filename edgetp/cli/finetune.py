@@ -52,6 +52,9 @@ def register(sub):
     p.add_argument("--rehearsal", type=float, default=None, metavar="R",
                    help="mix R other-speaker pretraining utterances per support utterance into fine-tuning, "
                         "against forgetting (default 0)")
+    p.add_argument("--update-every", type=int, default=None, metavar="K",
+                   help="learn on every K-th frame of a sample (t %% K == 0, t from 0 at its start; the other "
+                        "frames run the forward pass only); default: the model's recipe, else 1")
     p.add_argument("--fixed", action="store_true", help="use the integer-only TP rule (what the device runs)")
     p.add_argument("--test-limit", type=int, default=2000,
                    help="at most this many other-speaker test utterances (seeded subsample; 0 = all)")
@@ -74,7 +77,9 @@ def recipe_from(args, model):
     pick = lambda k, dflt: getattr(args, k) if getattr(args, k) is not None else ft.get(k, dflt)
     r = Recipe(epochs=pick("epochs", 3), lr=pick("lr", 1e-4), optimizer=pick("optimizer", "adam"),
                batch=pick("batch", 1), targets=pick("targets", "classes"), train=pick("train", "all"),
-               rehearsal=pick("rehearsal", 0.0))
+               rehearsal=pick("rehearsal", 0.0), update_every=pick("update_every", 1))
+    if args.update_every is not None and args.update_every < 1:
+        raise EdgetpError(f"--update-every must be >= 1, got {args.update_every}")
     r.check()
     return r
 
@@ -151,6 +156,7 @@ def _table(out: dict) -> None:
     print(f"\n{who}, {out['shots']} shots, {out['seeds']} seeds, "
           f"{opt} lr {r['lr']:g}, batch {r['batch']}, targets {r['targets']}, train {r['train']}, "
           f"{r['epochs']} epochs" + (f", rehearsal {r['rehearsal']:g}" if r.get("rehearsal") else "")
+          + (f", update every {r['update_every']} frames" if r.get("update_every", 1) != 1 else "")
           + (" (integer rule)" if out.get("fixed") else ""))
     print(f"  {'':28s}{'before':>16s}{'after':>16s}")   # query before = zero-shot, query after = adapted
     print(f"  {'query (held-out speakers) %' if len(out['speakers']) > 1 else 'query (held-out speaker) %':28s}{pm('query_acc_before'):>16s}{pm('query_acc_after'):>16s}")

@@ -178,6 +178,7 @@ def run(args) -> int:
     out.update({"target": args.target, "board": info.board if info else None, "model": args.model,
                 "model_hash": ref.model_hash, "net": qm.cfg.net_string(), "wbits": qm.wbits, "speaker": speaker,
                 "shots": args.shots, "epochs": len(codes), "lr": cfg.lr, "optimizer": cfg.optimizer,
+                "update_every": cfg.update_every,
                 "support": int(len(support[1])), "query": int(len(query[1]))})
     out.update({k: v for k, v in res.items() if k not in out})
     out["store_boot"] = info.store if info else None        # HELLO's weight-store report (docs/deploy.md)
@@ -223,6 +224,10 @@ def _print(out: dict, say) -> None:
     tr, inf = out.get("train_step") or {}, out.get("infer_step") or {}
     print(f"  per 10 ms frame ({unit}): training mean {_fmt(tr.get('mean'))} (max {_fmt(tr.get('max'))}), "
           f"inference mean {_fmt(inf.get('mean'))} (max {_fmt(inf.get('max'))})")
+    if tr.get("window"):
+        k = tr["window"]
+        print(f"  training learns every {k} frame(s): worst mean over {k} consecutive frames "
+              f"{_fmt(tr.get('worst_window_mean'))} (within one sample {_fmt(tr.get('worst_window_mean_in_sample'))})")
     img = out.get("image")
     if img:
         print(f"  image: flash {_fmt(img['flash'])} B (text {_fmt(img['text'])} + data {_fmt(img['data'])}), "

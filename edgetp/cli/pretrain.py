@@ -43,7 +43,7 @@ def register(sub):
     p.add_argument("--ft-lr", type=float, default=None, help="fine-tuning lr to record as this model's default")
     p.add_argument("--ft", action="append", default=[], metavar="KEY=VALUE",
                    help="a fine-tuning default to record in the model (repeatable): epochs, lr, optimizer, batch, "
-                        "targets, train, rehearsal; `edgetp finetune` uses them unless told otherwise")
+                        "targets, train, rehearsal, update_every; `edgetp finetune` uses them unless told otherwise")
     p.add_argument("--record-fixed", action="store_true",
                    help='record the device quantization in the model (recipe["fixed"]: int16, input format '
                         "calibrated on pretraining utterances), which export --c, verify-c, hil and "
@@ -60,7 +60,7 @@ def pretrain_indices(corpus, hold: str | None):
     return pick("train"), pick("validation")
 
 
-FT_KEYS = ("epochs", "lr", "optimizer", "batch", "targets", "train", "rehearsal")   # Recipe fields
+FT_KEYS = ("epochs", "lr", "optimizer", "batch", "targets", "train", "rehearsal", "update_every")   # Recipe fields
 
 
 def finetune_defaults(items: list[str], lr: float | None = None) -> dict:

@@ -2,17 +2,18 @@
 
 ``finetune_fixed`` runs the fine-tuning protocol of the float path with the integer
 rule: quantize (unless given a QModel), then ``epochs`` passes over the support set in a
-seeded random order, ``batch`` samples per sequence, one integer update per time step,
-learning rate cosine-annealed per epoch to ``lr_min_ratio * lr``. The per-epoch learning
-rates are turned into integer codes (8-bit mantissa, power-of-two exponent) before
-training starts; nothing on the training path reads a float.
+seeded random order, ``batch`` samples per sequence, one integer update per time step
+(or per ``update_every`` steps: the steps t % update_every == 0 of each sample), learning
+rate cosine-annealed per epoch to ``lr_min_ratio * lr``. The per-epoch learning rates are
+turned into integer codes (8-bit mantissa, power-of-two exponent) before training starts;
+nothing on the training path reads a float.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from edgetp.errors import EdgetpError
-from edgetp.fixed.network_q import TARGETS, predict_q, train_sequence_q
+from edgetp.fixed.network_q import TARGETS, check_update_every, predict_q, train_sequence_q
 from edgetp.fixed.qconfig import QModel
 from edgetp.fixed.quantize import quantize_inputs, quantize_model
 from edgetp.fixed.update_q import KINDS, QOpt, lr_code
@@ -39,7 +40,8 @@ def to_int_inputs(qm: QModel, xs) -> np.ndarray:
 def finetune_fixed(model, support_x, support_y, epochs: int = 3, lr: float = 1e-4, optimizer: str = "colnorm",
                    targets: str = "classes", batch: int = 1, seed: int = 0, wbits: int = 16,
                    lr_min_ratio: float = LR_FLOOR, schedule: str = "cosine", beta_shift: int = 10, clip: int = -1,
-                   train: str = "all", calib_x=None, opt: QOpt | None = None, on_epoch=None) -> QModel:
+                   train: str = "all", calib_x=None, opt: QOpt | None = None, on_epoch=None,
+                   update_every: int = 1) -> QModel:
     """Fine-tune ``model`` (float :class:`edgetp.model.Model` or :class:`QModel`) on the support
     set with the integer rule; returns the fine-tuned integer model (``model`` is not changed).
 
@@ -50,6 +52,7 @@ def finetune_fixed(model, support_x, support_y, epochs: int = 3, lr: float = 1e-
         raise EdgetpError(f"optimizer must be one of {KINDS} and targets one of {TARGETS}")
     if batch < 1 or epochs < 0:
         raise EdgetpError(f"batch must be >= 1 and epochs >= 0, got {batch}, {epochs}")
+    update_every = check_update_every(update_every)
     qm = as_qmodel(model, support_x if calib_x is None else calib_x, wbits)
     xs = to_int_inputs(qm, support_x)
     ys = np.asarray(support_y, dtype=np.int64)
@@ -63,7 +66,7 @@ def finetune_fixed(model, support_x, support_y, epochs: int = 3, lr: float = 1e-
         perm = rng.permutation(len(ys))
         for i in range(0, len(perm), batch):
             idx = np.sort(perm[i:i + batch])
-            train_sequence_q(qm, xs[idx], ys[idx], opt, targets, train)
+            train_sequence_q(qm, xs[idx], ys[idx], opt, targets, train, update_every)
         if on_epoch is not None:
             on_epoch(ep, qm)
     return qm

@@ -3,8 +3,10 @@
 ``train_step_q(qm, state, x, labels, opt, targets)`` runs one time step of the integer
 rule: forward pass of the data and target streams, every layer's local gradient, one
 optimizer step (the trainable weights of ``qm`` and the optimizer state ``opt`` change
-in place; the returned neuron state is new). Inputs ``x`` are int16 (or int8) features in Q.fx.
-Nothing on this path reads a float. Formats and rounding: docs/fixed-point.md.
+in place; the returned neuron state is new). With ``update_every`` k > 1 the gradients
+and the optimizer step are taken only on the steps t with t % k == 0 (t: steps since the
+reset, ``state.t``); the other steps run the same forward pass of both streams. Inputs
+``x`` are int16 (or int8) features in Q.fx. Nothing on this path reads a float. Formats and rounding: docs/fixed-point.md.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgetp.errors import EdgetpError
-from edgetp.tp.config import TARGETS
+from edgetp.tp.config import TARGETS, check_update_every
 from edgetp.fixed.kernels_q import (contrastive_grads_q, delta_q, lif_step_q, outer_acc_q, readout_error_q,
                                     readout_step_q, soft_targets_q, surrogate_q, trace_step_q)
 from edgetp.fixed.qconfig import DELTA_F, Q15, SURR_F, QModel
@@ -149,13 +151,22 @@ def gradients_q(qm: QModel, prev: QState, new: QState, aux: dict, labels: np.nda
 
 
 def train_step_q(qm: QModel, state: QState, x: np.ndarray, labels: np.ndarray, opt: QOpt,
-                 targets: str = "classes", train: str = "all", tin: np.ndarray | None = None) -> QState:
-    """One time step of integer TP learning; ``qm``'s trainable weights and ``opt`` change in place."""
+                 targets: str = "classes", train: str = "all", tin: np.ndarray | None = None,
+                 update_every: int = 1) -> QState:
+    """One time step of integer TP learning; ``qm``'s trainable weights and ``opt`` change in place.
+
+    Update every k (``update_every``, C: ETP_UPDATE_EVERY): the step learns - local gradients
+    and one optimizer step - only when t % k == 0, t = ``state.t`` the steps (training or
+    inference) since the reset, before this one; on the other steps only the forward pass of
+    both streams runs, the same as on a learning step, so the neuron state does not depend
+    on k. k = 1 learns at every step. C twin: etp_train_step (etp_network.c)."""
     if tin is None:
         tin = target_inputs_q(qm, labels, targets)
+    learn = state.t % update_every == 0
     new, aux = forward_q(qm, state, x, tin)
-    grads = gradients_q(qm, state, new, aux, labels, targets, train)
-    update_q(qm, opt, grads, grad_formats(qm))
+    if learn:
+        grads = gradients_q(qm, state, new, aux, labels, targets, train)
+        update_q(qm, opt, grads, grad_formats(qm))
     return new
 
 
@@ -165,8 +176,10 @@ def infer_step_q(qm: QModel, state: QState, x: np.ndarray) -> QState:
 
 
 def train_sequence_q(qm: QModel, xs: np.ndarray, labels: np.ndarray, opt: QOpt, targets: str = "classes",
-                     train: str = "all") -> QState:
-    """Train on integer sequences ``xs`` (B, T, N0) from a zero state, one update per step."""
+                     train: str = "all", update_every: int = 1) -> QState:
+    """Train on integer sequences ``xs`` (B, T, N0) from a zero state, one update per step
+    (``update_every`` k: one update on each step t = 0, k, 2k, ... of the sequence)."""
+    update_every = check_update_every(update_every)
     xs = check_inputs(qm, xs)
     labels = np.asarray(labels, dtype=np.int64)
     tin = target_inputs_q(qm, labels, targets)
@@ -174,7 +187,8 @@ def train_sequence_q(qm: QModel, xs: np.ndarray, labels: np.ndarray, opt: QOpt, 
         raise EdgetpError(f"{tin.shape[0]} target rows with surrogate scale {qm.cfg.gamma} overflow the integer rule")
     state = init_state_q(qm, xs.shape[0], tin.shape[0])
     for t in range(xs.shape[1]):
-        state = train_step_q(qm, state, np.ascontiguousarray(xs[:, t]), labels, opt, targets, train, tin)
+        state = train_step_q(qm, state, np.ascontiguousarray(xs[:, t]), labels, opt, targets, train, tin,
+                             update_every)
     return state
 
 

@@ -66,7 +66,8 @@ def finetune_seed_fixed(model: Model, corpus, speaker: str, shots, seed: int, re
            "dropped_classes": list(d.split.dropped), "query_acc_before": per_epoch[0],
            "test_acc_before": acc(qm, xt, yt), "wbits": WBITS, "int_optimizer": kind}
     tuned = finetune_fixed(qm, *training_set(d), recipe.epochs, recipe.lr, kind, recipe.targets, recipe.batch, seed, WBITS,
-                           train=recipe.train, on_epoch=lambda e, q: per_epoch.append(acc(q, xq, yq)))
+                           train=recipe.train, on_epoch=lambda e, q: per_epoch.append(acc(q, xq, yq)),
+                           update_every=recipe.update_every)
     res.update(query_acc_after=acc(tuned, xq, yq), test_acc_after=acc(tuned, xt, yt), query_acc_per_epoch=per_epoch)
     from edgetp.fixed.network_q import predict_q
     from edgetp.fixed.finetune import to_int_inputs
@@ -79,7 +80,8 @@ def finetune_seed_fixed(model: Model, corpus, speaker: str, shots, seed: int, re
         scratch.S, scratch.S_rec = model.params.S, model.params.S_rec
         q0 = from_float(model.cfg, scratch, qm.fx, qm.wbits, 1.0, list(model.labels), qm.xbits)
         res["finetune_only_acc"] = acc(finetune_fixed(q0, xs, ys, recipe.epochs, recipe.lr, kind, recipe.targets,
-                                                      recipe.batch, seed, WBITS, train=recipe.train), xq, yq)
+                                                      recipe.batch, seed, WBITS, train=recipe.train,
+                                                      update_every=recipe.update_every), xq, yq)
     res["seconds"] = time.perf_counter() - t0
     res["params"] = tuned
     return res

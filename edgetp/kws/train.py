@@ -15,7 +15,7 @@ from edgetp.errors import EdgetpError
 from edgetp.threads import blas_single_threaded
 from edgetp.tp import NetConfig, Optimizer, Params, predict, train_sequence
 from edgetp.tp.propagator import get_cache
-from edgetp.tp.config import TARGETS
+from edgetp.tp.config import TARGETS, check_update_every
 from edgetp.tp.schedule import SCHEDULES, cosine_lr
 
 
@@ -35,6 +35,7 @@ class Recipe:
     noise: float = 0.0    # augmentation: Gaussian noise of this std added to the (normalised) features
     rehearsal: float = 0.0  # fine-tuning: mix in this many other-speaker utterances per support utterance
     warp: float = 0.0     # augmentation: mel-axis (vocal-tract-length) warp by a factor in 1 +- warp
+    update_every: int = 1  # learn on the steps t % update_every == 0 of each sample (t from 0 at its start)
 
     def check(self) -> None:
         if self.epochs < 0 or self.batch < 1:
@@ -47,6 +48,7 @@ class Recipe:
             raise EdgetpError(f"rehearsal must be a number >= 0, got {self.rehearsal}")
         if self.schedule not in SCHEDULES:
             raise EdgetpError(f"schedule must be cosine or constant, got {self.schedule!r}")
+        check_update_every(self.update_every)
         Optimizer(self.optimizer, self.lr)
 
     def to_dict(self) -> dict:
@@ -119,7 +121,8 @@ def fit(params: Params, cfg: NetConfig, xs: np.ndarray, ys: np.ndarray, recipe: 
             xb = np.ascontiguousarray(xs[idx])
             if recipe.shift or recipe.noise or recipe.warp:
                 xb = augment(xb, rng, recipe.shift, recipe.noise, recipe.warp)
-            train_sequence(params, xb, ys[idx], cfg, opt, recipe.targets, recipe.train, prop=prop)
+            train_sequence(params, xb, ys[idx], cfg, opt, recipe.targets, recipe.train, prop=prop,
+                           update_every=recipe.update_every)
             bar.update(1)
         if on_epoch is not None:
             hist.metric.append(on_epoch(epoch, params))

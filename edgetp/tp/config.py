@@ -18,6 +18,14 @@ RESETS = ("soft", "hard")
 TARGETS = ("batch", "classes")  # target sets (spec 5): each sample's label, or every class once
 
 
+def check_update_every(update_every) -> int:
+    """``update_every`` (learn on the steps t % k == 0 since the reset; the float and integer
+    rules and the device) as an int >= 1, else EdgetpError."""
+    if isinstance(update_every, bool) or not isinstance(update_every, (int, np.integer)) or update_every < 1:
+        raise EdgetpError(f"update every must be an integer >= 1, got {update_every!r}")
+    return int(update_every)
+
+
 @dataclass(frozen=True)
 class NetConfig:
     """Architecture and neuron constants (all discrete-time, per step).

@@ -2,7 +2,10 @@
 
 ``train_step(params, state, x, labels, cfg, opt)`` runs one time step: the forward
 pass of the data and target streams, every layer's local gradient, then one
-optimizer step (weights change in place; the returned state is new).
+optimizer step (weights change in place; the returned state is new). With
+``update_every`` k > 1 a step learns only when t % k == 0 (t = ``state.t``, steps since
+the reset); the others run the same forward pass (the integer rule's semantics,
+edgetp.fixed.network_q.train_step_q).
 
 Target sets (spec 5): ``"batch"`` runs the target stream on each sample's label (the
 paper; needs B >= 2 to learn in hidden layers); ``"classes"`` runs it on every class
@@ -16,7 +19,7 @@ import numpy as np
 
 from edgetp.errors import EdgetpError
 from edgetp.tp import kernels as K
-from edgetp.tp.config import TARGETS, NetConfig, Params, trainable_names
+from edgetp.tp.config import TARGETS, NetConfig, Params, check_update_every, trainable_names
 from edgetp.tp.propagator import PropagatorCache, get_cache
 
 # BLAS threads: a multi-threaded BLAS beside numba's threads slows training down; the
@@ -256,17 +259,22 @@ def target_inputs(cfg: NetConfig, labels: np.ndarray, targets: str, dtype) -> np
 def train_step(params: Params, state: TPState, x: np.ndarray, labels: np.ndarray, cfg: NetConfig,
                opt: Optimizer, targets: str = "batch", train: str = "all",
                target_in: np.ndarray | None = None, record: bool = False,
-               prop: PropagatorCache | None = None) -> tuple[TPState, dict]:
+               prop: PropagatorCache | None = None, update_every: int = 1) -> tuple[TPState, dict]:
     """One time step of TP learning: forward, local gradients, one optimizer step.
 
     Returns ``(new_state, grads)``; ``params`` are updated in place. ``grads`` holds the
     dense gradient of every trained matrix when ``record`` is set, else it is empty.
     ``prop`` (see :mod:`edgetp.tp.propagator`) supplies layer 1's target stream.
+    ``update_every`` k: gradients and the optimizer step only when ``state.t % k == 0``
+    (steps since the reset, before this one); other steps run the forward pass alone
+    and return no gradients (edgetp.fixed.network_q.train_step_q's semantics).
     """
     if target_in is None:
         target_in = target_inputs(cfg, labels, targets, x.dtype)
     rows = labels if targets == "batch" else None
     new, aux = forward(params, state, x, target_in, cfg, prop, rows)
+    if state.t % update_every != 0:
+        return new, {}
     outer = gradients(params, new, aux, labels, cfg, targets, train)
     names = trainable_names(cfg)
     dense = [] if record else None
@@ -280,12 +288,15 @@ def infer_step(params: Params, state: TPState, x: np.ndarray, cfg: NetConfig) ->
 
 
 def train_sequence(params: Params, xs: np.ndarray, labels: np.ndarray, cfg: NetConfig, opt: Optimizer,
-                   targets: str = "batch", train: str = "all", prop: PropagatorCache | None = None) -> TPState:
-    """Train on a batch of sequences ``xs`` (B, T, N0) from a zero state, one update per step.
+                   targets: str = "batch", train: str = "all", prop: PropagatorCache | None = None,
+                   update_every: int = 1) -> TPState:
+    """Train on a batch of sequences ``xs`` (B, T, N0) from a zero state, one update per step
+    (``update_every`` k: one update on each step t = 0, k, 2k, ... of the sequence).
 
     Pass the same ``prop`` (or one from :func:`edgetp.tp.propagator.get_cache`) across
     calls to compute the frozen propagator's trajectory only once.
     """
+    update_every = check_update_every(update_every)
     xs = np.asarray(xs)
     labels = np.asarray(labels, dtype=np.int64)
     B = xs.shape[0]
@@ -295,7 +306,7 @@ def train_sequence(params: Params, xs: np.ndarray, labels: np.ndarray, cfg: NetC
     prop = get_cache(prop, params, cfg, xs.dtype)
     for t in range(xs.shape[1]):
         state, _ = train_step(params, state, np.ascontiguousarray(xs[:, t]), labels, cfg, opt, targets, train, tin,
-                              prop=prop)
+                              prop=prop, update_every=update_every)
     return state
 
 

@@ -49,9 +49,14 @@ void etp_reset_state(void);
 etp_status_t etp_infer_step(const etp_x_t *x);
 
 /* One frame with learning (forward pass of both streams, local gradients, one
- * optimizer step). ETP_EBADARG if x is NULL, label >= ETP_N_OUT, opt_cfg holds an
- * invalid setting or a factored statistic lies outside [0, ETP_STAT_MAX]; nothing
- * changes then. */
+ * optimizer step). Update every k (ETP_UPDATE_EVERY, edgetp: update_every): the step
+ * learns - local gradients and one optimizer step - only when t % k == 0, t the steps
+ * (training or inference) since the reset, before this one; on the other steps only the
+ * forward pass of both streams runs, the same as on a learning step, so the neuron state
+ * does not depend on k. k = 1 learns at every step. Python twin:
+ * edgetp.fixed.network_q.train_step_q. ETP_EBADARG if x is NULL, label >= ETP_N_OUT, opt_cfg
+ * holds an invalid setting or a factored statistic lies outside [0, ETP_STAT_MAX] (also on a
+ * step that would not learn); nothing changes then. */
 etp_status_t etp_train_step(const etp_x_t *x, uint16_t label);
 
 /* argmax of the readout u (lowest index on ties, as NumPy's argmax). */

@@ -3,7 +3,8 @@
  *
  * etp_train_step = train_step_q: forward pass of the data stream and of the target set
  * (forward_q), every layer's local error and one optimizer step per trainable tensor
- * (gradients_q + update_q); etp_infer_step = infer_step_q. State lives in the arrays of
+ * (gradients_q + update_q), the last two only on the steps t % ETP_UPDATE_EVERY == 0
+ * since the reset; etp_infer_step = infer_step_q. State lives in the arrays of
  * the generated etp_model.c, reached through etp_net (etp_internal.h).
  */
 #include <stddef.h>
@@ -240,16 +241,27 @@ static int stats_valid(void)
     return 1;
 }
 
+#if ETP_UPDATE_EVERY < 1u
+#error "ETP_UPDATE_EVERY must be >= 1 (DeviceConfig.update_every)"
+#endif
+
+/* train_step_q (its docstring is etp_api.h's): the step learns only when t % ETP_UPDATE_EVERY == 0,
+ * t = *NET->steps, the steps since etp_reset_state before this one; the forward pass runs on every step. */
 etp_status_t etp_train_step(const etp_x_t *x, uint16_t label)
 {
     uint16_t n;
-    int train_all;
+    int train_all, learn;
     if (x == NULL || label >= ETP_N_OUT || !opt_cfg_valid(NET->opt_cfg) || !stats_valid()) {
         return ETP_EBADARG;
     }
     train_all = NET->opt_cfg[ETP_CFG_TRAIN_ALL];
+    learn = *NET->steps % ETP_UPDATE_EVERY == 0u;
     frame = x;
     forward(x, 1, label);
+    if (!learn) {
+        frame = NULL;
+        return ETP_OK;
+    }
     local_errors(label, train_all);
     for (n = 0; n < ETP_N_PARAMS; n++) {   /* update_q: trainable_names order */
         if (train_all || NET->params[n].kind == ETP_PARAM_OUT) {

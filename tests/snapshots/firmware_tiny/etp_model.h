@@ -76,6 +76,7 @@ typedef int8_t etp_w_t;
 #define ETP_BETA_SHIFT_DEFAULT 8
 #define ETP_TRAIN_ALL_DEFAULT 1
 #define ETP_CLIP_DEFAULT -1   /* normalised rules: |move| <= 2^clip lr; -1 no limit */
+#define ETP_UPDATE_EVERY 1u   /* etp_train_step learns on the steps t % this == 0 since the reset (DeviceConfig.update_every) */
 /* etp_set_lr accepts lr_m * 2^-lr_e in [0, 0.001] only (DeviceConfig.lr_min/lr_max) */
 #define ETP_LR_MIN_M 0
 #define ETP_LR_MIN_E 0
