@@ -7,3 +7,4 @@ A leaf module (no numpy, no numba): the command-line parsers read it for their h
 """
 
 DEFAULTS = {"wbits": 16, "xbits": 16, "fx": 12, "headroom": 1.0}
+DEFAULT_LR = 1e-4   # the device rule's learning rate when neither an option nor a device recipe gives one

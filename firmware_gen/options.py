@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 from edgetp.tp.config import TARGETS
-from firmware_gen.defaults import DEFAULTS
+from firmware_gen.defaults import DEFAULT_LR, DEFAULTS
 
 
 def add_device_options(g) -> None:
@@ -25,7 +25,9 @@ def add_device_options(g) -> None:
                    help='target set on the device (default: the model\'s recipe["fixed"], else classes)')
     g.add_argument("--optimizer", default="colnorm", metavar="KIND",
                    help="optimizer after etp_init: colnorm (default), rownorm, factored or sgd")
-    g.add_argument("--lr", type=float, default=1e-4, help="learning rate after etp_init (default 1e-4)")
+    g.add_argument("--lr", type=float, default=None,
+                   help="learning rate after etp_init (default: the model's recipe[\"finetune\"][\"lr\"] when the "
+                        f"model records a device recipe (recipe[\"fixed\"]), else {DEFAULT_LR:g})")
     g.add_argument("--lr-min", type=float, default=0.0,
                    help="lowest learning rate the device accepts later (SET_LR / etp_set_lr; default 0)")
     g.add_argument("--lr-max", type=float, default=None,
@@ -54,6 +56,12 @@ def device_from_args(model, args: argparse.Namespace):
         every = ((getattr(model, "recipe", None) or {}).get("finetune") or {}).get("update_every", 1)
         if every != 1:
             notes.append(f"learns every {every} frames (update_every from the model's recipe)")
-    dev = DeviceConfig(targets, args.optimizer, args.lr, args.beta_shift, args.train, args.clip,
+    recipe = getattr(model, "recipe", None) or {}
+    lr = args.lr
+    if lr is None:   # a float recipe's lr (kws-paper: Adam) is not the device rule's
+        lr = float((recipe.get("finetune") or {}).get("lr", DEFAULT_LR)) if recipe.get("fixed") else DEFAULT_LR
+        if lr != DEFAULT_LR:
+            notes.append(f"learning rate {lr:g} from the model's recipe")
+    dev = DeviceConfig(targets, args.optimizer, lr, args.beta_shift, args.train, args.clip,
                        lr_min=getattr(args, "lr_min", 0.0), lr_max=getattr(args, "lr_max", None), update_every=every)
     return qm, dev, notes

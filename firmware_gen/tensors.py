@@ -28,6 +28,7 @@ from edgetp.fixed.update_q import KINDS, QOpt, lr_code
 from edgetp.tp.config import TARGETS
 
 from firmware_gen.layout import DTYPES, device_layout, n_targets, resumed_membranes, target_stream_table
+from firmware_gen.defaults import DEFAULT_LR
 
 # The fields of the reference's state objects that the C twin mirrors. A new field in
 # edgetp.fixed is a new state array: the generator must learn it before it can be exported.
@@ -111,7 +112,7 @@ class DeviceConfig:
 
     targets: str = "classes"
     optimizer: str = "colnorm"
-    lr: float = 1e-4
+    lr: float = DEFAULT_LR
     beta_shift: int = 10
     train: str = "all"
     clip: int = -1            # normalised rules: |move| <= 2^clip * lr per weight; -1: no limit

@@ -86,6 +86,28 @@ def test_update_every_from_the_recipe_or_the_option(cli, tmp_path):
     assert out["update_every"] == 2 and out["mismatches"] == 0 and out["steps"] == 2 * 2 * 5
 
 
+def test_learning_rate_from_a_device_recipe_only(cli, tmp_path):
+    """export --c's lr: --lr, else recipe["finetune"]["lr"] when the model records a device recipe
+    (recipe["fixed"], as kws-mcu), else 1e-4 - a float recipe's lr (kws-paper's Adam) is not the device rule's."""
+    from dataclasses import replace
+    from edgetp.model import load_model
+    m = load_model(model_file(tmp_path))
+    dev = tmp_path / "dev.npz"
+    save_model(replace(m, recipe={"fixed": {"targets": "classes"}, "finetune": {"lr": 2e-4}}), dev)
+    flt = tmp_path / "float.npz"
+    save_model(replace(m, recipe={"finetune": {"lr": 2e-4, "optimizer": "adam"}}), flt)
+
+    def lr_of(model, name, *extra):
+        r = cli("export", "--model", model, "--c", tmp_path / name, *extra)
+        assert r.returncode == 0, r.stderr
+        return json.loads((tmp_path / name / "etp_manifest.json").read_text())["device"]["lr"], r.stdout
+    lr, out = lr_of(dev, "a")
+    assert lr == 2e-4 and "learning rate 0.0002 from the model's recipe" in out
+    assert lr_of(flt, "b")[0] == 1e-4
+    assert lr_of(dev, "c", "--lr", "5e-5")[0] == 5e-5
+    assert lr_of(model_file(tmp_path), "d")[0] == 1e-4
+
+
 def test_verify_c_random_models_json(cli, tmp_path):
     path = tmp_path / "v.json"
     r = cli("verify-c", "--random-models", "3", "--seed", "11", "--steps", "4", "--json", path)

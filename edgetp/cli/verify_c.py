@@ -71,7 +71,7 @@ def run(args) -> int:
         from edgetp.kws.protocol import model_norm
         inputs = model_norm(model) if model.norm_scale is not None else None
         xs, ys, source = model_inputs(qm, inputs, args.wav, args.samples, args.seed)
-        summary = verify_model(qm, dev, xs, ys, args.epochs, args.lr, args.seed, args.steps, args.sanitize, args.keep,
+        summary = verify_model(qm, dev, xs, ys, args.epochs, dev.lr, args.seed, args.steps, args.sanitize, args.keep,
                                args.cc, args.arm, f"{args.model} ({qm.cfg.net_string()})")
         summary.extra["inputs"] = source
         lines = [f"note: {n}" for n in notes] + [f"inputs: {source}; {args.epochs} epochs of fine-tuning, then "
