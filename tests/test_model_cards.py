@@ -46,6 +46,10 @@ def test_cards_follow_their_files(tmp_path):
     (d / "results" / "test-zz-5.json").write_text(json.dumps(r))
     assert "| **test** speakers (never used for choosing): TP, all layers" in render(d)
     (d / "results" / "test-zz-5.json").unlink()
+    # a rule that learns on every k-th frame says so
+    (d / "results" / "zz-k-5.json").write_text(json.dumps(dict(r, recipe=dict(rec, update_every=3))))
+    assert "adam lr 7e-07, 3 ep., learns every 3 frames | 5 | 21.9" in render(d)
+    (d / "results" / "zz-k-5.json").unlink()
     # a row measured on another model file is flagged, one on this model is not
     from edgetp.model import load_model
     for h, flagged in ((load_model(d / "model.npz").hash(), False), ("0" * 64, True)):

@@ -39,6 +39,8 @@ def label(r: dict) -> str:
         who = f"integer {who} (`--fixed`, int16, {r.get('int_optimizer', 'colnorm')})"
     parts = [who, "class targets" if rec["targets"] == "classes" else "batch rule", f"batch {rec['batch']}",
              f"{'' if r.get('fixed') else rec['optimizer'] + ' '}lr {rec['lr']:g}", f"{rec['epochs']} ep."]
+    if rec.get("update_every", 1) > 1:
+        parts.append(f"learns every {rec['update_every']} frames")
     if rec.get("rehearsal"):
         parts.append(f"rehearsal {rec['rehearsal']:g}")
     return ", ".join(parts)
