@@ -33,7 +33,7 @@ if want pretrain; then
   edgetp pretrain --kws $P --net 120-64r-36 --epochs 12 --batch 32 --targets batch --record-fixed \
     --ft optimizer=colnorm --out models/kws-mcu-64k/model.npz
   edgetp pretrain --kws $P --data-root $DEV_ROOT --net 120-450r-36 --epochs 4 --batch 64 --targets classes \
-    --ft targets=classes --ft batch=8 --ft lr=2e-4 --ft epochs=6 --ft rehearsal=4 --out models/kws-paper/model.npz
+    --ft targets=classes --ft batch=8 --ft lr=2e-4 --ft epochs=6 --ft rehearsal=2 --out models/kws-paper/model.npz
 fi
 
 ft() {  # model split(dev|test) tag shots seeds args...
@@ -51,7 +51,7 @@ for split in dev test; do
     ft $m $split tp-fixed-b1 5 3 $MCU --fixed --epochs 3   # the device's rule; lr and update_every: the recipe's
   done
   ft kws-paper $split zeroshot 5 1 --epochs 0 --no-baseline
-  ft kws-paper $split tp-classes-b8-reh4 5 3 --no-baseline
+  ft kws-paper $split tp-classes-b8-reh2 5 3 --no-baseline
 done
 if want real; then   # sanity row: real human recordings (12 in ../shared/audio/real, 3 in the repository)
   for m in kws-mcu kws-mcu-64k kws-paper; do mkdir -p models/$m/results/real
