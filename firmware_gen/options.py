@@ -48,18 +48,19 @@ def device_from_args(model, args: argparse.Namespace):
     from firmware_gen.tensors import DeviceConfig
 
     qm, notes = qmodel_for(model, wbits=args.wbits, xbits=args.xbits, fx=args.fx, headroom=args.headroom)
+    recipe = getattr(model, "recipe", None) or {}
+    ft = recipe.get("finetune") or {}
     # recipe["targets"] is the pretraining's (batches of many); the device's is recipe["fixed"]["targets"]
-    targets = args.targets or ((getattr(model, "recipe", None) or {}).get("fixed") or {}).get("targets")
+    targets = args.targets or (recipe.get("fixed") or {}).get("targets")
     targets = targets if targets in TARGETS else "classes"
     every = getattr(args, "update_every", None)
     if every is None:
-        every = ((getattr(model, "recipe", None) or {}).get("finetune") or {}).get("update_every", 1)
+        every = ft.get("update_every", 1)
         if every != 1:
             notes.append(f"learns every {every} frames (update_every from the model's recipe)")
-    recipe = getattr(model, "recipe", None) or {}
     lr = args.lr
     if lr is None:   # a float recipe's lr (kws-paper: Adam) is not the device rule's
-        lr = float((recipe.get("finetune") or {}).get("lr", DEFAULT_LR)) if recipe.get("fixed") else DEFAULT_LR
+        lr = float(ft.get("lr", DEFAULT_LR)) if recipe.get("fixed") else DEFAULT_LR
         if lr != DEFAULT_LR:
             notes.append(f"learning rate {lr:g} from the model's recipe")
     dev = DeviceConfig(targets, args.optimizer, lr, args.beta_shift, args.train, args.clip,

@@ -101,13 +101,13 @@ def _speakers(args) -> int:
 
 def _features(args) -> int:
     from edgetp.audio import frontend, wav
+    from edgetp.kws.data import check_gain, recompress
 
     out = Path(args.out)
     if out.suffix != ".npz":
         raise EdgetpError(f"--out must name a .npz file, not {out}")
     gain = args.log_gain
-    if not (np.isfinite(gain) and gain >= 1.0):        # the rule of edgetp pretrain --log-gain and model_norm
-        raise EdgetpError(f"--log-gain {gain:g}: must be a number >= 1 (1: the paper's log1p(S / max S))")
+    check_gain(gain, "--log-gain")                      # the rule of edgetp pretrain --log-gain and model_norm
     if args.frontend == "fixed":
         from edgetp.audio import frontend_q
 
@@ -118,8 +118,6 @@ def _features(args) -> int:
         feats = np.stack([frontend_q.features_q(frontend_q.load_pcm16(f), log_gain=gain) for f in args.inputs])
         conf = dict(frontend.CONFIG.to_dict(), arithmetic="integer (edgetp.audio.frontend_q), dequantised")
     else:
-        from edgetp.kws.data import recompress
-
         feats = recompress(frontend.features_batch([wav.load_16k(f) for f in args.inputs]), gain)
         conf = frontend.CONFIG.to_dict()
     conf["log_gain"] = gain

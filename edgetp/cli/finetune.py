@@ -72,14 +72,15 @@ def register(sub):
 
 def recipe_from(args, model):
     from edgetp.kws.train import Recipe
+    from edgetp.tp.config import check_update_every
 
+    if args.update_every is not None:   # named as the user typed it; Recipe.check says "update every"
+        check_update_every(args.update_every, "--update-every")
     ft = dict(model.recipe.get("finetune", {}))
     pick = lambda k, dflt: getattr(args, k) if getattr(args, k) is not None else ft.get(k, dflt)
     r = Recipe(epochs=pick("epochs", 3), lr=pick("lr", 1e-4), optimizer=pick("optimizer", "adam"),
                batch=pick("batch", 1), targets=pick("targets", "classes"), train=pick("train", "all"),
                rehearsal=pick("rehearsal", 0.0), update_every=pick("update_every", 1))
-    if args.update_every is not None and args.update_every < 1:
-        raise EdgetpError(f"--update-every must be >= 1, got {args.update_every}")
     r.check()
     return r
 

@@ -99,7 +99,7 @@ def corpus_params(root) -> dict | None:
 
 def run(args) -> int:
     from edgetp.audio.frontend import NormConstants
-    from edgetp.kws.data import ModelInputs, features, open_corpus, recompress
+    from edgetp.kws.data import ModelInputs, check_gain, features, open_corpus, recompress
     from edgetp.kws.train import Recipe, accuracy, fit
     from edgetp.model import Model, save_model
     from edgetp.tp import init_params, parse_net
@@ -123,8 +123,7 @@ def run(args) -> int:
     if len(pre) == 0:
         raise EdgetpError("the pretrain split is empty")
     t0 = time.perf_counter()
-    if not (np.isfinite(args.log_gain) and args.log_gain >= 1.0):
-        raise EdgetpError(f"--log-gain must be >= 1, got {args.log_gain}")
+    check_gain(args.log_gain, "--log-gain")
     if not 0.0 <= args.warp < 0.5:
         raise EdgetpError(f"--warp must be in [0, 0.5), got {args.warp}")
     raw = recompress(np.asarray(features(corpus, pre)), args.log_gain)

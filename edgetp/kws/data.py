@@ -13,6 +13,18 @@ from edgetp.errors import EdgetpError
 REHEARSAL_SEED = 1000  # + the protocol seed: the rehearsal draw differs per seed, like the support set
 
 
+def check_gain(gain, what: str) -> float:
+    """``gain`` as a float if ``recompress`` takes it (a finite number >= 1), else an EdgetpError naming ``what``
+    (the option or model field it came from)."""
+    try:
+        g = float(gain)
+    except (TypeError, ValueError):
+        g = float("nan")
+    if not (np.isfinite(g) and g >= 1.0):
+        raise EdgetpError(f"{what} must be a number >= 1 (1: the paper's log1p(S / max S)), got {gain}")
+    return g
+
+
 def recompress(x: np.ndarray, gain: float) -> np.ndarray:
     """The paper frontend's features with a stronger log: ``log1p(gain * S / max S)`` instead of
     ``log1p(S / max S)`` (computed from the log-mel block, ``expm1`` undoes the paper's log1p),

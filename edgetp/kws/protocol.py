@@ -24,13 +24,11 @@ from edgetp.tp import init_params
 def model_norm(model: Model):
     """The model's input transform (``apply(features)``): its log gain, then its normalisation."""
     from edgetp.audio.frontend import NormConstants
-    from edgetp.kws.data import ModelInputs
+    from edgetp.kws.data import ModelInputs, check_gain
 
     if model.norm_scale is None:
         raise EdgetpError("model has no normalisation constants (norm_scale); it cannot read features")
-    gain = float(model.frontend.get("log_gain", 1.0))
-    if not (np.isfinite(gain) and gain >= 1.0):
-        raise EdgetpError(f"model frontend log_gain must be a number >= 1, got {gain}")
+    gain = check_gain(model.frontend.get("log_gain", 1.0), "the model's frontend log_gain")
     norm = NormConstants(model.norm_scale.astype(np.float32), bool(model.frontend.get("per_utterance", False)))
     return ModelInputs(norm, gain)
 

@@ -18,11 +18,11 @@ RESETS = ("soft", "hard")
 TARGETS = ("batch", "classes")  # target sets (spec 5): each sample's label, or every class once
 
 
-def check_update_every(update_every) -> int:
+def check_update_every(update_every, what: str = "update every") -> int:
     """``update_every`` (learn on the steps t % k == 0 since the reset; the float and integer
-    rules and the device) as an int >= 1, else EdgetpError."""
+    rules and the device) as an int >= 1, else EdgetpError naming ``what`` (e.g. a CLI option)."""
     if isinstance(update_every, bool) or not isinstance(update_every, (int, np.integer)) or update_every < 1:
-        raise EdgetpError(f"update every must be an integer >= 1, got {update_every!r}")
+        raise EdgetpError(f"{what} must be an integer >= 1, got {update_every!r}")
     return int(update_every)
 
 
