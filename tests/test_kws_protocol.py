@@ -233,3 +233,38 @@ def test_pretrain_rejects_bad_finetune_defaults_before_training(setup, cli, tmp_
             env={"EDGETP_HOME": str(home)})
     assert r.returncode == 2 and "Traceback" not in r.stderr and "--ft" in r.stderr, r.stderr
     assert not (tmp_path / "x.npz").exists()
+
+
+def test_pretrain_from_keeps_the_weights_and_records_new_settings(setup, pretrained, cli, tmp_path):
+    """--from derives a device variant: the same network, weights and normalisation, new --ft / --fixed settings."""
+    from edgetp.model import load_model
+    root, home = setup
+    out = tmp_path / "derived.npz"
+    r = cli("pretrain", "--kws", "--from", pretrained, "--data-root", root, "--ft", "train=readout",
+            "--ft", "lr=2e-4", "--fixed", "hbits=8", "--fixed", "frozen_hidden=true", "--out", out,
+            env={"EDGETP_HOME": str(home)})
+    assert r.returncode == 0, r.stderr
+    src, m = load_model(pretrained), load_model(out)
+    for (n, a), (n2, b) in zip(src.params.named().items(), m.params.named().items()):
+        assert n == n2 and np.array_equal(a, b), n
+    assert np.array_equal(src.norm_scale, m.norm_scale) and m.frontend == src.frontend and m.metrics == src.metrics
+    assert m.recipe["finetune"] == {"train": "readout", "lr": 2e-4}
+    assert m.recipe["fixed"]["hbits"] == 8 and m.recipe["fixed"]["frozen_hidden"] is True
+    assert m.recipe["fixed"]["wbits"] == 16 and isinstance(m.recipe["fixed"]["fx"], int)
+    assert m.recipe["derived_from"]["hash"] == src.hash() and m.hash() != src.hash()
+    assert m.recipe["command"].startswith(f"edgetp pretrain --kws --from {pretrained} --ft train=readout")
+    assert m.recipe["pretrain_speakers"] == src.recipe["pretrain_speakers"]
+
+
+@pytest.mark.parametrize("flags,expect", [
+    (["--epochs", "3"], "--epochs"),                                     # --from trains nothing
+    (["--fixed", "frozen_hidden=true"], "train=readout"),                # a frozen hidden layer cannot learn
+    (["--fixed", "hbits=4"], "hbits"),
+    (["--fixed", "colour=red"], "--fixed"),
+])
+def test_pretrain_from_rejects_what_it_cannot_record(setup, pretrained, cli, tmp_path, flags, expect):
+    root, home = setup
+    r = cli("pretrain", "--kws", "--from", pretrained, "--data-root", root, *flags, "--out", tmp_path / "x.npz",
+            env={"EDGETP_HOME": str(home)})
+    assert r.returncode == 2 and "Traceback" not in r.stderr and expect in r.stderr, r.stderr
+    assert not (tmp_path / "x.npz").exists()

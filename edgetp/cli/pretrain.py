@@ -48,9 +48,21 @@ def register(sub):
                    help='record the device quantization in the model (recipe["fixed"]: int16, input format '
                         "calibrated on pretraining utterances), which export --c, verify-c, hil and "
                         "finetune --fixed then use")
+    p.add_argument("--fixed", action="append", default=[], metavar="KEY=VALUE",
+                   help='a device setting to record in recipe["fixed"] besides the calibrated defaults '
+                        f"(repeatable; implies --record-fixed): {', '.join(FIXED_KEYS)}")
+    p.add_argument("--from", dest="source", metavar="MODEL",
+                   help="train nothing: take MODEL's weights, normalisation and pretraining record, and record this "
+                        "command's --ft / --record-fixed / --fixed settings (a device variant of a pretrained "
+                        "network); the training options must stay at their defaults")
     p.add_argument("--out", required=True, help="model file to write (.npz)")
     p.add_argument("--json", metavar="PATH", help="write the training figures as JSON")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, training_defaults={k: p.get_default(k) for k in TRAINING_OPTIONS})
+
+
+# What `--from` takes from its model instead: options that shape the pretraining itself
+TRAINING_OPTIONS = ("labels", "net", "reset", "hold_out", "protocol", "epochs", "lr", "optimizer", "batch", "targets",
+                    "per_utterance_norm", "log_gain", "warp", "shift", "noise", "seed", "json")
 
 
 def pretrain_indices(corpus, hold: str | None):
@@ -84,6 +96,29 @@ def finetune_defaults(items: list[str], lr: float | None = None) -> dict:
     return out
 
 
+# recipe["fixed"] keys besides the calibrated defaults (firmware_gen.defaults.DEFAULTS): the hidden layers' weight
+# width and whether they stay frozen in flash (firmware_gen's frozen-hidden build; the readout alone learns)
+FIXED_KEYS = ("hbits", "frozen_hidden")
+
+
+def fixed_extras(items: list[str]) -> dict:
+    """``--fixed KEY=VALUE`` items -> extra recipe["fixed"] entries, checked."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key not in FIXED_KEYS:
+            raise EdgetpError(f"--fixed {item!r}: expected KEY=VALUE with KEY one of {', '.join(FIXED_KEYS)}")
+        if key == "hbits":
+            if value not in ("8", "16"):
+                raise EdgetpError(f"--fixed {item!r}: hbits must be 8 or 16")
+            out[key] = int(value)
+        else:
+            if value.lower() not in ("true", "false", "1", "0"):
+                raise EdgetpError(f"--fixed {item!r}: frozen_hidden must be true or false")
+            out[key] = value.lower() in ("true", "1")
+    return out
+
+
 def corpus_params(root) -> dict | None:
     """The settings of a synthetic corpus (``edgetp data synth-kws``'s ``synth_info.json``) that a model
     records, so that its card says which corpus to make; None for another corpus."""
@@ -105,6 +140,11 @@ def run(args) -> int:
     from edgetp.tp import init_params, parse_net
 
     ft = finetune_defaults(args.ft, args.ft_lr)   # checked before hours of training, not after
+    extras = fixed_extras(args.fixed)
+    if extras.get("frozen_hidden") and ft.get("train") != "readout":
+        raise EdgetpError("--fixed frozen_hidden=true needs --ft train=readout (the frozen hidden layers cannot learn)")
+    if args.source:
+        return derive(args, ft, extras)
     corpus = open_corpus(args.data_root, args.labels)
     cfg = parse_net(args.net, reset=args.reset)
     if cfg.n_out != len(corpus.label_names) or cfg.n_in != 120:
@@ -165,14 +205,46 @@ def run(args) -> int:
                   {"kind": "logmel40+d+dd", "label_set": args.labels, "per_utterance": norm.per_utterance,
                    **({"log_gain": args.log_gain} if args.log_gain != 1.0 else {})},
                   rec, metrics, norm.scale)
-    if args.record_fixed:
-        from edgetp.kws.fixed_protocol import fixed_settings
-        model.recipe["fixed"] = fixed_settings(model, corpus, hold or "")
-        model.recipe["command"] += " --record-fixed"
-        print(f'recorded the device quantization: recipe["fixed"] = {model.recipe["fixed"]}')
+    if args.record_fixed or extras:
+        record_fixed(model, corpus, hold or "", args.fixed, extras)
     digest = save_model(model, args.out)
     print(f"saved {args.out} ({model.n_params()} trainable parameters, hash {digest[:12]}); "
           f"train {metrics['train_acc']:.2f} %, validation {metrics['validation_acc']} %")
     if args.json:
         Path(args.json).write_text(json.dumps(metrics, indent=1))
+    return 0
+
+
+def record_fixed(model, corpus, hold: str, items: list[str], extras: dict) -> None:
+    """recipe["fixed"]: the device defaults, the input format calibrated on pretraining utterances, and ``extras``."""
+    from edgetp.kws.fixed_protocol import fixed_settings
+
+    model.recipe["fixed"] = {**fixed_settings(model, corpus, hold), **extras}
+    model.recipe["command"] += " --record-fixed" + "".join(f" --fixed {i}" for i in items)
+    print(f'recorded the device quantization: recipe["fixed"] = {model.recipe["fixed"]}')
+
+
+def derive(args, ft: dict, extras: dict) -> int:
+    """``--from MODEL``: MODEL's network, weights and pretraining record with new fine-tuning and device settings."""
+    import dataclasses
+
+    from edgetp.kws.data import open_corpus
+    from edgetp.model import load_model, save_model
+
+    changed = [k for k, d in args.training_defaults.items() if getattr(args, k) != d]
+    if changed:
+        raise EdgetpError(f"--from takes the pretraining of {args.source}; drop "
+                          + ", ".join(f"--{k.replace('_', '-')}" for k in changed))
+    src = load_model(args.source)
+    rec = {k: v for k, v in src.recipe.items() if k not in ("finetune", "fixed", "derived_from")}
+    rec["derived_from"] = {"model": str(args.source), "hash": src.hash(), "command": src.recipe.get("command", "")}
+    rec["command"] = f"edgetp pretrain --kws --from {args.source}" + "".join(f" --ft {k}={v}" for k, v in ft.items())
+    if ft:
+        rec["finetune"] = ft
+    model = dataclasses.replace(src, recipe=rec)
+    if args.record_fixed or extras:
+        record_fixed(model, open_corpus(args.data_root, src.frontend.get("label_set", "paper")),
+                     rec.get("held_out_speaker") or "", args.fixed, extras)
+    digest = save_model(model, args.out)
+    print(f"saved {args.out}: {args.source}'s weights (hash {src.hash()[:12]}) with new settings, hash {digest[:12]}")
     return 0
