@@ -18,10 +18,10 @@ from edgetp.errors import EdgetpError
 class IntReference:
     def __init__(self, qm, dev_cfg=None):
         from firmware_gen.qmodel import qmodel_hash
-        from firmware_gen.tensors import DeviceConfig, RefDevice
+        from firmware_gen.tensors import RefDevice, default_device
 
         self.qm = qm
-        self.cfg = dev_cfg or DeviceConfig()
+        self.cfg = dev_cfg or default_device(qm)
         self.dev = RefDevice(qm, self.cfg)
         self.n_in, self.n_out = qm.cfg.n_in, qm.cfg.n_out
         self.model_hash = qmodel_hash(qm)
@@ -54,10 +54,10 @@ def export_c(qm, out_dir, dev_cfg=None, frontend=None) -> Path:
     """Write the generated C of ``qm`` (firmware_gen) into ``out_dir``; returns it. ``frontend``
     (an edgetp.audio.frontend_q.InputNorm) adds the integer audio frontend."""
     from firmware_gen.generate import render
-    from firmware_gen.tensors import DeviceConfig
+    from firmware_gen.tensors import default_device
 
     out = Path(out_dir)
-    render(qm, dev_cfg or DeviceConfig(), frontend=frontend).write(out)
+    render(qm, dev_cfg or default_device(qm), frontend=frontend).write(out)
     if not (out / "etp_model.h").is_file():
         raise EdgetpError(f"the C export into {out} wrote no etp_model.h")
     return out

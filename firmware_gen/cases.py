@@ -57,13 +57,16 @@ class CaseSpec:
     infer_every: int = 0          # every n-th step is inference (0: never)
     switch: bool = False          # change learning rate / optimizer between samples
     seed: int = 0
+    frozen_hidden: bool = False   # hidden layers constant (flash), readout learns: train "readout"
+    hbits: int | None = None      # width of the hidden tensors (None: wbits; another width: frozen only)
 
     def describe(self) -> str:
         r = "r" if self.recurrent else ""
         net = "-".join([str(self.n_in), *(f"{h}{r}" for h in self.hidden), str(self.n_out)])
         return (f"{net} {self.reset} w{self.wbits} x{self.xbits} fx {self.fx} {self.weight_style}/{self.input_style} "
                 f"{self.targets} {self.optimizer} lr {self.lr:g} beta {self.beta_shift} train {self.train} clip {self.clip} "
-                f"every {self.update_every} seed {self.seed}")
+                f"every {self.update_every} seed {self.seed}"
+                + (f" frozen hidden h{self.hbits or self.wbits}" if self.frozen_hidden else ""))
 
 
 def _weights(rng, shape, bits, style) -> np.ndarray:
@@ -84,10 +87,12 @@ def build_model(spec: CaseSpec) -> QModel:
                     spec.leak_out, spec.gamma, spec.reset)
     rng = np.random.default_rng(spec.seed)
     shapes = {n: s for n, s in expected_arrays(cfg).items() if n != "norm_scale"}   # weights only
-    default = 12 if spec.wbits == 16 else 6
-    weights = {n: _weights(rng, s, spec.wbits, spec.weight_style) for n, s in shapes.items()}
-    fw = {n: int(spec.fw.get(n, default)) for n in shapes}
-    return QModel(cfg, spec.wbits, spec.fx, weights, fw, spec.xbits, [f"c{k}" for k in range(cfg.n_out)])
+    hbits = spec.hbits or spec.wbits
+    bits = {n: spec.wbits if n == f"W{cfg.layers}" else hbits for n in shapes}
+    weights = {n: _weights(rng, s, bits[n], spec.weight_style) for n, s in shapes.items()}
+    fw = {n: int(spec.fw.get(n, 12 if bits[n] == 16 else 6)) for n in shapes}
+    return QModel(cfg, spec.wbits, spec.fx, weights, fw, spec.xbits, [f"c{k}" for k in range(cfg.n_out)],
+                  hbits=hbits, frozen_hidden=spec.frozen_hidden)
 
 
 def _inputs(rng, n, spec: CaseSpec) -> np.ndarray:
@@ -132,16 +137,18 @@ def build_script(spec: CaseSpec) -> Script:
 
 def device_config(spec: CaseSpec) -> DeviceConfig:
     return DeviceConfig(spec.targets, spec.optimizer, spec.lr, spec.beta_shift, spec.train, spec.clip,
-                        lr_max=4.0 * spec.lr, update_every=spec.update_every)   # the scripts switch to up to 4 lr
+                        lr_max=4.0 * spec.lr, update_every=spec.update_every,   # the scripts switch to up to 4 lr
+                        frozen_hidden=spec.frozen_hidden)
 
 
 def random_spec(rng: np.random.Generator) -> CaseSpec:
-    """A spec drawn with NumPy (edgetp verify-c --random-models)."""
+    """A spec drawn with NumPy (edgetp verify-c --random-models); one in five is frozen-hidden
+    (train readout, hidden tensors int8 or int16)."""
     L = int(rng.integers(1, 4))
     wbits, xbits = int(rng.choice([8, 16])), int(rng.choice([8, 16]))
     tensors = [f"W{i}" for i in range(L + 1)] + [f"R{i}" for i in range(L)] + ["S", "S_rec"]
     wf = (0, 16) if wbits == 16 else (0, 8)
-    return CaseSpec(
+    spec = CaseSpec(
         n_in=int(rng.integers(1, 13)), hidden=tuple(int(h) for h in rng.integers(1, 11, size=L)),
         n_out=int(rng.integers(2, 7)), recurrent=bool(rng.random() < 0.6), reset=str(rng.choice(["hard", "soft"])),
         vth=float(rng.choice([0.05, 0.66, 1.0, 3.0])), leak_m=float(rng.choice([0.0, 0.5, 0.77, 0.95, 1.0])),
@@ -156,3 +163,8 @@ def random_spec(rng: np.random.Generator) -> CaseSpec:
         samples=int(rng.integers(1, 4)),
         steps=int(rng.integers(1, 9)), infer_every=int(rng.choice([0, 0, 2, 3])), switch=bool(rng.random() < 0.3),
         seed=int(rng.integers(0, 2 ** 31)), update_every=int(rng.choice([1, 2, 3])))
+    if rng.random() < 0.2:
+        spec.frozen_hidden, spec.train, spec.hbits = True, "readout", int(rng.choice([8, 16]))
+        hf = (0, 16) if spec.hbits == 16 else (0, 8)
+        spec.fw.update({n: int(rng.integers(*hf)) for n in tensors if n != f"W{L}"})
+    return spec

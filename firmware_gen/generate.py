@@ -22,12 +22,12 @@ from edgetp.fixed.qconfig import QModel
 from edgetp.fixed.update_q import lr_code
 
 from firmware_gen import __version__
-from firmware_gen.layout import DTYPES, OPT_CFG_FIELDS, shared_scratch, Layout, device_layout
+from firmware_gen.layout import DTYPES, OPT_CFG_FIELDS, shared_scratch, Layout, device_layout, device_trainable
 from firmware_gen.memplan import memory_plan, plan_json
 from firmware_gen.qmodel import labels_of, qmodel_hash
 from firmware_gen.runtime import HEADERS, RUNTIME_DIR, SOURCES, STORE
 from firmware_gen.store import cfg_header
-from firmware_gen.tensors import DeviceConfig, check_reference_fields
+from firmware_gen.tensors import DeviceConfig, check_frozen, check_reference_fields, default_device
 from firmware_gen.c_text import c_int, c_values  # noqa: F401 (c_int: part of this module's API)
 
 GEN_VERSION = f"edgetp-firmware-gen {__version__}"
@@ -58,6 +58,10 @@ class Export:
 def qformats(qm: QModel) -> str:
     ws = " ".join(f"{n} Q.{qm.fw[n]}" for n, _a in qm.named_arrays())
     L = qm.cfg.layers
+    if qm.frozen_hidden:     # the readout at wbits (RAM), the hidden tensors at hbits (flash); no S, S_rec
+        out = qm.readout_name
+        hid = " ".join(f"{n} Q.{qm.fw[n]}" for n in qm.trainable_names if n != out)
+        ws = f"{out} Q.{qm.fw[out]}; frozen hidden weights int{qm.hbits} {hid}"
     return (f"x int{qm.xbits} Q.{qm.fx}; weights int{qm.wbits} {ws}; membrane int32 Q.{qconfig.FV}; "
             f"leaks Q0.15; traces int16 Q.{qm.ft}; readout int32 Q.{qm.fw[f'W{L}']}; "
             f"surrogate int32 Q.{qconfig.SURR_F}; delta int64 Q.{qconfig.DELTA_F}")
@@ -75,7 +79,8 @@ def stamp(file: str, qm: QModel, model_hash: str, dev: DeviceConfig, what: str, 
     lines += [f"Q-formats: {q[:cut].strip()}", f"  {q[cut:]}",
               f"Device: targets {dev.targets}, optimizer {dev.optimizer} (lr {dev.lr:g} = {m} * 2^-{e}), "
               f"beta shift {dev.beta_shift}, train {dev.train}, clip {dev.clip}"
-              + (f", learns every {dev.update_every} steps" if dev.update_every != 1 else "")]
+              + (f", learns every {dev.update_every} steps" if dev.update_every != 1 else "")
+              + (", frozen hidden layers (flash, no target set)" if dev.frozen_hidden else "")]
     for ln in lines:
         if "*/" in ln:
             raise EdgetpError(f"cannot stamp {file}: '*/' in {ln!r}")
@@ -103,8 +108,10 @@ def _dims(shape) -> str:
 def _header(qm: QModel, lay: Layout, dev: DeviceConfig, model_hash: str, stamp_text: str) -> str:
     c, L = qm.cfg, qm.cfg.layers
     m, e = dev.lr_code
+    names = {it.name for it in lay.items}
     x_t = "int8_t" if qm.xbits == 8 else "int16_t"
     w_t = "int8_t" if qm.wbits == 8 else "int16_t"
+    wh_t = "int8_t" if qm.hbits == 8 else "int16_t"
     wmax = (1 << (qm.wbits - 1)) - 1
     table = lay.table()
     n_state = sum(1 for it in table if it.group in ("data state", "target set"))
@@ -124,7 +131,7 @@ def _header(qm: QModel, lay: Layout, dev: DeviceConfig, model_hash: str, stamp_t
              D("ETP_RECURRENT", int(c.recurrent)),
              D("ETP_N_TARGETS", lay.dims["K"], f'rows of the target set ("{lay.targets}")'),
              D("ETP_TARGETS_CLASSES", int(lay.targets == "classes"), '1: "classes", 0: "batch"'),
-             D("ETP_N_PARAMS", len(qm.trainable_names), "trainable tensors"),
+             D("ETP_N_PARAMS", len(device_trainable(qm)), "trainable tensors"),
              D("ETP_N_TENSORS", len(table), "entries of the tensor table"),
              D("ETP_N_STATE_TENSORS", n_state, "of them neuron state (zeroed by etp_reset_state)"), "",
              "/* types and Q-formats */",
@@ -132,7 +139,11 @@ def _header(qm: QModel, lay: Layout, dev: DeviceConfig, model_hash: str, stamp_t
              f"typedef {x_t} etp_x_t;",
              D("ETP_W_BITS", qm.wbits), f"typedef {w_t} etp_w_t;",
              D("ETP_W_MIN", f"({-wmax} - 1)"), D("ETP_W_MAX", wmax),
-             *[D(f"ETP_FW_{n}", qm.fw[n], f"fractional bits of {n}") for n, _a in qm.named_arrays()],
+             D("ETP_FROZEN_HIDDEN", int(qm.frozen_hidden),
+               "1: hidden layers constant in flash (etp_wh_t), only the readout learns, no target set"),
+             D("ETP_WH_BITS", qm.hbits, "width of the hidden weights"), f"typedef {wh_t} etp_wh_t;",
+             *[D(f"ETP_FW_{n}", qm.fw[n], f"fractional bits of {n}") for n, _a in qm.named_arrays()
+               if n in names],
              D("ETP_FV", qconfig.FV, "membrane int32 Q.FV"), D("ETP_FT", qm.ft, "traces int16 Q.FT"),
              D("ETP_FO", qm.fw[f"W{L}"], "readout u: the format of the readout weights"), "",
              "/* neuron constants (QModel) */",
@@ -175,7 +186,7 @@ def _array_decl(lay: Layout, it) -> str:
     storage = "const " if it.section == "flash" else ""
     public = it.name in ("exp2_lut", "crc_nibble")
     note = it.note or _FORMATS.get(it.name.rstrip("0123456789"), "")
-    if it.dtype == "w":
+    if it.dtype in ("w", "wh"):
         base = it.name[:-5] if it.name.endswith("_init") else it.name
         note = f"{note + ', ' if note else ''}Q.{lay.qm.fw[base]}" if base in lay.qm.fw else note
     head = f"{'' if public else 'static '}{storage}{ctype} {it.cname}[{_dims(it.shape)}]"
@@ -204,13 +215,14 @@ def _source(qm: QModel, lay: Layout, labels: list[str], stamp_text: str) -> str:
     out.append("static const etp_layer_t etp_layers[ETP_N_LAYERS] = {")
     for l in range(L):
         tgt = lambda a, b: (a if l == 0 else b)
+        fz = qm.frozen_hidden         # no target set: its shifts are 0, its arrays NULL
         f = {"n_in": c.n_in if l == 0 else c.hidden[l - 1], "n": c.hidden[l], "W": f"etp_W{l}",
-             "R": ref(f"R{l}"), "S": tgt("etp_S", "NULL"), "S_rec": tgt(ref("S_rec"), "NULL"),
+             "R": ref(f"R{l}"), "S": tgt(ref("S"), "NULL"), "S_rec": tgt(ref("S_rec"), "NULL"),
              "sh_x": qm.in_shift(l), "sh_r": qm.rec_shift(l) if c.recurrent else 0,
-             "sh_xt": qm.in_shift(l, True), "sh_rt": qm.rec_shift(l, True) if c.recurrent else 0,
-             "v": f"etp_v{l}", "s": f"etp_s{l}", "tr": f"etp_tr{l}", "vt": ref(f"vt{l}"), "st": f"etp_st{l}",
-             "trt": f"etp_trt{l}", "s_prev": ref(f"s_prev{l}"), "st_prev": ref(f"st_prev{l}"),
-             "vpre": f"etp_vpre{l}", "vpre_t": ref(f"vpre_t{l}"), "delta": f"etp_delta{l}",
+             "sh_xt": 0 if fz else qm.in_shift(l, True), "sh_rt": qm.rec_shift(l, True) if c.recurrent and not fz else 0,
+             "v": f"etp_v{l}", "s": f"etp_s{l}", "tr": f"etp_tr{l}", "vt": ref(f"vt{l}"), "st": ref(f"st{l}"),
+             "trt": ref(f"trt{l}"), "s_prev": ref(f"s_prev{l}"), "st_prev": ref(f"st_prev{l}"),
+             "vpre": ref(f"vpre{l}"), "vpre_t": ref(f"vpre_t{l}"), "delta": ref(f"delta{l}"),
              "delta_t": ref(f"delta_t{l}")}
         for k in ("sh_x", "sh_r", "sh_xt", "sh_rt"):
             if not -64 < f[k] < 64:
@@ -220,7 +232,7 @@ def _source(qm: QModel, lay: Layout, labels: list[str], stamp_text: str) -> str:
         out.append("    },")
     out.append("};")
     out.append("static const etp_param_t etp_params[ETP_N_PARAMS] = {")
-    for n in qm.trainable_names:
+    for n in device_trainable(qm):
         rows, cols = qm.weights[n].shape
         kind = "ETP_PARAM_OUT" if n == f"W{L}" else ("ETP_PARAM_R" if n[0] == "R" else "ETP_PARAM_W")
         layer = int(n[1:])
@@ -242,7 +254,7 @@ def _source(qm: QModel, lay: Layout, labels: list[str], stamp_text: str) -> str:
     out.append("};")
     out.append("")
     shared = ["trl", "u", "steps", "rng", "opt_steps", "opt_cfg"] + [s[0] for s in shared_scratch(*[1] * 7)]
-    net = {"layers": "etp_layers", "params": "etp_params", **{f: f"etp_{f}" for f in shared},
+    net = {"layers": "etp_layers", "params": "etp_params", **{f: ref(f) for f in shared},
            **{f: ref(f) for f in ("tstream", "tstream_off", "tstream_pre", "tstream_per", "tstream_v", "vt0_resume", "tsteps")},
            "tensors": "etp_tensor_table", "n_tensors": "ETP_N_TENSORS", "labels": "etp_label_names"}
     out.append("const etp_net_t etp_net = {")
@@ -260,7 +272,8 @@ def render(qm: QModel, dev: DeviceConfig | None = None, source_hash: str | None 
     """Every file of the export (generated, runtime copies, manifest), in memory. ``frontend``
     (an ``edgetp.audio.frontend_q.InputNorm``) adds the integer audio frontend (firmware_gen.frontend)."""
     check_reference_fields()
-    dev = dev or DeviceConfig()
+    dev = dev or default_device(qm)
+    check_frozen(qm, dev)
     lay = device_layout(qm, dev.targets)
     if lay.dims["K"] * qm.gamma_q >= 1 << 33:      # network_q.train_sequence_q's bound: dh * sigma' < 2^63
         raise EdgetpError(f"{lay.dims['K']} target rows with surrogate scale {qm.cfg.gamma} overflow the integer rule")
@@ -291,7 +304,8 @@ def manifest(qm, lay, dev, h, source_hash, plan) -> dict:
             "device": {"targets": dev.targets, "optimizer": dev.optimizer, "lr": dev.lr, "lr_code": list(dev.lr_code),
                        "lr_min": dev.lr_min, "lr_max": dev.lr_max,
                        "beta_shift": dev.beta_shift, "train": dev.train, "clip": dev.clip,
-                       "update_every": dev.update_every},
+                       "update_every": dev.update_every, **({"frozen_hidden": True, "hbits": qm.hbits}
+                                                            if dev.frozen_hidden else {})},
             "tensors": [{"name": it.name, "dtype": lay.dtype_of(it), "shape": list(it.shape),
                          "writable": it.writable} for it in lay.table()],
             "memory": plan_json(plan)}

@@ -14,6 +14,12 @@ Order of the tensor table (docs/firmware-api.md):
    ``steps`` (steps since the last reset);
 4. optimizer: ``rng`` (xorshift32 state), ``opt_steps``, ``opt_cfg`` (kind, lr_m, lr_e,
    beta_shift, train_all, clip) and the normalised rules' statistics ``rr_<name>``, ``cc_<name>``.
+
+A frozen-hidden model (``QModel.frozen_hidden``: only the readout learns) has another layout:
+the trainable weights are the readout ``W<L>`` alone; the hidden ``W0..W{L-1}, R0..`` are
+constants in flash (group "frozen weights", their own width ``hbits``, C type ``etp_wh_t``);
+there is no target set (no S, S_rec, target state, label trace, target-stream tables, K = 0)
+and no hidden-layer learning scratch; the optimizer keeps the readout's statistics only.
 """
 from __future__ import annotations
 
@@ -87,16 +93,16 @@ class Layout:
         return [it for it in self.items if it.table]
 
     def dtype_of(self, it: Item) -> str:
-        """Resolve the model-dependent weight type "w" (int8 or int16)."""
-        if it.dtype == "w":
-            return "i8" if self.qm.wbits == 8 else "i16"
+        """Resolve the model-dependent weight types "w" (wbits) and "wh" (hidden, hbits)."""
+        if it.dtype in ("w", "wh"):
+            return "i8" if (self.qm.wbits if it.dtype == "w" else self.qm.hbits) == 8 else "i16"
         return it.dtype
 
     def nbytes(self, it: Item) -> int:
         return it.count * np.dtype(DTYPES[self.dtype_of(it)][2]).itemsize
 
     def ctype(self, it: Item) -> str:
-        return "etp_w_t" if it.dtype == "w" else DTYPES[it.dtype][1]
+        return {"w": "etp_w_t", "wh": "etp_wh_t"}.get(it.dtype) or DTYPES[it.dtype][1]
 
 
 def persistent(lay: Layout) -> list:
@@ -105,14 +111,30 @@ def persistent(lay: Layout) -> list:
 
 
 def n_targets(qm: QModel, targets: str) -> int:
-    """Rows of the target set on the device (batch size 1): O for "classes", 1 for "batch"."""
+    """Rows of the target set on the device (batch size 1): O for "classes", 1 for "batch",
+    0 for a frozen-hidden model (no target set)."""
     if targets not in TARGETS:
         raise EdgetpError(f"targets must be one of {TARGETS}, got {targets!r}")
+    if qm.frozen_hidden:
+        return 0
     return qm.cfg.n_out if targets == "classes" else 1
+
+
+def device_trainable(qm: QModel) -> list[str]:
+    """The tensors the device trains (RAM, optimizer statistics, etp_params order):
+    ``trainable_names``, or the readout alone for a frozen-hidden model."""
+    return [qm.readout_name] if qm.frozen_hidden else list(qm.trainable_names)
+
+
+def frozen_hidden_names(qm: QModel) -> list[str]:
+    """The hidden tensors a frozen-hidden device keeps in flash, in ``trainable_names`` order."""
+    return [n for n in qm.trainable_names if n != qm.readout_name] if qm.frozen_hidden else []
 
 
 def device_layout(qm: QModel, targets: str = "classes") -> Layout:
     """Every array of the C twin of ``qm`` (batch 1, the given target set)."""
+    if qm.frozen_hidden:
+        return _frozen_layout(qm, targets)
     c = qm.cfg
     L, H, O, N0, rec = c.layers, list(c.hidden), c.n_out, c.n_in, c.recurrent
     K = n_targets(qm, targets)
@@ -186,6 +208,47 @@ def device_layout(qm: QModel, targets: str = "classes") -> Layout:
     lay = Layout(qm, targets, items, dims)
     validate_layout(lay)
     return lay
+
+
+def _frozen_layout(qm: QModel, targets: str) -> Layout:
+    """device_layout of a frozen-hidden model: readout in RAM, hidden weights in flash, no target set."""
+    c = qm.cfg
+    L, H, O, N0, rec = c.layers, list(c.hidden), c.n_out, c.n_in, c.recurrent
+    out = qm.readout_name
+    items: list[Item] = []
+    add = items.append
+    add(Item(out, "w", qm.weights[out].shape, "ram", "trainable weights", True))
+    for n in frozen_hidden_names(qm):
+        add(Item(n, "wh", qm.weights[n].shape, "flash", "frozen weights", True, qm.weights[n]))
+    for l in range(L):
+        add(Item(f"v{l}", "i32", (H[l],), "ram", "data state", True))
+        add(Item(f"s{l}", "i8", (H[l],), "ram", "data state", True))
+        add(Item(f"tr{l}", "i16", (H[l],), "ram", "data state", True))
+    add(Item("u", "i32", (O,), "ram", "data state", True, note="readout"))
+    add(Item("steps", "u32", (1,), "ram", "data state", True, note="steps since the reset"))
+    add(Item("rng", "u32", (1,), "ram", "optimizer", True, note="xorshift32 state"))
+    add(Item("opt_steps", "u32", (1,), "ram", "optimizer", True))
+    add(Item("opt_cfg", "i32", (len(OPT_CFG_FIELDS),), "ram", "optimizer", True, note=", ".join(OPT_CFG_FIELDS)))
+    rows, cols = qm.weights[out].shape
+    add(Item(f"rr_{out}", "i64", (rows,), "ram", "optimizer", True, note="row mean-square EMA"))
+    add(Item(f"cc_{out}", "i64", (cols,), "ram", "optimizer", True, note="column mean-square EMA"))
+    add(Item(f"{out}_init", "w", qm.weights[out].shape, "flash", "initial weights", False, qm.weights[out]))
+    wmax, hmax = max([N0, *H, O]), max(H)
+    for name, dt, n, note in frozen_scratch(O, wmax, hmax, rows, cols):
+        add(Item(name, dt, (n,), "ram", "scratch", note=note))
+    add(Item("exp2_lut", "i32", (len(P.EXP2_LUT),), "flash", "tables", False, P.EXP2_LUT, "2^(-i/256) Q2.30"))
+    add(Item("crc_nibble", "u32", (16,), "flash", "tables", False, crc32_nibble_table(), "CRC-32 nibble table"))
+    dims = {"K": 0, "width_max": wmax, "hidden_max": hmax, "rows_max": rows, "cols_max": cols, "sm_max": O}
+    lay = Layout(qm, targets, items, dims)
+    validate_layout(lay)
+    return lay
+
+
+def frozen_scratch(O, wmax, hmax, rows, cols) -> list:
+    """shared_scratch without the target set's vectors (dz, ysoft, onehot): what the readout's
+    step and update need."""
+    skip = ("dz", "ysoft", "onehot")
+    return [r for r in shared_scratch(O, 0, O, wmax, hmax, rows, cols) if r[0] not in skip]
 
 
 TSTREAM_MAX_FRAMES = 1024     # a class row's stream that repeats within this many steps is stored as its cycle
@@ -328,7 +391,7 @@ def validate_layout(lay: Layout) -> None:
         if it.name in seen:
             raise EdgetpError(f"two device arrays are named {it.name!r}")
         seen.add(it.name)
-        if it.dtype not in DTYPES and it.dtype != "w":
+        if it.dtype not in DTYPES and it.dtype not in ("w", "wh"):
             raise EdgetpError(f"array {it.name}: unknown dtype {it.dtype!r}")
         if it.section not in ("ram", "flash"):
             raise EdgetpError(f"array {it.name}: unknown section {it.section!r}")

@@ -21,6 +21,12 @@ def add_device_options(g) -> None:
     g.add_argument("--fx", type=int, default=None, metavar="BITS",
                    help=f"fractional bits of the features (default: the model's recipe, else {DEFAULTS['fx']})")
     g.add_argument("--headroom", type=float, default=None, help="weight headroom >= 1 for fine-tuning growth")
+    g.add_argument("--frozen-hidden", action=argparse.BooleanOptionalAction, default=None,
+                   help="hidden layers constant in flash (at --hbits), only the readout learns in RAM, no target "
+                        'set; needs --train readout (default: the model\'s recipe["fixed"]["frozen_hidden"], else off)')
+    g.add_argument("--hbits", type=int, choices=(8, 16), default=None,
+                   help="width of the hidden weights of a --frozen-hidden build (default: the model's recipe, "
+                        "else --wbits)")
     g.add_argument("--targets", choices=TARGETS, default=None,
                    help='target set on the device (default: the model\'s recipe["fixed"], else classes)')
     g.add_argument("--optimizer", default="colnorm", metavar="KIND",
@@ -34,7 +40,8 @@ def add_device_options(g) -> None:
                    help="highest learning rate the device accepts later (default: --lr); a locked product "
                         "keeps learning only within [--lr-min, --lr-max]")
     g.add_argument("--beta-shift", type=int, default=10, help="colnorm/rownorm/factored EMA decay 2^-N (default 10)")
-    g.add_argument("--train", default="all", metavar="WHICH", help="layers that learn: all (default) or readout")
+    g.add_argument("--train", default=None, metavar="WHICH",
+                   help="layers that learn: all (default) or readout (the default with --frozen-hidden)")
     g.add_argument("--clip", type=int, default=-1, help="normalised rules: limit each weight's move to 2^CLIP * lr "
                    "(default -1: no limit)")
     g.add_argument("--update-every", type=int, default=None, metavar="K",
@@ -47,7 +54,9 @@ def device_from_args(model, args: argparse.Namespace):
     from firmware_gen.qmodel import qmodel_for
     from firmware_gen.tensors import DeviceConfig
 
-    qm, notes = qmodel_for(model, wbits=args.wbits, xbits=args.xbits, fx=args.fx, headroom=args.headroom)
+    qm, notes = qmodel_for(model, wbits=args.wbits, xbits=args.xbits, fx=args.fx, headroom=args.headroom,
+                           hbits=getattr(args, "hbits", None), frozen_hidden=getattr(args, "frozen_hidden", None))
+    train = getattr(args, "train", None) or ("readout" if qm.frozen_hidden else "all")
     recipe = getattr(model, "recipe", None) or {}
     ft = recipe.get("finetune") or {}
     # recipe["targets"] is the pretraining's (batches of many); the device's is recipe["fixed"]["targets"]
@@ -63,6 +72,7 @@ def device_from_args(model, args: argparse.Namespace):
         lr = float(ft.get("lr", DEFAULT_LR)) if recipe.get("fixed") else DEFAULT_LR
         if lr != DEFAULT_LR:
             notes.append(f"learning rate {lr:g} from the model's recipe")
-    dev = DeviceConfig(targets, args.optimizer, lr, args.beta_shift, args.train, args.clip,
-                       lr_min=getattr(args, "lr_min", 0.0), lr_max=getattr(args, "lr_max", None), update_every=every)
+    dev = DeviceConfig(targets, args.optimizer, lr, args.beta_shift, train, args.clip,
+                       lr_min=getattr(args, "lr_min", 0.0), lr_max=getattr(args, "lr_max", None), update_every=every,
+                       frozen_hidden=qm.frozen_hidden)
     return qm, dev, notes

@@ -3,7 +3,9 @@
 ``edgetp export --c`` and ``edgetp verify-c --model`` start from a float model file and
 quantize it the same way (so what verify-c proves is what export writes): weight and
 input widths, input fractional bits ``fx`` and weight headroom come from the options,
-else from the model's ``recipe["fixed"]`` entry, else from ``defaults.DEFAULTS``.
+else from the model's ``recipe["fixed"]`` entry, else from ``defaults.DEFAULTS``; so do
+the frozen-hidden mode (``frozen_hidden``, default off) and the hidden tensors' width
+``hbits`` (default ``wbits``; another width needs the frozen-hidden mode).
 """
 from __future__ import annotations
 
@@ -40,13 +42,29 @@ def quant_settings(model, **given) -> tuple[dict, list[str]]:
         raise EdgetpError(f"weight and input widths must be one of {WBITS}")
     if not 0 <= out["fx"] <= 24 or not out["headroom"] >= 1.0:
         raise EdgetpError(f"fx must be in 0..24 and headroom >= 1, got {out['fx']}, {out['headroom']}")
+    for key, default in (("frozen_hidden", False), ("hbits", out["wbits"])):
+        if given.get(key) is not None:
+            out[key] = given[key]
+        elif key in stored:
+            out[key] = stored[key]
+            notes.append(f"{key} {stored[key]} from the model's recipe")
+        else:
+            out[key] = default
+    out["frozen_hidden"] = bool(out["frozen_hidden"])
+    if out["hbits"] not in WBITS:
+        raise EdgetpError(f"hidden weight width must be one of {WBITS}, got {out['hbits']}")
+    out["hbits"] = int(out["hbits"])
+    if out["hbits"] != out["wbits"] and not out["frozen_hidden"]:
+        raise EdgetpError(f"hidden weights of {out['hbits']} bits with {out['wbits']}-bit weights need the "
+                          "frozen-hidden mode (--frozen-hidden: only the readout learns)")
     return out, notes
 
 
 def qmodel_for(model, **given) -> tuple[QModel, list[str]]:
     """The integer model of float ``model`` (edgetp.model.Model) under the resolved settings."""
     s, notes = quant_settings(model, **given)
-    qm = from_float(model.cfg, model.params, s["fx"], s["wbits"], s["headroom"], list(model.labels), s["xbits"])
+    qm = from_float(model.cfg, model.params, s["fx"], s["wbits"], s["headroom"], list(model.labels), s["xbits"],
+                    s["hbits"], s["frozen_hidden"])
     return qm, notes
 
 
@@ -54,6 +72,8 @@ def qmodel_hash(qm: QModel) -> str:
     """sha256 of everything that defines the integer model: network, widths, formats, weights."""
     meta = {"net": qm.cfg.to_dict(), "wbits": qm.wbits, "xbits": qm.xbits, "fx": qm.fx,
             "fw": {k: int(v) for k, v in sorted(qm.fw.items())}, "labels": list(qm.labels)}
+    if qm.frozen_hidden:            # another device layout (firmware_gen.layout); absent: as before
+        meta.update(frozen_hidden=True, hbits=qm.hbits)
     h = hashlib.sha256(json.dumps(meta, sort_keys=True).encode())
     for name, a in qm.named_arrays():
         a = np.ascontiguousarray(a)

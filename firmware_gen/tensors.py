@@ -27,7 +27,8 @@ from edgetp.fixed.qconfig import QModel
 from edgetp.fixed.update_q import KINDS, QOpt, lr_code
 from edgetp.tp.config import TARGETS
 
-from firmware_gen.layout import DTYPES, device_layout, n_targets, resumed_membranes, target_stream_table
+from firmware_gen.layout import (DTYPES, device_layout, device_trainable, n_targets, resumed_membranes,
+                                  target_stream_table)
 from firmware_gen.defaults import DEFAULT_LR
 
 # The fields of the reference's state objects that the C twin mirrors. A new field in
@@ -36,6 +37,12 @@ QSTATE_FIELDS = {"v", "s", "tr", "vt", "st", "trt", "trt0", "u", "t", "tt"}
 QOPT_FIELDS = {"kind", "lr_m", "lr_e", "beta_shift", "rng", "stats", "step", "clip"}
 TRAIN_MODES = ("all", "readout")
 STEPS_MAX = 2 ** 32 - 1       # the device's step counters (steps, tsteps, opt_steps) are uint32
+
+
+FROZEN_TRAIN = "a frozen-hidden device learns the readout only (train 'readout', train_all 0)"
+# The reference's arrays a frozen-hidden device does not hold: the target set (never run: zero)
+# and its propagators S, S_rec (unused).
+_NO_TARGET_SET = ("vt", "st", "trt", "trt0", "S", "S_rec")
 
 
 class DriftError(EdgetpError):
@@ -50,10 +57,13 @@ def check_reference_fields() -> None:
                              f"update firmware_gen (layout, runtime) for {sorted(have ^ want)}")
 
 
-def opt_cfg(opt: QOpt, train: str = "all") -> np.ndarray:
-    """The ``opt_cfg`` tensor: kind (index in update_q.KINDS), lr_m, lr_e, beta_shift, train_all, clip."""
+def opt_cfg(opt: QOpt, train: str = "all", frozen_hidden: bool = False) -> np.ndarray:
+    """The ``opt_cfg`` tensor: kind (index in update_q.KINDS), lr_m, lr_e, beta_shift, train_all, clip.
+    A frozen-hidden device holds train_all = 0 only (etp_set_optimizer refuses 1)."""
     if train not in TRAIN_MODES:
         raise EdgetpError(f"train must be one of {TRAIN_MODES}, got {train!r}")
+    if frozen_hidden and train != "readout":
+        raise EdgetpError(FROZEN_TRAIN)
     return np.array([KINDS.index(opt.kind), opt.lr_m, opt.lr_e, opt.beta_shift, int(train == "all"), opt.clip],
                     dtype=np.int32)
 
@@ -70,16 +80,20 @@ def state_tensors(qm: QModel, state: QState, opt: QOpt, targets: str = "classes"
                     f"vt{l}": state.vt[l], f"st{l}": state.st[l], f"trt{l}": state.trt[l]})
     src.update({"trl": state.trt0, "u": state.u, "steps": np.array([state.t]), "tsteps": np.array([state.tt]),
                 "rng": opt.rng,
-                "opt_steps": np.array([opt.step]), "opt_cfg": opt_cfg(opt, train)})
-    tab = target_stream_table(qm, targets)
+                "opt_steps": np.array([opt.step]), "opt_cfg": opt_cfg(opt, train, qm.frozen_hidden)})
+    tab = None if qm.frozen_hidden else target_stream_table(qm, targets)
     if tab is not None and len(tab.resumed):
         src["vt0_resume"] = resumed_membranes(tab, state.vt[0], state.tt)
-    for n in qm.trainable_names:
+    for n in device_trainable(qm):
         rows, cols = qm.weights[n].shape
         rr, cc = opt.stats.get(n, (np.zeros(rows, np.int64), np.zeros(cols, np.int64)))
         src[f"rr_{n}"], src[f"cc_{n}"] = rr, cc
     covered = {id(a) for a in src.values()}
+    if qm.frozen_hidden:
+        check_no_target_set(qm, state, opt)
     for name, a in state_arrays(qm, state, opt):     # the reference's own list of its arrays
+        if qm.frozen_hidden and name.rstrip("0123456789") in _NO_TARGET_SET:
+            continue
         if id(a) not in covered:
             raise DriftError(f"edgetp.fixed lists the array {name!r} ({a.dtype} {a.shape}), which the C twin does not "
                              "hold: update firmware_gen (layout, runtime)")
@@ -93,6 +107,19 @@ def state_tensors(qm: QModel, state: QState, opt: QOpt, targets: str = "classes"
             raise DriftError(f"reference tensor {it.name} is {a.dtype}, the device stores {np.dtype(want).name}")
         out.append((it.name, np.ascontiguousarray(a.reshape(-1)).astype(want, copy=False)))
     return out
+
+
+def check_no_target_set(qm: QModel, state: QState, opt: QOpt) -> None:
+    """A frozen-hidden device holds no target set and trains the readout alone: the reference
+    must not have run a target stream (its target state all zero, no target step counted) nor
+    hold optimizer statistics of a hidden tensor."""
+    tgt = [*state.vt, *state.st, *state.trt, state.trt0]
+    if state.tt != 0 or any(np.any(np.asarray(a) != 0) for a in tgt):
+        raise DriftError(f"the reference ran the target set ({state.tt} target steps) of a frozen-hidden model, "
+                         "which the device does not hold")
+    extra = sorted(set(opt.stats) - set(device_trainable(qm)))
+    if extra:
+        raise DriftError(f"the reference updated {extra} of a frozen-hidden model: the device trains the readout only")
 
 
 def tensor_bytes(tensors) -> bytes:
@@ -119,8 +146,12 @@ class DeviceConfig:
     lr_min: float = 0.0       # etp_set_lr (SET_LR) accepts lr_min <= lr <= lr_max only (ETP_LR_MIN/MAX_*)
     lr_max: float | None = None   # None: the export's lr
     update_every: int = 1     # a compile-time constant of the export (the model's recipe["finetune"])
+    frozen_hidden: bool = False   # hidden layers constant in flash, readout learns (train "readout" only)
 
     def __post_init__(self):
+        if self.frozen_hidden and self.train != "readout":
+            raise EdgetpError(f"--frozen-hidden needs --train readout (the hidden layers cannot learn), got "
+                              f"train {self.train!r}")
         self.update_every = check_update_every(self.update_every)
         if self.update_every > STEPS_MAX:                 # the device counts steps in a uint32
             raise EdgetpError(f"update every must be at most {STEPS_MAX} on the device, got {self.update_every}")
@@ -153,6 +184,19 @@ class DeviceConfig:
                 and lr_le(lr_m, lr_e, *lr_code(self.lr_max)))
 
 
+def default_device(qm: QModel) -> DeviceConfig:
+    """The default settings for ``qm``: DeviceConfig(), readout-only for a frozen-hidden model."""
+    return DeviceConfig(train="readout", frozen_hidden=True) if qm.frozen_hidden else DeviceConfig()
+
+
+def check_frozen(qm: QModel, dev: DeviceConfig) -> None:
+    """The device settings and the integer model agree on the frozen-hidden mode."""
+    if bool(dev.frozen_hidden) != qm.frozen_hidden:
+        have = "is" if qm.frozen_hidden else "is not"
+        raise EdgetpError(f"the integer model {have} frozen-hidden but the device settings say frozen_hidden "
+                          f"{dev.frozen_hidden}: quantize and export with the same --frozen-hidden")
+
+
 def lr_le(m: int, e: int, m2: int, e2: int) -> bool:
     """m * 2^-e <= m2 * 2^-e2, exactly (learning-rate codes, m and m2 in 0..255)."""
     return Fraction(int(m)) / Fraction(2) ** int(e) <= Fraction(int(m2)) / Fraction(2) ** int(e2)
@@ -163,7 +207,8 @@ class RefDevice:
     ``predict``, ``digest``, ``tensors`` (batch 1, the device's target set)."""
 
     def __init__(self, qm: QModel, cfg: DeviceConfig | None = None):
-        self.cfg = cfg or DeviceConfig()
+        self.cfg = cfg or default_device(qm)
+        check_frozen(qm, self.cfg)
         self.qm0 = qm.copy()
         self.K = n_targets(qm, self.cfg.targets)
         self.init(0)
@@ -201,6 +246,8 @@ class RefDevice:
         self.opt.lr_m, self.opt.lr_e = int(lr_m), int(lr_e)
 
     def set_optimizer(self, kind: str, beta_shift: int, train: str, clip: int = -1) -> None:
+        if self.cfg.frozen_hidden and train != "readout":      # etp_set_optimizer answers ETP_EBADARG
+            raise EdgetpError(FROZEN_TRAIN)
         self.opt.kind, self.opt.beta_shift, self.train_mode, self.opt.clip = kind, int(beta_shift), train, int(clip)
 
     def predict(self) -> int:

@@ -129,7 +129,7 @@ def verify_model(qm, dev: DeviceConfig, xs, ys, epochs: int = 3, lr: float = 1e-
     t0 = time.perf_counter()
     script: Script = finetune_script(xs, ys, epochs, lr, seed, frames=frames)
     dev = DeviceConfig(dev.targets, dev.optimizer, lr, dev.beta_shift, dev.train, dev.clip,
-                       update_every=dev.update_every)
+                       update_every=dev.update_every, frozen_hidden=dev.frozen_hidden)
     check_protocol(qm, dev, script, xs, ys, epochs, lr, seed, frames=frames)
     summary.extra["protocol"] = "the script's weights equal edgetp.fixed.finetune.finetune_fixed's"
     export = render(qm, dev)

@@ -5,7 +5,10 @@ rule: forward pass of the data and target streams, every layer's local gradient,
 optimizer step (the trainable weights of ``qm`` and the optimizer state ``opt`` change
 in place; the returned neuron state is new). With ``update_every`` k > 1 the gradients
 and the optimizer step are taken only on the steps t with t % k == 0 (t: steps since the
-reset, ``state.t``); the other steps run the same forward pass of both streams. Inputs
+reset, ``state.t``); the other steps run the same forward pass of both streams. With
+``train="readout"`` the target streams are not run at all (the readout's gradient reads
+only the data stream's readout and last traces): the target-set state stays as it was.
+Inputs
 ``x`` are int16 (or int8) features in Q.fx. Nothing on this path reads a float. Formats and rounding: docs/fixed-point.md.
 """
 from __future__ import annotations
@@ -159,8 +162,15 @@ def train_step_q(qm: QModel, state: QState, x: np.ndarray, labels: np.ndarray, o
     and one optimizer step - only when t % k == 0, t = ``state.t`` the steps (training or
     inference) since the reset, before this one; on the other steps only the forward pass of
     both streams runs, the same as on a learning step, so the neuron state does not depend
-    on k. k = 1 learns at every step. C twin: etp_train_step (etp_network.c)."""
-    if tin is None:
+    on k. k = 1 learns at every step. Readout only (``train="readout"``): the forward pass is
+    the data stream's alone (infer_step_q's), the target set is neither run nor changed (its
+    steps ``tt`` do not advance). A frozen-hidden model (``qm.frozen_hidden``) learns the
+    readout only. C twin: etp_train_step (etp_network.c)."""
+    if train == "readout":
+        tin = None
+    elif qm.frozen_hidden:
+        raise EdgetpError(f"a frozen-hidden integer model learns the readout only (train 'readout'), got {train!r}")
+    elif tin is None:
         tin = target_inputs_q(qm, labels, targets)
     learn = state.t % update_every == 0
     new, aux = forward_q(qm, state, x, tin)

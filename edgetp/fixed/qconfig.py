@@ -6,7 +6,9 @@ stores ``round(value * 2^f)``. Formats (docs/fixed-point.md, section 2):
 
 - inputs x: int16 (or int8, ``xbits``), ``fx`` fractional bits (chosen from calibration data);
 - weights W_l, R_l (train) and S, S_rec (frozen): int8 or int16 (``wbits``), per-tensor
-  fractional bits ``fw[name]``;
+  fractional bits ``fw[name]``; a *frozen-hidden* model (``frozen_hidden``: only the readout
+  W_L learns) may store its hidden tensors W_0..W_{L-1}, R_l, S, S_rec at another width
+  ``hbits`` (int8 in a device's flash, the readout int16 in RAM);
 - membrane: int32 Q.FV (FV = 12), threshold ``vth_q``; leaks alpha, lambda, beta: Q0.15;
 - spikes: int8 0/1; traces: int16 Q.``ft`` (largest ft with 2^ft / (1 - lambda) < 2^15);
 - readout u: int32 in the readout weights' format ``fw["W<L>"]``;
@@ -82,10 +84,18 @@ class QModel:
     xbits: int = 16
     labels: list = field(default_factory=list)
     report: dict = field(default_factory=dict)
+    hbits: int | None = None          # width of the hidden tensors (None: wbits)
+    frozen_hidden: bool = False       # only the readout W_L learns (train "readout" only)
 
     def __post_init__(self):
-        if self.wbits not in WBITS or self.xbits not in WBITS:
-            raise EdgetpError(f"weight and input bits must be one of {WBITS}, got {self.wbits}, {self.xbits}")
+        self.hbits = self.wbits if self.hbits is None else int(self.hbits)
+        self.frozen_hidden = bool(self.frozen_hidden)
+        if self.wbits not in WBITS or self.xbits not in WBITS or self.hbits not in WBITS:
+            raise EdgetpError(f"weight, hidden-weight and input bits must be one of {WBITS}, got {self.wbits}, "
+                              f"{self.hbits}, {self.xbits}")
+        if self.hbits != self.wbits and not self.frozen_hidden:
+            raise EdgetpError(f"hidden weights of {self.hbits} bits with {self.wbits}-bit weights need a frozen-hidden "
+                              "model (only the readout learns)")
         c = self.cfg
         self.vth_q = int(math.floor(c.vth * (1 << FV) + 0.5))
         self.alpha_q, self.lam_q, self.beta_q = q15(c.leak_m), q15(c.leak_t), q15(c.leak_out)
@@ -98,6 +108,14 @@ class QModel:
     def trainable_names(self) -> list[str]:
         """W0..WL, then R0..R{L-1} (recurrent nets): the update and PRNG draw order."""
         return self._trainable
+
+    @property
+    def readout_name(self) -> str:
+        return f"W{self.cfg.layers}"
+
+    def bits_of(self, name: str) -> int:
+        """Width of weight tensor ``name``: ``wbits`` for the readout, ``hbits`` for the hidden ones."""
+        return self.wbits if name == self.readout_name else self.hbits
 
     def named_arrays(self) -> list[tuple[str, np.ndarray]]:
         """Every weight array in a fixed order: trainable first, then S, S_rec."""
@@ -115,7 +133,7 @@ class QModel:
 
     def copy(self) -> "QModel":
         return QModel(self.cfg, self.wbits, self.fx, {k: v.copy() for k, v in self.weights.items()},
-                      dict(self.fw), self.xbits, list(self.labels), dict(self.report))
+                      dict(self.fw), self.xbits, list(self.labels), dict(self.report), self.hbits, self.frozen_hidden)
 
     @property
     def xdtype(self):
@@ -128,13 +146,18 @@ def float_tensors(params) -> dict:
 
 
 def from_float(cfg: NetConfig, params, fx: int, wbits: int = 8, headroom: float = 1.0,
-               labels=None, xbits: int = 16) -> QModel:
+               labels=None, xbits: int = 16, hbits: int | None = None, frozen_hidden: bool = False) -> QModel:
     """Quantize float ``params`` with per-tensor power-of-two scales (``headroom`` >= 1
-    leaves room for fine-tuning to grow the weights)."""
-    if wbits not in WBITS:
-        raise EdgetpError(f"weight bits must be one of {WBITS}, got {wbits}")
+    leaves room for fine-tuning to grow the weights): the readout W_L at ``wbits``, the
+    hidden tensors at ``hbits`` (default ``wbits``; another width needs ``frozen_hidden``)."""
+    hbits = wbits if hbits is None else hbits
+    if wbits not in WBITS or hbits not in WBITS:
+        raise EdgetpError(f"weight bits must be one of {WBITS}, got {wbits}, {hbits}")
     fw, weights = {}, {}
+    readout = f"W{cfg.layers}"
     for n, a in float_tensors(params).items():
-        fw[n] = frac_bits(float(np.abs(a).max()), wbits, headroom if n[0] in "WR" else 1.0)
-        weights[n] = quantize_array(a, fw[n], wbits)
-    return QModel(cfg, wbits, int(fx), weights, fw, xbits, list(labels or []))
+        bits = wbits if n == readout else hbits
+        fw[n] = frac_bits(float(np.abs(a).max()), bits, headroom if n[0] in "WR" else 1.0)
+        weights[n] = quantize_array(a, fw[n], bits)
+    return QModel(cfg, wbits, int(fx), weights, fw, xbits, list(labels or []), hbits=hbits,
+                  frozen_hidden=frozen_hidden)

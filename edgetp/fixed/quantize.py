@@ -52,8 +52,8 @@ def quantize_model(model, calib_x: np.ndarray, calib_y: np.ndarray | None = None
 def weight_errors(params, qm: QModel) -> dict:
     """Per tensor: relative RMS error of the dequantized weights and the saturated fraction."""
     out = {}
-    qmax = (1 << (qm.wbits - 1)) - 1
     for n, w in float_tensors(params).items():
+        qmax = (1 << (qm.bits_of(n) - 1)) - 1
         q = qm.weights[n].astype(np.float64)
         deq = q / 2.0 ** qm.fw[n]
         rms = float(np.sqrt(np.mean(np.asarray(w, np.float64) ** 2))) or 1.0

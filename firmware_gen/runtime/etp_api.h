@@ -48,8 +48,8 @@ void etp_reset_state(void);
  * ETP_EBADARG if x is NULL. */
 etp_status_t etp_infer_step(const etp_x_t *x);
 
-/* One frame with learning (forward pass of both streams, local gradients, one
- * optimizer step). Update every k (ETP_UPDATE_EVERY, edgetp: update_every): the step
+/* One frame with learning (forward pass of both streams - of the data stream alone when
+ * opt_cfg's train_all is 0 (readout only) -, local gradients, one optimizer step). Update every k (ETP_UPDATE_EVERY, edgetp: update_every): the step
  * learns - local gradients and one optimizer step - only when t % k == 0, t the steps
  * (training or inference) since the reset, before this one; on the other steps only the
  * forward pass of both streams runs, the same as on a learning step, so the neuron state
@@ -77,8 +77,9 @@ const etp_tensor_t *etp_tensor(uint32_t i);   /* NULL if i >= etp_tensor_count()
  * ETP_EBADARG and nothing changes. */
 etp_status_t etp_set_lr(uint8_t lr_m, int16_t lr_e);
 /* kind ETP_OPT_ROWNORM, ETP_OPT_COLNORM, ETP_OPT_FACTORED or ETP_OPT_SGD, beta_shift 0..62, train_all 1 (every layer)
- * or 0 (readout only), clip -1 (no limit) or 0..62 (rownorm/colnorm/factored: each weight moves at most
- * 2^clip * lr per step). */
+ * or 0 (readout only: etp_train_step then runs the data stream alone, the target set is left as it is),
+ * clip -1 (no limit) or 0..62 (rownorm/colnorm/factored: each weight moves at most 2^clip * lr per step).
+ * A frozen-hidden build (ETP_FROZEN_HIDDEN: hidden layers constant in flash) accepts train_all 0 only. */
 etp_status_t etp_set_optimizer(uint8_t kind, uint8_t beta_shift, uint8_t train_all, int8_t clip);
 /* Class name k ("" if k >= ETP_N_OUT). */
 const char *etp_label(uint16_t k);

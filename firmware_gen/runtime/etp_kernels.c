@@ -40,6 +40,17 @@ static int64_t dot_nonzero(const etp_w_t *row, const uint16_t *idx, const int16_
     return acc;
 }
 
+/* dot_nonzero over a row of hidden weights (etp_wh_t: ETP_WH_BITS wide, int8 in a frozen-hidden build). */
+static int64_t dot_nonzero_h(const etp_wh_t *row, const uint16_t *idx, const int16_t *val, uint16_t n)
+{
+    int64_t acc = 0;
+    uint16_t t;
+    for (t = 0; t < n; t++) {
+        acc += (int64_t)row[idx[t]] * val[t];
+    }
+    return acc;
+}
+
 /* sum_j row[j] x[j] over all n entries of two int16 vectors (weights and inputs, or traces), in int64: two products
  * per SMLALD (ACLE __smlald) on a Cortex-M4, or the plain loop; integer sums do not depend on the
  * order, so both give dot_nonzero's value. */
@@ -62,8 +73,8 @@ static int64_t dot_dense16(const int16_t *row, const int16_t *x, uint16_t n)
 }
 
 void etp_lif_step_q(int32_t *v, int8_t *s, int32_t *vpre, uint16_t n,
-                    const etp_vec_t *x, const etp_w_t *W, int sh_x,
-                    const etp_vec_t *s_prev, const etp_w_t *R, int sh_r,
+                    const etp_vec_t *x, const etp_wh_t *W, int sh_x,
+                    const etp_vec_t *s_prev, const etp_wh_t *R, int sh_r,
                     int32_t alpha_q, int32_t vth_q, int hard,
                     uint16_t *idx_x, int16_t *val_x, uint16_t *idx_r, int16_t *val_r)
 {
@@ -71,15 +82,15 @@ void etp_lif_step_q(int32_t *v, int8_t *s, int32_t *vpre, uint16_t n,
     uint16_t nr = R != NULL ? etp_nonzero(s_prev, idx_r, val_r) : 0;
     uint16_t i;
     /* mostly nonzero int16 inputs (features): a dense dot product is cheaper than the index list */
-    int dense = ETP_W_BITS == 16 && x->bits == 16 && 4u * nx >= 3u * x->n;
+    int dense = ETP_WH_BITS == 16 && x->bits == 16 && 4u * nx >= 3u * x->n;
     for (i = 0; i < n; i++) {
-        const etp_w_t *wr = W + (uint32_t)i * x->n;
+        const etp_wh_t *wr = W + (uint32_t)i * x->n;
         int64_t dot = dense ? dot_dense16((const int16_t *)(const void *)wr, (const int16_t *)x->p, x->n)
-                            : dot_nonzero(wr, idx_x, val_x, nx);
+                            : dot_nonzero_h(wr, idx_x, val_x, nx);
         int64_t cur = etp_round_shift(dot, sh_x);
         int64_t vp;
         if (R != NULL) {
-            cur += etp_round_shift(dot_nonzero(R + (uint32_t)i * n, idx_r, val_r, nr), sh_r);
+            cur += etp_round_shift(dot_nonzero_h(R + (uint32_t)i * n, idx_r, val_r, nr), sh_r);
         }
         vp = etp_sat(etp_round_shift((int64_t)alpha_q * v[i], 15) + cur, INT32_MIN, INT32_MAX);
         if (vpre != NULL) {

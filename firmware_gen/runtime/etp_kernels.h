@@ -29,8 +29,8 @@ uint16_t etp_nonzero(const etp_vec_t *x, uint16_t *idx, int16_t *val);
  * memory: s_prev is read first); vpre may be NULL (not kept). idx/val: scratch of x->n
  * and s_prev->n entries. */
 void etp_lif_step_q(int32_t *v, int8_t *s, int32_t *vpre, uint16_t n,
-                    const etp_vec_t *x, const etp_w_t *W, int sh_x,
-                    const etp_vec_t *s_prev, const etp_w_t *R, int sh_r,
+                    const etp_vec_t *x, const etp_wh_t *W, int sh_x,
+                    const etp_vec_t *s_prev, const etp_wh_t *R, int sh_r,
                     int32_t alpha_q, int32_t vth_q, int hard,
                     uint16_t *idx_x, int16_t *val_x, uint16_t *idx_r, int16_t *val_r);
 

@@ -23,16 +23,19 @@
 typedef struct {
     uint16_t n_in;               /* inputs: ETP_N_IN for layer 0, else the width of layer l-1 */
     uint16_t n;                  /* neurons H_l */
-    etp_w_t *W;                  /* (n, n_in), trainable */
-    etp_w_t *R;                  /* (n, n), trainable; NULL if not recurrent */
-    const etp_w_t *S;            /* target propagator (n, ETP_N_OUT): layer 0 only, else NULL */
-    const etp_w_t *S_rec;        /* (n, n): layer 0 of a recurrent net only, else NULL */
+    const etp_wh_t *W;           /* (n, n_in): trainable (RAM; the update writes it through etp_param_t),
+                                    or constant in flash (ETP_FROZEN_HIDDEN) */
+    const etp_wh_t *R;           /* (n, n), the same; NULL if not recurrent */
+    const etp_wh_t *S;           /* target propagator (n, ETP_N_OUT): layer 0 only, else NULL (and with
+                                    ETP_FROZEN_HIDDEN: no target set) */
+    const etp_wh_t *S_rec;       /* (n, n): layer 0 of a recurrent net only, else NULL */
     int8_t sh_x, sh_r;           /* data stream: shifts of W x and R s to Q.ETP_FV (QModel.in_shift, rec_shift) */
     int8_t sh_xt, sh_rt;         /* target stream (S and S_rec on layer 0) */
     int32_t *v;                  /* (n) membrane Q.ETP_FV */
     int8_t *s;                   /* (n) spikes 0/1 */
     int16_t *tr;                 /* (n) traces Q.ETP_FT */
-    int32_t *vt;                 /* (K, n) target set; NULL on layer 0 when its stream is tabulated */
+    int32_t *vt;                 /* (K, n) target set; NULL on layer 0 when its stream is tabulated; the
+                                    target set's arrays and vpre, delta are NULL with ETP_FROZEN_HIDDEN */
     int8_t *st;                  /* (K, n) */
     int16_t *trt;                /* (K, n) */
     int8_t *s_prev, *st_prev;    /* spikes of the previous step (recurrent nets; else NULL) */
@@ -45,7 +48,8 @@ typedef struct {
 /* Which gradient a trainable tensor gets (network_q.gradients_q). */
 enum { ETP_PARAM_W = 0, ETP_PARAM_R = 1, ETP_PARAM_OUT = 2 };
 
-/* One trainable tensor, in QModel.trainable_names order (W0..WL, R0..R{L-1}). */
+/* One trainable tensor, in QModel.trainable_names order (W0..WL, R0..R{L-1}); with ETP_FROZEN_HIDDEN
+ * the readout W_L alone (layout.device_trainable). */
 typedef struct {
     etp_w_t *w;                  /* (rows, cols) in RAM */
     const etp_w_t *w_init;       /* its initial values in flash */

@@ -38,6 +38,9 @@ typedef int16_t etp_x_t;
 typedef int8_t etp_w_t;
 #define ETP_W_MIN (-127 - 1)
 #define ETP_W_MAX 127
+#define ETP_FROZEN_HIDDEN 0   /* 1: hidden layers constant in flash (etp_wh_t), only the readout learns, no target set */
+#define ETP_WH_BITS 8   /* width of the hidden weights */
+typedef int8_t etp_wh_t;
 #define ETP_FW_W0 7   /* fractional bits of W0 */
 #define ETP_FW_W1 6   /* fractional bits of W1 */
 #define ETP_FW_R0 8   /* fractional bits of R0 */

@@ -12,8 +12,10 @@
  * etp_train_step = train_step_q: forward pass of the data stream and of the target set
  * (forward_q), every layer's local error and one optimizer step per trainable tensor
  * (gradients_q + update_q), the last two only on the steps t % ETP_UPDATE_EVERY == 0
- * since the reset; etp_infer_step = infer_step_q. State lives in the arrays of
- * the generated etp_model.c, reached through etp_net (etp_internal.h).
+ * since the reset; with train_all = 0 (readout only) the target set is not run.
+ * etp_infer_step = infer_step_q. State lives in the arrays of the generated etp_model.c,
+ * reached through etp_net (etp_internal.h). A frozen-hidden build (ETP_FROZEN_HIDDEN) has
+ * no target set: only the data stream and the readout's update are compiled in.
  */
 #include <stddef.h>
 
@@ -23,6 +25,11 @@
 
 #define NET (&etp_net)
 #define K ETP_N_TARGETS
+#if ETP_FROZEN_HIDDEN
+#define READOUT 0               /* etp_params: the readout alone (layout.device_trainable) */
+#else
+#define READOUT ETP_N_LAYERS    /* etp_params: W0..WL, R0..: the readout is W_L */
+#endif
 
 static const etp_x_t *frame;   /* the frame of the running etp_train_step */
 
@@ -35,6 +42,7 @@ static etp_vec_t vec(const void *p, uint16_t n, uint8_t bits)
     return v;
 }
 
+#if !ETP_FROZEN_HIDDEN
 /* Row k of the target set's one-hot input (target_inputs_q): class k for "classes", the label for "batch". */
 static const int8_t *onehot(uint16_t k, uint16_t label)
 {
@@ -44,6 +52,7 @@ static const int8_t *onehot(uint16_t k, uint16_t label)
     NET->onehot[hot] = 1;
     return NET->onehot;
 }
+#endif
 
 /* network_q._layer for one row: data stream (W, R) or target stream (S, S_rec on layer 0). */
 static void layer_row(const etp_layer_t *ly, int target, int32_t *v, int8_t *s, const int8_t *s_prev,
@@ -56,6 +65,7 @@ static void layer_row(const etp_layer_t *ly, int target, int32_t *v, int8_t *s, 
                    NET->nz_idx_a, NET->nz_val_a, NET->nz_idx_b, NET->nz_val_b);
 }
 
+#if !ETP_FROZEN_HIDDEN
 /* Layer 0's class target stream at training step tau = *tsteps since the reset, read from flash
  * (layout.target_stream_table): row k's spikes are those of frame tau, or of P + (tau - P) mod Q
  * past its first cycle (P + Q frames), unpacked into st (one bit each, a byte at a time). A row
@@ -103,11 +113,49 @@ static void tabulated_stream(const etp_layer_t *ly)
     }
 }
 
-/* forward_q: the data stream, and the target set when with_targets. The previous spikes
- * are kept in s_prev/st_prev (recurrent nets) for the recurrent gradients. */
+/* forward_q's target-set part for layer l (after the data stream's layer l). */
+static void target_layer(uint16_t l, uint16_t label)
+{
+    const etp_layer_t *ly = &NET->layers[l];
+    uint16_t k;
+    uint32_t i;
+    if (ly->st_prev != NULL) {
+        for (i = 0; i < (uint32_t)K * ly->n; i++) {
+            ly->st_prev[i] = ly->st[i];
+        }
+    }
+    if (l == 0 && NET->tstream != NULL) {
+        tabulated_stream(ly);
+        return;
+    }
+    for (k = 0; k < K; k++) {
+        uint32_t o = (uint32_t)k * ly->n;
+        etp_vec_t tin = l == 0 ? vec(onehot(k, label), ETP_N_OUT, 8)
+                               : vec(NET->layers[l - 1].st + (uint32_t)k * ly->n_in, ly->n_in, 8);
+        layer_row(ly, 1, ly->vt + o, ly->st + o, ly->st + o, ly->vpre_t != NULL ? ly->vpre_t + o : NULL, &tin);
+        etp_trace_step_q(ly->trt + o, ly->st + o, ly->n, ETP_LAMBDA_Q, ETP_FT);
+    }
+}
+
+/* The label trace, and the target set's step count, after a step of the target set. */
+static void target_end(uint16_t label)
+{
+    uint16_t k;
+    if (NET->tsteps != NULL) {
+        *NET->tsteps += 1;
+    }
+    for (k = 0; k < K; k++) {
+        etp_trace_step_q(NET->trl + (uint32_t)k * ETP_N_OUT, onehot(k, label), ETP_N_OUT, ETP_LAMBDA_Q, ETP_FT);
+    }
+}
+#endif
+
+/* forward_q: the data stream, and the target set when with_targets (never in a frozen-hidden
+ * build). The previous spikes are kept in s_prev/st_prev (recurrent nets) for the recurrent
+ * gradients. */
 static void forward(const etp_x_t *x, int with_targets, uint16_t label)
 {
-    uint16_t l, k;
+    uint16_t l;
     uint32_t i;
     for (l = 0; l < ETP_N_LAYERS; l++) {
         const etp_layer_t *ly = &NET->layers[l];
@@ -119,35 +167,21 @@ static void forward(const etp_x_t *x, int with_targets, uint16_t label)
         }
         layer_row(ly, 0, ly->v, ly->s, ly->s, ly->vpre, &in);
         etp_trace_step_q(ly->tr, ly->s, ly->n, ETP_LAMBDA_Q, ETP_FT);
-        if (!with_targets) {
-            continue;
+#if !ETP_FROZEN_HIDDEN
+        if (with_targets) {
+            target_layer(l, label);
         }
-        if (ly->st_prev != NULL) {
-            for (i = 0; i < (uint32_t)K * ly->n; i++) {
-                ly->st_prev[i] = ly->st[i];
-            }
-        }
-        if (l == 0 && NET->tstream != NULL) {
-            tabulated_stream(ly);
-            continue;
-        }
-        for (k = 0; k < K; k++) {
-            uint32_t o = (uint32_t)k * ly->n;
-            etp_vec_t tin = l == 0 ? vec(onehot(k, label), ETP_N_OUT, 8)
-                                   : vec(NET->layers[l - 1].st + (uint32_t)k * ly->n_in, ly->n_in, 8);
-            layer_row(ly, 1, ly->vt + o, ly->st + o, ly->st + o, ly->vpre_t != NULL ? ly->vpre_t + o : NULL, &tin);
-            etp_trace_step_q(ly->trt + o, ly->st + o, ly->n, ETP_LAMBDA_Q, ETP_FT);
-        }
+#endif
     }
+#if !ETP_FROZEN_HIDDEN
     if (with_targets) {
-        if (NET->tsteps != NULL) {
-            *NET->tsteps += 1;
-        }
-        for (k = 0; k < K; k++) {
-            etp_trace_step_q(NET->trl + (uint32_t)k * ETP_N_OUT, onehot(k, label), ETP_N_OUT, ETP_LAMBDA_Q, ETP_FT);
-        }
+        target_end(label);
     }
-    etp_readout_step_q(NET->u, NET->layers[ETP_N_LAYERS - 1].s, NET->params[ETP_N_LAYERS].w, ETP_N_OUT,
+#else
+    (void)with_targets;
+    (void)label;
+#endif
+    etp_readout_step_q(NET->u, NET->layers[ETP_N_LAYERS - 1].s, NET->params[READOUT].w, ETP_N_OUT,
                        NET->layers[ETP_N_LAYERS - 1].n, ETP_BETA_Q, NET->nz_idx_a, NET->nz_val_a);
     *NET->steps += 1;
 }
@@ -157,6 +191,7 @@ static void forward(const etp_x_t *x, int with_targets, uint16_t label)
  * traces one layer below (the label trace for layer 0). */
 static void local_errors(uint16_t label, int train_all)
 {
+#if !ETP_FROZEN_HIDDEN
     uint16_t l;
     for (l = 0; train_all && l < ETP_N_LAYERS; l++) {
         const etp_layer_t *ly = &NET->layers[l];
@@ -167,6 +202,9 @@ static void local_errors(uint16_t label, int train_all)
         etp_contrastive_grads_q(ly->tr, ly->trt, NET->ysoft, K, ly->n, ETP_FT, 1, ly->vpre, ly->vpre_t, ETP_VTH_Q,
                                 NET->sm_in, NET->sm_out, NET->dz, ly->delta, ly->delta_t);
     }
+#else
+    (void)train_all;
+#endif
     etp_readout_error_q(NET->u, ETP_N_OUT, label, ETP_FO, 1, NET->sm_in, NET->sm_out, NET->err);
 }
 
@@ -218,7 +256,8 @@ static int opt_cfg_valid(const int32_t *c)
     static const int32_t lo[ETP_CFG_COUNT] = {ETP_CFG_KIND_MIN, ETP_CFG_LR_M_MIN, ETP_CFG_LR_E_MIN,
                                               ETP_CFG_BETA_SHIFT_MIN, ETP_CFG_TRAIN_ALL_MIN, ETP_CFG_CLIP_MIN};
     static const int32_t hi[ETP_CFG_COUNT] = {ETP_CFG_KIND_MAX, ETP_CFG_LR_M_MAX, ETP_CFG_LR_E_MAX,
-                                              ETP_CFG_BETA_SHIFT_MAX, ETP_CFG_TRAIN_ALL_MAX, ETP_CFG_CLIP_MAX};
+                                              ETP_CFG_BETA_SHIFT_MAX, ETP_FROZEN_HIDDEN ? 0 : ETP_CFG_TRAIN_ALL_MAX,
+                                              ETP_CFG_CLIP_MAX};
     int f;
     for (f = 0; f < ETP_CFG_COUNT; f++) {
         if (c[f] < lo[f] || c[f] > hi[f]) {
@@ -265,7 +304,7 @@ etp_status_t etp_train_step(const etp_x_t *x, uint16_t label)
     train_all = NET->opt_cfg[ETP_CFG_TRAIN_ALL];
     learn = *NET->steps % ETP_UPDATE_EVERY == 0u;
     frame = x;
-    forward(x, 1, label);
+    forward(x, train_all, label);      /* readout only: the target set is not run (train_step_q) */
     if (!learn) {
         frame = NULL;
         return ETP_OK;
