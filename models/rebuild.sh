@@ -10,9 +10,10 @@
 #   test         = the test voice group (4 speakers, in the offline corpus): reported, never
 #                  used for choosing (results/test-*.json).
 #   models/rebuild.sh [pretrain] [dev] [test] [real] [device-mcu | hil-mcu audio-mcu store-mcu]
-# kws-mcu is the on-device default (the 160 KB-RAM / 512 KB-flash tier, 120-128r-36); kws-mcu-64k its 64 KB-RAM
-# variant; kws-paper the paper's network. Pretraining on 2 free cores: kws-mcu-64k ~5 min, kws-mcu ~25 min (the
-# wide corpus, 24,990 pretraining utterances; ~4 min to synthesise), kws-paper ~12 min (4 epochs of the wide corpus). device-mcu = the whole-firmware figures of kws-mcu's card and docs/deploy.md:
+# kws-mcu is the on-device default (the 160 KB-RAM / 512 KB-flash tier): kws-paper's 120-450r-36 network and
+# weights, its hidden layer frozen in flash as int8 and its readout learning in RAM (`pretrain --from`, seconds);
+# kws-mcu-64k its 64 KB-RAM variant; kws-paper the paper's network. Pretraining on 2 free cores: kws-mcu-64k ~5 min,
+# kws-paper ~12 min (4 epochs of the wide corpus, 24,990 pretraining utterances; ~4 min to synthesise). device-mcu = the whole-firmware figures of kws-mcu's card and docs/deploy.md:
 # hil-mcu (QEMU, features), audio-mcu (QEMU, raw audio, the device's frontend), store-mcu (the weight store under
 # power cuts: host, every operation, ~1 h or more; QEMU, 24 sampled indices).
 set -euo pipefail
@@ -23,17 +24,16 @@ DEV_ROOT="${EDGETP_DEV_ROOT:-${EDGETP_HOME:-$HOME/.cache/edgetp}/kws-wide}"   # 
 wide_corpus() { edgetp data synth-kws "$DEV_ROOT" --distinct 10 --wide 200; }
 REAL="${EDGETP_REAL_WAVS:-tests/data/real}"
 P="--protocol --reset hard --lr 1e-3 --shift 8 --noise 0.1 --log-gain 1000 --seed 0"
-# >>> KWS_MCU_PRETRAIN: the pretraining command of the on-device default kws-mcu (without --out). The lead edits
-# >>> this one line for the final model (same net and flags, the larger pretraining corpus).
-KWS_MCU_PRETRAIN="edgetp pretrain --kws $P --data-root $DEV_ROOT --net 120-128r-36 --epochs 8 --batch 32 --targets batch --record-fixed --ft optimizer=colnorm --ft lr=2e-4 --ft update_every=2"
+# >>> KWS_MCU_PRETRAIN: how the on-device default kws-mcu is made (without --out), after kws-paper.
+KWS_MCU_PRETRAIN="edgetp pretrain --kws --from models/kws-paper/model.npz --data-root $DEV_ROOT --ft train=readout --ft optimizer=colnorm --ft lr=2e-4 --ft update_every=2 --record-fixed --fixed hbits=8 --fixed frozen_hidden=true"
 
 if want pretrain; then
   wide_corpus
+  edgetp pretrain --kws $P --data-root $DEV_ROOT --net 120-450r-36 --epochs 4 --batch 64 --targets classes \
+    --ft targets=classes --ft batch=8 --ft lr=2e-4 --ft epochs=6 --ft rehearsal=2 --out models/kws-paper/model.npz
   $KWS_MCU_PRETRAIN --out models/kws-mcu/model.npz
   edgetp pretrain --kws $P --net 120-64r-36 --epochs 12 --batch 32 --targets batch --record-fixed \
     --ft optimizer=colnorm --out models/kws-mcu-64k/model.npz
-  edgetp pretrain --kws $P --data-root $DEV_ROOT --net 120-450r-36 --epochs 4 --batch 64 --targets classes \
-    --ft targets=classes --ft batch=8 --ft lr=2e-4 --ft epochs=6 --ft rehearsal=2 --out models/kws-paper/model.npz
 fi
 
 ft() {  # model split(dev|test) tag shots seeds args...
@@ -43,7 +43,7 @@ ft() {  # model split(dev|test) tag shots seeds args...
   edgetp finetune --kws --model "$m" "${root[@]}" --speaker "$split" --shots "$shots" --seeds "$seeds" --quiet \
     --json "models/$m/results/$split-$tag-$shots.json" "$@"
 }
-MCU="--train all --targets classes --batch 1 --optimizer colnorm --no-baseline"
+MCU="--targets classes --batch 1 --optimizer colnorm --no-baseline"   # layers that learn: the recipe's
 for split in dev test; do
   want "$split" || continue
   [ "$split" = dev ] && wide_corpus

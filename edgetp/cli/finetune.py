@@ -127,7 +127,7 @@ def run(args) -> int:
     if note:
         out["note"] = note
     if args.fixed:
-        out["int_optimizer"] = per_seed[0]["int_optimizer"]
+        out.update({k: per_seed[0][k] for k in ("int_optimizer", "wbits", "hbits", "frozen_hidden") if k in per_seed[0]})
     _table(out)
     if note:
         print(f"note: {note}")

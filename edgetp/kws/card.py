@@ -36,7 +36,9 @@ def label(r: dict) -> str:
     rec = r["recipe"]
     who = "readout only" if rec["train"] == "readout" else "TP, all layers"
     if r.get("fixed"):
-        who = f"integer {who} (`--fixed`, int16, {r.get('int_optimizer', 'colnorm')})"
+        widths = (f"int{r.get('wbits', 16)} readout, int{r['hbits']} frozen hidden layers in flash"
+                  if r.get("frozen_hidden") else f"int{r.get('wbits', 16)}")
+        who = f"integer {who} (`--fixed`, {widths}, {r.get('int_optimizer', 'colnorm')})"
     parts = [who, "class targets" if rec["targets"] == "classes" else "batch rule", f"batch {rec['batch']}",
              f"{'' if r.get('fixed') else rec['optimizer'] + ' '}lr {rec['lr']:g}", f"{rec['epochs']} ep."]
     if rec.get("update_every", 1) > 1:
@@ -85,8 +87,10 @@ def memory_text(d: Path, model: Model) -> str:
                 f"parameters ({4 * n / 1e6:.1f} MB as float32); quantized to int{qm.wbits}, its memory plan "
                 f"would need {tot['ram']:,} B of RAM.")
     parts = lambda section: ", ".join(f"{g} {v:,}" for (s, g), v in grp.items() if s == section)
-    text = (f"Integer TP (int{qm.wbits} weights, inputs Q.{qm.fx} int{qm.xbits}, "
-            f"{'class' if targets == 'classes' else 'batch-rule'} targets, batch 1), the memory plan of "
+    what = (f"readout only: int{qm.wbits} readout in RAM, the hidden layers frozen in flash as int{qm.hbits}, no "
+            "target set" if qm.frozen_hidden else
+            f"int{qm.wbits} weights, {'class' if targets == 'classes' else 'batch-rule'} targets")
+    text = (f"Integer TP ({what}, inputs Q.{qm.fx} int{qm.xbits}, batch 1), the memory plan of "
             f"`edgetp export --model {d.name} --c DIR`: RAM {tot['ram']:,} B ({parts('ram')}), "
             f"flash {tot['flash']:,} B ({parts('flash')}).")
     return " ".join([text, *device_texts(d, qmodel_hash(qm))])
@@ -159,7 +163,9 @@ def render(d: Path, model: Model | None = None) -> str:
         "| | |", "|---|---|",
         f"| network | {cfg.net_string()} ({'recurrent' if cfg.recurrent else 'feed-forward'} LIF, {cfg.reset} reset, "
         f"V_th {cfg.vth}, α {cfg.leak_m}, λ {cfg.leak_t}, γ {cfg.gamma}) |",
-        f"| trainable parameters | {model.n_params()} (+ frozen target propagator {frozen}) |",
+        f"| trainable parameters | {model.n_params()} (+ frozen target propagator {frozen})"
+        + (f"; on the device the readout's {model.params.W[-1].size} alone (the hidden layers are frozen)"
+           if (rec.get("fixed") or {}).get("frozen_hidden") else "") + " |",
         f"| labels | {len(model.labels)}: {words} |",
         _data_row(rec, met),
         f"| pretraining recipe | {rec.get('epochs')} epochs, {rec.get('optimizer')} lr {rec.get('lr')} cosine → 0.25·lr, "
@@ -180,6 +186,8 @@ def render(d: Path, model: Model | None = None) -> str:
         "", "## Rebuild", "", "```bash",
         "./setup.sh   # makes the offline corpus",
         *([f"{corpus_command(rec)}   # the pretraining corpus"] if corpus_command(rec) else []),
+        *([f"# first {rec['derived_from']['model']} (hash {rec['derived_from']['hash'][:12]}), as its card says: "
+           f"this model is its weights with other settings"] if rec.get("derived_from") else []),
         f"{command}{' --data-root CORPUS' if corpus_command(rec) else ''} --out models/{d.name}/model.npz",
         "models/rebuild.sh dev test   # the table above" if rec.get("protocol") else
         f"models/rebuild.sh eval-{'mcu' if 'mcu' in d.name else 'paper'}   # the table above",

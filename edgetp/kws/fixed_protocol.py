@@ -64,7 +64,9 @@ def finetune_seed_fixed(model: Model, corpus, speaker: str, shots, seed: int, re
     res = {"speaker": speaker, "seed": seed, "support": int(len(ys)), "query": int(len(yq)), "test": int(len(yt)),
            "rehearsal": d.n_rehearsal,
            "dropped_classes": list(d.split.dropped), "query_acc_before": per_epoch[0],
-           "test_acc_before": acc(qm, xt, yt), "wbits": WBITS, "int_optimizer": kind}
+           "test_acc_before": acc(qm, xt, yt), "wbits": qm.wbits, "int_optimizer": kind}
+    if qm.frozen_hidden:   # the hidden layers stay in flash at their own width; the readout alone learns
+        res.update(hbits=qm.hbits, frozen_hidden=True)
     tuned = finetune_fixed(qm, *training_set(d), recipe.epochs, recipe.lr, kind, recipe.targets, recipe.batch, seed, WBITS,
                            train=recipe.train, on_epoch=lambda e, q: per_epoch.append(acc(q, xq, yq)),
                            update_every=recipe.update_every)
