@@ -228,7 +228,10 @@ def test_c_refuses_training_every_layer_and_writing_flash(tmp_path):
     # the int8 hidden weights' input shift one bit off
     ("etp_model.c", ".sh_x = ", ".sh_x = 1 + "),
     # the dense int16 dot product used for int8 hidden weights
-    ("etp_kernels.c", "int dense = ETP_WH_BITS == 16 &&", "int dense = ETP_WH_BITS == 8 &&"),
+    ("etp_kernels.c", ": ETP_WH_BITS == 16 ? dot_dense16", ": ETP_WH_BITS == 8 ? dot_dense16"),
+    # the int8 dense dot product leaves out the last input
+    ("etp_kernels.c", "    for (; j < n; j++) {\n        acc += (int64_t)row[j] * x[j];\n    }\n    return acc;\n}\n\nvoid",
+     "    for (; j + 1 < n; j++) {\n        acc += (int64_t)row[j] * x[j];\n    }\n    return acc;\n}\n\nvoid"),
     # the readout's update reads the hidden layer's traces one neuron off
     ("etp_network.c", "out->x = vec(last->tr, last->n, 16);", "out->x = vec(last->tr + 1, last->n - 1u, 16);")])
 def test_harness_catches_planted_frozen_bugs(mutate, tmp_path):
