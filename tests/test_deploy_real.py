@@ -93,6 +93,36 @@ def test_frozen_hidden_build_is_bit_exact_and_recovers_without_writing_flash(tin
         assert res["counter"] == "instructions" and 0 < res["infer_step"]["mean"] <= res["train_step"]["mean"]
 
 
+@pytest.mark.needs("cc")
+def test_frozen_hidden_weights_are_read_only_over_the_protocol(tiny_frozen):
+    """WRITE_TENSOR to a hidden weight of a frozen-hidden build is refused (READONLY) and changes
+    nothing; writing opt_cfg with train_all = 1 makes TRAIN fail (the model's ETP_EBADARG)."""
+    from deploy import protocol as P
+    from deploy.host import DeviceError
+    qm, cdir, sup, _qry, cfg = tiny_frozen
+    with start("host", build(cdir, "host")) as t:
+        dev = Device(serial.serial_for_url(t.url, timeout=0.01), timeout=0.1, retries=30)
+        try:
+            dev.hello()
+            dev.init(3)
+            ts = {x.name: x for x in dev.tensors()}
+            assert not ts["W0"].writable and not ts["R0"].writable and ts["W1"].writable
+            before = dev.digest()["digest"]
+            with pytest.raises(DeviceError) as e:
+                dev.write_tensor(ts["W0"].index, np.zeros(ts["W0"].count))
+            assert e.value.status == P.Status.READONLY and dev.digest()["digest"] == before
+            ref = IntReference(qm, cfg)
+            ref.init(3)
+            assert before == ref.digest()
+            dev.write_tensor(ts["opt_cfg"].index, np.array([3, 131, 17, 10, 1, -1]))
+            dev.reset_state()
+            with pytest.raises(DeviceError) as e:
+                dev.train(sup[0][0, 0], 0)
+            assert e.value.status == P.Status.MODEL
+        finally:
+            dev.close()
+
+
 def test_worst_window_mean():
     from deploy.hil import worst_window_mean
     assert worst_window_mean([1, 5, 1, 5, 1], 2) == 3.0 and worst_window_mean([1, 5, 5, 1], 2) == 5.0
