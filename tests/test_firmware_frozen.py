@@ -229,14 +229,15 @@ def test_c_refuses_training_every_layer_and_writing_flash(tmp_path):
     ("etp_model.c", ".sh_x = ", ".sh_x = 1 + "),
     # the dense int16 dot product used for int8 hidden weights
     ("etp_kernels.c", ": ETP_WH_BITS == 16 ? dot_dense16", ": ETP_WH_BITS == 8 ? dot_dense16"),
-    # the int8 dense dot product leaves out the last input
-    ("etp_kernels.c", "    for (; j < n; j++) {\n        acc += (int64_t)row[j] * x[j];\n    }\n    return acc;\n}\n\nvoid",
-     "    for (; j + 1 < n; j++) {\n        acc += (int64_t)row[j] * x[j];\n    }\n    return acc;\n}\n\nvoid"),
+    # the int8 dense dot product leaves out the last input, or pairs the inputs wrongly
+    ("etp_kernels.c", "    for (; j < n; j++) {\n        acc += (int64_t)row[j] * xp[j];",
+     "    for (; j + 1 < n; j++) {\n        acc += (int64_t)row[j] * xp[j];"),
+    ("etp_kernels.c", "out[j + 1u] = x[j + 2u];", "out[j + 1u] = x[j + 1u];"),
     # the readout's update reads the hidden layer's traces one neuron off
     ("etp_network.c", "out->x = vec(last->tr, last->n, 16);", "out->x = vec(last->tr + 1, last->n - 1u, 16);")])
 def test_harness_catches_planted_frozen_bugs(mutate, tmp_path):
-    spec = frozen_spec(input_style="normal", hidden=(9, 6), fw={"W0": 5, "W1": 6, "R0": 4, "R1": 5, "W2": 12},
-                       lr=1e-2)
+    spec = frozen_spec(input_style="normal", n_in=7, hidden=(9, 6),
+                       fw={"W0": 5, "W1": 6, "R0": 4, "R1": 5, "W2": 12}, lr=1e-2)
     _steps, mm, _ = _verify(spec, tmp_path, mutate=mutate)
     assert mm is not None, mutate
 

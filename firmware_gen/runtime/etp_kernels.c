@@ -72,26 +72,47 @@ static int64_t dot_dense16(const int16_t *row, const int16_t *x, uint16_t n)
     return acc;
 }
 
-/* sum_j row[j] x[j] over all n entries of int8 weights and int16 inputs, in int64: four products per
- * two SMLALD on a Cortex-M4 (SXTB16 splits the weights into (w0, w2) and (w1, w3), the inputs are
- * paired alike), or the plain loop; the same integer sum as dot_nonzero_h. */
-static int64_t dot_dense8(const int8_t *row, const int16_t *x, uint16_t n)
+/* The int16 inputs in the order dot_dense8 reads them: in each group of four (x0, x2, x1, x3), the
+ * pairs SXTB16 makes of four int8 weights (w0, w2) and (w1, w3); the last n % 4 as they are. */
+static void pair_inputs8(const int16_t *x, uint16_t n, int16_t *out)
+{
+    uint32_t j = 0;
+    for (; j + 3u < n; j += 4u) {
+        out[j] = x[j];
+        out[j + 1u] = x[j + 2u];
+        out[j + 2u] = x[j + 1u];
+        out[j + 3u] = x[j + 3u];
+    }
+    for (; j < n; j++) {
+        out[j] = x[j];
+    }
+}
+
+/* sum_j row[j] x[j] over all n entries of int8 weights and int16 inputs given in pair_inputs8's order
+ * (xp), in int64: four products per two SMLALD on a Cortex-M4 (SXTB16 splits four weights into
+ * (w0, w2) and (w1, w3)), or the same products in plain C; the same integer sum as dot_nonzero_h. */
+static int64_t dot_dense8(const int8_t *row, const int16_t *xp, uint16_t n)
 {
     int64_t acc = 0;
-    uint16_t j = 0;
+    uint32_t j = 0;
 #if defined(__ARM_FEATURE_DSP)
-    for (; j + 3 < n; j += 4) {
-        uint32_t w, a, b;
-        memcpy(&w, row + j, 4);
-        memcpy(&a, x + j, 4);                 /* (x0, x1) */
-        memcpy(&b, x + j + 2, 4);             /* (x2, x3) */
-        acc = __smlald((int16x2_t)__sxtb16((int8x4_t)w), (int16x2_t)((a & 0xFFFFu) | (b << 16)), acc);
-        acc = __smlald((int16x2_t)__sxtb16((int8x4_t)((w >> 8) | (w << 24))),
-                       (int16x2_t)((a >> 16) | (b & 0xFFFF0000u)), acc);
+    for (; j + 3u < n; j += 4u) {
+        uint32_t w;
+        int16x2_t a, b;
+        memcpy(&w, row + j, 4);               /* an LDR; unaligned access is allowed on the M4 */
+        memcpy(&a, xp + j, 4);                /* (x0, x2) */
+        memcpy(&b, xp + j + 2u, 4);           /* (x1, x3) */
+        acc = __smlald(__sxtb16((int8x4_t)w), a, acc);
+        acc = __smlald(__sxtb16((int8x4_t)((w >> 8) | (w << 24))), b, acc);
+    }
+#else
+    for (; j + 3u < n; j += 4u) {
+        acc += (int64_t)row[j] * xp[j] + (int64_t)row[j + 2u] * xp[j + 1u] + (int64_t)row[j + 1u] * xp[j + 2u] +
+               (int64_t)row[j + 3u] * xp[j + 3u];
     }
 #endif
     for (; j < n; j++) {
-        acc += (int64_t)row[j] * x[j];
+        acc += (int64_t)row[j] * xp[j];
     }
     return acc;
 }
@@ -107,11 +128,14 @@ void etp_lif_step_q(int32_t *v, int8_t *s, int32_t *vpre, uint16_t n,
     uint16_t i;
     /* mostly nonzero int16 inputs (features): a dense dot product is cheaper than the index list */
     int dense = x->bits == 16 && 4u * nx >= 3u * x->n;
+    if (dense && ETP_WH_BITS == 8) {
+        pair_inputs8((const int16_t *)x->p, x->n, val_x);   /* the dense path does not read the nonzero list */
+    }
     for (i = 0; i < n; i++) {
         const etp_wh_t *wr = W + (uint32_t)i * x->n;
         int64_t dot = !dense ? dot_nonzero_h(wr, idx_x, val_x, nx)
                       : ETP_WH_BITS == 16 ? dot_dense16((const int16_t *)(const void *)wr, (const int16_t *)x->p, x->n)
-                                          : dot_dense8((const int8_t *)(const void *)wr, (const int16_t *)x->p, x->n);
+                                          : dot_dense8((const int8_t *)(const void *)wr, val_x, x->n);
         int64_t cur = etp_round_shift(dot, sh_x);
         int64_t vp;
         if (R != NULL) {
