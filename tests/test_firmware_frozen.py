@@ -215,6 +215,13 @@ def test_c_refuses_training_every_layer_and_writing_flash(tmp_path):
     assert c.train(x, 1) == 0
     ref.train(x, 1)
     assert c.digest() == ref.digest()
+    # spikes other than 0/1 written by a host: the recurrent sum multiplies them (no 0/1 shortcut)
+    s0 = np.array([3, 0, 1, -2, 1, 0][:spec.hidden[0]], np.int8)
+    assert c.write(names.index("s0"), s0.tobytes()) == 0
+    ref.state.s[0][0] = s0
+    assert c.train(x, 2) == 0
+    ref.train(x, 2)
+    assert c.digest() == ref.digest()
     cfg = names.index("opt_cfg")
     assert c.write(cfg, np.array([3, 131, 17, 10, 1, -1], "<i4").tobytes()) == 0
     assert c.train(x, 1) == 1                                     # train_all = 1 in opt_cfg: refused
@@ -233,6 +240,9 @@ def test_c_refuses_training_every_layer_and_writing_flash(tmp_path):
     ("etp_kernels.c", "    for (; j < n; j++) {\n        acc += (int64_t)row[j] * xp[j];",
      "    for (; j + 1 < n; j++) {\n        acc += (int64_t)row[j] * xp[j];"),
     ("etp_kernels.c", "out[j + 1u] = x[j + 2u];", "out[j + 1u] = x[j + 1u];"),
+    # the recurrent spike sum skips the first spiking input
+    ("etp_kernels.c", "    for (t = 0; t < n; t++) {\n        acc += row[idx[t]];",
+     "    for (t = 1; t < n; t++) {\n        acc += row[idx[t]];"),
     # the readout's update reads the hidden layer's traces one neuron off
     ("etp_network.c", "out->x = vec(last->tr, last->n, 16);", "out->x = vec(last->tr + 1, last->n - 1u, 16);")])
 def test_harness_catches_planted_frozen_bugs(mutate, tmp_path):

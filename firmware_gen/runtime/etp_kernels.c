@@ -72,6 +72,18 @@ static int64_t dot_dense16(const int16_t *row, const int16_t *x, uint16_t n)
     return acc;
 }
 
+/* sum of row[idx[t]], t < n: dot_nonzero_h's value when every nonzero input is 1 (spikes), in 32 bits
+ * (|sum| <= 65535 * 32768 < 2^31). */
+static int64_t sum_at_h(const etp_wh_t *row, const uint16_t *idx, uint16_t n)
+{
+    int32_t acc = 0;
+    uint16_t t;
+    for (t = 0; t < n; t++) {
+        acc += row[idx[t]];
+    }
+    return acc;
+}
+
 /* The int16 inputs in the order dot_dense8 reads them: in each group of four (x0, x2, x1, x3), the
  * pairs SXTB16 makes of four int8 weights (w0, w2) and (w1, w3); the last n % 4 as they are. */
 static void pair_inputs8(const int16_t *x, uint16_t n, int16_t *out)
@@ -126,6 +138,10 @@ void etp_lif_step_q(int32_t *v, int8_t *s, int32_t *vpre, uint16_t n,
     uint16_t nx = etp_nonzero(x, idx_x, val_x);
     uint16_t nr = R != NULL ? etp_nonzero(s_prev, idx_r, val_r) : 0;
     uint16_t i;
+    int ones = 1;                 /* previous spikes are 0/1 (unless a host wrote others): sums of weights */
+    for (i = 0; i < nr; i++) {
+        ones &= val_r[i] == 1;
+    }
     /* mostly nonzero int16 inputs (features): a dense dot product is cheaper than the index list */
     int dense = x->bits == 16 && 4u * nx >= 3u * x->n;
     if (dense && ETP_WH_BITS == 8) {
@@ -139,7 +155,8 @@ void etp_lif_step_q(int32_t *v, int8_t *s, int32_t *vpre, uint16_t n,
         int64_t cur = etp_round_shift(dot, sh_x);
         int64_t vp;
         if (R != NULL) {
-            cur += etp_round_shift(dot_nonzero_h(R + (uint32_t)i * n, idx_r, val_r, nr), sh_r);
+            const etp_wh_t *rr = R + (uint32_t)i * n;
+            cur += etp_round_shift(ones ? sum_at_h(rr, idx_r, nr) : dot_nonzero_h(rr, idx_r, val_r, nr), sh_r);
         }
         vp = etp_sat(etp_round_shift((int64_t)alpha_q * v[i], 15) + cur, INT32_MIN, INT32_MAX);
         if (vpre != NULL) {
