@@ -277,3 +277,29 @@ def test_readout_only_non_frozen_c_skips_the_target_set_too(tmp_path):
     _steps, mm, _ = _verify(spec, tmp_path, mutate=("etp_network.c", "forward(x, train_all, label);",
                                                     "forward(x, 1, label);"))
     assert mm is not None and mm.tensor in ("st0", "trt0", "trl", "tsteps", "vt1", "st1", "trt1"), mm
+
+
+# ----------------------------------------------------------------------------- the CLI
+@pytest.mark.needs("cc")
+def test_export_and_verify_c_with_frozen_hidden_options(cli, tmp_path):
+    import json
+
+    from edgetp.model import Model, save_model
+    cfg = NetConfig(10, (8,), 4, True)
+    path = tmp_path / "m.npz"
+    save_model(Model(cfg, init_params(cfg, 0), [f"w{k}" for k in range(4)]), path)
+    out = tmp_path / "c"
+    r = cli("export", "--model", path, "--c", out, "--frozen-hidden", "--hbits", "8", "--wbits", "16",
+            "--ram-budget", "8K")
+    assert r.returncode == 0, r.stderr
+    assert "frozen int8 hidden layers (no target set)" in r.stdout and "frozen weights" in r.stdout
+    assert "    target set" not in r.stdout and "trl " not in r.stdout          # no such group in the plan
+    man = json.loads((out / "etp_manifest.json").read_text())
+    assert man["device"]["frozen_hidden"] and man["device"]["train"] == "readout" and man["device"]["hbits"] == 8
+    assert [t["name"] for t in man["tensors"] if t["writable"] and t["name"][0] in "WR"] == ["W1"]
+    for bad, why in ((["--frozen-hidden", "--train", "all"], "--train readout"),
+                     (["--hbits", "8", "--wbits", "16"], "frozen-hidden")):
+        r = cli("export", "--model", path, "--c", tmp_path / "bad", *bad)
+        assert r.returncode == 2 and why in r.stderr and "Traceback" not in r.stderr, r.stderr
+    r = cli("verify-c", "--model", path, "--frozen-hidden", "--hbits", "8", "--epochs", "1", "--samples", "2")
+    assert r.returncode == 0 and "0 mismatches" in r.stdout, r.stdout + r.stderr
