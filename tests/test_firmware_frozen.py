@@ -94,6 +94,16 @@ def test_qmodel_for_reads_the_recipe_and_options_override():
         qmodel_for(_Model({"hbits": 8, "frozen_hidden": True}), frozen_hidden=False)
 
 
+def test_finetune_fixed_protocol_gets_the_device_model():
+    """`finetune --kws --fixed` quantizes through qmodel_for when the model records recipe["fixed"]:
+    the integer model the device runs, frozen-hidden widths included."""
+    from edgetp.kws.fixed_protocol import device_qmodel
+    m = _Model({"wbits": 16, "hbits": 8, "frozen_hidden": True, "fx": 11})
+    qm = device_qmodel(m, None, "nobody")
+    want = qmodel_for(m)[0]
+    assert (qm.hbits, qm.frozen_hidden) == (8, True) and qmodel_hash(qm) == qmodel_hash(want)
+
+
 def test_device_config_and_reference_refuse_training_every_layer():
     with pytest.raises(EdgetpError, match="--train readout"):
         DeviceConfig(frozen_hidden=True)
