@@ -63,13 +63,15 @@ def export_c(qm, out_dir, dev_cfg=None, frontend=None) -> Path:
     return out
 
 
-def tiny_qmodel(n_in=12, hidden=(10,), n_out=4, recurrent=True, seed=0, wbits=16):
-    """A small random integer model (tests, smoke runs)."""
+def tiny_qmodel(n_in=12, hidden=(10,), n_out=4, recurrent=True, seed=0, wbits=16, hbits=None, frozen_hidden=False):
+    """A small random integer model (tests, smoke runs); ``frozen_hidden``: its hidden layers
+    constant at ``hbits``, the readout learning (firmware_gen.layout)."""
     from edgetp.fixed.qconfig import from_float
     from edgetp.tp.config import NetConfig, init_params
 
     cfg = NetConfig(n_in, tuple(hidden), n_out, recurrent=recurrent)
-    return from_float(cfg, init_params(cfg, seed), 12, wbits, labels=[f"c{k}" for k in range(n_out)])
+    return from_float(cfg, init_params(cfg, seed), 12, wbits, labels=[f"c{k}" for k in range(n_out)], hbits=hbits,
+                      frozen_hidden=frozen_hidden)
 
 
 def int_features(qm, xs) -> np.ndarray:

@@ -4,6 +4,10 @@ tests/test_firmware_snapshot.py fails when the generator's output changes; after
 intended change, regenerate it and review the diff like code:
 
     python -m firmware_gen.snapshot tests/snapshots/firmware_tiny
+
+It also writes the generated files (not the runtime copies, the same) of the frozen-hidden
+export of the same network (int8 hidden layers in flash, int16 readout) into
+tests/snapshots/firmware_tiny_frozen (the folder's name + "_frozen").
 """
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ import numpy as np
 from edgetp.fixed.qconfig import QModel
 from edgetp.tp.config import NetConfig
 
-from firmware_gen.generate import Export, render
+from firmware_gen.generate import GENERATED, MANIFEST, Export, render
 from firmware_gen.tensors import DeviceConfig
 
 
@@ -33,12 +37,33 @@ def tiny_export() -> Export:
     return render(tiny_model(), DeviceConfig(targets="classes", optimizer="factored", lr=1e-3, beta_shift=8))
 
 
-def write_snapshot(folder) -> list[Path]:
+def tiny_frozen_model() -> QModel:
+    """tiny_model's network frozen-hidden: hidden W0, R0 int8 (tiny_model's), readout W1 int16."""
+    qm = tiny_model()
+    weights = dict(qm.weights, W1=(qm.weights["W1"].astype(np.int16) * 256 + 77).astype(np.int16))
+    fw = dict(qm.fw, W1=qm.fw["W1"] + 8)
+    return QModel(qm.cfg, 16, qm.fx, weights, fw, qm.xbits, qm.labels, hbits=8, frozen_hidden=True)
+
+
+def tiny_frozen_export() -> Export:
+    """The generated files only (the runtime copies are firmware_tiny's)."""
+    ex = render(tiny_frozen_model(), DeviceConfig(targets="classes", optimizer="colnorm", lr=1e-3, beta_shift=8,
+                                                  train="readout", frozen_hidden=True))
+    ex.files = {n: t for n, t in ex.files.items() if n in (*GENERATED, MANIFEST)}
+    return ex
+
+
+def _write(ex: Export, folder) -> list[Path]:
     folder = Path(folder)
     for old in folder.glob("*"):
         if old.is_file():
             old.unlink()
-    return tiny_export().write(folder)
+    return ex.write(folder)
+
+
+def write_snapshot(folder) -> list[Path]:
+    folder = Path(folder)
+    return _write(tiny_export(), folder) + _write(tiny_frozen_export(), folder.parent / (folder.name + "_frozen"))
 
 
 if __name__ == "__main__":

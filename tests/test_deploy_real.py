@@ -64,6 +64,65 @@ def test_generated_c_on_the_emulated_cortex_m4_is_bit_exact(tiny):
     assert image.sizes["flash"] > 0 and image.sizes["ram"] > image.sizes["stack"]
 
 
+@pytest.fixture(scope="module")
+def tiny_frozen(tmp_path_factory):
+    """Frozen-hidden: int8 hidden layers in flash, the int16 readout learning; 13 features, so the
+    Cortex-M4's int8 dense dot product (4 inputs per step) has a tail."""
+    qm = tiny_qmodel(n_in=13, hidden=(10,), n_out=4, wbits=16, hbits=8, frozen_hidden=True)
+    cfg = DeviceConfig(lr_max=0.05, train="readout", frozen_hidden=True)
+    cdir = export_c(qm, tmp_path_factory.mktemp("tiny_frozen") / "model", cfg)
+    rng = np.random.default_rng(2)
+    sup = (int_features(qm, 1.5 * rng.standard_normal((4, 15, 13))), np.array([0, 1, 2, 3]))
+    qry = (int_features(qm, 1.5 * rng.standard_normal((2, 15, 13))), np.array([1, 2]))
+    return qm, cdir, sup, qry, cfg
+
+
+@pytest.mark.parametrize("target", [pytest.param("host", marks=pytest.mark.needs("cc")), pytest.param(
+    "qemu", marks=pytest.mark.needs("arm-none-eabi-gcc", "qemu-system-arm"))])
+def test_frozen_hidden_build_is_bit_exact_and_recovers_without_writing_flash(tiny_frozen, target):
+    """A frozen-hidden build on the host and on the emulated Cortex-M4 (its SXTB16/SMLALD int8 dot
+    product): every digest equal; a reset mid-session (host) is recovered by writing the RAM tensors
+    only (the hidden weights are the image's, read-only)."""
+    qm, cdir, sup, qry, cfg = tiny_frozen
+    faults = "reset=40,seed=1" if target == "host" else None
+    res, image = _session(target, qm, cdir, sup, qry, faults=faults, epochs=2, cfg=cfg)
+    assert (res["samples"], res["mismatches"], res["lost"]) == (8, 0, 0), res
+    if target == "host":
+        assert res["resets"] >= 1 and all("restored" in r["how"] for r in res["recoveries"])
+    else:
+        assert res["counter"] == "instructions" and 0 < res["infer_step"]["mean"] <= res["train_step"]["mean"]
+
+
+@pytest.mark.needs("cc")
+def test_frozen_hidden_weights_are_read_only_over_the_protocol(tiny_frozen):
+    """WRITE_TENSOR to a hidden weight of a frozen-hidden build is refused (READONLY) and changes
+    nothing; writing opt_cfg with train_all = 1 makes TRAIN fail (the model's ETP_EBADARG)."""
+    from deploy import protocol as P
+    from deploy.host import DeviceError
+    qm, cdir, sup, _qry, cfg = tiny_frozen
+    with start("host", build(cdir, "host")) as t:
+        dev = Device(serial.serial_for_url(t.url, timeout=0.01), timeout=0.1, retries=30)
+        try:
+            dev.hello()
+            dev.init(3)
+            ts = {x.name: x for x in dev.tensors()}
+            assert not ts["W0"].writable and not ts["R0"].writable and ts["W1"].writable
+            before = dev.digest()["digest"]
+            with pytest.raises(DeviceError) as e:
+                dev.write_tensor(ts["W0"].index, np.zeros(ts["W0"].count))
+            assert e.value.status == P.Status.READONLY and dev.digest()["digest"] == before
+            ref = IntReference(qm, cfg)
+            ref.init(3)
+            assert before == ref.digest()
+            dev.write_tensor(ts["opt_cfg"].index, np.array([3, 131, 17, 10, 1, -1]))
+            dev.reset_state()
+            with pytest.raises(DeviceError) as e:
+                dev.train(sup[0][0, 0], 0)
+            assert e.value.status == P.Status.MODEL
+        finally:
+            dev.close()
+
+
 def test_worst_window_mean():
     from deploy.hil import worst_window_mean
     assert worst_window_mean([1, 5, 1, 5, 1], 2) == 3.0 and worst_window_mean([1, 5, 5, 1], 2) == 5.0

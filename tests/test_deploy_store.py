@@ -325,3 +325,61 @@ def copy_boot_digest(ref) -> int:
     r = copy.deepcopy(ref)
     r.dev.reset()
     return r.digest()
+
+
+def test_a_frozen_hidden_build_saves_the_readout_and_refuses_another_layout(tmp_path):
+    """Frozen-hidden (int8 hidden layers in flash): the store saves the readout and the optimizer
+    only, a save boots back to the same state, and a slot written by the non-frozen export of the
+    same weights (another layout and model hash) is ignored."""
+    import serial
+
+    from deploy.host import Device
+    from deploy.targets import start
+    from firmware_gen.tensors import DeviceConfig
+
+    require("cc")
+    qm = tiny_qmodel(n_in=12, hidden=(10,), n_out=4, hbits=8, frozen_hidden=True)
+    cfg = DeviceConfig(train="readout", frozen_hidden=True)
+    cdir = export_c(qm, tmp_path / "model", cfg)
+    lay, geo = device_layout(qm), store_geometry(cdir, PAGE, PROG)
+    assert [it.name for it in persistent(lay)] == ["W1", "rng", "opt_steps", "opt_cfg", "rr_W1", "cc_W1"]
+    assert geo.payload == sum(lay.nbytes(it) for it in persistent(lay))
+    image = build(cdir, "host", flash_page=PAGE, flash_prog=PROG)
+    ref = IntReference(qm, cfg)
+    ref.init(5)
+    xs = int_features(qm, 1.5 * np.random.default_rng(4).standard_normal((15, 12)))
+    flash = tmp_path / "flash.bin"
+    with start("host", image, flash=flash) as t:
+        dev = Device(serial.serial_for_url(t.url, timeout=0.01), timeout=0.3)
+        dev.hello()
+        dev.init(5)
+        dev.reset_state()
+        for x in xs:
+            dev.train(x, 2)
+        ref.train_sample(xs, 2)
+        assert dev.digest()["digest"] == ref.digest()
+        dev.save()
+        dev.close()
+    saved = store.boot_select(geo, flash.read_bytes(), ref.model_hash)
+    assert saved is not None and saved.payload == store.payload_of(lay, ref.tensors())
+    ref.dev.reset()
+    with start("host", image, flash=flash) as t:
+        dev = Device(serial.serial_for_url(t.url, timeout=0.01), timeout=0.3)
+        assert dev.hello().store["boot"] == 0 and dev.digest()["digest"] == ref.digest()
+        dev.close()
+    # the same weights exported with trainable hidden layers: another model hash and payload
+    other_qm = tiny_qmodel(n_in=12, hidden=(10,), n_out=4)
+    other_lay = device_layout(other_qm)
+    other_ref = IntReference(other_qm)
+    other_ref.init(5)
+    other_geo = store.geometry(other_lay, PAGE, PROG)
+    assert other_ref.model_hash != ref.model_hash and other_geo.payload != geo.payload
+    foreign = store.encode_slot(other_geo, store.payload_of(other_lay, other_ref.tensors()), 9, other_ref.model_hash)
+    img = (foreign + b"\xff" * geo.flash_bytes)[:geo.flash_bytes]
+    flash.write_bytes(img)
+    assert store.boot_select(geo, img, ref.model_hash) is None
+    ref.init(0)
+    with start("host", image, flash=flash) as t:
+        dev = Device(serial.serial_for_url(t.url, timeout=0.01), timeout=0.3)
+        assert dev.hello().store["boot"] == store.STATUS.index("EMPTY") and dev.digest()["digest"] == ref.digest()
+        dev.close()

@@ -12,18 +12,20 @@ import pytest
 from firmware_gen.build import build_host
 from firmware_gen.cdevice import CDevice
 from firmware_gen.harness import Script, run_script
-from firmware_gen.snapshot import tiny_export, tiny_model
+from firmware_gen.snapshot import tiny_export, tiny_frozen_export, tiny_frozen_model, tiny_model
 from firmware_gen.tensors import DeviceConfig, RefDevice
 
 SNAP = Path(__file__).resolve().parent / "snapshots" / "firmware_tiny"
+SNAP_FROZEN = SNAP.parent / "firmware_tiny_frozen"      # generated files only; the runtime is SNAP's
 HINT = "regenerate with `python -m firmware_gen.snapshot tests/snapshots/firmware_tiny` if the change is intended"
 
 
-def test_generated_c_matches_the_snapshot():
-    ex = tiny_export()
-    assert sorted(p.name for p in SNAP.iterdir()) == sorted(ex.files), f"files differ from the snapshot; {HINT}"
+@pytest.mark.parametrize("snap,export", [(SNAP, tiny_export), (SNAP_FROZEN, tiny_frozen_export)])
+def test_generated_c_matches_the_snapshot(snap, export):
+    ex = export()
+    assert sorted(p.name for p in snap.iterdir()) == sorted(ex.files), f"files differ from the snapshot; {HINT}"
     for name, text in ex.files.items():
-        old = (SNAP / name).read_text()
+        old = (snap / name).read_text()
         if old != text:
             diff = "".join(list(difflib.unified_diff(old.splitlines(True), text.splitlines(True), f"snapshot/{name}",
                                                      f"generated/{name}"))[:80])
@@ -54,3 +56,23 @@ def test_the_snapshot_itself_is_bit_exact(tmp_path):
     steps, mm = run_script(c, dev, Script(ops))
     c.close()
     assert mm is None and steps == 24, str(mm)
+
+
+@pytest.mark.needs("cc")
+def test_the_frozen_snapshot_itself_is_bit_exact(tmp_path):
+    """The frozen-hidden snapshot's generated files with the runtime: strict C99, bit-exact."""
+    import shutil
+    for p in [*SNAP.iterdir(), *SNAP_FROZEN.iterdir()]:
+        shutil.copy(p, tmp_path / p.name)               # the frozen folder's generated files win
+    dev = RefDevice(tiny_frozen_model(), DeviceConfig("classes", "colnorm", 1e-3, 8, "readout", frozen_hidden=True))
+    c = CDevice(build_host(tmp_path, tmp_path / "harness"), 3, 16)
+    rng = np.random.default_rng(0)
+    ops = [("init", 5)]
+    for label in (0, 1, 1, 0):
+        ops.append(("reset",))
+        ops += [("train", rng.integers(-3000, 3000, 3).astype(np.int16), label) for _ in range(6)]
+        ops.append(("end_sample",))
+    steps, mm = run_script(c, dev, Script(ops))
+    c.close()
+    assert mm is None and steps == 24, str(mm)
+    assert dev.opt.step > 0 and not np.array_equal(dev.qm.weights["W1"], dev.qm0.weights["W1"])

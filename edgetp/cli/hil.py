@@ -136,7 +136,8 @@ def run(args) -> int:
     model, qm, cfg, codes, support, query, speaker, notes = prepare(args)
     for n in notes:
         say(f"note: {n}")
-    say(f"model {args.model} ({qm.cfg.net_string()}, int{qm.wbits} weights), speaker {speaker}: "
+    widths = f"int{qm.wbits} readout, frozen int{qm.hbits} hidden layers" if qm.frozen_hidden else f"int{qm.wbits} weights"
+    say(f"model {args.model} ({qm.cfg.net_string()}, {widths}), speaker {speaker}: "
         f"{len(support[1])} support and {len(query[1])} query utterances, {len(codes)} epoch(s)")
     image = None
     if args.target in ("host", "qemu"):
@@ -176,7 +177,8 @@ def run(args) -> int:
         info = dev.info
     out = {"samples": res.get("samples", 0), "mismatches": res.get("mismatches", 0)}
     out.update({"target": args.target, "board": info.board if info else None, "model": args.model,
-                "model_hash": ref.model_hash, "net": qm.cfg.net_string(), "wbits": qm.wbits, "speaker": speaker,
+                "model_hash": ref.model_hash, "net": qm.cfg.net_string(), "wbits": qm.wbits, "hbits": qm.hbits,
+                "frozen_hidden": qm.frozen_hidden, "speaker": speaker,
                 "shots": args.shots, "epochs": len(codes), "lr": cfg.lr, "optimizer": cfg.optimizer,
                 "update_every": cfg.update_every,
                 "support": int(len(support[1])), "query": int(len(query[1]))})

@@ -80,6 +80,63 @@ static int64_t dot_dense16(const int16_t *row, const int16_t *x, uint16_t n)
     return acc;
 }
 
+/* sum of row[idx[t]], t < n: dot_nonzero_h's value when every nonzero input is 1 (spikes), in 32 bits
+ * (|sum| <= 65535 * 32768 < 2^31). */
+static int64_t sum_at_h(const etp_wh_t *row, const uint16_t *idx, uint16_t n)
+{
+    int32_t acc = 0;
+    uint16_t t;
+    for (t = 0; t < n; t++) {
+        acc += row[idx[t]];
+    }
+    return acc;
+}
+
+/* The int16 inputs in the order dot_dense8 reads them: in each group of four (x0, x2, x1, x3), the
+ * pairs SXTB16 makes of four int8 weights (w0, w2) and (w1, w3); the last n % 4 as they are. */
+static void pair_inputs8(const int16_t *x, uint16_t n, int16_t *out)
+{
+    uint32_t j = 0;
+    for (; j + 3u < n; j += 4u) {
+        out[j] = x[j];
+        out[j + 1u] = x[j + 2u];
+        out[j + 2u] = x[j + 1u];
+        out[j + 3u] = x[j + 3u];
+    }
+    for (; j < n; j++) {
+        out[j] = x[j];
+    }
+}
+
+/* sum_j row[j] x[j] over all n entries of int8 weights and int16 inputs given in pair_inputs8's order
+ * (xp), in int64: four products per two SMLALD on a Cortex-M4 (SXTB16 splits four weights into
+ * (w0, w2) and (w1, w3)), or the same products in plain C; the same integer sum as dot_nonzero_h. */
+static int64_t dot_dense8(const int8_t *row, const int16_t *xp, uint16_t n)
+{
+    int64_t acc = 0;
+    uint32_t j = 0;
+#if defined(__ARM_FEATURE_DSP)
+    for (; j + 3u < n; j += 4u) {
+        uint32_t w;
+        int16x2_t a, b;
+        memcpy(&w, row + j, 4);               /* an LDR; unaligned access is allowed on the M4 */
+        memcpy(&a, xp + j, 4);                /* (x0, x2) */
+        memcpy(&b, xp + j + 2u, 4);           /* (x1, x3) */
+        acc = __smlald(__sxtb16((int8x4_t)w), a, acc);
+        acc = __smlald(__sxtb16((int8x4_t)((w >> 8) | (w << 24))), b, acc);
+    }
+#else
+    for (; j + 3u < n; j += 4u) {
+        acc += (int64_t)row[j] * xp[j] + (int64_t)row[j + 2u] * xp[j + 1u] + (int64_t)row[j + 1u] * xp[j + 2u] +
+               (int64_t)row[j + 3u] * xp[j + 3u];
+    }
+#endif
+    for (; j < n; j++) {
+        acc += (int64_t)row[j] * xp[j];
+    }
+    return acc;
+}
+
 void etp_lif_step_q(int32_t *v, int8_t *s, int32_t *vpre, uint16_t n,
                     const etp_vec_t *x, const etp_wh_t *W, int sh_x,
                     const etp_vec_t *s_prev, const etp_wh_t *R, int sh_r,
@@ -89,16 +146,25 @@ void etp_lif_step_q(int32_t *v, int8_t *s, int32_t *vpre, uint16_t n,
     uint16_t nx = etp_nonzero(x, idx_x, val_x);
     uint16_t nr = R != NULL ? etp_nonzero(s_prev, idx_r, val_r) : 0;
     uint16_t i;
+    int ones = 1;                 /* previous spikes are 0/1 (unless a host wrote others): sums of weights */
+    for (i = 0; i < nr; i++) {
+        ones &= val_r[i] == 1;
+    }
     /* mostly nonzero int16 inputs (features): a dense dot product is cheaper than the index list */
-    int dense = ETP_WH_BITS == 16 && x->bits == 16 && 4u * nx >= 3u * x->n;
+    int dense = x->bits == 16 && 4u * nx >= 3u * x->n;
+    if (dense && ETP_WH_BITS == 8) {
+        pair_inputs8((const int16_t *)x->p, x->n, val_x);   /* the dense path does not read the nonzero list */
+    }
     for (i = 0; i < n; i++) {
         const etp_wh_t *wr = W + (uint32_t)i * x->n;
-        int64_t dot = dense ? dot_dense16((const int16_t *)(const void *)wr, (const int16_t *)x->p, x->n)
-                            : dot_nonzero_h(wr, idx_x, val_x, nx);
+        int64_t dot = !dense ? dot_nonzero_h(wr, idx_x, val_x, nx)
+                      : ETP_WH_BITS == 16 ? dot_dense16((const int16_t *)(const void *)wr, (const int16_t *)x->p, x->n)
+                                          : dot_dense8((const int8_t *)(const void *)wr, val_x, x->n);
         int64_t cur = etp_round_shift(dot, sh_x);
         int64_t vp;
         if (R != NULL) {
-            cur += etp_round_shift(dot_nonzero_h(R + (uint32_t)i * n, idx_r, val_r, nr), sh_r);
+            const etp_wh_t *rr = R + (uint32_t)i * n;
+            cur += etp_round_shift(ones ? sum_at_h(rr, idx_r, nr) : dot_nonzero_h(rr, idx_r, val_r, nr), sh_r);
         }
         vp = etp_sat(etp_round_shift((int64_t)alpha_q * v[i], 15) + cur, INT32_MIN, INT32_MAX);
         if (vpre != NULL) {
