@@ -25,7 +25,8 @@ def quant_settings(model, **given) -> tuple[dict, list[str]]:
     Returns the settings and notes naming where each came from when not given."""
     stored = (getattr(model, "recipe", None) or {}).get("fixed") or {}
     out, notes = {}, []
-    for key, default in DEFAULTS.items():
+
+    def pick(key, default):
         if given.get(key) is not None:
             out[key] = given[key]
         elif key in stored:
@@ -36,20 +37,17 @@ def quant_settings(model, **given) -> tuple[dict, list[str]]:
             if key == "fx":
                 notes.append(f"inputs Q.{default} (default for unit-std features; the model records no fx, "
                              f"pass --fx to choose)")
+
+    for key, default in DEFAULTS.items():
+        pick(key, default)
     out["wbits"], out["xbits"], out["fx"] = int(out["wbits"]), int(out["xbits"]), int(out["fx"])
     out["headroom"] = float(out["headroom"])
     if out["wbits"] not in WBITS or out["xbits"] not in WBITS:
         raise EdgetpError(f"weight and input widths must be one of {WBITS}")
     if not 0 <= out["fx"] <= 24 or not out["headroom"] >= 1.0:
         raise EdgetpError(f"fx must be in 0..24 and headroom >= 1, got {out['fx']}, {out['headroom']}")
-    for key, default in (("frozen_hidden", False), ("hbits", out["wbits"])):
-        if given.get(key) is not None:
-            out[key] = given[key]
-        elif key in stored:
-            out[key] = stored[key]
-            notes.append(f"{key} {stored[key]} from the model's recipe")
-        else:
-            out[key] = default
+    pick("frozen_hidden", False)
+    pick("hbits", out["wbits"])
     out["frozen_hidden"] = bool(out["frozen_hidden"])
     if out["hbits"] not in WBITS:
         raise EdgetpError(f"hidden weight width must be one of {WBITS}, got {out['hbits']}")

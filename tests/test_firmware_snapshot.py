@@ -46,7 +46,12 @@ def test_every_file_is_stamped():
 def test_the_snapshot_itself_is_bit_exact(tmp_path):
     """The checked-in C compiles with the strict flags and equals the reference step by step."""
     dev = RefDevice(tiny_model(), DeviceConfig("classes", "factored", 1e-3, 8))
-    c = CDevice(build_host(SNAP, tmp_path / "harness"), 3, 16)
+    _replay_four_samples(dev, build_host(SNAP, tmp_path / "harness"))
+
+
+def _replay_four_samples(dev, harness):
+    """Four samples of 6 training steps on the built harness and on ``dev``: every step bit-exact."""
+    c = CDevice(harness, 3, 16)
     rng = np.random.default_rng(0)
     ops = [("init", 5)]
     for label in (0, 1, 1, 0):
@@ -65,14 +70,5 @@ def test_the_frozen_snapshot_itself_is_bit_exact(tmp_path):
     for p in [*SNAP.iterdir(), *SNAP_FROZEN.iterdir()]:
         shutil.copy(p, tmp_path / p.name)               # the frozen folder's generated files win
     dev = RefDevice(tiny_frozen_model(), DeviceConfig("classes", "colnorm", 1e-3, 8, "readout", frozen_hidden=True))
-    c = CDevice(build_host(tmp_path, tmp_path / "harness"), 3, 16)
-    rng = np.random.default_rng(0)
-    ops = [("init", 5)]
-    for label in (0, 1, 1, 0):
-        ops.append(("reset",))
-        ops += [("train", rng.integers(-3000, 3000, 3).astype(np.int16), label) for _ in range(6)]
-        ops.append(("end_sample",))
-    steps, mm = run_script(c, dev, Script(ops))
-    c.close()
-    assert mm is None and steps == 24, str(mm)
+    _replay_four_samples(dev, build_host(tmp_path, tmp_path / "harness"))
     assert dev.opt.step > 0 and not np.array_equal(dev.qm.weights["W1"], dev.qm0.weights["W1"])
