@@ -80,7 +80,8 @@ def finetune_seed_fixed(model: Model, corpus, speaker: str, shots, seed: int, re
         from edgetp.fixed.qconfig import from_float
         scratch = init_params(model.cfg, seed, np.float32)
         scratch.S, scratch.S_rec = model.params.S, model.params.S_rec
-        q0 = from_float(model.cfg, scratch, qm.fx, qm.wbits, 1.0, list(model.labels), qm.xbits)
+        q0 = from_float(model.cfg, scratch, qm.fx, qm.wbits, 1.0, list(model.labels), qm.xbits, qm.hbits,
+                        qm.frozen_hidden)   # the same device: a frozen random hidden layer, the readout learns
         res["finetune_only_acc"] = acc(finetune_fixed(q0, xs, ys, recipe.epochs, recipe.lr, kind, recipe.targets,
                                                       recipe.batch, seed, WBITS, train=recipe.train,
                                                       update_every=recipe.update_every), xq, yq)
