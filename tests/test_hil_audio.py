@@ -17,8 +17,6 @@ from deploy.host import DeviceError  # noqa: E402
 REAL = sorted((Path(__file__).parent / "data" / "real").glob("*.wav"))
 
 
-
-
 def _export(name, tmp_path_factory):
     require("cc")
     from deploy.reference import export_c
@@ -30,7 +28,8 @@ def _export(name, tmp_path_factory):
     model = load_model(name)
     qm, _ = qmodel_for(model)
     norm = fq.InputNorm.for_model(model, qm)
-    cfg = DeviceConfig()
+    # a frozen-hidden model (kws-mcu) learns its readout alone on the device
+    cfg = DeviceConfig(train="readout", frozen_hidden=True) if qm.frozen_hidden else DeviceConfig()
     d = export_c(qm, tmp_path_factory.mktemp(name) / "model", cfg, frontend=norm)
     return d, qm, cfg, norm, model
 
