@@ -16,9 +16,8 @@ def export_c(model, out_dir, args, ram_budget=None, flash_budget=None) -> list[s
     the plan when a budget is exceeded, before writing anything."""
     qm, dev, notes = device_from_args(model, args)
     ex = render(qm, dev, source_hash=model.hash())
-    title = f"{qm.cfg.net_string()}, int{qm.wbits} weights, targets {dev.targets} (K = {ex.layout.dims['K']})"
-    if qm.frozen_hidden:
-        title = f"{qm.cfg.net_string()}, int{qm.wbits} readout, frozen int{qm.hbits} hidden layers (no target set)"
+    targets = " (no target set)" if qm.frozen_hidden else f", targets {dev.targets} (K = {ex.layout.dims['K']})"
+    title = f"{qm.cfg.net_string()}, {qm.widths()}{targets}"
     check_budgets(ex.plan, ram_budget, flash_budget, title)
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()) and not (out / "etp_model.h").is_file():

@@ -136,8 +136,7 @@ def run(args) -> int:
     model, qm, cfg, codes, support, query, speaker, notes = prepare(args)
     for n in notes:
         say(f"note: {n}")
-    widths = f"int{qm.wbits} readout, frozen int{qm.hbits} hidden layers" if qm.frozen_hidden else f"int{qm.wbits} weights"
-    say(f"model {args.model} ({qm.cfg.net_string()}, {widths}), speaker {speaker}: "
+    say(f"model {args.model} ({qm.cfg.net_string()}, {qm.widths()}), speaker {speaker}: "
         f"{len(support[1])} support and {len(query[1])} query utterances, {len(codes)} epoch(s)")
     image = None
     if args.target in ("host", "qemu"):

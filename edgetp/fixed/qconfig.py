@@ -113,6 +113,12 @@ class QModel:
     def readout_name(self) -> str:
         return f"W{self.cfg.layers}"
 
+    def widths(self) -> str:
+        """The weight widths in words, for reports: "int16 weights", or "int16 readout, frozen int8 hidden layers"."""
+        if self.frozen_hidden:
+            return f"int{self.wbits} readout, frozen int{self.hbits} hidden layers"
+        return f"int{self.wbits} weights"
+
     def bits_of(self, name: str) -> int:
         """Width of weight tensor ``name``: ``wbits`` for the readout, ``hbits`` for the hidden ones."""
         return self.wbits if name == self.readout_name else self.hbits

@@ -93,7 +93,7 @@ etp_status_t etp_set_optimizer(uint8_t kind, uint8_t beta_shift, uint8_t train_a
 {
     /* a frozen-hidden build learns the readout only: train_all = 1 is refused */
     if (kind > ETP_CFG_KIND_MAX || beta_shift > ETP_CFG_BETA_SHIFT_MAX ||
-        train_all > (ETP_FROZEN_HIDDEN ? 0 : ETP_CFG_TRAIN_ALL_MAX) || clip < ETP_CFG_CLIP_MIN ||
+        train_all > ETP_TRAIN_ALL_LIMIT || clip < ETP_CFG_CLIP_MIN ||
         clip > ETP_CFG_CLIP_MAX) {
         return ETP_EBADARG;
     }

@@ -37,6 +37,9 @@ typedef struct {
     int64_t *delta_t;            /* (K, n); NULL on layer 0 */
 } etp_layer_t;
 
+/* The largest train_all this build accepts: a frozen-hidden build learns the readout only. */
+#define ETP_TRAIN_ALL_LIMIT (ETP_FROZEN_HIDDEN ? 0 : ETP_CFG_TRAIN_ALL_MAX)
+
 /* Which gradient a trainable tensor gets (network_q.gradients_q). */
 enum { ETP_PARAM_W = 0, ETP_PARAM_R = 1, ETP_PARAM_OUT = 2 };
 

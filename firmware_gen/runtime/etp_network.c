@@ -248,8 +248,7 @@ static int opt_cfg_valid(const int32_t *c)
     static const int32_t lo[ETP_CFG_COUNT] = {ETP_CFG_KIND_MIN, ETP_CFG_LR_M_MIN, ETP_CFG_LR_E_MIN,
                                               ETP_CFG_BETA_SHIFT_MIN, ETP_CFG_TRAIN_ALL_MIN, ETP_CFG_CLIP_MIN};
     static const int32_t hi[ETP_CFG_COUNT] = {ETP_CFG_KIND_MAX, ETP_CFG_LR_M_MAX, ETP_CFG_LR_E_MAX,
-                                              ETP_CFG_BETA_SHIFT_MAX, ETP_FROZEN_HIDDEN ? 0 : ETP_CFG_TRAIN_ALL_MAX,
-                                              ETP_CFG_CLIP_MAX};
+                                              ETP_CFG_BETA_SHIFT_MAX, ETP_TRAIN_ALL_LIMIT, ETP_CFG_CLIP_MAX};
     int f;
     for (f = 0; f < ETP_CFG_COUNT; f++) {
         if (c[f] < lo[f] || c[f] > hi[f]) {
