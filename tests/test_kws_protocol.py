@@ -141,7 +141,8 @@ def test_finetune_cli_json_contract_and_plot(setup, pretrained, cli):
 @pytest.mark.parametrize("flags", [["--targets", "batch", "--batch", "4"], ["--train", "readout"],
                                    ["--optimizer", "sgd", "--lr", "0.01"], ["--rehearsal", "2", "--fixed"],
                                    ["--rehearsal", "1.5", "--batch", "2", "--json", "{home}/reh.json"],
-                                   ["--update-every", "2", "--fixed"], ["--update-every", "3"]])
+                                   ["--update-every", "2", "--fixed"], ["--update-every", "3"],
+                                   ["--shift", "4", "--noise", "0.1", "--warp", "0.1", "--json", "{home}/aug.json"]])
 def test_finetune_options(setup, pretrained, cli, flags):
     root, home = setup
     flags = [f.format(home=home) for f in flags]
@@ -155,6 +156,10 @@ def test_finetune_options(setup, pretrained, cli, flags):
         assert d["recipe"]["rehearsal"] == 1.5 and d["per_seed"][0]["rehearsal"] == round(1.5 * 4)
     if "--update-every" in flags:
         assert f"update every {flags[1]} frames" in r.stdout
+    if "--warp" in flags:
+        assert "augmented (shift 4, noise 0.1, warp 0.1)" in r.stdout
+        rec = json.loads((home / "aug.json").read_text())["recipe"]
+        assert (rec["shift"], rec["noise"], rec["warp"]) == (4, 0.1, 0.1)
 
 
 @pytest.mark.parametrize("flags,expect", [
@@ -165,6 +170,10 @@ def test_finetune_options(setup, pretrained, cli, flags):
     (["--rehearsal", "-1"], "rehearsal"),
     (["--rehearsal", "nan"], "rehearsal"),
     (["--update-every", "0"], "--update-every"),
+    (["--shift", "-2"], "--shift"),
+    (["--noise", "nan"], "--noise"),
+    (["--warp", "0.5"], "--warp"),
+    (["--warp", "0.1", "--fixed"], "--fixed"),
 ])
 def test_finetune_user_errors(setup, pretrained, cli, flags, expect):
     root, home = setup
@@ -206,27 +215,62 @@ def test_augment_shifts_with_zero_fill_and_keeps_shape():
     assert 0.2 < np.std(z - x) < 0.8
 
 
+def test_mel_warp_moves_each_block_along_the_mel_axis():
+    """Factor 1 is the identity; factor f makes band b read band b*f (interpolated), in every 40-band block."""
+    from edgetp.kws.train import mel_warp
+    ramp = np.tile(np.arange(40, dtype=np.float32), 3)[None, None, :].repeat(2, 1)   # [log-mel, d, dd] ramps
+    assert np.array_equal(mel_warp(ramp, [1.0]), ramp)
+    w = mel_warp(ramp, [0.9])
+    assert np.allclose(w[0, 0, :40], 0.9 * np.arange(40), atol=1e-5)
+    assert np.allclose(w[0, 0, 40:80], w[0, 0, :40]) and np.allclose(w[0, 0, 80:], w[0, 0, :40])
+    up = mel_warp(ramp, [1.1])[0, 0, :40]                       # clamped at the top band
+    assert np.allclose(up[:36], 1.1 * np.arange(36), atol=1e-4) and np.all(up[36:] == 39)
+
+
+def test_finetune_augmentation_changes_learning_and_is_seeded():
+    from edgetp.kws.train import Recipe, fit
+    from edgetp.tp import init_params, parse_net
+    cfg = parse_net("120-8r-4")
+    rng = np.random.default_rng(0)
+    xs, ys = rng.normal(size=(6, 12, 120)).astype(np.float32), np.arange(6) % 4
+    def trained(**aug):
+        p = init_params(cfg, 0, np.float32)
+        fit(p, cfg, xs, ys, Recipe(epochs=2, lr=1e-3, batch=2, **aug), progress=False)
+        return p.W[-1]
+    plain, warped = trained(), trained(warp=0.2, shift=2, noise=0.1)
+    assert not np.allclose(plain, warped)
+    assert np.array_equal(warped, trained(warp=0.2, shift=2, noise=0.1))
+
+
 def test_pretrain_records_finetune_defaults_that_finetune_uses(setup, cli, tmp_path):
     root, home = setup
     env = {"EDGETP_HOME": str(home)}
     model = tmp_path / "ft.npz"
     r = cli("pretrain", "--kws", "--data-root", root, "--net", "120-8r-36", "--epochs", "1", "--batch", "8",
             "--hold-out", HELD, "--ft", "batch=2", "--ft", "rehearsal=1.5", "--ft", "epochs=1", "--ft", "update_every=2",
-            "--out", model, env=env)
+            "--ft", "warp=0.05", "--out", model, env=env)
     assert r.returncode == 0, r.stderr
     from edgetp.model import load_model
     m = load_model(model)
-    assert m.recipe["finetune"] == {"batch": 2, "rehearsal": 1.5, "epochs": 1, "update_every": 2}
-    assert "--ft batch=2 --ft rehearsal=1.5 --ft epochs=1 --ft update_every=2" in m.recipe["command"]
+    assert m.recipe["finetune"] == {"batch": 2, "rehearsal": 1.5, "epochs": 1, "update_every": 2, "warp": 0.05}
+    assert "--ft batch=2 --ft rehearsal=1.5 --ft epochs=1 --ft update_every=2 --ft warp=0.05" in m.recipe["command"]
     out = tmp_path / "ft.json"
     r = cli("finetune", "--kws", "--model", model, "--data-root", root, "--shots", "1", "--seeds", "1",
             "--no-baseline", "--quiet", "--batch", "1", "--json", out, env=env)
     assert r.returncode == 0, r.stderr
     rec = json.loads(out.read_text())["recipe"]
     assert (rec["batch"], rec["rehearsal"], rec["epochs"], rec["update_every"]) == (1, 1.5, 1, 2)   # the flag wins, the rest is the model's
+    assert rec["warp"] == 0.05 and "warp 0.05" in r.stdout
+    # the integer rule learns from the utterances as recorded: the float recipe's augmentation is not applied
+    r = cli("finetune", "--kws", "--fixed", "--model", model, "--data-root", root, "--shots", "1", "--seeds", "1",
+            "--no-baseline", "--quiet", "--json", out, env=env)
+    assert r.returncode == 0, r.stderr
+    rec = json.loads(out.read_text())["recipe"]
+    assert (rec["shift"], rec["noise"], rec["warp"], rec["update_every"]) == (0, 0.0, 0.0, 2) and "augmented" not in r.stdout
 
 
-@pytest.mark.parametrize("item", ["batch", "colour=red", "batch=two", "rehearsal=-1", "optimizer=lion", "update_every=0"])
+@pytest.mark.parametrize("item", ["batch", "colour=red", "batch=two", "rehearsal=-1", "optimizer=lion", "update_every=0",
+                                  "warp=0.9", "shift=-1", "noise=inf"])
 def test_pretrain_rejects_bad_finetune_defaults_before_training(setup, cli, tmp_path, item):
     root, home = setup
     r = cli("pretrain", "--kws", "--data-root", root, "--hold-out", HELD, "--ft", item, "--out", tmp_path / "x.npz",

@@ -113,3 +113,17 @@ def test_the_card_names_the_corpus_a_model_was_pretrained_on(tmp_path):
     assert m.recipe["corpus"]["wide"] > 0 and m.recipe["corpus"]["distinct"] == 10
     card = (ROOT / "models" / "kws-mcu" / "README.md").read_text()
     assert "edgetp data synth-kws CORPUS --distinct 10 --wide 200" in card and "--data-root CORPUS" in card
+
+
+def test_a_derived_card_says_how_its_source_was_made():
+    """A model derived in place from its own pretraining output shows that run's command; one derived from another
+    model points to that model's card."""
+    from edgetp.kws.card import _derived_lines
+    src = {"model": "models/m/model.npz", "hash": "ab" * 32, "command": "edgetp pretrain --kws --net 120-8r-36"}
+    assert _derived_lines({}, "m", None) == []
+    own = _derived_lines({"derived_from": src}, "m", "edgetp data synth-kws CORPUS --wide 200")
+    assert own[0].startswith("# the pretraining run (hash abababababab)")
+    assert own[1] == "edgetp pretrain --kws --net 120-8r-36 --data-root CORPUS --out models/m/model.npz"
+    other = _derived_lines({"derived_from": src}, "n", None)
+    assert other == ["# first models/m/model.npz (hash abababababab), as its card says: this model is its weights "
+                     "with other settings"]

@@ -55,6 +55,14 @@ def register(sub):
     p.add_argument("--update-every", type=int, default=None, metavar="K",
                    help="learn on every K-th frame of a sample (t %% K == 0, t from 0 at its start; the other "
                         "frames run the forward pass only); default: the model's recipe, else 1")
+    p.add_argument("--shift", type=int, default=None, metavar="N",
+                   help="augment the fine-tuning utterances in each epoch: a random time shift of up to +-N frames "
+                        "(float rule only; default: the model's recipe, else 0)")
+    p.add_argument("--noise", type=float, default=None, metavar="STD",
+                   help="augment: Gaussian feature noise of this std (float rule only; default: the recipe's, else 0)")
+    p.add_argument("--warp", type=float, default=None, metavar="W",
+                   help="augment: a mel-axis (vocal-tract-length) warp by a random factor in 1 +- W (float rule "
+                        "only; default: the recipe's, else 0)")
     p.add_argument("--fixed", action="store_true", help="use the integer-only TP rule (what the device runs)")
     p.add_argument("--test-limit", type=int, default=2000,
                    help="at most this many other-speaker test utterances (seeded subsample; 0 = all)")
@@ -71,16 +79,25 @@ def register(sub):
 
 
 def recipe_from(args, model):
-    from edgetp.kws.train import Recipe
+    from edgetp.kws.train import Recipe, check_augment
     from edgetp.tp.config import check_update_every
 
     if args.update_every is not None:   # named as the user typed it; Recipe.check says "update every"
         check_update_every(args.update_every, "--update-every")
+    aug = ("shift", "noise", "warp")
+    typed = [f"--{k}" for k in aug if getattr(args, k)]
+    if args.fixed and typed:
+        raise EdgetpError(f"{', '.join(typed)} with --fixed: the integer rule (and the device) learns from the "
+                          "utterances as recorded; augmentation is for the float rule")
     ft = dict(model.recipe.get("finetune", {}))
+    if args.fixed:   # a recipe's augmentation is the float recipe's; the integer rule runs without it
+        ft = {k: v for k, v in ft.items() if k not in aug}
     pick = lambda k, dflt: getattr(args, k) if getattr(args, k) is not None else ft.get(k, dflt)
+    check_augment(pick("shift", 0), pick("noise", 0.0), pick("warp", 0.0), ("--shift", "--noise", "--warp"))
     r = Recipe(epochs=pick("epochs", 3), lr=pick("lr", 1e-4), optimizer=pick("optimizer", "adam"),
                batch=pick("batch", 1), targets=pick("targets", "classes"), train=pick("train", "all"),
-               rehearsal=pick("rehearsal", 0.0), update_every=pick("update_every", 1))
+               rehearsal=pick("rehearsal", 0.0), update_every=pick("update_every", 1),
+               shift=pick("shift", 0), noise=pick("noise", 0.0), warp=pick("warp", 0.0))
     r.check()
     return r
 
@@ -158,6 +175,8 @@ def _table(out: dict) -> None:
           f"{opt} lr {r['lr']:g}, batch {r['batch']}, targets {r['targets']}, train {r['train']}, "
           f"{r['epochs']} epochs" + (f", rehearsal {r['rehearsal']:g}" if r.get("rehearsal") else "")
           + (f", update every {r['update_every']} frames" if r.get("update_every", 1) != 1 else "")
+          + (f", augmented (shift {r.get('shift', 0)}, noise {r.get('noise', 0):g}, warp {r.get('warp', 0):g})"
+             if r.get("shift") or r.get("noise") or r.get("warp") else "")
           + (" (integer rule)" if out.get("fixed") else ""))
     print(f"  {'':28s}{'before':>16s}{'after':>16s}")   # query before = zero-shot, query after = adapted
     print(f"  {'query (held-out speakers) %' if len(out['speakers']) > 1 else 'query (held-out speaker) %':28s}{pm('query_acc_before'):>16s}{pm('query_acc_after'):>16s}")

@@ -43,7 +43,8 @@ def register(sub):
     p.add_argument("--ft-lr", type=float, default=None, help="fine-tuning lr to record as this model's default")
     p.add_argument("--ft", action="append", default=[], metavar="KEY=VALUE",
                    help="a fine-tuning default to record in the model (repeatable): epochs, lr, optimizer, batch, "
-                        "targets, train, rehearsal, update_every; `edgetp finetune` uses them unless told otherwise")
+                        "targets, train, rehearsal, update_every, shift, noise, warp; `edgetp finetune` uses them unless "
+                        "told otherwise")
     p.add_argument("--record-fixed", action="store_true",
                    help='record the device quantization in the model (recipe["fixed"]: int16, input format '
                         "calibrated on pretraining utterances), which export --c, verify-c, hil and "
@@ -72,7 +73,8 @@ def pretrain_indices(corpus, hold: str | None):
     return pick("train"), pick("validation")
 
 
-FT_KEYS = ("epochs", "lr", "optimizer", "batch", "targets", "train", "rehearsal", "update_every")   # Recipe fields
+FT_KEYS = ("epochs", "lr", "optimizer", "batch", "targets", "train", "rehearsal", "update_every",
+           "shift", "noise", "warp")   # Recipe fields
 
 
 def finetune_defaults(items: list[str], lr: float | None = None) -> dict:
@@ -135,7 +137,7 @@ def corpus_params(root) -> dict | None:
 def run(args) -> int:
     from edgetp.audio.frontend import NormConstants
     from edgetp.kws.data import ModelInputs, check_gain, features, open_corpus, recompress
-    from edgetp.kws.train import Recipe, accuracy, fit
+    from edgetp.kws.train import Recipe, accuracy, check_augment, fit
     from edgetp.model import Model, save_model
     from edgetp.tp import init_params, parse_net
 
@@ -164,8 +166,7 @@ def run(args) -> int:
         raise EdgetpError("the pretrain split is empty")
     t0 = time.perf_counter()
     check_gain(args.log_gain, "--log-gain")
-    if not 0.0 <= args.warp < 0.5:
-        raise EdgetpError(f"--warp must be in [0, 0.5), got {args.warp}")
+    check_augment(args.shift, args.noise, args.warp, ("--shift", "--noise", "--warp"))
     raw = recompress(np.asarray(features(corpus, pre)), args.log_gain)
     norm = ModelInputs(NormConstants.fit(raw, per_utterance=args.per_utterance_norm), args.log_gain)
     xs, ys = norm.norm.apply(raw), corpus.labels[pre]

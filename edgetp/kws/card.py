@@ -34,6 +34,8 @@ def _row(label: str, r: dict) -> str:
 def label(r: dict) -> str:
     """A result row's setting, from the recipe its JSON recorded."""
     rec = r["recipe"]
+    if rec["epochs"] == 0:   # measured before any fine-tuning: the recipe's other settings played no part
+        return "zero-shot (no fine-tuning)" + (" of the integer model (`--fixed`)" if r.get("fixed") else "")
     who = "readout only" if rec["train"] == "readout" else "TP, all layers"
     if r.get("fixed"):
         widths = (f"int{r.get('wbits', 16)} readout, int{r['hbits']} frozen hidden layers in flash"
@@ -45,6 +47,9 @@ def label(r: dict) -> str:
         parts.append(f"learns every {rec['update_every']} frames")
     if rec.get("rehearsal"):
         parts.append(f"rehearsal {rec['rehearsal']:g}")
+    aug = [f"{k} {rec[k]:g}" for k in ("shift", "noise", "warp") if rec.get(k)]
+    if aug:
+        parts.append(f"augmented ({', '.join(aug)})")
     return ", ".join(parts)
 
 
@@ -144,6 +149,20 @@ def _data_row(rec: dict, met: dict) -> str:
             f"{len(rec.get('dev_speakers') or [])} development or {len(rec.get('test_speakers') or [])} test speakers |")
 
 
+def _derived_lines(rec: dict, name: str, corpus: str | None) -> list[str]:
+    """The rebuild section's lines before a derived model's ``--from`` command: its source's pretraining when the
+    source was this very file (settings recorded after the pretraining run), else a pointer to the source's card."""
+    src = rec.get("derived_from")
+    if not src:
+        return []
+    out = f"models/{name}/model.npz"
+    if src["model"] == out:
+        return [f"# the pretraining run (hash {src['hash'][:12]}), then its recorded settings:",
+                f"{src['command']}{' --data-root CORPUS' if corpus else ''} --out {out}"]
+    return [f"# first {src['model']} (hash {src['hash'][:12]}), as its card says: this model is its weights with "
+            "other settings"]
+
+
 def render(d: Path, model: Model | None = None) -> str:
     """The card of model folder ``d`` as text."""
     from edgetp.model import load_model
@@ -186,8 +205,7 @@ def render(d: Path, model: Model | None = None) -> str:
         "", "## Rebuild", "", "```bash",
         "./setup.sh   # makes the offline corpus",
         *([f"{corpus_command(rec)}   # the pretraining corpus"] if corpus_command(rec) else []),
-        *([f"# first {rec['derived_from']['model']} (hash {rec['derived_from']['hash'][:12]}), as its card says: "
-           f"this model is its weights with other settings"] if rec.get("derived_from") else []),
+        *_derived_lines(rec, d.name, corpus_command(rec)),
         f"{command}{' --data-root CORPUS' if corpus_command(rec) else ''} --out models/{d.name}/model.npz",
         "models/rebuild.sh dev test   # the table above" if rec.get("protocol") else
         f"models/rebuild.sh eval-{'mcu' if 'mcu' in d.name else 'paper'}   # the table above",

@@ -49,10 +49,21 @@ class Recipe:
         if self.schedule not in SCHEDULES:
             raise EdgetpError(f"schedule must be cosine or constant, got {self.schedule!r}")
         check_update_every(self.update_every)
+        check_augment(self.shift, self.noise, self.warp)
         Optimizer(self.optimizer, self.lr)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
+
+
+def check_augment(shift, noise, warp, names=("shift", "noise", "warp")) -> None:
+    """The augmentation settings' ranges; ``names`` are how the caller's user spells them."""
+    if isinstance(shift, bool) or not isinstance(shift, (int, np.integer)) or shift < 0:
+        raise EdgetpError(f"{names[0]} must be a whole number of frames >= 0, got {shift!r}")
+    if not (math.isfinite(noise) and noise >= 0):
+        raise EdgetpError(f"{names[1]} must be a number >= 0, got {noise}")
+    if not (math.isfinite(warp) and 0.0 <= warp < 0.5):
+        raise EdgetpError(f"{names[2]} must be in [0, 0.5), got {warp}")
 
 
 @dataclass
