@@ -298,6 +298,18 @@ def test_pretrain_from_keeps_the_weights_and_records_new_settings(setup, pretrai
     assert m.recipe["derived_from"]["hash"] == src.hash() and m.hash() != src.hash()
     assert m.recipe["command"].startswith(f"edgetp pretrain --kws --from {pretrained} --ft train=readout")
     assert m.recipe["pretrain_speakers"] == src.recipe["pretrain_speakers"]
+    # deriving again (here in place) replaces the settings and still names the pretraining run, as deriving the
+    # run's output directly does
+    again = tmp_path / "again.npz"
+    again.write_bytes(out.read_bytes())
+    r = cli("pretrain", "--kws", "--from", again, "--ft", "lr=3e-4", "--out", again, env={"EDGETP_HOME": str(home)})
+    assert r.returncode == 0, r.stderr
+    direct = tmp_path / "direct.npz"
+    r = cli("pretrain", "--kws", "--from", pretrained, "--ft", "lr=3e-4", "--out", direct, env={"EDGETP_HOME": str(home)})
+    assert r.returncode == 0, r.stderr
+    a, b = load_model(again), load_model(direct)
+    assert a.recipe["derived_from"] == b.recipe["derived_from"] == m.recipe["derived_from"]
+    assert a.recipe["command"] != b.recipe["command"] and a.recipe["finetune"] == {"lr": 3e-4} and "fixed" not in a.recipe
 
 
 @pytest.mark.parametrize("flags,expect", [

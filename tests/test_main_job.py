@@ -92,6 +92,7 @@ def test_shipped_models_load_and_match_their_cards():
     # -4.0 pp, against 93.1 %, -3.4 pp learning on every frame at lr 1e-4)
     assert {k: load_model("kws-mcu").recipe["finetune"][k] for k in ("lr", "update_every")} == {"lr": 2e-4,
                                                                                               "update_every": 2}
-    # kws-paper augments its support set (seventh session, development group: 96.0 % against 93.1 % without)
-    assert load_model("kws-paper").recipe["finetune"] == {"targets": "classes", "batch": 8, "lr": 2e-4, "epochs": 6,
+    # kws-paper augments what it fine-tunes on and learns 9 epochs (seventh session, development group: 97.4 % against
+    # 96.0 % with 6 epochs and 93.1 % without the augmentation)
+    assert load_model("kws-paper").recipe["finetune"] == {"targets": "classes", "batch": 8, "lr": 2e-4, "epochs": 9,
                                                           "rehearsal": 2.0, "shift": 8, "noise": 0.4}

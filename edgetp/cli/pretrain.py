@@ -55,7 +55,9 @@ def register(sub):
     p.add_argument("--from", dest="source", metavar="MODEL",
                    help="train nothing: take MODEL's weights, normalisation and pretraining record, and record this "
                         "command's --ft / --record-fixed / --fixed settings (a device variant of a pretrained "
-                        "network); the training options must stay at their defaults")
+                        "network, or settings chosen after pretraining; --out may be MODEL itself). MODEL's own "
+                        "settings are replaced; the record names the pretraining run the weights come from. The "
+                        "training options must stay at their defaults")
     p.add_argument("--out", required=True, help="model file to write (.npz)")
     p.add_argument("--json", metavar="PATH", help="write the training figures as JSON")
     p.set_defaults(func=run, training_defaults={k: p.get_default(k) for k in TRAINING_OPTIONS})
@@ -238,7 +240,10 @@ def derive(args, ft: dict, extras: dict) -> int:
                           + ", ".join(f"--{k.replace('_', '-')}" for k in changed))
     src = load_model(args.source)
     rec = {k: v for k, v in src.recipe.items() if k not in ("finetune", "fixed", "derived_from")}
-    rec["derived_from"] = {"model": str(args.source), "hash": src.hash(), "command": src.recipe.get("command", "")}
+    # the weights' origin: a derived source passes on its own (its settings are replaced, its weights are that run's),
+    # so deriving again, in place or from a derived model, records the same pretraining run
+    rec["derived_from"] = src.recipe.get("derived_from") or {"model": str(args.source), "hash": src.hash(),
+                                                             "command": src.recipe.get("command", "")}
     rec["command"] = f"edgetp pretrain --kws --from {args.source}" + "".join(f" --ft {k}={v}" for k, v in ft.items())
     if ft:
         rec["finetune"] = ft
@@ -247,5 +252,6 @@ def derive(args, ft: dict, extras: dict) -> int:
         record_fixed(model, open_corpus(args.data_root, src.frontend.get("label_set", "paper")),
                      rec.get("held_out_speaker") or "", args.fixed, extras)
     digest = save_model(model, args.out)
-    print(f"saved {args.out}: {args.source}'s weights (hash {src.hash()[:12]}) with new settings, hash {digest[:12]}")
+    print(f"saved {args.out}: the weights of {rec['derived_from']['model']} (hash {rec['derived_from']['hash'][:12]}) "
+          f"with new settings, hash {digest[:12]}")
     return 0
