@@ -93,7 +93,7 @@ def recipe_from(args, model):
     if args.fixed:   # a recipe's augmentation is the float recipe's; the integer rule runs without it
         ft = {k: v for k, v in ft.items() if k not in aug}
     pick = lambda k, dflt: getattr(args, k) if getattr(args, k) is not None else ft.get(k, dflt)
-    check_augment(pick("shift", 0), pick("noise", 0.0), pick("warp", 0.0), ("--shift", "--noise", "--warp"))
+    check_augment(args.shift or 0, args.noise or 0.0, args.warp or 0.0, ("--shift", "--noise", "--warp"))
     r = Recipe(epochs=pick("epochs", 3), lr=pick("lr", 1e-4), optimizer=pick("optimizer", "adam"),
                batch=pick("batch", 1), targets=pick("targets", "classes"), train=pick("train", "all"),
                rehearsal=pick("rehearsal", 0.0), update_every=pick("update_every", 1),

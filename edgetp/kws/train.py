@@ -58,12 +58,13 @@ class Recipe:
 
 def check_augment(shift, noise, warp, names=("shift", "noise", "warp")) -> None:
     """The augmentation settings' ranges; ``names`` are how the caller's user spells them."""
-    if isinstance(shift, bool) or not isinstance(shift, (int, np.integer)) or shift < 0:
+    number = lambda v: isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+    if not (isinstance(shift, (int, np.integer)) and not isinstance(shift, bool) and shift >= 0):
         raise EdgetpError(f"{names[0]} must be a whole number of frames >= 0, got {shift!r}")
-    if not (math.isfinite(noise) and noise >= 0):
-        raise EdgetpError(f"{names[1]} must be a number >= 0, got {noise}")
-    if not (math.isfinite(warp) and 0.0 <= warp < 0.5):
-        raise EdgetpError(f"{names[2]} must be in [0, 0.5), got {warp}")
+    if not (number(noise) and math.isfinite(noise) and noise >= 0):
+        raise EdgetpError(f"{names[1]} must be a number >= 0, got {noise!r}")
+    if not (number(warp) and math.isfinite(warp) and 0.0 <= warp < 0.5):
+        raise EdgetpError(f"{names[2]} must be in [0, 0.5), got {warp!r}")
 
 
 @dataclass
