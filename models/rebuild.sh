@@ -32,6 +32,7 @@ KWS_PAPER_FT="edgetp pretrain --kws --from models/kws-paper/model.npz --ft targe
 
 if want pretrain; then
   wide_corpus
+  # the pretraining run (its --ft flags are kept: kws-mcu's and kws-paper's records name this run by its hash)
   edgetp pretrain --kws $P --data-root $DEV_ROOT --net 120-450r-36 --epochs 4 --batch 64 --targets classes \
     --ft targets=classes --ft batch=8 --ft lr=2e-4 --ft epochs=6 --ft rehearsal=2 --out models/kws-paper/model.npz
   $KWS_MCU_PRETRAIN --out models/kws-mcu/model.npz

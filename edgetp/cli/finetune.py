@@ -79,21 +79,20 @@ def register(sub):
 
 
 def recipe_from(args, model):
-    from edgetp.kws.train import Recipe, check_augment
+    from edgetp.kws.train import AUGMENT, Recipe, check_augment
     from edgetp.tp.config import check_update_every
 
     if args.update_every is not None:   # named as the user typed it; Recipe.check says "update every"
         check_update_every(args.update_every, "--update-every")
-    aug = ("shift", "noise", "warp")
-    typed = [f"--{k}" for k in aug if getattr(args, k)]
+    typed = [f"--{k}" for k in AUGMENT if getattr(args, k)]
     if args.fixed and typed:
         raise EdgetpError(f"{', '.join(typed)} with --fixed: the integer rule (and the device) learns from the "
                           "utterances as recorded; augmentation is for the float rule")
     ft = dict(model.recipe.get("finetune", {}))
     if args.fixed:   # a recipe's augmentation is the float recipe's; the integer rule runs without it
-        ft = {k: v for k, v in ft.items() if k not in aug}
+        ft = {k: v for k, v in ft.items() if k not in AUGMENT}
     pick = lambda k, dflt: getattr(args, k) if getattr(args, k) is not None else ft.get(k, dflt)
-    check_augment(args.shift or 0, args.noise or 0.0, args.warp or 0.0, ("--shift", "--noise", "--warp"))
+    check_augment(args.shift or 0, args.noise or 0.0, args.warp or 0.0, [f"--{k}" for k in AUGMENT])
     r = Recipe(epochs=pick("epochs", 3), lr=pick("lr", 1e-4), optimizer=pick("optimizer", "adam"),
                batch=pick("batch", 1), targets=pick("targets", "classes"), train=pick("train", "all"),
                rehearsal=pick("rehearsal", 0.0), update_every=pick("update_every", 1),
@@ -166,6 +165,9 @@ def run(args) -> int:
 
 
 def _table(out: dict) -> None:
+    from edgetp.kws.train import augment_words
+
+    aug = augment_words(out["recipe"])
     pm = lambda k: f"{out[k]:6.2f} ± {out[k + '_std']:.2f}" if k in out else "   n/a"
     r = out["recipe"]
     opt = f"integer {out['int_optimizer']}" if out.get("fixed") else r["optimizer"]
@@ -175,8 +177,7 @@ def _table(out: dict) -> None:
           f"{opt} lr {r['lr']:g}, batch {r['batch']}, targets {r['targets']}, train {r['train']}, "
           f"{r['epochs']} epochs" + (f", rehearsal {r['rehearsal']:g}" if r.get("rehearsal") else "")
           + (f", update every {r['update_every']} frames" if r.get("update_every", 1) != 1 else "")
-          + (f", augmented (shift {r.get('shift', 0)}, noise {r.get('noise', 0):g}, warp {r.get('warp', 0):g})"
-             if r.get("shift") or r.get("noise") or r.get("warp") else "")
+          + (f", {aug}" if aug else "")
           + (" (integer rule)" if out.get("fixed") else ""))
     print(f"  {'':28s}{'before':>16s}{'after':>16s}")   # query before = zero-shot, query after = adapted
     print(f"  {'query (held-out speakers) %' if len(out['speakers']) > 1 else 'query (held-out speaker) %':28s}{pm('query_acc_before'):>16s}{pm('query_acc_after'):>16s}")

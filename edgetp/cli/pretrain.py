@@ -139,7 +139,7 @@ def corpus_params(root) -> dict | None:
 def run(args) -> int:
     from edgetp.audio.frontend import NormConstants
     from edgetp.kws.data import ModelInputs, check_gain, features, open_corpus, recompress
-    from edgetp.kws.train import Recipe, accuracy, check_augment, fit
+    from edgetp.kws.train import AUGMENT, Recipe, accuracy, check_augment, fit
     from edgetp.model import Model, save_model
     from edgetp.tp import init_params, parse_net
 
@@ -168,7 +168,7 @@ def run(args) -> int:
         raise EdgetpError("the pretrain split is empty")
     t0 = time.perf_counter()
     check_gain(args.log_gain, "--log-gain")
-    check_augment(args.shift, args.noise, args.warp, ("--shift", "--noise", "--warp"))
+    check_augment(args.shift, args.noise, args.warp, [f"--{k}" for k in AUGMENT])
     raw = recompress(np.asarray(features(corpus, pre)), args.log_gain)
     norm = ModelInputs(NormConstants.fit(raw, per_utterance=args.per_utterance_norm), args.log_gain)
     xs, ys = norm.norm.apply(raw), corpus.labels[pre]

@@ -33,6 +33,8 @@ def _row(label: str, r: dict) -> str:
 
 def label(r: dict) -> str:
     """A result row's setting, from the recipe its JSON recorded."""
+    from edgetp.kws.train import augment_words
+
     rec = r["recipe"]
     if rec["epochs"] == 0:   # measured before any fine-tuning: the recipe's other settings played no part
         return "zero-shot (no fine-tuning)" + (" of the integer model (`--fixed`)" if r.get("fixed") else "")
@@ -47,10 +49,8 @@ def label(r: dict) -> str:
         parts.append(f"learns every {rec['update_every']} frames")
     if rec.get("rehearsal"):
         parts.append(f"rehearsal {rec['rehearsal']:g}")
-    aug = [f"{k} {rec[k]:g}" for k in ("shift", "noise", "warp") if rec.get(k)]
-    if aug:
-        parts.append(f"augmented ({', '.join(aug)})")
-    return ", ".join(parts)
+    aug = augment_words(rec)
+    return ", ".join([*parts, aug] if aug else parts)
 
 
 def result_rows(d: Path, model_hash: str | None = None) -> list[tuple[str, dict]]:
@@ -174,7 +174,7 @@ def render(d: Path, model: Model | None = None) -> str:
     frozen = model.params.S.size + (model.params.S_rec.size if model.params.S_rec is not None else 0)
     words = ("the paper's 35 words + `_unknown_`" if model.frontend.get("label_set") == "paper"
              else ", ".join(f"`{x}`" for x in model.labels))
-    command = rec.get("command", "")
+    command, corpus = rec.get("command", ""), corpus_command(rec)
     if rec.get("fixed") and "--record-fixed" not in command:
         command += " --record-fixed"   # recorded by hand before the option existed; the option rebuilds it
     lines = [
@@ -204,9 +204,9 @@ def render(d: Path, model: Model | None = None) -> str:
         *[_row(lab, r) for lab, r in result_rows(d, model.hash())],
         "", "## Rebuild", "", "```bash",
         "./setup.sh   # makes the offline corpus",
-        *([f"{corpus_command(rec)}   # the pretraining corpus"] if corpus_command(rec) else []),
-        *_derived_lines(rec, d.name, corpus_command(rec)),
-        f"{command}{' --data-root CORPUS' if corpus_command(rec) else ''} --out models/{d.name}/model.npz",
+        *([f"{corpus}   # the pretraining corpus"] if corpus else []),
+        *_derived_lines(rec, d.name, corpus),
+        f"{command}{' --data-root CORPUS' if corpus else ''} --out models/{d.name}/model.npz",
         "models/rebuild.sh dev test   # the table above" if rec.get("protocol") else
         f"models/rebuild.sh eval-{'mcu' if 'mcu' in d.name else 'paper'}   # the table above",
         *([f"models/rebuild.sh device-{'mcu' if 'mcu' in d.name else 'paper'}   # the whole-firmware figures"]

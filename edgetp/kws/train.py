@@ -56,7 +56,16 @@ class Recipe:
         return dict(self.__dict__)
 
 
-def check_augment(shift, noise, warp, names=("shift", "noise", "warp")) -> None:
+AUGMENT = ("shift", "noise", "warp")   # the Recipe fields that augment what fit trains on
+
+
+def augment_words(rec: dict) -> str:
+    """A recipe's augmentation for reports: "augmented (shift 8, noise 0.4)"; "" when it has none."""
+    parts = [f"{k} {rec[k]:g}" for k in AUGMENT if rec.get(k)]
+    return f"augmented ({', '.join(parts)})" if parts else ""
+
+
+def check_augment(shift, noise, warp, names=AUGMENT) -> None:
     """The augmentation settings' ranges; ``names`` are how the caller's user spells them."""
     number = lambda v: isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
     if not (isinstance(shift, (int, np.integer)) and not isinstance(shift, bool) and shift >= 0):
