@@ -65,6 +65,22 @@ class Model:
     def n_params(self) -> int:
         return int(sum(a.size for a in self.params.trainable()))
 
+    def hashes(self) -> set[str]:
+        """This file's hash and those of the files it was relabelled from (``relabel``): the same
+        network, arrays and normalisation, so a figure measured on any of them is this model's."""
+        old = (self.recipe or {}).get("relabelled_from") or []
+        return {self.hash(), *(r["hash"] for r in old if isinstance(r, dict) and isinstance(r.get("hash"), str))}
+
+
+def relabel(model: Model, why: str, **recipe) -> Model:
+    """``model`` with recipe fields replaced and its arrays untouched. The hash covers the record too, so it
+    changes: the recipe lists the hash it had and why it changed (``relabelled_from``), and ``Model.hashes``
+    keeps results measured on the earlier file counted as this model's."""
+    from dataclasses import replace
+
+    trail = [*(model.recipe.get("relabelled_from") or []), {"hash": model.hash(), "why": why}]
+    return replace(model, recipe={**model.recipe, **recipe, "relabelled_from": trail})
+
 
 def _hash(meta: dict, arrays: dict) -> str:
     h = hashlib.sha256(json.dumps(meta, sort_keys=True).encode())

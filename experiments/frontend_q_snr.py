@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def default_wavs() -> list[Path]:
-    for d in (ROOT.parent / "shared" / "audio" / "real", Path("/work/shared/audio/real"), ROOT / "tests" / "data" / "real"):
+    for d in (ROOT.parent / "shared" / "audio" / "real", ROOT / "tests" / "data" / "real"):
         wavs = sorted(d.glob("*.wav"))
         if wavs:
             return wavs

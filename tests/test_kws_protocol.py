@@ -296,7 +296,10 @@ def test_pretrain_from_keeps_the_weights_and_records_new_settings(setup, pretrai
     assert m.recipe["fixed"]["hbits"] == 8 and m.recipe["fixed"]["frozen_hidden"] is True
     assert m.recipe["fixed"]["wbits"] == 16 and isinstance(m.recipe["fixed"]["fx"], int)
     assert m.recipe["derived_from"]["hash"] == src.hash() and m.hash() != src.hash()
-    assert m.recipe["command"].startswith(f"edgetp pretrain --kws --from {pretrained} --ft train=readout")
+    # the source is named as a portable path (it sits in the data home here)
+    assert Path(pretrained).parent == Path(home)
+    shown = f"$EDGETP_HOME/{Path(pretrained).name}"
+    assert m.recipe["command"].startswith(f"edgetp pretrain --kws --from {shown} --ft train=readout")
     assert m.recipe["pretrain_speakers"] == src.recipe["pretrain_speakers"]
     # deriving again (here in place) replaces the settings and still names the pretraining run, as deriving the
     # run's output directly does

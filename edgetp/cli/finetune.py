@@ -105,6 +105,7 @@ def run(args) -> int:
     from edgetp.kws.data import check_speaker, corpus_for, seen_note
     from edgetp.kws.protocol import finetune_seed, summarize
     from edgetp.model import load_model, save_model
+    from edgetp.paths import portable
 
     shots = _shots(args.shots)
     if args.seeds is not None and args.seeds < 1:
@@ -136,7 +137,7 @@ def run(args) -> int:
               + (f"  from scratch {r['finetune_only_acc']:.1f} %" if "finetune_only_acc" in r else "")
               + f"  ({r['support']} support" + (f" + {r['rehearsal']} rehearsal" if r.get("rehearsal") else "")
               + f", {r['query']} query, {r['seconds']:.1f} s)", flush=True)
-    out = summarize(per_seed, speakers, shots, recipe, args.model)
+    out = summarize(per_seed, speakers, shots, recipe, portable(args.model))
     out["model_hash"] = model.hash()   # the model cards flag rows measured on another model file
     out["fixed"] = bool(args.fixed)
     out.update(seen)

@@ -58,6 +58,7 @@ def run(args) -> int:
     from edgetp.audio.wav import WavError, load_16k, probe
     from edgetp.kws.protocol import model_norm
     from edgetp.model import load_model
+    from edgetp.paths import portable
 
     if args.top < 1:
         raise EdgetpError("--top must be >= 1")
@@ -89,9 +90,9 @@ def run(args) -> int:
         for path, row in zip(good, p):
             top = np.argsort(-row, kind="stable")[:k]
             words = [{"word": model.labels[j], "score": round(float(row[j]), 4)} for j in top]
-            out.append({"file": str(path), "top": words})
+            out.append({"file": portable(path), "top": words})
             print(f"{path}: " + "  ".join(f"{w['word']} {w['score']:.3f}" for w in words))
     if args.json:
-        Path(args.json).write_text(json.dumps({"model": args.model, "fixed": bool(args.fixed),
+        Path(args.json).write_text(json.dumps({"model": portable(args.model), "fixed": bool(args.fixed),
                                                "predictions": out, "errors": failed}, indent=1))
     return 2 if failed else 0

@@ -136,6 +136,21 @@ def corpus_params(root) -> dict | None:
     return {k: params[k] for k in keys if isinstance(params.get(k), int)} or None
 
 
+def corpus_record(rec: dict, root) -> dict:
+    """How a model names its corpus: never a machine's path (it breaks on every other machine), but the
+    folder's name and, for a corpus edgetp makes, the command that makes it under ``$EDGETP_HOME``."""
+    from edgetp import paths
+    from edgetp.kws.card import corpus_command
+
+    name = Path(root).name
+    made = corpus_command(rec)
+    if made:
+        return {"data": name, "data_command": made.replace("CORPUS", f"$EDGETP_HOME/{name}")}
+    if rec.get("corpus") is not None or name == paths.default_data_root().name:
+        return {"data": name, "data_command": "edgetp data prepare-default"}
+    return {"data": name}
+
+
 def run(args) -> int:
     from edgetp.audio.frontend import NormConstants
     from edgetp.kws.data import ModelInputs, check_gain, features, open_corpus, recompress
@@ -188,7 +203,7 @@ def run(args) -> int:
                "validation_per_epoch": hist.metric, "pretrain_utterances": int(len(pre)),
                "seconds": time.perf_counter() - t0}
     rec = recipe.to_dict()
-    rec.update(data=str(corpus.root), labels=args.labels, held_out_speaker=hold, net=args.net,
+    rec.update(data=Path(corpus.root).name, labels=args.labels, held_out_speaker=hold, net=args.net,
                command="edgetp pretrain --kws " + " ".join(
                    f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
                    if k in ("net", "reset", "epochs", "lr", "optimizer", "batch", "targets", "seed", "shift", "noise",
@@ -199,6 +214,7 @@ def run(args) -> int:
     synth = corpus_params(corpus.root)
     if synth:
         rec["corpus"] = synth
+    rec.update(corpus_record(rec, corpus.root))
     if roles is not None:
         rec.update(roles.to_recipe(), protocol=True)
         rec["command"] += " --protocol"
@@ -233,18 +249,21 @@ def derive(args, ft: dict, extras: dict) -> int:
 
     from edgetp.kws.data import open_corpus
     from edgetp.model import load_model, save_model
+    from edgetp.paths import portable
 
     changed = [k for k, d in args.training_defaults.items() if getattr(args, k) != d]
     if changed:
         raise EdgetpError(f"--from takes the pretraining of {args.source}; drop "
                           + ", ".join(f"--{k.replace('_', '-')}" for k in changed))
     src = load_model(args.source)
-    rec = {k: v for k, v in src.recipe.items() if k not in ("finetune", "fixed", "derived_from")}
+    rec = {k: v for k, v in src.recipe.items() if k not in ("finetune", "fixed", "derived_from", "relabelled_from")}
     # the weights' origin: a derived source passes on its own (its settings are replaced, its weights are that run's),
     # so deriving again, in place or from a derived model, records the same pretraining run
-    rec["derived_from"] = src.recipe.get("derived_from") or {"model": str(args.source), "hash": src.hash(),
+    if Path(str(rec.get("data", ""))).is_absolute():   # a model recorded before corpora were named
+        rec.update(corpus_record(rec, rec["data"]))
+    rec["derived_from"] = src.recipe.get("derived_from") or {"model": portable(args.source), "hash": src.hash(),
                                                              "command": src.recipe.get("command", "")}
-    rec["command"] = f"edgetp pretrain --kws --from {args.source}" + "".join(f" --ft {k}={v}" for k, v in ft.items())
+    rec["command"] = f"edgetp pretrain --kws --from {portable(args.source)}" + "".join(f" --ft {k}={v}" for k, v in ft.items())
     if ft:
         rec["finetune"] = ft
     model = dataclasses.replace(src, recipe=rec)

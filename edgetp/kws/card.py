@@ -53,13 +53,15 @@ def label(r: dict) -> str:
     return ", ".join([*parts, aug] if aug else parts)
 
 
-def result_rows(d: Path, model_hash: str | None = None) -> list[tuple[str, dict]]:
+def result_rows(d: Path, model_hashes=None) -> list[tuple[str, dict]]:
     """(label, result) per ``results/*.json``, by setting, then 1 / 5 / all shots; a row whose file
-    records another ``model_hash`` than the card's model is flagged."""
+    records another ``model_hash`` than the card's model (``Model.hashes``: its file, or one it was
+    relabelled from) is flagged."""
     key = lambda p: (p.stem.rsplit("-", 1)[0], SHOTS_ORDER.get(p.stem.rsplit("-", 1)[-1], 9), p.stem)
     files = sorted((d / "results").glob("*.json"), key=key)
+    ok = {model_hashes} if isinstance(model_hashes, str) else set(model_hashes or ())
     stale = lambda r: (" (measured on another model: re-run)"
-                       if model_hash and r.get("model_hash") not in (None, model_hash) else "")
+                       if ok and r.get("model_hash") not in (None, *ok) else "")
     return [(_split(f) + label(r) + stale(r), r) for f, r in ((f, json.loads(f.read_text())) for f in files)]
 
 
@@ -193,7 +195,8 @@ def render(d: Path, model: Model | None = None) -> str:
         f"| accuracy after pretraining | train {met.get('train_acc', float('nan')):.1f} %, validation (other speakers) "
         f"{met.get('validation_acc') or float('nan'):.1f} % |",
         f"| default fine-tuning | {json.dumps(rec.get('finetune', {}))} |",
-        f"| model hash | `{model.hash()}` |",
+        f"| model hash | `{model.hash()}`" + "".join(f"; the same arrays as `{r['hash'][:12]}` ({r['why']})"
+                                                 for r in rec.get("relabelled_from") or []) + " |",
         "", "## On a device", "", memory_text(d, model),
         "", "## Speaker adaptation (the paper's protocol)", "",
         "Query = the held-out speaker's 20 %; test = other speakers' testing split (does personalisation hurt "
@@ -201,7 +204,7 @@ def render(d: Path, model: Model | None = None) -> str:
         "mean ± std over seeds (the support set is resampled per seed), over speakers × seeds for the dev / test rows.", "",
         "| setting | shots | query before | query after | others before | others after | from scratch |",
         "|---|---|---|---|---|---|---|",
-        *[_row(lab, r) for lab, r in result_rows(d, model.hash())],
+        *[_row(lab, r) for lab, r in result_rows(d, model.hashes())],
         "", "## Rebuild", "", "```bash",
         "./setup.sh   # makes the offline corpus",
         *([f"{corpus}   # the pretraining corpus"] if corpus else []),

@@ -109,9 +109,9 @@ def pretrain_speakers(model, corpus) -> set[str] | None:
 
     ``recipe["pretrain_speakers"]`` when the model records it (``edgetp pretrain`` does);
     else recomputed the way ``edgetp pretrain`` split its corpus (every train-split
-    speaker but ``held_out_speaker``), from the corpus its ``recipe["data"]`` names: that
-    folder, or the corpus at hand when it is that folder or a corpus of the same name
-    (the offline corpus, regenerated under another EDGETP_HOME).
+    speaker but ``held_out_speaker``), from the corpus its ``recipe["data"]`` names (a corpus
+    name; older files hold a folder): the corpus at hand when it has that name, else that
+    folder under ``$EDGETP_HOME`` (or the recorded folder, where it exists).
     """
     rec = model.recipe
     if "pretrain_speakers" in rec:
@@ -123,14 +123,16 @@ def pretrain_speakers(model, corpus) -> set[str] | None:
     if not isinstance(data, str) or not data:
         return None
     src, here = Path(data).expanduser(), Path(corpus.root)
-    if src.resolve() != here.resolve():
+    if not src.is_absolute():
+        src = paths.home() / src
+    if src.name != here.name:
         if src.is_dir():
             from edgetp.data.gsc import load_corpus
             try:
                 corpus = load_corpus(src, labels=model.frontend.get("label_set", "paper"))
             except EdgetpError:
                 return None
-        elif src.name != here.name:
+        else:
             return None
     held = rec.get("held_out_speaker")
     return {sid for sid, n in corpus.speaker_counts("train").items() if n and sid != held}
