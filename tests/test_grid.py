@@ -164,3 +164,16 @@ def test_sweep_refuses_the_test_group_and_bad_spaces(setup, tmp_path):
         assert r.returncode == 2 and "Traceback" not in r.stderr, (flags, r.stderr)
         assert len(r.stderr.strip().splitlines()) == 1 and msg in r.stderr, (flags, r.stderr)
     assert not (tmp_path / "s.json").exists()
+
+
+def test_bench_grid_prints_both_runs_the_ratio_and_identical_figures(setup, tmp_path):
+    root, home, m = setup
+    out = tmp_path / "b.json"
+    r = run_cli("bench", "grid", "--model", m, "--data-root", root, "--speaker", ",".join(HELD), "--seeds", "1",
+                "--shots", "1", "--workers", "2", "--json", out, env={"EDGETP_HOME": str(home)})
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert "serial, one process (baseline" in lines[0] and "Ray, 2 CPUs" in lines[1] and "x Ray / serial" in lines[2]
+    assert "identical, bit for bit over 3 cells" in lines[3]
+    d = json.loads(out.read_text())
+    assert d["identical"] is True and d["ratio"] == pytest.approx(d["serial_s"] / d["ray_s"]) and d["cells"] == 3
