@@ -8,7 +8,7 @@
 # corpus), gcc-arm-none-eabi + libnewlib-arm-none-eabi (Cortex-M4 firmware),
 # qemu-system-arm (the emulated board), clang + its runtime libclang-rt-N-dev (ASan, UBSan,
 # libFuzzer). Python packages: edgetp
-# with its test, interop, neuromorphic, deploy and plot extras (torchaudio is left out:
+# with its test, interop, neuromorphic, deploy, plot and ray extras (torchaudio is left out:
 # it costs several GB; `pip install -e '.[torch]'` adds it).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -58,8 +58,8 @@ if command -v clang >/dev/null 2>&1 && ! echo 'int LLVMFuzzerTestOneInput(const 
 fi
 
 PY=${PYTHON:-python3}
-echo "setup: installing edgetp (pip, editable) with extras test,interop,neuromorphic,deploy,plot"
-$PY -m pip install -q --disable-pip-version-check -e ".[test,interop,neuromorphic,deploy,plot]"
+echo "setup: installing edgetp (pip, editable) with extras test,interop,neuromorphic,deploy,plot,ray"
+$PY -m pip install -q --disable-pip-version-check -e ".[test,interop,neuromorphic,deploy,plot,ray]"
 # NIR clients (Norse, snnTorch): one install with torch pinned to 2.13.0 (a CPU build here; a plain
 # `torch` would pull a CUDA build), then norse without its torchvision requirement.
 echo "setup: installing the nir-clients extra (torch 2.13.0 CPU, snnTorch, nirtorch) and norse (--no-deps)"

@@ -10,6 +10,8 @@
 #   test         = the test voice group (4 speakers, in the offline corpus): reported, never
 #                  used for choosing (results/test-*.json).
 #   models/rebuild.sh [pretrain] [dev] [test] [real] [device-mcu | hil-mcu audio-mcu store-mcu]
+# EDGETP_WORKERS=N runs each row's speaker x seed cells on a local Ray with N CPUs, EDGETP_RAY=auto on a cluster
+# (the same figures, bit for bit: docs/grids.md).
 # kws-mcu is the on-device default (the 160 KB-RAM / 512 KB-flash tier): kws-paper's 120-450r-36 network and
 # weights, its hidden layer frozen in flash as int8 and its readout learning in RAM (`pretrain --from`, seconds);
 # kws-mcu-64k its 64 KB-RAM variant; kws-paper the paper's network. Pretraining on 2 free cores: kws-mcu-64k ~5 min,
@@ -46,6 +48,7 @@ ft() {  # model split(dev|test) tag shots seeds args...
   local root=(); [ "$split" = dev ] && root=(--data-root "$DEV_ROOT")
   mkdir -p "models/$m/results"
   edgetp finetune --kws --model "$m" "${root[@]}" --speaker "$split" --shots "$shots" --seeds "$seeds" --quiet \
+    ${EDGETP_WORKERS:+--workers "$EDGETP_WORKERS"} ${EDGETP_RAY:+--ray "$EDGETP_RAY"} \
     --json "models/$m/results/$split-$tag-$shots.json" "$@"
 }
 MCU="--targets classes --batch 1 --optimizer colnorm --no-baseline"   # layers that learn: the recipe's

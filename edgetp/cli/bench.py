@@ -1,4 +1,4 @@
-"""`edgetp bench train`: TP training throughput against the plain-NumPy baseline.
+"""`edgetp bench train`: TP training throughput against the plain-NumPy baseline (`bench grid`: bench_grid.py).
 
 Prints edgetp's figure first (``N samples/s``, the median of ``--repeats`` runs), then
 the NumPy baseline of the same computation in the same process, then the ratio.
@@ -33,6 +33,8 @@ def register(sub):
     t.add_argument("--fixed", action="store_true", help="benchmark the integer (fixed-point) rule instead")
     t.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     t.set_defaults(func=run_train)
+    from edgetp.cli.bench_grid import add_parser
+    add_parser(bsub)
 
 
 def _median_rate(fn, n_samples, repeats):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from edgetp.errors import EdgetpError
@@ -75,6 +76,10 @@ def register(sub):
     p.add_argument("--json", metavar="PATH", help="write the figures as JSON")
     p.add_argument("--plot", metavar="PATH", help="write a figure (accuracy per epoch, before/after, confusion)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="run the speaker x seed cells as Ray tasks on a local Ray with N CPUs (the same figures, bit "
+                        "for bit; needs the ray extra)")
+    p.add_argument("--ray", metavar="ADDRESS", help="run the cells on an existing Ray cluster: auto or ray://HOST:PORT")
     p.set_defaults(func=run)
 
 
@@ -103,11 +108,14 @@ def recipe_from(args, model):
 
 def run(args) -> int:
     from edgetp.kws.data import check_speaker, corpus_for, seen_note
-    from edgetp.kws.protocol import finetune_seed, summarize
+    from edgetp.kws.grid import run_grid
+    from edgetp.kws.protocol import summarize
     from edgetp.model import load_model, save_model
     from edgetp.paths import portable
 
     shots = _shots(args.shots)
+    if args.save and args.fixed:   # refused before the grid runs, not after
+        raise EdgetpError("--save with --fixed: save the integer model with edgetp export (not a float model)")
     if args.seeds is not None and args.seeds < 1:
         raise EdgetpError("--seeds must be >= 1")
     model = load_model(args.model)
@@ -124,20 +132,25 @@ def run(args) -> int:
     if note:
         print(f"warning: {note}", flush=True)
     limit = args.test_limit or None
-    runner = finetune_seed
-    if args.fixed:
-        from edgetp.kws.fixed_protocol import finetune_seed_fixed as runner
-    per_seed = []
-    for speaker, seed in ((s, k) for s in speakers for k in range(args.seeds)):
-        r = runner(model, corpus, speaker, shots, seed, recipe, test_limit=limit, baseline=args.baseline,
-                   progress=not args.quiet)
-        per_seed.append(r)
-        print(f"{speaker + ' ' if len(speakers) > 1 else ''}seed {seed}: query zero-shot {r['query_acc_before']:.1f} -> adapted {r['query_acc_after']:.1f} %  "
+
+    def line(r):
+        print(f"{r['speaker'] + ' ' if len(speakers) > 1 else ''}seed {r['seed']}: query zero-shot {r['query_acc_before']:.1f} -> adapted {r['query_acc_after']:.1f} %  "
               f"others {r['test_acc_before']:.1f} -> {r['test_acc_after']:.1f} %"
               + (f"  from scratch {r['finetune_only_acc']:.1f} %" if "finetune_only_acc" in r else "")
               + f"  ({r['support']} support" + (f" + {r['rehearsal']} rehearsal" if r.get("rehearsal") else "")
               + f", {r['query']} query, {r['seconds']:.1f} s)", flush=True)
-    out = summarize(per_seed, speakers, shots, recipe, portable(args.model))
+
+    grid = run_grid(model, corpus, speakers, args.seeds, shots, recipe, args.fixed, limit, args.baseline,
+                    args.workers, args.ray, progress=not args.quiet, keep_first=bool(args.save), on_cell=line)
+    per_seed = grid.per_seed
+    if not per_seed:
+        raise EdgetpError(f"every cell failed; the first: {grid.failed[0]['error']}")
+    finished = [s for s in speakers if any(r["speaker"] == s for r in per_seed)]   # failed cells: "failed_cells"
+    out = summarize(per_seed, finished, shots, recipe, portable(args.model))
+    out["grid"] = {"cells": len(per_seed) + len(grid.failed), "seconds": grid.seconds,
+                   **({"ray_cpus": grid.workers, **grid.overhead} if grid.workers else {})}
+    if grid.failed:
+        out["failed_cells"] = grid.failed
     out["model_hash"] = model.hash()   # the model cards flag rows measured on another model file
     out["fixed"] = bool(args.fixed)
     out.update(seen)
@@ -149,9 +162,9 @@ def run(args) -> int:
     if note:
         print(f"note: {note}")
     if args.save:
-        first = per_seed[0]["params"]
-        if args.fixed:
-            raise EdgetpError("--save with --fixed: save the integer model with edgetp export (not a float model)")
+        first = per_seed[0].get("params")
+        if first is None:
+            raise EdgetpError(f"--save: the first cell ({speakers[0]} seed 0) failed, nothing to save")
         from dataclasses import replace
         tuned = replace(model, params=first, recipe=dict(model.recipe, finetuned_on=speakers[0], finetune=recipe.to_dict()))
         save_model(tuned, args.save)
@@ -162,7 +175,9 @@ def run(args) -> int:
         from edgetp.kws.report import plot_finetune
         plot_finetune(out, model.labels, args.plot)
         print(f"wrote {args.plot}")
-    return 0
+    for f in grid.failed:   # the figures above are over the cells that finished
+        print(f"FAILED cell {f['speaker']} seed {f['seed']}: {f['error']}", file=sys.stderr)
+    return 1 if grid.failed else 0
 
 
 def _table(out: dict) -> None:

@@ -177,8 +177,12 @@ def seen_note(info: dict, speaker=None) -> str | None:
 
 
 def features(corpus, indices, cache=None) -> np.ndarray:
+    """Features of ``indices``: from ``cache`` when it is a feature source with ``take`` (a grid's table,
+    ``edgetp.kws.grid``), else from the feature cache in that folder (default: ``$EDGETP_HOME/features``)."""
     from edgetp.data.cache import cached_features
 
+    if hasattr(cache, "take"):
+        return cache.take(corpus, indices)
     return cached_features(corpus, indices, cache or paths.cache_dir())
 
 

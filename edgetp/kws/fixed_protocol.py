@@ -12,8 +12,8 @@ import time
 
 import numpy as np
 
-from edgetp.kws.data import labelled, speaker_data, training_set
-from edgetp.kws.protocol import model_norm
+from edgetp.kws.data import labelled, training_set
+from edgetp.kws.protocol import cell_data, model_norm
 from edgetp.kws.train import Recipe
 from edgetp.model import Model
 
@@ -54,8 +54,7 @@ def finetune_seed_fixed(model: Model, corpus, speaker: str, shots, seed: int, re
     from edgetp.tp import init_params
 
     t0 = time.perf_counter()
-    d = speaker_data(corpus, speaker, shots, seed, model_norm(model), cache, test_limit, recipe.rehearsal,
-                     model.recipe.get("pretrain_speakers"))
+    d = cell_data(model, corpus, speaker, shots, seed, recipe, cache, test_limit)
     (xs, ys), (xq, yq), (xt, yt) = d.support, d.query, d.test
     qm = device_qmodel(model, corpus, speaker, cache)
     acc = lambda q, x, y: 100.0 * evaluate_fixed(q, x, y) if len(y) else float("nan")

@@ -33,13 +33,20 @@ def model_norm(model: Model):
     return ModelInputs(norm, gain)
 
 
+def cell_data(model: Model, corpus, speaker: str, shots, seed: int, recipe: Recipe, cache=None,
+              test_limit: int | None = None):
+    """The features one seed of the protocol reads (``speaker_data`` with the model's input transform and its
+    pretraining speakers): the float and integer runs and the grid's feature table all select them here."""
+    return speaker_data(corpus, speaker, shots, seed, model_norm(model), cache, test_limit, recipe.rehearsal,
+                        model.recipe.get("pretrain_speakers"))
+
+
 def finetune_seed(model: Model, corpus, speaker: str, shots, seed: int, recipe: Recipe, cache=None,
                   test_limit: int | None = None, baseline: bool = True, progress: bool = True) -> dict:
     """One seed of the protocol; returns the per-seed figures (accuracies in %)."""
     t0 = time.perf_counter()
     cfg = model.cfg
-    d = speaker_data(corpus, speaker, shots, seed, model_norm(model), cache, test_limit, recipe.rehearsal,
-                     model.recipe.get("pretrain_speakers"))
+    d = cell_data(model, corpus, speaker, shots, seed, recipe, cache, test_limit)
     xs, ys = d.support
     xq, yq = d.query
     xt, yt = d.test
