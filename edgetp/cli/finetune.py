@@ -63,7 +63,9 @@ def register(sub):
     p.add_argument("--warp", type=float, default=None, metavar="W",
                    help="augment: a mel-axis (vocal-tract-length) warp by a random factor in 1 +- W (float rule "
                         "only; default: the recipe's, else 0)")
-    p.add_argument("--fixed", action="store_true", help="use the integer-only TP rule (what the device runs)")
+    p.add_argument("--fixed", action="store_true",
+                   help="use the integer-only TP rule as the device runs it: batch 1, no rehearsal, no "
+                        "augmentation, the device's update rules; other settings are refused")
     p.add_argument("--test-limit", type=int, default=2000,
                    help="at most this many other-speaker test utterances (seeded subsample; 0 = all)")
     p.add_argument("--no-baseline", dest="baseline", action="store_false", default=None,
@@ -89,16 +91,61 @@ def recipe_from(args, model):
         raise EdgetpError(f"{', '.join(typed)} with --fixed: the integer rule (and the device) learns from the "
                           "utterances as recorded; augmentation is for the float rule")
     ft = dict(model.recipe.get("finetune", {}))
-    if args.fixed:   # a recipe's augmentation is the float recipe's; the integer rule runs without it
-        ft = {k: v for k, v in ft.items() if k not in AUGMENT}
+    if args.fixed:   # a recipe's augmentation, batches and rehearsal are the float recipe's; the device has none
+        ft = {k: v for k, v in ft.items() if k not in AUGMENT + HOST_ONLY}
+    frozen = args.fixed and device_frozen(model)
     pick = lambda k, dflt: getattr(args, k) if getattr(args, k) is not None else ft.get(k, dflt)
     check_augment(args.shift or 0, args.noise or 0.0, args.warp or 0.0, [f"--{k}" for k in AUGMENT])
     r = Recipe(epochs=pick("epochs", 3), lr=pick("lr", 1e-4), optimizer=pick("optimizer", "adam"),
-               batch=pick("batch", 1), targets=pick("targets", "classes"), train=pick("train", "all"),
+               batch=pick("batch", 1), targets=pick("targets", "classes"),
+               train=pick("train", "readout" if frozen else "all"),
                rehearsal=pick("rehearsal", 0.0), update_every=pick("update_every", 1),
                shift=pick("shift", 0), noise=pick("noise", 0.0), warp=pick("warp", 0.0))
     r.check()
+    if args.fixed:
+        check_device(r, frozen, args.optimizer)
     return r
+
+
+HOST_ONLY = ("batch", "rehearsal")   # recipe fields of the float rule that no device setting matches
+
+
+def device_frozen(model) -> bool:
+    """Whether the device runs ``model`` with its hidden layers frozen in flash (its recipe["fixed"])."""
+    from firmware_gen.qmodel import quant_settings
+
+    return bool(model.recipe.get("fixed")) and quant_settings(model)[0]["frozen_hidden"]
+
+
+def check_device(r, frozen: bool, optimizer) -> None:
+    """`--fixed` claims the device's arithmetic, so it runs only what the firmware runs (firmware_gen,
+    deploy): one utterance per call to etp_train_step (batch 1), no store of other speakers' utterances
+    (no rehearsal), the update rules of its contract, a frozen hidden layer that cannot learn, an
+    update_every in its uint32 step counter and learning-rate codes that SET_LR accepts. Anything else
+    is an EdgetpError naming the option."""
+    from edgetp.fixed.finetune import epoch_lrs
+    from edgetp.fixed.update_q import lr_code
+    from firmware_gen.tensors import STEPS_MAX, DeviceConfig
+
+    if r.batch != 1:
+        raise EdgetpError(f"--batch {r.batch} with --fixed: the device learns from one utterance at a time (batch 1)")
+    if r.rehearsal:
+        raise EdgetpError(f"--rehearsal {r.rehearsal:g} with --fixed: the device keeps no other speakers' "
+                          "utterances to rehearse (rehearsal 0)")
+    if optimizer == "adam":
+        raise EdgetpError("--optimizer adam with --fixed: the device has no Adam; its rules are colnorm (what "
+                          "--fixed runs for a recipe's adam), rownorm and sgd")
+    if frozen and r.train != "readout":
+        raise EdgetpError(f"--train {r.train} with --fixed: the model's device keeps its hidden layers frozen in "
+                          'flash (recipe["fixed"]) and learns its readout only (--train readout)')
+    if r.update_every > STEPS_MAX:
+        raise EdgetpError(f"--update-every {r.update_every} with --fixed: the device counts steps in a uint32 "
+                          f"(at most {STEPS_MAX})")
+    dev = DeviceConfig(r.targets, "colnorm", r.lr, train=r.train, update_every=r.update_every, frozen_hidden=frozen)
+    bad = [x for x in epoch_lrs(r.lr, r.epochs) if not dev.lr_in_range(*lr_code(x))]
+    if bad:
+        raise EdgetpError(f"--lr {r.lr:g} with --fixed: the device's learning-rate code (SET_LR) cannot hold "
+                          f"{bad[0]:g}")
 
 
 def run(args) -> int:
