@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 from edgetp.errors import EdgetpError
+from edgetp.audio import FRONTENDS
 from edgetp.tp.config import TARGETS
 
 DEFAULT_MODEL = "kws-mcu"
@@ -66,6 +67,10 @@ def register(sub):
     p.add_argument("--fixed", action="store_true",
                    help="use the integer-only TP rule as the device runs it: batch 1, no rehearsal, no "
                         "augmentation, the device's update rules; other settings are refused")
+    p.add_argument("--frontend", choices=FRONTENDS, default="float",
+                   help="with --fixed: 'int' computes every utterance's inputs with the integer audio frontend and "
+                        "normalisation the device runs on raw audio (edgetp.audio.frontend_q, checked against its "
+                        "C by verify-c --frontend); default float (the float frontend, inputs then quantized)")
     p.add_argument("--test-limit", type=int, default=2000,
                    help="at most this many other-speaker test utterances (seeded subsample; 0 = all)")
     p.add_argument("--no-baseline", dest="baseline", action="store_false", default=None,
@@ -96,11 +101,12 @@ def recipe_from(args, model):
     frozen = args.fixed and device_frozen(model)
     pick = lambda k, dflt: getattr(args, k) if getattr(args, k) is not None else ft.get(k, dflt)
     check_augment(args.shift or 0, args.noise or 0.0, args.warp or 0.0, [f"--{k}" for k in AUGMENT])
-    r = Recipe(epochs=pick("epochs", 3), lr=pick("lr", 1e-4), optimizer=pick("optimizer", "adam"),
-               batch=pick("batch", 1), targets=pick("targets", "classes"),
-               train=pick("train", "readout" if frozen else "all"),
-               rehearsal=pick("rehearsal", 0.0), update_every=pick("update_every", 1),
-               shift=pick("shift", 0), noise=pick("noise", 0.0), warp=pick("warp", 0.0))
+    d = Recipe()   # the defaults, declared once
+    r = Recipe(epochs=pick("epochs", d.epochs), lr=pick("lr", d.lr), optimizer=pick("optimizer", d.optimizer),
+               batch=pick("batch", d.batch), targets=pick("targets", d.targets),
+               train=pick("train", "readout" if frozen else d.train),
+               rehearsal=pick("rehearsal", d.rehearsal), update_every=pick("update_every", d.update_every),
+               shift=pick("shift", d.shift), noise=pick("noise", d.noise), warp=pick("warp", d.warp))
     r.check()
     if args.fixed:
         check_device(r, frozen, args.optimizer)
@@ -154,6 +160,8 @@ def run(args) -> int:
     from edgetp.model import load_model, save_model
 
     shots = _shots(args.shots)
+    if args.frontend != "float" and not args.fixed:
+        raise EdgetpError(f"--frontend {args.frontend} needs --fixed: the integer frontend feeds the integer rule")
     if args.seeds is not None and args.seeds < 1:
         raise EdgetpError("--seeds must be >= 1")
     model = load_model(args.model)
@@ -172,7 +180,10 @@ def run(args) -> int:
     limit = args.test_limit or None
     runner = finetune_seed
     if args.fixed:
-        from edgetp.kws.fixed_protocol import finetune_seed_fixed as runner
+        from functools import partial
+
+        from edgetp.kws.fixed_protocol import finetune_seed_fixed
+        runner = partial(finetune_seed_fixed, frontend=args.frontend)
     per_seed = []
     for speaker, seed in ((s, k) for s in speakers for k in range(args.seeds)):
         r = runner(model, corpus, speaker, shots, seed, recipe, test_limit=limit, baseline=args.baseline,
@@ -186,6 +197,7 @@ def run(args) -> int:
     out = summarize(per_seed, speakers, shots, recipe, args.model)
     out["model_hash"] = model.hash()   # the model cards flag rows measured on another model file
     out["fixed"] = bool(args.fixed)
+    out["frontend"] = args.frontend
     out.update(seen)
     if note:
         out["note"] = note
@@ -225,7 +237,8 @@ def _table(out: dict) -> None:
           f"{r['epochs']} epochs" + (f", rehearsal {r['rehearsal']:g}" if r.get("rehearsal") else "")
           + (f", update every {r['update_every']} frames" if r.get("update_every", 1) != 1 else "")
           + (f", {aug}" if aug else "")
-          + (" (integer rule)" if out.get("fixed") else ""))
+          + (" (integer rule" + (", integer frontend on raw audio)" if out.get("frontend") == "int" else ")")
+             if out.get("fixed") else ""))
     print(f"  {'':28s}{'before':>16s}{'after':>16s}")   # query before = zero-shot, query after = adapted
     print(f"  {'query (held-out speakers) %' if len(out['speakers']) > 1 else 'query (held-out speaker) %':28s}{pm('query_acc_before'):>16s}{pm('query_acc_after'):>16s}")
     print(f"  zero-shot (query before fine-tuning) {pm('query_acc_before').strip()} %, "
