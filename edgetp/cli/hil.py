@@ -1,4 +1,4 @@
-"""`edgetp hil`: fine-tune on a device over serial and check every state bit against Python.
+"""`edgetp hil`: fine-tune on a device over serial and check its state digest against Python after every sample.
 
 Builds and starts the firmware (``--target host`` or ``qemu``) or opens a serial port
 (a board), streams one speaker's support set for on-device TP fine-tuning, evaluates
