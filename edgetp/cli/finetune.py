@@ -68,7 +68,7 @@ def register(sub):
                    help="use the integer-only TP rule as the device runs it: batch 1, no rehearsal, no "
                         "augmentation, the device's update rules; other settings are refused")
     p.add_argument("--frontend", choices=FRONTENDS, default="float",
-                   help="with --fixed: 'int' computes every utterance's inputs with the integer audio frontend and "
+                   help="with --fixed: 'fixed' computes every utterance's inputs with the integer audio frontend and "
                         "normalisation the device runs on raw audio (edgetp.audio.frontend_q, checked against its "
                         "C by verify-c --frontend); default float (the float frontend, inputs then quantized)")
     p.add_argument("--test-limit", type=int, default=2000,
@@ -237,7 +237,7 @@ def _table(out: dict) -> None:
           f"{r['epochs']} epochs" + (f", rehearsal {r['rehearsal']:g}" if r.get("rehearsal") else "")
           + (f", update every {r['update_every']} frames" if r.get("update_every", 1) != 1 else "")
           + (f", {aug}" if aug else "")
-          + (" (integer rule" + (", integer frontend on raw audio)" if out.get("frontend") == "int" else ")")
+          + (" (integer rule" + (", integer frontend on raw audio)" if out.get("frontend") == "fixed" else ")")
              if out.get("fixed") else ""))
     print(f"  {'':28s}{'before':>16s}{'after':>16s}")   # query before = zero-shot, query after = adapted
     print(f"  {'query (held-out speakers) %' if len(out['speakers']) > 1 else 'query (held-out speaker) %':28s}{pm('query_acc_before'):>16s}{pm('query_acc_after'):>16s}")

@@ -37,7 +37,7 @@ SELECTION_IN_MEMORY = 8192  # smaller selections are returned as an in-memory ar
 @dataclass(frozen=True)
 class Frontend:
     """What computes the cached features: ``kind`` "float" (edgetp.audio.frontend, float32) or
-    "int" (edgetp.audio.frontend_q, int32 Q.18, computed with ``log_gain``, the model's)."""
+    "fixed" (edgetp.audio.frontend_q, int32 Q.18, computed with ``log_gain``, the model's)."""
 
     kind: str = "float"
     log_gain: float = 1.0
@@ -56,7 +56,7 @@ class Frontend:
         from edgetp.audio import frontend_q as fq
 
         src = hashlib.sha1(Path(fq.__file__).read_bytes()).hexdigest()   # its tables and kernels
-        return {"frontend": "int", "frontend_q": src, "log_gain": fq.check_log_gain(self.log_gain)}
+        return {"frontend": "fixed", "frontend_q": src, "log_gain": fq.check_log_gain(self.log_gain)}
 
     def batch(self, waves) -> np.ndarray:
         if self.kind == "float":

@@ -72,7 +72,7 @@ class IntInputs:
     def source(self):
         from edgetp.data.cache import Frontend
 
-        return Frontend("int", self.norm.log_gain)
+        return Frontend("fixed", self.norm.log_gain)
 
     def apply(self, feats: np.ndarray) -> np.ndarray:
         from edgetp.audio.frontend_q import normalise_q

@@ -50,7 +50,7 @@ def fixed_settings(model: Model, corpus, speaker: str, cache=None) -> dict:
 
 def model_inputs(model: Model, qm, frontend: str = "float"):
     """The input stage of ``finetune --fixed``: the float frontend and the model's normalisation
-    (inputs quantized afterwards), or ("int") the integer frontend and normalisation the device
+    (inputs quantized afterwards), or ("fixed") the integer frontend and normalisation the device
     runs on raw audio, for ``qm``'s input format."""
     if frontend == "float":
         return model_norm(model)

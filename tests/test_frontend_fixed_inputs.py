@@ -1,4 +1,4 @@
-"""`finetune --kws --fixed --frontend int`: the integer frontend the device runs on raw audio feeds
+"""`finetune --kws --fixed --frontend fixed`: the integer frontend the device runs on raw audio feeds
 the integer rule. Its features are cached apart from the float frontend's (the cache key names the
 frontend and its log gain), and the inputs it gives the model are those the device computes from
 the same PCM (deploy/hil_audio.py's), bit for bit."""
@@ -28,16 +28,16 @@ def test_cache_keeps_each_frontend_and_log_gain_apart(corpus, tmp_path):
     rows = corpus.select(split="train")
     fc = tmp_path / "fc"
     flt = np.asarray(cache.cached_features(corpus, rows, fc))
-    g1 = cache.cached_features(corpus, rows, fc, fe=cache.Frontend("int", 1.0))
-    g1000 = cache.cached_features(corpus, rows, fc, fe=cache.Frontend("int", 1000.0))
+    g1 = cache.cached_features(corpus, rows, fc, fe=cache.Frontend("fixed", 1.0))
+    g1000 = cache.cached_features(corpus, rows, fc, fe=cache.Frontend("fixed", 1000.0))
     assert flt.dtype == np.float32 and g1.dtype == g1000.dtype == np.int32
     for i, r in enumerate(rows):   # each file holds its own frontend's rows
         pcm = fq.pcm16(fq.pcm16_samples(corpus.load(int(r))))
         assert np.array_equal(g1[i], fq.utterance_q(pcm, log_gain=1.0).feats)
         assert np.array_equal(g1000[i], fq.utterance_q(pcm, log_gain=1000.0).feats)
     assert not np.array_equal(g1, g1000)
-    dirs = {cache._corpus_dir(corpus, fc, fe) for fe in (cache.FLOAT, cache.Frontend("int", 1.0),
-                                                        cache.Frontend("int", 1000.0))}
+    dirs = {cache._corpus_dir(corpus, fc, fe) for fe in (cache.FLOAT, cache.Frontend("fixed", 1.0),
+                                                        cache.Frontend("fixed", 1000.0))}
     assert len(dirs) == 3
     assert np.array_equal(np.asarray(cache.cached_features(corpus, rows, fc)), flt)   # the float rows, still
 
@@ -64,13 +64,13 @@ def test_int_inputs_are_the_devices_inputs(corpus, tmp_path):
 
 @pytest.mark.needs("cc")
 def test_finetune_fixed_on_the_integer_frontend(tone_models, tmp_path):
-    """The CLI end to end: --frontend int is recorded and reads its own cached features (a second
+    """The CLI end to end: --frontend fixed is recorded and reads its own cached features (a second
     cache folder beside the float frontend's); without --fixed it is refused in one line."""
     from conftest import TONE_HELD, run_cli
 
     root, models = tone_models
     out = {}
-    for fe in ("float", "int"):
+    for fe in ("float", "fixed"):
         out[fe] = tmp_path / f"{fe}.json"
         r = run_cli("finetune", "--kws", "--fixed", "--frontend", fe, "--model", models["log_gain"], "--data-root",
                     root, "--speaker", TONE_HELD, "--shots", "1", "--seeds", "1", "--epochs", "1", "--no-baseline",
@@ -78,9 +78,9 @@ def test_finetune_fixed_on_the_integer_frontend(tone_models, tmp_path):
         assert r.returncode == 0, r.stderr
         n_dirs = len([d for d in (tmp_path / "home" / "features").iterdir() if d.is_dir()])
         assert n_dirs == (1 if fe == "float" else 2), n_dirs
-    a, b = (json.loads(out[fe].read_text()) for fe in ("float", "int"))
-    assert (a["frontend"], b["frontend"]) == ("float", "int") and b["fixed"] is True
+    a, b = (json.loads(out[fe].read_text()) for fe in ("float", "fixed"))
+    assert (a["frontend"], b["frontend"]) == ("float", "fixed") and b["fixed"] is True
     assert "integer frontend on raw audio" in r.stdout
-    r = run_cli("finetune", "--kws", "--frontend", "int", "--model", models["log_gain"], "--data-root", root,
+    r = run_cli("finetune", "--kws", "--frontend", "fixed", "--model", models["log_gain"], "--data-root", root,
                 env={"EDGETP_HOME": str(tmp_path / "home")})
-    assert r.returncode == 2 and "--frontend int needs --fixed" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "--frontend fixed needs --fixed" in r.stderr and "Traceback" not in r.stderr
