@@ -296,7 +296,9 @@ def target_stream_table(qm: QModel, targets: str) -> TargetStream | None:
     from edgetp.fixed.network_q import _layer
     w = qm.weights
     F = TSTREAM_PREFIX_FRAMES
-    key = (w["S"].tobytes(), w["S_rec"].tobytes() if qm.cfg.recurrent else b"", qm.in_shift(0, True),
+    # bytes alone collide: S of shape (H, K) and of (K, H), or int8 and int16 of equal size, hold the same bytes
+    arrays = [w["S"]] + ([w["S_rec"]] if qm.cfg.recurrent else [])
+    key = (*((a.shape, a.dtype.str, a.tobytes()) for a in arrays), qm.in_shift(0, True),
            qm.rec_shift(0, True) if qm.cfg.recurrent else 0, qm.alpha_q, qm.vth_q, qm.hard, qm.cfg.recurrent,
            TSTREAM_MAX_FRAMES, F)
     if key in _TSTREAM_CACHE:

@@ -67,7 +67,8 @@ if want real; then   # sanity row: real human recordings (12 in ../shared/audio/
   done
 fi
 device() { want device-mcu || want "$1"; }
-if device hil-mcu; then     # the card's "On a device": whole firmware, features over serial (edgetp hil --json)
+if device hil-mcu; then     # the card's "On a device": whole firmware, features over serial (edgetp hil --json);
+  # 1 shot and the recipe's 3 epochs (hil's defaults): the device learns (query 57.1 -> 77.1 % on the host target)
   mkdir -p models/kws-mcu/device
   edgetp hil --target qemu --model kws-mcu --shots 1 --quiet --json models/kws-mcu/device/hil-qemu.json
 fi

@@ -157,6 +157,29 @@ def test_a_reconnect_after_a_reset_says_the_session_is_lost():
         assert dev.digest()["train_steps"] == 0
 
 
+@pytest.mark.parametrize("locked", [False, True], ids=["normal", "locked"])
+def test_a_captured_session_replays_after_a_reset(locked):
+    """What docs/deploy.md's threat model says: SEQ orders the frames of one session, so after a
+    reset the captured bytes of a whole session (HELLO, INIT, RESET, TRAIN) run again, to the same
+    state. (Forging new frames does as much; a per-boot nonce would stop only this.)"""
+    x = (np.arange(8) * 77).astype("<i2").tobytes()
+    frames = [(P.Cmd.HELLO, b""), (P.Cmd.INIT, P.pack("REQ_INIT", seed=3)), (P.Cmd.RESET, b""),
+              (P.Cmd.TRAIN, P.pack("REQ_TRAIN", label=1) + x), (P.Cmd.TRAIN, P.pack("REQ_TRAIN", label=1) + x)]
+    captured = [(cmd, P.encode(cmd, 1000 + k, payload)) for k, (cmd, payload) in enumerate(frames)]
+    with device(locked=locked) as (t, dev):
+        for cmd, raw in captured:
+            assert status(exchange(dev, raw, cmd)) == P.Status.OK
+        dev.seq = 1000 + len(frames) - 1
+        learnt = digest(dev)
+        assert learnt[1] == 2
+        t.reset()
+        time.sleep(0.2)
+        for cmd, raw in captured:                      # the same bytes, after the reset
+            assert status(exchange(dev, raw, cmd)) == P.Status.OK
+        dev.seq = 1000 + len(frames) - 1
+        assert digest(dev) == learnt
+
+
 # ------------------------------------------------------------------ 2. learning-rate range
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):

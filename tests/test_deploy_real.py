@@ -222,3 +222,26 @@ def test_edgetp_hil_on_a_serial_port(tone_models, tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     res = json.loads(out.read_text())
     assert (res["samples"], res["mismatches"], res["board"]) == (2, 0, "host-pty")
+
+
+@pytest.mark.needs("cc", "default-corpus")
+def test_the_default_hil_session_learns_what_finetune_fixed_learns(tmp_path):
+    """`edgetp hil --target host` with its defaults (kws-mcu, its held-out voice, 1 shot, the recipe's
+    epochs, lr and every second frame) personalises the device: query accuracy rises by 10 pp or more
+    with 0 mismatches, to exactly what `finetune --kws --fixed` reports for that voice, shots and seed."""
+    from conftest import run_cli
+
+    out = tmp_path / "hil.json"
+    r = run_cli("hil", "--target", "host", "--quiet", "--json", out)
+    assert r.returncode == 0, r.stdout + r.stderr
+    hil = json.loads(out.read_text())
+    assert hil["mismatches"] == 0 and (hil["epochs"], hil["update_every"], hil["lr"]) == (3, 2, 2e-4)
+    assert hil["query_acc_after"] >= hil["query_acc_before"] + 10, hil
+    ft = tmp_path / "ft.json"
+    r = run_cli("finetune", "--kws", "--fixed", "--speaker", hil["speaker"], "--shots", hil["shots"], "--seeds", "1",
+                "--test-limit", "1", "--no-baseline", "--quiet", "--json", ft)
+    assert r.returncode == 0, r.stdout + r.stderr
+    seed0 = json.loads(ft.read_text())["per_seed"][0]
+    assert seed0["query"] == hil["query"]                 # the same query set; the same hits before and after
+    assert [seed0[k] for k in ("query_acc_before", "query_acc_after")] == pytest.approx(
+        [hil["query_acc_before"], hil["query_acc_after"]], abs=1e-9)

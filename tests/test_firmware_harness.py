@@ -144,34 +144,46 @@ def test_sanitizer_reports_are_errors(tmp_path):
 
 
 def test_kws_mcu_finetuning_run_on_real_features(tmp_path):
-    """The shipped kws-mcu (else a 120-128r-36 model), on its own inputs (log gain, normalisation), quantized on real speech as
-    `edgetp finetune --kws --fixed` does, fine-tuned for three epochs on the device and the
-    reference: every state equal after every step, and the weights equal finetune_fixed's."""
-    from edgetp.data.labels import label_names
-    from edgetp.fixed.quantize import quantize_model
-    from edgetp.model import MODELS_DIR, Model, load_model
-    from edgetp.tp.config import NetConfig, init_params
+    """The shipped kws-mcu as `edgetp finetune --kws --fixed` runs it, on its own inputs (log gain,
+    normalisation) of real speech: the device setup its recipe records (recipe["fixed"]: the hidden
+    layer frozen in flash as int8, the readout learning; recipe["finetune"]: its learning rate, every
+    second frame), read from the model file as finetune and hil read it, fine-tuned on the device and
+    the reference: every state equal after every step, and the weights equal finetune_fixed's."""
+    import argparse
+
+    from edgetp.cli.finetune import recipe_from, register
+    from edgetp.kws.fixed_protocol import device_qmodel
+    from edgetp.kws.protocol import model_norm
+    from edgetp.model import load_model
     from firmware_gen.kws import REPO_WAVS, features_of, int_features, wav_files, word_labels
-    from firmware_gen.tensors import DeviceConfig
+    from firmware_gen.options import add_device_options, device_from_args
+    from firmware_gen.qmodel import qmodel_hash
     from firmware_gen.verify import verify_model
 
-    if (MODELS_DIR / "kws-mcu" / "model.npz").is_file():
-        model = load_model("kws-mcu")
-    else:
-        cfg = NetConfig(120, (128,), 36, True)
-        model = Model(cfg, init_params(cfg, 0), label_names("paper"))
+    model = load_model("kws-mcu")
+    p = argparse.ArgumentParser()
+    register(p.add_subparsers())
+    recipe = recipe_from(p.parse_args(["finetune", "--kws", "--fixed"]), model)   # finetune --fixed's defaults
+    qm = device_qmodel(model, None, "")                   # the model records recipe["fixed"]: no calibration
+    p = argparse.ArgumentParser()
+    add_device_options(p)
+    hil_qm, dev, _notes = device_from_args(model, p.parse_args([]))                # what hil / export --c build
+    fixed, ft = model.recipe["fixed"], model.recipe["finetune"]
+    assert qm.frozen_hidden == fixed["frozen_hidden"] is True and qm.hbits == fixed["hbits"] == 8
+    assert qm.weights["W0"].dtype.itemsize == 1 and qm.fx == fixed["fx"] and qmodel_hash(hil_qm) == qmodel_hash(qm)
+    assert (dev.train, recipe.train) == ("readout", ft["train"])
+    assert dev.lr == recipe.lr == ft["lr"] and dev.update_every == recipe.update_every == ft["update_every"] == 2
     files = wav_files(REPO_WAVS)
-    from edgetp.kws.protocol import model_norm
-    xf = features_of(files, model_norm(model) if model.norm_scale is not None else None)   # what the model reads
+    xf = features_of(files, model_norm(model))           # what the model reads
     ys = word_labels(files, model.labels)
     assert sorted(model.labels[k] for k in ys) == ["no", "stop", "yes"]
-    qm = quantize_model(model, xf, ys, wbits=16)
-    s = verify_model(qm, DeviceConfig(), int_features(qm, xf), ys, epochs=3, lr=1e-4, seed=3, keep=tmp_path,
+    s = verify_model(qm, dev, int_features(qm, xf), ys, epochs=recipe.epochs, lr=recipe.lr, seed=3, keep=tmp_path,
                      arm=can("arm-none-eabi-gcc"))
-    assert s.ok and s.steps == (3 + 1) * 3 * 101, s.lines()      # three epochs, then inference
+    assert s.ok and s.steps == (recipe.epochs + 1) * 3 * 101, s.lines()      # the epochs, then inference
+    assert s.extra["update_every"] == 2
     if can("arm-none-eabi-gcc"):
         from firmware_gen.memplan import totals
-        assert s.extra["arm_size"]["etp_model.o"]["bss"] == totals(render(qm).plan)["ram"]
+        assert s.extra["arm_size"]["etp_model.o"]["bss"] == totals(render(qm, dev).plan)["ram"]
 
 
 def test_real_features_are_what_the_model_reads():

@@ -178,3 +178,22 @@ def test_a_wrong_membrane_after_the_prefix_is_found(tmp_path, monkeypatch):
 def test_a_switch_that_never_loads_is_found(tmp_path):
     mm = _run(MIXED, tmp_path, "tau + 1u == pre) {", "tau + 1u == pre + 1u) {")
     assert mm is not None and mm.tensor == "vt0_resume" and mm.step == _after_training_step(MIXED, F), mm
+
+
+def test_table_cache_tells_shapes_apart():
+    """Two models whose frozen weights S hold the same bytes in another shape ((6, 4) and (4, 6)) get
+    their own tables: a cache keyed on the bytes alone would hand the second the first's."""
+    import firmware_gen.layout as layout
+
+    a = build_model(CaseSpec(hidden=(6,), n_out=4, recurrent=False))
+    b = build_model(CaseSpec(hidden=(4,), n_out=6, recurrent=False)).copy()
+    b.weights["S"] = np.ascontiguousarray(a.weights["S"].reshape(b.weights["S"].shape))
+    assert a.weights["S"].tobytes() == b.weights["S"].tobytes()
+    layout._TSTREAM_CACHE.clear()
+    alone = target_stream_table(b, "classes")
+    layout._TSTREAM_CACHE.clear()
+    target_stream_table(a, "classes")
+    after_a = target_stream_table(b, "classes")
+    assert after_a.bits.shape == alone.bits.shape == (len(alone.bits), 1) and len(after_a.off) == 6
+    for f in ("bits", "off", "pre", "per", "v_resume"):
+        assert np.array_equal(getattr(after_a, f), getattr(alone, f)), f

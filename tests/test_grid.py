@@ -42,29 +42,35 @@ def local_ray():
     ray.shutdown()
 
 
-def _grid(setup, fixed, workers=None, rehearsal=0.0):
+def _grid(setup, fixed, workers=None, rehearsal=0.0, frontend="float", model=None):
     from edgetp.kws.data import corpus_for
     from edgetp.kws.grid import run_grid
     from edgetp.kws.train import Recipe
     from edgetp.model import load_model
     root, home, m = setup
-    model = load_model(m)
+    model = load_model(model or m)
     corpus = corpus_for(model, root)
     recipe = Recipe(epochs=2, lr=1e-3, optimizer="adam", batch=1, targets="classes", rehearsal=rehearsal, shift=2,
                     noise=0.1 if not fixed else 0.0)
+    if model.recipe.get("fixed"):   # a shipped device model: its own learning setup
+        recipe = Recipe(epochs=1, lr=2e-4, optimizer="colnorm", train="readout", update_every=2)
     return run_grid(model, corpus, HELD, 2, 1, recipe, fixed=fixed, test_limit=None, baseline=True, workers=workers,
-                    progress=False)
+                    progress=False, frontend=frontend)
 
 
 def _figures(r):
     return {k: v for k, v in r.items() if k != "seconds"}
 
 
-@pytest.mark.parametrize("fixed", [False, True], ids=["float", "integer"])
-def test_ray_grid_equals_the_serial_run_bit_for_bit(setup, local_ray, fixed, monkeypatch):
+# the integer frontend's normalisation needs a model whose input scale it can hold: the shipped kws-mcu's
+@pytest.mark.parametrize("fixed, frontend, model", [(False, "float", None), (True, "float", None),
+                                                    (True, "fixed", "kws-mcu")],
+                         ids=["float", "integer", "integer-frontend"])
+def test_ray_grid_equals_the_serial_run_bit_for_bit(setup, local_ray, fixed, frontend, model, monkeypatch):
     monkeypatch.setenv("EDGETP_HOME", str(setup[1]))
-    serial = _grid(setup, fixed, rehearsal=1.0 if not fixed else 0.0)
-    ray = _grid(setup, fixed, workers=2, rehearsal=1.0 if not fixed else 0.0)
+    reh = 1.0 if not fixed else 0.0   # the device keeps no rehearsal utterances
+    serial = _grid(setup, fixed, rehearsal=reh, frontend=frontend, model=model)
+    ray = _grid(setup, fixed, workers=2, rehearsal=reh, frontend=frontend, model=model)
     assert not serial.failed and not ray.failed and ray.workers == 2
     assert [(r["speaker"], r["seed"]) for r in ray.per_seed] == [(s, k) for s in HELD for k in range(2)]
     assert [_figures(r) for r in ray.per_seed] == [_figures(r) for r in serial.per_seed]
@@ -90,10 +96,13 @@ def test_the_feature_table_is_strict(setup):
     from edgetp.kws.grid import FeatureTable
     from edgetp.model import load_model
     corpus = corpus_for(load_model(setup[2]), setup[0])
-    t = FeatureTable([0, 2], np.arange(2 * 101 * 120, dtype=np.float32).reshape(2, 101, 120))
-    assert (t.take(corpus, [2, 0, 2])[0] == t.rows[1]).all()
+    from edgetp.data.cache import FLOAT, Frontend
+    t = FeatureTable([0, 2], np.arange(2 * 101 * 120, dtype=np.float32).reshape(2, 101, 120), FLOAT)
+    assert (t.take(corpus, [2, 0, 2], FLOAT)[0] == t.rows[1]).all()
     with pytest.raises(EdgetpError, match="lacks 1 utterances"):
-        t.take(corpus, [0, 1])
+        t.take(corpus, [0, 1], FLOAT)
+    with pytest.raises(EdgetpError, match="not the fixed frontend's"):
+        t.take(corpus, [0], Frontend("fixed"))
 
 
 def test_a_failed_cell_is_reported_and_the_others_finish(setup, local_ray, tmp_path):

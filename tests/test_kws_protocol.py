@@ -139,7 +139,7 @@ def test_finetune_cli_json_contract_and_plot(setup, pretrained, cli):
 
 
 @pytest.mark.parametrize("flags", [["--targets", "batch", "--batch", "4"], ["--train", "readout"],
-                                   ["--optimizer", "sgd", "--lr", "0.01"], ["--rehearsal", "2", "--fixed"],
+                                   ["--optimizer", "sgd", "--lr", "0.01"], ["--rehearsal", "2"],
                                    ["--rehearsal", "1.5", "--batch", "2", "--json", "{home}/reh.json"],
                                    ["--update-every", "2", "--fixed"], ["--update-every", "3"],
                                    ["--shift", "4", "--noise", "0.1", "--warp", "0.1", "--json", "{home}/aug.json"]])

@@ -127,3 +127,21 @@ def test_a_derived_card_says_how_its_source_was_made():
     other = _derived_lines({"derived_from": src}, "n", None)
     assert other == ["# first models/m/model.npz (hash abababababab), as its card says: this model is its weights "
                      "with other settings"]
+
+
+def test_the_device_sentence_says_what_the_session_taught(tmp_path):
+    """A HIL session's card sentence gives the device's query accuracy before and after (does the
+    device learn?), and claims none when the JSON has no such figures."""
+    import json
+
+    from edgetp.kws.card import device_texts
+
+    (tmp_path / "device").mkdir()
+    run = {"samples": 105, "mismatches": 0, "target": "qemu", "model": "kws-mcu", "model_hash": "h", "shots": "1",
+           "epochs": 3, "support": 35, "query": 70, "speaker": "6210c7b0", "query_acc_before": 57.142857,
+           "query_acc_after": 77.142857}
+    (tmp_path / "device" / "hil.json").write_text(json.dumps(run))
+    text = device_texts(tmp_path, "h")[0]
+    assert "3 epoch(s)" in text and "query accuracy on the device 57.1 → 77.1 % over 70 utterances" in text
+    (tmp_path / "device" / "hil.json").write_text(json.dumps({k: v for k, v in run.items() if "acc" not in k}))
+    assert "query accuracy" not in device_texts(tmp_path, "h")[0]

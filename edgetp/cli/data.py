@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from edgetp import paths
+from edgetp.audio import FRONTENDS
 from edgetp.data.labels import PAPER_WORDS
 from edgetp.errors import EdgetpError
 
@@ -171,7 +172,7 @@ def register(subparsers) -> None:
     f = sub.add_parser("features", help="frontend features of WAV files, saved as .npz")
     f.add_argument("inputs", nargs="+", metavar="IN.wav")
     f.add_argument("--out", required=True, help="output .npz (arrays: features (files, 101, 120), files)")
-    f.add_argument("--frontend", choices=("float", "fixed"), default="float",
+    f.add_argument("--frontend", choices=FRONTENDS, default="float",
                    help="float: the librosa-equal float pipeline (default); fixed: the device's integer twin "
                         "(edgetp.audio.frontend_q), dequantised to the same scale")
     f.add_argument("--log-gain", type=float, default=1.0, metavar="G",

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from edgetp.errors import EdgetpError
+from edgetp.audio import FRONTENDS
 from edgetp.tp.config import TARGETS
 
 DEFAULT_MODEL = "kws-mcu"
@@ -64,7 +65,13 @@ def register(sub):
     p.add_argument("--warp", type=float, default=None, metavar="W",
                    help="augment: a mel-axis (vocal-tract-length) warp by a random factor in 1 +- W (float rule "
                         "only; default: the recipe's, else 0)")
-    p.add_argument("--fixed", action="store_true", help="use the integer-only TP rule (what the device runs)")
+    p.add_argument("--fixed", action="store_true",
+                   help="use the integer-only TP rule as the device runs it: batch 1, no rehearsal, no "
+                        "augmentation, the device's update rules; other settings are refused")
+    p.add_argument("--frontend", choices=FRONTENDS, default="float",
+                   help="with --fixed: 'fixed' computes every utterance's inputs with the integer audio frontend and "
+                        "normalisation the device runs on raw audio (edgetp.audio.frontend_q, checked against its "
+                        "C by verify-c --frontend); default float (the float frontend, inputs then quantized)")
     p.add_argument("--test-limit", type=int, default=2000,
                    help="at most this many other-speaker test utterances (seeded subsample; 0 = all)")
     p.add_argument("--no-baseline", dest="baseline", action="store_false", default=None,
@@ -94,16 +101,62 @@ def recipe_from(args, model):
         raise EdgetpError(f"{', '.join(typed)} with --fixed: the integer rule (and the device) learns from the "
                           "utterances as recorded; augmentation is for the float rule")
     ft = dict(model.recipe.get("finetune", {}))
-    if args.fixed:   # a recipe's augmentation is the float recipe's; the integer rule runs without it
-        ft = {k: v for k, v in ft.items() if k not in AUGMENT}
+    if args.fixed:   # a recipe's augmentation, batches and rehearsal are the float recipe's; the device has none
+        ft = {k: v for k, v in ft.items() if k not in AUGMENT + HOST_ONLY}
+    frozen = args.fixed and device_frozen(model)
     pick = lambda k, dflt: getattr(args, k) if getattr(args, k) is not None else ft.get(k, dflt)
     check_augment(args.shift or 0, args.noise or 0.0, args.warp or 0.0, [f"--{k}" for k in AUGMENT])
-    r = Recipe(epochs=pick("epochs", 3), lr=pick("lr", 1e-4), optimizer=pick("optimizer", "adam"),
-               batch=pick("batch", 1), targets=pick("targets", "classes"), train=pick("train", "all"),
-               rehearsal=pick("rehearsal", 0.0), update_every=pick("update_every", 1),
-               shift=pick("shift", 0), noise=pick("noise", 0.0), warp=pick("warp", 0.0))
+    d = Recipe()   # the defaults, declared once
+    r = Recipe(epochs=pick("epochs", d.epochs), lr=pick("lr", d.lr), optimizer=pick("optimizer", d.optimizer),
+               batch=pick("batch", d.batch), targets=pick("targets", d.targets),
+               train=pick("train", "readout" if frozen else d.train),
+               rehearsal=pick("rehearsal", d.rehearsal), update_every=pick("update_every", d.update_every),
+               shift=pick("shift", d.shift), noise=pick("noise", d.noise), warp=pick("warp", d.warp))
     r.check()
+    if args.fixed:
+        check_device(r, frozen, args.optimizer)
     return r
+
+
+HOST_ONLY = ("batch", "rehearsal")   # recipe fields of the float rule that no device setting matches
+
+
+def device_frozen(model) -> bool:
+    """Whether the device runs ``model`` with its hidden layers frozen in flash (its recipe["fixed"])."""
+    from firmware_gen.qmodel import quant_settings
+
+    return bool(model.recipe.get("fixed")) and quant_settings(model)[0]["frozen_hidden"]
+
+
+def check_device(r, frozen: bool, optimizer) -> None:
+    """`--fixed` claims the device's arithmetic, so it runs only what the firmware runs (firmware_gen,
+    deploy): one utterance per call to etp_train_step (batch 1), no store of other speakers' utterances
+    (no rehearsal), the update rules of its contract, a frozen hidden layer that cannot learn, an
+    update_every in its uint32 step counter and learning-rate codes that SET_LR accepts. Anything else
+    is an EdgetpError naming the option."""
+    from edgetp.fixed.finetune import epoch_lrs
+    from edgetp.fixed.update_q import lr_code
+    from firmware_gen.tensors import STEPS_MAX, DeviceConfig
+
+    if r.batch != 1:
+        raise EdgetpError(f"--batch {r.batch} with --fixed: the device learns from one utterance at a time (batch 1)")
+    if r.rehearsal:
+        raise EdgetpError(f"--rehearsal {r.rehearsal:g} with --fixed: the device keeps no other speakers' "
+                          "utterances to rehearse (rehearsal 0)")
+    if optimizer == "adam":
+        raise EdgetpError("--optimizer adam with --fixed: the device has no Adam; its rules are colnorm (what "
+                          "--fixed runs for a recipe's adam), rownorm and sgd")
+    if frozen and r.train != "readout":
+        raise EdgetpError(f"--train {r.train} with --fixed: the model's device keeps its hidden layers frozen in "
+                          'flash (recipe["fixed"]) and learns its readout only (--train readout)')
+    if r.update_every > STEPS_MAX:
+        raise EdgetpError(f"--update-every {r.update_every} with --fixed: the device counts steps in a uint32 "
+                          f"(at most {STEPS_MAX})")
+    dev = DeviceConfig(r.targets, "colnorm", r.lr, train=r.train, update_every=r.update_every, frozen_hidden=frozen)
+    bad = [x for x in epoch_lrs(r.lr, r.epochs) if not dev.lr_in_range(*lr_code(x))]
+    if bad:
+        raise EdgetpError(f"--lr {r.lr:g} with --fixed: the device's learning-rate code (SET_LR) cannot hold "
+                          f"{bad[0]:g}")
 
 
 def run(args) -> int:
@@ -116,6 +169,8 @@ def run(args) -> int:
     shots = _shots(args.shots)
     if args.save and args.fixed:   # refused before the grid runs, not after
         raise EdgetpError("--save with --fixed: save the integer model with edgetp export (not a float model)")
+    if args.frontend != "float" and not args.fixed:
+        raise EdgetpError(f"--frontend {args.frontend} needs --fixed: the integer frontend feeds the integer rule")
     if args.seeds is not None and args.seeds < 1:
         raise EdgetpError("--seeds must be >= 1")
     model = load_model(args.model)
@@ -141,7 +196,8 @@ def run(args) -> int:
               + f", {r['query']} query, {r['seconds']:.1f} s)", flush=True)
 
     grid = run_grid(model, corpus, speakers, args.seeds, shots, recipe, args.fixed, limit, args.baseline,
-                    args.workers, args.ray, progress=not args.quiet, keep_first=bool(args.save), on_cell=line)
+                    args.workers, args.ray, progress=not args.quiet, keep_first=bool(args.save), on_cell=line,
+                    frontend=args.frontend)
     per_seed = grid.per_seed
     if not per_seed:
         raise EdgetpError(f"every cell failed; the first: {grid.failed[0]['error']}")
@@ -153,6 +209,7 @@ def run(args) -> int:
         out["failed_cells"] = grid.failed
     out["model_hash"] = model.hash()   # the model cards flag rows measured on another model file
     out["fixed"] = bool(args.fixed)
+    out["frontend"] = args.frontend
     out.update(seen)
     if note:
         out["note"] = note
@@ -194,7 +251,8 @@ def _table(out: dict) -> None:
           f"{r['epochs']} epochs" + (f", rehearsal {r['rehearsal']:g}" if r.get("rehearsal") else "")
           + (f", update every {r['update_every']} frames" if r.get("update_every", 1) != 1 else "")
           + (f", {aug}" if aug else "")
-          + (" (integer rule)" if out.get("fixed") else ""))
+          + (" (integer rule" + (", integer frontend on raw audio)" if out.get("frontend") == "fixed" else ")")
+             if out.get("fixed") else ""))
     print(f"  {'':28s}{'before':>16s}{'after':>16s}")   # query before = zero-shot, query after = adapted
     print(f"  {'query (held-out speakers) %' if len(out['speakers']) > 1 else 'query (held-out speaker) %':28s}{pm('query_acc_before'):>16s}{pm('query_acc_after'):>16s}")
     print(f"  zero-shot (query before fine-tuning) {pm('query_acc_before').strip()} %, "

@@ -122,8 +122,18 @@ def device_texts(d: Path, qhash: str) -> list[str]:
             + ("" if fe is None else
                f"from raw 16 kHz audio, the integer frontend on the device: mean {_b(fe.get('per_hop_mean'))} {unit} per "
                f"10 ms hop, {_b(fe.get('per_utterance_mean'))} per 1 s utterance; ")
-            + f"{r.get('samples')} samples, {r.get('mismatches')} mismatches against the integer reference.")
+            + f"{r.get('samples')} samples, {r.get('mismatches')} mismatches against the integer reference"
+            + _learnt(r) + ".")
     return out
+
+
+def _learnt(r: dict) -> str:
+    """What the session taught the device: its query accuracy before and after (personalisation)."""
+    if r.get("query_acc_before") is None or r.get("query_acc_after") is None:
+        return ""
+    return (f" ({r.get('support')} support utterances, {r.get('epochs')} epoch(s), speaker {r.get('speaker')}: "
+            f"query accuracy on the device {r['query_acc_before']:.1f} → {r['query_acc_after']:.1f} % over "
+            f"{r.get('query')} utterances)")
 
 
 def corpus_command(rec: dict) -> str | None:

@@ -60,6 +60,32 @@ class ModelInputs:
 
 
 @dataclass
+class IntInputs:
+    """The device's input stage on raw audio, in integers (``edgetp.audio.frontend_q``): the integer
+    frontend with the model's log gain (``source``: what the feature cache holds, int32 Q.18), then
+    its integer normalisation (``apply``): the int16/int8 inputs the device feeds its network, bit for
+    bit (the C twin is checked by ``verify-c --frontend``)."""
+
+    norm: object          # edgetp.audio.frontend_q.InputNorm of the model quantized as the device runs it
+
+    @property
+    def source(self):
+        from edgetp.data.cache import Frontend
+
+        return Frontend("fixed", self.norm.log_gain)
+
+    def apply(self, feats: np.ndarray) -> np.ndarray:
+        from edgetp.audio.frontend_q import normalise_q
+
+        f = np.asarray(feats, dtype=np.int64)
+        flat = f.reshape(-1, f.shape[-1])
+        out = np.zeros(flat.shape, np.int64)
+        lo, hi = self.norm.limits
+        normalise_q(flat, self.norm.m, self.norm.s, lo, hi, out)
+        return out.reshape(f.shape).astype(np.int8 if self.norm.xbits == 8 else np.int16)
+
+
+@dataclass
 class SplitData:
     """Normalised features and labels of one speaker-adaptation split."""
 
@@ -176,22 +202,24 @@ def seen_note(info: dict, speaker=None) -> str | None:
     return None
 
 
-def features(corpus, indices, cache=None) -> np.ndarray:
-    """Features of ``indices``: from ``cache`` when it is a feature source with ``take`` (a grid's table,
-    ``edgetp.kws.grid``), else from the feature cache in that folder (default: ``$EDGETP_HOME/features``)."""
-    from edgetp.data.cache import cached_features
+def features(corpus, indices, cache=None, source=None) -> np.ndarray:
+    """Features of ``indices`` from ``source`` (an edgetp.data.cache.Frontend; the float frontend's by
+    default): from ``cache`` when it is a feature source with ``take`` (a grid's table, ``edgetp.kws.grid``),
+    else from the feature cache in that folder (default: ``$EDGETP_HOME/features``)."""
+    from edgetp.data.cache import FLOAT, cached_features
 
     if hasattr(cache, "take"):
-        return cache.take(corpus, indices)
-    return cached_features(corpus, indices, cache or paths.cache_dir())
+        return cache.take(corpus, indices, source or FLOAT)
+    return cached_features(corpus, indices, cache or paths.cache_dir(), fe=source or FLOAT)
 
 
 def labelled(corpus, indices, norm, cache=None, limit: int | None = None, seed: int = 0):
-    """(x, y) with x normalised by the model's constants; ``limit`` subsamples (seeded)."""
+    """(x, y) with x the model's inputs (``norm``: ModelInputs on float features, or IntInputs on the
+    integer frontend's); ``limit`` subsamples (seeded)."""
     indices = np.asarray(indices, dtype=np.int64)
     if limit is not None and len(indices) > limit:
         indices = np.sort(np.random.default_rng(seed).choice(indices, limit, replace=False))
-    x = norm.apply(np.asarray(features(corpus, indices, cache)))
+    x = norm.apply(np.asarray(features(corpus, indices, cache, getattr(norm, "source", None))))
     y = np.array([corpus.utterances[i].label for i in indices], dtype=np.int64)
     return x, y
 

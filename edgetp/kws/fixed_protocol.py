@@ -48,15 +48,30 @@ def fixed_settings(model: Model, corpus, speaker: str, cache=None) -> dict:
     return {**DEFAULTS, "fx": int(fx), "targets": "classes"}
 
 
+def model_inputs(model: Model, qm, frontend: str = "float"):
+    """The input stage of ``finetune --fixed``: the float frontend and the model's normalisation
+    (inputs quantized afterwards), or ("fixed") the integer frontend and normalisation the device
+    runs on raw audio, for ``qm``'s input format."""
+    if frontend == "float":
+        return model_norm(model)
+    from edgetp.audio.frontend_q import InputNorm
+    from edgetp.data.cache import Frontend
+    from edgetp.kws.data import IntInputs
+
+    Frontend(frontend)   # an unknown name is an EdgetpError
+    return IntInputs(InputNorm.for_model(model, qm))
+
+
 def finetune_seed_fixed(model: Model, corpus, speaker: str, shots, seed: int, recipe: Recipe, cache=None,
-                        test_limit: int | None = None, baseline: bool = True, progress: bool = True) -> dict:
+                        test_limit: int | None = None, baseline: bool = True, progress: bool = True,
+                        frontend: str = "float") -> dict:
     from edgetp.fixed.finetune import evaluate_fixed, finetune_fixed
     from edgetp.tp import init_params
 
     t0 = time.perf_counter()
-    d = cell_data(model, corpus, speaker, shots, seed, recipe, cache, test_limit)
-    (xs, ys), (xq, yq), (xt, yt) = d.support, d.query, d.test
     qm = device_qmodel(model, corpus, speaker, cache)
+    d = cell_data(model, corpus, speaker, shots, seed, recipe, cache, test_limit, model_inputs(model, qm, frontend))
+    (xs, ys), (xq, yq), (xt, yt) = d.support, d.query, d.test
     acc = lambda q, x, y: 100.0 * evaluate_fixed(q, x, y) if len(y) else float("nan")
     kind = "colnorm" if recipe.optimizer == "adam" else recipe.optimizer
     per_epoch = [acc(qm, xq, yq)]

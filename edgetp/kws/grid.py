@@ -36,16 +36,20 @@ def cells(speakers, seeds: int) -> list[Cell]:
 
 
 class FeatureTable:
-    """Precomputed features of some corpus utterances, by corpus index: the feature source (``cache`` argument
-    of ``edgetp.kws.data.features``) of a grid's cells. Strict: an index it does not hold is an error, so a
-    table that misses what a cell reads cannot silently fall back to another source."""
+    """Precomputed features of some corpus utterances from one frontend (``source``, an
+    edgetp.data.cache.Frontend), by corpus index: the ``cache`` argument of ``edgetp.kws.data.features`` for a
+    grid's cells. Strict: another frontend or an index it does not hold is an error, so a table that misses
+    what a cell reads cannot silently fall back to another source."""
 
-    def __init__(self, indices, rows: np.ndarray):
+    def __init__(self, indices, rows: np.ndarray, source):
         self.indices = np.asarray(indices, dtype=np.int64)
-        self.rows = rows
+        self.rows, self.source = rows, source
         self._row = {int(i): r for r, i in enumerate(self.indices)}
 
-    def take(self, corpus, indices) -> np.ndarray:
+    def take(self, corpus, indices, source) -> np.ndarray:
+        if source != self.source:
+            raise EdgetpError(f"the grid's feature table holds the {self.source.kind} frontend's features, not "
+                              f"the {source.kind} frontend's")
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
         missing = [int(i) for i in idx if int(i) not in self._row]
         if missing:
@@ -59,16 +63,19 @@ class _Recorder:
 
     def __init__(self):
         self.asked: set[int] = set()
+        self.sources: set = set()
 
-    def take(self, corpus, indices) -> np.ndarray:
+    def take(self, corpus, indices, source) -> np.ndarray:
         from edgetp.audio.frontend import N_FEATURES, N_FRAMES
 
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
         self.asked.update(int(i) for i in idx)
-        return np.zeros((len(idx), N_FRAMES, N_FEATURES), dtype=np.float32)
+        self.sources.add(source)
+        return np.zeros((len(idx), N_FRAMES, N_FEATURES), dtype=source.dtype)
 
 
-def feature_table(model, corpus, grid: list[Cell], shots, recipe, test_limit, fixed: bool, cache_dir=None):
+def feature_table(model, corpus, grid: list[Cell], shots, recipe, test_limit, fixed: bool, cache_dir=None,
+                  frontend: str = "float"):
     """The features the cells of ``grid`` read, selected by a dry run of each cell's data selection, and
     {cell's place: error} for the cells whose selection fails (they would fail alike as tasks). ``recipe`` may
     be a list of recipes (a sweep's): the table then serves each of them."""
@@ -76,28 +83,39 @@ def feature_table(model, corpus, grid: list[Cell], shots, recipe, test_limit, fi
     from edgetp.data.cache import cached_features
     from edgetp.kws.protocol import cell_data
 
+    from edgetp.data.cache import FLOAT
+
     rec, failed = _Recorder(), {}
     for k, c in enumerate(grid):
         try:
+            inputs = None
+            if fixed:   # the integer model (calibrated per speaker when the file records no device settings)
+                from edgetp.kws.fixed_protocol import device_qmodel, model_inputs
+                inputs = model_inputs(model, device_qmodel(model, corpus, c.speaker, rec), frontend)
             for r in recipe if isinstance(recipe, list) else [recipe]:
-                cell_data(model, corpus, c.speaker, shots, c.seed, r, rec, test_limit)
-            if fixed and not (model.recipe or {}).get("fixed"):   # the integer model is calibrated per speaker
-                from edgetp.kws.fixed_protocol import calibration
-                calibration(model, corpus, c.speaker, rec)
+                cell_data(model, corpus, c.speaker, shots, c.seed, r, rec, test_limit, inputs)
         except EdgetpError as exc:
             failed[k] = _one_line(exc)
+    if len(rec.sources) > 1:   # calibration reads float features; the cells must read one frontend only
+        raise EdgetpError("a grid's cells read features of more than one frontend; run it without Ray")
+    source = next(iter(rec.sources), FLOAT)
     idx = np.array(sorted(rec.asked), dtype=np.int64)
-    rows = cached_features(corpus, idx, cache_dir or paths.cache_dir()) if len(idx) else np.zeros((0, 1, 1))
-    return FeatureTable(idx, np.ascontiguousarray(rows)), failed
+    rows = (cached_features(corpus, idx, cache_dir or paths.cache_dir(), fe=source) if len(idx)
+            else np.zeros((0, 1, 1), dtype=source.dtype))
+    return FeatureTable(idx, np.ascontiguousarray(rows), source), failed
 
 
 def run_cell(model, corpus, cell: Cell, shots, recipe, fixed: bool, test_limit, baseline: bool, cache=None,
-             progress: bool = False, keep_params: bool = False) -> dict:
-    """One cell's figures (``finetune_seed`` / ``finetune_seed_fixed``); the tuned parameters only when kept."""
+             progress: bool = False, keep_params: bool = False, frontend: str = "float") -> dict:
+    """One cell's figures (``finetune_seed`` / ``finetune_seed_fixed`` with ``frontend``); the tuned
+    parameters only when kept."""
+    from functools import partial
+
     from edgetp.threads import single_threaded_blas
 
     if fixed:
-        from edgetp.kws.fixed_protocol import finetune_seed_fixed as runner
+        from edgetp.kws.fixed_protocol import finetune_seed_fixed
+        runner = partial(finetune_seed_fixed, frontend=frontend)
     else:
         from edgetp.kws.protocol import finetune_seed as runner
     with single_threaded_blas():
@@ -118,13 +136,13 @@ class GridResult:
 
 
 def run_serial(model, corpus, grid, shots, recipe, fixed, test_limit, baseline, progress=True, keep_first=False,
-               on_cell=None) -> GridResult:
+               on_cell=None, frontend="float") -> GridResult:
     """The grid in this process, cell after cell, reading the feature cache as every command does."""
     t0 = time.perf_counter()
     out = []
     for k, c in enumerate(grid):
         r = run_cell(model, corpus, c, shots, recipe, fixed, test_limit, baseline, progress=progress,
-                     keep_params=keep_first and k == 0)
+                     keep_params=keep_first and k == 0, frontend=frontend)
         out.append(r)
         if on_cell:
             on_cell(r)
@@ -171,19 +189,19 @@ def _one_line(exc: BaseException) -> str:
 
 
 def run_ray(model, corpus, grid, shots, recipe, fixed, test_limit, baseline, workers=None, address=None,
-            progress=True, keep_first=False, on_cell=None) -> GridResult:
+            progress=True, keep_first=False, on_cell=None, frontend="float") -> GridResult:
     """The grid as Ray tasks (one per cell); a failed cell is reported and the others finish."""
     from tqdm import tqdm
 
     t0 = time.perf_counter()
     ray = start_ray(workers, address)
     t_ray = time.perf_counter()
-    table, refused = feature_table(model, corpus, grid, shots, recipe, test_limit, fixed)
+    table, refused = feature_table(model, corpus, grid, shots, recipe, test_limit, fixed, frontend=frontend)
     t_table = time.perf_counter()
     # one copy of each in the object store; every task gets a reference
     refs = ray.put(model), ray.put(corpus), ray.put(table)
     task = ray.remote(num_cpus=1, max_retries=0)(_remote_cell)
-    pending = {task.remote(*refs, c, shots, recipe, fixed, test_limit, baseline, keep_first and k == 0): k
+    pending = {task.remote(*refs, c, shots, recipe, fixed, test_limit, baseline, keep_first and k == 0, frontend): k
                for k, c in enumerate(grid) if k not in refused}
     done: dict[int, dict] = {}
     failed = [{"speaker": grid[k].speaker, "seed": grid[k].seed, "error": e} for k, e in refused.items()]
@@ -215,17 +233,18 @@ def run_ray(model, corpus, grid, shots, recipe, fixed, test_limit, baseline, wor
                        / max(1, len(grid))})
 
 
-def _remote_cell(model, corpus, table, cell, shots, recipe, fixed, test_limit, baseline, keep_params):
+def _remote_cell(model, corpus, table, cell, shots, recipe, fixed, test_limit, baseline, keep_params, frontend):
     return run_cell(model, corpus, cell, shots, recipe, fixed, test_limit, baseline, cache=table,
-                    keep_params=keep_params)
+                    keep_params=keep_params, frontend=frontend)
 
 
 def run_grid(model, corpus, speakers, seeds, shots, recipe, fixed=False, test_limit=None, baseline=False,
-             workers=None, address=None, progress=True, keep_first=False, on_cell=None) -> GridResult:
+             workers=None, address=None, progress=True, keep_first=False, on_cell=None,
+             frontend: str = "float") -> GridResult:
     """The grid, serially or (``workers`` or ``address`` given) on Ray."""
     grid = cells(speakers, seeds)
     if workers is None and address is None:
         return run_serial(model, corpus, grid, shots, recipe, fixed, test_limit, baseline, progress, keep_first,
-                          on_cell)
+                          on_cell, frontend)
     return run_ray(model, corpus, grid, shots, recipe, fixed, test_limit, baseline, workers, address, progress,
-                   keep_first, on_cell)
+                   keep_first, on_cell, frontend)

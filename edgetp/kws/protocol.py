@@ -34,11 +34,12 @@ def model_norm(model: Model):
 
 
 def cell_data(model: Model, corpus, speaker: str, shots, seed: int, recipe: Recipe, cache=None,
-              test_limit: int | None = None):
-    """The features one seed of the protocol reads (``speaker_data`` with the model's input transform and its
-    pretraining speakers): the float and integer runs and the grid's feature table all select them here."""
-    return speaker_data(corpus, speaker, shots, seed, model_norm(model), cache, test_limit, recipe.rehearsal,
-                        model.recipe.get("pretrain_speakers"))
+              test_limit: int | None = None, inputs=None):
+    """The features one seed of the protocol reads (``speaker_data`` with the model's pretraining speakers and
+    ``inputs``, its input stage: ``model_norm(model)`` by default): the float and integer runs and the grid's
+    feature table all select them here."""
+    return speaker_data(corpus, speaker, shots, seed, inputs or model_norm(model), cache, test_limit,
+                        recipe.rehearsal, model.recipe.get("pretrain_speakers"))
 
 
 def finetune_seed(model: Model, corpus, speaker: str, shots, seed: int, recipe: Recipe, cache=None,
