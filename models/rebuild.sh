@@ -6,9 +6,11 @@
 #                  (`synth-kws DIR --distinct 10 --wide 200`: the offline corpus byte for byte, the
 #                  development group, and train-only speakers of more variants, pitches and speeds);
 #   development  = the development voice group (in the wide protocol corpus):
-#                  every choice was made on these rows (results/dev-*.json);
-#   test         = the test voice group (4 speakers, in the offline corpus): reported, never
-#                  used for choosing (results/test-*.json).
+#                  every choice is made on these rows (results/dev-*.json); their "others" are the
+#                  validation-list speakers;
+#   test         = the test voice group (4 speakers, in the offline corpus): reported, the last step of a
+#                  recorded recipe (results/test-*.json); their "others" are the testing-list speakers, and
+#                  every run appends a line to results/test-ledger.jsonl (the card counts them).
 #   models/rebuild.sh [pretrain] [dev] [test] [real] [device-mcu | hil-mcu audio-mcu store-mcu]
 # kws-mcu is the on-device default (the 160 KB-RAM / 512 KB-flash tier): kws-paper's 120-450r-36 network and
 # weights, its hidden layer frozen in flash as int8 and its readout learning in RAM (`pretrain --from`, seconds);
