@@ -100,13 +100,19 @@ def test_a_malformed_ledger_is_one_line_before_the_run(setup, cli, tmp_path):
     bad = tmp_path / "bad.jsonl"
     from conftest import run_cli
     for text, why in (('{"date": "2026"\n', "JSON"), ('{"date": "x"}\n', "missing model_hash"),
-                      ("[1, 2]\n", "missing date")):
+                      ("[1, 2]\n", "missing date"), (json.dumps(dict(GOOD, query_after="high")) + "\n", "bad query_after"),
+                      (json.dumps(dict(GOOD, recipe={"epochs": 3})) + "\n", "bad recipe lr")):
         bad.write_text(text)
         r = run_cli("finetune", "--kws", "--model", model, "--data-root", root, "--speaker", "test", "--shots", "1",
                     "--seeds", "1", "--epochs", "1", "--no-baseline", env={"EDGETP_HOME": str(home),
                                                                           "EDGETP_TEST_LEDGER": str(bad)})
         assert r.returncode == 2 and f"{bad}:1: not a test-ledger line" in r.stderr and why in r.stderr, r.stderr
         assert "Traceback" not in r.stderr and "seed 0" not in r.stdout   # refused before any fine-tuning
+
+
+GOOD = {"date": "2026-01-01T00:00:00Z", "model_hash": "0" * 64, "speakers": [], "seeds": 1, "shots": 5,
+        "recipe": {"epochs": 3, "lr": 1e-4, "optimizer": "adam", "batch": 1, "targets": "classes", "train": "all"},
+        "query_before": 1.0, "query_after": 2.0, "others_before": 3.0, "others_after": 4.0}
 
 
 def _entry(model, **kw):

@@ -79,7 +79,8 @@ def _split(f: Path, r: dict) -> str:
 
 def ledger_text(d: Path, model: Model) -> list[str]:
     """The card's test-ledger paragraph (edgetp.kws.ledger): how often the test group was measured for this
-    model's weights, the figures before the final one, and the final one."""
+    model's weights and every such line in order, marking those that are the table's test rows (the lines
+    before one are the figures that preceded it)."""
     from edgetp.kws.ledger import NAME, of_model, read
 
     entries = read(d / "results" / NAME)

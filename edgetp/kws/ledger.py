@@ -32,6 +32,9 @@ NAME = "test-ledger.jsonl"
 ENV = "EDGETP_TEST_LEDGER"
 FIGURES = ("query_before", "query_after", "others_before", "others_after")
 REQUIRED = ("date", "model_hash", "recipe", "speakers", "seeds", "shots", *FIGURES)
+TYPES = {"date": str, "model_hash": str, "recipe": dict, "speakers": list, "seeds": int, "shots": (int, str),
+         **{k: (int, float) for k in FIGURES}}
+RECIPE = ("epochs", "lr", "optimizer", "batch", "targets", "train")   # what the card's label reads
 _FROM_SUMMARY = {"query_before": "query_acc_before", "query_after": "query_acc_after",
                  "others_before": "test_acc_before", "others_after": "test_acc_after"}
 
@@ -61,8 +64,10 @@ def read(path) -> list[dict]:
         missing = [k for k in REQUIRED if not isinstance(e, dict) or k not in e]
         if missing:
             raise EdgetpError(f"{path}:{n}: not a test-ledger line (missing {', '.join(missing)})")
-        if not all(isinstance(e[k], (int, float)) and not isinstance(e[k], bool) for k in FIGURES):
-            raise EdgetpError(f"{path}:{n}: not a test-ledger line (a figure is not a number)")
+        bad = [k for k, t in TYPES.items() if not isinstance(e[k], t) or isinstance(e[k], bool)]
+        bad += [f"recipe {k}" for k in RECIPE if isinstance(e["recipe"], dict) and k not in e["recipe"]]
+        if bad:
+            raise EdgetpError(f"{path}:{n}: not a test-ledger line (bad {', '.join(bad)})")
         out.append(e)
     return out
 
