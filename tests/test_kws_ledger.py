@@ -35,7 +35,8 @@ def _ft(cli, setup, speaker, *extra, json_out=None):
     root, home, model = setup
     args = ["finetune", "--kws", "--model", model, "--data-root", root, "--speaker", speaker, "--shots", "1",
             "--seeds", "1", "--epochs", "1", "--no-baseline", "--quiet", *extra]
-    return cli(*args, *(["--json", json_out] if json_out else []), env={"EDGETP_HOME": str(home)})
+    # EDGETP_TEST_LEDGER empty: the ledger beside the model file (conftest points it outside the repository)
+    return cli(*args, *(["--json", json_out] if json_out else []), env={"EDGETP_HOME": str(home), "EDGETP_TEST_LEDGER": ""})
 
 
 def test_dev_and_test_rows_measure_forgetting_on_disjoint_other_speakers(setup, cli, tmp_path):
@@ -70,6 +71,11 @@ def test_others_of_a_model_without_voice_groups():
     m = Model(cfg=None, params=None, labels=[], recipe={"held_out_speaker": "0a1b2c3d"})
     assert SP.others_split(m, ["0a1b2c3d"]) == "testing"
     assert SP.others_split(m, ["0a1b2c3d"], "validation") == "validation"
+
+
+def test_no_test_run_writes_a_shipped_ledger():
+    import os
+    assert os.environ["EDGETP_TEST_LEDGER"] and ROOT not in Path(os.environ["EDGETP_TEST_LEDGER"]).parents
 
 
 def test_a_test_group_run_appends_its_line_and_a_dev_run_none(setup, cli, tmp_path):
