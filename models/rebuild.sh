@@ -58,6 +58,7 @@ for split in dev test; do
     ft $m $split tp-fixed-b1 5 3 $MCU --fixed --epochs 3   # the device's rule; lr and update_every: the recipe's
   done
   ft kws-paper $split zeroshot 5 1 --epochs 0 --no-baseline
+  [ "$split" = dev ] && ft kws-mcu-64k dev zeroshot 5 1 --epochs 0 --no-baseline   # its card's float zero-shot row
   ft kws-paper $split tp-classes-b8-reh2-aug 5 3 --no-baseline   # the recorded recipe (augmented support set)
 done
 if want real; then   # sanity row: real human recordings (12 in ../shared/audio/real, 3 in the repository)
