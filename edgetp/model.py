@@ -65,6 +65,12 @@ class Model:
     def n_params(self) -> int:
         return int(sum(a.size for a in self.params.trainable()))
 
+    def weights_hash(self) -> str:
+        """The network, labels, frontend and arrays without the recipe and metrics: equal for files that differ
+        only in recorded settings (``pretrain --from`` on the same weights), so a test-group run on any of them
+        measured these weights (edgetp.kws.ledger)."""
+        return _hash({"net": self.cfg.to_dict(), "labels": list(self.labels), "frontend": self.frontend}, self.arrays())
+
     def hashes(self) -> set[str]:
         """This file's hash and those of the files it was relabelled from (``relabel``): the same
         network, arrays and normalisation, so a figure measured on any of them is this model's."""

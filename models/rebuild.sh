@@ -6,9 +6,11 @@
 #                  (`synth-kws DIR --distinct 10 --wide 200`: the offline corpus byte for byte, the
 #                  development group, and train-only speakers of more variants, pitches and speeds);
 #   development  = the development voice group (in the wide protocol corpus):
-#                  every choice was made on these rows (results/dev-*.json);
-#   test         = the test voice group (4 speakers, in the offline corpus): reported, never
-#                  used for choosing (results/test-*.json).
+#                  every choice is made on these rows (results/dev-*.json); their "others" are the
+#                  validation-list speakers;
+#   test         = the test voice group (4 speakers, in the offline corpus): reported, the last step of a
+#                  recorded recipe (results/test-*.json); their "others" are the testing-list speakers, and
+#                  every run appends a line to results/test-ledger.jsonl (the card counts them).
 #   models/rebuild.sh [pretrain] [dev] [test] [real] [device-mcu | hil-mcu audio-mcu store-mcu]
 # EDGETP_WORKERS=N runs each row's speaker x seed cells on a local Ray with N CPUs, EDGETP_RAY=auto on a cluster
 # (the same figures, bit for bit: docs/grids.md).
@@ -59,6 +61,7 @@ for split in dev test; do
     ft $m $split tp-fixed-b1 5 3 $MCU --fixed --epochs 3   # the device's rule; lr and update_every: the recipe's
   done
   ft kws-paper $split zeroshot 5 1 --epochs 0 --no-baseline
+  [ "$split" = dev ] && ft kws-mcu-64k dev zeroshot 5 1 --epochs 0 --no-baseline   # its card's float zero-shot row
   ft kws-paper $split tp-classes-b8-reh2-aug 5 3 --no-baseline   # the recorded recipe (augmented support set)
 done
 if want real; then   # sanity row: real human recordings (12 in ../shared/audio/real, 3 in the repository)

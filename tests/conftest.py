@@ -26,6 +26,15 @@ def cli():
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _test_ledger_outside_the_repository(tmp_path_factory):
+    """A test that fine-tunes a shipped model on its test group writes its test-ledger line here, never into
+    models/*/results/test-ledger.jsonl (edgetp.kws.ledger; an empty value restores the rule beside the model)."""
+    os.environ["EDGETP_TEST_LEDGER"] = str(tmp_path_factory.mktemp("ledger") / "test-ledger.jsonl")
+    yield
+    os.environ.pop("EDGETP_TEST_LEDGER", None)
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _single_threaded_blas():
     """The tests run like the commands: BLAS single-threaded (no module sets it at import)."""
     from edgetp.threads import single_threaded_blas

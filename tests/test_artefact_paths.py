@@ -10,7 +10,7 @@ import pytest
 
 from conftest import ROOT, run_cli
 
-TEXT = (".json", ".md", ".txt", ".csv")
+TEXT = (".json", ".jsonl", ".md", ".txt", ".csv")
 # a path of one machine in prose: /root/…, /home/…, /tmp/…, /work/… (not a URL's path: "//host/x" or "a/b")
 ABS_IN_TEXT = re.compile(r"(?<![\w.~$/:])/(?:root|home|tmp|work|Users|mnt|opt|srv|var)/[\w.-]")
 
@@ -35,8 +35,10 @@ def machine_paths(path: Path) -> list[str]:
             meta = json.loads(z["meta"].tobytes())
         return [s for s in _strings(meta) if s.startswith("/") or re.match(r"[A-Za-z]:\\", s)]
     text = path.read_text(errors="replace")
-    if path.suffix == ".json":
-        return [s for s in _strings(json.loads(text)) if s.startswith("/") or re.match(r"[A-Za-z]:\\", s)]
+    if path.suffix in (".json", ".jsonl"):   # a test ledger: one JSON document a line
+        docs = [json.loads(line) for line in text.splitlines() if line.strip()] if path.suffix == ".jsonl" \
+            else [json.loads(text)]
+        return [s for s in _strings(docs) if s.startswith("/") or re.match(r"[A-Za-z]:\\", s)]
     return ABS_IN_TEXT.findall(text)
 
 
@@ -67,6 +69,8 @@ def test_the_scan_catches_a_planted_path(tmp_path):
     assert machine_paths(tmp_path / "model.npz") == [str(tmp_path / "kws-synth")]
     (tmp_path / "r.json").write_text(json.dumps({"per_seed": [{"model": "/home/ada/m.npz"}]}))
     assert machine_paths(tmp_path / "r.json") == ["/home/ada/m.npz"]
+    (tmp_path / "l.jsonl").write_text('{"command": "edgetp x"}\n{"command": "/root/m.npz"}\n')
+    assert machine_paths(tmp_path / "l.jsonl") == ["/root/m.npz"]
     (tmp_path / "c.md").write_text("made with `edgetp data synth-kws /root/.cache/edgetp/kws-wide`, see https://x.org/home/a")
     assert machine_paths(tmp_path / "c.md") == ["/root/."]
     assert machine_paths(ROOT / "models" / "kws-mcu-64k" / "model.npz") == []
@@ -109,8 +113,9 @@ def test_a_relabelled_model_keeps_its_results(tmp_path):
     back = load_model(d / "model.npz")
     assert all((back.arrays()[k] == a).all() for k, a in m.arrays().items())
     assert back.hashes() == {back.hash(), m.hash(), *m.hashes()} and back.recipe["relabelled_from"][-1]["why"] == "a test"
+    rows = len(result_rows(d))
     (d / "results" / "zz-other-5.json").write_text(json.dumps(dict(
         json.loads((d / "results" / "test-tp-fixed-b1-5.json").read_text()), model_hash="0" * 64)))
     flagged = lambda hashes: sum("measured on another model" in lab for lab, _ in result_rows(d, hashes))
-    assert len(result_rows(d)) == 3 and flagged(back.hashes()) == 1
-    assert flagged(back.hash()) == 3   # without the trail, the rows of the earlier file would be stale
+    assert len(result_rows(d)) == rows + 1 and flagged(back.hashes()) == 1
+    assert flagged(back.hash()) == rows + 1   # without the trail, the rows of the earlier file would be stale

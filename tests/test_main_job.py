@@ -18,11 +18,14 @@ def test_default_finetune_on_shipped_kws_mcu(cli, tmp_path):
     assert resolve(model, corpus_for(model, None), None) == test_group()   # what the default run adapts to
     speaker = model.recipe["held_out_speaker"]
     assert speaker in test_group()
-    out = tmp_path / "ft.json"
+    out, ledger = tmp_path / "ft.json", tmp_path / "ledger.jsonl"
     r = cli("finetune", "--kws", "--speaker", speaker, "--seeds", "1", "--no-baseline", "--test-limit", "200",
-            "--quiet", "--json", out)
+            "--quiet", "--json", out, env={"EDGETP_TEST_LEDGER": str(ledger)})   # not the shipped model's ledger
     assert r.returncode == 0, r.stderr
     d = json.loads(out.read_text())
+    # a run on the test group is a line of the test ledger, with the run's figures
+    line = json.loads(ledger.read_text())
+    assert (line["model_hash"], line["speakers"], line["query_after"]) == (model.hash(), [speaker], d["query_acc_after"])
     assert d["speaker"] == speaker and d["model"] == "kws-mcu" and d["shots"] == 5 and d["model_hash"] == model.hash()
     s = d["per_seed"][0]
     assert s["support"] == 175 and s["query"] == 70

@@ -42,10 +42,14 @@ def test_cards_follow_their_files(tmp_path):
     new = [x for x in after.splitlines() if x not in before.splitlines()]
     assert new == ["| TP, all layers, class targets, batch 1, adam lr 7e-07, 3 ep. | 5 | 21.9 ± 1.8 | 12.3 ± 2.3 | "
                    "65.5 ± 0.0 | 34.8 ± 0.2 | 51.9 ± 2.9 |"]
-    # a test-group file is marked as such
+    # a test-group file is marked as such, with the other speakers it measured (a file without the record: the
+    # testing list, which every run used before the record existed)
     (d / "results" / "test-zz-5.json").write_text(json.dumps(r))
-    assert "| **test** speakers (never used for choosing): TP, all layers" in render(d)
+    assert "| **test** speakers (reported; see the test ledger), others = testing list: TP, all layers" in render(d)
+    (d / "results" / "dev-zz-5.json").write_text(json.dumps(dict(r, others={"split": "validation"})))
+    assert "| **dev** speakers (used for choosing), others = validation list: TP, all layers" in render(d)
     (d / "results" / "test-zz-5.json").unlink()
+    (d / "results" / "dev-zz-5.json").unlink()
     # a rule that learns on every k-th frame says so
     (d / "results" / "zz-k-5.json").write_text(json.dumps(dict(r, recipe=dict(rec, update_every=3))))
     assert "adam lr 7e-07, 3 ep., learns every 3 frames | 5 | 21.9" in render(d)

@@ -41,7 +41,7 @@ def run(args) -> int:
 
     from edgetp.cli.finetune import _shots, recipe_from
     from edgetp.kws.data import check_speaker, corpus_for
-    from edgetp.kws.speakers import resolve
+    from edgetp.kws.speakers import others_split, resolve
     from edgetp.kws.sweep import METRIC, parse_space, recipes, run_sweep
     from edgetp.model import load_model
     from edgetp.paths import portable
@@ -60,15 +60,16 @@ def run(args) -> int:
         raise EdgetpError(f"speaker {', '.join(sorted(held))} is in the model's test group: a sweep chooses, and the "
                           "test group is never used for choosing")
     seen = check_speaker(model, corpus, speakers, args.allow_seen_speaker, args.model)
+    others = others_split(model, speakers)   # the development rows' other speakers (validation list)
     defaults = {k: None for k in ("epochs", "lr", "optimizer", "batch", "targets", "train", "rehearsal",
                                   "update_every", "shift", "noise", "warp")}
     base = recipe_from(argparse.Namespace(fixed=args.fixed, **defaults), model)
     recipes(base, space)   # every trial's recipe checked before Ray starts
     out = run_sweep(model, corpus, speakers, args.seeds, shots, base, space, args.fixed, args.test_limit or None,
-                    args.samples, args.asha, args.grace, args.seed, args.workers, args.ray)
+                    args.samples, args.asha, args.grace, args.seed, args.workers, args.ray, others=others)
     out.update(model=portable(args.model), model_hash=model.hash(), speakers=speakers, seeds=args.seeds, shots=shots,
                fixed=bool(args.fixed), base_recipe=base.to_dict(), space=space, metric=METRIC,
-               scheduler="asha" if args.asha else None, **seen)
+               scheduler="asha" if args.asha else None, others=others, **seen)
     Path(args.json).write_text(json.dumps(out, indent=1))
     for t in sorted(out["trials"], key=lambda t: -t.get(METRIC, -1)):
         figs = (f"query {t['query_acc_before']:.1f} -> {t[METRIC]:.1f} %, others' loss {t['forgetting']:.1f} pp"

@@ -20,6 +20,7 @@ import json
 import sys
 from pathlib import Path
 
+from edgetp.errors import EdgetpError
 from edgetp.model import Model
 
 SHOTS_ORDER = {"1": 0, "5": 1, "all": 2}
@@ -62,14 +63,57 @@ def result_rows(d: Path, model_hashes=None) -> list[tuple[str, dict]]:
     ok = {model_hashes} if isinstance(model_hashes, str) else set(model_hashes or ())
     stale = lambda r: (" (measured on another model: re-run)"
                        if ok and r.get("model_hash") not in (None, *ok) else "")
-    return [(_split(f) + label(r) + stale(r), r) for f, r in ((f, json.loads(f.read_text())) for f in files)]
+    return [(_split(f, r) + label(r) + stale(r), r) for f, r in ((f, json.loads(f.read_text())) for f in files)]
 
 
-def _split(f: Path) -> str:
-    """Which speakers a results file reports (the honest protocol's file names: ``dev-*`` were
-    used for choosing, ``test-*`` never were); empty for a single held-out speaker's file."""
+def _split(f: Path, r: dict) -> str:
+    """Which speakers a results file reports (the honest protocol's file names: ``dev-*`` were used for
+    choosing, ``test-*`` are reported and counted in the test ledger) and which other speakers measured
+    forgetting (files without the record measured the testing list); empty for a single held-out speaker's file."""
     tag = f.stem.split("-", 1)[0]
-    return {"dev": "**dev** speakers (used for choosing): ", "test": "**test** speakers (never used for choosing): "}.get(tag, "")
+    who = {"dev": "**dev** speakers (used for choosing)", "test": "**test** speakers (reported; see the test ledger)"}
+    if tag not in who:
+        return ""
+    return f"{who[tag]}, others = {(r.get('others') or {}).get('split', 'testing')} list: "
+
+
+def ledger_text(d: Path, model: Model) -> list[str]:
+    """The card's test-ledger paragraph (edgetp.kws.ledger): how often the test group was measured for this
+    model's weights and every such line in order, marking those that are the table's test rows (the lines
+    before one are the figures that preceded it)."""
+    from edgetp.kws.ledger import NAME, of_model, read
+
+    entries = read(d / "results" / NAME)
+    if not (model.recipe or {}).get("test_speakers"):
+        return []
+    mine = of_model(entries, model)
+    if not mine:
+        return [f"Test ledger (`results/{NAME}`): the test group has not been measured for these weights.", ""]
+
+    rows = [r for f, r in ((f, json.loads(f.read_text())) for f in sorted((d / "results").glob("test-*.json")))]
+    shown = lambda e: any(r.get("model_hash") == e["model_hash"] and r["recipe"] == e["recipe"]
+                          and r["query_acc_after"] == e["query_after"] and r["test_acc_after"] == e["others_after"]
+                          for r in rows)
+
+    def fig(e: dict) -> str:
+        zs = e["recipe"].get("epochs") == 0
+        what = "zero-shot only" if zs else label(e)
+        res = (f"query {e['query_before']:.1f}" if zs else f"query {e['query_before']:.1f} → {e['query_after']:.1f}"
+               f", others {e['others_before']:.1f} → {e['others_after']:.1f}")
+        return (f"{e['date'][:16].replace('T', ' ')}, {what}, {len(e['speakers'])} × {e['seeds']}, {e['shots']} "
+                f"shots: {res}" + (" (backfilled)" if e.get("backfilled") else "")
+                + (" **= the table's test row**" if shown(e) else ""))
+    tuned = sum(e["recipe"].get("epochs") != 0 for e in mine)
+    back = sum(bool(e.get("backfilled")) for e in mine)
+    n = lambda k, one, many: f"{k} {one if k == 1 else many}"
+    lines = [f"Test ledger (`results/{NAME}`): the test group was measured **{n(len(mine), 'time', 'times')}** for "
+             f"these weights ({n(tuned, 'fine-tuning run', 'fine-tuning runs')}, {len(mine) - tuned} zero-shot only; "
+             f"{back} backfilled from the git history). In order; the lines before a table row are the figures that "
+             "preceded it:", ""]
+    lines += [f"{i}. {fig(e)}" for i, e in enumerate(mine, 1)]
+    other = len(entries) - len(mine)
+    return lines + ["", f"{n(other, 'further line', 'further lines')} measured other weights (earlier models of "
+                          "this folder): not counted."] * bool(other) + [""]
 
 
 def _b(n) -> str:
@@ -209,13 +253,15 @@ def render(d: Path, model: Model | None = None) -> str:
                                                  for r in rec.get("relabelled_from") or []) + " |",
         "", "## On a device", "", memory_text(d, model),
         "", "## Speaker adaptation (the paper's protocol)", "",
-        "Query = the held-out speaker's 20 %; test = other speakers' testing split (does personalisation hurt "
-        "them?); from scratch = the same architecture trained on the support set alone. Accuracies in %, "
-        "mean ± std over seeds (the support set is resampled per seed), over speakers × seeds for the dev / test rows.", "",
+        "Query = the held-out speaker's 20 %; others = other speakers' utterances (does personalisation hurt "
+        "them?): the validation-list speakers for the dev rows, the testing-list speakers for the test rows, so "
+        "the two never share one (each row says which); from scratch = the same architecture trained on the support "
+        "set alone. Accuracies in %, mean ± std over seeds (the support set is resampled per seed), over speakers × "
+        "seeds for the dev / test rows.", "",
         "| setting | shots | query before | query after | others before | others after | from scratch |",
         "|---|---|---|---|---|---|---|",
         *[_row(lab, r) for lab, r in result_rows(d, model.hashes())],
-        "", "## Rebuild", "", "```bash",
+        "", *ledger_text(d, model), "## Rebuild", "", "```bash",
         "./setup.sh   # makes the offline corpus",
         *([f"{corpus}   # the pretraining corpus"] if corpus else []),
         *_derived_lines(rec, d.name, corpus),
@@ -239,7 +285,11 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     stale = []
     for d in map(Path, a.dirs):
-        text, card = render(d), d / "README.md"
+        try:
+            text, card = render(d), d / "README.md"
+        except EdgetpError as exc:   # e.g. a malformed test ledger: one line, no traceback
+            print(f"ERROR {exc}", file=sys.stderr)
+            return 2
         if a.check:
             if not card.is_file() or card.read_text() != text:
                 stale.append(str(card))

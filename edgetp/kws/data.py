@@ -92,9 +92,11 @@ class SplitData:
     split: object  # edgetp.data.splits.SpeakerSplit
     support: tuple
     query: tuple
-    test: tuple
+    test: tuple      # the other speakers' utterances ("others before / after"), from split ``others``
     rehearsal: tuple | None = None   # other speakers' pretraining utterances mixed into fine-tuning
     rehearsal_idx: np.ndarray | None = None
+    others: str = "testing"          # "validation" or "testing" (edgetp.kws.speakers.others_split)
+    others_speakers: tuple = ()      # the speakers ``test`` holds (sorted ids)
 
     @property
     def n_rehearsal(self) -> int:
@@ -213,12 +215,18 @@ def features(corpus, indices, cache=None, source=None) -> np.ndarray:
     return cached_features(corpus, indices, cache or paths.cache_dir(), fe=source or FLOAT)
 
 
-def labelled(corpus, indices, norm, cache=None, limit: int | None = None, seed: int = 0):
-    """(x, y) with x the model's inputs (``norm``: ModelInputs on float features, or IntInputs on the
-    integer frontend's); ``limit`` subsamples (seeded)."""
+def subsample(indices, limit: int | None = None, seed: int = 0) -> np.ndarray:
+    """``indices`` (int64), at most ``limit`` of them (a seeded draw, kept in order)."""
     indices = np.asarray(indices, dtype=np.int64)
     if limit is not None and len(indices) > limit:
         indices = np.sort(np.random.default_rng(seed).choice(indices, limit, replace=False))
+    return indices
+
+
+def labelled(corpus, indices, norm, cache=None, limit: int | None = None, seed: int = 0):
+    """(x, y) with x the model's inputs (``norm``: ModelInputs on float features, or IntInputs on the
+    integer frontend's); ``limit`` subsamples (seeded)."""
+    indices = subsample(indices, limit, seed)
     x = norm.apply(np.asarray(features(corpus, indices, cache, getattr(norm, "source", None))))
     y = np.array([corpus.utterances[i].label for i in indices], dtype=np.int64)
     return x, y
@@ -234,10 +242,11 @@ def pretrain_pool(corpus, indices, speakers=None) -> np.ndarray:
 
 
 def speaker_data(corpus, speaker: str, shots, seed: int, norm, cache=None, test_limit: int | None = None,
-                 rehearsal: float = 0.0, pretrain_speakers=None) -> SplitData:
+                 rehearsal: float = 0.0, pretrain_speakers=None, others: str = "testing") -> SplitData:
     """The split's normalised features; ``rehearsal`` > 0 adds round(rehearsal * |support|)
     utterances drawn (seeded per seed) from the pretrain split, which never holds ``speaker``
-    (only ``pretrain_speakers``' utterances when given: never another held-out voice)."""
+    (only ``pretrain_speakers``' utterances when given: never another held-out voice).
+    ``others``: the split ("validation" / "testing") whose speakers measure forgetting."""
     from edgetp.data.splits import speaker_split
 
     sp = speaker_split(corpus, speaker, shots, seed)
@@ -249,8 +258,13 @@ def speaker_data(corpus, speaker: str, shots, seed: int, norm, cache=None, test_
         n = min(len(pool), max(1, round(rehearsal * len(sp.support))))
         idx = np.sort(np.random.default_rng(REHEARSAL_SEED + seed).choice(pool, n, replace=False))
         reh = labelled(corpus, idx, norm, cache)
+    pool = {"validation": sp.validation, "testing": sp.test}.get(others)
+    if pool is None:
+        raise EdgetpError(f"others must be validation or testing, not {others!r}")
+    pool = subsample(pool, test_limit, seed=0)
+    who = tuple(sorted({corpus.utterances[i].speaker for i in pool} - {""}))
     return SplitData(sp, labelled(corpus, sp.support, norm, cache), labelled(corpus, sp.query, norm, cache),
-                     labelled(corpus, sp.test, norm, cache, limit=test_limit, seed=0), reh, idx)
+                     labelled(corpus, pool, norm, cache), reh, idx, others, who)
 
 
 def training_set(d: SplitData) -> tuple:

@@ -64,19 +64,20 @@ def model_inputs(model: Model, qm, frontend: str = "float"):
 
 def finetune_seed_fixed(model: Model, corpus, speaker: str, shots, seed: int, recipe: Recipe, cache=None,
                         test_limit: int | None = None, baseline: bool = True, progress: bool = True,
-                        frontend: str = "float") -> dict:
+                        frontend: str = "float", others: str = "testing") -> dict:
     from edgetp.fixed.finetune import evaluate_fixed, finetune_fixed
     from edgetp.tp import init_params
 
     t0 = time.perf_counter()
     qm = device_qmodel(model, corpus, speaker, cache)
-    d = cell_data(model, corpus, speaker, shots, seed, recipe, cache, test_limit, model_inputs(model, qm, frontend))
+    d = cell_data(model, corpus, speaker, shots, seed, recipe, cache, test_limit, model_inputs(model, qm, frontend),
+                  others)
     (xs, ys), (xq, yq), (xt, yt) = d.support, d.query, d.test
     acc = lambda q, x, y: 100.0 * evaluate_fixed(q, x, y) if len(y) else float("nan")
     kind = "colnorm" if recipe.optimizer == "adam" else recipe.optimizer
     per_epoch = [acc(qm, xq, yq)]
     res = {"speaker": speaker, "seed": seed, "support": int(len(ys)), "query": int(len(yq)), "test": int(len(yt)),
-           "rehearsal": d.n_rehearsal,
+           "rehearsal": d.n_rehearsal, "others": d.others, "others_speakers": list(d.others_speakers),
            "dropped_classes": list(d.split.dropped), "query_acc_before": per_epoch[0],
            "test_acc_before": acc(qm, xt, yt), "wbits": qm.wbits, "int_optimizer": kind}
     if qm.frozen_hidden:   # the hidden layers stay in flash at their own width; the readout alone learns

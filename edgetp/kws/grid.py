@@ -75,7 +75,7 @@ class _Recorder:
 
 
 def feature_table(model, corpus, grid: list[Cell], shots, recipe, test_limit, fixed: bool, cache_dir=None,
-                  frontend: str = "float"):
+                  frontend: str = "float", others: str = "testing"):
     """The features the cells of ``grid`` read, selected by a dry run of each cell's data selection, and
     {cell's place: error} for the cells whose selection fails (they would fail alike as tasks). ``recipe`` may
     be a list of recipes (a sweep's): the table then serves each of them."""
@@ -93,7 +93,7 @@ def feature_table(model, corpus, grid: list[Cell], shots, recipe, test_limit, fi
                 from edgetp.kws.fixed_protocol import device_qmodel, model_inputs
                 inputs = model_inputs(model, device_qmodel(model, corpus, c.speaker, rec), frontend)
             for r in recipe if isinstance(recipe, list) else [recipe]:
-                cell_data(model, corpus, c.speaker, shots, c.seed, r, rec, test_limit, inputs)
+                cell_data(model, corpus, c.speaker, shots, c.seed, r, rec, test_limit, inputs, others)
         except EdgetpError as exc:
             failed[k] = _one_line(exc)
     if len(rec.sources) > 1:   # calibration reads float features; the cells must read one frontend only
@@ -106,9 +106,9 @@ def feature_table(model, corpus, grid: list[Cell], shots, recipe, test_limit, fi
 
 
 def run_cell(model, corpus, cell: Cell, shots, recipe, fixed: bool, test_limit, baseline: bool, cache=None,
-             progress: bool = False, keep_params: bool = False, frontend: str = "float") -> dict:
-    """One cell's figures (``finetune_seed`` / ``finetune_seed_fixed`` with ``frontend``); the tuned
-    parameters only when kept."""
+             progress: bool = False, keep_params: bool = False, frontend: str = "float", others: str = "testing") -> dict:
+    """One cell's figures (``finetune_seed`` / ``finetune_seed_fixed`` with ``frontend``), forgetting measured on
+    the ``others`` list; the tuned parameters only when kept."""
     from functools import partial
 
     from edgetp.threads import single_threaded_blas
@@ -120,7 +120,7 @@ def run_cell(model, corpus, cell: Cell, shots, recipe, fixed: bool, test_limit, 
         from edgetp.kws.protocol import finetune_seed as runner
     with single_threaded_blas():
         r = runner(model, corpus, cell.speaker, shots, cell.seed, recipe, cache=cache, test_limit=test_limit,
-                   baseline=baseline, progress=progress)
+                   baseline=baseline, progress=progress, others=others)
     if not keep_params:
         r.pop("params", None)
     return r
@@ -136,13 +136,13 @@ class GridResult:
 
 
 def run_serial(model, corpus, grid, shots, recipe, fixed, test_limit, baseline, progress=True, keep_first=False,
-               on_cell=None, frontend="float") -> GridResult:
+               on_cell=None, frontend="float", others="testing") -> GridResult:
     """The grid in this process, cell after cell, reading the feature cache as every command does."""
     t0 = time.perf_counter()
     out = []
     for k, c in enumerate(grid):
         r = run_cell(model, corpus, c, shots, recipe, fixed, test_limit, baseline, progress=progress,
-                     keep_params=keep_first and k == 0, frontend=frontend)
+                     keep_params=keep_first and k == 0, frontend=frontend, others=others)
         out.append(r)
         if on_cell:
             on_cell(r)
@@ -189,19 +189,21 @@ def _one_line(exc: BaseException) -> str:
 
 
 def run_ray(model, corpus, grid, shots, recipe, fixed, test_limit, baseline, workers=None, address=None,
-            progress=True, keep_first=False, on_cell=None, frontend="float") -> GridResult:
+            progress=True, keep_first=False, on_cell=None, frontend="float", others="testing") -> GridResult:
     """The grid as Ray tasks (one per cell); a failed cell is reported and the others finish."""
     from tqdm import tqdm
 
     t0 = time.perf_counter()
     ray = start_ray(workers, address)
     t_ray = time.perf_counter()
-    table, refused = feature_table(model, corpus, grid, shots, recipe, test_limit, fixed, frontend=frontend)
+    table, refused = feature_table(model, corpus, grid, shots, recipe, test_limit, fixed, frontend=frontend,
+                                   others=others)
     t_table = time.perf_counter()
     # one copy of each in the object store; every task gets a reference
     refs = ray.put(model), ray.put(corpus), ray.put(table)
     task = ray.remote(num_cpus=1, max_retries=0)(_remote_cell)
-    pending = {task.remote(*refs, c, shots, recipe, fixed, test_limit, baseline, keep_first and k == 0, frontend): k
+    pending = {task.remote(*refs, c, shots, recipe, fixed, test_limit, baseline, keep_first and k == 0, frontend,
+                           others): k
                for k, c in enumerate(grid) if k not in refused}
     done: dict[int, dict] = {}
     failed = [{"speaker": grid[k].speaker, "seed": grid[k].seed, "error": e} for k, e in refused.items()]
@@ -233,18 +235,19 @@ def run_ray(model, corpus, grid, shots, recipe, fixed, test_limit, baseline, wor
                        / max(1, len(grid))})
 
 
-def _remote_cell(model, corpus, table, cell, shots, recipe, fixed, test_limit, baseline, keep_params, frontend):
+def _remote_cell(model, corpus, table, cell, shots, recipe, fixed, test_limit, baseline, keep_params, frontend,
+                 others):
     return run_cell(model, corpus, cell, shots, recipe, fixed, test_limit, baseline, cache=table,
-                    keep_params=keep_params, frontend=frontend)
+                    keep_params=keep_params, frontend=frontend, others=others)
 
 
 def run_grid(model, corpus, speakers, seeds, shots, recipe, fixed=False, test_limit=None, baseline=False,
              workers=None, address=None, progress=True, keep_first=False, on_cell=None,
-             frontend: str = "float") -> GridResult:
+             frontend: str = "float", others: str = "testing") -> GridResult:
     """The grid, serially or (``workers`` or ``address`` given) on Ray."""
     grid = cells(speakers, seeds)
     if workers is None and address is None:
         return run_serial(model, corpus, grid, shots, recipe, fixed, test_limit, baseline, progress, keep_first,
-                          on_cell, frontend)
+                          on_cell, frontend, others)
     return run_ray(model, corpus, grid, shots, recipe, fixed, test_limit, baseline, workers, address, progress,
-                   keep_first, on_cell, frontend)
+                   keep_first, on_cell, frontend, others)

@@ -34,26 +34,27 @@ def model_norm(model: Model):
 
 
 def cell_data(model: Model, corpus, speaker: str, shots, seed: int, recipe: Recipe, cache=None,
-              test_limit: int | None = None, inputs=None):
-    """The features one seed of the protocol reads (``speaker_data`` with the model's pretraining speakers and
-    ``inputs``, its input stage: ``model_norm(model)`` by default): the float and integer runs and the grid's
-    feature table all select them here."""
+              test_limit: int | None = None, inputs=None, others: str = "testing"):
+    """The features one seed of the protocol reads (``speaker_data`` with the model's pretraining speakers,
+    ``inputs``, its input stage: ``model_norm(model)`` by default, and the ``others`` list): the float and
+    integer runs and the grid's feature table all select them here."""
     return speaker_data(corpus, speaker, shots, seed, inputs or model_norm(model), cache, test_limit,
-                        recipe.rehearsal, model.recipe.get("pretrain_speakers"))
+                        recipe.rehearsal, model.recipe.get("pretrain_speakers"), others)
 
 
 def finetune_seed(model: Model, corpus, speaker: str, shots, seed: int, recipe: Recipe, cache=None,
-                  test_limit: int | None = None, baseline: bool = True, progress: bool = True) -> dict:
+                  test_limit: int | None = None, baseline: bool = True, progress: bool = True,
+                  others: str = "testing") -> dict:
     """One seed of the protocol; returns the per-seed figures (accuracies in %)."""
     t0 = time.perf_counter()
     cfg = model.cfg
-    d = cell_data(model, corpus, speaker, shots, seed, recipe, cache, test_limit)
+    d = cell_data(model, corpus, speaker, shots, seed, recipe, cache, test_limit, others=others)
     xs, ys = d.support
     xq, yq = d.query
     xt, yt = d.test
     params = model.params.copy()
     res = {"speaker": speaker, "seed": seed, "support": int(len(ys)), "query": int(len(yq)), "test": int(len(yt)),
-           "rehearsal": d.n_rehearsal,
+           "rehearsal": d.n_rehearsal, "others": d.others, "others_speakers": list(d.others_speakers),
            "dropped_classes": list(d.split.dropped),
            "query_acc_before": accuracy(params, cfg, xq, yq), "test_acc_before": accuracy(params, cfg, xt, yt)}
     hist = fit(params, cfg, *training_set(d), replace(recipe, seed=seed),
@@ -91,5 +92,9 @@ def summarize(per_seed: list[dict], speaker, shots, recipe: Recipe, model_name: 
     if len(speakers) > 1:
         out["per_speaker"] = {s: {k: statistics.fmean(r[k] for r in per_seed if r.get("speaker", s) == s and k in r)
                                   for k in keys if any(k in r for r in per_seed)} for s in speakers}
-    out["per_seed"] = [{k: v for k, v in r.items() if k != "params"} for r in per_seed]
+    if "others" in per_seed[0]:   # which other speakers measured forgetting (the same for every run)
+        out["others"] = {"split": per_seed[0]["others"], "utterances": per_seed[0]["test"],
+                         "speakers": sorted({s for r in per_seed for s in r.get("others_speakers", ())})}
+    out["per_seed"] = [{k: v for k, v in r.items() if k not in ("params", "others", "others_speakers")}
+                       for r in per_seed]
     return out

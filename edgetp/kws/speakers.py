@@ -6,15 +6,18 @@ Every speaker of a synthetic corpus has one role:
   36 ordinary variants, pitch 25..75). Nothing else is ever trained on before adaptation;
   a model records them as ``recipe["pretrain_speakers"]``;
 - **other** speakers: the regular speakers of the validation / testing lists (held out
-  of pretraining like GSC's); the testing ones measure what personalisation costs everyone
-  else ("others before / after");
+  of pretraining like GSC's); they measure what personalisation costs everyone else
+  ("others before / after"): the validation-list speakers for the development rows, the
+  testing-list speakers for the test rows (``others_split``), so that the forgetting
+  figures used for choosing and those reported never share a speaker;
 - the **held-out voice group**: the distinct speakers (``edgetp.data.synth.DISTINCT_VOICES``),
   whose accents (en-gb-scotland, en-us-nyc), variants and, for most, pitches no pretraining
   speaker has. It is split in two:
 
   - the **test group** ``DISTINCT_VOICES[:4]`` (in every corpus made with the default
     settings, so CI has it): zero-shot accuracy and the adaptation figures that are
-    reported; never looked at while choosing;
+    reported: a test run is the last step of a recorded recipe, never a step of the search,
+    and each is a line of the model's test ledger (``edgetp.kws.ledger``);
   - the **development group** ``DISTINCT_VOICES[4:]`` (only in the protocol corpus,
     ``edgetp data synth-kws OUT --distinct 10``): zero-shot accuracy and adaptation
     figures used for every choice (recipe, augmentation, defaults).
@@ -43,7 +46,7 @@ def _group_ids(voices) -> list[str]:
 
 
 def test_group() -> list[str]:
-    """The test voice group's speaker ids (reported, never used for choosing)."""
+    """The test voice group's speaker ids (reported, not for choosing; every run is a line of the test ledger)."""
     from edgetp.data.synth import DISTINCT_VOICES, N_TEST_GROUP
 
     return _group_ids(DISTINCT_VOICES[:N_TEST_GROUP])
@@ -122,3 +125,32 @@ def resolve(model, corpus, which: str | None) -> list[str]:
             raise EdgetpError("give --speaker (list them with: edgetp data speakers --data-root DIR)")
         return [held]
     return [s for s in which.split(",") if s]
+
+
+OTHERS = ("validation", "testing")
+
+
+def others_split(model, speakers, which: str | None = None) -> str:
+    """The split whose speakers measure "others before / after" for a run adapting to ``speakers``.
+
+    Default: ``validation`` when every speaker is in the model's development group (the rows used for
+    choosing), else ``testing``. ``which`` ("validation" / "testing", ``--others``) overrides, except
+    that a voice group's run never measures forgetting on the other group's split: the development
+    rows' choices must not be made on the speakers the test rows report."""
+    rec = model.recipe or {}
+    dev, test = set(rec.get("dev_speakers") or ()), set(rec.get("test_speakers") or ())
+    if which is not None and which not in OTHERS:
+        raise EdgetpError(f"--others must be validation or testing, not {which!r}")
+    mine = set(speakers)
+    if mine & dev and mine & test:
+        raise EdgetpError("the speakers mix the development and test voice groups; adapt to each group in its own run")
+    default = "validation" if mine and mine <= dev else "testing"
+    if which is None or which == default:
+        return default
+    if mine & dev:
+        raise EdgetpError("--others testing with development-group speakers: the testing-list speakers measure the "
+                          "test rows' forgetting, never a figure used for choosing")
+    if mine & test:
+        raise EdgetpError("--others validation with test-group speakers: the validation-list speakers measure the "
+                          "development rows' forgetting")
+    return which

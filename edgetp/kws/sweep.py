@@ -58,21 +58,22 @@ def recipes(base, space: dict) -> list:
     return out
 
 
-def trial(config, model, corpus, table, grid, shots, base, fixed, test_limit):
+def trial(config, model, corpus, table, grid, shots, base, fixed, test_limit, others):
     """One Ray Tune trial: ``base`` with ``config``'s fields over the grid, a report after each cell."""
     from ray import tune
 
     recipe = replace(base, **config)
     runs = []
     for k, c in enumerate(grid):
-        runs.append(run_cell(model, corpus, Cell(*c), shots, recipe, fixed, test_limit, False, cache=table))
+        runs.append(run_cell(model, corpus, Cell(*c), shots, recipe, fixed, test_limit, False, cache=table,
+                             others=others))
         mean = lambda key: statistics.fmean(r[key] for r in runs)
         tune.report({"cells": k + 1, METRIC: mean(METRIC), "query_acc_before": mean("query_acc_before"),
                      "forgetting": mean("test_acc_before") - mean("test_acc_after")})
 
 
 def run_sweep(model, corpus, speakers, seeds, shots, base, space, fixed=False, test_limit=None, samples=None,
-              asha=True, grace=2, seed=0, workers=None, address=None, storage=None) -> dict:
+              asha=True, grace=2, seed=0, workers=None, address=None, storage=None, others="validation") -> dict:
     """Run the sweep; returns every trial's config and last figures, and the best completed trial."""
     import logging
     import os
@@ -89,14 +90,15 @@ def run_sweep(model, corpus, speakers, seeds, shots, base, space, fixed=False, t
     from ray.tune.search import BasicVariantGenerator
 
     grid = cells(speakers, seeds)
-    table, refused = feature_table(model, corpus, grid, shots, recipes(base, space), test_limit, fixed)
+    table, refused = feature_table(model, corpus, grid, shots, recipes(base, space), test_limit, fixed,
+                                   others=others)
     if refused:
         k, err = next(iter(refused.items()))
         raise EdgetpError(f"speaker {grid[k].speaker} seed {grid[k].seed} cannot run: {err}")
     refs = {"model": ray.put(model), "corpus": ray.put(corpus), "table": ray.put(table)}
     trainable = tune.with_resources(tune.with_parameters(
         trial, **refs, grid=[(c.speaker, c.seed) for c in grid], shots=shots, base=base, fixed=fixed,
-        test_limit=test_limit), {"cpu": 1})
+        test_limit=test_limit, others=others), {"cpu": 1})
     if samples:   # random search over the same values, seeded
         param_space = {k: tune.choice(v) for k, v in space.items()}
         search = BasicVariantGenerator(random_state=seed)
