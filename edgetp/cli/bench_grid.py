@@ -27,28 +27,19 @@ def add_parser(bsub) -> None:
 
 
 def run_grid_bench(args) -> int:
-    import argparse
-
-    from edgetp.cli.finetune import _shots, recipe_from
+    from edgetp.cli.finetune import _shots, recorded_recipe
     from edgetp.kws.data import corpus_for
     from edgetp.kws.grid import cells, run_ray, run_serial
-    from edgetp.kws.speakers import resolve
+    from edgetp.kws.speakers import outside_test_group
     from edgetp.model import load_model
     from edgetp.paths import portable
 
     if args.seeds < 1 or args.workers < 1:
         raise EdgetpError("--seeds and --workers must be >= 1")
     model = load_model(args.model)
-    if args.speaker == "test":
-        raise EdgetpError("--speaker test: a benchmark must not spend the test group; use dev or ids")
     corpus = corpus_for(model, args.data_root)
-    speakers = resolve(model, corpus, args.speaker)
-    held = set(speakers) & set((model.recipe or {}).get("test_speakers") or [])
-    if held:
-        raise EdgetpError(f"speaker {', '.join(sorted(held))} is in the model's test group: a benchmark must not spend it")
-    names = ("epochs", "lr", "optimizer", "batch", "targets", "train", "rehearsal", "update_every", "shift", "noise",
-             "warp")
-    recipe = recipe_from(argparse.Namespace(fixed=args.fixed, **dict.fromkeys(names)), model)
+    speakers = outside_test_group(model, corpus, args.speaker, "a benchmark must not spend it; use dev or ids")
+    recipe = recorded_recipe(model, args.fixed)
     grid, shots = cells(speakers, args.seeds), _shots(args.shots)
     what = (f"{args.model}, {len(speakers)} speakers x {args.seeds} seeds = {len(grid)} cells, {shots} shots, "
             f"{'integer' if args.fixed else 'float'} rule")

@@ -94,6 +94,16 @@ def register(sub):
     p.set_defaults(func=run)
 
 
+def recorded_recipe(model, fixed: bool = False):
+    """The model's recorded fine-tuning recipe (what `finetune` runs without recipe flags), as ``--fixed`` would
+    run it when ``fixed``."""
+    import argparse
+
+    names = ("epochs", "lr", "optimizer", "batch", "targets", "train", "rehearsal", "update_every", "shift", "noise",
+             "warp")
+    return recipe_from(argparse.Namespace(fixed=fixed, **dict.fromkeys(names)), model)
+
+
 def recipe_from(args, model):
     from edgetp.kws.train import AUGMENT, Recipe, check_augment
     from edgetp.tp.config import check_update_every

@@ -37,11 +37,9 @@ def register(sub):
 
 
 def run(args) -> int:
-    import argparse
-
-    from edgetp.cli.finetune import _shots, recipe_from
+    from edgetp.cli.finetune import _shots, recorded_recipe
     from edgetp.kws.data import check_speaker, corpus_for
-    from edgetp.kws.speakers import others_split, resolve
+    from edgetp.kws.speakers import others_split, outside_test_group
     from edgetp.kws.sweep import METRIC, parse_space, recipes, run_sweep
     from edgetp.model import load_model
     from edgetp.paths import portable
@@ -51,19 +49,12 @@ def run(args) -> int:
     if args.seeds < 1 or (args.samples is not None and args.samples < 1) or args.grace < 1:
         raise EdgetpError("--seeds, --samples and --grace must be >= 1")
     model = load_model(args.model)
-    if args.speaker == "test":
-        raise EdgetpError("--speaker test: a sweep chooses, and the test group is never used for choosing")
     corpus = corpus_for(model, args.data_root)
-    speakers = resolve(model, corpus, args.speaker)
-    held = set(speakers) & set((model.recipe or {}).get("test_speakers") or [])
-    if held:
-        raise EdgetpError(f"speaker {', '.join(sorted(held))} is in the model's test group: a sweep chooses, and the "
-                          "test group is never used for choosing")
+    speakers = outside_test_group(model, corpus, args.speaker, "a sweep chooses, and the test group is never used "
+                                                               "for choosing")
     seen = check_speaker(model, corpus, speakers, args.allow_seen_speaker, args.model)
     others = others_split(model, speakers)   # the development rows' other speakers (validation list)
-    defaults = {k: None for k in ("epochs", "lr", "optimizer", "batch", "targets", "train", "rehearsal",
-                                  "update_every", "shift", "noise", "warp")}
-    base = recipe_from(argparse.Namespace(fixed=args.fixed, **defaults), model)
+    base = recorded_recipe(model, args.fixed)
     recipes(base, space)   # every trial's recipe checked before Ray starts
     out = run_sweep(model, corpus, speakers, args.seeds, shots, base, space, args.fixed, args.test_limit or None,
                     args.samples, args.asha, args.grace, args.seed, args.workers, args.ray, others=others)

@@ -154,3 +154,15 @@ def others_split(model, speakers, which: str | None = None) -> str:
         raise EdgetpError("--others validation with test-group speakers: the validation-list speakers measure the "
                           "development rows' forgetting")
     return which
+
+
+def outside_test_group(model, corpus, which: str | None, why: str) -> list[str]:
+    """The speakers ``which`` names (as ``resolve``), refused when ``which`` is "test" or names any speaker of
+    the model's test group: ``why`` says what the run would do with it (a sweep chooses, a benchmark spends)."""
+    if which == "test":
+        raise EdgetpError(f"--speaker test: {why}")
+    speakers = resolve(model, corpus, which)
+    held = set(speakers) & set((model.recipe or {}).get("test_speakers") or [])
+    if held:
+        raise EdgetpError(f"speaker {', '.join(sorted(held))} is in the model's test group: {why}")
+    return speakers
