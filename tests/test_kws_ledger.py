@@ -157,3 +157,23 @@ def test_the_card_counts_the_lines_of_this_models_weights(tmp_path):
     with pytest.raises(EdgetpError, match=r"test-ledger.jsonl:5: not a test-ledger line"):
         render(d)
     assert main([str(d)]) == 2
+
+
+def test_a_model_folder_this_user_cannot_write_keeps_its_ledger_in_the_data_home(tmp_path, monkeypatch):
+    """An installed package's folder (site-packages, not writable for the user): the run's ledger line goes to
+    $EDGETP_HOME/test-ledgers/<folder>.test-ledger.jsonl instead of failing the main job. (As root every folder
+    is writable, so the permission answer is planted.)"""
+    import os
+
+    from edgetp.kws import ledger
+    from edgetp.model import MODELS_DIR, load_model
+    model = load_model("kws-mcu")
+    monkeypatch.delenv(ledger.ENV, raising=False)
+    monkeypatch.setenv("EDGETP_HOME", str(tmp_path))
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == MODELS_DIR / "kws-mcu" / "results"
+                        else real(p, mode))
+    path = ledger.opened("kws-mcu", model, model.recipe["test_speakers"][:1])
+    assert path == tmp_path / "test-ledgers" / f"kws-mcu.{ledger.NAME}" and path.is_file()
+    monkeypatch.setattr(os, "access", real)
+    assert ledger.opened("kws-mcu", model, model.recipe["test_speakers"][:1]) == MODELS_DIR / "kws-mcu" / "results" / ledger.NAME

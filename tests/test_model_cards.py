@@ -17,9 +17,16 @@ MODEL_DIRS = sorted(p.parent for p in (ROOT / "models").glob("*/model.npz"))
 
 @pytest.mark.parametrize("d", MODEL_DIRS, ids=lambda p: p.name)
 def test_committed_card_is_the_rendered_one(d):
-    text = render(d)
-    assert (d / "README.md").read_text() == text, (
-        f"{d.name}/README.md is stale: python3 -m edgetp.kws.card models/{d.name}")
+    """The committed card is what the renderer writes today, from the test-ledger lines it says it counted (the
+    ledger is append-only: a user's run of the main job adds a line after them, and the card stays valid)."""
+    from edgetp.kws.card import LEDGER_LINES
+    from edgetp.kws.ledger import NAME, read
+    committed = (d / "README.md").read_text()
+    upto = LEDGER_LINES.search(committed)
+    upto = int(upto.group(1)) if upto else None
+    assert upto is None or upto <= len(read(d / "results" / NAME))
+    text = render(d, ledger_upto=upto)
+    assert committed == text, f"{d.name}/README.md is stale: python3 -m edgetp.kws.card models/{d.name}"
     assert "nan" not in text.replace("finetune", "")
 
 
@@ -149,3 +156,21 @@ def test_the_device_sentence_says_what_the_session_taught(tmp_path):
     assert "3 epoch(s)" in text and "query accuracy on the device 57.1 → 77.1 % over 70 utterances" in text
     (tmp_path / "device" / "hil.json").write_text(json.dumps({k: v for k, v in run.items() if "acc" not in k}))
     assert "query accuracy" not in device_texts(tmp_path, "h")[0]
+
+
+def test_a_run_appended_to_the_ledger_leaves_the_committed_card_valid(tmp_path):
+    """After a user's run on the test group (one more ledger line) the committed card still passes the check
+    above, and a fresh render counts the new line."""
+    from edgetp.kws.card import LEDGER_LINES
+    from edgetp.kws.ledger import NAME, read
+    d = tmp_path / "kws-mcu"
+    shutil.copytree(ROOT / "models" / "kws-mcu", d)
+    card = (d / "README.md").read_text()
+    n = int(LEDGER_LINES.search(card).group(1))
+    lines = (d / "results" / NAME).read_text().splitlines()
+    assert n == len(lines) == len(read(d / "results" / NAME))
+    extra = dict(json.loads(lines[-1]), date="2030-01-01T00:00:00", query_after=12.5)
+    (d / "results" / NAME).write_text("\n".join(lines + [json.dumps(extra)]) + "\n")
+    assert render(d, ledger_upto=n) == card
+    fresh = render(d)
+    assert fresh != card and f"first {n + 1} lines" in fresh and "2030-01-01 00:00" in fresh

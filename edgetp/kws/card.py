@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -77,13 +78,18 @@ def _split(f: Path, r: dict) -> str:
     return f"{who[tag]}, others = {(r.get('others') or {}).get('split', 'testing')} list: "
 
 
-def ledger_text(d: Path, model: Model) -> list[str]:
+LEDGER_LINES = re.compile(r"rendered from its first (\d+) lines")
+
+
+def ledger_text(d: Path, model: Model, upto: int | None = None) -> list[str]:
     """The card's test-ledger paragraph (edgetp.kws.ledger): how often the test group was measured for this
     model's weights and every such line in order, marking those that are the table's test rows (the lines
-    before one are the figures that preceded it)."""
+    before one are the figures that preceded it). ``upto``: the ledger's first lines only, as a card rendered
+    before later lines were appended (the ledger is append-only: a user's run of the main job adds a line, and
+    the committed card stays what it was, saying how many lines it counted)."""
     from edgetp.kws.ledger import NAME, of_model, read
 
-    entries = read(d / "results" / NAME)
+    entries = read(d / "results" / NAME)[:upto]
     if not (model.recipe or {}).get("test_speakers"):
         return []
     mine = of_model(entries, model)
@@ -106,7 +112,8 @@ def ledger_text(d: Path, model: Model) -> list[str]:
     tuned = sum(e["recipe"].get("epochs") != 0 for e in mine)
     back = sum(bool(e.get("backfilled")) for e in mine)
     n = lambda k, one, many: f"{k} {one if k == 1 else many}"
-    lines = [f"Test ledger (`results/{NAME}`): the test group was measured **{n(len(mine), 'time', 'times')}** for "
+    lines = [f"Test ledger (`results/{NAME}`; this card was rendered from its first {len(entries)} lines): the test "
+             f"group was measured **{n(len(mine), 'time', 'times')}** for "
              f"these weights ({n(tuned, 'fine-tuning run', 'fine-tuning runs')}, {len(mine) - tuned} zero-shot only; "
              f"{back} backfilled from the git history). In order; the lines before a table row are the figures that "
              "preceded it:", ""]
@@ -219,8 +226,8 @@ def _derived_lines(rec: dict, name: str, corpus: str | None) -> list[str]:
             "other settings"]
 
 
-def render(d: Path, model: Model | None = None) -> str:
-    """The card of model folder ``d`` as text."""
+def render(d: Path, model: Model | None = None, ledger_upto: int | None = None) -> str:
+    """The card of model folder ``d`` as text (``ledger_upto``: ``ledger_text``'s ``upto``)."""
     from edgetp.model import load_model
 
     d = Path(d)
@@ -261,7 +268,7 @@ def render(d: Path, model: Model | None = None) -> str:
         "| setting | shots | query before | query after | others before | others after | from scratch |",
         "|---|---|---|---|---|---|---|",
         *[_row(lab, r) for lab, r in result_rows(d, model.hashes())],
-        "", *ledger_text(d, model), "## Rebuild", "", "```bash",
+        "", *ledger_text(d, model, ledger_upto), "## Rebuild", "", "```bash",
         "./setup.sh   # makes the offline corpus",
         *([f"{corpus}   # the pretraining corpus"] if corpus else []),
         *_derived_lines(rec, d.name, corpus),

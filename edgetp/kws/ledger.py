@@ -8,8 +8,11 @@ figures that preceded the final one. Where the ledger lives:
 
 - a model folder's ``model.npz`` (a shipped model, ``models/<name>/``): ``results/test-ledger.jsonl``;
 - any other model file ``F.npz``: ``F.test-ledger.jsonl`` beside it;
-- ``$EDGETP_TEST_LEDGER``, when set: that file instead (a model folder you cannot write, or a test run
-  that must not write into the repository); the card reads only the model folder's ledger.
+- ``$EDGETP_TEST_LEDGER``, when set: that file instead (a test run that must not write into the repository);
+- a model folder this user cannot write (an installed package): ``$EDGETP_HOME/test-ledgers/<folder>.test-ledger.jsonl``.
+
+The card reads only the model folder's ledger, and says how many of its lines it counted: the ledger is
+append-only, so a card rendered before a later run (a user's main job) stays valid, and re-rendering counts it.
 
 A line counts for a model when it measured the same weights: its ``model_hash`` is one of
 ``Model.hashes()`` (the file, or one it was relabelled from) or its ``weights_hash`` is
@@ -90,13 +93,18 @@ def opened(model_arg, model, speakers) -> Path | None:
     from edgetp.model import resolve_model_path
 
     path = Path(os.environ.get(ENV) or ledger_path(resolve_model_path(str(model_arg))))
+    if not os.environ.get(ENV) and path.parent.is_dir() and not os.access(path.parent, os.W_OK):
+        # a model installed where this user cannot write (site-packages): the machine's own ledger of it
+        from edgetp import paths
+        path = paths.home() / "test-ledgers" / f"{path.parent.parent.name}.{NAME}"
+        path.parent.mkdir(parents=True, exist_ok=True)
     read(path)
     try:
         with path.open("a"):
             pass
     except OSError as exc:
         raise EdgetpError(f"{path}: cannot write the test ledger ({exc.strerror}); a run on the test group must be "
-                          "recorded: copy the model file to a folder you can write") from None
+                          "recorded: set EDGETP_TEST_LEDGER to a file you can write") from None
     return path
 
 
