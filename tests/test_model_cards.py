@@ -168,7 +168,8 @@ def test_a_run_appended_to_the_ledger_leaves_the_committed_card_valid(tmp_path):
     card = (d / "README.md").read_text()
     n = int(LEDGER_LINES.search(card).group(1))
     lines = (d / "results" / NAME).read_text().splitlines()
-    assert n == len(lines) == len(read(d / "results" / NAME))
+    assert n <= len(lines) == len(read(d / "results" / NAME))   # more after a user's main job here
+    lines = lines[:n]
     extra = dict(json.loads(lines[-1]), date="2030-01-01T00:00:00", query_after=12.5)
     (d / "results" / NAME).write_text("\n".join(lines + [json.dumps(extra)]) + "\n")
     assert render(d, ledger_upto=n) == card
