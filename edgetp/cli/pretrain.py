@@ -124,16 +124,41 @@ def fixed_extras(items: list[str]) -> dict:
 
 
 def corpus_params(root) -> dict | None:
-    """The settings of a synthetic corpus (``edgetp data synth-kws``'s ``synth_info.json``) that a model
-    records, so that its card says which corpus to make; None for another corpus."""
+    """The settings of a made corpus that a model records, so that its card says how to make it: a synthetic
+    corpus (``edgetp data synth-kws``'s ``synth_info.json``), or a real-mix corpus (``edgetp data real-mix``: its
+    base's settings plus ``real_mix``, the folders by name, never by path); None for another corpus."""
+    from edgetp.data.real import MIX_INFO
     from edgetp.data.synth import INFO
 
-    try:
-        params = json.loads((Path(root) / INFO).read_text()).get("params", {})
-    except (OSError, ValueError, AttributeError):
-        return None
     keys = ("speakers", "reps", "distinct", "distinct_reps", "wide", "seed")
+    mix = _info(Path(root) / MIX_INFO)
+    if mix is not None:
+        p = mix.get("params", {})
+        base = p.get("base", {})
+        mixed = {k: p[k] for k in ("copies", "seed", "snr_db", "peak_dbfs", "shift_ms") if k in p}
+        mixed.update(base=base.get("name"), real=p.get("real", {}).get("name"), noise=p.get("noise", {}).get("name"),
+                     choose_percent=p.get("real", {}).get("choose_percent"))
+        return {**{k: base[k] for k in keys if isinstance(base.get(k), int)}, "real_mix": mixed}
+    params = (_info(Path(root) / INFO) or {}).get("params", {})
+    if not isinstance(params, dict):
+        return None
     return {k: params[k] for k in keys if isinstance(params.get(k), int)} or None
+
+
+def _info(path: Path) -> dict | None:
+    try:
+        d = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return d if isinstance(d, dict) else None
+
+
+def real_parts(root) -> dict | None:
+    """A real-mix corpus's speaker parts (pretrain / choose / adapt), which the model records."""
+    from edgetp.data.real import MIX_INFO
+
+    parts = (_info(Path(root) / MIX_INFO) or {}).get("speakers")
+    return parts if isinstance(parts, dict) else None
 
 
 def run(args) -> int:
@@ -188,7 +213,7 @@ def run(args) -> int:
                "validation_per_epoch": hist.metric, "pretrain_utterances": int(len(pre)),
                "seconds": time.perf_counter() - t0}
     rec = recipe.to_dict()
-    rec.update(data=str(corpus.root), labels=args.labels, held_out_speaker=hold, net=args.net,
+    rec.update(data=corpus.root.name, labels=args.labels, held_out_speaker=hold, net=args.net,
                command="edgetp pretrain --kws " + " ".join(
                    f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
                    if k in ("net", "reset", "epochs", "lr", "optimizer", "batch", "targets", "seed", "shift", "noise",
@@ -199,6 +224,9 @@ def run(args) -> int:
     synth = corpus_params(corpus.root)
     if synth:
         rec["corpus"] = synth
+    parts = real_parts(corpus.root)
+    if parts:
+        rec["real_speakers"] = parts    # which real speakers trained, which choose, which are the adaptation measure
     if roles is not None:
         rec.update(roles.to_recipe(), protocol=True)
         rec["command"] += " --protocol"
