@@ -68,7 +68,7 @@ def main(argv=None) -> int:
                     row["fixed"] = score(model, corpus, idx, True)
                 except EdgetpError as exc:      # a model without a device quantization
                     row["fixed"] = str(exc)
-            out["models"][name] = row
+            out["models"][Path(name).stem if name.endswith(".npz") else name] = row   # a file by its name, not its path
             f = row["float"]
             print(f"{name}: {f['top1']:.1f} % all ({f['clips']} clips), {f['core_top1']:.1f} % core ten"
                   + (f"; fixed {row['fixed']['top1']:.1f} / {row['fixed']['core_top1']:.1f} %"
