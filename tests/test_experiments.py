@@ -16,3 +16,11 @@ def test_fixed_measure_runs_from_the_repository_root():
             "print(t.pre_x.shape, t.sup_x.shape, t.qry_x.shape)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
     assert r.returncode == 0 and r.stdout.split() == ["(6,", "12,", "120)", "(3,", "12,", "120)", "(3,", "12,", "120)"], r.stderr
+
+
+def test_real_speech_experiments_run_from_the_repository_root():
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    for script, flag in (("real_zero_shot.py", "--data-root"), ("real_second_stage.py", "--mix")):
+        r = subprocess.run([sys.executable, f"experiments/{script}", "--help"], capture_output=True, text=True,
+                           cwd=ROOT, env=env, timeout=300)
+        assert r.returncode == 0 and flag in r.stdout, r.stderr

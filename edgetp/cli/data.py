@@ -1,6 +1,9 @@
 """`edgetp data`: make the offline corpus, inspect a GSC-layout corpus, compute features.
 
     edgetp data synth-kws OUT [--speakers N --reps N --distinct N --distinct-reps N --wide N --seed S --jobs J --force]
+    edgetp data real-mix OUT --real DIR --noise DIR --base DIR [--copies N --seed S --choose-percent P --snr LO,HI
+                         --peak LO,HI --shift-ms MS --force]   (a synthetic corpus plus augmented real clips)
+    edgetp data real-dev OUT --real DIR [--choose-percent P --force]   (the real development view)
     edgetp data prepare-default [--jobs J]   (the default corpus + its feature cache; setup.sh runs it)
     edgetp data info --data-root DIR [--labels paper|12] [--json PATH]
     edgetp data speakers --data-root DIR [--split train|validation|testing|all] [--top N]
@@ -33,6 +36,44 @@ def _synth(args) -> int:
           f"{len(info['params']['words'])} words{took}")
     if info.get("default_speaker"):
         print(f"default held-out speaker: {info['default_speaker']}")
+    return 0
+
+
+def _pair(text: str, what: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise EdgetpError(f"{what} {text!r}: expected LO,HI (two numbers)") from None
+    return lo, hi
+
+
+def _parts_line(info: dict) -> str:
+    p = info["speakers"]
+    return (f"real speakers: pretrain {len(p['pretrain'])}, choose {len(p['choose'])}, "
+            f"adapt {len(p['adapt'])} ({','.join(p['adapt'])})")
+
+
+def _real_mix(args) -> int:
+    from edgetp.data.real import real_mix
+
+    info = real_mix(args.out, args.real, args.noise, args.base, copies=args.copies, seed=args.seed,
+                    choose_percent=args.choose_percent, snr_db=_pair(args.snr, "--snr"),
+                    peak_dbfs=_pair(args.peak, "--peak"), shift_ms=args.shift_ms, force=args.force)
+    n = info["utterances"]
+    took = f" in {info['seconds']} s" if "seconds" in info else " (already there, unchanged)"
+    print(f"{args.out}: {n['base']} base utterances + {n['real']} real ({n['real_clips']} clips x "
+          f"{info['params']['copies']}){took}")
+    print(_parts_line(info))
+    return 0
+
+
+def _real_dev(args) -> int:
+    from edgetp.data.real import real_dev
+
+    info = real_dev(args.out, args.real, choose_percent=args.choose_percent, force=args.force)
+    n = info["utterances"]
+    print(f"{args.out}: adapt part {n['adapt']} clips (train), choose part {n['choose']} clips (testing list)")
+    print(_parts_line(info))
     return 0
 
 
@@ -151,6 +192,35 @@ def register(subparsers) -> None:
     s.add_argument("--jobs", type=int, default=2, help="worker processes (%(default)s)")
     s.add_argument("--force", action="store_true", help="remake a synthetic corpus made with other settings")
     s.set_defaults(func=_synth)
+
+    from edgetp.data.real import MIX_DEFAULTS as M
+
+    r = sub.add_parser("real-mix", help="a pretraining corpus: a synth-kws corpus plus augmented real clips",
+                       description="Links a synth-kws corpus (--base) and adds the pretrain part of a real GSC-layout "
+                                   "folder (--real; speakers split by a hash of their id, the adaptation and choose "
+                                   "parts left out), each clip as recorded and as seeded copies with real noise "
+                                   "(--noise) at a random SNR, a time shift and a peak level (docs/data.md).")
+    r.add_argument("out", help="output folder (new or empty; rerunning with the same settings is a no-op)")
+    r.add_argument("--real", required=True, help="real clips in GSC layout (<word>/<speaker>_nohash_<n>.wav)")
+    r.add_argument("--noise", required=True, help="folder of real noise clips (.wav)")
+    r.add_argument("--base", required=True, help="a corpus made by `edgetp data synth-kws` (linked, not copied)")
+    r.add_argument("--copies", type=int, default=M["copies"],
+                   help="utterances per real clip: as recorded + COPIES-1 augmented (%(default)s)")
+    r.add_argument("--seed", type=int, default=M["seed"])
+    r.add_argument("--snr", default="{:g},{:g}".format(*M["snr_db"]), help="noise SNR range in dB (%(default)s)")
+    r.add_argument("--peak", default="{:g},{:g}".format(*M["peak_dbfs"]), help="peak level range in dBFS (%(default)s)")
+    r.add_argument("--shift-ms", type=int, default=M["shift_ms"], help="time shift up to +-MS ms (%(default)s)")
+    r.add_argument("--force", action="store_true", help="remake a real-mix corpus made with other settings")
+    v = sub.add_parser("real-dev", help="the real development view: adaptation speakers (train) and choose speakers "
+                                        "(testing list)")
+    v.add_argument("out", help="output folder (new or empty)")
+    v.add_argument("--real", required=True, help="real clips in GSC layout")
+    v.add_argument("--force", action="store_true", help="remake a real-dev view made with other settings")
+    for q in (r, v):
+        q.add_argument("--choose-percent", type=int, default=M["choose_percent"],
+                       help="share of the non-adaptation speakers in the choose part, by a hash of the id (%(default)s)")
+    r.set_defaults(func=_real_mix)
+    v.set_defaults(func=_real_dev)
 
     d = sub.add_parser("prepare-default", help="make the default offline corpus and its feature cache")
     d.add_argument("--jobs", type=int, default=2, help="worker processes (%(default)s)")

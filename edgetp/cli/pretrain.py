@@ -124,15 +124,24 @@ def fixed_extras(items: list[str]) -> dict:
 
 
 def corpus_params(root) -> dict | None:
-    """The settings of a synthetic corpus (``edgetp data synth-kws``'s ``synth_info.json``) that a model
-    records, so that its card says which corpus to make; None for another corpus."""
+    """The settings of a made corpus that a model records, so that its card says how to make it: a synthetic
+    corpus (``edgetp data synth-kws``'s ``synth_info.json``), or a real-mix corpus (``edgetp data real-mix``: its
+    base's settings plus ``real_mix``, the folders by name, never by path); None for another corpus."""
+    from edgetp.data.real import MIX_INFO
     from edgetp.data.synth import INFO
 
-    try:
-        params = json.loads((Path(root) / INFO).read_text()).get("params", {})
-    except (OSError, ValueError, AttributeError):
-        return None
     keys = ("speakers", "reps", "distinct", "distinct_reps", "wide", "seed")
+    mix = _info(Path(root) / MIX_INFO)
+    if mix is not None:
+        p = mix.get("params", {})
+        base = p.get("base", {})
+        mixed = {k: p[k] for k in ("copies", "seed", "snr_db", "peak_dbfs", "shift_ms") if k in p}
+        mixed.update(base=base.get("name"), real=p.get("real", {}).get("name"), noise=p.get("noise", {}).get("name"),
+                     choose_percent=p.get("real", {}).get("choose_percent"))
+        return {**{k: base[k] for k in keys if isinstance(base.get(k), int)}, "real_mix": mixed}
+    params = (_info(Path(root) / INFO) or {}).get("params", {})
+    if not isinstance(params, dict):
+        return None
     return {k: params[k] for k in keys if isinstance(params.get(k), int)} or None
 
 
@@ -149,6 +158,22 @@ def corpus_record(rec: dict, root) -> dict:
     if rec.get("corpus") is not None or name == paths.default_data_root().name:
         return {"data": name, "data_command": "edgetp data prepare-default"}
     return {"data": name}
+
+
+def _info(path: Path) -> dict | None:
+    try:
+        d = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return d if isinstance(d, dict) else None
+
+
+def real_parts(root) -> dict | None:
+    """A real-mix corpus's speaker parts (pretrain / choose / adapt), which the model records."""
+    from edgetp.data.real import MIX_INFO
+
+    parts = (_info(Path(root) / MIX_INFO) or {}).get("speakers")
+    return parts if isinstance(parts, dict) else None
 
 
 def run(args) -> int:
@@ -215,6 +240,9 @@ def run(args) -> int:
     if synth:
         rec["corpus"] = synth
     rec.update(corpus_record(rec, corpus.root))
+    parts = real_parts(corpus.root)
+    if parts:
+        rec["real_speakers"] = parts    # which real speakers trained, which choose, which are the adaptation measure
     if roles is not None:
         rec.update(roles.to_recipe(), protocol=True)
         rec["command"] += " --protocol"

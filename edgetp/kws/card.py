@@ -189,27 +189,46 @@ def _learnt(r: dict) -> str:
 
 def corpus_command(rec: dict) -> str | None:
     """The command that makes the pretraining corpus a model records (``recipe["corpus"]``) when it
-    is not the offline corpus ``./setup.sh`` makes; None for the offline corpus."""
+    is not the offline corpus ``./setup.sh`` makes; None for the offline corpus. A real-mix corpus: its
+    base's synth-kws command (into BASE), then the real-mix command over the recorded folders' names."""
+    from edgetp.data.real import MIX_DEFAULTS
     from edgetp.data.synth import DEFAULTS
 
     c = rec.get("corpus") or {}
     extra = [f"--{k.replace('_', '-')} {c[k]}" for k in ("speakers", "reps", "distinct", "distinct_reps", "wide", "seed")
              if k in c and c[k] != {**DEFAULTS, "wide": 0, "seed": 0}[k]]
-    return f"edgetp data synth-kws CORPUS {' '.join(extra)}" if extra else None
+    mix = c.get("real_mix")
+    if not mix:
+        return f"edgetp data synth-kws CORPUS {' '.join(extra)}" if extra else None
+    names = {"copies": "copies", "seed": "seed", "choose_percent": "choose-percent", "snr_db": "snr",
+             "peak_dbfs": "peak", "shift_ms": "shift-ms"}   # recipe key -> real-mix flag
+    text = lambda v: ",".join(f"{x:g}" for x in v) if isinstance(v, list) else str(v)
+    # --peak=-20,-1: a value starting with '-' must be joined to its flag, or argparse takes it for an option
+    flags = [f"--{flag}{'=' if text(mix[k]).startswith('-') else ' '}{text(mix[k])}"
+             for k, flag in names.items()
+             if k in mix and mix[k] != (list(MIX_DEFAULTS[k]) if isinstance(MIX_DEFAULTS[k], tuple) else MIX_DEFAULTS[k])]
+    return (f"edgetp data synth-kws BASE {' '.join(extra)}; edgetp data real-mix CORPUS --base BASE "
+            f"--real {mix.get('real')} --noise {mix.get('noise')}" + "".join(f" {f}" for f in flags))
 
 
 def _data_row(rec: dict, met: dict) -> str:
     """The card's data row: the honest protocol's recorded speakers, else the one held-out speaker."""
     made = corpus_command(rec)
-    corpus = (f"espeak-ng corpus `{made}` (the offline corpus byte for byte, plus its extra speakers)" if made
+    corpus = (f"real and espeak-ng corpus `{made}` (the real folders are the project's shared audio, docs/data.md)"
+              if (rec.get("corpus") or {}).get("real_mix") else
+              f"espeak-ng corpus `{made}` (the offline corpus byte for byte, plus its extra speakers)" if made
               else "offline espeak-ng corpus (`edgetp data prepare-default`)")
     pre = rec.get("pretrain_speakers")
     if not pre:
         return (f"| data | {corpus}, pretrain split without held-out speaker `{rec.get('held_out_speaker')}` "
                 f"({met.get('pretrain_utterances')} utterances) |")
+    real = rec.get("real_speakers") or {}
+    real_text = (f"; real speakers: {len(real.get('pretrain', []))} pretrained on, {len(real.get('choose', []))} "
+                 f"choosing and {len(real.get('adapt', []))} adaptation speakers never trained on" if real else "")
     return (f"| data | {corpus}, honest speaker protocol (docs/data.md, \"Speaker protocol\"): pretrained on "
             f"{len(pre)} speakers ({met.get('pretrain_utterances')} utterances), none of the "
-            f"{len(rec.get('dev_speakers') or [])} development or {len(rec.get('test_speakers') or [])} test speakers |")
+            f"{len(rec.get('dev_speakers') or [])} development or {len(rec.get('test_speakers') or [])} test speakers"
+            f"{real_text} |")
 
 
 def _derived_lines(rec: dict, name: str, corpus: str | None) -> list[str]:
