@@ -50,6 +50,9 @@ def run_grid_bench(args) -> int:
     print(f"{ray.seconds:8.1f} s  Ray, {ray.workers} CPUs (of which Ray start {o['ray_start_s']:.1f} s, feature table "
           f"{o['feature_table_s']:.1f} s / {o['feature_table_mb']:.0f} MB; per-task overhead {o['per_task_overhead_s']:.1f} s)")
     print(f"{serial.seconds / ray.seconds:8.2f}x Ray / serial")
+    mean = lambda rs: sum(r["seconds"] for r in rs) / max(1, len(rs))
+    print(f"   a cell: {mean(serial.per_seed):.2f} s alone, {mean(ray.per_seed):.2f} s beside another on Ray "
+          "(the cores' shared caches and memory bandwidth)")
     strip = lambda rs: [{k: v for k, v in r.items() if k != "seconds"} for r in rs]
     same = not ray.failed and strip(ray.per_seed) == strip(serial.per_seed)
     print(f"figures: {'identical, bit for bit' if same else 'DIFFERENT'} over {len(grid)} cells")
@@ -58,5 +61,6 @@ def run_grid_bench(args) -> int:
             "model": portable(args.model), "model_hash": model.hash(), "speakers": speakers, "seeds": args.seeds,
             "shots": shots, "fixed": bool(args.fixed), "cells": len(grid), "serial_s": serial.seconds,
             "ray_s": ray.seconds, "ray_cpus": ray.workers, "ratio": serial.seconds / ray.seconds, **o,
-            "cell_seconds": [r["seconds"] for r in serial.per_seed], "identical": same}, indent=1))
+            "cell_seconds": [r["seconds"] for r in serial.per_seed],
+            "ray_cell_seconds": [r["seconds"] for r in ray.per_seed], "identical": same}, indent=1))
     return 0 if same else 1

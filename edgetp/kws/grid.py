@@ -196,8 +196,12 @@ def run_ray(model, corpus, grid, shots, recipe, fixed, test_limit, baseline, wor
     t0 = time.perf_counter()
     ray = start_ray(workers, address)
     t_ray = time.perf_counter()
+    # workers start and import the rule's modules while the driver selects the features
+    warm = [ray.remote(num_cpus=1)(_warm).remote(fixed)
+            for _ in range(min(len(grid), int(ray.cluster_resources().get("CPU", 1))))]
     table, refused = feature_table(model, corpus, grid, shots, recipe, test_limit, fixed, frontend=frontend,
                                    others=others)
+    ray.get(warm)
     t_table = time.perf_counter()
     # one copy of each in the object store; every task gets a reference
     refs = ray.put(model), ray.put(corpus), ray.put(table)
@@ -233,6 +237,13 @@ def run_ray(model, corpus, grid, shots, recipe, fixed, test_limit, baseline, wor
                        # imports and JIT compilation, the last cells' idle CPUs), per task
                        "per_task_overhead_s": max(0.0, (seconds - (t_table - t0)) * min(cpus, len(grid)) - busy)
                        / max(1, len(grid))})
+
+
+def _warm(fixed: bool) -> None:
+    """A worker's first task: the imports a cell needs (numba's compiled kernels load from its cache there)."""
+    import edgetp.kws.protocol  # noqa: F401
+    if fixed:
+        import edgetp.kws.fixed_protocol  # noqa: F401
 
 
 def _remote_cell(model, corpus, table, cell, shots, recipe, fixed, test_limit, baseline, keep_params, frontend,
