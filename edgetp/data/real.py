@@ -121,22 +121,15 @@ def augment(y: np.ndarray, bg: np.ndarray, rng, snr_db, peak_dbfs, shift_ms: int
 
 
 def _ready_out(out: Path, info_name: str, params: dict, force: bool) -> dict | None:
-    """The existing info when ``out`` already holds this very corpus; else an empty ``out`` to write."""
-    info = out / info_name
-    if info.is_file():
-        old = json.loads(info.read_text())
-        if old.get("complete") and old.get("params") == params:
-            return old
-        if not force:
-            raise EdgetpError(f"{out} holds a corpus made with other settings"
-                              f"{'' if old.get('complete') else ' (interrupted)'}; add --force to remake it")
-        shutil.rmtree(out)
-    elif out.exists() and any(out.iterdir()):
-        raise EdgetpError(f"{out} exists and is not an edgetp {info_name[:-10].replace('_', '-')} corpus; "
-                          "choose an empty or new folder")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / info_name).write_text(json.dumps({"complete": False, "params": params}))
-    return None
+    """The existing info when ``out`` already holds this very corpus; else an empty ``out`` to write, its info
+    marked incomplete until the corpus is."""
+    from edgetp.data.synth import prepare_out
+
+    done = prepare_out(out, info_name, params, force, "a corpus",
+                       f"edgetp {info_name[:-10].replace('_', '-')} corpus")
+    if done is None:
+        (out / info_name).write_text(json.dumps({"complete": False, "params": params}))
+    return done
 
 
 def _link(src: Path, dst: Path) -> None:

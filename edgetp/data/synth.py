@@ -173,19 +173,21 @@ def _render_task(task) -> int:
     return spk.reps
 
 
-def _prepare_out(out: Path, params: dict, force: bool) -> dict | None:
-    """Return the existing info if ``out`` already holds this very corpus; else make it ready."""
-    info_path = out / INFO
+def prepare_out(out: Path, info_name: str, params: dict, force: bool, held: str, kind: str) -> dict | None:
+    """The existing info (``out/info_name``) when ``out`` already holds this very corpus; else ``out`` made
+    ready to write: new, empty, or (``force``) emptied. ``held`` and ``kind`` name the corpus in the refusals
+    ("{out} holds {held} made with other settings", "{out} exists and is not an {kind}")."""
+    info_path = out / info_name
     if info_path.is_file():
         old = json.loads(info_path.read_text())
         if old.get("complete") and old.get("params") == params:
             return old
         if not force:
-            raise EdgetpError(f"{out} holds a synthetic corpus made with other settings"
+            raise EdgetpError(f"{out} holds {held} made with other settings"
                               f"{'' if old.get('complete') else ' (interrupted)'}; add --force to remake it")
         shutil.rmtree(out)
     elif out.exists() and any(out.iterdir()):
-        raise EdgetpError(f"{out} exists and is not an edgetp synthetic corpus; choose an empty or new folder")
+        raise EdgetpError(f"{out} exists and is not an {kind}; choose an empty or new folder")
     out.mkdir(parents=True, exist_ok=True)
     return None
 
@@ -211,7 +213,7 @@ def synth_kws(out_dir, speakers: int = DEFAULTS["speakers"], reps: int = DEFAULT
     params = {"generator_version": GENERATOR_VERSION, "words": words, "speakers": speakers, "reps": reps, "distinct": distinct,
               "distinct_reps": distinct_reps, "seed": seed, "espeak_ng": espeak.version(),
               **({"wide": wide} if wide else {})}     # absent when 0: older corpora keep their params
-    done = _prepare_out(out, params, force)
+    done = prepare_out(out, INFO, params, force, "a synthetic corpus", "edgetp synthetic corpus")
     if done is not None:
         return done
     t0 = time.time()
