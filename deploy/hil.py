@@ -32,6 +32,8 @@ import numpy as np
 from deploy import protocol as P
 from deploy.host import Device, DeviceReset
 from edgetp.errors import EdgetpError
+from edgetp.fixed.update_q import lr_code
+from edgetp.tp.schedule import finetune_epochs
 
 MAX_RECOVERIES = 20
 
@@ -284,11 +286,13 @@ class Session:
         return out
 
 
-def run_session(dev: Device, ref: Reference, support, query, epochs: int = 1, lr_codes=None, seed: int = 0,
-                recover: bool = True, progress=None, session_cls=None) -> dict:
+def run_session(dev: Device, ref: Reference, support, query, epochs: int = 1, lr: float | None = None,
+                seed: int = 0, schedule: str = "cosine", recover: bool = True, progress=None,
+                session_cls=None) -> dict:
     """The whole HIL session (module docstring); returns the result dict (``samples``,
-    ``mismatches`` first). ``support``/``query``: (xs (N, T, n_in) int, ys). ``lr_codes``:
-    one (m, e) per epoch, or None (the model's built-in rate)."""
+    ``mismatches`` first). ``support``/``query``: (xs (N, T, n_in) int, ys). The epochs (rate
+    codes, sample order) are ``finetune_epochs``' at batch 1, those of ``finetune --fixed``;
+    ``lr`` None keeps the model's built-in rate."""
     s = (session_cls or Session)(dev, ref, seed, recover, progress)
     t0 = time.perf_counter()
     while True:
@@ -307,13 +311,11 @@ def run_session(dev: Device, ref: Reference, support, query, epochs: int = 1, lr
                        f"{first_difference(dev, ref)}", s.result())
     s.res["query_acc_before"] = s.evaluate(query, "before")
     xs, ys = support
-    rng = np.random.default_rng(seed)
-    for ep in range(epochs):
-        s._set_lr(lr_codes[ep] if lr_codes else None)
-        order = rng.permutation(len(ys))
-        for k, i in enumerate(order):
-            s.sample(xs[i], int(ys[i]), f"training sample {k + 1}/{len(ys)} of epoch {ep + 1} (support #{i})")
-        s.progress(f"epoch {ep + 1}/{epochs}: {len(ys)} samples, digests equal")
+    for ep in finetune_epochs(len(ys), epochs, seed, 1, lr, schedule=schedule):
+        s._set_lr(None if ep.lr is None else lr_code(ep.lr))
+        for k, (i,) in enumerate(ep.batches):
+            s.sample(xs[i], int(ys[i]), f"training sample {k + 1}/{len(ys)} of epoch {ep.index + 1} (support #{i})")
+        s.progress(f"epoch {ep.index + 1}/{epochs}: {len(ys)} samples, digests equal")
     s.res["query_acc_after"] = s.evaluate(query, "after")
     s.res["counters"] = dev.counters()
     s.res["seconds"] = round(time.perf_counter() - t0, 2)

@@ -18,10 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from edgetp.errors import EdgetpError
-from edgetp.fixed.finetune import epoch_lrs, finetune_fixed
+from edgetp.fixed.finetune import finetune_fixed
 from edgetp.fixed.qconfig import QModel
 from edgetp.fixed.quantize import quantize_inputs
 from edgetp.fixed.update_q import lr_code
+from edgetp.tp.schedule import finetune_epochs
 
 from firmware_gen.harness import Script, play
 from firmware_gen.tensors import DeviceConfig, RefDevice
@@ -68,10 +69,9 @@ def finetune_script(xs: np.ndarray, ys: np.ndarray, epochs: int = 3, lr: float =
     """The device's fine-tuning run (finetune_fixed at batch 1) and an inference pass."""
     xs = xs[:, :frames] if frames else xs
     ops = [("init", seed)]
-    rng = np.random.default_rng(seed)
-    for lr_e in epoch_lrs(lr, epochs, schedule=schedule):
-        ops.append(("lr", *lr_code(lr_e)))
-        for i in rng.permutation(len(ys)):
+    for ep in finetune_epochs(len(ys), epochs, seed, 1, lr, schedule=schedule):
+        ops.append(("lr", *lr_code(ep.lr)))
+        for (i,) in ep.batches:
             ops.append(("reset",))
             ops += [("train", x, int(ys[i])) for x in xs[i]]
             ops.append(("end_sample",))

@@ -38,7 +38,7 @@ def _session(target, qm, cdir, sup, qry, faults=None, locked=False, epochs=1, cf
         link = FaultyLink(port, FaultPlan.parse(faults), reset=t.reset, reopen_port=reopen) if faults else port
         dev = Device(link, timeout=0.1 if target == "host" else 2.0, retries=30, reopen=link.reopen if faults else None)
         try:
-            return run_session(dev, IntReference(qm, cfg), sup, qry, epochs=epochs, lr_codes=[(200, 12)] * epochs,
+            return run_session(dev, IntReference(qm, cfg), sup, qry, epochs=epochs, lr=200 / 4096, schedule="constant",
                                seed=7), image
         finally:
             dev.close()

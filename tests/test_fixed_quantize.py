@@ -4,7 +4,8 @@ import pytest
 
 from edgetp.errors import EdgetpError
 from edgetp.fixed.bench import bench_fixed
-from edgetp.fixed.finetune import epoch_lrs, evaluate_fixed, finetune_fixed
+from edgetp.fixed.finetune import evaluate_fixed, finetune_fixed
+from edgetp.tp.schedule import epoch_lrs
 from edgetp.fixed.network_q import forward_q, gradients_q, init_state_q, target_inputs_q
 from edgetp.fixed.qconfig import FV, from_float, quantize_array, trace_bits
 from edgetp.fixed.quantize import format_report, input_bits, quantize_inputs, quantize_model

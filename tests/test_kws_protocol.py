@@ -9,7 +9,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent / "data"))
 from tone_corpus import make_corpus  # noqa: E402
 
-from edgetp.kws.train import cosine_lr  # noqa: E402
+from edgetp.tp.schedule import cosine_lr  # noqa: E402
 
 HELD = "0a1b2c3d"
 

@@ -148,7 +148,7 @@ def check_device(r, frozen: bool, optimizer) -> None:
     (no rehearsal), the update rules of its contract, a frozen hidden layer that cannot learn, an
     update_every in its uint32 step counter and learning-rate codes that SET_LR accepts. Anything else
     is an EdgetpError naming the option."""
-    from edgetp.fixed.finetune import epoch_lrs
+    from edgetp.tp.schedule import epoch_lrs
     from edgetp.fixed.update_q import lr_code
     from firmware_gen.tensors import STEPS_MAX, DeviceConfig
 

@@ -77,12 +77,10 @@ def _shots(text):
 
 
 def prepare(args):
-    """(qm, device config, lr codes, support, query, speaker, notes) from the model and the data options."""
+    """(qm, device config, epochs, support, query, speaker, notes) from the model and the data options."""
     import numpy as np
 
     from deploy.reference import int_features
-    from edgetp.fixed.finetune import epoch_lrs
-    from edgetp.fixed.update_q import lr_code
     from edgetp.kws.data import check_speaker, model_corpus, seen_note, speaker_data
     from edgetp.kws.protocol import model_norm
     from edgetp.model import load_model
@@ -119,8 +117,7 @@ def prepare(args):
     else:
         support = (int_features(qm, sx), np.asarray(sy))
         query = (int_features(qm, qx), np.asarray(qy))
-    codes = [lr_code(x) for x in epoch_lrs(cfg.lr, epochs)]
-    return model, qm, cfg, codes, support, query, speaker, notes
+    return model, qm, cfg, epochs, support, query, speaker, notes
 
 
 def run(args) -> int:
@@ -139,11 +136,11 @@ def run(args) -> int:
     t0 = time.perf_counter()
     say = (lambda m: None) if args.quiet else (lambda m: print(m, flush=True))
     plan = FaultPlan.parse(args.faults) if args.faults else None
-    model, qm, cfg, codes, support, query, speaker, notes = prepare(args)
+    model, qm, cfg, epochs, support, query, speaker, notes = prepare(args)
     for n in notes:
         say(f"note: {n}")
     say(f"model {args.model} ({qm.cfg.net_string()}, {qm.widths()}), speaker {speaker}: "
-        f"{len(support[1])} support and {len(query[1])} query utterances, {len(codes)} epoch(s)")
+        f"{len(support[1])} support and {len(query[1])} query utterances, {epochs} epoch(s)")
     image = None
     if args.target in ("host", "qemu"):
         root = Path(args.build_dir) if args.build_dir else Path(tempfile.mkdtemp(prefix="etp-hil-"))
@@ -172,7 +169,7 @@ def run(args) -> int:
             if args.audio:
                 from deploy.hil_audio import AudioSession
                 session_cls = AudioSession
-            res = run_session(dev, ref, support, query, epochs=len(codes), lr_codes=codes, seed=args.seed,
+            res = run_session(dev, ref, support, query, epochs=epochs, lr=cfg.lr, seed=args.seed,
                               recover=not args.no_recover, progress=say, session_cls=session_cls)
             err = None
         except HilError as exc:
@@ -184,7 +181,7 @@ def run(args) -> int:
     out.update({"target": args.target, "board": info.board if info else None, "model": args.model,
                 "model_hash": ref.model_hash, "net": qm.cfg.net_string(), "wbits": qm.wbits, "hbits": qm.hbits,
                 "frozen_hidden": qm.frozen_hidden, "speaker": speaker,
-                "shots": args.shots, "epochs": len(codes), "lr": cfg.lr, "optimizer": cfg.optimizer,
+                "shots": args.shots, "epochs": epochs, "lr": cfg.lr, "optimizer": cfg.optimizer,
                 "update_every": cfg.update_every,
                 "support": int(len(support[1])), "query": int(len(query[1]))})
     out.update({k: v for k, v in res.items() if k not in out})

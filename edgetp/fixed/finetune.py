@@ -17,7 +17,7 @@ from edgetp.fixed.network_q import TARGETS, check_update_every, predict_q, train
 from edgetp.fixed.qconfig import QModel
 from edgetp.fixed.quantize import quantize_inputs, quantize_model
 from edgetp.fixed.update_q import KINDS, QOpt, lr_code
-from edgetp.tp.schedule import LR_FLOOR, epoch_lrs
+from edgetp.tp.schedule import LR_FLOOR, finetune_epochs
 
 
 def as_qmodel(model, calib_x=None, wbits: int = 16, xbits: int = 16) -> QModel:
@@ -45,8 +45,7 @@ def finetune_fixed(model, support_x, support_y, epochs: int = 3, lr: float = 1e-
     """Fine-tune ``model`` (float :class:`edgetp.model.Model` or :class:`QModel`) on the support
     set with the integer rule; returns the fine-tuned integer model (``model`` is not changed).
 
-    Batches and their order are those of the float loop (``edgetp.kws.train.fit``): per epoch
-    a permutation from ``np.random.default_rng(seed)``, each batch's indices sorted.
+    Batches and their order are ``edgetp.tp.schedule.finetune_epochs``', as in the float loop.
     ``on_epoch(epoch, qmodel)`` is called after each epoch."""
     if optimizer not in KINDS or targets not in TARGETS:
         raise EdgetpError(f"optimizer must be one of {KINDS} and targets one of {TARGETS}")
@@ -59,16 +58,12 @@ def finetune_fixed(model, support_x, support_y, epochs: int = 3, lr: float = 1e-
     if len(xs) != len(ys) or len(xs) == 0:
         raise EdgetpError(f"support set has {len(xs)} sequences and {len(ys)} labels")
     opt = opt or QOpt.make(optimizer, lr, seed, beta_shift, clip)
-    codes = [lr_code(x) for x in epoch_lrs(lr, epochs, lr_min_ratio, schedule)]
-    rng = np.random.default_rng(seed)
-    for ep in range(epochs):
-        opt.lr_m, opt.lr_e = codes[ep]
-        perm = rng.permutation(len(ys))
-        for i in range(0, len(perm), batch):
-            idx = np.sort(perm[i:i + batch])
+    for ep in finetune_epochs(len(ys), epochs, seed, batch, lr, lr_min_ratio, schedule):
+        opt.lr_m, opt.lr_e = lr_code(ep.lr)
+        for idx in ep.batches:
             train_sequence_q(qm, xs[idx], ys[idx], opt, targets, train, update_every)
         if on_epoch is not None:
-            on_epoch(ep, qm)
+            on_epoch(ep.index, qm)
     return qm
 
 

@@ -16,7 +16,7 @@ from edgetp.threads import blas_single_threaded
 from edgetp.tp import NetConfig, Optimizer, Params, predict, train_sequence
 from edgetp.tp.propagator import get_cache
 from edgetp.tp.config import TARGETS, check_update_every
-from edgetp.tp.schedule import SCHEDULES, cosine_lr
+from edgetp.tp.schedule import SCHEDULES, epoch_batches, epoch_lrs
 
 
 @dataclass
@@ -133,12 +133,10 @@ def fit(params: Params, cfg: NetConfig, xs: np.ndarray, ys: np.ndarray, recipe: 
     hist = History()
     n_batches = math.ceil(len(xs) / recipe.batch)
     bar = tqdm(total=recipe.epochs * n_batches, desc=desc, unit="batch", disable=not progress, leave=False)
-    for epoch in range(recipe.epochs):
-        opt.lr = cosine_lr(recipe.lr, epoch, recipe.epochs) if recipe.schedule == "cosine" else recipe.lr
+    for epoch, lr in enumerate(epoch_lrs(recipe.lr, recipe.epochs, schedule=recipe.schedule)):
+        opt.lr = lr
         hist.lr.append(opt.lr)
-        order = rng.permutation(len(xs))
-        for b in range(n_batches):
-            idx = np.sort(order[b * recipe.batch:(b + 1) * recipe.batch])
+        for idx in epoch_batches(rng, len(xs), recipe.batch):   # the permutation first, then augmentation draws
             xb = np.ascontiguousarray(xs[idx])
             if recipe.shift or recipe.noise or recipe.warp:
                 xb = augment(xb, rng, recipe.shift, recipe.noise, recipe.warp)
