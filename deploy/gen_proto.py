@@ -2,9 +2,10 @@
 
     python -m deploy.gen_proto [OUT_DIR]      (default: deploy/generated)
 
-The header holds every constant, enum and payload offset of the protocol and the
-CRC-32 table; the firmware (deploy/firmware/*.c) includes it and hard-codes none of
-them. ``tests/test_deploy_protocol.py`` fails when the committed copy is stale.
+The protocol header holds every constant, enum and payload offset of the protocol; the
+firmware (deploy/firmware/*.c) includes it and hard-codes none of them (its CRC-32 is
+firmware_gen/runtime/etp_bytes.c's). ``tests/test_deploy_protocol.py`` fails when the
+committed copy is stale.
 """
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ import sys
 from pathlib import Path
 
 from deploy import protocol as P
-from firmware_gen.layout import crc32_nibble_table   # the same CRC-32 as etp_state_digest's
 
 GENERATOR_VERSION = "1"
 HERE = Path(__file__).resolve().parent
@@ -71,15 +71,7 @@ def header_text() -> str:
             L.append(f"#define ETP_{name}_{f.upper()}_OFF {off}u")
             off += struct.calcsize("<" + code)
         L.append(f"#define ETP_{name}_SIZE {off}u")
-    tab = ", ".join(f"0x{int(v):08x}u" for v in crc32_nibble_table())
-    L += [
-        "",
-        "/* reflected CRC-32 (poly 0xEDB88320), 4 bits per lookup */",
-        f"static const uint32_t etp_crc32_nibble[16] = {{{tab}}};",
-        "",
-        "#endif /* ETP_PROTO_H */",
-        "",
-    ]
+    L += ["", "#endif /* ETP_PROTO_H */", ""]
     return "\n".join(L)
 
 

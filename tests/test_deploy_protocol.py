@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from deploy import protocol as P
-from deploy.build import FIRMWARE
+from deploy.build import BYTES_C, FIRMWARE, RUNTIME_DIR
 from deploy.gen_proto import DEFAULT_OUT, header_text, write_header
 from deploy.relay import FaultPlan
 from edgetp.errors import EdgetpError
@@ -33,22 +33,8 @@ def test_header_names_every_command_status_and_layout():
     assert f"#define ETP_REQ_READ_TENSOR_LENGTH_OFF 6u" in h
 
 
-def test_crc_table_matches_zlib():
-    from firmware_gen.layout import crc32_nibble_table
-
-    tab = [int(v) for v in crc32_nibble_table()]
-
-    def crc(data):
-        c = 0xFFFFFFFF
-        for b in data:
-            c ^= b
-            c = (c >> 4) ^ tab[c & 15]
-            c = (c >> 4) ^ tab[c & 15]
-        return c ^ 0xFFFFFFFF
-
-    data = bytes(range(256)) * 3
-    assert crc(data) == P.crc32(data)
-    assert P.crc8(b"123456789") == 0xF4          # CRC-8/SMBUS check value
+def test_crc8_check_value():
+    assert P.crc8(b"123456789") == 0xF4          # CRC-8/SMBUS check value (CRC-32: tests/test_bytes_c.py)
 
 
 @given(frames)
@@ -131,9 +117,9 @@ def link_dump(tmp_path_factory):
     d = tmp_path_factory.mktemp("link")
     gen = write_header(d / "gen").parent
     exe = d / "link_dump"
-    subprocess.run([cc, "-O1", "-std=c99", "-Wall", "-Werror", f"-I{FIRMWARE}", f"-I{gen}",
-                    str(FIRMWARE.parent / "fuzz" / "link_dump.c"), str(FIRMWARE / "etp_link.c"), "-o", str(exe)],
-                   check=True)
+    subprocess.run([cc, "-O1", "-std=c99", "-Wall", "-Werror", f"-I{FIRMWARE}", f"-I{gen}", f"-I{RUNTIME_DIR}",
+                    str(FIRMWARE.parent / "fuzz" / "link_dump.c"), str(FIRMWARE / "etp_link.c"),
+                    str(RUNTIME_DIR / BYTES_C), "-o", str(exe)], check=True)
     return exe
 
 
@@ -203,3 +189,4 @@ def test_wheel_carries_the_firmware_sources(tmp_path):
               "mps2_an386/port_mps2.c", "mps2_an386/mps2_an386.ld", "profile/profile_main.c"):
         assert f"deploy/firmware/{f}" in names, f
     assert "deploy/generated/etp_proto.h" in names and "deploy/fuzz/fuzz_server.c" in names
+    assert "firmware_gen/runtime/etp_bytes.c" in names
