@@ -165,8 +165,8 @@ def build(model_dir, target: str = "host", out_root=None, locked: bool = False, 
     elif target == "board":
         defs += ["-DETP_COUNTER_SRC=2"]
     flags = [opt, *WARN, *defs, *extra_cflags]
-    from deploy.gen_proto import header_text
-    key = _key([target, *flags, stack_size, header_text(), *common, *port, *msrc, *headers]
+    from deploy.gen_proto import headers_text
+    key = _key([target, *flags, stack_size, headers_text(), *common, *port, *msrc, *headers]
                + ([ld] if target != "host" else []))
     out = Path(out_root) if out_root else paths.home() / "deploy-build"
     out = out / f"{target}-{key}"

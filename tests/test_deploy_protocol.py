@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from deploy import protocol as P
 from deploy.build import BYTES_C, FIRMWARE, RUNTIME_DIR
-from deploy.gen_proto import DEFAULT_OUT, header_text, write_header
+from deploy.gen_proto import DEFAULT_OUT, flash_header_text, header_text, write_header
 from deploy.relay import FaultPlan
 from edgetp.errors import EdgetpError
 
@@ -20,6 +20,19 @@ frames = st.tuples(st.integers(0, 255), st.integers(0, P.SEQ_MOD - 1), st.binary
 def test_committed_header_is_generated_from_protocol_py():
     assert (DEFAULT_OUT / "etp_proto.h").read_text() == header_text(), \
         "deploy/generated/etp_proto.h is stale: run python -m deploy.gen_proto"
+
+
+def test_committed_flash_header_is_generated_from_store_py():
+    from firmware_gen.store import DEFAULT_PAGE, DEFAULT_PROG
+
+    assert (DEFAULT_OUT / "etp_flash.h").read_text() == flash_header_text(), \
+        "deploy/generated/etp_flash.h is stale: run python -m deploy.gen_proto"
+    h = flash_header_text()
+    assert f"#define ETP_FLASH_PAGE {DEFAULT_PAGE}u" in h and f"#define ETP_FLASH_PROG {DEFAULT_PROG}u" in h
+    # the ports take the flash parameters from it, and write none of their own
+    for port in ("host/port_host.c", "mps2_an386/port_mps2.c"):
+        assert "#define ETP_FLASH_" not in (FIRMWARE / port).read_text(), port
+    assert '#include "etp_flash.h"' in (FIRMWARE / "etp_port.h").read_text()
 
 
 def test_header_names_every_command_status_and_layout():
@@ -189,4 +202,4 @@ def test_wheel_carries_the_firmware_sources(tmp_path):
               "mps2_an386/port_mps2.c", "mps2_an386/mps2_an386.ld", "profile/profile_main.c"):
         assert f"deploy/firmware/{f}" in names, f
     assert "deploy/generated/etp_proto.h" in names and "deploy/fuzz/fuzz_server.c" in names
-    assert "firmware_gen/runtime/etp_bytes.c" in names
+    assert "deploy/generated/etp_flash.h" in names and "firmware_gen/runtime/etp_bytes.c" in names
