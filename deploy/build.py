@@ -28,6 +28,7 @@ from pathlib import Path
 from deploy.gen_proto import write_header
 from edgetp.errors import EdgetpError
 from firmware_gen.build import CORTEX_M4, WARN
+from firmware_gen.runtime import RUNTIME_DIR
 
 FIRMWARE = Path(__file__).resolve().parent / "firmware"
 PLATFORMS = ("host", "qemu", "board")   # what a firmware is built for (not a TP target set)
@@ -36,6 +37,7 @@ STACK_SIZE = 2048        # Cortex-M4 stack; the firmware reports its high-water 
 ARM_CC = "arm-none-eabi-gcc"
 ARM_SIZE = "arm-none-eabi-size"
 ARM_FLAGS = CORTEX_M4     # one definition of the flags, firmware_gen/build.py's
+BYTES_C = "etp_bytes.c"   # the runtime's byte helpers (CRC-32, little-endian), shared by link and server
 
 
 @dataclass
@@ -64,7 +66,8 @@ def _run(cmd: list[str], what: str) -> str:
 
 
 def model_sources(model_dir: Path) -> list[Path]:
-    """The model's C: a firmware_gen export's sources (it has a manifest), else every .c."""
+    """The model's C: a firmware_gen export's sources (it has a manifest), else every .c, with
+    the runtime's etp_bytes.c when the folder has none (the link and server need it)."""
     model_dir = Path(model_dir)
     if not (model_dir / "etp_model.h").is_file():
         raise EdgetpError(f"{model_dir}: no etp_model.h (export the model's C first: edgetp export --c DIR)")
@@ -73,7 +76,14 @@ def model_sources(model_dir: Path) -> list[Path]:
 
         store = [model_dir / "etp_store.c"] if store_payload(model_dir) is not None else []
         return sources(model_dir) + store
-    return sorted(model_dir.glob("*.c"))
+    own = sorted(model_dir.glob("*.c"))
+    return own if (model_dir / BYTES_C).is_file() else [*own, RUNTIME_DIR / BYTES_C]
+
+
+def include_flags(gen_dir: Path, model_dir: Path) -> list[str]:
+    """-I of a firmware build: the firmware, its generated headers, the model, then the runtime
+    (etp_bytes.h for a model folder that does not carry it; an export's own copy comes first)."""
+    return [f"-I{FIRMWARE}", f"-I{gen_dir}", f"-I{model_dir}", f"-I{RUNTIME_DIR}"]
 
 
 def store_payload(model_dir: Path) -> int | None:
@@ -155,8 +165,8 @@ def build(model_dir, target: str = "host", out_root=None, locked: bool = False, 
     elif target == "board":
         defs += ["-DETP_COUNTER_SRC=2"]
     flags = [opt, *WARN, *defs, *extra_cflags]
-    from deploy.gen_proto import header_text
-    key = _key([target, *flags, stack_size, header_text(), *common, *port, *msrc, *headers]
+    from deploy.gen_proto import headers_text
+    key = _key([target, *flags, stack_size, headers_text(), *common, *port, *msrc, *headers]
                + ([ld] if target != "host" else []))
     out = Path(out_root) if out_root else paths.home() / "deploy-build"
     out = out / f"{target}-{key}"
@@ -165,7 +175,7 @@ def build(model_dir, target: str = "host", out_root=None, locked: bool = False, 
         return Image(target, exe, locked, elf_sizes(exe) if target != "host" else {})
     out.mkdir(parents=True, exist_ok=True)
     gen = write_header(out / "gen")
-    inc = [f"-I{FIRMWARE}", f"-I{gen.parent}", f"-I{model_dir}"]
+    inc = include_flags(gen.parent, model_dir)
     srcs = [str(s) for s in (*common, *port, *msrc)]
     if target == "host":
         cc = shutil.which("cc") or shutil.which("gcc") or "cc"

@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from deploy.build import ARM_CC, ARM_FLAGS, FIRMWARE, ICOUNT_SHIFT, WARN, model_sources
+from deploy.build import ARM_CC, ARM_FLAGS, FIRMWARE, ICOUNT_SHIFT, WARN, include_flags, model_sources
 from deploy.gen_proto import write_header
 from edgetp.errors import EdgetpError
 
@@ -28,7 +28,7 @@ def build(model_dir: Path, out: Path, utterances: int, opt: str = "-O2") -> Path
     elf = out / "fe_profile.elf"
     srcs = [FIRMWARE / "profile" / "fe_profile_main.c", FIRMWARE / "mps2_an386" / "startup.c",
             FIRMWARE / "mps2_an386" / "port_mps2.c", *model_sources(model_dir)]
-    r = subprocess.run([ARM_CC, *ARM_FLAGS, opt, *WARN, *defs, f"-I{FIRMWARE}", f"-I{gen}", f"-I{model_dir}",
+    r = subprocess.run([ARM_CC, *ARM_FLAGS, opt, *WARN, *defs, *include_flags(gen, model_dir),
                         *map(str, srcs), "-nostartfiles", "--specs=nano.specs",
                         f"-T{FIRMWARE / 'mps2_an386' / 'mps2_an386.ld'}", "-Wl,--gc-sections", "-o", str(elf), "-lgcc"],
                        capture_output=True, text=True)

@@ -22,7 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from deploy.build import ARM_CC, ARM_FLAGS, FIRMWARE, ICOUNT_SHIFT, WARN, model_sources
+from deploy.build import ARM_CC, ARM_FLAGS, FIRMWARE, ICOUNT_SHIFT, WARN, include_flags, model_sources
 from deploy.gen_proto import write_header
 from deploy.targets import QEMU
 from edgetp.errors import EdgetpError
@@ -49,7 +49,7 @@ def build_profile(model_dir: Path, out: Path, steps: int, opt: str = "-O2", inst
     model_dir = Path(model_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     gen = write_header(out / "gen").parent
-    inc = [f"-I{FIRMWARE}", f"-I{gen}", f"-I{model_dir}"]
+    inc = include_flags(gen, model_dir)
     defs = ["-DETP_COUNTER_SRC=1", f"-DETP_ICOUNT_SHIFT={ICOUNT_SHIFT}", f"-DETP_PROF_STEPS={steps}"]
     base = [ARM_CC, *ARM_FLAGS, opt, *WARN, *defs, *inc]
     objs = []

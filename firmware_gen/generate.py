@@ -184,7 +184,7 @@ _FORMATS = {"v": "membrane Q.FV", "s": "spikes", "tr": "traces Q.FT", "vt": "mem
 def _array_decl(lay: Layout, it) -> str:
     ctype = lay.ctype(it)
     storage = "const " if it.section == "flash" else ""
-    public = it.name in ("exp2_lut", "crc_nibble")
+    public = it.name == "exp2_lut"
     note = it.note or _FORMATS.get(it.name.rstrip("0123456789"), "")
     if it.dtype in ("w", "wh"):
         base = it.name[:-5] if it.name.endswith("_init") else it.name

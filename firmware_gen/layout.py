@@ -192,7 +192,6 @@ def device_layout(qm: QModel, targets: str = "classes") -> Layout:
         add(Item(name, dt, (n,), "ram", "scratch", note=note))
     # tables
     add(Item("exp2_lut", "i32", (len(P.EXP2_LUT),), "flash", "tables", False, P.EXP2_LUT, "2^(-i/256) Q2.30"))
-    add(Item("crc_nibble", "u32", (16,), "flash", "tables", False, crc32_nibble_table(), "CRC-32 nibble table"))
     if tab is not None:
         add(Item("tstream", "u8", tab.bits.shape, "flash", "tables", False, tab.bits,
                  "layer-0 class target spikes, 1 bit each"))
@@ -237,7 +236,6 @@ def _frozen_layout(qm: QModel, targets: str) -> Layout:
     for name, dt, n, note in frozen_scratch(O, wmax, hmax, rows, cols):
         add(Item(name, dt, (n,), "ram", "scratch", note=note))
     add(Item("exp2_lut", "i32", (len(P.EXP2_LUT),), "flash", "tables", False, P.EXP2_LUT, "2^(-i/256) Q2.30"))
-    add(Item("crc_nibble", "u32", (16,), "flash", "tables", False, crc32_nibble_table(), "CRC-32 nibble table"))
     dims = {"K": 0, "width_max": wmax, "hidden_max": hmax, "rows_max": rows, "cols_max": cols, "sm_max": O}
     lay = Layout(qm, targets, items, dims)
     validate_layout(lay)
@@ -359,17 +357,6 @@ def shared_scratch(O, K, km, wmax, hmax, rows_max, cols_max) -> list:
             ("colsq", "i64", cols_max, "column sums of q^2"), ("mcol", "i64", cols_max, "Q.32 column multipliers"),
             ("row_m", "i32", rows_max, "row multipliers"), ("row_s", "i32", rows_max, ""),
             ("col_m", "i32", cols_max, "column multipliers"), ("col_s", "i32", cols_max, "")]
-
-
-def crc32_nibble_table() -> np.ndarray:
-    """CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320) for 4 bits at a time."""
-    out = []
-    for n in range(16):
-        c = n
-        for _ in range(4):
-            c = (c >> 1) ^ 0xEDB88320 if c & 1 else c >> 1
-        out.append(c)
-    return np.array(out, dtype=np.uint32)
 
 
 def check_identifier(name: str, what: str = "identifier") -> str:

@@ -2,8 +2,9 @@
 
 Computed from the same layout the generator writes (firmware_gen/layout.py), so the
 plan is the arrays of ``etp_model.c`` byte for byte; the tensor table and the label
-strings are counted for a 32-bit target. Code, stack and the few descriptor structs
-are not included (``arm-none-eabi-size`` on the objects gives the code).
+strings are counted for a 32-bit target, the runtime's CRC-32 table (etp_bytes.c) with
+them. Code, stack and the few descriptor structs are not included (``arm-none-eabi-size``
+on the objects gives the code).
 """
 from __future__ import annotations
 
@@ -29,6 +30,8 @@ def memory_plan(lay: Layout, labels: list[str]) -> list[Row]:
     for it in lay.items:
         shape = "x".join(str(d) for d in it.shape)
         rows.append(Row(it.section, it.group, it.name, f"{shape} {lay.dtype_of(it)}", lay.nbytes(it)))
+    # etp_bytes.c's CRC-32 nibble table: runtime code's, the same in every export, counted as a model table
+    rows.append(Row("flash", "tables", "crc_nibble", "16 u32", 16 * 4))
     table = lay.table()
     names = sum(len(it.name) + 1 for it in table)
     n_state = sum(1 for it in table if it.group in ("data state", "target set"))

@@ -65,6 +65,13 @@ STATUS_DOC = {"OK": "done", "EMPTY": "no valid slot at boot: the shipped weights
               "ESIZE": "the port's flash is smaller than the two slots"}
 
 
+def flash_defaults_c() -> list[str]:
+    """The C defaults of the flash parameters, for every header that needs them (this module's
+    ``etp_store_cfg.h`` and deploy/gen_proto.py's ``etp_flash.h``, which the ports include)."""
+    return [f"#ifndef ETP_FLASH_PAGE\n#define ETP_FLASH_PAGE {DEFAULT_PAGE}u   /* erase unit, bytes */\n#endif",
+            f"#ifndef ETP_FLASH_PROG\n#define ETP_FLASH_PROG {DEFAULT_PROG}u   /* program unit, bytes */\n#endif"]
+
+
 def check_params(page: int, prog: int) -> None:
     if prog < 1 or page < prog or page % prog or prog & (prog - 1) or page & (page - 1):
         raise EdgetpError(f"flash page {page} B and program unit {prog} B must be powers of two, "
@@ -205,8 +212,7 @@ def cfg_header(lay: Layout, stamp_text: str, model_hash: str) -> str:
     L += ["", "/* status codes of etp_store_* */",
           *[f"#define ETP_STORE_{s} {k}" for k, s in enumerate(STATUS)],
           "", "/* flash parameters: build parameters (deploy/build.py passes -D); these are the defaults */",
-          f"#ifndef ETP_FLASH_PAGE\n#define ETP_FLASH_PAGE {DEFAULT_PAGE}u   /* erase unit, bytes */\n#endif",
-          f"#ifndef ETP_FLASH_PROG\n#define ETP_FLASH_PROG {DEFAULT_PROG}u   /* program unit, bytes */\n#endif",
+          *flash_defaults_c(),
           "", "/* what is saved: the persistent tensors (layout.persistent), in table order */",
           f"#define ETP_STORE_PAYLOAD {payload_bytes(lay)}u",
           f"#define ETP_STORE_N_TENSORS {len(idx)}u",

@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from deploy import protocol as P
-from deploy.build import FIRMWARE
-from deploy.gen_proto import DEFAULT_OUT, header_text, write_header
+from deploy.build import BYTES_C, FIRMWARE, RUNTIME_DIR
+from deploy.gen_proto import DEFAULT_OUT, flash_header_text, header_text, write_header
 from deploy.relay import FaultPlan
 from edgetp.errors import EdgetpError
 
@@ -20,6 +20,19 @@ frames = st.tuples(st.integers(0, 255), st.integers(0, P.SEQ_MOD - 1), st.binary
 def test_committed_header_is_generated_from_protocol_py():
     assert (DEFAULT_OUT / "etp_proto.h").read_text() == header_text(), \
         "deploy/generated/etp_proto.h is stale: run python -m deploy.gen_proto"
+
+
+def test_committed_flash_header_is_generated_from_store_py():
+    from firmware_gen.store import DEFAULT_PAGE, DEFAULT_PROG
+
+    assert (DEFAULT_OUT / "etp_flash.h").read_text() == flash_header_text(), \
+        "deploy/generated/etp_flash.h is stale: run python -m deploy.gen_proto"
+    h = flash_header_text()
+    assert f"#define ETP_FLASH_PAGE {DEFAULT_PAGE}u" in h and f"#define ETP_FLASH_PROG {DEFAULT_PROG}u" in h
+    # the ports take the flash parameters from it, and write none of their own
+    for port in ("host/port_host.c", "mps2_an386/port_mps2.c"):
+        assert "#define ETP_FLASH_" not in (FIRMWARE / port).read_text(), port
+    assert '#include "etp_flash.h"' in (FIRMWARE / "etp_port.h").read_text()
 
 
 def test_header_names_every_command_status_and_layout():
@@ -33,22 +46,8 @@ def test_header_names_every_command_status_and_layout():
     assert f"#define ETP_REQ_READ_TENSOR_LENGTH_OFF 6u" in h
 
 
-def test_crc_table_matches_zlib():
-    from firmware_gen.layout import crc32_nibble_table
-
-    tab = [int(v) for v in crc32_nibble_table()]
-
-    def crc(data):
-        c = 0xFFFFFFFF
-        for b in data:
-            c ^= b
-            c = (c >> 4) ^ tab[c & 15]
-            c = (c >> 4) ^ tab[c & 15]
-        return c ^ 0xFFFFFFFF
-
-    data = bytes(range(256)) * 3
-    assert crc(data) == P.crc32(data)
-    assert P.crc8(b"123456789") == 0xF4          # CRC-8/SMBUS check value
+def test_crc8_check_value():
+    assert P.crc8(b"123456789") == 0xF4          # CRC-8/SMBUS check value (CRC-32: tests/test_bytes_c.py)
 
 
 @given(frames)
@@ -131,9 +130,9 @@ def link_dump(tmp_path_factory):
     d = tmp_path_factory.mktemp("link")
     gen = write_header(d / "gen").parent
     exe = d / "link_dump"
-    subprocess.run([cc, "-O1", "-std=c99", "-Wall", "-Werror", f"-I{FIRMWARE}", f"-I{gen}",
-                    str(FIRMWARE.parent / "fuzz" / "link_dump.c"), str(FIRMWARE / "etp_link.c"), "-o", str(exe)],
-                   check=True)
+    subprocess.run([cc, "-O1", "-std=c99", "-Wall", "-Werror", f"-I{FIRMWARE}", f"-I{gen}", f"-I{RUNTIME_DIR}",
+                    str(FIRMWARE.parent / "fuzz" / "link_dump.c"), str(FIRMWARE / "etp_link.c"),
+                    str(RUNTIME_DIR / BYTES_C), "-o", str(exe)], check=True)
     return exe
 
 
@@ -203,3 +202,4 @@ def test_wheel_carries_the_firmware_sources(tmp_path):
               "mps2_an386/port_mps2.c", "mps2_an386/mps2_an386.ld", "profile/profile_main.c"):
         assert f"deploy/firmware/{f}" in names, f
     assert "deploy/generated/etp_proto.h" in names and "deploy/fuzz/fuzz_server.c" in names
+    assert "deploy/generated/etp_flash.h" in names and "firmware_gen/runtime/etp_bytes.c" in names

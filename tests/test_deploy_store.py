@@ -190,7 +190,7 @@ PLANTED = {
     "header first, no CRC check": [
         ("st = program_payload(base);\n    }\n    if (st == ETP_STORE_OK) {\n        st = program_header(base);",
          "st = program_header(base);\n    }\n    if (st == ETP_STORE_OK) {\n        st = program_payload(base);"),
-        ("if ((crc ^ 0xFFFFFFFFu) != rd32(hdr + ETP_STORE_CRC_OFF)) {", "if (crc == 0 && crc != 0) {")],
+        ("if (crc != etp_rd32(hdr + ETP_STORE_CRC_OFF)) {", "if (crc == 0 && crc != 0) {")],
     # a save over the slot that holds the newest state: a cut leaves no complete slot
     "save over the newest slot": [("uint32_t target = info.slot == 0u ? 1u : 0u",
                                    "uint32_t target = info.slot == 1u ? 1u : 0u")],

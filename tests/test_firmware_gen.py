@@ -9,7 +9,7 @@ from edgetp.errors import EdgetpError
 from firmware_gen import tensors as T
 from firmware_gen.cases import CaseSpec, build_model
 from firmware_gen.generate import c_string, render
-from firmware_gen.layout import check_identifier, crc32_nibble_table, device_layout
+from firmware_gen.layout import check_identifier, device_layout
 from firmware_gen.memplan import check_budgets, format_plan, parse_size, totals
 from firmware_gen.qmodel import qmodel_hash, quant_settings
 
@@ -80,17 +80,6 @@ def test_state_tensors_follow_the_table_and_digest_is_zlib():
     assert T.state_digest(dev.qm, dev.state, dev.opt) == dev.digest()
     assert dev.digest() == zlib.crc32(b"".join(a.astype(a.dtype.newbyteorder("<")).tobytes() for _n, a in ts))
     assert dict(ts)["steps"][0] == 1 and dict(ts)["opt_steps"][0] == 1
-
-
-def test_crc_nibble_table_is_zlibs_crc():
-    tab = crc32_nibble_table()
-    data = np.random.default_rng(0).integers(0, 256, 999).astype(np.uint8).tobytes()
-    c = 0xFFFFFFFF
-    for b in data:                        # etp_api.c's crc_byte
-        c ^= b
-        c = (c >> 4) ^ int(tab[c & 15])
-        c = (c >> 4) ^ int(tab[c & 15])
-    assert c ^ 0xFFFFFFFF == zlib.crc32(data)
 
 
 def test_drift_in_the_reference_is_an_error(monkeypatch):

@@ -214,7 +214,8 @@ def test_cortex_m4_objects_match_the_memory_plan(tmp_path):
     ex = render(build_model(spec), device_config(spec))
     ex.write(tmp_path)
     sizes = build_arm(tmp_path)
-    assert set(sizes) == {"etp_model.o", "etp_kernels.o", "etp_update.o", "etp_network.o", "etp_api.o"}
+    assert set(sizes) == {"etp_model.o", "etp_kernels.o", "etp_update.o", "etp_network.o", "etp_api.o",
+                          "etp_bytes.o"}
     assert sizes["etp_model.o"][2] == totals(ex.plan)["ram"]          # .bss is exactly the RAM plan
     assert all(d == 0 for _t, d, _b in sizes.values())                # nothing initialised in RAM
 

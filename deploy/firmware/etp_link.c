@@ -6,17 +6,8 @@
  * the frames complete in the buffer are taken and the rest is dropped, so a truncated
  * frame never hides a complete one that follows. */
 #include <string.h>
+#include "etp_bytes.h"
 #include "etp_link.h"
-
-uint32_t etp_crc32(uint32_t crc, const uint8_t *p, uint32_t n) {
-    crc = ~crc;
-    while (n--) {
-        crc ^= *p++;
-        crc = (crc >> 4) ^ etp_crc32_nibble[crc & 15u];
-        crc = (crc >> 4) ^ etp_crc32_nibble[crc & 15u];
-    }
-    return ~crc;
-}
 
 uint8_t etp_crc8(const uint8_t *p, uint32_t n) {
     uint8_t crc = 0;
@@ -38,11 +29,6 @@ static void drop(etp_link_t *l, uint16_t k) {
     l->n = (uint16_t)(l->n - k);
 }
 
-static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
-static uint32_t rd32(const uint8_t *p) {
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
-
 /* Take every complete frame at the start of the buffer; stop at a partial one. */
 static void parse(etp_link_t *l, etp_frame_cb cb, void *ctx) {
     for (;;) {
@@ -51,7 +37,7 @@ static void parse(etp_link_t *l, etp_frame_cb cb, void *ctx) {
         if (l->n < 2) return;
         if (l->buf[1] != ETP_SYNC1) { drop(l, 1); continue; }
         if (l->n < ETP_HEADER_SIZE) return;
-        uint16_t len = rd16(l->buf + 2);
+        uint16_t len = (uint16_t)etp_rd16(l->buf + 2);
         if (len > ETP_MAX_PAYLOAD || etp_crc8(l->buf + 2, 5) != l->buf[7]) {
             l->hdr_errors++;
             drop(l, 1);
@@ -59,7 +45,7 @@ static void parse(etp_link_t *l, etp_frame_cb cb, void *ctx) {
         }
         uint16_t total = (uint16_t)(ETP_HEADER_SIZE + len + ETP_CRC_SIZE);
         if (l->n < total) return;
-        uint32_t crc = rd32(l->buf + ETP_HEADER_SIZE + len);
+        uint32_t crc = etp_rd32(l->buf + ETP_HEADER_SIZE + len);
         if (etp_crc32(0, l->buf + 2, (uint32_t)(ETP_HEADER_SIZE - 2 + len)) != crc) {
             l->crc_errors++;
             drop(l, 1);
@@ -67,7 +53,7 @@ static void parse(etp_link_t *l, etp_frame_cb cb, void *ctx) {
         }
         etp_frame_t f;
         f.type = l->buf[4];
-        f.seq = rd16(l->buf + 5);
+        f.seq = (uint16_t)etp_rd16(l->buf + 5);
         f.len = len;
         f.crc = crc;
         f.payload = l->buf + ETP_HEADER_SIZE;
@@ -96,18 +82,11 @@ uint16_t etp_link_encode(uint8_t *out, uint8_t type, uint16_t seq, const uint8_t
     if (len > ETP_MAX_PAYLOAD) return 0;
     out[0] = ETP_SYNC0;
     out[1] = ETP_SYNC1;
-    out[2] = (uint8_t)len;
-    out[3] = (uint8_t)(len >> 8);
+    etp_wr16(out + 2, len);
     out[4] = type;
-    out[5] = (uint8_t)seq;
-    out[6] = (uint8_t)(seq >> 8);
+    etp_wr16(out + 5, seq);
     out[7] = etp_crc8(out + 2, 5);
     if (len && payload != out + ETP_HEADER_SIZE) memmove(out + ETP_HEADER_SIZE, payload, len);
-    uint32_t crc = etp_crc32(0, out + 2, (uint32_t)(ETP_HEADER_SIZE - 2 + len));
-    uint8_t *c = out + ETP_HEADER_SIZE + len;
-    c[0] = (uint8_t)crc;
-    c[1] = (uint8_t)(crc >> 8);
-    c[2] = (uint8_t)(crc >> 16);
-    c[3] = (uint8_t)(crc >> 24);
+    etp_wr32(out + ETP_HEADER_SIZE + len, etp_crc32(0, out + 2, (uint32_t)(ETP_HEADER_SIZE - 2 + len)));
     return (uint16_t)(ETP_HEADER_SIZE + len + ETP_CRC_SIZE);
 }

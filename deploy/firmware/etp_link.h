@@ -21,7 +21,6 @@ typedef struct {
 
 typedef void (*etp_frame_cb)(void *ctx, const etp_frame_t *f);
 
-uint32_t etp_crc32(uint32_t crc, const uint8_t *p, uint32_t n);
 uint8_t etp_crc8(const uint8_t *p, uint32_t n);
 void etp_link_init(etp_link_t *l);
 /* Feed one received byte; calls cb for every complete, valid frame (the frame's

@@ -6,6 +6,7 @@
 #ifndef ETP_PORT_H
 #define ETP_PORT_H
 #include <stdint.h>
+#include "etp_flash.h"   /* ETP_FLASH_PAGE, _PROG, _SIZE: generated from firmware_gen/store.py */
 
 void port_init(int argc, char **argv);
 /* Next received byte (0..255). idle_ms = 0: wait for it; otherwise wait at most idle_ms
@@ -28,7 +29,8 @@ const char *port_board(void);
  * relative to the store's area of port_flash_size() bytes; each returns 0 on success.
  * erase: the ETP_FLASH_PAGE bytes at a page-aligned offset become 0xFF; program:
  * ETP_FLASH_PROG bytes at a multiple of ETP_FLASH_PROG, which (NOR) can only clear bits.
- * Page and program unit are build parameters (deploy/build.py: -DETP_FLASH_PAGE/PROG).
+ * Page, program unit and size are build parameters (deploy/build.py: -DETP_FLASH_PAGE/PROG/SIZE;
+ * the defaults: etp_flash.h).
  * host: a file-backed simulated NOR; qemu: the same over semihosting; a board: its flash
  * controller (docs/deploy.md). A port without flash returns 0 from port_flash_size(). */
 int port_flash_read(uint32_t off, uint8_t *dst, uint32_t n);

@@ -7,6 +7,7 @@
  * response and is NOT run again; anything else gets ETP_ST_SEQ. Without a session every
  * command but HELLO gets ETP_ST_NO_SESSION. */
 #include <string.h>
+#include "etp_bytes.h"
 #include "etp_model.h"
 #include "etp_port.h"
 #include "etp_server.h"
@@ -23,46 +24,26 @@
 
 static etp_x_t xbuf[ETP_N_IN];
 
-static void wr16(uint8_t *p, uint32_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
-static void wr32(uint8_t *p, uint32_t v) { wr16(p, v); wr16(p + 2, v >> 16); }
-static void wr64(uint8_t *p, uint64_t v) { wr32(p, (uint32_t)v); wr32(p + 4, (uint32_t)(v >> 32)); }
-static uint32_t rd16(const uint8_t *p) { return (uint32_t)p[0] | ((uint32_t)p[1] << 8); }
-static uint32_t rd32(const uint8_t *p) { return rd16(p) | (rd16(p + 2) << 16); }
-
 /* etp_tensor_t.dtype: 0 i8, 1 u8, 2 i16, 3 u16, 4 i32, 5 u32, 6 i64 */
 static const uint8_t DTYPE_SIZES[ETP_DTYPE_COUNT] = ETP_DTYPE_SIZES;   /* the contract's dtype table */
 static uint32_t dtype_size(uint8_t dt) { return dt < ETP_DTYPE_COUNT ? DTYPE_SIZES[dt] : 8u; }
 
-/* Element e of a tensor as raw bits, and its inverse. */
-static uint64_t elem_get(const etp_tensor_t *t, uint32_t e) {
-    switch (dtype_size(t->dtype)) {
-    case 1: return ((const uint8_t *)t->data)[e];
-    case 2: return ((const uint16_t *)t->data)[e];
-    case 4: return ((const uint32_t *)t->data)[e];
-    default: return ((const uint64_t *)t->data)[e];
-    }
-}
 /* Byte i (little-endian element order, whatever the target's byte order) of a tensor. */
 static uint8_t tensor_byte(const etp_tensor_t *t, uint32_t i) {
     uint32_t sz = dtype_size(t->dtype);
-    return (uint8_t)(elem_get(t, i / sz) >> (8 * (i % sz)));
+    return (uint8_t)(etp_elem_get(t->data, sz, i / sz) >> (8 * (i % sz)));
 }
 #if !ETP_PROTO_LOCKED
 static void tensor_set_byte(const etp_tensor_t *t, uint32_t i, uint8_t byte) {
     uint32_t sz = dtype_size(t->dtype), e = i / sz, sh = 8 * (i % sz);
-    uint64_t v = (elem_get(t, e) & ~((uint64_t)0xFFu << sh)) | ((uint64_t)byte << sh);
-    switch (sz) {
-    case 1: ((uint8_t *)t->data)[e] = (uint8_t)v; break;
-    case 2: ((uint16_t *)t->data)[e] = (uint16_t)v; break;
-    case 4: ((uint32_t *)t->data)[e] = (uint32_t)v; break;
-    default: ((uint64_t *)t->data)[e] = v; break;
-    }
+    uint64_t v = (etp_elem_get(t->data, sz, e) & ~((uint64_t)0xFFu << sh)) | ((uint64_t)byte << sh);
+    etp_elem_set(t->data, sz, e, v);
 }
 #endif
 
 static void load_x(const uint8_t *p, uint32_t first, uint32_t count) {
     for (uint32_t k = 0; k < count; k++, p += XB)
-        xbuf[first + k] = (etp_x_t)(XB == 1 ? (int8_t)p[0] : (int16_t)rd16(p));
+        xbuf[first + k] = (etp_x_t)(XB == 1 ? (int8_t)p[0] : (int16_t)etp_rd16(p));
 }
 
 static void cost_clear(etp_cost_t *c) { memset(c, 0, sizeof *c); c->min = 0xFFFFFFFFu; }
@@ -91,7 +72,7 @@ void etp_server_init(etp_server_t *s) {
 
 static uint16_t err(etp_server_t *s, uint8_t st, uint32_t detail) {
     s->pl[ETP_RSP_ERR_STATUS_OFF] = st;
-    wr32(s->pl + ETP_RSP_ERR_DETAIL_OFF, detail);
+    etp_wr32(s->pl + ETP_RSP_ERR_DETAIL_OFF, detail);
     return ETP_RSP_ERR_SIZE;
 }
 
@@ -111,7 +92,7 @@ static uint16_t hello_store(uint8_t *p) {
     p[ETP_RSP_HELLO_STORE_BOOT_OFF] = i->boot_status;
     p[ETP_RSP_HELLO_STORE_SLOT_OFF] = i->slot;
     p[ETP_RSP_HELLO_STORE_VALID_OFF] = i->valid;
-    wr32(p + ETP_RSP_HELLO_STORE_GENERATION_OFF, i->generation);
+    etp_wr32(p + ETP_RSP_HELLO_STORE_GENERATION_OFF, i->generation);
 #else
     memset(p, 0, ETP_RSP_HELLO_STORE_SIZE);
 #endif
@@ -132,9 +113,9 @@ static uint16_t cmd_store(etp_server_t *s, uint8_t cmd, uint16_t len) {
     const etp_store_info_t *i = etp_store_info();
     s->pl[ETP_RSP_SAVE_STATUS_OFF] = ETP_ST_OK;
     s->pl[ETP_RSP_SAVE_SLOT_OFF] = i->slot;
-    wr32(s->pl + ETP_RSP_SAVE_GENERATION_OFF, i->generation);
-    wr32(s->pl + ETP_RSP_SAVE_ERASES_OFF, i->erases);
-    wr32(s->pl + ETP_RSP_SAVE_PROGRAMS_OFF, i->programs);
+    etp_wr32(s->pl + ETP_RSP_SAVE_GENERATION_OFF, i->generation);
+    etp_wr32(s->pl + ETP_RSP_SAVE_ERASES_OFF, i->erases);
+    etp_wr32(s->pl + ETP_RSP_SAVE_PROGRAMS_OFF, i->programs);
     return ETP_RSP_SAVE_SIZE;
 #else
     return err(s, ETP_ST_UNSUPPORTED, cmd);
@@ -155,14 +136,14 @@ static uint16_t cmd_hello(etp_server_t *s) {
     p[ETP_RSP_HELLO_FLAGS_OFF] = flags;
     p[ETP_RSP_HELLO_COUNTER_OFF] = port_counter_kind();
     p[ETP_RSP_HELLO_X_BYTES_OFF] = (uint8_t)XB;
-    wr16(p + ETP_RSP_HELLO_N_IN_OFF, ETP_N_IN);
-    wr16(p + ETP_RSP_HELLO_N_OUT_OFF, ETP_N_OUT);
-    wr16(p + ETP_RSP_HELLO_MAX_PAYLOAD_OFF, ETP_MAX_PAYLOAD);
-    wr16(p + ETP_RSP_HELLO_N_TENSORS_OFF, etp_tensor_count());
-    wr32(p + ETP_RSP_HELLO_PROTO_HASH_OFF, ETP_PROTO_HASH);
-    wr16(p + ETP_RSP_HELLO_COUNTER_RES_OFF, port_counter_res());
+    etp_wr16(p + ETP_RSP_HELLO_N_IN_OFF, ETP_N_IN);
+    etp_wr16(p + ETP_RSP_HELLO_N_OUT_OFF, ETP_N_OUT);
+    etp_wr16(p + ETP_RSP_HELLO_MAX_PAYLOAD_OFF, ETP_MAX_PAYLOAD);
+    etp_wr16(p + ETP_RSP_HELLO_N_TENSORS_OFF, etp_tensor_count());
+    etp_wr32(p + ETP_RSP_HELLO_PROTO_HASH_OFF, ETP_PROTO_HASH);
+    etp_wr16(p + ETP_RSP_HELLO_COUNTER_RES_OFF, port_counter_res());
     p[ETP_RSP_HELLO_JOINED_OFF] = s->session;
-    wr16(p + ETP_RSP_HELLO_LAST_SEQ_OFF, s->last_seq);
+    etp_wr16(p + ETP_RSP_HELLO_LAST_SEQ_OFF, s->last_seq);
     uint16_t n = ETP_RSP_HELLO_SIZE;
     n = (uint16_t)(n + put_str(p + n, ETP_GEN_VERSION));
     /* the model hash may be long: send at most 64 hex digits */
@@ -179,9 +160,9 @@ static uint16_t cmd_hello(etp_server_t *s) {
 static uint16_t step_rsp(etp_server_t *s, etp_status_t st, uint32_t cost, uint32_t steps) {
     if (st != ETP_OK) return err(s, ETP_ST_MODEL, (uint32_t)st);
     s->pl[ETP_RSP_STEP_STATUS_OFF] = ETP_ST_OK;
-    wr16(s->pl + ETP_RSP_STEP_PRED_OFF, etp_predict());
-    wr32(s->pl + ETP_RSP_STEP_COST_OFF, cost);
-    wr32(s->pl + ETP_RSP_STEP_STEPS_OFF, steps);
+    etp_wr16(s->pl + ETP_RSP_STEP_PRED_OFF, etp_predict());
+    etp_wr32(s->pl + ETP_RSP_STEP_COST_OFF, cost);
+    etp_wr32(s->pl + ETP_RSP_STEP_STEPS_OFF, steps);
     return ETP_RSP_STEP_SIZE;
 }
 
@@ -191,26 +172,26 @@ static uint16_t cmd_counters(etp_server_t *s, int clear) {
     port_ram(&ram, &stack, &used);
     p[ETP_RSP_COUNTERS_STATUS_OFF] = ETP_ST_OK;
     p[ETP_RSP_COUNTERS_COUNTER_OFF] = port_counter_kind();
-    wr16(p + ETP_RSP_COUNTERS_COUNTER_RES_OFF, port_counter_res());
+    etp_wr16(p + ETP_RSP_COUNTERS_COUNTER_RES_OFF, port_counter_res());
     const etp_cost_t *c[2] = {&s->infer, &s->train};
     const uint32_t off[2] = {ETP_RSP_COUNTERS_INFER_N_OFF, ETP_RSP_COUNTERS_TRAIN_N_OFF};
     for (int k = 0; k < 2; k++) {   /* n, last, min, max (u32) then sum (u64), same order for both */
-        wr32(p + off[k], c[k]->n);
-        wr32(p + off[k] + 4, c[k]->last);
-        wr32(p + off[k] + 8, c[k]->n ? c[k]->min : 0);
-        wr32(p + off[k] + 12, c[k]->max);
-        wr64(p + off[k] + 16, c[k]->sum);
+        etp_wr32(p + off[k], c[k]->n);
+        etp_wr32(p + off[k] + 4, c[k]->last);
+        etp_wr32(p + off[k] + 8, c[k]->n ? c[k]->min : 0);
+        etp_wr32(p + off[k] + 12, c[k]->max);
+        etp_wr_le(p + off[k] + 16, c[k]->sum, 8);
     }
-    wr32(p + ETP_RSP_COUNTERS_RAM_STATIC_OFF, ram);
-    wr32(p + ETP_RSP_COUNTERS_STACK_SIZE_OFF, stack);
-    wr32(p + ETP_RSP_COUNTERS_STACK_USED_OFF, used);
-    wr32(p + ETP_RSP_COUNTERS_FRAMES_OK_OFF, s->link.frames);
-    wr32(p + ETP_RSP_COUNTERS_HDR_ERRORS_OFF, s->link.hdr_errors);
-    wr32(p + ETP_RSP_COUNTERS_CRC_ERRORS_OFF, s->link.crc_errors);
-    wr32(p + ETP_RSP_COUNTERS_SEQ_ERRORS_OFF, s->seq_errors);
-    wr32(p + ETP_RSP_COUNTERS_REPEATS_OFF, s->repeats);
-    wr32(p + ETP_RSP_COUNTERS_BAD_CMDS_OFF, s->bad_cmds);
-    wr32(p + ETP_RSP_COUNTERS_IDLE_DROPS_OFF, s->link.idle_drops);
+    etp_wr32(p + ETP_RSP_COUNTERS_RAM_STATIC_OFF, ram);
+    etp_wr32(p + ETP_RSP_COUNTERS_STACK_SIZE_OFF, stack);
+    etp_wr32(p + ETP_RSP_COUNTERS_STACK_USED_OFF, used);
+    etp_wr32(p + ETP_RSP_COUNTERS_FRAMES_OK_OFF, s->link.frames);
+    etp_wr32(p + ETP_RSP_COUNTERS_HDR_ERRORS_OFF, s->link.hdr_errors);
+    etp_wr32(p + ETP_RSP_COUNTERS_CRC_ERRORS_OFF, s->link.crc_errors);
+    etp_wr32(p + ETP_RSP_COUNTERS_SEQ_ERRORS_OFF, s->seq_errors);
+    etp_wr32(p + ETP_RSP_COUNTERS_REPEATS_OFF, s->repeats);
+    etp_wr32(p + ETP_RSP_COUNTERS_BAD_CMDS_OFF, s->bad_cmds);
+    etp_wr32(p + ETP_RSP_COUNTERS_IDLE_DROPS_OFF, s->link.idle_drops);
     if (clear) {
         cost_clear(&s->infer);
         cost_clear(&s->train);
@@ -223,7 +204,7 @@ static uint16_t cmd_tensor(etp_server_t *s, uint8_t cmd, const uint8_t *q, uint1
     uint32_t fixed = cmd == ETP_CMD_TENSOR_INFO ? ETP_REQ_TENSOR_INFO_SIZE
                    : cmd == ETP_CMD_READ_TENSOR ? ETP_REQ_READ_TENSOR_SIZE : ETP_REQ_WRITE_TENSOR_SIZE;
     if (len < fixed || (cmd != ETP_CMD_WRITE_TENSOR && len != fixed)) return err(s, ETP_ST_BAD_LEN, len);
-    uint32_t idx = rd16(q); /* the index is the first field of all three layouts */
+    uint32_t idx = etp_rd16(q); /* the index is the first field of all three layouts */
     if (idx >= etp_tensor_count()) return err(s, ETP_ST_BAD_ARG, idx);
     const etp_tensor_t *t = etp_tensor(idx);
     if (!t || t->dtype >= ETP_DTYPE_COUNT || !t->data) return err(s, ETP_ST_BAD_ARG, idx);
@@ -234,18 +215,18 @@ static uint16_t cmd_tensor(etp_server_t *s, uint8_t cmd, const uint8_t *q, uint1
         s->pl[ETP_RSP_TENSOR_INFO_STATUS_OFF] = ETP_ST_OK;
         s->pl[ETP_RSP_TENSOR_INFO_DTYPE_OFF] = t->dtype;
         s->pl[ETP_RSP_TENSOR_INFO_WRITABLE_OFF] = t->writable;
-        wr32(s->pl + ETP_RSP_TENSOR_INFO_COUNT_OFF, t->count);
+        etp_wr32(s->pl + ETP_RSP_TENSOR_INFO_COUNT_OFF, t->count);
         return (uint16_t)(ETP_RSP_TENSOR_INFO_SIZE + put_str(s->pl + ETP_RSP_TENSOR_INFO_SIZE, t->name ? t->name : ""));
     }
     if (cmd == ETP_CMD_READ_TENSOR) {
-        uint32_t off = rd32(q + ETP_REQ_READ_TENSOR_OFFSET_OFF), n = rd16(q + ETP_REQ_READ_TENSOR_LENGTH_OFF);
+        uint32_t off = etp_rd32(q + ETP_REQ_READ_TENSOR_OFFSET_OFF), n = etp_rd16(q + ETP_REQ_READ_TENSOR_LENGTH_OFF);
         if (n > ETP_MAX_PAYLOAD - ETP_RSP_READ_TENSOR_SIZE || off > bytes || n > bytes - off)
             return err(s, ETP_ST_BAD_ARG, off);
         s->pl[ETP_RSP_READ_TENSOR_STATUS_OFF] = ETP_ST_OK;
         for (uint32_t i = 0; i < n; i++) s->pl[ETP_RSP_READ_TENSOR_SIZE + i] = tensor_byte(t, off + i);
         return (uint16_t)(ETP_RSP_READ_TENSOR_SIZE + n);
     }
-    uint32_t off = rd32(q + ETP_REQ_WRITE_TENSOR_OFFSET_OFF), n = len - fixed;
+    uint32_t off = etp_rd32(q + ETP_REQ_WRITE_TENSOR_OFFSET_OFF), n = len - fixed;
     if (!t->writable) return err(s, ETP_ST_READONLY, idx);
     if (off > bytes || n > bytes - off) return err(s, ETP_ST_BAD_ARG, off);
     for (uint32_t i = 0; i < n; i++) tensor_set_byte(t, off + i, q[fixed + i]);
@@ -277,17 +258,17 @@ static uint16_t cmd_audio(etp_server_t *s, uint8_t cmd, const uint8_t *q, uint16
         } else if (!audio_open) {
             return err(s, ETP_ST_BAD_ARG, 0);
         }
-        for (uint32_t i = 0; i < n; i++) pcm[i] = (int16_t)rd16(q + ETP_REQ_AUDIO_PCM_SIZE + 2 * i);
+        for (uint32_t i = 0; i < n; i++) pcm[i] = (int16_t)etp_rd16(q + ETP_REQ_AUDIO_PCM_SIZE + 2 * i);
         etp_status_t st = etp_fe_push(&audio_fe, pcm, n);
         uint32_t cost = cost_since(s, t0);
         if (st != ETP_OK) return err(s, ETP_ST_BAD_ARG, audio_fe.samples);
         p[ETP_RSP_AUDIO_PCM_STATUS_OFF] = ETP_ST_OK;
-        wr16(p + ETP_RSP_AUDIO_PCM_FRAMES_OFF, audio_fe.frames);
-        wr32(p + ETP_RSP_AUDIO_PCM_COST_OFF, cost);
+        etp_wr16(p + ETP_RSP_AUDIO_PCM_FRAMES_OFF, audio_fe.frames);
+        etp_wr32(p + ETP_RSP_AUDIO_PCM_COST_OFF, cost);
         return ETP_RSP_AUDIO_PCM_SIZE;
     }
     if (len != ETP_REQ_AUDIO_RUN_SIZE) return err(s, ETP_ST_BAD_LEN, len);
-    uint32_t label = rd16(q + ETP_REQ_AUDIO_RUN_LABEL_OFF), t0 = port_counter_now();
+    uint32_t label = etp_rd16(q + ETP_REQ_AUDIO_RUN_LABEL_OFF), t0 = port_counter_now();
     if (label >= ETP_N_OUT && label != ETP_AUDIO_NO_LABEL) return err(s, ETP_ST_BAD_ARG, label);
     if (!audio_open || etp_fe_finish(&audio_fe) != ETP_OK) return err(s, ETP_ST_BAD_ARG, audio_fe.frames);
     audio_open = 0;
@@ -319,13 +300,13 @@ static uint16_t cmd_audio(etp_server_t *s, uint8_t cmd, const uint8_t *q, uint16
     }
     if (st != ETP_OK) return err(s, ETP_ST_MODEL, (uint32_t)st);
     p[ETP_RSP_AUDIO_RUN_STATUS_OFF] = ETP_ST_OK;
-    wr16(p + ETP_RSP_AUDIO_RUN_PRED_OFF, etp_predict());
-    wr32(p + ETP_RSP_AUDIO_RUN_STEPS_OFF, label == ETP_AUDIO_NO_LABEL ? s->infer_steps : s->train_steps);
-    wr32(p + ETP_RSP_AUDIO_RUN_FE_FINISH_OFF, fe_finish);
-    wr32(p + ETP_RSP_AUDIO_RUN_FE_FRAMES_OFF, fe_frames);
-    wr32(p + ETP_RSP_AUDIO_RUN_NET_SUM_OFF, net_sum);
-    wr32(p + ETP_RSP_AUDIO_RUN_NET_MAX_OFF, net_max);
-    wr32(p + ETP_RSP_AUDIO_RUN_X_CRC_OFF, crc);
+    etp_wr16(p + ETP_RSP_AUDIO_RUN_PRED_OFF, etp_predict());
+    etp_wr32(p + ETP_RSP_AUDIO_RUN_STEPS_OFF, label == ETP_AUDIO_NO_LABEL ? s->infer_steps : s->train_steps);
+    etp_wr32(p + ETP_RSP_AUDIO_RUN_FE_FINISH_OFF, fe_finish);
+    etp_wr32(p + ETP_RSP_AUDIO_RUN_FE_FRAMES_OFF, fe_frames);
+    etp_wr32(p + ETP_RSP_AUDIO_RUN_NET_SUM_OFF, net_sum);
+    etp_wr32(p + ETP_RSP_AUDIO_RUN_NET_MAX_OFF, net_max);
+    etp_wr32(p + ETP_RSP_AUDIO_RUN_X_CRC_OFF, crc);
     return ETP_RSP_AUDIO_RUN_SIZE;
 }
 #else
@@ -345,7 +326,7 @@ static uint16_t execute(etp_server_t *s, uint8_t cmd, const uint8_t *q, uint16_t
         return cmd_hello(s);
     case ETP_CMD_INIT:
         if (len != ETP_REQ_INIT_SIZE) return err(s, ETP_ST_BAD_LEN, len);
-        st = etp_init(rd32(q + ETP_REQ_INIT_SEED_OFF));
+        st = etp_init(etp_rd32(q + ETP_REQ_INIT_SEED_OFF));
         cost_clear(&s->infer);
         cost_clear(&s->train);
         s->train_steps = s->infer_steps = 0;
@@ -359,7 +340,7 @@ static uint16_t execute(etp_server_t *s, uint8_t cmd, const uint8_t *q, uint16_t
         return ETP_RSP_OK_SIZE;
     case ETP_CMD_LOAD_X: {
         if (len < ETP_REQ_LOAD_X_SIZE || (len - ETP_REQ_LOAD_X_SIZE) % XB) return err(s, ETP_ST_BAD_LEN, len);
-        uint32_t first = rd16(q + ETP_REQ_LOAD_X_OFFSET_OFF), count = (len - ETP_REQ_LOAD_X_SIZE) / XB;
+        uint32_t first = etp_rd16(q + ETP_REQ_LOAD_X_OFFSET_OFF), count = (len - ETP_REQ_LOAD_X_SIZE) / XB;
         if (first > ETP_N_IN || count > ETP_N_IN - first) return err(s, ETP_ST_BAD_ARG, first);
         load_x(q + ETP_REQ_LOAD_X_SIZE, first, count);
         s->pl[0] = ETP_ST_OK;
@@ -377,7 +358,7 @@ static uint16_t execute(etp_server_t *s, uint8_t cmd, const uint8_t *q, uint16_t
     case ETP_CMD_TRAIN: {
         if (len != ETP_REQ_TRAIN_SIZE && !(ETP_INLINE_X && len == ETP_REQ_TRAIN_SIZE + X_BYTES))
             return err(s, ETP_ST_BAD_LEN, len);
-        uint32_t label = rd16(q + ETP_REQ_TRAIN_LABEL_OFF);
+        uint32_t label = etp_rd16(q + ETP_REQ_TRAIN_LABEL_OFF);
         if (label >= ETP_N_OUT) return err(s, ETP_ST_BAD_ARG, label);
         if (len > ETP_REQ_TRAIN_SIZE) load_x(q + ETP_REQ_TRAIN_SIZE, 0, ETP_N_IN);
         t0 = port_counter_now();
@@ -389,14 +370,14 @@ static uint16_t execute(etp_server_t *s, uint8_t cmd, const uint8_t *q, uint16_t
     case ETP_CMD_PREDICT:
         if (len != 0) return err(s, ETP_ST_BAD_LEN, len);
         s->pl[ETP_RSP_PREDICT_STATUS_OFF] = ETP_ST_OK;
-        wr16(s->pl + ETP_RSP_PREDICT_PRED_OFF, etp_predict());
+        etp_wr16(s->pl + ETP_RSP_PREDICT_PRED_OFF, etp_predict());
         return ETP_RSP_PREDICT_SIZE;
     case ETP_CMD_DIGEST:
         if (len != 0) return err(s, ETP_ST_BAD_LEN, len);
         s->pl[ETP_RSP_DIGEST_STATUS_OFF] = ETP_ST_OK;
-        wr32(s->pl + ETP_RSP_DIGEST_DIGEST_OFF, etp_state_digest());
-        wr32(s->pl + ETP_RSP_DIGEST_TRAIN_STEPS_OFF, s->train_steps);
-        wr32(s->pl + ETP_RSP_DIGEST_INFER_STEPS_OFF, s->infer_steps);
+        etp_wr32(s->pl + ETP_RSP_DIGEST_DIGEST_OFF, etp_state_digest());
+        etp_wr32(s->pl + ETP_RSP_DIGEST_TRAIN_STEPS_OFF, s->train_steps);
+        etp_wr32(s->pl + ETP_RSP_DIGEST_INFER_STEPS_OFF, s->infer_steps);
         return ETP_RSP_DIGEST_SIZE;
     case ETP_CMD_COUNTERS:
         if (len != ETP_REQ_COUNTERS_SIZE) return err(s, ETP_ST_BAD_LEN, len);
@@ -405,8 +386,8 @@ static uint16_t execute(etp_server_t *s, uint8_t cmd, const uint8_t *q, uint16_t
         if (len != ETP_REQ_SET_LR_SIZE) return err(s, ETP_ST_BAD_LEN, len);
 #ifdef ETP_HAS_SET_LR
         {
-        uint32_t m = rd16(q + ETP_REQ_SET_LR_M_OFF);
-        int16_t e = (int16_t)rd16(q + ETP_REQ_SET_LR_E_OFF);
+        uint32_t m = etp_rd16(q + ETP_REQ_SET_LR_M_OFF);
+        int16_t e = (int16_t)etp_rd16(q + ETP_REQ_SET_LR_E_OFF);
         if (m > 255u) return err(s, ETP_ST_BAD_ARG, m);
         st = etp_set_lr((uint8_t)m, e);   /* ETP_EBADARG: outside the export's range (ETP_LR_MIN/MAX) */
         }
@@ -455,7 +436,7 @@ static void on_frame(void *ctx, const etp_frame_t *f) {
         s->session = 1;                     /* the session starts at this SEQ (joined = 0) */
         s->last_seq = f->seq;
         s->last_crc = f->crc;
-        wr16(s->pl + ETP_RSP_HELLO_LAST_SEQ_OFF, f->seq);
+        etp_wr16(s->pl + ETP_RSP_HELLO_LAST_SEQ_OFF, f->seq);
         send(s, f->seq, f->type, n, 1);
         return;
     }

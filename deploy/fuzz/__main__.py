@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from deploy import protocol as P
-from deploy.build import FIRMWARE, api_defines, model_sources
+from deploy.build import FIRMWARE, api_defines, include_flags, model_sources
 from deploy.gen_proto import write_header
 
 HERE = Path(__file__).resolve().parent
@@ -51,7 +51,7 @@ def build_fuzzer(model_dir: Path, out: Path, locked: bool = False) -> Path:
                                     f"-DETP_FLASH_PAGE={geo.page}u", f"-DETP_FLASH_PROG={geo.prog}u"]
     cmd = [CLANG, "-g", "-O1", "-fsanitize=fuzzer,address,undefined", "-fno-sanitize-recover=undefined", *store,
            f"-DETP_PROTO_LOCKED={int(locked)}", *api_defines(model_dir),
-           f"-I{FIRMWARE}", f"-I{gen}", f"-I{model_dir}", *map(str, srcs), "-o", str(exe)]
+           *include_flags(gen, model_dir), *map(str, srcs), "-o", str(exe)]
     subprocess.run(cmd, check=True)
     return exe
 

@@ -4,6 +4,7 @@
  */
 #include <stddef.h>
 
+#include "etp_bytes.h"
 #include "etp_primitives.h"
 
 #define NET (&etp_net)
@@ -104,47 +105,20 @@ etp_status_t etp_set_optimizer(uint8_t kind, uint8_t beta_shift, uint8_t train_a
     return ETP_OK;
 }
 
-static uint32_t crc_byte(uint32_t c, uint32_t byte)
-{
-    c ^= byte & 0xFFu;
-    c = (c >> 4) ^ etp_crc_nibble[c & 15u];
-    return (c >> 4) ^ etp_crc_nibble[c & 15u];
-}
-
-/* Element k of a tensor as an unsigned value of its width (two's complement bits). */
-static uint64_t element_bits(const etp_tensor_t *t, uint32_t k)
-{
-    switch (t->dtype) {
-    case ETP_I8:
-    case ETP_U8:
-        return ((const uint8_t *)t->data)[k];
-    case ETP_I16:
-        return (uint16_t)((const int16_t *)t->data)[k];
-    case ETP_U16:
-        return ((const uint16_t *)t->data)[k];
-    case ETP_I32:
-        return (uint32_t)((const int32_t *)t->data)[k];
-    case ETP_U32:
-        return ((const uint32_t *)t->data)[k];
-    default:
-        return (uint64_t)((const int64_t *)t->data)[k];
-    }
-}
-
+/* zlib.crc32 of every tensor's elements as little-endian bytes, in table order. */
 uint32_t etp_state_digest(void)
 {
-    uint32_t c = 0xFFFFFFFFu, t, k;
+    uint32_t c = 0, t, k;
+    uint8_t le[8];
     for (t = 0; t < NET->n_tensors; t++) {
         const etp_tensor_t *e = &NET->tensors[t];
+        uint32_t size = dtype_size[e->dtype];
         for (k = 0; k < e->count; k++) {
-            uint64_t v = element_bits(e, k);
-            uint8_t b;
-            for (b = 0; b < dtype_size[e->dtype]; b++) {
-                c = crc_byte(c, (uint32_t)(v >> (8u * b)));
-            }
+            etp_wr_le(le, etp_elem_get(e->data, size, k), size);
+            c = etp_crc32(c, le, size);
         }
     }
-    return c ^ 0xFFFFFFFFu;
+    return c;
 }
 
 uint32_t etp_tensor_count(void)

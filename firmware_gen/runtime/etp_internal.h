@@ -87,7 +87,6 @@ typedef struct {
 
 extern const etp_net_t etp_net;
 extern const int32_t etp_exp2_lut[];     /* round(2^30 * 2^(-i/256)), i = 0..256 */
-extern const uint32_t etp_crc_nibble[];  /* 16 entries */
 extern const uint16_t etp_state_tensors[];  /* ETP_N_STATE_TENSORS table indices zeroed by etp_reset_state */
 
 #endif /* ETP_INTERNAL_H */

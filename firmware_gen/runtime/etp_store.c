@@ -12,6 +12,7 @@
  */
 #include <stddef.h>
 
+#include "etp_bytes.h"
 #include "etp_internal.h"
 #include "etp_store.h"
 
@@ -33,63 +34,6 @@ static const uint8_t dtype_size[] = ETP_DTYPE_SIZES;
 static etp_store_info_t info = {ETP_STORE_NO_SLOT, ETP_STORE_EMPTY, 0, 0, 0, 0, 0};
 static uint8_t hdr[HDR_AREA];           /* a header being written or checked */
 static uint8_t unit[ETP_FLASH_PROG];    /* one program unit being assembled */
-
-static uint32_t crc_byte(uint32_t c, uint8_t byte)
-{
-    c ^= byte;
-    c = (c >> 4) ^ etp_crc_nibble[c & 15u];
-    return (c >> 4) ^ etp_crc_nibble[c & 15u];
-}
-
-static uint32_t rd32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
-
-static void wr16(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-
-static void wr32(uint8_t *p, uint32_t v)
-{
-    wr16(p, v);
-    wr16(p + 2, v >> 16);
-}
-
-/* Element k of a tensor as the bits of its width (two's complement). */
-static uint64_t get_bits(const etp_tensor_t *t, uint32_t k)
-{
-    switch (dtype_size[t->dtype]) {
-    case 1:
-        return ((const uint8_t *)t->data)[k];
-    case 2:
-        return ((const uint16_t *)t->data)[k];
-    case 4:
-        return ((const uint32_t *)t->data)[k];
-    default:
-        return ((const uint64_t *)t->data)[k];
-    }
-}
-
-static void set_bits(const etp_tensor_t *t, uint32_t k, uint64_t v)
-{
-    switch (dtype_size[t->dtype]) {
-    case 1:
-        ((uint8_t *)t->data)[k] = (uint8_t)v;
-        break;
-    case 2:
-        ((uint16_t *)t->data)[k] = (uint16_t)v;
-        break;
-    case 4:
-        ((uint32_t *)t->data)[k] = (uint32_t)v;
-        break;
-    default:
-        ((uint64_t *)t->data)[k] = v;
-        break;
-    }
-}
 
 /* The payload is the persistent tensors' elements as little-endian bytes, in order;
  * a sink takes it into a CRC and, when programming, into flash one unit at a time. */
@@ -119,20 +63,18 @@ static void sink_flush(sink_t *s)
 /* Stream the payload: into the CRC only (program == 0) or also into flash at s->off. */
 static void payload_stream(sink_t *s, int program)
 {
-    uint32_t n, k;
-    uint8_t b;
+    uint32_t n, k, b;
+    uint8_t le[8];
     for (n = 0; n < ETP_STORE_N_TENSORS && !s->err; n++) {
         const etp_tensor_t *t = &NET->tensors[store_tensors[n]];
+        uint32_t size = dtype_size[t->dtype];
         for (k = 0; k < t->count && !s->err; k++) {
-            uint64_t v = get_bits(t, k);
-            for (b = 0; b < dtype_size[t->dtype]; b++) {
-                uint8_t byte = (uint8_t)(v >> (8u * b));
-                s->crc = crc_byte(s->crc, byte);
-                if (program) {
-                    unit[s->fill++] = byte;
-                    if (s->fill == ETP_FLASH_PROG) {
-                        sink_flush(s);
-                    }
+            etp_wr_le(le, etp_elem_get(t->data, size, k), size);
+            s->crc = etp_crc32(s->crc, le, size);
+            for (b = 0; program && b < size; b++) {
+                unit[s->fill++] = le[b];
+                if (s->fill == ETP_FLASH_PROG) {
+                    sink_flush(s);
                 }
             }
         }
@@ -146,24 +88,22 @@ static void payload_stream(sink_t *s, int program)
  * from the RAM state (the payload as it will be written). */
 static void header_build(uint32_t generation)
 {
-    sink_t s = {0xFFFFFFFFu, 0, 0, 0};
+    sink_t s = {0, 0, 0, 0};
     uint32_t i;
     for (i = 0; i < HDR_AREA; i++) {
         hdr[i] = 0xFFu;
     }
-    wr32(hdr + ETP_STORE_MAGIC_OFF, ETP_STORE_MAGIC);
-    wr16(hdr + ETP_STORE_VERSION_OFF, ETP_STORE_VERSION);
-    wr16(hdr + ETP_STORE_HEADER_SIZE_OFF, ETP_STORE_HEADER_SIZE);
-    wr32(hdr + ETP_STORE_GENERATION_OFF, generation);
-    wr32(hdr + ETP_STORE_LENGTH_OFF, ETP_STORE_PAYLOAD);
+    etp_wr32(hdr + ETP_STORE_MAGIC_OFF, ETP_STORE_MAGIC);
+    etp_wr16(hdr + ETP_STORE_VERSION_OFF, ETP_STORE_VERSION);
+    etp_wr16(hdr + ETP_STORE_HEADER_SIZE_OFF, ETP_STORE_HEADER_SIZE);
+    etp_wr32(hdr + ETP_STORE_GENERATION_OFF, generation);
+    etp_wr32(hdr + ETP_STORE_LENGTH_OFF, ETP_STORE_PAYLOAD);
     for (i = 0; i < 32u; i++) {
         hdr[ETP_STORE_MODEL_HASH_OFF + i] = model_hash[i];
     }
-    for (i = 0; i < ETP_STORE_CRC_OFF; i++) {
-        s.crc = crc_byte(s.crc, hdr[i]);
-    }
+    s.crc = etp_crc32(0, hdr, ETP_STORE_CRC_OFF);
     payload_stream(&s, 0);
-    wr32(hdr + ETP_STORE_CRC_OFF, s.crc ^ 0xFFFFFFFFu);
+    etp_wr32(hdr + ETP_STORE_CRC_OFF, s.crc);
 }
 
 static int slot_erase(uint32_t base)
@@ -202,17 +142,17 @@ static int program_header(uint32_t base)
  * *foreign is set when the header is intact but of another model or format. */
 static int slot_check(uint32_t k, uint32_t *generation, int *foreign)
 {
-    uint32_t base = k * SLOT_BYTES, i, j, n, crc = 0xFFFFFFFFu;
+    uint32_t base = k * SLOT_BYTES, i, n, crc;
     uint8_t buf[CHUNK];
     *foreign = 0;
     if (port_flash_read(base, hdr, ETP_STORE_HEADER_SIZE) != 0) {
         return ETP_STORE_EFLASH;
     }
-    if (rd32(hdr + ETP_STORE_MAGIC_OFF) != ETP_STORE_MAGIC) {
+    if (etp_rd32(hdr + ETP_STORE_MAGIC_OFF) != ETP_STORE_MAGIC) {
         return ETP_STORE_EMPTY;
     }
-    if (rd32(hdr + ETP_STORE_VERSION_OFF) != (ETP_STORE_VERSION | (ETP_STORE_HEADER_SIZE << 16))
-        || rd32(hdr + ETP_STORE_LENGTH_OFF) != ETP_STORE_PAYLOAD) {
+    if (etp_rd32(hdr + ETP_STORE_VERSION_OFF) != (ETP_STORE_VERSION | (ETP_STORE_HEADER_SIZE << 16))
+        || etp_rd32(hdr + ETP_STORE_LENGTH_OFF) != ETP_STORE_PAYLOAD) {
         *foreign = 1;                   /* another format or model */
         return ETP_STORE_EMPTY;
     }
@@ -222,22 +162,18 @@ static int slot_check(uint32_t k, uint32_t *generation, int *foreign)
             return ETP_STORE_EMPTY;
         }
     }
-    for (i = 0; i < ETP_STORE_CRC_OFF; i++) {
-        crc = crc_byte(crc, hdr[i]);
-    }
+    crc = etp_crc32(0, hdr, ETP_STORE_CRC_OFF);
     for (i = 0; i < ETP_STORE_PAYLOAD; i += n) {
         n = ETP_STORE_PAYLOAD - i < CHUNK ? ETP_STORE_PAYLOAD - i : CHUNK;
         if (port_flash_read(base + HDR_AREA + i, buf, n) != 0) {
             return ETP_STORE_EFLASH;
         }
-        for (j = 0; j < n; j++) {
-            crc = crc_byte(crc, buf[j]);
-        }
+        crc = etp_crc32(crc, buf, n);
     }
-    if ((crc ^ 0xFFFFFFFFu) != rd32(hdr + ETP_STORE_CRC_OFF)) {
+    if (crc != etp_rd32(hdr + ETP_STORE_CRC_OFF)) {
         return ETP_STORE_EMPTY;         /* torn, partial or damaged */
     }
-    *generation = rd32(hdr + ETP_STORE_GENERATION_OFF);
+    *generation = etp_rd32(hdr + ETP_STORE_GENERATION_OFF);
     return ETP_STORE_OK;
 }
 
@@ -262,7 +198,7 @@ static int slot_load(uint32_t k)
                 }
                 v |= (uint64_t)buf[pos++] << (8u * b);
             }
-            set_bits(t, e, v);
+            etp_elem_set(t->data, dtype_size[t->dtype], e, v);
         }
     }
     return ETP_STORE_OK;

@@ -131,16 +131,6 @@ void port_ram(uint32_t *static_bytes, uint32_t *stack_size, uint32_t *stack_used
 const char *port_board(void) { return "host-pty"; }
 
 /* ------------------------------------------------------------------ simulated NOR flash */
-#ifndef ETP_FLASH_SIZE
-#define ETP_FLASH_SIZE 0u
-#endif
-#ifndef ETP_FLASH_PAGE
-#define ETP_FLASH_PAGE 4096u
-#endif
-#ifndef ETP_FLASH_PROG
-#define ETP_FLASH_PROG 16u
-#endif
-
 static uint8_t *flash;
 static int flash_fd = -1;
 static long flash_ops, cut_at = -1;

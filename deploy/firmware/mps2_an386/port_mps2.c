@@ -144,16 +144,6 @@ const char *port_board(void) {
 }
 
 /* ------------------------------------------------------------------ flash */
-#ifndef ETP_FLASH_SIZE
-#define ETP_FLASH_SIZE 0u
-#endif
-#ifndef ETP_FLASH_PAGE
-#define ETP_FLASH_PAGE 4096u
-#endif
-#ifndef ETP_FLASH_PROG
-#define ETP_FLASH_PROG 16u
-#endif
-
 #if ETP_FLASH_SEMIHOST
 #define SYS_OPEN 0x01
 #define SYS_WRITE 0x05
