@@ -59,6 +59,7 @@ class CaseSpec:
     seed: int = 0
     frozen_hidden: bool = False   # hidden layers constant (flash), readout learns: train "readout"
     hbits: int | None = None      # width of the hidden tensors (None: wbits; another width: frozen only)
+    row_scales: bool = False      # frozen only: W_0..W_{L-1} with one shift per row (row_fw)
 
     def describe(self) -> str:
         r = "r" if self.recurrent else ""
@@ -66,7 +67,8 @@ class CaseSpec:
         return (f"{net} {self.reset} w{self.wbits} x{self.xbits} fx {self.fx} {self.weight_style}/{self.input_style} "
                 f"{self.targets} {self.optimizer} lr {self.lr:g} beta {self.beta_shift} train {self.train} clip {self.clip} "
                 f"every {self.update_every} seed {self.seed}"
-                + (f" frozen hidden h{self.hbits or self.wbits}" if self.frozen_hidden else ""))
+                + (f" frozen hidden h{self.hbits or self.wbits}" if self.frozen_hidden else "")
+                + (" row scales" if self.row_scales else ""))
 
 
 def _weights(rng, shape, bits, style) -> np.ndarray:
@@ -91,8 +93,24 @@ def build_model(spec: CaseSpec) -> QModel:
     bits = {n: spec.wbits if n == f"W{cfg.layers}" else hbits for n in shapes}
     weights = {n: _weights(rng, s, bits[n], spec.weight_style) for n, s in shapes.items()}
     fw = {n: int(spec.fw.get(n, 12 if bits[n] == 16 else 6)) for n in shapes}
+    fw_rows = row_fw(spec, weights, hbits) if spec.row_scales else {}
     return QModel(cfg, spec.wbits, spec.fx, weights, fw, spec.xbits, [f"c{k}" for k in range(cfg.n_out)],
-                  hbits=hbits, frozen_hidden=spec.frozen_hidden)
+                  hbits=hbits, frozen_hidden=spec.frozen_hidden, fw_rows=fw_rows)
+
+
+def row_fw(spec: CaseSpec, weights: dict, hbits: int) -> dict:
+    """Row scales of W_0..W_{L-1} (their own generator: the other draws stay as without): each row's
+    fractional bits in [0, 24], the first row 0 and the last 24 (the extremes), and its weights
+    shrunk by a random power of two (rows of different magnitudes, in place)."""
+    rng = np.random.default_rng(spec.seed + 2)
+    out = {}
+    for l, h in enumerate(spec.hidden):
+        f = rng.integers(0, 25, size=h)
+        f[0], f[-1] = (0, 24) if h > 1 else (f[0], f[0])
+        w = weights[f"W{l}"]
+        w >>= rng.integers(0, hbits - 1, size=(h, 1)).astype(w.dtype)
+        out[f"W{l}"] = f
+    return out
 
 
 def _inputs(rng, n, spec: CaseSpec) -> np.ndarray:
@@ -143,7 +161,8 @@ def device_config(spec: CaseSpec) -> DeviceConfig:
 
 def random_spec(rng: np.random.Generator) -> CaseSpec:
     """A spec drawn with NumPy (edgetp verify-c --random-models); one in five is frozen-hidden
-    (train readout, hidden tensors int8 or int16)."""
+    (train readout, hidden tensors int8 or int16), half of those with row scales (by the parity of
+    the case's seed: no extra draw, the other cases are those drawn before row scales existed)."""
     L = int(rng.integers(1, 4))
     wbits, xbits = int(rng.choice([8, 16])), int(rng.choice([8, 16]))
     tensors = [f"W{i}" for i in range(L + 1)] + [f"R{i}" for i in range(L)] + ["S", "S_rec"]
@@ -167,4 +186,5 @@ def random_spec(rng: np.random.Generator) -> CaseSpec:
         spec.frozen_hidden, spec.train, spec.hbits = True, "readout", int(rng.choice([8, 16]))
         hf = (0, 16) if spec.hbits == 16 else (0, 8)
         spec.fw.update({n: int(rng.integers(*hf)) for n in tensors if n != f"W{L}"})
+        spec.row_scales = spec.seed % 2 == 0
     return spec

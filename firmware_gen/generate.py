@@ -55,12 +55,19 @@ class Export:
         return paths
 
 
+def _qformat(qm: QModel, n: str) -> str:
+    """"Q.f", or "Q.lo..hi per row" for a tensor with row scales."""
+    if n in qm.fw_rows:
+        return f"Q.{qm.fw_rows[n].min()}..{qm.fw_rows[n].max()} per row"
+    return f"Q.{qm.fw[n]}"
+
+
 def qformats(qm: QModel) -> str:
     ws = " ".join(f"{n} Q.{qm.fw[n]}" for n, _a in qm.named_arrays())
     L = qm.cfg.layers
     if qm.frozen_hidden:     # the readout at wbits (RAM), the hidden tensors at hbits (flash); no S, S_rec
         out = qm.readout_name
-        hid = " ".join(f"{n} Q.{qm.fw[n]}" for n in qm.trainable_names if n != out)
+        hid = " ".join(f"{n} {_qformat(qm, n)}" for n in qm.trainable_names if n != out)
         ws = f"{out} Q.{qm.fw[out]}; frozen hidden weights int{qm.hbits} {hid}"
     return (f"x int{qm.xbits} Q.{qm.fx}; weights int{qm.wbits} {ws}; membrane int32 Q.{qconfig.FV}; "
             f"leaks Q0.15; traces int16 Q.{qm.ft}; readout int32 Q.{qm.fw[f'W{L}']}; "
@@ -142,8 +149,10 @@ def _header(qm: QModel, lay: Layout, dev: DeviceConfig, model_hash: str, stamp_t
              D("ETP_FROZEN_HIDDEN", int(qm.frozen_hidden),
                "1: hidden layers constant in flash (etp_wh_t), only the readout learns, no target set"),
              D("ETP_WH_BITS", qm.hbits, "width of the hidden weights"), f"typedef {wh_t} etp_wh_t;",
+             *([D("ETP_ROW_SHIFTS", 1, "row scales: hidden input weights with one shift per neuron (etp_sh_x_row<l>)")]
+               if qm.row_scales else []),   # absent: 0 (etp_internal.h), the per-tensor build unchanged
              *[D(f"ETP_FW_{n}", qm.fw[n], f"fractional bits of {n}") for n, _a in qm.named_arrays()
-               if n in names],
+               if n in names and n not in qm.fw_rows],     # row scales: etp_sh_x_row<l>
              D("ETP_FV", qconfig.FV, "membrane int32 Q.FV"), D("ETP_FT", qm.ft, "traces int16 Q.FT"),
              D("ETP_FO", qm.fw[f"W{L}"], "readout u: the format of the readout weights"), "",
              "/* neuron constants (QModel) */",
@@ -188,7 +197,7 @@ def _array_decl(lay: Layout, it) -> str:
     note = it.note or _FORMATS.get(it.name.rstrip("0123456789"), "")
     if it.dtype in ("w", "wh"):
         base = it.name[:-5] if it.name.endswith("_init") else it.name
-        note = f"{note + ', ' if note else ''}Q.{lay.qm.fw[base]}" if base in lay.qm.fw else note
+        note = f"{note + ', ' if note else ''}{_qformat(lay.qm, base)}" if base in lay.qm.fw else note
     head = f"{'' if public else 'static '}{storage}{ctype} {it.cname}[{_dims(it.shape)}]"
     comment = f"/* {'x'.join(map(str, it.shape))}{': ' + note if note else ''} */"
     if it.init is None:
@@ -227,6 +236,8 @@ def _source(qm: QModel, lay: Layout, labels: list[str], stamp_text: str) -> str:
         for k in ("sh_x", "sh_r", "sh_xt", "sh_rt"):
             if not -64 < f[k] < 64:
                 raise EdgetpError(f"layer {l}: shift {k} = {f[k]} is out of range (weight/input formats)")
+        if qm.row_scales:             # the field exists in ETP_ROW_SHIFTS builds only
+            f["sh_x_row"] = ref(f"sh_x_row{l}")
         out.append(f"    {{ /* layer {l} */")
         out += [f"        .{k} = {v}," for k, v in f.items()]
         out.append("    },")

@@ -219,6 +219,9 @@ def _frozen_layout(qm: QModel, targets: str) -> Layout:
     add(Item(out, "w", qm.weights[out].shape, "ram", "trainable weights", True))
     for n in frozen_hidden_names(qm):
         add(Item(n, "wh", qm.weights[n].shape, "flash", "frozen weights", True, qm.weights[n]))
+    for l in row_shift_layers(qm):
+        add(Item(f"sh_x_row{l}", "i8", (H[l],), "flash", "frozen weights", False, row_shift_table(qm, l),
+                 f"row scales: each neuron's shift of W{l} x to Q.FV"))
     for l in range(L):
         add(Item(f"v{l}", "i32", (H[l],), "ram", "data state", True))
         add(Item(f"s{l}", "i8", (H[l],), "ram", "data state", True))
@@ -240,6 +243,19 @@ def _frozen_layout(qm: QModel, targets: str) -> Layout:
     lay = Layout(qm, targets, items, dims)
     validate_layout(lay)
     return lay
+
+
+def row_shift_layers(qm: QModel) -> list[int]:
+    """The hidden layers whose input weights have one scale per row (a table of shifts in flash each)."""
+    return [l for l in range(qm.cfg.layers) if f"W{l}" in qm.fw_rows]
+
+
+def row_shift_table(qm: QModel, l: int) -> np.ndarray:
+    """Layer ``l``'s per-neuron input shifts (QModel.in_shifts) as the int8 the C descriptor holds."""
+    sh = qm.in_shifts(l)
+    if sh.min() <= -64 or sh.max() >= 64:
+        raise EdgetpError(f"layer {l}: a row shift of W{l} x is out of range ({sh.min()}..{sh.max()})")
+    return sh.astype(np.int8)
 
 
 def frozen_scratch(O, wmax, hmax, rows, cols) -> list:

@@ -27,6 +27,9 @@ def add_device_options(g) -> None:
     g.add_argument("--hbits", type=int, choices=(8, 16), default=None,
                    help="width of the hidden weights of a --frozen-hidden build (default: the model's recipe, "
                         "else --wbits)")
+    g.add_argument("--row-scales", action=argparse.BooleanOptionalAction, default=None,
+                   help="one power-of-two scale per row of the hidden input weights (one shift per neuron, in "
+                        'flash); needs --frozen-hidden (default: the model\'s recipe["fixed"]["row_scales"], else off)')
     g.add_argument("--targets", choices=TARGETS, default=None,
                    help='target set on the device (default: the model\'s recipe["fixed"], else classes)')
     g.add_argument("--optimizer", default="colnorm", metavar="KIND",
@@ -55,7 +58,8 @@ def device_from_args(model, args: argparse.Namespace):
     from firmware_gen.tensors import DeviceConfig
 
     qm, notes = qmodel_for(model, wbits=args.wbits, xbits=args.xbits, fx=args.fx, headroom=args.headroom,
-                           hbits=getattr(args, "hbits", None), frozen_hidden=getattr(args, "frozen_hidden", None))
+                           hbits=getattr(args, "hbits", None), frozen_hidden=getattr(args, "frozen_hidden", None),
+                           row_scales=getattr(args, "row_scales", None))
     train = getattr(args, "train", None) or ("readout" if qm.frozen_hidden else "all")
     recipe = getattr(model, "recipe", None) or {}
     ft = recipe.get("finetune") or {}

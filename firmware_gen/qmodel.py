@@ -4,8 +4,9 @@
 quantize it the same way (so what verify-c proves is what export writes): weight and
 input widths, input fractional bits ``fx`` and weight headroom come from the options,
 else from the model's ``recipe["fixed"]`` entry, else from ``defaults.DEFAULTS``; so do
-the frozen-hidden mode (``frozen_hidden``, default off) and the hidden tensors' width
-``hbits`` (default ``wbits``; another width needs the frozen-hidden mode).
+the frozen-hidden mode (``frozen_hidden``, default off), the hidden tensors' width
+``hbits`` (default ``wbits``; another width needs the frozen-hidden mode) and ``row_scales``
+(one power-of-two scale per row of the hidden input weights; default off, frozen-hidden only).
 """
 from __future__ import annotations
 
@@ -55,6 +56,11 @@ def quant_settings(model, **given) -> tuple[dict, list[str]]:
     if out["hbits"] != out["wbits"] and not out["frozen_hidden"]:
         raise EdgetpError(f"hidden weights of {out['hbits']} bits with {out['wbits']}-bit weights need the "
                           "frozen-hidden mode (--frozen-hidden: only the readout learns)")
+    pick("row_scales", False)
+    out["row_scales"] = bool(out["row_scales"])
+    if out["row_scales"] and not out["frozen_hidden"]:
+        raise EdgetpError("row scales (one scale per row of the hidden weights) need the frozen-hidden mode "
+                          "(--frozen-hidden: only the readout learns)")
     return out, notes
 
 
@@ -62,7 +68,7 @@ def qmodel_for(model, **given) -> tuple[QModel, list[str]]:
     """The integer model of float ``model`` (edgetp.model.Model) under the resolved settings."""
     s, notes = quant_settings(model, **given)
     qm = from_float(model.cfg, model.params, s["fx"], s["wbits"], s["headroom"], list(model.labels), s["xbits"],
-                    s["hbits"], s["frozen_hidden"])
+                    s["hbits"], s["frozen_hidden"], s["row_scales"])
     return qm, notes
 
 
@@ -72,6 +78,8 @@ def qmodel_hash(qm: QModel) -> str:
             "fw": {k: int(v) for k, v in sorted(qm.fw.items())}, "labels": list(qm.labels)}
     if qm.frozen_hidden:            # another device layout (firmware_gen.layout); absent: as before
         meta.update(frozen_hidden=True, hbits=qm.hbits)
+    if qm.row_scales:               # absent without: the hashes of per-tensor models stay as they were
+        meta["fw_rows"] = {k: [int(f) for f in v] for k, v in sorted(qm.fw_rows.items())}
     h = hashlib.sha256(json.dumps(meta, sort_keys=True).encode())
     for name, a in qm.named_arrays():
         a = np.ascontiguousarray(a)

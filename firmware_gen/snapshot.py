@@ -7,7 +7,8 @@ intended change, regenerate it and review the diff like code:
 
 It also writes the generated files (not the runtime copies, the same) of the frozen-hidden
 export of the same network (int8 hidden layers in flash, int16 readout) into
-tests/snapshots/firmware_tiny_frozen (the folder's name + "_frozen").
+tests/snapshots/firmware_tiny_frozen (the folder's name + "_frozen"), and those of the same frozen
+export with row scales (one shift per neuron of W0) into tests/snapshots/firmware_tiny_rows.
 """
 from __future__ import annotations
 
@@ -53,6 +54,21 @@ def tiny_frozen_export() -> Export:
     return ex
 
 
+def tiny_rows_model() -> QModel:
+    """tiny_frozen_model with row scales: W0's rows Q.0, Q.3, Q.7, Q.12 (the tensor's Q.7 among them)."""
+    qm = tiny_frozen_model()
+    return QModel(qm.cfg, qm.wbits, qm.fx, qm.weights, qm.fw, qm.xbits, qm.labels, hbits=qm.hbits,
+                  frozen_hidden=True, fw_rows={"W0": np.array([0, 3, 7, 12])})
+
+
+def tiny_rows_export() -> Export:
+    """The generated files only (the runtime copies are firmware_tiny's)."""
+    ex = render(tiny_rows_model(), DeviceConfig(targets="classes", optimizer="colnorm", lr=1e-3, beta_shift=8,
+                                                train="readout", frozen_hidden=True))
+    ex.files = {n: t for n, t in ex.files.items() if n in (*GENERATED, MANIFEST)}
+    return ex
+
+
 def _write(ex: Export, folder) -> list[Path]:
     folder = Path(folder)
     for old in folder.glob("*"):
@@ -63,7 +79,8 @@ def _write(ex: Export, folder) -> list[Path]:
 
 def write_snapshot(folder) -> list[Path]:
     folder = Path(folder)
-    return _write(tiny_export(), folder) + _write(tiny_frozen_export(), folder.parent / (folder.name + "_frozen"))
+    return (_write(tiny_export(), folder) + _write(tiny_frozen_export(), folder.parent / (folder.name + "_frozen"))
+            + _write(tiny_rows_export(), folder.parent / (folder.name + "_rows")))
 
 
 if __name__ == "__main__":

@@ -62,7 +62,8 @@ class Summary:
         elif every is not None:
             out.append(f"  the device learns every {every} steps")
         if self.extra.get("frozen_hidden"):
-            out.append(f"  frozen-hidden cases (readout learns, hidden layers constant): {self.extra['frozen_hidden']}")
+            out.append(f"  frozen-hidden cases (readout learns, hidden layers constant): {self.extra['frozen_hidden']}"
+                       + (f", {self.extra['row_scales']} with row scales" if self.extra.get("row_scales") else ""))
         out += [f"  {d['what']}: {d['message']}" for d in self.details[:20]]
         return out
 
@@ -99,6 +100,7 @@ def verify_random(n: int, seed: int = 0, steps: int | None = None, sanitize: boo
     summary.extra["update_every"] = {str(k): sum(s.update_every == k for s in specs)
                                      for k in sorted({s.update_every for s in specs})}
     summary.extra["frozen_hidden"] = sum(bool(s.frozen_hidden) for s in specs)
+    summary.extra["row_scales"] = sum(bool(s.row_scales) for s in specs)
     return summary
 
 

@@ -12,15 +12,18 @@ import pytest
 from firmware_gen.build import build_host
 from firmware_gen.cdevice import CDevice
 from firmware_gen.harness import Script, run_script
-from firmware_gen.snapshot import tiny_export, tiny_frozen_export, tiny_frozen_model, tiny_model
+from firmware_gen.snapshot import (tiny_export, tiny_frozen_export, tiny_frozen_model, tiny_model, tiny_rows_export,
+                                   tiny_rows_model)
 from firmware_gen.tensors import DeviceConfig, RefDevice
 
 SNAP = Path(__file__).resolve().parent / "snapshots" / "firmware_tiny"
 SNAP_FROZEN = SNAP.parent / "firmware_tiny_frozen"      # generated files only; the runtime is SNAP's
+SNAP_ROWS = SNAP.parent / "firmware_tiny_rows"          # the same, with row scales
 HINT = "regenerate with `python -m firmware_gen.snapshot tests/snapshots/firmware_tiny` if the change is intended"
 
 
-@pytest.mark.parametrize("snap,export", [(SNAP, tiny_export), (SNAP_FROZEN, tiny_frozen_export)])
+@pytest.mark.parametrize("snap,export", [(SNAP, tiny_export), (SNAP_FROZEN, tiny_frozen_export),
+                                         (SNAP_ROWS, tiny_rows_export)])
 def test_generated_c_matches_the_snapshot(snap, export):
     ex = export()
     assert sorted(p.name for p in snap.iterdir()) == sorted(ex.files), f"files differ from the snapshot; {HINT}"
@@ -64,11 +67,12 @@ def _replay_four_samples(dev, harness):
 
 
 @pytest.mark.needs("cc")
-def test_the_frozen_snapshot_itself_is_bit_exact(tmp_path):
-    """The frozen-hidden snapshot's generated files with the runtime: strict C99, bit-exact."""
+@pytest.mark.parametrize("snap,model", [(SNAP_FROZEN, tiny_frozen_model), (SNAP_ROWS, tiny_rows_model)])
+def test_the_frozen_snapshot_itself_is_bit_exact(snap, model, tmp_path):
+    """The frozen-hidden snapshots' generated files (row scales or not) with the runtime: strict C99, bit-exact."""
     import shutil
-    for p in [*SNAP.iterdir(), *SNAP_FROZEN.iterdir()]:
+    for p in [*SNAP.iterdir(), *snap.iterdir()]:
         shutil.copy(p, tmp_path / p.name)               # the frozen folder's generated files win
-    dev = RefDevice(tiny_frozen_model(), DeviceConfig("classes", "colnorm", 1e-3, 8, "readout", frozen_hidden=True))
+    dev = RefDevice(model(), DeviceConfig("classes", "colnorm", 1e-3, 8, "readout", frozen_hidden=True))
     _replay_four_samples(dev, build_host(tmp_path, tmp_path / "harness"))
     assert dev.opt.step > 0 and not np.array_equal(dev.qm.weights["W1"], dev.qm0.weights["W1"])

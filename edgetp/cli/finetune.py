@@ -231,7 +231,8 @@ def run(args) -> int:
     if note:
         out["note"] = note
     if args.fixed:
-        out.update({k: per_seed[0][k] for k in ("int_optimizer", "wbits", "hbits", "frozen_hidden") if k in per_seed[0]})
+        out.update({k: per_seed[0][k] for k in ("int_optimizer", "wbits", "hbits", "frozen_hidden", "row_scales")
+                    if k in per_seed[0]})
     _table(out)
     record(book, out, model, results=args.json)
     if note:

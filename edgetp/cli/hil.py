@@ -180,7 +180,8 @@ def run(args) -> int:
     out = {"samples": res.get("samples", 0), "mismatches": res.get("mismatches", 0)}
     out.update({"target": args.target, "board": info.board if info else None, "model": args.model,
                 "model_hash": ref.model_hash, "net": qm.cfg.net_string(), "wbits": qm.wbits, "hbits": qm.hbits,
-                "frozen_hidden": qm.frozen_hidden, "speaker": speaker,
+                "frozen_hidden": qm.frozen_hidden, **({"row_scales": True} if qm.row_scales else {}),
+                "speaker": speaker,
                 "shots": args.shots, "epochs": epochs, "lr": cfg.lr, "optimizer": cfg.optimizer,
                 "update_every": cfg.update_every,
                 "support": int(len(support[1])), "query": int(len(query[1]))})

@@ -101,8 +101,9 @@ def finetune_defaults(items: list[str], lr: float | None = None) -> dict:
 
 
 # recipe["fixed"] keys besides the calibrated defaults (firmware_gen.defaults.DEFAULTS): the hidden layers' weight
-# width and whether they stay frozen in flash (firmware_gen's frozen-hidden build; the readout alone learns)
-FIXED_KEYS = ("hbits", "frozen_hidden")
+# width, whether they stay frozen in flash (firmware_gen's frozen-hidden build; the readout alone learns) and
+# whether their input weights get one power-of-two scale per row (per neuron; frozen-hidden only)
+FIXED_KEYS = ("hbits", "frozen_hidden", "row_scales")
 
 
 def fixed_extras(items: list[str]) -> dict:
@@ -118,8 +119,11 @@ def fixed_extras(items: list[str]) -> dict:
             out[key] = int(value)
         else:
             if value.lower() not in ("true", "false", "1", "0"):
-                raise EdgetpError(f"--fixed {item!r}: frozen_hidden must be true or false")
+                raise EdgetpError(f"--fixed {item!r}: {key} must be true or false")
             out[key] = value.lower() in ("true", "1")
+    if out.get("row_scales") and not out.get("frozen_hidden"):
+        raise EdgetpError("--fixed row_scales=true needs --fixed frozen_hidden=true (a layer that learns keeps one "
+                          "scale per tensor)")
     return out
 
 

@@ -36,9 +36,11 @@ def _nonzero(row, idx):
 def lif_step_q(v, x, W, sh_x, s_prev, R, sh_r, rec, alpha_q, vth_q, hard):
     """LIF step of one stream of one layer (spec 2). Returns ``(v_new, s_new, v_pre)``.
 
-    cur   = round_shift(sum_j W[i,j] x[b,j], sh_x) (+ round_shift(sum_j R[i,j] s_prev[b,j], sh_r))
+    cur   = round_shift(sum_j W[i,j] x[b,j], sh_x[i]) (+ round_shift(sum_j R[i,j] s_prev[b,j], sh_r))
     v_pre = sat32(round_shift(alpha_q * v, 15) + cur)          membrane int32 Q.FV
     s     = v_pre >= vth_q;  v_new = 0 (hard) or v_pre - vth_q (soft) where s, else v_pre.
+    ``sh_x`` holds one shift per neuron (int64, (H,)): all equal (QModel.in_shift) with one scale
+    per tensor, each row's own with row scales (QModel.in_shifts).
     """
     B, H = v.shape
     v_new = np.empty_like(v)
@@ -53,7 +55,7 @@ def lif_step_q(v, x, W, sh_x, s_prev, R, sh_r, rec, alpha_q, vth_q, hard):
             acc = np.int64(0)
             for t in range(nx):
                 acc += np.int64(W[i, ix[t]]) * np.int64(x[b, ix[t]])
-            cur = round_shift(acc, sh_x)
+            cur = round_shift(acc, sh_x[i])
             if rec:
                 acc = np.int64(0)
                 for t in range(nr):

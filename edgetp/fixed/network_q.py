@@ -74,7 +74,7 @@ def _layer(qm, l, v, s_prev, x, target):
     W = w["S"] if target and l == 0 else w[f"W{l}"]
     rec = qm.cfg.recurrent
     R = (w["S_rec"] if target and l == 0 else w[f"R{l}"]) if rec else _EMPTY8
-    return lif_step_q(v, x, W, qm.in_shift(l, target), s_prev, R, qm.rec_shift(l, target) if rec else 0,
+    return lif_step_q(v, x, W, qm.in_shifts(l, target), s_prev, R, qm.rec_shift(l, target) if rec else 0,
                       rec, qm.alpha_q, qm.vth_q, qm.hard)
 
 

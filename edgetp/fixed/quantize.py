@@ -55,7 +55,7 @@ def weight_errors(params, qm: QModel) -> dict:
     for n, w in float_tensors(params).items():
         qmax = (1 << (qm.bits_of(n) - 1)) - 1
         q = qm.weights[n].astype(np.float64)
-        deq = q / 2.0 ** qm.fw[n]
+        deq = q / 2.0 ** qm.frac_of(n)
         rms = float(np.sqrt(np.mean(np.asarray(w, np.float64) ** 2))) or 1.0
         out[n] = {"frac_bits": qm.fw[n], "rel_rms_error": float(np.sqrt(np.mean((deq - w) ** 2)) / rms),
                   "saturated": float(np.mean(np.abs(q) >= qmax))}

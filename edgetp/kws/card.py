@@ -43,6 +43,7 @@ def label(r: dict) -> str:
     who = "readout only" if rec["train"] == "readout" else "TP, all layers"
     if r.get("fixed"):
         widths = (f"int{r.get('wbits', 16)} readout, int{r['hbits']} frozen hidden layers in flash"
+                  + (" (one scale per row)" if r.get("row_scales") else "")
                   if r.get("frozen_hidden") else f"int{r.get('wbits', 16)}")
         who = f"integer {who} (`--fixed`, {widths}, {r.get('int_optimizer', 'colnorm')})"
     parts = [who, "class targets" if rec["targets"] == "classes" else "batch rule", f"batch {rec['batch']}",
@@ -145,8 +146,9 @@ def memory_text(d: Path, model: Model) -> str:
                 f"parameters ({4 * n / 1e6:.1f} MB as float32); quantized to int{qm.wbits}, its memory plan "
                 f"would need {tot['ram']:,} B of RAM.")
     parts = lambda section: ", ".join(f"{g} {v:,}" for (s, g), v in grp.items() if s == section)
-    what = (f"readout only: int{qm.wbits} readout in RAM, the hidden layers frozen in flash as int{qm.hbits}, no "
-            "target set" if qm.frozen_hidden else
+    rows = " with one scale per row of their input weights" if qm.row_scales else ""
+    what = (f"readout only: int{qm.wbits} readout in RAM, the hidden layers frozen in flash as int{qm.hbits}{rows}, "
+            "no target set" if qm.frozen_hidden else
             f"int{qm.wbits} weights, {'class' if targets == 'classes' else 'batch-rule'} targets")
     text = (f"Integer TP ({what}, inputs Q.{qm.fx} int{qm.xbits}, batch 1), the memory plan of "
             f"`edgetp export --model {d.name} --c DIR`: RAM {tot['ram']:,} B ({parts('ram')}), "

@@ -81,7 +81,7 @@ def finetune_seed_fixed(model: Model, corpus, speaker: str, shots, seed: int, re
            "dropped_classes": list(d.split.dropped), "query_acc_before": per_epoch[0],
            "test_acc_before": acc(qm, xt, yt), "wbits": qm.wbits, "int_optimizer": kind}
     if qm.frozen_hidden:   # the hidden layers stay in flash at their own width; the readout alone learns
-        res.update(hbits=qm.hbits, frozen_hidden=True)
+        res.update(hbits=qm.hbits, frozen_hidden=True, **({"row_scales": True} if qm.row_scales else {}))
     tuned = finetune_fixed(qm, *training_set(d), recipe.epochs, recipe.lr, kind, recipe.targets, recipe.batch, seed, WBITS,
                            train=recipe.train, on_epoch=lambda e, q: per_epoch.append(acc(q, xq, yq)),
                            update_every=recipe.update_every)
@@ -96,7 +96,7 @@ def finetune_seed_fixed(model: Model, corpus, speaker: str, shots, seed: int, re
         scratch = init_params(model.cfg, seed, np.float32)
         scratch.S, scratch.S_rec = model.params.S, model.params.S_rec
         q0 = from_float(model.cfg, scratch, qm.fx, qm.wbits, 1.0, list(model.labels), qm.xbits, qm.hbits,
-                        qm.frozen_hidden)   # the same device: a frozen random hidden layer, the readout learns
+                        qm.frozen_hidden, qm.row_scales)   # the same device: a frozen random hidden layer
         res["finetune_only_acc"] = acc(finetune_fixed(q0, xs, ys, recipe.epochs, recipe.lr, kind, recipe.targets,
                                                       recipe.batch, seed, WBITS, train=recipe.train,
                                                       update_every=recipe.update_every), xq, yq)

@@ -140,7 +140,7 @@ def entry(out: dict, model, argv=None, results=None) -> dict:
          "shots": out["shots"], **{k: out[v] for k, v in _FROM_SUMMARY.items()},
          "query_after_std": out.get("query_acc_after_std"), "others": (out.get("others") or {}).get("split"),
          "command": command(argv)}
-    e.update({k: out[k] for k in ("int_optimizer", "wbits", "hbits", "frozen_hidden") if k in out})
+    e.update({k: out[k] for k in ("int_optimizer", "wbits", "hbits", "frozen_hidden", "row_scales") if k in out})
     if results:
         from edgetp.paths import portable
         e["results"] = portable(results)

@@ -11,6 +11,10 @@
 
 #include "etp_model.h"
 
+#ifndef ETP_ROW_SHIFTS          /* generated (1) only for a model with row scales (QModel.fw_rows) */
+#define ETP_ROW_SHIFTS 0
+#endif
+
 /* One hidden layer l: both streams' state and the scratch its learning needs. */
 typedef struct {
     uint16_t n_in;               /* inputs: ETP_N_IN for layer 0, else the width of layer l-1 */
@@ -23,6 +27,10 @@ typedef struct {
     const etp_wh_t *S_rec;       /* (n, n): layer 0 of a recurrent net only, else NULL */
     int8_t sh_x, sh_r;           /* data stream: shifts of W x and R s to Q.ETP_FV (QModel.in_shift, rec_shift) */
     int8_t sh_xt, sh_rt;         /* target stream (S and S_rec on layer 0) */
+#if ETP_ROW_SHIFTS
+    const int8_t *sh_x_row;      /* (n) in flash: row i's own shift of W x (QModel.in_shifts), replacing sh_x;
+                                    NULL: sh_x for every row */
+#endif
     int32_t *v;                  /* (n) membrane Q.ETP_FV */
     int8_t *s;                   /* (n) spikes 0/1 */
     int16_t *tr;                 /* (n) traces Q.ETP_FT */

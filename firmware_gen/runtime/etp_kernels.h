@@ -27,9 +27,10 @@ uint16_t etp_nonzero(const etp_vec_t *x, uint16_t *idx, int16_t *val);
  * vpre = sat32(round_shift(alpha_q v, 15) + cur), s = vpre >= vth_q, v = 0 (hard) or
  * vpre - vth_q (soft) where s, else vpre. v and s are updated in place (s may be s_prev's
  * memory: s_prev is read first); vpre may be NULL (not kept). idx/val: scratch of x->n
- * and s_prev->n entries. */
+ * and s_prev->n entries. sh_x_row (ETP_ROW_SHIFTS builds; else ignored): one shift per row
+ * replacing sh_x (row scales, QModel.in_shifts), or NULL. */
 void etp_lif_step_q(int32_t *v, int8_t *s, int32_t *vpre, uint16_t n,
-                    const etp_vec_t *x, const etp_wh_t *W, int sh_x,
+                    const etp_vec_t *x, const etp_wh_t *W, int sh_x, const int8_t *sh_x_row,
                     const etp_vec_t *s_prev, const etp_wh_t *R, int sh_r,
                     int32_t alpha_q, int32_t vth_q, int hard,
                     uint16_t *idx_x, int16_t *val_x, uint16_t *idx_r, int16_t *val_r);

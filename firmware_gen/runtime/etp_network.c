@@ -23,6 +23,12 @@
 #define READOUT ETP_N_LAYERS    /* etp_params: W0..WL, R0..: the readout is W_L */
 #endif
 
+#if ETP_ROW_SHIFTS
+#define ROW_SHIFTS(ly) ((ly)->sh_x_row)   /* row scales: the data stream's W x, one shift per neuron */
+#else
+#define ROW_SHIFTS(ly) NULL
+#endif
+
 static const etp_x_t *frame;   /* the frame of the running etp_train_step */
 
 static etp_vec_t vec(const void *p, uint16_t n, uint8_t bits)
@@ -52,7 +58,8 @@ static void layer_row(const etp_layer_t *ly, int target, int32_t *v, int8_t *s, 
 {
     int prop = target && ly->S != NULL;
     etp_vec_t sp = vec(s_prev, ly->n, 8);
-    etp_lif_step_q(v, s, vpre, ly->n, in, prop ? ly->S : ly->W, target ? ly->sh_xt : ly->sh_x, &sp,
+    etp_lif_step_q(v, s, vpre, ly->n, in, prop ? ly->S : ly->W, target ? ly->sh_xt : ly->sh_x,
+                   target ? NULL : ROW_SHIFTS(ly), &sp,
                    prop ? ly->S_rec : ly->R, target ? ly->sh_rt : ly->sh_r, ETP_ALPHA_Q, ETP_VTH_Q, ETP_HARD_RESET,
                    NET->nz_idx_a, NET->nz_val_a, NET->nz_idx_b, NET->nz_val_b);
 }

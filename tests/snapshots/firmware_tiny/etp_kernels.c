@@ -138,7 +138,7 @@ static int64_t dot_dense8(const int8_t *row, const int16_t *xp, uint16_t n)
 }
 
 void etp_lif_step_q(int32_t *v, int8_t *s, int32_t *vpre, uint16_t n,
-                    const etp_vec_t *x, const etp_wh_t *W, int sh_x,
+                    const etp_vec_t *x, const etp_wh_t *W, int sh_x, const int8_t *sh_x_row,
                     const etp_vec_t *s_prev, const etp_wh_t *R, int sh_r,
                     int32_t alpha_q, int32_t vth_q, int hard,
                     uint16_t *idx_x, int16_t *val_x, uint16_t *idx_r, int16_t *val_r)
@@ -152,6 +152,9 @@ void etp_lif_step_q(int32_t *v, int8_t *s, int32_t *vpre, uint16_t n,
     }
     /* mostly nonzero int16 inputs (features): a dense dot product is cheaper than the index list */
     int dense = x->bits == 16 && 4u * nx >= 3u * x->n;
+#if !ETP_ROW_SHIFTS
+    (void)sh_x_row;               /* one shift per tensor: the per-row table is not compiled in */
+#endif
     if (dense && ETP_WH_BITS == 8) {
         pair_inputs8((const int16_t *)x->p, x->n, val_x);   /* the dense path does not read the nonzero list */
     }
@@ -160,7 +163,11 @@ void etp_lif_step_q(int32_t *v, int8_t *s, int32_t *vpre, uint16_t n,
         int64_t dot = !dense ? dot_nonzero_h(wr, idx_x, val_x, nx)
                       : ETP_WH_BITS == 16 ? dot_dense16((const int16_t *)(const void *)wr, (const int16_t *)x->p, x->n)
                                           : dot_dense8((const int8_t *)(const void *)wr, val_x, x->n);
+#if ETP_ROW_SHIFTS
+        int64_t cur = etp_round_shift(dot, sh_x_row != NULL ? sh_x_row[i] : sh_x);
+#else
         int64_t cur = etp_round_shift(dot, sh_x);
+#endif
         int64_t vp;
         if (R != NULL) {
             const etp_wh_t *rr = R + (uint32_t)i * n;
