@@ -13,34 +13,14 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections import Counter
 from pathlib import Path
 
-import numpy as np
-
-from edgetp.cli.predict import readout
 from edgetp.data.gsc import load_corpus
-from edgetp.data.real import CORE, DEV_INFO
+from edgetp.data.real import DEV_INFO
 from edgetp.errors import EdgetpError
-from edgetp.kws.data import features
-from edgetp.kws.protocol import model_norm
+from edgetp.kws.real_dev import score   # the model cards' zero-shot figure (edgetp real-dev), one definition
 from edgetp.model import load_model
 from edgetp.threads import single_threaded_blas
-
-
-def score(model, corpus, idx: np.ndarray, fixed: bool) -> dict:
-    """Top-1 over ``idx``: all, core ten, per word, in %."""
-    x = model_norm(model).apply(np.asarray(features(corpus, idx)))
-    pred = np.argmax(readout(model, x, fixed)[0], axis=1)
-    words = [corpus.utterances[i].word for i in idx]
-    truth = [model.labels.index(w) if w in model.labels else model.labels.index("_unknown_") for w in words]
-    hit = pred == np.array(truth)
-    core = np.array([w in CORE for w in words])
-    per = Counter(w for w, h in zip(words, hit) if h)
-    n = Counter(words)
-    return {"clips": int(len(idx)), "top1": 100.0 * float(hit.mean()), "core_clips": int(core.sum()),
-            "core_top1": 100.0 * float(hit[core].mean()),
-            "per_word": {w: round(100.0 * per[w] / n[w], 1) for w in sorted(n)}}
 
 
 def main(argv=None) -> int:

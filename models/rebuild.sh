@@ -11,7 +11,9 @@
 #   test         = the test voice group (4 speakers, in the offline corpus): reported, the last step of a
 #                  recorded recipe (results/test-*.json); their "others" are the testing-list speakers, and
 #                  every run appends a line to results/test-ledger.jsonl (the card counts them).
-#   models/rebuild.sh [pretrain] [dev] [test] [real] [device-mcu | hil-mcu audio-mcu store-mcu]
+#   models/rebuild.sh [pretrain] [dev] [test] [real] [real-dev] [device-mcu | hil-mcu audio-mcu store-mcu]
+#   real-dev = the cards' "Real speech (development figures)" (edgetp real-dev over the real development clips,
+#              $EDGETP_REAL_DEV, default ../shared/audio/gsc-real-dev; about 1-5 min per model on a free core).
 # EDGETP_WORKERS=N runs each row's speaker x seed cells on a local Ray with N CPUs, EDGETP_RAY=auto on a cluster
 # (the same figures, bit for bit: docs/grids.md).
 # kws-mcu is the on-device default (the 160 KB-RAM / 512 KB-flash tier): kws-paper's 120-450r-36 network and
@@ -23,7 +25,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want() { [[ " $ARGS " == *" $1 "* ]]; }
-ARGS="${*:-pretrain dev test real device-mcu}"
+ARGS="${*:-pretrain dev test real real-dev device-mcu}"
 DEV_ROOT="${EDGETP_DEV_ROOT:-${EDGETP_HOME:-$HOME/.cache/edgetp}/kws-wide}"   # the wide protocol corpus
 wide_corpus() { edgetp data synth-kws "$DEV_ROOT" --distinct 10 --wide 200; }
 REAL="${EDGETP_REAL_WAVS:-tests/data/real}"
@@ -68,6 +70,16 @@ if want real; then   # sanity row: real human recordings (12 in ../shared/audio/
   for m in kws-mcu kws-mcu-64k kws-paper; do mkdir -p models/$m/results/real
     edgetp predict --model $m "$REAL"/*.wav --json "models/$m/results/real/predict.json" > /dev/null || true
   done
+fi
+if want real-dev; then   # development figures on real speakers (used for choosing): the device's rule for kws-mcu*
+  REAL_DEV="${EDGETP_REAL_DEV:-../shared/audio/gsc-real-dev}"
+  if [ -d "$REAL_DEV" ]; then
+    for spec in "kws-mcu --fixed" "kws-mcu-64k --fixed" "kws-paper"; do set -- $spec
+      edgetp real-dev --model $spec --real "$REAL_DEV" --quiet --json "models/$1/results/real-dev.json"
+    done
+  else
+    echo "real-dev: no real clips at $REAL_DEV (set EDGETP_REAL_DEV); the cards keep their real-dev.json" >&2
+  fi
 fi
 device() { want device-mcu || want "$1"; }
 if device hil-mcu; then     # the card's "On a device": whole firmware, features over serial (edgetp hil --json);

@@ -7,7 +7,7 @@ Every figure comes from a file, none from this module:
 
 - ``model.npz``: network, parameters, recipe, pretraining metrics, hash;
 - ``results/*.json``: one table row per file (``edgetp finetune --json``), so a new results
-  file is a new row;
+  file is a new row; ``results/real-dev.json`` (``edgetp real-dev``) is the real-speech section;
 - the memory plan of the model's recorded device quantization (``recipe["fixed"]``;
   ``firmware_gen.memplan`` over the device layout, as ``edgetp export --c`` prints it);
 - ``device/*.json``: whole-firmware figures measured on a target (``edgetp hil --json``);
@@ -61,7 +61,9 @@ def result_rows(d: Path, model_hashes=None) -> list[tuple[str, dict]]:
     records another ``model_hash`` than the card's model (``Model.hashes``: its file, or one it was
     relabelled from) is flagged."""
     key = lambda p: (p.stem.rsplit("-", 1)[0], SHOTS_ORDER.get(p.stem.rsplit("-", 1)[-1], 9), p.stem)
-    files = sorted((d / "results").glob("*.json"), key=key)
+    from edgetp.kws.real_dev import NAME as REAL_DEV
+
+    files = sorted((f for f in (d / "results").glob("*.json") if f.name != REAL_DEV), key=key)   # its own section
     ok = {model_hashes} if isinstance(model_hashes, str) else set(model_hashes or ())
     stale = lambda r: (" (measured on another model: re-run)"
                        if ok and r.get("model_hash") not in (None, *ok) else "")
@@ -122,6 +124,71 @@ def ledger_text(d: Path, model: Model, upto: int | None = None) -> list[str]:
     other = len(entries) - len(mine)
     return lines + ["", f"{n(other, 'further line', 'further lines')} measured other weights (earlier models of "
                           "this folder): not counted."] * bool(other) + [""]
+
+
+def real_section(d: Path, model: Model) -> list[str]:
+    """The "Real speech (development figures)" section from ``results/real-dev.json`` (``edgetp real-dev``); none
+    without the file. A file that does not parse is an EdgetpError naming it."""
+    from edgetp.kws.real_dev import NAME
+
+    f = d / "results" / NAME
+    if not f.is_file():
+        return []
+    try:
+        r = json.loads(f.read_text())
+    except ValueError as exc:
+        raise EdgetpError(f"{f}: not JSON ({exc})") from None
+    return real_lines(f, r, model.hashes())
+
+
+def real_lines(path: Path, r: dict, model_hashes) -> list[str]:
+    """The card's "Real speech (development figures)" section from results file ``path`` (``r``: its content);
+    flagged when measured on another model file (``model_hashes``: ``Model.hashes()``)."""
+    from edgetp.kws.real_dev import DEVICE, TARGETS, checked
+
+    r = checked(path, r)
+    d, z = r["data"], r["zero_shot"]
+    stale = "" if r["model_hash"] in model_hashes else " **Measured on another model: re-run.**"
+    rule = "the integer rule the device runs (`--fixed`)" if r.get("fixed") else "the float rule"
+    excl = d.get("excluded_speakers") or []
+    who = (f"{len(excl)} real speakers that trained the model are left out" if excl
+           else "the model was trained on none of them")
+    lines = ["## Real speech (development figures)", "",
+             f"Real Google Speech Commands clips (`{d['real'].get('name')}`, {_n(d['clips'])} clips of "
+             f"{_n(d['speakers'])} speakers, CC BY 4.0; docs/data.md, \"Real speech\"); {who}. Measured with "
+             f"{rule}; the figures are `results/{path.name}`'s.{stale}", "",
+             "| measure | clips / speakers | before | after |", "|---|---|---|---|",
+             f"| zero-shot top-1, all words | {_n(z['clips'])} clips, {_n(z['speakers'])} speakers | "
+             f"{z['top1']:.1f} % | |",
+             f"| zero-shot top-1, ten core words | {_n(z['core_clips'])} clips | {z['core_top1']:.1f} % | |"]
+    for p in sorted(r["personalisation"], key=lambda p: (isinstance(p["shots"], str), str(p["shots"]).zfill(4))):
+        k = "all-shot (the whole support pool)" if p["shots"] == "all" else f"{p['shots']}-shot"
+        if "error" in p:
+            lines.append(f"| {k} personalisation | not measurable: {p['error']} | | |")
+            continue
+        cells = f"{len(p['speakers'])} speakers × {r['seeds']} seeds"
+        lines += [f"| {k} personalisation, query (the speaker's held-out clips) | {cells} | "
+                  f"{p['query_acc_before']:.1f} ± {p.get('query_acc_before_std', 0):.1f} % | "
+                  f"{p['query_acc_after']:.1f} ± {p['query_acc_after_std']:.1f} % |",
+                  f"| {k}, other real speakers (choose part) | {_n(p['others']['utterances'])} clips, "
+                  f"{len(p['others'].get('speakers') or [])} speakers | {p['test_acc_before']:.1f} % | "
+                  f"{p['test_acc_after']:.1f} % |"]
+    first = next((p for p in r["personalisation"] if "error" not in p), {})
+    setting = {"recipe": r["recipe"], "fixed": r.get("fixed"), **{k: first[k] for k in DEVICE if k in first}}
+    lines += ["", f"Personalisation: the adaptation speakers (≥ 4 clips of each core word; support = shots per word "
+              "from 80 % of their clips, query = the other 20 %), the model's recorded fine-tuning recipe: "
+              f"{label(setting)}"
+              + (f"; {r['recipe_note']}" if r.get("recipe_note") else "") + ". Mean ± std over speakers × seeds.",
+              "", "**Development figures**: every one of these speakers was used for choosing (recipes, "
+              f"candidates). The unseen-speaker targets of issue 26 ({TARGETS}) are measured outside the project, "
+              "on other real speakers.", "", "```bash", r["command"],
+              "models/rebuild.sh real-dev   # the shipped models; EDGETP_REAL_DEV, default ../shared/audio/gsc-real-dev",
+              "```", ""]
+    return lines
+
+
+def _n(v) -> str:
+    return f"{int(v):,d}"
 
 
 def _b(n) -> str:
@@ -289,7 +356,7 @@ def render(d: Path, model: Model | None = None, ledger_upto: int | None = None) 
         "| setting | shots | query before | query after | others before | others after | from scratch |",
         "|---|---|---|---|---|---|---|",
         *[_row(lab, r) for lab, r in result_rows(d, model.hashes())],
-        "", *ledger_text(d, model, ledger_upto), "## Rebuild", "", "```bash",
+        "", *ledger_text(d, model, ledger_upto), *real_section(d, model), "## Rebuild", "", "```bash",
         "./setup.sh   # makes the offline corpus",
         *([f"{corpus}   # the pretraining corpus"] if corpus else []),
         *_derived_lines(rec, d.name, corpus),
