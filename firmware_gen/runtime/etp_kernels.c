@@ -30,26 +30,21 @@ uint16_t etp_nonzero(const etp_vec_t *x, uint16_t *idx, int16_t *val)
     return n;
 }
 
-static int64_t dot_nonzero(const etp_w_t *row, const uint16_t *idx, const int16_t *val, uint16_t n)
-{
-    int64_t acc = 0;
-    uint16_t t;
-    for (t = 0; t < n; t++) {
-        acc += (int64_t)row[idx[t]] * val[t];
+/* sum of row[idx[t]] * val[t], t < n, in int64 (the nonzero inputs of etp_nonzero): one body, made for each weight
+ * type: etp_w_t (the learning weights) and etp_wh_t (the hidden layers: ETP_WH_BITS wide, int8 in a frozen-hidden
+ * build). */
+#define ETP_DOT_NONZERO(name, wtype)                                                           \
+    static int64_t name(const wtype *row, const uint16_t *idx, const int16_t *val, uint16_t n) \
+    {                                                                                          \
+        int64_t acc = 0;                                                                       \
+        uint16_t t;                                                                            \
+        for (t = 0; t < n; t++) {                                                              \
+            acc += (int64_t)row[idx[t]] * val[t];                                              \
+        }                                                                                      \
+        return acc;                                                                            \
     }
-    return acc;
-}
-
-/* dot_nonzero over a row of hidden weights (etp_wh_t: ETP_WH_BITS wide, int8 in a frozen-hidden build). */
-static int64_t dot_nonzero_h(const etp_wh_t *row, const uint16_t *idx, const int16_t *val, uint16_t n)
-{
-    int64_t acc = 0;
-    uint16_t t;
-    for (t = 0; t < n; t++) {
-        acc += (int64_t)row[idx[t]] * val[t];
-    }
-    return acc;
-}
+ETP_DOT_NONZERO(dot_nonzero, etp_w_t)
+ETP_DOT_NONZERO(dot_nonzero_h, etp_wh_t)
 
 /* sum_j row[j] x[j] over all n entries of two int16 vectors (weights and inputs, or traces), in int64: two products
  * per SMLALD (ACLE __smlald) on a Cortex-M4, or the plain loop; integer sums do not depend on the
