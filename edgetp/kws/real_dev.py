@@ -51,10 +51,11 @@ def score(model, corpus, idx: np.ndarray, fixed: bool) -> dict:
     pct = lambda key: {k: round(100.0 * sum(h for u, h in zip(utts, hit) if key(u) == k) / c, 1)
                        for k, c in sorted(n(key).items())}
     speaker = lambda u: u.speaker
+    clips = n(speaker)   # counted once, not once per speaker
     return {"clips": int(len(idx)), "top1": 100.0 * float(hit.mean()), "core_clips": int(core.sum()),
             "core_top1": 100.0 * float(hit[core].mean()) if core.any() else None,
             "per_word": pct(lambda u: u.word),
-            "per_speaker": {s: {"clips": n(speaker)[s], "top1": v} for s, v in pct(speaker).items()}}
+            "per_speaker": {s: {"clips": clips[s], "top1": v} for s, v in pct(speaker).items()}}
 
 
 def trained_real(model, real_ids) -> list[str]:
