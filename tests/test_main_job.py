@@ -99,3 +99,74 @@ def test_shipped_models_load_and_match_their_cards():
     # 96.0 % with 6 epochs and 93.1 % without the augmentation)
     assert load_model("kws-paper").recipe["finetune"] == {"targets": "classes", "batch": 8, "lr": 2e-4, "epochs": 9,
                                                           "rehearsal": 2.0, "shift": 8, "noise": 0.4}
+
+
+def test_shipped_real_clips_are_the_development_view_they_claim():
+    """edgetp/data/gsc_real: the real development view's adapt and choose parts, copied (not linked), every clip
+    named in MANIFEST.csv (its source) and none of a speaker that trained a shipped model."""
+    import csv
+
+    from edgetp.data.real import CORE, SHIPPED, scan_real
+    from edgetp.kws.real_dev import trained_real, view_info
+    from edgetp.model import load_model
+    parts = view_info(SHIPPED)["speakers"]
+    clips, per = scan_real(SHIPPED)
+    assert set(per) == set(parts["adapt"]) | set(parts["choose"]) and len(parts["adapt"]) == 6
+    assert all(all(per[s][w] >= 4 for w in CORE) for s in parts["adapt"])
+    assert not any((SHIPPED / c[3]).is_symlink() for c in clips)
+    testing = (SHIPPED / "testing_list.txt").read_text().split()
+    assert sorted(testing) == sorted(c[3] for c in clips if c[1] in parts["choose"])
+    manifest = {r["relpath"] for r in csv.DictReader((SHIPPED / "MANIFEST.csv").open())}
+    assert manifest == {c[3] for c in clips}
+    for name in ("kws-mcu", "kws-mcu-64k", "kws-paper"):
+        assert not trained_real(load_model(name), set(per)), name
+
+
+def test_finetune_adapts_to_the_shipped_real_speakers(cli, tmp_path):
+    """`--speaker real`: the shipped real clips' adaptation speakers, 3 shots, the choose part as the others, and
+    no test-ledger line (they are development speakers)."""
+    from edgetp.data.real import SHIPPED
+    from edgetp.kws.real_dev import view_info
+    out, ledger = tmp_path / "real.json", tmp_path / "ledger.jsonl"
+    r = cli("finetune", "--kws", "--speaker", "real", "--test-limit", "60", "--quiet", "--json", out,
+            env={"EDGETP_TEST_LEDGER": str(ledger)})
+    assert r.returncode == 0, r.stderr
+    d = json.loads(out.read_text())
+    parts = view_info(SHIPPED)["speakers"]
+    assert d["speakers"] == parts["adapt"] and d["shots"] == 3 and d["seeds"] == 1 and "development" in d
+    assert d["others"]["split"] == "testing" and set(d["others"]["speakers"]) <= set(parts["choose"])
+    assert all(s["support"] == 30 for s in d["per_seed"])   # 3 clips of each core word
+    assert not ledger.exists()
+    # real people gain from three shots (development figure of the shipped kws-mcu, float rule: 28.1 -> 62.4 %)
+    assert d["query_acc_after"] >= d["query_acc_before"] + 10, d
+
+
+def test_finetune_real_refuses_what_is_not_a_real_view(cli, tmp_path):
+    r = cli("finetune", "--kws", "--speaker", "real", "--data-root", tmp_path)
+    assert r.returncode != 0 and "not a real development view" in r.stderr and "Traceback" not in r.stderr
+    (tmp_path / "real_dev_info.json").write_text('{"complete": true, "speakers": {"adapt": 3}}')
+    r = cli("finetune", "--kws", "--speaker", "real", "--data-root", tmp_path)
+    assert r.returncode != 0 and "not a complete real development view" in r.stderr, r.stderr
+    r = cli("finetune", "--kws", "--speaker", "real", "--others", "validation")
+    assert r.returncode != 0 and "--others with --speaker real" in r.stderr, r.stderr
+
+
+def test_the_main_job_runs_the_real_row_then_the_test_group(monkeypatch, capsys):
+    """No --speaker and no --data-root: the real speakers' row, then the test group's row carrying it."""
+    import argparse
+
+    from edgetp.cli import finetune
+    calls = []
+
+    def row(args, extra=None):
+        calls.append((args.speaker, args.json, extra))
+        return 0, {"row": args.speaker}
+    monkeypatch.setattr(finetune, "_row", row)
+    args = argparse.Namespace(speaker=None, data_root=None, json="x.json", plot=None, save=None, others=None)
+    assert finetune.run(args) == 0
+    assert calls == [("real", None, None), (None, "x.json", {"real_speakers": {"row": "real"}})]
+    assert "real speakers" in capsys.readouterr().out
+    calls.clear()
+    args.speaker = "test"
+    finetune.run(args)
+    assert calls == [("test", "x.json", None)]

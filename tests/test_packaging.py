@@ -16,6 +16,11 @@ def test_wheel_contents(tmp_path):
                  "edgetp/models/kws-paper/model.npz", "firmware_gen/__init__.py", "deploy/__init__.py"):
         assert must in names, must
     assert any(n.startswith("firmware_gen/") and n.endswith(".c") for n in names)
+    # the shipped real clips (the main job's real speakers) with their licence and sources
+    real = [n for n in names if n.startswith("edgetp/data/gsc_real/")]
+    assert sum(n.endswith(".wav") for n in real) == 755
+    for f in ("README.md", "MANIFEST.csv", "real_dev_info.json", "testing_list.txt", "validation_list.txt"):
+        assert f"edgetp/data/gsc_real/{f}" in real, f
     assert not any(n.startswith("tests/") for n in names)
     assert not any(n.startswith("experiments/") or n.startswith("edgetp/fixed/measure") for n in names)
     meta = next(n for n in names if n.endswith("entry_points.txt"))

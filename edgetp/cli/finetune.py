@@ -33,7 +33,9 @@ def register(sub):
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"shipped model name or model file (default {DEFAULT_MODEL})")
     p.add_argument("--data-root", help="GSC-layout corpus (default: the offline corpus set-up generated)")
     p.add_argument("--speaker", help="held-out speaker(s): an id, ids joined by commas, 'test' or 'dev' (the "
-                        "model's test / development voice group). Default: the model's test group when it records "
+                        "model's test / development voice group), or 'real' (the real adaptation speakers of the "
+                        "shipped real clips, edgetp/data/gsc_real, or of the real development view --data-root "
+                        "names; development figures). Default: 'real', then the model's test group when it records "
                         "one and the corpus has it (mean ± std over speakers × seeds), else the speaker it was "
                         "pretrained without")
     p.add_argument("--others", metavar="validation|testing", default=None,
@@ -43,7 +45,8 @@ def register(sub):
     p.add_argument("--allow-seen-speaker", action="store_true",
                    help="fine-tune on a speaker the model was pretrained on (refused by default: not held out); "
                         "the report then says so")
-    p.add_argument("--shots", default="5", help="1, 5, ... or all (default 5)")
+    p.add_argument("--shots", default=None, help="1, 5, ... or all (default 5; 3 for the real speakers, whose "
+                        "support pools hold 3-4 clips of a word)")
     p.add_argument("--seeds", type=int, default=None,
                    help="repeats with a resampled support set (default 3 for one speaker, 1 per speaker for a "
                         "voice group, to keep the default run short)")
@@ -173,14 +176,52 @@ def check_device(r, frozen: bool, optimizer) -> None:
                           f"{bad[0]:g}")
 
 
+REAL = "real"   # --speaker real: a real development view's adaptation speakers (default: the shipped clips)
+
+
 def run(args) -> int:
+    """The README's main job (no --speaker, no --data-root): the shipped real speakers first, then the model's
+    synthetic test group; --json / --plot / --save then belong to the test group's row, which holds the real
+    row under "real_speakers"."""
+    if args.speaker is not None or args.data_root is not None:
+        return _row(args)[0]
+    from argparse import Namespace
+
+    print("== real speakers (shipped clips, edgetp/data/gsc_real; development figures) ==", flush=True)
+    code, real = _row(Namespace(**{**vars(args), "speaker": REAL, "json": None, "plot": None, "save": None,
+                                   "others": None}))
+    print("\n== the model's synthetic test voices ==", flush=True)
+    code2, _ = _row(args, {"real_speakers": real})
+    return code or code2
+
+
+def _real_row(args, model, recipe):
+    """(corpus, speakers, recipe, note) of --speaker real: the view --data-root names (default the shipped
+    one), its adaptation speakers that did not train the model; others = its choose part (testing list)."""
+    from edgetp.data.real import SHIPPED
+    from edgetp.kws.data import corpus_for
+    from edgetp.kws.real_dev import adapt_speakers, trained_real, view_info, without_rehearsal
+
+    if args.others not in (None, "testing"):
+        raise EdgetpError("--others with --speaker real: the other speakers are the view's choose part (its "
+                          "testing list)")
+    root = Path(args.data_root).expanduser() if args.data_root else SHIPPED
+    parts = view_info(root)["speakers"]
+    corpus = corpus_for(model, root)
+    speakers = adapt_speakers(model, parts, trained_real(model, set(corpus.speaker_counts())), root)
+    recipe, note = without_rehearsal(recipe)
+    return corpus, speakers, recipe, note
+
+
+def _row(args, extra: dict | None = None) -> tuple[int, dict]:
     from edgetp.kws.data import check_speaker, corpus_for, seen_note
     from edgetp.kws.grid import run_grid
     from edgetp.kws.protocol import summarize
     from edgetp.model import load_model, save_model
     from edgetp.paths import portable
 
-    shots = _shots(args.shots)
+    real = args.speaker == REAL
+    shots = _shots(args.shots or ("3" if real else "5"))
     if args.save and args.fixed:   # refused before the grid runs, not after
         raise EdgetpError("--save with --fixed: save the integer model with edgetp export (not a float model)")
     if args.frontend != "float" and not args.fixed:
@@ -189,10 +230,15 @@ def run(args) -> int:
         raise EdgetpError("--seeds must be >= 1")
     model = load_model(args.model)
     recipe = recipe_from(args, model)
-    corpus = corpus_for(model, args.data_root)
-    from edgetp.kws.speakers import others_split, resolve
-    speakers = resolve(model, corpus, args.speaker)
-    others = others_split(model, speakers, args.others)
+    recipe_note = None
+    if real:
+        corpus, speakers, recipe, recipe_note = _real_row(args, model, recipe)
+        others = "testing"
+    else:
+        corpus = corpus_for(model, args.data_root)
+        from edgetp.kws.speakers import others_split, resolve
+        speakers = resolve(model, corpus, args.speaker)
+        others = others_split(model, speakers, args.others)
     from edgetp.kws.ledger import opened, record
     book = opened(args.model, model, speakers)   # a run on the test group: its ledger, checked before the run
     if args.seeds is None:
@@ -203,6 +249,8 @@ def run(args) -> int:
     note = seen_note(seen, speakers)
     if note:
         print(f"warning: {note}", flush=True)
+    if recipe_note:
+        print(f"note: {recipe_note}", flush=True)
     limit = args.test_limit or None
 
     def line(r):
@@ -230,6 +278,12 @@ def run(args) -> int:
     out.update(seen)
     if note:
         out["note"] = note
+    if real:
+        out["development"] = "real speakers used for choosing: development figures"
+        out["data_root"] = portable(str(corpus.root))
+    if recipe_note:
+        out["recipe_note"] = recipe_note
+    out.update(extra or {})
     if args.fixed:
         out.update({k: per_seed[0][k] for k in ("int_optimizer", "wbits", "hbits", "frozen_hidden", "row_scales")
                     if k in per_seed[0]})
@@ -253,7 +307,7 @@ def run(args) -> int:
         print(f"wrote {args.plot}")
     for f in grid.failed:   # the figures above are over the cells that finished
         print(f"FAILED cell {f['speaker']} seed {f['seed']}: {f['error']}", file=sys.stderr)
-    return 1 if grid.failed else 0
+    return (1 if grid.failed else 0), out
 
 
 def _table(out: dict) -> None:

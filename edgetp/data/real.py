@@ -35,6 +35,7 @@ ADAPT_MIN = 4                 # clips of every core word that make an adaptation
 PART_SALT = "edgetp-real-part"
 MIX_INFO = "real_mix_info.json"
 DEV_INFO = "real_dev_info.json"
+SHIPPED = Path(__file__).with_name("gsc_real")   # the development view's clips, copied (README there: CC BY 4.0)
 MIX_DEFAULTS = {"copies": 8, "seed": 0, "choose_percent": 30, "snr_db": (0.0, 20.0), "peak_dbfs": (-30.0, -1.0),
                 "shift_ms": 100}
 MIX_VERSION = 1               # bump when the same settings would give other audio

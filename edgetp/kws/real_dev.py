@@ -71,6 +71,56 @@ def trained_real(model, real_ids) -> list[str]:
     return sorted((set(real) | set(pre)) & set(real_ids))
 
 
+def adapt_speakers(model, parts: dict, trained, where) -> list[str]:
+    """A development view's adaptation speakers (``parts``: its ``real_dev_info.json`` "speakers") that did not
+    train ``model`` (``trained``: ``trained_real``); a view whose choose part ("others") trained it is refused."""
+    from edgetp.kws.ledger import touches_test_group
+
+    seen = sorted(set(parts["choose"]) & set(trained))
+    if seen:   # the "others" would be speakers the model trained on
+        raise EdgetpError(f"the model was trained on real speakers of the view's choose part ({', '.join(seen[:5])}): "
+                          "make the view with the --choose-percent its corpus used")
+    adapt = [s for s in parts["adapt"] if s not in set(trained)]
+    if not adapt:
+        raise EdgetpError(f"{where}: no adaptation speaker the model did not train on")
+    if touches_test_group(model, adapt):   # never: real ids are not synthetic voices; the test ledger stays out
+        raise EdgetpError("an adaptation speaker is in the model's synthetic test group")
+    return adapt
+
+
+def without_rehearsal(recipe):
+    """(recipe, note): rehearsal set to 0 on a real view, which holds none of the pretraining speakers it draws
+    from; note says so (None when the recipe had none)."""
+    if not recipe.rehearsal:
+        return recipe, None
+    return replace(recipe, rehearsal=0.0), (f"rehearsal {recipe.rehearsal:g} of the recorded recipe set to 0: it "
+                                            "draws from the model's pretraining speakers, which the real view does "
+                                            "not hold")
+
+
+def view_info(root) -> dict:
+    """The description (``real_dev_info.json``) of a real development view: its speaker parts, checked."""
+    import json
+    from pathlib import Path
+
+    from edgetp.data.real import DEV_INFO
+
+    path = Path(root).expanduser() / DEV_INFO
+    if not path.is_file():
+        raise EdgetpError(f"{Path(root).expanduser()}: not a real development view (no {DEV_INFO}; make one with "
+                          "edgetp data real-dev OUT --real DIR)")
+    try:
+        info = json.loads(path.read_text())
+        parts = info["speakers"]
+        ok = all(isinstance(parts[k], list) and all(isinstance(x, str) for x in parts[k]) for k in ("adapt", "choose"))
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        ok = False
+    if not ok or not info.get("complete"):
+        raise EdgetpError(f"{path}: not a complete real development view's description (its speakers' adapt and "
+                          "choose lists); make the view again with edgetp data real-dev")
+    return info
+
+
 def check_model(model, fixed: bool) -> None:
     """What the figures need from a model file, refused with one line rather than a traceback mid-run."""
     from edgetp.kws.protocol import model_norm
@@ -139,8 +189,6 @@ def measure(model, real_dir, view_dir, fixed: bool, shots=SHOTS, seeds: int = SE
     from edgetp.cli.finetune import recorded_recipe
     from edgetp.data.real import real_dev
     from edgetp.kws.data import corpus_for
-    from edgetp.kws.ledger import touches_test_group
-
     t0 = time.perf_counter()
     check_model(model, fixed)
     info = real_dev(view_dir, real_dir)
@@ -148,21 +196,8 @@ def measure(model, real_dir, view_dir, fixed: bool, shots=SHOTS, seeds: int = SE
     ids = set(real.speaker_counts())
     trained = trained_real(model, ids)
     parts = info["speakers"]
-    if set(parts["choose"]) & set(trained):   # the "others" would be speakers the model trained on
-        raise EdgetpError(f"the model was trained on real speakers of the view's choose part "
-                          f"({', '.join(sorted(set(parts['choose']) & set(trained))[:5])}): make the view with "
-                          "the --choose-percent its corpus used")
-    adapt = [s for s in parts["adapt"] if s not in trained]
-    if not adapt:
-        raise EdgetpError(f"{real_dir}: no adaptation speaker the model did not train on")
-    if touches_test_group(model, adapt):   # never: real ids are not synthetic voices; the test ledger stays out
-        raise EdgetpError("an adaptation speaker is in the model's synthetic test group")
-    recipe = recorded_recipe(model, fixed)
-    note = None
-    if recipe.rehearsal:
-        note = (f"rehearsal {recipe.rehearsal:g} of the recorded recipe set to 0: it draws from the model's "
-                "pretraining speakers, which the real view does not hold")
-        recipe = replace(recipe, rehearsal=0.0)
+    adapt = adapt_speakers(model, parts, trained, real_dir)
+    recipe, note = without_rehearsal(recorded_recipe(model, fixed))
     zs = zero_shot(model, real, fixed, trained)
     say(f"zero-shot: {zs['top1']:.1f} % over {zs['clips']} clips of {zs['speakers']} speakers, "
         f"core ten {zs['core_top1']:.1f} % ({zs['core_clips']} clips)")
