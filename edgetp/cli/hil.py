@@ -15,11 +15,9 @@ from pathlib import Path
 
 from edgetp.errors import EdgetpError
 
+from deploy.budgets import BUDGETS
+
 DEFAULT_MODEL = "kws-mcu"
-# RAM / flash: the device tier of issue 14 (nRF52840 class: kws-mcu may use 160 KB of its 256 KB RAM for
-# learning and 512 KB of its 1 MB flash; kws-mcu-64k stays within 64 KB of RAM)
-BUDGETS = {"train_step": 800_000, "infer_step": 200_000, "ram": 160 * 1024, "flash": 512 * 1024}
-BUDGETS["frontend_hop"] = 150_000       # the audio frontend per 10 ms hop (--audio), instructions
 
 
 def register(sub):

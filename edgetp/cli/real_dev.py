@@ -63,7 +63,10 @@ def run(args) -> int:
     line = lambda r: print(f"  {r['speaker']} seed {r['seed']}: query {r['query_acc_before']:.1f} -> "
                            f"{r['query_acc_after']:.1f} %, others {r['test_acc_before']:.1f} -> "
                            f"{r['test_acc_after']:.1f} % ({r['seconds']:.1f} s)", flush=True)
-    out = measure(model, args.real, view, args.fixed, shots, args.seeds, args.workers, progress=not args.quiet,
+    from edgetp.cli.finetune import recorded_recipe
+
+    out = measure(model, args.real, view, args.fixed, recorded_recipe(model, args.fixed), shots, args.seeds,
+                  args.workers, progress=not args.quiet,
                   on_cell=line, say=lambda s: print(s, flush=True))
     out = {"model": paths.portable(args.model), **out, "command": command(), "commit": commit()}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)

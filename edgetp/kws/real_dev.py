@@ -182,11 +182,11 @@ def personalise(model, view, speakers, shots, seeds: int, recipe, fixed: bool, w
     return out
 
 
-def measure(model, real_dir, view_dir, fixed: bool, shots=SHOTS, seeds: int = SEEDS, workers=None,
+def measure(model, real_dir, view_dir, fixed: bool, recipe, shots=SHOTS, seeds: int = SEEDS, workers=None,
             progress=False, on_cell=None, say=print) -> dict:
     """Every figure of the file (the module docstring): the real folder ``real_dir`` for zero-shot, its
-    development view (``edgetp data real-dev``, made or reused at ``view_dir``) for personalisation."""
-    from edgetp.cli.finetune import recorded_recipe
+    development view (``edgetp data real-dev``, made or reused at ``view_dir``) for personalisation with
+    ``recipe`` (the model's recorded one, as ``edgetp.cli.finetune.recorded_recipe`` reads it)."""
     from edgetp.data.real import real_dev
     from edgetp.kws.data import corpus_for
     t0 = time.perf_counter()
@@ -197,7 +197,7 @@ def measure(model, real_dir, view_dir, fixed: bool, shots=SHOTS, seeds: int = SE
     trained = trained_real(model, ids)
     parts = info["speakers"]
     adapt = adapt_speakers(model, parts, trained, real_dir)
-    recipe, note = without_rehearsal(recorded_recipe(model, fixed))
+    recipe, note = without_rehearsal(recipe)
     zs = zero_shot(model, real, fixed, trained)
     say(f"zero-shot: {zs['top1']:.1f} % over {zs['clips']} clips of {zs['speakers']} speakers, "
         f"core ten {zs['core_top1']:.1f} % ({zs['core_clips']} clips)")
