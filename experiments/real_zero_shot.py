@@ -34,7 +34,7 @@ def main(argv=None) -> int:
     try:
         info = json.loads((root / DEV_INFO).read_text())
     except (OSError, ValueError):
-        raise SystemExit(f"{root}: not a view made by `edgetp data real-dev` (no {DEV_INFO})")
+        raise SystemExit(f"{root}: not a view made by `edgetp data real-dev` (no {DEV_INFO})") from None
     corpus = load_corpus(root)
     idx = corpus.select(split="testing")
     out = {"what": "zero-shot top-1 on the real choose speakers (development figures)",

@@ -13,10 +13,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 
 from edgetp.errors import EdgetpError
-from edgetp.fixed import kernels_q, primitives, qconfig, update_q
+from edgetp.fixed import kernels_q, primitives, qconfig
 from edgetp.fixed.network_q import grad_formats
 from edgetp.fixed.qconfig import QModel
 from edgetp.fixed.update_q import lr_code

@@ -212,7 +212,7 @@ def device_layout(qm: QModel, targets: str = "classes") -> Layout:
 def _frozen_layout(qm: QModel, targets: str) -> Layout:
     """device_layout of a frozen-hidden model: readout in RAM, hidden weights in flash, no target set."""
     c = qm.cfg
-    L, H, O, N0, rec = c.layers, list(c.hidden), c.n_out, c.n_in, c.recurrent
+    L, H, O, N0 = c.layers, list(c.hidden), c.n_out, c.n_in
     out = qm.readout_name
     items: list[Item] = []
     add = items.append

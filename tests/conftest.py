@@ -98,6 +98,7 @@ TOOLS = {  # name: (check, what it is, how to get it)
     "shared-golden": (lambda: SHARED_GOLDEN.is_dir(), "the authors' golden files (shared/golden beside the checkout)",
                       "CI places shared/ beside the clone"),
     "ray": (_importable("ray"), "the Python package ray (extra 'ray')", SETUP),
+    "ruff": (_importable("ruff"), "the linter ruff (extra 'test')", SETUP),
     "default-corpus": (_default_corpus, "the default corpus", "./setup.sh or `edgetp data prepare-default` makes it"),
 }
 OPTIONAL = {  # documented optional extras: skipped everywhere, CI included

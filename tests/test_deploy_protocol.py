@@ -43,7 +43,7 @@ def test_header_names_every_command_status_and_layout():
         assert f"#define ETP_ST_{s.name} " in h
     assert f"ETP_PROTO_HASH 0x{P.spec_hash():08x}u" in h
     assert f"#define ETP_RSP_COUNTERS_SIZE {P.layout_struct('RSP_COUNTERS').size}u" in h
-    assert f"#define ETP_REQ_READ_TENSOR_LENGTH_OFF 6u" in h
+    assert "#define ETP_REQ_READ_TENSOR_LENGTH_OFF 6u" in h
 
 
 def test_crc8_check_value():

@@ -103,7 +103,7 @@ def test_saturation_clamps_never_wraps(sign, kind):
         prev = st
         new, aux = forward_q(qm, st, xs[:, t], tin)
         g = gradients_q(qm, st, new, aux, np.array([0]), "classes")
-        for k, (D, X) in g.items():
+        for k, (D, _) in g.items():
             assert np.abs(D).max() <= 2 ** 47, k
         st = train_step_q(qm, prev, xs[:, t], np.array([0]), opt, "classes", tin=tin)
         for v in st.v + st.vt:
@@ -215,7 +215,7 @@ def test_float_twin_moves_like_the_integer_rule(kind):
     name, G, lr, fw = "W0", 24, 1e-3, qm.fw["W0"]
     opt_q, opt_f = QOpt.make(kind, lr, seed=3), Optimizer(kind, lr)
     w_f = qm.weights[name].astype(np.float64) / 2 ** fw
-    for step in range(30):
+    for _ in range(30):
         g = (rng.standard_normal(qm.weights[name].shape) * rng.choice([1e3, 1e5], qm.weights[name].shape[1])
              ).astype(np.int64)
         update_q(qm, opt_q, {name: g}, {name: G})

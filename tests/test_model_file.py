@@ -1,6 +1,5 @@
 """The model file: round trip, and clear errors for corrupt, truncated or foreign files."""
 import json
-import zipfile
 
 import numpy as np
 import pytest

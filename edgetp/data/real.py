@@ -227,7 +227,7 @@ def real_dev(out_dir, real_dir, *, choose_percent: int = MIX_DEFAULTS["choose_pe
         return done
     adapt, choose = set(parts["adapt"]), set(parts["choose"])
     testing = []
-    for word, spk, _, rel in clips:
+    for _, spk, _, rel in clips:
         if spk in adapt or spk in choose:
             _link(real / rel, out / rel)
             if spk in choose:

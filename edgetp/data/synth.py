@@ -102,7 +102,7 @@ def plan_speakers(speakers: int, reps: int, distinct: int, distinct_reps: int, s
     langs, variants = espeak.available() if shutil.which("espeak-ng") else (None, None)
     names = sorted(noise.NAMES)
     out = []
-    for k, (lang, var, pitch, speed) in enumerate(DISTINCT_VOICES[:distinct]):
+    for lang, var, pitch, speed in DISTINCT_VOICES[:distinct]:
         sid = _speaker_id(f"distinct:{lang}+{var}:{pitch}:{speed}", "train")
         r = np.random.default_rng([int(sid, 16)])
         out.append(Speaker(sid, f"{lang}+{var}", pitch, speed, round(float(r.uniform(-0.5, 0.5)), 3),
