@@ -145,7 +145,8 @@ def read_npy_header(f, size: int, what: str) -> Entry:
     except Exception as exc:  # numpy parses the header text with ast/tokenize: SyntaxError, TokenError, ...
         raise EdgetpError(f"{what}: bad .npy header ({_why(exc)})") from None
     dtype = np.dtype(dtype)
-    if dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None or dtype.kind not in NUMERIC_KINDS + "U":
+    if (dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None
+            or dtype.kind not in NUMERIC_KINDS + "U"):
         raise EdgetpError(f"{what}: dtype {dtype} is not a plain numeric array")
     if not all(isinstance(n, int) and n >= 0 for n in shape) or len(shape) > 8:
         raise EdgetpError(f"{what}: bad shape {shape}")
@@ -245,7 +246,8 @@ def check_entry(e: Entry, name: str, shape: tuple | None = None, kinds: str = "f
     ``kinds``, and ``shape`` (when given)."""
     ok = e.dtype.kind in kinds and (kinds != "f" or e.dtype.name in dtypes)
     if not ok:
-        raise EdgetpError(f"array {name!r} has dtype {e.dtype}, expected {' or '.join(dtypes) if kinds == 'f' else kinds}")
+        raise EdgetpError(f"array {name!r} has dtype {e.dtype}, "
+                          f"expected {' or '.join(dtypes) if kinds == 'f' else kinds}")
     if shape is not None and e.shape != tuple(shape):
         raise EdgetpError(f"array {name!r} has shape {e.shape}, expected {tuple(shape)}")
 

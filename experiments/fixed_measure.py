@@ -51,7 +51,8 @@ def compare(model, data, calib, seeds: int, runs: list[tuple], epochs: int = 3) 
             t0 = time.perf_counter()
             if kind == "float":
                 p = model.params.copy()
-                fit(p, model.cfg, *support, Recipe(epochs=epochs, lr=lr, optimizer=optimizer, seed=seed), progress=False)
+                fit(p, model.cfg, *support, Recipe(epochs=epochs, lr=lr, optimizer=optimizer, seed=seed),
+                    progress=False)
                 accs.append(accuracy(p, model.cfg, *query))
             else:
                 qm = finetune_fixed(model, *support, epochs=epochs, lr=lr, optimizer=optimizer, seed=seed, wbits=wb,

@@ -58,7 +58,8 @@ def main(argv=None) -> int:
     float_features = kd.features
     summary = {}
     for path in a.paths.split(","):
-        kd.features = float_features if path == "float" else (lambda c, idx, cache=None, source=None: ints[np.asarray(idx)])
+        kd.features = (float_features if path == "float"
+                       else (lambda c, idx, cache=None, source=None: ints[np.asarray(idx)]))
         model = out / f"mcu-{path}-e{a.epochs}.npz"
         if not model.is_file():
             rc = cli(["pretrain", "--kws", "--net", "120-64r-36", "--reset", "hard", "--epochs", str(a.epochs),

@@ -52,7 +52,8 @@ def main(argv=None) -> int:
             info = edit(p)
             r = score(dataclasses.replace(m, params=p), dev, idx, False)
             rows[label] = {"top1": r["top1"], "core_top1": r["core_top1"], **info}
-            print(f"{Path(name).stem} {label}: {r['top1']:.1f} % all, {r['core_top1']:.1f} % core ten {info}", flush=True)
+            print(f"{Path(name).stem} {label}: {r['top1']:.1f} % all, "
+                  f"{r['core_top1']:.1f} % core ten {info}", flush=True)
 
         def tensor(p, which):
             info = {}

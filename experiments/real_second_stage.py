@@ -69,7 +69,8 @@ def main(argv=None) -> int:
     params = model.params.copy()
     d_idx = dev.select(split="testing")
     out = {"what": "second stage on real speech; zero-shot top-1 on the real choose speakers (development)",
-           "model": Path(args.model).name, "model_hash": model.hash(), "mix": info["params"], "recipe": recipe.to_dict(),
+           "model": Path(args.model).name, "model_hash": model.hash(), "mix": info["params"],
+           "recipe": recipe.to_dict(),
            "synth_ratio": args.synth_ratio, "real_utterances": int(len(r_idx)), "synth_utterances": int(len(s_idx)),
            "before": score(model, dev, d_idx, False), "per_epoch": []}
     print(f"before: {out['before']['top1']:.1f} % all, {out['before']['core_top1']:.1f} % core ten", flush=True)

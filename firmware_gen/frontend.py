@@ -75,9 +75,12 @@ def frontend_files(norm, stamp_text: str, xbits: int) -> dict:
          D("ETP_FE_DELTA_WIDTH", FQ.DELTA1_Q.shape[1]), "",
          "/* Q-formats and shifts (docs/fixed-point.md section 9) */",
          D("ETP_FE_FRAME_BITS", FQ.FRAME_BITS, "frame block exponent: max |y| < 2^FRAME_BITS"),
-         D("ETP_FE_TW_F", FQ.TW_F, "twiddles Q2.30"), D("ETP_FE_P_SHIFT", FQ.P_SHIFT, "power >> P_SHIFT before the mel weights"),
-         D("ETP_FE_LOG_F", FQ.LOG_F, "log-mel int16 Q.LOG_F"), D("ETP_FE_LOG_ZERO", f"({FQ.LOG_ZERO})", "log-mel of a zero band"),
-         D("ETP_FE_G_F", FQ.G_F, "G_LUT Q.G_F"), D("ETP_FE_G_SHIFT", FQ.G_SHIFT, "log-mel units per G_LUT step: 2^G_SHIFT"),
+         D("ETP_FE_TW_F", FQ.TW_F, "twiddles Q2.30"),
+         D("ETP_FE_P_SHIFT", FQ.P_SHIFT, "power >> P_SHIFT before the mel weights"),
+         D("ETP_FE_LOG_F", FQ.LOG_F, "log-mel int16 Q.LOG_F"),
+         D("ETP_FE_LOG_ZERO", f"({FQ.LOG_ZERO})", "log-mel of a zero band"),
+         D("ETP_FE_G_F", FQ.G_F, "G_LUT Q.G_F"),
+         D("ETP_FE_G_SHIFT", FQ.G_SHIFT, "log-mel units per G_LUT step: 2^G_SHIFT"),
          D("ETP_FE_G_LIMIT", (len(FQ.G_LUT) - 1) << FQ.G_SHIFT, "|e| at and beyond which ln(1 + 2^-|e|) = 0"),
          D("ETP_FE_L_ACC_F", FQ.L_ACC_F, "L before its rounding, when e > 0"),
          D("ETP_FE_G_ACC_SHIFT", FQ.G_ACC_SHIFT, "interpolated G_LUT -> Q.L_ACC_F"),
@@ -86,7 +89,8 @@ def frontend_files(norm, stamp_text: str, xbits: int) -> dict:
          f"/* the model's log gain g = {norm.log_gain:g}: L = ln(1 + g S / max S) = ln(1 + 2^e), e = l - max l + C */",
          D("ETP_FE_LOG_OFFSET", norm.log_offset, "C = round(log2(g) * 2^LOG_F)"),
          D("ETP_FE_L_F", norm.l_frac, "L int16 Q.L_F (the finest that holds ln(1 + g))"),
-         D("ETP_FE_DELTA_SHIFT", FQ.DELTA_F + norm.l_frac - FQ.FEAT_F, f"delta sums Q.({FQ.DELTA_F} + L_F) -> Q.FEAT_F"),
+         D("ETP_FE_DELTA_SHIFT", FQ.DELTA_F + norm.l_frac - FQ.FEAT_F,
+           f"delta sums Q.({FQ.DELTA_F} + L_F) -> Q.FEAT_F"),
          ""]
     body = [stamp_text, "#include <stdint.h>", "", '#include "etp_frontend_cfg.h"', ""]
     for name, ctype, a, note in tables(norm):

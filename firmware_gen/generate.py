@@ -178,7 +178,8 @@ def _header(qm: QModel, lay: Layout, dev: DeviceConfig, model_hash: str, stamp_t
              D("ETP_CLIP_DEFAULT", dev.clip, "normalised rules: |move| <= 2^clip lr; -1 no limit"),
              D("ETP_UPDATE_EVERY", f"{dev.update_every}u",
                "etp_train_step learns on the steps t % this == 0 since the reset (DeviceConfig.update_every)"),
-             f"/* etp_set_lr accepts lr_m * 2^-lr_e in [{dev.lr_min:g}, {dev.lr_max:g}] only (DeviceConfig.lr_min/lr_max) */",
+             f"/* etp_set_lr accepts lr_m * 2^-lr_e in [{dev.lr_min:g}, {dev.lr_max:g}] "
+             f"only (DeviceConfig.lr_min/lr_max) */",
              D("ETP_LR_MIN_M", lr_code(dev.lr_min)[0]), D("ETP_LR_MIN_E", lr_code(dev.lr_min)[1]),
              D("ETP_LR_MAX_M", lr_code(dev.lr_max)[0]), D("ETP_LR_MAX_E", lr_code(dev.lr_max)[1]),
              "", '#include "etp_api.h"', "", "#endif /* ETP_MODEL_H */", ""]
@@ -227,7 +228,8 @@ def _source(qm: QModel, lay: Layout, labels: list[str], stamp_text: str) -> str:
         f = {"n_in": c.n_in if l == 0 else c.hidden[l - 1], "n": c.hidden[l], "W": f"etp_W{l}",
              "R": ref(f"R{l}"), "S": tgt(ref("S"), "NULL"), "S_rec": tgt(ref("S_rec"), "NULL"),
              "sh_x": qm.in_shift(l), "sh_r": qm.rec_shift(l) if c.recurrent else 0,
-             "sh_xt": 0 if fz else qm.in_shift(l, True), "sh_rt": qm.rec_shift(l, True) if c.recurrent and not fz else 0,
+             "sh_xt": 0 if fz else qm.in_shift(l, True),
+             "sh_rt": qm.rec_shift(l, True) if c.recurrent and not fz else 0,
              "v": f"etp_v{l}", "s": f"etp_s{l}", "tr": f"etp_tr{l}", "vt": ref(f"vt{l}"), "st": ref(f"st{l}"),
              "trt": ref(f"trt{l}"), "s_prev": ref(f"s_prev{l}"), "st_prev": ref(f"st_prev{l}"),
              "vpre": ref(f"vpre{l}"), "vpre_t": ref(f"vpre_t{l}"), "delta": ref(f"delta{l}"),
@@ -265,7 +267,8 @@ def _source(qm: QModel, lay: Layout, labels: list[str], stamp_text: str) -> str:
     out.append("")
     shared = ["trl", "u", "steps", "rng", "opt_steps", "opt_cfg"] + [s[0] for s in shared_scratch(*[1] * 7)]
     net = {"layers": "etp_layers", "params": "etp_params", **{f: ref(f) for f in shared},
-           **{f: ref(f) for f in ("tstream", "tstream_off", "tstream_pre", "tstream_per", "tstream_v", "vt0_resume", "tsteps")},
+           **{f: ref(f) for f in ("tstream", "tstream_off", "tstream_pre", "tstream_per",
+                                  "tstream_v", "vt0_resume", "tsteps")},
            "tensors": "etp_tensor_table", "n_tensors": "ETP_N_TENSORS", "labels": "etp_label_names"}
     out.append("const etp_net_t etp_net = {")
     out += [f"    .{k} = {v}," for k, v in net.items()]

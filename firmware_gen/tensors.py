@@ -180,7 +180,8 @@ class DeviceConfig:
         lr_code(lr_min) <= lr_m * 2^-lr_e <= lr_code(lr_max), compared exactly (its C twin:
         lr_in_range in etp_api.c, over ETP_LR_MIN_M/E and ETP_LR_MAX_M/E)."""
         return (OPT_CFG_RANGES["lr_m"][0] <= int(lr_m) <= OPT_CFG_RANGES["lr_m"][1]
-                and OPT_CFG_RANGES["lr_e"][0] <= int(lr_e) <= OPT_CFG_RANGES["lr_e"][1] and lr_le(*lr_code(self.lr_min), lr_m, lr_e)
+                and OPT_CFG_RANGES["lr_e"][0] <= int(lr_e) <= OPT_CFG_RANGES["lr_e"][1]
+                and lr_le(*lr_code(self.lr_min), lr_m, lr_e)
                 and lr_le(lr_m, lr_e, *lr_code(self.lr_max)))
 
 

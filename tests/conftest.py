@@ -93,7 +93,8 @@ TOOLS = {  # name: (check, what it is, how to get it)
     "nir": (_importable("nir"), "the Python package nir (extra 'interop')", SETUP),
     "tonic": (_importable("tonic"), "the Python package tonic (extra 'neuromorphic')", SETUP),
     "h5py": (_importable("h5py"), "the Python package h5py (extra 'neuromorphic')", SETUP),
-    "nir-clients": (lambda: all(importlib.util.find_spec(m) is not None for m in ("torch", "norse", "snntorch", "nirtorch")),
+    "nir-clients": (lambda: all(importlib.util.find_spec(m) is not None
+                                for m in ("torch", "norse", "snntorch", "nirtorch")),
                     "torch, norse, snntorch and nirtorch (extra 'nir-clients' + norse --no-deps)", SETUP),
     "shared-golden": (lambda: SHARED_GOLDEN.is_dir(), "the authors' golden files (shared/golden beside the checkout)",
                       "CI places shared/ beside the clone"),

@@ -112,7 +112,8 @@ def test_a_relabelled_model_keeps_its_results(tmp_path):
     assert save_model(new, d / "model.npz") != m.hash()
     back = load_model(d / "model.npz")
     assert all((back.arrays()[k] == a).all() for k, a in m.arrays().items())
-    assert back.hashes() == {back.hash(), m.hash(), *m.hashes()} and back.recipe["relabelled_from"][-1]["why"] == "a test"
+    assert (back.hashes() == {back.hash(), m.hash(), *m.hashes()}
+            and back.recipe["relabelled_from"][-1]["why"] == "a test")
     rows = len(result_rows(d))
     (d / "results" / "zz-other-5.json").write_text(json.dumps(dict(
         json.loads((d / "results" / "test-tp-fixed-b1-5.json").read_text()), model_hash="0" * 64)))

@@ -69,7 +69,8 @@ def test_missing_tools_skip_on_a_developer_machine(tmp_path, ci):
     assert code == 0, out
     assert re.search(r"\b1 passed, 4 skipped\b", out) and "failed" not in out, out   # test_part leaves its part out
     code, out_module = _run(tmp_path, ci, "test_probe_module.py")
-    assert code == 5 and re.search(r"\b1 skipped\b", out_module)   # 5: the whole module skipped and "nir (extra 'interop') is missing" in out_module
+    # 5: the whole module skipped and "nir (extra 'interop') is missing" in out_module
+    assert code == 5 and re.search(r"\b1 skipped\b", out_module)
     assert "espeak-ng is missing (./setup.sh installs it)" in out
     assert re.search(r"optional: torchaudio .*not installed", out)
 

@@ -15,7 +15,8 @@ def test_fixed_measure_runs_from_the_repository_root():
             "t = make_task(n_classes=3, T=12, n_speakers=2, pre_per_class=1, shots=1, query_per_class=1); "
             "print(t.pre_x.shape, t.sup_x.shape, t.qry_x.shape)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
-    assert r.returncode == 0 and r.stdout.split() == ["(6,", "12,", "120)", "(3,", "12,", "120)", "(3,", "12,", "120)"], r.stderr
+    assert r.returncode == 0 and r.stdout.split() == ["(6,", "12,", "120)",
+                                                      "(3,", "12,", "120)", "(3,", "12,", "120)"], r.stderr
 
 
 def test_real_speech_experiments_run_from_the_repository_root():

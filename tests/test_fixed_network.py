@@ -8,7 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from edgetp.fixed.network_q import (dense_grad, forward_q, grad_formats, gradients_q, infer_sequence_q, init_state_q, predict_q,
+from edgetp.fixed.network_q import (dense_grad, forward_q, grad_formats, gradients_q,
+                                    infer_sequence_q, init_state_q, predict_q,
                                     state_arrays, target_inputs_q, train_sequence_q, train_step_q)
 from edgetp.fixed.primitives import INT16_MAX, INT32_MAX, INT32_MIN
 from edgetp.fixed.qconfig import from_float
@@ -136,7 +137,8 @@ from tests.test_fixed_network import small, inputs
 from edgetp.fixed.network_q import state_arrays, train_sequence_q
 from edgetp.fixed.update_q import QOpt
 out = {{}}
-for kind, targets, wbits in (("factored", "classes", 8), ("sgd", "batch", 16), ("rownorm", "classes", 16), ("colnorm", "batch", 16)):
+for kind, targets, wbits in (("factored", "classes", 8), ("sgd", "batch", 16),
+                             ("rownorm", "classes", 16), ("colnorm", "batch", 16)):
     qm = small(hidden=(6, 5), wbits=wbits, n_in=7)
     opt = QOpt.make(kind, 3e-3, seed=5)
     st = train_sequence_q(qm, inputs(2, 12, 7), np.array([2, 0]), opt, targets)
@@ -256,7 +258,8 @@ def test_update_every_learns_on_t_mod_k_and_runs_the_same_forward(k):
     sf = train_sequence(p, xf, labels, cfg, fo, "classes", update_every=k)
     assert fo.step == len(range(0, 7, k)) and sf.t == 7
     st = init_state(cfg, 2, cfg.n_out)
-    st, g = train_step(p, st, xf[:, 0], labels, cfg, fo, "classes", target_in=target_inputs(cfg, labels, "classes", xf.dtype),
+    st, g = train_step(p, st, xf[:, 0], labels, cfg, fo, "classes",
+                       target_in=target_inputs(cfg, labels, "classes", xf.dtype),
                        record=True, update_every=k)
     assert g and fo.step == len(range(0, 7, k)) + 1
     w = [x.copy() for x in p.trainable()]

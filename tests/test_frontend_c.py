@@ -141,7 +141,8 @@ def test_cli_json(tmp_path, cli):
     js = json.loads(out.read_text())
     assert list(js)[:2] == ["frames", "mismatches"] and js["frames"] == 3 * 101 and js["mismatches"] == 0
     r = cli("verify-c", "--frontend", tmp_path / "missing.wav")
-    assert r.returncode == 2 and r.stderr.count("\n") == 1 and r.stderr.startswith(f"ERROR {tmp_path / 'missing.wav'}: ")
+    assert (r.returncode == 2 and r.stderr.count("\n") == 1
+            and r.stderr.startswith(f"ERROR {tmp_path / 'missing.wav'}: "))
 
 
 def test_export_compiles_for_cortex_m4_without_float(setup, tmp_path):

@@ -21,7 +21,8 @@ def blas():
     return sorted((i["filepath"], i["num_threads"]) for i in threadpool_info() if i["user_api"] == "blas")
 
 def settings():
-    return {"blas": blas(), "err": np.geterr(), "print": str(np.get_printoptions()), "env": {k: v for k, v in os.environ.items() if not k.startswith("KMP_")}}
+    return {"blas": blas(), "err": np.geterr(), "print": str(np.get_printoptions()),
+            "env": {k: v for k, v in os.environ.items() if not k.startswith("KMP_")}}
 # (KMP_*: the Intel OpenMP runtime's settings, which third-party libraries set when loaded)
 
 threadpool_limits(2, user_api="blas")    # a caller's own setting, which imports must leave alone

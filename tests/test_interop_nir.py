@@ -186,7 +186,8 @@ def test_graph_built_with_nir_api_imports_with_its_behaviour(tmp_path):
 
 
 @pytest.mark.parametrize("change,match", [
-    (lambda g: g.nodes.__setitem__("lif2", nir.IF(r=np.ones(8), v_threshold=np.ones(8))), "node 'lif2': IF is not supp"),
+    (lambda g: g.nodes.__setitem__("lif2", nir.IF(r=np.ones(8), v_threshold=np.ones(8))),
+     "node 'lif2': IF is not supp"),
     (lambda g: g.nodes.__setitem__("affine", api_graph(bias=0.1).nodes["affine"]), "'affine' .Affine.: non-zero bias"),
     (lambda g: g.nodes["lif2"].v_leak.__setitem__(0, 0.1), "'lif2' .LIF.: v_leak must be 0"),
     (lambda g: g.nodes["lif2"].v_threshold.__setitem__(0, 0.4), "lif2: v_threshold differs between neurons"),

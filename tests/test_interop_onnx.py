@@ -75,7 +75,8 @@ RESET = {  # spellings of the reset, all producing "mem1_out" from "mem_pre", "f
     "not-where": ("hard", [mk("Not", ["fire"], ["quiet"]), mk("Where", ["quiet", "mem_pre", "zero"], ["mem1_out"])]),
     "v-v*s": ("hard", [mk("Mul", ["mem_pre", "spk1_out"], ["vs"]), mk("Sub", ["mem_pre", "vs"], ["mem1_out"])]),
     "v-vth*s": ("soft", [mk("Mul", ["spk1_out", "th"], ["vs"]), mk("Sub", ["mem_pre", "vs"], ["mem1_out"])]),
-    "where-soft": ("soft", [mk("Sub", ["mem_pre", "th"], ["vm"]), mk("Where", ["fire", "vm", "mem_pre"], ["mem1_out"])]),
+    "where-soft": ("soft", [mk("Sub", ["mem_pre", "th"], ["vm"]),
+                            mk("Where", ["fire", "vm", "mem_pre"], ["mem1_out"])]),
 }
 
 
@@ -94,7 +95,8 @@ def foreign_graph(W, R, Wout, alpha=0.8, vth=0.6, fire=">", reset="v*(1-s)"):
              numpy_helper.from_array(Wout, "fc2.weight")]
     info = lambda n, w: helper.make_tensor_value_info(n, TensorProto.FLOAT, ["N", w])
     h, o = W.shape[0], Wout.shape[0]
-    g = helper.make_graph(nodes, "torch_like", [info("input", W.shape[1]), info("mem1", h), info("spk1", h), info("acc", o)],
+    g = helper.make_graph(nodes, "torch_like",
+                          [info("input", W.shape[1]), info("mem1", h), info("spk1", h), info("acc", o)],
                           [info("acc_out", o), info("mem1_out", h), info("spk1_out", h)], inits)
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)])
 

@@ -36,7 +36,8 @@ def _ft(cli, setup, speaker, *extra, json_out=None):
     args = ["finetune", "--kws", "--model", model, "--data-root", root, "--speaker", speaker, "--shots", "1",
             "--seeds", "1", "--epochs", "1", "--no-baseline", "--quiet", *extra]
     # EDGETP_TEST_LEDGER empty: the ledger beside the model file (conftest points it outside the repository)
-    return cli(*args, *(["--json", json_out] if json_out else []), env={"EDGETP_HOME": str(home), "EDGETP_TEST_LEDGER": ""})
+    return cli(*args, *(["--json", json_out] if json_out else []),
+               env={"EDGETP_HOME": str(home), "EDGETP_TEST_LEDGER": ""})
 
 
 def test_dev_and_test_rows_measure_forgetting_on_disjoint_other_speakers(setup, cli, tmp_path):
@@ -94,7 +95,8 @@ def test_a_test_group_run_appends_its_line_and_a_dev_run_none(setup, cli, tmp_pa
     assert (e["model_hash"], e["weights_hash"]) == (m.hash(), m.weights_hash())
     assert (e["query_before"], e["query_after"], e["others_before"], e["others_after"]) == (
         d["query_acc_before"], d["query_acc_after"], d["test_acc_before"], d["test_acc_after"])
-    assert (e["speakers"], e["seeds"], e["shots"], e["others"], e["recipe"]) == ([TEST[0]], 1, 1, "testing", d["recipe"])
+    assert (e["speakers"], e["seeds"], e["shots"],
+            e["others"], e["recipe"]) == ([TEST[0]], 1, 1, "testing", d["recipe"])
     assert e["command"].startswith("edgetp finetune --kws --model ") and "--speaker test" in e["command"]
     assert str(Path.home()) not in e["command"] and not e.get("backfilled") and e["date"].endswith("Z")
     assert _ft(cli, setup, "dev").returncode == 0
@@ -106,7 +108,8 @@ def test_a_malformed_ledger_is_one_line_before_the_run(setup, cli, tmp_path):
     bad = tmp_path / "bad.jsonl"
     from conftest import run_cli
     for text, why in (('{"date": "2026"\n', "JSON"), ('{"date": "x"}\n', "missing model_hash"),
-                      ("[1, 2]\n", "missing date"), (json.dumps(dict(GOOD, query_after="high")) + "\n", "bad query_after"),
+                      ("[1, 2]\n", "missing date"),
+                      (json.dumps(dict(GOOD, query_after="high")) + "\n", "bad query_after"),
                       (json.dumps(dict(GOOD, recipe={"epochs": 3})) + "\n", "bad recipe lr")):
         bad.write_text(text)
         r = run_cli("finetune", "--kws", "--model", model, "--data-root", root, "--speaker", "test", "--shots", "1",
@@ -176,4 +179,5 @@ def test_a_model_folder_this_user_cannot_write_keeps_its_ledger_in_the_data_home
     path = ledger.opened("kws-mcu", model, model.recipe["test_speakers"][:1])
     assert path == tmp_path / "test-ledgers" / f"kws-mcu.{ledger.NAME}" and path.is_file()
     monkeypatch.setattr(os, "access", real)
-    assert ledger.opened("kws-mcu", model, model.recipe["test_speakers"][:1]) == MODELS_DIR / "kws-mcu" / "results" / ledger.NAME
+    assert (ledger.opened("kws-mcu", model, model.recipe["test_speakers"][:1])
+            == MODELS_DIR / "kws-mcu" / "results" / ledger.NAME)

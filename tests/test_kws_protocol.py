@@ -68,7 +68,8 @@ def test_pretrain_records_the_device_quantization(setup, cli, tmp_path):
     m = load_model(tmp_path / "m.npz")
     fixed = m.recipe["fixed"]
     assert fixed == fixed_settings(m, load_corpus(root), HELD)
-    assert {k: fixed[k] for k in ("wbits", "xbits", "headroom")} == {k: DEFAULTS[k] for k in ("wbits", "xbits", "headroom")}
+    assert ({k: fixed[k] for k in ("wbits", "xbits", "headroom")}
+            == {k: DEFAULTS[k] for k in ("wbits", "xbits", "headroom")})
     assert 0 <= fixed["fx"] <= 24 and fixed["targets"] == "classes"
     assert m.recipe["command"].endswith("--record-fixed")
     assert "--record-fixed" in (Path(__file__).parent.parent / "models" / "rebuild.sh").read_text()
@@ -247,7 +248,8 @@ def test_pretrain_records_finetune_defaults_that_finetune_uses(setup, cli, tmp_p
     env = {"EDGETP_HOME": str(home)}
     model = tmp_path / "ft.npz"
     r = cli("pretrain", "--kws", "--data-root", root, "--net", "120-8r-36", "--epochs", "1", "--batch", "8",
-            "--hold-out", HELD, "--ft", "batch=2", "--ft", "rehearsal=1.5", "--ft", "epochs=1", "--ft", "update_every=2",
+            "--hold-out", HELD, "--ft", "batch=2", "--ft", "rehearsal=1.5",
+            "--ft", "epochs=1", "--ft", "update_every=2",
             "--ft", "warp=0.05", "--out", model, env=env)
     assert r.returncode == 0, r.stderr
     from edgetp.model import load_model
@@ -259,17 +261,20 @@ def test_pretrain_records_finetune_defaults_that_finetune_uses(setup, cli, tmp_p
             "--no-baseline", "--quiet", "--batch", "1", "--json", out, env=env)
     assert r.returncode == 0, r.stderr
     rec = json.loads(out.read_text())["recipe"]
-    assert (rec["batch"], rec["rehearsal"], rec["epochs"], rec["update_every"]) == (1, 1.5, 1, 2)   # the flag wins, the rest is the model's
+    # the flag wins, the rest is the model's
+    assert (rec["batch"], rec["rehearsal"], rec["epochs"], rec["update_every"]) == (1, 1.5, 1, 2)
     assert rec["warp"] == 0.05 and "warp 0.05" in r.stdout
     # the integer rule learns from the utterances as recorded: the float recipe's augmentation is not applied
     r = cli("finetune", "--kws", "--fixed", "--model", model, "--data-root", root, "--shots", "1", "--seeds", "1",
             "--no-baseline", "--quiet", "--json", out, env=env)
     assert r.returncode == 0, r.stderr
     rec = json.loads(out.read_text())["recipe"]
-    assert (rec["shift"], rec["noise"], rec["warp"], rec["update_every"]) == (0, 0.0, 0.0, 2) and "augmented" not in r.stdout
+    assert ((rec["shift"], rec["noise"], rec["warp"], rec["update_every"]) == (0, 0.0, 0.0, 2)
+            and "augmented" not in r.stdout)
 
 
-@pytest.mark.parametrize("item", ["batch", "colour=red", "batch=two", "rehearsal=-1", "optimizer=lion", "update_every=0",
+@pytest.mark.parametrize("item", ["batch", "colour=red", "batch=two", "rehearsal=-1",
+                                  "optimizer=lion", "update_every=0",
                                   "warp=0.9", "shift=-1", "noise=inf"])
 def test_pretrain_rejects_bad_finetune_defaults_before_training(setup, cli, tmp_path, item):
     root, home = setup
@@ -308,11 +313,13 @@ def test_pretrain_from_keeps_the_weights_and_records_new_settings(setup, pretrai
     r = cli("pretrain", "--kws", "--from", again, "--ft", "lr=3e-4", "--out", again, env={"EDGETP_HOME": str(home)})
     assert r.returncode == 0, r.stderr
     direct = tmp_path / "direct.npz"
-    r = cli("pretrain", "--kws", "--from", pretrained, "--ft", "lr=3e-4", "--out", direct, env={"EDGETP_HOME": str(home)})
+    r = cli("pretrain", "--kws", "--from", pretrained, "--ft", "lr=3e-4", "--out", direct,
+            env={"EDGETP_HOME": str(home)})
     assert r.returncode == 0, r.stderr
     a, b = load_model(again), load_model(direct)
     assert a.recipe["derived_from"] == b.recipe["derived_from"] == m.recipe["derived_from"]
-    assert a.recipe["command"] != b.recipe["command"] and a.recipe["finetune"] == {"lr": 3e-4} and "fixed" not in a.recipe
+    assert (a.recipe["command"] != b.recipe["command"] and a.recipe["finetune"] == {"lr": 3e-4}
+            and "fixed" not in a.recipe)
 
 
 @pytest.mark.parametrize("flags,expect", [

@@ -25,7 +25,8 @@ def test_default_finetune_on_shipped_kws_mcu(cli, tmp_path):
     d = json.loads(out.read_text())
     # a run on the test group is a line of the test ledger, with the run's figures
     line = json.loads(ledger.read_text())
-    assert (line["model_hash"], line["speakers"], line["query_after"]) == (model.hash(), [speaker], d["query_acc_after"])
+    assert (line["model_hash"], line["speakers"],
+            line["query_after"]) == (model.hash(), [speaker], d["query_acc_after"])
     assert d["speaker"] == speaker and d["model"] == "kws-mcu" and d["shots"] == 5 and d["model_hash"] == model.hash()
     s = d["per_seed"][0]
     assert s["support"] == 175 and s["query"] == 70
@@ -82,7 +83,8 @@ def test_shipped_models_load_and_match_their_cards():
     # both are the one pretraining run's output with settings chosen afterwards (`pretrain --from`)
     base = paper.recipe["derived_from"]
     assert base["model"] == mcu.recipe["derived_from"]["model"] == "models/kws-paper/model.npz"
-    assert mcu.recipe["derived_from"]["hash"] == base["hash"] and base["command"].startswith("edgetp pretrain --kws --net")
+    assert (mcu.recipe["derived_from"]["hash"] == base["hash"]
+            and base["command"].startswith("edgetp pretrain --kws --net"))
     assert all(np.array_equal(a, b) for a, b in zip(mcu.params.named().values(), paper.params.named().values()))
     assert {k: mcu.recipe["fixed"][k] for k in ("frozen_hidden", "hbits")} == {"frozen_hidden": True, "hbits": 8}
     assert mcu.recipe["finetune"]["train"] == "readout" and flash > 256 * 1024   # the int8 hidden layer in flash

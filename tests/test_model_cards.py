@@ -114,7 +114,8 @@ def test_the_card_names_the_corpus_a_model_was_pretrained_on(tmp_path):
     assert rec["corpus"] == {"speakers": 48, "reps": 3, "distinct": 10, "distinct_reps": 10, "wide": 200, "seed": 0}
     assert corpus_command(rec) == "edgetp data synth-kws CORPUS --distinct 10 --wide 200"
     # the offline corpus (the defaults), another corpus, or a broken info file: no command
-    assert corpus_command({"corpus": {"speakers": 48, "reps": 3, "distinct": 4, "distinct_reps": 10, "seed": 0}}) is None
+    assert corpus_command({"corpus": {"speakers": 48, "reps": 3, "distinct": 4,
+                                      "distinct_reps": 10, "seed": 0}}) is None
     assert corpus_params(tmp_path / "missing") is None
     (tmp_path / "synth_info.json").write_text("{not json")
     assert corpus_params(tmp_path) is None

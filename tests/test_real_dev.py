@@ -52,7 +52,8 @@ def test_measures_zero_shot_and_personalisation_through_the_grid(real, tmp_path)
     from edgetp.model import load_model
     root, m = real
     model = load_model(m)
-    out = measure(model, root, tmp_path / "view", False, recorded_recipe(model), shots=(1, 5), seeds=2, say=lambda s: None)
+    out = measure(model, root, tmp_path / "view", False, recorded_recipe(model),
+                  shots=(1, 5), seeds=2, say=lambda s: None)
     z = out["zero_shot"]
     assert z["clips"] == 40 + 24 and z["speakers"] == 13 and z["core_clips"] == 40 + 12
     assert 0 <= z["top1"] <= 100 and set(z["per_speaker"]) == {ADAPT, *OTHERS}
@@ -67,7 +68,8 @@ def test_measures_zero_shot_and_personalisation_through_the_grid(real, tmp_path)
     # is refused
     parts = json.loads((tmp_path / "view" / "real_dev_info.json").read_text())["speakers"]
     model.recipe["real_speakers"] = {"pretrain": parts["pretrain"][:2], "choose": parts["choose"], "adapt": [ADAPT]}
-    out = measure(model, root, tmp_path / "view", False, recorded_recipe(model), shots=(1,), seeds=1, say=lambda s: None)
+    out = measure(model, root, tmp_path / "view", False, recorded_recipe(model),
+                  shots=(1,), seeds=1, say=lambda s: None)
     assert out["data"]["excluded_speakers"] == sorted(parts["pretrain"][:2])
     assert out["zero_shot"]["clips"] == 64 - 4 and not set(parts["pretrain"][:2]) & set(out["zero_shot"]["per_speaker"])
     model.recipe["pretrain_speakers"] = parts["choose"][:1]

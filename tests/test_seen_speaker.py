@@ -115,7 +115,8 @@ def test_hil_refuses_a_seen_speaker(setup):
     r = run_cli("hil", "--target", "host", "--model", m, "--data-root", root, "--speaker", SEEN,
                 env={"EDGETP_HOME": str(home)})
     assert r.returncode == 2 and "Traceback" not in r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1 and "pretraining set" in r.stderr and "--allow-seen-speaker" in r.stderr
+    assert (len(r.stderr.strip().splitlines()) == 1 and "pretraining set" in r.stderr
+            and "--allow-seen-speaker" in r.stderr)
 
 
 @pytest.mark.needs("default-corpus")

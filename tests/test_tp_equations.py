@@ -119,9 +119,11 @@ def test_batch_rule_learns_nothing_in_hidden_layers_at_batch_1():
     cfg = parse_net("6-8r-3")
     p = init_params(cfg, 0, np.float64)
     W0 = p.W[0].copy()
-    train_sequence(p, np.random.default_rng(0).random((1, 12, 6)) * 3, np.array([1]), cfg, Optimizer("sgd", 0.1), "batch")
+    train_sequence(p, np.random.default_rng(0).random((1, 12, 6)) * 3, np.array([1]),
+                   cfg, Optimizer("sgd", 0.1), "batch")
     np.testing.assert_array_equal(p.W[0], W0)
-    train_sequence(p, np.random.default_rng(0).random((1, 12, 6)) * 3, np.array([1]), cfg, Optimizer("sgd", 0.1), "classes")
+    train_sequence(p, np.random.default_rng(0).random((1, 12, 6)) * 3, np.array([1]),
+                   cfg, Optimizer("sgd", 0.1), "classes")
     assert not np.array_equal(p.W[0], W0)
 
 

@@ -93,7 +93,8 @@ def _run_fixed(args, cfg, targets) -> int:
     except ImportError:
         raise EdgetpError("the integer (fixed-point) reference is not available in this build") from None
     res = bench_fixed(cfg, steps=args.steps, batch=args.batch, targets=targets, repeats=args.repeats)
-    print(f"{res['samples_per_s']:.2f} samples/s  edgetp integer reference (net {cfg.net_string()}, {args.steps} steps, "
+    print(f"{res['samples_per_s']:.2f} samples/s  edgetp integer reference (net {cfg.net_string()}, "
+          f"{args.steps} steps, "
           f"batch {args.batch}, targets={targets}, {res['optimizer']}, int{res['wbits']} weights; "
           f"median of {args.repeats})")
     if not args.no_baseline:
@@ -107,7 +108,8 @@ def _run_fixed(args, cfg, targets) -> int:
         train_sequence(params, xs, labels, cfg, opt, targets, prop=prop)
         frate, ftimes = _median_rate(lambda: train_sequence(params, xs, labels, cfg, opt, targets, prop=prop),
                                      args.batch, args.repeats)
-        print(f"{frate:.2f} samples/s  float32 numba reference, Adam (same net, same process; median of {args.repeats})")
+        print(f"{frate:.2f} samples/s  float32 numba reference, Adam (same net, same process; "
+              f"median of {args.repeats})")
         print(f"{res['samples_per_s'] / frate:.2f}x  integer / float")
         res.update(float_samples_per_s=frate, ratio=res["samples_per_s"] / frate)
     if args.json:

@@ -48,7 +48,8 @@ def run_grid_bench(args) -> int:
     ray = run_ray(model, corpus, grid, shots, recipe, args.fixed, 2000, False, workers=args.workers, progress=False)
     o = ray.overhead
     print(f"{ray.seconds:8.1f} s  Ray, {ray.workers} CPUs (of which Ray start {o['ray_start_s']:.1f} s, feature table "
-          f"{o['feature_table_s']:.1f} s / {o['feature_table_mb']:.0f} MB; per-task overhead {o['per_task_overhead_s']:.1f} s)")
+          f"{o['feature_table_s']:.1f} s / {o['feature_table_mb']:.0f} MB; "
+          f"per-task overhead {o['per_task_overhead_s']:.1f} s)")
     print(f"{serial.seconds / ray.seconds:8.2f}x Ray / serial")
     mean = lambda rs: sum(r["seconds"] for r in rs) / max(1, len(rs))
     print(f"   a cell: {mean(serial.per_seed):.2f} s alone, {mean(ray.per_seed):.2f} s beside another on Ray "

@@ -218,7 +218,8 @@ def register(subparsers) -> None:
     v.add_argument("--force", action="store_true", help="remake a real-dev view made with other settings")
     for q in (r, v):
         q.add_argument("--choose-percent", type=int, default=M["choose_percent"],
-                       help="share of the non-adaptation speakers in the choose part, by a hash of the id (%(default)s)")
+                       help="share of the non-adaptation speakers in the choose part, "
+                            "by a hash of the id (%(default)s)")
     r.set_defaults(func=_real_mix)
     v.set_defaults(func=_real_dev)
 

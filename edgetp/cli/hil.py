@@ -58,7 +58,8 @@ def register(sub):
     p.add_argument("--json", metavar="PATH", help="write the figures as JSON (keys samples, mismatches, then the rest)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.add_argument("--audio", action="store_true",
-                   help="send raw 16 kHz PCM: the device runs the integer audio frontend, then TP (AUDIO_PCM/AUDIO_RUN)")
+                   help="send raw 16 kHz PCM: the device runs the integer audio frontend, "
+                        "then TP (AUDIO_PCM/AUDIO_RUN)")
     from firmware_gen.options import add_device_options
 
     add_device_options(p.add_argument_group("quantization and device (as edgetp export --c)"))
@@ -240,7 +241,8 @@ def _print(out: dict, say) -> None:
         print(f"  warning: {img['stack_used']} B of the {img['stack']} B stack used; give more with --stack")
     if unit == "instructions" and img:
         checks = [("training step", tr.get("max"), BUDGETS["train_step"]), ("inference step", inf.get("max"),
-                  BUDGETS["infer_step"]), ("RAM", img["ram"], BUDGETS["ram"]), ("flash", img["flash"], BUDGETS["flash"])]
+                  BUDGETS["infer_step"]), ("RAM", img["ram"], BUDGETS["ram"]),
+                  ("flash", img["flash"], BUDGETS["flash"])]
         print("  budgets: " + "; ".join(
             f"{n} {_fmt(v)} {'<=' if v is not None and v <= b else '>'} {_fmt(b)}"
             + ("" if v is None or v <= b else f" (over by {100 * (v - b) / b:.0f} %)") for n, v, b in checks))

@@ -43,7 +43,8 @@ def register(sub):
     p.add_argument("--ft-lr", type=float, default=None, help="fine-tuning lr to record as this model's default")
     p.add_argument("--ft", action="append", default=[], metavar="KEY=VALUE",
                    help="a fine-tuning default to record in the model (repeatable): epochs, lr, optimizer, batch, "
-                        "targets, train, rehearsal, update_every, shift, noise, warp; `edgetp finetune` uses them unless "
+                        "targets, train, rehearsal, update_every, shift, noise, warp; "
+                        "`edgetp finetune` uses them unless "
                         "told otherwise")
     p.add_argument("--record-fixed", action="store_true",
                    help='record the device quantization in the model (recipe["fixed"]: int16, input format '
@@ -238,7 +239,8 @@ def run(args) -> int:
                    if k in ("net", "reset", "epochs", "lr", "optimizer", "batch", "targets", "seed", "shift", "noise",
                             "log_gain", "warp")
                    and v is not None and not (k == "log_gain" and v == 1.0) and not (k == "warp" and v == 0.0))
-               + (" --per-utterance-norm" if args.per_utterance_norm else "") + "".join(f" --ft {k}={v}" for k, v in ft.items()))
+               + (" --per-utterance-norm" if args.per_utterance_norm else "")
+               + "".join(f" --ft {k}={v}" for k, v in ft.items()))
     rec["pretrain_speakers"] = sorted({corpus.utterances[i].speaker for i in pre} - {""})
     synth = corpus_params(corpus.root)
     if synth:
@@ -295,7 +297,8 @@ def derive(args, ft: dict, extras: dict) -> int:
         rec.update(corpus_record(rec, rec["data"]))
     rec["derived_from"] = src.recipe.get("derived_from") or {"model": portable(args.source), "hash": src.hash(),
                                                              "command": src.recipe.get("command", "")}
-    rec["command"] = f"edgetp pretrain --kws --from {portable(args.source)}" + "".join(f" --ft {k}={v}" for k, v in ft.items())
+    rec["command"] = (f"edgetp pretrain --kws --from {portable(args.source)}"
+                      + "".join(f" --ft {k}={v}" for k, v in ft.items()))
     if ft:
         rec["finetune"] = ft
     model = dataclasses.replace(src, recipe=rec)

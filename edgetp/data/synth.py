@@ -194,7 +194,8 @@ def prepare_out(out: Path, info_name: str, params: dict, force: bool, held: str,
 
 def synth_kws(out_dir, speakers: int = DEFAULTS["speakers"], reps: int = DEFAULTS["reps"], seed: int = 0,
               *, distinct: int = DEFAULTS["distinct"], distinct_reps: int = DEFAULTS["distinct_reps"],
-              wide: int = 0, words=PAPER_WORDS, jobs: int = 2, force: bool = False, progress: bool | None = None) -> dict:
+              wide: int = 0, words=PAPER_WORDS, jobs: int = 2,
+              force: bool = False, progress: bool | None = None) -> dict:
     """Write the corpus to ``out_dir`` and return its description (also in ``synth_info.json``).
 
     Re-running with the same settings on a complete corpus does nothing; ``force`` remakes a
@@ -210,7 +211,8 @@ def synth_kws(out_dir, speakers: int = DEFAULTS["speakers"], reps: int = DEFAULT
         raise EdgetpError(f"words must be distinct, plain words (got {bad or words})")
     espeak.binary()
     out = Path(out_dir).expanduser()
-    params = {"generator_version": GENERATOR_VERSION, "words": words, "speakers": speakers, "reps": reps, "distinct": distinct,
+    params = {"generator_version": GENERATOR_VERSION, "words": words, "speakers": speakers, "reps": reps,
+              "distinct": distinct,
               "distinct_reps": distinct_reps, "seed": seed, "espeak_ng": espeak.version(),
               **({"wide": wide} if wide else {})}     # absent when 0: older corpora keep their params
     done = prepare_out(out, INFO, params, force, "a synthetic corpus", "edgetp synthetic corpus")

@@ -8,7 +8,8 @@ and the optimizer step are taken only on the steps t with t % k == 0 (t: steps s
 reset, ``state.t``); the other steps run the same forward pass of both streams. With
 ``train="readout"`` the target streams are not run at all (the readout's gradient reads
 only the data stream's readout and last traces): the target-set state stays as it was.
-Inputs ``x`` are int16 (or int8) features in Q.fx. Nothing on this path reads a float. Formats and rounding: docs/fixed-point.md.
+Inputs ``x`` are int16 (or int8) features in Q.fx. Nothing on this path reads a float.
+Formats and rounding: docs/fixed-point.md.
 """
 from __future__ import annotations
 

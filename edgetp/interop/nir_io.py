@@ -320,7 +320,8 @@ def recognise(g: "nir.NIRGraph", dt: float) -> Found:
 def import_nir(path, dt: float | None = None, **opts) -> Model:
     """An edgetp Model from a NIR file; ``dt`` defaults to the graph's ``metadata["dt"]``, else DT."""
     try:
-        safeload.check_hdf5(path, "not a readable NIR graph")   # sizes, dtypes and nesting checked before nir reads any data
+        # sizes, dtypes and nesting checked before nir reads any data
+        safeload.check_hdf5(path, "not a readable NIR graph")
         g = nir.read(str(path), type_check=False)
     except EdgetpError:
         raise

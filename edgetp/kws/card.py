@@ -182,7 +182,8 @@ def real_lines(path: Path, r: dict, model_hashes) -> list[str]:
               "", "**Development figures**: every one of these speakers was used for choosing (recipes, "
               f"candidates). The unseen-speaker targets of issue 26 ({TARGETS}) are measured outside the project, "
               "on other real speakers.", "", "```bash", r["command"],
-              "models/rebuild.sh real-dev   # the shipped models; EDGETP_REAL_DEV, default ../shared/audio/gsc-real-dev",
+              "models/rebuild.sh real-dev   # the shipped models; EDGETP_REAL_DEV, "
+              "default ../shared/audio/gsc-real-dev",
               "```", ""]
     return lines
 
@@ -234,13 +235,15 @@ def device_texts(d: Path, qhash: str) -> list[str]:
         unit = r.get("counter", "counts")
         audio, fe = (" --audio", r.get("frontend") or {}) if r.get("audio") else ("", None)
         out.append(
-            f"Whole firmware on {r.get('board') or r.get('target')}, measured by `edgetp hil --target {r.get('target')} "
+            f"Whole firmware on {r.get('board') or r.get('target')}, measured by "
+            f"`edgetp hil --target {r.get('target')} "
             f"--model {r.get('model')} --shots {r.get('shots')}{audio}` (`device/{f.name}`){stale}: "
             f"RAM {_b(img.get('ram'))} B with a {_b(img.get('stack'))} B stack ({_b(img.get('stack_used'))} B used), "
             f"flash {_b(img.get('flash'))} B; one training step (10 ms frame) mean {_b(tr.get('mean'))}, max "
             f"{_b(tr.get('max'))} {unit}; one inference step mean {_b(inf.get('mean'))} {unit}; "
             + ("" if fe is None else
-               f"from raw 16 kHz audio, the integer frontend on the device: mean {_b(fe.get('per_hop_mean'))} {unit} per "
+               f"from raw 16 kHz audio, the integer frontend on the device: "
+               f"mean {_b(fe.get('per_hop_mean'))} {unit} per "
                f"10 ms hop, {_b(fe.get('per_utterance_mean'))} per 1 s utterance; ")
             + f"{r.get('samples')} samples, {r.get('mismatches')} mismatches against the integer reference"
             + _learnt(r) + ".")
@@ -264,7 +267,8 @@ def corpus_command(rec: dict) -> str | None:
     from edgetp.data.synth import DEFAULTS
 
     c = rec.get("corpus") or {}
-    extra = [f"--{k.replace('_', '-')} {c[k]}" for k in ("speakers", "reps", "distinct", "distinct_reps", "wide", "seed")
+    extra = [f"--{k.replace('_', '-')} {c[k]}"
+             for k in ("speakers", "reps", "distinct", "distinct_reps", "wide", "seed")
              if k in c and c[k] != {**DEFAULTS, "wide": 0, "seed": 0}[k]]
     mix = c.get("real_mix")
     if not mix:
@@ -275,7 +279,8 @@ def corpus_command(rec: dict) -> str | None:
     # --peak=-20,-1: a value starting with '-' must be joined to its flag, or argparse takes it for an option
     flags = [f"--{flag}{'=' if text(mix[k]).startswith('-') else ' '}{text(mix[k])}"
              for k, flag in names.items()
-             if k in mix and mix[k] != (list(MIX_DEFAULTS[k]) if isinstance(MIX_DEFAULTS[k], tuple) else MIX_DEFAULTS[k])]
+             if k in mix and mix[k] != (list(MIX_DEFAULTS[k])
+                                        if isinstance(MIX_DEFAULTS[k], tuple) else MIX_DEFAULTS[k])]
     return (f"edgetp data synth-kws BASE {' '.join(extra)}; edgetp data real-mix CORPUS --base BASE "
             f"--real {mix.get('real')} --noise {mix.get('noise')}" + "".join(f" {f}" for f in flags))
 
@@ -338,7 +343,8 @@ def render(d: Path, model: Model | None = None, ledger_upto: int | None = None) 
            if (rec.get("fixed") or {}).get("frozen_hidden") else "") + " |",
         f"| labels | {len(model.labels)}: {words} |",
         _data_row(rec, met),
-        f"| pretraining recipe | {rec.get('epochs')} epochs, {rec.get('optimizer')} lr {rec.get('lr')} cosine → 0.25·lr, "
+        f"| pretraining recipe | {rec.get('epochs')} epochs, "
+        f"{rec.get('optimizer')} lr {rec.get('lr')} cosine → 0.25·lr, "
         f"batch {rec.get('batch')}, targets {rec.get('targets')}, augmentation shift ±{rec.get('shift', 0)} frames, "
         f"noise {rec.get('noise', 0)} |",
         f"| accuracy after pretraining | train {met.get('train_acc', float('nan')):.1f} %, validation (other speakers) "

@@ -118,7 +118,8 @@ def corpus_for(model, data_root):
     """The corpus a model reads (its label set, checked)."""
     corpus = open_corpus(data_root, model.frontend.get("label_set", "paper"))
     if list(corpus.label_names) != list(model.labels):
-        raise EdgetpError(f"the corpus' labels ({len(corpus.label_names)}) differ from the model's ({len(model.labels)})")
+        raise EdgetpError(f"the corpus' labels ({len(corpus.label_names)}) differ "
+                          f"from the model's ({len(model.labels)})")
     return corpus
 
 

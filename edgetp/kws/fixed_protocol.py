@@ -82,7 +82,8 @@ def finetune_seed_fixed(model: Model, corpus, speaker: str, shots, seed: int, re
            "test_acc_before": acc(qm, xt, yt), "wbits": qm.wbits, "int_optimizer": kind}
     if qm.frozen_hidden:   # the hidden layers stay in flash at their own width; the readout alone learns
         res.update(hbits=qm.hbits, frozen_hidden=True, **({"row_scales": True} if qm.row_scales else {}))
-    tuned = finetune_fixed(qm, *training_set(d), recipe.epochs, recipe.lr, kind, recipe.targets, recipe.batch, seed, WBITS,
+    tuned = finetune_fixed(qm, *training_set(d), recipe.epochs, recipe.lr, kind,
+                       recipe.targets, recipe.batch, seed, WBITS,
                            train=recipe.train, on_epoch=lambda e, q: per_epoch.append(acc(q, xq, yq)),
                            update_every=recipe.update_every)
     res.update(query_acc_after=acc(tuned, xq, yq), test_acc_after=acc(tuned, xt, yt), query_acc_per_epoch=per_epoch)

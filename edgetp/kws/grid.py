@@ -106,7 +106,8 @@ def feature_table(model, corpus, grid: list[Cell], shots, recipe, test_limit, fi
 
 
 def run_cell(model, corpus, cell: Cell, shots, recipe, fixed: bool, test_limit, baseline: bool, cache=None,
-             progress: bool = False, keep_params: bool = False, frontend: str = "float", others: str = "testing") -> dict:
+             progress: bool = False, keep_params: bool = False,
+             frontend: str = "float", others: str = "testing") -> dict:
     """One cell's figures (``finetune_seed`` / ``finetune_seed_fixed`` with ``frontend``), forgetting measured on
     the ``others`` list; the tuned parameters only when kept."""
     from functools import partial

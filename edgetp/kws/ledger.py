@@ -9,7 +9,8 @@ figures that preceded the final one. Where the ledger lives:
 - a model folder's ``model.npz`` (a shipped model, ``models/<name>/``): ``results/test-ledger.jsonl``;
 - any other model file ``F.npz``: ``F.test-ledger.jsonl`` beside it;
 - ``$EDGETP_TEST_LEDGER``, when set: that file instead (a test run that must not write into the repository);
-- a model folder this user cannot write (an installed package): ``$EDGETP_HOME/test-ledgers/<folder>.test-ledger.jsonl``.
+- a model folder this user cannot write (an installed package):
+  ``$EDGETP_HOME/test-ledgers/<folder>.test-ledger.jsonl``.
 
 The card reads only the model folder's ledger, and says how many of its lines it counted: the ledger is
 append-only, so a card rendered before a later run (a user's main job) stays valid, and re-rendering counts it.

@@ -65,7 +65,8 @@ def finetune_seed(model: Model, corpus, speaker: str, shots, seed: int, recipe: 
     res["confusion_after"] = confusion(params, cfg, xq, yq, cfg.n_out).tolist()
     if baseline:
         scratch = init_params(cfg, seed, params.S.dtype)
-        scratch.S, scratch.S_rec = model.params.S.copy(), None if model.params.S_rec is None else model.params.S_rec.copy()
+        scratch.S, scratch.S_rec = (model.params.S.copy(),
+                                    None if model.params.S_rec is None else model.params.S_rec.copy())
         # the fine-tune-only baseline learns from the support set alone (no rehearsal)
         fit(scratch, cfg, xs, ys, replace(recipe, seed=seed), progress=progress, desc=f"from scratch seed {seed}")
         res["finetune_only_acc"] = accuracy(scratch, cfg, xq, yq)

@@ -55,7 +55,8 @@ def finetune_epochs(n: int, epochs: int, seed: int, batch: int = 1, lr: float | 
     ``np.random.default_rng(seed)`` drawing each epoch's ``epoch_batches``. ``lr`` None leaves
     the rate to the device (``Epoch.lr`` None)."""
     if n < 1 or epochs < 0 or batch < 1:
-        raise EdgetpError(f"a fine-tuning run needs samples >= 1, epochs >= 0 and batch >= 1, got {n}, {epochs}, {batch}")
+        raise EdgetpError(f"a fine-tuning run needs samples >= 1, epochs >= 0 and batch >= 1, "
+                          f"got {n}, {epochs}, {batch}")
     lrs = [None] * epochs if lr is None else epoch_lrs(lr, epochs, lr_min_ratio, schedule)
     rng = np.random.default_rng(seed)
     return [Epoch(e, lrs[e], epoch_batches(rng, n, batch)) for e in range(epochs)]
