@@ -254,7 +254,9 @@ def _row(args, extra: dict | None = None) -> tuple[int, dict]:
     limit = args.test_limit or None
 
     def line(r):
-        print(f"{r['speaker'] + ' ' if len(speakers) > 1 else ''}seed {r['seed']}: query zero-shot {r['query_acc_before']:.1f} -> adapted {r['query_acc_after']:.1f} %  "
+        who = r['speaker'] + ' ' if len(speakers) > 1 else ''
+        print(f"{who}seed {r['seed']}: query zero-shot {r['query_acc_before']:.1f} -> adapted "
+              f"{r['query_acc_after']:.1f} %  "
               f"others {r['test_acc_before']:.1f} -> {r['test_acc_after']:.1f} %"
               + (f"  from scratch {r['finetune_only_acc']:.1f} %" if "finetune_only_acc" in r else "")
               + f"  ({r['support']} support" + (f" + {r['rehearsal']} rehearsal" if r.get("rehearsal") else "")
@@ -296,7 +298,8 @@ def _row(args, extra: dict | None = None) -> tuple[int, dict]:
         if first is None:
             raise EdgetpError(f"--save: the first cell ({speakers[0]} seed 0) failed, nothing to save")
         from dataclasses import replace
-        tuned = replace(model, params=first, recipe=dict(model.recipe, finetuned_on=speakers[0], finetune=recipe.to_dict()))
+        tuned = replace(model, params=first,
+                        recipe=dict(model.recipe, finetuned_on=speakers[0], finetune=recipe.to_dict()))
         save_model(tuned, args.save)
         print(f"saved the fine-tuned model (seed 0) to {args.save}")
     if args.json:
@@ -327,7 +330,8 @@ def _table(out: dict) -> None:
           + (" (integer rule" + (", integer frontend on raw audio)" if out.get("frontend") == "fixed" else ")")
              if out.get("fixed") else ""))
     print(f"  {'':28s}{'before':>16s}{'after':>16s}")   # query before = zero-shot, query after = adapted
-    print(f"  {'query (held-out speakers) %' if len(out['speakers']) > 1 else 'query (held-out speaker) %':28s}{pm('query_acc_before'):>16s}{pm('query_acc_after'):>16s}")
+    who = 'query (held-out speakers) %' if len(out['speakers']) > 1 else 'query (held-out speaker) %'
+    print(f"  {who:28s}{pm('query_acc_before'):>16s}{pm('query_acc_after'):>16s}")
     print(f"  zero-shot (query before fine-tuning) {pm('query_acc_before').strip()} %, "
           f"adapted (query after) {pm('query_acc_after').strip()} %")
     who = f"others ({out['others']['split']} list) %" if out.get("others") else "test (other speakers) %"
