@@ -51,6 +51,10 @@ HEADER_SIZE = 8           # sync, len, type, seq, hcrc
 CRC_SIZE = 4
 MAX_PAYLOAD = 256
 MAX_FRAME = HEADER_SIZE + MAX_PAYLOAD + CRC_SIZE
+# A build for a link that carries more may raise the payload limit up to this (the host build
+# on pipes, verify-c: the whole state after every step in a few frames); HELLO's max_payload
+# says which, and the host reads with it. Every command's request fits MAX_PAYLOAD.
+PIPE_MAX_PAYLOAD = 32768
 RESPONSE_BIT = 0x80
 SEQ_MOD = 1 << 16
 MAX_NAME = 32             # longest tensor name / id string sent
@@ -73,13 +77,15 @@ class Cmd(enum.IntEnum):
     TENSOR_INFO = 0x10    # debug: name, dtype, writable, count of state tensor i
     READ_TENSOR = 0x11    # debug: bytes of a state tensor
     WRITE_TENSOR = 0x12   # debug: overwrite bytes of a writable state tensor
+    READ_STATE = 0x13     # debug: bytes of every state tensor in table order (verify-c reads all after each step)
+    SET_OPTIMIZER = 0x14  # debug: etp_set_optimizer (verify-c's scripts switch optimizers between samples)
     SAVE = 0x20           # weight store: save the persistent state to flash (kept in the locked build)
     FACTORY_RESET = 0x21  # weight store: erase both slots, etp_init(0): the shipped weights again
     AUDIO_PCM = 0x22      # append int16 PCM samples to the device's audio frontend (start=1: a new utterance)
     AUDIO_RUN = 0x23      # finish the utterance, run its frames through the network (label, or AUDIO_NO_LABEL: infer)
 
 
-DEBUG_CMDS = (Cmd.TENSOR_INFO, Cmd.READ_TENSOR, Cmd.WRITE_TENSOR)
+DEBUG_CMDS = (Cmd.TENSOR_INFO, Cmd.READ_TENSOR, Cmd.WRITE_TENSOR, Cmd.READ_STATE, Cmd.SET_OPTIMIZER)
 
 
 class Status(enum.IntEnum):
@@ -107,7 +113,7 @@ class Counter(enum.IntEnum):
 class Flag(enum.IntFlag):
     """HELLO's feature flags."""
 
-    DEBUG_CMDS = 1        # TENSOR_INFO / READ_TENSOR / WRITE_TENSOR present
+    DEBUG_CMDS = 1        # the DEBUG_CMDS present (TENSOR_INFO, READ_TENSOR, ...)
     SET_LR = 2            # the model API takes a learning-rate code
     RESET_CMD = 4         # reserved
 
@@ -127,6 +133,8 @@ LAYOUTS: dict[str, list[tuple[str, str]]] = {
     "REQ_TENSOR_INFO": [("index", "H")],
     "REQ_READ_TENSOR": [("index", "H"), ("offset", "I"), ("length", "H")],
     "REQ_WRITE_TENSOR": [("index", "H"), ("offset", "I")],   # + bytes
+    "REQ_READ_STATE": [("offset", "I"), ("length", "H")],  # offset into the tensors' bytes, one after another
+    "REQ_SET_OPTIMIZER": [("kind", "B"), ("beta_shift", "B"), ("train_all", "B"), ("clip", "b")],
     "RSP_ERR": [("status", "B"), ("detail", "I")],
     "RSP_HELLO": [("status", "B"), ("version", "B"), ("flags", "B"), ("counter", "B"), ("x_bytes", "B"),
                   ("n_in", "H"), ("n_out", "H"), ("max_payload", "H"), ("n_tensors", "H"),
@@ -145,6 +153,7 @@ LAYOUTS: dict[str, list[tuple[str, str]]] = {
                      ("repeats", "I"), ("bad_cmds", "I"), ("idle_drops", "I")],
     "RSP_TENSOR_INFO": [("status", "B"), ("dtype", "B"), ("writable", "B"), ("count", "I")],  # + name (u8 len + bytes)
     "RSP_READ_TENSOR": [("status", "B")],                 # + bytes
+    "RSP_READ_STATE": [("status", "B")],                  # + bytes
     # HELLO's weight-store report, after its 3 strings: has_store 0/1; boot status (firmware_gen.store.STATUS);
     # slot loaded at boot or by the last save (0, 1, 0xFF none); bit k of valid: slot k valid at boot
     "RSP_HELLO_STORE": [("has_store", "B"), ("boot", "B"), ("slot", "B"), ("valid", "B"), ("generation", "I")],

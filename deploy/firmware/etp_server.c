@@ -233,6 +233,42 @@ static uint16_t cmd_tensor(etp_server_t *s, uint8_t cmd, const uint8_t *q, uint1
     s->pl[0] = ETP_ST_OK;
     return ETP_RSP_OK_SIZE;
 }
+
+/* READ_STATE: bytes [offset, offset + length) of all tensors one after another in table
+ * order, so a host reads the whole state in as few frames as the payload allows. */
+static uint16_t cmd_state(etp_server_t *s, const uint8_t *q, uint16_t len) {
+    if (len != ETP_REQ_READ_STATE_SIZE) return err(s, ETP_ST_BAD_LEN, len);
+    uint32_t off = etp_rd32(q + ETP_REQ_READ_STATE_OFFSET_OFF), n = etp_rd16(q + ETP_REQ_READ_STATE_LENGTH_OFF);
+    uint32_t base = 0, k = 0, i;
+    if (n > ETP_MAX_PAYLOAD - ETP_RSP_READ_STATE_SIZE) return err(s, ETP_ST_BAD_ARG, n);
+    for (i = 0; i < etp_tensor_count() && k < n; i++) {
+        const etp_tensor_t *t = etp_tensor(i);
+        if (!t || t->dtype >= ETP_DTYPE_COUNT || !t->data) return err(s, ETP_ST_BAD_ARG, i);
+        uint32_t bytes = t->count * dtype_size(t->dtype);
+        for (; off + k < base + bytes && k < n; k++)
+            s->pl[ETP_RSP_READ_STATE_SIZE + k] = tensor_byte(t, off + k - base);
+        base += bytes;
+    }
+    if (k < n) return err(s, ETP_ST_BAD_ARG, off);   /* past the end of the state */
+    s->pl[ETP_RSP_READ_STATE_STATUS_OFF] = ETP_ST_OK;
+    return (uint16_t)(ETP_RSP_READ_STATE_SIZE + n);
+}
+
+/* SET_OPTIMIZER: etp_set_optimizer (the full generated API only); verify-c's scripts use it. */
+static uint16_t cmd_optimizer(etp_server_t *s, const uint8_t *q, uint16_t len) {
+    if (len != ETP_REQ_SET_OPTIMIZER_SIZE) return err(s, ETP_ST_BAD_LEN, len);
+#ifdef ETP_HAS_SET_LR
+    etp_status_t st = etp_set_optimizer(q[ETP_REQ_SET_OPTIMIZER_KIND_OFF], q[ETP_REQ_SET_OPTIMIZER_BETA_SHIFT_OFF],
+                                        q[ETP_REQ_SET_OPTIMIZER_TRAIN_ALL_OFF],
+                                        (int8_t)q[ETP_REQ_SET_OPTIMIZER_CLIP_OFF]);
+    if (st != ETP_OK) return err(s, st == ETP_EBADARG ? ETP_ST_BAD_ARG : ETP_ST_MODEL, (uint32_t)st);
+    s->pl[0] = ETP_ST_OK;
+    return ETP_RSP_OK_SIZE;
+#else
+    (void)q;
+    return err(s, ETP_ST_UNSUPPORTED, ETP_CMD_SET_OPTIMIZER);
+#endif
+}
 #endif
 
 /* AUDIO_PCM / AUDIO_RUN: raw audio through the integer frontend (etp_frontend.h, exported
@@ -408,6 +444,10 @@ static uint16_t execute(etp_server_t *s, uint8_t cmd, const uint8_t *q, uint16_t
     case ETP_CMD_READ_TENSOR:
     case ETP_CMD_WRITE_TENSOR:
         return cmd_tensor(s, cmd, q, len);
+    case ETP_CMD_READ_STATE:
+        return cmd_state(s, q, len);
+    case ETP_CMD_SET_OPTIMIZER:
+        return cmd_optimizer(s, q, len);
 #endif
     default:
         s->bad_cmds++;
