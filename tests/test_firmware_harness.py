@@ -143,6 +143,20 @@ def test_sanitizer_reports_are_errors(tmp_path):
     assert mm is not None and mm.op in ("run", "exit") and "shift" in mm.detail
 
 
+def test_a_leak_is_caught_when_the_firmware_exits(tmp_path):
+    """verify-c ends the link after the script; the firmware exits and LeakSanitizer's exit
+    check runs: memory lost on every reset fails the case, though every step was bit-exact."""
+    spec = CaseSpec(steps=2, samples=2)
+    qm, dev = build_model(spec), device_config(spec)
+    ex = render(qm, dev)
+    api = ex.files["etp_api.c"]
+    ex.files["etp_api.c"] = api.replace("#include <stddef.h>", "#include <stddef.h>\n#include <stdlib.h>", 1).replace(
+        "void etp_reset_state(void)\n{", "void etp_reset_state(void)\n{\n    if (malloc(24) == NULL) return;", 1)
+    assert ex.files["etp_api.c"].count("malloc(24)") == 1
+    steps, mm = verify_export(ex, RefDevice(qm, dev), build_script(spec), 0, True, tmp_path)
+    assert mm is not None and mm.op == "exit" and steps == 4 and "leak" in mm.detail, mm
+
+
 def test_kws_mcu_finetuning_run_on_real_features(tmp_path):
     """The shipped kws-mcu as `edgetp finetune --kws --fixed` runs it, on its own inputs (log gain,
     normalisation) of real speech: the device setup its recipe records (recipe["fixed"]: the hidden
