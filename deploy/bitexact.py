@@ -8,6 +8,7 @@ The first difference is named by deploy.compare (the HIL's comparator too).
 """
 from __future__ import annotations
 
+import math
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -92,7 +93,7 @@ def run_script(dev: Device, ref: RefDevice, script: Script, case: int = 0, shape
         ref_t = ref.tensors()
         blob = dev.read_state()
         if blob != tensor_bytes(ref_t):
-            shaped = [(n, a.reshape(shapes[n]) if n in shapes and a.size == _size(shapes[n]) else a)
+            shaped = [(n, a.reshape(shapes[n]) if n in shapes and a.size == math.prod(shapes[n]) else a)
                       for n, a in ref_t]
             diff = first_difference(dev.state_tensors(blob), shaped)
             what = kind + (f" label {op[2]}" if kind == "train" else "")
@@ -101,13 +102,6 @@ def run_script(dev: Device, ref: RefDevice, script: Script, case: int = 0, shape
             return steps, Mismatch(case, steps, what, diff.tensor or "<table>", diff.index, diff.device,
                                    diff.reference, str(diff), diff.differing, diff)
     return steps, None
-
-
-def _size(shape) -> int:
-    n = 1
-    for v in shape:
-        n *= int(v)
-    return n
 
 
 def build_firmware(export_dir: Path, sanitize: bool = False, cc: str | None = None, out_root: Path | None = None):
