@@ -107,10 +107,11 @@ def run_script(dev: Device, ref: RefDevice, script: Script, case: int = 0, shape
 def build_firmware(export_dir: Path, sanitize: bool = False, cc: str | None = None, out_root: Path | None = None):
     """The export's firmware for the host: strict C99, every warning an error, optionally
     ASan+UBSan, frames of up to PIPE_MAX_PAYLOAD bytes (a pipe is no UART: the state of a
-    kws model, ~300 KB, is then 10 frames, not 1 200); built under ``out_root`` (default
+    kws model, ~300 KB, is then 10 frames, not 1 200), and the frontend's trace (READ_FE)
+    when the export carries the frontend; built under ``out_root`` (default
     ``export_dir``/firmware)."""
     return build(export_dir, "host", out_root=out_root or Path(export_dir) / "firmware", cc=cc, sanitize=sanitize,
-                 extra_cflags=["-Werror", f"-DETP_MAX_PAYLOAD={P.PIPE_MAX_PAYLOAD}u"])
+                 extra_cflags=["-Werror", f"-DETP_MAX_PAYLOAD={P.PIPE_MAX_PAYLOAD}u", "-DETP_FE_TRACE=1"])
 
 
 @contextmanager

@@ -174,7 +174,7 @@ class Device:
     def request(self, cmd: P.Cmd, payload: bytes = b"", timeout: float | None = None) -> bytes:
         """Send ``cmd`` and return the OK response's payload (after its status byte)."""
         seq = self.seq if cmd == P.Cmd.HELLO else (self.seq + 1) % P.SEQ_MOD
-        frame = P.encode(int(cmd), seq, payload)
+        frame = P.encode(int(cmd), seq, payload, self.parser.max_payload)
         wait = self.timeout if timeout is None else timeout
         self.stats.requests += 1
         for attempt in range(self.retries + 1):

@@ -126,7 +126,7 @@ def _frontend_inputs(args):
 def _frontend(args) -> int:
     from edgetp.audio.frontend_q import InputNorm
     from edgetp.model import load_model
-    from firmware_gen.frontend_verify import verify_frontend
+    from deploy.verify_frontend import verify_frontend
     from firmware_gen.options import device_from_args
 
     inputs = _frontend_inputs(args)
