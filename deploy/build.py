@@ -27,7 +27,7 @@ from pathlib import Path
 
 from deploy.gen_proto import write_header
 from edgetp.errors import EdgetpError
-from firmware_gen.build import CORTEX_M4, WARN
+from firmware_gen.build import CORTEX_M4, SANITIZE, WARN
 from firmware_gen.runtime import RUNTIME_DIR
 
 FIRMWARE = Path(__file__).resolve().parent / "firmware"
@@ -128,12 +128,16 @@ def _key(parts: list) -> str:
 
 def build(model_dir, target: str = "host", out_root=None, locked: bool = False, opt: str = "-O2",
           stack_size: int = STACK_SIZE, extra_cflags=(), force: bool = False, port_dir=None,
-          flash_page: int | None = None, flash_prog: int | None = None) -> Image:
+          flash_page: int | None = None, flash_prog: int | None = None, cc: str | None = None,
+          sanitize: bool = False) -> Image:
     """Compile the firmware for ``target``; returns the :class:`Image` (cached by content).
     ``port_dir`` (Cortex-M targets): another board's port - its ``*.c`` (startup and the
-    functions of etp_port.h) and one ``*.ld`` - instead of mps2_an386/."""
+    functions of etp_port.h) and one ``*.ld`` - instead of mps2_an386/. ``cc`` (host): the
+    compiler (default cc); ``sanitize`` (host): with ASan and UBSan at -O1 (verify-c)."""
     if target not in PLATFORMS:
         raise EdgetpError(f"build target must be one of {PLATFORMS}, got {target!r}")
+    if target != "host" and (cc or sanitize):
+        raise EdgetpError("a compiler choice and sanitizers are for the host build only")
     from edgetp import paths
 
     model_dir = Path(model_dir).resolve()
@@ -164,9 +168,11 @@ def build(model_dir, target: str = "host", out_root=None, locked: bool = False, 
         defs += ["-DETP_COUNTER_SRC=1", f"-DETP_ICOUNT_SHIFT={ICOUNT_SHIFT}", "-DETP_FLASH_SEMIHOST=1"]
     elif target == "board":
         defs += ["-DETP_COUNTER_SRC=2"]
-    flags = [opt, *WARN, *defs, *extra_cflags]
+    flags = [*(SANITIZE + ["-O1"] if sanitize else [opt]), *WARN, *defs, *extra_cflags]
+    if target == "host":
+        cc = cc or shutil.which("cc") or shutil.which("gcc") or "cc"
     from deploy.gen_proto import headers_text
-    key = _key([target, *flags, stack_size, headers_text(), *common, *port, *msrc, *headers]
+    key = _key([target, cc or ARM_CC, *flags, stack_size, headers_text(), *common, *port, *msrc, *headers]
                + ([ld] if target != "host" else []))
     out = Path(out_root) if out_root else paths.home() / "deploy-build"
     out = out / f"{target}-{key}"
@@ -178,7 +184,6 @@ def build(model_dir, target: str = "host", out_root=None, locked: bool = False, 
     inc = include_flags(gen.parent, model_dir)
     srcs = [str(s) for s in (*common, *port, *msrc)]
     if target == "host":
-        cc = shutil.which("cc") or shutil.which("gcc") or "cc"
         _run([cc, *flags, *inc, *srcs, "-o", str(exe)], "host firmware build")
         return Image(target, exe, locked)
     _run([ARM_CC, *ARM_FLAGS, *flags, *inc, *srcs, "-nostartfiles", "--specs=nano.specs",

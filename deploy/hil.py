@@ -29,6 +29,7 @@ from typing import Protocol
 
 import numpy as np
 
+from deploy import compare
 from deploy import protocol as P
 from deploy.host import Device, DeviceReset
 from edgetp.errors import EdgetpError
@@ -96,26 +97,12 @@ class _Costs:
 
 
 def first_difference(dev: Device, ref: Reference) -> str:
-    """Fetch the device's tensors and name the first that differs from the reference."""
+    """Read the device's tensors and name the first that differs from the reference
+    (deploy.compare, verify-c's comparator)."""
     if not dev.info.debug:
         return "the firmware is locked (ETP_PROTO_LOCKED): its tensors cannot be read to find the first difference"
-    theirs = ref.tensors()
-    mine = dev.tensors()
-    if [t.name for t in mine] != [n for n, _ in theirs]:
-        return (f"the device's tensor table {[t.name for t in mine]} differs from the reference's "
-                f"{[n for n, _ in theirs]}")
-    for t, (name, arr) in zip(mine, theirs):
-        d = dev.read_tensor(t.index)
-        r = np.asarray(arr).ravel()
-        if d.size != r.size or np.any(d.astype(np.int64) != r.astype(np.int64)):
-            if d.size != r.size:
-                return f"first differing tensor: {name} (device {d.size} elements, reference {r.size})"
-            bad = np.flatnonzero(d.astype(np.int64) != r.astype(np.int64))
-            i = int(bad[0])
-            idx = np.unravel_index(i, np.shape(arr)) if np.ndim(arr) > 1 else (i,)
-            return (f"first differing tensor: {name} (#{t.index}), {bad.size} of {r.size} elements differ, "
-                    f"first at {list(map(int, idx))}: device {int(d[i])}, reference {int(r[i])}")
-    return "every tensor is equal, yet the digests differ (the digest function itself differs)"
+    diff = compare.first_difference(dev.state_tensors(), ref.tensors())
+    return str(diff) if diff else "every tensor is equal, yet the digests differ (the digest function itself differs)"
 
 
 class Session:

@@ -174,7 +174,7 @@ class Device:
     def request(self, cmd: P.Cmd, payload: bytes = b"", timeout: float | None = None) -> bytes:
         """Send ``cmd`` and return the OK response's payload (after its status byte)."""
         seq = self.seq if cmd == P.Cmd.HELLO else (self.seq + 1) % P.SEQ_MOD
-        frame = P.encode(int(cmd), seq, payload)
+        frame = P.encode(int(cmd), seq, payload, self.parser.max_payload)
         wait = self.timeout if timeout is None else timeout
         self.stats.requests += 1
         for attempt in range(self.retries + 1):
@@ -261,6 +261,7 @@ class Device:
         if self.info.proto_hash != P.spec_hash():
             raise EdgetpError(f"the firmware speaks protocol {self.info.version} (hash 0x{self.info.proto_hash:08x}), "
                               f"this host 0x{P.spec_hash():08x}: rebuild the firmware")
+        self.parser.max_payload = max(P.MAX_PAYLOAD, self.info.max_payload)   # what this build sends
         self.seq = self.info.last_seq       # the next command carries last_seq + 1
         self._tensors = None
         return self.info
@@ -314,6 +315,14 @@ class Device:
     def set_lr(self, m: int, e: int) -> None:
         self.request(P.Cmd.SET_LR, P.pack("REQ_SET_LR", m=m, e=e))
 
+    def set_optimizer(self, kind: str, beta_shift: int, train: str, clip: int = -1) -> None:
+        """SET_OPTIMIZER (debug builds): ``kind`` one of edgetp.fixed.update_q.KINDS, ``train``
+        "all" or "readout", ``clip`` -1 for none."""
+        from edgetp.fixed.update_q import KINDS
+
+        self.request(P.Cmd.SET_OPTIMIZER, P.pack("REQ_SET_OPTIMIZER", kind=KINDS.index(kind), beta_shift=beta_shift,
+                                                 train_all=int(train == "all"), clip=clip))
+
     def save(self, timeout=None) -> dict:
         """SAVE: the persistent state into the weight store; slot, generation, erases, programs."""
         return _unpack("RSP_SAVE", self.request(P.Cmd.SAVE, timeout=timeout))[0]
@@ -351,3 +360,23 @@ class Device:
         chunk = P.MAX_PAYLOAD - P.layout_struct("REQ_WRITE_TENSOR").size
         for off in range(0, len(data), chunk):
             self.request(P.Cmd.WRITE_TENSOR, P.pack("REQ_WRITE_TENSOR", index=i, offset=off) + data[off:off + chunk])
+
+    def read_state(self) -> bytes:
+        """Every state tensor's bytes in table order (READ_STATE, debug builds)."""
+        total = sum(t.count * t.np_dtype.itemsize for t in self.tensors())
+        chunk = max(P.MAX_PAYLOAD, self.info.max_payload) - P.layout_struct("RSP_READ_STATE").size
+        buf = bytearray()
+        while len(buf) < total:
+            n = min(chunk, total - len(buf))
+            buf += self.request(P.Cmd.READ_STATE, P.pack("REQ_READ_STATE", offset=len(buf), length=n))[1:]
+        return bytes(buf)
+
+    def state_tensors(self, blob: bytes | None = None) -> list[tuple[str, np.ndarray]]:
+        """(name, flat array) of every state tensor, from ``blob`` (read_state's) or read now."""
+        blob = self.read_state() if blob is None else blob
+        out, off = [], 0
+        for t in self.tensors():
+            n = t.count * t.np_dtype.itemsize
+            out.append((t.name, np.frombuffer(blob[off:off + n], dtype=t.np_dtype)))
+            off += n
+        return out

@@ -51,6 +51,10 @@ HEADER_SIZE = 8           # sync, len, type, seq, hcrc
 CRC_SIZE = 4
 MAX_PAYLOAD = 256
 MAX_FRAME = HEADER_SIZE + MAX_PAYLOAD + CRC_SIZE
+# A build for a link that carries more may raise the payload limit up to this (the host build
+# on pipes, verify-c: the whole state after every step in a few frames); HELLO's max_payload
+# says which, and the host reads with it. Every command's request fits MAX_PAYLOAD.
+PIPE_MAX_PAYLOAD = 32768
 RESPONSE_BIT = 0x80
 SEQ_MOD = 1 << 16
 MAX_NAME = 32             # longest tensor name / id string sent
@@ -73,13 +77,16 @@ class Cmd(enum.IntEnum):
     TENSOR_INFO = 0x10    # debug: name, dtype, writable, count of state tensor i
     READ_TENSOR = 0x11    # debug: bytes of a state tensor
     WRITE_TENSOR = 0x12   # debug: overwrite bytes of a writable state tensor
+    READ_STATE = 0x13     # debug: bytes of every state tensor in table order (verify-c reads all after each step)
+    SET_OPTIMIZER = 0x14  # debug: etp_set_optimizer (verify-c's scripts switch optimizers between samples)
+    READ_FE = 0x15        # debug, frontend trace builds: one record of the audio frontend's last utterance
     SAVE = 0x20           # weight store: save the persistent state to flash (kept in the locked build)
     FACTORY_RESET = 0x21  # weight store: erase both slots, etp_init(0): the shipped weights again
     AUDIO_PCM = 0x22      # append int16 PCM samples to the device's audio frontend (start=1: a new utterance)
     AUDIO_RUN = 0x23      # finish the utterance, run its frames through the network (label, or AUDIO_NO_LABEL: infer)
 
 
-DEBUG_CMDS = (Cmd.TENSOR_INFO, Cmd.READ_TENSOR, Cmd.WRITE_TENSOR)
+DEBUG_CMDS = (Cmd.TENSOR_INFO, Cmd.READ_TENSOR, Cmd.WRITE_TENSOR, Cmd.READ_STATE, Cmd.SET_OPTIMIZER, Cmd.READ_FE)
 
 
 class Status(enum.IntEnum):
@@ -107,7 +114,7 @@ class Counter(enum.IntEnum):
 class Flag(enum.IntFlag):
     """HELLO's feature flags."""
 
-    DEBUG_CMDS = 1        # TENSOR_INFO / READ_TENSOR / WRITE_TENSOR present
+    DEBUG_CMDS = 1        # the DEBUG_CMDS present (TENSOR_INFO, READ_TENSOR, ...)
     SET_LR = 2            # the model API takes a learning-rate code
     RESET_CMD = 4         # reserved
 
@@ -127,6 +134,8 @@ LAYOUTS: dict[str, list[tuple[str, str]]] = {
     "REQ_TENSOR_INFO": [("index", "H")],
     "REQ_READ_TENSOR": [("index", "H"), ("offset", "I"), ("length", "H")],
     "REQ_WRITE_TENSOR": [("index", "H"), ("offset", "I")],   # + bytes
+    "REQ_READ_STATE": [("offset", "I"), ("length", "H")],  # offset into the tensors' bytes, one after another
+    "REQ_SET_OPTIMIZER": [("kind", "B"), ("beta_shift", "B"), ("train_all", "B"), ("clip", "b")],
     "RSP_ERR": [("status", "B"), ("detail", "I")],
     "RSP_HELLO": [("status", "B"), ("version", "B"), ("flags", "B"), ("counter", "B"), ("x_bytes", "B"),
                   ("n_in", "H"), ("n_out", "H"), ("max_payload", "H"), ("n_tensors", "H"),
@@ -145,6 +154,7 @@ LAYOUTS: dict[str, list[tuple[str, str]]] = {
                      ("repeats", "I"), ("bad_cmds", "I"), ("idle_drops", "I")],
     "RSP_TENSOR_INFO": [("status", "B"), ("dtype", "B"), ("writable", "B"), ("count", "I")],  # + name (u8 len + bytes)
     "RSP_READ_TENSOR": [("status", "B")],                 # + bytes
+    "RSP_READ_STATE": [("status", "B")],                  # + bytes
     # HELLO's weight-store report, after its 3 strings: has_store 0/1; boot status (firmware_gen.store.STATUS);
     # slot loaded at boot or by the last save (0, 1, 0xFF none); bit k of valid: slot k valid at boot
     "RSP_HELLO_STORE": [("has_store", "B"), ("boot", "B"), ("slot", "B"), ("valid", "B"), ("generation", "I")],
@@ -152,13 +162,19 @@ LAYOUTS: dict[str, list[tuple[str, str]]] = {
     "REQ_AUDIO_PCM": [("start", "B")],                    # + int16 samples (at most AUDIO_CHUNK)
     "RSP_AUDIO_PCM": [("status", "B"), ("frames", "H"), ("cost", "I")],   # frames computed so far, this chunk's cost
     "REQ_AUDIO_RUN": [("label", "H")],
+    # READ_FE (verify-c --frontend; a build with ETP_FE_TRACE): what = FE_FRAME: frame t's block exponent i32,
+    # power i64 x N_BINS, mel i64 x N_MELS, log-mel i16 x N_MELS as computed; FE_END (after AUDIO_RUN): the
+    # maximum i32, then L i16 x N_FRAMES x N_MELS; FE_OUT: frame t's features i32 x N_FEATURES, then its inputs
+    "REQ_READ_FE": [("what", "B"), ("frame", "H")],
+    "RSP_READ_FE": [("status", "B")],                     # + the record
     "RSP_AUDIO_RUN": [("status", "B"), ("pred", "H"), ("steps", "I"), ("fe_finish", "I"), ("fe_frames", "I"),
                       ("net_sum", "I"), ("net_max", "I"), ("x_crc", "I")],
     # fe_finish: the end of the utterance (last frames, maximum, L); fe_frames: delta and input scaling of
     # every frame; net_sum/net_max: the network steps; x_crc: CRC-32 of the network's inputs (int16 LE)
 }
 AUDIO_NO_LABEL = 0xFFFF
-AUDIO_CHUNK = (MAX_PAYLOAD - 1) // 2       # samples per AUDIO_PCM frame
+FE_FRAME, FE_END, FE_OUT = 0, 1, 2        # REQ_READ_FE.what
+AUDIO_CHUNK = (MAX_PAYLOAD - 1) // 2       # samples per AUDIO_PCM frame (a build with a larger payload: more)
 
 
 def layout_struct(name: str) -> struct.Struct:
@@ -218,10 +234,10 @@ class Frame:
         return self.payload[0] if self.is_response and self.payload else None
 
 
-def encode(ftype: int, seq: int, payload: bytes = b"") -> bytes:
-    """One frame's bytes."""
-    if len(payload) > MAX_PAYLOAD:
-        raise ValueError(f"payload of {len(payload)} bytes exceeds MAX_PAYLOAD {MAX_PAYLOAD}")
+def encode(ftype: int, seq: int, payload: bytes = b"", max_payload: int = MAX_PAYLOAD) -> bytes:
+    """One frame's bytes (``max_payload``: the receiver's limit, MAX_PAYLOAD unless its HELLO said more)."""
+    if len(payload) > max_payload:
+        raise ValueError(f"payload of {len(payload)} bytes exceeds the maximum {max_payload}")
     if not (0 <= ftype <= 0xFF and 0 <= seq < SEQ_MOD):
         raise ValueError(f"type {ftype} or seq {seq} out of range")
     head = struct.pack("<HBH", len(payload), ftype, seq)

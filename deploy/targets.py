@@ -9,6 +9,9 @@
   board, as a reset button would).
 - :class:`PortTarget` is an already running device behind a serial URL (a board);
   it cannot be reset from here.
+- :class:`PipeTarget` runs the native build with ``--stdio``: the link is a pair of pipes,
+  its ``port`` (verify-c: no pty to allocate, and a firmware that dies - a sanitizer report,
+  a crash - is seen at once, with its exit status and stderr, as :class:`TargetExited`).
 
 Each is a context manager; ``close()`` ends only the process it started.
 
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import os
 import re
+import select
 import shutil
 import signal
 import socket
@@ -174,6 +178,88 @@ class QemuTarget(_Proc):
     def close(self) -> None:
         super().close()
         shutil.rmtree(self._dir, ignore_errors=True)
+
+
+class TargetExited(EdgetpError):
+    """The firmware process ended (a sanitizer report, a crash, or an exit status != 0)."""
+
+
+class _PipePort:
+    """The port of a :class:`PipeTarget`: what deploy.host.Device reads and writes."""
+
+    in_waiting = 0            # Device then reads with read(1): read returns whatever has come
+
+    def __init__(self, target: "PipeTarget"):
+        self.target = target
+        self.fd = target.proc.stdout.fileno()
+
+    def write(self, data: bytes) -> None:
+        try:
+            self.target.proc.stdin.write(data)
+            self.target.proc.stdin.flush()
+        except BrokenPipeError:
+            raise self.target.exited() from None
+
+    def read(self, n: int) -> bytes:
+        if not select.select([self.fd], [], [], 0.02)[0]:
+            return b""
+        data = os.read(self.fd, 1 << 16)
+        if not data:
+            raise self.target.exited()
+        return data
+
+    def close(self) -> None:
+        pass
+
+
+class PipeTarget(Target):
+    name = "host firmware (pipes)"
+    url = "stdio"
+
+    def __init__(self, image: Image, env: dict | None = None):
+        self.image = image
+        self._err = tempfile.TemporaryFile()       # a file, not a pipe: a long report cannot block the firmware
+        self.proc = subprocess.Popen([str(image.path), "--stdio"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self._err, preexec_fn=_die_with_parent, env=dict(os.environ, **(env or {})))
+        self.port = _PipePort(self)
+
+    def stderr(self) -> str:
+        self._err.seek(0)
+        return self._err.read().decode(errors="replace")
+
+    def exited(self) -> TargetExited:
+        """The error for a firmware that stopped answering: its exit status and stderr."""
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        return TargetExited(f"the firmware stopped (exit status {self.proc.returncode}):\n{self.stderr()[-4000:]}")
+
+    def close(self) -> None:
+        """End the link (end of stdin: the firmware exits, a sanitizer build after its exit checks);
+        raises :class:`TargetExited` if the exit status is not 0."""
+        if self._err.closed:
+            return
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.close()
+            except BrokenPipeError:
+                pass
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for f in (self.proc.stdin, self.proc.stdout):
+            try:
+                f.close()
+            except BrokenPipeError:
+                pass
+        err = self.stderr()
+        self._err.close()
+        if self.proc.returncode != 0:
+            raise TargetExited(f"the firmware exited with status {self.proc.returncode}:\n{err[-4000:]}")
 
 
 class PortTarget(Target):

@@ -1,5 +1,5 @@
-"""Compile an export: on the host (strict C99, optionally ASan+UBSan) with the harness
-main, and for Cortex-M4 (objects and their sizes)."""
+"""The compiler flags of every build of the C, and the Cortex-M4 build of an export's objects
+(their sizes). The host build that verify-c runs is the firmware's (deploy/build.py)."""
 from __future__ import annotations
 
 import shutil
@@ -8,9 +8,9 @@ from pathlib import Path
 
 from edgetp.errors import EdgetpError
 
-from firmware_gen.runtime import HARNESS, RUNTIME_DIR, SOURCES
+from firmware_gen.runtime import SOURCES
 
-# The compiler flags of every build of the C (this module's checks and deploy/build.py's firmware):
+# The compiler flags of every build of the C (deploy/build.py's firmware, verify-c's with -Werror):
 WARN = ["-std=c99", "-Wall", "-Wextra", "-pedantic", "-Wshadow", "-Wstrict-prototypes", "-Wmissing-prototypes"]
 STRICT = [*WARN, "-Werror"]
 # Cortex-M4: the runtime is integer-only, so soft float (newlib's default multilib, what the
@@ -44,20 +44,6 @@ def sources(export_dir: Path) -> list[Path]:
     out = [export_dir / "etp_model.c", *(export_dir / s for s in SOURCES)]
     if (export_dir / "etp_frontend_cfg.c").is_file():
         out += [export_dir / "etp_frontend_cfg.c", *(export_dir / s for s in FRONTEND_SOURCES)]
-    return out
-
-
-def build_host(export_dir, out: Path | None = None, sanitize: bool = False, cc: str | None = None,
-               opt: str = "-O2") -> Path:
-    """Compile the export plus the harness main; returns the executable."""
-    export_dir = Path(export_dir)
-    cc = cc or default_cc()
-    if cc is None or not have(cc):
-        raise EdgetpError(f"no C compiler {cc or 'gcc/clang'} on PATH (apt-get install gcc)")
-    out = Path(out or export_dir / ("harness_san" if sanitize else "harness"))
-    flags = STRICT + (SANITIZE + ["-O1"] if sanitize else [opt])
-    _run([cc, *flags, "-I", str(export_dir), *map(str, sources(export_dir)), str(RUNTIME_DIR / HARNESS),
-          "-o", str(out)])
     return out
 
 

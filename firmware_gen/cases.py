@@ -20,7 +20,7 @@ from edgetp.fixed.update_q import KINDS, lr_code
 from edgetp.model import expected_arrays
 from edgetp.tp.config import NetConfig
 
-from firmware_gen.harness import Script
+from firmware_gen.script import Script
 from firmware_gen.tensors import DeviceConfig
 
 WEIGHT_STYLES = ("uniform", "small", "extreme", "sparse")

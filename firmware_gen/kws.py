@@ -24,7 +24,7 @@ from edgetp.fixed.quantize import quantize_inputs
 from edgetp.fixed.update_q import lr_code
 from edgetp.tp.schedule import finetune_epochs
 
-from firmware_gen.harness import Script, play
+from firmware_gen.script import Script, play
 from firmware_gen.tensors import DeviceConfig, RefDevice
 
 REPO_WAVS = Path(__file__).resolve().parent.parent / "tests" / "data" / "real"

@@ -55,6 +55,14 @@ def test_training_matches_the_twin_and_tensors_read_back():
             assert np.array_equal(dev.read_tensor(t.index), a)
         dev.load_x(sx[0, 0])                      # chunked load, then a step on the loaded frame
         assert dev.infer()["steps"] == 1
+        # READ_STATE (verify-c's read): every tensor's bytes in table order
+        state = b"".join(dev.read_tensor(t.index).astype(t.np_dtype).tobytes() for t in dev.tensors())
+        assert dev.read_state() == state
+        assert dev.request(P.Cmd.READ_STATE, P.pack("REQ_READ_STATE", offset=3, length=20))[1:] == state[3:23]
+        with pytest.raises(DeviceError, match="BAD_ARG"):
+            dev.request(P.Cmd.READ_STATE, P.pack("REQ_READ_STATE", offset=len(state) - 1, length=2))
+        with pytest.raises(DeviceError, match="UNSUPPORTED"):
+            dev.set_optimizer("sgd", 0, "all")     # the fake model has no etp_set_optimizer
 
 
 def test_a_repeated_command_is_answered_but_not_run_again():

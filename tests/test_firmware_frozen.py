@@ -173,7 +173,7 @@ def frozen_specs(draw):
 
 
 def _verify(spec, tmp_path=None, sanitize=False, mutate=None):
-    from firmware_gen.harness import verify_export
+    from deploy.bitexact import verify_export
     qm, dev = build_model(spec), device_config(spec)
     ex = render(qm, dev)
     if mutate:
@@ -207,36 +207,34 @@ def test_frozen_hidden_bit_exact_under_sanitizers_and_learns(hbits, wbits, tmp_p
 
 @pytest.mark.needs("cc")
 def test_c_refuses_training_every_layer_and_writing_flash(tmp_path):
-    from firmware_gen.build import build_host
-    from firmware_gen.cdevice import CDevice
+    from deploy.bitexact import build_firmware, refusal, serve
     spec = frozen_spec()
     qm, dev = build_model(spec), device_config(spec)
     render(qm, dev).write(tmp_path)
-    c = CDevice(build_host(tmp_path), qm.cfg.n_in, qm.xbits)
-    ref = RefDevice(qm, dev)
-    names = [n for n, *_ in c.meta]
-    writable = {n: w for n, _d, w, _k in c.meta}
-    assert names == [n for n, _a in ref.tensors()]
-    assert not any(writable[n] for n in ("W0", "W1", "R0", "R1")) and writable["W2"]
-    assert c.init(3) == 0
-    ref.init(3)
-    x = np.arange(spec.n_in, dtype=np.int16) * 700 - 1000
-    assert c.set_optimizer("colnorm", 10, "all") == 1            # ETP_EBADARG: the hidden layers cannot learn
-    assert c.train(x, 1) == 0
-    ref.train(x, 1)
-    assert c.digest() == ref.digest()
-    # spikes other than 0/1 written by a host: the recurrent sum multiplies them (no 0/1 shortcut)
-    s0 = np.array([3, 0, 1, -2, 1, 0][:spec.hidden[0]], np.int8)
-    assert c.write(names.index("s0"), s0.tobytes()) == 0
-    ref.state.s[0][0] = s0
-    assert c.train(x, 2) == 0
-    ref.train(x, 2)
-    assert c.digest() == ref.digest()
-    cfg = names.index("opt_cfg")
-    assert c.write(cfg, np.array([3, 131, 17, 10, 1, -1], "<i4").tobytes()) == 0
-    assert c.train(x, 1) == 1                                     # train_all = 1 in opt_cfg: refused
-    assert c.write(names.index("W0"), bytes(qm.weights["W0"].size)) == 1     # flash: read-only
-    c.close()
+    with serve(build_firmware(tmp_path)) as c:
+        ref = RefDevice(qm, dev)
+        names = [t.name for t in c.tensors()]
+        writable = {t.name: t.writable for t in c.tensors()}
+        assert names == [n for n, _a in ref.tensors()]
+        assert not any(writable[n] for n in ("W0", "W1", "R0", "R1")) and writable["W2"]
+        c.init(3)
+        ref.init(3)
+        x = np.arange(spec.n_in, dtype=np.int16) * 700 - 1000
+        assert refusal(c.set_optimizer, "colnorm", 10, "all") == 1    # ETP_EBADARG: the hidden layers cannot learn
+        c.train(x, 1)
+        ref.train(x, 1)
+        assert c.digest()["digest"] == ref.digest()
+        # spikes other than 0/1 written by a host: the recurrent sum multiplies them (no 0/1 shortcut)
+        s0 = np.array([3, 0, 1, -2, 1, 0][:spec.hidden[0]], np.int8)
+        c.write_tensor(names.index("s0"), s0)
+        ref.state.s[0][0] = s0
+        c.train(x, 2)
+        ref.train(x, 2)
+        assert c.digest()["digest"] == ref.digest()
+        cfg = names.index("opt_cfg")
+        c.write_tensor(cfg, np.array([3, 131, 17, 10, 1, -1], "<i4"))
+        assert refusal(c.train, x, 1) == 1                             # train_all = 1 in opt_cfg: refused
+        assert refusal(c.write_tensor, names.index("W0"), np.zeros(qm.weights["W0"].size)) == 1   # flash: read-only
 
 
 # ----------------------------------------------------------------------------- the tester tested

@@ -14,9 +14,8 @@ from hypothesis import strategies as st
 from firmware_gen.cases import INPUT_STYLES, WEIGHT_STYLES, CaseSpec, build_model, build_script, device_config
 from firmware_gen.generate import render
 from conftest import can
-from firmware_gen.build import build_arm, build_host
-from firmware_gen.cdevice import CDevice
-from firmware_gen.harness import verify_export
+from firmware_gen.build import build_arm
+from deploy.bitexact import build_firmware, refusal, serve, verify_export
 from firmware_gen.tensors import RefDevice, state_digest
 
 pytestmark = pytest.mark.needs("cc")
@@ -71,31 +70,33 @@ def test_default_case_every_tensor_and_digest(tmp_path):
     qm, dev = build_model(spec), device_config(spec)
     ex = render(qm, dev)
     ex.write(tmp_path)
-    c = CDevice(build_host(tmp_path), qm.cfg.n_in, qm.xbits)
-    ref = RefDevice(qm, dev)
-    assert [(n, d.itemsize, k) for n, d, _w, k in c.meta] == [(n, a.dtype.itemsize, a.size) for n, a in ref.tensors()]
-    writable = {n: w for n, _d, w, _k in c.meta}
-    assert not writable["S"] and not writable["S_rec"] and writable["W0"] and writable["opt_cfg"]
-    assert c.init(7) == 0
-    ref.init(7)
-    x = np.arange(spec.n_in, dtype=np.int16) * 301 - 500
-    for t in range(5):
-        assert c.train(x, t % spec.n_out) == 0
-        ref.train(x, t % spec.n_out)
-        assert c.digest() == ref.digest() == state_digest(ref.qm, ref.state, ref.opt, dev.targets, dev.train)
-    assert c.predict() == ref.predict()
-    assert c.train(x, spec.n_out) == 1                     # ETP_EBADARG: label out of range
-    assert c.set_optimizer("sgd", 63, "all") == 1          # beta shift out of range
-    assert c.set_optimizer("factored", 10, "all", -2) == 1  # clip out of range
-    assert c.set_lr(200, 300) == 1
-    cfg_index = [n for n, *_ in c.meta].index("opt_cfg")
-    assert c.write(cfg_index, np.array([9, 0, 0, 0, 1, -1], "<i4").tobytes()) == 0
-    assert c.train(x, 0) == 1                              # an invalid opt_cfg refuses to train
-    assert c.write([n for n, *_ in c.meta].index("S"), bytes(2 * qm.weights["S"].size)) == 1   # flash: read-only
-    c.init(7)
-    ref.init(7)
-    assert c.digest() == ref.digest()                      # init restores the weights and the optimizer
-    c.close()
+    with serve(build_firmware(tmp_path)) as c:
+        ref = RefDevice(qm, dev)
+        meta = c.tensors()
+        assert [(t.name, t.np_dtype.itemsize, t.count) for t in meta] == [(n, a.dtype.itemsize, a.size)
+                                                                          for n, a in ref.tensors()]
+        writable = {t.name: t.writable for t in meta}
+        assert not writable["S"] and not writable["S_rec"] and writable["W0"] and writable["opt_cfg"]
+        c.init(7)
+        ref.init(7)
+        x = np.arange(spec.n_in, dtype=np.int16) * 301 - 500
+        for t in range(5):
+            c.train(x, t % spec.n_out)
+            ref.train(x, t % spec.n_out)
+            assert c.digest()["digest"] == ref.digest() == state_digest(ref.qm, ref.state, ref.opt, dev.targets,
+                                                                        dev.train)
+        assert c.predict() == ref.predict()
+        assert refusal(c.train, x, spec.n_out) == 1                       # ETP_EBADARG: label out of range
+        assert refusal(c.set_optimizer, "sgd", 63, "all") == 1            # beta shift out of range
+        assert refusal(c.set_optimizer, "factored", 10, "all", -2) == 1   # clip out of range
+        assert refusal(c.set_lr, 200, 300) == 1
+        names = [t.name for t in meta]
+        assert refusal(c.write_tensor, names.index("opt_cfg"), np.array([9, 0, 0, 0, 1, -1], "<i4")) == 0
+        assert refusal(c.train, x, 0) == 1                                # an invalid opt_cfg refuses to train
+        assert refusal(c.write_tensor, names.index("S"), np.zeros(qm.weights["S"].size)) == 1   # flash: read-only
+        c.init(7)
+        ref.init(7)
+        assert c.digest()["digest"] == ref.digest()                       # init restores the weights and the optimizer
 
 
 def test_same_sample_twice_after_reset(tmp_path):
@@ -103,18 +104,17 @@ def test_same_sample_twice_after_reset(tmp_path):
     spec = CaseSpec(steps=4, samples=1)
     qm, dev = build_model(spec), device_config(spec)
     render(qm, dev).write(tmp_path)
-    c = CDevice(build_host(tmp_path), qm.cfg.n_in, qm.xbits)
-    c.init(1)
-    xs = np.random.default_rng(3).integers(-4000, 4000, (4, spec.n_in)).astype(np.int16)
-    runs = []
-    for _ in range(2):
-        c.reset()
-        for x in xs:
-            c.infer(x)
-        runs.append({n: a.copy() for n, a in c.tensors()})
+    with serve(build_firmware(tmp_path)) as c:
+        c.init(1)
+        xs = np.random.default_rng(3).integers(-4000, 4000, (4, spec.n_in)).astype(np.int16)
+        runs = []
+        for _ in range(2):
+            c.reset_state()
+            for x in xs:
+                c.infer(x)
+            runs.append({n: a.copy() for n, a in c.state_tensors()})
     assert all(np.array_equal(runs[0][n], runs[1][n]) for n in runs[0])
     assert runs[0]["steps"][0] == 4
-    c.close()
 
 
 def _mutated(spec, file, old, new, tmp_path, sanitize=False):
@@ -143,6 +143,20 @@ def test_sanitizer_reports_are_errors(tmp_path):
     assert mm is not None and mm.op in ("run", "exit") and "shift" in mm.detail
 
 
+def test_a_leak_is_caught_when_the_firmware_exits(tmp_path):
+    """verify-c ends the link after the script; the firmware exits and LeakSanitizer's exit
+    check runs: memory lost on every reset fails the case, though every step was bit-exact."""
+    spec = CaseSpec(steps=2, samples=2)
+    qm, dev = build_model(spec), device_config(spec)
+    ex = render(qm, dev)
+    api = ex.files["etp_api.c"]
+    ex.files["etp_api.c"] = api.replace("#include <stddef.h>", "#include <stddef.h>\n#include <stdlib.h>", 1).replace(
+        "void etp_reset_state(void)\n{", "void etp_reset_state(void)\n{\n    if (malloc(24) == NULL) return;", 1)
+    assert ex.files["etp_api.c"].count("malloc(24)") == 1
+    steps, mm = verify_export(ex, RefDevice(qm, dev), build_script(spec), 0, True, tmp_path)
+    assert mm is not None and mm.op == "exit" and steps == 4 and "leak" in mm.detail, mm
+
+
 def test_kws_mcu_finetuning_run_on_real_features(tmp_path):
     """The shipped kws-mcu as `edgetp finetune --kws --fixed` runs it, on its own inputs (log gain,
     normalisation) of real speech: the device setup its recipe records (recipe["fixed"]: the hidden
@@ -158,7 +172,7 @@ def test_kws_mcu_finetuning_run_on_real_features(tmp_path):
     from firmware_gen.kws import REPO_WAVS, features_of, int_features, wav_files, word_labels
     from firmware_gen.options import add_device_options, device_from_args
     from firmware_gen.qmodel import qmodel_hash
-    from firmware_gen.verify import verify_model
+    from deploy.verify_c import verify_model
 
     model = load_model("kws-mcu")
     p = argparse.ArgumentParser()

@@ -9,9 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from firmware_gen.build import build_host
-from firmware_gen.cdevice import CDevice
-from firmware_gen.harness import Script, run_script
+from deploy.bitexact import build_firmware, run_script, serve
+from firmware_gen.script import Script
 from firmware_gen.snapshot import (tiny_export, tiny_frozen_export, tiny_frozen_model, tiny_model, tiny_rows_export,
                                    tiny_rows_model)
 from firmware_gen.tensors import DeviceConfig, RefDevice
@@ -49,20 +48,19 @@ def test_every_file_is_stamped():
 def test_the_snapshot_itself_is_bit_exact(tmp_path):
     """The checked-in C compiles with the strict flags and equals the reference step by step."""
     dev = RefDevice(tiny_model(), DeviceConfig("classes", "factored", 1e-3, 8))
-    _replay_four_samples(dev, build_host(SNAP, tmp_path / "harness"))
+    _replay_four_samples(dev, build_firmware(SNAP, out_root=tmp_path))
 
 
-def _replay_four_samples(dev, harness):
-    """Four samples of 6 training steps on the built harness and on ``dev``: every step bit-exact."""
-    c = CDevice(harness, 3, 16)
+def _replay_four_samples(dev, image):
+    """Four samples of 6 training steps on the built firmware and on ``dev``: every step bit-exact."""
     rng = np.random.default_rng(0)
     ops = [("init", 5)]
     for label in (0, 1, 1, 0):
         ops.append(("reset",))
         ops += [("train", rng.integers(-3000, 3000, 3).astype(np.int16), label) for _ in range(6)]
         ops.append(("end_sample",))
-    steps, mm = run_script(c, dev, Script(ops))
-    c.close()
+    with serve(image) as c:
+        steps, mm = run_script(c, dev, Script(ops))
     assert mm is None and steps == 24, str(mm)
 
 
@@ -74,5 +72,5 @@ def test_the_frozen_snapshot_itself_is_bit_exact(snap, model, tmp_path):
     for p in [*SNAP.iterdir(), *snap.iterdir()]:
         shutil.copy(p, tmp_path / p.name)               # the frozen folder's generated files win
     dev = RefDevice(model(), DeviceConfig("classes", "colnorm", 1e-3, 8, "readout", frozen_hidden=True))
-    _replay_four_samples(dev, build_host(tmp_path, tmp_path / "harness"))
+    _replay_four_samples(dev, build_firmware(tmp_path))
     assert dev.opt.step > 0 and not np.array_equal(dev.qm.weights["W1"], dev.qm0.weights["W1"])

@@ -13,7 +13,7 @@ from conftest import require
 from edgetp.fixed.network_q import _layer
 from firmware_gen.cases import CaseSpec, build_model, build_script, device_config
 from firmware_gen.generate import render
-from firmware_gen.harness import verify_export
+from deploy.bitexact import verify_export
 import firmware_gen.generate as generate
 from edgetp.audio.frontend import N_FRAMES
 from firmware_gen.layout import TSTREAM_PREFIX_FRAMES, device_layout, target_stream_table

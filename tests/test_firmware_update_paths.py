@@ -7,7 +7,7 @@ from conftest import require
 
 from firmware_gen.cases import CaseSpec, build_model, build_script, device_config
 from firmware_gen.generate import render
-from firmware_gen.harness import verify_export
+from deploy.bitexact import verify_export
 from firmware_gen.tensors import RefDevice
 
 SPEC = CaseSpec(seed=3, hidden=(7,), n_in=6, n_out=3, steps=12, samples=2, lr=1e-2)

@@ -58,7 +58,7 @@ def _inputs(n_random, seed=0):
 
 
 def test_bit_exact_on_real_speech_and_random_signals(setup):
-    from firmware_gen.frontend_verify import verify_frontend
+    from deploy.verify_frontend import verify_frontend
 
     qm, norm = setup
     s = verify_frontend(qm, norm, _inputs(12), seed=1)
@@ -75,7 +75,7 @@ def test_random_signals_cover_the_edge_cases():
 
 
 def test_bit_exact_under_sanitizers(setup):
-    from firmware_gen.frontend_verify import verify_frontend
+    from deploy.verify_frontend import verify_frontend
 
     qm, norm = setup
     s = verify_frontend(qm, norm, _inputs(6, seed=5)[-8:], sanitize=True, seed=2)
@@ -98,7 +98,7 @@ def test_a_planted_one_lsb_bug_is_found(setup, old, new, where):
 
 def _planted_bug_is_found(setup, old, new, where):
     """Verify the C frontend with ``old`` replaced by ``new``: it must report a mismatch in ``where``."""
-    from firmware_gen.frontend_verify import verify_frontend
+    from deploy.verify_frontend import verify_frontend
 
     qm, norm = setup
 

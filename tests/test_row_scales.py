@@ -145,7 +145,7 @@ def test_harness_catches_planted_row_shift_bugs_in_the_c(mutate, tmp_path):
 def test_harness_catches_a_planted_row_shift_bug_in_the_python(tmp_path, monkeypatch):
     """The reference using row 0's shift for every row disagrees with the C (which the export
     wrote from the correct shifts)."""
-    from firmware_gen.harness import verify_export
+    from deploy.bitexact import verify_export
     from firmware_gen.tensors import RefDevice
     from firmware_gen.cases import build_script
     spec = frozen_spec(row_scales=True, lr=1e-2)

@@ -233,6 +233,42 @@ static uint16_t cmd_tensor(etp_server_t *s, uint8_t cmd, const uint8_t *q, uint1
     s->pl[0] = ETP_ST_OK;
     return ETP_RSP_OK_SIZE;
 }
+
+/* READ_STATE: bytes [offset, offset + length) of all tensors one after another in table
+ * order, so a host reads the whole state in as few frames as the payload allows. */
+static uint16_t cmd_state(etp_server_t *s, const uint8_t *q, uint16_t len) {
+    if (len != ETP_REQ_READ_STATE_SIZE) return err(s, ETP_ST_BAD_LEN, len);
+    uint32_t off = etp_rd32(q + ETP_REQ_READ_STATE_OFFSET_OFF), n = etp_rd16(q + ETP_REQ_READ_STATE_LENGTH_OFF);
+    uint32_t base = 0, k = 0, i;
+    if (n > ETP_MAX_PAYLOAD - ETP_RSP_READ_STATE_SIZE) return err(s, ETP_ST_BAD_ARG, n);
+    for (i = 0; i < etp_tensor_count() && k < n; i++) {
+        const etp_tensor_t *t = etp_tensor(i);
+        if (!t || t->dtype >= ETP_DTYPE_COUNT || !t->data) return err(s, ETP_ST_BAD_ARG, i);
+        uint32_t bytes = t->count * dtype_size(t->dtype);
+        for (; off + k < base + bytes && k < n; k++)
+            s->pl[ETP_RSP_READ_STATE_SIZE + k] = tensor_byte(t, off + k - base);
+        base += bytes;
+    }
+    if (k < n) return err(s, ETP_ST_BAD_ARG, off);   /* past the end of the state */
+    s->pl[ETP_RSP_READ_STATE_STATUS_OFF] = ETP_ST_OK;
+    return (uint16_t)(ETP_RSP_READ_STATE_SIZE + n);
+}
+
+/* SET_OPTIMIZER: etp_set_optimizer (the full generated API only); verify-c's scripts use it. */
+static uint16_t cmd_optimizer(etp_server_t *s, const uint8_t *q, uint16_t len) {
+    if (len != ETP_REQ_SET_OPTIMIZER_SIZE) return err(s, ETP_ST_BAD_LEN, len);
+#ifdef ETP_HAS_SET_LR
+    etp_status_t st = etp_set_optimizer(q[ETP_REQ_SET_OPTIMIZER_KIND_OFF], q[ETP_REQ_SET_OPTIMIZER_BETA_SHIFT_OFF],
+                                        q[ETP_REQ_SET_OPTIMIZER_TRAIN_ALL_OFF],
+                                        (int8_t)q[ETP_REQ_SET_OPTIMIZER_CLIP_OFF]);
+    if (st != ETP_OK) return err(s, st == ETP_EBADARG ? ETP_ST_BAD_ARG : ETP_ST_MODEL, (uint32_t)st);
+    s->pl[0] = ETP_ST_OK;
+    return ETP_RSP_OK_SIZE;
+#else
+    (void)q;
+    return err(s, ETP_ST_UNSUPPORTED, ETP_CMD_SET_OPTIMIZER);
+#endif
+}
 #endif
 
 /* AUDIO_PCM / AUDIO_RUN: raw audio through the integer frontend (etp_frontend.h, exported
@@ -245,6 +281,66 @@ static uint16_t cmd_tensor(etp_server_t *s, uint8_t cmd, const uint8_t *q, uint1
 static etp_fe_t audio_fe;
 static uint8_t audio_open;            /* an utterance was started (AUDIO_PCM with start=1) */
 
+#if ETP_FE_TRACE && !ETP_PROTO_LOCKED
+/* verify-c --frontend (deploy/verify_frontend.py): every frame's intermediates, kept by the
+ * frontend's hook as it computes them (~140 KB: host builds only), read with READ_FE. */
+#define FE_REC (4u + 8u * ETP_FE_N_BINS + 8u * ETP_FE_MELS + 2u * ETP_FE_MELS)
+#define FE_OUT (4u * ETP_FE_FEATURES + XB * ETP_FE_FEATURES)
+#if FE_REC + 1u > ETP_MAX_PAYLOAD || 4u + 2u * ETP_FE_FRAMES * ETP_FE_MELS + 1u > ETP_MAX_PAYLOAD
+#error "ETP_FE_TRACE needs a build whose payload holds a whole record (deploy.protocol.PIPE_MAX_PAYLOAD)"
+#endif
+static uint8_t fe_trace[ETP_FE_FRAMES][FE_REC];
+
+static uint8_t *wr64(uint8_t *p, int64_t v) {
+    etp_wr32(p, (uint32_t)(uint64_t)v);
+    etp_wr32(p + 4, (uint32_t)((uint64_t)v >> 32));
+    return p + 8;
+}
+
+static void fe_hook(void *ctx, const etp_fe_t *f, uint16_t t) {
+    uint8_t *p = fe_trace[t];
+    (void)ctx;
+    etp_wr32(p, (uint32_t)f->shift);
+    p += 4;
+    for (uint32_t k = 0; k < ETP_FE_N_BINS; k++) p = wr64(p, f->power[k]);
+    for (uint32_t b = 0; b < ETP_FE_MELS; b++) p = wr64(p, f->mel[b]);
+    for (uint32_t b = 0; b < ETP_FE_MELS; b++, p += 2) etp_wr16(p, (uint16_t)f->lm[t][b]);
+}
+
+static uint16_t cmd_read_fe(etp_server_t *s, const uint8_t *q, uint16_t len) {
+    uint8_t *p = s->pl + ETP_RSP_READ_FE_SIZE;
+    if (len != ETP_REQ_READ_FE_SIZE) return err(s, ETP_ST_BAD_LEN, len);
+    uint32_t what = q[ETP_REQ_READ_FE_WHAT_OFF], t = etp_rd16(q + ETP_REQ_READ_FE_FRAME_OFF);
+    s->pl[ETP_RSP_READ_FE_STATUS_OFF] = ETP_ST_OK;
+    if (what == ETP_READ_FE_FRAME) {
+        if (t >= audio_fe.frames) return err(s, ETP_ST_BAD_ARG, t);
+        memcpy(p, fe_trace[t], FE_REC);
+        return (uint16_t)(ETP_RSP_READ_FE_SIZE + FE_REC);
+    }
+    if (what == ETP_READ_FE_END) {
+        if (!audio_fe.done) return err(s, ETP_ST_BAD_ARG, what);
+        etp_wr32(p, (uint32_t)audio_fe.lmax);
+        p += 4;
+        for (uint32_t f = 0; f < ETP_FE_FRAMES; f++)
+            for (uint32_t b = 0; b < ETP_FE_MELS; b++, p += 2) etp_wr16(p, (uint16_t)audio_fe.lm[f][b]);
+        return (uint16_t)(p - s->pl);
+    }
+    if (what == ETP_READ_FE_OUT) {
+        int32_t feats[ETP_FE_FEATURES] = {0};
+        etp_status_t st = etp_fe_features(&audio_fe, (uint16_t)t, feats);
+        if (st == ETP_OK) st = etp_fe_input(&audio_fe, (uint16_t)t, xbuf);
+        if (st != ETP_OK) return err(s, ETP_ST_MODEL, (uint32_t)st);
+        for (uint32_t j = 0; j < ETP_FE_FEATURES; j++, p += 4) etp_wr32(p, (uint32_t)feats[j]);
+        for (uint32_t j = 0; j < ETP_FE_FEATURES; j++, p += XB) {
+            if (XB == 1) p[0] = (uint8_t)xbuf[j];
+            else etp_wr16(p, (uint16_t)xbuf[j]);
+        }
+        return (uint16_t)(ETP_RSP_READ_FE_SIZE + FE_OUT);
+    }
+    return err(s, ETP_ST_BAD_ARG, what);
+}
+#endif
+
 static uint16_t cmd_audio(etp_server_t *s, uint8_t cmd, const uint8_t *q, uint16_t len) {
     uint8_t *p = s->pl;
     if (cmd == ETP_CMD_AUDIO_PCM) {
@@ -253,6 +349,9 @@ static uint16_t cmd_audio(etp_server_t *s, uint8_t cmd, const uint8_t *q, uint16
         uint32_t n = (len - ETP_REQ_AUDIO_PCM_SIZE) / 2u, t0 = port_counter_now();
         int16_t pcm[ETP_AUDIO_CHUNK];
         if (q[ETP_REQ_AUDIO_PCM_START_OFF]) {
+#if ETP_FE_TRACE && !ETP_PROTO_LOCKED
+            audio_fe.hook = fe_hook;          /* etp_fe_reset keeps it */
+#endif
             etp_fe_reset(&audio_fe);
             audio_open = 1;
         } else if (!audio_open) {
@@ -408,6 +507,14 @@ static uint16_t execute(etp_server_t *s, uint8_t cmd, const uint8_t *q, uint16_t
     case ETP_CMD_READ_TENSOR:
     case ETP_CMD_WRITE_TENSOR:
         return cmd_tensor(s, cmd, q, len);
+    case ETP_CMD_READ_STATE:
+        return cmd_state(s, q, len);
+    case ETP_CMD_SET_OPTIMIZER:
+        return cmd_optimizer(s, q, len);
+#endif
+#if ETP_FE_TRACE && !ETP_PROTO_LOCKED && defined(ETP_HAS_FRONTEND)
+    case ETP_CMD_READ_FE:
+        return cmd_read_fe(s, q, len);
 #endif
     default:
         s->bad_cmds++;

@@ -1,9 +1,10 @@
 /* etp_server.h -- the device side of the protocol: sessions, sequence numbers, the
  * commands (deploy/protocol.py: Cmd) over the generated model API (etp_model.h).
  *
- * Build switch: ETP_PROTO_LOCKED=1 leaves out TENSOR_INFO, READ_TENSOR and
- * WRITE_TENSOR (the commands that dump or write arbitrary state); they are then
- * answered ETP_ST_UNKNOWN like any unknown command. */
+ * Build switch: ETP_PROTO_LOCKED=1 leaves out the debug commands (deploy/protocol.py:
+ * DEBUG_CMDS: TENSOR_INFO, READ_TENSOR, WRITE_TENSOR, READ_STATE, SET_OPTIMIZER, READ_FE - the
+ * commands that dump or write arbitrary state); they are then answered ETP_ST_UNKNOWN
+ * like any unknown command. */
 #ifndef ETP_SERVER_H
 #define ETP_SERVER_H
 #include <stdint.h>
@@ -11,6 +12,11 @@
 
 #ifndef ETP_PROTO_LOCKED
 #define ETP_PROTO_LOCKED 0
+#endif
+/* ETP_FE_TRACE=1 (an unlocked build with the audio frontend and a payload of
+ * PIPE_MAX_PAYLOAD: verify-c --frontend) keeps every frame's intermediates for READ_FE. */
+#ifndef ETP_FE_TRACE
+#define ETP_FE_TRACE 0
 #endif
 
 typedef struct {

@@ -1,8 +1,10 @@
 """`edgetp verify-c`: prove the exported C bit-exact against the integer reference.
 
-Compiles the export on the host (gcc, C99 with every warning an error; ``--sanitize``:
-with AddressSanitizer and UndefinedBehaviorSanitizer), plays the same steps on it and on
-edgetp.fixed, and compares every state tensor after every step (docs/firmware-gen.md).
+Builds the export into the firmware for the host (etp_server, the one hil drives; gcc, C99
+with every warning an error; ``--sanitize``: with AddressSanitizer and UndefinedBehaviorSanitizer),
+plays the same steps on it over the serial protocol (deploy.host.Device, on pipes) and on
+edgetp.fixed, and compares every state tensor after every step (deploy/verify_c.py,
+docs/firmware-gen.md).
 ``--frontend WAV…`` does the same for the integer audio frontend: every intermediate of
 every frame against edgetp.audio.frontend_q (firmware_gen/frontend_verify.py).
 """
@@ -56,7 +58,7 @@ def run(args) -> int:
     if args.frontend is not None:
         return _frontend(args)
     if args.random_models is not None:
-        from firmware_gen.verify import verify_random
+        from deploy.verify_c import verify_random
         if args.random_models < 1:
             raise EdgetpError("--random-models must be at least 1")
         summary = verify_random(args.random_models, args.seed, args.steps, args.sanitize, args.jobs, args.keep,
@@ -65,7 +67,7 @@ def run(args) -> int:
     else:
         from edgetp.model import load_model
         from firmware_gen.options import device_from_args
-        from firmware_gen.verify import model_inputs, verify_model
+        from deploy.verify_c import model_inputs, verify_model
         model = load_model(args.model)
         qm, dev, notes = device_from_args(model, args)
         from edgetp.kws.protocol import model_norm
@@ -124,7 +126,7 @@ def _frontend_inputs(args):
 def _frontend(args) -> int:
     from edgetp.audio.frontend_q import InputNorm
     from edgetp.model import load_model
-    from firmware_gen.frontend_verify import verify_frontend
+    from deploy.verify_frontend import verify_frontend
     from firmware_gen.options import device_from_args
 
     inputs = _frontend_inputs(args)

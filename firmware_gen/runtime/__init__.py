@@ -3,14 +3,13 @@
 from pathlib import Path
 
 RUNTIME_DIR = Path(__file__).resolve().parent
-# Sources compiled into every firmware, and the host-only harness main. etp_bytes.c is also
-# the byte helpers of deploy/firmware (link and server).
+# Sources compiled into every firmware. etp_bytes.c is also the byte helpers of
+# deploy/firmware (link and server).
 SOURCES = ("etp_kernels.c", "etp_update.c", "etp_network.c", "etp_api.c", "etp_bytes.c")
 HEADERS = ("etp_contract.h", "etp_api.h", "etp_internal.h", "etp_primitives.h", "etp_kernels.h", "etp_update.h",
            "etp_bytes.h")
-HARNESS = "etp_harness.c"
 # The weight store (firmware_gen/store.py): compiled into a firmware whose port has a flash
-# driver (deploy/firmware/etp_port.h), not into the harness.
+# driver (deploy/firmware/etp_port.h).
 STORE = ("etp_store.h", "etp_store.c")
 # The integer audio frontend (edgetp/audio/frontend_q.py's twin): copied and compiled only
 # into exports that carry it (render(..., frontend=...)), with the generated etp_frontend_cfg.c.

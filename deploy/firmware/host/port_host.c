@@ -7,6 +7,10 @@
  * port_getc waits with poll(), at most the idle timeout while a frame is partial.
  * Cost counter: CLOCK_MONOTONIC nanoseconds.
  *
+ * `--stdio`: the link is stdin/stdout instead (pipes; verify-c, deploy/targets.py PipeTarget):
+ * no banner, and the end of stdin ends the process with status 0, so that a sanitizer build
+ * runs its exit checks (leaks) and its status tells the host whether they passed.
+ *
  * Flash (the weight store's): a simulated NOR of ETP_FLASH_SIZE bytes - erase sets a page of
  * ETP_FLASH_PAGE bytes to 0xFF, program (ETP_FLASH_PROG bytes, aligned) can only clear bits -
  * backed by the file $ETP_FLASH_FILE (created erased; without it the flash is in RAM and
@@ -34,7 +38,8 @@
 #include "etp_port.h"
 #include "etp_proto.h"
 
-static int master = -1, slave = -1;
+static int master = -1, slave = -1, out = -1;   /* read from master, write to out */
+static int stdio_link;
 static char **saved_argv;
 static volatile sig_atomic_t reset_requested;
 static uint8_t rx[512];
@@ -51,7 +56,8 @@ static void reexec(void) {
     char mfd[16], sfd[16];
     snprintf(mfd, sizeof mfd, "%d", master);
     snprintf(sfd, sizeof sfd, "%d", slave);
-    char *args[] = {saved_argv[0], "--pty-fds", mfd, sfd, NULL};
+    char *args[] = {saved_argv[0], stdio_link ? "--stdio" : "--pty-fds", mfd, sfd, NULL};
+    if (stdio_link) args[2] = NULL;
     fflush(NULL);
     execv("/proc/self/exe", args);
     die("re-exec after reset");
@@ -62,7 +68,11 @@ void port_init(int argc, char **argv) {
 #ifdef __linux__
     prctl(PR_SET_PDEATHSIG, SIGTERM);   /* never outlive the host that started us */
 #endif
-    if (argc == 4 && strcmp(argv[1], "--pty-fds") == 0) {
+    if (argc == 2 && strcmp(argv[1], "--stdio") == 0) {
+        stdio_link = 1;
+        master = STDIN_FILENO;
+        out = STDOUT_FILENO;
+    } else if (argc == 4 && strcmp(argv[1], "--pty-fds") == 0) {
         master = atoi(argv[2]);
         slave = atoi(argv[3]);
         printf("etp-host: reset, serving again\n");
@@ -79,6 +89,7 @@ void port_init(int argc, char **argv) {
         if (tcsetattr(slave, TCSANOW, &t)) die("tcsetattr");
         printf("etp-host: serving on %s\n", name);
     }
+    if (out < 0) out = master;
     fflush(stdout);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -98,6 +109,7 @@ int port_getc(uint32_t idle_ms) {
     ssize_t n = read(master, rx, sizeof rx);
     if (n <= 0) {
         if (n < 0 && errno != EINTR && errno != EAGAIN) die("read");
+        if (n == 0 && stdio_link) exit(0);   /* the host closed the link */
         if (n == 0) usleep(1000);
         return -1;
     }
@@ -108,7 +120,7 @@ int port_getc(uint32_t idle_ms) {
 
 void port_write(const uint8_t *p, uint32_t n) {
     while (n) {
-        ssize_t k = write(master, p, n);
+        ssize_t k = write(out, p, n);
         if (k < 0) {
             if (errno == EINTR || errno == EAGAIN) continue;
             die("write");

@@ -1,5 +1,6 @@
-"""`edgetp verify-c`: the bit-exact harness over random models or over one model's
-fine-tuning run, with a summary (cases, steps, mismatches) for humans and for JSON."""
+"""`edgetp verify-c`: the exported C, built into the firmware (etp_server on the host), against
+the integer reference bit for bit (deploy/bitexact.py), over random models or over one
+model's fine-tuning run, with a summary (cases, steps, mismatches) for humans and for JSON."""
 from __future__ import annotations
 
 import os
@@ -13,10 +14,11 @@ import numpy as np
 
 from edgetp.errors import EdgetpError
 
+from deploy.bitexact import ERROR_OPS, Mismatch, verify_export
 from firmware_gen.cases import build_model, build_script, device_config, random_spec
 from firmware_gen.generate import render
 from firmware_gen.build import build_arm, have
-from firmware_gen.harness import ERROR_OPS, Mismatch, Script, verify_export
+from firmware_gen.script import Script
 from firmware_gen.tensors import DeviceConfig, RefDevice
 
 

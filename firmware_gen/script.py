@@ -1,0 +1,27 @@
+"""What verify-c plays on the device and on the integer reference: a :class:`Script` of
+operations (firmware_gen.cases and firmware_gen.kws write them; deploy/bitexact.py plays
+them on the firmware and on :class:`~firmware_gen.tensors.RefDevice`)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Script:
+    """What to do on both devices: ``ops`` of ("init", seed), ("reset",), ("train", x, label),
+    ("infer", x), ("lr", m, e), ("opt", kind, beta_shift, train, clip), ("end_sample",)."""
+
+    ops: list = field(default_factory=list)
+
+    @property
+    def steps(self) -> int:
+        return sum(1 for o in self.ops if o[0] in ("train", "infer"))
+
+
+def play(dev, op) -> int:
+    """Apply one script operation (not "end_sample") to a RefDevice; returns its status (0)."""
+    fn = {"init": dev.init, "reset": dev.reset, "train": dev.train, "infer": dev.infer, "lr": dev.set_lr,
+          "opt": dev.set_optimizer}.get(op[0])
+    if fn is None:
+        raise ValueError(f"unknown script op {op[0]!r}")
+    return fn(*op[1:]) or 0
