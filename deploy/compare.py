@@ -25,7 +25,8 @@ class Difference:
         if self.table:
             return self.table
         also = f"; differing tensors: {', '.join(self.differing)}" if len(self.differing) > 1 else ""
-        return (f"first differing tensor: {self.tensor} (#{self.position}), {self.count} of {self.size} elements differ, first at "
+        return (f"first differing tensor: {self.tensor} (#{self.position}), {self.count} of {self.size} elements "
+                "differ, first at "
                 f"{list(self.element)}: device {self.device}, reference {self.reference}{also}")
 
 

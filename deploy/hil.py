@@ -174,7 +174,8 @@ class Session:
             except DeviceReset:
                 self.res["resets"] += 1
                 if len(self.res["recoveries"]) + self.res["resets"] > 4 * MAX_RECOVERIES:
-                    raise HilError(f"the device keeps resetting (during recovery from {where})", self.result())
+                    raise HilError(f"the device keeps resetting (during recovery from {where})",
+                                   self.result()) from None
         self.res["recoveries"].append({"during": where, "how": how, "seconds": round(time.perf_counter() - t0, 3)})
         self.progress(f"device reset during {where}: {how}")
 

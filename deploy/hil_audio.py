@@ -108,7 +108,8 @@ class AudioSession(Session):
                 "per_hop_mean": per_hop, "per_hop_max": float(hop.max() + fr.max()),
                 "finish_mean": float(fin.mean()), "finish_max": float(fin.max()),
                 "per_utterance_mean": float(hop.mean() * (len(hop) / f["utterances"]) + fin.mean() + fr.mean() * 101),
-                "network_step_mean": float(np.mean(f["net_mean"]) * res), "network_step_max": float(np.max(f["net_max"]) * res)}
+                "network_step_mean": float(np.mean(f["net_mean"]) * res),
+                "network_step_max": float(np.max(f["net_max"]) * res)}
 
 
 def audio_sets(corpus, split, norm, qm, support_limit: int = 0, query_limit: int = 0, seed: int = 0):

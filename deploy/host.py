@@ -26,7 +26,7 @@ from __future__ import annotations
 import random
 import struct
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -335,7 +335,8 @@ class Device:
         if self._tensors is None:
             out = []
             for i in range(self.info.n_tensors):
-                f, rest = _unpack("RSP_TENSOR_INFO", self.request(P.Cmd.TENSOR_INFO, P.pack("REQ_TENSOR_INFO", index=i)))
+                f, rest = _unpack("RSP_TENSOR_INFO",
+                                  self.request(P.Cmd.TENSOR_INFO, P.pack("REQ_TENSOR_INFO", index=i)))
                 if f["dtype"] not in P.DTYPES:
                     raise ProtocolError(f"tensor {i}: unknown dtype code {f['dtype']}")
                 out.append(TensorInfo(i, _strings(rest, 1)[0], f["dtype"], bool(f["writable"]), f["count"]))

@@ -27,8 +27,8 @@ Sequence numbers (``docs/deploy.md``): HELLO opens a session at its SEQ when non
 open (after boot); inside an open session HELLO is answered (``joined`` = 1 and the
 session's ``last_seq``) and changes nothing, so a replayed frame stays a repeat or out
 of sequence whatever HELLOs come in between, and a host that reconnects resends its
-unanswered frame unchanged. In a session the device executes a command only if its SEQ is the last one + 1 (mod 2^16), answers a
-repeat of the last command (same SEQ and CRC) with the cached response *without*
+unanswered frame unchanged. In a session the device executes a command only if its SEQ is the last one + 1
+(mod 2^16), answers a repeat of the last command (same SEQ and CRC) with the cached response *without*
 executing it again (so a retried training step is never applied twice), and rejects
 anything else with ``Status.SEQ``. Before a session exists every command but HELLO is
 answered ``Status.NO_SESSION`` (which is also how the host notices a device reset).
@@ -196,7 +196,8 @@ def unpack(name: str, payload: bytes) -> tuple[dict, bytes]:
 
 def spec_hash() -> int:
     """CRC-32 of the canonical definition: a firmware generated from another protocol.py differs."""
-    spec = {"v": PROTOCOL_VERSION, "sync": SYNC.hex(), "max": MAX_PAYLOAD, "idle_ms": IDLE_TIMEOUT_MS, "cmd": {c.name: int(c) for c in Cmd},
+    spec = {"v": PROTOCOL_VERSION, "sync": SYNC.hex(), "max": MAX_PAYLOAD, "idle_ms": IDLE_TIMEOUT_MS,
+            "cmd": {c.name: int(c) for c in Cmd},
             "status": {s.name: int(s) for s in Status}, "layouts": LAYOUTS}
     return zlib.crc32(json.dumps(spec, sort_keys=True).encode())
 

@@ -147,7 +147,8 @@ def verify_model(qm, dev: DeviceConfig, xs, ys, epochs: int = 3, lr: float = 1e-
         if arm:
             if not have("arm-none-eabi-gcc"):
                 raise EdgetpError("--arm needs arm-none-eabi-gcc (apt-get install gcc-arm-none-eabi)")
-            summary.extra["arm_size"] = {k: {"text": t, "data": d, "bss": b} for k, (t, d, b) in build_arm(work).items()}
+            summary.extra["arm_size"] = {k: {"text": t, "data": d, "bss": b}
+                                         for k, (t, d, b) in build_arm(work).items()}
     summary.seconds = time.perf_counter() - t0
     summary.extra.update({"model_hash": export.model_hash, "epochs": epochs, "lr": lr, "seed": seed,
                           "samples": int(len(ys)), "update_every": dev.update_every})

@@ -65,7 +65,8 @@ class CaseSpec:
         r = "r" if self.recurrent else ""
         net = "-".join([str(self.n_in), *(f"{h}{r}" for h in self.hidden), str(self.n_out)])
         return (f"{net} {self.reset} w{self.wbits} x{self.xbits} fx {self.fx} {self.weight_style}/{self.input_style} "
-                f"{self.targets} {self.optimizer} lr {self.lr:g} beta {self.beta_shift} train {self.train} clip {self.clip} "
+                f"{self.targets} {self.optimizer} lr {self.lr:g} beta {self.beta_shift} train {self.train} "
+                f"clip {self.clip} "
                 f"every {self.update_every} seed {self.seed}"
                 + (f" frozen hidden h{self.hbits or self.wbits}" if self.frozen_hidden else "")
                 + (" row scales" if self.row_scales else ""))

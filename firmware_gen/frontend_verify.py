@@ -6,8 +6,8 @@ into the firmware (deploy/verify_frontend.py); each utterance is streamed to it 
 the power spectrum, the mel energies and the log-mel are compared with
 ``edgetp.audio.frontend_q``; at the end the maximum, L, the features and the model's
 input of every frame. A frame with any difference is a mismatch (the first is reported
-with what differed). This module holds the inputs and the comparison. Inputs: WAV files, and :func:`random_pcm` signals (silence,
-full-scale square waves, clipped noise, DC, tiny and loud noise, chirps, short inputs).
+with what differed). This module holds the inputs and the comparison. Inputs: WAV files, and :func:`random_pcm`
+signals (silence, full-scale square waves, clipped noise, DC, tiny and loud noise, chirps, short inputs).
 """
 from __future__ import annotations
 

@@ -57,7 +57,8 @@ def test_export_c_options_reach_the_header(cli, tmp_path):
             "--targets", "batch", "--optimizer", "sgd", "--lr", "0.01")
     assert r.returncode == 0, r.stderr
     h = (out / "etp_model.h").read_text()
-    for want in ("typedef int8_t etp_x_t;", "typedef int8_t etp_w_t;", "#define ETP_X_FRAC 5", "#define ETP_N_TARGETS 1",
+    for want in ("typedef int8_t etp_x_t;", "typedef int8_t etp_w_t;", "#define ETP_X_FRAC 5",
+                 "#define ETP_N_TARGETS 1",
                  "#define ETP_OPT_KIND_DEFAULT ETP_OPT_SGD"):
         assert want in h
     r = cli("export", "--model", model_file(tmp_path), "--c", tmp_path / "d", "--optimizer", "adam")

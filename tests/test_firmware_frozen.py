@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from edgetp.errors import EdgetpError
 from edgetp.fixed.network_q import init_state_q, train_sequence_q, train_step_q
-from edgetp.fixed.qconfig import QModel, from_float
+from edgetp.fixed.qconfig import from_float
 from edgetp.fixed.update_q import QOpt
 from edgetp.tp.config import NetConfig, init_params
 from firmware_gen.cases import INPUT_STYLES, WEIGHT_STYLES, CaseSpec, build_model, build_script, device_config

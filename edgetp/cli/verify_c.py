@@ -43,7 +43,8 @@ def register(subparsers) -> None:
     fg.add_argument("--norm-model", default="kws-mcu", metavar="NAME|PATH",
                     help="the model whose input stage (norm_scale, fx) ends the frontend (default kws-mcu)")
     g = p.add_argument_group("fine-tuning run (--model)")
-    g.add_argument("--wav", metavar="DIR", help="WAV files for the features (default: the repository's tests/data/real)")
+    g.add_argument("--wav", metavar="DIR",
+                   help="WAV files for the features (default: the repository's tests/data/real)")
     g.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs (default 3)")
     g.add_argument("--samples", type=int, default=None, help="use at most this many utterances")
     add_device_options(g)
