@@ -1,5 +1,5 @@
 """Imports go one way: engine <- generator <- deploy <- CLI, and no module imports itself
-back through others (docs/architecture.md, "the chain").
+back through others (README.md, "The chain").
 
 Every ``import`` statement of the three packages counts, also the ones inside functions
 (a lazy import hides a cycle from the interpreter, not from the design). The checker is
