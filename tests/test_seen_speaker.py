@@ -138,10 +138,11 @@ def test_shipped_model_holds_out_its_voice_groups(monkeypatch, tmp_path):
     with pytest.raises(EdgetpError, match="pretraining set"):
         check_speaker(model, corpus, sorted(seen)[0])
     model.recipe.pop("pretrain_speakers")
-    # the model names its corpus (kws-wide, which setup.sh does not make): where it is not made, it cannot be told
+    # the model names its corpus (the real-mix corpus, which setup.sh does not make): where it is not made, it cannot
+    # be told
     monkeypatch.setenv("EDGETP_HOME", str(tmp_path))
-    assert model.recipe["data"] == "kws-wide" and pretrain_speakers(model, corpus) is None
-    # ... and from the offline corpus (which kws-wide holds byte for byte) the recipe's split is recomputed
+    assert model.recipe["data"] == "kws-realmix32" and pretrain_speakers(model, corpus) is None
+    # ... and from the offline corpus (which the real-mix corpus holds byte for byte) the recipe's split is recomputed
     model.recipe["data"] = corpus.root.name
     recomputed = pretrain_speakers(model, corpus)
     assert speaker not in recomputed and set(test_group()) - {speaker} <= recomputed - seen
