@@ -119,12 +119,14 @@ def test_the_card_names_the_corpus_a_model_was_pretrained_on(tmp_path):
     assert corpus_params(tmp_path / "missing") is None
     (tmp_path / "synth_info.json").write_text("{not json")
     assert corpus_params(tmp_path) is None
-    # the shipped on-device default records the wide protocol corpus, and its card says how to make it
+    # the shipped on-device default records its corpus (the wide protocol corpus with real clips mixed in), and its
+    # card says how to make it
     from edgetp.model import load_model
     m = load_model("kws-mcu")
     assert m.recipe["corpus"]["wide"] > 0 and m.recipe["corpus"]["distinct"] == 10
     card = (ROOT / "models" / "kws-mcu" / "README.md").read_text()
-    assert "edgetp data synth-kws CORPUS --distinct 10 --wide 200" in card and "--data-root CORPUS" in card
+    assert ("edgetp data synth-kws BASE --distinct 10 --wide 200; edgetp data real-mix CORPUS --base BASE "
+            "--real gsc-real-dev --noise gsc-real-noise --copies 32") in card and "--data-root CORPUS" in card
 
 
 def test_a_derived_card_says_how_its_source_was_made():
