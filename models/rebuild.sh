@@ -41,7 +41,7 @@ P="--protocol --reset hard --lr 1e-3 --shift 8 --noise 0.1 --log-gain 1000"   # 
 # >>> KWS_MCU_PRETRAIN: how the on-device default kws-mcu is made (without --out), after kws-paper.
 # One power-of-two scale per row of the int8 hidden layer (row_scales): per tensor, the real-mix model loses 24 pp
 # on the device rule (experiments/results/real_speech).
-KWS_MCU_PRETRAIN="edgetp pretrain --kws --from models/kws-paper/model.npz --data-root $MIX_ROOT --ft train=readout --ft optimizer=colnorm --ft lr=2e-4 --ft update_every=2 --record-fixed --fixed hbits=8 --fixed frozen_hidden=true --fixed row_scales=true"
+KWS_MCU_PRETRAIN="edgetp pretrain --kws --from models/kws-paper/model.npz --data-root $MIX_ROOT --ft train=readout --ft optimizer=colnorm --ft lr=2e-4 --ft update_every=2 --record-fixed --device hbits=8 --device frozen_hidden=true --device row_scales=true"
 # >>> KWS_PAPER_FT: kws-paper's fine-tuning defaults, chosen on the development group after its pretraining run
 # (the seventh session added the support-set augmentation); kws-mcu derives from the pretraining run's output.
 KWS_PAPER_FT="edgetp pretrain --kws --from models/kws-paper/model.npz --ft targets=classes --ft batch=8 --ft lr=2e-4 --ft epochs=9 --ft rehearsal=2 --ft shift=8 --ft noise=0.4"

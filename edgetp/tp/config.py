@@ -16,6 +16,7 @@ from edgetp.errors import EdgetpError
 
 RESETS = ("soft", "hard")
 TARGETS = ("batch", "classes")  # target sets (spec 5): each sample's label, or every class once
+TRAIN_MODES = ("all", "readout")  # which layers learn: every one, or the readout alone
 
 
 def check_update_every(update_every, what: str = "update every") -> int:
