@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from edgetp.errors import EdgetpError
+from edgetp.kws.train import PRETRAIN_OPTIMIZERS
 from edgetp.tp.config import TARGETS
 
 
@@ -26,7 +27,7 @@ def register(sub):
     t.add_argument("--targets", choices=TARGETS, default=None,
                    help="target set (default: classes at batch 1, batch otherwise)")
     t.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    t.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
+    t.add_argument("--optimizer", choices=PRETRAIN_OPTIMIZERS, default="adam")
     t.add_argument("--repeats", type=int, default=5, help="timed runs per implementation; the median is reported")
     t.add_argument("--baseline-repeats", type=int, default=None, help="runs of the NumPy baseline (default: --repeats)")
     t.add_argument("--no-baseline", action="store_true", help="skip the NumPy baseline")

@@ -12,7 +12,8 @@ from edgetp.tp.config import TARGETS
 
 
 def register(sub):
-    from edgetp.kws.train import FINETUNE_FIELDS
+    from edgetp.kws.train import FINETUNE_FIELDS, PRETRAIN_OPTIMIZERS
+    from edgetp.tp.config import RESETS
 
     p = sub.add_parser("pretrain", help="pretrain a TP keyword spotter (float) and save a model file",
                        description="Trains on the train split of a GSC-layout corpus without the held-out "
@@ -21,7 +22,7 @@ def register(sub):
     p.add_argument("--data-root", help="GSC-layout corpus (default: the offline corpus set-up generated)")
     p.add_argument("--labels", choices=("paper", "12"), default="paper", help="label set (paper: 35 words + unknown)")
     p.add_argument("--net", default="120-128r-36", help="inputs-hidden[r]-classes (default 120-128r-36)")
-    p.add_argument("--reset", choices=("hard", "soft"), default="hard")
+    p.add_argument("--reset", choices=RESETS, default="hard")
     p.add_argument("--hold-out", metavar="SPEAKER", help="speaker excluded from pretraining (default: the "
                    "offline corpus' default speaker when present)")
     p.add_argument("--protocol", action="store_true",
@@ -29,7 +30,7 @@ def register(sub):
                         "holding out both voice groups (development and test); recorded in the model")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
+    p.add_argument("--optimizer", choices=PRETRAIN_OPTIMIZERS, default="adam")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--targets", choices=TARGETS, default="batch")
     p.add_argument("--per-utterance-norm", action="store_true",

@@ -69,6 +69,7 @@ class Recipe:
 # anneals by cosine) nor the seed (finetune's seeds are its cells)
 FINETUNE_FIELDS = ("epochs", "lr", "optimizer", "batch", "targets", "train", "rehearsal", "update_every", "shift",
                    "noise", "warp")
+PRETRAIN_OPTIMIZERS = ("adam", "sgd")   # pretraining's rules (the normalised ones are the integer rule's float twins)
 AUGMENT = ("shift", "noise", "warp")   # the Recipe fields that augment what fit trains on
 
 
