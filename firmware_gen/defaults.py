@@ -13,10 +13,9 @@ from dataclasses import dataclass
 
 from edgetp.fixed.contract import OPT_CFG_RANGES, OPT_KINDS
 from edgetp.settings import setting
-from edgetp.tp.config import TARGETS, TRAIN_MODES
+from edgetp.tp.config import DEFAULT_BETA_SHIFT, DEFAULT_LR, TARGETS, TRAIN_MODES   # DEFAULT_LR: the device's too
 
 DEFAULTS = {"wbits": 16, "xbits": 16, "fx": 12, "headroom": 1.0}
-DEFAULT_LR = 1e-4   # the device rule's learning rate when neither an option nor a device recipe gives one
 WIDTHS = (8, 16)
 
 
@@ -49,8 +48,8 @@ class DeviceSettings:
     lr_min: float = setting(0.0, "lowest learning rate the device accepts later (SET_LR / etp_set_lr)", lo=0)
     lr_max: float | None = setting(None, "highest learning rate the device accepts later (default: lr); a locked "
                                    "product keeps learning only within [lr_min, lr_max]", lo=0)
-    beta_shift: int = setting(10, "colnorm/rownorm/factored EMA decay 2^-N", lo=OPT_CFG_RANGES["beta_shift"][0],
-                              hi=OPT_CFG_RANGES["beta_shift"][1])
+    beta_shift: int = setting(DEFAULT_BETA_SHIFT, "colnorm/rownorm/factored EMA decay 2^-N",
+                              lo=OPT_CFG_RANGES["beta_shift"][0], hi=OPT_CFG_RANGES["beta_shift"][1])
     train: str | None = setting(None, "layers that learn: all, or readout (the default with frozen_hidden)",
                                 choices=TRAIN_MODES)
     clip: int = setting(-1, "normalised rules: limit each weight's move to 2^CLIP * lr (-1: no limit)",

@@ -14,7 +14,7 @@ import numpy as np
 
 from edgetp.errors import EdgetpError
 from edgetp.kws.train import PRETRAIN_OPTIMIZERS
-from edgetp.tp.config import TARGETS
+from edgetp.tp.config import DEFAULT_LR, TARGETS
 
 
 def register(sub):
@@ -63,7 +63,7 @@ def run_train(args) -> int:
     xs = (rng.random((args.batch, args.steps, cfg.n_in)) * 2).astype(dt)
     labels = rng.integers(0, cfg.n_out, args.batch)
     params = init_params(cfg, 0, dt)
-    opt = Optimizer(args.optimizer, 1e-4)
+    opt = Optimizer(args.optimizer, DEFAULT_LR)
     # Compile, and compute the frozen propagator's per-class trajectory, outside the timing
     # (as a fine-tuning run does once for all its samples).
     prop = get_cache(None, params, cfg, dt)
@@ -78,8 +78,8 @@ def run_train(args) -> int:
     if not args.no_baseline:
         base_params = init_params(cfg, 0, dt)
         reps = args.baseline_repeats or args.repeats
-        brate, btimes = _median_rate(lambda: train_sequence_numpy(base_params, xs, labels, cfg, args.optimizer, 1e-4,
-                                                                  targets), args.batch, reps)
+        brate, btimes = _median_rate(lambda: train_sequence_numpy(base_params, xs, labels, cfg, args.optimizer,
+                                                                  DEFAULT_LR, targets), args.batch, reps)
         print(f"{brate:.2f} samples/s  plain NumPy baseline (same computation, same process; median of {reps})")
         print(f"{rate / brate:.2f}x  edgetp / NumPy")
         out.update(baseline_samples_per_s=brate, baseline_times_s=btimes, ratio=rate / brate)
@@ -104,7 +104,7 @@ def _run_fixed(args, cfg, targets) -> int:
         rng = np.random.default_rng(0)
         xs = (rng.random((args.batch, args.steps, cfg.n_in)) * 2).astype(np.float32)
         labels = rng.integers(0, cfg.n_out, args.batch)
-        params, opt = init_params(cfg, 0, np.float32), Optimizer("adam", 1e-4)
+        params, opt = init_params(cfg, 0, np.float32), Optimizer("adam", DEFAULT_LR)
         prop = get_cache(None, params, cfg, np.float32)
         train_sequence(params, xs, labels, cfg, opt, targets, prop=prop)
         frate, ftimes = _median_rate(lambda: train_sequence(params, xs, labels, cfg, opt, targets, prop=prop),

@@ -16,7 +16,7 @@ from edgetp.settings import setting
 from edgetp.threads import blas_single_threaded
 from edgetp.tp import NetConfig, Optimizer, Params, predict, train_sequence
 from edgetp.tp.propagator import get_cache
-from edgetp.tp.config import TARGETS, TRAIN_MODES, check_update_every
+from edgetp.tp.config import DEFAULT_LR, TARGETS, TRAIN_MODES, check_update_every
 from edgetp.tp.network import OPTIMIZERS
 from edgetp.tp.schedule import SCHEDULES, epoch_batches, epoch_lrs
 
@@ -27,7 +27,7 @@ class Recipe:
     once (the CLI's options, recipe files and `pretrain --ft` read this declaration: edgetp.settings)."""
 
     epochs: int = setting(3, "passes over the support set, lr cosine-annealed per epoch", lo=0)
-    lr: float = setting(1e-4, "learning rate of the first epoch", lo=0)
+    lr: float = setting(DEFAULT_LR, "learning rate of the first epoch", lo=0)
     optimizer: str = setting("adam", "adam, sgd, rownorm or colnorm (per-neuron / per-input RMS normalisation: the "
                              "float twins of the integer rule's updates; --fixed maps adam to colnorm)",
                              choices=OPTIMIZERS)
