@@ -291,12 +291,12 @@ def test_pretrain_rejects_bad_finetune_defaults_before_training(setup, cli, tmp_
 
 
 def test_pretrain_from_keeps_the_weights_and_records_new_settings(setup, pretrained, cli, tmp_path):
-    """--from derives a device variant: the same network, weights and normalisation, new --ft / --fixed settings."""
+    """--from derives a device variant: the same network, weights and normalisation, new --ft / --device settings."""
     from edgetp.model import load_model
     root, home = setup
     out = tmp_path / "derived.npz"
     r = cli("pretrain", "--kws", "--from", pretrained, "--data-root", root, "--ft", "train=readout",
-            "--ft", "lr=2e-4", "--fixed", "hbits=8", "--fixed", "frozen_hidden=true", "--out", out,
+            "--ft", "lr=2e-4", "--device", "hbits=8", "--device", "frozen_hidden=true", "--out", out,
             env={"EDGETP_HOME": str(home)})
     assert r.returncode == 0, r.stderr
     src, m = load_model(pretrained), load_model(out)
