@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from edgetp.errors import EdgetpError
+from edgetp.tp.config import DEFAULT_LR
 
 from deploy.bitexact import ERROR_OPS, Mismatch, verify_export
 from firmware_gen.cases import build_model, build_script, device_config, random_spec
@@ -125,7 +126,7 @@ def model_inputs(qm, inputs=None, wav_dir=None, samples: int | None = None, seed
     return xs, rng.integers(0, c.n_out, n), f"{n} random sequences"
 
 
-def verify_model(qm, dev: DeviceConfig, xs, ys, epochs: int = 3, lr: float = 1e-4, seed: int = 0,
+def verify_model(qm, dev: DeviceConfig, xs, ys, epochs: int = 3, lr: float = DEFAULT_LR, seed: int = 0,
                  frames: int | None = None, sanitize: bool = False, keep: Path | None = None, cc: str | None = None,
                  arm: bool = False, what: str = "") -> Summary:
     """One fine-tuning run of ``qm`` on (xs, ys) on the device and the reference, every state

@@ -69,7 +69,8 @@ def main(argv=None) -> int:
                 return rc
         res = out / f"ft-{path}-e{a.epochs}-{a.shots}.json"
         rc = cli(["finetune", "--kws", "--model", str(model), "--shots", a.shots, "--seeds", str(a.seeds), "--quiet",
-                  "--train", "all", "--targets", "classes", "--batch", "1", "--lr", "1e-4", "--fixed", "--no-baseline",
+                  "--set", "train=all", "--set", "targets=classes", "--set", "batch=1", "--set", "lr=1e-4", "--fixed",
+                  "--set", "baseline=false",
                   "--json", str(res)])
         if rc:
             return rc

@@ -18,7 +18,7 @@ import numpy as np
 from edgetp.fixed.qconfig import QModel, int_type
 from edgetp.fixed.update_q import KINDS, lr_code
 from edgetp.model import expected_arrays
-from edgetp.tp.config import NetConfig
+from edgetp.tp.config import DEFAULT_BETA_SHIFT, NetConfig
 
 from firmware_gen.script import Script
 from firmware_gen.tensors import DeviceConfig
@@ -48,7 +48,7 @@ class CaseSpec:
     targets: str = "classes"
     optimizer: str = "colnorm"
     lr: float = 1e-3
-    beta_shift: int = 10
+    beta_shift: int = DEFAULT_BETA_SHIFT
     train: str = "all"
     clip: int = -1                # normalised rules' move limit 2^clip * lr (-1: none)
     update_every: int = 1         # the device learns on the steps t % update_every == 0 since the reset

@@ -22,6 +22,7 @@ from edgetp.fixed.finetune import finetune_fixed
 from edgetp.fixed.qconfig import QModel
 from edgetp.fixed.quantize import quantize_inputs
 from edgetp.fixed.update_q import lr_code
+from edgetp.tp.config import DEFAULT_LR
 from edgetp.tp.schedule import finetune_epochs
 
 from firmware_gen.script import Script, play
@@ -64,7 +65,7 @@ def word_labels(files, labels: list[str]) -> np.ndarray:
     return np.asarray(out, dtype=np.int64)
 
 
-def finetune_script(xs: np.ndarray, ys: np.ndarray, epochs: int = 3, lr: float = 1e-4, seed: int = 0,
+def finetune_script(xs: np.ndarray, ys: np.ndarray, epochs: int = 3, lr: float = DEFAULT_LR, seed: int = 0,
                     schedule: str = "cosine", frames: int | None = None, evaluate: bool = True) -> Script:
     """The device's fine-tuning run (finetune_fixed at batch 1) and an inference pass."""
     xs = xs[:, :frames] if frames else xs

@@ -25,17 +25,16 @@ from edgetp.fixed.network_q import (QState, check_update_every, infer_step_q, in
 from edgetp.fixed.primitives import prng_seed
 from edgetp.fixed.qconfig import QModel
 from edgetp.fixed.update_q import KINDS, QOpt, lr_code
-from edgetp.tp.config import TARGETS
+from edgetp.tp.config import TARGETS, TRAIN_MODES
 
 from firmware_gen.layout import (DTYPES, device_layout, device_trainable, n_targets, resumed_membranes,
                                   target_stream_table)
-from firmware_gen.defaults import DEFAULT_LR
+from firmware_gen.defaults import DEFAULT_LR, DeviceSettings
 
 # The fields of the reference's state objects that the C twin mirrors. A new field in
 # edgetp.fixed is a new state array: the generator must learn it before it can be exported.
 QSTATE_FIELDS = {"v", "s", "tr", "vt", "st", "trt", "trt0", "u", "t", "tt"}
 QOPT_FIELDS = {"kind", "lr_m", "lr_e", "beta_shift", "rng", "stats", "step", "clip"}
-TRAIN_MODES = ("all", "readout")
 STEPS_MAX = 2 ** 32 - 1       # the device's step counters (steps, tsteps, opt_steps) are uint32
 
 
@@ -138,12 +137,12 @@ class DeviceConfig:
     ``update_every`` (ETP_UPDATE_EVERY: etp_train_step learns on the steps t % k == 0 since the reset)."""
 
     targets: str = "classes"
-    optimizer: str = "colnorm"
+    optimizer: str = DeviceSettings.optimizer   # the defaults the options and a hil recipe declare
     lr: float = DEFAULT_LR
-    beta_shift: int = 10
+    beta_shift: int = DeviceSettings.beta_shift
     train: str = "all"
-    clip: int = -1            # normalised rules: |move| <= 2^clip * lr per weight; -1: no limit
-    lr_min: float = 0.0       # etp_set_lr (SET_LR) accepts lr_min <= lr <= lr_max only (ETP_LR_MIN/MAX_*)
+    clip: int = DeviceSettings.clip   # normalised rules: |move| <= 2^clip * lr per weight; -1: no limit
+    lr_min: float = DeviceSettings.lr_min   # etp_set_lr (SET_LR) accepts lr_min <= lr <= lr_max only (ETP_LR_MIN/MAX_*)
     lr_max: float | None = None   # None: the export's lr
     update_every: int = 1     # a compile-time constant of the export (the model's recipe["finetune"])
     frozen_hidden: bool = False   # hidden layers constant in flash, readout learns (train "readout" only)

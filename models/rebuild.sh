@@ -41,7 +41,7 @@ P="--protocol --reset hard --lr 1e-3 --shift 8 --noise 0.1 --log-gain 1000"   # 
 # >>> KWS_MCU_PRETRAIN: how the on-device default kws-mcu is made (without --out), after kws-paper.
 # One power-of-two scale per row of the int8 hidden layer (row_scales): per tensor, the real-mix model loses 24 pp
 # on the device rule (experiments/results/real_speech).
-KWS_MCU_PRETRAIN="edgetp pretrain --kws --from models/kws-paper/model.npz --data-root $MIX_ROOT --ft train=readout --ft optimizer=colnorm --ft lr=2e-4 --ft update_every=2 --record-fixed --fixed hbits=8 --fixed frozen_hidden=true --fixed row_scales=true"
+KWS_MCU_PRETRAIN="edgetp pretrain --kws --from models/kws-paper/model.npz --data-root $MIX_ROOT --ft train=readout --ft optimizer=colnorm --ft lr=2e-4 --ft update_every=2 --record-fixed --device hbits=8 --device frozen_hidden=true --device row_scales=true"
 # >>> KWS_PAPER_FT: kws-paper's fine-tuning defaults, chosen on the development group after its pretraining run
 # (the seventh session added the support-set augmentation); kws-mcu derives from the pretraining run's output.
 KWS_PAPER_FT="edgetp pretrain --kws --from models/kws-paper/model.npz --ft targets=classes --ft batch=8 --ft lr=2e-4 --ft epochs=9 --ft rehearsal=2 --ft shift=8 --ft noise=0.4"
@@ -63,21 +63,23 @@ ft() {  # model split(dev|test) tag shots seeds args...
   local root=(); [ "$split" = dev ] && root=(--data-root "$DEV_ROOT")
   mkdir -p "models/$m/results"
   edgetp finetune --kws --model "$m" "${root[@]}" --speaker "$split" --shots "$shots" --seeds "$seeds" --quiet \
-    ${EDGETP_WORKERS:+--workers "$EDGETP_WORKERS"} ${EDGETP_RAY:+--ray "$EDGETP_RAY"} \
+    ${EDGETP_WORKERS:+--set workers="$EDGETP_WORKERS"} ${EDGETP_RAY:+--set ray="$EDGETP_RAY"} \
     --json "models/$m/results/$split-$tag-$shots.json" "$@"
 }
-MCU="--targets classes --batch 1 --optimizer colnorm --no-baseline"   # layers that learn: the recipe's
+# the device rows' recipe file (targets classes, batch 1, colnorm, 3 epochs, no baseline); layers that learn, lr and
+# update_every: the model's recorded recipe
+MCU="--recipe models/recipes/device-rule.json"
 for split in dev test; do
   want "$split" || continue
   [ "$split" = dev ] && wide_corpus
   for m in kws-mcu kws-mcu-64k; do
-    ft $m $split tp-fixed-b1 5 3 $MCU --fixed --epochs 3   # the device's rule; lr and update_every: the recipe's
+    ft $m $split tp-fixed-b1 5 3 $MCU --fixed   # the device's rule
   done
-  ft kws-paper $split zeroshot 5 1 --epochs 0 --no-baseline
-  [ "$split" = dev ] && ft kws-mcu-64k dev zeroshot 5 1 --epochs 0 --no-baseline   # its card's float zero-shot row
+  ft kws-paper $split zeroshot 5 1 --recipe models/recipes/zero-shot.json
+  [ "$split" = dev ] && ft kws-mcu-64k dev zeroshot 5 1 --recipe models/recipes/zero-shot.json   # its card's float zero-shot row
   # the recorded recipe (augmented support set); the test row with one seed per voice since the tenth session
   # (1-3 min a cell on a shared core)
-  ft kws-paper $split tp-classes-b8-reh2-aug 5 "$([ "$split" = test ] && echo 1 || echo 3)" --no-baseline
+  ft kws-paper $split tp-classes-b8-reh2-aug 5 "$([ "$split" = test ] && echo 1 || echo 3)" --set baseline=false
 done
 if want real; then   # sanity row: real human recordings (12 in ../shared/audio/real, 3 in the repository)
   for m in kws-mcu kws-mcu-64k kws-paper; do mkdir -p models/$m/results/real

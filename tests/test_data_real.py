@@ -174,5 +174,5 @@ def test_a_model_of_the_mix_records_its_corpus_and_real_speakers_by_name(folders
                                    "--copies 2 --snr 5,15")
     # finetune refuses a real speaker the model trained on, like any pretraining speaker
     r = run_cli("finetune", "--kws", "--model", tmp_path / "m.npz", "--data-root", out, "--speaker",
-                parts["pretrain"][0], "--shots", "1", "--epochs", "0", "--quiet", env={"EDGETP_HOME": str(home)})
+                parts["pretrain"][0], "--shots", "1", "--set", "epochs=0", "--quiet", env={"EDGETP_HOME": str(home)})
     assert r.returncode == 2 and "pretraining set" in r.stderr

@@ -158,7 +158,7 @@ def test_edgetp_hil_end_to_end(tone_models, tmp_path, target):
     model = models["unit"]
     out = tmp_path / "hil.json"
     r = run_cli("hil", "--target", target, "--model", model, "--data-root", root, "--shots", "1",
-                "--support-limit", "2", "--query-limit", "2", "--epochs", "1", "--json", out, "--quiet",
+                "--set", "support_limit=2", "--set", "query_limit=2", "--set", "epochs=1", "--json", out, "--quiet",
                 env={"EDGETP_HOME": str(tmp_path / "home")})
     assert r.returncode == 0, r.stdout + r.stderr
     res = json.loads(out.read_text())
@@ -182,10 +182,10 @@ def test_edgetp_hil_learns_every_k_frames_as_the_recipe_says(tone_models, tmp_pa
     m = load_model(models["unit"])
     path = tmp_path / "k2.npz"
     save_model(replace(m, recipe=dict(m.recipe, finetune=dict(m.recipe.get("finetune", {}), update_every=2))), path)
-    for extra, k in (([], 2), (["--update-every", "3"], 3)):
+    for extra, k in (([], 2), (["--set", "update_every=3"], 3)):
         out = tmp_path / f"hil{k}.json"
         r = run_cli("hil", "--target", "host", "--model", path, "--data-root", root, "--shots", "1",
-                    "--support-limit", "2", "--query-limit", "1", "--epochs", "1", "--json", out, *extra,
+                    "--set", "support_limit=2", "--set", "query_limit=1", "--set", "epochs=1", "--json", out, *extra,
                     env={"EDGETP_HOME": str(tmp_path / "home")})
         assert r.returncode == 0, r.stdout + r.stderr
         res = json.loads(out.read_text())
@@ -217,8 +217,9 @@ def test_edgetp_hil_on_a_serial_port(tone_models, tmp_path):
     image = build(export_c(qm, tmp_path / "model"), "host", tmp_path / "build", locked=True)
     with start("host", image) as t:
         out = tmp_path / "hil.json"
-        r = run_cli("hil", "--target", t.url, "--model", model, "--data-root", root, "--support-limit", "2",
-                    "--query-limit", "1", "--epochs", "1", "--json", out, env={"EDGETP_HOME": str(tmp_path / "h")})
+        r = run_cli("hil", "--target", t.url, "--model", model, "--data-root", root, "--set", "support_limit=2",
+                    "--set", "query_limit=1", "--set", "epochs=1", "--json", out,
+                    env={"EDGETP_HOME": str(tmp_path / "h")})
     assert r.returncode == 0, r.stdout + r.stderr
     res = json.loads(out.read_text())
     assert (res["samples"], res["mismatches"], res["board"]) == (2, 0, "host-pty")
@@ -239,7 +240,7 @@ def test_the_default_hil_session_learns_what_finetune_fixed_learns(tmp_path):
     assert hil["query_acc_after"] >= hil["query_acc_before"] + 10, hil
     ft = tmp_path / "ft.json"
     r = run_cli("finetune", "--kws", "--fixed", "--speaker", hil["speaker"], "--shots", hil["shots"], "--seeds", "1",
-                "--test-limit", "1", "--no-baseline", "--quiet", "--json", ft)
+                "--set", "test_limit=1", "--set", "baseline=false", "--quiet", "--json", ft)
     assert r.returncode == 0, r.stdout + r.stderr
     seed0 = json.loads(ft.read_text())["per_seed"][0]
     assert seed0["query"] == hil["query"]                 # the same query set; the same hits before and after

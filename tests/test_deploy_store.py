@@ -251,7 +251,7 @@ def test_edgetp_hil_power_cut_sweep_cli(tone_models, tmp_path):
     model = models["unit"]
     out = tmp_path / "sweep.json"
     r = run_cli("hil", "--target", "host", "--model", model, "--data-root", root, "--power-cut-sweep",
-                "--cut-sample", "4", "--flash-page", "1024", "--json", out, "--quiet",
+                "--set", "cut_sample=4", "--set", "flash_page=1024", "--json", out, "--quiet",
                 env={"EDGETP_HOME": str(tmp_path / "home")})
     assert r.returncode == 0, r.stdout + r.stderr
     res = json.loads(out.read_text())

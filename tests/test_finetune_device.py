@@ -19,13 +19,13 @@ def _args(*flags):
 
 
 @pytest.mark.parametrize("flags,expect", [
-    (["--batch", "8"], "--batch 8 with --fixed"),
-    (["--rehearsal", "2"], "--rehearsal 2 with --fixed"),
-    (["--optimizer", "adam"], "--optimizer adam with --fixed"),
-    (["--train", "all"], "--train all with --fixed"),                 # kws-mcu's hidden layer is frozen in flash
-    (["--update-every", str(2 ** 32)], "--update-every 4294967296 with --fixed"),
-    (["--lr", "1e-40"], "--lr 1e-40 with --fixed"),                   # its code's exponent exceeds SET_LR's range
-    (["--shift", "4"], "--shift with --fixed"),
+    (["--set", "batch=8"], "batch 8 with --fixed"),
+    (["--set", "rehearsal=2"], "rehearsal 2 with --fixed"),
+    (["--set", "optimizer=adam"], "optimizer adam with --fixed"),
+    (["--set", "train=all"], "train all with --fixed"),                 # kws-mcu's hidden layer is frozen in flash
+    (["--set", f"update_every={2 ** 32}"], "update_every 4294967296 with --fixed"),
+    (["--set", "lr=1e-40"], "lr 1e-40 with --fixed"),                   # its code's exponent exceeds SET_LR's range
+    (["--set", "shift=4"], "shift with --fixed"),
 ])
 def test_fixed_refuses_what_the_device_cannot_run(cli, tmp_path, flags, expect):
     r = cli("finetune", "--kws", "--fixed", "--model", "kws-mcu", *flags, env={"EDGETP_HOME": str(tmp_path)})
@@ -37,7 +37,7 @@ def test_the_same_options_run_on_the_float_rule():
     """The refusals are --fixed's: the float rule takes batches, rehearsal and Adam."""
     from edgetp.model import load_model
 
-    r = recipe_from(_args("--batch", "8", "--rehearsal", "2", "--optimizer", "adam", "--train", "all"),
+    r = recipe_from(_args("--set", "batch=8", "--set", "rehearsal=2", "--set", "optimizer=adam", "--set", "train=all"),
                     load_model("kws-mcu"))
     assert (r.batch, r.rehearsal, r.optimizer, r.train) == (8, 2.0, "adam", "all")
 

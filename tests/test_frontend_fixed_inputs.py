@@ -72,8 +72,9 @@ def test_finetune_fixed_on_the_integer_frontend(tone_models, tmp_path):
     out = {}
     for fe in ("float", "fixed"):
         out[fe] = tmp_path / f"{fe}.json"
-        r = run_cli("finetune", "--kws", "--fixed", "--frontend", fe, "--model", models["log_gain"], "--data-root",
-                    root, "--speaker", TONE_HELD, "--shots", "1", "--seeds", "1", "--epochs", "1", "--no-baseline",
+        r = run_cli("finetune", "--kws", "--fixed", "--set", f"frontend={fe}", "--model", models["log_gain"],
+                    "--data-root", root, "--speaker", TONE_HELD, "--shots", "1", "--seeds", "1", "--set", "epochs=1",
+                    "--set", "baseline=false",
                     "--quiet", "--json", out[fe], env={"EDGETP_HOME": str(tmp_path / "home")})
         assert r.returncode == 0, r.stderr
         n_dirs = len([d for d in (tmp_path / "home" / "features").iterdir() if d.is_dir()])
@@ -81,6 +82,6 @@ def test_finetune_fixed_on_the_integer_frontend(tone_models, tmp_path):
     a, b = (json.loads(out[fe].read_text()) for fe in ("float", "fixed"))
     assert (a["frontend"], b["frontend"]) == ("float", "fixed") and b["fixed"] is True
     assert "integer frontend on raw audio" in r.stdout
-    r = run_cli("finetune", "--kws", "--frontend", "fixed", "--model", models["log_gain"], "--data-root", root,
+    r = run_cli("finetune", "--kws", "--set", "frontend=fixed", "--model", models["log_gain"], "--data-root", root,
                 env={"EDGETP_HOME": str(tmp_path / "home")})
-    assert r.returncode == 2 and "--frontend fixed needs --fixed" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "frontend fixed needs --fixed" in r.stderr and "Traceback" not in r.stderr

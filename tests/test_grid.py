@@ -111,8 +111,9 @@ def test_a_failed_cell_is_reported_and_the_others_finish(setup, local_ray, tmp_p
     root, home, m = setup
     out = tmp_path / "g.json"
     r = run_cli("finetune", "--kws", "--model", m, "--data-root", root, "--speaker", "aaaa0001,22222222",
-                "--allow-seen-speaker", "--shots", "3", "--seeds", "1", "--epochs", "1", "--no-baseline", "--quiet",
-                "--workers", "2", "--json", out, env={"EDGETP_HOME": str(home)})
+                "--set", "allow_seen_speaker=true", "--shots", "3", "--seeds", "1", "--set", "epochs=1",
+                "--set", "baseline=false", "--quiet",
+                "--set", "workers=2", "--json", out, env={"EDGETP_HOME": str(home)})
     assert r.returncode == 1, r.stderr
     assert "Traceback" not in r.stderr and "FAILED cell 22222222 seed 0: EdgetpError:" in r.stderr, r.stderr
     d = json.loads(out.read_text())
@@ -120,12 +121,13 @@ def test_a_failed_cell_is_reported_and_the_others_finish(setup, local_ray, tmp_p
     assert d["per_seed"][0]["speaker"] == "aaaa0001"
 
 
-@pytest.mark.parametrize("flags, msg", [(["--workers", "0"], "--workers must be >= 1"),
-                                        (["--ray", "ray://127.0.0.1:1"], "could not start the Ray cluster at")])
+@pytest.mark.parametrize("flags, msg", [(["--set", "workers=0"], "workers must be >= 1"),
+                                        (["--set", "ray=ray://127.0.0.1:1"], "could not start the Ray cluster at")])
 def test_bad_grid_options_get_one_line(setup, flags, msg):
     root, home, m = setup
     r = run_cli("finetune", "--kws", "--model", m, "--data-root", root, "--shots", "1", "--seeds", "1",
-                "--epochs", "1", "--no-baseline", "--quiet", *flags, env={"EDGETP_HOME": str(home)}, timeout=120)
+                "--set", "epochs=1", "--set", "baseline=false", "--quiet", *flags, env={"EDGETP_HOME": str(home)},
+                timeout=120)
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and msg in r.stderr, r.stderr
 
@@ -148,8 +150,9 @@ def test_sweep_trials_equal_serial_runs_and_every_trial_is_written(setup, tmp_pa
     full = [t for t in d["trials"] if t["cells"] == 2]
     t = full[0]
     ft = tmp_path / "ft.json"
-    r = run_cli("finetune", *common, "--shots", "1", "--seeds", "1", "--no-baseline", "--quiet",
-                "--lr", str(t["config"]["lr"]), "--epochs", str(t["config"]["epochs"]), "--json", ft, env=env)
+    r = run_cli("finetune", *common[:-1], "--shots", "1", "--seeds", "1", "--set", "allow_seen_speaker=true",
+                "--set", "baseline=false", "--quiet", "--set", f"lr={t['config']['lr']}",
+                "--set", f"epochs={t['config']['epochs']}", "--json", ft, env=env)
     assert r.returncode == 0, r.stderr
     f = json.loads(ft.read_text())
     assert f["query_acc_after"] == t["query_acc_after"] and f["forgetting"] == pytest.approx(t["forgetting"], abs=1e-9)

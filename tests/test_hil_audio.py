@@ -160,7 +160,7 @@ def test_edgetp_hil_audio_end_to_end(tone_models, tmp_path, target, kind):
     model = models[kind]
     out = tmp_path / "hil.json"
     r = run_cli("hil", "--target", target, "--model", model, "--data-root", root, "--shots", "1", "--audio",
-                "--support-limit", "2", "--query-limit", "1", "--epochs", "1", "--json", out, "--quiet",
+                "--set", "support_limit=2", "--set", "query_limit=1", "--set", "epochs=1", "--json", out, "--quiet",
                 env={"EDGETP_HOME": str(tmp_path / "home")})
     assert r.returncode == 0, r.stdout + r.stderr
     res = json.loads(out.read_text())
@@ -188,7 +188,7 @@ def test_per_utterance_normalisation_is_refused_in_one_line(tone_models, tmp_pat
 
     root, models = tone_models
     r = run_cli("hil", "--target", "host", "--model", models["per_utterance"], "--data-root", root, "--shots", "1",
-                "--audio", "--support-limit", "1", "--query-limit", "1", "--epochs", "1", "--quiet",
+                "--audio", "--set", "support_limit=1", "--set", "query_limit=1", "--set", "epochs=1", "--quiet",
                 env={"EDGETP_HOME": str(tmp_path / "home")})
     assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stdout + r.stderr
     assert "own std" in r.stderr and "Traceback" not in r.stderr

@@ -34,7 +34,7 @@ def setup(tmp_path_factory):
 def _ft(cli, setup, speaker, *extra, json_out=None):
     root, home, model = setup
     args = ["finetune", "--kws", "--model", model, "--data-root", root, "--speaker", speaker, "--shots", "1",
-            "--seeds", "1", "--epochs", "1", "--no-baseline", "--quiet", *extra]
+            "--seeds", "1", "--set", "epochs=1", "--set", "baseline=false", "--quiet", *extra]
     # EDGETP_TEST_LEDGER empty: the ledger beside the model file (conftest points it outside the repository)
     return cli(*args, *(["--json", json_out] if json_out else []),
                env={"EDGETP_HOME": str(home), "EDGETP_TEST_LEDGER": ""})
@@ -56,9 +56,9 @@ def test_dev_and_test_rows_measure_forgetting_on_disjoint_other_speakers(setup, 
 
 
 @pytest.mark.parametrize("speaker, flags, expect", [
-    ("dev", ["--others", "testing"], "--others testing with development-group speakers"),
-    ("test", ["--others", "validation"], "--others validation with test-group speakers"),
-    ("test", ["--others", "everyone"], "--others must be validation or testing"),
+    ("dev", ["--set", "others=testing"], "others testing with development-group speakers"),
+    ("test", ["--set", "others=validation"], "others validation with test-group speakers"),
+    ("test", ["--set", "others=everyone"], "others must be one of validation, testing"),
     (f"{TEST[0]},{DEV[0]}", [], "mix the development and test voice groups"),
 ])
 def test_others_that_would_cross_the_groups_are_refused_in_one_line(setup, cli, speaker, flags, expect):
@@ -113,7 +113,7 @@ def test_a_malformed_ledger_is_one_line_before_the_run(setup, cli, tmp_path):
                       (json.dumps(dict(GOOD, recipe={"epochs": 3})) + "\n", "bad recipe lr")):
         bad.write_text(text)
         r = run_cli("finetune", "--kws", "--model", model, "--data-root", root, "--speaker", "test", "--shots", "1",
-                    "--seeds", "1", "--epochs", "1", "--no-baseline", env={"EDGETP_HOME": str(home),
+                    "--seeds", "1", "--set", "epochs=1", "--set", "baseline=false", env={"EDGETP_HOME": str(home),
                                                                           "EDGETP_TEST_LEDGER": str(bad)})
         assert r.returncode == 2 and f"{bad}:1: not a test-ledger line" in r.stderr and why in r.stderr, r.stderr
         assert "Traceback" not in r.stderr and "seed 0" not in r.stdout   # refused before any fine-tuning

@@ -116,7 +116,7 @@ def test_finetune_cli_json_contract_and_plot(setup, pretrained, cli):
     root, home = setup
     out, plot, saved = home / "ft.json", home / "ft.png", home / "tuned.npz"
     r = cli("finetune", "--kws", "--model", pretrained, "--data-root", root, "--shots", "5", "--seeds", "2",
-            "--epochs", "1", "--lr", "1e-3", "--json", out, "--plot", plot, "--save", saved, "--quiet",
+            "--set", "epochs=1", "--set", "lr=1e-3", "--json", out, "--plot", plot, "--set", f"save={saved}", "--quiet",
             env={"EDGETP_HOME": str(home)})
     assert r.returncode == 0, r.stderr
     d = json.loads(out.read_text())
@@ -139,25 +139,27 @@ def test_finetune_cli_json_contract_and_plot(setup, pretrained, cli):
     assert "query" in r.stdout and "before" in r.stdout
 
 
-@pytest.mark.parametrize("flags", [["--targets", "batch", "--batch", "4"], ["--train", "readout"],
-                                   ["--optimizer", "sgd", "--lr", "0.01"], ["--rehearsal", "2"],
-                                   ["--rehearsal", "1.5", "--batch", "2", "--json", "{home}/reh.json"],
-                                   ["--update-every", "2", "--fixed"], ["--update-every", "3"],
-                                   ["--shift", "4", "--noise", "0.1", "--warp", "0.1", "--json", "{home}/aug.json"]])
+@pytest.mark.parametrize("flags", [["targets=batch", "batch=4"], ["train=readout"],
+                                   ["optimizer=sgd", "lr=0.01"], ["rehearsal=2"],
+                                   ["rehearsal=1.5", "batch=2", "--json", "{home}/reh.json"],
+                                   ["update_every=2", "--fixed"], ["update_every=3"],
+                                   ["shift=4", "noise=0.1", "warp=0.1", "--json", "{home}/aug.json"]])
 def test_finetune_options(setup, pretrained, cli, flags):
     root, home = setup
     flags = [f.format(home=home) for f in flags]
+    items = [f for f in flags if "=" in f]
+    flags = [g for f in items for g in ("--set", f)] + [f for f in flags if f not in items]
     r = cli("finetune", "--kws", "--model", pretrained, "--data-root", root, "--shots", "1", "--seeds", "1",
-            "--epochs", "1", "--no-baseline", "--quiet", *flags, env={"EDGETP_HOME": str(home)})
+            "--set", "epochs=1", "--set", "baseline=false", "--quiet", *flags, env={"EDGETP_HOME": str(home)})
     assert r.returncode == 0, r.stderr
-    if "--rehearsal" in flags:
+    if "rehearsal=2" in items:
         assert "rehearsal" in r.stdout
     if "--json" in flags:
         d = json.loads((home / "reh.json").read_text())
         assert d["recipe"]["rehearsal"] == 1.5 and d["per_seed"][0]["rehearsal"] == round(1.5 * 4)
-    if "--update-every" in flags:
-        assert f"update every {flags[1]} frames" in r.stdout
-    if "--warp" in flags:
+    if any(i.startswith("update_every=") for i in items):
+        assert f"update every {items[0].split('=')[1]} frames" in r.stdout
+    if "warp=0.1" in items:
         assert "augmented (shift 4, noise 0.1, warp 0.1)" in r.stdout
         rec = json.loads((home / "aug.json").read_text())["recipe"]
         assert (rec["shift"], rec["noise"], rec["warp"]) == (4, 0.1, 0.1)
@@ -168,13 +170,17 @@ def test_finetune_options(setup, pretrained, cli, flags):
     (["--speaker", "deadbeef"], "deadbeef"),
     (["--model", "no-such-model"], "no model named"),
     (["--seeds", "0"], "--seeds"),
-    (["--rehearsal", "-1"], "rehearsal"),
-    (["--rehearsal", "nan"], "rehearsal"),
-    (["--update-every", "0"], "--update-every"),
-    (["--shift", "-2"], "--shift"),
-    (["--noise", "nan"], "--noise"),
-    (["--warp", "0.5"], "--warp"),
-    (["--warp", "0.1", "--fixed"], "--fixed"),
+    (["--set", "rehearsal=-1"], "--set rehearsal=-1: rehearsal must be >= 0"),
+    (["--set", "rehearsal=nan"], "rehearsal must be a finite number"),
+    (["--set", "update_every=0"], "update_every must be >= 1"),
+    (["--set", "shift=-2"], "shift must be >= 0"),
+    (["--set", "noise=nan"], "noise"),
+    (["--set", "warp=0.5"], "warp must be < 0.5"),
+    (["--set", "warp=0.1", "--fixed"], "--fixed"),
+    (["--set", "epochs=1.5"], "--set epochs=1.5: epochs must be a int"),
+    (["--set", "colour=red"], "unknown setting 'colour'"),
+    (["--lr", "1e-3"], '--lr moved to the recipe file: --recipe F with {"lr": ...}'),
+    (["--no-baseline"], "--no-baseline moved to the recipe file"),
 ])
 def test_finetune_user_errors(setup, pretrained, cli, flags, expect):
     root, home = setup
@@ -194,7 +200,7 @@ def test_finetune_fixed_runs_the_same_protocol(setup, pretrained, cli, tmp_path)
     root, home = setup
     out = tmp_path / "fx.json"
     r = cli("finetune", "--kws", "--fixed", "--model", pretrained, "--data-root", root, "--shots", "1", "--seeds", "1",
-            "--epochs", "1", "--quiet", "--json", out, env={"EDGETP_HOME": str(home)})
+            "--set", "epochs=1", "--quiet", "--json", out, env={"EDGETP_HOME": str(home)})
     assert r.returncode == 0, r.stderr
     d = json.loads(out.read_text())
     assert d["fixed"] is True and d["per_seed"][0]["wbits"] == 16
@@ -258,7 +264,7 @@ def test_pretrain_records_finetune_defaults_that_finetune_uses(setup, cli, tmp_p
     assert "--ft batch=2 --ft rehearsal=1.5 --ft epochs=1 --ft update_every=2 --ft warp=0.05" in m.recipe["command"]
     out = tmp_path / "ft.json"
     r = cli("finetune", "--kws", "--model", model, "--data-root", root, "--shots", "1", "--seeds", "1",
-            "--no-baseline", "--quiet", "--batch", "1", "--json", out, env=env)
+            "--set", "baseline=false", "--quiet", "--set", "batch=1", "--json", out, env=env)
     assert r.returncode == 0, r.stderr
     rec = json.loads(out.read_text())["recipe"]
     # the flag wins, the rest is the model's
@@ -266,7 +272,7 @@ def test_pretrain_records_finetune_defaults_that_finetune_uses(setup, cli, tmp_p
     assert rec["warp"] == 0.05 and "warp 0.05" in r.stdout
     # the integer rule learns from the utterances as recorded: the float recipe's augmentation is not applied
     r = cli("finetune", "--kws", "--fixed", "--model", model, "--data-root", root, "--shots", "1", "--seeds", "1",
-            "--no-baseline", "--quiet", "--json", out, env=env)
+            "--set", "baseline=false", "--quiet", "--json", out, env=env)
     assert r.returncode == 0, r.stderr
     rec = json.loads(out.read_text())["recipe"]
     assert ((rec["shift"], rec["noise"], rec["warp"], rec["update_every"]) == (0, 0.0, 0.0, 2)
@@ -285,12 +291,12 @@ def test_pretrain_rejects_bad_finetune_defaults_before_training(setup, cli, tmp_
 
 
 def test_pretrain_from_keeps_the_weights_and_records_new_settings(setup, pretrained, cli, tmp_path):
-    """--from derives a device variant: the same network, weights and normalisation, new --ft / --fixed settings."""
+    """--from derives a device variant: the same network, weights and normalisation, new --ft / --device settings."""
     from edgetp.model import load_model
     root, home = setup
     out = tmp_path / "derived.npz"
     r = cli("pretrain", "--kws", "--from", pretrained, "--data-root", root, "--ft", "train=readout",
-            "--ft", "lr=2e-4", "--fixed", "hbits=8", "--fixed", "frozen_hidden=true", "--out", out,
+            "--ft", "lr=2e-4", "--device", "hbits=8", "--device", "frozen_hidden=true", "--out", out,
             env={"EDGETP_HOME": str(home)})
     assert r.returncode == 0, r.stderr
     src, m = load_model(pretrained), load_model(out)
@@ -324,9 +330,10 @@ def test_pretrain_from_keeps_the_weights_and_records_new_settings(setup, pretrai
 
 @pytest.mark.parametrize("flags,expect", [
     (["--epochs", "3"], "--epochs"),                                     # --from trains nothing
-    (["--fixed", "frozen_hidden=true"], "train=readout"),                # a frozen hidden layer cannot learn
-    (["--fixed", "hbits=4"], "hbits"),
-    (["--fixed", "colour=red"], "--fixed"),
+    (["--device", "frozen_hidden=true"], "train=readout"),               # a frozen hidden layer cannot learn
+    (["--device", "hbits=4"], "hbits"),
+    (["--device", "colour=red"], "--device"),
+    (["--fixed", "hbits=8"], "--fixed is now --device"),                 # the old spelling says the new one
 ])
 def test_pretrain_from_rejects_what_it_cannot_record(setup, pretrained, cli, tmp_path, flags, expect):
     root, home = setup

@@ -65,8 +65,8 @@ def test_roles_and_recorded_pretraining_speakers(setup):
 def test_finetune_defaults_to_the_test_group_mean_over_speakers_and_seeds(setup, cli):
     root, home, model = setup
     out = home / "ft.json"
-    r = cli("finetune", "--kws", "--model", model, "--data-root", root, "--seeds", "2", "--epochs", "1",
-            "--no-baseline", "--quiet", "--rehearsal", "1", "--json", out, env={"EDGETP_HOME": str(home)})
+    r = cli("finetune", "--kws", "--model", model, "--data-root", root, "--seeds", "2", "--set", "epochs=1",
+            "--set", "baseline=false", "--quiet", "--set", "rehearsal=1", "--json", out, env={"EDGETP_HOME": str(home)})
     assert r.returncode == 0, r.stderr
     d = json.loads(out.read_text())
     want = [s for s in TEST if s in (TEST[0], TEST[1])]
@@ -81,7 +81,7 @@ def test_finetune_defaults_to_the_test_group_mean_over_speakers_and_seeds(setup,
     assert "2 speakers" in r.stdout
     # the dev group on request; an unknown group member is refused
     r = cli("finetune", "--kws", "--model", model, "--data-root", root, "--speaker", "dev", "--seeds", "1",
-            "--epochs", "1", "--no-baseline", "--quiet", "--json", out, env={"EDGETP_HOME": str(home)})
+            "--set", "epochs=1", "--set", "baseline=false", "--quiet", "--json", out, env={"EDGETP_HOME": str(home)})
     assert r.returncode == 0, r.stderr
     assert json.loads(out.read_text())["speakers"] == [DEV[0]]
 

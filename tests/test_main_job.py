@@ -19,8 +19,9 @@ def test_default_finetune_on_shipped_kws_mcu(cli, tmp_path):
     speaker = model.recipe["held_out_speaker"]
     assert speaker in test_group()
     out, ledger = tmp_path / "ft.json", tmp_path / "ledger.jsonl"
-    r = cli("finetune", "--kws", "--speaker", speaker, "--seeds", "1", "--no-baseline", "--test-limit", "200",
-            "--quiet", "--json", out, env={"EDGETP_TEST_LEDGER": str(ledger)})   # not the shipped model's ledger
+    r = cli("finetune", "--kws", "--speaker", speaker, "--seeds", "1", "--set", "baseline=false",
+            "--set", "test_limit=200", "--quiet", "--json", out,
+            env={"EDGETP_TEST_LEDGER": str(ledger)})   # not the shipped model's ledger
     assert r.returncode == 0, r.stderr
     d = json.loads(out.read_text())
     # a run on the test group is a line of the test ledger, with the run's figures
@@ -57,7 +58,7 @@ def _tier(name):
 
 
 def test_shipped_models_load_and_match_their_cards():
-    from deploy.budgets import BUDGETS, RAM_64K
+    from firmware_gen.defaults import BUDGETS, RAM_64K
     from edgetp.kws.speakers import dev_group, test_group
     from edgetp.model import load_model
     for name, net in (("kws-mcu", "120-450r-36"), ("kws-mcu-64k", "120-64r-36"), ("kws-paper", "120-450r-36")):
@@ -130,7 +131,7 @@ def test_finetune_adapts_to_the_shipped_real_speakers(cli, tmp_path):
     from edgetp.data.real import SHIPPED
     from edgetp.kws.real_dev import view_info
     out, ledger = tmp_path / "real.json", tmp_path / "ledger.jsonl"
-    r = cli("finetune", "--kws", "--speaker", "real", "--test-limit", "60", "--quiet", "--json", out,
+    r = cli("finetune", "--kws", "--speaker", "real", "--set", "test_limit=60", "--quiet", "--json", out,
             env={"EDGETP_TEST_LEDGER": str(ledger)})
     assert r.returncode == 0, r.stderr
     d = json.loads(out.read_text())
@@ -149,8 +150,8 @@ def test_finetune_real_refuses_what_is_not_a_real_view(cli, tmp_path):
     (tmp_path / "real_dev_info.json").write_text('{"complete": true, "speakers": {"adapt": 3}}')
     r = cli("finetune", "--kws", "--speaker", "real", "--data-root", tmp_path)
     assert r.returncode != 0 and "not a complete real development view" in r.stderr, r.stderr
-    r = cli("finetune", "--kws", "--speaker", "real", "--others", "validation")
-    assert r.returncode != 0 and "--others with --speaker real" in r.stderr, r.stderr
+    r = cli("finetune", "--kws", "--speaker", "real", "--set", "others=validation")
+    assert r.returncode != 0 and "others with --speaker real" in r.stderr, r.stderr
 
 
 def test_the_main_job_runs_the_real_row_then_the_test_group(monkeypatch, capsys):

@@ -33,9 +33,8 @@ def test_compiler_flags_are_written_once():
 
 def test_quantization_defaults_are_written_once():
     import firmware_gen.defaults as d
-    import firmware_gen.options as o
     import firmware_gen.qmodel as q
-    assert o.DEFAULTS is d.DEFAULTS and q.DEFAULTS is d.DEFAULTS
+    assert q.DEFAULTS is d.DEFAULTS   # the options' help reads them through firmware_gen.defaults.DeviceSettings
     assert _defining(r'^DEFAULTS = \{"wbits"') == ["firmware_gen/defaults.py"]
 
 
@@ -63,3 +62,23 @@ def test_target_sets_come_from_one_place():
     assert config.TARGETS == ("batch", "classes")
     # the literal tuple is written once (the contract and the integer reference import it)
     assert _defining(r'\("batch", "classes"\)|\("classes", "batch"\)') == ["edgetp/tp/config.py"]
+
+
+def test_fine_tuning_defaults_come_from_one_place():
+    """The learning rate and the EMA decay of fine-tuning are declared once (edgetp.tp.config) for the float and
+    integer rules, the device settings and the recipes; the rest import them."""
+    from edgetp.fixed.update_q import QOpt
+    from edgetp.kws.train import Recipe
+    from edgetp.tp import config
+    from edgetp.tp.network import ROWNORM_DECAY, Optimizer
+    from firmware_gen.defaults import DeviceSettings
+    from firmware_gen.tensors import DeviceConfig
+
+    assert Recipe.lr == Optimizer.lr == DeviceConfig.lr == config.DEFAULT_LR
+    assert QOpt.beta_shift == DeviceSettings.beta_shift == DeviceConfig.beta_shift == config.DEFAULT_BETA_SHIFT
+    assert ROWNORM_DECAY == 2.0 ** -config.DEFAULT_BETA_SHIFT
+    lr = r"(\blr\w*|LR)\s*(:\s*float\s*)?=\s*1e-4\b(?!,)|(Optimizer|make)\([^)\n]*\b1e-4\b"
+    beta = r"(beta_shift|BETA_SHIFT)\s*(:\s*int\s*)?=\s*10\b|2\.0 \*\* -10\b"
+    assert _defining(lr) == _defining(beta) == ["edgetp/tp/config.py"]
+    # the patterns see a default written again (a planted copy)
+    assert re.search(lr, "def f(x, lr: float = 1e-4):") and re.search(beta, "    beta_shift: int = 10")

@@ -87,11 +87,11 @@ def test_row_scales_are_refused_where_they_mean_nothing():
 def test_pretrain_records_row_scales_only_with_a_frozen_hidden_layer(cli, tmp_path):
     from edgetp.cli.pretrain import fixed_extras
     assert fixed_extras(["frozen_hidden=true", "row_scales=true"]) == {"frozen_hidden": True, "row_scales": True}
-    for bad, why in ((["row_scales=true"], "needs --fixed frozen_hidden=true"),
+    for bad, why in ((["row_scales=true"], "needs --device frozen_hidden=true"),
                      (["frozen_hidden=true", "row_scales=maybe"], "row_scales must be true or false")):
         with pytest.raises(EdgetpError, match=why):
             fixed_extras(bad)
-    r = cli("pretrain", "--kws", "--from", tmp_path / "none.npz", "--ft", "train=readout", "--fixed", "row_scales=1",
+    r = cli("pretrain", "--kws", "--from", tmp_path / "none.npz", "--ft", "train=readout", "--device", "row_scales=1",
             "--out", tmp_path / "out.npz")
     assert r.returncode == 2 and "frozen_hidden=true" in r.stderr and "Traceback" not in r.stderr, r.stderr
 
@@ -177,7 +177,7 @@ def test_edgetp_hil_on_a_row_scaled_model(tone_models, tmp_path, target):
     assert len(set(qmodel_for(load_model(path))[0].fw_rows["W0"].tolist())) > 3
     out = tmp_path / "hil.json"
     r = run_cli("hil", "--target", target, "--model", path, "--data-root", root, "--shots", "1",
-                "--support-limit", "2", "--query-limit", "1", "--epochs", "1", "--json", out, "--quiet",
+                "--set", "support_limit=2", "--set", "query_limit=1", "--set", "epochs=1", "--json", out, "--quiet",
                 env={"EDGETP_HOME": str(tmp_path / "home")})
     assert r.returncode == 0, r.stdout + r.stderr
     res = json.loads(out.read_text())

@@ -42,7 +42,7 @@ def _legacy(model_path, out, **recipe):
 def _ft(setup, *flags, model=None):
     root, home, m = setup
     return run_cli("finetune", "--kws", "--model", model or m, "--data-root", root, "--shots", "1", "--seeds", "1",
-                   "--epochs", "1", "--no-baseline", "--quiet", *flags, env={"EDGETP_HOME": str(home)})
+                   "--set", "epochs=1", "--set", "baseline=false", "--quiet", *flags, env={"EDGETP_HOME": str(home)})
 
 
 def test_pretrain_records_its_speakers(setup):
@@ -61,7 +61,7 @@ def test_finetune_refuses_a_seen_speaker(setup):
 
 def test_allow_seen_speaker_runs_and_the_report_says_so(setup, tmp_path):
     out = tmp_path / "ft.json"
-    r = _ft(setup, "--speaker", SEEN, "--allow-seen-speaker", "--json", out)
+    r = _ft(setup, "--speaker", SEEN, "--set", "allow_seen_speaker=true", "--json", out)
     assert r.returncode == 0, r.stderr
     d = json.loads(out.read_text())
     assert d["speaker"] == SEEN and d["seen_speaker"] is True and d["allow_seen_speaker"] is True
@@ -86,7 +86,8 @@ def test_a_model_without_the_record_is_checked_from_its_recipe(setup, tmp_path):
     gone = _legacy(m, tmp_path / "gone.npz", data="/nonexistent/other-corpus")
     r = _ft(setup, "--speaker", SEEN, model=gone)
     assert r.returncode == 2 and "cannot tell which speakers" in r.stderr and "--allow-seen-speaker" in r.stderr
-    r = _ft(setup, "--speaker", "22222222", "--allow-seen-speaker", "--json", tmp_path / "g.json", model=gone)
+    r = _ft(setup, "--speaker", "22222222", "--set", "allow_seen_speaker=true", "--json", tmp_path / "g.json",
+            model=gone)
     assert r.returncode == 0, r.stderr
     d = json.loads((tmp_path / "g.json").read_text())
     assert d["seen_speaker"] is None and "could not be checked" in d["note"]

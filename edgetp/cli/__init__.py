@@ -7,7 +7,8 @@ is printed as one line (exit status 2); nothing the user can cause ends in a tra
 The line is ``ERROR <message>``; a bad file's message is ``<file>: <why>``, so the line is
 ``ERROR <file>: <why>``, as `predict` and `conformance` print for each file they refuse.
 Mistakes in the command line itself (unknown option, missing argument, a value of the
-wrong type) are argparse's: usage, then ``edgetp …: error: …``, exit status 2.
+wrong type) are argparse's: usage, then ``edgetp …: error: …``, exit status 2; a flag that moved into
+a recipe file (a command's ``moved`` default: flag -> recipe key) is one ``ERROR`` line saying where.
 """
 from __future__ import annotations
 
@@ -43,9 +44,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def moved_flag(rest: list[str], moved: dict) -> str | None:
+    """The first of ``rest`` (argparse's unrecognised arguments) that is a flag moved into a recipe file."""
+    for tok in rest:
+        flag = tok.split("=", 1)[0]
+        if flag in moved:
+            from edgetp.settings import moved_message
+
+            return moved_message(flag, moved[flag])
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    if rest:   # a flag that became a recipe setting says where it went; anything else is argparse's error
+        msg = moved_flag(rest, getattr(args, "moved", None) or {})
+        if msg:
+            print(f"ERROR {msg}", file=sys.stderr)
+            return 2
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

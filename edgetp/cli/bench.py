@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from edgetp.errors import EdgetpError
-from edgetp.tp.config import TARGETS
+from edgetp.kws.train import PRETRAIN_OPTIMIZERS
+from edgetp.tp.config import DEFAULT_LR, TARGETS
 
 
 def register(sub):
@@ -26,7 +27,7 @@ def register(sub):
     t.add_argument("--targets", choices=TARGETS, default=None,
                    help="target set (default: classes at batch 1, batch otherwise)")
     t.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    t.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
+    t.add_argument("--optimizer", choices=PRETRAIN_OPTIMIZERS, default="adam")
     t.add_argument("--repeats", type=int, default=5, help="timed runs per implementation; the median is reported")
     t.add_argument("--baseline-repeats", type=int, default=None, help="runs of the NumPy baseline (default: --repeats)")
     t.add_argument("--no-baseline", action="store_true", help="skip the NumPy baseline")
@@ -62,7 +63,7 @@ def run_train(args) -> int:
     xs = (rng.random((args.batch, args.steps, cfg.n_in)) * 2).astype(dt)
     labels = rng.integers(0, cfg.n_out, args.batch)
     params = init_params(cfg, 0, dt)
-    opt = Optimizer(args.optimizer, 1e-4)
+    opt = Optimizer(args.optimizer, DEFAULT_LR)
     # Compile, and compute the frozen propagator's per-class trajectory, outside the timing
     # (as a fine-tuning run does once for all its samples).
     prop = get_cache(None, params, cfg, dt)
@@ -77,8 +78,8 @@ def run_train(args) -> int:
     if not args.no_baseline:
         base_params = init_params(cfg, 0, dt)
         reps = args.baseline_repeats or args.repeats
-        brate, btimes = _median_rate(lambda: train_sequence_numpy(base_params, xs, labels, cfg, args.optimizer, 1e-4,
-                                                                  targets), args.batch, reps)
+        brate, btimes = _median_rate(lambda: train_sequence_numpy(base_params, xs, labels, cfg, args.optimizer,
+                                                                  DEFAULT_LR, targets), args.batch, reps)
         print(f"{brate:.2f} samples/s  plain NumPy baseline (same computation, same process; median of {reps})")
         print(f"{rate / brate:.2f}x  edgetp / NumPy")
         out.update(baseline_samples_per_s=brate, baseline_times_s=btimes, ratio=rate / brate)
@@ -103,7 +104,7 @@ def _run_fixed(args, cfg, targets) -> int:
         rng = np.random.default_rng(0)
         xs = (rng.random((args.batch, args.steps, cfg.n_in)) * 2).astype(np.float32)
         labels = rng.integers(0, cfg.n_out, args.batch)
-        params, opt = init_params(cfg, 0, np.float32), Optimizer("adam", 1e-4)
+        params, opt = init_params(cfg, 0, np.float32), Optimizer("adam", DEFAULT_LR)
         prop = get_cache(None, params, cfg, np.float32)
         train_sequence(params, xs, labels, cfg, opt, targets, prop=prop)
         frate, ftimes = _median_rate(lambda: train_sequence(params, xs, labels, cfg, opt, targets, prop=prop),

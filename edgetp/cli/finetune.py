@@ -6,8 +6,7 @@ import sys
 from pathlib import Path
 
 from edgetp.errors import EdgetpError
-from edgetp.audio import FRONTENDS
-from edgetp.tp.config import TARGETS
+from edgetp.settings import fields, moved_flags
 
 DEFAULT_MODEL = "kws-mcu"
 
@@ -25,10 +24,16 @@ def _shots(text: str):
 
 
 def register(sub):
+    from edgetp.kws.train import FINETUNE_FIELDS, Recipe
+    from edgetp.kws.run_settings import FinetuneRun
+    from edgetp.settings import help_keys
+
     p = sub.add_parser("finetune", help="personalise a pretrained keyword spotter to one speaker with TP",
                        description="Loads a pretrained model, holds out --speaker, fine-tunes on --shots "
                                    "utterances per word with TP and reports query accuracy before/after, a "
-                                   "from-scratch baseline and the other speakers' accuracy before/after.")
+                                   "from-scratch baseline and the other speakers' accuracy before/after. The "
+                                   "fine-tuning recipe is the model's recorded one (its card's \"default "
+                                   "fine-tuning\"); a --recipe file and --set items override its fields.")
     p.add_argument("--kws", action="store_true", required=True, help="keyword spotting (the only task so far)")
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"shipped model name or model file (default {DEFAULT_MODEL})")
     p.add_argument("--data-root", help="GSC-layout corpus (default: the offline corpus set-up generated)")
@@ -38,82 +43,63 @@ def register(sub):
                         "names; development figures). Default: 'real', then the model's test group when it records "
                         "one and the corpus has it (mean ± std over speakers × seeds), else the speaker it was "
                         "pretrained without")
-    p.add_argument("--others", metavar="validation|testing", default=None,
-                   help="which other speakers measure forgetting (others before / after): the validation-list "
-                        "speakers (default for the development group) or the testing-list speakers (default "
-                        "otherwise); a voice group never uses the other group's")
-    p.add_argument("--allow-seen-speaker", action="store_true",
-                   help="fine-tune on a speaker the model was pretrained on (refused by default: not held out); "
-                        "the report then says so")
     p.add_argument("--shots", default=None, help="1, 5, ... or all (default 5; 3 for the real speakers, whose "
                         "support pools hold 3-4 clips of a word)")
     p.add_argument("--seeds", type=int, default=None,
                    help="repeats with a resampled support set (default 3 for one speaker, 1 per speaker for a "
                         "voice group, to keep the default run short)")
-    p.add_argument("--epochs", type=int, default=None, help="default: the model's recipe, else 3")
-    p.add_argument("--lr", type=float, default=None, help="default: the model's recipe, else 1e-4")
-    p.add_argument("--optimizer", choices=("adam", "sgd", "rownorm", "colnorm"), default=None,
-                   help="adam (default), sgd, rownorm or colnorm (per-neuron / per-input RMS normalisation: "
-                        "the float twins of the integer rule's updates; --fixed maps adam to colnorm)")
-    p.add_argument("--batch", type=int, default=None, help="default 1")
-    p.add_argument("--targets", choices=TARGETS, default=None, help="default classes")
-    p.add_argument("--train", choices=("all", "readout"), default=None, help="layers that learn (default all)")
-    p.add_argument("--rehearsal", type=float, default=None, metavar="R",
-                   help="mix R other-speaker pretraining utterances per support utterance into fine-tuning, "
-                        "against forgetting (default 0)")
-    p.add_argument("--update-every", type=int, default=None, metavar="K",
-                   help="learn on every K-th frame of a sample (t %% K == 0, t from 0 at its start; the other "
-                        "frames run the forward pass only); default: the model's recipe, else 1")
-    p.add_argument("--shift", type=int, default=None, metavar="N",
-                   help="augment the fine-tuning utterances in each epoch: a random time shift of up to +-N frames "
-                        "(float rule only; default: the model's recipe, else 0)")
-    p.add_argument("--noise", type=float, default=None, metavar="STD",
-                   help="augment: Gaussian feature noise of this std (float rule only; default: the recipe's, else 0)")
-    p.add_argument("--warp", type=float, default=None, metavar="W",
-                   help="augment: a mel-axis (vocal-tract-length) warp by a random factor in 1 +- W (float rule "
-                        "only; default: the recipe's, else 0)")
     p.add_argument("--fixed", action="store_true",
                    help="use the integer-only TP rule as the device runs it: batch 1, no rehearsal, no "
                         "augmentation, the device's update rules; other settings are refused")
-    p.add_argument("--frontend", choices=FRONTENDS, default="float",
-                   help="with --fixed: 'fixed' computes every utterance's inputs with the integer audio frontend and "
-                        "normalisation the device runs on raw audio (edgetp.audio.frontend_q, checked against its "
-                        "C by verify-c --frontend); default float (the float frontend, inputs then quantized)")
-    p.add_argument("--test-limit", type=int, default=2000,
-                   help="at most this many other-speaker test utterances (seeded subsample; 0 = all)")
-    p.add_argument("--no-baseline", dest="baseline", action="store_false", default=None,
-                   help="skip the from-scratch baseline")
-    p.add_argument("--baseline", dest="baseline", action="store_true",
-                   help="train the from-scratch baseline (default for one speaker; off for a voice group, to keep "
-                        "the default run short)")
-    p.add_argument("--save", metavar="PATH", help="save the fine-tuned model of the first speaker's first seed")
+    p.add_argument("--recipe", metavar="FILE",
+                   help="a recipe file (.json, or .toml on Python >= 3.11) of KEY: VALUE settings that override the "
+                        "model's recorded fine-tuning recipe and the run's defaults: "
+                        + help_keys((Recipe, FinetuneRun), FINETUNE_FIELDS + tuple(fields(FinetuneRun))))
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="one recipe setting for this run (repeatable; overrides --recipe), e.g. --set epochs=0")
     p.add_argument("--json", metavar="PATH", help="write the figures as JSON")
     p.add_argument("--plot", metavar="PATH", help="write a figure (accuracy per epoch, before/after, confusion)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--workers", type=int, metavar="N",
-                   help="run the speaker x seed cells as Ray tasks on a local Ray with N CPUs (the same figures, bit "
-                        "for bit; needs the ray extra)")
-    p.add_argument("--ray", metavar="ADDRESS", help="run the cells on an existing Ray cluster: auto or ray://HOST:PORT")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, moved=moved_flags(FINETUNE_FIELDS + tuple(fields(FinetuneRun)),
+                                               {"no_baseline": "baseline"}))
+
+
+def settings_given(args) -> dict:
+    """The recipe settings the --recipe file and --set items give (checked), read once per run."""
+    if getattr(args, "given", None) is None:
+        from edgetp.kws.run_settings import FinetuneRun
+        from edgetp.kws.train import FINETUNE_FIELDS, Recipe
+        from edgetp.settings import read
+
+        args.given = read((Recipe, FinetuneRun), getattr(args, "recipe", None), getattr(args, "set", ()) or (),
+                          only=FINETUNE_FIELDS + tuple(fields(FinetuneRun)))
+    return args.given
+
+
+def apply_run_settings(args) -> None:
+    """The run settings (FinetuneRun) onto ``args``: the recipe's value, else the declared default."""
+    from edgetp.kws.run_settings import FinetuneRun
+
+    given, d = settings_given(args), FinetuneRun()
+    for k in fields(FinetuneRun):
+        setattr(args, k, given.get(k, getattr(d, k)))
 
 
 def recorded_recipe(model, fixed: bool = False):
-    """The model's recorded fine-tuning recipe (what `finetune` runs without recipe flags), as ``--fixed`` would
+    """The model's recorded fine-tuning recipe (what `finetune` runs without a recipe file), as ``--fixed`` would
     run it when ``fixed``."""
     import argparse
 
-    names = ("epochs", "lr", "optimizer", "batch", "targets", "train", "rehearsal", "update_every", "shift", "noise",
-             "warp")
-    return recipe_from(argparse.Namespace(fixed=fixed, **dict.fromkeys(names)), model)
+    return recipe_from(argparse.Namespace(fixed=fixed, given={}), model)
 
 
 def recipe_from(args, model):
-    from edgetp.kws.train import AUGMENT, Recipe, check_augment
-    from edgetp.tp.config import check_update_every
+    """The fine-tuning Recipe: the declared defaults, then the model's recorded recipe, then the --recipe file and
+    --set items (``settings_given``); with --fixed what the device runs, or an EdgetpError naming the setting."""
+    from edgetp.kws.train import AUGMENT, FINETUNE_FIELDS, Recipe
 
-    if args.update_every is not None:   # named as the user typed it; Recipe.check says "update every"
-        check_update_every(args.update_every, "--update-every")
-    typed = [f"--{k}" for k in AUGMENT if getattr(args, k)]
+    given = {k: v for k, v in settings_given(args).items() if k in FINETUNE_FIELDS}
+    typed = [k for k in AUGMENT if given.get(k)]
     if args.fixed and typed:
         raise EdgetpError(f"{', '.join(typed)} with --fixed: the integer rule (and the device) learns from the "
                           "utterances as recorded; augmentation is for the float rule")
@@ -121,17 +107,12 @@ def recipe_from(args, model):
     if args.fixed:   # a recipe's augmentation, batches and rehearsal are the float recipe's; the device has none
         ft = {k: v for k, v in ft.items() if k not in AUGMENT + HOST_ONLY}
     frozen = args.fixed and device_frozen(model)
-    pick = lambda k, dflt: getattr(args, k) if getattr(args, k) is not None else ft.get(k, dflt)
-    check_augment(args.shift or 0, args.noise or 0.0, args.warp or 0.0, [f"--{k}" for k in AUGMENT])
     d = Recipe()   # the defaults, declared once
-    r = Recipe(epochs=pick("epochs", d.epochs), lr=pick("lr", d.lr), optimizer=pick("optimizer", d.optimizer),
-               batch=pick("batch", d.batch), targets=pick("targets", d.targets),
-               train=pick("train", "readout" if frozen else d.train),
-               rehearsal=pick("rehearsal", d.rehearsal), update_every=pick("update_every", d.update_every),
-               shift=pick("shift", d.shift), noise=pick("noise", d.noise), warp=pick("warp", d.warp))
+    pick = lambda k: given[k] if k in given else ft.get(k, "readout" if k == "train" and frozen else getattr(d, k))
+    r = Recipe(**{k: pick(k) for k in FINETUNE_FIELDS})
     r.check()
     if args.fixed:
-        check_device(r, frozen, args.optimizer)
+        check_device(r, frozen, given.get("optimizer"))
     return r
 
 
@@ -156,23 +137,23 @@ def check_device(r, frozen: bool, optimizer) -> None:
     from firmware_gen.tensors import STEPS_MAX, DeviceConfig
 
     if r.batch != 1:
-        raise EdgetpError(f"--batch {r.batch} with --fixed: the device learns from one utterance at a time (batch 1)")
+        raise EdgetpError(f"batch {r.batch} with --fixed: the device learns from one utterance at a time (batch 1)")
     if r.rehearsal:
-        raise EdgetpError(f"--rehearsal {r.rehearsal:g} with --fixed: the device keeps no other speakers' "
+        raise EdgetpError(f"rehearsal {r.rehearsal:g} with --fixed: the device keeps no other speakers' "
                           "utterances to rehearse (rehearsal 0)")
     if optimizer == "adam":
-        raise EdgetpError("--optimizer adam with --fixed: the device has no Adam; its rules are colnorm (what "
+        raise EdgetpError("optimizer adam with --fixed: the device has no Adam; its rules are colnorm (what "
                           "--fixed runs for a recipe's adam), rownorm and sgd")
     if frozen and r.train != "readout":
-        raise EdgetpError(f"--train {r.train} with --fixed: the model's device keeps its hidden layers frozen in "
-                          'flash (recipe["fixed"]) and learns its readout only (--train readout)')
+        raise EdgetpError(f"train {r.train} with --fixed: the model's device keeps its hidden layers frozen in "
+                          'flash (recipe["fixed"]) and learns its readout only (train readout)')
     if r.update_every > STEPS_MAX:
-        raise EdgetpError(f"--update-every {r.update_every} with --fixed: the device counts steps in a uint32 "
+        raise EdgetpError(f"update_every {r.update_every} with --fixed: the device counts steps in a uint32 "
                           f"(at most {STEPS_MAX})")
     dev = DeviceConfig(r.targets, "colnorm", r.lr, train=r.train, update_every=r.update_every, frozen_hidden=frozen)
     bad = [x for x in epoch_lrs(r.lr, r.epochs) if not dev.lr_in_range(*lr_code(x))]
     if bad:
-        raise EdgetpError(f"--lr {r.lr:g} with --fixed: the device's learning-rate code (SET_LR) cannot hold "
+        raise EdgetpError(f"lr {r.lr:g} with --fixed: the device's learning-rate code (SET_LR) cannot hold "
                           f"{bad[0]:g}")
 
 
@@ -183,6 +164,7 @@ def run(args) -> int:
     """The README's main job (no --speaker, no --data-root): the shipped real speakers first, then the model's
     synthetic test group; --json / --plot / --save then belong to the test group's row, which holds the real
     row under "real_speakers"."""
+    apply_run_settings(args)
     if args.speaker is not None or args.data_root is not None:
         return _row(args)[0]
     from argparse import Namespace
@@ -203,7 +185,7 @@ def _real_row(args, model, recipe):
     from edgetp.kws.real_dev import adapt_speakers, trained_real, view_info, without_rehearsal
 
     if args.others not in (None, "testing"):
-        raise EdgetpError("--others with --speaker real: the other speakers are the view's choose part (its "
+        raise EdgetpError("others with --speaker real: the other speakers are the view's choose part (its "
                           "testing list)")
     root = Path(args.data_root).expanduser() if args.data_root else SHIPPED
     parts = view_info(root)["speakers"]
@@ -223,9 +205,9 @@ def _row(args, extra: dict | None = None) -> tuple[int, dict]:
     real = args.speaker == REAL
     shots = _shots(args.shots or ("3" if real else "5"))
     if args.save and args.fixed:   # refused before the grid runs, not after
-        raise EdgetpError("--save with --fixed: save the integer model with edgetp export (not a float model)")
+        raise EdgetpError("save with --fixed: save the integer model with edgetp export (not a float model)")
     if args.frontend != "float" and not args.fixed:
-        raise EdgetpError(f"--frontend {args.frontend} needs --fixed: the integer frontend feeds the integer rule")
+        raise EdgetpError(f"frontend {args.frontend} needs --fixed: the integer frontend feeds the integer rule")
     if args.seeds is not None and args.seeds < 1:
         raise EdgetpError("--seeds must be >= 1")
     model = load_model(args.model)
@@ -296,7 +278,7 @@ def _row(args, extra: dict | None = None) -> tuple[int, dict]:
     if args.save:
         first = per_seed[0].get("params")
         if first is None:
-            raise EdgetpError(f"--save: the first cell ({speakers[0]} seed 0) failed, nothing to save")
+            raise EdgetpError(f"save: the first cell ({speakers[0]} seed 0) failed, nothing to save")
         from dataclasses import replace
         tuned = replace(model, params=first,
                         recipe=dict(model.recipe, finetuned_on=speakers[0], finetune=recipe.to_dict()))

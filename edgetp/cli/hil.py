@@ -13,9 +13,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from deploy.hil_settings import HilSettings
 from edgetp.errors import EdgetpError
-
-from deploy.budgets import BUDGETS
+from edgetp.settings import fields, help_keys, moved_flags, read
+from firmware_gen.defaults import BUDGETS, DeviceSettings
 
 DEFAULT_MODEL = "kws-mcu"
 
@@ -39,20 +40,16 @@ def register(sub):
                    help="utterances per word in the support set: 1, 5, ... or all (default 1: with the recipe's "
                         "epochs a session that learns in a few minutes on QEMU; finetune's 5 shots take ~3x longer)")
     p.add_argument("--seed", type=int, default=0, help="support-set draw, training order and device PRNG seed")
-    p.add_argument("--epochs", type=int, default=None,
-                   help="passes over the support set, lr cosine-annealed per epoch (default: the model's recipe, "
-                        "else finetune's default, 3)")
-    p.add_argument("--query-limit", type=int, default=0, help="evaluate at most this many query utterances (0 = all)")
-    p.add_argument("--support-limit", type=int, default=0, help="train on at most this many support utterances")
+    p.add_argument("--recipe", metavar="FILE",
+                   help="a recipe file (.json, or .toml on Python >= 3.11) of KEY: VALUE settings: the device's "
+                        "quantization and learning settings (default: the model's recorded recipe) and the "
+                        "session's: " + help_keys((DeviceSettings, HilSettings)))
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="one recipe setting for this run (repeatable; overrides --recipe), e.g. --set epochs=1")
     p.add_argument("--locked", action="store_true",
                    help="build without the commands that dump or write state (a deployed device's firmware)")
     p.add_argument("--faults", metavar="SPEC",
                    help="put the fault relay in between, e.g. drop=0.001,dup=0.01,reset=500 (docs/deploy.md)")
-    p.add_argument("--no-recover", action="store_true", help="stop (saying what was lost) when the device resets")
-    p.add_argument("--timeout", type=float, default=None, help="seconds to wait for an answer before resending")
-    p.add_argument("--baud", type=int, default=115200, help="baud rate of a serial port (default 115200)")
-    p.add_argument("--opt", default="-O2", help="C optimisation flag of the firmware (default -O2)")
-    p.add_argument("--stack", type=int, default=None, help="stack bytes reserved on the Cortex-M4 (default 2048)")
     p.add_argument("--elf", help="with a serial-port target: the ELF flashed on the board, for its flash/RAM figures")
     p.add_argument("--build-dir", help="keep the exported C and the build here (default: a cache folder)")
     p.add_argument("--json", metavar="PATH", help="write the figures as JSON (keys samples, mismatches, then the rest)")
@@ -60,13 +57,26 @@ def register(sub):
     p.add_argument("--audio", action="store_true",
                    help="send raw 16 kHz PCM: the device runs the integer audio frontend, "
                         "then TP (AUDIO_PCM/AUDIO_RUN)")
-    from firmware_gen.options import add_device_options
+    p.add_argument("--power-cut-sweep", action="store_true",
+                   help="fine-tune 3 samples with 3 saves, then cut the power at every erase and program of the "
+                        "last save (torn and just after), restart and check that the old or the new state booted "
+                        "(the recipe's cut_sample, cut_modes, flash_page, flash_prog)")
+    keys = tuple(fields(DeviceSettings)) + tuple(fields(HilSettings))
+    p.set_defaults(func=run, moved=moved_flags(keys, {"no_recover": "recover", "no_frozen_hidden": "frozen_hidden",
+                                                      "no_row_scales": "row_scales"}))
 
-    add_device_options(p.add_argument_group("quantization and device (as edgetp export --c)"))
-    from edgetp.cli.hil_store import add_arguments
 
-    add_arguments(p)
-    p.set_defaults(func=run)
+def apply_settings(args) -> None:
+    """The recipe file and --set items onto ``args``: every DeviceSettings and HilSettings field as an attribute
+    (a device setting left None: the model's recipe decides, firmware_gen.options.device_from_args)."""
+    if getattr(args, "given", None) is not None:
+        return
+    given = read((DeviceSettings, HilSettings), getattr(args, "recipe", None), getattr(args, "set", ()) or ())
+    for cls in (DeviceSettings, HilSettings):
+        d = cls()
+        for k in fields(cls):
+            setattr(args, k, given.get(k, getattr(d, k)))
+    args.given = given
 
 
 def _shots(text):
@@ -87,12 +97,13 @@ def prepare(args):
 
     from edgetp.kws.train import Recipe
 
+    apply_settings(args)
     model = load_model(args.model)
     ft = dict(model.recipe.get("finetune", {}))
     # the same default as finetune --kws --fixed (one epoch of one shot learns nothing on kws-mcu: 57.1 -> 57.1 %)
     epochs = args.epochs if args.epochs is not None else int(ft.get("epochs", Recipe.epochs))
     if epochs < 1:
-        raise EdgetpError("--epochs must be >= 1")
+        raise EdgetpError("epochs must be >= 1")
     corpus, speaker = model_corpus(model, args.data_root, args.speaker)
     args.seen = check_speaker(model, corpus, speaker, args.allow_seen_speaker, args.model)
     note = seen_note(args.seen, speaker)
@@ -120,7 +131,7 @@ def prepare(args):
 
 
 def run(args) -> int:
-    from deploy.build import STACK_SIZE, build
+    from deploy.build import build
     from deploy.hil import HilError, run_session
     from deploy.host import Device, open_port
     from deploy.reference import IntReference, export_c
@@ -128,6 +139,7 @@ def run(args) -> int:
     from deploy.targets import check_target, start
 
     check_target(args.target)
+    apply_settings(args)
     if args.power_cut_sweep:
         from edgetp.cli.hil_store import run_sweep
 
@@ -149,7 +161,7 @@ def run(args) -> int:
             norm = InputNorm.for_model(model, qm)
         cdir = export_c(qm, root / "model", cfg, frontend=norm)
         image = build(cdir, args.target, root / "build" if args.build_dir else None, locked=args.locked,
-                      opt=args.opt, stack_size=args.stack or STACK_SIZE)
+                      opt=args.opt, stack_size=args.stack)
         say(f"built {image.path}" + (f" (flash {image.sizes['flash']} B, RAM {image.sizes['ram']} B)"
                                      if image.sizes else ""))
     elif args.elf:
@@ -169,7 +181,7 @@ def run(args) -> int:
                 from deploy.hil_audio import AudioSession
                 session_cls = AudioSession
             res = run_session(dev, ref, support, query, epochs=epochs, lr=cfg.lr, seed=args.seed,
-                              recover=not args.no_recover, progress=say, session_cls=session_cls)
+                              recover=args.recover, progress=say, session_cls=session_cls)
             err = None
         except HilError as exc:
             res, err = exc.result, str(exc)
@@ -238,7 +250,7 @@ def _print(out: dict, say) -> None:
               f"RAM {_fmt(img['ram'])} B (data + bss incl. a {_fmt(img['stack'])} B stack, "
               f"{_fmt(img.get('stack_used'))} B of it used)")
     if img and img.get("stack_used") and img["stack_used"] > 0.75 * img["stack"]:
-        print(f"  warning: {img['stack_used']} B of the {img['stack']} B stack used; give more with --stack")
+        print(f"  warning: {img['stack_used']} B of the {img['stack']} B stack used; give more with the recipe's stack")
     if unit == "instructions" and img:
         checks = [("training step", tr.get("max"), BUDGETS["train_step"]), ("inference step", inf.get("max"),
                   BUDGETS["infer_step"]), ("RAM", img["ram"], BUDGETS["ram"]),

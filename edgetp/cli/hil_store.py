@@ -1,5 +1,6 @@
 """`edgetp hil --power-cut-sweep`: prove the weight store by cutting the power at every
-flash operation of a save (deploy/powercut.py; docs/deploy.md, "The weight store")."""
+flash operation of a save (deploy/powercut.py; docs/deploy.md, "The weight store"). Its settings (cut_sample,
+cut_modes, flash_page, flash_prog) are hil recipe settings (deploy.hil_settings)."""
 from __future__ import annotations
 
 import json
@@ -10,37 +11,20 @@ from pathlib import Path
 
 from edgetp.errors import EdgetpError
 
-QEMU_SAMPLE = 24          # operation indices a QEMU sweep cuts at by default (each run restarts QEMU)
-
-
-def add_arguments(p) -> None:
-    g = p.add_argument_group("weight store (--power-cut-sweep)")
-    g.add_argument("--power-cut-sweep", action="store_true",
-                   help="fine-tune 3 samples with 3 saves, then cut the power at every erase and program of the "
-                        "last save (torn and just after), restart and check that the old or the new state booted")
-    g.add_argument("--cut-sample", type=int, default=None, metavar="N",
-                   help=f"cut at N operation indices spread over the save instead of at every one "
-                        f"(default: every one on host, {QEMU_SAMPLE} on qemu)")
-    g.add_argument("--cut-modes", default="torn,after",
-                   help="torn (the operation's bytes end up random), after (it completes, then the power goes)")
-    g.add_argument("--flash-page", type=int, default=None, help="flash erase unit in bytes (default 4096)")
-    g.add_argument("--flash-prog", type=int, default=None, help="flash program unit in bytes (default 16)")
-
 
 def run_sweep(args, prepare) -> int:
     import numpy as np
 
-    from deploy.build import STACK_SIZE, build, store_geometry
+    from deploy.build import build, store_geometry
+    from deploy.hil_settings import QEMU_SAMPLE
     from deploy.powercut import N_SAMPLES, power_cut_sweep
     from deploy.reference import IntReference, export_c
     from firmware_gen.layout import device_layout
-    from firmware_gen.store import DEFAULT_PAGE, DEFAULT_PROG, ENDURANCE
+    from firmware_gen.store import ENDURANCE
 
     if args.target not in ("host", "qemu"):
         raise EdgetpError(f"--power-cut-sweep needs --target host or qemu (it restarts the device), "
                           f"not {args.target!r}")
-    if args.cut_sample is not None and args.cut_sample < 1:
-        raise EdgetpError("--cut-sample must be >= 1")
     modes = tuple(m.strip() for m in args.cut_modes.split(",") if m.strip())
     t0 = time.perf_counter()
     say = (lambda m: None) if args.quiet else (lambda m: print(m, flush=True))
@@ -52,14 +36,14 @@ def run_sweep(args, prepare) -> int:
         raise EdgetpError(f"--power-cut-sweep needs {N_SAMPLES} support utterances, the support set has {len(ys)}")
     order = np.random.default_rng(args.seed).permutation(len(ys))[:N_SAMPLES]
     samples = [(xs[i], int(ys[i])) for i in order]
-    page, prog = args.flash_page or DEFAULT_PAGE, args.flash_prog or DEFAULT_PROG
+    page, prog = args.flash_page, args.flash_prog
     tmp = None if args.build_dir else Path(tempfile.mkdtemp(prefix="etp-sweep-"))
     root = Path(args.build_dir) if args.build_dir else tmp
     try:
         cdir = export_c(qm, root / "model", cfg)
         geo = store_geometry(cdir, page, prog)
         image = build(cdir, args.target, root / "build" if args.build_dir else None, locked=args.locked, opt=args.opt,
-                      stack_size=args.stack or STACK_SIZE, flash_page=page, flash_prog=prog)
+                      stack_size=args.stack, flash_page=page, flash_prog=prog)
         say(f"model {args.model} ({qm.cfg.net_string()}), speaker {speaker}: weight store of {geo.payload:,d} B in "
             f"2 slots of {geo.slot_bytes:,d} B (pages of {page} B, program unit {prog} B)")
         sample = args.cut_sample if args.cut_sample is not None else (0 if args.target == "host" else QEMU_SAMPLE)

@@ -12,6 +12,9 @@ from edgetp.tp.config import TARGETS
 
 
 def register(sub):
+    from edgetp.kws.train import FINETUNE_FIELDS, PRETRAIN_OPTIMIZERS
+    from edgetp.tp.config import RESETS
+
     p = sub.add_parser("pretrain", help="pretrain a TP keyword spotter (float) and save a model file",
                        description="Trains on the train split of a GSC-layout corpus without the held-out "
                                    "speaker, with TP (one update per time step), and saves a model file.")
@@ -19,7 +22,7 @@ def register(sub):
     p.add_argument("--data-root", help="GSC-layout corpus (default: the offline corpus set-up generated)")
     p.add_argument("--labels", choices=("paper", "12"), default="paper", help="label set (paper: 35 words + unknown)")
     p.add_argument("--net", default="120-128r-36", help="inputs-hidden[r]-classes (default 120-128r-36)")
-    p.add_argument("--reset", choices=("hard", "soft"), default="hard")
+    p.add_argument("--reset", choices=RESETS, default="hard")
     p.add_argument("--hold-out", metavar="SPEAKER", help="speaker excluded from pretraining (default: the "
                    "offline corpus' default speaker when present)")
     p.add_argument("--protocol", action="store_true",
@@ -27,7 +30,7 @@ def register(sub):
                         "holding out both voice groups (development and test); recorded in the model")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
+    p.add_argument("--optimizer", choices=PRETRAIN_OPTIMIZERS, default="adam")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--targets", choices=TARGETS, default="batch")
     p.add_argument("--per-utterance-norm", action="store_true",
@@ -43,25 +46,27 @@ def register(sub):
     p.add_argument("--ft-lr", type=float, default=None, help="fine-tuning lr to record as this model's default")
     p.add_argument("--ft", action="append", default=[], metavar="KEY=VALUE",
                    help="a fine-tuning default to record in the model (repeatable): epochs, lr, optimizer, batch, "
-                        "targets, train, rehearsal, update_every, shift, noise, warp; "
+                        + ", ".join(FINETUNE_FIELDS) + "; "
                         "`edgetp finetune` uses them unless "
                         "told otherwise")
     p.add_argument("--record-fixed", action="store_true",
                    help='record the device quantization in the model (recipe["fixed"]: int16, input format '
                         "calibrated on pretraining utterances), which export --c, verify-c, hil and "
                         "finetune --fixed then use")
-    p.add_argument("--fixed", action="append", default=[], metavar="KEY=VALUE",
+    p.add_argument("--device", action="append", default=[], metavar="KEY=VALUE",
                    help='a device setting to record in recipe["fixed"] besides the calibrated defaults '
                         f"(repeatable; implies --record-fixed): {', '.join(FIXED_KEYS)}")
     p.add_argument("--from", dest="source", metavar="MODEL",
                    help="train nothing: take MODEL's weights, normalisation and pretraining record, and record this "
-                        "command's --ft / --record-fixed / --fixed settings (a device variant of a pretrained "
+                        "command's --ft / --record-fixed / --device settings (a device variant of a pretrained "
                         "network, or settings chosen after pretraining; --out may be MODEL itself). MODEL's own "
                         "settings are replaced; the record names the pretraining run the weights come from. The "
                         "training options must stay at their defaults")
     p.add_argument("--out", required=True, help="model file to write (.npz)")
     p.add_argument("--json", metavar="PATH", help="write the training figures as JSON")
-    p.set_defaults(func=run, training_defaults={k: p.get_default(k) for k in TRAINING_OPTIONS})
+    # `--fixed KEY=VALUE` was this option's name; finetune's --fixed (a switch: the integer rule) keeps the word
+    p.set_defaults(func=run, training_defaults={k: p.get_default(k) for k in TRAINING_OPTIONS},
+                   moved={"--fixed": "--device"})
 
 
 # What `--from` takes from its model instead: options that shape the pretraining itself
@@ -76,24 +81,14 @@ def pretrain_indices(corpus, hold: str | None):
     return pick("train"), pick("validation")
 
 
-FT_KEYS = ("epochs", "lr", "optimizer", "batch", "targets", "train", "rehearsal", "update_every",
-           "shift", "noise", "warp")   # Recipe fields
-
-
 def finetune_defaults(items: list[str], lr: float | None = None) -> dict:
-    """``--ft KEY=VALUE`` items (and ``--ft-lr``) -> the model's recipe["finetune"], checked."""
-    from edgetp.kws.train import Recipe
+    """``--ft KEY=VALUE`` items (and ``--ft-lr``) -> the model's recipe["finetune"], checked against the Recipe
+    declaration (edgetp.settings)."""
+    from edgetp.kws.train import FINETUNE_FIELDS, Recipe
+    from edgetp.settings import read
 
     out = {} if lr is None else {"lr": lr}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or key not in FT_KEYS:
-            raise EdgetpError(f"--ft {item!r}: expected KEY=VALUE with KEY one of {', '.join(FT_KEYS)}")
-        kind = type(getattr(Recipe, key))   # the type of the field's default
-        try:
-            out[key] = kind(value)
-        except ValueError:
-            raise EdgetpError(f"--ft {item!r}: {value!r} is not a valid {kind.__name__}") from None
+    out.update(read((Recipe,), items=items, where_set="--ft", only=FINETUNE_FIELDS))
     try:
         Recipe(**out).check()
     except EdgetpError as e:
@@ -108,22 +103,13 @@ FIXED_KEYS = ("hbits", "frozen_hidden", "row_scales")
 
 
 def fixed_extras(items: list[str]) -> dict:
-    """``--fixed KEY=VALUE`` items -> extra recipe["fixed"] entries, checked."""
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or key not in FIXED_KEYS:
-            raise EdgetpError(f"--fixed {item!r}: expected KEY=VALUE with KEY one of {', '.join(FIXED_KEYS)}")
-        if key == "hbits":
-            if value not in ("8", "16"):
-                raise EdgetpError(f"--fixed {item!r}: hbits must be 8 or 16")
-            out[key] = int(value)
-        else:
-            if value.lower() not in ("true", "false", "1", "0"):
-                raise EdgetpError(f"--fixed {item!r}: {key} must be true or false")
-            out[key] = value.lower() in ("true", "1")
+    """``--device KEY=VALUE`` items -> extra recipe["fixed"] entries, checked against DeviceSettings."""
+    from edgetp.settings import read
+    from firmware_gen.defaults import DeviceSettings
+
+    out = read((DeviceSettings,), items=items, where_set="--device", only=FIXED_KEYS)
     if out.get("row_scales") and not out.get("frozen_hidden"):
-        raise EdgetpError("--fixed row_scales=true needs --fixed frozen_hidden=true (a layer that learns keeps one "
+        raise EdgetpError("--device row_scales=true needs --device frozen_hidden=true (a layer that learns keeps one "
                           "scale per tensor)")
     return out
 
@@ -189,9 +175,10 @@ def run(args) -> int:
     from edgetp.tp import init_params, parse_net
 
     ft = finetune_defaults(args.ft, args.ft_lr)   # checked before hours of training, not after
-    extras = fixed_extras(args.fixed)
+    extras = fixed_extras(args.device)
     if extras.get("frozen_hidden") and ft.get("train") != "readout":
-        raise EdgetpError("--fixed frozen_hidden=true needs --ft train=readout (the frozen hidden layers cannot learn)")
+        raise EdgetpError("--device frozen_hidden=true needs --ft train=readout (the frozen hidden layers cannot "
+                          "learn)")
     if args.source:
         return derive(args, ft, extras)
     corpus = open_corpus(args.data_root, args.labels)
@@ -259,7 +246,7 @@ def run(args) -> int:
                    **({"log_gain": args.log_gain} if args.log_gain != 1.0 else {})},
                   rec, metrics, norm.scale)
     if args.record_fixed or extras:
-        record_fixed(model, corpus, hold or "", args.fixed, extras)
+        record_fixed(model, corpus, hold or "", args.device, extras)
     digest = save_model(model, args.out)
     print(f"saved {args.out} ({model.n_params()} trainable parameters, hash {digest[:12]}); "
           f"train {metrics['train_acc']:.2f} %, validation {metrics['validation_acc']} %")
@@ -273,7 +260,7 @@ def record_fixed(model, corpus, hold: str, items: list[str], extras: dict) -> No
     from edgetp.kws.fixed_protocol import fixed_settings
 
     model.recipe["fixed"] = {**fixed_settings(model, corpus, hold), **extras}
-    model.recipe["command"] += " --record-fixed" + "".join(f" --fixed {i}" for i in items)
+    model.recipe["command"] += " --record-fixed" + "".join(f" --device {i}" for i in items)
     print(f'recorded the device quantization: recipe["fixed"] = {model.recipe["fixed"]}')
 
 
@@ -304,7 +291,7 @@ def derive(args, ft: dict, extras: dict) -> int:
     model = dataclasses.replace(src, recipe=rec)
     if args.record_fixed or extras:
         record_fixed(model, open_corpus(args.data_root, src.frontend.get("label_set", "paper")),
-                     rec.get("held_out_speaker") or "", args.fixed, extras)
+                     rec.get("held_out_speaker") or "", args.device, extras)
     digest = save_model(model, args.out)
     print(f"saved {args.out}: the weights of {rec['derived_from']['model']} (hash {rec['derived_from']['hash'][:12]}) "
           f"with new settings, hash {digest[:12]}")

@@ -10,7 +10,7 @@ from edgetp.fixed.network_q import train_sequence_q
 from edgetp.fixed.qconfig import from_float
 from edgetp.fixed.quantize import quantize_inputs
 from edgetp.fixed.update_q import QOpt
-from edgetp.tp.config import NetConfig, init_params
+from edgetp.tp.config import DEFAULT_LR, NetConfig, init_params
 
 
 def bench_fixed(cfg: NetConfig, steps: int = 101, batch: int = 1, targets: str = "classes", repeats: int = 5,
@@ -22,7 +22,7 @@ def bench_fixed(cfg: NetConfig, steps: int = 101, batch: int = 1, targets: str =
     qm = from_float(cfg, init_params(cfg, seed), 12, wbits)
     xs = quantize_inputs(rng.random((batch, steps, cfg.n_in)) * 2, 12)
     labels = rng.integers(0, cfg.n_out, batch)
-    opt = QOpt.make(optimizer, 1e-4, seed)
+    opt = QOpt.make(optimizer, DEFAULT_LR, seed)
     train_sequence_q(qm, xs, labels, opt, targets)
     times = []
     for _ in range(max(1, repeats)):

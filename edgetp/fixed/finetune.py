@@ -17,6 +17,7 @@ from edgetp.fixed.network_q import TARGETS, check_update_every, predict_q, train
 from edgetp.fixed.qconfig import QModel
 from edgetp.fixed.quantize import quantize_inputs, quantize_model
 from edgetp.fixed.update_q import KINDS, QOpt, lr_code
+from edgetp.tp.config import DEFAULT_BETA_SHIFT, DEFAULT_LR
 from edgetp.tp.schedule import LR_FLOOR, finetune_epochs
 
 
@@ -37,9 +38,10 @@ def to_int_inputs(qm: QModel, xs) -> np.ndarray:
     return xs.astype(qm.xdtype, copy=False)
 
 
-def finetune_fixed(model, support_x, support_y, epochs: int = 3, lr: float = 1e-4, optimizer: str = "colnorm",
+def finetune_fixed(model, support_x, support_y, epochs: int = 3, lr: float = DEFAULT_LR, optimizer: str = "colnorm",
                    targets: str = "classes", batch: int = 1, seed: int = 0, wbits: int = 16,
-                   lr_min_ratio: float = LR_FLOOR, schedule: str = "cosine", beta_shift: int = 10, clip: int = -1,
+                   lr_min_ratio: float = LR_FLOOR, schedule: str = "cosine", beta_shift: int = DEFAULT_BETA_SHIFT,
+                   clip: int = -1,
                    train: str = "all", calib_x=None, opt: QOpt | None = None, on_epoch=None,
                    update_every: int = 1) -> QModel:
     """Fine-tune ``model`` (float :class:`edgetp.model.Model` or :class:`QModel`) on the support

@@ -32,6 +32,7 @@ from numba import njit
 from edgetp.errors import EdgetpError
 from edgetp.fixed import contract as C
 from edgetp.fixed.primitives import bitlen, isqrt, norm15, prng_seed, round_shift, sat, shl_sat, xorshift32
+from edgetp.tp.config import DEFAULT_BETA_SHIFT
 
 KINDS = C.OPT_KINDS             # codes ETP_OPT_* are the indices: append only
 NORM_MODE = C.RMS_MODES         # rms_scales' ``mode``
@@ -65,7 +66,7 @@ class QOpt:
     kind: str = "colnorm"
     lr_m: int = 0
     lr_e: int = 0
-    beta_shift: int = 10
+    beta_shift: int = DEFAULT_BETA_SHIFT
     rng: np.ndarray = field(default_factory=lambda: np.array([prng_seed(0)], dtype=np.uint32))
     stats: dict = field(default_factory=dict)
     step: int = 0
@@ -76,7 +77,7 @@ class QOpt:
             raise EdgetpError(f"integer optimizer must be one of {KINDS}, got {self.kind!r}")
 
     @classmethod
-    def make(cls, kind: str, lr: float, seed: int = 0, beta_shift: int = 10, clip: int = -1) -> "QOpt":
+    def make(cls, kind: str, lr: float, seed: int = 0, beta_shift: int = DEFAULT_BETA_SHIFT, clip: int = -1) -> "QOpt":
         if kind not in KINDS:
             raise EdgetpError(f"integer optimizer must be one of {KINDS}, got {kind!r}")
         m, e = lr_code(lr)

@@ -305,6 +305,12 @@ def _data_row(rec: dict, met: dict) -> str:
             f"{real_text} |")
 
 
+def current_command(command: str) -> str:
+    """A recorded pretrain command in today's spelling: `pretrain --fixed KEY=VALUE` is `--device KEY=VALUE` since
+    issue 31 (finetune's --fixed is a switch); the model file keeps the command as it ran."""
+    return re.sub(r" --fixed (?=\w+=)", " --device ", command)
+
+
 def _derived_lines(rec: dict, name: str, corpus: str | None) -> list[str]:
     """The rebuild section's lines before a derived model's ``--from`` command: its source's pretraining when the
     source was this very file (settings recorded after the pretraining run), else a pointer to the source's card."""
@@ -314,7 +320,7 @@ def _derived_lines(rec: dict, name: str, corpus: str | None) -> list[str]:
     out = f"models/{name}/model.npz"
     if src["model"] == out:
         return [f"# the pretraining run (hash {src['hash'][:12]}), then its recorded settings:",
-                f"{src['command']}{' --data-root CORPUS' if corpus else ''} --out {out}"]
+                f"{current_command(src['command'])}{' --data-root CORPUS' if corpus else ''} --out {out}"]
     return [f"# first {src['model']} (hash {src['hash'][:12]}), as its card says: this model is its weights with "
             "other settings"]
 
@@ -330,7 +336,7 @@ def render(d: Path, model: Model | None = None, ledger_upto: int | None = None) 
     frozen = model.params.S.size + (model.params.S_rec.size if model.params.S_rec is not None else 0)
     words = ("the paper's 35 words + `_unknown_`" if model.frontend.get("label_set") == "paper"
              else ", ".join(f"`{x}`" for x in model.labels))
-    command, corpus = rec.get("command", ""), corpus_command(rec)
+    command, corpus = current_command(rec.get("command", "")), corpus_command(rec)
     if rec.get("fixed") and "--record-fixed" not in command:
         command += " --record-fixed"   # recorded by hand before the option existed; the option rebuilds it
     lines = [

@@ -167,6 +167,9 @@ def pretrain_speakers(model, corpus) -> set[str] | None:
     return {sid for sid, n in corpus.speaker_counts("train").items() if n and sid != held}
 
 
+ALLOW = "--allow-seen-speaker (finetune: --set allow_seen_speaker=true)"   # how each command allows it
+
+
 def check_speaker(model, corpus, speaker, allow_seen: bool = False, model_name: str = "the model") -> dict:
     """Refuse (EdgetpError) a ``speaker`` (an id, or a list of ids) that pretrained ``model``: its
     accuracy would not be a held-out result. ``allow_seen`` overrides; the returned dict says what was
@@ -180,7 +183,7 @@ def check_speaker(model, corpus, speaker, allow_seen: bool = False, model_name: 
         if unknown and not allow_seen:
             raise EdgetpError(f"cannot tell which speakers {model_name} was pretrained on (its recipe records no "
                               f"pretrain_speakers and its corpus {model.recipe.get('data')!r} is not available), so "
-                              f"speaker {', '.join(unknown)} may not be held out; pass --allow-seen-speaker to go on "
+                              f"speaker {', '.join(unknown)} may not be held out; pass {ALLOW} to go on "
                               "anyway")
         out = {"seen_speaker": None if unknown else False, "allow_seen_speaker": bool(allow_seen)}
         return dict(out, seen_speakers=unknown) if unknown else out
@@ -189,7 +192,7 @@ def check_speaker(model, corpus, speaker, allow_seen: bool = False, model_name: 
         hint = f" (the model's held-out speaker is {held})" if held else ""
         raise EdgetpError(f"speaker {', '.join(hit)} {'is' if len(hit) == 1 else 'are'} in {model_name}'s pretraining "
                           f"set ({len(seen)} speakers): its accuracy would not be a held-out result; choose a speaker "
-                          f"the model has not heard{hint}, or pass --allow-seen-speaker")
+                          f"the model has not heard{hint}, or pass {ALLOW}")
     out = {"seen_speaker": bool(hit), "allow_seen_speaker": bool(allow_seen)}
     return dict(out, seen_speakers=hit) if hit else out
 

@@ -140,7 +140,7 @@ def others_split(model, speakers, which: str | None = None) -> str:
     rec = model.recipe or {}
     dev, test = set(rec.get("dev_speakers") or ()), set(rec.get("test_speakers") or ())
     if which is not None and which not in OTHERS:
-        raise EdgetpError(f"--others must be validation or testing, not {which!r}")
+        raise EdgetpError(f"others must be validation or testing, not {which!r}")
     mine = set(speakers)
     if mine & dev and mine & test:
         raise EdgetpError("the speakers mix the development and test voice groups; adapt to each group in its own run")
@@ -148,10 +148,10 @@ def others_split(model, speakers, which: str | None = None) -> str:
     if which is None or which == default:
         return default
     if mine & dev:
-        raise EdgetpError("--others testing with development-group speakers: the testing-list speakers measure the "
+        raise EdgetpError("others testing with development-group speakers: the testing-list speakers measure the "
                           "test rows' forgetting, never a figure used for choosing")
     if mine & test:
-        raise EdgetpError("--others validation with test-group speakers: the validation-list speakers measure the "
+        raise EdgetpError("others validation with test-group speakers: the validation-list speakers measure the "
                           "development rows' forgetting")
     return which
 

@@ -12,37 +12,46 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from edgetp.errors import EdgetpError
+from edgetp.settings import setting
 from edgetp.threads import blas_single_threaded
 from edgetp.tp import NetConfig, Optimizer, Params, predict, train_sequence
 from edgetp.tp.propagator import get_cache
-from edgetp.tp.config import TARGETS, check_update_every
+from edgetp.tp.config import DEFAULT_LR, TARGETS, TRAIN_MODES, check_update_every
+from edgetp.tp.network import OPTIMIZERS
 from edgetp.tp.schedule import SCHEDULES, epoch_batches, epoch_lrs
 
 
 @dataclass
 class Recipe:
-    """How to train: everything `pretrain`/`finetune` expose, recorded in model files."""
+    """How to train: everything `pretrain`/`finetune` expose, recorded in model files; each default declared here
+    once (the CLI's options, recipe files and `pretrain --ft` read this declaration: edgetp.settings)."""
 
-    epochs: int = 3
-    lr: float = 1e-4
-    optimizer: str = "adam"
-    batch: int = 1
-    targets: str = "classes"
-    train: str = "all"
-    schedule: str = "cosine"
-    seed: int = 0
-    shift: int = 0        # augmentation: random time shift of up to +-shift frames (zero-filled)
-    noise: float = 0.0    # augmentation: Gaussian noise of this std added to the (normalised) features
-    rehearsal: float = 0.0  # fine-tuning: mix in this many other-speaker utterances per support utterance
-    warp: float = 0.0     # augmentation: mel-axis (vocal-tract-length) warp by a factor in 1 +- warp
-    update_every: int = 1  # learn on the steps t % update_every == 0 of each sample (t from 0 at its start)
+    epochs: int = setting(3, "passes over the support set, lr cosine-annealed per epoch", lo=0)
+    lr: float = setting(DEFAULT_LR, "learning rate of the first epoch", lo=0)
+    optimizer: str = setting("adam", "adam, sgd, rownorm or colnorm (per-neuron / per-input RMS normalisation: the "
+                             "float twins of the integer rule's updates; --fixed maps adam to colnorm)",
+                             choices=OPTIMIZERS)
+    batch: int = setting(1, "utterances per update", lo=1)
+    targets: str = setting("classes", "target set", choices=TARGETS)
+    train: str = setting("all", "layers that learn", choices=TRAIN_MODES)
+    schedule: str = setting("cosine", "learning rate over the epochs", choices=SCHEDULES)
+    seed: int = setting(0, "training order and initial weights")
+    shift: int = setting(0, "augmentation: a random time shift of up to +-N frames (zero-filled; float rule only)",
+                         lo=0)
+    noise: float = setting(0.0, "augmentation: Gaussian feature noise of this std (float rule only)", lo=0)
+    rehearsal: float = setting(0.0, "fine-tuning: mix in this many other-speaker pretraining utterances per support "
+                               "utterance, against forgetting", lo=0)
+    warp: float = setting(0.0, "augmentation: a mel-axis (vocal-tract-length) warp by a random factor in 1 +- W "
+                          "(float rule only)", lo=0, hi=0.5, hi_open=True)
+    update_every: int = setting(1, "learn on the steps t % K == 0 of each sample (t from 0 at its start; the other "
+                                "frames run the forward pass only)", lo=1)
 
     def check(self) -> None:
         if self.epochs < 0 or self.batch < 1:
             raise EdgetpError("epochs must be >= 0 and batch >= 1")
         if self.targets not in TARGETS:
             raise EdgetpError(f"targets must be batch or classes, got {self.targets!r}")
-        if self.train not in ("all", "readout"):
+        if self.train not in TRAIN_MODES:
             raise EdgetpError(f"train must be all or readout, got {self.train!r}")
         if not (math.isfinite(self.rehearsal) and self.rehearsal >= 0):
             raise EdgetpError(f"rehearsal must be a number >= 0, got {self.rehearsal}")
@@ -56,6 +65,11 @@ class Recipe:
         return dict(self.__dict__)
 
 
+# the Recipe fields a fine-tuning recipe sets (finetune's recipe file, `pretrain --ft`): not the schedule (the device
+# anneals by cosine) nor the seed (finetune's seeds are its cells)
+FINETUNE_FIELDS = ("epochs", "lr", "optimizer", "batch", "targets", "train", "rehearsal", "update_every", "shift",
+                   "noise", "warp")
+PRETRAIN_OPTIMIZERS = ("adam", "sgd")   # pretraining's rules (the normalised ones are the integer rule's float twins)
 AUGMENT = ("shift", "noise", "warp")   # the Recipe fields that augment what fit trains on
 
 

@@ -16,6 +16,10 @@ from edgetp.errors import EdgetpError
 
 RESETS = ("soft", "hard")
 TARGETS = ("batch", "classes")  # target sets (spec 5): each sample's label, or every class once
+TRAIN_MODES = ("all", "readout")  # which layers learn: every one, or the readout alone
+# Fine-tuning's defaults, declared once for every layer (the float and integer rules, the device settings, the recipes):
+DEFAULT_LR = 1e-4        # the learning rate when neither a recipe nor an option gives one
+DEFAULT_BETA_SHIFT = 10  # the normalised rules' statistics EMA decay 2^-10 (integer rule, device; rownorm's float twin)
 
 
 def check_update_every(update_every, what: str = "update every") -> int:

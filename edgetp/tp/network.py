@@ -19,7 +19,8 @@ import numpy as np
 
 from edgetp.errors import EdgetpError
 from edgetp.tp import kernels as K
-from edgetp.tp.config import TARGETS, NetConfig, Params, check_update_every, trainable_names
+from edgetp.tp.config import (DEFAULT_BETA_SHIFT, DEFAULT_LR, TARGETS, NetConfig, Params, check_update_every,
+                              trainable_names)
 from edgetp.tp.propagator import PropagatorCache, get_cache
 
 # BLAS threads: a multi-threaded BLAS beside numba's threads slows training down; the
@@ -76,7 +77,7 @@ class Grad:
 FUSED_MAX_BATCH = 8
 
 
-ROWNORM_DECAY = 2.0 ** -10   # rownorm's EMA decay: the integer rule's default beta_shift 10
+ROWNORM_DECAY = 2.0 ** -DEFAULT_BETA_SHIFT   # rownorm's EMA decay: the integer rule's default beta_shift
 
 OPTIMIZERS = ("adam", "sgd", "rownorm", "colnorm")
 
@@ -93,7 +94,7 @@ class Optimizer:
     """
 
     kind: str = "adam"
-    lr: float = 1e-4
+    lr: float = DEFAULT_LR
     beta1: float = 0.9
     beta2: float = 0.999
     eps: float = 1e-8

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgetp.tp.config import NetConfig, Params
+from edgetp.tp.config import DEFAULT_LR, NetConfig, Params
 
 
 def _softmax(z):
@@ -27,7 +27,7 @@ def _sg(vpre, cfg):
 
 
 def train_sequence_numpy(params: Params, xs: np.ndarray, labels: np.ndarray, cfg: NetConfig,
-                         kind: str = "adam", lr: float = 1e-4, targets: str = "batch", adam_state=None):
+                         kind: str = "adam", lr: float = DEFAULT_LR, targets: str = "batch", adam_state=None):
     """Train on (B, T, N0) from a zero state; returns (final readout, adam_state)."""
     B, T, _ = xs.shape
     L, dt = cfg.layers, xs.dtype
