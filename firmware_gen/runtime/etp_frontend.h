@@ -62,6 +62,13 @@ etp_status_t etp_fe_input(const etp_fe_t *fe, uint16_t t, etp_x_t x[ETP_FE_FEATU
 void etp_fe_fft(int32_t *re, int32_t *im);
 /* One frame: 480 samples -> power, mel, log-mel (Q.ETP_FE_LOG_F); returns the block exponent. */
 int32_t etp_fe_frame(etp_fe_t *fe, const int16_t *win, int16_t *logmel);
+/* Its steps (etp_fe_frame calls them in this order; public for deploy/fe_profile.py):
+ * window + block exponent + digit-reversed load (ETP_FE_SILENT for an all-zero frame),
+ * etp_fe_fft, the real split + power, mel + log2. */
+#define ETP_FE_SILENT INT32_MIN
+int32_t etp_fe_load(etp_fe_t *fe, const int16_t *win);
+void etp_fe_power(etp_fe_t *fe);
+void etp_fe_mel_log(etp_fe_t *fe, int32_t s, int16_t *logmel);
 
 #ifdef __cplusplus
 }
