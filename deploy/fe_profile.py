@@ -6,8 +6,9 @@ Exports the model with the integer frontend, builds ``firmware/profile/fe_profil
 with it for QEMU's ``mps2-an386`` (the HIL's flags, ``-O2``), runs it under ``-icount``
 and prints the instructions of a 10 ms hop (the frame's window, FFT, power, mel and log),
 of each of its steps alone (etp_fe_load, etp_fe_fft, etp_fe_power, etp_fe_mel_log), of
-the end of an utterance (last frames, maximum, L with the model's log gain) and of one
-frame's Δ/ΔΔ and input scaling, and their sum per utterance (docs/fixed-point.md §9).
+the end of an utterance (its padded frames one by one, then etp_fe_finish) and of one
+frame's input (L of the rows its Δ reads, on demand; Δ/ΔΔ; input scaling), and their sum
+per utterance (docs/fixed-point.md §9).
 Figures for docs, never asserted.
 """
 from __future__ import annotations
@@ -84,12 +85,14 @@ def main(argv=None) -> int:
         print(f"    {name:<8} {res[name]:>7,} ({100 * res[name] / hop:4.1f} %)  {what}")
     rest = hop - sum(res[name] for name, _ in STEPS)
     print(f"    {'rest':<8} {rest:>7,} ({100 * rest / hop:4.1f} %)  streaming: sample copy, window shift, calls")
-    print(f"  per frame when the network reads it (delta, delta-delta, input scaling): mean {res['features']:,}, "
-          f"max {res['features_max']:,}")
-    print(f"  per hop in all: {hop + res['features']:,} (target <= 150,000)")
-    print(f"  end of the utterance (2 last frames, maximum, L): {res['finish']:,}")
+    print(f"  per frame when the network reads it (L of the frame 4 ahead, delta, delta-delta, input scaling): "
+          f"mean {res['features']:,}, max {res['features_max']:,}; frame 0 (L of frames 0-8): "
+          f"{res['features_first']:,}")
+    print(f"  per hop in all: {hop + res['features']:,}")
+    print(f"  end of the utterance: {res['finish']:,} = {res['pad_frames']} padded frames (etp_fe_pad_frame, "
+          f"max {res['pad_max']:,} each) + the rest of etp_fe_finish {res['finish_rest']:,}")
     pushed = (FQ.N_SAMPLES + FQ.HALF - FQ.N_FFT) // FQ.HOP + 1        # frames computed while the samples arrive
-    per_utt = pushed * hop + res["finish"] + FQ.N_FRAMES * res["features"]
+    per_utt = pushed * hop + res["finish"] + res["features_first"] + (FQ.N_FRAMES - 1) * res["features"]
     print(f"  per utterance ({pushed} hops + end + {FQ.N_FRAMES} frames read): {per_utt:,} "
           f"(log gain {norm.log_gain:g}: L Q.{norm.l_frac}, offset {norm.log_offset})")
     print(f"  RAM of etp_fe_t: {res['frame_bytes']:,} B")

@@ -134,7 +134,7 @@ def flash_bytes(norm) -> int:
 def ram_bytes() -> int:
     """sizeof(etp_fe_t) on a 32-bit target (its fields, padded to 8 bytes)."""
     n = (2 * FQ.N_FFT + 2 * FQ.N_FRAMES * FQ.N_MELS + 2 * 4 * FQ.HALF + 8 * FQ.N_BINS + 8 * FQ.N_MELS
-         + 4 + 4 + 4 + 2 + 2 + 1 + 4 + 4)
+         + 4 + 4 + 4 + 2 + 2 + 2 + 1 + 4 + 4)
     return (n + 7) // 8 * 8
 
 

@@ -273,6 +273,7 @@ void etp_fe_reset(etp_fe_t *fe)
     fe->hook = hook;
     fe->hook_ctx = ctx;
     fe->fill = ETP_FE_HALF;                        /* the centring pad: 240 zeros */
+    fe->lmax = ETP_FE_LOG_ZERO;
 }
 
 static void etp_fe_take(etp_fe_t *fe, int16_t v)
@@ -280,7 +281,11 @@ static void etp_fe_take(etp_fe_t *fe, int16_t v)
     fe->win[fe->fill++] = v;
     if (fe->fill == ETP_FE_N_FFT) {
         uint16_t t = fe->frames;
+        int32_t b, m = fe->lmax;
         fe->shift = etp_fe_frame(fe, fe->win, fe->lm[t]);
+        for (b = 0; b < ETP_FE_MELS; b++)          /* the utterance maximum, kept as frames come */
+            if (fe->lm[t][b] > m) m = fe->lm[t][b];
+        fe->lmax = m;
         fe->frames++;
         if (fe->hook) fe->hook(fe->hook_ctx, fe, t);
         memmove(fe->win, fe->win + ETP_FE_HOP, (ETP_FE_N_FFT - ETP_FE_HOP) * sizeof fe->win[0]);
@@ -297,20 +302,33 @@ etp_status_t etp_fe_push(etp_fe_t *fe, const int16_t *pcm, uint32_t n)
     return ETP_OK;
 }
 
+etp_status_t etp_fe_pad_frame(etp_fe_t *fe)
+{
+    uint16_t t = fe->frames;
+    if (fe->done || t >= ETP_FE_FRAMES) return ETP_EBADARG;
+    fe->samples = ETP_FE_SAMPLES;                  /* the rest of the utterance is zeros */
+    while (fe->frames == t) etp_fe_take(fe, 0);
+    return ETP_OK;
+}
+
 etp_status_t etp_fe_finish(etp_fe_t *fe)
 {
-    int32_t t, b, m = ETP_FE_LOG_ZERO;
     if (fe->done) return ETP_EBADARG;
-    while (fe->frames < ETP_FE_FRAMES) etp_fe_take(fe, 0);
+    while (fe->frames < ETP_FE_FRAMES) etp_fe_pad_frame(fe);
     fe->samples = ETP_FE_SAMPLES;
-    for (t = 0; t < ETP_FE_FRAMES; t++)
-        for (b = 0; b < ETP_FE_MELS; b++)
-            if (fe->lm[t][b] > m) m = fe->lm[t][b];
-    fe->lmax = m;
-    for (t = 0; t < ETP_FE_FRAMES; t++) {
-        for (b = 0; b < ETP_FE_MELS; b++) {        /* L = ln(1 + 2^e), e = l - m + C, in place */
-            int32_t v = fe->lm[t][b], e, d;
-            int64_t g = 0;                         /* ln(1 + 2^-|e|), Q.(G_F + G_SHIFT) */
+    fe->done = 1;
+    return ETP_OK;
+}
+
+/* L = ln(1 + 2^e), e = l - max + C, in place for frames l_rows .. n - 1 (Python: logmel_to_l).
+ * Done on demand, a few rows per network step, not all 101 x 40 in the frame that finishes. */
+static void etp_fe_l_upto(etp_fe_t *fe, int32_t n)
+{
+    const int32_t m = fe->lmax;
+    int32_t t, b;
+    for (t = fe->l_rows; t < n; t++) {
+        for (b = 0; b < ETP_FE_MELS; b++) {
+            int32_t v = fe->lm[t][b], e, d, g = 0;     /* g = ln(1 + 2^-|e|), Q.(G_F + G_SHIFT) < 2^18 */
             if (v == ETP_FE_LOG_ZERO) {
                 fe->lm[t][b] = 0;
                 continue;
@@ -319,25 +337,32 @@ etp_status_t etp_fe_finish(etp_fe_t *fe)
             d = e < 0 ? -e : e;
             if (d < ETP_FE_G_LIMIT) {
                 int32_t i = d >> ETP_FE_G_SHIFT, f = d & ((1 << ETP_FE_G_SHIFT) - 1);
-                g = (int64_t)etp_fe_g_lut[i] * ((1 << ETP_FE_G_SHIFT) - f) + (int64_t)etp_fe_g_lut[i + 1] * f;
+                g = etp_fe_g_lut[i] * ((1 << ETP_FE_G_SHIFT) - f) + etp_fe_g_lut[i + 1] * f;
             }
             if (e <= 0)                            /* = round_shift(g << G_ACC_SHIFT, L_ACC_F - L_F) */
                 fe->lm[t][b] = (int16_t)etp_round_shift(g, ETP_FE_G_F + ETP_FE_G_SHIFT - ETP_FE_L_F);
             else                                   /* ln(1 + 2^e) = e ln 2 + ln(1 + 2^-e) */
-                fe->lm[t][b] = (int16_t)etp_round_shift(g * ((int64_t)1 << ETP_FE_G_ACC_SHIFT)
+                fe->lm[t][b] = (int16_t)etp_round_shift((int64_t)g * ((int64_t)1 << ETP_FE_G_ACC_SHIFT)
                                                         + (int64_t)e * ETP_FE_LN2_Q, ETP_FE_L_ACC_F - ETP_FE_L_F);
         }
     }
-    fe->done = 1;
+    if (n > fe->l_rows) fe->l_rows = (uint16_t)n;
+}
+
+etp_status_t etp_fe_l(etp_fe_t *fe, uint16_t n)
+{
+    if (!fe->done || n > ETP_FE_FRAMES) return ETP_EBADARG;
+    etp_fe_l_upto(fe, n);
     return ETP_OK;
 }
 
-etp_status_t etp_fe_features(const etp_fe_t *fe, uint16_t t, int32_t feats[ETP_FE_FEATURES])
+etp_status_t etp_fe_features(etp_fe_t *fe, uint16_t t, int32_t feats[ETP_FE_FEATURES])
 {
     int32_t b, j, st, r;
     if (!fe->done || t >= ETP_FE_FRAMES || feats == NULL) return ETP_EBADARG;
     st = etp_fe_delta_start[t];
     r = etp_fe_delta_row[t];
+    etp_fe_l_upto(fe, st + ETP_FE_DELTA_WIDTH);    /* the frames delta reads (t among them) */
     for (b = 0; b < ETP_FE_MELS; b++) {
         int64_t a1 = 0, a2 = 0;
         for (j = 0; j < ETP_FE_DELTA_WIDTH; j++) {
@@ -351,7 +376,7 @@ etp_status_t etp_fe_features(const etp_fe_t *fe, uint16_t t, int32_t feats[ETP_F
     return ETP_OK;
 }
 
-etp_status_t etp_fe_input(const etp_fe_t *fe, uint16_t t, etp_x_t x[ETP_FE_FEATURES])
+etp_status_t etp_fe_input(etp_fe_t *fe, uint16_t t, etp_x_t x[ETP_FE_FEATURES])
 {
     int32_t f[ETP_FE_FEATURES], j;
     const int64_t hi = ((int64_t)1 << (ETP_X_BITS - 1)) - 1;

@@ -2,11 +2,12 @@
  *
  * Built by deploy/fe_profile.py instead of main.c (the model's export with the frontend,
  * QEMU mps2-an386 under -icount). Streams ETP_FE_PROF_UTTS utterances of a xorshift-noise
- * signal with a loud burst through etp_fe_push in 160-sample hops, then etp_fe_finish and
+ * signal with a loud burst through etp_fe_push in 160-sample hops, then the finish and
  * etp_fe_input for every frame, and measures, in counter units: a hop (the frame's whole
  * work), each of the frame's steps alone on the same window (etp_fe_load, etp_fe_fft,
- * etp_fe_power, etp_fe_mel_log on a second etp_fe_t), the end of the utterance, and one
- * frame's delta + input scaling. Prints "T name value" lines (value x resolution,
+ * etp_fe_power, etp_fe_mel_log on a second etp_fe_t), the end of the utterance in its
+ * slices (each etp_fe_pad_frame, then etp_fe_finish), and a frame's delta + input scaling
+ * (frame 0 apart: it also turns the 9 frames its delta reads into L). Prints "T name value" lines (value x resolution,
  * per call, averaged; "max" lines for the largest) and "END". */
 #include <stdint.h>
 #include "etp_model.h"
@@ -33,8 +34,9 @@ static void line(const char *name, uint64_t v) { out("T "); out(name); out(" ");
 
 int main(int argc, char **argv) {
     uint32_t r = 12345, t0, c;
-    uint64_t hop = 0, hop_max = 0, st[N_ST] = {0}, fin = 0, feat = 0, feat_max = 0, overhead;
-    uint32_t nhop = 0, nst = 0;
+    uint64_t hop = 0, hop_max = 0, st[N_ST] = {0}, fin = 0, fin_rest = 0, pad_max = 0, overhead;
+    uint64_t feat = 0, feat_max = 0, feat_first = 0;
+    uint32_t nhop = 0, nst = 0, npad = 0;
     int16_t pcm[ETP_FE_HOP];
     etp_x_t x[ETP_FE_FEATURES];
     port_init(argc, argv);
@@ -77,13 +79,30 @@ int main(int argc, char **argv) {
                 nst++;
             }
         }
+        /* the finish in slices, as a real-time device runs it: each padded frame, then the rest */
+        uint32_t fin_u = 0;
+        while (fe.frames < ETP_FE_FRAMES) {
+            t0 = port_counter_now();
+            etp_fe_pad_frame(&fe);
+            c = port_counter_now() - t0 - (uint32_t)overhead;
+            fin_u += c;
+            if (c > pad_max) pad_max = c;
+            npad++;
+        }
         t0 = port_counter_now();
         etp_fe_finish(&fe);
-        fin += port_counter_now() - t0 - (uint32_t)overhead;
+        c = port_counter_now() - t0 - (uint32_t)overhead;
+        fin_u += c;
+        fin += fin_u;
+        fin_rest += c;
         for (uint16_t t = 0; t < ETP_FE_FRAMES; t++) {
             t0 = port_counter_now();
             etp_fe_input(&fe, t, x);
             c = port_counter_now() - t0 - (uint32_t)overhead;
+            if (t == 0) {                  /* turns the 9 frames its delta reads into L */
+                feat_first += c;
+                continue;
+            }
             feat += c;
             if (c > feat_max) feat_max = c;
         }
@@ -93,7 +112,11 @@ int main(int argc, char **argv) {
     line("hop_max", hop_max * res);
     for (int k = 0; k < N_ST; k++) line(st_name[k], st[k] * res / nst);
     line("finish", fin * res / ETP_FE_PROF_UTTS);
-    line("features", feat * res / (ETP_FE_PROF_UTTS * ETP_FE_FRAMES));
+    line("pad_frames", npad / ETP_FE_PROF_UTTS);
+    line("pad_max", pad_max * res);
+    line("finish_rest", fin_rest * res / ETP_FE_PROF_UTTS);
+    line("features_first", feat_first * res / ETP_FE_PROF_UTTS);
+    line("features", feat * res / (ETP_FE_PROF_UTTS * (ETP_FE_FRAMES - 1)));
     line("features_max", feat_max * res);
     line("frame_bytes", sizeof fe);
     out("END\n");
