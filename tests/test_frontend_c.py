@@ -94,6 +94,10 @@ def test_bit_exact_under_sanitizers(setup):
     ("fe->power[k] = ETP_FE_MUL(xr, xr) + ETP_FE_MUL(xi, xi);",
      "fe->power[k] = ETP_FE_MUL(xr, xr) + ETP_FE_MUL(xi, xi) + (k == 100);", "power"),
     ("fe->mel[b] = acc;", "fe->mel[b] = acc + (b == 39);", "mel"),
+    # the steps read L made on demand: one row short, frame t reads a row still in log-mel
+    ("etp_fe_l_upto(fe, st + ETP_FE_DELTA_WIDTH);", "etp_fe_l_upto(fe, st + ETP_FE_DELTA_WIDTH - (t == 60));",
+     "the inputs the network read while stepping"),
+    ("fe->lmax = m;", "fe->lmax = m - (t == 100);", "L["),      # the running maximum: every L moves
     ("(int16_t)etp_round_shift(g, ETP_FE_G_F + ETP_FE_G_SHIFT - ETP_FE_L_F);",
      "(int16_t)etp_round_shift(g, ETP_FE_G_F + ETP_FE_G_SHIFT - ETP_FE_L_F) + (t == 50 && b == 3);", "L["),
     ("feats[2 * ETP_FE_MELS + b] = (int32_t)etp_round_shift(a2, ETP_FE_DELTA_SHIFT);",

@@ -47,12 +47,14 @@ static int64_t etp_fe_log2_q(int64_t s)
 #endif
 
 #define ETP_FE_MUL(a, b) ((int64_t)(a) * (b))
+#define ETP_FE_W0 (1 << ETP_FE_TW_F)                  /* W^0, exactly (check_fft_tables) */
 
-/* round_shift(a, 30) for |result| < 2^30: biased to a non-negative value, so the shift is an
+/* round_shift(a, TW_F) for |result| < 2^30: biased to a non-negative value, so the shift is an
  * arithmetic one on any C implementation and takes no sign branch. */
 static inline int32_t etp_fe_rs30(int64_t a)
 {
-    return (int32_t)((a + ((int64_t)1 << 29) + ((int64_t)1 << 60)) >> 30) - (1 << 30);
+    return (int32_t)((a + ((int64_t)1 << (ETP_FE_TW_F - 1)) + ((int64_t)1 << (ETP_FE_TW_F + 30))) >> ETP_FE_TW_F)
+           - (1 << 30);
 }
 
 /* Radix 5, the first stage (one butterfly per 5 values, no inner twiddle): W^(q m) are W5^1, W5^2
@@ -67,7 +69,7 @@ static void etp_fe_stage5(int32_t *re, int32_t *im)
         int32_t y0r = xr[0], y0i = xi[0];
         int32_t a1r = xr[1] + xr[4], a1i = xi[1] + xi[4], b1r = xr[1] - xr[4], b1i = xi[1] - xi[4];
         int32_t a2r = xr[2] + xr[3], a2i = xi[2] + xi[3], b2r = xr[2] - xr[3], b2i = xi[2] - xi[3];
-        int64_t z0r = ETP_FE_MUL(y0r, 1 << 30), z0i = ETP_FE_MUL(y0i, 1 << 30);
+        int64_t z0r = ETP_FE_MUL(y0r, ETP_FE_W0), z0i = ETP_FE_MUL(y0i, ETP_FE_W0);
         /* outputs 1 and 4: pair (1, 4) turns by W^1, pair (2, 3) by W^2 */
         int64_t pr = z0r + ETP_FE_MUL(a1r, c1) + ETP_FE_MUL(a2r, c2);
         int64_t pi = z0i + ETP_FE_MUL(a1i, c1) + ETP_FE_MUL(a2i, c2);
@@ -101,7 +103,7 @@ static void etp_fe_stage3(int32_t *re, int32_t *im)
         {
             int32_t y0r = xr[0], y0i = xi[0];
             int32_t ar = xr[S] + xr[2 * S], ai = xi[S] + xi[2 * S], br = xr[S] - xr[2 * S], bi = xi[S] - xi[2 * S];
-            int64_t pr = ETP_FE_MUL(y0r, 1 << 30) + ETP_FE_MUL(ar, c), pi = ETP_FE_MUL(y0i, 1 << 30) + ETP_FE_MUL(ai, c);
+            int64_t pr = ETP_FE_MUL(y0r, ETP_FE_W0) + ETP_FE_MUL(ar, c), pi = ETP_FE_MUL(y0i, ETP_FE_W0) + ETP_FE_MUL(ai, c);
             int64_t qr = ETP_FE_MUL(bi, s), qi = ETP_FE_MUL(br, s);
             xr[0] = y0r + ar;
             xi[0] = y0i + ai;
@@ -115,9 +117,9 @@ static void etp_fe_stage3(int32_t *re, int32_t *im)
             for (m = 0; m < 3; m++) {
                 int32_t t1 = (k + m * S) * STEP, t2 = 2 * t1 >= ETP_FE_HALF ? 2 * t1 - ETP_FE_HALF : 2 * t1;
                 int32_t c1 = etp_fe_tw_cos[t1], s1 = etp_fe_tw_sin[t1], c2 = etp_fe_tw_cos[t2], s2 = etp_fe_tw_sin[t2];
-                int64_t ar = ETP_FE_MUL(y0r, 1 << 30) + ETP_FE_MUL(y1r, c1) - ETP_FE_MUL(y1i, s1)
+                int64_t ar = ETP_FE_MUL(y0r, ETP_FE_W0) + ETP_FE_MUL(y1r, c1) - ETP_FE_MUL(y1i, s1)
                              + ETP_FE_MUL(y2r, c2) - ETP_FE_MUL(y2i, s2);
-                int64_t ai = ETP_FE_MUL(y0i, 1 << 30) + ETP_FE_MUL(y1r, s1) + ETP_FE_MUL(y1i, c1)
+                int64_t ai = ETP_FE_MUL(y0i, ETP_FE_W0) + ETP_FE_MUL(y1r, s1) + ETP_FE_MUL(y1i, c1)
                              + ETP_FE_MUL(y2r, s2) + ETP_FE_MUL(y2i, c2);
                 xr[k + m * S] = etp_fe_rs30(ar);
                 xi[k + m * S] = etp_fe_rs30(ai);
@@ -154,7 +156,7 @@ static void etp_fe_stage4(int32_t *re, int32_t *im, int32_t S)
             const int32_t c2 = etp_fe_tw_cos[2 * t], s2 = etp_fe_tw_sin[2 * t];
             const int32_t c3 = etp_fe_tw_cos[3 * t], s3 = etp_fe_tw_sin[3 * t];
             int32_t y1r = x1r[k], y1i = x1i[k], y2r = x2r[k], y2i = x2i[k], y3r = x3r[k], y3i = x3i[k];
-            int64_t z0r = ETP_FE_MUL(x0r[k], 1 << 30), z0i = ETP_FE_MUL(x0i[k], 1 << 30);
+            int64_t z0r = ETP_FE_MUL(x0r[k], ETP_FE_W0), z0i = ETP_FE_MUL(x0i[k], ETP_FE_W0);
             int64_t z2r = ETP_FE_MUL(y2r, c2) - ETP_FE_MUL(y2i, s2), z2i = ETP_FE_MUL(y2r, s2) + ETP_FE_MUL(y2i, c2);
             int64_t ar = z0r + z2r, ai = z0i + z2i, br = z0r - z2r, bi = z0i - z2i;
             int64_t z1r = ETP_FE_MUL(y1r, c1) - ETP_FE_MUL(y1i, s1), z1i = ETP_FE_MUL(y1r, s1) + ETP_FE_MUL(y1i, c1);
