@@ -5,9 +5,11 @@
 Exports the model with the integer frontend, builds ``firmware/profile/fe_profile_main.c``
 with it for QEMU's ``mps2-an386`` (the HIL's flags, ``-O2``), runs it under ``-icount``
 and prints the instructions of a 10 ms hop (the frame's window, FFT, power, mel and log),
-of the FFT alone, of the end of an utterance (last frames, maximum, L with the model's log
-gain) and of one frame's Δ/ΔΔ and input scaling, and their sum per utterance
-(docs/fixed-point.md §9). Figures for docs, never asserted.
+of each of its steps alone (etp_fe_load, etp_fe_fft, etp_fe_power, etp_fe_mel_log), of
+the end of an utterance (its padded frames one by one, then etp_fe_finish) and of one
+frame's input (L of the rows its Δ reads, on demand; Δ/ΔΔ; input scaling), and their sum
+per utterance (docs/fixed-point.md §9).
+Figures for docs, never asserted.
 """
 from __future__ import annotations
 
@@ -20,6 +22,12 @@ from pathlib import Path
 from deploy.build import ARM_CC, ARM_FLAGS, FIRMWARE, ICOUNT_SHIFT, WARN, include_flags, model_sources
 from deploy.gen_proto import write_header
 from edgetp.errors import EdgetpError
+
+
+STEPS = (("load", "etp_fe_load: window, block exponent, shift, digit-reversed load"),
+         ("fft", "etp_fe_fft: the 240-point complex FFT (radix 5, 3, 4, 4)"),
+         ("power", "etp_fe_power: real-FFT split and power of the bins the mel bands read"),
+         ("mel_log", "etp_fe_mel_log: mel energies and log2"))
 
 
 def build(model_dir: Path, out: Path, utterances: int, opt: str = "-O2") -> Path:
@@ -70,16 +78,21 @@ def main(argv=None) -> int:
     except (EdgetpError, FileNotFoundError) as exc:
         print(f"deploy.fe_profile: error: {exc}")
         return 2
-    hop, fft = res["hop"], res["fft"]
+    hop = res["hop"]
     print(f"audio frontend on the Cortex-M4 (QEMU -icount, instructions), {a.model}'s input stage:")
     print(f"  10 ms hop (window, block exponent, FFT, split, power, mel, log): mean {hop:,}, max {res['hop_max']:,}")
-    print(f"    of which the 240-point FFT: {fft:,} ({100 * fft / hop:.0f} %)")
-    print(f"  per frame when the network reads it (delta, delta-delta, input scaling): mean {res['features']:,}, "
-          f"max {res['features_max']:,}")
-    print(f"  per hop in all: {hop + res['features']:,} (target <= 150,000)")
-    print(f"  end of the utterance (2 last frames, maximum, L): {res['finish']:,}")
+    for name, what in STEPS:
+        print(f"    {name:<8} {res[name]:>7,} ({100 * res[name] / hop:4.1f} %)  {what}")
+    rest = hop - sum(res[name] for name, _ in STEPS)
+    print(f"    {'rest':<8} {rest:>7,} ({100 * rest / hop:4.1f} %)  streaming: sample copy, window shift, calls")
+    print(f"  per frame when the network reads it (L of the frame 4 ahead, delta, delta-delta, input scaling): "
+          f"mean {res['features']:,}, max {res['features_max']:,}; frame 0 (L of frames 0-8): "
+          f"{res['features_first']:,}")
+    print(f"  per hop in all: {hop + res['features']:,}")
+    print(f"  end of the utterance: {res['finish']:,} = {res['pad_frames']} padded frames (etp_fe_pad_frame, "
+          f"max {res['pad_max']:,} each) + the rest of etp_fe_finish {res['finish_rest']:,}")
     pushed = (FQ.N_SAMPLES + FQ.HALF - FQ.N_FFT) // FQ.HOP + 1        # frames computed while the samples arrive
-    per_utt = pushed * hop + res["finish"] + FQ.N_FRAMES * res["features"]
+    per_utt = pushed * hop + res["finish"] + res["features_first"] + (FQ.N_FRAMES - 1) * res["features"]
     print(f"  per utterance ({pushed} hops + end + {FQ.N_FRAMES} frames read): {per_utt:,} "
           f"(log gain {norm.log_gain:g}: L Q.{norm.l_frac}, offset {norm.log_offset})")
     print(f"  RAM of etp_fe_t: {res['frame_bytes']:,} B")

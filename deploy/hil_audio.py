@@ -13,13 +13,12 @@ frames (deploy.hil.Session), which is the same computation.
 """
 from __future__ import annotations
 
-import zlib
-
 import numpy as np
 
 from deploy import protocol as P
 from deploy.hil import HilError, Session
 from edgetp.errors import EdgetpError
+from firmware_gen.frontend_verify import input_crc as x_crc
 
 
 class AudioFrames(np.ndarray):
@@ -35,12 +34,6 @@ def with_pcm(x: np.ndarray, pcm: np.ndarray) -> AudioFrames:
     a = np.asarray(x).view(AudioFrames)
     a.pcm = np.asarray(pcm, dtype=np.int16)
     return a
-
-
-def x_crc(x: np.ndarray) -> int:
-    """CRC-32 of the inputs as the device packs them (little-endian, frame after frame)."""
-    dt = "<i2" if np.asarray(x).dtype.itemsize == 2 else "i1"
-    return zlib.crc32(np.ascontiguousarray(np.asarray(x).astype(dt)).tobytes())
 
 
 def send_audio(dev, pcm: np.ndarray, label: int | None) -> dict:

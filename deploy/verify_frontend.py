@@ -25,6 +25,7 @@ class ServerFrontend:
 
     def __init__(self, dev: Device, xbits: int):
         self.dev, self.frames = dev, 0
+        self.run_x_crc = None          # CRC-32 of the inputs AUDIO_RUN's network steps read
         self.xdt = np.dtype("<i2" if xbits == 16 else "i1")
 
     def _read(self, what: int, t: int = 0) -> bytes:
@@ -68,7 +69,8 @@ class ServerFrontend:
 
     def finish(self):
         try:
-            self.dev.request(P.Cmd.AUDIO_RUN, P.pack("REQ_AUDIO_RUN", label=P.AUDIO_NO_LABEL))
+            rsp = self.dev.request(P.Cmd.AUDIO_RUN, P.pack("REQ_AUDIO_RUN", label=P.AUDIO_NO_LABEL))
+            self.run_x_crc = P.unpack("RSP_AUDIO_RUN", rsp)[0]["x_crc"]
         except DeviceError as exc:
             if exc.status != P.Status.BAD_ARG:
                 raise

@@ -54,11 +54,29 @@ def _dims(name: str, a: np.ndarray) -> str:
 def check(norm, xbits: int) -> None:
     if max(FQ.FFT_FACTORS) > MAX_RADIX:
         raise EdgetpError(f"FFT radix above {MAX_RADIX}")
-    if FQ.TW_COS[0] != 1 << FQ.TW_F or FQ.TW_SIN[0] != 0:     # etp_fe_fft skips the q = 0 product
-        raise EdgetpError("the FFT twiddle W^0 must be exactly 2^TW_F")
+    check_fft_tables(FQ.FFT_FACTORS, FQ.TW_COS, FQ.TW_SIN)
     FQ.check_log_gain(norm.log_gain)
     if norm.xbits != xbits:
         raise EdgetpError(f"the frontend's input width {norm.xbits} differs from the model's {xbits}")
+
+
+def check_fft_tables(factors, cos, sin) -> None:
+    """What etp_fe_fft's specialised stages take for granted, so that every output is still the
+    rounding of the same exact sum as fft240_q's: the factors 4 * 4 * 3 * 5; W^0 = 2^TW_F exactly
+    (products by it become shifts); tw[n - t] = conj tw[t] (radix 5 and 3 pair q with r - q);
+    tw[t + n/4] = -i tw[t] (radix 4 turns each input once, then combines with +-1, +-i)."""
+    n = len(cos)
+    t = np.arange(n)
+    if tuple(factors) != (4, 4, 3, 5) or n != FQ.HALF:
+        raise EdgetpError(f"etp_fe_fft is specialised to {FQ.HALF} = 4 * 4 * 3 * 5 points, "
+                          f"the frontend asks for {n} = {' * '.join(map(str, factors))}")
+    if cos[0] != 1 << FQ.TW_F or sin[0] != 0:
+        raise EdgetpError("the FFT twiddle W^0 must be exactly 2^TW_F")
+    if not (np.array_equal(cos[(n - t) % n], cos) and np.array_equal(sin[(n - t) % n], -sin)):
+        raise EdgetpError("the FFT twiddles are not conjugate-symmetric (tw[n - t] = conj tw[t])")
+    q = (t + n // 4) % n
+    if not (np.array_equal(cos[q], sin) and np.array_equal(sin[q], -cos)):
+        raise EdgetpError("the FFT twiddles are not exact quarter turns of one another (tw[t + n/4] = -i tw[t])")
 
 
 def frontend_files(norm, stamp_text: str, xbits: int) -> dict:
@@ -116,7 +134,7 @@ def flash_bytes(norm) -> int:
 def ram_bytes() -> int:
     """sizeof(etp_fe_t) on a 32-bit target (its fields, padded to 8 bytes)."""
     n = (2 * FQ.N_FFT + 2 * FQ.N_FRAMES * FQ.N_MELS + 2 * 4 * FQ.HALF + 8 * FQ.N_BINS + 8 * FQ.N_MELS
-         + 4 + 4 + 4 + 2 + 2 + 1 + 4 + 4)
+         + 4 + 4 + 4 + 2 + 2 + 2 + 1 + 4 + 4)
     return (n + 7) // 8 * 8
 
 

@@ -95,6 +95,14 @@ def _cmp_frame(rec, ref, t) -> str | None:
     return None
 
 
+def input_crc(x: np.ndarray) -> int:
+    """CRC-32 of the model inputs as the device packs them (little-endian, frame after frame)."""
+    import zlib
+
+    dt = "<i2" if np.asarray(x).dtype.itemsize == 2 else "i1"
+    return zlib.crc32(np.ascontiguousarray(np.asarray(x).astype(dt)).tobytes())
+
+
 def check_utterance(cfe, pcm: np.ndarray, norm, rng, summary: FeSummary, what: str) -> None:
     """Stream ``pcm`` (<= 16000 int16 samples; the C pads the rest with zeros) to ``cfe`` (reset,
     push, finish, frame_out: deploy.verify_frontend.ServerFrontend) and compare."""
@@ -146,6 +154,11 @@ def check_utterance(cfe, pcm: np.ndarray, norm, rng, summary: FeSummary, what: s
         if m1 or m2 or msgs[0][-1]:
             bad_frames += 1
     first = next((m for phase in msgs for m in phase if m), None)
+    run_crc = getattr(cfe, "run_x_crc", None)
+    if run_crc is not None and run_crc != input_crc(ref.x):
+        bad_frames += 1        # the steps read L as it is made, row by row (READ_FE reads it whole)
+        first = first or (f"the inputs the network read while stepping: CRC {run_crc:08x} != "
+                          f"Python {input_crc(ref.x):08x}")
     if lmax != ref.lmax:
         bad_frames += 1
         first = first or f"utterance maximum C {lmax} != Python {ref.lmax}"

@@ -83,9 +83,21 @@ def test_bit_exact_under_sanitizers(setup):
 
 
 @pytest.mark.parametrize("old,new,where", [
-    ("re[blk + j] = (int32_t)etp_round_shift(ar, ETP_FE_TW_F);",
-     "re[blk + j] = (int32_t)etp_round_shift(ar, ETP_FE_TW_F) + (j == 5);", "power"),
+    # one per FFT stage (each is its own code), the block-exponent shift and the power
+    ("xr[3] = etp_fe_rs30(p2r + q2r);", "xr[3] = etp_fe_rs30(p2r + q2r + ((int64_t)1 << 29));", "power"),
+    ("xi[2 * S] = etp_fe_rs30(pi - qi);", "xi[2 * S] = etp_fe_rs30(pi - qi) - (blk == 15);", "power"),
+    ("xr[k + m * S] = etp_fe_rs30(ar);", "xr[k + m * S] = etp_fe_rs30(ar) + (k == 4 && m == 2);", "power"),
+    ("x3i[k] = etp_fe_rs30(bi + dr);", "x3i[k] = etp_fe_rs30(bi + dr) + (S == 15 && k == 7);", "power"),
+    ("x1r[0] = br + di;", "x1r[0] = br + di + (S == 60);", "power"),
+    ("fe->im[i] = ((fe->im[i] + bias) >> s) - unbias;", "fe->im[i] = ((fe->im[i] + bias - 1) >> s) - unbias;",
+     "power"),
+    ("fe->power[k] = ETP_FE_MUL(xr, xr) + ETP_FE_MUL(xi, xi);",
+     "fe->power[k] = ETP_FE_MUL(xr, xr) + ETP_FE_MUL(xi, xi) + (k == 100);", "power"),
     ("fe->mel[b] = acc;", "fe->mel[b] = acc + (b == 39);", "mel"),
+    # the steps read L made on demand: one row short, frame t reads a row still in log-mel
+    ("etp_fe_l_upto(fe, st + ETP_FE_DELTA_WIDTH);", "etp_fe_l_upto(fe, st + ETP_FE_DELTA_WIDTH - (t == 60));",
+     "the inputs the network read while stepping"),
+    ("fe->lmax = m;", "fe->lmax = m - (t == 100);", "L["),      # the running maximum: every L moves
     ("(int16_t)etp_round_shift(g, ETP_FE_G_F + ETP_FE_G_SHIFT - ETP_FE_L_F);",
      "(int16_t)etp_round_shift(g, ETP_FE_G_F + ETP_FE_G_SHIFT - ETP_FE_L_F) + (t == 50 && b == 3);", "L["),
     ("feats[2 * ETP_FE_MELS + b] = (int32_t)etp_round_shift(a2, ETP_FE_DELTA_SHIFT);",
@@ -171,3 +183,20 @@ def test_generated_tables_match_the_snapshot():
     for name, text in snapshot_files().items():
         old = (snap / name).read_text()
         assert old == text, "".join(difflib.unified_diff(old.splitlines(True), text.splitlines(True), name, name))
+
+
+def test_the_fft_table_identities_the_c_relies_on_are_checked():
+    """etp_fe_fft's radix 5/3/4 code is exact only if the twiddles are conjugate-symmetric quarter
+    turns of one another and W^0 = 2^30; the generator checks it, and a one-LSB change of any of
+    them (or other factors) is refused."""
+    from edgetp.errors import EdgetpError
+    from firmware_gen.frontend import check_fft_tables
+
+    check_fft_tables(fq.FFT_FACTORS, fq.TW_COS, fq.TW_SIN)
+    for table, t in [("cos", 0), ("sin", 17), ("cos", 200), ("sin", 60)]:
+        c, s = fq.TW_COS.copy(), fq.TW_SIN.copy()
+        (c if table == "cos" else s)[t] += 1
+        with pytest.raises(EdgetpError):
+            check_fft_tables(fq.FFT_FACTORS, c, s)
+    with pytest.raises(EdgetpError, match="specialised"):
+        check_fft_tables((4, 4, 5, 3), fq.TW_COS, fq.TW_SIN)

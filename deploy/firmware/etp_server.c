@@ -318,7 +318,7 @@ static uint16_t cmd_read_fe(etp_server_t *s, const uint8_t *q, uint16_t len) {
         return (uint16_t)(ETP_RSP_READ_FE_SIZE + FE_REC);
     }
     if (what == ETP_READ_FE_END) {
-        if (!audio_fe.done) return err(s, ETP_ST_BAD_ARG, what);
+        if (etp_fe_l(&audio_fe, ETP_FE_FRAMES) != ETP_OK) return err(s, ETP_ST_BAD_ARG, what);
         etp_wr32(p, (uint32_t)audio_fe.lmax);
         p += 4;
         for (uint32_t f = 0; f < ETP_FE_FRAMES; f++)

@@ -37,79 +37,204 @@ static int64_t etp_fe_log2_q(int64_t s)
     return (int64_t)b * 65536 + frac;
 }
 
-/* fft240_q: in-place mixed-radix DIT FFT of ETP_FE_HALF complex values already in
- * digit-reversed order; out[k + m size] = round_shift(sum_q W^(q (k + m size) step) Y_q[k], 30). */
-void etp_fe_fft(int32_t *re, int32_t *im)
+/* fft240_q, specialised to 240 = 4 * 4 * 3 * 5 (firmware_gen.frontend.check asserts the factors and
+ * the two twiddle-table identities used below: tw[240 - t] = conj tw[t] and tw[t + 60] = -i tw[t]).
+ * Each output of a stage is still round_shift(exact sum, 30) of the very integer products of the
+ * generic loop: only the order and grouping of the exact int64 sum differ, and exact sums do not
+ * depend on them. Plain C: (int64_t)a * b of two int32 compiles to SMULL/SMLAL on a Cortex-M4. */
+#if ETP_FE_HALF != 240 || ETP_FE_N_FACTORS != 4
+#error "etp_fe_fft is specialised to 240 = 4 * 4 * 3 * 5 points"
+#endif
+
+#define ETP_FE_MUL(a, b) ((int64_t)(a) * (b))
+#define ETP_FE_W0 (1 << ETP_FE_TW_F)                  /* W^0, exactly (check_fft_tables) */
+
+/* round_shift(a, TW_F) for |result| < 2^30: biased to a non-negative value, so the shift is an
+ * arithmetic one on any C implementation and takes no sign branch. */
+static inline int32_t etp_fe_rs30(int64_t a)
 {
-    const int32_t *tc = etp_fe_tw_cos, *ts = etp_fe_tw_sin;
-    int32_t size = 1;
-    int fi;
-    for (fi = ETP_FE_N_FACTORS - 1; fi >= 0; fi--) {
-        int32_t r = etp_fe_factors[fi], nw = size * r, step = ETP_FE_HALF / nw, blk, k, m, q;
-        for (blk = 0; blk < ETP_FE_HALF; blk += nw) {
-            for (k = 0; k < size; k++) {
-                int32_t yr[ETP_FE_MAX_RADIX], yi[ETP_FE_MAX_RADIX], nyi[ETP_FE_MAX_RADIX];
-                for (q = 0; q < r; q++) {
-                    yr[q] = re[blk + q * size + k];
-                    yi[q] = im[blk + q * size + k];
-                    nyi[q] = -yi[q];                  /* |yi| < 2^29: no overflow */
-                }
-                for (m = 0; m < r; m++) {
-                    int32_t j = k + m * size, dt = (j * step) % ETP_FE_HALF, t = dt;
-                    /* q = 0: W^0 = 2^30 exactly (tw_cos[0] = 2^30, tw_sin[0] = 0) */
-                    int64_t ar = (int64_t)yr[0] * ((int64_t)1 << ETP_FE_TW_F);
-                    int64_t ai = (int64_t)yi[0] * ((int64_t)1 << ETP_FE_TW_F);
-                    for (q = 1; q < r; q++) {
-                        int32_t c = tc[t], sn = ts[t];
-                        ar += (int64_t)yr[q] * c;
-                        ar += (int64_t)nyi[q] * sn;
-                        ai += (int64_t)yr[q] * sn;
-                        ai += (int64_t)yi[q] * c;
-                        t += dt;
-                        if (t >= ETP_FE_HALF) t -= ETP_FE_HALF;
-                    }
-                    re[blk + j] = (int32_t)etp_round_shift(ar, ETP_FE_TW_F);
-                    im[blk + j] = (int32_t)etp_round_shift(ai, ETP_FE_TW_F);
-                }
-            }
-        }
-        size = nw;
+    return (int32_t)((a + ((int64_t)1 << (ETP_FE_TW_F - 1)) + ((int64_t)1 << (ETP_FE_TW_F + 30))) >> ETP_FE_TW_F)
+           - (1 << 30);
+}
+
+/* Radix 5, the first stage (one butterfly per 5 values, no inner twiddle): W^(q m) are W5^1, W5^2
+ * and their conjugates, so q and 5 - q pair: y_q W + y_(5-q) conj W = A c - B_i s + i (A_i c + B_r s)
+ * with A = y_q + y_(5-q), B = y_q - y_(5-q). Output 0 is exact (its sum is a multiple of 2^30). */
+static void etp_fe_stage5(int32_t *re, int32_t *im)
+{
+    const int32_t c1 = etp_fe_tw_cos[ETP_FE_HALF / 5], s1 = etp_fe_tw_sin[ETP_FE_HALF / 5];
+    const int32_t c2 = etp_fe_tw_cos[2 * ETP_FE_HALF / 5], s2 = etp_fe_tw_sin[2 * ETP_FE_HALF / 5];
+    int32_t *xr = re, *xi = im;
+    for (; xr < re + ETP_FE_HALF; xr += 5, xi += 5) {
+        int32_t y0r = xr[0], y0i = xi[0];
+        int32_t a1r = xr[1] + xr[4], a1i = xi[1] + xi[4], b1r = xr[1] - xr[4], b1i = xi[1] - xi[4];
+        int32_t a2r = xr[2] + xr[3], a2i = xi[2] + xi[3], b2r = xr[2] - xr[3], b2i = xi[2] - xi[3];
+        int64_t z0r = ETP_FE_MUL(y0r, ETP_FE_W0), z0i = ETP_FE_MUL(y0i, ETP_FE_W0);
+        /* outputs 1 and 4: pair (1, 4) turns by W^1, pair (2, 3) by W^2 */
+        int64_t pr = z0r + ETP_FE_MUL(a1r, c1) + ETP_FE_MUL(a2r, c2);
+        int64_t pi = z0i + ETP_FE_MUL(a1i, c1) + ETP_FE_MUL(a2i, c2);
+        int64_t qr = ETP_FE_MUL(b1i, s1) + ETP_FE_MUL(b2i, s2), qi = ETP_FE_MUL(b1r, s1) + ETP_FE_MUL(b2r, s2);
+        /* outputs 2 and 3: pair (1, 4) by W^2, pair (2, 3) by conj W^1 */
+        int64_t p2r = z0r + ETP_FE_MUL(a1r, c2) + ETP_FE_MUL(a2r, c1);
+        int64_t p2i = z0i + ETP_FE_MUL(a1i, c2) + ETP_FE_MUL(a2i, c1);
+        int64_t q2r = ETP_FE_MUL(b1i, s2) - ETP_FE_MUL(b2i, s1), q2i = ETP_FE_MUL(b1r, s2) - ETP_FE_MUL(b2r, s1);
+        xr[0] = y0r + a1r + a2r;
+        xi[0] = y0i + a1i + a2i;
+        xr[1] = etp_fe_rs30(pr - qr);
+        xi[1] = etp_fe_rs30(pi + qi);
+        xr[4] = etp_fe_rs30(pr + qr);
+        xi[4] = etp_fe_rs30(pi - qi);
+        xr[2] = etp_fe_rs30(p2r - q2r);
+        xi[2] = etp_fe_rs30(p2i + q2i);
+        xr[3] = etp_fe_rs30(p2r + q2r);
+        xi[3] = etp_fe_rs30(p2i - q2i);
     }
 }
 
-int32_t etp_fe_frame(etp_fe_t *fe, const int16_t *win, int16_t *logmel)
+/* Radix 3 (size 5, step 16): k = 0 pairs q = 1, 2 like radix 5 (W^160 = conj W^80); k = 1..4 sum
+ * the two twiddled terms of each output directly (their twiddles are no exact rotation of one another). */
+static void etp_fe_stage3(int32_t *re, int32_t *im)
 {
-    int32_t mx = 0, s, i, k, b, off = 0;
-    for (i = 0; i < ETP_FE_N_FFT; i++) {
-        int32_t p = (int32_t)win[i] * etp_fe_window[i];
-        int32_t a = p < 0 ? -p : p;
-        if (a > mx) mx = a;
-    }
-    if (mx == 0) {
-        for (k = 0; k < ETP_FE_N_BINS; k++) fe->power[k] = 0;
-        for (b = 0; b < ETP_FE_MELS; b++) {
-            fe->mel[b] = 0;
-            logmel[b] = ETP_FE_LOG_ZERO;
+    enum { S = 5, STEP = ETP_FE_HALF / 15 };
+    const int32_t c = etp_fe_tw_cos[ETP_FE_HALF / 3], s = etp_fe_tw_sin[ETP_FE_HALF / 3];
+    int32_t blk, k, m;
+    for (blk = 0; blk < ETP_FE_HALF; blk += 3 * S) {
+        int32_t *xr = re + blk, *xi = im + blk;
+        {
+            int32_t y0r = xr[0], y0i = xi[0];
+            int32_t ar = xr[S] + xr[2 * S], ai = xi[S] + xi[2 * S], br = xr[S] - xr[2 * S], bi = xi[S] - xi[2 * S];
+            int64_t pr = ETP_FE_MUL(y0r, ETP_FE_W0) + ETP_FE_MUL(ar, c), pi = ETP_FE_MUL(y0i, ETP_FE_W0) + ETP_FE_MUL(ai, c);
+            int64_t qr = ETP_FE_MUL(bi, s), qi = ETP_FE_MUL(br, s);
+            xr[0] = y0r + ar;
+            xi[0] = y0i + ai;
+            xr[S] = etp_fe_rs30(pr - qr);
+            xi[S] = etp_fe_rs30(pi + qi);
+            xr[2 * S] = etp_fe_rs30(pr + qr);
+            xi[2 * S] = etp_fe_rs30(pi - qi);
         }
-        return 0;
+        for (k = 1; k < S; k++) {
+            int32_t y0r = xr[k], y0i = xi[k], y1r = xr[k + S], y1i = xi[k + S], y2r = xr[k + 2 * S], y2i = xi[k + 2 * S];
+            for (m = 0; m < 3; m++) {
+                int32_t t1 = (k + m * S) * STEP, t2 = 2 * t1 >= ETP_FE_HALF ? 2 * t1 - ETP_FE_HALF : 2 * t1;
+                int32_t c1 = etp_fe_tw_cos[t1], s1 = etp_fe_tw_sin[t1], c2 = etp_fe_tw_cos[t2], s2 = etp_fe_tw_sin[t2];
+                int64_t ar = ETP_FE_MUL(y0r, ETP_FE_W0) + ETP_FE_MUL(y1r, c1) - ETP_FE_MUL(y1i, s1)
+                             + ETP_FE_MUL(y2r, c2) - ETP_FE_MUL(y2i, s2);
+                int64_t ai = ETP_FE_MUL(y0i, ETP_FE_W0) + ETP_FE_MUL(y1r, s1) + ETP_FE_MUL(y1i, c1)
+                             + ETP_FE_MUL(y2r, s2) + ETP_FE_MUL(y2i, c2);
+                xr[k + m * S] = etp_fe_rs30(ar);
+                xi[k + m * S] = etp_fe_rs30(ai);
+            }
+        }
     }
-    s = etp_fe_bitlen((uint64_t)mx) - ETP_FE_FRAME_BITS;
-    for (i = 0; i < ETP_FE_HALF; i++) {           /* load in digit-reversed order */
+}
+
+/* Radix 4 (size S, step 240 / 4S): W^(q (k + m S) step) = (-i)^(q m) W^(q k step) exactly (tw[t + 60] =
+ * -i tw[t]), so each input is turned once, z_q = y_q W^(q k step) (exact int64), and the four outputs
+ * are sums of +-z_q, +-i z_q. k = 0 (W^0 = 2^30) is exact in int32. */
+static void etp_fe_stage4(int32_t *re, int32_t *im, int32_t S)
+{
+    const int32_t step = ETP_FE_HALF / (4 * S);
+    int32_t blk, k;
+    for (blk = 0; blk < ETP_FE_HALF; blk += 4 * S) {
+        int32_t *x0r = re + blk, *x0i = im + blk, *x1r = x0r + S, *x1i = x0i + S;
+        int32_t *x2r = x1r + S, *x2i = x1i + S, *x3r = x2r + S, *x3i = x2i + S;
+        {
+            int32_t ar = x0r[0] + x2r[0], ai = x0i[0] + x2i[0], br = x0r[0] - x2r[0], bi = x0i[0] - x2i[0];
+            int32_t cr = x1r[0] + x3r[0], ci = x1i[0] + x3i[0], dr = x1r[0] - x3r[0], di = x1i[0] - x3i[0];
+            x0r[0] = ar + cr;
+            x0i[0] = ai + ci;
+            x2r[0] = ar - cr;
+            x2i[0] = ai - ci;
+            x1r[0] = br + di;
+            x1i[0] = bi - dr;
+            x3r[0] = br - di;
+            x3i[0] = bi + dr;
+        }
+        for (k = 1; k < S; k++) {
+            const int32_t t = k * step;
+            const int32_t c1 = etp_fe_tw_cos[t], s1 = etp_fe_tw_sin[t];
+            const int32_t c2 = etp_fe_tw_cos[2 * t], s2 = etp_fe_tw_sin[2 * t];
+            const int32_t c3 = etp_fe_tw_cos[3 * t], s3 = etp_fe_tw_sin[3 * t];
+            int32_t y1r = x1r[k], y1i = x1i[k], y2r = x2r[k], y2i = x2i[k], y3r = x3r[k], y3i = x3i[k];
+            int64_t z0r = ETP_FE_MUL(x0r[k], ETP_FE_W0), z0i = ETP_FE_MUL(x0i[k], ETP_FE_W0);
+            int64_t z2r = ETP_FE_MUL(y2r, c2) - ETP_FE_MUL(y2i, s2), z2i = ETP_FE_MUL(y2r, s2) + ETP_FE_MUL(y2i, c2);
+            int64_t ar = z0r + z2r, ai = z0i + z2i, br = z0r - z2r, bi = z0i - z2i;
+            int64_t z1r = ETP_FE_MUL(y1r, c1) - ETP_FE_MUL(y1i, s1), z1i = ETP_FE_MUL(y1r, s1) + ETP_FE_MUL(y1i, c1);
+            int64_t z3r = ETP_FE_MUL(y3r, c3) - ETP_FE_MUL(y3i, s3), z3i = ETP_FE_MUL(y3r, s3) + ETP_FE_MUL(y3i, c3);
+            int64_t cr = z1r + z3r, ci = z1i + z3i, dr = z1r - z3r, di = z1i - z3i;
+            x0r[k] = etp_fe_rs30(ar + cr);
+            x0i[k] = etp_fe_rs30(ai + ci);
+            x2r[k] = etp_fe_rs30(ar - cr);
+            x2i[k] = etp_fe_rs30(ai - ci);
+            x1r[k] = etp_fe_rs30(br + di);
+            x1i[k] = etp_fe_rs30(bi - dr);
+            x3r[k] = etp_fe_rs30(br - di);
+            x3i[k] = etp_fe_rs30(bi + dr);
+        }
+    }
+}
+
+/* fft240_q: in place, input in digit-reversed order (etp_fe_perm); stages innermost radix first. */
+void etp_fe_fft(int32_t *re, int32_t *im)
+{
+    etp_fe_stage5(re, im);
+    etp_fe_stage3(re, im);
+    etp_fe_stage4(re, im, 15);
+    etp_fe_stage4(re, im, 60);
+}
+
+/* The frame's steps, one function each (deploy/fe_profile.py times them one by one). */
+
+/* window, block exponent s, shift, digit-reversed load into fe->re / fe->im; returns s, or
+ * ETP_FE_SILENT when every windowed sample is 0. p = x w is exact in int32 (|p| < 2^30). */
+int32_t etp_fe_load(etp_fe_t *fe, const int16_t *win)
+{
+    int32_t mx = 0, s, i;
+    for (i = 0; i < ETP_FE_HALF; i++) {
         int32_t n = etp_fe_perm[i];
-        int64_t pr = (int64_t)win[2 * n] * etp_fe_window[2 * n];
-        int64_t pi = (int64_t)win[2 * n + 1] * etp_fe_window[2 * n + 1];
-        fe->re[i] = (int32_t)etp_round_shift(pr, s);   /* s <= 0: exact left shift */
-        fe->im[i] = (int32_t)etp_round_shift(pi, s);
+        int32_t pr = (int32_t)win[2 * n] * etp_fe_window[2 * n], pi = (int32_t)win[2 * n + 1] * etp_fe_window[2 * n + 1];
+        fe->re[i] = pr;
+        fe->im[i] = pi;
+        mx |= (pr < 0 ? -pr : pr) | (pi < 0 ? -pi : pi);     /* same bit length as the maximum */
     }
-    etp_fe_fft(fe->re, fe->im);
+    if (mx == 0) return ETP_FE_SILENT;
+    s = etp_fe_bitlen((uint64_t)mx) - ETP_FE_FRAME_BITS;
+    if (s > 0) {
+        /* round_shift(p, s) = floor((p + 2^(s-1)) / 2^s); + 2^30 makes the shifted value non-negative
+         * (|p| < 2^30, s <= 10), and 2^30 >> s is exact, so the shift is defined C on any target */
+        const int32_t bias = (1 << (s - 1)) + (1 << 30), unbias = (1 << 30) >> s;
+        for (i = 0; i < ETP_FE_HALF; i++) {
+            fe->re[i] = ((fe->re[i] + bias) >> s) - unbias;
+            fe->im[i] = ((fe->im[i] + bias) >> s) - unbias;
+        }
+    } else if (s < 0) {
+        for (i = 0; i < ETP_FE_HALF; i++) {               /* exact: |p| < 2^FRAME_BITS */
+            fe->re[i] *= 1 << -s;
+            fe->im[i] *= 1 << -s;
+        }
+    }
+    return s;
+}
+
+/* the real-FFT split and power: 2X[k] = A + round_shift(-i W_480^k B, 30), P[k] = |2X[k]|^2.
+ * |2X| <= 2 * 480 * 2^20 < 2^30 (+ roundings), so its parts are int32 and P one SMULL + SMLAL. */
+void etp_fe_power(etp_fe_t *fe)
+{
+    int32_t k;
     for (k = 0; k < ETP_FE_N_BINS; k++) {
         int32_t km = k == 0 ? 0 : ETP_FE_HALF - k;
-        int64_t a_r = (int64_t)fe->re[k] + fe->re[km], a_i = (int64_t)fe->im[k] - fe->im[km];
-        int64_t b_r = (int64_t)fe->re[k] - fe->re[km], b_i = (int64_t)fe->im[k] + fe->im[km];
-        int64_t xr = a_r + etp_round_shift(etp_fe_rt_cos[k] * b_i + etp_fe_rt_sin[k] * b_r, ETP_FE_TW_F);
-        int64_t xi = a_i + etp_round_shift(etp_fe_rt_sin[k] * b_i - etp_fe_rt_cos[k] * b_r, ETP_FE_TW_F);
-        fe->power[k] = xr * xr + xi * xi;
+        int32_t a_r = fe->re[k] + fe->re[km], a_i = fe->im[k] - fe->im[km];
+        int32_t b_r = fe->re[k] - fe->re[km], b_i = fe->im[k] + fe->im[km];
+        int32_t xr = a_r + etp_fe_rs30(ETP_FE_MUL(etp_fe_rt_cos[k], b_i) + ETP_FE_MUL(etp_fe_rt_sin[k], b_r));
+        int32_t xi = a_i + etp_fe_rs30(ETP_FE_MUL(etp_fe_rt_sin[k], b_i) - ETP_FE_MUL(etp_fe_rt_cos[k], b_r));
+        fe->power[k] = ETP_FE_MUL(xr, xr) + ETP_FE_MUL(xi, xi);
     }
+}
+
+/* mel energies (the bands' nonzero spans) and their log2, Q.LOG_F with the frame's 2 s. */
+void etp_fe_mel_log(etp_fe_t *fe, int32_t s, int16_t *logmel)
+{
+    int32_t b, off = 0;
     for (b = 0; b < ETP_FE_MELS; b++) {
         int64_t acc = 0;
         int32_t j, st = etp_fe_mel_start[b], n = etp_fe_mel_len[b];
@@ -123,6 +248,22 @@ int32_t etp_fe_frame(etp_fe_t *fe, const int16_t *win, int16_t *logmel)
             logmel[b] = (int16_t)etp_sat(v, ETP_FE_LOG_ZERO + 1, 32767);
         }
     }
+}
+
+int32_t etp_fe_frame(etp_fe_t *fe, const int16_t *win, int16_t *logmel)
+{
+    int32_t s = etp_fe_load(fe, win), k, b;
+    if (s == ETP_FE_SILENT) {
+        for (k = 0; k < ETP_FE_N_BINS; k++) fe->power[k] = 0;
+        for (b = 0; b < ETP_FE_MELS; b++) {
+            fe->mel[b] = 0;
+            logmel[b] = ETP_FE_LOG_ZERO;
+        }
+        return 0;
+    }
+    etp_fe_fft(fe->re, fe->im);
+    etp_fe_power(fe);
+    etp_fe_mel_log(fe, s, logmel);
     return s;
 }
 
@@ -134,6 +275,7 @@ void etp_fe_reset(etp_fe_t *fe)
     fe->hook = hook;
     fe->hook_ctx = ctx;
     fe->fill = ETP_FE_HALF;                        /* the centring pad: 240 zeros */
+    fe->lmax = ETP_FE_LOG_ZERO;
 }
 
 static void etp_fe_take(etp_fe_t *fe, int16_t v)
@@ -141,7 +283,11 @@ static void etp_fe_take(etp_fe_t *fe, int16_t v)
     fe->win[fe->fill++] = v;
     if (fe->fill == ETP_FE_N_FFT) {
         uint16_t t = fe->frames;
+        int32_t b, m = fe->lmax;
         fe->shift = etp_fe_frame(fe, fe->win, fe->lm[t]);
+        for (b = 0; b < ETP_FE_MELS; b++)          /* the utterance maximum, kept as frames come */
+            if (fe->lm[t][b] > m) m = fe->lm[t][b];
+        fe->lmax = m;
         fe->frames++;
         if (fe->hook) fe->hook(fe->hook_ctx, fe, t);
         memmove(fe->win, fe->win + ETP_FE_HOP, (ETP_FE_N_FFT - ETP_FE_HOP) * sizeof fe->win[0]);
@@ -158,20 +304,33 @@ etp_status_t etp_fe_push(etp_fe_t *fe, const int16_t *pcm, uint32_t n)
     return ETP_OK;
 }
 
+etp_status_t etp_fe_pad_frame(etp_fe_t *fe)
+{
+    uint16_t t = fe->frames;
+    if (fe->done || t >= ETP_FE_FRAMES) return ETP_EBADARG;
+    fe->samples = ETP_FE_SAMPLES;                  /* the rest of the utterance is zeros */
+    while (fe->frames == t) etp_fe_take(fe, 0);
+    return ETP_OK;
+}
+
 etp_status_t etp_fe_finish(etp_fe_t *fe)
 {
-    int32_t t, b, m = ETP_FE_LOG_ZERO;
     if (fe->done) return ETP_EBADARG;
-    while (fe->frames < ETP_FE_FRAMES) etp_fe_take(fe, 0);
+    while (fe->frames < ETP_FE_FRAMES) etp_fe_pad_frame(fe);
     fe->samples = ETP_FE_SAMPLES;
-    for (t = 0; t < ETP_FE_FRAMES; t++)
-        for (b = 0; b < ETP_FE_MELS; b++)
-            if (fe->lm[t][b] > m) m = fe->lm[t][b];
-    fe->lmax = m;
-    for (t = 0; t < ETP_FE_FRAMES; t++) {
-        for (b = 0; b < ETP_FE_MELS; b++) {        /* L = ln(1 + 2^e), e = l - m + C, in place */
-            int32_t v = fe->lm[t][b], e, d;
-            int64_t g = 0;                         /* ln(1 + 2^-|e|), Q.(G_F + G_SHIFT) */
+    fe->done = 1;
+    return ETP_OK;
+}
+
+/* L = ln(1 + 2^e), e = l - max + C, in place for frames l_rows .. n - 1 (Python: logmel_to_l).
+ * Done on demand, a few rows per network step, not all 101 x 40 in the frame that finishes. */
+static void etp_fe_l_upto(etp_fe_t *fe, int32_t n)
+{
+    const int32_t m = fe->lmax;
+    int32_t t, b;
+    for (t = fe->l_rows; t < n; t++) {
+        for (b = 0; b < ETP_FE_MELS; b++) {
+            int32_t v = fe->lm[t][b], e, d, g = 0;     /* g = ln(1 + 2^-|e|), Q.(G_F + G_SHIFT) < 2^18 */
             if (v == ETP_FE_LOG_ZERO) {
                 fe->lm[t][b] = 0;
                 continue;
@@ -180,25 +339,32 @@ etp_status_t etp_fe_finish(etp_fe_t *fe)
             d = e < 0 ? -e : e;
             if (d < ETP_FE_G_LIMIT) {
                 int32_t i = d >> ETP_FE_G_SHIFT, f = d & ((1 << ETP_FE_G_SHIFT) - 1);
-                g = (int64_t)etp_fe_g_lut[i] * ((1 << ETP_FE_G_SHIFT) - f) + (int64_t)etp_fe_g_lut[i + 1] * f;
+                g = etp_fe_g_lut[i] * ((1 << ETP_FE_G_SHIFT) - f) + etp_fe_g_lut[i + 1] * f;
             }
             if (e <= 0)                            /* = round_shift(g << G_ACC_SHIFT, L_ACC_F - L_F) */
                 fe->lm[t][b] = (int16_t)etp_round_shift(g, ETP_FE_G_F + ETP_FE_G_SHIFT - ETP_FE_L_F);
             else                                   /* ln(1 + 2^e) = e ln 2 + ln(1 + 2^-e) */
-                fe->lm[t][b] = (int16_t)etp_round_shift(g * ((int64_t)1 << ETP_FE_G_ACC_SHIFT)
+                fe->lm[t][b] = (int16_t)etp_round_shift((int64_t)g * ((int64_t)1 << ETP_FE_G_ACC_SHIFT)
                                                         + (int64_t)e * ETP_FE_LN2_Q, ETP_FE_L_ACC_F - ETP_FE_L_F);
         }
     }
-    fe->done = 1;
+    if (n > fe->l_rows) fe->l_rows = (uint16_t)n;
+}
+
+etp_status_t etp_fe_l(etp_fe_t *fe, uint16_t n)
+{
+    if (!fe->done || n > ETP_FE_FRAMES) return ETP_EBADARG;
+    etp_fe_l_upto(fe, n);
     return ETP_OK;
 }
 
-etp_status_t etp_fe_features(const etp_fe_t *fe, uint16_t t, int32_t feats[ETP_FE_FEATURES])
+etp_status_t etp_fe_features(etp_fe_t *fe, uint16_t t, int32_t feats[ETP_FE_FEATURES])
 {
     int32_t b, j, st, r;
     if (!fe->done || t >= ETP_FE_FRAMES || feats == NULL) return ETP_EBADARG;
     st = etp_fe_delta_start[t];
     r = etp_fe_delta_row[t];
+    etp_fe_l_upto(fe, st + ETP_FE_DELTA_WIDTH);    /* the frames delta reads (t among them) */
     for (b = 0; b < ETP_FE_MELS; b++) {
         int64_t a1 = 0, a2 = 0;
         for (j = 0; j < ETP_FE_DELTA_WIDTH; j++) {
@@ -212,7 +378,7 @@ etp_status_t etp_fe_features(const etp_fe_t *fe, uint16_t t, int32_t feats[ETP_F
     return ETP_OK;
 }
 
-etp_status_t etp_fe_input(const etp_fe_t *fe, uint16_t t, etp_x_t x[ETP_FE_FEATURES])
+etp_status_t etp_fe_input(etp_fe_t *fe, uint16_t t, etp_x_t x[ETP_FE_FEATURES])
 {
     int32_t f[ETP_FE_FEATURES], j;
     const int64_t hi = ((int64_t)1 << (ETP_X_BITS - 1)) - 1;

@@ -8,12 +8,17 @@
  *     etp_fe_reset(&fe);                       start of an utterance
  *     etp_fe_push(&fe, pcm, n);                any chunks, 16000 samples in all; every complete
  *                                              10 ms hop computes one frame's log-mel at once
- *     etp_fe_finish(&fe);                      the last frames (zero padding), the utterance
- *                                              maximum, L = log1p(g S / max S) in place
- *                                              (g: the model's log gain, 1 for the paper's)
- *     for t in 0..100: etp_fe_input(&fe, t, x);  then etp_train_step(x, label) / etp_infer_step(x)
+ *     [etp_fe_pad_frame(&fe);]                 optional: one of the last frames (zero padding)
+ *                                              per call, one hop's work each (a real-time
+ *                                              device runs them in the 10 ms slots after the audio)
+ *     etp_fe_finish(&fe);                      the last frames not padded yet; the utterance ends
+ *     for t in 0..100: etp_fe_input(&fe, t, x);  then etp_train_step(x, label) / etp_infer_step(x);
+ *                                              L = log1p(g S / max S) (g: the model's log gain, 1
+ *                                              for the paper's) is computed in place for the rows
+ *                                              frame t's delta reads that are not yet L
  * The maximum and the delta filters' four frames of look-ahead need the whole utterance:
- * that is why the 101 x 40 log-mel values are kept (ETP_FE_FRAMES * ETP_FE_MELS int16).
+ * that is why the 101 x 40 log-mel values are kept (ETP_FE_FRAMES * ETP_FE_MELS int16); the
+ * maximum is kept as the frames come, so that the finish is only the padded frames.
  */
 #ifndef ETP_FRONTEND_H
 #define ETP_FRONTEND_H
@@ -33,15 +38,16 @@ typedef void (*etp_fe_hook_t)(void *ctx, const struct etp_fe *fe, uint16_t t);
 
 typedef struct etp_fe {
     int16_t win[ETP_FE_N_FFT];                    /* the current 480-sample window */
-    int16_t lm[ETP_FE_FRAMES][ETP_FE_MELS];       /* log-mel Q.ETP_FE_LOG_F; after finish: L Q.ETP_FE_L_F */
+    int16_t lm[ETP_FE_FRAMES][ETP_FE_MELS];       /* log-mel Q.ETP_FE_LOG_F; rows < l_rows: L Q.ETP_FE_L_F */
     int32_t re[ETP_FE_HALF], im[ETP_FE_HALF];     /* FFT scratch */
     int64_t power[ETP_FE_N_BINS];                 /* last frame: |2 X[k]|^2 */
     int64_t mel[ETP_FE_MELS];                     /* last frame: mel energies */
     int32_t shift;                                /* last frame: block exponent s */
-    int32_t lmax;                                 /* after finish: max log-mel (LOG_ZERO if all zero) */
+    int32_t lmax;                                 /* max log-mel so far (LOG_ZERO if all zero) */
     uint32_t samples;                             /* samples pushed */
     uint16_t fill;                                /* samples in win */
     uint16_t frames;                              /* frames computed */
+    uint16_t l_rows;                              /* rows of lm turned into L (after finish) */
     uint8_t done;                                 /* etp_fe_finish ran */
     etp_fe_hook_t hook;
     void *hook_ctx;
@@ -52,16 +58,29 @@ void etp_fe_reset(etp_fe_t *fe);
 /* Append n samples; ETP_EBADARG (nothing taken) if the utterance would exceed ETP_FE_SAMPLES
  * samples, after etp_fe_finish, or if pcm is NULL with n > 0. */
 etp_status_t etp_fe_push(etp_fe_t *fe, const int16_t *pcm, uint32_t n);
-/* Zero-pad to ETP_FE_SAMPLES, compute the remaining frames, the maximum and L. ETP_EBADARG if done. */
+/* End the audio (the rest of the utterance is zeros) and compute the next frame: one hop's work.
+ * ETP_EBADARG after finish or when all ETP_FE_FRAMES frames are computed. */
+etp_status_t etp_fe_pad_frame(etp_fe_t *fe);
+/* Zero-pad to ETP_FE_SAMPLES and compute the frames not computed yet. ETP_EBADARG if done. */
 etp_status_t etp_fe_finish(etp_fe_t *fe);
+/* After finish: L of frames < n in place (etp_fe_features does it for the rows it reads; this is
+ * for reading them all, verify-c's READ_FE). ETP_EBADARG before finish or n > 101. */
+etp_status_t etp_fe_l(etp_fe_t *fe, uint16_t n);
 /* Features of frame t, Q.ETP_FE_FEAT_F: [L, delta, delta-delta]. ETP_EBADARG before finish or t >= 101. */
-etp_status_t etp_fe_features(const etp_fe_t *fe, uint16_t t, int32_t feats[ETP_FE_FEATURES]);
+etp_status_t etp_fe_features(etp_fe_t *fe, uint16_t t, int32_t feats[ETP_FE_FEATURES]);
 /* The model's input for frame t (the features through the model's fixed divisors, Q.ETP_X_FRAC). */
-etp_status_t etp_fe_input(const etp_fe_t *fe, uint16_t t, etp_x_t x[ETP_FE_FEATURES]);
+etp_status_t etp_fe_input(etp_fe_t *fe, uint16_t t, etp_x_t x[ETP_FE_FEATURES]);
 /* The FFT of one frame: ETP_FE_HALF complex values in digit-reversed order (etp_fe_perm), in place. */
 void etp_fe_fft(int32_t *re, int32_t *im);
 /* One frame: 480 samples -> power, mel, log-mel (Q.ETP_FE_LOG_F); returns the block exponent. */
 int32_t etp_fe_frame(etp_fe_t *fe, const int16_t *win, int16_t *logmel);
+/* Its steps (etp_fe_frame calls them in this order; public for deploy/fe_profile.py):
+ * window + block exponent + digit-reversed load (ETP_FE_SILENT for an all-zero frame),
+ * etp_fe_fft, the real split + power, mel + log2. */
+#define ETP_FE_SILENT INT32_MIN
+int32_t etp_fe_load(etp_fe_t *fe, const int16_t *win);
+void etp_fe_power(etp_fe_t *fe);
+void etp_fe_mel_log(etp_fe_t *fe, int32_t s, int16_t *logmel);
 
 #ifdef __cplusplus
 }
