@@ -18,6 +18,7 @@ import zlib
 import numpy as np
 
 from deploy import protocol as P
+from deploy.frame_costs import percentile_rank
 from deploy.hil import HilError, Session
 from edgetp.errors import EdgetpError
 
@@ -104,6 +105,7 @@ class AudioSession(Session):
         per_hop = float(hop.mean() + fr.mean())
         return {"utterances": f["utterances"], "counter": info.counter_name if info else "none",
                 "hop_mean": float(hop.mean()), "hop_max": float(hop.max()),
+                "hop_p999": percentile_rank(hop + fr.max(), 99.9),   # with the largest per-frame feature cost
                 "features_per_frame_mean": float(fr.mean()),
                 "per_hop_mean": per_hop, "per_hop_max": float(hop.max() + fr.max()),
                 "finish_mean": float(fin.mean()), "finish_max": float(fin.max()),

@@ -228,6 +228,10 @@ def _print(out: dict, say) -> None:
     tr, inf = out.get("train_step") or {}, out.get("infer_step") or {}
     print(f"  per 10 ms frame ({unit}): training mean {_fmt(tr.get('mean'))} (max {_fmt(tr.get('max'))}), "
           f"inference mean {_fmt(inf.get('mean'))} (max {_fmt(inf.get('max'))})")
+    mpm = lambda d: f"{_fmt(d.get('mean'))} / {_fmt(d.get('p999'))} / {_fmt(d.get('max'))}"
+    frames = [("inference", inf), ("learning", tr.get("learn") or {}),
+              ("forward-only training", tr.get("forward") or {})]
+    print("  network step, mean / p99.9 / max: " + "; ".join(f"{n} {mpm(d)}" for n, d in frames if d))
     if tr.get("window"):
         k = tr["window"]
         print(f"  training learns every {k} frame(s): worst mean over {k} consecutive frames "
@@ -252,6 +256,14 @@ def _print(out: dict, say) -> None:
               f"{_fmt(fe['per_hop_max'])} max (streamed frame {_fmt(fe['hop_mean'])} + delta/scaling "
               f"{_fmt(fe['features_per_frame_mean'])}); end of utterance {_fmt(fe['finish_mean'])}; "
               f"per utterance {_fmt(fe['per_utterance_mean'])}")
+        both = [(n, d) for n, d in frames[:2] if d]
+        if both and fe.get("hop_p999") is not None:
+            # the frontend's hop and the network step of one frame, each at its own mean / p99.9 / max
+            # (their sum bounds the frame: the largest hop and the largest step need not meet)
+            add = lambda d, k, f: d.get(k, 0) + fe[f] if d.get(k) is not None else None
+            print("  frontend hop + network step, mean / p99.9 / max (hop's and step's added): " + "; ".join(
+                f"{n} {_fmt(add(d, 'mean', 'per_hop_mean'))} / {_fmt(add(d, 'p999', 'hop_p999'))} / "
+                f"{_fmt(add(d, 'max', 'per_hop_max'))}" for n, d in both))
         if unit == "instructions":
             b = BUDGETS["frontend_hop"]
             v = fe["per_hop_max"]
