@@ -19,6 +19,9 @@
 #ifndef ETP_PROF_STEPS
 #define ETP_PROF_STEPS 101
 #endif
+#ifndef ETP_UPDATE_EVERY
+#define ETP_UPDATE_EVERY 1u     /* a model header without it (the test double) learns on every step */
+#endif
 #define NOPROF __attribute__((no_instrument_function))
 #define SLOTS 128
 #define DEPTH 64
