@@ -90,6 +90,8 @@ class AudioSession(Session):
         self.fe["frames"].append(r["fe_frames"] / n)
         self.fe.setdefault("net_mean", []).append(r["net_sum"] / n)
         self.fe.setdefault("net_max", []).append(r["net_max"])
+        kind = "infer" if label is None else "train"      # AUDIO_RUN reports the sum and the max of its steps
+        self.fe.setdefault(f"net_{kind}", []).append((r["net_sum"], n, r["net_max"]))
         return d, r["pred"]
 
     def frontend_costs(self) -> dict:
@@ -111,7 +113,16 @@ class AudioSession(Session):
                 "finish_mean": float(fin.mean()), "finish_max": float(fin.max()),
                 "per_utterance_mean": float(hop.mean() * (len(hop) / f["utterances"]) + fin.mean() + fr.mean() * 101),
                 "network_step_mean": float(np.mean(f["net_mean"]) * res),
-                "network_step_max": float(np.max(f["net_max"]) * res)}
+                "network_step_max": float(np.max(f["net_max"]) * res),
+                **{f"network_{k}_{m}": v for k in ("infer", "train") for m, v in _net(f.get(f"net_{k}"), res).items()}}
+
+
+def _net(runs, res) -> dict:
+    """Mean and max per network step over AUDIO_RUNs given as (sum, steps, max) each ({} for none)."""
+    if not runs:
+        return {}
+    a = np.asarray(runs, dtype=np.float64)
+    return {"mean": float(a[:, 0].sum() / a[:, 1].sum() * res), "max": float(a[:, 2].max() * res)}
 
 
 def audio_sets(corpus, split, norm, qm, support_limit: int = 0, query_limit: int = 0, seed: int = 0):

@@ -256,14 +256,14 @@ def _print(out: dict, say) -> None:
               f"{_fmt(fe['per_hop_max'])} max (streamed frame {_fmt(fe['hop_mean'])} + delta/scaling "
               f"{_fmt(fe['features_per_frame_mean'])}); end of utterance {_fmt(fe['finish_mean'])}; "
               f"per utterance {_fmt(fe['per_utterance_mean'])}")
-        both = [(n, d) for n, d in frames[:2] if d]
-        if both and fe.get("hop_p999") is not None:
-            # the frontend's hop and the network step of one frame, each at its own mean / p99.9 / max
-            # (their sum bounds the frame: the largest hop and the largest step need not meet)
-            add = lambda d, k, f: d.get(k, 0) + fe[f] if d.get(k) is not None else None
-            print("  frontend hop + network step, mean / p99.9 / max (hop's and step's added): " + "; ".join(
-                f"{n} {_fmt(add(d, 'mean', 'per_hop_mean'))} / {_fmt(add(d, 'p999', 'hop_p999'))} / "
-                f"{_fmt(add(d, 'max', 'per_hop_max'))}" for n, d in both))
+        # one frame = a hop of the frontend + a network step; AUDIO_RUN reports its steps' sum and maximum,
+        # so the frame's maximum is bounded by the two maxima added (they need not meet in one frame)
+        both = [(n, fe.get(f"network_{k}_mean"), fe.get(f"network_{k}_max")) for n, k in
+                (("inference", "infer"), ("training", "train")) if fe.get(f"network_{k}_mean") is not None]
+        if both:
+            print(f"  frontend hop (p99.9 {_fmt(fe.get('hop_p999'))}) + network step, mean / max (the maxima added): "
+                  + "; ".join(f"{n} {_fmt(fe['per_hop_mean'] + m)} / {_fmt(fe['per_hop_max'] + x)}"
+                              for n, m, x in both))
         if unit == "instructions":
             b = BUDGETS["frontend_hop"]
             v = fe["per_hop_max"]
