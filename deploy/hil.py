@@ -31,6 +31,7 @@ import numpy as np
 
 from deploy import compare
 from deploy import protocol as P
+from deploy.frame_costs import frame_summary, learning_mask
 from deploy.host import Device, DeviceReset
 from edgetp.errors import EdgetpError
 from edgetp.fixed.update_q import lr_code
@@ -80,14 +81,18 @@ class _Costs:
         self.values.extend(costs)
 
     def summary(self, res: int, window: int | None = None) -> dict:
-        """mean / max / min / n per frame; ``window`` k: the worst mean over k consecutive frames
-        in the order sent (across sample boundaries) and within one sample."""
+        """mean / p999 / max / min / n per frame (deploy.frame_costs); ``window`` k (training: the
+        device learns every k frames): the same for the learning frames (``learn``) and the others
+        (``forward``), and the worst mean over k consecutive frames in the order sent (across
+        sample boundaries) and within one sample."""
         if not self.values:
             return {}
         v = np.asarray(self.values, dtype=np.float64) * res
-        out = {"mean": float(v.mean()), "max": float(v.max()), "min": float(v.min()), "n": int(v.size)}
+        out = frame_summary(v)
         if window is None:
             return out
+        learn = learning_mask(self.starts, len(v), window)
+        out.update({"learn": frame_summary(v[learn]), "forward": frame_summary(v[~learn])})
         ends = self.starts[1:] + [len(v)]
         inside = [worst_window_mean(v[a:b], window) for a, b in zip(self.starts, ends)]
         inside = [x for x in inside if x is not None]

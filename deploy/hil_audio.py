@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from deploy import protocol as P
+from deploy.frame_costs import percentile_rank
 from deploy.hil import HilError, Session
 from edgetp.errors import EdgetpError
 from firmware_gen.frontend_verify import input_crc as x_crc
@@ -82,6 +83,8 @@ class AudioSession(Session):
         self.fe["frames"].append(r["fe_frames"] / n)
         self.fe.setdefault("net_mean", []).append(r["net_sum"] / n)
         self.fe.setdefault("net_max", []).append(r["net_max"])
+        kind = "infer" if label is None else "train"      # AUDIO_RUN reports the sum and the max of its steps
+        self.fe.setdefault(f"net_{kind}", []).append((r["net_sum"], n, r["net_max"]))
         return d, r["pred"]
 
     def frontend_costs(self) -> dict:
@@ -97,12 +100,22 @@ class AudioSession(Session):
         per_hop = float(hop.mean() + fr.mean())
         return {"utterances": f["utterances"], "counter": info.counter_name if info else "none",
                 "hop_mean": float(hop.mean()), "hop_max": float(hop.max()),
+                "hop_p999": percentile_rank(hop + fr.max(), 99.9),   # with the largest per-frame feature cost
                 "features_per_frame_mean": float(fr.mean()),
                 "per_hop_mean": per_hop, "per_hop_max": float(hop.max() + fr.max()),
                 "finish_mean": float(fin.mean()), "finish_max": float(fin.max()),
                 "per_utterance_mean": float(hop.mean() * (len(hop) / f["utterances"]) + fin.mean() + fr.mean() * 101),
                 "network_step_mean": float(np.mean(f["net_mean"]) * res),
-                "network_step_max": float(np.max(f["net_max"]) * res)}
+                "network_step_max": float(np.max(f["net_max"]) * res),
+                **{f"network_{k}_{m}": v for k in ("infer", "train") for m, v in _net(f.get(f"net_{k}"), res).items()}}
+
+
+def _net(runs, res) -> dict:
+    """Mean and max per network step over AUDIO_RUNs given as (sum, steps, max) each ({} for none)."""
+    if not runs:
+        return {}
+    a = np.asarray(runs, dtype=np.float64)
+    return {"mean": float(a[:, 0].sum() / a[:, 1].sum() * res), "max": float(a[:, 2].max() * res)}
 
 
 def audio_sets(corpus, split, norm, qm, support_limit: int = 0, query_limit: int = 0, seed: int = 0):

@@ -11,7 +11,9 @@ prints each function's self and inclusive instructions per training step (names 
 caller; that cost is measured and removed at start-up; the split is still approximate
 (instrumenting changes inlining); the HIL's per-step figures are the exact ones.
 ``--exact`` builds the same program without the hooks and prints only the exact mean and
-maximum instructions of a training and an inference step (the same random features).
+maximum instructions of a training and an inference step (the same random features), and per
+frame the mean, 99.9th percentile and maximum of inference steps, learning training steps and
+forward-only training steps (deploy.frame_costs).
 ``--net`` exports a freshly initialised, quantized network of that shape (int16 weights,
 class targets, the default colnorm optimizer) instead of reading EXPORT_DIR.
 """
@@ -23,6 +25,7 @@ import sys
 from pathlib import Path
 
 from deploy.build import ARM_CC, ARM_FLAGS, FIRMWARE, ICOUNT_SHIFT, WARN, include_flags, model_sources
+from deploy.frame_costs import frame_summary
 from deploy.gen_proto import write_header
 from deploy.targets import QEMU
 from edgetp.errors import EdgetpError
@@ -90,10 +93,12 @@ def qemu_records(elf: Path, timeout: float = 600):
 
 
 def run_profile(elf: Path, timeout: float = 600) -> dict:
-    rows, totals = [], {}
+    rows, totals, frames = [], {}, {"learn": [], "forward": [], "infer": []}
     for f in qemu_records(elf, timeout):
         if f[:1] == ["T"]:
             totals[f[1]] = int(f[2])
+        elif f[:1] == ["F"]:
+            frames[f[1]].append(int(f[2]))
         elif f[:1] == ["P"]:
             rows.append((int(f[1], 16), int(f[2]), int(f[3]), int(f[4])))
     if "train" not in totals:
@@ -104,7 +109,7 @@ def run_profile(elf: Path, timeout: float = 600) -> dict:
         parts = line.split()
         if len(parts) == 3 and parts[1] in "tT":
             names[int(parts[0], 16) & ~1] = parts[2]
-    return {"totals": totals, "functions": [
+    return {"totals": totals, "frames": {k: frame_summary(v) for k, v in frames.items()}, "functions": [
         {"name": names.get(a & ~1, hex(a)), "calls": c, "self": s, "inclusive": i} for a, c, s, i in rows]}
 
 
@@ -135,6 +140,11 @@ def main(argv=None) -> int:
     if a.exact:
         print(f"{a.net or a.model_dir}: training step mean {t['train']:,} max {t['train_max']:,}, inference step mean "
               f"{t['infer']:,} max {t['infer_max']:,} instructions ({n} random frames each, exact)")
+        fr = res["frames"]
+        print("  per frame, mean / p99.9 / max: " + "; ".join(
+            f"{name} {fr[k]['mean']:,.0f} / {fr[k]['p999']:,.0f} / {fr[k]['max']:,.0f} ({fr[k]['n']} frames)"
+            for name, k in (("inference", "infer"), ("learning", "learn"), ("forward-only training", "forward"))
+            if fr[k]))
         return 0
     calls = sum(f["calls"] for f in res["functions"]) / n
     tot = t.get("train", 0) - calls * (t.get("hook_h", 0) + t.get("hook_e0", 0))

@@ -62,6 +62,9 @@ def test_profile_names_the_functions_of_a_training_step():
     assert names["etp_train_step"]["calls"] == 10 and names["forward"]["calls"] == 10
     assert names["etp_train_step"]["inclusive"] >= names["forward"]["inclusive"] > 0
     assert 0 < res["totals"]["hook_h"] < 1000
+    fr = res["frames"]                  # every step's cost: the test double learns on every step
+    assert (fr["learn"]["n"], fr["forward"], fr["infer"]["n"]) == (10, {}, 10)
+    assert fr["learn"]["max"] == fr["learn"]["p999"] >= fr["learn"]["mean"] > 0
 
 
 def test_another_boards_port_folder_builds(tmp_path):

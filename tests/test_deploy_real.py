@@ -144,6 +144,9 @@ def test_learning_every_second_frame_on_the_emulated_cortex_m4(tiny, tmp_path):
     assert tr["window"] == 2 and tr["n"] == 4 * 15
     assert tr["mean"] < tr["worst_window_mean_in_sample"] <= tr["worst_window_mean"] < tr["max"]
     assert tr["min"] < 0.8 * tr["max"]
+    learn, fwd = tr["learn"], tr["forward"]                    # frames 0, 2, ..., 14 of each sample learn
+    assert (learn["n"], fwd["n"]) == (4 * 8, 4 * 7) and fwd["mean"] < learn["mean"]
+    assert max(learn["max"], fwd["max"]) == tr["max"] and learn["p999"] == learn["max"]
     with pytest.raises(HilError, match="first differing tensor"):          # a reference that learns every frame
         _session("qemu", qm, cdir, sup, qry, cfg=DeviceConfig(lr_max=0.05))
 

@@ -240,6 +240,10 @@ def _print(out: dict, say) -> None:
     tr, inf = out.get("train_step") or {}, out.get("infer_step") or {}
     print(f"  per 10 ms frame ({unit}): training mean {_fmt(tr.get('mean'))} (max {_fmt(tr.get('max'))}), "
           f"inference mean {_fmt(inf.get('mean'))} (max {_fmt(inf.get('max'))})")
+    mpm = lambda d: f"{_fmt(d.get('mean'))} / {_fmt(d.get('p999'))} / {_fmt(d.get('max'))}"
+    frames = [("inference", inf), ("learning", tr.get("learn") or {}),
+              ("forward-only training", tr.get("forward") or {})]
+    print("  network step, mean / p99.9 / max: " + "; ".join(f"{n} {mpm(d)}" for n, d in frames if d))
     if tr.get("window"):
         k = tr["window"]
         print(f"  training learns every {k} frame(s): worst mean over {k} consecutive frames "
@@ -264,6 +268,14 @@ def _print(out: dict, say) -> None:
               f"{_fmt(fe['per_hop_max'])} max (streamed frame {_fmt(fe['hop_mean'])} + delta/scaling "
               f"{_fmt(fe['features_per_frame_mean'])}); end of utterance {_fmt(fe['finish_mean'])}; "
               f"per utterance {_fmt(fe['per_utterance_mean'])}")
+        # one frame = a hop of the frontend + a network step; AUDIO_RUN reports its steps' sum and maximum,
+        # so the frame's maximum is bounded by the two maxima added (they need not meet in one frame)
+        both = [(n, fe.get(f"network_{k}_mean"), fe.get(f"network_{k}_max")) for n, k in
+                (("inference", "infer"), ("training", "train")) if fe.get(f"network_{k}_mean") is not None]
+        if both:
+            print(f"  frontend hop (p99.9 {_fmt(fe.get('hop_p999'))}) + network step, mean / max (the maxima added): "
+                  + "; ".join(f"{n} {_fmt(fe['per_hop_mean'] + m)} / {_fmt(fe['per_hop_max'] + x)}"
+                              for n, m, x in both))
         if unit == "instructions":
             b = BUDGETS["frontend_hop"]
             v = fe["per_hop_max"]

@@ -239,8 +239,7 @@ def device_texts(d: Path, qhash: str) -> list[str]:
             f"`edgetp hil --target {r.get('target')} "
             f"--model {r.get('model')} --shots {r.get('shots')}{audio}` (`device/{f.name}`){stale}: "
             f"RAM {_b(img.get('ram'))} B with a {_b(img.get('stack'))} B stack ({_b(img.get('stack_used'))} B used), "
-            f"flash {_b(img.get('flash'))} B; one training step (10 ms frame) mean {_b(tr.get('mean'))}, max "
-            f"{_b(tr.get('max'))} {unit}; one inference step mean {_b(inf.get('mean'))} {unit}; "
+            f"flash {_b(img.get('flash'))} B; " + _steps_text(tr, inf, unit) + "; "
             + ("" if fe is None else
                f"from raw 16 kHz audio, the integer frontend on the device: "
                f"mean {_b(fe.get('per_hop_mean'))} {unit} per "
@@ -248,6 +247,19 @@ def device_texts(d: Path, qhash: str) -> list[str]:
             + f"{r.get('samples')} samples, {r.get('mismatches')} mismatches against the integer reference"
             + _learnt(r) + ".")
     return out
+
+
+def _steps_text(tr: dict, inf: dict, unit: str) -> str:
+    """The steps' cost per 10 ms frame: mean / p99.9 / max of inference, learning and forward-only
+    training frames when the JSON has them (deploy.frame_costs), else the older mean and max."""
+    if "p999" not in inf:
+        return (f"one training step (10 ms frame) mean {_b(tr.get('mean'))}, max {_b(tr.get('max'))} {unit}; "
+                f"one inference step mean {_b(inf.get('mean'))} {unit}")
+    mpm = lambda d: f"{_b(d.get('mean'))} / {_b(d.get('p999'))} / {_b(d.get('max'))}"
+    parts = [("inference step", inf), ("learning step", tr.get("learn") or tr),
+             ("forward-only training step", tr.get("forward") or {})]
+    return (f"per 10 ms frame, mean / p99.9 / max {unit}: "
+            + ", ".join(f"{n} {mpm(d)}" for n, d in parts if d.get("mean") is not None))
 
 
 def _learnt(r: dict) -> str:

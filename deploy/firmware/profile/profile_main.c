@@ -6,7 +6,8 @@
  * (port units) to a table by function address (built without -finstrument-functions, the
  * hooks are never called and the totals are exact). main runs etp_init, ETP_PROF_STEPS
  * training steps and as many inference steps on xorshift inputs and prints the table
- * ("P addr calls self inclusive" per function) on the UART. The hooks' own cost is
+ * ("P addr calls self inclusive" per function) on the UART, and each step's cost ("F learn|forward|infer
+ * cost": a training step that learnt, one that did not, an inference step). The hooks' own cost is
  * measured first (a frame with K empty child calls) and taken out: each call adds h
  * to its caller's self cost and e0 to its own, so self -= child_calls * h + calls * e0 and
  * inclusive -= descendants * (h + e0) + calls * e0. What remains is approximate only in
@@ -17,6 +18,9 @@
 
 #ifndef ETP_PROF_STEPS
 #define ETP_PROF_STEPS 101
+#endif
+#ifndef ETP_UPDATE_EVERY
+#define ETP_UPDATE_EVERY 1u     /* a model header without it (the test double) learns on every step */
 #endif
 #define NOPROF __attribute__((no_instrument_function))
 #define SLOTS 128
@@ -107,6 +111,9 @@ NOPROF static void run(int train, uint32_t *r, uint64_t *cost) {
         uint32_t c = port_counter_now() - t0;
         *cost += c;
         cost_max = c > cost_max ? c : cost_max;
+        /* every frame's cost, and whether it learnt (etp_train_step: t % ETP_UPDATE_EVERY == 0) */
+        out(train ? (t % ETP_UPDATE_EVERY == 0u ? "F learn " : "F forward ") : "F infer ");
+        outu((uint64_t)c * port_counter_res()); out("\n");
     }
 }
 

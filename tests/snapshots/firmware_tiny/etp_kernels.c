@@ -87,6 +87,26 @@ static int64_t sum_at_h(const etp_wh_t *row, const uint16_t *idx, uint16_t n)
     return acc;
 }
 
+/* sum_at_h of the four rows r, r + stride, r + 2 stride, r + 3 stride into out: each spike's index is
+ * loaded once for four rows (the same sums, in 32 bits as sum_at_h's). */
+static void sum_at_h4(const etp_wh_t *r, uint32_t stride, const uint16_t *idx, uint16_t n, int32_t *out)
+{
+    const etp_wh_t *r1 = r + stride, *r2 = r1 + stride, *r3 = r2 + stride;
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    uint16_t t;
+    for (t = 0; t < n; t++) {
+        uint16_t j = idx[t];
+        a0 += r[j];
+        a1 += r1[j];
+        a2 += r2[j];
+        a3 += r3[j];
+    }
+    out[0] = a0;
+    out[1] = a1;
+    out[2] = a2;
+    out[3] = a3;
+}
+
 /* The int16 inputs in the order dot_dense8 reads them: in each group of four (x0, x2, x1, x3), the
  * pairs SXTB16 makes of four int8 weights (w0, w2) and (w1, w3); the last n % 4 as they are. */
 static void pair_inputs8(const int16_t *x, uint16_t n, int16_t *out)
@@ -132,6 +152,76 @@ static int64_t dot_dense8(const int8_t *row, const int16_t *xp, uint16_t n)
     return acc;
 }
 
+#if defined(__ARM_FEATURE_DSP)
+/* SXTB16 of w rotated right by 8 bits, in one instruction (GCC does not fold __ror into __sxtb16):
+ * the odd bytes (w1, w3) sign-extended. */
+static inline int16x2_t sxtb16_ror8(uint32_t w)
+{
+    int16x2_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(w));
+    return r;
+}
+#endif
+
+/* An int8 x int16 product is at most 2^7 2^15 = 2^22 in magnitude: up to this many of them sum
+ * exactly in an int32 (SMLAD's 32-bit accumulator never wraps). */
+#define ETP_DOT8_N32 ((uint32_t)(INT32_MAX / ((int32_t)1 << 22)))
+
+/* dot_dense8 of two rows r0, r1 against the same paired inputs xp (d0, d1): each input pair is
+ * loaded once for both rows, and with n <= ETP_DOT8_N32 the sums run in 32 bits (SMLAD, eight
+ * inputs a round). The same integer sums as dot_dense8. */
+static void dot_dense8_x2(const int8_t *r0, const int8_t *r1, const int16_t *xp, uint16_t n, int64_t *d0,
+                          int64_t *d1)
+{
+#if defined(__ARM_FEATURE_DSP)
+    if (n <= ETP_DOT8_N32) {
+        int32_t a0 = 0, a1 = 0;
+        uint32_t j = 0;
+        for (; j + 7u < n; j += 8u) {
+            uint32_t w0, w1, v0, v1;
+            int16x2_t a, b, c, d;
+            memcpy(&w0, r0 + j, 4);
+            memcpy(&v0, r0 + j + 4u, 4);
+            memcpy(&w1, r1 + j, 4);
+            memcpy(&v1, r1 + j + 4u, 4);
+            memcpy(&a, xp + j, 4);            /* (x0, x2) */
+            memcpy(&b, xp + j + 2u, 4);       /* (x1, x3) */
+            memcpy(&c, xp + j + 4u, 4);
+            memcpy(&d, xp + j + 6u, 4);
+            a0 = __smlad(__sxtb16((int8x4_t)w0), a, a0);
+            a1 = __smlad(__sxtb16((int8x4_t)w1), a, a1);
+            a0 = __smlad(sxtb16_ror8(w0), b, a0);
+            a1 = __smlad(sxtb16_ror8(w1), b, a1);
+            a0 = __smlad(__sxtb16((int8x4_t)v0), c, a0);
+            a1 = __smlad(__sxtb16((int8x4_t)v1), c, a1);
+            a0 = __smlad(sxtb16_ror8(v0), d, a0);
+            a1 = __smlad(sxtb16_ror8(v1), d, a1);
+        }
+        for (; j + 3u < n; j += 4u) {
+            uint32_t w0, w1;
+            int16x2_t a, b;
+            memcpy(&w0, r0 + j, 4);
+            memcpy(&w1, r1 + j, 4);
+            memcpy(&a, xp + j, 4);
+            memcpy(&b, xp + j + 2u, 4);
+            a0 = __smlad(__sxtb16((int8x4_t)w0), a, a0);
+            a1 = __smlad(__sxtb16((int8x4_t)w1), a, a1);
+            a0 = __smlad(sxtb16_ror8(w0), b, a0);
+            a1 = __smlad(sxtb16_ror8(w1), b, a1);
+        }
+        for (; j < n; j++) {
+            a0 += (int32_t)r0[j] * xp[j];
+            a1 += (int32_t)r1[j] * xp[j];
+        }
+        *d0 = a0;
+        *d1 = a1;
+        return;
+    }
+#endif
+    *d0 = dot_dense8(r0, xp, n);
+    *d1 = dot_dense8(r1, xp, n);
+}
+
 void etp_lif_step_q(int32_t *v, int8_t *s, int32_t *vpre, uint16_t n,
                     const etp_vec_t *x, const etp_wh_t *W, int sh_x, const int8_t *sh_x_row,
                     const etp_vec_t *s_prev, const etp_wh_t *R, int sh_r,
@@ -141,6 +231,8 @@ void etp_lif_step_q(int32_t *v, int8_t *s, int32_t *vpre, uint16_t n,
     uint16_t nx = etp_nonzero(x, idx_x, val_x);
     uint16_t nr = R != NULL ? etp_nonzero(s_prev, idx_r, val_r) : 0;
     uint16_t i;
+    int32_t rec[4] = {0, 0, 0, 0}; /* spike sums of four recurrent rows (sum_at_h4) */
+    int64_t next = 0;             /* dense int8 rows: the odd row's sum, computed with the even one's */
     int ones = 1;                 /* previous spikes are 0/1 (unless a host wrote others): sums of weights */
     for (i = 0; i < nr; i++) {
         ones &= val_r[i] == 1;
@@ -155,18 +247,39 @@ void etp_lif_step_q(int32_t *v, int8_t *s, int32_t *vpre, uint16_t n,
     }
     for (i = 0; i < n; i++) {
         const etp_wh_t *wr = W + (uint32_t)i * x->n;
-        int64_t dot = !dense ? dot_nonzero_h(wr, idx_x, val_x, nx)
-                      : ETP_WH_BITS == 16 ? dot_dense16((const int16_t *)(const void *)wr, (const int16_t *)x->p, x->n)
-                                          : dot_dense8((const int8_t *)(const void *)wr, val_x, x->n);
+        int64_t dot;
+        if (!dense) {
+            dot = dot_nonzero_h(wr, idx_x, val_x, nx);
+        } else if (ETP_WH_BITS == 16) {
+            dot = dot_dense16((const int16_t *)(const void *)wr, (const int16_t *)x->p, x->n);
+        } else if ((i & 1u) == 0u && i + 1u < n) {   /* rows i, i + 1 together; row i + 1's sum waits in next */
+            dot_dense8_x2((const int8_t *)(const void *)wr, (const int8_t *)(const void *)(wr + x->n), val_x, x->n,
+                          &dot, &next);
+        } else if ((i & 1u) != 0u) {
+            dot = next;
+        } else {
+            dot = dot_dense8((const int8_t *)(const void *)wr, val_x, x->n);
+        }
 #if ETP_ROW_SHIFTS
         int64_t cur = etp_round_shift(dot, sh_x_row != NULL ? sh_x_row[i] : sh_x);
 #else
         int64_t cur = etp_round_shift(dot, sh_x);
 #endif
         int64_t vp;
-        if (R != NULL) {
+        if (R != NULL && nr != 0u) {  /* no spikes: the sum and its rounding are 0 */
             const etp_wh_t *rr = R + (uint32_t)i * n;
-            cur += etp_round_shift(ones ? sum_at_h(rr, idx_r, nr) : dot_nonzero_h(rr, idx_r, val_r, nr), sh_r);
+            int64_t rs;
+            if (!ones) {
+                rs = dot_nonzero_h(rr, idx_r, val_r, nr);
+            } else if (i >= (n & ~3u)) {        /* the last n % 4 rows */
+                rs = sum_at_h(rr, idx_r, nr);
+            } else {
+                if ((i & 3u) == 0u) {           /* rows i..i + 3 at once; the next three read rec */
+                    sum_at_h4(rr, n, idx_r, nr, rec);
+                }
+                rs = rec[i & 3u];
+            }
+            cur += etp_round_shift(rs, sh_r);
         }
         vp = etp_sat(etp_round_shift((int64_t)alpha_q * v[i], 15) + cur, INT32_MIN, INT32_MAX);
         if (vpre != NULL) {
