@@ -17,7 +17,7 @@ PACKAGES = ("edgetp", "firmware_gen", "deploy")
 # The engine: the float and integer references, audio, data and model files, and the leaf
 # modules every layer shares. It imports none of the layers built on it.
 ENGINE = ("edgetp.tp", "edgetp.fixed", "edgetp.audio", "edgetp.data", "edgetp.model", "edgetp.models",
-          "edgetp.errors", "edgetp.paths", "edgetp.threads")
+          "edgetp.errors", "edgetp.paths", "edgetp.threads", "edgetp.settings")
 RULES = [  # (importers, what they must not import)
     (ENGINE, ("edgetp.kws", "edgetp.cli", "edgetp.interop", "firmware_gen", "deploy")),
     (("firmware_gen",), ("deploy", "edgetp.cli")),

@@ -154,7 +154,8 @@ def _ray():
     try:
         import ray
     except ImportError:
-        raise EdgetpError(f"--workers / --ray run the grid on Ray, which is not installed: {INSTALL_HINT}") from None
+        raise EdgetpError(f"workers / ray (--workers / --ray; finetune: --set workers=N) run the grid on Ray, which is "
+                          f"not installed: {INSTALL_HINT}") from None
     return ray
 
 
