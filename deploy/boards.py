@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgetp.errors import EdgetpError
-from firmware_gen.build import CPU_FLAGS
+from firmware_gen.build import CPU_FLAGS, CROSS
 
 FIRMWARE = Path(__file__).resolve().parent / "firmware"
 
@@ -30,20 +30,29 @@ class Board:
     machine: str             # qemu -M
     cpu: str                 # a key of firmware_gen.build.CPU_FLAGS
     qemu: str                # the QEMU binary
-    cc: str
-    size: str
     port: str                # folder under deploy/firmware
     flash: tuple             # (origin, length): where the image is linked ("flash")
     ram: tuple               # (origin, length)
     icount_shift: int
     counter_res: int         # instructions per count of the port's counter under -icount
     defines: dict = field(default_factory=dict)
-    specs: str = "nano.specs"
     qemu_args: tuple = ()
 
     @property
     def cpu_flags(self) -> list[str]:
         return CPU_FLAGS[self.cpu]
+
+    @property
+    def cc(self) -> str:
+        return CROSS[self.cpu][0]
+
+    @property
+    def size(self) -> str:
+        return self.cc.replace("-gcc", "-size")
+
+    @property
+    def specs(self) -> str:
+        return CROSS[self.cpu][1]
 
     def port_sources(self) -> list[Path]:
         """The port's C, the shared C start and the semihosted flash."""
@@ -75,8 +84,7 @@ def _mps2(target, machine, cpu, name, uart, rx_irq, sysclk, flash, ram, shift) -
         raise EdgetpError(f"{target}: a SysTick tick must be a whole number of instructions")
     defs = {"ETP_BOARD_NAME": f'"{name}"', "ETP_UART_BASE": f"{uart:#x}u", "ETP_UART_RX_IRQ": rx_irq,
             "ETP_SYSCLK_HZ": f"{sysclk}u"}
-    return Board(target, machine, cpu, "qemu-system-arm", "arm-none-eabi-gcc", "arm-none-eabi-size", "mps2",
-                 flash, ram, shift, tick_ns >> shift, defs)
+    return Board(target, machine, cpu, "qemu-system-arm", "mps2", flash, ram, shift, tick_ns >> shift, defs)
 
 
 MB = 1 << 20
@@ -94,10 +102,10 @@ BOARDS = {b.target: b for b in (
           (0x10000000, 4 * MB), (0x38000000, 4 * MB), 1),
     # RISC-V virt (QEMU hw/riscv/virt.c): DRAM at 0x80000000, entered there with -bios none; its first 4 MB stand
     # for the flash, the next 4 MB for the RAM. ns16550a UART0 at 0x10000000 on PLIC source 10; CLINT mtime 10 MHz.
-    Board("qemu-rv32", "virt", "rv32imac", "qemu-system-riscv32", "riscv64-unknown-elf-gcc",
-          "riscv64-unknown-elf-size", "riscv_virt", (0x80000000, 4 * MB), (0x80400000, 4 * MB), 0, 1,
-          {"ETP_BOARD_NAME": '"riscv-virt"', "ETP_UART_BASE": "0x10000000u", "ETP_UART_PLIC_SRC": 10,
-           "ETP_MTIME_HZ": "10000000u"}, specs="picolibc.specs", qemu_args=("-bios", "none", "-m", "16M")),
+    Board("qemu-rv32", "virt", "rv32imac", "qemu-system-riscv32", "riscv_virt", (0x80000000, 4 * MB),
+          (0x80400000, 4 * MB), 0, 1, {"ETP_BOARD_NAME": '"riscv-virt"', "ETP_UART_BASE": "0x10000000u",
+                                       "ETP_UART_PLIC_SRC": 10, "ETP_MTIME_HZ": "10000000u"},
+          qemu_args=("-bios", "none", "-m", "16M")),
 )}
 EMULATED = tuple(BOARDS)
 

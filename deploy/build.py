@@ -30,11 +30,12 @@ from deploy.boards import BOARDS, EMULATED, FIRMWARE, Board
 from deploy.gen_proto import write_header
 from edgetp.errors import EdgetpError
 from firmware_gen.build import CORTEX_M4, SANITIZE, WARN
+from firmware_gen.memplan import PARTS, STACK
 from firmware_gen.runtime import RUNTIME_DIR
 
 PLATFORMS = ("host", *EMULATED, "board")   # what a firmware is built for (not a TP target set)
 ICOUNT_SHIFT = BOARDS["qemu"].icount_shift   # the M4's (profile.py, fe_profile.py)
-STACK_SIZE = 2048        # Cortex-M4 stack; the firmware reports its high-water mark (~0.6 KB measured)
+STACK_SIZE = STACK       # the firmware's stack; it reports its high-water mark (~0.6 KB measured)
 ARM_CC = "arm-none-eabi-gcc"
 ARM_SIZE = "arm-none-eabi-size"
 ARM_FLAGS = CORTEX_M4     # one definition of the flags, firmware_gen/build.py's
@@ -141,12 +142,13 @@ def _key(parts: list) -> str:
 def build(model_dir, target: str = "host", out_root=None, locked: bool = False, opt: str = "-O2",
           stack_size: int = STACK_SIZE, extra_cflags=(), force: bool = False, port_dir=None,
           flash_page: int | None = None, flash_prog: int | None = None, cc: str | None = None,
-          sanitize: bool = False) -> Image:
+          sanitize: bool = False, board: Board | None = None) -> Image:
     """Compile the firmware for ``target``; returns the :class:`Image` (cached by content).
     ``port_dir`` (cross targets): another board's port - its ``*.c`` (startup and the
     functions of etp_port.h) and one ``*.ld`` - instead of the board's; the core, flags and
     memory-map symbols stay the target's. ``cc`` (host): the
-    compiler (default cc); ``sanitize`` (host): with ASan and UBSan at -O1 (verify-c)."""
+    compiler (default cc); ``sanitize`` (host): with ASan and UBSan at -O1 (verify-c). ``board``:
+    another memory map for the target's board row (link_for_part)."""
     if target not in PLATFORMS:
         raise EdgetpError(f"build target must be one of {PLATFORMS}, got {target!r}")
     if target != "host" and (cc or sanitize):
@@ -156,7 +158,7 @@ def build(model_dir, target: str = "host", out_root=None, locked: bool = False, 
     model_dir = Path(model_dir).resolve()
     msrc = model_sources(model_dir)
     common = [FIRMWARE / "main.c", FIRMWARE / "etp_link.c", FIRMWARE / "etp_server.c"]
-    bd = None if target == "host" else board_of(target)
+    bd = None if target == "host" else (board or board_of(target))
     ld = bd.ld if bd else None
     if target == "host":
         port = [FIRMWARE / "host" / "port_host.c"]
@@ -206,6 +208,31 @@ def build(model_dir, target: str = "host", out_root=None, locked: bool = False, 
     return Image(target, exe, locked, elf_sizes(exe, bd.size), shift)
 
 
+PART_TARGETS = {"cortex-m4": "board", "rv32imac": "qemu-rv32"}   # the build a part's link reuses, by core
+
+
+def link_for_part(model_dir, part: str, out_root=None, stack_size: int = STACK_SIZE) -> Image:
+    """Link the firmware with the memory regions of a part of firmware_gen.memplan.PARTS (link only: it
+    proves the image, its RAM and stack fit; the weight store's two slots are kept out of the image's
+    flash, at its end). An image that does not fit fails with the linker's overflow message."""
+    from dataclasses import replace
+
+    if part not in PARTS:
+        raise EdgetpError(f"no part {part!r}; one of {', '.join(PARTS)}")
+    p = PARTS[part]
+    target = PART_TARGETS[p.cpu]
+    geo = store_geometry(Path(model_dir), *_store_units())
+    store = geo.flash_bytes if geo else 0
+    bd = replace(board_of(target), flash=(p.flash[0], p.flash[1] - store), ram=p.ram)
+    return build(model_dir, target, out_root, stack_size=stack_size, board=bd)
+
+
+def _store_units() -> tuple[int, int]:
+    from firmware_gen.store import DEFAULT_PAGE, DEFAULT_PROG
+
+    return DEFAULT_PAGE, DEFAULT_PROG
+
+
 def elf_sizes(elf: Path, size: str = ARM_SIZE) -> dict:
     """Berkeley sizes of the ELF: flash = text + data, RAM = data + bss (bss includes the stack)."""
     out = _run([size, "-B", str(elf)], size)
@@ -236,14 +263,23 @@ def main(argv=None) -> int:
     ap.add_argument("--port", help="another board's port folder (its *.c and one *.ld) instead of the target's")
     ap.add_argument("--flash-page", type=int, help="weight store: flash erase unit in bytes (default 4096)")
     ap.add_argument("--flash-prog", type=int, help="weight store: flash program unit in bytes (default 16)")
+    ap.add_argument("--part", choices=sorted(PARTS), help="link only, with this part's flash and RAM regions "
+                    "(firmware_gen/memplan.py's PARTS): does the firmware fit?")
     a = ap.parse_args(argv)
     try:
-        im = build(a.model_dir, a.target, a.out, a.locked, a.opt, a.stack, port_dir=a.port,
-                   flash_page=a.flash_page, flash_prog=a.flash_prog)
+        if a.part:
+            im = link_for_part(a.model_dir, a.part, a.out, a.stack)
+        else:
+            im = build(a.model_dir, a.target, a.out, a.locked, a.opt, a.stack, port_dir=a.port,
+                       flash_page=a.flash_page, flash_prog=a.flash_prog)
     except EdgetpError as exc:
         print(f"deploy.build: error: {exc}")
         return 2
     print(im.path)
+    if a.part:
+        p, s = PARTS[a.part], im.sizes
+        print(f"links for {p.name}: flash {s['flash']} of {p.flash[1]} B (less the weight store at its end), "
+              f"RAM {s['ram']} of {p.ram[1]} B")
     if im.sizes:
         s = im.sizes
         print(f"flash {s['flash']} B (text {s['text']} + data {s['data']}), RAM {s['ram']} B "

@@ -27,6 +27,11 @@ CPU_FLAGS = {
     "cortex-m33": ["-mcpu=cortex-m33", "-march=armv8-m.main+dsp", "-mthumb", "-mfloat-abi=soft", *_SECTIONS],
     "rv32imac": ["-march=rv32imac", "-mabi=ilp32", "-mcmodel=medany", *_SECTIONS],
 }
+# Each core's cross compiler and the C library its bare-metal link uses (newlib-nano; picolibc for RISC-V,
+# what Debian ships for riscv64-unknown-elf): the firmware build (deploy/boards.py) and the export's
+# CMake toolchain files (firmware_gen/cmake.py).
+CROSS = {"cortex-m4": ("arm-none-eabi-gcc", "nano.specs"), "cortex-m7": ("arm-none-eabi-gcc", "nano.specs"),
+         "cortex-m33": ("arm-none-eabi-gcc", "nano.specs"), "rv32imac": ("riscv64-unknown-elf-gcc", "picolibc.specs")}
 SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-g"]
 SAN_ENV = {"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:exitcode=86",
            "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1:exitcode=87"}

@@ -83,6 +83,7 @@ TOOLS = {  # name: (check, what it is, how to get it)
     "riscv64-unknown-elf-gcc": (lambda: _compiles(["riscv64-unknown-elf-gcc", "-march=rv32imac", "-mabi=ilp32",
                                                    "--specs=picolibc.specs", "-c"], "#include <string.h>\n"),
                                 "riscv64-unknown-elf-gcc with picolibc (RV32 builds)", SETUP),
+    "cmake": (lambda: shutil.which("cmake") is not None, "cmake (the export's CMake project)", SETUP),
     "qemu-system-riscv32": (lambda: shutil.which("qemu-system-riscv32") is not None,
                             "qemu-system-riscv32 (Debian: qemu-system-misc)", SETUP),
     "clang": (lambda: shutil.which("clang") is not None, "clang", SETUP),
