@@ -94,3 +94,19 @@ def test_verify_c_on_a_board_finds_a_planted_difference(tmp_path):
     ex.files["etp_kernels.c"] = ex.files["etp_kernels.c"].replace(old, "(uint32_t)(lam_q * tr[i] + (1 << 13))", 1)
     steps, mm = verify_export(ex, RefDevice(qm, dev), build_script(spec), 0, False, tmp_path, target="qemu-rv32")
     assert mm is not None and mm.step >= 2 and "tr0" in mm.differing, mm
+
+
+@RV
+def test_verify_c_cli_target(tmp_path):
+    import json
+
+    from conftest import run_cli
+
+    out = tmp_path / "v.json"
+    r = run_cli("verify-c", "--random-models", "1", "--steps", "1", "--target", "qemu-rv32", "--jobs", "1",
+                "--json", out)
+    assert r.returncode == 0, r.stdout + r.stderr
+    res = json.loads(out.read_text())
+    assert res["target"] == "qemu-rv32" and res["cases"] == 1 and res["mismatches"] == res["errors"] == 0
+    bad = run_cli("verify-c", "--model", "kws-mcu", "--target", "qemu-m33")
+    assert bad.returncode == 2 and "--target runs the random models" in bad.stderr and "Traceback" not in bad.stderr
