@@ -5,8 +5,10 @@
 #   ./setup.sh --no-data  skip the default data
 #
 # System packages (apt, needs root or sudo): gcc (host builds of the generated C), espeak-ng + sox (the offline speech
-# corpus), gcc-arm-none-eabi + libnewlib-arm-none-eabi (Cortex-M4 firmware),
-# qemu-system-arm (the emulated board), clang + its runtime libclang-rt-N-dev (ASan, UBSan,
+# corpus), gcc-arm-none-eabi + libnewlib-arm-none-eabi (Cortex-M4/M7/M33 firmware),
+# qemu-system-arm (the emulated Arm boards), gcc-riscv64-unknown-elf + picolibc-riscv64-unknown-elf +
+# qemu-system-misc (the RV32 firmware and its emulated board, qemu-system-riscv32; together ~1.4 GB
+# installed, picolibc's multilibs ~1 GB of it), cmake (the export's CMake project), clang + its runtime libclang-rt-N-dev (ASan, UBSan,
 # libFuzzer). Python packages: edgetp
 # with its test, interop, neuromorphic, deploy, plot and ray extras (torchaudio is left out:
 # it costs several GB; `pip install -e '.[torch]'` adds it).
@@ -20,7 +22,8 @@ for a in "$@"; do
   esac
 done
 
-APT_PKGS="gcc libc6-dev espeak-ng sox gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm clang"
+APT_PKGS="gcc libc6-dev espeak-ng sox gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm clang
+  gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf qemu-system-misc cmake"
 missing=""
 for p in $APT_PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then

@@ -1,6 +1,7 @@
 """verify-c's core: play one script on the firmware (etp_server built for the host, on pipes,
-driven by deploy.host.Device) and on the integer reference, and compare every state tensor
-after every step, the prediction and the digest after every sample.
+or for an emulated board, over its UART; driven by deploy.host.Device) and on the integer
+reference, and compare every state tensor after every step, the prediction and the digest
+after every sample.
 
 :func:`verify_export` writes and builds an export (deploy.build, every warning an error,
 optionally ASan+UBSan) and plays it; :func:`run_script` plays a script on an open Device.
@@ -18,7 +19,8 @@ from deploy import protocol as P
 from deploy.build import build
 from deploy.compare import Difference, first_difference
 from deploy.host import Device, DeviceError, LinkError
-from deploy.targets import PipeTarget, TargetExited
+from deploy.host import open_port
+from deploy.targets import PipeTarget, TargetExited, start
 from edgetp.errors import EdgetpError
 from firmware_gen.build import SAN_ENV
 from firmware_gen.generate import Export
@@ -104,20 +106,43 @@ def run_script(dev: Device, ref: RefDevice, script: Script, case: int = 0, shape
     return steps, None
 
 
-def build_firmware(export_dir: Path, sanitize: bool = False, cc: str | None = None, out_root: Path | None = None):
-    """The export's firmware for the host: strict C99, every warning an error, optionally
-    ASan+UBSan, frames of up to PIPE_MAX_PAYLOAD bytes (a pipe is no UART: the state of a
-    kws model, ~300 KB, is then 10 frames, not 1 200), and the frontend's trace (READ_FE)
-    when the export carries the frontend; built under ``out_root`` (default
-    ``export_dir``/firmware)."""
-    return build(export_dir, "host", out_root=out_root or Path(export_dir) / "firmware", cc=cc, sanitize=sanitize,
+def build_firmware(export_dir: Path, sanitize: bool = False, cc: str | None = None, out_root: Path | None = None,
+                   target: str = "host"):
+    """The export's firmware: strict C99, every warning an error, and the frontend's trace
+    (READ_FE) when the export carries the frontend; built under ``out_root`` (default
+    ``export_dir``/firmware). For the host optionally ASan+UBSan, with frames of up to
+    PIPE_MAX_PAYLOAD bytes (a pipe is no UART: the state of a kws model, ~300 KB, is then 10
+    frames, not 1 200); for an emulated board (deploy/boards.py) the UART's frames."""
+    out = out_root or Path(export_dir) / "firmware"
+    if target != "host":
+        if sanitize or cc:
+            raise EdgetpError("sanitizers and a compiler choice are for the host build only")
+        return build(export_dir, target, out_root=out, extra_cflags=["-Werror", "-DETP_FE_TRACE=1"])
+    return build(export_dir, "host", out_root=out, cc=cc, sanitize=sanitize,
                  extra_cflags=["-Werror", f"-DETP_MAX_PAYLOAD={P.PIPE_MAX_PAYLOAD}u", "-DETP_FE_TRACE=1"])
 
 
 @contextmanager
+def _board(image):
+    """An emulated board running ``image``, and a Device on its UART (as hil drives it)."""
+    with start(image.target, image) as target:
+        dev = Device(open_port(target.url), timeout=5.0)
+        try:
+            dev.hello()
+            yield dev
+        finally:
+            dev.close()
+
+
+@contextmanager
 def serve(image, sanitize: bool = False):
-    """Start ``image`` on pipes and yield a Device in session with it; at the end the
-    firmware exits (TargetExited if its status is not 0: a sanitizer's exit checks)."""
+    """Start ``image`` and yield a Device in session with it: a host build on pipes (at the end
+    the firmware exits; TargetExited if its status is not 0: a sanitizer's exit checks), a board's
+    under QEMU over its UART."""
+    if image.target != "host":
+        with _board(image) as dev:
+            yield dev
+        return
     target = PipeTarget(image, SAN_ENV if sanitize else None)
     try:
         dev = Device(target.port, timeout=TIMEOUT, retries=0)
@@ -133,13 +158,14 @@ def serve(image, sanitize: bool = False):
 
 
 def verify_export(export: Export, ref: RefDevice, script: Script, case: int = 0, sanitize: bool = False,
-                  workdir: Path | None = None, cc: str | None = None):
-    """Write ``export``, build its firmware, play ``script``; returns (steps, Mismatch or None)."""
+                  workdir: Path | None = None, cc: str | None = None, target: str = "host"):
+    """Write ``export``, build its firmware for ``target`` (host or an emulated board), play
+    ``script``; returns (steps, Mismatch or None)."""
     with tempfile.TemporaryDirectory(prefix="etp_verify_") as tmp:
         workdir = Path(workdir or tmp)
         export.write(workdir)
         try:
-            image = build_firmware(workdir, sanitize, cc)
+            image = build_firmware(workdir, sanitize, cc, target=target)
         except EdgetpError as exc:
             return 0, Mismatch(case, 0, "compile", detail=str(exc))
         shapes = {it.name: it.shape for it in export.layout.table()}

@@ -5,10 +5,11 @@ firmware_gen). The firmware is that plus ``deploy/firmware`` (main loop, link, s
 plus one port:
 
 - ``host``: native ``cc``; serves the protocol on a pseudo-terminal (tests, fast checks);
-- ``qemu``: ``arm-none-eabi-gcc`` for the Cortex-M4 of QEMU's ``mps2-an386`` (startup,
-  linker script, CMSDK UART; instructions counted under ``-icount``);
-- ``board``: the same Cortex-M4 image with the DWT cycle counter instead (a real MPS2
-  AN386, or a starting point for another board: docs/deploy.md).
+- ``qemu`` (Cortex-M4, ``mps2-an386``), ``qemu-m7`` (``mps2-an500``), ``qemu-m33``
+  (``mps2-an505``), ``qemu-rv32`` (RISC-V ``virt``): the emulated boards of deploy/boards.py,
+  cross-compiled with their port (instructions counted under ``-icount``);
+- ``board``: the Cortex-M4 image with the DWT cycle counter instead (a real MPS2
+  AN386, or a starting point for another board: docs/porting.md).
 
 ``locked=True`` defines ``ETP_PROTO_LOCKED=1`` (no commands that dump or write state).
 An export with the weight store (``etp_store_cfg.h``) is built with it (``ETP_HAS_STORE``) and
@@ -25,15 +26,16 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from deploy.boards import BOARDS, EMULATED, FIRMWARE, Board
 from deploy.gen_proto import write_header
 from edgetp.errors import EdgetpError
 from firmware_gen.build import CORTEX_M4, SANITIZE, WARN
+from firmware_gen.memplan import PARTS, STACK
 from firmware_gen.runtime import RUNTIME_DIR
 
-FIRMWARE = Path(__file__).resolve().parent / "firmware"
-PLATFORMS = ("host", "qemu", "board")   # what a firmware is built for (not a TP target set)
-ICOUNT_SHIFT = 3          # -icount shift: 8 ns per instruction -> one 40 ns SysTick tick = 5 instructions
-STACK_SIZE = 2048        # Cortex-M4 stack; the firmware reports its high-water mark (~0.6 KB measured)
+PLATFORMS = ("host", *EMULATED, "board")   # what a firmware is built for (not a TP target set)
+ICOUNT_SHIFT = BOARDS["qemu"].icount_shift   # the M4's (profile.py, fe_profile.py)
+STACK_SIZE = STACK       # the firmware's stack; it reports its high-water mark (~0.6 KB measured)
 ARM_CC = "arm-none-eabi-gcc"
 ARM_SIZE = "arm-none-eabi-size"
 ARM_FLAGS = CORTEX_M4     # one definition of the flags, firmware_gen/build.py's
@@ -42,7 +44,7 @@ BYTES_C = "etp_bytes.c"   # the runtime's byte helpers (CRC-32, little-endian), 
 
 @dataclass
 class Image:
-    """A built firmware: ``path`` (executable or ELF) and, for the Cortex-M4, its sizes."""
+    """A built firmware: ``path`` (executable or ELF) and, for a cross build, its sizes."""
 
     target: str
     path: Path
@@ -53,6 +55,17 @@ class Image:
 
 def have_arm() -> bool:
     return shutil.which(ARM_CC) is not None and shutil.which(ARM_SIZE) is not None
+
+
+def board_of(target: str) -> Board:
+    """The board row a cross build uses (``board``: the M4's, with the DWT counter)."""
+    return BOARDS["qemu" if target == "board" else target]
+
+
+def cross_flags(bd: Board, stack_size: int, map_file: Path | None = None) -> list[str]:
+    """The link of a bare-metal image: no start files (the port's), the board's libc specs and map."""
+    return ["-nostartfiles", f"--specs={bd.specs}", *bd.link_flags(), f"-Wl,--defsym=__stack_size={stack_size}",
+            "-Wl,--gc-sections", *([f"-Wl,-Map={map_file}"] if map_file else [])]
 
 
 def _run(cmd: list[str], what: str) -> str:
@@ -129,11 +142,13 @@ def _key(parts: list) -> str:
 def build(model_dir, target: str = "host", out_root=None, locked: bool = False, opt: str = "-O2",
           stack_size: int = STACK_SIZE, extra_cflags=(), force: bool = False, port_dir=None,
           flash_page: int | None = None, flash_prog: int | None = None, cc: str | None = None,
-          sanitize: bool = False) -> Image:
+          sanitize: bool = False, board: Board | None = None) -> Image:
     """Compile the firmware for ``target``; returns the :class:`Image` (cached by content).
-    ``port_dir`` (Cortex-M targets): another board's port - its ``*.c`` (startup and the
-    functions of etp_port.h) and one ``*.ld`` - instead of mps2_an386/. ``cc`` (host): the
-    compiler (default cc); ``sanitize`` (host): with ASan and UBSan at -O1 (verify-c)."""
+    ``port_dir`` (cross targets): another board's port - its ``*.c`` (startup and the
+    functions of etp_port.h) and one ``*.ld`` - instead of the board's; the core, flags and
+    memory-map symbols stay the target's. ``cc`` (host): the
+    compiler (default cc); ``sanitize`` (host): with ASan and UBSan at -O1 (verify-c). ``board``:
+    another memory map for the target's board row (link_for_part)."""
     if target not in PLATFORMS:
         raise EdgetpError(f"build target must be one of {PLATFORMS}, got {target!r}")
     if target != "host" and (cc or sanitize):
@@ -143,7 +158,8 @@ def build(model_dir, target: str = "host", out_root=None, locked: bool = False, 
     model_dir = Path(model_dir).resolve()
     msrc = model_sources(model_dir)
     common = [FIRMWARE / "main.c", FIRMWARE / "etp_link.c", FIRMWARE / "etp_server.c"]
-    ld = FIRMWARE / "mps2_an386" / "mps2_an386.ld"
+    bd = None if target == "host" else (board or board_of(target))
+    ld = bd.ld if bd else None
     if target == "host":
         port = [FIRMWARE / "host" / "port_host.c"]
     elif port_dir is not None:
@@ -153,7 +169,7 @@ def build(model_dir, target: str = "host", out_root=None, locked: bool = False, 
             raise EdgetpError(f"{port_dir}: a port folder holds C sources and exactly one linker script (*.ld)")
         ld = lds[0]
     else:
-        port = [FIRMWARE / "mps2_an386" / "startup.c", FIRMWARE / "mps2_an386" / "port_mps2.c"]
+        port = bd.port_sources()
     headers = sorted(FIRMWARE.glob("*.h")) + sorted(model_dir.glob("*.h"))
     defs = [f"-DETP_PROTO_LOCKED={int(locked)}", *api_defines(model_dir)]
     from firmware_gen.store import DEFAULT_PAGE, DEFAULT_PROG
@@ -164,21 +180,22 @@ def build(model_dir, target: str = "host", out_root=None, locked: bool = False, 
                  f"-DETP_FLASH_SIZE={geo.flash_bytes}u"]
     if (model_dir / "etp_frontend_cfg.h").is_file():
         defs.append("-DETP_HAS_FRONTEND=1")    # the export carries the audio frontend (AUDIO_PCM / AUDIO_RUN)
-    if target == "qemu":
-        defs += ["-DETP_COUNTER_SRC=1", f"-DETP_ICOUNT_SHIFT={ICOUNT_SHIFT}", "-DETP_FLASH_SEMIHOST=1"]
+    if target in EMULATED:
+        defs += ["-DETP_COUNTER_SRC=1", *bd.c_defines(), "-DETP_FLASH_SEMIHOST=1"]
     elif target == "board":
-        defs += ["-DETP_COUNTER_SRC=2"]
+        defs += ["-DETP_COUNTER_SRC=2", *bd.c_defines()]
     flags = [*(SANITIZE + ["-O1"] if sanitize else [opt]), *WARN, *defs, *extra_cflags]
     if target == "host":
         cc = cc or shutil.which("cc") or shutil.which("gcc") or "cc"
     from deploy.gen_proto import headers_text
-    key = _key([target, cc or ARM_CC, *flags, stack_size, headers_text(), *common, *port, *msrc, *headers]
-               + ([ld] if target != "host" else []))
+    key = _key([target, cc or bd.cc, *flags, stack_size, headers_text(), *common, *port, *msrc, *headers]
+               + ([ld, *bd.cpu_flags, *bd.link_flags(), bd.specs] if bd else []))
     out = Path(out_root) if out_root else paths.home() / "deploy-build"
     out = out / f"{target}-{key}"
     exe = out / ("etp_fw" if target == "host" else "etp_fw.elf")
+    shift = bd.icount_shift if bd else ICOUNT_SHIFT
     if exe.is_file() and not force:
-        return Image(target, exe, locked, elf_sizes(exe) if target != "host" else {})
+        return Image(target, exe, locked, elf_sizes(exe, bd.size) if bd else {}, shift)
     out.mkdir(parents=True, exist_ok=True)
     gen = write_header(out / "gen")
     inc = include_flags(gen.parent, model_dir)
@@ -186,15 +203,39 @@ def build(model_dir, target: str = "host", out_root=None, locked: bool = False, 
     if target == "host":
         _run([cc, *flags, *inc, *srcs, "-o", str(exe)], "host firmware build")
         return Image(target, exe, locked)
-    _run([ARM_CC, *ARM_FLAGS, *flags, *inc, *srcs, "-nostartfiles", "--specs=nano.specs",
-          f"-T{ld}", f"-Wl,--defsym=__stack_size={stack_size}", "-Wl,--gc-sections",
-          f"-Wl,-Map={out / 'etp_fw.map'}", "-o", str(exe), "-lgcc"], f"{target} firmware build")
-    return Image(target, exe, locked, elf_sizes(exe))
+    _run([bd.cc, *bd.cpu_flags, *flags, *inc, *srcs, f"-T{ld}", *cross_flags(bd, stack_size, out / "etp_fw.map"),
+          "-o", str(exe), "-lgcc"], f"{target} firmware build")
+    return Image(target, exe, locked, elf_sizes(exe, bd.size), shift)
 
 
-def elf_sizes(elf: Path) -> dict:
+PART_TARGETS = {"cortex-m4": "board", "rv32imac": "qemu-rv32"}   # the build a part's link reuses, by core
+
+
+def link_for_part(model_dir, part: str, out_root=None, stack_size: int = STACK_SIZE) -> Image:
+    """Link the firmware with the memory regions of a part of firmware_gen.memplan.PARTS (link only: it
+    proves the image, its RAM and stack fit; the weight store's two slots are kept out of the image's
+    flash, at its end). An image that does not fit fails with the linker's overflow message."""
+    from dataclasses import replace
+
+    if part not in PARTS:
+        raise EdgetpError(f"no part {part!r}; one of {', '.join(PARTS)}")
+    p = PARTS[part]
+    target = PART_TARGETS[p.cpu]
+    geo = store_geometry(Path(model_dir), *_store_units())
+    store = geo.flash_bytes if geo else 0
+    bd = replace(board_of(target), flash=(p.flash[0], p.flash[1] - store), ram=p.ram)
+    return build(model_dir, target, out_root, stack_size=stack_size, board=bd)
+
+
+def _store_units() -> tuple[int, int]:
+    from firmware_gen.store import DEFAULT_PAGE, DEFAULT_PROG
+
+    return DEFAULT_PAGE, DEFAULT_PROG
+
+
+def elf_sizes(elf: Path, size: str = ARM_SIZE) -> dict:
     """Berkeley sizes of the ELF: flash = text + data, RAM = data + bss (bss includes the stack)."""
-    out = _run([ARM_SIZE, "-B", str(elf)], "arm-none-eabi-size")
+    out = _run([size, "-B", str(elf)], size)
     line = out.strip().splitlines()[-1].split()
     text, data, bss = (int(v) for v in line[:3])
     stack = 0
@@ -219,17 +260,26 @@ def main(argv=None) -> int:
     ap.add_argument("--out", help="build folder (default: a cache folder)")
     ap.add_argument("--opt", default="-O2")
     ap.add_argument("--stack", type=int, default=STACK_SIZE)
-    ap.add_argument("--port", help="another board's port folder (its *.c and one *.ld) instead of mps2_an386/")
+    ap.add_argument("--port", help="another board's port folder (its *.c and one *.ld) instead of the target's")
     ap.add_argument("--flash-page", type=int, help="weight store: flash erase unit in bytes (default 4096)")
     ap.add_argument("--flash-prog", type=int, help="weight store: flash program unit in bytes (default 16)")
+    ap.add_argument("--part", choices=sorted(PARTS), help="link only, with this part's flash and RAM regions "
+                    "(firmware_gen/memplan.py's PARTS): does the firmware fit?")
     a = ap.parse_args(argv)
     try:
-        im = build(a.model_dir, a.target, a.out, a.locked, a.opt, a.stack, port_dir=a.port,
-                   flash_page=a.flash_page, flash_prog=a.flash_prog)
+        if a.part:
+            im = link_for_part(a.model_dir, a.part, a.out, a.stack)
+        else:
+            im = build(a.model_dir, a.target, a.out, a.locked, a.opt, a.stack, port_dir=a.port,
+                       flash_page=a.flash_page, flash_prog=a.flash_prog)
     except EdgetpError as exc:
         print(f"deploy.build: error: {exc}")
         return 2
     print(im.path)
+    if a.part:
+        p, s = PARTS[a.part], im.sizes
+        print(f"links for {p.name}: flash {s['flash']} of {p.flash[1]} B (less the weight store at its end), "
+              f"RAM {s['ram']} of {p.ram[1]} B")
     if im.sizes:
         s = im.sizes
         print(f"flash {s['flash']} B (text {s['text']} + data {s['data']}), RAM {s['ram']} B "

@@ -19,7 +19,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from deploy.build import ARM_CC, ARM_FLAGS, FIRMWARE, ICOUNT_SHIFT, WARN, include_flags, model_sources
+from deploy.boards import BOARDS
+from deploy.build import (ARM_CC, ARM_FLAGS, FIRMWARE, STACK_SIZE, WARN, cross_flags, include_flags,
+                          model_sources)
 from deploy.gen_proto import write_header
 from edgetp.errors import EdgetpError
 
@@ -32,13 +34,12 @@ STEPS = (("load", "etp_fe_load: window, block exponent, shift, digit-reversed lo
 
 def build(model_dir: Path, out: Path, utterances: int, opt: str = "-O2") -> Path:
     gen = write_header(out / "gen").parent
-    defs = ["-DETP_COUNTER_SRC=1", f"-DETP_ICOUNT_SHIFT={ICOUNT_SHIFT}", f"-DETP_FE_PROF_UTTS={utterances}"]
+    bd = BOARDS["qemu"]
+    defs = ["-DETP_COUNTER_SRC=1", *bd.c_defines(), f"-DETP_FE_PROF_UTTS={utterances}"]
     elf = out / "fe_profile.elf"
-    srcs = [FIRMWARE / "profile" / "fe_profile_main.c", FIRMWARE / "mps2_an386" / "startup.c",
-            FIRMWARE / "mps2_an386" / "port_mps2.c", *model_sources(model_dir)]
+    srcs = [FIRMWARE / "profile" / "fe_profile_main.c", *bd.port_sources(), *model_sources(model_dir)]
     r = subprocess.run([ARM_CC, *ARM_FLAGS, opt, *WARN, *defs, *include_flags(gen, model_dir),
-                        *map(str, srcs), "-nostartfiles", "--specs=nano.specs",
-                        f"-T{FIRMWARE / 'mps2_an386' / 'mps2_an386.ld'}", "-Wl,--gc-sections", "-o", str(elf), "-lgcc"],
+                        *map(str, srcs), f"-T{bd.ld}", *cross_flags(bd, STACK_SIZE), "-o", str(elf), "-lgcc"],
                        capture_output=True, text=True)
     if r.returncode != 0:
         raise EdgetpError(f"building the frontend profile failed:\n{r.stderr[-3000:]}")

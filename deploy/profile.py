@@ -24,7 +24,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from deploy.build import ARM_CC, ARM_FLAGS, FIRMWARE, ICOUNT_SHIFT, WARN, include_flags, model_sources
+from deploy.boards import BOARDS
+from deploy.build import (ARM_CC, ARM_FLAGS, FIRMWARE, ICOUNT_SHIFT, STACK_SIZE, WARN, cross_flags, include_flags,
+                          model_sources)
 from deploy.frame_costs import frame_summary
 from deploy.gen_proto import write_header
 from deploy.targets import QEMU
@@ -53,7 +55,7 @@ def build_profile(model_dir: Path, out: Path, steps: int, opt: str = "-O2", inst
     out.mkdir(parents=True, exist_ok=True)
     gen = write_header(out / "gen").parent
     inc = include_flags(gen, model_dir)
-    defs = ["-DETP_COUNTER_SRC=1", f"-DETP_ICOUNT_SHIFT={ICOUNT_SHIFT}", f"-DETP_PROF_STEPS={steps}"]
+    defs = ["-DETP_COUNTER_SRC=1", *BOARDS["qemu"].c_defines(), f"-DETP_PROF_STEPS={steps}"]
     base = [ARM_CC, *ARM_FLAGS, opt, *WARN, *defs, *inc]
     objs = []
     for src in model_sources(model_dir):
@@ -62,11 +64,10 @@ def build_profile(model_dir: Path, out: Path, steps: int, opt: str = "-O2", inst
         subprocess.run([*base, *prof, "-c", str(src), "-o", str(obj)], check=True)
         objs.append(str(obj))
     elf = out / "profile.elf"
-    port = [FIRMWARE / "profile" / "profile_main.c", FIRMWARE / "mps2_an386" / "startup.c",
-            FIRMWARE / "mps2_an386" / "port_mps2.c"]
-    subprocess.run([*base, *map(str, port), *objs, "-nostartfiles", "--specs=nano.specs",
-                    f"-T{FIRMWARE / 'mps2_an386' / 'mps2_an386.ld'}", "-Wl,--gc-sections", "-o", str(elf), "-lgcc"],
-                   check=True)
+    bd = BOARDS["qemu"]
+    port = [FIRMWARE / "profile" / "profile_main.c", *bd.port_sources()]
+    subprocess.run([*base, *map(str, port), *objs, f"-T{bd.ld}", *cross_flags(bd, STACK_SIZE), "-o", str(elf),
+                    "-lgcc"], check=True)
     return elf
 
 

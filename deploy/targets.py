@@ -2,8 +2,9 @@
 
 - :class:`HostTarget` runs the native build; it prints its pty. Reset: SIGUSR1 (the
   process re-executes itself on the same pty, so all its RAM state is new).
-- :class:`QemuTarget` runs ``qemu-system-arm -M mps2-an386 -serial pty`` with
-  ``-icount shift=S,sleep=on`` (instruction counting, deploy/build.py; while the core
+- :class:`QemuTarget` runs an emulated board of deploy/boards.py (``qemu``: ``qemu-system-arm
+  -M mps2-an386``; ``qemu-m7``, ``qemu-m33``, ``qemu-rv32``) with ``-serial pty`` and
+  ``-icount shift=S,sleep=on`` (instruction counting, deploy/boards.py; while the core
   sleeps in WFI virtual time follows real time, which is twice as fast on the link as
   sleep=off) and an HMP monitor on a UNIX socket. Reset: ``system_reset`` (the whole
   board, as a reset button would).
@@ -34,14 +35,15 @@ import threading
 import time
 from pathlib import Path
 
+from deploy.boards import BOARDS, EMULATED
 from deploy.build import Image
 from edgetp.errors import EdgetpError
 
-QEMU = "qemu-system-arm"
+QEMU = BOARDS["qemu"].qemu
 
 
-def have_qemu() -> bool:
-    return shutil.which(QEMU) is not None
+def have_qemu(target: str = "qemu") -> bool:
+    return shutil.which(BOARDS[target].qemu) is not None
 
 
 class Target:
@@ -138,13 +140,14 @@ class HostTarget(_Proc):
 
 
 class QemuTarget(_Proc):
-    name = "QEMU mps2-an386"
-
-    def __init__(self, image: Image, flash=None, cut: int | None = None, cut_mode: str = "torn"):
+    def __init__(self, image: Image, flash=None, cut: int | None = None, cut_mode: str = "torn",
+                 board: str = "qemu"):
         self.image = image
+        bd = BOARDS[board]
+        self.name = f"QEMU {bd.machine}"
         self._dir = tempfile.mkdtemp(prefix="etp-qemu-")
         self.monitor = os.path.join(self._dir, "mon.sock")
-        semi = "enable=on,target=native,arg=etp_fw"      # the port's flash file and power cut (port_mps2.c)
+        semi = "enable=on,target=native,arg=etp_fw"      # the port's flash file and power cut (semihost_flash.c)
         if flash is not None:
             if any(c in str(flash) for c in " ,") or len(str(flash)) > 200:
                 raise EdgetpError(f"the QEMU flash file's path may not hold spaces or commas, nor exceed 200 "
@@ -152,11 +155,10 @@ class QemuTarget(_Proc):
             semi += f",arg=flash={flash}"
         if cut is not None:
             semi += f",arg=cut={int(cut)},arg=mode={cut_mode}"
-        cmd = [QEMU, "-M", "mps2-an386", "-display", "none", "-nodefaults", "-serial", "pty",
-               "-monitor", f"unix:{self.monitor},server=on,wait=off", "-semihosting-config", semi,
-               "-icount", f"shift={image.icount_shift},align=off,sleep=on", "-kernel", str(image.path)]
+        cmd = [*bd.qemu_cmd(image.path), "-monitor", f"unix:{self.monitor},server=on,wait=off",
+               "-semihosting-config", semi]
         self.cmd = cmd
-        self._start(cmd, "qemu-system-arm")
+        self._start(cmd, bd.qemu)
 
     def hmp(self, command: str) -> str:
         """One human-monitor command (e.g. ``system_reset``)."""
@@ -268,19 +270,25 @@ class PortTarget(Target):
         self.name = f"device at {url}"
 
 
+def builds(target: str) -> bool:
+    """Whether the firmware for ``target`` is built here (host, an emulated board), not on a board."""
+    return target == "host" or target in EMULATED
+
+
 def check_target(target: str) -> None:
-    if target in ("host", "qemu"):
+    if builds(target):
         return
     if not target or (not re.match(r"^[a-z]+://", target) and not Path(target).exists()):
-        raise EdgetpError(f"--target must be host, qemu, a serial port or a pyserial URL; {target!r} is none")
+        raise EdgetpError(f"--target must be host, {', '.join(EMULATED)}, a serial port or a pyserial URL; "
+                          f"{target!r} is none")
 
 
 def start(target: str, image: Image | None = None, **flash) -> Target:
-    """``host``/``qemu`` start ``image`` (``flash``: ``flash=PATH``, ``cut=N``, ``cut_mode``);
-    anything else is a serial URL or port name."""
+    """``host`` or an emulated board start ``image`` (``flash``: ``flash=PATH``, ``cut=N``,
+    ``cut_mode``); anything else is a serial URL or port name."""
     check_target(target)
     if target == "host":
         return HostTarget(image, **flash)
-    if target == "qemu":
-        return QemuTarget(image, **flash)
+    if target in EMULATED:
+        return QemuTarget(image, **flash, board=target)
     return PortTarget(target)

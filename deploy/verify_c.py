@@ -1,4 +1,5 @@
-"""`edgetp verify-c`: the exported C, built into the firmware (etp_server on the host), against
+"""`edgetp verify-c`: the exported C, built into the firmware (etp_server on the host or on an
+emulated board, deploy/boards.py), against
 the integer reference bit for bit (deploy/bitexact.py), over random models or over one
 model's fine-tuning run, with a summary (cases, steps, mismatches) for humans and for JSON."""
 from __future__ import annotations
@@ -71,35 +72,38 @@ class Summary:
         return out
 
 
-def _case(i: int, spec, sanitize: bool, workroot: Path | None, cc: str | None):
+def _case(i: int, spec, sanitize: bool, workroot: Path | None, cc: str | None, target: str = "host"):
     qm, dev = build_model(spec), device_config(spec)
     workdir = None
     if workroot is not None:
         workdir = workroot / f"case{i:04d}"
-    steps, mm = verify_export(render(qm, dev), RefDevice(qm, dev), build_script(spec), i, sanitize, workdir, cc)
+    steps, mm = verify_export(render(qm, dev), RefDevice(qm, dev), build_script(spec), i, sanitize, workdir, cc,
+                              target)
     return i, spec, steps, mm
 
 
 def verify_random(n: int, seed: int = 0, steps: int | None = None, sanitize: bool = False, jobs: int | None = None,
-                  keep: Path | None = None, cc: str | None = None, specs=None) -> Summary:
+                  keep: Path | None = None, cc: str | None = None, specs=None, target: str = "host") -> Summary:
     """``n`` random models (firmware_gen.cases.random_spec, from ``seed``), each compiled and
-    played against the reference; ``steps`` fixes the steps per sample."""
+    played against the reference; ``steps`` fixes the steps per sample; ``target``: host (on
+    pipes) or an emulated board (cross-compiled, under QEMU, over its UART)."""
     rng = np.random.default_rng(seed)
     specs = specs or [random_spec(rng) for _ in range(n)]
     if steps is not None:
         for s in specs:
             s.steps = int(steps)
-    summary = Summary("random models", sanitize=sanitize)
+    summary = Summary("random models" if target == "host" else f"random models on {target}", sanitize=sanitize)
     t0 = time.perf_counter()
     jobs = max(1, jobs or os.cpu_count() or 1)
     if keep is not None:
         Path(keep).mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(jobs) as pool:
-        for i, spec, st, mm in pool.map(lambda a: _case(a[0], a[1], sanitize, keep and Path(keep), cc),
+        for i, spec, st, mm in pool.map(lambda a: _case(a[0], a[1], sanitize, keep and Path(keep), cc, target),
                                         enumerate(specs)):
             summary.add(i, st, mm, spec.describe())
     summary.seconds = time.perf_counter() - t0
     summary.extra["seed"] = seed
+    summary.extra["target"] = target
     summary.extra["update_every"] = {str(k): sum(s.update_every == k for s in specs)
                                      for k in sorted({s.update_every for s in specs})}
     summary.extra["frozen_hidden"] = sum(bool(s.frozen_hidden) for s in specs)

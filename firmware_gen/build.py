@@ -15,8 +15,23 @@ WARN = ["-std=c99", "-Wall", "-Wextra", "-pedantic", "-Wshadow", "-Wstrict-proto
 STRICT = [*WARN, "-Werror"]
 # Cortex-M4: the runtime is integer-only, so soft float (newlib's default multilib, what the
 # firmware links against); objects measured here are the ones the firmware links.
-CORTEX_M4 = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=soft", "-ffunction-sections", "-fdata-sections",
-             "-fno-common"]
+_SECTIONS = ["-ffunction-sections", "-fdata-sections", "-fno-common"]
+CORTEX_M4 = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=soft", *_SECTIONS]
+# The other cores the firmware is built for (deploy/boards.py), soft float like the M4. The M33 is
+# Armv8-M Mainline with its DSP extension (the runtime's __ARM_FEATURE_DSP paths); RV32IMAC has no
+# Arm intrinsics: the runtime's portable C. Plain rv32imac (not _zicsr): GCC 12's multilib match is exact,
+# so the port enables Zicsr in its own asm (.option arch) for the CSRs it reads.
+CPU_FLAGS = {
+    "cortex-m4": CORTEX_M4,
+    "cortex-m7": ["-mcpu=cortex-m7", "-mthumb", "-mfloat-abi=soft", *_SECTIONS],
+    "cortex-m33": ["-mcpu=cortex-m33", "-march=armv8-m.main+dsp", "-mthumb", "-mfloat-abi=soft", *_SECTIONS],
+    "rv32imac": ["-march=rv32imac", "-mabi=ilp32", "-mcmodel=medany", *_SECTIONS],
+}
+# Each core's cross compiler and the C library its bare-metal link uses (newlib-nano; picolibc for RISC-V,
+# what Debian ships for riscv64-unknown-elf): the firmware build (deploy/boards.py) and the export's
+# CMake toolchain files (firmware_gen/cmake.py).
+CROSS = {"cortex-m4": ("arm-none-eabi-gcc", "nano.specs"), "cortex-m7": ("arm-none-eabi-gcc", "nano.specs"),
+         "cortex-m33": ("arm-none-eabi-gcc", "nano.specs"), "rv32imac": ("riscv64-unknown-elf-gcc", "picolibc.specs")}
 SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-g"]
 SAN_ENV = {"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:exitcode=86",
            "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1:exitcode=87"}

@@ -108,3 +108,41 @@ def check_budgets(rows: list[Row], ram_budget=None, flash_budget=None, title: st
                         + ", ".join(f"{r.name} {r.nbytes:,d} B" for r in big) + ")")
     if over:
         raise EdgetpError("the model does not fit: " + "; ".join(over) + "\n" + "\n".join(format_plan(rows, title)))
+
+
+STACK = 2048   # the firmware's stack, bytes (deploy/build.py reserves it; its high-water mark is ~0.6 KB)
+
+
+@dataclass(frozen=True)
+class Part:
+    """A microcontroller's memory, to check an export against before linking for it."""
+
+    name: str
+    cpu: str          # a key of firmware_gen.build.CPU_FLAGS
+    flash: tuple      # (origin, bytes): on-chip (or, on the ESP32-C3, the external flash's code window)
+    ram: tuple        # (origin, bytes)
+    note: str = ""
+
+
+KIB = 1024
+# The nRF52840's Cortex-M4F (soft float here: the runtime is integer); an ESP32-C3-class RV32IMC part with
+# 400 KB SRAM (its data-bus window) and code from a 4 MB external flash (its instruction-cache window).
+PARTS = {
+    "nrf52840": Part("nRF52840", "cortex-m4", (0x00000000, 1024 * KIB), (0x20000000, 256 * KIB)),
+    "esp32c3": Part("ESP32-C3-class", "rv32imac", (0x42000000, 4096 * KIB), (0x3FC80000, 400 * KIB),
+                    "400 KB SRAM, 4 MB external flash"),
+}
+
+
+def fit_lines(rows: list[Row], stack: int) -> list[str]:
+    """Whether the plan fits each part of PARTS: RAM = the plan's + the stack, flash = the plan's
+    arrays + the weight store's two slots (code comes on top: a link with the part's regions says
+    whether it fits too: python -m deploy.build DIR --part NAME)."""
+    tot = totals(rows)
+    ram, flash = tot["ram"] + stack, tot["flash"] + tot["store"]
+    out = [f"fits on (arrays + {stack:,d} B stack in RAM; arrays + weight store in flash; code not counted):"]
+    for key, p in PARTS.items():
+        ok = ram <= p.ram[1] and flash <= p.flash[1]
+        out.append(f"  {p.name} ({key}): RAM {ram:,d} of {p.ram[1]:,d} B, flash {flash:,d} of {p.flash[1]:,d} B: "
+                   + ("fits, " + f"{p.flash[1] - flash:,d} B of flash left for code" if ok else "does NOT fit"))
+    return out

@@ -30,7 +30,7 @@ def test_committed_flash_header_is_generated_from_store_py():
     h = flash_header_text()
     assert f"#define ETP_FLASH_PAGE {DEFAULT_PAGE}u" in h and f"#define ETP_FLASH_PROG {DEFAULT_PROG}u" in h
     # the ports take the flash parameters from it, and write none of their own
-    for port in ("host/port_host.c", "mps2_an386/port_mps2.c"):
+    for port in ("host/port_host.c", "mps2/port_mps2.c", "riscv_virt/port_virt.c", "semihost/semihost_flash.c"):
         assert "#define ETP_FLASH_" not in (FIRMWARE / port).read_text(), port
     assert '#include "etp_flash.h"' in (FIRMWARE / "etp_port.h").read_text()
 
@@ -198,8 +198,9 @@ def test_wheel_carries_the_firmware_sources(tmp_path):
     assert r.returncode == 0, r.stderr
     (whl,) = tmp_path.glob("edgetp-*.whl")
     names = set(zipfile.ZipFile(whl).namelist())
-    for f in ("main.c", "etp_link.c", "etp_server.c", "etp_port.h", "host/port_host.c", "mps2_an386/startup.c",
-              "mps2_an386/port_mps2.c", "mps2_an386/mps2_an386.ld", "profile/profile_main.c"):
+    for f in ("main.c", "etp_link.c", "etp_server.c", "etp_port.h", "host/port_host.c", "mps2/startup.c",
+              "mps2/port_mps2.c", "etp_image.ld", "etp_crt.c", "semihost/semihost_flash.c", "riscv_virt/startup.c",
+              "riscv_virt/port_virt.c", "profile/profile_main.c"):
         assert f"deploy/firmware/{f}" in names, f
     assert "deploy/generated/etp_proto.h" in names and "deploy/fuzz/fuzz_server.c" in names
     assert "deploy/generated/etp_flash.h" in names and "firmware_gen/runtime/etp_bytes.c" in names

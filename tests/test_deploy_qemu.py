@@ -33,12 +33,15 @@ def test_instruction_counter_is_exact_to_its_resolution():
             assert all(abs(c - base - 2 * n) <= 5 for c in cost[n]), (n, cost[n], base)
 
 
-def test_image_sizes_and_ram_report():
-    image = build(FAKE_DIR, "qemu")
+@pytest.mark.parametrize("target", ["qemu", "qemu-m7", "qemu-m33", pytest.param("qemu-rv32", marks=pytest.mark.needs(
+    "riscv64-unknown-elf-gcc", "qemu-system-riscv32"))])
+def test_image_sizes_and_ram_report(target):
+    """On every emulated board (deploy/boards.py): the ELF's figures and the firmware's own agree."""
+    image = build(FAKE_DIR, target)
     s = image.sizes
     assert s["flash"] == s["text"] + s["data"] and s["ram"] == s["data"] + s["bss"]
     assert s["stack"] == 2048 and s["bss"] >= s["stack"] and 0 < s["text"] < 64 * 1024
-    with device("qemu") as (_, dev):
+    with device(target) as (_, dev):
         dev.hello()
         dev.init(1)
         dev.train(np.arange(8), 1)
@@ -73,8 +76,8 @@ def test_another_boards_port_folder_builds(tmp_path):
     from deploy.build import FIRMWARE
     from edgetp.errors import EdgetpError
 
-    for f in ("startup.c", "port_mps2.c", "mps2_an386.ld"):
-        shutil.copy(FIRMWARE / "mps2_an386" / f, tmp_path / f.replace("mps2", "myboard"))
+    for f in ("mps2/startup.c", "mps2/port_mps2.c", "etp_crt.c", "semihost/semihost_flash.c", "etp_image.ld"):
+        shutil.copy(FIRMWARE / f, tmp_path / Path(f).name.replace("mps2", "myboard"))
     image = build(FAKE_DIR, "board", tmp_path / "out", port_dir=tmp_path)
     assert image.sizes["flash"] > 0
     (tmp_path / "second.ld").write_text("")

@@ -151,8 +151,14 @@ def test_learning_every_second_frame_on_the_emulated_cortex_m4(tiny, tmp_path):
         _session("qemu", qm, cdir, sup, qry, cfg=DeviceConfig(lr_max=0.05))
 
 
-@pytest.mark.parametrize("target", ["host", pytest.param("qemu", marks=pytest.mark.needs(
-    "arm-none-eabi-gcc", "qemu-system-arm"))])
+ARM_QEMU = pytest.mark.needs("arm-none-eabi-gcc", "qemu-system-arm")
+BOARD_NAMES = {"qemu": "mps2-an386 (qemu)", "qemu-m7": "mps2-an500 (qemu)", "qemu-m33": "mps2-an505 (qemu)",
+               "qemu-rv32": "riscv-virt (qemu)"}
+
+
+@pytest.mark.parametrize("target", ["host", *(pytest.param(t, marks=ARM_QEMU) for t in ("qemu", "qemu-m7", "qemu-m33")),
+                                    pytest.param("qemu-rv32", marks=pytest.mark.needs("riscv64-unknown-elf-gcc",
+                                                                                      "qemu-system-riscv32"))])
 @pytest.mark.needs("cc")
 def test_edgetp_hil_end_to_end(tone_models, tmp_path, target):
     from conftest import run_cli
@@ -168,8 +174,8 @@ def test_edgetp_hil_end_to_end(tone_models, tmp_path, target):
     assert list(res)[:2] == ["samples", "mismatches"]
     assert res["samples"] == 2 and res["mismatches"] == 0 and res["speaker"] == HELD
     assert "0 mismatches" in r.stdout and "query accuracy on the device" in r.stdout
-    if target == "qemu":
-        assert res["counter"] == "instructions" and res["image"]["flash"] > 0
+    if target != "host":
+        assert res["counter"] == "instructions" and res["image"]["flash"] > 0 and res["board"] == BOARD_NAMES[target]
         assert "budgets:" in r.stdout
 
 

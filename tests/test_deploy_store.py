@@ -233,9 +233,12 @@ def test_cut_indices_cover_the_ends_of_a_save():
     assert {0, 1, 1997, 1998, 1999} <= set(got) and 12 <= len(got) <= 17 and got == sorted(set(got))
 
 
-def test_power_cut_sweep_sampled_on_qemu(tiny, tmp_path):
-    require("arm-none-eabi-gcc", "qemu-system-arm")
-    res = _sweep("qemu", tiny, tmp_path, sample=6, modes=("torn", "after"))
+@pytest.mark.parametrize("target", ["qemu", "qemu-m33", "qemu-rv32"])
+def test_power_cut_sweep_sampled_on_qemu(target, tiny, tmp_path):
+    """The semihosted flash (firmware/semihost/) on an Arm and a RISC-V board: every cut recovers."""
+    require(*(("riscv64-unknown-elf-gcc", "qemu-system-riscv32") if target == "qemu-rv32"
+              else ("arm-none-eabi-gcc", "qemu-system-arm")))
+    res = _sweep(target, tiny, tmp_path, sample=6, modes=("torn", "after"))
     assert res["sampled"] and res["cuts"] >= 12
     assert (res["corrupt"], res["misplaced"], res["not_cut"]) == (0, 0, 0), res["failures"]
     assert res["restored_new"] == 1 and res["restored_old"] == res["cuts"] - 1

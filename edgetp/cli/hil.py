@@ -28,8 +28,10 @@ def register(sub):
                                    "port, fine-tunes it on one speaker's support set over the serial protocol, "
                                    "evaluates the query set on the device and compares the device's state digest "
                                    "with the Python integer reference after every sample.")
-    p.add_argument("--target", required=True, metavar="host|qemu|PORT",
-                   help="host (native build on a pty), qemu (mps2-an386 Cortex-M4), or a serial port / pyserial URL")
+    p.add_argument("--target", required=True, metavar="host|qemu|qemu-m7|qemu-m33|qemu-rv32|PORT",
+                   help="host (native build on a pty), qemu (mps2-an386 Cortex-M4), qemu-m7 (mps2-an500 Cortex-M7), "
+                        "qemu-m33 (mps2-an505 Cortex-M33), qemu-rv32 (RISC-V virt RV32IMAC), or a serial port / "
+                        "pyserial URL")
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"shipped model name or model file (default {DEFAULT_MODEL})")
     p.add_argument("--data-root", help="GSC-layout corpus (default: the offline corpus set-up generated)")
     p.add_argument("--speaker", help="held-out speaker id (default: the one the model was pretrained without)")
@@ -136,7 +138,7 @@ def run(args) -> int:
     from deploy.host import Device, open_port
     from deploy.reference import IntReference, export_c
     from deploy.relay import FaultPlan, FaultyLink
-    from deploy.targets import check_target, start
+    from deploy.targets import builds, check_target, start
 
     check_target(args.target)
     apply_settings(args)
@@ -153,7 +155,7 @@ def run(args) -> int:
     say(f"model {args.model} ({qm.cfg.net_string()}, {qm.widths()}), speaker {speaker}: "
         f"{len(support[1])} support and {len(query[1])} query utterances, {epochs} epoch(s)")
     image = None
-    if args.target in ("host", "qemu"):
+    if builds(args.target):
         root = Path(args.build_dir) if args.build_dir else Path(tempfile.mkdtemp(prefix="etp-hil-"))
         norm = None
         if args.audio:

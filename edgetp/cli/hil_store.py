@@ -22,9 +22,11 @@ def run_sweep(args, prepare) -> int:
     from firmware_gen.layout import device_layout
     from firmware_gen.store import ENDURANCE
 
-    if args.target not in ("host", "qemu"):
-        raise EdgetpError(f"--power-cut-sweep needs --target host or qemu (it restarts the device), "
-                          f"not {args.target!r}")
+    from deploy.targets import builds
+
+    if not builds(args.target):
+        raise EdgetpError(f"--power-cut-sweep needs --target host or qemu (or another emulated board: it restarts "
+                          f"the device), not {args.target!r}")
     modes = tuple(m.strip() for m in args.cut_modes.split(",") if m.strip())
     t0 = time.perf_counter()
     say = (lambda m: None) if args.quiet else (lambda m: print(m, flush=True))

@@ -30,6 +30,11 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the random models / of the fine-tuning run")
     p.add_argument("--steps", type=int, default=None, metavar="T",
                    help="time steps per sample (default: random 1-8 for random models, every frame for a model)")
+    from deploy.boards import EMULATED
+
+    p.add_argument("--target", default="host", choices=("host", *EMULATED),
+                   help="where the random models' firmware runs: host (native, on pipes; default) or an emulated "
+                        "board under QEMU over its UART (qemu = Cortex-M4, qemu-m7, qemu-m33, qemu-rv32)")
     p.add_argument("--sanitize", action="store_true", help="run the C built with ASan and UBSan (-O1 -g)")
     p.add_argument("--arm", action="store_true", help="also compile for Cortex-M4 and print the object sizes (--model)")
     p.add_argument("--jobs", type=int, default=None, help="parallel cases (default: CPU count)")
@@ -56,14 +61,19 @@ def run(args) -> int:
     args.cc = args.cc or default_cc()
     if args.cc is None or not have(args.cc):
         raise EdgetpError(f"no C compiler {args.cc or '(gcc or clang)'} on PATH (apt-get install gcc, or ./setup.sh)")
+    if args.target != "host" and args.random_models is None:
+        raise EdgetpError("--target runs the random models (--random-models N) on a board; --model and --frontend "
+                          "run on the host")
     if args.frontend is not None:
         return _frontend(args)
     if args.random_models is not None:
         from deploy.verify_c import verify_random
         if args.random_models < 1:
             raise EdgetpError("--random-models must be at least 1")
+        if args.target != "host" and args.sanitize:
+            raise EdgetpError("--sanitize is for --target host (the sanitizers run on the host)")
         summary = verify_random(args.random_models, args.seed, args.steps, args.sanitize, args.jobs, args.keep,
-                                args.cc)
+                                None if args.target != "host" else args.cc, target=args.target)
         lines = summary.lines()
     else:
         from edgetp.model import load_model

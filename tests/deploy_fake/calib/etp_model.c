@@ -1,6 +1,6 @@
 /* etp_model.c -- TEST DOUBLE that calibrates the cost counter: etp_train_step runs a
- * loop of exactly 2 instructions (subs, bne) x[0] times, so the counter must read
- * 2 * x[0] + a constant. Cortex-M only (Thumb-2 inline assembly). */
+ * loop of exactly 2 instructions (subs, bne; on RISC-V addi, bnez) x[0] times, so the
+ * counter must read 2 * x[0] + a constant. Cortex-M or RISC-V (inline assembly). */
 #include "etp_model.h"
 
 static uint32_t state[1];
@@ -12,7 +12,11 @@ etp_status_t etp_infer_step(const etp_x_t *x) { (void)x; return ETP_OK; }
 etp_status_t etp_train_step(const etp_x_t *x, uint16_t label) {
     uint32_t n = (uint32_t)(uint16_t)x[0];
     (void)label;
+#if defined(__riscv)
+    if (n) __asm volatile("1: addi %0, %0, -1\n\tbnez %0, 1b" : "+r"(n));
+#else
     if (n) __asm volatile("1: subs %0, %0, #1\n\tbne 1b" : "+r"(n) : : "cc");
+#endif
     return ETP_OK;
 }
 uint16_t etp_predict(void) { return 0; }

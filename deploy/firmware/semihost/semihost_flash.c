@@ -1,150 +1,16 @@
-/* port_mps2.c -- the port layer for the Arm MPS2 AN386 (Cortex-M4): CMSDK APB UART0
- * for the protocol, a cost counter, RAM figures.
- *
- * Cost counter (ETP_COUNTER_SRC):
- *   1 (default, QEMU): SysTick on the 25 MHz CPU clock, extended to 32 bits by its
- *     wrap interrupt. Under `qemu-system-arm -icount shift=S` every instruction advances
- *     virtual time by 2^S ns, so one 40 ns tick = 40 / 2^S instructions: the counter
- *     counts retired instructions in units of ETP_COUNTER_RES = 40 >> S (S = ETP_ICOUNT_SHIFT,
- *     which deploy/build.py passes both here and to QEMU).
- *   2 (a real board): DWT CYCCNT, CPU cycles (QEMU does not model the DWT).
- *
- * Flash for the weight store (ETP_FLASH_SEMIHOST=1, the qemu target): a simulated NOR of
- * ETP_FLASH_SIZE bytes kept in a file of the host through Arm semihosting (QEMU's
- * -semihosting-config enable=on,target=native,arg=...: the command line names the file,
+/* semihost_flash.c -- the weight store's flash on an emulated board (every QEMU target):
+ * a simulated NOR of ETP_FLASH_SIZE bytes kept in a file of the host through semihosting
+ * (QEMU's -semihosting-config enable=on,target=native,arg=...: the command line names the file,
  * "flash=PATH", and optionally a power cut, "cut=N mode=torn|after", as the host port's
- * environment does). Erase writes 0xFF, program ANDs (bits only go 1 -> 0); a torn
- * operation writes pseudo-random bytes; a cut ends QEMU with SYS_EXIT. No RAM is used for it.
- * Without ETP_FLASH_SEMIHOST (a real MPS2: its SSRAM keeps nothing) port_flash_size() is 0
- * and the store reports ESIZE; a board with flash implements these four functions on its
- * flash controller (docs/deploy.md). */
+ * environment does). Erase writes 0xFF, program ANDs (bits only go 1 -> 0); a torn operation
+ * writes pseudo-random bytes; a cut ends QEMU with SYS_EXIT. No RAM is used for it.
+ * Without ETP_FLASH_SEMIHOST (a real board: its RAM keeps nothing) port_flash_size() is 0 and
+ * the store reports ESIZE; a board with flash implements these four functions on its flash
+ * controller (docs/porting.md). */
 #include <stdint.h>
 #include "etp_port.h"
-#include "etp_proto.h"
 
-#ifndef ETP_COUNTER_SRC
-#define ETP_COUNTER_SRC 1
-#endif
-#ifndef ETP_ICOUNT_SHIFT
-#define ETP_ICOUNT_SHIFT 3
-#endif
-#ifndef ETP_UART_BAUD
-#define ETP_UART_BAUD 115200u
-#endif
-#define SYSCLK_HZ 25000000u
-
-#define REG(a) (*(volatile uint32_t *)(a))
-#define UART0 0x40004000u
-#define UART_DATA REG(UART0 + 0x00)
-#define UART_STATE REG(UART0 + 0x04)   /* bit0 TX full, bit1 RX full */
-#define UART_CTRL REG(UART0 + 0x08)    /* bit0 TX enable, bit1 RX enable */
-#define UART_INTSTATUS REG(UART0 + 0x0C) /* write 1 to clear: bit1 RX */
-#define UART_BAUDDIV REG(UART0 + 0x10)
-#define NVIC_ISER0 REG(0xE000E100u)
-#define UART0_RX_IRQ 0u                    /* mps2-an386: UART 0 RX is IRQ 0 */
-#define SYST_CSR REG(0xE000E010u)
-#define SYST_RVR REG(0xE000E014u)
-#define SYST_CVR REG(0xE000E018u)
-#define DEMCR REG(0xE000EDFCu)
-#define DWT_CTRL REG(0xE0001000u)
-#define DWT_CYCCNT REG(0xE0001004u)
-
-extern uint32_t __data_start__, __bss_end__, __stack_bottom__, __stack_top__;
-uint32_t etp_stack_used(void);
-void SysTick_Handler(void);
-void UART0_RX_Handler(void);
-
-static volatile uint32_t systick_wraps;
-void SysTick_Handler(void) { systick_wraps++; }
-/* The RX interrupt only wakes the core from WFI; the byte is read by port_getc. */
-void UART0_RX_Handler(void) { UART_INTSTATUS = 2u; }
-
-void port_init(int argc, char **argv) {
-    (void)argc; (void)argv;
-    UART_BAUDDIV = SYSCLK_HZ / ETP_UART_BAUD;
-    UART_CTRL = 3u | (1u << 3);             /* TX, RX, RX interrupt */
-    NVIC_ISER0 = 1u << UART0_RX_IRQ;
-#if ETP_COUNTER_SRC == 1
-    SYST_RVR = 0x00FFFFFFu;
-    SYST_CVR = 0;
-    SYST_CSR = 7u;   /* enable, interrupt on wrap, CPU clock */
-#elif ETP_COUNTER_SRC == 2
-    DEMCR |= 1u << 24;   /* TRCENA */
-    DWT_CYCCNT = 0;
-    DWT_CTRL |= 1u;      /* CYCCNTENA */
-#endif
-}
-
-/* idle_ms = 0: sleep (WFI) until a byte arrives. Otherwise poll the UART until a byte
- * arrives or idle_ms have passed on the 25 MHz core clock (SysTick or DWT, whichever
- * port_counter_now reads). */
-int port_getc(uint32_t idle_ms) {
-    if (!idle_ms) {
-        while (!(UART_STATE & 2u)) __asm volatile("wfi");
-        return (int)(UART_DATA & 0xFFu);
-    }
-    uint32_t t0 = port_counter_now(), ticks = idle_ms * (SYSCLK_HZ / 1000u);
-    while (!(UART_STATE & 2u))
-        if (port_counter_now() - t0 >= ticks) return -1;
-    return (int)(UART_DATA & 0xFFu);
-}
-
-void port_write(const uint8_t *p, uint32_t n) {
-    while (n--) {
-        while (UART_STATE & 1u) { }
-        UART_DATA = *p++;
-    }
-}
-
-uint32_t port_counter_now(void) {
-#if ETP_COUNTER_SRC == 1
-    uint32_t w, v;
-    do {
-        w = systick_wraps;
-        v = SYST_CVR;
-    } while (w != systick_wraps);
-    return (w << 24) + (0x00FFFFFFu - v);
-#elif ETP_COUNTER_SRC == 2
-    return DWT_CYCCNT;
-#else
-    return 0;
-#endif
-}
-
-uint8_t port_counter_kind(void) {
-#if ETP_COUNTER_SRC == 1
-    return ETP_COUNTER_INSTRUCTIONS;
-#elif ETP_COUNTER_SRC == 2
-    return ETP_COUNTER_CYCLES;
-#else
-    return ETP_COUNTER_NONE;
-#endif
-}
-
-uint16_t port_counter_res(void) {
-#if ETP_COUNTER_SRC == 1
-    return (uint16_t)(40u >> ETP_ICOUNT_SHIFT);
-#else
-    return 1;
-#endif
-}
-
-void port_ram(uint32_t *static_bytes, uint32_t *stack_size, uint32_t *stack_used) {
-    *static_bytes = (uint32_t)((uintptr_t)&__bss_end__ - (uintptr_t)&__data_start__);
-    *stack_size = (uint32_t)((uintptr_t)&__stack_top__ - (uintptr_t)&__stack_bottom__);
-    *stack_used = etp_stack_used();
-}
-
-const char *port_board(void) {
-#if ETP_COUNTER_SRC == 1
-    return "mps2-an386 (qemu)";
-#else
-    return "mps2-an386";
-#endif
-}
-
-/* ------------------------------------------------------------------ flash */
-#if ETP_FLASH_SEMIHOST
+#if ETP_FLASH_SEMIHOST && ETP_FLASH_SIZE > 0    /* an export without the store: no flash */
 #define SYS_OPEN 0x01
 #define SYS_WRITE 0x05
 #define SYS_READ 0x06
@@ -155,11 +21,32 @@ const char *port_board(void) {
 #define ADP_STOPPED_APPLICATION_EXIT 0x20026
 #define ETP_SEMIHOST_CMDLINE 256            /* the flash path must fit (deploy/targets.py checks) */
 
+/* One semihosting call: the operation and its parameter block, as the Arm semihosting
+ * specification defines them; RISC-V semihosting uses the same numbers and blocks, entered by
+ * the uncompressed slli/ebreak/srai sequence QEMU recognises - a function of its own, aligned so
+ * that the three instructions share a page and no linker relaxation moves them. */
+#if defined(__riscv)
+int etp_semihost_trap(int op, void *arg);
+__asm__(".section .text.etp_semihost_trap, \"ax\", @progbits\n"
+        ".option push\n.option norelax\n.option norvc\n"
+        ".balign 16\n"
+        ".globl etp_semihost_trap\n"
+        "etp_semihost_trap:\n"
+        "    slli x0, x0, 0x1f\n    ebreak\n    srai x0, x0, 7\n    ret\n"
+        ".option pop\n.text\n");
+#endif
+
 static int semihost(int op, void *arg) {
+#if defined(__arm__)
     register int r0 __asm("r0") = op;
     register void *r1 __asm("r1") = arg;
     __asm volatile("bkpt 0xab" : "+r"(r0) : "r"(r1) : "memory");
     return r0;
+#elif defined(__riscv)
+    return etp_semihost_trap(op, arg);
+#else
+#error "semihosting: an Arm or RISC-V core"
+#endif
 }
 
 static int flash_fd = -2;              /* -2: not opened yet, -1: no file */
