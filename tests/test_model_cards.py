@@ -159,6 +159,10 @@ def test_the_device_sentence_says_what_the_session_taught(tmp_path):
     assert "3 epoch(s)" in text and "query accuracy on the device 57.1 → 77.1 % over 70 utterances" in text
     (tmp_path / "device" / "hil.json").write_text(json.dumps({k: v for k, v in run.items() if "acc" not in k}))
     assert "query accuracy" not in device_texts(tmp_path, "h")[0]
+    # a shorter session (the recipe's query_limit, e.g. the other boards' rows): its command says so
+    (tmp_path / "device" / "hil.json").write_text(json.dumps({**run, "target": "qemu-rv32", "query_limit": 20}))
+    text = device_texts(tmp_path, "h")[0]
+    assert "`edgetp hil --target qemu-rv32 --model kws-mcu --shots 1 --set query_limit=20`" in text
 
 
 def test_a_run_appended_to_the_ledger_leaves_the_committed_card_valid(tmp_path):

@@ -197,7 +197,8 @@ def run(args) -> int:
                 "speaker": speaker,
                 "shots": args.shots, "epochs": epochs, "lr": cfg.lr, "optimizer": cfg.optimizer,
                 "update_every": cfg.update_every,
-                "support": int(len(support[1])), "query": int(len(query[1]))})
+                "support": int(len(support[1])), "query": int(len(query[1])),
+                **({"query_limit": args.query_limit} if args.query_limit else {})})
     out.update({k: v for k, v in res.items() if k not in out})
     out["store_boot"] = info.store if info else None        # HELLO's weight-store report (docs/deploy.md)
     out.update(args.seen)

@@ -234,6 +234,8 @@ def device_texts(d: Path, qhash: str) -> list[str]:
         stale = "" if r.get("model_hash") == qhash else " (measured on another integer model: re-measure)"
         unit = r.get("counter", "counts")
         audio, fe = (" --audio", r.get("frontend") or {}) if r.get("audio") else ("", None)
+        if r.get("query_limit"):      # a shorter session (the recipe's query_limit): the command says so
+            audio += f" --set query_limit={r['query_limit']}"
         out.append(
             f"Whole firmware on {r.get('board') or r.get('target')}, measured by "
             f"`edgetp hil --target {r.get('target')} "
