@@ -14,7 +14,7 @@
 #   test         = the test voice group (4 speakers, in the offline corpus): reported, the last step of a
 #                  recorded recipe (results/test-*.json); their "others" are the testing-list speakers, and
 #                  every run appends a line to results/test-ledger.jsonl (the card counts them).
-#   models/rebuild.sh [pretrain] [dev] [test] [real] [real-dev] [device-mcu | hil-mcu audio-mcu store-mcu]
+#   models/rebuild.sh [pretrain] [dev] [test] [real] [real-dev] [device-mcu | hil-mcu audio-mcu targets-mcu store-mcu]
 #   real-dev = the cards' "Real speech (development figures)" (edgetp real-dev over the real development clips,
 #              $EDGETP_REAL_DEV, default ../shared/audio/gsc-real-dev; about 1-5 min per model on a free core).
 # EDGETP_WORKERS=N runs each row's speaker x seed cells on a local Ray with N CPUs, EDGETP_RAY=auto on a cluster
@@ -24,7 +24,8 @@
 # kws-mcu-64k its 64 KB-RAM variant; kws-paper the paper's network. Pretraining on 2 free cores: kws-mcu-64k ~5 min,
 # kws-paper ~30 min idle (12 epochs of the real-mix corpus: the wide corpus' 24,990 pretraining utterances and 29,600 real ones;
 # ~3 min to synthesise, ~5 min to mix). device-mcu = the whole-firmware figures of kws-mcu's card and docs/deploy.md:
-# hil-mcu (QEMU, features), audio-mcu (QEMU, raw audio, the device's frontend), store-mcu (the weight store under
+# hil-mcu (QEMU, features), audio-mcu (QEMU, raw audio, the device's frontend), targets-mcu (both on the M7, M33 and
+# RV32 boards, 20 query utterances), store-mcu (the weight store under
 # power cuts: host, every operation, ~1 h or more; QEMU, 24 sampled indices).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -106,10 +107,18 @@ if device audio-mcu; then   # the same session from raw PCM: the integer fronten
   mkdir -p models/kws-mcu/device
   edgetp hil --target qemu --model kws-mcu --shots 1 --audio --quiet --json models/kws-mcu/device/hil-qemu-audio.json
 fi
+if device targets-mcu; then  # the other emulated boards (issue 29): the same session on the first 20 query utterances
+  mkdir -p models/kws-mcu/device
+  for t in qemu-m7 qemu-m33 qemu-rv32; do
+    edgetp hil --target $t --model kws-mcu --shots 1 --set query_limit=20 --quiet --json models/kws-mcu/device/hil-$t.json
+    edgetp hil --target $t --model kws-mcu --shots 1 --audio --set query_limit=20 --quiet \
+      --json models/kws-mcu/device/hil-$t-audio.json
+  done
+fi
 if device store-mcu; then   # the weight store under power cuts (docs/deploy.md, "The proof")
   mkdir -p models/kws-mcu/store
   edgetp hil --target host --model kws-mcu --power-cut-sweep --quiet --json models/kws-mcu/store/sweep-host.json
   edgetp hil --target qemu --model kws-mcu --power-cut-sweep --quiet --json models/kws-mcu/store/sweep-qemu.json
 fi
 # Model cards: models/*/README.md (figures from the results/*.json files above).
-python3 -m edgetp.kws.card models/*/
+python3 -m edgetp.kws.card models/kws-*/   # not models/recipes/
