@@ -474,6 +474,9 @@ class InputNorm:
         if (model.frontend or {}).get("per_utterance"):
             raise EdgetpError("the model normalises each utterance by its own std; the integer frontend "
                               "implements fixed per-feature divisors (norm_scale) only")
+        if (model.frontend or {}).get("running_max_decay") is not None:
+            raise EdgetpError("the model normalises by a causal running maximum (frontend running_max_decay); the "
+                              "integer frontend implements the utterance's maximum only")
         return cls.from_scale(model.norm_scale, qm.fx, qm.xbits, (model.frontend or {}).get("log_gain", 1.0))
 
     @property

@@ -38,6 +38,9 @@ def register(sub):
     p.add_argument("--log-gain", type=float, default=1.0, metavar="G",
                    help="features log1p(G * S / max S) instead of the paper's log1p(S / max S) (default 1: the "
                         "paper; 1000 compresses about 30 dB, recorded in the model's frontend)")
+    p.add_argument("--running-max", type=int, default=None, metavar="D",
+                   help="normalise by a causal running maximum of S that falls by D/256 of an octave (2.35 D dB/s) "
+                        "per frame instead of the utterance's max S (streamable; recorded in the model's frontend)")
     p.add_argument("--warp", type=float, default=0.0,
                    help="augmentation: mel-axis (vocal-tract-length) warp by a random factor in 1 +- W")
     p.add_argument("--shift", type=int, default=0, help="augmentation: random time shift up to +-N frames")
@@ -71,7 +74,7 @@ def register(sub):
 
 # What `--from` takes from its model instead: options that shape the pretraining itself
 TRAINING_OPTIONS = ("labels", "net", "reset", "hold_out", "protocol", "epochs", "lr", "optimizer", "batch", "targets",
-                    "per_utterance_norm", "log_gain", "warp", "shift", "noise", "seed", "json")
+                    "per_utterance_norm", "log_gain", "running_max", "warp", "shift", "noise", "seed", "json")
 
 
 def pretrain_indices(corpus, hold: str | None):
@@ -169,7 +172,7 @@ def real_parts(root) -> dict | None:
 
 def run(args) -> int:
     from edgetp.audio.frontend import NormConstants
-    from edgetp.kws.data import ModelInputs, check_gain, features, open_corpus, recompress
+    from edgetp.kws.data import ModelInputs, check_gain, check_running_max, features, open_corpus, recompress
     from edgetp.kws.train import AUGMENT, Recipe, accuracy, check_augment, fit
     from edgetp.model import Model, save_model
     from edgetp.tp import init_params, parse_net
@@ -200,9 +203,11 @@ def run(args) -> int:
         raise EdgetpError("the pretrain split is empty")
     t0 = time.perf_counter()
     check_gain(args.log_gain, "--log-gain")
+    check_running_max(args.running_max, "--running-max")
     check_augment(args.shift, args.noise, args.warp, [f"--{k}" for k in AUGMENT])
-    raw = recompress(np.asarray(features(corpus, pre)), args.log_gain)
-    norm = ModelInputs(NormConstants.fit(raw, per_utterance=args.per_utterance_norm), args.log_gain)
+    raw = recompress(np.asarray(features(corpus, pre)), args.log_gain, args.running_max)
+    norm = ModelInputs(NormConstants.fit(raw, per_utterance=args.per_utterance_norm), args.log_gain,
+                       args.running_max)
     xs, ys = norm.norm.apply(raw), corpus.labels[pre]
     del raw
     xv, yv = (norm.apply(np.asarray(features(corpus, val))), corpus.labels[val]) if len(val) else (xs[:0], ys[:0])
@@ -224,7 +229,7 @@ def run(args) -> int:
                command="edgetp pretrain --kws " + " ".join(
                    f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
                    if k in ("net", "reset", "epochs", "lr", "optimizer", "batch", "targets", "seed", "shift", "noise",
-                            "log_gain", "warp")
+                            "log_gain", "running_max", "warp")
                    and v is not None and not (k == "log_gain" and v == 1.0) and not (k == "warp" and v == 0.0))
                + (" --per-utterance-norm" if args.per_utterance_norm else "")
                + "".join(f" --ft {k}={v}" for k, v in ft.items()))
@@ -243,7 +248,8 @@ def run(args) -> int:
         rec["finetune"] = ft
     model = Model(cfg, params, list(corpus.label_names),
                   {"kind": "logmel40+d+dd", "label_set": args.labels, "per_utterance": norm.per_utterance,
-                   **({"log_gain": args.log_gain} if args.log_gain != 1.0 else {})},
+                   **({"log_gain": args.log_gain} if args.log_gain != 1.0 else {}),
+                   **({"running_max_decay": args.running_max} if args.running_max is not None else {})},
                   rec, metrics, norm.scale)
     if args.record_fixed or extras:
         record_fixed(model, corpus, hold or "", args.device, extras)

@@ -25,27 +25,67 @@ def check_gain(gain, what: str) -> float:
     return g
 
 
-def recompress(x: np.ndarray, gain: float) -> np.ndarray:
+RUNNING_MAX_F = 8    # the running maximum's decay: Q.8 of an octave (log2) per frame, as the integer frontend's l
+
+
+def check_running_max(decay, what: str) -> int | None:
+    """``decay`` as an int if the causal running maximum takes it (None: the paper's per-utterance maximum;
+    a whole number 1..255: the maximum falls by decay / 256 of an octave per 10 ms frame, 2.35 dB/s per unit),
+    else an EdgetpError naming ``what``."""
+    if decay is None:
+        return None
+    if isinstance(decay, bool) or not isinstance(decay, (int, np.integer)) or not 1 <= int(decay) <= 255:
+        raise EdgetpError(f"{what} must be a whole number in 1..255 (the running maximum falls by N/256 of an "
+                          f"octave, 2.35 N dB/s, per 10 ms frame), got {decay!r}")
+    return int(decay)
+
+
+def running_max(log2_s: np.ndarray, decay: int) -> np.ndarray:
+    """The causal normaliser of log2 mel powers (…, T, bands): ``m[t] = max(max_b l[t, b], m[t-1] - decay / 256)``
+    from ``m[-1] = -inf``, so frame t depends on frames <= t only (a stream has no end whose maximum could be
+    waited for) and the decay is a constant step in the log domain, as the integer frontend computes it.
+    Shaped (…, T, 1)."""
+    peak = np.max(log2_s, axis=-1)
+    m = np.empty_like(peak)
+    step = decay / float(1 << RUNNING_MAX_F)
+    prev = np.full(peak.shape[:-1], -np.inf, dtype=peak.dtype)
+    for t in range(peak.shape[-1]):
+        prev = np.maximum(peak[..., t], prev - step)
+        m[..., t] = prev
+    return m[..., None]
+
+
+def recompress(x: np.ndarray, gain: float, running_max_decay: int | None = None) -> np.ndarray:
     """The paper frontend's features with a stronger log: ``log1p(gain * S / max S)`` instead of
     ``log1p(S / max S)`` (computed from the log-mel block, ``expm1`` undoes the paper's log1p),
     and the Δ / ΔΔ of that. ``gain`` 1 returns ``x`` unchanged. With ``gain`` 1000 the features
     span about 30 dB below the utterance's peak instead of being nearly linear in power.
-    Frames x features (…, 101, 120) in, the same shape out (float32)."""
-    if gain == 1.0:
+    With ``running_max_decay`` D, ``max S`` is the causal running maximum (:func:`running_max`) instead of the
+    utterance's: the streamable normalisation (issue 32). Frames x features (…, 101, 120) in, the same shape out
+    (float32)."""
+    if gain == 1.0 and running_max_decay is None:
         return x
     from edgetp.audio.frontend import DELTA1, DELTA2, N_MELS
 
-    L = np.log1p(gain * np.expm1(np.asarray(x[..., :N_MELS], dtype=np.float64)))
+    r = np.expm1(np.asarray(x[..., :N_MELS], dtype=np.float64))
+    if running_max_decay is not None:
+        with np.errstate(divide="ignore"):
+            l2 = np.log2(r)
+        m = running_max(l2, running_max_decay)
+        r = np.where(np.isfinite(m), np.exp2(l2 - np.where(np.isfinite(m), m, 0.0)), 0.0)
+    L = np.log1p(gain * r)
     return np.concatenate([L, np.matmul(DELTA1.T, L), np.matmul(DELTA2.T, L)], axis=-1).astype(np.float32)
 
 
 @dataclass
 class ModelInputs:
     """What a model does to the paper frontend's (N, 101, 120) features: ``recompress`` with
-    its ``log_gain`` (``frontend["log_gain"]``, default 1), then its normalisation."""
+    its ``log_gain`` (``frontend["log_gain"]``, default 1) and ``running_max_decay`` (absent: the utterance's
+    maximum), then its normalisation."""
 
     norm: object          # edgetp.audio.frontend.NormConstants
     log_gain: float = 1.0
+    running_max_decay: int | None = None   # frontend["running_max_decay"]: the causal running maximum
 
     @property
     def per_utterance(self) -> bool:
@@ -56,7 +96,7 @@ class ModelInputs:
         return self.norm.scale
 
     def apply(self, batch: np.ndarray) -> np.ndarray:
-        return self.norm.apply(recompress(np.asarray(batch), self.log_gain))
+        return self.norm.apply(recompress(np.asarray(batch), self.log_gain, self.running_max_decay))
 
 
 @dataclass

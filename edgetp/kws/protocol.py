@@ -24,13 +24,14 @@ from edgetp.tp import init_params
 def model_norm(model: Model):
     """The model's input transform (``apply(features)``): its log gain, then its normalisation."""
     from edgetp.audio.frontend import NormConstants
-    from edgetp.kws.data import ModelInputs, check_gain
+    from edgetp.kws.data import ModelInputs, check_gain, check_running_max
 
     if model.norm_scale is None:
         raise EdgetpError("model has no normalisation constants (norm_scale); it cannot read features")
     gain = check_gain(model.frontend.get("log_gain", 1.0), "the model's frontend log_gain")
     norm = NormConstants(model.norm_scale.astype(np.float32), bool(model.frontend.get("per_utterance", False)))
-    return ModelInputs(norm, gain)
+    shift = check_running_max(model.frontend.get("running_max_decay"), "the model's frontend running_max_decay")
+    return ModelInputs(norm, gain, shift)
 
 
 def cell_data(model: Model, corpus, speaker: str, shots, seed: int, recipe: Recipe, cache=None,
