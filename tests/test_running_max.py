@@ -53,3 +53,15 @@ def test_model_inputs_apply_it():
     x = features(_wave())[None]
     norm = NormConstants(np.ones(120, np.float32))
     np.testing.assert_array_equal(ModelInputs(norm, 1000.0, 2).apply(x), recompress(x, 1000.0, 2))
+
+
+def test_chunked_equals_whole(monkeypatch):
+    import edgetp.kws.data as data
+
+    x = np.log1p(np.random.default_rng(0).random((9, 101, 120))).astype(np.float32)
+    whole = recompress(x, 1000.0, 2)
+    monkeypatch.setattr(data, "RECOMPRESS_CHUNK", 4)
+    np.testing.assert_array_equal(recompress(x, 1000.0, 2), whole)
+    chunked = recompress(x, 1000.0)
+    monkeypatch.setattr(data, "RECOMPRESS_CHUNK", 2048)
+    np.testing.assert_array_equal(chunked, recompress(x, 1000.0))

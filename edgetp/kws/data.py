@@ -25,6 +25,7 @@ def check_gain(gain, what: str) -> float:
     return g
 
 
+RECOMPRESS_CHUNK = 2048   # utterances per block of recompress' float64 work
 RUNNING_MAX_F = 8    # the running maximum's decay: Q.8 of an octave (log2) per frame, as the integer frontend's l
 
 
@@ -65,6 +66,12 @@ def recompress(x: np.ndarray, gain: float, running_max_decay: int | None = None)
     (float32)."""
     if gain == 1.0 and running_max_decay is None:
         return x
+    x = np.asarray(x)
+    if x.ndim == 3 and len(x) > RECOMPRESS_CHUNK:   # float64 temporaries of a whole corpus would not fit in RAM
+        out = np.empty(x.shape, np.float32)
+        for i in range(0, len(x), RECOMPRESS_CHUNK):
+            out[i:i + RECOMPRESS_CHUNK] = recompress(x[i:i + RECOMPRESS_CHUNK], gain, running_max_decay)
+        return out
     from edgetp.audio.frontend import DELTA1, DELTA2, N_MELS
 
     r = np.expm1(np.asarray(x[..., :N_MELS], dtype=np.float64))
