@@ -39,7 +39,10 @@ def register(sub):
     e.add_argument("--eval", action="store_true", help="build a stream from a corpus' clips and score the detector")
     e.add_argument("--data-root", help="GSC-layout corpus")
     e.add_argument("--speaker", nargs="+", help="speaker ids (or test / dev) whose clips make the stream "
-                                                "(default: the corpus' testing split)")
+                                                "(default: the corpus' --split)")
+    e.add_argument("--split", choices=("validation", "testing"), default="testing",
+                   help="the split whose clips make the stream without --speaker (default testing; choose "
+                        "thresholds on validation)")
     e.add_argument("--noise", help="folder of noise WAVs under the whole stream (default: silent pauses)")
     e.add_argument("--snr", type=float, default=10.0, help="speech-to-noise ratio in dB (default 10)")
     e.add_argument("--minutes", type=float, default=10.0, help="stream length (default 10)")
@@ -181,7 +184,7 @@ def run_eval(args) -> int:
         check_speaker(lis.model, corpus, speakers)
         idx = group_indices(corpus, speakers)
     else:
-        speakers, idx = None, corpus.select(split="testing")
+        speakers, idx = None, corpus.select(split=args.split)
     noise = load_noise(args.noise) if args.noise else None
     wave, events = build_stream(corpus, idx, args.minutes, args.seed, noise, args.snr)
     if args.save_wav:
@@ -204,6 +207,7 @@ def run_eval(args) -> int:
     print(f"  all    {o['occurrences']:4d} occurrences  miss {mr:>7}  false alarms {o['false_alarms']:4d} "
           f"({o['fa_per_hour']:.1f} / h)")
     out = {"model": str(args.model), "fixed": lis.fixed, "data_root": str(args.data_root), "speakers": speakers,
+           "split": None if speakers else args.split,
            "noise": args.noise, "snr_db": args.snr if args.noise else None, "minutes": args.minutes,
            "seed": args.seed, "tolerance_s": tol, "events": len(events), "detector": detector_record(lis.spec),
            **figs, "det": det}
