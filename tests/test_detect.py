@@ -10,7 +10,7 @@ from edgetp.errors import EdgetpError
 from edgetp.kws.protocol import model_norm
 from edgetp.stream import detector as D
 from edgetp.stream.build import Event
-from edgetp.stream.evaluate import det_curve, match
+from edgetp.stream.evaluate import at_target, det_curve, match
 from edgetp.stream.features import StreamFeatures, stream_features
 from edgetp.stream.network import StreamNet, listen
 
@@ -206,6 +206,10 @@ def test_det_false_alarms_fall_with_the_threshold_and_match_counts_once():
     reps = [d["reports"] for d in det]
     assert fa == sorted(fa, reverse=True) and reps == sorted(reps, reverse=True)
     assert miss[0] < 0.2 < 0.9 < miss[-1] and fa[0] > 100 * fa[-1]
+    pick = at_target(det, 100.0)
+    lower = [d for d in det if d["threshold"] < pick["threshold"]]
+    assert pick["fa_per_hour"] <= 100.0 and lower and all(d["fa_per_hour"] > 100.0 for d in lower)
+    assert at_target(det, -1.0) is None
     m = match([(2.5, "yes"), (2.6, "yes"), (2.7, "no"), (9.0, "up")], [Event("yes", 2 * SR, 3 * SR, True)], 3600)
     assert m["per_keyword"]["yes"]["hits"] == 1 and m["overall"]["false_alarms"] == 3
     assert m["overall"]["miss_rate"] == 0.0 and m["overall"]["fa_per_hour"] == 3.0

@@ -49,6 +49,9 @@ def register(sub):
     e.add_argument("--seed", type=int, default=0, help="the stream's seed (default 0)")
     e.add_argument("--tolerance", type=float, default=None, help="seconds after a clip's end a report still hits it "
                                                                   "(default 0.5)")
+    e.add_argument("--target-fa", type=float, default=2.0,
+                   help="false alarms per hour whose smallest threshold the figures name (default 2): the "
+                        "threshold to choose on development data")
     e.add_argument("--save-wav", metavar="F.wav", help="also write the built stream")
     p.set_defaults(func=run)
 
@@ -166,7 +169,7 @@ def run_eval(args) -> int:
     from edgetp.kws.data import check_speaker, corpus_for
     from edgetp.kws.speakers import group_indices, resolve
     from edgetp.stream.build import build_stream, load_noise
-    from edgetp.stream.evaluate import TOLERANCE_S, det_curve, match
+    from edgetp.stream.evaluate import TOLERANCE_S, at_target, det_curve, match
 
     if args.wav:
         raise EdgetpError("--eval builds its own stream: give no WAV")
@@ -197,6 +200,7 @@ def run_eval(args) -> int:
     figs = match([(f * 0.01, w) for f, w, _ in reports], events, seconds, tol)
     det = det_curve(inc, lis.spec, events, seconds, tolerance=tol, points=DET_POINTS)
     o = figs["overall"]
+    target = at_target(det, args.target_fa)
     print(f"{seconds / 60:.1f} min stream, {o['occurrences']} keywords, {len(events) - o['occurrences']} other words; "
           f"{'integer' if lis.fixed else 'float'} network")
     for w, c in figs["per_keyword"].items():
@@ -206,11 +210,14 @@ def run_eval(args) -> int:
     mr = "-" if o["miss_rate"] is None else f"{100 * o['miss_rate']:.1f} %"
     print(f"  all    {o['occurrences']:4d} occurrences  miss {mr:>7}  false alarms {o['false_alarms']:4d} "
           f"({o['fa_per_hour']:.1f} / h)")
+    if target:
+        print(f"at <= {args.target_fa:g} false alarms / h: threshold {target['threshold']:.3f}, miss "
+              f"{100 * target['miss_rate']:.1f} % ({target['fa_per_hour']:.1f} / h)")
     out = {"model": str(args.model), "fixed": lis.fixed, "data_root": str(args.data_root), "speakers": speakers,
            "split": None if speakers else args.split,
            "noise": args.noise, "snr_db": args.snr if args.noise else None, "minutes": args.minutes,
            "seed": args.seed, "tolerance_s": tol, "events": len(events), "detector": detector_record(lis.spec),
-           **figs, "det": det}
+           **figs, "det": det, "target_fa_per_hour": args.target_fa, "at_target": target}
     Path(args.json).write_text(json.dumps(out, indent=1))
     if args.plot:
         from edgetp.stream.plot import plot_det

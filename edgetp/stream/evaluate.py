@@ -71,3 +71,10 @@ def det_curve(increments, spec, events, seconds: float, thresholds=None, hop_s: 
         out.append({"threshold": float(thr), "miss_rate": m["miss_rate"], "fa_per_hour": m["fa_per_hour"],
                     "reports": len(reps)})
     return out
+
+
+def at_target(det: list[dict], fa_per_hour: float) -> dict | None:
+    """The DET point of the smallest swept threshold whose false alarms per hour are at most ``fa_per_hour``
+    (the calibrated threshold to choose on development data), or None when none is."""
+    ok = [d for d in det if d["fa_per_hour"] <= fa_per_hour]
+    return min(ok, key=lambda d: d["threshold"]) if ok else None
