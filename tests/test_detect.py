@@ -164,7 +164,10 @@ def test_integer_detector_decides_as_the_float_one(tones):
     qinc = listen(model_norm(m), net, _blocks(wave, 20000))
     spec = D.DetectorSpec.make(LABELS)
     specq = spec.quantized(net.readout_bits, qm.weights[qm.readout_name])
-    assert specq.thresholds[LABELS.index("yes")] == 4 << net.readout_bits
+    assert specq.thresholds[LABELS.index("yes")] == int(D.DEFAULT_THRESHOLD) << net.readout_bits
+    c = specq.c_constants()
+    assert c["ETP_DET_THRESHOLD"] == [int(t) for t in specq.thresholds] and c["ETP_DET_WINDOW"] == spec.window
+    assert sum(c["ETP_DET_KEYWORD"]) == 10 and c["ETP_DET_KEYWORD"][LABELS.index(OTHER)] == 0
     fl, it = D.run(spec, inc)[1], D.run(specq, qinc)[1]
     assert [(f, k) for f, k, _ in fl] == [(f, k) for f, k, _ in it] and _check(it, events) is None
 

@@ -64,6 +64,19 @@ def test_detect_eval_scores_a_reproducible_stream(files):
     assert (d / "e1.png").stat().st_size > 10_000 and (d / "e.wav").stat().st_size > 1.4 * 60 * SR * 2
 
 
+def test_thresholds_per_word_and_from_the_model(files, tmp_path, capsys):
+    d, _ = files
+    assert main(["detect", "--model", str(d / "tone.npz"), str(d / "long.wav"), "--threshold", '{"yes": 1000}',
+                 "--json", str(tmp_path / "a.json")]) == 0
+    words = [r["word"] for r in json.loads((tmp_path / "a.json").read_text())["detections"]]
+    assert "yes" not in words and len(words) == 9
+    m = tone_model()
+    m.recipe["detect"] = {"threshold": 1000.0}
+    save_model(m, tmp_path / "high.npz")
+    assert main(["detect", "--model", str(tmp_path / "high.npz"), str(d / "long.wav")]) == 0
+    assert "0 detections" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("case, match", [
     ("not-wav", "not a WAV"), ("rate", "16000 Hz"), ("short", "at least one second"), ("empty", "empty")])
 def test_bad_wavs_are_clear_errors(files, tmp_path, capsys, case, match):

@@ -33,7 +33,7 @@ from edgetp.errors import EdgetpError
 KEYWORDS = KWS12_WORDS            # the ten core words: the only reported classes
 WINDOW = 100                      # frames summed (1 s, a clip's length)
 REFRACTORY = 50                   # frames suppressed after a report (0.5 s)
-DEFAULT_THRESHOLD = 4.0           # readout units; chosen on development data (docs/detect.md)
+DEFAULT_THRESHOLD = 10.0          # readout units; chosen on development data (docs/detect.md, "Thresholds")
 INT32_MAX = (1 << 31) - 1
 
 
