@@ -77,6 +77,16 @@ def test_thresholds_per_word_and_from_the_model(files, tmp_path, capsys):
     assert "0 detections" in capsys.readouterr().out
 
 
+def test_eval_on_given_speakers(files, tmp_path, capsys):
+    d, _ = files
+    args = ["detect", "--eval", "--model", str(d / "tone.npz"), "--data-root", str(d / "corpus"), "--minutes", "0.5",
+            "--speaker", "aaaa0001", "--json", str(tmp_path / "s.json")]
+    assert main(args) == 2 and "--allow-seen-speaker" in capsys.readouterr().err   # the model records no speakers
+    assert main(args + ["--allow-seen-speaker"]) == 0
+    out = json.loads((tmp_path / "s.json").read_text())
+    assert out["speakers"] == ["aaaa0001"] and out["allow_seen_speaker"] and out["overall"]["occurrences"] > 3
+
+
 @pytest.mark.parametrize("case, match", [
     ("not-wav", "not a WAV"), ("rate", "16000 Hz"), ("short", "at least one second"), ("empty", "empty")])
 def test_bad_wavs_are_clear_errors(files, tmp_path, capsys, case, match):

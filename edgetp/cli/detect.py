@@ -40,6 +40,8 @@ def register(sub):
     e.add_argument("--data-root", help="GSC-layout corpus")
     e.add_argument("--speaker", nargs="+", help="speaker ids (or test / dev) whose clips make the stream "
                                                 "(default: the corpus' --split)")
+    e.add_argument("--allow-seen-speaker", action="store_true",
+                   help="accept --speaker ids that pretrained the model (or cannot be checked): not held-out figures")
     e.add_argument("--split", choices=("validation", "testing"), default="testing",
                    help="the split whose clips make the stream without --speaker (default testing; choose "
                         "thresholds on validation)")
@@ -184,10 +186,10 @@ def run_eval(args) -> int:
     corpus = corpus_for(lis.model, args.data_root)
     if args.speaker:
         speakers = resolve(lis.model, corpus, ",".join(args.speaker))
-        check_speaker(lis.model, corpus, speakers)
+        seen = check_speaker(lis.model, corpus, speakers, args.allow_seen_speaker)
         idx = group_indices(corpus, speakers)
     else:
-        speakers, idx = None, corpus.select(split=args.split)
+        speakers, idx, seen = None, corpus.select(split=args.split), {}
     noise = load_noise(args.noise) if args.noise else None
     wave, events = build_stream(corpus, idx, args.minutes, args.seed, noise, args.snr)
     if args.save_wav:
@@ -214,7 +216,7 @@ def run_eval(args) -> int:
         print(f"at <= {args.target_fa:g} false alarms / h: threshold {target['threshold']:.3f}, miss "
               f"{100 * target['miss_rate']:.1f} % ({target['fa_per_hour']:.1f} / h)")
     out = {"model": str(args.model), "fixed": lis.fixed, "data_root": str(args.data_root), "speakers": speakers,
-           "split": None if speakers else args.split,
+           "split": None if speakers else args.split, **seen,
            "noise": args.noise, "snr_db": args.snr if args.noise else None, "minutes": args.minutes,
            "seed": args.seed, "tolerance_s": tol, "events": len(events), "detector": detector_record(lis.spec),
            **figs, "det": det, "target_fa_per_hour": args.target_fa, "at_target": target}

@@ -3,7 +3,7 @@
 The same computation as a clip's (``edgetp.audio.frontend`` then ``ModelInputs.apply``), made causal:
 
 - frames: the STFT/mel of the paper (``WINDOW``, ``MEL``, ``HOP``), centred: frame t is centred on sample
-  t * HOP, with HOP / 2 * 3 = 240 zeros before the stream's first sample and after its last, as a clip's;
+  t * HOP, with N_FFT / 2 = 240 zeros before the stream's first sample and after its last, as a clip's;
 - ``l = log2 S``, normalised by the causal running maximum (``edgetp.kws.data.running_max``) carried from block
   to block, ``L = log1p(g * 2^(l - m))``: no peak normalisation of the wave is needed, a gain cancels in l - m;
 - Δ / ΔΔ: the clip's Savitzky-Golay operators, central 9-tap in the interior (4 frames of look-ahead: 40 ms of

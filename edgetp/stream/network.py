@@ -5,8 +5,8 @@ the hidden LIF membranes leak by ``leak_m`` per frame and are reset by their own
 forgotten by the hidden layers within a few frames once its input has gone (recurrent weights can carry activity
 longer, but nothing accumulates without bound there); the traces only serve learning. The readout is the one
 integrator (``leak_out`` = 1: u_t = u_{t-1} + W_L s_t), which over a stream never forgets, so the detector does
-not read u: it reads the per-frame increment d_t = leak_out-free W_L s_t (u is cleared before each frame, so the
-step returns d_t in u), and sums d over a window (``edgetp.stream.detector``). For a clip from a reset state the
+not read u: it reads the per-frame increment d_t = W_L s_t (u is cleared before each frame, so the step returns
+d_t in u), and sums d over a window (``edgetp.stream.detector``). For a clip from a reset state the
 sum of its frames' increments is the clip classifier's final readout (leak_out 1).
 
 Float: ``edgetp.tp.network.infer_step``; integer (``--fixed``): ``edgetp.fixed.network_q.infer_step_q`` on the
