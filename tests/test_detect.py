@@ -213,6 +213,8 @@ def test_det_false_alarms_fall_with_the_threshold_and_match_counts_once():
     lower = [d for d in det if d["threshold"] < pick["threshold"]]
     assert pick["fa_per_hour"] <= 100.0 and lower and all(d["fa_per_hour"] > 100.0 for d in lower)
     assert at_target(det, -1.0) is None
+    auto = det_curve(inc, spec, events, 60.0)
+    assert auto[0]["threshold"] == 0.0 and auto[-1]["reports"] == 0 and len(auto) > 20
     m = match([(2.5, "yes"), (2.6, "yes"), (2.7, "no"), (9.0, "up")], [Event("yes", 2 * SR, 3 * SR, True)], 3600)
     assert m["per_keyword"]["yes"]["hits"] == 1 and m["overall"]["false_alarms"] == 3
     assert m["overall"]["miss_rate"] == 0.0 and m["overall"]["fa_per_hour"] == 3.0

@@ -49,11 +49,13 @@ def match(reports, events, seconds: float, tolerance: float = TOLERANCE_S) -> di
 
 
 def sweep_thresholds(top, margin, mask, points: int) -> np.ndarray:
-    """0 and the quantiles of the positive margins of frames whose top class is a keyword (``points`` in all)."""
+    """0, the quantiles of the positive margins of frames whose top class is a keyword, and one above the largest
+    (no report: the curve's end at 0 false alarms), ``points`` in all."""
     pos = margin[mask[top] & (margin > 0)]
     if not pos.size:
         return np.zeros(1)
-    return np.unique(np.concatenate([[0.0], np.quantile(pos, np.linspace(0.0, 1.0, points - 1))]))
+    q = np.quantile(pos, np.linspace(0.0, 1.0, points - 2))
+    return np.unique(np.concatenate([[0.0], q, [np.nextafter(pos.max(), np.inf)]]))
 
 
 def det_curve(increments, spec, events, seconds: float, thresholds=None, hop_s: float = 0.01,
