@@ -70,3 +70,18 @@ def test_predict_bad_model_and_top(cli, tmp_path):
     assert r.returncode == 2 and "no model named" in r.stderr and "Traceback" not in r.stderr
     r = cli("predict", "--top", "0", WAVS[0])
     assert r.returncode == 2 and "--top" in r.stderr
+
+
+def test_fixed_readout_in_real_units():
+    """--fixed's scores read the integer readout in the readout weights' format: on kws-paper (every tensor 16-bit on
+    the integer path) its readout tracks the float one's scale (dividing by the membranes' 2^12 halved it)."""
+    from edgetp.audio.frontend import features
+    from edgetp.audio.wav import load_16k
+    from edgetp.cli.predict import readout
+    from edgetp.kws.protocol import model_norm
+    from edgetp.model import load_model
+    m = load_model(_shipped("kws-paper"))
+    xs = model_norm(m).apply(np.stack([features(load_16k(str(w))) for w in WAVS]))
+    a, b = readout(m, xs, False)[0], readout(m, xs, True)[0]
+    ratio = np.median(b / a)
+    assert 0.8 < ratio < 1.25, ratio

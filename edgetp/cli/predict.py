@@ -46,11 +46,12 @@ def readout(model, xs: np.ndarray, fixed: bool) -> tuple[np.ndarray, list[str]]:
         return np.asarray(infer_sequence(model.params, xs, model.cfg), dtype=np.float64), []
     from edgetp.fixed.finetune import to_int_inputs
     from edgetp.fixed.network_q import infer_sequence_q
-    from edgetp.fixed.qconfig import FV
     from firmware_gen.qmodel import qmodel_for
 
     qm, notes = qmodel_for(model)
-    return infer_sequence_q(qm, to_int_inputs(qm, xs)).astype(np.float64) / (1 << FV), notes
+    # the readout sums readout weights times 0/1 spikes: it carries the readout weights' fractional bits
+    frac = qm.fw[f"W{len(model.cfg.hidden)}"]
+    return infer_sequence_q(qm, to_int_inputs(qm, xs)).astype(np.float64) / (1 << frac), notes
 
 
 def run(args) -> int:
