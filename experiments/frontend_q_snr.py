@@ -34,6 +34,7 @@ def default_wavs() -> list[Path]:
 def main(argv=None) -> int:
     from edgetp.audio import frontend as fe
     from edgetp.audio import frontend_q as fq
+    from edgetp.audio.metrics import BLOCKS, block_snr
     from edgetp.kws.data import recompress
     from edgetp.kws.protocol import model_norm
     from edgetp.model import load_model
@@ -52,9 +53,9 @@ def main(argv=None) -> int:
     pcms = {w.stem: fq.pcm16(fq.load_pcm16(w)) for w in wavs}
     floats = {k: fe.features(p) for k, p in pcms.items()}
     out = {"recordings": [str(w) for w in wavs], "features": {}, "model_inputs": {}}
-    blocks = list(fq.BLOCKS)
+    blocks = list(BLOCKS)
     for g in (float(x) for x in a.gains.split(",")):
-        rows = {k: fq.block_snr(recompress(floats[k], g), fq.features_q(p, log_gain=g)) for k, p in pcms.items()}
+        rows = {k: block_snr(recompress(floats[k], g), fq.features_q(p, log_gain=g)) for k, p in pcms.items()}
         out["features"][f"{g:g}"] = {"l_frac": fq.l_frac(g), "log_offset": fq.log_offset(g), "snr_db": rows,
                                      "min_db": {b: min(r[b] for r in rows.values()) for b in blocks}}
     for name in filter(None, a.models.split(",")):
@@ -67,7 +68,7 @@ def main(argv=None) -> int:
         for k, p in pcms.items():
             x = fq.utterance_q(p, norm).x
             sat += int(np.sum((x == lo) | (x == hi)))
-            rows[k] = fq.block_snr(mi.apply(floats[k][None])[0], x / 2.0 ** qm.fx)
+            rows[k] = block_snr(mi.apply(floats[k][None])[0], x / 2.0 ** qm.fx)
         out["model_inputs"][name] = {"log_gain": norm.log_gain, "fx": qm.fx, "xbits": qm.xbits, "saturated": sat,
                                      "values": len(pcms) * fq.N_FRAMES * fq.N_FEATURES, "snr_db": rows,
                                      "min_db": {b: min(r[b] for r in rows.values()) for b in blocks}}

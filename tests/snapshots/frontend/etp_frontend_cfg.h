@@ -18,7 +18,6 @@
 #define ETP_FE_FEATURES 120
 #define ETP_FE_N_BINS 120   /* spectrum bins the mel bands read */
 #define ETP_FE_N_FACTORS 4
-#define ETP_FE_MAX_RADIX 8
 #define ETP_FE_DELTA_WIDTH 9
 
 /* Q-formats and shifts (docs/fixed-point.md section 9) */
@@ -42,7 +41,6 @@
 
 extern const int16_t etp_fe_window[480];
 extern const uint16_t etp_fe_perm[240];
-extern const int32_t etp_fe_factors[4];
 extern const int32_t etp_fe_tw_cos[240];
 extern const int32_t etp_fe_tw_sin[240];
 extern const int32_t etp_fe_rt_cos[120];
