@@ -36,9 +36,14 @@ def test_cache_keeps_each_frontend_and_log_gain_apart(corpus, tmp_path):
         assert np.array_equal(g1[i], fq.utterance_q(pcm, log_gain=1.0).feats)
         assert np.array_equal(g1000[i], fq.utterance_q(pcm, log_gain=1000.0).feats)
     assert not np.array_equal(g1, g1000)
+    rm = cache.cached_features(corpus, rows, fc, fe=cache.Frontend("fixed", 1000.0, 2))   # the running maximum
+    pcm = fq.pcm16(fq.pcm16_samples(corpus.load(int(rows[0]))))
+    assert np.array_equal(rm[0], fq.utterance_q(pcm, log_gain=1000.0, running_max_decay=2).feats)
+    assert not np.array_equal(rm, g1000)
     dirs = {cache._corpus_dir(corpus, fc, fe) for fe in (cache.FLOAT, cache.Frontend("fixed", 1.0),
-                                                        cache.Frontend("fixed", 1000.0))}
-    assert len(dirs) == 3
+                                                        cache.Frontend("fixed", 1000.0),
+                                                        cache.Frontend("fixed", 1000.0, 2))}
+    assert len(dirs) == 4
     assert np.array_equal(np.asarray(cache.cached_features(corpus, rows, fc)), flt)   # the float rows, still
 
 

@@ -17,6 +17,10 @@ bit. docs/fixed-point.md §9 documents each Q-format and rounding; in short, per
 and per utterance (the whole-utterance part: the maximum and Δ's look-ahead)::
 
     m      = max l                                    (all LOG_ZERO: every L = 0)
+             or, for a model with frontend["running_max_decay"] = D, per frame and causal:
+    m[t]   = max(max_b l[t, b], max(m[t-1] - D, LOG_ZERO)),  m[-1] = LOG_ZERO
+                                                      (the float's D / 256 octave per frame exactly;
+                                                      L of frame t is then final when frame t is)
     e      = l - m + C,   C = round(log2(g) * 2^8)    the model's log gain g as an offset (Q.8, like l)
     L      = ln(1 + 2^e) = ln(1 + g S / max S)        int16 Q.L_F(g): G_LUT = ln(1 + 2^-d) (step 1/32,
                                                       linear interpolation) at d = |e|, + e ln 2 when e > 0
@@ -32,7 +36,10 @@ precision. Frames are centred like librosa's: frame t covers samples 160 t - 240
 160 t + 239 of the 16000-sample utterance (zeros outside). Everything is a function of
 one frame's 480 samples except ``m`` (needs every frame) and Δ/ΔΔ (four frames of
 look-ahead, and ``m``), so a device computes ``l`` per 10 ms hop and keeps 101 x 40 int16
-(8 080 B) of them until the utterance ends.
+(8 080 B) of them until the utterance ends. With the running maximum only Δ waits: the
+streaming step is ``frontend_q_stream``. The tables live in ``frontend_q_tables``, the numba
+kernels in ``frontend_q_kernels``, PCM reading in ``edgetp.audio.pcm``; this module is the
+pipeline and keeps all their public names.
 """
 
 from __future__ import annotations
@@ -44,12 +51,12 @@ from functools import lru_cache
 import numpy as np
 
 from edgetp.audio import frontend as F
-from edgetp.audio.frontend_q_kernels import all_frames_q, features_from_l, logmel_to_l
+from edgetp.audio.frontend_q_kernels import all_frames_q, features_from_l, logmel_to_l, logmel_to_l_running
 from edgetp.audio.frontend_q_kernels import fft240_q as fft240_q, frame_q as frame_q, log2_q as log2_q
 from edgetp.audio.frontend_q_kernels import normalise_q as normalise_q
 from edgetp.audio.frontend_q_tables import *  # noqa: F403 (its __all__: the tables and Q-formats, public here too)
-from edgetp.audio.frontend_q_tables import (DELTA1_Q, DELTA2_Q, DELTA_ROW, DELTA_START, FACTORS, FEAT_F, FFT_PERM,
-                                            G_LUT, L_F_MAX, LOG2_LUT, LOG_F, LOG_GAIN_MAX, MEL_LEN, MEL_Q,
+from edgetp.audio.frontend_q_tables import (DECAY_MAX, DELTA1_Q, DELTA2_Q, DELTA_ROW, DELTA_START, FACTORS, FEAT_F,
+                                            FFT_PERM, G_LUT, L_F_MAX, LOG2_LUT, LOG_F, LOG_GAIN_MAX, MEL_LEN, MEL_Q,
                                             MEL_START, N_BINS, N_FEATURES, N_FRAMES, N_MELS, N_SAMPLES,
                                             NORM_M_BITS, RT_COS, RT_SIN, TW_COS, TW_SIN, WINDOW_Q)
 from edgetp.audio.pcm import load_pcm16 as load_pcm16, pcm16, pcm16_samples as pcm16_samples
@@ -92,11 +99,23 @@ def _l_frac(gain: float) -> int:
     raise EdgetpError(f"no int16 Q-format holds ln(1 + {gain:g})")
 
 
+def check_decay(decay) -> int | None:
+    """The running maximum's decay D as an int (None: the utterance's maximum), or an EdgetpError.
+    D is in Q.LOG_F of an octave per frame, the unit of the float's ``running_max_decay`` (D / 256)."""
+    if decay is None:
+        return None
+    if isinstance(decay, bool) or not isinstance(decay, (int, np.integer)) or not 1 <= int(decay) <= DECAY_MAX:
+        raise EdgetpError(f"the integer frontend's running-maximum decay must be a whole number in 1..{DECAY_MAX} "
+                          f"(1/256 of an octave per frame), got {decay!r}")
+    return int(decay)
+
+
 # ----------------------------------------------------------------------------- API
 @dataclass(frozen=True)
 class InputNorm:
     """The model's input stage in integers: its log gain g (L = ln(1 + g S / max S), the twin of
-    ``edgetp.kws.data.recompress``), then x = sat(round_shift(F * m[j], s[j])), the twin of
+    ``edgetp.kws.data.recompress``; max S the utterance's, or the causal running maximum with decay
+    ``running_max_decay``), then x = sat(round_shift(F * m[j], s[j])), the twin of
     ``quantize_inputs(F_float / norm_scale, fx, xbits)``."""
 
     m: np.ndarray        # (120,) int64, in [2^14, 2^15)
@@ -104,6 +123,7 @@ class InputNorm:
     fx: int
     xbits: int
     log_gain: float = 1.0
+    running_max_decay: int | None = None    # D: the running maximum falls D / 256 octave per frame
 
     @property
     def log_offset(self) -> int:
@@ -116,7 +136,8 @@ class InputNorm:
         return l_frac(self.log_gain)
 
     @classmethod
-    def from_scale(cls, scale, fx: int, xbits: int = 16, log_gain: float = 1.0) -> "InputNorm":
+    def from_scale(cls, scale, fx: int, xbits: int = 16, log_gain: float = 1.0,
+                   running_max_decay: int | None = None) -> "InputNorm":
         scale = np.ones(N_FEATURES) if scale is None else np.asarray(scale, dtype=np.float64)
         if scale.shape != (N_FEATURES,) or not np.all(np.isfinite(scale)) or np.any(scale <= 0):
             raise EdgetpError(f"the input normalisation must be {N_FEATURES} positive divisors")
@@ -131,7 +152,8 @@ class InputNorm:
                 raise EdgetpError(f"input divisor {d:g} with fx {fx} is out of the integer frontend's range")
             ms.append(m)
             ss.append(s)
-        return cls(np.array(ms, np.int64), np.array(ss, np.int64), int(fx), int(xbits), check_log_gain(log_gain))
+        return cls(np.array(ms, np.int64), np.array(ss, np.int64), int(fx), int(xbits), check_log_gain(log_gain),
+                   check_decay(running_max_decay))
 
     @classmethod
     def for_model(cls, model, qm) -> "InputNorm":
@@ -139,15 +161,21 @@ class InputNorm:
         if (model.frontend or {}).get("per_utterance"):
             raise EdgetpError("the model normalises each utterance by its own std; the integer frontend "
                               "implements fixed per-feature divisors (norm_scale) only")
-        if (model.frontend or {}).get("running_max_decay") is not None:
-            raise EdgetpError("the model normalises by a causal running maximum (frontend running_max_decay); the "
-                              "integer frontend implements the utterance's maximum only")
-        return cls.from_scale(model.norm_scale, qm.fx, qm.xbits, (model.frontend or {}).get("log_gain", 1.0))
+        fe = model.frontend or {}
+        return cls.from_scale(model.norm_scale, qm.fx, qm.xbits, fe.get("log_gain", 1.0), fe.get("running_max_decay"))
 
     @property
     def limits(self) -> tuple[int, int]:
         hi = (1 << (self.xbits - 1)) - 1
         return -hi - 1, hi
+
+    def input(self, feats: np.ndarray) -> np.ndarray:
+        """The model's input (…, 120) int16 (or int8) of features (…, 120) Q.FEAT_F."""
+        f = np.asarray(feats, np.int64).reshape(-1, N_FEATURES)
+        x = np.zeros_like(f)
+        lo, hi = self.limits
+        normalise_q(f, self.m, self.s, lo, hi, x)
+        return x.reshape(np.shape(feats)).astype(np.int8 if self.xbits == 8 else np.int16)
 
 
 @dataclass
@@ -158,10 +186,11 @@ class Intermediates:
     power: np.ndarray      # (101, N_BINS) int64
     mel: np.ndarray        # (101, 40) int64
     logmel: np.ndarray     # (101, 40) Q.8 (int16 range)
-    lmax: int
+    lmax: int              # the utterance's maximum (running maximum: its value after the last frame)
     L: np.ndarray          # (101, 40) Q.l_frac(log gain) (Q.15 for gain 1)
     feats: np.ndarray      # (101, 120) Q.18 int32
     x: np.ndarray | None   # (101, 120) model input (int16/int8), when a norm is given
+    m: np.ndarray | None = None    # (101,) the running maximum after each frame (Q.8), for such a model
 
 
 def frames_q(pcm: np.ndarray):
@@ -179,33 +208,40 @@ def frames_q(pcm: np.ndarray):
     return shifts, power, mel, logmel
 
 
-def utterance_q(pcm: np.ndarray, norm: InputNorm | None = None, log_gain: float | None = None) -> Intermediates:
-    """Every intermediate of one utterance (16000 int16 samples). The log gain is ``norm``'s
-    (the model's); without ``norm``, ``log_gain`` (default 1, the paper's features)."""
+def utterance_q(pcm: np.ndarray, norm: InputNorm | None = None, log_gain: float | None = None,
+                running_max_decay: int | None = None) -> Intermediates:
+    """Every intermediate of one utterance (16000 int16 samples). The log gain and the running
+    maximum's decay are ``norm``'s (the model's); without ``norm``, ``log_gain`` (default 1, the paper's
+    features) and ``running_max_decay`` (default None: the utterance's maximum)."""
     if norm is not None and log_gain is not None and check_log_gain(log_gain) != norm.log_gain:
         raise EdgetpError(f"log gain {log_gain:g} differs from the input stage's {norm.log_gain:g}")
+    if norm is not None and running_max_decay is not None and check_decay(running_max_decay) != norm.running_max_decay:
+        raise EdgetpError(f"running-maximum decay {running_max_decay} differs from the input stage's "
+                          f"{norm.running_max_decay}")
     gain = norm.log_gain if norm is not None else (1.0 if log_gain is None else log_gain)
+    decay = norm.running_max_decay if norm is not None else check_decay(running_max_decay)
     lf = l_frac(gain)
     shifts, power, mel, logmel = frames_q(pcm)
     L = np.zeros((N_FRAMES, N_MELS), np.int64)
-    lmax = logmel_to_l(logmel, G_LUT, log_offset(gain), lf, L)
+    m = None
+    if decay is None:
+        lmax = logmel_to_l(logmel, G_LUT, log_offset(gain), lf, L)
+    else:
+        m = np.zeros(N_FRAMES, np.int64)
+        lmax = logmel_to_l_running(logmel, G_LUT, log_offset(gain), lf, decay, L, m)
+        m = m.astype(np.int32)
     feats = np.zeros((N_FRAMES, N_FEATURES), np.int64)
     features_from_l(L, DELTA1_Q, DELTA2_Q, DELTA_START, DELTA_ROW, lf, feats)
-    x = None
-    if norm is not None:
-        x = np.zeros((N_FRAMES, N_FEATURES), np.int64)
-        lo, hi = norm.limits
-        normalise_q(feats, norm.m, norm.s, lo, hi, x)
-        x = x.astype(np.int8 if norm.xbits == 8 else np.int16)
+    x = None if norm is None else norm.input(feats)
     return Intermediates(shifts, power, mel, logmel.astype(np.int16), int(lmax), L.astype(np.int16),
-                         feats.astype(np.int32), x)
+                         feats.astype(np.int32), x, m)
 
 
-def features_q(wave, sr: int = F.SR, log_gain: float = 1.0) -> np.ndarray:
+def features_q(wave, sr: int = F.SR, log_gain: float = 1.0, running_max_decay: int | None = None) -> np.ndarray:
     """The integer features dequantised to the float pipeline's scale: (101, 120) float32
     comparable with ``edgetp.audio.frontend.features`` (log gain 1) or
-    ``edgetp.kws.data.recompress(features, log_gain)``."""
-    it = utterance_q(pcm16(wave, sr), log_gain=log_gain)
+    ``edgetp.kws.data.recompress(features, log_gain, running_max_decay)``."""
+    it = utterance_q(pcm16(wave, sr), log_gain=log_gain, running_max_decay=running_max_decay)
     return (it.feats.astype(np.float64) / (1 << FEAT_F)).astype(np.float32)
 
 

@@ -138,56 +138,95 @@ def all_frames_q(pcm, window, perm, factors, twc, tws, rtc, rts, mel_q, mel_star
 
 
 @njit(cache=True)
-def logmel_to_l(logmel, g_lut, offset, l_frac, out):
-    """L = ln(1 + 2^e), e = l - max l + offset (Q.8; offset = log2 of the model's log gain), in
-    Q.l_frac for every frame and band (0 where l is LOG_ZERO): ln(1 + 2^-|e|) from G_LUT
+def l_frame(logmel, m, g_lut, offset, l_frac, out):
+    """L = ln(1 + 2^e), e = l - m + offset (Q.8; m the normaliser, offset = log2 of the model's log
+    gain), in Q.l_frac for one frame's bands (0 where l is LOG_ZERO): ln(1 + 2^-|e|) from G_LUT
     (interpolated), plus e ln 2 when e > 0, summed in Q.L_ACC_F and rounded once."""
+    lim = (g_lut.shape[0] - 1) << G_SHIFT      # G_RANGE in Q.8
+    one = 1 << G_SHIFT
+    for b in range(logmel.shape[0]):
+        v = logmel[b]
+        if v == LOG_ZERO:
+            out[b] = 0
+            continue
+        e = v - m + offset
+        d = -e if e < 0 else e
+        g = np.int64(0)                     # ln(1 + 2^-d), Q.(G_F + G_SHIFT)
+        if d < lim:
+            i = d >> G_SHIFT
+            f = d & (one - 1)
+            g = g_lut[i] * (one - f) + g_lut[i + 1] * f
+        if e <= 0:                          # = round_shift(g << G_ACC_SHIFT, L_ACC_F - l_frac)
+            out[b] = round_shift(g, G_F + G_SHIFT - l_frac)
+        else:
+            out[b] = round_shift((g << G_ACC_SHIFT) + e * LN2_Q, L_ACC_F - l_frac)
+
+
+@njit(cache=True)
+def logmel_to_l(logmel, g_lut, offset, l_frac, out):
+    """L of every frame normalised by the utterance's maximum m = max l (LOG_ZERO if every band is);
+    returns m."""
     m = np.int64(LOG_ZERO)
     for t in range(logmel.shape[0]):
         for b in range(logmel.shape[1]):
             if logmel[t, b] > m:
                 m = logmel[t, b]
-    lim = (g_lut.shape[0] - 1) << G_SHIFT      # G_RANGE in Q.8
-    one = 1 << G_SHIFT
     for t in range(logmel.shape[0]):
-        for b in range(logmel.shape[1]):
-            v = logmel[t, b]
-            if v == LOG_ZERO:
-                out[t, b] = 0
-                continue
-            e = v - m + offset
-            d = -e if e < 0 else e
-            g = np.int64(0)                     # ln(1 + 2^-d), Q.(G_F + G_SHIFT)
-            if d < lim:
-                i = d >> G_SHIFT
-                f = d & (one - 1)
-                g = g_lut[i] * (one - f) + g_lut[i + 1] * f
-            if e <= 0:                          # = round_shift(g << G_ACC_SHIFT, L_ACC_F - l_frac)
-                out[t, b] = round_shift(g, G_F + G_SHIFT - l_frac)
-            else:
-                out[t, b] = round_shift((g << G_ACC_SHIFT) + e * LN2_Q, L_ACC_F - l_frac)
+        l_frame(logmel[t], m, g_lut, offset, l_frac, out[t])
     return m
 
 
 @njit(cache=True)
-def features_from_l(L, d1, d2, dstart, drow, l_frac, out):
-    """F[t] = [L << (18 - l_frac), round_shift(D1 . L, 6 + l_frac), round_shift(D2 . L, 6 + l_frac)]
+def running_max_q(logmel, m, decay):
+    """The causal normaliser after one frame: max(max_b l[b], m - decay), Q.8 like l, where ``decay``
+    is the model's D (the float's D / 256 of an octave, exactly). It never goes below LOG_ZERO: a band
+    that is not LOG_ZERO is >= LOG_ZERO + 1, so the floor changes no L and the state cannot wrap on an
+    endless stream; LOG_ZERO bands are below every such m, so they never raise it."""
+    m = m - decay
+    if m < LOG_ZERO:
+        m = LOG_ZERO
+    for b in range(logmel.shape[0]):
+        if logmel[b] > m:
+            m = logmel[b]
+    return m
+
+
+@njit(cache=True)
+def logmel_to_l_running(logmel, g_lut, offset, l_frac, decay, out, m_out):
+    """L of every frame normalised by the running maximum (m_out[t], from LOG_ZERO before frame 0);
+    returns the last m."""
+    m = np.int64(LOG_ZERO)
+    for t in range(logmel.shape[0]):
+        m = running_max_q(logmel[t], m, decay)
+        m_out[t] = m
+        l_frame(logmel[t], m, g_lut, offset, l_frac, out[t])
+    return m
+
+
+@njit(cache=True)
+def delta_frame(L, st, r, t, d1, d2, l_frac, out):
+    """F of frame t (row t of L), reading rows st .. st + 8 of L with coefficient row r:
+    [L << (18 - l_frac), round_shift(D1 . L, 6 + l_frac), round_shift(D2 . L, 6 + l_frac)]
     Q.18 int32 (L in Q.l_frac, D1 and D2 Q.24)."""
-    T, B = L.shape
+    B = L.shape[1]
     shift = DELTA_F + l_frac - FEAT_F
     w = d1.shape[1]
-    for t in range(T):
-        st = dstart[t]
-        r = drow[t]
-        for b in range(B):
-            a1 = np.int64(0)
-            a2 = np.int64(0)
-            for j in range(w):
-                a1 += d1[r, j] * L[st + j, b]
-                a2 += d2[r, j] * L[st + j, b]
-            out[t, b] = L[t, b] << (FEAT_F - l_frac)
-            out[t, B + b] = round_shift(a1, shift)
-            out[t, 2 * B + b] = round_shift(a2, shift)
+    for b in range(B):
+        a1 = np.int64(0)
+        a2 = np.int64(0)
+        for j in range(w):
+            a1 += d1[r, j] * L[st + j, b]
+            a2 += d2[r, j] * L[st + j, b]
+        out[b] = L[t, b] << (FEAT_F - l_frac)
+        out[B + b] = round_shift(a1, shift)
+        out[2 * B + b] = round_shift(a2, shift)
+
+
+@njit(cache=True)
+def features_from_l(L, d1, d2, dstart, drow, l_frac, out):
+    """F of every frame t of the utterance (rows dstart[t] .., coefficient row drow[t])."""
+    for t in range(L.shape[0]):
+        delta_frame(L, dstart[t], drow[t], t, d1, d2, l_frac, out[t])
 
 
 @njit(cache=True)

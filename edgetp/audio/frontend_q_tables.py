@@ -36,6 +36,7 @@ LOG_GAIN_MAX = 1 << 16            # the log gains the frontend takes: 1 <= g <= 
 DELTA_F = 24                      # Δ / ΔΔ coefficients Q.24
 FEAT_F = 18                       # features int32 Q.18 (L, Δ, ΔΔ)
 NORM_M_BITS = 15                  # NORM_M[j] in [2^14, 2^15)
+DECAY_MAX = 255                   # the running maximum's decay D (Q.LOG_F per frame): 1 <= D <= DECAY_MAX
 
 
 def _decimal_round(x: Decimal) -> int:
@@ -110,16 +111,16 @@ def _ln2_q() -> int:
         return _decimal_round(Decimal(2).ln() * (1 << (L_ACC_F - LOG_F)))
 
 
-def delta_start(t: int) -> int:
-    """First frame of the 9 that Δ/ΔΔ of frame t read (mode "interp" fits the edges)."""
+def delta_start(t: int, n: int = N_FRAMES) -> int:
+    """First frame of the 9 that Δ/ΔΔ of frame t of n read (mode "interp" fits the edges)."""
     w = F.DELTA_WIDTH
-    return min(max(t - w // 2, 0), N_FRAMES - w)
+    return min(max(t - w // 2, 0), n - w)
 
 
-def delta_row(t: int) -> int:
-    """Which of the 9 coefficient rows frame t uses: t (< 4), 4 (interior), t - 92 (> 96)."""
+def delta_row(t: int, n: int = N_FRAMES) -> int:
+    """Which of the 9 coefficient rows frame t of n uses: t (< 4), 4 (interior), t - (n - 9) (the last 4)."""
     h = F.DELTA_WIDTH // 2
-    return t if t < h else (h + t - (N_FRAMES - 1 - h) if t > N_FRAMES - 1 - h else h)
+    return t if t < h else (h + t - (n - 1 - h) if t > n - 1 - h else h)
 
 
 def _delta_q():
@@ -159,6 +160,7 @@ FACTORS = np.array(FFT_FACTORS, np.int64)
 __all__ = ["N_SAMPLES", "HOP", "N_FFT", "N_MELS", "N_FRAMES", "N_FEATURES", "HALF", "WIN_F", "FRAME_BITS",
            "FFT_FACTORS", "TW_F", "P_SHIFT", "MEL_F", "LOG_F", "LOG_LUT_BITS", "LOG_LUT_F", "LOG_ZERO", "G_F",
            "L_F_MAX", "G_STEP_BITS", "G_RANGE", "G_SHIFT", "L_ACC_F", "G_ACC_SHIFT", "LOG_GAIN_MAX", "DELTA_F",
-           "FEAT_F", "NORM_M_BITS", "WINDOW_Q", "TW_COS", "TW_SIN", "RT_COS_ALL", "RT_SIN_ALL", "FFT_PERM", "MEL_Q",
+           "FEAT_F", "NORM_M_BITS", "DECAY_MAX", "WINDOW_Q", "TW_COS", "TW_SIN", "RT_COS_ALL", "RT_SIN_ALL", "FFT_PERM",
+           "MEL_Q",
            "MEL_START", "MEL_LEN", "N_BINS", "RT_COS", "RT_SIN", "LOG2_LUT", "G_LUT", "LN2_Q", "DELTA1_Q", "DELTA2_Q",
            "DELTA_START", "DELTA_ROW", "FACTORS", "delta_start", "delta_row"]
