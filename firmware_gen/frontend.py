@@ -52,6 +52,7 @@ def _dims(name: str, a: np.ndarray) -> str:
 def check(norm, xbits: int) -> None:
     check_fft_tables(FQ.FFT_FACTORS, FQ.TW_COS, FQ.TW_SIN)
     FQ.check_log_gain(norm.log_gain)
+    FQ.check_decay(norm.running_max_decay)
     if norm.xbits != xbits:
         raise EdgetpError(f"the frontend's input width {norm.xbits} differs from the model's {xbits}")
 
@@ -105,6 +106,8 @@ def frontend_files(norm, stamp_text: str, xbits: int) -> dict:
          D("ETP_FE_L_F", norm.l_frac, "L int16 Q.L_F (the finest that holds ln(1 + g))"),
          D("ETP_FE_DELTA_SHIFT", FQ.DELTA_F + norm.l_frac - FQ.FEAT_F,
            f"delta sums Q.({FQ.DELTA_F} + L_F) -> Q.FEAT_F"),
+         D("ETP_FE_RUNNING_MAX", norm.running_max_decay or 0,
+           "max S: 0 the utterance's; D > 0 the causal running maximum, falling D / 2^LOG_F octave per frame"),
          ""]
     body = [stamp_text, "#include <stdint.h>", "", '#include "etp_frontend_cfg.h"', ""]
     for name, ctype, a, note in tables(norm):

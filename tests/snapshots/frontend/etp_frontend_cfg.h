@@ -38,6 +38,7 @@
 #define ETP_FE_LOG_OFFSET 0   /* C = round(log2(g) * 2^LOG_F) */
 #define ETP_FE_L_F 15   /* L int16 Q.L_F (the finest that holds ln(1 + g)) */
 #define ETP_FE_DELTA_SHIFT 21   /* delta sums Q.(24 + L_F) -> Q.FEAT_F */
+#define ETP_FE_RUNNING_MAX 0   /* max S: 0 the utterance's; D > 0 the causal running maximum, falling D / 2^LOG_F octave per frame */
 
 extern const int16_t etp_fe_window[480];
 extern const uint16_t etp_fe_perm[240];
