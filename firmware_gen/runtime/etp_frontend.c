@@ -14,7 +14,7 @@
 #include "etp_frontend.h"
 #include "etp_primitives.h"
 
-/* bitlen64: bits of a non-negative value (0 for 0). */
+/* bitlen (edgetp.fixed.primitives): bits of a non-negative value (0 for 0). */
 static int etp_fe_bitlen(uint64_t x)
 {
     int n = 0;
