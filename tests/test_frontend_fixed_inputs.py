@@ -90,3 +90,12 @@ def test_finetune_fixed_on_the_integer_frontend(tone_models, tmp_path):
     r = run_cli("finetune", "--kws", "--set", "frontend=fixed", "--model", models["log_gain"], "--data-root", root,
                 env={"EDGETP_HOME": str(tmp_path / "home")})
     assert r.returncode == 2 and "frontend fixed needs --fixed" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_int_inputs_of_a_running_max_model_read_its_features():
+    """A model with the causal running maximum reads the cache's running-maximum rows, not the utterance maximum's."""
+    from edgetp.kws.data import IntInputs
+
+    norm = fq.InputNorm.from_scale(None, 12, 16, 1000.0, 2)
+    assert IntInputs(norm).source == cache.Frontend("fixed", 1000.0, 2)
+    assert IntInputs(fq.InputNorm.from_scale(None, 12, 16, 1000.0)).source == cache.Frontend("fixed", 1000.0)
