@@ -1,6 +1,6 @@
 """Where the audio frontend's instructions go on the emulated Cortex-M4.
 
-    python -m deploy.fe_profile [--model kws-mcu] [--utterances 2]
+    python -m deploy.fe_profile [--model kws-mcu] [--utterances 2] [--running-max D]
 
 Exports the model with the integer frontend, builds ``firmware/profile/fe_profile_main.c``
 with it for QEMU's ``mps2-an386`` (the HIL's flags, ``-O2``), runs it under ``-icount``
@@ -8,7 +8,8 @@ and prints the instructions of a 10 ms hop (the frame's window, FFT, power, mel 
 of each of its steps alone (etp_fe_load, etp_fe_fft, etp_fe_power, etp_fe_mel_log), of
 the end of an utterance (its padded frames one by one, then etp_fe_finish) and of one
 frame's input (L of the rows its Δ reads, on demand; Δ/ΔΔ; input scaling), and their sum
-per utterance (docs/fixed-point.md §9).
+per utterance (docs/fixed-point.md §9). ``--running-max D`` profiles the model's input stage with the
+causal running maximum of decay D instead of its own normaliser (L is then part of every hop).
 Figures for docs, never asserted.
 """
 from __future__ import annotations
@@ -62,6 +63,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m deploy.fe_profile", description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="kws-mcu")
     ap.add_argument("--utterances", type=int, default=2)
+    ap.add_argument("--running-max", type=int, default=None, metavar="D",
+                    help="the running maximum with decay D instead of the model's normaliser")
     a = ap.parse_args(argv)
     try:
         from deploy.reference import export_c
@@ -71,6 +74,8 @@ def main(argv=None) -> int:
         from firmware_gen.qmodel import qmodel_for
 
         model = load_model(a.model)
+        if a.running_max is not None:
+            model.frontend["running_max_decay"] = a.running_max
         qm, _ = qmodel_for(model)
         norm = InputNorm.for_model(model, qm)
         with tempfile.TemporaryDirectory(prefix="etp-feprof-") as tmp:
@@ -80,15 +85,18 @@ def main(argv=None) -> int:
         print(f"deploy.fe_profile: error: {exc}")
         return 2
     hop = res["hop"]
-    print(f"audio frontend on the Cortex-M4 (QEMU -icount, instructions), {a.model}'s input stage:")
+    rm = norm.running_max_decay
+    print(f"audio frontend on the Cortex-M4 (QEMU -icount, instructions), {a.model}'s input stage"
+          + (f" with the running maximum (D = {rm}; L in every hop)" if rm else "") + ":")
     print(f"  10 ms hop (window, block exponent, FFT, split, power, mel, log): mean {hop:,}, max {res['hop_max']:,}")
     for name, what in STEPS:
         print(f"    {name:<8} {res[name]:>7,} ({100 * res[name] / hop:4.1f} %)  {what}")
     rest = hop - sum(res[name] for name, _ in STEPS)
-    print(f"    {'rest':<8} {rest:>7,} ({100 * rest / hop:4.1f} %)  streaming: sample copy, window shift, calls")
-    print(f"  per frame when the network reads it (L of the frame 4 ahead, delta, delta-delta, input scaling): "
-          f"mean {res['features']:,}, max {res['features_max']:,}; frame 0 (L of frames 0-8): "
-          f"{res['features_first']:,}")
+    print(f"    {'rest':<8} {rest:>7,} ({100 * rest / hop:4.1f} %)  streaming: sample copy, window shift, calls"
+          + (", the running maximum and L" if rm else ""))
+    print(f"  per frame when the network reads it ({'' if rm else 'L of the frame 4 ahead, '}delta, delta-delta, "
+          f"input scaling): mean {res['features']:,}, max {res['features_max']:,}; frame 0"
+          f"{'' if rm else ' (L of frames 0-8)'}: {res['features_first']:,}")
     print(f"  per hop in all: {hop + res['features']:,}")
     print(f"  end of the utterance: {res['finish']:,} = {res['pad_frames']} padded frames (etp_fe_pad_frame, "
           f"max {res['pad_max']:,} each) + the rest of etp_fe_finish {res['finish_rest']:,}")

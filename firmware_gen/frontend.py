@@ -14,7 +14,6 @@ from edgetp.audio import frontend_q as FQ
 from edgetp.errors import EdgetpError
 
 CFG_H, CFG_C = "etp_frontend_cfg.h", "etp_frontend_cfg.c"
-MAX_RADIX = 8
 
 
 def _values(a, ctype: str, per_line: int = 12) -> str:
@@ -28,7 +27,6 @@ def tables(norm) -> list[tuple[str, str, np.ndarray, str]]:
     return [
         ("etp_fe_window", "int16_t", FQ.WINDOW_Q, "periodic Hann Q.15 (1.0 saturates to 32767)"),
         ("etp_fe_perm", "uint16_t", FQ.FFT_PERM, "FFT input order (mixed-radix digit reversal)"),
-        ("etp_fe_factors", "int32_t", FQ.FACTORS, "radices, outermost split first"),
         ("etp_fe_tw_cos", "int32_t", FQ.TW_COS, "cos(2 pi t / 240) Q2.30"),
         ("etp_fe_tw_sin", "int32_t", FQ.TW_SIN, "-sin(2 pi t / 240) Q2.30"),
         ("etp_fe_rt_cos", "int32_t", FQ.RT_COS, "cos(2 pi k / 480) Q2.30 (real split)"),
@@ -52,10 +50,9 @@ def _dims(name: str, a: np.ndarray) -> str:
 
 
 def check(norm, xbits: int) -> None:
-    if max(FQ.FFT_FACTORS) > MAX_RADIX:
-        raise EdgetpError(f"FFT radix above {MAX_RADIX}")
     check_fft_tables(FQ.FFT_FACTORS, FQ.TW_COS, FQ.TW_SIN)
     FQ.check_log_gain(norm.log_gain)
+    FQ.check_decay(norm.running_max_decay)
     if norm.xbits != xbits:
         raise EdgetpError(f"the frontend's input width {norm.xbits} differs from the model's {xbits}")
 
@@ -89,7 +86,7 @@ def frontend_files(norm, stamp_text: str, xbits: int) -> dict:
          D("ETP_FE_N_FFT", FQ.N_FFT, "window"), D("ETP_FE_HALF", FQ.HALF, "complex FFT length, centring pad"),
          D("ETP_FE_HOP", FQ.HOP), D("ETP_FE_FRAMES", FQ.N_FRAMES), D("ETP_FE_MELS", FQ.N_MELS),
          D("ETP_FE_FEATURES", FQ.N_FEATURES), D("ETP_FE_N_BINS", FQ.N_BINS, "spectrum bins the mel bands read"),
-         D("ETP_FE_N_FACTORS", len(FQ.FFT_FACTORS)), D("ETP_FE_MAX_RADIX", MAX_RADIX),
+         D("ETP_FE_N_FACTORS", len(FQ.FFT_FACTORS)),
          D("ETP_FE_DELTA_WIDTH", FQ.DELTA1_Q.shape[1]), "",
          "/* Q-formats and shifts (docs/fixed-point.md section 9) */",
          D("ETP_FE_FRAME_BITS", FQ.FRAME_BITS, "frame block exponent: max |y| < 2^FRAME_BITS"),
@@ -109,6 +106,8 @@ def frontend_files(norm, stamp_text: str, xbits: int) -> dict:
          D("ETP_FE_L_F", norm.l_frac, "L int16 Q.L_F (the finest that holds ln(1 + g))"),
          D("ETP_FE_DELTA_SHIFT", FQ.DELTA_F + norm.l_frac - FQ.FEAT_F,
            f"delta sums Q.({FQ.DELTA_F} + L_F) -> Q.FEAT_F"),
+         D("ETP_FE_RUNNING_MAX", norm.running_max_decay or 0,
+           "max S: 0 the utterance's; D > 0 the causal running maximum, falling D / 2^LOG_F octave per frame"),
          ""]
     body = [stamp_text, "#include <stdint.h>", "", '#include "etp_frontend_cfg.h"', ""]
     for name, ctype, a, note in tables(norm):

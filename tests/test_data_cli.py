@@ -123,3 +123,28 @@ def test_user_errors_are_one_line(tmp_path, monkeypatch, capsys):
     assert main(["data", "synth-kws", str(tmp_path / "kws")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("ERROR espeak-ng is not installed") and "apt-get install espeak-ng" in err
+
+
+@pytest.mark.parametrize("kind", ["fixed", "float"])
+def test_features_with_the_running_maximum(tmp_path, kind):
+    """`--running-max D`: fixed, the integer frontend's running-maximum features of a model given D; float,
+    recompress(features, G, D); the two agree within the frontend's tolerance. D = 0 is a one-line error."""
+    from edgetp.audio import frontend_q as fq
+    from edgetp.kws.data import recompress
+
+    files = [REAL / "felix_yes.wav", REAL / "tflm_no_1000ms.wav"]
+    out = tmp_path / "f.npz"
+    assert main(["data", "features", *map(str, files), "--frontend", kind, "--log-gain", "1000", "--running-max",
+                 "2", "--out", str(out)]) == 0
+    with np.load(out) as z:
+        got, conf = z["features"], json.loads(str(z["frontend"]))
+    assert conf["running_max_decay"] == 2
+    for k, f in enumerate(files):
+        pcm = fq.pcm16(fq.load_pcm16(f))
+        fixed = fq.features_q(pcm, log_gain=1000.0, running_max_decay=2)
+        flt = recompress(frontend.features(pcm)[None], 1000.0, 2)[0]
+        np.testing.assert_array_equal(got[k], fixed if kind == "fixed" else flt)
+        assert not np.array_equal(got[k], fq.features_q(pcm, log_gain=1000.0) if kind == "fixed"
+                                  else recompress(frontend.features(pcm)[None], 1000.0)[0])
+    assert main(["data", "features", str(files[0]), "--frontend", kind, "--running-max", "0",
+                 "--out", str(out)]) == 2

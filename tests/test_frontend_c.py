@@ -14,7 +14,8 @@ REAL = sorted((Path(__file__).parent / "data" / "real").glob("*.wav"))
 
 def _model_stage(name):
     """(integer model, input stage) of a shipped model; ``NAME@g1``: the same model with its log gain
-    removed, i.e. the paper's log1p(S / max S), which no shipped model reads any more."""
+    removed, i.e. the paper's log1p(S / max S), which no shipped model reads any more; ``NAME@rmD``: the
+    same model normalised by the causal running maximum with decay D (issue 32)."""
     from edgetp.model import load_model
     from firmware_gen.qmodel import qmodel_for
 
@@ -22,6 +23,8 @@ def _model_stage(name):
     model = load_model(name)
     if variant == "g1":
         model.frontend.pop("log_gain", None)
+    elif variant.startswith("rm"):
+        model.frontend["running_max_decay"] = int(variant[2:])
     qm, _notes = qmodel_for(model)
     return qm, fq.InputNorm.for_model(model, qm)
 
@@ -47,6 +50,14 @@ def setup(request):
 def gain_setup():
     require("cc")
     return _model_stage("kws-mcu-64k")
+
+
+@pytest.fixture(scope="module")
+def rm_setup():
+    require("cc")
+    qm, norm = _model_stage("kws-mcu@rm2")
+    assert norm.running_max_decay == 2 and norm.log_gain == 1000.0
+    return qm, norm
 
 
 def _inputs(n_random, seed=0):
@@ -99,7 +110,7 @@ def test_bit_exact_under_sanitizers(setup):
      "the inputs the network read while stepping"),
     ("fe->lmax = m;", "fe->lmax = m - (t == 100);", "L["),      # the running maximum: every L moves
     ("(int16_t)etp_round_shift(g, ETP_FE_G_F + ETP_FE_G_SHIFT - ETP_FE_L_F);",
-     "(int16_t)etp_round_shift(g, ETP_FE_G_F + ETP_FE_G_SHIFT - ETP_FE_L_F) + (t == 50 && b == 3);", "L["),
+     "(int16_t)etp_round_shift(g, ETP_FE_G_F + ETP_FE_G_SHIFT - ETP_FE_L_F) + (b == 3 && (v & 63) == 5);", "L["),
     ("feats[2 * ETP_FE_MELS + b] = (int32_t)etp_round_shift(a2, ETP_FE_DELTA_SHIFT);",
      "feats[2 * ETP_FE_MELS + b] = (int32_t)etp_round_shift(a2, ETP_FE_DELTA_SHIFT) + (t == 99);", "features["),
 ])
@@ -131,6 +142,67 @@ def _planted_bug_is_found(setup, old, new, where):
 def test_a_planted_log_gain_bug_is_found(gain_setup, old, new):
     """Test the tester, log gain 1000: a wrong offset or a wrong e > 0 branch differs in L."""
     _planted_bug_is_found(gain_setup, old, new, "L[")
+
+
+def test_running_max_bit_exact(rm_setup):
+    """The causal running maximum: every frame's log-mel, L per hop, the last m, the features and inputs."""
+    from deploy.verify_frontend import verify_frontend
+
+    qm, norm = rm_setup
+    s = verify_frontend(qm, norm, _inputs(12, seed=3), seed=4)
+    assert s.ok, s.details
+    assert s.utterances == len(REAL) + 12 and s.frames == 101 * s.utterances
+    s = verify_frontend(qm, norm, _inputs(4, seed=6)[-6:], sanitize=True, seed=5)
+    assert s.ok, s.details
+
+
+def _rm_bug_is_found(rm_setup, mutate, where="L["):
+    from deploy.verify_frontend import verify_frontend
+
+    qm, norm = rm_setup
+    s = verify_frontend(qm, norm, _inputs(0), export_files=mutate)
+    assert not s.ok and s.mismatches > 0 and s.errors == 0
+    assert where in s.details[0]["message"], s.details[0]
+
+
+def test_a_wrong_decay_in_the_header_is_found(rm_setup):
+    """D reaches the C only through the generated header: D = 3 there instead of 2 differs in L."""
+    def mutate(files):
+        h = files["etp_frontend_cfg.h"]
+        assert "#define ETP_FE_RUNNING_MAX 2 " in h
+        return {"etp_frontend_cfg.h": h.replace("#define ETP_FE_RUNNING_MAX 2 ", "#define ETP_FE_RUNNING_MAX 3 ")}
+
+    _rm_bug_is_found(rm_setup, mutate)
+
+
+def test_a_wrong_decay_order_is_found(rm_setup):
+    """m[t] = max(m[t-1], peak) - D (the decay after the peak, not before it) differs in L."""
+    def mutate(files):
+        c = files["etp_frontend.c"]
+        for old, new in (("        m -= ETP_FE_RUNNING_MAX;\n", ""),
+                         ("        fe->lmax = m;\n", "        m -= ETP_FE_RUNNING_MAX;\n        fe->lmax = m;\n")):
+            assert c.count(old) == 1
+            c = c.replace(old, new)
+        return {"etp_frontend.c": c}
+
+    _rm_bug_is_found(rm_setup, mutate)
+
+
+def test_an_l_that_waits_for_the_end_is_found(rm_setup):
+    """Without the per-hop L, the rows turn into L on demand with the last m (the old finish): caught."""
+    old = "        etp_fe_l_row(fe->lm[t], m);"
+    _rm_bug_is_found(rm_setup, lambda f: {"etp_frontend.c": f["etp_frontend.c"].replace(
+        old + "                /* L", "        (void)0;                          /* L").replace(
+        "        fe->l_rows = fe->frames;\n", "")})
+
+
+def test_the_decay_reaches_the_c_through_the_generated_header(rm_setup, gain_setup):
+    from firmware_gen.generate import render
+
+    assert "#define ETP_FE_RUNNING_MAX 2 " in render(*rm_setup[:1], None, frontend=rm_setup[1]).files[
+        "etp_frontend_cfg.h"]
+    assert "#define ETP_FE_RUNNING_MAX 0 " in render(gain_setup[0], None, frontend=gain_setup[1]).files[
+        "etp_frontend_cfg.h"]
 
 
 def test_the_log_gain_reaches_the_c_through_the_generated_header(gain_setup):

@@ -36,9 +36,14 @@ def test_cache_keeps_each_frontend_and_log_gain_apart(corpus, tmp_path):
         assert np.array_equal(g1[i], fq.utterance_q(pcm, log_gain=1.0).feats)
         assert np.array_equal(g1000[i], fq.utterance_q(pcm, log_gain=1000.0).feats)
     assert not np.array_equal(g1, g1000)
+    rm = cache.cached_features(corpus, rows, fc, fe=cache.Frontend("fixed", 1000.0, 2))   # the running maximum
+    pcm = fq.pcm16(fq.pcm16_samples(corpus.load(int(rows[0]))))
+    assert np.array_equal(rm[0], fq.utterance_q(pcm, log_gain=1000.0, running_max_decay=2).feats)
+    assert not np.array_equal(rm, g1000)
     dirs = {cache._corpus_dir(corpus, fc, fe) for fe in (cache.FLOAT, cache.Frontend("fixed", 1.0),
-                                                        cache.Frontend("fixed", 1000.0))}
-    assert len(dirs) == 3
+                                                        cache.Frontend("fixed", 1000.0),
+                                                        cache.Frontend("fixed", 1000.0, 2))}
+    assert len(dirs) == 4
     assert np.array_equal(np.asarray(cache.cached_features(corpus, rows, fc)), flt)   # the float rows, still
 
 
@@ -85,3 +90,12 @@ def test_finetune_fixed_on_the_integer_frontend(tone_models, tmp_path):
     r = run_cli("finetune", "--kws", "--set", "frontend=fixed", "--model", models["log_gain"], "--data-root", root,
                 env={"EDGETP_HOME": str(tmp_path / "home")})
     assert r.returncode == 2 and "frontend fixed needs --fixed" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_int_inputs_of_a_running_max_model_read_its_features():
+    """A model with the causal running maximum reads the cache's running-maximum rows, not the utterance maximum's."""
+    from edgetp.kws.data import IntInputs
+
+    norm = fq.InputNorm.from_scale(None, 12, 16, 1000.0, 2)
+    assert IntInputs(norm).source == cache.Frontend("fixed", 1000.0, 2)
+    assert IntInputs(fq.InputNorm.from_scale(None, 12, 16, 1000.0)).source == cache.Frontend("fixed", 1000.0)

@@ -17,7 +17,7 @@ from deploy.host import DeviceError  # noqa: E402
 REAL = sorted((Path(__file__).parent / "data" / "real").glob("*.wav"))
 
 
-def _export(name, tmp_path_factory):
+def _export(name, tmp_path_factory, running_max=None):
     require("cc")
     from deploy.reference import export_c
     from edgetp.audio import frontend_q as fq
@@ -26,6 +26,8 @@ def _export(name, tmp_path_factory):
     from firmware_gen.tensors import DeviceConfig
 
     model = load_model(name)
+    if running_max is not None:
+        model.frontend["running_max_decay"] = running_max
     qm, _ = qmodel_for(model)
     norm = fq.InputNorm.for_model(model, qm)
     # a frozen-hidden model (kws-mcu) learns its readout alone on the device
@@ -43,6 +45,12 @@ def kws(tmp_path_factory):
 def kws_gain(tmp_path_factory):
     """kws-mcu-64k: an honest-protocol model whose features are log1p(1000 S / max S)."""
     return _export("kws-mcu-64k", tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def kws_rm(tmp_path_factory):
+    """kws-mcu normalised by the causal running maximum (issue 32), decay 2."""
+    return _export("kws-mcu", tmp_path_factory, running_max=2)
 
 
 def _sets(qm, norm, model):
@@ -83,6 +91,26 @@ def test_session_from_raw_audio_with_a_log_gain_model_is_bit_exact(kws_gain):
         res = run_session(dev, IntReference(qm, cfg), sup, qry, epochs=1, seed=1, session_cls=AudioSession)
     assert res["samples"] == len(REAL) and res["mismatches"] == 0 and res["query_samples"] == 4
     assert res["frontend"]["utterances"] == len(REAL) + 4
+
+
+def test_session_from_raw_audio_with_the_running_maximum_is_bit_exact(kws_rm):
+    """The device's frontend normalises by the running maximum (D generated into its header): 0 mismatches;
+    a reference with the utterance's maximum instead differs, and the input CRC check names the frontend."""
+    from dataclasses import replace
+
+    from deploy.hil_audio import AudioSession
+    from deploy.reference import IntReference
+
+    d, qm, cfg, norm, model = kws_rm
+    assert norm.running_max_decay == 2
+    sup, qry = _sets(qm, norm, model)
+    with device(model_dir=d, timeout=2.0) as (_, dev):
+        res = run_session(dev, IntReference(qm, cfg), sup, qry, epochs=1, seed=1, session_cls=AudioSession)
+    assert res["samples"] == len(REAL) and res["mismatches"] == 0 and res["query_samples"] == 4
+    (xs, ys), _ = _sets(qm, replace(norm, running_max_decay=None), model)
+    with device(model_dir=d, timeout=2.0) as (_, dev):
+        with pytest.raises(HilError, match="frontend"):
+            run_session(dev, IntReference(qm, cfg), (xs[:1], ys[:1]), ([], []), epochs=1, session_cls=AudioSession)
 
 
 def test_a_log_gain_model_fed_the_paper_features_is_caught(kws_gain):

@@ -80,14 +80,11 @@ def _constants():
 WINDOW, MEL, DELTA1, DELTA2 = _constants()
 
 
-def prepare(wave, sr: int = SR) -> np.ndarray:
-    """Scale, peak-normalise and centre to exactly 16000 float64 samples."""
-    x = np.asarray(wave)
-    if x.ndim != 1:
-        raise ValueError(f"expected a mono 1-D wave, got shape {x.shape}")
-    if x.dtype == np.int16:
-        x = x.astype(np.float64) / 32768.0
-    elif np.issubdtype(x.dtype, np.integer):
+def as_float_16k(x: np.ndarray, sr: int = SR) -> np.ndarray:
+    """Samples as float64 at 16 kHz: integers scaled by 1 / 2^(bits - 1) (int16: 1/32768), then resampled
+    if ``sr`` is not 16 kHz. The one scaling both frontends use (:func:`prepare`, ``edgetp.audio.pcm.pcm16``)."""
+    x = np.asarray(x)
+    if np.issubdtype(x.dtype, np.integer):
         x = x.astype(np.float64) / float(2 ** (8 * x.dtype.itemsize - 1))
     else:
         x = x.astype(np.float64)
@@ -95,15 +92,29 @@ def prepare(wave, sr: int = SR) -> np.ndarray:
         from edgetp.audio.wav import resample
 
         x = resample(x, sr, SR).astype(np.float64)
-    peak = np.max(np.abs(x)) if x.size else 0.0
-    if peak > 0:
-        x = x / peak
+    return x
+
+
+def centre(x: np.ndarray) -> np.ndarray:
+    """Exactly 16000 samples: (16000 - n) // 2 zeros before a shorter input, the middle of a longer one."""
     n = x.size
     if n >= N_SAMPLES:
         start = (n - N_SAMPLES) // 2
         return x[start:start + N_SAMPLES]
     before = (N_SAMPLES - n) // 2
     return np.pad(x, (before, N_SAMPLES - n - before))
+
+
+def prepare(wave, sr: int = SR) -> np.ndarray:
+    """Scale, peak-normalise and centre to exactly 16000 float64 samples."""
+    x = np.asarray(wave)
+    if x.ndim != 1:
+        raise ValueError(f"expected a mono 1-D wave, got shape {x.shape}")
+    x = as_float_16k(x, sr)
+    peak = np.max(np.abs(x)) if x.size else 0.0
+    if peak > 0:
+        x = x / peak
+    return centre(x)
 
 
 def _from_prepared(x: np.ndarray) -> np.ndarray:

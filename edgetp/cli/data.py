@@ -143,13 +143,14 @@ def _speakers(args) -> int:
 
 def _features(args) -> int:
     from edgetp.audio import frontend, wav
-    from edgetp.kws.data import check_gain, recompress
+    from edgetp.kws.data import check_gain, check_running_max, recompress
 
     out = Path(args.out)
     if out.suffix != ".npz":
         raise EdgetpError(f"--out must name a .npz file, not {out}")
     gain = args.log_gain
     check_gain(gain, "--log-gain")                      # the rule of edgetp pretrain --log-gain and model_norm
+    decay = check_running_max(args.running_max, "--running-max")
     if args.frontend == "fixed":
         from edgetp.audio import frontend_q
 
@@ -157,15 +158,19 @@ def _features(args) -> int:
             frontend_q.check_log_gain(gain)
         except EdgetpError as exc:
             raise EdgetpError(f"--log-gain {gain:g}: {exc}") from None
-        feats = np.stack([frontend_q.features_q(frontend_q.load_pcm16(f), log_gain=gain) for f in args.inputs])
+        feats = np.stack([frontend_q.features_q(frontend_q.load_pcm16(f), log_gain=gain, running_max_decay=decay)
+                          for f in args.inputs])
         conf = dict(frontend.CONFIG.to_dict(), arithmetic="integer (edgetp.audio.frontend_q), dequantised")
     else:
-        feats = recompress(frontend.features_batch([wav.load_16k(f) for f in args.inputs]), gain)
+        feats = recompress(frontend.features_batch([wav.load_16k(f) for f in args.inputs]), gain, decay)
         conf = frontend.CONFIG.to_dict()
     conf["log_gain"] = gain
+    if decay is not None:
+        conf["running_max_decay"] = decay
     np.savez(out, features=feats, files=np.array([str(f) for f in args.inputs]), frontend=np.array(json.dumps(conf)))
     print(f"wrote {out}: features {feats.shape} (files, frames, features), {args.frontend} frontend, "
-          f"log gain {gain:g}, before normalisation")
+          f"log gain {gain:g}" + (f", running maximum D {decay}" if decay is not None else "")
+          + ", before normalisation")
     return 0
 
 
@@ -249,4 +254,7 @@ def register(subparsers) -> None:
     f.add_argument("--log-gain", type=float, default=1.0, metavar="G",
                    help="L = log1p(G S / max S), a model's frontend log_gain (kws-mcu: 1000); "
                         "1 (default) is the paper's features; G >= 1 (fixed: up to frontend_q.LOG_GAIN_MAX)")
+    f.add_argument("--running-max", type=int, default=None, metavar="D",
+                   help="max S is the causal running maximum falling D/256 octave per frame (a model's frontend "
+                        "running_max_decay, 1..255) instead of the utterance's")
     f.set_defaults(func=_features)

@@ -37,10 +37,12 @@ SELECTION_IN_MEMORY = 8192  # smaller selections are returned as an in-memory ar
 @dataclass(frozen=True)
 class Frontend:
     """What computes the cached features: ``kind`` "float" (edgetp.audio.frontend, float32) or
-    "fixed" (edgetp.audio.frontend_q, int32 Q.18, computed with ``log_gain``, the model's)."""
+    "fixed" (edgetp.audio.frontend_q, int32 Q.18, computed with ``log_gain`` and ``running_max_decay``,
+    the model's)."""
 
     kind: str = "float"
     log_gain: float = 1.0
+    running_max_decay: int | None = None
 
     def __post_init__(self):
         if self.kind not in FRONTENDS:
@@ -55,16 +57,20 @@ class Frontend:
             return {"frontend": frontend.CONFIG.to_dict()}   # as before: existing float caches stay valid
         from edgetp.audio import frontend_q as fq
 
-        src = hashlib.sha1(Path(fq.__file__).read_bytes()).hexdigest()   # its tables and kernels
-        return {"frontend": "fixed", "frontend_q": src, "log_gain": fq.check_log_gain(self.log_gain)}
+        src = hashlib.sha1()                   # the pipeline, its tables and kernels, its PCM reading
+        for f in sorted(Path(fq.__file__).parent.glob("frontend_q*.py")) + [Path(fq.__file__).parent / "pcm.py"]:
+            src.update(f.read_bytes())
+        decay = fq.check_decay(self.running_max_decay)
+        return {"frontend": "fixed", "frontend_q": src.hexdigest(), "log_gain": fq.check_log_gain(self.log_gain),
+                **({"running_max_decay": decay} if decay is not None else {})}
 
     def batch(self, waves) -> np.ndarray:
         if self.kind == "float":
             return frontend.features_batch(waves)
         from edgetp.audio import frontend_q as fq
 
-        return np.stack([fq.utterance_q(fq.pcm16(fq.pcm16_samples(w)), log_gain=self.log_gain).feats
-                         for w in waves])
+        return np.stack([fq.utterance_q(fq.pcm16(fq.pcm16_samples(w)), log_gain=self.log_gain,
+                                        running_max_decay=self.running_max_decay).feats for w in waves])
 
 
 FLOAT = Frontend()

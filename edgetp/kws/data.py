@@ -119,7 +119,7 @@ class IntInputs:
     def source(self):
         from edgetp.data.cache import Frontend
 
-        return Frontend("fixed", self.norm.log_gain)
+        return Frontend("fixed", self.norm.log_gain, self.norm.running_max_decay)
 
     def apply(self, feats: np.ndarray) -> np.ndarray:
         from edgetp.audio.frontend_q import normalise_q

@@ -3,7 +3,8 @@
  * windowing, per-frame block exponent, the mixed-radix FFT of 240 complex points, the real
  * split, power, mel, log2; at the end of the utterance the maximum, L = ln(1 + 2^(l - max + C))
  * (C = log2 of the model's log gain, ETP_FE_LOG_OFFSET) and, per frame on demand, delta /
- * delta-delta and the model's input scaling. Tables and Q-formats come from the generated
+ * delta-delta and the model's input scaling. A model with the causal running maximum
+ * (ETP_FE_RUNNING_MAX = D > 0) computes max and L per hop instead: only delta's look-ahead waits. Tables and Q-formats come from the generated
  * etp_frontend_cfg.h/.c. Rounding is etp_round_shift (round half up), as in the Python twin;
  * docs/fixed-point.md section 9.
  */
@@ -13,7 +14,7 @@
 #include "etp_frontend.h"
 #include "etp_primitives.h"
 
-/* bitlen64: bits of a non-negative value (0 for 0). */
+/* bitlen (edgetp.fixed.primitives): bits of a non-negative value (0 for 0). */
 static int etp_fe_bitlen(uint64_t x)
 {
     int n = 0;
@@ -278,6 +279,8 @@ void etp_fe_reset(etp_fe_t *fe)
     fe->lmax = ETP_FE_LOG_ZERO;
 }
 
+static void etp_fe_l_row(int16_t *row, int32_t m);
+
 static void etp_fe_take(etp_fe_t *fe, int16_t v)
 {
     fe->win[fe->fill++] = v;
@@ -285,11 +288,21 @@ static void etp_fe_take(etp_fe_t *fe, int16_t v)
         uint16_t t = fe->frames;
         int32_t b, m = fe->lmax;
         fe->shift = etp_fe_frame(fe, fe->win, fe->lm[t]);
-        for (b = 0; b < ETP_FE_MELS; b++)          /* the utterance maximum, kept as frames come */
+#if ETP_FE_RUNNING_MAX
+        /* running_max_q: the causal maximum falls D (Q.LOG_F) per frame, floored at LOG_ZERO (no L
+         * changes: a sounding band is above it), then rises to this frame's peak */
+        m -= ETP_FE_RUNNING_MAX;
+        if (m < ETP_FE_LOG_ZERO) m = ETP_FE_LOG_ZERO;
+#endif
+        for (b = 0; b < ETP_FE_MELS; b++)          /* the maximum, kept as frames come */
             if (fe->lm[t][b] > m) m = fe->lm[t][b];
         fe->lmax = m;
         fe->frames++;
         if (fe->hook) fe->hook(fe->hook_ctx, fe, t);
+#if ETP_FE_RUNNING_MAX
+        etp_fe_l_row(fe->lm[t], m);                /* L of this frame is final now: no row waits for the end */
+        fe->l_rows = fe->frames;
+#endif
         memmove(fe->win, fe->win + ETP_FE_HOP, (ETP_FE_N_FFT - ETP_FE_HOP) * sizeof fe->win[0]);
         fe->fill = ETP_FE_N_FFT - ETP_FE_HOP;
     }
@@ -322,32 +335,37 @@ etp_status_t etp_fe_finish(etp_fe_t *fe)
     return ETP_OK;
 }
 
-/* L = ln(1 + 2^e), e = l - max + C, in place for frames l_rows .. n - 1 (Python: logmel_to_l).
- * Done on demand, a few rows per network step, not all 101 x 40 in the frame that finishes. */
+/* l_frame: L = ln(1 + 2^e), e = l - m + C, of one frame's bands in place (m the normaliser). */
+static void etp_fe_l_row(int16_t *row, int32_t m)
+{
+    int32_t b;
+    for (b = 0; b < ETP_FE_MELS; b++) {
+        int32_t v = row[b], e, d, g = 0;           /* g = ln(1 + 2^-|e|), Q.(G_F + G_SHIFT) < 2^18 */
+        if (v == ETP_FE_LOG_ZERO) {
+            row[b] = 0;
+            continue;
+        }
+        e = v - m + ETP_FE_LOG_OFFSET;
+        d = e < 0 ? -e : e;
+        if (d < ETP_FE_G_LIMIT) {
+            int32_t i = d >> ETP_FE_G_SHIFT, f = d & ((1 << ETP_FE_G_SHIFT) - 1);
+            g = etp_fe_g_lut[i] * ((1 << ETP_FE_G_SHIFT) - f) + etp_fe_g_lut[i + 1] * f;
+        }
+        if (e <= 0)                                /* = round_shift(g << G_ACC_SHIFT, L_ACC_F - L_F) */
+            row[b] = (int16_t)etp_round_shift(g, ETP_FE_G_F + ETP_FE_G_SHIFT - ETP_FE_L_F);
+        else                                       /* ln(1 + 2^e) = e ln 2 + ln(1 + 2^-e) */
+            row[b] = (int16_t)etp_round_shift((int64_t)g * ((int64_t)1 << ETP_FE_G_ACC_SHIFT)
+                                              + (int64_t)e * ETP_FE_LN2_Q, ETP_FE_L_ACC_F - ETP_FE_L_F);
+    }
+}
+
+/* The utterance's maximum: L in place for frames l_rows .. n - 1 (Python: logmel_to_l), on demand,
+ * a few rows per network step, not all 101 x 40 in the frame that finishes. With the running
+ * maximum every row is L already (l_rows == frames). */
 static void etp_fe_l_upto(etp_fe_t *fe, int32_t n)
 {
-    const int32_t m = fe->lmax;
-    int32_t t, b;
-    for (t = fe->l_rows; t < n; t++) {
-        for (b = 0; b < ETP_FE_MELS; b++) {
-            int32_t v = fe->lm[t][b], e, d, g = 0;     /* g = ln(1 + 2^-|e|), Q.(G_F + G_SHIFT) < 2^18 */
-            if (v == ETP_FE_LOG_ZERO) {
-                fe->lm[t][b] = 0;
-                continue;
-            }
-            e = v - m + ETP_FE_LOG_OFFSET;
-            d = e < 0 ? -e : e;
-            if (d < ETP_FE_G_LIMIT) {
-                int32_t i = d >> ETP_FE_G_SHIFT, f = d & ((1 << ETP_FE_G_SHIFT) - 1);
-                g = etp_fe_g_lut[i] * ((1 << ETP_FE_G_SHIFT) - f) + etp_fe_g_lut[i + 1] * f;
-            }
-            if (e <= 0)                            /* = round_shift(g << G_ACC_SHIFT, L_ACC_F - L_F) */
-                fe->lm[t][b] = (int16_t)etp_round_shift(g, ETP_FE_G_F + ETP_FE_G_SHIFT - ETP_FE_L_F);
-            else                                   /* ln(1 + 2^e) = e ln 2 + ln(1 + 2^-e) */
-                fe->lm[t][b] = (int16_t)etp_round_shift((int64_t)g * ((int64_t)1 << ETP_FE_G_ACC_SHIFT)
-                                                        + (int64_t)e * ETP_FE_LN2_Q, ETP_FE_L_ACC_F - ETP_FE_L_F);
-        }
-    }
+    int32_t t;
+    for (t = fe->l_rows; t < n; t++) etp_fe_l_row(fe->lm[t], fe->lmax);
     if (n > fe->l_rows) fe->l_rows = (uint16_t)n;
 }
 

@@ -19,6 +19,9 @@
  * The maximum and the delta filters' four frames of look-ahead need the whole utterance:
  * that is why the 101 x 40 log-mel values are kept (ETP_FE_FRAMES * ETP_FE_MELS int16); the
  * maximum is kept as the frames come, so that the finish is only the padded frames.
+ * A model with the causal running maximum (ETP_FE_RUNNING_MAX = D, generated) keeps
+ * lmax = m[t] = max(max_b l, max(m[t-1] - D, LOG_ZERO)) and turns each frame into L as it
+ * comes (l_rows == frames): only delta's look-ahead waits for the end.
  */
 #ifndef ETP_FRONTEND_H
 #define ETP_FRONTEND_H
@@ -43,7 +46,8 @@ typedef struct etp_fe {
     int64_t power[ETP_FE_N_BINS];                 /* last frame: |2 X[k]|^2 */
     int64_t mel[ETP_FE_MELS];                     /* last frame: mel energies */
     int32_t shift;                                /* last frame: block exponent s */
-    int32_t lmax;                                 /* max log-mel so far (LOG_ZERO if all zero) */
+    int32_t lmax;                                 /* max log-mel so far (LOG_ZERO if all zero); the
+                                                     running maximum m[t] with ETP_FE_RUNNING_MAX */
     uint32_t samples;                             /* samples pushed */
     uint16_t fill;                                /* samples in win */
     uint16_t frames;                              /* frames computed */

@@ -18,7 +18,6 @@
 #define ETP_FE_FEATURES 120
 #define ETP_FE_N_BINS 120   /* spectrum bins the mel bands read */
 #define ETP_FE_N_FACTORS 4
-#define ETP_FE_MAX_RADIX 8
 #define ETP_FE_DELTA_WIDTH 9
 
 /* Q-formats and shifts (docs/fixed-point.md section 9) */
@@ -39,10 +38,10 @@
 #define ETP_FE_LOG_OFFSET 0   /* C = round(log2(g) * 2^LOG_F) */
 #define ETP_FE_L_F 15   /* L int16 Q.L_F (the finest that holds ln(1 + g)) */
 #define ETP_FE_DELTA_SHIFT 21   /* delta sums Q.(24 + L_F) -> Q.FEAT_F */
+#define ETP_FE_RUNNING_MAX 0   /* max S: 0 the utterance's; D > 0 the causal running maximum, falling D / 2^LOG_F octave per frame */
 
 extern const int16_t etp_fe_window[480];
 extern const uint16_t etp_fe_perm[240];
-extern const int32_t etp_fe_factors[4];
 extern const int32_t etp_fe_tw_cos[240];
 extern const int32_t etp_fe_tw_sin[240];
 extern const int32_t etp_fe_rt_cos[120];
