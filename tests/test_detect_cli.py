@@ -127,3 +127,31 @@ def test_a_shipped_model_is_refused_naming_running_max(cli, files):
     d, _ = files
     r = cli("detect", "--model", "kws-mcu", d / "long.wav")
     assert r.returncode == 2 and "--running-max" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("fixed", [False, True])
+def test_eval_after_personalisation(files, tmp_path, capsys, fixed):
+    """--shots: fine-tune on the speaker's support clips, stream only its query clips, figures before and after."""
+    d, _ = files
+    root = tmp_path / "corpus"
+    for w in WORDS:
+        (root / w).mkdir(parents=True)
+        for n in range(3):   # train-split clips of one speaker: 1 shot of support per word, the protocol's query
+            write_wav16(root / w / f"cccc0003_nohash_{n}.wav", np.pad(tone(w, amp=0.1 + 0.05 * n), (4000, 4000)))
+    (root / "testing_list.txt").write_text("")
+    (root / "validation_list.txt").write_text("")
+    out = tmp_path / "p.json"
+    args = ["detect", "--eval", "--model", str(d / "tone.npz"), "--data-root", str(root), "--minutes", "0.5",
+            "--speaker", "cccc0003", "--allow-seen-speaker", "--shots", "1", "--json", str(out)]
+    assert main(args + (["--fixed"] if fixed else [])) == 0, capsys.readouterr().err
+    r = json.loads(out.read_text())
+    assert r["shots"] == 1 and r["fixed"] is fixed and set(r) >= {"before", "after", "recipe"}
+    assert r["support_clips"] and not set(r["support_clips"]) & set(r["stream_clips"])
+    assert all("/cccc0003_" in c for c in r["stream_clips"]) and len(r["support_clips"]) == len(WORDS)
+    for k in ("before", "after"):
+        assert r[k]["overall"]["occurrences"] > 3 and r[k]["det"]
+    # the adapted weights are heard: their increments differ from the pretrained ones
+    assert r["before"]["det"] != r["after"]["det"] or r["before"]["overall"] != r["after"]["overall"]
+    capsys.readouterr()
+    assert main(args[:-4] + ["--speaker", "cccc0003", "aaaa0001", "--shots", "1", "--json", str(out)]) == 2
+    assert "exactly one --speaker" in capsys.readouterr().err

@@ -55,6 +55,10 @@ def register(sub):
                    help="false alarms per hour whose smallest threshold the figures name (default 2): the "
                         "threshold to choose on development data")
     e.add_argument("--save-wav", metavar="F.wav", help="also write the built stream")
+    e.add_argument("--shots", type=int, default=None, metavar="N",
+                   help="personalise first (issue 32): fine-tune on N shots of each word of the one --speaker (the "
+                        "model's recorded recipe; --fixed: the device's integer rule), build the stream from that "
+                        "speaker's held-out (query) clips only, and report the detector before and after")
     p.set_defaults(func=run)
 
 
@@ -81,14 +85,16 @@ def parse_threshold(text, model):
 class Listener:
     """A model's stream pipeline: inputs, network (float or integer), detector spec in real and device units."""
 
-    def __init__(self, args):
+    def __init__(self, args, model=None, qm=None):
+        """``model`` (a float Model) or ``qm`` (an integer QModel, --fixed): fine-tuned weights to listen with
+        instead of ``args.model``'s (whose frontend and detector settings are kept)."""
         from edgetp.kws.protocol import model_norm
         from edgetp.model import load_model
         from edgetp.stream.detector import REFRACTORY, WINDOW, DetectorSpec
         from edgetp.stream.features import check_streamable
         from edgetp.stream.network import StreamNet
 
-        self.model = load_model(args.model)
+        self.model = load_model(args.model) if model is None else model
         self.inputs = model_norm(self.model)
         check_streamable(self.inputs)
         self.spec = DetectorSpec.make(self.model.labels, parse_threshold(args.threshold, self.model),
@@ -96,9 +102,10 @@ class Listener:
                                       REFRACTORY if args.refractory is None else args.refractory)
         self.fixed = bool(args.fixed)
         if self.fixed:
-            from firmware_gen.qmodel import qmodel_for
+            if qm is None:
+                from firmware_gen.qmodel import qmodel_for
 
-            qm, _ = qmodel_for(self.model)
+                qm, _ = qmodel_for(self.model)
             self.net = StreamNet(qm=qm)
             self.spec_q = self.spec.quantized(self.net.readout_bits, qm.weights[qm.readout_name])
         else:
@@ -167,11 +174,59 @@ def detector_record(spec) -> dict:
             "thresholds": {w: spec.thresholds[spec.labels.index(w)] for w in KEYWORDS}}
 
 
+def adapted_listener(args, lis, corpus, speakers):
+    """``detect --eval --shots N``: the model fine-tuned on N shots of the one speaker (seed ``args.seed``, the
+    model's recorded recipe; --fixed the device's integer rule), its listener, and the speaker's query clips."""
+    from dataclasses import replace
+
+    from edgetp.cli.finetune import recorded_recipe
+    from edgetp.kws.fixed_protocol import adapt_seed_fixed
+    from edgetp.kws.protocol import adapt_seed
+
+    if not speakers or len(speakers) != 1:
+        raise EdgetpError("--shots personalises to one speaker: give exactly one --speaker id")
+    if args.shots < 1:
+        raise EdgetpError(f"--shots must be >= 1, got {args.shots}")
+    recipe = recorded_recipe(lis.model, lis.fixed)
+    if lis.fixed:
+        tuned, d = adapt_seed_fixed(lis.model, corpus, speakers[0], args.shots, args.seed, recipe)
+        after = Listener(args, model=lis.model, qm=tuned)
+    else:
+        params, d = adapt_seed(lis.model, corpus, speakers[0], args.shots, args.seed, recipe)
+        after = Listener(args, model=replace(lis.model, params=params))
+    return after, d.split, recipe
+
+
+def score(lis, wave, events, seconds, tol, target_fa, what: str = "") -> dict:
+    """The detector's figures on a built stream (printed, and returned for the JSON)."""
+    from edgetp.stream.evaluate import at_target, det_curve, match
+
+    step = BLOCK_S * 16000
+    inc, reports = lis.listen(wave[s:s + step] for s in range(0, len(wave), step))
+    figs = match([(f * 0.01, w) for f, w, _ in reports], events, seconds, tol)
+    det = det_curve(inc, lis.spec, events, seconds, tolerance=tol, points=DET_POINTS)
+    o = figs["overall"]
+    target = at_target(det, target_fa)
+    print(f"{what}{seconds / 60:.1f} min stream, {o['occurrences']} keywords, {len(events) - o['occurrences']} other "
+          f"words; {'integer' if lis.fixed else 'float'} network")
+    for w, c in figs["per_keyword"].items():
+        mr = "-" if c["miss_rate"] is None else f"{100 * c['miss_rate']:.1f} %"
+        print(f"  {w:<6} {c['occurrences']:4d} occurrences  miss {mr:>7}  false alarms {c['false_alarms']:4d} "
+              f"({c['fa_per_hour']:.1f} / h)")
+    mr = "-" if o["miss_rate"] is None else f"{100 * o['miss_rate']:.1f} %"
+    print(f"  all    {o['occurrences']:4d} occurrences  miss {mr:>7}  false alarms {o['false_alarms']:4d} "
+          f"({o['fa_per_hour']:.1f} / h)")
+    if target:
+        print(f"at <= {target_fa:g} false alarms / h: threshold {target['threshold']:.3f}, miss "
+              f"{100 * target['miss_rate']:.1f} % ({target['fa_per_hour']:.1f} / h)")
+    return {**figs, "det": det, "at_target": target}
+
+
 def run_eval(args) -> int:
     from edgetp.kws.data import check_speaker, corpus_for
     from edgetp.kws.speakers import group_indices, resolve
     from edgetp.stream.build import build_stream, load_noise
-    from edgetp.stream.evaluate import TOLERANCE_S, at_target, det_curve, match
+    from edgetp.stream.evaluate import TOLERANCE_S
 
     if args.wav:
         raise EdgetpError("--eval builds its own stream: give no WAV")
@@ -190,6 +245,10 @@ def run_eval(args) -> int:
         idx = group_indices(corpus, speakers)
     else:
         speakers, idx, seen = None, corpus.select(split=args.split), {}
+    after = recipe = split = None
+    if args.shots is not None:
+        after, split, recipe = adapted_listener(args, lis, corpus, speakers)
+        idx = split.query
     noise = load_noise(args.noise) if args.noise else None
     wave, events = build_stream(corpus, idx, args.minutes, args.seed, noise, args.snr)
     if args.save_wav:
@@ -197,32 +256,24 @@ def run_eval(args) -> int:
 
         write_wav16(args.save_wav, wave)
     seconds = len(wave) / 16000
-    step = BLOCK_S * 16000
-    inc, reports = lis.listen(wave[s:s + step] for s in range(0, len(wave), step))
-    figs = match([(f * 0.01, w) for f, w, _ in reports], events, seconds, tol)
-    det = det_curve(inc, lis.spec, events, seconds, tolerance=tol, points=DET_POINTS)
-    o = figs["overall"]
-    target = at_target(det, args.target_fa)
-    print(f"{seconds / 60:.1f} min stream, {o['occurrences']} keywords, {len(events) - o['occurrences']} other words; "
-          f"{'integer' if lis.fixed else 'float'} network")
-    for w, c in figs["per_keyword"].items():
-        mr = "-" if c["miss_rate"] is None else f"{100 * c['miss_rate']:.1f} %"
-        print(f"  {w:<6} {c['occurrences']:4d} occurrences  miss {mr:>7}  false alarms {c['false_alarms']:4d} "
-              f"({c['fa_per_hour']:.1f} / h)")
-    mr = "-" if o["miss_rate"] is None else f"{100 * o['miss_rate']:.1f} %"
-    print(f"  all    {o['occurrences']:4d} occurrences  miss {mr:>7}  false alarms {o['false_alarms']:4d} "
-          f"({o['fa_per_hour']:.1f} / h)")
-    if target:
-        print(f"at <= {args.target_fa:g} false alarms / h: threshold {target['threshold']:.3f}, miss "
-              f"{100 * target['miss_rate']:.1f} % ({target['fa_per_hour']:.1f} / h)")
     out = {"model": str(args.model), "fixed": lis.fixed, "data_root": str(args.data_root), "speakers": speakers,
            "split": None if speakers else args.split, **seen,
            "noise": args.noise, "snr_db": args.snr if args.noise else None, "minutes": args.minutes,
            "seed": args.seed, "tolerance_s": tol, "events": len(events), "detector": detector_record(lis.spec),
-           **figs, "det": det, "target_fa_per_hour": args.target_fa, "at_target": target}
+           "target_fa_per_hour": args.target_fa}
+    figs = score(lis, wave, events, seconds, tol, args.target_fa, "before personalisation: " if after else "")
+    if after is None:
+        out.update(figs)
+    else:
+        files = lambda ix: [corpus.utterances[i].path for i in ix]
+        out.update(shots=args.shots, recipe=recipe.to_dict(), support_clips=files(split.support),
+                   stream_clips=files(idx),
+                   before=figs, after=score(after, wave, events, seconds, tol, args.target_fa,
+                                            f"after {args.shots}-shot personalisation: "))
     Path(args.json).write_text(json.dumps(out, indent=1))
     if args.plot:
         from edgetp.stream.plot import plot_det
 
-        plot_det(args.plot, det, o)
+        plot_det(args.plot, figs["det"] if after is None else out["after"]["det"],
+                 (figs if after is None else out["after"])["overall"])
     return 0

@@ -62,6 +62,18 @@ def model_inputs(model: Model, qm, frontend: str = "float"):
     return IntInputs(InputNorm.for_model(model, qm))
 
 
+def adapt_seed_fixed(model: Model, corpus, speaker: str, shots, seed: int, recipe: Recipe, cache=None):
+    """``adapt_seed`` with the integer rule: ``(tuned QModel, data)``, the device's fine-tuning of one seed."""
+    from edgetp.fixed.finetune import finetune_fixed
+
+    qm = device_qmodel(model, corpus, speaker, cache)
+    d = cell_data(model, corpus, speaker, shots, seed, recipe, cache, 1, model_inputs(model, qm))
+    kind = "colnorm" if recipe.optimizer == "adam" else recipe.optimizer
+    tuned = finetune_fixed(qm, *training_set(d), recipe.epochs, recipe.lr, kind, recipe.targets, recipe.batch, seed,
+                           WBITS, train=recipe.train, update_every=recipe.update_every)
+    return tuned, d
+
+
 def finetune_seed_fixed(model: Model, corpus, speaker: str, shots, seed: int, recipe: Recipe, cache=None,
                         test_limit: int | None = None, baseline: bool = True, progress: bool = True,
                         frontend: str = "float", others: str = "testing") -> dict:

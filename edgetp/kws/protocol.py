@@ -43,6 +43,15 @@ def cell_data(model: Model, corpus, speaker: str, shots, seed: int, recipe: Reci
                         recipe.rehearsal, model.recipe.get("pretrain_speakers"), others)
 
 
+def adapt_seed(model: Model, corpus, speaker: str, shots, seed: int, recipe: Recipe, cache=None):
+    """One seed of the protocol's split and the float weights fine-tuned on its support set, ``(params, data)``;
+    the other speakers are not read (``detect --eval --shots`` measures the speaker's own held-out clips)."""
+    d = cell_data(model, corpus, speaker, shots, seed, recipe, cache, test_limit=1)
+    params = model.params.copy()
+    fit(params, model.cfg, *training_set(d), replace(recipe, seed=seed), progress=False)
+    return params, d
+
+
 def finetune_seed(model: Model, corpus, speaker: str, shots, seed: int, recipe: Recipe, cache=None,
                   test_limit: int | None = None, baseline: bool = True, progress: bool = True,
                   others: str = "testing") -> dict:
