@@ -11,19 +11,40 @@
 
 #include "etp_primitives.h"
 
-static int64_t vec_at(const etp_vec_t *x, uint16_t j)
-{
-    return x->bits == 8 ? ((const int8_t *)x->p)[j] : ((const int16_t *)x->p)[j];
-}
-
 uint16_t etp_nonzero(const etp_vec_t *x, uint16_t *idx, int16_t *val)
 {
     uint16_t j, n = 0;
-    for (j = 0; j < x->n; j++) {
-        int64_t a = vec_at(x, j);
+    if (x->bits == 8) {                       /* spikes, mostly 0: four at a time, a zero word skipped */
+        const int8_t *p = (const int8_t *)x->p;
+        for (j = 0; j + 3u < x->n; j = (uint16_t)(j + 4u)) {
+            uint32_t w;
+            uint16_t k;
+            memcpy(&w, p + j, 4);
+            if (w == 0u) {
+                continue;
+            }
+            for (k = j; k < j + 4u; k++) {
+                if (p[k] != 0) {
+                    idx[n] = k;
+                    val[n] = p[k];
+                    n++;
+                }
+            }
+        }
+        for (; j < x->n; j++) {
+            if (p[j] != 0) {
+                idx[n] = j;
+                val[n] = p[j];
+                n++;
+            }
+        }
+        return n;
+    }
+    for (j = 0; j < x->n; j++) {              /* int16 */
+        int16_t a = ((const int16_t *)x->p)[j];
         if (a != 0) {
             idx[n] = j;
-            val[n] = (int16_t)a;
+            val[n] = a;
             n++;
         }
     }
