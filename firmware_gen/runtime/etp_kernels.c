@@ -101,24 +101,28 @@ static int64_t sum_at_h(const etp_wh_t *row, const uint16_t *idx, uint16_t n)
 }
 
 /* sum_at_h of the four rows r, r + stride, r + 2 stride, r + 3 stride into out: each spike's index is
- * loaded once for four rows (the same sums, in 32 bits as sum_at_h's). */
-static void sum_at_h4(const etp_wh_t *r, uint32_t stride, const uint16_t *idx, uint16_t n, int32_t *out)
-{
-    const etp_wh_t *r1 = r + stride, *r2 = r1 + stride, *r3 = r2 + stride;
-    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-    uint16_t t;
-    for (t = 0; t < n; t++) {
-        uint16_t j = idx[t];
-        a0 += r[j];
-        a1 += r1[j];
-        a2 += r2[j];
-        a3 += r3[j];
+ * loaded once for four rows (the same sums, in 32 bits: |sum| <= 65535 * 32768 < 2^31). One body for
+ * the hidden layers' rows (etp_wh_t) and the readout's (etp_w_t). */
+#define ETP_SUM_AT4(name, wtype)                                                                          \
+    static void name(const wtype *r, uint32_t stride, const uint16_t *idx, uint16_t n, int32_t *out)      \
+    {                                                                                                     \
+        const wtype *r1 = r + stride, *r2 = r1 + stride, *r3 = r2 + stride;                               \
+        int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;                                                           \
+        uint16_t t;                                                                                       \
+        for (t = 0; t < n; t++) {                                                                         \
+            uint16_t j = idx[t];                                                                          \
+            a0 += r[j];                                                                                   \
+            a1 += r1[j];                                                                                  \
+            a2 += r2[j];                                                                                  \
+            a3 += r3[j];                                                                                  \
+        }                                                                                                 \
+        out[0] = a0;                                                                                      \
+        out[1] = a1;                                                                                      \
+        out[2] = a2;                                                                                      \
+        out[3] = a3;                                                                                      \
     }
-    out[0] = a0;
-    out[1] = a1;
-    out[2] = a2;
-    out[3] = a3;
-}
+ETP_SUM_AT4(sum_at_h4, etp_wh_t)
+ETP_SUM_AT4(sum_at_w4, etp_w_t)
 
 /* The int16 inputs in the order dot_dense8 reads them: in each group of four (x0, x2, x1, x3), the
  * pairs SXTB16 makes of four int8 weights (w0, w2) and (w1, w3); the last n % 4 as they are. */
@@ -486,9 +490,22 @@ void etp_readout_step_q(int32_t *u, const int8_t *s, const etp_w_t *W, uint16_t 
     sv.p = s;
     sv.n = h;
     sv.bits = 8;
+    int32_t sums[4] = {0, 0, 0, 0};
+    int ones = 1;                 /* 0/1 spikes (unless a host wrote others): sums of weights, four rows per index */
     ns = etp_nonzero(&sv, idx, val);
+    for (k = 0; k < ns; k++) {
+        ones &= val[k] == 1;
+    }
     for (k = 0; k < n_out; k++) {
-        int64_t acc = dot_nonzero(W + (uint32_t)k * h, idx, val, ns);
+        int64_t acc;
+        if (ones && k < (n_out & ~3u)) {
+            if ((k & 3u) == 0u) {             /* rows k..k + 3 at once; the next three read sums */
+                sum_at_w4(W + (uint32_t)k * h, h, idx, ns, sums);
+            }
+            acc = sums[k & 3u];
+        } else {
+            acc = dot_nonzero(W + (uint32_t)k * h, idx, val, ns);
+        }
         u[k] = (int32_t)etp_sat(etp_round_shift((int64_t)beta_q * u[k], 15) + acc, INT32_MIN, INT32_MAX);
     }
 }
