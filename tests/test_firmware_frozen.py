@@ -242,8 +242,8 @@ def test_c_refuses_training_every_layer_and_writing_flash(tmp_path):
 @pytest.mark.parametrize("mutate", [
     # the int8 hidden weights' input shift one bit off
     ("etp_model.c", ".sh_x = ", ".sh_x = 1 + "),
-    # the dense int16 dot product used for int8 hidden weights
-    ("etp_kernels.c", "} else if (ETP_WH_BITS == 16) {", "} else if (ETP_WH_BITS == 8) {"),
+    # int8 hidden weights on dense features not taken by their own path (paired inputs, lif_dense8)
+    ("etp_kernels.c", "if (dense && ETP_WH_BITS == 8) {", "if (dense && ETP_WH_BITS == 16) {"),
     # the int8 dense dot product leaves out the last input, or pairs the inputs wrongly
     ("etp_kernels.c", "    for (; j < n; j++) {\n        acc += (int64_t)row[j] * xp[j];",
      "    for (; j + 1 < n; j++) {\n        acc += (int64_t)row[j] * xp[j];"),

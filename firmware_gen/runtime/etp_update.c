@@ -123,7 +123,8 @@ int64_t etp_q32(int64_t m, int s)
 }
 
 void etp_rms_scales(const etp_param_t *p, const int64_t *rowsq, const int64_t *colsq, int sh, int beta_shift,
-                    int32_t lr_m, int mode, int32_t *row_m, int32_t *row_s, int32_t *col_m, int32_t *col_s)
+                    int32_t lr_m, int mode, const int32_t *need, int32_t *row_m, int32_t *row_s, int32_t *col_m,
+                    int32_t *col_s)
 {
     int64_t t2 = 0, tm;
     int first = 1, zero = 1, te;
@@ -142,11 +143,11 @@ void etp_rms_scales(const etp_param_t *p, const int64_t *rowsq, const int64_t *c
         return;
     }
     for (i = 0; i < p->rows; i++) {
-        int64_t ms = etp_mean_stat(rowsq[i], p->cols, sh);
+        int64_t ms = rowsq[i] == 0 ? 0 : etp_mean_stat(rowsq[i], p->cols, sh);   /* mean_stat(0) = 0 */
         p->rr[i] = first ? ms : p->rr[i] + etp_round_shift(ms - p->rr[i], beta_shift);
     }
     for (j = 0; j < p->cols; j++) {
-        int64_t ms = etp_mean_stat(colsq[j], p->rows, sh);
+        int64_t ms = colsq[j] == 0 ? 0 : etp_mean_stat(colsq[j], p->rows, sh);
         p->cc[j] = first ? ms : p->cc[j] + etp_round_shift(ms - p->cc[j], beta_shift);
     }
     for (i = 0; i < p->rows; i++) {
@@ -173,6 +174,9 @@ void etp_rms_scales(const etp_param_t *p, const int64_t *rowsq, const int64_t *c
     for (j = 0; j < p->cols; j++) {
         int64_t cm;
         int ce;
+        if (need != NULL && need[j] == 0) {   /* a column no element of the update reads: left 0 */
+            continue;
+        }
         if (mode == ETP_MODE_ROWNORM ? (cm = tm, ce = te, 1) : isqrt_norm15(p->cc[j], &cm, &ce)) {
             col_m[j] = (int32_t)((1u << 30) / (uint32_t)cm);              /* 1 / sqrt(cc_j); cm < 2^15 */
             col_s[j] = ce + 30;
@@ -355,8 +359,11 @@ void etp_update_q(const etp_param_t *p, const etp_grad_t *grad, const int32_t *o
             SCR->col_s[j] = 0;
         }
     } else {
+        /* one term: an element moves only where its column factor xq is nonzero (apply), so the
+         * other columns' multipliers are not computed */
         etp_rms_scales(p, SCR->rowsq, SCR->colsq, 2 * e + ETP_STAT_F - 2 * p->gfrac, opt_cfg[ETP_CFG_BETA_SHIFT],
-                       lr_m, norm_mode(opt_cfg[ETP_CFG_KIND]), SCR->row_m, SCR->row_s, SCR->col_m, SCR->col_s);
+                       lr_m, norm_mode(opt_cfg[ETP_CFG_KIND]), T == 1 ? SCR->xq : NULL, SCR->row_m, SCR->row_s,
+                       SCR->col_m, SCR->col_s);
         for (i = 0; i < p->rows; i++) {
             SCR->row_s[i] += lr_e - p->fw - e + p->gfrac - ETP_STAT_F / 2;
         }
@@ -367,8 +374,10 @@ void etp_update_q(const etp_param_t *p, const etp_grad_t *grad, const int32_t *o
         uniform &= SCR->row_m[i] == SCR->row_m[0] && SCR->row_s[i] == SCR->row_s[0];
     }
     if (uniform) {
-        for (j = 0; j < p->cols; j++) {
-            SCR->mcol[j] = etp_q32((int64_t)SCR->row_m[0] * SCR->col_m[j], SCR->row_s[0] + SCR->col_s[j]);
+        for (j = 0; j < p->cols; j++) {   /* one term: only the columns apply reads (xq != 0) */
+            SCR->mcol[j] = T == 1 && SCR->xq[j] == 0 ? 0
+                                                     : etp_q32((int64_t)SCR->row_m[0] * SCR->col_m[j],
+                                                               SCR->row_s[0] + SCR->col_s[j]);
         }
     }
     apply(p, grad, T, ed, ex, SCR->row_m, SCR->row_s, SCR->col_m, SCR->col_s, uniform ? SCR->mcol : NULL, lim, rng);

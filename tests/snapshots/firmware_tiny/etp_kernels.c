@@ -19,19 +19,40 @@
 
 #include "etp_primitives.h"
 
-static int64_t vec_at(const etp_vec_t *x, uint16_t j)
-{
-    return x->bits == 8 ? ((const int8_t *)x->p)[j] : ((const int16_t *)x->p)[j];
-}
-
 uint16_t etp_nonzero(const etp_vec_t *x, uint16_t *idx, int16_t *val)
 {
     uint16_t j, n = 0;
-    for (j = 0; j < x->n; j++) {
-        int64_t a = vec_at(x, j);
+    if (x->bits == 8) {                       /* spikes, mostly 0: four at a time, a zero word skipped */
+        const int8_t *p = (const int8_t *)x->p;
+        for (j = 0; j + 3u < x->n; j = (uint16_t)(j + 4u)) {
+            uint32_t w;
+            uint16_t k;
+            memcpy(&w, p + j, 4);
+            if (w == 0u) {
+                continue;
+            }
+            for (k = j; k < j + 4u; k++) {
+                if (p[k] != 0) {
+                    idx[n] = k;
+                    val[n] = p[k];
+                    n++;
+                }
+            }
+        }
+        for (; j < x->n; j++) {
+            if (p[j] != 0) {
+                idx[n] = j;
+                val[n] = p[j];
+                n++;
+            }
+        }
+        return n;
+    }
+    for (j = 0; j < x->n; j++) {              /* int16 */
+        int16_t a = ((const int16_t *)x->p)[j];
         if (a != 0) {
             idx[n] = j;
-            val[n] = (int16_t)a;
+            val[n] = a;
             n++;
         }
     }
@@ -88,24 +109,28 @@ static int64_t sum_at_h(const etp_wh_t *row, const uint16_t *idx, uint16_t n)
 }
 
 /* sum_at_h of the four rows r, r + stride, r + 2 stride, r + 3 stride into out: each spike's index is
- * loaded once for four rows (the same sums, in 32 bits as sum_at_h's). */
-static void sum_at_h4(const etp_wh_t *r, uint32_t stride, const uint16_t *idx, uint16_t n, int32_t *out)
-{
-    const etp_wh_t *r1 = r + stride, *r2 = r1 + stride, *r3 = r2 + stride;
-    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-    uint16_t t;
-    for (t = 0; t < n; t++) {
-        uint16_t j = idx[t];
-        a0 += r[j];
-        a1 += r1[j];
-        a2 += r2[j];
-        a3 += r3[j];
+ * loaded once for four rows (the same sums, in 32 bits: |sum| <= 65535 * 32768 < 2^31). One body for
+ * the hidden layers' rows (etp_wh_t) and the readout's (etp_w_t). */
+#define ETP_SUM_AT4(name, wtype)                                                                          \
+    static void name(const wtype *r, uint32_t stride, const uint16_t *idx, uint16_t n, int32_t *out)      \
+    {                                                                                                     \
+        const wtype *r1 = r + stride, *r2 = r1 + stride, *r3 = r2 + stride;                               \
+        int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;                                                           \
+        uint16_t t;                                                                                       \
+        for (t = 0; t < n; t++) {                                                                         \
+            uint16_t j = idx[t];                                                                          \
+            a0 += r[j];                                                                                   \
+            a1 += r1[j];                                                                                  \
+            a2 += r2[j];                                                                                  \
+            a3 += r3[j];                                                                                  \
+        }                                                                                                 \
+        out[0] = a0;                                                                                      \
+        out[1] = a1;                                                                                      \
+        out[2] = a2;                                                                                      \
+        out[3] = a3;                                                                                      \
     }
-    out[0] = a0;
-    out[1] = a1;
-    out[2] = a2;
-    out[3] = a3;
-}
+ETP_SUM_AT4(sum_at_h4, etp_wh_t)
+ETP_SUM_AT4(sum_at_w4, etp_w_t)
 
 /* The int16 inputs in the order dot_dense8 reads them: in each group of four (x0, x2, x1, x3), the
  * pairs SXTB16 makes of four int8 weights (w0, w2) and (w1, w3); the last n % 4 as they are. */
@@ -167,59 +192,216 @@ static inline int16x2_t sxtb16_ror8(uint32_t w)
  * exactly in an int32 (SMLAD's 32-bit accumulator never wraps). */
 #define ETP_DOT8_N32 ((uint32_t)(INT32_MAX / ((int32_t)1 << 22)))
 
-/* dot_dense8 of two rows r0, r1 against the same paired inputs xp (d0, d1): each input pair is
- * loaded once for both rows, and with n <= ETP_DOT8_N32 the sums run in 32 bits (SMLAD, eight
- * inputs a round). The same integer sums as dot_dense8. */
-static void dot_dense8_x2(const int8_t *r0, const int8_t *r1, const int16_t *xp, uint16_t n, int64_t *d0,
-                          int64_t *d1)
+/* dot_dense8 of the four rows r0, r0 + stride, r0 + 2 stride, r0 + 3 stride against the same paired
+ * inputs xp, into d[0..3]: each input pair is loaded once for four rows, and with n <= ETP_DOT8_N32
+ * the sums run in 32 bits (SMLAD). The same integer sums as dot_dense8. */
+static void dot_dense8_x4(const int8_t *r0, uint32_t stride, const int16_t *xp, uint16_t n, int64_t *d)
 {
+    const int8_t *r1 = r0 + stride, *r2 = r1 + stride, *r3 = r2 + stride;
 #if defined(__ARM_FEATURE_DSP)
     if (n <= ETP_DOT8_N32) {
-        int32_t a0 = 0, a1 = 0;
-        uint32_t j = 0;
-        for (; j + 7u < n; j += 8u) {
-            uint32_t w0, w1, v0, v1;
-            int16x2_t a, b, c, d;
-            memcpy(&w0, r0 + j, 4);
-            memcpy(&v0, r0 + j + 4u, 4);
-            memcpy(&w1, r1 + j, 4);
-            memcpy(&v1, r1 + j + 4u, 4);
-            memcpy(&a, xp + j, 4);            /* (x0, x2) */
-            memcpy(&b, xp + j + 2u, 4);       /* (x1, x3) */
-            memcpy(&c, xp + j + 4u, 4);
-            memcpy(&d, xp + j + 6u, 4);
-            a0 = __smlad(__sxtb16((int8x4_t)w0), a, a0);
-            a1 = __smlad(__sxtb16((int8x4_t)w1), a, a1);
-            a0 = __smlad(sxtb16_ror8(w0), b, a0);
-            a1 = __smlad(sxtb16_ror8(w1), b, a1);
-            a0 = __smlad(__sxtb16((int8x4_t)v0), c, a0);
-            a1 = __smlad(__sxtb16((int8x4_t)v1), c, a1);
-            a0 = __smlad(sxtb16_ror8(v0), d, a0);
-            a1 = __smlad(sxtb16_ror8(v1), d, a1);
+        const int8_t *p = r0, *q = r2;
+        const int16_t *x = xp, *xe = xp + (n & ~7u);
+        uint32_t j = n & ~7u;
+        int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+        /* Eight inputs of the four rows a round, in registers: rows 0 and 1 at p and p + stride, rows 2
+         * and 3 at q and q + stride (the post-indexed loads step p and q), the four sums, both input
+         * pairs and two temporaries (GCC spills the same loop written with intrinsics). Per row and
+         * four inputs: SXTB16 (w0, w2) times (x0, x2) and SXTB16 ROR #8 (w1, w3) times (x1, x3), each
+         * an SMLAD. */
+        while (x < xe) {
+            uint32_t w, t, xa, xb;
+            __asm__(                    "ldr %[xa], [%[x]], #4\n\t"
+                    "ldr %[xb], [%[x]], #4\n\t"
+                    "ldr %[w], [%[p], %[s]]\n\t"
+                    "sxtb16 %[t], %[w]\n\t"
+                    "smlad %[a1], %[t], %[xa], %[a1]\n\t"
+                    "sxtb16 %[w], %[w], ror #8\n\t"
+                    "smlad %[a1], %[w], %[xb], %[a1]\n\t"
+                    "ldr %[w], [%[p]], #4\n\t"
+                    "sxtb16 %[t], %[w]\n\t"
+                    "smlad %[a0], %[t], %[xa], %[a0]\n\t"
+                    "sxtb16 %[w], %[w], ror #8\n\t"
+                    "smlad %[a0], %[w], %[xb], %[a0]\n\t"
+                    "ldr %[w], [%[q], %[s]]\n\t"
+                    "sxtb16 %[t], %[w]\n\t"
+                    "smlad %[a3], %[t], %[xa], %[a3]\n\t"
+                    "sxtb16 %[w], %[w], ror #8\n\t"
+                    "smlad %[a3], %[w], %[xb], %[a3]\n\t"
+                    "ldr %[w], [%[q]], #4\n\t"
+                    "sxtb16 %[t], %[w]\n\t"
+                    "smlad %[a2], %[t], %[xa], %[a2]\n\t"
+                    "sxtb16 %[w], %[w], ror #8\n\t"
+                    "smlad %[a2], %[w], %[xb], %[a2]\n\t"
+                    "ldr %[xa], [%[x]], #4\n\t"
+                    "ldr %[xb], [%[x]], #4\n\t"
+                    "ldr %[w], [%[p], %[s]]\n\t"
+                    "sxtb16 %[t], %[w]\n\t"
+                    "smlad %[a1], %[t], %[xa], %[a1]\n\t"
+                    "sxtb16 %[w], %[w], ror #8\n\t"
+                    "smlad %[a1], %[w], %[xb], %[a1]\n\t"
+                    "ldr %[w], [%[p]], #4\n\t"
+                    "sxtb16 %[t], %[w]\n\t"
+                    "smlad %[a0], %[t], %[xa], %[a0]\n\t"
+                    "sxtb16 %[w], %[w], ror #8\n\t"
+                    "smlad %[a0], %[w], %[xb], %[a0]\n\t"
+                    "ldr %[w], [%[q], %[s]]\n\t"
+                    "sxtb16 %[t], %[w]\n\t"
+                    "smlad %[a3], %[t], %[xa], %[a3]\n\t"
+                    "sxtb16 %[w], %[w], ror #8\n\t"
+                    "smlad %[a3], %[w], %[xb], %[a3]\n\t"
+                    "ldr %[w], [%[q]], #4\n\t"
+                    "sxtb16 %[t], %[w]\n\t"
+                    "smlad %[a2], %[t], %[xa], %[a2]\n\t"
+                    "sxtb16 %[w], %[w], ror #8\n\t"
+                    "smlad %[a2], %[w], %[xb], %[a2]"
+                    : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [p] "+r"(p), [q] "+r"(q),
+                      [x] "+r"(x), [w] "=&r"(w), [t] "=&r"(t), [xa] "=&r"(xa), [xb] "=&r"(xb)
+                    : [s] "r"(stride)
+                    : "memory");
         }
-        for (; j + 3u < n; j += 4u) {
-            uint32_t w0, w1;
+        for (; j + 3u < n; j += 4u) {         /* a last group of four, in pair_inputs8's order */
+            uint32_t w0, w1, w2, w3;
             int16x2_t a, b;
-            memcpy(&w0, r0 + j, 4);
-            memcpy(&w1, r1 + j, 4);
             memcpy(&a, xp + j, 4);
             memcpy(&b, xp + j + 2u, 4);
-            a0 = __smlad(__sxtb16((int8x4_t)w0), a, a0);
-            a1 = __smlad(__sxtb16((int8x4_t)w1), a, a1);
-            a0 = __smlad(sxtb16_ror8(w0), b, a0);
-            a1 = __smlad(sxtb16_ror8(w1), b, a1);
+            memcpy(&w0, r0 + j, 4);
+            memcpy(&w1, r1 + j, 4);
+            memcpy(&w2, r2 + j, 4);
+            memcpy(&w3, r3 + j, 4);
+            a0 = __smlad(sxtb16_ror8(w0), b, __smlad(__sxtb16((int8x4_t)w0), a, a0));
+            a1 = __smlad(sxtb16_ror8(w1), b, __smlad(__sxtb16((int8x4_t)w1), a, a1));
+            a2 = __smlad(sxtb16_ror8(w2), b, __smlad(__sxtb16((int8x4_t)w2), a, a2));
+            a3 = __smlad(sxtb16_ror8(w3), b, __smlad(__sxtb16((int8x4_t)w3), a, a3));
         }
-        for (; j < n; j++) {
+        for (; j < n; j++) {                  /* the last n % 4, in their own order */
             a0 += (int32_t)r0[j] * xp[j];
             a1 += (int32_t)r1[j] * xp[j];
+            a2 += (int32_t)r2[j] * xp[j];
+            a3 += (int32_t)r3[j] * xp[j];
         }
-        *d0 = a0;
-        *d1 = a1;
+        d[0] = a0;
+        d[1] = a1;
+        d[2] = a2;
+        d[3] = a3;
         return;
     }
 #endif
-    *d0 = dot_dense8(r0, xp, n);
-    *d1 = dot_dense8(r1, xp, n);
+    d[0] = dot_dense8(r0, xp, n);
+    d[1] = dot_dense8(r1, xp, n);
+    d[2] = dot_dense8(r2, xp, n);
+    d[3] = dot_dense8(r3, xp, n);
+}
+
+/* etp_round_shift(a, k), in 32 bits where that is exact: 0 < k <= 30 and |a| < 2^30 (a + 2^(k-1) fits an
+ * int32), the floor through a nonnegative offset (no right shift of a negative value); else the int64 twin. */
+static inline int64_t round_shift_fast(int64_t a, int k)
+{
+    if ((uint32_t)(k - 1) < 30u && (uint64_t)(a + 0x40000000) < 0x80000000u) {
+        uint32_t t = (uint32_t)((int32_t)a + (1 << (k - 1))) + 0x80000000u;
+        return (int32_t)(t >> k) - (int32_t)(0x80000000u >> k);
+    }
+    return etp_round_shift(a, k);
+}
+
+/* etp_round_shift(a, 15) for |a| < 2^62 (the leak alpha_q v): the floor through a nonnegative offset. */
+static inline int64_t leak15(int64_t a)
+{
+    return (int64_t)(((uint64_t)a + ((uint64_t)1 << 14) + ((uint64_t)1 << 63)) >> 15) - ((int64_t)1 << 48);
+}
+
+/* One neuron's end of lif_step_q from vp = leak + cur: saturation, vpre (if kept), spike and reset. */
+static inline void lif_neuron(int32_t *v, int8_t *s, int32_t *vpre, int64_t vp, int32_t vth_q, int hard)
+{
+    int32_t p = (int32_t)etp_sat(vp, INT32_MIN, INT32_MAX);
+    if (vpre != NULL) {
+        *vpre = p;
+    }
+    *s = (int8_t)(p >= vth_q);
+    *v = p >= vth_q ? (hard ? 0 : (int32_t)((int64_t)p - vth_q)) : p;
+}
+
+/* An int8 x int16 product is at most 2^22 in magnitude: up to this many of them sum to less than 2^30
+ * (round_shift32's range). */
+#define ETP_DOT8_N30 ((uint32_t)((1L << 30) / (1L << 22) - 1))
+
+/* etp_round_shift(a, k) for 0 < k <= 30 and |a| < 2^30 (a + 2^(k-1) fits an int32) in 32 bits: the floor
+ * through a nonnegative offset (no right shift of a negative value). */
+static inline int32_t round_shift32(int32_t a, int k)
+{
+    return (int32_t)(((uint32_t)(a + (1 << (k - 1))) + 0x80000000u) >> k) - (int32_t)(0x80000000u >> k);
+}
+
+/* sat(a + b) to int32: QADD on a core with the DSP extension. */
+static inline int32_t sat_add32(int32_t a, int32_t b)
+{
+#if defined(__ARM_FEATURE_DSP)
+    return __qadd(a, b);
+#else
+    return (int32_t)etp_sat((int64_t)a + b, INT32_MIN, INT32_MAX);
+#endif
+}
+
+/* etp_round_shift(a, k) of a recurrent sum: 0 < k <= 30 and |a| < 2^30, or k <= 0 and |a 2^-k| < 2^30
+ * (lif_dense8's caller checks the bound). */
+static inline int32_t rec_shift32(int32_t a, int k)
+{
+    return k > 0 ? round_shift32(a, k) : a * (int32_t)((uint32_t)1 << -k);
+}
+
+/* etp_lif_step_q's rows for dense int16 inputs (paired in xp, m <= ETP_DOT8_N30 of them), int8 rows W and,
+ * when nr != 0, 0/1 previous spikes at idx_r whose shifted sums stay below 2^30 (rec_shift32): four rows
+ * at a time (dot_dense8_x4, sum_at_h4), each row's sums below 2^30, so that with a row shift in [0, 30]
+ * and -2^15 < alpha_q <= 2^15 the row runs in 32 bits (round_shift32, one saturating add); other rows
+ * take etp_round_shift and the 64-bit sum. The same values as the general loop. */
+static void lif_dense8(int32_t *v, int8_t *s, int32_t *vpre, uint16_t n, const int8_t *W, uint16_t m,
+                       const int16_t *xp, int sh_x, const int8_t *sh_x_row, const etp_wh_t *R,
+                       const uint16_t *idx_r, uint16_t nr, int sh_r, int32_t alpha_q, int32_t vth_q, int hard)
+{
+    int64_t d[4];
+    int32_t rec[4] = {0, 0, 0, 0};   /* no spikes: 0, and so is its shift */
+    uint16_t i, k, g;
+    /* round_shift(alpha_q v, 15) lies in [-2^31, 2^31) for every int32 v */
+    int leak32 = alpha_q > -32768 && alpha_q <= 32768;
+#if !ETP_ROW_SHIFTS
+    (void)sh_x_row;
+#endif
+    for (i = 0; i < n; i = (uint16_t)(i + g)) {
+        g = n - i < 4 ? (uint16_t)(n - i) : 4u;
+        if (g == 4u) {
+            dot_dense8_x4(W + (uint32_t)i * m, m, xp, m, d);
+            if (nr != 0u) {
+                sum_at_h4(R + (uint32_t)i * n, n, idx_r, nr, rec);
+            }
+        } else {
+            for (k = 0; k < g; k++) {           /* the last n % 4 rows */
+                d[k] = dot_dense8(W + (uint32_t)(i + k) * m, xp, m);
+                rec[k] = nr != 0u ? (int32_t)sum_at_h(R + (uint32_t)(i + k) * n, idx_r, nr) : 0;
+            }
+        }
+        for (k = 0; k < g; k++) {
+            uint16_t r = (uint16_t)(i + k);
+#if ETP_ROW_SHIFTS
+            int sh = sh_x_row != NULL ? sh_x_row[r] : sh_x;
+#else
+            int sh = sh_x;
+#endif
+            int32_t p, rr = rec_shift32(rec[k], sh_r);
+            if ((uint32_t)sh <= 30u && leak32) {
+                /* |cur| < 2^30 + 2^30 and the leak within int32: one saturating 32-bit add */
+                int32_t cur = (sh == 0 ? (int32_t)d[k] : round_shift32((int32_t)d[k], sh)) + rr;
+                p = sat_add32((int32_t)leak15((int64_t)alpha_q * v[r]), cur);
+            } else {
+                p = (int32_t)etp_sat(leak15((int64_t)alpha_q * v[r]) + etp_round_shift(d[k], sh) + rr, INT32_MIN,
+                                     INT32_MAX);
+            }
+            if (vpre != NULL) {
+                vpre[r] = p;
+            }
+            s[r] = (int8_t)(p >= vth_q);
+            v[r] = p < vth_q ? p : hard ? 0 : (int32_t)((uint32_t)p - (uint32_t)vth_q);   /* lif_neuron's */
+        }
+    }
 }
 
 void etp_lif_step_q(int32_t *v, int8_t *s, int32_t *vpre, uint16_t n,
@@ -232,7 +414,7 @@ void etp_lif_step_q(int32_t *v, int8_t *s, int32_t *vpre, uint16_t n,
     uint16_t nr = R != NULL ? etp_nonzero(s_prev, idx_r, val_r) : 0;
     uint16_t i;
     int32_t rec[4] = {0, 0, 0, 0}; /* spike sums of four recurrent rows (sum_at_h4) */
-    int64_t next = 0;             /* dense int8 rows: the odd row's sum, computed with the even one's */
+    int64_t dq[4] = {0, 0, 0, 0};  /* dense int8 rows: the sums of four rows (dot_dense8_x4) */
     int ones = 1;                 /* previous spikes are 0/1 (unless a host wrote others): sums of weights */
     for (i = 0; i < nr; i++) {
         ones &= val_r[i] == 1;
@@ -244,28 +426,35 @@ void etp_lif_step_q(int32_t *v, int8_t *s, int32_t *vpre, uint16_t n,
 #endif
     if (dense && ETP_WH_BITS == 8) {
         pair_inputs8((const int16_t *)x->p, x->n, val_x);   /* the dense path does not read the nonzero list */
+        /* the recurrent sums' shifted values below 2^30: |sum| <= nr 2^7 (int8 rows, 0/1 spikes) */
+        int rec32 = nr == 0u || (ones && ((uint32_t)(sh_r - 1) < 30u ||
+                                          (sh_r <= 0 && sh_r > -23 && ((uint64_t)nr << (7 - sh_r)) < (1u << 30))));
+        if (x->n <= ETP_DOT8_N30 && rec32) {
+            lif_dense8(v, s, vpre, n, (const int8_t *)(const void *)W, x->n, val_x, sh_x, sh_x_row, R, idx_r, nr,
+                       sh_r, alpha_q, vth_q, hard);
+            return;
+        }
     }
     for (i = 0; i < n; i++) {
         const etp_wh_t *wr = W + (uint32_t)i * x->n;
-        int64_t dot;
+        int64_t dot, cur;
         if (!dense) {
             dot = dot_nonzero_h(wr, idx_x, val_x, nx);
         } else if (ETP_WH_BITS == 16) {
             dot = dot_dense16((const int16_t *)(const void *)wr, (const int16_t *)x->p, x->n);
-        } else if ((i & 1u) == 0u && i + 1u < n) {   /* rows i, i + 1 together; row i + 1's sum waits in next */
-            dot_dense8_x2((const int8_t *)(const void *)wr, (const int8_t *)(const void *)(wr + x->n), val_x, x->n,
-                          &dot, &next);
-        } else if ((i & 1u) != 0u) {
-            dot = next;
-        } else {
+        } else if (i >= (n & ~3u)) {            /* the last n % 4 rows */
             dot = dot_dense8((const int8_t *)(const void *)wr, val_x, x->n);
+        } else {
+            if ((i & 3u) == 0u) {               /* rows i..i + 3 at once; the next three read dq */
+                dot_dense8_x4((const int8_t *)(const void *)wr, x->n, val_x, x->n, dq);
+            }
+            dot = dq[i & 3u];
         }
 #if ETP_ROW_SHIFTS
-        int64_t cur = etp_round_shift(dot, sh_x_row != NULL ? sh_x_row[i] : sh_x);
+        cur = round_shift_fast(dot, sh_x_row != NULL ? sh_x_row[i] : sh_x);
 #else
-        int64_t cur = etp_round_shift(dot, sh_x);
+        cur = round_shift_fast(dot, sh_x);
 #endif
-        int64_t vp;
         if (R != NULL && nr != 0u) {  /* no spikes: the sum and its rounding are 0 */
             const etp_wh_t *rr = R + (uint32_t)i * n;
             int64_t rs;
@@ -279,19 +468,9 @@ void etp_lif_step_q(int32_t *v, int8_t *s, int32_t *vpre, uint16_t n,
                 }
                 rs = rec[i & 3u];
             }
-            cur += etp_round_shift(rs, sh_r);
+            cur += round_shift_fast(rs, sh_r);
         }
-        vp = etp_sat(etp_round_shift((int64_t)alpha_q * v[i], 15) + cur, INT32_MIN, INT32_MAX);
-        if (vpre != NULL) {
-            vpre[i] = (int32_t)vp;
-        }
-        if (vp >= vth_q) {
-            s[i] = 1;
-            v[i] = hard ? 0 : (int32_t)(vp - vth_q);
-        } else {
-            s[i] = 0;
-            v[i] = (int32_t)vp;
-        }
+        lif_neuron(v + i, s + i, vpre != NULL ? vpre + i : NULL, leak15((int64_t)alpha_q * v[i]) + cur, vth_q, hard);
     }
 }
 
@@ -319,9 +498,22 @@ void etp_readout_step_q(int32_t *u, const int8_t *s, const etp_w_t *W, uint16_t 
     sv.p = s;
     sv.n = h;
     sv.bits = 8;
+    int32_t sums[4] = {0, 0, 0, 0};
+    int ones = 1;                 /* 0/1 spikes (unless a host wrote others): sums of weights, four rows per index */
     ns = etp_nonzero(&sv, idx, val);
+    for (k = 0; k < ns; k++) {
+        ones &= val[k] == 1;
+    }
     for (k = 0; k < n_out; k++) {
-        int64_t acc = dot_nonzero(W + (uint32_t)k * h, idx, val, ns);
+        int64_t acc;
+        if (ones && k < (n_out & ~3u)) {
+            if ((k & 3u) == 0u) {             /* rows k..k + 3 at once; the next three read sums */
+                sum_at_w4(W + (uint32_t)k * h, h, idx, ns, sums);
+            }
+            acc = sums[k & 3u];
+        } else {
+            acc = dot_nonzero(W + (uint32_t)k * h, idx, val, ns);
+        }
         u[k] = (int32_t)etp_sat(etp_round_shift((int64_t)beta_q * u[k], 15) + acc, INT32_MIN, INT32_MAX);
     }
 }

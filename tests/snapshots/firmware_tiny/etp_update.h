@@ -52,9 +52,12 @@ int64_t etp_q32(int64_t m, int s);
 
 /* rms_scales: update p's row/column mean-square EMAs (Q.ETP_STAT_F) from the sums of q^2 (rowsq, colsq)
  * and write the multipliers row_m/col_m and shifts row_s/col_s (mode 0 factored; 1 rownorm: every
- * column uses T2; 2 colnorm: every row uses T2). sh = 2e + ETP_STAT_F - 2 p->gfrac. */
+ * column uses T2; 2 colnorm: every row uses T2). sh = 2e + ETP_STAT_F - 2 p->gfrac. need (p->cols
+ * entries, or NULL: all): the columns whose col_m/col_s the caller reads (need[j] != 0); the others
+ * are left 0 (every EMA is updated either way). */
 void etp_rms_scales(const etp_param_t *p, const int64_t *rowsq, const int64_t *colsq, int sh, int beta_shift,
-                    int32_t lr_m, int mode, int32_t *row_m, int32_t *row_s, int32_t *col_m, int32_t *col_s);
+                    int32_t lr_m, int mode, const int32_t *need, int32_t *row_m, int32_t *row_s, int32_t *col_m,
+                    int32_t *col_s);
 
 /* move_bound: the normalised rules' move limit 2^clip lr in Q.16 LSB of a Q.fw weight,
  * floor(lr_m 2^(fw + 16 + clip - lr_e)) (saturating at ETP_P_LIMIT); -1 (no limit) when clip < 0. */
