@@ -25,7 +25,7 @@ from edgetp.errors import EdgetpError
 from firmware_gen.build import SAN_ENV
 from firmware_gen.generate import Export
 from firmware_gen.script import Script, play
-from firmware_gen.tensors import RefDevice, tensor_bytes
+from firmware_gen.tensors import TableDevice, tensor_bytes
 
 ERROR_OPS = ("compile", "run", "exit")   # the C program failed, rather than computed something else
 ETP_EBADARG = 1                          # etp_api.h: etp_status_t
@@ -74,7 +74,7 @@ def play_device(dev: Device, op) -> int:
     return refusal(fn, *op[1:])
 
 
-def run_script(dev: Device, ref: RefDevice, script: Script, case: int = 0, shapes: dict | None = None):
+def run_script(dev: Device, ref: TableDevice, script: Script, case: int = 0, shapes: dict | None = None):
     """Play ``script`` on both; returns (steps done, Mismatch or None)."""
     steps = 0
     shapes = shapes or {}
@@ -157,7 +157,7 @@ def serve(image, sanitize: bool = False):
     target.close()
 
 
-def verify_export(export: Export, ref: RefDevice, script: Script, case: int = 0, sanitize: bool = False,
+def verify_export(export: Export, ref: TableDevice, script: Script, case: int = 0, sanitize: bool = False,
                   workdir: Path | None = None, cc: str | None = None, target: str = "host"):
     """Write ``export``, build its firmware for ``target`` (host or an emulated board), play
     ``script``; returns (steps, Mismatch or None)."""

@@ -1,6 +1,6 @@
 """The integer TP reference as a HIL :class:`deploy.hil.Reference`, and the export step.
 
-:class:`IntReference` wraps :class:`firmware_gen.tensors.RefDevice` (the integer
+:class:`IntReference` wraps :class:`firmware_gen.tensors.TableDevice` (the integer
 reference of edgetp.fixed driven exactly like the C API, batch 1, one frame per call):
 a training sample is ``reset`` then one ``train(x, label)`` per frame, an inference
 sample ``reset`` then ``infer(x)`` per frame, and ``digest()`` is the twin of
@@ -18,11 +18,12 @@ from edgetp.errors import EdgetpError
 class IntReference:
     def __init__(self, qm, dev_cfg=None):
         from firmware_gen.qmodel import qmodel_hash
-        from firmware_gen.tensors import RefDevice, default_device
+        from edgetp.fixed.device import default_device
+        from firmware_gen.tensors import TableDevice
 
         self.qm = qm
         self.cfg = dev_cfg or default_device(qm)
-        self.dev = RefDevice(qm, self.cfg)
+        self.dev = TableDevice(qm, self.cfg)
         self.n_in, self.n_out = qm.cfg.n_in, qm.cfg.n_out
         self.model_hash = qmodel_hash(qm)
 
@@ -54,7 +55,7 @@ def export_c(qm, out_dir, dev_cfg=None, frontend=None) -> Path:
     """Write the generated C of ``qm`` (firmware_gen) into ``out_dir``; returns it. ``frontend``
     (an edgetp.audio.frontend_q.InputNorm) adds the integer audio frontend."""
     from firmware_gen.generate import render
-    from firmware_gen.tensors import default_device
+    from edgetp.fixed.device import default_device
 
     out = Path(out_dir)
     render(qm, dev_cfg or default_device(qm), frontend=frontend).write(out)

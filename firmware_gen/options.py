@@ -31,7 +31,7 @@ def device_from_args(model, args: argparse.Namespace):
     """(QModel, DeviceConfig, notes) for ``model`` (edgetp.model.Model) under the options (any object with the
     DeviceSettings fields as attributes; a missing or None one takes its default)."""
     from firmware_gen.qmodel import qmodel_for
-    from firmware_gen.tensors import DeviceConfig
+    from edgetp.fixed.device import DeviceConfig
 
     args = settings_of(args)
     qm, notes = qmodel_for(model, wbits=args.wbits, xbits=args.xbits, fx=args.fx, headroom=args.headroom,

@@ -1,6 +1,6 @@
 """What verify-c plays on the device and on the integer reference: a :class:`Script` of
-operations (firmware_gen.cases and firmware_gen.kws write them; deploy/bitexact.py plays
-them on the firmware and on :class:`~firmware_gen.tensors.RefDevice`)."""
+operations (firmware_gen.cases and firmware_gen.script_finetune write them; deploy/bitexact.py plays
+them on the firmware and on :class:`~edgetp.fixed.device.RefDevice`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -21,7 +21,7 @@ from edgetp.fixed.qconfig import QModel
 from edgetp.tp.config import NetConfig
 
 from firmware_gen.generate import GENERATED, MANIFEST, Export, render
-from firmware_gen.tensors import DeviceConfig
+from edgetp.fixed.device import DeviceConfig
 
 
 def tiny_model() -> QModel:

@@ -134,7 +134,7 @@ def check_device(r, frozen: bool, optimizer) -> None:
     is an EdgetpError naming the option."""
     from edgetp.tp.schedule import epoch_lrs
     from edgetp.fixed.update_q import lr_code
-    from firmware_gen.tensors import STEPS_MAX, DeviceConfig
+    from edgetp.fixed.device import DeviceConfig, STEPS_MAX
 
     if r.batch != 1:
         raise EdgetpError(f"batch {r.batch} with --fixed: the device learns from one utterance at a time (batch 1)")

@@ -19,6 +19,11 @@ OPT_KINDS = ("factored", "sgd", "rownorm", "colnorm")
 # rms_scales' mode of each normalised kind (ETP_MODE_<KIND>); sgd has none
 RMS_MODES = {"factored": 0, "rownorm": 1, "colnorm": 2}
 
+# ---- the optimizer settings a device starts with (etp_init) unless its export says otherwise ----
+DEVICE_OPTIMIZER = "colnorm"
+DEVICE_CLIP = -1                            # no move limit
+DEVICE_LR_MIN = 0.0                         # etp_set_lr's floor: any rate down to 0
+
 # ---- the opt_cfg tensor: its fields (ETP_CFG_<FIELD> = index) and their ranges ----
 OPT_CFG_FIELDS = ("kind", "lr_m", "lr_e", "beta_shift", "train_all", "clip")
 OPT_CFG_RANGES = {                          # inclusive (ETP_CFG_<FIELD>_MIN / _MAX)

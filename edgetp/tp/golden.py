@@ -215,7 +215,8 @@ def replay(g: Golden) -> dict[str, Deviation]:
         for t in range(c["steps"]):
             state, grads = train_step(params, state, np.ascontiguousarray(x[:, t]), labels, cfg, opt, "batch",
                                        record=True, prop=prop)
-            mine = {"h0": x[:, t], "ht0": np.eye(cfg.n_out)[labels], "trt0": state.trt0, "out": state.u}
+            # the files number the layers from 1 and the label trace as layer 0 (the paper's ε̃_0)
+            mine = {"h0": x[:, t], "ht0": np.eye(cfg.n_out)[labels], "trt0": state.trl, "out": state.u}
             for l in range(L):
                 mine.update({f"h{l + 1}": state.s[l], f"ht{l + 1}": state.st[l], f"tr{l + 1}": state.tr[l],
                              f"trt{l + 1}": state.trt[l]})
