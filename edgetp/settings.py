@@ -162,6 +162,15 @@ def add_options(group, cls, names=None) -> None:
                                metavar=None if meta.get("choices") else name.upper())
 
 
+def add_recipe_options(parser, what: str, example: str) -> None:
+    """``--recipe FILE`` and ``--set KEY=VALUE`` of a command whose settings are data (``read`` reads them):
+    ``what`` says which settings a file holds, ``example`` is one KEY=VALUE."""
+    parser.add_argument("--recipe", metavar="FILE",
+                        help="a recipe file (.json, or .toml on Python >= 3.11) of KEY: VALUE settings" + what)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help=f"one recipe setting for this run (repeatable; overrides --recipe), e.g. --set {example}")
+
+
 def moved_flags(keys, extra=None) -> dict:
     """--flag -> recipe key for the flags that became recipe settings (``extra``: other spellings, e.g.
     no_recover -> recover), so that the CLI says where such a flag went."""

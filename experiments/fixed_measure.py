@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 import statistics
 import time
 
@@ -114,8 +115,7 @@ def main(argv=None) -> int:
     with single_threaded_blas():
         out = compare(model, data, calib, a.seeds, runs)
     if a.json:
-        with open(a.json, "w") as f:
-            json.dump(out, f, indent=1)
+        Path(a.json).write_text(json.dumps(out, indent=1))
     return 0
 
 

@@ -26,7 +26,7 @@ def _shots(text: str):
 def register(sub):
     from edgetp.kws.train import FINETUNE_FIELDS, Recipe
     from edgetp.kws.run_settings import FinetuneRun
-    from edgetp.settings import help_keys
+    from edgetp.settings import add_recipe_options, help_keys
 
     p = sub.add_parser("finetune", help="personalise a pretrained keyword spotter to one speaker with TP",
                        description="Loads a pretrained model, holds out --speaker, fine-tunes on --shots "
@@ -51,12 +51,8 @@ def register(sub):
     p.add_argument("--fixed", action="store_true",
                    help="use the integer-only TP rule as the device runs it: batch 1, no rehearsal, no "
                         "augmentation, the device's update rules; other settings are refused")
-    p.add_argument("--recipe", metavar="FILE",
-                   help="a recipe file (.json, or .toml on Python >= 3.11) of KEY: VALUE settings that override the "
-                        "model's recorded fine-tuning recipe and the run's defaults: "
-                        + help_keys((Recipe, FinetuneRun), FINETUNE_FIELDS + tuple(fields(FinetuneRun))))
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="one recipe setting for this run (repeatable; overrides --recipe), e.g. --set epochs=0")
+    add_recipe_options(p, " that override the model's recorded fine-tuning recipe and the run's defaults: "
+                       + help_keys((Recipe, FinetuneRun), FINETUNE_FIELDS + tuple(fields(FinetuneRun))), "epochs=0")
     p.add_argument("--json", metavar="PATH", help="write the figures as JSON")
     p.add_argument("--plot", metavar="PATH", help="write a figure (accuracy per epoch, before/after, confusion)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from deploy.hil_settings import HilSettings
 from edgetp.errors import EdgetpError
-from edgetp.settings import fields, help_keys, moved_flags, read
+from edgetp.settings import add_recipe_options, fields, help_keys, moved_flags, read
 from firmware_gen.defaults import BUDGETS, DeviceSettings
 
 DEFAULT_MODEL = "kws-mcu"
@@ -42,12 +42,8 @@ def register(sub):
                    help="utterances per word in the support set: 1, 5, ... or all (default 1: with the recipe's "
                         "epochs a session that learns in a few minutes on QEMU; finetune's 5 shots take ~3x longer)")
     p.add_argument("--seed", type=int, default=0, help="support-set draw, training order and device PRNG seed")
-    p.add_argument("--recipe", metavar="FILE",
-                   help="a recipe file (.json, or .toml on Python >= 3.11) of KEY: VALUE settings: the device's "
-                        "quantization and learning settings (default: the model's recorded recipe) and the "
-                        "session's: " + help_keys((DeviceSettings, HilSettings)))
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="one recipe setting for this run (repeatable; overrides --recipe), e.g. --set epochs=1")
+    add_recipe_options(p, ": the device's quantization and learning settings (default: the model's recorded recipe) "
+                       "and the session's: " + help_keys((DeviceSettings, HilSettings)), "epochs=1")
     p.add_argument("--locked", action="store_true",
                    help="build without the commands that dump or write state (a deployed device's firmware)")
     p.add_argument("--faults", metavar="SPEC",
