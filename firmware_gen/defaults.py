@@ -49,7 +49,7 @@ class DeviceSettings:
     lr_min: float = setting(DEVICE_LR_MIN, "lowest learning rate the device accepts later (SET_LR / etp_set_lr)", lo=0)
     lr_max: float | None = setting(None, "highest learning rate the device accepts later (default: lr); a locked "
                                    "product keeps learning only within [lr_min, lr_max]", lo=0)
-    beta_shift: int = setting(DEFAULT_BETA_SHIFT, "colnorm/rownorm/factored EMA decay 2^-N",
+    beta_shift: int = setting(DEFAULT_BETA_SHIFT, "colnorm/rownorm EMA decay 2^-N",
                               lo=OPT_CFG_RANGES["beta_shift"][0], hi=OPT_CFG_RANGES["beta_shift"][1])
     train: str | None = setting(None, "layers that learn: all, or readout (the default with frozen_hidden)",
                                 choices=TRAIN_MODES)

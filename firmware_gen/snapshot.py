@@ -35,7 +35,7 @@ def tiny_model() -> QModel:
 
 
 def tiny_export() -> Export:
-    return render(tiny_model(), DeviceConfig(targets="classes", optimizer="factored", lr=1e-3, beta_shift=8))
+    return render(tiny_model(), DeviceConfig(targets="classes", optimizer="rownorm", lr=1e-3, beta_shift=8))
 
 
 def tiny_frozen_model() -> QModel:

@@ -21,7 +21,8 @@ from edgetp.errors import EdgetpError
 from edgetp.fixed.device import FROZEN_TRAIN, RefDevice
 from edgetp.fixed.network_q import QState, state_arrays
 from edgetp.fixed.qconfig import QModel
-from edgetp.fixed.update_q import KINDS, QOpt
+from edgetp.fixed.contract import OPT_CODES
+from edgetp.fixed.update_q import QOpt
 from edgetp.tp.config import TRAIN_MODES
 
 from firmware_gen.layout import DTYPES, device_layout, device_trainable
@@ -50,13 +51,13 @@ def check_reference_fields() -> None:
 
 
 def opt_cfg(opt: QOpt, train: str = "all", frozen_hidden: bool = False) -> np.ndarray:
-    """The ``opt_cfg`` tensor: kind (index in update_q.KINDS), lr_m, lr_e, beta_shift, train_all, clip.
+    """The ``opt_cfg`` tensor: kind (its code, contract.OPT_CODES), lr_m, lr_e, beta_shift, train_all, clip.
     A frozen-hidden device holds train_all = 0 only (etp_set_optimizer refuses 1)."""
     if train not in TRAIN_MODES:
         raise EdgetpError(f"train must be one of {TRAIN_MODES}, got {train!r}")
     if frozen_hidden and train != "readout":
         raise EdgetpError(FROZEN_TRAIN)
-    return np.array([KINDS.index(opt.kind), opt.lr_m, opt.lr_e, opt.beta_shift, int(train == "all"), opt.clip],
+    return np.array([OPT_CODES[opt.kind], opt.lr_m, opt.lr_e, opt.beta_shift, int(train == "all"), opt.clip],
                     dtype=np.int32)
 
 

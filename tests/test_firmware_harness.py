@@ -38,7 +38,7 @@ def case_specs(draw):
         fw={n: draw(st.integers(0, fw_hi)) for n in names},
         weight_style=draw(st.sampled_from(WEIGHT_STYLES)), input_style=draw(st.sampled_from(INPUT_STYLES)),
         targets=draw(st.sampled_from(["classes", "batch"])),
-        optimizer=draw(st.sampled_from(["rownorm", "colnorm", "factored", "sgd"])),
+        optimizer=draw(st.sampled_from(["rownorm", "colnorm", "sgd"])),
         clip=draw(st.sampled_from([-1, -1, 0, 1, 4])),
         lr=draw(st.sampled_from([0.0, 1e-4, 1e-3, 1e-2, 0.1])), beta_shift=draw(st.integers(0, 15)),
         train=draw(st.sampled_from(["all", "all", "readout"])), samples=draw(st.integers(1, 3)),
@@ -89,7 +89,8 @@ def test_default_case_every_tensor_and_digest(tmp_path):
         assert c.predict() == ref.predict()
         assert refusal(c.train, x, spec.n_out) == 1                       # ETP_EBADARG: label out of range
         assert refusal(c.set_optimizer, "sgd", 63, "all") == 1            # beta shift out of range
-        assert refusal(c.set_optimizer, "factored", 10, "all", -2) == 1   # clip out of range
+        assert refusal(c.set_optimizer, "rownorm", 10, "all", -2) == 1    # clip out of range
+        assert refusal(c.set_optimizer, 0, 10, "all") == 1                # code 0: the removed factored rule
         assert refusal(c.set_lr, 200, 300) == 1
         names = [t.name for t in meta]
         assert refusal(c.write_tensor, names.index("opt_cfg"), np.array([9, 0, 0, 0, 1, -1], "<i4")) == 0

@@ -18,7 +18,7 @@ from edgetp.fixed.contract import DEVICE_CLIP, DEVICE_LR_MIN, DEVICE_OPTIMIZER, 
 from edgetp.fixed.network_q import check_update_every, infer_step_q, init_state_q, train_step_q
 from edgetp.fixed.primitives import prng_seed
 from edgetp.fixed.qconfig import QModel
-from edgetp.fixed.update_q import KINDS, QOpt, lr_code
+from edgetp.fixed.update_q import QOpt, check_kind, lr_code
 from edgetp.tp.config import DEFAULT_BETA_SHIFT, DEFAULT_LR, TARGETS, TRAIN_MODES
 
 STEPS_MAX = 2 ** 32 - 1       # the device's step counters (steps, tsteps, opt_steps) are uint32
@@ -69,8 +69,9 @@ class DeviceConfig:
         if not lr_le(*lo, *self.lr_code) or not lr_le(*self.lr_code, *hi):
             raise EdgetpError(f"the learning rate {self.lr:g} must lie in [lr_min, lr_max] = "
                               f"[{self.lr_min:g}, {self.lr_max:g}]")
-        if self.targets not in TARGETS or self.optimizer not in KINDS or self.train not in TRAIN_MODES:
-            raise EdgetpError(f"targets must be batch|classes, optimizer one of {KINDS}, train one of {TRAIN_MODES}")
+        check_kind(self.optimizer)
+        if self.targets not in TARGETS or self.train not in TRAIN_MODES:
+            raise EdgetpError(f"targets must be one of {TARGETS}, train one of {TRAIN_MODES}")
         for name, v in (("beta_shift", self.beta_shift), ("clip", self.clip)):   # the C checks the same ranges
             lo, hi = OPT_CFG_RANGES[name]
             if not lo <= int(v) <= hi:

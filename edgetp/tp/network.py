@@ -62,7 +62,7 @@ class Grad:
     """A weight gradient as a sum of outer products: ``scale * sum_k d_k^T p_k`` (rank-B terms).
 
     Kept as outer products because at small batch the fused kernel never forms the matrix
-    (not to be confused with the ``factored`` optimizer of the integer rule).
+    (not to be confused with the removed ``factored`` optimizer of the integer rule).
     """
 
     terms: list
