@@ -13,6 +13,7 @@ import math
 import sys
 import typing
 from pathlib import Path
+import argparse
 
 from edgetp.errors import EdgetpError
 
@@ -147,8 +148,6 @@ def read(classes, recipe_file=None, items=(), where_set: str = "--set", only=Non
 def add_options(group, cls, names=None) -> None:
     """One ``--name`` option per field of ``cls`` (or those in ``names``): its type, choices and help from the
     declaration; default None (the caller layers defaults: the model's recipe, then the field's default)."""
-    import argparse
-
     for name, (t, _optional, meta) in fields(cls).items():
         if names is not None and name not in names:
             continue

@@ -27,6 +27,7 @@ from edgetp.tp.config import DEFAULT_LR
 from edgetp.tp.schedule import finetune_epochs
 
 from firmware_gen.script import Script, play
+from edgetp.audio.frontend import NormConstants, features
 
 REPO_WAVS = Path(__file__).resolve().parent.parent / "tests" / "data" / "real"
 
@@ -43,8 +44,6 @@ def features_of(files, inputs=None) -> np.ndarray:
     input transform (``edgetp.kws.protocol.model_norm``: its log gain, then its normalisation);
     None normalises the paper's features per feature with constants fitted on these files."""
     import soundfile as sf
-
-    from edgetp.audio.frontend import NormConstants, features
 
     feats = []
     for f in files:

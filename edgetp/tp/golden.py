@@ -19,6 +19,7 @@ from edgetp.errors import EdgetpError
 from edgetp.tp.config import NetConfig, Params
 from edgetp.tp.network import Optimizer, init_state, train_step
 from edgetp.tp.propagator import get_cache
+from edgetp import safeload
 
 TOLERANCE = 1e-9
 _CONFIG_KEYS = {"hidden": list, "recurrent": bool, "batch": int, "steps": int, "n_in": int, "n_out": int,
@@ -75,8 +76,6 @@ def is_input(name: str) -> bool:
 
 def load_golden(path: str | Path) -> Golden:
     """Read and validate a golden file: config, keys and every shape (headers checked before reading)."""
-    from edgetp import safeload
-
     path = Path(path)
     if not path.is_file():
         _fail(path, "no such file")
