@@ -5,10 +5,10 @@ import json
 import sys
 from pathlib import Path
 
+from edgetp.cli._options import add_model_option
 from edgetp.errors import EdgetpError
 from edgetp.settings import fields, moved_flags
 
-DEFAULT_MODEL = "kws-mcu"
 
 
 def _shots(text: str):
@@ -35,7 +35,7 @@ def register(sub):
                                    "fine-tuning recipe is the model's recorded one (its card's \"default "
                                    "fine-tuning\"); a --recipe file and --set items override its fields.")
     p.add_argument("--kws", action="store_true", required=True, help="keyword spotting (the only task so far)")
-    p.add_argument("--model", default=DEFAULT_MODEL, help=f"shipped model name or model file (default {DEFAULT_MODEL})")
+    add_model_option(p)
     p.add_argument("--data-root", help="GSC-layout corpus (default: the offline corpus set-up generated)")
     p.add_argument("--speaker", help="held-out speaker(s): an id, ids joined by commas, 'test' or 'dev' (the "
                         "model's test / development voice group), or 'real' (the real adaptation speakers of the "
