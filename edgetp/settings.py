@@ -18,11 +18,13 @@ import argparse
 from edgetp.errors import EdgetpError
 
 
-def setting(default, help: str = "", *, choices=None, lo=None, hi=None, lo_open: bool = False, hi_open: bool = False):
+def setting(default, help: str = "", *, choices=None, lo=None, hi=None, lo_open: bool = False, hi_open: bool = False,
+            removed=None):
     """A dataclass field with what a parser and a recipe file need to know of it. ``lo``/``hi``: the allowed
-    range (inclusive unless ``lo_open``/``hi_open``); None is always allowed for an Optional field."""
+    range (inclusive unless ``lo_open``/``hi_open``); None is always allowed for an Optional field. ``removed``:
+    former choices -> why they are gone (a recipe that still names one is told so)."""
     meta = {"help": help, "choices": tuple(choices) if choices is not None else None, "lo": lo, "hi": hi,
-            "lo_open": lo_open, "hi_open": hi_open}
+            "lo_open": lo_open, "hi_open": hi_open, "removed": dict(removed or {})}
     return dataclasses.field(default=default, metadata=meta)
 
 
@@ -57,6 +59,8 @@ def check_value(cls, key: str, value, where: str):
         value = float(value)
         if not math.isfinite(value):
             raise EdgetpError(f"{what} must be a finite number, got {value!r}")
+    if value in meta.get("removed", {}):
+        raise EdgetpError(f"{what} {value!r}: {meta['removed'][value]}")
     if meta.get("choices") is not None and value not in meta["choices"]:
         raise EdgetpError(f"{what} must be one of {', '.join(map(str, meta['choices']))}, got {value!r}")
     lo, hi = meta.get("lo"), meta.get("hi")

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edgetp.fixed.contract import DEVICE_CLIP, DEVICE_LR_MIN, DEVICE_OPTIMIZER, OPT_CFG_RANGES, OPT_KINDS
+from edgetp.fixed.contract import (DEVICE_CLIP, DEVICE_LR_MIN, DEVICE_OPTIMIZER, OPT_CFG_RANGES, OPT_KINDS,
+                                   REMOVED_KINDS)
 from edgetp.settings import setting
 from edgetp.tp.config import DEFAULT_BETA_SHIFT, DEFAULT_LR, TARGETS, TRAIN_MODES   # DEFAULT_LR: the device's too
 
@@ -42,7 +43,7 @@ class DeviceSettings:
                                       'recipe["fixed"]["row_scales"], else off)')
     targets: str | None = setting(None, 'target set on the device (default: the model\'s recipe["fixed"], else '
                                   "classes)", choices=TARGETS)
-    optimizer: str = setting(DEVICE_OPTIMIZER, "optimizer after etp_init", choices=OPT_KINDS)
+    optimizer: str = setting(DEVICE_OPTIMIZER, "optimizer after etp_init", choices=OPT_KINDS, removed=REMOVED_KINDS)
     lr: float | None = setting(None, "learning rate after etp_init (default: the model's recipe[\"finetune\"][\"lr\"] "
                                f"when the model records a device recipe (recipe[\"fixed\"]), else {DEFAULT_LR:g})",
                                lo=0)
