@@ -24,7 +24,7 @@ from deploy.targets import PipeTarget, TargetExited, start
 from edgetp.errors import EdgetpError
 from firmware_gen.build import SAN_ENV
 from firmware_gen.generate import Export
-from firmware_gen.script import Script, play
+from firmware_gen.script import Script, op_method, play
 from firmware_gen.tensors import TableDevice, tensor_bytes
 
 ERROR_OPS = ("compile", "run", "exit")   # the C program failed, rather than computed something else
@@ -67,11 +67,7 @@ def refusal(fn, *args) -> int:
 
 def play_device(dev: Device, op) -> int:
     """Apply one script operation (not "end_sample") to the firmware; returns its status."""
-    fn = {"init": dev.init, "reset": dev.reset_state, "train": dev.train, "infer": dev.infer, "lr": dev.set_lr,
-          "opt": dev.set_optimizer}.get(op[0])
-    if fn is None:
-        raise ValueError(f"unknown script op {op[0]!r}")
-    return refusal(fn, *op[1:])
+    return refusal(op_method(dev, op, {"reset": "reset_state"}), *op[1:])   # the RESET command: Device.reset_state
 
 
 def run_script(dev: Device, ref: TableDevice, script: Script, case: int = 0, shapes: dict | None = None):
