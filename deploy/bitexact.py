@@ -24,8 +24,8 @@ from deploy.targets import PipeTarget, TargetExited, start
 from edgetp.errors import EdgetpError
 from firmware_gen.build import SAN_ENV
 from firmware_gen.generate import Export
-from firmware_gen.script import Script, play
-from firmware_gen.tensors import RefDevice, tensor_bytes
+from firmware_gen.script import Script, op_method, play
+from firmware_gen.tensors import TableDevice, tensor_bytes
 
 ERROR_OPS = ("compile", "run", "exit")   # the C program failed, rather than computed something else
 ETP_EBADARG = 1                          # etp_api.h: etp_status_t
@@ -67,14 +67,10 @@ def refusal(fn, *args) -> int:
 
 def play_device(dev: Device, op) -> int:
     """Apply one script operation (not "end_sample") to the firmware; returns its status."""
-    fn = {"init": dev.init, "reset": dev.reset_state, "train": dev.train, "infer": dev.infer, "lr": dev.set_lr,
-          "opt": dev.set_optimizer}.get(op[0])
-    if fn is None:
-        raise ValueError(f"unknown script op {op[0]!r}")
-    return refusal(fn, *op[1:])
+    return refusal(op_method(dev, op, {"reset": "reset_state"}), *op[1:])   # the RESET command: Device.reset_state
 
 
-def run_script(dev: Device, ref: RefDevice, script: Script, case: int = 0, shapes: dict | None = None):
+def run_script(dev: Device, ref: TableDevice, script: Script, case: int = 0, shapes: dict | None = None):
     """Play ``script`` on both; returns (steps done, Mismatch or None)."""
     steps = 0
     shapes = shapes or {}
@@ -157,7 +153,7 @@ def serve(image, sanitize: bool = False):
     target.close()
 
 
-def verify_export(export: Export, ref: RefDevice, script: Script, case: int = 0, sanitize: bool = False,
+def verify_export(export: Export, ref: TableDevice, script: Script, case: int = 0, sanitize: bool = False,
                   workdir: Path | None = None, cc: str | None = None, target: str = "host"):
     """Write ``export``, build its firmware for ``target`` (host or an emulated board), play
     ``script``; returns (steps, Mismatch or None)."""

@@ -23,15 +23,18 @@ import hashlib
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+import argparse
 
 from deploy.boards import BOARDS, EMULATED, FIRMWARE, Board
-from deploy.gen_proto import write_header
+from deploy.gen_proto import headers_text, write_header
 from edgetp.errors import EdgetpError
 from firmware_gen.build import CORTEX_M4, SANITIZE, WARN
 from firmware_gen.memplan import PARTS, STACK
 from firmware_gen.runtime import RUNTIME_DIR
+from edgetp import paths
+from firmware_gen.store import DEFAULT_PAGE, DEFAULT_PROG, Geometry, check_params, wear_lines
 
 PLATFORMS = ("host", *EMULATED, "board")   # what a firmware is built for (not a TP target set)
 ICOUNT_SHIFT = BOARDS["qemu"].icount_shift   # the M4's (profile.py, fe_profile.py)
@@ -112,8 +115,6 @@ def store_payload(model_dir: Path) -> int | None:
 
 def store_geometry(model_dir: Path, flash_page: int, flash_prog: int):
     """The weight store's :class:`firmware_gen.store.Geometry` in this build, or None."""
-    from firmware_gen.store import Geometry, check_params
-
     n = store_payload(model_dir)
     if n is None:
         return None
@@ -153,8 +154,6 @@ def build(model_dir, target: str = "host", out_root=None, locked: bool = False, 
         raise EdgetpError(f"build target must be one of {PLATFORMS}, got {target!r}")
     if target != "host" and (cc or sanitize):
         raise EdgetpError("a compiler choice and sanitizers are for the host build only")
-    from edgetp import paths
-
     model_dir = Path(model_dir).resolve()
     msrc = model_sources(model_dir)
     common = [FIRMWARE / "main.c", FIRMWARE / "etp_link.c", FIRMWARE / "etp_server.c"]
@@ -172,8 +171,6 @@ def build(model_dir, target: str = "host", out_root=None, locked: bool = False, 
         port = bd.port_sources()
     headers = sorted(FIRMWARE.glob("*.h")) + sorted(model_dir.glob("*.h"))
     defs = [f"-DETP_PROTO_LOCKED={int(locked)}", *api_defines(model_dir)]
-    from firmware_gen.store import DEFAULT_PAGE, DEFAULT_PROG
-
     geo = store_geometry(model_dir, flash_page or DEFAULT_PAGE, flash_prog or DEFAULT_PROG)
     if geo is not None:
         defs += ["-DETP_HAS_STORE=1", f"-DETP_FLASH_PAGE={geo.page}u", f"-DETP_FLASH_PROG={geo.prog}u",
@@ -187,7 +184,6 @@ def build(model_dir, target: str = "host", out_root=None, locked: bool = False, 
     flags = [*(SANITIZE + ["-O1"] if sanitize else [opt]), *WARN, *defs, *extra_cflags]
     if target == "host":
         cc = cc or shutil.which("cc") or shutil.which("gcc") or "cc"
-    from deploy.gen_proto import headers_text
     key = _key([target, cc or bd.cc, *flags, stack_size, headers_text(), *common, *port, *msrc, *headers]
                + ([ld, *bd.cpu_flags, *bd.link_flags(), bd.specs] if bd else []))
     out = Path(out_root) if out_root else paths.home() / "deploy-build"
@@ -215,8 +211,6 @@ def link_for_part(model_dir, part: str, out_root=None, stack_size: int = STACK_S
     """Link the firmware with the memory regions of a part of firmware_gen.memplan.PARTS (link only: it
     proves the image, its RAM and stack fit; the weight store's two slots are kept out of the image's
     flash, at its end). An image that does not fit fails with the linker's overflow message."""
-    from dataclasses import replace
-
     if part not in PARTS:
         raise EdgetpError(f"no part {part!r}; one of {', '.join(PARTS)}")
     p = PARTS[part]
@@ -228,8 +222,6 @@ def link_for_part(model_dir, part: str, out_root=None, stack_size: int = STACK_S
 
 
 def _store_units() -> tuple[int, int]:
-    from firmware_gen.store import DEFAULT_PAGE, DEFAULT_PROG
-
     return DEFAULT_PAGE, DEFAULT_PROG
 
 
@@ -250,8 +242,6 @@ def elf_sizes(elf: Path, size: str = ARM_SIZE) -> dict:
 
 def main(argv=None) -> int:
     """``python -m deploy.build EXPORT_DIR --target board [--locked]``: build and print the image."""
-    import argparse
-
     ap = argparse.ArgumentParser(prog="python -m deploy.build", description="Build the edgetp firmware for a target "
                                  "from a folder written by `edgetp export --c` (firmware_gen).")
     ap.add_argument("model_dir", help="exported model folder (etp_model.h, *.c)")
@@ -284,8 +274,6 @@ def main(argv=None) -> int:
         s = im.sizes
         print(f"flash {s['flash']} B (text {s['text']} + data {s['data']}), RAM {s['ram']} B "
               f"(data {s['data']} + bss {s['bss']}, of which stack {s['stack']})")
-    from firmware_gen.store import DEFAULT_PAGE, DEFAULT_PROG, wear_lines
-
     geo = store_geometry(Path(a.model_dir), a.flash_page or DEFAULT_PAGE, a.flash_prog or DEFAULT_PROG)
     for line in wear_lines(geo) if geo else []:
         print(line.strip())

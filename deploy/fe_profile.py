@@ -25,6 +25,7 @@ from deploy.build import (ARM_CC, ARM_FLAGS, FIRMWARE, STACK_SIZE, WARN, cross_f
                           model_sources)
 from deploy.gen_proto import write_header
 from edgetp.errors import EdgetpError
+from deploy.profile import qemu_records
 
 
 STEPS = (("load", "etp_fe_load: window, block exponent, shift, digit-reversed load"),
@@ -48,8 +49,6 @@ def build(model_dir: Path, out: Path, utterances: int, opt: str = "-O2") -> Path
 
 
 def run(elf: Path, timeout: float = 600) -> dict:
-    from deploy.profile import qemu_records
-
     out = {}
     for f in qemu_records(elf, timeout):
         if f[:1] == ["T"] and len(f) == 3:

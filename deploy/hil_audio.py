@@ -20,6 +20,7 @@ from deploy.frame_costs import percentile_rank
 from deploy.hil import HilError, Session
 from edgetp.errors import EdgetpError
 from firmware_gen.frontend_verify import input_crc as x_crc
+from edgetp.audio import frontend_q as FQ
 
 
 class AudioFrames(np.ndarray):
@@ -121,8 +122,6 @@ def _net(runs, res) -> dict:
 def audio_sets(corpus, split, norm, qm, support_limit: int = 0, query_limit: int = 0, seed: int = 0):
     """(support, query) as (list of AudioFrames, labels): PCM of each utterance and the model
     inputs the integer frontend computes from it."""
-    from edgetp.audio import frontend_q as FQ
-
     sup = np.asarray(split.support)
     if support_limit:
         sup = sup[np.sort(np.random.default_rng(seed).permutation(len(sup))[:support_limit])]

@@ -32,6 +32,7 @@ import numpy as np
 
 from deploy import protocol as P
 from edgetp.errors import EdgetpError
+from edgetp.fixed.contract import OPT_CODES
 
 
 def open_port(url: str, baudrate: int = 115200):
@@ -316,12 +317,10 @@ class Device:
         self.request(P.Cmd.SET_LR, P.pack("REQ_SET_LR", m=m, e=e))
 
     def set_optimizer(self, kind: str, beta_shift: int, train: str, clip: int = -1) -> None:
-        """SET_OPTIMIZER (debug builds): ``kind`` one of edgetp.fixed.update_q.KINDS, ``train``
-        "all" or "readout", ``clip`` -1 for none."""
-        from edgetp.fixed.update_q import KINDS
-
-        self.request(P.Cmd.SET_OPTIMIZER, P.pack("REQ_SET_OPTIMIZER", kind=KINDS.index(kind), beta_shift=beta_shift,
-                                                 train_all=int(train == "all"), clip=clip))
+        """SET_OPTIMIZER (debug builds): ``kind`` one of edgetp.fixed.update_q.KINDS (or a raw code, to test the
+        device's refusals), ``train`` "all" or "readout", ``clip`` -1 for none."""
+        self.request(P.Cmd.SET_OPTIMIZER, P.pack("REQ_SET_OPTIMIZER", kind=OPT_CODES.get(kind, kind),
+                                                 beta_shift=beta_shift, train_all=int(train == "all"), clip=clip))
 
     def save(self, timeout=None) -> dict:
         """SAVE: the persistent state into the weight store; slot, generation, erases, programs."""

@@ -35,6 +35,8 @@ import numpy as np
 from deploy import protocol as P
 from deploy.host import Device
 from edgetp.errors import EdgetpError
+from deploy.targets import start
+from firmware_gen import store
 
 MODES = ("torn", "after")
 N_SAMPLES = 4
@@ -99,8 +101,6 @@ def cut_indices(n_ops: int, sample: int = 0) -> list[int]:
 class Sweep:
     def __init__(self, target_name: str, image, ref, samples, workdir, seed: int = 0, timeout: float = 0.5,
                  progress=None, start_fn=None):
-        from deploy.targets import start
-
         if len(samples) < N_SAMPLES:
             raise SweepError(f"the sweep needs {N_SAMPLES} training samples, got {len(samples)}")
         self.target_name, self.image, self.ref0, self.samples = target_name, image, ref, samples
@@ -153,8 +153,6 @@ class Sweep:
 
     def twin_check(self, flash: Path, geo, model_hash: str, lay) -> None:
         """The flash image holds what the Python twin says: generation 3, the new state's bytes."""
-        from firmware_gen import store
-
         img = flash.read_bytes()
         slot = store.boot_select(geo, img, model_hash)
         want = store.payload_of(lay, self.new.dev.tensors())

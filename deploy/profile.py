@@ -23,6 +23,8 @@ import argparse
 import subprocess
 import sys
 from pathlib import Path
+import tempfile
+import threading
 
 from deploy.boards import BOARDS
 from deploy.build import (ARM_CC, ARM_FLAGS, FIRMWARE, ICOUNT_SHIFT, STACK_SIZE, WARN, cross_flags, include_flags,
@@ -31,6 +33,9 @@ from deploy.frame_costs import frame_summary
 from deploy.gen_proto import write_header
 from deploy.targets import QEMU
 from edgetp.errors import EdgetpError
+from edgetp.fixed.qconfig import from_float
+from edgetp.tp.config import init_params, parse_net
+from firmware_gen.generate import render
 
 
 # static inline helpers (instrumenting them would stop their inlining and swamp the profile)
@@ -40,10 +45,6 @@ HEADERS = "etp_primitives.h,etp_kernels.h,etp_internal.h"
 def random_export(net: str, out: Path, seed: int = 0) -> Path:
     """Export a freshly initialised ``net`` (edgetp.tp.config.init_params, quantized to int16
     weights, Q.12 features) with the default device settings into ``out``; returns ``out``."""
-    from edgetp.fixed.qconfig import from_float
-    from edgetp.tp.config import init_params, parse_net
-    from firmware_gen.generate import render
-
     cfg = parse_net(net)
     qm = from_float(cfg, init_params(cfg, seed), 12, 16)
     render(qm).write(out)
@@ -74,8 +75,6 @@ def build_profile(model_dir: Path, out: Path, steps: int, opt: str = "-O2", inst
 def qemu_records(elf: Path, timeout: float = 600):
     """The whitespace-split lines a profiling firmware prints on the emulated Cortex-M4 (mps2-an386,
     ``-icount``), up to its ``END`` line; QEMU is killed after ``timeout`` seconds and stopped on exit."""
-    import threading
-
     p = subprocess.Popen([QEMU, "-M", "mps2-an386", "-display", "none", "-nodefaults", "-serial", "stdio",
                           "-icount", f"shift={ICOUNT_SHIFT},align=off,sleep=on", "-kernel", str(elf)],
                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True)
@@ -124,8 +123,6 @@ def main(argv=None) -> int:
     ap.add_argument("--top", type=int, default=15)
     ap.add_argument("--out", default=None, help="build folder (default: a temporary one)")
     a = ap.parse_args(argv)
-    import tempfile
-
     out = Path(a.out) if a.out else Path(tempfile.mkdtemp(prefix="etp-prof-"))
     if (a.net is None) == (a.model_dir is None):
         print("ERROR deploy.profile: give an export folder or --net (one of them)")

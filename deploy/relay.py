@@ -19,43 +19,41 @@ import random
 from dataclasses import dataclass, field, fields
 
 from edgetp.errors import EdgetpError
+from edgetp.settings import parse_text, setting
+
+
+RATE = {"lo": 0, "hi": 1, "hi_open": True}
+WRITES = ("reset", "reconnect")     # write numbers joined by '+'
 
 
 @dataclass
 class FaultPlan:
-    drop: float = 0.0
-    corrupt: float = 0.0
-    dup: float = 0.0
-    truncate: float = 0.0
-    reset: tuple = ()          # reset the device before the host's N-th write (1-based)
-    reconnect: tuple = ()      # cut the connection during the host's N-th write (1-based)
-    seed: int = 0
-    to_device: bool = True     # inject on host -> device bytes
-    to_host: bool = True       # inject on device -> host bytes
+    drop: float = setting(0.0, "per byte", **RATE)
+    corrupt: float = setting(0.0, "per byte: flip one bit", **RATE)
+    dup: float = setting(0.0, "per write", **RATE)
+    truncate: float = setting(0.0, "per write", **RATE)
+    reset: tuple = setting((), "reset the device before the host's N-th write (1-based)")
+    reconnect: tuple = setting((), "cut the connection during the host's N-th write (1-based)")
+    seed: int = setting(0, "the faults' random draws")
+    to_device: bool = setting(True, "inject on host -> device bytes")
+    to_host: bool = setting(True, "inject on device -> host bytes")
 
     @classmethod
     def parse(cls, text: str) -> "FaultPlan":
-        """``key=value`` pairs separated by commas; ``reset``/``reconnect`` take write numbers joined by '+'."""
+        """``key=value`` pairs separated by commas, typed and checked as the fields declare."""
         kw: dict = {}
         names = {f.name for f in fields(cls)}
         for part in filter(None, (p.strip() for p in text.split(","))):
             k, _, v = part.partition("=")
             if k not in names or not v:
                 raise EdgetpError(f"bad fault spec {part!r}; keys: {', '.join(sorted(names))}")
-            try:
-                if k in ("reset", "reconnect"):
+            if k in WRITES:
+                try:
                     kw[k] = tuple(int(n) for n in v.split("+"))
-                elif k == "seed":
-                    kw[k] = int(v)
-                elif k in ("to_device", "to_host"):
-                    kw[k] = v.lower() in ("1", "true", "yes")
-                else:
-                    kw[k] = float(v)
-            except ValueError:
-                raise EdgetpError(f"bad fault spec {part!r}") from None
-        for k in ("drop", "corrupt", "dup", "truncate"):
-            if not 0 <= kw.get(k, 0) < 1:
-                raise EdgetpError(f"fault rate {k} must be in [0, 1)")
+                except ValueError:
+                    raise EdgetpError(f"bad fault spec {part!r}: {k} takes write numbers joined by '+'") from None
+            else:
+                kw[k] = parse_text(cls, k, v, f"fault spec {part!r}")
         return cls(**kw)
 
 

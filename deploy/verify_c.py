@@ -21,7 +21,12 @@ from firmware_gen.cases import build_model, build_script, device_config, random_
 from firmware_gen.generate import render
 from firmware_gen.build import build_arm, have
 from firmware_gen.script import Script
-from firmware_gen.tensors import DeviceConfig, RefDevice
+from edgetp.fixed.device import DeviceConfig
+from firmware_gen.tensors import TableDevice
+from edgetp.fixed.quantize import quantize_inputs
+from firmware_gen.qmodel import labels_of
+from firmware_gen.script_finetune import (REPO_WAVS, check_protocol, features_of, finetune_script, int_features,
+                                          wav_files, word_labels)
 
 
 @dataclass
@@ -77,7 +82,7 @@ def _case(i: int, spec, sanitize: bool, workroot: Path | None, cc: str | None, t
     workdir = None
     if workroot is not None:
         workdir = workroot / f"case{i:04d}"
-    steps, mm = verify_export(render(qm, dev), RefDevice(qm, dev), build_script(spec), i, sanitize, workdir, cc,
+    steps, mm = verify_export(render(qm, dev), TableDevice(qm, dev), build_script(spec), i, sanitize, workdir, cc,
                               target)
     return i, spec, steps, mm
 
@@ -115,9 +120,6 @@ def model_inputs(qm, inputs=None, wav_dir=None, samples: int | None = None, seed
     """(int features (N, T, F), labels, description): real features from WAV files for a
     120-feature model (``wav_dir``, else the repository's tests/data/real; through the model's
     input transform ``inputs``, see ``kws.features_of``), else seeded Gaussian inputs."""
-    from firmware_gen.kws import REPO_WAVS, features_of, int_features, wav_files, word_labels
-    from firmware_gen.qmodel import labels_of
-
     c = qm.cfg
     if c.n_in == 120 and (wav_dir or REPO_WAVS.is_dir()):
         files = wav_files(wav_dir or REPO_WAVS)[:samples]
@@ -125,7 +127,6 @@ def model_inputs(qm, inputs=None, wav_dir=None, samples: int | None = None, seed
         return xs, word_labels(files, labels_of(qm)), f"{len(files)} utterances from {wav_dir or REPO_WAVS}"
     rng = np.random.default_rng(seed)
     n = samples or 4
-    from edgetp.fixed.quantize import quantize_inputs
     xs = quantize_inputs(rng.standard_normal((n, 50, c.n_in)), qm.fx, qm.xbits)
     return xs, rng.integers(0, c.n_out, n), f"{n} random sequences"
 
@@ -135,8 +136,6 @@ def verify_model(qm, dev: DeviceConfig, xs, ys, epochs: int = 3, lr: float = DEF
                  arm: bool = False, what: str = "") -> Summary:
     """One fine-tuning run of ``qm`` on (xs, ys) on the device and the reference, every state
     compared after every step; the script is first checked to be finetune_fixed's protocol."""
-    from firmware_gen.kws import check_protocol, finetune_script
-
     summary = Summary("model", sanitize=sanitize)
     t0 = time.perf_counter()
     script: Script = finetune_script(xs, ys, epochs, lr, seed, frames=frames)
@@ -147,7 +146,7 @@ def verify_model(qm, dev: DeviceConfig, xs, ys, epochs: int = 3, lr: float = DEF
     export = render(qm, dev)
     with tempfile.TemporaryDirectory(prefix="etp_verify_") as tmp:
         work = Path(keep) if keep else Path(tmp)
-        steps, mm = verify_export(export, RefDevice(qm, dev), script, 0, sanitize, work, cc)
+        steps, mm = verify_export(export, TableDevice(qm, dev), script, 0, sanitize, work, cc)
         summary.add(0, steps, mm, what or qm.cfg.net_string())
         if arm:
             if not have("arm-none-eabi-gcc"):

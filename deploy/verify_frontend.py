@@ -15,6 +15,7 @@ from deploy.host import Device, DeviceError, LinkError
 from deploy.targets import TargetExited
 from edgetp.audio import frontend_q as FQ
 from firmware_gen.frontend_verify import FeSummary, check_utterance
+from firmware_gen.generate import render
 
 _REC = [("<i4", 1), ("<i8", FQ.N_BINS), ("<i8", FQ.N_MELS), ("<i2", FQ.N_MELS)]   # READ_FE's FE_FRAME record
 
@@ -95,8 +96,6 @@ def verify_frontend(qm, norm, inputs, sanitize: bool = False, cc: str | None = N
                     keep: Path | None = None, export_files: dict | None = None) -> FeSummary:
     """Build the firmware of ``qm``'s export with the frontend and compare it on ``inputs``
     ((name, int16 pcm) pairs)."""
-    from firmware_gen.generate import render
-
     summary = FeSummary(sanitize=sanitize)
     t0 = time.perf_counter()
     ex = render(qm, None, frontend=norm)

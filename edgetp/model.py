@@ -15,13 +15,14 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from edgetp.errors import EdgetpError
 from edgetp.tp.config import NetConfig, Params
+from edgetp import safeload
 
 FORMAT = "edgetp-model"
 VERSION = 1
@@ -82,8 +83,6 @@ def relabel(model: Model, why: str, **recipe) -> Model:
     """``model`` with recipe fields replaced and its arrays untouched. The hash covers the record too, so it
     changes: the recipe lists the hash it had and why it changed (``relabelled_from``), and ``Model.hashes``
     keeps results measured on the earlier file counted as this model's."""
-    from dataclasses import replace
-
     trail = [*(model.recipe.get("relabelled_from") or []), {"hash": model.hash(), "why": why}]
     return replace(model, recipe={**model.recipe, **recipe, "relabelled_from": trail})
 
@@ -143,8 +142,6 @@ def load_model(name_or_path: str | Path) -> Model:
     Bounded (edgetp.safeload): each entry's header is checked against the shapes the
     model's ``net`` implies before anything is allocated; metadata is size- and depth-limited.
     """
-    from edgetp import safeload
-
     path = resolve_model_path(str(name_or_path))
     with safeload.Npz(path) as z, safeload.guarded(path, "not a readable edgetp model file"):
         if "meta" not in z.entries:

@@ -28,6 +28,7 @@ import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+import io
 
 import numpy as np
 
@@ -254,8 +255,6 @@ def check_entry(e: Entry, name: str, shape: tuple | None = None, kinds: str = "f
 
 def npy_from_bytes(data: bytes, what: str, limit: int | None = None) -> np.ndarray:
     """An array from the bytes of one ``.npy`` file, its header checked before allocating."""
-    import io
-
     limit = load_limit() if limit is None else limit
     if len(data) > limit:
         raise EdgetpError(f"{what}: {len(data)} bytes, more than the load limit ({limit})")

@@ -13,15 +13,18 @@ import math
 import sys
 import typing
 from pathlib import Path
+import argparse
 
 from edgetp.errors import EdgetpError
 
 
-def setting(default, help: str = "", *, choices=None, lo=None, hi=None, lo_open: bool = False, hi_open: bool = False):
+def setting(default, help: str = "", *, choices=None, lo=None, hi=None, lo_open: bool = False, hi_open: bool = False,
+            removed=None):
     """A dataclass field with what a parser and a recipe file need to know of it. ``lo``/``hi``: the allowed
-    range (inclusive unless ``lo_open``/``hi_open``); None is always allowed for an Optional field."""
+    range (inclusive unless ``lo_open``/``hi_open``); None is always allowed for an Optional field. ``removed``:
+    former choices -> why they are gone (a recipe that still names one is told so)."""
     meta = {"help": help, "choices": tuple(choices) if choices is not None else None, "lo": lo, "hi": hi,
-            "lo_open": lo_open, "hi_open": hi_open}
+            "lo_open": lo_open, "hi_open": hi_open, "removed": dict(removed or {})}
     return dataclasses.field(default=default, metadata=meta)
 
 
@@ -56,6 +59,8 @@ def check_value(cls, key: str, value, where: str):
         value = float(value)
         if not math.isfinite(value):
             raise EdgetpError(f"{what} must be a finite number, got {value!r}")
+    if value in meta.get("removed", {}):
+        raise EdgetpError(f"{what} {value!r}: {meta['removed'][value]}")
     if meta.get("choices") is not None and value not in meta["choices"]:
         raise EdgetpError(f"{what} must be one of {', '.join(map(str, meta['choices']))}, got {value!r}")
     lo, hi = meta.get("lo"), meta.get("hi")
@@ -147,8 +152,6 @@ def read(classes, recipe_file=None, items=(), where_set: str = "--set", only=Non
 def add_options(group, cls, names=None) -> None:
     """One ``--name`` option per field of ``cls`` (or those in ``names``): its type, choices and help from the
     declaration; default None (the caller layers defaults: the model's recipe, then the field's default)."""
-    import argparse
-
     for name, (t, _optional, meta) in fields(cls).items():
         if names is not None and name not in names:
             continue
@@ -160,6 +163,15 @@ def add_options(group, cls, names=None) -> None:
         else:
             group.add_argument(flag, type=t, choices=meta.get("choices"), default=None, help=helptext,
                                metavar=None if meta.get("choices") else name.upper())
+
+
+def add_recipe_options(parser, what: str, example: str) -> None:
+    """``--recipe FILE`` and ``--set KEY=VALUE`` of a command whose settings are data (``read`` reads them):
+    ``what`` says which settings a file holds, ``example`` is one KEY=VALUE."""
+    parser.add_argument("--recipe", metavar="FILE",
+                        help="a recipe file (.json, or .toml on Python >= 3.11) of KEY: VALUE settings" + what)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help=f"one recipe setting for this run (repeatable; overrides --recipe), e.g. --set {example}")
 
 
 def moved_flags(keys, extra=None) -> dict:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 import statistics
 import time
 
@@ -71,10 +72,8 @@ RUNS = {
     "float adam": ("float", "adam", 1e-4, None, None), "float sgd": ("float", "sgd", 1e-3, None, None),
     "float colnorm": ("float", "colnorm", 1e-4, None, None), "int16 colnorm": ("int", "colnorm", 1e-4, 16, -1),
     "float rownorm": ("float", "rownorm", 1e-4, None, None), "int16 rownorm": ("int", "rownorm", 1e-4, 16, -1),
-    "int16 factored": ("int", "factored", 1e-4, 16, -1), "int16 sgd": ("int", "sgd", 1e-3, 16, -1),
-    "int8 factored": ("int", "factored", 1e-4, 8, -1),
-    "int16 factored clip1": ("int", "factored", 1e-4, 16, 1), "int16 factored 2e-4": ("int", "factored", 2e-4, 16, -1),
-}
+    "int16 sgd": ("int", "sgd", 1e-3, 16, -1),
+}   # the factored rows of docs/fixed-point.md were measured before that rule was removed
 
 
 def main(argv=None) -> int:
@@ -114,8 +113,7 @@ def main(argv=None) -> int:
     with single_threaded_blas():
         out = compare(model, data, calib, a.seeds, runs)
     if a.json:
-        with open(a.json, "w") as f:
-            json.dump(out, f, indent=1)
+        Path(a.json).write_text(json.dumps(out, indent=1))
     return 0
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import numpy as np
 
@@ -52,8 +53,7 @@ def main(argv=None) -> int:
         r = res[k]
         print(f"{k:16s} mean {r['mean']:7.2f}  p99.9 {r['p999']:6.0f}  max {r['max']:5.0f}  ({r['n']} frames)")
     if a.json:
-        with open(a.json, "w") as f:
-            json.dump(res, f, indent=1)
+        Path(a.json).write_text(json.dumps(res, indent=1))
     return 0
 
 

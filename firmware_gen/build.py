@@ -8,7 +8,7 @@ from pathlib import Path
 
 from edgetp.errors import EdgetpError
 
-from firmware_gen.runtime import SOURCES
+from firmware_gen.runtime import FRONTEND_SOURCES, SOURCES
 
 # The compiler flags of every build of the C (deploy/build.py's firmware, verify-c's with -Werror):
 WARN = ["-std=c99", "-Wall", "-Wextra", "-pedantic", "-Wshadow", "-Wstrict-prototypes", "-Wmissing-prototypes"]
@@ -54,8 +54,6 @@ def _run(cmd, cwd=None) -> None:
 
 def sources(export_dir: Path) -> list[Path]:
     """The export's C sources (with the audio frontend's when the export carries it)."""
-    from firmware_gen.runtime import FRONTEND_SOURCES
-
     out = [export_dir / "etp_model.c", *(export_dir / s for s in SOURCES)]
     if (export_dir / "etp_frontend_cfg.c").is_file():
         out += [export_dir / "etp_frontend_cfg.c", *(export_dir / s for s in FRONTEND_SOURCES)]

@@ -21,7 +21,7 @@ from edgetp.model import expected_arrays
 from edgetp.tp.config import DEFAULT_BETA_SHIFT, NetConfig
 
 from firmware_gen.script import Script
-from firmware_gen.tensors import DeviceConfig
+from edgetp.fixed.device import DeviceConfig
 
 WEIGHT_STYLES = ("uniform", "small", "extreme", "sparse")
 INPUT_STYLES = ("normal", "extreme", "sparse", "zero")

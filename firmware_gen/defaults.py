@@ -2,8 +2,9 @@
 ``verify-c --model`` and ``hil`` use for a setting that neither the options nor the model's ``recipe["fixed"]``
 give, ``firmware_gen.qmodel.quant_settings``; what a recorded ``recipe["fixed"]`` holds besides its calibrated input
 format, ``edgetp.kws.fixed_protocol.fixed_settings``) and the device's learning settings (``DeviceSettings``: the
-options of export --c / verify-c, the device keys of a `hil` recipe file; ``firmware_gen.tensors.DeviceConfig`` takes
-its defaults from here), and the hardware budgets of the device tier the shipped device models are held to.
+options of export --c / verify-c, the device keys of a `hil` recipe file; ``edgetp.fixed.device.DeviceConfig`` shares
+its defaults, declared in ``edgetp.fixed.contract``), and the hardware budgets of the device tier the shipped device
+models are held to.
 
 Light to import (no numba): the command-line parsers read it when they are built.
 """
@@ -11,7 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edgetp.fixed.contract import OPT_CFG_RANGES, OPT_KINDS
+from edgetp.fixed.contract import (DEVICE_CLIP, DEVICE_LR_MIN, DEVICE_OPTIMIZER, OPT_CFG_RANGES, OPT_KINDS,
+                                   REMOVED_KINDS)
 from edgetp.settings import setting
 from edgetp.tp.config import DEFAULT_BETA_SHIFT, DEFAULT_LR, TARGETS, TRAIN_MODES   # DEFAULT_LR: the device's too
 
@@ -41,18 +43,18 @@ class DeviceSettings:
                                       'recipe["fixed"]["row_scales"], else off)')
     targets: str | None = setting(None, 'target set on the device (default: the model\'s recipe["fixed"], else '
                                   "classes)", choices=TARGETS)
-    optimizer: str = setting("colnorm", "optimizer after etp_init", choices=OPT_KINDS)
+    optimizer: str = setting(DEVICE_OPTIMIZER, "optimizer after etp_init", choices=OPT_KINDS, removed=REMOVED_KINDS)
     lr: float | None = setting(None, "learning rate after etp_init (default: the model's recipe[\"finetune\"][\"lr\"] "
                                f"when the model records a device recipe (recipe[\"fixed\"]), else {DEFAULT_LR:g})",
                                lo=0)
-    lr_min: float = setting(0.0, "lowest learning rate the device accepts later (SET_LR / etp_set_lr)", lo=0)
+    lr_min: float = setting(DEVICE_LR_MIN, "lowest learning rate the device accepts later (SET_LR / etp_set_lr)", lo=0)
     lr_max: float | None = setting(None, "highest learning rate the device accepts later (default: lr); a locked "
                                    "product keeps learning only within [lr_min, lr_max]", lo=0)
-    beta_shift: int = setting(DEFAULT_BETA_SHIFT, "colnorm/rownorm/factored EMA decay 2^-N",
+    beta_shift: int = setting(DEFAULT_BETA_SHIFT, "colnorm/rownorm EMA decay 2^-N",
                               lo=OPT_CFG_RANGES["beta_shift"][0], hi=OPT_CFG_RANGES["beta_shift"][1])
     train: str | None = setting(None, "layers that learn: all, or readout (the default with frozen_hidden)",
                                 choices=TRAIN_MODES)
-    clip: int = setting(-1, "normalised rules: limit each weight's move to 2^CLIP * lr (-1: no limit)",
+    clip: int = setting(DEVICE_CLIP, "normalised rules: limit each weight's move to 2^CLIP * lr (-1: no limit)",
                         lo=OPT_CFG_RANGES["clip"][0], hi=OPT_CFG_RANGES["clip"][1])
     update_every: int | None = setting(None, "etp_train_step learns on the frames t % K == 0 of a sample only "
                                        "(ETP_UPDATE_EVERY; default: the model's "

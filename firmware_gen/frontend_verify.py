@@ -12,6 +12,7 @@ signals (silence, full-scale square waves, clipped noise, DC, tiny and loud nois
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import zlib
 
 import numpy as np
 
@@ -97,8 +98,6 @@ def _cmp_frame(rec, ref, t) -> str | None:
 
 def input_crc(x: np.ndarray) -> int:
     """CRC-32 of the model inputs as the device packs them (little-endian, frame after frame)."""
-    import zlib
-
     dt = "<i2" if np.asarray(x).dtype.itemsize == 2 else "i1"
     return zlib.crc32(np.ascontiguousarray(np.asarray(x).astype(dt)).tobytes())
 

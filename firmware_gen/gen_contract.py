@@ -28,8 +28,7 @@ def _i64(v: int) -> str:
 def _body() -> list[str]:
     D = lambda n, v, note="": f"#define {n} {v}" + (f"   /* {note} */" if note else "")
     lines = ["/* optimizer kinds (opt_cfg[ETP_CFG_KIND]) and rms_scales' modes */"]
-    lines += [D(f"ETP_OPT_{k.upper()}", i) for i, k in enumerate(C.OPT_KINDS)]
-    lines += [D("ETP_OPT_COUNT", len(C.OPT_KINDS), "optimizer kinds are 0 .. ETP_OPT_COUNT - 1")]
+    lines += [D(f"ETP_OPT_{k.upper()}", code) for k, code in C.OPT_CODES.items()]
     lines += [D(f"ETP_MODE_{k.upper()}", v) for k, v in C.RMS_MODES.items()]
     lines += ["", "/* the opt_cfg tensor: field indices and inclusive ranges */"]
     lines += [D(f"ETP_CFG_{f.upper()}", i) for i, f in enumerate(C.OPT_CFG_FIELDS)]

@@ -26,7 +26,8 @@ from firmware_gen.memplan import memory_plan, plan_json
 from firmware_gen.qmodel import labels_of, qmodel_hash
 from firmware_gen.runtime import HEADERS, RUNTIME_DIR, SOURCES, STORE
 from firmware_gen.store import cfg_header
-from firmware_gen.tensors import DeviceConfig, check_frozen, check_reference_fields, default_device
+from edgetp.fixed.device import DeviceConfig, check_frozen, default_device
+from firmware_gen.tensors import check_reference_fields
 from firmware_gen.c_text import c_int, c_values  # noqa: F401 (c_int: part of this module's API)
 
 GEN_VERSION = f"edgetp-firmware-gen {__version__}"

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from edgetp.errors import EdgetpError
 
 from firmware_gen.layout import FLASH_GROUPS, RAM_GROUPS, STORE_GROUPS, TENSOR_ENTRY_BYTES, Layout
+from firmware_gen.store import plan_rows
 
 
 @dataclass
@@ -39,8 +40,6 @@ def memory_plan(lay: Layout, labels: list[str]) -> list[Row]:
                     len(table) * TENSOR_ENTRY_BYTES + names + 2 * n_state))
     rows.append(Row("flash", "tables", "labels", f"{len(labels)} strings",
                     4 * len(labels) + sum(len(s.encode()) + 1 for s in labels)))
-    from firmware_gen.store import plan_rows   # the weight store's two slots, outside the image
-
     rows += [Row("store", "weight store", name, what, nbytes) for name, what, nbytes in plan_rows(lay)]
     return rows
 

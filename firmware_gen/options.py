@@ -12,6 +12,7 @@ import argparse
 from edgetp.settings import add_options, fields
 from edgetp.tp.config import TARGETS
 from firmware_gen.defaults import DEFAULT_LR, DeviceSettings
+from edgetp.fixed.device import DeviceConfig
 
 
 def add_device_options(g) -> None:
@@ -31,8 +32,6 @@ def device_from_args(model, args: argparse.Namespace):
     """(QModel, DeviceConfig, notes) for ``model`` (edgetp.model.Model) under the options (any object with the
     DeviceSettings fields as attributes; a missing or None one takes its default)."""
     from firmware_gen.qmodel import qmodel_for
-    from firmware_gen.tensors import DeviceConfig
-
     args = settings_of(args)
     qm, notes = qmodel_for(model, wbits=args.wbits, xbits=args.xbits, fx=args.fx, headroom=args.headroom,
                            hbits=args.hbits, frozen_hidden=args.frozen_hidden, row_scales=args.row_scales)

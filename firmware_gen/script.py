@@ -1,6 +1,6 @@
 """What verify-c plays on the device and on the integer reference: a :class:`Script` of
-operations (firmware_gen.cases and firmware_gen.kws write them; deploy/bitexact.py plays
-them on the firmware and on :class:`~firmware_gen.tensors.RefDevice`)."""
+operations (firmware_gen.cases and firmware_gen.script_finetune write them; deploy/bitexact.py plays
+them on the firmware and on :class:`~edgetp.fixed.device.RefDevice`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -18,10 +18,19 @@ class Script:
         return sum(1 for o in self.ops if o[0] in ("train", "infer"))
 
 
+# the method each operation calls, on a RefDevice; a driver that names one otherwise says so (``renamed``)
+OP_METHODS = {"init": "init", "reset": "reset", "train": "train", "infer": "infer", "lr": "set_lr",
+              "opt": "set_optimizer"}
+
+
+def op_method(dev, op, renamed: dict | None = None):
+    """The bound method of ``dev`` that applies script operation ``op`` (not "end_sample")."""
+    name = {**OP_METHODS, **(renamed or {})}.get(op[0])
+    if name is None:
+        raise ValueError(f"unknown script op {op[0]!r}")
+    return getattr(dev, name)
+
+
 def play(dev, op) -> int:
     """Apply one script operation (not "end_sample") to a RefDevice; returns its status (0)."""
-    fn = {"init": dev.init, "reset": dev.reset, "train": dev.train, "infer": dev.infer, "lr": dev.set_lr,
-          "opt": dev.set_optimizer}.get(op[0])
-    if fn is None:
-        raise ValueError(f"unknown script op {op[0]!r}")
-    return fn(*op[1:]) or 0
+    return op_method(dev, op)(*op[1:]) or 0

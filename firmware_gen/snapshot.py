@@ -21,7 +21,7 @@ from edgetp.fixed.qconfig import QModel
 from edgetp.tp.config import NetConfig
 
 from firmware_gen.generate import GENERATED, MANIFEST, Export, render
-from firmware_gen.tensors import DeviceConfig
+from edgetp.fixed.device import DeviceConfig
 
 
 def tiny_model() -> QModel:
@@ -35,7 +35,7 @@ def tiny_model() -> QModel:
 
 
 def tiny_export() -> Export:
-    return render(tiny_model(), DeviceConfig(targets="classes", optimizer="factored", lr=1e-3, beta_shift=8))
+    return render(tiny_model(), DeviceConfig(targets="classes", optimizer="rownorm", lr=1e-3, beta_shift=8))
 
 
 def tiny_frozen_model() -> QModel:

@@ -84,7 +84,7 @@ def test_verify_c_on_a_board_finds_a_planted_difference(tmp_path):
     from deploy.bitexact import verify_export
     from firmware_gen.cases import CaseSpec, build_model, build_script, device_config
     from firmware_gen.generate import render
-    from firmware_gen.tensors import RefDevice
+    from firmware_gen.tensors import TableDevice
 
     spec = CaseSpec(steps=3, samples=1)
     qm, dev = build_model(spec), device_config(spec)
@@ -92,7 +92,7 @@ def test_verify_c_on_a_board_finds_a_planted_difference(tmp_path):
     old = "(uint32_t)(lam_q * tr[i] + (1 << 14))"
     assert old in ex.files["etp_kernels.c"]
     ex.files["etp_kernels.c"] = ex.files["etp_kernels.c"].replace(old, "(uint32_t)(lam_q * tr[i] + (1 << 13))", 1)
-    steps, mm = verify_export(ex, RefDevice(qm, dev), build_script(spec), 0, False, tmp_path, target="qemu-rv32")
+    steps, mm = verify_export(ex, TableDevice(qm, dev), build_script(spec), 0, False, tmp_path, target="qemu-rv32")
     assert mm is not None and mm.step >= 2 and "tr0" in mm.differing, mm
 
 

@@ -14,7 +14,7 @@ from deploy.host import Device
 from deploy.reference import IntReference, export_c, int_features, tiny_qmodel
 from deploy.relay import FaultPlan, FaultyLink
 from deploy.targets import start
-from firmware_gen.tensors import DeviceConfig
+from edgetp.fixed.device import DeviceConfig
 
 HELD = TONE_HELD                          # the tone_models fixture's held-out speaker
 CFG = DeviceConfig(lr_max=0.05)          # the sessions below set lr 200 * 2^-12 ~= 0.049

@@ -25,7 +25,7 @@ from firmware_gen import store  # noqa: E402
 from firmware_gen.build import STRICT  # noqa: E402
 from firmware_gen.generate import render  # noqa: E402
 from firmware_gen.layout import device_layout, persistent  # noqa: E402
-from firmware_gen.tensors import RefDevice  # noqa: E402
+from firmware_gen.tensors import TableDevice  # noqa: E402
 
 PAGE, PROG = 256, 16          # small pages: a tiny model's save spans several, so erases are swept too
 
@@ -53,7 +53,7 @@ def test_persistent_state_is_weights_and_optimizer_from_the_layout():
 def test_slot_twin_round_trip_newest_wins_and_damage_is_rejected():
     qm = tiny_qmodel(n_in=5, hidden=(4,), n_out=3)
     lay = device_layout(qm)
-    dev = RefDevice(qm)
+    dev = TableDevice(qm)
     dev.init(3)
     dev.train(np.full(5, 900), 1)
     h = IntReference(qm).model_hash
@@ -338,7 +338,7 @@ def test_a_frozen_hidden_build_saves_the_readout_and_refuses_another_layout(tmp_
 
     from deploy.host import Device
     from deploy.targets import start
-    from firmware_gen.tensors import DeviceConfig
+    from edgetp.fixed.device import DeviceConfig
 
     require("cc")
     qm = tiny_qmodel(n_in=12, hidden=(10,), n_out=4, hbits=8, frozen_hidden=True)

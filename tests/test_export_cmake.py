@@ -13,7 +13,7 @@ from deploy.build import FIRMWARE, Image
 from firmware_gen.cases import CaseSpec, build_model, build_script, device_config
 from firmware_gen.cmake import LISTS, cmake_files
 from firmware_gen.generate import render
-from firmware_gen.tensors import RefDevice
+from firmware_gen.tensors import TableDevice
 
 pytestmark = pytest.mark.needs("cmake", "cc")
 DSP = ("smlald", "sxtb16")          # the runtime's Arm DSP intrinsics (etp_kernels.c), as instructions
@@ -58,7 +58,7 @@ def test_cmake_host_firmware_is_bit_exact(tmp_path):
     image = Image("host", tmp_path / "build" / "edgetp_fw", False)
     with serve(image) as d:
         assert d.info.model_hash == render(qm, dev).model_hash[:64]
-        steps, mm = run_script(d, RefDevice(qm, dev), build_script(spec))
+        steps, mm = run_script(d, TableDevice(qm, dev), build_script(spec))
     assert mm is None and steps == 6, mm
 
 

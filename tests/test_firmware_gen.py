@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from edgetp.errors import EdgetpError
+from edgetp.fixed.device import DeviceConfig
 from firmware_gen import tensors as T
 from firmware_gen.cases import CaseSpec, build_model
 from firmware_gen.generate import c_string, render
@@ -50,7 +51,7 @@ def test_parse_size_rejects(text):
 @pytest.mark.parametrize("targets", ["classes", "batch"])
 def test_memory_plan_is_the_layout(targets):
     qm = qm_of(hidden=(6, 5), n_out=4, recurrent=True)
-    ex = render(qm, T.DeviceConfig(targets=targets))
+    ex = render(qm, DeviceConfig(targets=targets))
     lay = ex.layout
     tot = totals(ex.plan)
     assert tot["ram"] == sum(lay.nbytes(it) for it in lay.items if it.section == "ram")
@@ -72,7 +73,7 @@ def test_budgets():
 
 def test_state_tensors_follow_the_table_and_digest_is_zlib():
     qm = qm_of(hidden=(5, 3), recurrent=True)
-    dev = T.RefDevice(qm)
+    dev = T.TableDevice(qm)
     dev.train(np.arange(qm.cfg.n_in, dtype=np.int16) * 1000, 1)
     ts = dev.tensors()
     assert [n for n, _a in ts] == [it.name for it in device_layout(qm).table()]
@@ -85,7 +86,7 @@ def test_state_tensors_follow_the_table_and_digest_is_zlib():
 def test_drift_in_the_reference_is_an_error(monkeypatch):
     monkeypatch.setattr(T, "QSTATE_FIELDS", T.QSTATE_FIELDS - {"u"})
     with pytest.raises(T.DriftError, match="u"):
-        T.RefDevice(qm_of()).tensors()
+        T.TableDevice(qm_of()).tensors()
 
 
 def test_model_hash_covers_weights_and_formats():
@@ -110,4 +111,4 @@ def test_quant_settings_precedence():
 def test_device_config_is_validated():
     for bad in ({"targets": "all"}, {"optimizer": "adam"}, {"train": "some"}, {"beta_shift": 63}, {"lr": -1.0}):
         with pytest.raises(EdgetpError):
-            T.DeviceConfig(**bad)
+            DeviceConfig(**bad)

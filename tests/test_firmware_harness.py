@@ -16,7 +16,7 @@ from firmware_gen.generate import render
 from conftest import can
 from firmware_gen.build import build_arm
 from deploy.bitexact import build_firmware, refusal, serve, verify_export
-from firmware_gen.tensors import RefDevice, state_digest
+from firmware_gen.tensors import TableDevice, state_digest
 
 pytestmark = pytest.mark.needs("cc")
 SLOW = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
@@ -38,7 +38,7 @@ def case_specs(draw):
         fw={n: draw(st.integers(0, fw_hi)) for n in names},
         weight_style=draw(st.sampled_from(WEIGHT_STYLES)), input_style=draw(st.sampled_from(INPUT_STYLES)),
         targets=draw(st.sampled_from(["classes", "batch"])),
-        optimizer=draw(st.sampled_from(["rownorm", "colnorm", "factored", "sgd"])),
+        optimizer=draw(st.sampled_from(["rownorm", "colnorm", "sgd"])),
         clip=draw(st.sampled_from([-1, -1, 0, 1, 4])),
         lr=draw(st.sampled_from([0.0, 1e-4, 1e-3, 1e-2, 0.1])), beta_shift=draw(st.integers(0, 15)),
         train=draw(st.sampled_from(["all", "all", "readout"])), samples=draw(st.integers(1, 3)),
@@ -48,7 +48,7 @@ def case_specs(draw):
 
 def check(spec: CaseSpec, sanitize=False, tmp_path=None):
     qm, dev = build_model(spec), device_config(spec)
-    steps, mm = verify_export(render(qm, dev), RefDevice(qm, dev), build_script(spec), 0, sanitize, tmp_path)
+    steps, mm = verify_export(render(qm, dev), TableDevice(qm, dev), build_script(spec), 0, sanitize, tmp_path)
     assert mm is None, f"{spec.describe()}\n{mm}"
     return steps
 
@@ -72,7 +72,7 @@ def test_default_case_every_tensor_and_digest(tmp_path):
     ex = render(qm, dev)
     ex.write(tmp_path)
     with serve(build_firmware(tmp_path)) as c:
-        ref = RefDevice(qm, dev)
+        ref = TableDevice(qm, dev)
         meta = c.tensors()
         assert [(t.name, t.np_dtype.itemsize, t.count) for t in meta] == [(n, a.dtype.itemsize, a.size)
                                                                           for n, a in ref.tensors()]
@@ -89,7 +89,8 @@ def test_default_case_every_tensor_and_digest(tmp_path):
         assert c.predict() == ref.predict()
         assert refusal(c.train, x, spec.n_out) == 1                       # ETP_EBADARG: label out of range
         assert refusal(c.set_optimizer, "sgd", 63, "all") == 1            # beta shift out of range
-        assert refusal(c.set_optimizer, "factored", 10, "all", -2) == 1   # clip out of range
+        assert refusal(c.set_optimizer, "rownorm", 10, "all", -2) == 1    # clip out of range
+        assert refusal(c.set_optimizer, 0, 10, "all") == 1                # code 0: the removed factored rule
         assert refusal(c.set_lr, 200, 300) == 1
         names = [t.name for t in meta]
         assert refusal(c.write_tensor, names.index("opt_cfg"), np.array([9, 0, 0, 0, 1, -1], "<i4")) == 0
@@ -123,7 +124,7 @@ def _mutated(spec, file, old, new, tmp_path, sanitize=False):
     ex = render(qm, dev)
     assert old in ex.files[file]
     ex.files[file] = ex.files[file].replace(old, new, 1)
-    return verify_export(ex, RefDevice(qm, dev), build_script(spec), 0, sanitize, tmp_path)[1]
+    return verify_export(ex, TableDevice(qm, dev), build_script(spec), 0, sanitize, tmp_path)[1]
 
 
 def test_harness_reports_first_difference(tmp_path):
@@ -154,7 +155,7 @@ def test_a_leak_is_caught_when_the_firmware_exits(tmp_path):
     ex.files["etp_api.c"] = api.replace("#include <stddef.h>", "#include <stddef.h>\n#include <stdlib.h>", 1).replace(
         "void etp_reset_state(void)\n{", "void etp_reset_state(void)\n{\n    if (malloc(24) == NULL) return;", 1)
     assert ex.files["etp_api.c"].count("malloc(24)") == 1
-    steps, mm = verify_export(ex, RefDevice(qm, dev), build_script(spec), 0, True, tmp_path)
+    steps, mm = verify_export(ex, TableDevice(qm, dev), build_script(spec), 0, True, tmp_path)
     assert mm is not None and mm.op == "exit" and steps == 4 and "leak" in mm.detail, mm
 
 
@@ -170,7 +171,7 @@ def test_kws_mcu_finetuning_run_on_real_features(tmp_path):
     from edgetp.kws.fixed_protocol import device_qmodel
     from edgetp.kws.protocol import model_norm
     from edgetp.model import load_model
-    from firmware_gen.kws import REPO_WAVS, features_of, int_features, wav_files, word_labels
+    from firmware_gen.script_finetune import REPO_WAVS, features_of, int_features, wav_files, word_labels
     from firmware_gen.options import add_device_options, device_from_args
     from firmware_gen.qmodel import qmodel_hash
     from deploy.verify_c import verify_model
@@ -208,7 +209,7 @@ def test_real_features_are_what_the_model_reads():
     from edgetp.kws.data import ModelInputs
     from edgetp.kws.protocol import model_norm
     from edgetp.model import load_model
-    from firmware_gen.kws import REPO_WAVS, features_of, wav_files
+    from firmware_gen.script_finetune import REPO_WAVS, features_of, wav_files
 
     model = load_model("kws-mcu")
     g = model.frontend.get("log_gain", 1.0)
@@ -239,7 +240,7 @@ def test_cortex_m4_objects_match_the_memory_plan(tmp_path):
 def test_clang_build_with_its_sanitizers(tmp_path):
     spec = CaseSpec(hidden=(4, 3), recurrent=True, targets="batch", optimizer="sgd", samples=2, steps=5)
     qm, dev = build_model(spec), device_config(spec)
-    steps, mm = verify_export(render(qm, dev), RefDevice(qm, dev), build_script(spec), 0, True, tmp_path, "clang")
+    steps, mm = verify_export(render(qm, dev), TableDevice(qm, dev), build_script(spec), 0, True, tmp_path, "clang")
     assert mm is None and steps == 10, str(mm)
 
 
@@ -252,7 +253,7 @@ def test_update_every_k_bit_exact_and_skips_learning(k, tmp_path):
     qm, dev = build_model(spec), device_config(spec)
     ex = render(qm, dev)
     assert f"#define ETP_UPDATE_EVERY {k}u" in ex.files["etp_model.h"]
-    ref = RefDevice(qm, dev)
+    ref = TableDevice(qm, dev)
     steps, mm = verify_export(ex, ref, build_script(spec), 0, False, tmp_path)
     assert mm is None and steps == 15, mm
     assert ref.opt.step == 3 * len(range(0, 5, k))
@@ -260,7 +261,7 @@ def test_update_every_k_bit_exact_and_skips_learning(k, tmp_path):
 
 def test_update_every_out_of_range_is_refused():
     from edgetp.errors import EdgetpError
-    from firmware_gen.tensors import DeviceConfig
+    from edgetp.fixed.device import DeviceConfig
     for bad in (0, -2, 2 ** 32, 1.5):
         with pytest.raises(EdgetpError, match="update every"):
             DeviceConfig(update_every=bad)

@@ -13,7 +13,8 @@ from deploy.bitexact import build_firmware, run_script, serve
 from firmware_gen.script import Script
 from firmware_gen.snapshot import (tiny_export, tiny_frozen_export, tiny_frozen_model, tiny_model, tiny_rows_export,
                                    tiny_rows_model)
-from firmware_gen.tensors import DeviceConfig, RefDevice
+from edgetp.fixed.device import DeviceConfig
+from firmware_gen.tensors import TableDevice
 
 SNAP = Path(__file__).resolve().parent / "snapshots" / "firmware_tiny"
 SNAP_FROZEN = SNAP.parent / "firmware_tiny_frozen"      # generated files only; the runtime is SNAP's
@@ -47,7 +48,7 @@ def test_every_file_is_stamped():
 @pytest.mark.needs("cc")
 def test_the_snapshot_itself_is_bit_exact(tmp_path):
     """The checked-in C compiles with the strict flags and equals the reference step by step."""
-    dev = RefDevice(tiny_model(), DeviceConfig("classes", "factored", 1e-3, 8))
+    dev = TableDevice(tiny_model(), DeviceConfig("classes", "rownorm", 1e-3, 8))
     _replay_four_samples(dev, build_firmware(SNAP, out_root=tmp_path))
 
 
@@ -71,6 +72,6 @@ def test_the_frozen_snapshot_itself_is_bit_exact(snap, model, tmp_path):
     import shutil
     for p in [*SNAP.iterdir(), *snap.iterdir()]:
         shutil.copy(p, tmp_path / p.name)               # the frozen folder's generated files win
-    dev = RefDevice(model(), DeviceConfig("classes", "colnorm", 1e-3, 8, "readout", frozen_hidden=True))
+    dev = TableDevice(model(), DeviceConfig("classes", "colnorm", 1e-3, 8, "readout", frozen_hidden=True))
     _replay_four_samples(dev, build_firmware(tmp_path))
     assert dev.opt.step > 0 and not np.array_equal(dev.qm.weights["W1"], dev.qm0.weights["W1"])

@@ -1,4 +1,4 @@
-"""The first layer's class target stream as a constant in flash (firmware_gen.layout.
+"""The first layer's class target stream as a constant in flash (firmware_gen.tstream.
 target_stream_table; docs/fixed-point.md section 8): the table reproduces the reference's
 stream at every step, also past the stored frames; a row that does not repeat keeps its first
 TSTREAM_PREFIX_FRAMES frames and its membrane after them, from which the device runs it on.
@@ -16,8 +16,9 @@ from firmware_gen.generate import render
 from deploy.bitexact import verify_export
 import firmware_gen.generate as generate
 from edgetp.audio.frontend import N_FRAMES
-from firmware_gen.layout import TSTREAM_PREFIX_FRAMES, device_layout, target_stream_table
-from firmware_gen.tensors import RefDevice
+from firmware_gen.layout import device_layout
+from firmware_gen.tstream import TSTREAM_PREFIX_FRAMES, target_stream_table
+from firmware_gen.tensors import TableDevice
 
 
 def _frame(tab, k, tau, H):
@@ -59,7 +60,7 @@ def _run(spec, tmp_path, old=None, new=None):
     if old is not None:
         assert old in ex.files["etp_network.c"]
         ex.files["etp_network.c"] = ex.files["etp_network.c"].replace(old, new, 1)
-    return verify_export(ex, RefDevice(qm, dev), build_script(spec), 0, False, tmp_path)[1]
+    return verify_export(ex, TableDevice(qm, dev), build_script(spec), 0, False, tmp_path)[1]
 
 
 # row 1 repeats every 14 steps after 48; 96 training steps read a whole cycle past the stored frames
@@ -183,15 +184,15 @@ def test_a_switch_that_never_loads_is_found(tmp_path):
 def test_table_cache_tells_shapes_apart():
     """Two models whose frozen weights S hold the same bytes in another shape ((6, 4) and (4, 6)) get
     their own tables: a cache keyed on the bytes alone would hand the second the first's."""
-    import firmware_gen.layout as layout
+    import firmware_gen.tstream as tstream
 
     a = build_model(CaseSpec(hidden=(6,), n_out=4, recurrent=False))
     b = build_model(CaseSpec(hidden=(4,), n_out=6, recurrent=False)).copy()
     b.weights["S"] = np.ascontiguousarray(a.weights["S"].reshape(b.weights["S"].shape))
     assert a.weights["S"].tobytes() == b.weights["S"].tobytes()
-    layout._TSTREAM_CACHE.clear()
+    tstream._TSTREAM_CACHE.clear()
     alone = target_stream_table(b, "classes")
-    layout._TSTREAM_CACHE.clear()
+    tstream._TSTREAM_CACHE.clear()
     target_stream_table(a, "classes")
     after_a = target_stream_table(b, "classes")
     assert after_a.bits.shape == alone.bits.shape == (len(alone.bits), 1) and len(after_a.off) == 6

@@ -8,7 +8,7 @@ from conftest import require
 from firmware_gen.cases import CaseSpec, build_model, build_script, device_config
 from firmware_gen.generate import render
 from deploy.bitexact import verify_export
-from firmware_gen.tensors import RefDevice
+from firmware_gen.tensors import TableDevice
 
 SPEC = CaseSpec(seed=3, hidden=(7,), n_in=6, n_out=3, steps=12, samples=2, lr=1e-2)
 FLAG = "int narrow = 1;"
@@ -25,7 +25,7 @@ def _run(tmp_path, *edits):
         assert src.count(old) == 1, old
         src = src.replace(old, new)
     ex.files["etp_update.c"] = src
-    return verify_export(ex, RefDevice(qm, dev), build_script(SPEC), 0, False, tmp_path)[1]
+    return verify_export(ex, TableDevice(qm, dev), build_script(SPEC), 0, False, tmp_path)[1]
 
 
 def test_both_loops_agree_with_the_reference(tmp_path):

@@ -30,8 +30,8 @@ def test_committed_contract_header_is_generated():
 
 def test_header_names_every_code_index_and_range():
     h = header_text()
-    for i, k in enumerate(C.OPT_KINDS):
-        assert f"#define ETP_OPT_{k.upper()} {i}\n" in h
+    for k, code in C.OPT_CODES.items():
+        assert f"#define ETP_OPT_{k.upper()} {code}\n" in h
     for i, f in enumerate(C.OPT_CFG_FIELDS):
         lo, hi = C.OPT_CFG_RANGES[f]
         assert f"#define ETP_CFG_{f.upper()} {i}\n" in h

@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 
+from edgetp.errors import EdgetpError
 from edgetp.fixed.network_q import (dense_grad, forward_q, grad_formats, gradients_q,
                                     infer_sequence_q, init_state_q, predict_q,
                                     state_arrays, target_inputs_q, train_sequence_q, train_step_q)
@@ -29,7 +30,7 @@ def inputs(n, T, n_in, seed=1, scale=1.5):
 
 @pytest.mark.parametrize("hidden,recurrent,targets", [((12,), True, "classes"), ((12, 8), False, "classes"),
                                                       ((12, 8), True, "batch"), ((9,), False, "batch")])
-@pytest.mark.parametrize("kind", ["rownorm", "colnorm", "factored", "sgd"])
+@pytest.mark.parametrize("kind", ["rownorm", "colnorm", "sgd"])
 def test_state_is_integer_and_training_is_repeatable(hidden, recurrent, targets, kind):
     qm0 = small(hidden, recurrent)
     xs, ys = inputs(2, 30, 10), np.array([1, 3])
@@ -73,7 +74,7 @@ def test_class_targets_equal_batch_targets_with_each_class_once():
 def test_zero_input_leaves_hidden_weights_unchanged():
     qm = small(hidden=(12, 8))
     before = {k: v.copy() for k, v in qm.weights.items()}
-    st = train_sequence_q(qm, np.zeros((1, 50, 10), np.int16), np.array([2]), QOpt.make("factored", 1e-2), "classes")
+    st = train_sequence_q(qm, np.zeros((1, 50, 10), np.int16), np.array([2]), QOpt.make("rownorm", 1e-2), "classes")
     for s in st.s + st.tr:
         assert not s.any()
     for n in ("W0", "R0", "W1", "R1", "W2", "S", "S_rec"):
@@ -90,7 +91,7 @@ def _saturating_model(sign):
 
 
 @pytest.mark.parametrize("sign", [1, -1])
-@pytest.mark.parametrize("kind", ["rownorm", "colnorm", "factored", "sgd"])
+@pytest.mark.parametrize("kind", ["rownorm", "colnorm", "sgd"])
 def test_saturation_clamps_never_wraps(sign, kind):
     qm = _saturating_model(sign)
     T = 1100                  # the readout passes INT32_MAX after 1024 steps of 64 spikes x 32767
@@ -137,7 +138,7 @@ from tests.test_fixed_network import small, inputs
 from edgetp.fixed.network_q import state_arrays, train_sequence_q
 from edgetp.fixed.update_q import QOpt
 out = {{}}
-for kind, targets, wbits in (("factored", "classes", 8), ("sgd", "batch", 16),
+for kind, targets, wbits in (("rownorm", "classes", 8), ("sgd", "batch", 16),
                              ("rownorm", "classes", 16), ("colnorm", "batch", 16)):
     qm = small(hidden=(6, 5), wbits=wbits, n_in=7)
     opt = QOpt.make(kind, 3e-3, seed=5)
@@ -161,7 +162,7 @@ def test_jit_and_pure_python_agree():
 
 
 @pytest.mark.parametrize("clip", [0, 1, 3])
-@pytest.mark.parametrize("kind", ["factored", "rownorm", "colnorm"])
+@pytest.mark.parametrize("kind", ["rownorm", "colnorm"])
 def test_move_limit(clip, kind):
     qm = small(hidden=(12,), wbits=16)
     opt = QOpt.make(kind, 3e-3, seed=2, clip=clip)
@@ -201,9 +202,23 @@ def test_rownorm_moves_each_row_by_lr_over_its_rms():
     assert not moved[3].any()
     assert np.all(np.abs(moved - want) <= 1 + 0.02 * np.abs(want))
     assert abs(np.mean(moved - want)) < 0.1            # stochastic rounding: unbiased on average
-    # row-only: rows with gradients 100x apart move by the same amount (not so under factored)
+    # row-only: rows with gradients 100x apart move by the same amount
     big = np.argmax(np.abs(g).max(axis=1))
     assert np.abs(moved[big]).max() < 4 * np.abs(want).max() + 2
+
+
+def test_the_removed_factored_rule_is_refused_saying_why():
+    """Code 0 (factored) is gone: naming it anywhere (the rule, a device export, a fine-tuning run) is an
+    EdgetpError that says so, and the code is not reused."""
+    from edgetp.fixed.contract import OPT_CFG_RANGES, OPT_CODES
+    from edgetp.fixed.device import DeviceConfig
+    from edgetp.fixed.finetune import finetune_fixed
+    for make in (lambda: QOpt.make("factored", 1e-3), lambda: QOpt("factored"),
+                 lambda: DeviceConfig(optimizer="factored"),
+                 lambda: finetune_fixed(small(), inputs(1, 3, 10), np.array([1]), optimizer="factored")):
+        with pytest.raises(EdgetpError, match="factored.*removed"):
+            make()
+    assert 0 not in OPT_CODES.values() and OPT_CFG_RANGES["kind"][0] == 1
 
 
 @pytest.mark.parametrize("kind", ["rownorm", "colnorm"])

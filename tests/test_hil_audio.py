@@ -23,7 +23,7 @@ def _export(name, tmp_path_factory, running_max=None):
     from edgetp.audio import frontend_q as fq
     from edgetp.model import load_model
     from firmware_gen.qmodel import qmodel_for
-    from firmware_gen.tensors import DeviceConfig
+    from edgetp.fixed.device import DeviceConfig
 
     model = load_model(name)
     if running_max is not None:
@@ -56,7 +56,7 @@ def kws_rm(tmp_path_factory):
 def _sets(qm, norm, model):
     from deploy.hil_audio import with_pcm
     from edgetp.audio import frontend_q as fq
-    from firmware_gen.kws import word_labels
+    from firmware_gen.script_finetune import word_labels
 
     pcms = [fq.pcm16(fq.load_pcm16(p)) for p in REAL]
     xs = [with_pcm(fq.utterance_q(p, norm).x, p) for p in pcms]

@@ -72,7 +72,7 @@ def test_fine_tuning_defaults_come_from_one_place():
     from edgetp.tp import config
     from edgetp.tp.network import ROWNORM_DECAY, Optimizer
     from firmware_gen.defaults import DeviceSettings
-    from firmware_gen.tensors import DeviceConfig
+    from edgetp.fixed.device import DeviceConfig
 
     assert Recipe.lr == Optimizer.lr == DeviceConfig.lr == config.DEFAULT_LR
     assert QOpt.beta_shift == DeviceSettings.beta_shift == DeviceConfig.beta_shift == config.DEFAULT_BETA_SHIFT

@@ -174,6 +174,20 @@ def test_hil_reads_the_recipe_file(tmp_path):
     assert (dev.lr, dev.beta_shift, dev.update_every, dev.clip, dev.train) == (5e-4, 8, 4, 2, "readout")
 
 
+def test_a_recipe_naming_a_removed_optimizer_is_told_why(tmp_path):
+    """optimizer factored (removed) in a hil recipe file or a --set item: one EdgetpError saying it was removed."""
+    from edgetp.settings import read
+    from deploy.hil_settings import HilSettings
+    from firmware_gen.defaults import DeviceSettings
+
+    f = tmp_path / "r.json"
+    f.write_text(json.dumps({"optimizer": "factored"}))
+    for args in ((f, ()), (None, ["optimizer=factored"])):
+        with pytest.raises(EdgetpError, match="optimizer 'factored': the factored rule .* was removed"):
+            read((DeviceSettings, HilSettings), *args)
+    assert read((DeviceSettings, HilSettings), None, ["optimizer=rownorm"]) == {"optimizer": "rownorm"}
+
+
 @pytest.mark.parametrize("argv, expect", [
     (["finetune", "--kws", "--lr", "1e-3"], '--lr moved to the recipe file: --recipe F with {"lr": ...}'),
     (["finetune", "--kws", "--no-baseline"], '--no-baseline moved to the recipe file: --recipe F with {"baseline"'),

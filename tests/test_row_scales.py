@@ -146,7 +146,7 @@ def test_harness_catches_a_planted_row_shift_bug_in_the_python(tmp_path, monkeyp
     """The reference using row 0's shift for every row disagrees with the C (which the export
     wrote from the correct shifts)."""
     from deploy.bitexact import verify_export
-    from firmware_gen.tensors import RefDevice
+    from firmware_gen.tensors import TableDevice
     from firmware_gen.cases import build_script
     spec = frozen_spec(row_scales=True, lr=1e-2)
     qm, dev = build_model(spec), device_config(spec)
@@ -154,7 +154,7 @@ def test_harness_catches_a_planted_row_shift_bug_in_the_python(tmp_path, monkeyp
     right = QModel.in_shifts
     monkeypatch.setattr(QModel, "in_shifts", lambda self, l, target=False: np.full_like(right(self, l, target),
                                                                                        right(self, l, target)[0]))
-    _steps, mm = verify_export(ex, RefDevice(qm, dev), build_script(spec), 0, False, tmp_path)
+    _steps, mm = verify_export(ex, TableDevice(qm, dev), build_script(spec), 0, False, tmp_path)
     assert mm is not None and mm.tensor in ("v0", "s0", "W2", "u"), mm
 
 

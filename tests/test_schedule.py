@@ -11,7 +11,7 @@ from deploy.reference import tiny_qmodel
 from edgetp.errors import EdgetpError
 from edgetp.fixed.update_q import lr_code
 from edgetp.tp.schedule import epoch_lrs, finetune_epochs
-from firmware_gen.kws import finetune_script
+from firmware_gen.script_finetune import finetune_script
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "deploy_fake"))
 from deploy_helpers import FakeReference, device, fake_data  # noqa: E402

@@ -92,12 +92,12 @@ def test_readout_delta_rule_and_label_trace():
     new, aux = forward(p, st, np.ones((1, 3)), np.array([[0.0, 1.0]]), cfg)
     np.testing.assert_array_equal(new.s[0], np.ones((1, 4)))
     np.testing.assert_allclose(new.u, [[1.0, 0.0]])
-    np.testing.assert_array_equal(new.trt0, [[0.0, 1.0]])
+    np.testing.assert_array_equal(new.trl, [[0.0, 1.0]])
     g = gradients(p, new, aux, np.array([1]), cfg, "batch")["W1"].dense()
     e = np.exp([1.0, 0.0]) / np.exp([1.0, 0.0]).sum() - [0, 1]
     np.testing.assert_allclose(g, np.outer(e, np.ones(4)))
     new2, _ = forward(p, new, np.ones((1, 3)), np.array([[0.0, 1.0]]), cfg)
-    np.testing.assert_allclose(new2.trt0, [[0.0, 1.977]])
+    np.testing.assert_allclose(new2.trl, [[0.0, 1.977]])
     np.testing.assert_allclose(new2.tr[0], new2.s[0] + 0.977 * new.tr[0])
 
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from edgetp.cli._options import add_model_option
 from edgetp.errors import EdgetpError
 
 
 def add_parser(bsub) -> None:
     g = bsub.add_parser("grid", help="a speaker x seed fine-tuning grid: serial against Ray (wall time, ratio)")
-    g.add_argument("--model", default="kws-mcu", help="shipped model name or file (default kws-mcu)")
+    add_model_option(g)
     g.add_argument("--data-root", help="GSC-layout corpus (default: the offline corpus)")
     g.add_argument("--speaker", default="dev", help="'dev' (default) or ids; never the test group: a benchmark "
                                                     "must not spend it")

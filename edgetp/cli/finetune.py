@@ -5,10 +5,10 @@ import json
 import sys
 from pathlib import Path
 
+from edgetp.cli._options import add_model_option
 from edgetp.errors import EdgetpError
 from edgetp.settings import fields, moved_flags
 
-DEFAULT_MODEL = "kws-mcu"
 
 
 def _shots(text: str):
@@ -26,7 +26,7 @@ def _shots(text: str):
 def register(sub):
     from edgetp.kws.train import FINETUNE_FIELDS, Recipe
     from edgetp.kws.run_settings import FinetuneRun
-    from edgetp.settings import help_keys
+    from edgetp.settings import add_recipe_options, help_keys
 
     p = sub.add_parser("finetune", help="personalise a pretrained keyword spotter to one speaker with TP",
                        description="Loads a pretrained model, holds out --speaker, fine-tunes on --shots "
@@ -35,7 +35,7 @@ def register(sub):
                                    "fine-tuning recipe is the model's recorded one (its card's \"default "
                                    "fine-tuning\"); a --recipe file and --set items override its fields.")
     p.add_argument("--kws", action="store_true", required=True, help="keyword spotting (the only task so far)")
-    p.add_argument("--model", default=DEFAULT_MODEL, help=f"shipped model name or model file (default {DEFAULT_MODEL})")
+    add_model_option(p)
     p.add_argument("--data-root", help="GSC-layout corpus (default: the offline corpus set-up generated)")
     p.add_argument("--speaker", help="held-out speaker(s): an id, ids joined by commas, 'test' or 'dev' (the "
                         "model's test / development voice group), or 'real' (the real adaptation speakers of the "
@@ -51,12 +51,8 @@ def register(sub):
     p.add_argument("--fixed", action="store_true",
                    help="use the integer-only TP rule as the device runs it: batch 1, no rehearsal, no "
                         "augmentation, the device's update rules; other settings are refused")
-    p.add_argument("--recipe", metavar="FILE",
-                   help="a recipe file (.json, or .toml on Python >= 3.11) of KEY: VALUE settings that override the "
-                        "model's recorded fine-tuning recipe and the run's defaults: "
-                        + help_keys((Recipe, FinetuneRun), FINETUNE_FIELDS + tuple(fields(FinetuneRun))))
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="one recipe setting for this run (repeatable; overrides --recipe), e.g. --set epochs=0")
+    add_recipe_options(p, " that override the model's recorded fine-tuning recipe and the run's defaults: "
+                       + help_keys((Recipe, FinetuneRun), FINETUNE_FIELDS + tuple(fields(FinetuneRun))), "epochs=0")
     p.add_argument("--json", metavar="PATH", help="write the figures as JSON")
     p.add_argument("--plot", metavar="PATH", help="write a figure (accuracy per epoch, before/after, confusion)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -134,7 +130,7 @@ def check_device(r, frozen: bool, optimizer) -> None:
     is an EdgetpError naming the option."""
     from edgetp.tp.schedule import epoch_lrs
     from edgetp.fixed.update_q import lr_code
-    from firmware_gen.tensors import STEPS_MAX, DeviceConfig
+    from edgetp.fixed.device import DeviceConfig, STEPS_MAX
 
     if r.batch != 1:
         raise EdgetpError(f"batch {r.batch} with --fixed: the device learns from one utterance at a time (batch 1)")

@@ -14,11 +14,11 @@ import time
 from pathlib import Path
 
 from deploy.hil_settings import HilSettings
+from edgetp.cli._options import add_model_option
 from edgetp.errors import EdgetpError
-from edgetp.settings import fields, help_keys, moved_flags, read
+from edgetp.settings import add_recipe_options, fields, help_keys, moved_flags, read
 from firmware_gen.defaults import BUDGETS, DeviceSettings
 
-DEFAULT_MODEL = "kws-mcu"
 
 
 def register(sub):
@@ -32,7 +32,7 @@ def register(sub):
                    help="host (native build on a pty), qemu (mps2-an386 Cortex-M4), qemu-m7 (mps2-an500 Cortex-M7), "
                         "qemu-m33 (mps2-an505 Cortex-M33), qemu-rv32 (RISC-V virt RV32IMAC), or a serial port / "
                         "pyserial URL")
-    p.add_argument("--model", default=DEFAULT_MODEL, help=f"shipped model name or model file (default {DEFAULT_MODEL})")
+    add_model_option(p)
     p.add_argument("--data-root", help="GSC-layout corpus (default: the offline corpus set-up generated)")
     p.add_argument("--speaker", help="held-out speaker id (default: the one the model was pretrained without)")
     p.add_argument("--allow-seen-speaker", action="store_true",
@@ -42,12 +42,8 @@ def register(sub):
                    help="utterances per word in the support set: 1, 5, ... or all (default 1: with the recipe's "
                         "epochs a session that learns in a few minutes on QEMU; finetune's 5 shots take ~3x longer)")
     p.add_argument("--seed", type=int, default=0, help="support-set draw, training order and device PRNG seed")
-    p.add_argument("--recipe", metavar="FILE",
-                   help="a recipe file (.json, or .toml on Python >= 3.11) of KEY: VALUE settings: the device's "
-                        "quantization and learning settings (default: the model's recorded recipe) and the "
-                        "session's: " + help_keys((DeviceSettings, HilSettings)))
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="one recipe setting for this run (repeatable; overrides --recipe), e.g. --set epochs=1")
+    add_recipe_options(p, ": the device's quantization and learning settings (default: the model's recorded recipe) "
+                       "and the session's: " + help_keys((DeviceSettings, HilSettings)), "epochs=1")
     p.add_argument("--locked", action="store_true",
                    help="build without the commands that dump or write state (a deployed device's firmware)")
     p.add_argument("--faults", metavar="SPEC",

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgetp.cli._options import add_model_option
 from edgetp.errors import EdgetpError
 
 
@@ -25,7 +26,7 @@ def register(sub):
                        description="Runs a model on each WAV clip (any rate, mono or first channel, about 1 s) "
                                    "and prints its top words with softmax scores of the readout.")
     p.add_argument("wavs", nargs="+", metavar="WAV", help="WAV files to classify")
-    p.add_argument("--model", default="kws-mcu", help="shipped model name or model file (default kws-mcu)")
+    add_model_option(p)
     p.add_argument("--fixed", action="store_true", help="the integer network the device runs")
     p.add_argument("--top", type=int, default=3, help="words to list per clip (default 3)")
     p.add_argument("--json", metavar="F", help="also write the predictions as JSON")

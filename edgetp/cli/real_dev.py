@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from edgetp.cli._options import add_model_option
 from edgetp.errors import EdgetpError
 
 
@@ -24,7 +25,7 @@ def register(sub):
                                    "personalisation of its adaptation speakers (>= 4 clips of each core word) with "
                                    "the model's recorded fine-tuning recipe; writes the model card's results file. "
                                    "Every speaker is a development speaker (used for choosing).")
-    p.add_argument("--model", default="kws-mcu", help="shipped model name or model file (default kws-mcu)")
+    add_model_option(p)
     p.add_argument("--real", required=True, help="real clips in GSC layout (e.g. ../shared/audio/gsc-real-dev)")
     p.add_argument("--view", help="its development view (made or reused here; default $EDGETP_HOME/real-dev)")
     p.add_argument("--fixed", action="store_true", help="the integer rule and network the device runs")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from edgetp.cli._options import add_model_option
 from edgetp.errors import EdgetpError
 
 
@@ -13,7 +14,7 @@ def register(sub):
                                    "run over the development speakers x seeds; every trial is written to --json. "
                                    "The test group is refused: a sweep chooses.")
     p.add_argument("--kws", action="store_true", required=True, help="keyword spotting")
-    p.add_argument("--model", default="kws-mcu", help="shipped model name or model file (default kws-mcu)")
+    add_model_option(p)
     p.add_argument("--data-root", help="GSC-layout corpus (the development group is in the wide protocol corpus: "
                                        "edgetp data synth-kws DIR --distinct 10 --wide 200)")
     p.add_argument("--speaker", default="dev", help="'dev' (default: the model's development group) or ids")

@@ -25,9 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edgetp.audio import FRONTENDS, frontend
+from edgetp.audio import FRONTENDS, frontend, frontend_q as fq
 from edgetp.data.labels import SPLITS
 from edgetp.errors import EdgetpError
+from edgetp.safeload import open_npy_memmap
 
 CACHE_VERSION = 1
 CHUNK = 256
@@ -55,8 +56,6 @@ class Frontend:
     def ident(self) -> dict:
         if self.kind == "float":
             return {"frontend": frontend.CONFIG.to_dict()}   # as before: existing float caches stay valid
-        from edgetp.audio import frontend_q as fq
-
         src = hashlib.sha1()                   # the pipeline, its tables and kernels, its PCM reading
         for f in sorted(Path(fq.__file__).parent.glob("frontend_q*.py")) + [Path(fq.__file__).parent / "pcm.py"]:
             src.update(f.read_bytes())
@@ -67,8 +66,6 @@ class Frontend:
     def batch(self, waves) -> np.ndarray:
         if self.kind == "float":
             return frontend.features_batch(waves)
-        from edgetp.audio import frontend_q as fq
-
         return np.stack([fq.utterance_q(fq.pcm16(fq.pcm16_samples(w)), log_gain=self.log_gain,
                                         running_max_decay=self.running_max_decay).feats for w in waves])
 
@@ -125,8 +122,6 @@ def split_features(corpus, split: str, cache_dir, progress: bool | None = None, 
 def _open(path: Path, shape, dtype=np.float32) -> np.memmap:
     """Memory-map a cache file; its header must declare exactly ``dtype`` ``shape`` and the file hold
     exactly that many bytes (edgetp.safeload), else an EdgetpError saying how to recompute it."""
-    from edgetp.safeload import open_npy_memmap
-
     try:
         return open_npy_memmap(path, dtype, shape, "feature cache")
     except EdgetpError as exc:

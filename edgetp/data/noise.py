@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgetp.data.espeak import speak
+
 SR = 16000
 SECONDS = 20
 NAMES = ("white_noise.wav", "pink_noise.wav", "brown_noise.wav", "hum.wav", "fan.wav", "babble.wav")
@@ -59,8 +61,6 @@ def _fan(rng, n: int) -> np.ndarray:
 
 
 def _babble(rng, n: int) -> np.ndarray:
-    from edgetp.data.espeak import speak
-
     out = np.zeros(n)
     for voice, pitch, speed in BABBLE_VOICES:
         pos = int(rng.integers(0, SR))

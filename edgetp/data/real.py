@@ -29,6 +29,7 @@ import numpy as np
 from edgetp.audio import wav
 from edgetp.data.labels import BACKGROUND, KWS12_WORDS, NOHASH
 from edgetp.errors import EdgetpError
+from edgetp.data.synth import INFO as SYNTH_INFO, prepare_out
 
 CORE = KWS12_WORDS            # the ten core words of GSC
 ADAPT_MIN = 4                 # clips of every core word that make an adaptation speaker
@@ -124,8 +125,6 @@ def augment(y: np.ndarray, bg: np.ndarray, rng, snr_db, peak_dbfs, shift_ms: int
 def _ready_out(out: Path, info_name: str, params: dict, force: bool) -> dict | None:
     """The existing info when ``out`` already holds this very corpus; else an empty ``out`` to write, its info
     marked incomplete until the corpus is."""
-    from edgetp.data.synth import prepare_out
-
     done = prepare_out(out, info_name, params, force, "a corpus",
                        f"edgetp {info_name[:-10].replace('_', '-')} corpus")
     if done is None:
@@ -148,8 +147,6 @@ def real_mix(out_dir, real_dir, noise_dir, base_dir, *, copies: int = MIX_DEFAUL
              snr_db=MIX_DEFAULTS["snr_db"], peak_dbfs=MIX_DEFAULTS["peak_dbfs"],
              shift_ms: int = MIX_DEFAULTS["shift_ms"], force: bool = False) -> dict:
     """Write the mixed corpus to ``out_dir``; return its description (also in ``real_mix_info.json``)."""
-    from edgetp.data.synth import INFO as SYNTH_INFO
-
     if copies < 1:
         raise EdgetpError(f"--copies must be >= 1 (got {copies})")
     if not (snr_db[0] <= snr_db[1] and peak_dbfs[0] <= peak_dbfs[1] <= 0 and 0 <= shift_ms <= 500):

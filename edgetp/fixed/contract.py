@@ -14,15 +14,25 @@ import numpy as np
 
 from edgetp.tp.config import TARGETS
 
-# ---- optimizer kinds (ETP_OPT_<KIND> = index; append only: the codes are on the wire) ----
-OPT_KINDS = ("factored", "sgd", "rownorm", "colnorm")
+# ---- optimizer kinds: ETP_OPT_<KIND> = its code, on the wire and in opt_cfg (a code is never reused) ----
+OPT_CODES = {"sgd": 1, "rownorm": 2, "colnorm": 3}
+OPT_KINDS = tuple(OPT_CODES)
+# kinds that are gone, and why: code 0 was "factored"; a model or recipe that names one is refused with this
+REMOVED_KINDS = {"factored": "the factored rule (code 0, an integer Adafactor) was removed: at batch 1 its hidden "
+                             "layers drift (docs/fixed-point.md, 6.3), colnorm replaced it; choose optimizer colnorm, "
+                             "rownorm or sgd"}
 # rms_scales' mode of each normalised kind (ETP_MODE_<KIND>); sgd has none
-RMS_MODES = {"factored": 0, "rownorm": 1, "colnorm": 2}
+RMS_MODES = {"rownorm": 1, "colnorm": 2}
+
+# ---- the optimizer settings a device starts with (etp_init) unless its export says otherwise ----
+DEVICE_OPTIMIZER = "colnorm"
+DEVICE_CLIP = -1                            # no move limit
+DEVICE_LR_MIN = 0.0                         # etp_set_lr's floor: any rate down to 0
 
 # ---- the opt_cfg tensor: its fields (ETP_CFG_<FIELD> = index) and their ranges ----
 OPT_CFG_FIELDS = ("kind", "lr_m", "lr_e", "beta_shift", "train_all", "clip")
 OPT_CFG_RANGES = {                          # inclusive (ETP_CFG_<FIELD>_MIN / _MAX)
-    "kind": (0, len(OPT_KINDS) - 1),
+    "kind": (min(OPT_CODES.values()), max(OPT_CODES.values())),
     "lr_m": (0, 255),                       # lr ~= lr_m 2^-lr_e, 8 significant bits (update_q.lr_code)
     "lr_e": (-64, 127),
     "beta_shift": (0, 62),                  # EMA decay 2^-beta_shift

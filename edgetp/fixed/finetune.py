@@ -16,7 +16,7 @@ from edgetp.errors import EdgetpError
 from edgetp.fixed.network_q import TARGETS, check_update_every, predict_q, train_sequence_q
 from edgetp.fixed.qconfig import QModel
 from edgetp.fixed.quantize import quantize_inputs, quantize_model
-from edgetp.fixed.update_q import KINDS, QOpt, lr_code
+from edgetp.fixed.update_q import QOpt, check_kind, lr_code
 from edgetp.tp.config import DEFAULT_BETA_SHIFT, DEFAULT_LR
 from edgetp.tp.schedule import LR_FLOOR, finetune_epochs
 
@@ -49,8 +49,9 @@ def finetune_fixed(model, support_x, support_y, epochs: int = 3, lr: float = DEF
 
     Batches and their order are ``edgetp.tp.schedule.finetune_epochs``', as in the float loop.
     ``on_epoch(epoch, qmodel)`` is called after each epoch."""
-    if optimizer not in KINDS or targets not in TARGETS:
-        raise EdgetpError(f"optimizer must be one of {KINDS} and targets one of {TARGETS}")
+    check_kind(optimizer)
+    if targets not in TARGETS:
+        raise EdgetpError(f"targets must be one of {TARGETS}, got {targets!r}")
     if batch < 1 or epochs < 0:
         raise EdgetpError(f"batch must be >= 1 and epochs >= 0, got {batch}, {epochs}")
     update_every = check_update_every(update_every)

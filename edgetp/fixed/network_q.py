@@ -32,7 +32,7 @@ _EMPTY8 = np.zeros((0, 0), dtype=np.int8)
 class QState(TPState):
     """The float state's fields (:class:`edgetp.tp.network.TPState`), all integer: v int32 Q.FV,
     s int8, tr int16 Q.ft per hidden layer (B, H_l); vt/st/trt the same for the target stream
-    (K, H_l); trt0 int16 Q.ft (K, O); u int32 (B, O); t steps since the reset (zero state);
+    (K, H_l); trl int16 Q.ft (K, O); u int32 (B, O); t steps since the reset (zero state);
     tt the training steps (steps of the target stream) since the reset."""
 
     tt: int = 0
@@ -43,7 +43,7 @@ class QState(TPState):
         for stream, arrs in (("", (self.v, self.s, self.tr)), ("t", (self.vt, self.st, self.trt))):
             for l in range(len(self.v)):
                 out += [(f"v{stream}{l}", arrs[0][l]), (f"s{stream}{l}", arrs[1][l]), (f"tr{stream}{l}", arrs[2][l])]
-        return out + [("trt0", self.trt0), ("u", self.u)]
+        return out + [("trl", self.trl), ("u", self.u)]
 
 
 def state_arrays(qm: QModel, state: QState, opt: QOpt) -> list[tuple[str, np.ndarray]]:
@@ -97,11 +97,11 @@ def forward_q(qm: QModel, state: QState, x: np.ndarray, tin: np.ndarray | None) 
             aux["in_t"].append(inp_t), aux["vpre_t"].append(vp)
             inp_t = sn
     if tin is None:
-        vt, st, trt, trt0 = state.vt, state.st, state.trt, state.trt0
+        vt, st, trt, trl = state.vt, state.st, state.trt, state.trl
     else:
-        trt0 = trace_step_q(state.trt0, tin, qm.lam_q, qm.ft)
+        trl = trace_step_q(state.trl, tin, qm.lam_q, qm.ft)
     u = readout_step_q(state.u, s[-1], qm.weights[f"W{L}"], qm.beta_q)
-    return QState(v, s, tr, vt, st, trt, trt0, u, state.t + 1, state.tt + (tin is not None)), aux
+    return QState(v, s, tr, vt, st, trt, trl, u, state.t + 1, state.tt + (tin is not None)), aux
 
 
 def grad_formats(qm: QModel) -> dict:
@@ -137,7 +137,7 @@ def gradients_q(qm: QModel, prev: QState, new: QState, aux: dict, labels: np.nda
     grads = {}
     if train == "all":
         for l in range(L):
-            p = new.trt0 if l == 0 else new.trt[l - 1]
+            p = new.trl if l == 0 else new.trt[l - 1]
             y = soft_targets_q(p if targets == "batch" else p[labels], p, qm.ft)
             dh, dg = contrastive_grads_q(new.tr[l], new.trt[l], y, qm.ft, B)
             d = delta_q(dh, surrogate_q(aux["vpre"][l], qm.vth_q, qm.gamma_q), sh)

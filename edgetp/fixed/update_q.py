@@ -9,17 +9,14 @@ tensors in ``QModel.trainable_names`` order). Proofs of the bounds: docs/fixed-p
 - ``sgd``: Delta W = lr * g (the float rule).
 - ``colnorm`` (default): Delta W_ij = lr * g_ij / sqrt(cc_j), each column (input) normalised
   by the EMA of its gradient mean square: the measured stand-in for Adam at batch 1
-  (docs/fixed-point.md, section 6.3). It is the ``factored`` rule below with every row
-  statistic rr_i replaced by the tensor's mean T2, so all three share one code path.
+  (docs/fixed-point.md, section 6.3). Each tensor keeps an EMA of the mean square of every row
+  (rr_i) and column (cc_j) of its gradient (decay 2^-beta_shift, started from the first nonzero
+  gradient); both rules read them through one code path (:func:`rms_scales`), the other side's
+  statistic replaced by the tensor's mean T2.
 - ``rownorm``: Delta W_ij = lr * g_ij / sqrt(rr_i), each row (neuron) normalised instead.
-- ``factored``: an integer Adafactor without momentum. Each tensor keeps an EMA of the mean
-  square of every row (rr_i) and column (cc_j) of its gradient (decay 2^-beta_shift, started from the
-  first nonzero gradient); Delta W_ij = lr * g_ij / sqrt(rr_i cc_j / mean_i rr_i). For a
-  rank-1 gradient g = d x^T (batch 1) rr_i cc_j / mean rr equals g_ij^2 at every step, so the
-  factored EMA stands in for Adam's per-element one at (H + N) instead of H * N memory.
-  Over time it does not: rows and columns with small mean squares get the product of two
-  large factors, and at batch 1 the hidden layers drift (the other speakers' accuracy
-  collapses; measured in docs/fixed-point.md), which is why ``colnorm`` replaced it.
+
+The ``factored`` rule (code 0, lr * g_ij / sqrt(rr_i cc_j / T2)) is gone: its hidden layers drift at batch 1
+(contract.REMOVED_KINDS says so to whoever still names it).
 """
 from __future__ import annotations
 
@@ -34,7 +31,7 @@ from edgetp.fixed import contract as C
 from edgetp.fixed.primitives import bitlen, isqrt, norm15, prng_seed, round_shift, sat, shl_sat, xorshift32
 from edgetp.tp.config import DEFAULT_BETA_SHIFT
 
-KINDS = C.OPT_KINDS             # codes ETP_OPT_* are the indices: append only
+KINDS = C.OPT_KINDS             # their codes ETP_OPT_* are C.OPT_CODES
 NORM_MODE = C.RMS_MODES         # rms_scales' ``mode``
 STAT_F = C.STAT_F               # row/column mean squares: int64 Q.48 (their square roots Q.24)
 STAT_MAX = np.int64(C.STAT_MAX)  # ... saturating here (RMS 128)
@@ -58,6 +55,15 @@ def lr_code(lr: float) -> tuple[int, int]:
     return m, e
 
 
+def check_kind(kind: str) -> str:
+    """``kind`` if it is an optimizer of the integer rule, else an EdgetpError (saying why a removed one is)."""
+    if kind in C.REMOVED_KINDS:
+        raise EdgetpError(f"optimizer {kind!r}: {C.REMOVED_KINDS[kind]}")
+    if kind not in KINDS:
+        raise EdgetpError(f"integer optimizer must be one of {KINDS}, got {kind!r}")
+    return kind
+
+
 @dataclass
 class QOpt:
     """Optimizer state: kind, learning-rate code, EMA decay shift, PRNG state and the
@@ -73,13 +79,11 @@ class QOpt:
     clip: int = -1          # normalised rules: |move| <= 2^clip * lr per element; -1: no limit
 
     def __post_init__(self):
-        if self.kind not in KINDS:
-            raise EdgetpError(f"integer optimizer must be one of {KINDS}, got {self.kind!r}")
+        check_kind(self.kind)
 
     @classmethod
     def make(cls, kind: str, lr: float, seed: int = 0, beta_shift: int = DEFAULT_BETA_SHIFT, clip: int = -1) -> "QOpt":
-        if kind not in KINDS:
-            raise EdgetpError(f"integer optimizer must be one of {KINDS}, got {kind!r}")
+        check_kind(kind)
         m, e = lr_code(lr)
         return cls(kind, m, e, beta_shift, np.array([prng_seed(seed)], dtype=np.uint32), clip=clip)
 
@@ -198,7 +202,7 @@ def rms_scales(rowsq, colsq, sh, rr, cc, beta_shift, lr_m, mode):
     (cc_j the same over columns; the first step whose gradient is not all zero sets them), and returns
     (row_m, row_s, col_m, col_s) with lr_m sqrt(T2) / (sqrt(r_i) sqrt(c_j)) ~= row_m[i] col_m[j]
     2^-(row_s[i] + col_s[j]), T2 = sum_i floor(rr_i / H); ``mode`` (NORM_MODE) 2 colnorm: r_i = T2
-    (lr_m / sqrt(cc_j)); 1 rownorm: c_j = T2; 0 factored: r_i = rr_i, c_j = cc_j. Square roots by isqrt
+    (lr_m / sqrt(cc_j)); 1 rownorm: c_j = T2 (lr_m / sqrt(rr_i)). Square roots by isqrt
     (every factor in Q.24); rows or columns whose root is 0 get multiplier 0."""
     H, N = rowsq.shape[0], colsq.shape[0]
     row_m = np.zeros(H, dtype=np.int64)

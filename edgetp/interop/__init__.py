@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgetp.errors import EdgetpError
+from edgetp.interop.nir_io import import_nir
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
@@ -36,5 +37,4 @@ def import_file(path, **opts):
     if file_kind(path) == "onnx":
         from edgetp.interop.onnx_io import import_onnx
         return import_onnx(path, **opts)
-    from edgetp.interop.nir_io import import_nir
     return import_nir(path, **opts)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from edgetp.errors import EdgetpError
+from edgetp.tp.network import infer_step, init_state
 
 CLIENTS = ("norse", "snntorch")
 
@@ -101,7 +102,6 @@ def compare(u: np.ndarray, spikes: list, u_ref: np.ndarray, spikes_ref: list) ->
 
 def reference_run(model, xs: np.ndarray):
     """edgetp's float reference over xs in xs's dtype: ``(u, spikes)`` like the runners."""
-    from edgetp.tp.network import infer_step, init_state
     params = model.params.astype(xs.dtype)
     state = init_state(model.cfg, xs.shape[0], 0, xs.dtype)
     us, spikes = [], []

@@ -22,7 +22,14 @@ import sys
 from pathlib import Path
 
 from edgetp.errors import EdgetpError
-from edgetp.model import Model
+from edgetp.model import Model, load_model
+from edgetp.data.real import MIX_DEFAULTS
+from edgetp.data.synth import DEFAULTS
+from edgetp.kws.real_dev import DEVICE, NAME as REAL_DEV, TARGETS, checked
+from edgetp.kws.train import augment_words
+from firmware_gen.layout import device_layout
+from firmware_gen.memplan import group_totals, memory_plan, totals
+from firmware_gen.qmodel import labels_of, qmodel_for, qmodel_hash
 
 SHOTS_ORDER = {"1": 0, "5": 1, "all": 2}
 
@@ -35,8 +42,6 @@ def _row(label: str, r: dict) -> str:
 
 def label(r: dict) -> str:
     """A result row's setting, from the recipe its JSON recorded."""
-    from edgetp.kws.train import augment_words
-
     rec = r["recipe"]
     if rec["epochs"] == 0:   # measured before any fine-tuning: the recipe's other settings played no part
         return "zero-shot (no fine-tuning)" + (" of the integer model (`--fixed`)" if r.get("fixed") else "")
@@ -61,8 +66,6 @@ def result_rows(d: Path, model_hashes=None) -> list[tuple[str, dict]]:
     records another ``model_hash`` than the card's model (``Model.hashes``: its file, or one it was
     relabelled from) is flagged."""
     key = lambda p: (p.stem.rsplit("-", 1)[0], SHOTS_ORDER.get(p.stem.rsplit("-", 1)[-1], 9), p.stem)
-    from edgetp.kws.real_dev import NAME as REAL_DEV
-
     files = sorted((f for f in (d / "results").glob("*.json") if f.name != REAL_DEV), key=key)   # its own section
     ok = {model_hashes} if isinstance(model_hashes, str) else set(model_hashes or ())
     stale = lambda r: (" (measured on another model: re-run)"
@@ -144,8 +147,6 @@ def real_section(d: Path, model: Model) -> list[str]:
 def real_lines(path: Path, r: dict, model_hashes) -> list[str]:
     """The card's "Real speech (development figures)" section from results file ``path`` (``r``: its content);
     flagged when measured on another model file (``model_hashes``: ``Model.hashes()``)."""
-    from edgetp.kws.real_dev import DEVICE, TARGETS, checked
-
     r = checked(path, r)
     d, z = r["data"], r["zero_shot"]
     stale = "" if r["model_hash"] in model_hashes else " **Measured on another model: re-run.**"
@@ -199,10 +200,6 @@ def _b(n) -> str:
 
 def memory_text(d: Path, model: Model) -> str:
     """The device section: the memory plan of the recorded quantization, then measured images."""
-    from firmware_gen.layout import device_layout
-    from firmware_gen.memplan import group_totals, memory_plan, totals
-    from firmware_gen.qmodel import labels_of, qmodel_for, qmodel_hash
-
     fixed = (model.recipe or {}).get("fixed")
     qm, _notes = qmodel_for(model)
     targets = (fixed or {}).get("targets", "classes")
@@ -277,9 +274,6 @@ def corpus_command(rec: dict) -> str | None:
     """The command that makes the pretraining corpus a model records (``recipe["corpus"]``) when it
     is not the offline corpus ``./setup.sh`` makes; None for the offline corpus. A real-mix corpus: its
     base's synth-kws command (into BASE), then the real-mix command over the recorded folders' names."""
-    from edgetp.data.real import MIX_DEFAULTS
-    from edgetp.data.synth import DEFAULTS
-
     c = rec.get("corpus") or {}
     extra = [f"--{k.replace('_', '-')} {c[k]}"
              for k in ("speakers", "reps", "distinct", "distinct_reps", "wide", "seed")
@@ -341,8 +335,6 @@ def _derived_lines(rec: dict, name: str, corpus: str | None) -> list[str]:
 
 def render(d: Path, model: Model | None = None, ledger_upto: int | None = None) -> str:
     """The card of model folder ``d`` as text (``ledger_upto``: ``ledger_text``'s ``upto``)."""
-    from edgetp.model import load_model
-
     d = Path(d)
     model = model or load_model(d / "model.npz")
     rec, met, cfg = model.recipe, model.metrics, model.cfg

@@ -12,19 +12,24 @@ import time
 
 import numpy as np
 
-from edgetp.kws.data import labelled, training_set
+from edgetp.kws.data import IntInputs, labelled, pretrain_pool, training_set
 from edgetp.kws.protocol import cell_data, model_norm
 from edgetp.kws.train import Recipe
 from edgetp.model import Model
 
 from firmware_gen.defaults import DEFAULTS
+from edgetp.audio.frontend_q import InputNorm
+from edgetp.data.cache import Frontend
+from edgetp.fixed.finetune import evaluate_fixed, finetune_fixed, to_int_inputs
+from edgetp.fixed.network_q import predict_q
+from edgetp.fixed.quantize import input_bits, quantize_model
+from edgetp.tp import init_params
 
 CALIBRATION = 256  # pretraining utterances used to choose the input format
 WBITS = DEFAULTS["wbits"]
 
 
 def calibration(model: Model, corpus, speaker: str, cache=None) -> np.ndarray:
-    from edgetp.kws.data import pretrain_pool
     pool = np.array([i for i in corpus.select(split="train") if corpus.utterances[i].speaker != speaker])
     pool = pretrain_pool(corpus, pool, (model.recipe or {}).get("pretrain_speakers"))
     return labelled(corpus, pool, model_norm(model), cache, limit=CALIBRATION, seed=0)[0]
@@ -36,14 +41,12 @@ def device_qmodel(model: Model, corpus, speaker: str, cache=None):
     if (model.recipe or {}).get("fixed"):
         from firmware_gen.qmodel import qmodel_for
         return qmodel_for(model)[0]
-    from edgetp.fixed.quantize import quantize_model
     return quantize_model(model, calibration(model, corpus, speaker, cache), wbits=WBITS)
 
 
 def fixed_settings(model: Model, corpus, speaker: str, cache=None) -> dict:
     """The ``recipe["fixed"]`` entry to record in a model file (`edgetp pretrain --record-fixed`):
     the device defaults with the input format calibrated on pretraining utterances."""
-    from edgetp.fixed.quantize import input_bits
     fx = input_bits(calibration(model, corpus, speaker, cache), xbits=DEFAULTS["xbits"])
     return {**DEFAULTS, "fx": int(fx), "targets": "classes"}
 
@@ -54,10 +57,6 @@ def model_inputs(model: Model, qm, frontend: str = "float"):
     runs on raw audio, for ``qm``'s input format."""
     if frontend == "float":
         return model_norm(model)
-    from edgetp.audio.frontend_q import InputNorm
-    from edgetp.data.cache import Frontend
-    from edgetp.kws.data import IntInputs
-
     Frontend(frontend)   # an unknown name is an EdgetpError
     return IntInputs(InputNorm.for_model(model, qm))
 
@@ -77,9 +76,6 @@ def adapt_seed_fixed(model: Model, corpus, speaker: str, shots, seed: int, recip
 def finetune_seed_fixed(model: Model, corpus, speaker: str, shots, seed: int, recipe: Recipe, cache=None,
                         test_limit: int | None = None, baseline: bool = True, progress: bool = True,
                         frontend: str = "float", others: str = "testing") -> dict:
-    from edgetp.fixed.finetune import evaluate_fixed, finetune_fixed
-    from edgetp.tp import init_params
-
     t0 = time.perf_counter()
     qm = device_qmodel(model, corpus, speaker, cache)
     d = cell_data(model, corpus, speaker, shots, seed, recipe, cache, test_limit, model_inputs(model, qm, frontend),
@@ -99,8 +95,6 @@ def finetune_seed_fixed(model: Model, corpus, speaker: str, shots, seed: int, re
                            train=recipe.train, on_epoch=lambda e, q: per_epoch.append(acc(q, xq, yq)),
                            update_every=recipe.update_every)
     res.update(query_acc_after=acc(tuned, xq, yq), test_acc_after=acc(tuned, xt, yt), query_acc_per_epoch=per_epoch)
-    from edgetp.fixed.network_q import predict_q
-    from edgetp.fixed.finetune import to_int_inputs
     cm = np.zeros((model.cfg.n_out,) * 2, dtype=np.int64)
     np.add.at(cm, (yq, predict_q(tuned, to_int_inputs(tuned, xq))), 1)
     res["confusion_after"] = cm.tolist()

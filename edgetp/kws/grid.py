@@ -16,10 +16,17 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from functools import partial
+import logging
 
 import numpy as np
 
 from edgetp.errors import EdgetpError
+from edgetp import paths
+from edgetp.audio.frontend import N_FEATURES, N_FRAMES
+from edgetp.data.cache import FLOAT, cached_features
+from edgetp.kws.protocol import cell_data
+from edgetp.threads import single_threaded_blas
 
 INSTALL_HINT = "pip install 'edgetp[ray]' (or: pip install 'ray[tune]')"
 
@@ -66,8 +73,6 @@ class _Recorder:
         self.sources: set = set()
 
     def take(self, corpus, indices, source) -> np.ndarray:
-        from edgetp.audio.frontend import N_FEATURES, N_FRAMES
-
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
         self.asked.update(int(i) for i in idx)
         self.sources.add(source)
@@ -79,12 +84,6 @@ def feature_table(model, corpus, grid: list[Cell], shots, recipe, test_limit, fi
     """The features the cells of ``grid`` read, selected by a dry run of each cell's data selection, and
     {cell's place: error} for the cells whose selection fails (they would fail alike as tasks). ``recipe`` may
     be a list of recipes (a sweep's): the table then serves each of them."""
-    from edgetp import paths
-    from edgetp.data.cache import cached_features
-    from edgetp.kws.protocol import cell_data
-
-    from edgetp.data.cache import FLOAT
-
     rec, failed = _Recorder(), {}
     for k, c in enumerate(grid):
         try:
@@ -110,10 +109,6 @@ def run_cell(model, corpus, cell: Cell, shots, recipe, fixed: bool, test_limit, 
              frontend: str = "float", others: str = "testing") -> dict:
     """One cell's figures (``finetune_seed`` / ``finetune_seed_fixed`` with ``frontend``), forgetting measured on
     the ``others`` list; the tuned parameters only when kept."""
-    from functools import partial
-
-    from edgetp.threads import single_threaded_blas
-
     if fixed:
         from edgetp.kws.fixed_protocol import finetune_seed_fixed
         runner = partial(finetune_seed_fixed, frontend=frontend)
@@ -162,8 +157,6 @@ def _ray():
 def start_ray(workers: int | None, address: str | None):
     """Join the cluster at ``address`` ("auto", "ray://HOST:PORT"), or start a local Ray with ``workers`` CPUs
     (default: this machine's cores). Local workers import edgetp from where this process does."""
-    import logging
-
     ray = _ray()
     if workers is not None and workers < 1:
         raise EdgetpError(f"--workers must be >= 1, got {workers}")

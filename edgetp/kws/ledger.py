@@ -31,6 +31,8 @@ import time
 from pathlib import Path
 
 from edgetp.errors import EdgetpError
+from edgetp.model import resolve_model_path
+from edgetp.paths import portable
 
 NAME = "test-ledger.jsonl"
 ENV = "EDGETP_TEST_LEDGER"
@@ -91,8 +93,6 @@ def opened(model_arg, model, speakers) -> Path | None:
     checked before the run: it must parse and be writable, so a long run never ends without its line."""
     if not touches_test_group(model, speakers):
         return None
-    from edgetp.model import resolve_model_path
-
     path = Path(os.environ.get(ENV) or ledger_path(resolve_model_path(str(model_arg))))
     if not os.environ.get(ENV) and path.parent.is_dir() and not os.access(path.parent, os.W_OK):
         # a model installed where this user cannot write (site-packages): the machine's own ledger of it
@@ -125,8 +125,6 @@ def commit() -> str | None:
 
 def command(argv=None) -> str:
     """The command line as typed, every absolute path made portable (a ledger is a shipped artefact)."""
-    from edgetp.paths import portable
-
     def one(a: str) -> str:
         k, eq, v = a.partition("=") if a.startswith("--") else ("", "", a)
         return f"{k}={portable(v)}" if eq else (portable(a) if a.startswith(("/", "~")) else a)
@@ -160,8 +158,6 @@ def record(path, out: dict, model, argv=None, results=None) -> None:
     """The finetune hook: append the run to ``path`` (from ``opened``; nothing when None) and say so."""
     if path is None:
         return
-    from edgetp.paths import portable
-
     append(path, entry(out, model, argv, results))
     n = len(of_model(read(path), model))
     print(f"test ledger: measurement {n} of this model's test group, recorded in {portable(path)}")

@@ -15,17 +15,15 @@ from dataclasses import replace
 import numpy as np
 
 from edgetp.errors import EdgetpError
-from edgetp.kws.data import speaker_data, training_set
+from edgetp.kws.data import ModelInputs, check_gain, check_running_max, speaker_data, training_set
 from edgetp.kws.train import Recipe, accuracy, confusion, fit
 from edgetp.model import Model
 from edgetp.tp import init_params
+from edgetp.audio.frontend import NormConstants
 
 
 def model_norm(model: Model):
     """The model's input transform (``apply(features)``): its log gain, then its normalisation."""
-    from edgetp.audio.frontend import NormConstants
-    from edgetp.kws.data import ModelInputs, check_gain, check_running_max
-
     if model.norm_scale is None:
         raise EdgetpError("model has no normalisation constants (norm_scale); it cannot read features")
     gain = check_gain(model.frontend.get("log_gain", 1.0), "the model's frontend log_gain")

@@ -20,10 +20,13 @@ import math
 import time
 from collections import Counter
 from dataclasses import replace
+from pathlib import Path
+import json
 
 import numpy as np
 
 from edgetp.errors import EdgetpError
+from edgetp.data.real import CORE, DEV_INFO, real_dev
 
 NAME = "real-dev.json"       # in a model folder's results/: the card's real-speech section, not an adaptation row
 SHOTS = (1, 3, 5, "all")   # "all": the whole support pool, what is left when 5 shots are more than a speaker has
@@ -36,7 +39,6 @@ def score(model, corpus, idx: np.ndarray, fixed: bool) -> dict:
     """Top-1 of ``model`` over utterances ``idx`` by its readout at the last step (float, or ``fixed``: the
     integer network the device runs): all, the ten core words, per word and per speaker, in %."""
     from edgetp.cli.predict import readout
-    from edgetp.data.real import CORE
     from edgetp.kws.data import features
     from edgetp.kws.protocol import model_norm
 
@@ -100,11 +102,6 @@ def without_rehearsal(recipe):
 
 def view_info(root) -> dict:
     """The description (``real_dev_info.json``) of a real development view: its speaker parts, checked."""
-    import json
-    from pathlib import Path
-
-    from edgetp.data.real import DEV_INFO
-
     path = Path(root).expanduser() / DEV_INFO
     if not path.is_file():
         raise EdgetpError(f"{Path(root).expanduser()}: not a real development view (no {DEV_INFO}; make one with "
@@ -187,7 +184,6 @@ def measure(model, real_dir, view_dir, fixed: bool, recipe, shots=SHOTS, seeds: 
     """Every figure of the file (the module docstring): the real folder ``real_dir`` for zero-shot, its
     development view (``edgetp data real-dev``, made or reused at ``view_dir``) for personalisation with
     ``recipe`` (the model's recorded one, as ``edgetp.cli.finetune.recorded_recipe`` reads it)."""
-    from edgetp.data.real import real_dev
     from edgetp.kws.data import corpus_for
     t0 = time.perf_counter()
     check_model(model, fixed)

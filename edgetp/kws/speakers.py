@@ -35,34 +35,27 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgetp.errors import EdgetpError
+from edgetp.data.synth import DISTINCT_VOICES, N_TEST_GROUP, _speaker_id
 
 ROLE_KEYS = ("pretrain_speakers", "dev_speakers", "test_speakers")
 
 
 def _group_ids(voices) -> list[str]:
-    from edgetp.data.synth import _speaker_id
-
     return [_speaker_id(f"distinct:{lang}+{var}:{pitch}:{speed}", "train") for lang, var, pitch, speed in voices]
 
 
 def test_group() -> list[str]:
     """The test voice group's speaker ids (reported, not for choosing; every run is a line of the test ledger)."""
-    from edgetp.data.synth import DISTINCT_VOICES, N_TEST_GROUP
-
     return _group_ids(DISTINCT_VOICES[:N_TEST_GROUP])
 
 
 def dev_group() -> list[str]:
     """The development voice group's speaker ids (used for every choice)."""
-    from edgetp.data.synth import DISTINCT_VOICES, N_TEST_GROUP
-
     return _group_ids(DISTINCT_VOICES[N_TEST_GROUP:])
 
 
 def voices() -> dict:
     """Speaker id -> espeak-ng voice of both groups (for cards and reports)."""
-    from edgetp.data.synth import DISTINCT_VOICES
-
     return {sid: f"{v[0]}+{v[1]} (pitch {v[2]})" for sid, v in zip(_group_ids(DISTINCT_VOICES), DISTINCT_VOICES)}
 
 

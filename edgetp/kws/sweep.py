@@ -11,17 +11,21 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import fields, replace
+import itertools
+import logging
+import os
+import tempfile
+import time
 
 from edgetp.errors import EdgetpError
 from edgetp.kws.grid import Cell, run_cell
+from edgetp.kws.train import Recipe
 
 METRIC = "query_acc_after"   # mean adapted accuracy over the cells so far (maximised)
 
 
 def parse_space(items: list[str]) -> dict[str, list]:
     """``["lr=1e-4,2e-4", "epochs=3,6"]`` -> {"lr": [1e-4, 2e-4], "epochs": [3, 6]}, typed as the Recipe field."""
-    from edgetp.kws.train import Recipe
-
     types = {f.name: type(f.default) for f in fields(Recipe) if f.name not in ("seed",)}
     space: dict[str, list] = {}
     for item in items:
@@ -45,8 +49,6 @@ def parse_space(items: list[str]) -> dict[str, list]:
 def recipes(base, space: dict) -> list:
     """Every recipe of the space's grid, checked before any trial starts (a bad value is one error now, not a
     failed trial an hour later)."""
-    import itertools
-
     out = []
     for combo in itertools.product(*space.values()):
         r = replace(base, **dict(zip(space, combo)))
@@ -75,11 +77,6 @@ def trial(config, model, corpus, table, grid, shots, base, fixed, test_limit, ot
 def run_sweep(model, corpus, speakers, seeds, shots, base, space, fixed=False, test_limit=None, samples=None,
               asha=True, grace=2, seed=0, workers=None, address=None, storage=None, others="validation") -> dict:
     """Run the sweep; returns every trial's config and last figures, and the best completed trial."""
-    import logging
-    import os
-    import tempfile
-    import time
-
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")   # Tune's console tables: the command prints its own
     from edgetp.kws.grid import cells, feature_table, start_ray
 

@@ -19,6 +19,7 @@ from edgetp.errors import EdgetpError
 from edgetp.tp.config import NetConfig, Params
 from edgetp.tp.network import Optimizer, init_state, train_step
 from edgetp.tp.propagator import get_cache
+from edgetp import safeload
 
 TOLERANCE = 1e-9
 _CONFIG_KEYS = {"hidden": list, "recurrent": bool, "batch": int, "steps": int, "n_in": int, "n_out": int,
@@ -75,8 +76,6 @@ def is_input(name: str) -> bool:
 
 def load_golden(path: str | Path) -> Golden:
     """Read and validate a golden file: config, keys and every shape (headers checked before reading)."""
-    from edgetp import safeload
-
     path = Path(path)
     if not path.is_file():
         _fail(path, "no such file")
@@ -215,7 +214,8 @@ def replay(g: Golden) -> dict[str, Deviation]:
         for t in range(c["steps"]):
             state, grads = train_step(params, state, np.ascontiguousarray(x[:, t]), labels, cfg, opt, "batch",
                                        record=True, prop=prop)
-            mine = {"h0": x[:, t], "ht0": np.eye(cfg.n_out)[labels], "trt0": state.trt0, "out": state.u}
+            # the files number the layers from 1 and the label trace as layer 0 (the paper's ε̃_0)
+            mine = {"h0": x[:, t], "ht0": np.eye(cfg.n_out)[labels], "trt0": state.trl, "out": state.u}
             for l in range(L):
                 mine.update({f"h{l + 1}": state.s[l], f"ht{l + 1}": state.st[l], f"tr{l + 1}": state.tr[l],
                              f"trt{l + 1}": state.trt[l]})

@@ -32,7 +32,7 @@ class TPState:
     """Neuron state of one sample batch; all zero at the start of a sample.
 
     v/s/tr: data-stream membrane, last spikes and traces per hidden layer (B, H_l);
-    vt/st/trt: the same for the target stream (Bt, H_l); trt0: label trace (Bt, O);
+    vt/st/trt: the same for the target stream (Bt, H_l); trl: label trace (Bt, O);
     u: readout (B, O); t: steps taken since the reset.
     """
 
@@ -42,7 +42,7 @@ class TPState:
     vt: list
     st: list
     trt: list
-    trt0: np.ndarray
+    trl: np.ndarray
     u: np.ndarray
     t: int = 0
 
@@ -54,7 +54,7 @@ def init_state(cfg: NetConfig, batch: int, n_targets: int, dtype=np.float64) -> 
         tr=[z(batch, h) for h in cfg.hidden],
         vt=[z(n_targets, h) for h in cfg.hidden], st=[z(n_targets, h) for h in cfg.hidden],
         trt=[z(n_targets, h) for h in cfg.hidden],
-        trt0=z(n_targets, cfg.n_out), u=z(batch, cfg.n_out))
+        trl=z(n_targets, cfg.n_out), u=z(batch, cfg.n_out))
 
 
 @dataclass
@@ -62,7 +62,7 @@ class Grad:
     """A weight gradient as a sum of outer products: ``scale * sum_k d_k^T p_k`` (rank-B terms).
 
     Kept as outer products because at small batch the fused kernel never forms the matrix
-    (not to be confused with the ``factored`` optimizer of the integer rule).
+    (not to be confused with the removed ``factored`` optimizer of the integer rule).
     """
 
     terms: list
@@ -215,8 +215,8 @@ def forward(params: Params, state: TPState, x: np.ndarray, target_in: np.ndarray
             aux["vpre_t"].append(vpre_t)
             inp_t = st[l]
     u = dt(cfg.leak_out) * state.u + s[-1] @ params.W[-1].T
-    trt0 = lam * state.trt0 + target_in if target_in is not None else state.trt0
-    return TPState(v, s, tr, vt, st, trt, trt0, u, state.t + 1), aux
+    trl = lam * state.trl + target_in if target_in is not None else state.trl
+    return TPState(v, s, tr, vt, st, trt, trl, u, state.t + 1), aux
 
 
 def gradients(params: Params, new: TPState, aux: dict, labels: np.ndarray, cfg: NetConfig,
@@ -230,7 +230,7 @@ def gradients(params: Params, new: TPState, aux: dict, labels: np.ndarray, cfg: 
     grads = {}
     if train == "all":
         for l in range(cfg.layers):
-            p = new.trt0 if l == 0 else new.trt[l - 1]
+            p = new.trl if l == 0 else new.trt[l - 1]
             p_rows = p if targets == "batch" else p[labels]
             y = K.soft_targets(p_rows, p)
             dh, dg, _ = K.contrastive_grads(new.tr[l], new.trt[l], y)

@@ -37,7 +37,7 @@ def train_sequence_numpy(params: Params, xs: np.ndarray, labels: np.ndarray, cfg
     z = lambda n, h: np.zeros((n, h), dt)
     v, s, tr = [z(B, h) for h in cfg.hidden], [z(B, h) for h in cfg.hidden], [z(B, h) for h in cfg.hidden]
     vt, st, trt = [z(Bt, h) for h in cfg.hidden], [z(Bt, h) for h in cfg.hidden], [z(Bt, h) for h in cfg.hidden]
-    trt0, u = z(Bt, cfg.n_out), z(B, cfg.n_out)
+    trl, u = z(Bt, cfg.n_out), z(B, cfg.n_out)
     weights = params.trainable()
     m, vv, step = adam_state or ([np.zeros_like(w) for w in weights], [np.zeros_like(w) for w in weights], 0)
     for t in range(T):
@@ -54,10 +54,10 @@ def train_sequence_numpy(params: Params, xs: np.ndarray, labels: np.ndarray, cfg
             ins.append(inp); ins_t.append(inp_t); vps.append(vpre); vps_t.append(vpre_t)
             inp, inp_t = s[l], st[l]
         u = cfg.leak_out * u + s[-1] @ params.W[-1].T
-        trt0 = cfg.leak_t * trt0 + tin
+        trl = cfg.leak_t * trl + tin
         grads = {}
         for l in range(L):
-            p = trt0 if l == 0 else trt[l - 1]
+            p = trl if l == 0 else trt[l - 1]
             pr = p if targets == "batch" else p[labels]
             D = np.sqrt(((pr[:, None, :] - p[None, :, :] + 1e-9) ** 2).sum(-1))
             Y = _softmax(-D)

@@ -2,7 +2,7 @@
 per epoch) and the order of the samples (one seeded permutation per epoch, cut into
 batches). The float loop (``edgetp.kws.train.fit``), the integer one
 (``edgetp.fixed.finetune.finetune_fixed``), verify-c's device script
-(``firmware_gen.kws.finetune_script``) and the HIL session (``deploy.hil.run_session``) all
+(``firmware_gen.script_finetune.finetune_script``) and the HIL session (``deploy.hil.run_session``) all
 take their epochs from here, so the device cannot be trained in another order than the
 reference it is compared with."""
 from __future__ import annotations

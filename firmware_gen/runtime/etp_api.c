@@ -93,7 +93,7 @@ etp_status_t etp_set_lr(uint8_t lr_m, int16_t lr_e)
 etp_status_t etp_set_optimizer(uint8_t kind, uint8_t beta_shift, uint8_t train_all, int8_t clip)
 {
     /* a frozen-hidden build learns the readout only: train_all = 1 is refused */
-    if (kind > ETP_CFG_KIND_MAX || beta_shift > ETP_CFG_BETA_SHIFT_MAX ||
+    if (kind < ETP_CFG_KIND_MIN || kind > ETP_CFG_KIND_MAX || beta_shift > ETP_CFG_BETA_SHIFT_MAX ||
         train_all > ETP_TRAIN_ALL_LIMIT || clip < ETP_CFG_CLIP_MIN ||
         clip > ETP_CFG_CLIP_MAX) {
         return ETP_EBADARG;

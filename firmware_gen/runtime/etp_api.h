@@ -23,9 +23,9 @@ extern "C" {
 
 typedef enum { ETP_OK = 0, ETP_EBADARG = 1 } etp_status_t;
 
-/* The dtype codes ETP_I8 .. ETP_I64 of etp_tensor_t and the optimizer kinds ETP_OPT_FACTORED,
- * ETP_OPT_SGD, ETP_OPT_ROWNORM, ETP_OPT_COLNORM (0 .. ETP_OPT_COUNT - 1) are generated into
- * etp_model.h from their Python definitions (firmware_gen.layout.DTYPES, edgetp.fixed.update_q.KINDS). */
+/* The dtype codes ETP_I8 .. ETP_I64 of etp_tensor_t and the optimizer kinds ETP_OPT_SGD, ETP_OPT_ROWNORM,
+ * ETP_OPT_COLNORM (ETP_CFG_KIND_MIN .. ETP_CFG_KIND_MAX; code 0, the removed factored rule, is refused) are
+ * generated into etp_contract.h from their Python definitions (edgetp.fixed.contract DTYPES, OPT_CODES). */
 
 typedef struct {
     const char *name;   /* "W0", "v0", "rng", ... (docs/firmware-api.md lists them) */
@@ -55,7 +55,7 @@ etp_status_t etp_infer_step(const etp_x_t *x);
  * forward pass of both streams runs, the same as on a learning step, so the neuron state
  * does not depend on k. k = 1 learns at every step. Python twin:
  * edgetp.fixed.network_q.train_step_q. ETP_EBADARG if x is NULL, label >= ETP_N_OUT, opt_cfg
- * holds an invalid setting or a factored statistic lies outside [0, ETP_STAT_MAX] (also on a
+ * holds an invalid setting or a normalised rule's statistic lies outside [0, ETP_STAT_MAX] (also on a
  * step that would not learn); nothing changes then. */
 etp_status_t etp_train_step(const etp_x_t *x, uint16_t label);
 
@@ -76,9 +76,9 @@ const etp_tensor_t *etp_tensor(uint32_t i);   /* NULL if i >= etp_tensor_count()
  * the range fixed at export (ETP_LR_MIN_M * 2^-ETP_LR_MIN_E .. ETP_LR_MAX_M * 2^-ETP_LR_MAX_E), else
  * ETP_EBADARG and nothing changes. */
 etp_status_t etp_set_lr(uint8_t lr_m, int16_t lr_e);
-/* kind ETP_OPT_ROWNORM, ETP_OPT_COLNORM, ETP_OPT_FACTORED or ETP_OPT_SGD, beta_shift 0..62, train_all 1 (every layer)
+/* kind ETP_OPT_ROWNORM, ETP_OPT_COLNORM or ETP_OPT_SGD, beta_shift 0..62, train_all 1 (every layer)
  * or 0 (readout only: etp_train_step then runs the data stream alone, the target set is left as it is),
- * clip -1 (no limit) or 0..62 (rownorm/colnorm/factored: each weight moves at most 2^clip * lr per step).
+ * clip -1 (no limit) or 0..62 (rownorm/colnorm: each weight moves at most 2^clip * lr per step).
  * A frozen-hidden build (ETP_FROZEN_HIDDEN: hidden layers constant in flash) accepts train_all 0 only. */
 etp_status_t etp_set_optimizer(uint8_t kind, uint8_t beta_shift, uint8_t train_all, int8_t clip);
 /* Class name k ("" if k >= ETP_N_OUT). */

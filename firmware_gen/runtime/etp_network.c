@@ -265,7 +265,7 @@ static int opt_cfg_valid(const int32_t *c)
     return 1;
 }
 
-/* The factored statistics stay in [0, ETP_STAT_MAX] (update_q saturates them there); others,
+/* The normalised rules' statistics stay in [0, ETP_STAT_MAX] (update_q saturates them there); others,
  * written by a host (WRITE_TENSOR), would overflow in ms_ema: refused like an invalid opt_cfg. */
 static int stats_valid(void)
 {

@@ -335,8 +335,7 @@ static void sq_sums(const etp_param_t *p, const etp_grad_t *grad, uint16_t T, in
 /* norm_mode: rms_scales' mode of an optimizer kind (update_q.NORM_MODE). */
 static int norm_mode(int32_t kind)
 {
-    return kind == ETP_OPT_ROWNORM ? ETP_MODE_ROWNORM : kind == ETP_OPT_COLNORM ? ETP_MODE_COLNORM
-                                                                              : ETP_MODE_FACTORED;
+    return kind == ETP_OPT_ROWNORM ? ETP_MODE_ROWNORM : ETP_MODE_COLNORM;
 }
 
 void etp_update_q(const etp_param_t *p, const etp_grad_t *grad, const int32_t *opt_cfg, uint32_t *rng)

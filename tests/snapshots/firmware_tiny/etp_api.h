@@ -4,7 +4,7 @@
  * Model 3-4r-2 (hard reset), hash d60efaf5ee99fa52df131e24babd214b7a0488c25d7eb77aab6863b5465ff0ce
  * Q-formats: x int16 Q.10; weights int8 W0 Q.7 W1 Q.6 R0 Q.8 S Q.7 S_rec Q.8;
  *   membrane int32 Q.12; leaks Q0.15; traces int16 Q.11; readout int32 Q.6; surrogate int32 Q.20; delta int64 Q.32
- * Device: targets classes, optimizer factored (lr 0.001 = 131 * 2^-17), beta shift 8, train all, clip -1
+ * Device: targets classes, optimizer rownorm (lr 0.001 = 131 * 2^-17), beta shift 8, train all, clip -1
  */
 /*
  * etp_api.h - the public API of an exported edgetp model (docs/firmware-api.md).
@@ -31,9 +31,9 @@ extern "C" {
 
 typedef enum { ETP_OK = 0, ETP_EBADARG = 1 } etp_status_t;
 
-/* The dtype codes ETP_I8 .. ETP_I64 of etp_tensor_t and the optimizer kinds ETP_OPT_FACTORED,
- * ETP_OPT_SGD, ETP_OPT_ROWNORM, ETP_OPT_COLNORM (0 .. ETP_OPT_COUNT - 1) are generated into
- * etp_model.h from their Python definitions (firmware_gen.layout.DTYPES, edgetp.fixed.update_q.KINDS). */
+/* The dtype codes ETP_I8 .. ETP_I64 of etp_tensor_t and the optimizer kinds ETP_OPT_SGD, ETP_OPT_ROWNORM,
+ * ETP_OPT_COLNORM (ETP_CFG_KIND_MIN .. ETP_CFG_KIND_MAX; code 0, the removed factored rule, is refused) are
+ * generated into etp_contract.h from their Python definitions (edgetp.fixed.contract DTYPES, OPT_CODES). */
 
 typedef struct {
     const char *name;   /* "W0", "v0", "rng", ... (docs/firmware-api.md lists them) */
@@ -63,7 +63,7 @@ etp_status_t etp_infer_step(const etp_x_t *x);
  * forward pass of both streams runs, the same as on a learning step, so the neuron state
  * does not depend on k. k = 1 learns at every step. Python twin:
  * edgetp.fixed.network_q.train_step_q. ETP_EBADARG if x is NULL, label >= ETP_N_OUT, opt_cfg
- * holds an invalid setting or a factored statistic lies outside [0, ETP_STAT_MAX] (also on a
+ * holds an invalid setting or a normalised rule's statistic lies outside [0, ETP_STAT_MAX] (also on a
  * step that would not learn); nothing changes then. */
 etp_status_t etp_train_step(const etp_x_t *x, uint16_t label);
 
@@ -84,9 +84,9 @@ const etp_tensor_t *etp_tensor(uint32_t i);   /* NULL if i >= etp_tensor_count()
  * the range fixed at export (ETP_LR_MIN_M * 2^-ETP_LR_MIN_E .. ETP_LR_MAX_M * 2^-ETP_LR_MAX_E), else
  * ETP_EBADARG and nothing changes. */
 etp_status_t etp_set_lr(uint8_t lr_m, int16_t lr_e);
-/* kind ETP_OPT_ROWNORM, ETP_OPT_COLNORM, ETP_OPT_FACTORED or ETP_OPT_SGD, beta_shift 0..62, train_all 1 (every layer)
+/* kind ETP_OPT_ROWNORM, ETP_OPT_COLNORM or ETP_OPT_SGD, beta_shift 0..62, train_all 1 (every layer)
  * or 0 (readout only: etp_train_step then runs the data stream alone, the target set is left as it is),
- * clip -1 (no limit) or 0..62 (rownorm/colnorm/factored: each weight moves at most 2^clip * lr per step).
+ * clip -1 (no limit) or 0..62 (rownorm/colnorm: each weight moves at most 2^clip * lr per step).
  * A frozen-hidden build (ETP_FROZEN_HIDDEN: hidden layers constant in flash) accepts train_all 0 only. */
 etp_status_t etp_set_optimizer(uint8_t kind, uint8_t beta_shift, uint8_t train_all, int8_t clip);
 /* Class name k ("" if k >= ETP_N_OUT). */

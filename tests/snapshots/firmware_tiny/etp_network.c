@@ -4,7 +4,7 @@
  * Model 3-4r-2 (hard reset), hash d60efaf5ee99fa52df131e24babd214b7a0488c25d7eb77aab6863b5465ff0ce
  * Q-formats: x int16 Q.10; weights int8 W0 Q.7 W1 Q.6 R0 Q.8 S Q.7 S_rec Q.8;
  *   membrane int32 Q.12; leaks Q0.15; traces int16 Q.11; readout int32 Q.6; surrogate int32 Q.20; delta int64 Q.32
- * Device: targets classes, optimizer factored (lr 0.001 = 131 * 2^-17), beta shift 8, train all, clip -1
+ * Device: targets classes, optimizer rownorm (lr 0.001 = 131 * 2^-17), beta shift 8, train all, clip -1
  */
 /*
  * etp_network.c - C twin of edgetp/fixed/network_q.py for batch 1, and the public API.
@@ -273,7 +273,7 @@ static int opt_cfg_valid(const int32_t *c)
     return 1;
 }
 
-/* The factored statistics stay in [0, ETP_STAT_MAX] (update_q saturates them there); others,
+/* The normalised rules' statistics stay in [0, ETP_STAT_MAX] (update_q saturates them there); others,
  * written by a host (WRITE_TENSOR), would overflow in ms_ema: refused like an invalid opt_cfg. */
 static int stats_valid(void)
 {

@@ -4,11 +4,11 @@
  * Model 3-4r-2 (hard reset), hash d60efaf5ee99fa52df131e24babd214b7a0488c25d7eb77aab6863b5465ff0ce
  * Q-formats: x int16 Q.10; weights int8 W0 Q.7 W1 Q.6 R0 Q.8 S Q.7 S_rec Q.8;
  *   membrane int32 Q.12; leaks Q0.15; traces int16 Q.11; readout int32 Q.6; surrogate int32 Q.20; delta int64 Q.32
- * Device: targets classes, optimizer factored (lr 0.001 = 131 * 2^-17), beta shift 8, train all, clip -1
+ * Device: targets classes, optimizer rownorm (lr 0.001 = 131 * 2^-17), beta shift 8, train all, clip -1
  */
 /*
  * etp_update.h - C twins of edgetp/fixed/update_q.py: integer weight updates with
- * stochastic rounding (plain SGD and the RMS-normalised rules colnorm, rownorm, factored).
+ * stochastic rounding (plain SGD and the RMS-normalised rules colnorm, rownorm).
  *
  * A tensor's gradient reaches the optimizer as its factors, g = sum_t d_t x_t^T (one term
  * per data row and, from hidden layer 1 on, per target row; network_q.gradients_q), read
@@ -51,8 +51,8 @@ int64_t etp_mean_stat(int64_t sq, uint16_t n, int sh);
 int64_t etp_q32(int64_t m, int s);
 
 /* rms_scales: update p's row/column mean-square EMAs (Q.ETP_STAT_F) from the sums of q^2 (rowsq, colsq)
- * and write the multipliers row_m/col_m and shifts row_s/col_s (mode 0 factored; 1 rownorm: every
- * column uses T2; 2 colnorm: every row uses T2). sh = 2e + ETP_STAT_F - 2 p->gfrac. need (p->cols
+ * and write the multipliers row_m/col_m and shifts row_s/col_s (mode 1 rownorm: every column uses
+ * T2; 2 colnorm: every row uses T2). sh = 2e + ETP_STAT_F - 2 p->gfrac. need (p->cols
  * entries, or NULL: all): the columns whose col_m/col_s the caller reads (need[j] != 0); the others
  * are left 0 (every EMA is updated either way). */
 void etp_rms_scales(const etp_param_t *p, const int64_t *rowsq, const int64_t *colsq, int sh, int beta_shift,

@@ -1,4 +1,4 @@
-"""A keyword-spotting fine-tuning run as a verification script, on real features.
+"""verify-c's fine-tuning run as a script (firmware_gen.script) on real features.
 
 :func:`finetune_script` replays ``edgetp.fixed.finetune.finetune_fixed`` (batch 1) as a
 device would run it: ``etp_init(seed)``, per epoch the learning-rate code of the cosine
@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from edgetp.errors import EdgetpError
+from edgetp.fixed.device import DeviceConfig, RefDevice
 from edgetp.fixed.finetune import finetune_fixed
 from edgetp.fixed.qconfig import QModel
 from edgetp.fixed.quantize import quantize_inputs
@@ -26,7 +27,7 @@ from edgetp.tp.config import DEFAULT_LR
 from edgetp.tp.schedule import finetune_epochs
 
 from firmware_gen.script import Script, play
-from firmware_gen.tensors import DeviceConfig, RefDevice
+from edgetp.audio.frontend import NormConstants, features
 
 REPO_WAVS = Path(__file__).resolve().parent.parent / "tests" / "data" / "real"
 
@@ -43,8 +44,6 @@ def features_of(files, inputs=None) -> np.ndarray:
     input transform (``edgetp.kws.protocol.model_norm``: its log gain, then its normalisation);
     None normalises the paper's features per feature with constants fitted on these files."""
     import soundfile as sf
-
-    from edgetp.audio.frontend import NormConstants, features
 
     feats = []
     for f in files:
