@@ -10,7 +10,7 @@ from test_firmware_frozen import _verify, frozen_spec
 FROZEN = frozen_spec(lr=1e-2, vth=0.05, samples=2, steps=8)
 FROZEN6 = frozen_spec(lr=1e-2, vth=0.05, samples=2, steps=8, n_out=6)     # a group of four readout rows and two
 # two hidden layers learning: W1's gradient has a term per target row (T > 1), the path without the shortcut
-MULTI = CaseSpec(hidden=(6, 5), recurrent=True, optimizer="factored", lr=1e-2, vth=0.05, samples=2, steps=6)
+MULTI = CaseSpec(hidden=(6, 5), recurrent=True, optimizer="colnorm", lr=1e-2, vth=0.05, samples=2, steps=6)
 
 
 @pytest.mark.needs("cc")
