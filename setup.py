@@ -3,6 +3,7 @@
 The repository's top-level ``models/`` folder (shipped pretrained models) installs as
 the package ``edgetp.models`` so that a wheel carries them.
 """
+
 from setuptools import find_packages, setup
 
 setup(

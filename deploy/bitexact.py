@@ -7,6 +7,7 @@ after every sample.
 optionally ASan+UBSan) and plays it; :func:`run_script` plays a script on an open Device.
 The first difference is named by deploy.compare (the HIL's comparator too).
 """
+
 from __future__ import annotations
 
 import math
@@ -27,9 +28,9 @@ from firmware_gen.generate import Export
 from firmware_gen.script import Script, op_method, play
 from firmware_gen.tensors import TableDevice, tensor_bytes
 
-ERROR_OPS = ("compile", "run", "exit")   # the C program failed, rather than computed something else
-ETP_EBADARG = 1                          # etp_api.h: etp_status_t
-TIMEOUT = 60.0                           # seconds for one answer (a pipe loses nothing: no retries)
+ERROR_OPS = ("compile", "run", "exit")  # the C program failed, rather than computed something else
+ETP_EBADARG = 1  # etp_api.h: etp_status_t
+TIMEOUT = 60.0  # seconds for one answer (a pipe loses nothing: no retries)
 
 
 @dataclass
@@ -42,7 +43,7 @@ class Mismatch:
     c_value: int = 0
     ref_value: int = 0
     detail: str = ""
-    differing: tuple = ()      # every tensor that differs at that step, in table order
+    differing: tuple = ()  # every tensor that differs at that step, in table order
     diff: Difference | None = None
 
     def __str__(self) -> str:
@@ -67,7 +68,7 @@ def refusal(fn, *args) -> int:
 
 def play_device(dev: Device, op) -> int:
     """Apply one script operation (not "end_sample") to the firmware; returns its status."""
-    return refusal(op_method(dev, op, {"reset": "reset_state"}), *op[1:])   # the RESET command: Device.reset_state
+    return refusal(op_method(dev, op, {"reset": "reset_state"}), *op[1:])  # the RESET command: Device.reset_state
 
 
 def run_script(dev: Device, ref: TableDevice, script: Script, case: int = 0, shapes: dict | None = None):
@@ -79,8 +80,12 @@ def run_script(dev: Device, ref: TableDevice, script: Script, case: int = 0, sha
         if kind == "end_sample":
             p, d = dev.predict(), dev.digest()["digest"]
             if p != ref.predict() or d != ref.digest():
-                return steps, Mismatch(case, steps, "end of sample", detail=f"predict C {p} / Python {ref.predict()}, "
-                                       f"digest C {d:08x} / Python {ref.digest():08x}")
+                return steps, Mismatch(
+                    case,
+                    steps,
+                    "end of sample",
+                    detail=f"predict C {p} / Python {ref.predict()}, digest C {d:08x} / Python {ref.digest():08x}",
+                )
             continue
         got = play_device(dev, op)
         play(ref, op)
@@ -91,19 +96,31 @@ def run_script(dev: Device, ref: TableDevice, script: Script, case: int = 0, sha
         ref_t = ref.tensors()
         blob = dev.read_state()
         if blob != tensor_bytes(ref_t):
-            shaped = [(n, a.reshape(shapes[n]) if n in shapes and a.size == math.prod(shapes[n]) else a)
-                      for n, a in ref_t]
+            shaped = [
+                (n, a.reshape(shapes[n]) if n in shapes and a.size == math.prod(shapes[n]) else a) for n, a in ref_t
+            ]
             diff = first_difference(dev.state_tensors(blob), shaped)
             what = kind + (f" label {op[2]}" if kind == "train" else "")
             if diff is None:
                 return steps, Mismatch(case, steps, what, "<bytes>", detail="the state's bytes differ")
-            return steps, Mismatch(case, steps, what, diff.tensor or "<table>", diff.index, diff.device,
-                                   diff.reference, str(diff), diff.differing, diff)
+            return steps, Mismatch(
+                case,
+                steps,
+                what,
+                diff.tensor or "<table>",
+                diff.index,
+                diff.device,
+                diff.reference,
+                str(diff),
+                diff.differing,
+                diff,
+            )
     return steps, None
 
 
-def build_firmware(export_dir: Path, sanitize: bool = False, cc: str | None = None, out_root: Path | None = None,
-                   target: str = "host"):
+def build_firmware(
+    export_dir: Path, sanitize: bool = False, cc: str | None = None, out_root: Path | None = None, target: str = "host"
+):
     """The export's firmware: strict C99, every warning an error, and the frontend's trace
     (READ_FE) when the export carries the frontend; built under ``out_root`` (default
     ``export_dir``/firmware). For the host optionally ASan+UBSan, with frames of up to
@@ -114,8 +131,14 @@ def build_firmware(export_dir: Path, sanitize: bool = False, cc: str | None = No
         if sanitize or cc:
             raise EdgetpError("sanitizers and a compiler choice are for the host build only")
         return build(export_dir, target, out_root=out, extra_cflags=["-Werror", "-DETP_FE_TRACE=1"])
-    return build(export_dir, "host", out_root=out, cc=cc, sanitize=sanitize,
-                 extra_cflags=["-Werror", f"-DETP_MAX_PAYLOAD={P.PIPE_MAX_PAYLOAD}u", "-DETP_FE_TRACE=1"])
+    return build(
+        export_dir,
+        "host",
+        out_root=out,
+        cc=cc,
+        sanitize=sanitize,
+        extra_cflags=["-Werror", f"-DETP_MAX_PAYLOAD={P.PIPE_MAX_PAYLOAD}u", "-DETP_FE_TRACE=1"],
+    )
 
 
 @contextmanager
@@ -148,13 +171,21 @@ def serve(image, sanitize: bool = False):
         try:
             target.close()
         except TargetExited:
-            pass                  # the error on its way out says more
+            pass  # the error on its way out says more
         raise
     target.close()
 
 
-def verify_export(export: Export, ref: TableDevice, script: Script, case: int = 0, sanitize: bool = False,
-                  workdir: Path | None = None, cc: str | None = None, target: str = "host"):
+def verify_export(
+    export: Export,
+    ref: TableDevice,
+    script: Script,
+    case: int = 0,
+    sanitize: bool = False,
+    workdir: Path | None = None,
+    cc: str | None = None,
+    target: str = "host",
+):
     """Write ``export``, build its firmware for ``target`` (host or an emulated board), play
     ``script``; returns (steps, Mismatch or None)."""
     with tempfile.TemporaryDirectory(prefix="etp_verify_") as tmp:

@@ -17,6 +17,7 @@ the flash parameters ``flash_page``/``flash_prog`` (``ETP_FLASH_PAGE``/``ETP_FLA
 the host and QEMU ports then simulate a NOR flash of the two slots' size (``ETP_FLASH_SIZE``).
 Builds are cached by a hash of every input, under ``$EDGETP_HOME/deploy-build``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -36,13 +37,13 @@ from firmware_gen.runtime import RUNTIME_DIR
 from edgetp import paths
 from firmware_gen.store import DEFAULT_PAGE, DEFAULT_PROG, Geometry, check_params, wear_lines
 
-PLATFORMS = ("host", *EMULATED, "board")   # what a firmware is built for (not a TP target set)
-ICOUNT_SHIFT = BOARDS["qemu"].icount_shift   # the M4's (profile.py, fe_profile.py)
-STACK_SIZE = STACK       # the firmware's stack; it reports its high-water mark (~0.6 KB measured)
+PLATFORMS = ("host", *EMULATED, "board")  # what a firmware is built for (not a TP target set)
+ICOUNT_SHIFT = BOARDS["qemu"].icount_shift  # the M4's (profile.py, fe_profile.py)
+STACK_SIZE = STACK  # the firmware's stack; it reports its high-water mark (~0.6 KB measured)
 ARM_CC = "arm-none-eabi-gcc"
 ARM_SIZE = "arm-none-eabi-size"
-ARM_FLAGS = CORTEX_M4     # one definition of the flags, firmware_gen/build.py's
-BYTES_C = "etp_bytes.c"   # the runtime's byte helpers (CRC-32, little-endian), shared by link and server
+ARM_FLAGS = CORTEX_M4  # one definition of the flags, firmware_gen/build.py's
+BYTES_C = "etp_bytes.c"  # the runtime's byte helpers (CRC-32, little-endian), shared by link and server
 
 
 @dataclass
@@ -52,7 +53,7 @@ class Image:
     target: str
     path: Path
     locked: bool
-    sizes: dict = field(default_factory=dict)   # text, data, bss, flash, ram (bytes)
+    sizes: dict = field(default_factory=dict)  # text, data, bss, flash, ram (bytes)
     icount_shift: int = ICOUNT_SHIFT
 
 
@@ -67,8 +68,14 @@ def board_of(target: str) -> Board:
 
 def cross_flags(bd: Board, stack_size: int, map_file: Path | None = None) -> list[str]:
     """The link of a bare-metal image: no start files (the port's), the board's libc specs and map."""
-    return ["-nostartfiles", f"--specs={bd.specs}", *bd.link_flags(), f"-Wl,--defsym=__stack_size={stack_size}",
-            "-Wl,--gc-sections", *([f"-Wl,-Map={map_file}"] if map_file else [])]
+    return [
+        "-nostartfiles",
+        f"--specs={bd.specs}",
+        *bd.link_flags(),
+        f"-Wl,--defsym=__stack_size={stack_size}",
+        "-Wl,--gc-sections",
+        *([f"-Wl,-Map={map_file}"] if map_file else []),
+    ]
 
 
 def _run(cmd: list[str], what: str) -> str:
@@ -126,7 +133,7 @@ def api_defines(model_dir) -> list[str]:
     """Compiler defines for the optional parts of the model API the export has."""
     heads = sorted(Path(model_dir).glob("*.h"))
     if any("etp_set_lr(" in h.read_text(errors="replace") for h in heads):
-        return ["-DETP_HAS_SET_LR=1"]      # the full generated API (firmware_gen's etp_api.h)
+        return ["-DETP_HAS_SET_LR=1"]  # the full generated API (firmware_gen's etp_api.h)
     return []
 
 
@@ -140,10 +147,22 @@ def _key(parts: list) -> str:
     return h.hexdigest()[:16]
 
 
-def build(model_dir, target: str = "host", out_root=None, locked: bool = False, opt: str = "-O2",
-          stack_size: int = STACK_SIZE, extra_cflags=(), force: bool = False, port_dir=None,
-          flash_page: int | None = None, flash_prog: int | None = None, cc: str | None = None,
-          sanitize: bool = False, board: Board | None = None) -> Image:
+def build(
+    model_dir,
+    target: str = "host",
+    out_root=None,
+    locked: bool = False,
+    opt: str = "-O2",
+    stack_size: int = STACK_SIZE,
+    extra_cflags=(),
+    force: bool = False,
+    port_dir=None,
+    flash_page: int | None = None,
+    flash_prog: int | None = None,
+    cc: str | None = None,
+    sanitize: bool = False,
+    board: Board | None = None,
+) -> Image:
     """Compile the firmware for ``target``; returns the :class:`Image` (cached by content).
     ``port_dir`` (cross targets): another board's port - its ``*.c`` (startup and the
     functions of etp_port.h) and one ``*.ld`` - instead of the board's; the core, flags and
@@ -173,10 +192,14 @@ def build(model_dir, target: str = "host", out_root=None, locked: bool = False, 
     defs = [f"-DETP_PROTO_LOCKED={int(locked)}", *api_defines(model_dir)]
     geo = store_geometry(model_dir, flash_page or DEFAULT_PAGE, flash_prog or DEFAULT_PROG)
     if geo is not None:
-        defs += ["-DETP_HAS_STORE=1", f"-DETP_FLASH_PAGE={geo.page}u", f"-DETP_FLASH_PROG={geo.prog}u",
-                 f"-DETP_FLASH_SIZE={geo.flash_bytes}u"]
+        defs += [
+            "-DETP_HAS_STORE=1",
+            f"-DETP_FLASH_PAGE={geo.page}u",
+            f"-DETP_FLASH_PROG={geo.prog}u",
+            f"-DETP_FLASH_SIZE={geo.flash_bytes}u",
+        ]
     if (model_dir / "etp_frontend_cfg.h").is_file():
-        defs.append("-DETP_HAS_FRONTEND=1")    # the export carries the audio frontend (AUDIO_PCM / AUDIO_RUN)
+        defs.append("-DETP_HAS_FRONTEND=1")  # the export carries the audio frontend (AUDIO_PCM / AUDIO_RUN)
     if target in EMULATED:
         defs += ["-DETP_COUNTER_SRC=1", *bd.c_defines(), "-DETP_FLASH_SEMIHOST=1"]
     elif target == "board":
@@ -184,8 +207,10 @@ def build(model_dir, target: str = "host", out_root=None, locked: bool = False, 
     flags = [*(SANITIZE + ["-O1"] if sanitize else [opt]), *WARN, *defs, *extra_cflags]
     if target == "host":
         cc = cc or shutil.which("cc") or shutil.which("gcc") or "cc"
-    key = _key([target, cc or bd.cc, *flags, stack_size, headers_text(), *common, *port, *msrc, *headers]
-               + ([ld, *bd.cpu_flags, *bd.link_flags(), bd.specs] if bd else []))
+    key = _key(
+        [target, cc or bd.cc, *flags, stack_size, headers_text(), *common, *port, *msrc, *headers]
+        + ([ld, *bd.cpu_flags, *bd.link_flags(), bd.specs] if bd else [])
+    )
     out = Path(out_root) if out_root else paths.home() / "deploy-build"
     out = out / f"{target}-{key}"
     exe = out / ("etp_fw" if target == "host" else "etp_fw.elf")
@@ -199,12 +224,25 @@ def build(model_dir, target: str = "host", out_root=None, locked: bool = False, 
     if target == "host":
         _run([cc, *flags, *inc, *srcs, "-o", str(exe)], "host firmware build")
         return Image(target, exe, locked)
-    _run([bd.cc, *bd.cpu_flags, *flags, *inc, *srcs, f"-T{ld}", *cross_flags(bd, stack_size, out / "etp_fw.map"),
-          "-o", str(exe), "-lgcc"], f"{target} firmware build")
+    _run(
+        [
+            bd.cc,
+            *bd.cpu_flags,
+            *flags,
+            *inc,
+            *srcs,
+            f"-T{ld}",
+            *cross_flags(bd, stack_size, out / "etp_fw.map"),
+            "-o",
+            str(exe),
+            "-lgcc",
+        ],
+        f"{target} firmware build",
+    )
     return Image(target, exe, locked, elf_sizes(exe, bd.size), shift)
 
 
-PART_TARGETS = {"cortex-m4": "board", "rv32imac": "qemu-rv32"}   # the build a part's link reuses, by core
+PART_TARGETS = {"cortex-m4": "board", "rv32imac": "qemu-rv32"}  # the build a part's link reuses, by core
 
 
 def link_for_part(model_dir, part: str, out_root=None, stack_size: int = STACK_SIZE) -> Image:
@@ -242,8 +280,11 @@ def elf_sizes(elf: Path, size: str = ARM_SIZE) -> dict:
 
 def main(argv=None) -> int:
     """``python -m deploy.build EXPORT_DIR --target board [--locked]``: build and print the image."""
-    ap = argparse.ArgumentParser(prog="python -m deploy.build", description="Build the edgetp firmware for a target "
-                                 "from a folder written by `edgetp export --c` (firmware_gen).")
+    ap = argparse.ArgumentParser(
+        prog="python -m deploy.build",
+        description="Build the edgetp firmware for a target "
+        "from a folder written by `edgetp export --c` (firmware_gen).",
+    )
     ap.add_argument("model_dir", help="exported model folder (etp_model.h, *.c)")
     ap.add_argument("--target", choices=PLATFORMS, default="board")
     ap.add_argument("--locked", action="store_true", help="leave out TENSOR_INFO/READ_TENSOR/WRITE_TENSOR")
@@ -253,27 +294,44 @@ def main(argv=None) -> int:
     ap.add_argument("--port", help="another board's port folder (its *.c and one *.ld) instead of the target's")
     ap.add_argument("--flash-page", type=int, help="weight store: flash erase unit in bytes (default 4096)")
     ap.add_argument("--flash-prog", type=int, help="weight store: flash program unit in bytes (default 16)")
-    ap.add_argument("--part", choices=sorted(PARTS), help="link only, with this part's flash and RAM regions "
-                    "(firmware_gen/memplan.py's PARTS): does the firmware fit?")
+    ap.add_argument(
+        "--part",
+        choices=sorted(PARTS),
+        help="link only, with this part's flash and RAM regions "
+        "(firmware_gen/memplan.py's PARTS): does the firmware fit?",
+    )
     a = ap.parse_args(argv)
     try:
         if a.part:
             im = link_for_part(a.model_dir, a.part, a.out, a.stack)
         else:
-            im = build(a.model_dir, a.target, a.out, a.locked, a.opt, a.stack, port_dir=a.port,
-                       flash_page=a.flash_page, flash_prog=a.flash_prog)
+            im = build(
+                a.model_dir,
+                a.target,
+                a.out,
+                a.locked,
+                a.opt,
+                a.stack,
+                port_dir=a.port,
+                flash_page=a.flash_page,
+                flash_prog=a.flash_prog,
+            )
     except EdgetpError as exc:
         print(f"deploy.build: error: {exc}")
         return 2
     print(im.path)
     if a.part:
         p, s = PARTS[a.part], im.sizes
-        print(f"links for {p.name}: flash {s['flash']} of {p.flash[1]} B (less the weight store at its end), "
-              f"RAM {s['ram']} of {p.ram[1]} B")
+        print(
+            f"links for {p.name}: flash {s['flash']} of {p.flash[1]} B (less the weight store at its end), "
+            f"RAM {s['ram']} of {p.ram[1]} B"
+        )
     if im.sizes:
         s = im.sizes
-        print(f"flash {s['flash']} B (text {s['text']} + data {s['data']}), RAM {s['ram']} B "
-              f"(data {s['data']} + bss {s['bss']}, of which stack {s['stack']})")
+        print(
+            f"flash {s['flash']} B (text {s['text']} + data {s['data']}), RAM {s['ram']} B "
+            f"(data {s['data']} + bss {s['bss']}, of which stack {s['stack']})"
+        )
     geo = store_geometry(Path(a.model_dir), a.flash_page or DEFAULT_PAGE, a.flash_prog or DEFAULT_PROG)
     for line in wear_lines(geo) if geo else []:
         print(line.strip())

@@ -12,6 +12,7 @@ per utterance (docs/fixed-point.md §9). ``--running-max D`` profiles the model'
 causal running maximum of decay D instead of its own normaliser (L is then part of every hop).
 Figures for docs, never asserted.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,17 +22,18 @@ import tempfile
 from pathlib import Path
 
 from deploy.boards import BOARDS
-from deploy.build import (ARM_CC, ARM_FLAGS, FIRMWARE, STACK_SIZE, WARN, cross_flags, include_flags,
-                          model_sources)
+from deploy.build import ARM_CC, ARM_FLAGS, FIRMWARE, STACK_SIZE, WARN, cross_flags, include_flags, model_sources
 from deploy.gen_proto import write_header
 from edgetp.errors import EdgetpError
 from deploy.profile import qemu_records
 
 
-STEPS = (("load", "etp_fe_load: window, block exponent, shift, digit-reversed load"),
-         ("fft", "etp_fe_fft: the 240-point complex FFT (radix 5, 3, 4, 4)"),
-         ("power", "etp_fe_power: real-FFT split and power of the bins the mel bands read"),
-         ("mel_log", "etp_fe_mel_log: mel energies and log2"))
+STEPS = (
+    ("load", "etp_fe_load: window, block exponent, shift, digit-reversed load"),
+    ("fft", "etp_fe_fft: the 240-point complex FFT (radix 5, 3, 4, 4)"),
+    ("power", "etp_fe_power: real-FFT split and power of the bins the mel bands read"),
+    ("mel_log", "etp_fe_mel_log: mel energies and log2"),
+)
 
 
 def build(model_dir: Path, out: Path, utterances: int, opt: str = "-O2") -> Path:
@@ -40,9 +42,24 @@ def build(model_dir: Path, out: Path, utterances: int, opt: str = "-O2") -> Path
     defs = ["-DETP_COUNTER_SRC=1", *bd.c_defines(), f"-DETP_FE_PROF_UTTS={utterances}"]
     elf = out / "fe_profile.elf"
     srcs = [FIRMWARE / "profile" / "fe_profile_main.c", *bd.port_sources(), *model_sources(model_dir)]
-    r = subprocess.run([ARM_CC, *ARM_FLAGS, opt, *WARN, *defs, *include_flags(gen, model_dir),
-                        *map(str, srcs), f"-T{bd.ld}", *cross_flags(bd, STACK_SIZE), "-o", str(elf), "-lgcc"],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            ARM_CC,
+            *ARM_FLAGS,
+            opt,
+            *WARN,
+            *defs,
+            *include_flags(gen, model_dir),
+            *map(str, srcs),
+            f"-T{bd.ld}",
+            *cross_flags(bd, STACK_SIZE),
+            "-o",
+            str(elf),
+            "-lgcc",
+        ],
+        capture_output=True,
+        text=True,
+    )
     if r.returncode != 0:
         raise EdgetpError(f"building the frontend profile failed:\n{r.stderr[-3000:]}")
     return elf
@@ -62,8 +79,13 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m deploy.fe_profile", description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="kws-mcu")
     ap.add_argument("--utterances", type=int, default=2)
-    ap.add_argument("--running-max", type=int, default=None, metavar="D",
-                    help="the running maximum with decay D instead of the model's normaliser")
+    ap.add_argument(
+        "--running-max",
+        type=int,
+        default=None,
+        metavar="D",
+        help="the running maximum with decay D instead of the model's normaliser",
+    )
     a = ap.parse_args(argv)
     try:
         from deploy.reference import export_c
@@ -85,24 +107,35 @@ def main(argv=None) -> int:
         return 2
     hop = res["hop"]
     rm = norm.running_max_decay
-    print(f"audio frontend on the Cortex-M4 (QEMU -icount, instructions), {a.model}'s input stage"
-          + (f" with the running maximum (D = {rm}; L in every hop)" if rm else "") + ":")
+    print(
+        f"audio frontend on the Cortex-M4 (QEMU -icount, instructions), {a.model}'s input stage"
+        + (f" with the running maximum (D = {rm}; L in every hop)" if rm else "")
+        + ":"
+    )
     print(f"  10 ms hop (window, block exponent, FFT, split, power, mel, log): mean {hop:,}, max {res['hop_max']:,}")
     for name, what in STEPS:
         print(f"    {name:<8} {res[name]:>7,} ({100 * res[name] / hop:4.1f} %)  {what}")
     rest = hop - sum(res[name] for name, _ in STEPS)
-    print(f"    {'rest':<8} {rest:>7,} ({100 * rest / hop:4.1f} %)  streaming: sample copy, window shift, calls"
-          + (", the running maximum and L" if rm else ""))
-    print(f"  per frame when the network reads it ({'' if rm else 'L of the frame 4 ahead, '}delta, delta-delta, "
-          f"input scaling): mean {res['features']:,}, max {res['features_max']:,}; frame 0"
-          f"{'' if rm else ' (L of frames 0-8)'}: {res['features_first']:,}")
+    print(
+        f"    {'rest':<8} {rest:>7,} ({100 * rest / hop:4.1f} %)  streaming: sample copy, window shift, calls"
+        + (", the running maximum and L" if rm else "")
+    )
+    print(
+        f"  per frame when the network reads it ({'' if rm else 'L of the frame 4 ahead, '}delta, delta-delta, "
+        f"input scaling): mean {res['features']:,}, max {res['features_max']:,}; frame 0"
+        f"{'' if rm else ' (L of frames 0-8)'}: {res['features_first']:,}"
+    )
     print(f"  per hop in all: {hop + res['features']:,}")
-    print(f"  end of the utterance: {res['finish']:,} = {res['pad_frames']} padded frames (etp_fe_pad_frame, "
-          f"max {res['pad_max']:,} each) + the rest of etp_fe_finish {res['finish_rest']:,}")
-    pushed = (FQ.N_SAMPLES + FQ.HALF - FQ.N_FFT) // FQ.HOP + 1        # frames computed while the samples arrive
+    print(
+        f"  end of the utterance: {res['finish']:,} = {res['pad_frames']} padded frames (etp_fe_pad_frame, "
+        f"max {res['pad_max']:,} each) + the rest of etp_fe_finish {res['finish_rest']:,}"
+    )
+    pushed = (FQ.N_SAMPLES + FQ.HALF - FQ.N_FFT) // FQ.HOP + 1  # frames computed while the samples arrive
     per_utt = pushed * hop + res["finish"] + res["features_first"] + (FQ.N_FRAMES - 1) * res["features"]
-    print(f"  per utterance ({pushed} hops + end + {FQ.N_FRAMES} frames read): {per_utt:,} "
-          f"(log gain {norm.log_gain:g}: L Q.{norm.l_frac}, offset {norm.log_offset})")
+    print(
+        f"  per utterance ({pushed} hops + end + {FQ.N_FRAMES} frames read): {per_utt:,} "
+        f"(log gain {norm.log_gain:g}: L Q.{norm.l_frac}, offset {norm.log_offset})"
+    )
     print(f"  RAM of etp_fe_t: {res['frame_bytes']:,} B")
     return 0
 

@@ -21,6 +21,7 @@ what was lost. A lost connection needs none of this: the Device reconnects, join
 open session and resends its unanswered frame (deploy/host.py); only when the session
 is not where it left it (``SessionLost``, a ``DeviceReset``) is the state restored.
 """
+
 from __future__ import annotations
 
 import time
@@ -74,7 +75,7 @@ def worst_window_mean(values, k: int) -> float | None:
 @dataclass
 class _Costs:
     values: list = field(default_factory=list)
-    starts: list = field(default_factory=list)   # where each sample's frames begin in values
+    starts: list = field(default_factory=list)  # where each sample's frames begin in values
 
     def add(self, costs: list) -> None:
         self.starts.append(len(self.values))
@@ -96,8 +97,13 @@ class _Costs:
         ends = self.starts[1:] + [len(v)]
         inside = [worst_window_mean(v[a:b], window) for a, b in zip(self.starts, ends)]
         inside = [x for x in inside if x is not None]
-        out.update({"window": window, "worst_window_mean": worst_window_mean(v, window),
-                    "worst_window_mean_in_sample": max(inside) if inside else None})
+        out.update(
+            {
+                "window": window,
+                "worst_window_mean": worst_window_mean(v, window),
+                "worst_window_mean_in_sample": max(inside) if inside else None,
+            }
+        )
         return out
 
 
@@ -114,11 +120,18 @@ class Session:
     def __init__(self, dev: Device, ref: Reference, seed: int = 0, recover: bool = True, progress=None):
         self.dev, self.ref, self.seed, self.recover_ok = dev, ref, seed, recover
         self.progress = progress or (lambda msg: None)
-        self.res: dict = {"samples": 0, "mismatches": 0, "lost": 0, "double_applied": 0, "query_samples": 0,
-                          "resets": 0, "recoveries": []}
+        self.res: dict = {
+            "samples": 0,
+            "mismatches": 0,
+            "lost": 0,
+            "double_applied": 0,
+            "query_samples": 0,
+            "resets": 0,
+            "recoveries": [],
+        }
         self.infer_costs, self.train_costs = _Costs(), _Costs()
-        self.applied: list = []            # (lr code, xs, label) applied since INIT, for a replay
-        self.dev_steps = 0                 # TRAIN steps the device should have counted since INIT
+        self.applied: list = []  # (lr code, xs, label) applied since INIT, for a replay
+        self.dev_steps = 0  # TRAIN steps the device should have counted since INIT
         self.lr = None
 
     # ----------------------------------------------------------------- device side
@@ -138,10 +151,15 @@ class Session:
         info = self.dev.hello()
         ref = self.ref
         if (info.n_in, info.n_out) != (ref.n_in, ref.n_out):
-            raise HilError(f"the device's model has {info.n_in} inputs and {info.n_out} outputs, the reference "
-                           f"{ref.n_in} and {ref.n_out}: flash the firmware built from this model")
-        if ref.model_hash and info.model_hash and not (ref.model_hash.startswith(info.model_hash)
-                                                       or info.model_hash.startswith(ref.model_hash)):
+            raise HilError(
+                f"the device's model has {info.n_in} inputs and {info.n_out} outputs, the reference "
+                f"{ref.n_in} and {ref.n_out}: flash the firmware built from this model"
+            )
+        if (
+            ref.model_hash
+            and info.model_hash
+            and not (ref.model_hash.startswith(info.model_hash) or info.model_hash.startswith(ref.model_hash))
+        ):
             raise HilError(f"the device runs model {info.model_hash[:16]}, the reference is {ref.model_hash[:16]}")
         self.dev.init(self.seed)
         self.dev_steps = 0
@@ -163,10 +181,12 @@ class Session:
         n_applied = len(self.applied)
         if not self.recover_ok:
             self.res["lost"] = n_applied
-            raise HilError(f"the device was reset during {where}: its state since boot is lost - the "
-                           f"{n_applied} training sample(s) applied and verified before it and the partial "
-                           f"sample (no sample was applied twice; every digest matched up to the reset)",
-                           self.result())
+            raise HilError(
+                f"the device was reset during {where}: its state since boot is lost - the "
+                f"{n_applied} training sample(s) applied and verified before it and the partial "
+                f"sample (no sample was applied twice; every digest matched up to the reset)",
+                self.result(),
+            )
         if len(self.res["recoveries"]) >= MAX_RECOVERIES:
             raise HilError(f"the device was reset {MAX_RECOVERIES} times; giving up during {where}", self.result())
         t0 = time.perf_counter()
@@ -179,8 +199,9 @@ class Session:
             except DeviceReset:
                 self.res["resets"] += 1
                 if len(self.res["recoveries"]) + self.res["resets"] > 4 * MAX_RECOVERIES:
-                    raise HilError(f"the device keeps resetting (during recovery from {where})",
-                                   self.result()) from None
+                    raise HilError(
+                        f"the device keeps resetting (during recovery from {where})", self.result()
+                    ) from None
         self.res["recoveries"].append({"during": where, "how": how, "seconds": round(time.perf_counter() - t0, 3)})
         self.progress(f"device reset during {where}: {how}")
 
@@ -234,17 +255,25 @@ class Session:
         got_steps = d["train_steps"]
         if label is not None and got_steps != self.dev_steps:
             self.res["double_applied"] += 1
-            raise HilError(f"{where}: the device counted {got_steps} training steps, {self.dev_steps} were sent "
-                           f"(a step was applied {'twice' if got_steps > self.dev_steps else 'not at all'})",
-                           self.result())
+            raise HilError(
+                f"{where}: the device counted {got_steps} training steps, {self.dev_steps} were sent "
+                f"(a step was applied {'twice' if got_steps > self.dev_steps else 'not at all'})",
+                self.result(),
+            )
         want = ref.digest()
         if d["digest"] != want:
             self.res["mismatches"] += 1
             why = first_difference(self.dev, ref)
-            self.res["first_mismatch"] = {"sample": where, "device_digest": f"{d['digest']:08x}",
-                                          "reference_digest": f"{want:08x}", "detail": why}
-            raise HilError(f"{where}: state digest {d['digest']:08x} on the device, {want:08x} in the reference; "
-                           f"{why}", self.result())
+            self.res["first_mismatch"] = {
+                "sample": where,
+                "device_digest": f"{d['digest']:08x}",
+                "reference_digest": f"{want:08x}",
+                "detail": why,
+            }
+            raise HilError(
+                f"{where}: state digest {d['digest']:08x} on the device, {want:08x} in the reference; {why}",
+                self.result(),
+            )
         if label is None and pred != ref_pred:
             self.res["mismatches"] += 1
             raise HilError(f"{where}: the device predicts {pred}, the reference {ref_pred}", self.result())
@@ -272,16 +301,26 @@ class Session:
         unit = info.counter_name if info else "none"
         r = info.counter_res if info else 1
         out["counter"] = unit
-        every = getattr(getattr(self.ref, "cfg", None), "update_every", 1)   # the device learns every k frames
+        every = getattr(getattr(self.ref, "cfg", None), "update_every", 1)  # the device learns every k frames
         out["train_step"] = self.train_costs.summary(r, every)
         out["infer_step"] = self.infer_costs.summary(r)
         out["link"] = dict(self.dev.stats.__dict__)
         return out
 
 
-def run_session(dev: Device, ref: Reference, support, query, epochs: int = 1, lr: float | None = None,
-                seed: int = 0, schedule: str = "cosine", recover: bool = True, progress=None,
-                session_cls=None) -> dict:
+def run_session(
+    dev: Device,
+    ref: Reference,
+    support,
+    query,
+    epochs: int = 1,
+    lr: float | None = None,
+    seed: int = 0,
+    schedule: str = "cosine",
+    recover: bool = True,
+    progress=None,
+    session_cls=None,
+) -> dict:
     """The whole HIL session (module docstring); returns the result dict (``samples``,
     ``mismatches`` first). ``support``/``query``: (xs (N, T, n_in) int, ys). The epochs (rate
     codes, sample order) are ``finetune_epochs``' at batch 1, those of ``finetune --fixed``;
@@ -300,8 +339,11 @@ def run_session(dev: Device, ref: Reference, support, query, epochs: int = 1, lr
     d = dev.digest()["digest"]
     if d != ref.digest():
         s.res["mismatches"] += 1
-        raise HilError(f"after INIT the device's digest is {d:08x}, the reference's {ref.digest():08x}: "
-                       f"{first_difference(dev, ref)}", s.result())
+        raise HilError(
+            f"after INIT the device's digest is {d:08x}, the reference's {ref.digest():08x}: "
+            f"{first_difference(dev, ref)}",
+            s.result(),
+        )
     s.res["query_acc_before"] = s.evaluate(query, "before")
     xs, ys = support
     for ep in finetune_epochs(len(ys), epochs, seed, 1, lr, schedule=schedule):

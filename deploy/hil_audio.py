@@ -11,6 +11,7 @@ the 101 x 120 inputs the device fed its network (a frontend difference is named 
 Recovery after a device reset replays or restores from the verified inputs with TRAIN
 frames (deploy.hil.Session), which is the same computation.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -45,7 +46,7 @@ def send_audio(dev, pcm: np.ndarray, label: int | None) -> dict:
     chunks = []
     frames = 0
     for k, off in enumerate(range(0, pcm.size, P.AUDIO_CHUNK)):
-        part = pcm[off:off + P.AUDIO_CHUNK]
+        part = pcm[off : off + P.AUDIO_CHUNK]
         rsp = dev.request(P.Cmd.AUDIO_PCM, P.pack("REQ_AUDIO_PCM", start=int(k == 0)) + part.tobytes())
         f, _ = P.unpack("RSP_AUDIO_PCM", rsp)
         chunks.append((f["cost"], f["frames"] - frames))
@@ -75,8 +76,11 @@ class AudioSession(Session):
         if r["x_crc"] != x_crc(xs):
             self.fe["x_crc_mismatches"] += 1
             res["mismatches"] += 1
-            raise HilError(f"the device's frontend fed its network other inputs than the Python twin "
-                           f"(CRC {r['x_crc']:08x} against {x_crc(xs):08x})", self.result())
+            raise HilError(
+                f"the device's frontend fed its network other inputs than the Python twin "
+                f"(CRC {r['x_crc']:08x} against {x_crc(xs):08x})",
+                self.result(),
+            )
         n = len(xs)
         self.fe["utterances"] += 1
         self.fe["hop"] += [c for c, done in r["chunks"] if done]
@@ -84,7 +88,7 @@ class AudioSession(Session):
         self.fe["frames"].append(r["fe_frames"] / n)
         self.fe.setdefault("net_mean", []).append(r["net_sum"] / n)
         self.fe.setdefault("net_max", []).append(r["net_max"])
-        kind = "infer" if label is None else "train"      # AUDIO_RUN reports the sum and the max of its steps
+        kind = "infer" if label is None else "train"  # AUDIO_RUN reports the sum and the max of its steps
         self.fe.setdefault(f"net_{kind}", []).append((r["net_sum"], n, r["net_max"]))
         return d, r["pred"]
 
@@ -99,16 +103,22 @@ class AudioSession(Session):
         v = lambda a: np.asarray(a, np.float64) * res
         hop, fin, fr = v(f["hop"]), v(f["finish"]), v(f["frames"])
         per_hop = float(hop.mean() + fr.mean())
-        return {"utterances": f["utterances"], "counter": info.counter_name if info else "none",
-                "hop_mean": float(hop.mean()), "hop_max": float(hop.max()),
-                "hop_p999": percentile_rank(hop + fr.max(), 99.9),   # with the largest per-frame feature cost
-                "features_per_frame_mean": float(fr.mean()),
-                "per_hop_mean": per_hop, "per_hop_max": float(hop.max() + fr.max()),
-                "finish_mean": float(fin.mean()), "finish_max": float(fin.max()),
-                "per_utterance_mean": float(hop.mean() * (len(hop) / f["utterances"]) + fin.mean() + fr.mean() * 101),
-                "network_step_mean": float(np.mean(f["net_mean"]) * res),
-                "network_step_max": float(np.max(f["net_max"]) * res),
-                **{f"network_{k}_{m}": v for k in ("infer", "train") for m, v in _net(f.get(f"net_{k}"), res).items()}}
+        return {
+            "utterances": f["utterances"],
+            "counter": info.counter_name if info else "none",
+            "hop_mean": float(hop.mean()),
+            "hop_max": float(hop.max()),
+            "hop_p999": percentile_rank(hop + fr.max(), 99.9),  # with the largest per-frame feature cost
+            "features_per_frame_mean": float(fr.mean()),
+            "per_hop_mean": per_hop,
+            "per_hop_max": float(hop.max() + fr.max()),
+            "finish_mean": float(fin.mean()),
+            "finish_max": float(fin.max()),
+            "per_utterance_mean": float(hop.mean() * (len(hop) / f["utterances"]) + fin.mean() + fr.mean() * 101),
+            "network_step_mean": float(np.mean(f["net_mean"]) * res),
+            "network_step_max": float(np.max(f["net_max"]) * res),
+            **{f"network_{k}_{m}": v for k in ("infer", "train") for m, v in _net(f.get(f"net_{k}"), res).items()},
+        }
 
 
 def _net(runs, res) -> dict:
@@ -125,7 +135,7 @@ def audio_sets(corpus, split, norm, qm, support_limit: int = 0, query_limit: int
     sup = np.asarray(split.support)
     if support_limit:
         sup = sup[np.sort(np.random.default_rng(seed).permutation(len(sup))[:support_limit])]
-    qry = np.asarray(split.query)[:query_limit or None]
+    qry = np.asarray(split.query)[: query_limit or None]
 
     def one(idx):
         xs, ys = [], []

@@ -21,6 +21,7 @@ joins the device's open session and reports its last SEQ), and the unanswered fr
 sent again unchanged - the device answers it from its cache if it already ran it - so a
 reconnect mid-sample loses and doubles nothing.
 """
+
 from __future__ import annotations
 
 import random
@@ -106,7 +107,7 @@ class Hello:
     gen_version: str
     model_hash: str
     board: str
-    store: dict | None = None     # RSP_HELLO_STORE: has_store, boot, slot, valid, generation (None: not sent)
+    store: dict | None = None  # RSP_HELLO_STORE: has_store, boot, slot, valid, generation (None: not sent)
 
     @property
     def debug(self) -> bool:
@@ -134,9 +135,9 @@ class TensorInfo:
 class LinkStats:
     requests: int = 0
     retries: int = 0
-    stale: int = 0          # responses skipped (answers to duplicates or to older commands)
+    stale: int = 0  # responses skipped (answers to duplicates or to older commands)
     resets: int = 0
-    reconnects: int = 0     # the port failed and was opened again
+    reconnects: int = 0  # the port failed and was opened again
 
 
 class Device:
@@ -144,10 +145,12 @@ class Device:
 
     def __init__(self, port, timeout: float = 1.0, retries: int = 10, seed: int | None = None, reopen=None):
         if not timeout > 2 * P.IDLE_TIMEOUT_MS / 1000:
-            raise EdgetpError(f"the answer timeout ({timeout:g} s) must exceed twice the device's inter-byte idle "
-                              f"timeout ({P.IDLE_TIMEOUT_MS} ms), or a truncated frame could hide the next one")
+            raise EdgetpError(
+                f"the answer timeout ({timeout:g} s) must exceed twice the device's inter-byte idle "
+                f"timeout ({P.IDLE_TIMEOUT_MS} ms), or a truncated frame could hide the next one"
+            )
         self.port = port
-        self.reopen = reopen        # () -> a new port after the old one failed (None: a failure is an error)
+        self.reopen = reopen  # () -> a new port after the old one failed (None: a failure is an error)
         self.timeout = timeout
         self.retries = retries
         self.parser = P.FrameParser()
@@ -200,8 +203,7 @@ class Device:
                 answer = self._answer(cmd, seq, got)
                 if answer is not None:
                     return answer
-        raise LinkError(f"no answer to {cmd_name(cmd)} (seq {seq}) after {self.retries + 1} tries "
-                        f"of {wait:g} s each")
+        raise LinkError(f"no answer to {cmd_name(cmd)} (seq {seq}) after {self.retries + 1} tries of {wait:g} s each")
 
     def _answer(self, cmd, seq: int, frames: list) -> bytes | None:
         """The OK payload of the answer to ``cmd`` at ``seq`` among ``frames`` (None if absent);
@@ -215,7 +217,7 @@ class Device:
             if status == P.Status.NO_SESSION:
                 self.stats.resets += 1
                 raise DeviceReset(f"the device was reset (it answered {cmd_name(cmd)} with NO_SESSION)")
-            if status != P.Status.SEQ:      # the device ran (or cached) this SEQ
+            if status != P.Status.SEQ:  # the device ran (or cached) this SEQ
                 self.seq = seq
             if status != P.Status.OK:
                 detail = struct.unpack_from("<I", fr.payload, 1)[0] if len(fr.payload) >= 5 else 0
@@ -233,14 +235,16 @@ class Device:
         self.port = self.reopen()
         self.parser = P.FrameParser()
         if cmd == P.Cmd.HELLO:
-            return                          # resending the HELLO is all there is to do
+            return  # resending the HELLO is all there is to do
         before = self.seq
         info = self.hello(join=True)
         if not info.joined or info.last_seq not in (before, seq):
-            raise SessionLost(f"after reconnecting, the device's session is at SEQ {info.last_seq}"
-                              f"{'' if info.joined else ' (a new session: it was reset)'}, this host's at {before}: "
-                              f"whether {cmd_name(cmd)} ran is unknown")
-        self.seq = before                   # resend the unanswered frame unchanged
+            raise SessionLost(
+                f"after reconnecting, the device's session is at SEQ {info.last_seq}"
+                f"{'' if info.joined else ' (a new session: it was reset)'}, this host's at {before}: "
+                f"whether {cmd_name(cmd)} ran is unknown"
+            )
+        self.seq = before  # resend the unanswered frame unchanged
 
     # ------------------------------------------------------------------ commands
     def hello(self, join: bool = False) -> Hello:
@@ -254,16 +258,18 @@ class Device:
         gen, mh, board = _strings(rest, 3)
         f.pop("status")
         end = 0
-        for _ in range(3):                      # the strings are intact (_strings read them)
+        for _ in range(3):  # the strings are intact (_strings read them)
             end += 1 + rest[end]
         tail = rest[end:]
         store = P.unpack("RSP_HELLO_STORE", tail)[0] if len(tail) >= P.layout_struct("RSP_HELLO_STORE").size else None
         self.info = Hello(**f, gen_version=gen, model_hash=mh, board=board, store=store)
         if self.info.proto_hash != P.spec_hash():
-            raise EdgetpError(f"the firmware speaks protocol {self.info.version} (hash 0x{self.info.proto_hash:08x}), "
-                              f"this host 0x{P.spec_hash():08x}: rebuild the firmware")
-        self.parser.max_payload = max(P.MAX_PAYLOAD, self.info.max_payload)   # what this build sends
-        self.seq = self.info.last_seq       # the next command carries last_seq + 1
+            raise EdgetpError(
+                f"the firmware speaks protocol {self.info.version} (hash 0x{self.info.proto_hash:08x}), "
+                f"this host 0x{P.spec_hash():08x}: rebuild the firmware"
+            )
+        self.parser.max_payload = max(P.MAX_PAYLOAD, self.info.max_payload)  # what this build sends
+        self.seq = self.info.last_seq  # the next command carries last_seq + 1
         self._tensors = None
         return self.info
 
@@ -286,7 +292,7 @@ class Device:
         xb = self.info.x_bytes
         chunk = (P.MAX_PAYLOAD - P.layout_struct("REQ_LOAD_X").size) // xb * xb
         for off in range(0, len(data), chunk):
-            self.request(P.Cmd.LOAD_X, P.pack("REQ_LOAD_X", offset=off // xb) + data[off:off + chunk])
+            self.request(P.Cmd.LOAD_X, P.pack("REQ_LOAD_X", offset=off // xb) + data[off : off + chunk])
 
     def _step(self, cmd: P.Cmd, head: bytes, x, timeout) -> dict:
         data = self._x_bytes(x) if x is not None else b""
@@ -319,8 +325,16 @@ class Device:
     def set_optimizer(self, kind: str, beta_shift: int, train: str, clip: int = -1) -> None:
         """SET_OPTIMIZER (debug builds): ``kind`` one of edgetp.fixed.update_q.KINDS (or a raw code, to test the
         device's refusals), ``train`` "all" or "readout", ``clip`` -1 for none."""
-        self.request(P.Cmd.SET_OPTIMIZER, P.pack("REQ_SET_OPTIMIZER", kind=OPT_CODES.get(kind, kind),
-                                                 beta_shift=beta_shift, train_all=int(train == "all"), clip=clip))
+        self.request(
+            P.Cmd.SET_OPTIMIZER,
+            P.pack(
+                "REQ_SET_OPTIMIZER",
+                kind=OPT_CODES.get(kind, kind),
+                beta_shift=beta_shift,
+                train_all=int(train == "all"),
+                clip=clip,
+            ),
+        )
 
     def save(self, timeout=None) -> dict:
         """SAVE: the persistent state into the weight store; slot, generation, erases, programs."""
@@ -334,8 +348,9 @@ class Device:
         if self._tensors is None:
             out = []
             for i in range(self.info.n_tensors):
-                f, rest = _unpack("RSP_TENSOR_INFO",
-                                  self.request(P.Cmd.TENSOR_INFO, P.pack("REQ_TENSOR_INFO", index=i)))
+                f, rest = _unpack(
+                    "RSP_TENSOR_INFO", self.request(P.Cmd.TENSOR_INFO, P.pack("REQ_TENSOR_INFO", index=i))
+                )
                 if f["dtype"] not in P.DTYPES:
                     raise ProtocolError(f"tensor {i}: unknown dtype code {f['dtype']}")
                 out.append(TensorInfo(i, _strings(rest, 1)[0], f["dtype"], bool(f["writable"]), f["count"]))
@@ -359,7 +374,7 @@ class Device:
             raise EdgetpError(f"tensor {t.name} has {t.count} elements, got {np.size(values)}")
         chunk = P.MAX_PAYLOAD - P.layout_struct("REQ_WRITE_TENSOR").size
         for off in range(0, len(data), chunk):
-            self.request(P.Cmd.WRITE_TENSOR, P.pack("REQ_WRITE_TENSOR", index=i, offset=off) + data[off:off + chunk])
+            self.request(P.Cmd.WRITE_TENSOR, P.pack("REQ_WRITE_TENSOR", index=i, offset=off) + data[off : off + chunk])
 
     def read_state(self) -> bytes:
         """Every state tensor's bytes in table order (READ_STATE, debug builds)."""
@@ -377,6 +392,6 @@ class Device:
         out, off = [], 0
         for t in self.tensors():
             n = t.count * t.np_dtype.itemsize
-            out.append((t.name, np.frombuffer(blob[off:off + n], dtype=t.np_dtype)))
+            out.append((t.name, np.frombuffer(blob[off : off + n], dtype=t.np_dtype)))
             off += n
         return out

@@ -23,6 +23,7 @@
 A cut restores *old* or *new* state digests as the device holds them after boot: the
 persistent tensors as saved, neuron state zeroed (what ``etp_reset_state`` zeroes).
 """
+
 from __future__ import annotations
 
 import copy
@@ -99,8 +100,18 @@ def cut_indices(n_ops: int, sample: int = 0) -> list[int]:
 
 
 class Sweep:
-    def __init__(self, target_name: str, image, ref, samples, workdir, seed: int = 0, timeout: float = 0.5,
-                 progress=None, start_fn=None):
+    def __init__(
+        self,
+        target_name: str,
+        image,
+        ref,
+        samples,
+        workdir,
+        seed: int = 0,
+        timeout: float = 0.5,
+        progress=None,
+        start_fn=None,
+    ):
         if len(samples) < N_SAMPLES:
             raise SweepError(f"the sweep needs {N_SAMPLES} training samples, got {len(samples)}")
         self.target_name, self.image, self.ref0, self.samples = target_name, image, ref, samples
@@ -128,7 +139,7 @@ class Sweep:
                 dev.init(self.seed)
                 saves = []
                 for k in range(3):
-                    if k == 2:                    # generation 2 is saved: the base of every cut
+                    if k == 2:  # generation 2 is saved: the base of every cut
                         shutil.copyfile(flash0, self.work / "base.bin")
                         self.old = _boot_state(ref)
                     xs, y = self.samples[k]
@@ -136,8 +147,9 @@ class Sweep:
                     ref.train_sample(xs, y)
                     d = dev.digest()["digest"]
                     if d != ref.digest():
-                        raise SweepError(f"training sample {k + 1}: device digest {d:08x}, "
-                                         f"reference {ref.digest():08x}")
+                        raise SweepError(
+                            f"training sample {k + 1}: device digest {d:08x}, reference {ref.digest():08x}"
+                        )
                     saves.append(dev.save())
                 self.new_trained = ref.digest()
                 self.new = _boot_state(ref)
@@ -146,8 +158,10 @@ class Sweep:
                 dev.close()
         last = saves[-1]
         if [s["generation"] for s in saves] != [1, 2, 3]:
-            raise SweepError(f"the saves went to (slot, generation) {[(s['slot'], s['generation']) for s in saves]}, "
-                             "expected generations 1, 2, 3")
+            raise SweepError(
+                f"the saves went to (slot, generation) {[(s['slot'], s['generation']) for s in saves]}, "
+                "expected generations 1, 2, 3"
+            )
         self.n_ops = last["erases"] + last["programs"]
         return {"erases": last["erases"], "programs": last["programs"], "flash": flash0}
 
@@ -157,11 +171,17 @@ class Sweep:
         slot = store.boot_select(geo, img, model_hash)
         want = store.payload_of(lay, self.new.dev.tensors())
         if slot is None or slot.generation != 3 or slot.payload != want:
-            raise SweepError("the flash image is not what firmware_gen.store describes: "
-                             + ("no valid slot" if slot is None else f"slot {slot.index} generation {slot.generation}, "
-                                f"payload {'equal' if slot.payload == want else 'different'}"))
+            raise SweepError(
+                "the flash image is not what firmware_gen.store describes: "
+                + (
+                    "no valid slot"
+                    if slot is None
+                    else f"slot {slot.index} generation {slot.generation}, "
+                    f"payload {'equal' if slot.payload == want else 'different'}"
+                )
+            )
         k = 1 - slot.index
-        old = store.decode_slot(geo, img[k * geo.slot_bytes:(k + 1) * geo.slot_bytes], k, model_hash)
+        old = store.decode_slot(geo, img[k * geo.slot_bytes : (k + 1) * geo.slot_bytes], k, model_hash)
         if not old.valid or old.generation != 2 or old.payload != store.payload_of(lay, self.old.dev.tensors()):
             raise SweepError("the other slot does not hold generation 2's state as firmware_gen.store describes it")
 
@@ -180,8 +200,7 @@ class Sweep:
             finally:
                 dev.close()
         ok = st["generation"] == 3 and d0 == self.new_d and d1 == ref.digest()
-        return {"boot": st, "boot_digest_equal": d0 == self.new_d, "samples": 1,
-                "mismatches": int(not ok)}
+        return {"boot": st, "boot_digest_equal": d0 == self.new_d, "samples": 1, "mismatches": int(not ok)}
 
     # --------------------------------------------------------------- phase 3
     def one_cut(self, n: int, mode: str) -> dict:
@@ -219,8 +238,20 @@ class Sweep:
         return {"cut": n, "mode": mode, "outcome": got, "expected": want, "boot": st, "digest": f"{d:08x}"}
 
 
-def power_cut_sweep(target_name: str, image, ref, samples, workdir, geo=None, lay=None, seed: int = 0,
-                    sample: int = 0, modes=MODES, timeout: float = 0.5, progress=None) -> dict:
+def power_cut_sweep(
+    target_name: str,
+    image,
+    ref,
+    samples,
+    workdir,
+    geo=None,
+    lay=None,
+    seed: int = 0,
+    sample: int = 0,
+    modes=MODES,
+    timeout: float = 0.5,
+    progress=None,
+) -> dict:
     """The whole sweep (module docstring); returns the result (keys ``cuts``, ``restored_old``,
     ``restored_new``, ``corrupt`` first). ``sample``: cut at that many operation indices
     spread over the save instead of at every one."""
@@ -236,8 +267,10 @@ def power_cut_sweep(target_name: str, image, ref, samples, workdir, geo=None, la
         sw.twin_check(base["flash"], geo, ref.model_hash, lay)
         say("the flash image is the Python twin's (firmware_gen.store): generations 3 and 2, byte for byte")
     resumed = sw.resume(base["flash"])
-    say(f"restart after the save: generation {resumed['boot']['generation']}, "
-        f"{resumed['mismatches']} mismatches going on learning")
+    say(
+        f"restart after the save: generation {resumed['boot']['generation']}, "
+        f"{resumed['mismatches']} mismatches going on learning"
+    )
     idx = cut_indices(sw.n_ops, sample)
     res = {"cuts": 0, "restored_old": 0, "restored_new": 0, "corrupt": 0, "misplaced": 0, "not_cut": 0}
     failures = []
@@ -256,10 +289,20 @@ def power_cut_sweep(target_name: str, image, ref, samples, workdir, geo=None, la
                 res["misplaced"] += 1
                 failures.append(r)
         if (k + 1) % 100 == 0 or k + 1 == len(idx):
-            say(f"  {k + 1}/{len(idx)} operation indices: {res['restored_old']} old, {res['restored_new']} new, "
-                f"{res['corrupt']} corrupt, {res['misplaced']} misplaced")
-    res.update({"target": target_name, "ops_per_save": {"erases": base["erases"], "programs": base["programs"],
-                                                         "total": sw.n_ops},
-                "indices": len(idx), "modes": list(modes), "sampled": bool(sample and sample < sw.n_ops),
-                "resume": resumed, "failures": failures[:20], "seconds": round(time.perf_counter() - t0, 1)})
+            say(
+                f"  {k + 1}/{len(idx)} operation indices: {res['restored_old']} old, {res['restored_new']} new, "
+                f"{res['corrupt']} corrupt, {res['misplaced']} misplaced"
+            )
+    res.update(
+        {
+            "target": target_name,
+            "ops_per_save": {"erases": base["erases"], "programs": base["programs"], "total": sw.n_ops},
+            "indices": len(idx),
+            "modes": list(modes),
+            "sampled": bool(sample and sample < sw.n_ops),
+            "resume": resumed,
+            "failures": failures[:20],
+            "seconds": round(time.perf_counter() - t0, 1),
+        }
+    )
     return res

@@ -17,6 +17,7 @@ forward-only training steps (deploy.frame_costs).
 ``--net`` exports a freshly initialised, quantized network of that shape (int16 weights,
 class targets, the default colnorm optimizer) instead of reading EXPORT_DIR.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,8 +28,17 @@ import tempfile
 import threading
 
 from deploy.boards import BOARDS
-from deploy.build import (ARM_CC, ARM_FLAGS, FIRMWARE, ICOUNT_SHIFT, STACK_SIZE, WARN, cross_flags, include_flags,
-                          model_sources)
+from deploy.build import (
+    ARM_CC,
+    ARM_FLAGS,
+    FIRMWARE,
+    ICOUNT_SHIFT,
+    STACK_SIZE,
+    WARN,
+    cross_flags,
+    include_flags,
+    model_sources,
+)
 from deploy.frame_costs import frame_summary
 from deploy.gen_proto import write_header
 from deploy.targets import QEMU
@@ -67,17 +77,35 @@ def build_profile(model_dir: Path, out: Path, steps: int, opt: str = "-O2", inst
     elf = out / "profile.elf"
     bd = BOARDS["qemu"]
     port = [FIRMWARE / "profile" / "profile_main.c", *bd.port_sources()]
-    subprocess.run([*base, *map(str, port), *objs, f"-T{bd.ld}", *cross_flags(bd, STACK_SIZE), "-o", str(elf),
-                    "-lgcc"], check=True)
+    subprocess.run(
+        [*base, *map(str, port), *objs, f"-T{bd.ld}", *cross_flags(bd, STACK_SIZE), "-o", str(elf), "-lgcc"], check=True
+    )
     return elf
 
 
 def qemu_records(elf: Path, timeout: float = 600):
     """The whitespace-split lines a profiling firmware prints on the emulated Cortex-M4 (mps2-an386,
     ``-icount``), up to its ``END`` line; QEMU is killed after ``timeout`` seconds and stopped on exit."""
-    p = subprocess.Popen([QEMU, "-M", "mps2-an386", "-display", "none", "-nodefaults", "-serial", "stdio",
-                          "-icount", f"shift={ICOUNT_SHIFT},align=off,sleep=on", "-kernel", str(elf)],
-                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True)
+    p = subprocess.Popen(
+        [
+            QEMU,
+            "-M",
+            "mps2-an386",
+            "-display",
+            "none",
+            "-nodefaults",
+            "-serial",
+            "stdio",
+            "-icount",
+            f"shift={ICOUNT_SHIFT},align=off,sleep=on",
+            "-kernel",
+            str(elf),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
     watchdog = threading.Timer(timeout, p.kill)
     watchdog.start()
     try:
@@ -109,8 +137,13 @@ def run_profile(elf: Path, timeout: float = 600) -> dict:
         parts = line.split()
         if len(parts) == 3 and parts[1] in "tT":
             names[int(parts[0], 16) & ~1] = parts[2]
-    return {"totals": totals, "frames": {k: frame_summary(v) for k, v in frames.items()}, "functions": [
-        {"name": names.get(a & ~1, hex(a)), "calls": c, "self": s, "inclusive": i} for a, c, s, i in rows]}
+    return {
+        "totals": totals,
+        "frames": {k: frame_summary(v) for k, v in frames.items()},
+        "functions": [
+            {"name": names.get(a & ~1, hex(a)), "calls": c, "self": s, "inclusive": i} for a, c, s, i in rows
+        ],
+    }
 
 
 def main(argv=None) -> int:
@@ -136,22 +169,32 @@ def main(argv=None) -> int:
     n = a.steps
     t = res["totals"]
     if a.exact:
-        print(f"{a.net or a.model_dir}: training step mean {t['train']:,} max {t['train_max']:,}, inference step mean "
-              f"{t['infer']:,} max {t['infer_max']:,} instructions ({n} random frames each, exact)")
+        print(
+            f"{a.net or a.model_dir}: training step mean {t['train']:,} max {t['train_max']:,}, inference step mean "
+            f"{t['infer']:,} max {t['infer_max']:,} instructions ({n} random frames each, exact)"
+        )
         fr = res["frames"]
-        print("  per frame, mean / p99.9 / max: " + "; ".join(
-            f"{name} {fr[k]['mean']:,.0f} / {fr[k]['p999']:,.0f} / {fr[k]['max']:,.0f} ({fr[k]['n']} frames)"
-            for name, k in (("inference", "infer"), ("learning", "learn"), ("forward-only training", "forward"))
-            if fr[k]))
+        print(
+            "  per frame, mean / p99.9 / max: "
+            + "; ".join(
+                f"{name} {fr[k]['mean']:,.0f} / {fr[k]['p999']:,.0f} / {fr[k]['max']:,.0f} ({fr[k]['n']} frames)"
+                for name, k in (("inference", "infer"), ("learning", "learn"), ("forward-only training", "forward"))
+                if fr[k]
+            )
+        )
         return 0
     calls = sum(f["calls"] for f in res["functions"]) / n
     tot = t.get("train", 0) - calls * (t.get("hook_h", 0) + t.get("hook_e0", 0))
-    print(f"training step: {tot:,.0f} instructions ({t.get('train', 0):,} instrumented, less {calls:,.0f} calls x "
-          f"{t.get('hook_h', 0) + t.get('hook_e0', 0)} of hooks); per function, per step:")
+    print(
+        f"training step: {tot:,.0f} instructions ({t.get('train', 0):,} instrumented, less {calls:,.0f} calls x "
+        f"{t.get('hook_h', 0) + t.get('hook_e0', 0)} of hooks); per function, per step:"
+    )
     print(f"  {'function':34s}{'calls':>9s}{'self':>12s}{'incl.':>12s}{'self %':>8s}")
-    for f in sorted(res["functions"], key=lambda f: -f["self"])[:a.top]:
-        print(f"  {f['name'][:34]:34s}{f['calls'] / n:9.1f}{f['self'] / n:12,.0f}{f['inclusive'] / n:12,.0f}"
-              f"{100 * f['self'] / n / max(tot, 1):8.1f}")
+    for f in sorted(res["functions"], key=lambda f: -f["self"])[: a.top]:
+        print(
+            f"  {f['name'][:34]:34s}{f['calls'] / n:9.1f}{f['self'] / n:12,.0f}{f['inclusive'] / n:12,.0f}"
+            f"{100 * f['self'] / n / max(tot, 1):8.1f}"
+        )
     return 0
 
 

@@ -33,6 +33,7 @@ executing it again (so a retried training step is never applied twice), and reje
 anything else with ``Status.SEQ``. Before a session exists every command but HELLO is
 answered ``Status.NO_SESSION`` (which is also how the host notices a device reset).
 """
+
 from __future__ import annotations
 
 import enum
@@ -47,7 +48,7 @@ from edgetp.fixed import contract as _contract
 
 PROTOCOL_VERSION = 1
 SYNC = b"\xa5\x5a"
-HEADER_SIZE = 8           # sync, len, type, seq, hcrc
+HEADER_SIZE = 8  # sync, len, type, seq, hcrc
 CRC_SIZE = 4
 MAX_PAYLOAD = 256
 MAX_FRAME = HEADER_SIZE + MAX_PAYLOAD + CRC_SIZE
@@ -57,33 +58,33 @@ MAX_FRAME = HEADER_SIZE + MAX_PAYLOAD + CRC_SIZE
 PIPE_MAX_PAYLOAD = 32768
 RESPONSE_BIT = 0x80
 SEQ_MOD = 1 << 16
-MAX_NAME = 32             # longest tensor name / id string sent
-IDLE_TIMEOUT_MS = 20      # a pause this long inside a frame ends it (the receiver drops the partial frame)
+MAX_NAME = 32  # longest tensor name / id string sent
+IDLE_TIMEOUT_MS = 20  # a pause this long inside a frame ends it (the receiver drops the partial frame)
 
 
 class Cmd(enum.IntEnum):
     """Commands. ``DEBUG_CMDS`` are compiled out by the locked build (ETP_PROTO_LOCKED=1)."""
 
-    HELLO = 0x01          # identify firmware and model; opens a session
-    INIT = 0x02           # etp_init(seed): weights back to the image's, optimizer and counters reset
-    RESET = 0x03          # etp_reset_state(): start of a sample
-    LOAD_X = 0x04         # write a chunk of the input frame buffer
-    INFER = 0x05          # etp_infer_step on the frame buffer (optionally loaded by this frame)
-    TRAIN = 0x06          # etp_train_step with a label (same input rule)
-    PREDICT = 0x07        # etp_predict()
-    DIGEST = 0x08         # etp_state_digest() and step counts
-    COUNTERS = 0x09       # cost counters (instructions or cycles per step), RAM, link errors
-    SET_LR = 0x0A         # learning-rate code (mantissa, exponent)
-    TENSOR_INFO = 0x10    # debug: name, dtype, writable, count of state tensor i
-    READ_TENSOR = 0x11    # debug: bytes of a state tensor
-    WRITE_TENSOR = 0x12   # debug: overwrite bytes of a writable state tensor
-    READ_STATE = 0x13     # debug: bytes of every state tensor in table order (verify-c reads all after each step)
+    HELLO = 0x01  # identify firmware and model; opens a session
+    INIT = 0x02  # etp_init(seed): weights back to the image's, optimizer and counters reset
+    RESET = 0x03  # etp_reset_state(): start of a sample
+    LOAD_X = 0x04  # write a chunk of the input frame buffer
+    INFER = 0x05  # etp_infer_step on the frame buffer (optionally loaded by this frame)
+    TRAIN = 0x06  # etp_train_step with a label (same input rule)
+    PREDICT = 0x07  # etp_predict()
+    DIGEST = 0x08  # etp_state_digest() and step counts
+    COUNTERS = 0x09  # cost counters (instructions or cycles per step), RAM, link errors
+    SET_LR = 0x0A  # learning-rate code (mantissa, exponent)
+    TENSOR_INFO = 0x10  # debug: name, dtype, writable, count of state tensor i
+    READ_TENSOR = 0x11  # debug: bytes of a state tensor
+    WRITE_TENSOR = 0x12  # debug: overwrite bytes of a writable state tensor
+    READ_STATE = 0x13  # debug: bytes of every state tensor in table order (verify-c reads all after each step)
     SET_OPTIMIZER = 0x14  # debug: etp_set_optimizer (verify-c's scripts switch optimizers between samples)
-    READ_FE = 0x15        # debug, frontend trace builds: one record of the audio frontend's last utterance
-    SAVE = 0x20           # weight store: save the persistent state to flash (kept in the locked build)
+    READ_FE = 0x15  # debug, frontend trace builds: one record of the audio frontend's last utterance
+    SAVE = 0x20  # weight store: save the persistent state to flash (kept in the locked build)
     FACTORY_RESET = 0x21  # weight store: erase both slots, etp_init(0): the shipped weights again
-    AUDIO_PCM = 0x22      # append int16 PCM samples to the device's audio frontend (start=1: a new utterance)
-    AUDIO_RUN = 0x23      # finish the utterance, run its frames through the network (label, or AUDIO_NO_LABEL: infer)
+    AUDIO_PCM = 0x22  # append int16 PCM samples to the device's audio frontend (start=1: a new utterance)
+    AUDIO_RUN = 0x23  # finish the utterance, run its frames through the network (label, or AUDIO_NO_LABEL: infer)
 
 
 DEBUG_CMDS = (Cmd.TENSOR_INFO, Cmd.READ_TENSOR, Cmd.WRITE_TENSOR, Cmd.READ_STATE, Cmd.SET_OPTIMIZER, Cmd.READ_FE)
@@ -91,32 +92,32 @@ DEBUG_CMDS = (Cmd.TENSOR_INFO, Cmd.READ_TENSOR, Cmd.WRITE_TENSOR, Cmd.READ_STATE
 
 class Status(enum.IntEnum):
     OK = 0
-    BAD_LEN = 1           # payload length wrong for the command
-    BAD_ARG = 2           # an argument out of range (label, index, offset)
-    UNKNOWN = 3           # unknown command, or compiled out (locked build)
-    SEQ = 4               # out of sequence; detail = the SEQ the device expects
-    NO_SESSION = 5        # no HELLO since boot (the device was reset)
-    MODEL = 6             # the model API returned an error; detail = its etp_status_t
-    READONLY = 7          # tensor not writable
-    UNSUPPORTED = 8       # the model's API lacks this (e.g. SET_LR)
-    STORE = 0x10          # the weight store failed; detail = its status (firmware_gen.store.STATUS)
+    BAD_LEN = 1  # payload length wrong for the command
+    BAD_ARG = 2  # an argument out of range (label, index, offset)
+    UNKNOWN = 3  # unknown command, or compiled out (locked build)
+    SEQ = 4  # out of sequence; detail = the SEQ the device expects
+    NO_SESSION = 5  # no HELLO since boot (the device was reset)
+    MODEL = 6  # the model API returned an error; detail = its etp_status_t
+    READONLY = 7  # tensor not writable
+    UNSUPPORTED = 8  # the model's API lacks this (e.g. SET_LR)
+    STORE = 0x10  # the weight store failed; detail = its status (firmware_gen.store.STATUS)
 
 
 class Counter(enum.IntEnum):
     """What the cost counters count (the port layer decides)."""
 
     NONE = 0
-    INSTRUCTIONS = 1      # QEMU -icount: exact retired instructions (to COUNTER_RES)
-    CYCLES = 2            # DWT CYCCNT on a real core
-    NANOSECONDS = 3       # host build: clock_gettime
+    INSTRUCTIONS = 1  # QEMU -icount: exact retired instructions (to COUNTER_RES)
+    CYCLES = 2  # DWT CYCCNT on a real core
+    NANOSECONDS = 3  # host build: clock_gettime
 
 
 class Flag(enum.IntFlag):
     """HELLO's feature flags."""
 
-    DEBUG_CMDS = 1        # the DEBUG_CMDS present (TENSOR_INFO, READ_TENSOR, ...)
-    SET_LR = 2            # the model API takes a learning-rate code
-    RESET_CMD = 4         # reserved
+    DEBUG_CMDS = 1  # the DEBUG_CMDS present (TENSOR_INFO, READ_TENSOR, ...)
+    SET_LR = 2  # the model API takes a learning-rate code
+    RESET_CMD = 4  # reserved
 
 
 # etp_tensor_t.dtype -> the little-endian NumPy type, from the contract's one dtype table
@@ -126,55 +127,93 @@ DTYPES = {code: np.dtype(nt).newbyteorder("<").str for code, _ctype, nt in _cont
 # described in the comment; the C side gets <LAYOUT>_<FIELD>_OFF and <LAYOUT>_SIZE.
 LAYOUTS: dict[str, list[tuple[str, str]]] = {
     "REQ_INIT": [("seed", "I")],
-    "REQ_LOAD_X": [("offset", "H")],                      # + element bytes
-    "REQ_INFER": [],                                      # + optionally a whole input frame
-    "REQ_TRAIN": [("label", "H")],                        # + optionally a whole input frame
+    "REQ_LOAD_X": [("offset", "H")],  # + element bytes
+    "REQ_INFER": [],  # + optionally a whole input frame
+    "REQ_TRAIN": [("label", "H")],  # + optionally a whole input frame
     "REQ_COUNTERS": [("clear", "B")],
-    "REQ_SET_LR": [("m", "H"), ("e", "h")],                # lr ~= m * 2^-e (edgetp.fixed.update_q.lr_code)
+    "REQ_SET_LR": [("m", "H"), ("e", "h")],  # lr ~= m * 2^-e (edgetp.fixed.update_q.lr_code)
     "REQ_TENSOR_INFO": [("index", "H")],
     "REQ_READ_TENSOR": [("index", "H"), ("offset", "I"), ("length", "H")],
-    "REQ_WRITE_TENSOR": [("index", "H"), ("offset", "I")],   # + bytes
+    "REQ_WRITE_TENSOR": [("index", "H"), ("offset", "I")],  # + bytes
     "REQ_READ_STATE": [("offset", "I"), ("length", "H")],  # offset into the tensors' bytes, one after another
     "REQ_SET_OPTIMIZER": [("kind", "B"), ("beta_shift", "B"), ("train_all", "B"), ("clip", "b")],
     "RSP_ERR": [("status", "B"), ("detail", "I")],
-    "RSP_HELLO": [("status", "B"), ("version", "B"), ("flags", "B"), ("counter", "B"), ("x_bytes", "B"),
-                  ("n_in", "H"), ("n_out", "H"), ("max_payload", "H"), ("n_tensors", "H"),
-                  ("proto_hash", "I"), ("counter_res", "H"),
-                  ("joined", "B"), ("last_seq", "H")],  # joined: 1 = a session was open (HELLO changed nothing)
-                  # + 3 strings (u8 length + bytes): gen version, model hash, board
+    "RSP_HELLO": [
+        ("status", "B"),
+        ("version", "B"),
+        ("flags", "B"),
+        ("counter", "B"),
+        ("x_bytes", "B"),
+        ("n_in", "H"),
+        ("n_out", "H"),
+        ("max_payload", "H"),
+        ("n_tensors", "H"),
+        ("proto_hash", "I"),
+        ("counter_res", "H"),
+        ("joined", "B"),
+        ("last_seq", "H"),
+    ],  # joined: 1 = a session was open (HELLO changed nothing)
+    # + 3 strings (u8 length + bytes): gen version, model hash, board
     "RSP_OK": [("status", "B")],
     "RSP_STEP": [("status", "B"), ("pred", "H"), ("cost", "I"), ("steps", "I")],
     "RSP_PREDICT": [("status", "B"), ("pred", "H")],
     "RSP_DIGEST": [("status", "B"), ("digest", "I"), ("train_steps", "I"), ("infer_steps", "I")],
-    "RSP_COUNTERS": [("status", "B"), ("counter", "B"), ("counter_res", "H"),
-                     ("infer_n", "I"), ("infer_last", "I"), ("infer_min", "I"), ("infer_max", "I"), ("infer_sum", "Q"),
-                     ("train_n", "I"), ("train_last", "I"), ("train_min", "I"), ("train_max", "I"), ("train_sum", "Q"),
-                     ("ram_static", "I"), ("stack_size", "I"), ("stack_used", "I"),
-                     ("frames_ok", "I"), ("hdr_errors", "I"), ("crc_errors", "I"), ("seq_errors", "I"),
-                     ("repeats", "I"), ("bad_cmds", "I"), ("idle_drops", "I")],
+    "RSP_COUNTERS": [
+        ("status", "B"),
+        ("counter", "B"),
+        ("counter_res", "H"),
+        ("infer_n", "I"),
+        ("infer_last", "I"),
+        ("infer_min", "I"),
+        ("infer_max", "I"),
+        ("infer_sum", "Q"),
+        ("train_n", "I"),
+        ("train_last", "I"),
+        ("train_min", "I"),
+        ("train_max", "I"),
+        ("train_sum", "Q"),
+        ("ram_static", "I"),
+        ("stack_size", "I"),
+        ("stack_used", "I"),
+        ("frames_ok", "I"),
+        ("hdr_errors", "I"),
+        ("crc_errors", "I"),
+        ("seq_errors", "I"),
+        ("repeats", "I"),
+        ("bad_cmds", "I"),
+        ("idle_drops", "I"),
+    ],
     "RSP_TENSOR_INFO": [("status", "B"), ("dtype", "B"), ("writable", "B"), ("count", "I")],  # + name (u8 len + bytes)
-    "RSP_READ_TENSOR": [("status", "B")],                 # + bytes
-    "RSP_READ_STATE": [("status", "B")],                  # + bytes
+    "RSP_READ_TENSOR": [("status", "B")],  # + bytes
+    "RSP_READ_STATE": [("status", "B")],  # + bytes
     # HELLO's weight-store report, after its 3 strings: has_store 0/1; boot status (firmware_gen.store.STATUS);
     # slot loaded at boot or by the last save (0, 1, 0xFF none); bit k of valid: slot k valid at boot
     "RSP_HELLO_STORE": [("has_store", "B"), ("boot", "B"), ("slot", "B"), ("valid", "B"), ("generation", "I")],
     "RSP_SAVE": [("status", "B"), ("slot", "B"), ("generation", "I"), ("erases", "I"), ("programs", "I")],
-    "REQ_AUDIO_PCM": [("start", "B")],                    # + int16 samples (at most AUDIO_CHUNK)
-    "RSP_AUDIO_PCM": [("status", "B"), ("frames", "H"), ("cost", "I")],   # frames computed so far, this chunk's cost
+    "REQ_AUDIO_PCM": [("start", "B")],  # + int16 samples (at most AUDIO_CHUNK)
+    "RSP_AUDIO_PCM": [("status", "B"), ("frames", "H"), ("cost", "I")],  # frames computed so far, this chunk's cost
     "REQ_AUDIO_RUN": [("label", "H")],
     # READ_FE (verify-c --frontend; a build with ETP_FE_TRACE): what = FE_FRAME: frame t's block exponent i32,
     # power i64 x N_BINS, mel i64 x N_MELS, log-mel i16 x N_MELS as computed; FE_END (after AUDIO_RUN): the
     # maximum i32, then L i16 x N_FRAMES x N_MELS; FE_OUT: frame t's features i32 x N_FEATURES, then its inputs
     "REQ_READ_FE": [("what", "B"), ("frame", "H")],
-    "RSP_READ_FE": [("status", "B")],                     # + the record
-    "RSP_AUDIO_RUN": [("status", "B"), ("pred", "H"), ("steps", "I"), ("fe_finish", "I"), ("fe_frames", "I"),
-                      ("net_sum", "I"), ("net_max", "I"), ("x_crc", "I")],
+    "RSP_READ_FE": [("status", "B")],  # + the record
+    "RSP_AUDIO_RUN": [
+        ("status", "B"),
+        ("pred", "H"),
+        ("steps", "I"),
+        ("fe_finish", "I"),
+        ("fe_frames", "I"),
+        ("net_sum", "I"),
+        ("net_max", "I"),
+        ("x_crc", "I"),
+    ],
     # fe_finish: the end of the utterance (last frames, maximum, L); fe_frames: delta and input scaling of
     # every frame; net_sum/net_max: the network steps; x_crc: CRC-32 of the network's inputs (int16 LE)
 }
 AUDIO_NO_LABEL = 0xFFFF
-FE_FRAME, FE_END, FE_OUT = 0, 1, 2        # REQ_READ_FE.what
-AUDIO_CHUNK = (MAX_PAYLOAD - 1) // 2       # samples per AUDIO_PCM frame (a build with a larger payload: more)
+FE_FRAME, FE_END, FE_OUT = 0, 1, 2  # REQ_READ_FE.what
+AUDIO_CHUNK = (MAX_PAYLOAD - 1) // 2  # samples per AUDIO_PCM frame (a build with a larger payload: more)
 
 
 def layout_struct(name: str) -> struct.Struct:
@@ -191,14 +230,20 @@ def unpack(name: str, payload: bytes) -> tuple[dict, bytes]:
     if len(payload) < st.size:
         raise ValueError(f"{name}: payload of {len(payload)} bytes, need {st.size}")
     vals = st.unpack_from(payload)
-    return dict(zip((f for f, _ in LAYOUTS[name]), vals)), payload[st.size:]
+    return dict(zip((f for f, _ in LAYOUTS[name]), vals)), payload[st.size :]
 
 
 def spec_hash() -> int:
     """CRC-32 of the canonical definition: a firmware generated from another protocol.py differs."""
-    spec = {"v": PROTOCOL_VERSION, "sync": SYNC.hex(), "max": MAX_PAYLOAD, "idle_ms": IDLE_TIMEOUT_MS,
-            "cmd": {c.name: int(c) for c in Cmd},
-            "status": {s.name: int(s) for s in Status}, "layouts": LAYOUTS}
+    spec = {
+        "v": PROTOCOL_VERSION,
+        "sync": SYNC.hex(),
+        "max": MAX_PAYLOAD,
+        "idle_ms": IDLE_TIMEOUT_MS,
+        "cmd": {c.name: int(c) for c in Cmd},
+        "status": {s.name: int(s) for s in Status},
+        "layouts": LAYOUTS,
+    }
     return zlib.crc32(json.dumps(spec, sort_keys=True).encode())
 
 
@@ -286,7 +331,7 @@ class FrameParser:
         buf = self.buf
         while True:
             i = buf.find(SYNC)
-            if i < 0:                               # keep a trailing first sync byte
+            if i < 0:  # keep a trailing first sync byte
                 self._drop(len(buf) - 1 if buf[-1:] == SYNC[:1] else len(buf))
                 return None
             if i:
@@ -302,11 +347,11 @@ class FrameParser:
             if len(buf) < total:
                 return None
             (crc,) = struct.unpack_from("<I", buf, HEADER_SIZE + n)
-            if crc32(bytes(buf[2:HEADER_SIZE + n])) != crc:
+            if crc32(bytes(buf[2 : HEADER_SIZE + n])) != crc:
                 self.crc_errors += 1
                 self._drop(1)
                 continue
-            fr = Frame(ftype, seq, bytes(buf[HEADER_SIZE:HEADER_SIZE + n]))
+            fr = Frame(ftype, seq, bytes(buf[HEADER_SIZE : HEADER_SIZE + n]))
             del buf[:total]
             self.frames += 1
             return fr
@@ -323,7 +368,6 @@ def read_lp_strings(data: bytes, n: int) -> list[str]:
     for _ in range(n):
         if i >= len(data) or i + 1 + data[i] > len(data):
             raise ValueError("truncated string field")
-        out.append(data[i + 1:i + 1 + data[i]].decode("utf-8", "replace"))
+        out.append(data[i + 1 : i + 1 + data[i]].decode("utf-8", "replace"))
         i += 1 + data[i]
     return out
-

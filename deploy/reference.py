@@ -6,6 +6,7 @@ a training sample is ``reset`` then one ``train(x, label)`` per frame, an infere
 sample ``reset`` then ``infer(x)`` per frame, and ``digest()`` is the twin of
 ``etp_state_digest()``.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -68,8 +69,15 @@ def tiny_qmodel(n_in=12, hidden=(10,), n_out=4, recurrent=True, seed=0, wbits=16
     """A small random integer model (tests, smoke runs); ``frozen_hidden``: its hidden layers
     constant at ``hbits``, the readout learning (firmware_gen.layout)."""
     cfg = NetConfig(n_in, tuple(hidden), n_out, recurrent=recurrent)
-    return from_float(cfg, init_params(cfg, seed), 12, wbits, labels=[f"c{k}" for k in range(n_out)], hbits=hbits,
-                      frozen_hidden=frozen_hidden)
+    return from_float(
+        cfg,
+        init_params(cfg, seed),
+        12,
+        wbits,
+        labels=[f"c{k}" for k in range(n_out)],
+        hbits=hbits,
+        frozen_hidden=frozen_hidden,
+    )
 
 
 def int_features(qm, xs) -> np.ndarray:

@@ -13,6 +13,7 @@ Fault rates (``FaultPlan``): ``drop``/``corrupt`` per byte, ``dup``/``truncate``
 write (the host writes one frame per call; the device's bytes arrive in chunks).
 A plan as text: ``drop=0.002,corrupt=0.002,dup=0.05,truncate=0.02,reset=300+2000,reconnect=900,seed=1``.
 """
+
 from __future__ import annotations
 
 import random
@@ -23,7 +24,7 @@ from edgetp.settings import parse_text, setting
 
 
 RATE = {"lo": 0, "hi": 1, "hi_open": True}
-WRITES = ("reset", "reconnect")     # write numbers joined by '+'
+WRITES = ("reset", "reconnect")  # write numbers joined by '+'
 
 
 @dataclass
@@ -66,7 +67,7 @@ class FaultStats:
     truncated: int = 0
     resets: int = 0
     reconnects: int = 0
-    cut: list = field(default_factory=list)     # per reconnect: the command byte of the frame cut
+    cut: list = field(default_factory=list)  # per reconnect: the command byte of the frame cut
     bytes_to_device: int = 0
     bytes_to_host: int = 0
 
@@ -83,10 +84,10 @@ class FaultyLink:
         self.plan = plan
         self.reset_device = reset
         self.reopen_port = reopen_port
-        self.down = False                # the connection is cut until reopen()
+        self.down = False  # the connection is cut until reopen()
         self.rng = random.Random(plan.seed)
         self.stats = FaultStats()
-        self._pending = bytearray()      # device bytes already mangled, not yet handed out
+        self._pending = bytearray()  # device bytes already mangled, not yet handed out
         self.enabled = True
 
     def _mangle(self, data: bytes) -> bytes:
@@ -101,7 +102,7 @@ class FaultyLink:
                 s.corrupted += 1
             out.append(b)
         if p.truncate and len(out) > 1 and r.random() < p.truncate:
-            del out[r.randrange(1, len(out)):]
+            del out[r.randrange(1, len(out)) :]
             s.truncated += 1
         if p.dup and out and r.random() < p.dup:
             out = out + bytes(out)
@@ -119,7 +120,7 @@ class FaultyLink:
         if self.enabled and self.stats.writes in self.plan.reconnect and self.reopen_port is not None:
             self.stats.reconnects += 1
             self.stats.cut.append(data[4] if len(data) > 4 else None)
-            self.port.write(data[:self.rng.randrange(len(data) + 1)])
+            self.port.write(data[: self.rng.randrange(len(data) + 1)])
             self.down = True
             raise OSError("the connection was cut (fault relay)")
         self.stats.bytes_to_device += len(data)
@@ -160,4 +161,3 @@ class FaultyLink:
     def reset_input_buffer(self) -> None:
         self._pending.clear()
         self.port.reset_input_buffer()
-

@@ -21,6 +21,7 @@ with a file, so a saved state survives the process (the host port reads
 ``$ETP_FLASH_FILE``, the QEMU port reaches the file by semihosting); ``cut=N``,
 ``cut_mode="torn"|"after"`` cut the power at the N-th flash operation (the power-cut sweep).
 """
+
 from __future__ import annotations
 
 import os
@@ -72,7 +73,7 @@ def _die_with_parent() -> None:
     try:
         import ctypes
 
-        ctypes.CDLL(None).prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
 
@@ -85,9 +86,16 @@ class _Proc(Target):
     def _start(self, cmd: list[str], what: str, wait: float = 20.0, env: dict | None = None) -> None:
         self.log: list[str] = []
         try:
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                         stderr=subprocess.STDOUT, text=True, start_new_session=True,
-                                         preexec_fn=_die_with_parent, env=env)
+            self.proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+                env=env,
+            )
         except FileNotFoundError:
             raise EdgetpError(f"{what}: {cmd[0]} is not installed (./setup.sh installs it)") from None
         found = threading.Event()
@@ -140,23 +148,28 @@ class HostTarget(_Proc):
 
 
 class QemuTarget(_Proc):
-    def __init__(self, image: Image, flash=None, cut: int | None = None, cut_mode: str = "torn",
-                 board: str = "qemu"):
+    def __init__(self, image: Image, flash=None, cut: int | None = None, cut_mode: str = "torn", board: str = "qemu"):
         self.image = image
         bd = BOARDS[board]
         self.name = f"QEMU {bd.machine}"
         self._dir = tempfile.mkdtemp(prefix="etp-qemu-")
         self.monitor = os.path.join(self._dir, "mon.sock")
-        semi = "enable=on,target=native,arg=etp_fw"      # the port's flash file and power cut (semihost_flash.c)
+        semi = "enable=on,target=native,arg=etp_fw"  # the port's flash file and power cut (semihost_flash.c)
         if flash is not None:
             if any(c in str(flash) for c in " ,") or len(str(flash)) > 200:
-                raise EdgetpError(f"the QEMU flash file's path may not hold spaces or commas, nor exceed 200 "
-                                  f"characters: {flash}")
+                raise EdgetpError(
+                    f"the QEMU flash file's path may not hold spaces or commas, nor exceed 200 characters: {flash}"
+                )
             semi += f",arg=flash={flash}"
         if cut is not None:
             semi += f",arg=cut={int(cut)},arg=mode={cut_mode}"
-        cmd = [*bd.qemu_cmd(image.path), "-monitor", f"unix:{self.monitor},server=on,wait=off",
-               "-semihosting-config", semi]
+        cmd = [
+            *bd.qemu_cmd(image.path),
+            "-monitor",
+            f"unix:{self.monitor},server=on,wait=off",
+            "-semihosting-config",
+            semi,
+        ]
         self.cmd = cmd
         self._start(cmd, bd.qemu)
 
@@ -166,7 +179,7 @@ class QemuTarget(_Proc):
             s.settimeout(5)
             s.connect(self.monitor)
             time.sleep(0.05)
-            s.recv(4096)                     # banner
+            s.recv(4096)  # banner
             s.sendall(command.encode() + b"\n")
             time.sleep(0.1)
             try:
@@ -189,7 +202,7 @@ class TargetExited(EdgetpError):
 class _PipePort:
     """The port of a :class:`PipeTarget`: what deploy.host.Device reads and writes."""
 
-    in_waiting = 0            # Device then reads with read(1): read returns whatever has come
+    in_waiting = 0  # Device then reads with read(1): read returns whatever has come
 
     def __init__(self, target: "PipeTarget"):
         self.target = target
@@ -220,9 +233,15 @@ class PipeTarget(Target):
 
     def __init__(self, image: Image, env: dict | None = None):
         self.image = image
-        self._err = tempfile.TemporaryFile()       # a file, not a pipe: a long report cannot block the firmware
-        self.proc = subprocess.Popen([str(image.path), "--stdio"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=self._err, preexec_fn=_die_with_parent, env=dict(os.environ, **(env or {})))
+        self._err = tempfile.TemporaryFile()  # a file, not a pipe: a long report cannot block the firmware
+        self.proc = subprocess.Popen(
+            [str(image.path), "--stdio"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._err,
+            preexec_fn=_die_with_parent,
+            env=dict(os.environ, **(env or {})),
+        )
         self.port = _PipePort(self)
 
     def stderr(self) -> str:
@@ -279,8 +298,9 @@ def check_target(target: str) -> None:
     if builds(target):
         return
     if not target or (not re.match(r"^[a-z]+://", target) and not Path(target).exists()):
-        raise EdgetpError(f"--target must be host, {', '.join(EMULATED)}, a serial port or a pyserial URL; "
-                          f"{target!r} is none")
+        raise EdgetpError(
+            f"--target must be host, {', '.join(EMULATED)}, a serial port or a pyserial URL; {target!r} is none"
+        )
 
 
 def start(target: str, image: Image | None = None, **flash) -> Target:

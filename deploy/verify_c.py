@@ -2,6 +2,7 @@
 emulated board, deploy/boards.py), against
 the integer reference bit for bit (deploy/bitexact.py), over random models or over one
 model's fine-tuning run, with a summary (cases, steps, mismatches) for humans and for JSON."""
+
 from __future__ import annotations
 
 import os
@@ -25,8 +26,15 @@ from edgetp.fixed.device import DeviceConfig
 from firmware_gen.tensors import TableDevice
 from edgetp.fixed.quantize import quantize_inputs
 from firmware_gen.qmodel import labels_of
-from firmware_gen.script_finetune import (REPO_WAVS, check_protocol, features_of, finetune_script, int_features,
-                                          wav_files, word_labels)
+from firmware_gen.script_finetune import (
+    REPO_WAVS,
+    check_protocol,
+    features_of,
+    finetune_script,
+    int_features,
+    wav_files,
+    word_labels,
+)
 
 
 @dataclass
@@ -34,8 +42,8 @@ class Summary:
     mode: str
     cases: int = 0
     steps: int = 0
-    mismatches: int = 0        # cases whose C state differed from the reference
-    errors: int = 0            # cases whose C program failed (compiler, crash, sanitizer report)
+    mismatches: int = 0  # cases whose C state differed from the reference
+    errors: int = 0  # cases whose C program failed (compiler, crash, sanitizer report)
     sanitize: bool = False
     seconds: float = 0.0
     details: list = field(default_factory=list)
@@ -53,26 +61,49 @@ class Summary:
                 self.errors += 1
             else:
                 self.mismatches += 1
-            self.details.append({"case": case, "what": what, "step": mm.step, "op": mm.op, "tensor": mm.tensor,
-                                 "index": mm.index, "c": mm.c_value, "python": mm.ref_value, "message": str(mm)})
+            self.details.append(
+                {
+                    "case": case,
+                    "what": what,
+                    "step": mm.step,
+                    "op": mm.op,
+                    "tensor": mm.tensor,
+                    "index": mm.index,
+                    "c": mm.c_value,
+                    "python": mm.ref_value,
+                    "message": str(mm),
+                }
+            )
 
     def to_json(self) -> dict:
-        return {"mode": self.mode, "cases": self.cases, "steps": self.steps, "mismatches": self.mismatches,
-                "errors": self.errors, "sanitize": self.sanitize, "seconds": round(self.seconds, 2),
-                "failures": self.details, **self.extra}
+        return {
+            "mode": self.mode,
+            "cases": self.cases,
+            "steps": self.steps,
+            "mismatches": self.mismatches,
+            "errors": self.errors,
+            "sanitize": self.sanitize,
+            "seconds": round(self.seconds, 2),
+            "failures": self.details,
+            **self.extra,
+        }
 
     def lines(self) -> list[str]:
         build = "ASan+UBSan build" if self.sanitize else "optimised build"
-        out = [f"verify-c ({self.mode}, {build}): {self.cases} cases, {self.steps} steps, "
-               f"{self.mismatches} mismatches, {self.errors} errors in {self.seconds:.1f} s"]
+        out = [
+            f"verify-c ({self.mode}, {build}): {self.cases} cases, {self.steps} steps, "
+            f"{self.mismatches} mismatches, {self.errors} errors in {self.seconds:.1f} s"
+        ]
         every = self.extra.get("update_every")
         if isinstance(every, dict):
             out.append("  cases learning every k steps: " + ", ".join(f"k = {k}: {n}" for k, n in every.items()))
         elif every is not None:
             out.append(f"  the device learns every {every} steps")
         if self.extra.get("frozen_hidden"):
-            out.append(f"  frozen-hidden cases (readout learns, hidden layers constant): {self.extra['frozen_hidden']}"
-                       + (f", {self.extra['row_scales']} with row scales" if self.extra.get("row_scales") else ""))
+            out.append(
+                f"  frozen-hidden cases (readout learns, hidden layers constant): {self.extra['frozen_hidden']}"
+                + (f", {self.extra['row_scales']} with row scales" if self.extra.get("row_scales") else "")
+            )
         out += [f"  {d['what']}: {d['message']}" for d in self.details[:20]]
         return out
 
@@ -82,13 +113,23 @@ def _case(i: int, spec, sanitize: bool, workroot: Path | None, cc: str | None, t
     workdir = None
     if workroot is not None:
         workdir = workroot / f"case{i:04d}"
-    steps, mm = verify_export(render(qm, dev), TableDevice(qm, dev), build_script(spec), i, sanitize, workdir, cc,
-                              target)
+    steps, mm = verify_export(
+        render(qm, dev), TableDevice(qm, dev), build_script(spec), i, sanitize, workdir, cc, target
+    )
     return i, spec, steps, mm
 
 
-def verify_random(n: int, seed: int = 0, steps: int | None = None, sanitize: bool = False, jobs: int | None = None,
-                  keep: Path | None = None, cc: str | None = None, specs=None, target: str = "host") -> Summary:
+def verify_random(
+    n: int,
+    seed: int = 0,
+    steps: int | None = None,
+    sanitize: bool = False,
+    jobs: int | None = None,
+    keep: Path | None = None,
+    cc: str | None = None,
+    specs=None,
+    target: str = "host",
+) -> Summary:
     """``n`` random models (firmware_gen.cases.random_spec, from ``seed``), each compiled and
     played against the reference; ``steps`` fixes the steps per sample; ``target``: host (on
     pipes) or an emulated board (cross-compiled, under QEMU, over its UART)."""
@@ -103,14 +144,16 @@ def verify_random(n: int, seed: int = 0, steps: int | None = None, sanitize: boo
     if keep is not None:
         Path(keep).mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(jobs) as pool:
-        for i, spec, st, mm in pool.map(lambda a: _case(a[0], a[1], sanitize, keep and Path(keep), cc, target),
-                                        enumerate(specs)):
+        for i, spec, st, mm in pool.map(
+            lambda a: _case(a[0], a[1], sanitize, keep and Path(keep), cc, target), enumerate(specs)
+        ):
             summary.add(i, st, mm, spec.describe())
     summary.seconds = time.perf_counter() - t0
     summary.extra["seed"] = seed
     summary.extra["target"] = target
-    summary.extra["update_every"] = {str(k): sum(s.update_every == k for s in specs)
-                                     for k in sorted({s.update_every for s in specs})}
+    summary.extra["update_every"] = {
+        str(k): sum(s.update_every == k for s in specs) for k in sorted({s.update_every for s in specs})
+    }
     summary.extra["frozen_hidden"] = sum(bool(s.frozen_hidden) for s in specs)
     summary.extra["row_scales"] = sum(bool(s.row_scales) for s in specs)
     return summary
@@ -131,16 +174,36 @@ def model_inputs(qm, inputs=None, wav_dir=None, samples: int | None = None, seed
     return xs, rng.integers(0, c.n_out, n), f"{n} random sequences"
 
 
-def verify_model(qm, dev: DeviceConfig, xs, ys, epochs: int = 3, lr: float = DEFAULT_LR, seed: int = 0,
-                 frames: int | None = None, sanitize: bool = False, keep: Path | None = None, cc: str | None = None,
-                 arm: bool = False, what: str = "") -> Summary:
+def verify_model(
+    qm,
+    dev: DeviceConfig,
+    xs,
+    ys,
+    epochs: int = 3,
+    lr: float = DEFAULT_LR,
+    seed: int = 0,
+    frames: int | None = None,
+    sanitize: bool = False,
+    keep: Path | None = None,
+    cc: str | None = None,
+    arm: bool = False,
+    what: str = "",
+) -> Summary:
     """One fine-tuning run of ``qm`` on (xs, ys) on the device and the reference, every state
     compared after every step; the script is first checked to be finetune_fixed's protocol."""
     summary = Summary("model", sanitize=sanitize)
     t0 = time.perf_counter()
     script: Script = finetune_script(xs, ys, epochs, lr, seed, frames=frames)
-    dev = DeviceConfig(dev.targets, dev.optimizer, lr, dev.beta_shift, dev.train, dev.clip,
-                       update_every=dev.update_every, frozen_hidden=dev.frozen_hidden)
+    dev = DeviceConfig(
+        dev.targets,
+        dev.optimizer,
+        lr,
+        dev.beta_shift,
+        dev.train,
+        dev.clip,
+        update_every=dev.update_every,
+        frozen_hidden=dev.frozen_hidden,
+    )
     check_protocol(qm, dev, script, xs, ys, epochs, lr, seed, frames=frames)
     summary.extra["protocol"] = "the script's weights equal edgetp.fixed.finetune.finetune_fixed's"
     export = render(qm, dev)
@@ -151,9 +214,18 @@ def verify_model(qm, dev: DeviceConfig, xs, ys, epochs: int = 3, lr: float = DEF
         if arm:
             if not have("arm-none-eabi-gcc"):
                 raise EdgetpError("--arm needs arm-none-eabi-gcc (apt-get install gcc-arm-none-eabi)")
-            summary.extra["arm_size"] = {k: {"text": t, "data": d, "bss": b}
-                                         for k, (t, d, b) in build_arm(work).items()}
+            summary.extra["arm_size"] = {
+                k: {"text": t, "data": d, "bss": b} for k, (t, d, b) in build_arm(work).items()
+            }
     summary.seconds = time.perf_counter() - t0
-    summary.extra.update({"model_hash": export.model_hash, "epochs": epochs, "lr": lr, "seed": seed,
-                          "samples": int(len(ys)), "update_every": dev.update_every})
+    summary.extra.update(
+        {
+            "model_hash": export.model_hash,
+            "epochs": epochs,
+            "lr": lr,
+            "seed": seed,
+            "samples": int(len(ys)),
+            "update_every": dev.update_every,
+        }
+    )
     return summary

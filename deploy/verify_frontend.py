@@ -1,6 +1,7 @@
 """`edgetp verify-c --frontend` on the firmware: the export with the audio frontend built into
 etp_server for the host (deploy/bitexact.py: pipes, the frontend's trace) and driven by
 deploy.host.Device; firmware_gen.frontend_verify streams the inputs and compares every frame."""
+
 from __future__ import annotations
 
 import tempfile
@@ -17,7 +18,7 @@ from edgetp.audio import frontend_q as FQ
 from firmware_gen.frontend_verify import FeSummary, check_utterance
 from firmware_gen.generate import render
 
-_REC = [("<i4", 1), ("<i8", FQ.N_BINS), ("<i8", FQ.N_MELS), ("<i2", FQ.N_MELS)]   # READ_FE's FE_FRAME record
+_REC = [("<i4", 1), ("<i8", FQ.N_BINS), ("<i8", FQ.N_MELS), ("<i2", FQ.N_MELS)]  # READ_FE's FE_FRAME record
 
 
 class ServerFrontend:
@@ -26,7 +27,7 @@ class ServerFrontend:
 
     def __init__(self, dev: Device, xbits: int):
         self.dev, self.frames = dev, 0
-        self.run_x_crc = None          # CRC-32 of the inputs AUDIO_RUN's network steps read
+        self.run_x_crc = None  # CRC-32 of the inputs AUDIO_RUN's network steps read
         self.xdt = np.dtype("<i2" if xbits == 16 else "i1")
 
     def _read(self, what: int, t: int = 0) -> bytes:
@@ -92,8 +93,16 @@ class ServerFrontend:
         return 0, feats, np.frombuffer(b, self.xdt, FQ.N_FEATURES, 4 * FQ.N_FEATURES)
 
 
-def verify_frontend(qm, norm, inputs, sanitize: bool = False, cc: str | None = None, seed: int = 0,
-                    keep: Path | None = None, export_files: dict | None = None) -> FeSummary:
+def verify_frontend(
+    qm,
+    norm,
+    inputs,
+    sanitize: bool = False,
+    cc: str | None = None,
+    seed: int = 0,
+    keep: Path | None = None,
+    export_files: dict | None = None,
+) -> FeSummary:
     """Build the firmware of ``qm``'s export with the frontend and compare it on ``inputs``
     ((name, int16 pcm) pairs)."""
     summary = FeSummary(sanitize=sanitize)

@@ -10,6 +10,7 @@ executes code). It holds:
 - ``W0..WL``, ``R0..R{L-1}`` (recurrent nets), ``S``, ``S_rec``: the weights (float32/64);
 - ``norm_scale`` (optional, (120,)): fixed per-feature normalisation divisors.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -26,6 +27,7 @@ from edgetp import safeload
 
 FORMAT = "edgetp-model"
 VERSION = 1
+
 
 def _models_dir() -> Path:
     """Shipped models: the package ``edgetp.models`` (the repository's ``models/``)."""
@@ -60,8 +62,15 @@ class Model:
         return _hash(self._meta_wo_hash(), self.arrays())
 
     def _meta_wo_hash(self) -> dict:
-        return {"format": FORMAT, "version": VERSION, "net": self.cfg.to_dict(), "labels": list(self.labels),
-                "frontend": self.frontend, "recipe": self.recipe, "metrics": self.metrics}
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "net": self.cfg.to_dict(),
+            "labels": list(self.labels),
+            "frontend": self.frontend,
+            "recipe": self.recipe,
+            "metrics": self.metrics,
+        }
 
     def n_params(self) -> int:
         return int(sum(a.size for a in self.params.trainable()))
@@ -152,11 +161,13 @@ def load_model(name_or_path: str | Path) -> Model:
             raise EdgetpError(f"'meta' must be a 1-D uint8 array, not {e.describe()}")
         meta = safeload.parse_json(z.read("meta").tobytes(), "model metadata 'meta'")
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-            raise EdgetpError(f"not an edgetp model file (format "
-                              f"{meta.get('format') if isinstance(meta, dict) else None!r})")
+            raise EdgetpError(
+                f"not an edgetp model file (format {meta.get('format') if isinstance(meta, dict) else None!r})"
+            )
         if meta.get("version") != VERSION:
-            raise EdgetpError(f"model format version {meta.get('version')} is not supported "
-                              f"(this edgetp reads {VERSION})")
+            raise EdgetpError(
+                f"model format version {meta.get('version')} is not supported (this edgetp reads {VERSION})"
+            )
         if not isinstance(meta.get("net"), dict):
             raise EdgetpError("model file lacks 'net'")
         cfg = NetConfig.from_dict(meta["net"])
@@ -178,15 +189,26 @@ def load_model(name_or_path: str | Path) -> Model:
             safeload.check_entry(z.entries[name], name, shape)
         arrays = {k: z.read(k) for k in want if k in z.entries}
         L = cfg.layers
-        params = Params([arrays[f"W{i}"] for i in range(L + 1)],
-                        [arrays[f"R{i}"] for i in range(L)] if cfg.recurrent else None,
-                        arrays["S"], arrays.get("S_rec"))
+        params = Params(
+            [arrays[f"W{i}"] for i in range(L + 1)],
+            [arrays[f"R{i}"] for i in range(L)] if cfg.recurrent else None,
+            arrays["S"],
+            arrays.get("S_rec"),
+        )
         params.check(cfg)
-        model = Model(cfg, params, labels, meta.get("frontend", {}), meta.get("recipe", {}),
-                      meta.get("metrics", {}), arrays.get("norm_scale"))
+        model = Model(
+            cfg,
+            params,
+            labels,
+            meta.get("frontend", {}),
+            meta.get("recipe", {}),
+            meta.get("metrics", {}),
+            arrays.get("norm_scale"),
+        )
         stored = meta.get("hash")
         computed = model.hash()
         if stored != computed:
-            raise EdgetpError(f"hash mismatch (file corrupt or edited): stored {str(stored)[:12]}…, "
-                              f"computed {computed[:12]}…")
+            raise EdgetpError(
+                f"hash mismatch (file corrupt or edited): stored {str(stored)[:12]}…, computed {computed[:12]}…"
+            )
     return model

@@ -3,6 +3,7 @@
 ``EDGETP_HOME`` (default ``~/.cache/edgetp``) holds ``kws-synth/`` (the espeak-ng corpus
 that `./setup.sh` generates, GSC layout) and ``features/`` (memory-mapped caches).
 """
+
 from __future__ import annotations
 
 import os

@@ -16,6 +16,7 @@ Model files, golden files, feature caches and ONNX/NIR imports all read through 
 The load limit is ``EDGETP_MAX_LOAD_MB`` (MiB, default 1024): the total size of the
 arrays one file may declare.
 """
+
 from __future__ import annotations
 
 import json
@@ -39,13 +40,31 @@ DEFAULT_LIMIT_MB = 1024
 MAX_JSON_BYTES = 1 << 20
 MAX_JSON_DEPTH = 32
 MAX_MEMBERS = 4096
-MAX_NPY_HEADER = 10_000          # numpy's own default for headers it trusts
+MAX_NPY_HEADER = 10_000  # numpy's own default for headers it trusts
 NUMERIC_KINDS = "biuf"
 
 # Everything a malformed file can make a decoder raise (RecursionError and MemoryError included).
-DECODE_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, ValueError, TypeError, KeyError, IndexError,
-                 AttributeError, OSError, EOFError, struct.error, UnicodeError, NotImplementedError, OverflowError,
-                 RecursionError, MemoryError, AssertionError, SyntaxError, tokenize.TokenError)
+DECODE_ERRORS = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    zlib.error,
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    OSError,
+    EOFError,
+    struct.error,
+    UnicodeError,
+    NotImplementedError,
+    OverflowError,
+    RecursionError,
+    MemoryError,
+    AssertionError,
+    SyntaxError,
+    tokenize.TokenError,
+)
 
 
 def load_limit() -> int:
@@ -124,7 +143,7 @@ class Entry:
     shape: tuple
     fortran: bool
     nbytes: int
-    offset: int          # header length: the data starts here
+    offset: int  # header length: the data starts here
 
     def describe(self) -> str:
         return f"{self.dtype.str} {self.shape}"
@@ -146,16 +165,22 @@ def read_npy_header(f, size: int, what: str) -> Entry:
     except Exception as exc:  # numpy parses the header text with ast/tokenize: SyntaxError, TokenError, ...
         raise EdgetpError(f"{what}: bad .npy header ({_why(exc)})") from None
     dtype = np.dtype(dtype)
-    if (dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None
-            or dtype.kind not in NUMERIC_KINDS + "U"):
+    if (
+        dtype.hasobject
+        or dtype.fields is not None
+        or dtype.subdtype is not None
+        or dtype.kind not in NUMERIC_KINDS + "U"
+    ):
         raise EdgetpError(f"{what}: dtype {dtype} is not a plain numeric array")
     if not all(isinstance(n, int) and n >= 0 for n in shape) or len(shape) > 8:
         raise EdgetpError(f"{what}: bad shape {shape}")
     nbytes = math.prod(shape) * dtype.itemsize
     offset = f.tell()
     if offset + nbytes != size:
-        raise EdgetpError(f"{what}: header declares {dtype.str} {tuple(shape)} ({nbytes} bytes) but the entry "
-                          f"holds {size - offset} bytes of data")
+        raise EdgetpError(
+            f"{what}: header declares {dtype.str} {tuple(shape)} ({nbytes} bytes) but the entry "
+            f"holds {size - offset} bytes of data"
+        )
     return Entry(dtype, tuple(shape), bool(fortran), nbytes, offset)
 
 
@@ -201,8 +226,10 @@ class Npz:
             raise EdgetpError(f"not an .npz archive: {len(infos)} members (at most {MAX_MEMBERS})")
         declared = sum(i.file_size for i in infos)
         if declared > self.limit:
-            raise EdgetpError(f"its members declare {declared} bytes uncompressed, more than the load limit "
-                              f"({self.limit} bytes; {LIMIT_ENV} raises it)")
+            raise EdgetpError(
+                f"its members declare {declared} bytes uncompressed, more than the load limit "
+                f"({self.limit} bytes; {LIMIT_ENV} raises it)"
+            )
         entries, info = {}, {}
         for i in infos:
             if not i.filename.endswith(".npy") or i.is_dir():
@@ -241,14 +268,16 @@ class Npz:
         self.close()
 
 
-def check_entry(e: Entry, name: str, shape: tuple | None = None, kinds: str = "f",
-                dtypes: tuple = ("float32", "float64")) -> None:
+def check_entry(
+    e: Entry, name: str, shape: tuple | None = None, kinds: str = "f", dtypes: tuple = ("float32", "float64")
+) -> None:
     """An EdgetpError unless entry ``name`` has one of ``dtypes`` (when ``kinds`` is "f") / one of
     ``kinds``, and ``shape`` (when given)."""
     ok = e.dtype.kind in kinds and (kinds != "f" or e.dtype.name in dtypes)
     if not ok:
-        raise EdgetpError(f"array {name!r} has dtype {e.dtype}, "
-                          f"expected {' or '.join(dtypes) if kinds == 'f' else kinds}")
+        raise EdgetpError(
+            f"array {name!r} has dtype {e.dtype}, expected {' or '.join(dtypes) if kinds == 'f' else kinds}"
+        )
     if shape is not None and e.shape != tuple(shape):
         raise EdgetpError(f"array {name!r} has shape {e.shape}, expected {tuple(shape)}")
 
@@ -260,7 +289,7 @@ def npy_from_bytes(data: bytes, what: str, limit: int | None = None) -> np.ndarr
         raise EdgetpError(f"{what}: {len(data)} bytes, more than the load limit ({limit})")
     f = io.BytesIO(data)
     e = read_npy_header(f, len(data), what)
-    return _array(bytearray(data[e.offset:]), e).copy()
+    return _array(bytearray(data[e.offset :]), e).copy()
 
 
 def open_npy_memmap(path, dtype, shape: tuple, what: str) -> np.memmap:
@@ -278,8 +307,13 @@ def open_npy_memmap(path, dtype, shape: tuple, what: str) -> np.memmap:
         return np.memmap(path, dtype=want, mode="r", offset=e.offset, shape=tuple(shape))
 
 
-def check_hdf5(path, what: str = "not a readable HDF5 file", limit: int | None = None, max_depth: int = MAX_JSON_DEPTH,
-               max_objects: int = 100_000) -> None:
+def check_hdf5(
+    path,
+    what: str = "not a readable HDF5 file",
+    limit: int | None = None,
+    max_depth: int = MAX_JSON_DEPTH,
+    max_objects: int = 100_000,
+) -> None:
     """Walk an HDF5 file's groups, datasets and attributes *without reading data*: declared sizes
     under the load limit, plain dtypes, bounded nesting. An EdgetpError says what is wrong."""
     import h5py
@@ -288,8 +322,9 @@ def check_hdf5(path, what: str = "not a readable HDF5 file", limit: int | None =
     limit = load_limit() if limit is None else limit
     with guarded(path, what):
         if path.stat().st_size > limit:
-            raise EdgetpError(f"{path.stat().st_size} bytes, more than the load limit ({limit} bytes; "
-                              f"{LIMIT_ENV} raises it)")
+            raise EdgetpError(
+                f"{path.stat().st_size} bytes, more than the load limit ({limit} bytes; {LIMIT_ENV} raises it)"
+            )
         total, count = 0, 0
         with h5py.File(path, "r") as f:
             stack = [(f, 0)]
@@ -309,21 +344,24 @@ def check_hdf5(path, what: str = "not a readable HDF5 file", limit: int | None =
                     for key in obj:
                         link = obj.get(key, getlink=True)
                         if not isinstance(link, h5py.HardLink):
-                            raise EdgetpError(f"{obj.name}/{key} is a {type(link).__name__}; only plain groups "
-                                              "and datasets are read")
+                            raise EdgetpError(
+                                f"{obj.name}/{key} is a {type(link).__name__}; only plain groups and datasets are read"
+                            )
                         stack.append((obj[key], depth + 1))
                 if total > limit:
-                    raise EdgetpError(f"its datasets declare more than the load limit ({limit} bytes; "
-                                      f"{LIMIT_ENV} raises it)")
+                    raise EdgetpError(
+                        f"its datasets declare more than the load limit ({limit} bytes; {LIMIT_ENV} raises it)"
+                    )
 
 
 def _declared(dtype, shape, what) -> int:
     dtype = np.dtype(dtype)
     if dtype.hasobject:
         import h5py
+
         if h5py.check_string_dtype(dtype) is None:
             raise EdgetpError(f"{what}: dtype {dtype} is not a plain array")
-        return (math.prod(shape or ()) or 1) * 64      # variable-length strings: count their slots
+        return (math.prod(shape or ()) or 1) * 64  # variable-length strings: count their slots
     if dtype.fields is not None:
         raise EdgetpError(f"{what}: compound dtype {dtype} is not supported")
     return math.prod(shape or ()) * dtype.itemsize

@@ -5,6 +5,7 @@ EdgetpError naming the key and where it came from.
 
 A leaf module (standard library only): the command-line parsers import it when they are built.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -18,13 +19,29 @@ import argparse
 from edgetp.errors import EdgetpError
 
 
-def setting(default, help: str = "", *, choices=None, lo=None, hi=None, lo_open: bool = False, hi_open: bool = False,
-            removed=None):
+def setting(
+    default,
+    help: str = "",
+    *,
+    choices=None,
+    lo=None,
+    hi=None,
+    lo_open: bool = False,
+    hi_open: bool = False,
+    removed=None,
+):
     """A dataclass field with what a parser and a recipe file need to know of it. ``lo``/``hi``: the allowed
     range (inclusive unless ``lo_open``/``hi_open``); None is always allowed for an Optional field. ``removed``:
     former choices -> why they are gone (a recipe that still names one is told so)."""
-    meta = {"help": help, "choices": tuple(choices) if choices is not None else None, "lo": lo, "hi": hi,
-            "lo_open": lo_open, "hi_open": hi_open, "removed": dict(removed or {})}
+    meta = {
+        "help": help,
+        "choices": tuple(choices) if choices is not None else None,
+        "lo": lo,
+        "hi": hi,
+        "lo_open": lo_open,
+        "hi_open": hi_open,
+        "removed": dict(removed or {}),
+    }
     return dataclasses.field(default=default, metadata=meta)
 
 
@@ -35,7 +52,7 @@ def fields(cls) -> dict:
     for f in dataclasses.fields(cls):
         t, optional = hints[f.name], False
         args = typing.get_args(t)
-        if args and type(None) in args:            # X | None
+        if args and type(None) in args:  # X | None
             optional = True
             t = next(a for a in args if a is not type(None))
         out[f.name] = (t, optional, f.metadata)
@@ -50,9 +67,15 @@ def check_value(cls, key: str, value, where: str):
         if optional:
             return None
         raise EdgetpError(f"{what} must be a {t.__name__}, got none")
-    ok = (isinstance(value, bool) if t is bool else
-          isinstance(value, (int, float)) and not isinstance(value, bool) if t is float else
-          isinstance(value, int) and not isinstance(value, bool) if t is int else isinstance(value, t))
+    ok = (
+        isinstance(value, bool)
+        if t is bool
+        else isinstance(value, (int, float)) and not isinstance(value, bool)
+        if t is float
+        else isinstance(value, int) and not isinstance(value, bool)
+        if t is int
+        else isinstance(value, t)
+    )
     if not ok:
         raise EdgetpError(f"{what} must be a {t.__name__}, got {value!r}")
     if t is float:
@@ -100,6 +123,7 @@ def load_file(path) -> dict:
         if sys.version_info < (3, 11):
             raise EdgetpError(f"{path}: TOML recipe files need Python >= 3.11 (tomllib); write the recipe as JSON")
         import tomllib
+
         try:
             data = tomllib.loads(text.decode("utf-8"))
         except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
@@ -161,17 +185,31 @@ def add_options(group, cls, names=None) -> None:
         if t is bool:
             group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=helptext)
         else:
-            group.add_argument(flag, type=t, choices=meta.get("choices"), default=None, help=helptext,
-                               metavar=None if meta.get("choices") else name.upper())
+            group.add_argument(
+                flag,
+                type=t,
+                choices=meta.get("choices"),
+                default=None,
+                help=helptext,
+                metavar=None if meta.get("choices") else name.upper(),
+            )
 
 
 def add_recipe_options(parser, what: str, example: str) -> None:
     """``--recipe FILE`` and ``--set KEY=VALUE`` of a command whose settings are data (``read`` reads them):
     ``what`` says which settings a file holds, ``example`` is one KEY=VALUE."""
-    parser.add_argument("--recipe", metavar="FILE",
-                        help="a recipe file (.json, or .toml on Python >= 3.11) of KEY: VALUE settings" + what)
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help=f"one recipe setting for this run (repeatable; overrides --recipe), e.g. --set {example}")
+    parser.add_argument(
+        "--recipe",
+        metavar="FILE",
+        help="a recipe file (.json, or .toml on Python >= 3.11) of KEY: VALUE settings" + what,
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"one recipe setting for this run (repeatable; overrides --recipe), e.g. --set {example}",
+    )
 
 
 def moved_flags(keys, extra=None) -> dict:
@@ -186,8 +224,10 @@ def moved_message(flag: str, key: str) -> str:
     """What a removed flag says: where its recipe setting went (``key``), or its new name (``key`` a --flag)."""
     if key.startswith("--"):
         return f"{flag} is now {key} (the same KEY=VALUE items)"
-    return (f"{flag} moved to the recipe file: --recipe F with {{\"{key}\": ...}} (JSON; or TOML: {key} = ...), "
-            f"or --set {key}=VALUE for one run")
+    return (
+        f"{flag} moved to the recipe file: --recipe F with {{\"{key}\": ...}} (JSON; or TOML: {key} = ...), "
+        f"or --set {key}=VALUE for one run"
+    )
 
 
 def help_keys(classes, only=None) -> str:

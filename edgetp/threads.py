@@ -5,6 +5,7 @@ spinning beside them on 2 cores made training 8-30x slower (measured), so the co
 (``edgetp.cli.main``, the training loop ``edgetp.kws.train.fit``, the experiments) run
 BLAS single-threaded for their duration, and restore the previous limits when they end.
 """
+
 from __future__ import annotations
 
 import functools
@@ -24,8 +25,10 @@ def single_threaded_blas() -> threadpool_limits:
 
 def blas_single_threaded(fn):
     """Decorator: ``fn`` runs under :func:`single_threaded_blas` (an entry point such as ``fit``)."""
+
     @functools.wraps(fn)
     def run(*args, **kwargs):
         with single_threaded_blas():
             return fn(*args, **kwargs)
+
     return run

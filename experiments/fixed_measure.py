@@ -10,6 +10,7 @@ float reference (``edgetp.kws.train.fit``) and by the integer rule (``finetune_f
 both are scored on the query set. The quantized model's inference accuracy is compared
 with the float model's on a calibration/test set first.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,14 @@ def pretrain_synthetic(task, hidden: int, epochs: int = 12, lr: float = 3e-4, se
 
     cfg = NetConfig(task.pre_x.shape[2], (hidden,), int(task.pre_y.max()) + 1, recurrent=True)
     params = init_params(cfg, seed)
-    fit(params, cfg, task.pre_x, task.pre_y, Recipe(epochs=epochs, lr=lr, batch=32, targets="batch",
-                                                     schedule="constant", seed=seed), progress=False)
+    fit(
+        params,
+        cfg,
+        task.pre_x,
+        task.pre_y,
+        Recipe(epochs=epochs, lr=lr, batch=32, targets="batch", schedule="constant", seed=seed),
+        progress=False,
+    )
     return Model(cfg, params, [str(i) for i in range(cfg.n_out)])
 
 
@@ -40,7 +47,7 @@ def compare(model, data, calib, seeds: int, runs: list[tuple], epochs: int = 3) 
     """``data(seed) -> (support, query)``, each an (x, y) pair; ``runs``: (name, kind, optimizer,
     lr, wbits, clip) with kind 'float' or 'int'."""
     out = {"quantized": {}, "runs": {}}
-    for wb in sorted({r[4] for r in runs if r[1] == "int"}):   # the quantizer's report per width
+    for wb in sorted({r[4] for r in runs if r[1] == "int"}):  # the quantizer's report per width
         qm = quantize_model(model, *calib, wbits=wb)
         out["quantized"][wb] = {k: v for k, v in qm.report.items() if k != "weights"}
         print(format_report(qm.report), flush=True)
@@ -52,28 +59,48 @@ def compare(model, data, calib, seeds: int, runs: list[tuple], epochs: int = 3) 
             t0 = time.perf_counter()
             if kind == "float":
                 p = model.params.copy()
-                fit(p, model.cfg, *support, Recipe(epochs=epochs, lr=lr, optimizer=optimizer, seed=seed),
-                    progress=False)
+                fit(
+                    p, model.cfg, *support, Recipe(epochs=epochs, lr=lr, optimizer=optimizer, seed=seed), progress=False
+                )
                 accs.append(accuracy(p, model.cfg, *query))
             else:
-                qm = finetune_fixed(model, *support, epochs=epochs, lr=lr, optimizer=optimizer, seed=seed, wbits=wb,
-                                    calib_x=calib[0], clip=clip)
+                qm = finetune_fixed(
+                    model,
+                    *support,
+                    epochs=epochs,
+                    lr=lr,
+                    optimizer=optimizer,
+                    seed=seed,
+                    wbits=wb,
+                    calib_x=calib[0],
+                    clip=clip,
+                )
                 accs.append(100.0 * evaluate_fixed(qm, *query))
             secs.append(time.perf_counter() - t0)
-        r = {"mean": statistics.fmean(accs), "std": statistics.pstdev(accs), "per_seed": accs,
-             "seconds_per_run": statistics.median(secs)}
+        r = {
+            "mean": statistics.fmean(accs),
+            "std": statistics.pstdev(accs),
+            "per_seed": accs,
+            "seconds_per_run": statistics.median(secs),
+        }
         out["runs"][name] = r
-        print(f"{name:28s} query {r['mean']:6.2f} ± {r['std']:.2f} %  {[round(a, 1) for a in accs]}  "
-              f"({r['seconds_per_run']:.1f} s/run)", flush=True)
+        print(
+            f"{name:28s} query {r['mean']:6.2f} ± {r['std']:.2f} %  {[round(a, 1) for a in accs]}  "
+            f"({r['seconds_per_run']:.1f} s/run)",
+            flush=True,
+        )
     return out
 
 
 RUNS = {
-    "float adam": ("float", "adam", 1e-4, None, None), "float sgd": ("float", "sgd", 1e-3, None, None),
-    "float colnorm": ("float", "colnorm", 1e-4, None, None), "int16 colnorm": ("int", "colnorm", 1e-4, 16, -1),
-    "float rownorm": ("float", "rownorm", 1e-4, None, None), "int16 rownorm": ("int", "rownorm", 1e-4, 16, -1),
+    "float adam": ("float", "adam", 1e-4, None, None),
+    "float sgd": ("float", "sgd", 1e-3, None, None),
+    "float colnorm": ("float", "colnorm", 1e-4, None, None),
+    "int16 colnorm": ("int", "colnorm", 1e-4, 16, -1),
+    "float rownorm": ("float", "rownorm", 1e-4, None, None),
+    "int16 rownorm": ("int", "rownorm", 1e-4, 16, -1),
     "int16 sgd": ("int", "sgd", 1e-3, 16, -1),
-}   # the factored rows of docs/fixed-point.md were measured before that rule was removed
+}  # the factored rows of docs/fixed-point.md were measured before that rule was removed
 
 
 def main(argv=None) -> int:
@@ -89,7 +116,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     runs = [(n, *RUNS[n.strip()]) for n in a.runs.split(",")]
     if a.task == "synthetic":
-        from synthetic_task import make_task   # experiments/synthetic_task.py, beside this script
+        from synthetic_task import make_task  # experiments/synthetic_task.py, beside this script
 
         task = make_task()
         model = pretrain_synthetic(task, a.hidden)
@@ -105,10 +132,11 @@ def main(argv=None) -> int:
         speaker = a.speaker or model.recipe.get("held_out_speaker")
         splits = {}
 
-        def data(seed):   # the support set is resampled per seed, as in `edgetp finetune --kws`
+        def data(seed):  # the support set is resampled per seed, as in `edgetp finetune --kws`
             if seed not in splits:
                 splits[seed] = speaker_data(corpus, speaker, a.shots, seed, model_norm(model), None, 2000)
             return splits[seed].support, splits[seed].query
+
         calib = speaker_data(corpus, speaker, a.shots, 0, model_norm(model), None, 2000).test
     with single_threaded_blas():
         out = compare(model, data, calib, a.seeds, runs)

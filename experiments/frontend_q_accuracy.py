@@ -11,6 +11,7 @@ either feature path. Pretraining is kws-mcu's recipe (models/rebuild.sh) with fe
 fine-tuning is the device's integer rule (`--fixed`, colnorm 1e-4, batch 1, 3 epochs) on the
 model's recorded held-out speaker. Prints one JSON summary line per path and the difference.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,26 +59,77 @@ def main(argv=None) -> int:
     float_features = kd.features
     summary = {}
     for path in a.paths.split(","):
-        kd.features = (float_features if path == "float"
-                       else (lambda c, idx, cache=None, source=None: ints[np.asarray(idx)]))
+        kd.features = (
+            float_features if path == "float" else (lambda c, idx, cache=None, source=None: ints[np.asarray(idx)])
+        )
         model = out / f"mcu-{path}-e{a.epochs}.npz"
         if not model.is_file():
-            rc = cli(["pretrain", "--kws", "--net", "120-64r-36", "--reset", "hard", "--epochs", str(a.epochs),
-                      "--lr", "1e-3", "--batch", "32", "--targets", "batch", "--shift", "8", "--noise", "0.1",
-                      "--seed", "0", "--ft", "optimizer=colnorm", "--out", str(model)])
+            rc = cli(
+                [
+                    "pretrain",
+                    "--kws",
+                    "--net",
+                    "120-64r-36",
+                    "--reset",
+                    "hard",
+                    "--epochs",
+                    str(a.epochs),
+                    "--lr",
+                    "1e-3",
+                    "--batch",
+                    "32",
+                    "--targets",
+                    "batch",
+                    "--shift",
+                    "8",
+                    "--noise",
+                    "0.1",
+                    "--seed",
+                    "0",
+                    "--ft",
+                    "optimizer=colnorm",
+                    "--out",
+                    str(model),
+                ]
+            )
             if rc:
                 return rc
         res = out / f"ft-{path}-e{a.epochs}-{a.shots}.json"
-        rc = cli(["finetune", "--kws", "--model", str(model), "--shots", a.shots, "--seeds", str(a.seeds), "--quiet",
-                  "--set", "train=all", "--set", "targets=classes", "--set", "batch=1", "--set", "lr=1e-4", "--fixed",
-                  "--set", "baseline=false",
-                  "--json", str(res)])
+        rc = cli(
+            [
+                "finetune",
+                "--kws",
+                "--model",
+                str(model),
+                "--shots",
+                a.shots,
+                "--seeds",
+                str(a.seeds),
+                "--quiet",
+                "--set",
+                "train=all",
+                "--set",
+                "targets=classes",
+                "--set",
+                "batch=1",
+                "--set",
+                "lr=1e-4",
+                "--fixed",
+                "--set",
+                "baseline=false",
+                "--json",
+                str(res),
+            ]
+        )
         if rc:
             return rc
         summary[path] = json.loads(res.read_text())
     kd.features = float_features
-    print(json.dumps({p: {k: v for k, v in s.items() if not isinstance(v, (list, dict))} for p, s in summary.items()},
-                     indent=1))
+    print(
+        json.dumps(
+            {p: {k: v for k, v in s.items() if not isinstance(v, (list, dict))} for p, s in summary.items()}, indent=1
+        )
+    )
     return 0
 
 

@@ -15,6 +15,7 @@ of decay D (``features_q(…, log_gain=g, running_max_decay=D)`` against ``recom
 argument takes its WAV files (recursively, sorted), ``--every N`` every N-th of them.
 Prints a table and writes everything to OUT.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,7 +54,7 @@ def main(argv=None) -> int:
     ap.add_argument("--every", type=int, default=1, help="every N-th recording")
     a = ap.parse_args(argv)
     wavs = [w for x in map(Path, a.wavs) for w in (sorted(x.rglob("*.wav")) if x.is_dir() else [x])]
-    wavs = (wavs or default_wavs())[::max(1, a.every)]
+    wavs = (wavs or default_wavs())[:: max(1, a.every)]
     if not wavs:
         print("ERROR inputs: no WAV files given or found", file=sys.stderr)
         return 2
@@ -64,11 +65,17 @@ def main(argv=None) -> int:
     decays = [None] + [int(d) for d in a.running_max.split(",") if d]
     for g in (float(x) for x in a.gains.split(",")):
         for d in decays:
-            rows = {k: block_snr(recompress(floats[k], g, d), fq.features_q(p, log_gain=g, running_max_decay=d))
-                    for k, p in pcms.items()}
+            rows = {
+                k: block_snr(recompress(floats[k], g, d), fq.features_q(p, log_gain=g, running_max_decay=d))
+                for k, p in pcms.items()
+            }
             out["features"][f"{g:g}" + (f" running-max {d}" if d else "")] = {
-                "l_frac": fq.l_frac(g), "log_offset": fq.log_offset(g), "running_max_decay": d, "snr_db": rows,
-                "min_db": {b: min(r[b] for r in rows.values()) for b in blocks}}
+                "l_frac": fq.l_frac(g),
+                "log_offset": fq.log_offset(g),
+                "running_max_decay": d,
+                "snr_db": rows,
+                "min_db": {b: min(r[b] for r in rows.values()) for b in blocks},
+            }
     for name in filter(None, a.models.split(",")):
         model = load_model(name)
         qm, _ = qmodel_for(model)
@@ -79,10 +86,16 @@ def main(argv=None) -> int:
         for k, p in pcms.items():
             x = fq.utterance_q(p, norm).x
             sat += int(np.sum((x == lo) | (x == hi)))
-            rows[k] = block_snr(mi.apply(floats[k][None])[0], x / 2.0 ** qm.fx)
-        out["model_inputs"][name] = {"log_gain": norm.log_gain, "fx": qm.fx, "xbits": qm.xbits, "saturated": sat,
-                                     "values": len(pcms) * fq.N_FRAMES * fq.N_FEATURES, "snr_db": rows,
-                                     "min_db": {b: min(r[b] for r in rows.values()) for b in blocks}}
+            rows[k] = block_snr(mi.apply(floats[k][None])[0], x / 2.0**qm.fx)
+        out["model_inputs"][name] = {
+            "log_gain": norm.log_gain,
+            "fx": qm.fx,
+            "xbits": qm.xbits,
+            "saturated": sat,
+            "values": len(pcms) * fq.N_FRAMES * fq.N_FEATURES,
+            "snr_db": rows,
+            "min_db": {b: min(r[b] for r in rows.values()) for b in blocks},
+        }
     out["command"] = "python experiments/frontend_q_snr.py " + " ".join(argv if argv is not None else sys.argv[1:])
     Path(a.out).write_text(json.dumps(out, indent=1))
     for g, r in out["features"].items():
@@ -93,9 +106,11 @@ def main(argv=None) -> int:
             print(f"  ... ({len(r['snr_db'])} recordings)")
         print(f"  {'minimum':24s} " + "  ".join(f"{b} {r['min_db'][b]:5.1f}" for b in blocks))
     for n, r in out["model_inputs"].items():
-        print(f"model input of {n} (log gain {r['log_gain']:g}, int{r['xbits']} Q.{r['fx']}): minimum SNR dB "
-              + "  ".join(f"{b} {r['min_db'][b]:5.1f}" for b in blocks)
-              + f"; {r['saturated']} of {r['values']} values saturate")
+        print(
+            f"model input of {n} (log gain {r['log_gain']:g}, int{r['xbits']} Q.{r['fx']}): minimum SNR dB "
+            + "  ".join(f"{b} {r['min_db'][b]:5.1f}" for b in blocks)
+            + f"; {r['saturated']} of {r['values']} values saturate"
+        )
     return 0
 
 

@@ -9,6 +9,7 @@ the float network's input weights W0 and recurrent weights R are rounded the sam
 percentile of |W0| first, or W0 given one power-of-two scale per row (per hidden neuron); the zero-shot top-1 of each
 is measured in float, so the figures isolate the weight rounding from the rest of the integer network.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,7 +31,7 @@ def int8_pow2(w: np.ndarray, clip: float | None = None) -> tuple[np.ndarray, int
     """``w`` rounded to int8 with the largest power-of-two scale 2^f that fits max|w| (after clipping)."""
     w = w if clip is None else np.clip(w, -clip, clip)
     f = int(np.floor(np.log2(127.0 / float(np.abs(w).max()))))
-    return (np.clip(np.round(w * 2.0 ** f), -128, 127) / 2.0 ** f).astype(w.dtype), f
+    return (np.clip(np.round(w * 2.0**f), -128, 127) / 2.0**f).astype(w.dtype), f
 
 
 def main(argv=None) -> int:
@@ -41,8 +42,10 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     dev = load_corpus(args.data_root)
     idx = dev.select(split="testing")
-    out = {"what": "zero-shot top-1 on the real choose speakers with int8-rounded hidden weights (float emulation)",
-           "models": {}}
+    out = {
+        "what": "zero-shot top-1 on the real choose speakers with int8-rounded hidden weights (float emulation)",
+        "models": {},
+    }
     for name in args.model:
         m = load_model(name)
         rows = {}
@@ -52,8 +55,9 @@ def main(argv=None) -> int:
             info = edit(p)
             r = score(dataclasses.replace(m, params=p), dev, idx, False)
             rows[label] = {"top1": r["top1"], "core_top1": r["core_top1"], **info}
-            print(f"{Path(name).stem} {label}: {r['top1']:.1f} % all, "
-                  f"{r['core_top1']:.1f} % core ten {info}", flush=True)
+            print(
+                f"{Path(name).stem} {label}: {r['top1']:.1f} % all, {r['core_top1']:.1f} % core ten {info}", flush=True
+            )
 
         def tensor(p, which):
             info = {}
@@ -67,6 +71,7 @@ def main(argv=None) -> int:
                 c = float(np.percentile(np.abs(p.W[0]), pct))
                 p.W[0][...], f = int8_pow2(p.W[0], c)
                 return {"clip": round(c, 2), "W0_frac_bits": f}
+
             return edit
 
         def per_row(p):

@@ -11,6 +11,7 @@ The real utterances are the mix's train-split utterances of its real pretrain sp
 the synthetic ones a seeded sample of its other pretraining speakers (the rare words are mostly synthetic). Nothing
 of the choose or adapt parts is trained on (checked).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -68,11 +69,18 @@ def main(argv=None) -> int:
     recipe = Recipe(args.epochs, args.lr, "adam", 64, "classes", args.train, "cosine", args.seed, 8, 0.1)
     params = model.params.copy()
     d_idx = dev.select(split="testing")
-    out = {"what": "second stage on real speech; zero-shot top-1 on the real choose speakers (development)",
-           "model": Path(args.model).name, "model_hash": model.hash(), "mix": info["params"],
-           "recipe": recipe.to_dict(),
-           "synth_ratio": args.synth_ratio, "real_utterances": int(len(r_idx)), "synth_utterances": int(len(s_idx)),
-           "before": score(model, dev, d_idx, False), "per_epoch": []}
+    out = {
+        "what": "second stage on real speech; zero-shot top-1 on the real choose speakers (development)",
+        "model": Path(args.model).name,
+        "model_hash": model.hash(),
+        "mix": info["params"],
+        "recipe": recipe.to_dict(),
+        "synth_ratio": args.synth_ratio,
+        "real_utterances": int(len(r_idx)),
+        "synth_utterances": int(len(s_idx)),
+        "before": score(model, dev, d_idx, False),
+        "per_epoch": [],
+    }
     print(f"before: {out['before']['top1']:.1f} % all, {out['before']['core_top1']:.1f} % core ten", flush=True)
     t0 = time.perf_counter()
     with single_threaded_blas():
@@ -87,13 +95,24 @@ def main(argv=None) -> int:
         fit(params, model.cfg, xs, ys, recipe, on_epoch=on_epoch, desc="second stage")
     # the weights are no longer the pretraining run's alone: a derived_from record would say they were
     rec = {k: v for k, v in model.recipe.items() if k != "derived_from"}
-    flags = (("train", args.train), ("epochs", args.epochs), ("lr", args.lr), ("synth-ratio", args.synth_ratio),
-             ("seed", args.seed))
-    rec["second_stage"] = {"from": {"model": Path(args.model).name, "hash": model.hash()},
-                           **({"pretraining": model.recipe["derived_from"]} if "derived_from" in model.recipe else {}),
-                           "train": args.train, "epochs": args.epochs, "lr": args.lr, "synth_ratio": args.synth_ratio,
-                           "seed": args.seed, "command": "python3 experiments/real_second_stage.py --model MODEL "
-                           "--mix CORPUS --dev DEV " + " ".join(f"--{k} {v}" for k, v in flags)}
+    flags = (
+        ("train", args.train),
+        ("epochs", args.epochs),
+        ("lr", args.lr),
+        ("synth-ratio", args.synth_ratio),
+        ("seed", args.seed),
+    )
+    rec["second_stage"] = {
+        "from": {"model": Path(args.model).name, "hash": model.hash()},
+        **({"pretraining": model.recipe["derived_from"]} if "derived_from" in model.recipe else {}),
+        "train": args.train,
+        "epochs": args.epochs,
+        "lr": args.lr,
+        "synth_ratio": args.synth_ratio,
+        "seed": args.seed,
+        "command": "python3 experiments/real_second_stage.py --model MODEL "
+        "--mix CORPUS --dev DEV " + " ".join(f"--{k} {v}" for k, v in flags),
+    }
     final = dataclasses.replace(model, params=params, recipe=rec)
     out["after"] = score(final, dev, d_idx, False)
     out["seconds"] = round(time.perf_counter() - t0, 1)

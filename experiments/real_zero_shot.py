@@ -9,6 +9,7 @@ Scores every clip of the view's testing list (the choose part: real speakers no 
 trained on) by the readout at the last step, float or (``--fixed``) the integer network the device runs; all
 words, the ten core words, and per word.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,7 +19,7 @@ from pathlib import Path
 from edgetp.data.gsc import load_corpus
 from edgetp.data.real import DEV_INFO
 from edgetp.errors import EdgetpError
-from edgetp.kws.real_dev import score   # the model cards' zero-shot figure (edgetp real-dev), one definition
+from edgetp.kws.real_dev import score  # the model cards' zero-shot figure (edgetp real-dev), one definition
 from edgetp.model import load_model
 from edgetp.threads import single_threaded_blas
 
@@ -37,8 +38,12 @@ def main(argv=None) -> int:
         raise SystemExit(f"{root}: not a view made by `edgetp data real-dev` (no {DEV_INFO})") from None
     corpus = load_corpus(root)
     idx = corpus.select(split="testing")
-    out = {"what": "zero-shot top-1 on the real choose speakers (development figures)",
-           "real": info["params"]["real"], "choose_speakers": info["speakers"]["choose"], "models": {}}
+    out = {
+        "what": "zero-shot top-1 on the real choose speakers (development figures)",
+        "real": info["params"]["real"],
+        "choose_speakers": info["speakers"]["choose"],
+        "models": {},
+    }
     with single_threaded_blas():
         for name in args.model:
             model = load_model(name)
@@ -46,13 +51,19 @@ def main(argv=None) -> int:
             if args.fixed:
                 try:
                     row["fixed"] = score(model, corpus, idx, True)
-                except EdgetpError as exc:      # a model without a device quantization
+                except EdgetpError as exc:  # a model without a device quantization
                     row["fixed"] = str(exc)
-            out["models"][Path(name).stem if name.endswith(".npz") else name] = row   # a file by its name, not its path
+            out["models"][Path(name).stem if name.endswith(".npz") else name] = row  # a file by its name, not its path
             f = row["float"]
-            print(f"{name}: {f['top1']:.1f} % all ({f['clips']} clips), {f['core_top1']:.1f} % core ten"
-                  + (f"; fixed {row['fixed']['top1']:.1f} / {row['fixed']['core_top1']:.1f} %"
-                     if isinstance(row.get("fixed"), dict) else ""), flush=True)
+            print(
+                f"{name}: {f['top1']:.1f} % all ({f['clips']} clips), {f['core_top1']:.1f} % core ten"
+                + (
+                    f"; fixed {row['fixed']['top1']:.1f} / {row['fixed']['core_top1']:.1f} %"
+                    if isinstance(row.get("fixed"), dict)
+                    else ""
+                ),
+                flush=True,
+            )
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(out, indent=1))
     return 0

@@ -5,6 +5,7 @@ inference from a zero state per utterance, the HIL session's support and query f
 
     python3 experiments/spike_delta.py --model kws-mcu [--query-limit 40] [--json OUT]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,12 @@ def spike_stats(qm, xs) -> dict:
             D.append(sum(int((a != p).sum()) for a, p in zip(s, prev)))
             U.append(int((st.tr[-1][0] != 0).sum()))
             prev = [a.copy() for a in s]
-    return {"utterances": len(xs), "spikes": frame_summary(S), "changed_spikes": frame_summary(D),
-            "nonzero_traces": frame_summary(U)}
+    return {
+        "utterances": len(xs),
+        "spikes": frame_summary(S),
+        "changed_spikes": frame_summary(D),
+        "nonzero_traces": frame_summary(U),
+    }
 
 
 def main(argv=None) -> int:

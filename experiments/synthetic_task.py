@@ -7,6 +7,7 @@ frequency and time, adds a spectral tilt and a gain; an utterance adds a random 
 and noise. Features are [40 mel, 40 delta, 40 delta-delta] like the real frontend and
 are normalised per feature to unit std over the pretraining set.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -16,11 +17,11 @@ import numpy as np
 
 @dataclass
 class SynthTask:
-    pre_x: np.ndarray      # pretraining features (N, T, F) float32
+    pre_x: np.ndarray  # pretraining features (N, T, F) float32
     pre_y: np.ndarray
-    sup_x: np.ndarray      # support set of the held-out speaker
+    sup_x: np.ndarray  # support set of the held-out speaker
     sup_y: np.ndarray
-    qry_x: np.ndarray      # query set of the held-out speaker
+    qry_x: np.ndarray  # query set of the held-out speaker
     qry_y: np.ndarray
 
 
@@ -47,9 +48,14 @@ class _Gen:
 
     def speaker(self):
         r = self.rng
-        return dict(shift=r.uniform(-2.5, 2.5), stretch=r.uniform(0.9, 1.1), gain=r.uniform(0.7, 1.3),
-                    tilt=_smooth(r, (1, self.n_mel), (1, 9))[0] * 0.8, mix=r.uniform(0.2, 0.4),
-                    own=[_smooth(r, (self.T, self.n_mel), (9, 5)) for _ in range(len(self.proto))])
+        return dict(
+            shift=r.uniform(-2.5, 2.5),
+            stretch=r.uniform(0.9, 1.1),
+            gain=r.uniform(0.7, 1.3),
+            tilt=_smooth(r, (1, self.n_mel), (1, 9))[0] * 0.8,
+            mix=r.uniform(0.2, 0.4),
+            own=[_smooth(r, (self.T, self.n_mel), (9, 5)) for _ in range(len(self.proto))],
+        )
 
     def utterance(self, spk, c):
         r, T, M = self.rng, self.T, self.n_mel
@@ -76,8 +82,7 @@ class _Gen:
         return np.stack(xs), np.array(ys, dtype=np.int64)
 
 
-def make_task(n_classes=36, T=101, n_speakers=16, pre_per_class=3, shots=5, query_per_class=3,
-              seed=0) -> SynthTask:
+def make_task(n_classes=36, T=101, n_speakers=16, pre_per_class=3, shots=5, query_per_class=3, seed=0) -> SynthTask:
     """Pretraining set from ``n_speakers`` speakers, support/query from one unseen speaker."""
     g = _Gen(n_classes, T, 40, seed)
     pre = [g.set(g.speaker(), pre_per_class, n_classes) for _ in range(n_speakers)]

@@ -1,5 +1,6 @@
 """The compiler flags of every build of the C, and the Cortex-M4 build of an export's objects
 (their sizes). The host build that verify-c runs is the firmware's (deploy/build.py)."""
+
 from __future__ import annotations
 
 import shutil
@@ -30,11 +31,17 @@ CPU_FLAGS = {
 # Each core's cross compiler and the C library its bare-metal link uses (newlib-nano; picolibc for RISC-V,
 # what Debian ships for riscv64-unknown-elf): the firmware build (deploy/boards.py) and the export's
 # CMake toolchain files (firmware_gen/cmake.py).
-CROSS = {"cortex-m4": ("arm-none-eabi-gcc", "nano.specs"), "cortex-m7": ("arm-none-eabi-gcc", "nano.specs"),
-         "cortex-m33": ("arm-none-eabi-gcc", "nano.specs"), "rv32imac": ("riscv64-unknown-elf-gcc", "picolibc.specs")}
+CROSS = {
+    "cortex-m4": ("arm-none-eabi-gcc", "nano.specs"),
+    "cortex-m7": ("arm-none-eabi-gcc", "nano.specs"),
+    "cortex-m33": ("arm-none-eabi-gcc", "nano.specs"),
+    "rv32imac": ("riscv64-unknown-elf-gcc", "picolibc.specs"),
+}
 SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-g"]
-SAN_ENV = {"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:exitcode=86",
-           "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1:exitcode=87"}
+SAN_ENV = {
+    "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:exitcode=86",
+    "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1:exitcode=87",
+}
 
 
 def have(tool: str) -> bool:

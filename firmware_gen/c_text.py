@@ -2,6 +2,7 @@
 
 A leaf module, so that every generator can use it without importing another generator.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,5 +22,5 @@ def c_int(v: int, ctype: str) -> str:
 def c_values(a: np.ndarray, ctype: str, per_line: int = 12) -> str:
     flat = [c_int(v, ctype) for v in np.asarray(a).reshape(-1)]
     width = max(len(s) for s in flat)
-    rows = [", ".join(s.rjust(width) for s in flat[i:i + per_line]) for i in range(0, len(flat), per_line)]
+    rows = [", ".join(s.rjust(width) for s in flat[i : i + per_line]) for i in range(0, len(flat), per_line)]
     return "{\n    " + ",\n    ".join(rows) + ",\n}"

@@ -9,6 +9,7 @@ hypothesis (tests/test_firmware_harness.py), so failures shrink.
 Value styles push the integer rule to its edges: weights at the limits of their type,
 inputs at the limits of theirs, all-zero rows, dense or sparse inputs.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -42,7 +43,7 @@ class CaseSpec:
     wbits: int = 16
     xbits: int = 16
     fx: int = 12
-    fw: dict = field(default_factory=dict)        # per tensor; missing ones: 12 (wbits 16) or 6 (wbits 8)
+    fw: dict = field(default_factory=dict)  # per tensor; missing ones: 12 (wbits 16) or 6 (wbits 8)
     weight_style: str = "uniform"
     input_style: str = "normal"
     targets: str = "classes"
@@ -50,26 +51,28 @@ class CaseSpec:
     lr: float = 1e-3
     beta_shift: int = DEFAULT_BETA_SHIFT
     train: str = "all"
-    clip: int = -1                # normalised rules' move limit 2^clip * lr (-1: none)
-    update_every: int = 1         # the device learns on the steps t % update_every == 0 since the reset
+    clip: int = -1  # normalised rules' move limit 2^clip * lr (-1: none)
+    update_every: int = 1  # the device learns on the steps t % update_every == 0 since the reset
     samples: int = 2
     steps: int = 6
-    infer_every: int = 0          # every n-th step is inference (0: never)
-    switch: bool = False          # change learning rate / optimizer between samples
+    infer_every: int = 0  # every n-th step is inference (0: never)
+    switch: bool = False  # change learning rate / optimizer between samples
     seed: int = 0
-    frozen_hidden: bool = False   # hidden layers constant (flash), readout learns: train "readout"
-    hbits: int | None = None      # width of the hidden tensors (None: wbits; another width: frozen only)
-    row_scales: bool = False      # frozen only: W_0..W_{L-1} with one shift per row (row_fw)
+    frozen_hidden: bool = False  # hidden layers constant (flash), readout learns: train "readout"
+    hbits: int | None = None  # width of the hidden tensors (None: wbits; another width: frozen only)
+    row_scales: bool = False  # frozen only: W_0..W_{L-1} with one shift per row (row_fw)
 
     def describe(self) -> str:
         r = "r" if self.recurrent else ""
         net = "-".join([str(self.n_in), *(f"{h}{r}" for h in self.hidden), str(self.n_out)])
-        return (f"{net} {self.reset} w{self.wbits} x{self.xbits} fx {self.fx} {self.weight_style}/{self.input_style} "
-                f"{self.targets} {self.optimizer} lr {self.lr:g} beta {self.beta_shift} train {self.train} "
-                f"clip {self.clip} "
-                f"every {self.update_every} seed {self.seed}"
-                + (f" frozen hidden h{self.hbits or self.wbits}" if self.frozen_hidden else "")
-                + (" row scales" if self.row_scales else ""))
+        return (
+            f"{net} {self.reset} w{self.wbits} x{self.xbits} fx {self.fx} {self.weight_style}/{self.input_style} "
+            f"{self.targets} {self.optimizer} lr {self.lr:g} beta {self.beta_shift} train {self.train} "
+            f"clip {self.clip} "
+            f"every {self.update_every} seed {self.seed}"
+            + (f" frozen hidden h{self.hbits or self.wbits}" if self.frozen_hidden else "")
+            + (" row scales" if self.row_scales else "")
+        )
 
 
 def _weights(rng, shape, bits, style) -> np.ndarray:
@@ -86,17 +89,37 @@ def _weights(rng, shape, bits, style) -> np.ndarray:
 
 
 def build_model(spec: CaseSpec) -> QModel:
-    cfg = NetConfig(spec.n_in, tuple(spec.hidden), spec.n_out, spec.recurrent, spec.vth, spec.leak_m, spec.leak_t,
-                    spec.leak_out, spec.gamma, spec.reset)
+    cfg = NetConfig(
+        spec.n_in,
+        tuple(spec.hidden),
+        spec.n_out,
+        spec.recurrent,
+        spec.vth,
+        spec.leak_m,
+        spec.leak_t,
+        spec.leak_out,
+        spec.gamma,
+        spec.reset,
+    )
     rng = np.random.default_rng(spec.seed)
-    shapes = {n: s for n, s in expected_arrays(cfg).items() if n != "norm_scale"}   # weights only
+    shapes = {n: s for n, s in expected_arrays(cfg).items() if n != "norm_scale"}  # weights only
     hbits = spec.hbits or spec.wbits
     bits = {n: spec.wbits if n == f"W{cfg.layers}" else hbits for n in shapes}
     weights = {n: _weights(rng, s, bits[n], spec.weight_style) for n, s in shapes.items()}
     fw = {n: int(spec.fw.get(n, 12 if bits[n] == 16 else 6)) for n in shapes}
     fw_rows = row_fw(spec, weights, hbits) if spec.row_scales else {}
-    return QModel(cfg, spec.wbits, spec.fx, weights, fw, spec.xbits, [f"c{k}" for k in range(cfg.n_out)],
-                  hbits=hbits, frozen_hidden=spec.frozen_hidden, fw_rows=fw_rows)
+    return QModel(
+        cfg,
+        spec.wbits,
+        spec.fx,
+        weights,
+        fw,
+        spec.xbits,
+        [f"c{k}" for k in range(cfg.n_out)],
+        hbits=hbits,
+        frozen_hidden=spec.frozen_hidden,
+        fw_rows=fw_rows,
+    )
 
 
 def row_fw(spec: CaseSpec, weights: dict, hbits: int) -> dict:
@@ -129,14 +152,14 @@ def _inputs(rng, n, spec: CaseSpec) -> np.ndarray:
 
 def build_script(spec: CaseSpec) -> Script:
     rng = np.random.default_rng(spec.seed + 1)
-    ops = [("init", int(rng.integers(0, 2 ** 32)))]
+    ops = [("init", int(rng.integers(0, 2**32)))]
     first = None
     for smp in range(spec.samples):
         ops.append(("reset",))
         label = int(rng.integers(0, spec.n_out))
         xs = [_inputs(rng, spec.n_in, spec) for _ in range(spec.steps)]
         if smp == 1 and first is not None:
-            xs, label = first          # the same sample twice: state over time is what breaks
+            xs, label = first  # the same sample twice: state over time is what breaks
         first = first or (xs, label)
         for t, x in enumerate(xs):
             if spec.infer_every and t % spec.infer_every == spec.infer_every - 1:
@@ -149,15 +172,27 @@ def build_script(spec: CaseSpec) -> Script:
             other = KINDS[(KINDS.index(spec.optimizer) + 1) % len(KINDS)]
             ops += [("lr", m, e), ("opt", other, int(rng.integers(0, 16)), spec.train, int(rng.integers(-1, 3)))]
     if spec.switch:
-        ops += [("init", int(rng.integers(0, 2 ** 32))), ("reset",),
-                ("train", _inputs(rng, spec.n_in, spec), 0), ("end_sample",)]
+        ops += [
+            ("init", int(rng.integers(0, 2**32))),
+            ("reset",),
+            ("train", _inputs(rng, spec.n_in, spec), 0),
+            ("end_sample",),
+        ]
     return Script(ops)
 
 
 def device_config(spec: CaseSpec) -> DeviceConfig:
-    return DeviceConfig(spec.targets, spec.optimizer, spec.lr, spec.beta_shift, spec.train, spec.clip,
-                        lr_max=4.0 * spec.lr, update_every=spec.update_every,   # the scripts switch to up to 4 lr
-                        frozen_hidden=spec.frozen_hidden)
+    return DeviceConfig(
+        spec.targets,
+        spec.optimizer,
+        spec.lr,
+        spec.beta_shift,
+        spec.train,
+        spec.clip,
+        lr_max=4.0 * spec.lr,
+        update_every=spec.update_every,  # the scripts switch to up to 4 lr
+        frozen_hidden=spec.frozen_hidden,
+    )
 
 
 def random_spec(rng: np.random.Generator) -> CaseSpec:
@@ -169,20 +204,35 @@ def random_spec(rng: np.random.Generator) -> CaseSpec:
     tensors = [f"W{i}" for i in range(L + 1)] + [f"R{i}" for i in range(L)] + ["S", "S_rec"]
     wf = (0, 16) if wbits == 16 else (0, 8)
     spec = CaseSpec(
-        n_in=int(rng.integers(1, 13)), hidden=tuple(int(h) for h in rng.integers(1, 11, size=L)),
-        n_out=int(rng.integers(2, 7)), recurrent=bool(rng.random() < 0.6), reset=str(rng.choice(["hard", "soft"])),
-        vth=float(rng.choice([0.05, 0.66, 1.0, 3.0])), leak_m=float(rng.choice([0.0, 0.5, 0.77, 0.95, 1.0])),
-        leak_t=float(rng.choice([0.8, 0.9, 0.977, 0.99])), leak_out=float(rng.choice([0.9, 1.0])),
-        gamma=float(rng.choice([0.5, 1.0, 10.0, 15.9])), wbits=wbits, xbits=xbits,
+        n_in=int(rng.integers(1, 13)),
+        hidden=tuple(int(h) for h in rng.integers(1, 11, size=L)),
+        n_out=int(rng.integers(2, 7)),
+        recurrent=bool(rng.random() < 0.6),
+        reset=str(rng.choice(["hard", "soft"])),
+        vth=float(rng.choice([0.05, 0.66, 1.0, 3.0])),
+        leak_m=float(rng.choice([0.0, 0.5, 0.77, 0.95, 1.0])),
+        leak_t=float(rng.choice([0.8, 0.9, 0.977, 0.99])),
+        leak_out=float(rng.choice([0.9, 1.0])),
+        gamma=float(rng.choice([0.5, 1.0, 10.0, 15.9])),
+        wbits=wbits,
+        xbits=xbits,
         fx=int(rng.integers(0, 13 if xbits == 16 else 7)),
         fw={n: int(rng.integers(*wf)) for n in tensors},
-        weight_style=str(rng.choice(WEIGHT_STYLES)), input_style=str(rng.choice(INPUT_STYLES, p=[.55, .2, .2, .05])),
-        targets=str(rng.choice(["classes", "batch"])), optimizer=str(rng.choice(KINDS)),
-        lr=float(rng.choice([0.0, 1e-4, 1e-3, 1e-2, 0.1])), beta_shift=int(rng.integers(0, 16)),
-        train=str(rng.choice(["all", "readout"], p=[.85, .15])), clip=int(rng.choice([-1, -1, 0, 1, 3])),
+        weight_style=str(rng.choice(WEIGHT_STYLES)),
+        input_style=str(rng.choice(INPUT_STYLES, p=[0.55, 0.2, 0.2, 0.05])),
+        targets=str(rng.choice(["classes", "batch"])),
+        optimizer=str(rng.choice(KINDS)),
+        lr=float(rng.choice([0.0, 1e-4, 1e-3, 1e-2, 0.1])),
+        beta_shift=int(rng.integers(0, 16)),
+        train=str(rng.choice(["all", "readout"], p=[0.85, 0.15])),
+        clip=int(rng.choice([-1, -1, 0, 1, 3])),
         samples=int(rng.integers(1, 4)),
-        steps=int(rng.integers(1, 9)), infer_every=int(rng.choice([0, 0, 2, 3])), switch=bool(rng.random() < 0.3),
-        seed=int(rng.integers(0, 2 ** 31)), update_every=int(rng.choice([1, 2, 3])))
+        steps=int(rng.integers(1, 9)),
+        infer_every=int(rng.choice([0, 0, 2, 3])),
+        switch=bool(rng.random() < 0.3),
+        seed=int(rng.integers(0, 2**31)),
+        update_every=int(rng.choice([1, 2, 3])),
+    )
     if rng.random() < 0.2:
         spec.frozen_hidden, spec.train, spec.hbits = True, "readout", int(rng.choice([8, 16]))
         hf = (0, 16) if spec.hbits == 16 else (0, 8)

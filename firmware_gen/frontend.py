@@ -6,6 +6,7 @@ all read from edgetp/audio/frontend_q.py; the routines are the runtime's etp_fro
 :func:`frontend_files` is called by :func:`firmware_gen.generate.render` when an export
 carries the frontend (``render(qm, dev, frontend=InputNorm)``).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -65,8 +66,10 @@ def check_fft_tables(factors, cos, sin) -> None:
     n = len(cos)
     t = np.arange(n)
     if tuple(factors) != (4, 4, 3, 5) or n != FQ.HALF:
-        raise EdgetpError(f"etp_fe_fft is specialised to {FQ.HALF} = 4 * 4 * 3 * 5 points, "
-                          f"the frontend asks for {n} = {' * '.join(map(str, factors))}")
+        raise EdgetpError(
+            f"etp_fe_fft is specialised to {FQ.HALF} = 4 * 4 * 3 * 5 points, "
+            f"the frontend asks for {n} = {' * '.join(map(str, factors))}"
+        )
     if cos[0] != 1 << FQ.TW_F or sin[0] != 0:
         raise EdgetpError("the FFT twiddle W^0 must be exactly 2^TW_F")
     if not (np.array_equal(cos[(n - t) % n], cos) and np.array_equal(sin[(n - t) % n], -sin)):
@@ -80,35 +83,50 @@ def frontend_files(norm, stamp_text: str, xbits: int) -> dict:
     """{file name: text} of the generated frontend configuration."""
     check(norm, xbits)
     D = lambda n, v, note="": f"#define {n} {v}" + (f"   /* {note} */" if note else "")
-    h = [stamp_text, "#ifndef ETP_FRONTEND_CFG_H", "#define ETP_FRONTEND_CFG_H", "", "#include <stdint.h>", "",
-         "/* sizes (edgetp.audio.frontend_q) */",
-         D("ETP_FE_SAMPLES", FQ.N_SAMPLES, "samples per utterance (16 kHz)"),
-         D("ETP_FE_N_FFT", FQ.N_FFT, "window"), D("ETP_FE_HALF", FQ.HALF, "complex FFT length, centring pad"),
-         D("ETP_FE_HOP", FQ.HOP), D("ETP_FE_FRAMES", FQ.N_FRAMES), D("ETP_FE_MELS", FQ.N_MELS),
-         D("ETP_FE_FEATURES", FQ.N_FEATURES), D("ETP_FE_N_BINS", FQ.N_BINS, "spectrum bins the mel bands read"),
-         D("ETP_FE_N_FACTORS", len(FQ.FFT_FACTORS)),
-         D("ETP_FE_DELTA_WIDTH", FQ.DELTA1_Q.shape[1]), "",
-         "/* Q-formats and shifts (docs/fixed-point.md section 9) */",
-         D("ETP_FE_FRAME_BITS", FQ.FRAME_BITS, "frame block exponent: max |y| < 2^FRAME_BITS"),
-         D("ETP_FE_TW_F", FQ.TW_F, "twiddles Q2.30"),
-         D("ETP_FE_P_SHIFT", FQ.P_SHIFT, "power >> P_SHIFT before the mel weights"),
-         D("ETP_FE_LOG_F", FQ.LOG_F, "log-mel int16 Q.LOG_F"),
-         D("ETP_FE_LOG_ZERO", f"({FQ.LOG_ZERO})", "log-mel of a zero band"),
-         D("ETP_FE_G_F", FQ.G_F, "G_LUT Q.G_F"),
-         D("ETP_FE_G_SHIFT", FQ.G_SHIFT, "log-mel units per G_LUT step: 2^G_SHIFT"),
-         D("ETP_FE_G_LIMIT", (len(FQ.G_LUT) - 1) << FQ.G_SHIFT, "|e| at and beyond which ln(1 + 2^-|e|) = 0"),
-         D("ETP_FE_L_ACC_F", FQ.L_ACC_F, "L before its rounding, when e > 0"),
-         D("ETP_FE_G_ACC_SHIFT", FQ.G_ACC_SHIFT, "interpolated G_LUT -> Q.L_ACC_F"),
-         D("ETP_FE_LN2_Q", FQ.LN2_Q, "ln 2 in Q.(L_ACC_F - LOG_F): e * LN2_Q is e ln 2 in Q.L_ACC_F"),
-         D("ETP_FE_FEAT_F", FQ.FEAT_F, "features int32 Q.FEAT_F"), "",
-         f"/* the model's log gain g = {norm.log_gain:g}: L = ln(1 + g S / max S) = ln(1 + 2^e), e = l - max l + C */",
-         D("ETP_FE_LOG_OFFSET", norm.log_offset, "C = round(log2(g) * 2^LOG_F)"),
-         D("ETP_FE_L_F", norm.l_frac, "L int16 Q.L_F (the finest that holds ln(1 + g))"),
-         D("ETP_FE_DELTA_SHIFT", FQ.DELTA_F + norm.l_frac - FQ.FEAT_F,
-           f"delta sums Q.({FQ.DELTA_F} + L_F) -> Q.FEAT_F"),
-         D("ETP_FE_RUNNING_MAX", norm.running_max_decay or 0,
-           "max S: 0 the utterance's; D > 0 the causal running maximum, falling D / 2^LOG_F octave per frame"),
-         ""]
+    h = [
+        stamp_text,
+        "#ifndef ETP_FRONTEND_CFG_H",
+        "#define ETP_FRONTEND_CFG_H",
+        "",
+        "#include <stdint.h>",
+        "",
+        "/* sizes (edgetp.audio.frontend_q) */",
+        D("ETP_FE_SAMPLES", FQ.N_SAMPLES, "samples per utterance (16 kHz)"),
+        D("ETP_FE_N_FFT", FQ.N_FFT, "window"),
+        D("ETP_FE_HALF", FQ.HALF, "complex FFT length, centring pad"),
+        D("ETP_FE_HOP", FQ.HOP),
+        D("ETP_FE_FRAMES", FQ.N_FRAMES),
+        D("ETP_FE_MELS", FQ.N_MELS),
+        D("ETP_FE_FEATURES", FQ.N_FEATURES),
+        D("ETP_FE_N_BINS", FQ.N_BINS, "spectrum bins the mel bands read"),
+        D("ETP_FE_N_FACTORS", len(FQ.FFT_FACTORS)),
+        D("ETP_FE_DELTA_WIDTH", FQ.DELTA1_Q.shape[1]),
+        "",
+        "/* Q-formats and shifts (docs/fixed-point.md section 9) */",
+        D("ETP_FE_FRAME_BITS", FQ.FRAME_BITS, "frame block exponent: max |y| < 2^FRAME_BITS"),
+        D("ETP_FE_TW_F", FQ.TW_F, "twiddles Q2.30"),
+        D("ETP_FE_P_SHIFT", FQ.P_SHIFT, "power >> P_SHIFT before the mel weights"),
+        D("ETP_FE_LOG_F", FQ.LOG_F, "log-mel int16 Q.LOG_F"),
+        D("ETP_FE_LOG_ZERO", f"({FQ.LOG_ZERO})", "log-mel of a zero band"),
+        D("ETP_FE_G_F", FQ.G_F, "G_LUT Q.G_F"),
+        D("ETP_FE_G_SHIFT", FQ.G_SHIFT, "log-mel units per G_LUT step: 2^G_SHIFT"),
+        D("ETP_FE_G_LIMIT", (len(FQ.G_LUT) - 1) << FQ.G_SHIFT, "|e| at and beyond which ln(1 + 2^-|e|) = 0"),
+        D("ETP_FE_L_ACC_F", FQ.L_ACC_F, "L before its rounding, when e > 0"),
+        D("ETP_FE_G_ACC_SHIFT", FQ.G_ACC_SHIFT, "interpolated G_LUT -> Q.L_ACC_F"),
+        D("ETP_FE_LN2_Q", FQ.LN2_Q, "ln 2 in Q.(L_ACC_F - LOG_F): e * LN2_Q is e ln 2 in Q.L_ACC_F"),
+        D("ETP_FE_FEAT_F", FQ.FEAT_F, "features int32 Q.FEAT_F"),
+        "",
+        f"/* the model's log gain g = {norm.log_gain:g}: L = ln(1 + g S / max S) = ln(1 + 2^e), e = l - max l + C */",
+        D("ETP_FE_LOG_OFFSET", norm.log_offset, "C = round(log2(g) * 2^LOG_F)"),
+        D("ETP_FE_L_F", norm.l_frac, "L int16 Q.L_F (the finest that holds ln(1 + g))"),
+        D("ETP_FE_DELTA_SHIFT", FQ.DELTA_F + norm.l_frac - FQ.FEAT_F, f"delta sums Q.({FQ.DELTA_F} + L_F) -> Q.FEAT_F"),
+        D(
+            "ETP_FE_RUNNING_MAX",
+            norm.running_max_decay or 0,
+            "max S: 0 the utterance's; D > 0 the causal running maximum, falling D / 2^LOG_F octave per frame",
+        ),
+        "",
+    ]
     body = [stamp_text, "#include <stdint.h>", "", '#include "etp_frontend_cfg.h"', ""]
     for name, ctype, a, note in tables(norm):
         a = np.asarray(a)
@@ -132,13 +150,29 @@ def flash_bytes(norm) -> int:
 
 def ram_bytes() -> int:
     """sizeof(etp_fe_t) on a 32-bit target (its fields, padded to 8 bytes)."""
-    n = (2 * FQ.N_FFT + 2 * FQ.N_FRAMES * FQ.N_MELS + 2 * 4 * FQ.HALF + 8 * FQ.N_BINS + 8 * FQ.N_MELS
-         + 4 + 4 + 4 + 2 + 2 + 2 + 1 + 4 + 4)
+    n = (
+        2 * FQ.N_FFT
+        + 2 * FQ.N_FRAMES * FQ.N_MELS
+        + 2 * 4 * FQ.HALF
+        + 8 * FQ.N_BINS
+        + 8 * FQ.N_MELS
+        + 4
+        + 4
+        + 4
+        + 2
+        + 2
+        + 2
+        + 1
+        + 4
+        + 4
+    )
     return (n + 7) // 8 * 8
 
 
-SNAPSHOT_STAMP = ("/*\n * {file} - the integer audio frontend's tables (snapshot: unit input scaling, fx 12, int16)\n"
-                  " * Generated by firmware_gen.frontend; do not edit.\n */\n")
+SNAPSHOT_STAMP = (
+    "/*\n * {file} - the integer audio frontend's tables (snapshot: unit input scaling, fx 12, int16)\n"
+    " * Generated by firmware_gen.frontend; do not edit.\n */\n"
+)
 
 
 def snapshot_files() -> dict:

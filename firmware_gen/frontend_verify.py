@@ -9,6 +9,7 @@ input of every frame. A frame with any difference is a mismatch (the first is re
 with what differed). This module holds the inputs and the comparison. Inputs: WAV files, and :func:`random_pcm`
 signals (silence, full-scale square waves, clipped noise, DC, tiny and loud noise, chirps, short inputs).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from edgetp.errors import EdgetpError
 class FeSummary:
     utterances: int = 0
     frames: int = 0
-    mismatches: int = 0          # frames (and end-of-utterance checks) whose C differs
+    mismatches: int = 0  # frames (and end-of-utterance checks) whose C differs
     errors: int = 0
     sanitize: bool = False
     seconds: float = 0.0
@@ -35,9 +36,15 @@ class FeSummary:
         return self.mismatches == 0 and self.errors == 0 and self.frames > 0
 
     def to_json(self) -> dict:
-        return {"frames": self.frames, "mismatches": self.mismatches, "errors": self.errors,
-                "utterances": self.utterances, "sanitize": self.sanitize, "seconds": round(self.seconds, 2),
-                "failures": self.details[:50]}
+        return {
+            "frames": self.frames,
+            "mismatches": self.mismatches,
+            "errors": self.errors,
+            "utterances": self.utterances,
+            "sanitize": self.sanitize,
+            "seconds": round(self.seconds, 2),
+            "failures": self.details[:50],
+        }
 
 
 def random_pcm(rng: np.random.Generator) -> tuple[str, np.ndarray]:
@@ -69,7 +76,7 @@ def random_pcm(rng: np.random.Generator) -> tuple[str, np.ndarray]:
         m = int(rng.integers(1, 4000))
         x = np.zeros(n)
         x[:m] = rng.standard_normal(m) * 8000
-        x = x[:int(rng.integers(1, n))]
+        x = x[: int(rng.integers(1, n))]
     x = np.clip(np.round(x), -32768, 32767).astype(np.int16)
     return str(kind), x
 
@@ -87,8 +94,12 @@ def _cmp_frame(rec, ref, t) -> str | None:
     tc, shift, power, mel, logmel = rec
     if tc != t:
         return f"frame index {tc}, expected {t}"
-    for name, c, r in (("shift", np.array([shift]), ref.shift[t:t + 1]), ("power", power, ref.power[t]),
-                       ("mel", mel, ref.mel[t]), ("log", logmel, ref.logmel[t])):
+    for name, c, r in (
+        ("shift", np.array([shift]), ref.shift[t : t + 1]),
+        ("power", power, ref.power[t]),
+        ("mel", mel, ref.mel[t]),
+        ("log", logmel, ref.logmel[t]),
+    ):
         bad = np.flatnonzero(np.asarray(c, np.int64) != np.asarray(r, np.int64))
         if bad.size:
             i = int(bad[0])
@@ -106,7 +117,7 @@ def check_utterance(cfe, pcm: np.ndarray, norm, rng, summary: FeSummary, what: s
     """Stream ``pcm`` (<= 16000 int16 samples; the C pads the rest with zeros) to ``cfe`` (reset,
     push, finish, frame_out: deploy.verify_frontend.ServerFrontend) and compare."""
     full = np.zeros(FQ.N_SAMPLES, np.int16)
-    full[:pcm.size] = pcm
+    full[: pcm.size] = pcm
     ref = FQ.utterance_q(full, norm)
     summary.utterances += 1
     first = None
@@ -116,7 +127,7 @@ def check_utterance(cfe, pcm: np.ndarray, norm, rng, summary: FeSummary, what: s
         raise EdgetpError("etp_fe_reset failed")
     pos = 0
     for c in _chunks(pcm.size, rng):
-        frames, st = cfe.push(pcm[pos:pos + c])
+        frames, st = cfe.push(pcm[pos : pos + c])
         pos += c
         if st != 0:
             summary.mismatches += 1
@@ -155,9 +166,10 @@ def check_utterance(cfe, pcm: np.ndarray, norm, rng, summary: FeSummary, what: s
     first = next((m for phase in msgs for m in phase if m), None)
     run_crc = getattr(cfe, "run_x_crc", None)
     if run_crc is not None and run_crc != input_crc(ref.x):
-        bad_frames += 1        # the steps read L as it is made, row by row (READ_FE reads it whole)
-        first = first or (f"the inputs the network read while stepping: CRC {run_crc:08x} != "
-                          f"Python {input_crc(ref.x):08x}")
+        bad_frames += 1  # the steps read L as it is made, row by row (READ_FE reads it whole)
+        first = first or (
+            f"the inputs the network read while stepping: CRC {run_crc:08x} != Python {input_crc(ref.x):08x}"
+        )
     if lmax != ref.lmax:
         bad_frames += 1
         first = first or f"utterance maximum C {lmax} != Python {ref.lmax}"

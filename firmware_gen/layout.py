@@ -21,6 +21,7 @@ constants in flash (group "frozen weights", their own width ``hbits``, C type ``
 there is no target set (no S, S_rec, target state, label trace, target-stream tables, K = 0)
 and no hidden-layer learning scratch; the optimizer keeps the readout's statistics only.
 """
+
 from __future__ import annotations
 
 import keyword
@@ -36,21 +37,23 @@ from edgetp.fixed.qconfig import QModel
 
 from firmware_gen.tstream import target_stream_table
 
-from edgetp.fixed.contract import DTYPES, OPT_CFG_FIELDS   # noqa: F401  (re-exported: one dtype table)
+from edgetp.fixed.contract import DTYPES, OPT_CFG_FIELDS  # noqa: F401  (re-exported: one dtype table)
 
 RAM_GROUPS = ("trainable weights", "data state", "target set", "optimizer", "scratch")
 FLASH_GROUPS = ("frozen weights", "initial weights", "tables")
 # the shared scratch vectors of the target set's terms: a frozen-hidden device (no target set) has none
 TARGET_SET_SCRATCH = ("dz", "ysoft", "onehot")
-STORE_GROUPS = ("weight store",)     # flash outside the image: firmware_gen/store.py
+STORE_GROUPS = ("weight store",)  # flash outside the image: firmware_gen/store.py
 # What a device saves to go on learning exactly as before (firmware_gen/store.py): the
 # trainable weights and the whole optimizer group (PRNG, step count, settings, statistics).
 PERSIST_GROUPS = ("trainable weights", "optimizer")
-TENSOR_ENTRY_BYTES = 16     # sizeof(etp_tensor_t) on a 32-bit target (4 + 1 + 1 + pad 2 + 4 + 4)
+TENSOR_ENTRY_BYTES = 16  # sizeof(etp_tensor_t) on a 32-bit target (4 + 1 + 1 + pad 2 + 4 + 4)
 
-C_KEYWORDS = frozenset("""auto break case char const continue default do double else enum extern float for goto
+C_KEYWORDS = frozenset(
+    """auto break case char const continue default do double else enum extern float for goto
 if inline int long register restrict return short signed sizeof static struct switch typedef union unsigned
-void volatile while _Bool _Complex _Imaginary""".split())
+void volatile while _Bool _Complex _Imaginary""".split()
+)
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -58,13 +61,13 @@ _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 class Item:
     """One array on the device."""
 
-    name: str                  # tensor name; the C array is ``etp_<name>``
-    dtype: str                 # key of DTYPES, or "w" for the model's weight type
+    name: str  # tensor name; the C array is ``etp_<name>``
+    dtype: str  # key of DTYPES, or "w" for the model's weight type
     shape: tuple
-    section: str               # "ram" or "flash"
-    group: str                 # memory-plan group
-    table: bool = False        # listed in the tensor table
-    init: np.ndarray | None = None   # contents (flash arrays)
+    section: str  # "ram" or "flash"
+    group: str  # memory-plan group
+    table: bool = False  # listed in the tensor table
+    init: np.ndarray | None = None  # contents (flash arrays)
     note: str = ""
 
     @property
@@ -85,7 +88,7 @@ class Layout:
     qm: QModel
     targets: str
     items: list
-    dims: dict                 # sizes the runtime needs (K, widths, ...)
+    dims: dict  # sizes the runtime needs (K, widths, ...)
 
     def item(self, name: str) -> Item:
         for it in self.items:
@@ -142,8 +145,18 @@ def device_layout(qm: QModel, targets: str = "classes") -> Layout:
         for n in frozen_hidden_names(qm):
             add(Item(n, "wh", qm.weights[n].shape, "flash", "frozen weights", True, qm.weights[n]))
         for l in row_shift_layers(qm):
-            add(Item(f"sh_x_row{l}", "i8", (H[l],), "flash", "frozen weights", False, row_shift_table(qm, l),
-                     f"row scales: each neuron's shift of W{l} x to Q.FV"))
+            add(
+                Item(
+                    f"sh_x_row{l}",
+                    "i8",
+                    (H[l],),
+                    "flash",
+                    "frozen weights",
+                    False,
+                    row_shift_table(qm, l),
+                    f"row scales: each neuron's shift of W{l} x to Q.FV",
+                )
+            )
     else:
         for n in ["S"] + (["S_rec"] if rec else []):
             add(Item(n, "w", qm.weights[n].shape, "flash", "frozen weights", True, qm.weights[n]))
@@ -153,11 +166,20 @@ def device_layout(qm: QModel, targets: str = "classes") -> Layout:
         add(Item(f"tr{l}", "i16", (H[l],), "ram", "data state", True))
     if not frozen:
         for l in range(L):
-            if not (l == 0 and tab is not None):      # a tabulated stream keeps no membrane ...
+            if not (l == 0 and tab is not None):  # a tabulated stream keeps no membrane ...
                 add(Item(f"vt{l}", "i32", (K, H[l]), "ram", "target set", True))
-            elif len(tab.v_resume):                   # ... but for the rows that resume on the device
-                add(Item("vt0_resume", "i32", tab.v_resume.shape, "ram", "target set", True,
-                         note="membrane of each row that does not repeat, zero before its switch"))
+            elif len(tab.v_resume):  # ... but for the rows that resume on the device
+                add(
+                    Item(
+                        "vt0_resume",
+                        "i32",
+                        tab.v_resume.shape,
+                        "ram",
+                        "target set",
+                        True,
+                        note="membrane of each row that does not repeat, zero before its switch",
+                    )
+                )
             add(Item(f"st{l}", "i8", (K, H[l]), "ram", "target set", True))
             add(Item(f"trt{l}", "i16", (K, H[l]), "ram", "target set", True))
         add(Item("trl", "i16", (K, O), "ram", "target set", True, note="label trace"))
@@ -183,7 +205,7 @@ def device_layout(qm: QModel, targets: str = "classes") -> Layout:
         for l in range(L):
             if rec:
                 add(Item(f"s_prev{l}", "i8", (H[l],), "ram", "scratch", note="spikes of the previous step"))
-                if l >= 1:                            # only the target terms of layers >= 1 read it
+                if l >= 1:  # only the target terms of layers >= 1 read it
                     add(Item(f"st_prev{l}", "i8", (K, H[l]), "ram", "scratch"))
             add(Item(f"vpre{l}", "i32", (H[l],), "ram", "scratch", note="membrane before spike/reset"))
             add(Item(f"delta{l}", "i64", (H[l],), "ram", "scratch", note="Q.DELTA_F"))
@@ -197,17 +219,46 @@ def device_layout(qm: QModel, targets: str = "classes") -> Layout:
     # tables
     add(Item("exp2_lut", "i32", (len(P.EXP2_LUT),), "flash", "tables", False, P.EXP2_LUT, "2^(-i/256) Q2.30"))
     if tab is not None:
-        add(Item("tstream", "u8", tab.bits.shape, "flash", "tables", False, tab.bits,
-                 "layer-0 class target spikes, 1 bit each"))
+        add(
+            Item(
+                "tstream",
+                "u8",
+                tab.bits.shape,
+                "flash",
+                "tables",
+                False,
+                tab.bits,
+                "layer-0 class target spikes, 1 bit each",
+            )
+        )
         add(Item("tstream_off", "u32", (K,), "flash", "tables", False, tab.off, "first frame of each class"))
-        add(Item("tstream_pre", "u16", (K,), "flash", "tables", False, tab.pre,
-                 "frames before the cycle (Q = 0: frames stored)"))
+        add(
+            Item(
+                "tstream_pre",
+                "u16",
+                (K,),
+                "flash",
+                "tables",
+                False,
+                tab.pre,
+                "frames before the cycle (Q = 0: frames stored)",
+            )
+        )
         add(Item("tstream_per", "u16", (K,), "flash", "tables", False, tab.per, "frames of the cycle, 0: none"))
         if len(tab.v_resume):
-            add(Item("tstream_v", "i32", tab.v_resume.shape, "flash", "tables", False, tab.v_resume,
-                     "membrane after the stored frames of each row that does not repeat"))
-    dims = {"K": K, "width_max": wmax, "hidden_max": hmax, "rows_max": rows_max, "cols_max": cols_max,
-            "sm_max": km}
+            add(
+                Item(
+                    "tstream_v",
+                    "i32",
+                    tab.v_resume.shape,
+                    "flash",
+                    "tables",
+                    False,
+                    tab.v_resume,
+                    "membrane after the stored frames of each row that does not repeat",
+                )
+            )
+    dims = {"K": K, "width_max": wmax, "hidden_max": hmax, "rows_max": rows_max, "cols_max": cols_max, "sm_max": km}
     lay = Layout(qm, targets, items, dims)
     validate_layout(lay)
     return lay
@@ -228,16 +279,28 @@ def row_shift_table(qm: QModel, l: int) -> np.ndarray:
 
 def shared_scratch(O, K, km, wmax, hmax, rows_max, cols_max) -> list:
     """The step's scratch vectors shared by all layers (etp_net_t's fields of the same names)."""
-    return [("err", "i32", O, "readout error Q0.15"), ("dz", "i32", K, "contrastive dZ Q0.15"),
-            ("ysoft", "i32", K, "soft targets Q0.15"), ("sm_in", "i64", km, "softmax input"),
-            ("sm_out", "i64", km, "softmax output"), ("onehot", "i8", O, "target-stream input"),
-            ("nz_idx_a", "u16", wmax, "nonzero inputs"), ("nz_val_a", "i16", wmax, ""),
-            ("nz_idx_b", "u16", hmax, "nonzero recurrent inputs"), ("nz_val_b", "i16", hmax, ""),
-            ("dq", "i32", max(rows_max, K + 1), "gradient row factors"), ("xq", "i32", cols_max, "column factors"),
-            ("qrow", "i32", cols_max, "one row of q"), ("rowsq", "i64", rows_max, "row sums of q^2"),
-            ("colsq", "i64", cols_max, "column sums of q^2"), ("mcol", "i64", cols_max, "Q.32 column multipliers"),
-            ("row_m", "i32", rows_max, "row multipliers"), ("row_s", "i32", rows_max, ""),
-            ("col_m", "i32", cols_max, "column multipliers"), ("col_s", "i32", cols_max, "")]
+    return [
+        ("err", "i32", O, "readout error Q0.15"),
+        ("dz", "i32", K, "contrastive dZ Q0.15"),
+        ("ysoft", "i32", K, "soft targets Q0.15"),
+        ("sm_in", "i64", km, "softmax input"),
+        ("sm_out", "i64", km, "softmax output"),
+        ("onehot", "i8", O, "target-stream input"),
+        ("nz_idx_a", "u16", wmax, "nonzero inputs"),
+        ("nz_val_a", "i16", wmax, ""),
+        ("nz_idx_b", "u16", hmax, "nonzero recurrent inputs"),
+        ("nz_val_b", "i16", hmax, ""),
+        ("dq", "i32", max(rows_max, K + 1), "gradient row factors"),
+        ("xq", "i32", cols_max, "column factors"),
+        ("qrow", "i32", cols_max, "one row of q"),
+        ("rowsq", "i64", rows_max, "row sums of q^2"),
+        ("colsq", "i64", cols_max, "column sums of q^2"),
+        ("mcol", "i64", cols_max, "Q.32 column multipliers"),
+        ("row_m", "i32", rows_max, "row multipliers"),
+        ("row_s", "i32", rows_max, ""),
+        ("col_m", "i32", cols_max, "column multipliers"),
+        ("col_s", "i32", cols_max, ""),
+    ]
 
 
 def check_identifier(name: str, what: str = "identifier") -> str:

@@ -6,6 +6,7 @@ strings are counted for a 32-bit target, the runtime's CRC-32 table (etp_bytes.c
 them. Code, stack and the few descriptor structs are not included (``arm-none-eabi-size``
 on the objects gives the code).
 """
+
 from __future__ import annotations
 
 import re
@@ -19,10 +20,10 @@ from firmware_gen.store import plan_rows
 
 @dataclass
 class Row:
-    section: str      # "ram" or "flash"
+    section: str  # "ram" or "flash"
     group: str
     name: str
-    what: str         # shape and type
+    what: str  # shape and type
     nbytes: int
 
 
@@ -36,10 +37,24 @@ def memory_plan(lay: Layout, labels: list[str]) -> list[Row]:
     table = lay.table()
     names = sum(len(it.name) + 1 for it in table)
     n_state = sum(1 for it in table if it.group in ("data state", "target set"))
-    rows.append(Row("flash", "tables", "tensor_table", f"{len(table)} entries + names",
-                    len(table) * TENSOR_ENTRY_BYTES + names + 2 * n_state))
-    rows.append(Row("flash", "tables", "labels", f"{len(labels)} strings",
-                    4 * len(labels) + sum(len(s.encode()) + 1 for s in labels)))
+    rows.append(
+        Row(
+            "flash",
+            "tables",
+            "tensor_table",
+            f"{len(table)} entries + names",
+            len(table) * TENSOR_ENTRY_BYTES + names + 2 * n_state,
+        )
+    )
+    rows.append(
+        Row(
+            "flash",
+            "tables",
+            "labels",
+            f"{len(labels)} strings",
+            4 * len(labels) + sum(len(s.encode()) + 1 for s in labels),
+        )
+    )
     rows += [Row("store", "weight store", name, what, nbytes) for name, what, nbytes in plan_rows(lay)]
     return rows
 
@@ -76,8 +91,11 @@ def format_plan(rows: list[Row], title: str = "") -> list[str]:
 
 
 def plan_json(rows: list[Row]) -> dict:
-    return {"items": [r.__dict__ for r in rows], "totals": totals(rows),
-            "groups": {f"{s}:{g}": n for (s, g), n in group_totals(rows).items()}}
+    return {
+        "items": [r.__dict__ for r in rows],
+        "totals": totals(rows),
+        "groups": {f"{s}:{g}": n for (s, g), n in group_totals(rows).items()},
+    }
 
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmM]?)(i?[bB])?\s*$")
@@ -102,14 +120,17 @@ def check_budgets(rows: list[Row], ram_budget=None, flash_budget=None, title: st
         b = parse_size(budget)
         if tot[section] > b:
             big = sorted((r for r in rows if r.section == section), key=lambda r: -r.nbytes)[:3]
-            over.append(f"{section.upper()} needs {tot[section]:,d} B but {opt} is {b:,d} B "
-                        f"(over by {tot[section] - b:,d} B; largest: "
-                        + ", ".join(f"{r.name} {r.nbytes:,d} B" for r in big) + ")")
+            over.append(
+                f"{section.upper()} needs {tot[section]:,d} B but {opt} is {b:,d} B "
+                f"(over by {tot[section] - b:,d} B; largest: "
+                + ", ".join(f"{r.name} {r.nbytes:,d} B" for r in big)
+                + ")"
+            )
     if over:
         raise EdgetpError("the model does not fit: " + "; ".join(over) + "\n" + "\n".join(format_plan(rows, title)))
 
 
-STACK = 2048   # the firmware's stack, bytes (deploy/build.py reserves it; its high-water mark is ~0.6 KB)
+STACK = 2048  # the firmware's stack, bytes (deploy/build.py reserves it; its high-water mark is ~0.6 KB)
 
 
 @dataclass(frozen=True)
@@ -117,9 +138,9 @@ class Part:
     """A microcontroller's memory, to check an export against before linking for it."""
 
     name: str
-    cpu: str          # a key of firmware_gen.build.CPU_FLAGS
-    flash: tuple      # (origin, bytes): on-chip (or, on the ESP32-C3, the external flash's code window)
-    ram: tuple        # (origin, bytes)
+    cpu: str  # a key of firmware_gen.build.CPU_FLAGS
+    flash: tuple  # (origin, bytes): on-chip (or, on the ESP32-C3, the external flash's code window)
+    ram: tuple  # (origin, bytes)
     note: str = ""
 
 
@@ -128,8 +149,13 @@ KIB = 1024
 # 400 KB SRAM (its data-bus window) and code from a 4 MB external flash (its instruction-cache window).
 PARTS = {
     "nrf52840": Part("nRF52840", "cortex-m4", (0x00000000, 1024 * KIB), (0x20000000, 256 * KIB)),
-    "esp32c3": Part("ESP32-C3-class", "rv32imac", (0x42000000, 4096 * KIB), (0x3FC80000, 400 * KIB),
-                    "400 KB SRAM, 4 MB external flash"),
+    "esp32c3": Part(
+        "ESP32-C3-class",
+        "rv32imac",
+        (0x42000000, 4096 * KIB),
+        (0x3FC80000, 400 * KIB),
+        "400 KB SRAM, 4 MB external flash",
+    ),
 }
 
 
@@ -142,6 +168,8 @@ def fit_lines(rows: list[Row], stack: int) -> list[str]:
     out = [f"fits on (arrays + {stack:,d} B stack in RAM; arrays + weight store in flash; code not counted):"]
     for key, p in PARTS.items():
         ok = ram <= p.ram[1] and flash <= p.flash[1]
-        out.append(f"  {p.name} ({key}): RAM {ram:,d} of {p.ram[1]:,d} B, flash {flash:,d} of {p.flash[1]:,d} B: "
-                   + ("fits, " + f"{p.flash[1] - flash:,d} B of flash left for code" if ok else "does NOT fit"))
+        out.append(
+            f"  {p.name} ({key}): RAM {ram:,d} of {p.ram[1]:,d} B, flash {flash:,d} of {p.flash[1]:,d} B: "
+            + ("fits, " + f"{p.flash[1] - flash:,d} B of flash left for code" if ok else "does NOT fit")
+        )
     return out

@@ -5,6 +5,7 @@ Importing this module stays cheap (no numba): it runs whenever the CLI builds it
 generated from firmware_gen.defaults.DeviceSettings (types, choices, help); DeviceConfig checks the combination when
 a command runs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,17 +25,30 @@ def settings_of(args) -> DeviceSettings:
     """The DeviceSettings an options namespace (or a hil recipe's namespace) gives: a field the options leave at
     None takes its declared default (which may itself be None: the model's recipe decides)."""
     d = DeviceSettings()
-    return DeviceSettings(**{k: getattr(args, k, None) if getattr(args, k, None) is not None else getattr(d, k)
-                             for k in fields(DeviceSettings)})
+    return DeviceSettings(
+        **{
+            k: getattr(args, k, None) if getattr(args, k, None) is not None else getattr(d, k)
+            for k in fields(DeviceSettings)
+        }
+    )
 
 
 def device_from_args(model, args: argparse.Namespace):
     """(QModel, DeviceConfig, notes) for ``model`` (edgetp.model.Model) under the options (any object with the
     DeviceSettings fields as attributes; a missing or None one takes its default)."""
     from firmware_gen.qmodel import qmodel_for
+
     args = settings_of(args)
-    qm, notes = qmodel_for(model, wbits=args.wbits, xbits=args.xbits, fx=args.fx, headroom=args.headroom,
-                           hbits=args.hbits, frozen_hidden=args.frozen_hidden, row_scales=args.row_scales)
+    qm, notes = qmodel_for(
+        model,
+        wbits=args.wbits,
+        xbits=args.xbits,
+        fx=args.fx,
+        headroom=args.headroom,
+        hbits=args.hbits,
+        frozen_hidden=args.frozen_hidden,
+        row_scales=args.row_scales,
+    )
     train = args.train or ("readout" if qm.frozen_hidden else "all")
     recipe = getattr(model, "recipe", None) or {}
     ft = recipe.get("finetune") or {}
@@ -47,11 +61,20 @@ def device_from_args(model, args: argparse.Namespace):
         if every != 1:
             notes.append(f"learns every {every} frames (update_every from the model's recipe)")
     lr = args.lr
-    if lr is None:   # a float recipe's lr (kws-paper: Adam) is not the device rule's
+    if lr is None:  # a float recipe's lr (kws-paper: Adam) is not the device rule's
         lr = float(ft.get("lr", DEFAULT_LR)) if recipe.get("fixed") else DEFAULT_LR
         if lr != DEFAULT_LR:
             notes.append(f"learning rate {lr:g} from the model's recipe")
-    dev = DeviceConfig(targets, args.optimizer, lr, args.beta_shift, train, args.clip,
-                       lr_min=args.lr_min, lr_max=args.lr_max, update_every=every,
-                       frozen_hidden=qm.frozen_hidden)
+    dev = DeviceConfig(
+        targets,
+        args.optimizer,
+        lr,
+        args.beta_shift,
+        train,
+        args.clip,
+        lr_min=args.lr_min,
+        lr_max=args.lr_max,
+        update_every=every,
+        frozen_hidden=qm.frozen_hidden,
+    )
     return qm, dev, notes

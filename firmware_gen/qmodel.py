@@ -8,6 +8,7 @@ the frozen-hidden mode (``frozen_hidden``, default off), the hidden tensors' wid
 ``hbits`` (default ``wbits``; another width needs the frozen-hidden mode) and ``row_scales``
 (one power-of-two scale per row of the hidden input weights; default off, frozen-hidden only).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -36,8 +37,9 @@ def quant_settings(model, **given) -> tuple[dict, list[str]]:
         else:
             out[key] = default
             if key == "fx":
-                notes.append(f"inputs Q.{default} (default for unit-std features; the model records no fx, "
-                             f"pass --fx to choose)")
+                notes.append(
+                    f"inputs Q.{default} (default for unit-std features; the model records no fx, pass --fx to choose)"
+                )
 
     for key, default in DEFAULTS.items():
         pick(key, default)
@@ -54,31 +56,51 @@ def quant_settings(model, **given) -> tuple[dict, list[str]]:
         raise EdgetpError(f"hidden weight width must be one of {WBITS}, got {out['hbits']}")
     out["hbits"] = int(out["hbits"])
     if out["hbits"] != out["wbits"] and not out["frozen_hidden"]:
-        raise EdgetpError(f"hidden weights of {out['hbits']} bits with {out['wbits']}-bit weights need the "
-                          "frozen-hidden mode (--frozen-hidden: only the readout learns)")
+        raise EdgetpError(
+            f"hidden weights of {out['hbits']} bits with {out['wbits']}-bit weights need the "
+            "frozen-hidden mode (--frozen-hidden: only the readout learns)"
+        )
     pick("row_scales", False)
     out["row_scales"] = bool(out["row_scales"])
     if out["row_scales"] and not out["frozen_hidden"]:
-        raise EdgetpError("row scales (one scale per row of the hidden weights) need the frozen-hidden mode "
-                          "(--frozen-hidden: only the readout learns)")
+        raise EdgetpError(
+            "row scales (one scale per row of the hidden weights) need the frozen-hidden mode "
+            "(--frozen-hidden: only the readout learns)"
+        )
     return out, notes
 
 
 def qmodel_for(model, **given) -> tuple[QModel, list[str]]:
     """The integer model of float ``model`` (edgetp.model.Model) under the resolved settings."""
     s, notes = quant_settings(model, **given)
-    qm = from_float(model.cfg, model.params, s["fx"], s["wbits"], s["headroom"], list(model.labels), s["xbits"],
-                    s["hbits"], s["frozen_hidden"], s["row_scales"])
+    qm = from_float(
+        model.cfg,
+        model.params,
+        s["fx"],
+        s["wbits"],
+        s["headroom"],
+        list(model.labels),
+        s["xbits"],
+        s["hbits"],
+        s["frozen_hidden"],
+        s["row_scales"],
+    )
     return qm, notes
 
 
 def qmodel_hash(qm: QModel) -> str:
     """sha256 of everything that defines the integer model: network, widths, formats, weights."""
-    meta = {"net": qm.cfg.to_dict(), "wbits": qm.wbits, "xbits": qm.xbits, "fx": qm.fx,
-            "fw": {k: int(v) for k, v in sorted(qm.fw.items())}, "labels": list(qm.labels)}
-    if qm.frozen_hidden:            # another device layout (firmware_gen.layout); absent: as before
+    meta = {
+        "net": qm.cfg.to_dict(),
+        "wbits": qm.wbits,
+        "xbits": qm.xbits,
+        "fx": qm.fx,
+        "fw": {k: int(v) for k, v in sorted(qm.fw.items())},
+        "labels": list(qm.labels),
+    }
+    if qm.frozen_hidden:  # another device layout (firmware_gen.layout); absent: as before
         meta.update(frozen_hidden=True, hbits=qm.hbits)
-    if qm.row_scales:               # absent without: the hashes of per-tensor models stay as they were
+    if qm.row_scales:  # absent without: the hashes of per-tensor models stay as they were
         meta["fw_rows"] = {k: [int(f) for f in v] for k, v in sorted(qm.fw_rows.items())}
     h = hashlib.sha256(json.dumps(meta, sort_keys=True).encode())
     for name, a in qm.named_arrays():

@@ -1,6 +1,7 @@
 """What verify-c plays on the device and on the integer reference: a :class:`Script` of
 operations (firmware_gen.cases and firmware_gen.script_finetune write them; deploy/bitexact.py plays
 them on the firmware and on :class:`~edgetp.fixed.device.RefDevice`)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -19,8 +20,14 @@ class Script:
 
 
 # the method each operation calls, on a RefDevice; a driver that names one otherwise says so (``renamed``)
-OP_METHODS = {"init": "init", "reset": "reset", "train": "train", "infer": "infer", "lr": "set_lr",
-              "opt": "set_optimizer"}
+OP_METHODS = {
+    "init": "init",
+    "reset": "reset",
+    "train": "train",
+    "infer": "infer",
+    "lr": "set_lr",
+    "opt": "set_optimizer",
+}
 
 
 def op_method(dev, op, renamed: dict | None = None):

@@ -11,6 +11,7 @@ Features come from WAV files through the float frontend (``edgetp.audio.frontend
 normalised with the model's ``norm_scale`` (or fitted on the files), quantized to the
 integer model's input format.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -64,8 +65,16 @@ def word_labels(files, labels: list[str]) -> np.ndarray:
     return np.asarray(out, dtype=np.int64)
 
 
-def finetune_script(xs: np.ndarray, ys: np.ndarray, epochs: int = 3, lr: float = DEFAULT_LR, seed: int = 0,
-                    schedule: str = "cosine", frames: int | None = None, evaluate: bool = True) -> Script:
+def finetune_script(
+    xs: np.ndarray,
+    ys: np.ndarray,
+    epochs: int = 3,
+    lr: float = DEFAULT_LR,
+    seed: int = 0,
+    schedule: str = "cosine",
+    frames: int | None = None,
+    evaluate: bool = True,
+) -> Script:
     """The device's fine-tuning run (finetune_fixed at batch 1) and an inference pass."""
     xs = xs[:, :frames] if frames else xs
     ops = [("init", seed)]
@@ -83,17 +92,30 @@ def finetune_script(xs: np.ndarray, ys: np.ndarray, epochs: int = 3, lr: float =
     return Script(ops)
 
 
-def check_protocol(qm: QModel, dev: DeviceConfig, script: Script, xs, ys, epochs, lr, seed, schedule="cosine",
-                   frames=None) -> RefDevice:
+def check_protocol(
+    qm: QModel, dev: DeviceConfig, script: Script, xs, ys, epochs, lr, seed, schedule="cosine", frames=None
+) -> RefDevice:
     """Replay ``script`` on RefDevice and compare its weights with finetune_fixed's."""
     ref = RefDevice(qm, dev)
     for op in script.ops:
         if op[0] != "end_sample":
             play(ref, op)
     xs = xs[:, :frames] if frames else xs
-    lib = finetune_fixed(qm, xs, ys, epochs=epochs, lr=lr, optimizer=dev.optimizer, targets=dev.targets, seed=seed,
-                         schedule=schedule, beta_shift=dev.beta_shift, train=dev.train, clip=dev.clip,
-                         update_every=dev.update_every)
+    lib = finetune_fixed(
+        qm,
+        xs,
+        ys,
+        epochs=epochs,
+        lr=lr,
+        optimizer=dev.optimizer,
+        targets=dev.targets,
+        seed=seed,
+        schedule=schedule,
+        beta_shift=dev.beta_shift,
+        train=dev.train,
+        clip=dev.clip,
+        update_every=dev.update_every,
+    )
     for n in qm.trainable_names:
         if not np.array_equal(lib.weights[n], ref.qm.weights[n]):
             raise EdgetpError(f"the device script is not finetune_fixed's protocol: {n} differs")

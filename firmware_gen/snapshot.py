@@ -10,6 +10,7 @@ export of the same network (int8 hidden layers in flash, int16 readout) into
 tests/snapshots/firmware_tiny_frozen (the folder's name + "_frozen"), and those of the same frozen
 export with row scales (one shift per neuron of W0) into tests/snapshots/firmware_tiny_rows.
 """
+
 from __future__ import annotations
 
 import sys
@@ -28,8 +29,10 @@ def tiny_model() -> QModel:
     """3 inputs -> 4 recurrent LIF -> 2 classes, int8 weights given by a formula (no RNG)."""
     cfg = NetConfig(3, (4,), 2, recurrent=True, vth=0.5, leak_m=0.75, leak_t=0.9, gamma=2.0, reset="hard")
     shapes = {"W0": (4, 3), "W1": (2, 4), "R0": (4, 4), "S": (4, 2), "S_rec": (4, 4)}
-    weights = {n: (((np.arange(r * c) * (37 + 11 * k)) % 201) - 100).reshape(r, c).astype(np.int8)
-               for k, (n, (r, c)) in enumerate(shapes.items())}
+    weights = {
+        n: (((np.arange(r * c) * (37 + 11 * k)) % 201) - 100).reshape(r, c).astype(np.int8)
+        for k, (n, (r, c)) in enumerate(shapes.items())
+    }
     fw = {"W0": 7, "W1": 6, "R0": 8, "S": 7, "S_rec": 8}
     return QModel(cfg, 8, 10, weights, fw, 16, ["yes", 'no "quoted"'])
 
@@ -48,8 +51,12 @@ def tiny_frozen_model() -> QModel:
 
 def tiny_frozen_export() -> Export:
     """The generated files only (the runtime copies are firmware_tiny's)."""
-    ex = render(tiny_frozen_model(), DeviceConfig(targets="classes", optimizer="colnorm", lr=1e-3, beta_shift=8,
-                                                  train="readout", frozen_hidden=True))
+    ex = render(
+        tiny_frozen_model(),
+        DeviceConfig(
+            targets="classes", optimizer="colnorm", lr=1e-3, beta_shift=8, train="readout", frozen_hidden=True
+        ),
+    )
     ex.files = {n: t for n, t in ex.files.items() if n in (*GENERATED, MANIFEST)}
     return ex
 
@@ -57,14 +64,28 @@ def tiny_frozen_export() -> Export:
 def tiny_rows_model() -> QModel:
     """tiny_frozen_model with row scales: W0's rows Q.0, Q.3, Q.7, Q.12 (the tensor's Q.7 among them)."""
     qm = tiny_frozen_model()
-    return QModel(qm.cfg, qm.wbits, qm.fx, qm.weights, qm.fw, qm.xbits, qm.labels, hbits=qm.hbits,
-                  frozen_hidden=True, fw_rows={"W0": np.array([0, 3, 7, 12])})
+    return QModel(
+        qm.cfg,
+        qm.wbits,
+        qm.fx,
+        qm.weights,
+        qm.fw,
+        qm.xbits,
+        qm.labels,
+        hbits=qm.hbits,
+        frozen_hidden=True,
+        fw_rows={"W0": np.array([0, 3, 7, 12])},
+    )
 
 
 def tiny_rows_export() -> Export:
     """The generated files only (the runtime copies are firmware_tiny's)."""
-    ex = render(tiny_rows_model(), DeviceConfig(targets="classes", optimizer="colnorm", lr=1e-3, beta_shift=8,
-                                                train="readout", frozen_hidden=True))
+    ex = render(
+        tiny_rows_model(),
+        DeviceConfig(
+            targets="classes", optimizer="colnorm", lr=1e-3, beta_shift=8, train="readout", frozen_hidden=True
+        ),
+    )
     ex.files = {n: t for n, t in ex.files.items() if n in (*GENERATED, MANIFEST)}
     return ex
 
@@ -79,8 +100,11 @@ def _write(ex: Export, folder) -> list[Path]:
 
 def write_snapshot(folder) -> list[Path]:
     folder = Path(folder)
-    return (_write(tiny_export(), folder) + _write(tiny_frozen_export(), folder.parent / (folder.name + "_frozen"))
-            + _write(tiny_rows_export(), folder.parent / (folder.name + "_rows")))
+    return (
+        _write(tiny_export(), folder)
+        + _write(tiny_frozen_export(), folder.parent / (folder.name + "_frozen"))
+        + _write(tiny_rows_export(), folder.parent / (folder.name + "_rows"))
+    )
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ complete. At boot the valid slot (magic, version, header size, length, model has
 CRC all right) with the highest generation is loaded; a slot of another model is
 ignored; with none the device keeps the shipped weights (``etp_init(0)``).
 """
+
 from __future__ import annotations
 
 import struct
@@ -43,39 +44,54 @@ from edgetp.errors import EdgetpError
 
 from firmware_gen.layout import DTYPES, Layout, persistent
 
-MAGIC = 0x53505445            # b"ETPS" as a little-endian u32
+MAGIC = 0x53505445  # b"ETPS" as a little-endian u32
 VERSION = 1
-HEADER = [("magic", "I"), ("version", "H"), ("header_size", "H"), ("generation", "I"), ("length", "I"),
-          ("model_hash", "32s"), ("crc", "I")]
+HEADER = [
+    ("magic", "I"),
+    ("version", "H"),
+    ("header_size", "H"),
+    ("generation", "I"),
+    ("length", "I"),
+    ("model_hash", "32s"),
+    ("crc", "I"),
+]
 HEADER_STRUCT = struct.Struct("<" + "".join(c for _, c in HEADER))
 HEADER_SIZE = HEADER_STRUCT.size
-CRC_OFF = HEADER_SIZE - 4     # the CRC covers the header up to here, then the payload
-NO_SLOT = 0xFF                # etp_store_info()->slot when no slot was loaded
+CRC_OFF = HEADER_SIZE - 4  # the CRC covers the header up to here, then the payload
+NO_SLOT = 0xFF  # etp_store_info()->slot when no slot was loaded
 N_SLOTS = 2
 
 # Build parameters of the flash (deploy/build.py passes them as -D; a board sets its own):
-DEFAULT_PAGE = 4096           # erase unit, bytes (a 4 KB sector, as most SPI NOR and many MCU flashes)
-DEFAULT_PROG = 16             # program unit, bytes (8 on STM32L4, 16 on STM32G0/L5, 32 on STM32H7)
-ENDURANCE = 10_000            # erase cycles a page is rated for, for the wear figure
+DEFAULT_PAGE = 4096  # erase unit, bytes (a 4 KB sector, as most SPI NOR and many MCU flashes)
+DEFAULT_PROG = 16  # program unit, bytes (8 on STM32L4, 16 on STM32G0/L5, 32 on STM32H7)
+ENDURANCE = 10_000  # erase cycles a page is rated for, for the wear figure
 
 # etp_store_status_t (C) <- these names, in order
 STATUS = ("OK", "EMPTY", "EFLASH", "EVERIFY", "ESIZE")
-STATUS_DOC = {"OK": "done", "EMPTY": "no valid slot at boot: the shipped weights",
-              "EFLASH": "the port's flash driver reported an error", "EVERIFY": "the slot read back wrong",
-              "ESIZE": "the port's flash is smaller than the two slots"}
+STATUS_DOC = {
+    "OK": "done",
+    "EMPTY": "no valid slot at boot: the shipped weights",
+    "EFLASH": "the port's flash driver reported an error",
+    "EVERIFY": "the slot read back wrong",
+    "ESIZE": "the port's flash is smaller than the two slots",
+}
 
 
 def flash_defaults_c() -> list[str]:
     """The C defaults of the flash parameters, for every header that needs them (this module's
     ``etp_store_cfg.h`` and deploy/gen_proto.py's ``etp_flash.h``, which the ports include)."""
-    return [f"#ifndef ETP_FLASH_PAGE\n#define ETP_FLASH_PAGE {DEFAULT_PAGE}u   /* erase unit, bytes */\n#endif",
-            f"#ifndef ETP_FLASH_PROG\n#define ETP_FLASH_PROG {DEFAULT_PROG}u   /* program unit, bytes */\n#endif"]
+    return [
+        f"#ifndef ETP_FLASH_PAGE\n#define ETP_FLASH_PAGE {DEFAULT_PAGE}u   /* erase unit, bytes */\n#endif",
+        f"#ifndef ETP_FLASH_PROG\n#define ETP_FLASH_PROG {DEFAULT_PROG}u   /* program unit, bytes */\n#endif",
+    ]
 
 
 def check_params(page: int, prog: int) -> None:
     if prog < 1 or page < prog or page % prog or prog & (prog - 1) or page & (page - 1):
-        raise EdgetpError(f"flash page {page} B and program unit {prog} B must be powers of two, "
-                          "the page a multiple of the program unit")
+        raise EdgetpError(
+            f"flash page {page} B and program unit {prog} B must be powers of two, "
+            "the page a multiple of the program unit"
+        )
 
 
 def round_up(n: int, unit: int) -> int:
@@ -86,7 +102,7 @@ def round_up(n: int, unit: int) -> int:
 class Geometry:
     """Where things are in a slot, and what a save costs, for one layout and flash."""
 
-    payload: int          # bytes of the persistent tensors
+    payload: int  # bytes of the persistent tensors
     page: int
     prog: int
 
@@ -160,7 +176,7 @@ def encode_slot(geo: Geometry, payload: bytes, generation: int, model_hash: str)
 class Slot:
     index: int
     valid: bool
-    why: str                   # "" when valid
+    why: str  # "" when valid
     generation: int = 0
     payload: bytes = b""
 
@@ -179,7 +195,7 @@ def decode_slot(geo: Geometry, data: bytes, index: int, model_hash: str) -> Slot
         return bad("length")
     if f["model_hash"] != hash_bytes(model_hash):
         return bad("model")
-    payload = bytes(data[geo.header_area:geo.header_area + geo.payload])
+    payload = bytes(data[geo.header_area : geo.header_area + geo.payload])
     if zlib.crc32(payload, zlib.crc32(bytes(data[:CRC_OFF]))) & 0xFFFFFFFF != f["crc"]:
         return bad("crc")
     return Slot(index, True, "", f["generation"], payload)
@@ -187,8 +203,9 @@ def decode_slot(geo: Geometry, data: bytes, index: int, model_hash: str) -> Slot
 
 def boot_select(geo: Geometry, image: bytes, model_hash: str) -> Slot | None:
     """The slot etp_store_boot loads from a flash image: the valid one with the highest generation."""
-    slots = [decode_slot(geo, image[k * geo.slot_bytes:(k + 1) * geo.slot_bytes], k, model_hash)
-             for k in range(N_SLOTS)]
+    slots = [
+        decode_slot(geo, image[k * geo.slot_bytes : (k + 1) * geo.slot_bytes], k, model_hash) for k in range(N_SLOTS)
+    ]
     valid = [s for s in slots if s.valid]
     return max(valid, key=lambda s: s.generation) if valid else None
 
@@ -198,27 +215,39 @@ def cfg_header(lay: Layout, stamp_text: str, model_hash: str) -> str:
     """``etp_store_cfg.h``: the layout above as C constants, and which tensors are saved."""
     table = lay.table()
     idx = [table.index(it) for it in persistent(lay)]
-    L = [stamp_text, "#ifndef ETP_STORE_CFG_H", "#define ETP_STORE_CFG_H", "",
-         "/* flash layout of a slot (firmware_gen/store.py) */",
-         f"#define ETP_STORE_MAGIC 0x{MAGIC:08X}u",
-         f"#define ETP_STORE_VERSION {VERSION}u",
-         f"#define ETP_STORE_HEADER_SIZE {HEADER_SIZE}u",
-         f"#define ETP_STORE_N_SLOTS {N_SLOTS}u",
-         f"#define ETP_STORE_NO_SLOT 0x{NO_SLOT:02X}u"]
+    L = [
+        stamp_text,
+        "#ifndef ETP_STORE_CFG_H",
+        "#define ETP_STORE_CFG_H",
+        "",
+        "/* flash layout of a slot (firmware_gen/store.py) */",
+        f"#define ETP_STORE_MAGIC 0x{MAGIC:08X}u",
+        f"#define ETP_STORE_VERSION {VERSION}u",
+        f"#define ETP_STORE_HEADER_SIZE {HEADER_SIZE}u",
+        f"#define ETP_STORE_N_SLOTS {N_SLOTS}u",
+        f"#define ETP_STORE_NO_SLOT 0x{NO_SLOT:02X}u",
+    ]
     off = 0
     for name, code in HEADER:
         L.append(f"#define ETP_STORE_{name.upper()}_OFF {off}u")
         off += struct.calcsize("<" + code)
-    L += ["", "/* status codes of etp_store_* */",
-          *[f"#define ETP_STORE_{s} {k}" for k, s in enumerate(STATUS)],
-          "", "/* flash parameters: build parameters (deploy/build.py passes -D); these are the defaults */",
-          *flash_defaults_c(),
-          "", "/* what is saved: the persistent tensors (layout.persistent), in table order */",
-          f"#define ETP_STORE_PAYLOAD {payload_bytes(lay)}u",
-          f"#define ETP_STORE_N_TENSORS {len(idx)}u",
-          "#define ETP_STORE_TENSORS {" + ", ".join(map(str, idx)) + "}",
-          "#define ETP_STORE_MODEL_HASH {" + ", ".join(f"0x{b:02x}u" for b in hash_bytes(model_hash)) + "}",
-          "", "#endif /* ETP_STORE_CFG_H */", ""]
+    L += [
+        "",
+        "/* status codes of etp_store_* */",
+        *[f"#define ETP_STORE_{s} {k}" for k, s in enumerate(STATUS)],
+        "",
+        "/* flash parameters: build parameters (deploy/build.py passes -D); these are the defaults */",
+        *flash_defaults_c(),
+        "",
+        "/* what is saved: the persistent tensors (layout.persistent), in table order */",
+        f"#define ETP_STORE_PAYLOAD {payload_bytes(lay)}u",
+        f"#define ETP_STORE_N_TENSORS {len(idx)}u",
+        "#define ETP_STORE_TENSORS {" + ", ".join(map(str, idx)) + "}",
+        "#define ETP_STORE_MODEL_HASH {" + ", ".join(f"0x{b:02x}u" for b in hash_bytes(model_hash)) + "}",
+        "",
+        "#endif /* ETP_STORE_CFG_H */",
+        "",
+    ]
     return "\n".join(L)
 
 
@@ -231,7 +260,9 @@ def plan_rows(lay: Layout, page: int = DEFAULT_PAGE, prog: int = DEFAULT_PROG) -
 
 def wear_lines(geo: Geometry) -> list[str]:
     """The budget and wear figures of a save (printed with the memory plan)."""
-    return [f"  weight store: 2 slots of {geo.slot_bytes:,d} B ({geo.erases} pages of {geo.page} B; payload "
-            f"{geo.payload:,d} B + {geo.header_area} B header) = {geo.flash_bytes:,d} B of flash",
-            f"    per save: {geo.erases} page erases + {geo.programs:,d} programs of {geo.prog} B; saves alternate "
-            f"slots, so a page rated {ENDURANCE:,d} erase cycles lasts {geo.saves_per_endurance:,d} saves"]
+    return [
+        f"  weight store: 2 slots of {geo.slot_bytes:,d} B ({geo.erases} pages of {geo.page} B; payload "
+        f"{geo.payload:,d} B + {geo.header_area} B header) = {geo.flash_bytes:,d} B of flash",
+        f"    per save: {geo.erases} page erases + {geo.programs:,d} programs of {geo.prog} B; saves alternate "
+        f"slots, so a page rated {ENDURANCE:,d} erase cycles lasts {geo.saves_per_endurance:,d} saves",
+    ]

@@ -10,6 +10,7 @@ sends to a device and compare tensors or digests after every call.
 If the integer reference grows a state array that the C twin does not know,
 :func:`state_tensors` raises instead of silently leaving it out.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -46,8 +47,10 @@ def check_reference_fields() -> None:
     got = {f.name for f in dataclasses.fields(QState)}, {f.name for f in dataclasses.fields(QOpt)}
     for have, want, what in ((got[0], QSTATE_FIELDS, "QState"), (got[1], QOPT_FIELDS, "QOpt")):
         if have != want:
-            raise DriftError(f"edgetp.fixed {what} has fields {sorted(have)}, the C twin mirrors {sorted(want)}: "
-                             f"update firmware_gen (layout, runtime) for {sorted(have ^ want)}")
+            raise DriftError(
+                f"edgetp.fixed {what} has fields {sorted(have)}, the C twin mirrors {sorted(want)}: "
+                f"update firmware_gen (layout, runtime) for {sorted(have ^ want)}"
+            )
 
 
 def opt_cfg(opt: QOpt, train: str = "all", frozen_hidden: bool = False) -> np.ndarray:
@@ -57,23 +60,41 @@ def opt_cfg(opt: QOpt, train: str = "all", frozen_hidden: bool = False) -> np.nd
         raise EdgetpError(f"train must be one of {TRAIN_MODES}, got {train!r}")
     if frozen_hidden and train != "readout":
         raise EdgetpError(FROZEN_TRAIN)
-    return np.array([OPT_CODES[opt.kind], opt.lr_m, opt.lr_e, opt.beta_shift, int(train == "all"), opt.clip],
-                    dtype=np.int32)
+    return np.array(
+        [OPT_CODES[opt.kind], opt.lr_m, opt.lr_e, opt.beta_shift, int(train == "all"), opt.clip], dtype=np.int32
+    )
 
 
-def state_tensors(qm: QModel, state: QState, opt: QOpt, targets: str = "classes",
-                  train: str = "all") -> list[tuple[str, np.ndarray]]:
+def state_tensors(
+    qm: QModel, state: QState, opt: QOpt, targets: str = "classes", train: str = "all"
+) -> list[tuple[str, np.ndarray]]:
     """Every tensor of the device's table, in table order, as flat arrays of the C dtypes."""
     check_reference_fields()
     lay = device_layout(qm, targets)
     L = qm.cfg.layers
     src = {n: qm.weights[n] for n, _a in qm.named_arrays()}
     for l in range(L):
-        src.update({f"v{l}": state.v[l], f"s{l}": state.s[l], f"tr{l}": state.tr[l],
-                    f"vt{l}": state.vt[l], f"st{l}": state.st[l], f"trt{l}": state.trt[l]})
-    src.update({"trl": state.trl, "u": state.u, "steps": np.array([state.t]), "tsteps": np.array([state.tt]),
-                "rng": opt.rng,
-                "opt_steps": np.array([opt.step]), "opt_cfg": opt_cfg(opt, train, qm.frozen_hidden)})
+        src.update(
+            {
+                f"v{l}": state.v[l],
+                f"s{l}": state.s[l],
+                f"tr{l}": state.tr[l],
+                f"vt{l}": state.vt[l],
+                f"st{l}": state.st[l],
+                f"trt{l}": state.trt[l],
+            }
+        )
+    src.update(
+        {
+            "trl": state.trl,
+            "u": state.u,
+            "steps": np.array([state.t]),
+            "tsteps": np.array([state.tt]),
+            "rng": opt.rng,
+            "opt_steps": np.array([opt.step]),
+            "opt_cfg": opt_cfg(opt, train, qm.frozen_hidden),
+        }
+    )
     tab = None if qm.frozen_hidden else target_stream_table(qm, targets)
     if tab is not None and len(tab.resumed):
         src["vt0_resume"] = resumed_membranes(tab, state.vt[0], state.tt)
@@ -84,12 +105,14 @@ def state_tensors(qm: QModel, state: QState, opt: QOpt, targets: str = "classes"
     covered = {id(a) for a in src.values()}
     if qm.frozen_hidden:
         check_no_target_set(qm, state, opt)
-    for name, a in state_arrays(qm, state, opt):     # the reference's own list of its arrays
+    for name, a in state_arrays(qm, state, opt):  # the reference's own list of its arrays
         if qm.frozen_hidden and name.rstrip("0123456789") in _NO_TARGET_SET:
             continue
         if id(a) not in covered:
-            raise DriftError(f"edgetp.fixed lists the array {name!r} ({a.dtype} {a.shape}), which the C twin does not "
-                             "hold: update firmware_gen (layout, runtime)")
+            raise DriftError(
+                f"edgetp.fixed lists the array {name!r} ({a.dtype} {a.shape}), which the C twin does not "
+                "hold: update firmware_gen (layout, runtime)"
+            )
     out = []
     for it in lay.table():
         a = np.asarray(src[it.name])
@@ -108,8 +131,10 @@ def check_no_target_set(qm: QModel, state: QState, opt: QOpt) -> None:
     hold optimizer statistics of a hidden tensor."""
     tgt = [*state.vt, *state.st, *state.trt, state.trl]
     if state.tt != 0 or any(np.any(np.asarray(a) != 0) for a in tgt):
-        raise DriftError(f"the reference ran the target set ({state.tt} target steps) of a frozen-hidden model, "
-                         "which the device does not hold")
+        raise DriftError(
+            f"the reference ran the target set ({state.tt} target steps) of a frozen-hidden model, "
+            "which the device does not hold"
+        )
     extra = sorted(set(opt.stats) - set(device_trainable(qm)))
     if extra:
         raise DriftError(f"the reference updated {extra} of a frozen-hidden model: the device trains the readout only")

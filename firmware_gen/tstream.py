@@ -3,6 +3,7 @@
 and :func:`resumed_membranes` gives the device's membranes of the rows that do not repeat. ``firmware_gen.layout``
 places the table; the device reads it instead of running layer 0's target set.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ import numpy as np
 from edgetp.fixed.network_q import _layer
 from edgetp.fixed.qconfig import QModel
 
-TSTREAM_MAX_FRAMES = 1024     # a class row's stream that repeats within this many steps is stored as its cycle
+TSTREAM_MAX_FRAMES = 1024  # a class row's stream that repeats within this many steps is stored as its cycle
 # A row that does not repeat is stored for its first TSTREAM_PREFIX_FRAMES steps, and the device runs it
 # from the membrane after them: at least one KWS utterance (edgetp.audio.frontend.N_FRAMES = 101 frames,
 # 1 s; samples are trained from the reset), plus 27 frames of margin for longer samples.
@@ -58,9 +59,17 @@ def target_stream_table(qm: QModel, targets: str) -> TargetStream | None:
     F = TSTREAM_PREFIX_FRAMES
     # bytes alone collide: S of shape (H, K) and of (K, H), or int8 and int16 of equal size, hold the same bytes
     arrays = [w["S"]] + ([w["S_rec"]] if qm.cfg.recurrent else [])
-    key = (*((a.shape, a.dtype.str, a.tobytes()) for a in arrays), qm.in_shift(0, True),
-           qm.rec_shift(0, True) if qm.cfg.recurrent else 0, qm.alpha_q, qm.vth_q, qm.hard, qm.cfg.recurrent,
-           TSTREAM_MAX_FRAMES, F)
+    key = (
+        *((a.shape, a.dtype.str, a.tobytes()) for a in arrays),
+        qm.in_shift(0, True),
+        qm.rec_shift(0, True) if qm.cfg.recurrent else 0,
+        qm.alpha_q,
+        qm.vth_q,
+        qm.hard,
+        qm.cfg.recurrent,
+        TSTREAM_MAX_FRAMES,
+        F,
+    )
     if key in _TSTREAM_CACHE:
         return _TSTREAM_CACHE[key]
     K, H = qm.cfg.n_out, qm.cfg.hidden[0]
@@ -91,9 +100,13 @@ def target_stream_table(qm: QModel, targets: str) -> TargetStream | None:
         n += p + q
     resumed = [k for k, c in enumerate(cyc) if c[1] == 0]
     v_resume = v_at_f[resumed] if resumed else np.zeros((0, H), np.int32)
-    out = TargetStream(np.array(rows, dtype=np.uint8).reshape(n, (H + 7) // 8), np.array(off, dtype=np.uint32),
-                       np.array([c[0] for c in cyc], dtype=np.uint16), np.array([c[1] for c in cyc], dtype=np.uint16),
-                       np.ascontiguousarray(v_resume, dtype=np.int32))
+    out = TargetStream(
+        np.array(rows, dtype=np.uint8).reshape(n, (H + 7) // 8),
+        np.array(off, dtype=np.uint32),
+        np.array([c[0] for c in cyc], dtype=np.uint16),
+        np.array([c[1] for c in cyc], dtype=np.uint16),
+        np.ascontiguousarray(v_resume, dtype=np.int32),
+    )
     _TSTREAM_CACHE[key] = out
     return out
 

@@ -16,8 +16,14 @@ SHARED_GOLDEN = ROOT.parent / "shared" / "golden"
 def run_cli(*args, env=None, timeout=600):
     """Run `python -m edgetp ...` as a user would; returns CompletedProcess (text)."""
     full_env = dict(os.environ, **(env or {}))
-    return subprocess.run([sys.executable, "-m", "edgetp", *map(str, args)], capture_output=True, text=True,
-                          env=full_env, timeout=timeout, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "edgetp", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        cwd=ROOT,
+    )
 
 
 @pytest.fixture
@@ -50,6 +56,7 @@ def _single_threaded_blas():
 # Only OPTIONAL extras (documented as such, e.g. torchaudio) skip everywhere.
 # EDGETP_TEST_HIDE_TOOLS=a,b pretends tools a and b are missing (tests/test_conftest_tools.py).
 
+
 def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 
@@ -58,8 +65,9 @@ def _compiles(cmd, source) -> bool:
     if not shutil.which(cmd[0]):
         return False
     try:
-        r = subprocess.run([*cmd, "-x", "c", "-", "-o", os.devnull], input=source, text=True, capture_output=True,
-                           timeout=120)
+        r = subprocess.run(
+            [*cmd, "-x", "c", "-", "-o", os.devnull], input=source, text=True, capture_output=True, timeout=120
+        )
     except (OSError, subprocess.TimeoutExpired):
         return False
     return r.returncode == 0
@@ -71,27 +79,46 @@ def _importable(name):
 
 def _default_corpus():
     from edgetp import paths
+
     return (paths.default_data_root() / "synth_info.json").is_file()
 
 
 SETUP = "./setup.sh installs it"
 TOOLS = {  # name: (check, what it is, how to get it)
     "cc": (lambda: any(shutil.which(c) for c in ("gcc", "clang", "cc")), "a C compiler (gcc or clang)", SETUP),
-    "arm-none-eabi-gcc": (lambda: all(shutil.which(t) for t in ("arm-none-eabi-gcc", "arm-none-eabi-size")),
-                          "arm-none-eabi-gcc (Cortex-M4 builds)", SETUP),
+    "arm-none-eabi-gcc": (
+        lambda: all(shutil.which(t) for t in ("arm-none-eabi-gcc", "arm-none-eabi-size")),
+        "arm-none-eabi-gcc (Cortex-M4 builds)",
+        SETUP,
+    ),
     "qemu-system-arm": (lambda: shutil.which("qemu-system-arm") is not None, "qemu-system-arm", SETUP),
-    "riscv64-unknown-elf-gcc": (lambda: _compiles(["riscv64-unknown-elf-gcc", "-march=rv32imac", "-mabi=ilp32",
-                                                   "--specs=picolibc.specs", "-c"], "#include <string.h>\n"),
-                                "riscv64-unknown-elf-gcc with picolibc (RV32 builds)", SETUP),
+    "riscv64-unknown-elf-gcc": (
+        lambda: _compiles(
+            ["riscv64-unknown-elf-gcc", "-march=rv32imac", "-mabi=ilp32", "--specs=picolibc.specs", "-c"],
+            "#include <string.h>\n",
+        ),
+        "riscv64-unknown-elf-gcc with picolibc (RV32 builds)",
+        SETUP,
+    ),
     "cmake": (lambda: shutil.which("cmake") is not None, "cmake (the export's CMake project)", SETUP),
-    "qemu-system-riscv32": (lambda: shutil.which("qemu-system-riscv32") is not None,
-                            "qemu-system-riscv32 (Debian: qemu-system-misc)", SETUP),
+    "qemu-system-riscv32": (
+        lambda: shutil.which("qemu-system-riscv32") is not None,
+        "qemu-system-riscv32 (Debian: qemu-system-misc)",
+        SETUP,
+    ),
     "clang": (lambda: shutil.which("clang") is not None, "clang", SETUP),
-    "clang-sanitizers": (lambda: _compiles(["clang", "-fsanitize=address,undefined"], "int main(void){return 0;}"),
-                         "clang with its ASan/UBSan runtime (Debian: libclang-rt-N-dev)", SETUP),
-    "libfuzzer": (lambda: _compiles(["clang", "-fsanitize=fuzzer"],
-                                    "int LLVMFuzzerTestOneInput(const char *d, long n){return 0;}"),
-                  "clang with libFuzzer (Debian: libclang-rt-N-dev)", SETUP),
+    "clang-sanitizers": (
+        lambda: _compiles(["clang", "-fsanitize=address,undefined"], "int main(void){return 0;}"),
+        "clang with its ASan/UBSan runtime (Debian: libclang-rt-N-dev)",
+        SETUP,
+    ),
+    "libfuzzer": (
+        lambda: _compiles(
+            ["clang", "-fsanitize=fuzzer"], "int LLVMFuzzerTestOneInput(const char *d, long n){return 0;}"
+        ),
+        "clang with libFuzzer (Debian: libclang-rt-N-dev)",
+        SETUP,
+    ),
     "espeak-ng": (lambda: shutil.which("espeak-ng") is not None, "espeak-ng", SETUP),
     "sox": (lambda: shutil.which("sox") is not None, "sox", SETUP),
     "onnx": (_importable("onnx"), "the Python package onnx (extra 'interop')", SETUP),
@@ -99,18 +126,25 @@ TOOLS = {  # name: (check, what it is, how to get it)
     "nir": (_importable("nir"), "the Python package nir (extra 'interop')", SETUP),
     "tonic": (_importable("tonic"), "the Python package tonic (extra 'neuromorphic')", SETUP),
     "h5py": (_importable("h5py"), "the Python package h5py (extra 'neuromorphic')", SETUP),
-    "nir-clients": (lambda: all(importlib.util.find_spec(m) is not None
-                                for m in ("torch", "norse", "snntorch", "nirtorch")),
-                    "torch, norse, snntorch and nirtorch (extra 'nir-clients' + norse --no-deps)", SETUP),
-    "shared-golden": (lambda: SHARED_GOLDEN.is_dir(), "the authors' golden files (shared/golden beside the checkout)",
-                      "CI places shared/ beside the clone"),
+    "nir-clients": (
+        lambda: all(importlib.util.find_spec(m) is not None for m in ("torch", "norse", "snntorch", "nirtorch")),
+        "torch, norse, snntorch and nirtorch (extra 'nir-clients' + norse --no-deps)",
+        SETUP,
+    ),
+    "shared-golden": (
+        lambda: SHARED_GOLDEN.is_dir(),
+        "the authors' golden files (shared/golden beside the checkout)",
+        "CI places shared/ beside the clone",
+    ),
     "ray": (_importable("ray"), "the Python package ray (extra 'ray')", SETUP),
     "ruff": (_importable("ruff"), "the linter ruff (extra 'test')", SETUP),
     "default-corpus": (_default_corpus, "the default corpus", "./setup.sh or `edgetp data prepare-default` makes it"),
 }
 OPTIONAL = {  # documented optional extras: skipped everywhere, CI included
-    "torchaudio": (_importable("torchaudio"), "torchaudio (optional extra 'torch', documented as not installed "
-                                              "by ./setup.sh or CI)"),
+    "torchaudio": (
+        _importable("torchaudio"),
+        "torchaudio (optional extra 'torch', documented as not installed by ./setup.sh or CI)",
+    ),
 }
 
 
@@ -156,8 +190,11 @@ def require_module(name: str):
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "needs(*tools): the test needs these tools (tests/conftest.py TOOLS); "
-                                       "skipped when missing, FAILED when missing and CI=true")
+    config.addinivalue_line(
+        "markers",
+        "needs(*tools): the test needs these tools (tests/conftest.py TOOLS); "
+        "skipped when missing, FAILED when missing and CI=true",
+    )
 
 
 def pytest_runtest_setup(item):
@@ -167,7 +204,7 @@ def pytest_runtest_setup(item):
 
 
 # ------------------------------------------------------------------ the tone corpus and models that read it
-TONE_HELD = "0a1b2c3d"        # tests/data/tone_corpus.py's speaker with the most utterances
+TONE_HELD = "0a1b2c3d"  # tests/data/tone_corpus.py's speaker with the most utterances
 
 
 @pytest.fixture(scope="module")
@@ -191,12 +228,24 @@ def tone_models(tmp_path_factory):
     make_corpus(root)
     labels = list(load_corpus(root).label_names)
     cfg = NetConfig(120, (8,), len(labels), recurrent=True)
-    kinds = {"unit": (1.0, {}), "paper": (0.01, {}), "log_gain": (1.0, {"log_gain": 1000.0}),
-             "per_utterance": (1.0, {"log_gain": 1000.0, "per_utterance": True})}
+    kinds = {
+        "unit": (1.0, {}),
+        "paper": (0.01, {}),
+        "log_gain": (1.0, {"log_gain": 1000.0}),
+        "per_utterance": (1.0, {"log_gain": 1000.0, "per_utterance": True}),
+    }
     models = {}
     for kind, (divisor, frontend) in kinds.items():
         models[kind] = root.parent / f"m_{kind}.npz"
-        save_model(Model(cfg, init_params(cfg, 0), labels, frontend=dict(frontend),
-                         recipe={"held_out_speaker": TONE_HELD}, norm_scale=np.full(120, divisor, np.float32)),
-                   models[kind])
+        save_model(
+            Model(
+                cfg,
+                init_params(cfg, 0),
+                labels,
+                frontend=dict(frontend),
+                recipe={"held_out_speaker": TONE_HELD},
+                norm_scale=np.full(120, divisor, np.float32),
+            ),
+            models[kind],
+        )
     return root, models

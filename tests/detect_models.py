@@ -1,5 +1,6 @@
 """Tiny models and streams for the detect tests: a hand-wired "tone" model whose predictions are known by design,
 and a random one. Not a test module (no test_ prefix)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,9 +13,9 @@ from edgetp.tp.config import NetConfig, init_params
 
 SR = 16000
 LABELS = label_names("paper")
-OTHER = "bed"                                   # a non-keyword word the tone model also "hears"
+OTHER = "bed"  # a non-keyword word the tone model also "hears"
 WORDS = list(KEYWORDS) + [OTHER]
-BANDS = [6 + 3 * g for g in range(len(KEYWORDS))] + [37]     # one mel band per word, 3 bands apart
+BANDS = [6 + 3 * g for g in range(len(KEYWORDS))] + [37]  # one mel band per word, 3 bands apart
 FREQ = {w: float(np.fft.rfftfreq(N_FFT, 1 / SR)[MEL[b].argmax()]) for w, b in zip(WORDS, BANDS)}
 
 
@@ -29,17 +30,23 @@ def tone_model(decay: int = 2) -> Model:
     for g, (w, b) in enumerate(zip(WORDS, BANDS)):
         p.W[0][g, b] = 0.1
         p.W[1][LABELS.index(w), g] = 1.0
-    return Model(cfg, p, LABELS, frontend={"log_gain": 1000.0, "running_max_decay": decay},
-                 recipe={"fixed": {"wbits": 16, "xbits": 16, "fx": 10, "headroom": 1.0}},
-                 norm_scale=np.ones(120, np.float32))
+    return Model(
+        cfg,
+        p,
+        LABELS,
+        frontend={"log_gain": 1000.0, "running_max_decay": decay},
+        recipe={"fixed": {"wbits": 16, "xbits": 16, "fx": 10, "headroom": 1.0}},
+        norm_scale=np.ones(120, np.float32),
+    )
 
 
 def random_model(hidden: int = 16, seed: int = 3) -> Model:
     cfg = NetConfig(120, (hidden,), len(LABELS), recurrent=True)
     p = init_params(cfg, seed)
-    p.W[0] *= 4.0                               # enough input current for spikes on the features
-    return Model(cfg, p, LABELS, frontend={"log_gain": 1000.0, "running_max_decay": 2},
-                 norm_scale=np.ones(120, np.float32))
+    p.W[0] *= 4.0  # enough input current for spikes on the features
+    return Model(
+        cfg, p, LABELS, frontend={"log_gain": 1000.0, "running_max_decay": 2}, norm_scale=np.ones(120, np.float32)
+    )
 
 
 def tone(word: str, seconds: float = 0.5, amp: float = 0.3) -> np.ndarray:

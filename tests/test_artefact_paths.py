@@ -1,6 +1,7 @@
 """No shipped artefact names a machine's folder (issue 27): a model file, a results file or a card that records
 an absolute path works on the machine that wrote it and breaks, or silently reads another corpus, everywhere
 else. Corpora are recorded by name and by the command that makes them (``recipe["data"]``, ``data_command``)."""
+
 import json
 import re
 from pathlib import Path
@@ -31,13 +32,16 @@ def machine_paths(path: Path) -> list[str]:
     """The absolute paths recorded in one artefact: every JSON string that is an absolute path (a model file's
     record, a results file), and in other text, what looks like one."""
     if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as z:   # the raw record, as any reader of the file sees it
+        with np.load(path, allow_pickle=False) as z:  # the raw record, as any reader of the file sees it
             meta = json.loads(z["meta"].tobytes())
         return [s for s in _strings(meta) if s.startswith("/") or re.match(r"[A-Za-z]:\\", s)]
     text = path.read_text(errors="replace")
-    if path.suffix in (".json", ".jsonl"):   # a test ledger: one JSON document a line
-        docs = [json.loads(line) for line in text.splitlines() if line.strip()] if path.suffix == ".jsonl" \
+    if path.suffix in (".json", ".jsonl"):  # a test ledger: one JSON document a line
+        docs = (
+            [json.loads(line) for line in text.splitlines() if line.strip()]
+            if path.suffix == ".jsonl"
             else [json.loads(text)]
+        )
         return [s for s in _strings(docs) if s.startswith("/") or re.match(r"[A-Za-z]:\\", s)]
     return ABS_IN_TEXT.findall(text)
 
@@ -64,6 +68,7 @@ def test_the_scan_catches_a_planted_path(tmp_path):
     from dataclasses import replace
 
     from edgetp.model import load_model, save_model
+
     m = load_model("kws-mcu-64k")
     save_model(replace(m, recipe=dict(m.recipe, data=str(tmp_path / "kws-synth"))), tmp_path / "model.npz")
     assert machine_paths(tmp_path / "model.npz") == [str(tmp_path / "kws-synth")]
@@ -71,7 +76,9 @@ def test_the_scan_catches_a_planted_path(tmp_path):
     assert machine_paths(tmp_path / "r.json") == ["/home/ada/m.npz"]
     (tmp_path / "l.jsonl").write_text('{"command": "edgetp x"}\n{"command": "/root/m.npz"}\n')
     assert machine_paths(tmp_path / "l.jsonl") == ["/root/m.npz"]
-    (tmp_path / "c.md").write_text("made with `edgetp data synth-kws /root/.cache/edgetp/kws-wide`, see https://x.org/home/a")
+    (tmp_path / "c.md").write_text(
+        "made with `edgetp data synth-kws /root/.cache/edgetp/kws-wide`, see https://x.org/home/a"
+    )
     assert machine_paths(tmp_path / "c.md") == ["/root/."]
     assert machine_paths(ROOT / "models" / "kws-mcu-64k" / "model.npz") == []
 
@@ -80,20 +87,44 @@ def test_pretrain_records_the_corpus_by_name_and_command(tmp_path):
     """A model made here names its corpus and the command that makes it, and a results file names the model
     file relative to the working folder or by name, never by the folder it sits in on this machine."""
     import sys
+
     sys.path.insert(0, str(Path(__file__).parent / "data"))
     from tone_corpus import make_corpus
 
     from edgetp.model import load_model
+
     root = tmp_path / "tones"
     make_corpus(root)
     out = tmp_path / "m.npz"
-    r = run_cli("pretrain", "--kws", "--data-root", root, "--net", "120-8r-36", "--epochs", "1", "--batch", "8",
-                "--out", out, env={"EDGETP_HOME": str(tmp_path / "home")})
+    r = run_cli(
+        "pretrain",
+        "--kws",
+        "--data-root",
+        root,
+        "--net",
+        "120-8r-36",
+        "--epochs",
+        "1",
+        "--batch",
+        "8",
+        "--out",
+        out,
+        env={"EDGETP_HOME": str(tmp_path / "home")},
+    )
     assert r.returncode == 0, r.stderr
     assert load_model(out).recipe["data"] == "tones" and not machine_paths(out)
     derived = tmp_path / "d.npz"
-    r = run_cli("pretrain", "--kws", "--from", out, "--ft", "lr=2e-4", "--out", derived,
-                env={"EDGETP_HOME": str(tmp_path / "home")})
+    r = run_cli(
+        "pretrain",
+        "--kws",
+        "--from",
+        out,
+        "--ft",
+        "lr=2e-4",
+        "--out",
+        derived,
+        env={"EDGETP_HOME": str(tmp_path / "home")},
+    )
     assert r.returncode == 0, r.stderr
     assert not machine_paths(derived), machine_paths(derived)
 
@@ -105,6 +136,7 @@ def test_a_relabelled_model_keeps_its_results(tmp_path):
 
     from edgetp.kws.card import result_rows
     from edgetp.model import load_model, relabel, save_model
+
     m = load_model("kws-mcu-64k")
     d = tmp_path / "m"
     shutil.copytree(ROOT / "models" / "kws-mcu-64k", d)
@@ -112,11 +144,13 @@ def test_a_relabelled_model_keeps_its_results(tmp_path):
     assert save_model(new, d / "model.npz") != m.hash()
     back = load_model(d / "model.npz")
     assert all((back.arrays()[k] == a).all() for k, a in m.arrays().items())
-    assert (back.hashes() == {back.hash(), m.hash(), *m.hashes()}
-            and back.recipe["relabelled_from"][-1]["why"] == "a test")
+    assert (
+        back.hashes() == {back.hash(), m.hash(), *m.hashes()} and back.recipe["relabelled_from"][-1]["why"] == "a test"
+    )
     rows = len(result_rows(d))
-    (d / "results" / "zz-other-5.json").write_text(json.dumps(dict(
-        json.loads((d / "results" / "test-tp-fixed-b1-5.json").read_text()), model_hash="0" * 64)))
+    (d / "results" / "zz-other-5.json").write_text(
+        json.dumps(dict(json.loads((d / "results" / "test-tp-fixed-b1-5.json").read_text()), model_hash="0" * 64))
+    )
     flagged = lambda hashes: sum("measured on another model" in lab for lab, _ in result_rows(d, hashes))
     assert len(result_rows(d)) == rows + 1 and flagged(back.hashes()) == 1
-    assert flagged(back.hash()) == rows + 1   # without the trail, the rows of the earlier file would be stale
+    assert flagged(back.hash()) == rows + 1  # without the trail, the rows of the earlier file would be stale

@@ -15,6 +15,7 @@ def test_bench_train_prints_figures_and_ratio(cli, tmp_path):
     assert lines[0].split()[1] == "samples/s" and float(lines[0].split()[0]) > 0
     assert "NumPy baseline" in lines[1] and lines[2].endswith("edgetp / NumPy")
     import json
+
     d = json.loads((tmp_path / "b.json").read_text())
     assert d["targets"] == "classes" and d["ratio"] > 0
 
@@ -44,15 +45,17 @@ def test_a_bad_file_is_one_line_naming_it_in_every_command(tmp_path, capsys):
         p.write_bytes(b"\x00 not this format")
     missing, empty = tmp_path / "missing.npz", tmp_path / "empty"
     empty.mkdir()
-    cases = [(["export", "--model", junk["npz"], "--onnx", tmp_path / "x.onnx"], junk["npz"]),
-             (["export", "--model", missing, "--onnx", tmp_path / "x.onnx"], missing),
-             (["predict", "--model", junk["npz"], junk["wav"]], junk["npz"]),
-             (["conformance", junk["npz"]], junk["npz"]),
-             (["import-model", junk["onnx"], "--out", tmp_path / "x.npz"], junk["onnx"]),
-             (["data", "features", junk["wav"], "--out", tmp_path / "f.npz"], junk["wav"]),
-             (["verify-c", "--frontend", junk["wav"]], junk["wav"]),
-             (["verify-c", "--frontend", tmp_path / "missing.wav"], tmp_path / "missing.wav"),
-             (["verify-c", "--frontend", empty], empty)]
+    cases = [
+        (["export", "--model", junk["npz"], "--onnx", tmp_path / "x.onnx"], junk["npz"]),
+        (["export", "--model", missing, "--onnx", tmp_path / "x.onnx"], missing),
+        (["predict", "--model", junk["npz"], junk["wav"]], junk["npz"]),
+        (["conformance", junk["npz"]], junk["npz"]),
+        (["import-model", junk["onnx"], "--out", tmp_path / "x.npz"], junk["onnx"]),
+        (["data", "features", junk["wav"], "--out", tmp_path / "f.npz"], junk["wav"]),
+        (["verify-c", "--frontend", junk["wav"]], junk["wav"]),
+        (["verify-c", "--frontend", tmp_path / "missing.wav"], tmp_path / "missing.wav"),
+        (["verify-c", "--frontend", empty], empty),
+    ]
     for argv, path in cases:
         code = main([str(a) for a in argv])
         r = capsys.readouterr()

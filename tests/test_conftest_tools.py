@@ -1,5 +1,6 @@
 """The tester: a test whose tool is missing skips on a developer machine and FAILS with CI=true
 (tests/conftest.py); an optional extra (torchaudio) skips in both, saying it is optional."""
+
 import os
 import re
 import shutil
@@ -53,8 +54,14 @@ def _run(tmp_path, ci: str | None, probe="test_probe.py"):
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
     if ci is not None:
         env["CI"] = ci
-    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", probe],
-                       capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", probe],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
     return r.returncode, r.stdout + r.stderr
 
 
@@ -67,7 +74,7 @@ def _outcome(out, name):
 def test_missing_tools_skip_on_a_developer_machine(tmp_path, ci):
     code, out = _run(tmp_path, ci)
     assert code == 0, out
-    assert re.search(r"\b1 passed, 4 skipped\b", out) and "failed" not in out, out   # test_part leaves its part out
+    assert re.search(r"\b1 passed, 4 skipped\b", out) and "failed" not in out, out  # test_part leaves its part out
     code, out_module = _run(tmp_path, ci, "test_probe_module.py")
     # 5: the whole module skipped and "nir (extra 'interop') is missing" in out_module
     assert code == 5 and re.search(r"\b1 skipped\b", out_module)
@@ -80,8 +87,7 @@ def test_missing_tools_fail_in_ci(tmp_path, ci):
     code, out = _run(tmp_path, ci)
     assert code == 1, out
     for name in ("test_marked", "test_marked_with_a_module_fixture", "test_called", "test_part"):
-        assert "CI=true and" in _outcome(out, name) or _outcome(out, name).startswith(("FAILED", "ERROR")), \
-            (name, out)
+        assert "CI=true and" in _outcome(out, name) or _outcome(out, name).startswith(("FAILED", "ERROR")), (name, out)
     assert "a module fixture ran" not in out
     # a module that needs the tool at import fails its collection (which stops the run: CI is red)
     code, out_module = _run(tmp_path, ci, "test_probe_module.py")
@@ -93,6 +99,7 @@ def test_missing_tools_fail_in_ci(tmp_path, ci):
 
 def test_every_tool_check_runs_and_unknown_names_are_refused():
     from conftest import OPTIONAL, TOOLS, have
+
     for tool in (*TOOLS, *OPTIONAL):
         assert have(tool) in (True, False)
     with pytest.raises(KeyError):

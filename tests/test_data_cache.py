@@ -1,4 +1,5 @@
 """Feature cache: one memory-mapped file per split, reused, refreshed when files change."""
+
 import os
 import sys
 from pathlib import Path
@@ -17,8 +18,11 @@ from edgetp.data.gsc import load_corpus  # noqa: E402
 @pytest.fixture
 def corpus(tmp_path):
     root = tmp_path / "c"
-    make_corpus(root, words=("yes", "no"), speakers={"0a1b2c3d": ("train", 3), "11111111": ("testing", 2),
-                                                     "22222222": ("validation", 1)})
+    make_corpus(
+        root,
+        words=("yes", "no"),
+        speakers={"0a1b2c3d": ("train", 3), "11111111": ("testing", 2), "22222222": ("validation", 1)},
+    )
     return load_corpus(root, labels="12")
 
 

@@ -1,4 +1,5 @@
 """`edgetp data info | speakers | features | synth-kws` as a user runs them."""
+
 import json
 import sys
 from pathlib import Path
@@ -33,8 +34,9 @@ def test_info(root, tmp_path, capsys):
     s = json.loads((tmp_path / "i.json").read_text())
     assert s["utterances"] == 40 and s["words"] == {"no": 20, "yes": 20}
     assert [sp["id"] for sp in s["speakers"]][:1] == ["0a1b2c3d"] and len(s["speakers"]) == 5
-    assert s["skipped"]["files"] == [{"path": "no/99999999_nohash_0.wav",
-                                      "reason": "not a WAV file (no RIFF/WAVE header)"}]
+    assert s["skipped"]["files"] == [
+        {"path": "no/99999999_nohash_0.wav", "reason": "not a WAV file (no RIFF/WAVE header)"}
+    ]
 
 
 def test_speakers(root, capsys):
@@ -72,12 +74,14 @@ def test_features_with_a_models_log_gain(tmp_path, kind):
     assert gain == 1000.0
     files = [REAL / "felix_yes.wav", REAL / "tflm_no_1000ms.wav"]
     out = tmp_path / "f.npz"
-    assert main(["data", "features", *map(str, files), "--frontend", kind, "--log-gain", f"{gain:g}",
-                 "--out", str(out)]) == 0
+    assert (
+        main(["data", "features", *map(str, files), "--frontend", kind, "--log-gain", f"{gain:g}", "--out", str(out)])
+        == 0
+    )
     with np.load(out) as z:
         got, conf = z["features"], json.loads(str(z["frontend"]))
     assert conf["log_gain"] == gain and got.shape == (2, 101, 120) and got.dtype == np.float32
-    assert got[:, :, :40].max() > 4.0                        # ln(1 + 1000) = 6.9, not the paper's <= ln 2
+    assert got[:, :, :40].max() > 4.0  # ln(1 + 1000) = 6.9, not the paper's <= ln 2
     inputs = model_norm(model)
     for k, f in enumerate(files):
         pcm = fq.load_pcm16(f)
@@ -85,7 +89,7 @@ def test_features_with_a_models_log_gain(tmp_path, kind):
             from firmware_gen.qmodel import qmodel_for
 
             qm, _ = qmodel_for(model)
-            want = fq.utterance_q(fq.pcm16(pcm), fq.InputNorm.for_model(model, qm)).feats / 2.0 ** fq.FEAT_F
+            want = fq.utterance_q(fq.pcm16(pcm), fq.InputNorm.for_model(model, qm)).feats / 2.0**fq.FEAT_F
             np.testing.assert_array_equal(got[k], want.astype(np.float32))
         else:
             np.testing.assert_array_equal(inputs.norm.apply(got[k][None]), inputs.apply(frontend.features(pcm)[None]))
@@ -96,10 +100,11 @@ def test_features_with_a_models_log_gain(tmp_path, kind):
 def test_features_bad_log_gain_is_one_line(tmp_path, capsys, kind, gain):
     """A log gain below 1, not finite, or (fixed) above the integer frontend's range: exit 2, one line."""
     out = tmp_path / "f.npz"
-    code = main(["data", "features", str(REAL / "felix_yes.wav"), "--frontend", kind, "--log-gain", gain,
-                 "--out", str(out)])
+    code = main(
+        ["data", "features", str(REAL / "felix_yes.wav"), "--frontend", kind, "--log-gain", gain, "--out", str(out)]
+    )
     err = capsys.readouterr().err.strip()
-    if kind == "float" and gain == "1e6":                   # the float frontend takes any gain >= 1
+    if kind == "float" and gain == "1e6":  # the float frontend takes any gain >= 1
         assert code == 0 and out.exists() and not err, err
         return
     assert code == 2 and not out.exists()
@@ -134,8 +139,24 @@ def test_features_with_the_running_maximum(tmp_path, kind):
 
     files = [REAL / "felix_yes.wav", REAL / "tflm_no_1000ms.wav"]
     out = tmp_path / "f.npz"
-    assert main(["data", "features", *map(str, files), "--frontend", kind, "--log-gain", "1000", "--running-max",
-                 "2", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "features",
+                *map(str, files),
+                "--frontend",
+                kind,
+                "--log-gain",
+                "1000",
+                "--running-max",
+                "2",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     with np.load(out) as z:
         got, conf = z["features"], json.loads(str(z["frontend"]))
     assert conf["running_max_decay"] == 2
@@ -144,7 +165,10 @@ def test_features_with_the_running_maximum(tmp_path, kind):
         fixed = fq.features_q(pcm, log_gain=1000.0, running_max_decay=2)
         flt = recompress(frontend.features(pcm)[None], 1000.0, 2)[0]
         np.testing.assert_array_equal(got[k], fixed if kind == "fixed" else flt)
-        assert not np.array_equal(got[k], fq.features_q(pcm, log_gain=1000.0) if kind == "fixed"
-                                  else recompress(frontend.features(pcm)[None], 1000.0)[0])
-    assert main(["data", "features", str(files[0]), "--frontend", kind, "--running-max", "0",
-                 "--out", str(out)]) == 2
+        assert not np.array_equal(
+            got[k],
+            fq.features_q(pcm, log_gain=1000.0)
+            if kind == "fixed"
+            else recompress(frontend.features(pcm)[None], 1000.0)[0],
+        )
+    assert main(["data", "features", str(files[0]), "--frontend", kind, "--running-max", "0", "--out", str(out)]) == 2

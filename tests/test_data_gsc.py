@@ -1,4 +1,5 @@
 """GSC-layout reader: layout, label sets, split lists, bad input (on a NumPy-made corpus)."""
+
 import math
 import shutil
 import sys
@@ -32,8 +33,13 @@ def test_reads_a_corpus_made_by_another_synthesizer(tones):
     assert (u.word, u.speaker, u.rep, u.split, u.sr) == ("yes", "0a1b2c3d", 7, "train", 16000)
     assert u.label == PAPER_WORDS.index("yes")
     assert {u.label for u in c if u.word == "learn"} == {PAPER_WORDS.index("learn")}
-    assert {u.speaker: u.split for u in c} == {"0a1b2c3d": "train", "11111111": "train", "22222222": "train",
-                                               "33333333": "validation", "44444444": "testing"}
+    assert {u.speaker: u.split for u in c} == {
+        "0a1b2c3d": "train",
+        "11111111": "train",
+        "22222222": "train",
+        "33333333": "validation",
+        "44444444": "testing",
+    }
     assert c.speaker_counts("train")["0a1b2c3d"] == 40
     x = c.load(0)
     assert x.dtype == np.float32 and x.ndim == 1 and np.abs(x).max() <= 1.0
@@ -59,7 +65,7 @@ def test_label_sets(tones):
     assert custom.label_names == ["yes", "no", "_unknown_"]
     assert {custom.label_names[u.label] for u in custom if u.word == "up"} == {"_unknown_"}
     few = load_corpus(tones, labels="12", unknown_fraction=0.1)
-    n_unknown = sum(u.word in ("learn", ) for u in few if u.split == "train")
+    n_unknown = sum(u.word in ("learn",) for u in few if u.split == "train")
     assert n_unknown == math.ceil(0.1 * 48)
     with pytest.raises(EdgetpError, match="unknown label set"):
         load_corpus(tones, labels="35")
@@ -78,16 +84,25 @@ def test_bad_files_are_skipped_named_and_counted(tones, tmp_path):
     sf.write(root / "up" / "cccccccc_nohash_0.wav", np.zeros((800, 2), np.int16), 16000, subtype="PCM_16")
     sf.write(root / "up" / "dddddddd_nohash_0.wav", np.zeros(0, np.int16), 16000, subtype="PCM_16")
     sf.write(root / "up" / "eeeeeeee_nohash_0.wav", np.ones(400, np.int16), 4000, subtype="PCM_16")
-    sf.write(root / "up" / "ffffffff_nohash_0.wav", (np.sin(np.arange(8000) / 5) * 9000).astype(np.int16),
-             8000, subtype="PCM_16")
+    sf.write(
+        root / "up" / "ffffffff_nohash_0.wav",
+        (np.sin(np.arange(8000) / 5) * 9000).astype(np.int16),
+        8000,
+        subtype="PCM_16",
+    )
     sf.write(root / "up" / "abcdef01_nohash_0.wav", np.sin(np.arange(22050) / 7) * 0.5, 44100, subtype="FLOAT")
     (root / "up" / "notes.txt").write_text("x")
     (root / "up" / ".DS_Store").write_text("x")  # hidden files are ignored silently
     c = load_corpus(root)
     kinds = {s.path: s.kind for s in c.skipped}
-    assert kinds == {"yes/aaaaaaaa_nohash_0.wav": "not-wav", "no/bbbbbbbb_nohash_0.wav": "truncated",
-                     "up/cccccccc_nohash_0.wav": "channels", "up/dddddddd_nohash_0.wav": "empty",
-                     "up/eeeeeeee_nohash_0.wav": "rate", "up/notes.txt": "name"}
+    assert kinds == {
+        "yes/aaaaaaaa_nohash_0.wav": "not-wav",
+        "no/bbbbbbbb_nohash_0.wav": "truncated",
+        "up/cccccccc_nohash_0.wav": "channels",
+        "up/dddddddd_nohash_0.wav": "empty",
+        "up/eeeeeeee_nohash_0.wav": "rate",
+        "up/notes.txt": "name",
+    }
     assert "sox" in next(s.reason for s in c.skipped if s.kind == "channels")
     assert len(c) == 80 + 2  # the rest stays usable, plus the two resampled files
     assert any("2 utterances are not at 16 kHz" in n for n in c.notes)
@@ -147,10 +162,20 @@ def test_no_corpus_is_a_clear_error(tmp_path):
 
 
 def test_which_set_is_gsc_rule():
-    ids = [f"{i:08x}" for i in range(0, 2 ** 32, 2 ** 32 // 4000)]
+    ids = [f"{i:08x}" for i in range(0, 2**32, 2**32 // 4000)]
     splits = [which_set(f"yes/{s}_nohash_0.wav") for s in ids]
     assert which_set("yes/0a1b2c3d_nohash_3.wav") == which_set("0a1b2c3d")
     frac = {s: splits.count(s) / len(splits) for s in ("train", "validation", "testing")}
     assert abs(frac["validation"] - 0.1) < 0.02 and abs(frac["testing"] - 0.1) < 0.02
-    assert len(label_names("paper")) == 36 and label_names("12")[2:] == ["yes", "no", "up", "down", "left",
-                                                                         "right", "on", "off", "stop", "go"]
+    assert len(label_names("paper")) == 36 and label_names("12")[2:] == [
+        "yes",
+        "no",
+        "up",
+        "down",
+        "left",
+        "right",
+        "on",
+        "off",
+        "stop",
+        "go",
+    ]

@@ -1,4 +1,5 @@
 """SHD and N-MNIST through tonic, on small files written in each dataset's real format."""
+
 import numpy as np
 import pytest
 
@@ -57,8 +58,13 @@ def test_nmnist_binned_in_1_ms(tmp_path):
     rng = np.random.default_rng(1)
     for digit in (2, 7):
         n = 50
-        write_nmnist_bin(tmp_path / "Train" / str(digit) / f"0000{digit}.bin", rng.integers(0, 34, n),
-                         rng.integers(0, 34, n), rng.integers(0, 2, n), np.sort(rng.integers(0, 30000, n)))
+        write_nmnist_bin(
+            tmp_path / "Train" / str(digit) / f"0000{digit}.bin",
+            rng.integers(0, 34, n),
+            rng.integers(0, 34, n),
+            rng.integers(0, 2, n),
+            np.sort(rng.integers(0, 30000, n)),
+        )
     write_nmnist_bin(tmp_path / "Test" / "5" / "00001.bin", [1, 2], [3, 4], [0, 1], [500, 1500])
     ds = nm.nmnist(tmp_path)
     assert len(ds) == 2

@@ -1,6 +1,7 @@
 """`edgetp data real-mix` / `real-dev`: real clips split by speaker into parts that never meet (adapt, choose,
 pretrain), the pretrain part mixed into a synthetic corpus with seeded augmented copies, the development view,
 and what a model pretrained on the mix records. All on chirp corpora made here."""
+
 import json
 import shutil
 import sys
@@ -18,7 +19,7 @@ from edgetp.data.real import CORE, is_choose, speaker_parts  # noqa: E402
 from edgetp.data.synth import INFO  # noqa: E402
 
 ADAPT = "aaaa0001"
-OTHERS = [f"{k:08x}" for k in range(0x10, 0x10 + 24)]   # one clip of two words each
+OTHERS = [f"{k:08x}" for k in range(0x10, 0x10 + 24)]  # one clip of two words each
 
 
 @pytest.fixture(scope="module")
@@ -27,11 +28,27 @@ def folders(tmp_path_factory):
     (4 clips of each core word) and 24 others; noise: two clips."""
     base, real, noise = (tmp_path_factory.mktemp(n) for n in ("base", "real", "noise"))
     words = CORE + ("learn",)
-    make_corpus(base, words=words, speakers={"bbbb0001": ("train", 2), "bbbb0002": ("validation", 1),
-                                             "bbbb0003": ("testing", 1)})
-    (base / INFO).write_text(json.dumps({"complete": True, "params": {"words": list(words), "speakers": 3,
-                                         "reps": 2, "distinct": 0, "distinct_reps": 0, "seed": 0},
-                                         "speakers": [{"id": s} for s in ("bbbb0001", "bbbb0002", "bbbb0003")]}))
+    make_corpus(
+        base,
+        words=words,
+        speakers={"bbbb0001": ("train", 2), "bbbb0002": ("validation", 1), "bbbb0003": ("testing", 1)},
+    )
+    (base / INFO).write_text(
+        json.dumps(
+            {
+                "complete": True,
+                "params": {
+                    "words": list(words),
+                    "speakers": 3,
+                    "reps": 2,
+                    "distinct": 0,
+                    "distinct_reps": 0,
+                    "seed": 0,
+                },
+                "speakers": [{"id": s} for s in ("bbbb0001", "bbbb0002", "bbbb0003")],
+            }
+        )
+    )
     spk = {ADAPT: ("train", {w: 4 for w in CORE})}
     spk.update({s: ("train", {CORE[k % 10]: 1, "learn": 1}) for k, s in enumerate(OTHERS)})
     make_corpus(real, words=words, speakers=spk, seed=1)
@@ -51,21 +68,29 @@ def _mix(folders, out, *flags):
 
 def test_parts_are_disjoint_complete_and_per_speaker():
     from collections import Counter
-    per = {ADAPT: Counter({w: 4 for w in CORE}), "dddd0001": Counter({w: 3 for w in CORE}),
-           **{s: Counter({"yes": 1}) for s in OTHERS}}
+
+    per = {
+        ADAPT: Counter({w: 4 for w in CORE}),
+        "dddd0001": Counter({w: 3 for w in CORE}),
+        **{s: Counter({"yes": 1}) for s in OTHERS},
+    }
     parts = speaker_parts(per, 30)
-    assert parts["adapt"] == [ADAPT]                           # 3 clips of each core word are not enough
+    assert parts["adapt"] == [ADAPT]  # 3 clips of each core word are not enough
     assert sorted(sum(parts.values(), [])) == sorted(per)
     assert not set(parts["choose"]) & set(parts["pretrain"])
     assert 0 < len(parts["choose"]) < len(parts["pretrain"])
     # a speaker's part depends on its id alone, not on who else is there
     alone = speaker_parts({s: Counter({"yes": 1}) for s in OTHERS[:5]}, 30)
-    assert alone["choose"] == [s for s in OTHERS[:5] if is_choose(s, 30)] == [s for s in parts["choose"]
-                                                                              if s in OTHERS[:5]]
+    assert (
+        alone["choose"]
+        == [s for s in OTHERS[:5] if is_choose(s, 30)]
+        == [s for s in parts["choose"] if s in OTHERS[:5]]
+    )
 
 
 def test_real_mix_links_the_base_and_adds_the_pretrain_part_only(folders, tmp_path):
     from edgetp.data.gsc import load_corpus
+
     base, real, _ = folders
     out = tmp_path / "mix"
     r = _mix(folders, out, "--copies", "3")
@@ -73,7 +98,7 @@ def test_real_mix_links_the_base_and_adds_the_pretrain_part_only(folders, tmp_pa
     info = json.loads((out / "real_mix_info.json").read_text())
     parts = info["speakers"]
     assert parts["adapt"] == [ADAPT] and parts["choose"] and parts["pretrain"]
-    assert str(tmp_path) not in (out / "real_mix_info.json").read_text()   # folders by name, never by path
+    assert str(tmp_path) not in (out / "real_mix_info.json").read_text()  # folders by name, never by path
     assert info["params"]["base"]["name"] == base.name and info["params"]["real"]["name"] == real.name
     mixed, b = load_corpus(out), load_corpus(base)
     seen = set(mixed.speaker_counts())
@@ -117,8 +142,8 @@ def test_bad_input_is_one_line(folders, tmp_path):
     (clash / "yes" / "bbbb0001_nohash_9.wav").write_bytes((real / "yes" / f"{ADAPT}_nohash_0.wav").read_bytes())
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "notes.txt").write_text("mine")
-    cases = [   # (folders replaced, extra flags, what the one line names)
-        ({"--base": real}, [], "synth-kws"),                 # not a synthetic corpus
+    cases = [  # (folders replaced, extra flags, what the one line names)
+        ({"--base": real}, [], "synth-kws"),  # not a synthetic corpus
         ({"--real": empty}, [], "no clips"),
         ({"--real": tmp_path / "absent"}, [], "not a folder"),
         ({"--real": oddly}, [], "clip.wav"),
@@ -135,13 +160,14 @@ def test_bad_input_is_one_line(folders, tmp_path):
         r = run_cli("data", "real-mix", tmp_path / "out", *sum(([k, v] for k, v in args.items()), []), *extra)
         lines = r.stderr.strip().splitlines()
         assert r.returncode == 2 and len(lines) == 1 and words in lines[0], (swap, extra, r.stderr)
-        assert not (tmp_path / "out").exists(), (swap, extra)           # refused before writing anything
+        assert not (tmp_path / "out").exists(), (swap, extra)  # refused before writing anything
     r = _mix(folders, tmp_path / "full")
     assert r.returncode == 2 and "not an edgetp" in r.stderr and (tmp_path / "full" / "notes.txt").exists()
 
 
 def test_real_dev_holds_the_adapt_part_in_train_and_the_choose_part_in_testing(folders, tmp_path):
     from edgetp.data.gsc import load_corpus
+
     _, real, _ = folders
     out = tmp_path / "dev"
     r = run_cli("data", "real-dev", out, "--real", real)
@@ -157,10 +183,25 @@ def test_real_dev_holds_the_adapt_part_in_train_and_the_choose_part_in_testing(f
 def test_a_model_of_the_mix_records_its_corpus_and_real_speakers_by_name(folders, tmp_path):
     from edgetp.kws.card import corpus_command
     from edgetp.model import load_model
+
     out, home = tmp_path / "mix", tmp_path / "home"
     assert _mix(folders, out, "--copies", "2", "--snr", "5,15").returncode == 0
-    r = run_cli("pretrain", "--kws", "--protocol", "--data-root", out, "--net", "120-8r-36", "--epochs", "1",
-                "--batch", "16", "--out", tmp_path / "m.npz", env={"EDGETP_HOME": str(home)})
+    r = run_cli(
+        "pretrain",
+        "--kws",
+        "--protocol",
+        "--data-root",
+        out,
+        "--net",
+        "120-8r-36",
+        "--epochs",
+        "1",
+        "--batch",
+        "16",
+        "--out",
+        tmp_path / "m.npz",
+        env={"EDGETP_HOME": str(home)},
+    )
     assert r.returncode == 0, r.stderr
     rec = load_model(tmp_path / "m.npz").recipe
     parts = json.loads((out / "real_mix_info.json").read_text())["speakers"]
@@ -169,10 +210,26 @@ def test_a_model_of_the_mix_records_its_corpus_and_real_speakers_by_name(folders
     assert not (set(parts["choose"]) | set(parts["adapt"])) & set(rec["pretrain_speakers"])
     assert str(tmp_path) not in json.dumps(rec) and rec["data"] == "mix"
     base, real, noise = (p.name for p in folders)
-    assert corpus_command(rec) == (f"edgetp data synth-kws BASE --speakers 3 --reps 2 --distinct 0 --distinct-reps 0; "
-                                   f"edgetp data real-mix CORPUS --base BASE --real {real} --noise {noise} "
-                                   "--copies 2 --snr 5,15")
+    assert corpus_command(rec) == (
+        f"edgetp data synth-kws BASE --speakers 3 --reps 2 --distinct 0 --distinct-reps 0; "
+        f"edgetp data real-mix CORPUS --base BASE --real {real} --noise {noise} "
+        "--copies 2 --snr 5,15"
+    )
     # finetune refuses a real speaker the model trained on, like any pretraining speaker
-    r = run_cli("finetune", "--kws", "--model", tmp_path / "m.npz", "--data-root", out, "--speaker",
-                parts["pretrain"][0], "--shots", "1", "--set", "epochs=0", "--quiet", env={"EDGETP_HOME": str(home)})
+    r = run_cli(
+        "finetune",
+        "--kws",
+        "--model",
+        tmp_path / "m.npz",
+        "--data-root",
+        out,
+        "--speaker",
+        parts["pretrain"][0],
+        "--shots",
+        "1",
+        "--set",
+        "epochs=0",
+        "--quiet",
+        env={"EDGETP_HOME": str(home)},
+    )
     assert r.returncode == 2 and "pretraining set" in r.stderr

@@ -1,4 +1,5 @@
 """The paper's speaker-adaptation split, on a NumPy-made GSC-layout corpus."""
+
 import sys
 from collections import Counter
 from pathlib import Path
@@ -19,9 +20,16 @@ HELD = "0a1b2c3d"
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     root = tmp_path_factory.mktemp("tones")
-    make_corpus(root, speakers={HELD: ("train", {"yes": 10, "no": 10, "up": 4, "learn": 7}),
-                                "11111111": ("train", 3), "22222222": ("train", 2),
-                                "33333333": ("validation", 2), "44444444": ("testing", 2)})
+    make_corpus(
+        root,
+        speakers={
+            HELD: ("train", {"yes": 10, "no": 10, "up": 4, "learn": 7}),
+            "11111111": ("train", 3),
+            "22222222": ("train", 2),
+            "33333333": ("validation", 2),
+            "44444444": ("testing", 2),
+        },
+    )
     return load_corpus(root, labels="12")
 
 

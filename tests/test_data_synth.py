@@ -1,4 +1,5 @@
 """The espeak-ng corpus: GSC layout, deterministic for a seed, usable by the protocol."""
+
 import hashlib
 from pathlib import Path
 
@@ -16,8 +17,11 @@ SMALL = dict(speakers=3, reps=2, distinct=2, distinct_reps=7, words=("yes", "no"
 
 
 def _digest(root: Path) -> dict:
-    return {str(p.relative_to(root)): hashlib.sha1(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha1(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +35,15 @@ def small(tmp_path_factory):
 def test_layout_and_reader(small):
     root, info = small
     assert info["utterances"] == 3 * (3 * 2 + 2 * 7)
-    assert sorted(p.name for p in root.iterdir()) == ["_background_noise_", "no", "synth_info.json",
-                                                      "testing_list.txt", "up", "validation_list.txt", "yes"]
+    assert sorted(p.name for p in root.iterdir()) == [
+        "_background_noise_",
+        "no",
+        "synth_info.json",
+        "testing_list.txt",
+        "up",
+        "validation_list.txt",
+        "yes",
+    ]
     assert len(list((root / "_background_noise_").glob("*.wav"))) == len(noise.NAMES)
     c = load_corpus(root)
     assert len(c) == info["utterances"] and not c.skipped and not c.notes
@@ -100,8 +111,8 @@ def test_plan():
 def test_wide_speakers_leave_the_rest_alone_and_the_groups_unheard():
     base = synth.plan_speakers(48, 3, 10, 10, seed=0)
     plan = synth.plan_speakers(48, 3, 10, 10, seed=0, wide=120)
-    assert plan[:len(base)] == base                      # every other utterance stays byte-identical
-    wide = plan[len(base):]
+    assert plan[: len(base)] == base  # every other utterance stays byte-identical
+    wide = plan[len(base) :]
     assert len(wide) == 120 and len({s.id for s in plan}) == len(plan)
     assert all(s.split == "train" and which_set(s.id) == "train" and not s.distinct for s in wide)
     group = [s for s in plan if s.distinct]
@@ -111,7 +122,7 @@ def test_wide_speakers_leave_the_rest_alone_and_the_groups_unheard():
     families = ("klatt", "whisper", "grand", "croak", "storm", "norbert")
     assert not [v for v in synth.WIDE_VARIANTS if v.lower().startswith(families) or v in ("f5", "m8")]
     pitches = [s.pitch for s in wide]
-    assert min(pitches) < 15 and max(pitches) > 85      # the pitch range the regular speakers lack
+    assert min(pitches) < 15 and max(pitches) > 85  # the pitch range the regular speakers lack
 
 
 def test_babble_holds_no_keyword():
@@ -123,7 +134,7 @@ def test_mix_snr():
     rng = np.random.default_rng(0)
     s, n = rng.standard_normal(16000), rng.standard_normal(16000)
     y = noise.mix(s, n, 20.0)
-    assert 10 * np.log10(np.mean(s ** 2) / np.mean((y - s) ** 2)) == pytest.approx(20.0, abs=0.01)
+    assert 10 * np.log10(np.mean(s**2) / np.mean((y - s) ** 2)) == pytest.approx(20.0, abs=0.01)
 
 
 def test_missing_espeak_is_a_clear_error(monkeypatch, tmp_path):

@@ -8,6 +8,7 @@ an older firmware) on the normal and the locked build, on the host pty and on QE
 4. a 200-byte HELLO; optimizer statistics written out of range (UBSan build); the
    locked build's exposed commands (DIGEST stays: the HIL verifies locked devices by it).
 """
+
 import json
 import struct
 import sys
@@ -25,10 +26,14 @@ from deploy.host import LinkError  # noqa: E402
 from deploy.reference import IntReference, export_c, int_features, tiny_qmodel  # noqa: E402
 from firmware_gen.tensors import DeviceConfig  # noqa: E402
 
-QEMU = pytest.mark.needs("arm-none-eabi-gcc", "qemu-system-arm")   # tests/conftest.py: fails when missing with CI=true
+QEMU = pytest.mark.needs("arm-none-eabi-gcc", "qemu-system-arm")  # tests/conftest.py: fails when missing with CI=true
 pytestmark = pytest.mark.needs("cc")
-BUILDS = [("host", False), ("host", True), pytest.param("qemu", False, marks=QEMU),
-          pytest.param("qemu", True, marks=QEMU)]
+BUILDS = [
+    ("host", False),
+    ("host", True),
+    pytest.param("qemu", False, marks=QEMU),
+    pytest.param("qemu", True, marks=QEMU),
+]
 IDS = ["host", "host-locked", "qemu", "qemu-locked"]
 
 
@@ -101,7 +106,7 @@ def test_a_captured_training_frame_is_not_applied_again_after_a_hello(target, lo
         # the attacker: HELLO at the captured frame's SEQ - 1, then the captured frame
         assert status(raw_hello(dev, (seq - 1) % P.SEQ_MOD)) == P.Status.OK
         again = exchange(dev, captured, P.Cmd.TRAIN)
-        assert status(again) == P.Status.SEQ          # DIGEST ran after it: out of sequence
+        assert status(again) == P.Status.SEQ  # DIGEST ran after it: out of sequence
         # ... and right after the frame itself: a repeat, answered from the cache
         assert status(command(dev, P.Cmd.RESET)) == P.Status.OK
         seq = (dev.seq + 1) % P.SEQ_MOD
@@ -109,9 +114,9 @@ def test_a_captured_training_frame_is_not_applied_again_after_a_hello(target, lo
         first = exchange(dev, captured, P.Cmd.TRAIN)
         assert status(raw_hello(dev, (seq - 1) % P.SEQ_MOD)) == P.Status.OK
         again = exchange(dev, captured, P.Cmd.TRAIN)
-        assert again == first                          # the cached answer, the step not run again
+        assert again == first  # the cached answer, the step not run again
         dev.seq = seq
-        assert digest(dev)[1] == 2                     # two frames sent, two applied
+        assert digest(dev)[1] == 2  # two frames sent, two applied
 
 
 @pytest.mark.parametrize("locked", [False, True], ids=["normal", "locked"])
@@ -145,14 +150,14 @@ def test_a_reconnect_after_a_reset_says_the_session_is_lost():
     with device(faults="reconnect=5,seed=1") as (t, dev):
         dev.hello()
         dev.init(1)
-        dev.train(np.arange(8), 1)                     # writes 1..3
-        dev.digest()                                   # write 4
+        dev.train(np.arange(8), 1)  # writes 1..3
+        dev.digest()  # write 4
         t.reset()
         time.sleep(0.2)
         with pytest.raises(SessionLost, match="a new session: it was reset") as e:
-            dev.train(np.arange(8), 1)                 # write 5: cut; the reconnect's HELLO opens a session
+            dev.train(np.arange(8), 1)  # write 5: cut; the reconnect's HELLO opens a session
         assert isinstance(e.value, DeviceReset) and dev.stats.reconnects == 1
-        dev.hello()                                    # joins the session that HELLO opened
+        dev.hello()  # joins the session that HELLO opened
         dev.init(1)
         assert dev.digest()["train_steps"] == 0
 
@@ -163,8 +168,13 @@ def test_a_captured_session_replays_after_a_reset(locked):
     reset the captured bytes of a whole session (HELLO, INIT, RESET, TRAIN) run again, to the same
     state. (Forging new frames does as much; a per-boot nonce would stop only this.)"""
     x = (np.arange(8) * 77).astype("<i2").tobytes()
-    frames = [(P.Cmd.HELLO, b""), (P.Cmd.INIT, P.pack("REQ_INIT", seed=3)), (P.Cmd.RESET, b""),
-              (P.Cmd.TRAIN, P.pack("REQ_TRAIN", label=1) + x), (P.Cmd.TRAIN, P.pack("REQ_TRAIN", label=1) + x)]
+    frames = [
+        (P.Cmd.HELLO, b""),
+        (P.Cmd.INIT, P.pack("REQ_INIT", seed=3)),
+        (P.Cmd.RESET, b""),
+        (P.Cmd.TRAIN, P.pack("REQ_TRAIN", label=1) + x),
+        (P.Cmd.TRAIN, P.pack("REQ_TRAIN", label=1) + x),
+    ]
     captured = [(cmd, P.encode(cmd, 1000 + k, payload)) for k, (cmd, payload) in enumerate(frames)]
     with device(locked=locked) as (t, dev):
         for cmd, raw in captured:
@@ -174,7 +184,7 @@ def test_a_captured_session_replays_after_a_reset(locked):
         assert learnt[1] == 2
         t.reset()
         time.sleep(0.2)
-        for cmd, raw in captured:                      # the same bytes, after the reset
+        for cmd, raw in captured:  # the same bytes, after the reset
             assert status(exchange(dev, raw, cmd)) == P.Status.OK
         dev.seq = 1000 + len(frames) - 1
         assert digest(dev) == learnt
@@ -184,7 +194,7 @@ def test_a_captured_session_replays_after_a_reset(locked):
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     qm = tiny_qmodel(n_in=12, hidden=(10,), n_out=4)
-    cfg = DeviceConfig(lr=1e-3, lr_min=1e-5)                 # lr_max: the export's lr
+    cfg = DeviceConfig(lr=1e-3, lr_min=1e-5)  # lr_max: the export's lr
     cdir = export_c(qm, tmp_path_factory.mktemp("tiny") / "model", cfg)
     return qm, cfg, cdir
 
@@ -202,7 +212,7 @@ def test_set_lr_outside_the_exported_range_is_refused(tiny, target, locked):
         assert before == ref.digest()
         fr = command(dev, P.Cmd.SET_LR, P.pack("REQ_SET_LR", m=255, e=-64))
         assert status(fr) == P.Status.BAD_ARG, "an unlimited learning rate was accepted"
-        assert digest(dev)[0] == before                # opt_cfg unchanged
+        assert digest(dev)[0] == before  # opt_cfg unchanged
         # the attack's training frames now learn at the export's rate, as the reference does
         assert status(command(dev, P.Cmd.RESET)) == P.Status.OK
         for x in xs:
@@ -212,7 +222,7 @@ def test_set_lr_outside_the_exported_range_is_refused(tiny, target, locked):
         for x in xs:
             ref.dev.train(x, 3)
         assert digest(dev)[0] == ref.digest()
-        m, e = cfg.lr_code                              # the bounds themselves are accepted
+        m, e = cfg.lr_code  # the bounds themselves are accepted
         assert status(command(dev, P.Cmd.SET_LR, P.pack("REQ_SET_LR", m=m, e=e))) == P.Status.OK
         assert status(command(dev, P.Cmd.SET_LR, P.pack("REQ_SET_LR", m=m + 1, e=e))) == P.Status.BAD_ARG
         assert status(command(dev, P.Cmd.SET_LR, P.pack("REQ_SET_LR", m=0, e=0))) == P.Status.BAD_ARG
@@ -225,10 +235,13 @@ def test_the_c_range_check_is_the_twin_of_python(tiny):
     qm, cfg, cdir = tiny
     mlo, elo = lr_code(cfg.lr_min)
     mhi, ehi = lr_code(cfg.lr_max)
-    codes = {(m, e) for e0 in (elo, ehi) for e in range(e0 - 9, e0 + 10) for m in (0, 1, 2, 63, 64, 65, 127, 128,
-                                                                                    mlo - 1, mlo, mlo + 1, mhi - 1,
-                                                                                    mhi, mhi + 1, 254, 255)
-             if 0 <= m <= 255}
+    codes = {
+        (m, e)
+        for e0 in (elo, ehi)
+        for e in range(e0 - 9, e0 + 10)
+        for m in (0, 1, 2, 63, 64, 65, 127, 128, mlo - 1, mlo, mlo + 1, mhi - 1, mhi, mhi + 1, 254, 255)
+        if 0 <= m <= 255
+    }
     codes |= {(255, -64), (1, 127), (0, 5), (128, -64), (200, 127)}
     accepted = 0
     with device(model_dir=cdir, timeout=0.1) as (_, dev):
@@ -238,7 +251,7 @@ def test_the_c_range_check_is_the_twin_of_python(tiny):
             ok = cfg.lr_in_range(m, e)
             accepted += ok
             assert status(fr) == (P.Status.OK if ok else P.Status.BAD_ARG), (m, e)
-    assert 10 < accepted < len(codes) - 10                # both answers were exercised
+    assert 10 < accepted < len(codes) - 10  # both answers were exercised
 
 
 def test_the_range_is_recorded_in_the_export(tmp_path):
@@ -254,6 +267,7 @@ def test_the_range_is_recorded_in_the_export(tmp_path):
     dev = json.loads((cdir / "etp_manifest.json").read_text())["device"]
     assert (dev["lr_min"], dev["lr_max"]) == (1e-6, 5e-4)
     from edgetp.errors import EdgetpError
+
     with pytest.raises(EdgetpError, match="must lie in"):
         DeviceConfig(lr=1e-3, lr_max=5e-4)
     ref = IntReference(qm, cfg)
@@ -268,7 +282,7 @@ def test_a_truncated_frame_does_not_hide_the_frames_after_it(target, locked):
         dev.retries = 10
         open_session(dev)
         # a lone header (valid HCRC) announcing MAX_PAYLOAD bytes that never come
-        dev.port.write(P.encode(P.Cmd.DIGEST, 7, bytes(P.MAX_PAYLOAD))[:P.HEADER_SIZE])
+        dev.port.write(P.encode(P.Cmd.DIGEST, 7, bytes(P.MAX_PAYLOAD))[: P.HEADER_SIZE])
         t0 = time.monotonic()
         try:
             fr = dev.request(P.Cmd.DIGEST)
@@ -286,10 +300,11 @@ def test_the_host_is_not_blinded_by_a_truncated_answer():
     silence the partial frame is dropped and the answer taken - without a resend."""
     from deploy.host import Device
 
-    answer = P.encode(P.Cmd.DIGEST | P.RESPONSE_BIT, 6, P.pack("RSP_DIGEST", status=0, digest=7, train_steps=1,
-                                                                  infer_steps=2))
-    lone = P.encode(P.Cmd.DIGEST | P.RESPONSE_BIT, 6, bytes(P.MAX_PAYLOAD))[:P.HEADER_SIZE]
-    port = ScriptedPort([lone + answer])   # the first write answered, the others not
+    answer = P.encode(
+        P.Cmd.DIGEST | P.RESPONSE_BIT, 6, P.pack("RSP_DIGEST", status=0, digest=7, train_steps=1, infer_steps=2)
+    )
+    lone = P.encode(P.Cmd.DIGEST | P.RESPONSE_BIT, 6, bytes(P.MAX_PAYLOAD))[: P.HEADER_SIZE]
+    port = ScriptedPort([lone + answer])  # the first write answered, the others not
     dev = Device(port, timeout=0.05, retries=2)
     dev.seq = 5
     assert dev.digest() == {"status": 0, "digest": 7, "train_steps": 1, "infer_steps": 2}
@@ -332,6 +347,7 @@ def test_out_of_range_optimizer_statistics_are_refused(tmp_path):
     import serial
 
     from deploy.host import Device
+
     with start("host", image) as t:
         dev = Device(serial.serial_for_url(t.url, timeout=0.01), timeout=0.2, retries=3)
         try:
@@ -344,13 +360,13 @@ def test_out_of_range_optimizer_statistics_are_refused(tmp_path):
                 d0 = digest(dev)
                 fr = command(dev, P.Cmd.TRAIN, x)
                 if fr is None:
-                    time.sleep(0.5)                    # let the sanitizer's report reach the log
+                    time.sleep(0.5)  # let the sanitizer's report reach the log
                     pytest.fail("the firmware died:\n" + "\n".join(t.log[-5:]))
-                assert status(fr) == P.Status.MODEL and detail(fr) == 1    # ETP_EBADARG, nothing changed
+                assert status(fr) == P.Status.MODEL and detail(fr) == 1  # ETP_EBADARG, nothing changed
                 assert digest(dev) == d0
             w = P.pack("REQ_WRITE_TENSOR", index=rr, offset=0) + struct.pack("<q", 5)
             assert status(command(dev, P.Cmd.WRITE_TENSOR, w)) == P.Status.OK
-            assert status(command(dev, P.Cmd.TRAIN, x)) == P.Status.OK            # in range: learns again
+            assert status(command(dev, P.Cmd.TRAIN, x)) == P.Status.OK  # in range: learns again
         finally:
             dev.close()
 

@@ -2,6 +2,7 @@
 it answers over its UART, its instruction counter is exact to its resolution, its image and RAM
 figures agree (test_deploy_qemu.py), a wrong counter resolution is caught, and verify-c's random models run on each
 bit for bit (a planted difference is found). The M4's own tests: test_deploy_qemu.py.)"""
+
 import sys
 from pathlib import Path
 
@@ -16,8 +17,7 @@ from deploy.build import build  # noqa: E402
 
 ARM = pytest.mark.needs("arm-none-eabi-gcc", "qemu-system-arm")
 RV = pytest.mark.needs("riscv64-unknown-elf-gcc", "qemu-system-riscv32")
-TARGETS = [pytest.param("qemu-m7", marks=ARM), pytest.param("qemu-m33", marks=ARM),
-           pytest.param("qemu-rv32", marks=RV)]
+TARGETS = [pytest.param("qemu-m7", marks=ARM), pytest.param("qemu-m33", marks=ARM), pytest.param("qemu-rv32", marks=RV)]
 NAMES = {"qemu-m7": "mps2-an500 (qemu)", "qemu-m33": "mps2-an505 (qemu)", "qemu-rv32": "riscv-virt (qemu)"}
 
 
@@ -103,8 +103,9 @@ def test_verify_c_cli_target(tmp_path):
     from conftest import run_cli
 
     out = tmp_path / "v.json"
-    r = run_cli("verify-c", "--random-models", "1", "--steps", "1", "--target", "qemu-rv32", "--jobs", "1",
-                "--json", out)
+    r = run_cli(
+        "verify-c", "--random-models", "1", "--steps", "1", "--target", "qemu-rv32", "--jobs", "1", "--json", out
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     res = json.loads(out.read_text())
     assert res["target"] == "qemu-rv32" and res["cases"] == 1 and res["mismatches"] == res["errors"] == 0

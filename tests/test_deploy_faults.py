@@ -1,5 +1,6 @@
 """Fault injection between host and device: the session completes with zero lost or
 double-applied samples and zero mismatches, or stops saying what was lost."""
+
 import sys
 from pathlib import Path
 
@@ -46,7 +47,7 @@ def test_duplicated_frames_are_never_applied_twice():
         res = run_session(dev, FakeReference(), sup, qry, epochs=1)
         repeats = dev.counters()["repeats"]
     _check_clean(res, 6)
-    assert repeats > 50                    # the device answered repeats from its cache
+    assert repeats > 50  # the device answered repeats from its cache
 
 
 def test_without_recovery_a_reset_stops_with_what_was_lost():
@@ -99,8 +100,10 @@ def test_qemu_target_with_a_reconnect_mid_sample(locked):
 @pytest.mark.needs("arm-none-eabi-gcc", "qemu-system-arm")
 def test_qemu_target_with_faults_and_a_board_reset():
     sup, qry = fake_data(n_support=3, n_query=1, T=10)
-    with device("qemu", faults="drop=0.002,corrupt=0.002,dup=0.05,truncate=0.02,reset=45,seed=5",
-                timeout=0.5) as (_, dev):
+    with device("qemu", faults="drop=0.002,corrupt=0.002,dup=0.05,truncate=0.02,reset=45,seed=5", timeout=0.5) as (
+        _,
+        dev,
+    ):
         res = run_session(dev, FakeReference(), sup, qry, epochs=1)
     _check_clean(res, 3)
     assert res["resets"] >= 1 and res["counter"] == "instructions"

@@ -1,6 +1,7 @@
 """The firmware's protocol server on the host (pty) target, with the test-double model:
 sessions, sequence numbers and idempotence, malformed frames, the locked build, a HIL
 session and its mismatch diagnosis."""
+
 import sys
 import time
 from pathlib import Path
@@ -53,7 +54,7 @@ def test_training_matches_the_twin_and_tensors_read_back():
         assert names == [n for n, _ in ref.tensors()]
         for t, (_, a) in zip(dev.tensors(), ref.tensors()):
             assert np.array_equal(dev.read_tensor(t.index), a)
-        dev.load_x(sx[0, 0])                      # chunked load, then a step on the loaded frame
+        dev.load_x(sx[0, 0])  # chunked load, then a step on the loaded frame
         assert dev.infer()["steps"] == 1
         # READ_STATE (verify-c's read): every tensor's bytes in table order
         state = b"".join(dev.read_tensor(t.index).astype(t.np_dtype).tobytes() for t in dev.tensors())
@@ -62,7 +63,7 @@ def test_training_matches_the_twin_and_tensors_read_back():
         with pytest.raises(DeviceError, match="BAD_ARG"):
             dev.request(P.Cmd.READ_STATE, P.pack("REQ_READ_STATE", offset=len(state) - 1, length=2))
         with pytest.raises(DeviceError, match="UNSUPPORTED"):
-            dev.set_optimizer("sgd", 0, "all")     # the fake model has no etp_set_optimizer
+            dev.set_optimizer("sgd", 0, "all")  # the fake model has no etp_set_optimizer
 
 
 def test_a_repeated_command_is_answered_but_not_run_again():
@@ -104,7 +105,7 @@ def test_malformed_and_too_long_frames():
         with pytest.raises(DeviceError, match="BAD_LEN"):
             dev.request(P.Cmd.INIT, b"\x01\x02")
         with pytest.raises(DeviceError, match="BAD_ARG"):
-            dev.train(np.zeros(8), 3)             # label out of range
+            dev.train(np.zeros(8), 3)  # label out of range
         with pytest.raises(DeviceError, match="BAD_ARG"):
             dev.request(P.Cmd.LOAD_X, P.pack("REQ_LOAD_X", offset=7) + bytes(4))
         with pytest.raises(DeviceError, match="BAD_ARG"):
@@ -112,7 +113,7 @@ def test_malformed_and_too_long_frames():
         with pytest.raises(DeviceError, match="UNKNOWN"):
             dev.request(0x7F)
         with pytest.raises(DeviceError, match="UNSUPPORTED"):
-            dev.set_lr(200, 20)                   # the fake model has no etp_set_lr
+            dev.set_lr(200, 20)  # the fake model has no etp_set_lr
         # a header announcing more than MAX_PAYLOAD is dropped without an answer
         head = bytes([0x01, 0x01, P.Cmd.DIGEST]) + ((dev.seq + 1) % P.SEQ_MOD).to_bytes(2, "little")
         assert raw_exchange(dev, P.SYNC + head + bytes([P.crc8(head)]) + bytes(300), wait=0.2) == []
@@ -125,13 +126,15 @@ def test_locked_build_has_no_state_dump_or_write_commands():
     with device(locked=True) as (_, dev):
         info = dev.hello()
         assert not info.debug
-        for cmd, pl in ((P.Cmd.TENSOR_INFO, P.pack("REQ_TENSOR_INFO", index=0)),
-                        (P.Cmd.READ_TENSOR, P.pack("REQ_READ_TENSOR", index=0, offset=0, length=4)),
-                        (P.Cmd.WRITE_TENSOR, P.pack("REQ_WRITE_TENSOR", index=0, offset=0) + b"\0\0")):
+        for cmd, pl in (
+            (P.Cmd.TENSOR_INFO, P.pack("REQ_TENSOR_INFO", index=0)),
+            (P.Cmd.READ_TENSOR, P.pack("REQ_READ_TENSOR", index=0, offset=0, length=4)),
+            (P.Cmd.WRITE_TENSOR, P.pack("REQ_WRITE_TENSOR", index=0, offset=0) + b"\0\0"),
+        ):
             with pytest.raises(DeviceError, match="UNKNOWN"):
                 dev.request(cmd, pl)
         dev.init(0)
-        dev.train(np.ones(8), 1)                  # learning stays available
+        dev.train(np.ones(8), 1)  # learning stays available
 
 
 def test_reset_is_noticed():

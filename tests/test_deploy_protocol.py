@@ -1,5 +1,6 @@
 """The serial protocol's one definition: the generated C header, frames, the Python
 parser (hypothesis) and the C parser (the same bytes give the same frames)."""
+
 import shutil
 import struct
 import subprocess
@@ -18,15 +19,17 @@ frames = st.tuples(st.integers(0, 255), st.integers(0, P.SEQ_MOD - 1), st.binary
 
 
 def test_committed_header_is_generated_from_protocol_py():
-    assert (DEFAULT_OUT / "etp_proto.h").read_text() == header_text(), \
+    assert (DEFAULT_OUT / "etp_proto.h").read_text() == header_text(), (
         "deploy/generated/etp_proto.h is stale: run python -m deploy.gen_proto"
+    )
 
 
 def test_committed_flash_header_is_generated_from_store_py():
     from firmware_gen.store import DEFAULT_PAGE, DEFAULT_PROG
 
-    assert (DEFAULT_OUT / "etp_flash.h").read_text() == flash_header_text(), \
+    assert (DEFAULT_OUT / "etp_flash.h").read_text() == flash_header_text(), (
         "deploy/generated/etp_flash.h is stale: run python -m deploy.gen_proto"
+    )
     h = flash_header_text()
     assert f"#define ETP_FLASH_PAGE {DEFAULT_PAGE}u" in h and f"#define ETP_FLASH_PROG {DEFAULT_PROG}u" in h
     # the ports take the flash parameters from it, and write none of their own
@@ -47,7 +50,7 @@ def test_header_names_every_command_status_and_layout():
 
 
 def test_crc8_check_value():
-    assert P.crc8(b"123456789") == 0xF4          # CRC-8/SMBUS check value (CRC-32: tests/test_bytes_c.py)
+    assert P.crc8(b"123456789") == 0xF4  # CRC-8/SMBUS check value (CRC-32: tests/test_bytes_c.py)
 
 
 @given(frames)
@@ -67,8 +70,8 @@ def test_frames_survive_garbage_between_them(items, tail):
         want.append(P.Frame(t, seq, pl))
     parser = P.FrameParser()
     got = []
-    for i in range(0, len(stream + tail), 7):        # arbitrary chunking
-        got += parser.feed((stream + tail)[i:i + 7])
+    for i in range(0, len(stream + tail), 7):  # arbitrary chunking
+        got += parser.feed((stream + tail)[i : i + 7])
     # garbage could by chance hold a valid frame (2^-40); the real frames all arrive, in order
     it = iter(got)
     assert all(any(g == w for g in it) for w in want)
@@ -125,18 +128,34 @@ def test_fault_plan_parse():
 @pytest.fixture(scope="module")
 def link_dump(tmp_path_factory):
     from conftest import require
+
     require("cc")
     cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
     d = tmp_path_factory.mktemp("link")
     gen = write_header(d / "gen").parent
     exe = d / "link_dump"
-    subprocess.run([cc, "-O1", "-std=c99", "-Wall", "-Werror", f"-I{FIRMWARE}", f"-I{gen}", f"-I{RUNTIME_DIR}",
-                    str(FIRMWARE.parent / "fuzz" / "link_dump.c"), str(FIRMWARE / "etp_link.c"),
-                    str(RUNTIME_DIR / BYTES_C), "-o", str(exe)], check=True)
+    subprocess.run(
+        [
+            cc,
+            "-O1",
+            "-std=c99",
+            "-Wall",
+            "-Werror",
+            f"-I{FIRMWARE}",
+            f"-I{gen}",
+            f"-I{RUNTIME_DIR}",
+            str(FIRMWARE.parent / "fuzz" / "link_dump.c"),
+            str(FIRMWARE / "etp_link.c"),
+            str(RUNTIME_DIR / BYTES_C),
+            "-o",
+            str(exe),
+        ],
+        check=True,
+    )
     return exe
 
 
-IDLE = None     # an idle timeout between two parts of a stream
+IDLE = None  # an idle timeout between two parts of a stream
 
 
 def _python_dump(parts: list) -> str:
@@ -154,10 +173,19 @@ def _c_input(parts: list) -> bytes:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(st.one_of(frames.map(lambda f: P.encode(*f)), st.binary(max_size=30),
-                          frames.map(lambda f: P.encode(*f)[:-3]), st.just(IDLE),
-                          frames.map(lambda f: P.encode(*f)[:P.HEADER_SIZE + 2])), max_size=8),
-       st.integers(0, 2**32 - 1))
+@given(
+    st.lists(
+        st.one_of(
+            frames.map(lambda f: P.encode(*f)),
+            st.binary(max_size=30),
+            frames.map(lambda f: P.encode(*f)[:-3]),
+            st.just(IDLE),
+            frames.map(lambda f: P.encode(*f)[: P.HEADER_SIZE + 2]),
+        ),
+        max_size=8,
+    ),
+    st.integers(0, 2**32 - 1),
+)
 def test_c_and_python_parsers_agree(link_dump, parts, flip):
     parts = [bytearray(p) if p is not IDLE else IDLE for p in parts]
     data = [p for p in parts if p]
@@ -172,7 +200,7 @@ def test_c_and_python_parsers_agree(link_dump, parts, flip):
 def test_an_idle_timeout_ends_a_truncated_frame():
     """A lone header announcing 256 bytes, then complete frames: before the idle timeout
     they are held as its payload; after it they are taken, the partial frame is dropped."""
-    lone = P.encode(P.Cmd.DIGEST, 1, bytes(P.MAX_PAYLOAD))[:P.HEADER_SIZE]
+    lone = P.encode(P.Cmd.DIGEST, 1, bytes(P.MAX_PAYLOAD))[: P.HEADER_SIZE]
     follow = P.encode(P.Cmd.DIGEST, 2) + P.encode(P.Cmd.PREDICT, 3)
     p = P.FrameParser()
     assert p.feed(lone + follow) == []
@@ -181,7 +209,7 @@ def test_an_idle_timeout_ends_a_truncated_frame():
 
 
 def test_c_parser_idle_timeout(link_dump):
-    lone = P.encode(P.Cmd.DIGEST, 1, bytes(P.MAX_PAYLOAD))[:P.HEADER_SIZE]
+    lone = P.encode(P.Cmd.DIGEST, 1, bytes(P.MAX_PAYLOAD))[: P.HEADER_SIZE]
     parts = [lone, P.encode(P.Cmd.DIGEST, 2), IDLE, P.encode(P.Cmd.PREDICT, 3)[:5], IDLE]
     out = subprocess.run([str(link_dump)], input=_c_input(parts), capture_output=True, check=True).stdout.decode()
     assert out == _python_dump(parts) == "F 8 2 0\nE 0 0 2\n"
@@ -193,14 +221,30 @@ def test_wheel_carries_the_firmware_sources(tmp_path):
 
     from conftest import ROOT
 
-    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
-                       capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr
     (whl,) = tmp_path.glob("edgetp-*.whl")
     names = set(zipfile.ZipFile(whl).namelist())
-    for f in ("main.c", "etp_link.c", "etp_server.c", "etp_port.h", "host/port_host.c", "mps2/startup.c",
-              "mps2/port_mps2.c", "etp_image.ld", "etp_crt.c", "semihost/semihost_flash.c", "riscv_virt/startup.c",
-              "riscv_virt/port_virt.c", "profile/profile_main.c"):
+    for f in (
+        "main.c",
+        "etp_link.c",
+        "etp_server.c",
+        "etp_port.h",
+        "host/port_host.c",
+        "mps2/startup.c",
+        "mps2/port_mps2.c",
+        "etp_image.ld",
+        "etp_crt.c",
+        "semihost/semihost_flash.c",
+        "riscv_virt/startup.c",
+        "riscv_virt/port_virt.c",
+        "profile/profile_main.c",
+    ):
         assert f"deploy/firmware/{f}" in names, f
     assert "deploy/generated/etp_proto.h" in names and "deploy/fuzz/fuzz_server.c" in names
     assert "deploy/generated/etp_flash.h" in names and "firmware_gen/runtime/etp_bytes.c" in names

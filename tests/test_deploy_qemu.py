@@ -1,5 +1,6 @@
 """The Cortex-M4 firmware under QEMU (mps2-an386): the instruction counter is exact,
 the image's sizes are reported, and the protocol behaves as on the host build."""
+
 import sys
 from pathlib import Path
 
@@ -33,8 +34,15 @@ def test_instruction_counter_is_exact_to_its_resolution():
             assert all(abs(c - base - 2 * n) <= 5 for c in cost[n]), (n, cost[n], base)
 
 
-@pytest.mark.parametrize("target", ["qemu", "qemu-m7", "qemu-m33", pytest.param("qemu-rv32", marks=pytest.mark.needs(
-    "riscv64-unknown-elf-gcc", "qemu-system-riscv32"))])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "qemu",
+        "qemu-m7",
+        "qemu-m33",
+        pytest.param("qemu-rv32", marks=pytest.mark.needs("riscv64-unknown-elf-gcc", "qemu-system-riscv32")),
+    ],
+)
 def test_image_sizes_and_ram_report(target):
     """On every emulated board (deploy/boards.py): the ELF's figures and the firmware's own agree."""
     image = build(FAKE_DIR, target)
@@ -60,12 +68,13 @@ def test_profile_names_the_functions_of_a_training_step():
     from deploy.profile import build_profile, run_profile
 
     import tempfile
+
     res = run_profile(build_profile(FAKE_DIR, Path(tempfile.mkdtemp()), steps=10), timeout=60)
     names = {f["name"]: f for f in res["functions"]}
     assert names["etp_train_step"]["calls"] == 10 and names["forward"]["calls"] == 10
     assert names["etp_train_step"]["inclusive"] >= names["forward"]["inclusive"] > 0
     assert 0 < res["totals"]["hook_h"] < 1000
-    fr = res["frames"]                  # every step's cost: the test double learns on every step
+    fr = res["frames"]  # every step's cost: the test double learns on every step
     assert (fr["learn"]["n"], fr["forward"], fr["infer"]["n"]) == (10, {}, 10)
     assert fr["learn"]["max"] == fr["learn"]["p999"] >= fr["learn"]["mean"] > 0
 

@@ -1,6 +1,7 @@
 """HIL with the real generated C (firmware_gen) and the real integer reference: bit for
 bit on the host pty and on the emulated Cortex-M4, also under faults; `edgetp hil`
 end to end on a corpus the test generates."""
+
 import json
 
 import numpy as np
@@ -16,8 +17,8 @@ from deploy.relay import FaultPlan, FaultyLink
 from deploy.targets import start
 from edgetp.fixed.device import DeviceConfig
 
-HELD = TONE_HELD                          # the tone_models fixture's held-out speaker
-CFG = DeviceConfig(lr_max=0.05)          # the sessions below set lr 200 * 2^-12 ~= 0.049
+HELD = TONE_HELD  # the tone_models fixture's held-out speaker
+CFG = DeviceConfig(lr_max=0.05)  # the sessions below set lr 200 * 2^-12 ~= 0.049
 
 
 @pytest.fixture(scope="module")
@@ -34,12 +35,13 @@ def _session(target, qm, cdir, sup, qry, faults=None, locked=False, epochs=1, cf
     image = build(cdir, target, locked=locked)
     with start(target, image) as t:
         port = serial.serial_for_url(t.url, timeout=0.01)
-        reopen = lambda: serial.serial_for_url(t.url, timeout=0.01)   # noqa: E731
+        reopen = lambda: serial.serial_for_url(t.url, timeout=0.01)  # noqa: E731
         link = FaultyLink(port, FaultPlan.parse(faults), reset=t.reset, reopen_port=reopen) if faults else port
         dev = Device(link, timeout=0.1 if target == "host" else 2.0, retries=30, reopen=link.reopen if faults else None)
         try:
-            return run_session(dev, IntReference(qm, cfg), sup, qry, epochs=epochs, lr=200 / 4096, schedule="constant",
-                               seed=7), image
+            return run_session(
+                dev, IntReference(qm, cfg), sup, qry, epochs=epochs, lr=200 / 4096, schedule="constant", seed=7
+            ), image
         finally:
             dev.close()
 
@@ -47,11 +49,18 @@ def _session(target, qm, cdir, sup, qry, faults=None, locked=False, epochs=1, cf
 @pytest.mark.needs("cc")
 def test_generated_c_on_the_host_target_is_bit_exact_under_faults(tiny):
     qm, cdir, sup, qry = tiny
-    res, _ = _session("host", qm, cdir, sup, qry, faults="drop=0.002,corrupt=0.002,dup=0.05,truncate=0.02,"
-                                                         "reset=40+90,reconnect=60,seed=3", epochs=2)
+    res, _ = _session(
+        "host",
+        qm,
+        cdir,
+        sup,
+        qry,
+        faults="drop=0.002,corrupt=0.002,dup=0.05,truncate=0.02,reset=40+90,reconnect=60,seed=3",
+        epochs=2,
+    )
     assert (res["samples"], res["mismatches"], res["lost"], res["double_applied"]) == (8, 0, 0, 0)
     assert res["resets"] >= 2 and res["recoveries"] and res["link"]["reconnects"] == 1
-    assert all("restored" in r["how"] for r in res["recoveries"])     # S stays in flash: written are the RAM tensors
+    assert all("restored" in r["how"] for r in res["recoveries"])  # S stays in flash: written are the RAM tensors
 
 
 @pytest.mark.needs("arm-none-eabi-gcc", "qemu-system-arm")
@@ -77,8 +86,13 @@ def tiny_frozen(tmp_path_factory):
     return qm, cdir, sup, qry, cfg
 
 
-@pytest.mark.parametrize("target", [pytest.param("host", marks=pytest.mark.needs("cc")), pytest.param(
-    "qemu", marks=pytest.mark.needs("arm-none-eabi-gcc", "qemu-system-arm"))])
+@pytest.mark.parametrize(
+    "target",
+    [
+        pytest.param("host", marks=pytest.mark.needs("cc")),
+        pytest.param("qemu", marks=pytest.mark.needs("arm-none-eabi-gcc", "qemu-system-arm")),
+    ],
+)
 def test_frozen_hidden_build_is_bit_exact_and_recovers_without_writing_flash(tiny_frozen, target):
     """A frozen-hidden build on the host and on the emulated Cortex-M4 (its SXTB16/SMLALD int8 dot
     product): every digest equal; a reset mid-session (host) is recovered by writing the RAM tensors
@@ -99,6 +113,7 @@ def test_frozen_hidden_weights_are_read_only_over_the_protocol(tiny_frozen):
     nothing; writing opt_cfg with train_all = 1 makes TRAIN fail (the model's ETP_EBADARG)."""
     from deploy import protocol as P
     from deploy.host import DeviceError
+
     qm, cdir, sup, _qry, cfg = tiny_frozen
     with start("host", build(cdir, "host")) as t:
         dev = Device(serial.serial_for_url(t.url, timeout=0.01), timeout=0.1, retries=30)
@@ -125,6 +140,7 @@ def test_frozen_hidden_weights_are_read_only_over_the_protocol(tiny_frozen):
 
 def test_worst_window_mean():
     from deploy.hil import worst_window_mean
+
     assert worst_window_mean([1, 5, 1, 5, 1], 2) == 3.0 and worst_window_mean([1, 5, 5, 1], 2) == 5.0
     assert worst_window_mean([4, 2, 9], 1) == 9.0 and worst_window_mean([4, 2, 9], 3) == 5.0
     assert worst_window_mean([7], 2) is None
@@ -144,21 +160,30 @@ def test_learning_every_second_frame_on_the_emulated_cortex_m4(tiny, tmp_path):
     assert tr["window"] == 2 and tr["n"] == 4 * 15
     assert tr["mean"] < tr["worst_window_mean_in_sample"] <= tr["worst_window_mean"] < tr["max"]
     assert tr["min"] < 0.8 * tr["max"]
-    learn, fwd = tr["learn"], tr["forward"]                    # frames 0, 2, ..., 14 of each sample learn
+    learn, fwd = tr["learn"], tr["forward"]  # frames 0, 2, ..., 14 of each sample learn
     assert (learn["n"], fwd["n"]) == (4 * 8, 4 * 7) and fwd["mean"] < learn["mean"]
     assert max(learn["max"], fwd["max"]) == tr["max"] and learn["p999"] == learn["max"]
-    with pytest.raises(HilError, match="first differing tensor"):          # a reference that learns every frame
+    with pytest.raises(HilError, match="first differing tensor"):  # a reference that learns every frame
         _session("qemu", qm, cdir, sup, qry, cfg=DeviceConfig(lr_max=0.05))
 
 
 ARM_QEMU = pytest.mark.needs("arm-none-eabi-gcc", "qemu-system-arm")
-BOARD_NAMES = {"qemu": "mps2-an386 (qemu)", "qemu-m7": "mps2-an500 (qemu)", "qemu-m33": "mps2-an505 (qemu)",
-               "qemu-rv32": "riscv-virt (qemu)"}
+BOARD_NAMES = {
+    "qemu": "mps2-an386 (qemu)",
+    "qemu-m7": "mps2-an500 (qemu)",
+    "qemu-m33": "mps2-an505 (qemu)",
+    "qemu-rv32": "riscv-virt (qemu)",
+}
 
 
-@pytest.mark.parametrize("target", ["host", *(pytest.param(t, marks=ARM_QEMU) for t in ("qemu", "qemu-m7", "qemu-m33")),
-                                    pytest.param("qemu-rv32", marks=pytest.mark.needs("riscv64-unknown-elf-gcc",
-                                                                                      "qemu-system-riscv32"))])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "host",
+        *(pytest.param(t, marks=ARM_QEMU) for t in ("qemu", "qemu-m7", "qemu-m33")),
+        pytest.param("qemu-rv32", marks=pytest.mark.needs("riscv64-unknown-elf-gcc", "qemu-system-riscv32")),
+    ],
+)
 @pytest.mark.needs("cc")
 def test_edgetp_hil_end_to_end(tone_models, tmp_path, target):
     from conftest import run_cli
@@ -166,9 +191,27 @@ def test_edgetp_hil_end_to_end(tone_models, tmp_path, target):
     root, models = tone_models
     model = models["unit"]
     out = tmp_path / "hil.json"
-    r = run_cli("hil", "--target", target, "--model", model, "--data-root", root, "--shots", "1",
-                "--set", "support_limit=2", "--set", "query_limit=2", "--set", "epochs=1", "--json", out, "--quiet",
-                env={"EDGETP_HOME": str(tmp_path / "home")})
+    r = run_cli(
+        "hil",
+        "--target",
+        target,
+        "--model",
+        model,
+        "--data-root",
+        root,
+        "--shots",
+        "1",
+        "--set",
+        "support_limit=2",
+        "--set",
+        "query_limit=2",
+        "--set",
+        "epochs=1",
+        "--json",
+        out,
+        "--quiet",
+        env={"EDGETP_HOME": str(tmp_path / "home")},
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     res = json.loads(out.read_text())
     assert list(res)[:2] == ["samples", "mismatches"]
@@ -193,9 +236,27 @@ def test_edgetp_hil_learns_every_k_frames_as_the_recipe_says(tone_models, tmp_pa
     save_model(replace(m, recipe=dict(m.recipe, finetune=dict(m.recipe.get("finetune", {}), update_every=2))), path)
     for extra, k in (([], 2), (["--set", "update_every=3"], 3)):
         out = tmp_path / f"hil{k}.json"
-        r = run_cli("hil", "--target", "host", "--model", path, "--data-root", root, "--shots", "1",
-                    "--set", "support_limit=2", "--set", "query_limit=1", "--set", "epochs=1", "--json", out, *extra,
-                    env={"EDGETP_HOME": str(tmp_path / "home")})
+        r = run_cli(
+            "hil",
+            "--target",
+            "host",
+            "--model",
+            path,
+            "--data-root",
+            root,
+            "--shots",
+            "1",
+            "--set",
+            "support_limit=2",
+            "--set",
+            "query_limit=1",
+            "--set",
+            "epochs=1",
+            "--json",
+            out,
+            *extra,
+            env={"EDGETP_HOME": str(tmp_path / "home")},
+        )
         assert r.returncode == 0, r.stdout + r.stderr
         res = json.loads(out.read_text())
         assert res["mismatches"] == 0 and res["samples"] == 2 and res["update_every"] == k
@@ -208,8 +269,9 @@ def test_edgetp_hil_reports_a_bad_target(tone_models, tmp_path):
 
     root, models = tone_models
     model = models["unit"]
-    r = run_cli("hil", "--target", "nonsense", "--model", model, "--data-root", root,
-                env={"EDGETP_HOME": str(tmp_path)})
+    r = run_cli(
+        "hil", "--target", "nonsense", "--model", model, "--data-root", root, env={"EDGETP_HOME": str(tmp_path)}
+    )
     assert r.returncode == 2 and "--target must be" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -226,9 +288,24 @@ def test_edgetp_hil_on_a_serial_port(tone_models, tmp_path):
     image = build(export_c(qm, tmp_path / "model"), "host", tmp_path / "build", locked=True)
     with start("host", image) as t:
         out = tmp_path / "hil.json"
-        r = run_cli("hil", "--target", t.url, "--model", model, "--data-root", root, "--set", "support_limit=2",
-                    "--set", "query_limit=1", "--set", "epochs=1", "--json", out,
-                    env={"EDGETP_HOME": str(tmp_path / "h")})
+        r = run_cli(
+            "hil",
+            "--target",
+            t.url,
+            "--model",
+            model,
+            "--data-root",
+            root,
+            "--set",
+            "support_limit=2",
+            "--set",
+            "query_limit=1",
+            "--set",
+            "epochs=1",
+            "--json",
+            out,
+            env={"EDGETP_HOME": str(tmp_path / "h")},
+        )
     assert r.returncode == 0, r.stdout + r.stderr
     res = json.loads(out.read_text())
     assert (res["samples"], res["mismatches"], res["board"]) == (2, 0, "host-pty")
@@ -248,10 +325,27 @@ def test_the_default_hil_session_learns_what_finetune_fixed_learns(tmp_path):
     assert hil["mismatches"] == 0 and (hil["epochs"], hil["update_every"], hil["lr"]) == (3, 2, 2e-4)
     assert hil["query_acc_after"] >= hil["query_acc_before"] + 10, hil
     ft = tmp_path / "ft.json"
-    r = run_cli("finetune", "--kws", "--fixed", "--speaker", hil["speaker"], "--shots", hil["shots"], "--seeds", "1",
-                "--set", "test_limit=1", "--set", "baseline=false", "--quiet", "--json", ft)
+    r = run_cli(
+        "finetune",
+        "--kws",
+        "--fixed",
+        "--speaker",
+        hil["speaker"],
+        "--shots",
+        hil["shots"],
+        "--seeds",
+        "1",
+        "--set",
+        "test_limit=1",
+        "--set",
+        "baseline=false",
+        "--quiet",
+        "--json",
+        ft,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     seed0 = json.loads(ft.read_text())["per_seed"][0]
-    assert seed0["query"] == hil["query"]                 # the same query set; the same hits before and after
+    assert seed0["query"] == hil["query"]  # the same query set; the same hits before and after
     assert [seed0[k] for k in ("query_acc_before", "query_acc_after")] == pytest.approx(
-        [hil["query_acc_before"], hil["query_acc_after"]], abs=1e-9)
+        [hil["query_acc_before"], hil["query_acc_after"]], abs=1e-9
+    )

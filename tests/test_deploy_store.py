@@ -1,6 +1,7 @@
 """The power-safe weight store: its Python twin, the firmware's SAVE / FACTORY_RESET / boot
 report, the power-cut sweep on the host build (every operation of a save, both cut modes)
 and sampled on QEMU, and the sweep finding planted store bugs (the tester tested)."""
+
 import json
 import shutil
 import subprocess
@@ -27,7 +28,7 @@ from firmware_gen.generate import render  # noqa: E402
 from firmware_gen.layout import device_layout, persistent  # noqa: E402
 from firmware_gen.tensors import TableDevice  # noqa: E402
 
-PAGE, PROG = 256, 16          # small pages: a tiny model's save spans several, so erases are swept too
+PAGE, PROG = 256, 16  # small pages: a tiny model's save spans several, so erases are swept too
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +46,7 @@ def test_persistent_state_is_weights_and_optimizer_from_the_layout():
     qm = tiny_qmodel(n_in=5, hidden=(4, 3), n_out=2)
     lay = device_layout(qm)
     names = [it.name for it in persistent(lay)]
-    assert names[:len(qm.trainable_names)] == list(qm.trainable_names)
+    assert names[: len(qm.trainable_names)] == list(qm.trainable_names)
     assert {"rng", "opt_steps", "opt_cfg"} <= set(names) and all(f"rr_{n}" in names for n in qm.trainable_names)
     assert not {"S", "v0", "vt0", "trl", "u", "steps"} & set(names)
 
@@ -62,15 +63,15 @@ def test_slot_twin_round_trip_newest_wins_and_damage_is_rejected():
     assert len(pay) == geo.payload == sum(lay.nbytes(it) for it in persistent(lay))
     a, b = store.encode_slot(geo, pay, 7, h), store.encode_slot(geo, pay[::-1], 8, h)
     assert len(a) == geo.slot_bytes and geo.slot_bytes % PAGE == 0
-    hdr = a[:store.HEADER_SIZE]
-    assert zlib.crc32(pay, zlib.crc32(hdr[:store.CRC_OFF])) == int.from_bytes(hdr[store.CRC_OFF:], "little")
+    hdr = a[: store.HEADER_SIZE]
+    assert zlib.crc32(pay, zlib.crc32(hdr[: store.CRC_OFF])) == int.from_bytes(hdr[store.CRC_OFF :], "little")
     assert store.boot_select(geo, a + b, h).generation == 8
     assert store.boot_select(geo, b + a, h).index == 0
     torn = bytearray(b)
-    torn[geo.header_area + 5] ^= 0x10                      # one bit of the payload
+    torn[geo.header_area + 5] ^= 0x10  # one bit of the payload
     assert store.boot_select(geo, a + bytes(torn), h).generation == 7
     assert store.decode_slot(geo, bytes(torn), 1, h).why == "crc"
-    other = store.encode_slot(geo, pay, 9, "ab" * 32)      # another model's slot is ignored
+    other = store.encode_slot(geo, pay, 9, "ab" * 32)  # another model's slot is ignored
     assert store.boot_select(geo, a + other, h).generation == 7
     assert store.decode_slot(geo, other, 1, h).why == "model"
     assert store.boot_select(geo, b"\xff" * geo.flash_bytes, h) is None
@@ -97,12 +98,29 @@ def test_store_source_is_strict_c99_on_host_and_cortex_m4(tiny, tmp_path):
     _, cdir, _, _ = tiny
     src = cdir / "etp_store.c"
     for page, prog in ((4096, 16), (256, 8), (1024, 256)):
-        subprocess.run([cc, *STRICT, "-O2", f"-DETP_FLASH_PAGE={page}u", f"-DETP_FLASH_PROG={prog}u", "-I", str(cdir),
-                        "-c", str(src), "-o", str(tmp_path / "s.o")], check=True)
+        subprocess.run(
+            [
+                cc,
+                *STRICT,
+                "-O2",
+                f"-DETP_FLASH_PAGE={page}u",
+                f"-DETP_FLASH_PROG={prog}u",
+                "-I",
+                str(cdir),
+                "-c",
+                str(src),
+                "-o",
+                str(tmp_path / "s.o"),
+            ],
+            check=True,
+        )
     require("arm-none-eabi-gcc")
     from firmware_gen.build import CORTEX_M4
-    subprocess.run(["arm-none-eabi-gcc", *STRICT, *CORTEX_M4, "-O2", "-I", str(cdir), "-c", str(src), "-o",
-                    str(tmp_path / "a.o")], check=True)
+
+    subprocess.run(
+        ["arm-none-eabi-gcc", *STRICT, *CORTEX_M4, "-O2", "-I", str(cdir), "-c", str(src), "-o", str(tmp_path / "a.o")],
+        check=True,
+    )
 
 
 # ----------------------------------------------------------------------------- firmware
@@ -159,17 +177,26 @@ def test_locked_build_saves_and_factory_resets(tiny, tmp_path):
     t, dev = session()
     with t:
         assert dev.hello().store["boot"] == store.STATUS.index("EMPTY")
-        assert dev.digest()["digest"] == ref.digest()           # the shipped weights, as etp_init(0)
+        assert dev.digest()["digest"] == ref.digest()  # the shipped weights, as etp_init(0)
         dev.close()
-    assert flash.read_bytes() == b"\xff" * geo.flash_bytes      # nothing of the user's state is left
+    assert flash.read_bytes() == b"\xff" * geo.flash_bytes  # nothing of the user's state is left
 
 
 # ----------------------------------------------------------------------------- the sweep
 def _sweep(target, tiny, tmp_path, image=None, **kw):
     qm, cdir, samples, _ = tiny
     image = image or build(cdir, target, flash_page=PAGE, flash_prog=PROG)
-    return power_cut_sweep(target, image, IntReference(qm), samples, tmp_path, geo=store_geometry(cdir, PAGE, PROG),
-                           lay=device_layout(qm), timeout=0.3 if target == "host" else 5.0, **kw)
+    return power_cut_sweep(
+        target,
+        image,
+        IntReference(qm),
+        samples,
+        tmp_path,
+        geo=store_geometry(cdir, PAGE, PROG),
+        lay=device_layout(qm),
+        timeout=0.3 if target == "host" else 5.0,
+        **kw,
+    )
 
 
 def test_power_cut_sweep_every_operation_on_the_host(tiny, tmp_path):
@@ -181,19 +208,23 @@ def test_power_cut_sweep_every_operation_on_the_host(tiny, tmp_path):
     assert list(res)[:4] == ["cuts", "restored_old", "restored_new", "corrupt"]
     assert res["cuts"] == 2 * n and not res["sampled"]
     assert (res["corrupt"], res["misplaced"], res["not_cut"]) == (0, 0, 0), res["failures"]
-    assert (res["restored_old"], res["restored_new"]) == (2 * n - 1, 1)      # new only once the header is whole
+    assert (res["restored_old"], res["restored_new"]) == (2 * n - 1, 1)  # new only once the header is whole
     assert res["resume"]["mismatches"] == 0 and res["resume"]["boot"]["generation"] == 3
 
 
 PLANTED = {
     # the header before the payload, and the CRC not checked: a torn payload boots as a valid slot
     "header first, no CRC check": [
-        ("st = program_payload(base);\n    }\n    if (st == ETP_STORE_OK) {\n        st = program_header(base);",
-         "st = program_header(base);\n    }\n    if (st == ETP_STORE_OK) {\n        st = program_payload(base);"),
-        ("if (crc != etp_rd32(hdr + ETP_STORE_CRC_OFF)) {", "if (crc == 0 && crc != 0) {")],
+        (
+            "st = program_payload(base);\n    }\n    if (st == ETP_STORE_OK) {\n        st = program_header(base);",
+            "st = program_header(base);\n    }\n    if (st == ETP_STORE_OK) {\n        st = program_payload(base);",
+        ),
+        ("if (crc != etp_rd32(hdr + ETP_STORE_CRC_OFF)) {", "if (crc == 0 && crc != 0) {"),
+    ],
     # a save over the slot that holds the newest state: a cut leaves no complete slot
-    "save over the newest slot": [("uint32_t target = info.slot == 0u ? 1u : 0u",
-                                   "uint32_t target = info.slot == 1u ? 1u : 0u")],
+    "save over the newest slot": [
+        ("uint32_t target = info.slot == 0u ? 1u : 0u", "uint32_t target = info.slot == 1u ? 1u : 0u")
+    ],
 }
 NO_CRC = PLANTED["header first, no CRC check"][1:]
 
@@ -236,8 +267,13 @@ def test_cut_indices_cover_the_ends_of_a_save():
 @pytest.mark.parametrize("target", ["qemu", "qemu-m33", "qemu-rv32"])
 def test_power_cut_sweep_sampled_on_qemu(target, tiny, tmp_path):
     """The semihosted flash (firmware/semihost/) on an Arm and a RISC-V board: every cut recovers."""
-    require(*(("riscv64-unknown-elf-gcc", "qemu-system-riscv32") if target == "qemu-rv32"
-              else ("arm-none-eabi-gcc", "qemu-system-arm")))
+    require(
+        *(
+            ("riscv64-unknown-elf-gcc", "qemu-system-riscv32")
+            if target == "qemu-rv32"
+            else ("arm-none-eabi-gcc", "qemu-system-arm")
+        )
+    )
     res = _sweep(target, tiny, tmp_path, sample=6, modes=("torn", "after"))
     assert res["sampled"] and res["cuts"] >= 12
     assert (res["corrupt"], res["misplaced"], res["not_cut"]) == (0, 0, 0), res["failures"]
@@ -253,18 +289,43 @@ def test_edgetp_hil_power_cut_sweep_cli(tone_models, tmp_path):
     root, models = tone_models
     model = models["unit"]
     out = tmp_path / "sweep.json"
-    r = run_cli("hil", "--target", "host", "--model", model, "--data-root", root, "--power-cut-sweep",
-                "--set", "cut_sample=4", "--set", "flash_page=1024", "--json", out, "--quiet",
-                env={"EDGETP_HOME": str(tmp_path / "home")})
+    r = run_cli(
+        "hil",
+        "--target",
+        "host",
+        "--model",
+        model,
+        "--data-root",
+        root,
+        "--power-cut-sweep",
+        "--set",
+        "cut_sample=4",
+        "--set",
+        "flash_page=1024",
+        "--json",
+        out,
+        "--quiet",
+        env={"EDGETP_HOME": str(tmp_path / "home")},
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     res = json.loads(out.read_text())
     assert list(res)[:4] == ["cuts", "restored_old", "restored_new", "corrupt"]
     assert res["corrupt"] == 0 and res["restored_new"] == 1 and res["restored_old"] == res["cuts"] - 1 >= 8
-    assert res["store"]["page"] == 1024 and res["ops_per_save"]["total"] == (res["store"]["erases_per_save"]
-                                                                             + res["store"]["programs_per_save"])
+    assert res["store"]["page"] == 1024 and res["ops_per_save"]["total"] == (
+        res["store"]["erases_per_save"] + res["store"]["programs_per_save"]
+    )
     assert "0 corrupt" in r.stdout and "went on learning with 0 mismatches" in r.stdout
-    bad = run_cli("hil", "--target", "/dev/null", "--model", model, "--data-root", root, "--power-cut-sweep",
-                  env={"EDGETP_HOME": str(tmp_path / "home")})
+    bad = run_cli(
+        "hil",
+        "--target",
+        "/dev/null",
+        "--model",
+        model,
+        "--data-root",
+        root,
+        "--power-cut-sweep",
+        env={"EDGETP_HOME": str(tmp_path / "home")},
+    )
     assert bad.returncode == 2 and "needs --target host or qemu" in bad.stderr and "Traceback" not in bad.stderr
 
 
@@ -281,7 +342,7 @@ def test_the_firmware_boots_the_slot_the_python_twin_selects(tiny, tmp_path):
     image = build(cdir, "host", flash_page=PAGE, flash_prog=PROG)
     lay, geo, ref = device_layout(qm), store_geometry(cdir, PAGE, PROG), IntReference(qm)
     states = []
-    for k in range(2):                                   # two different learned states
+    for k in range(2):  # two different learned states
         ref.init(k)
         ref.train_sample(samples[k][0], samples[k][1])
         states.append((store.payload_of(lay, ref.tensors()), copy_boot_digest(ref)))
@@ -296,10 +357,19 @@ def test_the_firmware_boots_the_slot_the_python_twin_selects(tiny, tmp_path):
     def slot(k, gen, model=ref.model_hash):
         return store.encode_slot(geo, states[k][0], gen, model)
 
-    cases = [(blank, blank), (slot(0, 1), blank), (blank, slot(1, 5)), (slot(0, 4), slot(1, 3)),
-             (slot(0, 4), slot(1, 9)), (damaged(slot(0, 7)), slot(1, 2)), (slot(0, 7), damaged(slot(1, 8))),
-             (damaged(slot(0, 2)), damaged(slot(1, 3))), (slot(0, 3, "cd" * 32), slot(1, 1)),
-             (slot(0, 1), slot(1, 2, "ef" * 32)), (slot(0, 1)[:-geo.page] + blank[:geo.page], slot(1, 6))]
+    cases = [
+        (blank, blank),
+        (slot(0, 1), blank),
+        (blank, slot(1, 5)),
+        (slot(0, 4), slot(1, 3)),
+        (slot(0, 4), slot(1, 9)),
+        (damaged(slot(0, 7)), slot(1, 2)),
+        (slot(0, 7), damaged(slot(1, 8))),
+        (damaged(slot(0, 2)), damaged(slot(1, 3))),
+        (slot(0, 3, "cd" * 32), slot(1, 1)),
+        (slot(0, 1), slot(1, 2, "ef" * 32)),
+        (slot(0, 1)[: -geo.page] + blank[: geo.page], slot(1, 6)),
+    ]
     for i, (a, b) in enumerate(cases):
         img = a + b
         flash = tmp_path / f"f{i}.bin"
@@ -317,8 +387,9 @@ def test_the_firmware_boots_the_slot_the_python_twin_selects(tiny, tmp_path):
             k = 0 if want.payload == states[0][0] else 1
             assert (st["boot"], st["slot"], st["generation"]) == (0, want.index, want.generation), (i, st)
             assert d == states[k][1], i
-        valid = sum(1 << s for s in range(2) if store.decode_slot(geo, img[s * geo.slot_bytes:], s,
-                                                                  ref.model_hash).valid)
+        valid = sum(
+            1 << s for s in range(2) if store.decode_slot(geo, img[s * geo.slot_bytes :], s, ref.model_hash).valid
+        )
         assert st["valid"] == valid, (i, st)
 
 
@@ -378,7 +449,7 @@ def test_a_frozen_hidden_build_saves_the_readout_and_refuses_another_layout(tmp_
     other_geo = store.geometry(other_lay, PAGE, PROG)
     assert other_ref.model_hash != ref.model_hash and other_geo.payload != geo.payload
     foreign = store.encode_slot(other_geo, store.payload_of(other_lay, other_ref.tensors()), 9, other_ref.model_hash)
-    img = (foreign + b"\xff" * geo.flash_bytes)[:geo.flash_bytes]
+    img = (foreign + b"\xff" * geo.flash_bytes)[: geo.flash_bytes]
     flash.write_bytes(img)
     assert store.boot_select(geo, img, ref.model_hash) is None
     ref.init(0)

@@ -1,6 +1,7 @@
 """Keyword detection in a stream (issue 32): stream features equal clip features, the windowed score equals the
 clip classifier's readout, the detector finds known words at the right times once each (and planted bugs are caught),
 the vectorised scan equals the step function, the integer twin decides as the float one with bounded state, DET."""
+
 import numpy as np
 import pytest
 from detect_models import LABELS, OTHER, WORDS, random_model, tone, tone_model, tone_stream
@@ -24,7 +25,7 @@ def _clip(seed=0):
 
 
 def _blocks(x, n):
-    return [x[i:i + n] for i in range(0, len(x), n)]
+    return [x[i : i + n] for i in range(0, len(x), n)]
 
 
 @pytest.mark.parametrize("block", [16000, 999, 160, 37])
@@ -33,7 +34,7 @@ def test_stream_features_equal_clip_features(block):
     inp = model_norm(m)
     w = _clip()
     ref = inp.apply(features(w)[None])[0]
-    got = np.concatenate(list(stream_features(inp, _blocks(3.0 * w, block))))   # a gain cancels too
+    got = np.concatenate(list(stream_features(inp, _blocks(3.0 * w, block))))  # a gain cancels too
     assert got.shape == ref.shape == (101, 120)
     np.testing.assert_allclose(got, ref, atol=2e-5, rtol=1e-5)
 
@@ -51,7 +52,7 @@ def test_stream_features_are_causal_and_bounded():
     fe = StreamFeatures(inp)
     for x in _blocks(w, 3000):
         fe.push(x)
-        assert len(fe.hist) <= 2 * 4 + 8 and len(fe.wave) < 480 + 3000    # state does not grow with the stream
+        assert len(fe.hist) <= 2 * 4 + 8 and len(fe.wave) < 480 + 3000  # state does not grow with the stream
     fe.finish()
     with pytest.raises(EdgetpError, match="finished"):
         fe.push(w)
@@ -77,7 +78,7 @@ def test_window_sum_equals_the_clip_readout_float_and_integer():
     assert np.abs(inc).sum() > 0
     u = infer_sequence(m.params, x, m.cfg)[0]
     np.testing.assert_allclose(D.window_sums(inc, 101)[-1], u, rtol=1e-5, atol=1e-4)
-    assert np.abs(D.window_sums(inc, 50)[-1] - u).max() > 1e-3      # a shorter window forgets the start
+    assert np.abs(D.window_sums(inc, 50)[-1] - u).max() > 1e-3  # a shorter window forgets the start
     qm = from_float(m.cfg, m.params, 10, 16, labels=LABELS)
     qinc = listen(inp, StreamNet(qm=qm), [_clip(4)])
     uq = infer_sequence_q(qm, quantize_inputs(x, 10, 16))[0]
@@ -110,6 +111,7 @@ def test_the_detector_finds_known_words_once_at_their_times(tones):
     assert _check(reps, events) is None
     # the clip classifier agrees on each tone: its predictions are what the detector reports
     from edgetp.tp.network import predict
+
     clips = np.stack([np.pad(tone(w), (4000, 4000)) for w in WORDS])
     pred = predict(m.params, model_norm(m).apply(np.stack([features(c) for c in clips])), m.cfg)
     assert [LABELS[p] for p in pred] == WORDS
@@ -118,16 +120,18 @@ def test_the_detector_finds_known_words_once_at_their_times(tones):
 def test_planted_detector_bugs_are_caught(tones, monkeypatch):
     _, _, events, inc = tones
     spec = D.DetectorSpec.make(LABELS, refractory=0)
-    assert _check(D.run(spec, inc)[1], events) is None          # the latch alone keeps one report per word
+    assert _check(D.run(spec, inc)[1], events) is None  # the latch alone keeps one report per word
     real = D._decide
     monkeypatch.setattr(D, "_decide", lambda s, sums, st: (lambda h, _, d: (h, -1, d))(*real(s, sums, st)))
-    assert "reports for" in _check(D.run(spec, inc)[1], events)      # no latch, no suppression: repeats
+    assert "reports for" in _check(D.run(spec, inc)[1], events)  # no latch, no suppression: repeats
     monkeypatch.setattr(D, "_decide", real)
-    def integrating(spec, state, d):                     # a window that never forgets: the readout u itself
+
+    def integrating(spec, state, d):  # a window that never forgets: the readout u itself
         buf = state.buf.copy()
         buf[state.pos] += d
         hold, latch, det = D._decide(spec, buf.sum(axis=0), state)
         return D.DetState(buf, (state.pos + 1) % spec.window, state.t + 1, hold, latch), det
+
     monkeypatch.setattr(D, "step", integrating)
     assert _check(D.run(spec, inc)[1], events) is not None
 
@@ -143,7 +147,7 @@ def test_other_words_and_silence_are_never_reported(tones):
 def test_scan_equals_the_step_function():
     rng = np.random.default_rng(0)
     inc = np.round(rng.normal(size=(3000, len(LABELS))) * 3).astype(np.int64)
-    inc[:, LABELS.index("yes")] += (np.arange(3000) % 400 < 120) * 6        # runs where a keyword leads
+    inc[:, LABELS.index("yes")] += (np.arange(3000) % 400 < 120) * 6  # runs where a keyword leads
     inc[:, LABELS.index("up")] += (np.arange(3000) % 700 > 500) * 5
     for thr, window, refr in ((20.0, 100, 50), (5.0, 30, 0), (40.0, 60, 200)):
         spec = D.DetectorSpec.make(LABELS, thr, window, refr)
@@ -174,7 +178,7 @@ def test_integer_detector_decides_as_the_float_one(tones):
 
 def test_integer_state_is_bounded_on_a_long_worst_case_stream():
     W = np.zeros((len(LABELS), 4), np.int64)
-    W[0], W[1] = 30000, -30000                  # the largest increments a row can give, of both signs
+    W[0], W[1] = 30000, -30000  # the largest increments a row can give, of both signs
     spec = D.DetectorSpec.make(LABELS, 1.0, window=100).quantized(0, W)
     assert spec.row_bound == 120000
     st = D.init_state(spec)
@@ -184,10 +188,10 @@ def test_integer_state_is_bounded_on_a_long_worst_case_stream():
         d[0], d[1] = (120000, -120000) if t % 1000 < 900 else rng.integers(-120000, 120001, 2)
         st, _ = D.step_q(spec, st, d)
         assert st.sums.dtype == np.int32
-        assert np.array_equal(st.sums, st.buf.astype(np.int64).sum(axis=0))     # no wrap, no drift
+        assert np.array_equal(st.sums, st.buf.astype(np.int64).sum(axis=0))  # no wrap, no drift
     assert np.abs(st.sums.astype(np.int64)).max() <= 100 * 120000
     with pytest.raises(EdgetpError, match="overflow"):
-        D.DetectorSpec.make(LABELS, window=9000).quantized(0, W)           # 2 * 9000 * 120000 > 2^31
+        D.DetectorSpec.make(LABELS, window=9000).quantized(0, W)  # 2 * 9000 * 120000 > 2^31
     with pytest.raises(EdgetpError, match="within"):
         D.step_q(spec, st, np.full(len(LABELS), 120001))
 
@@ -201,7 +205,7 @@ def test_det_false_alarms_fall_with_the_threshold_and_match_counts_once():
     events = []
     for i, t in enumerate(range(200, 5800, 300)):
         w = D.KEYWORDS[i % 10]
-        inc[t:t + 60, LABELS.index(w)] += rng.uniform(0.2, 2.0)
+        inc[t : t + 60, LABELS.index(w)] += rng.uniform(0.2, 2.0)
         events.append(Event(w, t * 160, (t + 100) * 160, True))
     spec = D.DetectorSpec.make(LABELS, refractory=0)
     det = det_curve(inc, spec, events, 60.0, np.linspace(0, 150, 31))

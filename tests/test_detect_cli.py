@@ -1,5 +1,6 @@
 """`edgetp detect` and `edgetp detect --eval` on the hand-wired tone model (tests/detect_models.py): detections,
 JSON, plots, the integer path, a reproducible evaluation stream, and clear errors for bad input."""
+
 import json
 
 import numpy as np
@@ -36,24 +37,53 @@ def files(tmp_path_factory):
 
 def test_detect_reports_the_words_at_their_times(files, capsys):
     d, events = files
-    assert main(["detect", "--model", str(d / "tone.npz"), str(d / "long.wav"), "--json", str(d / "det.json"),
-                 "--plot", str(d / "det.png")]) == 0
+    assert (
+        main(
+            [
+                "detect",
+                "--model",
+                str(d / "tone.npz"),
+                str(d / "long.wav"),
+                "--json",
+                str(d / "det.json"),
+                "--plot",
+                str(d / "det.png"),
+            ]
+        )
+        == 0
+    )
     out = json.loads((d / "det.json").read_text())
     got = [(r["word"], r["time_s"]) for r in out["detections"]]
     want = [(w, a / SR, b / SR) for w, a, b in events if w != OTHER]
     assert [w for w, _ in got] == [w for w, _, _ in want]
     assert all(a <= t <= b + 0.5 for (_, t), (_, a, b) in zip(got, want))
     assert (d / "det.png").stat().st_size > 10_000 and "10 detections" in capsys.readouterr().out
-    assert main(["detect", "--model", str(d / "tone.npz"), "--fixed", str(d / "long.wav"), "--json",
-                 str(d / "detq.json")]) == 0
+    assert (
+        main(["detect", "--model", str(d / "tone.npz"), "--fixed", str(d / "long.wav"), "--json", str(d / "detq.json")])
+        == 0
+    )
     q = json.loads((d / "detq.json").read_text())
     assert q["fixed"] and [(r["word"], r["time_s"]) for r in q["detections"]] == got
 
 
 def test_detect_eval_scores_a_reproducible_stream(files):
     d, _ = files
-    args = ["detect", "--eval", "--model", str(d / "tone.npz"), "--data-root", str(d / "corpus"), "--noise",
-            str(d / "noise"), "--snr", "30", "--minutes", "1.5", "--seed", "3"]
+    args = [
+        "detect",
+        "--eval",
+        "--model",
+        str(d / "tone.npz"),
+        "--data-root",
+        str(d / "corpus"),
+        "--noise",
+        str(d / "noise"),
+        "--snr",
+        "30",
+        "--minutes",
+        "1.5",
+        "--seed",
+        "3",
+    ]
     assert main(args + ["--json", str(d / "e1.json"), "--plot", str(d / "e1.png"), "--save-wav", str(d / "e.wav")]) == 0
     assert main(args + ["--json", str(d / "e2.json")]) == 0
     e1, e2 = (json.loads((d / f).read_text()) for f in ("e1.json", "e2.json"))
@@ -66,8 +96,21 @@ def test_detect_eval_scores_a_reproducible_stream(files):
 
 def test_thresholds_per_word_and_from_the_model(files, tmp_path, capsys):
     d, _ = files
-    assert main(["detect", "--model", str(d / "tone.npz"), str(d / "long.wav"), "--threshold", '{"yes": 1000}',
-                 "--json", str(tmp_path / "a.json")]) == 0
+    assert (
+        main(
+            [
+                "detect",
+                "--model",
+                str(d / "tone.npz"),
+                str(d / "long.wav"),
+                "--threshold",
+                '{"yes": 1000}',
+                "--json",
+                str(tmp_path / "a.json"),
+            ]
+        )
+        == 0
+    )
     words = [r["word"] for r in json.loads((tmp_path / "a.json").read_text())["detections"]]
     assert "yes" not in words and len(words) == 9
     m = tone_model()
@@ -79,16 +122,30 @@ def test_thresholds_per_word_and_from_the_model(files, tmp_path, capsys):
 
 def test_eval_on_given_speakers(files, tmp_path, capsys):
     d, _ = files
-    args = ["detect", "--eval", "--model", str(d / "tone.npz"), "--data-root", str(d / "corpus"), "--minutes", "0.5",
-            "--speaker", "aaaa0001", "--json", str(tmp_path / "s.json")]
-    assert main(args) == 2 and "--allow-seen-speaker" in capsys.readouterr().err   # the model records no speakers
+    args = [
+        "detect",
+        "--eval",
+        "--model",
+        str(d / "tone.npz"),
+        "--data-root",
+        str(d / "corpus"),
+        "--minutes",
+        "0.5",
+        "--speaker",
+        "aaaa0001",
+        "--json",
+        str(tmp_path / "s.json"),
+    ]
+    assert main(args) == 2 and "--allow-seen-speaker" in capsys.readouterr().err  # the model records no speakers
     assert main(args + ["--allow-seen-speaker"]) == 0
     out = json.loads((tmp_path / "s.json").read_text())
     assert out["speakers"] == ["aaaa0001"] and out["allow_seen_speaker"] and out["overall"]["occurrences"] > 3
 
 
-@pytest.mark.parametrize("case, match", [
-    ("not-wav", "not a WAV"), ("rate", "16000 Hz"), ("short", "at least one second"), ("empty", "empty")])
+@pytest.mark.parametrize(
+    "case, match",
+    [("not-wav", "not a WAV"), ("rate", "16000 Hz"), ("short", "at least one second"), ("empty", "empty")],
+)
 def test_bad_wavs_are_clear_errors(files, tmp_path, capsys, case, match):
     d, _ = files
     p = tmp_path / "x.wav"
@@ -110,12 +167,14 @@ def test_bad_models_and_options_are_clear_errors(files, tmp_path, capsys):
     m = tone_model()
     m.frontend.pop("running_max_decay")
     save_model(m, tmp_path / "utt.npz")
-    cases = [(["--model", str(tmp_path / "utt.npz"), str(d / "long.wav")], "--running-max"),
-             (["--model", str(d / "tone.npz"), str(d / "long.wav"), "--threshold", "{bad"], "JSON"),
-             (["--model", str(d / "tone.npz"), str(d / "long.wav"), "--threshold", '{"bed": 1}'], "per keyword"),
-             (["--model", str(d / "tone.npz")], "give a WAV"),
-             (["--model", str(d / "tone.npz"), "--eval", "--json", str(tmp_path / "x.json")], "--data-root"),
-             (["--model", str(d / "tone.npz"), str(d / "long.wav"), "--noise", str(d)], "--eval")]
+    cases = [
+        (["--model", str(tmp_path / "utt.npz"), str(d / "long.wav")], "--running-max"),
+        (["--model", str(d / "tone.npz"), str(d / "long.wav"), "--threshold", "{bad"], "JSON"),
+        (["--model", str(d / "tone.npz"), str(d / "long.wav"), "--threshold", '{"bed": 1}'], "per keyword"),
+        (["--model", str(d / "tone.npz")], "give a WAV"),
+        (["--model", str(d / "tone.npz"), "--eval", "--json", str(tmp_path / "x.json")], "--data-root"),
+        (["--model", str(d / "tone.npz"), str(d / "long.wav"), "--noise", str(d)], "--eval"),
+    ]
     for args, match in cases:
         assert main(["detect", *args]) == 2, args
         err = capsys.readouterr().err
@@ -136,13 +195,28 @@ def test_eval_after_personalisation(files, tmp_path, capsys, fixed):
     root = tmp_path / "corpus"
     for w in WORDS:
         (root / w).mkdir(parents=True)
-        for n in range(3):   # train-split clips of one speaker: 1 shot of support per word, the protocol's query
+        for n in range(3):  # train-split clips of one speaker: 1 shot of support per word, the protocol's query
             write_wav16(root / w / f"cccc0003_nohash_{n}.wav", np.pad(tone(w, amp=0.1 + 0.05 * n), (4000, 4000)))
     (root / "testing_list.txt").write_text("")
     (root / "validation_list.txt").write_text("")
     out = tmp_path / "p.json"
-    args = ["detect", "--eval", "--model", str(d / "tone.npz"), "--data-root", str(root), "--minutes", "0.5",
-            "--speaker", "cccc0003", "--allow-seen-speaker", "--shots", "1", "--json", str(out)]
+    args = [
+        "detect",
+        "--eval",
+        "--model",
+        str(d / "tone.npz"),
+        "--data-root",
+        str(root),
+        "--minutes",
+        "0.5",
+        "--speaker",
+        "cccc0003",
+        "--allow-seen-speaker",
+        "--shots",
+        "1",
+        "--json",
+        str(out),
+    ]
     assert main(args + (["--fixed"] if fixed else [])) == 0, capsys.readouterr().err
     r = json.loads(out.read_text())
     assert r["shots"] == 1 and r["fixed"] is fixed and set(r) >= {"before", "after", "recipe"}

@@ -1,6 +1,7 @@
 """The export as a CMake project (firmware_gen/cmake.py): `edgetp export --c` writes it; CMake builds
 the host firmware from it (run bit for bit against the integer reference) and the library for two
 cross cores with the toolchain files (the objects are for that core; the intrinsics option works)."""
+
 import subprocess
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from firmware_gen.generate import render
 from firmware_gen.tensors import TableDevice
 
 pytestmark = pytest.mark.needs("cmake", "cc")
-DSP = ("smlald", "sxtb16")          # the runtime's Arm DSP intrinsics (etp_kernels.c), as instructions
+DSP = ("smlald", "sxtb16")  # the runtime's Arm DSP intrinsics (etp_kernels.c), as instructions
 
 
 def _export(tmp_path, spec):
@@ -44,17 +45,25 @@ def test_export_c_writes_the_cmake_project(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     lists = (out / LISTS).read_text()
     assert "add_library(edgetp_model STATIC" in lists and "option(ETP_ARM_INTRINSICS" in lists
-    assert all(f"    {p.name}" in lists for p in out.glob("*.c"))          # every source of the export, once
-    assert sorted(p.name for p in (out / "cmake").iterdir()) == ["cortex-m33.cmake", "cortex-m4.cmake",
-                                                                  "cortex-m7.cmake", "rv32imac.cmake"]
+    assert all(f"    {p.name}" in lists for p in out.glob("*.c"))  # every source of the export, once
+    assert sorted(p.name for p in (out / "cmake").iterdir()) == [
+        "cortex-m33.cmake",
+        "cortex-m4.cmake",
+        "cortex-m7.cmake",
+        "rv32imac.cmake",
+    ]
 
 
 def test_cmake_host_firmware_is_bit_exact(tmp_path):
     """The host firmware built by CMake (the export's library + edgetp's server + the host port)."""
     spec = CaseSpec(steps=3, samples=2)
     qm, dev, src = _export(tmp_path, spec)
-    _cmake(src, tmp_path / "build", f"-DETP_FIRMWARE_DIR={FIRMWARE}",
-           f"-DETP_PORT_SOURCES={FIRMWARE / 'host' / 'port_host.c'}")
+    _cmake(
+        src,
+        tmp_path / "build",
+        f"-DETP_FIRMWARE_DIR={FIRMWARE}",
+        f"-DETP_PORT_SOURCES={FIRMWARE / 'host' / 'port_host.c'}",
+    )
     image = Image("host", tmp_path / "build" / "edgetp_fw", False)
     with serve(image) as d:
         assert d.info.model_hash == render(qm, dev).model_hash[:64]
@@ -82,6 +91,7 @@ def test_cmake_cross_builds_for_cortex_m33_and_rv32(tmp_path):
 
     rv = tmp_path / "rv32"
     _cmake(src, rv, f"-DCMAKE_TOOLCHAIN_FILE={src / 'cmake' / 'rv32imac.cmake'}")
-    head = subprocess.run(["riscv64-unknown-elf-readelf", "-h", str(rv / "libedgetp_model.a")], capture_output=True,
-                          text=True).stdout
+    head = subprocess.run(
+        ["riscv64-unknown-elf-readelf", "-h", str(rv / "libedgetp_model.a")], capture_output=True, text=True
+    ).stdout
     assert "ELF32" in head and "RISC-V" in head

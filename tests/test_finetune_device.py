@@ -5,6 +5,7 @@ EDGETP_HOME. The accepted setup is the one `edgetp hil` and `export --c` build f
 model file (firmware_gen.options.device_from_args); that the device computes it bit for bit is
 tests/test_firmware_harness.py's kws-mcu run.
 """
+
 import argparse
 
 import pytest
@@ -18,15 +19,18 @@ def _args(*flags):
     return p.parse_args(["finetune", "--kws", *flags])
 
 
-@pytest.mark.parametrize("flags,expect", [
-    (["--set", "batch=8"], "batch 8 with --fixed"),
-    (["--set", "rehearsal=2"], "rehearsal 2 with --fixed"),
-    (["--set", "optimizer=adam"], "optimizer adam with --fixed"),
-    (["--set", "train=all"], "train all with --fixed"),                 # kws-mcu's hidden layer is frozen in flash
-    (["--set", f"update_every={2 ** 32}"], "update_every 4294967296 with --fixed"),
-    (["--set", "lr=1e-40"], "lr 1e-40 with --fixed"),                   # its code's exponent exceeds SET_LR's range
-    (["--set", "shift=4"], "shift with --fixed"),
-])
+@pytest.mark.parametrize(
+    "flags,expect",
+    [
+        (["--set", "batch=8"], "batch 8 with --fixed"),
+        (["--set", "rehearsal=2"], "rehearsal 2 with --fixed"),
+        (["--set", "optimizer=adam"], "optimizer adam with --fixed"),
+        (["--set", "train=all"], "train all with --fixed"),  # kws-mcu's hidden layer is frozen in flash
+        (["--set", f"update_every={2**32}"], "update_every 4294967296 with --fixed"),
+        (["--set", "lr=1e-40"], "lr 1e-40 with --fixed"),  # its code's exponent exceeds SET_LR's range
+        (["--set", "shift=4"], "shift with --fixed"),
+    ],
+)
 def test_fixed_refuses_what_the_device_cannot_run(cli, tmp_path, flags, expect):
     r = cli("finetune", "--kws", "--fixed", "--model", "kws-mcu", *flags, env={"EDGETP_HOME": str(tmp_path)})
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
@@ -37,8 +41,10 @@ def test_the_same_options_run_on_the_float_rule():
     """The refusals are --fixed's: the float rule takes batches, rehearsal and Adam."""
     from edgetp.model import load_model
 
-    r = recipe_from(_args("--set", "batch=8", "--set", "rehearsal=2", "--set", "optimizer=adam", "--set", "train=all"),
-                    load_model("kws-mcu"))
+    r = recipe_from(
+        _args("--set", "batch=8", "--set", "rehearsal=2", "--set", "optimizer=adam", "--set", "train=all"),
+        load_model("kws-mcu"),
+    )
     assert (r.batch, r.rehearsal, r.optimizer, r.train) == (8, 2.0, "adam", "all")
 
 

@@ -1,4 +1,5 @@
 """`edgetp export --c` (memory plan, budgets, Cortex-M4 build) and `edgetp verify-c` as a user runs them."""
+
 import json
 
 import pytest
@@ -30,8 +31,16 @@ def test_export_c_prints_the_plan_and_builds_for_cortex_m4(cli, tmp_path):
     out = tmp_path / "c"
     r = cli("export", "--model", kws_model(tmp_path), "--c", out, "--ram-budget", "192K", "--flash-budget", "1M")
     assert r.returncode == 0, r.stderr
-    for want in ("memory plan", "trainable weights", "target set", "scratch", "frozen weights", "total RAM",
-                 "total FLASH", "fits: RAM"):
+    for want in (
+        "memory plan",
+        "trainable weights",
+        "target set",
+        "scratch",
+        "frozen weights",
+        "total RAM",
+        "total FLASH",
+        "fits: RAM",
+    ):
         assert want in r.stdout
     assert (out / "etp_model.h").is_file() and (out / "etp_manifest.json").is_file()
     man = json.loads((out / "etp_manifest.json").read_text())
@@ -53,13 +62,34 @@ def test_export_c_over_budget_fails_clearly_and_writes_nothing(cli, tmp_path):
 
 def test_export_c_options_reach_the_header(cli, tmp_path):
     out = tmp_path / "c"
-    r = cli("export", "--model", model_file(tmp_path), "--c", out, "--wbits", "8", "--xbits", "8", "--fx", "5",
-            "--targets", "batch", "--optimizer", "sgd", "--lr", "0.01")
+    r = cli(
+        "export",
+        "--model",
+        model_file(tmp_path),
+        "--c",
+        out,
+        "--wbits",
+        "8",
+        "--xbits",
+        "8",
+        "--fx",
+        "5",
+        "--targets",
+        "batch",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "0.01",
+    )
     assert r.returncode == 0, r.stderr
     h = (out / "etp_model.h").read_text()
-    for want in ("typedef int8_t etp_x_t;", "typedef int8_t etp_w_t;", "#define ETP_X_FRAC 5",
-                 "#define ETP_N_TARGETS 1",
-                 "#define ETP_OPT_KIND_DEFAULT ETP_OPT_SGD"):
+    for want in (
+        "typedef int8_t etp_x_t;",
+        "typedef int8_t etp_w_t;",
+        "#define ETP_X_FRAC 5",
+        "#define ETP_N_TARGETS 1",
+        "#define ETP_OPT_KIND_DEFAULT ETP_OPT_SGD",
+    ):
         assert want in h
     r = cli("export", "--model", model_file(tmp_path), "--c", tmp_path / "d", "--optimizer", "adam")
     assert r.returncode == 2 and "optimizer" in r.stderr
@@ -70,6 +100,7 @@ def test_update_every_from_the_recipe_or_the_option(cli, tmp_path):
     unless --update-every says otherwise; K < 1 is one line, exit 2."""
     from dataclasses import replace
     from edgetp.model import load_model
+
     path = tmp_path / "k2.npz"
     m = load_model(model_file(tmp_path))
     save_model(replace(m, recipe={"finetune": {"update_every": 2, "lr": 2e-4}}), path)
@@ -94,6 +125,7 @@ def test_learning_rate_from_a_device_recipe_only(cli, tmp_path):
     (recipe["fixed"], as kws-mcu), else 1e-4 - a float recipe's lr (kws-paper's Adam) is not the device rule's."""
     from dataclasses import replace
     from edgetp.model import load_model
+
     m = load_model(model_file(tmp_path))
     dev = tmp_path / "dev.npz"
     save_model(replace(m, recipe={"fixed": {"targets": "classes"}, "finetune": {"lr": 2e-4}}), dev)
@@ -104,6 +136,7 @@ def test_learning_rate_from_a_device_recipe_only(cli, tmp_path):
         r = cli("export", "--model", model, "--c", tmp_path / name, *extra)
         assert r.returncode == 0, r.stderr
         return json.loads((tmp_path / name / "etp_manifest.json").read_text())["device"]["lr"], r.stdout
+
     lr, out = lr_of(dev, "a")
     assert lr == 2e-4 and "learning rate 0.0002 from the model's recipe" in out
     assert lr_of(flt, "b")[0] == 1e-4
@@ -122,8 +155,7 @@ def test_verify_c_random_models_json(cli, tmp_path):
 
 
 def test_verify_c_model_run(cli, tmp_path):
-    r = cli("verify-c", "--model", model_file(tmp_path), "--steps", "12", "--epochs", "2", "--samples", "3",
-            "--json")
+    r = cli("verify-c", "--model", model_file(tmp_path), "--steps", "12", "--epochs", "2", "--samples", "3", "--json")
     assert r.returncode == 0, r.stdout + r.stderr
     out = json.loads(r.stdout)
     assert out["cases"] == 1 and out["steps"] == (2 + 1) * 3 * 12 and out["mismatches"] == 0

@@ -2,25 +2,29 @@
 sum of q^2 is 0 has mean 0 without the division, a one-term update computes the column multipliers
 only where xq is nonzero (the only columns apply reads), and etp_nonzero skips a zero word of four
 spikes, and the readout's step sums four rows per spike index. verify-c's harness catches each planted bug below."""
+
 import pytest
 
 from firmware_gen.cases import CaseSpec
 from test_firmware_frozen import _verify, frozen_spec
 
 FROZEN = frozen_spec(lr=1e-2, vth=0.05, samples=2, steps=8)
-FROZEN6 = frozen_spec(lr=1e-2, vth=0.05, samples=2, steps=8, n_out=6)     # a group of four readout rows and two
+FROZEN6 = frozen_spec(lr=1e-2, vth=0.05, samples=2, steps=8, n_out=6)  # a group of four readout rows and two
 # two hidden layers learning: W1's gradient has a term per target row (T > 1), the path without the shortcut
 MULTI = CaseSpec(hidden=(6, 5), recurrent=True, optimizer="colnorm", lr=1e-2, vth=0.05, samples=2, steps=6)
 
 
 @pytest.mark.needs("cc")
-@pytest.mark.parametrize("spec,mutate", [
-    (FROZEN, ("etp_update.c", "colsq[j] == 0 ? 0 : etp_mean_stat", "colsq[j] == 0 ? 1 : etp_mean_stat")),
-    (FROZEN, ("etp_update.c", "if (need != NULL && need[j] == 0)", "if (need != NULL && need[j] != 0)")),
-    (MULTI, ("etp_update.c", "T == 1 ? SCR->xq : NULL", "SCR->xq")),      # a stale xq as T > 1's columns
-    (FROZEN, ("etp_kernels.c", "for (k = j; k < j + 4u; k++)", "for (k = j; k < j + 3u; k++)")),  # a word's last
-    (FROZEN6, ("etp_kernels.c", "acc = sums[k & 3u];", "acc = sums[0];")),                # the group's first row
-])
+@pytest.mark.parametrize(
+    "spec,mutate",
+    [
+        (FROZEN, ("etp_update.c", "colsq[j] == 0 ? 0 : etp_mean_stat", "colsq[j] == 0 ? 1 : etp_mean_stat")),
+        (FROZEN, ("etp_update.c", "if (need != NULL && need[j] == 0)", "if (need != NULL && need[j] != 0)")),
+        (MULTI, ("etp_update.c", "T == 1 ? SCR->xq : NULL", "SCR->xq")),  # a stale xq as T > 1's columns
+        (FROZEN, ("etp_kernels.c", "for (k = j; k < j + 4u; k++)", "for (k = j; k < j + 3u; k++)")),  # a word's last
+        (FROZEN6, ("etp_kernels.c", "acc = sums[k & 3u];", "acc = sums[0];")),  # the group's first row
+    ],
+)
 def test_harness_catches_planted_bugs_in_the_shortcuts(spec, mutate, tmp_path):
     assert _verify(spec, tmp_path, mutate=mutate)[1] is not None, mutate
     assert _verify(spec, tmp_path)[1] is None

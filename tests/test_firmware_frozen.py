@@ -2,6 +2,7 @@
 only the readout learns (in RAM, ``wbits``), no target set. The integer reference (readout-only
 training runs no target stream), the quantization at two widths, the layout and its memory plan,
 the C against the reference bit for bit, the refusals, and planted bugs caught (the tester tested)."""
+
 import re
 
 import numpy as np
@@ -27,8 +28,17 @@ TARGET_SET = {"S", "S_rec", "trl", "tsteps", "vt0_resume"}
 
 
 def frozen_spec(**kw) -> CaseSpec:
-    base = dict(hidden=(6, 5), recurrent=True, wbits=16, hbits=8, frozen_hidden=True, train="readout", samples=3,
-                steps=5, fw={"W0": 5, "W1": 6, "R0": 4, "R1": 5, "W2": 12})
+    base = dict(
+        hidden=(6, 5),
+        recurrent=True,
+        wbits=16,
+        hbits=8,
+        frozen_hidden=True,
+        train="readout",
+        samples=3,
+        steps=5,
+        fw={"W0": 5, "W1": 6, "R0": 4, "R1": 5, "W2": 12},
+    )
     base.update(kw)
     return CaseSpec(**base)
 
@@ -59,15 +69,22 @@ def test_hidden_width_quantization_and_its_rules():
     assert qm.hbits == 8 and qm.bits_of("W0") == 8 and qm.bits_of("W1") == 16
     same = from_float(cfg, p, 12, 16)
     assert same.hbits == 16 and not same.frozen_hidden
-    assert same.fw["W0"] > qm.fw["W0"]                       # int16 keeps 8 more bits of the same tensor
+    assert same.fw["W0"] > qm.fw["W0"]  # int16 keeps 8 more bits of the same tensor
     for a in (qm, same):
         b = a.copy()
         assert (b.hbits, b.frozen_hidden) == (a.hbits, a.frozen_hidden)
     with pytest.raises(EdgetpError, match="frozen-hidden"):
-        from_float(cfg, p, 12, 16, hbits=8)                  # another width needs the frozen mode
+        from_float(cfg, p, 12, 16, hbits=8)  # another width needs the frozen mode
     with pytest.raises(EdgetpError, match="readout only"):
-        train_step_q(qm, init_state_q(qm, 1, 3), np.zeros((1, 6), np.int16), np.array([0]),
-                     QOpt.make("colnorm", 1e-3, 0, 10, -1), "classes", "all")
+        train_step_q(
+            qm,
+            init_state_q(qm, 1, 3),
+            np.zeros((1, 6), np.int16),
+            np.array([0]),
+            QOpt.make("colnorm", 1e-3, 0, 10, -1),
+            "classes",
+            "all",
+        )
     # the model's hash says frozen or not (another device layout); as before otherwise
     h16 = qmodel_hash(from_float(cfg, p, 12, 16, hbits=16, frozen_hidden=True))
     assert len({qmodel_hash(qm), qmodel_hash(same), h16}) == 3
@@ -88,7 +105,7 @@ def test_qmodel_for_reads_the_recipe_and_options_override():
     qm, _ = qmodel_for(_Model({"wbits": 16, "hbits": 8, "frozen_hidden": True}), hbits=16)
     assert qm.hbits == 16 and qm.frozen_hidden
     qm, _ = qmodel_for(_Model({}))
-    assert (qm.hbits, qm.frozen_hidden) == (16, False)       # without the keys: as before
+    assert (qm.hbits, qm.frozen_hidden) == (16, False)  # without the keys: as before
     with pytest.raises(EdgetpError, match="frozen-hidden"):
         qmodel_for(_Model({}), hbits=8)
     with pytest.raises(EdgetpError, match="frozen-hidden"):
@@ -99,6 +116,7 @@ def test_finetune_fixed_protocol_gets_the_device_model():
     """`finetune --kws --fixed` quantizes through qmodel_for when the model records recipe["fixed"]:
     the integer model the device runs, frozen-hidden widths included."""
     from edgetp.kws.fixed_protocol import device_qmodel
+
     m = _Model({"wbits": 16, "hbits": 8, "frozen_hidden": True, "fx": 11})
     qm = device_qmodel(m, None, "nobody")
     want = qmodel_for(m)[0]
@@ -110,7 +128,7 @@ def test_device_config_and_reference_refuse_training_every_layer():
         DeviceConfig(frozen_hidden=True)
     qm = build_model(frozen_spec())
     with pytest.raises(EdgetpError, match="frozen-hidden"):
-        TableDevice(qm, DeviceConfig())                        # the model and the settings must agree
+        TableDevice(qm, DeviceConfig())  # the model and the settings must agree
     ref = TableDevice(qm)
     assert ref.cfg.frozen_hidden and ref.cfg.train == "readout"
     with pytest.raises(EdgetpError, match="readout only"):
@@ -159,22 +177,40 @@ def frozen_specs(draw):
     fw = {f"W{L}": draw(st.integers(0, wbits))}
     fw.update({n: draw(st.integers(0, hbits)) for n in [f"W{i}" for i in range(L)] + [f"R{i}" for i in range(L)]})
     return CaseSpec(
-        n_in=draw(st.integers(1, 10)), hidden=tuple(draw(st.lists(st.integers(1, 9), min_size=L, max_size=L))),
-        n_out=draw(st.integers(2, 5)), recurrent=draw(st.booleans()), reset=draw(st.sampled_from(["hard", "soft"])),
-        vth=draw(st.sampled_from([0.05, 0.3, 0.66, 2.0])), leak_m=draw(st.sampled_from([0.0, 0.77, 1.0])),
-        leak_t=draw(st.sampled_from([0.8, 0.977])), wbits=wbits, hbits=hbits, xbits=xbits,
-        fx=draw(st.integers(0, 12 if xbits == 16 else 6)), fw=fw,
-        weight_style=draw(st.sampled_from(WEIGHT_STYLES)), input_style=draw(st.sampled_from(INPUT_STYLES)),
+        n_in=draw(st.integers(1, 10)),
+        hidden=tuple(draw(st.lists(st.integers(1, 9), min_size=L, max_size=L))),
+        n_out=draw(st.integers(2, 5)),
+        recurrent=draw(st.booleans()),
+        reset=draw(st.sampled_from(["hard", "soft"])),
+        vth=draw(st.sampled_from([0.05, 0.3, 0.66, 2.0])),
+        leak_m=draw(st.sampled_from([0.0, 0.77, 1.0])),
+        leak_t=draw(st.sampled_from([0.8, 0.977])),
+        wbits=wbits,
+        hbits=hbits,
+        xbits=xbits,
+        fx=draw(st.integers(0, 12 if xbits == 16 else 6)),
+        fw=fw,
+        weight_style=draw(st.sampled_from(WEIGHT_STYLES)),
+        input_style=draw(st.sampled_from(INPUT_STYLES)),
         targets=draw(st.sampled_from(["classes", "batch"])),
         optimizer=draw(st.sampled_from(["rownorm", "colnorm", "sgd"])),
-        clip=draw(st.sampled_from([-1, 0, 4])), lr=draw(st.sampled_from([1e-4, 1e-2, 0.1])),
-        beta_shift=draw(st.integers(0, 15)), train="readout", samples=draw(st.integers(1, 3)),
-        steps=draw(st.integers(1, 8)), infer_every=draw(st.sampled_from([0, 3])), switch=draw(st.booleans()),
-        seed=draw(st.integers(0, 2 ** 31 - 1)), update_every=draw(st.sampled_from([1, 2])), frozen_hidden=True)
+        clip=draw(st.sampled_from([-1, 0, 4])),
+        lr=draw(st.sampled_from([1e-4, 1e-2, 0.1])),
+        beta_shift=draw(st.integers(0, 15)),
+        train="readout",
+        samples=draw(st.integers(1, 3)),
+        steps=draw(st.integers(1, 8)),
+        infer_every=draw(st.sampled_from([0, 3])),
+        switch=draw(st.booleans()),
+        seed=draw(st.integers(0, 2**31 - 1)),
+        update_every=draw(st.sampled_from([1, 2])),
+        frozen_hidden=True,
+    )
 
 
 def _verify(spec, tmp_path=None, sanitize=False, mutate=None):
     from deploy.bitexact import verify_export
+
     qm, dev = build_model(spec), device_config(spec)
     ex = render(qm, dev)
     if mutate:
@@ -198,8 +234,13 @@ def test_frozen_hidden_random_models_bit_exact(spec):
 @pytest.mark.parametrize("hbits,wbits", [(8, 16), (8, 8), (16, 16)])
 def test_frozen_hidden_bit_exact_under_sanitizers_and_learns(hbits, wbits, tmp_path):
     fw = {"W0": 5, "W1": 6, "R0": 4, "R1": 5, "W2": 12} if hbits == 8 else {}
-    spec = frozen_spec(hbits=hbits, wbits=wbits, fw=fw if wbits == 16 else {k: min(v, 6) for k, v in fw.items()},
-                       lr=1e-2, update_every=2)
+    spec = frozen_spec(
+        hbits=hbits,
+        wbits=wbits,
+        fw=fw if wbits == 16 else {k: min(v, 6) for k, v in fw.items()},
+        lr=1e-2,
+        update_every=2,
+    )
     steps, mm, ref = _verify(spec, tmp_path, sanitize=True)
     assert mm is None and steps == 15, mm
     assert ref.opt.step > 0 and not np.array_equal(ref.qm.weights["W2"], ref.qm0.weights["W2"])
@@ -209,6 +250,7 @@ def test_frozen_hidden_bit_exact_under_sanitizers_and_learns(hbits, wbits, tmp_p
 @pytest.mark.needs("cc")
 def test_c_refuses_training_every_layer_and_writing_flash(tmp_path):
     from deploy.bitexact import build_firmware, refusal, serve
+
     spec = frozen_spec()
     qm, dev = build_model(spec), device_config(spec)
     render(qm, dev).write(tmp_path)
@@ -221,12 +263,12 @@ def test_c_refuses_training_every_layer_and_writing_flash(tmp_path):
         c.init(3)
         ref.init(3)
         x = np.arange(spec.n_in, dtype=np.int16) * 700 - 1000
-        assert refusal(c.set_optimizer, "colnorm", 10, "all") == 1    # ETP_EBADARG: the hidden layers cannot learn
+        assert refusal(c.set_optimizer, "colnorm", 10, "all") == 1  # ETP_EBADARG: the hidden layers cannot learn
         c.train(x, 1)
         ref.train(x, 1)
         assert c.digest()["digest"] == ref.digest()
         # spikes other than 0/1 written by a host: the recurrent sum multiplies them (no 0/1 shortcut)
-        s0 = np.array([3, 0, 1, -2, 1, 0][:spec.hidden[0]], np.int8)
+        s0 = np.array([3, 0, 1, -2, 1, 0][: spec.hidden[0]], np.int8)
         c.write_tensor(names.index("s0"), s0)
         ref.state.s[0][0] = s0
         c.train(x, 2)
@@ -234,29 +276,40 @@ def test_c_refuses_training_every_layer_and_writing_flash(tmp_path):
         assert c.digest()["digest"] == ref.digest()
         cfg = names.index("opt_cfg")
         c.write_tensor(cfg, np.array([3, 131, 17, 10, 1, -1], "<i4"))
-        assert refusal(c.train, x, 1) == 1                             # train_all = 1 in opt_cfg: refused
-        assert refusal(c.write_tensor, names.index("W0"), np.zeros(qm.weights["W0"].size)) == 1   # flash: read-only
+        assert refusal(c.train, x, 1) == 1  # train_all = 1 in opt_cfg: refused
+        assert refusal(c.write_tensor, names.index("W0"), np.zeros(qm.weights["W0"].size)) == 1  # flash: read-only
 
 
 # ----------------------------------------------------------------------------- the tester tested
 @pytest.mark.needs("cc")
-@pytest.mark.parametrize("mutate", [
-    # the int8 hidden weights' input shift one bit off
-    ("etp_model.c", ".sh_x = ", ".sh_x = 1 + "),
-    # int8 hidden weights on dense features not taken by their own path (paired inputs, lif_dense8)
-    ("etp_kernels.c", "if (dense && ETP_WH_BITS == 8) {", "if (dense && ETP_WH_BITS == 16) {"),
-    # the int8 dense dot product leaves out the last input, or pairs the inputs wrongly
-    ("etp_kernels.c", "    for (; j < n; j++) {\n        acc += (int64_t)row[j] * xp[j];",
-     "    for (; j + 1 < n; j++) {\n        acc += (int64_t)row[j] * xp[j];"),
-    ("etp_kernels.c", "out[j + 1u] = x[j + 2u];", "out[j + 1u] = x[j + 1u];"),
-    # the recurrent spike sum skips the first spiking input
-    ("etp_kernels.c", "    for (t = 0; t < n; t++) {\n        acc += row[idx[t]];",
-     "    for (t = 1; t < n; t++) {\n        acc += row[idx[t]];"),
-    # the readout's update reads the hidden layer's traces one neuron off
-    ("etp_network.c", "out->x = vec(last->tr, last->n, 16);", "out->x = vec(last->tr + 1, last->n - 1u, 16);")])
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        # the int8 hidden weights' input shift one bit off
+        ("etp_model.c", ".sh_x = ", ".sh_x = 1 + "),
+        # int8 hidden weights on dense features not taken by their own path (paired inputs, lif_dense8)
+        ("etp_kernels.c", "if (dense && ETP_WH_BITS == 8) {", "if (dense && ETP_WH_BITS == 16) {"),
+        # the int8 dense dot product leaves out the last input, or pairs the inputs wrongly
+        (
+            "etp_kernels.c",
+            "    for (; j < n; j++) {\n        acc += (int64_t)row[j] * xp[j];",
+            "    for (; j + 1 < n; j++) {\n        acc += (int64_t)row[j] * xp[j];",
+        ),
+        ("etp_kernels.c", "out[j + 1u] = x[j + 2u];", "out[j + 1u] = x[j + 1u];"),
+        # the recurrent spike sum skips the first spiking input
+        (
+            "etp_kernels.c",
+            "    for (t = 0; t < n; t++) {\n        acc += row[idx[t]];",
+            "    for (t = 1; t < n; t++) {\n        acc += row[idx[t]];",
+        ),
+        # the readout's update reads the hidden layer's traces one neuron off
+        ("etp_network.c", "out->x = vec(last->tr, last->n, 16);", "out->x = vec(last->tr + 1, last->n - 1u, 16);"),
+    ],
+)
 def test_harness_catches_planted_frozen_bugs(mutate, tmp_path):
-    spec = frozen_spec(input_style="normal", n_in=7, hidden=(9, 6),
-                       fw={"W0": 5, "W1": 6, "R0": 4, "R1": 5, "W2": 12}, lr=1e-2)
+    spec = frozen_spec(
+        input_style="normal", n_in=7, hidden=(9, 6), fw={"W0": 5, "W1": 6, "R0": 4, "R1": 5, "W2": 12}, lr=1e-2
+    )
     _steps, mm, _ = _verify(spec, tmp_path, mutate=mutate)
     assert mm is not None, mutate
 
@@ -265,12 +318,14 @@ def test_a_reference_that_runs_the_target_stream_is_refused():
     """The reference of a frozen-hidden device must not run a target stream: if it did (its target
     state nonzero), its tensors no longer describe the device, and state_tensors says so."""
     import edgetp.fixed.network_q as nq
+
     ref = TableDevice(build_model(frozen_spec(hbits=16, fw={})))
     c = ref.qm.cfg
-    state_tensors(ref.qm, ref.state, ref.opt, "classes", "readout")      # the honest reference passes
-    ref.state = init_state_q(ref.qm, 1, c.n_out)                         # a target set of O rows, run once
-    ref.state, _aux = nq.forward_q(ref.qm, ref.state, np.full((1, c.n_in), 2000, np.int16),
-                                   np.eye(c.n_out, dtype=np.int8))
+    state_tensors(ref.qm, ref.state, ref.opt, "classes", "readout")  # the honest reference passes
+    ref.state = init_state_q(ref.qm, 1, c.n_out)  # a target set of O rows, run once
+    ref.state, _aux = nq.forward_q(
+        ref.qm, ref.state, np.full((1, c.n_in), 2000, np.int16), np.eye(c.n_out, dtype=np.int8)
+    )
     with pytest.raises(DriftError, match="target set"):
         state_tensors(ref.qm, ref.state, ref.opt, "classes", "readout")
 
@@ -283,8 +338,9 @@ def test_readout_only_non_frozen_c_skips_the_target_set_too(tmp_path):
     steps, mm, ref = _verify(spec, tmp_path)
     assert mm is None and steps == 10, mm
     assert ref.state.tt == 0
-    _steps, mm, _ = _verify(spec, tmp_path, mutate=("etp_network.c", "forward(x, train_all, label);",
-                                                    "forward(x, 1, label);"))
+    _steps, mm, _ = _verify(
+        spec, tmp_path, mutate=("etp_network.c", "forward(x, train_all, label);", "forward(x, 1, label);")
+    )
     assert mm is not None and mm.tensor in ("st0", "trt0", "trl", "tsteps", "vt1", "st1", "trt1"), mm
 
 
@@ -294,20 +350,24 @@ def test_export_and_verify_c_with_frozen_hidden_options(cli, tmp_path):
     import json
 
     from edgetp.model import Model, save_model
+
     cfg = NetConfig(10, (8,), 4, True)
     path = tmp_path / "m.npz"
     save_model(Model(cfg, init_params(cfg, 0), [f"w{k}" for k in range(4)]), path)
     out = tmp_path / "c"
-    r = cli("export", "--model", path, "--c", out, "--frozen-hidden", "--hbits", "8", "--wbits", "16",
-            "--ram-budget", "8K")
+    r = cli(
+        "export", "--model", path, "--c", out, "--frozen-hidden", "--hbits", "8", "--wbits", "16", "--ram-budget", "8K"
+    )
     assert r.returncode == 0, r.stderr
     assert "frozen int8 hidden layers (no target set)" in r.stdout and "frozen weights" in r.stdout
-    assert "    target set" not in r.stdout and "trl " not in r.stdout          # no such group in the plan
+    assert "    target set" not in r.stdout and "trl " not in r.stdout  # no such group in the plan
     man = json.loads((out / "etp_manifest.json").read_text())
     assert man["device"]["frozen_hidden"] and man["device"]["train"] == "readout" and man["device"]["hbits"] == 8
     assert [t["name"] for t in man["tensors"] if t["writable"] and t["name"][0] in "WR"] == ["W1"]
-    for bad, why in ((["--frozen-hidden", "--train", "all"], "--train readout"),
-                     (["--hbits", "8", "--wbits", "16"], "frozen-hidden")):
+    for bad, why in (
+        (["--frozen-hidden", "--train", "all"], "--train readout"),
+        (["--hbits", "8", "--wbits", "16"], "frozen-hidden"),
+    ):
         r = cli("export", "--model", path, "--c", tmp_path / "bad", *bad)
         assert r.returncode == 2 and why in r.stderr and "Traceback" not in r.stderr, r.stderr
     r = cli("verify-c", "--model", path, "--frozen-hidden", "--hbits", "8", "--epochs", "1", "--samples", "2")

@@ -1,5 +1,6 @@
 """firmware_gen without a compiler: layout, identifiers, memory plan, budgets, the Python
 twins of the tensor table and digest, quantization settings."""
+
 import zlib
 
 import numpy as np
@@ -36,8 +37,10 @@ def test_c_string_escapes_everything():
     assert c_string("né") == '"n\\303\\251"'
 
 
-@pytest.mark.parametrize("text,want", [("65536", 65536), ("64K", 65536), ("64kB", 65536), ("64KiB", 65536),
-                                       ("0.5M", 524288), ("1m", 1048576)])
+@pytest.mark.parametrize(
+    "text,want",
+    [("65536", 65536), ("64K", 65536), ("64kB", 65536), ("64KiB", 65536), ("0.5M", 524288), ("1m", 1048576)],
+)
 def test_parse_size(text, want):
     assert parse_size(text) == want
 
@@ -102,6 +105,7 @@ def test_model_hash_covers_weights_and_formats():
 def test_quant_settings_precedence():
     class M:
         recipe = {"fixed": {"fx": 9, "wbits": 8}}
+
     s, notes = quant_settings(M(), fx=None, wbits=16, xbits=None, headroom=None)
     assert (s["fx"], s["wbits"], s["xbits"]) == (9, 16, 16) and any("fx 9" in n for n in notes)
     with pytest.raises(EdgetpError):

@@ -3,6 +3,7 @@
 After an intended change (generator, runtime or a constant of edgetp.fixed), regenerate
 with ``python -m firmware_gen.snapshot tests/snapshots/firmware_tiny`` and review the diff.
 """
+
 import difflib
 from pathlib import Path
 
@@ -11,27 +12,39 @@ import pytest
 
 from deploy.bitexact import build_firmware, run_script, serve
 from firmware_gen.script import Script
-from firmware_gen.snapshot import (tiny_export, tiny_frozen_export, tiny_frozen_model, tiny_model, tiny_rows_export,
-                                   tiny_rows_model)
+from firmware_gen.snapshot import (
+    tiny_export,
+    tiny_frozen_export,
+    tiny_frozen_model,
+    tiny_model,
+    tiny_rows_export,
+    tiny_rows_model,
+)
 from edgetp.fixed.device import DeviceConfig
 from firmware_gen.tensors import TableDevice
 
 SNAP = Path(__file__).resolve().parent / "snapshots" / "firmware_tiny"
-SNAP_FROZEN = SNAP.parent / "firmware_tiny_frozen"      # generated files only; the runtime is SNAP's
-SNAP_ROWS = SNAP.parent / "firmware_tiny_rows"          # the same, with row scales
+SNAP_FROZEN = SNAP.parent / "firmware_tiny_frozen"  # generated files only; the runtime is SNAP's
+SNAP_ROWS = SNAP.parent / "firmware_tiny_rows"  # the same, with row scales
 HINT = "regenerate with `python -m firmware_gen.snapshot tests/snapshots/firmware_tiny` if the change is intended"
 
 
-@pytest.mark.parametrize("snap,export", [(SNAP, tiny_export), (SNAP_FROZEN, tiny_frozen_export),
-                                         (SNAP_ROWS, tiny_rows_export)])
+@pytest.mark.parametrize(
+    "snap,export", [(SNAP, tiny_export), (SNAP_FROZEN, tiny_frozen_export), (SNAP_ROWS, tiny_rows_export)]
+)
 def test_generated_c_matches_the_snapshot(snap, export):
     ex = export()
     assert sorted(p.name for p in snap.iterdir()) == sorted(ex.files), f"files differ from the snapshot; {HINT}"
     for name, text in ex.files.items():
         old = (snap / name).read_text()
         if old != text:
-            diff = "".join(list(difflib.unified_diff(old.splitlines(True), text.splitlines(True), f"snapshot/{name}",
-                                                     f"generated/{name}"))[:80])
+            diff = "".join(
+                list(
+                    difflib.unified_diff(
+                        old.splitlines(True), text.splitlines(True), f"snapshot/{name}", f"generated/{name}"
+                    )
+                )[:80]
+            )
             pytest.fail(f"the generated {name} changed:\n{diff}\n{HINT}")
 
 
@@ -42,7 +55,7 @@ def test_every_file_is_stamped():
             head = text[:1200]
             assert "edgetp-firmware-gen" in head and ex.model_hash in head and "Q-formats:" in head, name
     assert f'#define ETP_MODEL_HASH "{ex.model_hash}"' in ex.files["etp_model.h"]
-    assert '"no \\"quoted\\""' in ex.files["etp_model.c"]          # labels are escaped C strings
+    assert '"no \\"quoted\\""' in ex.files["etp_model.c"]  # labels are escaped C strings
 
 
 @pytest.mark.needs("cc")
@@ -70,8 +83,9 @@ def _replay_four_samples(dev, image):
 def test_the_frozen_snapshot_itself_is_bit_exact(snap, model, tmp_path):
     """The frozen-hidden snapshots' generated files (row scales or not) with the runtime: strict C99, bit-exact."""
     import shutil
+
     for p in [*SNAP.iterdir(), *snap.iterdir()]:
-        shutil.copy(p, tmp_path / p.name)               # the frozen folder's generated files win
+        shutil.copy(p, tmp_path / p.name)  # the frozen folder's generated files win
     dev = TableDevice(model(), DeviceConfig("classes", "colnorm", 1e-3, 8, "readout", frozen_hidden=True))
     _replay_four_samples(dev, build_firmware(tmp_path))
     assert dev.opt.step > 0 and not np.array_equal(dev.qm.weights["W1"], dev.qm0.weights["W1"])

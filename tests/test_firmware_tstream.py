@@ -38,7 +38,7 @@ def test_table_is_the_stream_at_every_step(seed):
     span = int(max(tab.pre.astype(int) + tab.per))
     v, s = np.zeros((K, H), np.int32), np.zeros((K, H), np.int8)
     eye = np.eye(K, dtype=np.int8)
-    for tau in range(3 * span + 7):                  # well past every row's stored frames
+    for tau in range(3 * span + 7):  # well past every row's stored frames
         v, s, _ = _layer(qm, 0, v, s, eye, True)
         for k in range(K):
             assert np.array_equal(_frame(tab, k, tau, H), s[k]), (tau, k)
@@ -48,7 +48,7 @@ def test_layout_keeps_no_membrane_for_a_tabulated_stream():
     qm = build_model(CaseSpec(seed=2))
     names = {it.name for it in device_layout(qm, "classes").items}
     assert "vt0" not in names and {"tsteps", "tstream", "tstream_off", "tstream_pre", "tstream_per"} <= names
-    assert not {"vt0_resume", "tstream_v"} & names          # every row repeats: today's table exactly
+    assert not {"vt0_resume", "tstream_v"} & names  # every row repeats: today's table exactly
     names = {it.name for it in device_layout(qm, "batch").items}
     assert "vt0" in names and "tsteps" not in names and "tstream" not in names
 
@@ -70,7 +70,7 @@ SPEC = CaseSpec(seed=2, steps=120, samples=2, infer_every=5)
 def test_device_reads_the_table_past_its_frames(tmp_path):
     """Training steps interleaved with inference steps (the stream advances on training steps only)."""
     tab = target_stream_table(build_model(SPEC), "classes")
-    assert max(tab.pre.astype(int) + tab.per) + max(tab.per) < 0.8 * SPEC.steps   # a whole cycle read by the modulo
+    assert max(tab.pre.astype(int) + tab.per) + max(tab.per) < 0.8 * SPEC.steps  # a whole cycle read by the modulo
     assert _run(SPEC, tmp_path) is None
 
 
@@ -101,13 +101,13 @@ def test_a_row_that_does_not_repeat_is_stored_with_its_state_after_the_prefix():
     late = 0
     for tau in range(F + 40):
         if tau == F:
-            assert np.array_equal(tab.v_resume, v[[1, 3]])        # the state after the stored frames
+            assert np.array_equal(tab.v_resume, v[[1, 3]])  # the state after the stored frames
         v, s, _ = _layer(qm, 0, v, s, eye, True)
         for k in range(K):
             if tau < F or tab.per[k]:
                 assert np.array_equal(_frame(tab, k, tau, H), s[k]), (tau, k)
         late += int(s[[1, 3]].sum()) if tau >= F else 0
-    assert late > 0                  # the rows the device runs past the switch do spike
+    assert late > 0  # the rows the device runs past the switch do spike
     names = {it.name: it for it in device_layout(qm, "classes").items}
     assert "vt0" not in names and names["vt0_resume"].shape == (2, H) and names["vt0_resume"].table
     assert names["tstream_v"].section == "flash" and not names["tstream_v"].table
@@ -148,6 +148,7 @@ def _planted(spec, tmp_path, monkeypatch, change):
                 it.init = it.init.copy()
         change(lay)
         return lay
+
     monkeypatch.setattr(generate, "device_layout", layout)
     return _run(spec, tmp_path)
 
@@ -155,7 +156,8 @@ def _planted(spec, tmp_path, monkeypatch, change):
 def test_a_flipped_bit_in_the_table_is_found(tmp_path, monkeypatch):
     def flip(lay):
         bits = lay.item("tstream").init
-        bits[int(lay.item("tstream_off").init[3]) + 100, 0] ^= 1 << 4       # row 3, frame 100, neuron 4
+        bits[int(lay.item("tstream_off").init[3]) + 100, 0] ^= 1 << 4  # row 3, frame 100, neuron 4
+
     mm = _planted(MIXED, tmp_path, monkeypatch, flip)
     assert mm is not None and mm.tensor == "st0" and mm.index == 3 * 6 + 4, mm
     assert mm.step == _after_training_step(MIXED, 101)
@@ -163,7 +165,8 @@ def test_a_flipped_bit_in_the_table_is_found(tmp_path, monkeypatch):
 
 def test_a_wrong_switch_frame_is_found(tmp_path, monkeypatch):
     def early(lay):
-        lay.item("tstream_pre").init[1] = F - 1      # row 1 switches one step early (frames are all there)
+        lay.item("tstream_pre").init[1] = F - 1  # row 1 switches one step early (frames are all there)
+
     mm = _planted(MIXED, tmp_path, monkeypatch, early)
     assert mm is not None and mm.tensor == "vt0_resume" and mm.step == _after_training_step(MIXED, F - 1), mm
 
@@ -171,6 +174,7 @@ def test_a_wrong_switch_frame_is_found(tmp_path, monkeypatch):
 def test_a_wrong_membrane_after_the_prefix_is_found(tmp_path, monkeypatch):
     def off_by_one(lay):
         lay.item("tstream_v").init[1, 2] += 1
+
     mm = _planted(MIXED, tmp_path, monkeypatch, off_by_one)
     assert mm is not None and mm.tensor == "vt0_resume" and mm.index == 6 + 2, mm
     assert mm.step == _after_training_step(MIXED, F)

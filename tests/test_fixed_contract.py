@@ -1,5 +1,6 @@
 """The Python/C contract (edgetp/fixed/contract.py -> firmware_gen/runtime/etp_contract.h) and
 single C primitives against their Python twins, through ctypes (not only whole-model runs)."""
+
 import ctypes
 import math
 import os
@@ -23,8 +24,9 @@ SNAPSHOT = os.path.join(os.path.dirname(__file__), "snapshots", "firmware_tiny")
 
 
 def test_committed_contract_header_is_generated():
-    assert (RUNTIME_DIR / NAME).read_text() == header_text(), \
+    assert (RUNTIME_DIR / NAME).read_text() == header_text(), (
         "firmware_gen/runtime/etp_contract.h is stale: run python -m firmware_gen.gen_contract"
+    )
     assert NAME in HEADERS
 
 
@@ -45,7 +47,7 @@ def test_runtime_names_every_opt_cfg_index():
     for name in SOURCES + HEADERS:
         text = (RUNTIME_DIR / name).read_text()
         assert not re.search(r"opt_cfg\[\s*\d", text), name
-        assert not re.search(r"\bc\[\s*\d\s*\]", text), name   # a config array named c, not rec[4]
+        assert not re.search(r"\bc\[\s*\d\s*\]", text), name  # a config array named c, not rec[4]
 
 
 def test_opt_cfg_check_uses_the_ranges():
@@ -61,8 +63,8 @@ def test_python_constants_come_from_the_contract():
     assert U.KINDS == C.OPT_KINDS and U.NORM_MODE == C.RMS_MODES
     assert int(U.M_MAX) == C.M_MAX and int(U.Q_LIMIT) == C.Q_LIMIT and U.STAT_F == C.STAT_F
     # the proof's premises (docs/fixed-point.md, section 5)
-    assert C.Q_LIMIT * C.M_MAX < 2 ** 62 and C.Q_LIMIT * C.M_MAX + 2 ** 32 < 2 ** 63   # p, p + r in int64
-    assert C.DIM_MAX * C.Q_LIMIT ** 2 <= 2 ** 60
+    assert C.Q_LIMIT * C.M_MAX < 2**62 and C.Q_LIMIT * C.M_MAX + 2**32 < 2**63  # p, p + r in int64
+    assert C.DIM_MAX * C.Q_LIMIT**2 <= 2**60
 
 
 @pytest.fixture(scope="module")
@@ -86,37 +88,45 @@ void t_trace(int16_t *tr, const int8_t *s, uint16_t n, int32_t lam, int ft) { et
 """)
     srcs = [str(shim)] + [os.path.join(SNAPSHOT, f) for f in ("etp_model.c", "etp_kernels.c", "etp_update.c")]
     lib = d / "libprim.so"
-    subprocess.run([cc, "-std=c99", "-O2", "-Wall", "-Werror", "-shared", "-fPIC", "-I", SNAPSHOT, *srcs, "-o",
-                    str(lib)], check=True)
+    subprocess.run(
+        [cc, "-std=c99", "-O2", "-Wall", "-Werror", "-shared", "-fPIC", "-I", SNAPSHOT, *srcs, "-o", str(lib)],
+        check=True,
+    )
     L = ctypes.CDLL(str(lib))
     i64, i32, u32 = ctypes.c_int64, ctypes.c_int, ctypes.c_uint32
-    for name, res, args in (("t_floor_shift", i64, [i64, i32]), ("t_round_shift", i64, [i64, i32]),
-                            ("t_sround_shift", i64, [i64, i32, u32]), ("t_isqrt", i64, [i64]),
-                            ("t_bitlen", i32, [i64]), ("t_shl_sat", i64, [i64, i32, i64]),
-                            ("t_norm15", i64, [i64, ctypes.POINTER(i32)]), ("t_xorshift32", u32, [u32]),
-                            ("t_exp_neg_q", i64, [i64, i32]), ("etp_mean_stat", i64, [i64, ctypes.c_uint16, i32]),
-                            ("etp_q32", i64, [i64, i32]),
-                            ("t_trace", None, [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint16, ctypes.c_int32,
-                                               i32])):
+    for name, res, args in (
+        ("t_floor_shift", i64, [i64, i32]),
+        ("t_round_shift", i64, [i64, i32]),
+        ("t_sround_shift", i64, [i64, i32, u32]),
+        ("t_isqrt", i64, [i64]),
+        ("t_bitlen", i32, [i64]),
+        ("t_shl_sat", i64, [i64, i32, i64]),
+        ("t_norm15", i64, [i64, ctypes.POINTER(i32)]),
+        ("t_xorshift32", u32, [u32]),
+        ("t_exp_neg_q", i64, [i64, i32]),
+        ("etp_mean_stat", i64, [i64, ctypes.c_uint16, i32]),
+        ("etp_q32", i64, [i64, i32]),
+        ("t_trace", None, [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint16, ctypes.c_int32, i32]),
+    ):
         getattr(L, name).restype = res
         getattr(L, name).argtypes = args
     return L
 
 
-A61 = st.integers(-(2 ** 61) + 1, 2 ** 61 - 1)
+A61 = st.integers(-(2**61) + 1, 2**61 - 1)
 
 
 @settings(max_examples=400, deadline=None)
-@given(A61, st.integers(1, 62), st.integers(0, 2 ** 32 - 1))
+@given(A61, st.integers(1, 62), st.integers(0, 2**32 - 1))
 def test_sround_shift_every_shift(clib, a, k, r):
     """Including k > 32, where u = r 2^(k-32) is added in two steps in C."""
     assert clib.t_sround_shift(a, k, r) == int(P.sround_shift(np.int64(a), np.int64(k), np.int64(r)))
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.integers(-(2 ** 40), 2 ** 40), st.integers(-20, 0), st.integers(0, 2 ** 32 - 1))
+@given(st.integers(-(2**40), 2**40), st.integers(-20, 0), st.integers(0, 2**32 - 1))
 def test_sround_shift_left(clib, a, k, r):
-    assert clib.t_sround_shift(a, k, r) == int(P.sround_shift(np.int64(a), np.int64(k), np.int64(r))) == a * 2 ** -k
+    assert clib.t_sround_shift(a, k, r) == int(P.sround_shift(np.int64(a), np.int64(k), np.int64(r))) == a * 2**-k
 
 
 @settings(max_examples=300, deadline=None)
@@ -128,7 +138,7 @@ def test_floor_and_round_shift(clib, a, k):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.integers(0, 2 ** 62 - 1))
+@given(st.integers(0, 2**62 - 1))
 def test_isqrt_bitlen_norm15(clib, n):
     assert clib.t_isqrt(n) == int(P.isqrt(np.int64(n)))
     assert clib.t_bitlen(n) == int(P.bitlen(np.int64(n))) == n.bit_length()
@@ -140,50 +150,57 @@ def test_isqrt_bitlen_norm15(clib, n):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.one_of(st.integers(0, 2 ** 32 - 1), st.integers(1, 2 ** 16).map(lambda r: r * r - 1),
-                 st.integers(1, 2 ** 16 - 1).map(lambda r: r * r)))
+@given(
+    st.one_of(
+        st.integers(0, 2**32 - 1),
+        st.integers(1, 2**16).map(lambda r: r * r - 1),
+        st.integers(1, 2**16 - 1).map(lambda r: r * r),
+    )
+)
 def test_isqrt_below_2_to_32(clib, n):
     """etp_isqrt's 32-bit route (Newton's iteration from above), near squares too."""
     assert clib.t_isqrt(n) == int(P.isqrt(np.int64(n))) == math.isqrt(n)
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.integers(0, 2 ** 40), st.integers(0, 80), st.integers(1, 2 ** 62))
+@given(st.integers(0, 2**40), st.integers(0, 80), st.integers(1, 2**62))
 def test_shl_sat(clib, x, k, lim):
     assert clib.t_shl_sat(x, k, lim) == int(P.shl_sat(np.int64(x), np.int64(k), np.int64(lim))) == min(x << k, lim)
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.integers(1, 2 ** 32 - 1))
+@given(st.integers(1, 2**32 - 1))
 def test_xorshift32(clib, x):
     assert clib.t_xorshift32(x) == int(P.xorshift32(np.int64(x)))
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.integers(0, 2 ** 40), st.integers(0, 24))
+@given(st.integers(0, 2**40), st.integers(0, 24))
 def test_exp_neg_q(clib, d, f):
     assert clib.t_exp_neg_q(d, f) == int(P.exp_neg_q(np.int64(d), np.int64(f)))
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.integers(0, 2 ** 62 - 1), st.integers(1, 2 ** 16 - 1), st.integers(-80, 80))
+@given(st.integers(0, 2**62 - 1), st.integers(1, 2**16 - 1), st.integers(-80, 80))
 def test_mean_stat(clib, sq, n, sh):
     """The 64/16-bit division by 16-bit digits and the split shift equal the Python twin."""
     assert clib.etp_mean_stat(sq, n, sh) == int(U.mean_stat(np.int64(sq), np.int64(n), np.int64(sh)))
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.integers(0, 2 ** 31), st.integers(-40, 130))
+@given(st.integers(0, 2**31), st.integers(-40, 130))
 def test_q32(clib, m, s):
     assert clib.etp_q32(m, s) == int(U.q32(np.int64(m), np.int64(s)))
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.integers(-32768, 32767), min_size=1, max_size=40), st.integers(0, 32768), st.integers(0, 14),
-       st.data())
+@given(
+    st.lists(st.integers(-32768, 32767), min_size=1, max_size=40), st.integers(0, 32768), st.integers(0, 14), st.data()
+)
 def test_trace_step_in_32_bits(clib, tr, lam, ft, data):
     """The C trace step computes in 32 bits; equal to the int64 Python twin for every int16 trace."""
     from edgetp.fixed.kernels_q import trace_step_q
+
     t = np.array(tr, np.int16)
     s = np.array(data.draw(st.lists(st.integers(0, 1), min_size=len(tr), max_size=len(tr))), np.int8)
     want = trace_step_q(t[None], s[None], lam, ft)[0]

@@ -1,5 +1,6 @@
 """Integer TP over time: resets, saturation (clamp, never wrap), silent layers, target sets,
 integer-only state, and the same results with numba's JIT disabled."""
+
 import json
 import os
 import subprocess
@@ -9,9 +10,19 @@ import numpy as np
 import pytest
 
 from edgetp.errors import EdgetpError
-from edgetp.fixed.network_q import (dense_grad, forward_q, grad_formats, gradients_q,
-                                    infer_sequence_q, init_state_q, predict_q,
-                                    state_arrays, target_inputs_q, train_sequence_q, train_step_q)
+from edgetp.fixed.network_q import (
+    dense_grad,
+    forward_q,
+    grad_formats,
+    gradients_q,
+    infer_sequence_q,
+    init_state_q,
+    predict_q,
+    state_arrays,
+    target_inputs_q,
+    train_sequence_q,
+    train_step_q,
+)
 from edgetp.fixed.primitives import INT16_MAX, INT32_MAX, INT32_MIN
 from edgetp.fixed.qconfig import from_float
 from edgetp.fixed.quantize import quantize_inputs
@@ -28,8 +39,10 @@ def inputs(n, T, n_in, seed=1, scale=1.5):
     return quantize_inputs(np.random.default_rng(seed).standard_normal((n, T, n_in)) * scale, 12)
 
 
-@pytest.mark.parametrize("hidden,recurrent,targets", [((12,), True, "classes"), ((12, 8), False, "classes"),
-                                                      ((12, 8), True, "batch"), ((9,), False, "batch")])
+@pytest.mark.parametrize(
+    "hidden,recurrent,targets",
+    [((12,), True, "classes"), ((12, 8), False, "classes"), ((12, 8), True, "batch"), ((9,), False, "batch")],
+)
 @pytest.mark.parametrize("kind", ["rownorm", "colnorm", "sgd"])
 def test_state_is_integer_and_training_is_repeatable(hidden, recurrent, targets, kind):
     qm0 = small(hidden, recurrent)
@@ -67,8 +80,10 @@ def test_class_targets_equal_batch_targets_with_each_class_once():
             g = gradients_q(qm, st, new, aux, labels, targets)
             st = new
         out.append(g)
-    assert all(np.array_equal(dense_grad(out[0][k], qm.weights[k].shape), dense_grad(out[1][k], qm.weights[k].shape))
-               for k in out[0])
+    assert all(
+        np.array_equal(dense_grad(out[0][k], qm.weights[k].shape), dense_grad(out[1][k], qm.weights[k].shape))
+        for k in out[0]
+    )
 
 
 def test_zero_input_leaves_hidden_weights_unchanged():
@@ -85,7 +100,7 @@ def _saturating_model(sign):
     qm = small(hidden=(64,), wbits=16)
     for n in ("W0", "R0", "W1", "S", "S_rec"):
         qm.weights[n][...] = 32767 if sign > 0 or n in ("S", "S_rec") else -32768
-        qm.fw[n] = 0          # weights of 32767 units: every sum runs into the int32 limits
+        qm.fw[n] = 0  # weights of 32767 units: every sum runs into the int32 limits
     qm.fx = 0
     return qm
 
@@ -94,10 +109,10 @@ def _saturating_model(sign):
 @pytest.mark.parametrize("kind", ["rownorm", "colnorm", "sgd"])
 def test_saturation_clamps_never_wraps(sign, kind):
     qm = _saturating_model(sign)
-    T = 1100                  # the readout passes INT32_MAX after 1024 steps of 64 spikes x 32767
+    T = 1100  # the readout passes INT32_MAX after 1024 steps of 64 spikes x 32767
     xs = np.full((1, T, 10), 32767, np.int16)
     u = infer_sequence_q(qm, xs)
-    assert np.all(u == (INT32_MAX if sign > 0 else 0))   # clamped at the top, not wrapped
+    assert np.all(u == (INT32_MAX if sign > 0 else 0))  # clamped at the top, not wrapped
     opt = QOpt.make(kind, 0.5, seed=3)
     st = init_state_q(qm, 1, 4)
     tin = target_inputs_q(qm, np.array([0]), "classes")
@@ -106,7 +121,7 @@ def test_saturation_clamps_never_wraps(sign, kind):
         new, aux = forward_q(qm, st, xs[:, t], tin)
         g = gradients_q(qm, st, new, aux, np.array([0]), "classes")
         for k, (D, _) in g.items():
-            assert np.abs(D).max() <= 2 ** 47, k
+            assert np.abs(D).max() <= 2**47, k
         st = train_step_q(qm, prev, xs[:, t], np.array([0]), opt, "classes", tin=tin)
         for v in st.v + st.vt:
             assert v.dtype == np.int32
@@ -117,7 +132,7 @@ def test_saturation_clamps_never_wraps(sign, kind):
         assert np.all(st.s[0] == 1) and np.all(st.tr[0] > 20000)
     else:
         assert not st.s[0].any() and np.all(st.vt[0] <= INT32_MAX)
-        assert st.v[0].min() == INT32_MIN   # membrane pinned at the bottom
+        assert st.v[0].min() == INT32_MIN  # membrane pinned at the bottom
     moved = 0
     for n in qm.trainable_names:
         w = qm.weights[n].astype(np.int64)
@@ -154,8 +169,9 @@ def test_jit_and_pure_python_agree():
     outs = []
     for disable in ("0", "1"):
         env = dict(os.environ, NUMBA_DISABLE_JIT=disable)
-        r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300,
-                           cwd=root)
+        r = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300, cwd=root
+        )
         assert r.returncode == 0, r.stderr[-2000:]
         outs.append(json.loads(r.stdout.strip().splitlines()[-1]))
     assert outs[0] == outs[1]
@@ -173,7 +189,7 @@ def test_move_limit(clip, kind):
         before = {n: qm.weights[n].astype(np.int64) for n in qm.trainable_names}
         st = train_step_q(qm, st, xs[:, t], ys, opt, "classes", tin=tin)
         for n in qm.trainable_names:
-            limit = 2 ** clip * 3e-3 * 2 ** qm.fw[n] * (1 + 1 / 128)    # lr code rounds to 8 bits
+            limit = 2**clip * 3e-3 * 2 ** qm.fw[n] * (1 + 1 / 128)  # lr code rounds to 8 bits
             assert np.abs(qm.weights[n] - before[n]).max() <= np.floor(limit) + 1, (t, n)
 
 
@@ -182,6 +198,7 @@ def test_rownorm_moves_each_row_by_lr_over_its_rms():
     weight units), up to the 8-bit lr code, the isqrt truncations and stochastic rounding; a
     row whose gradient is zero does not move. The EMA then follows the mean squares."""
     from edgetp.fixed.update_q import update_q
+
     rng = np.random.default_rng(4)
     qm = small(hidden=(12,), wbits=16)
     name, G, lr = "W0", 20, 2e-3
@@ -193,15 +210,16 @@ def test_rownorm_moves_each_row_by_lr_over_its_rms():
     moved = w0 - qm.weights[name].astype(np.int64)
     # the rule sees the gradient at 11 + 10 bits of its largest factor (update_q.grad_q)
     from edgetp.fixed.update_q import as_terms, grad_q, quant_exps
+
     D, X = as_terms(g)
     ed, ex = quant_exps(D, X)
     gf = grad_q(D, X, ed, ex) / 2.0 ** (G - ed - ex)
-    assert np.abs(gf - g / 2.0 ** G).max() <= 2.0 ** (ed - G)
-    rms = np.sqrt(np.mean(gf ** 2, axis=1, keepdims=True))
+    assert np.abs(gf - g / 2.0**G).max() <= 2.0 ** (ed - G)
+    rms = np.sqrt(np.mean(gf**2, axis=1, keepdims=True))
     want = np.divide(lr * gf, rms, out=np.zeros_like(gf), where=rms > 0) * 2.0 ** qm.fw[name]
     assert not moved[3].any()
     assert np.all(np.abs(moved - want) <= 1 + 0.02 * np.abs(want))
-    assert abs(np.mean(moved - want)) < 0.1            # stochastic rounding: unbiased on average
+    assert abs(np.mean(moved - want)) < 0.1  # stochastic rounding: unbiased on average
     # row-only: rows with gradients 100x apart move by the same amount
     big = np.argmax(np.abs(g).max(axis=1))
     assert np.abs(moved[big]).max() < 4 * np.abs(want).max() + 2
@@ -213,9 +231,13 @@ def test_the_removed_factored_rule_is_refused_saying_why():
     from edgetp.fixed.contract import OPT_CFG_RANGES, OPT_CODES
     from edgetp.fixed.device import DeviceConfig
     from edgetp.fixed.finetune import finetune_fixed
-    for make in (lambda: QOpt.make("factored", 1e-3), lambda: QOpt("factored"),
-                 lambda: DeviceConfig(optimizer="factored"),
-                 lambda: finetune_fixed(small(), inputs(1, 3, 10), np.array([1]), optimizer="factored")):
+
+    for make in (
+        lambda: QOpt.make("factored", 1e-3),
+        lambda: QOpt("factored"),
+        lambda: DeviceConfig(optimizer="factored"),
+        lambda: finetune_fixed(small(), inputs(1, 3, 10), np.array([1]), optimizer="factored"),
+    ):
         with pytest.raises(EdgetpError, match="factored.*removed"):
             make()
     assert 0 not in OPT_CODES.values() and OPT_CFG_RANGES["kind"][0] == 1
@@ -227,20 +249,22 @@ def test_float_twin_moves_like_the_integer_rule(kind):
     rule take the same steps on the same gradients (to the integer rounding)."""
     from edgetp.fixed.update_q import update_q
     from edgetp.tp.network import Grad, Optimizer
+
     rng = np.random.default_rng(8)
     qm = small(hidden=(12,), wbits=16)
     name, G, lr, fw = "W0", 24, 1e-3, qm.fw["W0"]
     opt_q, opt_f = QOpt.make(kind, lr, seed=3), Optimizer(kind, lr)
-    w_f = qm.weights[name].astype(np.float64) / 2 ** fw
+    w_f = qm.weights[name].astype(np.float64) / 2**fw
     for _ in range(30):
-        g = (rng.standard_normal(qm.weights[name].shape) * rng.choice([1e3, 1e5], qm.weights[name].shape[1])
-             ).astype(np.int64)
+        g = (rng.standard_normal(qm.weights[name].shape) * rng.choice([1e3, 1e5], qm.weights[name].shape[1])).astype(
+            np.int64
+        )
         update_q(qm, opt_q, {name: g}, {name: G})
-        d = (g / 2.0 ** G)
+        d = g / 2.0**G
         opt_f.apply([w_f], [Grad([(d.T.copy(), np.eye(d.shape[1]))])])
     # the two drift apart only by the accumulated rounding (lr code, isqrt, stochastic rounding)
-    diff = np.abs(qm.weights[name] / 2 ** fw - w_f)
-    assert diff.max() < 30 * lr * 0.05 + 8 / 2 ** fw, diff.max()
+    diff = np.abs(qm.weights[name] / 2**fw - w_f)
+    assert diff.max() < 30 * lr * 0.05 + 8 / 2**fw, diff.max()
 
 
 @pytest.mark.parametrize("k", [2, 3])
@@ -250,6 +274,7 @@ def test_update_every_learns_on_t_mod_k_and_runs_the_same_forward(k):
     from edgetp.errors import EdgetpError
     from edgetp.fixed.finetune import finetune_fixed
     from edgetp.tp.network import Optimizer, init_state, target_inputs, forward, train_sequence, train_step
+
     qm, xs, labels = small(hidden=(12, 8)), inputs(2, 7, 10), np.array([1, 3])
     a, b = qm.copy(), qm.copy()
     oa, ob = QOpt.make("colnorm", 1e-2, seed=3), QOpt.make("colnorm", 1e-2, seed=3)
@@ -273,12 +298,21 @@ def test_update_every_learns_on_t_mod_k_and_runs_the_same_forward(k):
     sf = train_sequence(p, xf, labels, cfg, fo, "classes", update_every=k)
     assert fo.step == len(range(0, 7, k)) and sf.t == 7
     st = init_state(cfg, 2, cfg.n_out)
-    st, g = train_step(p, st, xf[:, 0], labels, cfg, fo, "classes",
-                       target_in=target_inputs(cfg, labels, "classes", xf.dtype),
-                       record=True, update_every=k)
+    st, g = train_step(
+        p,
+        st,
+        xf[:, 0],
+        labels,
+        cfg,
+        fo,
+        "classes",
+        target_in=target_inputs(cfg, labels, "classes", xf.dtype),
+        record=True,
+        update_every=k,
+    )
     assert g and fo.step == len(range(0, 7, k)) + 1
     w = [x.copy() for x in p.trainable()]
-    st2, g = train_step(p, st, xf[:, 1], labels, cfg, fo, "classes", record=True, update_every=k)   # t = 1: no update
+    st2, g = train_step(p, st, xf[:, 1], labels, cfg, fo, "classes", record=True, update_every=k)  # t = 1: no update
     assert g == {} and all(np.array_equal(x, y) for x, y in zip(w, p.trainable()))
     fw = forward(p, st, xf[:, 1], target_inputs(cfg, labels, "classes", xf.dtype), cfg)[0]
     assert all(np.array_equal(x, y) for x, y in zip(fw.v + fw.tr + fw.vt, st2.v + st2.tr + st2.vt))

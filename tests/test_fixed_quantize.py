@@ -1,4 +1,5 @@
 """Quantizer, integer-vs-float agreement and the CLI-facing entry points of the integer rule."""
+
 import numpy as np
 import pytest
 
@@ -27,7 +28,7 @@ def _features(n=60, T=30, n_in=16, seed=2):
 def test_formats_from_calibration():
     x = _features()
     assert input_bits(x, 100.0, 16) == int(np.floor(np.log2(32767 / np.abs(x).max())))
-    assert trace_bits(0.977) == 9            # 2^9 / (1 - 0.977) = 22261 < 32767 < 2^10 / 0.023
+    assert trace_bits(0.977) == 9  # 2^9 / (1 - 0.977) = 22261 < 32767 < 2^10 / 0.023
     q = quantize_array(np.array([0.5, -0.5, 10.0, -10.0, 1 / 3]), 7, 8)
     assert q.tolist() == [64, -64, 127, -128, 43]
     xq = quantize_inputs(np.array([[[1e9, -1e9, 0.25]]]), 4, 8)
@@ -58,15 +59,17 @@ def test_first_step_matches_float_within_quantization_error():
     qst = init_state_q(qm, 4, 5)
     p64 = m.params.astype(np.float64)
     for t in range(3):
-        fnew, faux = forward(p64, fst, x[:, t].astype(np.float64), target_inputs(m.cfg, labels, "classes", np.float64),
-                             m.cfg)
+        fnew, faux = forward(
+            p64, fst, x[:, t].astype(np.float64), target_inputs(m.cfg, labels, "classes", np.float64), m.cfg
+        )
         qnew, qaux = forward_q(qm, qst, xq[:, t], target_inputs_q(qm, labels, "classes"))
         assert np.mean([np.array_equal(a, b) for a, b in zip(fnew.s, qnew.s)]) == 1.0
-        assert np.abs(qaux["vpre"][0] / 2 ** FV - faux["vpre"][0]).max() < 1e-2
+        assert np.abs(qaux["vpre"][0] / 2**FV - faux["vpre"][0]).max() < 1e-2
         fg = gradients(p64, fnew, faux, labels, m.cfg, "classes")
         qg = gradients_q(qm, qst, qnew, qaux, labels, "classes")
         fst, qst = fnew, qnew
     from edgetp.fixed.network_q import dense_grad, grad_formats
+
     G = grad_formats(qm)
     for name, terms in qg.items():
         g = dense_grad(terms, qm.weights[name].shape)
@@ -78,7 +81,7 @@ def test_first_step_matches_float_within_quantization_error():
 def test_lr_codes_and_schedule():
     for lr in [1e-5, 1e-4, 3e-4, 1e-3, 0.5]:
         m, e = lr_code(lr)
-        assert 128 <= m <= 255 and abs(m * 2.0 ** -e / lr - 1) < 1 / 256
+        assert 128 <= m <= 255 and abs(m * 2.0**-e / lr - 1) < 1 / 256
     assert lr_code(0) == (0, 0)
     with pytest.raises(EdgetpError):
         lr_code(float("nan"))
@@ -91,7 +94,7 @@ def test_finetune_fixed_learns_and_leaves_model_alone():
     m = _model(n_out=3)
     x = _features(12, 25)
     y = np.arange(12) % 3
-    x[:, :, :3] += 2.0 * np.eye(3, dtype=np.float32)[y][:, None, :]    # class-dependent inputs
+    x[:, :, :3] += 2.0 * np.eye(3, dtype=np.float32)[y][:, None, :]  # class-dependent inputs
     qm0 = quantize_model(m, x, wbits=16)
     w0 = {k: v.copy() for k, v in qm0.weights.items()}
     qm = finetune_fixed(qm0, x, y, epochs=3, lr=3e-3, seed=1)
@@ -117,6 +120,7 @@ def _train_both(k_float: int, k_int: int):
     from edgetp.fixed.network_q import train_sequence_q
     from edgetp.tp.config import trainable_names
     from edgetp.tp.network import Optimizer, train_sequence
+
     m = _model(hidden=(24,))
     x = _features(4, 9).astype(np.float64)
     labels = np.arange(4)
@@ -143,5 +147,5 @@ def test_update_every_float_and_integer_learn_alike(k):
     fs, qs, rel = _train_both(k, k)
     assert fs == qs == len(range(0, 9, k))
     assert max(rel.values()) < 0.1, rel
-    _, _, off = _train_both(3 - k, k)           # the bound tells k = 1 from k = 2 apart
+    _, _, off = _train_both(3 - k, k)  # the bound tells k = 1 from k = 2 apart
     assert max(off.values()) > 0.3, off

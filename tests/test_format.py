@@ -1,5 +1,6 @@
 """`ruff format --check` over the tree passes (pyproject.toml [tool.ruff.format]): the code is laid out as the
 formatter lays it out, so a change's diff holds what it changes."""
+
 import subprocess
 import sys
 
@@ -9,8 +10,13 @@ from conftest import ROOT
 
 
 def _format_check(*args):
-    return subprocess.run([sys.executable, "-m", "ruff", "format", "--check", "--no-cache", *args],
-                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--check", "--no-cache", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
 
 
 @pytest.mark.needs("ruff")

@@ -1,4 +1,5 @@
 """The float frontend equals the paper's librosa pipeline within 1e-5; normalisation."""
+
 from pathlib import Path
 
 import librosa
@@ -20,9 +21,10 @@ def librosa_pipeline(wave) -> np.ndarray:
     if n < 16000:
         x = np.pad(x, ((16000 - n) // 2, 16000 - n - (16000 - n) // 2))
     else:
-        x = x[(n - 16000) // 2:][:16000]
-    S = librosa.feature.melspectrogram(y=x, sr=16000, n_fft=480, hop_length=160, n_mels=40,
-                                       fmin=20, fmax=4000, power=2.0)
+        x = x[(n - 16000) // 2 :][:16000]
+    S = librosa.feature.melspectrogram(
+        y=x, sr=16000, n_fft=480, hop_length=160, n_mels=40, fmin=20, fmax=4000, power=2.0
+    )
     L = np.log1p(S / S.max())
     d1 = librosa.feature.delta(L, width=9, order=1)
     d2 = librosa.feature.delta(L, width=9, order=2)
@@ -119,16 +121,27 @@ def test_norm_constants_fixed_and_stored(tmp_path):
 def test_torchaudio_cross_check():
     """Optional: torchaudio (extra `torch`, not installed in CI) gives the same log-mel."""
     from conftest import require
-    require("torchaudio")   # an optional extra: skips (saying so) even in CI
+
+    require("torchaudio")  # an optional extra: skips (saying so) even in CI
     import torchaudio
     import torch
 
     rng = np.random.default_rng(4)
     y = rng.standard_normal(16000)
     y /= np.abs(y).max()
-    mel = torchaudio.transforms.MelSpectrogram(sample_rate=16000, n_fft=480, hop_length=160, f_min=20,
-                                               f_max=4000, n_mels=40, power=2.0, center=True,
-                                               pad_mode="constant", norm="slaney", mel_scale="slaney")
+    mel = torchaudio.transforms.MelSpectrogram(
+        sample_rate=16000,
+        n_fft=480,
+        hop_length=160,
+        f_min=20,
+        f_max=4000,
+        n_mels=40,
+        power=2.0,
+        center=True,
+        pad_mode="constant",
+        norm="slaney",
+        mel_scale="slaney",
+    )
     S = mel(torch.tensor(y, dtype=torch.float64)).numpy()
     L = np.log1p(S / S.max()).T
     assert np.max(np.abs(L - fe.features(y)[:, :40])) < TOL

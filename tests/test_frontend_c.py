@@ -1,5 +1,6 @@
 """The integer frontend's C twin is bit-exact with edgetp.audio.frontend_q (every frame,
 every intermediate), under ASan/UBSan too; a planted one-LSB bug is found."""
+
 import json
 from pathlib import Path
 
@@ -42,6 +43,7 @@ def setup(request):
         assert norm.log_gain == 1.0
     else:
         from edgetp.model import load_model
+
         assert norm.log_gain == load_model(request.param).frontend["log_gain"] > 1.0
     return qm, norm
 
@@ -93,27 +95,45 @@ def test_bit_exact_under_sanitizers(setup):
     assert s.ok, s.details
 
 
-@pytest.mark.parametrize("old,new,where", [
-    # one per FFT stage (each is its own code), the block-exponent shift and the power
-    ("xr[3] = etp_fe_rs30(p2r + q2r);", "xr[3] = etp_fe_rs30(p2r + q2r + ((int64_t)1 << 29));", "power"),
-    ("xi[2 * S] = etp_fe_rs30(pi - qi);", "xi[2 * S] = etp_fe_rs30(pi - qi) - (blk == 15);", "power"),
-    ("xr[k + m * S] = etp_fe_rs30(ar);", "xr[k + m * S] = etp_fe_rs30(ar) + (k == 4 && m == 2);", "power"),
-    ("x3i[k] = etp_fe_rs30(bi + dr);", "x3i[k] = etp_fe_rs30(bi + dr) + (S == 15 && k == 7);", "power"),
-    ("x1r[0] = br + di;", "x1r[0] = br + di + (S == 60);", "power"),
-    ("fe->im[i] = ((fe->im[i] + bias) >> s) - unbias;", "fe->im[i] = ((fe->im[i] + bias - 1) >> s) - unbias;",
-     "power"),
-    ("fe->power[k] = ETP_FE_MUL(xr, xr) + ETP_FE_MUL(xi, xi);",
-     "fe->power[k] = ETP_FE_MUL(xr, xr) + ETP_FE_MUL(xi, xi) + (k == 100);", "power"),
-    ("fe->mel[b] = acc;", "fe->mel[b] = acc + (b == 39);", "mel"),
-    # the steps read L made on demand: one row short, frame t reads a row still in log-mel
-    ("etp_fe_l_upto(fe, st + ETP_FE_DELTA_WIDTH);", "etp_fe_l_upto(fe, st + ETP_FE_DELTA_WIDTH - (t == 60));",
-     "the inputs the network read while stepping"),
-    ("fe->lmax = m;", "fe->lmax = m - (t == 100);", "L["),      # the running maximum: every L moves
-    ("(int16_t)etp_round_shift(g, ETP_FE_G_F + ETP_FE_G_SHIFT - ETP_FE_L_F);",
-     "(int16_t)etp_round_shift(g, ETP_FE_G_F + ETP_FE_G_SHIFT - ETP_FE_L_F) + (b == 3 && (v & 63) == 5);", "L["),
-    ("feats[2 * ETP_FE_MELS + b] = (int32_t)etp_round_shift(a2, ETP_FE_DELTA_SHIFT);",
-     "feats[2 * ETP_FE_MELS + b] = (int32_t)etp_round_shift(a2, ETP_FE_DELTA_SHIFT) + (t == 99);", "features["),
-])
+@pytest.mark.parametrize(
+    "old,new,where",
+    [
+        # one per FFT stage (each is its own code), the block-exponent shift and the power
+        ("xr[3] = etp_fe_rs30(p2r + q2r);", "xr[3] = etp_fe_rs30(p2r + q2r + ((int64_t)1 << 29));", "power"),
+        ("xi[2 * S] = etp_fe_rs30(pi - qi);", "xi[2 * S] = etp_fe_rs30(pi - qi) - (blk == 15);", "power"),
+        ("xr[k + m * S] = etp_fe_rs30(ar);", "xr[k + m * S] = etp_fe_rs30(ar) + (k == 4 && m == 2);", "power"),
+        ("x3i[k] = etp_fe_rs30(bi + dr);", "x3i[k] = etp_fe_rs30(bi + dr) + (S == 15 && k == 7);", "power"),
+        ("x1r[0] = br + di;", "x1r[0] = br + di + (S == 60);", "power"),
+        (
+            "fe->im[i] = ((fe->im[i] + bias) >> s) - unbias;",
+            "fe->im[i] = ((fe->im[i] + bias - 1) >> s) - unbias;",
+            "power",
+        ),
+        (
+            "fe->power[k] = ETP_FE_MUL(xr, xr) + ETP_FE_MUL(xi, xi);",
+            "fe->power[k] = ETP_FE_MUL(xr, xr) + ETP_FE_MUL(xi, xi) + (k == 100);",
+            "power",
+        ),
+        ("fe->mel[b] = acc;", "fe->mel[b] = acc + (b == 39);", "mel"),
+        # the steps read L made on demand: one row short, frame t reads a row still in log-mel
+        (
+            "etp_fe_l_upto(fe, st + ETP_FE_DELTA_WIDTH);",
+            "etp_fe_l_upto(fe, st + ETP_FE_DELTA_WIDTH - (t == 60));",
+            "the inputs the network read while stepping",
+        ),
+        ("fe->lmax = m;", "fe->lmax = m - (t == 100);", "L["),  # the running maximum: every L moves
+        (
+            "(int16_t)etp_round_shift(g, ETP_FE_G_F + ETP_FE_G_SHIFT - ETP_FE_L_F);",
+            "(int16_t)etp_round_shift(g, ETP_FE_G_F + ETP_FE_G_SHIFT - ETP_FE_L_F) + (b == 3 && (v & 63) == 5);",
+            "L[",
+        ),
+        (
+            "feats[2 * ETP_FE_MELS + b] = (int32_t)etp_round_shift(a2, ETP_FE_DELTA_SHIFT);",
+            "feats[2 * ETP_FE_MELS + b] = (int32_t)etp_round_shift(a2, ETP_FE_DELTA_SHIFT) + (t == 99);",
+            "features[",
+        ),
+    ],
+)
 def test_a_planted_one_lsb_bug_is_found(setup, old, new, where):
     """Test the tester: a one-LSB change in the C is reported, naming the intermediate."""
     _planted_bug_is_found(setup, old, new, where)
@@ -134,11 +154,14 @@ def _planted_bug_is_found(setup, old, new, where):
     assert where in s.details[0]["message"], s.details[0]
 
 
-@pytest.mark.parametrize("old,new", [
-    ("e = v - m + ETP_FE_LOG_OFFSET;", "e = v - m + ETP_FE_LOG_OFFSET + 1;"),         # the gain's offset
-    ("+ (int64_t)e * ETP_FE_LN2_Q, ETP_FE_L_ACC_F", "+ (int64_t)(e - 1) * ETP_FE_LN2_Q, ETP_FE_L_ACC_F"),  # e > 0
-    ("if (e <= 0)", "if (e <= 64)"),                                                   # branch: e ln 2 dropped
-])
+@pytest.mark.parametrize(
+    "old,new",
+    [
+        ("e = v - m + ETP_FE_LOG_OFFSET;", "e = v - m + ETP_FE_LOG_OFFSET + 1;"),  # the gain's offset
+        ("+ (int64_t)e * ETP_FE_LN2_Q, ETP_FE_L_ACC_F", "+ (int64_t)(e - 1) * ETP_FE_LN2_Q, ETP_FE_L_ACC_F"),  # e > 0
+        ("if (e <= 0)", "if (e <= 64)"),  # branch: e ln 2 dropped
+    ],
+)
 def test_a_planted_log_gain_bug_is_found(gain_setup, old, new):
     """Test the tester, log gain 1000: a wrong offset or a wrong e > 0 branch differs in L."""
     _planted_bug_is_found(gain_setup, old, new, "L[")
@@ -167,6 +190,7 @@ def _rm_bug_is_found(rm_setup, mutate, where="L["):
 
 def test_a_wrong_decay_in_the_header_is_found(rm_setup):
     """D reaches the C only through the generated header: D = 3 there instead of 2 differs in L."""
+
     def mutate(files):
         h = files["etp_frontend_cfg.h"]
         assert "#define ETP_FE_RUNNING_MAX 2 " in h
@@ -177,10 +201,13 @@ def test_a_wrong_decay_in_the_header_is_found(rm_setup):
 
 def test_a_wrong_decay_order_is_found(rm_setup):
     """m[t] = max(m[t-1], peak) - D (the decay after the peak, not before it) differs in L."""
+
     def mutate(files):
         c = files["etp_frontend.c"]
-        for old, new in (("        m -= ETP_FE_RUNNING_MAX;\n", ""),
-                         ("        fe->lmax = m;\n", "        m -= ETP_FE_RUNNING_MAX;\n        fe->lmax = m;\n")):
+        for old, new in (
+            ("        m -= ETP_FE_RUNNING_MAX;\n", ""),
+            ("        fe->lmax = m;\n", "        m -= ETP_FE_RUNNING_MAX;\n        fe->lmax = m;\n"),
+        ):
             assert c.count(old) == 1
             c = c.replace(old, new)
         return {"etp_frontend.c": c}
@@ -191,18 +218,26 @@ def test_a_wrong_decay_order_is_found(rm_setup):
 def test_an_l_that_waits_for_the_end_is_found(rm_setup):
     """Without the per-hop L, the rows turn into L on demand with the last m (the old finish): caught."""
     old = "        etp_fe_l_row(fe->lm[t], m);"
-    _rm_bug_is_found(rm_setup, lambda f: {"etp_frontend.c": f["etp_frontend.c"].replace(
-        old + "                /* L", "        (void)0;                          /* L").replace(
-        "        fe->l_rows = fe->frames;\n", "")})
+    _rm_bug_is_found(
+        rm_setup,
+        lambda f: {
+            "etp_frontend.c": f["etp_frontend.c"]
+            .replace(old + "                /* L", "        (void)0;                          /* L")
+            .replace("        fe->l_rows = fe->frames;\n", "")
+        },
+    )
 
 
 def test_the_decay_reaches_the_c_through_the_generated_header(rm_setup, gain_setup):
     from firmware_gen.generate import render
 
-    assert "#define ETP_FE_RUNNING_MAX 2 " in render(*rm_setup[:1], None, frontend=rm_setup[1]).files[
-        "etp_frontend_cfg.h"]
-    assert "#define ETP_FE_RUNNING_MAX 0 " in render(gain_setup[0], None, frontend=gain_setup[1]).files[
-        "etp_frontend_cfg.h"]
+    assert (
+        "#define ETP_FE_RUNNING_MAX 2 " in render(*rm_setup[:1], None, frontend=rm_setup[1]).files["etp_frontend_cfg.h"]
+    )
+    assert (
+        "#define ETP_FE_RUNNING_MAX 0 "
+        in render(gain_setup[0], None, frontend=gain_setup[1]).files["etp_frontend_cfg.h"]
+    )
 
 
 def test_the_log_gain_reaches_the_c_through_the_generated_header(gain_setup):
@@ -213,8 +248,10 @@ def test_the_log_gain_reaches_the_c_through_the_generated_header(gain_setup):
     h = render(qm, None, frontend=norm).files["etp_frontend_cfg.h"]
     assert "#define ETP_FE_LOG_OFFSET 2551 " in h and "#define ETP_FE_L_F 12 " in h
     assert "#define ETP_FE_DELTA_SHIFT 18 " in h and "log gain g = 1000" in h
-    assert "#define ETP_FE_LOG_OFFSET" not in (Path(fq.__file__).parents[2] / "firmware_gen" / "runtime"
-                                               / "etp_frontend.c").read_text()
+    assert (
+        "#define ETP_FE_LOG_OFFSET"
+        not in (Path(fq.__file__).parents[2] / "firmware_gen" / "runtime" / "etp_frontend.c").read_text()
+    )
 
 
 def test_cli_json(tmp_path, cli):
@@ -225,8 +262,9 @@ def test_cli_json(tmp_path, cli):
     js = json.loads(out.read_text())
     assert list(js)[:2] == ["frames", "mismatches"] and js["frames"] == 3 * 101 and js["mismatches"] == 0
     r = cli("verify-c", "--frontend", tmp_path / "missing.wav")
-    assert (r.returncode == 2 and r.stderr.count("\n") == 1
-            and r.stderr.startswith(f"ERROR {tmp_path / 'missing.wav'}: "))
+    assert (
+        r.returncode == 2 and r.stderr.count("\n") == 1 and r.stderr.startswith(f"ERROR {tmp_path / 'missing.wav'}: ")
+    )
 
 
 def test_export_compiles_for_cortex_m4_without_float(setup, tmp_path):
@@ -239,8 +277,10 @@ def test_export_compiles_for_cortex_m4_without_float(setup, tmp_path):
     sizes = build_arm(tmp_path)
     assert "etp_frontend.o" in sizes and "etp_frontend_cfg.o" in sizes
     import subprocess
-    nm = subprocess.run(["arm-none-eabi-nm", "-u", str(tmp_path / "arm" / "etp_frontend.o")],
-                        capture_output=True, text=True).stdout
+
+    nm = subprocess.run(
+        ["arm-none-eabi-nm", "-u", str(tmp_path / "arm" / "etp_frontend.o")], capture_output=True, text=True
+    ).stdout
     assert "malloc" not in nm and not any(s in nm for s in ("__aeabi_f", "__aeabi_d")), nm
 
 

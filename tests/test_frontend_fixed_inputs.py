@@ -2,6 +2,7 @@
 the integer rule. Its features are cached apart from the float frontend's (the cache key names the
 frontend and its log gain), and the inputs it gives the model are those the device computes from
 the same PCM (deploy/hil_audio.py's), bit for bit."""
+
 import json
 import sys
 from pathlib import Path
@@ -31,20 +32,26 @@ def test_cache_keeps_each_frontend_and_log_gain_apart(corpus, tmp_path):
     g1 = cache.cached_features(corpus, rows, fc, fe=cache.Frontend("fixed", 1.0))
     g1000 = cache.cached_features(corpus, rows, fc, fe=cache.Frontend("fixed", 1000.0))
     assert flt.dtype == np.float32 and g1.dtype == g1000.dtype == np.int32
-    for i, r in enumerate(rows):   # each file holds its own frontend's rows
+    for i, r in enumerate(rows):  # each file holds its own frontend's rows
         pcm = fq.pcm16(fq.pcm16_samples(corpus.load(int(r))))
         assert np.array_equal(g1[i], fq.utterance_q(pcm, log_gain=1.0).feats)
         assert np.array_equal(g1000[i], fq.utterance_q(pcm, log_gain=1000.0).feats)
     assert not np.array_equal(g1, g1000)
-    rm = cache.cached_features(corpus, rows, fc, fe=cache.Frontend("fixed", 1000.0, 2))   # the running maximum
+    rm = cache.cached_features(corpus, rows, fc, fe=cache.Frontend("fixed", 1000.0, 2))  # the running maximum
     pcm = fq.pcm16(fq.pcm16_samples(corpus.load(int(rows[0]))))
     assert np.array_equal(rm[0], fq.utterance_q(pcm, log_gain=1000.0, running_max_decay=2).feats)
     assert not np.array_equal(rm, g1000)
-    dirs = {cache._corpus_dir(corpus, fc, fe) for fe in (cache.FLOAT, cache.Frontend("fixed", 1.0),
-                                                        cache.Frontend("fixed", 1000.0),
-                                                        cache.Frontend("fixed", 1000.0, 2))}
+    dirs = {
+        cache._corpus_dir(corpus, fc, fe)
+        for fe in (
+            cache.FLOAT,
+            cache.Frontend("fixed", 1.0),
+            cache.Frontend("fixed", 1000.0),
+            cache.Frontend("fixed", 1000.0, 2),
+        )
+    }
     assert len(dirs) == 4
-    assert np.array_equal(np.asarray(cache.cached_features(corpus, rows, fc)), flt)   # the float rows, still
+    assert np.array_equal(np.asarray(cache.cached_features(corpus, rows, fc)), flt)  # the float rows, still
 
 
 def test_unknown_frontend_is_a_clear_error():
@@ -77,18 +84,48 @@ def test_finetune_fixed_on_the_integer_frontend(tone_models, tmp_path):
     out = {}
     for fe in ("float", "fixed"):
         out[fe] = tmp_path / f"{fe}.json"
-        r = run_cli("finetune", "--kws", "--fixed", "--set", f"frontend={fe}", "--model", models["log_gain"],
-                    "--data-root", root, "--speaker", TONE_HELD, "--shots", "1", "--seeds", "1", "--set", "epochs=1",
-                    "--set", "baseline=false",
-                    "--quiet", "--json", out[fe], env={"EDGETP_HOME": str(tmp_path / "home")})
+        r = run_cli(
+            "finetune",
+            "--kws",
+            "--fixed",
+            "--set",
+            f"frontend={fe}",
+            "--model",
+            models["log_gain"],
+            "--data-root",
+            root,
+            "--speaker",
+            TONE_HELD,
+            "--shots",
+            "1",
+            "--seeds",
+            "1",
+            "--set",
+            "epochs=1",
+            "--set",
+            "baseline=false",
+            "--quiet",
+            "--json",
+            out[fe],
+            env={"EDGETP_HOME": str(tmp_path / "home")},
+        )
         assert r.returncode == 0, r.stderr
         n_dirs = len([d for d in (tmp_path / "home" / "features").iterdir() if d.is_dir()])
         assert n_dirs == (1 if fe == "float" else 2), n_dirs
     a, b = (json.loads(out[fe].read_text()) for fe in ("float", "fixed"))
     assert (a["frontend"], b["frontend"]) == ("float", "fixed") and b["fixed"] is True
     assert "integer frontend on raw audio" in r.stdout
-    r = run_cli("finetune", "--kws", "--set", "frontend=fixed", "--model", models["log_gain"], "--data-root", root,
-                env={"EDGETP_HOME": str(tmp_path / "home")})
+    r = run_cli(
+        "finetune",
+        "--kws",
+        "--set",
+        "frontend=fixed",
+        "--model",
+        models["log_gain"],
+        "--data-root",
+        root,
+        env={"EDGETP_HOME": str(tmp_path / "home")},
+    )
     assert r.returncode == 2 and "frontend fixed needs --fixed" in r.stderr and "Traceback" not in r.stderr
 
 

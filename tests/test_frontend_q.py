@@ -1,4 +1,5 @@
 """The integer frontend (edgetp.audio.frontend_q) against librosa's pipeline and its own parts."""
+
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,7 @@ def test_snr_per_block_against_librosa(path):
 def test_snr_check_fails_on_nan_and_on_a_wrong_block():
     ref = fe.features(np.random.default_rng(0).standard_normal(16000))
     bad = ref.copy()
-    bad[:, 40:80] = ref[:, 80:120]               # Δ replaced by ΔΔ
+    bad[:, 40:80] = ref[:, 80:120]  # Δ replaced by ΔΔ
     assert block_snr(ref, bad)["delta"] < MIN_SNR_DB
     bad = ref.copy()
     bad[3, 5] = np.nan
@@ -45,12 +46,12 @@ def test_snr_check_fails_on_nan_and_on_a_wrong_block():
 
 def test_fft_matches_numpy():
     rng = np.random.default_rng(0)
-    re, im = rng.integers(-2 ** 20, 2 ** 20, (2, fq.HALF))
+    re, im = rng.integers(-(2**20), 2**20, (2, fq.HALF))
     z = re + 1j * im
     r, i = re.copy(), im.copy()
     fq.fft240_q(r, i, fq.FFT_PERM, fq.FACTORS, fq.TW_COS, fq.TW_SIN)
     want = np.fft.fft(z)
-    assert np.max(np.abs(r + 1j * i - want)) < 64          # 4 stages of one rounding each, |Z| up to 2^28
+    assert np.max(np.abs(r + 1j * i - want)) < 64  # 4 stages of one rounding each, |Z| up to 2^28
 
 
 def test_power_matches_float_spectrum():
@@ -60,10 +61,25 @@ def test_power_matches_float_spectrum():
     power = np.zeros(fq.N_BINS, np.int64)
     mel = np.zeros(fq.N_MELS, np.int64)
     lm = np.zeros(fq.N_MELS, np.int64)
-    s = fq.frame_q(win, fq.WINDOW_Q, fq.FFT_PERM, fq.FACTORS, fq.TW_COS, fq.TW_SIN, fq.RT_COS, fq.RT_SIN, fq.MEL_Q,
-                   fq.MEL_START, fq.MEL_LEN, fq.LOG2_LUT, power, mel, lm)
-    spec = np.fft.rfft(win * (fq.WINDOW_Q / 32768.0))[:fq.N_BINS]
-    want = np.abs(spec) ** 2 * 4 * 2.0 ** 30 / 2.0 ** (2 * s)     # |2X|^2 in the frame's Q.15 >> s scale
+    s = fq.frame_q(
+        win,
+        fq.WINDOW_Q,
+        fq.FFT_PERM,
+        fq.FACTORS,
+        fq.TW_COS,
+        fq.TW_SIN,
+        fq.RT_COS,
+        fq.RT_SIN,
+        fq.MEL_Q,
+        fq.MEL_START,
+        fq.MEL_LEN,
+        fq.LOG2_LUT,
+        power,
+        mel,
+        lm,
+    )
+    spec = np.fft.rfft(win * (fq.WINDOW_Q / 32768.0))[: fq.N_BINS]
+    want = np.abs(spec) ** 2 * 4 * 2.0**30 / 2.0 ** (2 * s)  # |2X|^2 in the frame's Q.15 >> s scale
     assert np.allclose(power, want, rtol=1e-3, atol=want.max() * 1e-9)
     assert np.all(lm > fq.LOG_ZERO)
 
@@ -72,17 +88,21 @@ def test_power_matches_float_spectrum():
 def test_edge_signals(kind):
     n = 16000
     t = np.arange(n)
-    x = {"silence": np.zeros(n), "dc": np.full(n, 32767), "square": np.where((t // 20) % 2, 32767, -32768),
-         "clipped": np.clip(np.random.default_rng(2).standard_normal(n) * 80000, -32768, 32767),
-         "tiny": np.random.default_rng(3).integers(-1, 2, n)}[kind].astype(np.int16)
+    x = {
+        "silence": np.zeros(n),
+        "dc": np.full(n, 32767),
+        "square": np.where((t // 20) % 2, 32767, -32768),
+        "clipped": np.clip(np.random.default_rng(2).standard_normal(n) * 80000, -32768, 32767),
+        "tiny": np.random.default_rng(3).integers(-1, 2, n),
+    }[kind].astype(np.int16)
     it = fq.utterance_q(x, fq.InputNorm.from_scale(None, 10))
     assert it.feats.shape == (101, 120) and it.x.shape == (101, 120) and it.x.dtype == np.int16
     if kind == "silence":
         assert not it.feats.any() and it.lmax == fq.LOG_ZERO
     else:
-        assert it.L.max() == round(np.log(2) * 2 ** 15)          # the loudest band is log1p(1)
+        assert it.L.max() == round(np.log(2) * 2**15)  # the loudest band is log1p(1)
         ref = fe.features(x)
-        assert np.max(np.abs(it.feats[:, :40] / 2 ** 18 - ref[:, :40])) < 2e-3
+        assert np.max(np.abs(it.feats[:, :40] / 2**18 - ref[:, :40])) < 2e-3
 
 
 def test_input_stage_is_the_float_quantizer():
@@ -94,7 +114,7 @@ def test_input_stage_is_the_float_quantizer():
     norm = fq.InputNorm.from_scale(scale, 10)
     y, sr = sf.read(REAL[0], dtype="int16")
     it = fq.utterance_q(fq.pcm16(y, sr), norm)
-    want = quantize_inputs(it.feats / 2.0 ** 18 / scale, 10)
+    want = quantize_inputs(it.feats / 2.0**18 / scale, 10)
     assert np.max(np.abs(it.x.astype(np.int64) - want)) <= 1
     assert np.all((norm.m >= 1 << 14) & (norm.m < 1 << 15))
 
@@ -150,7 +170,7 @@ def test_snr_per_block_with_a_log_gain(path, gain):
     snr = block_snr(ref, got)
     for k, v in snr.items():
         assert np.isfinite(v) and v >= MIN_SNR_DB, (k, v)
-    assert got[:, :40].max() > 4.0                       # ln(1 + 1000) = 6.9: not the paper's <= ln 2
+    assert got[:, :40].max() > 4.0  # ln(1 + 1000) = 6.9: not the paper's <= ln 2
 
 
 @pytest.mark.parametrize("gain", [1.0, 1.5, 1.8, 10.0, 1000.0, 10000.0, float(fq.LOG_GAIN_MAX)])
@@ -162,10 +182,10 @@ def test_l_is_ln_1_plus_2_to_the_e_for_every_e(gain):
     out = np.zeros((1, k.size), np.int64)
     fq.logmel_to_l((-k).reshape(1, -1).astype(np.int64), fq.G_LUT, c, lf, out)
     e = c - k
-    err = out[0] - np.log1p(2.0 ** (e / 256.0)) * 2.0 ** lf
+    err = out[0] - np.log1p(2.0 ** (e / 256.0)) * 2.0**lf
     assert np.all(np.isfinite(err)) and np.max(np.abs(err)) <= 1.25, np.max(np.abs(err))
     assert np.all(np.diff(out[0]) <= 0) and out[0, 0] <= 32767 - 8 and abs(c / 256.0 - np.log2(gain)) <= 1 / 512
-    if lf < fq.L_F_MAX:                                  # the finest Q-format: one more bit would not fit
+    if lf < fq.L_F_MAX:  # the finest Q-format: one more bit would not fit
         finer = np.zeros((1, 1), np.int64)
         fq.logmel_to_l(np.zeros((1, 1), np.int64), fq.G_LUT, c, lf + 1, finer)
         assert finer[0, 0] > 32767 - 8
@@ -178,7 +198,7 @@ def test_log_gain_one_is_the_paper_frontend():
     a = fq.utterance_q(fq.pcm16(y, sr))
     b = fq.utterance_q(fq.pcm16(y, sr), fq.InputNorm.from_scale(None, 10, log_gain=1.0))
     assert fq.log_offset(1) == 0 and fq.l_frac(1) == 15 and np.array_equal(a.feats, b.feats)
-    assert a.L.max() == round(np.log(2) * 2 ** 15)
+    assert a.L.max() == round(np.log(2) * 2**15)
 
 
 def test_log_gain_one_is_the_step_before_the_gain_existed():
@@ -187,7 +207,7 @@ def test_log_gain_one_is_the_step_before_the_gain_existed():
     rng = np.random.default_rng(7)
     lm = rng.integers(-9000, 20000, (101, 40))
     lm[rng.random(lm.shape) < 0.05] = fq.LOG_ZERO
-    lm[3, 4] = lm.max() - 17 * 256                      # the range edge
+    lm[3, 4] = lm.max() - 17 * 256  # the range edge
     out = np.zeros_like(lm)
     m = fq.logmel_to_l(lm, fq.G_LUT, 0, 15, out)
     u = m - lm
@@ -226,7 +246,7 @@ def test_model_input_of_a_log_gain_model_against_its_float_inputs():
         pcm = fq.pcm16(fq.load_pcm16(path))
         x = fq.utterance_q(pcm, norm).x
         ref = model_norm(model).apply(fe.features(pcm)[None])[0]
-        snr = block_snr(ref, x / 2.0 ** qm.fx)
+        snr = block_snr(ref, x / 2.0**qm.fx)
         assert min(snr.values()) >= MIN_SNR_DB, (path.name, snr)
 
 
@@ -236,7 +256,7 @@ def test_a_log_gain_out_of_range_is_refused(gain):
 
     with pytest.raises(EdgetpError, match="log gain"):
         fq.InputNorm.from_scale(None, 10, log_gain=gain)
-    if gain is not None:                                 # features_q(log_gain=None): the default, 1
+    if gain is not None:  # features_q(log_gain=None): the default, 1
         with pytest.raises(EdgetpError, match="log gain"):
             fq.features_q(np.zeros(100, np.int16), log_gain=gain)
     model = SimpleNamespace(frontend={"log_gain": gain}, norm_scale=np.ones(120))

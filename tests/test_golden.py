@@ -1,4 +1,5 @@
 """The float reference replays the authors' golden trajectories within 1e-9."""
+
 import json
 import re
 import shutil
@@ -128,15 +129,19 @@ def _with(key, idx, value):
     return a
 
 
-@pytest.mark.parametrize("key,idx,value,array,step,where,side", [
-    ("h1", (3, 0, 2), np.nan, "h1", 3, (0, 2), "nan in golden"),     # finite at steps 0-2, NaN later
-    ("out", (5, 1, 0), np.inf, "out", 5, (1, 0), "inf in golden"),
-    ("W0_after", (0, 0, 0), -np.inf, "W0_after", 0, (0, 0), "-inf in golden"),
-    ("x", (1, 4, 3), np.nan, "x", 4, (1, 4, 3), "nan in golden (an input"),   # an input: named; mine goes NaN
-    ("W0", (0, 0), np.nan, "W0", 0, (0, 0), "nan in golden (an input"),
-])
-def test_nan_or_inf_in_the_file_fails_naming_array_step_and_index(cli, tmp_path, key, idx, value, array, step, where,
-                                                                   side):
+@pytest.mark.parametrize(
+    "key,idx,value,array,step,where,side",
+    [
+        ("h1", (3, 0, 2), np.nan, "h1", 3, (0, 2), "nan in golden"),  # finite at steps 0-2, NaN later
+        ("out", (5, 1, 0), np.inf, "out", 5, (1, 0), "inf in golden"),
+        ("W0_after", (0, 0, 0), -np.inf, "W0_after", 0, (0, 0), "-inf in golden"),
+        ("x", (1, 4, 3), np.nan, "x", 4, (1, 4, 3), "nan in golden (an input"),  # an input: named; mine goes NaN
+        ("W0", (0, 0), np.nan, "W0", 0, (0, 0), "nan in golden (an input"),
+    ],
+)
+def test_nan_or_inf_in_the_file_fails_naming_array_step_and_index(
+    cli, tmp_path, key, idx, value, array, step, where, side
+):
     path = _planted(tmp_path, f"bad_{key}", **{key: _with(key, idx, value)})
     r = cli("conformance", path, "--json", tmp_path / "r.json")
     assert r.returncode == 1, r.stdout + r.stderr
@@ -160,6 +165,7 @@ def test_nan_on_my_side_fails(monkeypatch):
         if broken.t == 5:
             state.u[1, 2] = np.nan
         return state, grads
+
     broken.t = 0
     monkeypatch.setattr(golden, "train_step", broken)
     worst = golden.replay(load_golden(GOLDEN_FILES[0]))
@@ -169,23 +175,30 @@ def test_nan_on_my_side_fails(monkeypatch):
 
 def test_compare_sees_every_non_finite_case():
     from edgetp.tp.golden import compare, deviation
+
     a = np.zeros((2, 3))
-    for mine, gold, note in ((a + np.nan, a, "nan in mine"), (a, a - np.inf, "-inf in golden"),
-                             (a, a + np.nan, "nan in golden")):
+    for mine, gold, note in (
+        (a + np.nan, a, "nan in mine"),
+        (a, a - np.inf, "-inf in golden"),
+        (a, a + np.nan, "nan in golden"),
+    ):
         d = compare(mine, gold, 7)
         assert d.dev == float("inf") and d.step == 7 and d.index == (0, 0) and d.note == note
         assert not deviation(mine, gold) <= 1e-9
     assert compare(a, a + 0.5, 0).dev == 0.5
 
 
-@pytest.mark.parametrize("edit,expect", [
-    (dict(change={"extra_trace": np.zeros(3)}), "array 'extra_trace' is not understood"),
-    (dict(change={"h9": np.zeros((10, 4, 8))}), "array 'h9' is not understood"),
-    (dict(drop=("trt1",)), "missing key 'trt1'"),
-    (dict(drop=("W0_after",)), "missing key 'W0_after'"),
-    (dict(config={"weight_decay": 0.1}), "config key 'weight_decay' is not understood"),
-    (dict(change={"note": np.array("text")}), "array 'note' holds text"),
-])
+@pytest.mark.parametrize(
+    "edit,expect",
+    [
+        (dict(change={"extra_trace": np.zeros(3)}), "array 'extra_trace' is not understood"),
+        (dict(change={"h9": np.zeros((10, 4, 8))}), "array 'h9' is not understood"),
+        (dict(drop=("trt1",)), "missing key 'trt1'"),
+        (dict(drop=("W0_after",)), "missing key 'W0_after'"),
+        (dict(config={"weight_decay": 0.1}), "config key 'weight_decay' is not understood"),
+        (dict(change={"note": np.array("text")}), "array 'note' holds text"),
+    ],
+)
 def test_a_file_with_arrays_not_understood_is_refused(cli, tmp_path, edit, expect):
     path = _rewrite(GOLDEN_FILES[0], tmp_path / "f.npz", **edit)
     r = cli("conformance", path)

@@ -1,5 +1,6 @@
 """Raw audio on the device (host target): AUDIO_PCM / AUDIO_RUN run the integer frontend and
 TP on the firmware; the session checks the digest and the CRC of the network's inputs."""
+
 import sys
 from pathlib import Path
 
@@ -149,26 +150,26 @@ def test_audio_commands_check_their_arguments(kws):
     d, *_ = kws
     with device(model_dir=d, timeout=2.0) as (_, dev):
         dev.hello()
-        with pytest.raises(DeviceError) as e:                    # no utterance started
+        with pytest.raises(DeviceError) as e:  # no utterance started
             dev.request(P.Cmd.AUDIO_RUN, P.pack("REQ_AUDIO_RUN", label=0))
         assert e.value.status == P.Status.BAD_ARG
-        with pytest.raises(DeviceError) as e:                    # continuing an utterance never started
+        with pytest.raises(DeviceError) as e:  # continuing an utterance never started
             dev.request(P.Cmd.AUDIO_PCM, P.pack("REQ_AUDIO_PCM", start=0) + b"\0\0")
         assert e.value.status == P.Status.BAD_ARG
-        with pytest.raises(DeviceError) as e:                    # more than 16000 samples
+        with pytest.raises(DeviceError) as e:  # more than 16000 samples
             send_audio(dev, np.zeros(16001, np.int16), None)
         assert e.value.status == P.Status.BAD_ARG
-        with pytest.raises(DeviceError) as e:                    # label out of range
+        with pytest.raises(DeviceError) as e:  # label out of range
             dev.request(P.Cmd.AUDIO_PCM, P.pack("REQ_AUDIO_PCM", start=1))
             dev.request(P.Cmd.AUDIO_RUN, P.pack("REQ_AUDIO_RUN", label=999))
         assert e.value.status == P.Status.BAD_ARG
-        r = send_audio(dev, np.zeros(100, np.int16), None)         # short input: zero-padded by the device
+        r = send_audio(dev, np.zeros(100, np.int16), None)  # short input: zero-padded by the device
         assert r["steps"] == 101
 
 
 def test_firmware_without_the_frontend_answers_unsupported():
     require("cc")
-    with device() as (_, dev):                                   # the test-double model has no frontend
+    with device() as (_, dev):  # the test-double model has no frontend
         dev.hello()
         with pytest.raises(DeviceError) as e:
             dev.request(P.Cmd.AUDIO_PCM, P.pack("REQ_AUDIO_PCM", start=1))
@@ -187,9 +188,28 @@ def test_edgetp_hil_audio_end_to_end(tone_models, tmp_path, target, kind):
     root, models = tone_models
     model = models[kind]
     out = tmp_path / "hil.json"
-    r = run_cli("hil", "--target", target, "--model", model, "--data-root", root, "--shots", "1", "--audio",
-                "--set", "support_limit=2", "--set", "query_limit=1", "--set", "epochs=1", "--json", out, "--quiet",
-                env={"EDGETP_HOME": str(tmp_path / "home")})
+    r = run_cli(
+        "hil",
+        "--target",
+        target,
+        "--model",
+        model,
+        "--data-root",
+        root,
+        "--shots",
+        "1",
+        "--audio",
+        "--set",
+        "support_limit=2",
+        "--set",
+        "query_limit=1",
+        "--set",
+        "epochs=1",
+        "--json",
+        out,
+        "--quiet",
+        env={"EDGETP_HOME": str(tmp_path / "home")},
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     res = json.loads(out.read_text())
     assert res["samples"] == 2 and res["mismatches"] == 0 and res["audio"] is True
@@ -197,7 +217,7 @@ def test_edgetp_hil_audio_end_to_end(tone_models, tmp_path, target, kind):
     fe = res["frontend"]
     assert fe["hop_mean"] <= fe["hop_p999"] <= fe["per_hop_max"]
     assert 0 < fe["network_infer_mean"] <= fe["network_infer_max"] and 0 < fe["network_train_mean"]
-    assert fe["network_train_max"] == fe["network_step_max"] >= fe["network_infer_max"]   # learning costs more
+    assert fe["network_train_max"] == fe["network_step_max"] >= fe["network_infer_max"]  # learning costs more
     assert "frontend hop (p99.9" in r.stdout and "+ network step, mean / max" in r.stdout
     if target == "qemu":
         assert res["frontend"]["counter"] == "instructions" and "frontend budget" in r.stdout
@@ -208,8 +228,13 @@ def test_frontend_profile_prints_its_figures():
     import subprocess
 
     require("arm-none-eabi-gcc", "qemu-system-arm")
-    r = subprocess.run([sys.executable, "-m", "deploy.fe_profile", "--utterances", "1"], capture_output=True,
-                       text=True, timeout=600, cwd=Path(__file__).resolve().parent.parent)
+    r = subprocess.run(
+        [sys.executable, "-m", "deploy.fe_profile", "--utterances", "1"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "10 ms hop" in r.stdout and "FFT" in r.stdout and "end of the utterance" in r.stdout
 
@@ -220,8 +245,25 @@ def test_per_utterance_normalisation_is_refused_in_one_line(tone_models, tmp_pat
     from conftest import run_cli
 
     root, models = tone_models
-    r = run_cli("hil", "--target", "host", "--model", models["per_utterance"], "--data-root", root, "--shots", "1",
-                "--audio", "--set", "support_limit=1", "--set", "query_limit=1", "--set", "epochs=1", "--quiet",
-                env={"EDGETP_HOME": str(tmp_path / "home")})
+    r = run_cli(
+        "hil",
+        "--target",
+        "host",
+        "--model",
+        models["per_utterance"],
+        "--data-root",
+        root,
+        "--shots",
+        "1",
+        "--audio",
+        "--set",
+        "support_limit=1",
+        "--set",
+        "query_limit=1",
+        "--set",
+        "epochs=1",
+        "--quiet",
+        env={"EDGETP_HOME": str(tmp_path / "home")},
+    )
     assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stdout + r.stderr
     assert "own std" in r.stderr and "Traceback" not in r.stderr

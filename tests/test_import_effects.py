@@ -1,6 +1,7 @@
 """Importing a module changes no global setting: thread limits, numpy's error handling and
 print options, the environment. A command sets what it needs where it starts
 (``edgetp.threads.single_threaded_blas`` in ``edgetp.cli.main`` and ``kws.train.fit``)."""
+
 import json
 import os
 import subprocess
@@ -43,8 +44,9 @@ print(json.dumps({"before": before, "after": after, "during": during, "after_cm"
 
 def probe(*plant):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    r = subprocess.run([sys.executable, "-c", PROBE, *plant], capture_output=True, text=True, cwd=ROOT, env=env,
-                       timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-c", PROBE, *plant], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300
+    )
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout.strip().splitlines()[-1])
 
@@ -61,7 +63,8 @@ def test_importing_every_module_changes_no_global_setting():
 
 def test_the_probe_sees_an_import_time_limit(tmp_path):
     """A planted module that limits BLAS at import is caught (the tester is tested)."""
-    (tmp_path / "planted.py").write_text("from threadpoolctl import threadpool_limits\n"
-                                         "_L = threadpool_limits(1, user_api='blas')\n")
+    (tmp_path / "planted.py").write_text(
+        "from threadpoolctl import threadpool_limits\n_L = threadpool_limits(1, user_api='blas')\n"
+    )
     out = probe(str(tmp_path))
     assert out["after"]["blas"] != out["before"]["blas"]

@@ -1,6 +1,7 @@
 """NIR export/import: the discrete-to-continuous mapping checked by simulating the NIR
 equations with forward Euler, lossless round trips, a graph built with NIR's own API
 (snnTorch-style recurrent subgraph), and the errors for graphs edgetp cannot hold."""
+
 import numpy as np
 import pytest
 
@@ -49,8 +50,13 @@ class Euler:
         prev = dict(self.out)
         for n in self.order:
             node = self.g.nodes[n]
-            inp = x if isinstance(node, nir.Input) else sum(
-                self.out[a] if self.pos[a] < self.pos[n] else prev.get(a, 0.0) for a, b in self.g.edges if b == n)
+            inp = (
+                x
+                if isinstance(node, nir.Input)
+                else sum(
+                    self.out[a] if self.pos[a] < self.pos[n] else prev.get(a, 0.0) for a, b in self.g.edges if b == n
+                )
+            )
             self.out[n] = self.sub[n].step(inp) if n in self.sub else self.node_step(n, node, inp)
         return next(self.out[n] for n in self.order if isinstance(self.g.nodes[n], nir.Output))
 
@@ -81,8 +87,11 @@ class Euler:
 def simulate(g, xs, dt, soft=False, readout=None):
     """The graph's Output at every step, or with ``readout`` the membrane of that node."""
     sim = Euler(g, dt, soft)
-    outs = [sim.step(xs[:, t]) for t in range(xs.shape[1])] if readout is None else \
-        [(sim.step(xs[:, t]), sim.v[readout])[1] for t in range(xs.shape[1])]
+    outs = (
+        [sim.step(xs[:, t]) for t in range(xs.shape[1])]
+        if readout is None
+        else [(sim.step(xs[:, t]), sim.v[readout])[1] for t in range(xs.shape[1])]
+    )
     return np.stack(outs, axis=1)
 
 
@@ -111,8 +120,9 @@ def test_torch_dialect_is_written_into_the_graph(tmp_path):
     assert np.all(ro.v_threshold == np.finfo(np.float32).max) and np.all(1.0 - DT / ro.tau_mem == 1.0)
     assert np.allclose(ro.r * DT / ro.tau_mem, 1.0) and np.all(ro.tau_syn == DT)
     assert {("lif0", "R0"), ("R0", "R0_identity"), ("R0_identity", "lif0")} <= set(g.edges)
-    assert np.array_equal(g.nodes["R0_identity"].weight, np.eye(16)) and np.array_equal(g.nodes["R0"].weight,
-                                                                                         model.params.R[0])
+    assert np.array_equal(g.nodes["R0_identity"].weight, np.eye(16)) and np.array_equal(
+        g.nodes["R0"].weight, model.params.R[0]
+    )
     soft = make_model(tmp_path, reset="soft", leak_out=0.9)
     assert g.nodes["lif0"].metadata["reset"] == "hard" and to_nir(soft).nodes["lif0"].metadata["reset"] == "soft"
     assert np.allclose(to_nir(soft).nodes["readout"].tau_mem, DT / 0.1)
@@ -153,20 +163,43 @@ def api_graph(dt=1e-3, bias=0.0):
     rng = np.random.default_rng(5)
     w = lambda o, i: rng.uniform(-1, 1, (o, i))
     full = lambda n, v: np.full(n, float(v))
-    rnn = nir.NIRGraph(nodes={
-        "input": nir.Input(input_type=np.array([16])),
-        "cubalif": nir.CubaLIF(tau_syn=full(16, dt), tau_mem=full(16, 5 * dt), r=full(16, 1), v_leak=full(16, 0),
-                               v_threshold=full(16, 0.3), w_in=full(16, 1)),
-        "w_rec": nir.Linear(weight=w(16, 16)), "output": nir.Output(output_type=np.array([16]))},
-        edges=[("input", "cubalif"), ("cubalif", "w_rec"), ("w_rec", "cubalif"), ("cubalif", "output")])
-    return nir.NIRGraph(nodes={
-        "input": nir.Input(input_type=np.array([12])), "affine": nir.Affine(weight=w(16, 12), bias=full(16, bias)),
-        "rnn": rnn, "fc2": nir.Linear(weight=w(8, 16)),
-        "lif2": nir.LIF(tau=full(8, 5 * dt), r=full(8, 5), v_leak=full(8, 0), v_threshold=full(8, 0.3)),
-        "fc3": nir.Linear(weight=w(5, 8)), "li": nir.LI(tau=full(5, 10 * dt), r=full(5, 2), v_leak=full(5, 0)),
-        "output": nir.Output(output_type=np.array([5]))},
-        edges=[("input", "affine"), ("affine", "rnn"), ("rnn", "fc2"), ("fc2", "lif2"), ("lif2", "fc3"),
-               ("fc3", "li"), ("li", "output")])
+    rnn = nir.NIRGraph(
+        nodes={
+            "input": nir.Input(input_type=np.array([16])),
+            "cubalif": nir.CubaLIF(
+                tau_syn=full(16, dt),
+                tau_mem=full(16, 5 * dt),
+                r=full(16, 1),
+                v_leak=full(16, 0),
+                v_threshold=full(16, 0.3),
+                w_in=full(16, 1),
+            ),
+            "w_rec": nir.Linear(weight=w(16, 16)),
+            "output": nir.Output(output_type=np.array([16])),
+        },
+        edges=[("input", "cubalif"), ("cubalif", "w_rec"), ("w_rec", "cubalif"), ("cubalif", "output")],
+    )
+    return nir.NIRGraph(
+        nodes={
+            "input": nir.Input(input_type=np.array([12])),
+            "affine": nir.Affine(weight=w(16, 12), bias=full(16, bias)),
+            "rnn": rnn,
+            "fc2": nir.Linear(weight=w(8, 16)),
+            "lif2": nir.LIF(tau=full(8, 5 * dt), r=full(8, 5), v_leak=full(8, 0), v_threshold=full(8, 0.3)),
+            "fc3": nir.Linear(weight=w(5, 8)),
+            "li": nir.LI(tau=full(5, 10 * dt), r=full(5, 2), v_leak=full(5, 0)),
+            "output": nir.Output(output_type=np.array([5])),
+        },
+        edges=[
+            ("input", "affine"),
+            ("affine", "rnn"),
+            ("rnn", "fc2"),
+            ("fc2", "lif2"),
+            ("lif2", "fc3"),
+            ("fc3", "li"),
+            ("li", "output"),
+        ],
+    )
 
 
 def test_graph_built_with_nir_api_imports_with_its_behaviour(tmp_path):
@@ -185,18 +218,32 @@ def test_graph_built_with_nir_api_imports_with_its_behaviour(tmp_path):
     assert np.abs(simulate(g, xs, 1e-3) - ref).max() <= 1e-9
 
 
-@pytest.mark.parametrize("change,match", [
-    (lambda g: g.nodes.__setitem__("lif2", nir.IF(r=np.ones(8), v_threshold=np.ones(8))),
-     "node 'lif2': IF is not supp"),
-    (lambda g: g.nodes.__setitem__("affine", api_graph(bias=0.1).nodes["affine"]), "'affine' .Affine.: non-zero bias"),
-    (lambda g: g.nodes["lif2"].v_leak.__setitem__(0, 0.1), "'lif2' .LIF.: v_leak must be 0"),
-    (lambda g: g.nodes["lif2"].v_threshold.__setitem__(0, 0.4), "lif2: v_threshold differs between neurons"),
-    (lambda g: g.nodes["rnn"].nodes["cubalif"].tau_syn.__setitem__(slice(None), 5e-3), "tau_syn = dt"),
-    (lambda g: (g.edges.__setitem__(slice(4, None), [("lif2", "output")]),  # snnTorch-style spiking classifier
-                g.nodes.pop("fc3"), g.nodes.pop("li"), g.nodes.__setitem__("output", nir.Output(np.array([8])))),
-     "'lif2' .LIF. feeds the Output"),
-    (lambda g: g.nodes.__setitem__("fc3", nir.Linear(weight=np.ones((5, 7)))), "shapes do not fit"),
-])
+@pytest.mark.parametrize(
+    "change,match",
+    [
+        (
+            lambda g: g.nodes.__setitem__("lif2", nir.IF(r=np.ones(8), v_threshold=np.ones(8))),
+            "node 'lif2': IF is not supp",
+        ),
+        (
+            lambda g: g.nodes.__setitem__("affine", api_graph(bias=0.1).nodes["affine"]),
+            "'affine' .Affine.: non-zero bias",
+        ),
+        (lambda g: g.nodes["lif2"].v_leak.__setitem__(0, 0.1), "'lif2' .LIF.: v_leak must be 0"),
+        (lambda g: g.nodes["lif2"].v_threshold.__setitem__(0, 0.4), "lif2: v_threshold differs between neurons"),
+        (lambda g: g.nodes["rnn"].nodes["cubalif"].tau_syn.__setitem__(slice(None), 5e-3), "tau_syn = dt"),
+        (
+            lambda g: (
+                g.edges.__setitem__(slice(4, None), [("lif2", "output")]),  # snnTorch-style spiking classifier
+                g.nodes.pop("fc3"),
+                g.nodes.pop("li"),
+                g.nodes.__setitem__("output", nir.Output(np.array([8]))),
+            ),
+            "'lif2' .LIF. feeds the Output",
+        ),
+        (lambda g: g.nodes.__setitem__("fc3", nir.Linear(weight=np.ones((5, 7)))), "shapes do not fit"),
+    ],
+)
 def test_unsupported_graphs_name_the_node(tmp_path, change, match):
     g = api_graph()
     change(g)

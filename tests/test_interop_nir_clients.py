@@ -3,6 +3,7 @@ kws-mcu's export run by Norse and snnTorch against edgetp's float reference, and
 networks built and exported by snnTorch and Norse imported, fine-tuned with TP and
 exported back. Needs torch, norse and snntorch (``edgetp[nir-clients]``); with CI=true
 their absence fails the tests instead of skipping them."""
+
 import dataclasses
 import importlib
 
@@ -33,6 +34,7 @@ def clients():
 
 def runs():
     from edgetp.interop.nir_clients import norse_run, snntorch_run
+
     return {"norse": norse_run, "snntorch": lambda path, xs, soft=False: snntorch_run(path, xs)}
 
 
@@ -52,6 +54,7 @@ def check_agrees(c):
 @pytest.mark.parametrize("client", ["norse", "snntorch"])
 def test_kws_mcu_export_runs_in_client_as_in_edgetp(kws, client):
     from edgetp.interop.nir_clients import compare, reference_run
+
     model, xs, tmp = kws
     path = export_nir(model, tmp / f"{client}.nir")
     u_ref, s_ref = reference_run(model, xs)
@@ -67,6 +70,7 @@ def test_kws_mcu_export_runs_in_client_as_in_edgetp(kws, client):
 def test_comparison_catches_a_slightly_different_network(kws):
     """Test the tester: the reference of a model whose leak differs by 0.001 does not pass."""
     from edgetp.interop.nir_clients import compare, norse_run, reference_run
+
     model, xs, tmp = kws
     path = export_nir(model, tmp / "planted.nir")
     other = Model(dataclasses.replace(model.cfg, leak_m=model.cfg.leak_m + 1e-3), model.params, model.labels)
@@ -81,6 +85,7 @@ def test_comparison_catches_a_slightly_different_network(kws):
 
 def test_soft_reset_runs_in_norse_and_is_flagged_for_snntorch(kws):
     from edgetp.interop.nir_clients import compare, norse_run, reference_run, snntorch_run
+
     model, xs, tmp = kws
     soft = Model(dataclasses.replace(model.cfg, reset="soft"), model.params, model.labels)
     with pytest.warns(NIRDialectWarning, match="snnTorch runs a different"):
@@ -97,6 +102,7 @@ def test_soft_reset_runs_in_norse_and_is_flagged_for_snntorch(kws):
 def finetune_and_export_back(model, xs, tmp, client):
     """A few TP steps on the imported model, then the export runs in the client as in edgetp."""
     from edgetp.interop.nir_clients import compare, reference_run
+
     before = [w.copy() for w in model.params.trainable()]
     labels = np.arange(xs.shape[0]) % model.cfg.n_out
     train_sequence(model.params, xs[:, :20], labels, model.cfg, Optimizer("adam", lr=1e-2))
@@ -113,6 +119,7 @@ def test_snntorch_network_imports_finetunes_and_exports_back(tmp_path):
     import snntorch as snn
     import torch
     from snntorch.export_nir import export_to_nir
+
     torch.manual_seed(0)
     never = torch.finfo(torch.float32).max
 
@@ -120,11 +127,22 @@ def test_snntorch_network_imports_finetunes_and_exports_back(tmp_path):
         def __init__(self):
             super().__init__()
             self.fc1 = torch.nn.Linear(12, 16, bias=False)
-            self.lif1 = snn.RLeaky(beta=torch.full((16,), 0.8), threshold=torch.full((16,), 0.3), linear_features=16,
-                                   reset_mechanism="zero", reset_delay=False, init_hidden=True)
+            self.lif1 = snn.RLeaky(
+                beta=torch.full((16,), 0.8),
+                threshold=torch.full((16,), 0.3),
+                linear_features=16,
+                reset_mechanism="zero",
+                reset_delay=False,
+                init_hidden=True,
+            )
             self.fc2 = torch.nn.Linear(16, 5, bias=False)
-            self.lif2 = snn.Leaky(beta=torch.full((5,), 0.9), threshold=torch.full((5,), never), reset_delay=False,
-                                  init_hidden=True, output=True)
+            self.lif2 = snn.Leaky(
+                beta=torch.full((5,), 0.9),
+                threshold=torch.full((5,), never),
+                reset_delay=False,
+                init_hidden=True,
+                output=True,
+            )
 
         def forward(self, x):
             return self.lif2(self.fc2(self.lif1(self.fc1(x))))
@@ -152,14 +170,22 @@ def test_norse_network_imports_finetunes_and_exports_back(tmp_path):
     write the true time constants; the graph does not record dt: the import is told."""
     import norse.torch as norse
     import torch
+
     torch.manual_seed(0)
     dt = 1e-3
     net = norse.SequentialState(
         torch.nn.Linear(12, 16, bias=False),
-        norse.LIFBoxCell(norse.LIFBoxParameters(tau_mem_inv=torch.full((16,), 200.0), v_th=torch.full((16,), 0.3),
-                                                v_leak=torch.zeros(16), v_reset=torch.zeros(16))),
+        norse.LIFBoxCell(
+            norse.LIFBoxParameters(
+                tau_mem_inv=torch.full((16,), 200.0),
+                v_th=torch.full((16,), 0.3),
+                v_leak=torch.zeros(16),
+                v_reset=torch.zeros(16),
+            )
+        ),
         torch.nn.Linear(16, 5, bias=False),
-        norse.LIBoxCell(norse.LIBoxParameters(tau_mem_inv=torch.full((5,), 100.0), v_leak=torch.zeros(5))))
+        norse.LIBoxCell(norse.LIBoxParameters(tau_mem_inv=torch.full((5,), 100.0), v_leak=torch.zeros(5))),
+    )
     with torch.no_grad():
         net[0].weight.mul_(20.0)
         net[2].weight.mul_(10.0)
@@ -184,6 +210,7 @@ def test_cli_export_check_runs_both_clients(tmp_path, capsys):
     from edgetp.cli import main
     from edgetp.model import save_model
     from edgetp.tp.config import NetConfig, init_params
+
     cfg = NetConfig(12, (16,), 5, recurrent=True, reset="soft", vth=0.5)
     save_model(Model(cfg, init_params(cfg, seed=4), list("abcde")), tmp_path / "m.npz")
     assert main(["export", "--model", str(tmp_path / "m.npz"), "--nir", str(tmp_path / "m.nir"), "--check"]) == 0
@@ -192,6 +219,19 @@ def test_cli_export_check_runs_both_clients(tmp_path, capsys):
     norse_line = next(ln for ln in out.splitlines() if ln.startswith("checked with norse"))
     assert "argmax agrees on 8/8" in norse_line and " 0 of 12928 " in norse_line
     assert "checked with snntorch" in out
-    assert main(["export", "--model", str(tmp_path / "m.npz"), "--nir", str(tmp_path / "p.nir"),
-                 "--nir-dialect", "plain", "--check"]) == 0
+    assert (
+        main(
+            [
+                "export",
+                "--model",
+                str(tmp_path / "m.npz"),
+                "--nir",
+                str(tmp_path / "p.nir"),
+                "--nir-dialect",
+                "plain",
+                "--check",
+            ]
+        )
+        == 0
+    )
     assert "not checked: Norse and snnTorch run the torch dialect" in capsys.readouterr().out

@@ -1,5 +1,6 @@
 """ONNX export (step and Scan forms) checked with onnxruntime, import of edgetp's own and
 of foreign graphs, and the errors for files edgetp cannot read."""
+
 import numpy as np
 import pytest
 
@@ -75,8 +76,10 @@ RESET = {  # spellings of the reset, all producing "mem1_out" from "mem_pre", "f
     "not-where": ("hard", [mk("Not", ["fire"], ["quiet"]), mk("Where", ["quiet", "mem_pre", "zero"], ["mem1_out"])]),
     "v-v*s": ("hard", [mk("Mul", ["mem_pre", "spk1_out"], ["vs"]), mk("Sub", ["mem_pre", "vs"], ["mem1_out"])]),
     "v-vth*s": ("soft", [mk("Mul", ["spk1_out", "th"], ["vs"]), mk("Sub", ["mem_pre", "vs"], ["mem1_out"])]),
-    "where-soft": ("soft", [mk("Sub", ["mem_pre", "th"], ["vm"]),
-                            mk("Where", ["fire", "vm", "mem_pre"], ["mem1_out"])]),
+    "where-soft": (
+        "soft",
+        [mk("Sub", ["mem_pre", "th"], ["vm"]), mk("Where", ["fire", "vm", "mem_pre"], ["mem1_out"])],
+    ),
 }
 
 
@@ -84,20 +87,36 @@ def foreign_graph(W, R, Wout, alpha=0.8, vth=0.6, fire=">", reset="v*(1-s)"):
     """One recurrent layer written the way a PyTorch export spells it: Gemm, Constant
     nodes, other names, a pure-integrator readout, no metadata."""
     c = lambda name, v: helper.make_node("Constant", [], [name], value=numpy_helper.from_array(np.array(v, np.float32)))
-    nodes = [c("a", alpha), c("th", vth), c("one", 1.0), c("zero", 0.0),
-             mk("Gemm", ["input", "fc1.weight"], ["i1"], transB=1, name="/fc1/Gemm"),
-             mk("MatMul", ["spk1", "rec_t"], ["i2"], name="/rec/MatMul"),
-             mk("Mul", ["mem1", "a"], ["m1"]), mk("Add", ["i1", "m1"], ["m2"]), mk("Add", ["m2", "i2"], ["mem_pre"]),
-             *FIRE[fire], mk("Cast", ["fire"], ["spk1_out"], to=TensorProto.FLOAT), *RESET[reset][1],
-             mk("Gemm", ["spk1_out", "fc2.weight"], ["o"], transB=1, name="/fc2/Gemm"),
-             mk("Add", ["acc", "o"], ["acc_out"])]
-    inits = [numpy_helper.from_array(W, "fc1.weight"), numpy_helper.from_array(np.ascontiguousarray(R.T), "rec_t"),
-             numpy_helper.from_array(Wout, "fc2.weight")]
+    nodes = [
+        c("a", alpha),
+        c("th", vth),
+        c("one", 1.0),
+        c("zero", 0.0),
+        mk("Gemm", ["input", "fc1.weight"], ["i1"], transB=1, name="/fc1/Gemm"),
+        mk("MatMul", ["spk1", "rec_t"], ["i2"], name="/rec/MatMul"),
+        mk("Mul", ["mem1", "a"], ["m1"]),
+        mk("Add", ["i1", "m1"], ["m2"]),
+        mk("Add", ["m2", "i2"], ["mem_pre"]),
+        *FIRE[fire],
+        mk("Cast", ["fire"], ["spk1_out"], to=TensorProto.FLOAT),
+        *RESET[reset][1],
+        mk("Gemm", ["spk1_out", "fc2.weight"], ["o"], transB=1, name="/fc2/Gemm"),
+        mk("Add", ["acc", "o"], ["acc_out"]),
+    ]
+    inits = [
+        numpy_helper.from_array(W, "fc1.weight"),
+        numpy_helper.from_array(np.ascontiguousarray(R.T), "rec_t"),
+        numpy_helper.from_array(Wout, "fc2.weight"),
+    ]
     info = lambda n, w: helper.make_tensor_value_info(n, TensorProto.FLOAT, ["N", w])
     h, o = W.shape[0], Wout.shape[0]
-    g = helper.make_graph(nodes, "torch_like",
-                          [info("input", W.shape[1]), info("mem1", h), info("spk1", h), info("acc", o)],
-                          [info("acc_out", o), info("mem1_out", h), info("spk1_out", h)], inits)
+    g = helper.make_graph(
+        nodes,
+        "torch_like",
+        [info("input", W.shape[1]), info("mem1", h), info("spk1", h), info("acc", o)],
+        [info("acc_out", o), info("mem1_out", h), info("spk1_out", h)],
+        inits,
+    )
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)])
 
 
@@ -106,8 +125,10 @@ def foreign_weights(n_in=12, h=16, o=5):
     return [rng.uniform(-0.4, 0.4, s).astype(np.float32) for s in ((h, n_in), (h, h), (o, h))]
 
 
-@pytest.mark.parametrize("fire,reset", [(">", "v*(1-s)"), ("<", "where"), (">=0", "not-where"), (">", "v-v*s"),
-                                        (">=0", "v-vth*s"), ("<", "where-soft")])
+@pytest.mark.parametrize(
+    "fire,reset",
+    [(">", "v*(1-s)"), ("<", "where"), (">=0", "not-where"), (">", "v-v*s"), (">=0", "v-vth*s"), ("<", "where-soft")],
+)
 def test_foreign_graph_spellings_import(tmp_path, fire, reset):
     W, R, Wout = foreign_weights()
     path = tmp_path / "torch.onnx"
@@ -179,9 +200,14 @@ def test_corrupt_and_missing_files(tmp_path):
         import_onnx(bad)
     with pytest.raises(EdgetpError, match="no such file"):
         import_onnx(tmp_path / "none.onnx")
-    m = helper.make_model(helper.make_graph([helper.make_node("Relu", ["x"], ["y"], name="r")], "g",
-                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])]))
+    m = helper.make_model(
+        helper.make_graph(
+            [helper.make_node("Relu", ["x"], ["y"], name="r")],
+            "g",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+        )
+    )
     onnx.save(m, str(tmp_path / "relu.onnx"))
     with pytest.raises(EdgetpError, match="op Relu is not supported"):
         import_onnx(tmp_path / "relu.onnx")

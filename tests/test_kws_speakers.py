@@ -1,4 +1,5 @@
 """The honest speaker protocol: pretraining / dev / test speakers and voice groups."""
+
 import json
 import statistics
 import sys
@@ -13,19 +14,24 @@ from tone_corpus import make_corpus  # noqa: E402
 from edgetp.kws import speakers as SP  # noqa: E402
 
 TEST, DEV = SP.test_group(), SP.dev_group()
-REGULAR = {"11111111": ("train", 3), "22222222": ("train", 3), "33333333": ("validation", 2),
-           "44444444": ("testing", 2)}
+REGULAR = {
+    "11111111": ("train", 3),
+    "22222222": ("train", 3),
+    "33333333": ("validation", 2),
+    "44444444": ("testing", 2),
+}
 
 
 def test_voice_groups_are_disjoint_and_unlike_pretraining_voices():
     from edgetp.data import synth
+
     assert TEST[0] == synth.DEFAULT_SPEAKER and len(TEST) == 4 and len(DEV) == 6
     assert not set(TEST) & set(DEV)
     vs = synth.DISTINCT_VOICES
     assert {v[0] for v in vs}.isdisjoint(synth.REGULAR_LANGS)
     assert {v[1] for v in vs}.isdisjoint(synth.REGULAR_VARIANTS)
-    test_var = {v[1] for v in vs[:synth.N_TEST_GROUP]}
-    assert test_var.isdisjoint({v[1] for v in vs[synth.N_TEST_GROUP:]})  # dev never shares a test variant
+    test_var = {v[1] for v in vs[: synth.N_TEST_GROUP]}
+    assert test_var.isdisjoint({v[1] for v in vs[synth.N_TEST_GROUP :]})  # dev never shares a test variant
     # ids are fixed by the voice, so the groups' ids are those plan_speakers gives
     plan = synth.plan_speakers(0, 1, len(vs), 10, seed=123)
     assert [s.id for s in plan] == TEST + DEV and all(s.split == "train" and s.reps == 10 for s in plan)
@@ -38,9 +44,24 @@ def setup(tmp_path_factory):
     make_corpus(root, speakers=spk)
     home = tmp_path_factory.mktemp("home")
     from conftest import run_cli
+
     model = home / "m.npz"
-    r = run_cli("pretrain", "--kws", "--data-root", root, "--net", "120-24r-36", "--epochs", "1", "--batch", "4",
-                "--protocol", "--out", model, env={"EDGETP_HOME": str(home)})
+    r = run_cli(
+        "pretrain",
+        "--kws",
+        "--data-root",
+        root,
+        "--net",
+        "120-24r-36",
+        "--epochs",
+        "1",
+        "--batch",
+        "4",
+        "--protocol",
+        "--out",
+        model,
+        env={"EDGETP_HOME": str(home)},
+    )
     assert r.returncode == 0, r.stderr
     return root, home, model
 
@@ -48,6 +69,7 @@ def setup(tmp_path_factory):
 def test_roles_and_recorded_pretraining_speakers(setup):
     from edgetp.data.gsc import load_corpus
     from edgetp.model import load_model
+
     root, home, model = setup
     c = load_corpus(root)
     roles = SP.roles(c)
@@ -65,8 +87,26 @@ def test_roles_and_recorded_pretraining_speakers(setup):
 def test_finetune_defaults_to_the_test_group_mean_over_speakers_and_seeds(setup, cli):
     root, home, model = setup
     out = home / "ft.json"
-    r = cli("finetune", "--kws", "--model", model, "--data-root", root, "--seeds", "2", "--set", "epochs=1",
-            "--set", "baseline=false", "--quiet", "--set", "rehearsal=1", "--json", out, env={"EDGETP_HOME": str(home)})
+    r = cli(
+        "finetune",
+        "--kws",
+        "--model",
+        model,
+        "--data-root",
+        root,
+        "--seeds",
+        "2",
+        "--set",
+        "epochs=1",
+        "--set",
+        "baseline=false",
+        "--quiet",
+        "--set",
+        "rehearsal=1",
+        "--json",
+        out,
+        env={"EDGETP_HOME": str(home)},
+    )
     assert r.returncode == 0, r.stderr
     d = json.loads(out.read_text())
     want = [s for s in TEST if s in (TEST[0], TEST[1])]
@@ -80,8 +120,26 @@ def test_finetune_defaults_to_the_test_group_mean_over_speakers_and_seeds(setup,
         assert d["per_speaker"][s]["query_acc_before"] == pytest.approx(statistics.fmean(mine))
     assert "2 speakers" in r.stdout
     # the dev group on request; an unknown group member is refused
-    r = cli("finetune", "--kws", "--model", model, "--data-root", root, "--speaker", "dev", "--seeds", "1",
-            "--set", "epochs=1", "--set", "baseline=false", "--quiet", "--json", out, env={"EDGETP_HOME": str(home)})
+    r = cli(
+        "finetune",
+        "--kws",
+        "--model",
+        model,
+        "--data-root",
+        root,
+        "--speaker",
+        "dev",
+        "--seeds",
+        "1",
+        "--set",
+        "epochs=1",
+        "--set",
+        "baseline=false",
+        "--quiet",
+        "--json",
+        out,
+        env={"EDGETP_HOME": str(home)},
+    )
     assert r.returncode == 0, r.stderr
     assert json.loads(out.read_text())["speakers"] == [DEV[0]]
 
@@ -92,10 +150,12 @@ def test_rehearsal_and_calibration_draw_only_pretraining_speakers(setup):
     from edgetp.kws.fixed_protocol import calibration
     from edgetp.kws.protocol import model_norm
     from edgetp.model import load_model
+
     root, home, model = setup
     c, m = load_corpus(root), load_model(model)
-    d = speaker_data(c, TEST[0], 1, 0, model_norm(m), home / "cache", rehearsal=3,
-                     pretrain_speakers=m.recipe["pretrain_speakers"])
+    d = speaker_data(
+        c, TEST[0], 1, 0, model_norm(m), home / "cache", rehearsal=3, pretrain_speakers=m.recipe["pretrain_speakers"]
+    )
     assert d.n_rehearsal > 0
     assert {c.utterances[i].speaker for i in d.rehearsal_idx} <= {"11111111", "22222222", ""}
     # without the record the old rule holds: any train speaker but the held-out one (here: other groups too)

@@ -5,6 +5,7 @@ Every ``import`` statement of the three packages counts, also the ones inside fu
 (a lazy import hides a cycle from the interpreter, not from the design). The checker is
 plain ``ast``: it is tested on a planted tree below, so a rule that stops matching fails.
 """
+
 from __future__ import annotations
 
 import ast
@@ -16,8 +17,18 @@ PACKAGES = ("edgetp", "firmware_gen", "deploy")
 
 # The engine: the float and integer references, audio, data and model files, and the leaf
 # modules every layer shares. It imports none of the layers built on it.
-ENGINE = ("edgetp.tp", "edgetp.fixed", "edgetp.audio", "edgetp.data", "edgetp.model", "edgetp.models",
-          "edgetp.errors", "edgetp.paths", "edgetp.threads", "edgetp.settings")
+ENGINE = (
+    "edgetp.tp",
+    "edgetp.fixed",
+    "edgetp.audio",
+    "edgetp.data",
+    "edgetp.model",
+    "edgetp.models",
+    "edgetp.errors",
+    "edgetp.paths",
+    "edgetp.threads",
+    "edgetp.settings",
+)
 RULES = [  # (importers, what they must not import)
     (ENGINE, ("edgetp.kws", "edgetp.cli", "edgetp.interop", "firmware_gen", "deploy")),
     (("firmware_gen",), ("deploy", "edgetp.cli")),
@@ -50,13 +61,13 @@ def imports_of(name: str, path: Path, known: dict) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = name.split(".") if is_pkg else name.split(".")[:-1]
-                base = base[:len(base) - (node.level - 1)]
+                base = base[: len(base) - (node.level - 1)]
                 mod = ".".join(base + ([node.module] if node.module else []))
             else:
                 mod = node.module
             subs = [f"{mod}.{a.name}" for a in node.names if f"{mod}.{a.name}" in known]
             found.update(subs)
-            if len(subs) < len(node.names):   # a name defined in ``mod`` itself
+            if len(subs) < len(node.names):  # a name defined in ``mod`` itself
                 found.add(mod)
     return found
 
@@ -71,8 +82,13 @@ def under(name: str, prefixes) -> bool:
 
 
 def violations(g: dict[str, set[str]], rules=RULES) -> list[str]:
-    return sorted(f"{m} imports {x}" for m, xs in g.items() for x in xs for who, banned in rules
-                  if under(m, who) and under(x, banned))
+    return sorted(
+        f"{m} imports {x}"
+        for m, xs in g.items()
+        for x in xs
+        for who, banned in rules
+        if under(m, who) and under(x, banned)
+    )
 
 
 def cycles(g: dict[str, set[str]]) -> list[list[str]]:
@@ -133,7 +149,7 @@ def test_the_checker_finds_planted_bad_imports(tmp_path):
         "edgetp/tp/network.py": "from edgetp.tp import kernels\nfrom edgetp.errors import EdgetpError\n",
         "edgetp/tp/kernels.py": "import numpy\n",
         "edgetp/fixed/__init__.py": "",
-        "edgetp/fixed/finetune.py": "def f():\n    from ..kws.train import fit\n",     # lazy, relative
+        "edgetp/fixed/finetune.py": "def f():\n    from ..kws.train import fit\n",  # lazy, relative
         "edgetp/kws/__init__.py": "",
         "edgetp/kws/train.py": "from edgetp.tp.network import x\n",
         "edgetp/cli/__init__.py": "import deploy.host\n",
@@ -148,13 +164,16 @@ def test_the_checker_finds_planted_bad_imports(tmp_path):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text(text)
     g = graph(tmp_path)
-    assert g["edgetp.tp.network"] == {"edgetp.tp.kernels", "edgetp.errors"}   # a submodule, not its package
-    assert violations(g) == ["deploy.host imports edgetp.cli", "edgetp.fixed.finetune imports edgetp.kws.train",
-                             "firmware_gen.export imports deploy.host"]
+    assert g["edgetp.tp.network"] == {"edgetp.tp.kernels", "edgetp.errors"}  # a submodule, not its package
+    assert violations(g) == [
+        "deploy.host imports edgetp.cli",
+        "edgetp.fixed.finetune imports edgetp.kws.train",
+        "firmware_gen.export imports deploy.host",
+    ]
     assert cycles(g) == [["deploy.host", "edgetp.cli"], ["firmware_gen.options", "firmware_gen.qmodel"]]
     (tmp_path / "deploy/host.py").write_text("")
     (tmp_path / "firmware_gen/qmodel.py").write_text("")
-    (tmp_path / "edgetp/tp/kernels.py").write_text("import edgetp.tp.network\n")   # a 2-cycle through `import a.b`
+    (tmp_path / "edgetp/tp/kernels.py").write_text("import edgetp.tp.network\n")  # a 2-cycle through `import a.b`
     g = graph(tmp_path)
     assert "deploy.host imports edgetp.cli" not in violations(g)
     assert cycles(g) == [["edgetp.tp.kernels", "edgetp.tp.network"]]

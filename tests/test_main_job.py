@@ -1,4 +1,5 @@
 """The README's main job on the default corpus that ./setup.sh prepares (CI runs setup first)."""
+
 import json
 
 import numpy as np
@@ -14,28 +15,47 @@ def test_default_finetune_on_shipped_kws_mcu(cli, tmp_path):
     from edgetp.kws.data import corpus_for
     from edgetp.kws.speakers import resolve, test_group
     from edgetp.model import load_model
+
     model = load_model("kws-mcu")
-    assert resolve(model, corpus_for(model, None), None) == test_group()   # what the default run adapts to
+    assert resolve(model, corpus_for(model, None), None) == test_group()  # what the default run adapts to
     speaker = model.recipe["held_out_speaker"]
     assert speaker in test_group()
     out, ledger = tmp_path / "ft.json", tmp_path / "ledger.jsonl"
-    r = cli("finetune", "--kws", "--speaker", speaker, "--seeds", "1", "--set", "baseline=false",
-            "--set", "test_limit=200", "--quiet", "--json", out,
-            env={"EDGETP_TEST_LEDGER": str(ledger)})   # not the shipped model's ledger
+    r = cli(
+        "finetune",
+        "--kws",
+        "--speaker",
+        speaker,
+        "--seeds",
+        "1",
+        "--set",
+        "baseline=false",
+        "--set",
+        "test_limit=200",
+        "--quiet",
+        "--json",
+        out,
+        env={"EDGETP_TEST_LEDGER": str(ledger)},
+    )  # not the shipped model's ledger
     assert r.returncode == 0, r.stderr
     d = json.loads(out.read_text())
     # a run on the test group is a line of the test ledger, with the run's figures
     line = json.loads(ledger.read_text())
-    assert (line["model_hash"], line["speakers"],
-            line["query_after"]) == (model.hash(), [speaker], d["query_acc_after"])
+    assert (line["model_hash"], line["speakers"], line["query_after"]) == (
+        model.hash(),
+        [speaker],
+        d["query_acc_after"],
+    )
     assert d["speaker"] == speaker and d["model"] == "kws-mcu" and d["shots"] == 5 and d["model_hash"] == model.hash()
     s = d["per_seed"][0]
     assert s["support"] == 175 and s["query"] == 70
     # the printed report names both figures: zero-shot (query before) and adapted (query after)
     line = f"seed 0: query zero-shot {s['query_acc_before']:.1f} -> adapted {s['query_acc_after']:.1f} %"
     assert line in r.stdout, r.stdout
-    assert (f"zero-shot (query before fine-tuning) {d['query_acc_before']:.2f} ± {d['query_acc_before_std']:.2f} %, "
-            f"adapted (query after) {d['query_acc_after']:.2f} ± {d['query_acc_after_std']:.2f} %") in r.stdout
+    assert (
+        f"zero-shot (query before fine-tuning) {d['query_acc_before']:.2f} ± {d['query_acc_before_std']:.2f} %, "
+        f"adapted (query after) {d['query_acc_after']:.2f} ± {d['query_acc_after_std']:.2f} %"
+    ) in r.stdout
     # the speaker was not heard in pretraining and fine-tuning (the recorded defaults, 3 epochs) teaches it
     # >= 15 pp. Measured on the shipped model (hash 7fb7cab502de), `edgetp finetune --kws` (the whole test group,
     # 1 seed): query zero-shot -> adapted 38.6 -> 78.6 % (6210c7b0), 72.9 -> 92.9, 44.3 -> 72.9, 31.4 -> 65.7 %:
@@ -61,11 +81,12 @@ def test_shipped_models_load_and_match_their_cards():
     from firmware_gen.defaults import BUDGETS, RAM_64K
     from edgetp.kws.speakers import dev_group, test_group
     from edgetp.model import load_model
+
     for name, net in (("kws-mcu", "120-450r-36"), ("kws-mcu-64k", "120-64r-36"), ("kws-paper", "120-450r-36")):
         m = load_model(name)
         assert m.cfg.net_string() == net and m.cfg.reset == "hard" and len(m.labels) == 36
         assert m.norm_scale is not None and m.recipe["held_out_speaker"]
-        assert m.frontend["log_gain"] > 1.0   # the stronger log the protocol's recipe chose (docs/data.md)
+        assert m.frontend["log_gain"] > 1.0  # the stronger log the protocol's recipe chose (docs/data.md)
         # the honest protocol: neither voice group was heard in pretraining
         pre = m.recipe["pretrain_speakers"]
         assert m.recipe["protocol"] is True
@@ -83,11 +104,12 @@ def test_shipped_models_load_and_match_their_cards():
     # both are the one pretraining run's output with settings chosen afterwards (`pretrain --from`)
     base = paper.recipe["derived_from"]
     assert base["model"] == mcu.recipe["derived_from"]["model"] == "models/kws-paper/model.npz"
-    assert (mcu.recipe["derived_from"]["hash"] == base["hash"]
-            and base["command"].startswith("edgetp pretrain --kws --net"))
+    assert mcu.recipe["derived_from"]["hash"] == base["hash"] and base["command"].startswith(
+        "edgetp pretrain --kws --net"
+    )
     assert all(np.array_equal(a, b) for a, b in zip(mcu.params.named().values(), paper.params.named().values()))
     assert {k: mcu.recipe["fixed"][k] for k in ("frozen_hidden", "hbits")} == {"frozen_hidden": True, "hbits": 8}
-    assert mcu.recipe["finetune"]["train"] == "readout" and flash > 256 * 1024   # the int8 hidden layer in flash
+    assert mcu.recipe["finetune"]["train"] == "readout" and flash > 256 * 1024  # the int8 hidden layer in flash
     ram, flash = _tier("kws-mcu-64k")
     assert ram <= RAM_64K == 64 * 1024 and flash <= BUDGETS["flash"]
     # the recorded fine-tuning defaults the cards' headline rows use
@@ -95,11 +117,20 @@ def test_shipped_models_load_and_match_their_cards():
         assert load_model(name).recipe["finetune"]["optimizer"] == "colnorm"
     # kws-mcu learns on every second frame at twice the rate: settings are chosen on the development group, and
     # this one kept its accuracy at half the training steps (its card)
-    assert {k: load_model("kws-mcu").recipe["finetune"][k] for k in ("lr", "update_every")} == {"lr": 2e-4,
-                                                                                              "update_every": 2}
+    assert {k: load_model("kws-mcu").recipe["finetune"][k] for k in ("lr", "update_every")} == {
+        "lr": 2e-4,
+        "update_every": 2,
+    }
     # kws-paper augments what it fine-tunes on and learns 9 epochs: the recipe the development group chose (its card)
-    assert load_model("kws-paper").recipe["finetune"] == {"targets": "classes", "batch": 8, "lr": 2e-4, "epochs": 9,
-                                                          "rehearsal": 2.0, "shift": 8, "noise": 0.4}
+    assert load_model("kws-paper").recipe["finetune"] == {
+        "targets": "classes",
+        "batch": 8,
+        "lr": 2e-4,
+        "epochs": 9,
+        "rehearsal": 2.0,
+        "shift": 8,
+        "noise": 0.4,
+    }
 
 
 def test_shipped_real_clips_are_the_development_view_they_claim():
@@ -110,6 +141,7 @@ def test_shipped_real_clips_are_the_development_view_they_claim():
     from edgetp.data.real import CORE, SHIPPED, scan_real
     from edgetp.kws.real_dev import trained_real, view_info
     from edgetp.model import load_model
+
     parts = view_info(SHIPPED)["speakers"]
     clips, per = scan_real(SHIPPED)
     assert set(per) == set(parts["adapt"]) | set(parts["choose"]) and len(parts["adapt"]) == 6
@@ -128,15 +160,26 @@ def test_finetune_adapts_to_the_shipped_real_speakers(cli, tmp_path):
     no test-ledger line (they are development speakers)."""
     from edgetp.data.real import SHIPPED
     from edgetp.kws.real_dev import view_info
+
     out, ledger = tmp_path / "real.json", tmp_path / "ledger.jsonl"
-    r = cli("finetune", "--kws", "--speaker", "real", "--set", "test_limit=60", "--quiet", "--json", out,
-            env={"EDGETP_TEST_LEDGER": str(ledger)})
+    r = cli(
+        "finetune",
+        "--kws",
+        "--speaker",
+        "real",
+        "--set",
+        "test_limit=60",
+        "--quiet",
+        "--json",
+        out,
+        env={"EDGETP_TEST_LEDGER": str(ledger)},
+    )
     assert r.returncode == 0, r.stderr
     d = json.loads(out.read_text())
     parts = view_info(SHIPPED)["speakers"]
     assert d["speakers"] == parts["adapt"] and d["shots"] == 3 and d["seeds"] == 1 and "development" in d
     assert d["others"]["split"] == "testing" and set(d["others"]["speakers"]) <= set(parts["choose"])
-    assert all(s["support"] == 30 for s in d["per_seed"])   # 3 clips of each core word
+    assert all(s["support"] == 30 for s in d["per_seed"])  # 3 clips of each core word
     assert not ledger.exists()
     # real people gain from three shots (development figure of the shipped kws-mcu, float rule: 28.1 -> 62.4 %)
     assert d["query_acc_after"] >= d["query_acc_before"] + 10, d
@@ -157,11 +200,13 @@ def test_the_main_job_runs_the_real_row_then_the_test_group(monkeypatch, capsys)
     import argparse
 
     from edgetp.cli import finetune
+
     calls = []
 
     def row(args, extra=None):
         calls.append((args.speaker, args.json, extra))
         return 0, {"row": args.speaker}
+
     monkeypatch.setattr(finetune, "_row", row)
     args = argparse.Namespace(speaker=None, data_root=None, json="x.json", plot=None, save=None, others=None)
     assert finetune.run(args) == 0

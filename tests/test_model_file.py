@@ -1,4 +1,5 @@
 """The model file: round trip, and clear errors for corrupt, truncated or foreign files."""
+
 import json
 
 import numpy as np
@@ -12,8 +13,15 @@ from edgetp.tp import init_params, parse_net
 @pytest.fixture
 def model():
     cfg = parse_net("10-12r-4")
-    return Model(cfg, init_params(cfg, 0), ["a", "b", "c", "d"], {"n_mels": 40}, {"epochs": 1},
-                 {"acc": 50.0}, np.ones(10, np.float32))
+    return Model(
+        cfg,
+        init_params(cfg, 0),
+        ["a", "b", "c", "d"],
+        {"n_mels": 40},
+        {"epochs": 1},
+        {"acc": 50.0},
+        np.ones(10, np.float32),
+    )
 
 
 def test_round_trip(model, tmp_path):
@@ -43,8 +51,15 @@ def test_errors(model, tmp_path):
     np.savez(tmp_path / "nometa.npz", **{k: v for k, v in arrays.items() if k != "meta"})
     np.savez(tmp_path / "noW1.npz", **{k: v for k, v in arrays.items() if k != "W1"})
     np.savez(tmp_path / "pickled.npz", meta=np.array([object()], dtype=object))
-    cases = {"trunc": "not a", "text": "not an .npz", "edited": "hash mismatch", "future": "version 99",
-             "nometa": "no 'meta'", "noW1": "lacks 'W1'", "pickled": "not a plain numeric array"}
+    cases = {
+        "trunc": "not a",
+        "text": "not an .npz",
+        "edited": "hash mismatch",
+        "future": "version 99",
+        "nometa": "no 'meta'",
+        "noW1": "lacks 'W1'",
+        "pickled": "not a plain numeric array",
+    }
     for name, expect in cases.items():
         with pytest.raises(EdgetpError, match=expect):
             load_model(tmp_path / f"{name}.npz")
@@ -54,6 +69,7 @@ def test_errors(model, tmp_path):
 
 def test_loading_never_unpickles(tmp_path):
     """A file carrying a pickled payload is refused, not executed."""
+
     class Boom:
         def __reduce__(self):
             return (exec, ("open(%r, 'w').write('pwned')" % str(tmp_path / "pwned"),))

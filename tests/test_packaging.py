@@ -1,4 +1,5 @@
 """`pip install .` ships what the tree has: the wheel carries packages, C sources and shipped models."""
+
 import subprocess
 import sys
 import zipfile
@@ -7,13 +8,23 @@ from conftest import ROOT
 
 
 def test_wheel_contents(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
-                       capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr
     (whl,) = tmp_path.glob("edgetp-*.whl")
     names = set(zipfile.ZipFile(whl).namelist())
-    for must in ("edgetp/cli/__init__.py", "edgetp/tp/network.py", "edgetp/models/kws-mcu/model.npz",
-                 "edgetp/models/kws-paper/model.npz", "firmware_gen/__init__.py", "deploy/__init__.py"):
+    for must in (
+        "edgetp/cli/__init__.py",
+        "edgetp/tp/network.py",
+        "edgetp/models/kws-mcu/model.npz",
+        "edgetp/models/kws-paper/model.npz",
+        "firmware_gen/__init__.py",
+        "deploy/__init__.py",
+    ):
         assert must in names, must
     assert any(n.startswith("firmware_gen/") and n.endswith(".c") for n in names)
     # the shipped real clips (the main job's real speakers) with their licence and sources

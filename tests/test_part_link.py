@@ -1,5 +1,6 @@
 """One board's memory map checked (issue 29): the export's memory plan says whether kws-mcu fits an
 nRF52840 and an ESP32-C3-class part, and a link with each part's regions proves it (link only)."""
+
 import dataclasses
 
 import pytest
@@ -26,11 +27,13 @@ def kws_export(tmp_path_factory):
 
 def _plan(cdir):
     import json
+
     return [memplan.Row(**r) for r in json.loads((cdir / "etp_manifest.json").read_text())["memory"]["items"]]
 
 
-@pytest.mark.parametrize("part,tools", [("nrf52840", ("arm-none-eabi-gcc",)),
-                                        ("esp32c3", ("riscv64-unknown-elf-gcc",))])
+@pytest.mark.parametrize(
+    "part,tools", [("nrf52840", ("arm-none-eabi-gcc",)), ("esp32c3", ("riscv64-unknown-elf-gcc",))]
+)
 def test_kws_mcu_plan_and_link_fit_the_part(part, tools, kws_export, tmp_path):
     from conftest import require
 
@@ -41,7 +44,7 @@ def test_kws_mcu_plan_and_link_fit_the_part(part, tools, kws_export, tmp_path):
     im = link_for_part(kws_export, part, tmp_path)
     assert 0 < im.sizes["flash"] < p.flash[1] and 0 < im.sizes["ram"] <= p.ram[1] and im.sizes["stack"] == STACK
     text = (im.path.parent / "etp_fw.map").read_text()
-    assert f"0x{p.flash[0]:08x}" in text.lower() and f"0x{p.ram[0]:08x}" in text.lower()   # the part's regions
+    assert f"0x{p.flash[0]:08x}" in text.lower() and f"0x{p.ram[0]:08x}" in text.lower()  # the part's regions
 
 
 def test_a_part_too_small_fails_the_plan_and_the_link(kws_export, tmp_path, monkeypatch):

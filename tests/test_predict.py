@@ -1,4 +1,5 @@
 """`edgetp predict`: top words with scores for real WAVs, float and integer paths, bad input."""
+
 import json
 from pathlib import Path
 
@@ -13,6 +14,7 @@ WAVS = sorted(REAL.glob("*.wav"))
 
 def _shipped(name):
     from edgetp.model import MODELS_DIR
+
     if not (MODELS_DIR / name / "model.npz").is_file():
         pytest.fail(f"shipped model {name} missing")
     return name
@@ -30,24 +32,27 @@ def test_predict_real_wavs_matches_the_library(cli, tmp_path, fixed):
     from edgetp.audio.wav import load_16k
     from edgetp.kws.protocol import model_norm
     from edgetp.model import load_model
+
     m = load_model("kws-mcu")
     xs = model_norm(m).apply(np.stack([features(load_16k(str(w))) for w in WAVS]))
     if fixed:
         from edgetp.fixed.finetune import to_int_inputs
         from edgetp.fixed.network_q import predict_q
         from firmware_gen.qmodel import qmodel_for
+
         qm = qmodel_for(m)[0]
         want = predict_q(qm, to_int_inputs(qm, xs))
     else:
         from edgetp.tp import predict
+
         want = predict(m.params, xs, m.cfg)
     for w, pred, k in zip(WAVS, d["predictions"], want):
-        assert pred["file"] == str(w.relative_to(ROOT))   # as the artefact may record it (edgetp.paths.portable)
+        assert pred["file"] == str(w.relative_to(ROOT))  # as the artefact may record it (edgetp.paths.portable)
         top = pred["top"]
         scores = [t["score"] for t in top]
         assert len(top) == 3 and len({t["word"] for t in top}) == 3
         assert all(np.isfinite(scores)) and scores == sorted(scores, reverse=True) and 0 < sum(scores) <= 1.0001
-        assert top[0]["word"] == m.labels[k]          # the top word is the library's argmax
+        assert top[0]["word"] == m.labels[k]  # the top word is the library's argmax
         assert f"{w}: {top[0]['word']} " in r.stdout
 
 
@@ -80,6 +85,7 @@ def test_fixed_readout_in_real_units():
     from edgetp.cli.predict import readout
     from edgetp.kws.protocol import model_norm
     from edgetp.model import load_model
+
     m = load_model(_shipped("kws-paper"))
     xs = model_norm(m).apply(np.stack([features(load_16k(str(w))) for w in WAVS]))
     a, b = readout(m, xs, False)[0], readout(m, xs, True)[0]

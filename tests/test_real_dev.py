@@ -1,6 +1,7 @@
 """`edgetp real-dev` and the model card's "Real speech (development figures)" section: the figures are measured
 through the finetune grid on a real folder's development view, the speakers that trained a model are left out,
 and the card renders the file, refusing a broken one and flagging one measured on another model."""
+
 import json
 import math
 import shutil
@@ -42,25 +43,32 @@ def real(tmp_path_factory):
     shutil.rmtree(root / "_background_noise_")
     labels = list(load_corpus(root).label_names)
     cfg = NetConfig(120, (8,), len(labels), recurrent=True)
-    model = Model(cfg, init_params(cfg, 0), labels, recipe={"finetune": {"epochs": 1, "rehearsal": 2.0}},
-                  norm_scale=np.ones(120, np.float32))
+    model = Model(
+        cfg,
+        init_params(cfg, 0),
+        labels,
+        recipe={"finetune": {"epochs": 1, "rehearsal": 2.0}},
+        norm_scale=np.ones(120, np.float32),
+    )
     save_model(model, root.parent / "m.npz")
     return root, root.parent / "m.npz"
 
 
 def test_measures_zero_shot_and_personalisation_through_the_grid(real, tmp_path):
     from edgetp.model import load_model
+
     root, m = real
     model = load_model(m)
-    out = measure(model, root, tmp_path / "view", False, recorded_recipe(model),
-                  shots=(1, 5), seeds=2, say=lambda s: None)
+    out = measure(
+        model, root, tmp_path / "view", False, recorded_recipe(model), shots=(1, 5), seeds=2, say=lambda s: None
+    )
     z = out["zero_shot"]
     assert z["clips"] == 40 + 24 and z["speakers"] == 13 and z["core_clips"] == 40 + 12
     assert 0 <= z["top1"] <= 100 and set(z["per_speaker"]) == {ADAPT, *OTHERS}
     one, five = out["personalisation"]
     assert one["speakers"] == [ADAPT] and one["runs"] == 2 and one["others"]["split"] == "testing"
-    assert set(one["others"]["speakers"]) < set(OTHERS)           # the choose part, never the adaptation speaker
-    assert "at most 3 clips of a word" in five["error"]           # 4 clips: a support pool of 3
+    assert set(one["others"]["speakers"]) < set(OTHERS)  # the choose part, never the adaptation speaker
+    assert "at most 3 clips of a word" in five["error"]  # 4 clips: a support pool of 3
     # the recorded recipe, but no rehearsal: the real view holds none of the model's pretraining speakers
     assert out["recipe"]["epochs"] == 1 and out["recipe"]["rehearsal"] == 0 and "rehearsal 2" in out["recipe_note"]
     assert out["data"]["excluded_speakers"] == [] and out["model_hash"] == model.hash()
@@ -68,8 +76,9 @@ def test_measures_zero_shot_and_personalisation_through_the_grid(real, tmp_path)
     # is refused
     parts = json.loads((tmp_path / "view" / "real_dev_info.json").read_text())["speakers"]
     model.recipe["real_speakers"] = {"pretrain": parts["pretrain"][:2], "choose": parts["choose"], "adapt": [ADAPT]}
-    out = measure(model, root, tmp_path / "view", False, recorded_recipe(model),
-                  shots=(1,), seeds=1, say=lambda s: None)
+    out = measure(
+        model, root, tmp_path / "view", False, recorded_recipe(model), shots=(1,), seeds=1, say=lambda s: None
+    )
     assert out["data"]["excluded_speakers"] == sorted(parts["pretrain"][:2])
     assert out["zero_shot"]["clips"] == 64 - 4 and not set(parts["pretrain"][:2]) & set(out["zero_shot"]["per_speaker"])
     model.recipe["pretrain_speakers"] = parts["choose"][:1]
@@ -81,8 +90,9 @@ def test_bad_input_is_one_line(real, tmp_path):
     root, m = real
     r = run_cli("real-dev", "--model", m, "--real", tmp_path / "missing", "--json", tmp_path / "o.json")
     assert r.returncode == 2 and "--real" in r.stderr and "not a folder" in r.stderr and "Traceback" not in r.stderr
-    r = run_cli("real-dev", "--model", m, "--fixed", "--real", root, "--view", tmp_path / "v", "--json",
-                tmp_path / "o.json")
+    r = run_cli(
+        "real-dev", "--model", m, "--fixed", "--real", root, "--view", tmp_path / "v", "--json", tmp_path / "o.json"
+    )
     assert r.returncode == 2 and 'recipe["fixed"]' in r.stderr and "Traceback" not in r.stderr
     r = run_cli("real-dev", "--model", m, "--real", root, "--shots", "0", "--json", tmp_path / "o.json")
     assert r.returncode == 2 and "--shots" in r.stderr
@@ -90,33 +100,57 @@ def test_bad_input_is_one_line(real, tmp_path):
 
 def _planted(model_hash: str) -> dict:
     """A results file as edgetp real-dev writes it, with planted figures."""
-    p = {"shots": 3, "speakers": ["a", "b"], "runs": 6, "query_acc_before": 21.25, "query_acc_before_std": 3.0,
-         "query_acc_after": 61.94, "query_acc_after_std": 12.5, "test_acc_before": 30.7, "test_acc_after": 43.21,
-         "others": {"split": "testing", "utterances": 440, "speakers": ["c"] * 30}}
-    return {"model_hash": model_hash, "fixed": False, "command": "edgetp real-dev --model x --real R --json F",
-            "data": {"real": {"name": "gsc-real-dev"}, "clips": 1680, "speakers": 103, "excluded_speakers": []},
-            "zero_shot": {"clips": 1680, "speakers": 103, "top1": 27.14, "core_clips": 1439, "core_top1": 28.06},
-            "recipe": {"epochs": 9, "lr": 2e-4, "optimizer": "adam", "batch": 8, "targets": "classes",
-                       "train": "all", "rehearsal": 0.0},
-            "recipe_note": "rehearsal 2 of the recorded recipe set to 0", "seeds": 3,
-            "personalisation": [dict(p, shots=1), p, {"shots": 5, "error": "at most 4 clips of a word"}]}
+    p = {
+        "shots": 3,
+        "speakers": ["a", "b"],
+        "runs": 6,
+        "query_acc_before": 21.25,
+        "query_acc_before_std": 3.0,
+        "query_acc_after": 61.94,
+        "query_acc_after_std": 12.5,
+        "test_acc_before": 30.7,
+        "test_acc_after": 43.21,
+        "others": {"split": "testing", "utterances": 440, "speakers": ["c"] * 30},
+    }
+    return {
+        "model_hash": model_hash,
+        "fixed": False,
+        "command": "edgetp real-dev --model x --real R --json F",
+        "data": {"real": {"name": "gsc-real-dev"}, "clips": 1680, "speakers": 103, "excluded_speakers": []},
+        "zero_shot": {"clips": 1680, "speakers": 103, "top1": 27.14, "core_clips": 1439, "core_top1": 28.06},
+        "recipe": {
+            "epochs": 9,
+            "lr": 2e-4,
+            "optimizer": "adam",
+            "batch": 8,
+            "targets": "classes",
+            "train": "all",
+            "rehearsal": 0.0,
+        },
+        "recipe_note": "rehearsal 2 of the recorded recipe set to 0",
+        "seeds": 3,
+        "personalisation": [dict(p, shots=1), p, {"shots": 5, "error": "at most 4 clips of a word"}],
+    }
 
 
 def test_the_card_renders_the_file_and_refuses_a_broken_one(tmp_path):
     from edgetp.kws.card import render, result_rows
     from edgetp.model import load_model
+
     d = tmp_path / "kws-paper"
     shutil.copytree(ROOT / "models" / "kws-paper", d, ignore=shutil.ignore_patterns("README.md", NAME))
     h = load_model(d / "model.npz").hash()
     rows = len(result_rows(d))
     (d / "results" / NAME).write_text(json.dumps(_planted(h)))
     text = render(d)
-    assert len(result_rows(d)) == rows                        # its own section, not an adaptation row
+    assert len(result_rows(d)) == rows  # its own section, not an adaptation row
     assert "## Real speech (development figures)" in text and "re-run" not in text.split("## Real speech")[1]
     assert "| zero-shot top-1, all words | 1,680 clips, 103 speakers | 27.1 % | |" in text
     assert "| zero-shot top-1, ten core words | 1,439 clips | 28.1 % | |" in text
-    assert "| 3-shot personalisation, query (the speaker's held-out clips) | 2 speakers × 3 seeds | 21.2 ± 3.0 % | " \
-           "61.9 ± 12.5 % |" in text
+    assert (
+        "| 3-shot personalisation, query (the speaker's held-out clips) | 2 speakers × 3 seeds | 21.2 ± 3.0 % | "
+        "61.9 ± 12.5 % |" in text
+    )
     assert "| 3-shot, other real speakers (choose part) | 440 clips, 30 speakers | 30.7 % | 43.2 % |" in text
     assert "| 5-shot personalisation | not measurable: at most 4 clips of a word | | |" in text
     assert "**Development figures**" in text and "measured outside the project" in text and "≥ 88 %" in text
@@ -136,6 +170,11 @@ def test_the_card_renders_the_file_and_refuses_a_broken_one(tmp_path):
         real_lines(d / "results" / NAME, bad, [h])
     del bad["zero_shot"]
     (d / "results" / NAME).write_text(json.dumps(bad))
-    r = subprocess.run([sys.executable, "-m", "edgetp.kws.card", "--check", str(d)], capture_output=True, text=True,
-                       cwd=ROOT, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-m", "edgetp.kws.card", "--check", str(d)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert r.returncode == 2 and "no 'zero_shot'" in r.stderr and "Traceback" not in r.stderr

@@ -2,6 +2,7 @@
 keep few flags and read the rest from a recipe file (--recipe, JSON or TOML) or --set KEY=VALUE; a moved flag says
 where it went; every command models/rebuild.sh runs and every card's Rebuild section quotes parses with the real
 parser (and its recipe files load)."""
+
 from __future__ import annotations
 
 import argparse
@@ -49,9 +50,9 @@ def test_the_cli_files_hand_copy_no_choices():
     for f in sorted((ROOT / "edgetp" / "cli").glob("*.py")):
         text = f.read_text()
         for m in re.finditer(r"choices=\(([^)]*)\)", text):
-            assert not re.search(r"\"(adam|sgd|colnorm|rownorm|all|readout|batch|classes|float|fixed|hard|soft)\"",
-                                 m.group(1)), \
-                f"{f.name}: a hand-copied choice list {m.group(0)}"
+            assert not re.search(
+                r"\"(adam|sgd|colnorm|rownorm|all|readout|batch|classes|float|fixed|hard|soft)\"", m.group(1)
+            ), f"{f.name}: a hand-copied choice list {m.group(0)}"
 
 
 # ----------------------------------------------------------------------------- the declarations and their checks
@@ -64,17 +65,20 @@ class _Toy:
     limit: int | None = setting(None, "an optional count", lo=0)
 
 
-@pytest.mark.parametrize("data, expect", [
-    ({"nn": 1}, "unknown setting 'nn'"),
-    ({"n": "3"}, "n must be a int, got '3'"),
-    ({"n": True}, "n must be a int"),
-    ({"n": 0}, "n must be >= 1, got 0"),
-    ({"rate": 1.0}, "rate must be < 1"),
-    ({"rate": "x"}, "rate must be a float"),
-    ({"kind": "c"}, "kind must be one of a, b"),
-    ({"on": 1}, "on must be a bool"),
-    ({"limit": -1}, "limit must be >= 0"),
-])
+@pytest.mark.parametrize(
+    "data, expect",
+    [
+        ({"nn": 1}, "unknown setting 'nn'"),
+        ({"n": "3"}, "n must be a int, got '3'"),
+        ({"n": True}, "n must be a int"),
+        ({"n": 0}, "n must be >= 1, got 0"),
+        ({"rate": 1.0}, "rate must be < 1"),
+        ({"rate": "x"}, "rate must be a float"),
+        ({"kind": "c"}, "kind must be one of a, b"),
+        ({"on": 1}, "on must be a bool"),
+        ({"limit": -1}, "limit must be >= 0"),
+    ],
+)
 def test_a_bad_recipe_file_names_the_key(tmp_path, data, expect):
     f = tmp_path / "r.json"
     f.write_text(json.dumps(data))
@@ -97,16 +101,23 @@ def test_recipe_files_round_trip_in_json_and_toml(tmp_path):
         with pytest.raises(EdgetpError, match="TOML recipe files need Python >= 3.11"):
             read((_Toy,), t)
     # --set items are typed as declared and win over the file; an int is a float's value
-    assert read((_Toy,), j, ["n=9", "rate=0", "limit=none", "on=false"]) == dict(good, n=9, rate=0.0, limit=None,
-                                                                                 on=False)
+    assert read((_Toy,), j, ["n=9", "rate=0", "limit=none", "on=false"]) == dict(
+        good, n=9, rate=0.0, limit=None, on=False
+    )
     for bad, expect in (("n=x", "n must be a int"), ("n", "expected KEY=VALUE"), ("on=yes", "true or false")):
         with pytest.raises(EdgetpError, match=expect):
             read((_Toy,), None, [bad])
 
 
-@pytest.mark.parametrize("text, suffix, expect", [
-    ("{", ".json", "not a JSON recipe"), ("[1]", ".json", "one table"), ("n = ", ".toml", "not a TOML recipe"),
-    ("n: 1", ".yaml", ".json or .toml")])
+@pytest.mark.parametrize(
+    "text, suffix, expect",
+    [
+        ("{", ".json", "not a JSON recipe"),
+        ("[1]", ".json", "one table"),
+        ("n = ", ".toml", "not a TOML recipe"),
+        ("n: 1", ".yaml", ".json or .toml"),
+    ],
+)
 def test_a_broken_recipe_file_is_one_clear_error(tmp_path, text, suffix, expect):
     if suffix == ".toml" and sys.version_info < (3, 11):
         pytest.skip("TOML needs Python >= 3.11")
@@ -121,7 +132,8 @@ def test_a_broken_recipe_file_is_one_clear_error(tmp_path, text, suffix, expect)
 def test_each_shipped_recipe_file_is_quoted_where_a_command_uses_it():
     """models/recipes/* are read by the commands of rebuild.sh or the docs, which the tests below parse."""
     quoted = (ROOT / "models" / "rebuild.sh").read_text() + "".join(
-        f.read_text() for f in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")])
+        f.read_text() for f in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]
+    )
     files = sorted((ROOT / "models" / "recipes").iterdir())
     assert files and all(f"models/recipes/{f.name}" in quoted for f in files), files
 
@@ -138,14 +150,14 @@ def test_finetune_float_and_fixed_read_the_recipe_file(tmp_path):
     model = load_model("kws-mcu")
     f = tmp_path / "r.json"
     f.write_text(json.dumps({"epochs": 5, "lr": 3e-4, "batch": 2, "update_every": 3}))
-    r = recipe_from(_finetune_args("--recipe", f), model)                        # the float rule
+    r = recipe_from(_finetune_args("--recipe", f), model)  # the float rule
     assert (r.epochs, r.lr, r.batch, r.update_every) == (5, 3e-4, 2, 3)
-    assert r.train == model.recipe["finetune"]["train"]                            # the rest: the model's record
-    with pytest.raises(EdgetpError, match="batch 2 with --fixed"):                 # --fixed reads the same file
+    assert r.train == model.recipe["finetune"]["train"]  # the rest: the model's record
+    with pytest.raises(EdgetpError, match="batch 2 with --fixed"):  # --fixed reads the same file
         recipe_from(_finetune_args("--recipe", f, "--fixed"), model)
     f.write_text(json.dumps({"epochs": 5, "lr": 3e-4}))
     r = recipe_from(_finetune_args("--recipe", f, "--fixed", "--set", "epochs=2"), model)
-    assert (r.epochs, r.lr, r.batch, r.optimizer) == (2, 3e-4, 1, "colnorm")       # --set wins over the file
+    assert (r.epochs, r.lr, r.batch, r.optimizer) == (2, 3e-4, 1, "colnorm")  # --set wins over the file
 
 
 def test_finetune_run_settings_come_from_the_recipe(tmp_path):
@@ -165,8 +177,9 @@ def test_hil_reads_the_recipe_file(tmp_path):
     from firmware_gen.options import device_from_args
 
     f = tmp_path / "r.json"
-    f.write_text(json.dumps({"lr": 5e-4, "beta_shift": 8, "update_every": 4, "epochs": 2, "query_limit": 3,
-                             "stack": 4096}))
+    f.write_text(
+        json.dumps({"lr": 5e-4, "beta_shift": 8, "update_every": 4, "epochs": 2, "query_limit": 3, "stack": 4096})
+    )
     a = subparsers()["hil"].parse_args(["--target", "host", "--recipe", str(f), "--set", "clip=2"])
     apply_settings(a)
     assert (a.epochs, a.query_limit, a.stack, a.support_limit, a.recover) == (2, 3, 4096, 0, True)
@@ -188,15 +201,18 @@ def test_a_recipe_naming_a_removed_optimizer_is_told_why(tmp_path):
     assert read((DeviceSettings, HilSettings), None, ["optimizer=rownorm"]) == {"optimizer": "rownorm"}
 
 
-@pytest.mark.parametrize("argv, expect", [
-    (["finetune", "--kws", "--lr", "1e-3"], '--lr moved to the recipe file: --recipe F with {"lr": ...}'),
-    (["finetune", "--kws", "--no-baseline"], '--no-baseline moved to the recipe file: --recipe F with {"baseline"'),
-    (["finetune", "--kws", "--workers=2"], "--set workers=VALUE"),
-    (["hil", "--target", "host", "--epochs", "1"], "--epochs moved to the recipe file"),
-    (["hil", "--target", "host", "--no-recover"], '{"recover": ...}'),
-    (["hil", "--target", "host", "--wbits", "8"], '{"wbits": ...}'),
-    (["pretrain", "--kws", "--out", "x.npz", "--fixed", "hbits=8"], "--fixed is now --device"),
-])
+@pytest.mark.parametrize(
+    "argv, expect",
+    [
+        (["finetune", "--kws", "--lr", "1e-3"], '--lr moved to the recipe file: --recipe F with {"lr": ...}'),
+        (["finetune", "--kws", "--no-baseline"], '--no-baseline moved to the recipe file: --recipe F with {"baseline"'),
+        (["finetune", "--kws", "--workers=2"], "--set workers=VALUE"),
+        (["hil", "--target", "host", "--epochs", "1"], "--epochs moved to the recipe file"),
+        (["hil", "--target", "host", "--no-recover"], '{"recover": ...}'),
+        (["hil", "--target", "host", "--wbits", "8"], '{"wbits": ...}'),
+        (["pretrain", "--kws", "--out", "x.npz", "--fixed", "hbits=8"], "--fixed is now --device"),
+    ],
+)
 def test_a_moved_flag_says_where_it_went(capsys, argv, expect):
     from edgetp.cli import main
 
@@ -234,12 +250,15 @@ def check_command(argv: list[str]) -> None:
     try:
         if args.command == "finetune":
             from edgetp.cli.finetune import settings_given
+
             settings_given(args)
         elif args.command == "hil":
             from edgetp.cli.hil import apply_settings
+
             apply_settings(args)
         elif args.command == "pretrain":
             from edgetp.cli.pretrain import finetune_defaults, fixed_extras
+
             finetune_defaults(args.ft)
             fixed_extras(args.device)
     finally:
@@ -272,17 +291,28 @@ def rebuild_commands(tmp_path) -> list[list[str]]:
     bin_.mkdir()
     log = tmp_path / "calls.jsonl"
     fake = bin_ / "edgetp"
-    fake.write_text(f"#!{sys.executable}\nimport json, sys\n"
-                    f"open({str(log)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n")
-    (bin_ / "python3").write_text("#!/bin/sh\nexit 0\n")    # the card re-rendering at its end
+    fake.write_text(
+        f"#!{sys.executable}\nimport json, sys\nopen({str(log)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n"
+    )
+    (bin_ / "python3").write_text("#!/bin/sh\nexit 0\n")  # the card re-rendering at its end
     for f in (fake, bin_ / "python3"):
         f.chmod(f.stat().st_mode | stat.S_IEXEC)
     real_dev = tmp_path / "real-dev"
     real_dev.mkdir()
-    env = dict(os.environ, PATH=f"{bin_}:{os.environ['PATH']}", EDGETP_REAL_DEV=str(real_dev),
-               EDGETP_HOME=str(tmp_path / "home"))
-    r = subprocess.run(["bash", "models/rebuild.sh", "pretrain", "dev", "test", "real", "real-dev", "device-mcu"],
-                       cwd=work, env=env, capture_output=True, text=True, timeout=60)
+    env = dict(
+        os.environ,
+        PATH=f"{bin_}:{os.environ['PATH']}",
+        EDGETP_REAL_DEV=str(real_dev),
+        EDGETP_HOME=str(tmp_path / "home"),
+    )
+    r = subprocess.run(
+        ["bash", "models/rebuild.sh", "pretrain", "dev", "test", "real", "real-dev", "device-mcu"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
     return [json.loads(line) for line in log.read_text().splitlines()]
 

@@ -1,5 +1,6 @@
 """The causal running maximum (issue 32): frame t of the features depends on frames <= t only (but for Δ / ΔΔ's
 four frames of look-ahead), the input's gain cancels, silence stays zero, and the model records it."""
+
 import numpy as np
 import pytest
 
@@ -16,26 +17,31 @@ def _wave(seed=0):
 
 def test_running_max_follows_the_rule():
     l2 = np.array([[[0.0, -3.0]], [[-1.0, -2.0]], [[-0.001, -9.0]], [[2.0, 1.0]]]).reshape(4, 2)
-    m = running_max(l2, 128)[:, 0]          # falls half an octave per frame
+    m = running_max(l2, 128)[:, 0]  # falls half an octave per frame
     np.testing.assert_allclose(m, [0.0, -0.5, -0.001, 2.0])
 
 
 def test_causal_log_mel_block():
     w = _wave()
     louder = w.copy()
-    louder[160 * 64:] *= 30.0                  # a louder future: frames <= 61 do not see these samples
+    louder[160 * 64 :] *= 30.0  # a louder future: frames <= 61 do not see these samples
     a, b = recompress(features(w)[None], 1000.0, 2), recompress(features(louder)[None], 1000.0, 2)
     np.testing.assert_allclose(a[:, :62, :40], b[:, :62, :40], atol=1e-4)
     assert np.abs(a[:, 62:, :40] - b[:, 62:, :40]).max() > 0.1
     # the utterance's maximum is not causal: the same change moves the past
-    assert np.abs(recompress(features(w)[None], 1000.0)[:, :62, :40]
-                  - recompress(features(louder)[None], 1000.0)[:, :62, :40]).max() > 0.1
+    assert (
+        np.abs(
+            recompress(features(w)[None], 1000.0)[:, :62, :40] - recompress(features(louder)[None], 1000.0)[:, :62, :40]
+        ).max()
+        > 0.1
+    )
 
 
 def test_gain_cancels_and_silence_is_zero():
     w = _wave(1)
-    np.testing.assert_allclose(recompress(features(w)[None], 1000.0, 2),
-                               recompress(features(0.003 * w)[None], 1000.0, 2), atol=1e-4)
+    np.testing.assert_allclose(
+        recompress(features(w)[None], 1000.0, 2), recompress(features(0.003 * w)[None], 1000.0, 2), atol=1e-4
+    )
     assert not recompress(np.zeros((1, 101, 120), np.float32), 1000.0, 2).any()
     out = recompress(features(w)[None], 1000.0, 2)
     np.testing.assert_allclose(out[0, :, 40:80], (DELTA1.T @ out[0, :, :40].astype(np.float64)), atol=1e-4)

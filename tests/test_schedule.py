@@ -1,5 +1,6 @@
 """One fine-tuning schedule: finetune --fixed, verify-c's device script and the HIL session
 train the same samples in the same order at the same rates (edgetp.tp.schedule)."""
+
 import sys
 from pathlib import Path
 
@@ -43,10 +44,13 @@ def test_an_impossible_run_is_refused(args):
 
 def test_finetune_fixed_trains_the_schedule(monkeypatch):
     qm = tiny_qmodel(n_in=6, hidden=(5,), n_out=3)
-    xs = (np.arange(7)[:, None, None] * np.ones((7, 4, 6))).astype(qm.xdtype)   # integer: taken as is
+    xs = (np.arange(7)[:, None, None] * np.ones((7, 4, 6))).astype(qm.xdtype)  # integer: taken as is
     seen = []
-    monkeypatch.setattr(ff, "train_sequence_q", lambda qm, x, y, opt, *a: seen.append(
-        ((opt.lr_m, opt.lr_e), [int(v) for v in x[:, 0, 0]])))
+    monkeypatch.setattr(
+        ff,
+        "train_sequence_q",
+        lambda qm, x, y, opt, *a: seen.append(((opt.lr_m, opt.lr_e), [int(v) for v in x[:, 0, 0]])),
+    )
     ff.finetune_fixed(qm, xs, np.arange(7) % 3, epochs=3, lr=2e-3, batch=2, seed=9)
     plan = finetune_epochs(7, 3, seed=9, batch=2, lr=2e-3)
     assert seen == [(lr_code(ep.lr), b.tolist()) for ep in plan for b in ep.batches]
@@ -74,7 +78,7 @@ class _Recording(FakeReference):
 @pytest.mark.needs("cc")
 def test_the_hil_session_trains_the_schedule():
     (sx, sy), qry = fake_data(n_support=6)
-    sx[:, 0, 0] = np.arange(6)                                   # sample i starts with the value i
+    sx[:, 0, 0] = np.arange(6)  # sample i starts with the value i
     ref = _Recording()
     with device() as (_, dev):
         res = run_session(dev, ref, (sx, sy), qry, epochs=2, seed=11)

@@ -1,5 +1,6 @@
 """A speaker the model was pretrained on is not "held out": finetune --kws and hil refuse it,
 --allow-seen-speaker overrides and the report says so (edgetp/kws/data.py check_speaker)."""
+
 import json
 import sys
 from pathlib import Path
@@ -21,8 +22,23 @@ def setup(tmp_path_factory):
     make_corpus(root)
     home = tmp_path_factory.mktemp("home")
     model = home / "m.npz"
-    r = run_cli("pretrain", "--kws", "--data-root", root, "--net", "120-8r-36", "--epochs", "1", "--batch", "8",
-                "--hold-out", HELD, "--out", model, env={"EDGETP_HOME": str(home)})
+    r = run_cli(
+        "pretrain",
+        "--kws",
+        "--data-root",
+        root,
+        "--net",
+        "120-8r-36",
+        "--epochs",
+        "1",
+        "--batch",
+        "8",
+        "--hold-out",
+        HELD,
+        "--out",
+        model,
+        env={"EDGETP_HOME": str(home)},
+    )
     assert r.returncode == 0, r.stderr
     return root, home, model
 
@@ -32,6 +48,7 @@ def _legacy(model_path, out, **recipe):
     from dataclasses import replace
 
     from edgetp.model import load_model, save_model
+
     m = load_model(model_path)
     rec = {k: v for k, v in m.recipe.items() if k != "pretrain_speakers"}
     rec.update(recipe)
@@ -41,12 +58,30 @@ def _legacy(model_path, out, **recipe):
 
 def _ft(setup, *flags, model=None):
     root, home, m = setup
-    return run_cli("finetune", "--kws", "--model", model or m, "--data-root", root, "--shots", "1", "--seeds", "1",
-                   "--set", "epochs=1", "--set", "baseline=false", "--quiet", *flags, env={"EDGETP_HOME": str(home)})
+    return run_cli(
+        "finetune",
+        "--kws",
+        "--model",
+        model or m,
+        "--data-root",
+        root,
+        "--shots",
+        "1",
+        "--seeds",
+        "1",
+        "--set",
+        "epochs=1",
+        "--set",
+        "baseline=false",
+        "--quiet",
+        *flags,
+        env={"EDGETP_HOME": str(home)},
+    )
 
 
 def test_pretrain_records_its_speakers(setup):
     from edgetp.model import load_model
+
     rec = load_model(setup[2]).recipe
     assert rec["pretrain_speakers"] == ["11111111", "22222222"] and rec["held_out_speaker"] == HELD
 
@@ -78,7 +113,7 @@ def test_the_held_out_speaker_is_checked_and_reported(setup, tmp_path):
 
 def test_a_model_without_the_record_is_checked_from_its_recipe(setup, tmp_path):
     root, _home, m = setup
-    legacy = _legacy(m, tmp_path / "legacy.npz")                  # recipe["data"] is this corpus
+    legacy = _legacy(m, tmp_path / "legacy.npz")  # recipe["data"] is this corpus
     r = _ft(setup, "--speaker", SEEN, model=legacy)
     assert r.returncode == 2 and "pretraining set (2 speakers)" in r.stderr, r.stderr
     assert _ft(setup, model=legacy).returncode == 0
@@ -86,17 +121,19 @@ def test_a_model_without_the_record_is_checked_from_its_recipe(setup, tmp_path):
     gone = _legacy(m, tmp_path / "gone.npz", data="/nonexistent/other-corpus")
     r = _ft(setup, "--speaker", SEEN, model=gone)
     assert r.returncode == 2 and "cannot tell which speakers" in r.stderr and "--allow-seen-speaker" in r.stderr
-    r = _ft(setup, "--speaker", "22222222", "--set", "allow_seen_speaker=true", "--json", tmp_path / "g.json",
-            model=gone)
+    r = _ft(
+        setup, "--speaker", "22222222", "--set", "allow_seen_speaker=true", "--json", tmp_path / "g.json", model=gone
+    )
     assert r.returncode == 0, r.stderr
     d = json.loads((tmp_path / "g.json").read_text())
     assert d["seen_speaker"] is None and "could not be checked" in d["note"]
-    assert _ft(setup, model=gone).returncode == 0                # the recipe's held-out speaker is still fine
+    assert _ft(setup, model=gone).returncode == 0  # the recipe's held-out speaker is still fine
 
 
 def test_a_regenerated_corpus_of_the_same_name_counts_as_the_models(setup, tmp_path):
     from edgetp.kws.data import check_speaker, open_corpus, pretrain_speakers
     from edgetp.model import load_model
+
     root, _home, m = setup
     moved = load_model(_legacy(m, tmp_path / "moved.npz", data=f"/elsewhere/{root.name}"))
     corpus = open_corpus(root, "paper")
@@ -108,16 +145,21 @@ def test_a_regenerated_corpus_of_the_same_name_counts_as_the_models(setup, tmp_p
     with pytest.raises(EdgetpError, match="speaker 11111111, 22222222 are in"):
         check_speaker(moved, corpus, [HELD, "11111111", "22222222"])
     assert check_speaker(moved, corpus, [HELD, "22222222"], True) == {
-        "seen_speaker": True, "allow_seen_speaker": True, "seen_speakers": ["22222222"]}
+        "seen_speaker": True,
+        "allow_seen_speaker": True,
+        "seen_speakers": ["22222222"],
+    }
 
 
 def test_hil_refuses_a_seen_speaker(setup):
     root, home, m = setup
-    r = run_cli("hil", "--target", "host", "--model", m, "--data-root", root, "--speaker", SEEN,
-                env={"EDGETP_HOME": str(home)})
+    r = run_cli(
+        "hil", "--target", "host", "--model", m, "--data-root", root, "--speaker", SEEN, env={"EDGETP_HOME": str(home)}
+    )
     assert r.returncode == 2 and "Traceback" not in r.stderr
-    assert (len(r.stderr.strip().splitlines()) == 1 and "pretraining set" in r.stderr
-            and "--allow-seen-speaker" in r.stderr)
+    assert (
+        len(r.stderr.strip().splitlines()) == 1 and "pretraining set" in r.stderr and "--allow-seen-speaker" in r.stderr
+    )
 
 
 @pytest.mark.needs("default-corpus")
@@ -129,6 +171,7 @@ def test_shipped_model_holds_out_its_voice_groups(monkeypatch, tmp_path):
     from edgetp.kws.data import check_speaker, model_corpus, pretrain_speakers
     from edgetp.kws.speakers import dev_group, test_group
     from edgetp.model import load_model
+
     model = load_model("kws-mcu")
     corpus, speaker = model_corpus(model, None, None)
     seen = pretrain_speakers(model, corpus)

@@ -1,4 +1,5 @@
 """Each equation of the spec on hand-computed cases, plus structural properties."""
+
 import math
 
 import numpy as np
@@ -17,20 +18,20 @@ def test_lif_soft_and_hard_reset():
     cur = np.array([[0.66, 0.2, -0.5]])
     vpre, s = K.lif_step(v, cur, 0.77, 0.66, False)
     np.testing.assert_allclose(vpre, [[0.66, 0.585, 0.27]])
-    np.testing.assert_array_equal(s, [[1, 0, 0]])        # >= threshold spikes (0.66 exactly)
+    np.testing.assert_array_equal(s, [[1, 0, 0]])  # >= threshold spikes (0.66 exactly)
     np.testing.assert_allclose(v, [[0.0, 0.585, 0.27]], atol=1e-15)  # soft: subtract vth
     v = np.array([[1.0, 0.0]])
     vpre, s = K.lif_step(v, np.array([[0.5, 0.1]]), 0.77, 0.66, True)
     np.testing.assert_allclose(vpre, [[1.27, 0.1]])
-    np.testing.assert_array_equal(v, [[0.0, 0.1]])       # hard: to zero
+    np.testing.assert_array_equal(v, [[0.0, 0.1]])  # hard: to zero
     v = np.array([[1.0]])
     K.lif_step(v, np.array([[0.5]]), 0.77, 0.66, False)
-    np.testing.assert_allclose(v, [[1.27 - 0.66]])       # soft keeps the excess
+    np.testing.assert_allclose(v, [[1.27 - 0.66]])  # soft keeps the excess
 
 
 def test_surrogate_type1():
     assert K.surrogate(np.array([0.66]), 0.66, 10.0)[0] == 10.0
-    np.testing.assert_allclose(K.surrogate(np.array([1.66]), 0.66, 10.0), [10 / (1 + math.pi ** 2)])
+    np.testing.assert_allclose(K.surrogate(np.array([1.66]), 0.66, 10.0), [10 / (1 + math.pi**2)])
     np.testing.assert_allclose(K.surrogate(np.array([0.16]), 0.66, 1.0), [1 / (1 + (math.pi / 2) ** 2)])
 
 
@@ -60,33 +61,55 @@ def test_contrastive_gradients_match_finite_differences():
     for arr, grad in ((h, dh), (g, dg)):
         num = np.zeros_like(arr)
         for idx in np.ndindex(arr.shape):
-            a = arr.copy(); a[idx] += eps; up = E(a, g) if arr is h else E(h, a)
-            a[idx] -= 2 * eps; dn = E(a, g) if arr is h else E(h, a)
+            a = arr.copy()
+            a[idx] += eps
+            up = E(a, g) if arr is h else E(h, a)
+            a[idx] -= 2 * eps
+            dn = E(a, g) if arr is h else E(h, a)
             num[idx] = (up - dn) / (2 * eps)
         np.testing.assert_allclose(grad, num, atol=1e-8)
 
 
 def test_adam_matches_pytorch_formula_over_steps():
-    w = np.array([0.5, -0.25]); m = np.zeros(2); v = np.zeros(2)
+    w = np.array([0.5, -0.25])
+    m = np.zeros(2)
+    v = np.zeros(2)
     ref_w, ref_m, ref_v = w.copy(), m.copy(), v.copy()
     for t, g in enumerate([np.array([0.1, -2.0]), np.array([0.0, 3.0]), np.array([-1.0, 0.0])], 1):
         K.adam_update(w, g, m, v, 0.01, 0.9, 0.999, 1e-8, t)
         ref_m = 0.9 * ref_m + 0.1 * g
         ref_v = 0.999 * ref_v + 0.001 * g * g
-        ref_w -= (0.01 / (1 - 0.9 ** t)) * ref_m / (np.sqrt(ref_v) / math.sqrt(1 - 0.999 ** t) + 1e-8)
+        ref_w -= (0.01 / (1 - 0.9**t)) * ref_m / (np.sqrt(ref_v) / math.sqrt(1 - 0.999**t) + 1e-8)
         np.testing.assert_allclose(w, ref_w, rtol=1e-15)
     # the fused small-batch path is the same update
-    w2 = np.array([[0.5, -0.25]]); m2 = np.zeros((1, 2)); v2 = np.zeros((1, 2))
+    w2 = np.array([[0.5, -0.25]])
+    m2 = np.zeros((1, 2))
+    v2 = np.zeros((1, 2))
     for t, g in enumerate([np.array([0.1, -2.0]), np.array([0.0, 3.0]), np.array([-1.0, 0.0])], 1):
-        K.outer_update(w2, np.ones((1, 1)), g[None], np.zeros((0, 0)), np.zeros((0, 0)), 1.0, True, m2, v2,
-                       0.01, 0.9, 0.999, 1e-8, t, np.zeros((0, 0)))
+        K.outer_update(
+            w2,
+            np.ones((1, 1)),
+            g[None],
+            np.zeros((0, 0)),
+            np.zeros((0, 0)),
+            1.0,
+            True,
+            m2,
+            v2,
+            0.01,
+            0.9,
+            0.999,
+            1e-8,
+            t,
+            np.zeros((0, 0)),
+        )
     np.testing.assert_allclose(w2[0], ref_w, rtol=1e-15)
 
 
 def test_readout_delta_rule_and_label_trace():
     cfg = parse_net("3-4-2", vth=0.5)
     p = init_params(cfg, 0, np.float64)
-    p.W[0][:] = 1.0                      # every hidden neuron fires at step 1 on input 1
+    p.W[0][:] = 1.0  # every hidden neuron fires at step 1 on input 1
     p.W[1][:] = [[0.1, 0.2, 0.3, 0.4], [0.0, 0.0, 0.0, 0.0]]
     st = init_state(cfg, 1, 1)
     new, aux = forward(p, st, np.ones((1, 3)), np.array([[0.0, 1.0]]), cfg)
@@ -119,11 +142,13 @@ def test_batch_rule_learns_nothing_in_hidden_layers_at_batch_1():
     cfg = parse_net("6-8r-3")
     p = init_params(cfg, 0, np.float64)
     W0 = p.W[0].copy()
-    train_sequence(p, np.random.default_rng(0).random((1, 12, 6)) * 3, np.array([1]),
-                   cfg, Optimizer("sgd", 0.1), "batch")
+    train_sequence(
+        p, np.random.default_rng(0).random((1, 12, 6)) * 3, np.array([1]), cfg, Optimizer("sgd", 0.1), "batch"
+    )
     np.testing.assert_array_equal(p.W[0], W0)
-    train_sequence(p, np.random.default_rng(0).random((1, 12, 6)) * 3, np.array([1]),
-                   cfg, Optimizer("sgd", 0.1), "classes")
+    train_sequence(
+        p, np.random.default_rng(0).random((1, 12, 6)) * 3, np.array([1]), cfg, Optimizer("sgd", 0.1), "classes"
+    )
     assert not np.array_equal(p.W[0], W0)
 
 
@@ -149,6 +174,7 @@ def test_large_batch_path_equals_fused_path():
     a, b = init_params(cfg, 0, np.float64), init_params(cfg, 0, np.float64)
     train_sequence(a, xs, y, cfg, Optimizer("adam", 1e-2), "batch")
     import edgetp.tp.network as N
+
     old = N.FUSED_MAX_BATCH
     N.FUSED_MAX_BATCH = 100
     try:
@@ -179,7 +205,8 @@ def test_propagator_cache_equals_recomputation():
         for u, v in zip(a.trainable(), b.trainable()):
             np.testing.assert_allclose(u, v, atol=1e-12)
     assert cache.matches(p, cfg, np.float64)
-    q = p.copy(); q.S[0, 0] += 1
+    q = p.copy()
+    q.S[0, 0] += 1
     assert not cache.matches(q, cfg, np.float64)
 
 
@@ -194,6 +221,7 @@ def test_state_resets_between_samples():
     # step API: run A, then reset (fresh state), then B == B alone
     st = init_state(cfg, 1, 0)
     from edgetp.tp import infer_step
+
     for t in range(20):
         st = infer_step(p, st, xa[:, t], cfg)
     assert np.abs(st.v[0]).sum() > 0
@@ -214,12 +242,12 @@ def test_edge_inputs_zero_and_all_spiking():
     cfg = parse_net("4-6r-3")
     p = init_params(cfg, 0, np.float64)
     st = train_sequence(p, np.zeros((2, 10, 4)), np.array([0, 1]), cfg, Optimizer("adam", 1e-3), "classes")
-    assert st.s[0].sum() == 0 and np.all(st.u == 0)          # silent layer: readout stays 0
+    assert st.s[0].sum() == 0 and np.all(st.u == 0)  # silent layer: readout stays 0
     p.W[0][:] = 10.0
     if p.R is not None:
         p.R[0][:] = 0.0
     st = train_sequence(p, np.ones((2, 10, 4)), np.array([0, 1]), cfg, Optimizer("sgd", 1e-3), "classes")
-    assert st.s[0].all()                                       # all spiking
+    assert st.s[0].all()  # all spiking
     assert all(np.isfinite(w).all() for w in p.trainable())
 
 

@@ -9,6 +9,7 @@ optional part: SET_LR is compiled in) with Debian's clang,
 build, seeds a corpus with valid sessions written by deploy/protocol.py, runs it and
 prints libFuzzer's summary. Exit status: libFuzzer's (0 = no crash).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,12 +47,31 @@ def build_fuzzer(model_dir: Path, out: Path, locked: bool = False) -> Path:
     from deploy.build import store_geometry
     from firmware_gen.store import DEFAULT_PAGE, DEFAULT_PROG
 
-    geo = store_geometry(model_dir, DEFAULT_PAGE, DEFAULT_PROG)     # SAVE / FACTORY_RESET on a RAM flash
-    store = [] if geo is None else ["-DETP_HAS_STORE=1", f"-DETP_FLASH_SIZE={geo.flash_bytes}u",
-                                    f"-DETP_FLASH_PAGE={geo.page}u", f"-DETP_FLASH_PROG={geo.prog}u"]
-    cmd = [CLANG, "-g", "-O1", "-fsanitize=fuzzer,address,undefined", "-fno-sanitize-recover=undefined", *store,
-           f"-DETP_PROTO_LOCKED={int(locked)}", *api_defines(model_dir),
-           *include_flags(gen, model_dir), *map(str, srcs), "-o", str(exe)]
+    geo = store_geometry(model_dir, DEFAULT_PAGE, DEFAULT_PROG)  # SAVE / FACTORY_RESET on a RAM flash
+    store = (
+        []
+        if geo is None
+        else [
+            "-DETP_HAS_STORE=1",
+            f"-DETP_FLASH_SIZE={geo.flash_bytes}u",
+            f"-DETP_FLASH_PAGE={geo.page}u",
+            f"-DETP_FLASH_PROG={geo.prog}u",
+        ]
+    )
+    cmd = [
+        CLANG,
+        "-g",
+        "-O1",
+        "-fsanitize=fuzzer,address,undefined",
+        "-fno-sanitize-recover=undefined",
+        *store,
+        f"-DETP_PROTO_LOCKED={int(locked)}",
+        *api_defines(model_dir),
+        *include_flags(gen, model_dir),
+        *map(str, srcs),
+        "-o",
+        str(exe),
+    ]
     subprocess.run(cmd, check=True)
     return exe
 
@@ -66,34 +86,56 @@ def seed_corpus(d: Path) -> None:
             out += bytes([t, step, len(pl)]) + pl
         return bytes(out)
 
-    x = bytes(range(24))                  # one frame of the default model (12 int16 features)
+    x = bytes(range(24))  # one frame of the default model (12 int16 features)
     sessions = {
-        "train": [(P.Cmd.HELLO, 0, b""), (P.Cmd.INIT, 1, P.pack("REQ_INIT", seed=1)), (P.Cmd.RESET, 1, b""),
-                  (P.Cmd.TRAIN, 1, P.pack("REQ_TRAIN", label=1) + x),
-                  (P.Cmd.TRAIN, 0, P.pack("REQ_TRAIN", label=1) + x),
-                  (P.Cmd.DIGEST, 1, b""), (P.Cmd.COUNTERS, 1, b"\x01")],
-        "tensors": [(P.Cmd.HELLO, 0, b""), (P.Cmd.TENSOR_INFO, 1, P.pack("REQ_TENSOR_INFO", index=0)),
-                    (P.Cmd.READ_TENSOR, 1, P.pack("REQ_READ_TENSOR", index=0, offset=2, length=8)),
-                    (P.Cmd.WRITE_TENSOR, 1, P.pack("REQ_WRITE_TENSOR", index=1, offset=1) + b"\x05\x06"),
-                    (P.Cmd.LOAD_X, 1, P.pack("REQ_LOAD_X", offset=2) + b"\x01\x00\x02\x00"),
-                    (P.Cmd.INFER, 1, b""), (P.Cmd.PREDICT, 1, b""),
-                    (P.Cmd.SET_LR, 1, P.pack("REQ_SET_LR", m=200, e=20))],
-        "store": [(P.Cmd.HELLO, 0, b""), (P.Cmd.INIT, 1, P.pack("REQ_INIT", seed=2)), (P.Cmd.SAVE, 1, b""),
-                  (P.Cmd.TRAIN, 1, P.pack("REQ_TRAIN", label=1) + x), (P.Cmd.SAVE, 1, b""), (P.Cmd.SAVE, 0, b""),
-                  (P.Cmd.FACTORY_RESET, 1, b""), (P.Cmd.HELLO, 1, b"")],
+        "train": [
+            (P.Cmd.HELLO, 0, b""),
+            (P.Cmd.INIT, 1, P.pack("REQ_INIT", seed=1)),
+            (P.Cmd.RESET, 1, b""),
+            (P.Cmd.TRAIN, 1, P.pack("REQ_TRAIN", label=1) + x),
+            (P.Cmd.TRAIN, 0, P.pack("REQ_TRAIN", label=1) + x),
+            (P.Cmd.DIGEST, 1, b""),
+            (P.Cmd.COUNTERS, 1, b"\x01"),
+        ],
+        "tensors": [
+            (P.Cmd.HELLO, 0, b""),
+            (P.Cmd.TENSOR_INFO, 1, P.pack("REQ_TENSOR_INFO", index=0)),
+            (P.Cmd.READ_TENSOR, 1, P.pack("REQ_READ_TENSOR", index=0, offset=2, length=8)),
+            (P.Cmd.WRITE_TENSOR, 1, P.pack("REQ_WRITE_TENSOR", index=1, offset=1) + b"\x05\x06"),
+            (P.Cmd.LOAD_X, 1, P.pack("REQ_LOAD_X", offset=2) + b"\x01\x00\x02\x00"),
+            (P.Cmd.INFER, 1, b""),
+            (P.Cmd.PREDICT, 1, b""),
+            (P.Cmd.SET_LR, 1, P.pack("REQ_SET_LR", m=200, e=20)),
+        ],
+        "store": [
+            (P.Cmd.HELLO, 0, b""),
+            (P.Cmd.INIT, 1, P.pack("REQ_INIT", seed=2)),
+            (P.Cmd.SAVE, 1, b""),
+            (P.Cmd.TRAIN, 1, P.pack("REQ_TRAIN", label=1) + x),
+            (P.Cmd.SAVE, 1, b""),
+            (P.Cmd.SAVE, 0, b""),
+            (P.Cmd.FACTORY_RESET, 1, b""),
+            (P.Cmd.HELLO, 1, b""),
+        ],
         # a replay across HELLO, learning-rate limits, statistics written out of range, a truncated frame
-        "attacks": [(P.Cmd.HELLO, 0, b""), (P.Cmd.TRAIN, 1, P.pack("REQ_TRAIN", label=3) + x), (P.Cmd.HELLO, 3, b""),
-                    (P.Cmd.TRAIN, 0, P.pack("REQ_TRAIN", label=3) + x),
-                    (P.Cmd.SET_LR, 1, P.pack("REQ_SET_LR", m=255, e=-64)),
-                    (P.Cmd.WRITE_TENSOR, 1, P.pack("REQ_WRITE_TENSOR", index=30, offset=0) + b"\x00" * 7 + b"\x80"),
-                    (P.Cmd.TRAIN, 1, P.pack("REQ_TRAIN", label=1) + x), (P.Cmd.DIGEST, 4 | (9 << 3), b""),
-                    (P.Cmd.DIGEST, 1, b""), (P.Cmd.HELLO, 1, bytes(200))],
+        "attacks": [
+            (P.Cmd.HELLO, 0, b""),
+            (P.Cmd.TRAIN, 1, P.pack("REQ_TRAIN", label=3) + x),
+            (P.Cmd.HELLO, 3, b""),
+            (P.Cmd.TRAIN, 0, P.pack("REQ_TRAIN", label=3) + x),
+            (P.Cmd.SET_LR, 1, P.pack("REQ_SET_LR", m=255, e=-64)),
+            (P.Cmd.WRITE_TENSOR, 1, P.pack("REQ_WRITE_TENSOR", index=30, offset=0) + b"\x00" * 7 + b"\x80"),
+            (P.Cmd.TRAIN, 1, P.pack("REQ_TRAIN", label=1) + x),
+            (P.Cmd.DIGEST, 4 | (9 << 3), b""),
+            (P.Cmd.DIGEST, 1, b""),
+            (P.Cmd.HELLO, 1, bytes(200)),
+        ],
     }
     for name, cmds in sessions.items():
         (d / f"seed-{name}").write_bytes(structured(cmds))
     raw = bytearray([0])
     raw += P.encode(P.Cmd.HELLO, 7) + b"\x00\xa5" + P.encode(P.Cmd.DIGEST, 8)
-    lone = P.encode(P.Cmd.DIGEST, 9, bytes(P.MAX_PAYLOAD))[:P.HEADER_SIZE]     # a header whose payload never comes
+    lone = P.encode(P.Cmd.DIGEST, 9, bytes(P.MAX_PAYLOAD))[: P.HEADER_SIZE]  # a header whose payload never comes
     raw += lone + b"\xff\x01" + P.encode(P.Cmd.DIGEST, 9)
     (d / "seed-raw").write_bytes(bytes(raw))
 
@@ -107,13 +149,20 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=None, help="work folder (default: $EDGETP_HOME/deploy-fuzz)")
     a = ap.parse_args(argv)
     from edgetp import paths
+
     out = Path(a.out) if a.out else paths.home() / "deploy-fuzz"
     model = Path(a.model).resolve() if a.model else default_model(out)
     exe = build_fuzzer(model, out, a.locked)
     corpus = out / ("corpus-locked" if a.locked else "corpus")
     seed_corpus(corpus)
-    cmd = [str(exe), f"-max_total_time={a.seconds}", f"-runs={a.runs}", "-max_len=2048",
-           f"-artifact_prefix={out}/", str(corpus)]
+    cmd = [
+        str(exe),
+        f"-max_total_time={a.seconds}",
+        f"-runs={a.runs}",
+        "-max_len=2048",
+        f"-artifact_prefix={out}/",
+        str(corpus),
+    ]
     p = subprocess.run(cmd, capture_output=True, text=True)
     lines = p.stderr.strip().splitlines()
     head = [ln for ln in lines if ln.startswith("fuzz_server: build")][:1]

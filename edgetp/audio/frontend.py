@@ -20,6 +20,7 @@ is what the integer twin will mirror. It equals librosa's own pipeline within 1e
 Normalisation: :func:`normalize_paper` is the paper's two-stage std normalisation of a
 batch; :class:`NormConstants` holds fixed per-feature divisors for deployment.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -71,8 +72,9 @@ def _constants():
     window = scipy.signal.get_window("hann", N_FFT, fftbins=True)
     mel = librosa.filters.mel(sr=SR, n_fft=N_FFT, n_mels=N_MELS, fmin=FMIN, fmax=FMAX)
     eye = np.eye(N_FRAMES)
-    deltas = [scipy.signal.savgol_filter(eye, DELTA_WIDTH, deriv=k, polyorder=k, axis=-1, mode="interp")
-              for k in (1, 2)]
+    deltas = [
+        scipy.signal.savgol_filter(eye, DELTA_WIDTH, deriv=k, polyorder=k, axis=-1, mode="interp") for k in (1, 2)
+    ]
     return window, mel.astype(np.float64), deltas[0], deltas[1]
 
 
@@ -100,7 +102,7 @@ def centre(x: np.ndarray) -> np.ndarray:
     n = x.size
     if n >= N_SAMPLES:
         start = (n - N_SAMPLES) // 2
-        return x[start:start + N_SAMPLES]
+        return x[start : start + N_SAMPLES]
     before = (N_SAMPLES - n) // 2
     return np.pad(x, (before, N_SAMPLES - n - before))
 
@@ -123,7 +125,7 @@ def _from_prepared(x: np.ndarray) -> np.ndarray:
     padded = np.pad(x, ((0, 0), (half, half)))
     frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT, axis=1)[:, ::HOP]
     spec = np.fft.rfft(frames * WINDOW, axis=-1)
-    power = spec.real ** 2 + spec.imag ** 2  # (B, 101, 241)
+    power = spec.real**2 + spec.imag**2  # (B, 101, 241)
     S = (power.reshape(-1, power.shape[-1]) @ MEL.T).reshape(len(x), N_FRAMES, N_MELS)
     peak = S.max(axis=(1, 2), keepdims=True)
     L = np.log1p(S / np.where(peak > 0, peak, 1.0))
@@ -143,8 +145,8 @@ def features_batch(waves, sr: int = SR, chunk: int = 128) -> np.ndarray:
     waves = list(waves)
     out = np.empty((len(waves), N_FRAMES, N_FEATURES), dtype=np.float32)
     for i in range(0, len(waves), chunk):
-        x = np.stack([prepare(w, sr) for w in waves[i:i + chunk]])
-        out[i:i + len(x)] = _from_prepared(x)
+        x = np.stack([prepare(w, sr) for w in waves[i : i + chunk]])
+        out[i : i + len(x)] = _from_prepared(x)
     return out
 
 
@@ -195,8 +197,7 @@ class NormConstants:
         return (x / self.scale).astype(np.float32)
 
     def to_arrays(self) -> dict:
-        return {"norm_scale": np.asarray(self.scale, np.float32),
-                "norm_per_utterance": np.asarray(self.per_utterance)}
+        return {"norm_scale": np.asarray(self.scale, np.float32), "norm_per_utterance": np.asarray(self.per_utterance)}
 
     @classmethod
     def from_arrays(cls, arrays) -> "NormConstants":

@@ -55,10 +55,35 @@ from edgetp.audio.frontend_q_kernels import all_frames_q, features_from_l, logme
 from edgetp.audio.frontend_q_kernels import fft240_q as fft240_q, frame_q as frame_q, log2_q as log2_q
 from edgetp.audio.frontend_q_kernels import normalise_q as normalise_q
 from edgetp.audio.frontend_q_tables import *  # noqa: F403 (its __all__: the tables and Q-formats, public here too)
-from edgetp.audio.frontend_q_tables import (DECAY_MAX, DELTA1_Q, DELTA2_Q, DELTA_ROW, DELTA_START, FACTORS, FEAT_F,
-                                            FFT_PERM, G_LUT, L_F_MAX, LOG2_LUT, LOG_F, LOG_GAIN_MAX, MEL_LEN, MEL_Q,
-                                            MEL_START, N_BINS, N_FEATURES, N_FRAMES, N_MELS, N_SAMPLES,
-                                            NORM_M_BITS, RT_COS, RT_SIN, TW_COS, TW_SIN, WINDOW_Q)
+from edgetp.audio.frontend_q_tables import (
+    DECAY_MAX,
+    DELTA1_Q,
+    DELTA2_Q,
+    DELTA_ROW,
+    DELTA_START,
+    FACTORS,
+    FEAT_F,
+    FFT_PERM,
+    G_LUT,
+    L_F_MAX,
+    LOG2_LUT,
+    LOG_F,
+    LOG_GAIN_MAX,
+    MEL_LEN,
+    MEL_Q,
+    MEL_START,
+    N_BINS,
+    N_FEATURES,
+    N_FRAMES,
+    N_MELS,
+    N_SAMPLES,
+    NORM_M_BITS,
+    RT_COS,
+    RT_SIN,
+    TW_COS,
+    TW_SIN,
+    WINDOW_Q,
+)
 from edgetp.audio.pcm import load_pcm16 as load_pcm16, pcm16, pcm16_samples as pcm16_samples
 from edgetp.errors import EdgetpError
 
@@ -105,8 +130,10 @@ def check_decay(decay) -> int | None:
     if decay is None:
         return None
     if isinstance(decay, bool) or not isinstance(decay, (int, np.integer)) or not 1 <= int(decay) <= DECAY_MAX:
-        raise EdgetpError(f"the integer frontend's running-maximum decay must be a whole number in 1..{DECAY_MAX} "
-                          f"(1/256 of an octave per frame), got {decay!r}")
+        raise EdgetpError(
+            f"the integer frontend's running-maximum decay must be a whole number in 1..{DECAY_MAX} "
+            f"(1/256 of an octave per frame), got {decay!r}"
+        )
     return int(decay)
 
 
@@ -118,12 +145,12 @@ class InputNorm:
     ``running_max_decay``), then x = sat(round_shift(F * m[j], s[j])), the twin of
     ``quantize_inputs(F_float / norm_scale, fx, xbits)``."""
 
-    m: np.ndarray        # (120,) int64, in [2^14, 2^15)
-    s: np.ndarray        # (120,) int64, >= 1
+    m: np.ndarray  # (120,) int64, in [2^14, 2^15)
+    s: np.ndarray  # (120,) int64, >= 1
     fx: int
     xbits: int
     log_gain: float = 1.0
-    running_max_decay: int | None = None    # D: the running maximum falls D / 256 octave per frame
+    running_max_decay: int | None = None  # D: the running maximum falls D / 256 octave per frame
 
     @property
     def log_offset(self) -> int:
@@ -136,31 +163,40 @@ class InputNorm:
         return l_frac(self.log_gain)
 
     @classmethod
-    def from_scale(cls, scale, fx: int, xbits: int = 16, log_gain: float = 1.0,
-                   running_max_decay: int | None = None) -> "InputNorm":
+    def from_scale(
+        cls, scale, fx: int, xbits: int = 16, log_gain: float = 1.0, running_max_decay: int | None = None
+    ) -> "InputNorm":
         scale = np.ones(N_FEATURES) if scale is None else np.asarray(scale, dtype=np.float64)
         if scale.shape != (N_FEATURES,) or not np.all(np.isfinite(scale)) or np.any(scale <= 0):
             raise EdgetpError(f"the input normalisation must be {N_FEATURES} positive divisors")
         ms, ss = [], []
         for d in scale:
-            ratio = 2.0 ** (fx - FEAT_F) / float(d)          # x_q = F_q * ratio
+            ratio = 2.0 ** (fx - FEAT_F) / float(d)  # x_q = F_q * ratio
             s = NORM_M_BITS - 1 - math.floor(math.log2(ratio))
-            m = int(round(ratio * 2.0 ** s))
+            m = int(round(ratio * 2.0**s))
             if m >= 1 << NORM_M_BITS:
                 m, s = m >> 1, s - 1
             if not 1 <= s <= 62:
                 raise EdgetpError(f"input divisor {d:g} with fx {fx} is out of the integer frontend's range")
             ms.append(m)
             ss.append(s)
-        return cls(np.array(ms, np.int64), np.array(ss, np.int64), int(fx), int(xbits), check_log_gain(log_gain),
-                   check_decay(running_max_decay))
+        return cls(
+            np.array(ms, np.int64),
+            np.array(ss, np.int64),
+            int(fx),
+            int(xbits),
+            check_log_gain(log_gain),
+            check_decay(running_max_decay),
+        )
 
     @classmethod
     def for_model(cls, model, qm) -> "InputNorm":
         """The input stage of ``model`` (edgetp.model.Model) quantized as ``qm`` (QModel)."""
         if (model.frontend or {}).get("per_utterance"):
-            raise EdgetpError("the model normalises each utterance by its own std; the integer frontend "
-                              "implements fixed per-feature divisors (norm_scale) only")
+            raise EdgetpError(
+                "the model normalises each utterance by its own std; the integer frontend "
+                "implements fixed per-feature divisors (norm_scale) only"
+            )
         fe = model.frontend or {}
         return cls.from_scale(model.norm_scale, qm.fx, qm.xbits, fe.get("log_gain", 1.0), fe.get("running_max_decay"))
 
@@ -182,42 +218,61 @@ class InputNorm:
 class Intermediates:
     """Every intermediate of one utterance (what verify-c --frontend compares)."""
 
-    shift: np.ndarray      # (101,) frame exponents
-    power: np.ndarray      # (101, N_BINS) int64
-    mel: np.ndarray        # (101, 40) int64
-    logmel: np.ndarray     # (101, 40) Q.8 (int16 range)
-    lmax: int              # the utterance's maximum (running maximum: its value after the last frame)
-    L: np.ndarray          # (101, 40) Q.l_frac(log gain) (Q.15 for gain 1)
-    feats: np.ndarray      # (101, 120) Q.18 int32
-    x: np.ndarray | None   # (101, 120) model input (int16/int8), when a norm is given
-    m: np.ndarray | None = None    # (101,) the running maximum after each frame (Q.8), for such a model
+    shift: np.ndarray  # (101,) frame exponents
+    power: np.ndarray  # (101, N_BINS) int64
+    mel: np.ndarray  # (101, 40) int64
+    logmel: np.ndarray  # (101, 40) Q.8 (int16 range)
+    lmax: int  # the utterance's maximum (running maximum: its value after the last frame)
+    L: np.ndarray  # (101, 40) Q.l_frac(log gain) (Q.15 for gain 1)
+    feats: np.ndarray  # (101, 120) Q.18 int32
+    x: np.ndarray | None  # (101, 120) model input (int16/int8), when a norm is given
+    m: np.ndarray | None = None  # (101,) the running maximum after each frame (Q.8), for such a model
 
 
 def frames_q(pcm: np.ndarray):
     """(shift, power, mel, logmel) of the 101 frames of 16000 int16 samples."""
     pcm = np.asarray(pcm)
     if pcm.dtype != np.int16 or pcm.shape != (N_SAMPLES,):
-        raise EdgetpError(f"the integer frontend takes {N_SAMPLES} int16 samples (use pcm16), got "
-                          f"{pcm.dtype} {pcm.shape}")
+        raise EdgetpError(
+            f"the integer frontend takes {N_SAMPLES} int16 samples (use pcm16), got {pcm.dtype} {pcm.shape}"
+        )
     shifts = np.zeros(N_FRAMES, np.int64)
     power = np.zeros((N_FRAMES, N_BINS), np.int64)
     mel = np.zeros((N_FRAMES, N_MELS), np.int64)
     logmel = np.zeros((N_FRAMES, N_MELS), np.int64)
-    all_frames_q(pcm.astype(np.int64), WINDOW_Q, FFT_PERM, FACTORS, TW_COS, TW_SIN, RT_COS, RT_SIN, MEL_Q, MEL_START,
-            MEL_LEN, LOG2_LUT, shifts, power, mel, logmel)
+    all_frames_q(
+        pcm.astype(np.int64),
+        WINDOW_Q,
+        FFT_PERM,
+        FACTORS,
+        TW_COS,
+        TW_SIN,
+        RT_COS,
+        RT_SIN,
+        MEL_Q,
+        MEL_START,
+        MEL_LEN,
+        LOG2_LUT,
+        shifts,
+        power,
+        mel,
+        logmel,
+    )
     return shifts, power, mel, logmel
 
 
-def utterance_q(pcm: np.ndarray, norm: InputNorm | None = None, log_gain: float | None = None,
-                running_max_decay: int | None = None) -> Intermediates:
+def utterance_q(
+    pcm: np.ndarray, norm: InputNorm | None = None, log_gain: float | None = None, running_max_decay: int | None = None
+) -> Intermediates:
     """Every intermediate of one utterance (16000 int16 samples). The log gain and the running
     maximum's decay are ``norm``'s (the model's); without ``norm``, ``log_gain`` (default 1, the paper's
     features) and ``running_max_decay`` (default None: the utterance's maximum)."""
     if norm is not None and log_gain is not None and check_log_gain(log_gain) != norm.log_gain:
         raise EdgetpError(f"log gain {log_gain:g} differs from the input stage's {norm.log_gain:g}")
     if norm is not None and running_max_decay is not None and check_decay(running_max_decay) != norm.running_max_decay:
-        raise EdgetpError(f"running-maximum decay {running_max_decay} differs from the input stage's "
-                          f"{norm.running_max_decay}")
+        raise EdgetpError(
+            f"running-maximum decay {running_max_decay} differs from the input stage's {norm.running_max_decay}"
+        )
     gain = norm.log_gain if norm is not None else (1.0 if log_gain is None else log_gain)
     decay = norm.running_max_decay if norm is not None else check_decay(running_max_decay)
     lf = l_frac(gain)
@@ -233,8 +288,9 @@ def utterance_q(pcm: np.ndarray, norm: InputNorm | None = None, log_gain: float 
     feats = np.zeros((N_FRAMES, N_FEATURES), np.int64)
     features_from_l(L, DELTA1_Q, DELTA2_Q, DELTA_START, DELTA_ROW, lf, feats)
     x = None if norm is None else norm.input(feats)
-    return Intermediates(shifts, power, mel, logmel.astype(np.int16), int(lmax), L.astype(np.int16),
-                         feats.astype(np.int32), x, m)
+    return Intermediates(
+        shifts, power, mel, logmel.astype(np.int16), int(lmax), L.astype(np.int16), feats.astype(np.int32), x, m
+    )
 
 
 def features_q(wave, sr: int = F.SR, log_gain: float = 1.0, running_max_decay: int | None = None) -> np.ndarray:

@@ -2,14 +2,30 @@
 window, FFT, power, mel and log2; L from the log-mel; Δ / ΔΔ; the model's input scaling.
 Each has a C twin of the same name in firmware_gen/runtime/etp_frontend.c (prefix etp_fe_).
 The tables they take are frontend_q_tables'."""
+
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
 
-from edgetp.audio.frontend_q_tables import (DELTA_F, FEAT_F, FRAME_BITS, G_ACC_SHIFT, G_F, G_SHIFT, HOP, L_ACC_F,
-                                            LN2_Q, LOG_F, LOG_LUT_F, LOG_ZERO, P_SHIFT, TW_F)
+from edgetp.audio.frontend_q_tables import (
+    DELTA_F,
+    FEAT_F,
+    FRAME_BITS,
+    G_ACC_SHIFT,
+    G_F,
+    G_SHIFT,
+    HOP,
+    L_ACC_F,
+    LN2_Q,
+    LOG_F,
+    LOG_LUT_F,
+    LOG_ZERO,
+    P_SHIFT,
+    TW_F,
+)
 from edgetp.fixed.primitives import bitlen, round_shift
+
 
 @njit(cache=True)
 def fft240_q(re, im, perm, factors, twc, tws):
@@ -66,8 +82,7 @@ def log2_q(s, lut):
 
 
 @njit(cache=True)
-def frame_q(win, window, perm, factors, twc, tws, rtc, rts, mel_q, mel_start, mel_len, log_lut,
-            power, mel, logmel):
+def frame_q(win, window, perm, factors, twc, tws, rtc, rts, mel_q, mel_start, mel_len, log_lut, power, mel, logmel):
     """One frame (480 int16 samples) -> power[N_BINS] (int64), mel[40] (int64), logmel[40]
     (Q.8, int16 range); returns the frame shift s."""
     n2 = win.shape[0]
@@ -123,8 +138,9 @@ def frame_q(win, window, perm, factors, twc, tws, rtc, rts, mel_q, mel_start, me
 
 
 @njit(cache=True)
-def all_frames_q(pcm, window, perm, factors, twc, tws, rtc, rts, mel_q, mel_start, mel_len, log_lut,
-            shifts, power, mel, logmel):
+def all_frames_q(
+    pcm, window, perm, factors, twc, tws, rtc, rts, mel_q, mel_start, mel_len, log_lut, shifts, power, mel, logmel
+):
     n_fft = window.shape[0]
     half = n_fft // 2
     hop = HOP
@@ -133,8 +149,23 @@ def all_frames_q(pcm, window, perm, factors, twc, tws, rtc, rts, mel_q, mel_star
         for i in range(n_fft):
             src = t * hop - half + i
             win[i] = pcm[src] if 0 <= src < pcm.shape[0] else 0
-        shifts[t] = frame_q(win, window, perm, factors, twc, tws, rtc, rts, mel_q, mel_start, mel_len, log_lut,
-                            power[t], mel[t], logmel[t])
+        shifts[t] = frame_q(
+            win,
+            window,
+            perm,
+            factors,
+            twc,
+            tws,
+            rtc,
+            rts,
+            mel_q,
+            mel_start,
+            mel_len,
+            log_lut,
+            power[t],
+            mel[t],
+            logmel[t],
+        )
 
 
 @njit(cache=True)
@@ -142,7 +173,7 @@ def l_frame(logmel, m, g_lut, offset, l_frac, out):
     """L = ln(1 + 2^e), e = l - m + offset (Q.8; m the normaliser, offset = log2 of the model's log
     gain), in Q.l_frac for one frame's bands (0 where l is LOG_ZERO): ln(1 + 2^-|e|) from G_LUT
     (interpolated), plus e ln 2 when e > 0, summed in Q.L_ACC_F and rounded once."""
-    lim = (g_lut.shape[0] - 1) << G_SHIFT      # G_RANGE in Q.8
+    lim = (g_lut.shape[0] - 1) << G_SHIFT  # G_RANGE in Q.8
     one = 1 << G_SHIFT
     for b in range(logmel.shape[0]):
         v = logmel[b]
@@ -151,12 +182,12 @@ def l_frame(logmel, m, g_lut, offset, l_frac, out):
             continue
         e = v - m + offset
         d = -e if e < 0 else e
-        g = np.int64(0)                     # ln(1 + 2^-d), Q.(G_F + G_SHIFT)
+        g = np.int64(0)  # ln(1 + 2^-d), Q.(G_F + G_SHIFT)
         if d < lim:
             i = d >> G_SHIFT
             f = d & (one - 1)
             g = g_lut[i] * (one - f) + g_lut[i + 1] * f
-        if e <= 0:                          # = round_shift(g << G_ACC_SHIFT, L_ACC_F - l_frac)
+        if e <= 0:  # = round_shift(g << G_ACC_SHIFT, L_ACC_F - l_frac)
             out[b] = round_shift(g, G_F + G_SHIFT - l_frac)
         else:
             out[b] = round_shift((g << G_ACC_SHIFT) + e * LN2_Q, L_ACC_F - l_frac)

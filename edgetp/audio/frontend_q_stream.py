@@ -15,6 +15,7 @@ start rows of the Savitzky-Golay operators (interp), and the flush the end rows,
 one-second clip and the flush give exactly ``utterance_q``'s 101 frames (tests/test_frontend_q_stream.py).
 A stream of N hops has N + 1 frames, as a clip of 160 N samples (it needs N >= 8 for the edge rows).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -23,13 +24,35 @@ import numpy as np
 
 from edgetp.audio.frontend_q import InputNorm, check_decay, check_log_gain, l_frac, log_offset
 from edgetp.audio.frontend_q_kernels import delta_frame, frame_q, l_frame, running_max_q
-from edgetp.audio.frontend_q_tables import (DELTA1_Q, DELTA2_Q, FACTORS, FFT_PERM, G_LUT, HALF, HOP, LOG2_LUT,
-                                            LOG_ZERO, MEL_LEN, MEL_Q, MEL_START, N_BINS, N_FEATURES, N_FFT, N_MELS,
-                                            RT_COS, RT_SIN, TW_COS, TW_SIN, WINDOW_Q, delta_row, delta_start)
+from edgetp.audio.frontend_q_tables import (
+    DELTA1_Q,
+    DELTA2_Q,
+    FACTORS,
+    FFT_PERM,
+    G_LUT,
+    HALF,
+    HOP,
+    LOG2_LUT,
+    LOG_ZERO,
+    MEL_LEN,
+    MEL_Q,
+    MEL_START,
+    N_BINS,
+    N_FEATURES,
+    N_FFT,
+    N_MELS,
+    RT_COS,
+    RT_SIN,
+    TW_COS,
+    TW_SIN,
+    WINDOW_Q,
+    delta_row,
+    delta_start,
+)
 from edgetp.errors import EdgetpError
 
-W = DELTA1_Q.shape[1]          # 9 frames per Δ window
-H = W // 2                     # 4: Δ's look-ahead
+W = DELTA1_Q.shape[1]  # 9 frames per Δ window
+H = W // 2  # 4: Δ's look-ahead
 
 
 @dataclass(frozen=True)
@@ -37,36 +60,54 @@ class FeStream:
     """Everything the stream carries from one hop to the next."""
 
     log_gain: float
-    decay: int               # D, Q.8 of an octave per frame
-    buf: np.ndarray          # the samples of the next frame's window received so far (int16, < 480)
-    m: int                   # the running maximum after the last frame (Q.8; LOG_ZERO before any sound)
-    L: np.ndarray            # (<= 9, 40) int64: L of the last computed frames, oldest first
-    frames: int = 0          # frames computed (L known)
-    emitted: int = 0         # frames whose features were returned
-    ended: bool = False      # flushed
+    decay: int  # D, Q.8 of an octave per frame
+    buf: np.ndarray  # the samples of the next frame's window received so far (int16, < 480)
+    m: int  # the running maximum after the last frame (Q.8; LOG_ZERO before any sound)
+    L: np.ndarray  # (<= 9, 40) int64: L of the last computed frames, oldest first
+    frames: int = 0  # frames computed (L known)
+    emitted: int = 0  # frames whose features were returned
+    ended: bool = False  # flushed
 
 
-def fe_stream_start(norm: InputNorm | None = None, log_gain: float | None = None,
-                    running_max_decay: int | None = None) -> FeStream:
+def fe_stream_start(
+    norm: InputNorm | None = None, log_gain: float | None = None, running_max_decay: int | None = None
+) -> FeStream:
     """A new stream, with ``norm``'s log gain and decay (the model's), or the ones given."""
     gain = norm.log_gain if norm is not None else check_log_gain(1.0 if log_gain is None else log_gain)
     decay = norm.running_max_decay if norm is not None else check_decay(running_max_decay)
     if decay is None:
-        raise EdgetpError("only a model normalised by the running maximum (frontend running_max_decay) streams: "
-                          "the utterance's maximum needs the utterance's end")
+        raise EdgetpError(
+            "only a model normalised by the running maximum (frontend running_max_decay) streams: "
+            "the utterance's maximum needs the utterance's end"
+        )
     return FeStream(gain, decay, np.zeros(HALF, np.int16), LOG_ZERO, np.zeros((0, N_MELS), np.int64))
 
 
 def _frame(st: FeStream, win: np.ndarray) -> FeStream:
     """Compute the next frame from its 480 samples: log-mel, the running maximum, L."""
     power, mel, lm = np.zeros(N_BINS, np.int64), np.zeros(N_MELS, np.int64), np.zeros(N_MELS, np.int64)
-    frame_q(win.astype(np.int64), WINDOW_Q, FFT_PERM, FACTORS, TW_COS, TW_SIN, RT_COS, RT_SIN, MEL_Q, MEL_START,
-            MEL_LEN, LOG2_LUT, power, mel, lm)
+    frame_q(
+        win.astype(np.int64),
+        WINDOW_Q,
+        FFT_PERM,
+        FACTORS,
+        TW_COS,
+        TW_SIN,
+        RT_COS,
+        RT_SIN,
+        MEL_Q,
+        MEL_START,
+        MEL_LEN,
+        LOG2_LUT,
+        power,
+        mel,
+        lm,
+    )
     m = int(running_max_q(lm, np.int64(st.m), st.decay))
     row = np.zeros(N_MELS, np.int64)
     l_frame(lm, m, G_LUT, log_offset(st.log_gain), l_frac(st.log_gain), row)
     # keep W + 1 rows: at the end, the first frame the flush returns reads one row before the last W
-    L = np.concatenate([st.L, row[None]])[-(W + 1):]
+    L = np.concatenate([st.L, row[None]])[-(W + 1) :]
     return replace(st, m=m, L=L, frames=st.frames + 1)
 
 
@@ -76,7 +117,7 @@ def _features(st: FeStream, t: int, n: int | None) -> np.ndarray:
         s, r = (0, t) if t < H else (t - H, H)
     else:
         s, r = delta_start(t, n), delta_row(t, n)
-    base = st.frames - st.L.shape[0]           # frame index of st.L[0]
+    base = st.frames - st.L.shape[0]  # frame index of st.L[0]
     out = np.zeros(N_FEATURES, np.int64)
     delta_frame(st.L, s - base, r, t - base, DELTA1_Q, DELTA2_Q, l_frac(st.log_gain), out)
     return out
@@ -119,8 +160,9 @@ def fe_stream_flush_q(st: FeStream) -> tuple[FeStream, np.ndarray]:
     hops = (st.frames + 1) if st.frames else (st.buf.size - HALF) // HOP
     n = hops + 1
     if n < W:
-        raise EdgetpError(f"a stream needs at least {W - 1} hops before its end (Δ's edge rows read {W} frames), "
-                          f"got {hops}")
+        raise EdgetpError(
+            f"a stream needs at least {W - 1} hops before its end (Δ's edge rows read {W} frames), got {hops}"
+        )
     buf, rows = st.buf, []
     while st.frames < n:
         buf = np.concatenate([buf, np.zeros(max(0, N_FFT - buf.size), np.int16)])

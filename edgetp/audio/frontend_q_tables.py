@@ -4,6 +4,7 @@ Every Q-format, shift and table the kernels (``frontend_q_kernels``) and the C t
 declared here once; ``firmware_gen.frontend`` generates them into ``etp_frontend_cfg.h/.c``.
 docs/fixed-point.md §9 explains each.
 """
+
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal, localcontext
@@ -14,29 +15,29 @@ from edgetp.audio import frontend as F
 
 N_SAMPLES, HOP, N_FFT, N_MELS, N_FRAMES = F.N_SAMPLES, F.HOP, F.N_FFT, F.N_MELS, F.N_FRAMES
 N_FEATURES = F.N_FEATURES
-HALF = N_FFT // 2                 # 240: the complex FFT's length, and the centring pad
-WIN_F = 15                        # window Q.15
-FRAME_BITS = 20                   # a frame is shifted so that max |y| < 2^FRAME_BITS
-FFT_FACTORS = (4, 4, 3, 5)        # 240 = 4 * 4 * 3 * 5, outermost split first
-TW_F = 30                         # FFT twiddles Q2.30
-P_SHIFT = 20                      # power -> mel: P >> 20 (< 2^40) times weights < 2^15
-MEL_F = 15                        # mel weights: Q.15 of the largest weight (a common factor cancels in S / max S)
-LOG_F = 8                         # log2 of the mel energy: int16 Q.8
-LOG_LUT_BITS = 8                  # log2(1 + i/256), i = 0..256, Q.16
+HALF = N_FFT // 2  # 240: the complex FFT's length, and the centring pad
+WIN_F = 15  # window Q.15
+FRAME_BITS = 20  # a frame is shifted so that max |y| < 2^FRAME_BITS
+FFT_FACTORS = (4, 4, 3, 5)  # 240 = 4 * 4 * 3 * 5, outermost split first
+TW_F = 30  # FFT twiddles Q2.30
+P_SHIFT = 20  # power -> mel: P >> 20 (< 2^40) times weights < 2^15
+MEL_F = 15  # mel weights: Q.15 of the largest weight (a common factor cancels in S / max S)
+LOG_F = 8  # log2 of the mel energy: int16 Q.8
+LOG_LUT_BITS = 8  # log2(1 + i/256), i = 0..256, Q.16
 LOG_LUT_F = 16
-LOG_ZERO = -32768                 # l of an all-zero mel band
-G_F = 15                          # G_LUT Q.15
-L_F_MAX = 15                      # L = log1p(g S / max S) int16 Q.l_frac(g) <= 15 (15 for g = 1)
-G_STEP_BITS = 5                   # G_LUT: ln(1 + 2^-d) at d = i / 32
-G_RANGE = 17                      # d >= 17 (2^-17 < 1 LSB of Q.15 after ln 2): ln(1 + 2^-d) = 0
-G_SHIFT = 8 - G_STEP_BITS         # LOG_F - G_STEP_BITS: Q.8 log-mel units per G_LUT step (2^3)
-L_ACC_F = 34                      # L before its one rounding: Q.34 (G_LUT's interpolation Q.18 << 16)
-G_ACC_SHIFT = L_ACC_F - G_F - G_SHIFT                # 16: the interpolated G_LUT value -> Q.L_ACC_F
-LOG_GAIN_MAX = 1 << 16            # the log gains the frontend takes: 1 <= g <= 2^16
-DELTA_F = 24                      # Δ / ΔΔ coefficients Q.24
-FEAT_F = 18                       # features int32 Q.18 (L, Δ, ΔΔ)
-NORM_M_BITS = 15                  # NORM_M[j] in [2^14, 2^15)
-DECAY_MAX = 255                   # the running maximum's decay D (Q.LOG_F per frame): 1 <= D <= DECAY_MAX
+LOG_ZERO = -32768  # l of an all-zero mel band
+G_F = 15  # G_LUT Q.15
+L_F_MAX = 15  # L = log1p(g S / max S) int16 Q.l_frac(g) <= 15 (15 for g = 1)
+G_STEP_BITS = 5  # G_LUT: ln(1 + 2^-d) at d = i / 32
+G_RANGE = 17  # d >= 17 (2^-17 < 1 LSB of Q.15 after ln 2): ln(1 + 2^-d) = 0
+G_SHIFT = 8 - G_STEP_BITS  # LOG_F - G_STEP_BITS: Q.8 log-mel units per G_LUT step (2^3)
+L_ACC_F = 34  # L before its one rounding: Q.34 (G_LUT's interpolation Q.18 << 16)
+G_ACC_SHIFT = L_ACC_F - G_F - G_SHIFT  # 16: the interpolated G_LUT value -> Q.L_ACC_F
+LOG_GAIN_MAX = 1 << 16  # the log gains the frontend takes: 1 <= g <= 2^16
+DELTA_F = 24  # Δ / ΔΔ coefficients Q.24
+FEAT_F = 18  # features int32 Q.18 (L, Δ, ΔΔ)
+NORM_M_BITS = 15  # NORM_M[j] in [2^14, 2^15)
+DECAY_MAX = 255  # the running maximum's decay D (Q.LOG_F per frame): 1 <= D <= DECAY_MAX
 
 
 def _decimal_round(x: Decimal) -> int:
@@ -82,16 +83,21 @@ def _mel_q():
         starts.append(lo)
         lens.append(hi - lo)
         vals.extend(np.round(m[b, lo:hi] * (1 << MEL_F)).astype(np.int64))
-    return (np.array(vals, np.int64), np.array(starts, np.int64), np.array(lens, np.int64),
-            int(max(s + n for s, n in zip(starts, lens))))
+    return (
+        np.array(vals, np.int64),
+        np.array(starts, np.int64),
+        np.array(lens, np.int64),
+        int(max(s + n for s, n in zip(starts, lens))),
+    )
 
 
 def _log2_lut() -> np.ndarray:
     with localcontext() as ctx:
         ctx.prec = 40
         ln2 = Decimal(2).ln()
-        return np.array([_decimal_round((1 + Decimal(i) / 256).ln() / ln2 * (1 << LOG_LUT_F))
-                         for i in range(257)], dtype=np.int64)
+        return np.array(
+            [_decimal_round((1 + Decimal(i) / 256).ln() / ln2 * (1 << LOG_LUT_F)) for i in range(257)], dtype=np.int64
+        )
 
 
 def _g_lut() -> np.ndarray:
@@ -100,8 +106,13 @@ def _g_lut() -> np.ndarray:
         ctx.prec = 40
         ln2 = Decimal(2).ln()
         n = G_RANGE << G_STEP_BITS
-        return np.array([_decimal_round((1 + (-(Decimal(i) / (1 << G_STEP_BITS)) * ln2).exp()).ln() * (1 << G_F))
-                         for i in range(n + 1)], dtype=np.int64)
+        return np.array(
+            [
+                _decimal_round((1 + (-(Decimal(i) / (1 << G_STEP_BITS)) * ln2).exp()).ln() * (1 << G_F))
+                for i in range(n + 1)
+            ],
+            dtype=np.int64,
+        )
 
 
 def _ln2_q() -> int:
@@ -133,7 +144,7 @@ def _delta_q():
             col = D[:, t]
             if np.any(np.abs(np.delete(col, range(st, st + w))) > 1e-12):
                 raise AssertionError("the Δ operator is not banded as delta_start says")
-            q = np.round(col[st:st + w] * (1 << DELTA_F)).astype(np.int64)
+            q = np.round(col[st : st + w] * (1 << DELTA_F)).astype(np.int64)
             r = delta_row(t)
             if rows[r].any() and not np.array_equal(rows[r], q):
                 raise AssertionError(f"Δ row {r} differs between frames")
@@ -157,10 +168,56 @@ DELTA_ROW = np.array([delta_row(t) for t in range(N_FRAMES)], np.int64)
 FACTORS = np.array(FFT_FACTORS, np.int64)
 
 # what frontend_q re-exports (its public names before the split)
-__all__ = ["N_SAMPLES", "HOP", "N_FFT", "N_MELS", "N_FRAMES", "N_FEATURES", "HALF", "WIN_F", "FRAME_BITS",
-           "FFT_FACTORS", "TW_F", "P_SHIFT", "MEL_F", "LOG_F", "LOG_LUT_BITS", "LOG_LUT_F", "LOG_ZERO", "G_F",
-           "L_F_MAX", "G_STEP_BITS", "G_RANGE", "G_SHIFT", "L_ACC_F", "G_ACC_SHIFT", "LOG_GAIN_MAX", "DELTA_F",
-           "FEAT_F", "NORM_M_BITS", "DECAY_MAX", "WINDOW_Q", "TW_COS", "TW_SIN", "RT_COS_ALL", "RT_SIN_ALL", "FFT_PERM",
-           "MEL_Q",
-           "MEL_START", "MEL_LEN", "N_BINS", "RT_COS", "RT_SIN", "LOG2_LUT", "G_LUT", "LN2_Q", "DELTA1_Q", "DELTA2_Q",
-           "DELTA_START", "DELTA_ROW", "FACTORS", "delta_start", "delta_row"]
+__all__ = [
+    "N_SAMPLES",
+    "HOP",
+    "N_FFT",
+    "N_MELS",
+    "N_FRAMES",
+    "N_FEATURES",
+    "HALF",
+    "WIN_F",
+    "FRAME_BITS",
+    "FFT_FACTORS",
+    "TW_F",
+    "P_SHIFT",
+    "MEL_F",
+    "LOG_F",
+    "LOG_LUT_BITS",
+    "LOG_LUT_F",
+    "LOG_ZERO",
+    "G_F",
+    "L_F_MAX",
+    "G_STEP_BITS",
+    "G_RANGE",
+    "G_SHIFT",
+    "L_ACC_F",
+    "G_ACC_SHIFT",
+    "LOG_GAIN_MAX",
+    "DELTA_F",
+    "FEAT_F",
+    "NORM_M_BITS",
+    "DECAY_MAX",
+    "WINDOW_Q",
+    "TW_COS",
+    "TW_SIN",
+    "RT_COS_ALL",
+    "RT_SIN_ALL",
+    "FFT_PERM",
+    "MEL_Q",
+    "MEL_START",
+    "MEL_LEN",
+    "N_BINS",
+    "RT_COS",
+    "RT_SIN",
+    "LOG2_LUT",
+    "G_LUT",
+    "LN2_Q",
+    "DELTA1_Q",
+    "DELTA2_Q",
+    "DELTA_START",
+    "DELTA_ROW",
+    "FACTORS",
+    "delta_start",
+    "delta_row",
+]

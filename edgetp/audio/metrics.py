@@ -1,5 +1,6 @@
 """How close two feature sets are: the SNR of each block (log-mel, Δ, ΔΔ), as the integer frontend's
 checks against the float one report it (tests/test_frontend_q.py, experiments/frontend_q_snr.py)."""
+
 from __future__ import annotations
 
 import math
@@ -15,7 +16,7 @@ def snr_db(ref: np.ndarray, got: np.ndarray) -> float:
     got = np.asarray(got, np.float64)
     if not (np.all(np.isfinite(ref)) and np.all(np.isfinite(got))):
         return float("nan")
-    sig = float(np.sum(ref ** 2))
+    sig = float(np.sum(ref**2))
     err = float(np.sum((ref - got) ** 2))
     if sig == 0:
         return float("nan")

@@ -1,11 +1,13 @@
 """16 kHz int16 PCM for the integer frontend: a wave or a WAV file as the 16-bit samples a microphone
 would have delivered (the scaling and centring are the float frontend's, ``edgetp.audio.frontend``)."""
+
 from __future__ import annotations
 
 import numpy as np
 
 from edgetp.audio import frontend as F
 from edgetp.errors import EdgetpError
+
 
 def pcm16(wave, sr: int = F.SR) -> np.ndarray:
     """int16 samples of exactly 16000, centred like the float pipeline (zeros before:

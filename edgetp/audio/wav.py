@@ -16,6 +16,7 @@ What is accepted (see docs/data.md, "Bad input"):
 for every file of a 100 000-file corpus; :func:`load_16k` returns float32 samples in
 [-1, 1] at 16 kHz. Problems raise :class:`WavError` (an ``EdgetpError``) naming the file.
 """
+
 from __future__ import annotations
 
 import os
@@ -98,8 +99,11 @@ def probe(path) -> WavInfo:
     if fmt is None:
         raise WavError(path, "truncated", "truncated or damaged WAV (no format chunk)")
     tag, channels, sr, _, block, bits = fmt
-    if tag not in (_PCM, _FLOAT) or (tag == _PCM and bits not in (8, 16, 24, 32)) \
-            or (tag == _FLOAT and bits not in (32, 64)):
+    if (
+        tag not in (_PCM, _FLOAT)
+        or (tag == _PCM and bits not in (8, 16, 24, 32))
+        or (tag == _FLOAT and bits not in (32, 64))
+    ):
         raise WavError(path, "encoding", f"unsupported WAV encoding (format tag {tag}, {bits} bits)")
     if data is None:
         raise WavError(path, "truncated", "truncated WAV (no data chunk)")
@@ -107,14 +111,18 @@ def probe(path) -> WavInfo:
     if size == 0xFFFFFFFF:  # written by a stream that never came back to fill in the size
         size = file_size - off
     if off + size > file_size or block == 0 or size % block:
-        raise WavError(path, "truncated", f"truncated WAV (header promises {size} bytes of samples, "
-                             f"file holds {max(0, file_size - off)})")
+        raise WavError(
+            path,
+            "truncated",
+            f"truncated WAV (header promises {size} bytes of samples, file holds {max(0, file_size - off)})",
+        )
     frames = size // block
     if frames == 0:
         raise WavError(path, "empty", "empty WAV (no samples)")
     if channels != 1:
-        raise WavError(path, "channels", f"{channels} channels; edgetp reads mono only "
-                             f"(downmix with: sox '{path}' -c 1 out.wav)")
+        raise WavError(
+            path, "channels", f"{channels} channels; edgetp reads mono only (downmix with: sox '{path}' -c 1 out.wav)"
+        )
     if not MIN_SR <= sr <= MAX_SR:
         raise WavError(path, "rate", f"sample rate {sr} Hz outside {MIN_SR}..{MAX_SR} Hz")
     return WavInfo(str(path), int(sr), int(channels), int(frames), int(bits), tag == _FLOAT)
@@ -126,8 +134,9 @@ def resample(y: np.ndarray, sr: int, target_sr: int = TARGET_SR) -> np.ndarray:
         return y
     import librosa
 
-    return librosa.resample(np.asarray(y, dtype=np.float32), orig_sr=sr, target_sr=target_sr,
-                            res_type="soxr_hq").astype(np.float32)
+    return librosa.resample(
+        np.asarray(y, dtype=np.float32), orig_sr=sr, target_sr=target_sr, res_type="soxr_hq"
+    ).astype(np.float32)
 
 
 def read_wave(path, start: int = 0, frames: int | None = None, info: WavInfo | None = None):
@@ -155,7 +164,7 @@ def load_16k(path, start: int = 0, frames: int | None = None, info: WavInfo | No
     if info.sr == TARGET_SR:
         return read_wave(path, start, frames, info)[0]
     y = resample(read_wave(path, info=info)[0], info.sr)
-    return y[start:] if frames is None else y[start:start + frames]
+    return y[start:] if frames is None else y[start : start + frames]
 
 
 def frames_16k(info: WavInfo) -> int:

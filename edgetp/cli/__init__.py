@@ -10,6 +10,7 @@ Mistakes in the command line itself (unknown option, missing argument, a value o
 wrong type) are argparse's: usage, then ``edgetp …: error: …``, exit status 2; a flag that moved into
 a recipe file (a command's ``moved`` default: flag -> recipe key) is one ``ERROR`` line saying where.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,7 +59,7 @@ def moved_flag(rest: list[str], moved: dict) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
-    if rest:   # a flag that became a recipe setting says where it went; anything else is argparse's error
+    if rest:  # a flag that became a recipe setting says where it went; anything else is argparse's error
         msg = moved_flag(rest, getattr(args, "moved", None) or {})
         if msg:
             print(f"ERROR {msg}", file=sys.stderr)
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     from edgetp.threads import single_threaded_blas
 
     try:
-        with single_threaded_blas():   # the command's thread settings, where it starts
+        with single_threaded_blas():  # the command's thread settings, where it starts
             return int(args.func(args) or 0)
     except EdgetpError as exc:
         print(f"ERROR {exc}", file=sys.stderr)

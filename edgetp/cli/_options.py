@@ -1,7 +1,8 @@
 """Options several commands share, declared once (a module starting with '_' is not a command)."""
+
 from __future__ import annotations
 
-DEFAULT_MODEL = "kws-mcu"   # the on-device default (models/kws-mcu/README.md)
+DEFAULT_MODEL = "kws-mcu"  # the on-device default (models/kws-mcu/README.md)
 
 
 def add_model_option(parser, default: str = DEFAULT_MODEL) -> None:

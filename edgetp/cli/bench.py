@@ -3,6 +3,7 @@
 Prints edgetp's figure first (``N samples/s``, the median of ``--repeats`` runs), then
 the NumPy baseline of the same computation in the same process, then the ratio.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,9 @@ def register(sub):
     t.add_argument("--net", default="120-450r-36", help="inputs-hidden[r]-...-classes (default 120-450r-36)")
     t.add_argument("--steps", type=int, default=101, help="time steps per sample (default 101)")
     t.add_argument("--batch", type=int, default=1)
-    t.add_argument("--targets", choices=TARGETS, default=None,
-                   help="target set (default: classes at batch 1, batch otherwise)")
+    t.add_argument(
+        "--targets", choices=TARGETS, default=None, help="target set (default: classes at batch 1, batch otherwise)"
+    )
     t.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     t.add_argument("--optimizer", choices=PRETRAIN_OPTIMIZERS, default="adam")
     t.add_argument("--repeats", type=int, default=5, help="timed runs per implementation; the median is reported")
@@ -35,6 +37,7 @@ def register(sub):
     t.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     t.set_defaults(func=run_train)
     from edgetp.cli.bench_grid import add_parser
+
     add_parser(bsub)
 
 
@@ -68,18 +71,32 @@ def run_train(args) -> int:
     # (as a fine-tuning run does once for all its samples).
     prop = get_cache(None, params, cfg, dt)
     train_sequence(params, xs, labels, cfg, opt, targets, prop=prop)
-    rate, times = _median_rate(lambda: train_sequence(params, xs, labels, cfg, opt, targets, prop=prop),
-                               args.batch, args.repeats)
-    desc = (f"net {cfg.net_string()}, {args.steps} steps, batch {args.batch}, targets={targets}, "
-            f"{args.optimizer}, {args.dtype}")
+    rate, times = _median_rate(
+        lambda: train_sequence(params, xs, labels, cfg, opt, targets, prop=prop), args.batch, args.repeats
+    )
+    desc = (
+        f"net {cfg.net_string()}, {args.steps} steps, batch {args.batch}, targets={targets}, "
+        f"{args.optimizer}, {args.dtype}"
+    )
     print(f"{rate:.2f} samples/s  edgetp numba reference ({desc}; median of {args.repeats})")
-    out = {"net": cfg.net_string(), "steps": args.steps, "batch": args.batch, "targets": targets,
-           "optimizer": args.optimizer, "dtype": args.dtype, "samples_per_s": rate, "times_s": times}
+    out = {
+        "net": cfg.net_string(),
+        "steps": args.steps,
+        "batch": args.batch,
+        "targets": targets,
+        "optimizer": args.optimizer,
+        "dtype": args.dtype,
+        "samples_per_s": rate,
+        "times_s": times,
+    }
     if not args.no_baseline:
         base_params = init_params(cfg, 0, dt)
         reps = args.baseline_repeats or args.repeats
-        brate, btimes = _median_rate(lambda: train_sequence_numpy(base_params, xs, labels, cfg, args.optimizer,
-                                                                  DEFAULT_LR, targets), args.batch, reps)
+        brate, btimes = _median_rate(
+            lambda: train_sequence_numpy(base_params, xs, labels, cfg, args.optimizer, DEFAULT_LR, targets),
+            args.batch,
+            reps,
+        )
         print(f"{brate:.2f} samples/s  plain NumPy baseline (same computation, same process; median of {reps})")
         print(f"{rate / brate:.2f}x  edgetp / NumPy")
         out.update(baseline_samples_per_s=brate, baseline_times_s=btimes, ratio=rate / brate)
@@ -94,23 +111,28 @@ def _run_fixed(args, cfg, targets) -> int:
     except ImportError:
         raise EdgetpError("the integer (fixed-point) reference is not available in this build") from None
     res = bench_fixed(cfg, steps=args.steps, batch=args.batch, targets=targets, repeats=args.repeats)
-    print(f"{res['samples_per_s']:.2f} samples/s  edgetp integer reference (net {cfg.net_string()}, "
-          f"{args.steps} steps, "
-          f"batch {args.batch}, targets={targets}, {res['optimizer']}, int{res['wbits']} weights; "
-          f"median of {args.repeats})")
+    print(
+        f"{res['samples_per_s']:.2f} samples/s  edgetp integer reference (net {cfg.net_string()}, "
+        f"{args.steps} steps, "
+        f"batch {args.batch}, targets={targets}, {res['optimizer']}, int{res['wbits']} weights; "
+        f"median of {args.repeats})"
+    )
     if not args.no_baseline:
         from edgetp.tp import Optimizer, init_params, train_sequence
         from edgetp.tp.propagator import get_cache
+
         rng = np.random.default_rng(0)
         xs = (rng.random((args.batch, args.steps, cfg.n_in)) * 2).astype(np.float32)
         labels = rng.integers(0, cfg.n_out, args.batch)
         params, opt = init_params(cfg, 0, np.float32), Optimizer("adam", DEFAULT_LR)
         prop = get_cache(None, params, cfg, np.float32)
         train_sequence(params, xs, labels, cfg, opt, targets, prop=prop)
-        frate, ftimes = _median_rate(lambda: train_sequence(params, xs, labels, cfg, opt, targets, prop=prop),
-                                     args.batch, args.repeats)
-        print(f"{frate:.2f} samples/s  float32 numba reference, Adam (same net, same process; "
-              f"median of {args.repeats})")
+        frate, ftimes = _median_rate(
+            lambda: train_sequence(params, xs, labels, cfg, opt, targets, prop=prop), args.batch, args.repeats
+        )
+        print(
+            f"{frate:.2f} samples/s  float32 numba reference, Adam (same net, same process; median of {args.repeats})"
+        )
         print(f"{res['samples_per_s'] / frate:.2f}x  integer / float")
         res.update(float_samples_per_s=frate, ratio=res["samples_per_s"] / frate)
     if args.json:

@@ -7,6 +7,7 @@
 The model must normalise by a causal running maximum (``pretrain --running-max D``). The stream runs through the
 model's frontend, the network (float, or the integer reference with --fixed) and the detector (docs/detect.md).
 """
+
 from __future__ import annotations
 
 import json
@@ -15,50 +16,79 @@ from pathlib import Path
 
 from edgetp.errors import EdgetpError
 
-BLOCK_S = 60          # seconds of a WAV read at a time
+BLOCK_S = 60  # seconds of a WAV read at a time
 DET_POINTS = 41
 
 
 def register(sub):
-    p = sub.add_parser("detect", help="detect keywords in a continuous 16 kHz stream (or --eval: miss rate, "
-                                      "false alarms per hour and a DET curve on a stream built from clips)",
-                       description="Runs a running-max model over a long WAV without resets and reports the "
-                                   "keywords (the ten core words) it hears, with time and margin (docs/detect.md).")
+    p = sub.add_parser(
+        "detect",
+        help="detect keywords in a continuous 16 kHz stream (or --eval: miss rate, "
+        "false alarms per hour and a DET curve on a stream built from clips)",
+        description="Runs a running-max model over a long WAV without resets and reports the "
+        "keywords (the ten core words) it hears, with time and margin (docs/detect.md).",
+    )
     p.add_argument("wav", nargs="?", metavar="LONG.wav", help="a mono 16 kHz WAV of any length")
     p.add_argument("--model", required=True, help="shipped model name or model file (with a running max)")
     p.add_argument("--fixed", action="store_true", help="the integer network and detector the device runs")
-    p.add_argument("--threshold", metavar="T|JSON",
-                   help="margin threshold in readout units: one number, or a JSON object (or file) word -> number "
-                        "(default: the model's recipe detect.threshold, else the detector's default)")
+    p.add_argument(
+        "--threshold",
+        metavar="T|JSON",
+        help="margin threshold in readout units: one number, or a JSON object (or file) word -> number "
+        "(default: the model's recipe detect.threshold, else the detector's default)",
+    )
     p.add_argument("--window", type=int, default=None, help="frames summed (default 100: 1 s)")
     p.add_argument("--refractory", type=int, default=None, help="frames suppressed after a report (default 50)")
     p.add_argument("--json", metavar="F", help="write the detections (or the --eval figures) as JSON")
-    p.add_argument("--plot", metavar="F.png", help="draw the keywords' margins over time with the detections "
-                                                   "(--eval: the DET curve)")
+    p.add_argument(
+        "--plot",
+        metavar="F.png",
+        help="draw the keywords' margins over time with the detections (--eval: the DET curve)",
+    )
     e = p.add_argument_group("--eval: a labelled stream built from clips")
     e.add_argument("--eval", action="store_true", help="build a stream from a corpus' clips and score the detector")
     e.add_argument("--data-root", help="GSC-layout corpus")
-    e.add_argument("--speaker", nargs="+", help="speaker ids (or test / dev) whose clips make the stream "
-                                                "(default: the corpus' --split)")
-    e.add_argument("--allow-seen-speaker", action="store_true",
-                   help="accept --speaker ids that pretrained the model (or cannot be checked): not held-out figures")
-    e.add_argument("--split", choices=("validation", "testing"), default="testing",
-                   help="the split whose clips make the stream without --speaker (default testing; choose "
-                        "thresholds on validation)")
+    e.add_argument(
+        "--speaker",
+        nargs="+",
+        help="speaker ids (or test / dev) whose clips make the stream (default: the corpus' --split)",
+    )
+    e.add_argument(
+        "--allow-seen-speaker",
+        action="store_true",
+        help="accept --speaker ids that pretrained the model (or cannot be checked): not held-out figures",
+    )
+    e.add_argument(
+        "--split",
+        choices=("validation", "testing"),
+        default="testing",
+        help="the split whose clips make the stream without --speaker (default testing; choose "
+        "thresholds on validation)",
+    )
     e.add_argument("--noise", help="folder of noise WAVs under the whole stream (default: silent pauses)")
     e.add_argument("--snr", type=float, default=10.0, help="speech-to-noise ratio in dB (default 10)")
     e.add_argument("--minutes", type=float, default=10.0, help="stream length (default 10)")
     e.add_argument("--seed", type=int, default=0, help="the stream's seed (default 0)")
-    e.add_argument("--tolerance", type=float, default=None, help="seconds after a clip's end a report still hits it "
-                                                                  "(default 0.5)")
-    e.add_argument("--target-fa", type=float, default=2.0,
-                   help="false alarms per hour whose smallest threshold the figures name (default 2): the "
-                        "threshold to choose on development data")
+    e.add_argument(
+        "--tolerance", type=float, default=None, help="seconds after a clip's end a report still hits it (default 0.5)"
+    )
+    e.add_argument(
+        "--target-fa",
+        type=float,
+        default=2.0,
+        help="false alarms per hour whose smallest threshold the figures name (default 2): the "
+        "threshold to choose on development data",
+    )
     e.add_argument("--save-wav", metavar="F.wav", help="also write the built stream")
-    e.add_argument("--shots", type=int, default=None, metavar="N",
-                   help="personalise first (issue 32): fine-tune on N shots of each word of the one --speaker (the "
-                        "model's recorded recipe; --fixed: the device's integer rule), build the stream from that "
-                        "speaker's held-out (query) clips only, and report the detector before and after")
+    e.add_argument(
+        "--shots",
+        type=int,
+        default=None,
+        metavar="N",
+        help="personalise first (issue 32): fine-tune on N shots of each word of the one --speaker (the "
+        "model's recorded recipe; --fixed: the device's integer rule), build the stream from that "
+        "speaker's held-out (query) clips only, and report the detector before and after",
+    )
     p.set_defaults(func=run)
 
 
@@ -97,9 +127,12 @@ class Listener:
         self.model = load_model(args.model) if model is None else model
         self.inputs = model_norm(self.model)
         check_streamable(self.inputs)
-        self.spec = DetectorSpec.make(self.model.labels, parse_threshold(args.threshold, self.model),
-                                      WINDOW if args.window is None else args.window,
-                                      REFRACTORY if args.refractory is None else args.refractory)
+        self.spec = DetectorSpec.make(
+            self.model.labels,
+            parse_threshold(args.threshold, self.model),
+            WINDOW if args.window is None else args.window,
+            REFRACTORY if args.refractory is None else args.refractory,
+        )
         self.fixed = bool(args.fixed)
         if self.fixed:
             if qm is None:
@@ -129,8 +162,10 @@ def wav_blocks(path):
 
     info = probe(path)
     if info.sr != TARGET_SR:
-        raise EdgetpError(f"{path}: sample rate {info.sr} Hz; detect reads a 16000 Hz stream block by block "
-                          f"(convert with: sox '{path}' -r 16000 out.wav)")
+        raise EdgetpError(
+            f"{path}: sample rate {info.sr} Hz; detect reads a 16000 Hz stream block by block "
+            f"(convert with: sox '{path}' -r 16000 out.wav)"
+        )
     if info.frames < TARGET_SR:
         raise EdgetpError(f"{path}: {info.frames} samples; detect needs at least one second")
     step = BLOCK_S * TARGET_SR
@@ -157,9 +192,19 @@ def run(args) -> int:
         print(f"{r['time_s']:9.2f} s  {r['word']:<6} {r['score']:.3f}")
     print(f"{len(rows)} detections in {info.seconds:.1f} s ({'integer' if lis.fixed else 'float'} network)")
     if args.json:
-        Path(args.json).write_text(json.dumps({"model": str(args.model), "fixed": lis.fixed, "wav": str(args.wav),
-                                               "seconds": info.seconds, "detector": detector_record(lis.spec),
-                                               "detections": rows}, indent=1))
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "model": str(args.model),
+                    "fixed": lis.fixed,
+                    "wav": str(args.wav),
+                    "seconds": info.seconds,
+                    "detector": detector_record(lis.spec),
+                    "detections": rows,
+                },
+                indent=1,
+            )
+        )
     if args.plot:
         from edgetp.stream.plot import plot_scores
 
@@ -170,8 +215,11 @@ def run(args) -> int:
 def detector_record(spec) -> dict:
     from edgetp.stream.detector import KEYWORDS
 
-    return {"window_frames": spec.window, "refractory_frames": spec.refractory,
-            "thresholds": {w: spec.thresholds[spec.labels.index(w)] for w in KEYWORDS}}
+    return {
+        "window_frames": spec.window,
+        "refractory_frames": spec.refractory,
+        "thresholds": {w: spec.thresholds[spec.labels.index(w)] for w in KEYWORDS},
+    }
 
 
 def adapted_listener(args, lis, corpus, speakers):
@@ -202,23 +250,31 @@ def score(lis, wave, events, seconds, tol, target_fa, what: str = "") -> dict:
     from edgetp.stream.evaluate import at_target, det_curve, match
 
     step = BLOCK_S * 16000
-    inc, reports = lis.listen(wave[s:s + step] for s in range(0, len(wave), step))
+    inc, reports = lis.listen(wave[s : s + step] for s in range(0, len(wave), step))
     figs = match([(f * 0.01, w) for f, w, _ in reports], events, seconds, tol)
     det = det_curve(inc, lis.spec, events, seconds, tolerance=tol, points=DET_POINTS)
     o = figs["overall"]
     target = at_target(det, target_fa)
-    print(f"{what}{seconds / 60:.1f} min stream, {o['occurrences']} keywords, {len(events) - o['occurrences']} other "
-          f"words; {'integer' if lis.fixed else 'float'} network")
+    print(
+        f"{what}{seconds / 60:.1f} min stream, {o['occurrences']} keywords, {len(events) - o['occurrences']} other "
+        f"words; {'integer' if lis.fixed else 'float'} network"
+    )
     for w, c in figs["per_keyword"].items():
         mr = "-" if c["miss_rate"] is None else f"{100 * c['miss_rate']:.1f} %"
-        print(f"  {w:<6} {c['occurrences']:4d} occurrences  miss {mr:>7}  false alarms {c['false_alarms']:4d} "
-              f"({c['fa_per_hour']:.1f} / h)")
+        print(
+            f"  {w:<6} {c['occurrences']:4d} occurrences  miss {mr:>7}  false alarms {c['false_alarms']:4d} "
+            f"({c['fa_per_hour']:.1f} / h)"
+        )
     mr = "-" if o["miss_rate"] is None else f"{100 * o['miss_rate']:.1f} %"
-    print(f"  all    {o['occurrences']:4d} occurrences  miss {mr:>7}  false alarms {o['false_alarms']:4d} "
-          f"({o['fa_per_hour']:.1f} / h)")
+    print(
+        f"  all    {o['occurrences']:4d} occurrences  miss {mr:>7}  false alarms {o['false_alarms']:4d} "
+        f"({o['fa_per_hour']:.1f} / h)"
+    )
     if target:
-        print(f"at <= {target_fa:g} false alarms / h: threshold {target['threshold']:.3f}, miss "
-              f"{100 * target['miss_rate']:.1f} % ({target['fa_per_hour']:.1f} / h)")
+        print(
+            f"at <= {target_fa:g} false alarms / h: threshold {target['threshold']:.3f}, miss "
+            f"{100 * target['miss_rate']:.1f} % ({target['fa_per_hour']:.1f} / h)"
+        )
     return {**figs, "det": det, "at_target": target}
 
 
@@ -256,24 +312,44 @@ def run_eval(args) -> int:
 
         write_wav16(args.save_wav, wave)
     seconds = len(wave) / 16000
-    out = {"model": str(args.model), "fixed": lis.fixed, "data_root": str(args.data_root), "speakers": speakers,
-           "split": None if speakers else args.split, **seen,
-           "noise": args.noise, "snr_db": args.snr if args.noise else None, "minutes": args.minutes,
-           "seed": args.seed, "tolerance_s": tol, "events": len(events), "detector": detector_record(lis.spec),
-           "target_fa_per_hour": args.target_fa}
+    out = {
+        "model": str(args.model),
+        "fixed": lis.fixed,
+        "data_root": str(args.data_root),
+        "speakers": speakers,
+        "split": None if speakers else args.split,
+        **seen,
+        "noise": args.noise,
+        "snr_db": args.snr if args.noise else None,
+        "minutes": args.minutes,
+        "seed": args.seed,
+        "tolerance_s": tol,
+        "events": len(events),
+        "detector": detector_record(lis.spec),
+        "target_fa_per_hour": args.target_fa,
+    }
     figs = score(lis, wave, events, seconds, tol, args.target_fa, "before personalisation: " if after else "")
     if after is None:
         out.update(figs)
     else:
         files = lambda ix: [corpus.utterances[i].path for i in ix]
-        out.update(shots=args.shots, recipe=recipe.to_dict(), support_clips=files(split.support),
-                   stream_clips=files(idx),
-                   before=figs, after=score(after, wave, events, seconds, tol, args.target_fa,
-                                            f"after {args.shots}-shot personalisation: "))
+        out.update(
+            shots=args.shots,
+            recipe=recipe.to_dict(),
+            support_clips=files(split.support),
+            stream_clips=files(idx),
+            before=figs,
+            after=score(
+                after, wave, events, seconds, tol, args.target_fa, f"after {args.shots}-shot personalisation: "
+            ),
+        )
     Path(args.json).write_text(json.dumps(out, indent=1))
     if args.plot:
         from edgetp.stream.plot import plot_det
 
-        plot_det(args.plot, figs["det"] if after is None else out["after"]["det"],
-                 (figs if after is None else out["after"])["overall"])
+        plot_det(
+            args.plot,
+            figs["det"] if after is None else out["after"]["det"],
+            (figs if after is None else out["after"])["overall"],
+        )
     return 0

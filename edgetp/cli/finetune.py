@@ -1,4 +1,5 @@
 """`edgetp finetune --kws`: the paper's speaker adaptation with TP (float, or --fixed)."""
+
 from __future__ import annotations
 
 import json
@@ -8,7 +9,6 @@ from pathlib import Path
 from edgetp.cli._options import add_model_option
 from edgetp.errors import EdgetpError
 from edgetp.settings import fields, moved_flags
-
 
 
 def _shots(text: str):
@@ -28,36 +28,57 @@ def register(sub):
     from edgetp.kws.run_settings import FinetuneRun
     from edgetp.settings import add_recipe_options, help_keys
 
-    p = sub.add_parser("finetune", help="personalise a pretrained keyword spotter to one speaker with TP",
-                       description="Loads a pretrained model, holds out --speaker, fine-tunes on --shots "
-                                   "utterances per word with TP and reports query accuracy before/after, a "
-                                   "from-scratch baseline and the other speakers' accuracy before/after. The "
-                                   "fine-tuning recipe is the model's recorded one (its card's \"default "
-                                   "fine-tuning\"); a --recipe file and --set items override its fields.")
+    p = sub.add_parser(
+        "finetune",
+        help="personalise a pretrained keyword spotter to one speaker with TP",
+        description="Loads a pretrained model, holds out --speaker, fine-tunes on --shots "
+        "utterances per word with TP and reports query accuracy before/after, a "
+        "from-scratch baseline and the other speakers' accuracy before/after. The "
+        "fine-tuning recipe is the model's recorded one (its card's \"default "
+        "fine-tuning\"); a --recipe file and --set items override its fields.",
+    )
     p.add_argument("--kws", action="store_true", required=True, help="keyword spotting (the only task so far)")
     add_model_option(p)
     p.add_argument("--data-root", help="GSC-layout corpus (default: the offline corpus set-up generated)")
-    p.add_argument("--speaker", help="held-out speaker(s): an id, ids joined by commas, 'test' or 'dev' (the "
-                        "model's test / development voice group), or 'real' (the real adaptation speakers of the "
-                        "shipped real clips, edgetp/data/gsc_real, or of the real development view --data-root "
-                        "names; development figures). Default: 'real', then the model's test group when it records "
-                        "one and the corpus has it (mean ± std over speakers × seeds), else the speaker it was "
-                        "pretrained without")
-    p.add_argument("--shots", default=None, help="1, 5, ... or all (default 5; 3 for the real speakers, whose "
-                        "support pools hold 3-4 clips of a word)")
-    p.add_argument("--seeds", type=int, default=None,
-                   help="repeats with a resampled support set (default 3 for one speaker, 1 per speaker for a "
-                        "voice group, to keep the default run short)")
-    p.add_argument("--fixed", action="store_true",
-                   help="use the integer-only TP rule as the device runs it: batch 1, no rehearsal, no "
-                        "augmentation, the device's update rules; other settings are refused")
-    add_recipe_options(p, " that override the model's recorded fine-tuning recipe and the run's defaults: "
-                       + help_keys((Recipe, FinetuneRun), FINETUNE_FIELDS + tuple(fields(FinetuneRun))), "epochs=0")
+    p.add_argument(
+        "--speaker",
+        help="held-out speaker(s): an id, ids joined by commas, 'test' or 'dev' (the "
+        "model's test / development voice group), or 'real' (the real adaptation speakers of the "
+        "shipped real clips, edgetp/data/gsc_real, or of the real development view --data-root "
+        "names; development figures). Default: 'real', then the model's test group when it records "
+        "one and the corpus has it (mean ± std over speakers × seeds), else the speaker it was "
+        "pretrained without",
+    )
+    p.add_argument(
+        "--shots",
+        default=None,
+        help="1, 5, ... or all (default 5; 3 for the real speakers, whose support pools hold 3-4 clips of a word)",
+    )
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=None,
+        help="repeats with a resampled support set (default 3 for one speaker, 1 per speaker for a "
+        "voice group, to keep the default run short)",
+    )
+    p.add_argument(
+        "--fixed",
+        action="store_true",
+        help="use the integer-only TP rule as the device runs it: batch 1, no rehearsal, no "
+        "augmentation, the device's update rules; other settings are refused",
+    )
+    add_recipe_options(
+        p,
+        " that override the model's recorded fine-tuning recipe and the run's defaults: "
+        + help_keys((Recipe, FinetuneRun), FINETUNE_FIELDS + tuple(fields(FinetuneRun))),
+        "epochs=0",
+    )
     p.add_argument("--json", metavar="PATH", help="write the figures as JSON")
     p.add_argument("--plot", metavar="PATH", help="write a figure (accuracy per epoch, before/after, confusion)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(func=run, moved=moved_flags(FINETUNE_FIELDS + tuple(fields(FinetuneRun)),
-                                               {"no_baseline": "baseline"}))
+    p.set_defaults(
+        func=run, moved=moved_flags(FINETUNE_FIELDS + tuple(fields(FinetuneRun)), {"no_baseline": "baseline"})
+    )
 
 
 def settings_given(args) -> dict:
@@ -67,8 +88,12 @@ def settings_given(args) -> dict:
         from edgetp.kws.train import FINETUNE_FIELDS, Recipe
         from edgetp.settings import read
 
-        args.given = read((Recipe, FinetuneRun), getattr(args, "recipe", None), getattr(args, "set", ()) or (),
-                          only=FINETUNE_FIELDS + tuple(fields(FinetuneRun)))
+        args.given = read(
+            (Recipe, FinetuneRun),
+            getattr(args, "recipe", None),
+            getattr(args, "set", ()) or (),
+            only=FINETUNE_FIELDS + tuple(fields(FinetuneRun)),
+        )
     return args.given
 
 
@@ -97,13 +122,15 @@ def recipe_from(args, model):
     given = {k: v for k, v in settings_given(args).items() if k in FINETUNE_FIELDS}
     typed = [k for k in AUGMENT if given.get(k)]
     if args.fixed and typed:
-        raise EdgetpError(f"{', '.join(typed)} with --fixed: the integer rule (and the device) learns from the "
-                          "utterances as recorded; augmentation is for the float rule")
+        raise EdgetpError(
+            f"{', '.join(typed)} with --fixed: the integer rule (and the device) learns from the "
+            "utterances as recorded; augmentation is for the float rule"
+        )
     ft = dict(model.recipe.get("finetune", {}))
-    if args.fixed:   # a recipe's augmentation, batches and rehearsal are the float recipe's; the device has none
+    if args.fixed:  # a recipe's augmentation, batches and rehearsal are the float recipe's; the device has none
         ft = {k: v for k, v in ft.items() if k not in AUGMENT + HOST_ONLY}
     frozen = args.fixed and device_frozen(model)
-    d = Recipe()   # the defaults, declared once
+    d = Recipe()  # the defaults, declared once
     pick = lambda k: given[k] if k in given else ft.get(k, "readout" if k == "train" and frozen else getattr(d, k))
     r = Recipe(**{k: pick(k) for k in FINETUNE_FIELDS})
     r.check()
@@ -112,7 +139,7 @@ def recipe_from(args, model):
     return r
 
 
-HOST_ONLY = ("batch", "rehearsal")   # recipe fields of the float rule that no device setting matches
+HOST_ONLY = ("batch", "rehearsal")  # recipe fields of the float rule that no device setting matches
 
 
 def device_frozen(model) -> bool:
@@ -135,25 +162,31 @@ def check_device(r, frozen: bool, optimizer) -> None:
     if r.batch != 1:
         raise EdgetpError(f"batch {r.batch} with --fixed: the device learns from one utterance at a time (batch 1)")
     if r.rehearsal:
-        raise EdgetpError(f"rehearsal {r.rehearsal:g} with --fixed: the device keeps no other speakers' "
-                          "utterances to rehearse (rehearsal 0)")
+        raise EdgetpError(
+            f"rehearsal {r.rehearsal:g} with --fixed: the device keeps no other speakers' "
+            "utterances to rehearse (rehearsal 0)"
+        )
     if optimizer == "adam":
-        raise EdgetpError("optimizer adam with --fixed: the device has no Adam; its rules are colnorm (what "
-                          "--fixed runs for a recipe's adam), rownorm and sgd")
+        raise EdgetpError(
+            "optimizer adam with --fixed: the device has no Adam; its rules are colnorm (what "
+            "--fixed runs for a recipe's adam), rownorm and sgd"
+        )
     if frozen and r.train != "readout":
-        raise EdgetpError(f"train {r.train} with --fixed: the model's device keeps its hidden layers frozen in "
-                          'flash (recipe["fixed"]) and learns its readout only (train readout)')
+        raise EdgetpError(
+            f"train {r.train} with --fixed: the model's device keeps its hidden layers frozen in "
+            'flash (recipe["fixed"]) and learns its readout only (train readout)'
+        )
     if r.update_every > STEPS_MAX:
-        raise EdgetpError(f"update_every {r.update_every} with --fixed: the device counts steps in a uint32 "
-                          f"(at most {STEPS_MAX})")
+        raise EdgetpError(
+            f"update_every {r.update_every} with --fixed: the device counts steps in a uint32 (at most {STEPS_MAX})"
+        )
     dev = DeviceConfig(r.targets, "colnorm", r.lr, train=r.train, update_every=r.update_every, frozen_hidden=frozen)
     bad = [x for x in epoch_lrs(r.lr, r.epochs) if not dev.lr_in_range(*lr_code(x))]
     if bad:
-        raise EdgetpError(f"lr {r.lr:g} with --fixed: the device's learning-rate code (SET_LR) cannot hold "
-                          f"{bad[0]:g}")
+        raise EdgetpError(f"lr {r.lr:g} with --fixed: the device's learning-rate code (SET_LR) cannot hold {bad[0]:g}")
 
 
-REAL = "real"   # --speaker real: a real development view's adaptation speakers (default: the shipped clips)
+REAL = "real"  # --speaker real: a real development view's adaptation speakers (default: the shipped clips)
 
 
 def run(args) -> int:
@@ -166,8 +199,9 @@ def run(args) -> int:
     from argparse import Namespace
 
     print("== real speakers (shipped clips, edgetp/data/gsc_real; development figures) ==", flush=True)
-    code, real = _row(Namespace(**{**vars(args), "speaker": REAL, "json": None, "plot": None, "save": None,
-                                   "others": None}))
+    code, real = _row(
+        Namespace(**{**vars(args), "speaker": REAL, "json": None, "plot": None, "save": None, "others": None})
+    )
     print("\n== the model's synthetic test voices ==", flush=True)
     code2, _ = _row(args, {"real_speakers": real})
     return code or code2
@@ -181,8 +215,9 @@ def _real_row(args, model, recipe):
     from edgetp.kws.real_dev import adapt_speakers, trained_real, view_info, without_rehearsal
 
     if args.others not in (None, "testing"):
-        raise EdgetpError("others with --speaker real: the other speakers are the view's choose part (its "
-                          "testing list)")
+        raise EdgetpError(
+            "others with --speaker real: the other speakers are the view's choose part (its testing list)"
+        )
     root = Path(args.data_root).expanduser() if args.data_root else SHIPPED
     parts = view_info(root)["speakers"]
     corpus = corpus_for(model, root)
@@ -200,7 +235,7 @@ def _row(args, extra: dict | None = None) -> tuple[int, dict]:
 
     real = args.speaker == REAL
     shots = _shots(args.shots or ("3" if real else "5"))
-    if args.save and args.fixed:   # refused before the grid runs, not after
+    if args.save and args.fixed:  # refused before the grid runs, not after
         raise EdgetpError("save with --fixed: save the integer model with edgetp export (not a float model)")
     if args.frontend != "float" and not args.fixed:
         raise EdgetpError(f"frontend {args.frontend} needs --fixed: the integer frontend feeds the integer rule")
@@ -215,10 +250,12 @@ def _row(args, extra: dict | None = None) -> tuple[int, dict]:
     else:
         corpus = corpus_for(model, args.data_root)
         from edgetp.kws.speakers import others_split, resolve
+
         speakers = resolve(model, corpus, args.speaker)
         others = others_split(model, speakers, args.others)
     from edgetp.kws.ledger import opened, record
-    book = opened(args.model, model, speakers)   # a run on the test group: its ledger, checked before the run
+
+    book = opened(args.model, model, speakers)  # a run on the test group: its ledger, checked before the run
     if args.seeds is None:
         args.seeds = 3 if len(speakers) == 1 else 1
     if args.baseline is None:
@@ -233,26 +270,48 @@ def _row(args, extra: dict | None = None) -> tuple[int, dict]:
 
     def line(r):
         who = r['speaker'] + ' ' if len(speakers) > 1 else ''
-        print(f"{who}seed {r['seed']}: query zero-shot {r['query_acc_before']:.1f} -> adapted "
-              f"{r['query_acc_after']:.1f} %  "
-              f"others {r['test_acc_before']:.1f} -> {r['test_acc_after']:.1f} %"
-              + (f"  from scratch {r['finetune_only_acc']:.1f} %" if "finetune_only_acc" in r else "")
-              + f"  ({r['support']} support" + (f" + {r['rehearsal']} rehearsal" if r.get("rehearsal") else "")
-              + f", {r['query']} query, {r['seconds']:.1f} s)", flush=True)
+        print(
+            f"{who}seed {r['seed']}: query zero-shot {r['query_acc_before']:.1f} -> adapted "
+            f"{r['query_acc_after']:.1f} %  "
+            f"others {r['test_acc_before']:.1f} -> {r['test_acc_after']:.1f} %"
+            + (f"  from scratch {r['finetune_only_acc']:.1f} %" if "finetune_only_acc" in r else "")
+            + f"  ({r['support']} support"
+            + (f" + {r['rehearsal']} rehearsal" if r.get("rehearsal") else "")
+            + f", {r['query']} query, {r['seconds']:.1f} s)",
+            flush=True,
+        )
 
-    grid = run_grid(model, corpus, speakers, args.seeds, shots, recipe, args.fixed, limit, args.baseline,
-                    args.workers, args.ray, progress=not args.quiet, keep_first=bool(args.save), on_cell=line,
-                    frontend=args.frontend, others=others)
+    grid = run_grid(
+        model,
+        corpus,
+        speakers,
+        args.seeds,
+        shots,
+        recipe,
+        args.fixed,
+        limit,
+        args.baseline,
+        args.workers,
+        args.ray,
+        progress=not args.quiet,
+        keep_first=bool(args.save),
+        on_cell=line,
+        frontend=args.frontend,
+        others=others,
+    )
     per_seed = grid.per_seed
     if not per_seed:
         raise EdgetpError(f"every cell failed; the first: {grid.failed[0]['error']}")
-    finished = [s for s in speakers if any(r["speaker"] == s for r in per_seed)]   # failed cells: "failed_cells"
+    finished = [s for s in speakers if any(r["speaker"] == s for r in per_seed)]  # failed cells: "failed_cells"
     out = summarize(per_seed, finished, shots, recipe, portable(args.model))
-    out["grid"] = {"cells": len(per_seed) + len(grid.failed), "seconds": grid.seconds,
-                   **({"ray_cpus": grid.workers, **grid.overhead} if grid.workers else {})}
+    out["grid"] = {
+        "cells": len(per_seed) + len(grid.failed),
+        "seconds": grid.seconds,
+        **({"ray_cpus": grid.workers, **grid.overhead} if grid.workers else {}),
+    }
     if grid.failed:
         out["failed_cells"] = grid.failed
-    out["model_hash"] = model.hash()   # the model cards flag rows measured on another model file
+    out["model_hash"] = model.hash()  # the model cards flag rows measured on another model file
     out["fixed"] = bool(args.fixed)
     out["frontend"] = args.frontend
     out.update(seen)
@@ -265,8 +324,13 @@ def _row(args, extra: dict | None = None) -> tuple[int, dict]:
         out["recipe_note"] = recipe_note
     out.update(extra or {})
     if args.fixed:
-        out.update({k: per_seed[0][k] for k in ("int_optimizer", "wbits", "hbits", "frozen_hidden", "row_scales")
-                    if k in per_seed[0]})
+        out.update(
+            {
+                k: per_seed[0][k]
+                for k in ("int_optimizer", "wbits", "hbits", "frozen_hidden", "row_scales")
+                if k in per_seed[0]
+            }
+        )
     _table(out)
     record(book, out, model, results=args.json)
     if note:
@@ -276,17 +340,20 @@ def _row(args, extra: dict | None = None) -> tuple[int, dict]:
         if first is None:
             raise EdgetpError(f"save: the first cell ({speakers[0]} seed 0) failed, nothing to save")
         from dataclasses import replace
-        tuned = replace(model, params=first,
-                        recipe=dict(model.recipe, finetuned_on=speakers[0], finetune=recipe.to_dict()))
+
+        tuned = replace(
+            model, params=first, recipe=dict(model.recipe, finetuned_on=speakers[0], finetune=recipe.to_dict())
+        )
         save_model(tuned, args.save)
         print(f"saved the fine-tuned model (seed 0) to {args.save}")
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))
     if args.plot:
         from edgetp.kws.report import plot_finetune
+
         plot_finetune(out, model.labels, args.plot)
         print(f"wrote {args.plot}")
-    for f in grid.failed:   # the figures above are over the cells that finished
+    for f in grid.failed:  # the figures above are over the cells that finished
         print(f"FAILED cell {f['speaker']} seed {f['seed']}: {f['error']}", file=sys.stderr)
     return (1 if grid.failed else 0), out
 
@@ -298,20 +365,31 @@ def _table(out: dict) -> None:
     pm = lambda k: f"{out[k]:6.2f} ± {out[k + '_std']:.2f}" if k in out else "   n/a"
     r = out["recipe"]
     opt = f"integer {out['int_optimizer']}" if out.get("fixed") else r["optimizer"]
-    who = f"speaker {out['speaker']}" if len(out["speakers"]) == 1 else \
-        f"{len(out['speakers'])} speakers ({out['speaker']}; mean ± std over speakers × seeds)"
-    print(f"\n{who}, {out['shots']} shots, {out['seeds']} seeds, "
-          f"{opt} lr {r['lr']:g}, batch {r['batch']}, targets {r['targets']}, train {r['train']}, "
-          f"{r['epochs']} epochs" + (f", rehearsal {r['rehearsal']:g}" if r.get("rehearsal") else "")
-          + (f", update every {r['update_every']} frames" if r.get("update_every", 1) != 1 else "")
-          + (f", {aug}" if aug else "")
-          + (" (integer rule" + (", integer frontend on raw audio)" if out.get("frontend") == "fixed" else ")")
-             if out.get("fixed") else ""))
-    print(f"  {'':28s}{'before':>16s}{'after':>16s}")   # query before = zero-shot, query after = adapted
+    who = (
+        f"speaker {out['speaker']}"
+        if len(out["speakers"]) == 1
+        else f"{len(out['speakers'])} speakers ({out['speaker']}; mean ± std over speakers × seeds)"
+    )
+    print(
+        f"\n{who}, {out['shots']} shots, {out['seeds']} seeds, "
+        f"{opt} lr {r['lr']:g}, batch {r['batch']}, targets {r['targets']}, train {r['train']}, "
+        f"{r['epochs']} epochs"
+        + (f", rehearsal {r['rehearsal']:g}" if r.get("rehearsal") else "")
+        + (f", update every {r['update_every']} frames" if r.get("update_every", 1) != 1 else "")
+        + (f", {aug}" if aug else "")
+        + (
+            " (integer rule" + (", integer frontend on raw audio)" if out.get("frontend") == "fixed" else ")")
+            if out.get("fixed")
+            else ""
+        )
+    )
+    print(f"  {'':28s}{'before':>16s}{'after':>16s}")  # query before = zero-shot, query after = adapted
     who = 'query (held-out speakers) %' if len(out['speakers']) > 1 else 'query (held-out speaker) %'
     print(f"  {who:28s}{pm('query_acc_before'):>16s}{pm('query_acc_after'):>16s}")
-    print(f"  zero-shot (query before fine-tuning) {pm('query_acc_before').strip()} %, "
-          f"adapted (query after) {pm('query_acc_after').strip()} %")
+    print(
+        f"  zero-shot (query before fine-tuning) {pm('query_acc_before').strip()} %, "
+        f"adapted (query after) {pm('query_acc_after').strip()} %"
+    )
     who = f"others ({out['others']['split']} list) %" if out.get("others") else "test (other speakers) %"
     print(f"  {who:28s}{pm('test_acc_before'):>16s}{pm('test_acc_after'):>16s}")
     if "finetune_only_acc" in out:

@@ -9,6 +9,7 @@ A score is the softmax of the readout at the last step. A WAV that cannot be rea
 one line ``ERROR <file>: <why>``; the others are still classified, and the exit status
 is 2 when any file failed.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,9 +23,12 @@ from edgetp.errors import EdgetpError
 
 
 def register(sub):
-    p = sub.add_parser("predict", help="classify WAV files with a keyword spotter (top 3 words with scores)",
-                       description="Runs a model on each WAV clip (any rate, mono or first channel, about 1 s) "
-                                   "and prints its top words with softmax scores of the readout.")
+    p = sub.add_parser(
+        "predict",
+        help="classify WAV files with a keyword spotter (top 3 words with scores)",
+        description="Runs a model on each WAV clip (any rate, mono or first channel, about 1 s) "
+        "and prints its top words with softmax scores of the readout.",
+    )
     p.add_argument("wavs", nargs="+", metavar="WAV", help="WAV files to classify")
     add_model_option(p)
     p.add_argument("--fixed", action="store_true", help="the integer network the device runs")
@@ -44,6 +48,7 @@ def readout(model, xs: np.ndarray, fixed: bool) -> tuple[np.ndarray, list[str]]:
     """(N, classes) readout in real units at the last step, and notes on the integer model."""
     if not fixed:
         from edgetp.tp.network import infer_sequence
+
         return np.asarray(infer_sequence(model.params, xs, model.cfg), dtype=np.float64), []
     from edgetp.fixed.finetune import to_int_inputs
     from edgetp.fixed.network_q import infer_sequence_q
@@ -95,6 +100,10 @@ def run(args) -> int:
             out.append({"file": portable(path), "top": words})
             print(f"{path}: " + "  ".join(f"{w['word']} {w['score']:.3f}" for w in words))
     if args.json:
-        Path(args.json).write_text(json.dumps({"model": portable(args.model), "fixed": bool(args.fixed),
-                                               "predictions": out, "errors": failed}, indent=1))
+        Path(args.json).write_text(
+            json.dumps(
+                {"model": portable(args.model), "fixed": bool(args.fixed), "predictions": out, "errors": failed},
+                indent=1,
+            )
+        )
     return 2 if failed else 0

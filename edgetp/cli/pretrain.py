@@ -1,4 +1,5 @@
 """`edgetp pretrain --kws`: train a TP keyword spotter on a corpus' pretrain split."""
+
 from __future__ import annotations
 
 import json
@@ -15,72 +16,136 @@ def register(sub):
     from edgetp.kws.train import FINETUNE_FIELDS, PRETRAIN_OPTIMIZERS
     from edgetp.tp.config import RESETS
 
-    p = sub.add_parser("pretrain", help="pretrain a TP keyword spotter (float) and save a model file",
-                       description="Trains on the train split of a GSC-layout corpus without the held-out "
-                                   "speaker, with TP (one update per time step), and saves a model file.")
+    p = sub.add_parser(
+        "pretrain",
+        help="pretrain a TP keyword spotter (float) and save a model file",
+        description="Trains on the train split of a GSC-layout corpus without the held-out "
+        "speaker, with TP (one update per time step), and saves a model file.",
+    )
     p.add_argument("--kws", action="store_true", required=True, help="keyword spotting (the only task so far)")
     p.add_argument("--data-root", help="GSC-layout corpus (default: the offline corpus set-up generated)")
     p.add_argument("--labels", choices=("paper", "12"), default="paper", help="label set (paper: 35 words + unknown)")
     p.add_argument("--net", default="120-128r-36", help="inputs-hidden[r]-classes (default 120-128r-36)")
     p.add_argument("--reset", choices=RESETS, default="hard")
-    p.add_argument("--hold-out", metavar="SPEAKER", help="speaker excluded from pretraining (default: the "
-                   "offline corpus' default speaker when present)")
-    p.add_argument("--protocol", action="store_true",
-                   help="the honest speaker protocol (docs/data.md): pretrain on the regular train speakers only, "
-                        "holding out both voice groups (development and test); recorded in the model")
+    p.add_argument(
+        "--hold-out",
+        metavar="SPEAKER",
+        help="speaker excluded from pretraining (default: the offline corpus' default speaker when present)",
+    )
+    p.add_argument(
+        "--protocol",
+        action="store_true",
+        help="the honest speaker protocol (docs/data.md): pretrain on the regular train speakers only, "
+        "holding out both voice groups (development and test); recorded in the model",
+    )
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--optimizer", choices=PRETRAIN_OPTIMIZERS, default="adam")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--targets", choices=TARGETS, default="batch")
-    p.add_argument("--per-utterance-norm", action="store_true",
-                   help="apply the paper's per-utterance std normalisation before the fixed constants")
-    p.add_argument("--log-gain", type=float, default=1.0, metavar="G",
-                   help="features log1p(G * S / max S) instead of the paper's log1p(S / max S) (default 1: the "
-                        "paper; 1000 compresses about 30 dB, recorded in the model's frontend)")
-    p.add_argument("--running-max", type=int, default=None, metavar="D",
-                   help="normalise by a causal running maximum of S that falls by D/256 of an octave (2.35 D dB/s) "
-                        "per frame instead of the utterance's max S (streamable; recorded in the model's frontend)")
-    p.add_argument("--warp", type=float, default=0.0,
-                   help="augmentation: mel-axis (vocal-tract-length) warp by a random factor in 1 +- W")
+    p.add_argument(
+        "--per-utterance-norm",
+        action="store_true",
+        help="apply the paper's per-utterance std normalisation before the fixed constants",
+    )
+    p.add_argument(
+        "--log-gain",
+        type=float,
+        default=1.0,
+        metavar="G",
+        help="features log1p(G * S / max S) instead of the paper's log1p(S / max S) (default 1: the "
+        "paper; 1000 compresses about 30 dB, recorded in the model's frontend)",
+    )
+    p.add_argument(
+        "--running-max",
+        type=int,
+        default=None,
+        metavar="D",
+        help="normalise by a causal running maximum of S that falls by D/256 of an octave (2.35 D dB/s) "
+        "per frame instead of the utterance's max S (streamable; recorded in the model's frontend)",
+    )
+    p.add_argument(
+        "--warp",
+        type=float,
+        default=0.0,
+        help="augmentation: mel-axis (vocal-tract-length) warp by a random factor in 1 +- W",
+    )
     p.add_argument("--shift", type=int, default=0, help="augmentation: random time shift up to +-N frames")
     p.add_argument("--noise", type=float, default=0.0, help="augmentation: feature noise std")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--ft-lr", type=float, default=None, help="fine-tuning lr to record as this model's default")
-    p.add_argument("--ft", action="append", default=[], metavar="KEY=VALUE",
-                   help="a fine-tuning default to record in the model (repeatable): epochs, lr, optimizer, batch, "
-                        + ", ".join(FINETUNE_FIELDS) + "; "
-                        "`edgetp finetune` uses them unless "
-                        "told otherwise")
-    p.add_argument("--record-fixed", action="store_true",
-                   help='record the device quantization in the model (recipe["fixed"]: int16, input format '
-                        "calibrated on pretraining utterances), which export --c, verify-c, hil and "
-                        "finetune --fixed then use")
-    p.add_argument("--device", action="append", default=[], metavar="KEY=VALUE",
-                   help='a device setting to record in recipe["fixed"] besides the calibrated defaults '
-                        f"(repeatable; implies --record-fixed): {', '.join(FIXED_KEYS)}")
-    p.add_argument("--from", dest="source", metavar="MODEL",
-                   help="train nothing: take MODEL's weights, normalisation and pretraining record, and record this "
-                        "command's --ft / --record-fixed / --device settings (a device variant of a pretrained "
-                        "network, or settings chosen after pretraining; --out may be MODEL itself). MODEL's own "
-                        "settings are replaced; the record names the pretraining run the weights come from. The "
-                        "training options must stay at their defaults")
+    p.add_argument(
+        "--ft",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a fine-tuning default to record in the model (repeatable): epochs, lr, optimizer, batch, "
+        + ", ".join(FINETUNE_FIELDS)
+        + "; "
+        "`edgetp finetune` uses them unless "
+        "told otherwise",
+    )
+    p.add_argument(
+        "--record-fixed",
+        action="store_true",
+        help='record the device quantization in the model (recipe["fixed"]: int16, input format '
+        "calibrated on pretraining utterances), which export --c, verify-c, hil and "
+        "finetune --fixed then use",
+    )
+    p.add_argument(
+        "--device",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help='a device setting to record in recipe["fixed"] besides the calibrated defaults '
+        f"(repeatable; implies --record-fixed): {', '.join(FIXED_KEYS)}",
+    )
+    p.add_argument(
+        "--from",
+        dest="source",
+        metavar="MODEL",
+        help="train nothing: take MODEL's weights, normalisation and pretraining record, and record this "
+        "command's --ft / --record-fixed / --device settings (a device variant of a pretrained "
+        "network, or settings chosen after pretraining; --out may be MODEL itself). MODEL's own "
+        "settings are replaced; the record names the pretraining run the weights come from. The "
+        "training options must stay at their defaults",
+    )
     p.add_argument("--out", required=True, help="model file to write (.npz)")
     p.add_argument("--json", metavar="PATH", help="write the training figures as JSON")
     # `--fixed KEY=VALUE` was this option's name; finetune's --fixed (a switch: the integer rule) keeps the word
-    p.set_defaults(func=run, training_defaults={k: p.get_default(k) for k in TRAINING_OPTIONS},
-                   moved={"--fixed": "--device"})
+    p.set_defaults(
+        func=run, training_defaults={k: p.get_default(k) for k in TRAINING_OPTIONS}, moved={"--fixed": "--device"}
+    )
 
 
 # What `--from` takes from its model instead: options that shape the pretraining itself
-TRAINING_OPTIONS = ("labels", "net", "reset", "hold_out", "protocol", "epochs", "lr", "optimizer", "batch", "targets",
-                    "per_utterance_norm", "log_gain", "running_max", "warp", "shift", "noise", "seed", "json")
+TRAINING_OPTIONS = (
+    "labels",
+    "net",
+    "reset",
+    "hold_out",
+    "protocol",
+    "epochs",
+    "lr",
+    "optimizer",
+    "batch",
+    "targets",
+    "per_utterance_norm",
+    "log_gain",
+    "running_max",
+    "warp",
+    "shift",
+    "noise",
+    "seed",
+    "json",
+)
 
 
 def pretrain_indices(corpus, hold: str | None):
     """Train and validation utterances of everyone but the held-out speaker."""
-    pick = lambda split: np.array([i for i in corpus.select(split=split) if corpus.utterances[i].speaker != hold],
-                                  dtype=np.int64)
+    pick = lambda split: np.array(
+        [i for i in corpus.select(split=split) if corpus.utterances[i].speaker != hold], dtype=np.int64
+    )
     return pick("train"), pick("validation")
 
 
@@ -112,8 +177,10 @@ def fixed_extras(items: list[str]) -> dict:
 
     out = read((DeviceSettings,), items=items, where_set="--device", only=FIXED_KEYS)
     if out.get("row_scales") and not out.get("frozen_hidden"):
-        raise EdgetpError("--device row_scales=true needs --device frozen_hidden=true (a layer that learns keeps one "
-                          "scale per tensor)")
+        raise EdgetpError(
+            "--device row_scales=true needs --device frozen_hidden=true (a layer that learns keeps one "
+            "scale per tensor)"
+        )
     return out
 
 
@@ -130,8 +197,12 @@ def corpus_params(root) -> dict | None:
         p = mix.get("params", {})
         base = p.get("base", {})
         mixed = {k: p[k] for k in ("copies", "seed", "snr_db", "peak_dbfs", "shift_ms") if k in p}
-        mixed.update(base=base.get("name"), real=p.get("real", {}).get("name"), noise=p.get("noise", {}).get("name"),
-                     choose_percent=p.get("real", {}).get("choose_percent"))
+        mixed.update(
+            base=base.get("name"),
+            real=p.get("real", {}).get("name"),
+            noise=p.get("noise", {}).get("name"),
+            choose_percent=p.get("real", {}).get("choose_percent"),
+        )
         return {**{k: base[k] for k in keys if isinstance(base.get(k), int)}, "real_mix": mixed}
     params = (_info(Path(root) / INFO) or {}).get("params", {})
     if not isinstance(params, dict):
@@ -177,26 +248,30 @@ def run(args) -> int:
     from edgetp.model import Model, save_model
     from edgetp.tp import init_params, parse_net
 
-    ft = finetune_defaults(args.ft, args.ft_lr)   # checked before hours of training, not after
+    ft = finetune_defaults(args.ft, args.ft_lr)  # checked before hours of training, not after
     extras = fixed_extras(args.device)
     if extras.get("frozen_hidden") and ft.get("train") != "readout":
-        raise EdgetpError("--device frozen_hidden=true needs --ft train=readout (the frozen hidden layers cannot "
-                          "learn)")
+        raise EdgetpError(
+            "--device frozen_hidden=true needs --ft train=readout (the frozen hidden layers cannot learn)"
+        )
     if args.source:
         return derive(args, ft, extras)
     corpus = open_corpus(args.data_root, args.labels)
     cfg = parse_net(args.net, reset=args.reset)
     if cfg.n_out != len(corpus.label_names) or cfg.n_in != 120:
-        raise EdgetpError(f"--net {args.net}: needs 120 inputs and {len(corpus.label_names)} classes for "
-                          f"label set {args.labels}")
+        raise EdgetpError(
+            f"--net {args.net}: needs 120 inputs and {len(corpus.label_names)} classes for label set {args.labels}"
+        )
     hold = args.hold_out
     if hold is None:
         from edgetp.data.synth import DEFAULT_SPEAKER
+
         hold = DEFAULT_SPEAKER if DEFAULT_SPEAKER in corpus.speaker_counts() else None
     pre, val = pretrain_indices(corpus, hold)
     roles = None
     if args.protocol:
         from edgetp.kws import speakers as sp
+
         roles = sp.roles(corpus)
         pre = sp.pretrain_indices(corpus, roles.pretrain)
     if len(pre) == 0:
@@ -206,14 +281,24 @@ def run(args) -> int:
     check_running_max(args.running_max, "--running-max")
     check_augment(args.shift, args.noise, args.warp, [f"--{k}" for k in AUGMENT])
     raw = recompress(np.asarray(features(corpus, pre)), args.log_gain, args.running_max)
-    norm = ModelInputs(NormConstants.fit(raw, per_utterance=args.per_utterance_norm), args.log_gain,
-                       args.running_max)
+    norm = ModelInputs(NormConstants.fit(raw, per_utterance=args.per_utterance_norm), args.log_gain, args.running_max)
     xs, ys = norm.norm.apply(raw), corpus.labels[pre]
     del raw
     xv, yv = (norm.apply(np.asarray(features(corpus, val))), corpus.labels[val]) if len(val) else (xs[:0], ys[:0])
     params = init_params(cfg, args.seed, np.float32)
-    recipe = Recipe(args.epochs, args.lr, args.optimizer, args.batch, args.targets, "all", "cosine", args.seed,
-                    args.shift, args.noise, warp=args.warp)
+    recipe = Recipe(
+        args.epochs,
+        args.lr,
+        args.optimizer,
+        args.batch,
+        args.targets,
+        "all",
+        "cosine",
+        args.seed,
+        args.shift,
+        args.noise,
+        warp=args.warp,
+    )
 
     def on_epoch(e, p):
         acc = accuracy(p, cfg, xv, yv)
@@ -221,18 +306,46 @@ def run(args) -> int:
         return acc
 
     hist = fit(params, cfg, xs, ys, recipe, on_epoch=on_epoch, desc="pretrain")
-    metrics = {"train_acc": accuracy(params, cfg, xs, ys), "validation_acc": hist.metric[-1] if hist.metric else None,
-               "validation_per_epoch": hist.metric, "pretrain_utterances": int(len(pre)),
-               "seconds": time.perf_counter() - t0}
+    metrics = {
+        "train_acc": accuracy(params, cfg, xs, ys),
+        "validation_acc": hist.metric[-1] if hist.metric else None,
+        "validation_per_epoch": hist.metric,
+        "pretrain_utterances": int(len(pre)),
+        "seconds": time.perf_counter() - t0,
+    }
     rec = recipe.to_dict()
-    rec.update(data=Path(corpus.root).name, labels=args.labels, held_out_speaker=hold, net=args.net,
-               command="edgetp pretrain --kws " + " ".join(
-                   f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
-                   if k in ("net", "reset", "epochs", "lr", "optimizer", "batch", "targets", "seed", "shift", "noise",
-                            "log_gain", "running_max", "warp")
-                   and v is not None and not (k == "log_gain" and v == 1.0) and not (k == "warp" and v == 0.0))
-               + (" --per-utterance-norm" if args.per_utterance_norm else "")
-               + "".join(f" --ft {k}={v}" for k, v in ft.items()))
+    rec.update(
+        data=Path(corpus.root).name,
+        labels=args.labels,
+        held_out_speaker=hold,
+        net=args.net,
+        command="edgetp pretrain --kws "
+        + " ".join(
+            f"--{k.replace('_', '-')} {v}"
+            for k, v in vars(args).items()
+            if k
+            in (
+                "net",
+                "reset",
+                "epochs",
+                "lr",
+                "optimizer",
+                "batch",
+                "targets",
+                "seed",
+                "shift",
+                "noise",
+                "log_gain",
+                "running_max",
+                "warp",
+            )
+            and v is not None
+            and not (k == "log_gain" and v == 1.0)
+            and not (k == "warp" and v == 0.0)
+        )
+        + (" --per-utterance-norm" if args.per_utterance_norm else "")
+        + "".join(f" --ft {k}={v}" for k, v in ft.items()),
+    )
     rec["pretrain_speakers"] = sorted({corpus.utterances[i].speaker for i in pre} - {""})
     synth = corpus_params(corpus.root)
     if synth:
@@ -240,22 +353,34 @@ def run(args) -> int:
     rec.update(corpus_record(rec, corpus.root))
     parts = real_parts(corpus.root)
     if parts:
-        rec["real_speakers"] = parts    # which real speakers trained, which choose, which are the adaptation measure
+        rec["real_speakers"] = parts  # which real speakers trained, which choose, which are the adaptation measure
     if roles is not None:
         rec.update(roles.to_recipe(), protocol=True)
         rec["command"] += " --protocol"
     if ft:
         rec["finetune"] = ft
-    model = Model(cfg, params, list(corpus.label_names),
-                  {"kind": "logmel40+d+dd", "label_set": args.labels, "per_utterance": norm.per_utterance,
-                   **({"log_gain": args.log_gain} if args.log_gain != 1.0 else {}),
-                   **({"running_max_decay": args.running_max} if args.running_max is not None else {})},
-                  rec, metrics, norm.scale)
+    model = Model(
+        cfg,
+        params,
+        list(corpus.label_names),
+        {
+            "kind": "logmel40+d+dd",
+            "label_set": args.labels,
+            "per_utterance": norm.per_utterance,
+            **({"log_gain": args.log_gain} if args.log_gain != 1.0 else {}),
+            **({"running_max_decay": args.running_max} if args.running_max is not None else {}),
+        },
+        rec,
+        metrics,
+        norm.scale,
+    )
     if args.record_fixed or extras:
         record_fixed(model, corpus, hold or "", args.device, extras)
     digest = save_model(model, args.out)
-    print(f"saved {args.out} ({model.n_params()} trainable parameters, hash {digest[:12]}); "
-          f"train {metrics['train_acc']:.2f} %, validation {metrics['validation_acc']} %")
+    print(
+        f"saved {args.out} ({model.n_params()} trainable parameters, hash {digest[:12]}); "
+        f"train {metrics['train_acc']:.2f} %, validation {metrics['validation_acc']} %"
+    )
     if args.json:
         Path(args.json).write_text(json.dumps(metrics, indent=1))
     return 0
@@ -280,25 +405,38 @@ def derive(args, ft: dict, extras: dict) -> int:
 
     changed = [k for k, d in args.training_defaults.items() if getattr(args, k) != d]
     if changed:
-        raise EdgetpError(f"--from takes the pretraining of {args.source}; drop "
-                          + ", ".join(f"--{k.replace('_', '-')}" for k in changed))
+        raise EdgetpError(
+            f"--from takes the pretraining of {args.source}; drop "
+            + ", ".join(f"--{k.replace('_', '-')}" for k in changed)
+        )
     src = load_model(args.source)
     rec = {k: v for k, v in src.recipe.items() if k not in ("finetune", "fixed", "derived_from", "relabelled_from")}
     # the weights' origin: a derived source passes on its own (its settings are replaced, its weights are that run's),
     # so deriving again, in place or from a derived model, records the same pretraining run
-    if Path(str(rec.get("data", ""))).is_absolute():   # a model recorded before corpora were named
+    if Path(str(rec.get("data", ""))).is_absolute():  # a model recorded before corpora were named
         rec.update(corpus_record(rec, rec["data"]))
-    rec["derived_from"] = src.recipe.get("derived_from") or {"model": portable(args.source), "hash": src.hash(),
-                                                             "command": src.recipe.get("command", "")}
-    rec["command"] = (f"edgetp pretrain --kws --from {portable(args.source)}"
-                      + "".join(f" --ft {k}={v}" for k, v in ft.items()))
+    rec["derived_from"] = src.recipe.get("derived_from") or {
+        "model": portable(args.source),
+        "hash": src.hash(),
+        "command": src.recipe.get("command", ""),
+    }
+    rec["command"] = f"edgetp pretrain --kws --from {portable(args.source)}" + "".join(
+        f" --ft {k}={v}" for k, v in ft.items()
+    )
     if ft:
         rec["finetune"] = ft
     model = dataclasses.replace(src, recipe=rec)
     if args.record_fixed or extras:
-        record_fixed(model, open_corpus(args.data_root, src.frontend.get("label_set", "paper")),
-                     rec.get("held_out_speaker") or "", args.device, extras)
+        record_fixed(
+            model,
+            open_corpus(args.data_root, src.frontend.get("label_set", "paper")),
+            rec.get("held_out_speaker") or "",
+            args.device,
+            extras,
+        )
     digest = save_model(model, args.out)
-    print(f"saved {args.out}: the weights of {rec['derived_from']['model']} (hash {rec['derived_from']['hash'][:12]}) "
-          f"with new settings, hash {digest[:12]}")
+    print(
+        f"saved {args.out}: the weights of {rec['derived_from']['model']} (hash {rec['derived_from']['hash'][:12]}) "
+        f"with new settings, hash {digest[:12]}"
+    )
     return 0

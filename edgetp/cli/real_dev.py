@@ -7,6 +7,7 @@ and whole-pool personalisation of its adaptation speakers with the model's recor
 the choose speakers (edgetp.kws.real_dev). The shipped models' files are ``models/<name>/results/real-dev.json``
 (models/rebuild.sh real-dev). Development figures: never a run on the test voice group, never a test-ledger line.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,12 +20,14 @@ from edgetp.errors import EdgetpError
 def register(sub):
     from edgetp.kws.real_dev import SEEDS, SHOTS
 
-    p = sub.add_parser("real-dev", help="a model's development figures on real speech (zero-shot, 1/3/5/all-shot "
-                                        "personalisation) for its card",
-                       description="Measures zero-shot top-1 over a folder of real clips in GSC layout and the "
-                                   "personalisation of its adaptation speakers (>= 4 clips of each core word) with "
-                                   "the model's recorded fine-tuning recipe; writes the model card's results file. "
-                                   "Every speaker is a development speaker (used for choosing).")
+    p = sub.add_parser(
+        "real-dev",
+        help="a model's development figures on real speech (zero-shot, 1/3/5/all-shot personalisation) for its card",
+        description="Measures zero-shot top-1 over a folder of real clips in GSC layout and the "
+        "personalisation of its adaptation speakers (>= 4 clips of each core word) with "
+        "the model's recorded fine-tuning recipe; writes the model card's results file. "
+        "Every speaker is a development speaker (used for choosing).",
+    )
     add_model_option(p)
     p.add_argument("--real", required=True, help="real clips in GSC layout (e.g. ../shared/audio/gsc-real-dev)")
     p.add_argument("--view", help="its development view (made or reused here; default $EDGETP_HOME/real-dev)")
@@ -32,8 +35,9 @@ def register(sub):
     p.add_argument("--shots", default=",".join(map(str, SHOTS)), help="shots per word, comma-separated (%(default)s)")
     p.add_argument("--seeds", type=int, default=SEEDS, help="support sets drawn per speaker (%(default)s)")
     p.add_argument("--workers", type=int, metavar="N", help="run the cells on a local Ray with N CPUs (same figures)")
-    p.add_argument("--json", required=True, metavar="F", help="results file (a model card's: "
-                                                              "models/<name>/results/real-dev.json)")
+    p.add_argument(
+        "--json", required=True, metavar="F", help="results file (a model card's: models/<name>/results/real-dev.json)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -57,18 +61,32 @@ def run(args) -> int:
     if args.seeds < 1:
         raise EdgetpError("--seeds must be >= 1")
     if not Path(args.real).expanduser().is_dir():
-        raise EdgetpError(f"--real {args.real}: not a folder (the real development clips, docs/data.md "
-                          "\"Real speech\")")
+        raise EdgetpError(
+            f"--real {args.real}: not a folder (the real development clips, docs/data.md \"Real speech\")"
+        )
     model = load_model(args.model)
     view = Path(args.view).expanduser() if args.view else paths.home() / "real-dev"
-    line = lambda r: print(f"  {r['speaker']} seed {r['seed']}: query {r['query_acc_before']:.1f} -> "
-                           f"{r['query_acc_after']:.1f} %, others {r['test_acc_before']:.1f} -> "
-                           f"{r['test_acc_after']:.1f} % ({r['seconds']:.1f} s)", flush=True)
+    line = lambda r: print(
+        f"  {r['speaker']} seed {r['seed']}: query {r['query_acc_before']:.1f} -> "
+        f"{r['query_acc_after']:.1f} %, others {r['test_acc_before']:.1f} -> "
+        f"{r['test_acc_after']:.1f} % ({r['seconds']:.1f} s)",
+        flush=True,
+    )
     from edgetp.cli.finetune import recorded_recipe
 
-    out = measure(model, args.real, view, args.fixed, recorded_recipe(model, args.fixed), shots, args.seeds,
-                  args.workers, progress=not args.quiet,
-                  on_cell=line, say=lambda s: print(s, flush=True))
+    out = measure(
+        model,
+        args.real,
+        view,
+        args.fixed,
+        recorded_recipe(model, args.fixed),
+        shots,
+        args.seeds,
+        args.workers,
+        progress=not args.quiet,
+        on_cell=line,
+        say=lambda s: print(s, flush=True),
+    )
     out = {"model": paths.portable(args.model), **out, "command": command(), "commit": commit()}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(out, indent=1) + "\n")

@@ -1,4 +1,5 @@
 """`edgetp sweep --kws`: search fine-tuning recipes on development speakers with Ray Tune (edgetp.kws.sweep)."""
+
 from __future__ import annotations
 
 import json
@@ -9,21 +10,36 @@ from edgetp.errors import EdgetpError
 
 
 def register(sub):
-    p = sub.add_parser("sweep", help="search fine-tuning recipes on development speakers (Ray Tune, ASHA)",
-                       description="Each trial is the model's fine-tuning recipe with the --space fields replaced, "
-                                   "run over the development speakers x seeds; every trial is written to --json. "
-                                   "The test group is refused: a sweep chooses.")
+    p = sub.add_parser(
+        "sweep",
+        help="search fine-tuning recipes on development speakers (Ray Tune, ASHA)",
+        description="Each trial is the model's fine-tuning recipe with the --space fields replaced, "
+        "run over the development speakers x seeds; every trial is written to --json. "
+        "The test group is refused: a sweep chooses.",
+    )
     p.add_argument("--kws", action="store_true", required=True, help="keyword spotting")
     add_model_option(p)
-    p.add_argument("--data-root", help="GSC-layout corpus (the development group is in the wide protocol corpus: "
-                                       "edgetp data synth-kws DIR --distinct 10 --wide 200)")
+    p.add_argument(
+        "--data-root",
+        help="GSC-layout corpus (the development group is in the wide protocol corpus: "
+        "edgetp data synth-kws DIR --distinct 10 --wide 200)",
+    )
     p.add_argument("--speaker", default="dev", help="'dev' (default: the model's development group) or ids")
-    p.add_argument("--allow-seen-speaker", action="store_true",
-                   help="sweep on speakers the model was pretrained on (refused by default; the JSON says so)")
-    p.add_argument("--space", action="append", default=[], metavar="FIELD=V1,V2",
-                   help="a recipe field and its values (repeatable): lr, epochs, optimizer, batch, rehearsal, ...")
-    p.add_argument("--samples", type=int, help="random search: this many trials drawn from the values (default: "
-                                               "the whole grid)")
+    p.add_argument(
+        "--allow-seen-speaker",
+        action="store_true",
+        help="sweep on speakers the model was pretrained on (refused by default; the JSON says so)",
+    )
+    p.add_argument(
+        "--space",
+        action="append",
+        default=[],
+        metavar="FIELD=V1,V2",
+        help="a recipe field and its values (repeatable): lr, epochs, optimizer, batch, rehearsal, ...",
+    )
+    p.add_argument(
+        "--samples", type=int, help="random search: this many trials drawn from the values (default: the whole grid)"
+    )
     p.add_argument("--no-asha", dest="asha", action="store_false", help="run every trial over every cell")
     p.add_argument("--grace", type=int, default=2, help="cells every trial runs before ASHA may stop it (2)")
     p.add_argument("--shots", default="5", help="shots per word (default 5)")
@@ -51,21 +67,52 @@ def run(args) -> int:
         raise EdgetpError("--seeds, --samples and --grace must be >= 1")
     model = load_model(args.model)
     corpus = corpus_for(model, args.data_root)
-    speakers = outside_test_group(model, corpus, args.speaker, "a sweep chooses, and the test group is never used "
-                                                               "for choosing")
+    speakers = outside_test_group(
+        model, corpus, args.speaker, "a sweep chooses, and the test group is never used for choosing"
+    )
     seen = check_speaker(model, corpus, speakers, args.allow_seen_speaker, args.model)
-    others = others_split(model, speakers)   # the development rows' other speakers (validation list)
+    others = others_split(model, speakers)  # the development rows' other speakers (validation list)
     base = recorded_recipe(model, args.fixed)
-    recipes(base, space)   # every trial's recipe checked before Ray starts
-    out = run_sweep(model, corpus, speakers, args.seeds, shots, base, space, args.fixed, args.test_limit or None,
-                    args.samples, args.asha, args.grace, args.seed, args.workers, args.ray, others=others)
-    out.update(model=portable(args.model), model_hash=model.hash(), speakers=speakers, seeds=args.seeds, shots=shots,
-               fixed=bool(args.fixed), base_recipe=base.to_dict(), space=space, metric=METRIC,
-               scheduler="asha" if args.asha else None, others=others, **seen)
+    recipes(base, space)  # every trial's recipe checked before Ray starts
+    out = run_sweep(
+        model,
+        corpus,
+        speakers,
+        args.seeds,
+        shots,
+        base,
+        space,
+        args.fixed,
+        args.test_limit or None,
+        args.samples,
+        args.asha,
+        args.grace,
+        args.seed,
+        args.workers,
+        args.ray,
+        others=others,
+    )
+    out.update(
+        model=portable(args.model),
+        model_hash=model.hash(),
+        speakers=speakers,
+        seeds=args.seeds,
+        shots=shots,
+        fixed=bool(args.fixed),
+        base_recipe=base.to_dict(),
+        space=space,
+        metric=METRIC,
+        scheduler="asha" if args.asha else None,
+        others=others,
+        **seen,
+    )
     Path(args.json).write_text(json.dumps(out, indent=1))
     for t in sorted(out["trials"], key=lambda t: -t.get(METRIC, -1)):
-        figs = (f"query {t['query_acc_before']:.1f} -> {t[METRIC]:.1f} %, others' loss {t['forgetting']:.1f} pp"
-                if METRIC in t else "no figures")
+        figs = (
+            f"query {t['query_acc_before']:.1f} -> {t[METRIC]:.1f} %, others' loss {t['forgetting']:.1f} pp"
+            if METRIC in t
+            else "no figures"
+        )
         state = " (stopped by ASHA)" if t["stopped_early"] else f" (ERROR {t['error']})" if "error" in t else ""
         print(f"{json.dumps(t['config'])}: {figs} over {t['cells']}/{out['cells_per_trial']} cells{state}")
     b = out["best"]

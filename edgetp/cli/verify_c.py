@@ -8,6 +8,7 @@ docs/firmware-gen.md).
 ``--frontend WAV…`` does the same for the integer audio frontend: every intermediate of
 every frame against edgetp.audio.frontend_q (firmware_gen/frontend_verify.py).
 """
+
 from __future__ import annotations
 
 import json
@@ -18,38 +19,70 @@ from edgetp.errors import EdgetpError
 
 def register(subparsers) -> None:
     from firmware_gen.options import add_device_options
-    p = subparsers.add_parser("verify-c", help="prove the exported C bit-exact against the integer reference",
-                              description="Compile the generated C on the host and compare every state array "
-                                          "after every step with the integer reference (docs/firmware-gen.md).")
+
+    p = subparsers.add_parser(
+        "verify-c",
+        help="prove the exported C bit-exact against the integer reference",
+        description="Compile the generated C on the host and compare every state array "
+        "after every step with the integer reference (docs/firmware-gen.md).",
+    )
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--model", metavar="NAME|PATH", help="a model: its fine-tuning run on real features")
     what.add_argument("--random-models", type=int, metavar="N", help="N random models (shapes, formats, edge values)")
-    what.add_argument("--frontend", nargs="*", metavar="WAV",
-                      help="the integer audio frontend's C against its Python twin on these WAV files (or folders) "
-                           "and --random-pcm signals: every intermediate of every frame")
+    what.add_argument(
+        "--frontend",
+        nargs="*",
+        metavar="WAV",
+        help="the integer audio frontend's C against its Python twin on these WAV files (or folders) "
+        "and --random-pcm signals: every intermediate of every frame",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the random models / of the fine-tuning run")
-    p.add_argument("--steps", type=int, default=None, metavar="T",
-                   help="time steps per sample (default: random 1-8 for random models, every frame for a model)")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        metavar="T",
+        help="time steps per sample (default: random 1-8 for random models, every frame for a model)",
+    )
     from deploy.boards import EMULATED
 
-    p.add_argument("--target", default="host", choices=("host", *EMULATED),
-                   help="where the random models' firmware runs: host (native, on pipes; default) or an emulated "
-                        "board under QEMU over its UART (qemu = Cortex-M4, qemu-m7, qemu-m33, qemu-rv32)")
+    p.add_argument(
+        "--target",
+        default="host",
+        choices=("host", *EMULATED),
+        help="where the random models' firmware runs: host (native, on pipes; default) or an emulated "
+        "board under QEMU over its UART (qemu = Cortex-M4, qemu-m7, qemu-m33, qemu-rv32)",
+    )
     p.add_argument("--sanitize", action="store_true", help="run the C built with ASan and UBSan (-O1 -g)")
     p.add_argument("--arm", action="store_true", help="also compile for Cortex-M4 and print the object sizes (--model)")
     p.add_argument("--jobs", type=int, default=None, help="parallel cases (default: CPU count)")
     p.add_argument("--cc", default=None, help="host C compiler (default gcc, else clang)")
     p.add_argument("--keep", metavar="DIR", help="keep the generated sources and binaries here")
-    p.add_argument("--json", nargs="?", const="-", metavar="PATH",
-                   help="write the summary as JSON to PATH (or to stdout without PATH)")
+    p.add_argument(
+        "--json",
+        nargs="?",
+        const="-",
+        metavar="PATH",
+        help="write the summary as JSON to PATH (or to stdout without PATH)",
+    )
     fg = p.add_argument_group("audio frontend (--frontend)")
-    fg.add_argument("--random-pcm", type=int, default=0, metavar="N",
-                    help="also N random signals (silence, full-scale squares, clipping, DC, noise, short inputs)")
-    fg.add_argument("--norm-model", default="kws-mcu", metavar="NAME|PATH",
-                    help="the model whose input stage (norm_scale, fx) ends the frontend (default kws-mcu)")
+    fg.add_argument(
+        "--random-pcm",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also N random signals (silence, full-scale squares, clipping, DC, noise, short inputs)",
+    )
+    fg.add_argument(
+        "--norm-model",
+        default="kws-mcu",
+        metavar="NAME|PATH",
+        help="the model whose input stage (norm_scale, fx) ends the frontend (default kws-mcu)",
+    )
     g = p.add_argument_group("fine-tuning run (--model)")
-    g.add_argument("--wav", metavar="DIR",
-                   help="WAV files for the features (default: the repository's tests/data/real)")
+    g.add_argument(
+        "--wav", metavar="DIR", help="WAV files for the features (default: the repository's tests/data/real)"
+    )
     g.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs (default 3)")
     g.add_argument("--samples", type=int, default=None, help="use at most this many utterances")
     add_device_options(g)
@@ -58,37 +91,66 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from firmware_gen.build import default_cc, have
+
     args.cc = args.cc or default_cc()
     if args.cc is None or not have(args.cc):
         raise EdgetpError(f"no C compiler {args.cc or '(gcc or clang)'} on PATH (apt-get install gcc, or ./setup.sh)")
     if args.target != "host" and args.random_models is None:
-        raise EdgetpError("--target runs the random models (--random-models N) on a board; --model and --frontend "
-                          "run on the host")
+        raise EdgetpError(
+            "--target runs the random models (--random-models N) on a board; --model and --frontend run on the host"
+        )
     if args.frontend is not None:
         return _frontend(args)
     if args.random_models is not None:
         from deploy.verify_c import verify_random
+
         if args.random_models < 1:
             raise EdgetpError("--random-models must be at least 1")
         if args.target != "host" and args.sanitize:
             raise EdgetpError("--sanitize is for --target host (the sanitizers run on the host)")
-        summary = verify_random(args.random_models, args.seed, args.steps, args.sanitize, args.jobs, args.keep,
-                                None if args.target != "host" else args.cc, target=args.target)
+        summary = verify_random(
+            args.random_models,
+            args.seed,
+            args.steps,
+            args.sanitize,
+            args.jobs,
+            args.keep,
+            None if args.target != "host" else args.cc,
+            target=args.target,
+        )
         lines = summary.lines()
     else:
         from edgetp.model import load_model
         from firmware_gen.options import device_from_args
         from deploy.verify_c import model_inputs, verify_model
+
         model = load_model(args.model)
         qm, dev, notes = device_from_args(model, args)
         from edgetp.kws.protocol import model_norm
+
         inputs = model_norm(model) if model.norm_scale is not None else None
         xs, ys, source = model_inputs(qm, inputs, args.wav, args.samples, args.seed)
-        summary = verify_model(qm, dev, xs, ys, args.epochs, dev.lr, args.seed, args.steps, args.sanitize, args.keep,
-                               args.cc, args.arm, f"{args.model} ({qm.cfg.net_string()})")
+        summary = verify_model(
+            qm,
+            dev,
+            xs,
+            ys,
+            args.epochs,
+            dev.lr,
+            args.seed,
+            args.steps,
+            args.sanitize,
+            args.keep,
+            args.cc,
+            args.arm,
+            f"{args.model} ({qm.cfg.net_string()})",
+        )
         summary.extra["inputs"] = source
-        lines = [f"note: {n}" for n in notes] + [f"inputs: {source}; {args.epochs} epochs of fine-tuning, then "
-                                                  f"inference; {summary.extra['protocol']}"] + summary.lines()
+        lines = (
+            [f"note: {n}" for n in notes]
+            + [f"inputs: {source}; {args.epochs} epochs of fine-tuning, then inference; {summary.extra['protocol']}"]
+            + summary.lines()
+        )
         for obj, sz in summary.extra.get("arm_size", {}).items():
             lines.append(f"  cortex-m4 {obj:<16s} text {sz['text']:>7,d}  data {sz['data']:>6,d}  bss {sz['bss']:>7,d}")
     if args.json == "-":
@@ -127,6 +189,7 @@ def _frontend_inputs(args):
         raise EdgetpError("--random-pcm must be >= 0")
     out = [(str(f), frontend_q.pcm16(frontend_q.load_pcm16(f))) for f in files]
     from firmware_gen.frontend_verify import random_pcm
+
     rng = np.random.default_rng(args.seed)
     for i in range(args.random_pcm):
         kind, x = random_pcm(rng)
@@ -152,8 +215,10 @@ def _frontend(args) -> int:
         print(json.dumps(out, indent=1))
     else:
         build = "ASan+UBSan build" if args.sanitize else "optimised build"
-        print(f"verify-c (audio frontend, {build}): {s.utterances} utterances, {s.frames} frames, "
-              f"{s.mismatches} mismatches, {s.errors} errors in {s.seconds:.1f} s")
+        print(
+            f"verify-c (audio frontend, {build}): {s.utterances} utterances, {s.frames} frames, "
+            f"{s.mismatches} mismatches, {s.errors} errors in {s.seconds:.1f} s"
+        )
         for d in s.details[:20]:
             print(f"  {d['input']}: {d['message']}")
         if args.json:

@@ -15,6 +15,7 @@ for the integer one its source and log gain, so features of one never serve the 
 corpus or frontend is recomputed, never served stale. Files are written under a
 temporary name and renamed when complete, so an interrupted run leaves no half file.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -55,27 +56,44 @@ class Frontend:
 
     def ident(self) -> dict:
         if self.kind == "float":
-            return {"frontend": frontend.CONFIG.to_dict()}   # as before: existing float caches stay valid
-        src = hashlib.sha1()                   # the pipeline, its tables and kernels, its PCM reading
+            return {"frontend": frontend.CONFIG.to_dict()}  # as before: existing float caches stay valid
+        src = hashlib.sha1()  # the pipeline, its tables and kernels, its PCM reading
         for f in sorted(Path(fq.__file__).parent.glob("frontend_q*.py")) + [Path(fq.__file__).parent / "pcm.py"]:
             src.update(f.read_bytes())
         decay = fq.check_decay(self.running_max_decay)
-        return {"frontend": "fixed", "frontend_q": src.hexdigest(), "log_gain": fq.check_log_gain(self.log_gain),
-                **({"running_max_decay": decay} if decay is not None else {})}
+        return {
+            "frontend": "fixed",
+            "frontend_q": src.hexdigest(),
+            "log_gain": fq.check_log_gain(self.log_gain),
+            **({"running_max_decay": decay} if decay is not None else {}),
+        }
 
     def batch(self, waves) -> np.ndarray:
         if self.kind == "float":
             return frontend.features_batch(waves)
-        return np.stack([fq.utterance_q(fq.pcm16(fq.pcm16_samples(w)), log_gain=self.log_gain,
-                                        running_max_decay=self.running_max_decay).feats for w in waves])
+        return np.stack(
+            [
+                fq.utterance_q(
+                    fq.pcm16(fq.pcm16_samples(w)), log_gain=self.log_gain, running_max_decay=self.running_max_decay
+                ).feats
+                for w in waves
+            ]
+        )
 
 
 FLOAT = Frontend()
 
 
 def _corpus_dir(corpus, cache_dir, fe: Frontend = FLOAT) -> Path:
-    ident = json.dumps({"root": str(Path(corpus.root).resolve()), "labels": corpus.label_names,
-                        **fe.ident(), "version": CACHE_VERSION}, sort_keys=True)
+    ident = json.dumps(
+        {
+            "root": str(Path(corpus.root).resolve()),
+            "labels": corpus.label_names,
+            **fe.ident(),
+            "version": CACHE_VERSION,
+        },
+        sort_keys=True,
+    )
     d = Path(cache_dir).expanduser() / hashlib.sha1(ident.encode()).hexdigest()[:12]
     d.mkdir(parents=True, exist_ok=True)
     return d
@@ -100,8 +118,8 @@ def _compute(corpus, rows: np.ndarray, out: np.ndarray, desc: str, progress, fe:
 
     with tqdm(total=len(rows), desc=desc, unit="utt", disable=progress, leave=False) as bar:
         for a in range(0, len(rows), CHUNK):
-            part = rows[a:a + CHUNK]
-            out[a:a + len(part)] = fe.batch([corpus.load(int(i)) for i in part])
+            part = rows[a : a + CHUNK]
+            out[a : a + len(part)] = fe.batch([corpus.load(int(i)) for i in part])
             bar.update(len(part))
 
 
@@ -114,8 +132,12 @@ def split_features(corpus, split: str, cache_dir, progress: bool | None = None, 
         for old in d.glob(f"{split}-*.npy"):
             old.unlink()
         disable = None if progress is None else not progress
-        _write_atomic(path, (len(rows), frontend.N_FRAMES, frontend.N_FEATURES),
-                      lambda out: _compute(corpus, rows, out, f"features {split}", disable, fe), fe.dtype)
+        _write_atomic(
+            path,
+            (len(rows), frontend.N_FRAMES, frontend.N_FEATURES),
+            lambda out: _compute(corpus, rows, out, f"features {split}", disable, fe),
+            fe.dtype,
+        )
     return _open(path, (len(rows), frontend.N_FRAMES, frontend.N_FEATURES), fe.dtype)
 
 
@@ -143,17 +165,20 @@ def cached_features(corpus, indices, cache_dir, progress: bool | None = None, fe
     row_of = {}
     for s in needed:
         row_of.update({int(i): r for r, i in enumerate(corpus.select(split=s))})
-    if len(needed) == 1 and len(indices) == len(files[needed[0]]) \
-            and np.array_equal(indices, corpus.select(split=needed[0])):
+    if (
+        len(needed) == 1
+        and len(indices) == len(files[needed[0]])
+        and np.array_equal(indices, corpus.select(split=needed[0]))
+    ):
         return files[needed[0]]
 
     def gather(out):
         for a in range(0, len(indices), CHUNK):
-            part = indices[a:a + CHUNK]
+            part = indices[a : a + CHUNK]
             for s in needed:
-                m = splits[a:a + CHUNK] == s
+                m = splits[a : a + CHUNK] == s
                 if m.any():
-                    out[a:a + len(part)][m] = files[s][[row_of[int(i)] for i in part[m]]]
+                    out[a : a + len(part)][m] = files[s][[row_of[int(i)] for i in part[m]]]
 
     shape = (len(indices), frontend.N_FRAMES, frontend.N_FEATURES)
     if len(indices) <= SELECTION_IN_MEMORY:

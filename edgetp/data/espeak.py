@@ -5,6 +5,7 @@ the speech at 16 kHz with its silent ends cut. A voice is ``<language>+<variant>
 (``en-us+f3``); espeak-ng silently falls back to its default for an unknown variant,
 so :func:`available` lists what is installed and the corpus uses only those.
 """
+
 from __future__ import annotations
 
 import functools
@@ -17,8 +18,10 @@ import numpy as np
 from edgetp.audio.wav import resample
 from edgetp.errors import EdgetpError
 
-INSTALL = ("install it with: sudo apt-get install espeak-ng   "
-           "(Debian/Ubuntu; Fedora: sudo dnf install espeak-ng; macOS: brew install espeak-ng)")
+INSTALL = (
+    "install it with: sudo apt-get install espeak-ng   "
+    "(Debian/Ubuntu; Fedora: sudo dnf install espeak-ng; macOS: brew install espeak-ng)"
+)
 
 
 def binary() -> str:
@@ -48,6 +51,7 @@ def version() -> str:
 @functools.lru_cache(maxsize=None)
 def available() -> tuple[frozenset, frozenset]:
     """(English language voices, variant file names) installed: ({'en-us', ...}, {'f3', ...})."""
+
     def column(text: bytes, col: int) -> set[str]:
         rows = [ln.split() for ln in text.decode(errors="replace").splitlines()[1:]]
         return {r[col] for r in rows if len(r) > col}
@@ -64,7 +68,7 @@ def trim(y: np.ndarray, sr: int = 16000, rel: float = 0.01, margin_s: float = 0.
     if len(loud) == 0:
         return y[:0]
     m = int(margin_s * sr)
-    return y[max(0, loud[0] - m):loud[-1] + 1 + m]
+    return y[max(0, loud[0] - m) : loud[-1] + 1 + m]
 
 
 def speak(text: str, voice: str, pitch: int = 50, speed: int = 175) -> np.ndarray:

@@ -12,6 +12,7 @@ a bad file is skipped, named in ``Corpus.skipped`` with the reason, and the rest
 corpus stays usable. A missing or empty split list is replaced by GSC's own hash rule
 (:func:`edgetp.data.labels.which_set`) and said in ``Corpus.notes``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -24,8 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from edgetp.audio import wav
-from edgetp.data.labels import (BACKGROUND, NOHASH, SILENCE, SPLITS, UNKNOWN, label_index,
-                                label_names, which_set)
+from edgetp.data.labels import BACKGROUND, NOHASH, SILENCE, SPLITS, UNKNOWN, label_index, label_names, which_set
 from edgetp.errors import EdgetpError
 
 LISTS = {"validation": "validation_list.txt", "testing": "testing_list.txt"}
@@ -93,14 +93,19 @@ class Corpus:
     def select(self, split: str | None = None, speaker: str | None = None, words=None) -> np.ndarray:
         """Indices of the utterances matching every given filter, in corpus order."""
         words = None if words is None else set(words)
-        return np.array([i for i, u in enumerate(self.utterances)
-                         if (split is None or u.split == split)
-                         and (speaker is None or u.speaker == speaker)
-                         and (words is None or u.word in words)], dtype=np.int64)
+        return np.array(
+            [
+                i
+                for i, u in enumerate(self.utterances)
+                if (split is None or u.split == split)
+                and (speaker is None or u.speaker == speaker)
+                and (words is None or u.word in words)
+            ],
+            dtype=np.int64,
+        )
 
     def speaker_counts(self, split: str | None = None) -> Counter:
-        return Counter(u.speaker for u in self.utterances
-                       if u.speaker and (split is None or u.split == split))
+        return Counter(u.speaker for u in self.utterances if u.speaker and (split is None or u.split == split))
 
     def fingerprint(self, indices) -> str:
         """SHA-1 of the utterances' keys and file stamps, in the order given."""
@@ -124,12 +129,15 @@ class Corpus:
             "utterances": len(self.utterances),
             "splits": {s: sum(u.split == s for u in self.utterances) for s in SPLITS},
             "words": dict(sorted(Counter(u.word for u in self.utterances).items())),
-            "speakers": [{"id": s, "utterances": sum(c.values()), **{k: c.get(k, 0) for k in SPLITS}}
-                         for s, c in speakers],
+            "speakers": [
+                {"id": s, "utterances": sum(c.values()), **{k: c.get(k, 0) for k in SPLITS}} for s, c in speakers
+            ],
             "background_noise": list(self.noise_files),
-            "skipped": {"count": len(self.skipped),
-                        "by_kind": dict(sorted(Counter(s.kind for s in self.skipped).items())),
-                        "files": [{"path": s.path, "reason": s.reason} for s in self.skipped]},
+            "skipped": {
+                "count": len(self.skipped),
+                "by_kind": dict(sorted(Counter(s.kind for s in self.skipped).items())),
+                "files": [{"path": s.path, "reason": s.reason} for s in self.skipped],
+            },
             "notes": list(self.notes),
         }
 
@@ -179,13 +187,22 @@ def _scan(root: Path, names: list[str], lists: dict, skipped: list[Skipped], pro
         else:  # not on a list: train, unless GSC's rule picks a split whose list is missing
             rule = which_set(f.name)
             split = rule if rule != "train" and lists[rule] is None else "train"
-        out.append(Utterance(rel, word, label_index(names, word), m["speaker"], split,
-                             int(m["rep"]), info.sr, stamp=stamp))
+        out.append(
+            Utterance(rel, word, label_index(names, word), m["speaker"], split, int(m["rep"]), info.sr, stamp=stamp)
+        )
     return out
 
 
-def _silence(root: Path, utts: list[Utterance], names: list[str], fraction: float, rng,
-             skipped: list[Skipped], notes: list[str], noise_files: list[str]) -> list[Utterance]:
+def _silence(
+    root: Path,
+    utts: list[Utterance],
+    names: list[str],
+    fraction: float,
+    rng,
+    skipped: list[Skipped],
+    notes: list[str],
+    noise_files: list[str],
+) -> list[Utterance]:
     noise_dir = root / BACKGROUND
     infos = []
     for f in sorted(noise_dir.glob("*.wav")) if noise_dir.is_dir() else []:
@@ -200,23 +217,31 @@ def _silence(root: Path, utts: list[Utterance], names: list[str], fraction: floa
     out = []
     for split in SPLITS:
         n = math.ceil(fraction * sum(u.split == split for u in utts))
-        regions = [(rel, info, int(a * frames), int(b * frames), stamp)
-                   for rel, info, frames, stamp in infos
-                   for a, b in [NOISE_REGIONS[split]] if (b - a) * frames >= 16000]
+        regions = [
+            (rel, info, int(a * frames), int(b * frames), stamp)
+            for rel, info, frames, stamp in infos
+            for a, b in [NOISE_REGIONS[split]]
+            if (b - a) * frames >= 16000
+        ]
         if n and not regions:
             notes.append(f"{BACKGROUND} files are too short for {SILENCE} clips in {split}")
             continue
         for k in range(n):
             rel, info, a, b, stamp = regions[int(rng.integers(len(regions)))]
             start = a + int(rng.integers(b - a - 16000 + 1))
-            out.append(Utterance(rel, SILENCE, names.index(SILENCE), "", split, k, info.sr,
-                                 start, 16000, stamp))
+            out.append(Utterance(rel, SILENCE, names.index(SILENCE), "", split, k, info.sr, start, 16000, stamp))
     return out
 
 
-def load_corpus(root, labels="paper", *, silence_fraction: float = 0.1,
-                unknown_fraction: float | None = None, seed: int = 0,
-                progress: bool | None = None) -> Corpus:
+def load_corpus(
+    root,
+    labels="paper",
+    *,
+    silence_fraction: float = 0.1,
+    unknown_fraction: float | None = None,
+    seed: int = 0,
+    progress: bool | None = None,
+) -> Corpus:
     """Read a GSC-layout corpus.
 
     ``labels``: ``"paper"``, ``"12"`` or a list of words (see :mod:`edgetp.data.labels`).
@@ -235,8 +260,9 @@ def load_corpus(root, labels="paper", *, silence_fraction: float = 0.1,
     lists = {s: _read_list(root, s, notes) for s in LISTS}
     utts = _scan(root, names, lists, skipped, None if progress is None else not progress)
     if not utts:
-        raise EdgetpError(f"no usable utterance in {root} (expected <word>/<speaker>_nohash_<n>.wav; "
-                          f"{len(skipped)} files skipped)")
+        raise EdgetpError(
+            f"no usable utterance in {root} (expected <word>/<speaker>_nohash_<n>.wav; {len(skipped)} files skipped)"
+        )
     listed = {rel for s in lists.values() if s for rel in s}
     missing = len(listed - {u.path for u in utts} - {s.path for s in skipped})
     if missing:

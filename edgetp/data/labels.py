@@ -11,6 +11,7 @@
 from the SHA-1 of its speaker id; the reader uses it when a split list is missing or
 empty, and the synthetic corpus writes lists that agree with it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -19,10 +20,41 @@ import re
 from edgetp.errors import EdgetpError
 
 PAPER_WORDS = (
-    "backward", "bed", "bird", "cat", "dog", "down", "eight", "five", "follow", "forward",
-    "four", "go", "happy", "house", "learn", "left", "marvin", "nine", "no", "off", "on",
-    "one", "right", "seven", "sheila", "six", "stop", "three", "tree", "two", "up",
-    "visual", "wow", "yes", "zero",
+    "backward",
+    "bed",
+    "bird",
+    "cat",
+    "dog",
+    "down",
+    "eight",
+    "five",
+    "follow",
+    "forward",
+    "four",
+    "go",
+    "happy",
+    "house",
+    "learn",
+    "left",
+    "marvin",
+    "nine",
+    "no",
+    "off",
+    "on",
+    "one",
+    "right",
+    "seven",
+    "sheila",
+    "six",
+    "stop",
+    "three",
+    "tree",
+    "two",
+    "up",
+    "visual",
+    "wow",
+    "yes",
+    "zero",
 )
 KWS12_WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 SILENCE = "_silence_"
@@ -30,7 +62,7 @@ UNKNOWN = "_unknown_"
 BACKGROUND = "_background_noise_"
 SPLITS = ("train", "validation", "testing")
 
-_MAX_NUM_WAVS_PER_CLASS = 2 ** 27 - 1
+_MAX_NUM_WAVS_PER_CLASS = 2**27 - 1
 NOHASH = re.compile(r"^(?P<speaker>[^_/\\]+)_nohash_(?P<rep>\d+)\.wav$")
 
 
@@ -41,8 +73,10 @@ def label_names(labels) -> list[str]:
             return list(PAPER_WORDS) + [UNKNOWN]
         if labels == "12":
             return [SILENCE, UNKNOWN] + list(KWS12_WORDS)
-        raise EdgetpError(f"unknown label set {labels!r}: use 'paper' (35 words + _unknown_), "
-                          "'12' (10 keywords + _silence_ + _unknown_) or a list of words")
+        raise EdgetpError(
+            f"unknown label set {labels!r}: use 'paper' (35 words + _unknown_), "
+            "'12' (10 keywords + _silence_ + _unknown_) or a list of words"
+        )
     words = [str(w) for w in labels]
     if not words or len(set(words)) != len(words):
         raise EdgetpError("a custom label set needs distinct words")
@@ -57,8 +91,7 @@ def label_index(names: list[str], word: str) -> int:
         return names.index(UNKNOWN)
 
 
-def which_set(filename: str, validation_percentage: float = 10.0,
-              testing_percentage: float = 10.0) -> str:
+def which_set(filename: str, validation_percentage: float = 10.0, testing_percentage: float = 10.0) -> str:
     """GSC's split rule: "train", "validation" or "testing" from the speaker id's SHA-1.
 
     Every utterance of a speaker lands in the same split; ``filename`` may be a path,

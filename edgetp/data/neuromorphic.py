@@ -13,6 +13,7 @@ Samples are read by tonic and binned by :class:`Frames` from t = 0 (the recordin
 start, not its first event), every event counted. :func:`dense` turns samples into a
 zero-padded (N, T, F) float32 batch.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -38,8 +39,9 @@ def _locate(root, name: str, wanted: str) -> Path:
     for folder in (root, root / name):
         if (folder / wanted).exists():
             return folder
-    raise EdgetpError(f"{name}: {wanted} not found in {root} or {root / name} "
-                      f"(edgetp never downloads; put the dataset's files there)")
+    raise EdgetpError(
+        f"{name}: {wanted} not found in {root} or {root / name} (edgetp never downloads; put the dataset's files there)"
+    )
 
 
 def _local(cls, folder: Path):
@@ -48,11 +50,15 @@ def _local(cls, folder: Path):
     def download(self):
         raise EdgetpError(f"{cls.__name__}: dataset files missing in {folder}; edgetp never downloads")
 
-    return type(cls.__name__, (cls,), {
-        "location_on_system": property(lambda self: str(folder), lambda self, value: None),
-        "_check_exists": lambda self: True,
-        "download": download,
-    })
+    return type(
+        cls.__name__,
+        (cls,),
+        {
+            "location_on_system": property(lambda self: str(folder), lambda self, value: None),
+            "_check_exists": lambda self: True,
+            "download": download,
+        },
+    )
 
 
 class Frames:
@@ -85,8 +91,7 @@ def shd(root, train: bool = True, bin_ms: float = SHD_BIN_MS):
     folder = _locate(root, "SHD", file)
     cls = _local(tonic.datasets.SHD, folder)
     try:
-        return cls(save_to=str(folder), train=train,
-                   transform=Frames(tonic.datasets.SHD.sensor_size, bin_ms))
+        return cls(save_to=str(folder), train=train, transform=Frames(tonic.datasets.SHD.sensor_size, bin_ms))
     except (OSError, KeyError) as exc:
         raise EdgetpError(f"SHD: {folder / file} is not a readable SHD HDF5 file ({exc})") from None
 
@@ -97,8 +102,12 @@ def nmnist(root, train: bool = True, bin_ms: float = NMNIST_BIN_MS, first_saccad
     sub = "Train" if train else "Test"
     folder = _locate(root, "NMNIST", sub)
     cls = _local(tonic.datasets.NMNIST, folder)
-    ds = cls(save_to=str(folder), train=train, first_saccade_only=first_saccade_only,
-             transform=Frames(tonic.datasets.NMNIST.sensor_size, bin_ms))
+    ds = cls(
+        save_to=str(folder),
+        train=train,
+        first_saccade_only=first_saccade_only,
+        transform=Frames(tonic.datasets.NMNIST.sensor_size, bin_ms),
+    )
     if len(ds) == 0:
         raise EdgetpError(f"N-MNIST: no .bin files under {folder / sub}")
     return ds
@@ -121,5 +130,5 @@ def dense(dataset, indices=None, n_steps: int | None = None) -> tuple[np.ndarray
     steps = n_steps or max(len(x) for x in xs)
     out = np.zeros((len(xs), steps, xs[0].shape[1]), dtype=np.float32)
     for k, x in enumerate(xs):
-        out[k, :min(steps, len(x))] = x[:steps]
+        out[k, : min(steps, len(x))] = x[:steps]
     return out, np.array(ys, dtype=np.int64)

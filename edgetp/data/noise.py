@@ -5,6 +5,7 @@ a fan (low-passed noise with a slow wobble) and babble (espeak-ng voices reading
 sentences that contain none of the 35 keywords, overlapped). :func:`mix` adds a
 segment of one of them to speech at a given signal-to-noise ratio.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -27,8 +28,7 @@ BABBLE_TEXT = (
     "a large size in stockings is hard to sell",
     "the boy was there when the sun rose",
 )
-BABBLE_VOICES = (("en-us+m1", 40, 170), ("en-gb+f2", 60, 160), ("en-029+m4", 30, 180),
-                 ("en-gb-x-rp+f4", 70, 150))
+BABBLE_VOICES = (("en-us+m1", 40, 170), ("en-gb+f2", 60, 160), ("en-029+m4", 30, 180), ("en-gb-x-rp+f4", 70, 150))
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -47,8 +47,10 @@ def _coloured(rng, n: int, exponent: float) -> np.ndarray:
 def _hum(rng, n: int) -> np.ndarray:
     t = np.arange(n) / SR
     base = 50.0 * (1.0 + 0.002 * rng.standard_normal())
-    x = sum(a * np.sin(2 * np.pi * k * base * t + rng.uniform(0, 2 * np.pi))
-            for k, a in zip((1, 2, 3, 5, 7), (1.0, 0.5, 0.3, 0.15, 0.1)))
+    x = sum(
+        a * np.sin(2 * np.pi * k * base * t + rng.uniform(0, 2 * np.pi))
+        for k, a in zip((1, 2, 3, 5, 7), (1.0, 0.5, 0.3, 0.15, 0.1))
+    )
     return x + 0.05 * rng.standard_normal(n)
 
 
@@ -67,7 +69,7 @@ def _babble(rng, n: int) -> np.ndarray:
         while pos < n:
             y = speak(str(BABBLE_TEXT[int(rng.integers(len(BABBLE_TEXT)))]), voice, pitch, speed)
             y = y[: n - pos]
-            out[pos:pos + len(y)] += y / (np.abs(y).max() + 1e-12)
+            out[pos : pos + len(y)] += y / (np.abs(y).max() + 1e-12)
             pos += len(y) + int(rng.integers(SR // 10, SR // 2))
     return out
 
@@ -75,11 +77,17 @@ def _babble(rng, n: int) -> np.ndarray:
 def make_background(seed: int, seconds: int = SECONDS) -> dict[str, np.ndarray]:
     """The corpus's background recordings, file name -> float32 samples in [-1, 1]."""
     n = seconds * SR
-    makers = (lambda r: r.standard_normal(n), lambda r: _coloured(r, n, 1.0),
-              lambda r: _coloured(r, n, 2.0), lambda r: _hum(r, n), lambda r: _fan(r, n),
-              lambda r: _babble(r, n))
-    return {name: _unit(make(np.random.default_rng([seed, 7919, k])))
-            for k, (name, make) in enumerate(zip(NAMES, makers))}
+    makers = (
+        lambda r: r.standard_normal(n),
+        lambda r: _coloured(r, n, 1.0),
+        lambda r: _coloured(r, n, 2.0),
+        lambda r: _hum(r, n),
+        lambda r: _fan(r, n),
+        lambda r: _babble(r, n),
+    )
+    return {
+        name: _unit(make(np.random.default_rng([seed, 7919, k]))) for k, (name, make) in enumerate(zip(NAMES, makers))
+    }
 
 
 def mix(speech: np.ndarray, noise: np.ndarray, snr_db: float, active: slice | None = None) -> np.ndarray:

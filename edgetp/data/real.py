@@ -14,6 +14,7 @@ part's clips, each as recorded and as ``copies - 1`` seeded, augmented copies (r
 a time shift, a peak level), since ~1 k real clips would otherwise vanish among ~25 k synthetic ones.
 ``real_dev`` writes the development view: the adapt part in train, the choose part in the testing list.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -31,15 +32,21 @@ from edgetp.data.labels import BACKGROUND, KWS12_WORDS, NOHASH
 from edgetp.errors import EdgetpError
 from edgetp.data.synth import INFO as SYNTH_INFO, prepare_out
 
-CORE = KWS12_WORDS            # the ten core words of GSC
-ADAPT_MIN = 4                 # clips of every core word that make an adaptation speaker
+CORE = KWS12_WORDS  # the ten core words of GSC
+ADAPT_MIN = 4  # clips of every core word that make an adaptation speaker
 PART_SALT = "edgetp-real-part"
 MIX_INFO = "real_mix_info.json"
 DEV_INFO = "real_dev_info.json"
-SHIPPED = Path(__file__).with_name("gsc_real")   # the development view's clips, copied (README there: CC BY 4.0)
-MIX_DEFAULTS = {"copies": 8, "seed": 0, "choose_percent": 30, "snr_db": (0.0, 20.0), "peak_dbfs": (-30.0, -1.0),
-                "shift_ms": 100}
-MIX_VERSION = 1               # bump when the same settings would give other audio
+SHIPPED = Path(__file__).with_name("gsc_real")  # the development view's clips, copied (README there: CC BY 4.0)
+MIX_DEFAULTS = {
+    "copies": 8,
+    "seed": 0,
+    "choose_percent": 30,
+    "snr_db": (0.0, 20.0),
+    "peak_dbfs": (-30.0, -1.0),
+    "shift_ms": 100,
+}
+MIX_VERSION = 1  # bump when the same settings would give other audio
 
 
 def is_choose(speaker: str, choose_percent: int) -> bool:
@@ -69,7 +76,7 @@ def scan_real(root) -> tuple[list[tuple[str, str, int, str]], dict]:
             m = NOHASH.match(f.name)
             if not m:
                 raise EdgetpError(f"--real {root}: {d.name}/{f.name} is not named <speaker>_nohash_<n>.wav")
-            wav.probe(f)    # a bad header is an EdgetpError naming the file
+            wav.probe(f)  # a bad header is an EdgetpError naming the file
             clips.append((d.name, m["speaker"], int(m["rep"]), f"{d.name}/{f.name}"))
             per.setdefault(m["speaker"], Counter())[d.name] += 1
     if not clips:
@@ -107,10 +114,10 @@ def augment(y: np.ndarray, bg: np.ndarray, rng, snr_db, peak_dbfs, shift_ms: int
     s = int(rng.integers(-shift_ms, shift_ms + 1)) * 16
     z = np.zeros(n)
     if s >= 0:
-        z[s:] = y[:n - s]
+        z[s:] = y[: n - s]
     else:
         z[:s] = y[-s:]
-    bg = np.resize(bg, n)                       # tiles a short noise clip
+    bg = np.resize(bg, n)  # tiles a short noise clip
     bg = np.roll(bg, int(rng.integers(n)))
     w = min(8000, n)
     energy = np.convolve(np.square(z), np.ones(w), "valid") / w
@@ -125,8 +132,7 @@ def augment(y: np.ndarray, bg: np.ndarray, rng, snr_db, peak_dbfs, shift_ms: int
 def _ready_out(out: Path, info_name: str, params: dict, force: bool) -> dict | None:
     """The existing info when ``out`` already holds this very corpus; else an empty ``out`` to write, its info
     marked incomplete until the corpus is."""
-    done = prepare_out(out, info_name, params, force, "a corpus",
-                       f"edgetp {info_name[:-10].replace('_', '-')} corpus")
+    done = prepare_out(out, info_name, params, force, "a corpus", f"edgetp {info_name[:-10].replace('_', '-')} corpus")
     if done is None:
         (out / info_name).write_text(json.dumps({"complete": False, "params": params}))
     return done
@@ -138,28 +144,44 @@ def _link(src: Path, dst: Path) -> None:
 
 
 def _real_params(real: Path, clips, choose_percent: int) -> dict:
-    return {"name": real.name, "clips": len(clips), "digest": _digest(real, [c[3] for c in clips]),
-            "choose_percent": choose_percent}
+    return {
+        "name": real.name,
+        "clips": len(clips),
+        "digest": _digest(real, [c[3] for c in clips]),
+        "choose_percent": choose_percent,
+    }
 
 
-def real_mix(out_dir, real_dir, noise_dir, base_dir, *, copies: int = MIX_DEFAULTS["copies"],
-             seed: int = MIX_DEFAULTS["seed"], choose_percent: int = MIX_DEFAULTS["choose_percent"],
-             snr_db=MIX_DEFAULTS["snr_db"], peak_dbfs=MIX_DEFAULTS["peak_dbfs"],
-             shift_ms: int = MIX_DEFAULTS["shift_ms"], force: bool = False) -> dict:
+def real_mix(
+    out_dir,
+    real_dir,
+    noise_dir,
+    base_dir,
+    *,
+    copies: int = MIX_DEFAULTS["copies"],
+    seed: int = MIX_DEFAULTS["seed"],
+    choose_percent: int = MIX_DEFAULTS["choose_percent"],
+    snr_db=MIX_DEFAULTS["snr_db"],
+    peak_dbfs=MIX_DEFAULTS["peak_dbfs"],
+    shift_ms: int = MIX_DEFAULTS["shift_ms"],
+    force: bool = False,
+) -> dict:
     """Write the mixed corpus to ``out_dir``; return its description (also in ``real_mix_info.json``)."""
     if copies < 1:
         raise EdgetpError(f"--copies must be >= 1 (got {copies})")
     if not (snr_db[0] <= snr_db[1] and peak_dbfs[0] <= peak_dbfs[1] <= 0 and 0 <= shift_ms <= 500):
-        raise EdgetpError("need --snr LO,HI with LO <= HI, --peak LO,HI with LO <= HI <= 0 dBFS and "
-                          "0 <= --shift-ms <= 500")
+        raise EdgetpError(
+            "need --snr LO,HI with LO <= HI, --peak LO,HI with LO <= HI <= 0 dBFS and 0 <= --shift-ms <= 500"
+        )
     base, real, noise = (Path(p).expanduser() for p in (base_dir, real_dir, noise_dir))
     try:
         synth = json.loads((base / SYNTH_INFO).read_text())
     except (OSError, ValueError):
         synth = {}
     if not synth.get("complete"):
-        raise EdgetpError(f"--base {base}: not a complete corpus of `edgetp data synth-kws` (no complete "
-                          f"{SYNTH_INFO}); make it first")
+        raise EdgetpError(
+            f"--base {base}: not a complete corpus of `edgetp data synth-kws` (no complete {SYNTH_INFO}); make it first"
+        )
     clips, per = scan_real(real)
     words = set(synth["params"]["words"])
     stray = sorted({c[0] for c in clips} - words)
@@ -170,11 +192,17 @@ def real_mix(out_dir, real_dir, noise_dir, base_dir, *, copies: int = MIX_DEFAUL
         raise EdgetpError(f"--real {real}: speaker ids also in the base corpus: {', '.join(clash[:5])}")
     noise_names, noise_clips = read_noise(noise)
     parts = speaker_parts(per, choose_percent)
-    params = {"mix_version": MIX_VERSION, "base": {"name": base.name, **synth["params"]},
-              "real": _real_params(real, clips, choose_percent),
-              "noise": {"name": noise.name, "clips": len(noise_names), "digest": _digest(noise, noise_names)},
-              "copies": copies, "seed": seed, "snr_db": list(map(float, snr_db)),
-              "peak_dbfs": list(map(float, peak_dbfs)), "shift_ms": shift_ms}
+    params = {
+        "mix_version": MIX_VERSION,
+        "base": {"name": base.name, **synth["params"]},
+        "real": _real_params(real, clips, choose_percent),
+        "noise": {"name": noise.name, "clips": len(noise_names), "digest": _digest(noise, noise_names)},
+        "copies": copies,
+        "seed": seed,
+        "snr_db": list(map(float, snr_db)),
+        "peak_dbfs": list(map(float, peak_dbfs)),
+        "shift_ms": shift_ms,
+    }
     out = Path(out_dir).expanduser()
     done = _ready_out(out, MIX_INFO, params, force)
     if done is not None:
@@ -195,17 +223,23 @@ def real_mix(out_dir, real_dir, noise_dir, base_dir, *, copies: int = MIX_DEFAUL
     for word, spk, rep, rel in clips:
         if spk not in keep:
             continue
-        _link(real / rel, out / word / f"{spk}_nohash_{rep * copies}.wav")   # copy 0: as recorded
+        _link(real / rel, out / word / f"{spk}_nohash_{rep * copies}.wav")  # copy 0: as recorded
         y = wav.load_16k(real / rel)
         # each clip's own stream: a clip's copies do not depend on which other clips there are
         rng = np.random.default_rng([seed, int(hashlib.sha1(rel.encode()).hexdigest()[:8], 16)])
         for c in range(1, copies):
             bg = noise_clips[int(rng.integers(len(noise_clips)))]
-            wav.write_wav16(out / word / f"{spk}_nohash_{rep * copies + c}.wav",
-                            augment(y, bg, rng, snr_db, peak_dbfs, shift_ms))
+            wav.write_wav16(
+                out / word / f"{spk}_nohash_{rep * copies + c}.wav", augment(y, bg, rng, snr_db, peak_dbfs, shift_ms)
+            )
         n_real += copies
-    info = {"complete": True, "params": params, "generator": "edgetp data real-mix", "speakers": parts,
-            "utterances": {"base": n_base, "real": n_real, "real_clips": n_real // copies}}
+    info = {
+        "complete": True,
+        "params": params,
+        "generator": "edgetp data real-mix",
+        "speakers": parts,
+        "utterances": {"base": n_base, "real": n_real, "real_clips": n_real // copies},
+    }
     (out / MIX_INFO).write_text(json.dumps(info, indent=1))
     return {**info, "seconds": round(time.time() - t0, 1)}
 
@@ -234,7 +268,12 @@ def real_dev(out_dir, real_dir, *, choose_percent: int = MIX_DEFAULTS["choose_pe
     # the same list again: a file on both lists is in testing, and an empty list would let GSC's hash rule
     # move some adaptation speakers out of train
     (out / "validation_list.txt").write_text(listed)
-    info = {"complete": True, "params": params, "generator": "edgetp data real-dev", "speakers": parts,
-            "utterances": {"adapt": sum(c[1] in adapt for c in clips), "choose": len(testing)}}
+    info = {
+        "complete": True,
+        "params": params,
+        "generator": "edgetp data real-dev",
+        "speakers": parts,
+        "utterances": {"adapt": sum(c[1] in adapt for c in clips), "choose": len(testing)},
+    }
     (out / DEV_INFO).write_text(json.dumps(info, indent=1))
     return info

@@ -14,6 +14,7 @@ Hold out one speaker ``s``:
 
 All index arrays are int64 indices into ``corpus.utterances``.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -60,10 +61,11 @@ def speaker_split(corpus, speaker: str, shots=5, seed: int = 0) -> SpeakerSplit:
         raise EdgetpError(f"speaker {speaker!r} has no utterances in {corpus.root}; {HINT}")
     own_train = [i for i in mine if corpus.utterances[i].split == "train"]
     if not own_train:
-        where = ", ".join(f"{n} in {s}" for s, n in sorted(Counter(corpus.utterances[i].split
-                                                                    for i in mine).items()))
-        raise EdgetpError(f"speaker {speaker!r} has no utterances in the train split ({where}); "
-                          f"the protocol adapts on train-split utterances; {HINT}")
+        where = ", ".join(f"{n} in {s}" for s, n in sorted(Counter(corpus.utterances[i].split for i in mine).items()))
+        raise EdgetpError(
+            f"speaker {speaker!r} has no utterances in the train split ({where}); "
+            f"the protocol adapts on train-split utterances; {HINT}"
+        )
     rng = np.random.default_rng(seed)
     by_class: dict[int, list[int]] = {}
     for i in own_train:
@@ -81,12 +83,24 @@ def speaker_split(corpus, speaker: str, shots=5, seed: int = 0) -> SpeakerSplit:
         else:
             dropped.append(corpus.label_names[label])
     if not support:
-        raise EdgetpError(f"speaker {speaker!r}: no class has {shots} utterances in its 80 % part "
-                          f"({len(own_train)} train utterances); use fewer shots or {HINT}")
+        raise EdgetpError(
+            f"speaker {speaker!r}: no class has {shots} utterances in its 80 % part "
+            f"({len(own_train)} train utterances); use fewer shots or {HINT}"
+        )
 
     def others(split):
-        return np.array([i for i, u in enumerate(corpus.utterances)
-                         if u.split == split and u.speaker != speaker], dtype=np.int64)
+        return np.array(
+            [i for i, u in enumerate(corpus.utterances) if u.split == split and u.speaker != speaker], dtype=np.int64
+        )
 
-    return SpeakerSplit(speaker, shots, seed, others("train"), np.array(support, dtype=np.int64),
-                        np.array(query, dtype=np.int64), others("validation"), others("testing"), dropped)
+    return SpeakerSplit(
+        speaker,
+        shots,
+        seed,
+        others("train"),
+        np.array(support, dtype=np.int64),
+        np.array(query, dtype=np.int64),
+        others("validation"),
+        others("testing"),
+        dropped,
+    )

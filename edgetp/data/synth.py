@@ -20,6 +20,7 @@ Two kinds of speakers:
   uses a speaker's train-split utterances). Their ids do not depend on the seed; the
   first is :data:`DEFAULT_SPEAKER`.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -38,28 +39,102 @@ from edgetp.data.labels import BACKGROUND, PAPER_WORDS, which_set
 from edgetp.errors import EdgetpError
 
 REGULAR_LANGS = ("en-us", "en-gb", "en-gb-x-rp", "en-029", "en-gb-x-gbclan", "en-gb-x-gbcwmd")
-REGULAR_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "Alex",
-                    "Alicia", "Andrea", "Andy", "Annie", "adam", "anika", "belinda", "boris",
-                    "caleb", "david", "ed", "edward", "john", "linda", "max", "michel", "paul",
-                    "quincy", "rob", "robert", "steph", "travis", "victor", "zac")
+REGULAR_VARIANTS = (
+    "m1",
+    "m2",
+    "m3",
+    "m4",
+    "m5",
+    "m6",
+    "m7",
+    "f1",
+    "f2",
+    "f3",
+    "f4",
+    "Alex",
+    "Alicia",
+    "Andrea",
+    "Andy",
+    "Annie",
+    "adam",
+    "anika",
+    "belinda",
+    "boris",
+    "caleb",
+    "david",
+    "ed",
+    "edward",
+    "john",
+    "linda",
+    "max",
+    "michel",
+    "paul",
+    "quincy",
+    "rob",
+    "robert",
+    "steph",
+    "travis",
+    "victor",
+    "zac",
+)
 # Variants of the ``wide`` pretraining speakers besides REGULAR_VARIANTS: every installed human-like one
 # except the voice groups' variants and their families (grandma/grandpa, croak, klatt*, f5, whisper*,
 # Storm, m8, norbert), so the held-out groups stay voices of a kind never heard in pretraining.
 WIDE_VARIANTS = REGULAR_VARIANTS + (
-    "AnxiousAndy", "Denis", "Diogo", "Gene", "Gene2", "Henrique", "Hugo", "Jacky", "Lee", "Marco", "Mario",
-    "Michael", "Mike", "Mr", "Nguyen", "RicishayMax", "RicishayMax2", "RicishayMax3", "Tweaky", "antonio",
-    "aunty", "benjamin", "edward2", "gustave", "iven", "iven2", "iven3", "iven4", "marcelo", "miguel", "pablo",
-    "pedro", "sandro", "shelby", "steph2", "steph3")
+    "AnxiousAndy",
+    "Denis",
+    "Diogo",
+    "Gene",
+    "Gene2",
+    "Henrique",
+    "Hugo",
+    "Jacky",
+    "Lee",
+    "Marco",
+    "Mario",
+    "Michael",
+    "Mike",
+    "Mr",
+    "Nguyen",
+    "RicishayMax",
+    "RicishayMax2",
+    "RicishayMax3",
+    "Tweaky",
+    "antonio",
+    "aunty",
+    "benjamin",
+    "edward2",
+    "gustave",
+    "iven",
+    "iven2",
+    "iven3",
+    "iven4",
+    "marcelo",
+    "miguel",
+    "pablo",
+    "pedro",
+    "sandro",
+    "shelby",
+    "steph2",
+    "steph3",
+)
 # (accent, variant, pitch, speed): used by no regular speaker (accents, variants and,
 # for most, pitches outside 25..75), so a held-out one is an unseen kind of voice.
 # The first 4 are the default corpus' distinct speakers: the protocol's TEST voice group
 # (edgetp.kws.speakers); the next 6 (``--distinct 10``) its DEVELOPMENT voice group.
-DISTINCT_VOICES = (("en-gb-scotland", "grandma", 88, 150), ("en-us-nyc", "croak", 12, 185),
-                   ("en-gb-scotland", "klatt3", 62, 165), ("en-us-nyc", "f5", 94, 140),
-                   ("en-gb-scotland", "whisperf", 50, 160), ("en-us-nyc", "Storm", 35, 172),
-                   ("en-us-nyc", "grandpa", 20, 150), ("en-gb-scotland", "klatt4", 80, 180),
-                   ("en-us-nyc", "m8", 8, 160), ("en-gb-scotland", "norbert", 70, 145))
-N_TEST_GROUP = 4   # DISTINCT_VOICES[:4]: in every corpus with the default settings
+DISTINCT_VOICES = (
+    ("en-gb-scotland", "grandma", 88, 150),
+    ("en-us-nyc", "croak", 12, 185),
+    ("en-gb-scotland", "klatt3", 62, 165),
+    ("en-us-nyc", "f5", 94, 140),
+    ("en-gb-scotland", "whisperf", 50, 160),
+    ("en-us-nyc", "Storm", 35, 172),
+    ("en-us-nyc", "grandpa", 20, 150),
+    ("en-gb-scotland", "klatt4", 80, 180),
+    ("en-us-nyc", "m8", 8, 160),
+    ("en-gb-scotland", "norbert", 70, 145),
+)
+N_TEST_GROUP = 4  # DISTINCT_VOICES[:4]: in every corpus with the default settings
 PROTOCOL_DISTINCT = len(DISTINCT_VOICES)  # `edgetp data synth-kws OUT --distinct 10`: both voice groups
 DEFAULT_SPEAKER = "6210c7b0"  # DISTINCT_VOICES[0]; checked by tests/test_data_synth.py
 DEFAULTS = {"speakers": 48, "reps": 3, "distinct": 4, "distinct_reps": 10}
@@ -94,8 +169,9 @@ def _speaker_id(spec: str, split: str) -> str:
     raise AssertionError("unreachable: 10 % splits are hit within a few hundred tries")
 
 
-def plan_speakers(speakers: int, reps: int, distinct: int, distinct_reps: int, seed: int,
-                  wide: int = 0) -> list[Speaker]:
+def plan_speakers(
+    speakers: int, reps: int, distinct: int, distinct_reps: int, seed: int, wide: int = 0
+) -> list[Speaker]:
     """The corpus's speakers (distinct ones first, wide ones last), fully determined by the arguments."""
     if distinct > len(DISTINCT_VOICES):
         raise EdgetpError(f"at most {len(DISTINCT_VOICES)} distinct speakers")
@@ -105,9 +181,20 @@ def plan_speakers(speakers: int, reps: int, distinct: int, distinct_reps: int, s
     for lang, var, pitch, speed in DISTINCT_VOICES[:distinct]:
         sid = _speaker_id(f"distinct:{lang}+{var}:{pitch}:{speed}", "train")
         r = np.random.default_rng([int(sid, 16)])
-        out.append(Speaker(sid, f"{lang}+{var}", pitch, speed, round(float(r.uniform(-0.5, 0.5)), 3),
-                           names[int(r.integers(len(names)))], round(float(r.uniform(15, 30)), 1),
-                           "train", distinct_reps, True))
+        out.append(
+            Speaker(
+                sid,
+                f"{lang}+{var}",
+                pitch,
+                speed,
+                round(float(r.uniform(-0.5, 0.5)), 3),
+                names[int(r.integers(len(names)))],
+                round(float(r.uniform(15, 30)), 1),
+                "train",
+                distinct_reps,
+                True,
+            )
+        )
     rng = np.random.default_rng([seed, 104729])
     usable = [v for v in REGULAR_VARIANTS if variants is None or v in variants]
     accents = [a for a in REGULAR_LANGS if langs is None or a in langs]
@@ -119,18 +206,40 @@ def plan_speakers(speakers: int, reps: int, distinct: int, distinct_reps: int, s
         voice = f"{accents[int(rng.integers(len(accents)))]}+{usable[var_order[i % len(usable)]]}"
         pitch, speed = int(rng.integers(25, 76)), int(rng.integers(135, 196))
         sid = _speaker_id(f"regular:{seed}:{i}:{voice}:{pitch}:{speed}", splits[i])
-        out.append(Speaker(sid, voice, pitch, speed, round(float(rng.uniform(-0.5, 0.5)), 3),
-                           names[int(rng.integers(len(names)))], round(float(rng.uniform(12, 35)), 1),
-                           splits[i], reps, False))
-    wrng = np.random.default_rng([seed, 7919])     # its own stream: the speakers above do not depend on ``wide``
+        out.append(
+            Speaker(
+                sid,
+                voice,
+                pitch,
+                speed,
+                round(float(rng.uniform(-0.5, 0.5)), 3),
+                names[int(rng.integers(len(names)))],
+                round(float(rng.uniform(12, 35)), 1),
+                splits[i],
+                reps,
+                False,
+            )
+        )
+    wrng = np.random.default_rng([seed, 7919])  # its own stream: the speakers above do not depend on ``wide``
     wvars = [v for v in WIDE_VARIANTS if variants is None or v in variants]
     for i in range(wide):
         voice = f"{accents[int(wrng.integers(len(accents)))]}+{wvars[int(wrng.integers(len(wvars)))]}"
         pitch, speed = int(wrng.integers(0, 100)), int(wrng.integers(110, 231))
         sid = _speaker_id(f"wide:{seed}:{i}:{voice}:{pitch}:{speed}", "train")
-        out.append(Speaker(sid, voice, pitch, speed, round(float(wrng.uniform(-0.8, 0.8)), 3),
-                           names[int(wrng.integers(len(names)))], round(float(wrng.uniform(5, 35)), 1),
-                           "train", reps, False))
+        out.append(
+            Speaker(
+                sid,
+                voice,
+                pitch,
+                speed,
+                round(float(wrng.uniform(-0.8, 0.8)), 3),
+                names[int(wrng.integers(len(names)))],
+                round(float(wrng.uniform(5, 35)), 1),
+                "train",
+                reps,
+                False,
+            )
+        )
     return out
 
 
@@ -150,11 +259,11 @@ def render(spk: Speaker, word: str, rep: int, seed: int, background: dict) -> np
     slack = CLIP - len(s)
     off = slack // 2 + int(rng.integers(-(slack // 4), slack // 4 + 1))
     clip = np.zeros(CLIP)
-    clip[off:off + len(s)] = s
+    clip[off : off + len(s)] = s
     name = spk.noise if rng.random() < 0.7 else sorted(background)[int(rng.integers(len(background)))]
     bg = background[name]
     start = int(rng.integers(len(bg) - CLIP))
-    y = noise.mix(clip, bg[start:start + CLIP], spk.snr_db + rng.normal(0.0, 3.0), slice(off, off + len(s)))
+    y = noise.mix(clip, bg[start : start + CLIP], spk.snr_db + rng.normal(0.0, 3.0), slice(off, off + len(s)))
     peak = 10.0 ** (rng.uniform(-26.0, -3.0) / 20.0)
     return (y * (peak / (np.abs(y).max() + 1e-12))).astype(np.float32)
 
@@ -183,8 +292,10 @@ def prepare_out(out: Path, info_name: str, params: dict, force: bool, held: str,
         if old.get("complete") and old.get("params") == params:
             return old
         if not force:
-            raise EdgetpError(f"{out} holds {held} made with other settings"
-                              f"{'' if old.get('complete') else ' (interrupted)'}; add --force to remake it")
+            raise EdgetpError(
+                f"{out} holds {held} made with other settings"
+                f"{'' if old.get('complete') else ' (interrupted)'}; add --force to remake it"
+            )
         shutil.rmtree(out)
     elif out.exists() and any(out.iterdir()):
         raise EdgetpError(f"{out} exists and is not an {kind}; choose an empty or new folder")
@@ -192,10 +303,20 @@ def prepare_out(out: Path, info_name: str, params: dict, force: bool, held: str,
     return None
 
 
-def synth_kws(out_dir, speakers: int = DEFAULTS["speakers"], reps: int = DEFAULTS["reps"], seed: int = 0,
-              *, distinct: int = DEFAULTS["distinct"], distinct_reps: int = DEFAULTS["distinct_reps"],
-              wide: int = 0, words=PAPER_WORDS, jobs: int = 2,
-              force: bool = False, progress: bool | None = None) -> dict:
+def synth_kws(
+    out_dir,
+    speakers: int = DEFAULTS["speakers"],
+    reps: int = DEFAULTS["reps"],
+    seed: int = 0,
+    *,
+    distinct: int = DEFAULTS["distinct"],
+    distinct_reps: int = DEFAULTS["distinct_reps"],
+    wide: int = 0,
+    words=PAPER_WORDS,
+    jobs: int = 2,
+    force: bool = False,
+    progress: bool | None = None,
+) -> dict:
     """Write the corpus to ``out_dir`` and return its description (also in ``synth_info.json``).
 
     Re-running with the same settings on a complete corpus does nothing; ``force`` remakes a
@@ -211,10 +332,17 @@ def synth_kws(out_dir, speakers: int = DEFAULTS["speakers"], reps: int = DEFAULT
         raise EdgetpError(f"words must be distinct, plain words (got {bad or words})")
     espeak.binary()
     out = Path(out_dir).expanduser()
-    params = {"generator_version": GENERATOR_VERSION, "words": words, "speakers": speakers, "reps": reps,
-              "distinct": distinct,
-              "distinct_reps": distinct_reps, "seed": seed, "espeak_ng": espeak.version(),
-              **({"wide": wide} if wide else {})}     # absent when 0: older corpora keep their params
+    params = {
+        "generator_version": GENERATOR_VERSION,
+        "words": words,
+        "speakers": speakers,
+        "reps": reps,
+        "distinct": distinct,
+        "distinct_reps": distinct_reps,
+        "seed": seed,
+        "espeak_ng": espeak.version(),
+        **({"wide": wide} if wide else {}),
+    }  # absent when 0: older corpora keep their params
     done = prepare_out(out, INFO, params, force, "a synthetic corpus", "edgetp synthetic corpus")
     if done is not None:
         return done
@@ -242,11 +370,17 @@ def synth_kws(out_dir, speakers: int = DEFAULTS["speakers"], reps: int = DEFAULT
                 bar.update(n)
     bar.close()
     for split, name in (("validation", "validation_list.txt"), ("testing", "testing_list.txt")):
-        lines = sorted(f"{w}/{s.id}_nohash_{r}.wav" for s in plan if s.split == split
-                       for w in words for r in range(s.reps))
+        lines = sorted(
+            f"{w}/{s.id}_nohash_{r}.wav" for s in plan if s.split == split for w in words for r in range(s.reps)
+        )
         (out / name).write_text("".join(f"{ln}\n" for ln in lines))
-    info = {"complete": True, "params": params, "generator": "edgetp data synth-kws",
-            "default_speaker": plan[0].id if distinct else None, "utterances": total,
-            "speakers": [asdict(s) for s in plan]}
+    info = {
+        "complete": True,
+        "params": params,
+        "generator": "edgetp data synth-kws",
+        "default_speaker": plan[0].id if distinct else None,
+        "utterances": total,
+        "speakers": [asdict(s) for s in plan],
+    }
     (out / INFO).write_text(json.dumps(info, indent=1))
     return {**info, "seconds": round(time.time() - t0, 1)}

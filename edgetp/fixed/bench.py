@@ -1,4 +1,5 @@
 """Integer TP training speed (``edgetp bench train --fixed``)."""
+
 from __future__ import annotations
 
 import statistics
@@ -13,8 +14,16 @@ from edgetp.fixed.update_q import QOpt
 from edgetp.tp.config import DEFAULT_LR, NetConfig, init_params
 
 
-def bench_fixed(cfg: NetConfig, steps: int = 101, batch: int = 1, targets: str = "classes", repeats: int = 5,
-                wbits: int = 16, optimizer: str = "colnorm", seed: int = 0) -> dict:
+def bench_fixed(
+    cfg: NetConfig,
+    steps: int = 101,
+    batch: int = 1,
+    targets: str = "classes",
+    repeats: int = 5,
+    wbits: int = 16,
+    optimizer: str = "colnorm",
+    seed: int = 0,
+) -> dict:
     """Samples/s of integer training (one sequence of ``batch`` samples per run, median of
     ``repeats`` runs after one that compiles) on a random network of shape ``cfg`` with the
     float benchmark's inputs (uniform in [0, 2), here int16 Q.12)."""
@@ -29,5 +38,13 @@ def bench_fixed(cfg: NetConfig, steps: int = 101, batch: int = 1, targets: str =
         t0 = time.perf_counter()
         train_sequence_q(qm, xs, labels, opt, targets)
         times.append(time.perf_counter() - t0)
-    return {"net": cfg.net_string(), "steps": steps, "batch": batch, "targets": targets, "wbits": wbits,
-            "optimizer": optimizer, "samples_per_s": batch / statistics.median(times), "times_s": times}
+    return {
+        "net": cfg.net_string(),
+        "steps": steps,
+        "batch": batch,
+        "targets": targets,
+        "wbits": wbits,
+        "optimizer": optimizer,
+        "samples_per_s": batch / statistics.median(times),
+        "times_s": times,
+    }

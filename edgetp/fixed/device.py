@@ -6,6 +6,7 @@ the device is exported with besides the model, checked as the C checks it.
 The device's tensor table (the order and dtypes of the state a host reads back) is the generator's:
 ``firmware_gen.tensors.TableDevice`` adds it to :class:`RefDevice`.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -21,7 +22,7 @@ from edgetp.fixed.qconfig import QModel
 from edgetp.fixed.update_q import QOpt, check_kind, lr_code
 from edgetp.tp.config import DEFAULT_BETA_SHIFT, DEFAULT_LR, TARGETS, TRAIN_MODES
 
-STEPS_MAX = 2 ** 32 - 1       # the device's step counters (steps, tsteps, opt_steps) are uint32
+STEPS_MAX = 2**32 - 1  # the device's step counters (steps, tsteps, opt_steps) are uint32
 FROZEN_TRAIN = "a frozen-hidden device learns the readout only (train 'readout', train_all 0)"
 
 
@@ -50,29 +51,31 @@ class DeviceConfig:
     lr: float = DEFAULT_LR
     beta_shift: int = DEFAULT_BETA_SHIFT
     train: str = "all"
-    clip: int = DEVICE_CLIP   # normalised rules: |move| <= 2^clip * lr per weight; -1: no limit
-    lr_min: float = DEVICE_LR_MIN   # etp_set_lr (SET_LR) accepts lr_min <= lr <= lr_max only (ETP_LR_MIN/MAX_*)
-    lr_max: float | None = None   # None: the export's lr
-    update_every: int = 1     # a compile-time constant of the export (the model's recipe["finetune"])
-    frozen_hidden: bool = False   # hidden layers constant in flash, readout learns (train "readout" only)
+    clip: int = DEVICE_CLIP  # normalised rules: |move| <= 2^clip * lr per weight; -1: no limit
+    lr_min: float = DEVICE_LR_MIN  # etp_set_lr (SET_LR) accepts lr_min <= lr <= lr_max only (ETP_LR_MIN/MAX_*)
+    lr_max: float | None = None  # None: the export's lr
+    update_every: int = 1  # a compile-time constant of the export (the model's recipe["finetune"])
+    frozen_hidden: bool = False  # hidden layers constant in flash, readout learns (train "readout" only)
 
     def __post_init__(self):
         if self.frozen_hidden and self.train != "readout":
-            raise EdgetpError(f"--frozen-hidden needs --train readout (the hidden layers cannot learn), got "
-                              f"train {self.train!r}")
+            raise EdgetpError(
+                f"--frozen-hidden needs --train readout (the hidden layers cannot learn), got train {self.train!r}"
+            )
         self.update_every = check_update_every(self.update_every)
-        if self.update_every > STEPS_MAX:                 # the device counts steps in a uint32
+        if self.update_every > STEPS_MAX:  # the device counts steps in a uint32
             raise EdgetpError(f"update every must be at most {STEPS_MAX} on the device, got {self.update_every}")
         if self.lr_max is None:
             self.lr_max = self.lr
         lo, hi = lr_code(self.lr_min), lr_code(self.lr_max)
         if not lr_le(*lo, *self.lr_code) or not lr_le(*self.lr_code, *hi):
-            raise EdgetpError(f"the learning rate {self.lr:g} must lie in [lr_min, lr_max] = "
-                              f"[{self.lr_min:g}, {self.lr_max:g}]")
+            raise EdgetpError(
+                f"the learning rate {self.lr:g} must lie in [lr_min, lr_max] = [{self.lr_min:g}, {self.lr_max:g}]"
+            )
         check_kind(self.optimizer)
         if self.targets not in TARGETS or self.train not in TRAIN_MODES:
             raise EdgetpError(f"targets must be one of {TARGETS}, train one of {TRAIN_MODES}")
-        for name, v in (("beta_shift", self.beta_shift), ("clip", self.clip)):   # the C checks the same ranges
+        for name, v in (("beta_shift", self.beta_shift), ("clip", self.clip)):  # the C checks the same ranges
             lo, hi = OPT_CFG_RANGES[name]
             if not lo <= int(v) <= hi:
                 note = " (-1: no limit)" if name == "clip" else ""
@@ -87,10 +90,12 @@ class DeviceConfig:
         """Whether etp_set_lr accepts the code (lr_m, lr_e): lr_m, lr_e in the contract's ranges and
         lr_code(lr_min) <= lr_m * 2^-lr_e <= lr_code(lr_max), compared exactly (its C twin:
         lr_in_range in etp_api.c, over ETP_LR_MIN_M/E and ETP_LR_MAX_M/E)."""
-        return (OPT_CFG_RANGES["lr_m"][0] <= int(lr_m) <= OPT_CFG_RANGES["lr_m"][1]
-                and OPT_CFG_RANGES["lr_e"][0] <= int(lr_e) <= OPT_CFG_RANGES["lr_e"][1]
-                and lr_le(*lr_code(self.lr_min), lr_m, lr_e)
-                and lr_le(lr_m, lr_e, *lr_code(self.lr_max)))
+        return (
+            OPT_CFG_RANGES["lr_m"][0] <= int(lr_m) <= OPT_CFG_RANGES["lr_m"][1]
+            and OPT_CFG_RANGES["lr_e"][0] <= int(lr_e) <= OPT_CFG_RANGES["lr_e"][1]
+            and lr_le(*lr_code(self.lr_min), lr_m, lr_e)
+            and lr_le(lr_m, lr_e, *lr_code(self.lr_max))
+        )
 
 
 def default_device(qm: QModel) -> DeviceConfig:
@@ -102,8 +107,10 @@ def check_frozen(qm: QModel, dev: DeviceConfig) -> None:
     """The device settings and the integer model agree on the frozen-hidden mode."""
     if bool(dev.frozen_hidden) != qm.frozen_hidden:
         have = "is" if qm.frozen_hidden else "is not"
-        raise EdgetpError(f"the integer model {have} frozen-hidden but the device settings say frozen_hidden "
-                          f"{dev.frozen_hidden}: quantize and export with the same --frozen-hidden")
+        raise EdgetpError(
+            f"the integer model {have} frozen-hidden but the device settings say frozen_hidden "
+            f"{dev.frozen_hidden}: quantize and export with the same --frozen-hidden"
+        )
 
 
 class RefDevice:
@@ -120,8 +127,14 @@ class RefDevice:
     def init(self, seed: int) -> None:
         self.qm = self.qm0.copy()
         m, e = self.cfg.lr_code
-        self.opt = QOpt(self.cfg.optimizer, m, e, int(self.cfg.beta_shift),
-                        np.array([prng_seed(seed)], dtype=np.uint32), clip=int(self.cfg.clip))
+        self.opt = QOpt(
+            self.cfg.optimizer,
+            m,
+            e,
+            int(self.cfg.beta_shift),
+            np.array([prng_seed(seed)], dtype=np.uint32),
+            clip=int(self.cfg.clip),
+        )
         self.train_mode = self.cfg.train
         self.reset()
 
@@ -140,17 +153,27 @@ class RefDevice:
     def train(self, x, label: int) -> None:
         if not 0 <= int(label) < self.qm.cfg.n_out:
             raise EdgetpError(f"label {label} out of range")
-        self.state = train_step_q(self.qm, self.state, self._x(x), np.array([int(label)], dtype=np.int64), self.opt,
-                                  self.cfg.targets, self.train_mode, update_every=self.cfg.update_every)
+        self.state = train_step_q(
+            self.qm,
+            self.state,
+            self._x(x),
+            np.array([int(label)], dtype=np.int64),
+            self.opt,
+            self.cfg.targets,
+            self.train_mode,
+            update_every=self.cfg.update_every,
+        )
 
     def set_lr(self, lr_m: int, lr_e: int) -> None:
-        if not self.cfg.lr_in_range(lr_m, lr_e):        # etp_set_lr answers ETP_EBADARG
-            raise EdgetpError(f"learning-rate code ({lr_m}, {lr_e}) = {int(lr_m) * 2.0 ** -int(lr_e):g} is outside "
-                              f"the export's range [{self.cfg.lr_min:g}, {self.cfg.lr_max:g}]")
+        if not self.cfg.lr_in_range(lr_m, lr_e):  # etp_set_lr answers ETP_EBADARG
+            raise EdgetpError(
+                f"learning-rate code ({lr_m}, {lr_e}) = {int(lr_m) * 2.0 ** -int(lr_e):g} is outside "
+                f"the export's range [{self.cfg.lr_min:g}, {self.cfg.lr_max:g}]"
+            )
         self.opt.lr_m, self.opt.lr_e = int(lr_m), int(lr_e)
 
     def set_optimizer(self, kind: str, beta_shift: int, train: str, clip: int = -1) -> None:
-        if self.cfg.frozen_hidden and train != "readout":      # etp_set_optimizer answers ETP_EBADARG
+        if self.cfg.frozen_hidden and train != "readout":  # etp_set_optimizer answers ETP_EBADARG
             raise EdgetpError(FROZEN_TRAIN)
         self.opt.kind, self.opt.beta_shift, self.train_mode, self.opt.clip = kind, int(beta_shift), train, int(clip)
 

@@ -8,6 +8,7 @@ rate cosine-annealed per epoch to ``lr_min_ratio * lr``. The per-epoch learning 
 turned into integer codes (8-bit mantissa, power-of-two exponent) before training starts;
 nothing on the training path reads a float.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -38,12 +39,27 @@ def to_int_inputs(qm: QModel, xs) -> np.ndarray:
     return xs.astype(qm.xdtype, copy=False)
 
 
-def finetune_fixed(model, support_x, support_y, epochs: int = 3, lr: float = DEFAULT_LR, optimizer: str = "colnorm",
-                   targets: str = "classes", batch: int = 1, seed: int = 0, wbits: int = 16,
-                   lr_min_ratio: float = LR_FLOOR, schedule: str = "cosine", beta_shift: int = DEFAULT_BETA_SHIFT,
-                   clip: int = -1,
-                   train: str = "all", calib_x=None, opt: QOpt | None = None, on_epoch=None,
-                   update_every: int = 1) -> QModel:
+def finetune_fixed(
+    model,
+    support_x,
+    support_y,
+    epochs: int = 3,
+    lr: float = DEFAULT_LR,
+    optimizer: str = "colnorm",
+    targets: str = "classes",
+    batch: int = 1,
+    seed: int = 0,
+    wbits: int = 16,
+    lr_min_ratio: float = LR_FLOOR,
+    schedule: str = "cosine",
+    beta_shift: int = DEFAULT_BETA_SHIFT,
+    clip: int = -1,
+    train: str = "all",
+    calib_x=None,
+    opt: QOpt | None = None,
+    on_epoch=None,
+    update_every: int = 1,
+) -> QModel:
     """Fine-tune ``model`` (float :class:`edgetp.model.Model` or :class:`QModel`) on the support
     set with the integer rule; returns the fine-tuned integer model (``model`` is not changed).
 

@@ -6,18 +6,29 @@ are written in C order on purpose (the C twin mirrors them; integer sums do not
 depend on the order, so a C version may reorder or fuse them freely).
 Shapes: B data rows, K target rows (batch: K = B, classes: K = O), H neurons.
 """
+
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
 
-from edgetp.fixed.primitives import (INT16_MAX, INT16_MIN, INT32_MAX, INT32_MIN, Q15_ONE, div_round,
-                                     isqrt, round_shift, sat, softmax_q)
+from edgetp.fixed.primitives import (
+    INT16_MAX,
+    INT16_MIN,
+    INT32_MAX,
+    INT32_MIN,
+    Q15_ONE,
+    div_round,
+    isqrt,
+    round_shift,
+    sat,
+    softmax_q,
+)
 
 DELTA_LIMIT = np.int64(1) << 47  # delta (|delta| <= 2^47 keeps delta * int16 input < 2^63)
-GRAD_LIMIT = np.int64(1) << 58   # raw gradients are saturated to +-2^58
-PI_Q16 = 205887                  # round(pi * 2^16)
-SURR_D_MAX = np.int64(1) << 26   # |v - vth| is clamped to 2^14 membrane units (Q.12)
+GRAD_LIMIT = np.int64(1) << 58  # raw gradients are saturated to +-2^58
+PI_Q16 = 205887  # round(pi * 2^16)
+SURR_D_MAX = np.int64(1) << 26  # |v - vth| is clamped to 2^14 membrane units (Q.12)
 
 
 @njit(cache=True)
@@ -77,8 +88,9 @@ def trace_step_q(tr, s, lam_q, ft):
     out = np.empty_like(tr)
     for b in range(tr.shape[0]):
         for i in range(tr.shape[1]):
-            out[b, i] = sat(round_shift(np.int64(lam_q) * np.int64(tr[b, i]), 15) + (np.int64(s[b, i]) << ft),
-                            INT16_MIN, INT16_MAX)
+            out[b, i] = sat(
+                round_shift(np.int64(lam_q) * np.int64(tr[b, i]), 15) + (np.int64(s[b, i]) << ft), INT16_MIN, INT16_MAX
+            )
     return out
 
 

@@ -11,6 +11,7 @@ only the data stream's readout and last traces): the target-set state stays as i
 Inputs ``x`` are int16 (or int8) features in Q.fx. Nothing on this path reads a float.
 Formats and rounding: docs/fixed-point.md.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,8 +20,17 @@ import numpy as np
 
 from edgetp.errors import EdgetpError
 from edgetp.tp.config import TARGETS, check_update_every
-from edgetp.fixed.kernels_q import (contrastive_grads_q, delta_q, lif_step_q, outer_acc_q, readout_error_q,
-                                    readout_step_q, soft_targets_q, surrogate_q, trace_step_q)
+from edgetp.fixed.kernels_q import (
+    contrastive_grads_q,
+    delta_q,
+    lif_step_q,
+    outer_acc_q,
+    readout_error_q,
+    readout_step_q,
+    soft_targets_q,
+    surrogate_q,
+    trace_step_q,
+)
 from edgetp.fixed.qconfig import DELTA_F, Q15, SURR_F, QModel
 from edgetp.fixed.update_q import QOpt, update_q
 from edgetp.tp.network import TPState
@@ -54,10 +64,16 @@ def state_arrays(qm: QModel, state: QState, opt: QOpt) -> list[tuple[str, np.nda
 def init_state_q(qm: QModel, batch: int, n_targets: int) -> QState:
     z = lambda n, h, dt: np.zeros((n, h), dtype=dt)
     hid = qm.cfg.hidden
-    return QState([z(batch, h, np.int32) for h in hid], [z(batch, h, np.int8) for h in hid],
-                  [z(batch, h, np.int16) for h in hid], [z(n_targets, h, np.int32) for h in hid],
-                  [z(n_targets, h, np.int8) for h in hid], [z(n_targets, h, np.int16) for h in hid],
-                  z(n_targets, qm.cfg.n_out, np.int16), z(batch, qm.cfg.n_out, np.int32))
+    return QState(
+        [z(batch, h, np.int32) for h in hid],
+        [z(batch, h, np.int8) for h in hid],
+        [z(batch, h, np.int16) for h in hid],
+        [z(n_targets, h, np.int32) for h in hid],
+        [z(n_targets, h, np.int8) for h in hid],
+        [z(n_targets, h, np.int16) for h in hid],
+        z(n_targets, qm.cfg.n_out, np.int16),
+        z(batch, qm.cfg.n_out, np.int32),
+    )
 
 
 def target_inputs_q(qm: QModel, labels: np.ndarray, targets: str) -> np.ndarray:
@@ -75,8 +91,19 @@ def _layer(qm, l, v, s_prev, x, target):
     W = w["S"] if target and l == 0 else w[f"W{l}"]
     rec = qm.cfg.recurrent
     R = (w["S_rec"] if target and l == 0 else w[f"R{l}"]) if rec else _EMPTY8
-    return lif_step_q(v, x, W, qm.in_shifts(l, target), s_prev, R, qm.rec_shift(l, target) if rec else 0,
-                      rec, qm.alpha_q, qm.vth_q, qm.hard)
+    return lif_step_q(
+        v,
+        x,
+        W,
+        qm.in_shifts(l, target),
+        s_prev,
+        R,
+        qm.rec_shift(l, target) if rec else 0,
+        rec,
+        qm.alpha_q,
+        qm.vth_q,
+        qm.hard,
+    )
 
 
 def forward_q(qm: QModel, state: QState, x: np.ndarray, tin: np.ndarray | None) -> tuple[QState, dict]:
@@ -115,8 +142,10 @@ def grad_formats(qm: QModel) -> dict:
 
 def _terms(ds: list, xs: list) -> tuple:
     """A gradient sum_t d_t x_t^T as its factors (D, X), int64 (update_q.as_terms)."""
-    return (np.ascontiguousarray(np.concatenate([np.asarray(d, np.int64) for d in ds])),
-            np.ascontiguousarray(np.concatenate([np.asarray(x, np.int64) for x in xs])))
+    return (
+        np.ascontiguousarray(np.concatenate([np.asarray(d, np.int64) for d in ds])),
+        np.ascontiguousarray(np.concatenate([np.asarray(x, np.int64) for x in xs])),
+    )
 
 
 def dense_grad(terms: tuple, shape: tuple) -> np.ndarray:
@@ -128,8 +157,9 @@ def dense_grad(terms: tuple, shape: tuple) -> np.ndarray:
     return g
 
 
-def gradients_q(qm: QModel, prev: QState, new: QState, aux: dict, labels: np.ndarray, targets: str,
-                train: str = "all") -> dict:
+def gradients_q(
+    qm: QModel, prev: QState, new: QState, aux: dict, labels: np.ndarray, targets: str, train: str = "all"
+) -> dict:
     """Every layer's gradient at this step (spec 3, 5), in the formats of grad_formats, as its
     factors (D, X): g = sum_t D[t] X[t]^T, one term per data row and (from layer 1 on) per target row."""
     L, B, rec = qm.cfg.layers, new.u.shape[0], qm.cfg.recurrent
@@ -153,9 +183,17 @@ def gradients_q(qm: QModel, prev: QState, new: QState, aux: dict, labels: np.nda
     return grads
 
 
-def train_step_q(qm: QModel, state: QState, x: np.ndarray, labels: np.ndarray, opt: QOpt,
-                 targets: str = "classes", train: str = "all", tin: np.ndarray | None = None,
-                 update_every: int = 1) -> QState:
+def train_step_q(
+    qm: QModel,
+    state: QState,
+    x: np.ndarray,
+    labels: np.ndarray,
+    opt: QOpt,
+    targets: str = "classes",
+    train: str = "all",
+    tin: np.ndarray | None = None,
+    update_every: int = 1,
+) -> QState:
     """One time step of integer TP learning; ``qm``'s trainable weights and ``opt`` change in place.
 
     Update every k (``update_every``, C: ETP_UPDATE_EVERY): the step learns - local gradients
@@ -185,28 +223,35 @@ def infer_step_q(qm: QModel, state: QState, x: np.ndarray) -> QState:
     return forward_q(qm, state, x, None)[0]
 
 
-def train_sequence_q(qm: QModel, xs: np.ndarray, labels: np.ndarray, opt: QOpt, targets: str = "classes",
-                     train: str = "all", update_every: int = 1) -> QState:
+def train_sequence_q(
+    qm: QModel,
+    xs: np.ndarray,
+    labels: np.ndarray,
+    opt: QOpt,
+    targets: str = "classes",
+    train: str = "all",
+    update_every: int = 1,
+) -> QState:
     """Train on integer sequences ``xs`` (B, T, N0) from a zero state, one update per step
     (``update_every`` k: one update on each step t = 0, k, 2k, ... of the sequence)."""
     update_every = check_update_every(update_every)
     xs = check_inputs(qm, xs)
     labels = np.asarray(labels, dtype=np.int64)
     tin = target_inputs_q(qm, labels, targets)
-    if max(tin.shape[0], xs.shape[0]) * qm.gamma_q >= 1 << 33:   # keeps dh * sigma' < 2^63
+    if max(tin.shape[0], xs.shape[0]) * qm.gamma_q >= 1 << 33:  # keeps dh * sigma' < 2^63
         raise EdgetpError(f"{tin.shape[0]} target rows with surrogate scale {qm.cfg.gamma} overflow the integer rule")
     state = init_state_q(qm, xs.shape[0], tin.shape[0])
     for t in range(xs.shape[1]):
-        state = train_step_q(qm, state, np.ascontiguousarray(xs[:, t]), labels, opt, targets, train, tin,
-                             update_every)
+        state = train_step_q(qm, state, np.ascontiguousarray(xs[:, t]), labels, opt, targets, train, tin, update_every)
     return state
 
 
 def check_inputs(qm: QModel, xs) -> np.ndarray:
     xs = np.asarray(xs)
     if xs.dtype != qm.xdtype or xs.ndim != 3 or xs.shape[2] != qm.cfg.n_in:
-        raise EdgetpError(f"integer TP takes {np.dtype(qm.xdtype).name} inputs (N, T, {qm.cfg.n_in}), "
-                          f"got {xs.dtype} {xs.shape}")
+        raise EdgetpError(
+            f"integer TP takes {np.dtype(qm.xdtype).name} inputs (N, T, {qm.cfg.n_in}), got {xs.dtype} {xs.shape}"
+        )
     return xs
 
 
@@ -221,5 +266,5 @@ def infer_sequence_q(qm: QModel, xs: np.ndarray) -> np.ndarray:
 
 def predict_q(qm: QModel, xs: np.ndarray, batch: int = 256) -> np.ndarray:
     """argmax of the integer readout at the last step (first maximum on ties)."""
-    out = [infer_sequence_q(qm, xs[i:i + batch]).argmax(1) for i in range(0, len(xs), batch)]
+    out = [infer_sequence_q(qm, xs[i : i + batch]).argmax(1) for i in range(0, len(xs), batch)]
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)

@@ -13,6 +13,7 @@ Conventions
   single rounding mode of the integer rule; ``k <= 0`` is an exact left shift.
 - Saturation clamps to the limits of the storage type; nothing ever wraps.
 """
+
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal, localcontext
@@ -23,11 +24,11 @@ from numba import njit
 INT8_MAX, INT16_MAX, INT32_MAX = 127, 32767, 2147483647
 INT8_MIN, INT16_MIN, INT32_MIN = -128, -32768, -2147483648
 U32_MASK = 0xFFFFFFFF
-Q15_ONE = 1 << 15          # probabilities, leaks and soft targets are Q0.15
-EXP_ONE = 1 << 30          # exp_neg_q returns Q2.30
-LOG2E_Q30 = 1549082005     # round(log2(e) * 2^30)
-EXP_MAX_ARG = 24           # e^-24 * 2^30 < 0.05: arguments beyond give 0 exactly
-EXP2_LUT_BITS = 8          # 2^(-i/256), i = 0..256
+Q15_ONE = 1 << 15  # probabilities, leaks and soft targets are Q0.15
+EXP_ONE = 1 << 30  # exp_neg_q returns Q2.30
+LOG2E_Q30 = 1549082005  # round(log2(e) * 2^30)
+EXP_MAX_ARG = 24  # e^-24 * 2^30 < 0.05: arguments beyond give 0 exactly
+EXP2_LUT_BITS = 8  # 2^(-i/256), i = 0..256
 
 
 def _exp2_lut() -> np.ndarray:
@@ -35,8 +36,10 @@ def _exp2_lut() -> np.ndarray:
     with localcontext() as ctx:
         ctx.prec = 50
         ln2 = Decimal(2).ln()
-        return np.array([int(((Decimal(-i) / 256 * ln2).exp() * (1 << 30)).to_integral_value(ROUND_HALF_UP))
-                         for i in range(257)], dtype=np.int64)
+        return np.array(
+            [int(((Decimal(-i) / 256 * ln2).exp() * (1 << 30)).to_integral_value(ROUND_HALF_UP)) for i in range(257)],
+            dtype=np.int64,
+        )
 
 
 EXP2_LUT = _exp2_lut()

@@ -17,6 +17,7 @@ stores ``round(value * 2^f)``. Formats (docs/fixed-point.md, section 2):
 - surrogate: ``gamma_q`` = gamma in Q.SURR_F; sigma' computed with one integer division
   (kernels_q.surrogate_q), int32 Q.SURR_F.
 """
+
 from __future__ import annotations
 
 import math
@@ -27,10 +28,10 @@ import numpy as np
 from edgetp.errors import EdgetpError
 from edgetp.tp.config import NetConfig, trainable_names
 
-FV = 12            # membrane fractional bits (int32 Q19.12)
-Q15 = 15           # leaks, probabilities, soft targets, dZ, readout error
-SURR_F = 20        # surrogate derivative: int32 Q.20 (gamma < 2^11)
-DELTA_F = 32       # delta = dh * surrogate: int64 Q.32
+FV = 12  # membrane fractional bits (int32 Q19.12)
+Q15 = 15  # leaks, probabilities, soft targets, dZ, readout error
+SURR_F = 20  # surrogate derivative: int32 Q.20 (gamma < 2^11)
+DELTA_F = 32  # delta = dh * surrogate: int64 Q.32
 WBITS = (8, 16)
 
 
@@ -93,19 +94,23 @@ class QModel:
     xbits: int = 16
     labels: list = field(default_factory=list)
     report: dict = field(default_factory=dict)
-    hbits: int | None = None          # width of the hidden tensors (None: wbits)
-    frozen_hidden: bool = False       # only the readout W_L learns (train "readout" only)
-    fw_rows: dict | None = None       # W_l (l < L) -> per-row fractional bits (H_l,): row scales (frozen only)
+    hbits: int | None = None  # width of the hidden tensors (None: wbits)
+    frozen_hidden: bool = False  # only the readout W_L learns (train "readout" only)
+    fw_rows: dict | None = None  # W_l (l < L) -> per-row fractional bits (H_l,): row scales (frozen only)
 
     def __post_init__(self):
         self.hbits = self.wbits if self.hbits is None else int(self.hbits)
         self.frozen_hidden = bool(self.frozen_hidden)
         if self.wbits not in WBITS or self.xbits not in WBITS or self.hbits not in WBITS:
-            raise EdgetpError(f"weight, hidden-weight and input bits must be one of {WBITS}, got {self.wbits}, "
-                              f"{self.hbits}, {self.xbits}")
+            raise EdgetpError(
+                f"weight, hidden-weight and input bits must be one of {WBITS}, got {self.wbits}, "
+                f"{self.hbits}, {self.xbits}"
+            )
         if self.hbits != self.wbits and not self.frozen_hidden:
-            raise EdgetpError(f"hidden weights of {self.hbits} bits with {self.wbits}-bit weights need a frozen-hidden "
-                              "model (only the readout learns)")
+            raise EdgetpError(
+                f"hidden weights of {self.hbits} bits with {self.wbits}-bit weights need a frozen-hidden "
+                "model (only the readout learns)"
+            )
         self.fw_rows = check_row_scales(self, self.fw_rows)
         c = self.cfg
         self.vth_q = int(math.floor(c.vth * (1 << FV) + 0.5))
@@ -167,9 +172,19 @@ class QModel:
         return self.fw["S_rec" if target and layer == 0 else f"R{layer}"] - FV
 
     def copy(self) -> "QModel":
-        return QModel(self.cfg, self.wbits, self.fx, {k: v.copy() for k, v in self.weights.items()},
-                      dict(self.fw), self.xbits, list(self.labels), dict(self.report), self.hbits, self.frozen_hidden,
-                      {k: v.copy() for k, v in self.fw_rows.items()})
+        return QModel(
+            self.cfg,
+            self.wbits,
+            self.fx,
+            {k: v.copy() for k, v in self.weights.items()},
+            dict(self.fw),
+            self.xbits,
+            list(self.labels),
+            dict(self.report),
+            self.hbits,
+            self.frozen_hidden,
+            {k: v.copy() for k, v in self.fw_rows.items()},
+        )
 
     @property
     def xdtype(self):
@@ -187,8 +202,10 @@ def check_row_scales(qm: QModel, fw_rows) -> dict:
     """``fw_rows`` checked (only frozen hidden input weights, one int in [0, 24] per row) as int64 arrays."""
     fw_rows = dict(fw_rows or {})
     if fw_rows and not qm.frozen_hidden:
-        raise EdgetpError("row scales (one scale per row of the hidden weights) need a frozen-hidden model: "
-                          "a learning layer's update keeps one scale per tensor")
+        raise EdgetpError(
+            "row scales (one scale per row of the hidden weights) need a frozen-hidden model: "
+            "a learning layer's update keeps one scale per tensor"
+        )
     out = {}
     for name, f in fw_rows.items():
         if name not in row_scaled_names(qm.cfg):
@@ -206,9 +223,18 @@ def float_tensors(params) -> dict:
     return params.named()
 
 
-def from_float(cfg: NetConfig, params, fx: int, wbits: int = 8, headroom: float = 1.0,
-               labels=None, xbits: int = 16, hbits: int | None = None, frozen_hidden: bool = False,
-               row_scales: bool = False) -> QModel:
+def from_float(
+    cfg: NetConfig,
+    params,
+    fx: int,
+    wbits: int = 8,
+    headroom: float = 1.0,
+    labels=None,
+    xbits: int = 16,
+    hbits: int | None = None,
+    frozen_hidden: bool = False,
+    row_scales: bool = False,
+) -> QModel:
     """Quantize float ``params`` with per-tensor power-of-two scales (``headroom`` >= 1
     leaves room for fine-tuning to grow the weights): the readout W_L at ``wbits``, the
     hidden tensors at ``hbits`` (default ``wbits``; another width needs ``frozen_hidden``).
@@ -229,5 +255,15 @@ def from_float(cfg: NetConfig, params, fx: int, wbits: int = 8, headroom: float 
         if n in rowed:
             fw_rows[n] = row_frac_bits(a, bits, room)
         weights[n] = quantize_array(a, fw_rows[n][:, None] if n in rowed else fw[n], bits)
-    return QModel(cfg, wbits, int(fx), weights, fw, xbits, list(labels or []), hbits=hbits,
-                  frozen_hidden=frozen_hidden, fw_rows=fw_rows)
+    return QModel(
+        cfg,
+        wbits,
+        int(fx),
+        weights,
+        fw,
+        xbits,
+        list(labels or []),
+        hbits=hbits,
+        frozen_hidden=frozen_hidden,
+        fw_rows=fw_rows,
+    )

@@ -12,6 +12,7 @@ The report compares float and integer inference on the calibration set (accuracy
 labels are given, agreement of the predictions always) and lists, per tensor, the
 relative RMS error of the weights and the fraction of saturated inputs.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -36,8 +37,15 @@ def quantize_inputs(xs: np.ndarray, fx: int, xbits: int = 16) -> np.ndarray:
     return quantize_array(xs, fx, xbits)
 
 
-def quantize_model(model, calib_x: np.ndarray, calib_y: np.ndarray | None = None, wbits: int = 8,
-                   headroom: float = 1.0, input_pct: float = 99.99, xbits: int = 16) -> QModel:
+def quantize_model(
+    model,
+    calib_x: np.ndarray,
+    calib_y: np.ndarray | None = None,
+    wbits: int = 8,
+    headroom: float = 1.0,
+    input_pct: float = 99.99,
+    xbits: int = 16,
+) -> QModel:
     """Quantize ``model`` (an :class:`edgetp.model.Model`) using calibration features
     ``calib_x`` (N, T, F) float; the returned QModel carries ``report``."""
     calib_x = np.asarray(calib_x, dtype=np.float32)
@@ -57,8 +65,11 @@ def weight_errors(params, qm: QModel) -> dict:
         q = qm.weights[n].astype(np.float64)
         deq = q / 2.0 ** qm.frac_of(n)
         rms = float(np.sqrt(np.mean(np.asarray(w, np.float64) ** 2))) or 1.0
-        out[n] = {"frac_bits": qm.fw[n], "rel_rms_error": float(np.sqrt(np.mean((deq - w) ** 2)) / rms),
-                  "saturated": float(np.mean(np.abs(q) >= qmax))}
+        out[n] = {
+            "frac_bits": qm.fw[n],
+            "rel_rms_error": float(np.sqrt(np.mean((deq - w) ** 2)) / rms),
+            "saturated": float(np.mean(np.abs(q) >= qmax)),
+        }
     return out
 
 
@@ -67,9 +78,16 @@ def loss_report(model, qm: QModel, xs: np.ndarray, ys: np.ndarray | None = None)
     xq = quantize_inputs(xs, qm.fx, qm.xbits)
     pf = predict(model.params, xs, model.cfg)
     pq = predict_q(qm, xq)
-    rep = {"n": int(len(xs)), "fx": qm.fx, "wbits": qm.wbits, "xbits": qm.xbits, "ft": qm.ft,
-           "input_saturated": float(np.mean(np.abs(xq.astype(np.int32)) >= (1 << (qm.xbits - 1)) - 1)),
-           "agreement": float(np.mean(pf == pq)), "weights": weight_errors(model.params, qm)}
+    rep = {
+        "n": int(len(xs)),
+        "fx": qm.fx,
+        "wbits": qm.wbits,
+        "xbits": qm.xbits,
+        "ft": qm.ft,
+        "input_saturated": float(np.mean(np.abs(xq.astype(np.int32)) >= (1 << (qm.xbits - 1)) - 1)),
+        "agreement": float(np.mean(pf == pq)),
+        "weights": weight_errors(model.params, qm),
+    }
     if ys is not None:
         ys = np.asarray(ys)
         rep["float_accuracy"] = float(np.mean(pf == ys))
@@ -80,13 +98,19 @@ def loss_report(model, qm: QModel, xs: np.ndarray, ys: np.ndarray | None = None)
 
 def format_report(rep: dict) -> str:
     """Human-readable lines of a loss report."""
-    lines = [f"quantized with int{rep['wbits']} weights, inputs Q.{rep['fx']} int{rep['xbits']} "
-             f"({100 * rep['input_saturated']:.3f} % saturated), traces Q.{rep['ft']}"]
+    lines = [
+        f"quantized with int{rep['wbits']} weights, inputs Q.{rep['fx']} int{rep['xbits']} "
+        f"({100 * rep['input_saturated']:.3f} % saturated), traces Q.{rep['ft']}"
+    ]
     if "float_accuracy" in rep:
-        lines.append(f"accuracy on {rep['n']} calibration samples: float {100 * rep['float_accuracy']:.2f} %, "
-                     f"integer {100 * rep['int_accuracy']:.2f} % (lost {rep['lost_pp']:.2f} pp)")
+        lines.append(
+            f"accuracy on {rep['n']} calibration samples: float {100 * rep['float_accuracy']:.2f} %, "
+            f"integer {100 * rep['int_accuracy']:.2f} % (lost {rep['lost_pp']:.2f} pp)"
+        )
     lines.append(f"float/integer predictions agree on {100 * rep['agreement']:.2f} %")
     for n, e in rep["weights"].items():
-        lines.append(f"  {n:6s} Q.{e['frac_bits']:<2d} rel. RMS error {e['rel_rms_error']:.4f}, "
-                     f"saturated {100 * e['saturated']:.3f} %")
+        lines.append(
+            f"  {n:6s} Q.{e['frac_bits']:<2d} rel. RMS error {e['rel_rms_error']:.4f}, "
+            f"saturated {100 * e['saturated']:.3f} %"
+        )
     return "\n".join(lines)

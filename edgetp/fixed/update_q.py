@@ -18,6 +18,7 @@ tensors in ``QModel.trainable_names`` order). Proofs of the bounds: docs/fixed-p
 The ``factored`` rule (code 0, lr * g_ij / sqrt(rr_i cc_j / T2)) is gone: its hidden layers drift at batch 1
 (contract.REMOVED_KINDS says so to whoever still names it).
 """
+
 from __future__ import annotations
 
 import math
@@ -31,15 +32,15 @@ from edgetp.fixed import contract as C
 from edgetp.fixed.primitives import bitlen, isqrt, norm15, prng_seed, round_shift, sat, shl_sat, xorshift32
 from edgetp.tp.config import DEFAULT_BETA_SHIFT
 
-KINDS = C.OPT_KINDS             # their codes ETP_OPT_* are C.OPT_CODES
-NORM_MODE = C.RMS_MODES         # rms_scales' ``mode``
-STAT_F = C.STAT_F               # row/column mean squares: int64 Q.48 (their square roots Q.24)
+KINDS = C.OPT_KINDS  # their codes ETP_OPT_* are C.OPT_CODES
+NORM_MODE = C.RMS_MODES  # rms_scales' ``mode``
+STAT_F = C.STAT_F  # row/column mean squares: int64 Q.48 (their square roots Q.24)
 STAT_MAX = np.int64(C.STAT_MAX)  # ... saturating here (RMS 128)
-P_LIMIT = np.int64(C.P_LIMIT)   # bounds of the move limit (Q.16 and Q.32 weight LSB)
-DQ_BITS = C.DQ_BITS             # gradient row factors are rounded to this many bits (quant_exps)
-XQ_BITS = C.XQ_BITS             # ... column factors to this many, less the bits of the term count
-Q_LIMIT = np.int64(C.Q_LIMIT)   # |q| < Q_LIMIT (proof: docs/fixed-point.md, 5)
-M_MAX = np.int64(C.M_MAX)       # a Q.32 move multiplier (q32) saturates here: |q| M_MAX < 2^62
+P_LIMIT = np.int64(C.P_LIMIT)  # bounds of the move limit (Q.16 and Q.32 weight LSB)
+DQ_BITS = C.DQ_BITS  # gradient row factors are rounded to this many bits (quant_exps)
+XQ_BITS = C.XQ_BITS  # ... column factors to this many, less the bits of the term count
+Q_LIMIT = np.int64(C.Q_LIMIT)  # |q| < Q_LIMIT (proof: docs/fixed-point.md, 5)
+M_MAX = np.int64(C.M_MAX)  # a Q.32 move multiplier (q32) saturates here: |q| M_MAX < 2^62
 
 
 def lr_code(lr: float) -> tuple[int, int]:
@@ -49,7 +50,7 @@ def lr_code(lr: float) -> tuple[int, int]:
     if lr == 0:
         return 0, 0
     e = 7 - math.floor(math.log2(lr))
-    m = int(math.floor(lr * 2.0 ** e + 0.5))
+    m = int(math.floor(lr * 2.0**e + 0.5))
     if m > 255:
         m, e = (m + 1) // 2, e - 1
     return m, e
@@ -76,7 +77,7 @@ class QOpt:
     rng: np.ndarray = field(default_factory=lambda: np.array([prng_seed(0)], dtype=np.uint32))
     stats: dict = field(default_factory=dict)
     step: int = 0
-    clip: int = -1          # normalised rules: |move| <= 2^clip * lr per element; -1: no limit
+    clip: int = -1  # normalised rules: |move| <= 2^clip * lr per element; -1: no limit
 
     def __post_init__(self):
         check_kind(self.kind)
@@ -176,7 +177,7 @@ def mean_stat(sq, n, sh):
     a = max(np.int64(0), min(np.int64(sh), 62 - bitlen(sq)))
     ms = (sq << a) // n
     rest = sh - a
-    return shl_sat(ms, rest, STAT_MAX) if rest >= 0 else ms >> min(-rest, 63)   # 0 <= ms < 2^62
+    return shl_sat(ms, rest, STAT_MAX) if rest >= 0 else ms >> min(-rest, 63)  # 0 <= ms < 2^62
 
 
 @njit(cache=True)
@@ -235,13 +236,13 @@ def rms_scales(rowsq, colsq, sh, rr, cc, beta_shift, lr_m, mode):
         r = ts if mode == 2 else isqrt(rr[i])
         if r > 0:
             rm, re = norm15(r)
-            am, ae = norm15(((tm << 16) // rm) * lr_m)         # lr_m * sqrt(T2) / sqrt(rr_i)
+            am, ae = norm15(((tm << 16) // rm) * lr_m)  # lr_m * sqrt(T2) / sqrt(rr_i)
             row_m[i], row_s[i] = am, 16 - ae - te + re
     for j in range(N):
         c = ts if mode == 1 else isqrt(cc[j])
         if c > 0:
             cm, ce = norm15(c)
-            col_m[j], col_s[j] = (np.int64(1) << 30) // cm, ce + 30   # 1 / sqrt(cc_j)
+            col_m[j], col_s[j] = (np.int64(1) << 30) // cm, ce + 30  # 1 / sqrt(cc_j)
     return row_m, row_s, col_m, col_s
 
 
@@ -280,19 +281,40 @@ def update_q(qm, opt: QOpt, grads: dict, formats: dict) -> None:
         ed, ex = quant_exps(D, X)
         q = grad_q(D, X, ed, ex)
         e, G, fw = int(ed + ex), formats[name], qm.fw[name]
-        if opt.kind == "sgd":      # Delta W_int = lr_m q 2^-(G - e + lr_e - FW)
-            apply_update_q(w, q, np.full(H, opt.lr_m, np.int64), np.full(H, G - e + opt.lr_e - fw, np.int64),
-                           np.ones(N, np.int64), np.zeros(N, np.int64), opt.rng, -wmax - 1, wmax, -1)
+        if opt.kind == "sgd":  # Delta W_int = lr_m q 2^-(G - e + lr_e - FW)
+            apply_update_q(
+                w,
+                q,
+                np.full(H, opt.lr_m, np.int64),
+                np.full(H, G - e + opt.lr_e - fw, np.int64),
+                np.ones(N, np.int64),
+                np.zeros(N, np.int64),
+                opt.rng,
+                -wmax - 1,
+                wmax,
+                -1,
+            )
             continue
         if name not in opt.stats:
             opt.stats[name] = (np.zeros(H, np.int64), np.zeros(N, np.int64))
         rr, cc = opt.stats[name]
         rowsq, colsq = sq_sums(q)
-        row_m, row_s, col_m, col_s = rms_scales(rowsq, colsq, 2 * e + STAT_F - 2 * G, rr, cc, opt.beta_shift,
-                                                opt.lr_m, NORM_MODE[opt.kind])
+        row_m, row_s, col_m, col_s = rms_scales(
+            rowsq, colsq, 2 * e + STAT_F - 2 * G, rr, cc, opt.beta_shift, opt.lr_m, NORM_MODE[opt.kind]
+        )
         # Delta W_int = lr 2^FW (q 2^-(G-e)) (sqrt(T2) 2^-24) / ((sqrt(rr_i) 2^-24) (sqrt(cc_j) 2^-24))
         row_s = row_s + opt.lr_e - fw - e + G - STAT_F // 2
         bound = move_bound(opt, fw)
-        apply_update_q(w, q, row_m, row_s, col_m, col_s, opt.rng, -wmax - 1, wmax,
-                       int(shl_sat(bound, 16, P_LIMIT)) if bound >= 0 else -1)
+        apply_update_q(
+            w,
+            q,
+            row_m,
+            row_s,
+            col_m,
+            col_s,
+            opt.rng,
+            -wmax - 1,
+            wmax,
+            int(shl_sat(bound, 16, P_LIMIT)) if bound >= 0 else -1,
+        )
     opt.step += 1

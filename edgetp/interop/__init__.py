@@ -5,6 +5,7 @@
 picks the reader from the file's suffix (``.onnx``; ``.nir``/``.h5``/``.hdf5``) or,
 failing that, from its first bytes.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -36,5 +37,6 @@ def import_file(path, **opts):
     """An edgetp Model from an ONNX or NIR file; ``opts`` as for ``common.build_model``."""
     if file_kind(path) == "onnx":
         from edgetp.interop.onnx_io import import_onnx
+
         return import_onnx(path, **opts)
     return import_nir(path, **opts)

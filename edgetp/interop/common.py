@@ -8,6 +8,7 @@ does not use (``CARRIED``: the frozen target propagator ``S``/``S_rec`` and the 
 from the caller, or from the defaults (the propagator is then initialised like a linear
 layer, seeded, exactly as :func:`edgetp.tp.config.init_params` does).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -44,8 +45,16 @@ class Found:
 
 def model_meta(model: Model, **extra) -> dict:
     """The model's metadata as stored in an exported file (JSON-serialisable)."""
-    return {"format": META_FORMAT, "version": 1, "net": model.cfg.to_dict(), "labels": list(model.labels),
-            "frontend": model.frontend, "recipe": model.recipe, "metrics": model.metrics, **extra}
+    return {
+        "format": META_FORMAT,
+        "version": 1,
+        "net": model.cfg.to_dict(),
+        "labels": list(model.labels),
+        "frontend": model.frontend,
+        "recipe": model.recipe,
+        "metrics": model.metrics,
+        **extra,
+    }
 
 
 def carried_arrays(model: Model) -> dict:
@@ -65,8 +74,10 @@ def uniform(values, what: str) -> float:
     """The one value an array (or list of scalars) holds everywhere, else an EdgetpError."""
     a = np.asarray(values, dtype=np.float64).ravel()
     if a.size == 0 or not np.all(a == a[0]):
-        raise EdgetpError(f"{what} differs between neurons or layers ({a.min():g} .. {a.max():g}); "
-                          "edgetp has one value for the whole network")
+        raise EdgetpError(
+            f"{what} differs between neurons or layers ({a.min():g} .. {a.max():g}); "
+            "edgetp has one value for the whole network"
+        )
     return float(a[0])
 
 
@@ -75,13 +86,25 @@ def recurrent_weights(names: list, W: list, R: list) -> tuple[list | None, list]
     weights in a net where others have them gets ``R = 0`` (same behaviour) and a note."""
     if all(r is None for r in R):
         return None, []
-    notes = [f"layer {i} ({n}) has no recurrent weights: R{i} set to zero"
-             for i, (n, r) in enumerate(zip(names, R)) if r is None]
+    notes = [
+        f"layer {i} ({n}) has no recurrent weights: R{i} set to zero"
+        for i, (n, r) in enumerate(zip(names, R))
+        if r is None
+    ]
     return [np.zeros((w.shape[0],) * 2, w.dtype) if r is None else r for w, r in zip(W, R)], notes
 
 
-def build_model(found: Found, meta: dict | None, arrays: dict, source: str, *, labels=None, seed: int = 0,
-                leak_t: float | None = None, gamma: float | None = None) -> Model:
+def build_model(
+    found: Found,
+    meta: dict | None,
+    arrays: dict,
+    source: str,
+    *,
+    labels=None,
+    seed: int = 0,
+    leak_t: float | None = None,
+    gamma: float | None = None,
+) -> Model:
     """An edgetp Model from a recognised graph plus the metadata/arrays its file carried."""
     meta = meta if isinstance(meta, dict) and meta.get("format") == META_FORMAT else {}
     net, W, R = dict(meta.get("net") or {}), found.W, found.R
@@ -94,9 +117,17 @@ def build_model(found: Found, meta: dict | None, arrays: dict, source: str, *, l
 
     kw = {k: net[k] for k in ("leak_t", "gamma") if isinstance(net.get(k), (int, float))}
     kw.update({k: v for k, v in (("leak_t", leak_t), ("gamma", gamma)) if v is not None})
-    cfg = NetConfig(int(W[0].shape[1]), tuple(int(w.shape[0]) for w in W[:-1]), int(W[-1].shape[0]),
-                    recurrent=R is not None, vth=pick("vth", found.vth), leak_m=pick("leak_m", found.leak_m),
-                    leak_out=pick("leak_out", found.leak_out), reset=found.reset, **kw)
+    cfg = NetConfig(
+        int(W[0].shape[1]),
+        tuple(int(w.shape[0]) for w in W[:-1]),
+        int(W[-1].shape[0]),
+        recurrent=R is not None,
+        vth=pick("vth", found.vth),
+        leak_m=pick("leak_m", found.leak_m),
+        leak_out=pick("leak_out", found.leak_out),
+        reset=found.reset,
+        **kw,
+    )
     dtype = np.result_type(*W)
     fresh = init_params(cfg, seed, dtype)
     want = {"S": (cfg.hidden[0], cfg.n_out), "S_rec": (cfg.hidden[0],) * 2 if cfg.recurrent else None}
@@ -111,8 +142,10 @@ def build_model(found: Found, meta: dict | None, arrays: dict, source: str, *, l
             prop[name] = getattr(fresh, name)
             made.append(name)
     if made:
-        notes.append(f"target propagator {'/'.join(made)} not in the file: initialised like a linear layer "
-                     f"(U(+-1/sqrt(fan_in)), seed {seed}), as edgetp.tp.config.init_params does")
+        notes.append(
+            f"target propagator {'/'.join(made)} not in the file: initialised like a linear layer "
+            f"(U(+-1/sqrt(fan_in)), seed {seed}), as edgetp.tp.config.init_params does"
+        )
     if labels is None:
         labels = meta.get("labels") if len(meta.get("labels") or []) == cfg.n_out else None
     labels = [str(i) for i in range(cfg.n_out)] if labels is None else [str(x) for x in labels]
@@ -122,11 +155,20 @@ def build_model(found: Found, meta: dict | None, arrays: dict, source: str, *, l
     if notes or not meta:
         recipe["imported"] = {"from": str(source), "notes": notes}
     ns = arrays.get("norm_scale")
-    model = Model(cfg, Params([np.ascontiguousarray(w, dtype=dtype) for w in W],
-                              None if R is None else [np.ascontiguousarray(r, dtype=dtype) for r in R],
-                              prop["S"], prop["S_rec"]),
-                  labels, dict(meta.get("frontend") or {}), recipe, dict(meta.get("metrics") or {}),
-                  None if ns is None or ns.ndim != 1 else ns)
+    model = Model(
+        cfg,
+        Params(
+            [np.ascontiguousarray(w, dtype=dtype) for w in W],
+            None if R is None else [np.ascontiguousarray(r, dtype=dtype) for r in R],
+            prop["S"],
+            prop["S_rec"],
+        ),
+        labels,
+        dict(meta.get("frontend") or {}),
+        recipe,
+        dict(meta.get("metrics") or {}),
+        None if ns is None or ns.ndim != 1 else ns,
+    )
     model.params.check(cfg)
     return model
 

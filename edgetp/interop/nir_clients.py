@@ -7,6 +7,7 @@ step (B, T, O) and each hidden layer's spikes (B, T, H_l), read with forward hoo
 modules the importer made from the nodes ``lif{l}`` and ``readout`` (the "torch" dialect:
 the readout is the membrane of the never-firing CubaLIF ``readout``).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -25,10 +26,13 @@ def _imports(client: str):
     try:
         import nir
         import torch
+
         mod = __import__({"norse": "norse.torch", "snntorch": "snntorch.import_nir"}[client], fromlist=["_"])
     except ImportError as exc:
-        raise EdgetpError(f"running NIR in {client} needs the optional extra: pip install torch==2.13.0 "
-                          f"'edgetp[nir-clients]' && pip install --no-deps norse ({exc})") from None
+        raise EdgetpError(
+            f"running NIR in {client} needs the optional extra: pip install torch==2.13.0 "
+            f"'edgetp[nir-clients]' && pip install --no-deps norse ({exc})"
+        ) from None
     return nir, torch, mod
 
 
@@ -39,9 +43,16 @@ def _layers(graph) -> list[str]:
 def _step_all(net, modules: dict, xs, torch, read_u, call):
     """Step ``net`` over xs; ``read_u(module, output)`` gives the readout from the readout's hook."""
     rec = {name: [] for name in modules}
-    hooks = [mod.register_forward_hook(lambda m, _i, out, name=name: rec[name].append(
-        read_u(m, out) if name == "readout" else (out[0] if isinstance(out, tuple) else out).detach().numpy().copy()))
-        for name, mod in modules.items()]
+    hooks = [
+        mod.register_forward_hook(
+            lambda m, _i, out, name=name: rec[name].append(
+                read_u(m, out)
+                if name == "readout"
+                else (out[0] if isinstance(out, tuple) else out).detach().numpy().copy()
+            )
+        )
+        for name, mod in modules.items()
+    ]
     try:
         with torch.no_grad():
             state = None
@@ -62,6 +73,7 @@ def norse_run(path, xs: np.ndarray, soft_reset: bool = False):
     kw = {}
     if soft_reset:
         from norse.torch.functional.reset import reset_subtract
+
         kw["reset_method"] = reset_subtract
     net = norse_torch.from_nir(graph, dt=float(graph.metadata["dt"]), **kw)
     mods = dict(net.named_modules())
@@ -88,16 +100,23 @@ def compare(u: np.ndarray, spikes: list, u_ref: np.ndarray, spikes_ref: list) ->
     """Deviation of a framework's run from edgetp's: readout after the last step relative to its
     largest magnitude, argmax agreement, and hidden spikes that differ (count, first step)."""
     if u.shape != u_ref.shape or [s.shape for s in spikes] != [s.shape for s in spikes_ref]:
-        raise EdgetpError(f"cannot compare: readout {u.shape} and spikes {[s.shape for s in spikes]} against "
-                          f"{u_ref.shape} and {[s.shape for s in spikes_ref]}")
+        raise EdgetpError(
+            f"cannot compare: readout {u.shape} and spikes {[s.shape for s in spikes]} against "
+            f"{u_ref.shape} and {[s.shape for s in spikes_ref]}"
+        )
     last, ref = u[:, -1].astype(np.float64), u_ref[:, -1].astype(np.float64)
     scale = float(np.abs(ref).max())
     flips = [np.argwhere(a != b) for a, b in zip(spikes, spikes_ref)]
     first = min((int(f[:, 1].min()) for f in flips if len(f)), default=None)
-    return {"rel_dev": float(np.abs(last - ref).max()) / scale if scale > 0 else float("inf"),
-            "argmax_agree": int((last.argmax(1) == ref.argmax(1)).sum()), "n": int(ref.shape[0]),
-            "spikes_differ": int(sum(len(f) for f in flips)), "neuron_steps": int(sum(a.size for a in spikes_ref)),
-            "first_differing_step": first, "finite": bool(np.isfinite(u).all())}
+    return {
+        "rel_dev": float(np.abs(last - ref).max()) / scale if scale > 0 else float("inf"),
+        "argmax_agree": int((last.argmax(1) == ref.argmax(1)).sum()),
+        "n": int(ref.shape[0]),
+        "spikes_differ": int(sum(len(f) for f in flips)),
+        "neuron_steps": int(sum(a.size for a in spikes_ref)),
+        "first_differing_step": first,
+        "finite": bool(np.isfinite(u).all()),
+    }
 
 
 def reference_run(model, xs: np.ndarray):
@@ -117,6 +136,7 @@ def check_lines(model, path: Path, batch: int = 8, steps: int = 101) -> list[str
     N(0, 1) float32 utterances of ``steps`` frames (seed 0) against the float reference (a
     soft-reset model: Norse with ``reset_subtract``, snnTorch as its importer runs it)."""
     import nir
+
     if nir.read(str(path)).metadata.get("edgetp.nir_dialect") != "torch":
         return ["not checked: Norse and snnTorch run the torch dialect (--nir-dialect torch)"]
     xs = np.random.default_rng(0).normal(size=(batch, steps, model.cfg.n_in)).astype(np.float32)
@@ -129,8 +149,10 @@ def check_lines(model, path: Path, batch: int = 8, steps: int = 101) -> list[str
             lines.append(f"not checked with {client}: {exc}")
             continue
         c = compare(u, s, u_ref, s_ref)
-        lines.append(f"checked with {client}: readout after the last step off by {c['rel_dev']:.2g} of its largest "
-                     f"magnitude, argmax agrees on {c['argmax_agree']}/{c['n']}, {c['spikes_differ']} of "
-                     f"{c['neuron_steps']} hidden neuron-steps differ in spiking ({batch} x {steps} random steps, "
-                     f"float32; every step: max |u - u_ref| = {float(np.abs(u - u_ref).max()):.2g})")
+        lines.append(
+            f"checked with {client}: readout after the last step off by {c['rel_dev']:.2g} of its largest "
+            f"magnitude, argmax agrees on {c['argmax_agree']}/{c['n']}, {c['spikes_differ']} of "
+            f"{c['neuron_steps']} hidden neuron-steps differ in spiking ({batch} x {steps} random steps, "
+            f"float32; every step: max |u - u_ref| = {float(np.abs(u - u_ref).max()):.2g})"
+        )
     return lines

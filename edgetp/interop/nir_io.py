@@ -31,6 +31,7 @@ recurrent layers) and Identity; a gain ``r*dt/tau != 1`` is folded into the weig
 recurrent loop may be a chain of Linears (their product); a LIF/CubaLIF with
 ``v_threshold >= NEVER`` straight into the Output is a non-spiking readout.
 """
+
 from __future__ import annotations
 
 import json
@@ -41,8 +42,16 @@ import numpy as np
 
 from edgetp import safeload
 from edgetp.errors import EdgetpError
-from edgetp.interop.common import (META_KEY, Found, build_model, carried_arrays, model_meta, recurrent_weights,
-                                   tidy, uniform)
+from edgetp.interop.common import (
+    META_KEY,
+    Found,
+    build_model,
+    carried_arrays,
+    model_meta,
+    recurrent_weights,
+    tidy,
+    uniform,
+)
 from edgetp.model import Model
 
 try:
@@ -53,7 +62,7 @@ except ImportError:  # pragma: no cover - depends on the environment
 DT = 1e-4  # snnTorch's convention; any dt > 0 gives the same discrete network
 DIALECTS = ("torch", "plain")  # see the module docstring; "torch" is the default
 NEVER = float(np.finfo(np.float32).max)  # a threshold no finite float32 membrane crosses: a neuron that never fires
-INTEGRATOR_TAU = 2.0 ** 60  # tau_mem / dt of a beta = 1 readout: 1 - dt/tau rounds to 1.0 in float64
+INTEGRATOR_TAU = 2.0**60  # tau_mem / dt of a beta = 1 readout: 1 - dt/tau rounds to 1.0 in float64
 READOUT = "readout"  # node name of the readout (its Output in "plain", its membrane in "torch")
 
 
@@ -61,14 +70,33 @@ def dialect_caveats(model: Model, dialect: str) -> list[tuple[str, str]]:
     """``(level, text)``: what a consumer of the ``dialect`` graph must know or cannot run exactly
     ("warning": it runs a different network); printed by ``edgetp export``."""
     if dialect == "plain":
-        return [("note", "NIR has no subtractive reset; the LIF nodes carry metadata reset='soft', which tools other "
-                 "than edgetp may ignore (they then simulate a reset to 0)")] if model.cfg.reset == "soft" else []
-    notes = [("note", f"the readout is the membrane of node {READOUT!r} (a CubaLIF that never fires; the graph's "
-              "Output carries its spikes, always 0); Norse: from_nir(graph, dt=graph.metadata['dt'])")]
+        return (
+            [
+                (
+                    "note",
+                    "NIR has no subtractive reset; the LIF nodes carry metadata reset='soft', which tools other "
+                    "than edgetp may ignore (they then simulate a reset to 0)",
+                )
+            ]
+            if model.cfg.reset == "soft"
+            else []
+        )
+    notes = [
+        (
+            "note",
+            f"the readout is the membrane of node {READOUT!r} (a CubaLIF that never fires; the graph's "
+            "Output carries its spikes, always 0); Norse: from_nir(graph, dt=graph.metadata['dt'])",
+        )
+    ]
     if model.cfg.reset == "soft":
-        notes.append(("warning", "soft reset: snnTorch's importer always resets to zero, so snnTorch runs a "
-                      "different (hard-reset) network; Norse runs it only with from_nir(..., reset_method="
-                      "norse.torch.functional.reset.reset_subtract); the CubaLIF nodes carry metadata reset='soft'"))
+        notes.append(
+            (
+                "warning",
+                "soft reset: snnTorch's importer always resets to zero, so snnTorch runs a "
+                "different (hard-reset) network; Norse runs it only with from_nir(..., reset_method="
+                "norse.torch.functional.reset.reset_subtract); the CubaLIF nodes carry metadata reset='soft'",
+            )
+        )
     return notes
 
 
@@ -82,8 +110,16 @@ def _cuba(n: int, tau: float, dt: float, vth: float, meta: dict) -> "nir.CubaLIF
     """A CubaLIF that is edgetp's LIF under Euler with ``dt``: tau_syn = dt, w_in = 1 (I = this
     step's input), r = tau/dt (gain r*dt/tau = 1), v_leak = v_reset = 0."""
     full = lambda v: np.full(n, v, dtype=np.float64)
-    return nir.CubaLIF(tau_syn=full(dt), tau_mem=full(tau), r=full(tau / dt), v_leak=full(0.0),
-                       v_threshold=full(vth), v_reset=full(0.0), w_in=full(1.0), metadata=meta)
+    return nir.CubaLIF(
+        tau_syn=full(dt),
+        tau_mem=full(tau),
+        r=full(tau / dt),
+        v_leak=full(0.0),
+        v_threshold=full(vth),
+        v_reset=full(0.0),
+        w_in=full(1.0),
+        metadata=meta,
+    )
 
 
 def to_nir(model: Model, dt: float = DT, dialect: str = "torch") -> "nir.NIRGraph":
@@ -100,8 +136,14 @@ def to_nir(model: Model, dt: float = DT, dialect: str = "torch") -> "nir.NIRGrap
     for l, h in enumerate(cfg.hidden):
         tau = _tau(cfg.leak_m, dt)
         nodes[f"W{l}"] = nir.Linear(weight=np.asarray(p.W[l]))
-        nodes[f"lif{l}"] = nir.LIF(tau=full(h, tau), r=full(h, tau / dt), v_leak=full(h, 0.0),
-                                   v_threshold=full(h, cfg.vth), v_reset=full(h, 0.0), metadata={"reset": cfg.reset})
+        nodes[f"lif{l}"] = nir.LIF(
+            tau=full(h, tau),
+            r=full(h, tau / dt),
+            v_leak=full(h, 0.0),
+            v_threshold=full(h, cfg.vth),
+            v_reset=full(h, 0.0),
+            metadata={"reset": cfg.reset},
+        )
         edges += [(prev, f"W{l}"), (f"W{l}", f"lif{l}")]
         if cfg.recurrent:
             nodes[f"R{l}"] = nir.Linear(weight=np.asarray(p.R[l]))
@@ -211,8 +253,9 @@ def _neuron_raw(name, node, dt):
         return 1.0, uniform(node.r, f"{name}: r") * dt, None, None
     tau = node.tau_mem if isinstance(node, nir.CubaLIF) else node.tau
     if isinstance(node, nir.CubaLIF) and (not np.allclose(node.tau_syn, dt, rtol=1e-6) or np.any(node.w_in != 1)):
-        raise EdgetpError(f"node {name!r} (CubaLIF): only tau_syn = dt ({dt:g}) and w_in = 1 (no synaptic filter) "
-                          "map onto edgetp")
+        raise EdgetpError(
+            f"node {name!r} (CubaLIF): only tau_syn = dt ({dt:g}) and w_in = 1 (no synaptic filter) map onto edgetp"
+        )
     if np.any(np.asarray(node.v_leak) != 0):
         raise EdgetpError(f"node {name!r} ({type(node).__name__}): v_leak must be 0 (edgetp has no resting potential)")
     tau, r = uniform(tau, f"{name}: tau"), uniform(node.r, f"{name}: r")
@@ -254,8 +297,10 @@ def recognise(g: "nir.NIRGraph", dt: float) -> Found:
     nodes, edges = _contract(*_flatten(g))
     for name, node in nodes.items():
         if not isinstance(node, (nir.Input, nir.Output, nir.Linear, nir.Affine, nir.LIF, nir.CubaLIF, nir.LI, nir.I)):
-            raise EdgetpError(f"node {name!r}: {type(node).__name__} is not supported (edgetp reads Input, Output, "
-                              "Linear, Affine, LIF, CubaLIF, LI, I, Identity and nested graphs)")
+            raise EdgetpError(
+                f"node {name!r}: {type(node).__name__} is not supported (edgetp reads Input, Output, "
+                "Linear, Affine, LIF, CubaLIF, LI, I, Identity and nested graphs)"
+            )
     succ = lambda n: [b for a, b in edges if a == n]
     pred = lambda n: [a for a, b in edges if b == n]
     starts = [n for n, v in nodes.items() if isinstance(v, nir.Input)]
@@ -277,13 +322,17 @@ def recognise(g: "nir.NIRGraph", dt: float) -> Found:
         loops = [b for b in succ(cur) if loop(cur, b)] if hidden else []
         fwd = [b for b in succ(cur) if b not in loops]
         if len(fwd) != 1 or len(loops) > 1:
-            raise EdgetpError(f"node {cur!r}: expected one feed-forward successor (and at most one recurrent "
-                              f"Linear back), found {succ(cur)}")
+            raise EdgetpError(
+                f"node {cur!r}: expected one feed-forward successor (and at most one recurrent "
+                f"Linear back), found {succ(cur)}"
+            )
         w = fwd[0]
         if isinstance(nodes[w], nir.Output):
-            raise EdgetpError(f"node {cur!r} ({type(nodes[cur]).__name__}) feeds the Output: edgetp's readout is a "
-                              "Linear followed by a non-spiking LI or I (or a LIF/CubaLIF with v_threshold >= "
-                              f"{NEVER:.7g}, which never fires)")
+            raise EdgetpError(
+                f"node {cur!r} ({type(nodes[cur]).__name__}) feeds the Output: edgetp's readout is a "
+                "Linear followed by a non-spiking LI or I (or a LIF/CubaLIF with v_threshold >= "
+                f"{NEVER:.7g}, which never fires)"
+            )
         if len(pred(w)) != 1 or len(succ(w)) != 1 or succ(w)[0] in seen:
             raise EdgetpError(f"node {w!r}: expected one input edge and one output edge in a chain")
         tgt = succ(w)[0]
@@ -294,17 +343,29 @@ def recognise(g: "nir.NIRGraph", dt: float) -> Found:
         alpha, gain, vth, reset = _neuron(tgt, nodes[tgt], dt)
         if vth is None or vth >= NEVER:  # LI, I or a neuron that never fires: the readout
             if pred(tgt) != [w] or len(succ(tgt)) != 1 or not isinstance(nodes[succ(tgt)[0]], nir.Output):
-                raise EdgetpError(f"node {tgt!r} ({type(nodes[tgt]).__name__}): the readout must go from one "
-                                  "Linear straight to the Output")
+                raise EdgetpError(
+                    f"node {tgt!r} ({type(nodes[tgt]).__name__}): the readout must go from one "
+                    "Linear straight to the Output"
+                )
             readout = (alpha, _weight(w, nodes[w], gain))
             break
         rec = [a for a in pred(tgt) if a != w]
         chains = [c for c in (loop(tgt, b) for b in succ(tgt)) if c]
         if len(rec) > 1 or len(chains) > 1 or rec != [c[-1] for c in chains]:
-            raise EdgetpError(f"node {tgt!r}: inputs {pred(tgt)} are not one feed-forward and one recurrent Linear "
-                              "(or chain of Linears)")
-        hidden.append({"name": tgt, "alpha": alpha, "vth": vth, "reset": reset, "W": _weight(w, nodes[w], gain),
-                       "R": _chain_weight(chains[0], nodes, gain) if chains else None})
+            raise EdgetpError(
+                f"node {tgt!r}: inputs {pred(tgt)} are not one feed-forward and one recurrent Linear "
+                "(or chain of Linears)"
+            )
+        hidden.append(
+            {
+                "name": tgt,
+                "alpha": alpha,
+                "vth": vth,
+                "reset": reset,
+                "W": _weight(w, nodes[w], gain),
+                "R": _chain_weight(chains[0], nodes, gain) if chains else None,
+            }
+        )
         cur = tgt
     if not hidden:
         raise EdgetpError("no LIF layer between the Input and the readout")
@@ -313,8 +374,15 @@ def recognise(g: "nir.NIRGraph", dt: float) -> Found:
     resets = set(col("reset"))
     if len(resets) != 1 or not resets <= {"soft", "hard"}:
         raise EdgetpError(f"LIF metadata 'reset' must be soft or hard, the same in every layer; found {sorted(resets)}")
-    return Found(col("W") + [readout[1]], R, uniform(col("alpha"), "membrane leak (tau)"),
-                 uniform(col("vth"), "v_threshold"), readout[0], resets.pop(), notes)
+    return Found(
+        col("W") + [readout[1]],
+        R,
+        uniform(col("alpha"), "membrane leak (tau)"),
+        uniform(col("vth"), "v_threshold"),
+        readout[0],
+        resets.pop(),
+        notes,
+    )
 
 
 def import_nir(path, dt: float | None = None, **opts) -> Model:
@@ -339,6 +407,7 @@ def import_nir(path, dt: float | None = None, **opts) -> Model:
         dt = float(dt if dt is not None else meta.get("dt", DT))
         found = recognise(g, dt)
         stored = safeload.parse_json(meta.get(META_KEY, "{}"), f"metadata {META_KEY!r}")
-        arrays = {k[len("edgetp."):]: np.asarray(v) for k, v in meta.items()
-                  if k.startswith("edgetp.") and k != META_KEY}
+        arrays = {
+            k[len("edgetp.") :]: np.asarray(v) for k, v in meta.items() if k.startswith("edgetp.") and k != META_KEY
+        }
         return build_model(found, stored, arrays, Path(path).name, **opts)

@@ -9,6 +9,7 @@ leaves. Which op spellings are understood is listed in ``SUPPORTED``; any other 
 error naming the node. ``analyse`` then reads the layers, the readout and the state
 pairs (membrane input -> output) off the forms of the graph's outputs.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,8 +17,27 @@ import numpy as np
 from edgetp.errors import EdgetpError
 from edgetp.interop.common import Found, recurrent_weights, tidy, uniform
 
-SUPPORTED = ("Identity", "Dropout", "Constant", "Cast", "Transpose", "Reshape", "Neg", "Add", "Sub", "Mul", "Div",
-             "MatMul", "Gemm", "GreaterOrEqual", "Greater", "LessOrEqual", "Less", "Not", "Where")
+SUPPORTED = (
+    "Identity",
+    "Dropout",
+    "Constant",
+    "Cast",
+    "Transpose",
+    "Reshape",
+    "Neg",
+    "Add",
+    "Sub",
+    "Mul",
+    "Div",
+    "MatMul",
+    "Gemm",
+    "GreaterOrEqual",
+    "Greater",
+    "LessOrEqual",
+    "Less",
+    "Not",
+    "Where",
+)
 ONE = ("one",)
 
 
@@ -38,6 +58,7 @@ class Lin(dict):
         def close(a, b):
             shaped = np.shape(a) == np.shape(b) or np.size(a) == np.size(b) == 1
             return shaped and np.allclose(a, b, rtol=1e-6, atol=0)
+
         return self.keys() == other.keys() and all(close(self[k], other[k]) for k in self)
 
 
@@ -73,12 +94,16 @@ class Evaluator:
     def run(self, graph, attrs):
         for node in graph.node:
             if node.op_type not in SUPPORTED:
-                raise EdgetpError(f"node {node.name or node.output[0]!r}: op {node.op_type} is not supported "
-                                  f"(edgetp reads {', '.join(SUPPORTED)} and a top-level Scan)")
+                raise EdgetpError(
+                    f"node {node.name or node.output[0]!r}: op {node.op_type} is not supported "
+                    f"(edgetp reads {', '.join(SUPPORTED)} and a top-level Scan)"
+                )
             missing = [i for i in node.input if i and i not in self.env]
             if missing:
-                raise EdgetpError(f"node {node.name or node.output[0]!r}: input {missing[0]!r} is not computed by "
-                                  "the graph (or is a second output, which edgetp does not read)")
+                raise EdgetpError(
+                    f"node {node.name or node.output[0]!r}: input {missing[0]!r} is not computed by "
+                    "the graph (or is a second output, which edgetp does not read)"
+                )
             args = [self.env[i] if i else None for i in node.input]
             try:
                 self.env[node.output[0]] = self.op(node.op_type, args, attrs(node), node.name or node.output[0])
@@ -105,8 +130,14 @@ class Evaluator:
         if op in ("Transpose", "Reshape") and const:
             return np.transpose(a[0], at.get("perm")) if op == "Transpose" else a[0].reshape(a[1])
         if const and op in ("Neg", "Add", "Sub", "Mul", "Div", "MatMul"):
-            f = {"Neg": np.negative, "Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide,
-                 "MatMul": np.matmul}[op]
+            f = {
+                "Neg": np.negative,
+                "Add": np.add,
+                "Sub": np.subtract,
+                "Mul": np.multiply,
+                "Div": np.divide,
+                "MatMul": np.matmul,
+            }[op]
             return f(*a)
         if op == "Neg":
             return a[0].scaled(-1.0)
@@ -152,8 +183,11 @@ class Evaluator:
                 return Lin({("rst", k): 1.0})
             _no_bias(yes, no)
         kinds = {Lin: "signal", np.ndarray: "constant", tuple: "comparison"}
-        raise EdgetpError("this use of the op is not supported (operands: " +
-                          ", ".join(kinds.get(type(x), "?") for x in a if x is not None) + ")")
+        raise EdgetpError(
+            "this use of the op is not supported (operands: "
+            + ", ".join(kinds.get(type(x), "?") for x in a if x is not None)
+            + ")"
+        )
 
     def product(self, x, y):
         """v * (1 - s) is a hard reset; v * s is kept so that v - v*s is one too."""
@@ -200,14 +234,17 @@ def analyse(ev: Evaluator, x: str, outputs: list[str]) -> tuple[Found, dict]:
             raise EdgetpError(f"spike node {name!r}: no weight matrix feeds this layer")
         layers[k] = lay
     order, src = [], -1
-    while (nxt := [k for k, lay in layers.items() if lay["src"] == src]):
+    while nxt := [k for k, lay in layers.items() if lay["src"] == src]:
         if len(nxt) > 1:
             raise EdgetpError("the network branches: " + ", ".join(layers[k]["name"] for k in nxt))
         order.append(src := nxt[0])
     if not order or len(order) != len(layers):
-        raise EdgetpError("no chain of spiking layers from the input" if not order else
-                          "spiking layers not on the chain from the input: " +
-                          ", ".join(lay["name"] for k, lay in layers.items() if k not in order))
+        raise EdgetpError(
+            "no chain of spiking layers from the input"
+            if not order
+            else "spiking layers not on the chain from the input: "
+            + ", ".join(lay["name"] for k, lay in layers.items() if k not in order)
+        )
     readout, resets, forms = None, set(), {o: ev.env[o] for o in outputs}
     for o, f in forms.items():
         if not isinstance(f, Lin):
@@ -243,11 +280,19 @@ def analyse(ev: Evaluator, x: str, outputs: list[str]) -> tuple[Found, dict]:
         raise EdgetpError("layers mix soft and hard resets")
     lays = [layers[k] for k in order]
     R, notes = recurrent_weights([lay["name"] for lay in lays], [lay["W"] for lay in lays], [lay["R"] for lay in lays])
-    notes += [f"spike node {ev.spikes[k][2]!r} fires at v > vth, edgetp at v >= vth (equal only at v == vth)"
-              for k in order if ev.spikes[k][3]]
+    notes += [
+        f"spike node {ev.spikes[k][2]!r} fires at v > vth, edgetp at v >= vth (equal only at v == vth)"
+        for k in order
+        if ev.spikes[k][3]
+    ]
     dt = lays[0]["W"].dtype
-    found = Found([lay["W"] for lay in lays] + [np.asarray(forms[readout[0]][("spk", order[-1])]).T], R,
-                  tidy(uniform([lay["alpha"] for lay in lays], "membrane leak"), dt),
-                  tidy(uniform([lay["vth"] for lay in lays], "threshold"), dt),
-                  tidy(beta[0][1] if beta else 0.0, dt), resets.pop() if resets else "hard", notes)
+    found = Found(
+        [lay["W"] for lay in lays] + [np.asarray(forms[readout[0]][("spk", order[-1])]).T],
+        R,
+        tidy(uniform([lay["alpha"] for lay in lays], "membrane leak"), dt),
+        tidy(uniform([lay["vth"] for lay in lays], "threshold"), dt),
+        tidy(beta[0][1] if beta else 0.0, dt),
+        resets.pop() if resets else "hard",
+        notes,
+    )
     return found, {"x": x, "readout": readout[0], "readouts": readout, "states": {i: o for i, o in pairs.items() if i}}

@@ -16,6 +16,7 @@ or ``v - vth*s`` (soft), ``beta*u + W_out s``). The model's metadata and the arr
 inference does not use (``S``, ``S_rec``, ``norm_scale``) travel in ``metadata_props``
 (``edgetp.model`` as JSON, the arrays as base64 ``.npy``), never as graph initializers.
 """
+
 from __future__ import annotations
 
 import base64
@@ -43,8 +44,9 @@ FORMS = ("step", "scan")
 
 
 def state_names(cfg) -> list[str]:
-    return [f"v{l}" for l in range(cfg.layers)] + \
-        ([f"s{l}" for l in range(cfg.layers)] if cfg.recurrent else []) + ["u"]
+    return (
+        [f"v{l}" for l in range(cfg.layers)] + ([f"s{l}" for l in range(cfg.layers)] if cfg.recurrent else []) + ["u"]
+    )
 
 
 def _step_nodes(cfg, x: str, pre: str, elem: int) -> list:
@@ -55,23 +57,31 @@ def _step_nodes(cfg, x: str, pre: str, elem: int) -> list:
         nodes.append(mk("MatMul", [inp, f"W{l}T"], [p + "ff"], name=p + "ff"))
         cur = p + "ff"
         if cfg.recurrent:
-            nodes += [mk("MatMul", [f"{pre}s{l}", f"R{l}T"], [p + "rec"], name=p + "rec"),
-                      mk("Add", [p + "ff", p + "rec"], [p + "cur"], name=p + "cur")]
+            nodes += [
+                mk("MatMul", [f"{pre}s{l}", f"R{l}T"], [p + "rec"], name=p + "rec"),
+                mk("Add", [p + "ff", p + "rec"], [p + "cur"], name=p + "cur"),
+            ]
             cur = p + "cur"
         s_out, v_out = f"{pre}s{l}_out" if cfg.recurrent else p + "spikes", f"{pre}v{l}_out"
-        nodes += [mk("Mul", ["alpha", f"{pre}v{l}"], [p + "leak"], name=p + "leak"),
-                  mk("Add", [p + "leak", cur], [p + "vpre"], name=p + "vpre"),
-                  mk("GreaterOrEqual", [p + "vpre", "vth"], [p + "fire"], name=p + "fire"),
-                  mk("Cast", [p + "fire"], [s_out], name=p + "spikes", to=elem)]
+        nodes += [
+            mk("Mul", ["alpha", f"{pre}v{l}"], [p + "leak"], name=p + "leak"),
+            mk("Add", [p + "leak", cur], [p + "vpre"], name=p + "vpre"),
+            mk("GreaterOrEqual", [p + "vpre", "vth"], [p + "fire"], name=p + "fire"),
+            mk("Cast", [p + "fire"], [s_out], name=p + "spikes", to=elem),
+        ]
         if cfg.reset == "hard":
             nodes.append(mk("Where", [p + "fire", "zero", p + "vpre"], [v_out], name=p + "reset"))
         else:
-            nodes += [mk("Mul", [s_out, "vth"], [p + "drop"], name=p + "drop"),
-                      mk("Sub", [p + "vpre", p + "drop"], [v_out], name=p + "reset")]
+            nodes += [
+                mk("Mul", [s_out, "vth"], [p + "drop"], name=p + "drop"),
+                mk("Sub", [p + "vpre", p + "drop"], [v_out], name=p + "reset"),
+            ]
         inp = s_out
-    return nodes + [mk("MatMul", [inp, f"W{cfg.layers}T"], [pre + "ro_in"], name=pre + "ro_in"),
-                    mk("Mul", ["beta", pre + "u"], [pre + "ro_leak"], name=pre + "ro_leak"),
-                    mk("Add", [pre + "ro_leak", pre + "ro_in"], [pre + "u_out"], name=pre + "readout")]
+    return nodes + [
+        mk("MatMul", [inp, f"W{cfg.layers}T"], [pre + "ro_in"], name=pre + "ro_in"),
+        mk("Mul", ["beta", pre + "u"], [pre + "ro_leak"], name=pre + "ro_leak"),
+        mk("Add", [pre + "ro_leak", pre + "ro_in"], [pre + "u_out"], name=pre + "readout"),
+    ]
 
 
 _DT = {np.dtype(np.float32): onnx.TensorProto.FLOAT, np.dtype(np.float64): onnx.TensorProto.DOUBLE}
@@ -94,8 +104,10 @@ def to_onnx(model: Model, form: str = "step") -> "onnx.ModelProto":
     t, info = _DT[dtype], helper.make_tensor_value_info
     init = [numpy_helper.from_array(np.ascontiguousarray(w.T, dtype), f"W{i}T") for i, w in enumerate(p.W)]
     init += [numpy_helper.from_array(np.ascontiguousarray(r.T, dtype), f"R{i}T") for i, r in enumerate(p.R or [])]
-    init += [numpy_helper.from_array(np.array(v, dtype), n) for n, v in
-             (("alpha", cfg.leak_m), ("vth", cfg.vth), ("beta", cfg.leak_out), ("zero", 0.0))]
+    init += [
+        numpy_helper.from_array(np.array(v, dtype), n)
+        for n, v in (("alpha", cfg.leak_m), ("vth", cfg.vth), ("beta", cfg.leak_out), ("zero", 0.0))
+    ]
     width = dict(zip(state_names(cfg), [*cfg.hidden, *(cfg.hidden if cfg.recurrent else ()), cfg.n_out]))
     states = [info(n, t, ["batch", w]) for n, w in width.items()]
     finals = [info(n + "_out", t, ["batch", w]) for n, w in width.items()]
@@ -104,16 +116,30 @@ def to_onnx(model: Model, form: str = "step") -> "onnx.ModelProto":
     else:
         body = helper.make_graph(
             _step_nodes(cfg, "b_x", "b_", t) + [helper.make_node("Identity", ["b_u_out"], ["b_u_t"], name="b_u_t")],
-            "step", [info("b_" + n, t, ["batch", w]) for n, w in width.items()] + [info("b_x", t, ["batch", cfg.n_in])],
-            [info(f"b_{n}_out", t, ["batch", w]) for n, w in width.items()] + [info("b_u_t", t, ["batch", cfg.n_out])])
-        nodes = [helper.make_node("Scan", list(width) + ["xs"], [n + "_out" for n in width] + ["us"], name="scan",
-                                  body=body, num_scan_inputs=1, scan_input_axes=[1], scan_output_axes=[1])]
+            "step",
+            [info("b_" + n, t, ["batch", w]) for n, w in width.items()] + [info("b_x", t, ["batch", cfg.n_in])],
+            [info(f"b_{n}_out", t, ["batch", w]) for n, w in width.items()] + [info("b_u_t", t, ["batch", cfg.n_out])],
+        )
+        nodes = [
+            helper.make_node(
+                "Scan",
+                list(width) + ["xs"],
+                [n + "_out" for n in width] + ["us"],
+                name="scan",
+                body=body,
+                num_scan_inputs=1,
+                scan_input_axes=[1],
+                scan_output_axes=[1],
+            )
+        ]
         inputs = [info("xs", t, ["batch", "T", cfg.n_in])] + states
         outputs = finals + [info("us", t, ["batch", "T", cfg.n_out])]
-    graph = helper.make_graph(nodes, f"edgetp_{cfg.net_string()}_{form}", inputs, outputs, init,
-                              doc_string=__doc__.split("\n\n")[1])
-    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="edgetp",
-                          producer_version=__version__)
+    graph = helper.make_graph(
+        nodes, f"edgetp_{cfg.net_string()}_{form}", inputs, outputs, init, doc_string=__doc__.split("\n\n")[1]
+    )
+    m = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="edgetp", producer_version=__version__
+    )
     meta = {META_KEY: json.dumps(model_meta(model, form=form, opset=OPSET))}
     meta.update({f"edgetp.{k}": _encode(a) for k, a in carried_arrays(model).items()})
     helper.set_model_props(m, meta)
@@ -161,8 +187,9 @@ def check_tensors(m: "onnx.ModelProto", limit: int) -> None:
     for t in _tensors(m):
         name = t.name or "(unnamed)"
         if t.data_location == onnx.TensorProto.EXTERNAL or t.external_data:
-            raise EdgetpError(f"tensor {name!r} keeps its data in an external file; only self-contained models "
-                              "are read")
+            raise EdgetpError(
+                f"tensor {name!r} keeps its data in an external file; only self-contained models are read"
+            )
         if any(d < 0 for d in t.dims):
             raise EdgetpError(f"tensor {name!r} has negative dimensions {list(t.dims)}")
         n = math.prod(t.dims)
@@ -175,8 +202,9 @@ def check_tensors(m: "onnx.ModelProto", limit: int) -> None:
             raise EdgetpError(f"tensor {name!r} declares {n} elements ({list(t.dims)}) but holds {held:g}")
         total += n * dtype.itemsize
         if total > limit:
-            raise EdgetpError(f"its tensors declare more than the load limit ({limit} bytes; "
-                              f"{safeload.LIMIT_ENV} raises it)")
+            raise EdgetpError(
+                f"its tensors declare more than the load limit ({limit} bytes; {safeload.LIMIT_ENV} raises it)"
+            )
 
 
 def read_onnx(path) -> "onnx.ModelProto":
@@ -186,8 +214,7 @@ def read_onnx(path) -> "onnx.ModelProto":
     try:
         size = Path(path).stat().st_size
         if size > limit:
-            raise EdgetpError(f"{size} bytes, more than the load limit ({limit} bytes; {safeload.LIMIT_ENV} "
-                              "raises it)")
+            raise EdgetpError(f"{size} bytes, more than the load limit ({limit} bytes; {safeload.LIMIT_ENV} raises it)")
         m = onnx.load(str(path), load_external_data=False)
         check_tensors(m, limit)
         onnx.checker.check_model(m)
@@ -221,18 +248,30 @@ def recognise(m: "onnx.ModelProto"):
         return (*_evaluate(g, consts, inputs, inputs[0], [o.name for o in g.output]), "step")
     scan = scans[0]
     at = {a.name: helper.get_attribute_value(a) for a in scan.attribute}
-    if len(g.node) != 1 or at.get("num_scan_inputs") != 1 or list(at.get("scan_input_axes", [0])) != [1] \
-            or list(at.get("scan_output_axes", [0])) != [1]:
-        raise EdgetpError(f"node {scan.name!r} (Scan): only one Scan over one input (batch, T, N) along axis 1 "
-                          "is supported")
+    if (
+        len(g.node) != 1
+        or at.get("num_scan_inputs") != 1
+        or list(at.get("scan_input_axes", [0])) != [1]
+        or list(at.get("scan_output_axes", [0])) != [1]
+    ):
+        raise EdgetpError(
+            f"node {scan.name!r} (Scan): only one Scan over one input (batch, T, N) along axis 1 is supported"
+        )
     body_in, body_out = [i.name for i in at["body"].input], [o.name for o in at["body"].output]
     n = len(body_in) - 1
     found, io_ = _evaluate(at["body"], consts, body_in, body_in[-1], body_out)
     if len(body_out) <= n or body_out[n] not in io_["readouts"]:
         raise EdgetpError(f"node {scan.name!r} (Scan): the first scan output must be the readout")
     outer_in, outer_out = dict(zip(body_in, scan.input)), dict(zip(body_out, scan.output))
-    return found, {"x": scan.input[-1], "readout": scan.output[n], "states": {
-        outer_in[i]: outer_out[o] for i, o in io_["states"].items()}}, "scan"
+    return (
+        found,
+        {
+            "x": scan.input[-1],
+            "readout": scan.output[n],
+            "states": {outer_in[i]: outer_out[o] for i, o in io_["states"].items()},
+        },
+        "scan",
+    )
 
 
 def import_onnx(path, **opts) -> Model:
@@ -246,8 +285,11 @@ def import_onnx(path, **opts) -> Model:
     props = {p.key: p.value for p in m.metadata_props}
     with safeload.guarded(path, "corrupt edgetp metadata"):
         meta = safeload.parse_json(props.get(META_KEY, "{}"), f"metadata {META_KEY!r}")
-        arrays = {k[len("edgetp."):]: safeload.npy_from_bytes(base64.b64decode(v, validate=True), f"metadata {k!r}")
-                  for k, v in props.items() if k.startswith("edgetp.") and k != META_KEY}
+        arrays = {
+            k[len("edgetp.") :]: safeload.npy_from_bytes(base64.b64decode(v, validate=True), f"metadata {k!r}")
+            for k, v in props.items()
+            if k.startswith("edgetp.") and k != META_KEY
+        }
     with safeload.guarded(path, "not a network edgetp can import"):
         return build_model(found, meta, arrays, Path(path).name, **opts)
 
@@ -255,6 +297,7 @@ def import_onnx(path, **opts) -> Model:
 def onnx_readout(path_or_model, xs: np.ndarray) -> np.ndarray:
     """Run an ONNX file over ``xs`` (B, T, N0) from zero state with onnxruntime; u per step (B, T, O)."""
     import onnxruntime as ort
+
     m = path_or_model if isinstance(path_or_model, onnx.ModelProto) else read_onnx(path_or_model)
     _, io_, form = recognise(m)
     opts = ort.SessionOptions()

@@ -1,4 +1,5 @@
 """Features for the KWS protocols: corpus + split -> normalised (N, 101, 120) arrays."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -25,8 +26,8 @@ def check_gain(gain, what: str) -> float:
     return g
 
 
-RECOMPRESS_CHUNK = 2048   # utterances per block of recompress' float64 work
-RUNNING_MAX_F = 8    # the running maximum's decay: Q.8 of an octave (log2) per frame, as the integer frontend's l
+RECOMPRESS_CHUNK = 2048  # utterances per block of recompress' float64 work
+RUNNING_MAX_F = 8  # the running maximum's decay: Q.8 of an octave (log2) per frame, as the integer frontend's l
 
 
 def check_running_max(decay, what: str) -> int | None:
@@ -36,8 +37,10 @@ def check_running_max(decay, what: str) -> int | None:
     if decay is None:
         return None
     if isinstance(decay, bool) or not isinstance(decay, (int, np.integer)) or not 1 <= int(decay) <= 255:
-        raise EdgetpError(f"{what} must be a whole number in 1..255 (the running maximum falls by N/256 of an "
-                          f"octave, 2.35 N dB/s, per 10 ms frame), got {decay!r}")
+        raise EdgetpError(
+            f"{what} must be a whole number in 1..255 (the running maximum falls by N/256 of an "
+            f"octave, 2.35 N dB/s, per 10 ms frame), got {decay!r}"
+        )
     return int(decay)
 
 
@@ -67,10 +70,10 @@ def recompress(x: np.ndarray, gain: float, running_max_decay: int | None = None)
     if gain == 1.0 and running_max_decay is None:
         return x
     x = np.asarray(x)
-    if x.ndim == 3 and len(x) > RECOMPRESS_CHUNK:   # float64 temporaries of a whole corpus would not fit in RAM
+    if x.ndim == 3 and len(x) > RECOMPRESS_CHUNK:  # float64 temporaries of a whole corpus would not fit in RAM
         out = np.empty(x.shape, np.float32)
         for i in range(0, len(x), RECOMPRESS_CHUNK):
-            out[i:i + RECOMPRESS_CHUNK] = recompress(x[i:i + RECOMPRESS_CHUNK], gain, running_max_decay)
+            out[i : i + RECOMPRESS_CHUNK] = recompress(x[i : i + RECOMPRESS_CHUNK], gain, running_max_decay)
         return out
     from edgetp.audio.frontend import DELTA1, DELTA2, N_MELS
 
@@ -90,9 +93,9 @@ class ModelInputs:
     its ``log_gain`` (``frontend["log_gain"]``, default 1) and ``running_max_decay`` (absent: the utterance's
     maximum), then its normalisation."""
 
-    norm: object          # edgetp.audio.frontend.NormConstants
+    norm: object  # edgetp.audio.frontend.NormConstants
     log_gain: float = 1.0
-    running_max_decay: int | None = None   # frontend["running_max_decay"]: the causal running maximum
+    running_max_decay: int | None = None  # frontend["running_max_decay"]: the causal running maximum
 
     @property
     def per_utterance(self) -> bool:
@@ -113,7 +116,7 @@ class IntInputs:
     its integer normalisation (``apply``): the int16/int8 inputs the device feeds its network, bit for
     bit (the C twin is checked by ``verify-c --frontend``)."""
 
-    norm: object          # edgetp.audio.frontend_q.InputNorm of the model quantized as the device runs it
+    norm: object  # edgetp.audio.frontend_q.InputNorm of the model quantized as the device runs it
 
     @property
     def source(self):
@@ -139,11 +142,11 @@ class SplitData:
     split: object  # edgetp.data.splits.SpeakerSplit
     support: tuple
     query: tuple
-    test: tuple      # the other speakers' utterances ("others before / after"), from split ``others``
-    rehearsal: tuple | None = None   # other speakers' pretraining utterances mixed into fine-tuning
+    test: tuple  # the other speakers' utterances ("others before / after"), from split ``others``
+    rehearsal: tuple | None = None  # other speakers' pretraining utterances mixed into fine-tuning
     rehearsal_idx: np.ndarray | None = None
-    others: str = "testing"          # "validation" or "testing" (edgetp.kws.speakers.others_split)
-    others_speakers: tuple = ()      # the speakers ``test`` holds (sorted ids)
+    others: str = "testing"  # "validation" or "testing" (edgetp.kws.speakers.others_split)
+    others_speakers: tuple = ()  # the speakers ``test`` holds (sorted ids)
 
     @property
     def n_rehearsal(self) -> int:
@@ -155,8 +158,11 @@ def open_corpus(data_root, labels: str = "paper"):
 
     root = Path(data_root) if data_root else paths.default_data_root()
     if not root.is_dir():
-        hint = ("generate the offline corpus with: edgetp data synth-kws " + str(root)
-                if not data_root else "give the folder of a GSC-layout corpus")
+        hint = (
+            "generate the offline corpus with: edgetp data synth-kws " + str(root)
+            if not data_root
+            else "give the folder of a GSC-layout corpus"
+        )
         raise EdgetpError(f"data root {root} does not exist; {hint}")
     return load_corpus(root, labels=labels)
 
@@ -165,8 +171,9 @@ def corpus_for(model, data_root):
     """The corpus a model reads (its label set, checked)."""
     corpus = open_corpus(data_root, model.frontend.get("label_set", "paper"))
     if list(corpus.label_names) != list(model.labels):
-        raise EdgetpError(f"the corpus' labels ({len(corpus.label_names)}) differ "
-                          f"from the model's ({len(model.labels)})")
+        raise EdgetpError(
+            f"the corpus' labels ({len(corpus.label_names)}) differ from the model's ({len(model.labels)})"
+        )
     return corpus
 
 
@@ -204,6 +211,7 @@ def pretrain_speakers(model, corpus) -> set[str] | None:
     if src.name != here.name:
         if src.is_dir():
             from edgetp.data.gsc import load_corpus
+
             try:
                 corpus = load_corpus(src, labels=model.frontend.get("label_set", "paper"))
             except EdgetpError:
@@ -214,7 +222,7 @@ def pretrain_speakers(model, corpus) -> set[str] | None:
     return {sid for sid, n in corpus.speaker_counts("train").items() if n and sid != held}
 
 
-ALLOW = "--allow-seen-speaker (finetune: --set allow_seen_speaker=true)"   # how each command allows it
+ALLOW = "--allow-seen-speaker (finetune: --set allow_seen_speaker=true)"  # how each command allows it
 
 
 def check_speaker(model, corpus, speaker, allow_seen: bool = False, model_name: str = "the model") -> dict:
@@ -226,20 +234,24 @@ def check_speaker(model, corpus, speaker, allow_seen: bool = False, model_name: 
     seen = pretrain_speakers(model, corpus)
     held = model.recipe.get("held_out_speaker")
     if seen is None:
-        unknown = [s for s in speakers if not (held and s == held)]   # the recipe names `held` as held out
+        unknown = [s for s in speakers if not (held and s == held)]  # the recipe names `held` as held out
         if unknown and not allow_seen:
-            raise EdgetpError(f"cannot tell which speakers {model_name} was pretrained on (its recipe records no "
-                              f"pretrain_speakers and its corpus {model.recipe.get('data')!r} is not available), so "
-                              f"speaker {', '.join(unknown)} may not be held out; pass {ALLOW} to go on "
-                              "anyway")
+            raise EdgetpError(
+                f"cannot tell which speakers {model_name} was pretrained on (its recipe records no "
+                f"pretrain_speakers and its corpus {model.recipe.get('data')!r} is not available), so "
+                f"speaker {', '.join(unknown)} may not be held out; pass {ALLOW} to go on "
+                "anyway"
+            )
         out = {"seen_speaker": None if unknown else False, "allow_seen_speaker": bool(allow_seen)}
         return dict(out, seen_speakers=unknown) if unknown else out
     hit = [s for s in speakers if s in seen]
     if hit and not allow_seen:
         hint = f" (the model's held-out speaker is {held})" if held else ""
-        raise EdgetpError(f"speaker {', '.join(hit)} {'is' if len(hit) == 1 else 'are'} in {model_name}'s pretraining "
-                          f"set ({len(seen)} speakers): its accuracy would not be a held-out result; choose a speaker "
-                          f"the model has not heard{hint}, or pass {ALLOW}")
+        raise EdgetpError(
+            f"speaker {', '.join(hit)} {'is' if len(hit) == 1 else 'are'} in {model_name}'s pretraining "
+            f"set ({len(seen)} speakers): its accuracy would not be a held-out result; choose a speaker "
+            f"the model has not heard{hint}, or pass {ALLOW}"
+        )
     out = {"seen_speaker": bool(hit), "allow_seen_speaker": bool(allow_seen)}
     return dict(out, seen_speakers=hit) if hit else out
 
@@ -248,8 +260,9 @@ def seen_note(info: dict, speaker=None) -> str | None:
     """The report's line when a speaker is not a checked held-out speaker (else None)."""
     who = ", ".join(info.get("seen_speakers") or ([speaker] if isinstance(speaker, str) else speaker or []))
     if info.get("seen_speaker") is True:
-        return (f"speaker {who} was in the model's pretraining set (--allow-seen-speaker): "
-                "these are NOT held-out results")
+        return (
+            f"speaker {who} was in the model's pretraining set (--allow-seen-speaker): these are NOT held-out results"
+        )
     if info.get("seen_speaker") is None:
         return f"speaker {who} could not be checked against the model's pretraining set (--allow-seen-speaker)"
     return None
@@ -292,8 +305,18 @@ def pretrain_pool(corpus, indices, speakers=None) -> np.ndarray:
     return np.array([i for i in indices if corpus.utterances[i].speaker in keep], dtype=np.int64)
 
 
-def speaker_data(corpus, speaker: str, shots, seed: int, norm, cache=None, test_limit: int | None = None,
-                 rehearsal: float = 0.0, pretrain_speakers=None, others: str = "testing") -> SplitData:
+def speaker_data(
+    corpus,
+    speaker: str,
+    shots,
+    seed: int,
+    norm,
+    cache=None,
+    test_limit: int | None = None,
+    rehearsal: float = 0.0,
+    pretrain_speakers=None,
+    others: str = "testing",
+) -> SplitData:
     """The split's normalised features; ``rehearsal`` > 0 adds round(rehearsal * |support|)
     utterances drawn (seeded per seed) from the pretrain split, which never holds ``speaker``
     (only ``pretrain_speakers``' utterances when given: never another held-out voice).
@@ -314,8 +337,16 @@ def speaker_data(corpus, speaker: str, shots, seed: int, norm, cache=None, test_
         raise EdgetpError(f"others must be validation or testing, not {others!r}")
     pool = subsample(pool, test_limit, seed=0)
     who = tuple(sorted({corpus.utterances[i].speaker for i in pool} - {""}))
-    return SplitData(sp, labelled(corpus, sp.support, norm, cache), labelled(corpus, sp.query, norm, cache),
-                     labelled(corpus, pool, norm, cache), reh, idx, others, who)
+    return SplitData(
+        sp,
+        labelled(corpus, sp.support, norm, cache),
+        labelled(corpus, sp.query, norm, cache),
+        labelled(corpus, pool, norm, cache),
+        reh,
+        idx,
+        others,
+        who,
+    )
 
 
 def training_set(d: SplitData) -> tuple:

@@ -6,6 +6,7 @@ then fine-tuned and evaluated with integer arithmetic only. Adam maps to the int
 rule's default ``colnorm`` update (docs/fixed-point.md, section 6.3); sgd, rownorm and
 colnorm map to themselves.
 """
+
 from __future__ import annotations
 
 import time
@@ -40,6 +41,7 @@ def device_qmodel(model: Model, corpus, speaker: str, cache=None):
     (the same quantization `export --c` / `hil` use), else calibrated on pretraining data."""
     if (model.recipe or {}).get("fixed"):
         from firmware_gen.qmodel import qmodel_for
+
         return qmodel_for(model)[0]
     return quantize_model(model, calibration(model, corpus, speaker, cache), wbits=WBITS)
 
@@ -57,7 +59,7 @@ def model_inputs(model: Model, qm, frontend: str = "float"):
     runs on raw audio, for ``qm``'s input format."""
     if frontend == "float":
         return model_norm(model)
-    Frontend(frontend)   # an unknown name is an EdgetpError
+    Frontend(frontend)  # an unknown name is an EdgetpError
     return IntInputs(InputNorm.for_model(model, qm))
 
 
@@ -68,45 +70,115 @@ def adapt_seed_fixed(model: Model, corpus, speaker: str, shots, seed: int, recip
     qm = device_qmodel(model, corpus, speaker, cache)
     d = cell_data(model, corpus, speaker, shots, seed, recipe, cache, 1, model_inputs(model, qm))
     kind = "colnorm" if recipe.optimizer == "adam" else recipe.optimizer
-    tuned = finetune_fixed(qm, *training_set(d), recipe.epochs, recipe.lr, kind, recipe.targets, recipe.batch, seed,
-                           WBITS, train=recipe.train, update_every=recipe.update_every)
+    tuned = finetune_fixed(
+        qm,
+        *training_set(d),
+        recipe.epochs,
+        recipe.lr,
+        kind,
+        recipe.targets,
+        recipe.batch,
+        seed,
+        WBITS,
+        train=recipe.train,
+        update_every=recipe.update_every,
+    )
     return tuned, d
 
 
-def finetune_seed_fixed(model: Model, corpus, speaker: str, shots, seed: int, recipe: Recipe, cache=None,
-                        test_limit: int | None = None, baseline: bool = True, progress: bool = True,
-                        frontend: str = "float", others: str = "testing") -> dict:
+def finetune_seed_fixed(
+    model: Model,
+    corpus,
+    speaker: str,
+    shots,
+    seed: int,
+    recipe: Recipe,
+    cache=None,
+    test_limit: int | None = None,
+    baseline: bool = True,
+    progress: bool = True,
+    frontend: str = "float",
+    others: str = "testing",
+) -> dict:
     t0 = time.perf_counter()
     qm = device_qmodel(model, corpus, speaker, cache)
-    d = cell_data(model, corpus, speaker, shots, seed, recipe, cache, test_limit, model_inputs(model, qm, frontend),
-                  others)
+    d = cell_data(
+        model, corpus, speaker, shots, seed, recipe, cache, test_limit, model_inputs(model, qm, frontend), others
+    )
     (xs, ys), (xq, yq), (xt, yt) = d.support, d.query, d.test
     acc = lambda q, x, y: 100.0 * evaluate_fixed(q, x, y) if len(y) else float("nan")
     kind = "colnorm" if recipe.optimizer == "adam" else recipe.optimizer
     per_epoch = [acc(qm, xq, yq)]
-    res = {"speaker": speaker, "seed": seed, "support": int(len(ys)), "query": int(len(yq)), "test": int(len(yt)),
-           "rehearsal": d.n_rehearsal, "others": d.others, "others_speakers": list(d.others_speakers),
-           "dropped_classes": list(d.split.dropped), "query_acc_before": per_epoch[0],
-           "test_acc_before": acc(qm, xt, yt), "wbits": qm.wbits, "int_optimizer": kind}
-    if qm.frozen_hidden:   # the hidden layers stay in flash at their own width; the readout alone learns
+    res = {
+        "speaker": speaker,
+        "seed": seed,
+        "support": int(len(ys)),
+        "query": int(len(yq)),
+        "test": int(len(yt)),
+        "rehearsal": d.n_rehearsal,
+        "others": d.others,
+        "others_speakers": list(d.others_speakers),
+        "dropped_classes": list(d.split.dropped),
+        "query_acc_before": per_epoch[0],
+        "test_acc_before": acc(qm, xt, yt),
+        "wbits": qm.wbits,
+        "int_optimizer": kind,
+    }
+    if qm.frozen_hidden:  # the hidden layers stay in flash at their own width; the readout alone learns
         res.update(hbits=qm.hbits, frozen_hidden=True, **({"row_scales": True} if qm.row_scales else {}))
-    tuned = finetune_fixed(qm, *training_set(d), recipe.epochs, recipe.lr, kind,
-                       recipe.targets, recipe.batch, seed, WBITS,
-                           train=recipe.train, on_epoch=lambda e, q: per_epoch.append(acc(q, xq, yq)),
-                           update_every=recipe.update_every)
+    tuned = finetune_fixed(
+        qm,
+        *training_set(d),
+        recipe.epochs,
+        recipe.lr,
+        kind,
+        recipe.targets,
+        recipe.batch,
+        seed,
+        WBITS,
+        train=recipe.train,
+        on_epoch=lambda e, q: per_epoch.append(acc(q, xq, yq)),
+        update_every=recipe.update_every,
+    )
     res.update(query_acc_after=acc(tuned, xq, yq), test_acc_after=acc(tuned, xt, yt), query_acc_per_epoch=per_epoch)
     cm = np.zeros((model.cfg.n_out,) * 2, dtype=np.int64)
     np.add.at(cm, (yq, predict_q(tuned, to_int_inputs(tuned, xq))), 1)
     res["confusion_after"] = cm.tolist()
     if baseline:
         from edgetp.fixed.qconfig import from_float
+
         scratch = init_params(model.cfg, seed, np.float32)
         scratch.S, scratch.S_rec = model.params.S, model.params.S_rec
-        q0 = from_float(model.cfg, scratch, qm.fx, qm.wbits, 1.0, list(model.labels), qm.xbits, qm.hbits,
-                        qm.frozen_hidden, qm.row_scales)   # the same device: a frozen random hidden layer
-        res["finetune_only_acc"] = acc(finetune_fixed(q0, xs, ys, recipe.epochs, recipe.lr, kind, recipe.targets,
-                                                      recipe.batch, seed, WBITS, train=recipe.train,
-                                                      update_every=recipe.update_every), xq, yq)
+        q0 = from_float(
+            model.cfg,
+            scratch,
+            qm.fx,
+            qm.wbits,
+            1.0,
+            list(model.labels),
+            qm.xbits,
+            qm.hbits,
+            qm.frozen_hidden,
+            qm.row_scales,
+        )  # the same device: a frozen random hidden layer
+        res["finetune_only_acc"] = acc(
+            finetune_fixed(
+                q0,
+                xs,
+                ys,
+                recipe.epochs,
+                recipe.lr,
+                kind,
+                recipe.targets,
+                recipe.batch,
+                seed,
+                WBITS,
+                train=recipe.train,
+                update_every=recipe.update_every,
+            ),
+            xq,
+            yq,
+        )
     res["seconds"] = time.perf_counter() - t0
     res["params"] = tuned
     return res

@@ -10,6 +10,7 @@ selection), computed or read from the feature cache once, and put in Ray's objec
 corpus record; workers read them from there and never touch the feature cache, so a cell can run on another
 machine of a cluster (which needs edgetp installed, not the corpus).
 """
+
 from __future__ import annotations
 
 import os
@@ -55,13 +56,17 @@ class FeatureTable:
 
     def take(self, corpus, indices, source) -> np.ndarray:
         if source != self.source:
-            raise EdgetpError(f"the grid's feature table holds the {self.source.kind} frontend's features, not "
-                              f"the {source.kind} frontend's")
+            raise EdgetpError(
+                f"the grid's feature table holds the {self.source.kind} frontend's features, not "
+                f"the {source.kind} frontend's"
+            )
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
         missing = [int(i) for i in idx if int(i) not in self._row]
         if missing:
-            raise EdgetpError(f"the grid's feature table lacks {len(missing)} utterances (first: "
-                              f"{corpus.utterances[missing[0]].path}): the cells read features it did not select")
+            raise EdgetpError(
+                f"the grid's feature table lacks {len(missing)} utterances (first: "
+                f"{corpus.utterances[missing[0]].path}): the cells read features it did not select"
+            )
         return self.rows[[self._row[int(i)] for i in idx]]
 
 
@@ -79,8 +84,18 @@ class _Recorder:
         return np.zeros((len(idx), N_FRAMES, N_FEATURES), dtype=source.dtype)
 
 
-def feature_table(model, corpus, grid: list[Cell], shots, recipe, test_limit, fixed: bool, cache_dir=None,
-                  frontend: str = "float", others: str = "testing"):
+def feature_table(
+    model,
+    corpus,
+    grid: list[Cell],
+    shots,
+    recipe,
+    test_limit,
+    fixed: bool,
+    cache_dir=None,
+    frontend: str = "float",
+    others: str = "testing",
+):
     """The features the cells of ``grid`` read, selected by a dry run of each cell's data selection, and
     {cell's place: error} for the cells whose selection fails (they would fail alike as tasks). ``recipe`` may
     be a list of recipes (a sweep's): the table then serves each of them."""
@@ -88,35 +103,63 @@ def feature_table(model, corpus, grid: list[Cell], shots, recipe, test_limit, fi
     for k, c in enumerate(grid):
         try:
             inputs = None
-            if fixed:   # the integer model (calibrated per speaker when the file records no device settings)
+            if fixed:  # the integer model (calibrated per speaker when the file records no device settings)
                 from edgetp.kws.fixed_protocol import device_qmodel, model_inputs
+
                 inputs = model_inputs(model, device_qmodel(model, corpus, c.speaker, rec), frontend)
             for r in recipe if isinstance(recipe, list) else [recipe]:
                 cell_data(model, corpus, c.speaker, shots, c.seed, r, rec, test_limit, inputs, others)
         except EdgetpError as exc:
             failed[k] = _one_line(exc)
-    if len(rec.sources) > 1:   # calibration reads float features; the cells must read one frontend only
+    if len(rec.sources) > 1:  # calibration reads float features; the cells must read one frontend only
         raise EdgetpError("a grid's cells read features of more than one frontend; run it without Ray")
     source = next(iter(rec.sources), FLOAT)
     idx = np.array(sorted(rec.asked), dtype=np.int64)
-    rows = (cached_features(corpus, idx, cache_dir or paths.cache_dir(), fe=source) if len(idx)
-            else np.zeros((0, 1, 1), dtype=source.dtype))
+    rows = (
+        cached_features(corpus, idx, cache_dir or paths.cache_dir(), fe=source)
+        if len(idx)
+        else np.zeros((0, 1, 1), dtype=source.dtype)
+    )
     return FeatureTable(idx, np.ascontiguousarray(rows), source), failed
 
 
-def run_cell(model, corpus, cell: Cell, shots, recipe, fixed: bool, test_limit, baseline: bool, cache=None,
-             progress: bool = False, keep_params: bool = False,
-             frontend: str = "float", others: str = "testing") -> dict:
+def run_cell(
+    model,
+    corpus,
+    cell: Cell,
+    shots,
+    recipe,
+    fixed: bool,
+    test_limit,
+    baseline: bool,
+    cache=None,
+    progress: bool = False,
+    keep_params: bool = False,
+    frontend: str = "float",
+    others: str = "testing",
+) -> dict:
     """One cell's figures (``finetune_seed`` / ``finetune_seed_fixed`` with ``frontend``), forgetting measured on
     the ``others`` list; the tuned parameters only when kept."""
     if fixed:
         from edgetp.kws.fixed_protocol import finetune_seed_fixed
+
         runner = partial(finetune_seed_fixed, frontend=frontend)
     else:
         from edgetp.kws.protocol import finetune_seed as runner
     with single_threaded_blas():
-        r = runner(model, corpus, cell.speaker, shots, cell.seed, recipe, cache=cache, test_limit=test_limit,
-                   baseline=baseline, progress=progress, others=others)
+        r = runner(
+            model,
+            corpus,
+            cell.speaker,
+            shots,
+            cell.seed,
+            recipe,
+            cache=cache,
+            test_limit=test_limit,
+            baseline=baseline,
+            progress=progress,
+            others=others,
+        )
     if not keep_params:
         r.pop("params", None)
     return r
@@ -124,21 +167,46 @@ def run_cell(model, corpus, cell: Cell, shots, recipe, fixed: bool, test_limit, 
 
 @dataclass
 class GridResult:
-    per_seed: list          # the cells' figures, in the grid's order (failed cells left out)
-    failed: list            # {"speaker", "seed", "error"} per failed cell
+    per_seed: list  # the cells' figures, in the grid's order (failed cells left out)
+    failed: list  # {"speaker", "seed", "error"} per failed cell
     seconds: float
-    workers: int | None = None   # Ray CPUs, None for the serial run
+    workers: int | None = None  # Ray CPUs, None for the serial run
     overhead: dict | None = None  # Ray start, feature table, per-task overhead (s)
 
 
-def run_serial(model, corpus, grid, shots, recipe, fixed, test_limit, baseline, progress=True, keep_first=False,
-               on_cell=None, frontend="float", others="testing") -> GridResult:
+def run_serial(
+    model,
+    corpus,
+    grid,
+    shots,
+    recipe,
+    fixed,
+    test_limit,
+    baseline,
+    progress=True,
+    keep_first=False,
+    on_cell=None,
+    frontend="float",
+    others="testing",
+) -> GridResult:
     """The grid in this process, cell after cell, reading the feature cache as every command does."""
     t0 = time.perf_counter()
     out = []
     for k, c in enumerate(grid):
-        r = run_cell(model, corpus, c, shots, recipe, fixed, test_limit, baseline, progress=progress,
-                     keep_params=keep_first and k == 0, frontend=frontend, others=others)
+        r = run_cell(
+            model,
+            corpus,
+            c,
+            shots,
+            recipe,
+            fixed,
+            test_limit,
+            baseline,
+            progress=progress,
+            keep_params=keep_first and k == 0,
+            frontend=frontend,
+            others=others,
+        )
         out.append(r)
         if on_cell:
             on_cell(r)
@@ -149,8 +217,10 @@ def _ray():
     try:
         import ray
     except ImportError:
-        raise EdgetpError(f"workers / ray (--workers / --ray; finetune: --set workers=N) run the grid on Ray, which is "
-                          f"not installed: {INSTALL_HINT}") from None
+        raise EdgetpError(
+            f"workers / ray (--workers / --ray; finetune: --set workers=N) run the grid on Ray, which is "
+            f"not installed: {INSTALL_HINT}"
+        ) from None
     return ray
 
 
@@ -162,18 +232,24 @@ def start_ray(workers: int | None, address: str | None):
         raise EdgetpError(f"--workers must be >= 1, got {workers}")
     if ray.is_initialized():
         return ray
-    root = str(Path(__file__).resolve().parents[2])   # the folder that holds the edgetp package
+    root = str(Path(__file__).resolve().parents[2])  # the folder that holds the edgetp package
     env = {"env_vars": {"PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}}
     try:
         if address:
             ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
         else:
-            ray.init(num_cpus=workers or os.cpu_count() or 1, include_dashboard=False, logging_level=logging.ERROR,
-                     log_to_driver=False, runtime_env=env)
-    except Exception as exc:   # noqa: BLE001 - Ray raises many kinds; the user needs one line
+            ray.init(
+                num_cpus=workers or os.cpu_count() or 1,
+                include_dashboard=False,
+                logging_level=logging.ERROR,
+                log_to_driver=False,
+                runtime_env=env,
+            )
+    except Exception as exc:  # noqa: BLE001 - Ray raises many kinds; the user needs one line
         where = f"the Ray cluster at {address}" if address else "a local Ray"
-        raise EdgetpError(f"could not start {where}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") \
-            from None
+        raise EdgetpError(
+            f"could not start {where}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        ) from None
     return ray
 
 
@@ -183,8 +259,23 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(cause).__name__}: {text[-1] if text else ''}".strip()
 
 
-def run_ray(model, corpus, grid, shots, recipe, fixed, test_limit, baseline, workers=None, address=None,
-            progress=True, keep_first=False, on_cell=None, frontend="float", others="testing") -> GridResult:
+def run_ray(
+    model,
+    corpus,
+    grid,
+    shots,
+    recipe,
+    fixed,
+    test_limit,
+    baseline,
+    workers=None,
+    address=None,
+    progress=True,
+    keep_first=False,
+    on_cell=None,
+    frontend="float",
+    others="testing",
+) -> GridResult:
     """The grid as Ray tasks (one per cell); a failed cell is reported and the others finish."""
     from tqdm import tqdm
 
@@ -192,18 +283,23 @@ def run_ray(model, corpus, grid, shots, recipe, fixed, test_limit, baseline, wor
     ray = start_ray(workers, address)
     t_ray = time.perf_counter()
     # workers start and import the rule's modules while the driver selects the features
-    warm = [ray.remote(num_cpus=1)(_warm).remote(fixed)
-            for _ in range(min(len(grid), int(ray.cluster_resources().get("CPU", 1))))]
-    table, refused = feature_table(model, corpus, grid, shots, recipe, test_limit, fixed, frontend=frontend,
-                                   others=others)
+    warm = [
+        ray.remote(num_cpus=1)(_warm).remote(fixed)
+        for _ in range(min(len(grid), int(ray.cluster_resources().get("CPU", 1))))
+    ]
+    table, refused = feature_table(
+        model, corpus, grid, shots, recipe, test_limit, fixed, frontend=frontend, others=others
+    )
     ray.get(warm)
     t_table = time.perf_counter()
     # one copy of each in the object store; every task gets a reference
     refs = ray.put(model), ray.put(corpus), ray.put(table)
     task = ray.remote(num_cpus=1, max_retries=0)(_remote_cell)
-    pending = {task.remote(*refs, c, shots, recipe, fixed, test_limit, baseline, keep_first and k == 0, frontend,
-                           others): k
-               for k, c in enumerate(grid) if k not in refused}
+    pending = {
+        task.remote(*refs, c, shots, recipe, fixed, test_limit, baseline, keep_first and k == 0, frontend, others): k
+        for k, c in enumerate(grid)
+        if k not in refused
+    }
     done: dict[int, dict] = {}
     failed = [{"speaker": grid[k].speaker, "seed": grid[k].seed, "error": e} for k, e in refused.items()]
     with tqdm(total=len(grid), desc="grid cells", unit="cell", disable=not progress) as bar:
@@ -217,43 +313,105 @@ def run_ray(model, corpus, grid, shots, recipe, fixed, test_limit, baseline, wor
                 done[k] = ray.get(ready[0])
                 if on_cell:
                     on_cell(done[k])
-            except Exception as exc:   # noqa: BLE001 - a cell's own error, reported, the others go on
+            except Exception as exc:  # noqa: BLE001 - a cell's own error, reported, the others go on
                 failed.append({"speaker": grid[k].speaker, "seed": grid[k].seed, "error": _one_line(exc)})
                 bar.write(f"cell {grid[k].speaker} seed {grid[k].seed} failed: {failed[-1]['error']}")
             bar.update(1)
     seconds = time.perf_counter() - t0
     cpus = int(ray.cluster_resources().get("CPU", 0))
     busy = sum(r.get("seconds", 0.0) for r in done.values())
-    return GridResult([done[k] for k in sorted(done)], sorted(failed, key=lambda f: (f["speaker"], f["seed"])),
-                      seconds, cpus,
-                      {"ray_start_s": t_ray - t0, "feature_table_s": t_table - t_ray,
-                       "feature_table_mb": table.rows.nbytes / 2 ** 20,
-                       # CPU time the grid held but no cell computed (scheduling, transfers, workers' first
-                       # imports and JIT compilation, the last cells' idle CPUs), per task
-                       "per_task_overhead_s": max(0.0, (seconds - (t_table - t0)) * min(cpus, len(grid)) - busy)
-                       / max(1, len(grid))})
+    return GridResult(
+        [done[k] for k in sorted(done)],
+        sorted(failed, key=lambda f: (f["speaker"], f["seed"])),
+        seconds,
+        cpus,
+        {
+            "ray_start_s": t_ray - t0,
+            "feature_table_s": t_table - t_ray,
+            "feature_table_mb": table.rows.nbytes / 2**20,
+            # CPU time the grid held but no cell computed (scheduling, transfers, workers' first
+            # imports and JIT compilation, the last cells' idle CPUs), per task
+            "per_task_overhead_s": max(0.0, (seconds - (t_table - t0)) * min(cpus, len(grid)) - busy)
+            / max(1, len(grid)),
+        },
+    )
 
 
 def _warm(fixed: bool) -> None:
     """A worker's first task: the imports a cell needs (numba's compiled kernels load from its cache there)."""
     import edgetp.kws.protocol  # noqa: F401
+
     if fixed:
         import edgetp.kws.fixed_protocol  # noqa: F401
 
 
-def _remote_cell(model, corpus, table, cell, shots, recipe, fixed, test_limit, baseline, keep_params, frontend,
-                 others):
-    return run_cell(model, corpus, cell, shots, recipe, fixed, test_limit, baseline, cache=table,
-                    keep_params=keep_params, frontend=frontend, others=others)
+def _remote_cell(model, corpus, table, cell, shots, recipe, fixed, test_limit, baseline, keep_params, frontend, others):
+    return run_cell(
+        model,
+        corpus,
+        cell,
+        shots,
+        recipe,
+        fixed,
+        test_limit,
+        baseline,
+        cache=table,
+        keep_params=keep_params,
+        frontend=frontend,
+        others=others,
+    )
 
 
-def run_grid(model, corpus, speakers, seeds, shots, recipe, fixed=False, test_limit=None, baseline=False,
-             workers=None, address=None, progress=True, keep_first=False, on_cell=None,
-             frontend: str = "float", others: str = "testing") -> GridResult:
+def run_grid(
+    model,
+    corpus,
+    speakers,
+    seeds,
+    shots,
+    recipe,
+    fixed=False,
+    test_limit=None,
+    baseline=False,
+    workers=None,
+    address=None,
+    progress=True,
+    keep_first=False,
+    on_cell=None,
+    frontend: str = "float",
+    others: str = "testing",
+) -> GridResult:
     """The grid, serially or (``workers`` or ``address`` given) on Ray."""
     grid = cells(speakers, seeds)
     if workers is None and address is None:
-        return run_serial(model, corpus, grid, shots, recipe, fixed, test_limit, baseline, progress, keep_first,
-                          on_cell, frontend, others)
-    return run_ray(model, corpus, grid, shots, recipe, fixed, test_limit, baseline, workers, address, progress,
-                   keep_first, on_cell, frontend, others)
+        return run_serial(
+            model,
+            corpus,
+            grid,
+            shots,
+            recipe,
+            fixed,
+            test_limit,
+            baseline,
+            progress,
+            keep_first,
+            on_cell,
+            frontend,
+            others,
+        )
+    return run_ray(
+        model,
+        corpus,
+        grid,
+        shots,
+        recipe,
+        fixed,
+        test_limit,
+        baseline,
+        workers,
+        address,
+        progress,
+        keep_first,
+        on_cell,
+        frontend,
+        others,
+    )

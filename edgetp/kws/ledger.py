@@ -21,6 +21,7 @@ A line counts for a model when it measured the same weights: its ``model_hash`` 
 recipe recorded with ``pretrain --from``). Lines reconstructed from the git history carry
 ``"backfilled": true`` and their ``source``.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,11 +39,22 @@ NAME = "test-ledger.jsonl"
 ENV = "EDGETP_TEST_LEDGER"
 FIGURES = ("query_before", "query_after", "others_before", "others_after")
 REQUIRED = ("date", "model_hash", "recipe", "speakers", "seeds", "shots", *FIGURES)
-TYPES = {"date": str, "model_hash": str, "recipe": dict, "speakers": list, "seeds": int, "shots": (int, str),
-         **{k: (int, float) for k in FIGURES}}
-RECIPE = ("epochs", "lr", "optimizer", "batch", "targets", "train")   # what the card's label reads
-_FROM_SUMMARY = {"query_before": "query_acc_before", "query_after": "query_acc_after",
-                 "others_before": "test_acc_before", "others_after": "test_acc_after"}
+TYPES = {
+    "date": str,
+    "model_hash": str,
+    "recipe": dict,
+    "speakers": list,
+    "seeds": int,
+    "shots": (int, str),
+    **{k: (int, float) for k in FIGURES},
+}
+RECIPE = ("epochs", "lr", "optimizer", "batch", "targets", "train")  # what the card's label reads
+_FROM_SUMMARY = {
+    "query_before": "query_acc_before",
+    "query_after": "query_acc_after",
+    "others_before": "test_acc_before",
+    "others_after": "test_acc_after",
+}
 
 
 def ledger_path(model_file) -> Path:
@@ -97,6 +109,7 @@ def opened(model_arg, model, speakers) -> Path | None:
     if not os.environ.get(ENV) and path.parent.is_dir() and not os.access(path.parent, os.W_OK):
         # a model installed where this user cannot write (site-packages): the machine's own ledger of it
         from edgetp import paths
+
         path = paths.home() / "test-ledgers" / f"{path.parent.parent.name}.{NAME}"
         path.parent.mkdir(parents=True, exist_ok=True)
     read(path)
@@ -104,8 +117,10 @@ def opened(model_arg, model, speakers) -> Path | None:
         with path.open("a"):
             pass
     except OSError as exc:
-        raise EdgetpError(f"{path}: cannot write the test ledger ({exc.strerror}); a run on the test group must be "
-                          "recorded: set EDGETP_TEST_LEDGER to a file you can write") from None
+        raise EdgetpError(
+            f"{path}: cannot write the test ledger ({exc.strerror}); a run on the test group must be "
+            "recorded: set EDGETP_TEST_LEDGER to a file you can write"
+        ) from None
     return path
 
 
@@ -116,8 +131,13 @@ def commit() -> str | None:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=src, capture_output=True, text=True, timeout=10)
         if head.returncode:
             return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=src,
-                               capture_output=True, text=True, timeout=30).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=src,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return head.stdout.strip() + ("+dirty" if dirty else "")
@@ -125,23 +145,37 @@ def commit() -> str | None:
 
 def command(argv=None) -> str:
     """The command line as typed, every absolute path made portable (a ledger is a shipped artefact)."""
+
     def one(a: str) -> str:
         k, eq, v = a.partition("=") if a.startswith("--") else ("", "", a)
         return f"{k}={portable(v)}" if eq else (portable(a) if a.startswith(("/", "~")) else a)
+
     return " ".join(["edgetp", *(one(a) for a in (sys.argv[1:] if argv is None else argv))])
 
 
 def entry(out: dict, model, argv=None, results=None) -> dict:
     """One line from ``edgetp finetune``'s summary ``out`` (edgetp.kws.protocol.summarize)."""
-    e = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "commit": commit(), "model": out.get("model"),
-         "model_hash": model.hash(), "weights_hash": model.weights_hash(), "recipe": out["recipe"],
-         "fixed": bool(out.get("fixed")), "speakers": out["speakers"], "seeds": out["seeds"], "runs": out["runs"],
-         "shots": out["shots"], **{k: out[v] for k, v in _FROM_SUMMARY.items()},
-         "query_after_std": out.get("query_acc_after_std"), "others": (out.get("others") or {}).get("split"),
-         "command": command(argv)}
+    e = {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "commit": commit(),
+        "model": out.get("model"),
+        "model_hash": model.hash(),
+        "weights_hash": model.weights_hash(),
+        "recipe": out["recipe"],
+        "fixed": bool(out.get("fixed")),
+        "speakers": out["speakers"],
+        "seeds": out["seeds"],
+        "runs": out["runs"],
+        "shots": out["shots"],
+        **{k: out[v] for k, v in _FROM_SUMMARY.items()},
+        "query_after_std": out.get("query_acc_after_std"),
+        "others": (out.get("others") or {}).get("split"),
+        "command": command(argv),
+    }
     e.update({k: out[k] for k in ("int_optimizer", "wbits", "hbits", "frozen_hidden", "row_scales") if k in out})
     if results:
         from edgetp.paths import portable
+
         e["results"] = portable(results)
     return e
 

@@ -6,6 +6,7 @@ of the pretrained model on the support set with TP (plus, with ``recipe.rehearsa
 other speakers' pretraining utterances against forgetting), measure again, and train
 the same architecture from scratch on the support set alone (the fine-tune-only baseline).
 """
+
 from __future__ import annotations
 
 import statistics
@@ -32,13 +33,33 @@ def model_norm(model: Model):
     return ModelInputs(norm, gain, shift)
 
 
-def cell_data(model: Model, corpus, speaker: str, shots, seed: int, recipe: Recipe, cache=None,
-              test_limit: int | None = None, inputs=None, others: str = "testing"):
+def cell_data(
+    model: Model,
+    corpus,
+    speaker: str,
+    shots,
+    seed: int,
+    recipe: Recipe,
+    cache=None,
+    test_limit: int | None = None,
+    inputs=None,
+    others: str = "testing",
+):
     """The features one seed of the protocol reads (``speaker_data`` with the model's pretraining speakers,
     ``inputs``, its input stage: ``model_norm(model)`` by default, and the ``others`` list): the float and
     integer runs and the grid's feature table all select them here."""
-    return speaker_data(corpus, speaker, shots, seed, inputs or model_norm(model), cache, test_limit,
-                        recipe.rehearsal, model.recipe.get("pretrain_speakers"), others)
+    return speaker_data(
+        corpus,
+        speaker,
+        shots,
+        seed,
+        inputs or model_norm(model),
+        cache,
+        test_limit,
+        recipe.rehearsal,
+        model.recipe.get("pretrain_speakers"),
+        others,
+    )
 
 
 def adapt_seed(model: Model, corpus, speaker: str, shots, seed: int, recipe: Recipe, cache=None):
@@ -50,9 +71,19 @@ def adapt_seed(model: Model, corpus, speaker: str, shots, seed: int, recipe: Rec
     return params, d
 
 
-def finetune_seed(model: Model, corpus, speaker: str, shots, seed: int, recipe: Recipe, cache=None,
-                  test_limit: int | None = None, baseline: bool = True, progress: bool = True,
-                  others: str = "testing") -> dict:
+def finetune_seed(
+    model: Model,
+    corpus,
+    speaker: str,
+    shots,
+    seed: int,
+    recipe: Recipe,
+    cache=None,
+    test_limit: int | None = None,
+    baseline: bool = True,
+    progress: bool = True,
+    others: str = "testing",
+) -> dict:
     """One seed of the protocol; returns the per-seed figures (accuracies in %)."""
     t0 = time.perf_counter()
     cfg = model.cfg
@@ -61,20 +92,38 @@ def finetune_seed(model: Model, corpus, speaker: str, shots, seed: int, recipe: 
     xq, yq = d.query
     xt, yt = d.test
     params = model.params.copy()
-    res = {"speaker": speaker, "seed": seed, "support": int(len(ys)), "query": int(len(yq)), "test": int(len(yt)),
-           "rehearsal": d.n_rehearsal, "others": d.others, "others_speakers": list(d.others_speakers),
-           "dropped_classes": list(d.split.dropped),
-           "query_acc_before": accuracy(params, cfg, xq, yq), "test_acc_before": accuracy(params, cfg, xt, yt)}
-    hist = fit(params, cfg, *training_set(d), replace(recipe, seed=seed),
-               on_epoch=lambda e, p: accuracy(p, cfg, xq, yq), progress=progress, desc=f"fine-tune seed {seed}")
+    res = {
+        "speaker": speaker,
+        "seed": seed,
+        "support": int(len(ys)),
+        "query": int(len(yq)),
+        "test": int(len(yt)),
+        "rehearsal": d.n_rehearsal,
+        "others": d.others,
+        "others_speakers": list(d.others_speakers),
+        "dropped_classes": list(d.split.dropped),
+        "query_acc_before": accuracy(params, cfg, xq, yq),
+        "test_acc_before": accuracy(params, cfg, xt, yt),
+    }
+    hist = fit(
+        params,
+        cfg,
+        *training_set(d),
+        replace(recipe, seed=seed),
+        on_epoch=lambda e, p: accuracy(p, cfg, xq, yq),
+        progress=progress,
+        desc=f"fine-tune seed {seed}",
+    )
     res["query_acc_after"] = accuracy(params, cfg, xq, yq)
     res["test_acc_after"] = accuracy(params, cfg, xt, yt)
     res["query_acc_per_epoch"] = [res["query_acc_before"], *hist.metric]
     res["confusion_after"] = confusion(params, cfg, xq, yq, cfg.n_out).tolist()
     if baseline:
         scratch = init_params(cfg, seed, params.S.dtype)
-        scratch.S, scratch.S_rec = (model.params.S.copy(),
-                                    None if model.params.S_rec is None else model.params.S_rec.copy())
+        scratch.S, scratch.S_rec = (
+            model.params.S.copy(),
+            None if model.params.S_rec is None else model.params.S_rec.copy(),
+        )
         # the fine-tune-only baseline learns from the support set alone (no rehearsal)
         fit(scratch, cfg, xs, ys, replace(recipe, seed=seed), progress=progress, desc=f"from scratch seed {seed}")
         res["finetune_only_acc"] = accuracy(scratch, cfg, xq, yq)
@@ -89,9 +138,15 @@ def summarize(per_seed: list[dict], speaker, shots, recipe: Recipe, model_name: 
     ``speaker`` in the JSON is the id, or the ids joined by commas."""
     speakers = [speaker] if isinstance(speaker, str) else list(speaker)
     keys = ["query_acc_before", "query_acc_after", "test_acc_before", "test_acc_after", "finetune_only_acc"]
-    out = {"speaker": ",".join(speakers), "speakers": speakers, "shots": shots,
-           "seeds": len({r["seed"] for r in per_seed}), "runs": len(per_seed), "model": model_name,
-           "recipe": recipe.to_dict()}
+    out = {
+        "speaker": ",".join(speakers),
+        "speakers": speakers,
+        "shots": shots,
+        "seeds": len({r["seed"] for r in per_seed}),
+        "runs": len(per_seed),
+        "model": model_name,
+        "recipe": recipe.to_dict(),
+    }
     for k in keys:
         vals = [r[k] for r in per_seed if k in r]
         if vals:
@@ -99,11 +154,21 @@ def summarize(per_seed: list[dict], speaker, shots, recipe: Recipe, model_name: 
             out[k + "_std"] = statistics.pstdev(vals) if len(vals) > 1 else 0.0
     out["forgetting"] = out["test_acc_before"] - out["test_acc_after"]
     if len(speakers) > 1:
-        out["per_speaker"] = {s: {k: statistics.fmean(r[k] for r in per_seed if r.get("speaker", s) == s and k in r)
-                                  for k in keys if any(k in r for r in per_seed)} for s in speakers}
-    if "others" in per_seed[0]:   # which other speakers measured forgetting (the same for every run)
-        out["others"] = {"split": per_seed[0]["others"], "utterances": per_seed[0]["test"],
-                         "speakers": sorted({s for r in per_seed for s in r.get("others_speakers", ())})}
-    out["per_seed"] = [{k: v for k, v in r.items() if k not in ("params", "others", "others_speakers")}
-                       for r in per_seed]
+        out["per_speaker"] = {
+            s: {
+                k: statistics.fmean(r[k] for r in per_seed if r.get("speaker", s) == s and k in r)
+                for k in keys
+                if any(k in r for r in per_seed)
+            }
+            for s in speakers
+        }
+    if "others" in per_seed[0]:  # which other speakers measured forgetting (the same for every run)
+        out["others"] = {
+            "split": per_seed[0]["others"],
+            "utterances": per_seed[0]["test"],
+            "speakers": sorted({s for r in per_seed for s in r.get("others_speakers", ())}),
+        }
+    out["per_seed"] = [
+        {k: v for k, v in r.items() if k not in ("params", "others", "others_speakers")} for r in per_seed
+    ]
     return out

@@ -1,4 +1,5 @@
 """Figures for `edgetp finetune --plot`."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,8 +18,9 @@ def plot_finetune(out: dict, labels: list[str], path) -> None:
         raise EdgetpError("--plot needs matplotlib: pip install 'edgetp[plot]'") from None
     fig, ax = plt.subplots(1, 3, figsize=(16, 4.8))
     for r in out["per_seed"]:
-        ax[0].plot(range(len(r["query_acc_per_epoch"])), r["query_acc_per_epoch"],
-                   marker="o", label=f"seed {r['seed']}")
+        ax[0].plot(
+            range(len(r["query_acc_per_epoch"])), r["query_acc_per_epoch"], marker="o", label=f"seed {r['seed']}"
+        )
     ax[0].set(xlabel="epoch", ylabel="query accuracy %", title="held-out speaker during fine-tuning")
     ax[0].legend(fontsize=7)
     names = ["query", "others"]

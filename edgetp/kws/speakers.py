@@ -28,6 +28,7 @@ Every speaker of a synthetic corpus has one role:
 Speaker ids of the groups are fixed by their voice (they do not depend on the corpus seed),
 so they are computed here, not read from a corpus.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -64,8 +65,8 @@ class Roles:
     """The speakers of one corpus by role (sorted lists of ids)."""
 
     pretrain: list
-    dev: list      # development voice group present in the corpus
-    test: list     # test voice group present in the corpus
+    dev: list  # development voice group present in the corpus
+    test: list  # test voice group present in the corpus
 
     def to_recipe(self) -> dict:
         """What a model records: ``pretrain_speakers`` (the key the seen-speaker check reads)
@@ -141,11 +142,15 @@ def others_split(model, speakers, which: str | None = None) -> str:
     if which is None or which == default:
         return default
     if mine & dev:
-        raise EdgetpError("others testing with development-group speakers: the testing-list speakers measure the "
-                          "test rows' forgetting, never a figure used for choosing")
+        raise EdgetpError(
+            "others testing with development-group speakers: the testing-list speakers measure the "
+            "test rows' forgetting, never a figure used for choosing"
+        )
     if mine & test:
-        raise EdgetpError("others validation with test-group speakers: the validation-list speakers measure the "
-                          "development rows' forgetting")
+        raise EdgetpError(
+            "others validation with test-group speakers: the validation-list speakers measure the "
+            "development rows' forgetting"
+        )
     return which
 
 

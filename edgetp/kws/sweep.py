@@ -7,6 +7,7 @@ far: the budget it allocates is speakers, the unit a choice is judged on. Cells 
 from the object store (edgetp.kws.grid), so a trial's figures equal a serial `finetune` run of its recipe.
 The test group never enters: a sweep chooses, and choosing happens on development speakers.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -21,7 +22,7 @@ from edgetp.errors import EdgetpError
 from edgetp.kws.grid import Cell, run_cell
 from edgetp.kws.train import Recipe
 
-METRIC = "query_acc_after"   # mean adapted accuracy over the cells so far (maximised)
+METRIC = "query_acc_after"  # mean adapted accuracy over the cells so far (maximised)
 
 
 def parse_space(items: list[str]) -> dict[str, list]:
@@ -67,17 +68,41 @@ def trial(config, model, corpus, table, grid, shots, base, fixed, test_limit, ot
     recipe = replace(base, **config)
     runs = []
     for k, c in enumerate(grid):
-        runs.append(run_cell(model, corpus, Cell(*c), shots, recipe, fixed, test_limit, False, cache=table,
-                             others=others))
+        runs.append(
+            run_cell(model, corpus, Cell(*c), shots, recipe, fixed, test_limit, False, cache=table, others=others)
+        )
         mean = lambda key: statistics.fmean(r[key] for r in runs)
-        tune.report({"cells": k + 1, METRIC: mean(METRIC), "query_acc_before": mean("query_acc_before"),
-                     "forgetting": mean("test_acc_before") - mean("test_acc_after")})
+        tune.report(
+            {
+                "cells": k + 1,
+                METRIC: mean(METRIC),
+                "query_acc_before": mean("query_acc_before"),
+                "forgetting": mean("test_acc_before") - mean("test_acc_after"),
+            }
+        )
 
 
-def run_sweep(model, corpus, speakers, seeds, shots, base, space, fixed=False, test_limit=None, samples=None,
-              asha=True, grace=2, seed=0, workers=None, address=None, storage=None, others="validation") -> dict:
+def run_sweep(
+    model,
+    corpus,
+    speakers,
+    seeds,
+    shots,
+    base,
+    space,
+    fixed=False,
+    test_limit=None,
+    samples=None,
+    asha=True,
+    grace=2,
+    seed=0,
+    workers=None,
+    address=None,
+    storage=None,
+    others="validation",
+) -> dict:
     """Run the sweep; returns every trial's config and last figures, and the best completed trial."""
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")   # Tune's console tables: the command prints its own
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's console tables: the command prints its own
     from edgetp.kws.grid import cells, feature_table, start_ray
 
     t0 = time.perf_counter()
@@ -87,38 +112,61 @@ def run_sweep(model, corpus, speakers, seeds, shots, base, space, fixed=False, t
     from ray.tune.search import BasicVariantGenerator
 
     grid = cells(speakers, seeds)
-    table, refused = feature_table(model, corpus, grid, shots, recipes(base, space), test_limit, fixed,
-                                   others=others)
+    table, refused = feature_table(model, corpus, grid, shots, recipes(base, space), test_limit, fixed, others=others)
     if refused:
         k, err = next(iter(refused.items()))
         raise EdgetpError(f"speaker {grid[k].speaker} seed {grid[k].seed} cannot run: {err}")
     refs = {"model": ray.put(model), "corpus": ray.put(corpus), "table": ray.put(table)}
-    trainable = tune.with_resources(tune.with_parameters(
-        trial, **refs, grid=[(c.speaker, c.seed) for c in grid], shots=shots, base=base, fixed=fixed,
-        test_limit=test_limit, others=others), {"cpu": 1})
-    if samples:   # random search over the same values, seeded
+    trainable = tune.with_resources(
+        tune.with_parameters(
+            trial,
+            **refs,
+            grid=[(c.speaker, c.seed) for c in grid],
+            shots=shots,
+            base=base,
+            fixed=fixed,
+            test_limit=test_limit,
+            others=others,
+        ),
+        {"cpu": 1},
+    )
+    if samples:  # random search over the same values, seeded
         param_space = {k: tune.choice(v) for k, v in space.items()}
         search = BasicVariantGenerator(random_state=seed)
     else:
         param_space = {k: tune.grid_search(v) for k, v in space.items()}
         search = BasicVariantGenerator()
     scheduler = ASHAScheduler(time_attr="cells", max_t=len(grid), grace_period=min(grace, len(grid))) if asha else None
-    tuner = tune.Tuner(trainable, param_space=param_space, tune_config=tune.TuneConfig(
-        metric=METRIC, mode="max", scheduler=scheduler, num_samples=samples or 1, search_alg=search),
-        run_config=tune.RunConfig(storage_path=storage or tempfile.mkdtemp(prefix="edgetp-sweep-"), name="sweep",
-                                  verbose=0, log_to_file=False))
+    tuner = tune.Tuner(
+        trainable,
+        param_space=param_space,
+        tune_config=tune.TuneConfig(
+            metric=METRIC, mode="max", scheduler=scheduler, num_samples=samples or 1, search_alg=search
+        ),
+        run_config=tune.RunConfig(
+            storage_path=storage or tempfile.mkdtemp(prefix="edgetp-sweep-"), name="sweep", verbose=0, log_to_file=False
+        ),
+    )
     logging.getLogger("ray.tune").setLevel(logging.ERROR)
     results = tuner.fit()
     trials = []
     for r in results:
         m = r.metrics or {}
-        row = {"config": dict(r.config), "cells": int(m.get("cells", 0)),
-               **{k: m[k] for k in (METRIC, "query_acc_before", "forgetting") if k in m}}
+        row = {
+            "config": dict(r.config),
+            "cells": int(m.get("cells", 0)),
+            **{k: m[k] for k in (METRIC, "query_acc_before", "forgetting") if k in m},
+        }
         row["stopped_early"] = r.error is None and row["cells"] < len(grid)
         if r.error is not None:
             row["error"] = str(r.error).strip().splitlines()[-1]
         trials.append(row)
     complete = [t for t in trials if t["cells"] == len(grid) and "error" not in t]
     best = max(complete, key=lambda t: (t[METRIC], -t["forgetting"]), default=None)
-    return {"trials": trials, "best": best, "cells_per_trial": len(grid), "seconds": time.perf_counter() - t0,
-            "ray_cpus": int(ray.cluster_resources().get("CPU", 0))}
+    return {
+        "trials": trials,
+        "best": best,
+        "cells_per_trial": len(grid),
+        "seconds": time.perf_counter() - t0,
+        "ray_cpus": int(ray.cluster_resources().get("CPU", 0)),
+    }

@@ -3,6 +3,7 @@
 The TP rule itself is in :mod:`edgetp.tp`; this module only decides which samples go
 into which batch and at what learning rate.
 """
+
 from __future__ import annotations
 
 import math
@@ -28,23 +29,39 @@ class Recipe:
 
     epochs: int = setting(3, "passes over the support set, lr cosine-annealed per epoch", lo=0)
     lr: float = setting(DEFAULT_LR, "learning rate of the first epoch", lo=0)
-    optimizer: str = setting("adam", "adam, sgd, rownorm or colnorm (per-neuron / per-input RMS normalisation: the "
-                             "float twins of the integer rule's updates; --fixed maps adam to colnorm)",
-                             choices=OPTIMIZERS)
+    optimizer: str = setting(
+        "adam",
+        "adam, sgd, rownorm or colnorm (per-neuron / per-input RMS normalisation: the "
+        "float twins of the integer rule's updates; --fixed maps adam to colnorm)",
+        choices=OPTIMIZERS,
+    )
     batch: int = setting(1, "utterances per update", lo=1)
     targets: str = setting("classes", "target set", choices=TARGETS)
     train: str = setting("all", "layers that learn", choices=TRAIN_MODES)
     schedule: str = setting("cosine", "learning rate over the epochs", choices=SCHEDULES)
     seed: int = setting(0, "training order and initial weights")
-    shift: int = setting(0, "augmentation: a random time shift of up to +-N frames (zero-filled; float rule only)",
-                         lo=0)
+    shift: int = setting(
+        0, "augmentation: a random time shift of up to +-N frames (zero-filled; float rule only)", lo=0
+    )
     noise: float = setting(0.0, "augmentation: Gaussian feature noise of this std (float rule only)", lo=0)
-    rehearsal: float = setting(0.0, "fine-tuning: mix in this many other-speaker pretraining utterances per support "
-                               "utterance, against forgetting", lo=0)
-    warp: float = setting(0.0, "augmentation: a mel-axis (vocal-tract-length) warp by a random factor in 1 +- W "
-                          "(float rule only)", lo=0, hi=0.5, hi_open=True)
-    update_every: int = setting(1, "learn on the steps t % K == 0 of each sample (t from 0 at its start; the other "
-                                "frames run the forward pass only)", lo=1)
+    rehearsal: float = setting(
+        0.0,
+        "fine-tuning: mix in this many other-speaker pretraining utterances per support utterance, against forgetting",
+        lo=0,
+    )
+    warp: float = setting(
+        0.0,
+        "augmentation: a mel-axis (vocal-tract-length) warp by a random factor in 1 +- W (float rule only)",
+        lo=0,
+        hi=0.5,
+        hi_open=True,
+    )
+    update_every: int = setting(
+        1,
+        "learn on the steps t % K == 0 of each sample (t from 0 at its start; the other "
+        "frames run the forward pass only)",
+        lo=1,
+    )
 
     def check(self) -> None:
         if self.epochs < 0 or self.batch < 1:
@@ -67,10 +84,21 @@ class Recipe:
 
 # the Recipe fields a fine-tuning recipe sets (finetune's recipe file, `pretrain --ft`): not the schedule (the device
 # anneals by cosine) nor the seed (finetune's seeds are its cells)
-FINETUNE_FIELDS = ("epochs", "lr", "optimizer", "batch", "targets", "train", "rehearsal", "update_every", "shift",
-                   "noise", "warp")
-PRETRAIN_OPTIMIZERS = ("adam", "sgd")   # pretraining's rules (the normalised ones are the integer rule's float twins)
-AUGMENT = ("shift", "noise", "warp")   # the Recipe fields that augment what fit trains on
+FINETUNE_FIELDS = (
+    "epochs",
+    "lr",
+    "optimizer",
+    "batch",
+    "targets",
+    "train",
+    "rehearsal",
+    "update_every",
+    "shift",
+    "noise",
+    "warp",
+)
+PRETRAIN_OPTIMIZERS = ("adam", "sgd")  # pretraining's rules (the normalised ones are the integer rule's float twins)
+AUGMENT = ("shift", "noise", "warp")  # the Recipe fields that augment what fit trains on
 
 
 def augment_words(rec: dict) -> str:
@@ -108,8 +136,8 @@ def mel_warp(xs: np.ndarray, factors, bands: int = 40) -> np.ndarray:
         hi = np.minimum(lo + 1, bands - 1)
         w = (src - lo).astype(xs.dtype)
         for k in range(0, xs.shape[-1], bands):
-            blk = xs[i, :, k:k + bands]
-            out[i, :, k:k + bands] = blk[:, lo] * (1 - w) + blk[:, hi] * w
+            blk = xs[i, :, k : k + bands]
+            out[i, :, k : k + bands] = blk[:, lo] * (1 - w) + blk[:, hi] * w
     return out
 
 
@@ -121,17 +149,25 @@ def augment(xs: np.ndarray, rng, shift: int, noise: float, warp: float = 0.0) ->
     T = xs.shape[1]
     for i, k in enumerate(rng.integers(-shift, shift + 1, len(xs)) if shift else np.zeros(len(xs), int)):
         if k >= 0:
-            out[i, k:] = xs[i, :T - k]
+            out[i, k:] = xs[i, : T - k]
         else:
-            out[i, :T + k] = xs[i, -k:]
+            out[i, : T + k] = xs[i, -k:]
     if noise:
         out += rng.normal(0.0, noise, out.shape).astype(out.dtype)
     return out
 
 
 @blas_single_threaded
-def fit(params: Params, cfg: NetConfig, xs: np.ndarray, ys: np.ndarray, recipe: Recipe,
-        on_epoch=None, progress: bool = True, desc: str = "train") -> History:
+def fit(
+    params: Params,
+    cfg: NetConfig,
+    xs: np.ndarray,
+    ys: np.ndarray,
+    recipe: Recipe,
+    on_epoch=None,
+    progress: bool = True,
+    desc: str = "train",
+) -> History:
     """Train ``params`` in place on (N, T, F) features with TP, one update per time step.
 
     ``on_epoch(epoch, params) -> float | None`` is called after each epoch (e.g. to
@@ -150,12 +186,13 @@ def fit(params: Params, cfg: NetConfig, xs: np.ndarray, ys: np.ndarray, recipe: 
     for epoch, lr in enumerate(epoch_lrs(recipe.lr, recipe.epochs, schedule=recipe.schedule)):
         opt.lr = lr
         hist.lr.append(opt.lr)
-        for idx in epoch_batches(rng, len(xs), recipe.batch):   # the permutation first, then augmentation draws
+        for idx in epoch_batches(rng, len(xs), recipe.batch):  # the permutation first, then augmentation draws
             xb = np.ascontiguousarray(xs[idx])
             if recipe.shift or recipe.noise or recipe.warp:
                 xb = augment(xb, rng, recipe.shift, recipe.noise, recipe.warp)
-            train_sequence(params, xb, ys[idx], cfg, opt, recipe.targets, recipe.train, prop=prop,
-                           update_every=recipe.update_every)
+            train_sequence(
+                params, xb, ys[idx], cfg, opt, recipe.targets, recipe.train, prop=prop, update_every=recipe.update_every
+            )
             bar.update(1)
         if on_epoch is not None:
             hist.metric.append(on_epoch(epoch, params))

@@ -7,6 +7,7 @@ Clips are drawn without replacement, reshuffled when a pool runs out. Every clip
 a folder, concatenated in name order from a seeded offset and looped) runs under the whole stream at ``snr_db``
 below that level; without noise the pauses are digital silence. The events record each clip's span in samples.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from edgetp.errors import EdgetpError
 from edgetp.stream.detector import KEYWORDS
 
 SR = 16000
-SPEECH_RMS = 0.05          # about -26 dBFS: loud enough, far from clipping at 10 dB SNR
+SPEECH_RMS = 0.05  # about -26 dBFS: loud enough, far from clipping at 10 dB SNR
 ACTIVE_DB = 30.0
 PAUSE_S = (0.5, 2.0)
 P_KEYWORD, P_OTHER = 0.5, 0.3
@@ -27,8 +28,8 @@ P_KEYWORD, P_OTHER = 0.5, 0.3
 @dataclass(frozen=True)
 class Event:
     word: str
-    start: int        # first sample of the clip in the stream
-    end: int          # one past its last sample
+    start: int  # first sample of the clip in the stream
+    end: int  # one past its last sample
     keyword: bool
 
 
@@ -37,7 +38,7 @@ def active_rms(x: np.ndarray, frame: int = 160) -> float:
     n = len(x) // frame
     if n == 0:
         return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if len(x) else 0.0
-    p = np.mean(np.square(x[:n * frame].reshape(n, frame), dtype=np.float64), axis=1)
+    p = np.mean(np.square(x[: n * frame].reshape(n, frame), dtype=np.float64), axis=1)
     keep = p >= p.max() * 10 ** (-ACTIVE_DB / 10)
     return float(np.sqrt(p[keep].mean())) if p.max() > 0 else 0.0
 

@@ -21,6 +21,7 @@ length cannot overflow it. :class:`DetectorQ` is every constant the integer step
 ``scan`` is the vectorised equivalent of running the step over a whole stream (cumulative sums), used for the DET
 threshold sweep; tests hold it equal to the step function.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -30,10 +31,10 @@ import numpy as np
 from edgetp.data.labels import KWS12_WORDS
 from edgetp.errors import EdgetpError
 
-KEYWORDS = KWS12_WORDS            # the ten core words: the only reported classes
-WINDOW = 100                      # frames summed (1 s, a clip's length)
-REFRACTORY = 50                   # frames suppressed after a report (0.5 s)
-DEFAULT_THRESHOLD = 10.0          # readout units; chosen on development data (docs/detect.md, "Thresholds")
+KEYWORDS = KWS12_WORDS  # the ten core words: the only reported classes
+WINDOW = 100  # frames summed (1 s, a clip's length)
+REFRACTORY = 50  # frames suppressed after a report (0.5 s)
+DEFAULT_THRESHOLD = 10.0  # readout units; chosen on development data (docs/detect.md, "Thresholds")
 INT32_MAX = (1 << 31) - 1
 
 
@@ -54,8 +55,10 @@ class DetectorSpec:
         labels = tuple(str(w) for w in labels)
         missing = [w for w in KEYWORDS if w not in labels]
         if missing:
-            raise EdgetpError(f"the model's labels lack the keywords {', '.join(missing)}: detect reports the ten "
-                              f"core words ({' '.join(KEYWORDS)})")
+            raise EdgetpError(
+                f"the model's labels lack the keywords {', '.join(missing)}: detect reports the ten "
+                f"core words ({' '.join(KEYWORDS)})"
+            )
         if isinstance(threshold, dict):
             bad = sorted(set(threshold) - set(KEYWORDS))
             if bad:
@@ -86,13 +89,22 @@ class DetectorSpec:
         (weights ``readout_weights`` (classes, H), which bound them); refuses a window that could overflow int32."""
         row = int(np.abs(np.asarray(readout_weights, dtype=np.int64)).sum(axis=1).max(initial=0))
         if 2 * self.window * row > INT32_MAX:
-            raise EdgetpError(f"a window of {self.window} frames can overflow the integer detector's int32 sums "
-                              f"(2 x {self.window} x {row} > 2^31 - 1): use a shorter window")
+            raise EdgetpError(
+                f"a window of {self.window} frames can overflow the integer detector's int32 sums "
+                f"(2 x {self.window} x {row} > 2^31 - 1): use a shorter window"
+            )
         thr = [int(np.floor(t * (1 << readout_bits) + 0.5)) if np.isfinite(t) else 0 for t in self.thresholds]
         if any(abs(t) > INT32_MAX for t in thr):
             raise EdgetpError("a threshold does not fit the integer detector's int32 margins")
-        return DetectorQ(self.labels, self.window, self.refractory, np.asarray(thr, np.int32),
-                         self.keyword_mask.astype(np.uint8), row, readout_bits)
+        return DetectorQ(
+            self.labels,
+            self.window,
+            self.refractory,
+            np.asarray(thr, np.int32),
+            self.keyword_mask.astype(np.uint8),
+            row,
+            readout_bits,
+        )
 
 
 @dataclass(frozen=True)
@@ -102,16 +114,20 @@ class DetectorQ:
     labels: tuple
     window: int
     refractory: int
-    thresholds: np.ndarray     # int32 (classes,), the readout's format; unused where keyword is 0
-    keyword: np.ndarray        # uint8 (classes,): 1 for a reported class
-    row_bound: int             # max_k sum_j |W_L[k, j]|: |d_t[k]| <= row_bound
+    thresholds: np.ndarray  # int32 (classes,), the readout's format; unused where keyword is 0
+    keyword: np.ndarray  # uint8 (classes,): 1 for a reported class
+    row_bound: int  # max_k sum_j |W_L[k, j]|: |d_t[k]| <= row_bound
     readout_bits: int
 
     def c_constants(self) -> dict:
         """Name -> value of the constants a C twin declares (ETP_DET_*)."""
-        return {"ETP_DET_WINDOW": self.window, "ETP_DET_REFRACTORY": self.refractory,
-                "ETP_DET_CLASSES": len(self.labels), "ETP_DET_THRESHOLD": [int(t) for t in self.thresholds],
-                "ETP_DET_KEYWORD": [int(k) for k in self.keyword]}
+        return {
+            "ETP_DET_WINDOW": self.window,
+            "ETP_DET_REFRACTORY": self.refractory,
+            "ETP_DET_CLASSES": len(self.labels),
+            "ETP_DET_THRESHOLD": [int(t) for t in self.thresholds],
+            "ETP_DET_KEYWORD": [int(k) for k in self.keyword],
+        }
 
 
 @dataclass(frozen=True)
@@ -142,7 +158,7 @@ def _decide(spec, sums, state: DetState) -> tuple[int, int, tuple | None]:
     margin = sums[k] - (rest.max() if rest.size else sums.dtype.type(0))
     keyword = spec.keyword_mask[k] if isinstance(spec, DetectorSpec) else spec.keyword[k] == 1
     on = bool(keyword and margin >= spec.thresholds[k])
-    latch = state.latch if k == state.latch else -1     # re-armed once another class takes the top
+    latch = state.latch if k == state.latch else -1  # re-armed once another class takes the top
     if state.hold > 0:
         return state.hold - 1, latch, None
     if on and latch < 0:
@@ -165,7 +181,7 @@ def step_q(spec: DetectorQ, state: DetState, d) -> tuple[DetState, tuple | None]
     if d.dtype.kind not in "iu" or np.abs(d.astype(np.int64)).max(initial=0) > spec.row_bound:
         raise EdgetpError(f"integer increments must be integers within +-{spec.row_bound}")
     buf = state.buf.copy()
-    sums = state.sums - buf[state.pos] + d.astype(np.int32)    # |sums| <= W * row_bound < 2^30: no wrap
+    sums = state.sums - buf[state.pos] + d.astype(np.int32)  # |sums| <= W * row_bound < 2^30: no wrap
     buf[state.pos] = d
     hold, latch, det = _decide(spec, sums, state)
     if det is not None:

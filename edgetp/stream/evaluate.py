@@ -5,6 +5,7 @@ Matching rule: a report of word w at time t hits the earliest not-yet-hit occurr
 right time, a second report of one occurrence, anything in a pause or on another word). The miss rate is
 1 - hits / occurrences; false alarms are counted per hour of stream.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -13,7 +14,7 @@ import numpy as np
 
 from edgetp.stream.detector import KEYWORDS, margins, scan, window_sums
 
-TOLERANCE_S = 0.5     # reports up to this long after a clip's end still count for it (the window lags the word)
+TOLERANCE_S = 0.5  # reports up to this long after a clip's end still count for it (the window lags the word)
 SR = 16000
 
 
@@ -21,7 +22,7 @@ def match(reports, events, seconds: float, tolerance: float = TOLERANCE_S) -> di
     """``reports``: (time s, word); ``events``: build.Event (samples). Per keyword and overall: occurrences,
     hits, misses, miss_rate, false_alarms, fa_per_hour."""
     per = {w: {"occurrences": 0, "hits": 0, "false_alarms": 0} for w in KEYWORDS}
-    spans = {w: [] for w in KEYWORDS}           # per keyword: [start s, end s + tolerance, hit], by start
+    spans = {w: [] for w in KEYWORDS}  # per keyword: [start s, end s + tolerance, hit], by start
     for e in sorted(events, key=lambda e: e.start):
         if e.keyword:
             per[e.word]["occurrences"] += 1
@@ -30,7 +31,7 @@ def match(reports, events, seconds: float, tolerance: float = TOLERANCE_S) -> di
     for t, w in sorted(reports):
         i = bisect.bisect_right(starts[w], t)
         # the spans that can hold t start at or before it; the earliest unhit one of them that does
-        for s in spans[w][max(0, i - 3):i]:
+        for s in spans[w][max(0, i - 3) : i]:
             if not s[2] and s[0] <= t <= s[1]:
                 s[2] = True
                 per[w]["hits"] += 1
@@ -41,8 +42,9 @@ def match(reports, events, seconds: float, tolerance: float = TOLERANCE_S) -> di
 
     def figures(c):
         n = c["occurrences"]
-        return dict(c, misses=n - c["hits"], miss_rate=(n - c["hits"]) / n if n else None,
-                    fa_per_hour=c["false_alarms"] / hours)
+        return dict(
+            c, misses=n - c["hits"], miss_rate=(n - c["hits"]) / n if n else None, fa_per_hour=c["false_alarms"] / hours
+        )
 
     tot = {k: sum(c[k] for c in per.values()) for k in ("occurrences", "hits", "false_alarms")}
     return {"per_keyword": {w: figures(c) for w, c in per.items()}, "overall": figures(tot), "hours": hours}
@@ -58,8 +60,16 @@ def sweep_thresholds(top, margin, mask, points: int) -> np.ndarray:
     return np.unique(np.concatenate([[0.0], q, [np.nextafter(pos.max(), np.inf)]]))
 
 
-def det_curve(increments, spec, events, seconds: float, thresholds=None, hop_s: float = 0.01,
-              tolerance: float = TOLERANCE_S, points: int = 41) -> list[dict]:
+def det_curve(
+    increments,
+    spec,
+    events,
+    seconds: float,
+    thresholds=None,
+    hop_s: float = 0.01,
+    tolerance: float = TOLERANCE_S,
+    points: int = 41,
+) -> list[dict]:
     """Overall miss rate and false alarms per hour with every keyword's threshold at each of ``thresholds``
     (readout units of ``increments``; default :func:`sweep_thresholds`), the detector otherwise ``spec``'s."""
     top, margin = margins(window_sums(increments, spec.window))
@@ -70,8 +80,14 @@ def det_curve(increments, spec, events, seconds: float, thresholds=None, hop_s: 
     for thr in thresholds:
         reps = scan(top, margin, mask, np.full(len(spec.labels), thr), spec.refractory)
         m = match([(f * hop_s, spec.labels[k]) for f, k, _ in reps], events, seconds, tolerance)["overall"]
-        out.append({"threshold": float(thr), "miss_rate": m["miss_rate"], "fa_per_hour": m["fa_per_hour"],
-                    "reports": len(reps)})
+        out.append(
+            {
+                "threshold": float(thr),
+                "miss_rate": m["miss_rate"],
+                "fa_per_hour": m["fa_per_hour"],
+                "reports": len(reps),
+            }
+        )
     return out
 
 

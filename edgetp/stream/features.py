@@ -13,6 +13,7 @@ The same computation as a clip's (``edgetp.audio.frontend`` then ``ModelInputs.a
 Memory is bounded by the block: the state is the running maximum, the last 8 log-mel frames and fewer than 480
 samples, so a 30-minute stream is read in blocks of any size.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,23 +22,28 @@ from edgetp.audio.frontend import DELTA1, DELTA2, DELTA_WIDTH, HOP, MEL, N_FFT, 
 from edgetp.errors import EdgetpError
 from edgetp.kws.data import RUNNING_MAX_F
 
-HALF = DELTA_WIDTH // 2                  # 4 frames of look-ahead (and history) for Δ / ΔΔ
-PAD = N_FFT // 2                         # the centred frames' zero padding, as a clip's
+HALF = DELTA_WIDTH // 2  # 4 frames of look-ahead (and history) for Δ / ΔΔ
+PAD = N_FFT // 2  # the centred frames' zero padding, as a clip's
 _MID = N_FRAMES // 2
 # interior taps (9,), start rows (9 frames -> the first 4 outputs), end rows (last 9 -> last 4), per operator
-_OPS = [(D[_MID - HALF:_MID + HALF + 1, _MID], D[:DELTA_WIDTH, :HALF], D[-DELTA_WIDTH:, -HALF:])
-        for D in (DELTA1, DELTA2)]
+_OPS = [
+    (D[_MID - HALF : _MID + HALF + 1, _MID], D[:DELTA_WIDTH, :HALF], D[-DELTA_WIDTH:, -HALF:]) for D in (DELTA1, DELTA2)
+]
 
 
 def check_streamable(inputs) -> None:
     """Refuse (EdgetpError) a model input stage that needs a whole utterance before its first frame."""
     if getattr(inputs, "running_max_decay", None) is None:
-        raise EdgetpError("the model normalises by the utterance's maximum (a whole second must be heard first), "
-                          "so it cannot listen to a stream; pretrain one with --running-max D (a causal running "
-                          "maximum, recorded in the model's frontend running_max_decay)")
+        raise EdgetpError(
+            "the model normalises by the utterance's maximum (a whole second must be heard first), "
+            "so it cannot listen to a stream; pretrain one with --running-max D (a causal running "
+            "maximum, recorded in the model's frontend running_max_decay)"
+        )
     if inputs.per_utterance:
-        raise EdgetpError("the model divides each feature by its std over the utterance (per_utterance), which a "
-                          "stream has not; it cannot listen to a stream")
+        raise EdgetpError(
+            "the model divides each feature by its std over the utterance (per_utterance), which a "
+            "stream has not; it cannot listen to a stream"
+        )
 
 
 class StreamFeatures:
@@ -49,27 +55,26 @@ class StreamFeatures:
         self.gain = float(inputs.log_gain)
         self.step = inputs.running_max_decay / float(1 << RUNNING_MAX_F)
         self.scale = np.asarray(inputs.scale, dtype=np.float32)
-        self.wave = np.zeros(PAD)            # samples from the next frame's first one on
-        self.m = -np.inf                     # running maximum of log2 S after the last frame
-        self.hist = np.zeros((0, N_MELS))    # L of the frames not yet emitted, plus up to 2 * HALF before them
-        self.first = 0                       # stream frame index of hist[0]
-        self.emitted = 0                     # frames emitted so far
+        self.wave = np.zeros(PAD)  # samples from the next frame's first one on
+        self.m = -np.inf  # running maximum of log2 S after the last frame
+        self.hist = np.zeros((0, N_MELS))  # L of the frames not yet emitted, plus up to 2 * HALF before them
+        self.first = 0  # stream frame index of hist[0]
+        self.emitted = 0  # frames emitted so far
         self.samples = 0
         self.done = False
 
     def _frames(self, n: int) -> np.ndarray:
         """L of the next n frames (n, 40) from self.wave; the running maximum advances."""
-        fr = np.lib.stride_tricks.sliding_window_view(self.wave[:(n - 1) * HOP + N_FFT], N_FFT)[::HOP]
+        fr = np.lib.stride_tricks.sliding_window_view(self.wave[: (n - 1) * HOP + N_FFT], N_FFT)[::HOP]
         spec = np.fft.rfft(fr * WINDOW, axis=-1)
-        S = (spec.real ** 2 + spec.imag ** 2) @ MEL.T
-        self.wave = self.wave[n * HOP:]
+        S = (spec.real**2 + spec.imag**2) @ MEL.T
+        self.wave = self.wave[n * HOP :]
         with np.errstate(divide="ignore"):
             l2 = np.log2(S)
         # m_t = max(peak_t, m_{t-1} - step) unrolled: max_s (peak_s + step s) - step t, from the carried m
         k = np.arange(n)
         peak = l2.max(axis=1)
-        m = np.maximum(np.maximum.accumulate(peak + self.step * k) - self.step * k,
-                       self.m - self.step * (k + 1))
+        m = np.maximum(np.maximum.accumulate(peak + self.step * k) - self.step * k, self.m - self.step * (k + 1))
         self.m = m[-1]
         with np.errstate(invalid="ignore"):
             r = np.where(np.isfinite(m)[:, None], np.exp2(l2 - np.where(np.isfinite(m), m, 0.0)[:, None]), 0.0)
@@ -86,9 +91,9 @@ class StreamFeatures:
                 if t < HALF:
                     row.append(start[:, t] @ H[:DELTA_WIDTH])
                 elif end and t >= n_total - HALF:
-                    row.append(tail[:, t - (n_total - HALF)] @ H[n_total - DELTA_WIDTH - t0:])
+                    row.append(tail[:, t - (n_total - HALF)] @ H[n_total - DELTA_WIDTH - t0 :])
                 else:
-                    row.append(mid @ H[t - HALF - t0:t + HALF + 1 - t0])
+                    row.append(mid @ H[t - HALF - t0 : t + HALF + 1 - t0])
             out[i] = np.concatenate(row)
         self.emitted = stop
         # the next frame reads from stop - HALF on (stop - 5 for the end rows): keep 2 * HALF frames before it
@@ -106,7 +111,7 @@ class StreamFeatures:
         if n > 0:
             self.hist = np.concatenate([self.hist, self._frames(n)])
         known = self.first + len(self.hist)
-        ready = known - HALF if known >= DELTA_WIDTH else 0   # 4 successors known (the start rows: frames 0..8)
+        ready = known - HALF if known >= DELTA_WIDTH else 0  # 4 successors known (the start rows: frames 0..8)
         return self._emit(ready, False) if ready > self.emitted else self._empty()
 
     def finish(self) -> np.ndarray:
@@ -116,8 +121,10 @@ class StreamFeatures:
         self.done = True
         n_frames = 1 + self.samples // HOP
         if n_frames < DELTA_WIDTH:
-            raise EdgetpError(f"a stream of {self.samples} samples is too short: Δ needs {DELTA_WIDTH} frames "
-                              f"({(DELTA_WIDTH - 1) * HOP} samples at 16 kHz)")
+            raise EdgetpError(
+                f"a stream of {self.samples} samples is too short: Δ needs {DELTA_WIDTH} frames "
+                f"({(DELTA_WIDTH - 1) * HOP} samples at 16 kHz)"
+            )
         self.wave = np.concatenate([self.wave, np.zeros(PAD)])
         n = n_frames - (self.first + len(self.hist))
         if n > 0:

@@ -14,6 +14,7 @@ float features quantized to the model's input format (``to_int_inputs``, as ``fi
 does). Integer increments are exact int64 sums of int16 weights over 0/1 spikes: |d_t[k]| <= sum_j |W_L[k, j]|,
 far inside int32, and u never accumulates (cleared each frame), so nothing overflows however long the stream.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -58,7 +59,7 @@ class StreamNet:
             xq = to_int_inputs(self.qm, x)
             for t in range(len(x)):
                 self.state.u[:] = 0
-                self.state = infer_step_q(self.qm, self.state, xq[t:t + 1])
+                self.state = infer_step_q(self.qm, self.state, xq[t : t + 1])
                 out[t] = self.state.u[0]
         else:
             from edgetp.tp.network import infer_step
@@ -66,7 +67,7 @@ class StreamNet:
             xf = np.ascontiguousarray(x, dtype=np.float32)
             for t in range(len(x)):
                 self.state.u[:] = 0
-                self.state = infer_step(self.model.params, self.state, xf[t:t + 1], self.cfg)
+                self.state = infer_step(self.model.params, self.state, xf[t : t + 1], self.cfg)
                 out[t] = self.state.u[0]
         self.frames += len(x)
         return out

@@ -1,4 +1,5 @@
 """Pictures of a stream's detection: the keywords' margins over time, and a DET curve (matplotlib, lazy)."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -4,14 +4,27 @@ The names below load their module on first use, so that importing a light submod
 (``edgetp.tp.config`` for ``TARGETS``, as the command-line parsers do) does not compile
 the numba kernels.
 """
+
 from __future__ import annotations
 
 import importlib
 
-_HOME = {"NetConfig": "config", "Params": "config", "parse_net": "config", "init_params": "config",
-         "TARGETS": "config", "trainable_names": "config",
-         "TPState": "network", "Optimizer": "network", "init_state": "network", "train_step": "network",
-         "infer_step": "network", "train_sequence": "network", "infer_sequence": "network", "predict": "network"}
+_HOME = {
+    "NetConfig": "config",
+    "Params": "config",
+    "parse_net": "config",
+    "init_params": "config",
+    "TARGETS": "config",
+    "trainable_names": "config",
+    "TPState": "network",
+    "Optimizer": "network",
+    "init_state": "network",
+    "train_step": "network",
+    "infer_step": "network",
+    "train_sequence": "network",
+    "infer_sequence": "network",
+    "predict": "network",
+}
 
 __all__ = list(_HOME)
 

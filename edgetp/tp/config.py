@@ -4,6 +4,7 @@ Shapes follow the spec (`W_l` is ``(H_l, H_{l-1})``): ``W[0..L-1]`` are the hidd
 layers' input weights, ``W[L]`` the readout, ``R[l]`` the recurrent weights of hidden
 layer ``l`` (0-based), ``S``/``S_rec`` the frozen target propagator.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -18,7 +19,7 @@ RESETS = ("soft", "hard")
 TARGETS = ("batch", "classes")  # target sets (spec 5): each sample's label, or every class once
 TRAIN_MODES = ("all", "readout")  # which layers learn: every one, or the readout alone
 # Fine-tuning's defaults, declared once for every layer (the float and integer rules, the device settings, the recipes):
-DEFAULT_LR = 1e-4        # the learning rate when neither a recipe nor an option gives one
+DEFAULT_LR = 1e-4  # the learning rate when neither a recipe nor an option gives one
 DEFAULT_BETA_SHIFT = 10  # the normalised rules' statistics EMA decay 2^-10 (integer rule, device; rownorm's float twin)
 
 
@@ -101,8 +102,9 @@ def parse_net(text: str, **neuron) -> NetConfig:
     rec = {h.endswith("r") for h in hidden}
     if len(rec) != 1:
         raise EdgetpError(f"--net {text!r}: mark either every hidden layer recurrent ('r') or none")
-    return NetConfig(int(parts[0]), tuple(int(h.rstrip("r")) for h in hidden), int(parts[-1]),
-                     recurrent=rec.pop(), **neuron)
+    return NetConfig(
+        int(parts[0]), tuple(int(h.rstrip("r")) for h in hidden), int(parts[-1]), recurrent=rec.pop(), **neuron
+    )
 
 
 @dataclass
@@ -130,8 +132,13 @@ class Params:
 
     def astype(self, dtype) -> "Params":
         cv = lambda a: None if a is None else np.array(a, dtype=dtype, order="C", copy=True)
-        return Params([cv(w) for w in self.W], None if self.R is None else [cv(r) for r in self.R],
-                      cv(self.S), cv(self.S_rec), dict(self.extra))
+        return Params(
+            [cv(w) for w in self.W],
+            None if self.R is None else [cv(r) for r in self.R],
+            cv(self.S),
+            cv(self.S_rec),
+            dict(self.extra),
+        )
 
     def copy(self) -> "Params":
         return self.astype(self.S.dtype)
@@ -139,8 +146,9 @@ class Params:
     def check(self, cfg: NetConfig) -> None:
         """Raise EdgetpError unless every array has the shape ``cfg`` implies."""
         sizes = cfg.sizes()
-        want = [("W%d" % i, self.W[i] if i < len(self.W) else None, (sizes[i + 1], sizes[i]))
-                for i in range(cfg.layers + 1)]
+        want = [
+            ("W%d" % i, self.W[i] if i < len(self.W) else None, (sizes[i + 1], sizes[i])) for i in range(cfg.layers + 1)
+        ]
         if len(self.W) != cfg.layers + 1:
             raise EdgetpError(f"expected {cfg.layers + 1} weight matrices W, got {len(self.W)}")
         if cfg.recurrent:

@@ -7,6 +7,7 @@ array, step and index. A file holding an array this module does not understand, 
 config key it does not know, is refused: every array in a file is either an input of the
 replay or compared, never ignored. Reading is bounded (edgetp.safeload).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -22,12 +23,25 @@ from edgetp.tp.propagator import get_cache
 from edgetp import safeload
 
 TOLERANCE = 1e-9
-_CONFIG_KEYS = {"hidden": list, "recurrent": bool, "batch": int, "steps": int, "n_in": int, "n_out": int,
-                "lr": (int, float), "optimizer": str, "vth": (int, float), "leak_m": (int, float),
-                "leak_t": (int, float), "leak_out": (int, float), "gamma": (int, float), "reset": str,
-                "labels": list}
+_CONFIG_KEYS = {
+    "hidden": list,
+    "recurrent": bool,
+    "batch": int,
+    "steps": int,
+    "n_in": int,
+    "n_out": int,
+    "lr": (int, float),
+    "optimizer": str,
+    "vth": (int, float),
+    "leak_m": (int, float),
+    "leak_t": (int, float),
+    "leak_out": (int, float),
+    "gamma": (int, float),
+    "reset": str,
+    "labels": list,
+}
 _OPTIONAL_CONFIG_KEYS = {"surrogate": str, "seed": int}
-INPUTS = ("x", "labels", "S", "S_rec")          # with W{i} and R{i}: what the replay starts from
+INPUTS = ("x", "labels", "S", "S_rec")  # with W{i} and R{i}: what the replay starts from
 
 
 @dataclass
@@ -55,8 +69,15 @@ def _fail(path, msg):
 def expected_shapes(cfg: NetConfig, B: int, T: int) -> dict:
     """Every array a golden file of this network holds (besides ``config`` and ``labels``), with its shape."""
     L, sizes = cfg.layers, cfg.sizes()
-    want = {"x": (B, T, cfg.n_in), "h0": (T, B, cfg.n_in), "ht0": (T, B, cfg.n_out), "tr0": (T, B, cfg.n_in),
-            "trt0": (T, B, cfg.n_out), "out": (T, B, cfg.n_out), "S": (cfg.hidden[0], cfg.n_out)}
+    want = {
+        "x": (B, T, cfg.n_in),
+        "h0": (T, B, cfg.n_in),
+        "ht0": (T, B, cfg.n_out),
+        "tr0": (T, B, cfg.n_in),
+        "trt0": (T, B, cfg.n_out),
+        "out": (T, B, cfg.n_out),
+        "S": (cfg.hidden[0], cfg.n_out),
+    }
     for k in range(1, L + 1):
         for pre in ("h", "ht", "tr", "trt"):
             want[f"{pre}{k}"] = (T, B, cfg.hidden[k - 1])
@@ -84,8 +105,9 @@ def load_golden(path: str | Path) -> Golden:
             raise EdgetpError("missing key 'config'")
         e = z.entries["config"]
         if e.dtype.kind != "U" or e.shape != () or e.nbytes > 4 * safeload.MAX_JSON_BYTES:
-            raise EdgetpError(f"config must be one JSON string of at most {safeload.MAX_JSON_BYTES} characters, "
-                              f"not {e.describe()}")
+            raise EdgetpError(
+                f"config must be one JSON string of at most {safeload.MAX_JSON_BYTES} characters, not {e.describe()}"
+            )
         strings = [k for k, v in z.entries.items() if v.dtype.kind == "U" and k != "config"]
         if strings:
             raise EdgetpError(f"array {strings[0]!r} holds text, not numbers")
@@ -107,12 +129,22 @@ def load_golden(path: str | Path) -> Golden:
         if config["optimizer"] not in ("sgd", "adam"):
             raise EdgetpError(f"config optimizer {config['optimizer']!r} is not sgd or adam")
         if config.get("surrogate", "atan_scaled") != "atan_scaled":
-            raise EdgetpError(f"surrogate {config['surrogate']!r} is not supported (only the reference's type 1, "
-                              "'atan_scaled')")
+            raise EdgetpError(
+                f"surrogate {config['surrogate']!r} is not supported (only the reference's type 1, 'atan_scaled')"
+            )
         try:
-            cfg = NetConfig(config["n_in"], tuple(config["hidden"]), config["n_out"], config["recurrent"],
-                            config["vth"], config["leak_m"], config["leak_t"], config["leak_out"],
-                            config["gamma"], config["reset"])
+            cfg = NetConfig(
+                config["n_in"],
+                tuple(config["hidden"]),
+                config["n_out"],
+                config["recurrent"],
+                config["vth"],
+                config["leak_m"],
+                config["leak_t"],
+                config["leak_out"],
+                config["gamma"],
+                config["reset"],
+            )
             cfg.sizes()
         except (EdgetpError, TypeError, ValueError) as exc:
             raise EdgetpError(f"bad config: {exc}") from None
@@ -120,14 +152,17 @@ def load_golden(path: str | Path) -> Golden:
         if B < 1 or T < 1:
             raise EdgetpError(f"config batch {B} and steps {T} must be >= 1")
         labels = config["labels"]
-        if len(labels) != B or not all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c < cfg.n_out
-                                       for c in labels):
+        if len(labels) != B or not all(
+            isinstance(c, int) and not isinstance(c, bool) and 0 <= c < cfg.n_out for c in labels
+        ):
             raise EdgetpError(f"config labels must be {B} class indices in [0, {cfg.n_out})")
         want = expected_shapes(cfg, B, T)
         unknown = sorted(set(z.entries) - set(want) - {"config", "labels"})
         if unknown:
-            raise EdgetpError(f"array {unknown[0]!r} is not understood (not part of the format for this config; "
-                              "shared/golden/README.md); refusing the file rather than ignoring it")
+            raise EdgetpError(
+                f"array {unknown[0]!r} is not understood (not part of the format for this config; "
+                "shared/golden/README.md); refusing the file rather than ignoring it"
+            )
         for k, shape in want.items():
             if k not in z.entries:
                 raise EdgetpError(f"missing key {k!r}")
@@ -202,23 +237,34 @@ def replay(g: Golden) -> dict[str, Deviation]:
     L = cfg.layers
     worst: dict[str, Deviation] = dict(check_inputs(g))
     f64 = lambda k: np.array(a[k], dtype=np.float64)
-    params = Params([f64(f"W{i}") for i in range(L + 1)], [f64(f"R{i}") for i in range(L)] if cfg.recurrent else None,
-                    f64("S"), f64("S_rec") if cfg.recurrent else None)
+    params = Params(
+        [f64(f"W{i}") for i in range(L + 1)],
+        [f64(f"R{i}") for i in range(L)] if cfg.recurrent else None,
+        f64("S"),
+        f64("S_rec") if cfg.recurrent else None,
+    )
     opt = Optimizer(c["optimizer"], float(c["lr"]))
     labels = np.asarray(c["labels"], dtype=np.int64)
     x = f64("x")
     B = x.shape[0]
     state = init_state(cfg, B, B, np.float64)
     prop = get_cache(None, params, cfg, np.float64)
-    with np.errstate(all="ignore"):     # a NaN in a file is reported by compare(), not warned about
+    with np.errstate(all="ignore"):  # a NaN in a file is reported by compare(), not warned about
         for t in range(c["steps"]):
-            state, grads = train_step(params, state, np.ascontiguousarray(x[:, t]), labels, cfg, opt, "batch",
-                                       record=True, prop=prop)
+            state, grads = train_step(
+                params, state, np.ascontiguousarray(x[:, t]), labels, cfg, opt, "batch", record=True, prop=prop
+            )
             # the files number the layers from 1 and the label trace as layer 0 (the paper's ε̃_0)
             mine = {"h0": x[:, t], "ht0": np.eye(cfg.n_out)[labels], "trt0": state.trl, "out": state.u}
             for l in range(L):
-                mine.update({f"h{l + 1}": state.s[l], f"ht{l + 1}": state.st[l], f"tr{l + 1}": state.tr[l],
-                             f"trt{l + 1}": state.trt[l]})
+                mine.update(
+                    {
+                        f"h{l + 1}": state.s[l],
+                        f"ht{l + 1}": state.st[l],
+                        f"tr{l + 1}": state.tr[l],
+                        f"trt{l + 1}": state.trt[l],
+                    }
+                )
             mine.update({f"g{k}": v for k, v in grads.items()})
             mine.update({f"W{i}_after": params.W[i] for i in range(L + 1)})
             if cfg.recurrent:

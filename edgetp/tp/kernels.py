@@ -5,6 +5,7 @@ drops Python's division-by-zero checks, which otherwise keep LLVM from vectorisi
 update loops (measured 2x on the Adam update); IEEE results are unchanged.
 Equations refer to docs/tp-algorithm.md (spec) sections 2-3.
 """
+
 from __future__ import annotations
 
 import math
@@ -118,8 +119,8 @@ def adam_update(w, grad, m, v, lr, beta1, beta2, eps, step):
     m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
     W -= (lr / (1-b1^t)) * m / (sqrt(v) / sqrt(1-b2^t) + eps).
     """
-    bc1 = 1.0 - beta1 ** step
-    bc2s = math.sqrt(1.0 - beta2 ** step)
+    bc1 = 1.0 - beta1**step
+    bc2s = math.sqrt(1.0 - beta2**step)
     step_size = lr / bc1
     for i in range(w.size):
         g = grad[i]
@@ -141,8 +142,8 @@ def outer_update(w, d1, p1, d2, p2, scale, adam, m, v, lr, beta1, beta2, eps, st
     """
     n_out, n_in = w.shape
     record = gout.shape[0] == n_out
-    bc1 = 1.0 - beta1 ** step
-    bc2s = math.sqrt(1.0 - beta2 ** step) if adam else 1.0
+    bc1 = 1.0 - beta1**step
+    bc2s = math.sqrt(1.0 - beta2**step) if adam else 1.0
     step_size = lr / bc1 if adam else lr
     g = np.empty(n_in, dtype=w.dtype)
     for i in range(n_out):

@@ -11,6 +11,7 @@ Target sets (spec 5): ``"batch"`` runs the target stream on each sample's label 
 paper; needs B >= 2 to learn in hidden layers); ``"classes"`` runs it on every class
 once and contrasts each sample against all class prototypes (works at B = 1).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -19,8 +20,15 @@ import numpy as np
 
 from edgetp.errors import EdgetpError
 from edgetp.tp import kernels as K
-from edgetp.tp.config import (DEFAULT_BETA_SHIFT, DEFAULT_LR, TARGETS, NetConfig, Params, check_update_every,
-                              trainable_names)
+from edgetp.tp.config import (
+    DEFAULT_BETA_SHIFT,
+    DEFAULT_LR,
+    TARGETS,
+    NetConfig,
+    Params,
+    check_update_every,
+    trainable_names,
+)
 from edgetp.tp.propagator import PropagatorCache, get_cache
 
 # BLAS threads: a multi-threaded BLAS beside numba's threads slows training down; the
@@ -50,11 +58,15 @@ class TPState:
 def init_state(cfg: NetConfig, batch: int, n_targets: int, dtype=np.float64) -> TPState:
     z = lambda n, h: np.zeros((n, h), dtype=dtype)
     return TPState(
-        v=[z(batch, h) for h in cfg.hidden], s=[z(batch, h) for h in cfg.hidden],
+        v=[z(batch, h) for h in cfg.hidden],
+        s=[z(batch, h) for h in cfg.hidden],
         tr=[z(batch, h) for h in cfg.hidden],
-        vt=[z(n_targets, h) for h in cfg.hidden], st=[z(n_targets, h) for h in cfg.hidden],
+        vt=[z(n_targets, h) for h in cfg.hidden],
+        st=[z(n_targets, h) for h in cfg.hidden],
         trt=[z(n_targets, h) for h in cfg.hidden],
-        trl=z(n_targets, cfg.n_out), u=z(batch, cfg.n_out))
+        trl=z(n_targets, cfg.n_out),
+        u=z(batch, cfg.n_out),
+    )
 
 
 @dataclass
@@ -77,7 +89,7 @@ class Grad:
 FUSED_MAX_BATCH = 8
 
 
-ROWNORM_DECAY = 2.0 ** -DEFAULT_BETA_SHIFT   # rownorm's EMA decay: the integer rule's default beta_shift
+ROWNORM_DECAY = 2.0**-DEFAULT_BETA_SHIFT  # rownorm's EMA decay: the integer rule's default beta_shift
 
 OPTIMIZERS = ("adam", "sgd", "rownorm", "colnorm")
 
@@ -132,18 +144,41 @@ class Optimizer:
                 d1, p1 = g.terms[0]
                 d2, p2 = g.terms[1] if len(g.terms) > 1 else (_EMPTY2[w.dtype], _EMPTY2[w.dtype])
                 gout = np.empty_like(w) if record is not None else _EMPTY2[w.dtype]
-                K.outer_update(w, d1, p1, d2, p2, w.dtype.type(g.scale), adam, m, v, self.lr, self.beta1,
-                               self.beta2, self.eps, self.step, gout)
+                K.outer_update(
+                    w,
+                    d1,
+                    p1,
+                    d2,
+                    p2,
+                    w.dtype.type(g.scale),
+                    adam,
+                    m,
+                    v,
+                    self.lr,
+                    self.beta1,
+                    self.beta2,
+                    self.eps,
+                    self.step,
+                    gout,
+                )
             else:
                 gout = g.dense()
                 if adam:
-                    K.adam_update(w.reshape(-1), gout.reshape(-1), m.reshape(-1), v.reshape(-1), self.lr,
-                                  self.beta1, self.beta2, self.eps, self.step)
+                    K.adam_update(
+                        w.reshape(-1),
+                        gout.reshape(-1),
+                        m.reshape(-1),
+                        v.reshape(-1),
+                        self.lr,
+                        self.beta1,
+                        self.beta2,
+                        self.eps,
+                        self.step,
+                    )
                 else:
                     K.sgd_update(w.reshape(-1), gout.reshape(-1), w.dtype.type(self.lr))
             if record is not None:
                 record.append(gout)
-
 
     def _normed(self, weights: list, grads: list, record: list | None, axis: int) -> None:
         if not self.v:
@@ -178,9 +213,15 @@ def _layer_forward(cfg, W_in, R, v, s_prev, x, dtype):
     return K.lif_step(v, cur, dtype(cfg.leak_m), dtype(cfg.vth), cfg.reset == "hard")
 
 
-def forward(params: Params, state: TPState, x: np.ndarray, target_in: np.ndarray | None,
-            cfg: NetConfig, prop: PropagatorCache | None = None, rows: np.ndarray | None = None
-            ) -> tuple[TPState, dict]:
+def forward(
+    params: Params,
+    state: TPState,
+    x: np.ndarray,
+    target_in: np.ndarray | None,
+    cfg: NetConfig,
+    prop: PropagatorCache | None = None,
+    rows: np.ndarray | None = None,
+) -> tuple[TPState, dict]:
     """Forward pass of one step (spec 2). ``target_in`` is the one-hot target of each
     target-stream row (None = inference: data stream only). Returns the new state and
     the per-layer quantities learning needs (``vpre``, ``vpre_t``, inputs).
@@ -219,8 +260,9 @@ def forward(params: Params, state: TPState, x: np.ndarray, target_in: np.ndarray
     return TPState(v, s, tr, vt, st, trt, trl, u, state.t + 1), aux
 
 
-def gradients(params: Params, new: TPState, aux: dict, labels: np.ndarray, cfg: NetConfig,
-              targets: str, train: str = "all") -> dict[str, Grad]:
+def gradients(
+    params: Params, new: TPState, aux: dict, labels: np.ndarray, cfg: NetConfig, targets: str, train: str = "all"
+) -> dict[str, Grad]:
     """Every layer's local gradient at this step (spec 3, 5), as outer products; keys ``W0..WL``, ``R0..``.
 
     ``train="readout"`` computes only the readout's gradient.
@@ -257,10 +299,20 @@ def target_inputs(cfg: NetConfig, labels: np.ndarray, targets: str, dtype) -> np
     raise EdgetpError(f"targets must be one of {TARGETS}, got {targets!r}")
 
 
-def train_step(params: Params, state: TPState, x: np.ndarray, labels: np.ndarray, cfg: NetConfig,
-               opt: Optimizer, targets: str = "batch", train: str = "all",
-               target_in: np.ndarray | None = None, record: bool = False,
-               prop: PropagatorCache | None = None, update_every: int = 1) -> tuple[TPState, dict]:
+def train_step(
+    params: Params,
+    state: TPState,
+    x: np.ndarray,
+    labels: np.ndarray,
+    cfg: NetConfig,
+    opt: Optimizer,
+    targets: str = "batch",
+    train: str = "all",
+    target_in: np.ndarray | None = None,
+    record: bool = False,
+    prop: PropagatorCache | None = None,
+    update_every: int = 1,
+) -> tuple[TPState, dict]:
     """One time step of TP learning: forward, local gradients, one optimizer step.
 
     Returns ``(new_state, grads)``; ``params`` are updated in place. ``grads`` holds the
@@ -288,9 +340,17 @@ def infer_step(params: Params, state: TPState, x: np.ndarray, cfg: NetConfig) ->
     return forward(params, state, x, None, cfg)[0]
 
 
-def train_sequence(params: Params, xs: np.ndarray, labels: np.ndarray, cfg: NetConfig, opt: Optimizer,
-                   targets: str = "batch", train: str = "all", prop: PropagatorCache | None = None,
-                   update_every: int = 1) -> TPState:
+def train_sequence(
+    params: Params,
+    xs: np.ndarray,
+    labels: np.ndarray,
+    cfg: NetConfig,
+    opt: Optimizer,
+    targets: str = "batch",
+    train: str = "all",
+    prop: PropagatorCache | None = None,
+    update_every: int = 1,
+) -> TPState:
     """Train on a batch of sequences ``xs`` (B, T, N0) from a zero state, one update per step
     (``update_every`` k: one update on each step t = 0, k, 2k, ... of the sequence).
 
@@ -306,8 +366,19 @@ def train_sequence(params: Params, xs: np.ndarray, labels: np.ndarray, cfg: NetC
     tin = target_inputs(cfg, labels, targets, xs.dtype)
     prop = get_cache(prop, params, cfg, xs.dtype)
     for t in range(xs.shape[1]):
-        state, _ = train_step(params, state, np.ascontiguousarray(xs[:, t]), labels, cfg, opt, targets, train, tin,
-                              prop=prop, update_every=update_every)
+        state, _ = train_step(
+            params,
+            state,
+            np.ascontiguousarray(xs[:, t]),
+            labels,
+            cfg,
+            opt,
+            targets,
+            train,
+            tin,
+            prop=prop,
+            update_every=update_every,
+        )
     return state
 
 
@@ -322,5 +393,5 @@ def infer_sequence(params: Params, xs: np.ndarray, cfg: NetConfig) -> np.ndarray
 
 def predict(params: Params, xs: np.ndarray, cfg: NetConfig, batch: int = 256) -> np.ndarray:
     """argmax of the readout at the last step (spec 4)."""
-    out = [infer_sequence(params, xs[i:i + batch], cfg).argmax(1) for i in range(0, len(xs), batch)]
+    out = [infer_sequence(params, xs[i : i + batch], cfg).argmax(1) for i in range(0, len(xs), batch)]
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)

@@ -3,6 +3,7 @@
 No numba, no fusion, no caching: the baseline that `edgetp bench train` measures the
 numba reference against, and an independent cross-check of it in the tests.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,8 +27,16 @@ def _sg(vpre, cfg):
     return cfg.gamma / (1 + (np.pi * (vpre - cfg.vth)) ** 2)
 
 
-def train_sequence_numpy(params: Params, xs: np.ndarray, labels: np.ndarray, cfg: NetConfig,
-                         kind: str = "adam", lr: float = DEFAULT_LR, targets: str = "batch", adam_state=None):
+def train_sequence_numpy(
+    params: Params,
+    xs: np.ndarray,
+    labels: np.ndarray,
+    cfg: NetConfig,
+    kind: str = "adam",
+    lr: float = DEFAULT_LR,
+    targets: str = "batch",
+    adam_state=None,
+):
     """Train on (B, T, N0) from a zero state; returns (final readout, adam_state)."""
     B, T, _ = xs.shape
     L, dt = cfg.layers, xs.dtype
@@ -51,7 +60,10 @@ def train_sequence_numpy(params: Params, xs: np.ndarray, labels: np.ndarray, cfg
             cur_t = inp_t @ Wt.T + (st[l] @ Rt.T if cfg.recurrent else 0)
             vpre_t, st[l], vt[l] = _lif(vt[l], cur_t, cfg)
             trt[l] = cfg.leak_t * trt[l] + st[l]
-            ins.append(inp); ins_t.append(inp_t); vps.append(vpre); vps_t.append(vpre_t)
+            ins.append(inp)
+            ins_t.append(inp_t)
+            vps.append(vpre)
+            vps_t.append(vpre_t)
             inp, inp_t = s[l], st[l]
         u = cfg.leak_out * u + s[-1] @ params.W[-1].T
         trl = cfg.leak_t * trl + tin
@@ -81,5 +93,5 @@ def train_sequence_numpy(params: Params, xs: np.ndarray, labels: np.ndarray, cfg
             else:
                 m[i] = 0.9 * m[i] + 0.1 * g
                 vv[i] = 0.999 * vv[i] + 0.001 * g * g
-                w -= (lr / (1 - 0.9 ** step)) * m[i] / (np.sqrt(vv[i]) / np.sqrt(1 - 0.999 ** step) + 1e-8)
+                w -= (lr / (1 - 0.9**step)) * m[i] / (np.sqrt(vv[i]) / np.sqrt(1 - 0.999**step) + 1e-8)
     return u, (m, vv, step)

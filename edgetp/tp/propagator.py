@@ -5,6 +5,7 @@ Layer 1's target stream is driven by the one-hot label through the frozen ``S`` 
 train. Computing it once per class, instead of at every step of every sample, removes
 the largest cost of the class-prototype rule (a (O x H1) @ (H1 x H1) product per step).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -33,9 +34,13 @@ class PropagatorCache:
 
     def matches(self, params: Params, cfg: NetConfig, dtype) -> bool:
         same_rec = (self.S_rec is None) == (params.S_rec is None or not cfg.recurrent)
-        return (cfg == self.cfg and np.dtype(dtype).type is self.dtype and same_rec
-                and np.array_equal(self.S, params.S)
-                and (self.S_rec is None or np.array_equal(self.S_rec, params.S_rec)))
+        return (
+            cfg == self.cfg
+            and np.dtype(dtype).type is self.dtype
+            and same_rec
+            and np.array_equal(self.S, params.S)
+            and (self.S_rec is None or np.array_equal(self.S_rec, params.S_rec))
+        )
 
     def _grow(self, t: int) -> None:
         cfg, dt = self.cfg, self.dtype

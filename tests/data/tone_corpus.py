@@ -4,6 +4,7 @@ Used by the data tests to show that the reader, the split and the cache work on 
 corpus in GSC v2's layout, whoever made it. Each word is a chirp pattern (its own start
 and end frequency ratio and harmonics), each speaker a base frequency and loudness.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,15 +26,21 @@ def chirp(word: str, f0: float, seconds: float, rng) -> np.ndarray:
     return y + 0.01 * rng.standard_normal(len(t))
 
 
-def make_corpus(root, words=("yes", "no", "up", "learn"), speakers=None, seed: int = 0,
-                noise_seconds: float = 12.0) -> dict:
+def make_corpus(
+    root, words=("yes", "no", "up", "learn"), speakers=None, seed: int = 0, noise_seconds: float = 12.0
+) -> dict:
     """Write the corpus; ``speakers`` maps id -> (split, reps) or (split, {word: reps}).
 
     Returns {speaker id: split}. Splits go into validation_list.txt / testing_list.txt.
     """
     root = Path(root)
-    speakers = speakers or {"0a1b2c3d": ("train", 10), "11111111": ("train", 3), "22222222": ("train", 3),
-                            "33333333": ("validation", 2), "44444444": ("testing", 2)}
+    speakers = speakers or {
+        "0a1b2c3d": ("train", 10),
+        "11111111": ("train", 3),
+        "22222222": ("train", 3),
+        "33333333": ("validation", 2),
+        "44444444": ("testing", 2),
+    }
     rng = np.random.default_rng(seed)
     lists = {"validation": [], "testing": []}
     for n, (sid, (split, reps)) in enumerate(sorted(speakers.items())):
@@ -52,6 +59,10 @@ def make_corpus(root, words=("yes", "no", "up", "learn"), speakers=None, seed: i
         (root / name).write_text("".join(f"{p}\n" for p in sorted(lists[split])))
     bg = root / "_background_noise_"
     bg.mkdir(exist_ok=True)
-    sf.write(bg / "white_noise.wav", (rng.standard_normal(int(noise_seconds * SR)) * 3000).astype(np.int16),
-             SR, subtype="PCM_16")
+    sf.write(
+        bg / "white_noise.wav",
+        (rng.standard_normal(int(noise_seconds * SR)) * 3000).astype(np.int16),
+        SR,
+        subtype="PCM_16",
+    )
     return {sid: split for sid, (split, _) in speakers.items()}

@@ -1,4 +1,5 @@
 """Shared set-up of the deploy tests: the test-double model, started targets, data."""
+
 from __future__ import annotations
 
 import sys
@@ -59,12 +60,17 @@ def device(target="host", locked=False, faults: str | None = None, timeout=None,
 
     image = build(model_dir, target, locked=locked)
     with start(target, image) as t:
-        reopen = lambda: serial.serial_for_url(t.url, timeout=0.01)   # noqa: E731
+        reopen = lambda: serial.serial_for_url(t.url, timeout=0.01)  # noqa: E731
         port = reopen()
-        link = (FaultyLink(port, FaultPlan.parse(faults), reset=t.reset, reopen_port=reopen)
-                if faults is not None else port)
-        dev = Device(link, timeout=timeout or (0.05 if target == "host" else 1.0), retries=40,
-                     reopen=link.reopen if faults is not None else reopen)
+        link = (
+            FaultyLink(port, FaultPlan.parse(faults), reset=t.reset, reopen_port=reopen) if faults is not None else port
+        )
+        dev = Device(
+            link,
+            timeout=timeout or (0.05 if target == "host" else 1.0),
+            retries=40,
+            reopen=link.reopen if faults is not None else reopen,
+        )
         try:
             yield t, dev
         finally:

@@ -1,5 +1,6 @@
 """Python twin of the TEST DOUBLE etp_model.c (same arithmetic, same digest), used as
 the "reference" in the deploy tests that do not need a real generated model."""
+
 from __future__ import annotations
 
 import zlib
@@ -25,7 +26,7 @@ class FakeReference:
     def _forward(self, x) -> None:
         w = self.w.astype(np.int64).reshape(N_OUT, N_IN)
         s = w @ np.asarray(x, dtype=np.int64)
-        self.acc = np.clip(self.acc.astype(np.int64) + (s >> 8), -2**31, 2**31 - 1).astype(np.int32)
+        self.acc = np.clip(self.acc.astype(np.int64) + (s >> 8), -(2**31), 2**31 - 1).astype(np.int32)
 
     def train_sample(self, xs, label: int) -> None:
         self.acc[:] = 0
@@ -37,9 +38,9 @@ class FakeReference:
             r ^= (r << 5) & 0xFFFFFFFF
             self.rng[0] = r
             x = np.asarray(x, dtype=np.int32)
-            row = self.w[label * N_IN:(label + 1) * N_IN].astype(np.int32)
+            row = self.w[label * N_IN : (label + 1) * N_IN].astype(np.int32)
             bits = np.array([(r >> j) & 1 for j in range(N_IN)], dtype=np.int32)
-            self.w[label * N_IN:(label + 1) * N_IN] = np.clip(row + (x >> 6) + bits, -32768, 32767)
+            self.w[label * N_IN : (label + 1) * N_IN] = np.clip(row + (x >> 6) + bits, -32768, 32767)
             self.steps[0] += 1
 
     def infer_sample(self, xs) -> int:
