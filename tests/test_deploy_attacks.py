@@ -24,7 +24,7 @@ from deploy_helpers import ScriptedPort, device  # noqa: E402
 from deploy import protocol as P  # noqa: E402
 from deploy.host import LinkError  # noqa: E402
 from deploy.reference import IntReference, export_c, int_features, tiny_qmodel  # noqa: E402
-from firmware_gen.tensors import DeviceConfig  # noqa: E402
+from edgetp.fixed.device import DeviceConfig  # noqa: E402
 
 QEMU = pytest.mark.needs("arm-none-eabi-gcc", "qemu-system-arm")  # tests/conftest.py: fails when missing with CI=true
 pytestmark = pytest.mark.needs("cc")

@@ -51,7 +51,7 @@ def test_the_cortex_m4_paths_on_the_emulated_board(tmp_path):
     from deploy.bitexact import verify_export
     from firmware_gen.cases import build_model, build_script, device_config
     from firmware_gen.generate import render
-    from firmware_gen.tensors import RefDevice
+    from firmware_gen.tensors import TableDevice
 
     spec = frozen_spec(**SPEC, n_in=15)
     qm, dev = build_model(spec), device_config(spec)
@@ -61,7 +61,7 @@ def test_the_cortex_m4_paths_on_the_emulated_board(tmp_path):
         if mutate:
             assert old in ex.files["etp_kernels.c"]
             ex.files["etp_kernels.c"] = ex.files["etp_kernels.c"].replace(old, old.replace("xb", "xa"), 1)
-        mm = verify_export(ex, RefDevice(qm, dev), build_script(spec), 0, False, tmp_path / str(mutate), target="qemu")[
-            1
-        ]
+        mm = verify_export(
+            ex, TableDevice(qm, dev), build_script(spec), 0, False, tmp_path / str(mutate), target="qemu"
+        )[1]
         assert (mm is not None) == mutate, mm
