@@ -200,6 +200,8 @@ def build(
         ]
     if (model_dir / "etp_frontend_cfg.h").is_file():
         defs.append("-DETP_HAS_FRONTEND=1")  # the export carries the audio frontend (AUDIO_PCM / AUDIO_RUN)
+    if (model_dir / "etp_det_cfg.h").is_file():
+        defs.append("-DETP_HAS_DETECT=1")  # the export carries the keyword detector (DET_STEP)
     if target in EMULATED:
         defs += ["-DETP_COUNTER_SRC=1", *bd.c_defines(), "-DETP_FLASH_SEMIHOST=1"]
     elif target == "board":

@@ -316,6 +316,21 @@ class Device:
     def digest(self) -> dict:
         return _unpack("RSP_DIGEST", self.request(P.Cmd.DIGEST))[0]
 
+    def det_step(self, d, start: bool = False) -> dict:
+        """DET_STEP (an export with the detector): one frame's int32 increments ``d`` through etp_det_step
+        (``start``: re-initialised first); its report and state, the window sums as ``sums`` (int32)."""
+        d = np.asarray(d)
+        if d.ndim != 1 or d.dtype.kind not in "iu" or np.abs(d.astype(np.int64)).max(initial=0) >= 1 << 31:
+            raise EdgetpError("detector increments are one frame of int32 values, one per class")
+        out, rest = _unpack(
+            "RSP_DET_STEP",
+            self.request(P.Cmd.DET_STEP, P.pack("REQ_DET_STEP", start=int(start)) + d.astype("<i4").tobytes()),
+        )
+        if len(rest) != 4 * len(d):
+            raise ProtocolError(f"DET_STEP answered {len(rest)} bytes of window sums for {len(d)} classes")
+        out["sums"] = np.frombuffer(rest, "<i4").astype(np.int32)
+        return out
+
     def counters(self, clear: bool = False) -> dict:
         return _unpack("RSP_COUNTERS", self.request(P.Cmd.COUNTERS, P.pack("REQ_COUNTERS", clear=int(clear))))[0]
 

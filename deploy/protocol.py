@@ -85,6 +85,7 @@ class Cmd(enum.IntEnum):
     FACTORY_RESET = 0x21  # weight store: erase both slots, etp_init(0): the shipped weights again
     AUDIO_PCM = 0x22  # append int16 PCM samples to the device's audio frontend (start=1: a new utterance)
     AUDIO_RUN = 0x23  # finish the utterance, run its frames through the network (label, or AUDIO_NO_LABEL: infer)
+    DET_STEP = 0x24  # one frame's readout increments through the keyword detector (etp_det_step); answers its state
 
 
 DEBUG_CMDS = (Cmd.TENSOR_INFO, Cmd.READ_TENSOR, Cmd.WRITE_TENSOR, Cmd.READ_STATE, Cmd.SET_OPTIMIZER, Cmd.READ_FE)
@@ -210,6 +211,23 @@ LAYOUTS: dict[str, list[tuple[str, str]]] = {
     ],
     # fe_finish: the end of the utterance (last frames, maximum, L); fe_frames: delta and input scaling of
     # every frame; net_sum/net_max: the network steps; x_crc: CRC-32 of the network's inputs (int16 LE)
+    # DET_STEP (an export with the detector): start=1 re-initialises it first; + int32 increments x classes.
+    # The answer: the report (fired 0/1, class, margin) and the whole state of edgetp.stream.detector.DetState:
+    # frames seen t, ring row pos, hold, latch (-1 none), CRC-32 of the ring (int32 LE, row-major), then the
+    # window sums int32 x classes; cost: the step's counter (instructions under QEMU -icount)
+    "REQ_DET_STEP": [("start", "B")],
+    "RSP_DET_STEP": [
+        ("status", "B"),
+        ("fired", "B"),
+        ("cls", "h"),
+        ("margin", "i"),
+        ("t", "I"),
+        ("pos", "I"),
+        ("hold", "i"),
+        ("latch", "i"),
+        ("buf_crc", "I"),
+        ("cost", "I"),
+    ],
 }
 AUDIO_NO_LABEL = 0xFFFF
 FE_FRAME, FE_END, FE_OUT = 0, 1, 2  # REQ_READ_FE.what

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from edgetp.errors import EdgetpError
 
-from firmware_gen.runtime import FRONTEND_SOURCES, SOURCES
+from firmware_gen.runtime import DETECT_SOURCES, FRONTEND_SOURCES, SOURCES
 
 # The compiler flags of every build of the C (deploy/build.py's firmware, verify-c's with -Werror):
 WARN = ["-std=c99", "-Wall", "-Wextra", "-pedantic", "-Wshadow", "-Wstrict-prototypes", "-Wmissing-prototypes"]
@@ -64,6 +64,8 @@ def sources(export_dir: Path) -> list[Path]:
     out = [export_dir / "etp_model.c", *(export_dir / s for s in SOURCES)]
     if (export_dir / "etp_frontend_cfg.c").is_file():
         out += [export_dir / "etp_frontend_cfg.c", *(export_dir / s for s in FRONTEND_SOURCES)]
+    if (export_dir / "etp_det_cfg.h").is_file():
+        out += [export_dir / s for s in DETECT_SOURCES]
     return out
 
 

@@ -376,9 +376,12 @@ def runtime_files() -> list[str]:
     return [*HEADERS, *SOURCES, *STORE]
 
 
-def render(qm: QModel, dev: DeviceConfig | None = None, source_hash: str | None = None, frontend=None) -> Export:
+def render(
+    qm: QModel, dev: DeviceConfig | None = None, source_hash: str | None = None, frontend=None, detector=None
+) -> Export:
     """Every file of the export (generated, runtime copies, manifest), in memory. ``frontend``
-    (an ``edgetp.audio.frontend_q.InputNorm``) adds the integer audio frontend (firmware_gen.frontend)."""
+    (an ``edgetp.audio.frontend_q.InputNorm``) adds the integer audio frontend (firmware_gen.frontend);
+    ``detector`` (an ``edgetp.stream.detector.DetectorQ``) the keyword detector (firmware_gen.detect)."""
     check_reference_fields()
     dev = dev or default_device(qm)
     check_frozen(qm, dev)
@@ -402,6 +405,13 @@ def render(qm: QModel, dev: DeviceConfig | None = None, source_hash: str | None 
 
         files.update(frontend_files(frontend, st(CFG_H, "the integer audio frontend's tables"), qm.xbits))
         for name in (*FRONTEND_HEADERS, *FRONTEND_SOURCES):
+            files[name] = st(name, f"copied from firmware_gen/runtime/{name}") + (RUNTIME_DIR / name).read_text()
+    if detector is not None:
+        from firmware_gen.detect import CFG_H as DET_H, detect_files
+        from firmware_gen.runtime import DETECT_HEADERS, DETECT_SOURCES
+
+        files.update(detect_files(detector, st(DET_H, "the keyword detector's constants"), qm.cfg.n_out))
+        for name in (*DETECT_HEADERS, *DETECT_SOURCES):
             files[name] = st(name, f"copied from firmware_gen/runtime/{name}") + (RUNTIME_DIR / name).read_text()
     plan = memory_plan(lay, labels)
     files[MANIFEST] = json.dumps(manifest(qm, lay, dev, h, source_hash, plan), indent=1) + "\n"

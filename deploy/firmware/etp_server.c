@@ -415,6 +415,60 @@ static uint16_t cmd_audio(etp_server_t *s, uint8_t cmd, const uint8_t *q, uint16
 }
 #endif
 
+/* DET_STEP: one frame's readout increments through the keyword detector (etp_detect.h, exported
+ * with the model when it carries it; deploy/build.py defines ETP_HAS_DETECT). Transport only:
+ * parse, etp_det_step, answer its report and state. */
+#ifdef ETP_HAS_DETECT
+#include "etp_detect.h"
+#if ETP_DET_CLASSES != ETP_N_OUT
+#error "the detector reads one readout increment per class: ETP_DET_CLASSES must equal ETP_N_OUT"
+#endif
+#if ETP_REQ_DET_STEP_SIZE + 4u * ETP_DET_CLASSES > ETP_MAX_PAYLOAD || \
+    ETP_RSP_DET_STEP_SIZE + 4u * ETP_DET_CLASSES > ETP_MAX_PAYLOAD
+#error "DET_STEP's increments and window sums must fit one payload"
+#endif
+static etp_det_t det;
+static uint8_t det_open; /* etp_det_init ran (DET_STEP with start=1) */
+
+static uint16_t cmd_det(etp_server_t *s, const uint8_t *q, uint16_t len) {
+    uint8_t *p = s->pl;
+    if (len != ETP_REQ_DET_STEP_SIZE + 4u * ETP_DET_CLASSES) return err(s, ETP_ST_BAD_LEN, len);
+    if (q[ETP_REQ_DET_STEP_START_OFF]) etp_det_init(&det), det_open = 1;
+    if (!det_open) return err(s, ETP_ST_BAD_ARG, 0);
+    int32_t d[ETP_DET_CLASSES];
+    for (uint32_t j = 0; j < ETP_DET_CLASSES; j++) d[j] = (int32_t)etp_rd32(q + ETP_REQ_DET_STEP_SIZE + 4u * j);
+    etp_det_report_t r = {0, -1, 0};
+    uint32_t t0 = port_counter_now();
+    int fired = etp_det_step(&det, d, &r);
+    uint32_t cost = cost_since(s, t0);
+    uint32_t crc = 0;
+    for (uint32_t w = 0; w < ETP_DET_WINDOW; w++)
+        for (uint32_t j = 0; j < ETP_DET_CLASSES; j++) {
+            uint8_t b[4];
+            etp_wr32(b, (uint32_t)det.buf[w][j]);
+            crc = etp_crc32(crc, b, 4u);
+        }
+    p[ETP_RSP_DET_STEP_STATUS_OFF] = ETP_ST_OK;
+    p[ETP_RSP_DET_STEP_FIRED_OFF] = (uint8_t)fired;
+    etp_wr16(p + ETP_RSP_DET_STEP_CLS_OFF, (uint16_t)(int16_t)r.cls);
+    etp_wr32(p + ETP_RSP_DET_STEP_MARGIN_OFF, (uint32_t)r.margin);
+    etp_wr32(p + ETP_RSP_DET_STEP_T_OFF, det.t);
+    etp_wr32(p + ETP_RSP_DET_STEP_POS_OFF, det.pos);
+    etp_wr32(p + ETP_RSP_DET_STEP_HOLD_OFF, (uint32_t)det.hold);
+    etp_wr32(p + ETP_RSP_DET_STEP_LATCH_OFF, (uint32_t)det.latch);
+    etp_wr32(p + ETP_RSP_DET_STEP_BUF_CRC_OFF, crc);
+    etp_wr32(p + ETP_RSP_DET_STEP_COST_OFF, cost);
+    for (uint32_t j = 0; j < ETP_DET_CLASSES; j++)
+        etp_wr32(p + ETP_RSP_DET_STEP_SIZE + 4u * j, (uint32_t)det.sums[j]);
+    return (uint16_t)(ETP_RSP_DET_STEP_SIZE + 4u * ETP_DET_CLASSES);
+}
+#else
+static uint16_t cmd_det(etp_server_t *s, const uint8_t *q, uint16_t len) {
+    (void)q; (void)len;
+    return err(s, ETP_ST_UNSUPPORTED, ETP_CMD_DET_STEP);
+}
+#endif
+
 /* Execute one in-sequence command; returns the response payload length. */
 static uint16_t execute(etp_server_t *s, uint8_t cmd, const uint8_t *q, uint16_t len) {
     uint32_t t0;
@@ -502,6 +556,8 @@ static uint16_t execute(etp_server_t *s, uint8_t cmd, const uint8_t *q, uint16_t
     case ETP_CMD_AUDIO_PCM:
     case ETP_CMD_AUDIO_RUN:
         return cmd_audio(s, cmd, q, len);
+    case ETP_CMD_DET_STEP:
+        return cmd_det(s, q, len);
 #if !ETP_PROTO_LOCKED
     case ETP_CMD_TENSOR_INFO:
     case ETP_CMD_READ_TENSOR:

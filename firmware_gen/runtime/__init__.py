@@ -23,3 +23,7 @@ STORE = ("etp_store.h", "etp_store.c")
 # into exports that carry it (render(..., frontend=...)), with the generated etp_frontend_cfg.c.
 FRONTEND_SOURCES = ("etp_frontend.c",)
 FRONTEND_HEADERS = ("etp_frontend.h",)
+# The keyword detector on a stream (edgetp/stream/detector.py's step_q twin): copied and compiled
+# only into exports that carry it (render(..., detector=...)), with the generated etp_det_cfg.h.
+DETECT_SOURCES = ("etp_detect.c",)
+DETECT_HEADERS = ("etp_detect.h",)

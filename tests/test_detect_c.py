@@ -1,0 +1,186 @@
+"""The keyword detector's C twin (firmware_gen/runtime/etp_detect.c, etp_det_step) equals the integer reference
+``edgetp.stream.detector.step_q`` on every state, every step: driven over the one host path (the host-port
+etp_server, DET_STEP, deploy.host.Device), on random streams, streams whose margins cross the thresholds and the
+worst-case bound stream; planted bugs in the C make it fail (issue 32)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from detect_models import LABELS
+
+from deploy.detect_check import check_stream
+from edgetp.errors import EdgetpError
+from edgetp.fixed.qconfig import QModel
+from edgetp.stream import detector as D
+from edgetp.tp.config import NetConfig
+from firmware_gen.detect import CFG_H, detect_files, snapshot_files
+from firmware_gen.generate import render
+
+BOUND = 60  # the small detector's row bound: increments within +-60, sums with many ties
+
+
+def tiny_model(n_out: int = len(LABELS)) -> QModel:
+    """3 inputs -> 4 recurrent LIF -> the paper's 36 classes, int8 weights by a formula (the detector only needs
+    the readout's width)."""
+    cfg = NetConfig(3, (4,), n_out, recurrent=True, vth=0.5, leak_m=0.75, leak_t=0.9, gamma=2.0, reset="hard")
+    shapes = {"W0": (4, 3), "W1": (n_out, 4), "R0": (4, 4), "S": (4, n_out), "S_rec": (4, 4)}
+    weights = {
+        n: (((np.arange(r * c) * (37 + 11 * k)) % 201) - 100).reshape(r, c).astype(np.int8)
+        for k, (n, (r, c)) in enumerate(shapes.items())
+    }
+    fw = {"W0": 7, "W1": 6, "R0": 8, "S": 7, "S_rec": 8}
+    return QModel(cfg, 8, 10, weights, fw, 16, list(LABELS))
+
+
+def small_detector() -> D.DetectorQ:
+    """W = 7, refractory 3, a threshold per keyword from 0 to 2.5 bounds (0: every top keyword fires)."""
+    thr = {w: float(i * BOUND // 4) for i, w in enumerate(D.KEYWORDS)}
+    w = np.zeros((len(LABELS), 1), np.int64)
+    w[:, 0] = BOUND
+    return D.DetectorSpec.make(LABELS, thr, window=7, refractory=3).quantized(0, w)
+
+
+def worst_detector() -> D.DetectorQ:
+    """The default window and refractory time with the largest row bound int32 allows: 2 W bound < 2^31."""
+    w = np.zeros((len(LABELS), 1), np.int64)
+    w[:, 0] = D.INT32_MAX // (2 * D.WINDOW)
+    return D.DetectorSpec.make(LABELS, 1000.0).quantized(0, w)
+
+
+def crossing_stream(spec: D.DetectorQ, frames: int, seed: int) -> np.ndarray:
+    """Segments of 1-12 frames in which one class (often a keyword, often the previous one again) leads, over
+    noise, and stretches of small values (ties): margins rise through and fall below every threshold."""
+    rng = np.random.default_rng(seed)
+    b, n = spec.row_bound, len(spec.labels)
+    kw = np.flatnonzero(spec.keyword)
+    out, lead = [], int(kw[0])
+    while len(out) < frames:
+        lead = lead if rng.random() < 0.3 else int(rng.choice(kw) if rng.random() < 0.7 else rng.integers(n))
+        small = rng.random() < 0.2
+        for _ in range(int(rng.integers(1, 13))):
+            d = rng.integers(-1, 2, n) if small else rng.integers(-b // 3, b // 3 + 1, n)
+            if not small:
+                d[lead] = rng.integers(b // 2, b + 1)
+            out.append(d)
+    return np.asarray(out[:frames], np.int64)
+
+
+def worst_stream(spec: D.DetectorQ, frames: int) -> np.ndarray:
+    """Increments at +-the bound: two classes pinned at the extremes for long runs (sums at +-W bound, margins
+    at 2 W bound), then random extremes."""
+    rng = np.random.default_rng(5)
+    b, n = spec.row_bound, len(spec.labels)
+    kw = np.flatnonzero(spec.keyword)
+    out = np.empty((frames, n), np.int64)
+    for t in range(frames):
+        out[t] = rng.choice([-b, b], n)
+        if t % 300 < 220:
+            out[t, :] = -b
+            out[t, kw[(t // 300) % len(kw)]] = b
+    return out
+
+
+def export(tmp_path: Path, spec: D.DetectorQ, plant=None) -> Path:
+    """The tiny model's export with the detector, written to ``tmp_path`` (``plant``: (old, new) text replaced
+    in its etp_detect.c copy, a planted bug)."""
+    render(tiny_model(), detector=spec).write(tmp_path)
+    if plant is not None:
+        src = tmp_path / "etp_detect.c"
+        text = src.read_text()
+        assert text.count(plant[0]) == 1, plant[0]
+        src.write_text(text.replace(*plant))
+    return tmp_path
+
+
+def run_c(tmp_path, spec, streams, plant=None):
+    from deploy.bitexact import build_firmware, serve
+
+    with serve(build_firmware(export(tmp_path, spec, plant))) as dev:
+        results = [check_stream(dev, spec, s) for s in streams]
+    return results
+
+
+@pytest.mark.needs("cc")
+def test_c_detector_equals_step_q_every_state_every_step(tmp_path):
+    spec = small_detector()
+    rng = np.random.default_rng(0)
+    streams = [
+        rng.integers(-BOUND, BOUND + 1, (300, len(LABELS))),
+        crossing_stream(spec, 1500, 1),
+        crossing_stream(spec, 1500, 2),
+    ]
+    results = run_c(tmp_path, spec, streams)
+    for s, r in zip(streams, results):
+        assert r.mismatch is None, r.mismatch
+        assert r.steps == len(s) and r.reports == D.run(spec, s)[1]
+    # the crossing streams exercise what the planted bugs break: reports, refractory suppression, re-arming
+    reps = results[1].reports + results[2].reports
+    assert len(reps) > 50 and len({k for _f, k, _m in reps}) >= 8
+    gaps = np.diff([f for f, _k, _m in results[1].reports])
+    assert gaps.min() == spec.refractory + 1
+
+
+@pytest.mark.needs("cc")
+def test_c_detector_holds_the_worst_case_bound_stream(tmp_path):
+    spec = worst_detector()
+    s = worst_stream(spec, 900)
+    (r,) = run_c(tmp_path, spec, [s])
+    assert r.mismatch is None, r.mismatch
+    # the C agreed with step_q on every step of a stream that reaches the bound: sums at +-W bound, margins at
+    # 2 W bound (just under 2^31), so neither wrapped
+    sums = D.window_sums(s, spec.window)
+    assert np.abs(sums).max() == spec.window * spec.row_bound
+    assert D.margins(sums)[1].max() == 2 * spec.window * spec.row_bound > D.INT32_MAX - 2 * spec.window
+    assert len(r.reports) >= 2
+
+
+PLANTS = {
+    "latch never re-armed": (
+        "int32_t latch = (int32_t)k == s->latch ? s->latch : -1;",
+        "int32_t latch = s->latch;",
+    ),
+    "refractory one frame longer": ("s->hold = ETP_DET_REFRACTORY;", "s->hold = ETP_DET_REFRACTORY + 1;"),
+    "argmax takes the last on ties": ("if (s->sums[j] > s->sums[k]) k = j;", "if (s->sums[j] >= s->sums[k]) k = j;"),
+    "threshold strict": ("margin >= det_threshold[k]", "margin > det_threshold[k]"),
+    "ring not advanced on a report": (
+        "s->pos = (s->pos + 1u) % ETP_DET_WINDOW;",
+        "s->pos = (s->pos + !fired) % ETP_DET_WINDOW;",
+    ),
+}
+
+
+@pytest.mark.needs("cc")
+@pytest.mark.parametrize("bug", sorted(PLANTS))
+def test_planted_c_detector_bugs_are_caught(tmp_path, bug):
+    spec = small_detector()
+    (r,) = run_c(tmp_path, spec, [crossing_stream(spec, 1500, 1)], PLANTS[bug])
+    assert r.mismatch is not None, f"the planted bug ({bug}) went unnoticed"
+
+
+def test_generated_header_holds_c_constants_and_matches_the_snapshot():
+    """etp_det_cfg.h is DetectorQ.c_constants() and nothing hand-written; tests/snapshots/detect holds the fixed
+    detector's (after an intended change: python -m firmware_gen.detect tests/snapshots/detect)."""
+    import difflib
+    import re
+
+    spec = small_detector()
+    text = render(tiny_model(), detector=spec).files[CFG_H]
+    defs = dict(re.findall(r"^#define (ETP_DET_\w+) (.+?)   /\*", text, re.M))
+    want = {
+        k: ("{" + ", ".join(map(str, v)) + "}" if isinstance(v, list) else str(v))
+        for k, v in spec.c_constants().items()
+    }
+    assert defs == want
+    snap = Path(__file__).parent / "snapshots" / "detect"
+    for name, new in snapshot_files().items():
+        old = (snap / name).read_text()
+        assert old == new, "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True), name, name))
+    assert CFG_H not in render(tiny_model()).files and "etp_detect.c" not in render(tiny_model()).files
+
+
+def test_a_detector_of_another_width_is_refused():
+    with pytest.raises(EdgetpError, match="readout"):
+        render(tiny_model(12), detector=small_detector())
+    with pytest.raises(EdgetpError, match="readout"):
+        detect_files(small_detector(), "", 12)
