@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edgetp.stream.detector import DetState, init_state, step_q
+from edgetp.fixed.qconfig import QModel
+from edgetp.stream.detector import DetectorQ, DetState, init_state, step_q
+from edgetp.tp.config import NetConfig
 
 
 def expected(st: DetState, det) -> dict:
@@ -65,3 +67,50 @@ def check_stream(dev, spec, increments, state: DetState | None = None) -> DetRes
             return res
     res.state = st
     return res
+
+
+def carrier_model(labels) -> QModel:
+    """3 inputs -> 4 recurrent LIF -> len(labels) classes, int8 weights by a formula (no RNG): a firmware that
+    carries a detector needs a model, and the detector only reads its readout's width."""
+    n_out = len(labels)
+    cfg = NetConfig(3, (4,), n_out, recurrent=True, vth=0.5, leak_m=0.75, leak_t=0.9, gamma=2.0, reset="hard")
+    shapes = {"W0": (4, 3), "W1": (n_out, 4), "R0": (4, 4), "S": (4, n_out), "S_rec": (4, 4)}
+    weights = {
+        n: (((np.arange(r * c) * (37 + 11 * k)) % 201) - 100).reshape(r, c).astype(np.int8)
+        for k, (n, (r, c)) in enumerate(shapes.items())
+    }
+    fw = {"W0": 7, "W1": 6, "R0": 8, "S": 7, "S_rec": 8}
+    return QModel(cfg, 8, 10, weights, fw, 16, list(labels))
+
+
+def crossing_stream(spec: DetectorQ, frames: int, seed: int) -> np.ndarray:
+    """Segments of 1-12 frames in which one class (often a keyword, often the previous one again) leads, over
+    noise, and stretches of small values (ties): margins rise through and fall below every threshold."""
+    rng = np.random.default_rng(seed)
+    b, n = spec.row_bound, len(spec.labels)
+    kw = np.flatnonzero(spec.keyword)
+    out, lead = [], int(kw[0])
+    while len(out) < frames:
+        lead = lead if rng.random() < 0.3 else int(rng.choice(kw) if rng.random() < 0.7 else rng.integers(n))
+        small = rng.random() < 0.2
+        for _ in range(int(rng.integers(1, 13))):
+            d = rng.integers(-1, 2, n) if small else rng.integers(-b // 3, b // 3 + 1, n)
+            if not small:
+                d[lead] = rng.integers(b // 2, b + 1)
+            out.append(d)
+    return np.asarray(out[:frames], np.int64)
+
+
+def worst_stream(spec: DetectorQ, frames: int) -> np.ndarray:
+    """Increments at +-the bound: runs of 220 frames with one keyword at +bound and every other class at -bound
+    (sums at +-W bound, margins at 2 W bound), between runs of random extremes."""
+    rng = np.random.default_rng(5)
+    b, n = spec.row_bound, len(spec.labels)
+    kw = np.flatnonzero(spec.keyword)
+    out = np.empty((frames, n), np.int64)
+    for t in range(frames):
+        out[t] = rng.choice([-b, b], n)
+        if t % 300 < 220:
+            out[t, :] = -b
+            out[t, kw[(t // 300) % len(kw)]] = b
+    return out

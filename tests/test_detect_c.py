@@ -9,28 +9,13 @@ import numpy as np
 import pytest
 from detect_models import LABELS
 
-from deploy.detect_check import check_stream
+from deploy.detect_check import carrier_model, check_stream, crossing_stream, worst_stream
 from edgetp.errors import EdgetpError
-from edgetp.fixed.qconfig import QModel
 from edgetp.stream import detector as D
-from edgetp.tp.config import NetConfig
 from firmware_gen.detect import CFG_H, detect_files, snapshot_files
 from firmware_gen.generate import render
 
 BOUND = 60  # the small detector's row bound: increments within +-60, sums with many ties
-
-
-def tiny_model(n_out: int = len(LABELS)) -> QModel:
-    """3 inputs -> 4 recurrent LIF -> the paper's 36 classes, int8 weights by a formula (the detector only needs
-    the readout's width)."""
-    cfg = NetConfig(3, (4,), n_out, recurrent=True, vth=0.5, leak_m=0.75, leak_t=0.9, gamma=2.0, reset="hard")
-    shapes = {"W0": (4, 3), "W1": (n_out, 4), "R0": (4, 4), "S": (4, n_out), "S_rec": (4, 4)}
-    weights = {
-        n: (((np.arange(r * c) * (37 + 11 * k)) % 201) - 100).reshape(r, c).astype(np.int8)
-        for k, (n, (r, c)) in enumerate(shapes.items())
-    }
-    fw = {"W0": 7, "W1": 6, "R0": 8, "S": 7, "S_rec": 8}
-    return QModel(cfg, 8, 10, weights, fw, 16, list(LABELS))
 
 
 def small_detector() -> D.DetectorQ:
@@ -48,43 +33,10 @@ def worst_detector() -> D.DetectorQ:
     return D.DetectorSpec.make(LABELS, 1000.0).quantized(0, w)
 
 
-def crossing_stream(spec: D.DetectorQ, frames: int, seed: int) -> np.ndarray:
-    """Segments of 1-12 frames in which one class (often a keyword, often the previous one again) leads, over
-    noise, and stretches of small values (ties): margins rise through and fall below every threshold."""
-    rng = np.random.default_rng(seed)
-    b, n = spec.row_bound, len(spec.labels)
-    kw = np.flatnonzero(spec.keyword)
-    out, lead = [], int(kw[0])
-    while len(out) < frames:
-        lead = lead if rng.random() < 0.3 else int(rng.choice(kw) if rng.random() < 0.7 else rng.integers(n))
-        small = rng.random() < 0.2
-        for _ in range(int(rng.integers(1, 13))):
-            d = rng.integers(-1, 2, n) if small else rng.integers(-b // 3, b // 3 + 1, n)
-            if not small:
-                d[lead] = rng.integers(b // 2, b + 1)
-            out.append(d)
-    return np.asarray(out[:frames], np.int64)
-
-
-def worst_stream(spec: D.DetectorQ, frames: int) -> np.ndarray:
-    """Increments at +-the bound: two classes pinned at the extremes for long runs (sums at +-W bound, margins
-    at 2 W bound), then random extremes."""
-    rng = np.random.default_rng(5)
-    b, n = spec.row_bound, len(spec.labels)
-    kw = np.flatnonzero(spec.keyword)
-    out = np.empty((frames, n), np.int64)
-    for t in range(frames):
-        out[t] = rng.choice([-b, b], n)
-        if t % 300 < 220:
-            out[t, :] = -b
-            out[t, kw[(t // 300) % len(kw)]] = b
-    return out
-
-
 def export(tmp_path: Path, spec: D.DetectorQ, plant=None) -> Path:
     """The tiny model's export with the detector, written to ``tmp_path`` (``plant``: (old, new) text replaced
     in its etp_detect.c copy, a planted bug)."""
-    render(tiny_model(), detector=spec).write(tmp_path)
+    render(carrier_model(LABELS), detector=spec).write(tmp_path)
     if plant is not None:
         src = tmp_path / "etp_detect.c"
         text = src.read_text()
@@ -165,7 +117,7 @@ def test_generated_header_holds_c_constants_and_matches_the_snapshot():
     import re
 
     spec = small_detector()
-    text = render(tiny_model(), detector=spec).files[CFG_H]
+    text = render(carrier_model(LABELS), detector=spec).files[CFG_H]
     defs = dict(re.findall(r"^#define (ETP_DET_\w+) (.+?)   /\*", text, re.M))
     want = {
         k: ("{" + ", ".join(map(str, v)) + "}" if isinstance(v, list) else str(v))
@@ -176,11 +128,13 @@ def test_generated_header_holds_c_constants_and_matches_the_snapshot():
     for name, new in snapshot_files().items():
         old = (snap / name).read_text()
         assert old == new, "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True), name, name))
-    assert CFG_H not in render(tiny_model()).files and "etp_detect.c" not in render(tiny_model()).files
+    assert (
+        CFG_H not in render(carrier_model(LABELS)).files and "etp_detect.c" not in render(carrier_model(LABELS)).files
+    )
 
 
 def test_a_detector_of_another_width_is_refused():
     with pytest.raises(EdgetpError, match="readout"):
-        render(tiny_model(12), detector=small_detector())
+        render(carrier_model(LABELS[:12]), detector=small_detector())
     with pytest.raises(EdgetpError, match="readout"):
         detect_files(small_detector(), "", 12)

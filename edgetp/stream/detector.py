@@ -176,7 +176,9 @@ def step(spec: DetectorSpec, state: DetState, d) -> tuple[DetState, tuple | None
 
 def step_q(spec: DetectorQ, state: DetState, d) -> tuple[DetState, tuple | None]:
     """Integer step: int increments ``d`` (|d| <= spec.row_bound) -> (new state, (frame, class, margin) or
-    None), int32 arithmetic only (the window sums move by the new row minus the oldest)."""
+    None), int32 arithmetic only (the window sums move by the new row minus the oldest). Its C twin is
+    ``etp_det_step`` (firmware_gen/runtime/etp_detect.c, constants from ``DetectorQ.c_constants()``), equal on
+    every state, every step (tests/test_detect_c.py)."""
     d = np.asarray(d)
     if d.dtype.kind not in "iu" or np.abs(d.astype(np.int64)).max(initial=0) > spec.row_bound:
         raise EdgetpError(f"integer increments must be integers within +-{spec.row_bound}")

@@ -44,7 +44,8 @@ typedef struct {
 void etp_det_init(etp_det_t *s);
 
 /* step_q: one frame's increments d (ETP_DET_CLASSES, each within the row bound) -> 1 and *out
- * filled on a report, else 0. */
+ * filled on a report, else 0; int32 arithmetic only (the window sums move by the new row minus
+ * the oldest). Equal to step_q on every state, every step (tests/test_detect_c.py). */
 int etp_det_step(etp_det_t *s, const int32_t *d, etp_det_report_t *out);
 
 #ifdef __cplusplus
