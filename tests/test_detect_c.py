@@ -87,6 +87,43 @@ def test_c_detector_holds_the_worst_case_bound_stream(tmp_path):
     assert len(r.reports) >= 2
 
 
+@pytest.mark.needs("cc")
+def test_det_step_refuses_bad_requests(tmp_path):
+    """A step before the detector was started, increments of another width, out-of-int32 values and a firmware
+    without the detector are clear errors, not a wrong state."""
+    from deploy.bitexact import build_firmware, serve
+    from deploy.host import DeviceError
+
+    spec = small_detector()
+    n = len(LABELS)
+    with serve(build_firmware(export(tmp_path / "det", spec))) as dev:
+        with pytest.raises(DeviceError, match="BAD_ARG"):
+            dev.det_step(np.zeros(n, np.int32))  # no start yet
+        with pytest.raises(DeviceError, match="BAD_LEN"):
+            dev.det_step(np.zeros(n - 1, np.int32), start=True)
+        with pytest.raises(EdgetpError, match="int32"):
+            dev.det_step(np.full(n, 1 << 31, np.int64), start=True)
+        assert dev.det_step(np.zeros(n, np.int32), start=True)["t"] == 1
+    render(carrier_model(LABELS)).write(tmp_path / "plain")
+    with serve(build_firmware(tmp_path / "plain")) as dev:
+        with pytest.raises(DeviceError, match="UNSUPPORTED"):
+            dev.det_step(np.zeros(n, np.int32), start=True)
+
+
+@pytest.mark.needs("arm-none-eabi-gcc", "qemu-system-arm")
+def test_c_detector_equals_step_q_on_the_cortex_m4(tmp_path):
+    """The same on QEMU mps2-an386 over its UART (frames of MAX_PAYLOAD: 36 classes fit one), short."""
+    from deploy.bitexact import build_firmware, serve
+
+    spec = small_detector()
+    s = crossing_stream(spec, 250, 4)
+    with serve(build_firmware(export(tmp_path, spec), target="qemu")) as dev:
+        r = check_stream(dev, spec, s)
+    assert r.mismatch is None and r.steps == len(s), r.mismatch
+    assert len(r.reports) >= 5 and r.reports == D.run(spec, s)[1]
+    assert min(r.costs) > 0  # the step's cost is counted (instructions under -icount)
+
+
 PLANTS = {
     "latch never re-armed": (
         "int32_t latch = (int32_t)k == s->latch ? s->latch : -1;",
