@@ -228,7 +228,7 @@ def _real_row(args, model, recipe):
 
 def _row(args, extra: dict | None = None) -> tuple[int, dict]:
     from edgetp.kws.data import check_speaker, corpus_for, seen_note
-    from edgetp.kws.grid import run_grid
+    from edgetp.kws.grid import GridJob, run_grid
     from edgetp.kws.protocol import summarize
     from edgetp.model import load_model, save_model
     from edgetp.paths import portable
@@ -281,23 +281,16 @@ def _row(args, extra: dict | None = None) -> tuple[int, dict]:
             flush=True,
         )
 
+    job = GridJob(model, corpus, shots, recipe, args.fixed, limit, args.baseline, args.frontend, others)
     grid = run_grid(
-        model,
-        corpus,
+        job,
         speakers,
         args.seeds,
-        shots,
-        recipe,
-        args.fixed,
-        limit,
-        args.baseline,
         args.workers,
         args.ray,
         progress=not args.quiet,
         keep_first=bool(args.save),
         on_cell=line,
-        frontend=args.frontend,
-        others=others,
     )
     per_seed = grid.per_seed
     if not per_seed:
