@@ -17,7 +17,6 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from functools import partial
 import logging
 
 import numpy as np
@@ -26,6 +25,7 @@ from edgetp.errors import EdgetpError
 from edgetp import paths
 from edgetp.audio.frontend import N_FEATURES, N_FRAMES
 from edgetp.data.cache import FLOAT, cached_features
+from edgetp.kws.job import GridJob
 from edgetp.kws.protocol import cell_data
 from edgetp.threads import single_threaded_blas
 
@@ -41,23 +41,6 @@ class Cell:
 def cells(speakers, seeds: int) -> list[Cell]:
     """The grid in the serial run's order: speakers as given, seeds 0..seeds-1 within each."""
     return [Cell(s, k) for s in speakers for k in range(seeds)]
-
-
-@dataclass(frozen=True)
-class GridJob:
-    """What every cell of a grid shares: the model, the corpus and the protocol's settings (``fixed``: the integer
-    rule; ``frontend``: its input features; ``others``: the list forgetting is measured on). One object, so the
-    serial run, the Ray tasks and a sweep's trials hand the same settings on (and Ray stores it once)."""
-
-    model: object
-    corpus: object
-    shots: object
-    recipe: object
-    fixed: bool = False
-    test_limit: int | None = None
-    baseline: bool = False
-    frontend: str = "float"
-    others: str = "testing"
 
 
 class FeatureTable:
@@ -135,25 +118,11 @@ def run_cell(job: GridJob, cell: Cell, cache=None, progress: bool = False, keep_
     """One cell's figures (``finetune_seed`` / ``finetune_seed_fixed`` with the job's frontend), forgetting
     measured on the job's ``others`` list; the tuned parameters only when kept."""
     if job.fixed:
-        from edgetp.kws.fixed_protocol import finetune_seed_fixed
-
-        runner = partial(finetune_seed_fixed, frontend=job.frontend)
+        from edgetp.kws.fixed_protocol import finetune_seed_fixed as runner
     else:
         from edgetp.kws.protocol import finetune_seed as runner
     with single_threaded_blas():
-        r = runner(
-            job.model,
-            job.corpus,
-            cell.speaker,
-            job.shots,
-            cell.seed,
-            job.recipe,
-            cache=cache,
-            test_limit=job.test_limit,
-            baseline=job.baseline,
-            progress=progress,
-            others=job.others,
-        )
+        r = runner(job, cell.speaker, cell.seed, cache=cache, progress=progress)
     if not keep_params:
         r.pop("params", None)
     return r
