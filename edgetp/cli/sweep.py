@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from edgetp.cli._options import add_model_option
+from edgetp.cli._options import add_model_option, add_seen_speaker_option
 from edgetp.errors import EdgetpError
 
 
@@ -25,11 +25,7 @@ def register(sub):
         "edgetp data synth-kws DIR --distinct 10 --wide 200)",
     )
     p.add_argument("--speaker", default="dev", help="'dev' (default: the model's development group) or ids")
-    p.add_argument(
-        "--allow-seen-speaker",
-        action="store_true",
-        help="sweep on speakers the model was pretrained on (refused by default; the JSON says so)",
-    )
+    add_seen_speaker_option(p, "sweep on speakers the model was pretrained on (refused by default; the JSON says so)")
     p.add_argument(
         "--space",
         action="append",
