@@ -15,7 +15,7 @@ import numpy as np
 
 from edgetp.kws.data import IntInputs, labelled, pretrain_pool, training_set
 from edgetp.kws.job import GridJob
-from edgetp.kws.protocol import cell_data, model_norm
+from edgetp.kws.protocol import cell_data, model_norm, seed_data_figures
 from edgetp.kws.train import Recipe
 from edgetp.model import Model
 
@@ -106,15 +106,7 @@ def finetune_seed_fixed(job: GridJob, speaker: str, seed: int, cache=None, progr
     acc = lambda q, x, y: 100.0 * evaluate_fixed(q, x, y) if len(y) else float("nan")
     per_epoch = [acc(qm, xq, yq)]
     res = {
-        "speaker": speaker,
-        "seed": seed,
-        "support": int(len(ys)),
-        "query": int(len(yq)),
-        "test": int(len(yt)),
-        "rehearsal": d.n_rehearsal,
-        "others": d.others,
-        "others_speakers": list(d.others_speakers),
-        "dropped_classes": list(d.split.dropped),
+        **seed_data_figures(speaker, seed, d),
         "query_acc_before": per_epoch[0],
         "test_acc_before": acc(qm, xt, yt),
         "wbits": qm.wbits,

@@ -72,6 +72,22 @@ def adapt_seed(model: Model, corpus, speaker: str, shots, seed: int, recipe: Rec
     return params, d
 
 
+def seed_data_figures(speaker: str, seed: int, d) -> dict:
+    """What every seed's figures (float or integer rule) say of its data ``d``: the sets' sizes, the other
+    speakers forgetting is measured on and the classes the split dropped."""
+    return {
+        "speaker": speaker,
+        "seed": seed,
+        "support": int(len(d.support[1])),
+        "query": int(len(d.query[1])),
+        "test": int(len(d.test[1])),
+        "rehearsal": d.n_rehearsal,
+        "others": d.others,
+        "others_speakers": list(d.others_speakers),
+        "dropped_classes": list(d.split.dropped),
+    }
+
+
 def finetune_seed(job: GridJob, speaker: str, seed: int, cache=None, progress: bool = True) -> dict:
     """One seed of the protocol for ``speaker`` with the job's model and settings; returns the per-seed figures
     (accuracies in %)."""
@@ -84,15 +100,7 @@ def finetune_seed(job: GridJob, speaker: str, seed: int, cache=None, progress: b
     xt, yt = d.test
     params = model.params.copy()
     res = {
-        "speaker": speaker,
-        "seed": seed,
-        "support": int(len(ys)),
-        "query": int(len(yq)),
-        "test": int(len(yt)),
-        "rehearsal": d.n_rehearsal,
-        "others": d.others,
-        "others_speakers": list(d.others_speakers),
-        "dropped_classes": list(d.split.dropped),
+        **seed_data_figures(speaker, seed, d),
         "query_acc_before": accuracy(params, cfg, xq, yq),
         "test_acc_before": accuracy(params, cfg, xt, yt),
     }
