@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import inspect
+
 DEFAULT_MODEL = "kws-mcu"  # the on-device default (models/kws-mcu/README.md)
+
+
+def command(sub, name: str, doc: str):
+    """The parser of command ``name``, documented by ``doc`` as a docstring is: its first paragraph is the one-line
+    help of the commands' list, the rest the description ``--help`` shows (argparse refills both)."""
+    help, _, description = inspect.cleandoc(doc).partition("\n\n")
+    return sub.add_parser(name, help=" ".join(help.split()), description=description)
 
 
 def add_model_option(parser, default: str = DEFAULT_MODEL) -> None:

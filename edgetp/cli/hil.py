@@ -15,20 +15,22 @@ import time
 from pathlib import Path
 
 from deploy.hil_settings import HilSettings
-from edgetp.cli._options import add_model_option, add_seen_speaker_option, build_image
+from edgetp.cli._options import add_model_option, add_seen_speaker_option, build_image, command
 from edgetp.errors import EdgetpError
 from edgetp.settings import add_recipe_options, fields, help_keys, moved_flags, read
 from firmware_gen.defaults import BUDGETS, DeviceSettings
 
 
 def register(sub):
-    p = sub.add_parser(
+    p = command(
+        sub,
         "hil",
-        help="host-in-the-loop: fine-tune on a device (host pty, QEMU Cortex-M4 or a board) and verify it bit for bit",
-        description="Builds the firmware for --model, starts it (host, qemu) or opens a serial "
-        "port, fine-tunes it on one speaker's support set over the serial protocol, "
-        "evaluates the query set on the device and compares the device's state digest "
-        "with the Python integer reference after every sample.",
+        """host-in-the-loop: fine-tune on a device (host pty, QEMU Cortex-M4 or a board) and verify it bit for bit
+
+        Builds the firmware for --model, starts it (host, qemu) or opens a serial port, fine-tunes it on one speaker's
+        support set over the serial protocol, evaluates the query set on the device and compares the device's state
+        digest with the Python integer reference after every sample.
+        """,
     )
     p.add_argument(
         "--target",

@@ -5,17 +5,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from edgetp.cli._options import add_model_option, add_seen_speaker_option
+from edgetp.cli._options import add_model_option, add_seen_speaker_option, command
 from edgetp.errors import EdgetpError
 
 
 def register(sub):
-    p = sub.add_parser(
+    p = command(
+        sub,
         "sweep",
-        help="search fine-tuning recipes on development speakers (Ray Tune, ASHA)",
-        description="Each trial is the model's fine-tuning recipe with the --space fields replaced, "
-        "run over the development speakers x seeds; every trial is written to --json. "
-        "The test group is refused: a sweep chooses.",
+        """search fine-tuning recipes on development speakers (Ray Tune, ASHA)
+
+        Each trial is the model's fine-tuning recipe with the --space fields replaced, run over the development speakers
+        x seeds; every trial is written to --json. The test group is refused: a sweep chooses.
+        """,
     )
     p.add_argument("--kws", action="store_true", required=True, help="keyword spotting")
     add_model_option(p)
