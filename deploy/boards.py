@@ -100,17 +100,19 @@ class Board:
         ]
 
 
-def _mps2(target, machine, cpu, name, uart, rx_irq, sysclk, flash, ram, shift) -> Board:
+def _mps2(target, machine, cpu, uart, rx_irq, sysclk, flash_at, ram_at, shift) -> Board:
+    """An Arm MPS2 FPGA image in QEMU: the board's name is its machine's; 4 MB of flash and of RAM."""
     tick_ns = 10**9 // sysclk
     if tick_ns * sysclk != 10**9 or tick_ns % (1 << shift):
         raise EdgetpError(f"{target}: a SysTick tick must be a whole number of instructions")
     defs = {
-        "ETP_BOARD_NAME": f'"{name}"',
+        "ETP_BOARD_NAME": f'"{machine}"',
         "ETP_UART_BASE": f"{uart:#x}u",
         "ETP_UART_RX_IRQ": rx_irq,
         "ETP_SYSCLK_HZ": f"{sysclk}u",
     }
-    return Board(target, machine, cpu, "qemu-system-arm", "mps2", flash, ram, shift, tick_ns >> shift, defs)
+    mem = (flash_at, 4 * MB), (ram_at, 4 * MB)
+    return Board(target, machine, cpu, "qemu-system-arm", "mps2", *mem, shift, tick_ns >> shift, defs)
 
 
 MB = 1 << 20
@@ -118,46 +120,13 @@ BOARDS = {
     b.target: b
     for b in (
         # AN386 (Cortex-M4) and AN500 (Cortex-M7): the same FPGA map (QEMU hw/arm/mps2.c), 25 MHz, UART0 RX = IRQ 0.
-        _mps2(
-            "qemu",
-            "mps2-an386",
-            "cortex-m4",
-            "mps2-an386",
-            0x40004000,
-            0,
-            25_000_000,
-            (0x00000000, 4 * MB),
-            (0x20000000, 4 * MB),
-            3,
-        ),
-        _mps2(
-            "qemu-m7",
-            "mps2-an500",
-            "cortex-m7",
-            "mps2-an500",
-            0x40004000,
-            0,
-            25_000_000,
-            (0x00000000, 4 * MB),
-            (0x20000000, 4 * MB),
-            3,
-        ),
+        _mps2("qemu", "mps2-an386", "cortex-m4", 0x40004000, 0, 25_000_000, 0x00000000, 0x20000000, 3),
+        _mps2("qemu-m7", "mps2-an500", "cortex-m7", 0x40004000, 0, 25_000_000, 0x00000000, 0x20000000, 3),
         # AN505 (Cortex-M33, IoT Kit, QEMU hw/arm/mps2-tz.c): the core starts Secure with VTOR at 0x10000000, the
         # Secure alias of SSRAM1; SSRAM2/3 at 0x38000000 (Secure); UART0 behind the APB PPC at 0x50200000 (Secure
         # alias), its RX interrupt is IRQ 32 (the AN505's number; QEMU 7.2 wakes the core on it, not on 33: measured).
         # The core clock is 20 MHz: 50 ns a tick, shift 1 makes it 25 instructions.
-        _mps2(
-            "qemu-m33",
-            "mps2-an505",
-            "cortex-m33",
-            "mps2-an505",
-            0x50200000,
-            32,
-            20_000_000,
-            (0x10000000, 4 * MB),
-            (0x38000000, 4 * MB),
-            1,
-        ),
+        _mps2("qemu-m33", "mps2-an505", "cortex-m33", 0x50200000, 32, 20_000_000, 0x10000000, 0x38000000, 1),
         # RISC-V virt (QEMU hw/riscv/virt.c): DRAM at 0x80000000, entered there with -bios none; its first 4 MB stand
         # for the flash, the next 4 MB for the RAM. ns16550a UART0 at 0x10000000 on PLIC source 10; CLINT mtime 10 MHz.
         Board(

@@ -1,4 +1,5 @@
-"""Integers as C literals: one spelling for every generated table (model arrays, the frontend's tables).
+"""C text for the generators: integers as C literals (one spelling for every generated table: model arrays,
+the frontend's tables), #define lines and the opening of a generated header.
 
 A leaf module, so that every generator can use it without importing another generator.
 """
@@ -24,3 +25,13 @@ def c_values(a: np.ndarray, ctype: str, per_line: int = 12) -> str:
     width = max(len(s) for s in flat)
     rows = [", ".join(s.rjust(width) for s in flat[i : i + per_line]) for i in range(0, len(flat), per_line)]
     return "{\n    " + ",\n    ".join(rows) + ",\n}"
+
+
+def c_define(name: str, value, note: str = "") -> str:
+    """One ``#define`` line, its note as a trailing C comment."""
+    return f"#define {name} {value}" + (f"   /* {note} */" if note else "")
+
+
+def header_open(stamp_text: str, guard: str) -> list[str]:
+    """A generated header's first lines: its stamp, the include guard ``guard`` and <stdint.h>."""
+    return [stamp_text, f"#ifndef {guard}", f"#define {guard}", "", "#include <stdint.h>", ""]

@@ -26,6 +26,8 @@ from edgetp.fixed.device import DeviceConfig
 
 WEIGHT_STYLES = ("uniform", "small", "extreme", "sparse")
 INPUT_STYLES = ("normal", "extreme", "sparse", "zero")
+# the trace and readout constants both samplers (random_spec, the tests' strategies) draw from, in this order
+CONSTANTS = {"leak_t": (0.8, 0.9, 0.977, 0.99), "leak_out": (0.9, 1.0), "gamma": (0.5, 1.0, 10.0, 15.9)}
 
 
 @dataclass
@@ -211,9 +213,7 @@ def random_spec(rng: np.random.Generator) -> CaseSpec:
         reset=str(rng.choice(["hard", "soft"])),
         vth=float(rng.choice([0.05, 0.66, 1.0, 3.0])),
         leak_m=float(rng.choice([0.0, 0.5, 0.77, 0.95, 1.0])),
-        leak_t=float(rng.choice([0.8, 0.9, 0.977, 0.99])),
-        leak_out=float(rng.choice([0.9, 1.0])),
-        gamma=float(rng.choice([0.5, 1.0, 10.0, 15.9])),
+        **{k: float(rng.choice(v)) for k, v in CONSTANTS.items()},
         wbits=wbits,
         xbits=xbits,
         fx=int(rng.integers(0, 13 if xbits == 16 else 7)),

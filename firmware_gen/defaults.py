@@ -21,6 +21,12 @@ DEFAULTS = {"wbits": 16, "xbits": 16, "fx": 12, "headroom": 1.0}
 WIDTHS = (8, 16)
 
 
+def _within(name: str) -> dict:
+    """The device's inclusive range of an opt_cfg field, as ``setting``'s bounds (one range, the contract's)."""
+    lo, hi = OPT_CFG_RANGES[name]
+    return {"lo": lo, "hi": hi}
+
+
 @dataclass
 class DeviceSettings:
     """How a model is quantized and exported for the device. None: the model's recipe (recipe["fixed"],
@@ -73,8 +79,7 @@ class DeviceSettings:
     beta_shift: int = setting(
         DEFAULT_BETA_SHIFT,
         "colnorm/rownorm EMA decay 2^-N",
-        lo=OPT_CFG_RANGES["beta_shift"][0],
-        hi=OPT_CFG_RANGES["beta_shift"][1],
+        **_within("beta_shift"),
     )
     train: str | None = setting(
         None, "layers that learn: all, or readout (the default with frozen_hidden)", choices=TRAIN_MODES
@@ -82,8 +87,7 @@ class DeviceSettings:
     clip: int = setting(
         DEVICE_CLIP,
         "normalised rules: limit each weight's move to 2^CLIP * lr (-1: no limit)",
-        lo=OPT_CFG_RANGES["clip"][0],
-        hi=OPT_CFG_RANGES["clip"][1],
+        **_within("clip"),
     )
     update_every: int | None = setting(
         None,

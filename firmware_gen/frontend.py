@@ -82,14 +82,10 @@ def check_fft_tables(factors, cos, sin) -> None:
 def frontend_files(norm, stamp_text: str, xbits: int) -> dict:
     """{file name: text} of the generated frontend configuration."""
     check(norm, xbits)
-    D = lambda n, v, note="": f"#define {n} {v}" + (f"   /* {note} */" if note else "")
+    from firmware_gen.c_text import c_define as D, header_open
+
     h = [
-        stamp_text,
-        "#ifndef ETP_FRONTEND_CFG_H",
-        "#define ETP_FRONTEND_CFG_H",
-        "",
-        "#include <stdint.h>",
-        "",
+        *header_open(stamp_text, "ETP_FRONTEND_CFG_H"),
         "/* sizes (edgetp.audio.frontend_q) */",
         D("ETP_FE_SAMPLES", FQ.N_SAMPLES, "samples per utterance (16 kHz)"),
         D("ETP_FE_N_FFT", FQ.N_FFT, "window"),

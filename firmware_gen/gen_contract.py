@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from edgetp.fixed import contract as C
+from firmware_gen.c_text import c_define
 from firmware_gen.runtime import RUNTIME_DIR
 
 NAME = "etp_contract.h"
@@ -27,7 +28,7 @@ def _i64(v: int) -> str:
 
 
 def _body() -> list[str]:
-    D = lambda n, v, note="": f"#define {n} {v}" + (f"   /* {note} */" if note else "")
+    D = c_define
     lines = ["/* optimizer kinds (opt_cfg[ETP_CFG_KIND]) and rms_scales' modes */"]
     lines += [D(f"ETP_OPT_{k.upper()}", code) for k, code in C.OPT_CODES.items()]
     lines += [D(f"ETP_MODE_{k.upper()}", v) for k, v in C.RMS_MODES.items()]

@@ -29,7 +29,7 @@ from firmware_gen.runtime import HEADERS, RUNTIME_DIR, SOURCES, STORE
 from firmware_gen.store import cfg_header
 from edgetp.fixed.device import DeviceConfig, check_frozen, default_device
 from firmware_gen.tensors import check_reference_fields
-from firmware_gen.c_text import c_int, c_values  # noqa: F401 (c_int: part of this module's API)
+from firmware_gen.c_text import c_define, c_int, c_values, header_open  # noqa: F401 (c_int: part of this module's API)
 
 GEN_VERSION = f"edgetp-firmware-gen {__version__}"
 GENERATED = ("etp_model.h", "etp_model.c", "etp_store_cfg.h")
@@ -135,14 +135,9 @@ def _header(qm: QModel, lay: Layout, dev: DeviceConfig, model_hash: str, stamp_t
     for s in (1, 12345, 0xFFFFFFFF):  # the C twin seeds with a plain xor
         if primitives.prng_seed(s) != ((s ^ seed_xor) or seed_xor):
             raise EdgetpError("edgetp.fixed.primitives.prng_seed is no longer an xor: update etp_api.c")
-    D = lambda name, val, note="": f"#define {name} {val}" + (f"   /* {note} */" if note else "")
+    D = c_define
     lines = [
-        stamp_text,
-        "#ifndef ETP_MODEL_H",
-        "#define ETP_MODEL_H",
-        "",
-        "#include <stdint.h>",
-        "",
+        *header_open(stamp_text, "ETP_MODEL_H"),
         '#include "etp_contract.h"',
         "",
         D("ETP_GEN_VERSION", c_string(GEN_VERSION)),

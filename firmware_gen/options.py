@@ -36,19 +36,10 @@ def settings_of(args) -> DeviceSettings:
 def device_from_args(model, args: argparse.Namespace):
     """(QModel, DeviceConfig, notes) for ``model`` (edgetp.model.Model) under the options (any object with the
     DeviceSettings fields as attributes; a missing or None one takes its default)."""
-    from firmware_gen.qmodel import qmodel_for
+    from firmware_gen.qmodel import QUANT_KEYS, qmodel_for
 
     args = settings_of(args)
-    qm, notes = qmodel_for(
-        model,
-        wbits=args.wbits,
-        xbits=args.xbits,
-        fx=args.fx,
-        headroom=args.headroom,
-        hbits=args.hbits,
-        frozen_hidden=args.frozen_hidden,
-        row_scales=args.row_scales,
-    )
+    qm, notes = qmodel_for(model, **{k: getattr(args, k) for k in QUANT_KEYS})
     train = args.train or ("readout" if qm.frozen_hidden else "all")
     recipe = getattr(model, "recipe", None) or {}
     ft = recipe.get("finetune") or {}

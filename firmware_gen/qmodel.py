@@ -22,6 +22,10 @@ from edgetp.fixed.qconfig import WBITS, QModel, from_float
 from firmware_gen.defaults import DEFAULTS
 
 
+# the settings quant_settings resolves (DEFAULTS' keys first, in its order)
+QUANT_KEYS = (*DEFAULTS, "hbits", "frozen_hidden", "row_scales")
+
+
 def quant_settings(model, **given) -> tuple[dict, list[str]]:
     """Resolve wbits, xbits, fx, headroom: given (not None) > model.recipe["fixed"] > DEFAULTS.
     Returns the settings and notes naming where each came from when not given."""

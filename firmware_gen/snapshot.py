@@ -49,45 +49,29 @@ def tiny_frozen_model() -> QModel:
     return QModel(qm.cfg, 16, qm.fx, weights, fw, qm.xbits, qm.labels, hbits=8, frozen_hidden=True)
 
 
-def tiny_frozen_export() -> Export:
-    """The generated files only (the runtime copies are firmware_tiny's)."""
+def _frozen_export(qm: QModel) -> Export:
+    """A frozen-hidden model's generated files only (the runtime copies are firmware_tiny's)."""
     ex = render(
-        tiny_frozen_model(),
+        qm,
         DeviceConfig(
             targets="classes", optimizer="colnorm", lr=1e-3, beta_shift=8, train="readout", frozen_hidden=True
         ),
     )
     ex.files = {n: t for n, t in ex.files.items() if n in (*GENERATED, MANIFEST)}
     return ex
+
+
+def tiny_frozen_export() -> Export:
+    return _frozen_export(tiny_frozen_model())
 
 
 def tiny_rows_model() -> QModel:
     """tiny_frozen_model with row scales: W0's rows Q.0, Q.3, Q.7, Q.12 (the tensor's Q.7 among them)."""
-    qm = tiny_frozen_model()
-    return QModel(
-        qm.cfg,
-        qm.wbits,
-        qm.fx,
-        qm.weights,
-        qm.fw,
-        qm.xbits,
-        qm.labels,
-        hbits=qm.hbits,
-        frozen_hidden=True,
-        fw_rows={"W0": np.array([0, 3, 7, 12])},
-    )
+    return tiny_frozen_model().with_row_scales({"W0": np.array([0, 3, 7, 12])})
 
 
 def tiny_rows_export() -> Export:
-    """The generated files only (the runtime copies are firmware_tiny's)."""
-    ex = render(
-        tiny_rows_model(),
-        DeviceConfig(
-            targets="classes", optimizer="colnorm", lr=1e-3, beta_shift=8, train="readout", frozen_hidden=True
-        ),
-    )
-    ex.files = {n: t for n, t in ex.files.items() if n in (*GENERATED, MANIFEST)}
-    return ex
+    return _frozen_export(tiny_rows_model())
 
 
 def _write(ex: Export, folder) -> list[Path]:

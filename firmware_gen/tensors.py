@@ -74,16 +74,7 @@ def state_tensors(
     L = qm.cfg.layers
     src = {n: qm.weights[n] for n, _a in qm.named_arrays()}
     for l in range(L):
-        src.update(
-            {
-                f"v{l}": state.v[l],
-                f"s{l}": state.s[l],
-                f"tr{l}": state.tr[l],
-                f"vt{l}": state.vt[l],
-                f"st{l}": state.st[l],
-                f"trt{l}": state.trt[l],
-            }
-        )
+        src.update({f"{n}{l}": getattr(state, n)[l] for n in ("v", "s", "tr", "vt", "st", "trt")})
     src.update(
         {
             "trl": state.trl,

@@ -67,3 +67,26 @@ def test_a_bad_file_is_one_line_naming_it_in_every_command(tmp_path, capsys):
     err = capsys.readouterr().err
     assert e.value.code == 2 and err.startswith("usage: edgetp data features")
     assert "edgetp data features: error: the following arguments are required: IN.wav" in err
+
+
+def test_command_doc_is_help_then_description():
+    # _options.command: a command's doc reads as a docstring; its first paragraph is the commands' list line,
+    # the rest the description of its --help (both refilled by argparse, so the wrapping in the source is free).
+    import argparse
+
+    from edgetp.cli._options import command
+
+    parent = argparse.ArgumentParser(prog="edgetp")
+    p = command(
+        parent.add_subparsers(),
+        "x",
+        """one line
+        of help
+
+        The description,
+        refilled.
+        """,
+    )
+    listing, own = parent.format_help(), p.format_help()
+    assert "one line of help" in listing and "description" not in listing
+    assert "The description, refilled." in own and "one line" not in own

@@ -12,7 +12,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from firmware_gen.cases import INPUT_STYLES, WEIGHT_STYLES, CaseSpec, build_model, build_script, device_config
+from firmware_gen.cases import (
+    CONSTANTS,
+    INPUT_STYLES,
+    WEIGHT_STYLES,
+    CaseSpec,
+    build_model,
+    build_script,
+    device_config,
+)
 from firmware_gen.generate import render
 from conftest import can
 from firmware_gen.build import build_arm
@@ -37,9 +45,7 @@ def case_specs(draw):
         reset=draw(st.sampled_from(["hard", "soft"])),
         vth=draw(st.sampled_from([0.05, 0.3, 0.66, 2.0])),
         leak_m=draw(st.sampled_from([0.0, 0.5, 0.77, 1.0])),
-        leak_t=draw(st.sampled_from([0.8, 0.9, 0.977, 0.99])),
-        leak_out=draw(st.sampled_from([0.9, 1.0])),
-        gamma=draw(st.sampled_from([0.5, 1.0, 10.0, 15.9])),
+        **{k: draw(st.sampled_from(v)) for k, v in CONSTANTS.items()},
         wbits=wbits,
         xbits=xbits,
         fx=draw(st.integers(0, 12 if xbits == 16 else 6)),

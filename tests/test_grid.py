@@ -67,7 +67,7 @@ def local_ray():
 
 def _grid(setup, fixed, workers=None, rehearsal=0.0, frontend="float", model=None):
     from edgetp.kws.data import corpus_for
-    from edgetp.kws.grid import run_grid
+    from edgetp.kws.grid import GridJob, run_grid
     from edgetp.kws.train import Recipe
     from edgetp.model import load_model
 
@@ -86,20 +86,8 @@ def _grid(setup, fixed, workers=None, rehearsal=0.0, frontend="float", model=Non
     )
     if model.recipe.get("fixed"):  # a shipped device model: its own learning setup
         recipe = Recipe(epochs=1, lr=2e-4, optimizer="colnorm", train="readout", update_every=2)
-    return run_grid(
-        model,
-        corpus,
-        HELD,
-        2,
-        1,
-        recipe,
-        fixed=fixed,
-        test_limit=None,
-        baseline=True,
-        workers=workers,
-        progress=False,
-        frontend=frontend,
-    )
+    job = GridJob(model, corpus, 1, recipe, fixed, baseline=True, frontend=frontend)
+    return run_grid(job, HELD, 2, workers=workers, progress=False)
 
 
 def _figures(r):

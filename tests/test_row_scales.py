@@ -54,32 +54,10 @@ def test_each_row_gets_its_own_fractional_bits_and_shift():
 def test_per_tensor_is_row_scales_with_equal_rows():
     """One kernel: a model whose rows all carry the tensor's bits runs exactly as the per-tensor one."""
     qm = build_model(frozen_spec())
-    same = QModel(
-        qm.cfg,
-        qm.wbits,
-        qm.fx,
-        qm.weights,
-        qm.fw,
-        qm.xbits,
-        qm.labels,
-        hbits=qm.hbits,
-        frozen_hidden=True,
-        fw_rows={f"W{l}": np.full(h, qm.fw[f"W{l}"]) for l, h in enumerate(qm.cfg.hidden)},
-    )
+    same = qm.with_row_scales({f"W{l}": np.full(h, qm.fw[f"W{l}"]) for l, h in enumerate(qm.cfg.hidden)})
     xs = np.random.default_rng(0).integers(-3000, 3000, (3, 9, qm.cfg.n_in)).astype(np.int16)
     assert np.array_equal(infer_sequence_q(qm, xs), infer_sequence_q(same, xs))
-    other = QModel(
-        qm.cfg,
-        qm.wbits,
-        qm.fx,
-        qm.weights,
-        qm.fw,
-        qm.xbits,
-        qm.labels,
-        hbits=qm.hbits,
-        frozen_hidden=True,
-        fw_rows={"W0": np.arange(qm.cfg.hidden[0])},
-    )
+    other = qm.with_row_scales({"W0": np.arange(qm.cfg.hidden[0])})
     assert not np.array_equal(infer_sequence_q(qm, xs), infer_sequence_q(other, xs))
 
 

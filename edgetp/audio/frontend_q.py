@@ -61,28 +61,18 @@ from edgetp.audio.frontend_q_tables import (
     DELTA2_Q,
     DELTA_ROW,
     DELTA_START,
-    FACTORS,
     FEAT_F,
-    FFT_PERM,
+    FRAME_TABLES,
     G_LUT,
     L_F_MAX,
-    LOG2_LUT,
     LOG_F,
     LOG_GAIN_MAX,
-    MEL_LEN,
-    MEL_Q,
-    MEL_START,
     N_BINS,
     N_FEATURES,
     N_FRAMES,
     N_MELS,
     N_SAMPLES,
     NORM_M_BITS,
-    RT_COS,
-    RT_SIN,
-    TW_COS,
-    TW_SIN,
-    WINDOW_Q,
 )
 from edgetp.audio.pcm import load_pcm16 as load_pcm16, pcm16, pcm16_samples as pcm16_samples
 from edgetp.errors import EdgetpError
@@ -240,24 +230,7 @@ def frames_q(pcm: np.ndarray):
     power = np.zeros((N_FRAMES, N_BINS), np.int64)
     mel = np.zeros((N_FRAMES, N_MELS), np.int64)
     logmel = np.zeros((N_FRAMES, N_MELS), np.int64)
-    all_frames_q(
-        pcm.astype(np.int64),
-        WINDOW_Q,
-        FFT_PERM,
-        FACTORS,
-        TW_COS,
-        TW_SIN,
-        RT_COS,
-        RT_SIN,
-        MEL_Q,
-        MEL_START,
-        MEL_LEN,
-        LOG2_LUT,
-        shifts,
-        power,
-        mel,
-        logmel,
-    )
+    all_frames_q(pcm.astype(np.int64), *FRAME_TABLES, shifts, power, mel, logmel)
     return shifts, power, mel, logmel
 
 

@@ -166,6 +166,8 @@ DELTA1_Q, DELTA2_Q = _delta_q()
 DELTA_START = np.array([delta_start(t) for t in range(N_FRAMES)], np.int64)
 DELTA_ROW = np.array([delta_row(t) for t in range(N_FRAMES)], np.int64)
 FACTORS = np.array(FFT_FACTORS, np.int64)
+# the tables frame_q and all_frames_q read, in their parameters' order (window .. log_lut)
+FRAME_TABLES = (WINDOW_Q, FFT_PERM, FACTORS, TW_COS, TW_SIN, RT_COS, RT_SIN, MEL_Q, MEL_START, MEL_LEN, LOG2_LUT)
 
 # what frontend_q re-exports (its public names before the split)
 __all__ = [

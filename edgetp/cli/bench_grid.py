@@ -32,7 +32,7 @@ def add_parser(bsub) -> None:
 def run_grid_bench(args) -> int:
     from edgetp.cli.finetune import _shots, recorded_recipe
     from edgetp.kws.data import corpus_for
-    from edgetp.kws.grid import cells, run_ray, run_serial
+    from edgetp.kws.grid import GridJob, cells, run_ray, run_serial
     from edgetp.kws.speakers import outside_test_group
     from edgetp.model import load_model
     from edgetp.paths import portable
@@ -48,9 +48,10 @@ def run_grid_bench(args) -> int:
         f"{args.model}, {len(speakers)} speakers x {args.seeds} seeds = {len(grid)} cells, {shots} shots, "
         f"{'integer' if args.fixed else 'float'} rule"
     )
-    serial = run_serial(model, corpus, grid, shots, recipe, args.fixed, 2000, False, progress=False)
+    job = GridJob(model, corpus, shots, recipe, args.fixed, 2000, False)
+    serial = run_serial(job, grid, progress=False)
     print(f"{serial.seconds:8.1f} s  serial, one process (baseline; {what})", flush=True)
-    ray = run_ray(model, corpus, grid, shots, recipe, args.fixed, 2000, False, workers=args.workers, progress=False)
+    ray = run_ray(job, grid, workers=args.workers, progress=False)
     o = ray.overhead
     print(
         f"{ray.seconds:8.1f} s  Ray, {ray.workers} CPUs (of which Ray start {o['ray_start_s']:.1f} s, feature table "

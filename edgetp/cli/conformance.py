@@ -6,18 +6,21 @@ import json
 import math
 from pathlib import Path
 
+from edgetp.cli._options import command
 from edgetp.errors import EdgetpError
 
 
 def register(sub):
-    p = sub.add_parser(
+    p = command(
+        sub,
         "conformance",
-        help="replay golden TP trajectories (float64) and report deviations",
-        description="Replays each golden file from its initial weights, inputs and labels and "
-        "reports the largest deviation max|mine-golden|/max(1,max|golden|) per file. "
-        "A NaN or infinity on either side fails, naming array, step and index; a file "
-        "holding an array that is not understood is refused. "
-        "Exit status 1 if any file exceeds the tolerance, 2 on an unreadable file.",
+        """replay golden TP trajectories (float64) and report deviations
+
+        Replays each golden file from its initial weights, inputs and labels and reports the largest deviation
+        max|mine-golden|/max(1,max|golden|) per file. A NaN or infinity on either side fails, naming array, step and
+        index; a file holding an array that is not understood is refused. Exit status 1 if any file exceeds the
+        tolerance, 2 on an unreadable file.
+        """,
     )
     p.add_argument("files", nargs="+", type=Path, help="golden .npz files (or folders holding them)")
     p.add_argument(

@@ -39,14 +39,16 @@ def _synth(args) -> int:
         jobs=args.jobs,
         force=args.force,
     )
-    spk = info["speakers"]
-    took = f" in {info['seconds']} s" if "seconds" in info else " (already there, unchanged)"
-    print(
-        f"{args.out}: {info['utterances']} utterances, {len(spk)} speakers, {len(info['params']['words'])} words{took}"
-    )
+    words = len(info["params"]["words"])
+    print(f"{args.out}: {info['utterances']} utterances, {len(info['speakers'])} speakers, {words} words{_took(info)}")
     if info.get("default_speaker"):
         print(f"default held-out speaker: {info['default_speaker']}")
     return 0
+
+
+def _took(info: dict) -> str:
+    """How the corpus came to be: built in so many seconds, or found complete."""
+    return f" in {info['seconds']} s" if "seconds" in info else " (already there, unchanged)"
 
 
 def _pair(text: str, what: str) -> tuple[float, float]:
@@ -82,10 +84,9 @@ def _real_mix(args) -> int:
         force=args.force,
     )
     n = info["utterances"]
-    took = f" in {info['seconds']} s" if "seconds" in info else " (already there, unchanged)"
     print(
         f"{args.out}: {n['base']} base utterances + {n['real']} real ({n['real_clips']} clips x "
-        f"{info['params']['copies']}){took}"
+        f"{info['params']['copies']}){_took(info)}"
     )
     print(_parts_line(info))
     return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 
+from edgetp.cli._options import command
 from edgetp.errors import EdgetpError
 
 
@@ -120,10 +121,13 @@ EXPORTERS = [("onnx", _onnx_arguments, _onnx_run), ("nir", _nir_arguments, _nir_
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser(
+    p = command(
+        subparsers,
         "export",
-        help="export a model (ONNX, NIR, C for a microcontroller)",
-        description="Write a model's inference network in other formats (docs/interop.md).",
+        """export a model (ONNX, NIR, C for a microcontroller)
+
+        Write a model's inference network in other formats (docs/interop.md).
+        """,
     )
     p.add_argument("--model", required=True, metavar="NAME|PATH", help="shipped model name or model file (.npz)")
     for _dest, add_arguments, _run in EXPORTERS:

@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from edgetp.cli._options import add_model_option
+from edgetp.cli._options import add_model_option, command
 from edgetp.errors import EdgetpError
 from edgetp.settings import fields, moved_flags
 
@@ -28,14 +28,16 @@ def register(sub):
     from edgetp.kws.run_settings import FinetuneRun
     from edgetp.settings import add_recipe_options, help_keys
 
-    p = sub.add_parser(
+    p = command(
+        sub,
         "finetune",
-        help="personalise a pretrained keyword spotter to one speaker with TP",
-        description="Loads a pretrained model, holds out --speaker, fine-tunes on --shots "
-        "utterances per word with TP and reports query accuracy before/after, a "
-        "from-scratch baseline and the other speakers' accuracy before/after. The "
-        "fine-tuning recipe is the model's recorded one (its card's \"default "
-        "fine-tuning\"); a --recipe file and --set items override its fields.",
+        """personalise a pretrained keyword spotter to one speaker with TP
+
+        Loads a pretrained model, holds out --speaker, fine-tunes on --shots utterances per word with TP and reports
+        query accuracy before/after, a from-scratch baseline and the other speakers' accuracy before/after. The
+        fine-tuning recipe is the model's recorded one (its card's "default fine-tuning"); a --recipe file and --set
+        items override its fields.
+        """,
     )
     p.add_argument("--kws", action="store_true", required=True, help="keyword spotting (the only task so far)")
     add_model_option(p)
@@ -228,7 +230,7 @@ def _real_row(args, model, recipe):
 
 def _row(args, extra: dict | None = None) -> tuple[int, dict]:
     from edgetp.kws.data import check_speaker, corpus_for, seen_note
-    from edgetp.kws.grid import run_grid
+    from edgetp.kws.grid import GridJob, run_grid
     from edgetp.kws.protocol import summarize
     from edgetp.model import load_model, save_model
     from edgetp.paths import portable
@@ -281,23 +283,16 @@ def _row(args, extra: dict | None = None) -> tuple[int, dict]:
             flush=True,
         )
 
+    job = GridJob(model, corpus, shots, recipe, args.fixed, limit, args.baseline, args.frontend, others)
     grid = run_grid(
-        model,
-        corpus,
+        job,
         speakers,
         args.seeds,
-        shots,
-        recipe,
-        args.fixed,
-        limit,
-        args.baseline,
         args.workers,
         args.ray,
         progress=not args.quiet,
         keep_first=bool(args.save),
         on_cell=line,
-        frontend=args.frontend,
-        others=others,
     )
     per_seed = grid.per_seed
     if not per_seed:

@@ -15,20 +15,22 @@ import time
 from pathlib import Path
 
 from deploy.hil_settings import HilSettings
-from edgetp.cli._options import add_model_option
+from edgetp.cli._options import add_model_option, add_seen_speaker_option, build_image, command
 from edgetp.errors import EdgetpError
 from edgetp.settings import add_recipe_options, fields, help_keys, moved_flags, read
 from firmware_gen.defaults import BUDGETS, DeviceSettings
 
 
 def register(sub):
-    p = sub.add_parser(
+    p = command(
+        sub,
         "hil",
-        help="host-in-the-loop: fine-tune on a device (host pty, QEMU Cortex-M4 or a board) and verify it bit for bit",
-        description="Builds the firmware for --model, starts it (host, qemu) or opens a serial "
-        "port, fine-tunes it on one speaker's support set over the serial protocol, "
-        "evaluates the query set on the device and compares the device's state digest "
-        "with the Python integer reference after every sample.",
+        """host-in-the-loop: fine-tune on a device (host pty, QEMU Cortex-M4 or a board) and verify it bit for bit
+
+        Builds the firmware for --model, starts it (host, qemu) or opens a serial port, fine-tunes it on one speaker's
+        support set over the serial protocol, evaluates the query set on the device and compares the device's state
+        digest with the Python integer reference after every sample.
+        """,
     )
     p.add_argument(
         "--target",
@@ -41,10 +43,8 @@ def register(sub):
     add_model_option(p)
     p.add_argument("--data-root", help="GSC-layout corpus (default: the offline corpus set-up generated)")
     p.add_argument("--speaker", help="held-out speaker id (default: the one the model was pretrained without)")
-    p.add_argument(
-        "--allow-seen-speaker",
-        action="store_true",
-        help="use a speaker the model was pretrained on (refused by default: not held out); the report then says so",
+    add_seen_speaker_option(
+        p, "use a speaker the model was pretrained on (refused by default: not held out); the report then says so"
     )
     p.add_argument(
         "--shots",
@@ -160,7 +160,6 @@ def prepare(args):
 
 
 def run(args) -> int:
-    from deploy.build import build
     from deploy.hil import HilError, run_session
     from deploy.host import Device, open_port
     from deploy.reference import IntReference, export_c
@@ -192,14 +191,7 @@ def run(args) -> int:
 
             norm = InputNorm.for_model(model, qm)
         cdir = export_c(qm, root / "model", cfg, frontend=norm)
-        image = build(
-            cdir,
-            args.target,
-            root / "build" if args.build_dir else None,
-            locked=args.locked,
-            opt=args.opt,
-            stack_size=args.stack,
-        )
+        image = build_image(cdir, args, root)
         say(
             f"built {image.path}"
             + (f" (flash {image.sizes['flash']} B, RAM {image.sizes['ram']} B)" if image.sizes else "")

@@ -16,7 +16,8 @@ from edgetp.errors import EdgetpError
 def run_sweep(args, prepare) -> int:
     import numpy as np
 
-    from deploy.build import build, store_geometry
+    from deploy.build import store_geometry
+    from edgetp.cli._options import build_image
     from deploy.hil_settings import QEMU_SAMPLE
     from deploy.powercut import N_SAMPLES, power_cut_sweep
     from deploy.reference import IntReference, export_c
@@ -47,16 +48,7 @@ def run_sweep(args, prepare) -> int:
     try:
         cdir = export_c(qm, root / "model", cfg)
         geo = store_geometry(cdir, page, prog)
-        image = build(
-            cdir,
-            args.target,
-            root / "build" if args.build_dir else None,
-            locked=args.locked,
-            opt=args.opt,
-            stack_size=args.stack,
-            flash_page=page,
-            flash_prog=prog,
-        )
+        image = build_image(cdir, args, root, flash_page=page, flash_prog=prog)
         say(
             f"model {args.model} ({qm.cfg.net_string()}), speaker {speaker}: weight store of {geo.payload:,d} B in "
             f"2 slots of {geo.slot_bytes:,d} B (pages of {page} B, program unit {prog} B)"

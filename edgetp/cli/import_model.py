@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edgetp.cli._options import command
 from edgetp.errors import EdgetpError
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser(
+    p = command(
+        subparsers,
         "import-model",
-        help="import an ONNX or NIR spiking network as an edgetp model",
-        description="Read a spiking network (LIF layers, optional recurrence, leaky-integrator readout) from ONNX "
-        "or NIR and save it as an edgetp model ready for TP fine-tuning (docs/interop.md).",
+        """import an ONNX or NIR spiking network as an edgetp model
+
+        Read a spiking network (LIF layers, optional recurrence, leaky-integrator readout) from ONNX or NIR and save it
+        as an edgetp model ready for TP fine-tuning (docs/interop.md).
+        """,
     )
     p.add_argument("source", metavar="IN.onnx|IN.nir", help="the network to import")
     p.add_argument("--out", required=True, metavar="MODEL.npz", help="edgetp model file to write")

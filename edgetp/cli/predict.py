@@ -18,16 +18,19 @@ from pathlib import Path
 
 import numpy as np
 
-from edgetp.cli._options import add_model_option
+from edgetp.cli._options import add_model_option, command
 from edgetp.errors import EdgetpError
 
 
 def register(sub):
-    p = sub.add_parser(
+    p = command(
+        sub,
         "predict",
-        help="classify WAV files with a keyword spotter (top 3 words with scores)",
-        description="Runs a model on each WAV clip (any rate, mono or first channel, about 1 s) "
-        "and prints its top words with softmax scores of the readout.",
+        """classify WAV files with a keyword spotter (top 3 words with scores)
+
+        Runs a model on each WAV clip (any rate, mono or first channel, about 1 s) and prints its top words with softmax
+        scores of the readout.
+        """,
     )
     p.add_argument("wavs", nargs="+", metavar="WAV", help="WAV files to classify")
     add_model_option(p)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgetp.cli._options import command
 from edgetp.errors import EdgetpError
 from edgetp.tp.config import TARGETS
 
@@ -16,11 +17,14 @@ def register(sub):
     from edgetp.kws.train import FINETUNE_FIELDS, PRETRAIN_OPTIMIZERS
     from edgetp.tp.config import RESETS
 
-    p = sub.add_parser(
+    p = command(
+        sub,
         "pretrain",
-        help="pretrain a TP keyword spotter (float) and save a model file",
-        description="Trains on the train split of a GSC-layout corpus without the held-out "
-        "speaker, with TP (one update per time step), and saves a model file.",
+        """pretrain a TP keyword spotter (float) and save a model file
+
+        Trains on the train split of a GSC-layout corpus without the held-out speaker, with TP (one update per time
+        step), and saves a model file.
+        """,
     )
     p.add_argument("--kws", action="store_true", required=True, help="keyword spotting (the only task so far)")
     p.add_argument("--data-root", help="GSC-layout corpus (default: the offline corpus set-up generated)")

@@ -13,20 +13,22 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from edgetp.cli._options import add_model_option
+from edgetp.cli._options import add_model_option, command
 from edgetp.errors import EdgetpError
 
 
 def register(sub):
     from edgetp.kws.real_dev import SEEDS, SHOTS
 
-    p = sub.add_parser(
+    p = command(
+        sub,
         "real-dev",
-        help="a model's development figures on real speech (zero-shot, 1/3/5/all-shot personalisation) for its card",
-        description="Measures zero-shot top-1 over a folder of real clips in GSC layout and the "
-        "personalisation of its adaptation speakers (>= 4 clips of each core word) with "
-        "the model's recorded fine-tuning recipe; writes the model card's results file. "
-        "Every speaker is a development speaker (used for choosing).",
+        """a model's development figures on real speech (zero-shot, 1/3/5/all-shot personalisation) for its card
+
+        Measures zero-shot top-1 over a folder of real clips in GSC layout and the personalisation of its adaptation
+        speakers (>= 4 clips of each core word) with the model's recorded fine-tuning recipe; writes the model card's
+        results file. Every speaker is a development speaker (used for choosing).
+        """,
     )
     add_model_option(p)
     p.add_argument("--real", required=True, help="real clips in GSC layout (e.g. ../shared/audio/gsc-real-dev)")

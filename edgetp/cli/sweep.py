@@ -5,17 +5,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from edgetp.cli._options import add_model_option
+from edgetp.cli._options import add_model_option, add_seen_speaker_option, command
 from edgetp.errors import EdgetpError
 
 
 def register(sub):
-    p = sub.add_parser(
+    p = command(
+        sub,
         "sweep",
-        help="search fine-tuning recipes on development speakers (Ray Tune, ASHA)",
-        description="Each trial is the model's fine-tuning recipe with the --space fields replaced, "
-        "run over the development speakers x seeds; every trial is written to --json. "
-        "The test group is refused: a sweep chooses.",
+        """search fine-tuning recipes on development speakers (Ray Tune, ASHA)
+
+        Each trial is the model's fine-tuning recipe with the --space fields replaced, run over the development speakers
+        x seeds; every trial is written to --json. The test group is refused: a sweep chooses.
+        """,
     )
     p.add_argument("--kws", action="store_true", required=True, help="keyword spotting")
     add_model_option(p)
@@ -25,11 +27,7 @@ def register(sub):
         "edgetp data synth-kws DIR --distinct 10 --wide 200)",
     )
     p.add_argument("--speaker", default="dev", help="'dev' (default: the model's development group) or ids")
-    p.add_argument(
-        "--allow-seen-speaker",
-        action="store_true",
-        help="sweep on speakers the model was pretrained on (refused by default; the JSON says so)",
-    )
+    add_seen_speaker_option(p, "sweep on speakers the model was pretrained on (refused by default; the JSON says so)")
     p.add_argument(
         "--space",
         action="append",

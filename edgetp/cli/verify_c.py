@@ -14,17 +14,21 @@ from __future__ import annotations
 import json
 import sys
 
+from edgetp.cli._options import command
 from edgetp.errors import EdgetpError
 
 
 def register(subparsers) -> None:
     from firmware_gen.options import add_device_options
 
-    p = subparsers.add_parser(
+    p = command(
+        subparsers,
         "verify-c",
-        help="prove the exported C bit-exact against the integer reference",
-        description="Compile the generated C on the host and compare every state array "
-        "after every step with the integer reference (docs/firmware-gen.md).",
+        """prove the exported C bit-exact against the integer reference
+
+        Compile the generated C on the host and compare every state array after every step with the integer reference
+        (docs/firmware-gen.md).
+        """,
     )
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--model", metavar="NAME|PATH", help="a model: its fine-tuning run on real features")

@@ -169,6 +169,17 @@ def _speaker_id(spec: str, split: str) -> str:
     raise AssertionError("unreachable: 10 % splits are hit within a few hundred tries")
 
 
+def _recording(rng, tilt: float, snr_db: tuple) -> tuple:
+    """A speaker's microphone (tilt within +-``tilt``), usual background file and SNR in ``snr_db``, drawn from
+    ``rng`` in that order."""
+    names = sorted(noise.NAMES)
+    return (
+        round(float(rng.uniform(-tilt, tilt)), 3),
+        names[int(rng.integers(len(names)))],
+        round(float(rng.uniform(*snr_db)), 1),
+    )
+
+
 def plan_speakers(
     speakers: int, reps: int, distinct: int, distinct_reps: int, seed: int, wide: int = 0
 ) -> list[Speaker]:
@@ -176,24 +187,12 @@ def plan_speakers(
     if distinct > len(DISTINCT_VOICES):
         raise EdgetpError(f"at most {len(DISTINCT_VOICES)} distinct speakers")
     langs, variants = espeak.available() if shutil.which("espeak-ng") else (None, None)
-    names = sorted(noise.NAMES)
     out = []
     for lang, var, pitch, speed in DISTINCT_VOICES[:distinct]:
         sid = _speaker_id(f"distinct:{lang}+{var}:{pitch}:{speed}", "train")
         r = np.random.default_rng([int(sid, 16)])
         out.append(
-            Speaker(
-                sid,
-                f"{lang}+{var}",
-                pitch,
-                speed,
-                round(float(r.uniform(-0.5, 0.5)), 3),
-                names[int(r.integers(len(names)))],
-                round(float(r.uniform(15, 30)), 1),
-                "train",
-                distinct_reps,
-                True,
-            )
+            Speaker(sid, f"{lang}+{var}", pitch, speed, *_recording(r, 0.5, (15, 30)), "train", distinct_reps, True)
         )
     rng = np.random.default_rng([seed, 104729])
     usable = [v for v in REGULAR_VARIANTS if variants is None or v in variants]
@@ -206,40 +205,14 @@ def plan_speakers(
         voice = f"{accents[int(rng.integers(len(accents)))]}+{usable[var_order[i % len(usable)]]}"
         pitch, speed = int(rng.integers(25, 76)), int(rng.integers(135, 196))
         sid = _speaker_id(f"regular:{seed}:{i}:{voice}:{pitch}:{speed}", splits[i])
-        out.append(
-            Speaker(
-                sid,
-                voice,
-                pitch,
-                speed,
-                round(float(rng.uniform(-0.5, 0.5)), 3),
-                names[int(rng.integers(len(names)))],
-                round(float(rng.uniform(12, 35)), 1),
-                splits[i],
-                reps,
-                False,
-            )
-        )
+        out.append(Speaker(sid, voice, pitch, speed, *_recording(rng, 0.5, (12, 35)), splits[i], reps, False))
     wrng = np.random.default_rng([seed, 7919])  # its own stream: the speakers above do not depend on ``wide``
     wvars = [v for v in WIDE_VARIANTS if variants is None or v in variants]
     for i in range(wide):
         voice = f"{accents[int(wrng.integers(len(accents)))]}+{wvars[int(wrng.integers(len(wvars)))]}"
         pitch, speed = int(wrng.integers(0, 100)), int(wrng.integers(110, 231))
         sid = _speaker_id(f"wide:{seed}:{i}:{voice}:{pitch}:{speed}", "train")
-        out.append(
-            Speaker(
-                sid,
-                voice,
-                pitch,
-                speed,
-                round(float(wrng.uniform(-0.8, 0.8)), 3),
-                names[int(wrng.integers(len(names)))],
-                round(float(wrng.uniform(5, 35)), 1),
-                "train",
-                reps,
-                False,
-            )
-        )
+        out.append(Speaker(sid, voice, pitch, speed, *_recording(wrng, 0.8, (5, 35)), "train", reps, False))
     return out
 
 

@@ -21,7 +21,7 @@ stores ``round(value * 2^f)``. Formats (docs/fixed-point.md, section 2):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -170,6 +170,10 @@ class QModel:
 
     def rec_shift(self, layer: int, target: bool = False) -> int:
         return self.fw["S_rec" if target and layer == 0 else f"R{layer}"] - FV
+
+    def with_row_scales(self, fw_rows: dict) -> "QModel":
+        """This network, frozen-hidden, with per-row fractional bits ``fw_rows`` (its arrays shared, not copied)."""
+        return replace(self, frozen_hidden=True, fw_rows=fw_rows)
 
     def copy(self) -> "QModel":
         return QModel(

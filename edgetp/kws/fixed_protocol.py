@@ -14,7 +14,8 @@ import time
 import numpy as np
 
 from edgetp.kws.data import IntInputs, labelled, pretrain_pool, training_set
-from edgetp.kws.protocol import cell_data, model_norm
+from edgetp.kws.job import GridJob
+from edgetp.kws.protocol import cell_data, model_norm, seed_data_figures
 from edgetp.kws.train import Recipe
 from edgetp.model import Model
 
@@ -65,86 +66,60 @@ def model_inputs(model: Model, qm, frontend: str = "float"):
 
 def adapt_seed_fixed(model: Model, corpus, speaker: str, shots, seed: int, recipe: Recipe, cache=None):
     """``adapt_seed`` with the integer rule: ``(tuned QModel, data)``, the device's fine-tuning of one seed."""
-    from edgetp.fixed.finetune import finetune_fixed
 
     qm = device_qmodel(model, corpus, speaker, cache)
     d = cell_data(model, corpus, speaker, shots, seed, recipe, cache, 1, model_inputs(model, qm))
-    kind = "colnorm" if recipe.optimizer == "adam" else recipe.optimizer
-    tuned = finetune_fixed(
+    return _tune(qm, *training_set(d), recipe, seed), d
+
+
+def _int_kind(recipe: Recipe) -> str:
+    return "colnorm" if recipe.optimizer == "adam" else recipe.optimizer
+
+
+def _tune(qm, x, y, recipe: Recipe, seed: int, on_epoch=None):
+    """The integer rule's fine-tuning of ``qm`` on ``(x, y)`` with the recipe's schedule, seeded by ``seed``."""
+    return finetune_fixed(
         qm,
-        *training_set(d),
+        x,
+        y,
         recipe.epochs,
         recipe.lr,
-        kind,
+        _int_kind(recipe),
         recipe.targets,
         recipe.batch,
         seed,
         WBITS,
         train=recipe.train,
+        on_epoch=on_epoch,
         update_every=recipe.update_every,
     )
-    return tuned, d
 
 
-def finetune_seed_fixed(
-    model: Model,
-    corpus,
-    speaker: str,
-    shots,
-    seed: int,
-    recipe: Recipe,
-    cache=None,
-    test_limit: int | None = None,
-    baseline: bool = True,
-    progress: bool = True,
-    frontend: str = "float",
-    others: str = "testing",
-) -> dict:
+def finetune_seed_fixed(job: GridJob, speaker: str, seed: int, cache=None, progress: bool = True) -> dict:
+    """``finetune_seed`` with the integer rule on the device's quantized model, fed by the job's frontend."""
     t0 = time.perf_counter()
-    qm = device_qmodel(model, corpus, speaker, cache)
-    d = cell_data(
-        model, corpus, speaker, shots, seed, recipe, cache, test_limit, model_inputs(model, qm, frontend), others
-    )
+    model, recipe = job.model, job.recipe
+    qm = device_qmodel(model, job.corpus, speaker, cache)
+    inputs = model_inputs(model, qm, job.frontend)
+    d = cell_data(model, job.corpus, speaker, job.shots, seed, recipe, cache, job.test_limit, inputs, job.others)
     (xs, ys), (xq, yq), (xt, yt) = d.support, d.query, d.test
     acc = lambda q, x, y: 100.0 * evaluate_fixed(q, x, y) if len(y) else float("nan")
-    kind = "colnorm" if recipe.optimizer == "adam" else recipe.optimizer
     per_epoch = [acc(qm, xq, yq)]
     res = {
-        "speaker": speaker,
-        "seed": seed,
-        "support": int(len(ys)),
-        "query": int(len(yq)),
-        "test": int(len(yt)),
-        "rehearsal": d.n_rehearsal,
-        "others": d.others,
-        "others_speakers": list(d.others_speakers),
-        "dropped_classes": list(d.split.dropped),
+        **seed_data_figures(speaker, seed, d),
         "query_acc_before": per_epoch[0],
         "test_acc_before": acc(qm, xt, yt),
         "wbits": qm.wbits,
-        "int_optimizer": kind,
+        "int_optimizer": _int_kind(recipe),
     }
     if qm.frozen_hidden:  # the hidden layers stay in flash at their own width; the readout alone learns
         res.update(hbits=qm.hbits, frozen_hidden=True, **({"row_scales": True} if qm.row_scales else {}))
-    tuned = finetune_fixed(
-        qm,
-        *training_set(d),
-        recipe.epochs,
-        recipe.lr,
-        kind,
-        recipe.targets,
-        recipe.batch,
-        seed,
-        WBITS,
-        train=recipe.train,
-        on_epoch=lambda e, q: per_epoch.append(acc(q, xq, yq)),
-        update_every=recipe.update_every,
-    )
+    tuned = _tune(qm, *training_set(d), recipe, seed, on_epoch=lambda e, q: per_epoch.append(acc(q, xq, yq)))
     res.update(query_acc_after=acc(tuned, xq, yq), test_acc_after=acc(tuned, xt, yt), query_acc_per_epoch=per_epoch)
     cm = np.zeros((model.cfg.n_out,) * 2, dtype=np.int64)
     np.add.at(cm, (yq, predict_q(tuned, to_int_inputs(tuned, xq))), 1)
     res["confusion_after"] = cm.tolist()
-    if baseline:
+    if job.baseline:
         from edgetp.fixed.qconfig import from_float
 
         scratch = init_params(model.cfg, seed, np.float32)
@@ -161,24 +136,7 @@ def finetune_seed_fixed(
             qm.frozen_hidden,
             qm.row_scales,
         )  # the same device: a frozen random hidden layer
-        res["finetune_only_acc"] = acc(
-            finetune_fixed(
-                q0,
-                xs,
-                ys,
-                recipe.epochs,
-                recipe.lr,
-                kind,
-                recipe.targets,
-                recipe.batch,
-                seed,
-                WBITS,
-                train=recipe.train,
-                update_every=recipe.update_every,
-            ),
-            xq,
-            yq,
-        )
+        res["finetune_only_acc"] = acc(_tune(q0, xs, ys, recipe, seed), xq, yq)
     res["seconds"] = time.perf_counter() - t0
     res["params"] = tuned
     return res

@@ -17,7 +17,6 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from functools import partial
 import logging
 
 import numpy as np
@@ -26,6 +25,7 @@ from edgetp.errors import EdgetpError
 from edgetp import paths
 from edgetp.audio.frontend import N_FEATURES, N_FRAMES
 from edgetp.data.cache import FLOAT, cached_features
+from edgetp.kws.job import GridJob
 from edgetp.kws.protocol import cell_data
 from edgetp.threads import single_threaded_blas
 
@@ -84,31 +84,22 @@ class _Recorder:
         return np.zeros((len(idx), N_FRAMES, N_FEATURES), dtype=source.dtype)
 
 
-def feature_table(
-    model,
-    corpus,
-    grid: list[Cell],
-    shots,
-    recipe,
-    test_limit,
-    fixed: bool,
-    cache_dir=None,
-    frontend: str = "float",
-    others: str = "testing",
-):
+def feature_table(job: GridJob, grid: list[Cell], recipes: list | None = None, cache_dir=None):
     """The features the cells of ``grid`` read, selected by a dry run of each cell's data selection, and
-    {cell's place: error} for the cells whose selection fails (they would fail alike as tasks). ``recipe`` may
-    be a list of recipes (a sweep's): the table then serves each of them."""
+    {cell's place: error} for the cells whose selection fails (they would fail alike as tasks). ``recipes`` (a
+    sweep's; default: the job's) all read from the one table."""
     rec, failed = _Recorder(), {}
     for k, c in enumerate(grid):
         try:
             inputs = None
-            if fixed:  # the integer model (calibrated per speaker when the file records no device settings)
+            if job.fixed:  # the integer model (calibrated per speaker when the file records no device settings)
                 from edgetp.kws.fixed_protocol import device_qmodel, model_inputs
 
-                inputs = model_inputs(model, device_qmodel(model, corpus, c.speaker, rec), frontend)
-            for r in recipe if isinstance(recipe, list) else [recipe]:
-                cell_data(model, corpus, c.speaker, shots, c.seed, r, rec, test_limit, inputs, others)
+                inputs = model_inputs(job.model, device_qmodel(job.model, job.corpus, c.speaker, rec), job.frontend)
+            for r in recipes or [job.recipe]:
+                cell_data(
+                    job.model, job.corpus, c.speaker, job.shots, c.seed, r, rec, job.test_limit, inputs, job.others
+                )
         except EdgetpError as exc:
             failed[k] = _one_line(exc)
     if len(rec.sources) > 1:  # calibration reads float features; the cells must read one frontend only
@@ -116,50 +107,22 @@ def feature_table(
     source = next(iter(rec.sources), FLOAT)
     idx = np.array(sorted(rec.asked), dtype=np.int64)
     rows = (
-        cached_features(corpus, idx, cache_dir or paths.cache_dir(), fe=source)
+        cached_features(job.corpus, idx, cache_dir or paths.cache_dir(), fe=source)
         if len(idx)
         else np.zeros((0, 1, 1), dtype=source.dtype)
     )
     return FeatureTable(idx, np.ascontiguousarray(rows), source), failed
 
 
-def run_cell(
-    model,
-    corpus,
-    cell: Cell,
-    shots,
-    recipe,
-    fixed: bool,
-    test_limit,
-    baseline: bool,
-    cache=None,
-    progress: bool = False,
-    keep_params: bool = False,
-    frontend: str = "float",
-    others: str = "testing",
-) -> dict:
-    """One cell's figures (``finetune_seed`` / ``finetune_seed_fixed`` with ``frontend``), forgetting measured on
-    the ``others`` list; the tuned parameters only when kept."""
-    if fixed:
-        from edgetp.kws.fixed_protocol import finetune_seed_fixed
-
-        runner = partial(finetune_seed_fixed, frontend=frontend)
+def run_cell(job: GridJob, cell: Cell, cache=None, progress: bool = False, keep_params: bool = False) -> dict:
+    """One cell's figures (``finetune_seed`` / ``finetune_seed_fixed`` with the job's frontend), forgetting
+    measured on the job's ``others`` list; the tuned parameters only when kept."""
+    if job.fixed:
+        from edgetp.kws.fixed_protocol import finetune_seed_fixed as runner
     else:
         from edgetp.kws.protocol import finetune_seed as runner
     with single_threaded_blas():
-        r = runner(
-            model,
-            corpus,
-            cell.speaker,
-            shots,
-            cell.seed,
-            recipe,
-            cache=cache,
-            test_limit=test_limit,
-            baseline=baseline,
-            progress=progress,
-            others=others,
-        )
+        r = runner(job, cell.speaker, cell.seed, cache=cache, progress=progress)
     if not keep_params:
         r.pop("params", None)
     return r
@@ -174,39 +137,12 @@ class GridResult:
     overhead: dict | None = None  # Ray start, feature table, per-task overhead (s)
 
 
-def run_serial(
-    model,
-    corpus,
-    grid,
-    shots,
-    recipe,
-    fixed,
-    test_limit,
-    baseline,
-    progress=True,
-    keep_first=False,
-    on_cell=None,
-    frontend="float",
-    others="testing",
-) -> GridResult:
+def run_serial(job: GridJob, grid, progress=True, keep_first=False, on_cell=None) -> GridResult:
     """The grid in this process, cell after cell, reading the feature cache as every command does."""
     t0 = time.perf_counter()
     out = []
     for k, c in enumerate(grid):
-        r = run_cell(
-            model,
-            corpus,
-            c,
-            shots,
-            recipe,
-            fixed,
-            test_limit,
-            baseline,
-            progress=progress,
-            keep_params=keep_first and k == 0,
-            frontend=frontend,
-            others=others,
-        )
+        r = run_cell(job, c, progress=progress, keep_params=keep_first and k == 0)
         out.append(r)
         if on_cell:
             on_cell(r)
@@ -260,21 +196,7 @@ def _one_line(exc: BaseException) -> str:
 
 
 def run_ray(
-    model,
-    corpus,
-    grid,
-    shots,
-    recipe,
-    fixed,
-    test_limit,
-    baseline,
-    workers=None,
-    address=None,
-    progress=True,
-    keep_first=False,
-    on_cell=None,
-    frontend="float",
-    others="testing",
+    job: GridJob, grid, workers=None, address=None, progress=True, keep_first=False, on_cell=None
 ) -> GridResult:
     """The grid as Ray tasks (one per cell); a failed cell is reported and the others finish."""
     from tqdm import tqdm
@@ -284,22 +206,16 @@ def run_ray(
     t_ray = time.perf_counter()
     # workers start and import the rule's modules while the driver selects the features
     warm = [
-        ray.remote(num_cpus=1)(_warm).remote(fixed)
+        ray.remote(num_cpus=1)(_warm).remote(job.fixed)
         for _ in range(min(len(grid), int(ray.cluster_resources().get("CPU", 1))))
     ]
-    table, refused = feature_table(
-        model, corpus, grid, shots, recipe, test_limit, fixed, frontend=frontend, others=others
-    )
+    table, refused = feature_table(job, grid)
     ray.get(warm)
     t_table = time.perf_counter()
     # one copy of each in the object store; every task gets a reference
-    refs = ray.put(model), ray.put(corpus), ray.put(table)
+    refs = ray.put(job), ray.put(table)
     task = ray.remote(num_cpus=1, max_retries=0)(_remote_cell)
-    pending = {
-        task.remote(*refs, c, shots, recipe, fixed, test_limit, baseline, keep_first and k == 0, frontend, others): k
-        for k, c in enumerate(grid)
-        if k not in refused
-    }
+    pending = {task.remote(*refs, c, keep_first and k == 0): k for k, c in enumerate(grid) if k not in refused}
     done: dict[int, dict] = {}
     failed = [{"speaker": grid[k].speaker, "seed": grid[k].seed, "error": e} for k, e in refused.items()]
     with tqdm(total=len(grid), desc="grid cells", unit="cell", disable=not progress) as bar:
@@ -345,73 +261,15 @@ def _warm(fixed: bool) -> None:
         import edgetp.kws.fixed_protocol  # noqa: F401
 
 
-def _remote_cell(model, corpus, table, cell, shots, recipe, fixed, test_limit, baseline, keep_params, frontend, others):
-    return run_cell(
-        model,
-        corpus,
-        cell,
-        shots,
-        recipe,
-        fixed,
-        test_limit,
-        baseline,
-        cache=table,
-        keep_params=keep_params,
-        frontend=frontend,
-        others=others,
-    )
+def _remote_cell(job, table, cell, keep_params):
+    return run_cell(job, cell, cache=table, keep_params=keep_params)
 
 
 def run_grid(
-    model,
-    corpus,
-    speakers,
-    seeds,
-    shots,
-    recipe,
-    fixed=False,
-    test_limit=None,
-    baseline=False,
-    workers=None,
-    address=None,
-    progress=True,
-    keep_first=False,
-    on_cell=None,
-    frontend: str = "float",
-    others: str = "testing",
+    job: GridJob, speakers, seeds, workers=None, address=None, progress=True, keep_first=False, on_cell=None
 ) -> GridResult:
     """The grid, serially or (``workers`` or ``address`` given) on Ray."""
     grid = cells(speakers, seeds)
     if workers is None and address is None:
-        return run_serial(
-            model,
-            corpus,
-            grid,
-            shots,
-            recipe,
-            fixed,
-            test_limit,
-            baseline,
-            progress,
-            keep_first,
-            on_cell,
-            frontend,
-            others,
-        )
-    return run_ray(
-        model,
-        corpus,
-        grid,
-        shots,
-        recipe,
-        fixed,
-        test_limit,
-        baseline,
-        workers,
-        address,
-        progress,
-        keep_first,
-        on_cell,
-        frontend,
-        others,
-    )
+        return run_serial(job, grid, progress, keep_first, on_cell)
+    return run_ray(job, grid, workers, address, progress, keep_first, on_cell)

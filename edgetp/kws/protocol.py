@@ -16,6 +16,7 @@ from dataclasses import replace
 import numpy as np
 
 from edgetp.errors import EdgetpError
+from edgetp.kws.job import GridJob
 from edgetp.kws.data import ModelInputs, check_gain, check_running_max, speaker_data, training_set
 from edgetp.kws.train import Recipe, accuracy, confusion, fit
 from edgetp.model import Model
@@ -71,37 +72,35 @@ def adapt_seed(model: Model, corpus, speaker: str, shots, seed: int, recipe: Rec
     return params, d
 
 
-def finetune_seed(
-    model: Model,
-    corpus,
-    speaker: str,
-    shots,
-    seed: int,
-    recipe: Recipe,
-    cache=None,
-    test_limit: int | None = None,
-    baseline: bool = True,
-    progress: bool = True,
-    others: str = "testing",
-) -> dict:
-    """One seed of the protocol; returns the per-seed figures (accuracies in %)."""
+def seed_data_figures(speaker: str, seed: int, d) -> dict:
+    """What every seed's figures (float or integer rule) say of its data ``d``: the sets' sizes, the other
+    speakers forgetting is measured on and the classes the split dropped."""
+    return {
+        "speaker": speaker,
+        "seed": seed,
+        "support": int(len(d.support[1])),
+        "query": int(len(d.query[1])),
+        "test": int(len(d.test[1])),
+        "rehearsal": d.n_rehearsal,
+        "others": d.others,
+        "others_speakers": list(d.others_speakers),
+        "dropped_classes": list(d.split.dropped),
+    }
+
+
+def finetune_seed(job: GridJob, speaker: str, seed: int, cache=None, progress: bool = True) -> dict:
+    """One seed of the protocol for ``speaker`` with the job's model and settings; returns the per-seed figures
+    (accuracies in %)."""
     t0 = time.perf_counter()
+    model, recipe = job.model, job.recipe
     cfg = model.cfg
-    d = cell_data(model, corpus, speaker, shots, seed, recipe, cache, test_limit, others=others)
+    d = cell_data(model, job.corpus, speaker, job.shots, seed, recipe, cache, job.test_limit, others=job.others)
     xs, ys = d.support
     xq, yq = d.query
     xt, yt = d.test
     params = model.params.copy()
     res = {
-        "speaker": speaker,
-        "seed": seed,
-        "support": int(len(ys)),
-        "query": int(len(yq)),
-        "test": int(len(yt)),
-        "rehearsal": d.n_rehearsal,
-        "others": d.others,
-        "others_speakers": list(d.others_speakers),
-        "dropped_classes": list(d.split.dropped),
+        **seed_data_figures(speaker, seed, d),
         "query_acc_before": accuracy(params, cfg, xq, yq),
         "test_acc_before": accuracy(params, cfg, xt, yt),
     }
@@ -118,7 +117,7 @@ def finetune_seed(
     res["test_acc_after"] = accuracy(params, cfg, xt, yt)
     res["query_acc_per_epoch"] = [res["query_acc_before"], *hist.metric]
     res["confusion_after"] = confusion(params, cfg, xq, yq, cfg.n_out).tolist()
-    if baseline:
+    if job.baseline:
         scratch = init_params(cfg, seed, params.S.dtype)
         scratch.S, scratch.S_rec = (
             model.params.S.copy(),

@@ -172,7 +172,7 @@ def personalise(
     """One shots setting over ``speakers`` x ``seeds`` (``edgetp.kws.grid.run_grid``, others = the view's testing
     list), summarised as ``edgetp finetune --json`` does; ``{"shots", "error"}`` when no speaker has that many
     clips of a word to draw a support set from (e.g. 5 shots of speakers with 4-5 clips of each word)."""
-    from edgetp.kws.grid import run_grid
+    from edgetp.kws.grid import GridJob, run_grid
     from edgetp.kws.protocol import summarize
 
     can = able(view, speakers, shots)
@@ -185,21 +185,8 @@ def personalise(
             "error": f"the adaptation speakers' support pools (80 % of a word's clips) hold at "
             f"most {4 * most // 5} clips of a word",
         }
-    grid = run_grid(
-        model,
-        view,
-        can,
-        seeds,
-        shots,
-        recipe,
-        fixed,
-        None,
-        False,
-        workers,
-        progress=progress,
-        on_cell=on_cell,
-        others="testing",
-    )
+    job = GridJob(model, view, shots, recipe, fixed, others="testing")
+    grid = run_grid(job, can, seeds, workers, progress=progress, on_cell=on_cell)
     if not grid.per_seed:
         return {"shots": shots, "error": grid.failed[0]["error"] if grid.failed else "no cells"}
     done = [s for s in can if any(r["speaker"] == s for r in grid.per_seed)]

@@ -19,7 +19,7 @@ import tempfile
 import time
 
 from edgetp.errors import EdgetpError
-from edgetp.kws.grid import Cell, run_cell
+from edgetp.kws.grid import Cell, GridJob, run_cell
 from edgetp.kws.train import Recipe
 
 METRIC = "query_acc_after"  # mean adapted accuracy over the cells so far (maximised)
@@ -61,16 +61,14 @@ def recipes(base, space: dict) -> list:
     return out
 
 
-def trial(config, model, corpus, table, grid, shots, base, fixed, test_limit, others):
-    """One Ray Tune trial: ``base`` with ``config``'s fields over the grid, a report after each cell."""
+def trial(config, job, table, grid):
+    """One Ray Tune trial: the job's recipe with ``config``'s fields over the grid, a report after each cell."""
     from ray import tune
 
-    recipe = replace(base, **config)
+    job = replace(job, recipe=replace(job.recipe, **config))
     runs = []
     for k, c in enumerate(grid):
-        runs.append(
-            run_cell(model, corpus, Cell(*c), shots, recipe, fixed, test_limit, False, cache=table, others=others)
-        )
+        runs.append(run_cell(job, Cell(*c), cache=table))
         mean = lambda key: statistics.fmean(r[key] for r in runs)
         tune.report(
             {
@@ -112,21 +110,17 @@ def run_sweep(
     from ray.tune.search import BasicVariantGenerator
 
     grid = cells(speakers, seeds)
-    table, refused = feature_table(model, corpus, grid, shots, recipes(base, space), test_limit, fixed, others=others)
+    job = GridJob(model, corpus, shots, base, fixed, test_limit, others=others)
+    table, refused = feature_table(job, grid, recipes(base, space))
     if refused:
         k, err = next(iter(refused.items()))
         raise EdgetpError(f"speaker {grid[k].speaker} seed {grid[k].seed} cannot run: {err}")
-    refs = {"model": ray.put(model), "corpus": ray.put(corpus), "table": ray.put(table)}
+    refs = {"job": ray.put(job), "table": ray.put(table)}
     trainable = tune.with_resources(
         tune.with_parameters(
             trial,
             **refs,
             grid=[(c.speaker, c.seed) for c in grid],
-            shots=shots,
-            base=base,
-            fixed=fixed,
-            test_limit=test_limit,
-            others=others,
         ),
         {"cpu": 1},
     )

@@ -62,6 +62,10 @@ class Deviation(NamedTuple):
     note: str = ""
 
 
+# the golden files' per-layer arrays and the TPState fields they hold
+_PER_LAYER = (("h", "s"), ("ht", "st"), ("tr", "tr"), ("trt", "trt"))
+
+
 def _fail(path, msg):
     raise EdgetpError(f"{path}: {msg}")
 
@@ -257,14 +261,7 @@ def replay(g: Golden) -> dict[str, Deviation]:
             # the files number the layers from 1 and the label trace as layer 0 (the paper's ε̃_0)
             mine = {"h0": x[:, t], "ht0": np.eye(cfg.n_out)[labels], "trt0": state.trl, "out": state.u}
             for l in range(L):
-                mine.update(
-                    {
-                        f"h{l + 1}": state.s[l],
-                        f"ht{l + 1}": state.st[l],
-                        f"tr{l + 1}": state.tr[l],
-                        f"trt{l + 1}": state.trt[l],
-                    }
-                )
+                mine.update({f"{k}{l + 1}": getattr(state, n)[l] for k, n in _PER_LAYER})
             mine.update({f"g{k}": v for k, v in grads.items()})
             mine.update({f"W{i}_after": params.W[i] for i in range(L + 1)})
             if cfg.recurrent:

@@ -192,6 +192,32 @@ static inline int16x2_t sxtb16_ror8(uint32_t w)
  * exactly in an int32 (SMLAD's 32-bit accumulator never wraps). */
 #define ETP_DOT8_N32 ((uint32_t)(INT32_MAX / ((int32_t)1 << 22)))
 
+/* Four inputs (two pairs, from x) of dot_dense8_x4's four rows (at p, p + s, q and q + s), stepping x, p
+ * and q: its loop's round is this twice in one asm block (one text, the same instructions as written out). */
+#define ETP_DOT8_X4_ROUND \
+    "ldr %[xa], [%[x]], #4\n\t" \
+    "ldr %[xb], [%[x]], #4\n\t" \
+    "ldr %[w], [%[p], %[s]]\n\t" \
+    "sxtb16 %[t], %[w]\n\t" \
+    "smlad %[a1], %[t], %[xa], %[a1]\n\t" \
+    "sxtb16 %[w], %[w], ror #8\n\t" \
+    "smlad %[a1], %[w], %[xb], %[a1]\n\t" \
+    "ldr %[w], [%[p]], #4\n\t" \
+    "sxtb16 %[t], %[w]\n\t" \
+    "smlad %[a0], %[t], %[xa], %[a0]\n\t" \
+    "sxtb16 %[w], %[w], ror #8\n\t" \
+    "smlad %[a0], %[w], %[xb], %[a0]\n\t" \
+    "ldr %[w], [%[q], %[s]]\n\t" \
+    "sxtb16 %[t], %[w]\n\t" \
+    "smlad %[a3], %[t], %[xa], %[a3]\n\t" \
+    "sxtb16 %[w], %[w], ror #8\n\t" \
+    "smlad %[a3], %[w], %[xb], %[a3]\n\t" \
+    "ldr %[w], [%[q]], #4\n\t" \
+    "sxtb16 %[t], %[w]\n\t" \
+    "smlad %[a2], %[t], %[xa], %[a2]\n\t" \
+    "sxtb16 %[w], %[w], ror #8\n\t" \
+    "smlad %[a2], %[w], %[xb], %[a2]"
+
 /* dot_dense8 of the four rows r0, r0 + stride, r0 + 2 stride, r0 + 3 stride against the same paired
  * inputs xp, into d[0..3]: each input pair is loaded once for four rows, and with n <= ETP_DOT8_N32
  * the sums run in 32 bits (SMLAD). The same integer sums as dot_dense8. */
@@ -211,50 +237,7 @@ static void dot_dense8_x4(const int8_t *r0, uint32_t stride, const int16_t *xp, 
          * an SMLAD. */
         while (x < xe) {
             uint32_t w, t, xa, xb;
-            __asm__(                    "ldr %[xa], [%[x]], #4\n\t"
-                    "ldr %[xb], [%[x]], #4\n\t"
-                    "ldr %[w], [%[p], %[s]]\n\t"
-                    "sxtb16 %[t], %[w]\n\t"
-                    "smlad %[a1], %[t], %[xa], %[a1]\n\t"
-                    "sxtb16 %[w], %[w], ror #8\n\t"
-                    "smlad %[a1], %[w], %[xb], %[a1]\n\t"
-                    "ldr %[w], [%[p]], #4\n\t"
-                    "sxtb16 %[t], %[w]\n\t"
-                    "smlad %[a0], %[t], %[xa], %[a0]\n\t"
-                    "sxtb16 %[w], %[w], ror #8\n\t"
-                    "smlad %[a0], %[w], %[xb], %[a0]\n\t"
-                    "ldr %[w], [%[q], %[s]]\n\t"
-                    "sxtb16 %[t], %[w]\n\t"
-                    "smlad %[a3], %[t], %[xa], %[a3]\n\t"
-                    "sxtb16 %[w], %[w], ror #8\n\t"
-                    "smlad %[a3], %[w], %[xb], %[a3]\n\t"
-                    "ldr %[w], [%[q]], #4\n\t"
-                    "sxtb16 %[t], %[w]\n\t"
-                    "smlad %[a2], %[t], %[xa], %[a2]\n\t"
-                    "sxtb16 %[w], %[w], ror #8\n\t"
-                    "smlad %[a2], %[w], %[xb], %[a2]\n\t"
-                    "ldr %[xa], [%[x]], #4\n\t"
-                    "ldr %[xb], [%[x]], #4\n\t"
-                    "ldr %[w], [%[p], %[s]]\n\t"
-                    "sxtb16 %[t], %[w]\n\t"
-                    "smlad %[a1], %[t], %[xa], %[a1]\n\t"
-                    "sxtb16 %[w], %[w], ror #8\n\t"
-                    "smlad %[a1], %[w], %[xb], %[a1]\n\t"
-                    "ldr %[w], [%[p]], #4\n\t"
-                    "sxtb16 %[t], %[w]\n\t"
-                    "smlad %[a0], %[t], %[xa], %[a0]\n\t"
-                    "sxtb16 %[w], %[w], ror #8\n\t"
-                    "smlad %[a0], %[w], %[xb], %[a0]\n\t"
-                    "ldr %[w], [%[q], %[s]]\n\t"
-                    "sxtb16 %[t], %[w]\n\t"
-                    "smlad %[a3], %[t], %[xa], %[a3]\n\t"
-                    "sxtb16 %[w], %[w], ror #8\n\t"
-                    "smlad %[a3], %[w], %[xb], %[a3]\n\t"
-                    "ldr %[w], [%[q]], #4\n\t"
-                    "sxtb16 %[t], %[w]\n\t"
-                    "smlad %[a2], %[t], %[xa], %[a2]\n\t"
-                    "sxtb16 %[w], %[w], ror #8\n\t"
-                    "smlad %[a2], %[w], %[xb], %[a2]"
+            __asm__(ETP_DOT8_X4_ROUND "\n\t" ETP_DOT8_X4_ROUND
                     : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [p] "+r"(p), [q] "+r"(q),
                       [x] "+r"(x), [w] "=&r"(w), [t] "=&r"(t), [xa] "=&r"(xa), [xb] "=&r"(xb)
                     : [s] "r"(stride)
