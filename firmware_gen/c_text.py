@@ -35,3 +35,20 @@ def c_define(name: str, value, note: str = "") -> str:
 def header_open(stamp_text: str, guard: str) -> list[str]:
     """A generated header's first lines: its stamp, the include guard ``guard`` and <stdint.h>."""
     return [stamp_text, f"#ifndef {guard}", f"#define {guard}", "", "#include <stdint.h>", ""]
+
+
+def snapshot_main(argv, module: str, files) -> int:
+    """``python -m <module> OUT_DIR``: (re)write a generator's snapshot files (``files()``: name -> text)."""
+    import sys
+    from pathlib import Path
+
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print(f"usage: python -m {module} OUT_DIR")
+        return 2
+    out = Path(argv[0])
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in files().items():
+        (out / name).write_text(text)
+        print(out / name)
+    return 0

@@ -184,19 +184,9 @@ def snapshot_files() -> dict:
 
 def main(argv=None) -> int:
     """``python -m firmware_gen.frontend OUT_DIR``: (re)write the frontend snapshot."""
-    import sys
-    from pathlib import Path
+    from firmware_gen.c_text import snapshot_main
 
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1:
-        print("usage: python -m firmware_gen.frontend OUT_DIR")
-        return 2
-    out = Path(argv[0])
-    out.mkdir(parents=True, exist_ok=True)
-    for name, text in snapshot_files().items():
-        (out / name).write_text(text)
-        print(out / name)
-    return 0
+    return snapshot_main(argv, "firmware_gen.frontend", snapshot_files)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from pathlib import Path
 
 
 from edgetp.errors import EdgetpError
+from edgetp.cli._options import add_seen_speaker_option
 
 BLOCK_S = 60  # seconds of a WAV read at a time
 DET_POINTS = 41
@@ -53,11 +54,8 @@ def register(sub):
         nargs="+",
         help="speaker ids (or test / dev) whose clips make the stream (default: the corpus' --split)",
     )
-    e.add_argument(
-        "--allow-seen-speaker",
-        action="store_true",
-        help="accept --speaker ids that pretrained the model (or cannot be checked): not held-out figures",
-    )
+    seen = "accept --speaker ids that pretrained the model (or cannot be checked): not held-out figures"
+    add_seen_speaker_option(e, seen)
     e.add_argument(
         "--split",
         choices=("validation", "testing"),
