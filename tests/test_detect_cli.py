@@ -92,6 +92,7 @@ def test_detect_eval_scores_a_reproducible_stream(files):
     assert e1["overall"]["miss_rate"] == 0.0 and e1["overall"]["false_alarms"] == 0
     assert e1["det"][0]["threshold"] == 0.0 and len(e1["det"]) > 5
     assert e1["at_target"]["fa_per_hour"] <= 2.0 and e1["at_target"]["miss_rate"] == 0.0
+    assert (e1["frontend"]["decay"], e1["frontend"]["ahead"], e1["frontend"]["latency_frames"]) == (2, 0, 4)
     assert (d / "e1.png").stat().st_size > 10_000 and (d / "e.wav").stat().st_size > 1.4 * 60 * SR * 2
 
 

@@ -74,7 +74,8 @@ def stream_inputs(model):
         inputs = replace(inputs, running_max_decay=STREAM_DECAY, running_max_ahead=STREAM_AHEAD)
         why = (
             "the model normalises by the utterance's maximum: it streams with the running maximum read ahead "
-            f"(STREAM_DECAY {STREAM_DECAY}, STREAM_AHEAD {STREAM_AHEAD}), measured to cost it nothing"
+            f"(STREAM_DECAY {STREAM_DECAY}, STREAM_AHEAD {STREAM_AHEAD}), which on clips scores as the "
+            "utterance's maximum"
         )
     else:
         ahead = check_running_max_ahead(
