@@ -2,6 +2,8 @@
 clip classifier's readout, the detector finds known words at the right times once each (and planted bugs are caught),
 the vectorised scan equals the step function, the integer twin decides as the float one with bounded state, DET."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from detect_models import LABELS, OTHER, WORDS, random_model, tone, tone_model, tone_stream
@@ -12,7 +14,7 @@ from edgetp.kws.protocol import model_norm
 from edgetp.stream import detector as D
 from edgetp.stream.build import Event
 from edgetp.stream.evaluate import at_target, det_curve, match
-from edgetp.stream.features import StreamFeatures, stream_features
+from edgetp.stream.features import STREAM_AHEAD, STREAM_DECAY, StreamFeatures, stream_features, stream_inputs
 from edgetp.stream.network import StreamNet, listen
 
 SR = 16000
@@ -28,10 +30,11 @@ def _blocks(x, n):
     return [x[i : i + n] for i in range(0, len(x), n)]
 
 
+@pytest.mark.parametrize("ahead", [0, 1, 50, 150])
 @pytest.mark.parametrize("block", [16000, 999, 160, 37])
-def test_stream_features_equal_clip_features(block):
+def test_stream_features_equal_clip_features(block, ahead):
     m = random_model()
-    inp = model_norm(m)
+    inp = replace(model_norm(m), running_max_ahead=ahead)  # 150 > the clip's 101 frames: all past its end
     w = _clip()
     ref = inp.apply(features(w)[None])[0]
     got = np.concatenate(list(stream_features(inp, _blocks(3.0 * w, block))))  # a gain cancels too
@@ -39,30 +42,76 @@ def test_stream_features_equal_clip_features(block):
     np.testing.assert_allclose(got, ref, atol=2e-5, rtol=1e-5)
 
 
-def test_stream_features_are_causal_and_bounded():
-    inp = model_norm(random_model())
+@pytest.mark.parametrize("plant", [-1, 1])
+def test_a_look_ahead_off_by_one_is_caught(plant):
+    """The clip path's look-ahead against a stream reading one frame early or late: the test above would fail."""
+    inp = replace(model_norm(random_model()), running_max_ahead=50)
+    ref = inp.apply(features(_clip())[None])[0]
+    got = np.concatenate(list(stream_features(replace(inp, running_max_ahead=50 + plant), _blocks(_clip(), 999))))
+    assert np.abs(got - ref).max() > 1e-3
+
+
+def test_ahead_zero_is_todays_recompress_and_bad_aheads_are_refused():
+    from edgetp.kws.data import check_running_max_ahead, recompress, running_max
+
+    x = features(_clip())[None]
+    a = recompress(x, 1000.0, 2)
+    assert np.array_equal(a, recompress(x, 1000.0, 2, 0))
+    # today's formula, written out: m[t] of the plain running maximum
+    l2 = np.log2(np.expm1(x[..., :40].astype(np.float64)))
+    L = np.log1p(1000.0 * np.exp2(l2 - running_max(l2, 2)))
+    np.testing.assert_allclose(a[..., :40], L, rtol=1e-6)
+    assert not np.allclose(recompress(x, 1000.0, 2, 50), a)
+    assert check_running_max_ahead(None, "x") == 0 and check_running_max_ahead(np.int64(200), "x") == 200
+    for bad in (-1, 201, 2.5, True, "50"):
+        with pytest.raises(EdgetpError, match="0..200"):
+            check_running_max_ahead(bad, "the model's frontend running_max_ahead")
+    with pytest.raises(EdgetpError, match="needs a running maximum"):
+        recompress(x, 1000.0, None, 50)
+
+
+@pytest.mark.parametrize("ahead", [0, 30])
+def test_stream_features_are_causal_and_bounded(ahead):
+    inp = replace(model_norm(random_model()), running_max_ahead=ahead)
     w = np.concatenate([_clip(1), _clip(2), _clip(3)])
     loud = w.copy()
     loud[SR:] *= 40.0
     a = np.concatenate(list(stream_features(inp, _blocks(w, 4000))))
     b = np.concatenate(list(stream_features(inp, _blocks(loud, 4000))))
-    # frame 99's window reaches sample 16000; Δ looks 4 frames ahead: frames <= 94 cannot see the change
-    np.testing.assert_allclose(a[:95], b[:95], atol=1e-5)
-    assert np.abs(a[95:] - b[95:]).max() > 0.01
+    # frame 99's window reaches sample 16000; Δ looks 4 frames ahead and the maximum `ahead` more: frames
+    # <= 94 - ahead cannot see the change
+    np.testing.assert_allclose(a[: 95 - ahead], b[: 95 - ahead], atol=1e-5)
+    assert np.abs(a[95 - ahead :] - b[95 - ahead :]).max() > 0.01
     fe = StreamFeatures(inp)
     for x in _blocks(w, 3000):
         fe.push(x)
-        assert len(fe.hist) <= 2 * 4 + 8 and len(fe.wave) < 480 + 3000  # state does not grow with the stream
+        # state does not grow with the stream: ahead log-mel frames pending, 2 * 4 + 8 of L, < 480 samples
+        assert len(fe.l2) == len(fe.mx) <= ahead and len(fe.hist) <= 2 * 4 + 8 and len(fe.wave) < 480 + 3000
     fe.finish()
     with pytest.raises(EdgetpError, match="finished"):
         fe.push(w)
 
 
-def test_a_model_with_the_utterance_maximum_is_refused():
+def test_which_normaliser_a_model_streams_with():
     m = random_model()
+    inp, rec = stream_inputs(m)  # its own decay, no look-ahead recorded: 0
+    assert (inp.running_max_decay, inp.running_max_ahead, rec["latency_frames"]) == (2, 0, 4)
+    m.frontend.update(running_max_decay=7, running_max_ahead=20)
+    inp, rec = stream_inputs(m)
+    assert (inp.running_max_decay, inp.running_max_ahead, rec["latency_frames"]) == (7, 20, 24)
+    m.frontend.update(running_max_ahead=500)
+    with pytest.raises(EdgetpError, match="running_max_ahead"):
+        stream_inputs(m)
     m.frontend.pop("running_max_decay")
-    with pytest.raises(EdgetpError, match="--running-max"):
-        StreamFeatures(model_norm(m))
+    m.frontend.pop("running_max_ahead")
+    inp, rec = stream_inputs(m)  # the utterance's maximum (the shipped models): the stream defaults
+    assert (inp.running_max_decay, inp.running_max_ahead) == (STREAM_DECAY, STREAM_AHEAD)
+    assert rec["latency_frames"] == STREAM_AHEAD + 4 and "utterance's maximum" in rec["why"]
+    with pytest.raises(EdgetpError, match="utterance's maximum"):
+        StreamFeatures(model_norm(m))  # the clip input stage itself cannot stream
+    m.frontend["per_utterance"] = True
+    with pytest.raises(EdgetpError, match="per_utterance"):
+        stream_inputs(m)
 
 
 def test_window_sum_equals_the_clip_readout_float_and_integer():

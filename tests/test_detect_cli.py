@@ -58,6 +58,7 @@ def test_detect_reports_the_words_at_their_times(files, capsys):
     assert [w for w, _ in got] == [w for w, _, _ in want]
     assert all(a <= t <= b + 0.5 for (_, t), (_, a, b) in zip(got, want))
     assert (d / "det.png").stat().st_size > 10_000 and "10 detections" in capsys.readouterr().out
+    assert out["frontend"]["decay"] == 2 and out["frontend"]["ahead"] == 0 and out["frontend"]["latency_frames"] == 4
     assert (
         main(["detect", "--model", str(d / "tone.npz"), "--fixed", str(d / "long.wav"), "--json", str(d / "detq.json")])
         == 0
@@ -91,6 +92,7 @@ def test_detect_eval_scores_a_reproducible_stream(files):
     assert e1["overall"]["miss_rate"] == 0.0 and e1["overall"]["false_alarms"] == 0
     assert e1["det"][0]["threshold"] == 0.0 and len(e1["det"]) > 5
     assert e1["at_target"]["fa_per_hour"] <= 2.0 and e1["at_target"]["miss_rate"] == 0.0
+    assert (e1["frontend"]["decay"], e1["frontend"]["ahead"], e1["frontend"]["latency_frames"]) == (2, 0, 4)
     assert (d / "e1.png").stat().st_size > 10_000 and (d / "e.wav").stat().st_size > 1.4 * 60 * SR * 2
 
 
@@ -165,10 +167,13 @@ def test_bad_wavs_are_clear_errors(files, tmp_path, capsys, case, match):
 def test_bad_models_and_options_are_clear_errors(files, tmp_path, capsys):
     d, _ = files
     m = tone_model()
-    m.frontend.pop("running_max_decay")
-    save_model(m, tmp_path / "utt.npz")
+    m.frontend["per_utterance"] = True
+    save_model(m, tmp_path / "std.npz")
+    m.frontend.update(per_utterance=False, running_max_ahead=201)
+    save_model(m, tmp_path / "far.npz")
     cases = [
-        (["--model", str(tmp_path / "utt.npz"), str(d / "long.wav")], "--running-max"),
+        (["--model", str(tmp_path / "std.npz"), str(d / "long.wav")], "per_utterance"),
+        (["--model", str(tmp_path / "far.npz"), str(d / "long.wav")], "running_max_ahead must be"),
         (["--model", str(d / "tone.npz"), str(d / "long.wav"), "--threshold", "{bad"], "JSON"),
         (["--model", str(d / "tone.npz"), str(d / "long.wav"), "--threshold", '{"bed": 1}'], "per keyword"),
         (["--model", str(d / "tone.npz")], "give a WAV"),
@@ -182,10 +187,36 @@ def test_bad_models_and_options_are_clear_errors(files, tmp_path, capsys):
     assert LABELS[-1] == "_unknown_"
 
 
-def test_a_shipped_model_is_refused_naming_running_max(cli, files):
+def test_a_model_with_the_utterance_maximum_streams_read_ahead(files, tmp_path, capsys):
+    """The tone model normalised by the utterance's maximum streams with STREAM_DECAY / STREAM_AHEAD and still
+    reports each word at its own time (not STREAM_AHEAD frames late)."""
+    from edgetp.stream.features import STREAM_AHEAD, STREAM_DECAY
+
+    d, events = files
+    m = tone_model()
+    m.frontend.pop("running_max_decay")
+    save_model(m, tmp_path / "utt.npz")
+    assert (
+        main(["detect", "--model", str(tmp_path / "utt.npz"), str(d / "long.wav"), "--json", str(tmp_path / "u.json")])
+        == 0
+    )
+    out = json.loads((tmp_path / "u.json").read_text())
+    fe = out["frontend"]
+    assert (fe["decay"], fe["ahead"], fe["latency_frames"]) == (STREAM_DECAY, STREAM_AHEAD, STREAM_AHEAD + 4)
+    assert fe["latency_s"] == (STREAM_AHEAD + 4) / 100 and "utterance's maximum" in fe["why"]
+    assert f"read {STREAM_AHEAD} frames ahead" in capsys.readouterr().out
+    want = [(w, a / SR, b / SR) for w, a, b in events if w != OTHER]
+    got = [(r["word"], r["time_s"]) for r in out["detections"]]
+    assert [w for w, _ in got] == [w for w, _, _ in want]
+    assert all(a <= t <= b + 0.5 for (_, t), (_, a, b) in zip(got, want))
+
+
+def test_a_shipped_model_streams(cli, files, tmp_path):
     d, _ = files
-    r = cli("detect", "--model", "kws-mcu", d / "long.wav")
-    assert r.returncode == 2 and "--running-max" in r.stderr and "Traceback" not in r.stderr
+    r = cli("detect", "--model", "kws-mcu", d / "long.wav", "--json", tmp_path / "k.json")
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    fe = json.loads((tmp_path / "k.json").read_text())["frontend"]
+    assert (fe["decay"], fe["ahead"]) == (2, 50)
 
 
 @pytest.mark.parametrize("fixed", [False, True])

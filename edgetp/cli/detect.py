@@ -4,8 +4,10 @@
     edgetp detect --eval --model M [--fixed] --data-root DIR [--speaker S ...] [--noise DIR] [--snr 10]
                   [--minutes N] [--seed K] --json F [--plot DET.png]
 
-The model must normalise by a causal running maximum (``pretrain --running-max D``). The stream runs through the
-model's frontend, the network (float, or the integer reference with --fixed) and the detector (docs/detect.md).
+A model trained with a running maximum (``pretrain --running-max D``) streams with it; one normalised by the
+utterance's maximum (the shipped models) streams with the running maximum read ahead (``STREAM_DECAY``,
+``STREAM_AHEAD``). The stream runs through that frontend, the network (float, or the integer reference with
+--fixed) and the detector (docs/detect.md).
 """
 
 from __future__ import annotations
@@ -26,11 +28,11 @@ def register(sub):
         "detect",
         help="detect keywords in a continuous 16 kHz stream (or --eval: miss rate, "
         "false alarms per hour and a DET curve on a stream built from clips)",
-        description="Runs a running-max model over a long WAV without resets and reports the "
+        description="Runs a model over a long WAV without resets and reports the "
         "keywords (the ten core words) it hears, with time and margin (docs/detect.md).",
     )
     p.add_argument("wav", nargs="?", metavar="LONG.wav", help="a mono 16 kHz WAV of any length")
-    p.add_argument("--model", required=True, help="shipped model name or model file (with a running max)")
+    p.add_argument("--model", required=True, help="shipped model name or model file")
     p.add_argument("--fixed", action="store_true", help="the integer network and detector the device runs")
     p.add_argument(
         "--threshold",
@@ -116,15 +118,13 @@ class Listener:
     def __init__(self, args, model=None, qm=None):
         """``model`` (a float Model) or ``qm`` (an integer QModel, --fixed): fine-tuned weights to listen with
         instead of ``args.model``'s (whose frontend and detector settings are kept)."""
-        from edgetp.kws.protocol import model_norm
         from edgetp.model import load_model
         from edgetp.stream.detector import REFRACTORY, WINDOW, DetectorSpec
-        from edgetp.stream.features import check_streamable
+        from edgetp.stream.features import stream_inputs
         from edgetp.stream.network import StreamNet
 
         self.model = load_model(args.model) if model is None else model
-        self.inputs = model_norm(self.model)
-        check_streamable(self.inputs)
+        self.inputs, self.frontend = stream_inputs(self.model)
         self.spec = DetectorSpec.make(
             self.model.labels,
             parse_threshold(args.threshold, self.model),
@@ -189,6 +189,7 @@ def run(args) -> int:
     for r in rows:
         print(f"{r['time_s']:9.2f} s  {r['word']:<6} {r['score']:.3f}")
     print(f"{len(rows)} detections in {info.seconds:.1f} s ({'integer' if lis.fixed else 'float'} network)")
+    print(frontend_line(lis.frontend))
     if args.json:
         Path(args.json).write_text(
             json.dumps(
@@ -197,6 +198,7 @@ def run(args) -> int:
                     "fixed": lis.fixed,
                     "wav": str(args.wav),
                     "seconds": info.seconds,
+                    "frontend": lis.frontend,
                     "detector": detector_record(lis.spec),
                     "detections": rows,
                 },
@@ -208,6 +210,13 @@ def run(args) -> int:
 
         plot_scores(args.plot, inc, lis.spec, reports)
     return 0
+
+
+def frontend_line(fe: dict) -> str:
+    return (
+        f"frontend: running maximum decay {fe['decay']}, read {fe['ahead']} frames ahead; latency "
+        f"{fe['latency_frames']} frames ({fe['latency_s']:g} s; times are the frames' own): {fe['why']}"
+    )
 
 
 def detector_record(spec) -> dict:
@@ -323,9 +332,11 @@ def run_eval(args) -> int:
         "seed": args.seed,
         "tolerance_s": tol,
         "events": len(events),
+        "frontend": lis.frontend,
         "detector": detector_record(lis.spec),
         "target_fa_per_hour": args.target_fa,
     }
+    print(frontend_line(lis.frontend))
     figs = score(lis, wave, events, seconds, tol, args.target_fa, "before personalisation: " if after else "")
     if after is None:
         out.update(figs)

@@ -44,6 +44,38 @@ def check_running_max(decay, what: str) -> int | None:
     return int(decay)
 
 
+RUNNING_MAX_AHEAD_MAX = 200  # frames (2 s): a longer look-ahead is a latency no listener would wait for
+
+
+def check_running_max_ahead(ahead, what: str) -> int:
+    """``ahead`` as an int if the running maximum's look-ahead takes it (None / absent: 0, the plain causal
+    maximum; a whole number 0..RUNNING_MAX_AHEAD_MAX frames), else an EdgetpError naming ``what``."""
+    if ahead is None:
+        return 0
+    if (
+        isinstance(ahead, bool)
+        or not isinstance(ahead, (int, np.integer))
+        or not 0 <= int(ahead) <= RUNNING_MAX_AHEAD_MAX
+    ):
+        raise EdgetpError(
+            f"{what} must be a whole number of 10 ms frames in 0..{RUNNING_MAX_AHEAD_MAX} (frame t is "
+            f"normalised by the running maximum of frame t + N), got {ahead!r}"
+        )
+    return int(ahead)
+
+
+def read_ahead(m: np.ndarray, decay: int, ahead: int) -> np.ndarray:
+    """``m`` (…, T, 1) of :func:`running_max` read ``ahead`` frames later: ``m[t + ahead]``, continued past the
+    last frame as a stream of silence would continue it (falling by decay / 256 per frame). Causal with a delay
+    of ``ahead`` frames; with ``ahead`` >= T on a clip, every frame is normalised by (nearly) the clip's maximum."""
+    if ahead == 0:
+        return m
+    T = m.shape[-2]
+    t = np.arange(T) + ahead
+    past = (decay / float(1 << RUNNING_MAX_F)) * (t - T + 1)[:, None]
+    return np.where((t < T)[:, None], m[..., np.minimum(t, T - 1), :], m[..., -1:, :] - past)
+
+
 def running_max(log2_s: np.ndarray, decay: int) -> np.ndarray:
     """The causal normaliser of log2 mel powers (…, T, bands): ``m[t] = max(max_b l[t, b], m[t-1] - decay / 256)``
     from ``m[-1] = -inf``, so frame t depends on frames <= t only (a stream has no end whose maximum could be
@@ -59,21 +91,28 @@ def running_max(log2_s: np.ndarray, decay: int) -> np.ndarray:
     return m[..., None]
 
 
-def recompress(x: np.ndarray, gain: float, running_max_decay: int | None = None) -> np.ndarray:
+def recompress(
+    x: np.ndarray, gain: float, running_max_decay: int | None = None, running_max_ahead: int = 0
+) -> np.ndarray:
     """The paper frontend's features with a stronger log: ``log1p(gain * S / max S)`` instead of
     ``log1p(S / max S)`` (computed from the log-mel block, ``expm1`` undoes the paper's log1p),
     and the Δ / ΔΔ of that. ``gain`` 1 returns ``x`` unchanged. With ``gain`` 1000 the features
     span about 30 dB below the utterance's peak instead of being nearly linear in power.
     With ``running_max_decay`` D, ``max S`` is the causal running maximum (:func:`running_max`) instead of the
-    utterance's: the streamable normalisation (issue 32). Frames x features (…, 101, 120) in, the same shape out
+    utterance's: the streamable normalisation (issue 32); ``running_max_ahead`` A > 0 reads it A frames later
+    (:func:`read_ahead`: causal with A frames of latency). Frames x features (…, 101, 120) in, the same shape out
     (float32)."""
+    if running_max_ahead and running_max_decay is None:
+        raise EdgetpError("a running-maximum look-ahead needs a running maximum (running_max_decay)")
     if gain == 1.0 and running_max_decay is None:
         return x
     x = np.asarray(x)
     if x.ndim == 3 and len(x) > RECOMPRESS_CHUNK:  # float64 temporaries of a whole corpus would not fit in RAM
         out = np.empty(x.shape, np.float32)
         for i in range(0, len(x), RECOMPRESS_CHUNK):
-            out[i : i + RECOMPRESS_CHUNK] = recompress(x[i : i + RECOMPRESS_CHUNK], gain, running_max_decay)
+            out[i : i + RECOMPRESS_CHUNK] = recompress(
+                x[i : i + RECOMPRESS_CHUNK], gain, running_max_decay, running_max_ahead
+            )
         return out
     from edgetp.audio.frontend import DELTA1, DELTA2, N_MELS
 
@@ -81,7 +120,7 @@ def recompress(x: np.ndarray, gain: float, running_max_decay: int | None = None)
     if running_max_decay is not None:
         with np.errstate(divide="ignore"):
             l2 = np.log2(r)
-        m = running_max(l2, running_max_decay)
+        m = read_ahead(running_max(l2, running_max_decay), running_max_decay, running_max_ahead)
         r = np.where(np.isfinite(m), np.exp2(l2 - np.where(np.isfinite(m), m, 0.0)), 0.0)
     L = np.log1p(gain * r)
     return np.concatenate([L, np.matmul(DELTA1.T, L), np.matmul(DELTA2.T, L)], axis=-1).astype(np.float32)
@@ -90,12 +129,13 @@ def recompress(x: np.ndarray, gain: float, running_max_decay: int | None = None)
 @dataclass
 class ModelInputs:
     """What a model does to the paper frontend's (N, 101, 120) features: ``recompress`` with
-    its ``log_gain`` (``frontend["log_gain"]``, default 1) and ``running_max_decay`` (absent: the utterance's
-    maximum), then its normalisation."""
+    its ``log_gain`` (``frontend["log_gain"]``, default 1), ``running_max_decay`` (absent: the utterance's
+    maximum) and ``running_max_ahead`` (absent: 0), then its normalisation."""
 
     norm: object  # edgetp.audio.frontend.NormConstants
     log_gain: float = 1.0
     running_max_decay: int | None = None  # frontend["running_max_decay"]: the causal running maximum
+    running_max_ahead: int = 0  # frontend["running_max_ahead"]: frames the running maximum is read later
 
     @property
     def per_utterance(self) -> bool:
@@ -106,7 +146,9 @@ class ModelInputs:
         return self.norm.scale
 
     def apply(self, batch: np.ndarray) -> np.ndarray:
-        return self.norm.apply(recompress(np.asarray(batch), self.log_gain, self.running_max_decay))
+        return self.norm.apply(
+            recompress(np.asarray(batch), self.log_gain, self.running_max_decay, self.running_max_ahead)
+        )
 
 
 @dataclass
