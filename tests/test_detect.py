@@ -99,6 +99,8 @@ def test_which_normaliser_a_model_streams_with():
     m.frontend.update(running_max_decay=7, running_max_ahead=20)
     inp, rec = stream_inputs(m)
     assert (inp.running_max_decay, inp.running_max_ahead, rec["latency_frames"]) == (7, 20, 24)
+    clip = model_norm(m)  # the clip path (pretrain, finetune, predict) reads the look-ahead the model records
+    assert (clip.running_max_decay, clip.running_max_ahead) == (7, 20)
     m.frontend.update(running_max_ahead=500)
     with pytest.raises(EdgetpError, match="running_max_ahead"):
         stream_inputs(m)

@@ -17,7 +17,8 @@ import numpy as np
 
 from edgetp.errors import EdgetpError
 from edgetp.kws.job import GridJob
-from edgetp.kws.data import ModelInputs, check_gain, check_running_max, speaker_data, training_set
+from edgetp.kws.data import ModelInputs, check_gain, check_running_max, check_running_max_ahead, speaker_data
+from edgetp.kws.data import training_set
 from edgetp.kws.train import Recipe, accuracy, confusion, fit
 from edgetp.model import Model
 from edgetp.tp import init_params
@@ -31,7 +32,9 @@ def model_norm(model: Model):
     gain = check_gain(model.frontend.get("log_gain", 1.0), "the model's frontend log_gain")
     norm = NormConstants(model.norm_scale.astype(np.float32), bool(model.frontend.get("per_utterance", False)))
     shift = check_running_max(model.frontend.get("running_max_decay"), "the model's frontend running_max_decay")
-    return ModelInputs(norm, gain, shift)
+    ahead = model.frontend.get("running_max_ahead", 0)
+    ahead = check_running_max_ahead(ahead, "the model's frontend running_max_ahead")
+    return ModelInputs(norm, gain, shift, ahead)
 
 
 def cell_data(
