@@ -64,7 +64,6 @@ def stream_inputs(model):
     and STREAM_AHEAD. Per-utterance std normalisation is refused."""
     from dataclasses import replace
 
-    from edgetp.kws.data import check_running_max_ahead
     from edgetp.kws.protocol import model_norm
 
     inputs = model_norm(model)
@@ -77,11 +76,7 @@ def stream_inputs(model):
             f"(STREAM_DECAY {STREAM_DECAY}, STREAM_AHEAD {STREAM_AHEAD}), which on clips scores as the "
             "utterance's maximum"
         )
-    else:
-        ahead = check_running_max_ahead(
-            model.frontend.get("running_max_ahead"), "the model's frontend running_max_ahead"
-        )
-        inputs = replace(inputs, running_max_ahead=ahead)
+    else:  # model_norm has read and checked its running_max_ahead
         why = "the model's own running maximum (frontend running_max_decay, running_max_ahead)"
     return inputs, {
         "decay": inputs.running_max_decay,
