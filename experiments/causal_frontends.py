@@ -110,27 +110,6 @@ def recompress_pcen(x, gain, A, shift, floor):
     return out
 
 
-def recompress_ahead(x, gain, decay, ahead):
-    """The running maximum read ``ahead`` frames later: frame t is normalised by ``m[t + ahead]`` of the plain
-    running maximum (from -inf), continued past the clip's end as a stream of silence would (falling by
-    decay / 256 per frame). Causal with a delay of ``ahead`` frames (the network hears frame t when frame
-    t + ahead has arrived); with ``ahead`` >= the clip's length it is the utterance's maximum on a clip."""
-    x = np.asarray(x)
-    out = np.empty(x.shape, np.float32)
-    step = decay / float(1 << kd.RUNNING_MAX_F)
-    for i in range(0, len(x), kd.RECOMPRESS_CHUNK):
-        r = np.expm1(np.asarray(x[i : i + kd.RECOMPRESS_CHUNK, :, : F.N_MELS], dtype=np.float64))
-        with np.errstate(divide="ignore"):
-            l2 = np.log2(r)
-        m = kd.running_max(l2, decay)[..., 0]  # (B, T)
-        T = m.shape[1]
-        t = np.arange(T) + ahead
-        later = np.where(t < T, m[:, np.minimum(t, T - 1)], m[:, -1:] - step * (t - T + 1))
-        L = np.log1p(gain * np.exp2(l2 - later[..., None]))
-        out[i : i + len(r)] = np.concatenate([L, np.matmul(F.DELTA1.T, L), np.matmul(F.DELTA2.T, L)], axis=-1)
-    return out
-
-
 def install(level_file: str, floor: float, corpus_keys) -> None:
     """Replace ``edgetp.kws.data``'s ``features`` / ``recompress`` so that every recompress of a features(...)
     result uses the floored maximum with those utterances' levels."""
@@ -144,15 +123,15 @@ def install(level_file: str, floor: float, corpus_keys) -> None:
         STATE["idx"] = np.asarray(indices, dtype=np.int64)
         return plain_features(corpus, indices, *a, **k)
 
-    def recompress(x, gain, decay=None):
+    def recompress(x, gain, decay=None, ahead=0):
         if decay is None:
-            return plain_recompress(x, gain, decay)
+            return plain_recompress(x, gain, decay, ahead)
         idx = STATE["idx"]
         if idx is None or len(idx) != len(x):
             raise RuntimeError("recompress of features that did not come from features()")
         STATE["idx"] = None
-        if STATE.get("ahead") is not None:
-            return recompress_ahead(x, gain, decay, STATE["ahead"])
+        if STATE.get("ahead") is not None:  # the package's look-ahead (edgetp.kws.data.read_ahead)
+            return plain_recompress(x, gain, decay, STATE["ahead"])
         if STATE.get("pcen"):
             g, shift = STATE["pcen"]
             return recompress_pcen(x, g, STATE["levels"][idx], shift, STATE["floor"])
