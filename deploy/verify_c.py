@@ -21,6 +21,7 @@ from deploy.bitexact import ERROR_OPS, Mismatch, verify_export
 from firmware_gen.cases import build_model, build_script, device_config, random_spec
 from firmware_gen.generate import render
 from firmware_gen.build import build_arm, have
+from firmware_gen.frontend_verify import CheckSummary
 from firmware_gen.script import Script
 from edgetp.fixed.device import DeviceConfig
 from firmware_gen.tensors import TableDevice
@@ -38,20 +39,12 @@ from firmware_gen.script_finetune import (
 
 
 @dataclass
-class Summary:
+class Summary(CheckSummary):
     mode: str
-    cases: int = 0
+    cases: int = 0  # mismatches, errors: cases
     steps: int = 0
-    mismatches: int = 0  # cases whose C state differed from the reference
-    errors: int = 0  # cases whose C program failed (compiler, crash, sanitizer report)
-    sanitize: bool = False
-    seconds: float = 0.0
-    details: list = field(default_factory=list)
     extra: dict = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return self.mismatches == 0 and self.errors == 0 and self.cases > 0
+    counted = "cases"
 
     def add(self, case: int, steps: int, mm: Mismatch | None, what: str) -> None:
         self.cases += 1
@@ -80,10 +73,7 @@ class Summary:
             "mode": self.mode,
             "cases": self.cases,
             "steps": self.steps,
-            "mismatches": self.mismatches,
-            "errors": self.errors,
-            "sanitize": self.sanitize,
-            "seconds": round(self.seconds, 2),
+            **self.outcome(),
             "failures": self.details,
             **self.extra,
         }

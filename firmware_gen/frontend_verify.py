@@ -21,30 +21,41 @@ from edgetp.audio import frontend_q as FQ
 from edgetp.errors import EdgetpError
 
 
-@dataclass
-class FeSummary:
-    utterances: int = 0
-    frames: int = 0
-    mismatches: int = 0  # frames (and end-of-utterance checks) whose C differs
+@dataclass(kw_only=True)
+class CheckSummary:
+    """What a check of C against its Python twin counts (verify-c's cases, the frontend's frames): the
+    mismatches, the errors (the C program failed: compiler, crash, sanitizer report), the build, the time and
+    the failures. ``counted`` names the field that must be > 0: a check that compared nothing did not pass."""
+
+    mismatches: int = 0
     errors: int = 0
     sanitize: bool = False
     seconds: float = 0.0
     details: list = field(default_factory=list)
+    counted = ""
 
     @property
     def ok(self) -> bool:
-        return self.mismatches == 0 and self.errors == 0 and self.frames > 0
+        return self.mismatches == 0 and self.errors == 0 and getattr(self, self.counted) > 0
 
-    def to_json(self) -> dict:
+    def outcome(self) -> dict:
+        """The outcome's JSON keys, in the order the reports write them."""
         return {
-            "frames": self.frames,
             "mismatches": self.mismatches,
             "errors": self.errors,
-            "utterances": self.utterances,
             "sanitize": self.sanitize,
             "seconds": round(self.seconds, 2),
-            "failures": self.details[:50],
         }
+
+
+@dataclass(kw_only=True)
+class FeSummary(CheckSummary):
+    utterances: int = 0
+    frames: int = 0  # mismatches: frames (and end-of-utterance checks) whose C differs
+    counted = "frames"
+
+    def to_json(self) -> dict:
+        return {"frames": self.frames, "utterances": self.utterances, **self.outcome(), "failures": self.details[:50]}
 
 
 def random_pcm(rng: np.random.Generator) -> tuple[str, np.ndarray]:

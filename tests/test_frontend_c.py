@@ -260,7 +260,7 @@ def test_cli_json(tmp_path, cli):
     r = cli("verify-c", "--frontend", REAL[0], "--random-pcm", "2", "--json", out)
     assert r.returncode == 0, r.stderr
     js = json.loads(out.read_text())
-    assert list(js)[:2] == ["frames", "mismatches"] and js["frames"] == 3 * 101 and js["mismatches"] == 0
+    assert list(js)[0] == "frames" and js["frames"] == 3 * 101 and js["mismatches"] == 0
     r = cli("verify-c", "--frontend", tmp_path / "missing.wav")
     assert (
         r.returncode == 2 and r.stderr.count("\n") == 1 and r.stderr.startswith(f"ERROR {tmp_path / 'missing.wav'}: ")

@@ -10,12 +10,12 @@ import numpy as np
 
 from edgetp.cli._options import command
 from edgetp.errors import EdgetpError
-from edgetp.tp.config import TARGETS
 
 
 def register(sub):
-    from edgetp.kws.train import FINETUNE_FIELDS, PRETRAIN_OPTIMIZERS
-    from edgetp.tp.config import RESETS
+    from edgetp.kws.pretraining import Pretraining
+    from edgetp.kws.train import FINETUNE_FIELDS
+    from edgetp.settings import add_options
 
     p = command(
         sub,
@@ -28,64 +28,14 @@ def register(sub):
     )
     p.add_argument("--kws", action="store_true", required=True, help="keyword spotting (the only task so far)")
     p.add_argument("--data-root", help="GSC-layout corpus (default: the offline corpus set-up generated)")
-    p.add_argument("--labels", choices=("paper", "12"), default="paper", help="label set (paper: 35 words + unknown)")
-    p.add_argument("--net", default="120-128r-36", help="inputs-hidden[r]-classes (default 120-128r-36)")
-    p.add_argument("--reset", choices=RESETS, default="hard")
-    p.add_argument(
-        "--hold-out",
-        metavar="SPEAKER",
-        help="speaker excluded from pretraining (default: the offline corpus' default speaker when present)",
-    )
-    p.add_argument(
-        "--protocol",
-        action="store_true",
-        help="the honest speaker protocol (docs/data.md): pretrain on the regular train speakers only, "
-        "holding out both voice groups (development and test); recorded in the model",
-    )
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--optimizer", choices=PRETRAIN_OPTIMIZERS, default="adam")
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--targets", choices=TARGETS, default="batch")
-    p.add_argument(
-        "--per-utterance-norm",
-        action="store_true",
-        help="apply the paper's per-utterance std normalisation before the fixed constants",
-    )
-    p.add_argument(
-        "--log-gain",
-        type=float,
-        default=1.0,
-        metavar="G",
-        help="features log1p(G * S / max S) instead of the paper's log1p(S / max S) (default 1: the "
-        "paper; 1000 compresses about 30 dB, recorded in the model's frontend)",
-    )
-    p.add_argument(
-        "--running-max",
-        type=int,
-        default=None,
-        metavar="D",
-        help="normalise by a causal running maximum of S that falls by D/256 of an octave (2.35 D dB/s) "
-        "per frame instead of the utterance's max S (streamable; recorded in the model's frontend)",
-    )
-    p.add_argument(
-        "--warp",
-        type=float,
-        default=0.0,
-        help="augmentation: mel-axis (vocal-tract-length) warp by a random factor in 1 +- W",
-    )
-    p.add_argument("--shift", type=int, default=0, help="augmentation: random time shift up to +-N frames")
-    p.add_argument("--noise", type=float, default=0.0, help="augmentation: feature noise std")
-    p.add_argument("--seed", type=int, default=0)
+    add_options(p.add_argument_group("training"), Pretraining)
     p.add_argument("--ft-lr", type=float, default=None, help="fine-tuning lr to record as this model's default")
     p.add_argument(
         "--ft",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="a fine-tuning default to record in the model (repeatable): epochs, lr, optimizer, batch, "
-        + ", ".join(FINETUNE_FIELDS)
-        + "; "
+        help="a fine-tuning default to record in the model (repeatable): " + ", ".join(FINETUNE_FIELDS) + "; "
         "`edgetp finetune` uses them unless "
         "told otherwise",
     )
@@ -117,32 +67,7 @@ def register(sub):
     p.add_argument("--out", required=True, help="model file to write (.npz)")
     p.add_argument("--json", metavar="PATH", help="write the training figures as JSON")
     # `--fixed KEY=VALUE` was this option's name; finetune's --fixed (a switch: the integer rule) keeps the word
-    p.set_defaults(
-        func=run, training_defaults={k: p.get_default(k) for k in TRAINING_OPTIONS}, moved={"--fixed": "--device"}
-    )
-
-
-# What `--from` takes from its model instead: options that shape the pretraining itself
-TRAINING_OPTIONS = (
-    "labels",
-    "net",
-    "reset",
-    "hold_out",
-    "protocol",
-    "epochs",
-    "lr",
-    "optimizer",
-    "batch",
-    "targets",
-    "per_utterance_norm",
-    "log_gain",
-    "running_max",
-    "warp",
-    "shift",
-    "noise",
-    "seed",
-    "json",
-)
+    p.set_defaults(func=run, moved={"--fixed": "--device"})
 
 
 def pretrain_indices(corpus, hold: str | None):
@@ -248,7 +173,8 @@ def real_parts(root) -> dict | None:
 def run(args) -> int:
     from edgetp.audio.frontend import NormConstants
     from edgetp.kws.data import ModelInputs, check_gain, check_running_max, features, open_corpus, recompress
-    from edgetp.kws.train import AUGMENT, Recipe, accuracy, check_augment, fit
+    from edgetp.kws.pretraining import Pretraining
+    from edgetp.kws.train import AUGMENT, accuracy, check_augment, fit
     from edgetp.model import Model, save_model
     from edgetp.tp import init_params, parse_net
 
@@ -260,20 +186,21 @@ def run(args) -> int:
         )
     if args.source:
         return derive(args, ft, extras)
-    corpus = open_corpus(args.data_root, args.labels)
-    cfg = parse_net(args.net, reset=args.reset)
+    s = Pretraining(**Pretraining.given(args))
+    corpus = open_corpus(args.data_root, s.labels)
+    cfg = parse_net(s.net, reset=s.reset)
     if cfg.n_out != len(corpus.label_names) or cfg.n_in != 120:
         raise EdgetpError(
-            f"--net {args.net}: needs 120 inputs and {len(corpus.label_names)} classes for label set {args.labels}"
+            f"--net {s.net}: needs 120 inputs and {len(corpus.label_names)} classes for label set {s.labels}"
         )
-    hold = args.hold_out
+    hold = s.hold_out
     if hold is None:
         from edgetp.data.synth import DEFAULT_SPEAKER
 
         hold = DEFAULT_SPEAKER if DEFAULT_SPEAKER in corpus.speaker_counts() else None
     pre, val = pretrain_indices(corpus, hold)
     roles = None
-    if args.protocol:
+    if s.protocol:
         from edgetp.kws import speakers as sp
 
         roles = sp.roles(corpus)
@@ -281,32 +208,20 @@ def run(args) -> int:
     if len(pre) == 0:
         raise EdgetpError("the pretrain split is empty")
     t0 = time.perf_counter()
-    check_gain(args.log_gain, "--log-gain")
-    check_running_max(args.running_max, "--running-max")
-    check_augment(args.shift, args.noise, args.warp, [f"--{k}" for k in AUGMENT])
-    raw = recompress(np.asarray(features(corpus, pre)), args.log_gain, args.running_max)
-    norm = ModelInputs(NormConstants.fit(raw, per_utterance=args.per_utterance_norm), args.log_gain, args.running_max)
+    check_gain(s.log_gain, "--log-gain")
+    check_running_max(s.running_max, "--running-max")
+    check_augment(s.shift, s.noise, s.warp, [f"--{k}" for k in AUGMENT])
+    raw = recompress(np.asarray(features(corpus, pre)), s.log_gain, s.running_max)
+    norm = ModelInputs(NormConstants.fit(raw, per_utterance=s.per_utterance_norm), s.log_gain, s.running_max)
     xs, ys = norm.norm.apply(raw), corpus.labels[pre]
     del raw
     xv, yv = (norm.apply(np.asarray(features(corpus, val))), corpus.labels[val]) if len(val) else (xs[:0], ys[:0])
-    params = init_params(cfg, args.seed, np.float32)
-    recipe = Recipe(
-        args.epochs,
-        args.lr,
-        args.optimizer,
-        args.batch,
-        args.targets,
-        "all",
-        "cosine",
-        args.seed,
-        args.shift,
-        args.noise,
-        warp=args.warp,
-    )
+    params = init_params(cfg, s.seed, np.float32)
+    recipe = s.recipe()
 
     def on_epoch(e, p):
         acc = accuracy(p, cfg, xv, yv)
-        print(f"epoch {e + 1}/{args.epochs}: validation accuracy {acc:.2f} %", flush=True)
+        print(f"epoch {e + 1}/{s.epochs}: validation accuracy {acc:.2f} %", flush=True)
         return acc
 
     hist = fit(params, cfg, xs, ys, recipe, on_epoch=on_epoch, desc="pretrain")
@@ -320,35 +235,10 @@ def run(args) -> int:
     rec = recipe.to_dict()
     rec.update(
         data=Path(corpus.root).name,
-        labels=args.labels,
+        labels=s.labels,
         held_out_speaker=hold,
-        net=args.net,
-        command="edgetp pretrain --kws "
-        + " ".join(
-            f"--{k.replace('_', '-')} {v}"
-            for k, v in vars(args).items()
-            if k
-            in (
-                "net",
-                "reset",
-                "epochs",
-                "lr",
-                "optimizer",
-                "batch",
-                "targets",
-                "seed",
-                "shift",
-                "noise",
-                "log_gain",
-                "running_max",
-                "warp",
-            )
-            and v is not None
-            and not (k == "log_gain" and v == 1.0)
-            and not (k == "warp" and v == 0.0)
-        )
-        + (" --per-utterance-norm" if args.per_utterance_norm else "")
-        + "".join(f" --ft {k}={v}" for k, v in ft.items()),
+        net=s.net,
+        command=f"edgetp pretrain --kws {s.command()}" + "".join(f" --ft {k}={v}" for k, v in ft.items()),
     )
     rec["pretrain_speakers"] = sorted({corpus.utterances[i].speaker for i in pre} - {""})
     synth = corpus_params(corpus.root)
@@ -369,10 +259,10 @@ def run(args) -> int:
         list(corpus.label_names),
         {
             "kind": "logmel40+d+dd",
-            "label_set": args.labels,
+            "label_set": s.labels,
             "per_utterance": norm.per_utterance,
-            **({"log_gain": args.log_gain} if args.log_gain != 1.0 else {}),
-            **({"running_max_decay": args.running_max} if args.running_max is not None else {}),
+            **({"log_gain": s.log_gain} if s.log_gain != 1.0 else {}),
+            **({"running_max_decay": s.running_max} if s.running_max is not None else {}),
         },
         rec,
         metrics,
@@ -407,7 +297,9 @@ def derive(args, ft: dict, extras: dict) -> int:
     from edgetp.model import load_model, save_model
     from edgetp.paths import portable
 
-    changed = [k for k, d in args.training_defaults.items() if getattr(args, k) != d]
+    from edgetp.kws.pretraining import Pretraining
+
+    changed = [*Pretraining.given(args), *(["json"] if args.json else [])]
     if changed:
         raise EdgetpError(
             f"--from takes the pretraining of {args.source}; drop "
