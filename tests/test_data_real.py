@@ -127,6 +127,24 @@ def test_real_mix_links_the_base_and_adds_the_pretrain_part_only(folders, tmp_pa
     assert _mix(folders, out, "--copies", "2", "--force").returncode == 0
 
 
+def test_speed_perturbation_moves_the_pitch_and_leaves_a_corpus_without_it_unchanged(folders, tmp_path):
+    from edgetp.data.real import augment, change_speed
+
+    y = np.sin(2 * np.pi * 400 * np.arange(16000) / 16000)
+    for f in (0.9, 1.0, 1.1, 1.25):
+        z = change_speed(y, f)
+        assert len(z) == len(y) and np.argmax(np.abs(np.fft.rfft(z))) == round(400 * f)
+    # off (1, 1): the same random draws as before the option, so corpora made without it keep their audio
+    bg = np.random.default_rng(3).standard_normal(16000)
+    draw = lambda **kw: augment(y, bg, np.random.default_rng(7), (0, 20), (-30, -1), 100, **kw)
+    assert np.array_equal(draw(), draw(speed=(1.0, 1.0))) and not np.array_equal(draw(), draw(speed=(0.9, 1.1)))
+    plain, fast = tmp_path / "plain", tmp_path / "fast"
+    assert _mix(folders, plain, "--copies", "2").returncode == 0
+    assert _mix(folders, fast, "--copies", "2", "--speed", "0.9,1.1").returncode == 0
+    p, q = (json.loads((d / "real_mix_info.json").read_text())["params"] for d in (plain, fast))
+    assert "speed" not in p and q.pop("speed") == [0.9, 1.1] and p == q
+
+
 def test_bad_input_is_one_line(folders, tmp_path):
     base, real, noise = folders
     empty = tmp_path / "empty"
@@ -154,6 +172,9 @@ def test_bad_input_is_one_line(folders, tmp_path):
         ({}, ["--snr", "ten"], "--snr"),
         ({}, ["--peak=-10,3"], "--peak"),
         ({}, ["--choose-percent", "100"], "--choose-percent"),
+        ({}, ["--speed", "1.1,0.9"], "--speed"),
+        ({}, ["--speed", "0.2,1"], "--speed"),
+        ({}, ["--speed", "fast"], "--speed"),
     ]
     for swap, extra, words in cases:
         args = {"--real": real, "--noise": noise, "--base": base, **swap}

@@ -2,7 +2,7 @@
 
 edgetp data synth-kws OUT [--speakers N --reps N --distinct N --distinct-reps N --wide N --seed S --jobs J --force]
 edgetp data real-mix OUT --real DIR --noise DIR --base DIR [--copies N --seed S --choose-percent P --snr LO,HI
-                     --peak LO,HI --shift-ms MS --force]   (a synthetic corpus plus augmented real clips)
+                     --peak LO,HI --shift-ms MS --speed LO,HI --force]   (a synthetic corpus plus augmented real clips)
 edgetp data real-dev OUT --real DIR [--choose-percent P --force]   (the real development view)
 edgetp data prepare-default [--jobs J]   (the default corpus + its feature cache; setup.sh runs it)
 edgetp data info --data-root DIR [--labels paper|12] [--json PATH]
@@ -81,6 +81,7 @@ def _real_mix(args) -> int:
         snr_db=_pair(args.snr, "--snr"),
         peak_dbfs=_pair(args.peak, "--peak"),
         shift_ms=args.shift_ms,
+        speed=_pair(args.speed, "--speed"),
         force=args.force,
     )
     n = info["utterances"]
@@ -269,6 +270,13 @@ def register(subparsers) -> None:
     r.add_argument("--snr", default="{:g},{:g}".format(*M["snr_db"]), help="noise SNR range in dB (%(default)s)")
     r.add_argument("--peak", default="{:g},{:g}".format(*M["peak_dbfs"]), help="peak level range in dBFS (%(default)s)")
     r.add_argument("--shift-ms", type=int, default=M["shift_ms"], help="time shift up to +-MS ms (%(default)s)")
+    r.add_argument(
+        "--speed",
+        default=",".join(f"{v:g}" for v in M["speed"]),
+        metavar="LO,HI",
+        help="speed perturbation: each copy played a random factor in [LO, HI] faster, tempo, pitch and formants "
+        "together (%(default)s: off)",
+    )
     r.add_argument("--force", action="store_true", help="remake a real-mix corpus made with other settings")
     v = sub.add_parser(
         "real-dev", help="the real development view: adaptation speakers (train) and choose speakers (testing list)"

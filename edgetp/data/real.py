@@ -45,6 +45,7 @@ MIX_DEFAULTS = {
     "snr_db": (0.0, 20.0),
     "peak_dbfs": (-30.0, -1.0),
     "shift_ms": 100,
+    "speed": (1.0, 1.0),
 }
 MIX_VERSION = 1  # bump when the same settings would give other audio
 
@@ -106,10 +107,32 @@ def _digest(root: Path, rels) -> str:
     return h.hexdigest()[:16]
 
 
-def augment(y: np.ndarray, bg: np.ndarray, rng, snr_db, peak_dbfs, shift_ms: int) -> np.ndarray:
-    """One augmented copy: time shift (zero-filled), real noise at a random SNR, a random peak level.
+def change_speed(y: np.ndarray, factor: float) -> np.ndarray:
+    """``y`` played ``factor`` times faster (tempo, pitch and formants together, as a tape would: the classic
+    speed perturbation that makes other speakers of few), resampled by a ratio of small integers and
+    centred in the clip's length (zero-filled or cut at both ends)."""
+    from fractions import Fraction
+
+    from scipy.signal import resample_poly
+
+    r = Fraction(factor).limit_denominator(50)
+    z = resample_poly(y, r.denominator, r.numerator)
+    n, m = len(y), len(z)
+    if m >= n:
+        return z[(m - n) // 2 : (m - n) // 2 + n]
+    out = np.zeros(n, dtype=z.dtype)
+    out[(n - m) // 2 : (n - m) // 2 + m] = z
+    return out
+
+
+def augment(y: np.ndarray, bg: np.ndarray, rng, snr_db, peak_dbfs, shift_ms: int, speed=(1.0, 1.0)) -> np.ndarray:
+    """One augmented copy: a speed change by a random factor in ``speed`` (drawn only when the range is not
+    1, so that corpora made without it keep their audio), a time shift (zero-filled), real noise at a random
+    SNR, a random peak level.
 
     Speech power is taken over the loudest 0.5 s (a clip is mostly silence around one word)."""
+    if tuple(speed) != (1.0, 1.0):
+        y = change_speed(y, rng.uniform(*speed))
     n = len(y)
     s = int(rng.integers(-shift_ms, shift_ms + 1)) * 16
     z = np.zeros(n)
@@ -164,6 +187,7 @@ def real_mix(
     snr_db=MIX_DEFAULTS["snr_db"],
     peak_dbfs=MIX_DEFAULTS["peak_dbfs"],
     shift_ms: int = MIX_DEFAULTS["shift_ms"],
+    speed=MIX_DEFAULTS["speed"],
     force: bool = False,
 ) -> dict:
     """Write the mixed corpus to ``out_dir``; return its description (also in ``real_mix_info.json``)."""
@@ -173,6 +197,9 @@ def real_mix(
         raise EdgetpError(
             "need --snr LO,HI with LO <= HI, --peak LO,HI with LO <= HI <= 0 dBFS and 0 <= --shift-ms <= 500"
         )
+    speed = tuple(map(float, speed))
+    if not (0.5 <= speed[0] <= speed[1] <= 2.0):
+        raise EdgetpError(f"need --speed LO,HI with 0.5 <= LO <= HI <= 2 (got {speed[0]:g},{speed[1]:g})")
     base, real, noise = (Path(p).expanduser() for p in (base_dir, real_dir, noise_dir))
     try:
         synth = json.loads((base / SYNTH_INFO).read_text())
@@ -202,6 +229,8 @@ def real_mix(
         "snr_db": list(map(float, snr_db)),
         "peak_dbfs": list(map(float, peak_dbfs)),
         "shift_ms": shift_ms,
+        # recorded only when used: a corpus made before the option keeps its parameters (and its audio)
+        **({"speed": list(speed)} if speed != (1.0, 1.0) else {}),
     }
     out = Path(out_dir).expanduser()
     done = _ready_out(out, MIX_INFO, params, force)
@@ -230,7 +259,8 @@ def real_mix(
         for c in range(1, copies):
             bg = noise_clips[int(rng.integers(len(noise_clips)))]
             wav.write_wav16(
-                out / word / f"{spk}_nohash_{rep * copies + c}.wav", augment(y, bg, rng, snr_db, peak_dbfs, shift_ms)
+                out / word / f"{spk}_nohash_{rep * copies + c}.wav",
+                augment(y, bg, rng, snr_db, peak_dbfs, shift_ms, speed),
             )
         n_real += copies
     info = {
