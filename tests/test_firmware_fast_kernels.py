@@ -54,7 +54,7 @@ def test_the_sanitizers_catch_a_group_of_four_past_the_last_row(tmp_path):
 @pytest.mark.needs("arm-none-eabi-gcc", "qemu-system-arm")
 def test_the_cortex_m4_paths_on_the_emulated_board(tmp_path):
     """dot_dense8_x4's Cortex-M4 body (inline assembly, eight inputs a round, then a group of four in
-    pair_inputs8's order, then the rest) and cols_lanes8's (SXTB16 + SADD16 lanes) run only on the board:
+    pair_inputs8's order, then the rest) and cols_sum8's (SXTB16 + SADD16 lanes) run only on the board:
     15 features take all three parts of the first, layer 0's 9 neurons one group of eight rows of the
     second. A planted bug in each assembly (one row's odd products against the even inputs; two rows of a
     column into one lane pair) is found there."""
@@ -67,7 +67,7 @@ def test_the_cortex_m4_paths_on_the_emulated_board(tmp_path):
     qm, dev = build_model(spec), device_config(spec)
     plants = [
         ('"smlad %[a3], %[w], %[xb], %[a3]\\n\\t"', '"smlad %[a3], %[w], %[xa], %[a3]\\n\\t"'),
-        # cols_lanes8: rows 1 and 3 of a column added to the lanes of rows 0 and 2
+        # cols_sum8: rows 1 and 3 of a column added to the lanes of rows 0 and 2
         ('"sadd16 %[q1], %[q1], %[t]\\n\\t"', '"sadd16 %[q0], %[q0], %[t]\\n\\t"'),
     ]
     for k, plant in enumerate([None, *plants]):
