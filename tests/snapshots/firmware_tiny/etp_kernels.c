@@ -157,7 +157,7 @@ static int32_t col_sum(const etp_wh_t *RT, uint32_t stride, const uint16_t *idx,
 
 #if ETP_WH_BITS == 8
 #if defined(__ARM_FEATURE_DSP)
-/* One spike of cols_sum8 on a Cortex-M4: its column's eight bytes at b + j stride (one LDRD), the
+/* One spike of cols_lanes8 (cols_sum8 on a Cortex-M4): its column's eight bytes at b + j stride (one LDRD), the
  * pairs (w0, w2), (w1, w3) of each word (SXTB16, SXTB16 ROR #8) added to the packed lanes (SADD16). */
 #define ETP_RCOL_ROUND \
     "ldrh %[a], [%[p]], #2\n\t" \
@@ -173,54 +173,80 @@ static int32_t col_sum(const etp_wh_t *RT, uint32_t stride, const uint16_t *idx,
     "sadd16 %[q3], %[q3], %[t]"
 #endif
 
-/* The 0/1 spikes' sums of the rows i0..i0 + 7 of an int8 transposed R (i0 + 8 <= stride) into out: each
- * spike adds the eight contiguous bytes of its column at b = RT + i0 (+ j stride) in 16-bit lanes, and
- * the lanes go to the int32 sums every ETP_RCOL_FLUSH spikes, before they could leave int16
- * (layout.RCOL_FLUSH). On a Cortex-M4 with b and stride word-aligned the lanes are packed pairs (rows 0,
- * 2), (1, 3), (4, 6), (5, 7) (SXTB16, SADD16); else one int16 lane each, wrapping as SADD16 does.
- * col_sum's values. */
+#if defined(__ARM_FEATURE_DSP)
+/* The spikes p..pe - 1 of cols_sum8 on a Cortex-M4 (b and stride word-aligned): the packed lane pairs
+ * q[0..3] = rows (0, 2), (1, 3), (4, 6), (5, 7), from zero; returns pe. */
+static inline const uint16_t *cols_lanes8(const int8_t *b, uint32_t stride, const uint16_t *p, const uint16_t *pe,
+                                          uint32_t *q)
+{
+    uint32_t q0 = 0, q1 = 0, q2 = 0, q3 = 0, a, w0, w1, t;
+    if (((uint32_t)(pe - p) & 1u) != 0u) {
+        __asm__(ETP_RCOL_ROUND
+                : [q0] "+r"(q0), [q1] "+r"(q1), [q2] "+r"(q2), [q3] "+r"(q3), [p] "+r"(p), [a] "=&r"(a),
+                  [w0] "=&r"(w0), [w1] "=&r"(w1), [t] "=&r"(t)
+                : [s] "r"(stride), [b] "r"(b)
+                : "memory");
+    }
+    while (p < pe) {                          /* two spikes a round */
+        __asm__(ETP_RCOL_ROUND "\n\t" ETP_RCOL_ROUND
+                : [q0] "+r"(q0), [q1] "+r"(q1), [q2] "+r"(q2), [q3] "+r"(q3), [p] "+r"(p), [a] "=&r"(a),
+                  [w0] "=&r"(w0), [w1] "=&r"(w1), [t] "=&r"(t)
+                : [s] "r"(stride), [b] "r"(b)
+                : "memory");
+    }
+    q[0] = q0;
+    q[1] = q1;
+    q[2] = q2;
+    q[3] = q3;
+    return p;
+}
+#endif
+
+/* The 0/1 spikes' sums of the rows i0..i0 + 7 of an int8 transposed R (i0 + 8 <= stride) into out (n >= 1
+ * spikes): each spike adds the eight contiguous bytes of its column at b = RT + i0 (+ j stride) in 16-bit
+ * lanes, and the lanes go to the int32 sums every ETP_RCOL_FLUSH spikes, before they could leave int16
+ * (layout.RCOL_FLUSH); the first group of spikes sets the sums. On a Cortex-M4 with b and stride
+ * word-aligned the lanes are packed pairs (cols_lanes8: SXTB16, SADD16); else one int16 lane each,
+ * wrapping as SADD16 does. col_sum's values. */
 static inline void cols_sum8(const int8_t *RT, uint32_t stride, uint32_t i0, const uint16_t *idx, uint16_t n,
                              int32_t *out)
 {
     const int8_t *b = RT + i0;
     const uint16_t *p = idx, *end = idx + n, *pe;
     uint16_t k;
-    for (k = 0; k < 8u; k++) {
-        out[k] = 0;
-    }
 #if defined(__ARM_FEATURE_DSP)
     if ((((uintptr_t)b | stride) & 3u) == 0u) {
+        uint32_t q[4];
         for (; p < end; p = pe) {
-            uint32_t q0 = 0, q1 = 0, q2 = 0, q3 = 0, a, w0, w1, t;
+            int first = p == idx;
             pe = (uint32_t)(end - p) > ETP_RCOL_FLUSH ? p + ETP_RCOL_FLUSH : end;
-            if (((uint32_t)(pe - p) & 1u) != 0u) {
-                __asm__(ETP_RCOL_ROUND
-                        : [q0] "+r"(q0), [q1] "+r"(q1), [q2] "+r"(q2), [q3] "+r"(q3), [p] "+r"(p), [a] "=&r"(a),
-                          [w0] "=&r"(w0), [w1] "=&r"(w1), [t] "=&r"(t)
-                        : [s] "r"(stride), [b] "r"(b)
-                        : "memory");
+            cols_lanes8(b, stride, p, pe, q);
+            if (first) {
+                out[0] = (int16_t)q[0];
+                out[2] = (int16_t)(q[0] >> 16);
+                out[1] = (int16_t)q[1];
+                out[3] = (int16_t)(q[1] >> 16);
+                out[4] = (int16_t)q[2];
+                out[6] = (int16_t)(q[2] >> 16);
+                out[5] = (int16_t)q[3];
+                out[7] = (int16_t)(q[3] >> 16);
+            } else {
+                out[0] += (int16_t)q[0];
+                out[2] += (int16_t)(q[0] >> 16);
+                out[1] += (int16_t)q[1];
+                out[3] += (int16_t)(q[1] >> 16);
+                out[4] += (int16_t)q[2];
+                out[6] += (int16_t)(q[2] >> 16);
+                out[5] += (int16_t)q[3];
+                out[7] += (int16_t)(q[3] >> 16);
             }
-            while (p < pe) {                  /* two spikes a round */
-                __asm__(ETP_RCOL_ROUND "\n\t" ETP_RCOL_ROUND
-                        : [q0] "+r"(q0), [q1] "+r"(q1), [q2] "+r"(q2), [q3] "+r"(q3), [p] "+r"(p), [a] "=&r"(a),
-                          [w0] "=&r"(w0), [w1] "=&r"(w1), [t] "=&r"(t)
-                        : [s] "r"(stride), [b] "r"(b)
-                        : "memory");
-            }
-            out[0] += (int16_t)q0;
-            out[2] += (int16_t)(q0 >> 16);
-            out[1] += (int16_t)q1;
-            out[3] += (int16_t)(q1 >> 16);
-            out[4] += (int16_t)q2;
-            out[6] += (int16_t)(q2 >> 16);
-            out[5] += (int16_t)q3;
-            out[7] += (int16_t)(q3 >> 16);
         }
         return;
     }
 #endif
     for (; p < end; p = pe) {
         int16_t lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        int first = p == idx;
         pe = (uint32_t)(end - p) > ETP_RCOL_FLUSH ? p + ETP_RCOL_FLUSH : end;
         for (; p < pe; p++) {
             const int8_t *c = b + (uint32_t)*p * stride;
@@ -229,7 +255,7 @@ static inline void cols_sum8(const int8_t *RT, uint32_t stride, uint32_t i0, con
             }
         }
         for (k = 0; k < 8u; k++) {
-            out[k] += lane[k];
+            out[k] = first ? lane[k] : out[k] + lane[k];
         }
     }
 }
