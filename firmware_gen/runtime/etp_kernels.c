@@ -209,6 +209,18 @@ static inline void cols_sum8(const int8_t *RT, uint32_t stride, uint32_t i0, con
 #if defined(__ARM_FEATURE_DSP)
     if ((((uintptr_t)b | stride) & 3u) == 0u) {
         uint32_t q[4];
+        if (n <= ETP_RCOL_FLUSH) {            /* one group (real speech: always): no flush loop */
+            cols_lanes8(b, stride, p, end, q);
+            out[0] = (int16_t)q[0];
+            out[2] = (int16_t)(q[0] >> 16);
+            out[1] = (int16_t)q[1];
+            out[3] = (int16_t)(q[1] >> 16);
+            out[4] = (int16_t)q[2];
+            out[6] = (int16_t)(q[2] >> 16);
+            out[5] = (int16_t)q[3];
+            out[7] = (int16_t)(q[3] >> 16);
+            return;
+        }
         for (; p < end; p = pe) {
             int first = p == idx;
             pe = (uint32_t)(end - p) > ETP_RCOL_FLUSH ? p + ETP_RCOL_FLUSH : end;
