@@ -22,7 +22,15 @@ from edgetp.fixed.qconfig import QModel
 from edgetp.fixed.update_q import lr_code
 
 from firmware_gen import __version__
-from firmware_gen.layout import DTYPES, OPT_CFG_FIELDS, shared_scratch, Layout, device_layout, device_trainable
+from firmware_gen.layout import (
+    DTYPES,
+    OPT_CFG_FIELDS,
+    RCOL_FLUSH,
+    Layout,
+    device_layout,
+    device_trainable,
+    shared_scratch,
+)
 from firmware_gen.memplan import memory_plan, plan_json
 from firmware_gen.qmodel import labels_of, qmodel_hash
 from firmware_gen.runtime import HEADERS, RUNTIME_DIR, SOURCES, STORE
@@ -170,6 +178,11 @@ def _header(qm: QModel, lay: Layout, dev: DeviceConfig, model_hash: str, stamp_t
             "1: hidden layers constant in flash (etp_wh_t), only the readout learns, no target set",
         ),
         D("ETP_WH_BITS", qm.hbits, "width of the hidden weights"),
+        D(
+            "ETP_RCOL_FLUSH",
+            f"{RCOL_FLUSH}u",
+            "transposed int8 R: spikes summed in 16-bit lanes before they are added to int32 (layout.RCOL_FLUSH)",
+        ),
         f"typedef {wh_t} etp_wh_t;",
         *(
             [D("ETP_ROW_SHIFTS", 1, "row scales: hidden input weights with one shift per neuron (etp_sh_x_row<l>)")]
@@ -256,7 +269,8 @@ def _array_decl(lay: Layout, it) -> str:
     if it.dtype in ("w", "wh"):
         base = it.name[:-5] if it.name.endswith("_init") else it.name
         note = f"{note + ', ' if note else ''}{_qformat(lay.qm, base)}" if base in lay.qm.fw else note
-    head = f"{'' if public else 'static '}{storage}{ctype} {it.cname}[{_dims(it.shape)}]"
+    align = " ETP_ALIGN4" if it.cols else ""  # word-aligned columns (layout.RCOL_ALIGN)
+    head = f"{'' if public else 'static '}{storage}{ctype} {it.cname}[{_dims(it.shape)}]{align}"
     comment = f"/* {'x'.join(map(str, it.shape))}{': ' + note if note else ''} */"
     if it.init is None:
         return f"{head}; {comment}"
@@ -295,6 +309,7 @@ def _source(qm: QModel, lay: Layout, labels: list[str], stamp_text: str) -> str:
             "n": c.hidden[l],
             "W": f"etp_W{l}",
             "R": ref(f"R{l}"),
+            "r_stride": lay.item(f"R{l}").cols if f"R{l}" in names else 0,
             "S": tgt(ref("S"), "NULL"),
             "S_rec": tgt(ref("S_rec"), "NULL"),
             "sh_x": qm.in_shift(l),

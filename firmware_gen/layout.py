@@ -20,6 +20,8 @@ the trainable weights are the readout ``W<L>`` alone; the hidden ``W0..W{L-1}, R
 constants in flash (group "frozen weights", their own width ``hbits``, C type ``etp_wh_t``);
 there is no target set (no S, S_rec, target state, label trace, target-stream tables, K = 0)
 and no hidden-layer learning scratch; the optimizer keeps the readout's statistics only.
+Its recurrent weights ``R<l>`` are stored transposed (``Item.cols``): a spike of neuron j adds one
+contiguous column to the layer's sums instead of one weight gathered from each row.
 """
 
 from __future__ import annotations
@@ -47,6 +49,14 @@ STORE_GROUPS = ("weight store",)  # flash outside the image: firmware_gen/store.
 # What a device saves to go on learning exactly as before (firmware_gen/store.py): the
 # trainable weights and the whole optimizer group (PRNG, step count, settings, statistics).
 PERSIST_GROUPS = ("trainable weights", "optimizer")
+# A frozen recurrent R<l> (H x H, never written) is stored column-major: column j (the weights from neuron j)
+# at j * stride, stride = H rounded up to RCOL_ALIGN elements (zeros after row H - 1), so that a group of
+# eight rows of a column is word-aligned (the Cortex-M4's LDRD). The tensor table lists these bytes; the
+# host's twin (tensors.state_tensors) lists the same through stored_form.
+RCOL_ALIGN = 4
+# The C sums int8 columns in packed 16-bit lanes (SXTB16 + SADD16) and adds them to int32 every
+# RCOL_FLUSH spikes: k int8 weights sum to [-128 k, 127 k], inside int16 for k <= 2^15 / 2^7 = 256.
+RCOL_FLUSH = (1 << 15) // (1 << 7)
 TENSOR_ENTRY_BYTES = 16  # sizeof(etp_tensor_t) on a 32-bit target (4 + 1 + 1 + pad 2 + 4 + 4)
 
 C_KEYWORDS = frozenset(
@@ -69,6 +79,7 @@ class Item:
     table: bool = False  # listed in the tensor table
     init: np.ndarray | None = None  # contents (flash arrays)
     note: str = ""
+    cols: int = 0  # > 0: a matrix stored transposed, each column padded to this many elements (RCOL_ALIGN)
 
     @property
     def cname(self) -> str:
@@ -143,7 +154,16 @@ def device_layout(qm: QModel, targets: str = "classes") -> Layout:
         add(Item(n, "w", qm.weights[n].shape, "ram", "trainable weights", True))
     if frozen:
         for n in frozen_hidden_names(qm):
-            add(Item(n, "wh", qm.weights[n].shape, "flash", "frozen weights", True, qm.weights[n]))
+            if n.startswith("R"):
+                h = qm.weights[n].shape[0]
+                st = r_stride(h)
+                pad = f", {st - h} zeros after each column" if st > h else ""
+                note = f"transposed: [j][i] = {n}[i][j]{pad}"
+                it = Item(n, "wh", (h, st), "flash", "frozen weights", True, note=note, cols=st)
+                it.init = stored_form(it, qm.weights[n])
+                add(it)
+            else:
+                add(Item(n, "wh", qm.weights[n].shape, "flash", "frozen weights", True, qm.weights[n]))
         for l in row_shift_layers(qm):
             add(
                 Item(
@@ -262,6 +282,20 @@ def device_layout(qm: QModel, targets: str = "classes") -> Layout:
     lay = Layout(qm, targets, items, dims)
     validate_layout(lay)
     return lay
+
+
+def r_stride(h: int) -> int:
+    """The column stride of a transposed H x H recurrent matrix: H rounded up to RCOL_ALIGN."""
+    return -(-h // RCOL_ALIGN) * RCOL_ALIGN
+
+
+def stored_form(it: Item, a: np.ndarray) -> np.ndarray:
+    """The array ``a`` (logical shape) as the device stores ``it``: transposed and padded when ``it.cols``."""
+    if not it.cols:
+        return a
+    out = np.zeros(it.shape, a.dtype)
+    out[:, : a.shape[0]] = a.T
+    return out
 
 
 def row_shift_layers(qm: QModel) -> list[int]:

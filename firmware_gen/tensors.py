@@ -26,7 +26,7 @@ from edgetp.fixed.contract import OPT_CODES
 from edgetp.fixed.update_q import QOpt
 from edgetp.tp.config import TRAIN_MODES
 
-from firmware_gen.layout import DTYPES, device_layout, device_trainable
+from firmware_gen.layout import DTYPES, device_layout, device_trainable, stored_form
 from firmware_gen.tstream import resumed_membranes, target_stream_table
 
 # The fields of the reference's state objects that the C twin mirrors. A new field in
@@ -106,7 +106,7 @@ def state_tensors(
             )
     out = []
     for it in lay.table():
-        a = np.asarray(src[it.name])
+        a = stored_form(it, np.asarray(src[it.name]))
         want = DTYPES[lay.dtype_of(it)][2]
         if a.size != it.count:
             raise DriftError(f"reference tensor {it.name} has {a.size} elements, the device {it.count}")

@@ -2,14 +2,22 @@
 of four rows at once (sum_at_h4, and the rows past the last group of four), the dense int8 rows
 taken four at a time (dot_dense8_x4; on the host each row goes through dot_dense8, on a Cortex-M4
 through 32-bit SMLAD, which `edgetp hil --target qemu` checks) and lif_dense8, the rows of dense
-features in 32 bits. verify-c's harness catches each planted bug below on a frozen int8 hidden layer
-of 6 and 5 recurrent neurons (layer 0 takes lif_dense8, layer 1's spikes the general loop)."""
+features in 32 bits. verify-c's harness catches each planted bug below on int8 hidden layers of 6 and
+5 recurrent neurons (layer 0 takes lif_dense8, layer 1's spikes the general loop): trained (row-major R
+in RAM: sum_at_h4) or frozen (R stored transposed in flash: rec_cols8; the eight-row columns need a
+layer of at least 8, cols_sum8's flush at ETP_RCOL_FLUSH spikes one of more than 256)."""
 
 import pytest
 
+from firmware_gen.cases import CaseSpec
 from test_firmware_frozen import _verify, frozen_spec
 
 SPEC = dict(lr=1e-2, vth=0.05, samples=2, steps=8)
+
+
+def row_major_spec(**kw) -> CaseSpec:
+    """int8 hidden layers that learn: R in RAM, row-major."""
+    return CaseSpec(**{**dict(hidden=(6, 5), recurrent=True, wbits=8, **SPEC), **kw})
 
 
 @pytest.mark.needs("cc")
@@ -19,7 +27,7 @@ SPEC = dict(lr=1e-2, vth=0.05, samples=2, steps=8)
         ("etp_kernels.c", "a2 += r2[j];", "a2 += r3[j];"),  # one row of a group of four read twice
         ("etp_kernels.c", "rs = rec[i & 3u];", "rs = rec[0];"),  # the group's first sum for all four
         ("etp_kernels.c", "d[1] = dot_dense8(r1, xp, n);", "d[1] = dot_dense8(r2, xp, n);"),  # a row of four read twice
-        ("etp_kernels.c", "rr = rec_shift32(rec[k], sh_r);", "rr = rec_shift32(rec[0], sh_r);"),  # lif_dense8: one sum
+        ("etp_kernels.c", "rr = rec_shift32(rc[k], sh_r);", "rr = rec_shift32(rc[0], sh_r);"),  # lif_dense8: one sum
         ("etp_kernels.c", "(uint32_t)1 << -k", "(uint32_t)2 << -k"),  # the recurrent left shift
         ("etp_kernels.c", "sum_at_h(R + (uint32_t)(i + k) * n", "sum_at_h(R + (uint32_t)i * n"),  # lif_dense8's tail
         ("etp_kernels.c", "p < vth_q ? p : hard ? 0 :", "p < vth_q ? p : hard ? 1 :"),  # lif_dense8's reset
@@ -27,7 +35,7 @@ SPEC = dict(lr=1e-2, vth=0.05, samples=2, steps=8)
     ],
 )
 def test_harness_catches_planted_bugs_in_the_fast_paths(mutate, tmp_path):
-    spec = frozen_spec(**SPEC)
+    spec = row_major_spec()
     assert _verify(spec, tmp_path, mutate=mutate)[1] is not None, mutate
     assert _verify(spec, tmp_path)[1] is None
 
@@ -36,7 +44,7 @@ def test_harness_catches_planted_bugs_in_the_fast_paths(mutate, tmp_path):
 def test_the_sanitizers_catch_a_group_of_four_past_the_last_row(tmp_path):
     """The first row past the last group of four taken as a group: its own sum is still right, but
     the group reads rows that do not exist (ASan in verify-c --sanitize)."""
-    spec = frozen_spec(**SPEC)
+    spec = row_major_spec()
     old = "} else if (i >= (n & ~3u)) {        /* the last n % 4 rows */\n                rs = sum_at_h("
     mutate = ("etp_kernels.c", old, old.replace(">=", ">"))
     assert _verify(spec, tmp_path, mutate=mutate)[1] is None  # the values agree
@@ -46,22 +54,91 @@ def test_the_sanitizers_catch_a_group_of_four_past_the_last_row(tmp_path):
 @pytest.mark.needs("arm-none-eabi-gcc", "qemu-system-arm")
 def test_the_cortex_m4_paths_on_the_emulated_board(tmp_path):
     """dot_dense8_x4's Cortex-M4 body (inline assembly, eight inputs a round, then a group of four in
-    pair_inputs8's order, then the rest) runs only on the board: 15 features take all three parts. A
-    planted bug in the assembly (one row's odd products against the even inputs) is found there."""
+    pair_inputs8's order, then the rest) and cols_sum8's (SXTB16 + SADD16 lanes) run only on the board:
+    15 features take all three parts of the first, layer 0's 9 neurons one group of eight rows of the
+    second. A planted bug in each assembly (one row's odd products against the even inputs; two rows of a
+    column into one lane pair) is found there."""
     from deploy.bitexact import verify_export
     from firmware_gen.cases import build_model, build_script, device_config
     from firmware_gen.generate import render
     from firmware_gen.tensors import TableDevice
 
-    spec = frozen_spec(**SPEC, n_in=15)
+    spec = frozen_spec(**SPEC, n_in=15, hidden=(9, 5))
     qm, dev = build_model(spec), device_config(spec)
-    old = '"smlad %[a3], %[w], %[xb], %[a3]\\n\\t"'
-    for mutate in (False, True):
+    plants = [
+        ('"smlad %[a3], %[w], %[xb], %[a3]\\n\\t"', '"smlad %[a3], %[w], %[xa], %[a3]\\n\\t"'),
+        # cols_sum8: rows 1 and 3 of a column added to the lanes of rows 0 and 2
+        ('"sadd16 %[q1], %[q1], %[t]\\n\\t"', '"sadd16 %[q0], %[q0], %[t]\\n\\t"'),
+    ]
+    for k, plant in enumerate([None, *plants]):
         ex = render(qm, dev)
-        if mutate:
-            assert old in ex.files["etp_kernels.c"]
-            ex.files["etp_kernels.c"] = ex.files["etp_kernels.c"].replace(old, old.replace("xb", "xa"), 1)
-        mm = verify_export(
-            ex, TableDevice(qm, dev), build_script(spec), 0, False, tmp_path / str(mutate), target="qemu"
-        )[1]
-        assert (mm is not None) == mutate, mm
+        if plant:
+            assert plant[0] in ex.files["etp_kernels.c"]
+            ex.files["etp_kernels.c"] = ex.files["etp_kernels.c"].replace(*plant, 1)
+        mm = verify_export(ex, TableDevice(qm, dev), build_script(spec), 0, False, tmp_path / str(k), target="qemu")[1]
+        assert (mm is not None) == (plant is not None), (plant, mm)
+
+
+def _verify_model(spec, qm, tmp_path, mutate=None, target="host"):
+    """verify-c's comparison of the export of ``qm`` (a model of ``spec``, its weights changed) with the reference."""
+    from deploy.bitexact import verify_export
+    from firmware_gen.cases import build_script, device_config
+    from firmware_gen.generate import render
+    from firmware_gen.tensors import TableDevice
+
+    dev = device_config(spec)
+    ex = render(qm, dev)
+    if mutate:
+        file, old, new = mutate
+        assert old in ex.files[file], old
+        ex.files[file] = ex.files[file].replace(old, new, 1)
+    return verify_export(ex, TableDevice(qm, dev), build_script(spec), 0, False, tmp_path, target=target)[1]
+
+
+@pytest.mark.needs("cc")
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        ("etp_kernels.c", "rec_cols8(R, r_stride, i, n,", "rec_cols8(R, n, i, n,"),  # the unpadded column stride
+        ("etp_kernels.c", "rc = rec8 + (i & 7u);", "rc = rec8;"),  # the second group of four reads the first's sums
+        ("etp_network.c", "prop ? 0u : ly->r_stride", "0u"),  # the transposed R read as row-major
+    ],
+)
+def test_harness_catches_planted_bugs_in_the_transposed_recurrent_sums(mutate, tmp_path):
+    """A frozen int8 R is stored transposed (layout.stored_form): rows 0..7 of layer 0 (9 neurons, stride
+    12) through cols_sum8's eight-row columns, row 8 and layer 1 (6) through col_sum."""
+    spec = frozen_spec(**{**SPEC, "n_in": 7, "hidden": (9, 6)})
+    assert _verify(spec, tmp_path, mutate=mutate)[1] is not None, mutate
+    assert _verify(spec, tmp_path)[1] is None
+
+
+def _burst_model():
+    """264 frozen neurons, every input weight 127 and every recurrent weight -128 (fw 4: the sums shifted
+    left by 8): all neurons fire on a positive input, and the next step's recurrent sums are
+    264 x -128 = -33 792, outside int16 unless the 16-bit lanes are flushed after 256 spikes."""
+    from firmware_gen.cases import build_model
+
+    spec = frozen_spec(**{**SPEC, "n_in": 4, "hidden": (264,), "fw": {"W0": 5, "R0": 4, "W1": 12}, "steps": 6})
+    qm = build_model(spec)
+    qm.weights["W0"][:] = 127
+    qm.weights["R0"][:] = -128
+    return spec, qm
+
+
+@pytest.mark.needs("cc")
+def test_the_sixteen_bit_lanes_are_flushed_before_they_overflow(tmp_path):
+    """ETP_RCOL_FLUSH (layout.RCOL_FLUSH = 256) one spike too many: 257 x -128 wraps in int16."""
+    spec, qm = _burst_model()
+    assert _verify_model(spec, qm, tmp_path) is None
+    plant = ("etp_model.h", "#define ETP_RCOL_FLUSH 256u", "#define ETP_RCOL_FLUSH 257u")
+    assert _verify_model(spec, qm, tmp_path, plant) is not None
+
+
+@pytest.mark.needs("arm-none-eabi-gcc", "qemu-system-arm")
+def test_the_cortex_m4_lanes_are_flushed_before_they_overflow(tmp_path):
+    """The flush bound on the board (packed SADD16 lanes wrap as the host's int16 lanes do)."""
+    spec, qm = _burst_model()
+    spec.samples, spec.steps = 1, 4
+    assert _verify_model(spec, qm, tmp_path / "a", target="qemu") is None
+    plant = ("etp_model.h", "#define ETP_RCOL_FLUSH 256u", "#define ETP_RCOL_FLUSH 257u")
+    assert _verify_model(spec, qm, tmp_path / "b", plant, target="qemu") is not None

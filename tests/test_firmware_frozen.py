@@ -296,12 +296,14 @@ def test_c_refuses_training_every_layer_and_writing_flash(tmp_path):
             "    for (; j + 1 < n; j++) {\n        acc += (int64_t)row[j] * xp[j];",
         ),
         ("etp_kernels.c", "out[j + 1u] = x[j + 2u];", "out[j + 1u] = x[j + 1u];"),
-        # the recurrent spike sum skips the first spiking input
+        # the recurrent spike sum of the transposed R skips the first spiking input (col_sum: layer 0's ninth
+        # row, layer 1), or reads the column of the neuron before
         (
             "etp_kernels.c",
-            "    for (t = 0; t < n; t++) {\n        acc += row[idx[t]];",
-            "    for (t = 1; t < n; t++) {\n        acc += row[idx[t]];",
+            "    for (t = 0; t < n; t++) {\n        acc += RT[(uint32_t)idx[t] * stride];",
+            "    for (t = 1; t < n; t++) {\n        acc += RT[(uint32_t)idx[t] * stride];",
         ),
+        ("etp_kernels.c", "const int8_t *c = b + (uint32_t)*p * stride;", "const int8_t *c = b + (*p - 1u) * stride;"),
         # the readout's update reads the hidden layer's traces one neuron off
         ("etp_network.c", "out->x = vec(last->tr, last->n, 16);", "out->x = vec(last->tr + 1, last->n - 1u, 16);"),
     ],

@@ -11,6 +11,13 @@
 
 #include "etp_model.h"
 
+/* a transposed R's columns on word boundaries (the Cortex-M4 reads eight rows with one LDRD) */
+#if defined(__GNUC__)
+#define ETP_ALIGN4 __attribute__((aligned(4)))
+#else
+#define ETP_ALIGN4
+#endif
+
 #ifndef ETP_ROW_SHIFTS          /* generated (1) only for a model with row scales (QModel.fw_rows) */
 #define ETP_ROW_SHIFTS 0
 #endif
@@ -22,6 +29,8 @@ typedef struct {
     const etp_wh_t *W;           /* (n, n_in): trainable (RAM; the update writes it through etp_param_t),
                                     or constant in flash (ETP_FROZEN_HIDDEN) */
     const etp_wh_t *R;           /* (n, n), the same; NULL if not recurrent */
+    uint32_t r_stride;           /* 0: R row-major; else R stored transposed (frozen, layout.RCOL_ALIGN): the
+                                    column of neuron j's spike at R + j r_stride */
     const etp_wh_t *S;           /* target propagator (n, ETP_N_OUT): layer 0 only, else NULL (and with
                                     ETP_FROZEN_HIDDEN: no target set) */
     const etp_wh_t *S_rec;       /* (n, n): layer 0 of a recurrent net only, else NULL */

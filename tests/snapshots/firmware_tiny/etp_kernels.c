@@ -132,6 +132,163 @@ static int64_t sum_at_h(const etp_wh_t *row, const uint16_t *idx, uint16_t n)
 ETP_SUM_AT4(sum_at_h4, etp_wh_t)
 ETP_SUM_AT4(sum_at_w4, etp_w_t)
 
+/* R stored transposed (r_stride != 0, frozen: layout.RCOL_ALIGN): row i's recurrent sum is
+ * sum_t val[t] RT[idx[t] stride + i], RT = R + i (dot_nonzero_h's value). */
+static int64_t col_dot(const etp_wh_t *RT, uint32_t stride, const uint16_t *idx, const int16_t *val, uint16_t n)
+{
+    int64_t acc = 0;
+    uint16_t t;
+    for (t = 0; t < n; t++) {
+        acc += (int64_t)RT[(uint32_t)idx[t] * stride] * val[t];
+    }
+    return acc;
+}
+
+/* col_dot's value when every previous spike is 1, in 32 bits (|sum| <= 65535 * 32768 < 2^31). */
+static int32_t col_sum(const etp_wh_t *RT, uint32_t stride, const uint16_t *idx, uint16_t n)
+{
+    int32_t acc = 0;
+    uint16_t t;
+    for (t = 0; t < n; t++) {
+        acc += RT[(uint32_t)idx[t] * stride];
+    }
+    return acc;
+}
+
+#if ETP_WH_BITS == 8
+#if defined(__ARM_FEATURE_DSP)
+/* One spike of cols_lanes8 (cols_sum8 on a Cortex-M4): its column's eight bytes at b + j stride (one LDRD), the
+ * pairs (w0, w2), (w1, w3) of each word (SXTB16, SXTB16 ROR #8) added to the packed lanes (SADD16). */
+#define ETP_RCOL_ROUND \
+    "ldrh %[a], [%[p]], #2\n\t" \
+    "mla %[a], %[a], %[s], %[b]\n\t" \
+    "ldrd %[w0], %[w1], [%[a]]\n\t" \
+    "sxtb16 %[t], %[w0]\n\t" \
+    "sadd16 %[q0], %[q0], %[t]\n\t" \
+    "sxtb16 %[t], %[w0], ror #8\n\t" \
+    "sadd16 %[q1], %[q1], %[t]\n\t" \
+    "sxtb16 %[t], %[w1]\n\t" \
+    "sadd16 %[q2], %[q2], %[t]\n\t" \
+    "sxtb16 %[t], %[w1], ror #8\n\t" \
+    "sadd16 %[q3], %[q3], %[t]"
+#endif
+
+#if defined(__ARM_FEATURE_DSP)
+/* The spikes p..pe - 1 of cols_sum8 on a Cortex-M4 (b and stride word-aligned): the packed lane pairs
+ * q[0..3] = rows (0, 2), (1, 3), (4, 6), (5, 7), from zero; returns pe. */
+static inline const uint16_t *cols_lanes8(const int8_t *b, uint32_t stride, const uint16_t *p, const uint16_t *pe,
+                                          uint32_t *q)
+{
+    uint32_t q0 = 0, q1 = 0, q2 = 0, q3 = 0, a, w0, w1, t;
+    if (((uint32_t)(pe - p) & 1u) != 0u) {
+        __asm__(ETP_RCOL_ROUND
+                : [q0] "+r"(q0), [q1] "+r"(q1), [q2] "+r"(q2), [q3] "+r"(q3), [p] "+r"(p), [a] "=&r"(a),
+                  [w0] "=&r"(w0), [w1] "=&r"(w1), [t] "=&r"(t)
+                : [s] "r"(stride), [b] "r"(b)
+                : "memory");
+    }
+    while (p < pe) {                          /* two spikes a round */
+        __asm__(ETP_RCOL_ROUND "\n\t" ETP_RCOL_ROUND
+                : [q0] "+r"(q0), [q1] "+r"(q1), [q2] "+r"(q2), [q3] "+r"(q3), [p] "+r"(p), [a] "=&r"(a),
+                  [w0] "=&r"(w0), [w1] "=&r"(w1), [t] "=&r"(t)
+                : [s] "r"(stride), [b] "r"(b)
+                : "memory");
+    }
+    q[0] = q0;
+    q[1] = q1;
+    q[2] = q2;
+    q[3] = q3;
+    return p;
+}
+#endif
+
+/* The 0/1 spikes' sums of the rows i0..i0 + 7 of an int8 transposed R (i0 + 8 <= stride) into out (n >= 1
+ * spikes): each spike adds the eight contiguous bytes of its column at b = RT + i0 (+ j stride) in 16-bit
+ * lanes, and the lanes go to the int32 sums every ETP_RCOL_FLUSH spikes, before they could leave int16
+ * (layout.RCOL_FLUSH); the first group of spikes sets the sums. On a Cortex-M4 with b and stride
+ * word-aligned the lanes are packed pairs (cols_lanes8: SXTB16, SADD16); else one int16 lane each,
+ * wrapping as SADD16 does. col_sum's values. */
+static inline void cols_sum8(const int8_t *RT, uint32_t stride, uint32_t i0, const uint16_t *idx, uint16_t n,
+                             int32_t *out)
+{
+    const int8_t *b = RT + i0;
+    const uint16_t *p = idx, *end = idx + n, *pe;
+    uint16_t k;
+#if defined(__ARM_FEATURE_DSP)
+    if ((((uintptr_t)b | stride) & 3u) == 0u) {
+        uint32_t q[4];
+        if (n <= ETP_RCOL_FLUSH) {            /* one group (real speech: always): no flush loop */
+            cols_lanes8(b, stride, p, end, q);
+            out[0] = (int16_t)q[0];
+            out[2] = (int16_t)(q[0] >> 16);
+            out[1] = (int16_t)q[1];
+            out[3] = (int16_t)(q[1] >> 16);
+            out[4] = (int16_t)q[2];
+            out[6] = (int16_t)(q[2] >> 16);
+            out[5] = (int16_t)q[3];
+            out[7] = (int16_t)(q[3] >> 16);
+            return;
+        }
+        for (; p < end; p = pe) {
+            int first = p == idx;
+            pe = (uint32_t)(end - p) > ETP_RCOL_FLUSH ? p + ETP_RCOL_FLUSH : end;
+            cols_lanes8(b, stride, p, pe, q);
+            if (first) {
+                out[0] = (int16_t)q[0];
+                out[2] = (int16_t)(q[0] >> 16);
+                out[1] = (int16_t)q[1];
+                out[3] = (int16_t)(q[1] >> 16);
+                out[4] = (int16_t)q[2];
+                out[6] = (int16_t)(q[2] >> 16);
+                out[5] = (int16_t)q[3];
+                out[7] = (int16_t)(q[3] >> 16);
+            } else {
+                out[0] += (int16_t)q[0];
+                out[2] += (int16_t)(q[0] >> 16);
+                out[1] += (int16_t)q[1];
+                out[3] += (int16_t)(q[1] >> 16);
+                out[4] += (int16_t)q[2];
+                out[6] += (int16_t)(q[2] >> 16);
+                out[5] += (int16_t)q[3];
+                out[7] += (int16_t)(q[3] >> 16);
+            }
+        }
+        return;
+    }
+#endif
+    for (; p < end; p = pe) {
+        int16_t lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        int first = p == idx;
+        pe = (uint32_t)(end - p) > ETP_RCOL_FLUSH ? p + ETP_RCOL_FLUSH : end;
+        for (; p < pe; p++) {
+            const int8_t *c = b + (uint32_t)*p * stride;
+            for (k = 0; k < 8u; k++) {
+                lane[k] = (int16_t)(uint16_t)((uint16_t)lane[k] + (uint16_t)c[k]);
+            }
+        }
+        for (k = 0; k < 8u; k++) {
+            out[k] = first ? lane[k] : out[k] + lane[k];
+        }
+    }
+}
+#endif
+
+/* The 0/1 spikes' sums of the rows i..i + 7 of a transposed R that are below n, into out. */
+static inline void rec_cols8(const etp_wh_t *RT, uint32_t stride, uint16_t i, uint16_t n, const uint16_t *idx, uint16_t nr,
+                      int32_t *out)
+{
+    uint16_t k;
+#if ETP_WH_BITS == 8
+    if (i + 8u <= n) {
+        cols_sum8((const int8_t *)(const void *)RT, stride, i, idx, nr, out);
+        return;
+    }
+#endif
+    for (k = 0; k < 8u && i + k < n; k++) {
+        out[k] = col_sum(RT + i + k, stride, idx, nr);
+    }
+}
+
 /* The int16 inputs in the order dot_dense8 reads them: in each group of four (x0, x2, x1, x3), the
  * pairs SXTB16 makes of four int8 weights (w0, w2) and (w1, w3); the last n % 4 as they are. */
 static void pair_inputs8(const int16_t *x, uint16_t n, int16_t *out)
@@ -338,11 +495,13 @@ static inline int32_t rec_shift32(int32_t a, int k)
  * and -2^15 < alpha_q <= 2^15 the row runs in 32 bits (round_shift32, one saturating add); other rows
  * take etp_round_shift and the 64-bit sum. The same values as the general loop. */
 static void lif_dense8(int32_t *v, int8_t *s, int32_t *vpre, uint16_t n, const int8_t *W, uint16_t m,
-                       const int16_t *xp, int sh_x, const int8_t *sh_x_row, const etp_wh_t *R,
+                       const int16_t *xp, int sh_x, const int8_t *sh_x_row, const etp_wh_t *R, uint32_t r_stride,
                        const uint16_t *idx_r, uint16_t nr, int sh_r, int32_t alpha_q, int32_t vth_q, int hard)
 {
     int64_t d[4];
     int32_t rec[4] = {0, 0, 0, 0};   /* no spikes: 0, and so is its shift */
+    int32_t rec8[8];                 /* transposed R: the sums of rows i & ~7 .. + 7 (rec_cols8) */
+    const int32_t *rc = rec;         /* this group's four sums */
     uint16_t i, k, g;
     /* round_shift(alpha_q v, 15) lies in [-2^31, 2^31) for every int32 v */
     int leak32 = alpha_q > -32768 && alpha_q <= 32768;
@@ -353,14 +512,20 @@ static void lif_dense8(int32_t *v, int8_t *s, int32_t *vpre, uint16_t n, const i
         g = n - i < 4 ? (uint16_t)(n - i) : 4u;
         if (g == 4u) {
             dot_dense8_x4(W + (uint32_t)i * m, m, xp, m, d);
-            if (nr != 0u) {
+            if (nr != 0u && r_stride == 0u) {
                 sum_at_h4(R + (uint32_t)i * n, n, idx_r, nr, rec);
             }
         } else {
             for (k = 0; k < g; k++) {           /* the last n % 4 rows */
                 d[k] = dot_dense8(W + (uint32_t)(i + k) * m, xp, m);
-                rec[k] = nr != 0u ? (int32_t)sum_at_h(R + (uint32_t)(i + k) * n, idx_r, nr) : 0;
+                rec[k] = nr != 0u && r_stride == 0u ? (int32_t)sum_at_h(R + (uint32_t)(i + k) * n, idx_r, nr) : 0;
             }
+        }
+        if (nr != 0u && r_stride != 0u) {       /* groups start at multiples of four */
+            if ((i & 7u) == 0u) {
+                rec_cols8(R, r_stride, i, n, idx_r, nr, rec8);
+            }
+            rc = rec8 + (i & 7u);
         }
         for (k = 0; k < g; k++) {
             uint16_t r = (uint16_t)(i + k);
@@ -369,7 +534,7 @@ static void lif_dense8(int32_t *v, int8_t *s, int32_t *vpre, uint16_t n, const i
 #else
             int sh = sh_x;
 #endif
-            int32_t p, rr = rec_shift32(rec[k], sh_r);
+            int32_t p, rr = rec_shift32(rc[k], sh_r);
             if ((uint32_t)sh <= 30u && leak32) {
                 /* |cur| < 2^30 + 2^30 and the leak within int32: one saturating 32-bit add */
                 int32_t cur = (sh == 0 ? (int32_t)d[k] : round_shift32((int32_t)d[k], sh)) + rr;
@@ -389,7 +554,7 @@ static void lif_dense8(int32_t *v, int8_t *s, int32_t *vpre, uint16_t n, const i
 
 void etp_lif_step_q(int32_t *v, int8_t *s, int32_t *vpre, uint16_t n,
                     const etp_vec_t *x, const etp_wh_t *W, int sh_x, const int8_t *sh_x_row,
-                    const etp_vec_t *s_prev, const etp_wh_t *R, int sh_r,
+                    const etp_vec_t *s_prev, const etp_wh_t *R, uint32_t r_stride, int sh_r,
                     int32_t alpha_q, int32_t vth_q, int hard,
                     uint16_t *idx_x, int16_t *val_x, uint16_t *idx_r, int16_t *val_r)
 {
@@ -397,6 +562,7 @@ void etp_lif_step_q(int32_t *v, int8_t *s, int32_t *vpre, uint16_t n,
     uint16_t nr = R != NULL ? etp_nonzero(s_prev, idx_r, val_r) : 0;
     uint16_t i;
     int32_t rec[4] = {0, 0, 0, 0}; /* spike sums of four recurrent rows (sum_at_h4) */
+    int32_t rec8[8];               /* transposed R: spike sums of eight rows (rec_cols8) */
     int64_t dq[4] = {0, 0, 0, 0};  /* dense int8 rows: the sums of four rows (dot_dense8_x4) */
     int ones = 1;                 /* previous spikes are 0/1 (unless a host wrote others): sums of weights */
     for (i = 0; i < nr; i++) {
@@ -413,8 +579,8 @@ void etp_lif_step_q(int32_t *v, int8_t *s, int32_t *vpre, uint16_t n,
         int rec32 = nr == 0u || (ones && ((uint32_t)(sh_r - 1) < 30u ||
                                           (sh_r <= 0 && sh_r > -23 && ((uint64_t)nr << (7 - sh_r)) < (1u << 30))));
         if (x->n <= ETP_DOT8_N30 && rec32) {
-            lif_dense8(v, s, vpre, n, (const int8_t *)(const void *)W, x->n, val_x, sh_x, sh_x_row, R, idx_r, nr,
-                       sh_r, alpha_q, vth_q, hard);
+            lif_dense8(v, s, vpre, n, (const int8_t *)(const void *)W, x->n, val_x, sh_x, sh_x_row, R, r_stride, idx_r,
+                       nr, sh_r, alpha_q, vth_q, hard);
             return;
         }
     }
@@ -441,7 +607,16 @@ void etp_lif_step_q(int32_t *v, int8_t *s, int32_t *vpre, uint16_t n,
         if (R != NULL && nr != 0u) {  /* no spikes: the sum and its rounding are 0 */
             const etp_wh_t *rr = R + (uint32_t)i * n;
             int64_t rs;
-            if (!ones) {
+            if (r_stride != 0u) {               /* transposed: row i is column offset i */
+                if (!ones) {
+                    rs = col_dot(R + i, r_stride, idx_r, val_r, nr);
+                } else {
+                    if ((i & 7u) == 0u) {       /* rows i..i + 7 at once; the next seven read rec8 */
+                        rec_cols8(R, r_stride, i, n, idx_r, nr, rec8);
+                    }
+                    rs = rec8[i & 7u];
+                }
+            } else if (!ones) {
                 rs = dot_nonzero_h(rr, idx_r, val_r, nr);
             } else if (i >= (n & ~3u)) {        /* the last n % 4 rows */
                 rs = sum_at_h(rr, idx_r, nr);

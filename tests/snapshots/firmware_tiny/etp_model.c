@@ -158,6 +158,7 @@ static const etp_layer_t etp_layers[ETP_N_LAYERS] = {
         .n = 4,
         .W = etp_W0,
         .R = etp_R0,
+        .r_stride = 0,
         .S = etp_S,
         .S_rec = etp_S_rec,
         .sh_x = 5,

@@ -40,6 +40,7 @@ typedef int8_t etp_w_t;
 #define ETP_W_MAX 127
 #define ETP_FROZEN_HIDDEN 0   /* 1: hidden layers constant in flash (etp_wh_t), only the readout learns, no target set */
 #define ETP_WH_BITS 8   /* width of the hidden weights */
+#define ETP_RCOL_FLUSH 256u   /* transposed int8 R: spikes summed in 16-bit lanes before they are added to int32 (layout.RCOL_FLUSH) */
 typedef int8_t etp_wh_t;
 #define ETP_FW_W0 7   /* fractional bits of W0 */
 #define ETP_FW_W1 6   /* fractional bits of W1 */

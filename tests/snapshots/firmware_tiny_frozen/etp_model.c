@@ -54,10 +54,10 @@ const int32_t etp_exp2_lut[257] = {
 static const etp_wh_t etp_W0[4 * 3] = {
     -100,  -63,  -26,   11,   48,   85,  -79,  -42,   -5,   32,   69,  -95,
 };
-/* 4x4: Q.8 */
-static const etp_wh_t etp_R0[4 * 4] = {
-    -100,  -41,   18,   77,  -65,   -6,   53,  -89,  -30,   29,   88,  -54,
-       5,   64,  -78,  -19,
+/* 4x4: transposed: [j][i] = R0[i][j], Q.8 */
+static const etp_wh_t etp_R0[4 * 4] ETP_ALIGN4 = {
+    -100,  -65,  -30,    5,  -41,   -6,   29,   64,   18,   53,   88,  -78,
+      77,  -89,  -54,  -19,
 };
 
 /* ---- initial weights (flash) ---- */
@@ -111,6 +111,7 @@ static const etp_layer_t etp_layers[ETP_N_LAYERS] = {
         .n = 4,
         .W = etp_W0,
         .R = etp_R0,
+        .r_stride = 4,
         .S = NULL,
         .S_rec = NULL,
         .sh_x = 5,
