@@ -164,6 +164,11 @@ class IntInputs:
     def source(self):
         from edgetp.data.cache import Frontend
 
+        if getattr(self.norm, "running_max_ahead", 0):  # the cache's key has no look-ahead: never read A = 0 rows
+            raise EdgetpError(
+                "the integer feature cache holds no running-maximum look-ahead yet (frontend running_max_ahead "
+                f"{self.norm.running_max_ahead}); run this model with the float frontend"
+            )
         return Frontend("fixed", self.norm.log_gain, self.norm.running_max_decay)
 
     def apply(self, feats: np.ndarray) -> np.ndarray:
