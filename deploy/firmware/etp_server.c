@@ -302,8 +302,8 @@ static void fe_hook(void *ctx, const etp_fe_t *f, uint16_t t) {
     (void)ctx;
     etp_wr32(p, (uint32_t)f->shift);
     p += 4;
-    for (uint32_t k = 0; k < ETP_FE_N_BINS; k++) p = wr64(p, f->power[k]);
-    for (uint32_t b = 0; b < ETP_FE_MELS; b++) p = wr64(p, f->mel[b]);
+    for (uint32_t k = 0; k < ETP_FE_N_BINS; k++) p = wr64(p, f->work.power[k]);
+    for (uint32_t b = 0; b < ETP_FE_MELS; b++) p = wr64(p, f->work.mel[b]);
     for (uint32_t b = 0; b < ETP_FE_MELS; b++, p += 2) etp_wr16(p, (uint16_t)f->lm[t][b]);
 }
 
