@@ -53,6 +53,7 @@ from functools import lru_cache
 import numpy as np
 
 from edgetp.audio import frontend as F
+from edgetp.audio.ahead import check_running_max_ahead
 from edgetp.audio.frontend_q_kernels import all_frames_q, features_from_l, logmel_to_l, logmel_to_l_ahead
 from edgetp.audio.frontend_q_kernels import fft240_q as fft240_q, frame_q as frame_q, log2_q as log2_q
 from edgetp.audio.frontend_q_kernels import normalise_q as normalise_q
@@ -120,8 +121,6 @@ def check_ahead(ahead, decay: int | None, gain: float = 1.0) -> int:
     """The running maximum's look-ahead A (frames; None: 0) as an int, or an EdgetpError: it needs a
     running maximum, and L must fit its int16 Q.l_frac(g) at the largest exponent A allows. m[t + A] >=
     m[t] - D A >= l[t] - D A (the maximum falls by D per frame at most), so e = l - m + C <= C + D A."""
-    from edgetp.kws.data import check_running_max_ahead
-
     a = check_running_max_ahead(ahead, "the integer frontend's running-maximum look-ahead")
     if a and decay is None:
         raise EdgetpError("a running-maximum look-ahead needs a running maximum (running_max_decay)")

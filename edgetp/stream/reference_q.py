@@ -21,12 +21,13 @@ from edgetp.stream.detector import init_state, step_q
 
 @dataclass(frozen=True)
 class FrameQ:
-    """One frame's outputs: the network's input x (int16/int8), the readout increments d (int64) and the
-    detector's report (frame, class, margin) or None."""
+    """One frame's outputs: the network's input x (int16/int8), the readout increments d (int64), the
+    detector's report (frame, class, margin) or None and its state after the frame (None without one)."""
 
     x: np.ndarray
     d: np.ndarray
     report: tuple | None
+    det: object = None  # edgetp.stream.detector.DetState
 
 
 def stream_norm_q(model, qm):
@@ -73,7 +74,7 @@ class StreamQ:
             rep = None
             if self.det is not None:
                 self.det, rep = step_q(self.detq, self.det, d)
-            out.append(FrameQ(x, d, rep))
+            out.append(FrameQ(x, d, rep, self.det))
         return out
 
     def hop(self, pcm) -> list:

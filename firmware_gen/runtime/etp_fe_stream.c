@@ -94,7 +94,7 @@ etp_status_t etp_fe_stream_step(etp_fe_stream_t *fs, const int16_t *pcm)
 
 etp_status_t etp_fe_stream_flush(etp_fe_stream_t *fs)
 {
-    if (fs->state || fs->hops < ETP_FE_DELTA_WIDTH - 1 || etp_fe_stream_ready(fs)) return ETP_EBADARG;
+    if (fs->state || fs->hops < ETP_FE_DELTA_WIDTH - 1) return ETP_EBADARG;   /* next() takes ready frames first */
     fs->state = 1;
     fs->pads = 2;                                  /* n = hops + 1 frames; hops - 1 are computed */
     return ETP_OK;

@@ -59,7 +59,7 @@ void etp_fe_stream_start(etp_fe_stream_t *fs);
  * while a finished frame has not been taken by etp_fe_stream_next. */
 etp_status_t etp_fe_stream_step(etp_fe_stream_t *fs, const int16_t *pcm);
 /* The stream's end (the clip's zero padding and end rows). ETP_EBADARG after fewer than 8 hops
- * (delta's edge rows read 9 frames), twice, or with a finished frame not taken. */
+ * (delta's edge rows read 9 frames) or twice. */
 etp_status_t etp_fe_stream_flush(etp_fe_stream_t *fs);
 /* 1 and the next finished frame's features (Q.ETP_FE_FEAT_F), or 0 when none is finished (after
  * the flush: the stream is over). */
