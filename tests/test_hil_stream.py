@@ -62,10 +62,33 @@ def _run(tmp, model, pcm, plant=None, target="host"):
     return res, summary(res, counter_res, LABELS)
 
 
+@pytest.fixture(scope="module")
+def tone_fw(tmp_path_factory):
+    """(image, qm, norm, detq) of the shipped-style tone model's stream firmware on the host port."""
+    from conftest import require
+
+    from deploy.bitexact import build_firmware
+
+    require("cc")
+    m, _pcm, _ = shipped_style_tones()
+    qm, norm, detq = setup(m)
+    return build_firmware(export(tmp_path_factory.mktemp("tone"), qm, norm, detq)), qm, norm, detq
+
+
+def _serve(fw, pcm):
+    from deploy.bitexact import serve
+
+    image, qm, norm, detq = fw
+    with serve(image) as dev:
+        res = run_stream(dev, StreamQ(qm, norm, detq), pcm)
+        counter_res = dev.info.counter_res
+    return res, summary(res, counter_res, LABELS)
+
+
 @pytest.mark.needs("cc")
-def test_every_frame_equals_the_reference_on_the_host(tmp_path):
+def test_every_frame_equals_the_reference_on_the_host(tone_fw):
     m, pcm, events = shipped_style_tones()
-    res, s = _run(tmp_path, m, pcm)
+    res, s = _serve(tone_fw, pcm)
     assert res.frames == pcm.size // 160 + 1 and res.mismatches == 0, res.first_mismatch
     words = [d["word"] for d in s["detections"]]
     assert s["reports_equal_reference"] and set(words) >= {w for w, _a, _b in events} - {"left"}, words
@@ -95,7 +118,7 @@ def test_a_planted_c_bug_is_caught(tmp_path):
 
 
 @pytest.mark.needs("cc")
-def test_a_corrupted_reference_is_caught(tmp_path, monkeypatch):
+def test_a_corrupted_reference_is_caught(tone_fw, monkeypatch):
     from edgetp.stream import reference_q
 
     real = reference_q.StreamQ._frames
@@ -106,7 +129,7 @@ def test_a_corrupted_reference_is_caught(tmp_path, monkeypatch):
 
     monkeypatch.setattr(reference_q.StreamQ, "_frames", corrupt)
     m, pcm, _ = shipped_style_tones()
-    res, _s = _run(tmp_path, m, pcm[: 160 * 300])
+    res, _s = _serve(tone_fw, pcm[: 160 * 300])
     assert res.mismatches == 1 and res.first_mismatch.startswith("frame 76: the readout increments")
 
 
@@ -120,12 +143,12 @@ def test_every_frame_equals_the_reference_on_qemu(tmp_path):
 
 
 @pytest.mark.needs("cc")
-def test_bad_stream_input(tmp_path):
-    from deploy.bitexact import build_firmware, serve
+def test_bad_stream_input(tone_fw):
+    from deploy.bitexact import serve
     from deploy.host import DeviceError
 
-    qm, norm, detq = setup(random_model())
-    with serve(build_firmware(export(tmp_path, qm, norm, detq))) as dev:
+    image, qm, norm, detq = tone_fw
+    with serve(image) as dev:
         with pytest.raises(EdgetpError, match="at most 127"):
             dev.stream(np.zeros(200, np.int16), start=True)
         with pytest.raises(DeviceError, match="BAD_ARG"):
