@@ -175,7 +175,7 @@ def build(
         raise EdgetpError("a compiler choice and sanitizers are for the host build only")
     model_dir = Path(model_dir).resolve()
     msrc = model_sources(model_dir)
-    common = [FIRMWARE / "main.c", FIRMWARE / "etp_link.c", FIRMWARE / "etp_server.c"]
+    common = [FIRMWARE / "main.c", FIRMWARE / "etp_link.c", FIRMWARE / "etp_server.c", FIRMWARE / "etp_listen.c"]
     bd = None if target == "host" else (board or board_of(target))
     ld = bd.ld if bd else None
     if target == "host":

@@ -331,6 +331,22 @@ class Device:
         out["sums"] = np.frombuffer(rest, "<i4").astype(np.int32)
         return out
 
+    def stream(self, pcm, start: bool = False, end: bool = False) -> tuple[dict, list]:
+        """STREAM (an export with the frontend, a running maximum and the detector): at most STREAM_CHUNK int16
+        samples of an endless stream (``start``: a new one; ``end``: it ends after them). Returns the answer's
+        fields and the records (STREAM_FRAME fields) of the frames it finished."""
+        pcm = np.asarray(pcm)
+        if pcm.ndim != 1 or pcm.dtype != np.int16 or pcm.size > P.STREAM_CHUNK:
+            raise EdgetpError(f"a STREAM command takes at most {P.STREAM_CHUNK} int16 samples")
+        flags = (P.STREAM_START if start else 0) | (P.STREAM_END if end else 0)
+        out, rest = _unpack(
+            "RSP_STREAM", self.request(P.Cmd.STREAM, P.pack("REQ_STREAM", flags=flags) + pcm.astype("<i2").tobytes())
+        )
+        size = P.layout_struct("STREAM_FRAME").size
+        if len(rest) != size * out["frames"]:
+            raise ProtocolError(f"STREAM answered {len(rest)} bytes for {out['frames']} frames")
+        return out, [P.unpack("STREAM_FRAME", rest[size * k : size * (k + 1)])[0] for k in range(out["frames"])]
+
     def counters(self, clear: bool = False) -> dict:
         return _unpack("RSP_COUNTERS", self.request(P.Cmd.COUNTERS, P.pack("REQ_COUNTERS", clear=int(clear))))[0]
 

@@ -86,6 +86,7 @@ class Cmd(enum.IntEnum):
     AUDIO_PCM = 0x22  # append int16 PCM samples to the device's audio frontend (start=1: a new utterance)
     AUDIO_RUN = 0x23  # finish the utterance, run its frames through the network (label, or AUDIO_NO_LABEL: infer)
     DET_STEP = 0x24  # one frame's readout increments through the keyword detector (etp_det_step); answers its state
+    STREAM = 0x25  # PCM of an endless stream: per finished frame the frontend, the network step and the detector
 
 
 DEBUG_CMDS = (Cmd.TENSOR_INFO, Cmd.READ_TENSOR, Cmd.WRITE_TENSOR, Cmd.READ_STATE, Cmd.SET_OPTIMIZER, Cmd.READ_FE)
@@ -228,10 +229,33 @@ LAYOUTS: dict[str, list[tuple[str, str]]] = {
         ("buf_crc", "I"),
         ("cost", "I"),
     ],
+    # STREAM (an export with the frontend, a running maximum, and the detector; deploy/firmware/etp_listen.h):
+    # flags STREAM_START (a new stream: the network's state zeroed, detector and frontend started) and STREAM_END
+    # (the stream ends after these samples, in whole hops) + int16 samples (at most STREAM_CHUNK). The answer:
+    # the frames finished (at most what one payload holds; more = 1: frames wait, send STREAM without samples),
+    # the frontend's cost of the hop this command completed, then one STREAM_FRAME record per frame
+    "REQ_STREAM": [("flags", "B")],
+    "RSP_STREAM": [("status", "B"), ("frames", "B"), ("more", "B"), ("hop_cost", "I")],
+    # per frame: CRC-32 of the network's input x (LE), of the readout increments d (int32 LE), of the detector's
+    # t, pos, hold, latch and window sums (int32 LE); the report (fired, class, margin); the counter costs of
+    # delta + input scaling, of the inference step, of the detector step
+    "STREAM_FRAME": [
+        ("x_crc", "I"),
+        ("d_crc", "I"),
+        ("det_crc", "I"),
+        ("fired", "B"),
+        ("cls", "h"),
+        ("margin", "i"),
+        ("fe", "I"),
+        ("net", "I"),
+        ("det", "I"),
+    ],
 }
 AUDIO_NO_LABEL = 0xFFFF
 FE_FRAME, FE_END, FE_OUT = 0, 1, 2  # REQ_READ_FE.what
 AUDIO_CHUNK = (MAX_PAYLOAD - 1) // 2  # samples per AUDIO_PCM frame (a build with a larger payload: more)
+STREAM_START, STREAM_END = 1, 2  # REQ_STREAM.flags
+STREAM_CHUNK = (MAX_PAYLOAD - 1) // 2  # samples per STREAM frame: less than a hop, so one completes at most
 
 
 def layout_struct(name: str) -> struct.Struct:

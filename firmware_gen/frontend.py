@@ -121,6 +121,11 @@ def frontend_files(norm, stamp_text: str, xbits: int) -> dict:
             norm.running_max_decay or 0,
             "max S: 0 the utterance's; D > 0 the causal running maximum, falling D / 2^LOG_F octave per frame",
         ),
+        D(
+            "ETP_FE_RUNNING_MAX_AHEAD",
+            norm.running_max_ahead,
+            "A: frame t is normalised by the running maximum of frame t + A (0 with the utterance's)",
+        ),
         "",
     ]
     body = [stamp_text, "#include <stdint.h>", "", '#include "etp_frontend_cfg.h"', ""]

@@ -129,7 +129,7 @@ def test_bit_exact_under_sanitizers(setup):
         ),
         (
             "feats[2 * ETP_FE_MELS + b] = (int32_t)etp_round_shift(a2, ETP_FE_DELTA_SHIFT);",
-            "feats[2 * ETP_FE_MELS + b] = (int32_t)etp_round_shift(a2, ETP_FE_DELTA_SHIFT) + (t == 99);",
+            "feats[2 * ETP_FE_MELS + b] = (int32_t)etp_round_shift(a2, ETP_FE_DELTA_SHIFT) + (r == 6);",
             "features[",
         ),
     ],
@@ -179,6 +179,27 @@ def test_running_max_bit_exact(rm_setup):
     assert s.ok, s.details
 
 
+def test_running_max_read_ahead_bit_exact(rm_setup):
+    """The running maximum read A = 50 frames later (the shipped models' stream input stage): L of frame t
+    when frame t + A is in, the last A rows at the finish; a look-ahead one frame short is found."""
+    from dataclasses import replace
+
+    from deploy.verify_frontend import verify_frontend
+
+    qm, norm = rm_setup
+    ahead = replace(norm, running_max_ahead=50)
+    s = verify_frontend(qm, ahead, _inputs(8, seed=7), seed=8)
+    assert s.ok, s.details
+    h = "#define ETP_FE_RUNNING_MAX_AHEAD 50 "
+    bad = verify_frontend(
+        qm,
+        ahead,
+        _inputs(0),
+        export_files=lambda f: {"etp_frontend_cfg.h": f["etp_frontend_cfg.h"].replace(h, h.replace("50", "49"))},
+    )
+    assert not bad.ok and bad.mismatches > 0 and "L[" in bad.details[0]["message"]
+
+
 def _rm_bug_is_found(rm_setup, mutate, where="L["):
     from deploy.verify_frontend import verify_frontend
 
@@ -205,7 +226,7 @@ def test_a_wrong_decay_order_is_found(rm_setup):
     def mutate(files):
         c = files["etp_frontend.c"]
         for old, new in (
-            ("        m -= ETP_FE_RUNNING_MAX;\n", ""),
+            ("    m -= ETP_FE_RUNNING_MAX;\n", ""),
             ("        fe->lmax = m;\n", "        m -= ETP_FE_RUNNING_MAX;\n        fe->lmax = m;\n"),
         ):
             assert c.count(old) == 1
@@ -216,16 +237,17 @@ def test_a_wrong_decay_order_is_found(rm_setup):
 
 
 def test_an_l_that_waits_for_the_end_is_found(rm_setup):
-    """Without the per-hop L, the rows turn into L on demand with the last m (the old finish): caught."""
-    old = "        etp_fe_l_row(fe->lm[t], m);"
-    _rm_bug_is_found(
-        rm_setup,
-        lambda f: {
-            "etp_frontend.c": f["etp_frontend.c"]
-            .replace(old + "                /* L", "        (void)0;                          /* L")
-            .replace("        fe->l_rows = fe->frames;\n", "")
-        },
+    """Without the per-hop L, the rows turn into L at the finish with the maximum carried past the end: caught."""
+    old = (
+        "            etp_fe_l_row(fe->lm[t - ETP_FE_RUNNING_MAX_AHEAD], m);\n"
+        "            fe->l_rows = (uint16_t)(t - ETP_FE_RUNNING_MAX_AHEAD + 1);\n"
     )
+
+    def mutate(f):
+        assert f["etp_frontend.c"].count(old) == 1
+        return {"etp_frontend.c": f["etp_frontend.c"].replace(old, "")}
+
+    _rm_bug_is_found(rm_setup, mutate)
 
 
 def test_the_decay_reaches_the_c_through_the_generated_header(rm_setup, gain_setup):

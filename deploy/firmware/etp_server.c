@@ -302,8 +302,8 @@ static void fe_hook(void *ctx, const etp_fe_t *f, uint16_t t) {
     (void)ctx;
     etp_wr32(p, (uint32_t)f->shift);
     p += 4;
-    for (uint32_t k = 0; k < ETP_FE_N_BINS; k++) p = wr64(p, f->power[k]);
-    for (uint32_t b = 0; b < ETP_FE_MELS; b++) p = wr64(p, f->mel[b]);
+    for (uint32_t k = 0; k < ETP_FE_N_BINS; k++) p = wr64(p, f->work.power[k]);
+    for (uint32_t b = 0; b < ETP_FE_MELS; b++) p = wr64(p, f->work.mel[b]);
     for (uint32_t b = 0; b < ETP_FE_MELS; b++, p += 2) etp_wr16(p, (uint16_t)f->lm[t][b]);
 }
 
@@ -469,6 +469,59 @@ static uint16_t cmd_det(etp_server_t *s, const uint8_t *q, uint16_t len) {
 }
 #endif
 
+/* STREAM: PCM of an endless stream through etp_listen.h (the frontend, the network, the detector per frame).
+ * Transport only: parse, push, answer each finished frame's record (deploy/protocol.py STREAM_FRAME). */
+#include "etp_listen.h"
+#ifdef ETP_HAS_LISTEN
+#define STREAM_MAX_FRAMES ((ETP_MAX_PAYLOAD - ETP_RSP_STREAM_SIZE) / ETP_STREAM_FRAME_SIZE)
+#if STREAM_MAX_FRAMES < 5 || ETP_STREAM_CHUNK >= ETP_FE_HOP
+#error "STREAM answers the 5 frames a hop can finish in one payload, and takes less than a hop per command"
+#endif
+static etp_listen_t stream_app;
+
+static uint16_t cmd_stream(etp_server_t *s, const uint8_t *q, uint16_t len) {
+    uint8_t *p = s->pl;
+    if (len < ETP_REQ_STREAM_SIZE || (len - ETP_REQ_STREAM_SIZE) % 2u || (len - ETP_REQ_STREAM_SIZE) / 2u > ETP_STREAM_CHUNK)
+        return err(s, ETP_ST_BAD_LEN, len);
+    uint32_t flags = q[ETP_REQ_STREAM_FLAGS_OFF], n = (len - ETP_REQ_STREAM_SIZE) / 2u, hop_cost = 0, k = 0;
+    int16_t pcm[ETP_STREAM_CHUNK];
+    etp_status_t st;
+    if ((flags & ETP_STREAM_START) && (st = etp_listen_start(&stream_app, port_counter_now, s->cost_overhead)) != ETP_OK)
+        return err(s, ETP_ST_MODEL, (uint32_t)st);
+    for (uint32_t i = 0; i < n; i++) pcm[i] = (int16_t)etp_rd16(q + ETP_REQ_STREAM_SIZE + 2 * i);
+    if (etp_listen_push(&stream_app, pcm, n, &hop_cost) != ETP_OK) return err(s, ETP_ST_BAD_ARG, n);
+    if ((flags & ETP_STREAM_END) && stream_app.fe.state == 0 && etp_listen_end(&stream_app) != ETP_OK)
+        return err(s, ETP_ST_BAD_ARG, stream_app.fill);
+    for (; k < STREAM_MAX_FRAMES; k++) {
+        etp_listen_frame_t f;
+        int got = etp_listen_frame(&stream_app, &f);
+        if (got < 0) return err(s, ETP_ST_MODEL, (uint32_t)-got);
+        if (!got) break;
+        uint8_t *r = p + ETP_RSP_STREAM_SIZE + k * ETP_STREAM_FRAME_SIZE;
+        etp_wr32(r + ETP_STREAM_FRAME_X_CRC_OFF, f.x_crc);
+        etp_wr32(r + ETP_STREAM_FRAME_D_CRC_OFF, f.d_crc);
+        etp_wr32(r + ETP_STREAM_FRAME_DET_CRC_OFF, f.det_crc);
+        r[ETP_STREAM_FRAME_FIRED_OFF] = f.fired;
+        etp_wr16(r + ETP_STREAM_FRAME_CLS_OFF, (uint16_t)f.cls);
+        etp_wr32(r + ETP_STREAM_FRAME_MARGIN_OFF, (uint32_t)f.margin);
+        etp_wr32(r + ETP_STREAM_FRAME_FE_OFF, f.fe_cost);
+        etp_wr32(r + ETP_STREAM_FRAME_NET_OFF, f.net_cost);
+        etp_wr32(r + ETP_STREAM_FRAME_DET_OFF, f.det_cost);
+        s->infer_steps++;
+    }
+    p[ETP_RSP_STREAM_STATUS_OFF] = ETP_ST_OK;
+    p[ETP_RSP_STREAM_FRAMES_OFF] = (uint8_t)k;
+    p[ETP_RSP_STREAM_MORE_OFF] = (uint8_t)etp_fe_stream_ready(&stream_app.fe) || stream_app.fe.state == 1;
+    etp_wr32(p + ETP_RSP_STREAM_HOP_COST_OFF, hop_cost);
+    return (uint16_t)(ETP_RSP_STREAM_SIZE + k * ETP_STREAM_FRAME_SIZE);
+}
+#else
+static uint16_t cmd_stream(etp_server_t *s, const uint8_t *q, uint16_t len) {
+    (void)q; (void)len;
+    return err(s, ETP_ST_UNSUPPORTED, ETP_CMD_STREAM);
+}
+#endif
+
 /* Execute one in-sequence command; returns the response payload length. */
 static uint16_t execute(etp_server_t *s, uint8_t cmd, const uint8_t *q, uint16_t len) {
     uint32_t t0;
@@ -558,6 +611,8 @@ static uint16_t execute(etp_server_t *s, uint8_t cmd, const uint8_t *q, uint16_t
         return cmd_audio(s, cmd, q, len);
     case ETP_CMD_DET_STEP:
         return cmd_det(s, q, len);
+    case ETP_CMD_STREAM:
+        return cmd_stream(s, q, len);
 #if !ETP_PROTO_LOCKED
     case ETP_CMD_TENSOR_INFO:
     case ETP_CMD_READ_TENSOR:

@@ -21,6 +21,8 @@ and per utterance (the whole-utterance part: the maximum and Δ's look-ahead)::
     m[t]   = max(max_b l[t, b], max(m[t-1] - D, LOG_ZERO)),  m[-1] = LOG_ZERO
                                                       (the float's D / 256 octave per frame exactly;
                                                       L of frame t is then final when frame t is)
+             read A = running_max_ahead frames later: frame t by m[t + A], past the last frame
+             max(m[last] - D k, LOG_ZERO) (the float's read_ahead; L of frame t final when frame t + A is)
     e      = l - m + C,   C = round(log2(g) * 2^8)    the model's log gain g as an offset (Q.8, like l)
     L      = ln(1 + 2^e) = ln(1 + g S / max S)        int16 Q.L_F(g): G_LUT = ln(1 + 2^-d) (step 1/32,
                                                       linear interpolation) at d = |e|, + e ln 2 when e > 0
@@ -51,7 +53,8 @@ from functools import lru_cache
 import numpy as np
 
 from edgetp.audio import frontend as F
-from edgetp.audio.frontend_q_kernels import all_frames_q, features_from_l, logmel_to_l, logmel_to_l_running
+from edgetp.audio.ahead import check_running_max_ahead
+from edgetp.audio.frontend_q_kernels import all_frames_q, features_from_l, logmel_to_l, logmel_to_l_ahead
 from edgetp.audio.frontend_q_kernels import fft240_q as fft240_q, frame_q as frame_q, log2_q as log2_q
 from edgetp.audio.frontend_q_kernels import normalise_q as normalise_q
 from edgetp.audio.frontend_q_tables import *  # noqa: F403 (its __all__: the tables and Q-formats, public here too)
@@ -114,6 +117,24 @@ def _l_frac(gain: float) -> int:
     raise EdgetpError(f"no int16 Q-format holds ln(1 + {gain:g})")
 
 
+def check_ahead(ahead, decay: int | None, gain: float = 1.0) -> int:
+    """The running maximum's look-ahead A (frames; None: 0) as an int, or an EdgetpError: it needs a
+    running maximum, and L must fit its int16 Q.l_frac(g) at the largest exponent A allows. m[t + A] >=
+    m[t] - D A >= l[t] - D A (the maximum falls by D per frame at most), so e = l - m + C <= C + D A."""
+    a = check_running_max_ahead(ahead, "the integer frontend's running-maximum look-ahead")
+    if a and decay is None:
+        raise EdgetpError("a running-maximum look-ahead needs a running maximum (running_max_decay)")
+    if a:
+        out = np.zeros((1, 1), np.int64)
+        logmel_to_l(np.zeros((1, 1), np.int64), G_LUT, log_offset(gain) + decay * a, l_frac(gain), out)
+        if out[0, 0] > 32767:
+            raise EdgetpError(
+                f"with decay {decay} and look-ahead {a}, L of log gain {gain:g} (up to ln(1 + g 2^(D A / 256))) "
+                f"overflows its int16 Q.{l_frac(gain)}: take a smaller decay or look-ahead"
+            )
+    return a
+
+
 def check_decay(decay) -> int | None:
     """The running maximum's decay D as an int (None: the utterance's maximum), or an EdgetpError.
     D is in Q.LOG_F of an octave per frame, the unit of the float's ``running_max_decay`` (D / 256)."""
@@ -141,6 +162,10 @@ class InputNorm:
     xbits: int
     log_gain: float = 1.0
     running_max_decay: int | None = None  # D: the running maximum falls D / 256 octave per frame
+    running_max_ahead: int = 0  # A: frame t is normalised by the running maximum of frame t + A
+
+    def __post_init__(self):
+        check_ahead(self.running_max_ahead, self.running_max_decay, self.log_gain)
 
     @property
     def log_offset(self) -> int:
@@ -154,7 +179,13 @@ class InputNorm:
 
     @classmethod
     def from_scale(
-        cls, scale, fx: int, xbits: int = 16, log_gain: float = 1.0, running_max_decay: int | None = None
+        cls,
+        scale,
+        fx: int,
+        xbits: int = 16,
+        log_gain: float = 1.0,
+        running_max_decay: int | None = None,
+        running_max_ahead: int | None = 0,
     ) -> "InputNorm":
         scale = np.ones(N_FEATURES) if scale is None else np.asarray(scale, dtype=np.float64)
         if scale.shape != (N_FEATURES,) or not np.all(np.isfinite(scale)) or np.any(scale <= 0):
@@ -177,6 +208,7 @@ class InputNorm:
             int(xbits),
             check_log_gain(log_gain),
             check_decay(running_max_decay),
+            check_ahead(running_max_ahead, check_decay(running_max_decay), check_log_gain(log_gain)),
         )
 
     @classmethod
@@ -188,7 +220,14 @@ class InputNorm:
                 "implements fixed per-feature divisors (norm_scale) only"
             )
         fe = model.frontend or {}
-        return cls.from_scale(model.norm_scale, qm.fx, qm.xbits, fe.get("log_gain", 1.0), fe.get("running_max_decay"))
+        return cls.from_scale(
+            model.norm_scale,
+            qm.fx,
+            qm.xbits,
+            fe.get("log_gain", 1.0),
+            fe.get("running_max_decay"),
+            fe.get("running_max_ahead", 0),
+        )
 
     @property
     def limits(self) -> tuple[int, int]:
@@ -235,19 +274,29 @@ def frames_q(pcm: np.ndarray):
 
 
 def utterance_q(
-    pcm: np.ndarray, norm: InputNorm | None = None, log_gain: float | None = None, running_max_decay: int | None = None
+    pcm: np.ndarray,
+    norm: InputNorm | None = None,
+    log_gain: float | None = None,
+    running_max_decay: int | None = None,
+    running_max_ahead: int | None = None,
 ) -> Intermediates:
     """Every intermediate of one utterance (16000 int16 samples). The log gain and the running
-    maximum's decay are ``norm``'s (the model's); without ``norm``, ``log_gain`` (default 1, the paper's
-    features) and ``running_max_decay`` (default None: the utterance's maximum)."""
+    maximum's decay and look-ahead are ``norm``'s (the model's); without ``norm``, ``log_gain`` (default 1,
+    the paper's features), ``running_max_decay`` (default None: the utterance's maximum) and
+    ``running_max_ahead`` (default 0)."""
     if norm is not None and log_gain is not None and check_log_gain(log_gain) != norm.log_gain:
         raise EdgetpError(f"log gain {log_gain:g} differs from the input stage's {norm.log_gain:g}")
     if norm is not None and running_max_decay is not None and check_decay(running_max_decay) != norm.running_max_decay:
         raise EdgetpError(
             f"running-maximum decay {running_max_decay} differs from the input stage's {norm.running_max_decay}"
         )
+    if norm is not None and running_max_ahead is not None and running_max_ahead != norm.running_max_ahead:
+        raise EdgetpError(
+            f"running-maximum look-ahead {running_max_ahead} differs from the input stage's {norm.running_max_ahead}"
+        )
     gain = norm.log_gain if norm is not None else (1.0 if log_gain is None else log_gain)
     decay = norm.running_max_decay if norm is not None else check_decay(running_max_decay)
+    ahead = norm.running_max_ahead if norm is not None else check_ahead(running_max_ahead, decay, check_log_gain(gain))
     lf = l_frac(gain)
     shifts, power, mel, logmel = frames_q(pcm)
     L = np.zeros((N_FRAMES, N_MELS), np.int64)
@@ -256,7 +305,7 @@ def utterance_q(
         lmax = logmel_to_l(logmel, G_LUT, log_offset(gain), lf, L)
     else:
         m = np.zeros(N_FRAMES, np.int64)
-        lmax = logmel_to_l_running(logmel, G_LUT, log_offset(gain), lf, decay, L, m)
+        lmax = logmel_to_l_ahead(logmel, G_LUT, log_offset(gain), lf, decay, ahead, L, m)
         m = m.astype(np.int32)
     feats = np.zeros((N_FRAMES, N_FEATURES), np.int64)
     features_from_l(L, DELTA1_Q, DELTA2_Q, DELTA_START, DELTA_ROW, lf, feats)
@@ -266,11 +315,15 @@ def utterance_q(
     )
 
 
-def features_q(wave, sr: int = F.SR, log_gain: float = 1.0, running_max_decay: int | None = None) -> np.ndarray:
+def features_q(
+    wave, sr: int = F.SR, log_gain: float = 1.0, running_max_decay: int | None = None, running_max_ahead: int = 0
+) -> np.ndarray:
     """The integer features dequantised to the float pipeline's scale: (101, 120) float32
     comparable with ``edgetp.audio.frontend.features`` (log gain 1) or
-    ``edgetp.kws.data.recompress(features, log_gain, running_max_decay)``."""
-    it = utterance_q(pcm16(wave, sr), log_gain=log_gain, running_max_decay=running_max_decay)
+    ``edgetp.kws.data.recompress(features, log_gain, running_max_decay, running_max_ahead)``."""
+    it = utterance_q(
+        pcm16(wave, sr), log_gain=log_gain, running_max_decay=running_max_decay, running_max_ahead=running_max_ahead
+    )
     return (it.feats.astype(np.float64) / (1 << FEAT_F)).astype(np.float32)
 
 

@@ -235,6 +235,42 @@ def logmel_to_l_running(logmel, g_lut, offset, l_frac, decay, out, m_out):
 
 
 @njit(cache=True)
+def ahead_m(m_last, k, decay):
+    """The running maximum k >= 1 frames past the last frame, as frames of silence (every band LOG_ZERO)
+    would carry it: max(m_last - k decay, LOG_ZERO), what ``running_max_q`` gives after k such frames."""
+    m = m_last - k * decay
+    if m < LOG_ZERO:
+        m = LOG_ZERO
+    return m
+
+
+@njit(cache=True)
+def read_ahead_q(m, decay, ahead, out):
+    """The twin of the float ``read_ahead``: out[t] = m[t + ahead] (m the running maximum after each
+    frame), past the last frame ``ahead_m`` (floored at LOG_ZERO, as the running maximum is)."""
+    n = m.shape[0]
+    for t in range(n):
+        j = t + ahead
+        out[t] = m[j] if j < n else ahead_m(m[n - 1], j - n + 1, decay)
+
+
+@njit(cache=True)
+def logmel_to_l_ahead(logmel, g_lut, offset, l_frac, decay, ahead, out, m_out):
+    """L of every frame normalised by the running maximum read ``ahead`` frames later (``read_ahead_q``;
+    m_out: the running maximum after each frame); returns the last m."""
+    n = logmel.shape[0]
+    m = np.int64(LOG_ZERO)
+    for t in range(n):
+        m = running_max_q(logmel[t], m, decay)
+        m_out[t] = m
+    ma = np.zeros(n, np.int64)
+    read_ahead_q(m_out, decay, ahead, ma)
+    for t in range(n):
+        l_frame(logmel[t], ma[t], g_lut, offset, l_frac, out[t])
+    return m
+
+
+@njit(cache=True)
 def delta_frame(L, st, r, t, d1, d2, l_frac, out):
     """F of frame t (row t of L), reading rows st .. st + 8 of L with coefficient row r:
     [L << (18 - l_frac), round_shift(D1 . L, 6 + l_frac), round_shift(D2 . L, 6 + l_frac)]

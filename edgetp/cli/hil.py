@@ -79,6 +79,12 @@ def register(sub):
         help="send raw 16 kHz PCM: the device runs the integer audio frontend, then TP (AUDIO_PCM/AUDIO_RUN)",
     )
     p.add_argument(
+        "--stream",
+        metavar="WAV",
+        help="always listening: stream this 16 kHz WAV as raw PCM (STREAM) through the device's stream frontend, "
+        "network and keyword detector, every frame compared with the integer reference (deploy/hil_stream.py)",
+    )
+    p.add_argument(
         "--power-cut-sweep",
         action="store_true",
         help="fine-tune 3 samples with 3 saves, then cut the power at every erase and program of the "
@@ -168,6 +174,10 @@ def run(args) -> int:
 
     check_target(args.target)
     apply_settings(args)
+    if args.stream:
+        from deploy.hil_stream import hil_stream
+
+        return hil_stream(args, build_image, (lambda m: None) if args.quiet else (lambda m: print(m, flush=True)))
     if args.power_cut_sweep:
         from edgetp.cli.hil_store import run_sweep
 

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from edgetp import paths
+from edgetp.audio.ahead import RUNNING_MAX_AHEAD_MAX as RUNNING_MAX_AHEAD_MAX
+from edgetp.audio.ahead import check_running_max_ahead as check_running_max_ahead
 from edgetp.errors import EdgetpError
 
 
@@ -42,26 +44,6 @@ def check_running_max(decay, what: str) -> int | None:
             f"octave, 2.35 N dB/s, per 10 ms frame), got {decay!r}"
         )
     return int(decay)
-
-
-RUNNING_MAX_AHEAD_MAX = 200  # frames (2 s): a longer look-ahead is a latency no listener would wait for
-
-
-def check_running_max_ahead(ahead, what: str) -> int:
-    """``ahead`` as an int if the running maximum's look-ahead takes it (None / absent: 0, the plain causal
-    maximum; a whole number 0..RUNNING_MAX_AHEAD_MAX frames), else an EdgetpError naming ``what``."""
-    if ahead is None:
-        return 0
-    if (
-        isinstance(ahead, bool)
-        or not isinstance(ahead, (int, np.integer))
-        or not 0 <= int(ahead) <= RUNNING_MAX_AHEAD_MAX
-    ):
-        raise EdgetpError(
-            f"{what} must be a whole number of 10 ms frames in 0..{RUNNING_MAX_AHEAD_MAX} (frame t is "
-            f"normalised by the running maximum of frame t + N), got {ahead!r}"
-        )
-    return int(ahead)
 
 
 def read_ahead(m: np.ndarray, decay: int, ahead: int) -> np.ndarray:
@@ -164,6 +146,11 @@ class IntInputs:
     def source(self):
         from edgetp.data.cache import Frontend
 
+        if getattr(self.norm, "running_max_ahead", 0):  # the cache's key has no look-ahead: never read A = 0 rows
+            raise EdgetpError(
+                "the integer feature cache holds no running-maximum look-ahead yet (frontend running_max_ahead "
+                f"{self.norm.running_max_ahead}); run this model with the float frontend"
+            )
         return Frontend("fixed", self.norm.log_gain, self.norm.running_max_decay)
 
     def apply(self, feats: np.ndarray) -> np.ndarray:

@@ -21,18 +21,35 @@ from edgetp.stream.detector import init_state, step_q
 
 @dataclass(frozen=True)
 class FrameQ:
-    """One frame's outputs: the network's input x (int16/int8), the readout increments d (int64) and the
-    detector's report (frame, class, margin) or None."""
+    """One frame's outputs: the network's input x (int16/int8), the readout increments d (int64), the
+    detector's report (frame, class, margin) or None and its state after the frame (None without one)."""
 
     x: np.ndarray
     d: np.ndarray
     report: tuple | None
+    det: object = None  # edgetp.stream.detector.DetState
+
+
+def stream_norm_q(model, qm):
+    """The integer input stage ``model`` (quantized as ``qm``) listens to a stream with: its divisors and log
+    gain (``InputNorm.for_model``) with the running maximum's decay and look-ahead of
+    ``edgetp.stream.features.stream_inputs`` (the model's own, or STREAM_DECAY / STREAM_AHEAD for a model
+    normalised by the utterance's maximum)."""
+    from dataclasses import replace
+
+    from edgetp.audio.frontend_q import InputNorm
+    from edgetp.stream.features import stream_inputs
+
+    inputs, _record = stream_inputs(model)
+    base = InputNorm.for_model(model, qm)
+    return replace(base, running_max_decay=inputs.running_max_decay, running_max_ahead=inputs.running_max_ahead)
 
 
 class StreamQ:
     """``hop(pcm)`` one 10 ms hop (160 int16 samples) -> the frames it finished (0, 1, or 5 once at the start);
     ``flush()`` the end of the stream. ``qm``: the integer model; ``norm``: its integer input stage (an
-    ``InputNorm`` with ``running_max_decay``); ``detq``: the integer detector (None: increments only)."""
+    ``InputNorm`` with ``running_max_decay``: ``stream_norm_q(model, qm)``); ``detq``: the integer detector
+    (None: increments only)."""
 
     def __init__(self, qm, norm, detq=None):
         from edgetp.fixed.network_q import init_state_q
@@ -57,7 +74,7 @@ class StreamQ:
             rep = None
             if self.det is not None:
                 self.det, rep = step_q(self.detq, self.det, d)
-            out.append(FrameQ(x, d, rep))
+            out.append(FrameQ(x, d, rep, self.det))
         return out
 
     def hop(self, pcm) -> list:

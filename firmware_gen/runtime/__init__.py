@@ -21,8 +21,8 @@ HEADERS = (
 STORE = ("etp_store.h", "etp_store.c")
 # The integer audio frontend (edgetp/audio/frontend_q.py's twin): copied and compiled only
 # into exports that carry it (render(..., frontend=...)), with the generated etp_frontend_cfg.c.
-FRONTEND_SOURCES = ("etp_frontend.c",)
-FRONTEND_HEADERS = ("etp_frontend.h",)
+FRONTEND_SOURCES = ("etp_frontend.c", "etp_fe_stream.c")
+FRONTEND_HEADERS = ("etp_frontend.h", "etp_fe_stream.h")
 # The keyword detector on a stream (edgetp/stream/detector.py's step_q twin): copied and compiled
 # only into exports that carry it (render(..., detector=...)), with the generated etp_det_cfg.h.
 DETECT_SOURCES = ("etp_detect.c",)

@@ -4,7 +4,8 @@
  * split, power, mel, log2; at the end of the utterance the maximum, L = ln(1 + 2^(l - max + C))
  * (C = log2 of the model's log gain, ETP_FE_LOG_OFFSET) and, per frame on demand, delta /
  * delta-delta and the model's input scaling. A model with the causal running maximum
- * (ETP_FE_RUNNING_MAX = D > 0) computes max and L per hop instead: only delta's look-ahead waits. Tables and Q-formats come from the generated
+ * (ETP_FE_RUNNING_MAX = D > 0) computes max and L per hop instead (L of frame t - A when frame t
+ * comes, A = ETP_FE_RUNNING_MAX_AHEAD): only delta's look-ahead and A wait. Tables and Q-formats come from the generated
  * etp_frontend_cfg.h/.c. Rounding is etp_round_shift (round half up), as in the Python twin;
  * docs/fixed-point.md section 9.
  */
@@ -188,7 +189,7 @@ void etp_fe_fft(int32_t *re, int32_t *im)
 
 /* window, block exponent s, shift, digit-reversed load into fe->re / fe->im; returns s, or
  * ETP_FE_SILENT when every windowed sample is 0. p = x w is exact in int32 (|p| < 2^30). */
-int32_t etp_fe_load(etp_fe_t *fe, const int16_t *win)
+int32_t etp_fe_load(etp_fe_work_t *fe, const int16_t *win)
 {
     int32_t mx = 0, s, i;
     for (i = 0; i < ETP_FE_HALF; i++) {
@@ -219,7 +220,7 @@ int32_t etp_fe_load(etp_fe_t *fe, const int16_t *win)
 
 /* the real-FFT split and power: 2X[k] = A + round_shift(-i W_480^k B, 30), P[k] = |2X[k]|^2.
  * |2X| <= 2 * 480 * 2^20 < 2^30 (+ roundings), so its parts are int32 and P one SMULL + SMLAL. */
-void etp_fe_power(etp_fe_t *fe)
+void etp_fe_power(etp_fe_work_t *fe)
 {
     int32_t k;
     for (k = 0; k < ETP_FE_N_BINS; k++) {
@@ -233,7 +234,7 @@ void etp_fe_power(etp_fe_t *fe)
 }
 
 /* mel energies (the bands' nonzero spans) and their log2, Q.LOG_F with the frame's 2 s. */
-void etp_fe_mel_log(etp_fe_t *fe, int32_t s, int16_t *logmel)
+void etp_fe_mel_log(etp_fe_work_t *fe, int32_t s, int16_t *logmel)
 {
     int32_t b, off = 0;
     for (b = 0; b < ETP_FE_MELS; b++) {
@@ -251,7 +252,7 @@ void etp_fe_mel_log(etp_fe_t *fe, int32_t s, int16_t *logmel)
     }
 }
 
-int32_t etp_fe_frame(etp_fe_t *fe, const int16_t *win, int16_t *logmel)
+int32_t etp_fe_frame(etp_fe_work_t *fe, const int16_t *win, int16_t *logmel)
 {
     int32_t s = etp_fe_load(fe, win), k, b;
     if (s == ETP_FE_SILENT) {
@@ -279,29 +280,50 @@ void etp_fe_reset(etp_fe_t *fe)
     fe->lmax = ETP_FE_LOG_ZERO;
 }
 
-static void etp_fe_l_row(int16_t *row, int32_t m);
+#if ETP_FE_RUNNING_MAX
+/* running_max_q: the causal maximum falls D (Q.LOG_F) per frame, floored at LOG_ZERO (no L changes:
+ * a sounding band is above it; the state cannot run away on an endless stream), then rises to this
+ * frame's peak */
+int32_t etp_fe_running_max(const int16_t *logmel, int32_t m)
+{
+    int32_t b;
+    m -= ETP_FE_RUNNING_MAX;
+    if (m < ETP_FE_LOG_ZERO) m = ETP_FE_LOG_ZERO;
+    for (b = 0; b < ETP_FE_MELS; b++)
+        if (logmel[b] > m) m = logmel[b];
+    return m;
+}
+
+/* ahead_m: past the last frame the maximum goes on falling as over silence (read_ahead's end) */
+int32_t etp_fe_ahead_m(int32_t m_last, int32_t k)
+{
+    int32_t m = m_last - k * ETP_FE_RUNNING_MAX;     /* |k D| <= 201 * 255: no overflow */
+    return m < ETP_FE_LOG_ZERO ? ETP_FE_LOG_ZERO : m;
+}
+#endif
 
 static void etp_fe_take(etp_fe_t *fe, int16_t v)
 {
     fe->win[fe->fill++] = v;
     if (fe->fill == ETP_FE_N_FFT) {
         uint16_t t = fe->frames;
-        int32_t b, m = fe->lmax;
-        fe->shift = etp_fe_frame(fe, fe->win, fe->lm[t]);
+        int32_t m = fe->lmax;
+        fe->shift = etp_fe_frame(&fe->work, fe->win, fe->lm[t]);
 #if ETP_FE_RUNNING_MAX
-        /* running_max_q: the causal maximum falls D (Q.LOG_F) per frame, floored at LOG_ZERO (no L
-         * changes: a sounding band is above it), then rises to this frame's peak */
-        m -= ETP_FE_RUNNING_MAX;
-        if (m < ETP_FE_LOG_ZERO) m = ETP_FE_LOG_ZERO;
-#endif
+        m = etp_fe_running_max(fe->lm[t], m);
+#else
+        int32_t b;
         for (b = 0; b < ETP_FE_MELS; b++)          /* the maximum, kept as frames come */
             if (fe->lm[t][b] > m) m = fe->lm[t][b];
+#endif
         fe->lmax = m;
         fe->frames++;
         if (fe->hook) fe->hook(fe->hook_ctx, fe, t);
 #if ETP_FE_RUNNING_MAX
-        etp_fe_l_row(fe->lm[t], m);                /* L of this frame is final now: no row waits for the end */
-        fe->l_rows = fe->frames;
+        if (t + 1u > ETP_FE_RUNNING_MAX_AHEAD) {   /* m[t] normalises frame t - A: its L is final now */
+            etp_fe_l_row(fe->lm[t - ETP_FE_RUNNING_MAX_AHEAD], m);
+            fe->l_rows = (uint16_t)(t - ETP_FE_RUNNING_MAX_AHEAD + 1);
+        }
 #endif
         memmove(fe->win, fe->win + ETP_FE_HOP, (ETP_FE_N_FFT - ETP_FE_HOP) * sizeof fe->win[0]);
         fe->fill = ETP_FE_N_FFT - ETP_FE_HOP;
@@ -330,13 +352,17 @@ etp_status_t etp_fe_finish(etp_fe_t *fe)
 {
     if (fe->done) return ETP_EBADARG;
     while (fe->frames < ETP_FE_FRAMES) etp_fe_pad_frame(fe);
+#if ETP_FE_RUNNING_MAX
+    for (; fe->l_rows < ETP_FE_FRAMES; fe->l_rows++)   /* the last A frames: the maximum carried on */
+        etp_fe_l_row(fe->lm[fe->l_rows], etp_fe_ahead_m(fe->lmax, fe->l_rows + ETP_FE_RUNNING_MAX_AHEAD - (ETP_FE_FRAMES - 1)));
+#endif
     fe->samples = ETP_FE_SAMPLES;
     fe->done = 1;
     return ETP_OK;
 }
 
 /* l_frame: L = ln(1 + 2^e), e = l - m + C, of one frame's bands in place (m the normaliser). */
-static void etp_fe_l_row(int16_t *row, int32_t m)
+void etp_fe_l_row(int16_t *row, int32_t m)
 {
     int32_t b;
     for (b = 0; b < ETP_FE_MELS; b++) {
@@ -376,32 +402,46 @@ etp_status_t etp_fe_l(etp_fe_t *fe, uint16_t n)
     return ETP_OK;
 }
 
-etp_status_t etp_fe_features(etp_fe_t *fe, uint16_t t, int32_t feats[ETP_FE_FEATURES])
+void etp_fe_delta(const int16_t *const rows[ETP_FE_DELTA_WIDTH], int32_t r, const int16_t *lrow,
+                  int32_t feats[ETP_FE_FEATURES])
 {
-    int32_t b, j, st, r;
-    if (!fe->done || t >= ETP_FE_FRAMES || feats == NULL) return ETP_EBADARG;
-    st = etp_fe_delta_start[t];
-    r = etp_fe_delta_row[t];
-    etp_fe_l_upto(fe, st + ETP_FE_DELTA_WIDTH);    /* the frames delta reads (t among them) */
+    int32_t b, j;
     for (b = 0; b < ETP_FE_MELS; b++) {
         int64_t a1 = 0, a2 = 0;
         for (j = 0; j < ETP_FE_DELTA_WIDTH; j++) {
-            a1 += (int64_t)etp_fe_delta1[r][j] * fe->lm[st + j][b];
-            a2 += (int64_t)etp_fe_delta2[r][j] * fe->lm[st + j][b];
+            a1 += (int64_t)etp_fe_delta1[r][j] * rows[j][b];
+            a2 += (int64_t)etp_fe_delta2[r][j] * rows[j][b];
         }
-        feats[b] = (int32_t)fe->lm[t][b] * (1 << (ETP_FE_FEAT_F - ETP_FE_L_F));
+        feats[b] = (int32_t)lrow[b] * (1 << (ETP_FE_FEAT_F - ETP_FE_L_F));
         feats[ETP_FE_MELS + b] = (int32_t)etp_round_shift(a1, ETP_FE_DELTA_SHIFT);
         feats[2 * ETP_FE_MELS + b] = (int32_t)etp_round_shift(a2, ETP_FE_DELTA_SHIFT);
     }
+}
+
+etp_status_t etp_fe_features(etp_fe_t *fe, uint16_t t, int32_t feats[ETP_FE_FEATURES])
+{
+    int32_t j, st;
+    const int16_t *rows[ETP_FE_DELTA_WIDTH];
+    if (!fe->done || t >= ETP_FE_FRAMES || feats == NULL) return ETP_EBADARG;
+    st = etp_fe_delta_start[t];
+    etp_fe_l_upto(fe, st + ETP_FE_DELTA_WIDTH);    /* the frames delta reads (t among them) */
+    for (j = 0; j < ETP_FE_DELTA_WIDTH; j++) rows[j] = fe->lm[st + j];
+    etp_fe_delta(rows, etp_fe_delta_row[t], fe->lm[t], feats);
     return ETP_OK;
+}
+
+void etp_fe_scale(const int32_t feats[ETP_FE_FEATURES], etp_x_t x[ETP_FE_FEATURES])
+{
+    int32_t j;
+    const int64_t hi = ((int64_t)1 << (ETP_X_BITS - 1)) - 1;
+    for (j = 0; j < ETP_FE_FEATURES; j++)
+        x[j] = (etp_x_t)etp_sat(etp_round_shift((int64_t)feats[j] * etp_fe_norm_m[j], etp_fe_norm_s[j]), -hi - 1, hi);
 }
 
 etp_status_t etp_fe_input(etp_fe_t *fe, uint16_t t, etp_x_t x[ETP_FE_FEATURES])
 {
-    int32_t f[ETP_FE_FEATURES], j;
-    const int64_t hi = ((int64_t)1 << (ETP_X_BITS - 1)) - 1;
+    int32_t f[ETP_FE_FEATURES];
     if (x == NULL || etp_fe_features(fe, t, f) != ETP_OK) return ETP_EBADARG;
-    for (j = 0; j < ETP_FE_FEATURES; j++)
-        x[j] = (etp_x_t)etp_sat(etp_round_shift((int64_t)f[j] * etp_fe_norm_m[j], etp_fe_norm_s[j]), -hi - 1, hi);
+    etp_fe_scale(f, x);
     return ETP_OK;
 }

@@ -20,8 +20,11 @@
  * that is why the 101 x 40 log-mel values are kept (ETP_FE_FRAMES * ETP_FE_MELS int16); the
  * maximum is kept as the frames come, so that the finish is only the padded frames.
  * A model with the causal running maximum (ETP_FE_RUNNING_MAX = D, generated) keeps
- * lmax = m[t] = max(max_b l, max(m[t-1] - D, LOG_ZERO)) and turns each frame into L as it
- * comes (l_rows == frames): only delta's look-ahead waits for the end.
+ * lmax = m[t] = max(max_b l, max(m[t-1] - D, LOG_ZERO)) and turns frame t - A into L when frame
+ * t comes (A = ETP_FE_RUNNING_MAX_AHEAD: frame t is normalised by m[t + A]; the finish turns the
+ * last A rows with the maximum carried on, etp_fe_ahead_m): only delta's look-ahead and A wait.
+ * The per-frame kernels (etp_fe_frame, etp_fe_running_max, etp_fe_l_row, etp_fe_delta,
+ * etp_fe_scale) are shared with the endless stream, etp_fe_stream.h.
  */
 #ifndef ETP_FRONTEND_H
 #define ETP_FRONTEND_H
@@ -35,6 +38,13 @@
 extern "C" {
 #endif
 
+/* The scratch of one frame's computation (etp_fe_frame and its steps). */
+typedef struct etp_fe_work {
+    int32_t re[ETP_FE_HALF], im[ETP_FE_HALF];     /* FFT scratch */
+    int64_t power[ETP_FE_N_BINS];                 /* last frame: |2 X[k]|^2 */
+    int64_t mel[ETP_FE_MELS];                     /* last frame: mel energies */
+} etp_fe_work_t;
+
 struct etp_fe;
 /* Called after every frame with its index (verification builds; NULL on a device). */
 typedef void (*etp_fe_hook_t)(void *ctx, const struct etp_fe *fe, uint16_t t);
@@ -42,9 +52,7 @@ typedef void (*etp_fe_hook_t)(void *ctx, const struct etp_fe *fe, uint16_t t);
 typedef struct etp_fe {
     int16_t win[ETP_FE_N_FFT];                    /* the current 480-sample window */
     int16_t lm[ETP_FE_FRAMES][ETP_FE_MELS];       /* log-mel Q.ETP_FE_LOG_F; rows < l_rows: L Q.ETP_FE_L_F */
-    int32_t re[ETP_FE_HALF], im[ETP_FE_HALF];     /* FFT scratch */
-    int64_t power[ETP_FE_N_BINS];                 /* last frame: |2 X[k]|^2 */
-    int64_t mel[ETP_FE_MELS];                     /* last frame: mel energies */
+    etp_fe_work_t work;                           /* FFT scratch, the last frame's power and mel */
     int32_t shift;                                /* last frame: block exponent s */
     int32_t lmax;                                 /* max log-mel so far (LOG_ZERO if all zero); the
                                                      running maximum m[t] with ETP_FE_RUNNING_MAX */
@@ -77,14 +85,30 @@ etp_status_t etp_fe_input(etp_fe_t *fe, uint16_t t, etp_x_t x[ETP_FE_FEATURES]);
 /* The FFT of one frame: ETP_FE_HALF complex values in digit-reversed order (etp_fe_perm), in place. */
 void etp_fe_fft(int32_t *re, int32_t *im);
 /* One frame: 480 samples -> power, mel, log-mel (Q.ETP_FE_LOG_F); returns the block exponent. */
-int32_t etp_fe_frame(etp_fe_t *fe, const int16_t *win, int16_t *logmel);
+int32_t etp_fe_frame(etp_fe_work_t *fe, const int16_t *win, int16_t *logmel);
 /* Its steps (etp_fe_frame calls them in this order; public for deploy/fe_profile.py):
  * window + block exponent + digit-reversed load (ETP_FE_SILENT for an all-zero frame),
  * etp_fe_fft, the real split + power, mel + log2. */
 #define ETP_FE_SILENT INT32_MIN
-int32_t etp_fe_load(etp_fe_t *fe, const int16_t *win);
-void etp_fe_power(etp_fe_t *fe);
-void etp_fe_mel_log(etp_fe_t *fe, int32_t s, int16_t *logmel);
+int32_t etp_fe_load(etp_fe_work_t *fe, const int16_t *win);
+void etp_fe_power(etp_fe_work_t *fe);
+void etp_fe_mel_log(etp_fe_work_t *fe, int32_t s, int16_t *logmel);
+
+/* The frame-by-frame steps after the log-mel (frontend_q_kernels' names): */
+#if ETP_FE_RUNNING_MAX
+/* running_max_q: the maximum after a frame, from the one before (m - D floored at LOG_ZERO, then the peak). */
+int32_t etp_fe_running_max(const int16_t *logmel, int32_t m);
+/* ahead_m: the maximum k >= 1 frames past the last frame (m_last), as silent frames would carry it. */
+int32_t etp_fe_ahead_m(int32_t m_last, int32_t k);
+#endif
+/* l_frame: L = ln(1 + 2^(l - m + C)) of one frame's bands, in place (log-mel in, L Q.ETP_FE_L_F out). */
+void etp_fe_l_row(int16_t *row, int32_t m);
+/* delta_frame: features of the frame whose L row is lrow, from the 9 L rows delta reads with
+ * coefficient row r. */
+void etp_fe_delta(const int16_t *const rows[ETP_FE_DELTA_WIDTH], int32_t r, const int16_t *lrow,
+                  int32_t feats[ETP_FE_FEATURES]);
+/* normalise_q: the model's input of one frame's features (its fixed divisors, Q.ETP_X_FRAC). */
+void etp_fe_scale(const int32_t feats[ETP_FE_FEATURES], etp_x_t x[ETP_FE_FEATURES]);
 
 #ifdef __cplusplus
 }

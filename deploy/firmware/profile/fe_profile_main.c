@@ -63,18 +63,18 @@ int main(int argc, char **argv) {
                 for (int i = 0; i < ETP_FE_N_FFT; i++)
                     w[i] = base + i >= 0 ? utt[base + i] : 0;
                 t0 = port_counter_now();
-                s = etp_fe_load(&step_fe, w);
+                s = etp_fe_load(&step_fe.work, w);
                 uint32_t load = port_counter_now() - t0 - (uint32_t)overhead;
                 if (s == ETP_FE_SILENT) continue;          /* (none in this signal) */
                 st[ST_LOAD] += load;
                 t0 = port_counter_now();
-                etp_fe_fft(step_fe.re, step_fe.im);
+                etp_fe_fft(step_fe.work.re, step_fe.work.im);
                 st[ST_FFT] += port_counter_now() - t0 - (uint32_t)overhead;
                 t0 = port_counter_now();
-                etp_fe_power(&step_fe);
+                etp_fe_power(&step_fe.work);
                 st[ST_POWER] += port_counter_now() - t0 - (uint32_t)overhead;
                 t0 = port_counter_now();
-                etp_fe_mel_log(&step_fe, s, lm);
+                etp_fe_mel_log(&step_fe.work, s, lm);
                 st[ST_MEL] += port_counter_now() - t0 - (uint32_t)overhead;
                 nst++;
             }

@@ -39,6 +39,7 @@
 #define ETP_FE_L_F 15   /* L int16 Q.L_F (the finest that holds ln(1 + g)) */
 #define ETP_FE_DELTA_SHIFT 21   /* delta sums Q.(24 + L_F) -> Q.FEAT_F */
 #define ETP_FE_RUNNING_MAX 0   /* max S: 0 the utterance's; D > 0 the causal running maximum, falling D / 2^LOG_F octave per frame */
+#define ETP_FE_RUNNING_MAX_AHEAD 0   /* A: frame t is normalised by the running maximum of frame t + A (0 with the utterance's) */
 
 extern const int16_t etp_fe_window[480];
 extern const uint16_t etp_fe_perm[240];
