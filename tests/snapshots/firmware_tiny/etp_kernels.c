@@ -202,6 +202,34 @@ static inline const uint16_t *cols_lanes8(const int8_t *b, uint32_t stride, cons
 }
 #endif
 
+#if defined(__ARM_FEATURE_DSP)
+/* cols_lanes8's packed lanes q (rows 0|2, 1|3, 4|6, 5|7: SXTB16's even and odd bytes) as the int32 sums
+ * of rows 0..7 (the first group of spikes), or added to them (lanes_add8: the next groups). */
+static inline void lanes_set8(int32_t *out, const uint32_t *q)
+{
+    out[0] = (int16_t)q[0];
+    out[2] = (int16_t)(q[0] >> 16);
+    out[1] = (int16_t)q[1];
+    out[3] = (int16_t)(q[1] >> 16);
+    out[4] = (int16_t)q[2];
+    out[6] = (int16_t)(q[2] >> 16);
+    out[5] = (int16_t)q[3];
+    out[7] = (int16_t)(q[3] >> 16);
+}
+
+static inline void lanes_add8(int32_t *out, const uint32_t *q)
+{
+    out[0] += (int16_t)q[0];
+    out[2] += (int16_t)(q[0] >> 16);
+    out[1] += (int16_t)q[1];
+    out[3] += (int16_t)(q[1] >> 16);
+    out[4] += (int16_t)q[2];
+    out[6] += (int16_t)(q[2] >> 16);
+    out[5] += (int16_t)q[3];
+    out[7] += (int16_t)(q[3] >> 16);
+}
+#endif
+
 /* The 0/1 spikes' sums of the rows i0..i0 + 7 of an int8 transposed R (i0 + 8 <= stride) into out (n >= 1
  * spikes): each spike adds the eight contiguous bytes of its column at b = RT + i0 (+ j stride) in 16-bit
  * lanes, and the lanes go to the int32 sums every ETP_RCOL_FLUSH spikes, before they could leave int16
@@ -219,14 +247,7 @@ static inline void cols_sum8(const int8_t *RT, uint32_t stride, uint32_t i0, con
         uint32_t q[4];
         if (n <= ETP_RCOL_FLUSH) {            /* one group (real speech: always): no flush loop */
             cols_lanes8(b, stride, p, end, q);
-            out[0] = (int16_t)q[0];
-            out[2] = (int16_t)(q[0] >> 16);
-            out[1] = (int16_t)q[1];
-            out[3] = (int16_t)(q[1] >> 16);
-            out[4] = (int16_t)q[2];
-            out[6] = (int16_t)(q[2] >> 16);
-            out[5] = (int16_t)q[3];
-            out[7] = (int16_t)(q[3] >> 16);
+            lanes_set8(out, q);
             return;
         }
         for (; p < end; p = pe) {
@@ -234,23 +255,9 @@ static inline void cols_sum8(const int8_t *RT, uint32_t stride, uint32_t i0, con
             pe = (uint32_t)(end - p) > ETP_RCOL_FLUSH ? p + ETP_RCOL_FLUSH : end;
             cols_lanes8(b, stride, p, pe, q);
             if (first) {
-                out[0] = (int16_t)q[0];
-                out[2] = (int16_t)(q[0] >> 16);
-                out[1] = (int16_t)q[1];
-                out[3] = (int16_t)(q[1] >> 16);
-                out[4] = (int16_t)q[2];
-                out[6] = (int16_t)(q[2] >> 16);
-                out[5] = (int16_t)q[3];
-                out[7] = (int16_t)(q[3] >> 16);
+                lanes_set8(out, q);
             } else {
-                out[0] += (int16_t)q[0];
-                out[2] += (int16_t)(q[0] >> 16);
-                out[1] += (int16_t)q[1];
-                out[3] += (int16_t)(q[1] >> 16);
-                out[4] += (int16_t)q[2];
-                out[6] += (int16_t)(q[2] >> 16);
-                out[5] += (int16_t)q[3];
-                out[7] += (int16_t)(q[3] >> 16);
+                lanes_add8(out, q);
             }
         }
         return;
