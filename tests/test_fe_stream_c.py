@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from detect_models import LABELS, random_model
+from test_frontend_q_running import stream_q
 
 from edgetp.audio import frontend_q as fq
-from edgetp.audio.frontend_q_stream import fe_stream_flush_q, fe_stream_start, fe_stream_step_q
 from edgetp.fixed.qconfig import from_float
 
 MAIN = Path(__file__).parent / "c" / "fe_stream_main.c"
@@ -59,14 +59,8 @@ def run_c(exe: Path, pcm: np.ndarray):
 
 
 def run_py(pcm: np.ndarray, ahead: int):
-    st = fe_stream_start(log_gain=1000.0, running_max_decay=2, running_max_ahead=ahead)
-    counts, rows = [], []
-    for k in range(pcm.size // fq.HOP):
-        st, f = fe_stream_step_q(st, pcm[fq.HOP * k : fq.HOP * (k + 1)])
-        counts.append(len(f))
-        rows.append(f)
-    st, f = fe_stream_flush_q(st)
-    return np.concatenate(rows + [f]), counts
+    feats, counts, _flushed = stream_q(pcm, log_gain=1000.0, running_max_decay=2, running_max_ahead=ahead)
+    return feats, counts
 
 
 def signals(seed: int):

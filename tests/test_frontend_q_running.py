@@ -131,7 +131,8 @@ def test_for_model_takes_the_models_decay():
         fq.InputNorm.for_model(model, SimpleNamespace(fx=12, xbits=16))
 
 
-def _stream(pcm, **kw):
+def stream_q(pcm, **kw):
+    """``pcm`` through the integer stream hop by hop, then flushed: (features, frames per hop, frames of the flush)."""
     st = fe_stream_start(**kw)
     counts, out = [], []
     for k in range(pcm.size // fq.HOP):
@@ -145,7 +146,7 @@ def _stream(pcm, **kw):
 @pytest.mark.parametrize("gain,decay", [(1.0, 2), (1000.0, 2), (1000.0, 255)])
 def test_the_stream_is_the_clip(gain, decay):
     pcm = _speech_like(decay)
-    feats, counts, last = _stream(pcm, log_gain=gain, running_max_decay=decay)
+    feats, counts, last = stream_q(pcm, log_gain=gain, running_max_decay=decay)
     np.testing.assert_array_equal(feats, fq.utterance_q(pcm, log_gain=gain, running_max_decay=decay).feats)
     # nothing until frame 8 is in (hop 9: frames 0..4 at once), then one frame per hop, 6 at the flush
     assert counts[:10] == [0] * 9 + [5] and set(counts[10:]) == {1} and last == 6
@@ -187,7 +188,7 @@ def test_a_long_stream_is_the_long_clip():
         lf,
         want,
     )
-    got, _counts, _last = _stream(pcm, log_gain=1000.0, running_max_decay=5)
+    got, _counts, _last = stream_q(pcm, log_gain=1000.0, running_max_decay=5)
     np.testing.assert_array_equal(got, want)
     # the first second's frames that do not read its padded end are the clip's
     clip = fq.utterance_q(pcm[:16000], log_gain=1000.0, running_max_decay=5)
