@@ -39,7 +39,11 @@ def test_fixed_measure_runs_from_the_repository_root():
 
 def test_real_speech_experiments_run_from_the_repository_root():
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    for script, flag in (("real_zero_shot.py", "--data-root"), ("real_second_stage.py", "--mix")):
+    for script, flag in (
+        ("real_zero_shot.py", "--data-root"),
+        ("real_second_stage.py", "--mix"),
+        ("detect_personalised.py", "--measure-seed"),
+    ):
         r = subprocess.run(
             [sys.executable, f"experiments/{script}", "--help"],
             capture_output=True,
