@@ -40,13 +40,20 @@ def register(subparsers) -> None:
         help="the integer audio frontend's C against its Python twin on these WAV files (or folders) "
         "and --random-pcm signals: every intermediate of every frame",
     )
+    what.add_argument(
+        "--detector",
+        type=int,
+        metavar="N",
+        help="N random keyword detectors (etp_det_step against step_q: every state, every frame)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the random models / of the fine-tuning run")
     p.add_argument(
         "--steps",
         type=int,
         default=None,
         metavar="T",
-        help="time steps per sample (default: random 1-8 for random models, every frame for a model)",
+        help="time steps per sample (default: random 1-8 for random models, every frame for a model; "
+        "--detector: frames per stream, 600)",
     )
     from deploy.boards import EMULATED
 
@@ -54,7 +61,7 @@ def register(subparsers) -> None:
         "--target",
         default="host",
         choices=("host", *EMULATED),
-        help="where the random models' firmware runs: host (native, on pipes; default) or an emulated "
+        help="where the random models' (or detectors') firmware runs: host (native, on pipes; default) or an emulated "
         "board under QEMU over its UART (qemu = Cortex-M4, qemu-m7, qemu-m33, qemu-rv32)",
     )
     p.add_argument("--sanitize", action="store_true", help="run the C built with ASan and UBSan (-O1 -g)")
@@ -99,19 +106,37 @@ def run(args) -> int:
     args.cc = args.cc or default_cc()
     if args.cc is None or not have(args.cc):
         raise EdgetpError(f"no C compiler {args.cc or '(gcc or clang)'} on PATH (apt-get install gcc, or ./setup.sh)")
-    if args.target != "host" and args.random_models is None:
+    if args.target != "host" and args.random_models is None and args.detector is None:
         raise EdgetpError(
-            "--target runs the random models (--random-models N) on a board; --model and --frontend run on the host"
+            "--target runs the random models (--random-models N) or detectors (--detector N) on a board; "
+            "--model and --frontend run on the host"
         )
+    if args.target != "host" and args.sanitize:
+        raise EdgetpError("--sanitize is for --target host (the sanitizers run on the host)")
     if args.frontend is not None:
         return _frontend(args)
-    if args.random_models is not None:
+    if args.detector is not None:
+        from deploy.verify_detect import verify_detectors
+
+        if args.detector < 1:
+            raise EdgetpError("--detector must be at least 1")
+        if args.steps is not None and args.steps < 1:
+            raise EdgetpError("--steps must be at least 1")
+        summary = verify_detectors(
+            args.detector,
+            args.seed,
+            args.steps or 600,
+            args.target,
+            args.sanitize,
+            None if args.target != "host" else args.cc,
+            args.keep,
+        )
+        lines = summary.lines()
+    elif args.random_models is not None:
         from deploy.verify_c import verify_random
 
         if args.random_models < 1:
             raise EdgetpError("--random-models must be at least 1")
-        if args.target != "host" and args.sanitize:
-            raise EdgetpError("--sanitize is for --target host (the sanitizers run on the host)")
         summary = verify_random(
             args.random_models,
             args.seed,
