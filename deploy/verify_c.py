@@ -79,9 +79,8 @@ class Summary(CheckSummary):
         }
 
     def lines(self) -> list[str]:
-        build = "ASan+UBSan build" if self.sanitize else "optimised build"
         out = [
-            f"verify-c ({self.mode}, {build}): {self.cases} cases, {self.steps} steps, "
+            f"verify-c ({self.mode}, {self.build}): {self.cases} cases, {self.steps} steps, "
             f"{self.mismatches} mismatches, {self.errors} errors in {self.seconds:.1f} s"
         ]
         every = self.extra.get("update_every")

@@ -46,10 +46,10 @@ class DetSummary(CheckSummary):
         }
 
     def lines(self) -> list[str]:
-        build = "ASan+UBSan build" if self.sanitize else "optimised build"
         head = (
-            f"verify-c (keyword detector, {build}, {self.target}): {self.detectors} detectors, {self.frames} frames, "
-            f"{self.reports} reports, {self.mismatches} mismatches, {self.errors} errors in {self.seconds:.1f} s"
+            f"verify-c (keyword detector, {self.build}, {self.target}): {self.detectors} detectors, "
+            f"{self.frames} frames, {self.reports} reports, {self.mismatches} mismatches, {self.errors} errors "
+            f"in {self.seconds:.1f} s"
         )
         return [head] + [f"  {d['detector']}: {d['message']}" for d in self.details[:20]]
 

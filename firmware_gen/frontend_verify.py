@@ -38,6 +38,11 @@ class CheckSummary:
     def ok(self) -> bool:
         return self.mismatches == 0 and self.errors == 0 and getattr(self, self.counted) > 0
 
+    @property
+    def build(self) -> str:
+        """The C build the check ran, as the reports name it."""
+        return "ASan+UBSan build" if self.sanitize else "optimised build"
+
     def outcome(self) -> dict:
         """The outcome's JSON keys, in the order the reports write them."""
         return {

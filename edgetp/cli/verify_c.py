@@ -243,9 +243,8 @@ def _frontend(args) -> int:
     if args.json == "-":
         print(json.dumps(out, indent=1))
     else:
-        build = "ASan+UBSan build" if args.sanitize else "optimised build"
         print(
-            f"verify-c (audio frontend, {build}): {s.utterances} utterances, {s.frames} frames, "
+            f"verify-c (audio frontend, {s.build}): {s.utterances} utterances, {s.frames} frames, "
             f"{s.mismatches} mismatches, {s.errors} errors in {s.seconds:.1f} s"
         )
         for d in s.details[:20]:
