@@ -269,7 +269,7 @@ def _array_decl(lay: Layout, it) -> str:
     if it.dtype in ("w", "wh"):
         base = it.name[:-5] if it.name.endswith("_init") else it.name
         note = f"{note + ', ' if note else ''}{_qformat(lay.qm, base)}" if base in lay.qm.fw else note
-    align = " ETP_ALIGN4" if it.cols else ""  # word-aligned columns (layout.RCOL_ALIGN)
+    align = " ETP_ALIGN4" if it.align4 else ""  # word-aligned columns or rows (Item.align4)
     head = f"{'' if public else 'static '}{storage}{ctype} {it.cname}[{_dims(it.shape)}]{align}"
     comment = f"/* {'x'.join(map(str, it.shape))}{': ' + note if note else ''} */"
     if it.init is None:
@@ -307,7 +307,8 @@ def _source(qm: QModel, lay: Layout, labels: list[str], stamp_text: str) -> str:
         f = {
             "n_in": c.n_in if l == 0 else c.hidden[l - 1],
             "n": c.hidden[l],
-            "W": f"etp_W{l}",
+            "W": f"(const etp_wh_t *)(const void *)etp_W{l}" if lay.item(f"W{l}").wide else f"etp_W{l}",
+            "w16": int(lay.item(f"W{l}").wide),
             "R": ref(f"R{l}"),
             "r_stride": lay.item(f"R{l}").cols if f"R{l}" in names else 0,
             "S": tgt(ref("S"), "NULL"),

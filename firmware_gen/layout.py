@@ -21,7 +21,8 @@ constants in flash (group "frozen weights", their own width ``hbits``, C type ``
 there is no target set (no S, S_rec, target state, label trace, target-stream tables, K = 0)
 and no hidden-layer learning scratch; the optimizer keeps the readout's statistics only.
 Its recurrent weights ``R<l>`` are stored transposed (``Item.cols``): a spike of neuron j adds one
-contiguous column to the layer's sums instead of one weight gathered from each row.
+contiguous column to the layer's sums instead of one weight gathered from each row; its int8 ``W0`` is
+stored as int16 (``Item.wide``, :func:`wide_input`): a word of it is one operand pair of SMLAD.
 """
 
 from __future__ import annotations
@@ -57,6 +58,9 @@ RCOL_ALIGN = 4
 # The C sums int8 columns in packed 16-bit lanes (SXTB16 + SADD16) and adds them to int32 every
 # RCOL_FLUSH spikes: k int8 weights sum to [-128 k, 127 k], inside int16 for k <= 2^15 / 2^7 = 256.
 RCOL_FLUSH = (1 << 15) // (1 << 7)
+# Scratch on a word boundary: etp_lif_step_q copies features that are not there into nz_val_a before the
+# wide W0's LDRD loop (wide_input).
+ALIGN4_SCRATCH = frozenset({"nz_val_a"})
 TENSOR_ENTRY_BYTES = 16  # sizeof(etp_tensor_t) on a 32-bit target (4 + 1 + 1 + pad 2 + 4 + 4)
 
 C_KEYWORDS = frozenset(
@@ -80,6 +84,12 @@ class Item:
     init: np.ndarray | None = None  # contents (flash arrays)
     note: str = ""
     cols: int = 0  # > 0: a matrix stored transposed, each column padded to this many elements (RCOL_ALIGN)
+    wide: bool = False  # int8 values stored as int16 (wide_input): word-aligned rows of weight pairs
+
+    @property
+    def align4(self) -> bool:
+        """Word-aligned in C (ETP_ALIGN4): the Cortex-M4 kernels read it with LDRD."""
+        return bool(self.cols) or self.wide or self.name in ALIGN4_SCRATCH
 
     @property
     def cname(self) -> str:
@@ -162,6 +172,9 @@ def device_layout(qm: QModel, targets: str = "classes") -> Layout:
                 it = Item(n, "wh", (h, st), "flash", "frozen weights", True, note=note, cols=st)
                 it.init = stored_form(it, qm.weights[n])
                 add(it)
+            elif wide_input(qm, n):
+                w = qm.weights[n]
+                add(Item(n, "i16", w.shape, "flash", "frozen weights", True, w, "int8 values as int16", wide=True))
             else:
                 add(Item(n, "wh", qm.weights[n].shape, "flash", "frozen weights", True, qm.weights[n]))
         for l in row_shift_layers(qm):
@@ -282,6 +295,15 @@ def device_layout(qm: QModel, targets: str = "classes") -> Layout:
     lay = Layout(qm, targets, items, dims)
     validate_layout(lay)
     return lay
+
+
+def wide_input(qm: QModel, name: str) -> bool:
+    """Whether the frozen int8 input weights ``name`` are stored widened to int16: layer 0's ``W0`` of a
+    frozen-hidden int8 build with int16 features. Its rows meet dense features on every frame, the largest
+    sum of a step (``H0 x N0`` products); with int16 weights in flash a 32-bit load is one SMLAD operand
+    pair, where int8 rows need two SXTB16 per four weights (docs/deploy.md). The values, sums and
+    reference are unchanged; flash grows by ``H0 x N0`` bytes."""
+    return qm.frozen_hidden and name == "W0" and qm.hbits == 8 and qm.xbits == 16 and qm.cfg.n_in % 2 == 0
 
 
 def r_stride(h: int) -> int:

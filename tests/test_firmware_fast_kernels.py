@@ -5,7 +5,8 @@ through 32-bit SMLAD, which `edgetp hil --target qemu` checks) and lif_dense8, t
 features in 32 bits. verify-c's harness catches each planted bug below on int8 hidden layers of 6 and
 5 recurrent neurons (layer 0 takes lif_dense8, layer 1's spikes the general loop): trained (row-major R
 in RAM: sum_at_h4) or frozen (R stored transposed in flash: rec_cols8; the eight-row columns need a
-layer of at least 8, cols_sum8's flush at ETP_RCOL_FLUSH spikes one of more than 256)."""
+layer of at least 8, cols_sum8's flush at ETP_RCOL_FLUSH spikes one of more than 256). A frozen int8 W0 met by
+int16 features is stored as int16 (layout.wide_input): dot_dense16_x2, on the host and in its M4 assembly."""
 
 import pytest
 
@@ -142,3 +143,63 @@ def test_the_cortex_m4_lanes_are_flushed_before_they_overflow(tmp_path):
     assert _verify_model(spec, qm, tmp_path / "a", target="qemu") is None
     plant = ("etp_model.h", "#define ETP_RCOL_FLUSH 256u", "#define ETP_RCOL_FLUSH 257u")
     assert _verify_model(spec, qm, tmp_path / "b", plant, target="qemu") is not None
+
+
+def _wide_model():
+    """A frozen int8 W0 with int16 features and an even input count is stored as int16 (layout.wide_input):
+    22 inputs take dot_dense16_x2's rounds of sixteen and four and its last two; layer 0's 11 rows two groups
+    of four and three rows of dot_dense16. Its weights span the int8 range, both ends included."""
+    import numpy as np
+
+    from firmware_gen.cases import build_model
+
+    spec = frozen_spec(**{**SPEC, "n_in": 22, "hidden": (11, 5)})
+    qm = build_model(spec)
+    w = qm.weights["W0"]
+    w[:] = np.random.default_rng(5).integers(-128, 128, w.shape)
+    w[0, :2], w[1, :2] = -128, 127
+    return spec, qm
+
+
+def test_a_frozen_int8_w0_is_stored_wide():
+    from firmware_gen.cases import build_model, device_config
+    from firmware_gen.generate import render
+    from firmware_gen.layout import device_layout
+
+    spec, qm = _wide_model()
+    assert device_layout(qm).item("W0").wide and not device_layout(qm).item("R0").wide
+    src = render(qm, device_config(spec)).files["etp_model.c"]
+    assert "static const int16_t etp_W0[11 * 22] ETP_ALIGN4" in src and ".w16 = 1," in src
+    odd = frozen_spec(**{**SPEC, "n_in": 7})  # an odd row length: int8 (its rows would not be word-aligned)
+    assert not device_layout(build_model(odd)).item("W0").wide
+
+
+@pytest.mark.needs("cc")
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        ("etp_kernels.c", "a1 += (int32_t)r1[j] * x[j];", "a1 += (int32_t)r0[j] * x[j];"),  # one row read twice
+        ("etp_kernels.c", "dot_dense16_x2(r + 2u * m, r + 3u * m,", "dot_dense16_x2(r + 2u * m, r + 2u * m,"),
+        ("etp_kernels.c", "? dot_dense16(W16 + (uint32_t)(i + k) * m", "? dot_dense16(W16 + (uint32_t)i * m"),  # tail
+        ("etp_model.c", ".w16 = 1,", ".w16 = 0,"),  # the int16 rows read as int8
+    ],
+)
+def test_harness_catches_planted_bugs_in_the_wide_w0(mutate, tmp_path):
+    spec, qm = _wide_model()
+    assert _verify_model(spec, qm, tmp_path / "bug", mutate) is not None, mutate
+    assert _verify_model(spec, qm, tmp_path / "ok") is None
+
+
+@pytest.mark.needs("arm-none-eabi-gcc", "qemu-system-arm")
+def test_the_cortex_m4_wide_w0_on_the_emulated_board(tmp_path):
+    """dot_dense16_x2's assembly (LDRD pairs into SMLAD) and its last n % 4 inputs run only on the board; a
+    planted bug in each is found there."""
+    spec, qm = _wide_model()
+    spec.samples = 1
+    plants = [
+        ("etp_kernels.c", '"smlad %[a1], %[w1], %[xb], %[a1]"', '"smlad %[a1], %[w1], %[xa], %[a1]"'),
+        ("etp_kernels.c", "d[1] = a1 + dot_dense16(q, xs,", "d[1] = a1 + dot_dense16(p, xs,"),
+    ]
+    for k, plant in enumerate([None, *plants]):
+        mm = _verify_model(spec, qm, tmp_path / str(k), plant, target="qemu")
+        assert (mm is not None) == (plant is not None), (plant, mm)

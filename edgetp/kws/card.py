@@ -253,7 +253,8 @@ def memory_text(d: Path, model: Model) -> str:
     fixed = (model.recipe or {}).get("fixed")
     qm, _notes = qmodel_for(model)
     targets = (fixed or {}).get("targets", "classes")
-    rows = memory_plan(device_layout(qm, targets), labels_of(qm))
+    lay = device_layout(qm, targets)
+    rows = memory_plan(lay, labels_of(qm))
     tot, grp = totals(rows), group_totals(rows)
     if not fixed:
         n = model.n_params()
@@ -264,6 +265,8 @@ def memory_text(d: Path, model: Model) -> str:
         )
     parts = lambda section: ", ".join(f"{g} {v:,}" for (s, g), v in grp.items() if s == section)
     rows = " with one scale per row of their input weights" if qm.row_scales else ""
+    wide = [it.name for it in lay.items if it.wide]
+    rows += f" ({', '.join(wide)} stored as int16: a word is one SMLAD operand pair)" if wide else ""
     what = (
         f"readout only: int{qm.wbits} readout in RAM, the hidden layers frozen in flash as int{qm.hbits}{rows}, "
         "no target set"

@@ -31,6 +31,8 @@ typedef struct {
     const etp_wh_t *R;           /* (n, n), the same; NULL if not recurrent */
     uint32_t r_stride;           /* 0: R row-major; else R stored transposed (frozen, layout.RCOL_ALIGN): the
                                     column of neuron j's spike at R + j r_stride */
+    uint8_t w16;                 /* 1: W holds int8 values as int16, word-aligned rows (frozen layer 0 of an
+                                    int8 build with int16 features, layout.wide_input); 0: etp_wh_t */
     const etp_wh_t *S;           /* target propagator (n, ETP_N_OUT): layer 0 only, else NULL (and with
                                     ETP_FROZEN_HIDDEN: no target set) */
     const etp_wh_t *S_rec;       /* (n, n): layer 0 of a recurrent net only, else NULL */

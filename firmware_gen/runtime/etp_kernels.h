@@ -29,9 +29,10 @@ uint16_t etp_nonzero(const etp_vec_t *x, uint16_t *idx, int16_t *val);
  * memory: s_prev is read first); vpre may be NULL (not kept). idx/val: scratch of x->n
  * and s_prev->n entries. sh_x_row (ETP_ROW_SHIFTS builds; else ignored): one shift per row
  * replacing sh_x (row scales, QModel.in_shifts), or NULL. r_stride: 0, R row-major (n, n); else R is stored
- * transposed, the column of previous spike j (row i's weight at i) at R + j r_stride (the same sums). */
+ * transposed, the column of previous spike j (row i's weight at i) at R + j r_stride (the same sums).
+ * w16: W is (n, x->n) int16 holding int8 values, rows word-aligned (layout.wide_input), not etp_wh_t. */
 void etp_lif_step_q(int32_t *v, int8_t *s, int32_t *vpre, uint16_t n,
-                    const etp_vec_t *x, const etp_wh_t *W, int sh_x, const int8_t *sh_x_row,
+                    const etp_vec_t *x, const etp_wh_t *W, int w16, int sh_x, const int8_t *sh_x_row,
                     const etp_vec_t *s_prev, const etp_wh_t *R, uint32_t r_stride, int sh_r,
                     int32_t alpha_q, int32_t vth_q, int hard,
                     uint16_t *idx_x, int16_t *val_x, uint16_t *idx_r, int16_t *val_r);

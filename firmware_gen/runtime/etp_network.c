@@ -58,7 +58,7 @@ static void layer_row(const etp_layer_t *ly, int target, int32_t *v, int8_t *s, 
 {
     int prop = target && ly->S != NULL;
     etp_vec_t sp = vec(s_prev, ly->n, 8);
-    etp_lif_step_q(v, s, vpre, ly->n, in, prop ? ly->S : ly->W, target ? ly->sh_xt : ly->sh_x,
+    etp_lif_step_q(v, s, vpre, ly->n, in, prop ? ly->S : ly->W, prop ? 0 : ly->w16, target ? ly->sh_xt : ly->sh_x,
                    target ? NULL : ROW_SHIFTS(ly), &sp,
                    prop ? ly->S_rec : ly->R, prop ? 0u : ly->r_stride, target ? ly->sh_rt : ly->sh_r, ETP_ALPHA_Q,
                    ETP_VTH_Q, ETP_HARD_RESET,

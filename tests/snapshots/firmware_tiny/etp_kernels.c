@@ -60,8 +60,8 @@ uint16_t etp_nonzero(const etp_vec_t *x, uint16_t *idx, int16_t *val)
 }
 
 /* sum of row[idx[t]] * val[t], t < n, in int64 (the nonzero inputs of etp_nonzero): one body, made for each weight
- * type: etp_w_t (the learning weights) and etp_wh_t (the hidden layers: ETP_WH_BITS wide, int8 in a frozen-hidden
- * build). */
+ * type: etp_w_t (the learning weights), etp_wh_t (the hidden layers: ETP_WH_BITS wide, int8 in a frozen-hidden
+ * build) and int16_t (a frozen W0 stored wide: layout.wide_input). */
 #define ETP_DOT_NONZERO(name, wtype)                                                           \
     static int64_t name(const wtype *row, const uint16_t *idx, const int16_t *val, uint16_t n) \
     {                                                                                          \
@@ -74,6 +74,7 @@ uint16_t etp_nonzero(const etp_vec_t *x, uint16_t *idx, int16_t *val)
     }
 ETP_DOT_NONZERO(dot_nonzero, etp_w_t)
 ETP_DOT_NONZERO(dot_nonzero_h, etp_wh_t)
+ETP_DOT_NONZERO(dot_nonzero_w16, int16_t)
 
 /* sum_j row[j] x[j] over all n entries of two int16 vectors (weights and inputs, or traces), in int64: two products
  * per SMLALD (ACLE __smlald) on a Cortex-M4, or the plain loop; integer sums do not depend on the
@@ -264,17 +265,20 @@ static inline void cols_sum8(const int8_t *RT, uint32_t stride, uint32_t i0, con
     }
 #endif
     for (; p < end; p = pe) {
-        int16_t lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        /* Sums mod 2^32, read mod 2^16 at the flush: SADD16's wrapping lanes, without a sign extension per
+         * add (a core without packed adds, e.g. RV32IMC, pays two shifts for each). */
+        uint32_t lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
         int first = p == idx;
         pe = (uint32_t)(end - p) > ETP_RCOL_FLUSH ? p + ETP_RCOL_FLUSH : end;
         for (; p < pe; p++) {
             const int8_t *c = b + (uint32_t)*p * stride;
             for (k = 0; k < 8u; k++) {
-                lane[k] = (int16_t)(uint16_t)((uint16_t)lane[k] + (uint16_t)c[k]);
+                lane[k] += (uint32_t)(int32_t)c[k];
             }
         }
         for (k = 0; k < 8u; k++) {
-            out[k] = first ? lane[k] : out[k] + lane[k];
+            int32_t v = (int16_t)(uint16_t)lane[k];
+            out[k] = first ? v : out[k] + v;
         }
     }
 }
@@ -350,6 +354,17 @@ static inline int16x2_t sxtb16_ror8(uint32_t w)
     __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(w));
     return r;
 }
+#endif
+
+/* The eighths of nonzero int16 inputs from which etp_lif_step_q takes the dense rows instead of the nonzero list
+ * (about 7 instructions a nonzero input on a Cortex-M4, 11 on an RV32): with SMLAD (~1 instruction a product)
+ * from an eighth; without it, a wide W0's 32-bit products (~3.5) from a quarter, 64-bit products from three
+ * quarters. Real speech has many frames of digital silence, where the deltas are exactly 0: of 15 150 frames of
+ * real development clips, 42 % are less than three quarters nonzero, 6 % between an eighth and a quarter. */
+#if defined(__ARM_FEATURE_DSP)
+#define ETP_DENSE_E8(w16) 1u
+#else
+#define ETP_DENSE_E8(w16) ((w16) ? 2u : 6u)
 #endif
 
 /* An int8 x int16 product is at most 2^7 2^15 = 2^22 in magnitude: up to this many of them sum
@@ -440,6 +455,63 @@ static void dot_dense8_x4(const int8_t *r0, uint32_t stride, const int16_t *xp, 
     d[3] = dot_dense8(r3, xp, n);
 }
 
+#if defined(__ARM_FEATURE_DSP)
+/* Four inputs of dot_dense16_x2's two rows, stepping x, p and q: the input pairs (x0, x1), (x2, x3) in one LDRD,
+ * each row's weight pairs (w0, w1), (w2, w3) in one LDRD, two SMLAD a row (a word of each is one operand pair). */
+#define ETP_DOT16_X2_ROUND \
+    "ldrd %[xa], %[xb], [%[x]], #8\n\t" \
+    "ldrd %[w0], %[w1], [%[p]], #8\n\t" \
+    "smlad %[a0], %[w0], %[xa], %[a0]\n\t" \
+    "smlad %[a0], %[w1], %[xb], %[a0]\n\t" \
+    "ldrd %[w0], %[w1], [%[q]], #8\n\t" \
+    "smlad %[a1], %[w0], %[xa], %[a1]\n\t" \
+    "smlad %[a1], %[w1], %[xb], %[a1]"
+#define ETP_DOT16_X2_OPERANDS \
+    : [a0] "+r"(a0), [a1] "+r"(a1), [p] "+r"(p), [q] "+r"(q), [x] "+r"(xs), [xa] "=&r"(xa), [xb] "=&r"(xb), \
+      [w0] "=&r"(w0), [w1] "=&r"(w1) \
+    : \
+    : "memory"
+#endif
+
+/* sum_j r[j] x[j] of the two int16 rows r0 and r1 that hold int8 values (a wide W0: layout.wide_input) against
+ * the int16 inputs x, into d[0..1]. With n <= ETP_DOT8_N32 the int8 x int16 products sum exactly in 32 bits: on a
+ * Cortex-M4 with r0, r1 and x word-aligned each word of weights or inputs is one SMLAD operand pair, sixteen
+ * inputs a round; elsewhere one 32-bit multiply-add a product (a core without DSP extensions pays several
+ * instructions for each 64-bit one); longer rows take dot_dense16. The same integer sums as dot_dense8. */
+static void dot_dense16_x2(const int16_t *r0, const int16_t *r1, const int16_t *x, uint16_t n, int64_t *d)
+{
+#if defined(__ARM_FEATURE_DSP)
+    if ((((uintptr_t)r0 | (uintptr_t)r1 | (uintptr_t)x) & 3u) == 0u && n <= ETP_DOT8_N32) {
+        const int16_t *p = r0, *q = r1, *xs = x, *x16 = x + (n & ~15u), *x4 = x + (n & ~3u);
+        int32_t a0 = 0, a1 = 0;
+        uint32_t xa, xb, w0, w1;
+        while (xs < x16) {
+            __asm__(ETP_DOT16_X2_ROUND "\n\t" ETP_DOT16_X2_ROUND "\n\t" ETP_DOT16_X2_ROUND "\n\t" ETP_DOT16_X2_ROUND
+                    ETP_DOT16_X2_OPERANDS);
+        }
+        while (xs < x4) {
+            __asm__(ETP_DOT16_X2_ROUND ETP_DOT16_X2_OPERANDS);
+        }
+        d[0] = a0 + dot_dense16(p, xs, (uint16_t)(n & 3u));   /* the last n % 4 */
+        d[1] = a1 + dot_dense16(q, xs, (uint16_t)(n & 3u));
+        return;
+    }
+#endif
+    if (n <= ETP_DOT8_N32) {
+        int32_t a0 = 0, a1 = 0;
+        uint16_t j;
+        for (j = 0; j < n; j++) {
+            a0 += (int32_t)r0[j] * x[j];
+            a1 += (int32_t)r1[j] * x[j];
+        }
+        d[0] = a0;
+        d[1] = a1;
+        return;
+    }
+    d[0] = dot_dense16(r0, x, n);
+    d[1] = dot_dense16(r1, x, n);
+}
+
 /* etp_round_shift(a, k), in 32 bits where that is exact: 0 < k <= 30 and |a| < 2^30 (a + 2^(k-1) fits an
  * int32), the floor through a nonnegative offset (no right shift of a negative value); else the int64 twin. */
 static inline int64_t round_shift_fast(int64_t a, int k)
@@ -496,13 +568,14 @@ static inline int32_t rec_shift32(int32_t a, int k)
     return k > 0 ? round_shift32(a, k) : a * (int32_t)((uint32_t)1 << -k);
 }
 
-/* etp_lif_step_q's rows for dense int16 inputs (paired in xp, m <= ETP_DOT8_N30 of them), int8 rows W and,
+/* etp_lif_step_q's rows for dense int16 inputs (m <= ETP_DOT8_N30 of them), int8 rows W with the inputs paired
+ * in xp (pair_inputs8), or int16 rows W16 holding int8 values (a wide W0) with xp the inputs as they are, and,
  * when nr != 0, 0/1 previous spikes at idx_r whose shifted sums stay below 2^30 (rec_shift32): four rows
- * at a time (dot_dense8_x4, sum_at_h4), each row's sums below 2^30, so that with a row shift in [0, 30]
+ * at a time (dot_dense8_x4 or dot_dense16_x2 twice, sum_at_h4), each row's sums below 2^30, so that with a row shift in [0, 30]
  * and -2^15 < alpha_q <= 2^15 the row runs in 32 bits (round_shift32, one saturating add); other rows
  * take etp_round_shift and the 64-bit sum. The same values as the general loop. */
-static void lif_dense8(int32_t *v, int8_t *s, int32_t *vpre, uint16_t n, const int8_t *W, uint16_t m,
-                       const int16_t *xp, int sh_x, const int8_t *sh_x_row, const etp_wh_t *R, uint32_t r_stride,
+static void lif_dense8(int32_t *v, int8_t *s, int32_t *vpre, uint16_t n, const int8_t *W, const int16_t *W16,
+                       uint16_t m, const int16_t *xp, int sh_x, const int8_t *sh_x_row, const etp_wh_t *R, uint32_t r_stride,
                        const uint16_t *idx_r, uint16_t nr, int sh_r, int32_t alpha_q, int32_t vth_q, int hard)
 {
     int64_t d[4];
@@ -518,13 +591,20 @@ static void lif_dense8(int32_t *v, int8_t *s, int32_t *vpre, uint16_t n, const i
     for (i = 0; i < n; i = (uint16_t)(i + g)) {
         g = n - i < 4 ? (uint16_t)(n - i) : 4u;
         if (g == 4u) {
-            dot_dense8_x4(W + (uint32_t)i * m, m, xp, m, d);
+            if (W16 != NULL) {
+                const int16_t *r = W16 + (uint32_t)i * m;
+                dot_dense16_x2(r, r + m, xp, m, d);
+                dot_dense16_x2(r + 2u * m, r + 3u * m, xp, m, d + 2);
+            } else {
+                dot_dense8_x4(W + (uint32_t)i * m, m, xp, m, d);
+            }
             if (nr != 0u && r_stride == 0u) {
                 sum_at_h4(R + (uint32_t)i * n, n, idx_r, nr, rec);
             }
         } else {
             for (k = 0; k < g; k++) {           /* the last n % 4 rows */
-                d[k] = dot_dense8(W + (uint32_t)(i + k) * m, xp, m);
+                d[k] = W16 != NULL ? dot_dense16(W16 + (uint32_t)(i + k) * m, xp, m)
+                                   : dot_dense8(W + (uint32_t)(i + k) * m, xp, m);
                 rec[k] = nr != 0u && r_stride == 0u ? (int32_t)sum_at_h(R + (uint32_t)(i + k) * n, idx_r, nr) : 0;
             }
         }
@@ -560,7 +640,7 @@ static void lif_dense8(int32_t *v, int8_t *s, int32_t *vpre, uint16_t n, const i
 }
 
 void etp_lif_step_q(int32_t *v, int8_t *s, int32_t *vpre, uint16_t n,
-                    const etp_vec_t *x, const etp_wh_t *W, int sh_x, const int8_t *sh_x_row,
+                    const etp_vec_t *x, const etp_wh_t *W, int w16, int sh_x, const int8_t *sh_x_row,
                     const etp_vec_t *s_prev, const etp_wh_t *R, uint32_t r_stride, int sh_r,
                     int32_t alpha_q, int32_t vth_q, int hard,
                     uint16_t *idx_x, int16_t *val_x, uint16_t *idx_r, int16_t *val_r)
@@ -575,26 +655,37 @@ void etp_lif_step_q(int32_t *v, int8_t *s, int32_t *vpre, uint16_t n,
     for (i = 0; i < nr; i++) {
         ones &= val_r[i] == 1;
     }
-    /* mostly nonzero int16 inputs (features): a dense dot product is cheaper than the index list */
-    int dense = x->bits == 16 && 4u * nx >= 3u * x->n;
+    /* int16 inputs (features) with enough nonzeros: a dense dot product is cheaper than the index list */
+    int dense = x->bits == 16 && 8u * nx >= ETP_DENSE_E8(w16) * x->n;
 #if !ETP_ROW_SHIFTS
     (void)sh_x_row;               /* one shift per tensor: the per-row table is not compiled in */
 #endif
-    if (dense && ETP_WH_BITS == 8) {
-        pair_inputs8((const int16_t *)x->p, x->n, val_x);   /* the dense path does not read the nonzero list */
+    const int16_t *W16 = w16 ? (const int16_t *)(const void *)W : NULL;
+    if (dense && (ETP_WH_BITS == 8 || w16)) {
+        const int16_t *xp = val_x;   /* the dense path does not read the nonzero list */
+        if (!w16) {
+            pair_inputs8((const int16_t *)x->p, x->n, val_x);
+        } else if (((uintptr_t)x->p & 3u) == 0u) {
+            xp = (const int16_t *)x->p;
+        } else {                    /* on a word boundary for dot_dense16_x2 (val_x: layout.ALIGN4_SCRATCH) */
+            memcpy(val_x, x->p, (size_t)x->n * 2u);
+        }
         /* the recurrent sums' shifted values below 2^30: |sum| <= nr 2^7 (int8 rows, 0/1 spikes) */
         int rec32 = nr == 0u || (ones && ((uint32_t)(sh_r - 1) < 30u ||
                                           (sh_r <= 0 && sh_r > -23 && ((uint64_t)nr << (7 - sh_r)) < (1u << 30))));
         if (x->n <= ETP_DOT8_N30 && rec32) {
-            lif_dense8(v, s, vpre, n, (const int8_t *)(const void *)W, x->n, val_x, sh_x, sh_x_row, R, r_stride, idx_r,
-                       nr, sh_r, alpha_q, vth_q, hard);
+            lif_dense8(v, s, vpre, n, W16 != NULL ? NULL : (const int8_t *)(const void *)W, W16, x->n, xp, sh_x, sh_x_row,
+                       R, r_stride, idx_r, nr, sh_r, alpha_q, vth_q, hard);
             return;
         }
     }
     for (i = 0; i < n; i++) {
         const etp_wh_t *wr = W + (uint32_t)i * x->n;
         int64_t dot, cur;
-        if (!dense) {
+        if (W16 != NULL) {
+            const int16_t *w = W16 + (uint32_t)i * x->n;
+            dot = dense ? dot_dense16(w, (const int16_t *)x->p, x->n) : dot_nonzero_w16(w, idx_x, val_x, nx);
+        } else if (!dense) {
             dot = dot_nonzero_h(wr, idx_x, val_x, nx);
         } else if (ETP_WH_BITS == 16) {
             dot = dot_dense16((const int16_t *)(const void *)wr, (const int16_t *)x->p, x->n);

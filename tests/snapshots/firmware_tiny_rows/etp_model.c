@@ -94,7 +94,7 @@ static int32_t etp_err[2]; /* 2: readout error Q0.15 */
 static int64_t etp_sm_in[2]; /* 2: softmax input */
 static int64_t etp_sm_out[2]; /* 2: softmax output */
 static uint16_t etp_nz_idx_a[4]; /* 4: nonzero inputs */
-static int16_t etp_nz_val_a[4]; /* 4 */
+static int16_t etp_nz_val_a[4] ETP_ALIGN4; /* 4 */
 static uint16_t etp_nz_idx_b[4]; /* 4: nonzero recurrent inputs */
 static int16_t etp_nz_val_b[4]; /* 4 */
 static int32_t etp_dq[2]; /* 2: gradient row factors */
@@ -114,6 +114,7 @@ static const etp_layer_t etp_layers[ETP_N_LAYERS] = {
         .n_in = 3,
         .n = 4,
         .W = etp_W0,
+        .w16 = 0,
         .R = etp_R0,
         .r_stride = 4,
         .S = NULL,
