@@ -145,7 +145,9 @@ def test_layout_has_no_target_set_and_hidden_weights_in_flash():
     for n in ("W0", "W1", "R0", "R1"):
         it = names[n]
         assert it.section == "flash" and it.group == "frozen weights" and it.table and not it.writable
-        assert lay.ctype(it) == "etp_wh_t" and lay.dtype_of(it) == "i8" and f"{n}_init" not in names
+        # W0 (4 int16 features a row) is stored as int16 (layout.wide_input), the others at hbits
+        want = ("int16_t", "i16") if n == "W0" else ("etp_wh_t", "i8")
+        assert (lay.ctype(it), lay.dtype_of(it)) == want and it.wide == (n == "W0") and f"{n}_init" not in names
         assert f"rr_{n}" not in names
     assert names["W2"].section == "ram" and lay.dtype_of(names["W2"]) == "i16" and "rr_W2" in names
     assert [it.name for it in persistent(lay)] == ["W2", "rng", "opt_steps", "opt_cfg", "rr_W2", "cc_W2"]
@@ -162,7 +164,8 @@ def test_generated_header_and_descriptors():
     h, c = ex.files["etp_model.h"], ex.files["etp_model.c"]
     assert "#define ETP_FROZEN_HIDDEN 1" in h and "typedef int8_t etp_wh_t;" in h and "typedef int16_t etp_w_t;" in h
     assert "#define ETP_N_TARGETS 0" in h and "#define ETP_N_PARAMS 1" in h and "#define ETP_TRAIN_ALL_DEFAULT 0" in h
-    assert "static const etp_wh_t etp_W0[" in c and "static const etp_wh_t etp_R1[" in c
+    assert "static const int16_t etp_W0[6 * 4] ETP_ALIGN4" in c and "static const etp_wh_t etp_W1[" in c
+    assert "static const etp_wh_t etp_R1[" in c and ".w16 = 1," in c and ".w16 = 0," in c
     assert "etp_W0_init" not in c and "etp_S" not in c and ".trl = NULL" in c
     assert "frozen hidden weights int8" in h
     plain = render(build_model(CaseSpec()), device_config(CaseSpec())).files["etp_model.h"]
@@ -288,7 +291,7 @@ def test_c_refuses_training_every_layer_and_writing_flash(tmp_path):
         # the int8 hidden weights' input shift one bit off
         ("etp_model.c", ".sh_x = ", ".sh_x = 1 + "),
         # int8 hidden weights on dense features not taken by their own path (paired inputs, lif_dense8)
-        ("etp_kernels.c", "if (dense && ETP_WH_BITS == 8) {", "if (dense && ETP_WH_BITS == 16) {"),
+        ("etp_kernels.c", "if (dense && (ETP_WH_BITS == 8 || w16)) {", "if (dense && (ETP_WH_BITS == 16 || w16)) {"),
         # the int8 dense dot product leaves out the last input, or pairs the inputs wrongly
         (
             "etp_kernels.c",
