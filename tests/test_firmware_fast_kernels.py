@@ -32,7 +32,7 @@ def row_major_spec(**kw) -> CaseSpec:
         ("etp_kernels.c", "(uint32_t)1 << -k", "(uint32_t)2 << -k"),  # the recurrent left shift
         ("etp_kernels.c", "sum_at_h(R + (uint32_t)(i + k) * n", "sum_at_h(R + (uint32_t)i * n"),  # lif_dense8's tail
         ("etp_kernels.c", "p < vth_q ? p : hard ? 0 :", "p < vth_q ? p : hard ? 1 :"),  # lif_dense8's reset
-        ("etp_kernels.c", "(a + (1 << (k - 1)))", "(a + (1 << k))"),  # round_shift32's rounding
+        ("etp_primitives.h", "(uint32_t)(a + (1 << (k - 1)))", "(uint32_t)(a + (1 << k))"),  # etp_round_shift32
     ],
 )
 def test_harness_catches_planted_bugs_in_the_fast_paths(mutate, tmp_path):

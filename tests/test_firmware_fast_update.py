@@ -1,7 +1,9 @@
 """The update's and the spike scan's shortcuts (issue 28) are exact and checked: a column or row whose
 sum of q^2 is 0 has mean 0 without the division, a one-term update computes the column multipliers
 only where xq is nonzero (the only columns apply reads), and etp_nonzero skips a zero word of four
-spikes, and the readout's step sums four rows per spike index. verify-c's harness catches each planted bug below."""
+spikes, and the readout's step sums four rows per spike index; quant_exps takes its maxima as ORs of magnitudes,
+sq_sums a one-term update's column factors in 32 bits, isqrt_norm15 its roots from a tangent start (etp_isqrt30).
+verify-c's harness catches each planted bug below."""
 
 import pytest
 
@@ -23,6 +25,28 @@ MULTI = CaseSpec(hidden=(6, 5), recurrent=True, optimizer="colnorm", lr=1e-2, vt
         (MULTI, ("etp_update.c", "T == 1 ? SCR->xq : NULL", "SCR->xq")),  # a stale xq as T > 1's columns
         (FROZEN, ("etp_kernels.c", "for (k = j; k < j + 4u; k++)", "for (k = j; k < j + 3u; k++)")),  # a word's last
         (FROZEN6, ("etp_kernels.c", "acc = sums[k & 3u];", "acc = sums[0];")),  # the group's first row
+        # quant_exps' maxima as ORs of magnitudes: int16 x (the last element's only), int32 d (negatives unsigned)
+        (
+            FROZEN,
+            (
+                "etp_update.c",
+                "acc |= (uint32_t)(v[j] < 0 ? -v[j] : v[j]);\n        }\n    }\n    return",
+                "acc = (uint32_t)(v[j] < 0 ? -v[j] : v[j]);\n        }\n    }\n    return",
+            ),
+        ),
+        (FROZEN, ("etp_update.c", "acc |= d[i] < 0 ? 0u - (uint32_t)d[i] : (uint32_t)d[i];", "acc |= (uint32_t)d[i];")),
+        # sq_sums' 32-bit column factors: truncated instead of rounded (int16 x)
+        (
+            FROZEN,
+            (
+                "etp_update.c",
+                ": etp_round_shift32(v[j], ex);\n            }\n        }\n        for",
+                ": v[j] >> ex;\n            }\n        }\n        for",
+            ),
+        ),
+        # isqrt30's tangent start below the root, in either half of its range
+        (FROZEN, ("etp_primitives.h", "9743u +", "8743u +")),
+        (FROZEN, ("etp_primitives.h", "13779u +", "12779u +")),
     ],
 )
 def test_harness_catches_planted_bugs_in_the_shortcuts(spec, mutate, tmp_path):

@@ -79,6 +79,19 @@ int64_t t_floor_shift(int64_t a, int k) { return etp_floor_shift(a, k); }
 int64_t t_round_shift(int64_t a, int k) { return etp_round_shift(a, k); }
 int64_t t_sround_shift(int64_t a, int k, uint32_t r) { return etp_sround_shift(a, k, r); }
 int64_t t_isqrt(int64_t n) { return etp_isqrt(n); }
+uint32_t t_isqrt30(uint32_t v) { return etp_isqrt30(v); }
+/* every root of etp_isqrt30's range at both ends of its run of v: r^2 and r^2 + 2r -> r, r^2 - 1 -> r - 1 */
+long t_isqrt30_wrong(void)
+{
+    long bad = 0;
+    uint32_t r;
+    for (r = 16384; r < 32768; r++) {
+        bad += etp_isqrt30(r * r) != r;
+        bad += etp_isqrt30(r * r + 2 * r) != r;
+        bad += r > 16384 && etp_isqrt30(r * r - 1) != r - 1;
+    }
+    return bad;
+}
 int t_bitlen(int64_t x) { return etp_bitlen(x); }
 int64_t t_shl_sat(int64_t x, int k, int64_t lim) { return etp_shl_sat(x, k, lim); }
 int64_t t_norm15(int64_t x, int *e) { int64_t m; etp_norm15(x, &m, e); return m; }
@@ -99,6 +112,8 @@ void t_trace(int16_t *tr, const int8_t *s, uint16_t n, int32_t lam, int ft) { et
         ("t_round_shift", i64, [i64, i32]),
         ("t_sround_shift", i64, [i64, i32, u32]),
         ("t_isqrt", i64, [i64]),
+        ("t_isqrt30", u32, [u32]),
+        ("t_isqrt30_wrong", ctypes.c_long, []),
         ("t_bitlen", i32, [i64]),
         ("t_shl_sat", i64, [i64, i32, i64]),
         ("t_norm15", i64, [i64, ctypes.POINTER(i32)]),
@@ -160,6 +175,18 @@ def test_isqrt_bitlen_norm15(clib, n):
 def test_isqrt_below_2_to_32(clib, n):
     """etp_isqrt's 32-bit route (Newton's iteration from above), near squares too."""
     assert clib.t_isqrt(n) == int(P.isqrt(np.int64(n))) == math.isqrt(n)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(2**28, 2**30 - 1))
+def test_isqrt30(clib, v):
+    """The update's column roots (isqrt_norm15 of a normalised statistic): the tangent start is above the
+    root, so Newton's iteration from above ends on it."""
+    assert clib.t_isqrt30(v) == clib.t_isqrt(v) == math.isqrt(v)
+
+
+def test_isqrt30_at_every_square(clib):
+    assert clib.t_isqrt30_wrong() == 0
 
 
 @settings(max_examples=200, deadline=None)

@@ -533,15 +533,8 @@ static inline void lif_neuron(int32_t *v, int8_t *s, int32_t *vpre, int64_t vp, 
 }
 
 /* An int8 x int16 product is at most 2^22 in magnitude: up to this many of them sum to less than 2^30
- * (round_shift32's range). */
+ * (etp_round_shift32's range). */
 #define ETP_DOT8_N30 ((uint32_t)((1L << 30) / (1L << 22) - 1))
-
-/* etp_round_shift(a, k) for 0 < k <= 30 and |a| < 2^30 (a + 2^(k-1) fits an int32) in 32 bits: the floor
- * through a nonnegative offset (no right shift of a negative value). */
-static inline int32_t round_shift32(int32_t a, int k)
-{
-    return (int32_t)(((uint32_t)(a + (1 << (k - 1))) + 0x80000000u) >> k) - (int32_t)(0x80000000u >> k);
-}
 
 /* sat(a + b) to int32: QADD on a core with the DSP extension. */
 static inline int32_t sat_add32(int32_t a, int32_t b)
@@ -557,14 +550,14 @@ static inline int32_t sat_add32(int32_t a, int32_t b)
  * (lif_dense8's caller checks the bound). */
 static inline int32_t rec_shift32(int32_t a, int k)
 {
-    return k > 0 ? round_shift32(a, k) : a * (int32_t)((uint32_t)1 << -k);
+    return k > 0 ? etp_round_shift32(a, k) : a * (int32_t)((uint32_t)1 << -k);
 }
 
 /* etp_lif_step_q's rows for dense int16 inputs (m <= ETP_DOT8_N30 of them), int8 rows W with the inputs paired
  * in xp (pair_inputs8), or int16 rows W16 holding int8 values (a wide W0) with xp the inputs as they are, and,
  * when nr != 0, 0/1 previous spikes at idx_r whose shifted sums stay below 2^30 (rec_shift32): four rows
  * at a time (dot_dense8_x4 or dot_dense16_x2 twice, sum_at_h4), each row's sums below 2^30, so that with a row shift in [0, 30]
- * and -2^15 < alpha_q <= 2^15 the row runs in 32 bits (round_shift32, one saturating add); other rows
+ * and -2^15 < alpha_q <= 2^15 the row runs in 32 bits (etp_round_shift32, one saturating add); other rows
  * take etp_round_shift and the 64-bit sum. The same values as the general loop. */
 static void lif_dense8(int32_t *v, int8_t *s, int32_t *vpre, uint16_t n, const int8_t *W, const int16_t *W16,
                        uint16_t m, const int16_t *xp, int sh_x, const int8_t *sh_x_row, const etp_wh_t *R, uint32_t r_stride,
@@ -616,7 +609,7 @@ static void lif_dense8(int32_t *v, int8_t *s, int32_t *vpre, uint16_t n, const i
             int32_t p, rr = rec_shift32(rc[k], sh_r);
             if ((uint32_t)sh <= 30u && leak32) {
                 /* |cur| < 2^30 + 2^30 and the leak within int32: one saturating 32-bit add */
-                int32_t cur = (sh == 0 ? (int32_t)d[k] : round_shift32((int32_t)d[k], sh)) + rr;
+                int32_t cur = (sh == 0 ? (int32_t)d[k] : etp_round_shift32((int32_t)d[k], sh)) + rr;
                 p = sat_add32((int32_t)leak15((int64_t)alpha_q * v[r]), cur);
             } else {
                 p = (int32_t)etp_sat(leak15((int64_t)alpha_q * v[r]) + etp_round_shift(d[k], sh) + rr, INT32_MIN,

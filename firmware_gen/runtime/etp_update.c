@@ -28,7 +28,28 @@ static int64_t abs64(int64_t a)
     return a >= 0 ? a : -a;
 }
 
-/* quant_exps over every term of the tensor's gradient. */
+/* The OR of |x_j| over a term's column factor: bitlen(OR) = bitlen(max), which is all quant_exps reads;
+ * a loop per element width, without a compare per element (|x| < 2^15: uint32 holds it). */
+static uint32_t x_or_abs(const etp_vec_t *x, uint16_t n)
+{
+    uint32_t acc = 0;
+    uint16_t j;
+    if (x->bits == 8) {
+        const int8_t *v = (const int8_t *)x->p;
+        for (j = 0; j < n; j++) {
+            acc |= (uint32_t)(v[j] < 0 ? -v[j] : v[j]);
+        }
+    } else {
+        const int16_t *v = (const int16_t *)x->p;
+        for (j = 0; j < n; j++) {
+            acc |= (uint32_t)(v[j] < 0 ? -v[j] : v[j]);
+        }
+    }
+    return acc;
+}
+
+/* quant_exps over every term of the tensor's gradient (the maxima as ORs of the magnitudes: the same
+ * bit lengths). */
 static void quant_exps(const etp_param_t *p, const etp_grad_t *grad, uint16_t T, int *ed, int *ex)
 {
     int64_t dmax = 0, xmax = 0;
@@ -36,14 +57,19 @@ static void quant_exps(const etp_param_t *p, const etp_grad_t *grad, uint16_t T,
     uint16_t k, i;
     for (k = 0; k < T; k++) {
         grad->term(p, k, &t);
-        for (i = 0; i < p->rows; i++) {
-            int64_t a = abs64(term_d(&t, i));
-            dmax = a > dmax ? a : dmax;
+        if (t.dbits == 32) {
+            const int32_t *d = (const int32_t *)t.d;
+            uint32_t acc = 0;
+            for (i = 0; i < p->rows; i++) {
+                acc |= d[i] < 0 ? 0u - (uint32_t)d[i] : (uint32_t)d[i];
+            }
+            dmax |= (int64_t)acc;
+        } else {
+            for (i = 0; i < p->rows; i++) {
+                dmax |= abs64(term_d(&t, i));
+            }
         }
-        for (i = 0; i < p->cols; i++) {
-            int64_t a = abs64(term_x(&t, i));
-            xmax = a > xmax ? a : xmax;
-        }
+        xmax |= (int64_t)x_or_abs(&t.x, p->cols);
     }
     *ed = etp_bitlen(dmax) - ETP_DQ_BITS;
     *ed = *ed > 0 ? *ed : 0;
@@ -103,14 +129,15 @@ int64_t etp_mean_stat(int64_t sq, uint16_t n, int sh)
  * so e = r - 15 and, for e > 0, floor(isqrt(n) / 2^e) = floor(sqrt(n / 4^e)) = isqrt(n >> 2e) with
  * n >> 2e < 2^30 (floor(sqrt(floor(x))) = floor(sqrt(x))); for e <= 0, n < 2^30 already. Returns 0
  * (m, e untouched) when n <= 0, where isqrt(n) = 0. */
-static int isqrt_norm15(int64_t n, int64_t *m, int *e)
+static inline int isqrt_norm15(int64_t n, int64_t *m, int *e)
 {
     int b = etp_bitlen(n);
     if (n <= 0) {
         return 0;
     }
     *e = (b + 1) / 2 - 15;
-    *m = *e > 0 ? etp_isqrt(n >> (2 * *e)) : etp_isqrt(n) << -*e;   /* etp_isqrt: 32-bit digits here */
+    /* e > 0: n >> 2e has b - 2e = 29 or 30 bits, the range of etp_isqrt30 */
+    *m = *e > 0 ? (int64_t)etp_isqrt30((uint32_t)(n >> (2 * *e))) : etp_isqrt(n) << -*e;
     return 1;
 }
 
@@ -298,22 +325,33 @@ static void sq_sums(const etp_param_t *p, const etp_grad_t *grad, uint16_t T, in
     if (T == 1) {
         etp_term_t t;
         int64_t D = 0, X = 0;
+        int32_t *xq = SCR->xq;
         grad->term(p, 0, &t);
         for (i = 0; i < p->rows; i++) {
             int32_t a = (int32_t)etp_round_shift(term_d(&t, i), ed);
             SCR->dq[i] = a;
             D += (int64_t)a * a;
         }
+        /* the column factors in 32 bits (|x| <= 2^15, ex <= 6): the same values as round_shift */
+        if (t.x.bits == 8) {
+            const int8_t *v = (const int8_t *)t.x.p;
+            for (j = 0; j < p->cols; j++) {
+                xq[j] = ex == 0 ? v[j] : etp_round_shift32(v[j], ex);
+            }
+        } else {
+            const int16_t *v = (const int16_t *)t.x.p;
+            for (j = 0; j < p->cols; j++) {
+                xq[j] = ex == 0 ? v[j] : etp_round_shift32(v[j], ex);
+            }
+        }
         for (j = 0; j < p->cols; j++) {
-            int32_t a = (int32_t)etp_round_shift(term_x(&t, j), ex);
-            SCR->xq[j] = a;
-            X += (int64_t)a * a;
+            X += (int64_t)xq[j] * xq[j];
         }
         for (i = 0; i < p->rows; i++) {
             rowsq[i] = (int64_t)SCR->dq[i] * SCR->dq[i] * X;
         }
         for (j = 0; j < p->cols; j++) {
-            colsq[j] = (int64_t)SCR->xq[j] * SCR->xq[j] * D;
+            colsq[j] = (int64_t)(xq[j] * xq[j]) * D;   /* xq^2 < 2^30 */
         }
         return;
     }
