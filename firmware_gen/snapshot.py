@@ -8,7 +8,9 @@ intended change, regenerate it and review the diff like code:
 It also writes the generated files (not the runtime copies, the same) of the frozen-hidden
 export of the same network (int8 hidden layers in flash, int16 readout) into
 tests/snapshots/firmware_tiny_frozen (the folder's name + "_frozen"), and those of the same frozen
-export with row scales (one shift per neuron of W0) into tests/snapshots/firmware_tiny_rows.
+export with row scales (one shift per neuron of W0) into tests/snapshots/firmware_tiny_rows, and those of
+the frozen export of the network with four inputs (an even row length: W0 stored as int16,
+layout.wide_input) into tests/snapshots/firmware_tiny_wide.
 """
 
 from __future__ import annotations
@@ -25,10 +27,10 @@ from firmware_gen.generate import GENERATED, MANIFEST, Export, render
 from edgetp.fixed.device import DeviceConfig
 
 
-def tiny_model() -> QModel:
-    """3 inputs -> 4 recurrent LIF -> 2 classes, int8 weights given by a formula (no RNG)."""
-    cfg = NetConfig(3, (4,), 2, recurrent=True, vth=0.5, leak_m=0.75, leak_t=0.9, gamma=2.0, reset="hard")
-    shapes = {"W0": (4, 3), "W1": (2, 4), "R0": (4, 4), "S": (4, 2), "S_rec": (4, 4)}
+def tiny_model(n_in: int = 3) -> QModel:
+    """n_in (3) inputs -> 4 recurrent LIF -> 2 classes, int8 weights given by a formula (no RNG)."""
+    cfg = NetConfig(n_in, (4,), 2, recurrent=True, vth=0.5, leak_m=0.75, leak_t=0.9, gamma=2.0, reset="hard")
+    shapes = {"W0": (4, n_in), "W1": (2, 4), "R0": (4, 4), "S": (4, 2), "S_rec": (4, 4)}
     weights = {
         n: (((np.arange(r * c) * (37 + 11 * k)) % 201) - 100).reshape(r, c).astype(np.int8)
         for k, (n, (r, c)) in enumerate(shapes.items())
@@ -41,9 +43,9 @@ def tiny_export() -> Export:
     return render(tiny_model(), DeviceConfig(targets="classes", optimizer="rownorm", lr=1e-3, beta_shift=8))
 
 
-def tiny_frozen_model() -> QModel:
+def tiny_frozen_model(n_in: int = 3) -> QModel:
     """tiny_model's network frozen-hidden: hidden W0, R0 int8 (tiny_model's), readout W1 int16."""
-    qm = tiny_model()
+    qm = tiny_model(n_in)
     weights = dict(qm.weights, W1=(qm.weights["W1"].astype(np.int16) * 256 + 77).astype(np.int16))
     fw = dict(qm.fw, W1=qm.fw["W1"] + 8)
     return QModel(qm.cfg, 16, qm.fx, weights, fw, qm.xbits, qm.labels, hbits=8, frozen_hidden=True)
@@ -74,6 +76,16 @@ def tiny_rows_export() -> Export:
     return _frozen_export(tiny_rows_model())
 
 
+def tiny_wide_model() -> QModel:
+    """tiny_frozen_model with four inputs: its int8 W0 meets int16 features with an even row length, so it is
+    stored as int16 (layout.wide_input)."""
+    return tiny_frozen_model(4)
+
+
+def tiny_wide_export() -> Export:
+    return _frozen_export(tiny_wide_model())
+
+
 def _write(ex: Export, folder) -> list[Path]:
     folder = Path(folder)
     for old in folder.glob("*"):
@@ -88,6 +100,7 @@ def write_snapshot(folder) -> list[Path]:
         _write(tiny_export(), folder)
         + _write(tiny_frozen_export(), folder.parent / (folder.name + "_frozen"))
         + _write(tiny_rows_export(), folder.parent / (folder.name + "_rows"))
+        + _write(tiny_wide_export(), folder.parent / (folder.name + "_wide"))
     )
 
 

@@ -19,6 +19,8 @@ from firmware_gen.snapshot import (
     tiny_model,
     tiny_rows_export,
     tiny_rows_model,
+    tiny_wide_export,
+    tiny_wide_model,
 )
 from edgetp.fixed.device import DeviceConfig
 from firmware_gen.tensors import TableDevice
@@ -26,11 +28,18 @@ from firmware_gen.tensors import TableDevice
 SNAP = Path(__file__).resolve().parent / "snapshots" / "firmware_tiny"
 SNAP_FROZEN = SNAP.parent / "firmware_tiny_frozen"  # generated files only; the runtime is SNAP's
 SNAP_ROWS = SNAP.parent / "firmware_tiny_rows"  # the same, with row scales
+SNAP_WIDE = SNAP.parent / "firmware_tiny_wide"  # the frozen export with four inputs: W0 stored as int16
 HINT = "regenerate with `python -m firmware_gen.snapshot tests/snapshots/firmware_tiny` if the change is intended"
 
 
 @pytest.mark.parametrize(
-    "snap,export", [(SNAP, tiny_export), (SNAP_FROZEN, tiny_frozen_export), (SNAP_ROWS, tiny_rows_export)]
+    "snap,export",
+    [
+        (SNAP, tiny_export),
+        (SNAP_FROZEN, tiny_frozen_export),
+        (SNAP_ROWS, tiny_rows_export),
+        (SNAP_WIDE, tiny_wide_export),
+    ],
 )
 def test_generated_c_matches_the_snapshot(snap, export):
     ex = export()
@@ -71,17 +80,25 @@ def _replay_four_samples(dev, image):
     ops = [("init", 5)]
     for label in (0, 1, 1, 0):
         ops.append(("reset",))
-        ops += [("train", rng.integers(-3000, 3000, 3).astype(np.int16), label) for _ in range(6)]
+        ops += [("train", rng.integers(-3000, 3000, dev.qm.cfg.n_in).astype(np.int16), label) for _ in range(6)]
         ops.append(("end_sample",))
     with serve(image) as c:
         steps, mm = run_script(c, dev, Script(ops))
     assert mm is None and steps == 24, str(mm)
 
 
+def test_the_wide_snapshot_stores_w0_as_int16():
+    assert "static const int16_t etp_W0[4 * 4]" in (SNAP_WIDE / "etp_model.c").read_text()
+    assert "static const etp_wh_t etp_W0[4 * 3] = {" in (SNAP_FROZEN / "etp_model.c").read_text()
+
+
 @pytest.mark.needs("cc")
-@pytest.mark.parametrize("snap,model", [(SNAP_FROZEN, tiny_frozen_model), (SNAP_ROWS, tiny_rows_model)])
+@pytest.mark.parametrize(
+    "snap,model", [(SNAP_FROZEN, tiny_frozen_model), (SNAP_ROWS, tiny_rows_model), (SNAP_WIDE, tiny_wide_model)]
+)
 def test_the_frozen_snapshot_itself_is_bit_exact(snap, model, tmp_path):
-    """The frozen-hidden snapshots' generated files (row scales or not) with the runtime: strict C99, bit-exact."""
+    """The frozen-hidden snapshots' generated files (row scales, W0 wide or neither) with the runtime: strict C99,
+    bit-exact."""
     import shutil
 
     for p in [*SNAP.iterdir(), *snap.iterdir()]:
