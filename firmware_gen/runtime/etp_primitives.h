@@ -84,9 +84,23 @@ static inline int etp_bitlen(int64_t x)
 #endif
 }
 
-/* isqrt: floor(sqrt(n)) for 0 <= n < 2^62 (digit by digit); n <= 0 gives 0. Below 2^32 by Newton's
- * iteration x <- floor((x + floor(n / x)) / 2) from x = 2^ceil(bitlen(n) / 2) >= sqrt(n): it decreases
- * to floor(sqrt(n)) and stops there (the next x is not smaller), the same value in ~5 divisions. */
+/* floor(sqrt(n)) for n < 2^32 by Newton's iteration x <- floor((x + floor(n / x)) / 2) from any start
+ * floor(sqrt(n)) <= x <= 2^17: it decreases to floor(sqrt(n)) and stops there (the next x is not
+ * smaller); x + n / x stays below 2^32. */
+static inline uint32_t etp_isqrt_from(uint32_t n, uint32_t x)
+{
+    uint32_t y;
+    for (;;) {
+        y = (x + n / x) >> 1;
+        if (y >= x) {
+            return x;
+        }
+        x = y;
+    }
+}
+
+/* isqrt: floor(sqrt(n)) for 0 <= n < 2^62 (digit by digit); n <= 0 gives 0. Below 2^32 by
+ * etp_isqrt_from x = 2^ceil(bitlen(n) / 2) >= sqrt(n), the same value in ~5 divisions. */
 static inline int64_t etp_isqrt(int64_t n)
 {
     int64_t res = 0;
@@ -94,15 +108,8 @@ static inline int64_t etp_isqrt(int64_t n)
     if (n <= 0) {
         return 0;
     }
-    if (n < ((int64_t)1 << 32)) {                      /* x <= 2^16 and n / x <= 2^16: no overflow */
-        uint32_t n32 = (uint32_t)n, x = (uint32_t)1 << ((etp_bitlen(n) + 1) / 2), y;
-        for (;;) {
-            y = (x + n32 / x) >> 1;
-            if (y >= x) {
-                return x;
-            }
-            x = y;
-        }
+    if (n < ((int64_t)1 << 32)) {                      /* x <= 2^16 */
+        return etp_isqrt_from((uint32_t)n, (uint32_t)1 << ((etp_bitlen(n) + 1) / 2));
     }
     bit = (int64_t)1 << ((etp_bitlen(n) - 1) & ~1);   /* the highest power of 4 <= n */
     while (bit != 0) {
@@ -117,22 +124,15 @@ static inline int64_t etp_isqrt(int64_t n)
     return res;
 }
 
-/* isqrt30: floor(sqrt(v)) for 2^28 <= v < 2^30 (a root of 15 bits), by the same Newton iteration from
- * above as etp_isqrt, started on the tangent of sqrt at the geometric middle of v's octave (sqrt is
- * concave: the tangent lies above it; A = ceil(r0 / 2) + 1, B = ceil(2^31 / r0), r0 = sqrt(v0), so
- * A + floor(v B / 2^32) >= r0 / 2 + v / (2 r0) >= sqrt(v)): within 1.6 % of the root, two or three
- * divisions instead of five. The same value as etp_isqrt. */
+/* isqrt30: floor(sqrt(v)) for 2^28 <= v < 2^30 (a root of 15 bits), by etp_isqrt_from started on the
+ * tangent of sqrt at the geometric middle of v's octave (sqrt is concave: the tangent lies above it;
+ * A = ceil(r0 / 2) + 1, B = ceil(2^31 / r0), r0 = sqrt(v0), so A + floor(v B / 2^32) >= r0 / 2 +
+ * v / (2 r0) >= sqrt(v)): within 1.6 % of the root, two or three divisions instead of five. The same
+ * value as etp_isqrt. */
 static inline uint32_t etp_isqrt30(uint32_t v)
 {
-    uint32_t x = v < ((uint32_t)1 << 29) ? 9743u + (uint32_t)(((uint64_t)v * 110218u) >> 32)
-                                         : 13779u + (uint32_t)(((uint64_t)v * 77936u) >> 32), y;
-    for (;;) {
-        y = (x + v / x) >> 1;
-        if (y >= x) {
-            return x;
-        }
-        x = y;
-    }
+    return etp_isqrt_from(v, v < ((uint32_t)1 << 29) ? 9743u + (uint32_t)(((uint64_t)v * 110218u) >> 32)
+                                                     : 13779u + (uint32_t)(((uint64_t)v * 77936u) >> 32));
 }
 
 /* exp_neg_q: e^(-d / 2^f) in Q2.30 for d >= 0 in Q.f (0 <= f <= 24); 0 past ETP_EXP_MAX_ARG.
