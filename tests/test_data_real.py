@@ -206,7 +206,7 @@ def test_a_model_of_the_mix_records_its_corpus_and_real_speakers_by_name(folders
     from edgetp.model import load_model
 
     out, home = tmp_path / "mix", tmp_path / "home"
-    assert _mix(folders, out, "--copies", "2", "--snr", "5,15").returncode == 0
+    assert _mix(folders, out, "--copies", "2", "--snr", "5,15", "--speed", "0.9,1.1").returncode == 0
     r = run_cli(
         "pretrain",
         "--kws",
@@ -234,7 +234,7 @@ def test_a_model_of_the_mix_records_its_corpus_and_real_speakers_by_name(folders
     assert corpus_command(rec) == (
         f"edgetp data synth-kws BASE --speakers 3 --reps 2 --distinct 0 --distinct-reps 0; "
         f"edgetp data real-mix CORPUS --base BASE --real {real} --noise {noise} "
-        "--copies 2 --snr 5,15"
+        "--copies 2 --snr 5,15 --speed 0.9,1.1"
     )
     # finetune refuses a real speaker the model trained on, like any pretraining speaker
     r = run_cli(

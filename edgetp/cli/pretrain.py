@@ -125,7 +125,7 @@ def corpus_params(root) -> dict | None:
     if mix is not None:
         p = mix.get("params", {})
         base = p.get("base", {})
-        mixed = {k: p[k] for k in ("copies", "seed", "snr_db", "peak_dbfs", "shift_ms") if k in p}
+        mixed = {k: p[k] for k in ("copies", "seed", "snr_db", "peak_dbfs", "shift_ms", "speed") if k in p}
         mixed.update(
             base=base.get("name"),
             real=p.get("real", {}).get("name"),

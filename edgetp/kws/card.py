@@ -365,6 +365,7 @@ def corpus_command(rec: dict) -> str | None:
         "snr_db": "snr",
         "peak_dbfs": "peak",
         "shift_ms": "shift-ms",
+        "speed": "speed",
     }  # recipe key -> real-mix flag
     text = lambda v: ",".join(f"{x:g}" for x in v) if isinstance(v, list) else str(v)
     # --peak=-20,-1: a value starting with '-' must be joined to its flag, or argparse takes it for an option
