@@ -318,11 +318,14 @@ def test_the_default_hil_session_learns_what_finetune_fixed_learns(tmp_path):
     with 0 mismatches, to exactly what `finetune --kws --fixed` reports for that voice, shots and seed."""
     from conftest import run_cli
 
+    from edgetp.model import load_model
+
     out = tmp_path / "hil.json"
     r = run_cli("hil", "--target", "host", "--quiet", "--json", out)
     assert r.returncode == 0, r.stdout + r.stderr
     hil = json.loads(out.read_text())
-    assert hil["mismatches"] == 0 and (hil["epochs"], hil["update_every"], hil["lr"]) == (3, 2, 2e-4)
+    recorded = load_model("kws-mcu").recipe["finetune"]
+    assert hil["mismatches"] == 0 and (hil["epochs"], hil["update_every"], hil["lr"]) == (3, 2, recorded["lr"])
     assert hil["query_acc_after"] >= hil["query_acc_before"] + 10, hil
     ft = tmp_path / "ft.json"
     r = run_cli(
