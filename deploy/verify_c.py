@@ -9,7 +9,7 @@ import os
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -43,8 +43,8 @@ class Summary(CheckSummary):
     mode: str
     cases: int = 0  # mismatches, errors: cases
     steps: int = 0
-    extra: dict = field(default_factory=dict)
     counted = "cases"
+    lead = ("mode", "cases", "steps")
 
     def add(self, case: int, steps: int, mm: Mismatch | None, what: str) -> None:
         self.cases += 1
@@ -67,16 +67,6 @@ class Summary(CheckSummary):
                     "message": str(mm),
                 }
             )
-
-    def to_json(self) -> dict:
-        return {
-            "mode": self.mode,
-            "cases": self.cases,
-            "steps": self.steps,
-            **self.outcome(),
-            "failures": self.details,
-            **self.extra,
-        }
 
     def lines(self) -> list[str]:
         out = [

@@ -34,16 +34,8 @@ class DetSummary(CheckSummary):
     reports: int = 0
     target: str = "host"
     counted = "frames"
-
-    def to_json(self) -> dict:
-        return {
-            "detectors": self.detectors,
-            "frames": self.frames,
-            "reports": self.reports,
-            "target": self.target,
-            **self.outcome(),
-            "failures": self.details[:50],
-        }
+    lead = ("detectors", "frames", "reports", "target")
+    failures_kept = 50
 
     def lines(self) -> list[str]:
         head = (

@@ -13,6 +13,7 @@ signals (silence, full-scale square waves, clipped noise, DC, tiny and loud nois
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 import zlib
 
 import numpy as np
@@ -25,14 +26,19 @@ from edgetp.errors import EdgetpError
 class CheckSummary:
     """What a check of C against its Python twin counts (verify-c's cases, the frontend's frames): the
     mismatches, the errors (the C program failed: compiler, crash, sanitizer report), the build, the time and
-    the failures. ``counted`` names the field that must be > 0: a check that compared nothing did not pass."""
+    the failures. ``counted`` names the field that must be > 0: a check that compared nothing did not pass. The
+    JSON report leads with the fields ``lead`` names, then the outcome, the failures (the first ``failures_kept``,
+    or all) and ``extra``."""
 
     mismatches: int = 0
     errors: int = 0
     sanitize: bool = False
     seconds: float = 0.0
     details: list = field(default_factory=list)
-    counted = ""
+    extra: dict = field(default_factory=dict)
+    counted: ClassVar[str] = ""
+    lead: ClassVar[tuple] = ()
+    failures_kept: ClassVar[int | None] = None
 
     @property
     def ok(self) -> bool:
@@ -52,15 +58,18 @@ class CheckSummary:
             "seconds": round(self.seconds, 2),
         }
 
+    def to_json(self) -> dict:
+        lead = {k: getattr(self, k) for k in self.lead}
+        return {**lead, **self.outcome(), "failures": self.details[: self.failures_kept], **self.extra}
+
 
 @dataclass(kw_only=True)
 class FeSummary(CheckSummary):
     utterances: int = 0
     frames: int = 0  # mismatches: frames (and end-of-utterance checks) whose C differs
     counted = "frames"
-
-    def to_json(self) -> dict:
-        return {"frames": self.frames, "utterances": self.utterances, **self.outcome(), "failures": self.details[:50]}
+    lead = ("frames", "utterances")
+    failures_kept = 50
 
 
 def random_pcm(rng: np.random.Generator) -> tuple[str, np.ndarray]:
