@@ -1,13 +1,13 @@
-"""Where a training step's instructions go on the emulated Cortex-M4, per function.
+"""Where a training or an inference step's instructions go on the emulated Cortex-M4, per function.
 
-    python -m deploy.profile EXPORT_DIR [--steps 101] [--top 15]
+    python -m deploy.profile EXPORT_DIR [--steps 101] [--top 15] [--infer]
     python -m deploy.profile --net 120-64r-36 [--seed 0] [--exact]
 
 Builds ``firmware/profile/profile_main.c`` with the model's C compiled with
 ``-finstrument-functions`` (the port, startup and main are not instrumented), runs
 it once under ``qemu-system-arm -M mps2-an386 -icount`` with the UART on stdout, and
-prints each function's self and inclusive instructions per training step (names from
-``arm-none-eabi-nm``). The hooks add tens of instructions per call, counted in the
+prints each function's self and inclusive instructions per training step, or with ``--infer``
+per inference step (names from ``arm-none-eabi-nm``). The hooks add tens of instructions per call, counted in the
 caller; that cost is measured and removed at start-up; the split is still approximate
 (instrumenting changes inlining); the HIL's per-step figures are the exact ones.
 ``--exact`` builds the same program without the hooks and prints only the exact mean and
@@ -121,14 +121,14 @@ def qemu_records(elf: Path, timeout: float = 600):
 
 
 def run_profile(elf: Path, timeout: float = 600) -> dict:
-    rows, totals, frames = [], {}, {"learn": [], "forward": [], "infer": []}
+    rows, totals, frames = {"train": [], "infer": []}, {}, {"learn": [], "forward": [], "infer": []}
     for f in qemu_records(elf, timeout):
         if f[:1] == ["T"]:
             totals[f[1]] = int(f[2])
         elif f[:1] == ["F"]:
             frames[f[1]].append(int(f[2]))
         elif f[:1] == ["P"]:
-            rows.append((int(f[1], 16), int(f[2]), int(f[3]), int(f[4])))
+            rows[f[1]].append((int(f[2], 16), int(f[3]), int(f[4]), int(f[5])))
     if "train" not in totals:
         raise EdgetpError(f"the profiling firmware printed no result within {timeout:g} s")
     names = {}
@@ -140,9 +140,10 @@ def run_profile(elf: Path, timeout: float = 600) -> dict:
     return {
         "totals": totals,
         "frames": {k: frame_summary(v) for k, v in frames.items()},
-        "functions": [
-            {"name": names.get(a & ~1, hex(a)), "calls": c, "self": s, "inclusive": i} for a, c, s, i in rows
-        ],
+        "functions": {
+            kind: [{"name": names.get(a & ~1, hex(a)), "calls": c, "self": s, "inclusive": i} for a, c, s, i in r]
+            for kind, r in rows.items()
+        },
     }
 
 
@@ -153,6 +154,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="initialisation seed of --net")
     ap.add_argument("--exact", action="store_true", help="no hooks: exact mean/max per step only")
     ap.add_argument("--steps", type=int, default=101, help="training steps (frames) to profile")
+    ap.add_argument("--infer", action="store_true", help="per function: inference steps (default: training steps)")
     ap.add_argument("--top", type=int, default=15)
     ap.add_argument("--out", default=None, help="build folder (default: a temporary one)")
     a = ap.parse_args(argv)
@@ -183,14 +185,16 @@ def main(argv=None) -> int:
             )
         )
         return 0
-    calls = sum(f["calls"] for f in res["functions"]) / n
-    tot = t.get("train", 0) - calls * (t.get("hook_h", 0) + t.get("hook_e0", 0))
+    kind, what = ("infer", "inference") if a.infer else ("train", "training")
+    functions = res["functions"][kind]
+    calls = sum(f["calls"] for f in functions) / n
+    tot = t.get(kind, 0) - calls * (t.get("hook_h", 0) + t.get("hook_e0", 0))
     print(
-        f"training step: {tot:,.0f} instructions ({t.get('train', 0):,} instrumented, less {calls:,.0f} calls x "
+        f"{what} step: {tot:,.0f} instructions ({t.get(kind, 0):,} instrumented, less {calls:,.0f} calls x "
         f"{t.get('hook_h', 0) + t.get('hook_e0', 0)} of hooks); per function, per step:"
     )
     print(f"  {'function':34s}{'calls':>9s}{'self':>12s}{'incl.':>12s}{'self %':>8s}")
-    for f in sorted(res["functions"], key=lambda f: -f["self"])[: a.top]:
+    for f in sorted(functions, key=lambda f: -f["self"])[: a.top]:
         print(
             f"  {f['name'][:34]:34s}{f['calls'] / n:9.1f}{f['self'] / n:12,.0f}{f['inclusive'] / n:12,.0f}"
             f"{100 * f['self'] / n / max(tot, 1):8.1f}"

@@ -55,7 +55,7 @@ PERSIST_GROUPS = ("trainable weights", "optimizer")
 # eight rows of a column is word-aligned (the Cortex-M4's LDRD). The tensor table lists these bytes; the
 # host's twin (tensors.state_tensors) lists the same through stored_form.
 RCOL_ALIGN = 4
-# The C sums int8 columns in packed 16-bit lanes (SXTB16 + SADD16) and adds them to int32 every
+# The C sums int8 columns in packed 16-bit lanes (SXTAB16) and adds them to int32 every
 # RCOL_FLUSH spikes: k int8 weights sum to [-128 k, 127 k], inside int16 for k <= 2^15 / 2^7 = 256.
 RCOL_FLUSH = (1 << 15) // (1 << 7)
 # Scratch on a word boundary: etp_lif_step_q copies features that are not there into nz_val_a before the

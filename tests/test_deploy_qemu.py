@@ -64,15 +64,19 @@ def test_locked_build_links_for_the_board_counter():
     assert image.path.is_file() and image.sizes["flash"] > 0
 
 
-def test_profile_names_the_functions_of_a_training_step():
+def test_profile_names_the_functions_of_a_training_and_an_inference_step():
     from deploy.profile import build_profile, run_profile
 
     import tempfile
 
     res = run_profile(build_profile(FAKE_DIR, Path(tempfile.mkdtemp()), steps=10), timeout=60)
-    names = {f["name"]: f for f in res["functions"]}
+    names = {f["name"]: f for f in res["functions"]["train"]}
     assert names["etp_train_step"]["calls"] == 10 and names["forward"]["calls"] == 10
     assert names["etp_train_step"]["inclusive"] >= names["forward"]["inclusive"] > 0
+    # the inference table holds the inference steps alone (the training table was cleared after it was printed)
+    infer = {f["name"]: f for f in res["functions"]["infer"]}
+    assert "etp_train_step" not in infer and infer["etp_infer_step"]["calls"] == 10 and infer["forward"]["calls"] == 10
+    assert 0 < infer["etp_infer_step"]["inclusive"] < names["etp_train_step"]["inclusive"]
     assert 0 < res["totals"]["hook_h"] < 1000
     fr = res["frames"]  # every step's cost: the test double learns on every step
     assert (fr["learn"]["n"], fr["forward"], fr["infer"]["n"]) == (10, {}, 10)

@@ -55,10 +55,10 @@ def test_the_sanitizers_catch_a_group_of_four_past_the_last_row(tmp_path):
 @pytest.mark.needs("arm-none-eabi-gcc", "qemu-system-arm")
 def test_the_cortex_m4_paths_on_the_emulated_board(tmp_path):
     """dot_dense8_x4's Cortex-M4 body (inline assembly, eight inputs a round, then a group of four in
-    pair_inputs8's order, then the rest) and cols_sum8's (SXTB16 + SADD16 lanes) run only on the board:
+    pair_inputs8's order, then the rest) and cols_sum8's (SXTAB16 into packed lanes) run only on the board:
     15 features take all three parts of the first, layer 0's 9 neurons one group of eight rows of the
     second. A planted bug in each assembly (one row's odd products against the even inputs; two rows of a
-    column into one lane pair) is found there."""
+    column into one lane pair; a word's odd bytes read as its even ones) is found there."""
     from deploy.bitexact import verify_export
     from firmware_gen.cases import build_model, build_script, device_config
     from firmware_gen.generate import render
@@ -69,7 +69,9 @@ def test_the_cortex_m4_paths_on_the_emulated_board(tmp_path):
     plants = [
         ('"smlad %[a3], %[w], %[xb], %[a3]\\n\\t"', '"smlad %[a3], %[w], %[xa], %[a3]\\n\\t"'),
         # cols_sum8: rows 1 and 3 of a column added to the lanes of rows 0 and 2
-        ('"sadd16 %[q1], %[q1], %[t]\\n\\t"', '"sadd16 %[q0], %[q0], %[t]\\n\\t"'),
+        ('"sxtab16 %[q1], %[q1], %[w0], ror #8\\n\\t"', '"sxtab16 %[q0], %[q0], %[w0], ror #8\\n\\t"'),
+        # cols_sum8: the second word's rows 5 and 7 read without the rotation (rows 4 and 6 again)
+        ('"sxtab16 %[q3], %[q3], %[w1], ror #8"', '"sxtab16 %[q3], %[q3], %[w1]"'),
     ]
     for k, plant in enumerate([None, *plants]):
         ex = render(qm, dev)

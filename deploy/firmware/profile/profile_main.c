@@ -5,8 +5,8 @@
  * keep a call stack of counter readings and add each call's self and inclusive cost
  * (port units) to a table by function address (built without -finstrument-functions, the
  * hooks are never called and the totals are exact). main runs etp_init, ETP_PROF_STEPS
- * training steps and as many inference steps on xorshift inputs and prints the table
- * ("P addr calls self inclusive" per function) on the UART, and each step's cost ("F learn|forward|infer
+ * training steps and as many inference steps on xorshift inputs and prints a table for each
+ * ("P train|infer addr calls self inclusive" per function) on the UART, and each step's cost ("F learn|forward|infer
  * cost": a training step that learnt, one that did not, an inference step). The hooks' own cost is
  * measured first (a frame with K empty child calls) and taken out: each call adds h
  * to its caller's self cost and e0 to its own, so self -= child_calls * h + calls * e0 and
@@ -117,6 +117,19 @@ NOPROF static void run(int train, uint32_t *r, uint64_t *cost) {
     }
 }
 
+/* The table of what ran since the last call ("P <kind> addr calls self inclusive" per function), then cleared. */
+NOPROF static void table(const char *kind) {
+    for (int k = 0; k < SLOTS; k++) if (slots[k].fn) {
+        slot_t *q = &slots[k];
+        uint64_t self = sub0(q->self << 16, q->child_calls * hook_h + q->calls * hook_e0) >> 16;
+        uint64_t incl = sub0(q->incl << 16, q->desc * (hook_h + hook_e0) + q->calls * hook_e0) >> 16;
+        out("P "); out(kind); out(" "); outx(q->fn); out(" "); outu(q->calls); out(" ");
+        outu(self * port_counter_res()); out(" "); outu(incl * port_counter_res()); out("\n");
+    }
+    for (int k = 0; k < SLOTS; k++) slots[k].fn = 0, slots[k].calls = 0, slots[k].self = slots[k].incl = 0,
+                                    slots[k].child_calls = slots[k].desc = 0;
+}
+
 NOPROF int main(int argc, char **argv) {
     uint32_t r = 12345;
     uint64_t train = 0, infer = 0;
@@ -129,15 +142,11 @@ NOPROF int main(int argc, char **argv) {
     cost_max = 0;
     out("T hook_h "); outu((hook_h * port_counter_res()) >> 16); out("\n");
     out("T hook_e0 "); outu((hook_e0 * port_counter_res()) >> 16); out("\n");
-    for (int k = 0; k < SLOTS; k++) if (slots[k].fn) {
-        slot_t *q = &slots[k];
-        uint64_t self = sub0(q->self << 16, q->child_calls * hook_h + q->calls * hook_e0) >> 16;
-        uint64_t incl = sub0(q->incl << 16, q->desc * (hook_h + hook_e0) + q->calls * hook_e0) >> 16;
-        out("P "); outx(q->fn); out(" "); outu(q->calls); out(" ");
-        outu(self * port_counter_res()); out(" "); outu(incl * port_counter_res()); out("\n");
-    }
+    table("train");
     run(0, &r, &infer);
     out("T infer "); outu(infer * port_counter_res() / ETP_PROF_STEPS); out("\n");
-    out("T infer_max "); outu((uint64_t)cost_max * port_counter_res()); out("\nEND\n");
+    out("T infer_max "); outu((uint64_t)cost_max * port_counter_res()); out("\n");
+    table("infer");
+    out("END\n");
     for (;;) { }
 }
