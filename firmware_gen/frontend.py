@@ -59,24 +59,21 @@ def check(norm, xbits: int) -> None:
 
 
 def check_fft_tables(factors, cos, sin) -> None:
-    """What etp_fe_fft's specialised stages take for granted, so that every output is still the
-    rounding of the same exact sum as fft240_q's: the factors 4 * 4 * 3 * 5; W^0 = 2^TW_F exactly
-    (products by it become shifts); tw[n - t] = conj tw[t] (radix 5 and 3 pair q with r - q);
-    tw[t + n/4] = -i tw[t] (radix 4 turns each input once, then combines with +-1, +-i)."""
+    """What etp_fe_fft's specialised stages (fft240_q's) take for granted: 240 = 4 * 4 * 3 * 5 points
+    and Q.31 twiddles W^t = cos - i sin of t / 240 turns, t < 240 (each product's high word is half
+    the turned value)."""
     n = len(cos)
-    t = np.arange(n)
-    if tuple(factors) != (4, 4, 3, 5) or n != FQ.HALF:
+    if tuple(factors) != (4, 4, 3, 5) or n != FQ.HALF or len(sin) != n:
         raise EdgetpError(
             f"etp_fe_fft is specialised to {FQ.HALF} = 4 * 4 * 3 * 5 points, "
             f"the frontend asks for {n} = {' * '.join(map(str, factors))}"
         )
-    if cos[0] != 1 << FQ.TW_F or sin[0] != 0:
-        raise EdgetpError("the FFT twiddle W^0 must be exactly 2^TW_F")
-    if not (np.array_equal(cos[(n - t) % n], cos) and np.array_equal(sin[(n - t) % n], -sin)):
-        raise EdgetpError("the FFT twiddles are not conjugate-symmetric (tw[n - t] = conj tw[t])")
-    q = (t + n // 4) % n
-    if not (np.array_equal(cos[q], sin) and np.array_equal(sin[q], -cos)):
-        raise EdgetpError("the FFT twiddles are not exact quarter turns of one another (tw[t + n/4] = -i tw[t])")
+    t = np.arange(n)
+    lim = (-(2.0**31), 2.0**31 - 1)
+    want_c = np.clip(np.round(np.cos(2 * np.pi * t / n) * 2.0**31), *lim)
+    want_s = np.clip(np.round(-np.sin(2 * np.pi * t / n) * 2.0**31), *lim)
+    if FQ.FFT_TW_F != 31 or not (np.array_equal(cos, want_c) and np.array_equal(sin, want_s)):
+        raise EdgetpError("the FFT twiddles are not W_240^t rounded to Q.31")
 
 
 def frontend_files(norm, stamp_text: str, xbits: int) -> dict:
@@ -100,7 +97,8 @@ def frontend_files(norm, stamp_text: str, xbits: int) -> dict:
         "",
         "/* Q-formats and shifts (docs/fixed-point.md section 9) */",
         D("ETP_FE_FRAME_BITS", FQ.FRAME_BITS, "frame block exponent: max |y| < 2^FRAME_BITS"),
-        D("ETP_FE_TW_F", FQ.TW_F, "twiddles Q2.30"),
+        D("ETP_FE_TW_F", FQ.TW_F, "real-FFT split twiddles Q2.30"),
+        D("ETP_FE_FFT_TW_F", FQ.FFT_TW_F, "FFT twiddles Q.31"),
         D("ETP_FE_P_SHIFT", FQ.P_SHIFT, "power >> P_SHIFT before the mel weights"),
         D("ETP_FE_LOG_F", FQ.LOG_F, "log-mel int16 Q.LOG_F"),
         D("ETP_FE_LOG_ZERO", f"({FQ.LOG_ZERO})", "log-mel of a zero band"),

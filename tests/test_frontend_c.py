@@ -99,11 +99,11 @@ def test_bit_exact_under_sanitizers(setup):
     "old,new,where",
     [
         # one per FFT stage (each is its own code), the block-exponent shift and the power
-        ("xr[3] = etp_fe_rs30(p2r + q2r);", "xr[3] = etp_fe_rs30(p2r + q2r + ((int64_t)1 << 29));", "power"),
-        ("xi[2 * S] = etp_fe_rs30(pi - qi);", "xi[2 * S] = etp_fe_rs30(pi - qi) - (blk == 15);", "power"),
-        ("xr[k + m * S] = etp_fe_rs30(ar);", "xr[k + m * S] = etp_fe_rs30(ar) + (k == 4 && m == 2);", "power"),
-        ("x3i[k] = etp_fe_rs30(bi + dr);", "x3i[k] = etp_fe_rs30(bi + dr) + (S == 15 && k == 7);", "power"),
-        ("x1r[0] = br + di;", "x1r[0] = br + di + (S == 60);", "power"),
+        ("xr[3] = y0r + 2 * (p2r + q2r);", "xr[3] = y0r + 2 * (p2r + q2r) + (xr == re + 235);", "power"),
+        ("xi[2 * S] = y0i + 2 * (pi - qi);", "xi[2 * S] = y0i + 2 * (pi - qi) - (blk == 15);", "power"),
+        ("xr[k + S] = y0r + 4 * (pr - qr);", "xr[k + S] = y0r + 4 * (pr - qr) + (k == 4 && blk == 0);", "power"),
+        ("yi[3 * S] = bi + 2 * dr;", "yi[3 * S] = bi + 2 * dr + (S == 15 && k == 7);", "power"),
+        ("xr[S] = br + di;", "xr[S] = br + di + (S == 60);", "power"),
         (
             "fe->im[i] = ((fe->im[i] + bias) >> s) - unbias;",
             "fe->im[i] = ((fe->im[i] + bias - 1) >> s) - unbias;",
@@ -319,10 +319,10 @@ def test_generated_tables_match_the_snapshot():
         assert old == text, "".join(difflib.unified_diff(old.splitlines(True), text.splitlines(True), name, name))
 
 
-def test_the_fft_table_identities_the_c_relies_on_are_checked():
-    """etp_fe_fft's radix 5/3/4 code is exact only if the twiddles are conjugate-symmetric quarter
-    turns of one another and W^0 = 2^30; the generator checks it, and a one-LSB change of any of
-    them (or other factors) is refused."""
+def test_the_fft_tables_the_c_is_specialised_to_are_checked():
+    """etp_fe_fft's radix 5/3/4 code reads W_240^t in Q.31 (its products' high words are half the
+    turned values); the generator checks the tables, and a one-LSB change of any twiddle (or other
+    factors) is refused."""
     from edgetp.errors import EdgetpError
     from firmware_gen.frontend import check_fft_tables
 

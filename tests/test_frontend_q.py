@@ -45,13 +45,25 @@ def test_snr_check_fails_on_nan_and_on_a_wrong_block():
 
 
 def test_fft_matches_numpy():
+    """Full-scale noise and tones (|Z| up to 2^28): every twiddle product is one rounded high word,
+    so the error is a few LSB a product, carried through the later stages (worst of these 40 frames
+    ~57, i.e. 2^-22 of full scale; a wrong twiddle or sign is off by ~2^20)."""
     rng = np.random.default_rng(0)
-    re, im = rng.integers(-(2**20), 2**20, (2, fq.HALF))
-    z = re + 1j * im
-    r, i = re.copy(), im.copy()
-    fq.fft240_q(r, i, fq.FFT_PERM, fq.FACTORS, fq.TW_COS, fq.TW_SIN)
-    want = np.fft.fft(z)
-    assert np.max(np.abs(r + 1j * i - want)) < 64  # 4 stages of one rounding each, |Z| up to 2^28
+    t = np.arange(fq.HALF)
+    worst = 0.0
+    for trial in range(40):
+        if trial % 2:
+            f, ph = rng.uniform(0, fq.HALF / 2), rng.uniform(0, 2 * np.pi)
+            re = np.round(np.cos(2 * np.pi * f * t / fq.HALF) * (2**20 - 1)).astype(np.int64)
+            im = np.round(np.sin(2 * np.pi * f * t / fq.HALF + ph) * (2**20 - 1)).astype(np.int64)
+        else:
+            re, im = rng.integers(-(2**20), 2**20, (2, fq.HALF))
+        r, i = re.copy(), im.copy()
+        fq.fft240_q(r, i, fq.FFT_PERM, fq.FACTORS, fq.TW_COS, fq.TW_SIN)
+        worst = max(worst, np.max(np.abs(r + 1j * i - np.fft.fft(re + 1j * im))))
+    assert worst < 128
+    with pytest.raises(ValueError, match="specialised"):
+        fq.fft240_q(r, i, fq.FFT_PERM, np.array([4, 4, 5, 3]), fq.TW_COS, fq.TW_SIN)
 
 
 def test_power_matches_float_spectrum():

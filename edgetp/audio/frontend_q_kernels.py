@@ -24,43 +24,114 @@ from edgetp.audio.frontend_q_tables import (
     P_SHIFT,
     TW_F,
 )
-from edgetp.fixed.primitives import bitlen, round_shift
+from edgetp.fixed.primitives import bitlen, mulhr, round_shift
+
+
+@njit(cache=True)
+def fft_stage5(re, im, twc, tws):
+    """Radix 5, the first stage (one butterfly per 5 values, no inner twiddle); with a Q.31 twiddle
+    mulhr (edgetp.fixed.primitives) is half the turned value, so each sum of such products is doubled. W = W_240^48 and
+    W^2 pair q with 5 - q: A = y_q + y_(5-q), B = y_q - y_(5-q); output m is
+    y_0 + 2 (sum of mulhr(A, cos) -+ mulhr(B, sin) over the pairs); output 0 is y_0 + A_1 + A_2."""
+    c1, s1, c2, s2 = twc[48], tws[48], twc[96], tws[96]
+    for b in range(0, re.shape[0], 5):
+        y0r, y0i = re[b], im[b]
+        a1r, a1i, b1r, b1i = re[b + 1] + re[b + 4], im[b + 1] + im[b + 4], re[b + 1] - re[b + 4], im[b + 1] - im[b + 4]
+        a2r, a2i, b2r, b2i = re[b + 2] + re[b + 3], im[b + 2] + im[b + 3], re[b + 2] - re[b + 3], im[b + 2] - im[b + 3]
+        pr = mulhr(a1r, c1) + mulhr(a2r, c2)
+        pi = mulhr(a1i, c1) + mulhr(a2i, c2)
+        qr = mulhr(b1i, s1) + mulhr(b2i, s2)
+        qi = mulhr(b1r, s1) + mulhr(b2r, s2)
+        p2r = mulhr(a1r, c2) + mulhr(a2r, c1)
+        p2i = mulhr(a1i, c2) + mulhr(a2i, c1)
+        q2r = mulhr(b1i, s2) - mulhr(b2i, s1)
+        q2i = mulhr(b1r, s2) - mulhr(b2r, s1)
+        re[b], im[b] = y0r + a1r + a2r, y0i + a1i + a2i
+        re[b + 1], im[b + 1] = y0r + 2 * (pr - qr), y0i + 2 * (pi + qi)
+        re[b + 4], im[b + 4] = y0r + 2 * (pr + qr), y0i + 2 * (pi - qi)
+        re[b + 2], im[b + 2] = y0r + 2 * (p2r - q2r), y0i + 2 * (p2i + q2i)
+        re[b + 3], im[b + 3] = y0r + 2 * (p2r + q2r), y0i + 2 * (p2i - q2i)
+
+
+@njit(cache=True)
+def fft_stage3(re, im, twc, tws):
+    """Radix 3 (size 5, step 16). k = 0: W_3 = W_240^80 pairs q = 1, 2 as radix 5 does (doubled).
+    k >= 1: each input is turned first, z_q = mulhr-product of y_q and W^(16 q k) (half scale), then
+    the k = 0 butterfly on the z (its products are quarter scale, so quadrupled)."""
+    c, s = twc[80], tws[80]
+    for blk in range(0, re.shape[0], 15):
+        for k in range(5):
+            j0, j1, j2 = blk + k, blk + k + 5, blk + k + 10
+            y0r, y0i = re[j0], im[j0]
+            if k == 0:
+                ar, ai, br, bi = re[j1] + re[j2], im[j1] + im[j2], re[j1] - re[j2], im[j1] - im[j2]
+                pr, pi, qr, qi = mulhr(ar, c), mulhr(ai, c), mulhr(bi, s), mulhr(br, s)
+                re[j0], im[j0] = y0r + ar, y0i + ai
+                re[j1], im[j1] = y0r + 2 * (pr - qr), y0i + 2 * (pi + qi)
+                re[j2], im[j2] = y0r + 2 * (pr + qr), y0i + 2 * (pi - qi)
+            else:
+                t1, t2 = 16 * k, 32 * k
+                z1r = mulhr(re[j1], twc[t1]) - mulhr(im[j1], tws[t1])
+                z1i = mulhr(re[j1], tws[t1]) + mulhr(im[j1], twc[t1])
+                z2r = mulhr(re[j2], twc[t2]) - mulhr(im[j2], tws[t2])
+                z2i = mulhr(re[j2], tws[t2]) + mulhr(im[j2], twc[t2])
+                ar, ai, br, bi = z1r + z2r, z1i + z2i, z1r - z2r, z1i - z2i
+                pr, pi, qr, qi = mulhr(ar, c), mulhr(ai, c), mulhr(bi, s), mulhr(br, s)
+                re[j0], im[j0] = y0r + 2 * ar, y0i + 2 * ai
+                re[j1], im[j1] = y0r + 4 * (pr - qr), y0i + 4 * (pi + qi)
+                re[j2], im[j2] = y0r + 4 * (pr + qr), y0i + 4 * (pi - qi)
+
+
+@njit(cache=True)
+def fft_stage4(re, im, twc, tws, size):
+    """Radix 4 (size S, step 240 / 4S): W^(q (k + m S) step) = (-i)^(q m) W^(q k step), so each input
+    is turned once, z_q = mulhr-product of y_q and W^(q k step) (half scale; k = 0: no turn), and the
+    four outputs are y_0 +- 2 z_2 +- 2 (z_1 + z_3) and y_0 -+ 2 z_2 +- 2 i (z_1 - z_3)."""
+    step = re.shape[0] // (4 * size)
+    for blk in range(0, re.shape[0], 4 * size):
+        for k in range(size):
+            j0, j1, j2, j3 = blk + k, blk + k + size, blk + k + 2 * size, blk + k + 3 * size
+            y0r, y0i = re[j0], im[j0]
+            if k == 0:
+                ar, ai, br, bi = y0r + re[j2], y0i + im[j2], y0r - re[j2], y0i - im[j2]
+                cr, ci, dr, di = re[j1] + re[j3], im[j1] + im[j3], re[j1] - re[j3], im[j1] - im[j3]
+                re[j0], im[j0] = ar + cr, ai + ci
+                re[j2], im[j2] = ar - cr, ai - ci
+                re[j1], im[j1] = br + di, bi - dr
+                re[j3], im[j3] = br - di, bi + dr
+            else:
+                t1, t2, t3 = k * step, 2 * k * step, 3 * k * step
+                z1r = mulhr(re[j1], twc[t1]) - mulhr(im[j1], tws[t1])
+                z1i = mulhr(re[j1], tws[t1]) + mulhr(im[j1], twc[t1])
+                z2r = mulhr(re[j2], twc[t2]) - mulhr(im[j2], tws[t2])
+                z2i = mulhr(re[j2], tws[t2]) + mulhr(im[j2], twc[t2])
+                z3r = mulhr(re[j3], twc[t3]) - mulhr(im[j3], tws[t3])
+                z3i = mulhr(re[j3], tws[t3]) + mulhr(im[j3], twc[t3])
+                ar, ai, br, bi = y0r + 2 * z2r, y0i + 2 * z2i, y0r - 2 * z2r, y0i - 2 * z2i
+                cr, ci, dr, di = z1r + z3r, z1i + z3i, z1r - z3r, z1i - z3i
+                re[j0], im[j0] = ar + 2 * cr, ai + 2 * ci
+                re[j2], im[j2] = ar - 2 * cr, ai - 2 * ci
+                re[j1], im[j1] = br + 2 * di, bi - 2 * dr
+                re[j3], im[j3] = br - 2 * di, bi + 2 * dr
 
 
 @njit(cache=True)
 def fft240_q(re, im, perm, factors, twc, tws):
-    """In-place mixed-radix DIT FFT of 240 complex int64 values (inputs |.| <= 2^20 after
-    the frame shift). Each stage computes out[k + m size] = round_shift(sum_q
-    W_new^(q (k + m size)) Y_q[k], 30) with one rounding per output."""
+    """In-place mixed-radix DIT FFT of 240 complex values (inputs |.| <= 2^20 after the frame
+    shift), radices 5, 3, 4, 4 innermost first on the digit-reversed input (perm), twiddles
+    Q.31. Every twiddle product is one mulhr (SMMULR on a Cortex-M4): int32 throughout."""
+    if factors.shape[0] != 4 or factors[0] != 4 or factors[1] != 4 or factors[2] != 3 or factors[3] != 5:
+        raise ValueError("fft240_q is specialised to 240 = 4 * 4 * 3 * 5 points")
     n = re.shape[0]
     tr = np.empty(n, np.int64)
     ti = np.empty(n, np.int64)
     for i in range(n):
         tr[i] = re[perm[i]]
         ti[i] = im[perm[i]]
-    yr = np.empty(8, np.int64)
-    yi = np.empty(8, np.int64)
-    size = 1
-    for fi in range(factors.shape[0] - 1, -1, -1):
-        r = factors[fi]
-        new = size * r
-        step = n // new
-        for blk in range(0, n, new):
-            for k in range(size):
-                for q in range(r):
-                    yr[q] = tr[blk + q * size + k]
-                    yi[q] = ti[blk + q * size + k]
-                for m in range(r):
-                    j = k + m * size
-                    ar = np.int64(0)
-                    ai = np.int64(0)
-                    for q in range(r):
-                        t = (q * j * step) % n
-                        ar += yr[q] * twc[t] - yi[q] * tws[t]
-                        ai += yr[q] * tws[t] + yi[q] * twc[t]
-                    tr[blk + k + m * size] = round_shift(ar, TW_F)
-                    ti[blk + k + m * size] = round_shift(ai, TW_F)
-        size = new
+    fft_stage5(tr, ti, twc, tws)
+    fft_stage3(tr, ti, twc, tws)
+    fft_stage4(tr, ti, twc, tws, 15)
+    fft_stage4(tr, ti, twc, tws, 60)
     for i in range(n):
         re[i] = tr[i]
         im[i] = ti[i]

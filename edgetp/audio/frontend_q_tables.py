@@ -19,7 +19,8 @@ HALF = N_FFT // 2  # 240: the complex FFT's length, and the centring pad
 WIN_F = 15  # window Q.15
 FRAME_BITS = 20  # a frame is shifted so that max |y| < 2^FRAME_BITS
 FFT_FACTORS = (4, 4, 3, 5)  # 240 = 4 * 4 * 3 * 5, outermost split first
-TW_F = 30  # FFT twiddles Q2.30
+TW_F = 30  # the real-FFT split twiddles Q2.30
+FFT_TW_F = 31  # FFT twiddles Q.31 (1.0 saturates to 2^31 - 1), the high word of a product its half
 P_SHIFT = 20  # power -> mel: P >> 20 (< 2^40) times weights < 2^15
 MEL_F = 15  # mel weights: Q.15 of the largest weight (a common factor cancels in S / max S)
 LOG_F = 8  # log2 of the mel energy: int16 Q.8
@@ -49,11 +50,12 @@ def _window_q() -> np.ndarray:
     return np.clip(w, 0, (1 << WIN_F) - 1).astype(np.int64)
 
 
-def _twiddles(n: int, count: int) -> tuple[np.ndarray, np.ndarray]:
-    """W_n^t = cos(2 pi t / n) - i sin(2 pi t / n), t < count, Q.TW_F (cos, -sin)."""
+def _twiddles(n: int, count: int, f: int = TW_F) -> tuple[np.ndarray, np.ndarray]:
+    """W_n^t = cos(2 pi t / n) - i sin(2 pi t / n), t < count, Q.f (cos, -sin), within int32."""
     t = np.arange(count)
-    c = np.round(np.cos(2 * np.pi * t / n) * (1 << TW_F)).astype(np.int64)
-    s = np.round(-np.sin(2 * np.pi * t / n) * (1 << TW_F)).astype(np.int64)
+    lim = (-(1 << 31), (1 << 31) - 1)
+    c = np.clip(np.round(np.cos(2 * np.pi * t / n) * (1 << f)), *lim).astype(np.int64)
+    s = np.clip(np.round(-np.sin(2 * np.pi * t / n) * (1 << f)), *lim).astype(np.int64)
     return c, s
 
 
@@ -154,7 +156,7 @@ def _delta_q():
 
 
 WINDOW_Q = _window_q()
-TW_COS, TW_SIN = _twiddles(HALF, HALF)
+TW_COS, TW_SIN = _twiddles(HALF, HALF, FFT_TW_F)
 RT_COS_ALL, RT_SIN_ALL = _twiddles(N_FFT, HALF)
 FFT_PERM = _fft_perm()
 MEL_Q, MEL_START, MEL_LEN, N_BINS = _mel_q()
@@ -182,6 +184,7 @@ __all__ = [
     "FRAME_BITS",
     "FFT_FACTORS",
     "TW_F",
+    "FFT_TW_F",
     "P_SHIFT",
     "MEL_F",
     "LOG_F",

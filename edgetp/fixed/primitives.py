@@ -73,6 +73,13 @@ def round_shift(a, k):
 
 
 @njit(cache=True)
+def mulhr(a, w):
+    """round(a w / 2^32) = (a w + 2^31) >> 32 for int32 a and w: the high word of the product,
+    rounded (one SMMULR on a Cortex-M4). With w = b 2^(32-k) it is round_shift(a b, k) exactly."""
+    return (a * w + (np.int64(1) << 31)) >> 32
+
+
+@njit(cache=True)
 def qmul(a, b, k):
     """round_shift(a * b, k): product of Q-format values with the int64 product in range."""
     return round_shift(a * b, k)

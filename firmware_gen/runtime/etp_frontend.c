@@ -39,139 +39,137 @@ static int64_t etp_fe_log2_q(int64_t s)
     return (int64_t)b * 65536 + frac;
 }
 
-/* fft240_q, specialised to 240 = 4 * 4 * 3 * 5 (firmware_gen.frontend.check asserts the factors and
- * the two twiddle-table identities used below: tw[240 - t] = conj tw[t] and tw[t + 60] = -i tw[t]).
- * Each output of a stage is still round_shift(exact sum, 30) of the very integer products of the
- * generic loop: only the order and grouping of the exact int64 sum differ, and exact sums do not
- * depend on them. Plain C: (int64_t)a * b of two int32 compiles to SMULL/SMLAL on a Cortex-M4. */
-#if ETP_FE_HALF != 240 || ETP_FE_N_FACTORS != 4
-#error "etp_fe_fft is specialised to 240 = 4 * 4 * 3 * 5 points"
+/* fft240_q, specialised to 240 = 4 * 4 * 3 * 5 (firmware_gen.frontend.check asserts the factors):
+ * int32 values, Q.31 twiddles, every twiddle product one etp_mulhr (its high word, rounded: half
+ * the turned value), each sum of such products doubled once. The stages are fft_stage5/3/4's. */
+#if ETP_FE_HALF != 240 || ETP_FE_N_FACTORS != 4 || ETP_FE_FFT_TW_F != 31
+#error "etp_fe_fft is specialised to 240 = 4 * 4 * 3 * 5 points and Q.31 twiddles"
 #endif
 
-#define ETP_FE_MUL(a, b) ((int64_t)(a) * (b))
-#define ETP_FE_W0 (1 << ETP_FE_TW_F)                  /* W^0, exactly (check_fft_tables) */
-
-/* round_shift(a, TW_F) for |result| < 2^30: biased to a non-negative value, so the shift is an
- * arithmetic one on any C implementation and takes no sign branch. */
-static inline int32_t etp_fe_rs30(int64_t a)
-{
-    return (int32_t)((a + ((int64_t)1 << (ETP_FE_TW_F - 1)) + ((int64_t)1 << (ETP_FE_TW_F + 30))) >> ETP_FE_TW_F)
-           - (1 << 30);
-}
-
-/* Radix 5, the first stage (one butterfly per 5 values, no inner twiddle): W^(q m) are W5^1, W5^2
- * and their conjugates, so q and 5 - q pair: y_q W + y_(5-q) conj W = A c - B_i s + i (A_i c + B_r s)
- * with A = y_q + y_(5-q), B = y_q - y_(5-q). Output 0 is exact (its sum is a multiple of 2^30). */
+/* fft_stage5: radix 5, the first stage (one butterfly per 5 values, no inner twiddle): W = W^48 and
+ * W^2 pair q with 5 - q (A = y_q + y_(5-q), B = y_q - y_(5-q)); output m is y_0 + 2 (sum of
+ * mulhr(A, cos) -+ mulhr(B, sin) over the pairs); output 0 is y_0 + A_1 + A_2. */
 static void etp_fe_stage5(int32_t *re, int32_t *im)
 {
-    const int32_t c1 = etp_fe_tw_cos[ETP_FE_HALF / 5], s1 = etp_fe_tw_sin[ETP_FE_HALF / 5];
-    const int32_t c2 = etp_fe_tw_cos[2 * ETP_FE_HALF / 5], s2 = etp_fe_tw_sin[2 * ETP_FE_HALF / 5];
+    const int32_t c1 = etp_fe_tw_cos[48], s1 = etp_fe_tw_sin[48], c2 = etp_fe_tw_cos[96], s2 = etp_fe_tw_sin[96];
     int32_t *xr = re, *xi = im;
     for (; xr < re + ETP_FE_HALF; xr += 5, xi += 5) {
         int32_t y0r = xr[0], y0i = xi[0];
         int32_t a1r = xr[1] + xr[4], a1i = xi[1] + xi[4], b1r = xr[1] - xr[4], b1i = xi[1] - xi[4];
         int32_t a2r = xr[2] + xr[3], a2i = xi[2] + xi[3], b2r = xr[2] - xr[3], b2i = xi[2] - xi[3];
-        int64_t z0r = ETP_FE_MUL(y0r, ETP_FE_W0), z0i = ETP_FE_MUL(y0i, ETP_FE_W0);
-        /* outputs 1 and 4: pair (1, 4) turns by W^1, pair (2, 3) by W^2 */
-        int64_t pr = z0r + ETP_FE_MUL(a1r, c1) + ETP_FE_MUL(a2r, c2);
-        int64_t pi = z0i + ETP_FE_MUL(a1i, c1) + ETP_FE_MUL(a2i, c2);
-        int64_t qr = ETP_FE_MUL(b1i, s1) + ETP_FE_MUL(b2i, s2), qi = ETP_FE_MUL(b1r, s1) + ETP_FE_MUL(b2r, s2);
-        /* outputs 2 and 3: pair (1, 4) by W^2, pair (2, 3) by conj W^1 */
-        int64_t p2r = z0r + ETP_FE_MUL(a1r, c2) + ETP_FE_MUL(a2r, c1);
-        int64_t p2i = z0i + ETP_FE_MUL(a1i, c2) + ETP_FE_MUL(a2i, c1);
-        int64_t q2r = ETP_FE_MUL(b1i, s2) - ETP_FE_MUL(b2i, s1), q2i = ETP_FE_MUL(b1r, s2) - ETP_FE_MUL(b2r, s1);
+        int32_t pr = etp_mulhr(a1r, c1) + etp_mulhr(a2r, c2), pi = etp_mulhr(a1i, c1) + etp_mulhr(a2i, c2);
+        int32_t qr = etp_mulhr(b1i, s1) + etp_mulhr(b2i, s2), qi = etp_mulhr(b1r, s1) + etp_mulhr(b2r, s2);
+        int32_t p2r = etp_mulhr(a1r, c2) + etp_mulhr(a2r, c1), p2i = etp_mulhr(a1i, c2) + etp_mulhr(a2i, c1);
+        int32_t q2r = etp_mulhr(b1i, s2) - etp_mulhr(b2i, s1), q2i = etp_mulhr(b1r, s2) - etp_mulhr(b2r, s1);
         xr[0] = y0r + a1r + a2r;
         xi[0] = y0i + a1i + a2i;
-        xr[1] = etp_fe_rs30(pr - qr);
-        xi[1] = etp_fe_rs30(pi + qi);
-        xr[4] = etp_fe_rs30(pr + qr);
-        xi[4] = etp_fe_rs30(pi - qi);
-        xr[2] = etp_fe_rs30(p2r - q2r);
-        xi[2] = etp_fe_rs30(p2i + q2i);
-        xr[3] = etp_fe_rs30(p2r + q2r);
-        xi[3] = etp_fe_rs30(p2i - q2i);
+        xr[1] = y0r + 2 * (pr - qr);
+        xi[1] = y0i + 2 * (pi + qi);
+        xr[4] = y0r + 2 * (pr + qr);
+        xi[4] = y0i + 2 * (pi - qi);
+        xr[2] = y0r + 2 * (p2r - q2r);
+        xi[2] = y0i + 2 * (p2i + q2i);
+        xr[3] = y0r + 2 * (p2r + q2r);
+        xi[3] = y0i + 2 * (p2i - q2i);
     }
 }
 
-/* Radix 3 (size 5, step 16): k = 0 pairs q = 1, 2 like radix 5 (W^160 = conj W^80); k = 1..4 sum
- * the two twiddled terms of each output directly (their twiddles are no exact rotation of one another). */
+/* fft_stage3: radix 3 (size 5, step 16). k = 0: W_3 = W^80 pairs q = 1, 2 as radix 5 does (doubled).
+ * k >= 1: each input is turned first, z_q = y_q W^(16 q k) by mulhr (half scale), then the k = 0
+ * butterfly on the z (its products are quarter scale, so quadrupled). */
 static void etp_fe_stage3(int32_t *re, int32_t *im)
 {
-    enum { S = 5, STEP = ETP_FE_HALF / 15 };
-    const int32_t c = etp_fe_tw_cos[ETP_FE_HALF / 3], s = etp_fe_tw_sin[ETP_FE_HALF / 3];
-    int32_t blk, k, m;
+    enum { S = 5 };
+    const int32_t c = etp_fe_tw_cos[80], s = etp_fe_tw_sin[80];
+    int32_t blk, k;
     for (blk = 0; blk < ETP_FE_HALF; blk += 3 * S) {
         int32_t *xr = re + blk, *xi = im + blk;
         {
             int32_t y0r = xr[0], y0i = xi[0];
             int32_t ar = xr[S] + xr[2 * S], ai = xi[S] + xi[2 * S], br = xr[S] - xr[2 * S], bi = xi[S] - xi[2 * S];
-            int64_t pr = ETP_FE_MUL(y0r, ETP_FE_W0) + ETP_FE_MUL(ar, c), pi = ETP_FE_MUL(y0i, ETP_FE_W0) + ETP_FE_MUL(ai, c);
-            int64_t qr = ETP_FE_MUL(bi, s), qi = ETP_FE_MUL(br, s);
+            int32_t pr = etp_mulhr(ar, c), pi = etp_mulhr(ai, c), qr = etp_mulhr(bi, s), qi = etp_mulhr(br, s);
             xr[0] = y0r + ar;
             xi[0] = y0i + ai;
-            xr[S] = etp_fe_rs30(pr - qr);
-            xi[S] = etp_fe_rs30(pi + qi);
-            xr[2 * S] = etp_fe_rs30(pr + qr);
-            xi[2 * S] = etp_fe_rs30(pi - qi);
+            xr[S] = y0r + 2 * (pr - qr);
+            xi[S] = y0i + 2 * (pi + qi);
+            xr[2 * S] = y0r + 2 * (pr + qr);
+            xi[2 * S] = y0i + 2 * (pi - qi);
         }
         for (k = 1; k < S; k++) {
+            const int32_t c1 = etp_fe_tw_cos[16 * k], s1 = etp_fe_tw_sin[16 * k];
+            const int32_t c2 = etp_fe_tw_cos[32 * k], s2 = etp_fe_tw_sin[32 * k];
             int32_t y0r = xr[k], y0i = xi[k], y1r = xr[k + S], y1i = xi[k + S], y2r = xr[k + 2 * S], y2i = xi[k + 2 * S];
-            for (m = 0; m < 3; m++) {
-                int32_t t1 = (k + m * S) * STEP, t2 = 2 * t1 >= ETP_FE_HALF ? 2 * t1 - ETP_FE_HALF : 2 * t1;
-                int32_t c1 = etp_fe_tw_cos[t1], s1 = etp_fe_tw_sin[t1], c2 = etp_fe_tw_cos[t2], s2 = etp_fe_tw_sin[t2];
-                int64_t ar = ETP_FE_MUL(y0r, ETP_FE_W0) + ETP_FE_MUL(y1r, c1) - ETP_FE_MUL(y1i, s1)
-                             + ETP_FE_MUL(y2r, c2) - ETP_FE_MUL(y2i, s2);
-                int64_t ai = ETP_FE_MUL(y0i, ETP_FE_W0) + ETP_FE_MUL(y1r, s1) + ETP_FE_MUL(y1i, c1)
-                             + ETP_FE_MUL(y2r, s2) + ETP_FE_MUL(y2i, c2);
-                xr[k + m * S] = etp_fe_rs30(ar);
-                xi[k + m * S] = etp_fe_rs30(ai);
-            }
+            int32_t z1r = etp_mulhr(y1r, c1) - etp_mulhr(y1i, s1), z1i = etp_mulhr(y1r, s1) + etp_mulhr(y1i, c1);
+            int32_t z2r = etp_mulhr(y2r, c2) - etp_mulhr(y2i, s2), z2i = etp_mulhr(y2r, s2) + etp_mulhr(y2i, c2);
+            int32_t ar = z1r + z2r, ai = z1i + z2i, br = z1r - z2r, bi = z1i - z2i;
+            int32_t pr = etp_mulhr(ar, c), pi = etp_mulhr(ai, c), qr = etp_mulhr(bi, s), qi = etp_mulhr(br, s);
+            xr[k] = y0r + 2 * ar;
+            xi[k] = y0i + 2 * ai;
+            xr[k + S] = y0r + 4 * (pr - qr);
+            xi[k + S] = y0i + 4 * (pi + qi);
+            xr[k + 2 * S] = y0r + 4 * (pr + qr);
+            xi[k + 2 * S] = y0i + 4 * (pi - qi);
         }
     }
 }
 
-/* Radix 4 (size S, step 240 / 4S): W^(q (k + m S) step) = (-i)^(q m) W^(q k step) exactly (tw[t + 60] =
- * -i tw[t]), so each input is turned once, z_q = y_q W^(q k step) (exact int64), and the four outputs
- * are sums of +-z_q, +-i z_q. k = 0 (W^0 = 2^30) is exact in int32. */
-static void etp_fe_stage4(int32_t *re, int32_t *im, int32_t S)
+/* fft_stage4: radix 4 (size S, step 240 / 4S): W^(q (k + m S) step) = (-i)^(q m) W^(q k step), so
+ * each input is turned once, z_q = y_q W^(q k step) by mulhr (half scale; k = 0: no turn), and the
+ * four outputs are y_0 +- 2 z_2 +- 2 (z_1 + z_3) and y_0 -+ 2 z_2 +- 2 i (z_1 - z_3). Inlined per S:
+ * the four inputs are then constant offsets of one pointer (no pointer per input to spill). */
+#if defined(__GNUC__)
+#define ETP_FE_INLINE static inline __attribute__((always_inline))
+#else
+#define ETP_FE_INLINE static inline
+#endif
+ETP_FE_INLINE void etp_fe_stage4(int32_t *re, int32_t *im, const int32_t S)
 {
     const int32_t step = ETP_FE_HALF / (4 * S);
     int32_t blk, k;
     for (blk = 0; blk < ETP_FE_HALF; blk += 4 * S) {
-        int32_t *x0r = re + blk, *x0i = im + blk, *x1r = x0r + S, *x1i = x0i + S;
-        int32_t *x2r = x1r + S, *x2i = x1i + S, *x3r = x2r + S, *x3i = x2i + S;
+        int32_t *xr = re + blk, *xi = im + blk;
         {
-            int32_t ar = x0r[0] + x2r[0], ai = x0i[0] + x2i[0], br = x0r[0] - x2r[0], bi = x0i[0] - x2i[0];
-            int32_t cr = x1r[0] + x3r[0], ci = x1i[0] + x3i[0], dr = x1r[0] - x3r[0], di = x1i[0] - x3i[0];
-            x0r[0] = ar + cr;
-            x0i[0] = ai + ci;
-            x2r[0] = ar - cr;
-            x2i[0] = ai - ci;
-            x1r[0] = br + di;
-            x1i[0] = bi - dr;
-            x3r[0] = br - di;
-            x3i[0] = bi + dr;
+            int32_t ar = xr[0] + xr[2 * S], ai = xi[0] + xi[2 * S], br = xr[0] - xr[2 * S], bi = xi[0] - xi[2 * S];
+            int32_t cr = xr[S] + xr[3 * S], ci = xi[S] + xi[3 * S], dr = xr[S] - xr[3 * S], di = xi[S] - xi[3 * S];
+            xr[0] = ar + cr;
+            xi[0] = ai + ci;
+            xr[2 * S] = ar - cr;
+            xi[2 * S] = ai - ci;
+            xr[S] = br + di;
+            xi[S] = bi - dr;
+            xr[3 * S] = br - di;
+            xi[3 * S] = bi + dr;
         }
         for (k = 1; k < S; k++) {
             const int32_t t = k * step;
-            const int32_t c1 = etp_fe_tw_cos[t], s1 = etp_fe_tw_sin[t];
-            const int32_t c2 = etp_fe_tw_cos[2 * t], s2 = etp_fe_tw_sin[2 * t];
-            const int32_t c3 = etp_fe_tw_cos[3 * t], s3 = etp_fe_tw_sin[3 * t];
-            int32_t y1r = x1r[k], y1i = x1i[k], y2r = x2r[k], y2i = x2i[k], y3r = x3r[k], y3i = x3i[k];
-            int64_t z0r = ETP_FE_MUL(x0r[k], ETP_FE_W0), z0i = ETP_FE_MUL(x0i[k], ETP_FE_W0);
-            int64_t z2r = ETP_FE_MUL(y2r, c2) - ETP_FE_MUL(y2i, s2), z2i = ETP_FE_MUL(y2r, s2) + ETP_FE_MUL(y2i, c2);
-            int64_t ar = z0r + z2r, ai = z0i + z2i, br = z0r - z2r, bi = z0i - z2i;
-            int64_t z1r = ETP_FE_MUL(y1r, c1) - ETP_FE_MUL(y1i, s1), z1i = ETP_FE_MUL(y1r, s1) + ETP_FE_MUL(y1i, c1);
-            int64_t z3r = ETP_FE_MUL(y3r, c3) - ETP_FE_MUL(y3i, s3), z3i = ETP_FE_MUL(y3r, s3) + ETP_FE_MUL(y3i, c3);
-            int64_t cr = z1r + z3r, ci = z1i + z3i, dr = z1r - z3r, di = z1i - z3i;
-            x0r[k] = etp_fe_rs30(ar + cr);
-            x0i[k] = etp_fe_rs30(ai + ci);
-            x2r[k] = etp_fe_rs30(ar - cr);
-            x2i[k] = etp_fe_rs30(ai - ci);
-            x1r[k] = etp_fe_rs30(br + di);
-            x1i[k] = etp_fe_rs30(bi - dr);
-            x3r[k] = etp_fe_rs30(br - di);
-            x3i[k] = etp_fe_rs30(bi + dr);
+            int32_t *yr = xr + k, *yi = xi + k;
+            int32_t y0r = yr[0], y0i = yi[0];
+            int32_t z2r, z2i, z1r, z1i, z3r, z3i, ar, ai, br, bi, cr, ci, dr, di;
+            {
+                const int32_t c = etp_fe_tw_cos[2 * t], s = etp_fe_tw_sin[2 * t], y2r = yr[2 * S], y2i = yi[2 * S];
+                z2r = etp_mulhr(y2r, c) - etp_mulhr(y2i, s);
+                z2i = etp_mulhr(y2r, s) + etp_mulhr(y2i, c);
+            }
+            ar = y0r + 2 * z2r, ai = y0i + 2 * z2i, br = y0r - 2 * z2r, bi = y0i - 2 * z2i;
+            {
+                const int32_t c = etp_fe_tw_cos[t], s = etp_fe_tw_sin[t], y1r = yr[S], y1i = yi[S];
+                z1r = etp_mulhr(y1r, c) - etp_mulhr(y1i, s);
+                z1i = etp_mulhr(y1r, s) + etp_mulhr(y1i, c);
+            }
+            {
+                const int32_t c = etp_fe_tw_cos[3 * t], s = etp_fe_tw_sin[3 * t], y3r = yr[3 * S], y3i = yi[3 * S];
+                z3r = etp_mulhr(y3r, c) - etp_mulhr(y3i, s);
+                z3i = etp_mulhr(y3r, s) + etp_mulhr(y3i, c);
+            }
+            cr = z1r + z3r, ci = z1i + z3i, dr = z1r - z3r, di = z1i - z3i;
+            yr[0] = ar + 2 * cr;
+            yi[0] = ai + 2 * ci;
+            yr[2 * S] = ar - 2 * cr;
+            yi[2 * S] = ai - 2 * ci;
+            yr[S] = br + 2 * di;
+            yi[S] = bi - 2 * dr;
+            yr[3 * S] = br - 2 * di;
+            yi[3 * S] = bi + 2 * dr;
         }
     }
 }
@@ -216,6 +214,16 @@ int32_t etp_fe_load(etp_fe_work_t *fe, const int16_t *win)
         }
     }
     return s;
+}
+
+#define ETP_FE_MUL(a, b) ((int64_t)(a) * (b))
+
+/* round_shift(a, TW_F) for |result| < 2^30: biased to a non-negative value, so the shift is an
+ * arithmetic one on any C implementation and takes no sign branch. */
+static inline int32_t etp_fe_rs30(int64_t a)
+{
+    return (int32_t)((a + ((int64_t)1 << (ETP_FE_TW_F - 1)) + ((int64_t)1 << (ETP_FE_TW_F + 30))) >> ETP_FE_TW_F)
+           - (1 << 30);
 }
 
 /* the real-FFT split and power: 2X[k] = A + round_shift(-i W_480^k B, 30), P[k] = |2X[k]|^2.

@@ -53,6 +53,19 @@ static inline int32_t etp_round_shift32(int32_t a, int k)
     return (int32_t)(((uint32_t)(a + (1 << (k - 1))) + 0x80000000u) >> k) - (int32_t)(0x80000000u >> k);
 }
 
+/* mulhr: round(a w / 2^32) = (a w + 2^31) >> 32, one SMMULR where the DSP extension has it; the
+ * portable form biases the int64 to a non-negative value (|a w| < 2^62 - 2^31), so its shift is defined C. */
+static inline int32_t etp_mulhr(int32_t a, int32_t w)
+{
+#if defined(__ARM_FEATURE_DSP)
+    int32_t r;
+    __asm__("smmulr %0, %1, %2" : "=r"(r) : "r"(a), "r"(w));
+    return r;
+#else
+    return (int32_t)(((int64_t)a * w + ((int64_t)1 << 31) + ((int64_t)1 << 62)) >> 32) - (1 << 30);
+#endif
+}
+
 /* div_floor: floor(a / b) for b > 0 (C's '/' truncates; corrected for negative a). */
 static inline int64_t etp_div_floor(int64_t a, int64_t b)
 {

@@ -22,7 +22,8 @@
 
 /* Q-formats and shifts (docs/fixed-point.md section 9) */
 #define ETP_FE_FRAME_BITS 20   /* frame block exponent: max |y| < 2^FRAME_BITS */
-#define ETP_FE_TW_F 30   /* twiddles Q2.30 */
+#define ETP_FE_TW_F 30   /* real-FFT split twiddles Q2.30 */
+#define ETP_FE_FFT_TW_F 31   /* FFT twiddles Q.31 */
 #define ETP_FE_P_SHIFT 20   /* power >> P_SHIFT before the mel weights */
 #define ETP_FE_LOG_F 8   /* log-mel int16 Q.LOG_F */
 #define ETP_FE_LOG_ZERO (-32768)   /* log-mel of a zero band */
