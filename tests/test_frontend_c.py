@@ -114,7 +114,13 @@ def test_bit_exact_under_sanitizers(setup):
             "fe->power[k] = ETP_FE_MUL(xr, xr) + ETP_FE_MUL(xi, xi) + (k == 100);",
             "power",
         ),
-        ("fe->mel[b] = acc;", "fe->mel[b] = acc + (b == 39);", "mel"),
+        ("fe->mel[b] = (int64_t)acc;", "fe->mel[b] = (int64_t)acc + (b == 39);", "mel"),
+        # the input scaling's one-SMMULR form (row shifts 16 .. 32)
+        (
+            "v = etp_mulhr(feats[j], (int32_t)((uint32_t)etp_fe_norm_m[j] << (32 - s)));",
+            "v = etp_mulhr(feats[j], (int32_t)((uint32_t)etp_fe_norm_m[j] << (32 - s))) + (j == 50);",
+            "input",
+        ),
         # the steps read L made on demand: one row short, frame t reads a row still in log-mel
         (
             "etp_fe_l_upto(fe, st + ETP_FE_DELTA_WIDTH);",
@@ -334,3 +340,26 @@ def test_the_fft_tables_the_c_is_specialised_to_are_checked():
             check_fft_tables(fq.FFT_FACTORS, c, s)
     with pytest.raises(EdgetpError, match="specialised"):
         check_fft_tables((4, 4, 5, 3), fq.TW_COS, fq.TW_SIN)
+
+
+def test_the_input_scaling_is_bit_exact_on_both_of_its_paths(setup):
+    """etp_fe_scale takes one SMMULR for row shifts 16 .. 32 (every shipped model's) and the int64 form
+    for the rest: divisors that put a third of the features below 16 and a third above 32 are bit-exact,
+    and a one-LSB bug in the int64 form is found there."""
+    from deploy.verify_frontend import verify_frontend
+
+    qm, norm = setup
+    scale = np.array([2.0**-6, 1.0, 2.0**14] * (fq.N_FEATURES // 3))
+    both = fq.InputNorm.from_scale(scale, norm.fx, norm.xbits, norm.log_gain)
+    assert (both.s < 16).sum() == (both.s > 32).sum() == fq.N_FEATURES // 3
+    s = verify_frontend(qm, both, _inputs(2))
+    assert s.ok, s.details
+    old = "v = (int32_t)etp_sat(etp_round_shift((int64_t)feats[j] * etp_fe_norm_m[j], s), INT32_MIN, INT32_MAX);"
+    new = old.replace("etp_fe_norm_m[j], s)", "etp_fe_norm_m[j], s) + (j == 51)")
+
+    def mutate(files):
+        assert old in files["etp_frontend.c"]
+        return {"etp_frontend.c": files["etp_frontend.c"].replace(old, new, 1)}
+
+    s = verify_frontend(qm, both, _inputs(0), export_files=mutate)
+    assert not s.ok and s.mismatches > 0 and "input" in s.details[0]["message"], s.details[:1]

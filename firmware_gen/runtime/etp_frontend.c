@@ -15,23 +15,10 @@
 #include "etp_frontend.h"
 #include "etp_primitives.h"
 
-/* bitlen (edgetp.fixed.primitives): bits of a non-negative value (0 for 0). */
-static int etp_fe_bitlen(uint64_t x)
-{
-    int n = 0;
-    if (x >> 32) { n += 32; x >>= 32; }
-    if (x >> 16) { n += 16; x >>= 16; }
-    if (x >> 8) { n += 8; x >>= 8; }
-    if (x >> 4) { n += 4; x >>= 4; }
-    if (x >> 2) { n += 2; x >>= 2; }
-    if (x >> 1) { n += 1; x >>= 1; }
-    return n + (int)x;
-}
-
 /* log2_q: round(log2(s) * 2^16) for s > 0 (table + linear interpolation on 22 bits). */
 static int64_t etp_fe_log2_q(int64_t s)
 {
-    int b = etp_fe_bitlen((uint64_t)s) - 1;
+    int b = etp_bitlen(s) - 1;
     int64_t m = b >= 30 ? s >> (b - 30) : s * ((int64_t)1 << (30 - b));
     int32_t idx = (int32_t)((m >> 22) & 255);
     int64_t rem = m & (((int64_t)1 << 22) - 1);
@@ -198,7 +185,7 @@ int32_t etp_fe_load(etp_fe_work_t *fe, const int16_t *win)
         mx |= (pr < 0 ? -pr : pr) | (pi < 0 ? -pi : pi);     /* same bit length as the maximum */
     }
     if (mx == 0) return ETP_FE_SILENT;
-    s = etp_fe_bitlen((uint64_t)mx) - ETP_FE_FRAME_BITS;
+    s = etp_bitlen(mx) - ETP_FE_FRAME_BITS;
     if (s > 0) {
         /* round_shift(p, s) = floor((p + 2^(s-1)) / 2^s); + 2^30 makes the shifted value non-negative
          * (|p| < 2^30, s <= 10), and 2^30 >> s is exact, so the shift is defined C on any target */
@@ -246,11 +233,16 @@ void etp_fe_mel_log(etp_fe_work_t *fe, int32_t s, int16_t *logmel)
 {
     int32_t b, off = 0;
     for (b = 0; b < ETP_FE_MELS; b++) {
-        int64_t acc = 0;
+        /* unsigned: the power (< 2^61) and the weights are non-negative, so round_shift is one add and
+         * shift and each product one UMLAL + MLA; the sum < 2^59 */
+        uint64_t acc = 0;
         int32_t j, st = etp_fe_mel_start[b], n = etp_fe_mel_len[b];
-        for (j = 0; j < n; j++) acc += etp_fe_mel_w[off + j] * etp_round_shift(fe->power[st + j], ETP_FE_P_SHIFT);
+        const int64_t *pw = fe->power + st;
+        const int32_t *w = etp_fe_mel_w + off;
+        for (j = 0; j < n; j++)
+            acc += (((uint64_t)pw[j] + ((uint64_t)1 << (ETP_FE_P_SHIFT - 1))) >> ETP_FE_P_SHIFT) * (uint32_t)w[j];
         off += n;
-        fe->mel[b] = acc;
+        fe->mel[b] = (int64_t)acc;
         if (acc == 0) {
             logmel[b] = ETP_FE_LOG_ZERO;
         } else {
@@ -441,9 +433,18 @@ etp_status_t etp_fe_features(etp_fe_t *fe, uint16_t t, int32_t feats[ETP_FE_FEAT
 void etp_fe_scale(const int32_t feats[ETP_FE_FEATURES], etp_x_t x[ETP_FE_FEATURES])
 {
     int32_t j;
-    const int64_t hi = ((int64_t)1 << (ETP_X_BITS - 1)) - 1;
-    for (j = 0; j < ETP_FE_FEATURES; j++)
-        x[j] = (etp_x_t)etp_sat(etp_round_shift((int64_t)feats[j] * etp_fe_norm_m[j], etp_fe_norm_s[j]), -hi - 1, hi);
+    const int32_t hi = (int32_t)(((uint32_t)1 << (ETP_X_BITS - 1)) - 1u);
+    for (j = 0; j < ETP_FE_FEATURES; j++) {
+        int32_t s = etp_fe_norm_s[j], v;
+        if (s >= 16 && s <= 32) {
+            /* m < 2^15, so m 2^(32 - s) < 2^31 and round_shift(F m, s) = mulhr(F, m 2^(32 - s)) exactly
+             * (one SMMULR where the int64 product and its rounding shift take a dozen instructions) */
+            v = etp_mulhr(feats[j], (int32_t)((uint32_t)etp_fe_norm_m[j] << (32 - s)));
+        } else {
+            v = (int32_t)etp_sat(etp_round_shift((int64_t)feats[j] * etp_fe_norm_m[j], s), INT32_MIN, INT32_MAX);
+        }
+        x[j] = (etp_x_t)(v < -hi - 1 ? -hi - 1 : (v > hi ? hi : v));
+    }
 }
 
 etp_status_t etp_fe_input(etp_fe_t *fe, uint16_t t, etp_x_t x[ETP_FE_FEATURES])
