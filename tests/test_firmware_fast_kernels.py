@@ -28,7 +28,8 @@ def row_major_spec(**kw) -> CaseSpec:
         ("etp_kernels.c", "a2 += r2[j];", "a2 += r3[j];"),  # one row of a group of four read twice
         ("etp_kernels.c", "rs = rec[i & 3u];", "rs = rec[0];"),  # the group's first sum for all four
         ("etp_kernels.c", "d[1] = dot_dense8(r1, xp, n);", "d[1] = dot_dense8(r2, xp, n);"),  # a row of four read twice
-        ("etp_kernels.c", "rr = rec_shift32(rc[k], sh_r);", "rr = rec_shift32(rc[0], sh_r);"),  # lif_dense8: one sum
+        ("etp_kernels.c", "lif_p32(d[k], rc[k], sh4 != NULL", "lif_p32(d[k], rc[0], sh4 != NULL"),  # lif_rows4: one sum
+        ("etp_kernels.c", "p = lif_p32(d[k], rc[k], sh, sh_r,", "p = lif_p32(d[k], rc[0], sh, sh_r,"),  # the last rows'
         ("etp_kernels.c", "(uint32_t)1 << -k", "(uint32_t)2 << -k"),  # the recurrent left shift
         ("etp_kernels.c", "sum_at_h(R + (uint32_t)(i + k) * n", "sum_at_h(R + (uint32_t)i * n"),  # lif_dense8's tail
         ("etp_kernels.c", "p < vth_q ? p : hard ? 0 :", "p < vth_q ? p : hard ? 1 :"),  # lif_dense8's reset

@@ -150,6 +150,7 @@ def test_row_scaled_random_models_bit_exact(spec, sanitize):
     "mutate",
     [
         ("etp_kernels.c", "sh_x_row[i] : sh_x", "sh_x_row[0] : sh_x"),  # row 0's shift for all
+        ("etp_kernels.c", "lif_rows4(&end, i, d, rc, sh4);", "lif_rows4(&end, i, d, rc, sh4 + 1);"),  # the next row's
         ("etp_network.c", "#define ROW_SHIFTS(ly) ((ly)->sh_x_row)", "#define ROW_SHIFTS(ly) NULL"),  # per tensor
         ("etp_model.c", "static const int8_t etp_sh_x_row0[6] = {", "static const int8_t etp_sh_x_row0[6] = {1 + "),
     ],

@@ -550,6 +550,53 @@ static inline int32_t rec_shift32(int32_t a, int k)
     return k > 0 ? etp_round_shift32(a, k) : a * (int32_t)((uint32_t)1 << -k);
 }
 
+#if defined(__GNUC__)
+#define ETP_NOINLINE __attribute__((noinline))
+#else
+#define ETP_NOINLINE
+#endif
+
+/* What lif_rows4 reads besides a group's sums: the same for every group of a step. */
+typedef struct {
+    int32_t *v, *vpre;
+    int8_t *s;
+    int sh_x, sh_r, hard;
+    int32_t alpha_q, vth_q;
+} lif_end_t;
+
+/* lif_dense8's 32-bit sum of one row (its shift sh in [0, 30], the leak within int32): |cur| < 2^30 + 2^30 and
+ * one saturating add. */
+static inline int32_t lif_p32(int64_t d, int32_t rc, int sh, int sh_r, int32_t alpha_q, int32_t v)
+{
+    int32_t cur = (sh == 0 ? (int32_t)d : etp_round_shift32((int32_t)d, sh)) + rec_shift32(rc, sh_r);
+    return sat_add32((int32_t)leak15((int64_t)alpha_q * v), cur);
+}
+
+/* lif_neuron's end of one row from its saturated sum p: vpre (if kept), spike and reset. */
+static inline void lif_fire(int32_t *v, int8_t *s, int32_t *vpre, int32_t p, int32_t vth_q, int hard)
+{
+    if (vpre != NULL) {
+        *vpre = p;
+    }
+    *s = (int8_t)(p >= vth_q);
+    *v = p < vth_q ? p : hard ? 0 : (int32_t)((uint32_t)p - (uint32_t)vth_q);
+}
+
+/* The end of lif_dense8's rows i .. i + 3 when each row's shift (sh4[k], or the tensor's) lies in [0, 30] and the
+ * leak fits 32 bits. A function of its own (not inlined): inside lif_dense8 the dot products hold the registers
+ * and the end of a row re-reads its invariants from the stack (2.7 k instructions a step of kws-mcu). */
+static ETP_NOINLINE void lif_rows4(const lif_end_t *c, uint16_t i, const int64_t *d, const int32_t *rc,
+                                   const int8_t *sh4)
+{
+    int32_t *v = c->v + i, *vpre = c->vpre != NULL ? c->vpre + i : NULL;
+    int8_t *s = c->s + i;
+    uint16_t k;
+    for (k = 0; k < 4u; k++) {
+        int32_t p = lif_p32(d[k], rc[k], sh4 != NULL ? sh4[k] : c->sh_x, c->sh_r, c->alpha_q, v[k]);
+        lif_fire(v + k, s + k, vpre != NULL ? vpre + k : NULL, p, c->vth_q, c->hard);
+    }
+}
+
 /* etp_lif_step_q's rows for dense int16 inputs (m <= ETP_DOT8_N30 of them), int8 rows W with the inputs paired
  * in xp (pair_inputs8), or int16 rows W16 holding int8 values (a wide W0) with xp the inputs as they are, and,
  * when nr != 0, 0/1 previous spikes at idx_r whose shifted sums stay below 2^30 (rec_shift32): four rows
@@ -567,6 +614,7 @@ static void lif_dense8(int32_t *v, int8_t *s, int32_t *vpre, uint16_t n, const i
     uint16_t i, k, g;
     /* round_shift(alpha_q v, 15) lies in [-2^31, 2^31) for every int32 v */
     int leak32 = alpha_q > -32768 && alpha_q <= 32768;
+    const lif_end_t end = {v, vpre, s, sh_x, sh_r, hard, alpha_q, vth_q};
 #if !ETP_ROW_SHIFTS
     (void)sh_x_row;
 #endif
@@ -596,6 +644,18 @@ static void lif_dense8(int32_t *v, int8_t *s, int32_t *vpre, uint16_t n, const i
             }
             rc = rec8 + (i & 7u);
         }
+#if ETP_ROW_SHIFTS
+        const int8_t *sh4 = sh_x_row != NULL ? sh_x_row + i : NULL;
+#else
+        const int8_t *sh4 = NULL;
+#endif
+        /* every shift of the group in [0, 30] (an OR of them <= 30 is sufficient; a negative one fails it) */
+        if (g == 4u && leak32
+            && (sh4 != NULL ? ((uint32_t)sh4[0] | (uint32_t)sh4[1] | (uint32_t)sh4[2] | (uint32_t)sh4[3]) <= 30u
+                            : (uint32_t)sh_x <= 30u)) {
+            lif_rows4(&end, i, d, rc, sh4);
+            continue;
+        }
         for (k = 0; k < g; k++) {
             uint16_t r = (uint16_t)(i + k);
 #if ETP_ROW_SHIFTS
@@ -603,20 +663,15 @@ static void lif_dense8(int32_t *v, int8_t *s, int32_t *vpre, uint16_t n, const i
 #else
             int sh = sh_x;
 #endif
-            int32_t p, rr = rec_shift32(rc[k], sh_r);
+            int32_t p;
             if ((uint32_t)sh <= 30u && leak32) {
-                /* |cur| < 2^30 + 2^30 and the leak within int32: one saturating 32-bit add */
-                int32_t cur = (sh == 0 ? (int32_t)d[k] : etp_round_shift32((int32_t)d[k], sh)) + rr;
-                p = sat_add32((int32_t)leak15((int64_t)alpha_q * v[r]), cur);
+                p = lif_p32(d[k], rc[k], sh, sh_r, alpha_q, v[r]);
             } else {
-                p = (int32_t)etp_sat(leak15((int64_t)alpha_q * v[r]) + etp_round_shift(d[k], sh) + rr, INT32_MIN,
-                                     INT32_MAX);
+                p = (int32_t)etp_sat(leak15((int64_t)alpha_q * v[r]) + etp_round_shift(d[k], sh)
+                                         + rec_shift32(rc[k], sh_r),
+                                     INT32_MIN, INT32_MAX);
             }
-            if (vpre != NULL) {
-                vpre[r] = p;
-            }
-            s[r] = (int8_t)(p >= vth_q);
-            v[r] = p < vth_q ? p : hard ? 0 : (int32_t)((uint32_t)p - (uint32_t)vth_q);   /* lif_neuron's */
+            lif_fire(v + r, s + r, vpre != NULL ? vpre + r : NULL, p, vth_q, hard);
         }
     }
 }
