@@ -203,7 +203,7 @@ def test_the_cortex_m4_wide_w0_on_the_emulated_board(tmp_path):
     spec.samples = 1
     plants = [
         ("etp_kernels.c", '"smlad %[a1], %[w1], %[xb], %[a1]"', '"smlad %[a1], %[w1], %[xa], %[a1]"'),
-        ("etp_kernels.c", "d[1] = a1 + dot_dense16(q, xs,", "d[1] = a1 + dot_dense16(p, xs,"),
+        ("etp_kernels.c", "a1 += (int32_t)dot_dense16(q, xs,", "a1 += (int32_t)dot_dense16(p, xs,"),
     ]
     for k, plant in enumerate([None, *plants]):
         mm = _verify_model(spec, qm, tmp_path / str(k), plant, target="qemu")

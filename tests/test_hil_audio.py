@@ -217,7 +217,9 @@ def test_edgetp_hil_audio_end_to_end(tone_models, tmp_path, target, kind):
     fe = res["frontend"]
     assert fe["hop_mean"] <= fe["hop_p999"] <= fe["per_hop_max"]
     assert 0 < fe["network_infer_mean"] <= fe["network_infer_max"] and 0 < fe["network_train_mean"]
-    assert fe["network_train_max"] == fe["network_step_max"] >= fe["network_infer_max"]  # learning costs more
+    assert fe["network_step_max"] == max(fe["network_train_max"], fe["network_infer_max"])
+    if target == "qemu":  # instructions; the host counts nanoseconds, which load can reorder
+        assert fe["network_train_max"] >= fe["network_infer_max"]  # learning costs more
     assert "frontend hop (p99.9" in r.stdout and "+ network step, mean / max" in r.stdout
     if target == "qemu":
         assert res["frontend"]["counter"] == "instructions" and "frontend budget" in r.stdout

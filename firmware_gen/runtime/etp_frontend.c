@@ -11,6 +11,9 @@
  */
 #include <stddef.h>
 #include <string.h>
+#if defined(__ARM_FEATURE_DSP)
+#include <arm_acle.h>
+#endif
 
 #include "etp_frontend.h"
 #include "etp_primitives.h"
@@ -174,14 +177,29 @@ void etp_fe_fft(int32_t *re, int32_t *im)
 
 /* window, block exponent s, shift, digit-reversed load into fe->re / fe->im; returns s, or
  * ETP_FE_SILENT when every windowed sample is 0. p = x w is exact in int32 (|p| < 2^30). */
+/* The windowed pair n: p = (win[2n] w[2n], win[2n+1] w[2n+1]), exact in int32; on the DSP cores one SMULBB and
+ * one SMULTT of a word of samples and a word of window (unaligned LDRs are allowed there). */
+static inline void etp_fe_wmul(const int16_t *win, int32_t n, int32_t *pr, int32_t *pi)
+{
+#if defined(__ARM_FEATURE_DSP)
+    int32_t x, w;
+    memcpy(&x, win + 2 * n, 4);
+    memcpy(&w, etp_fe_window + 2 * n, 4);
+    *pr = __smlabb(x, w, 0);                     /* SMULBB (the accumulate of 0 folds away) */
+    *pi = __smlatt(x, w, 0);
+#else
+    *pr = (int32_t)win[2 * n] * etp_fe_window[2 * n];
+    *pi = (int32_t)win[2 * n + 1] * etp_fe_window[2 * n + 1];
+#endif
+}
+
+/* Two passes over the window: the block exponent from the products in order, then the products again, shifted,
+ * in digit-reversed order (a product is one instruction; storing and re-reading them cost more). */
 int32_t etp_fe_load(etp_fe_work_t *fe, const int16_t *win)
 {
-    int32_t mx = 0, s, i;
+    int32_t mx = 0, s, i, pr, pi;
     for (i = 0; i < ETP_FE_HALF; i++) {
-        int32_t n = etp_fe_perm[i];
-        int32_t pr = (int32_t)win[2 * n] * etp_fe_window[2 * n], pi = (int32_t)win[2 * n + 1] * etp_fe_window[2 * n + 1];
-        fe->re[i] = pr;
-        fe->im[i] = pi;
+        etp_fe_wmul(win, i, &pr, &pi);
         mx |= (pr < 0 ? -pr : pr) | (pi < 0 ? -pi : pi);     /* same bit length as the maximum */
     }
     if (mx == 0) return ETP_FE_SILENT;
@@ -191,13 +209,16 @@ int32_t etp_fe_load(etp_fe_work_t *fe, const int16_t *win)
          * (|p| < 2^30, s <= 10), and 2^30 >> s is exact, so the shift is defined C on any target */
         const int32_t bias = (1 << (s - 1)) + (1 << 30), unbias = (1 << 30) >> s;
         for (i = 0; i < ETP_FE_HALF; i++) {
-            fe->re[i] = ((fe->re[i] + bias) >> s) - unbias;
-            fe->im[i] = ((fe->im[i] + bias) >> s) - unbias;
+            etp_fe_wmul(win, etp_fe_perm[i], &pr, &pi);
+            fe->re[i] = ((pr + bias) >> s) - unbias;
+            fe->im[i] = ((pi + bias) >> s) - unbias;
         }
-    } else if (s < 0) {
-        for (i = 0; i < ETP_FE_HALF; i++) {               /* exact: |p| < 2^FRAME_BITS */
-            fe->re[i] *= 1 << -s;
-            fe->im[i] *= 1 << -s;
+    } else {
+        const int32_t up = 1 << -s;                  /* exact: |p| < 2^FRAME_BITS */
+        for (i = 0; i < ETP_FE_HALF; i++) {
+            etp_fe_wmul(win, etp_fe_perm[i], &pr, &pi);
+            fe->re[i] = pr * up;
+            fe->im[i] = pi * up;
         }
     }
     return s;
@@ -302,49 +323,64 @@ int32_t etp_fe_ahead_m(int32_t m_last, int32_t k)
 }
 #endif
 
-static void etp_fe_take(etp_fe_t *fe, int16_t v)
+/* The window is full: its frame, the maximum (or the running maximum and the L it makes final), then the
+ * window moves on by a hop. */
+static void etp_fe_window_full(etp_fe_t *fe)
 {
-    fe->win[fe->fill++] = v;
-    if (fe->fill == ETP_FE_N_FFT) {
-        uint16_t t = fe->frames;
-        int32_t m = fe->lmax;
-        fe->shift = etp_fe_frame(&fe->work, fe->win, fe->lm[t]);
+    uint16_t t = fe->frames;
+    int32_t m = fe->lmax;
+    fe->shift = etp_fe_frame(&fe->work, fe->win, fe->lm[t]);
 #if ETP_FE_RUNNING_MAX
-        m = etp_fe_running_max(fe->lm[t], m);
+    m = etp_fe_running_max(fe->lm[t], m);
 #else
-        int32_t b;
-        for (b = 0; b < ETP_FE_MELS; b++)          /* the maximum, kept as frames come */
-            if (fe->lm[t][b] > m) m = fe->lm[t][b];
+    int32_t b;
+    for (b = 0; b < ETP_FE_MELS; b++)          /* the maximum, kept as frames come */
+        if (fe->lm[t][b] > m) m = fe->lm[t][b];
 #endif
-        fe->lmax = m;
-        fe->frames++;
-        if (fe->hook) fe->hook(fe->hook_ctx, fe, t);
+    fe->lmax = m;
+    fe->frames++;
+    if (fe->hook) fe->hook(fe->hook_ctx, fe, t);
 #if ETP_FE_RUNNING_MAX
-        if (t + 1u > ETP_FE_RUNNING_MAX_AHEAD) {   /* m[t] normalises frame t - A: its L is final now */
-            etp_fe_l_row(fe->lm[t - ETP_FE_RUNNING_MAX_AHEAD], m);
-            fe->l_rows = (uint16_t)(t - ETP_FE_RUNNING_MAX_AHEAD + 1);
-        }
+    if (t + 1u > ETP_FE_RUNNING_MAX_AHEAD) {   /* m[t] normalises frame t - A: its L is final now */
+        etp_fe_l_row(fe->lm[t - ETP_FE_RUNNING_MAX_AHEAD], m);
+        fe->l_rows = (uint16_t)(t - ETP_FE_RUNNING_MAX_AHEAD + 1);
+    }
 #endif
-        memmove(fe->win, fe->win + ETP_FE_HOP, (ETP_FE_N_FFT - ETP_FE_HOP) * sizeof fe->win[0]);
-        fe->fill = ETP_FE_N_FFT - ETP_FE_HOP;
+    memmove(fe->win, fe->win + ETP_FE_HOP, (ETP_FE_N_FFT - ETP_FE_HOP) * sizeof fe->win[0]);
+    fe->fill = ETP_FE_N_FFT - ETP_FE_HOP;
+}
+
+/* n samples (pcm NULL: zeros) into the window, as many at a time as it has room for. */
+static void etp_fe_take(etp_fe_t *fe, const int16_t *pcm, uint32_t n)
+{
+    while (n > 0u) {
+        uint32_t k = (uint32_t)(ETP_FE_N_FFT - fe->fill);
+        if (k > n) k = n;
+        if (pcm != NULL) {
+            memcpy(fe->win + fe->fill, pcm, k * sizeof fe->win[0]);
+            pcm += k;
+        } else {
+            memset(fe->win + fe->fill, 0, k * sizeof fe->win[0]);
+        }
+        fe->fill = (uint16_t)(fe->fill + k);
+        n -= k;
+        if (fe->fill == ETP_FE_N_FFT) etp_fe_window_full(fe);
     }
 }
 
 etp_status_t etp_fe_push(etp_fe_t *fe, const int16_t *pcm, uint32_t n)
 {
-    uint32_t i;
     if (fe->done || n > ETP_FE_SAMPLES - fe->samples || (pcm == NULL && n > 0)) return ETP_EBADARG;
-    for (i = 0; i < n; i++) etp_fe_take(fe, pcm[i]);
+    etp_fe_take(fe, pcm, n);
     fe->samples += n;
     return ETP_OK;
 }
 
 etp_status_t etp_fe_pad_frame(etp_fe_t *fe)
 {
-    uint16_t t = fe->frames;
-    if (fe->done || t >= ETP_FE_FRAMES) return ETP_EBADARG;
+    if (fe->done || fe->frames >= ETP_FE_FRAMES) return ETP_EBADARG;
     fe->samples = ETP_FE_SAMPLES;                  /* the rest of the utterance is zeros */
-    while (fe->frames == t) etp_fe_take(fe, 0);
+    etp_fe_take(fe, NULL, (uint32_t)(ETP_FE_N_FFT - fe->fill));   /* exactly up to the next frame */
     return ETP_OK;
 }
 

@@ -481,8 +481,12 @@ static void dot_dense16_x2(const int16_t *r0, const int16_t *r1, const int16_t *
         while (xs < x4) {
             __asm__(ETP_DOT16_X2_ROUND ETP_DOT16_X2_OPERANDS);
         }
-        d[0] = a0 + dot_dense16(p, xs, (uint16_t)(n & 3u));   /* the last n % 4 */
-        d[1] = a1 + dot_dense16(q, xs, (uint16_t)(n & 3u));
+        if ((n & 3u) != 0u) {                 /* the last n % 4 (none for kws-mcu's 120 features: no call) */
+            a0 += (int32_t)dot_dense16(p, xs, (uint16_t)(n & 3u));   /* the row's whole sum fits 32 bits (n <= N32) */
+            a1 += (int32_t)dot_dense16(q, xs, (uint16_t)(n & 3u));
+        }
+        d[0] = a0;
+        d[1] = a1;
         return;
     }
 #endif
