@@ -39,7 +39,7 @@ static int64_t etp_fe_log2_q(int64_t s)
 /* fft_stage5: radix 5, the first stage (one butterfly per 5 values, no inner twiddle): W = W^48 and
  * W^2 pair q with 5 - q (A = y_q + y_(5-q), B = y_q - y_(5-q)); output m is y_0 + 2 (sum of
  * mulhr(A, cos) -+ mulhr(B, sin) over the pairs); output 0 is y_0 + A_1 + A_2. */
-static void etp_fe_stage5(int32_t *re, int32_t *im)
+static void etp_fe_fft_stage5(int32_t *re, int32_t *im)
 {
     const int32_t c1 = etp_fe_tw_cos[48], s1 = etp_fe_tw_sin[48], c2 = etp_fe_tw_cos[96], s2 = etp_fe_tw_sin[96];
     int32_t *xr = re, *xi = im;
@@ -67,7 +67,7 @@ static void etp_fe_stage5(int32_t *re, int32_t *im)
 /* fft_stage3: radix 3 (size 5, step 16). k = 0: W_3 = W^80 pairs q = 1, 2 as radix 5 does (doubled).
  * k >= 1: each input is turned first, z_q = y_q W^(16 q k) by mulhr (half scale), then the k = 0
  * butterfly on the z (its products are quarter scale, so quadrupled). */
-static void etp_fe_stage3(int32_t *re, int32_t *im)
+static void etp_fe_fft_stage3(int32_t *re, int32_t *im)
 {
     enum { S = 5 };
     const int32_t c = etp_fe_tw_cos[80], s = etp_fe_tw_sin[80];
@@ -112,7 +112,7 @@ static void etp_fe_stage3(int32_t *re, int32_t *im)
 #else
 #define ETP_FE_INLINE static inline
 #endif
-ETP_FE_INLINE void etp_fe_stage4(int32_t *re, int32_t *im, const int32_t S)
+ETP_FE_INLINE void etp_fe_fft_stage4(int32_t *re, int32_t *im, const int32_t S)
 {
     const int32_t step = ETP_FE_HALF / (4 * S);
     int32_t blk, k;
@@ -167,10 +167,10 @@ ETP_FE_INLINE void etp_fe_stage4(int32_t *re, int32_t *im, const int32_t S)
 /* fft240_q: in place, input in digit-reversed order (etp_fe_perm); stages innermost radix first. */
 void etp_fe_fft(int32_t *re, int32_t *im)
 {
-    etp_fe_stage5(re, im);
-    etp_fe_stage3(re, im);
-    etp_fe_stage4(re, im, 15);
-    etp_fe_stage4(re, im, 60);
+    etp_fe_fft_stage5(re, im);
+    etp_fe_fft_stage3(re, im);
+    etp_fe_fft_stage4(re, im, 15);
+    etp_fe_fft_stage4(re, im, 60);
 }
 
 /* The frame's steps, one function each (deploy/fe_profile.py times them one by one). */
