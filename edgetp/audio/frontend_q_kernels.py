@@ -28,11 +28,17 @@ from edgetp.fixed.primitives import bitlen, mulhr, round_shift
 
 
 @njit(cache=True)
+def fft_turn(yr, yi, c, s):
+    """y W at half scale: the four mulhr-products of y and the Q.31 twiddle W = c + i s (mulhr of a Q.31
+    value is half the product, so the stages double each sum of them)."""
+    return mulhr(yr, c) - mulhr(yi, s), mulhr(yr, s) + mulhr(yi, c)
+
+
+@njit(cache=True)
 def fft_stage5(re, im, twc, tws):
-    """Radix 5, the first stage (one butterfly per 5 values, no inner twiddle); with a Q.31 twiddle
-    mulhr (edgetp.fixed.primitives) is half the turned value, so each sum of such products is doubled. W = W_240^48 and
-    W^2 pair q with 5 - q: A = y_q + y_(5-q), B = y_q - y_(5-q); output m is
-    y_0 + 2 (sum of mulhr(A, cos) -+ mulhr(B, sin) over the pairs); output 0 is y_0 + A_1 + A_2."""
+    """Radix 5, the first stage (one butterfly per 5 values, no inner twiddle): W = W_240^48 and W^2
+    pair q with 5 - q, A = y_q + y_(5-q), B = y_q - y_(5-q); output m is y_0 + 2 (sum of mulhr(A, cos)
+    -+ mulhr(B, sin) over the pairs); output 0 is y_0 + A_1 + A_2."""
     c1, s1, c2, s2 = twc[48], tws[48], twc[96], tws[96]
     for b in range(0, re.shape[0], 5):
         y0r, y0i = re[b], im[b]
@@ -70,11 +76,8 @@ def fft_stage3(re, im, twc, tws):
                 re[j1], im[j1] = y0r + 2 * (pr - qr), y0i + 2 * (pi + qi)
                 re[j2], im[j2] = y0r + 2 * (pr + qr), y0i + 2 * (pi - qi)
             else:
-                t1, t2 = 16 * k, 32 * k
-                z1r = mulhr(re[j1], twc[t1]) - mulhr(im[j1], tws[t1])
-                z1i = mulhr(re[j1], tws[t1]) + mulhr(im[j1], twc[t1])
-                z2r = mulhr(re[j2], twc[t2]) - mulhr(im[j2], tws[t2])
-                z2i = mulhr(re[j2], tws[t2]) + mulhr(im[j2], twc[t2])
+                z1r, z1i = fft_turn(re[j1], im[j1], twc[16 * k], tws[16 * k])
+                z2r, z2i = fft_turn(re[j2], im[j2], twc[32 * k], tws[32 * k])
                 ar, ai, br, bi = z1r + z2r, z1i + z2i, z1r - z2r, z1i - z2i
                 pr, pi, qr, qi = mulhr(ar, c), mulhr(ai, c), mulhr(bi, s), mulhr(br, s)
                 re[j0], im[j0] = y0r + 2 * ar, y0i + 2 * ai
@@ -100,13 +103,10 @@ def fft_stage4(re, im, twc, tws, size):
                 re[j1], im[j1] = br + di, bi - dr
                 re[j3], im[j3] = br - di, bi + dr
             else:
-                t1, t2, t3 = k * step, 2 * k * step, 3 * k * step
-                z1r = mulhr(re[j1], twc[t1]) - mulhr(im[j1], tws[t1])
-                z1i = mulhr(re[j1], tws[t1]) + mulhr(im[j1], twc[t1])
-                z2r = mulhr(re[j2], twc[t2]) - mulhr(im[j2], tws[t2])
-                z2i = mulhr(re[j2], tws[t2]) + mulhr(im[j2], twc[t2])
-                z3r = mulhr(re[j3], twc[t3]) - mulhr(im[j3], tws[t3])
-                z3i = mulhr(re[j3], tws[t3]) + mulhr(im[j3], twc[t3])
+                t = k * step
+                z1r, z1i = fft_turn(re[j1], im[j1], twc[t], tws[t])
+                z2r, z2i = fft_turn(re[j2], im[j2], twc[2 * t], tws[2 * t])
+                z3r, z3i = fft_turn(re[j3], im[j3], twc[3 * t], tws[3 * t])
                 ar, ai, br, bi = y0r + 2 * z2r, y0i + 2 * z2i, y0r - 2 * z2r, y0i - 2 * z2i
                 cr, ci, dr, di = z1r + z3r, z1i + z3i, z1r - z3r, z1i - z3i
                 re[j0], im[j0] = ar + 2 * cr, ai + 2 * ci

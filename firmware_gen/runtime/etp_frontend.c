@@ -36,6 +36,13 @@ static int64_t etp_fe_log2_q(int64_t s)
 #error "etp_fe_fft is specialised to 240 = 4 * 4 * 3 * 5 points and Q.31 twiddles"
 #endif
 
+/* fft_turn: y W at half scale (the four mulhr-products of y and the Q.31 twiddle W = c + i s). */
+static inline void etp_fe_fft_turn(int32_t yr, int32_t yi, int32_t c, int32_t s, int32_t *zr, int32_t *zi)
+{
+    *zr = etp_mulhr(yr, c) - etp_mulhr(yi, s);
+    *zi = etp_mulhr(yr, s) + etp_mulhr(yi, c);
+}
+
 /* fft_stage5: radix 5, the first stage (one butterfly per 5 values, no inner twiddle): W = W^48 and
  * W^2 pair q with 5 - q (A = y_q + y_(5-q), B = y_q - y_(5-q)); output m is y_0 + 2 (sum of
  * mulhr(A, cos) -+ mulhr(B, sin) over the pairs); output 0 is y_0 + A_1 + A_2. */
@@ -86,11 +93,9 @@ static void etp_fe_fft_stage3(int32_t *re, int32_t *im)
             xi[2 * S] = y0i + 2 * (pi - qi);
         }
         for (k = 1; k < S; k++) {
-            const int32_t c1 = etp_fe_tw_cos[16 * k], s1 = etp_fe_tw_sin[16 * k];
-            const int32_t c2 = etp_fe_tw_cos[32 * k], s2 = etp_fe_tw_sin[32 * k];
-            int32_t y0r = xr[k], y0i = xi[k], y1r = xr[k + S], y1i = xi[k + S], y2r = xr[k + 2 * S], y2i = xi[k + 2 * S];
-            int32_t z1r = etp_mulhr(y1r, c1) - etp_mulhr(y1i, s1), z1i = etp_mulhr(y1r, s1) + etp_mulhr(y1i, c1);
-            int32_t z2r = etp_mulhr(y2r, c2) - etp_mulhr(y2i, s2), z2i = etp_mulhr(y2r, s2) + etp_mulhr(y2i, c2);
+            int32_t y0r = xr[k], y0i = xi[k], z1r, z1i, z2r, z2i;
+            etp_fe_fft_turn(xr[k + S], xi[k + S], etp_fe_tw_cos[16 * k], etp_fe_tw_sin[16 * k], &z1r, &z1i);
+            etp_fe_fft_turn(xr[k + 2 * S], xi[k + 2 * S], etp_fe_tw_cos[32 * k], etp_fe_tw_sin[32 * k], &z2r, &z2i);
             int32_t ar = z1r + z2r, ai = z1i + z2i, br = z1r - z2r, bi = z1i - z2i;
             int32_t pr = etp_mulhr(ar, c), pi = etp_mulhr(ai, c), qr = etp_mulhr(bi, s), qi = etp_mulhr(br, s);
             xr[k] = y0r + 2 * ar;
@@ -107,12 +112,7 @@ static void etp_fe_fft_stage3(int32_t *re, int32_t *im)
  * each input is turned once, z_q = y_q W^(q k step) by mulhr (half scale; k = 0: no turn), and the
  * four outputs are y_0 +- 2 z_2 +- 2 (z_1 + z_3) and y_0 -+ 2 z_2 +- 2 i (z_1 - z_3). Inlined per S:
  * the four inputs are then constant offsets of one pointer (no pointer per input to spill). */
-#if defined(__GNUC__)
-#define ETP_FE_INLINE static inline __attribute__((always_inline))
-#else
-#define ETP_FE_INLINE static inline
-#endif
-ETP_FE_INLINE void etp_fe_fft_stage4(int32_t *re, int32_t *im, const int32_t S)
+static ETP_ALWAYS_INLINE void etp_fe_fft_stage4(int32_t *re, int32_t *im, const int32_t S)
 {
     const int32_t step = ETP_FE_HALF / (4 * S);
     int32_t blk, k;
@@ -135,22 +135,10 @@ ETP_FE_INLINE void etp_fe_fft_stage4(int32_t *re, int32_t *im, const int32_t S)
             int32_t *yr = xr + k, *yi = xi + k;
             int32_t y0r = yr[0], y0i = yi[0];
             int32_t z2r, z2i, z1r, z1i, z3r, z3i, ar, ai, br, bi, cr, ci, dr, di;
-            {
-                const int32_t c = etp_fe_tw_cos[2 * t], s = etp_fe_tw_sin[2 * t], y2r = yr[2 * S], y2i = yi[2 * S];
-                z2r = etp_mulhr(y2r, c) - etp_mulhr(y2i, s);
-                z2i = etp_mulhr(y2r, s) + etp_mulhr(y2i, c);
-            }
+            etp_fe_fft_turn(yr[2 * S], yi[2 * S], etp_fe_tw_cos[2 * t], etp_fe_tw_sin[2 * t], &z2r, &z2i);
             ar = y0r + 2 * z2r, ai = y0i + 2 * z2i, br = y0r - 2 * z2r, bi = y0i - 2 * z2i;
-            {
-                const int32_t c = etp_fe_tw_cos[t], s = etp_fe_tw_sin[t], y1r = yr[S], y1i = yi[S];
-                z1r = etp_mulhr(y1r, c) - etp_mulhr(y1i, s);
-                z1i = etp_mulhr(y1r, s) + etp_mulhr(y1i, c);
-            }
-            {
-                const int32_t c = etp_fe_tw_cos[3 * t], s = etp_fe_tw_sin[3 * t], y3r = yr[3 * S], y3i = yi[3 * S];
-                z3r = etp_mulhr(y3r, c) - etp_mulhr(y3i, s);
-                z3i = etp_mulhr(y3r, s) + etp_mulhr(y3i, c);
-            }
+            etp_fe_fft_turn(yr[S], yi[S], etp_fe_tw_cos[t], etp_fe_tw_sin[t], &z1r, &z1i);
+            etp_fe_fft_turn(yr[3 * S], yi[3 * S], etp_fe_tw_cos[3 * t], etp_fe_tw_sin[3 * t], &z3r, &z3i);
             cr = z1r + z3r, ci = z1i + z3i, dr = z1r - z3r, di = z1i - z3i;
             yr[0] = ar + 2 * cr;
             yi[0] = ai + 2 * ci;

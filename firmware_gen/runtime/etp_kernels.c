@@ -522,15 +522,20 @@ static inline int64_t leak15(int64_t a)
     return (int64_t)(((uint64_t)a + ((uint64_t)1 << 14) + ((uint64_t)1 << 63)) >> 15) - ((int64_t)1 << 48);
 }
 
-/* One neuron's end of lif_step_q from vp = leak + cur: saturation, vpre (if kept), spike and reset. */
-static inline void lif_neuron(int32_t *v, int8_t *s, int32_t *vpre, int64_t vp, int32_t vth_q, int hard)
+/* lif_step_q's end of one neuron from its saturated sum p: vpre (if kept), spike and reset. */
+static inline void lif_fire(int32_t *v, int8_t *s, int32_t *vpre, int32_t p, int32_t vth_q, int hard)
 {
-    int32_t p = (int32_t)etp_sat(vp, INT32_MIN, INT32_MAX);
     if (vpre != NULL) {
         *vpre = p;
     }
     *s = (int8_t)(p >= vth_q);
-    *v = p >= vth_q ? (hard ? 0 : (int32_t)((int64_t)p - vth_q)) : p;
+    *v = p < vth_q ? p : hard ? 0 : (int32_t)((uint32_t)p - (uint32_t)vth_q);
+}
+
+/* One neuron's end of lif_step_q from vp = leak + cur: saturation, then lif_fire. */
+static inline void lif_neuron(int32_t *v, int8_t *s, int32_t *vpre, int64_t vp, int32_t vth_q, int hard)
+{
+    lif_fire(v, s, vpre, (int32_t)etp_sat(vp, INT32_MIN, INT32_MAX), vth_q, hard);
 }
 
 /* An int8 x int16 product is at most 2^22 in magnitude: up to this many of them sum to less than 2^30
@@ -554,12 +559,6 @@ static inline int32_t rec_shift32(int32_t a, int k)
     return k > 0 ? etp_round_shift32(a, k) : a * (int32_t)((uint32_t)1 << -k);
 }
 
-#if defined(__GNUC__)
-#define ETP_NOINLINE __attribute__((noinline))
-#else
-#define ETP_NOINLINE
-#endif
-
 /* What lif_rows4 reads besides a group's sums: the same for every group of a step. */
 typedef struct {
     int32_t *v, *vpre;
@@ -574,16 +573,6 @@ static inline int32_t lif_p32(int64_t d, int32_t rc, int sh, int sh_r, int32_t a
 {
     int32_t cur = (sh == 0 ? (int32_t)d : etp_round_shift32((int32_t)d, sh)) + rec_shift32(rc, sh_r);
     return sat_add32((int32_t)leak15((int64_t)alpha_q * v), cur);
-}
-
-/* lif_neuron's end of one row from its saturated sum p: vpre (if kept), spike and reset. */
-static inline void lif_fire(int32_t *v, int8_t *s, int32_t *vpre, int32_t p, int32_t vth_q, int hard)
-{
-    if (vpre != NULL) {
-        *vpre = p;
-    }
-    *s = (int8_t)(p >= vth_q);
-    *v = p < vth_q ? p : hard ? 0 : (int32_t)((uint32_t)p - (uint32_t)vth_q);
 }
 
 /* The end of lif_dense8's rows i .. i + 3 when each row's shift (sh4[k], or the tensor's) lies in [0, 30] and the

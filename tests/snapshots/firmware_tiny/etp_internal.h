@@ -25,6 +25,14 @@
 #else
 #define ETP_ALIGN4
 #endif
+/* where the code's cost depends on the compiler's inlining (issue 28's measured choices), said once here */
+#if defined(__GNUC__)
+#define ETP_NOINLINE __attribute__((noinline))
+#define ETP_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define ETP_NOINLINE
+#define ETP_ALWAYS_INLINE inline
+#endif
 
 #ifndef ETP_ROW_SHIFTS          /* generated (1) only for a model with row scales (QModel.fw_rows) */
 #define ETP_ROW_SHIFTS 0
