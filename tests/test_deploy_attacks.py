@@ -354,7 +354,8 @@ def test_out_of_range_optimizer_statistics_are_refused(tmp_path):
             open_session(dev)
             assert status(command(dev, P.Cmd.INIT, P.pack("REQ_INIT", seed=1))) == P.Status.OK
             assert status(command(dev, P.Cmd.TRAIN, x)) == P.Status.OK
-            for bad in (-(1 << 63), -1, (1 << 62) + 1):
+            # the high words alone pass a statistic below 2^62; at 2^62 and above each is compared whole
+            for bad in (-(1 << 63), -1, (1 << 62) + 1, (1 << 62) + (1 << 32), (1 << 63) - 1):
                 w = P.pack("REQ_WRITE_TENSOR", index=rr, offset=0) + struct.pack("<q", bad)
                 assert status(command(dev, P.Cmd.WRITE_TENSOR, w)) == P.Status.OK
                 d0 = digest(dev)
@@ -364,9 +365,10 @@ def test_out_of_range_optimizer_statistics_are_refused(tmp_path):
                     pytest.fail("the firmware died:\n" + "\n".join(t.log[-5:]))
                 assert status(fr) == P.Status.MODEL and detail(fr) == 1  # ETP_EBADARG, nothing changed
                 assert digest(dev) == d0
-            w = P.pack("REQ_WRITE_TENSOR", index=rr, offset=0) + struct.pack("<q", 5)
-            assert status(command(dev, P.Cmd.WRITE_TENSOR, w)) == P.Status.OK
-            assert status(command(dev, P.Cmd.TRAIN, x)) == P.Status.OK  # in range: learns again
+            for good in (1 << 62, 5):  # ETP_STAT_MAX itself is in range
+                w = P.pack("REQ_WRITE_TENSOR", index=rr, offset=0) + struct.pack("<q", good)
+                assert status(command(dev, P.Cmd.WRITE_TENSOR, w)) == P.Status.OK
+                assert status(command(dev, P.Cmd.TRAIN, x)) == P.Status.OK  # in range: learns again
         finally:
             dev.close()
 

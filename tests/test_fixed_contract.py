@@ -120,6 +120,7 @@ void t_trace(int16_t *tr, const int8_t *s, uint16_t n, int32_t lam, int ft) { et
         ("t_xorshift32", u32, [u32]),
         ("t_exp_neg_q", i64, [i64, i32]),
         ("etp_mean_stat", i64, [i64, ctypes.c_uint16, i32]),
+        ("etp_ema_decay", i64, [i64, i32]),
         ("etp_q32", i64, [i64, i32]),
         ("t_trace", None, [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint16, ctypes.c_int32, i32]),
     ):
@@ -212,6 +213,17 @@ def test_exp_neg_q(clib, d, f):
 def test_mean_stat(clib, sq, n, sh):
     """The 64/16-bit division by 16-bit digits and the split shift equal the Python twin."""
     assert clib.etp_mean_stat(sq, n, sh) == int(U.mean_stat(np.int64(sq), np.int64(n), np.int64(sh)))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.integers(0, 2**62), st.integers(1, 31), st.booleans())
+def test_ema_decay(clib, c, k, tie):
+    """A column the gradient missed decays as cc + round_shift(0 - cc, k): both twins, round_shift's ties included."""
+    if tie:
+        c = min((c >> k << k) | (1 << (k - 1)), 2**62)  # c = 2^(k-1) mod 2^k: -c + 2^(k-1) is a multiple of 2^k
+    want = c + int(P.round_shift(np.int64(-c), np.int64(k)))
+    assert int(U.ema_decay(np.int64(c), np.int64(k))) == want
+    assert clib.etp_ema_decay(c, k) == want
 
 
 @settings(max_examples=300, deadline=None)

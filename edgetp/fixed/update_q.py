@@ -181,6 +181,14 @@ def mean_stat(sq, n, sh):
 
 
 @njit(cache=True)
+def ema_decay(c, k):
+    """ema_decay: c + round_shift(-c, k), an EMA's step towards 0 (its mean square 0: a column the step's gradient
+    missed, most of a readout's), for a statistic 0 <= c <= 2^62 and 1 <= k <= 31: c - floor((c + 2^(k-1) - 1) / 2^k)
+    (round_shift(-c, k) = -floor((c + 2^(k-1) - 1) / 2^k)), a nonnegative sum shifted by fewer than 32 bits."""
+    return c - ((c + (np.int64(1) << (k - 1)) - 1) >> k)
+
+
+@njit(cache=True)
 def sq_sums(q):
     """(row sums, column sums) of q[i,j]^2 (int64; |q| < 2^22 keeps a sum over 2^16 terms < 2^60)."""
     H, N = q.shape
@@ -222,9 +230,13 @@ def rms_scales(rowsq, colsq, sh, rr, cc, beta_shift, lr_m, mode):
     for i in range(H):
         ms = mean_stat(rowsq[i], N, sh)
         rr[i] = ms if first else rr[i] + round_shift(ms - rr[i], beta_shift)
+    decay = not first and 1 <= beta_shift <= 31  # ema_decay's range
     for j in range(N):
-        ms = mean_stat(colsq[j], H, sh)
-        cc[j] = ms if first else cc[j] + round_shift(ms - cc[j], beta_shift)
+        if colsq[j] == 0 and decay:
+            cc[j] = ema_decay(cc[j], beta_shift)  # = cc_j + round_shift(mean_stat(0) - cc_j, beta_shift)
+        else:
+            ms = mean_stat(colsq[j], H, sh)
+            cc[j] = ms if first else cc[j] + round_shift(ms - cc[j], beta_shift)
     t2 = np.int64(0)
     for i in range(H):
         t2 += rr[i] // H

@@ -279,6 +279,19 @@ static int opt_cfg_valid(const int32_t *c)
 static int stats_valid(void)
 {
     uint16_t n, k;
+    uint32_t hi = 0;
+    for (n = 0; n < ETP_N_PARAMS; n++) {   /* every statistic below 2^62 (the usual case): the high words suffice */
+        const etp_param_t *p = &NET->params[n];
+        for (k = 0; k < p->rows; k++) {
+            hi |= (uint32_t)((uint64_t)p->rr[k] >> 32);
+        }
+        for (k = 0; k < p->cols; k++) {
+            hi |= (uint32_t)((uint64_t)p->cc[k] >> 32);
+        }
+    }
+    if (hi < (1u << 30)) {
+        return 1;
+    }
     for (n = 0; n < ETP_N_PARAMS; n++) {
         const etp_param_t *p = &NET->params[n];
         for (k = 0; k < p->rows; k++) {

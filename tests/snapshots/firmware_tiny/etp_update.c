@@ -157,41 +157,42 @@ int64_t etp_q32(int64_t m, int s)
     return s - 32 > 62 ? 0 : etp_floor_shift(m, s - 32);
 }
 
-void etp_rms_scales(const etp_param_t *p, const int64_t *rowsq, const int64_t *colsq, int sh, int beta_shift,
-                    int32_t lr_m, int mode, const int32_t *need, int32_t *row_m, int32_t *row_s, int32_t *col_m,
-                    int32_t *col_s)
+int64_t etp_ema_decay(int64_t c, int k)
 {
-    int64_t t2 = 0, tm;
-    int first = 1, zero = 1, te;
-    uint16_t i, j;
+    uint64_t v = (uint64_t)c + (((uint32_t)1 << (k - 1)) - 1u);   /* < 2^63 */
+    uint32_t lo = (uint32_t)v, hi = (uint32_t)(v >> 32);
+    return c - (int64_t)(((uint64_t)(hi >> k) << 32) | ((lo >> k) | (hi << (32 - k))));
+}
+
+void etp_rms_scales(const etp_param_t *p, const int64_t *rowsq, const int64_t *colsq, int sh, int beta_shift,
+                    int32_t lr_m, int mode, const uint16_t *act, uint16_t n_act, int32_t *row_m, int32_t *row_s,
+                    int32_t *col_m, int32_t *col_s)
+{
+    int64_t t2 = 0, tm = 0;
+    int first = 1, zero = 1, te = 0, ok, decay;
+    uint16_t i, j, k;
     for (i = 0; i < p->rows; i++) {
         row_m[i] = 0;
         row_s[i] = 0;
         first &= p->rr[i] == 0;
         zero &= rowsq[i] == 0;
     }
-    for (j = 0; j < p->cols; j++) {
-        col_m[j] = 0;
-        col_s[j] = 0;
-    }
     if (first && zero) {
+        for (j = 0; j < p->cols; j++) {
+            col_m[j] = 0;
+            col_s[j] = 0;
+        }
         return;
     }
     for (i = 0; i < p->rows; i++) {
         int64_t ms = rowsq[i] == 0 ? 0 : etp_mean_stat(rowsq[i], p->cols, sh);   /* mean_stat(0) = 0 */
         p->rr[i] = first ? ms : p->rr[i] + etp_round_shift(ms - p->rr[i], beta_shift);
     }
-    for (j = 0; j < p->cols; j++) {
-        int64_t ms = colsq[j] == 0 ? 0 : etp_mean_stat(colsq[j], p->rows, sh);
-        p->cc[j] = first ? ms : p->cc[j] + etp_round_shift(ms - p->cc[j], beta_shift);
-    }
     for (i = 0; i < p->rows; i++) {
         t2 += div64_16(p->rr[i], p->rows);      /* rr >= 0 */
     }
-    if (!isqrt_norm15(t2, &tm, &te)) {           /* norm15(isqrt(T2)); isqrt(T2) = 0: no move */
-        return;
-    }
-    for (i = 0; i < p->rows; i++) {
+    ok = isqrt_norm15(t2, &tm, &te);             /* norm15(isqrt(T2)); isqrt(T2) = 0: no move */
+    for (i = 0; ok && i < p->rows; i++) {
         int64_t rm, am;
         int re, ae;
         if (mode == ETP_MODE_COLNORM && i > 0) {      /* every row has r = T2: row 0's values */
@@ -206,13 +207,26 @@ void etp_rms_scales(const etp_param_t *p, const int64_t *rowsq, const int64_t *c
             row_s[i] = 16 - ae - te + re;
         }
     }
+    /* the columns' EMAs; a column not read has a sum of q^2 of 0: its EMA decays */
+    decay = !first && beta_shift >= 1 && beta_shift <= 31;   /* etp_ema_decay's range */
     for (j = 0; j < p->cols; j++) {
+        int64_t c = p->cc[j], sq = colsq[j];
+        if (sq == 0) {
+            c = first ? 0 : (decay ? etp_ema_decay(c, beta_shift) : c + etp_round_shift(-c, beta_shift));
+        } else {
+            int64_t ms = etp_mean_stat(sq, p->rows, sh);
+            c = first ? ms : c + etp_round_shift(ms - c, beta_shift);
+        }
+        p->cc[j] = c;
+    }
+    /* the scales of the columns read (T2 is the rows' alone) */
+    for (k = 0; k < (act != NULL ? n_act : p->cols); k++) {
         int64_t cm;
         int ce;
-        if (need != NULL && need[j] == 0) {   /* a column no element of the update reads: left 0 */
-            continue;
-        }
-        if (mode == ETP_MODE_ROWNORM ? (cm = tm, ce = te, 1) : isqrt_norm15(p->cc[j], &cm, &ce)) {
+        j = act != NULL ? act[k] : k;
+        col_m[j] = 0;
+        col_s[j] = 0;
+        if (ok && (mode == ETP_MODE_ROWNORM ? (cm = tm, ce = te, 1) : isqrt_norm15(p->cc[j], &cm, &ce))) {
             col_m[j] = (int32_t)((1u << 30) / (uint32_t)cm);              /* 1 / sqrt(cc_j); cm < 2^15 */
             col_s[j] = ce + 30;
         }
@@ -250,23 +264,22 @@ static etp_w_t move(etp_w_t w, int32_t d)
  * Q.32 multipliers when every row has the same (row_m, row_s) (colnorm, sgd), else NULL. */
 static void apply(const etp_param_t *p, const etp_grad_t *grad, uint16_t T, int ed, int ex, const int32_t *row_m,
                   const int32_t *row_s, const int32_t *col_m, const int32_t *col_s, int64_t *mcol, int64_t lim,
-                  uint32_t *rng)
+                  uint16_t n, uint32_t *rng)
 {
     uint32_t x = *rng;
     uint16_t i, j;
     if (T == 1 && mcol != NULL) {
-        /* the elements with q != 0 are rows with dq != 0 times columns with xq != 0 */
+        /* the elements with q != 0 are rows with dq != 0 times columns with xq != 0: the n columns of
+         * sq_sums' list, their factors and multipliers gathered in place (idx[t] >= t) */
         int32_t *xq = SCR->xq;
-        uint16_t *idx = SCR->nz_idx_a, n = 0, t;
+        const uint16_t *idx = SCR->nz_idx_a;
+        uint16_t t;
         int narrow = 1;          /* every multiplier below 2^31: a 32 x 32-bit product (SMULL), the same value */
-        for (j = 0; j < p->cols; j++) {
-            if (xq[j] != 0) {
-                idx[n] = j;
-                xq[n] = xq[j];
-                mcol[n] = mcol[j];
-                narrow &= mcol[j] <= INT32_MAX;
-                n++;
-            }
+        for (t = 0; t < n; t++) {
+            j = idx[t];
+            xq[t] = xq[j];
+            mcol[t] = mcol[j];
+            narrow &= mcol[t] <= INT32_MAX;
         }
         for (i = 0; i < p->rows; i++) {
             int32_t a = SCR->dq[i];
@@ -325,15 +338,18 @@ static void apply(const etp_param_t *p, const etp_grad_t *grad, uint16_t T, int 
 }
 
 /* The sums of q^2 over rows (rowsq) and columns (colsq). One term: dq_i^2 sum_j xq_j^2 and
- * xq_j^2 sum_i dq_i^2 (exact: each < 2^58). Also leaves dq/xq (one term) in the scratch. */
-static void sq_sums(const etp_param_t *p, const etp_grad_t *grad, uint16_t T, int ed, int ex, int64_t *rowsq,
-                    int64_t *colsq)
+ * xq_j^2 sum_i dq_i^2 (exact: each < 2^58), and the columns with xq != 0 (the only ones the update reads)
+ * listed in increasing order in SCR->nz_idx_a; returns their number (0 for T > 1). Also leaves dq/xq (one
+ * term) in the scratch. */
+static uint16_t sq_sums(const etp_param_t *p, const etp_grad_t *grad, uint16_t T, int ed, int ex, int64_t *rowsq,
+                        int64_t *colsq)
 {
     uint16_t i, j;
     if (T == 1) {
         etp_term_t t;
         int64_t D = 0, X = 0;
         int32_t *xq = SCR->xq;
+        uint16_t *act = SCR->nz_idx_a, n = 0;
         grad->term(p, 0, &t);
         for (i = 0; i < p->rows; i++) {
             int32_t a = (int32_t)etp_round_shift(term_d(&t, i), ed);
@@ -353,15 +369,17 @@ static void sq_sums(const etp_param_t *p, const etp_grad_t *grad, uint16_t T, in
             }
         }
         for (j = 0; j < p->cols; j++) {
-            X += (int64_t)xq[j] * xq[j];
+            int32_t v2 = xq[j] * xq[j];               /* xq^2 < 2^30 */
+            colsq[j] = (int64_t)v2 * D;
+            if (v2 != 0) {
+                act[n++] = j;
+                X += v2;
+            }
         }
         for (i = 0; i < p->rows; i++) {
             rowsq[i] = (int64_t)SCR->dq[i] * SCR->dq[i] * X;
         }
-        for (j = 0; j < p->cols; j++) {
-            colsq[j] = (int64_t)(xq[j] * xq[j]) * D;   /* xq^2 < 2^30 */
-        }
-        return;
+        return n;
     }
     for (j = 0; j < p->cols; j++) {
         colsq[j] = 0;
@@ -376,6 +394,7 @@ static void sq_sums(const etp_param_t *p, const etp_grad_t *grad, uint16_t T, in
         }
         rowsq[i] = acc;
     }
+    return 0;
 }
 
 /* norm_mode: rms_scales' mode of an optimizer kind (update_q.NORM_MODE). */
@@ -387,12 +406,14 @@ static int norm_mode(int32_t kind)
 void etp_update_q(const etp_param_t *p, const etp_grad_t *grad, const int32_t *opt_cfg, uint32_t *rng)
 {
     int32_t lr_m = opt_cfg[ETP_CFG_LR_M], lr_e = opt_cfg[ETP_CFG_LR_E];
-    uint16_t T = grad->count(p), i, j;
+    uint16_t T = grad->count(p), i, j, n, k;
     int ed, ex, e, uniform = 1;
     int64_t lim = -1, bound;
+    const uint16_t *act;
     quant_exps(p, grad, T, &ed, &ex);
     e = ed + ex;
-    sq_sums(p, grad, T, ed, ex, SCR->rowsq, SCR->colsq);
+    n = sq_sums(p, grad, T, ed, ex, SCR->rowsq, SCR->colsq);
+    act = T == 1 ? SCR->nz_idx_a : NULL;   /* one term: only the n columns with xq != 0 are read */
     if (opt_cfg[ETP_CFG_KIND] == ETP_OPT_SGD) {
         /* Delta W_int = lr_m q 2^-(G - e + lr_e - FW) */
         for (i = 0; i < p->rows; i++) {
@@ -407,8 +428,8 @@ void etp_update_q(const etp_param_t *p, const etp_grad_t *grad, const int32_t *o
         /* one term: an element moves only where its column factor xq is nonzero (apply), so the
          * other columns' multipliers are not computed */
         etp_rms_scales(p, SCR->rowsq, SCR->colsq, 2 * e + ETP_STAT_F - 2 * p->gfrac, opt_cfg[ETP_CFG_BETA_SHIFT],
-                       lr_m, norm_mode(opt_cfg[ETP_CFG_KIND]), T == 1 ? SCR->xq : NULL, SCR->row_m, SCR->row_s,
-                       SCR->col_m, SCR->col_s);
+                       lr_m, norm_mode(opt_cfg[ETP_CFG_KIND]), act, n, SCR->row_m, SCR->row_s, SCR->col_m,
+                       SCR->col_s);
         for (i = 0; i < p->rows; i++) {
             SCR->row_s[i] += lr_e - p->fw - e + p->gfrac - ETP_STAT_F / 2;
         }
@@ -419,11 +440,11 @@ void etp_update_q(const etp_param_t *p, const etp_grad_t *grad, const int32_t *o
         uniform &= SCR->row_m[i] == SCR->row_m[0] && SCR->row_s[i] == SCR->row_s[0];
     }
     if (uniform) {
-        for (j = 0; j < p->cols; j++) {   /* one term: only the columns apply reads (xq != 0) */
-            SCR->mcol[j] = T == 1 && SCR->xq[j] == 0 ? 0
-                                                     : etp_q32((int64_t)SCR->row_m[0] * SCR->col_m[j],
-                                                               SCR->row_s[0] + SCR->col_s[j]);
+        for (k = 0; k < (act != NULL ? n : p->cols); k++) {   /* one term: only the columns apply reads */
+            j = act != NULL ? act[k] : k;
+            SCR->mcol[j] = etp_q32((int64_t)SCR->row_m[0] * SCR->col_m[j], SCR->row_s[0] + SCR->col_s[j]);
         }
     }
-    apply(p, grad, T, ed, ex, SCR->row_m, SCR->row_s, SCR->col_m, SCR->col_s, uniform ? SCR->mcol : NULL, lim, rng);
+    apply(p, grad, T, ed, ex, SCR->row_m, SCR->row_s, SCR->col_m, SCR->col_s, uniform ? SCR->mcol : NULL, lim, n,
+          rng);
 }

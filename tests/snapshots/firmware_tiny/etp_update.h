@@ -47,17 +47,22 @@ typedef struct {
  * (saturating at ETP_STAT_MAX, or floor). */
 int64_t etp_mean_stat(int64_t sq, uint16_t n, int sh);
 
+/* ema_decay: c + round_shift(-c, k), an EMA's step towards 0 (its mean square 0: a column the step's gradient
+ * missed, most of a readout's), for a statistic 0 <= c <= 2^62 and 1 <= k <= 31: c - floor((c + 2^(k-1) - 1) / 2^k)
+ * (round_shift(-c, k) = -floor((c + 2^(k-1) - 1) / 2^k)), a nonnegative sum shifted by fewer than 32 bits. */
+int64_t etp_ema_decay(int64_t c, int k);
+
 /* q32: m 2^-s (m >= 0) as a Q.32 multiplier: floor(m 2^(32 - s)) saturated to [0, ETP_M_MAX]. */
 int64_t etp_q32(int64_t m, int s);
 
 /* rms_scales: update p's row/column mean-square EMAs (Q.ETP_STAT_F) from the sums of q^2 (rowsq, colsq)
  * and write the multipliers row_m/col_m and shifts row_s/col_s (mode 1 rownorm: every column uses
- * T2; 2 colnorm: every row uses T2). sh = 2e + ETP_STAT_F - 2 p->gfrac. need (p->cols
- * entries, or NULL: all): the columns whose col_m/col_s the caller reads (need[j] != 0); the others
- * are left 0 (every EMA is updated either way). */
+ * T2; 2 colnorm: every row uses T2). sh = 2e + ETP_STAT_F - 2 p->gfrac. act (n_act increasing column
+ * indices, or NULL: all): the columns whose col_m/col_s the caller reads, the only ones written (every EMA
+ * is updated; a column whose sum of q^2 is 0 decays in 32-bit shifts, etp_ema_decay). */
 void etp_rms_scales(const etp_param_t *p, const int64_t *rowsq, const int64_t *colsq, int sh, int beta_shift,
-                    int32_t lr_m, int mode, const int32_t *need, int32_t *row_m, int32_t *row_s, int32_t *col_m,
-                    int32_t *col_s);
+                    int32_t lr_m, int mode, const uint16_t *act, uint16_t n_act, int32_t *row_m, int32_t *row_s,
+                    int32_t *col_m, int32_t *col_s);
 
 /* move_bound: the normalised rules' move limit 2^clip lr in Q.16 LSB of a Q.fw weight,
  * floor(lr_m 2^(fw + 16 + clip - lr_e)) (saturating at ETP_P_LIMIT); -1 (no limit) when clip < 0. */
