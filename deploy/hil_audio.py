@@ -88,6 +88,7 @@ class AudioSession(Session):
         self.fe["frames"].append(r["fe_frames"] / n)
         self.fe.setdefault("net_mean", []).append(r["net_sum"] / n)
         self.fe.setdefault("net_max", []).append(r["net_max"])
+        self.fe.setdefault("slot_max", []).append(r["slot_max"])
         kind = "infer" if label is None else "train"  # AUDIO_RUN reports the sum and the max of its steps
         self.fe.setdefault(f"net_{kind}", []).append((r["net_sum"], n, r["net_max"]))
         return d, r["pred"]
@@ -117,6 +118,11 @@ class AudioSession(Session):
             "per_utterance_mean": float(hop.mean() * (len(hop) / f["utterances"]) + fin.mean() + fr.mean() * 101),
             "network_step_mean": float(np.mean(f["net_mean"]) * res),
             "network_step_max": float(np.max(f["net_max"]) * res),
+            # after its audio, an utterance's work runs one unit per 10 ms slot beside a hop of the next audio:
+            # the largest unit measured on the device (a padded frame, or a frame's input + network step), and
+            # with the largest hop, what any frame can hold
+            "slot_max": float(np.max(f["slot_max"]) * res),
+            "frame_max": float((hop.max() + np.max(f["slot_max"])) * res) if len(hop) else None,
             **{f"network_{k}_{m}": v for k in ("infer", "train") for m, v in _net(f.get(f"net_{k}"), res).items()},
         }
 

@@ -108,5 +108,6 @@ BUDGETS = {
     "ram": 160 * 1024,
     "flash": 512 * 1024,
     "frontend_hop": 150_000,
+    "frame": 400_000,  # any 10 ms frame from raw audio, everything that runs in it (issue 28)
 }
 RAM_64K = 64 * 1024  # kws-mcu-64k's tier

@@ -218,6 +218,9 @@ def test_edgetp_hil_audio_end_to_end(tone_models, tmp_path, target, kind):
     assert fe["hop_mean"] <= fe["hop_p999"] <= fe["per_hop_max"]
     assert 0 < fe["network_infer_mean"] <= fe["network_infer_max"] and 0 < fe["network_train_mean"]
     assert fe["network_step_max"] == max(fe["network_train_max"], fe["network_infer_max"])
+    # a slot holds a step and its frame's input, measured together: never below the largest step
+    assert fe["slot_max"] >= fe["network_step_max"]
+    assert fe["frame_max"] == fe["hop_max"] + fe["slot_max"] and "any 10 ms frame" in r.stdout
     if target == "qemu":  # instructions; the host counts nanoseconds, which load can reorder
         assert fe["network_train_max"] >= fe["network_infer_max"]  # learning costs more
     assert "frontend hop (p99.9" in r.stdout and "+ network step, mean / max" in r.stdout

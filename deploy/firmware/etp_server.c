@@ -369,15 +369,27 @@ static uint16_t cmd_audio(etp_server_t *s, uint8_t cmd, const uint8_t *q, uint16
     if (len != ETP_REQ_AUDIO_RUN_SIZE) return err(s, ETP_ST_BAD_LEN, len);
     uint32_t label = etp_rd16(q + ETP_REQ_AUDIO_RUN_LABEL_OFF), t0 = port_counter_now();
     if (label >= ETP_N_OUT && label != ETP_AUDIO_NO_LABEL) return err(s, ETP_ST_BAD_ARG, label);
-    if (!audio_open || etp_fe_finish(&audio_fe) != ETP_OK) return err(s, ETP_ST_BAD_ARG, audio_fe.frames);
+    if (!audio_open || audio_fe.done) return err(s, ETP_ST_BAD_ARG, audio_fe.frames);
     audio_open = 0;
-    uint32_t fe_finish = cost_since(s, t0), fe_frames = 0, net_sum = 0, net_max = 0, crc = 0;
+    /* In real time the utterance's work after its audio runs one unit per 10 ms slot, beside the next audio's
+     * hops: each padded frame (the last with the rest of etp_fe_finish), then each frame's input and network
+     * step. slot_max is the largest unit, each measured as it runs. */
+    uint32_t fe_finish = 0, fe_frames = 0, net_sum = 0, net_max = 0, crc = 0, slot_max = 0;
+    do {
+        t0 = port_counter_now();
+        if (audio_fe.frames + 1u < ETP_FE_FRAMES) etp_fe_pad_frame(&audio_fe);
+        else etp_fe_finish(&audio_fe);           /* the last padded frame, if any, and the end */
+        uint32_t c = cost_since(s, t0);
+        fe_finish += c;
+        if (c > slot_max) slot_max = c;
+    } while (!audio_fe.done);
     etp_status_t st = ETP_OK;
     for (uint16_t t = 0; t < ETP_FE_FRAMES && st == ETP_OK; t++) {
         uint8_t xb[ETP_FE_FEATURES * XB];
         t0 = port_counter_now();
         etp_fe_input(&audio_fe, t, xbuf);
-        fe_frames += cost_since(s, t0);
+        uint32_t c_in = cost_since(s, t0);
+        fe_frames += c_in;
         t0 = port_counter_now();
         if (label == ETP_AUDIO_NO_LABEL) {
             st = etp_infer_step(xbuf);
@@ -391,6 +403,7 @@ static uint16_t cmd_audio(etp_server_t *s, uint8_t cmd, const uint8_t *q, uint16
         uint32_t c = label == ETP_AUDIO_NO_LABEL ? s->infer.last : s->train.last;
         net_sum += c;
         if (c > net_max) net_max = c;
+        if (c_in + c > slot_max) slot_max = c_in + c;
         for (uint32_t j = 0; j < ETP_FE_FEATURES; j++) {   /* little-endian, as the host packs them */
             uint16_t v = (uint16_t)(int16_t)xbuf[j];
             for (uint32_t k = 0; k < XB; k++) xb[XB * j + k] = (uint8_t)(v >> (8 * k));
@@ -406,6 +419,7 @@ static uint16_t cmd_audio(etp_server_t *s, uint8_t cmd, const uint8_t *q, uint16
     etp_wr32(p + ETP_RSP_AUDIO_RUN_NET_SUM_OFF, net_sum);
     etp_wr32(p + ETP_RSP_AUDIO_RUN_NET_MAX_OFF, net_max);
     etp_wr32(p + ETP_RSP_AUDIO_RUN_X_CRC_OFF, crc);
+    etp_wr32(p + ETP_RSP_AUDIO_RUN_SLOT_MAX_OFF, slot_max);
     return ETP_RSP_AUDIO_RUN_SIZE;
 }
 #else

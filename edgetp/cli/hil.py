@@ -377,9 +377,18 @@ def _print(out: dict, say) -> None:
                 f"  frontend hop (p99.9 {_fmt(fe.get('hop_p999'))}) + network step, mean / max (the maxima added): "
                 + "; ".join(f"{n} {_fmt(fe['per_hop_mean'] + m)} / {_fmt(fe['per_hop_max'] + x)}" for n, m, x in both)
             )
+        if fe.get("frame_max") is not None:
+            print(
+                f"  any 10 ms frame: a hop {_fmt(fe['hop_max'])} + the largest slot of an utterance's work "
+                f"{_fmt(fe['slot_max'])} (a padded frame, or a frame's input + network step) = {_fmt(fe['frame_max'])}"
+            )
         if unit == "instructions":
             b = BUDGETS["frontend_hop"]
             v = fe["per_hop_max"]
-            print(f"  frontend budget: per hop {_fmt(v)} {'<=' if v <= b else '>'} {_fmt(b)}")
+            line = f"  frontend budget: per hop {_fmt(v)} {'<=' if v <= b else '>'} {_fmt(b)}"
+            if fe.get("frame_max") is not None:
+                b, v = BUDGETS["frame"], fe["frame_max"]
+                line += f"; any frame {_fmt(v)} {'<=' if v <= b else '>'} {_fmt(b)}"
+            print(line)
     if out.get("error"):
         print(f"  stopped: {out['error']}")
