@@ -91,6 +91,8 @@ class AudioSession(Session):
         self.fe.setdefault("slot_max", []).append(r["slot_max"])
         kind = "infer" if label is None else "train"  # AUDIO_RUN reports the sum and the max of its steps
         self.fe.setdefault(f"net_{kind}", []).append((r["net_sum"], n, r["net_max"]))
+        if r["learn_n"]:  # the learning frames of this utterance (the schedule's), measured on the device
+            self.fe.setdefault("net_learn", []).append((r["learn_sum"], r["learn_n"], r["learn_max"]))
         return d, r["pred"]
 
     def frontend_costs(self) -> dict:
@@ -123,7 +125,11 @@ class AudioSession(Session):
             # with the largest hop, what any frame can hold
             "slot_max": float(np.max(f["slot_max"]) * res),
             "frame_max": float((hop.max() + np.max(f["slot_max"])) * res) if len(hop) else None,
-            **{f"network_{k}_{m}": v for k in ("infer", "train") for m, v in _net(f.get(f"net_{k}"), res).items()},
+            **{
+                f"network_{k}_{m}": v
+                for k in ("infer", "train", "learn")
+                for m, v in _net(f.get(f"net_{k}"), res).items()
+            },
         }
 
 

@@ -210,11 +210,15 @@ LAYOUTS: dict[str, list[tuple[str, str]]] = {
         ("net_max", "I"),
         ("x_crc", "I"),
         ("slot_max", "I"),
+        ("learn_n", "I"),
+        ("learn_sum", "I"),
+        ("learn_max", "I"),
     ],
     # fe_finish: the end of the utterance (last frames, maximum, L); fe_frames: delta and input scaling of
     # every frame; net_sum/net_max: the network steps; x_crc: CRC-32 of the network's inputs (int16 LE);
     # slot_max: the largest unit of that work a real-time device runs in one 10 ms slot (beside a hop of the
-    # next audio): a padded frame (the last with the finish's rest) or one frame's input + network step
+    # next audio): a padded frame (the last with the finish's rest) or one frame's input + network step;
+    # learn_n/learn_sum/learn_max: the training steps that learned (the optimizer's step count moved)
     # DET_STEP (an export with the detector): start=1 re-initialises it first; + int32 increments x classes.
     # The answer: the report (fired 0/1, class, margin) and the whole state of edgetp.stream.detector.DetState:
     # frames seen t, ring row pos, hold, latch (-1 none), CRC-32 of the ring (int32 LE, row-major), then the

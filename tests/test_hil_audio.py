@@ -220,6 +220,8 @@ def test_edgetp_hil_audio_end_to_end(tone_models, tmp_path, target, kind):
     assert fe["network_step_max"] == max(fe["network_train_max"], fe["network_infer_max"])
     # a slot holds a step and its frame's input, measured together: never below the largest step
     assert fe["slot_max"] >= fe["network_step_max"]
+    # the learning steps are some of the training steps (every k-th): counted and summed apart on the device
+    assert 0 < fe["network_learn_mean"] and fe["network_learn_max"] <= fe["network_train_max"]
     assert fe["frame_max"] == fe["hop_max"] + fe["slot_max"] and "any 10 ms frame" in r.stdout
     if target == "qemu":  # instructions; the host counts nanoseconds, which load can reorder
         assert fe["network_train_max"] >= fe["network_infer_max"]  # learning costs more

@@ -341,6 +341,16 @@ static uint16_t cmd_read_fe(etp_server_t *s, const uint8_t *q, uint16_t len) {
 }
 #endif
 
+/* The optimizer's step count (the "opt_steps" tensor): a training step learned when it moved. NULL when the
+ * model has none. */
+static const uint32_t *opt_steps(void) {
+    for (uint32_t i = 0; i < etp_tensor_count(); i++) {
+        const etp_tensor_t *t = etp_tensor(i);
+        if (strcmp(t->name, "opt_steps") == 0) return (const uint32_t *)t->data;
+    }
+    return NULL;
+}
+
 static uint16_t cmd_audio(etp_server_t *s, uint8_t cmd, const uint8_t *q, uint16_t len) {
     uint8_t *p = s->pl;
     if (cmd == ETP_CMD_AUDIO_PCM) {
@@ -375,6 +385,8 @@ static uint16_t cmd_audio(etp_server_t *s, uint8_t cmd, const uint8_t *q, uint16
      * hops: each padded frame (the last with the rest of etp_fe_finish), then each frame's input and network
      * step. slot_max is the largest unit, each measured as it runs. */
     uint32_t fe_finish = 0, fe_frames = 0, net_sum = 0, net_max = 0, crc = 0, slot_max = 0;
+    uint32_t learn_n = 0, learn_sum = 0, learn_max = 0;   /* the training steps that learned (the schedule's) */
+    const uint32_t *ost = opt_steps();
     do {
         t0 = port_counter_now();
         if (audio_fe.frames + 1u < ETP_FE_FRAMES) etp_fe_pad_frame(&audio_fe);
@@ -396,9 +408,15 @@ static uint16_t cmd_audio(etp_server_t *s, uint8_t cmd, const uint8_t *q, uint16
             cost_add(&s->infer, cost_since(s, t0));
             if (st == ETP_OK) s->infer_steps++;
         } else {
+            uint32_t o0 = ost != NULL ? *ost : 0u;
             st = etp_train_step(xbuf, (uint16_t)label);
             cost_add(&s->train, cost_since(s, t0));
             if (st == ETP_OK) s->train_steps++;
+            if (ost != NULL && *ost != o0) {
+                learn_n++;
+                learn_sum += s->train.last;
+                if (s->train.last > learn_max) learn_max = s->train.last;
+            }
         }
         uint32_t c = label == ETP_AUDIO_NO_LABEL ? s->infer.last : s->train.last;
         net_sum += c;
@@ -420,6 +438,9 @@ static uint16_t cmd_audio(etp_server_t *s, uint8_t cmd, const uint8_t *q, uint16
     etp_wr32(p + ETP_RSP_AUDIO_RUN_NET_MAX_OFF, net_max);
     etp_wr32(p + ETP_RSP_AUDIO_RUN_X_CRC_OFF, crc);
     etp_wr32(p + ETP_RSP_AUDIO_RUN_SLOT_MAX_OFF, slot_max);
+    etp_wr32(p + ETP_RSP_AUDIO_RUN_LEARN_N_OFF, learn_n);
+    etp_wr32(p + ETP_RSP_AUDIO_RUN_LEARN_SUM_OFF, learn_sum);
+    etp_wr32(p + ETP_RSP_AUDIO_RUN_LEARN_MAX_OFF, learn_max);
     return ETP_RSP_AUDIO_RUN_SIZE;
 }
 #else

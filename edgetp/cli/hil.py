@@ -369,7 +369,7 @@ def _print(out: dict, say) -> None:
         # so the frame's maximum is bounded by the two maxima added (they need not meet in one frame)
         both = [
             (n, fe.get(f"network_{k}_mean"), fe.get(f"network_{k}_max"))
-            for n, k in (("inference", "infer"), ("training", "train"))
+            for n, k in (("inference", "infer"), ("training", "train"), ("learning", "learn"))
             if fe.get(f"network_{k}_mean") is not None
         ]
         if both:
