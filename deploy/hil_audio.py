@@ -124,7 +124,7 @@ class AudioSession(Session):
             # the largest unit measured on the device (a padded frame, or a frame's input + network step), and
             # with the largest hop, what any frame can hold
             "slot_max": float(np.max(f["slot_max"]) * res),
-            "frame_max": float((hop.max() + np.max(f["slot_max"])) * res) if len(hop) else None,
+            "frame_max": float(hop.max() + np.max(f["slot_max"]) * res) if len(hop) else None,
             **{
                 f"network_{k}_{m}": v
                 for k in ("infer", "train", "learn")

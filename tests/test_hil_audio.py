@@ -274,3 +274,29 @@ def test_per_utterance_normalisation_is_refused_in_one_line(tone_models, tmp_pat
     )
     assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stdout + r.stderr
     assert "own std" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_frontend_costs_scale_every_figure_once():
+    """A session's frontend figures in instructions: every device count times the counter's resolution once (QEMU
+    counts 5 instructions a tick), "any frame" the largest hop plus the largest slot, the learning steps apart."""
+    from types import SimpleNamespace
+
+    from deploy.hil_audio import AudioSession
+
+    s = object.__new__(AudioSession)  # the figures only: no device, no reference
+    s.dev = SimpleNamespace(info=SimpleNamespace(counter_res=5, counter_name="instructions"))
+    s.fe = {
+        "hop": [100, 120],
+        "finish": [300],
+        "frames": [10.0],
+        "utterances": 1,
+        "net_mean": [50.0],
+        "net_max": [90],
+        "slot_max": [95],
+        "net_train": [(5000, 101, 90)],
+        "net_learn": [(3000, 51, 90)],
+    }
+    fe = s.frontend_costs()
+    assert fe["hop_max"] == 600 and fe["slot_max"] == 475 and fe["frame_max"] == 600 + 475
+    assert fe["network_learn_mean"] == pytest.approx(3000 / 51 * 5) and fe["network_learn_max"] == 450
+    assert fe["network_train_mean"] == pytest.approx(5000 / 101 * 5) and "network_infer_mean" not in fe
