@@ -306,12 +306,27 @@ def device_texts(d: Path, qhash: str) -> list[str]:
                 if fe is None
                 else f"from raw 16 kHz audio, the integer frontend on the device: "
                 f"mean {_b(fe.get('per_hop_mean'))} {unit} per "
-                f"10 ms hop, {_b(fe.get('per_utterance_mean'))} per 1 s utterance; "
+                f"10 ms hop, {_b(fe.get('per_utterance_mean'))} per 1 s utterance; " + _frame_text(fe, unit)
             )
             + f"{r.get('samples')} samples, {r.get('mismatches')} mismatches against the integer reference"
             + _learnt(r)
             + "."
         )
+    return out
+
+
+def _frame_text(fe: dict, unit: str) -> str:
+    """A PCM session's 10 ms frames (issue 28's rows): frontend hop + inference and + learning step (mean / max,
+    the maxima added), and any frame (the largest hop + the largest slot of an utterance's work)."""
+    hop, hmax = fe.get("per_hop_mean"), fe.get("per_hop_max")
+    rows = [
+        f"{n} {_b(hop + fe[f'network_{k}_mean'])} / {_b(hmax + fe[f'network_{k}_max'])}"
+        for n, k in (("inference", "infer"), ("learning", "learn"))
+        if hop is not None and hmax is not None and fe.get(f"network_{k}_mean") is not None
+    ]
+    out = f"frontend hop + network step, mean / max {unit}: " + ", ".join(rows) + "; " if rows else ""
+    if fe.get("frame_max") is not None:
+        out += f"any 10 ms frame at most {_b(fe['frame_max'])} (a hop + the largest slot, {_b(fe['slot_max'])}); "
     return out
 
 
