@@ -108,6 +108,7 @@ def test_pretrain_records_the_device_quantization(setup, cli, tmp_path):
     }
     assert 0 <= fixed["fx"] <= 24 and fixed["targets"] == "classes"
     assert m.recipe["command"].endswith("--record-fixed")
+    assert "mask" not in m.recipe["command"]  # augmentation left off is left out of the command
     assert "--record-fixed" in (Path(__file__).parent.parent / "models" / "rebuild.sh").read_text()
 
 
@@ -275,6 +276,9 @@ def test_finetune_options(setup, pretrained, cli, flags):
         (["--set", "noise=nan"], "noise"),
         (["--set", "warp=0.5"], "warp must be < 0.5"),
         (["--set", "warp=0.1", "--fixed"], "--fixed"),
+        (["--set", "time_mask=-1"], "time_mask must be >= 0"),
+        (["--set", "freq_mask=2.5"], "freq_mask must be a int"),
+        (["--set", "freq_mask=4", "--fixed"], "freq_mask with --fixed"),
         (["--set", "epochs=1.5"], "--set epochs=1.5: epochs must be a int"),
         (["--set", "colour=red"], "unknown setting 'colour'"),
         (["--lr", "1e-3"], '--lr moved to the recipe file: --recipe F with {"lr": ...}'),
@@ -352,6 +356,49 @@ def test_mel_warp_moves_each_block_along_the_mel_axis():
     assert np.allclose(up[:36], 1.1 * np.arange(36), atol=1e-4) and np.all(up[36:] == 39)
 
 
+def test_spec_masks_zero_one_run_of_frames_and_the_same_bands_of_each_block():
+    """SpecAugment's masks: per utterance one run of <= N whole frames and one run of <= N mel bands, zeroed in the
+    log-mel and both deltas alike; nothing else changes, and a mask left off draws nothing from the generator."""
+    from edgetp.kws.train import augment, runs
+
+    x = np.random.default_rng(1).uniform(1, 2, (64, 101, 120)).astype(np.float32)  # no zeros of its own
+    y = augment(x, np.random.default_rng(2), 0, 0.0, time_mask=15, freq_mask=6)
+    zero = y == 0
+    assert np.array_equal(y[~zero], x[~zero])
+    widths_t, widths_f = [], []
+    for z in zero:
+        frames = np.flatnonzero(z.all(1))
+        cols = np.flatnonzero(z.all(0))
+        # every zero lies in a masked frame or a masked column, and each mask is one contiguous run
+        assert np.array_equal(z, z.all(1)[:, None] | z.all(0)[None, :])
+        assert len(frames) == 0 or np.all(np.diff(frames) == 1)
+        bands = cols[cols < 40]
+        assert np.array_equal(cols, np.concatenate([bands, bands + 40, bands + 80]))
+        assert len(bands) == 0 or np.all(np.diff(bands) == 1)
+        widths_t.append(len(frames))
+        widths_f.append(len(bands))
+    assert max(widths_t) == 15 and max(widths_f) == 6 and min(widths_t) == 0  # the whole range 0..N is drawn
+    assert len(set(widths_t)) > 8 and len(set(widths_f)) > 4
+    # off: the same draws as without the option (recipes recorded before it replay exactly)
+    a, b = np.random.default_rng(3), np.random.default_rng(3)
+    assert np.array_equal(augment(x, a, 2, 0.1), augment(x, b, 2, 0.1, time_mask=0, freq_mask=0))
+    assert a.random() == b.random()
+    # a run never leaves its axis, even when N is longer than the axis
+    assert runs(np.random.default_rng(0), 200, 5, 40).sum(1).max() <= 5
+
+
+def test_check_augment_refuses_bad_masks():
+    from edgetp.errors import EdgetpError
+    from edgetp.kws.train import Recipe, check_augment
+
+    check_augment(0, 0.0, 0.0, 30, 39)
+    for tm, fm in [(-1, 0), (0, -2), (True, 0), (0, 1.5), (float("nan"), 0)]:
+        with pytest.raises(EdgetpError, match="mask"):
+            check_augment(0, 0.0, 0.0, tm, fm)
+    with pytest.raises(EdgetpError, match="time_mask"):
+        Recipe(time_mask=-3).check()
+
+
 def test_finetune_augmentation_changes_learning_and_is_seeded():
     from edgetp.kws.train import Recipe, fit
     from edgetp.tp import init_params, parse_net
@@ -368,6 +415,8 @@ def test_finetune_augmentation_changes_learning_and_is_seeded():
     plain, warped = trained(), trained(warp=0.2, shift=2, noise=0.1)
     assert not np.allclose(plain, warped)
     assert np.array_equal(warped, trained(warp=0.2, shift=2, noise=0.1))
+    masked = trained(time_mask=4, freq_mask=5)
+    assert not np.allclose(plain, masked) and np.array_equal(masked, trained(time_mask=4, freq_mask=5))
 
 
 def test_pretrain_records_finetune_defaults_that_finetune_uses(setup, cli, tmp_path):
@@ -397,6 +446,10 @@ def test_pretrain_records_finetune_defaults_that_finetune_uses(setup, cli, tmp_p
         "update_every=2",
         "--ft",
         "warp=0.05",
+        "--time-mask",
+        "3",
+        "--freq-mask",
+        "2",
         "--out",
         model,
         env=env,
@@ -405,6 +458,8 @@ def test_pretrain_records_finetune_defaults_that_finetune_uses(setup, cli, tmp_p
     from edgetp.model import load_model
 
     m = load_model(model)
+    assert (m.recipe["time_mask"], m.recipe["freq_mask"]) == (3, 2)
+    assert "--time-mask 3 --freq-mask 2" in m.recipe["command"]
     assert m.recipe["finetune"] == {"batch": 2, "rehearsal": 1.5, "epochs": 1, "update_every": 2, "warp": 0.05}
     assert "--ft batch=2 --ft rehearsal=1.5 --ft epochs=1 --ft update_every=2 --ft warp=0.05" in m.recipe["command"]
     out = tmp_path / "ft.json"
@@ -475,6 +530,8 @@ def test_pretrain_records_finetune_defaults_that_finetune_uses(setup, cli, tmp_p
         "warp=0.9",
         "shift=-1",
         "noise=inf",
+        "time_mask=-1",
+        "freq_mask=x",
     ],
 )
 def test_pretrain_rejects_bad_finetune_defaults_before_training(setup, cli, tmp_path, item):

@@ -210,7 +210,7 @@ def run(args) -> int:
     t0 = time.perf_counter()
     check_gain(s.log_gain, "--log-gain")
     check_running_max(s.running_max, "--running-max")
-    check_augment(s.shift, s.noise, s.warp, [f"--{k}" for k in AUGMENT])
+    check_augment(s.shift, s.noise, s.warp, s.time_mask, s.freq_mask, [f"--{k.replace('_', '-')}" for k in AUGMENT])
     raw = recompress(np.asarray(features(corpus, pre)), s.log_gain, s.running_max)
     norm = ModelInputs(NormConstants.fit(raw, per_utterance=s.per_utterance_norm), s.log_gain, s.running_max)
     xs, ys = norm.norm.apply(raw), corpus.labels[pre]

@@ -43,6 +43,10 @@ class Pretraining:
     )
     warp: float = setting(0.0, "augmentation: mel-axis (vocal-tract-length) warp by a random factor in 1 +- W")
     shift: int = setting(0, "augmentation: random time shift up to +-N frames")
+    time_mask: int = setting(0, "augmentation: zero a random run of up to N frames (SpecAugment's time mask)", lo=0)
+    freq_mask: int = setting(
+        0, "augmentation: zero a random run of up to N mel bands (SpecAugment's frequency mask)", lo=0
+    )
     noise: float = setting(0.0, "augmentation: feature noise std")
     seed: int = setting(0, "initial weights and training order")
 
@@ -70,6 +74,8 @@ class Pretraining:
             self.shift,
             self.noise,
             warp=self.warp,
+            time_mask=self.time_mask,
+            freq_mask=self.freq_mask,
         )
 
     def command(self) -> str:
@@ -82,6 +88,6 @@ class Pretraining:
             for f in fields(self)
             if f.name not in skip
             and getattr(self, f.name) is not None
-            and not (f.name in ("log_gain", "warp") and getattr(self, f.name) == f.default)
+            and not (f.name in ("log_gain", "warp", "time_mask", "freq_mask") and getattr(self, f.name) == f.default)
         ]
         return " ".join(words) + (" --per-utterance-norm" if self.per_utterance_norm else "")

@@ -56,6 +56,18 @@ class Recipe:
         hi=0.5,
         hi_open=True,
     )
+    time_mask: int = setting(
+        0,
+        "augmentation: zero (silence) a random run of up to N frames of each utterance (SpecAugment's "
+        "time mask; float rule only)",
+        lo=0,
+    )
+    freq_mask: int = setting(
+        0,
+        "augmentation: zero a random run of up to N of the mel bands, in the log-mel and both deltas alike "
+        "(SpecAugment's frequency mask; float rule only)",
+        lo=0,
+    )
     update_every: int = setting(
         1,
         "learn on the steps t % K == 0 of each sample (t from 0 at its start; the other "
@@ -75,7 +87,7 @@ class Recipe:
         if self.schedule not in SCHEDULES:
             raise EdgetpError(f"schedule must be cosine or constant, got {self.schedule!r}")
         check_update_every(self.update_every)
-        check_augment(self.shift, self.noise, self.warp)
+        check_augment(self.shift, self.noise, self.warp, self.time_mask, self.freq_mask)
         Optimizer(self.optimizer, self.lr)
 
     def to_dict(self) -> dict:
@@ -96,9 +108,11 @@ FINETUNE_FIELDS = (
     "shift",
     "noise",
     "warp",
+    "time_mask",
+    "freq_mask",
 )
 PRETRAIN_OPTIMIZERS = ("adam", "sgd")  # pretraining's rules (the normalised ones are the integer rule's float twins)
-AUGMENT = ("shift", "noise", "warp")  # the Recipe fields that augment what fit trains on
+AUGMENT = ("shift", "noise", "warp", "time_mask", "freq_mask")  # the Recipe fields that augment what fit trains on
 
 
 def augment_words(rec: dict) -> str:
@@ -107,15 +121,20 @@ def augment_words(rec: dict) -> str:
     return f"augmented ({', '.join(parts)})" if parts else ""
 
 
-def check_augment(shift, noise, warp, names=AUGMENT) -> None:
+def check_augment(shift, noise, warp, time_mask=0, freq_mask=0, names=AUGMENT) -> None:
     """The augmentation settings' ranges; ``names`` are how the caller's user spells them."""
     number = lambda v: isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
-    if not (isinstance(shift, (int, np.integer)) and not isinstance(shift, bool) and shift >= 0):
+    whole = lambda v: isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+    if not (whole(shift) and shift >= 0):
         raise EdgetpError(f"{names[0]} must be a whole number of frames >= 0, got {shift!r}")
     if not (number(noise) and math.isfinite(noise) and noise >= 0):
         raise EdgetpError(f"{names[1]} must be a number >= 0, got {noise!r}")
     if not (number(warp) and math.isfinite(warp) and 0.0 <= warp < 0.5):
         raise EdgetpError(f"{names[2]} must be in [0, 0.5), got {warp!r}")
+    if not (whole(time_mask) and time_mask >= 0):
+        raise EdgetpError(f"{names[3]} must be a whole number of frames >= 0, got {time_mask!r}")
+    if not (whole(freq_mask) and freq_mask >= 0):
+        raise EdgetpError(f"{names[4]} must be a whole number of mel bands >= 0, got {freq_mask!r}")
 
 
 @dataclass
@@ -141,8 +160,22 @@ def mel_warp(xs: np.ndarray, factors, bands: int = 40) -> np.ndarray:
     return out
 
 
-def augment(xs: np.ndarray, rng, shift: int, noise: float, warp: float = 0.0) -> np.ndarray:
-    """Shift each sequence in time (zero-filled), warp its mel axis and add feature noise; a new array."""
+def runs(rng, n: int, length: int, longest: int) -> np.ndarray:
+    """(n, length) booleans: in each row a run of a random width 0..``longest`` (clipped to ``length``) at a random
+    start, SpecAugment's masks (Park et al. 2019) drawn one per utterance."""
+    w = rng.integers(0, min(longest, length) + 1, n)
+    start = rng.integers(0, length - w + 1)
+    pos = np.arange(length)
+    return (pos >= start[:, None]) & (pos < (start + w)[:, None])
+
+
+def augment(
+    xs: np.ndarray, rng, shift: int, noise: float, warp: float = 0.0, time_mask: int = 0, freq_mask: int = 0
+) -> np.ndarray:
+    """Warp each sequence's mel axis, shift it in time (zero-filled), mask a run of frames and a run of mel bands
+    (to 0: no energy above the floor and no change, as the zero-filled shift; the same bands of each
+    [log-mel, Δ, ΔΔ] block) and add feature noise;
+    a new array. Each augmentation draws from ``rng`` only when it is on, so recipes without it replay as before."""
     if warp:
         xs = mel_warp(xs, rng.uniform(1 - warp, 1 + warp, len(xs)))
     out = np.zeros_like(xs)
@@ -152,6 +185,11 @@ def augment(xs: np.ndarray, rng, shift: int, noise: float, warp: float = 0.0) ->
             out[i, k:] = xs[i, : T - k]
         else:
             out[i, : T + k] = xs[i, -k:]
+    if time_mask:
+        out[runs(rng, len(xs), T, time_mask)] = 0
+    if freq_mask:
+        bands = runs(rng, len(xs), xs.shape[-1] // 3, freq_mask)  # features are 3 blocks: [log-mel, Δ, ΔΔ]
+        out *= ~np.tile(bands, 3)[:, None, :]
     if noise:
         out += rng.normal(0.0, noise, out.shape).astype(out.dtype)
     return out
@@ -188,8 +226,8 @@ def fit(
         hist.lr.append(opt.lr)
         for idx in epoch_batches(rng, len(xs), recipe.batch):  # the permutation first, then augmentation draws
             xb = np.ascontiguousarray(xs[idx])
-            if recipe.shift or recipe.noise or recipe.warp:
-                xb = augment(xb, rng, recipe.shift, recipe.noise, recipe.warp)
+            if any(getattr(recipe, k) for k in AUGMENT):
+                xb = augment(xb, rng, recipe.shift, recipe.noise, recipe.warp, recipe.time_mask, recipe.freq_mask)
             train_sequence(
                 params, xb, ys[idx], cfg, opt, recipe.targets, recipe.train, prop=prop, update_every=recipe.update_every
             )
