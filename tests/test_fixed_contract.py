@@ -246,3 +246,40 @@ def test_trace_step_in_32_bits(clib, tr, lam, ft, data):
     got = t.copy()
     clib.t_trace(got.ctypes.data, s.ctypes.data, len(tr), lam, ft)
     assert np.array_equal(got, want)
+
+
+def test_tensor_find_checks_name_dtype_and_count(tmp_path):
+    """etp_tensor_find (what the server and listener use before casting a tensor's data) returns the entry only
+    when its name, dtype and element count all match: the tiny snapshot's opt_steps is one u32, u two i32."""
+    require("cc")
+    shim = tmp_path / "shim.c"
+    shim.write_text("""#include "etp_model.h"
+#include "etp_api.h"
+int t_find(const char *name, int dtype, uint32_t count)
+{
+    const etp_tensor_t *t = etp_tensor_find(name, (uint8_t)dtype, count);
+    return t == NULL ? -1 : (int)(t - etp_tensor(0));
+}
+""")
+    # the model and runtime without the weight store (that one needs a port's flash)
+    runtime = sorted(f for f in os.listdir(SNAPSHOT) if f.endswith(".c") and f != "etp_store.c")
+    srcs = [str(shim)] + [os.path.join(SNAPSHOT, f) for f in runtime]
+    lib = tmp_path / "libapi.so"
+    subprocess.run(
+        [default_cc(), "-std=c99", "-O2", "-Wall", "-Werror", "-shared", "-fPIC", "-I", SNAPSHOT, *srcs, "-o", lib],
+        check=True,
+    )
+    find = ctypes.CDLL(str(lib)).t_find
+    find.restype, find.argtypes = ctypes.c_int, [ctypes.c_char_p, ctypes.c_int, ctypes.c_uint32]
+    table = open(os.path.join(SNAPSHOT, "etp_model.c")).read()
+    names = re.findall(r'\{"(\w+)", ETP_\w+, [01], \d+u,', table)
+    assert find(b"opt_steps", C.DTYPES["u32"][0], 1) == names.index("opt_steps")
+    assert find(b"u", C.DTYPES["i32"][0], 2) == names.index("u")
+    for name, dtype, count in (
+        (b"opt_steps", "i32", 1),  # the right size, the wrong type
+        (b"opt_steps", "u32", 2),  # the wrong count
+        (b"u", "i32", 3),
+        (b"opt_step", "u32", 1),  # a prefix is not the name
+        (b"nothing", "u32", 1),
+    ):
+        assert find(name, C.DTYPES[dtype][0], count) == -1, (name, dtype, count)

@@ -23,11 +23,9 @@ static uint32_t since(const etp_listen_t *l, uint32_t t0)
 etp_status_t etp_listen_start(etp_listen_t *l, etp_clock_t now, uint32_t overhead)
 {
     memset(l, 0, sizeof *l);
-    for (uint32_t i = 0; i < etp_tensor_count(); i++) {
-        const etp_tensor_t *t = etp_tensor(i);
-        if (strcmp(t->name, "u") == 0 && t->dtype == ETP_I32 && t->count == ETP_DET_CLASSES) l->u = (int32_t *)t->data;
-    }
-    if (l->u == NULL) return ETP_EBADARG;
+    const etp_tensor_t *u = etp_tensor_find("u", ETP_I32, ETP_DET_CLASSES);
+    if (u == NULL) return ETP_EBADARG;
+    l->u = (int32_t *)u->data;
     etp_reset_state();
     etp_det_init(&l->det);
     etp_fe_stream_start(&l->fe);

@@ -341,14 +341,11 @@ static uint16_t cmd_read_fe(etp_server_t *s, const uint8_t *q, uint16_t len) {
 }
 #endif
 
-/* The optimizer's step count (the "opt_steps" tensor): a training step learned when it moved. NULL when the
- * model has none. */
+/* The optimizer's step count (the "opt_steps" tensor, one u32): a training step learned when it moved. NULL when
+ * the model has none of that type and size. */
 static const uint32_t *opt_steps(void) {
-    for (uint32_t i = 0; i < etp_tensor_count(); i++) {
-        const etp_tensor_t *t = etp_tensor(i);
-        if (strcmp(t->name, "opt_steps") == 0) return (const uint32_t *)t->data;
-    }
-    return NULL;
+    const etp_tensor_t *t = etp_tensor_find("opt_steps", ETP_U32, 1);
+    return t ? (const uint32_t *)t->data : NULL;
 }
 
 static uint16_t cmd_audio(etp_server_t *s, uint8_t cmd, const uint8_t *q, uint16_t len) {

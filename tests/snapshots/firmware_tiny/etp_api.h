@@ -24,6 +24,7 @@
 #define ETP_API_H
 
 #include <stdint.h>
+#include <string.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -77,6 +78,18 @@ uint32_t etp_state_digest(void);
 
 uint32_t etp_tensor_count(void);
 const etp_tensor_t *etp_tensor(uint32_t i);   /* NULL if i >= etp_tensor_count() */
+/* The tensor named `name`, or NULL unless one has that name, that dtype (ETP_I8 ... ETP_U32) and that element
+ * count: a caller that casts t->data is then sure of what it points at. Inline over the two calls above, so a
+ * test double of the table has it too. */
+static inline const etp_tensor_t *etp_tensor_find(const char *name, uint8_t dtype, uint32_t count)
+{
+    uint32_t i;
+    for (i = 0; i < etp_tensor_count(); i++) {
+        const etp_tensor_t *t = etp_tensor(i);
+        if (strcmp(t->name, name) == 0) return t->dtype == dtype && t->count == count ? t : NULL;
+    }
+    return NULL;
+}
 
 /* Extensions (optional for a host): the optimizer settings also live in the writable
  * tensor "opt_cfg" = {kind, lr_m, lr_e, beta_shift, train_all, clip}.
