@@ -42,8 +42,9 @@ REAL="${EDGETP_REAL_WAVS:-tests/data/real}"
 P="--protocol --reset hard --shift 8 --noise 0.1 --log-gain 1000"   # + --lr and --seed: kws-paper 5e-4 and 2, kws-mcu-64k 1e-3 and 0
 # >>> KWS_MCU_PRETRAIN: how the on-device default kws-mcu is made (without --out), after kws-paper.
 # One power-of-two scale per row of the int8 hidden layer (row_scales): per tensor, the real-mix model loses 24 pp
-# on the device rule (experiments/results/real_speech).
-KWS_MCU_PRETRAIN="edgetp pretrain --kws --from models/kws-paper/model.npz --data-root $MIX_ROOT --ft train=readout --ft optimizer=colnorm --ft lr=1e-4 --ft update_every=2 --record-fixed --device hbits=8 --device frozen_hidden=true --device row_scales=true"
+# on the device rule (experiments/results/real_speech). Fine-tuning lr 5e-5 (twenty-second session): the same 3-shot
+# query as 1e-4 on the real development speakers, the other speakers' loss 5.2 -> 1.5 pp.
+KWS_MCU_PRETRAIN="edgetp pretrain --kws --from models/kws-paper/model.npz --data-root $MIX_ROOT --ft train=readout --ft optimizer=colnorm --ft lr=5e-5 --ft update_every=2 --record-fixed --device hbits=8 --device frozen_hidden=true --device row_scales=true"
 # >>> KWS_PAPER_FT: kws-paper's fine-tuning defaults, chosen on the development group after its pretraining run
 # (the seventh session added the support-set augmentation); kws-mcu derives from the pretraining run's output.
 KWS_PAPER_FT="edgetp pretrain --kws --from models/kws-paper/model.npz --ft targets=classes --ft batch=8 --ft lr=2e-4 --ft epochs=9 --ft rehearsal=2 --ft shift=8 --ft noise=0.4"

@@ -217,6 +217,11 @@ def test_the_device_sentence_says_what_the_session_taught(tmp_path):
     (tmp_path / "device" / "hil.json").write_text(json.dumps({**run, "target": "qemu-rv32", "query_limit": 20}))
     text = device_texts(tmp_path, "h")[0]
     assert "`edgetp hil --target qemu-rv32 --model kws-mcu --shots 1 --set query_limit=20`" in text
+    # a session that learned at another rate than the model records is flagged, one at the same is not
+    (tmp_path / "device" / "hil.json").write_text(json.dumps({**run, "lr": 1e-4}))
+    assert "(learned at lr 0.0001, the model records 5e-05: re-measure)" in device_texts(tmp_path, "h", 5e-5)[0]
+    assert "re-measure" not in device_texts(tmp_path, "h", 1e-4)[0]
+    assert "re-measure" in device_texts(tmp_path, "other", 1e-4)[0]
 
 
 def test_a_run_appended_to_the_ledger_leaves_the_committed_card_valid(tmp_path):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import sys
 from pathlib import Path
@@ -278,17 +279,22 @@ def memory_text(d: Path, model: Model) -> str:
         f"`edgetp export --model {d.name} --c DIR`: RAM {tot['ram']:,} B ({parts('ram')}), "
         f"flash {tot['flash']:,} B ({parts('flash')})."
     )
-    return " ".join([text, *device_texts(d, qmodel_hash(qm))])
+    lr = ((model.recipe or {}).get("finetune") or {}).get("lr")
+    return " ".join([text, *device_texts(d, qmodel_hash(qm), lr)])
 
 
-def device_texts(d: Path, qhash: str) -> list[str]:
+def device_texts(d: Path, qhash: str, lr: float | None = None) -> list[str]:
     """One sentence per ``device/*.json`` (written by ``edgetp hil --json``); ``qhash``: the
-    hash of the integer model the card describes, to flag figures measured on another."""
+    hash of the integer model the card describes, to flag figures measured on another; ``lr``: the
+    model's recorded fine-tuning rate, to flag a session that learned at another (the integer model's
+    hash covers its arrays, not the rate the firmware is built with)."""
     out = []
     for f in sorted((d / "device").glob("*.json")):
         r = json.loads(f.read_text())
         img, tr, inf = r.get("image") or {}, r.get("train_step") or {}, r.get("infer_step") or {}
         stale = "" if r.get("model_hash") == qhash else " (measured on another integer model: re-measure)"
+        if not stale and lr is not None and r.get("lr") is not None and not math.isclose(r["lr"], lr):
+            stale = f" (learned at lr {r['lr']:g}, the model records {lr:g}: re-measure)"
         unit = r.get("counter", "counts")
         audio, fe = (" --audio", r.get("frontend") or {}) if r.get("audio") else ("", None)
         if r.get("query_limit"):  # a shorter session (the recipe's query_limit): the command says so
