@@ -125,7 +125,7 @@ def test_shipped_models_load_and_match_their_cards():
     assert load_model("kws-paper").recipe["finetune"] == {
         "targets": "classes",
         "batch": 8,
-        "lr": 2e-4,
+        "lr": 5e-5,
         "epochs": 9,
         "rehearsal": 2.0,
         "shift": 8,
