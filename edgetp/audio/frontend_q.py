@@ -220,6 +220,11 @@ class InputNorm:
                 "implements fixed per-feature divisors (norm_scale) only"
             )
         fe = model.frontend or {}
+        if fe.get("channel_norm"):
+            raise EdgetpError(
+                "the model normalises each mel band by its mean (frontend channel_norm); the integer frontend "
+                "has no twin of it yet: run this model with the float frontend"
+            )
         return cls.from_scale(
             model.norm_scale,
             qm.fx,

@@ -73,8 +73,46 @@ def running_max(log2_s: np.ndarray, decay: int) -> np.ndarray:
     return m[..., None]
 
 
+# Per-channel normalisation (issue 26, the frontend's normalisation): each band's mean log power over the
+# utterance's active frames (frame peak within CN_ACTIVE octaves of the utterance's), powers floored CN_FLOOR octaves
+# below the utterance's peak so that digital silence cannot pull a mean to -inf.
+CN_ACTIVE = 6.0  # octaves (~18 dB)
+CN_FLOOR = 24.0  # octaves (~72 dB: a band of a speech frame sits 40 dB or more below its peak at 4 kHz)
+
+
+def check_channel_norm(alpha, what: str) -> float:
+    """``alpha`` as a float if the per-channel normalisation takes it (0: off, 1: each band's mean removed),
+    else an EdgetpError naming ``what``."""
+    try:
+        a = float(alpha)
+    except (TypeError, ValueError):
+        a = float("nan")
+    if not (np.isfinite(a) and 0.0 <= a <= 1.0):
+        raise EdgetpError(
+            f"{what} must be a number in 0..1 (0: off, 1: each band's mean log power removed), got {alpha}"
+        )
+    return a
+
+
+def normalise_channels(l2: np.ndarray, alpha: float) -> np.ndarray:
+    """Per-channel (cepstral-mean-like) normalisation of log2 mel powers relative to the utterance's peak
+    (…, T, bands; -inf for silence): ``l2 - alpha * (mu_b - mean_b mu_b)``, mu_b the band's mean of
+    max(l2, -CN_FLOOR) over the active frames (frame peak >= -CN_ACTIVE). A microphone's or room's fixed
+    colouring is a constant per band in this domain; removing each band's mean (relative to the bands'
+    average, so the level stays) removes it. The result is re-peaked by the caller."""
+    floor = np.maximum(l2, -CN_FLOOR)
+    peak = np.max(l2, axis=-1, keepdims=True)
+    active = peak >= np.max(peak, axis=-2, keepdims=True) - CN_ACTIVE
+    mu = np.sum(np.where(active, floor, 0.0), axis=-2, keepdims=True) / np.sum(active, axis=-2, keepdims=True)
+    return l2 - alpha * (mu - np.mean(mu, axis=-1, keepdims=True))
+
+
 def recompress(
-    x: np.ndarray, gain: float, running_max_decay: int | None = None, running_max_ahead: int = 0
+    x: np.ndarray,
+    gain: float,
+    running_max_decay: int | None = None,
+    running_max_ahead: int = 0,
+    channel_alpha: float = 0.0,
 ) -> np.ndarray:
     """The paper frontend's features with a stronger log: ``log1p(gain * S / max S)`` instead of
     ``log1p(S / max S)`` (computed from the log-mel block, ``expm1`` undoes the paper's log1p),
@@ -83,22 +121,30 @@ def recompress(
     With ``running_max_decay`` D, ``max S`` is the causal running maximum (:func:`running_max`) instead of the
     utterance's: the streamable normalisation (issue 32); ``running_max_ahead`` A > 0 reads it A frames later
     (:func:`read_ahead`: causal with A frames of latency). Frames x features (…, 101, 120) in, the same shape out
-    (float32)."""
+    (float32). ``channel_alpha`` > 0 applies :func:`normalise_channels` first (whole-utterance, like the utterance's
+    maximum; not with the running maximum)."""
     if running_max_ahead and running_max_decay is None:
         raise EdgetpError("a running-maximum look-ahead needs a running maximum (running_max_decay)")
-    if gain == 1.0 and running_max_decay is None:
+    if channel_alpha and running_max_decay is not None:
+        raise EdgetpError("the per-channel normalisation is whole-utterance: not with a running maximum")
+    if gain == 1.0 and running_max_decay is None and not channel_alpha:
         return x
     x = np.asarray(x)
     if x.ndim == 3 and len(x) > RECOMPRESS_CHUNK:  # float64 temporaries of a whole corpus would not fit in RAM
         out = np.empty(x.shape, np.float32)
         for i in range(0, len(x), RECOMPRESS_CHUNK):
             out[i : i + RECOMPRESS_CHUNK] = recompress(
-                x[i : i + RECOMPRESS_CHUNK], gain, running_max_decay, running_max_ahead
+                x[i : i + RECOMPRESS_CHUNK], gain, running_max_decay, running_max_ahead, channel_alpha
             )
         return out
     from edgetp.audio.frontend import DELTA1, DELTA2, N_MELS
 
     r = np.expm1(np.asarray(x[..., :N_MELS], dtype=np.float64))
+    if channel_alpha:
+        with np.errstate(divide="ignore"):
+            l2 = normalise_channels(np.log2(r), channel_alpha)
+        top = np.max(l2, axis=(-2, -1), keepdims=True)
+        r = np.where(np.isfinite(top), np.exp2(l2 - np.where(np.isfinite(top), top, 0.0)), 0.0)
     if running_max_decay is not None:
         with np.errstate(divide="ignore"):
             l2 = np.log2(r)
@@ -118,6 +164,7 @@ class ModelInputs:
     log_gain: float = 1.0
     running_max_decay: int | None = None  # frontend["running_max_decay"]: the causal running maximum
     running_max_ahead: int = 0  # frontend["running_max_ahead"]: frames the running maximum is read later
+    channel_norm: float = 0.0  # frontend["channel_norm"]: alpha of the per-channel normalisation
 
     @property
     def per_utterance(self) -> bool:
@@ -129,7 +176,9 @@ class ModelInputs:
 
     def apply(self, batch: np.ndarray) -> np.ndarray:
         return self.norm.apply(
-            recompress(np.asarray(batch), self.log_gain, self.running_max_decay, self.running_max_ahead)
+            recompress(
+                np.asarray(batch), self.log_gain, self.running_max_decay, self.running_max_ahead, self.channel_norm
+            )
         )
 
 

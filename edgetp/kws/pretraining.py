@@ -41,6 +41,13 @@ class Pretraining:
         "normalise by a causal running maximum of S that falls by D/256 of an octave (2.35 D dB/s) per frame "
         "instead of the utterance's max S (streamable; recorded in the model's frontend)",
     )
+    channel_norm: float = setting(
+        0.0,
+        "per-channel normalisation: remove A (0..1) of each mel band's mean log power over the utterance's active "
+        "frames (a microphone's colouring; recorded in the model's frontend)",
+        lo=0,
+        hi=1,
+    )
     warp: float = setting(0.0, "augmentation: mel-axis (vocal-tract-length) warp by a random factor in 1 +- W")
     shift: int = setting(0, "augmentation: random time shift up to +-N frames")
     time_mask: int = setting(0, "augmentation: zero a random run of up to N frames (SpecAugment's time mask)", lo=0)
@@ -88,6 +95,9 @@ class Pretraining:
             for f in fields(self)
             if f.name not in skip
             and getattr(self, f.name) is not None
-            and not (f.name in ("log_gain", "warp", "time_mask", "freq_mask") and getattr(self, f.name) == f.default)
+            and not (
+                f.name in ("log_gain", "channel_norm", "warp", "time_mask", "freq_mask")
+                and getattr(self, f.name) == f.default
+            )
         ]
         return " ".join(words) + (" --per-utterance-norm" if self.per_utterance_norm else "")

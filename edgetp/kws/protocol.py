@@ -17,7 +17,8 @@ import numpy as np
 
 from edgetp.errors import EdgetpError
 from edgetp.kws.job import GridJob
-from edgetp.kws.data import ModelInputs, check_gain, check_running_max, check_running_max_ahead, speaker_data
+from edgetp.kws.data import ModelInputs, check_channel_norm, check_gain, check_running_max, check_running_max_ahead
+from edgetp.kws.data import speaker_data
 from edgetp.kws.data import training_set
 from edgetp.kws.train import Recipe, accuracy, confusion, fit
 from edgetp.model import Model
@@ -34,7 +35,8 @@ def model_norm(model: Model):
     shift = check_running_max(model.frontend.get("running_max_decay"), "the model's frontend running_max_decay")
     ahead = model.frontend.get("running_max_ahead", 0)
     ahead = check_running_max_ahead(ahead, "the model's frontend running_max_ahead")
-    return ModelInputs(norm, gain, shift, ahead)
+    alpha = check_channel_norm(model.frontend.get("channel_norm", 0.0), "the model's frontend channel_norm")
+    return ModelInputs(norm, gain, shift, ahead, alpha)
 
 
 def cell_data(
