@@ -39,7 +39,7 @@ def test_a_microphones_colouring_is_mostly_removed():
     x, y = features(w, sr)[None], features(scipy.signal.lfilter([1.0, -0.9], [1.0], w), sr)[None]
 
     def gap(alpha):
-        fx, fy = recompress(x, 1000.0, channel_alpha=alpha), recompress(y, 1000.0, channel_alpha=alpha)
+        fx, fy = recompress(x, 1000.0, channel_norm=alpha), recompress(y, 1000.0, channel_norm=alpha)
         return float(np.abs(fx - fy)[..., :40].mean())
 
     assert gap(1.0) < 0.5 * gap(0.0), (gap(0.0), gap(1.0))  # measured 0.206 -> 0.067
@@ -47,9 +47,9 @@ def test_a_microphones_colouring_is_mostly_removed():
 
 def test_off_is_the_old_features_and_silence_stays_zero():
     x = features(_speech()[0])[None]
-    np.testing.assert_array_equal(recompress(x, 1000.0, channel_alpha=0.0), recompress(x, 1000.0))
-    assert not recompress(np.zeros((2, 101, 120), np.float32), 1000.0, channel_alpha=1.0).any()
-    out = recompress(x, 1000.0, channel_alpha=1.0)
+    np.testing.assert_array_equal(recompress(x, 1000.0, channel_norm=0.0), recompress(x, 1000.0))
+    assert not recompress(np.zeros((2, 101, 120), np.float32), 1000.0, channel_norm=1.0).any()
+    out = recompress(x, 1000.0, channel_norm=1.0)
     assert np.isfinite(out).all() and out[..., :40].max() == pytest.approx(np.log1p(1000.0), rel=1e-5)
 
 
@@ -57,9 +57,9 @@ def test_chunked_equals_whole(monkeypatch):
     import edgetp.kws.data as data
 
     x = np.log1p(np.random.default_rng(0).random((9, 101, 120))).astype(np.float32)
-    whole = recompress(x, 1000.0, channel_alpha=0.7)
+    whole = recompress(x, 1000.0, channel_norm=0.7)
     monkeypatch.setattr(data, "RECOMPRESS_CHUNK", 4)
-    np.testing.assert_array_equal(recompress(x, 1000.0, channel_alpha=0.7), whole)
+    np.testing.assert_array_equal(recompress(x, 1000.0, channel_norm=0.7), whole)
 
 
 @pytest.mark.parametrize("bad", [-0.1, 1.5, float("nan"), "x", None])
@@ -70,7 +70,7 @@ def test_bad_alpha_is_a_clear_error(bad):
 
 def test_not_with_a_running_maximum():
     with pytest.raises(EdgetpError, match="whole-utterance"):
-        recompress(np.zeros((1, 101, 120), np.float32), 1000.0, 2, channel_alpha=1.0)
+        recompress(np.zeros((1, 101, 120), np.float32), 1000.0, 2, channel_norm=1.0)
 
 
 def test_the_model_records_it_and_the_integer_frontend_refuses_it(tmp_path):
@@ -90,7 +90,7 @@ def test_the_model_records_it_and_the_integer_frontend_refuses_it(tmp_path):
     save_model(m, tmp_path / "m.npz")
     back = load_model(tmp_path / "m.npz")
     x = features(_speech()[0])[None]
-    np.testing.assert_array_equal(model_norm(back).apply(x), recompress(x, 1000.0, channel_alpha=0.5))
+    np.testing.assert_array_equal(model_norm(back).apply(x), recompress(x, 1000.0, channel_norm=0.5))
     got = model_norm(back)
     assert (got.log_gain, got.running_max_decay, got.running_max_ahead, got.channel_norm) == (1000.0, None, 0, 0.5)
     with pytest.raises(EdgetpError, match="channel_norm"):

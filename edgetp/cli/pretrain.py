@@ -172,8 +172,7 @@ def real_parts(root) -> dict | None:
 
 def run(args) -> int:
     from edgetp.audio.frontend import NormConstants
-    from edgetp.kws.data import ModelInputs, check_channel_norm, check_gain, check_running_max, features
-    from edgetp.kws.data import open_corpus, recompress
+    from edgetp.kws.data import ModelInputs, check_gain, check_running_max, features, open_corpus, recompress
     from edgetp.kws.pretraining import Pretraining
     from edgetp.kws.train import AUGMENT, accuracy, check_augment, fit
     from edgetp.model import Model, save_model
@@ -211,7 +210,6 @@ def run(args) -> int:
     t0 = time.perf_counter()
     check_gain(s.log_gain, "--log-gain")
     check_running_max(s.running_max, "--running-max")
-    check_channel_norm(s.channel_norm, "--channel-norm")
     check_augment(s.shift, s.noise, s.warp, s.time_mask, s.freq_mask, [f"--{k.replace('_', '-')}" for k in AUGMENT])
     raw = recompress(np.asarray(features(corpus, pre)), s.log_gain, s.running_max, 0, s.channel_norm)
     norm = ModelInputs(

@@ -112,7 +112,7 @@ def recompress(
     gain: float,
     running_max_decay: int | None = None,
     running_max_ahead: int = 0,
-    channel_alpha: float = 0.0,
+    channel_norm: float = 0.0,
 ) -> np.ndarray:
     """The paper frontend's features with a stronger log: ``log1p(gain * S / max S)`` instead of
     ``log1p(S / max S)`` (computed from the log-mel block, ``expm1`` undoes the paper's log1p),
@@ -121,28 +121,28 @@ def recompress(
     With ``running_max_decay`` D, ``max S`` is the causal running maximum (:func:`running_max`) instead of the
     utterance's: the streamable normalisation (issue 32); ``running_max_ahead`` A > 0 reads it A frames later
     (:func:`read_ahead`: causal with A frames of latency). Frames x features (…, 101, 120) in, the same shape out
-    (float32). ``channel_alpha`` > 0 applies :func:`normalise_channels` first (whole-utterance, like the utterance's
+    (float32). ``channel_norm`` > 0 applies :func:`normalise_channels` first (whole-utterance, like the utterance's
     maximum; not with the running maximum)."""
     if running_max_ahead and running_max_decay is None:
         raise EdgetpError("a running-maximum look-ahead needs a running maximum (running_max_decay)")
-    if channel_alpha and running_max_decay is not None:
+    if channel_norm and running_max_decay is not None:
         raise EdgetpError("the per-channel normalisation is whole-utterance: not with a running maximum")
-    if gain == 1.0 and running_max_decay is None and not channel_alpha:
+    if gain == 1.0 and running_max_decay is None and not channel_norm:
         return x
     x = np.asarray(x)
     if x.ndim == 3 and len(x) > RECOMPRESS_CHUNK:  # float64 temporaries of a whole corpus would not fit in RAM
         out = np.empty(x.shape, np.float32)
         for i in range(0, len(x), RECOMPRESS_CHUNK):
             out[i : i + RECOMPRESS_CHUNK] = recompress(
-                x[i : i + RECOMPRESS_CHUNK], gain, running_max_decay, running_max_ahead, channel_alpha
+                x[i : i + RECOMPRESS_CHUNK], gain, running_max_decay, running_max_ahead, channel_norm
             )
         return out
     from edgetp.audio.frontend import DELTA1, DELTA2, N_MELS
 
     r = np.expm1(np.asarray(x[..., :N_MELS], dtype=np.float64))
-    if channel_alpha:
+    if channel_norm:
         with np.errstate(divide="ignore"):
-            l2 = normalise_channels(np.log2(r), channel_alpha)
+            l2 = normalise_channels(np.log2(r), channel_norm)
         top = np.max(l2, axis=(-2, -1), keepdims=True)
         r = np.where(np.isfinite(top), np.exp2(l2 - np.where(np.isfinite(top), top, 0.0)), 0.0)
     if running_max_decay is not None:
