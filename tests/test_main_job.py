@@ -115,17 +115,18 @@ def test_shipped_models_load_and_match_their_cards():
     # the recorded fine-tuning defaults the cards' headline rows use
     for name in ("kws-mcu", "kws-mcu-64k"):
         assert load_model(name).recipe["finetune"]["optimizer"] == "colnorm"
-    # kws-mcu learns on every second frame (it kept its accuracy at half the training steps) at lr 5e-5, which cut
-    # what the other real development speakers lose after 3 shots from 5.2 (1e-4) to 1.5 pp (its card)
+    # kws-mcu learns on every second frame (it kept its accuracy at half the training steps) at lr 2.5e-5: with the
+    # pretraining at peak lr 2.5e-4, what the other real development speakers lose after 3 shots is 5.2 pp at 5e-5
+    # and 3.5 pp at 2.5e-5 (its card)
     assert {k: load_model("kws-mcu").recipe["finetune"][k] for k in ("lr", "update_every")} == {
-        "lr": 5e-5,
+        "lr": 2.5e-5,
         "update_every": 2,
     }
     # kws-paper augments what it fine-tunes on and learns 9 epochs: the recipe the development group chose (its card)
     assert load_model("kws-paper").recipe["finetune"] == {
         "targets": "classes",
         "batch": 8,
-        "lr": 5e-5,
+        "lr": 2.5e-5,
         "epochs": 9,
         "rehearsal": 2.0,
         "shift": 8,
@@ -181,8 +182,9 @@ def test_finetune_adapts_to_the_shipped_real_speakers(cli, tmp_path):
     assert d["others"]["split"] == "testing" and set(d["others"]["speakers"]) <= set(parts["choose"])
     assert all(s["support"] == 30 for s in d["per_seed"])  # 3 clips of each core word
     assert not ledger.exists()
-    # real people gain from three shots (development figure of the shipped kws-mcu, float rule: 28.1 -> 62.4 %)
-    assert d["query_acc_after"] >= d["query_acc_before"] + 10, d
+    # real people gain from three shots (development figure of the shipped kws-mcu c3c1107ace67, float rule, lr
+    # 2.5e-5: 57.1 -> 66.9 %; the synthetic-only kws-mcu of the tenth session: 28.1 -> 62.4 %)
+    assert d["query_acc_after"] >= d["query_acc_before"] + 5, d
 
 
 def test_finetune_real_refuses_what_is_not_a_real_view(cli, tmp_path):
